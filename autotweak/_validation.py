@@ -1,0 +1,134 @@
+"""Small, generic checks for user input: each error names the field, the rule, the value.
+
+A :class:`Where` carries the file and the dotted field path, so that every message reads
+``"exp.yaml: 'budget.trials' must be an integer >= 1, got 0."``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from autotweak.exceptions import SpecError
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a value came from: a source (file name or ``"<python>"``) and a field path."""
+
+    source: str | None = None
+    field: str | None = None
+
+    def child(self, key: str | int) -> Where:
+        """Return the location of ``key`` inside this one."""
+        part = f"[{key}]" if isinstance(key, int) else str(key)
+        if self.field is None:
+            return Where(self.source, part)
+        joiner = "" if isinstance(key, int) else "."
+        return Where(self.source, f"{self.field}{joiner}{part}")
+
+    def fail(self, rule: str, value: Any = _MISSING, cls: type[SpecError] = SpecError) -> SpecError:
+        """Build the error for a broken rule; ``value`` is shown when given."""
+        shown = "" if value is _MISSING else f", got {value!r}"
+        return cls(f"{rule}{shown}.", source=self.source, field=self.field)
+
+
+def check_keys(
+    data: Mapping[str, Any],
+    where: Where,
+    *,
+    allowed: Iterable[str],
+    required: Iterable[str] = (),
+    cls: type[SpecError] = SpecError,
+) -> None:
+    """Reject unknown keys (with a "did you mean" hint) and missing required ones."""
+    allowed = list(allowed)
+    for key in data:
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), allowed, n=1)
+            tip = f"; did you mean '{hint[0]}'?" if hint else f"; allowed keys: {', '.join(allowed)}"
+            raise cls(
+                f"is not a known key{tip}",
+                source=where.source,
+                field=where.child(str(key)).field,
+            )
+    for key in required:
+        if key not in data:
+            raise where.child(key).fail("is required but missing", cls=cls)
+
+
+def as_mapping(value: Any, where: Where, cls: type[SpecError] = SpecError) -> Mapping[str, Any]:
+    """Return ``value`` if it is a mapping with string keys."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise where.fail("must be a mapping of names to values", value, cls)
+    return value
+
+
+def as_str(value: Any, where: Where, *, choices: Iterable[str] | None = None) -> str:
+    """Return ``value`` if it is a non-empty string (and one of ``choices``, if given)."""
+    if not isinstance(value, str) or not value.strip():
+        raise where.fail("must be a non-empty string", value)
+    if choices is not None:
+        options = list(choices)
+        if value not in options:
+            hint = difflib.get_close_matches(value, options, n=1)
+            tip = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise where.fail(f"must be one of {', '.join(options)}{tip}", value)
+    return value
+
+
+def as_bool(value: Any, where: Where) -> bool:
+    """Return ``value`` if it is a boolean."""
+    if not isinstance(value, bool):
+        raise where.fail("must be true or false", value)
+    return value
+
+
+def as_int(value: Any, where: Where, *, minimum: int | None = None) -> int:
+    """Return ``value`` if it is an integer (not a bool) and at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise where.fail("must be an integer" + _at_least(minimum), value)
+    if minimum is not None and value < minimum:
+        raise where.fail("must be an integer" + _at_least(minimum), value)
+    return value
+
+
+def as_float(
+    value: Any, where: Where, *, minimum: float | None = None, strict_minimum: bool = False
+) -> float:
+    """Return ``value`` as a finite float; numeric strings such as ``"1e-4"`` are accepted.
+
+    YAML 1.1 reads ``1e-4`` as a string, so refusing it would punish a common spelling.
+    """
+    number: float
+    if isinstance(value, bool):
+        raise where.fail("must be a number", value)
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise where.fail("must be a number", value) from None
+    else:
+        raise where.fail("must be a number", value)
+    if not math.isfinite(number):
+        raise where.fail("must be a finite number", value)
+    if minimum is not None:
+        below = number <= minimum if strict_minimum else number < minimum
+        if below:
+            sign = ">" if strict_minimum else ">="
+            raise where.fail(f"must be a number {sign} {minimum:g}", value)
+    return number
+
+
+def _at_least(minimum: int | None) -> str:
+    return "" if minimum is None else f" >= {minimum}"

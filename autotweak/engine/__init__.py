@@ -1,0 +1,22 @@
+"""The search engine: studies, workers, executors, budgets and the ask/tell API."""
+
+from autotweak.engine._ask_tell import Study
+from autotweak.engine._executors import BaseExecutor, InlineExecutor, ProcessExecutor
+from autotweak.engine._monitor import Progress
+from autotweak.engine._optimize import StudyResult, optimize
+from autotweak.engine._registry import PRUNERS, SAMPLERS
+from autotweak.engine._trial import Trial, TrialPruned
+
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "BaseExecutor",
+    "InlineExecutor",
+    "ProcessExecutor",
+    "Progress",
+    "Study",
+    "StudyResult",
+    "Trial",
+    "TrialPruned",
+    "optimize",
+]

@@ -1,0 +1,149 @@
+"""The ask/tell API, for people who own their training loop."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import optuna
+
+from autotweak.engine._budget import BudgetView, ask_lock
+from autotweak.engine._optimize import Prepared, _close, prepare
+from autotweak.engine._registry import build_pruner, build_sampler
+from autotweak.engine._session import Outcome, TrialSession
+from autotweak.engine._storage import fail_stale, heartbeat, make_storage, quiet_optuna
+from autotweak.engine._study import ATTR
+from autotweak.engine._trial import Trial
+from autotweak.engine._worker import make_stale_handler
+from autotweak.exceptions import AutotweakError
+from autotweak.spec import Experiment, load_experiment
+from autotweak.tracking import StudySummary
+
+__all__ = ["Study"]
+
+_STATES = ("complete", "pruned", "failed")
+
+
+class Study:
+    """A study driven by your own loop: ``ask`` for a trial, train, ``tell`` the result.
+
+    Example:
+        >>> with Study(experiment) as study:  # doctest: +SKIP
+        ...     while (trial := study.ask()) is not None:
+        ...         for epoch in range(1, 31):
+        ...             score = train_one_epoch(trial.config)
+        ...             trial.report(score, step=epoch)
+        ...             if trial.should_prune():
+        ...                 study.tell(trial, state="pruned")
+        ...                 break
+        ...         else:
+        ...             study.tell(trial, score)
+    """
+
+    def __init__(
+        self, experiment: Experiment | str | os.PathLike[str], *, resume: bool = False, track: bool = True
+    ) -> None:
+        if not isinstance(experiment, Experiment):
+            experiment = load_experiment(Path(experiment), check_objective=False)
+        self._prepared: Prepared = prepare(experiment, resume=resume, track=track)
+        ctx = self._prepared.context
+        tracker = self._prepared.tracker
+        self._storage = make_storage(
+            ctx.storage_url,
+            heartbeat_interval=experiment.execution.heartbeat_interval,
+            grace_period=experiment.execution.grace_period,
+            on_stale=make_stale_handler(tracker, experiment.execution.max_retries),
+        )
+        self._study = optuna.load_study(
+            study_name=experiment.name,
+            storage=self._storage,
+            sampler=build_sampler(experiment.sampler, experiment.space, experiment.seed),
+            pruner=build_pruner(experiment.pruner, experiment.metric),
+        )
+        self._session = TrialSession(ctx, self._study, tracker, experiment.seed)
+        self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
+        self._summary: StudySummary | None = None
+
+    @property
+    def experiment(self) -> Experiment:
+        """The experiment this study runs."""
+        return self._prepared.experiment
+
+    @property
+    def optuna_study(self) -> optuna.Study:
+        """The underlying Optuna study."""
+        return self._study
+
+    def ask(self) -> Trial | None:
+        """A new trial, or ``None`` once the budget is spent."""
+        fail_stale(self._study)
+        ctx = self._prepared.context
+        with ask_lock(ctx.storage_url, self._study.study_name):
+            view = BudgetView.of(self._study.get_trials(deepcopy=False), ATTR.RETRY_OF, ATTR.COMPUTE)
+            if view.exhausted(self.experiment.budget, ctx.deadline) is not None:
+                return None
+            with quiet_optuna():
+                trial = self._study.ask()
+        handle = self._session.begin(trial, auto_prune=False)
+        stack = ExitStack()
+        stack.enter_context(heartbeat(self._storage, trial._trial_id, self.experiment.execution.heartbeat_interval))
+        self._open[trial.number] = (handle, time.monotonic(), stack)
+        return handle
+
+    def tell(
+        self, trial: Trial, value: float | None = None, *, state: str = "complete", error: str | None = None
+    ) -> None:
+        """Finish ``trial``: ``state`` is ``"complete"`` (with a value), ``"pruned"`` or ``"failed"``.
+
+        A non-finite value makes the trial failed, as it does under ``optimize``.
+        """
+        if state not in _STATES:
+            raise AutotweakError(f"'state' of tell() must be one of {', '.join(_STATES)}, got {state!r}.")
+        if trial.number not in self._open:
+            raise AutotweakError(f"trial {trial.number} is not open in this study (told twice?).")
+        handle, started, stack = self._open.pop(trial.number)
+        stack.close()
+        outcome = self._outcome(handle, value, state, error)
+        self._session.finish(handle, outcome, time.monotonic() - started)
+
+    def _outcome(self, handle: Trial, value: float | None, state: str, error: str | None) -> Outcome:
+        if state == "complete":
+            if value is None or not math.isfinite(float(value)):
+                return Outcome("failed", None, f"the trial was told a value of {value!r}, not a finite number")
+            return Outcome("complete", float(value))
+        if state == "pruned":
+            last = handle.steps[-1][1] if handle.steps else value
+            return Outcome("pruned", last)
+        return Outcome("failed", None, error or "told as failed")
+
+    def close(self) -> StudySummary:
+        """Fail trials still open, write the summary and close the study's record."""
+        if self._summary is None:
+            for handle, _, _ in list(self._open.values()):
+                self.tell(handle, state="failed", error="still open when the study was closed")
+            self._summary = _close(self._prepared, interrupted=False)
+        return self._summary
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def summary(self) -> StudySummary:
+        """Counts by state and the best trial so far."""
+        from autotweak.engine._study import summarize
+
+        return self._summary or summarize(self._study)
+
+    def __repr__(self) -> str:
+        return f"Study(name={self.experiment.name!r})"
+

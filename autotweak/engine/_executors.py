@@ -1,0 +1,132 @@
+"""Executors: where the worker loop runs. One seam, several places."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import multiprocessing as mp
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from typing import Any
+
+from autotweak.engine._worker import WorkerContext, WorkerResult, run_worker
+
+__all__ = ["BaseExecutor", "InlineExecutor", "ProcessExecutor", "EXECUTORS"]
+
+_log = logging.getLogger(__name__)
+
+
+class BaseExecutor(abc.ABC):
+    """Runs the worker loop somewhere and returns what each worker did."""
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What this executor is."""
+        return {"name": type(self).__name__}
+
+    @abc.abstractmethod
+    def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
+        """Run workers for the study in ``ctx`` until its budget is spent."""
+
+
+class InlineExecutor(BaseExecutor):
+    """Runs trials one after another in this process."""
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"name": "inline", "workers": 1}
+
+    def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
+        return [run_worker(ctx, objective)]
+
+
+class ProcessExecutor(BaseExecutor):
+    """Runs ``workers`` local worker processes (spawned, not forked) on one storage.
+
+    Ctrl-C reaches every worker: each finishes its bookkeeping, records its running trial
+    as interrupted, and exits; nothing is left half-written.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"name": "processes", "workers": self.workers}
+
+    def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
+        spawn = mp.get_context("spawn")
+        level = logging.getLogger("autotweak").getEffectiveLevel()
+        procs: list[tuple[Any, Connection]] = []
+        for index in range(self.workers):
+            receiver, sender = spawn.Pipe(duplex=False)
+            proc = spawn.Process(
+                target=_process_main,
+                args=(replace(ctx, worker_index=index), objective, sender, level),
+                name=f"autotweak-worker-{index}",
+            )
+            proc.start()
+            sender.close()
+            procs.append((proc, receiver))
+        return self._collect(procs)
+
+    def _collect(self, procs: list[tuple[Any, Connection]]) -> list[WorkerResult]:
+        results: list[WorkerResult] = []
+        interrupted = False
+        for proc, receiver in procs:
+            while True:
+                try:
+                    proc.join()
+                    break
+                except KeyboardInterrupt:
+                    interrupted = True
+                    _forward_interrupt(procs)
+            result = receiver.recv() if receiver.poll() else None
+            if result is None:
+                _log.error("worker %s exited with code %s without a result", proc.name, proc.exitcode)
+                result = WorkerResult(stop_reason=f"crashed (exit code {proc.exitcode})")
+            results.append(result)
+        if interrupted:
+            for result in results:
+                result.interrupted = True
+        return results
+
+
+def _forward_interrupt(procs: list[tuple[Any, Connection]]) -> None:
+    for proc, _ in procs:
+        if proc.is_alive() and proc.pid is not None:
+            try:
+                os.kill(proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+
+def _process_main(
+    ctx: WorkerContext, objective: Callable[..., Any] | None, sender: Connection, level: int
+) -> None:
+    logger = logging.getLogger("autotweak")
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(f"[worker {ctx.worker_index}] %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    try:
+        result = run_worker(ctx, objective)
+    except KeyboardInterrupt:
+        result = WorkerResult(stop_reason="interrupted", interrupted=True)
+    sender.send(result)
+    sender.close()
+
+
+EXECUTORS: dict[str, Callable[[int], BaseExecutor]] = {
+    "inline": lambda workers: InlineExecutor(),
+    "processes": ProcessExecutor,
+}
+
+
+def executor_for(workers: int) -> BaseExecutor:
+    """The default executor: inline for one worker, processes for more."""
+    return EXECUTORS["inline" if workers == 1 else "processes"](workers)

@@ -1,0 +1,117 @@
+"""Watching a study from the storage, for the live view and progress log lines."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autotweak.engine._study import ATTR, state_of
+from autotweak.spec import Experiment
+
+__all__ = ["Monitor", "Progress"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a running study."""
+
+    counts: dict[str, int]
+    done: int
+    total: int | None
+    best_value: float | None
+    best_number: int | None
+    elapsed: float
+    eta: float | None
+    compute: float
+    last_finished: list[FrozenTrial]
+
+
+class Monitor:
+    """Polls the storage in a thread and calls ``callback`` with a :class:`Progress`."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        experiment: Experiment,
+        callback: Callable[[Progress], None],
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        self.study = study
+        self.experiment = experiment
+        self.callback = callback
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="autotweak-monitor", daemon=True)
+        self._started = time.time()
+        self._seen: set[int] = set()
+        self._done_at_start: int | None = None
+
+    def __enter__(self) -> Monitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.poll()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception:  # the view must never take the study down
+                _log.debug("progress poll failed", exc_info=True)
+
+    def poll(self) -> Progress:
+        """Read the storage once and report."""
+        trials = self.study.get_trials(deepcopy=False)
+        progress = self._snapshot(trials)
+        self.callback(progress)
+        return progress
+
+    def _snapshot(self, trials: list[FrozenTrial]) -> Progress:
+        counts = Counter(state_of(t) for t in trials)
+        finished = [t for t in trials if t.state.is_finished()]
+        fresh = [t for t in finished if t.number not in self._seen]
+        self._seen.update(t.number for t in fresh)
+        retries = sum(1 for t in trials if ATTR.RETRY_OF in t.user_attrs)
+        done = len(finished) - sum(1 for t in finished if ATTR.RETRY_OF in t.user_attrs)
+        if self._done_at_start is None:
+            self._done_at_start = done
+        elapsed = time.time() - self._started
+        complete = [t for t in finished if t.state == TrialState.COMPLETE and t.value is not None]
+        best = None
+        if complete:
+            sign = 1 if self.experiment.metric.direction == "maximize" else -1
+            best = max(complete, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
+        total = self.experiment.budget.trials
+        return Progress(
+            counts={s: counts.get(s, 0) for s in ("complete", "pruned", "failed", "running")},
+            done=min(done, total) if total else done,
+            total=total,
+            best_value=None if best is None else best.value,
+            best_number=None if best is None else best.number,
+            elapsed=elapsed,
+            eta=self._eta(done, total, elapsed, retries),
+            compute=sum(float(t.user_attrs.get(ATTR.COMPUTE, 0.0)) for t in trials),
+            last_finished=sorted(fresh, key=lambda t: t.number),
+        )
+
+    def _eta(self, done: int, total: int | None, elapsed: float, retries: int) -> float | None:
+        new = done - (self._done_at_start or 0)
+        wall = self.experiment.budget.wall_time
+        by_wall = None if wall is None else max(wall - elapsed, 0.0)
+        if total is None or new <= 0:
+            return by_wall
+        by_trials = max(total - done, 0) * elapsed / new
+        return by_trials if by_wall is None else min(by_trials, by_wall)

@@ -1,0 +1,175 @@
+"""``optimize``: create or resume a study, run its workers, record and summarize it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autotweak._locations import default_home, redact, resolve_storage_url, resolve_tracking_uri
+from autotweak.engine._executors import BaseExecutor, executor_for
+from autotweak.engine._monitor import Monitor, Progress
+from autotweak.engine._storage import fail_stale, make_storage
+from autotweak.engine._study import ATTR, check_resumable, create_study, load_study, summarize
+from autotweak.engine._worker import WorkerContext, make_stale_handler, make_tracker
+from autotweak.exceptions import AutotweakError
+from autotweak.spec import Experiment, load_experiment
+from autotweak.tracking import BaseTracker, StudyInfo, StudySummary
+
+__all__ = ["StudyResult", "optimize", "prepare"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What ``optimize`` did, and where to find it."""
+
+    summary: StudySummary
+    study_name: str
+    storage: str
+    tracking_uri: str | None
+    study_run_id: str | None
+    stop_reasons: list[str]
+
+    @property
+    def best_value(self) -> float | None:
+        """The best value found."""
+        return self.summary.best_value
+
+    @property
+    def best_config(self) -> dict[str, Any]:
+        """The tweaks of the best trial."""
+        return self.summary.best_config
+
+
+@dataclass
+class Prepared:
+    """A study ready to run: its storage, record and worker context."""
+
+    experiment: Experiment
+    study: optuna.Study
+    tracker: BaseTracker
+    context: WorkerContext
+
+
+def prepare(experiment: Experiment, *, resume: bool, track: bool = True) -> Prepared:
+    """Create (or reopen) the study and its MLflow record; nothing runs yet."""
+    storage_url = resolve_storage_url(experiment.storage)
+    tracking_uri = resolve_tracking_uri(experiment.tracking_uri) if track else None
+    tracker = make_tracker(tracking_uri)
+    storage = make_storage(
+        storage_url,
+        heartbeat_interval=experiment.execution.heartbeat_interval,
+        grace_period=experiment.execution.grace_period,
+        on_stale=make_stale_handler(tracker, experiment.execution.max_retries),
+    )
+    if resume:
+        study = load_study(experiment.name, storage)
+        check_resumable(study, experiment)
+        fail_stale(study)
+    else:
+        study = create_study(experiment, storage)
+    run_id = tracker.start_study(
+        StudyInfo(
+            study_name=experiment.name,
+            spec=experiment.to_dict(),
+            meta={**study.user_attrs.get(ATTR.META, {}), "tracker": tracker.meta},
+            storage=storage_url,
+            source_file=experiment.source,
+            tags=dict(experiment.tags),
+        ),
+        run_id=study.user_attrs.get(ATTR.RUN_ID),
+    )
+    if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
+        study.set_user_attr(ATTR.RUN_ID, run_id)
+    if tracking_uri is not None:
+        study.set_user_attr(ATTR.TRACKING_URI, redact(tracking_uri))
+    deadline = None if experiment.budget.wall_time is None else time.time() + experiment.budget.wall_time
+    context = WorkerContext(
+        experiment=experiment,
+        storage_url=storage_url,
+        tracking_uri=tracking_uri,
+        study_run_id=run_id,
+        home=str(default_home()),
+        deadline=deadline,
+    )
+    return Prepared(experiment, study, tracker, context)
+
+
+def optimize(
+    experiment: Experiment | str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    workers: int | None = None,
+    executor: BaseExecutor | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    track: bool = True,
+) -> StudyResult:
+    """Run a study: adaptive search with pruning, every trial recorded in MLflow.
+
+    Args:
+        experiment: An :class:`~autotweak.spec.Experiment` or the path of its YAML file.
+        resume: Continue the existing study of the same name instead of creating one.
+        workers: Override ``execution.workers``.
+        executor: Where to run workers (inline for one worker, local processes for more).
+        on_progress: Called about once a second with a :class:`Progress` snapshot.
+        track: Record in MLflow (``False`` runs bare Optuna, e.g. for baselines).
+
+    Returns:
+        The study's summary and where it is stored.
+
+    Example:
+        >>> result = optimize("examples/sklearn_wine.yaml")  # doctest: +SKIP
+        >>> result.best_value
+        0.97
+    """
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(Path(experiment))
+    if workers is not None:
+        from autotweak.spec import Execution
+
+        experiment = experiment.with_overrides(
+            execution=Execution(**{**vars(experiment.execution), "workers": workers})
+        )
+    objective = experiment.resolve_objective()
+    prepared = prepare(experiment, resume=resume, track=track)
+    runner = executor or executor_for(experiment.execution.workers)
+    passed = None if experiment.objective_ref else objective
+    callback = on_progress or _log_progress
+    try:
+        with Monitor(prepared.study, experiment, callback):
+            results = runner.run(prepared.context, passed)
+    except BaseException:
+        _close(prepared, interrupted=True)
+        raise
+    interrupted = any(r.interrupted for r in results)
+    summary = _close(prepared, interrupted=interrupted)
+    return StudyResult(
+        summary=summary,
+        study_name=experiment.name,
+        storage=prepared.context.storage_url,
+        tracking_uri=prepared.context.tracking_uri,
+        study_run_id=prepared.context.study_run_id,
+        stop_reasons=[r.stop_reason for r in results],
+    )
+
+
+def _close(prepared: Prepared, *, interrupted: bool) -> StudySummary:
+    summary = summarize(prepared.study, interrupted=interrupted)
+    try:
+        prepared.tracker.end_study(prepared.context.study_run_id, summary)
+    except Exception as exc:
+        raise AutotweakError(f"could not write the study summary to the tracker: {exc}") from exc
+    return summary
+
+
+def _log_progress(progress: Progress) -> None:
+    for trial in progress.last_finished:
+        _log.info("trial %d finished: %s value=%s", trial.number, trial.state.name.lower(), trial.value)

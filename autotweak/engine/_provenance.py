@@ -1,0 +1,49 @@
+"""Where a trial ran and with what code: host, pid, git commit, package versions."""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["provenance"]
+
+_PACKAGES = ("autotweak", "optuna", "mlflow", "torch")
+
+
+def provenance(code_dir: Path | None = None) -> dict[str, str]:
+    """Tags describing this worker and the user's code (computed once per process)."""
+    tags = dict(_static(str((code_dir or Path.cwd()).resolve())))
+    tags["autotweak.host"] = socket.gethostname()
+    tags["autotweak.pid"] = str(os.getpid())
+    return tags
+
+
+@functools.cache
+def _static(code_dir: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for package in _PACKAGES:
+        try:
+            tags[f"autotweak.version.{package}"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    commit = _git(code_dir, "rev-parse", "HEAD")
+    if commit:
+        dirty = bool(_git(code_dir, "status", "--porcelain", "--untracked-files=no"))
+        tags["autotweak.git_commit"] = commit
+        tags["autotweak.git_dirty"] = str(dirty).lower()
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _git(cwd: str, *args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

@@ -1,0 +1,120 @@
+"""Samplers and pruners by name: dicts from name to factory, never if/elif chains.
+
+A new component is one entry. Factories receive the search space and the metric, since
+some Optuna components need them (the grid's values, Hyperband's ``max_resource``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
+
+from autotweak._imports import require
+from autotweak.space import SearchSpace
+from autotweak.spec._parts import Component, Metric
+
+__all__ = ["PRUNERS", "SAMPLERS", "build_pruner", "build_sampler"]
+
+SamplerFactory = Callable[[SearchSpace, "int | None", dict[str, Any]], BaseSampler]
+PrunerFactory = Callable[[Metric, dict[str, Any]], BasePruner]
+
+
+def _tpe(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
+    return optuna.samplers.TPESampler(seed=seed, **args)
+
+
+def _random(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
+    return optuna.samplers.RandomSampler(seed=seed, **args)
+
+
+def _grid(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
+    n_points = int(args.pop("n_points", 4))
+    return optuna.samplers.GridSampler(space.grid(n_points), seed=seed, **args)
+
+
+def _qmc(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
+    args.setdefault("scramble", True)
+    args.setdefault("warn_asynchronous_seeding", False)
+    return optuna.samplers.QMCSampler(seed=seed, **args)
+
+
+def _cmaes(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
+    require("cmaes", extra="cmaes", feature="the 'cmaes' sampler")
+    args.setdefault("warn_independent_sampling", False)
+    return optuna.samplers.CmaEsSampler(seed=seed, **args)
+
+
+def _gp(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
+    require("torch", extra="torch", feature="the 'gp' sampler")
+    args.setdefault("warn_independent_sampling", False)
+    return optuna.samplers.GPSampler(seed=seed, **args)
+
+
+SAMPLERS: dict[str, SamplerFactory] = {
+    "tpe": _tpe,
+    "random": _random,
+    "grid": _grid,
+    "qmc": _qmc,
+    "cmaes": _cmaes,
+    "gp": _gp,
+}
+
+
+def _median(metric: Metric, args: dict[str, Any]) -> BasePruner:
+    return optuna.pruners.MedianPruner(**args)
+
+
+def _percentile(metric: Metric, args: dict[str, Any]) -> BasePruner:
+    args.setdefault("percentile", 25.0)
+    return optuna.pruners.PercentilePruner(**args)
+
+
+def _successive_halving(metric: Metric, args: dict[str, Any]) -> BasePruner:
+    return optuna.pruners.SuccessiveHalvingPruner(**args)
+
+
+def _hyperband(metric: Metric, args: dict[str, Any]) -> BasePruner:
+    if metric.steps is not None:
+        args.setdefault("max_resource", metric.steps)
+    return optuna.pruners.HyperbandPruner(**args)
+
+
+def _none(metric: Metric, args: dict[str, Any]) -> BasePruner:
+    return optuna.pruners.NopPruner(**args)
+
+
+PRUNERS: dict[str, PrunerFactory] = {
+    "median": _median,
+    "percentile": _percentile,
+    "successive_halving": _successive_halving,
+    "hyperband": _hyperband,
+    "none": _none,
+}
+
+
+def build_sampler(component: Component, space: SearchSpace, seed: int | None) -> BaseSampler:
+    """Instantiate the sampler named by ``component`` (errors surface as they are)."""
+    return SAMPLERS[component.name](space, seed, dict(component.args))
+
+
+def build_pruner(component: Component, metric: Metric) -> BasePruner:
+    """Instantiate the pruner named by ``component``."""
+    return PRUNERS[component.name](metric, dict(component.args))
+
+
+def component_meta(kind: str, component: Component, instance: object) -> dict[str, Any]:
+    """What a component is: its registry name, arguments and class (logged, and compared on resume)."""
+    own: Mapping[str, Any] | None = getattr(instance, "meta", None)
+    if isinstance(own, Mapping):
+        return {"kind": kind, **own}
+    cls = type(instance)
+    return {
+        "kind": kind,
+        "name": component.name,
+        "args": dict(component.args),
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+    }

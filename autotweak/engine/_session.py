@@ -1,0 +1,146 @@
+"""One trial's bookkeeping, shared by the worker loop and the ask/tell API.
+
+``begin`` opens the trial's record and builds the user's handle; ``finish`` tells Optuna
+and closes the record. Nothing else writes trial state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from autotweak.engine._config import merge_config
+from autotweak.engine._provenance import provenance
+from autotweak.engine._study import ATTR
+from autotweak.engine._trial import Trial
+from autotweak.spec import Experiment
+from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
+
+__all__ = ["Outcome", "TrialSession", "WorkerContext"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """Everything a worker needs, as plain picklable data."""
+
+    experiment: Experiment
+    storage_url: str
+    tracking_uri: str | None
+    study_run_id: str | None
+    home: str
+    worker_index: int = 0
+    deadline: float | None = None
+
+
+@dataclass
+class Outcome:
+    """How a trial ended."""
+
+    state: str
+    value: float | None
+    failure: str | None = None
+    traceback: str | None = None
+
+
+_TELL = {"pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+
+
+class TrialSession:
+    """Starts and finishes trials of one study for one worker."""
+
+    def __init__(self, ctx: WorkerContext, study: optuna.Study, tracker: BaseTracker, seed: int | None) -> None:
+        self.ctx = ctx
+        self.experiment = ctx.experiment
+        self.study = study
+        self.tracker = tracker
+        self.seed = seed
+        code_dir = Path(ctx.experiment.source).resolve().parent if ctx.experiment.source else None
+        self.provenance = provenance(code_dir)
+        self._run_ids: dict[int, str] = {}
+
+    def begin(self, trial: optuna.Trial, *, auto_prune: bool = True) -> Trial:
+        """Suggest the config, open the trial's record, and return the user's handle."""
+        exp = self.experiment
+        attrs = trial.user_attrs
+        root = int(attrs.get(ATTR.ROOT, trial.number))
+        params = exp.space.suggest(trial)
+        config = merge_config(exp.base, params)
+        run_id = self.tracker.start_trial(
+            TrialStart(
+                study_name=exp.name,
+                study_run_id=self.ctx.study_run_id,
+                number=trial.number,
+                trial_id=trial._trial_id,
+                config=config,
+                params=params,
+                attempt=int(attrs.get(ATTR.ATTEMPT, 1)),
+                retry_of=attrs.get(ATTR.RETRY_OF),
+                seed=self.seed,
+                provenance=self.provenance,
+            )
+        )
+        self._run_ids[trial.number] = run_id
+        trial.set_user_attr(ATTR.RUN_ID, run_id)
+        trial.set_user_attr(
+            ATTR.WORKER, f"{self.provenance['autotweak.host']}:{self.provenance['autotweak.pid']}"
+        )
+        return Trial(
+            trial,
+            config,
+            checkpoint_dir=Path(self.ctx.home) / "checkpoints" / exp.name / f"trial-{root:04d}",
+            auto_prune=auto_prune,
+            flush=lambda steps: self.tracker.log_steps(run_id, exp.metric.name, steps),
+        )
+
+    def finish(self, handle: Trial, outcome: Outcome, duration: float) -> Outcome:
+        """Tell Optuna how the trial ended and close its record; return the recorded outcome."""
+        trial = handle.optuna_trial
+        exp = self.experiment
+        compute = trial_compute(outcome.state, handle.last_step, exp.metric.steps)
+        trial.set_user_attr(ATTR.COMPUTE, compute)
+        if outcome.failure:
+            trial.set_user_attr(ATTR.FAILURE, outcome.failure[:2000])
+        try:
+            if outcome.state == "complete":
+                self.study.tell(trial, outcome.value)
+            else:
+                self.study.tell(trial, state=_TELL[outcome.state])
+        except UpdateFinishedTrialError:
+            outcome = Outcome("failed", outcome.value, "finished after it was declared stale; its retry counts")
+        extra = {"autotweak.baseline": "true"} if trial.user_attrs.get(ATTR.BASELINE) else {}
+        self.tracker.end_trial(
+            TrialRecord(
+                run_id=self._run_ids.pop(trial.number),
+                number=trial.number,
+                state=outcome.state,  # type: ignore[arg-type]
+                metric=exp.metric.name,
+                value=outcome.value,
+                steps=handle.unflushed_steps(),
+                duration=duration,
+                compute=compute,
+                failure=outcome.failure,
+                traceback=outcome.traceback,
+                extra_tags=extra,
+            )
+        )
+        shown = "" if outcome.value is None else f" {exp.metric.name}={outcome.value:.6g}"
+        _log.info("trial %d %s%s", trial.number, outcome.state, shown)
+        return outcome
+
+
+def trial_compute(state: str, last_step: int | None, steps: int | None) -> float:
+    """Full-training equivalents spent: 1 for a finished trial, the share of steps read otherwise."""
+    if state == "complete":
+        return 1.0
+    if last_step is None:
+        return 0.0
+    if steps is None:
+        return 1.0
+    return min(last_step / steps, 1.0)

@@ -1,0 +1,102 @@
+"""Where studies live: the embedded default folder, URLs, and Optuna's RDB storage."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial
+
+__all__ = ["fail_stale", "heartbeat", "make_storage", "quiet_optuna"]
+
+_log = logging.getLogger(__name__)
+
+StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+
+def make_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    on_stale: StaleCallback | None = None,
+) -> RDBStorage:
+    """An Optuna RDB storage with heartbeats; SQLite gets WAL and a long busy timeout.
+
+    SQLite is shared by worker processes on one machine; WAL lets readers go on while a
+    writer commits, and the timeout turns lock contention into waiting instead of errors.
+    """
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        _prepare_sqlite(Path(url.removeprefix("sqlite:///")))
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_size"] = 2
+        engine_kwargs["max_overflow"] = 2
+        engine_kwargs["pool_pre_ping"] = True
+    with quiet_optuna():
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=on_stale,
+        )
+
+
+def _prepare_sqlite(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=60) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+@contextmanager
+def heartbeat(storage: RDBStorage, trial_id: int, interval: int | None) -> Iterator[None]:
+    """Record a running trial's heartbeat every ``interval`` seconds in a daemon thread."""
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # a storage hiccup must not kill the trial
+                _log.warning("could not record the heartbeat of trial id %d", trial_id, exc_info=True)
+            stop.wait(interval)
+
+    thread = threading.Thread(target=beat, name=f"autotweak-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 5)
+
+
+@contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Silence Optuna warnings that do not apply to autotweak's own loop.
+
+    autotweak records heartbeats itself around ``ask``/``tell`` (Optuna assumes only
+    ``Study.optimize`` does), and relies on ``fail_stale_trials`` on purpose.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail trials whose worker stopped beating, running the stale-trial callback."""
+    with quiet_optuna():
+        optuna.storages.fail_stale_trials(study)

@@ -1,0 +1,147 @@
+"""Creating, resuming and summarizing studies in Optuna's storage (the coordination truth)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from autotweak.engine._registry import build_pruner, build_sampler, component_meta
+from autotweak.exceptions import AutotweakError, StudyMismatchError, StudyNotFoundError
+from autotweak.spec import Experiment
+from autotweak.tracking import StudySummary
+
+__all__ = [
+    "ATTR",
+    "create_study",
+    "load_study",
+    "components_meta",
+    "study_exists",
+    "summarize",
+    "state_of",
+]
+
+_log = logging.getLogger(__name__)
+
+
+class ATTR:
+    """Keys of the attributes autotweak keeps on Optuna studies and trials."""
+
+    SPEC = "autotweak.spec"
+    META = "autotweak.meta"
+    RUN_ID = "autotweak.mlflow_run_id"
+    TRACKING_URI = "autotweak.tracking_uri"
+    BASELINE = "autotweak.baseline"
+    RETRY_OF = "autotweak.retry_of"
+    ROOT = "autotweak.root_trial"
+    ATTEMPT = "autotweak.attempt"
+    FAILURE = "autotweak.failure"
+    COMPUTE = "autotweak.compute"
+    WORKER = "autotweak.worker"
+
+
+_STATES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
+
+
+def state_of(trial: FrozenTrial) -> str:
+    """autotweak's name for an Optuna trial state."""
+    return _STATES[trial.state]
+
+
+def components_meta(experiment: Experiment) -> dict[str, dict[str, Any]]:
+    """The ``meta`` of the sampler and pruner this experiment builds."""
+    sampler = build_sampler(experiment.sampler, experiment.space, experiment.seed)
+    pruner = build_pruner(experiment.pruner, experiment.metric)
+    return {
+        "sampler": component_meta("sampler", experiment.sampler, sampler),
+        "pruner": component_meta("pruner", experiment.pruner, pruner),
+    }
+
+
+def study_exists(storage: BaseStorage, name: str) -> bool:
+    """Whether a study called ``name`` is in ``storage``."""
+    return any(s.study_name == name for s in storage.get_all_studies())
+
+
+def create_study(experiment: Experiment, storage: BaseStorage) -> optuna.Study:
+    """Create the study, record the spec and components, and enqueue the baseline."""
+    if study_exists(storage, experiment.name):
+        raise AutotweakError(
+            f"a study named '{experiment.name}' already exists in the storage; continue it with "
+            f"`autotweak resume {experiment.name}`, or give the experiment another 'name'."
+        )
+    study = optuna.create_study(
+        storage=storage, study_name=experiment.name, direction=experiment.metric.direction
+    )
+    study.set_user_attr(ATTR.SPEC, experiment.to_dict())
+    study.set_user_attr(ATTR.META, components_meta(experiment))
+    base = experiment.base_trial()
+    if base is not None:
+        study.enqueue_trial(base, user_attrs={ATTR.BASELINE: True})
+    elif experiment.baseline and experiment.base:
+        _log.info("the base config does not set every tweaked parameter in range; no baseline trial")
+    return study
+
+
+def load_study(name: str, storage: BaseStorage) -> optuna.Study:
+    """Load an existing study, or say which studies the storage holds."""
+    if not study_exists(storage, name):
+        names = sorted(s.study_name for s in storage.get_all_studies())
+        listing = ", ".join(names) if names else "none"
+        raise StudyNotFoundError(f"no study named '{name}' in the storage (studies there: {listing}).")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
+    """Refuse to resume with different components, space, metric or objective."""
+    stored_spec: Mapping[str, Any] = study.user_attrs.get(ATTR.SPEC, {})
+    stored_meta: Mapping[str, Any] = study.user_attrs.get(ATTR.META, {})
+    now_spec = experiment.to_dict()
+    differences = [
+        f"{key}: stored {stored_meta.get(key)!r}, now {value!r}"
+        for key, value in components_meta(experiment).items()
+        if stored_meta.get(key) != value
+    ]
+    for key in ("tweaks", "metric", "objective", "base"):
+        if key in stored_spec and stored_spec[key] != now_spec[key]:
+            differences.append(f"{key}: stored {stored_spec[key]!r}, now {now_spec[key]!r}")
+    if differences:
+        raise StudyMismatchError(
+            f"study '{study.study_name}' was started with a different setup, so resuming it would "
+            "mix incomparable trials; differences: " + "; ".join(differences)
+        )
+
+
+def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary:
+    """Counts by state, the best trial, the baseline's value and the compute spent."""
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(state_of(t) for t in trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best: FrozenTrial | None = None
+    if complete:
+        pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+        best = pick(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
+    base = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
+    compute = sum(float(t.user_attrs.get(ATTR.COMPUTE, 0.0)) for t in trials)
+    return StudySummary(
+        study_name=study.study_name,
+        counts={state: counts.get(state, 0) for state in ("complete", "pruned", "failed", "running", "waiting")},
+        best_number=None if best is None else best.number,
+        best_value=None if best is None else best.value,
+        best_config={} if best is None else dict(best.params),
+        base_value=None if base is None else base.value,
+        compute=compute if math.isfinite(compute) else 0.0,
+        interrupted=interrupted,
+    )

@@ -1,0 +1,135 @@
+"""The trial handle that user code receives: config, report, prune, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autotweak.exceptions import AutotweakError
+
+__all__ = ["Trial", "TrialPruned"]
+
+TrialPruned = optuna.TrialPruned
+
+FlushFn = Callable[[list[tuple[int, float, int]]], None]
+
+
+class Trial:
+    """One trial, as seen by the objective or by an ask/tell loop.
+
+    Example:
+        >>> def train(config, trial):  # doctest: +SKIP
+        ...     for epoch in range(30):
+        ...         score = fit_one_epoch(config)
+        ...         trial.report(score, step=epoch + 1)  # raises TrialPruned when told to stop
+        ...     return score
+    """
+
+    def __init__(
+        self,
+        optuna_trial: optuna.Trial,
+        config: dict[str, Any],
+        *,
+        checkpoint_dir: Path,
+        auto_prune: bool = True,
+        flush: FlushFn | None = None,
+        flush_every: float = 15.0,
+        checkpoint_requested: Callable[[], bool] | None = None,
+    ) -> None:
+        self._trial = optuna_trial
+        self._config = config
+        self._checkpoint_dir = checkpoint_dir
+        self._auto_prune = auto_prune
+        self._flush = flush
+        self._flush_every = flush_every
+        self._checkpoint_requested = checkpoint_requested
+        self._steps: list[tuple[int, float, int]] = []
+        self._unflushed = 0
+        self._last_flush = time.monotonic()
+
+    @property
+    def number(self) -> int:
+        """The trial's number in its study (0, 1, 2, ...)."""
+        return self._trial.number
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The full config: the base config updated with this trial's tweaks."""
+        return self._config
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Only the tweaked values chosen for this trial."""
+        return dict(self._trial.params)
+
+    @property
+    def optuna_trial(self) -> optuna.Trial:
+        """The underlying Optuna trial, for code that needs Optuna's own API."""
+        return self._trial
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """A folder for this trial's checkpoints, kept across retries of the trial."""
+        self._checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        return self._checkpoint_dir
+
+    @property
+    def steps(self) -> list[tuple[int, float]]:
+        """The learning curve reported so far, as ``(step, value)`` pairs."""
+        return [(s, v) for s, v, _ in self._steps]
+
+    @property
+    def last_step(self) -> int | None:
+        """The last step reported, or ``None``."""
+        return self._steps[-1][0] if self._steps else None
+
+    def report(self, value: float, step: int) -> None:
+        """Report the metric after ``step`` (an epoch, say); stop the trial if pruned.
+
+        Raises:
+            TrialPruned: When the pruner stops this trial (only for handles given to an
+                objective; an ask/tell loop calls :meth:`should_prune` itself).
+            AutotweakError: If ``step`` is not an integer >= 0 or is not increasing.
+        """
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise AutotweakError(f"'step' of report() must be an integer >= 0, got step={step!r}.")
+        if self._steps and step <= self._steps[-1][0]:
+            raise AutotweakError(
+                f"'step' of report() must increase from one call to the next, got step={step} "
+                f"after step={self._steps[-1][0]}."
+            )
+        value = float(value)
+        self._trial.report(value, step)
+        self._steps.append((step, value, int(time.time() * 1000)))
+        self._unflushed += 1
+        self._maybe_flush()
+        if self._auto_prune and math.isfinite(value) and self._trial.should_prune():
+            raise TrialPruned(f"trial {self.number} pruned at step {step} (value {value:.6g}).")
+
+    def should_prune(self) -> bool:
+        """Whether the pruner would stop this trial now."""
+        return self._trial.should_prune()
+
+    def should_checkpoint(self) -> bool:
+        """Whether the worker asks the objective to save a checkpoint now (e.g. preemption)."""
+        return self._checkpoint_requested() if self._checkpoint_requested else False
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        """Attach a JSON-serializable value to the trial (kept in Optuna's storage)."""
+        self._trial.set_user_attr(key, value)
+
+    def _maybe_flush(self) -> None:
+        if self._flush is None or time.monotonic() - self._last_flush < self._flush_every:
+            return
+        self._flush(self._steps[-self._unflushed :])
+        self._unflushed = 0
+        self._last_flush = time.monotonic()
+
+    def unflushed_steps(self) -> list[tuple[int, float, int]]:
+        """Curve points not yet written by a periodic flush."""
+        return self._steps[len(self._steps) - self._unflushed :] if self._unflushed else []

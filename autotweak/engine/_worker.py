@@ -1,0 +1,230 @@
+"""The one worker loop: ask, run the objective, tell, record — until the budget is spent.
+
+Every executor runs this loop (in this process, in local worker processes, or on remote
+machines); the shared Optuna storage coordinates them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from autotweak.engine._budget import BudgetView, ask_lock
+from autotweak.engine._registry import build_pruner, build_sampler
+from autotweak.engine._session import Outcome, TrialSession, WorkerContext
+from autotweak.engine._storage import fail_stale, heartbeat, make_storage, quiet_optuna
+from autotweak.engine._study import ATTR
+from autotweak.engine._trial import Trial, TrialPruned
+from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker
+
+__all__ = ["WorkerContext", "WorkerResult", "run_worker"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerResult:
+    """What one worker did."""
+
+    trials: int = 0
+    stop_reason: str = ""
+    interrupted: bool = False
+
+
+@dataclass
+class _Interrupts:
+    """Ctrl-C raises inside the objective only; elsewhere it asks the loop to stop after bookkeeping."""
+
+    in_objective: bool = False
+    stop_requested: bool = False
+    previous: Any = field(default=None, repr=False)
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = True
+        if self.in_objective:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self.previous = signal.signal(signal.SIGINT, self.handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def make_tracker(tracking_uri: str | None) -> BaseTracker:
+    """The MLflow tracker for a URI, or a tracker that records nothing."""
+    return MlflowTracker(tracking_uri) if tracking_uri else NullTracker()
+
+
+def make_stale_handler(
+    tracker: BaseTracker, max_retries: int
+) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """Close a dead trial's record and enqueue it again (up to ``max_retries`` times)."""
+
+    def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+        run_id = trial.user_attrs.get(ATTR.RUN_ID)
+        if run_id:
+            try:
+                tracker.mark_failed(str(run_id), "worker lost: no heartbeat within the grace period")
+            except Exception:
+                _log.warning("could not close the record of stale trial %d", trial.number, exc_info=True)
+        attempt = int(trial.user_attrs.get(ATTR.ATTEMPT, 1))
+        if attempt > max_retries:
+            _log.warning("trial %d went stale %d times; not retried again", trial.number, attempt)
+            return
+        root = int(trial.user_attrs.get(ATTR.ROOT, trial.number))
+        attrs = {ATTR.RETRY_OF: trial.number, ATTR.ROOT: root, ATTR.ATTEMPT: attempt + 1}
+        if trial.user_attrs.get(ATTR.BASELINE):
+            attrs[ATTR.BASELINE] = True
+        study.enqueue_trial(dict(trial.params), user_attrs=attrs)
+        _log.info("trial %d went stale (worker lost); re-queued as attempt %d", trial.number, attempt + 1)
+
+    return on_stale
+
+
+def run_worker(ctx: WorkerContext, objective: Callable[..., Any] | None = None) -> WorkerResult:
+    """Run trials of the study until its budget is spent or a stop is requested."""
+    experiment = ctx.experiment
+    objective = objective or experiment.resolve_objective()
+    tracker = make_tracker(ctx.tracking_uri)
+    execution = experiment.execution
+    storage = make_storage(
+        ctx.storage_url,
+        heartbeat_interval=execution.heartbeat_interval,
+        grace_period=execution.grace_period,
+        on_stale=make_stale_handler(tracker, execution.max_retries),
+    )
+    seed = None if experiment.seed is None else experiment.seed + ctx.worker_index
+    study = optuna.load_study(
+        study_name=experiment.name,
+        storage=storage,
+        sampler=build_sampler(experiment.sampler, experiment.space, seed),
+        pruner=build_pruner(experiment.pruner, experiment.metric),
+    )
+    loop = _Loop(ctx, study, storage, tracker, _call_style(objective), seed)
+    interrupts = _Interrupts()
+    with interrupts.installed():
+        return loop.run(interrupts)
+
+
+class _Loop:
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        study: optuna.Study,
+        storage: Any,
+        tracker: BaseTracker,
+        objective: Callable[[dict[str, Any], Trial], Any],
+        seed: int | None,
+    ) -> None:
+        self.ctx = ctx
+        self.experiment = ctx.experiment
+        self.study = study
+        self.storage = storage
+        self.tracker = tracker
+        self.objective = objective
+        self.session = TrialSession(ctx, study, tracker, seed)
+
+    def run(self, interrupts: _Interrupts) -> WorkerResult:
+        result = WorkerResult()
+        while not interrupts.stop_requested:
+            reason = self._next_or_reason(interrupts, result)
+            if reason:
+                result.stop_reason = reason
+                break
+        if interrupts.stop_requested:
+            result.interrupted = True
+            result.stop_reason = result.stop_reason or "interrupted"
+        return result
+
+    def _next_or_reason(self, interrupts: _Interrupts, result: WorkerResult) -> str | None:
+        fail_stale(self.study)
+        with ask_lock(self.ctx.storage_url, self.study.study_name):
+            view = self._view()
+            reason = view.exhausted(self.experiment.budget, self.ctx.deadline)
+            if reason is None:
+                with quiet_optuna():
+                    trial = self.study.ask()
+        if reason is not None:
+            if reason == "trials" and view.running and self._wait_for_running():
+                return None
+            return reason
+        result.trials += 1
+        self._run_trial(trial, interrupts)
+        return None
+
+    def _view(self) -> BudgetView:
+        return BudgetView.of(self.study.get_trials(deepcopy=False), ATTR.RETRY_OF, ATTR.COMPUTE)
+
+    def _wait_for_running(self) -> bool:
+        """Trials run elsewhere: wait a heartbeat, so that a dead worker's trial is retried here."""
+        if self.ctx.deadline is not None and time.time() >= self.ctx.deadline:
+            return False
+        time.sleep(self.experiment.execution.heartbeat_interval)
+        return True
+
+    def _run_trial(self, trial: optuna.Trial, interrupts: _Interrupts) -> None:
+        handle = self.session.begin(trial)
+        started = time.monotonic()
+        interrupted = False
+        with heartbeat(self.storage, trial._trial_id, self.experiment.execution.heartbeat_interval):
+            interrupts.in_objective = True
+            try:
+                outcome = _evaluate(self.objective, handle.config, handle)
+            except KeyboardInterrupt:
+                outcome = Outcome("failed", None, "interrupted by the user (Ctrl-C)")
+                interrupted = True
+            finally:
+                interrupts.in_objective = False
+        self.session.finish(handle, outcome, time.monotonic() - started)
+        if interrupted:
+            interrupts.stop_requested = True
+
+
+def _evaluate(objective: Callable[[dict[str, Any], Trial], Any], config: dict[str, Any], handle: Trial) -> Outcome:
+    try:
+        raw = objective(config, handle)
+    except TrialPruned:
+        last = handle.steps[-1][1] if handle.steps else None
+        return Outcome("pruned", last)
+    except Exception as exc:
+        return Outcome("failed", None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return Outcome("failed", None, f"the objective must return a number, got {raw!r}")
+    if not math.isfinite(value):
+        return Outcome("failed", None, f"the objective returned {value}, which is not a finite number")
+    return Outcome("complete", value)
+
+
+def _call_style(objective: Callable[..., Any]) -> Callable[[dict[str, Any], Trial], Any]:
+    """Accept ``f(config, trial)`` and, for objectives that never report, ``f(config)``."""
+    try:
+        params = [
+            p for p in inspect.signature(objective).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        return objective
+    if len(params) == 1:
+        return lambda config, trial: objective(config)
+    return objective

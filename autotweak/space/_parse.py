@@ -1,0 +1,103 @@
+"""Reading parameters from their YAML / dict form, with errors that name the field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from autotweak._validation import Where, as_bool, as_float, as_int, as_mapping, check_keys
+from autotweak.exceptions import SpaceError
+from autotweak.space._params import (
+    CategoricalParam,
+    Condition,
+    FixedParam,
+    FloatParam,
+    IntParam,
+    Param,
+)
+
+_KINDS = ("float", "int", "categorical", "fixed")
+_KEYS = {
+    "float": ("type", "low", "high", "log", "step", "when", "description"),
+    "int": ("type", "low", "high", "log", "step", "when", "description"),
+    "categorical": ("type", "choices", "when", "description"),
+    "fixed": ("type", "value", "when", "description"),
+}
+
+
+def parse_param(name: str, raw: Any, where: Where) -> Param:
+    """Build one parameter from ``{type: ..., ...}``; a bare scalar or list is a fixed value."""
+    if not isinstance(raw, Mapping):
+        return FixedParam(name, raw)
+    data = as_mapping(raw, where, SpaceError)
+    kind = data.get("type")
+    if kind not in _KINDS:
+        raise where.child("type").fail(f"must be one of {', '.join(_KINDS)}", kind, SpaceError)
+    check_keys(data, where, allowed=_KEYS[kind], cls=SpaceError)
+    when = _parse_when(data.get("when"), where.child("when"))
+    description = str(data.get("description", ""))
+    if kind == "fixed":
+        check_keys(data, where, allowed=_KEYS[kind], required=("value",), cls=SpaceError)
+        return FixedParam(name, data["value"], when=when, description=description)
+    if kind == "categorical":
+        return _categorical(name, data, where, when, description)
+    return _numeric(name, kind, data, where, when, description)
+
+
+def _categorical(
+    name: str, data: Mapping[str, Any], where: Where, when: Condition | None, description: str
+) -> CategoricalParam:
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise where.child("choices").fail("must be a non-empty list", choices, SpaceError)
+    for i, choice in enumerate(choices):
+        if choice is not None and not isinstance(choice, bool | int | float | str):
+            raise where.child("choices").child(i).fail(
+                "must be null, a boolean, a number or a string", choice, SpaceError
+            )
+    if len(set(map(repr, choices))) != len(choices):
+        raise where.child("choices").fail("must not repeat a value", choices, SpaceError)
+    return CategoricalParam(name, tuple(choices), when=when, description=description)
+
+
+def _numeric(
+    name: str,
+    kind: str,
+    data: Mapping[str, Any],
+    where: Where,
+    when: Condition | None,
+    description: str,
+) -> FloatParam | IntParam:
+    check_keys(data, where, allowed=_KEYS[kind], required=("low", "high"), cls=SpaceError)
+    log = as_bool(data.get("log", False), where.child("log"))
+    if kind == "int":
+        low = as_int(data["low"], where.child("low"))
+        high = as_int(data["high"], where.child("high"))
+        step = as_int(data.get("step", 1), where.child("step"), minimum=1)
+    else:
+        low = as_float(data["low"], where.child("low"))
+        high = as_float(data["high"], where.child("high"))
+        raw_step = data.get("step")
+        step = None if raw_step is None else as_float(raw_step, where.child("step"), minimum=0, strict_minimum=True)
+    if low > high:
+        raise where.fail("must satisfy low <= high", {"low": low, "high": high}, SpaceError)
+    if log and low <= 0:
+        raise where.child("low").fail("must be > 0 when log is true", low, SpaceError)
+    if log and step not in (None, 1):
+        raise where.child("step").fail("cannot be combined with log: true", step, SpaceError)
+    if kind == "int":
+        return IntParam(name, int(low), int(high), log=log, step=int(step or 1), when=when, description=description)
+    return FloatParam(name, float(low), float(high), log=log, step=step, when=when, description=description)
+
+
+def _parse_when(raw: Any, where: Where) -> Condition | None:
+    if raw is None:
+        return None
+    data = as_mapping(raw, where, SpaceError)
+    if len(data) != 1:
+        raise where.fail("must name exactly one parent parameter, like {optimizer: sgd}", dict(data), SpaceError)
+    ((parent, values),) = data.items()
+    options = tuple(values) if isinstance(values, list) else (values,)
+    if not options:
+        raise where.child(parent).fail("must list at least one value", values, SpaceError)
+    return Condition(parent, options)

@@ -1,0 +1,220 @@
+"""The search space: an ordered set of parameters, some conditional, some fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+
+from autotweak._validation import Where, as_mapping, check_keys
+from autotweak.exceptions import SpaceError
+from autotweak.space._params import (
+    CategoricalParam,
+    FixedParam,
+    Param,
+    TunableParam,
+    grid_values,
+)
+from autotweak.space._parse import parse_param
+
+__all__ = ["SearchSpace"]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """An ordered search space over a config.
+
+    Order matters: a conditional parameter comes after its parent, and the unit-cube
+    mapping (used by the benchmark's Sobol designs) follows the declared order of the
+    tunable parameters.
+
+    Example:
+        >>> space = SearchSpace.from_dict({"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}})
+        >>> space.from_unit([0.0])
+        {'lr': 0.0001}
+    """
+
+    params: tuple[Param, ...]
+    name: str = ""
+    description: str = ""
+    _by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {p.name: p for p in self.params})
+        self._check_structure()
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def from_dict(
+        cls, raw: Mapping[str, Any], *, name: str = "", where: Where | None = None
+    ) -> SearchSpace:
+        """Build a space from ``{param_name: definition}``."""
+        where = where or Where()
+        data = as_mapping(raw, where, SpaceError)
+        params = tuple(parse_param(key, value, where.child(key)) for key, value in data.items())
+        try:
+            return cls(params, name=name)
+        except SpaceError as exc:
+            raise SpaceError(str(exc), source=where.source) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form of the parameters, in order."""
+        return {p.name: p.to_dict() for p in self.params}
+
+    def _check_structure(self) -> None:
+        seen: dict[str, Param] = {}
+        for param in self.params:
+            if param.name in seen:
+                raise SpaceError(f"parameter '{param.name}' is defined twice.")
+            if param.when is not None:
+                parent = seen.get(param.when.parent)
+                if parent is None:
+                    raise SpaceError(
+                        f"parameter '{param.name}' is conditional on '{param.when.parent}', "
+                        "which must be a parameter declared before it"
+                        + (", got none." if param.when.parent not in self._by_name else ", got it declared later.")
+                    )
+                if isinstance(parent, CategoricalParam):
+                    bad = [v for v in param.when.values if v not in parent.choices]
+                    if bad:
+                        raise SpaceError(
+                            f"parameter '{param.name}': 'when' values must be choices of "
+                            f"'{parent.name}' ({list(parent.choices)}), got {bad}."
+                        )
+            seen[param.name] = param
+
+    # -- views ------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Param]:
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __getitem__(self, name: str) -> Param:
+        return self._by_name[name]
+
+    @property
+    def names(self) -> list[str]:
+        """All parameter names, in order."""
+        return [p.name for p in self.params]
+
+    @property
+    def tunable(self) -> list[TunableParam]:
+        """The parameters a sampler chooses, in order (the unit-cube dimensions)."""
+        return [p for p in self.params if not isinstance(p, FixedParam)]
+
+    # -- sampling ---------------------------------------------------------------------
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Ask ``trial`` for every active parameter; fixed values are filled in."""
+        config: dict[str, Any] = {}
+        for param in self.params:
+            if param.when is not None and not param.when.holds(config):
+                continue
+            if isinstance(param, FixedParam):
+                config[param.name] = param.value
+            else:
+                config[param.name] = param.suggest(trial)
+        return config
+
+    def from_unit(self, u: Sequence[float]) -> dict[str, Any]:
+        """Map a point of the unit cube (one coordinate per tunable parameter) to a config."""
+        tunable = self.tunable
+        if len(u) != len(tunable):
+            raise SpaceError(
+                f"a unit point must have one coordinate per tunable parameter "
+                f"({len(tunable)}), got {len(u)}."
+            )
+        values = {p.name: p.from_unit(float(x)) for p, x in zip(tunable, u, strict=True)}
+        return self._activate(values)
+
+    def to_unit(self, config: Mapping[str, Any]) -> list[float | None]:
+        """The unit-cube coordinates of ``config``; ``None`` where a parameter is inactive."""
+        return [p.to_unit(config[p.name]) if p.name in config else None for p in self.tunable]
+
+    def distributions(self, config: Mapping[str, Any]) -> dict[str, BaseDistribution]:
+        """Optuna distributions of the tunable parameters active in ``config``."""
+        return {p.name: p.distribution() for p in self.tunable if p.name in config}
+
+    def grid(self, n_points: int) -> dict[str, list[Any]]:
+        """A grid for Optuna's ``GridSampler``; conditional spaces are refused."""
+        if any(p.when is not None for p in self.params):
+            raise SpaceError("the grid sampler cannot search a space with conditional parameters.")
+        return {p.name: list(grid_values(p, n_points)) for p in self.tunable}
+
+    def active(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Keep only the parameters of ``config`` that are active, in space order."""
+        return self._activate({k: v for k, v in config.items() if k in self})
+
+    def _activate(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        for param in self.params:
+            if param.when is not None and not param.when.holds(config):
+                continue
+            if isinstance(param, FixedParam):
+                config[param.name] = param.value
+            elif param.name in values:
+                config[param.name] = values[param.name]
+        return config
+
+    def invalid(self, config: Mapping[str, Any]) -> list[str]:
+        """Names of active parameters whose value in ``config`` is missing or out of range."""
+        wrong = []
+        for name, value in self._activate(config).items():
+            if not self[name].contains(value):
+                wrong.append(name)
+        wrong += [p.name for p in self.tunable if p.name not in config and self._is_active(p, config)]
+        return wrong
+
+    def _is_active(self, param: Param, config: Mapping[str, Any]) -> bool:
+        return param.when is None or param.when.holds(config)
+
+    # -- extension --------------------------------------------------------------------
+    def extend(
+        self,
+        *,
+        params: Mapping[str, Any] | None = None,
+        drop: Iterable[str] = (),
+        name: str | None = None,
+        where: Where | None = None,
+    ) -> SearchSpace:
+        """A new space: ``params`` added or overriding (partially) existing ones, ``drop`` removed.
+
+        An override may give only some keys, e.g. ``{"lr": {"high": 0.01}}`` narrows a range.
+        """
+        where = where or Where()
+        dropped = list(drop)
+        for i, key in enumerate(dropped):
+            if key not in self:
+                raise where.child("drop").child(i).fail(
+                    f"must name a parameter of the space ({', '.join(self.names)})", key, SpaceError
+                )
+        merged: dict[str, Any] = {p.name: p.to_dict() for p in self.params if p.name not in dropped}
+        for key, value in as_mapping(params or {}, where.child("params"), SpaceError).items():
+            if key in merged and isinstance(value, Mapping) and "type" not in value:
+                check_keys(value, where.child("params").child(key), allowed=_OVERRIDABLE, cls=SpaceError)
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        orphans = [k for k, v in merged.items() if isinstance(v, Mapping) and _parent(v) in dropped]
+        if orphans:
+            raise where.child("drop").fail(
+                f"cannot drop a parent of conditional parameters {orphans}", dropped, SpaceError
+            )
+        space = SearchSpace.from_dict(merged, name=self.name if name is None else name, where=where.child("params"))
+        return replace(space, description=self.description)
+
+
+_OVERRIDABLE = ("low", "high", "log", "step", "choices", "value", "when", "description")
+
+
+def _parent(definition: Mapping[str, Any]) -> str | None:
+    when = definition.get("when")
+    if isinstance(when, Mapping) and len(when) == 1:
+        return str(next(iter(when)))
+    return None

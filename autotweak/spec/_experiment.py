@@ -1,0 +1,249 @@
+"""The experiment spec: one YAML file, or the same thing as Python objects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autotweak._validation import Where, as_int, as_mapping, as_str, check_keys
+from autotweak.exceptions import SpecError
+from autotweak.space import SearchSpace, load_space, space_from_definition
+from autotweak.spec._objective import import_objective
+from autotweak.spec._parts import Budget, Component, Execution, Metric
+
+__all__ = ["Experiment", "load_experiment"]
+
+_KEYS = (
+    "name",
+    "description",
+    "objective",
+    "base",
+    "tweaks",
+    "metric",
+    "budget",
+    "sampler",
+    "pruner",
+    "seed",
+    "execution",
+    "storage",
+    "tracking_uri",
+    "tags",
+    "baseline",
+)
+_DEFINITION_KEYS = {"extends", "params", "drop", "description", "name"}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A declared experiment: what to run, what to tweak, what to optimize, how long.
+
+    Attributes:
+        name: Study name: the Optuna study and the MLflow experiment are named after it.
+        objective: ``"package.module:function"`` or a function ``f(config, trial) -> float``.
+        space: The tweaks, a :class:`~autotweak.space.SearchSpace`.
+        metric: Name and direction of the value the objective returns.
+        base: The base config; each trial's config is the base updated with the tweaks.
+        budget: Trials, wall time and compute limits.
+        sampler: Sampler by registry name with arguments (TPE by default).
+        pruner: Pruner by registry name with arguments (median by default).
+        seed: Seed of the sampler (worker ``i`` uses ``seed + i``).
+        execution: Worker processes and stale-trial detection.
+        storage: Optuna storage URL; the embedded default when ``None``.
+        tracking_uri: MLflow tracking URI; the embedded default when ``None``.
+        tags: Free-form tags, logged on the study's MLflow runs.
+        baseline: Run the base config as the first trial, so results have a reference.
+        description: Free text, logged with the study.
+        source: The spec file it was read from, if any.
+    """
+
+    name: str
+    objective: str | Callable[..., Any]
+    space: SearchSpace
+    metric: Metric
+    base: Mapping[str, Any] = field(default_factory=dict)
+    budget: Budget = field(default_factory=Budget)
+    sampler: Component = field(default_factory=lambda: Component("tpe"))
+    pruner: Component = field(default_factory=lambda: Component("median"))
+    seed: int | None = 0
+    execution: Execution = field(default_factory=Execution)
+    storage: str | None = None
+    tracking_uri: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    baseline: bool = True
+    description: str = ""
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        where = Where(self.source)
+        as_str(self.name, where.child("name"))
+        if not isinstance(self.objective, str) and not callable(self.objective):
+            raise where.child("objective").fail("must be an entry point string or a callable", self.objective)
+        _check_components(self, where)
+        if self.budget.compute is not None and self.metric.steps is None:
+            raise where.child("metric.steps").fail(
+                "must be set when budget.compute is set (compute is counted in full trainings of that many steps)",
+                None,
+            )
+
+    # -- derived --------------------------------------------------------------------
+    @property
+    def objective_ref(self) -> str | None:
+        """The objective as an entry point string, when it is one."""
+        return self.objective if isinstance(self.objective, str) else None
+
+    def resolve_objective(self) -> Callable[..., Any]:
+        """The objective function (imported when given as an entry point)."""
+        if callable(self.objective):
+            return self.objective
+        base_dir = Path(self.source).resolve().parent if self.source else None
+        return import_objective(self.objective, Where(self.source, "objective"), base_dir=base_dir)
+
+    def base_trial(self) -> dict[str, Any] | None:
+        """The base config's values of the tunable parameters, if it is a valid point."""
+        if not self.baseline or not self.base:
+            return None
+        values = self.space.active(self.base)
+        if self.space.invalid(values):
+            return None
+        return {p.name: values[p.name] for p in self.space.tunable if p.name in values}
+
+    def with_overrides(self, **changes: Any) -> Experiment:
+        """A copy with some fields changed (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (YAML-able): logged to MLflow and kept in the study."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "objective": self.objective_ref or _callable_name(self.objective),
+            "base": dict(self.base),
+            "tweaks": {"name": self.space.name, "params": self.space.to_dict()},
+            "metric": {"name": self.metric.name, "direction": self.metric.direction, "steps": self.metric.steps},
+            "budget": {k: v for k, v in vars(self.budget).items() if v is not None},
+            "sampler": self.sampler.to_dict(),
+            "pruner": self.pruner.to_dict(),
+            "seed": self.seed,
+            "execution": dict(vars(self.execution)),
+            "storage": self.storage,
+            "tracking_uri": self.tracking_uri,
+            "tags": dict(self.tags),
+            "baseline": self.baseline,
+        }
+
+    # -- parsing --------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, raw: Any, *, source: str | None = None, check_objective: bool = True) -> Experiment:
+        """Validate and build an experiment from its mapping form.
+
+        Every problem raises :class:`~autotweak.exceptions.SpecError` naming the file,
+        the field and the rule, before any compute is spent.
+        """
+        where = Where(source)
+        data = as_mapping(raw, where)
+        check_keys(data, where, allowed=_KEYS, required=("name", "objective", "tweaks", "metric"))
+        try:
+            experiment = cls(**_fields(data, where), source=source)
+        except SpecError as exc:
+            if exc.source is None and source is not None:
+                raise SpecError(exc.rule, source=source, field=exc.field) from None
+            raise
+        if check_objective and isinstance(experiment.objective, str):
+            experiment.resolve_objective()
+        return experiment
+
+
+def load_experiment(path: str | os.PathLike[str], *, check_objective: bool = True) -> Experiment:
+    """Read and validate an experiment YAML file.
+
+    Example:
+        >>> exp = load_experiment("examples/mlp_digits.yaml")  # doctest: +SKIP
+        >>> exp.metric.direction
+        'maximize'
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise SpecError(f"experiment file {str(path)!r} does not exist.")
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"is not valid YAML: {exc}", source=str(path)) from None
+    return Experiment.from_dict(raw, source=str(path), check_objective=check_objective)
+
+
+def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    from autotweak.engine._registry import PRUNERS, SAMPLERS
+
+    out: dict[str, Any] = {
+        "name": as_str(data["name"], where.child("name")),
+        "objective": as_str(data["objective"], where.child("objective")),
+        "space": _parse_tweaks(data["tweaks"], where.child("tweaks")),
+        "metric": Metric.parse(data["metric"], where.child("metric")),
+        "description": str(data.get("description") or ""),
+    }
+    if "base" in data:
+        out["base"] = dict(as_mapping(data["base"] or {}, where.child("base")))
+    if "budget" in data:
+        out["budget"] = Budget.parse(data["budget"], where.child("budget"))
+    if "sampler" in data:
+        out["sampler"] = Component.parse(data["sampler"], where.child("sampler"), choices=tuple(SAMPLERS))
+    if "pruner" in data:
+        out["pruner"] = Component.parse(data["pruner"], where.child("pruner"), choices=tuple(PRUNERS))
+    if data.get("seed") is not None:
+        out["seed"] = as_int(data["seed"], where.child("seed"), minimum=0)
+    elif "seed" in data:
+        out["seed"] = None
+    if "execution" in data:
+        out["execution"] = Execution.parse(data["execution"], where.child("execution"))
+    for key in ("storage", "tracking_uri"):
+        if data.get(key) is not None:
+            out[key] = as_str(data[key], where.child(key))
+    if "tags" in data:
+        tags = as_mapping(data["tags"] or {}, where.child("tags"))
+        out["tags"] = {k: str(v) for k, v in tags.items()}
+    if "baseline" in data:
+        if not isinstance(data["baseline"], bool):
+            raise where.child("baseline").fail("must be true or false", data["baseline"])
+        out["baseline"] = data["baseline"]
+    return out
+
+
+def _parse_tweaks(raw: Any, where: Where) -> SearchSpace:
+    if isinstance(raw, str):
+        try:
+            return load_space(raw)
+        except SpecError as exc:
+            raise SpecError(exc.rule, source=where.source, field=where.field) from None
+    data = as_mapping(raw, where)
+    if set(data) <= _DEFINITION_KEYS and ("extends" in data or "params" in data):
+        return space_from_definition(data, where)
+    return SearchSpace.from_dict(data, where=where)
+
+
+def _check_components(experiment: Experiment, where: Where) -> None:
+    """Build the sampler and pruner once, so that bad names or arguments fail before compute."""
+    from autotweak.engine._registry import PRUNERS, SAMPLERS, build_pruner, build_sampler
+
+    checks: list[tuple[str, Component, Callable[[], object], dict[str, Any]]] = [
+        ("sampler", experiment.sampler, lambda: build_sampler(experiment.sampler, experiment.space, 0), SAMPLERS),
+        ("pruner", experiment.pruner, lambda: build_pruner(experiment.pruner, experiment.metric), PRUNERS),
+    ]
+    for key, component, build, registry in checks:
+        as_str(component.name, where.child(key).child("name"), choices=tuple(registry))
+        try:
+            build()
+        except SpecError as exc:
+            raise SpecError(exc.rule, source=where.source, field=f"{key}.args") from None
+        except (TypeError, ValueError) as exc:
+            raise where.child(key).child("args").fail(
+                f"must be valid arguments of the '{component.name}' {key} ({exc})", dict(component.args)
+            ) from None
+
+
+def _callable_name(func: Any) -> str:
+    return f"{getattr(func, '__module__', '?')}:{getattr(func, '__qualname__', repr(func))}"

@@ -1,0 +1,164 @@
+"""The small value objects of an experiment: metric, budget, components, execution."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from autotweak._validation import Where, as_float, as_int, as_mapping, as_str, check_keys
+
+__all__ = ["Budget", "Component", "Execution", "Metric", "parse_duration"]
+
+Direction = Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The metric the objective returns (and reports per step) and which way is better.
+
+    Attributes:
+        name: Metric name, used for the MLflow metric and the report.
+        direction: ``"maximize"`` or ``"minimize"``.
+        steps: Report steps in one full training (epochs, say); sets Hyperband's
+            ``max_resource`` and the compute accounting. Unknown when ``None``.
+    """
+
+    name: str
+    direction: Direction
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        where = Where(None, "metric")
+        as_str(self.name, where.child("name"))
+        as_str(self.direction, where.child("direction"), choices=("maximize", "minimize"))
+        if self.steps is not None:
+            as_int(self.steps, where.child("steps"), minimum=1)
+
+    @classmethod
+    def parse(cls, raw: Any, where: Where) -> Metric:
+        data = as_mapping(raw, where)
+        check_keys(data, where, allowed=("name", "direction", "steps"), required=("name", "direction"))
+        steps = data.get("steps")
+        return cls(
+            as_str(data["name"], where.child("name")),
+            as_str(data["direction"], where.child("direction"), choices=("maximize", "minimize")),  # type: ignore[arg-type]
+            None if steps is None else as_int(steps, where.child("steps"), minimum=1),
+        )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When to stop asking for trials; the first limit reached ends the study.
+
+    Attributes:
+        trials: Total trials of the study (all workers, all sessions, retries excluded).
+        wall_time: Seconds from the start of this run.
+        compute: Total compute in full-training equivalents (a trial pruned at half its
+            steps costs 0.5); needs ``metric.steps``.
+    """
+
+    trials: int | None = 20
+    wall_time: float | None = None
+    compute: float | None = None
+
+    def __post_init__(self) -> None:
+        where = Where(None, "budget")
+        if self.trials is None and self.wall_time is None and self.compute is None:
+            raise where.fail("must set at least one of trials, wall_time, compute")
+        if self.trials is not None:
+            as_int(self.trials, where.child("trials"), minimum=1)
+        if self.wall_time is not None:
+            as_float(self.wall_time, where.child("wall_time"), minimum=0, strict_minimum=True)
+        if self.compute is not None:
+            as_float(self.compute, where.child("compute"), minimum=0, strict_minimum=True)
+
+    @classmethod
+    def parse(cls, raw: Any, where: Where) -> Budget:
+        data = as_mapping(raw, where)
+        check_keys(data, where, allowed=("trials", "wall_time", "compute"))
+        if not data:
+            raise where.fail("must set at least one of trials, wall_time, compute", dict(data))
+        trials = data.get("trials")
+        wall = data.get("wall_time")
+        compute = data.get("compute")
+        return cls(
+            trials=None if trials is None else as_int(trials, where.child("trials"), minimum=1),
+            wall_time=None if wall is None else parse_duration(wall, where.child("wall_time")),
+            compute=None
+            if compute is None
+            else as_float(compute, where.child("compute"), minimum=0, strict_minimum=True),
+        )
+
+
+@dataclass(frozen=True)
+class Component:
+    """A sampler or pruner chosen by registry name, with keyword arguments."""
+
+    name: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: Any, where: Where, *, choices: tuple[str, ...]) -> Component:
+        if isinstance(raw, str):
+            return cls(as_str(raw, where, choices=choices))
+        data = as_mapping(raw, where)
+        check_keys(data, where, allowed=("name", "args"), required=("name",))
+        args = as_mapping(data.get("args") or {}, where.child("args"))
+        return cls(as_str(data["name"], where.child("name"), choices=choices), dict(args))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "args": dict(self.args)}
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How trials run: worker processes and the failure detection of the shared storage.
+
+    Attributes:
+        workers: Local worker processes (1 runs trials in this process).
+        heartbeat_interval: Seconds between a running trial's heartbeats.
+        grace_period: Seconds without a heartbeat after which a trial is stale: it is
+            marked failed and run again.
+        max_retries: How many times a stale trial is run again.
+    """
+
+    workers: int = 1
+    heartbeat_interval: int = 5
+    grace_period: int = 20
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        where = Where(None, "execution")
+        as_int(self.workers, where.child("workers"), minimum=1)
+        as_int(self.heartbeat_interval, where.child("heartbeat_interval"), minimum=1)
+        as_int(self.grace_period, where.child("grace_period"), minimum=1)
+        as_int(self.max_retries, where.child("max_retries"), minimum=0)
+        if self.grace_period <= self.heartbeat_interval:
+            raise where.child("grace_period").fail(
+                f"must be greater than heartbeat_interval ({self.heartbeat_interval})", self.grace_period
+            )
+
+    @classmethod
+    def parse(cls, raw: Any, where: Where) -> Execution:
+        data = as_mapping(raw, where)
+        keys = ("workers", "heartbeat_interval", "grace_period", "max_retries")
+        check_keys(data, where, allowed=keys)
+        minimum = {"max_retries": 0}
+        values = {k: as_int(data[k], where.child(k), minimum=minimum.get(k, 1)) for k in keys if k in data}
+        return cls(**values)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(raw: Any, where: Where) -> float:
+    """Seconds from a number or a string such as ``"90s"``, ``"10m"``, ``"1.5h"``."""
+    if isinstance(raw, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smhd]?)\s*", raw)
+        if not match:
+            raise where.fail('must be seconds or a duration such as "90s", "10m", "2h"', raw)
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        return as_float(seconds, where, minimum=0, strict_minimum=True)
+    return as_float(raw, where, minimum=0, strict_minimum=True)

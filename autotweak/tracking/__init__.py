@@ -1,0 +1,15 @@
+"""Trackers: where trials are recorded for people to read (MLflow by default)."""
+
+from autotweak.tracking._base import BaseTracker, NullTracker
+from autotweak.tracking._mlflow import MlflowTracker
+from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
+
+__all__ = [
+    "BaseTracker",
+    "MlflowTracker",
+    "NullTracker",
+    "StudyInfo",
+    "StudySummary",
+    "TrialRecord",
+    "TrialStart",
+]

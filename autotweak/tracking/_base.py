@@ -1,0 +1,58 @@
+"""The tracker seam: where trials are recorded for people to read."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
+
+__all__ = ["BaseTracker", "NullTracker"]
+
+
+class BaseTracker(abc.ABC):
+    """Records studies and trials.
+
+    Three methods are required; the rest are hooks that do nothing by default. A tracker
+    must be safe to create in every worker process: it is built from plain settings.
+    """
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What this tracker is: its name and arguments."""
+        return {"name": type(self).__name__}
+
+    @abc.abstractmethod
+    def start_study(self, info: StudyInfo, run_id: str | None = None) -> str | None:
+        """Open (or reopen, when ``run_id`` is given) the study's record; return its id."""
+
+    @abc.abstractmethod
+    def start_trial(self, start: TrialStart) -> str:
+        """Open a trial's record and return its id."""
+
+    @abc.abstractmethod
+    def end_trial(self, record: TrialRecord) -> None:
+        """Close a trial's record with its state, value and learning curve."""
+
+    def log_steps(self, run_id: str, metric: str, steps: Sequence[tuple[int, float, int]]) -> None:
+        """Write part of a running trial's learning curve (called now and then)."""
+
+    def mark_failed(self, run_id: str, reason: str) -> None:
+        """Close the record of a trial that died without closing it (a killed worker)."""
+
+    def end_study(self, run_id: str | None, summary: StudySummary) -> None:
+        """Write the study's summary and close its record."""
+
+
+class NullTracker(BaseTracker):
+    """Records nothing: for bare Optuna runs and baselines."""
+
+    def start_study(self, info: StudyInfo, run_id: str | None = None) -> str | None:
+        return run_id
+
+    def start_trial(self, start: TrialStart) -> str:
+        return f"null-{start.trial_id}"
+
+    def end_trial(self, record: TrialRecord) -> None:
+        return None

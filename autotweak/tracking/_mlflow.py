@@ -1,0 +1,233 @@
+"""MLflow tracking: study = parent run, trial = child run, always through ``MlflowClient``.
+
+Writes are batched (one ``log_batch`` per trial end), since a call per metric costs
+about five times more against a SQLite store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+
+from autotweak._locations import artifact_root, redact
+from autotweak.tracking._base import BaseTracker
+from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
+
+__all__ = ["MlflowTracker", "RUN_STATUS"]
+
+_log = logging.getLogger(__name__)
+
+RUN_STATUS = {
+    "complete": RunStatus.to_string(RunStatus.FINISHED),
+    "pruned": RunStatus.to_string(RunStatus.KILLED),
+    "failed": RunStatus.to_string(RunStatus.FAILED),
+    "preempted": RunStatus.to_string(RunStatus.KILLED),
+}
+_BATCH = 1000
+_PARAM_BATCH = 100
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class MlflowTracker(BaseTracker):
+    """Records a study in one MLflow experiment named after it.
+
+    Args:
+        tracking_uri: Any MLflow tracking URI (SQLite file, tracking server, ...).
+    """
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self._experiment_ids: dict[str, str] = {}
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"name": "mlflow", "tracking_uri": redact(self.tracking_uri)}
+
+    # -- study ----------------------------------------------------------------------
+    def experiment_id(self, study_name: str) -> str:
+        """The id of the MLflow experiment of ``study_name``, created if needed."""
+        if study_name not in self._experiment_ids:
+            found = self.client.get_experiment_by_name(study_name)
+            if found is not None:
+                self._experiment_ids[study_name] = found.experiment_id
+            else:
+                self._experiment_ids[study_name] = self.client.create_experiment(
+                    study_name,
+                    artifact_location=_experiment_artifacts(self.tracking_uri, study_name),
+                    tags={"autotweak.study": study_name},
+                )
+        return self._experiment_ids[study_name]
+
+    def start_study(self, info: StudyInfo, run_id: str | None = None) -> str:
+        if run_id is not None:
+            self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            self.client.set_tag(run_id, "autotweak.resumed_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+            return run_id
+        tags = {
+            "autotweak.kind": "study",
+            "autotweak.study": info.study_name,
+            "autotweak.storage": redact(info.storage),
+            **{f"autotweak.meta.{k}": json.dumps(v, sort_keys=True, default=str) for k, v in info.meta.items()},
+            **info.tags,
+        }
+        run = self.client.create_run(
+            self.experiment_id(info.study_name), tags=tags, run_name=info.study_name
+        )
+        run_id = run.info.run_id
+        self._log(run_id, params=_spec_params(info.spec))
+        self.client.log_dict(run_id, info.spec, "spec.json")
+        self.client.log_dict(run_id, info.meta, "meta.json")
+        if info.source_file:
+            self.client.log_artifact(run_id, info.source_file)
+        return run_id
+
+    def end_study(self, run_id: str | None, summary: StudySummary) -> None:
+        if run_id is None:
+            return
+        metrics = {f"n_{state}": float(n) for state, n in summary.counts.items()}
+        metrics["compute_full_trainings"] = summary.compute
+        if summary.best_value is not None:
+            metrics["best_value"] = summary.best_value
+        if summary.base_value is not None:
+            metrics["base_value"] = summary.base_value
+        tags = {f"autotweak.best.{k}": str(v) for k, v in summary.best_config.items()}
+        if summary.best_number is not None:
+            tags["autotweak.best_trial"] = str(summary.best_number)
+        self._log(run_id, metrics=_metrics(metrics.items()), tags=_tags(tags.items()))
+        self.client.log_dict(run_id, _summary_dict(summary), "summary.json")
+        status = RunStatus.KILLED if summary.interrupted else RunStatus.FINISHED
+        self.client.set_terminated(run_id, RunStatus.to_string(status))
+
+    # -- trials ---------------------------------------------------------------------
+    def start_trial(self, start: TrialStart) -> str:
+        tags = {
+            "autotweak.kind": "trial",
+            "autotweak.study": start.study_name,
+            "autotweak.trial_number": str(start.number),
+            "autotweak.optuna_trial_id": str(start.trial_id),
+            "autotweak.attempt": str(start.attempt),
+            "autotweak.seed": str(start.seed),
+            "autotweak.state": "running",
+            **start.provenance,
+        }
+        if start.retry_of is not None:
+            tags["autotweak.retry_of"] = str(start.retry_of)
+        if start.study_run_id is not None:
+            tags["mlflow.parentRunId"] = start.study_run_id
+        run = self.client.create_run(
+            self.experiment_id(start.study_name), tags=tags, run_name=f"trial-{start.number:04d}"
+        )
+        run_id = run.info.run_id
+        self._log(run_id, params=_params(start.config.items()))
+        return run_id
+
+    def log_steps(self, run_id: str, metric: str, steps: Sequence[tuple[int, float, int]]) -> None:
+        self._log(run_id, metrics=[Metric(metric, v, ts, s) for s, v, ts in steps if math.isfinite(v)])
+
+    def end_trial(self, record: TrialRecord) -> None:
+        now = _now_ms()
+        metrics = [Metric(record.metric, v, ts, s) for s, v, ts in record.steps if math.isfinite(v)]
+        finals = {"duration_s": record.duration}
+        if record.value is not None and math.isfinite(record.value):
+            finals[f"final_{record.metric}"] = record.value
+        if record.compute is not None:
+            finals["compute"] = record.compute
+        metrics += _metrics(finals.items(), now)
+        tags = {"autotweak.state": record.state, **record.extra_tags}
+        if record.failure:
+            tags["autotweak.failure"] = record.failure[:4000]
+        self._log(record.run_id, metrics=metrics, tags=_tags(tags.items()))
+        if record.traceback:
+            self.client.log_text(record.run_id, record.traceback, "traceback.txt")
+        self.client.set_terminated(record.run_id, RUN_STATUS[record.state], end_time=now)
+
+    def mark_failed(self, run_id: str, reason: str) -> None:
+        tags = {"autotweak.state": "failed", "autotweak.failure": reason}
+        self._log(run_id, tags=_tags(tags.items()))
+        self.client.set_terminated(run_id, RUN_STATUS["failed"])
+
+    # -- helpers --------------------------------------------------------------------
+    def _log(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        for i in range(0, max(len(params), len(tags)), _PARAM_BATCH):
+            self.client.log_batch(run_id, params=params[i : i + _PARAM_BATCH], tags=tags[i : i + _PARAM_BATCH])
+        for i in range(0, len(metrics), _BATCH):
+            self.client.log_batch(run_id, metrics=metrics[i : i + _BATCH])
+
+
+def _metrics(items: Iterable[tuple[str, float]], ts: int | None = None) -> list[Metric]:
+    stamp = ts or _now_ms()
+    return [Metric(k, float(v), stamp, 0) for k, v in items]
+
+
+def _params(items: Iterable[tuple[str, Any]]) -> list[Param]:
+    return [Param(str(k), _text(v)[:6000]) for k, v in items]
+
+
+def _tags(items: Iterable[tuple[str, Any]]) -> list[RunTag]:
+    return [RunTag(str(k), _text(v)) for k, v in items]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
+
+
+def _spec_params(spec: dict[str, Any]) -> list[Param]:
+    flat: dict[str, Any] = {
+        "metric": spec["metric"]["name"],
+        "direction": spec["metric"]["direction"],
+        "sampler": spec["sampler"]["name"],
+        "pruner": spec["pruner"]["name"],
+        "objective": spec["objective"],
+        "seed": spec["seed"],
+    }
+    flat.update({f"space.{k}": _range(v) for k, v in spec["tweaks"]["params"].items()})
+    flat.update({f"base.{k}": v for k, v in spec["base"].items()})
+    return _params(flat.items())
+
+
+def _range(definition: dict[str, Any]) -> str:
+    kind = definition["type"]
+    if kind == "categorical":
+        return f"choice{definition['choices']}"
+    if kind == "fixed":
+        return f"fixed({definition['value']!r})"
+    scale = " log" if definition.get("log") else ""
+    return f"{kind}[{definition['low']}, {definition['high']}]{scale}"
+
+
+def _summary_dict(summary: StudySummary) -> dict[str, Any]:
+    return {
+        "study": summary.study_name,
+        "counts": summary.counts,
+        "best_trial": summary.best_number,
+        "best_value": summary.best_value,
+        "best_config": summary.best_config,
+        "base_value": summary.base_value,
+        "compute_full_trainings": summary.compute,
+        "interrupted": summary.interrupted,
+    }
+
+
+def _experiment_artifacts(tracking_uri: str, study_name: str) -> str | None:
+    root = artifact_root(tracking_uri)
+    return None if root is None else f"{root}/{study_name}"

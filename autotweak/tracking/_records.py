@@ -1,0 +1,69 @@
+"""What the engine tells a tracker: plain records, independent of any tracking backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["StudyInfo", "StudySummary", "TrialRecord", "TrialStart", "TrialState"]
+
+TrialState = Literal["complete", "pruned", "failed", "running"]
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """A study as a tracker sees it when the study (re)starts."""
+
+    study_name: str
+    spec: dict[str, Any]
+    meta: dict[str, dict[str, Any]]
+    storage: str
+    source_file: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrialStart:
+    """A trial as it starts on a worker."""
+
+    study_name: str
+    study_run_id: str | None
+    number: int
+    trial_id: int
+    config: dict[str, Any]
+    params: dict[str, Any]
+    attempt: int
+    retry_of: int | None
+    seed: int | None
+    provenance: dict[str, str]
+
+
+@dataclass
+class TrialRecord:
+    """A finished trial: its state, value, learning curve and cost."""
+
+    run_id: str
+    number: int
+    state: TrialState
+    metric: str
+    value: float | None
+    steps: list[tuple[int, float, int]]
+    duration: float
+    compute: float | None = None
+    failure: str | None = None
+    traceback: str | None = None
+    extra_tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """Where a study stands: counts by state and the best trial."""
+
+    study_name: str
+    counts: dict[str, int]
+    best_number: int | None
+    best_value: float | None
+    best_config: dict[str, Any]
+    base_value: float | None
+    compute: float
+    interrupted: bool = False

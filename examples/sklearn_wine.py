@@ -1,0 +1,38 @@
+"""A scikit-learn example: HistGradientBoosting on the wine data shipped with scikit-learn.
+
+The objective reports validation accuracy every 5 boosting iterations, so pruners can
+stop poor configs early.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_wine
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import train_test_split
+
+import autotweak
+
+
+def train(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    X, y = load_wine(return_X_y=True)
+    X_train, X_valid, y_train, y_valid = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    model = HistGradientBoostingClassifier(
+        max_iter=config["max_iter"],
+        learning_rate=config["learning_rate"],
+        max_leaf_nodes=config["max_leaf_nodes"],
+        min_samples_leaf=config["min_samples_leaf"],
+        l2_regularization=config["l2_regularization"],
+        max_features=config["max_features"],
+        early_stopping=False,
+        random_state=config.get("seed", 0),
+    )
+    model.fit(X_train, y_train)
+    score = 0.0
+    for i, pred in enumerate(model.staged_predict(X_valid), start=1):
+        if i % 5 == 0:
+            score = float(np.mean(pred == y_valid))
+            trial.report(score, step=i // 5)
+    return score
