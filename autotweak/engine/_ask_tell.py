@@ -16,7 +16,7 @@ from autotweak.engine._budget import BudgetView, ask_lock
 from autotweak.engine._optimize import Prepared, _close, prepare
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession
-from autotweak.engine._storage import fail_stale, heartbeat, make_storage, quiet_optuna
+from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna
 from autotweak.engine._study import ATTR
 from autotweak.engine._trial import Trial
 from autotweak.engine._worker import make_stale_handler
@@ -66,6 +66,7 @@ class Study:
             pruner=build_pruner(experiment.pruner, experiment.metric),
         )
         self._session = TrialSession(ctx, self._study, tracker, experiment.seed)
+        self._sweep = StaleSweeper(self._study, experiment.execution.heartbeat_interval)
         self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
         self._summary: StudySummary | None = None
 
@@ -81,10 +82,10 @@ class Study:
 
     def ask(self) -> Trial | None:
         """A new trial, or ``None`` once the budget is spent."""
-        fail_stale(self._study)
+        self._sweep()
         ctx = self._prepared.context
         with ask_lock(ctx.storage_url, self._study.study_name):
-            view = BudgetView.of(self._study.get_trials(deepcopy=False), ATTR.RETRY_OF, ATTR.COMPUTE)
+            view = BudgetView.of(self._study.get_trials(deepcopy=False), self.experiment.metric.steps)
             if view.exhausted(self.experiment.budget, ctx.deadline) is not None:
                 return None
             with quiet_optuna():

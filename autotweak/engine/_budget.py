@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.engine._study import ATTR, study_compute
 from autotweak.spec import Budget
 
 __all__ = ["BudgetView", "ask_lock"]
@@ -30,13 +31,13 @@ class BudgetView:
     compute: float
 
     @classmethod
-    def of(cls, trials: list[FrozenTrial], retry_key: str, compute_key: str) -> BudgetView:
-        retries = sum(1 for t in trials if retry_key in t.user_attrs)
+    def of(cls, trials: list[FrozenTrial], steps: int | None) -> BudgetView:
+        retries = sum(1 for t in trials if ATTR.RETRY_OF in t.user_attrs)
         return cls(
             counted=len(trials) - retries,
             waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
             running=sum(1 for t in trials if t.state == TrialState.RUNNING),
-            compute=sum(float(t.user_attrs.get(compute_key, 0.0)) for t in trials),
+            compute=study_compute(trials, steps),
         )
 
     def exhausted(self, budget: Budget, deadline: float | None) -> str | None:

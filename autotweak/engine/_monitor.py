@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.engine._study import ATTR, state_of
+from autotweak.engine._study import ATTR, state_of, study_compute
 from autotweak.spec import Experiment
 
 __all__ = ["Monitor", "Progress"]
@@ -103,7 +103,7 @@ class Monitor:
             best_number=None if best is None else best.number,
             elapsed=elapsed,
             eta=self._eta(done, total, elapsed, retries),
-            compute=sum(float(t.user_attrs.get(ATTR.COMPUTE, 0.0)) for t in trials),
+            compute=study_compute(trials, self.experiment.metric.steps),
             last_finished=sorted(fresh, key=lambda t: t.number),
         )
 

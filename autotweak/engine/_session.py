@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from autotweak.engine._config import merge_config
 from autotweak.engine._provenance import provenance
-from autotweak.engine._study import ATTR
+from autotweak.engine._study import ATTR, trial_compute
 from autotweak.engine._trial import Trial
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
@@ -88,9 +88,6 @@ class TrialSession:
         )
         self._run_ids[trial.number] = run_id
         trial.set_user_attr(ATTR.RUN_ID, run_id)
-        trial.set_user_attr(
-            ATTR.WORKER, f"{self.provenance['autotweak.host']}:{self.provenance['autotweak.pid']}"
-        )
         return Trial(
             trial,
             config,
@@ -104,7 +101,6 @@ class TrialSession:
         trial = handle.optuna_trial
         exp = self.experiment
         compute = trial_compute(outcome.state, handle.last_step, exp.metric.steps)
-        trial.set_user_attr(ATTR.COMPUTE, compute)
         if outcome.failure:
             trial.set_user_attr(ATTR.FAILURE, outcome.failure[:2000])
         try:
@@ -133,14 +129,3 @@ class TrialSession:
         shown = "" if outcome.value is None else f" {exp.metric.name}={outcome.value:.6g}"
         _log.info("trial %d %s%s", trial.number, outcome.state, shown)
         return outcome
-
-
-def trial_compute(state: str, last_step: int | None, steps: int | None) -> float:
-    """Full-training equivalents spent: 1 for a finished trial, the share of steps read otherwise."""
-    if state == "complete":
-        return 1.0
-    if last_step is None:
-        return 0.0
-    if steps is None:
-        return 1.0
-    return min(last_step / steps, 1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 
-__all__ = ["fail_stale", "heartbeat", "make_storage", "quiet_optuna"]
+__all__ = ["StaleSweeper", "fail_stale", "heartbeat", "make_storage", "quiet_optuna"]
 
 _log = logging.getLogger(__name__)
 
@@ -100,3 +101,18 @@ def fail_stale(study: optuna.Study) -> None:
     """Fail trials whose worker stopped beating, running the stale-trial callback."""
     with quiet_optuna():
         optuna.storages.fail_stale_trials(study)
+
+
+class StaleSweeper:
+    """Runs :func:`fail_stale` at most once per ``every`` seconds (it costs a query)."""
+
+    def __init__(self, study: optuna.Study, every: float) -> None:
+        self.study = study
+        self.every = every
+        self._last = float("-inf")
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            fail_stale(self.study)

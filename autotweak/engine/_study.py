@@ -42,8 +42,6 @@ class ATTR:
     ROOT = "autotweak.root_trial"
     ATTEMPT = "autotweak.attempt"
     FAILURE = "autotweak.failure"
-    COMPUTE = "autotweak.compute"
-    WORKER = "autotweak.worker"
 
 
 _STATES = {
@@ -124,6 +122,35 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
         )
 
 
+def steps_of(study: optuna.Study) -> int | None:
+    """Report steps in one full training, as declared by the study's spec."""
+    steps = study.user_attrs.get(ATTR.SPEC, {}).get("metric", {}).get("steps")
+    return int(steps) if steps else None
+
+
+def frozen_compute(trial: FrozenTrial, steps: int | None) -> float:
+    """Full-training equivalents a trial spent, read from its state and reported steps."""
+    last = max(trial.intermediate_values) if trial.intermediate_values else None
+    state = "complete" if trial.state == TrialState.COMPLETE else "partial"
+    return trial_compute(state, last, steps)
+
+
+def study_compute(trials: list[FrozenTrial], steps: int | None) -> float:
+    """Full-training equivalents spent by ``trials`` (running ones count what they read)."""
+    return sum(frozen_compute(t, steps) for t in trials if t.state != TrialState.WAITING)
+
+
+def trial_compute(state: str, last_step: int | None, steps: int | None) -> float:
+    """Full-training equivalents: 1 for a finished trial, the share of steps read otherwise."""
+    if state == "complete":
+        return 1.0
+    if last_step is None:
+        return 0.0
+    if steps is None:
+        return 1.0
+    return min(last_step / steps, 1.0)
+
+
 def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary:
     """Counts by state, the best trial, the baseline's value and the compute spent."""
     trials = study.get_trials(deepcopy=False)
@@ -134,7 +161,7 @@ def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary
         pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
         best = pick(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
     base = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
-    compute = sum(float(t.user_attrs.get(ATTR.COMPUTE, 0.0)) for t in trials)
+    compute = study_compute(trials, steps_of(study))
     return StudySummary(
         study_name=study.study_name,
         counts={state: counts.get(state, 0) for state in ("complete", "pruned", "failed", "running", "waiting")},

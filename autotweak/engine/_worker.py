@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial
 from autotweak.engine._budget import BudgetView, ask_lock
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
-from autotweak.engine._storage import fail_stale, heartbeat, make_storage, quiet_optuna
+from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna
 from autotweak.engine._study import ATTR
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker
@@ -142,6 +142,7 @@ class _Loop:
         self.tracker = tracker
         self.objective = objective
         self.session = TrialSession(ctx, study, tracker, seed)
+        self.sweep = StaleSweeper(study, ctx.experiment.execution.heartbeat_interval)
 
     def run(self, interrupts: _Interrupts) -> WorkerResult:
         result = WorkerResult()
@@ -156,7 +157,7 @@ class _Loop:
         return result
 
     def _next_or_reason(self, interrupts: _Interrupts, result: WorkerResult) -> str | None:
-        fail_stale(self.study)
+        self.sweep()
         with ask_lock(self.ctx.storage_url, self.study.study_name):
             view = self._view()
             reason = view.exhausted(self.experiment.budget, self.ctx.deadline)
@@ -172,7 +173,7 @@ class _Loop:
         return None
 
     def _view(self) -> BudgetView:
-        return BudgetView.of(self.study.get_trials(deepcopy=False), ATTR.RETRY_OF, ATTR.COMPUTE)
+        return BudgetView.of(self.study.get_trials(deepcopy=False), self.experiment.metric.steps)
 
     def _wait_for_running(self) -> bool:
         """Trials run elsewhere: wait a heartbeat, so that a dead worker's trial is retried here."""

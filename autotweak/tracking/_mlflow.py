@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+# MLflow 3 sends usage telemetry unless told not to; autotweak talks only to the stores you name.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 
 from autotweak._locations import artifact_root, redact
 from autotweak.tracking._base import BaseTracker
@@ -30,7 +34,7 @@ RUN_STATUS = {
     "failed": RunStatus.to_string(RunStatus.FAILED),
     "preempted": RunStatus.to_string(RunStatus.KILLED),
 }
-_BATCH = 1000
+_BATCH = 800  # with 100 params and 100 tags: MLflow takes 1000 entities per request
 _PARAM_BATCH = 100
 
 
@@ -49,6 +53,7 @@ class MlflowTracker(BaseTracker):
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._experiment_ids: dict[str, str] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -119,6 +124,7 @@ class MlflowTracker(BaseTracker):
             "autotweak.attempt": str(start.attempt),
             "autotweak.seed": str(start.seed),
             "autotweak.state": "running",
+            "autotweak.config": _text(start.config)[:5000],
             **start.provenance,
         }
         if start.retry_of is not None:
@@ -128,9 +134,8 @@ class MlflowTracker(BaseTracker):
         run = self.client.create_run(
             self.experiment_id(start.study_name), tags=tags, run_name=f"trial-{start.number:04d}"
         )
-        run_id = run.info.run_id
-        self._log(run_id, params=_params(start.config.items()))
-        return run_id
+        self._configs[run.info.run_id] = start.config
+        return run.info.run_id
 
     def log_steps(self, run_id: str, metric: str, steps: Sequence[tuple[int, float, int]]) -> None:
         self._log(run_id, metrics=[Metric(metric, v, ts, s) for s, v, ts in steps if math.isfinite(v)])
@@ -147,14 +152,18 @@ class MlflowTracker(BaseTracker):
         tags = {"autotweak.state": record.state, **record.extra_tags}
         if record.failure:
             tags["autotweak.failure"] = record.failure[:4000]
-        self._log(record.run_id, metrics=metrics, tags=_tags(tags.items()))
+        config = self._configs.pop(record.run_id, {})
+        self._log(record.run_id, metrics=metrics, params=_params(config.items()), tags=_tags(tags.items()))
         if record.traceback:
             self.client.log_text(record.run_id, record.traceback, "traceback.txt")
         self.client.set_terminated(record.run_id, RUN_STATUS[record.state], end_time=now)
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         tags = {"autotweak.state": "failed", "autotweak.failure": reason}
-        self._log(run_id, tags=_tags(tags.items()))
+        run = self.client.get_run(run_id)
+        config = json.loads(run.data.tags.get("autotweak.config", "{}") or "{}")
+        params = [p for p in _params(config.items()) if p.key not in run.data.params]
+        self._log(run_id, params=params, tags=_tags(tags.items()))
         self.client.set_terminated(run_id, RUN_STATUS["failed"])
 
     # -- helpers --------------------------------------------------------------------
@@ -166,10 +175,14 @@ class MlflowTracker(BaseTracker):
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        for i in range(0, max(len(params), len(tags)), _PARAM_BATCH):
-            self.client.log_batch(run_id, params=params[i : i + _PARAM_BATCH], tags=tags[i : i + _PARAM_BATCH])
-        for i in range(0, len(metrics), _BATCH):
-            self.client.log_batch(run_id, metrics=metrics[i : i + _BATCH])
+        """Write in as few ``log_batch`` calls as MLflow's per-request limits allow."""
+        chunks = max(-(-len(params) // _PARAM_BATCH), -(-len(tags) // _PARAM_BATCH), -(-len(metrics) // _BATCH), 1)
+        for i in range(chunks):
+            m = metrics[i * _BATCH : (i + 1) * _BATCH]
+            p = params[i * _PARAM_BATCH : (i + 1) * _PARAM_BATCH]
+            t = tags[i * _PARAM_BATCH : (i + 1) * _PARAM_BATCH]
+            if m or p or t:
+                self.client.log_batch(run_id, metrics=m, params=p, tags=t)
 
 
 def _metrics(items: Iterable[tuple[str, float]], ts: int | None = None) -> list[Metric]:

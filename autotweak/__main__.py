@@ -1,0 +1,5 @@
+"""``python -m autotweak`` runs the CLI."""
+
+from autotweak.cli import main
+
+main()

@@ -1,0 +1,116 @@
+"""All human-facing output: a rich live view on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console as RichConsole
+from rich.console import Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from autotweak.engine import Progress as StudyProgress
+from autotweak.spec import Experiment
+
+__all__ = ["Console"]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Console:
+    """The CLI's one output object."""
+
+    def __init__(self, *, quiet: bool = False, force_plain: bool = False) -> None:
+        self.out = RichConsole(highlight=False)
+        self.err = RichConsole(stderr=True, highlight=False)
+        self.quiet = quiet
+        self.live_enabled = self.out.is_terminal and not force_plain
+
+    def print(self, *objects: object) -> None:
+        """Print unless quiet."""
+        if not self.quiet:
+            self.out.print(*objects)
+
+    def line(self, text: str) -> None:
+        """Print one plain line (no markup), even when quiet is off and output is piped."""
+        if not self.quiet:
+            self.out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def error(self, text: str) -> None:
+        """Print an error to stderr."""
+        self.err.print(f"[bold red]error:[/] {text}", soft_wrap=True)
+
+    def configure_logging(self, verbose: int) -> None:
+        """Route the ``autotweak`` logger here; quiet Optuna's and MLflow's chatter."""
+        import optuna
+
+        level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+        logger = logging.getLogger("autotweak")
+        logger.setLevel(level)
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    @contextmanager
+    def study_view(self, experiment: Experiment) -> Iterator[Callable[[StudyProgress], None]]:
+        """A callback that shows study progress: live on a terminal, one line per trial otherwise."""
+        if self.quiet:
+            yield lambda progress: None
+        elif self.live_enabled:
+            with self._live(experiment) as callback:
+                yield callback
+        else:
+            yield lambda progress: self._plain(experiment, progress)
+
+    def _plain(self, experiment: Experiment, p: StudyProgress) -> None:
+        total = f"/{p.total}" if p.total else ""
+        best = "-" if p.best_value is None else f"{p.best_value:.6g} (#{p.best_number})"
+        for trial in p.last_finished:
+            value = "" if trial.value is None else f" {experiment.metric.name}={trial.value:.6g}"
+            self.line(
+                f"trial {trial.number} {trial.state.name.lower()}{value} | done {p.done}{total}, "
+                f"best {best}, elapsed {_duration(p.elapsed)}, eta {_duration(p.eta)}"
+            )
+
+    @contextmanager
+    def _live(self, experiment: Experiment) -> Iterator[Callable[[StudyProgress], None]]:
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[eta]}"))
+        task = bar.add_task(experiment.name, total=experiment.budget.trials, eta="")
+        recent: list[str] = []
+        with Live(console=self.out, refresh_per_second=4, transient=False) as live:
+
+            def update(p: StudyProgress) -> None:
+                bar.update(task, completed=p.done, eta=f"elapsed {_duration(p.elapsed)}  eta {_duration(p.eta)}")
+                for trial in p.last_finished:
+                    value = "-" if trial.value is None else f"{trial.value:.6g}"
+                    recent.append(f"#{trial.number:<4} {trial.state.name.lower():<8} {value}")
+                del recent[:-6]
+                live.update(Group(bar, _table(experiment, p), "\n".join(recent)))
+
+            yield update
+
+
+def _table(experiment: Experiment, p: StudyProgress) -> Table:
+    table = Table(show_header=True, header_style="bold", box=None)
+    for column in ("complete", "pruned", "failed", "running", f"best {experiment.metric.name}", "compute"):
+        table.add_column(column)
+    best = "-" if p.best_value is None else f"{p.best_value:.6g} (#{p.best_number})"
+    table.add_row(
+        *(str(p.counts[s]) for s in ("complete", "pruned", "failed", "running")),
+        best,
+        f"{p.compute:.1f} full trainings",
+    )
+    return table

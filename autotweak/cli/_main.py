@@ -1,0 +1,248 @@
+"""The ``autotweak`` command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from autotweak._locations import resolve_storage_url, resolve_tracking_uri
+from autotweak.cli._console import Console
+from autotweak.exceptions import AutotweakError
+from autotweak.spec import Budget, Execution, Experiment, load_experiment
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_console = Console()
+
+
+def _storage_option(func: F) -> F:
+    return click.option(
+        "--storage",
+        envvar="AUTOTWEAK_STORAGE",
+        show_envvar=True,
+        help="Optuna storage URL (default: SQLite in ./.autotweak).",
+    )(func)
+
+
+def _tracking_option(func: F) -> F:
+    return click.option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        show_envvar=True,
+        help="MLflow tracking URI (default: SQLite in ./.autotweak).",
+    )(func)
+
+
+def _run_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option("--workers", type=click.IntRange(min=1), help="Local worker processes."),
+            click.option("--trials", type=click.IntRange(min=1), help="Total trials of the study."),
+            click.option("--wall-time", help='Wall-time limit, e.g. "90s", "10m", "2h".'),
+            click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+            click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="autotweak")
+def cli() -> None:
+    """Declared experiments, adaptive search with pruning, every trial in MLflow."""
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@_run_options
+@_storage_option
+@_tracking_option
+@click.option("--name", help="Study name (overrides the spec's).")
+def optimize(spec: str, name: str | None, **options: Any) -> None:
+    """Run the experiment declared in SPEC (a YAML file)."""
+    experiment = load_experiment(spec)
+    experiment = _override(experiment, name=name, **options)
+    _run(experiment, resume=False, **options)
+
+
+@cli.command()
+@click.argument("study")
+@_run_options
+@_storage_option
+@_tracking_option
+def resume(study: str, **options: Any) -> None:
+    """Continue STUDY (a study name, or the spec file it was started from)."""
+    if Path(study).is_file():
+        experiment = load_experiment(study)
+    else:
+        experiment = _experiment_from_storage(study, options.get("storage"))
+    experiment = _override(experiment, **options)
+    _run(experiment, resume=True, **options)
+
+
+@cli.command()
+@click.argument("study", required=False)
+@_storage_option
+def status(study: str | None, storage: str | None) -> None:
+    """List the studies, or show how STUDY stands."""
+    import optuna
+
+    from autotweak.engine._study import load_study, summarize
+
+    url = resolve_storage_url(storage)
+    if study is None:
+        summaries = optuna.get_all_study_summaries(url)
+        if not summaries:
+            _console.line(f"no studies in {url}")
+        for s in summaries:
+            best = "-" if s.best_trial is None else f"{s.best_trial.value:.6g}"
+            _console.line(f"{s.study_name}: {s.n_trials} trials, best {best}")
+        return
+    summary = summarize(load_study(study, optuna.storages.get_storage(url)))
+    counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
+    best = "-" if summary.best_value is None else f"{summary.best_value:.6g} (trial {summary.best_number})"
+    _console.line(f"{study}: {counts or 'no trials'}; best {best}; compute {summary.compute:.2f} full trainings")
+
+
+@cli.command()
+@click.argument("study")
+@_storage_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def best(study: str, storage: str | None, as_json: bool) -> None:
+    """Print the best trial of STUDY: its value and config."""
+    import optuna
+
+    from autotweak.engine._study import load_study, summarize
+
+    summary = summarize(load_study(study, optuna.storages.get_storage(resolve_storage_url(storage))))
+    if summary.best_number is None:
+        raise AutotweakError(f"study '{study}' has no completed trial yet.")
+    if as_json:
+        payload = {"trial": summary.best_number, "value": summary.best_value, "config": summary.best_config}
+        _console.line(json.dumps(payload, indent=2, default=str))
+        return
+    _console.line(f"trial {summary.best_number}: {summary.best_value:.6g}")
+    for key, value in summary.best_config.items():
+        _console.line(f"  {key}: {value}")
+
+
+@cli.command()
+@click.argument("study")
+@_storage_option
+def report(study: str, storage: str | None) -> None:
+    """Print what won in STUDY and by how much over the base config."""
+    import optuna
+
+    from autotweak.engine._study import load_study
+    from autotweak.report import build_report
+
+    loaded = load_study(study, optuna.storages.get_storage(resolve_storage_url(storage)))
+    _console.line(build_report(loaded).to_markdown())
+
+
+@cli.command()
+@_tracking_option
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def ui(tracking_uri: str | None, port: int, host: str) -> None:
+    """Serve the MLflow UI on the tracking store (loopback by default)."""
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        _console.line(f"the tracking store is a server already: open {uri}")
+        return
+    mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+    _console.line(f"MLflow UI on http://{host}:{port} for {uri} (Ctrl-C to stop)")
+    command = [mlflow, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    raise SystemExit(subprocess.call(command))
+
+
+def _override(experiment: Experiment, name: str | None = None, **options: Any) -> Experiment:
+    budget = experiment.budget
+    if options.get("trials") or options.get("wall_time"):
+        from autotweak._validation import Where
+        from autotweak.spec._parts import parse_duration
+
+        wall = options.get("wall_time")
+        budget = Budget(
+            trials=options.get("trials") or budget.trials,
+            wall_time=parse_duration(wall, Where("--wall-time")) if wall else budget.wall_time,
+            compute=budget.compute,
+        )
+    execution = experiment.execution
+    if options.get("workers"):
+        execution = Execution(**{**vars(execution), "workers": options["workers"]})
+    return experiment.with_overrides(
+        name=name,
+        budget=budget,
+        execution=execution,
+        storage=options.get("storage"),
+        tracking_uri=options.get("tracking_uri"),
+    )
+
+
+def _experiment_from_storage(name: str, storage: str | None) -> Experiment:
+    import optuna
+
+    from autotweak.engine._study import ATTR, load_study
+
+    study = load_study(name, optuna.storages.get_storage(resolve_storage_url(storage)))
+    spec = study.user_attrs.get(ATTR.SPEC)
+    if not spec:
+        raise AutotweakError(f"study '{name}' was not created by autotweak; it holds no spec to resume from.")
+    return Experiment.from_dict(spec, source=f"<study {name}>")
+
+
+def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
+    from autotweak.engine import optimize as run_study
+
+    _console.quiet = bool(options.get("quiet"))
+    _console.configure_logging(int(options.get("verbose") or 0))
+    verb = "resuming" if resume else "starting"
+    _console.line(
+        f"{verb} study '{experiment.name}': sampler {experiment.sampler.name}, pruner "
+        f"{experiment.pruner.name}, {experiment.execution.workers} worker(s)"
+    )
+    with _console.study_view(experiment) as view:
+        result = run_study(experiment, resume=resume, on_progress=view)
+    summary = result.summary
+    counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
+    _console.line(f"study '{result.study_name}' stopped ({', '.join(sorted(set(result.stop_reasons)))}): {counts}")
+    if summary.best_value is not None:
+        _console.line(f"best {experiment.metric.name} {summary.best_value:.6g} (trial {summary.best_number})")
+        if summary.base_value is not None:
+            _console.line(f"base config {summary.base_value:.6g}")
+    if result.tracking_uri:
+        _console.line(
+            f"every trial is in MLflow: run `autotweak ui` and open experiment '{result.study_name}' "
+            f"(parent run {result.study_run_id}, one child run per trial)"
+        )
+    if summary.interrupted:
+        raise SystemExit(130)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``autotweak`` console script."""
+    try:
+        cli.main(args=argv, prog_name="autotweak", standalone_mode=False)
+    except click.exceptions.Abort:
+        _console.error("aborted")
+        raise SystemExit(130) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except AutotweakError as exc:
+        _console.error(str(exc))
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        _console.error("interrupted")
+        raise SystemExit(130) from None
+
+

@@ -1,0 +1,90 @@
+"""The first report: best trial against the base config, counts by state, compute."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from autotweak.engine._study import ATTR, summarize
+from autotweak.tracking import StudySummary
+
+__all__ = ["StudyReport", "build_report"]
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """What a person wants to know first about a study."""
+
+    summary: StudySummary
+    metric: str
+    direction: str
+    base_config: dict[str, Any]
+    changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    full_grid_equivalent: int | None = None
+
+    @property
+    def gain(self) -> float | None:
+        """Best minus base value, signed so that positive is better."""
+        best, base = self.summary.best_value, self.summary.base_value
+        if best is None or base is None:
+            return None
+        return best - base if self.direction == "maximize" else base - best
+
+    def to_markdown(self) -> str:
+        """The report as Markdown, readable in a terminal too."""
+        s = self.summary
+        lines = [f"# Study `{s.study_name}`", ""]
+        lines.append("| state | trials |")
+        lines.append("|---|---|")
+        lines += [f"| {state} | {n} |" for state, n in s.counts.items() if n]
+        lines.append("")
+        if s.best_value is None:
+            lines.append("No trial has completed yet.")
+            return "\n".join(lines)
+        lines.append(f"Best {self.metric}: **{s.best_value:.6g}** (trial {s.best_number}, {self.direction}).")
+        if s.base_value is not None:
+            gain = self.gain or 0.0
+            lines.append(f"Base config: {s.base_value:.6g}; gain of the best over the base: {gain:+.6g}.")
+        else:
+            lines.append("The base config was not run as a trial, so there is no baseline to compare with.")
+        if self.changed:
+            lines += ["", "| tweak | base | best |", "|---|---|---|"]
+            lines += [f"| {k} | {_fmt(a)} | {_fmt(b)} |" for k, (a, b) in self.changed.items()]
+        lines.append("")
+        lines.append(f"Compute used: {s.compute:.2f} full trainings.")
+        return "\n".join(lines)
+
+
+def build_report(study: optuna.Study) -> StudyReport:
+    """Read a study from its storage and build its report."""
+    spec = study.user_attrs.get(ATTR.SPEC, {})
+    summary = summarize(study)
+    base = dict(spec.get("base", {}))
+    best = None if summary.best_number is None else study.trials[summary.best_number]
+    changed: dict[str, tuple[Any, Any]] = {}
+    if best is not None and best.state == TrialState.COMPLETE:
+        for name, value in best.params.items():
+            if name not in base or not _same(base[name], value):
+                changed[name] = (base.get(name, "—"), value)
+    metric = spec.get("metric", {})
+    return StudyReport(
+        summary=summary,
+        metric=str(metric.get("name", "value")),
+        direction=str(metric.get("direction", study.direction.name.lower())),
+        base_config=base,
+        changed=changed,
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9)
+    return bool(a == b)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
