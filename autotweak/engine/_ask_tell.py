@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 
-from autotweak.engine._budget import BudgetView, ask_lock
+from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._optimize import Prepared, _close, prepare
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession
@@ -86,7 +86,7 @@ class Study:
         ctx = self._prepared.context
         with ask_lock(ctx.storage_url, self._study.study_name):
             view = BudgetView.of(self._study.get_trials(deepcopy=False), self.experiment.metric.steps)
-            if view.exhausted(self.experiment.budget, ctx.deadline) is not None:
+            if view.exhausted(self.experiment.budget, ctx.deadline) or sampler_exhausted(self._study):
                 return None
             with quiet_optuna():
                 trial = self._study.ask()

@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak.engine._study import ATTR, study_compute
 from autotweak.spec import Budget
 
-__all__ = ["BudgetView", "ask_lock"]
+__all__ = ["BudgetView", "ask_lock", "sampler_exhausted"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,9 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
-def trials_of(study: optuna.Study) -> list[FrozenTrial]:
-    """All trials of the study, without copying."""
-    return study.get_trials(deepcopy=False)
+def sampler_exhausted(study: optuna.Study) -> str | None:
+    """``"grid exhausted"`` once a grid sampler has nothing left to propose."""
+    is_exhausted = getattr(study.sampler, "is_exhausted", None)
+    if callable(is_exhausted) and is_exhausted(study):
+        return "grid exhausted"
+    return None

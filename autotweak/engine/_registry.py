@@ -31,9 +31,20 @@ def _random(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseS
     return optuna.samplers.RandomSampler(seed=seed, **args)
 
 
+class GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, minus its ``study.stop()`` in ``after_trial``.
+
+    ``study.stop()`` only works inside ``Study.optimize``; autotweak's loop asks
+    :meth:`is_exhausted` before each trial instead (see ``BudgetView``).
+    """
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
+        return None
+
+
 def _grid(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
     n_points = int(args.pop("n_points", 4))
-    return optuna.samplers.GridSampler(space.grid(n_points), seed=seed, **args)
+    return GridSampler(space.grid(n_points), seed=seed, **args)
 
 
 def _qmc(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:

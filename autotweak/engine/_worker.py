@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from autotweak.engine._budget import BudgetView, ask_lock
+from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna
@@ -160,7 +160,7 @@ class _Loop:
         self.sweep()
         with ask_lock(self.ctx.storage_url, self.study.study_name):
             view = self._view()
-            reason = view.exhausted(self.experiment.budget, self.ctx.deadline)
+            reason = view.exhausted(self.experiment.budget, self.ctx.deadline) or sampler_exhausted(self.study)
             if reason is None:
                 with quiet_optuna():
                     trial = self.study.ask()

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from autotweak._validation import Where, as_bool, as_float, as_int, as_mapping, check_keys
-from autotweak.exceptions import SpaceError
+from autotweak.exceptions import SpaceError, SpecError
 from autotweak.space._params import (
     CategoricalParam,
     Condition,
@@ -27,6 +27,15 @@ _KEYS = {
 
 def parse_param(name: str, raw: Any, where: Where) -> Param:
     """Build one parameter from ``{type: ..., ...}``; a bare scalar or list is a fixed value."""
+    try:
+        return _parse_param(name, raw, where)
+    except SpaceError:
+        raise
+    except SpecError as exc:
+        raise SpaceError(exc.rule, source=exc.source, field=exc.field) from None
+
+
+def _parse_param(name: str, raw: Any, where: Where) -> Param:
     if not isinstance(raw, Mapping):
         return FixedParam(name, raw)
     data = as_mapping(raw, where, SpaceError)

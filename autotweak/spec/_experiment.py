@@ -181,7 +181,9 @@ def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
 
     out: dict[str, Any] = {
         "name": as_str(data["name"], where.child("name")),
-        "objective": as_str(data["objective"], where.child("objective")),
+        "objective": data["objective"]
+        if callable(data["objective"])
+        else as_str(data["objective"], where.child("objective")),
         "space": _parse_tweaks(data["tweaks"], where.child("tweaks")),
         "metric": Metric.parse(data["metric"], where.child("metric")),
         "description": str(data.get("description") or ""),

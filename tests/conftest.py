@@ -1,0 +1,75 @@
+"""Shared fixtures: isolated stores per test and ``make_*`` factories."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from autotweak.spec import Experiment
+
+OBJECTIVES = Path(__file__).with_name("objectives.py").resolve()
+
+
+def objective(name: str) -> str:
+    """Entry point of a test objective, importable from any working directory."""
+    return f"{OBJECTIVES}:{name}"
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialized MLflow SQLite store, copied per test (its migrations take seconds)."""
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_template: Path) -> Iterator[Path]:
+    """Run in an empty working directory whose embedded stores belong to this test."""
+    store = tmp_path / ".autotweak"
+    store.mkdir()
+    shutil.copy(mlflow_template, store / "mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTOTWEAK_HOME", str(store))
+    monkeypatch.delenv("AUTOTWEAK_STORAGE", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield store
+
+
+def base_spec(**overrides: Any) -> dict[str, Any]:
+    """A small valid experiment mapping; keys in ``overrides`` replace its own."""
+    spec: dict[str, Any] = {
+        "name": "study",
+        "objective": objective("quadratic"),
+        "base": {"x": 0.0},
+        "tweaks": {"x": {"type": "float", "low": -5.0, "high": 5.0}},
+        "metric": {"name": "loss", "direction": "minimize", "steps": 5},
+        "budget": {"trials": 6},
+        "sampler": {"name": "random"},
+        "pruner": "none",
+        "seed": 0,
+        "execution": {"workers": 1, "heartbeat_interval": 1, "grace_period": 3},
+    }
+    spec.update(overrides)
+    return spec
+
+
+@pytest.fixture
+def make_experiment() -> Callable[..., Experiment]:
+    """Factory: ``make_experiment(budget={"trials": 3})`` returns a validated experiment."""
+
+    def make(**overrides: Any) -> Experiment:
+        return Experiment.from_dict(base_spec(**overrides))
+
+    return make
+
+
+@pytest.fixture
+def mlflow_client(home: Path) -> MlflowClient:
+    """A client on this test's embedded MLflow store."""
+    return MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import autotweak
+from autotweak.engine import PRUNERS, SAMPLERS
+from autotweak.engine._study import ATTR
+from autotweak.exceptions import AutotweakError, StudyMismatchError
+from tests.conftest import objective
+from tests.helpers import load, mlflow_runs
+
+SAMPLER_CLASSES = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "grid": "GridSampler",
+    "qmc": "QMCSampler",
+    "cmaes": "CmaEsSampler",
+    "gp": "GPSampler",
+}
+
+
+def test_sampler_registry_is_complete():
+    assert set(SAMPLERS) == set(SAMPLER_CLASSES)
+    assert set(PRUNERS) == {"median", "percentile", "successive_halving", "hyperband", "none"}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLER_CLASSES))
+def test_each_sampler_is_wired_and_drives_the_search(home, make_experiment, name):
+    args = {"n_points": 4} if name == "grid" else {}
+    exp = make_experiment(name=f"s-{name}", sampler={"name": name, "args": args}, budget={"trials": 4}, base={})
+    used: list[str] = []
+    original = optuna.Study.ask
+
+    def spy(self, *a, **k):  # records which sampler class actually served each ask
+        used.append(type(self.sampler).__name__)
+        return original(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(optuna.Study, "ask", spy)
+        result = autotweak.optimize(exp)
+    assert result.summary.counts["complete"] == 4
+    assert set(used) == {SAMPLER_CLASSES[name]}
+    study = load(exp)
+    assert study.user_attrs[ATTR.META]["sampler"]["class"].endswith(SAMPLER_CLASSES[name])
+    if name == "grid":
+        assert sorted(t.params["x"] for t in study.trials) == pytest.approx([-5.0, -5 / 3, 5 / 3, 5.0])
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("median", {"n_startup_trials": 3, "n_warmup_steps": 1}),
+        ("percentile", {"percentile": 50.0, "n_startup_trials": 3, "n_warmup_steps": 1}),
+        ("successive_halving", {"min_resource": 1}),
+        ("hyperband", {"min_resource": 1}),
+        ("none", {}),
+    ],
+)
+def test_each_pruner_is_wired_and_stops_poor_trials(home, make_experiment, name, args):
+    exp = make_experiment(
+        name=f"p-{name}",
+        objective=objective("curve"),
+        base={"steps": 10},
+        tweaks={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        metric={"name": "acc", "direction": "maximize", "steps": 10},
+        pruner={"name": name, "args": args},
+        budget={"trials": 16},
+    )
+    result = autotweak.optimize(exp)
+    pruned = [t for t in load(exp).trials if t.state == TrialState.PRUNED]
+    assert len(pruned) == result.summary.counts["pruned"]
+    if name == "none":
+        assert not pruned
+    else:
+        assert pruned, f"{name} pruned nothing"
+        assert all(max(t.intermediate_values) < 10 for t in pruned)
+        assert result.summary.compute < 16
+
+
+def test_exceptions_and_nan_become_failed_trials_and_the_study_finishes(home, make_experiment, mlflow_client):
+    exp = make_experiment(
+        objective=objective("flaky"),
+        tweaks={"x": {"type": "categorical", "choices": [-3.0, 0.5, 1.5, 3.0]}},
+        sampler="grid",
+        budget={"trials": 12},
+        base={},
+    )
+    result = autotweak.optimize(exp)
+    assert result.stop_reasons == ["grid exhausted"]
+    trials = load(exp).trials
+    assert len(trials) == 4 and all(t.state.is_finished() for t in trials)
+    raised = [t for t in trials if t.params["x"] > 2]
+    nans = [t for t in trials if t.params["x"] < -2]
+    assert len(raised) == len(nans) == 1
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+    assert all(t.state == TrialState.FAIL for t in raised + nans)
+    assert all("ValueError: x=" in t.user_attrs[ATTR.FAILURE] for t in raised)
+    assert all("not a finite number" in t.user_attrs[ATTR.FAILURE] for t in nans)
+    assert result.summary.counts["failed"] == len(raised) + len(nans)
+    runs = mlflow_runs(mlflow_client, exp.name)
+    tb_run = runs.children[raised[0].number]
+    artifacts = [a.path for a in mlflow_client.list_artifacts(tb_run.info.run_id)]
+    assert "traceback.txt" in artifacts
+    text = Path(mlflow_client.download_artifacts(tb_run.info.run_id, "traceback.txt")).read_text()
+    assert "Traceback" in text and "too large for this model" in text
+
+
+def test_resume_continues_numbering_and_keeps_one_parent_run(home, make_experiment, mlflow_client):
+    exp = make_experiment(budget={"trials": 3})
+    autotweak.optimize(exp)
+    autotweak.optimize(exp.with_overrides(budget=autotweak.Budget(trials=5)), resume=True)
+    assert [t.number for t in load(exp).trials] == [0, 1, 2, 3, 4]
+    runs = mlflow_runs(mlflow_client, exp.name)
+    assert len(runs.parents) == 1 and sorted(runs.children) == [0, 1, 2, 3, 4]
+    assert runs.parents[0].info.status == "FINISHED"
+
+
+def test_starting_an_existing_study_is_refused_with_the_way_out(home, make_experiment):
+    exp = make_experiment(budget={"trials": 1})
+    autotweak.optimize(exp)
+    with pytest.raises(AutotweakError, match="already exists.*autotweak resume study"):
+        autotweak.optimize(exp)
+
+
+def test_resume_with_other_components_says_what_differs(home, make_experiment):
+    exp = make_experiment(budget={"trials": 1})
+    autotweak.optimize(exp)
+    changed = make_experiment(budget={"trials": 2}, sampler="tpe")
+    with pytest.raises(StudyMismatchError, match=r"sampler: stored .*RandomSampler.*now .*TPESampler"):
+        autotweak.optimize(changed, resume=True)
+    with pytest.raises(StudyMismatchError, match=r"tweaks: stored"):
+        autotweak.optimize(make_experiment(tweaks={"x": {"type": "float", "low": 0, "high": 1}}), resume=True)
+
+
+def test_baseline_runs_first_and_is_reported(home, make_experiment):
+    exp = make_experiment(base={"x": 1.0}, budget={"trials": 4})
+    result = autotweak.optimize(exp)
+    first = load(exp).trials[0]
+    assert first.params == {"x": 1.0} and first.user_attrs[ATTR.BASELINE] is True
+    assert result.summary.base_value == 0.0
+
+
+def test_callable_objectives_in_both_styles_and_in_processes(home, make_experiment):
+    from tests.objectives import config_only, quadratic
+
+    one = autotweak.optimize(make_experiment(name="fn", objective=quadratic, budget={"trials": 3}), track=False)
+    assert one.summary.counts["complete"] == 3
+    two = autotweak.optimize(make_experiment(name="cfg", objective=config_only, budget={"trials": 3}), track=False)
+    assert two.summary.counts["complete"] == 3
+    procs = autotweak.optimize(
+        make_experiment(name="procs", objective=quadratic, budget={"trials": 4}, execution={"workers": 2}),
+        track=False,
+    )
+    assert procs.summary.counts["complete"] == 4
+
+
+def test_wall_time_budget_stops_the_study(home, make_experiment):
+    exp = make_experiment(
+        objective=objective("marked"),
+        base={"marker": str(home / "m.txt"), "sleep": 0.2},
+        budget={"wall_time": 1.5},
+    )
+    result = autotweak.optimize(exp)
+    assert result.stop_reasons == ["wall time"]
+    assert 1 <= sum(result.summary.counts.values()) <= 4
+
+
+def test_compute_budget_counts_full_training_equivalents(home, make_experiment):
+    exp = make_experiment(budget={"compute": 2.5}, base={})
+    result = autotweak.optimize(exp)
+    assert result.stop_reasons == ["compute"]
+    assert result.summary.compute == pytest.approx(3.0)
+
+
+def test_checkpoint_dir_is_per_trial(home, make_experiment):
+    exp = make_experiment(objective=objective("checkpointed"), base={"marker": str(home / "m"), "sleep": 0.0, "steps": 2}, budget={"trials": 2})
+    autotweak.optimize(exp)
+    dirs = sorted(p.name for p in (home / "checkpoints" / "study").iterdir())
+    assert dirs == ["trial-0000", "trial-0001"]
+    assert (home / "checkpoints" / "study" / "trial-0001" / "step.txt").read_text() == "2"

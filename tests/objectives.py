@@ -1,0 +1,68 @@
+"""Objectives used by the tests; imported by worker processes through their file path."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import autotweak
+
+
+def quadratic(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Minimum 0 at x = 1; reports a curve that falls towards the final value."""
+    final = (config["x"] - 1.0) ** 2
+    steps = int(config.get("steps", 5))
+    for step in range(1, steps + 1):
+        trial.report(final + (steps - step), step)
+    return final
+
+
+def config_only(config: dict[str, Any]) -> float:
+    """An objective that never reports: it takes the config only."""
+    return float(config["x"])
+
+
+def curve(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """A learning curve whose level is set by x from step 1 on, so pruners can tell early."""
+    steps = int(config.get("steps", 10))
+    value = 0.0
+    for step in range(1, steps + 1):
+        value = config["x"] * (1 - math.exp(-step / 3))
+        trial.report(value, step)
+    return value
+
+
+def flaky(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Raises for x > 2, returns NaN for x < -2, else a number."""
+    trial.report(config["x"], 1)
+    if config["x"] > 2:
+        raise ValueError(f"x={config['x']:.3f} is too large for this model")
+    if config["x"] < -2:
+        return float("nan")
+    return config["x"] ** 2
+
+
+def marked(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Appends 'number pid' to the marker file, sleeps a little, then scores."""
+    with Path(config["marker"]).open("a") as handle:
+        handle.write(f"{trial.number} {os.getpid()}\n")
+    for step in range(1, 4):
+        time.sleep(config.get("sleep", 0.05))
+        trial.report(config["x"] * step, step)
+    return float(config["x"])
+
+
+def checkpointed(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Sleeps per step and keeps a checkpoint of the last step done; resumes from it."""
+    state = trial.checkpoint_dir / "step.txt"
+    start = int(state.read_text()) if state.exists() else 0
+    with Path(config["marker"]).open("a") as handle:
+        handle.write(f"{trial.number} {os.getpid()} start={start}\n")
+    for step in range(start + 1, int(config.get("steps", 6)) + 1):
+        time.sleep(config.get("sleep", 0.5))
+        trial.report(config["x"] + step, step)
+        state.write_text(str(step))
+    return float(config["x"])

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from autotweak import SpecError
+from autotweak.exceptions import ObjectiveImportError
+from autotweak.spec import Budget, Execution, Experiment, Metric, load_experiment
+from tests.conftest import OBJECTIVES, base_spec
+
+
+def _without(key: str) -> dict[str, Any]:
+    spec = base_spec()
+    del spec[key]
+    return spec
+
+
+# (a spec with one bad field, the fragment of the error that names field + rule + value)
+BAD_SPECS: list[tuple[dict[str, Any], str]] = [
+    (_without("name"), "'name' is required but missing"),
+    (base_spec(name=""), "'name' must be a non-empty string, got ''"),
+    (base_spec(nmae="x"), "'nmae' is not a known key; did you mean 'name'?"),
+    (_without("objective"), "'objective' is required but missing"),
+    (base_spec(objective="no_colon"), "'objective' must be an entry point 'package.module:function'"),
+    (base_spec(objective="no_such_module_xyz:f"), "'objective' must name an importable module"),
+    (base_spec(objective=f"{OBJECTIVES}:missing"), "'objective' names 'missing', which module"),
+    (base_spec(base=[1, 2]), "'base' must be a mapping of names to values, got [1, 2]"),
+    (_without("tweaks"), "'tweaks' is required but missing"),
+    (base_spec(tweaks="no_such_space"), "'tweaks' a search space name must be one of"),
+    (base_spec(tweaks={"x": {"type": "float", "low": 2, "high": 1}}), "'tweaks.x' must satisfy low <= high"),
+    (base_spec(tweaks={"extends": "mlp", "drop": ["nope"]}), "'tweaks.drop[0]' must name a parameter"),
+    (_without("metric"), "'metric' is required but missing"),
+    (base_spec(metric={"name": "loss"}), "'metric.direction' is required but missing"),
+    (base_spec(metric={"name": "loss", "direction": "down"}), "'metric.direction' must be one of maximize, minimize, got 'down'"),
+    (base_spec(metric={"name": "loss", "direction": "minimise"}), "(did you mean 'minimize'?)"),
+    (base_spec(metric={"name": "loss", "direction": "minimize", "steps": 0}), "'metric.steps' must be an integer >= 1, got 0"),
+    (base_spec(budget={"trials": 0}), "'budget.trials' must be an integer >= 1, got 0"),
+    (base_spec(budget={"trials": "many"}), "'budget.trials' must be an integer >= 1, got 'many'"),
+    (base_spec(budget={"wall_time": "ten minutes"}), "'budget.wall_time' must be seconds or a duration"),
+    (base_spec(budget={"wall_time": -5}), "'budget.wall_time' must be a number > 0, got -5"),
+    (base_spec(budget={"compute": 0}), "'budget.compute' must be a number > 0, got 0"),
+    (base_spec(budget={}), "'budget' must set at least one of trials, wall_time, compute"),
+    (base_spec(budget={"trails": 3}), "'budget.trails' is not a known key; did you mean 'trials'?"),
+    (
+        base_spec(budget={"compute": 5}, metric={"name": "loss", "direction": "minimize"}),
+        "'metric.steps' must be set when budget.compute is set",
+    ),
+    (base_spec(sampler="tpee"), "'sampler' must be one of tpe, random, grid, qmc, cmaes, gp (did you mean 'tpe'?), got 'tpee'"),
+    (base_spec(sampler={"name": "tpe", "args": {"n_startup": 3}}), "'sampler.args' must be valid arguments of the 'tpe' sampler"),
+    (base_spec(sampler={"nam": "tpe"}), "'sampler.nam' is not a known key; did you mean 'name'?"),
+    (base_spec(pruner="medain"), "'pruner' must be one of median, percentile, successive_halving, hyperband, none"),
+    (base_spec(pruner={"name": "median", "args": {"n_warmup_steps": -1}}), "'pruner.args' must be valid arguments of the 'median' pruner"),
+    (base_spec(seed=-1), "'seed' must be an integer >= 0, got -1"),
+    (base_spec(seed="abc"), "'seed' must be an integer >= 0, got 'abc'"),
+    (base_spec(execution={"workers": 0}), "'execution.workers' must be an integer >= 1, got 0"),
+    (base_spec(execution={"heartbeat_interval": 5, "grace_period": 5}), "'execution.grace_period' must be greater than heartbeat_interval (5), got 5"),
+    (base_spec(execution={"max_retries": -1}), "'execution.max_retries' must be an integer >= 0, got -1"),
+    (base_spec(execution={"worker": 2}), "'execution.worker' is not a known key; did you mean 'workers'?"),
+    (base_spec(storage=""), "'storage' must be a non-empty string, got ''"),
+    (base_spec(tracking_uri=3), "'tracking_uri' must be a non-empty string, got 3"),
+    (base_spec(tags=["a"]), "'tags' must be a mapping of names to values, got ['a']"),
+    (base_spec(baseline="yes"), "'baseline' must be true or false, got 'yes'"),
+]
+
+
+@pytest.mark.parametrize(("spec", "fragment"), BAD_SPECS, ids=[f[1][:40] for f in BAD_SPECS])
+def test_every_bad_field_gets_its_own_clear_error(tmp_path: Path, spec: dict[str, Any], fragment: str) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SpecError) as info:
+        load_experiment(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    assert fragment in message, message
+
+
+def test_errors_are_value_errors_rooted_at_autotweak_error():
+    from autotweak import AutotweakError
+
+    with pytest.raises(ValueError):
+        Experiment.from_dict(base_spec(seed=-1))
+    assert issubclass(ObjectiveImportError, AutotweakError)
+
+
+def test_valid_spec_round_trips_with_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(base_spec(budget={"trials": 4, "wall_time": "2m"})))
+    exp = load_experiment(path)
+    assert exp.budget == Budget(trials=4, wall_time=120.0)
+    assert exp.metric == Metric("loss", "minimize", 5)
+    assert exp.source == str(path)
+    again = Experiment.from_dict(exp.to_dict())
+    assert again.space == exp.space and again.metric == exp.metric and again.budget == exp.budget
+
+
+def test_yaml_scientific_notation_strings_are_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        "name: s\nobjective: " + f"{OBJECTIVES}:quadratic" + "\n"
+        "tweaks:\n  lr: {type: float, low: 1e-5, high: 1e-1, log: true}\n"
+        "metric: {name: loss, direction: minimize}\n"
+    )
+    assert load_experiment(path).space["lr"].low == pytest.approx(1e-5)
+
+
+def test_missing_file_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="does not exist"):
+        load_experiment(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match=re.escape(f"{bad}: is not valid YAML")):
+        load_experiment(bad)
+
+
+def test_tweaks_can_extend_a_library_space() -> None:
+    exp = Experiment.from_dict(
+        base_spec(tweaks={"extends": "mlp", "params": {"width": {"high": 128}}, "drop": ["dropout"]})
+    )
+    assert exp.space["width"].high == 128 and "dropout" not in exp.space
+
+
+def test_python_objects_are_validated_too() -> None:
+    with pytest.raises(SpecError, match="'budget.trials' must be an integer >= 1, got 0"):
+        Budget(trials=0)
+    with pytest.raises(SpecError, match="'execution.workers' must be an integer >= 1"):
+        Execution(workers=0)
+    with pytest.raises(SpecError, match="'metric.direction' must be one of maximize, minimize"):
+        Metric("loss", "upwards")  # type: ignore[arg-type]
+
+
+def test_baseline_needs_every_tunable_value_in_range() -> None:
+    assert Experiment.from_dict(base_spec(base={"x": 0.5})).base_trial() == {"x": 0.5}
+    assert Experiment.from_dict(base_spec(base={"x": 50.0})).base_trial() is None
+    assert Experiment.from_dict(base_spec(base={"x": 0.5}, baseline=False)).base_trial() is None
