@@ -84,7 +84,7 @@ class ProcessExecutor(BaseExecutor):
                 except KeyboardInterrupt:
                     interrupted = True
                     _forward_interrupt(procs)
-            result = receiver.recv() if receiver.poll() else None
+            result = _receive(receiver)
             if result is None:
                 _log.error("worker %s exited with code %s without a result", proc.name, proc.exitcode)
                 result = WorkerResult(stop_reason=f"crashed (exit code {proc.exitcode})")
@@ -93,6 +93,14 @@ class ProcessExecutor(BaseExecutor):
             for result in results:
                 result.interrupted = True
         return results
+
+
+def _receive(receiver: Connection) -> WorkerResult | None:
+    """The worker's result, or ``None`` if it died without sending one (e.g. SIGKILL)."""
+    try:
+        return receiver.recv() if receiver.poll() else None  # type: ignore[no-any-return]
+    except (EOFError, OSError):
+        return None
 
 
 def _forward_interrupt(procs: list[tuple[Any, Connection]]) -> None:

@@ -7,6 +7,8 @@ and closes the record. Nothing else writes trial state.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +67,13 @@ class TrialSession:
         self.provenance = provenance(code_dir)
         self._run_ids: dict[int, str] = {}
 
-    def begin(self, trial: optuna.Trial, *, auto_prune: bool = True) -> Trial:
+    def begin(
+        self,
+        trial: optuna.Trial,
+        *,
+        auto_prune: bool = True,
+        critical: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> Trial:
         """Suggest the config, open the trial's record, and return the user's handle."""
         exp = self.experiment
         attrs = trial.user_attrs
@@ -93,6 +101,7 @@ class TrialSession:
             config,
             checkpoint_dir=Path(self.ctx.home) / "checkpoints" / exp.name / f"trial-{root:04d}",
             auto_prune=auto_prune,
+            critical=critical,
             flush=lambda steps: self.tracker.log_steps(run_id, exp.metric.name, steps),
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class Trial:
         flush: FlushFn | None = None,
         flush_every: float = 15.0,
         checkpoint_requested: Callable[[], bool] | None = None,
+        critical: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._trial = optuna_trial
         self._config = config
@@ -48,6 +50,7 @@ class Trial:
         self._flush = flush
         self._flush_every = flush_every
         self._checkpoint_requested = checkpoint_requested
+        self._critical = critical or nullcontext
         self._steps: list[tuple[int, float, int]] = []
         self._unflushed = 0
         self._last_flush = time.monotonic()
@@ -104,16 +107,19 @@ class Trial:
                 f"after step={self._steps[-1][0]}."
             )
         value = float(value)
-        self._trial.report(value, step)
-        self._steps.append((step, value, int(time.time() * 1000)))
-        self._unflushed += 1
-        self._maybe_flush()
-        if self._auto_prune and math.isfinite(value) and self._trial.should_prune():
+        with self._critical():
+            self._trial.report(value, step)
+            self._steps.append((step, value, int(time.time() * 1000)))
+            self._unflushed += 1
+            self._maybe_flush()
+            prune = self._auto_prune and math.isfinite(value) and self._trial.should_prune()
+        if prune:
             raise TrialPruned(f"trial {self.number} pruned at step {step} (value {value:.6g}).")
 
     def should_prune(self) -> bool:
         """Whether the pruner would stop this trial now."""
-        return self._trial.should_prune()
+        with self._critical():
+            return self._trial.should_prune()
 
     def should_checkpoint(self) -> bool:
         """Whether the worker asks the objective to save a checkpoint now (e.g. preemption)."""
@@ -121,7 +127,8 @@ class Trial:
 
     def set_user_attr(self, key: str, value: Any) -> None:
         """Attach a JSON-serializable value to the trial (kept in Optuna's storage)."""
-        self._trial.set_user_attr(key, value)
+        with self._critical():
+            self._trial.set_user_attr(key, value)
 
     def _maybe_flush(self) -> None:
         if self._flush is None or time.monotonic() - self._last_flush < self._flush_every:

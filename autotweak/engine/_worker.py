@@ -46,16 +46,37 @@ class WorkerResult:
 
 @dataclass
 class _Interrupts:
-    """Ctrl-C raises inside the objective only; elsewhere it asks the loop to stop after bookkeeping."""
+    """Ctrl-C interrupts the user's code only, never a write to the stores.
+
+    Outside the objective, and inside autotweak calls made from it (``report``), the
+    interrupt is held until the write is done; the loop then records the trial as
+    interrupted and stops.
+    """
 
     in_objective: bool = False
     stop_requested: bool = False
+    depth: int = 0
+    pending: bool = False
     previous: Any = field(default=None, repr=False)
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
-        if self.in_objective:
+        if self.in_objective and self.depth == 0:
             raise KeyboardInterrupt
+        if self.in_objective:
+            self.pending = True
+
+    @contextmanager
+    def critical(self) -> Iterator[None]:
+        """A section that an interrupt must not cut in half."""
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if self.depth == 0 and self.pending and self.in_objective:
+                self.pending = False
+                raise KeyboardInterrupt
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -183,7 +204,7 @@ class _Loop:
         return True
 
     def _run_trial(self, trial: optuna.Trial, interrupts: _Interrupts) -> None:
-        handle = self.session.begin(trial)
+        handle = self.session.begin(trial, critical=interrupts.critical)
         started = time.monotonic()
         interrupted = False
         with heartbeat(self.storage, trial._trial_id, self.experiment.execution.heartbeat_interval):

@@ -1,0 +1,177 @@
+"""Several worker processes on one storage; workers killed, interrupted, resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+import autotweak
+from autotweak.engine._study import ATTR
+from tests.conftest import base_spec, objective
+from tests.helpers import load, mlflow_runs
+
+STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+
+
+def assert_stores_agree(client, study) -> None:
+    """One child run per Optuna trial, with the matching state; one parent run."""
+    runs = mlflow_runs(client, study.study_name)
+    assert len(runs.parents) == 1
+    assert not runs.duplicates
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert sorted(runs.children) == [t.number for t in finished]
+    for t in finished:
+        run = runs.children[t.number]
+        assert run.info.status == STATUS[t.state], (t.number, t.state, run.info.status)
+        assert run.data.tags["autotweak.optuna_trial_id"] == str(t._trial_id)
+
+
+def write_spec(path: Path, **overrides: Any) -> Path:
+    path.write_text(yaml.safe_dump(base_spec(**overrides)))
+    return path
+
+
+def start_cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "autotweak", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_lines(path: Path, n: int, timeout: float = 60) -> list[str]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists():
+            lines = path.read_text().splitlines()
+            if len(lines) >= n:
+                return lines
+        time.sleep(0.1)
+    raise AssertionError(f"{path} did not get {n} lines in {timeout}s")
+
+
+def test_four_worker_processes_lose_and_duplicate_nothing(home, make_experiment, mlflow_client):
+    marker = home / "marks.txt"
+    exp = make_experiment(
+        objective=objective("marked"),
+        base={"marker": str(marker), "sleep": 0.05},
+        budget={"trials": 20},
+        sampler="tpe",
+        execution={"workers": 4, "heartbeat_interval": 1, "grace_period": 5},
+    )
+    result = autotweak.optimize(exp)
+    study = load(exp)
+    assert [t.number for t in study.trials] == list(range(20))
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    marks = [line.split() for line in marker.read_text().splitlines()]
+    assert Counter(int(n) for n, _ in marks) == Counter(range(20)), "each trial ran exactly once"
+    assert len({pid for _, pid in marks}) == 4, "all four workers took trials"
+    assert result.summary.counts["complete"] == 20
+    assert_stores_agree(mlflow_client, study)
+
+
+def test_sigkilled_worker_trial_is_failed_retried_from_checkpoint(home, mlflow_client):
+    marker = home / "marks.txt"
+    spec = write_spec(
+        home / "exp.yaml",
+        objective=objective("checkpointed"),
+        base={"marker": str(marker), "sleep": 0.4, "steps": 6},
+        metric={"name": "loss", "direction": "minimize", "steps": 6},
+        budget={"trials": 4},
+        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 3},
+    )
+    proc = start_cli(["optimize", str(spec)], home.parent)
+    first = wait_for_lines(marker, 1)[0].split()
+    time.sleep(1.5)  # let the victim checkpoint a few steps
+    os.kill(int(first[1]), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    study = load(autotweak.Experiment.from_dict(base_spec()))
+    victim = study.trials[int(first[0])]
+    assert victim.state == TrialState.FAIL
+    retry = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == victim.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+    assert retry[0].params == victim.params
+    resumed = [line for line in marker.read_text().splitlines() if line.startswith(f"{retry[0].number} ")]
+    assert resumed and not resumed[0].endswith("start=0"), "the retry resumed from the checkpoint"
+    counted = [t for t in study.trials if ATTR.RETRY_OF not in t.user_attrs]
+    assert len(counted) == 4
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 4
+    assert_stores_agree(mlflow_client, study)
+    run = mlflow_runs(mlflow_client, "study").children[victim.number]
+    assert "no heartbeat" in run.data.tags["autotweak.failure"]
+
+
+def test_whole_run_killed_leaves_stores_readable_and_resumable(home, mlflow_client):
+    marker = home / "marks.txt"
+    spec = write_spec(
+        home / "exp.yaml",
+        objective=objective("checkpointed"),
+        base={"marker": str(marker), "sleep": 0.3, "steps": 4},
+        metric={"name": "loss", "direction": "minimize", "steps": 4},
+        budget={"trials": 3},
+        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 2},
+    )
+    proc = start_cli(["optimize", str(spec)], home.parent)
+    wait_for_lines(marker, 2)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    status = subprocess.run(
+        [sys.executable, "-m", "autotweak", "status", "study"], cwd=home.parent, capture_output=True, text=True
+    )
+    assert status.returncode == 0 and "running" in status.stdout, status.stdout + status.stderr
+    time.sleep(2.5)  # past the grace period: the dead trials are stale
+    resumed = start_cli(["resume", "study"], home.parent)
+    out, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, out
+    study = load(autotweak.Experiment.from_dict(base_spec()))
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3
+    assert_stores_agree(mlflow_client, study)
+
+
+def test_ctrl_c_stops_cleanly_and_the_study_resumes(home, mlflow_client):
+    marker = home / "marks.txt"
+    spec = write_spec(
+        home / "exp.yaml",
+        objective=objective("checkpointed"),
+        base={"marker": str(marker), "sleep": 0.2, "steps": 20},
+        metric={"name": "loss", "direction": "minimize", "steps": 20},
+        budget={"trials": 3},
+        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 3},
+    )
+    proc = start_cli(["optimize", str(spec)], home.parent)
+    wait_for_lines(marker, 2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    study = load(autotweak.Experiment.from_dict(base_spec()))
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING], "nothing left half-written"
+    interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert interrupted and all("interrupted" in t.user_attrs[ATTR.FAILURE] for t in interrupted)
+    assert_stores_agree(mlflow_client, study)
+    assert mlflow_runs(mlflow_client, "study").parents[0].info.status == "KILLED"
+    done = subprocess.run(
+        [sys.executable, "-m", "autotweak", "resume", "study", "--trials", "4", "-q"],
+        cwd=home.parent, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    study = load(autotweak.Experiment.from_dict(base_spec()))
+    assert [t.number for t in study.trials] == list(range(len(study.trials)))
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 1
