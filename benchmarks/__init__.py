@@ -1,0 +1,6 @@
+"""autotweak-bench: the data builders of the replay benchmark (see ``BENCHMARK.md``).
+
+``tasks`` loads and preprocesses the public tasks, ``design`` maps the Sobol design of a
+family to configs, ``families`` trains one config and records its learning curve, and
+``build`` (``python -m benchmarks.build``) writes one Parquet file per family.
+"""
