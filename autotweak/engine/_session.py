@@ -92,6 +92,7 @@ class TrialSession:
                 retry_of=attrs.get(ATTR.RETRY_OF),
                 seed=self.seed,
                 provenance=self.provenance,
+                tags=dict(exp.tags),
             )
         )
         self._run_ids[trial.number] = run_id

@@ -117,6 +117,7 @@ class MlflowTracker(BaseTracker):
     # -- trials ---------------------------------------------------------------------
     def start_trial(self, start: TrialStart) -> str:
         tags = {
+            **start.tags,
             "autotweak.kind": "trial",
             "autotweak.study": start.study_name,
             "autotweak.trial_number": str(start.number),

@@ -36,6 +36,7 @@ class TrialStart:
     retry_of: int | None
     seed: int | None
     provenance: dict[str, str]
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

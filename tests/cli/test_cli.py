@@ -1,0 +1,67 @@
+"""The ``autotweak`` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import base_spec
+
+
+def autotweak(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autotweak", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_optimize_status_best_report_resume(home):
+    cwd = home.parent
+    (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(base={"x": 0.0}, budget={"trials": 3})))
+    run = autotweak("optimize", "exp.yaml", cwd=cwd)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "starting study 'study': sampler random, pruner none, 1 worker(s)"
+    assert sum(line.startswith("trial ") for line in lines) == 3, "one plain line per trial when not a TTY"
+    assert "study 'study' stopped (trials): 3 complete" in run.stdout
+    assert "autotweak ui" in run.stdout
+
+    status = autotweak("status", cwd=cwd)
+    assert status.returncode == 0 and status.stdout.startswith("study: 3 trials, best ")
+    best = autotweak("best", "study", "--json", cwd=cwd)
+    payload = json.loads(best.stdout)
+    assert set(payload) == {"trial", "value", "config"} and "x" in payload["config"]
+    report = autotweak("report", "study", cwd=cwd)
+    assert "| complete | 3 |" in report.stdout
+    assert "Base config: 1" in report.stdout, "trial 0 is the base config x=0 with loss 1"
+
+    more = autotweak("resume", "study", "--trials", "5", "-q", cwd=cwd)
+    assert more.returncode == 0, more.stderr
+    assert autotweak("status", "study", cwd=cwd).stdout.startswith("study: 5 complete")
+
+
+def test_bad_spec_exits_2_with_the_field_and_rule_before_any_compute(home):
+    cwd = home.parent
+    (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(budget={"trials": 0})))
+    run = autotweak("optimize", "exp.yaml", cwd=cwd)
+    assert run.returncode == 2
+    assert "exp.yaml: 'budget.trials' must be an integer >= 1, got 0." in run.stderr
+    assert not (home / "optuna.db").exists(), "nothing was created"
+
+
+def test_unknown_study_lists_what_exists(home):
+    run = autotweak("best", "nope", cwd=home.parent)
+    assert run.returncode == 2 and "no study named 'nope'" in run.stderr
+
+
+def test_storage_falls_back_to_the_environment(home, monkeypatch):
+    cwd = home.parent
+    (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(budget={"trials": 1})))
+    url = f"sqlite:///{cwd / 'elsewhere.db'}"
+    monkeypatch.setenv("AUTOTWEAK_STORAGE", url)
+    assert autotweak("optimize", "exp.yaml", "-q", cwd=cwd).returncode == 0
+    assert (cwd / "elsewhere.db").exists() and not (home / "optuna.db").exists()
+    assert autotweak("status", cwd=cwd).stdout.startswith("study: 1 trials")

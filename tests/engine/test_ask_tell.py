@@ -1,0 +1,81 @@
+"""The ask/tell API for people who own their loop."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.trial import TrialState
+
+import autotweak
+from autotweak.exceptions import AutotweakError
+from tests.helpers import load, mlflow_runs
+
+
+def test_ask_tell_loop_until_the_budget_is_spent(home, make_experiment, mlflow_client):
+    exp = make_experiment(
+        name="loop",
+        budget={"trials": 5},
+        pruner={"name": "median", "args": {"n_startup_trials": 1, "n_warmup_steps": 0}},
+        metric={"name": "loss", "direction": "minimize", "steps": 4},
+    )
+    told = []
+    with autotweak.Study(exp) as study:
+        while (trial := study.ask()) is not None:
+            loss = (trial.config["x"] - 1.0) ** 2
+            for step in range(1, 5):
+                trial.report(loss + 4 - step, step)
+                if trial.should_prune():
+                    study.tell(trial, state="pruned")
+                    told.append("pruned")
+                    break
+            else:
+                study.tell(trial, loss)
+                told.append("complete")
+    trials = load(exp).trials
+    assert len(trials) == 5 == len(told)
+    assert [t.state.name.lower() for t in trials] == [{"complete": "complete", "pruned": "pruned"}[s] for s in told]
+    runs = mlflow_runs(mlflow_client, "loop")
+    assert sorted(runs.children) == [0, 1, 2, 3, 4]
+    assert runs.parents[0].info.status == "FINISHED"
+
+
+def test_non_finite_value_makes_a_failed_trial(home, make_experiment):
+    exp = make_experiment(name="nan", budget={"trials": 1})
+    with autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        study.tell(trial, float("nan"))
+    assert load(exp).trials[0].state == TrialState.FAIL
+
+
+def test_telling_twice_or_a_bad_state_is_refused(home, make_experiment):
+    exp = make_experiment(name="twice", budget={"trials": 2})
+    with autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        with pytest.raises(AutotweakError, match="'state' of tell\\(\\) must be one of complete, pruned, failed, got 'done'"):
+            study.tell(trial, 1.0, state="done")
+        study.tell(trial, 1.0)
+        with pytest.raises(AutotweakError, match="not open in this study"):
+            study.tell(trial, 1.0)
+
+
+def test_open_trials_are_failed_on_close(home, make_experiment):
+    exp = make_experiment(name="open", budget={"trials": 2})
+    study = autotweak.Study(exp)
+    assert study.ask() is not None
+    summary = study.close()
+    assert summary.counts["failed"] == 1
+    assert load(exp).trials[0].user_attrs["autotweak.failure"] == "still open when the study was closed"
+
+
+def test_report_rejects_bad_steps(home, make_experiment):
+    exp = make_experiment(name="steps", budget={"trials": 1})
+    with autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        trial.report(0.5, 1)
+        with pytest.raises(AutotweakError, match="'step' of report\\(\\) must increase"):
+            trial.report(0.4, 1)
+        with pytest.raises(AutotweakError, match="'step' of report\\(\\) must be an integer >= 0, got step=-1"):
+            trial.report(0.4, -1)
+        study.tell(trial, 0.5)

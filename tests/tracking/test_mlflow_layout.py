@@ -1,0 +1,114 @@
+"""The MLflow record people read: parent run per study, child run per trial, honest states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+import autotweak
+from tests.conftest import objective
+from tests.helpers import load, mlflow_runs
+
+STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+STATE_TAG = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+
+
+@pytest.fixture
+def finished_study(home, make_experiment):
+    exp = make_experiment(
+        name="layout",
+        objective=objective("curve"),
+        base={"steps": 8, "lr": 0.1},
+        tweaks={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        metric={"name": "acc", "direction": "maximize", "steps": 8},
+        pruner={"name": "median", "args": {"n_startup_trials": 2, "n_warmup_steps": 1}},
+        budget={"trials": 10},
+        tags={"team": "vision"},
+    )
+    return exp, autotweak.optimize(exp)
+
+
+def test_one_parent_and_one_child_per_trial_with_matching_states(finished_study, mlflow_client):
+    exp, result = finished_study
+    study = load(exp)
+    runs = mlflow_runs(mlflow_client, exp.name)
+    assert len(runs.parents) == 1 and not runs.duplicates
+    assert sorted(runs.children) == [t.number for t in study.trials]
+    assert {t.state for t in study.trials} >= {TrialState.COMPLETE, TrialState.PRUNED}
+    parent_id = runs.parents[0].info.run_id
+    for trial in study.trials:
+        run = runs.children[trial.number]
+        assert run.info.status == STATUS[trial.state]
+        assert run.data.tags["autotweak.state"] == STATE_TAG[trial.state]
+        assert run.data.tags["mlflow.parentRunId"] == parent_id
+        assert run.info.run_name == f"trial-{trial.number:04d}"
+
+
+def test_child_runs_hold_config_curve_final_value_and_provenance(finished_study, mlflow_client):
+    exp, _ = finished_study
+    study = load(exp)
+    runs = mlflow_runs(mlflow_client, exp.name)
+    for trial in study.trials:
+        run = runs.children[trial.number]
+        assert run.data.params["x"] == str(trial.params["x"])
+        assert run.data.params["lr"] == "0.1", "the base config is logged with the tweaks"
+        history = mlflow_client.get_metric_history(run.info.run_id, "acc")
+        assert {(m.step, m.value) for m in history} == set(trial.intermediate_values.items())
+        assert run.data.metrics["final_acc"] == pytest.approx(trial.value)
+        assert run.data.metrics["duration_s"] > 0
+        tags = run.data.tags
+        assert tags["autotweak.optuna_trial_id"] == str(trial._trial_id)
+        assert tags["autotweak.study"] == exp.name
+        assert tags["autotweak.seed"] == "0"
+        assert tags["autotweak.attempt"] == "1"
+        assert int(tags["autotweak.pid"]) > 0 and tags["autotweak.host"]
+        for package in ("autotweak", "optuna", "mlflow", "torch"):
+            assert tags[f"autotweak.version.{package}"]
+        assert tags["team"] == "vision"
+        if trial.state == TrialState.PRUNED:
+            assert max(trial.intermediate_values) < 8, "a pruned trial keeps its partial curve"
+
+
+def test_parent_run_holds_spec_components_and_summary(finished_study, mlflow_client):
+    exp, result = finished_study
+    parent = mlflow_runs(mlflow_client, exp.name).parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["sampler"] == "random" and parent.data.params["pruner"] == "median"
+    assert parent.data.params["space.x"] == "float[0.0, 1.0]"
+    assert "TPESampler" not in parent.data.tags["autotweak.meta.sampler"]
+    assert "RandomSampler" in parent.data.tags["autotweak.meta.sampler"]
+    assert parent.data.metrics["best_value"] == pytest.approx(result.summary.best_value)
+    assert parent.data.metrics["n_complete"] == result.summary.counts["complete"]
+    assert parent.data.metrics["n_pruned"] == result.summary.counts["pruned"]
+    assert parent.data.tags["autotweak.best_trial"] == str(result.summary.best_number)
+    artifacts = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id)}
+    assert {"spec.json", "meta.json", "summary.json"} <= artifacts
+
+
+def test_spec_file_is_kept_as_an_artifact(home, tmp_path, mlflow_client):
+    spec = Path("exp.yaml")
+    spec.write_text(
+        f"name: filed\nobjective: {objective('quadratic')}\ntweaks: {{x: {{type: float, low: 0, high: 2}}}}\n"
+        "metric: {name: loss, direction: minimize}\nbudget: {trials: 1}\n"
+    )
+    autotweak.optimize(spec)
+    parent = mlflow_runs(mlflow_client, "filed").parents[0]
+    assert "exp.yaml" in {a.path for a in mlflow_client.list_artifacts(parent.info.run_id)}
+
+
+def test_git_provenance_of_the_users_code(home, make_experiment, mlflow_client):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], check=True)
+    subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    from autotweak.engine import _provenance
+
+    _provenance._static.cache_clear()
+    autotweak.optimize(make_experiment(name="git", budget={"trials": 1}))
+    run = mlflow_runs(mlflow_client, "git").children[0]
+    assert run.data.tags["autotweak.git_commit"] == head
+    assert run.data.tags["mlflow.source.git.commit"] == head
+    assert run.data.tags["autotweak.git_dirty"] == "false"
