@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import sqlite3
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DEFAULT_HOME", "artifact_root", "default_home", "redact", "resolve_storage_url", "resolve_tracking_uri"]
+__all__ = [
+    "DEFAULT_HOME",
+    "artifact_root",
+    "default_home",
+    "redact",
+    "resolve_storage_url",
+    "resolve_tracking_uri",
+]
 
 DEFAULT_HOME = ".autotweak"
 
@@ -54,3 +64,38 @@ def redact(url: str) -> str:
     creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
+
+
+def enable_wal(path: Path) -> None:
+    """Put a SQLite store in WAL mode with ``synchronous=NORMAL`` for autotweak's connections.
+
+    Worker processes share the embedded stores: WAL lets readers go on while one process
+    writes. With ``synchronous=NORMAL`` a commit no longer waits for the disk, which
+    makes each trial's record about ten milliseconds cheaper; SQLite guarantees that
+    the database stays consistent, and only a power loss or an OS crash (not a killed
+    process) can lose the last commits.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=60) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    _FAST_SQLITE.add(str(path.resolve()))
+    _install_listener()
+
+
+_FAST_SQLITE: set[str] = set()
+
+
+@functools.cache
+def _install_listener() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    event.listen(Engine, "connect", _on_connect)
+
+
+def _on_connect(dbapi_connection: Any, record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    files = {row[2] for row in dbapi_connection.execute("PRAGMA database_list").fetchall()}
+    if files & _FAST_SQLITE:
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")

@@ -96,9 +96,10 @@ def as_int(value: Any, where: Where, *, minimum: int | None = None) -> int:
             value = int(value)
         else:
             raise where.fail("must be an integer" + _at_least(minimum), value)
-    if minimum is not None and value < minimum:
+    number = int(value)
+    if minimum is not None and number < minimum:
         raise where.fail("must be an integer" + _at_least(minimum), value)
-    return value
+    return number
 
 
 def as_float(

@@ -87,13 +87,20 @@ class Console:
 
     @contextmanager
     def _live(self, experiment: Experiment) -> Iterator[Callable[[StudyProgress], None]]:
-        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[eta]}"))
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[eta]}"),
+        )
         task = bar.add_task(experiment.name, total=experiment.budget.trials, eta="")
         recent: list[str] = []
         with Live(console=self.out, refresh_per_second=4, transient=False) as live:
 
             def update(p: StudyProgress) -> None:
-                bar.update(task, completed=p.done, eta=f"elapsed {_duration(p.elapsed)}  eta {_duration(p.eta)}")
+                bar.update(
+                    task, completed=p.done, eta=f"elapsed {_duration(p.elapsed)}  eta {_duration(p.eta)}"
+                )
                 for trial in p.last_finished:
                     value = "-" if trial.value is None else f"{trial.value:.6g}"
                     recent.append(f"#{trial.number:<4} {trial.state.name.lower():<8} {value}")

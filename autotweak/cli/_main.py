@@ -109,7 +109,9 @@ def status(study: str | None, storage: str | None) -> None:
     summary = summarize(load_study(study, optuna.storages.get_storage(url)))
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
     best = "-" if summary.best_value is None else f"{summary.best_value:.6g} (trial {summary.best_number})"
-    _console.line(f"{study}: {counts or 'no trials'}; best {best}; compute {summary.compute:.2f} full trainings")
+    _console.line(
+        f"{study}: {counts or 'no trials'}; best {best}; compute {summary.compute:.2f} full trainings"
+    )
 
 
 @cli.command()
@@ -214,7 +216,9 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         result = run_study(experiment, resume=resume, on_progress=view)
     summary = result.summary
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
-    _console.line(f"study '{result.study_name}' stopped ({', '.join(sorted(set(result.stop_reasons)))}): {counts}")
+    _console.line(
+        f"study '{result.study_name}' stopped ({', '.join(sorted(set(result.stop_reasons)))}): {counts}"
+    )
     if summary.best_value is not None:
         _console.line(f"best {experiment.metric.name} {summary.best_value:.6g} (trial {summary.best_number})")
         if summary.base_value is not None:
@@ -244,5 +248,3 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _console.error("interrupted")
         raise SystemExit(130) from None
-
-

@@ -8,7 +8,6 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import optuna
 
@@ -17,7 +16,6 @@ from autotweak.engine._optimize import Prepared, _close, prepare
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession
 from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna
-from autotweak.engine._study import ATTR
 from autotweak.engine._trial import Trial
 from autotweak.engine._worker import make_stale_handler
 from autotweak.exceptions import AutotweakError
@@ -85,14 +83,20 @@ class Study:
         self._sweep()
         ctx = self._prepared.context
         with ask_lock(ctx.storage_url, self._study.study_name):
-            view = BudgetView.of(self._study.get_trials(deepcopy=False), self.experiment.metric.steps)
+            view = BudgetView.read(
+                self._study,
+                self.experiment.metric.steps,
+                need_compute=self.experiment.budget.compute is not None,
+            )
             if view.exhausted(self.experiment.budget, ctx.deadline) or sampler_exhausted(self._study):
                 return None
             with quiet_optuna():
                 trial = self._study.ask()
         handle = self._session.begin(trial, auto_prune=False)
         stack = ExitStack()
-        stack.enter_context(heartbeat(self._storage, trial._trial_id, self.experiment.execution.heartbeat_interval))
+        stack.enter_context(
+            heartbeat(self._storage, trial._trial_id, self.experiment.execution.heartbeat_interval)
+        )
         self._open[trial.number] = (handle, time.monotonic(), stack)
         return handle
 
@@ -115,7 +119,9 @@ class Study:
     def _outcome(self, handle: Trial, value: float | None, state: str, error: str | None) -> Outcome:
         if state == "complete":
             if value is None or not math.isfinite(float(value)):
-                return Outcome("failed", None, f"the trial was told a value of {value!r}, not a finite number")
+                return Outcome(
+                    "failed", None, f"the trial was told a value of {value!r}, not a finite number"
+                )
             return Outcome("complete", float(value))
         if state == "pruned":
             last = handle.steps[-1][1] if handle.steps else value
@@ -147,4 +153,3 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.experiment.name!r})"
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -98,7 +99,7 @@ class ProcessExecutor(BaseExecutor):
 def _receive(receiver: Connection) -> WorkerResult | None:
     """The worker's result, or ``None`` if it died without sending one (e.g. SIGKILL)."""
     try:
-        return receiver.recv() if receiver.poll() else None  # type: ignore[no-any-return]
+        return receiver.recv() if receiver.poll() else None
     except (EOFError, OSError):
         return None
 
@@ -106,10 +107,8 @@ def _receive(receiver: Connection) -> WorkerResult | None:
 def _forward_interrupt(procs: list[tuple[Any, Connection]]) -> None:
     for proc, _ in procs:
         if proc.is_alive() and proc.pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
 
 
 def _process_main(

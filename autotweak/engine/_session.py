@@ -57,7 +57,9 @@ _TELL = {"pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
 class TrialSession:
     """Starts and finishes trials of one study for one worker."""
 
-    def __init__(self, ctx: WorkerContext, study: optuna.Study, tracker: BaseTracker, seed: int | None) -> None:
+    def __init__(
+        self, ctx: WorkerContext, study: optuna.Study, tracker: BaseTracker, seed: int | None
+    ) -> None:
         self.ctx = ctx
         self.experiment = ctx.experiment
         self.study = study
@@ -66,6 +68,7 @@ class TrialSession:
         code_dir = Path(ctx.experiment.source).resolve().parent if ctx.experiment.source else None
         self.provenance = provenance(code_dir)
         self._run_ids: dict[int, str] = {}
+        self._baseline: dict[int, bool] = {}
 
     def begin(
         self,
@@ -96,7 +99,7 @@ class TrialSession:
             )
         )
         self._run_ids[trial.number] = run_id
-        trial.set_user_attr(ATTR.RUN_ID, run_id)
+        self._baseline[trial.number] = bool(attrs.get(ATTR.BASELINE))
         return Trial(
             trial,
             config,
@@ -119,8 +122,10 @@ class TrialSession:
             else:
                 self.study.tell(trial, state=_TELL[outcome.state])
         except UpdateFinishedTrialError:
-            outcome = Outcome("failed", outcome.value, "finished after it was declared stale; its retry counts")
-        extra = {"autotweak.baseline": "true"} if trial.user_attrs.get(ATTR.BASELINE) else {}
+            outcome = Outcome(
+                "failed", outcome.value, "finished after it was declared stale; its retry counts"
+            )
+        extra = {"autotweak.baseline": "true"} if self._baseline.pop(trial.number, False) else {}
         self.tracker.end_trial(
             TrialRecord(
                 run_id=self._run_ids.pop(trial.number),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 import warnings
@@ -15,6 +14,8 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
+
+from autotweak._locations import enable_wal
 
 __all__ = ["StaleSweeper", "fail_stale", "heartbeat", "make_storage", "quiet_optuna"]
 
@@ -37,7 +38,7 @@ def make_storage(
     """
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
-        _prepare_sqlite(Path(url.removeprefix("sqlite:///")))
+        enable_wal(Path(url.removeprefix("sqlite:///")))
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_size"] = 2
@@ -51,12 +52,6 @@ def make_storage(
             grace_period=grace_period,
             heartbeat_stale_trial_callback=on_stale,
         )
-
-
-def _prepare_sqlite(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path, timeout=60) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
 
 
 @contextmanager

@@ -35,7 +35,7 @@ class ATTR:
 
     SPEC = "autotweak.spec"
     META = "autotweak.meta"
-    RUN_ID = "autotweak.mlflow_run_id"
+    RUN_ID = "autotweak.mlflow_run_id"  # on the study: its parent run
     TRACKING_URI = "autotweak.tracking_uri"
     BASELINE = "autotweak.baseline"
     RETRY_OF = "autotweak.retry_of"
@@ -54,7 +54,7 @@ _STATES = {
 
 
 def state_of(trial: FrozenTrial) -> str:
-    """autotweak's name for an Optuna trial state."""
+    """Autotweak's name for an Optuna trial state."""
     return _STATES[trial.state]
 
 
@@ -164,7 +164,9 @@ def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary
     compute = study_compute(trials, steps_of(study))
     return StudySummary(
         study_name=study.study_name,
-        counts={state: counts.get(state, 0) for state in ("complete", "pruned", "failed", "running", "waiting")},
+        counts={
+            state: counts.get(state, 0) for state in ("complete", "pruned", "failed", "running", "waiting")
+        },
         best_number=None if best is None else best.number,
         best_value=None if best is None else best.value,
         best_config={} if best is None else dict(best.params),

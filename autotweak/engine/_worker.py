@@ -95,13 +95,11 @@ def make_tracker(tracking_uri: str | None) -> BaseTracker:
     return MlflowTracker(tracking_uri) if tracking_uri else NullTracker()
 
 
-def make_stale_handler(
-    tracker: BaseTracker, max_retries: int
-) -> Callable[[optuna.Study, FrozenTrial], None]:
+def make_stale_handler(tracker: BaseTracker, max_retries: int) -> Callable[[optuna.Study, FrozenTrial], None]:
     """Close a dead trial's record and enqueue it again (up to ``max_retries`` times)."""
 
     def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-        run_id = trial.user_attrs.get(ATTR.RUN_ID)
+        run_id = tracker.find_trial(study.study_name, trial._trial_id)
         if run_id:
             try:
                 tracker.mark_failed(str(run_id), "worker lost: no heartbeat within the grace period")
@@ -181,7 +179,9 @@ class _Loop:
         self.sweep()
         with ask_lock(self.ctx.storage_url, self.study.study_name):
             view = self._view()
-            reason = view.exhausted(self.experiment.budget, self.ctx.deadline) or sampler_exhausted(self.study)
+            reason = view.exhausted(self.experiment.budget, self.ctx.deadline) or sampler_exhausted(
+                self.study
+            )
             if reason is None:
                 with quiet_optuna():
                     trial = self.study.ask()
@@ -194,7 +194,9 @@ class _Loop:
         return None
 
     def _view(self) -> BudgetView:
-        return BudgetView.of(self.study.get_trials(deepcopy=False), self.experiment.metric.steps)
+        return BudgetView.read(
+            self.study, self.experiment.metric.steps, need_compute=self.experiment.budget.compute is not None
+        )
 
     def _wait_for_running(self) -> bool:
         """Trials run elsewhere: wait a heartbeat, so that a dead worker's trial is retried here."""
@@ -221,7 +223,9 @@ class _Loop:
             interrupts.stop_requested = True
 
 
-def _evaluate(objective: Callable[[dict[str, Any], Trial], Any], config: dict[str, Any], handle: Trial) -> Outcome:
+def _evaluate(
+    objective: Callable[[dict[str, Any], Trial], Any], config: dict[str, Any], handle: Trial
+) -> Outcome:
     try:
         raw = objective(config, handle)
     except TrialPruned:
@@ -242,7 +246,8 @@ def _call_style(objective: Callable[..., Any]) -> Callable[[dict[str, Any], Tria
     """Accept ``f(config, trial)`` and, for objectives that never report, ``f(config)``."""
     try:
         params = [
-            p for p in inspect.signature(objective).parameters.values()
+            p
+            for p in inspect.signature(objective).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
         ]
     except (TypeError, ValueError):

@@ -80,7 +80,9 @@ def space_from_definition(
     parent_ref = data.get("extends")
     if parent_ref is None:
         if data.get("drop"):
-            raise where.child("drop").fail("needs 'extends' to name a space to drop from", data["drop"], SpaceError)
+            raise where.child("drop").fail(
+                "needs 'extends' to name a space to drop from", data["drop"], SpaceError
+            )
         space = SearchSpace.from_dict(data.get("params") or {}, name=name, where=where.child("params"))
     else:
         parent = _load(as_str(parent_ref, where.child("extends")), chain)

@@ -19,6 +19,18 @@ from optuna.distributions import (
 __all__ = ["Condition", "FloatParam", "IntParam", "CategoricalParam", "FixedParam", "Param"]
 
 
+def _scale(low: float, high: float, log: bool, u: float) -> float:
+    """The point at ``u`` in [0, 1] between ``low`` and ``high``, on a log scale if asked."""
+    return low * (high / low) ** u if log else low + (high - low) * u
+
+
+def _unscale(low: float, high: float, log: bool, value: float) -> float:
+    """The inverse of :func:`_scale` (0 for a range of one point)."""
+    if high == low:
+        return 0.0
+    return math.log(value / low) / math.log(high / low) if log else (value - low) / (high - low)
+
+
 @dataclass(frozen=True)
 class Condition:
     """A parameter is active only when ``parent`` took one of ``values``."""
@@ -71,18 +83,13 @@ class FloatParam(_Base):
         return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
 
     def from_unit(self, u: float) -> float:
-        if self.log:
-            value = self.low * (self.high / self.low) ** u
-        else:
-            value = self.low + (self.high - self.low) * u
+        value = _scale(self.low, self.high, self.log, u)
         if self.step is not None:
             value = self.low + round((value - self.low) / self.step) * self.step
         return min(max(value, self.low), self.high)
 
     def to_unit(self, value: Any) -> float:
-        if self.log:
-            return math.log(float(value) / self.low) / math.log(self.high / self.low)
-        return (float(value) - self.low) / (self.high - self.low)
+        return _unscale(self.low, self.high, self.log, float(value))
 
     def contains(self, value: Any) -> bool:
         return isinstance(value, int | float) and self.low <= float(value) <= self.high
@@ -112,17 +119,12 @@ class IntParam(_Base):
         return trial.suggest_int(self.name, self.low, self.high, log=self.log, step=self.step)
 
     def from_unit(self, u: float) -> int:
-        if self.log:
-            raw = self.low * (self.high / self.low) ** u
-        else:
-            raw = self.low + (self.high - self.low) * u
+        raw = _scale(self.low, self.high, self.log, u)
         steps = math.floor((raw - self.low) / self.step + 0.5)
         return int(min(max(self.low + steps * self.step, self.low), self.high))
 
     def to_unit(self, value: Any) -> float:
-        if self.log:
-            return math.log(float(value) / self.low) / math.log(self.high / self.low)
-        return (float(value) - self.low) / (self.high - self.low)
+        return _unscale(self.low, self.high, self.log, float(value))
 
     def contains(self, value: Any) -> bool:
         return (

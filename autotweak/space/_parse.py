@@ -61,8 +61,10 @@ def _categorical(
         raise where.child("choices").fail("must be a non-empty list", choices, SpaceError)
     for i, choice in enumerate(choices):
         if choice is not None and not isinstance(choice, bool | int | float | str):
-            raise where.child("choices").child(i).fail(
-                "must be null, a boolean, a number or a string", choice, SpaceError
+            raise (
+                where.child("choices")
+                .child(i)
+                .fail("must be null, a boolean, a number or a string", choice, SpaceError)
             )
     if len(set(map(repr, choices))) != len(choices):
         raise where.child("choices").fail("must not repeat a value", choices, SpaceError)
@@ -79,6 +81,9 @@ def _numeric(
 ) -> FloatParam | IntParam:
     check_keys(data, where, allowed=_KEYS[kind], required=("low", "high"), cls=SpaceError)
     log = as_bool(data.get("log", False), where.child("log"))
+    low: float
+    high: float
+    step: float | None
     if kind == "int":
         low = as_int(data["low"], where.child("low"))
         high = as_int(data["high"], where.child("high"))
@@ -87,7 +92,11 @@ def _numeric(
         low = as_float(data["low"], where.child("low"))
         high = as_float(data["high"], where.child("high"))
         raw_step = data.get("step")
-        step = None if raw_step is None else as_float(raw_step, where.child("step"), minimum=0, strict_minimum=True)
+        step = (
+            None
+            if raw_step is None
+            else as_float(raw_step, where.child("step"), minimum=0, strict_minimum=True)
+        )
     if low > high:
         raise where.fail("must satisfy low <= high", {"low": low, "high": high}, SpaceError)
     if log and low <= 0:
@@ -95,7 +104,9 @@ def _numeric(
     if log and step not in (None, 1):
         raise where.child("step").fail("cannot be combined with log: true", step, SpaceError)
     if kind == "int":
-        return IntParam(name, int(low), int(high), log=log, step=int(step or 1), when=when, description=description)
+        return IntParam(
+            name, int(low), int(high), log=log, step=int(step or 1), when=when, description=description
+        )
     return FloatParam(name, float(low), float(high), log=log, step=step, when=when, description=description)
 
 
@@ -104,7 +115,9 @@ def _parse_when(raw: Any, where: Where) -> Condition | None:
         return None
     data = as_mapping(raw, where, SpaceError)
     if len(data) != 1:
-        raise where.fail("must name exactly one parent parameter, like {optimizer: sgd}", dict(data), SpaceError)
+        raise where.fail(
+            "must name exactly one parent parameter, like {optimizer: sgd}", dict(data), SpaceError
+        )
     ((parent, values),) = data.items()
     options = tuple(values) if isinstance(values, list) else (values,)
     if not options:

@@ -48,9 +48,7 @@ class SearchSpace:
 
     # -- construction -----------------------------------------------------------------
     @classmethod
-    def from_dict(
-        cls, raw: Mapping[str, Any], *, name: str = "", where: Where | None = None
-    ) -> SearchSpace:
+    def from_dict(cls, raw: Mapping[str, Any], *, name: str = "", where: Where | None = None) -> SearchSpace:
         """Build a space from ``{param_name: definition}``."""
         where = where or Where()
         data = as_mapping(raw, where, SpaceError)
@@ -75,7 +73,11 @@ class SearchSpace:
                     raise SpaceError(
                         f"parameter '{param.name}' is conditional on '{param.when.parent}', "
                         "which must be a parameter declared before it"
-                        + (", got none." if param.when.parent not in self._by_name else ", got it declared later.")
+                        + (
+                            ", got none."
+                            if param.when.parent not in self._by_name
+                            else ", got it declared later."
+                        )
                     )
                 if isinstance(parent, CategoricalParam):
                     bad = [v for v in param.when.values if v not in parent.choices]
@@ -127,8 +129,7 @@ class SearchSpace:
         tunable = self.tunable
         if len(u) != len(tunable):
             raise SpaceError(
-                f"a unit point must have one coordinate per tunable parameter "
-                f"({len(tunable)}), got {len(u)}."
+                f"a unit point must have one coordinate per tunable parameter ({len(tunable)}), got {len(u)}."
             )
         values = {p.name: p.from_unit(float(x)) for p, x in zip(tunable, u, strict=True)}
         return self._activate(values)
@@ -191,8 +192,10 @@ class SearchSpace:
         dropped = list(drop)
         for i, key in enumerate(dropped):
             if key not in self:
-                raise where.child("drop").child(i).fail(
-                    f"must name a parameter of the space ({', '.join(self.names)})", key, SpaceError
+                raise (
+                    where.child("drop")
+                    .child(i)
+                    .fail(f"must name a parameter of the space ({', '.join(self.names)})", key, SpaceError)
                 )
         merged: dict[str, Any] = {p.name: p.to_dict() for p in self.params if p.name not in dropped}
         for key, value in as_mapping(params or {}, where.child("params"), SpaceError).items():
@@ -206,7 +209,9 @@ class SearchSpace:
             raise where.child("drop").fail(
                 f"cannot drop a parent of conditional parameters {orphans}", dropped, SpaceError
             )
-        space = SearchSpace.from_dict(merged, name=self.name if name is None else name, where=where.child("params"))
+        space = SearchSpace.from_dict(
+            merged, name=self.name if name is None else name, where=where.child("params")
+        )
         return replace(space, description=self.description)
 
 

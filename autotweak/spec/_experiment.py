@@ -86,7 +86,8 @@ class Experiment:
         _check_components(self, where)
         if self.budget.compute is not None and self.metric.steps is None:
             raise where.child("metric.steps").fail(
-                "must be set when budget.compute is set (compute is counted in full trainings of that many steps)",
+                "must be set when budget.compute is set "
+                "(compute is counted in full trainings of that many steps)",
                 None,
             )
 
@@ -124,7 +125,11 @@ class Experiment:
             "objective": self.objective_ref or _callable_name(self.objective),
             "base": dict(self.base),
             "tweaks": {"name": self.space.name, "params": self.space.to_dict()},
-            "metric": {"name": self.metric.name, "direction": self.metric.direction, "steps": self.metric.steps},
+            "metric": {
+                "name": self.metric.name,
+                "direction": self.metric.direction,
+                "steps": self.metric.steps,
+            },
             "budget": {k: v for k, v in vars(self.budget).items() if v is not None},
             "sampler": self.sampler.to_dict(),
             "pruner": self.pruner.to_dict(),
@@ -232,7 +237,12 @@ def _check_components(experiment: Experiment, where: Where) -> None:
     from autotweak.engine._registry import PRUNERS, SAMPLERS, build_pruner, build_sampler
 
     checks: list[tuple[str, Component, Callable[[], object], dict[str, Any]]] = [
-        ("sampler", experiment.sampler, lambda: build_sampler(experiment.sampler, experiment.space, 0), SAMPLERS),
+        (
+            "sampler",
+            experiment.sampler,
+            lambda: build_sampler(experiment.sampler, experiment.space, 0),
+            SAMPLERS,
+        ),
         ("pruner", experiment.pruner, lambda: build_pruner(experiment.pruner, experiment.metric), PRUNERS),
     ]
     for key, component, build, registry in checks:
@@ -242,8 +252,12 @@ def _check_components(experiment: Experiment, where: Where) -> None:
         except SpecError as exc:
             raise SpecError(exc.rule, source=where.source, field=f"{key}.args") from None
         except (TypeError, ValueError) as exc:
-            raise where.child(key).child("args").fail(
-                f"must be valid arguments of the '{component.name}' {key} ({exc})", dict(component.args)
+            raise (
+                where.child(key)
+                .child("args")
+                .fail(
+                    f"must be valid arguments of the '{component.name}' {key} ({exc})", dict(component.args)
+                )
             ) from None
 
 

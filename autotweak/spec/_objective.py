@@ -36,7 +36,9 @@ def import_objective(ref: str, where: Where, *, base_dir: Path | None = None) ->
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise where.fail(f"names '{part}', which module '{module_ref}' does not define", ref, ObjectiveImportError)
+            raise where.fail(
+                f"names '{part}', which module '{module_ref}' does not define", ref, ObjectiveImportError
+            )
         target = getattr(target, part)
     if not callable(target):
         raise where.fail("must name a callable", ref, ObjectiveImportError)

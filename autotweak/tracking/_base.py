@@ -38,6 +38,10 @@ class BaseTracker(abc.ABC):
     def log_steps(self, run_id: str, metric: str, steps: Sequence[tuple[int, float, int]]) -> None:
         """Write part of a running trial's learning curve (called now and then)."""
 
+    def find_trial(self, study_name: str, trial_id: int) -> str | None:
+        """The record id of the trial with Optuna id ``trial_id``, if it has one."""
+        return None
+
     def mark_failed(self, run_id: str, reason: str) -> None:
         """Close the record of a trial that died without closing it (a killed worker)."""
 

@@ -12,15 +12,16 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 # MLflow 3 sends usage telemetry unless told not to; autotweak talks only to the stores you name.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-from autotweak._locations import artifact_root, redact
+from autotweak._locations import artifact_root, enable_wal, redact
 from autotweak.tracking._base import BaseTracker
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
 
@@ -51,6 +52,8 @@ class MlflowTracker(BaseTracker):
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
+        if tracking_uri.startswith("sqlite:///"):
+            enable_wal(Path(tracking_uri.removeprefix("sqlite:///")))
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._experiment_ids: dict[str, str] = {}
         self._configs: dict[str, dict[str, Any]] = {}
@@ -83,12 +86,13 @@ class MlflowTracker(BaseTracker):
             "autotweak.kind": "study",
             "autotweak.study": info.study_name,
             "autotweak.storage": redact(info.storage),
-            **{f"autotweak.meta.{k}": json.dumps(v, sort_keys=True, default=str) for k, v in info.meta.items()},
+            **{
+                f"autotweak.meta.{k}": json.dumps(v, sort_keys=True, default=str)
+                for k, v in info.meta.items()
+            },
             **info.tags,
         }
-        run = self.client.create_run(
-            self.experiment_id(info.study_name), tags=tags, run_name=info.study_name
-        )
+        run = self.client.create_run(self.experiment_id(info.study_name), tags=tags, run_name=info.study_name)
         run_id = run.info.run_id
         self._log(run_id, params=_spec_params(info.spec))
         self.client.log_dict(run_id, info.spec, "spec.json")
@@ -135,8 +139,9 @@ class MlflowTracker(BaseTracker):
         run = self.client.create_run(
             self.experiment_id(start.study_name), tags=tags, run_name=f"trial-{start.number:04d}"
         )
-        self._configs[run.info.run_id] = start.config
-        return run.info.run_id
+        run_id: str = run.info.run_id
+        self._configs[run_id] = start.config
+        return run_id
 
     def log_steps(self, run_id: str, metric: str, steps: Sequence[tuple[int, float, int]]) -> None:
         self._log(run_id, metrics=[Metric(metric, v, ts, s) for s, v, ts in steps if math.isfinite(v)])
@@ -159,6 +164,14 @@ class MlflowTracker(BaseTracker):
             self.client.log_text(record.run_id, record.traceback, "traceback.txt")
         self.client.set_terminated(record.run_id, RUN_STATUS[record.state], end_time=now)
 
+    def find_trial(self, study_name: str, trial_id: int) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id(study_name)],
+            filter_string=f"tags.`autotweak.optuna_trial_id` = '{trial_id}'",
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
     def mark_failed(self, run_id: str, reason: str) -> None:
         tags = {"autotweak.state": "failed", "autotweak.failure": reason}
         run = self.client.get_run(run_id)
@@ -177,7 +190,9 @@ class MlflowTracker(BaseTracker):
         tags: Sequence[RunTag] = (),
     ) -> None:
         """Write in as few ``log_batch`` calls as MLflow's per-request limits allow."""
-        chunks = max(-(-len(params) // _PARAM_BATCH), -(-len(tags) // _PARAM_BATCH), -(-len(metrics) // _BATCH), 1)
+        chunks = max(
+            -(-len(params) // _PARAM_BATCH), -(-len(tags) // _PARAM_BATCH), -(-len(metrics) // _BATCH), 1
+        )
         for i in range(chunks):
             m = metrics[i * _BATCH : (i + 1) * _BATCH]
             p = params[i * _PARAM_BATCH : (i + 1) * _PARAM_BATCH]

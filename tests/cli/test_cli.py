@@ -65,3 +65,38 @@ def test_storage_falls_back_to_the_environment(home, monkeypatch):
     assert autotweak("optimize", "exp.yaml", "-q", cwd=cwd).returncode == 0
     assert (cwd / "elsewhere.db").exists() and not (home / "optuna.db").exists()
     assert autotweak("status", cwd=cwd).stdout.startswith("study: 1 trials")
+
+
+def test_ui_serves_the_mlflow_store_on_loopback(home):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autotweak", "ui", "--port", str(port)],
+        cwd=home.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.5)
+    finally:
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -32,7 +32,9 @@ def test_ask_tell_loop_until_the_budget_is_spent(home, make_experiment, mlflow_c
                 told.append("complete")
     trials = load(exp).trials
     assert len(trials) == 5 == len(told)
-    assert [t.state.name.lower() for t in trials] == [{"complete": "complete", "pruned": "pruned"}[s] for s in told]
+    assert [t.state.name.lower() for t in trials] == [
+        {"complete": "complete", "pruned": "pruned"}[s] for s in told
+    ]
     runs = mlflow_runs(mlflow_client, "loop")
     assert sorted(runs.children) == [0, 1, 2, 3, 4]
     assert runs.parents[0].info.status == "FINISHED"
@@ -52,7 +54,9 @@ def test_telling_twice_or_a_bad_state_is_refused(home, make_experiment):
     with autotweak.Study(exp) as study:
         trial = study.ask()
         assert trial is not None
-        with pytest.raises(AutotweakError, match="'state' of tell\\(\\) must be one of complete, pruned, failed, got 'done'"):
+        with pytest.raises(
+            AutotweakError, match="'state' of tell\\(\\) must be one of complete, pruned, failed, got 'done'"
+        ):
             study.tell(trial, 1.0, state="done")
         study.tell(trial, 1.0)
         with pytest.raises(AutotweakError, match="not open in this study"):
@@ -76,6 +80,8 @@ def test_report_rejects_bad_steps(home, make_experiment):
         trial.report(0.5, 1)
         with pytest.raises(AutotweakError, match="'step' of report\\(\\) must increase"):
             trial.report(0.4, 1)
-        with pytest.raises(AutotweakError, match="'step' of report\\(\\) must be an integer >= 0, got step=-1"):
+        with pytest.raises(
+            AutotweakError, match="'step' of report\\(\\) must be an integer >= 0, got step=-1"
+        ):
             trial.report(0.4, -1)
         study.tell(trial, 0.5)

@@ -31,7 +31,9 @@ def test_sampler_registry_is_complete():
 @pytest.mark.parametrize("name", sorted(SAMPLER_CLASSES))
 def test_each_sampler_is_wired_and_drives_the_search(home, make_experiment, name):
     args = {"n_points": 4} if name == "grid" else {}
-    exp = make_experiment(name=f"s-{name}", sampler={"name": name, "args": args}, budget={"trials": 4}, base={})
+    exp = make_experiment(
+        name=f"s-{name}", sampler={"name": name, "args": args}, budget={"trials": 4}, base={}
+    )
     used: list[str] = []
     original = optuna.Study.ask
 
@@ -122,7 +124,7 @@ def test_resume_continues_numbering_and_keeps_one_parent_run(home, make_experime
 def test_starting_an_existing_study_is_refused_with_the_way_out(home, make_experiment):
     exp = make_experiment(budget={"trials": 1})
     autotweak.optimize(exp)
-    with pytest.raises(AutotweakError, match="already exists.*autotweak resume study"):
+    with pytest.raises(AutotweakError, match=r"already exists.*autotweak resume study"):
         autotweak.optimize(exp)
 
 
@@ -147,9 +149,13 @@ def test_baseline_runs_first_and_is_reported(home, make_experiment):
 def test_callable_objectives_in_both_styles_and_in_processes(home, make_experiment):
     from tests.objectives import config_only, quadratic
 
-    one = autotweak.optimize(make_experiment(name="fn", objective=quadratic, budget={"trials": 3}), track=False)
+    one = autotweak.optimize(
+        make_experiment(name="fn", objective=quadratic, budget={"trials": 3}), track=False
+    )
     assert one.summary.counts["complete"] == 3
-    two = autotweak.optimize(make_experiment(name="cfg", objective=config_only, budget={"trials": 3}), track=False)
+    two = autotweak.optimize(
+        make_experiment(name="cfg", objective=config_only, budget={"trials": 3}), track=False
+    )
     assert two.summary.counts["complete"] == 3
     procs = autotweak.optimize(
         make_experiment(name="procs", objective=quadratic, budget={"trials": 4}, execution={"workers": 2}),
@@ -177,7 +183,11 @@ def test_compute_budget_counts_full_training_equivalents(home, make_experiment):
 
 
 def test_checkpoint_dir_is_per_trial(home, make_experiment):
-    exp = make_experiment(objective=objective("checkpointed"), base={"marker": str(home / "m"), "sleep": 0.0, "steps": 2}, budget={"trials": 2})
+    exp = make_experiment(
+        objective=objective("checkpointed"),
+        base={"marker": str(home / "m"), "sleep": 0.0, "steps": 2},
+        budget={"trials": 2},
+    )
     autotweak.optimize(exp)
     dirs = sorted(p.name for p in (home / "checkpoints" / "study").iterdir())
     assert dirs == ["trial-0000", "trial-0001"]

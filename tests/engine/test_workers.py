@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from optuna.trial import TrialState
 
@@ -133,7 +132,10 @@ def test_whole_run_killed_leaves_stores_readable_and_resumable(home, mlflow_clie
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     status = subprocess.run(
-        [sys.executable, "-m", "autotweak", "status", "study"], cwd=home.parent, capture_output=True, text=True
+        [sys.executable, "-m", "autotweak", "status", "study"],
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
     )
     assert status.returncode == 0 and "running" in status.stdout, status.stdout + status.stderr
     time.sleep(2.5)  # past the grace period: the dead trials are stale
@@ -169,7 +171,10 @@ def test_ctrl_c_stops_cleanly_and_the_study_resumes(home, mlflow_client):
     assert mlflow_runs(mlflow_client, "study").parents[0].info.status == "KILLED"
     done = subprocess.run(
         [sys.executable, "-m", "autotweak", "resume", "study", "--trials", "4", "-q"],
-        cwd=home.parent, capture_output=True, text=True, timeout=120,
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     study = load(autotweak.Experiment.from_dict(base_spec()))

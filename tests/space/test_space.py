@@ -84,7 +84,10 @@ def test_conditional_parameters_are_only_suggested_under_their_parent():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"m": {"type": "float", "low": 0, "high": 1, "when": {"opt": "sgd"}}}, "'opt', which must be a parameter declared before it, got none"),
+        (
+            {"m": {"type": "float", "low": 0, "high": 1, "when": {"opt": "sgd"}}},
+            "'opt', which must be a parameter declared before it, got none",
+        ),
         (
             {
                 "m": {"type": "float", "low": 0, "high": 1, "when": {"opt": "sgd"}},
@@ -99,7 +102,10 @@ def test_conditional_parameters_are_only_suggested_under_their_parent():
             },
             r"'when' values must be choices of 'opt'",
         ),
-        ({"m": {"type": "float", "low": 0, "high": 1, "when": {"a": 1, "b": 2}}}, "must name exactly one parent"),
+        (
+            {"m": {"type": "float", "low": 0, "high": 1, "when": {"a": 1, "b": 2}}},
+            "must name exactly one parent",
+        ),
     ],
 )
 def test_bad_conditions(params, message):
@@ -151,7 +157,9 @@ def test_extend_refuses_unknown_drop_and_orphaned_children():
 
 
 def test_grid_values_and_conditional_refusal():
-    grid = SearchSpace.from_dict({"a": {"type": "int", "low": 1, "high": 3}, "b": {"type": "categorical", "choices": ["x", "y"]}}).grid(3)
+    grid = SearchSpace.from_dict(
+        {"a": {"type": "int", "low": 1, "high": 3}, "b": {"type": "categorical", "choices": ["x", "y"]}}
+    ).grid(3)
     assert grid == {"a": [1, 2, 3], "b": ["x", "y"]}
     with pytest.raises(SpaceError, match="grid sampler cannot search a space with conditional"):
         SearchSpace.from_dict(COND).grid(3)
@@ -196,7 +204,8 @@ def test_unknown_library_name_suggests_the_close_one():
 
 def test_user_space_folder_and_extends_chain(tmp_path, monkeypatch):
     (tmp_path / "mine.yaml").write_text(
-        "name: mine\ndescription: narrowed mlp\nextends: mlp\nparams:\n  lr: {high: 0.001}\ndrop: [batch_size]\n"
+        "name: mine\ndescription: narrowed mlp\nextends: mlp\n"
+        "params:\n  lr: {high: 0.001}\ndrop: [batch_size]\n"
     )
     (tmp_path / "loop_a.yaml").write_text("extends: loop_b\n")
     (tmp_path / "loop_b.yaml").write_text("extends: loop_a\n")

@@ -31,7 +31,7 @@ def finished_study(home, make_experiment):
 
 
 def test_one_parent_and_one_child_per_trial_with_matching_states(finished_study, mlflow_client):
-    exp, result = finished_study
+    exp, _ = finished_study
     study = load(exp)
     runs = mlflow_runs(mlflow_client, exp.name)
     assert len(runs.parents) == 1 and not runs.duplicates
@@ -102,8 +102,13 @@ def test_git_provenance_of_the_users_code(home, make_experiment, mlflow_client):
     import subprocess
 
     subprocess.run(["git", "init", "-q"], check=True)
-    subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"], check=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(
+        ["git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"],
+        check=True,
+    )
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     from autotweak.engine import _provenance
 
     _provenance._static.cache_clear()

@@ -1,0 +1,94 @@
+"""The conformance suite every tracker passes.
+
+Subclass it and provide a ``tracker`` fixture returning a fresh tracker.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from autotweak.tracking import BaseTracker, StudyInfo, StudySummary, TrialRecord, TrialStart
+
+__all__ = ["TrackerConformance"]
+
+_SPEC = {
+    "name": "conformance",
+    "objective": "pkg.mod:fn",
+    "base": {"epochs": 3},
+    "tweaks": {"name": "", "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}}},
+    "metric": {"name": "loss", "direction": "minimize", "steps": 3},
+    "budget": {"trials": 3},
+    "sampler": {"name": "random", "args": {}},
+    "pruner": {"name": "none", "args": {}},
+    "seed": 0,
+}
+
+
+def _start(number: int, run_id: str | None) -> TrialStart:
+    return TrialStart(
+        study_name="conformance",
+        study_run_id=run_id,
+        number=number,
+        trial_id=number + 1,
+        config={"x": 0.5, "epochs": 3},
+        params={"x": 0.5},
+        attempt=1,
+        retry_of=None,
+        seed=0,
+        provenance={"autotweak.host": "h", "autotweak.pid": "1"},
+    )
+
+
+def _record(run_id: str, number: int, state: str) -> TrialRecord:
+    return TrialRecord(
+        run_id=run_id,
+        number=number,
+        state=state,  # type: ignore[arg-type]
+        metric="loss",
+        value=None if state == "failed" else 0.25,
+        steps=[(1, 0.5, 0), (2, 0.3, 0)],
+        duration=0.1,
+        compute=1.0,
+        failure="boom" if state == "failed" else None,
+        traceback="Traceback ..." if state == "failed" else None,
+    )
+
+
+class TrackerConformance:
+    """What every tracker must accept: a study's whole life, every trial state."""
+
+    @pytest.fixture
+    def tracker(self) -> BaseTracker:
+        raise NotImplementedError("provide a 'tracker' fixture")
+
+    def _open(self, tracker: BaseTracker) -> str | None:
+        info = StudyInfo(
+            study_name="conformance", spec=_SPEC, meta={"sampler": {"name": "random"}}, storage="sqlite://"
+        )
+        return tracker.start_study(info)
+
+    def test_meta_names_the_tracker(self, tracker: BaseTracker) -> None:
+        assert isinstance(tracker.meta.get("name"), str)
+
+    def test_trial_ids_are_distinct_strings(self, tracker: BaseTracker) -> None:
+        study = self._open(tracker)
+        ids = [tracker.start_trial(_start(n, study)) for n in range(3)]
+        assert all(isinstance(i, str) and i for i in ids)
+        assert len(set(ids)) == 3
+
+    @pytest.mark.parametrize("state", ["complete", "pruned", "failed"])
+    def test_every_state_is_accepted(self, tracker: BaseTracker, state: str) -> None:
+        study = self._open(tracker)
+        run_id = tracker.start_trial(_start(0, study))
+        tracker.log_steps(run_id, "loss", [(1, 0.9, 0)])
+        tracker.end_trial(_record(run_id, 0, state))
+
+    def test_a_dead_trial_can_be_closed_and_the_study_reopened(self, tracker: BaseTracker) -> None:
+        study = self._open(tracker)
+        run_id = tracker.start_trial(_start(0, study))
+        tracker.mark_failed(run_id, "worker lost")
+        summary = StudySummary("conformance", {"failed": 1}, None, None, {}, None, 0.0)
+        tracker.end_study(study, summary)
+        info = StudyInfo(study_name="conformance", spec=_SPEC, meta={}, storage="sqlite://")
+        assert tracker.start_study(info, run_id=study) == study
+        tracker.end_study(study, summary)

