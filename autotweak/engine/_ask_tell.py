@@ -15,9 +15,8 @@ from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._optimize import Prepared, _close, prepare
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession
-from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna
+from autotweak.engine._storage import StaleSweeper, heartbeat, quiet_optuna
 from autotweak.engine._trial import Trial
-from autotweak.engine._worker import make_stale_handler
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment, load_experiment
 from autotweak.tracking import StudySummary
@@ -51,12 +50,7 @@ class Study:
         self._prepared: Prepared = prepare(experiment, resume=resume, track=track)
         ctx = self._prepared.context
         tracker = self._prepared.tracker
-        self._storage = make_storage(
-            ctx.storage_url,
-            heartbeat_interval=experiment.execution.heartbeat_interval,
-            grace_period=experiment.execution.grace_period,
-            on_stale=make_stale_handler(tracker, experiment.execution.max_retries),
-        )
+        self._storage = self._prepared.storage
         self._study = optuna.load_study(
             study_name=experiment.name,
             storage=self._storage,

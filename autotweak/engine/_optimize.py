@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import BaseStorage
 
 from autotweak._locations import default_home, redact, resolve_storage_url, resolve_tracking_uri
 from autotweak.engine._executors import BaseExecutor, executor_for
 from autotweak.engine._monitor import Monitor, Progress
-from autotweak.engine._storage import fail_stale, make_storage
+from autotweak.engine._storage import MEMORY, fail_stale, make_storage
 from autotweak.engine._study import ATTR, check_resumable, create_study, load_study, summarize
 from autotweak.engine._worker import WorkerContext, make_stale_handler, make_tracker
 from autotweak.exceptions import AutotweakError
@@ -55,6 +56,7 @@ class Prepared:
 
     experiment: Experiment
     study: optuna.Study
+    storage: BaseStorage
     tracker: BaseTracker
     context: WorkerContext
 
@@ -100,7 +102,7 @@ def prepare(experiment: Experiment, *, resume: bool, track: bool = True) -> Prep
         home=str(default_home()),
         deadline=deadline,
     )
-    return Prepared(experiment, study, tracker, context)
+    return Prepared(experiment, study, storage, tracker, context)
 
 
 def optimize(
@@ -137,6 +139,11 @@ def optimize(
 
         experiment = experiment.with_overrides(
             execution=Execution(**{**vars(experiment.execution), "workers": workers})
+        )
+    if resolve_storage_url(experiment.storage) == MEMORY:
+        raise AutotweakError(
+            "optimize() needs a storage its workers can share; storage='memory' works with "
+            "the ask/tell Study API only."
         )
     objective = experiment.resolve_objective()
     prepared = prepare(experiment, resume=resume, track=track)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial
 
 from autotweak._locations import enable_wal
@@ -24,18 +25,26 @@ _log = logging.getLogger(__name__)
 StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 
+MEMORY = "memory"
+
+
 def make_storage(
     url: str,
     *,
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     on_stale: StaleCallback | None = None,
-) -> RDBStorage:
+) -> BaseStorage:
     """An Optuna RDB storage with heartbeats; SQLite gets WAL and a long busy timeout.
+
+    ``"memory"`` gives Optuna's in-memory storage: no heartbeats, one process, nothing
+    kept; for replays and tests that run thousands of short studies.
 
     SQLite is shared by worker processes on one machine; WAL lets readers go on while a
     writer commits, and the timeout turns lock contention into waiting instead of errors.
     """
+    if url == MEMORY:
+        return InMemoryStorage()
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
         enable_wal(Path(url.removeprefix("sqlite:///")))
@@ -55,9 +64,9 @@ def make_storage(
 
 
 @contextmanager
-def heartbeat(storage: RDBStorage, trial_id: int, interval: int | None) -> Iterator[None]:
+def heartbeat(storage: BaseStorage, trial_id: int, interval: int | None) -> Iterator[None]:
     """Record a running trial's heartbeat every ``interval`` seconds in a daemon thread."""
-    if not interval:
+    if not interval or not isinstance(storage, BaseHeartbeat):
         yield
         return
     stop = threading.Event()

@@ -85,3 +85,14 @@ def test_report_rejects_bad_steps(home, make_experiment):
         ):
             trial.report(0.4, -1)
         study.tell(trial, 0.5)
+
+
+def test_in_memory_storage_for_replays(home, make_experiment):
+    exp = make_experiment(name="mem", storage="memory", budget={"trials": 4})
+    with autotweak.Study(exp, track=False) as study:
+        while (trial := study.ask()) is not None:
+            study.tell(trial, trial.config["x"] ** 2)
+        assert study.summary.counts["complete"] == 4
+    assert not (home / "optuna.db").exists()
+    with pytest.raises(AutotweakError, match="storage='memory' works with the ask/tell Study API only"):
+        autotweak.optimize(exp)
