@@ -89,6 +89,36 @@ def resume(study: str, **options: Any) -> None:
 
 
 @cli.command()
+@click.argument("study")
+@_storage_option
+@_tracking_option
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option("--wall-time", help='Stop taking trials after this long, e.g. "2h".')
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def worker(
+    study: str,
+    storage: str | None,
+    tracking_uri: str | None,
+    workers: int,
+    wall_time: str | None,
+    verbose: int,
+) -> None:
+    """Join the running STUDY from this machine and run its trials until the budget is spent."""
+    from autotweak._validation import Where
+    from autotweak.engine._optimize import join
+    from autotweak.spec._parts import parse_duration
+
+    _console.configure_logging(verbose or 1)
+    seconds = parse_duration(wall_time, Where("--wall-time")) if wall_time else None
+    _console.line(f"joining study '{study}' with {workers} worker(s)")
+    results = join(study, storage=storage, tracking_uri=tracking_uri, workers=workers, wall_time=seconds)
+    reasons = ", ".join(sorted({r.stop_reason for r in results}))
+    _console.line(f"worker done: {sum(r.trials for r in results)} trial(s) run; stopped ({reasons})")
+    if any(r.interrupted for r in results):
+        raise SystemExit(130)
+
+
+@cli.command()
 @click.argument("study", required=False)
 @_storage_option
 def status(study: str | None, storage: str | None) -> None:

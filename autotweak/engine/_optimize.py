@@ -18,12 +18,12 @@ from autotweak.engine._executors import BaseExecutor, executor_for
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._storage import MEMORY, fail_stale, make_storage
 from autotweak.engine._study import ATTR, check_resumable, create_study, load_study, summarize
-from autotweak.engine._worker import WorkerContext, make_stale_handler, make_tracker
+from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment, load_experiment
 from autotweak.tracking import BaseTracker, StudyInfo, StudySummary
 
-__all__ = ["StudyResult", "optimize", "prepare"]
+__all__ = ["StudyResult", "join", "optimize", "prepare"]
 
 _log = logging.getLogger(__name__)
 
@@ -166,6 +166,51 @@ def optimize(
         study_run_id=prepared.context.study_run_id,
         stop_reasons=[r.stop_reason for r in results],
     )
+
+
+def join(
+    study_name: str,
+    *,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    workers: int = 1,
+    wall_time: float | None = None,
+) -> list[WorkerResult]:
+    """Join a running study as a worker: run its trials until its budget is spent.
+
+    The study's own spec (kept in the storage) says what to run; this machine only needs
+    to reach the stores and import the objective.
+
+    Args:
+        study_name: The study to join.
+        storage: Its Optuna storage URL (else ``$AUTOTWEAK_STORAGE``, else the embedded one).
+        tracking_uri: Its MLflow tracking URI (else ``$MLFLOW_TRACKING_URI``, else the one
+            the study recorded, unless that held a password).
+        workers: Local worker processes to run.
+        wall_time: Seconds after which this worker stops taking trials.
+
+    Returns:
+        What each worker did.
+    """
+    url = resolve_storage_url(storage)
+    study = load_study(study_name, make_storage(url))
+    spec = study.user_attrs.get(ATTR.SPEC)
+    if not spec:
+        raise AutotweakError(f"study '{study_name}' was not created by autotweak; it holds no spec to run.")
+    experiment = Experiment.from_dict(spec, source=f"<study {study_name}>").with_overrides(storage=url)
+    recorded = study.user_attrs.get(ATTR.TRACKING_URI)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri is None and recorded and "***" not in recorded:
+        uri = recorded
+    context = WorkerContext(
+        experiment=experiment,
+        storage_url=url,
+        tracking_uri=resolve_tracking_uri(uri),
+        study_run_id=study.user_attrs.get(ATTR.RUN_ID),
+        home=str(default_home()),
+        deadline=None if wall_time is None else time.time() + wall_time,
+    )
+    return executor_for(workers).run(context, None)
 
 
 def _close(prepared: Prepared, *, interrupted: bool) -> StudySummary:

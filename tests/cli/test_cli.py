@@ -100,3 +100,19 @@ def test_ui_serves_the_mlflow_store_on_loopback(home):
 
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_worker_joins_a_running_study_and_spends_its_budget(home, make_experiment, mlflow_client):
+    import autotweak as at
+    from tests.helpers import load, mlflow_runs
+
+    exp = make_experiment(name="joined", budget={"trials": 4})
+    at.Study(exp).close()  # the launcher created the study; no trial ran yet
+    run = autotweak("worker", "joined", cwd=home.parent)
+    assert run.returncode == 0, run.stderr
+    assert "worker done: 4 trial(s) run; stopped (trials)" in run.stdout
+    assert len(load(exp).trials) == 4
+    runs = mlflow_runs(mlflow_client, "joined")
+    assert len(runs.parents) == 1 and sorted(runs.children) == [0, 1, 2, 3]
+    parent_id = runs.parents[0].info.run_id
+    assert all(r.data.tags["mlflow.parentRunId"] == parent_id for r in runs.children.values())
