@@ -16,6 +16,7 @@ from optuna.storages import BaseStorage
 from autotweak._locations import default_home, redact, resolve_storage_url, resolve_tracking_uri
 from autotweak.engine._executors import BaseExecutor, executor_for
 from autotweak.engine._monitor import Monitor, Progress
+from autotweak.engine._reconcile import reconcile
 from autotweak.engine._storage import MEMORY, fail_stale, make_storage
 from autotweak.engine._study import ATTR, check_resumable, create_study, load_study, summarize
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
@@ -89,6 +90,7 @@ def prepare(experiment: Experiment, *, resume: bool, track: bool = True) -> Prep
         ),
         run_id=study.user_attrs.get(ATTR.RUN_ID),
     )
+    reconcile(study, tracker, experiment.metric.name, experiment.metric.steps)
     if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
         study.set_user_attr(ATTR.RUN_ID, run_id)
     if tracking_uri is not None:
@@ -214,6 +216,8 @@ def join(
 
 
 def _close(prepared: Prepared, *, interrupted: bool) -> StudySummary:
+    metric = prepared.experiment.metric
+    reconcile(prepared.study, prepared.tracker, metric.name, metric.steps)
     summary = summarize(prepared.study, interrupted=interrupted)
     try:
         prepared.tracker.end_study(prepared.context.study_run_id, summary)

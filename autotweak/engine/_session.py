@@ -114,9 +114,9 @@ class TrialSession:
         trial = handle.optuna_trial
         exp = self.experiment
         compute = trial_compute(outcome.state, handle.last_step, exp.metric.steps)
-        if outcome.failure:
-            trial.set_user_attr(ATTR.FAILURE, outcome.failure[:2000])
         try:
+            if outcome.failure:
+                trial.set_user_attr(ATTR.FAILURE, outcome.failure[:2000])
             if outcome.state == "complete":
                 self.study.tell(trial, outcome.value)
             else:

@@ -42,6 +42,10 @@ class BaseTracker(abc.ABC):
         """The record id of the trial with Optuna id ``trial_id``, if it has one."""
         return None
 
+    def open_trials(self, study_name: str) -> dict[int, str]:
+        """Records still open, by Optuna trial id: the engine closes those Optuna has finished."""
+        return {}
+
     def mark_failed(self, run_id: str, reason: str) -> None:
         """Close the record of a trial that died without closing it (a killed worker)."""
 

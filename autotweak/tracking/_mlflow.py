@@ -158,7 +158,9 @@ class MlflowTracker(BaseTracker):
         tags = {"autotweak.state": record.state, **record.extra_tags}
         if record.failure:
             tags["autotweak.failure"] = record.failure[:4000]
-        config = self._configs.pop(record.run_id, {})
+        config = self._configs.pop(record.run_id, None)
+        if config is None:  # a record this process did not open: closing it after a crash
+            metrics, config = self._missing(record.run_id, record.metric, metrics)
         self._log(record.run_id, metrics=metrics, params=_params(config.items()), tags=_tags(tags.items()))
         if record.traceback:
             self.client.log_text(record.run_id, record.traceback, "traceback.txt")
@@ -172,6 +174,17 @@ class MlflowTracker(BaseTracker):
         )
         return runs[0].info.run_id if runs else None
 
+    def open_trials(self, study_name: str) -> dict[int, str]:
+        found = self.client.get_experiment_by_name(study_name)
+        if found is None:
+            return {}
+        runs = self.client.search_runs(
+            [found.experiment_id],
+            filter_string="attributes.status = 'RUNNING' and tags.`autotweak.kind` = 'trial'",
+            max_results=10_000,
+        )
+        return {int(r.data.tags["autotweak.optuna_trial_id"]): r.info.run_id for r in runs}
+
     def mark_failed(self, run_id: str, reason: str) -> None:
         tags = {"autotweak.state": "failed", "autotweak.failure": reason}
         run = self.client.get_run(run_id)
@@ -179,6 +192,17 @@ class MlflowTracker(BaseTracker):
         params = [p for p in _params(config.items()) if p.key not in run.data.params]
         self._log(run_id, params=params, tags=_tags(tags.items()))
         self.client.set_terminated(run_id, RUN_STATUS["failed"])
+
+    def _missing(
+        self, run_id: str, metric: str, metrics: list[Metric]
+    ) -> tuple[list[Metric], dict[str, Any]]:
+        """The metric points and params that a run opened elsewhere does not have yet."""
+        run = self.client.get_run(run_id)
+        seen = {(m.key, m.step) for m in self.client.get_metric_history(run_id, metric)}
+        seen |= {(key, 0) for key in run.data.metrics if key != metric}
+        config = json.loads(run.data.tags.get("autotweak.config", "{}") or "{}")
+        params = {k: v for k, v in config.items() if k not in run.data.params}
+        return [m for m in metrics if (m.key, m.step) not in seen], params
 
     # -- helpers --------------------------------------------------------------------
     def _log(

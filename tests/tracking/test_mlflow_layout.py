@@ -117,3 +117,25 @@ def test_git_provenance_of_the_users_code(home, make_experiment, mlflow_client):
     assert run.data.tags["autotweak.git_commit"] == head
     assert run.data.tags["mlflow.source.git.commit"] == head
     assert run.data.tags["autotweak.git_dirty"] == "false"
+
+
+def test_records_left_open_by_a_crash_are_closed_from_optuna(home, make_experiment, mlflow_client):
+    """A worker killed between telling Optuna and closing the run: the study repairs the record."""
+    exp = make_experiment(name="crash", budget={"trials": 1})
+    crashed = autotweak.Study(exp)
+    trial = crashed.ask()
+    assert trial is not None
+    for step in (1, 2, 3):
+        trial.report(0.5 / step, step)
+    crashed.optuna_study.tell(trial.optuna_trial, 0.1)  # Optuna knows; then the process "dies"
+    run_id = mlflow_runs(mlflow_client, "crash").children[0].info.run_id
+    assert mlflow_client.get_run(run_id).info.status == "RUNNING"
+    autotweak.Study(exp, resume=True).close()  # the next session on the study repairs the record
+    run = mlflow_client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["autotweak.state"] == "complete"
+    assert run.data.tags["autotweak.reconciled"] == "true"
+    assert run.data.metrics["final_loss"] == pytest.approx(0.1)
+    assert run.data.params["x"] == str(trial.config["x"])
+    history = mlflow_client.get_metric_history(run_id, "loss")
+    assert sorted(m.step for m in history) == [1, 2, 3], "no point is written twice"

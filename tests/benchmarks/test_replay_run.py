@@ -1,0 +1,77 @@
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks.replay.data import read_family
+from benchmarks.replay.runner import public_suite, run_comparison
+from benchmarks.run import main
+from tests.benchmarks.conftest import ToyFrame, write
+
+TASKS = ["keel_bupa", "keel_iris", "keel_wine", "sklearn_iris"]
+METHODS = ["full_grid", "random", "tpe+hyperband", "greedy_portfolio"]
+
+
+def _run(tmp_path: Path, out: str, *extra: str) -> Path:
+    report = tmp_path / out / "RESULTS.md"
+    args = ["--data-dir", str(tmp_path / "data"), "--out", str(report), "--seeds", "2", "--budget", "8"]
+    assert main([*args, "--processes", "1", "--methods", *METHODS, *extra]) == 0
+    return report
+
+
+def test_the_command_writes_tables_plots_and_provenance(
+    tmp_path: Path, make_hgb_file: Callable[..., Path]
+) -> None:
+    make_hgb_file(TASKS, n_configs=16)
+    report = _run(tmp_path, "one")
+    text = report.read_text()
+    for title in (
+        "Normalized regret, validation",
+        "Normalized regret, test",
+        "HPO-B convention",
+        "Trials-to-target and compute-to-target",
+        "Average rank",
+    ):
+        assert f"### hgb: {title}" in text
+    assert text.count("· commit `") >= 6 and "seeds 0, 1" in text
+    for method in ["full_grid", "random", "tpe+hyperband", "greedy_portfolio[dense]", "greedy_portfolio[sparse]"]:
+        assert f"| `{method}` |" in text
+    assert "`mlp`: no data file" in text and "Tasks present (4)" in text
+    assert (report.parent / "results" / "hgb_regret_vs_trials.png").stat().st_size > 0
+    assert "](results/hgb_regret_vs_compute.png)" in text
+
+
+def test_same_seeds_give_the_same_numbers(tmp_path: Path, make_hgb_file: Callable[..., Path]) -> None:
+    make_hgb_file(TASKS, n_configs=16)
+    first = pd.read_csv(_run(tmp_path, "one").parent / "results" / "results_runs.csv")
+    second = pd.read_csv(_run(tmp_path, "two").parent / "results" / "results_runs.csv")
+    pd.testing.assert_frame_equal(first, second)
+    assert len(first) == len(TASKS) * 5 * 2
+
+
+def test_numbers_do_not_depend_on_the_number_of_processes(make_hgb_file: Callable[..., Path]) -> None:
+    suite = public_suite(read_family(make_hgb_file(TASKS[:3], n_configs=16)))
+    options = {"seeds": [0], "budget": 6, "regimes": ["sparse"]}
+    alone = run_comparison([suite], ["tpe+median", "greedy_portfolio"], processes=1, **options)  # type: ignore[arg-type]
+    shared = run_comparison([suite], ["tpe+median", "greedy_portfolio"], processes=2, **options)  # type: ignore[arg-type]
+    assert alone == shared
+
+
+def test_external_files_are_tested_after_meta_training_on_public_tasks(
+    tmp_path: Path, make_hgb_file: Callable[..., Path], make_toy_frame: ToyFrame
+) -> None:
+    make_hgb_file(TASKS, n_configs=16)
+    external = make_hgb_file(["mine_1", "mine_2"], n_configs=12, seed=5, name="mine")
+    other_space = write(make_toy_frame(tasks=("x",)), tmp_path / "toy.parquet")
+    text = _run(tmp_path, "ext", "--test-data", str(external), str(other_space)).read_text()
+    assert "## mine.parquet" in text and "## toy.parquet" in text and "## hgb\n" not in text
+    assert "Meta-learners trained on 4 public tasks" in text
+    assert "No public family shares this file's search space: meta-learners were skipped." in text
+
+
+def test_unknown_tasks_are_refused(tmp_path: Path, make_hgb_file: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    make_hgb_file(TASKS, n_configs=8)
+    args = ["--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "R.md"), "--tasks", "nope"]
+    assert main(args) == 2
+    assert "--tasks must name tasks present in the data" in capsys.readouterr().err
