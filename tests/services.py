@@ -1,0 +1,144 @@
+"""Real services for tests: a PostgreSQL server and an MLflow tracking server on loopback.
+
+Both run from a temporary folder and stop when the test session ends. PostgreSQL comes
+from Debian's packages (``scripts/setup.sh`` installs it); as root, it runs as the
+``postgres`` user, since PostgreSQL refuses to run as root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg(tool: str) -> str:
+    installed = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"), key=lambda p: int(p.parts[-3]))
+    found = shutil.which(tool) or (str(installed[-1]) if installed else "")
+    if not found:
+        raise RuntimeError(
+            f"PostgreSQL's {tool} is not installed; run scripts/setup.sh (it installs postgresql)"
+        )
+    return found
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@dataclass
+class Postgres:
+    folder: Path
+    port: int
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg2://autotweak@127.0.0.1:{self.port}/{database}"
+
+    def ctl(self, *args: str) -> None:
+        command = [
+            _pg("pg_ctl"),
+            "-D",
+            str(self.folder / "data"),
+            "-l",
+            str(self.folder / "log"),
+            "-w",
+            *args,
+        ]
+        if args[0] in ("start", "restart"):
+            command += ["-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"]
+        subprocess.run(_as_postgres(command), check=True, capture_output=True, timeout=60)
+
+    def create_database(self, name: str) -> None:
+        subprocess.run(
+            _as_postgres([_pg("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "autotweak", name]),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+
+@contextmanager
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL server on loopback, in a folder the ``postgres`` user can reach."""
+    folder = Path(tempfile.mkdtemp(prefix="autotweak-pg-"))
+    folder.chmod(0o755)
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    server = Postgres(folder, free_port())
+    subprocess.run(
+        _as_postgres(
+            [_pg("initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "autotweak", "--no-sync"]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    server.ctl("start")
+    try:
+        yield server
+    finally:
+        server.ctl("stop", "-m", "fast")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
+    port = free_port()
+    log = (artifacts.parent / f"mlflow-{port}.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            backend_uri,
+            "--artifacts-destination",
+            artifacts.as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the MLflow server exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("the MLflow server did not become healthy in 120 s")
