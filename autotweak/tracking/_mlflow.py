@@ -17,6 +17,9 @@ from typing import Any
 
 # MLflow 3 sends usage telemetry unless told not to; autotweak talks only to the stores you name.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Closing a run on a tracking server otherwise prints its URL to stdout (and fetches the run
+# again to do so) for every trial; the CLI says where to look once.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
