@@ -78,12 +78,19 @@ MALFORMED = {
         lambda f: f.assign(config_id=f.config_id.astype(float)),
         "column 'config_id' must be of integer type",
     ),
-    "NaN score": (_set(5, "val_score", np.nan), "column 'val_score' must hold finite numbers (no NaN), got nan at row 5"),
+    "NaN score": (
+        _set(5, "val_score", np.nan),
+        "column 'val_score' must hold finite numbers (no NaN), got nan at row 5",
+    ),
     "negative time": (_set(2, "fit_seconds", -1.0), "column 'fit_seconds' must hold finite numbers >= 0"),
-    "missing hyperparameter": (_set(3, "kind", None), "column 'kind' must have no missing values, got one at row 3"),
+    "missing hyperparameter": (
+        _set(3, "kind", None),
+        "column 'kind' must have no missing values, got one at row 3",
+    ),
     "duplicate key": (
         _set(1, "step", 1),
-        "rows must be unique by (task, config_id, step), got a second step=1 at row 1 (task 'a', config_id 0)",
+        "rows must be unique by (task, config_id, step), got a second step=1 at row 1 "
+        "(task 'a', config_id 0)",
     ),
     "non-increasing steps": (
         _swap_rows(1, 2),

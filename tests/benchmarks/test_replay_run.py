@@ -35,7 +35,13 @@ def test_the_command_writes_tables_plots_and_provenance(
     ):
         assert f"### hgb: {title}" in text
     assert text.count("· commit `") >= 6 and "seeds 0, 1" in text
-    for method in ["full_grid", "random", "tpe+hyperband", "greedy_portfolio[dense]", "greedy_portfolio[sparse]"]:
+    for method in [
+        "full_grid",
+        "random",
+        "tpe+hyperband",
+        "greedy_portfolio[dense]",
+        "greedy_portfolio[sparse]",
+    ]:
         assert f"| `{method}` |" in text
     assert "`mlp`: no data file" in text and "Tasks present (4)" in text
     assert (report.parent / "results" / "hgb_regret_vs_trials.png").stat().st_size > 0
@@ -70,7 +76,9 @@ def test_external_files_are_tested_after_meta_training_on_public_tasks(
     assert "No public family shares this file's search space: meta-learners were skipped." in text
 
 
-def test_unknown_tasks_are_refused(tmp_path: Path, make_hgb_file: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_tasks_are_refused(
+    tmp_path: Path, make_hgb_file: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     make_hgb_file(TASKS, n_configs=8)
     args = ["--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "R.md"), "--tasks", "nope"]
     assert main(args) == 2

@@ -37,7 +37,9 @@ def test_categorical_values_must_match_before_distance_counts(toy: FamilyData) -
     assert toy.configs[row]["kind"] == "a" and row != 3
 
 
-def test_when_a_category_is_used_up_the_nearest_unused_config_of_any_category_is_taken(toy: FamilyData) -> None:
+def test_when_a_category_is_used_up_the_nearest_unused_config_of_any_category_is_taken(
+    toy: FamilyData,
+) -> None:
     replay = _replay(toy)
     for row in range(0, 12, 2):  # every kind "a" config
         replay.evaluate(row)

@@ -41,8 +41,14 @@ def _perturbed(family: FamilyData, tasks: set[str]) -> FamilyData:
 
 def test_leave_one_task_out_leaves_the_whole_duplicate_group_out() -> None:
     splits = {split.test: split.train for split in leave_one_task_out(TASKS)}
-    assert splits["keel_iris"] == splits["sklearn_iris"] == ["keel_bupa", "keel_optdigits", "keel_wine", "sklearn_digits"]
-    assert "keel_optdigits" not in splits["sklearn_digits"] and "sklearn_digits" not in splits["keel_optdigits"]
+    assert (
+        splits["keel_iris"]
+        == splits["sklearn_iris"]
+        == ["keel_bupa", "keel_optdigits", "keel_wine", "sklearn_digits"]
+    )
+    assert (
+        "keel_optdigits" not in splits["sklearn_digits"] and "sklearn_digits" not in splits["keel_optdigits"]
+    )
     assert splits["keel_bupa"] == [t for t in TASKS if t != "keel_bupa"]
     assert group_of("keel_wdbc") == {"keel_wdbc", "sklearn_breast_cancer"}
     assert group_of("keel_bupa") == {"keel_bupa"}
@@ -56,7 +62,9 @@ def test_sparse_scores_come_from_one_seeded_tpe_run(hgb: FamilyData) -> None:
     scores = sparse_scores(hgb, "keel_bupa", trials=10)
     assert len(scores) == 10
     assert scores == sparse_scores(hgb, "keel_bupa", trials=10)
-    final = dict(zip(hgb.tasks["keel_bupa"].config_ids.tolist(), hgb.tasks["keel_bupa"].final_val, strict=True))
+    final = dict(
+        zip(hgb.tasks["keel_bupa"].config_ids.tolist(), hgb.tasks["keel_bupa"].final_val, strict=True)
+    )
     assert all(scores[cid] == final[cid] for cid in scores)
 
 
@@ -83,7 +91,9 @@ def test_nothing_of_the_test_task_or_its_twins_reaches_meta_training(hgb: Family
     changed = _perturbed(hgb, {"keel_iris", "sklearn_iris"})
     assert _portfolio(changed, "keel_iris", regime) == portfolio
     n = len(portfolio)
-    assert _proposals(changed, "keel_iris", regime)[:n] == _proposals(hgb, "keel_iris", regime)[:n] == portfolio
+    assert (
+        _proposals(changed, "keel_iris", regime)[:n] == _proposals(hgb, "keel_iris", regime)[:n] == portfolio
+    )
 
 
 def test_the_leak_check_would_see_a_change_of_training_data(hgb: FamilyData) -> None:

@@ -75,14 +75,9 @@ def test_ui_serves_the_mlflow_store_on_loopback(home):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "autotweak", "ui", "--port", str(port)],
-        cwd=home.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    from tests.engine.test_workers import start_cli
+
+    proc = start_cli(["ui", "--port", str(port)], home.parent)
     try:
         deadline = time.time() + 60
         while True:

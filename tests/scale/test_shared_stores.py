@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import yaml
@@ -15,7 +14,7 @@ from optuna.trial import TrialState
 
 import autotweak
 from tests.conftest import base_spec, objective
-from tests.engine.test_workers import assert_stores_agree, wait_for_lines
+from tests.engine.test_workers import assert_stores_agree, start_cli, wait_for_lines
 
 
 def test_worker_processes_on_postgres_and_an_mlflow_server(home, make_experiment, shared_stores):
@@ -80,14 +79,7 @@ def test_postgres_restarted_during_a_study(home, shared_stores):
             )
         )
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "autotweak", "optimize", str(spec)],
-        cwd=home.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_cli(["optimize", str(spec)], home.parent)
     try:
         wait_for_lines(marker, 3)
         shared_stores.pg.ctl("restart", "-m", "fast")
@@ -101,4 +93,3 @@ def test_postgres_restarted_during_a_study(home, shared_stores):
     assert len(counted) == 6
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     assert_stores_agree(MlflowClient(shared_stores.tracking_uri), study)
-    time.sleep(0)
