@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.services import Postgres, mlflow_server, postgres
+from autotweak.testing.services import Postgres, mlflow_server, postgres
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""Real services for tests: a PostgreSQL server and an MLflow tracking server on loopback.
+"""Real services for tests and benchmarks: PostgreSQL and an MLflow tracking server on loopback.
 
-Both run from a temporary folder and stop when the test session ends. PostgreSQL comes
-from Debian's packages (``scripts/setup.sh`` installs it); as root, it runs as the
-``postgres`` user, since PostgreSQL refuses to run as root.
+Both run from a temporary folder and stop when the context ends. PostgreSQL comes from
+Debian's packages (``scripts/setup.sh`` installs it); as root, it runs as the ``postgres``
+user, since PostgreSQL refuses to run as root.
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["Postgres", "free_port", "mlflow_server", "postgres"]
+
 
 def free_port() -> int:
+    """A free TCP port on loopback."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -43,13 +46,17 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 @dataclass
 class Postgres:
+    """A running PostgreSQL server: its folder and port."""
+
     folder: Path
     port: int
 
     def url(self, database: str) -> str:
+        """SQLAlchemy URL of ``database`` on this server."""
         return f"postgresql+psycopg2://autotweak@127.0.0.1:{self.port}/{database}"
 
     def ctl(self, *args: str) -> None:
+        """Run ``pg_ctl`` on this server (start, stop, restart)."""
         command = [
             _pg("pg_ctl"),
             "-D",
@@ -64,6 +71,7 @@ class Postgres:
         subprocess.run(_as_postgres(command), check=True, capture_output=True, timeout=60)
 
     def create_database(self, name: str) -> None:
+        """Create an empty database."""
         subprocess.run(
             _as_postgres([_pg("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "autotweak", name]),
             check=True,
@@ -98,6 +106,7 @@ def postgres() -> Iterator[Postgres]:
 
 @contextmanager
 def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
+    """An MLflow tracking server (one worker) on loopback; yields its URL."""
     port = free_port()
     log = (artifacts.parent / f"mlflow-{port}.log").open("w")
     proc = subprocess.Popen(
