@@ -76,6 +76,7 @@ def prepare(experiment: Experiment, *, resume: bool, track: bool = True) -> Prep
     if resume:
         study = load_study(experiment.name, storage)
         check_resumable(study, experiment)
+        study.set_user_attr(ATTR.SPEC, experiment.to_dict())  # a new budget reaches joining workers
         fail_stale(study)
     else:
         study = create_study(experiment, storage)

@@ -115,7 +115,9 @@ def test_resume_continues_numbering_and_keeps_one_parent_run(home, make_experime
     exp = make_experiment(budget={"trials": 3})
     autotweak.optimize(exp)
     autotweak.optimize(exp.with_overrides(budget=autotweak.Budget(trials=5)), resume=True)
-    assert [t.number for t in load(exp).trials] == [0, 1, 2, 3, 4]
+    study = load(exp)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert study.user_attrs[ATTR.SPEC]["budget"]["trials"] == 5, "workers that join later see the new budget"
     runs = mlflow_runs(mlflow_client, exp.name)
     assert len(runs.parents) == 1 and sorted(runs.children) == [0, 1, 2, 3, 4]
     assert runs.parents[0].info.status == "FINISHED"
