@@ -201,6 +201,7 @@ def join(
     if not spec:
         raise AutotweakError(f"study '{study_name}' was not created by autotweak; it holds no spec to run.")
     experiment = Experiment.from_dict(spec, source=f"<study {study_name}>").with_overrides(storage=url)
+    experiment.resolve_objective()  # before anything runs: a study driven by ask/tell has none
     recorded = study.user_attrs.get(ATTR.TRACKING_URI)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri is None and recorded and "***" not in recorded:

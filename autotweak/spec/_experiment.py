@@ -38,13 +38,14 @@ _KEYS = (
 _DEFINITION_KEYS = {"extends", "params", "drop", "description", "name"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Experiment:
     """A declared experiment: what to run, what to tweak, what to optimize, how long.
 
     Attributes:
         name: Study name: the Optuna study and the MLflow experiment are named after it.
-        objective: ``"package.module:function"`` or a function ``f(config, trial) -> float``.
+        objective: ``"package.module:function"`` or a function ``f(config, trial) -> float``;
+            ``None`` for a study driven by the ask/tell :class:`~autotweak.Study` only.
         space: The tweaks, a :class:`~autotweak.space.SearchSpace`.
         metric: Name and direction of the value the objective returns.
         base: The base config; each trial's config is the base updated with the tweaks.
@@ -62,9 +63,9 @@ class Experiment:
     """
 
     name: str
-    objective: str | Callable[..., Any]
     space: SearchSpace
     metric: Metric
+    objective: str | Callable[..., Any] | None = None
     base: Mapping[str, Any] = field(default_factory=dict)
     budget: Budget = field(default_factory=Budget)
     sampler: Component = field(default_factory=lambda: Component("tpe"))
@@ -81,7 +82,11 @@ class Experiment:
     def __post_init__(self) -> None:
         where = Where(self.source)
         as_str(self.name, where.child("name"))
-        if not isinstance(self.objective, str) and not callable(self.objective):
+        if (
+            self.objective is not None
+            and not isinstance(self.objective, str)
+            and not callable(self.objective)
+        ):
             raise where.child("objective").fail("must be an entry point string or a callable", self.objective)
         _check_components(self, where)
         if self.budget.compute is not None and self.metric.steps is None:
@@ -101,6 +106,11 @@ class Experiment:
         """The objective function (imported when given as an entry point)."""
         if callable(self.objective):
             return self.objective
+        if self.objective is None:
+            raise Where(self.source, "objective").fail(
+                "must be set to run trials with optimize() or a worker "
+                "(only the ask/tell Study works without one)"
+            )
         base_dir = Path(self.source).resolve().parent if self.source else None
         return import_objective(self.objective, Where(self.source, "objective"), base_dir=base_dir)
 
@@ -122,7 +132,8 @@ class Experiment:
         return {
             "name": self.name,
             "description": self.description,
-            "objective": self.objective_ref or _callable_name(self.objective),
+            "objective": self.objective_ref
+            or (None if self.objective is None else _callable_name(self.objective)),
             "base": dict(self.base),
             "tweaks": {"name": self.space.name, "params": self.space.to_dict()},
             "metric": {
@@ -187,7 +198,7 @@ def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": as_str(data["name"], where.child("name")),
         "objective": data["objective"]
-        if callable(data["objective"])
+        if data["objective"] is None or callable(data["objective"])
         else as_str(data["objective"], where.child("objective")),
         "space": _parse_tweaks(data["tweaks"], where.child("tweaks")),
         "metric": Metric.parse(data["metric"], where.child("metric")),

@@ -195,10 +195,6 @@ class Replay:
         return record
 
 
-def _unused_objective(config: Mapping[str, Any], trial: autotweak.Trial) -> float:
-    raise AutotweakError("replayed studies are driven by ask/tell; the objective is never called.")
-
-
 def run_study(
     replay: Replay,
     space: SearchSpace,
@@ -229,7 +225,6 @@ def run_study(
         return []
     experiment = Experiment(
         name="replay",
-        objective=_unused_objective,
         space=space,
         metric=Metric(METRIC, "maximize", steps=replay.n_steps),
         budget=Budget(trials=trials),

@@ -96,3 +96,19 @@ def test_in_memory_storage_for_replays(home, make_experiment):
     assert not (home / "optuna.db").exists()
     with pytest.raises(AutotweakError, match="storage='memory' works with the ask/tell Study API only"):
         autotweak.optimize(exp)
+
+
+def test_ask_tell_needs_no_objective_but_optimize_says_it_does(home):
+    from autotweak.spec import Budget, Experiment, Metric
+
+    exp = Experiment(
+        name="no-objective",
+        space=autotweak.SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}}),
+        metric=Metric("loss", "minimize"),
+        budget=Budget(trials=2),
+    )
+    with autotweak.Study(exp, track=False) as study:
+        while (trial := study.ask()) is not None:
+            study.tell(trial, trial.config["x"])
+    with pytest.raises(autotweak.SpecError, match="'objective' must be set to run trials with optimize"):
+        autotweak.optimize(exp.with_overrides(name="other"))
