@@ -169,15 +169,36 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("study")
 @_storage_option
-def report(study: str, storage: str | None) -> None:
-    """Print what won in STUDY and by how much over the base config."""
+@_tracking_option
+@click.option(
+    "--html",
+    "html_dir",
+    type=click.Path(file_okay=False),
+    help="Also write report.html and its figures here.",
+)
+def report(study: str, storage: str | None, tracking_uri: str | None, html_dir: str | None) -> None:
+    """Print what won in STUDY and by how much over the base config; --html writes a page.
+
+    The page is also logged to the study's parent MLflow run, under report/.
+    """
     import optuna
 
-    from autotweak.engine._study import load_study
-    from autotweak.report import build_report
+    from autotweak.engine._study import ATTR, load_study
+    from autotweak.report import build_report, write_html_report
 
     loaded = load_study(study, optuna.storages.get_storage(resolve_storage_url(storage)))
     _console.line(build_report(loaded).to_markdown())
+    if html_dir is None:
+        return
+    page = write_html_report(loaded, Path(html_dir))
+    _console.line(f"wrote {page}")
+    run_id = loaded.user_attrs.get(ATTR.RUN_ID)
+    if run_id:
+        from mlflow import MlflowClient
+
+        uri = resolve_tracking_uri(tracking_uri)
+        MlflowClient(tracking_uri=uri).log_artifacts(run_id, html_dir, "report")
+        _console.line(f"logged it to the study's MLflow run {run_id} (artifacts: report/)")
 
 
 @cli.command()
@@ -260,6 +281,15 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         )
     if summary.interrupted:
         raise SystemExit(130)
+    crashed = [r for r in result.stop_reasons if r.startswith("crashed")]
+    if crashed and len(crashed) == len(result.stop_reasons):
+        _console.error(
+            "every worker process crashed (see the log above); the study is intact: "
+            f"`autotweak resume {result.study_name}` continues it"
+        )
+        raise SystemExit(1)
+    if crashed:
+        _console.line(f"warning: {len(crashed)} worker process(es) crashed; the others finished the study")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -52,6 +52,7 @@ class Outcome:
 
 
 _TELL = {"pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+_TELL_STATE = {"complete": TrialState.COMPLETE, **_TELL}
 
 
 class TrialSession:
@@ -111,9 +112,13 @@ class TrialSession:
 
     def finish(self, handle: Trial, outcome: Outcome, duration: float) -> Outcome:
         """Tell Optuna how the trial ended and close its record; return the recorded outcome."""
+        outcome = self.tell(handle, outcome)
+        self.record(handle, outcome, duration)
+        return outcome
+
+    def tell(self, handle: Trial, outcome: Outcome) -> Outcome:
+        """Tell Optuna how the trial ended; a trial already failed as stale stays failed."""
         trial = handle.optuna_trial
-        exp = self.experiment
-        compute = trial_compute(outcome.state, handle.last_step, exp.metric.steps)
         try:
             if outcome.failure:
                 trial.set_user_attr(ATTR.FAILURE, outcome.failure[:2000])
@@ -122,9 +127,18 @@ class TrialSession:
             else:
                 self.study.tell(trial, state=_TELL[outcome.state])
         except UpdateFinishedTrialError:
+            if self.study._storage.get_trial(trial._trial_id).state == _TELL_STATE.get(outcome.state):
+                return outcome  # an earlier attempt of this call got through before the connection broke
             outcome = Outcome(
                 "failed", outcome.value, "finished after it was declared stale; its retry counts"
             )
+        return outcome
+
+    def record(self, handle: Trial, outcome: Outcome, duration: float) -> None:
+        """Close the trial's record in the tracker."""
+        trial = handle.optuna_trial
+        exp = self.experiment
+        compute = trial_compute(outcome.state, handle.last_step, exp.metric.steps)
         extra = {"autotweak.baseline": "true"} if self._baseline.pop(trial.number, False) else {}
         self.tracker.end_trial(
             TrialRecord(
@@ -143,4 +157,3 @@ class TrialSession:
         )
         shown = "" if outcome.value is None else f" {exp.metric.name}={outcome.value:.6g}"
         _log.info("trial %d %s%s", trial.number, outcome.state, shown)
-        return outcome

@@ -9,20 +9,22 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy
 from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial
 
 from autotweak._locations import enable_wal
 
-__all__ = ["StaleSweeper", "fail_stale", "heartbeat", "make_storage", "quiet_optuna"]
+__all__ = ["StaleSweeper", "fail_stale", "heartbeat", "make_storage", "quiet_optuna", "retrying"]
 
 _log = logging.getLogger(__name__)
 
 StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
+T = TypeVar("T")
 
 
 MEMORY = "memory"
@@ -120,3 +122,34 @@ class StaleSweeper:
         if now - self._last >= self.every:
             self._last = now
             fail_stale(self.study)
+
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    optuna.exceptions.StorageInternalError,
+)
+
+
+def retrying(func: Callable[[], T], what: str, *, timeout: float = 120.0) -> T:
+    """Call ``func``, retrying with backoff while the storage is unreachable (a restart, say).
+
+    A worker that gives up on the first dropped connection loses its place in the study;
+    one that waits goes on where it was once the database is back.
+    """
+    delay = 0.5
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return func()
+        except _TRANSIENT as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            _log.warning(
+                "the storage is unreachable while %s (%s); retrying in %.1f s",
+                what,
+                type(exc).__name__,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)

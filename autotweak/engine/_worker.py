@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
-from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna
+from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna, retrying
 from autotweak.engine._study import ATTR
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker
@@ -57,14 +57,23 @@ class _Interrupts:
     stop_requested: bool = False
     depth: int = 0
     pending: bool = False
+    raised: bool = False
     previous: Any = field(default=None, repr=False)
+
+    def enter_objective(self) -> None:
+        """The user's code starts: the next Ctrl-C may interrupt it (once)."""
+        self.raised = False
+        self.pending = False
+        self.in_objective = True
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
-        if self.in_objective and self.depth == 0:
+        if not self.in_objective or self.raised:
+            return  # a second Ctrl-C must not cut the recording of the first one
+        if self.depth == 0:
+            self.raised = True
             raise KeyboardInterrupt
-        if self.in_objective:
-            self.pending = True
+        self.pending = True
 
     @contextmanager
     def critical(self) -> Iterator[None]:
@@ -74,8 +83,9 @@ class _Interrupts:
             yield
         finally:
             self.depth -= 1
-            if self.depth == 0 and self.pending and self.in_objective:
+            if self.depth == 0 and self.pending and self.in_objective and not self.raised:
                 self.pending = False
+                self.raised = True
                 raise KeyboardInterrupt
 
     @contextmanager
@@ -176,22 +186,27 @@ class _Loop:
         return result
 
     def _next_or_reason(self, interrupts: _Interrupts, result: WorkerResult) -> str | None:
-        self.sweep()
+        retrying(self.sweep, "looking for stale trials")
+        view, reason, trial = retrying(self._ask, "asking for a trial")
+        if reason is not None:
+            if reason == "trials" and view.running and self._wait_for_running():
+                return None
+            return reason
+        assert trial is not None  # no reason to stop means a trial was asked for
+        result.trials += 1
+        self._run_trial(trial, interrupts)
+        return None
+
+    def _ask(self) -> tuple[BudgetView, str | None, optuna.Trial | None]:
         with ask_lock(self.ctx.storage_url, self.study.study_name):
             view = self._view()
             reason = view.exhausted(self.experiment.budget, self.ctx.deadline) or sampler_exhausted(
                 self.study
             )
-            if reason is None:
-                with quiet_optuna():
-                    trial = self.study.ask()
-        if reason is not None:
-            if reason == "trials" and view.running and self._wait_for_running():
-                return None
-            return reason
-        result.trials += 1
-        self._run_trial(trial, interrupts)
-        return None
+            if reason is not None:
+                return view, reason, None
+            with quiet_optuna():
+                return view, None, self.study.ask()
 
     def _view(self) -> BudgetView:
         return BudgetView.read(
@@ -206,11 +221,11 @@ class _Loop:
         return True
 
     def _run_trial(self, trial: optuna.Trial, interrupts: _Interrupts) -> None:
-        handle = self.session.begin(trial, critical=interrupts.critical)
+        handle = retrying(lambda: self.session.begin(trial, critical=interrupts.critical), "starting a trial")
         started = time.monotonic()
         interrupted = False
         with heartbeat(self.storage, trial._trial_id, self.experiment.execution.heartbeat_interval):
-            interrupts.in_objective = True
+            interrupts.enter_objective()
             try:
                 outcome = _evaluate(self.objective, handle.config, handle)
             except KeyboardInterrupt:
@@ -218,7 +233,9 @@ class _Loop:
                 interrupted = True
             finally:
                 interrupts.in_objective = False
-        self.session.finish(handle, outcome, time.monotonic() - started)
+        duration = time.monotonic() - started
+        told = retrying(lambda: self.session.tell(handle, outcome), "telling the trial's result")
+        self.session.record(handle, told, duration)
         if interrupted:
             interrupts.stop_requested = True
 

@@ -1,5 +1,6 @@
-"""Reports: what won, by how much over the base config, and what it cost."""
+"""Reports: what won, by how much over the base config, what mattered and what it cost."""
 
+from autotweak.report._html import write_html_report
 from autotweak.report._text import StudyReport, build_report
 
-__all__ = ["StudyReport", "build_report"]
+__all__ = ["StudyReport", "build_report", "write_html_report"]

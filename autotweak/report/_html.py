@@ -1,0 +1,117 @@
+"""``autotweak report --html``: one self-contained page (figures inlined) for a study."""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from autotweak.report._plots import curves_plot, history_plot, importance_plot
+from autotweak.report._text import StudyReport, build_report
+
+__all__ = ["write_html_report"]
+
+_log = logging.getLogger(__name__)
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}"
+    "img{max-width:100%}.note{color:#666}"
+)
+
+
+def write_html_report(study: optuna.Study, out_dir: Path) -> Path:
+    """Write ``report.html`` (and its figures as PNG files) into ``out_dir``; return the page."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = build_report(study)
+    trials = study.get_trials(deepcopy=False)
+    maximize = report.direction == "maximize"
+    figures = [
+        ("Optimization history", history_plot(trials, maximize, report.metric, out_dir / "history.png")),
+        ("Learning curves", curves_plot(trials, report.metric, out_dir / "curves.png")),
+    ]
+    importances = _importances(study)
+    if importances:
+        figures.append(("What mattered", importance_plot(importances, out_dir / "importance.png")))
+    page = out_dir / "report.html"
+    page.write_text(_page(report, trials, figures, importances))
+    return page
+
+
+def _importances(study: optuna.Study) -> dict[str, float]:
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if len(complete) < 3:
+        return {}
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except (RuntimeError, ValueError):  # e.g. a single distinct value per parameter
+        _log.info("no hyperparameter importance for study '%s'", study.study_name, exc_info=True)
+        return {}
+
+
+def _page(
+    report: StudyReport,
+    trials: list[optuna.trial.FrozenTrial],
+    figures: list[tuple[str, Path]],
+    importances: dict[str, float],
+) -> str:
+    s = report.summary
+    finished = sum(1 for t in trials if t.state.is_finished())
+    parts = [f"<h1>Study <code>{_e(s.study_name)}</code></h1>"]
+    if s.counts.get("running"):
+        parts.append(f"<p class='note'>Still running: {s.counts['running']} trial(s) in progress.</p>")
+    parts.append(_table(["state", "trials"], [[k, str(v)] for k, v in s.counts.items() if v]))
+    parts.append(_best(report))
+    saved = finished - s.compute
+    parts.append(
+        "<h2>Compute</h2>"
+        f"<p>{s.compute:.2f} full trainings for {finished} finished trials; running every one of them "
+        f"to the end would have cost {finished}: pruning saved {saved:.2f} "
+        f"({saved / finished:.0%}).</p>"
+        if finished
+        else "<h2>Compute</h2><p>No trial has finished yet.</p>"
+    )
+    if importances:
+        rows = [[k, f"{v:.3f}"] for k, v in importances.items()]
+        parts.append("<h2>Hyperparameter importance</h2>" + _table(["parameter", "importance"], rows))
+    for title, path in figures:
+        data = base64.b64encode(path.read_bytes()).decode()
+        parts.append(f"<h2>{_e(title)}</h2><img alt='{_e(title)}' src='data:image/png;base64,{data}'>")
+    body = "\n".join(parts)
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(s.study_name)}</title>"
+        f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def _best(report: StudyReport) -> str:
+    s = report.summary
+    if s.best_value is None:
+        return "<h2>Best trial</h2><p>No trial has completed yet.</p>"
+    text = f"<h2>Best trial</h2><p>{_e(report.metric)} = <b>{s.best_value:.6g}</b> (trial {s.best_number})"
+    if s.base_value is not None:
+        text += f"; base config {s.base_value:.6g}, gain {report.gain or 0.0:+.6g}"
+    text += ".</p>"
+    if report.changed:
+        rows = [[k, _fmt(a), _fmt(b)] for k, (a, b) in report.changed.items()]
+        text += _table(["tweak", "base", "best"], rows)
+    return text
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))

@@ -1,0 +1,77 @@
+"""The report's figures, drawn on plain matplotlib ``Figure`` objects (no pyplot, no global state)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["history_plot", "curves_plot", "importance_plot"]
+
+_COLORS = {TrialState.COMPLETE: "tab:blue", TrialState.PRUNED: "tab:orange", TrialState.FAIL: "tab:red"}
+
+
+def history_plot(trials: list[FrozenTrial], maximize: bool, metric: str, path: Path) -> Path:
+    """Each trial's value (pruned at its last report) and the best so far."""
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
+    best: list[float] = []
+    for trial in trials:
+        value = _value(trial)
+        if value is not None:
+            ax.scatter(trial.number, value, s=14, color=_COLORS.get(trial.state, "grey"))
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            pick = max if maximize else min
+            best.append(pick([*best[-1:], trial.value]))
+        elif best:
+            best.append(best[-1])
+        else:
+            best.append(float("nan"))
+    ax.plot([t.number for t in trials], best, color="black", lw=1.2, label="best so far")
+    ax.scatter([], [], color="tab:blue", s=14, label="complete")
+    ax.scatter([], [], color="tab:orange", s=14, label="pruned (last report)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def curves_plot(trials: list[FrozenTrial], metric: str, path: Path) -> Path:
+    """Every learning curve; pruned trials in orange, ending where they were stopped."""
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
+    for trial in trials:
+        if trial.intermediate_values:
+            steps, values = zip(*sorted(trial.intermediate_values.items()), strict=True)
+            ax.plot(steps, values, lw=0.9, alpha=0.7, color=_COLORS.get(trial.state, "grey"))
+    ax.plot([], [], color="tab:blue", label="complete")
+    ax.plot([], [], color="tab:orange", label="pruned")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def importance_plot(importances: dict[str, float], path: Path) -> Path:
+    """Hyperparameter importances as horizontal bars."""
+    fig = Figure(figsize=(7, 0.5 + 0.4 * len(importances)))
+    ax = fig.subplots()
+    names = list(importances)[::-1]
+    ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    ax.set_xlabel("importance (fANOVA)")
+    return _save(fig, path)
+
+
+def _value(trial: FrozenTrial) -> float | None:
+    if trial.state == TrialState.COMPLETE:
+        return trial.value
+    if trial.state == TrialState.PRUNED and trial.intermediate_values:
+        return trial.intermediate_values[max(trial.intermediate_values)]
+    return None
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,74 @@
+"""Reports: numbers that match the stores, for finished, failed, pruned and running studies."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import autotweak
+from autotweak.engine._study import summarize
+from autotweak.report import build_report, write_html_report
+from tests.conftest import objective
+from tests.helpers import load, mlflow_runs
+
+
+def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
+    exp = make_experiment(
+        name="rep",
+        objective=objective("curve"),
+        base={"steps": 10},
+        tweaks={"x": {"type": "float", "low": -1.0, "high": 1.0}},
+        metric={"name": "acc", "direction": "maximize", "steps": 10},
+        pruner={"name": "median", "args": {"n_startup_trials": 3, "n_warmup_steps": 1}},
+        budget={"trials": 14},
+    )
+    autotweak.optimize(exp)
+    study = load(exp)
+    summary = summarize(study)
+    assert summary.counts["pruned"] > 0
+    page = write_html_report(study, home / "out").read_text()
+    for state, n in summary.counts.items():
+        if n:
+            assert f"<td>{state}</td><td>{n}</td>" in page
+    assert f"<b>{summary.best_value:.6g}</b> (trial {summary.best_number})" in page
+    finished = sum(1 for t in study.trials if t.state.is_finished())
+    assert f"{summary.compute:.2f} full trainings for {finished} finished trials" in page
+    assert f"pruning saved {finished - summary.compute:.2f}" in page
+    assert len(re.findall(r"data:image/png;base64,", page)) == 3, "history, curves and importance inline"
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "autotweak", "report", "rep", "--html", "html"],
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    parent = mlflow_runs(mlflow_client, "rep").parents[0]
+    logged = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.html", "report/history.png", "report/curves.png"} <= logged
+
+
+def test_report_for_failed_trials_and_a_study_still_running(home, make_experiment):
+    exp = make_experiment(
+        name="live",
+        objective=objective("flaky"),
+        tweaks={"x": {"type": "categorical", "choices": [3.0, 0.5, 1.0]}},
+        sampler="grid",
+        budget={"trials": 3},
+        base={},
+    )
+    with autotweak.Study(exp) as study:
+        for state in ("failed", "complete"):
+            trial = study.ask()
+            assert trial is not None
+            study.tell(trial, 0.25, state=state, error="too large" if state == "failed" else None)
+        running = study.ask()
+        assert running is not None
+        report = build_report(study.optuna_study)
+        assert report.summary.counts == {"complete": 1, "pruned": 0, "failed": 1, "running": 1, "waiting": 0}
+        page = write_html_report(study.optuna_study, home / "live").read_text()
+        assert "Still running: 1 trial(s) in progress." in page
+        assert "<td>failed</td><td>1</td>" in page
+        study.tell(running, 0.5)
