@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,6 +16,9 @@ from autotweak._locations import resolve_storage_url, resolve_tracking_uri
 from autotweak.cli._console import Console
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Budget, Execution, Experiment, load_experiment
+
+if TYPE_CHECKING:
+    import optuna
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -167,32 +170,47 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("study")
+@click.argument("studies", nargs=-1, required=True)
 @_storage_option
 @_tracking_option
 @click.option(
     "--html",
     "html_dir",
     type=click.Path(file_okay=False),
-    help="Also write report.html and its figures here.",
+    help="Also write report.html (compare.html for several studies) and its figures here.",
 )
-def report(study: str, storage: str | None, tracking_uri: str | None, html_dir: str | None) -> None:
-    """Print what won in STUDY and by how much over the base config; --html writes a page.
+def report(
+    studies: tuple[str, ...], storage: str | None, tracking_uri: str | None, html_dir: str | None
+) -> None:
+    """Print what won in a study and by how much over the base config; several studies side by side.
 
-    The page is also logged to the study's parent MLflow run, under report/.
+    With --html, one study's page is also logged to its parent MLflow run, under report/.
     """
     import optuna
 
-    from autotweak.engine._study import ATTR, load_study
+    from autotweak.engine._study import load_study
+    from autotweak.report import compare_markdown, write_comparison
+
+    url_storage = optuna.storages.get_storage(resolve_storage_url(storage))
+    loaded = [load_study(name, url_storage) for name in studies]
+    if len(loaded) == 1:
+        _report_one(loaded[0], tracking_uri, html_dir)
+        return
+    _console.line(compare_markdown(loaded))
+    if html_dir is not None:
+        _console.line(f"wrote {write_comparison(loaded, Path(html_dir))}")
+
+
+def _report_one(study: optuna.Study, tracking_uri: str | None, html_dir: str | None) -> None:
+    from autotweak.engine._study import ATTR
     from autotweak.report import build_report, write_html_report
 
-    loaded = load_study(study, optuna.storages.get_storage(resolve_storage_url(storage)))
-    _console.line(build_report(loaded).to_markdown())
+    _console.line(build_report(study).to_markdown())
     if html_dir is None:
         return
-    page = write_html_report(loaded, Path(html_dir))
+    page = write_html_report(study, Path(html_dir))
     _console.line(f"wrote {page}")
-    run_id = loaded.user_attrs.get(ATTR.RUN_ID)
+    run_id = study.user_attrs.get(ATTR.RUN_ID)
     if run_id:
         from mlflow import MlflowClient
 

@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 import autotweak
 from autotweak.engine._study import summarize
 from autotweak.report import build_report, write_html_report
@@ -72,3 +74,46 @@ def test_report_for_failed_trials_and_a_study_still_running(home, make_experimen
         assert "Still running: 1 trial(s) in progress." in page
         assert "<td>failed</td><td>1</td>" in page
         study.tell(running, 0.5)
+
+
+def test_two_studies_side_by_side(home, make_experiment):
+    pruned = make_experiment(
+        name="with-pruning",
+        objective=objective("curve"),
+        base={"steps": 10},
+        tweaks={"x": {"type": "float", "low": -1.0, "high": 1.0}},
+        metric={"name": "acc", "direction": "maximize", "steps": 10},
+        pruner={"name": "median", "args": {"n_startup_trials": 2, "n_warmup_steps": 1}},
+        budget={"trials": 8},
+    )
+    autotweak.optimize(pruned)
+    autotweak.optimize(pruned.with_overrides(name="without", pruner=autotweak.Component("none")))
+    cli = subprocess.run(
+        [sys.executable, "-m", "autotweak", "report", "with-pruning", "without", "--html", "cmp"],
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    for name in ("with-pruning", "without"):
+        s = summarize(load(pruned.with_overrides(name=name)))
+        best = f"{s.best_value:.6g}"
+        assert (
+            f"| {name} | {s.counts['complete']} | {s.counts['pruned']} | {s.counts['failed']} | {best} |"
+            in cli.stdout
+        )
+        assert f"| {s.compute:.2f} |" in cli.stdout
+    assert (home.parent / "cmp" / "compare.html").read_text().count("data:image/png;base64,") == 1
+
+
+def test_comparing_different_goals_is_refused(home, make_experiment):
+    from autotweak.report import compare_markdown
+
+    autotweak.optimize(make_experiment(name="a", budget={"trials": 1}))
+    autotweak.optimize(
+        make_experiment(name="b", budget={"trials": 1}, metric={"name": "acc", "direction": "maximize"})
+    )
+    exp_a, exp_b = make_experiment(name="a"), make_experiment(name="b")
+    with pytest.raises(autotweak.AutotweakError, match="must optimize the same metric the same way"):
+        compare_markdown([load(exp_a), load(exp_b)])
