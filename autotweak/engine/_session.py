@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -18,7 +19,7 @@ from optuna.trial import TrialState
 
 from autotweak.engine._config import merge_config
 from autotweak.engine._provenance import provenance
-from autotweak.engine._study import ATTR, trial_compute
+from autotweak.engine._study import ATTR, requeue, trial_compute
 from autotweak.engine._trial import Trial
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
@@ -51,7 +52,7 @@ class Outcome:
     traceback: str | None = None
 
 
-_TELL = {"pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+_TELL = {"pruned": TrialState.PRUNED, "failed": TrialState.FAIL, "preempted": TrialState.FAIL}
 _TELL_STATE = {"complete": TrialState.COMPLETE, **_TELL}
 
 
@@ -59,7 +60,12 @@ class TrialSession:
     """Starts and finishes trials of one study for one worker."""
 
     def __init__(
-        self, ctx: WorkerContext, study: optuna.Study, tracker: BaseTracker, seed: int | None
+        self,
+        ctx: WorkerContext,
+        study: optuna.Study,
+        tracker: BaseTracker,
+        seed: int | None,
+        notice: Callable[[], bool] | None = None,
     ) -> None:
         self.ctx = ctx
         self.experiment = ctx.experiment
@@ -70,6 +76,8 @@ class TrialSession:
         self.provenance = provenance(code_dir)
         self._run_ids: dict[int, str] = {}
         self._baseline: dict[int, bool] = {}
+        self._attrs: dict[int, dict[str, Any]] = {}
+        self.notice = notice
 
     def begin(
         self,
@@ -101,12 +109,18 @@ class TrialSession:
         )
         self._run_ids[trial.number] = run_id
         self._baseline[trial.number] = bool(attrs.get(ATTR.BASELINE))
+        self._attrs[trial.number] = dict(attrs)
+        folder = Path(self.ctx.home) / "checkpoints" / exp.name / f"trial-{root:04d}"
+        previous = attrs.get(ATTR.CHECKPOINT_RUN)
+        if previous and not (folder.exists() and any(folder.iterdir())):
+            self.tracker.download_checkpoint(str(previous), folder)
         return Trial(
             trial,
             config,
-            checkpoint_dir=Path(self.ctx.home) / "checkpoints" / exp.name / f"trial-{root:04d}",
+            checkpoint_dir=folder,
             auto_prune=auto_prune,
             critical=critical,
+            checkpoint_requested=self.notice,
             flush=lambda steps: self.tracker.log_steps(run_id, exp.metric.name, steps),
         )
 
@@ -135,9 +149,23 @@ class TrialSession:
         return outcome
 
     def record(self, handle: Trial, outcome: Outcome, duration: float) -> None:
-        """Close the trial's record in the tracker."""
+        """Close the trial's record in the tracker (and queue a preempted trial again)."""
         trial = handle.optuna_trial
         exp = self.experiment
+        run_id = self._run_ids[trial.number]
+        attrs = self._attrs.pop(trial.number, {})
+        if outcome.state == "preempted":
+            folder = handle.checkpoint_dir
+            if any(folder.iterdir()):
+                self.tracker.upload_checkpoint(run_id, folder)
+            requeue(
+                self.study,
+                trial.number,
+                dict(trial.params),
+                attrs,
+                max_retries=exp.execution.max_retries,
+                checkpoint_run=run_id,
+            )
         compute = trial_compute(outcome.state, handle.last_step, exp.metric.steps)
         extra = {"autotweak.baseline": "true"} if self._baseline.pop(trial.number, False) else {}
         self.tracker.end_trial(

@@ -42,6 +42,7 @@ class ATTR:
     ROOT = "autotweak.root_trial"
     ATTEMPT = "autotweak.attempt"
     FAILURE = "autotweak.failure"
+    CHECKPOINT_RUN = "autotweak.checkpoint_run"
 
 
 _STATES = {
@@ -120,6 +121,37 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
             f"study '{study.study_name}' was started with a different setup, so resuming it would "
             "mix incomparable trials; differences: " + "; ".join(differences)
         )
+
+
+def requeue(
+    study: optuna.Study,
+    number: int,
+    params: dict[str, Any],
+    user_attrs: Mapping[str, Any],
+    *,
+    max_retries: int,
+    checkpoint_run: str | None = None,
+) -> bool:
+    """Queue a trial that did not finish (stale or preempted) to run again, up to ``max_retries`` times.
+
+    The new attempt keeps the root trial's number, so it finds the same checkpoint folder.
+    """
+    attempt = int(user_attrs.get(ATTR.ATTEMPT, 1))
+    if attempt > max_retries:
+        _log.warning("trial %d did not finish %d times; not run again", number, attempt)
+        return False
+    attrs: dict[str, Any] = {
+        ATTR.RETRY_OF: number,
+        ATTR.ROOT: int(user_attrs.get(ATTR.ROOT, number)),
+        ATTR.ATTEMPT: attempt + 1,
+    }
+    if user_attrs.get(ATTR.BASELINE):
+        attrs[ATTR.BASELINE] = True
+    if checkpoint_run:
+        attrs[ATTR.CHECKPOINT_RUN] = checkpoint_run
+    study.enqueue_trial(params, user_attrs=attrs)
+    _log.info("trial %d queued again as attempt %d", number, attempt + 1)
+    return True
 
 
 def steps_of(study: optuna.Study) -> int | None:

@@ -11,9 +11,10 @@ from typing import Any
 
 import optuna
 
+from autotweak.engine._preemption import TrialPreempted
 from autotweak.exceptions import AutotweakError
 
-__all__ = ["Trial", "TrialPruned"]
+__all__ = ["Trial", "TrialPreempted", "TrialPruned"]
 
 TrialPruned = optuna.TrialPruned
 
@@ -97,6 +98,8 @@ class Trial:
         Raises:
             TrialPruned: When the pruner stops this trial (only for handles given to an
                 objective; an ask/tell loop calls :meth:`should_prune` itself).
+            TrialPreempted: When the machine is about to go away (a spot interruption
+                notice): the trial is queued again and resumes from its checkpoint.
             AutotweakError: If ``step`` is not an integer >= 0 or is not increasing.
         """
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
@@ -113,6 +116,10 @@ class Trial:
             self._unflushed += 1
             self._maybe_flush()
             prune = self._auto_prune and math.isfinite(value) and self._trial.should_prune()
+        if self._auto_prune and self.should_checkpoint():
+            raise TrialPreempted(
+                f"trial {self.number} preempted after step {step}: the machine is going away."
+            )
         if prune:
             raise TrialPruned(f"trial {self.number} pruned at step {step} (value {value:.6g}).")
 
@@ -122,7 +129,10 @@ class Trial:
             return self._trial.should_prune()
 
     def should_checkpoint(self) -> bool:
-        """Whether the worker asks the objective to save a checkpoint now (e.g. preemption)."""
+        """Whether the machine is about to go away: save a checkpoint in :attr:`checkpoint_dir` now.
+
+        The next :meth:`report` then stops the trial as preempted; another worker resumes it.
+        """
         return self._checkpoint_requested() if self._checkpoint_requested else False
 
     def set_user_attr(self, key: str, value: Any) -> None:

@@ -23,10 +23,11 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
+from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_endpoint, imds_interval
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna, retrying
-from autotweak.engine._study import ATTR
+from autotweak.engine._study import requeue
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker
 
@@ -115,16 +116,8 @@ def make_stale_handler(tracker: BaseTracker, max_retries: int) -> Callable[[optu
                 tracker.mark_failed(str(run_id), "worker lost: no heartbeat within the grace period")
             except Exception:
                 _log.warning("could not close the record of stale trial %d", trial.number, exc_info=True)
-        attempt = int(trial.user_attrs.get(ATTR.ATTEMPT, 1))
-        if attempt > max_retries:
-            _log.warning("trial %d went stale %d times; not retried again", trial.number, attempt)
-            return
-        root = int(trial.user_attrs.get(ATTR.ROOT, trial.number))
-        attrs = {ATTR.RETRY_OF: trial.number, ATTR.ROOT: root, ATTR.ATTEMPT: attempt + 1}
-        if trial.user_attrs.get(ATTR.BASELINE):
-            attrs[ATTR.BASELINE] = True
-        study.enqueue_trial(dict(trial.params), user_attrs=attrs)
-        _log.info("trial %d went stale (worker lost); re-queued as attempt %d", trial.number, attempt + 1)
+        _log.info("trial %d went stale (worker lost)", trial.number)
+        requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=max_retries)
 
     return on_stale
 
@@ -148,10 +141,14 @@ def run_worker(ctx: WorkerContext, objective: Callable[..., Any] | None = None) 
         sampler=build_sampler(experiment.sampler, experiment.space, seed),
         pruner=build_pruner(experiment.pruner, experiment.metric),
     )
-    loop = _Loop(ctx, study, storage, tracker, _call_style(objective), seed)
+    watcher = NoticeWatcher(imds_endpoint(), imds_interval()).start()
+    loop = _Loop(ctx, study, storage, tracker, _call_style(objective), seed, watcher)
     interrupts = _Interrupts()
-    with interrupts.installed():
-        return loop.run(interrupts)
+    try:
+        with interrupts.installed():
+            return loop.run(interrupts)
+    finally:
+        watcher.stop()
 
 
 class _Loop:
@@ -163,6 +160,7 @@ class _Loop:
         tracker: BaseTracker,
         objective: Callable[[dict[str, Any], Trial], Any],
         seed: int | None,
+        watcher: NoticeWatcher,
     ) -> None:
         self.ctx = ctx
         self.experiment = ctx.experiment
@@ -170,7 +168,8 @@ class _Loop:
         self.storage = storage
         self.tracker = tracker
         self.objective = objective
-        self.session = TrialSession(ctx, study, tracker, seed)
+        self.watcher = watcher
+        self.session = TrialSession(ctx, study, tracker, seed, notice=watcher.notice.is_set)
         self.sweep = StaleSweeper(study, ctx.experiment.execution.heartbeat_interval)
 
     def run(self, interrupts: _Interrupts) -> WorkerResult:
@@ -186,6 +185,8 @@ class _Loop:
         return result
 
     def _next_or_reason(self, interrupts: _Interrupts, result: WorkerResult) -> str | None:
+        if self.watcher.notice.is_set():
+            return "preempted"  # the machine is going away: take no new trial
         retrying(self.sweep, "looking for stale trials")
         view, reason, trial = retrying(self._ask, "asking for a trial")
         if reason is not None:
@@ -248,6 +249,9 @@ def _evaluate(
     except TrialPruned:
         last = handle.steps[-1][1] if handle.steps else None
         return Outcome("pruned", last)
+    except TrialPreempted as exc:
+        last = handle.steps[-1][1] if handle.steps else None
+        return Outcome("preempted", last, f"preempted: {exc}")
     except Exception as exc:
         return Outcome("failed", None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     try:

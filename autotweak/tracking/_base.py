@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
@@ -45,6 +46,13 @@ class BaseTracker(abc.ABC):
     def open_trials(self, study_name: str) -> dict[int, str]:
         """Records still open, by Optuna trial id: the engine closes those Optuna has finished."""
         return {}
+
+    def upload_checkpoint(self, run_id: str, folder: Path) -> None:
+        """Keep a preempted trial's checkpoint where another machine can fetch it."""
+
+    def download_checkpoint(self, run_id: str, folder: Path) -> bool:
+        """Fetch the checkpoint kept by record ``run_id`` into ``folder``; ``False`` if none."""
+        return False
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         """Close the record of a trial that died without closing it (a killed worker)."""

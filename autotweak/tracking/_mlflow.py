@@ -10,6 +10,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -187,6 +189,17 @@ class MlflowTracker(BaseTracker):
             max_results=10_000,
         )
         return {int(r.data.tags["autotweak.optuna_trial_id"]): r.info.run_id for r in runs}
+
+    def upload_checkpoint(self, run_id: str, folder: Path) -> None:
+        self.client.log_artifacts(run_id, str(folder), "checkpoint")
+
+    def download_checkpoint(self, run_id: str, folder: Path) -> bool:
+        if not self.client.list_artifacts(run_id, "checkpoint"):
+            return False
+        with tempfile.TemporaryDirectory() as tmp:
+            fetched = Path(self.client.download_artifacts(run_id, "checkpoint", tmp))
+            shutil.copytree(fetched, folder, dirs_exist_ok=True)
+        return True
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         tags = {"autotweak.state": "failed", "autotweak.failure": reason}
