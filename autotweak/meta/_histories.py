@@ -1,0 +1,179 @@
+"""Past experiment histories: what the meta-learner and the learned pruner learn from.
+
+Every source (an MLflow experiment, an Optuna storage, a long-format table) is read into
+the same shape: one :class:`TaskHistory` per past task, each a list of
+:class:`PastTrial` (params mapped onto a search space, a final value, the learning curve
+and where the record came from), plus a :class:`SkipReport` of the records that were left
+out and why. Values keep the direction they were recorded in; :meth:`TaskHistory.scores`
+orients them so that higher is better.
+
+Example:
+    >>> trial = PastTrial(params={"x": 0.5}, value=0.9, steps=(1, 2), curve=(0.7, 0.9), source="t#1")
+    >>> task = TaskHistory(name="a", direction="maximize", trials=(trial,))
+    >>> Histories(tasks=(task,)).n_trials
+    1
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from autotweak.exceptions import AutotweakError
+
+__all__ = ["Direction", "Histories", "HistoryError", "PastTrial", "SkipReport", "TaskHistory"]
+
+Direction = Literal["maximize", "minimize"]
+
+
+class HistoryError(AutotweakError, ValueError):
+    """A history source cannot be read at all (not: one bad record, which is skipped)."""
+
+
+@dataclass(frozen=True)
+class PastTrial:
+    """One past trial (or run) of a task.
+
+    Attributes:
+        params: Hyperparameters, mapped onto the search space the histories were read for.
+        value: The final metric value as recorded (for a pruned trial: its last reported
+            value).
+        steps: Steps of the learning curve, increasing (empty if none was recorded).
+        curve: Metric values at ``steps``.
+        source: Where the record came from, e.g. ``"mlflow:<run id>"``,
+            ``"optuna:<study>#<trial number>"``, ``"table:<file>#<task>/<config>"``.
+        complete: ``False`` for a trial stopped early (pruned): ``value`` is then not a
+            final score.
+    """
+
+    params: Mapping[str, Any]
+    value: float
+    steps: tuple[int, ...] = ()
+    curve: tuple[float, ...] = ()
+    source: str = ""
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class TaskHistory:
+    """The past trials of one task.
+
+    Attributes:
+        name: The task's name (unique within :class:`Histories`).
+        direction: Whether the task's metric was maximized or minimized.
+        trials: Its trials.
+        descriptor: What is known of the task before training: dataset meta-features
+            (numbers), the model family and user tags (strings).
+        source: Where the task came from (a file, a tracking URI and experiment, a storage).
+    """
+
+    name: str
+    direction: Direction
+    trials: tuple[PastTrial, ...]
+    descriptor: Mapping[str, float | str] = field(default_factory=dict)
+    source: str = ""
+
+    def scores(self, *, complete_only: bool = True) -> NDArray[np.float64]:
+        """Final values oriented so that higher is better (minimized metrics negated)."""
+        values = [t.value for t in self.trials if t.complete or not complete_only]
+        sign = 1.0 if self.direction == "maximize" else -1.0
+        return sign * np.asarray(values, dtype=np.float64)
+
+    def complete_trials(self) -> tuple[PastTrial, ...]:
+        """The trials that ran to the end."""
+        return tuple(t for t in self.trials if t.complete)
+
+
+@dataclass
+class SkipReport:
+    """Records left out while reading histories: a count and an example per reason.
+
+    Example:
+        >>> report = SkipReport()
+        >>> report.add("metric 'acc' is missing", "mlflow:abc")
+        >>> report.add("metric 'acc' is missing", "mlflow:def")
+        >>> report.summary()
+        "2 records skipped: 2 x metric 'acc' is missing (e.g. mlflow:abc)"
+    """
+
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def add(self, reason: str, source: str) -> None:
+        """Count one skipped record."""
+        self.counts[reason] += 1
+        self.examples.setdefault(reason, source)
+
+    def merge(self, other: SkipReport) -> SkipReport:
+        """Both reports added up (a new report)."""
+        merged = SkipReport(Counter(self.counts), dict(self.examples))
+        merged.counts.update(other.counts)
+        for reason, example in other.examples.items():
+            merged.examples.setdefault(reason, example)
+        return merged
+
+    @property
+    def total(self) -> int:
+        """Number of records skipped."""
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        """One line: how many records were skipped and why."""
+        if not self.counts:
+            return "no record skipped"
+        parts = [f"{n} x {reason} (e.g. {self.examples[reason]})" for reason, n in self.counts.most_common()]
+        return f"{self.total} records skipped: " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Histories:
+    """Past tasks read from one or more sources, and what was skipped.
+
+    Attributes:
+        tasks: The past tasks, names unique.
+        skipped: Records left out, with counts and reasons.
+    """
+
+    tasks: tuple[TaskHistory, ...]
+    skipped: SkipReport = field(default_factory=SkipReport)
+
+    def __post_init__(self) -> None:
+        names = [task.name for task in self.tasks]
+        duplicates = sorted(name for name, n in Counter(names).items() if n > 1)
+        if duplicates:
+            raise HistoryError(f"task names must be unique across histories, got duplicates {duplicates}")
+
+    @property
+    def n_trials(self) -> int:
+        """Number of trials over all tasks."""
+        return sum(len(task.trials) for task in self.tasks)
+
+    @property
+    def names(self) -> list[str]:
+        """The task names, in order."""
+        return [task.name for task in self.tasks]
+
+    def task(self, name: str) -> TaskHistory:
+        """The task called ``name``."""
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+    def without(self, names: Iterable[str]) -> Histories:
+        """These histories minus the named tasks (leave-one-task-out)."""
+        drop = set(names)
+        return Histories(tuple(t for t in self.tasks if t.name not in drop), self.skipped)
+
+    @classmethod
+    def combine(cls, parts: Sequence[Histories]) -> Histories:
+        """Histories from several sources in one (task names must stay unique)."""
+        skipped = SkipReport()
+        for part in parts:
+            skipped = skipped.merge(part.skipped)
+        return cls(tuple(task for part in parts for task in part.tasks), skipped)
