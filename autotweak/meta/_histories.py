@@ -93,6 +93,9 @@ class TaskHistory:
 class SkipReport:
     """Records left out while reading histories: a count and an example per reason.
 
+    ``notes`` counts the changes made to records that were kept (values clipped into range,
+    params filled in, params not in the space ignored); they are not skips.
+
     Example:
         >>> report = SkipReport()
         >>> report.add("metric 'acc' is missing", "mlflow:abc")
@@ -103,16 +106,22 @@ class SkipReport:
 
     counts: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
+    notes: Counter[str] = field(default_factory=Counter)
 
     def add(self, reason: str, source: str) -> None:
         """Count one skipped record."""
         self.counts[reason] += 1
         self.examples.setdefault(reason, source)
 
+    def note(self, change: str, n: int = 1) -> None:
+        """Count a change made to kept records (a value clipped, an extra param ignored)."""
+        self.notes[change] += n
+
     def merge(self, other: SkipReport) -> SkipReport:
         """Both reports added up (a new report)."""
-        merged = SkipReport(Counter(self.counts), dict(self.examples))
+        merged = SkipReport(Counter(self.counts), dict(self.examples), Counter(self.notes))
         merged.counts.update(other.counts)
+        merged.notes.update(other.notes)
         for reason, example in other.examples.items():
             merged.examples.setdefault(reason, example)
         return merged
@@ -125,9 +134,15 @@ class SkipReport:
     def summary(self) -> str:
         """One line: how many records were skipped and why."""
         if not self.counts:
-            return "no record skipped"
-        parts = [f"{n} x {reason} (e.g. {self.examples[reason]})" for reason, n in self.counts.most_common()]
-        return f"{self.total} records skipped: " + "; ".join(parts)
+            line = "no record skipped"
+        else:
+            parts = [
+                f"{n} x {reason} (e.g. {self.examples[reason]})" for reason, n in self.counts.most_common()
+            ]
+            line = f"{self.total} records skipped: " + "; ".join(parts)
+        if self.notes:
+            line += "; kept with changes: " + "; ".join(f"{n} x {c}" for c, n in self.notes.most_common())
+        return line
 
 
 @dataclass(frozen=True)

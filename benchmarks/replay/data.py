@@ -26,8 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from autotweak import AutotweakError, SearchSpace, load_space
-from autotweak.space import CategoricalParam, FixedParam, FloatParam, IntParam, Param
+from autotweak import SearchSpace
+from autotweak.meta import LIBRARY_FAMILIES, HistoryError, family_space
+from autotweak.meta import infer_space as _infer_space
 from benchmarks.replay._checks import (
     BenchmarkDataError,
     check_configs,
@@ -38,9 +39,6 @@ from benchmarks.replay._checks import (
 )
 
 __all__ = ["LIBRARY_FAMILIES", "BenchmarkDataError", "FamilyData", "TaskData", "infer_space", "read_family"]
-
-LIBRARY_FAMILIES = ("hgb", "mlp")
-LOG_RATIO = 100.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,57 +173,22 @@ def _family_space(
 
     A file named after a library family (``hgb.parquet``) must fit that family's space.
     """
-    named = path.stem if path.stem in LIBRARY_FAMILIES else None
-    for family in [named] if named else LIBRARY_FAMILIES:
-        space = load_space(family)
-        problem = _misfit(space, hyperparameters, configs)
-        if problem is None:
-            return space, family
-        if named:
-            raise BenchmarkDataError(f"{path}: a {family} file must hold {family}'s search space: {problem}")
-    return infer_space(path.stem, hyperparameters, configs), None
-
-
-def _misfit(
-    space: SearchSpace, hyperparameters: list[str], configs: Mapping[int, Mapping[str, Any]]
-) -> str | None:
-    if sorted(hyperparameters) != sorted(space.names):
-        return f"hyperparameter columns must be {space.names}, got {hyperparameters}."
-    for config_id, config in configs.items():
-        wrong = space.invalid(config)
-        if wrong:
-            shown = {name: config[name] for name in wrong}
-            return f"config values must lie in the space, got {shown} for config_id {config_id}."
-    return None
+    try:
+        return family_space(path.stem, hyperparameters, configs)
+    except HistoryError as exc:
+        raise BenchmarkDataError(f"{path}: {exc}") from None
 
 
 def infer_space(
     name: str, hyperparameters: list[str], configs: Mapping[int, Mapping[str, Any]]
 ) -> SearchSpace:
-    """A space from the config table: numbers -> ranges, other values -> categorical.
-
-    A numeric range is on a log scale when ``max / min > 100`` and ``min > 0``; a column
-    with one value is fixed.
+    """A space from the config table (see :func:`autotweak.meta.infer_space`).
 
     Example:
         >>> infer_space("x", ["lr"], {0: {"lr": 1e-4}, 1: {"lr": 0.1}}).to_dict()
         {'lr': {'type': 'float', 'low': 0.0001, 'high': 0.1, 'log': True}}
     """
-    params = [_infer_param(name, [config[name] for config in configs.values()]) for name in hyperparameters]
     try:
-        return SearchSpace(tuple(params), name=name)
-    except AutotweakError as exc:
-        raise BenchmarkDataError(f"no search space can be inferred for {name!r}: {exc}") from None
-
-
-def _infer_param(column: str, values: list[Any]) -> Param:
-    distinct = sorted(set(values), key=repr)
-    if len(distinct) == 1:
-        return FixedParam(column, value=distinct[0])
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        low, high = min(values), max(values)
-        log = bool(low > 0 and high / low > LOG_RATIO)
-        if all(isinstance(v, int) for v in values):
-            return IntParam(column, low=int(low), high=int(high), log=log)
-        return FloatParam(column, low=float(low), high=float(high), log=log)
-    return CategoricalParam(column, choices=tuple(sorted(distinct, key=str)))
+        return _infer_space(name, hyperparameters, configs)
+    except HistoryError as exc:
+        raise BenchmarkDataError(str(exc)) from None

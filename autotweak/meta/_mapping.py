@@ -1,0 +1,260 @@
+"""Recorded params -> a config of a search space: renamed, missing and out-of-range params.
+
+Recorded params come as strings (MLflow), native values (tables, Optuna) or anything a
+person logged. :class:`ParamMapper` turns one record into a config of the space, or says
+why it cannot (the reason a record is skipped); it never raises on a bad record.
+
+The rules, param by param of the space (only active ones: a conditional param whose
+condition does not hold is left out):
+
+- The record's key is the space's name, an old name given in ``renames`` (old -> new), or
+  an alias that differs only in case, ``-``, ``_``, ``.`` or spaces (``learning-rate``,
+  ``LearningRate`` -> ``learning_rate``).
+- Strings are parsed to the param's type (``"0.01"``, ``"64"``, ``"64.0"``, ``"True"``,
+  ``"None"``, a categorical choice's text).
+- Missing: filled with the space's fixed value or the base config's value when there is
+  one, else the record is skipped (``"param 'x' is missing"``).
+- Out of range: clipped when within 10% of the range's width (on the log scale for a log
+  param), else skipped (``"param 'x' = 5.0 out of range [0.0, 1.0]"``); an int off its
+  step is moved to the nearest step.
+- An unknown categorical choice, a value of the wrong kind, or a fixed param recorded with
+  another value: skipped.
+- Params not in the space are ignored; each name is noted once.
+
+Example:
+    >>> from autotweak.space import SearchSpace
+    >>> space = SearchSpace.from_dict({"learning_rate": {"type": "float", "low": 0.001, "high": 0.1}})
+    >>> map_params({"Learning-Rate": "0.01", "epochs": "3"}, space)
+    ({'learning_rate': 0.01}, None)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from autotweak.meta._histories import HistoryError
+from autotweak.space import CategoricalParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
+
+__all__ = ["ParamMapper", "map_params"]
+
+CLIP_TOLERANCE = 0.1
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+_NONE = frozenset({"none", "null", ""})
+
+
+class _Skip(Exception):
+    """A record cannot be mapped; the message is the reason."""
+
+
+def _alias(name: str) -> str:
+    return re.sub(r"[-_.\s]", "", name.lower())
+
+
+class ParamMapper:
+    """Maps recorded params onto ``space``, counting what it changed in :attr:`notes`.
+
+    Args:
+        space: The search space configs must belong to.
+        renames: Old recorded name -> the space's name.
+        base: Values for params a record lacks (e.g. the experiment's base config).
+
+    Raises:
+        HistoryError: If ``renames`` names a param the space lacks.
+
+    Example:
+        >>> from autotweak.space import SearchSpace
+        >>> space = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+        >>> mapper = ParamMapper(space)
+        >>> mapper.map({"x": "1.05"}), mapper.map({"x": 5.0})
+        (({'x': 1.0}, None), (None, "param 'x' = 5.0 out of range [0.0, 1.0]"))
+        >>> dict(mapper.notes)
+        {"param 'x' clipped into range": 1}
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        renames: Mapping[str, str] | None = None,
+        base: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.space = space
+        self.renames = dict(renames or {})
+        self.base = dict(base or {})
+        wrong = {old: new for old, new in self.renames.items() if new not in space}
+        if wrong:
+            raise HistoryError(
+                f"'renames' must map recorded names to parameters of the space ({', '.join(space.names)}), "
+                f"got {wrong}."
+            )
+        self._aliases = {_alias(name): name for name in space.names}
+        self._ignored: set[str] = set()
+        self.notes: Counter[str] = Counter()
+
+    def map(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """``(config, None)`` for a record that maps onto the space, else ``(None, reason)``."""
+        try:
+            named = self._names(raw)
+            config: dict[str, Any] = {}
+            for param in self.space.params:
+                if param.when is not None and not param.when.holds(config):
+                    continue
+                config[param.name] = self._value(param, named)
+        except _Skip as skip:
+            return None, str(skip)
+        except Exception as exc:  # a record must never crash the reading
+            return None, f"params cannot be read: {type(exc).__name__}"
+        return config, None
+
+    # -- names ----------------------------------------------------------------------------
+    def _names(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """The record keyed by the space's names (exact names win over renames and aliases)."""
+        named: dict[str, Any] = {}
+        later: list[tuple[str, Any]] = []
+        for key, value in raw.items():
+            key = str(key)
+            if key in self.space:
+                named[key] = value
+            else:
+                target = self.renames.get(key) or self._aliases.get(_alias(key))
+                if target is None:
+                    self._ignore(key)
+                else:
+                    later.append((target, value))
+        for target, value in later:
+            named.setdefault(target, value)
+        return named
+
+    def _ignore(self, key: str) -> None:
+        if key not in self._ignored:
+            self._ignored.add(key)
+            self.notes[f"param {key!r} is not in the space (ignored)"] += 1
+
+    # -- values ---------------------------------------------------------------------------
+    def _value(self, param: Param, named: Mapping[str, Any]) -> Any:
+        if param.name not in named:
+            return self._fill(param)
+        value = named[param.name]
+        if isinstance(param, FixedParam):
+            if not _matches(param.value, value):
+                raise _Skip(
+                    f"param {param.name!r} = {value!r} is not the space's fixed value {param.value!r}"
+                )
+            return param.value
+        if isinstance(param, CategoricalParam):
+            return _choice(param, value)
+        return self._number(param, value)
+
+    def _fill(self, param: Param) -> Any:
+        if isinstance(param, FixedParam):
+            return param.value
+        if param.name in self.base:
+            self.notes[f"param {param.name!r} filled from the base config"] += 1
+            return self._value(param, {param.name: self.base[param.name]})
+        raise _Skip(f"param {param.name!r} is missing")
+
+    def _number(self, param: FloatParam | IntParam, value: Any) -> float | int:
+        number = _as_number(param.name, value)
+        number = _as_int(param, number, self.notes) if isinstance(param, IntParam) else float(number)
+        if param.low <= number <= param.high:
+            return number
+        if not _near(param, number):
+            raise _Skip(f"param {param.name!r} = {number!r} out of range [{param.low}, {param.high}]")
+        self.notes[f"param {param.name!r} clipped into range"] += 1
+        return type(number)(min(max(number, param.low), param.high))
+
+
+def map_params(
+    raw: Mapping[str, Any],
+    space: SearchSpace,
+    renames: Mapping[str, str] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """One record's params as a config of ``space``, or ``None`` and why (see :class:`ParamMapper`).
+
+    Example:
+        >>> from autotweak.space import SearchSpace
+        >>> space = SearchSpace.from_dict({"bs": {"type": "categorical", "choices": [32, 64]}})
+        >>> map_params({"bs": "64"}, space), map_params({"bs": "48"}, space)
+        (({'bs': 64}, None), (None, "param 'bs' = '48' is not one of the choices [32, 64]"))
+    """
+    return ParamMapper(space, renames, base).map(raw)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and not isinstance(value, str | bytes) else value
+
+
+def _as_number(name: str, value: Any) -> float | int:
+    value = _plain(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise _Skip(f"param {name!r} = {value!r} must be a number") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Skip(f"param {name!r} = {value!r} must be a number")
+    if not math.isfinite(value):
+        raise _Skip(f"param {name!r} = {value!r} must be a finite number")
+    return value
+
+
+def _as_int(param: IntParam, number: float | int, notes: Counter[str]) -> int:
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise _Skip(f"param {param.name!r} = {number!r} must be an integer")
+        number = int(number)
+    off = (number - param.low) % param.step
+    if off:
+        notes[f"param {param.name!r} moved to its step"] += 1
+        number = number - off + (param.step if 2 * off >= param.step else 0)
+    return number
+
+
+def _near(param: FloatParam | IntParam, number: float) -> bool:
+    """Whether ``number`` is within the tolerance of the range (log scale for a log param)."""
+    if param.log:
+        if number <= 0 or param.low <= 0:
+            return False
+        low, high, x = math.log(param.low), math.log(param.high), math.log(number)
+    else:
+        low, high, x = float(param.low), float(param.high), float(number)
+    slack = CLIP_TOLERANCE * (high - low)
+    return low - slack <= x <= high + slack
+
+
+def _choice(param: CategoricalParam, value: Any) -> Any:
+    for choice in param.choices:
+        if _matches(choice, value):
+            return choice
+    raise _Skip(f"param {param.name!r} = {value!r} is not one of the choices {list(param.choices)}")
+
+
+def _matches(choice: Any, value: Any) -> bool:
+    """Whether a recorded value (maybe text) stands for ``choice``."""
+    value = _plain(value)
+    if isinstance(value, str) and not isinstance(choice, str):
+        text = value.strip().lower()
+        if choice is None:
+            return text in _NONE
+        if isinstance(choice, bool):
+            return text in (_TRUE if choice else _FALSE)
+        try:
+            return bool(float(text) == choice)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(choice, str) and not isinstance(value, str):
+        return str(value) == choice
+    if isinstance(choice, bool) != isinstance(value, bool):
+        return False
+    return bool(choice == value)

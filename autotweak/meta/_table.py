@@ -1,0 +1,409 @@
+r"""Histories from long-format tables (Parquet or CSV files, or data frames).
+
+Two formats, told apart by their columns:
+
+**BENCHMARK.md format** (a ``config_id`` column): ``task``, ``config_id``, ``step``,
+``val_score`` and optionally ``test_score`` and ``fit_seconds``; every other column is a
+hyperparameter. One trial per ``(task, config_id)``: its curve is ``val_score`` (or the
+``metric`` column) over ``step``, its value the last point. Without a ``space``, the
+library space is used when the configs fit one (``hgb``, ``mlp``), else a space is inferred
+from them; each task's descriptor says ``{"family": <space name>}``.
+
+**Generic format** (a ``trial`` column):
+
+==================  ==========  =============================================================
+column              required    meaning
+==================  ==========  =============================================================
+``task``            yes         the task's name (one past experiment)
+``trial``           yes         the trial's id within its task
+``value``           yes         the metric (another column if ``metric`` names it)
+``step``            no          the step of ``value``: one row per step makes a curve, and
+                                the value at the last step is the trial's final value
+``direction``       no          ``maximize`` or ``minimize``, the same on every row of a task
+``complete``        no          ``false`` for a trial stopped early (pruned)
+``param.<name>``    \-          a hyperparameter (``params.<name>`` also works); on any row
+                                of the trial
+``tag.<name>``      no          a piece of the task's descriptor (numbers stay numbers)
+==================  ==========  =============================================================
+
+A file that breaks a rule (a missing column, a wrong type, missing keys, a repeated key)
+raises :class:`HistoryError` naming the file, the column and the rule; a trial whose params
+do not fit the space, or whose value is not a finite number, is skipped and counted.
+
+Example:
+    >>> import pandas as pd
+    >>> from autotweak.space import SearchSpace
+    >>> space = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+    >>> rows = {"task": ["a", "a"], "trial": [0, 1], "value": [0.5, 0.7], "param.x": [0.1, 0.9]}
+    >>> read_table(pd.DataFrame(rows), space=space).task("a").scores().tolist()
+    [0.5, 0.7]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_args
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from autotweak.meta._family import family_space
+from autotweak.meta._histories import Direction, Histories, HistoryError, PastTrial, SkipReport, TaskHistory
+from autotweak.meta._mapping import ParamMapper
+from autotweak.space import SearchSpace
+
+__all__ = ["read_table"]
+
+_log = logging.getLogger(__name__)
+
+BENCHMARK_KEYS = ("task", "config_id", "step")
+BENCHMARK_OTHER = ("val_score", "test_score", "fit_seconds")
+GENERIC_RESERVED = ("task", "trial", "step", "value", "direction", "complete")
+PARAM_PREFIXES = ("param.", "params.")
+TAG_PREFIX = "tag."
+
+
+class _Table:
+    """A frame and the names to cite in errors and sources."""
+
+    def __init__(self, frame: pd.DataFrame, path: Path | None) -> None:
+        self.frame = frame
+        self.path = path
+        self.where = str(path) if path is not None else "the data frame"
+        self.label = path.name if path is not None else "frame"
+        self.stem = path.name.split(".")[0] if path is not None else "frame"
+
+    def fail(self, message: str) -> HistoryError:
+        return HistoryError(f"{self.where}: {message}")
+
+
+def read_table(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    space: SearchSpace | None = None,
+    metric: str | None = None,
+    direction: Direction = "maximize",
+    renames: Mapping[str, str] | None = None,
+) -> Histories:
+    """Read a long-format table (see the module's docs for both formats).
+
+    Args:
+        source: A ``.parquet``/``.csv`` file, or a data frame.
+        space: The space to map params onto (inferred from the configs if not given).
+        metric: The value column (``val_score`` / ``value`` if not given).
+        direction: The metric's direction where the table does not say.
+        renames: Recorded param name -> the space's name.
+
+    Raises:
+        HistoryError: If the table breaks a rule of its format.
+
+    Example:
+        >>> histories = read_table("benchmarks/data/hgb.parquet")  # doctest: +SKIP
+        >>> len(histories.tasks), histories.n_trials  # doctest: +SKIP
+        (47, 12032)
+    """
+    if direction not in get_args(Direction):
+        raise HistoryError(f"'direction' must be 'maximize' or 'minimize', got {direction!r}.")
+    table = _load(source)
+    columns = list(table.frame.columns)
+    if "config_id" in columns:
+        histories = _read_benchmark(table, space, metric or "val_score", direction, renames)
+    elif "trial" in columns:
+        histories = _read_generic(table, space, metric or "value", direction, renames)
+    else:
+        raise table.fail(
+            "a history table must have a 'config_id' column (BENCHMARK.md format: task, config_id, "
+            "step, val_score, ...) or a 'trial' column (generic format: task, trial, value, ...), "
+            f"got columns {columns}."
+        )
+    _log.info(
+        "histories from %s: %d tasks, %d trials; %s",
+        table.where,
+        len(histories.tasks),
+        histories.n_trials,
+        histories.skipped.summary(),
+    )
+    return histories
+
+
+def _load(source: str | os.PathLike[str] | pd.DataFrame) -> _Table:
+    if isinstance(source, pd.DataFrame):
+        return _Table(source.reset_index(drop=True), None)
+    path = Path(source)
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if suffixes[-1:] in (
+            [".parquet"],
+            [".pq"],
+        ):
+            frame = pd.read_parquet(path)
+        elif ".csv" in suffixes:
+            frame = pd.read_csv(path)
+        else:
+            raise HistoryError(f"{path}: a history table must be a .parquet or .csv file, got {path.name!r}.")
+    except HistoryError:
+        raise
+    except Exception as exc:  # pyarrow, pandas and the OS each raise their own
+        raise HistoryError(
+            f"{path}: must be a readable table file, got {type(exc).__name__}: {exc}"
+        ) from None
+    return _Table(frame, path)
+
+
+# -- checks -------------------------------------------------------------------------------
+def _require(table: _Table, columns: tuple[str, ...], layout: str) -> None:
+    present = list(table.frame.columns)
+    for column in columns:
+        if column not in present:
+            raise table.fail(f"column {column!r} must be present ({layout}), got columns {present}.")
+    if table.frame.empty:
+        raise table.fail("the table must hold at least one row, got none.")
+
+
+def _check_present(table: _Table, columns: tuple[str, ...]) -> None:
+    for column in columns:
+        missing = table.frame[column].isna().to_numpy()
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise table.fail(f"column {column!r} must have no missing values, got one at row {row}.")
+
+
+def _check_kind(table: _Table, column: str, kind: str) -> None:
+    series = table.frame[column]
+    ok = pd.api.types.is_bool_dtype(series) is False and (
+        pd.api.types.is_integer_dtype(series) if kind == "integer" else pd.api.types.is_numeric_dtype(series)
+    )
+    if not ok:
+        shown = series.iloc[0] if len(series) else None
+        raise table.fail(f"column {column!r} must be of {kind} type, got {series.dtype} (e.g. {shown!r}).")
+
+
+def _check_unique(table: _Table, frame: pd.DataFrame, keys: list[str]) -> None:
+    repeated = frame.duplicated(keys).to_numpy()
+    if repeated.any():
+        row = frame.iloc[int(np.flatnonzero(repeated)[0])]
+        shown = ", ".join(f"{key}={row[key]!r}" for key in keys)
+        raise table.fail(f"rows must be unique by ({', '.join(keys)}), got a second row with {shown}.")
+
+
+# -- curves -------------------------------------------------------------------------------
+def _groups(frame: pd.DataFrame, keys: list[str]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Start and end rows of each run of equal keys in a sorted frame."""
+    n = len(frame)
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for key in keys:
+        values = frame[key].to_numpy()
+        new[1:] |= values[1:] != values[:-1]
+    starts = np.flatnonzero(new)
+    return starts, np.append(starts[1:], n)
+
+
+def _trials(
+    frame: pd.DataFrame,
+    keys: list[str],
+    value: str,
+    step: str | None,
+    params: list[dict[str, Any]],
+    sources: list[str],
+    mapper: ParamMapper,
+    skipped: SkipReport,
+    complete: list[bool] | None = None,
+) -> dict[Any, list[PastTrial]]:
+    """One trial per group of rows (sorted by keys then step), grouped by task."""
+    starts, ends = _groups(frame, keys)
+    values = frame[value].to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    steps = frame[step].tolist() if step else []
+    points = values.tolist()
+    tasks = frame["task"].to_numpy()[starts].tolist()
+    out: dict[Any, list[PastTrial]] = {task: [] for task in dict.fromkeys(tasks)}
+    for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        if not finite[end - 1]:
+            skipped.add(f"{value} is not a finite number at the last step", sources[i])
+            continue
+        config, reason = mapper.map(params[i])
+        if config is None:
+            skipped.add(reason or "params do not fit the space", sources[i])
+            continue
+        keep = range(start, end) if finite[start:end].all() else [j for j in range(start, end) if finite[j]]
+        trial_steps = tuple(int(steps[j]) for j in keep) if step else ()
+        curve = tuple(points[j] for j in keep) if step else ()
+        done = True if complete is None else complete[i]
+        out[tasks[i]].append(PastTrial(config, points[end - 1], trial_steps, curve, sources[i], done))
+    return out
+
+
+# -- BENCHMARK.md format --------------------------------------------------------------------
+def _read_benchmark(
+    table: _Table,
+    space: SearchSpace | None,
+    metric: str,
+    direction: Direction,
+    renames: Mapping[str, str] | None,
+) -> Histories:
+    layout = "the BENCHMARK.md format has task, config_id, step, val_score and one column per hyperparameter"
+    _require(table, (*BENCHMARK_KEYS, "val_score"), layout)
+    if metric not in BENCHMARK_OTHER[:2] or metric not in table.frame.columns:
+        raise table.fail(
+            f"'metric' must be a score column of the table (val_score, test_score), got {metric!r}."
+        )
+    hyperparameters = [c for c in table.frame.columns if c not in (*BENCHMARK_KEYS, *BENCHMARK_OTHER)]
+    if not hyperparameters:
+        raise table.fail(
+            f"the table must have at least one hyperparameter column, got {list(table.frame.columns)}."
+        )
+    _check_present(table, (*BENCHMARK_KEYS, *hyperparameters))
+    for column in ("config_id", "step"):
+        _check_kind(table, column, "integer")
+    _check_kind(table, metric, "float")
+    frame = table.frame.assign(task=table.frame["task"].astype(str))
+    frame = frame.sort_values(list(BENCHMARK_KEYS), kind="stable", ignore_index=True)
+    _check_unique(table, frame, list(BENCHMARK_KEYS))
+    starts, _ = _groups(frame, ["task", "config_id"])
+    firsts = frame.iloc[starts]
+    columns = [firsts[c].tolist() for c in hyperparameters]
+    params = [dict(zip(hyperparameters, row, strict=True)) for row in zip(*columns, strict=True)]
+    if space is None:
+        configs = dict(zip(firsts["config_id"].tolist(), params, strict=True))
+        try:
+            space, _ = family_space(table.stem, hyperparameters, configs)
+        except HistoryError as exc:
+            raise table.fail(str(exc)) from None
+    ids = firsts["config_id"].tolist()
+    sources = [f"table:{table.label}#{t}/{c}" for t, c in zip(firsts["task"].tolist(), ids, strict=True)]
+    mapper = ParamMapper(space, renames)
+    skipped = SkipReport()
+    trials = _trials(frame, ["task", "config_id"], metric, "step", params, sources, mapper, skipped)
+    skipped.notes.update(mapper.notes)
+    descriptor: dict[str, float | str] = {"family": space.name} if space.name else {}
+    tasks = tuple(
+        TaskHistory(str(name), direction, tuple(found), dict(descriptor), f"table:{table.where}")
+        for name, found in trials.items()
+    )
+    return Histories(tasks, skipped)
+
+
+# -- generic format -------------------------------------------------------------------------
+def _read_generic(
+    table: _Table,
+    space: SearchSpace | None,
+    metric: str,
+    direction: Direction,
+    renames: Mapping[str, str] | None,
+) -> Histories:
+    layout = (
+        "the generic format has task, trial, value, optional step, direction, complete, param.* and tag.*"
+    )
+    _require(table, ("task", "trial", metric), layout)
+    columns = [str(c) for c in table.frame.columns]
+    step = "step" if "step" in columns else None
+    _check_present(table, ("task", "trial", *([step] if step else [])))
+    if step:
+        _check_kind(table, step, "integer")
+    _check_kind(table, metric, "float")
+    param_columns = {c: c.split(".", 1)[1] for c in columns if c.startswith(PARAM_PREFIXES)}
+    if not param_columns:
+        raise table.fail(f"the table must have at least one 'param.<name>' column, got columns {columns}.")
+    frame = table.frame.assign(task=table.frame["task"].astype(str))
+    if not pd.api.types.is_numeric_dtype(frame["trial"]):
+        frame["trial"] = frame["trial"].astype(str)
+    directions = _directions(table, frame, direction)
+    keys = ["task", "trial", *([step] if step else [])]
+    frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+    _check_unique(table, frame, keys)
+    grouped = frame.groupby(["task", "trial"], sort=False)
+    records = grouped[list(param_columns)].first().rename(columns=param_columns).to_dict("records")
+    params = [{str(k): v for k, v in record.items() if not _missing(v)} for record in records]
+    if space is None:
+        space = _generic_space(table, list(dict.fromkeys(param_columns.values())), params)
+    complete = _complete(table, grouped) if "complete" in columns else None
+    firsts = grouped[["task", "trial"]].head(1)
+    pairs = zip(firsts["task"].tolist(), firsts["trial"].tolist(), strict=True)
+    sources = [f"table:{table.label}#{t}/{n}" for t, n in pairs]
+    mapper = ParamMapper(space, renames)
+    skipped = SkipReport()
+    trials = _trials(frame, ["task", "trial"], metric, step, params, sources, mapper, skipped, complete)
+    skipped.notes.update(mapper.notes)
+    descriptors = _descriptors(frame, [c for c in columns if c.startswith(TAG_PREFIX)])
+    tasks = tuple(
+        TaskHistory(name, directions[name], tuple(found), descriptors.get(name, {}), f"table:{table.where}")
+        for name, found in trials.items()
+    )
+    return Histories(tasks, skipped)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _directions(table: _Table, frame: pd.DataFrame, default: Direction) -> dict[str, Direction]:
+    names = frame["task"].unique().tolist()
+    if "direction" not in frame.columns:
+        return dict.fromkeys(names, default)
+    given = frame["direction"].astype(str).str.strip().str.lower()
+    bad = (~given.isin(get_args(Direction))).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise table.fail(
+            "column 'direction' must hold 'maximize' or 'minimize', "
+            f"got {frame['direction'].iloc[row]!r} at row {row}."
+        )
+    per_task = given.groupby(frame["task"]).unique()
+    mixed = {str(task): sorted(found) for task, found in per_task.items() if len(found) > 1}
+    if mixed:
+        task, found = next(iter(mixed.items()))
+        raise table.fail(
+            f"column 'direction' must be the same on every row of a task, got {found} for task {task!r}."
+        )
+    return {str(task): found[0] for task, found in per_task.items()}
+
+
+def _complete(table: _Table, grouped: Any) -> list[bool]:
+    """Each trial's ``complete`` flag (its last row's), from booleans or true/false text."""
+    last = grouped["complete"].last()
+    text = last.astype(str).str.strip().str.lower()
+    truth = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+    bad = ~text.isin(list(truth))
+    if bad.any():
+        shown = last[bad].iloc[0]
+        raise table.fail(
+            "column 'complete' must hold true or false, "
+            f"got {shown!r} for (task, trial) {last[bad].index[0]}."
+        )
+    return [truth[t] for t in text.tolist()]
+
+
+def _generic_space(table: _Table, names: list[str], params: list[dict[str, Any]]) -> SearchSpace:
+    if any(len(p) != len(names) for p in params):
+        raise table.fail(
+            "'space' must be given when some trials lack some params (no space can be inferred)."
+        )
+    try:
+        return family_space(table.stem, names, dict(enumerate(params)))[0]
+    except HistoryError as exc:
+        raise table.fail(str(exc)) from None
+
+
+def _descriptors(frame: pd.DataFrame, tag_columns: list[str]) -> dict[str, dict[str, float | str]]:
+    if not tag_columns:
+        return {}
+    firsts = frame.groupby("task", sort=False)[tag_columns].first()
+    out: dict[str, dict[str, float | str]] = {}
+    for task, row in zip(firsts.index.tolist(), firsts.to_dict("records"), strict=True):
+        out[str(task)] = {
+            column.removeprefix(TAG_PREFIX): _descriptor_value(value)
+            for column, value in row.items()
+            if not _missing(value)
+        }
+    return out
+
+
+def _descriptor_value(value: Any) -> float | str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return str(value)
