@@ -14,6 +14,7 @@ from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
 from autotweak._imports import require
+from autotweak.exceptions import SpecError
 from autotweak.space import SearchSpace
 from autotweak.spec._parts import Component, Metric
 
@@ -65,6 +66,21 @@ def _gp(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampl
     return optuna.samplers.GPSampler(seed=seed, **args)
 
 
+def _meta(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
+    """The meta-learner's sampler around a base sampler of this registry (TPE by default)."""
+    from autotweak.meta import MetaSampler, resolve_meta_model
+
+    base = args.pop("base", "tpe")
+    if base not in SAMPLERS or base == "meta":
+        raise SpecError(
+            f"must name a sampler of {sorted(set(SAMPLERS) - {'meta'})}, got {base!r}.",
+            field="sampler.args.base",
+        )
+    base_sampler = SAMPLERS[base](space, seed, dict(args.pop("base_args", {})))
+    model = resolve_meta_model(args.pop("model", "auto"), space)
+    return MetaSampler(model, base_sampler, seed=seed, **args)
+
+
 SAMPLERS: dict[str, SamplerFactory] = {
     "tpe": _tpe,
     "random": _random,
@@ -72,6 +88,7 @@ SAMPLERS: dict[str, SamplerFactory] = {
     "qmc": _qmc,
     "cmaes": _cmaes,
     "gp": _gp,
+    "meta": _meta,
 }
 
 

@@ -7,13 +7,32 @@ Example:
 """
 
 from autotweak.meta._family import LIBRARY_FAMILIES, family_space, infer_space
+from autotweak.meta._fit import fit_meta_model, normalized_scores
 from autotweak.meta._histories import Direction, Histories, HistoryError, PastTrial, SkipReport, TaskHistory
+from autotweak.meta._library import model_paths, resolve_meta_model
 from autotweak.meta._mapping import ParamMapper, map_params
+from autotweak.meta._mlflow_source import read_mlflow
+from autotweak.meta._model import MetaModel, MetaModelError, load_meta_model
+from autotweak.meta._optuna_source import read_optuna
+from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
+from autotweak.meta._sampler import MetaSampler, proposals_of
 from autotweak.meta._table import read_table
 
 __all__ = [
     "LIBRARY_FAMILIES",
     "Direction",
+    "MetaModel",
+    "MetaModelError",
+    "MetaSampler",
+    "Proposal",
+    "Proposer",
+    "descriptor_weights",
+    "fit_meta_model",
+    "load_meta_model",
+    "model_paths",
+    "resolve_meta_model",
+    "normalized_scores",
+    "proposals_of",
     "Histories",
     "HistoryError",
     "ParamMapper",
@@ -23,5 +42,7 @@ __all__ = [
     "family_space",
     "infer_space",
     "map_params",
+    "read_mlflow",
+    "read_optuna",
     "read_table",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 
 from autotweak.spec import Component
 from benchmarks.replay._base import ReplayMethod, SearchSetup
+from benchmarks.replay.meta import MetaLearnerSearch
 from benchmarks.replay.portfolio import greedy_portfolio
 from benchmarks.replay.simulate import Replay, run_study
 
@@ -119,6 +120,8 @@ METHODS: dict[str, Callable[[], ReplayMethod]] = {
     "tpe+hyperband": _engine("tpe", "hyperband"),
     "tpe+sh": _engine("tpe", "successive_halving"),
     "greedy_portfolio": GreedyPortfolioSearch,
+    "meta": MetaLearnerSearch,
+    "meta_shuffled": lambda: MetaLearnerSearch(shuffled=True),
 }
 
 # GPSampler takes ~37 s per 50-trial replay here (TPE: ~0.25 s): too slow for the default run.

@@ -1,0 +1,172 @@
+"""Fit a :class:`MetaModel` from past histories.
+
+Each past task's complete trials are turned into normalized scores, the rank quantile of
+each trial among the task's trials (0 = worst, 1 = best). Ranks make tasks comparable
+whatever their metric, scale or direction, and a few disastrous configs do not dominate.
+A per-task surrogate (extremely randomized trees on the unit cube of the space) then
+predicts that task's normalized score for every candidate config; where the task ran the
+candidate itself, its own rank is kept. Candidates are every config seen in the histories
+plus a scrambled Sobol design of the space, so sparse histories (few, different configs
+per task) still give every task a prediction for every candidate.
+
+Example:
+    >>> from autotweak import SearchSpace
+    >>> from autotweak.meta import Histories, PastTrial, TaskHistory
+    >>> space = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+    >>> trials = tuple(PastTrial({"x": x / 9}, value=-abs(x / 9 - 0.3)) for x in range(10))
+    >>> model = fit_meta_model(Histories((TaskHistory("a", "maximize", trials),)), space, n_design=8)
+    >>> round(model.candidate(int(model.scores[0].argmax()))["x"], 2)
+    0.33
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import qmc, rankdata
+from sklearn.ensemble import ExtraTreesRegressor
+
+from autotweak.meta._histories import Histories, SkipReport, TaskHistory
+from autotweak.meta._model import MetaModel, MetaModelError
+from autotweak.space import SearchSpace
+
+__all__ = ["fit_meta_model", "normalized_scores", "unit_points"]
+
+_log = logging.getLogger(__name__)
+
+MIN_TRIALS = 5
+N_TREES = 32
+SURROGATE = "extra-trees"
+
+
+def unit_points(space: SearchSpace, configs: Sequence[Mapping[str, Any]]) -> NDArray[np.float64]:
+    """Configs as ``(n, n_tunable)`` unit-cube points; an inactive parameter sits at 0.5."""
+    rows = [[0.5 if u is None else u for u in space.to_unit(config)] for config in configs]
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(space.tunable))
+
+
+def normalized_scores(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Rank quantiles of ``values`` (higher is better): 0 for the worst, 1 for the best.
+
+    Example:
+        >>> normalized_scores(np.array([0.5, 0.9, 0.7])).tolist()
+        [0.0, 1.0, 0.5]
+    """
+    if len(values) < 2:
+        return np.ones_like(values)
+    ranks = rankdata(values, method="average")
+    return np.asarray((ranks - 1.0) / (len(values) - 1.0), dtype=np.float64)
+
+
+def fit_meta_model(
+    histories: Histories,
+    space: SearchSpace,
+    *,
+    n_design: int = 256,
+    min_trials: int = MIN_TRIALS,
+    seed: int = 0,
+) -> MetaModel:
+    """Fit the meta-model of ``space`` on ``histories``.
+
+    Args:
+        histories: Past tasks; their params must already be mapped onto ``space`` (the
+            loaders of :mod:`autotweak.meta` do that).
+        space: The search space to propose in.
+        n_design: Size of the Sobol design added to the configs seen in the histories.
+        min_trials: Tasks with fewer complete trials (or with all trials scoring the same)
+            are left out and counted in ``info["skipped_tasks"]``.
+        seed: Seed of the design and of the per-task surrogates.
+
+    Raises:
+        MetaModelError: If no task is left to learn from.
+    """
+    if any(p.when is not None for p in space.params):
+        raise MetaModelError(
+            f"the meta-learner needs a space without conditional parameters, got {space.name!r}."
+        )
+    skipped = SkipReport()
+    usable: list[tuple[TaskHistory, NDArray[np.float64], NDArray[np.float64]]] = []
+    for task in histories.tasks:
+        complete = task.complete_trials()
+        values = task.scores()
+        if len(complete) < min_trials:
+            skipped.add(f"fewer than {min_trials} complete trials", task.name)
+        elif float(np.ptp(values)) == 0.0:
+            skipped.add("all trials scored the same", task.name)
+        else:
+            usable.append((task, unit_points(space, [t.params for t in complete]), normalized_scores(values)))
+    if not usable:
+        raise MetaModelError(
+            f"no past task has at least {min_trials} complete trials with different scores "
+            f"({len(histories.tasks)} tasks read; {skipped.summary()})."
+        )
+    units = _candidates(space, [x for _, x, _ in usable], n_design, seed)
+    scores = np.vstack([_predict(x, y, units, seed) for _, x, y in usable])
+    info = {
+        "n_tasks": len(usable),
+        "n_trials": int(sum(len(y) for _, _, y in usable)),
+        "n_candidates": len(units),
+        "skipped_tasks": skipped.summary(),
+        "skipped_records": histories.skipped.summary(),
+        "sources": sorted({task.source for task, _, _ in usable if task.source}),
+        "settings": {"n_design": n_design, "min_trials": min_trials, "seed": seed, "surrogate": SURROGATE},
+    }
+    _log.info("meta-model fit on %d tasks, %d candidates (%s)", len(usable), len(units), skipped.summary())
+    return MetaModel(
+        space=space,
+        tasks=tuple(task.name for task, _, _ in usable),
+        descriptors=tuple(dict(task.descriptor) for task, _, _ in usable),
+        units=units,
+        scores=scores,
+        n_trials=np.array([len(y) for _, _, y in usable], dtype=np.int64),
+        info=info,
+    )
+
+
+def _candidates(
+    space: SearchSpace, seen: list[NDArray[np.float64]], n_design: int, seed: int
+) -> NDArray[np.float64]:
+    """Seen configs and a Sobol design, canonical (through the space's mapping), deduplicated."""
+    dims = len(space.tunable)
+    design = qmc.Sobol(dims, scramble=True, seed=seed).random(n_design) if n_design else np.empty((0, dims))
+    raw = np.vstack([*seen, design])
+    canonical = unit_points(space, [space.from_unit(row.tolist()) for row in raw])
+    _, first = np.unique(np.round(canonical, 9), axis=0, return_index=True)
+    return np.asarray(canonical[np.sort(first)], dtype=np.float64)
+
+
+def _predict(
+    x: NDArray[np.float64], y: NDArray[np.float64], units: NDArray[np.float64], seed: int
+) -> NDArray[np.float64]:
+    """One task's normalized score at every candidate: its own where it ran it, else the surrogate's."""
+    predicted = np.clip(_fitted(x.tobytes(), y.tobytes(), x.shape[1], seed).predict(units), 0.0, 1.0)
+    out = np.array(predicted, dtype=np.float64)
+    distance = np.abs(units[:, None, :] - x[None, :, :]).max(axis=2)
+    exact = distance.min(axis=1) < 1e-9
+    out[exact] = y[distance[exact].argmin(axis=1)]
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _fitted(x_bytes: bytes, y_bytes: bytes, dims: int, seed: int) -> ExtraTreesRegressor:
+    """One task's surrogate, cached: leave-one-task-out refits the same tasks again and again."""
+    x = np.frombuffer(x_bytes, dtype=np.float64).reshape(-1, dims)
+    y = np.frombuffer(y_bytes, dtype=np.float64)
+    model = ExtraTreesRegressor(n_estimators=N_TREES, min_samples_leaf=2, random_state=seed, n_jobs=1)
+    return model.fit(x, y)
+
+
+def data_digest(histories: Histories) -> str:
+    """A short digest of the histories' content (for model provenance)."""
+    digest = hashlib.sha256()
+    for task in histories.tasks:
+        digest.update(task.name.encode())
+        for trial in task.trials:
+            digest.update(repr((sorted(trial.params.items()), trial.value)).encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,95 @@
+"""Finding a meta-model for a space: a file the user names, or one shipped in ``meta/``.
+
+A model fits a space when both have the same tunable parameter names. Its candidates
+that fall outside the new space (a narrowed range, a dropped choice) are left out, so a
+model of the library's ``hgb`` space also serves a user's space that ``extends: hgb`` and
+narrows a range.
+
+Example:
+    >>> from autotweak import load_space
+    >>> model = resolve_meta_model("auto", load_space("hgb"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from autotweak.meta._fit import unit_points
+from autotweak.meta._model import MetaModel, MetaModelError, load_meta_model
+from autotweak.space import SearchSpace
+
+__all__ = ["META_SUFFIX", "model_paths", "resolve_meta_model", "restrict"]
+
+_log = logging.getLogger(__name__)
+
+META_SUFFIX = ".meta.npz"
+
+
+def model_paths() -> list[Path]:
+    """Meta-model files found: ``$AUTOTWEAK_META_PATH`` folders first, then the shipped ones."""
+    folders = [Path(p) for p in os.environ.get("AUTOTWEAK_META_PATH", "").split(os.pathsep) if p]
+    here = Path(__file__).resolve().parent.parent
+    folders += [here / "_data" / "meta", here.parent / "meta"]
+    return [path for folder in folders if folder.is_dir() for path in sorted(folder.glob("*" + META_SUFFIX))]
+
+
+def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace) -> MetaModel | None:
+    """The meta-model for ``space``.
+
+    Args:
+        model: A model file; ``"auto"`` for the first found model (see :func:`model_paths`)
+            that fits the space; ``None`` or ``"none"`` for no model.
+        space: The study's search space.
+
+    Raises:
+        MetaModelError: If a named file does not fit ``space`` or cannot be read.
+    """
+    if model is None or str(model) == "none":
+        return None
+    if str(model) != "auto":
+        found = restrict(_load(str(Path(model).resolve())), space)
+        if found is None:
+            raise MetaModelError(f"{model}: the meta-model's parameters do not fit the space {space.names}.")
+        return found
+    if any(p.when is not None for p in space.params):
+        return None
+    for path in model_paths():
+        try:
+            fitted = restrict(_load(str(path.resolve())), space)
+        except MetaModelError as exc:
+            _log.warning("meta-model %s skipped: %s", path, exc)
+            continue
+        if fitted is not None:
+            _log.info("meta-learner: using %s (%d past tasks)", path, fitted.n_tasks)
+            return fitted
+    return None
+
+
+def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
+    """``model`` moved into ``space`` (candidates outside it dropped), or ``None`` if it does not fit."""
+    names = [p.name for p in space.tunable]
+    if names != [p.name for p in model.space.tunable] or any(p.when is not None for p in space.params):
+        return None
+    configs = [model.candidate(i) for i in range(len(model.units))]
+    keep = np.array([not space.invalid(config) for config in configs], dtype=bool)
+    if not keep.any():
+        return None
+    return MetaModel(
+        space=space,
+        tasks=model.tasks,
+        descriptors=model.descriptors,
+        units=unit_points(space, [c for c, k in zip(configs, keep, strict=True) if k]),
+        scores=model.scores[:, keep],
+        n_trials=model.n_trials,
+        info=model.info,
+    )
+
+
+@lru_cache(maxsize=16)
+def _load(path: str) -> MetaModel:
+    return load_meta_model(path)

@@ -1,0 +1,202 @@
+"""Proposals from a meta-model for a new task, refined by the task's own first results.
+
+One rule covers the zero-shot portfolio and the adaptive phase. Each past task ``t``
+carries a regret ``1 - scores[t, c]`` for every candidate ``c``; the configs already
+tried on the new task have reached, on task ``t``, the best regret ``r_t`` among them.
+The next proposal is the untried candidate that most lowers the weighted mean over past
+tasks of ``min(r_t, 1 - scores[t, c])`` (auto-sklearn 2.0's greedy portfolio, with
+weights). Before any result, the weights are the prior: uniform, or from the similarity
+of task descriptors. Once the new task has two results, a past task's weight grows with
+how well it ranks them (the fraction of pairs it orders as the new task did), so the
+proposals follow the past tasks that behave like this one.
+
+The negative-transfer guard compares the prior's ranking of the new task's results with
+their actual order (Kendall's tau); below a threshold, the prior is judged wrong for this
+task and the caller falls back to its cold sampler.
+
+Example:
+    >>> import numpy as np
+    >>> from autotweak import SearchSpace
+    >>> from autotweak.meta._model import MetaModel
+    >>> space = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+    >>> units = np.array([[0.0], [0.5], [1.0]])
+    >>> scores = np.array([[1.0, 0.5, 0.0], [0.0, 0.5, 1.0]])
+    >>> model = MetaModel(space, ("a", "b"), ({}, {}), units, scores, np.array([3, 3]))
+    >>> proposer = Proposer(model)
+    >>> [proposer.propose([], []).index, proposer.propose([[0.0]], [0.9]).index]
+    [0, 2]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import kendalltau
+
+from autotweak.meta._model import MetaModel
+
+__all__ = ["Proposal", "Proposer", "descriptor_weights"]
+
+TEMPERATURE = 0.1
+N_SOURCES = 3
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One proposed config and why.
+
+    Attributes:
+        index: The candidate's row in the meta-model.
+        params: The config.
+        predicted: Predicted normalized score (fraction of configs it beats), weighted
+            over past tasks.
+        uncertainty: Weighted standard deviation of that prediction across past tasks.
+        sources: The past tasks it comes from, ``(name, similarity)``, most supportive first.
+    """
+
+    index: int
+    params: Mapping[str, Any]
+    predicted: float
+    uncertainty: float
+    sources: tuple[tuple[str, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the shape stored on trials and parent runs)."""
+        return {
+            "params": dict(self.params),
+            "predicted": round(self.predicted, 4),
+            "uncertainty": round(self.uncertainty, 4),
+            "sources": [{"task": name, "similarity": round(sim, 4)} for name, sim in self.sources],
+        }
+
+
+class Proposer:
+    """Proposals for one new task from a meta-model.
+
+    Args:
+        model: The fitted meta-model.
+        prior: Weight of each past task before any result (uniform if ``None``), e.g.
+            from :func:`descriptor_weights`.
+        temperature: How sharply agreement with the new task's results concentrates the
+            weights (smaller: on fewer past tasks).
+    """
+
+    def __init__(
+        self, model: MetaModel, prior: NDArray[np.float64] | None = None, temperature: float = TEMPERATURE
+    ) -> None:
+        self.model = model
+        weights = np.ones(model.n_tasks) if prior is None else np.asarray(prior, dtype=np.float64)
+        self.prior = weights / weights.sum()
+        self.temperature = temperature
+        self._regret = 1.0 - model.scores
+
+    def nearest(self, units: Sequence[Sequence[float]]) -> NDArray[np.int64]:
+        """The candidate nearest each unit point (Euclidean in the unit cube)."""
+        points = np.asarray(units, dtype=np.float64).reshape(-1, self.model.units.shape[1])
+        if len(points) == 0:
+            return np.empty(0, dtype=np.int64)
+        distance = ((points[:, None, :] - self.model.units[None, :, :]) ** 2).sum(axis=2)
+        return np.asarray(distance.argmin(axis=1), dtype=np.int64)
+
+    def agreement(self, observed: NDArray[np.int64], values: Sequence[float]) -> NDArray[np.float64]:
+        """Per past task, the fraction of the new task's result pairs it orders the same way."""
+        y = np.asarray(values, dtype=np.float64)
+        new = np.sign(y[:, None] - y[None, :])
+        pairs = new != 0
+        if not pairs.any():
+            return np.full(self.model.n_tasks, 0.5)
+        past = self.model.scores[:, observed]
+        order = np.sign(past[:, :, None] - past[:, None, :])
+        same = ((order == new[None]) & pairs[None]).sum(axis=(1, 2))
+        return np.asarray(same / pairs.sum(), dtype=np.float64)
+
+    def weights(self, observed: NDArray[np.int64], values: Sequence[float]) -> NDArray[np.float64]:
+        """Past tasks' weights given the new task's results (prior alone below two results)."""
+        if len(values) < 2:
+            return np.asarray(self.prior, dtype=np.float64)
+        agreement = self.agreement(observed, values)
+        weights = self.prior * np.exp((agreement - agreement.max()) / self.temperature)
+        return np.asarray(weights / weights.sum(), dtype=np.float64)
+
+    def propose(
+        self,
+        tried: Sequence[Sequence[float]],
+        values: Sequence[float],
+        *,
+        observed: Sequence[Sequence[float]] | None = None,
+    ) -> Proposal:
+        """The next config to try.
+
+        Args:
+            tried: Unit points of every config already tried or running on the new task.
+            values: Results of the finished ones (higher is better), in the order of
+                ``observed``.
+            observed: Unit points of the finished ones; ``tried[:len(values)]`` if omitted.
+        """
+        tried_idx = self.nearest(tried)
+        observed_idx = self.nearest(observed) if observed is not None else tried_idx[: len(values)]
+        weights = self.weights(observed_idx, values)
+        reached = self._regret[:, tried_idx].min(axis=1) if len(tried_idx) else np.ones(self.model.n_tasks)
+        objective = weights @ np.minimum(reached[:, None], self._regret)
+        objective[tried_idx] = np.inf
+        index = int(np.argmin(objective))
+        return self._explain(index, weights)
+
+    def guard(self, observed: Sequence[Sequence[float]], values: Sequence[float]) -> float:
+        """Kendall's tau between the prior's predictions for the results and their order.
+
+        Near 0 or below when the past says nothing about this task (the prior ranks the
+        new task's results no better than chance); ``nan`` with fewer than two results.
+        """
+        if len(values) < 2:
+            return float("nan")
+        predicted = self.prior @ self.model.scores[:, self.nearest(observed)]
+        tau = kendalltau(predicted, np.asarray(values, dtype=np.float64)).statistic
+        return float(tau)
+
+    def _explain(self, index: int, weights: NDArray[np.float64]) -> Proposal:
+        column = self.model.scores[:, index]
+        predicted = float(weights @ column)
+        uncertainty = float(np.sqrt(weights @ (column - predicted) ** 2))
+        support = weights * column
+        top = np.argsort(-support, kind="stable")[:N_SOURCES]
+        similarity = weights / weights.max()
+        sources = tuple((self.model.tasks[t], float(similarity[t])) for t in top)
+        return Proposal(index, self.model.candidate(index), predicted, uncertainty, sources)
+
+
+def descriptor_weights(model: MetaModel, descriptor: Mapping[str, float | str]) -> NDArray[np.float64] | None:
+    """Prior weights of the past tasks from descriptor similarity, or ``None`` if none applies.
+
+    Numeric features shared by the new task and every past task are standardized over the
+    past tasks; a past task's weight is ``exp(-d^2 / (2 m))`` with ``d`` its distance to the
+    new task and ``m`` the median squared distance. A string feature (family, tags) that
+    differs halves the weight.
+    """
+
+    def is_number(value: object) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    numeric = [
+        key
+        for key, value in descriptor.items()
+        if is_number(value) and all(is_number(d.get(key)) for d in model.descriptors)
+    ]
+    strings = [key for key, value in descriptor.items() if isinstance(value, str)]
+    if not numeric and not strings:
+        return None
+    weights = np.ones(model.n_tasks)
+    if numeric:
+        past = np.array([[float(d[key]) for key in numeric] for d in model.descriptors])
+        scale = past.std(axis=0)
+        scale[scale == 0] = 1.0
+        new = np.array([float(descriptor[key]) for key in numeric])
+        distance = (((past - new) / scale) ** 2).sum(axis=1)
+        weights *= np.exp(-distance / (2 * max(float(np.median(distance)), 1e-9)))
+    for key in strings:
+        weights *= np.array([1.0 if d.get(key) == descriptor[key] else 0.5 for d in model.descriptors])
+    return np.asarray(weights, dtype=np.float64)

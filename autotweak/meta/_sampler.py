@@ -1,0 +1,206 @@
+"""``MetaSampler``: an Optuna sampler that starts a study from past experience.
+
+It wraps any Optuna sampler (TPE by default). For the first ``n_meta`` trials it proposes
+the meta-model's configs (see :class:`~autotweak.meta._propose.Proposer`): the
+warm-start portfolio, then proposals that follow the past tasks that rank this study's
+results best. The base sampler sees every one of those trials as an observation and takes
+over after them, or as soon as the negative-transfer guard finds that the past ranks this
+study's results no better than chance.
+
+Its decisions depend only on what the study's storage holds, so any number of workers
+share one study. A proposed trial carries the system attribute ``autotweak.meta`` (the
+proposal: params, predicted normalized score, uncertainty, source tasks and their
+similarity); a tripped guard is recorded on the study as ``autotweak.meta_guard``.
+
+Without a model, or for parameters outside the model's space, it is exactly its base
+sampler, so it is a drop-in for plain Optuna users:
+
+Example:
+    >>> import optuna
+    >>> study = optuna.create_study(sampler=MetaSampler(seed=0))
+    >>> study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=3)
+    >>> len(study.trials)
+    3
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from autotweak.meta._model import MetaModel
+from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
+
+__all__ = ["GUARD_ATTR", "PROPOSAL_ATTR", "MetaSampler", "proposals_of"]
+
+_log = logging.getLogger(__name__)
+
+PROPOSAL_ATTR = "autotweak.meta"
+GUARD_ATTR = "autotweak.meta_guard"
+UNITS_KEY = "units"
+
+
+class MetaSampler(BaseSampler):
+    """Warm-start proposals from a meta-model, then the base sampler.
+
+    Args:
+        model: The fitted meta-model; ``None`` makes this sampler its base sampler.
+        base: The sampler that follows (``TPESampler(seed=seed)`` by default).
+        n_meta: Trials proposed by the meta-model, at most.
+        guard_after: Complete trials before the negative-transfer guard is checked.
+        guard_threshold: The guard trips when the prior's Kendall tau with the study's
+            results is below this.
+        descriptor: The new task's descriptor (meta-features, family, tags) for the prior
+            weights of the past tasks; uniform weights if ``None`` or nothing matches.
+        seed: Seed of the default base sampler.
+    """
+
+    def __init__(
+        self,
+        model: MetaModel | None = None,
+        base: BaseSampler | None = None,
+        *,
+        n_meta: int = 10,
+        guard_after: int = 5,
+        guard_threshold: float = 0.0,
+        descriptor: Mapping[str, float | str] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.model = model
+        self.base = base if base is not None else optuna.samplers.TPESampler(seed=seed)
+        self.n_meta = n_meta
+        self.guard_after = guard_after
+        self.guard_threshold = guard_threshold
+        prior = descriptor_weights(model, descriptor) if model is not None and descriptor else None
+        self.proposer = Proposer(model, prior) if model is not None else None
+        self._names = [p.name for p in model.space.tunable] if model is not None else []
+        self._pending: dict[int, Proposal] = {}
+        self._lock = threading.Lock()
+
+    # -- BaseSampler ----------------------------------------------------------------------
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        proposal = self._next_proposal(study, trial)
+        if proposal is None:
+            return self.base.infer_relative_search_space(study, trial)
+        with self._lock:
+            self._pending[trial._trial_id] = proposal
+        assert self.model is not None
+        return {p.name: p.distribution() for p in self.model.space.tunable}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        with self._lock:
+            proposal = self._pending.pop(trial._trial_id, None)
+        if proposal is None:
+            return self.base.sample_relative(study, trial, search_space)
+        record = proposal.to_dict() | {UNITS_KEY: self.proposer.model.units[proposal.index].tolist()}  # type: ignore[union-attr]
+        study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, record)
+        return dict(proposal.params)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(
+        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        with self._lock:
+            self._pending.pop(trial._trial_id, None)
+        self.base.after_trial(study, trial, state, values)
+
+    # -- the meta phase -------------------------------------------------------------------
+    def _next_proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
+        if self.proposer is None or len(study.directions) != 1 or "fixed_params" in trial.system_attrs:
+            return None
+        trials = study.get_trials(deepcopy=False)
+        proposed = [t for t in trials if PROPOSAL_ATTR in t.system_attrs and t.number != trial.number]
+        if len(proposed) >= self.n_meta:
+            return None
+        tried, observed, values = self._evidence(trials, trial.number, study.direction)
+        if self._guard_tripped(study, observed, values):
+            return None
+        return self.proposer.propose(tried, values, observed=observed)
+
+    def _evidence(
+        self, trials: Sequence[FrozenTrial], current: int, direction: StudyDirection
+    ) -> tuple[list[list[float]], list[list[float]], list[float]]:
+        """Unit points of the configs tried (or running), and the finished ones with results."""
+        assert self.model is not None
+        sign = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
+        tried: list[list[float]] = []
+        observed: list[list[float]] = []
+        values: list[float] = []
+        for t in trials:
+            if t.number == current:
+                continue
+            point = self._point(t)
+            if point is None:
+                continue
+            tried.append(point)
+            if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value):
+                observed.append(point)
+                values.append(sign * t.value)
+        return tried, observed, values
+
+    def _point(self, trial: FrozenTrial) -> list[float] | None:
+        """The trial's unit point in the model's space, if it has one."""
+        record = trial.system_attrs.get(PROPOSAL_ATTR)
+        if isinstance(record, dict) and UNITS_KEY in record:
+            return [float(u) for u in record[UNITS_KEY]]
+        if not all(name in trial.params for name in self._names):
+            return None
+        assert self.model is not None
+        space = self.model.space
+        if space.invalid({name: trial.params[name] for name in self._names}):
+            return None
+        return [0.5 if u is None else u for u in space.to_unit(trial.params)]
+
+    def _guard_tripped(self, study: Study, observed: list[list[float]], values: list[float]) -> bool:
+        if study._storage.get_study_system_attrs(study._study_id).get(GUARD_ATTR):
+            return True
+        if len(values) < self.guard_after or self.proposer is None:
+            return False
+        tau = self.proposer.guard(observed, values)
+        if math.isnan(tau) or tau >= self.guard_threshold:
+            return False
+        _log.info(
+            "meta-learner: the past ranks this study's %d results no better than chance (tau %.2f < %.2f); "
+            "falling back to the cold sampler",
+            len(values),
+            tau,
+            self.guard_threshold,
+        )
+        record = {"tau": round(tau, 4), "results": len(values), "threshold": self.guard_threshold}
+        study._storage.set_study_system_attr(study._study_id, GUARD_ATTR, record)
+        return True
+
+
+def proposals_of(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
+    """The meta proposals recorded on ``trials``, each with its trial number and outcome."""
+    out = []
+    for t in trials:
+        record = t.system_attrs.get(PROPOSAL_ATTR)
+        if isinstance(record, dict):
+            entry = {k: v for k, v in record.items() if k != UNITS_KEY}
+            entry["trial_number"] = t.number
+            entry["state"] = t.state.name.lower()
+            entry["value"] = t.value
+            out.append(entry)
+    return out
