@@ -1,0 +1,230 @@
+"""Histories from MLflow: any runs with params and the metric, autotweak's or logged by hand.
+
+A run is a past trial when it has the metric and params that map onto the space. Its
+learning curve is the metric's history by step; its value the last point of that history
+(for autotweak's trial runs, the ``final_<metric>`` they record). The task is the run's
+experiment, or the tag or param named by ``task_key``.
+
+autotweak's study (parent) runs are not trials and are passed over. A run that failed,
+still runs, or was preempted (autotweak runs it again elsewhere) is skipped, as is one
+without the metric or with a non-finite value; all are counted with their reason. A
+killed run (an autotweak trial that was pruned, or a person's run stopped early) is kept
+with ``complete=False``.
+
+Example:
+    >>> from autotweak import load_space
+    >>> space = load_space("hgb")
+    >>> histories = read_mlflow("sqlite:///mlflow.db", metric="val_acc", space=space)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from mlflow import MlflowClient
+from mlflow.entities import Experiment, Run, RunStatus, ViewType
+
+from autotweak._locations import redact
+from autotweak.meta._histories import Direction, Histories, HistoryError, PastTrial, SkipReport, TaskHistory
+from autotweak.meta._mapping import ParamMapper
+from autotweak.space import SearchSpace
+
+__all__ = ["read_mlflow"]
+
+_log = logging.getLogger(__name__)
+
+_PAGE = 1000
+_STATUS_REASON = {
+    "FAILED": "the run failed",
+    "RUNNING": "the run is still running",
+    "SCHEDULED": "the run has not started",
+}
+
+
+@dataclass
+class _Reading:
+    """What one call reads with: the client, the rules and the report."""
+
+    client: MlflowClient
+    metric: str
+    task_key: str | None
+    curves: bool
+    mapper: ParamMapper
+    skipped: SkipReport
+
+
+def read_mlflow(
+    tracking_uri: str,
+    experiments: Sequence[str] | None = None,
+    *,
+    metric: str,
+    direction: Direction = "maximize",
+    space: SearchSpace,
+    task_key: str | None = None,
+    renames: Mapping[str, str] | None = None,
+    base: Mapping[str, Any] | None = None,
+    curves: bool = True,
+) -> Histories:
+    """Read the runs of MLflow experiments (all active ones if ``experiments`` is not given).
+
+    Args:
+        tracking_uri: Any MLflow tracking URI.
+        experiments: Names of the experiments to read.
+        metric: The metric whose last value scores a run and whose history is its curve.
+        direction: Whether the metric was maximized or minimized.
+        space: The space to map run params (strings) onto.
+        task_key: A run tag or param naming the task (default: the experiment's name).
+        renames: Recorded param name -> the space's name.
+        base: Values for params a run lacks.
+        curves: Whether to read each run's metric history (one request per run).
+
+    Raises:
+        HistoryError: If a named experiment is not in the store.
+
+    Example:
+        >>> from autotweak import load_space
+        >>> read_mlflow(  # doctest: +SKIP
+        ...     "http://mlflow:5000", ["wine-hgb"], metric="val_acc", space=load_space("hgb")
+        ... ).n_trials
+        64
+    """
+    if direction not in get_args(Direction):
+        raise HistoryError(f"'direction' must be 'maximize' or 'minimize', got {direction!r}.")
+    client = MlflowClient(tracking_uri=tracking_uri)
+    where = redact(tracking_uri)
+    found = _experiments(client, experiments, where)
+    reading = _Reading(client, metric, task_key, curves, ParamMapper(space, renames, base), SkipReport())
+    by_task: dict[str, list[PastTrial]] = {}
+    descriptors: dict[str, dict[str, float | str]] = {}
+    for experiment in found:
+        for task, trial in _trials(reading, experiment):
+            by_task.setdefault(task, []).append(trial)
+            if task_key is None:
+                descriptors[task] = _descriptor(experiment.tags)
+    reading.skipped.notes.update(reading.mapper.notes)
+    tasks = tuple(
+        TaskHistory(name, direction, tuple(trials), descriptors.get(name, {}), f"mlflow:{where}#{name}")
+        for name, trials in by_task.items()
+    )
+    histories = Histories(tasks, reading.skipped)
+    _log.info(
+        "histories from MLflow %s: %d tasks, %d trials; %s",
+        where,
+        len(tasks),
+        histories.n_trials,
+        reading.skipped.summary(),
+    )
+    return histories
+
+
+def _experiments(client: MlflowClient, names: Sequence[str] | None, where: str) -> list[Experiment]:
+    if names is None:
+        return list(
+            _pages(lambda token: client.search_experiments(ViewType.ACTIVE_ONLY, _PAGE, page_token=token))
+        )
+    found = [client.get_experiment_by_name(name) for name in names]
+    unknown = [name for name, experiment in zip(names, found, strict=True) if experiment is None]
+    if unknown:
+        there = sorted(e.name for e in _pages(lambda token: client.search_experiments(page_token=token)))
+        listing = ", ".join(there) or "none"
+        raise HistoryError(
+            f"{where}: 'experiments' must name experiments of the store (there: {listing}), got {unknown}."
+        )
+    return [experiment for experiment in found if experiment is not None]
+
+
+def _pages(search: Any) -> Iterator[Any]:
+    """Every item of a paged MLflow search."""
+    token = None
+    while True:
+        page = search(token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _trials(reading: _Reading, experiment: Experiment) -> Iterator[tuple[str, PastTrial]]:
+    def search(token: str | None) -> Any:
+        return reading.client.search_runs(
+            [experiment.experiment_id],
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=_PAGE,
+            page_token=token,
+        )
+
+    for run in _pages(search):
+        if run.data.tags.get("autotweak.kind") == "study":
+            continue
+        source = f"mlflow:{run.info.run_id}"
+        try:
+            task, trial, reason = _trial(reading, experiment, run, source)
+        except Exception as exc:  # a record must never stop the reading
+            task, trial, reason = None, None, f"the run cannot be read: {type(exc).__name__}"
+        if trial is None or task is None:
+            reading.skipped.add(reason or "the run cannot be read", source)
+        else:
+            yield task, trial
+
+
+def _trial(
+    reading: _Reading, experiment: Experiment, run: Run, source: str
+) -> tuple[str | None, PastTrial | None, str | None]:
+    tags, params = run.data.tags, run.data.params
+    state = tags.get("autotweak.state")
+    if run.info.status in _STATUS_REASON:
+        return None, None, _STATUS_REASON[run.info.status]
+    if state == "preempted":
+        return None, None, "the trial was preempted (run again elsewhere)"
+    task: str | None = experiment.name
+    if reading.task_key is not None:
+        task = tags.get(reading.task_key, params.get(reading.task_key))
+        if task is None:
+            return None, None, f"task key {reading.task_key!r} is neither a tag nor a param of the run"
+    if reading.metric not in run.data.metrics:
+        return None, None, f"metric {reading.metric!r} is missing"
+    value = _value(run, reading.metric)
+    if not math.isfinite(value):
+        return None, None, f"metric {reading.metric!r} is not a finite number"
+    steps, curve = _curve(reading, run)
+    config, reason = reading.mapper.map(params)
+    if config is None:
+        return None, None, reason
+    complete = run.info.status == RunStatus.to_string(RunStatus.FINISHED)
+    return str(task), PastTrial(config, value, steps, curve, source, complete), None
+
+
+def _curve(reading: _Reading, run: Run) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The metric's finite points by step, the last logged one where a step repeats."""
+    if not reading.curves:
+        return (), ()
+    history = reading.client.get_metric_history(run.info.run_id, reading.metric)
+    by_step = {m.step: m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))}
+    points = sorted((step, value) for step, value in by_step.items() if math.isfinite(value))
+    return tuple(int(s) for s, _ in points), tuple(float(v) for _, v in points)
+
+
+def _value(run: Run, metric: str) -> float:
+    """The metric's last value (by step), or the final value an autotweak trial recorded."""
+    last = float(run.data.metrics[metric])
+    final = run.data.metrics.get(f"final_{metric}")
+    if final is not None and math.isfinite(last) and run.data.tags.get("autotweak.kind") == "trial":
+        return float(final)
+    return last
+
+
+def _descriptor(tags: Mapping[str, str]) -> dict[str, float | str]:
+    """An experiment's own tags (not MLflow's or autotweak's), numbers as numbers."""
+    out: dict[str, float | str] = {}
+    for key, text in tags.items():
+        if key.startswith(("mlflow.", "autotweak.")):
+            continue
+        try:
+            out[key] = float(text)
+        except ValueError:
+            out[key] = text
+    return out

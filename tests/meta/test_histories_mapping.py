@@ -1,0 +1,168 @@
+"""Recorded params mapped onto a search space: parsing, renames, gaps, ranges, choices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autotweak.meta import HistoryError, ParamMapper, map_params
+from autotweak.space import SearchSpace
+
+SPACE = SearchSpace.from_dict(
+    {
+        "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "width": {"type": "int", "low": 16, "high": 512, "log": True},
+        "depth": {"type": "int", "low": 0, "high": 10, "step": 2},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
+        "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "momentum": {"type": "float", "low": 0.0, "high": 0.99, "when": {"optimizer": "sgd"}},
+        "amsgrad": {"type": "categorical", "choices": [True, False], "when": {"optimizer": "adam"}},
+        "epochs": {"type": "fixed", "value": 30},
+    }
+)
+GOOD = {
+    "learning_rate": "0.01",
+    "width": "64",
+    "depth": "4",
+    "dropout": "0.1",
+    "batch_size": "64",
+    "optimizer": "adam",
+    "amsgrad": "True",
+}
+EXPECTED = {
+    "learning_rate": 0.01,
+    "width": 64,
+    "depth": 4,
+    "dropout": 0.1,
+    "batch_size": 64,
+    "optimizer": "adam",
+    "amsgrad": True,
+    "epochs": 30,
+}
+
+
+def test_strings_are_parsed_to_each_params_type() -> None:
+    config, reason = map_params(GOOD, SPACE)
+    assert reason is None and config == EXPECTED
+    assert config is not None and type(config["width"]) is int and type(config["learning_rate"]) is float
+
+
+def test_native_and_numpy_values_and_odd_number_formats() -> None:
+    raw = {**GOOD, "learning_rate": np.float64(1e-2), "width": "64.0", "depth": np.int64(4), "dropout": 0}
+    raw |= {"batch_size": 64.0, "amsgrad": "true"}
+    config, reason = map_params(raw, SPACE)
+    assert reason is None and config == EXPECTED | {"dropout": 0.0}
+
+
+def test_renames_and_automatic_aliases() -> None:
+    raw = {k: v for k, v in GOOD.items() if k not in ("learning_rate", "batch_size")}
+    raw |= {"lr": "0.01", "Batch-Size": "64"}
+    assert map_params(raw, SPACE, renames={"lr": "learning_rate"}) == (EXPECTED, None)
+    assert map_params(raw | {"lr": "0.01", "LearningRate": "0.02"}, SPACE)[0] == EXPECTED | {
+        "learning_rate": 0.02
+    }
+    exact_wins = GOOD | {"learning-rate": "0.05"}
+    assert map_params(exact_wins, SPACE) == (EXPECTED, None)
+
+
+def test_renames_must_name_params_of_the_space() -> None:
+    with pytest.raises(
+        HistoryError,
+        match=r"'renames' must map recorded names to parameters of the space .* got \{'lr': 'rate'\}",
+    ):
+        ParamMapper(SPACE, renames={"lr": "rate"})
+
+
+def test_missing_params_are_filled_from_fixed_or_base_else_skipped() -> None:
+    no_epochs = GOOD
+    assert map_params(no_epochs, SPACE)[0] == EXPECTED
+    lacking = {k: v for k, v in GOOD.items() if k != "dropout"}
+    assert map_params(lacking, SPACE) == (None, "param 'dropout' is missing")
+    mapper = ParamMapper(SPACE, base={"dropout": 0.2})
+    assert mapper.map(lacking) == (EXPECTED | {"dropout": 0.2}, None)
+    assert dict(mapper.notes) == {"param 'dropout' filled from the base config": 1}
+
+
+def test_conditional_params_only_when_active() -> None:
+    sgd = {k: v for k, v in GOOD.items() if k != "amsgrad"} | {"optimizer": "sgd", "momentum": "0.9"}
+    config, _ = map_params(sgd, SPACE)
+    assert config is not None and config["momentum"] == 0.9 and "amsgrad" not in config
+    assert map_params(sgd | {"amsgrad": "False"}, SPACE)[0] == config  # inactive: dropped
+    assert (
+        map_params({k: v for k, v in sgd.items() if k != "momentum"}, SPACE)[1]
+        == "param 'momentum' is missing"
+    )
+
+
+def test_out_of_range_clipped_within_tolerance_else_skipped() -> None:
+    mapper = ParamMapper(SPACE)
+    assert mapper.map(GOOD | {"dropout": "0.54"}) == (EXPECTED | {"dropout": 0.5}, None)
+    assert mapper.map(GOOD | {"dropout": "-0.01"}) == (EXPECTED | {"dropout": 0.0}, None)
+    assert mapper.map(GOOD | {"learning_rate": "0.15"}) == (
+        EXPECTED | {"learning_rate": 0.1},
+        None,
+    )  # log scale
+    assert mapper.map(GOOD | {"dropout": "5.0"}) == (None, "param 'dropout' = 5.0 out of range [0.0, 0.5]")
+    assert mapper.map(GOOD | {"width": "4"}) == (None, "param 'width' = 4 out of range [16, 512]")
+    assert mapper.map(GOOD | {"learning_rate": "-1"}) == (
+        None,
+        "param 'learning_rate' = -1.0 out of range [0.0001, 0.1]",
+    )
+    assert dict(mapper.notes) == {
+        "param 'dropout' clipped into range": 2,
+        "param 'learning_rate' clipped into range": 1,
+    }
+
+
+def test_ints_off_their_step_move_to_it_and_fractions_are_refused() -> None:
+    mapper = ParamMapper(SPACE)
+    assert mapper.map(GOOD | {"depth": "5"}) == (EXPECTED | {"depth": 6}, None)
+    assert mapper.map(GOOD | {"width": "64.5"}) == (None, "param 'width' = 64.5 must be an integer")
+    assert dict(mapper.notes) == {"param 'depth' moved to its step": 1}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"batch_size": "48"}, "param 'batch_size' = '48' is not one of the choices [32, 64, 128]"),
+        ({"optimizer": "Adam"}, "param 'optimizer' = 'Adam' is not one of the choices ['adam', 'sgd']"),
+        ({"amsgrad": "maybe"}, "param 'amsgrad' = 'maybe' is not one of the choices [True, False]"),
+        ({"dropout": "high"}, "param 'dropout' = 'high' must be a number"),
+        ({"dropout": "nan"}, "param 'dropout' = nan must be a finite number"),
+        ({"dropout": True}, "param 'dropout' = True must be a number"),
+        ({"width": [64]}, "param 'width' = [64] must be a number"),
+        ({"epochs": "10"}, "param 'epochs' = '10' is not the space's fixed value 30"),
+    ],
+)
+def test_bad_values_skip_the_record_with_a_reason(change: dict[str, object], reason: str) -> None:
+    assert map_params(GOOD | change, SPACE) == (None, reason)
+
+
+def test_a_fixed_param_recorded_with_its_value_is_kept() -> None:
+    assert map_params(GOOD | {"epochs": "30"}, SPACE) == (EXPECTED, None)
+
+
+def test_extra_params_are_ignored_and_noted_once_per_name() -> None:
+    mapper = ParamMapper(SPACE)
+    for _ in range(3):
+        assert mapper.map(GOOD | {"seed": "1", "run_name": "x"}) == (EXPECTED, None)
+    assert dict(mapper.notes) == {
+        "param 'seed' is not in the space (ignored)": 1,
+        "param 'run_name' is not in the space (ignored)": 1,
+    }
+
+
+class _Weird:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no comparison")
+
+    __hash__ = object.__hash__
+
+
+def test_a_hostile_record_never_crashes() -> None:
+    config, reason = map_params(GOOD | {"optimizer": _Weird()}, SPACE)
+    assert config is None and reason == "params cannot be read: RuntimeError"

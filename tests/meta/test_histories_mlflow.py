@@ -1,0 +1,177 @@
+"""Histories from a real MLflow store: runs a person logged by hand, and autotweak's own."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Param
+
+import autotweak
+from autotweak.meta import HistoryError, read_mlflow
+from autotweak.space import SearchSpace
+
+SPACE = SearchSpace.from_dict(
+    {
+        "lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+        "max_depth": {"type": "int", "low": 1, "high": 20},
+        "bootstrap": {"type": "categorical", "choices": [True, False]},
+    }
+)
+X_SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": -5.0, "high": 5.0}})
+
+
+def _log(
+    client: MlflowClient,
+    experiment_id: str,
+    name: str,
+    params: dict[str, str],
+    curve: list[float] | None,
+    status: str = "FINISHED",
+    tags: dict[str, str] | None = None,
+) -> str:
+    """A run as a person logs it: params as strings, the metric once per epoch."""
+    run = client.create_run(experiment_id, run_name=name, tags=tags or {})
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+    for step, value in enumerate(curve or []):
+        client.log_metric(run_id, "val_acc", value, step=step)
+    client.log_metric(run_id, "train_loss", 0.1)
+    client.set_terminated(run_id, status)
+    return run_id
+
+
+@pytest.fixture
+def store(mlflow_client: MlflowClient) -> dict[str, str]:
+    """A person's experiment 'wine' with good, odd, renamed and bad runs; run ids by name."""
+    exp = mlflow_client.create_experiment("wine", tags={"rows": "178", "domain": "tabular"})
+    good = {"lr": "0.01", "max_depth": "5", "bootstrap": "True"}
+    runs = {
+        "plain": (good | {"n_estimators": "100"}, [0.7, 0.8, 0.85], "FINISHED"),
+        "odd": ({"lr": "1E-2", "max_depth": "5.0", "bootstrap": "false"}, [0.6, 0.9], "FINISHED"),
+        "renamed": ({"learning_rate": "0.1", "Max-Depth": "3", "Bootstrap": "True"}, [0.75], "FINISHED"),
+        "clipped": (good | {"max_depth": "21"}, [0.5], "FINISHED"),
+        "out_of_range": (good | {"lr": "5"}, [0.5], "FINISHED"),
+        "no_metric": (good, None, "FINISHED"),
+        "failed": (good, [0.3], "FAILED"),
+        "nan": (good, [0.4, math.nan], "FINISHED"),
+        "stopped": (good, [0.2, 0.25], "KILLED"),
+        "no_depth": ({"lr": "0.01", "bootstrap": "True"}, [0.5], "FINISHED"),
+    }
+    return {name: _log(mlflow_client, exp, name, *spec) for name, spec in runs.items()}
+
+
+def test_hand_logged_runs_become_trials_with_counted_skips(
+    home: Path, store: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    with caplog.at_level(logging.INFO, logger="autotweak"):
+        histories = read_mlflow(uri, ["wine"], metric="val_acc", space=SPACE, renames={"learning_rate": "lr"})
+    (task,) = histories.tasks
+    assert task.name == "wine" and task.direction == "maximize"
+    assert task.descriptor == {"rows": 178.0, "domain": "tabular"} and task.source == f"mlflow:{uri}#wine"
+    by_run = {t.source.removeprefix("mlflow:"): t for t in task.trials}
+    names = {run_id: name for name, run_id in store.items()}
+    assert sorted(names[r] for r in by_run) == ["clipped", "odd", "plain", "renamed", "stopped"]
+    plain = by_run[store["plain"]]
+    assert plain.params == {"lr": 0.01, "max_depth": 5, "bootstrap": True}
+    assert plain.steps == (0, 1, 2) and plain.curve == (0.7, 0.8, 0.85) and plain.value == 0.85
+    assert by_run[store["odd"]].params == {"lr": 0.01, "max_depth": 5, "bootstrap": False}
+    assert by_run[store["renamed"]].params == {"lr": 0.1, "max_depth": 3, "bootstrap": True}
+    assert by_run[store["clipped"]].params["max_depth"] == 20
+    assert not by_run[store["stopped"]].complete and plain.complete
+    skipped = histories.skipped
+    assert dict(skipped.counts) == {
+        "param 'lr' = 5.0 out of range [0.001, 1.0]": 1,
+        "metric 'val_acc' is missing": 1,
+        "the run failed": 1,
+        "metric 'val_acc' is not a finite number": 1,
+        "param 'max_depth' is missing": 1,
+    }
+    assert skipped.examples["the run failed"] == f"mlflow:{store['failed']}"
+    assert dict(skipped.notes) == {
+        "param 'n_estimators' is not in the space (ignored)": 1,
+        "param 'max_depth' clipped into range": 1,
+    }
+    assert f"histories from MLflow {uri}: 1 tasks, 5 trials; 5 records skipped" in caplog.text
+
+
+def test_without_curves_the_value_is_the_last_metric(home: Path, store: dict[str, str]) -> None:
+    histories = read_mlflow(
+        f"sqlite:///{home / 'mlflow.db'}", ["wine"], metric="val_acc", space=SPACE, curves=False
+    )
+    trials = {t.source: t for t in histories.tasks[0].trials}
+    plain = trials[f"mlflow:{store['plain']}"]
+    assert plain.steps == () and plain.curve == () and plain.value == 0.85
+
+
+def test_a_task_key_groups_runs_across_experiments(home: Path, mlflow_client: MlflowClient) -> None:
+    good = {"lr": "0.01", "max_depth": "5", "bootstrap": "True"}
+    first = mlflow_client.create_experiment("sweep-1")
+    second = mlflow_client.create_experiment("sweep-2")
+    _log(mlflow_client, first, "a", good, [0.5], tags={"dataset": "iris"})
+    _log(mlflow_client, second, "b", good, [0.6], tags={"dataset": "iris"})
+    _log(mlflow_client, second, "c", good | {"dataset": "wine"}, [0.7])
+    lost = _log(mlflow_client, second, "d", good, [0.8])
+    histories = read_mlflow(
+        f"sqlite:///{home / 'mlflow.db'}",
+        ["sweep-1", "sweep-2"],
+        metric="val_acc",
+        space=SPACE,
+        task_key="dataset",
+    )
+    assert sorted(histories.names) == ["iris", "wine"]
+    assert len(histories.task("iris").trials) == 2 and histories.task("iris").descriptor == {}
+    assert dict(histories.skipped.counts) == {"task key 'dataset' is neither a tag nor a param of the run": 1}
+    assert (
+        histories.skipped.examples["task key 'dataset' is neither a tag nor a param of the run"]
+        == f"mlflow:{lost}"
+    )
+
+
+def test_autotweak_runs_parent_skipped_pruned_kept_incomplete_failed_counted(
+    home: Path, make_experiment, mlflow_client: MlflowClient
+) -> None:
+    exp = make_experiment(
+        name="auto",
+        budget={"trials": 4},
+        base={},
+        metric={"name": "loss", "direction": "minimize", "steps": 3},
+    )
+    with autotweak.Study(exp) as study:
+        for outcome in ("complete", "pruned", "failed", "complete"):
+            trial = study.ask()
+            assert trial is not None
+            loss = (trial.config["x"] - 1.0) ** 2
+            for step in range(1, 3 if outcome == "pruned" else 4):
+                trial.report(loss + 3 - step, step)
+            if outcome == "pruned":
+                study.tell(trial, state="pruned")
+            else:
+                study.tell(trial, loss if outcome == "complete" else math.nan)
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    histories = read_mlflow(uri, metric="loss", direction="minimize", space=X_SPACE)
+    assert histories.names == ["auto"]
+    trials = histories.task("auto").trials
+    assert [t.complete for t in trials].count(True) == 2 and [t.complete for t in trials].count(False) == 1
+    pruned = next(t for t in trials if not t.complete)
+    assert pruned.steps == (1, 2) and pruned.value == pruned.curve[-1]
+    done = next(t for t in trials if t.complete)
+    assert done.steps == (1, 2, 3) and done.value == pytest.approx((done.params["x"] - 1.0) ** 2)
+    assert dict(histories.skipped.counts) == {"the run failed": 1}
+    complete = [t.value for t in trials if t.complete]
+    assert histories.task("auto").scores().tolist() == [-v for v in complete]
+
+
+def test_unknown_experiments_and_bad_direction_are_refused(home: Path, store: dict[str, str]) -> None:
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    with pytest.raises(
+        HistoryError,
+        match=r"'experiments' must name experiments of the store \(there: Default, wine\), got \['beer'\]",
+    ):
+        read_mlflow(uri, ["wine", "beer"], metric="val_acc", space=SPACE)
+    with pytest.raises(HistoryError, match=r"'direction' must be 'maximize' or 'minimize', got 'up'"):
+        read_mlflow(uri, metric="val_acc", space=SPACE, direction="up")  # type: ignore[arg-type]
