@@ -15,11 +15,13 @@ from autotweak.meta._mlflow_source import read_mlflow
 from autotweak.meta._model import MetaModel, MetaModelError, load_meta_model
 from autotweak.meta._optuna_source import read_optuna
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
-from autotweak.meta._sampler import MetaSampler, proposals_of
+from autotweak.meta._sampler import GUARD_ATTR, PROPOSAL_ATTR, MetaSampler, proposals_of
 from autotweak.meta._table import read_table
 
 __all__ = [
     "LIBRARY_FAMILIES",
+    "GUARD_ATTR",
+    "PROPOSAL_ATTR",
     "Direction",
     "MetaModel",
     "MetaModelError",

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -83,7 +83,7 @@ class MetaSampler(BaseSampler):
         prior = descriptor_weights(model, descriptor) if model is not None and descriptor else None
         self.proposer = Proposer(model, prior) if model is not None else None
         self._names = [p.name for p in model.space.tunable] if model is not None else []
-        self._pending: dict[int, Proposal] = {}
+        self._pending: dict[int, Proposal | None] = {}
         self._lock = threading.Lock()
 
     # -- BaseSampler ----------------------------------------------------------------------
@@ -91,28 +91,26 @@ class MetaSampler(BaseSampler):
         self.base.reseed_rng()
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        proposal = self._next_proposal(study, trial)
-        if proposal is None:
-            return self.base.infer_relative_search_space(study, trial)
-        with self._lock:
-            self._pending[trial._trial_id] = proposal
-        assert self.model is not None
-        return {p.name: p.distribution() for p in self.model.space.tunable}
+        if self._proposal(study, trial) is not None:
+            return {}  # every parameter goes through sample_independent, where the proposal is served
+        return self.base.infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        with self._lock:
-            proposal = self._pending.pop(trial._trial_id, None)
-        if proposal is None:
-            return self.base.sample_relative(study, trial, search_space)
-        record = proposal.to_dict() | {UNITS_KEY: self.proposer.model.units[proposal.index].tolist()}  # type: ignore[union-attr]
-        study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, record)
-        return dict(proposal.params)
+        if not search_space:
+            return {}
+        proposal = self._proposal(study, trial)
+        served = {} if proposal is None else _served(proposal, search_space)
+        rest = {name: d for name, d in search_space.items() if name not in served}
+        return served | (self.base.sample_relative(study, trial, rest) if rest else {})
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
+        proposal = self._proposal(study, trial)
+        if proposal is not None and _served(proposal, {param_name: param_distribution}):
+            return proposal.params[param_name]
         return self.base.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -126,6 +124,23 @@ class MetaSampler(BaseSampler):
         self.base.after_trial(study, trial, state, values)
 
     # -- the meta phase -------------------------------------------------------------------
+    def _proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
+        """This trial's proposal, decided once (at its first sampling call) and recorded.
+
+        The lock makes deciding and recording one step for the threads of this process,
+        so two trials never get the same proposal; across processes the window is the
+        time of one storage write (autotweak's workers on SQLite also hold the ask lock).
+        """
+        with self._lock:
+            if trial._trial_id not in self._pending:
+                proposal = self._next_proposal(study, trial)
+                if proposal is not None:
+                    assert self.model is not None
+                    record = proposal.to_dict() | {UNITS_KEY: self.model.units[proposal.index].tolist()}
+                    study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, record)
+                self._pending[trial._trial_id] = proposal
+            return self._pending[trial._trial_id]
+
     def _next_proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
         if self.proposer is None or len(study.directions) != 1 or "fixed_params" in trial.system_attrs:
             return None
@@ -190,6 +205,27 @@ class MetaSampler(BaseSampler):
         record = {"tau": round(tau, 4), "results": len(values), "threshold": self.guard_threshold}
         study._storage.set_study_system_attr(study._study_id, GUARD_ATTR, record)
         return True
+
+
+def _served(proposal: Proposal, search_space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+    """The proposal's values for the parameters of ``search_space`` that it fits."""
+    return {
+        name: proposal.params[name]
+        for name, distribution in search_space.items()
+        if name in proposal.params and _fits(distribution, proposal.params[name])
+    }
+
+
+def _fits(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether ``value`` is a valid value of ``distribution`` (same kind, in range)."""
+    if isinstance(distribution, IntDistribution) and not isinstance(value, int):
+        return False
+    if isinstance(distribution, FloatDistribution) and isinstance(value, bool | str):
+        return False
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError):
+        return False
 
 
 def proposals_of(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:

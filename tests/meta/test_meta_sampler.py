@@ -1,0 +1,123 @@
+"""MetaSampler: Optuna's own sampler suites, with and without a meta-model, and the meta phase."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import optuna
+import pytest
+from optuna.testing.pytest_samplers import (
+    BasicSamplerTestCase,
+    MultiObjectiveSamplerTestCase,
+    RelativeSamplerTestCase,
+)
+
+from autotweak import SearchSpace
+from autotweak.meta import (
+    GUARD_ATTR,
+    Histories,
+    MetaSampler,
+    PastTrial,
+    TaskHistory,
+    fit_meta_model,
+    proposals_of,
+)
+
+SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 10.0}})
+
+
+def _histories(peaks: list[float], *, n: int = 20, seed: int = 0) -> Histories:
+    """Past tasks whose score peaks at ``peak`` (one task per peak)."""
+    rng = np.random.default_rng(seed)
+    tasks = []
+    for i, peak in enumerate(peaks):
+        xs = rng.uniform(0, 10, n)
+        trials = tuple(PastTrial({"x": float(x)}, -abs(float(x) - peak)) for x in xs)
+        tasks.append(TaskHistory(f"task{i}", "maximize", trials))
+    return Histories(tuple(tasks))
+
+
+MODEL = fit_meta_model(_histories([2.0, 2.5, 3.0]), SPACE, n_design=64)
+
+
+class TestWithoutModel(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
+    @pytest.fixture
+    def sampler(self) -> Callable[[], optuna.samplers.BaseSampler]:
+        return lambda: MetaSampler(seed=0)
+
+
+class TestWithModel(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
+    @pytest.fixture
+    def sampler(self) -> Callable[[], optuna.samplers.BaseSampler]:
+        return lambda: MetaSampler(MODEL, seed=0)
+
+
+class TestWithModelAndMultivariateTPE(
+    BasicSamplerTestCase, RelativeSamplerTestCase, MultiObjectiveSamplerTestCase
+):
+    @pytest.fixture
+    def sampler(self) -> Callable[[], optuna.samplers.BaseSampler]:
+        return lambda: MetaSampler(MODEL, optuna.samplers.TPESampler(multivariate=True, n_startup_trials=0, seed=0))
+
+
+def _objective(peak: float) -> Callable[[optuna.Trial], float]:
+    return lambda trial: -abs(trial.suggest_float("x", 0.0, 10.0) - peak)
+
+
+def test_first_proposals_come_from_the_past_and_are_recorded() -> None:
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(MODEL, seed=0, n_meta=3))
+    study.optimize(_objective(2.5), n_trials=6)
+    proposals = proposals_of(study.trials)
+    assert [p["trial_number"] for p in proposals] == [0, 1, 2]
+    assert abs(study.trials[0].params["x"] - 2.5) < 1.0  # the past tasks all peak near 2.5
+    first = proposals[0]
+    assert first["value"] == study.trials[0].value
+    assert {s["task"] for s in first["sources"]} <= {"task0", "task1", "task2"}
+    assert 0.0 <= first["predicted"] <= 1.0 and first["uncertainty"] >= 0.0
+
+
+def test_minimized_metrics_are_oriented() -> None:
+    study = optuna.create_study(direction="minimize", sampler=MetaSampler(MODEL, seed=0, n_meta=2))
+    study.optimize(lambda t: abs(t.suggest_float("x", 0.0, 10.0) - 2.5), n_trials=2)
+    assert abs(study.trials[0].params["x"] - 2.5) < 1.0
+
+
+def test_the_guard_falls_back_when_the_past_disagrees() -> None:
+    # Past tasks peak at 2-3, this one at 9: the prior ranks its results backwards.
+    sampler = MetaSampler(MODEL, seed=0, n_meta=20, guard_after=4)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_objective(9.0), n_trials=20)
+    guard = study._storage.get_study_system_attrs(study._study_id)[GUARD_ATTR]
+    assert guard["tau"] < 0 and guard["results"] >= 4
+    assert len(proposals_of(study.trials)) < 20
+
+
+def test_no_guard_when_the_past_agrees() -> None:
+    study = optuna.create_study(
+        direction="maximize", sampler=MetaSampler(MODEL, seed=0, n_meta=8, guard_after=4)
+    )
+    study.optimize(_objective(2.5), n_trials=8)
+    assert GUARD_ATTR not in study._storage.get_study_system_attrs(study._study_id)
+    assert len(proposals_of(study.trials)) == 8
+
+
+def test_enqueued_trials_are_left_alone() -> None:
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(MODEL, seed=0))
+    study.enqueue_trial({"x": 7.0})
+    study.optimize(_objective(2.5), n_trials=2)
+    assert study.trials[0].params["x"] == 7.0
+    assert [p["trial_number"] for p in proposals_of(study.trials)] == [1]
+
+
+def test_a_param_of_another_kind_goes_to_the_base_sampler() -> None:
+    study = optuna.create_study(sampler=MetaSampler(MODEL, seed=0))
+    study.optimize(lambda t: float(t.suggest_int("x", 100, 200)), n_trials=3)
+    assert all(100 <= t.params["x"] <= 200 for t in study.trials)
+
+
+def test_workers_in_threads_never_get_the_same_proposal() -> None:
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(MODEL, seed=0, n_meta=6))
+    study.optimize(_objective(2.5), n_trials=6, n_jobs=2)
+    xs = [p["params"]["x"] for p in proposals_of(study.trials)]
+    assert len(xs) == len(set(xs))
