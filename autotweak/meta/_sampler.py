@@ -125,7 +125,7 @@ class MetaSampler(BaseSampler):
 
     # -- the meta phase -------------------------------------------------------------------
     def _proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
-        """This trial's proposal, decided once (at its first sampling call) and recorded.
+        """The proposal of this trial, decided once (at its first sampling call) and recorded.
 
         The lock makes deciding and recording one step for the threads of this process,
         so two trials never get the same proposal; across processes the window is the

@@ -58,7 +58,8 @@ class TestWithModelAndMultivariateTPE(
 ):
     @pytest.fixture
     def sampler(self) -> Callable[[], optuna.samplers.BaseSampler]:
-        return lambda: MetaSampler(MODEL, optuna.samplers.TPESampler(multivariate=True, n_startup_trials=0, seed=0))
+        base = optuna.samplers.TPESampler
+        return lambda: MetaSampler(MODEL, base(multivariate=True, n_startup_trials=0, seed=0))
 
 
 def _objective(peak: float) -> Callable[[optuna.Trial], float]:
