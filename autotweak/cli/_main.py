@@ -46,7 +46,14 @@ def _tracking_option(func: F) -> F:
 def _run_options(func: F) -> F:
     for option in reversed(
         [
-            click.option("--workers", type=click.IntRange(min=1), help="Local worker processes."),
+            click.option("--workers", type=click.IntRange(min=1), help="Worker processes (or instances)."),
+            click.option(
+                "--executor",
+                type=click.Choice(["processes", "aws-spot"]),
+                default="processes",
+                show_default=True,
+                help="Where workers run: local processes, or EC2 spot instances (spec: execution.aws).",
+            ),
             click.option("--trials", type=click.IntRange(min=1), help="Total trials of the study."),
             click.option("--wall-time", help='Wall-time limit, e.g. "90s", "10m", "2h".'),
             click.option("-q", "--quiet", is_flag=True, help="No progress output."),
@@ -235,6 +242,40 @@ def ui(tracking_uri: str | None, port: int, host: str) -> None:
     raise SystemExit(subprocess.call(command))
 
 
+@cli.group()
+def workers() -> None:
+    """List or stop the EC2 spot instances that run a study's workers."""
+
+
+@workers.command("list")
+@click.argument("study", required=False)
+@click.option("--region", envvar="AWS_REGION", help="AWS region (default: boto3's).")
+@click.option("--all", "show_all", is_flag=True, help="Include terminated instances.")
+def workers_list(study: str | None, region: str | None, show_all: bool) -> None:
+    """List the worker instances of STUDY (or of every study)."""
+    from autotweak.aws._ec2 import ec2_client, find_instances
+
+    found = [i for i in find_instances(ec2_client(region), study) if show_all or i.alive]
+    if not found:
+        _console.line("no worker instances" + (f" for study '{study}'" if study else ""))
+    for i in found:
+        price = "-" if i.price is None else f"${i.price:.4g}/h"
+        launched = i.launch_time.strftime("%Y-%m-%d %H:%M:%S")
+        _console.line(f"{i.instance_id}  {i.instance_type}  {i.state}  {launched}  {price}  {i.study}")
+
+
+@workers.command("stop")
+@click.argument("study")
+@click.option("--region", envvar="AWS_REGION", help="AWS region (default: boto3's).")
+def workers_stop(study: str, region: str | None) -> None:
+    """Terminate every worker instance of STUDY; their running trials are retried on resume."""
+    from autotweak.aws._ec2 import ec2_client, find_instances, terminate
+
+    ec2 = ec2_client(region)
+    stopped = terminate(ec2, find_instances(ec2, study))
+    _console.line(f"terminated {len(stopped)} instance(s) of study '{study}'")
+
+
 def _override(experiment: Experiment, name: str | None = None, **options: Any) -> Experiment:
     budget = experiment.budget
     if options.get("trials") or options.get("wall_time"):
@@ -281,8 +322,13 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         f"{verb} study '{experiment.name}': sampler {experiment.sampler.name}, pruner "
         f"{experiment.pruner.name}, {experiment.execution.workers} worker(s)"
     )
+    executor = None
+    if options.get("executor", "processes") != "processes":
+        from autotweak.engine._executors import EXECUTORS
+
+        executor = EXECUTORS[options["executor"]](experiment.execution.workers)
     with _console.study_view(experiment) as view:
-        result = run_study(experiment, resume=resume, on_progress=view)
+        result = run_study(experiment, resume=resume, on_progress=view, executor=executor)
     summary = result.summary
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
     _console.line(

@@ -128,9 +128,16 @@ def _process_main(
     sender.close()
 
 
+def _aws_spot(workers: int) -> BaseExecutor:
+    from autotweak.aws import SpotExecutor  # boto3 only when asked for
+
+    return SpotExecutor(workers)
+
+
 EXECUTORS: dict[str, Callable[[int], BaseExecutor]] = {
     "inline": lambda workers: InlineExecutor(),
     "processes": ProcessExecutor,
+    "aws-spot": _aws_spot,
 }
 
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autotweak._validation import Where, as_float, as_int, as_mapping, as_str, check_keys
+from autotweak._validation import Where, as_bool, as_float, as_int, as_mapping, as_str, check_keys
 
-__all__ = ["Budget", "Component", "Execution", "Metric", "parse_duration"]
+__all__ = ["AwsSpot", "Budget", "Component", "Execution", "Metric", "parse_duration"]
 
 Direction = Literal["maximize", "minimize"]
 
@@ -122,12 +122,15 @@ class Execution:
         grace_period: Seconds without a heartbeat after which a trial is stale: it is
             marked failed and run again.
         max_retries: How many times a stale trial is run again.
+        aws: Settings of the ``aws-spot`` executor, as validated plain data (see
+            :class:`AwsSpot`); ``None`` when the study never runs on EC2.
     """
 
     workers: int = 1
     heartbeat_interval: int = 5
     grace_period: int = 20
     max_retries: int = 2
+    aws: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         where = Where(None, "execution")
@@ -139,15 +142,114 @@ class Execution:
             raise where.child("grace_period").fail(
                 f"must be greater than heartbeat_interval ({self.heartbeat_interval})", self.grace_period
             )
+        if self.aws is not None:
+            AwsSpot.parse(self.aws, where.child("aws"))
 
     @classmethod
     def parse(cls, raw: Any, where: Where) -> Execution:
         data = as_mapping(raw, where)
         keys = ("workers", "heartbeat_interval", "grace_period", "max_retries")
-        check_keys(data, where, allowed=keys)
+        check_keys(data, where, allowed=(*keys, "aws"))
         minimum = {"max_retries": 0}
-        values = {k: as_int(data[k], where.child(k), minimum=minimum.get(k, 1)) for k in keys if k in data}
+        values: dict[str, Any] = {
+            k: as_int(data[k], where.child(k), minimum=minimum.get(k, 1)) for k in keys if k in data
+        }
+        if data.get("aws") is not None:
+            values["aws"] = AwsSpot.parse(data["aws"], where.child("aws")).to_dict()
         return cls(**values)
+
+
+_AWS_REQUIRED = ("image_id", "instance_types")
+_AWS_OPTIONAL = (
+    "region",
+    "max_price",
+    "budget_usd",
+    "iam_instance_profile",
+    "subnet_id",
+    "security_group_ids",
+    "key_name",
+    "install",
+    "fleet",
+    "poll_interval",
+)
+DEFAULT_INSTALL = "python3 -m pip install 'autotweak[aws,postgres]'"
+
+
+@dataclass(frozen=True)
+class AwsSpot:
+    """Where and how the ``aws-spot`` executor launches its workers (``execution.aws``).
+
+    Attributes:
+        image_id: The AMI the workers boot (with Python 3.11+ and, for GPUs, drivers).
+        instance_types: Instance types to choose from, cheapest capacity first.
+        region: AWS region (else the boto3 default chain's).
+        max_price: Highest spot price paid per instance-hour, in US dollars.
+        budget_usd: Total dollars the study's instances may cost; once spent, no instance
+            is launched and the running ones are terminated.
+        iam_instance_profile: Instance profile whose role gives workers their AWS
+            credentials (S3 artifacts); keys never travel in user-data.
+        subnet_id: Subnet to launch into (else the default VPC's).
+        security_group_ids: Security groups of the workers.
+        key_name: SSH key pair, for debugging.
+        install: Shell command the bootstrap runs to install the project.
+        fleet: Launch with an instant EC2 Fleet (else spot ``RunInstances``).
+        poll_interval: Seconds between the launcher's checks of instances and budget.
+    """
+
+    image_id: str
+    instance_types: tuple[str, ...]
+    region: str | None = None
+    max_price: float | None = None
+    budget_usd: float | None = None
+    iam_instance_profile: str | None = None
+    subnet_id: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    key_name: str | None = None
+    install: str = DEFAULT_INSTALL
+    fleet: bool = True
+    poll_interval: float = 10.0
+
+    @classmethod
+    def parse(cls, raw: Any, where: Where) -> AwsSpot:
+        """Validate the ``execution.aws`` mapping."""
+        data = as_mapping(raw, where)
+        check_keys(data, where, allowed=(*_AWS_REQUIRED, *_AWS_OPTIONAL), required=_AWS_REQUIRED)
+        values: dict[str, Any] = {
+            "image_id": as_str(data["image_id"], where.child("image_id")),
+            "instance_types": _str_list(data["instance_types"], where.child("instance_types"), minimum=1),
+            "security_group_ids": _str_list(
+                data.get("security_group_ids", []), where.child("security_group_ids"), minimum=0
+            ),
+        }
+        for key in ("region", "iam_instance_profile", "subnet_id", "key_name", "install"):
+            if data.get(key) is not None:
+                values[key] = as_str(data[key], where.child(key))
+        for key in ("max_price", "budget_usd", "poll_interval"):
+            if data.get(key) is not None:
+                values[key] = as_float(data[key], where.child(key), minimum=0, strict_minimum=True)
+        if "fleet" in data:
+            values["fleet"] = as_bool(data["fleet"], where.child("fleet"))
+        return cls(**values)
+
+    @classmethod
+    def of(cls, execution: Execution, where: Where) -> AwsSpot:
+        """The settings of ``execution``, or an error naming the missing section."""
+        if execution.aws is None:
+            raise where.fail("is required by the aws-spot executor (image_id, instance_types, ...)")
+        return cls.parse(execution.aws, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, not tuples), as kept in the study's spec."""
+        out = dict(vars(self))
+        out["instance_types"] = list(self.instance_types)
+        out["security_group_ids"] = list(self.security_group_ids)
+        return out
+
+
+def _str_list(raw: Any, where: Where, *, minimum: int) -> tuple[str, ...]:
+    if isinstance(raw, str) or not isinstance(raw, list | tuple) or len(raw) < minimum:
+        raise where.fail(f"must be a list of at least {minimum} string(s)", raw)
+    return tuple(as_str(item, where.child(i)) for i, item in enumerate(raw))
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

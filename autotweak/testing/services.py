@@ -1,4 +1,4 @@
-"""Real services for tests and benchmarks: PostgreSQL and an MLflow tracking server on loopback.
+"""Real services for tests and benchmarks: PostgreSQL, an MLflow tracking server, moto, on loopback.
 
 Both run from a temporary folder and stop when the context ends. PostgreSQL comes from
 Debian's packages (``scripts/setup.sh`` installs it); as root, it runs as the ``postgres``
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Postgres", "free_port", "mlflow_server", "postgres"]
+__all__ = ["FAKE_AWS_ENV", "Postgres", "free_port", "mlflow_server", "moto_server", "postgres"]
 
 
 def free_port() -> int:
@@ -134,20 +135,60 @@ def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
         _wait_healthy(url, proc)
         yield url
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+        _stop(proc)
         log.close()
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "AKIAAUTOTWEAKTESTKEY1",
+    "AWS_SECRET_ACCESS_KEY": "autotweak/test+SecretKeyThatMustNeverLeak00",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextmanager
+def moto_server() -> Iterator[dict[str, str]]:
+    """Moto in server mode (EC2, S3, IAM, ...) on loopback; yields the environment pointing boto3 at it.
+
+    The environment holds ``AWS_ENDPOINT_URL`` and fake credentials; set it in the tests'
+    environment (and their subprocesses') so that boto3's default chain finds them.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, path="/moto-api/", name="moto server")
+        yield {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": url}
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group; SIGKILL it if it is still there 30 s later."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], *, path: str = "/health", name: str = "MLflow server"
+) -> None:
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the MLflow server exited with code {proc.returncode}")
+            raise RuntimeError(f"the {name} exited with code {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.5)
-    raise RuntimeError("the MLflow server did not become healthy in 120 s")
+    raise RuntimeError(f"the {name} did not become healthy in 120 s")

@@ -1,0 +1,10 @@
+"""AWS spot workers: launch ``autotweak worker`` on EC2 spot instances, list and stop them.
+
+Needs the ``aws`` extra (boto3), imported only when an EC2 call is made.
+"""
+
+from autotweak.aws._ec2 import Instance, find_instances
+from autotweak.aws._executor import SpotExecutor
+from autotweak.aws._userdata import parse_worker_command, user_data
+
+__all__ = ["Instance", "SpotExecutor", "find_instances", "parse_worker_command", "user_data"]

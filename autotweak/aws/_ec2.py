@@ -1,0 +1,252 @@
+"""EC2 calls of the spot executor: prices, launches, listing and terminating by tag.
+
+boto3 is imported lazily (the ``aws`` extra); credentials come from boto3's standard
+chain only — environment, shared files, or the instance profile — and are never read,
+logged or passed on by autotweak.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from autotweak._imports import require
+from autotweak.exceptions import AutotweakError
+from autotweak.spec._parts import AwsSpot
+
+__all__ = ["Instance", "LAUNCHER_TAG", "STUDY_TAG", "ec2_client", "find_instances", "launch", "spot_prices"]
+
+_log = logging.getLogger(__name__)
+
+STUDY_TAG = "autotweak:study"
+LAUNCHER_TAG = "autotweak:launcher"
+PRICE_TAG = "autotweak:price"
+ALIVE = ("pending", "running", "stopping", "stopped", "shutting-down")
+
+
+class AwsError(AutotweakError):
+    """An EC2 call failed or EC2 could not provide what the spec asks."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One worker instance, as EC2 describes it."""
+
+    instance_id: str
+    instance_type: str
+    state: str
+    launch_time: datetime
+    study: str
+    launcher: str
+    price: float | None
+
+    @property
+    def alive(self) -> bool:
+        """Whether it may still be billed (not terminated)."""
+        return self.state in ALIVE
+
+
+def ec2_client(region: str | None) -> Any:
+    """An EC2 client from boto3's default credential chain."""
+    boto3 = require("boto3", extra="aws", feature="the aws-spot executor")
+    return boto3.client("ec2", region_name=region)
+
+
+def spot_prices(ec2: Any, instance_types: Iterable[str]) -> dict[str, float]:
+    """The latest Linux spot price per instance-hour of each type (the highest over zones)."""
+    types = list(instance_types)
+    pages = ec2.get_paginator("describe_spot_price_history").paginate(
+        InstanceTypes=types,
+        ProductDescriptions=["Linux/UNIX"],
+        StartTime=datetime.now(UTC),
+    )
+    latest: dict[tuple[str, str], tuple[datetime, float]] = {}
+    for page in pages:
+        for row in page["SpotPriceHistory"]:
+            key = (row["InstanceType"], row.get("AvailabilityZone", ""))
+            seen = latest.get(key)
+            if seen is None or row["Timestamp"] > seen[0]:
+                latest[key] = (row["Timestamp"], float(row["SpotPrice"]))
+    prices: dict[str, float] = {}
+    for (kind, _), (_, price) in latest.items():
+        prices[kind] = max(price, prices.get(kind, 0.0))
+    return prices
+
+
+def affordable(settings: AwsSpot, prices: dict[str, float]) -> dict[str, float]:
+    """The instance types with a known price at or under ``max_price``."""
+    cap = settings.max_price
+    chosen = {
+        t: prices[t] for t in settings.instance_types if t in prices and (cap is None or prices[t] <= cap)
+    }
+    if not chosen:
+        shown = {t: prices.get(t) for t in settings.instance_types}
+        raise AwsError(
+            f"'execution.aws.instance_types' must hold a type with a spot price at or under "
+            f"max_price={cap}, got prices {shown}."
+        )
+    return chosen
+
+
+def launch(
+    ec2: Any, settings: AwsSpot, count: int, user_data: str, tags: dict[str, str], prices: dict[str, float]
+) -> list[str]:
+    """Launch ``count`` spot instances; an instant EC2 Fleet first, else ``RunInstances``."""
+    if settings.fleet:
+        try:
+            ids = _fleet(ec2, settings, count, user_data, tags, prices)
+            if ids:
+                return ids
+            _log.warning("the EC2 Fleet launched no instance; falling back to spot RunInstances")
+        except Exception as exc:  # botocore's ClientError, or a region without fleets
+            _log.warning("EC2 Fleet failed (%s); falling back to spot RunInstances", _safe(exc))
+    return _run_instances(ec2, settings, count, user_data, tags, prices)
+
+
+def _instance_data(
+    settings: AwsSpot, user_data: str, tags: dict[str, str], *, encode: bool
+) -> dict[str, Any]:
+    """Launch settings shared by the fleet's template and ``RunInstances``.
+
+    A launch template takes user-data base64-encoded; boto3 encodes ``RunInstances``' itself.
+    """
+    data: dict[str, Any] = {
+        "ImageId": settings.image_id,
+        "UserData": base64.b64encode(user_data.encode()).decode() if encode else user_data,
+        "MetadataOptions": {
+            "HttpTokens": "required",
+            "HttpEndpoint": "enabled",
+            "HttpPutResponseHopLimit": 2,
+        },
+        "InstanceInitiatedShutdownBehavior": "terminate",
+        "TagSpecifications": [_tag_spec("instance", tags), _tag_spec("volume", tags)],
+    }
+    if settings.iam_instance_profile:
+        data["IamInstanceProfile"] = {"Name": settings.iam_instance_profile}
+    if settings.key_name:
+        data["KeyName"] = settings.key_name
+    if settings.security_group_ids:
+        data["SecurityGroupIds"] = list(settings.security_group_ids)
+    return data
+
+
+def _fleet(
+    ec2: Any, settings: AwsSpot, count: int, user_data: str, tags: dict[str, str], prices: dict[str, float]
+) -> list[str]:
+    name = f"autotweak-{tags[LAUNCHER_TAG]}"
+    data = _instance_data(settings, user_data, tags, encode=True)
+    template = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)
+    template_id = template["LaunchTemplate"]["LaunchTemplateId"]
+    overrides: list[dict[str, Any]] = []
+    for kind in prices:
+        override: dict[str, Any] = {"InstanceType": kind}
+        if settings.subnet_id:
+            override["SubnetId"] = settings.subnet_id
+        if settings.max_price is not None:
+            override["MaxPrice"] = f"{settings.max_price:.6f}"
+        overrides.append(override)
+    try:
+        response = ec2.create_fleet(
+            Type="instant",
+            LaunchTemplateConfigs=[
+                {
+                    "LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": "$Latest"},
+                    "Overrides": overrides,
+                }
+            ],
+            TargetCapacitySpecification={"TotalTargetCapacity": count, "DefaultTargetCapacityType": "spot"},
+            SpotOptions={"AllocationStrategy": "price-capacity-optimized"},
+            TagSpecifications=[_tag_spec("instance", tags)],
+        )
+    finally:
+        ec2.delete_launch_template(LaunchTemplateId=template_id)  # an instant fleet keeps nothing of it
+    for error in response.get("Errors", []):
+        _log.warning("EC2 Fleet: %s %s", error.get("ErrorCode"), error.get("ErrorMessage"))
+    ids = [i for group in response.get("Instances", []) for i in group.get("InstanceIds", [])]
+    _tag_prices(ec2, ids, prices)
+    return ids
+
+
+def _run_instances(
+    ec2: Any, settings: AwsSpot, count: int, user_data: str, tags: dict[str, str], prices: dict[str, float]
+) -> list[str]:
+    kind = min(prices, key=prices.__getitem__)
+    spot: dict[str, Any] = {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}
+    if settings.max_price is not None:
+        spot["MaxPrice"] = f"{settings.max_price:.6f}"
+    extra: dict[str, Any] = {"SubnetId": settings.subnet_id} if settings.subnet_id else {}
+    response = ec2.run_instances(
+        **_instance_data(settings, user_data, tags, encode=False),
+        **extra,
+        InstanceType=kind,
+        MinCount=1,
+        MaxCount=count,
+        InstanceMarketOptions={"MarketType": "spot", "SpotOptions": spot},
+    )
+    ids = [i["InstanceId"] for i in response["Instances"]]
+    _tag_prices(ec2, ids, prices, kind)
+    return ids
+
+
+def _tag_prices(ec2: Any, ids: list[str], prices: dict[str, float], kind: str | None = None) -> None:
+    """Keep each instance's hourly price at launch in a tag, for ``workers list`` and the bill."""
+    if not ids:
+        return
+    kinds = {i.instance_id: i.instance_type for i in _describe(ec2, [{"Name": "instance-id", "Values": ids}])}
+    for instance_id in ids:
+        price = prices.get(kind or kinds.get(instance_id, ""), max(prices.values()))
+        ec2.create_tags(Resources=[instance_id], Tags=[{"Key": PRICE_TAG, "Value": f"{price:.6g}"}])
+
+
+def find_instances(ec2: Any, study: str | None = None, launcher: str | None = None) -> list[Instance]:
+    """The instances autotweak launched, for one study (and launcher) or all."""
+    filters = [{"Name": "tag-key", "Values": [STUDY_TAG]}]
+    if study is not None:
+        filters.append({"Name": f"tag:{STUDY_TAG}", "Values": [study]})
+    if launcher is not None:
+        filters.append({"Name": f"tag:{LAUNCHER_TAG}", "Values": [launcher]})
+    return _describe(ec2, filters)
+
+
+def _describe(ec2: Any, filters: list[dict[str, Any]]) -> list[Instance]:
+    out: list[Instance] = []
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        for reservation in page["Reservations"]:
+            out.extend(_instance(raw) for raw in reservation["Instances"])
+    return sorted(out, key=lambda i: (i.launch_time, i.instance_id))
+
+
+def _instance(raw: dict[str, Any]) -> Instance:
+    tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+    price = tags.get(PRICE_TAG)
+    return Instance(
+        instance_id=raw["InstanceId"],
+        instance_type=raw["InstanceType"],
+        state=raw["State"]["Name"],
+        launch_time=raw["LaunchTime"],
+        study=tags.get(STUDY_TAG, ""),
+        launcher=tags.get(LAUNCHER_TAG, ""),
+        price=None if price is None else float(price),
+    )
+
+
+def terminate(ec2: Any, instances: Iterable[Instance]) -> list[str]:
+    """Terminate the instances that are not terminated yet; return their ids."""
+    ids = [i.instance_id for i in instances if i.alive and i.state != "shutting-down"]
+    if ids:
+        ec2.terminate_instances(InstanceIds=ids)
+        _log.info("terminated %d instance(s): %s", len(ids), ", ".join(ids))
+    return ids
+
+
+def _tag_spec(resource: str, tags: dict[str, str]) -> dict[str, Any]:
+    return {"ResourceType": resource, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+
+def _safe(exc: BaseException) -> str:
+    """An error's class and message (boto3 messages hold no credentials)."""
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,175 @@
+"""The ``aws-spot`` executor: the launcher that keeps N spot workers on the study, within budget.
+
+The launcher runs where ``autotweak optimize`` runs. It launches workers (an instant EC2
+Fleet, else spot ``RunInstances``), replaces lost ones while the study and the dollar
+budget last, fails the trials of vanished workers through the heartbeat, and, however it
+ends, terminates every instance it launched: in a ``finally`` block, and through a
+detached :class:`~autotweak.aws._watchdog.Watchdog` when it is killed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autotweak._validation import Where
+from autotweak.aws._cost import Ledger, log_costs
+from autotweak.aws._ec2 import (
+    LAUNCHER_TAG,
+    STUDY_TAG,
+    affordable,
+    ec2_client,
+    find_instances,
+    launch,
+    spot_prices,
+    terminate,
+)
+from autotweak.aws._userdata import Bootstrap, check_reachable, user_data
+from autotweak.aws._watchdog import Watchdog
+from autotweak.engine._budget import BudgetView
+from autotweak.engine._executors import BaseExecutor
+from autotweak.engine._storage import fail_stale, make_storage, retrying
+from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
+from autotweak.exceptions import AutotweakError
+from autotweak.spec._parts import AwsSpot
+
+__all__ = ["SpotExecutor"]
+
+_log = logging.getLogger(__name__)
+
+
+class SpotExecutor(BaseExecutor):
+    """Runs ``workers`` ``autotweak worker`` processes on EC2 spot instances.
+
+    The settings come from the spec's ``execution.aws`` section. The stores must be
+    servers the instances reach (PostgreSQL, an MLflow tracking server).
+
+    Example:
+        >>> optimize("exp.yaml", executor=SpotExecutor(workers=8))  # doctest: +SKIP
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"name": "aws-spot", "workers": self.workers}
+
+    def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
+        experiment = ctx.experiment
+        settings = AwsSpot.of(experiment.execution, Where(experiment.source, "execution.aws"))
+        if objective is not None:
+            raise AutotweakError(
+                "'objective' must be an importable 'module:function' or 'file.py:function' for the "
+                "aws-spot executor (workers import it on their instances), got a Python callable."
+            )
+        check_reachable(ctx.storage_url, ctx.tracking_uri)
+        return [_Launcher(ctx, settings, self.workers).run()]
+
+
+class _Launcher:
+    def __init__(self, ctx: WorkerContext, settings: AwsSpot, workers: int) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.workers = workers
+        self.study_name = ctx.experiment.name
+        self.id = uuid.uuid4().hex[:12]
+        self.tags = {
+            STUDY_TAG: self.study_name,
+            LAUNCHER_TAG: self.id,
+            "Name": f"autotweak-{self.study_name}",
+        }
+        self.ec2 = ec2_client(settings.region)
+        self.ledger = Ledger()
+        self.launches = 0
+        execution = ctx.experiment.execution
+        tracker = make_tracker(ctx.tracking_uri)
+        storage = make_storage(
+            ctx.storage_url,
+            heartbeat_interval=execution.heartbeat_interval,
+            grace_period=execution.grace_period,
+            on_stale=make_stale_handler(tracker, execution.max_retries),
+        )
+        self.study = optuna.load_study(study_name=self.study_name, storage=storage)
+
+    def run(self) -> WorkerResult:
+        prices = affordable(self.settings, spot_prices(self.ec2, self.settings.instance_types))
+        _log.info("spot prices per hour: %s (launcher %s)", prices, self.id)
+        log_path = Path(self.ctx.home) / "aws" / f"watchdog-{self.id}.log"
+        watchdog = Watchdog(self.id, self.study_name, self.settings.region, log_path)
+        reason = "interrupted"
+        try:
+            reason = self._loop(prices)
+            return WorkerResult(trials=self._finished(), stop_reason=reason)
+        finally:
+            self._terminate_all()
+            watchdog.close()
+            log_costs(self.ctx, self.study, self.ledger)
+
+    def _loop(self, prices: dict[str, float]) -> str:
+        experiment = self.ctx.experiment
+        while True:
+            instances = find_instances(self.ec2, self.study_name, self.id)
+            now = time.time()
+            self.ledger.update(instances, now)
+            retrying(lambda: fail_stale(self.study), "looking for stale trials")
+            view = retrying(
+                lambda: BudgetView.read(self.study, experiment.metric.steps, need_compute=True),
+                "reading the budget",
+            )
+            done = view.exhausted(experiment.budget, self.ctx.deadline)
+            if done and view.running == 0:
+                return done
+            budget = self.settings.budget_usd
+            if budget is not None and self.ledger.spent(now) >= budget:
+                _log.warning("the dollar budget of %.4g USD is spent; stopping the workers", budget)
+                return "dollar budget"
+            alive = sum(1 for i in instances if i.alive)
+            if done is None and alive < self.workers:
+                self._launch(self.workers - alive, prices, now)
+            time.sleep(self.settings.poll_interval)
+
+    def _launch(self, count: int, prices: dict[str, float], now: float) -> None:
+        if self.launches >= 3 * self.workers:
+            raise AutotweakError(
+                f"workers keep vanishing: {self.launches} instances launched for {self.workers} worker(s); "
+                "see /var/log/autotweak-worker.log on an instance (or the spot interruption rate)."
+            )
+        boot = Bootstrap(
+            study=self.study_name,
+            storage=self.ctx.storage_url,
+            tracking_uri=self.ctx.tracking_uri,
+            install=self.settings.install,
+            wall_time=self._wall_time(count, max(prices.values()), now),
+        )
+        ids = launch(self.ec2, self.settings, count, user_data(boot), self.tags, prices)
+        self.launches += len(ids)
+        _log.info("launched %d spot instance(s): %s", len(ids), ", ".join(ids))
+
+    def _wall_time(self, count: int, price: float, now: float) -> float | None:
+        """How long a new worker may take trials: its share of the dollars left, and the study's wall time."""
+        limits: list[float] = []
+        if self.ctx.deadline is not None:
+            limits.append(self.ctx.deadline - now)
+        if self.settings.budget_usd is not None:
+            left = self.settings.budget_usd - self.ledger.spent(now)
+            running = self.ledger.hourly_rate()
+            limits.append(3600.0 * left / (running + count * price))
+        return min(limits) if limits else None
+
+    def _terminate_all(self) -> None:
+        try:
+            instances = find_instances(self.ec2, self.study_name, self.id)
+            terminate(self.ec2, instances)
+            self.ledger.update(find_instances(self.ec2, self.study_name, self.id), time.time())
+        except Exception as exc:  # the watchdog retries once the launcher is gone
+            _log.error("could not terminate the study's instances (%s); the watchdog will", exc)
+
+    def _finished(self) -> int:
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if t.state.is_finished())

@@ -1,0 +1,88 @@
+"""The bootstrap script EC2 runs on each worker: install, run ``autotweak worker``, shut down.
+
+The script holds URLs and names only. AWS credentials reach the worker through its
+instance profile (boto3's default chain), never through user-data, which anyone allowed
+``ec2:DescribeInstanceAttribute`` can read.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from autotweak.exceptions import AutotweakError
+
+__all__ = ["Bootstrap", "parse_worker_command", "user_data"]
+
+IMDS = "http://169.254.169.254"
+_LOG = "/var/log/autotweak-worker.log"
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """What a worker instance needs to join the study."""
+
+    study: str
+    storage: str
+    tracking_uri: str | None
+    install: str
+    wall_time: float | None = None
+
+
+def check_reachable(storage: str, tracking_uri: str | None) -> None:
+    """Refuse stores a remote worker cannot reach, or URLs that would put a password in user-data."""
+    if storage.startswith(("sqlite:", "memory")) or "journal" in storage.split(":", 1)[0]:
+        raise AutotweakError(
+            f"'storage' must be a server URL (PostgreSQL) that EC2 workers can reach for the aws-spot "
+            f"executor, got {storage.split('?')[0]!r}."
+        )
+    if tracking_uri is not None and not tracking_uri.startswith(("http://", "https://", "databricks")):
+        raise AutotweakError(
+            "'tracking_uri' must be an MLflow tracking server URL (http/https) that EC2 workers can "
+            f"reach for the aws-spot executor, got {tracking_uri!r}."
+        )
+    for name, url in (("storage", storage), ("tracking_uri", tracking_uri or "")):
+        if urlsplit(url).password:
+            raise AutotweakError(
+                f"'{name}' must not hold a password for the aws-spot executor (user-data is readable "
+                "with ec2:DescribeInstanceAttribute); give workers a ~/.pgpass or IAM database "
+                "authentication in the AMI instead, got a URL with a password."
+            )
+
+
+def user_data(boot: Bootstrap) -> str:
+    """The bash script EC2 runs at boot (as root)."""
+    command = ["autotweak", "worker", boot.study, "--storage", boot.storage]
+    if boot.tracking_uri:
+        command += ["--tracking-uri", boot.tracking_uri]
+    if boot.wall_time is not None:
+        command += ["--wall-time", f"{max(boot.wall_time, 1.0):.0f}s"]
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            f"# autotweak spot worker for study {shlex.quote(boot.study)}",
+            "set -u",
+            f"exec >>{_LOG} 2>&1",
+            f"export AUTOTWEAK_IMDS_ENDPOINT={IMDS}",
+            "export AUTOTWEAK_HOME=/var/lib/autotweak",
+            "mkdir -p /var/lib/autotweak && cd /var/lib/autotweak",
+            f"{boot.install} || echo 'autotweak: install failed'",
+            shlex.join(command),
+            "# whatever happened, stop paying: InstanceInitiatedShutdownBehavior=terminate",
+            "shutdown -h now",
+            "",
+        ]
+    )
+
+
+def parse_worker_command(script: str) -> tuple[list[str], dict[str, str]]:
+    """The ``autotweak worker`` command line and the exported variables of a bootstrap script."""
+    env: dict[str, str] = {}
+    for line in script.splitlines():
+        if line.startswith("export "):
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = value
+        elif line.startswith("autotweak worker "):
+            return shlex.split(line), env
+    raise AutotweakError("the bootstrap script holds no 'autotweak worker' command.")

@@ -1,0 +1,145 @@
+"""moto in server mode for EC2, PostgreSQL and an MLflow server; simulated instances run real workers.
+
+moto does not boot anything, so :class:`SimulatedHosts` plays EC2: for each instance the
+launcher starts, it runs the ``autotweak worker`` command parsed from the instance's
+user-data as a local process; when that process exits, the instance terminates (the
+script's ``shutdown -h now`` with InstanceInitiatedShutdownBehavior=terminate); when the
+instance is terminated, its process is killed (the machine is gone).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+
+from autotweak.aws import parse_worker_command
+from autotweak.aws._ec2 import STUDY_TAG
+from autotweak.testing.services import mlflow_server, moto_server, postgres
+
+PROFILE = "autotweak-worker"
+
+
+@dataclass
+class AwsStores:
+    env: dict[str, str]
+    storage: str
+    tracking_uri: str
+
+
+@pytest.fixture(scope="session")
+def aws_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsStores]:
+    """moto, PostgreSQL (Optuna and MLflow) and an MLflow server, for the session."""
+    root = tmp_path_factory.mktemp("aws-services")
+    with moto_server() as env, postgres() as pg:
+        pg.create_database("optuna")
+        pg.create_database("mlflow")
+        artifacts = root / "artifacts"
+        artifacts.mkdir()
+        with mlflow_server(pg.url("mlflow"), artifacts) as url, pytest.MonkeyPatch.context() as mp:
+            for key, value in env.items():
+                mp.setenv(key, value)
+            boto3.client("iam").create_instance_profile(InstanceProfileName=PROFILE)
+            yield AwsStores(env, pg.url("optuna"), url)
+
+
+@pytest.fixture
+def ec2(aws_stores: AwsStores):
+    return boto3.client("ec2")
+
+
+@dataclass
+class _Host:
+    instance_id: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class SimulatedHosts:
+    """Runs each launched instance's worker locally, as EC2 would run its user-data."""
+
+    study: str
+    folder: Path
+    hosts: dict[str, _Host] = field(default_factory=dict)
+    user_data: dict[str, str] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> SimulatedHosts:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for host in self.hosts.values():
+            if host.proc.poll() is None:
+                os.killpg(host.proc.pid, signal.SIGKILL)
+                host.proc.wait()
+
+    def _run(self) -> None:
+        client = boto3.client("ec2")
+        while not self._stop.is_set():
+            self._step(client)
+            time.sleep(0.3)
+
+    def _step(self, client) -> None:
+        filters = [{"Name": f"tag:{STUDY_TAG}", "Values": [self.study]}]
+        for reservation in client.describe_instances(Filters=filters)["Reservations"]:
+            for inst in reservation["Instances"]:
+                iid, state = inst["InstanceId"], inst["State"]["Name"]
+                host = self.hosts.get(iid)
+                if host is None and state in ("pending", "running"):
+                    self.hosts[iid] = self._boot(client, iid)
+                elif host is not None and state in ("shutting-down", "terminated"):
+                    if host.proc.poll() is None:
+                        os.killpg(host.proc.pid, signal.SIGKILL)  # the machine is gone
+                elif host is not None and host.proc.poll() is not None and state == "running":
+                    client.terminate_instances(InstanceIds=[iid])  # shutdown -h now
+
+    def _boot(self, client, iid: str) -> _Host:
+        raw = client.describe_instance_attribute(InstanceId=iid, Attribute="userData")["UserData"]["Value"]
+        script = base64.b64decode(raw).decode()
+        self.user_data[iid] = script
+        argv, exports = parse_worker_command(script)
+        assert argv[:2] == ["autotweak", "worker"]
+        home = self.folder / iid
+        home.mkdir(parents=True)
+        env = {**os.environ, **exports, "AUTOTWEAK_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+        env.pop("AUTOTWEAK_IMDS_ENDPOINT")  # no metadata service on loopback here
+        log = home / "worker.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "autotweak", *argv[1:]],
+                cwd=home,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return _Host(iid, proc, log)
+
+
+@pytest.fixture
+def simulated_hosts(tmp_path: Path) -> Iterator[callable]:
+    started: list[SimulatedHosts] = []
+
+    def start(study: str) -> SimulatedHosts:
+        hosts = SimulatedHosts(study, tmp_path / "hosts").start()
+        started.append(hosts)
+        return hosts
+
+    yield start
+    for hosts in started:
+        hosts.stop()
