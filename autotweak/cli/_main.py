@@ -186,8 +186,20 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     type=click.Path(file_okay=False),
     help="Also write report.html (compare.html for several studies) and its figures here.",
 )
+@click.option(
+    "--ablate",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Run up to N extra trials that measure the ablation path's estimated steps first.",
+)
+@click.option("--register", "model_name", help="Register the best trial's logged model under this name.")
 def report(
-    studies: tuple[str, ...], storage: str | None, tracking_uri: str | None, html_dir: str | None
+    studies: tuple[str, ...],
+    storage: str | None,
+    tracking_uri: str | None,
+    html_dir: str | None,
+    ablate: int,
+    model_name: str | None,
 ) -> None:
     """Print what won in a study and by how much over the base config; several studies side by side.
 
@@ -198,11 +210,24 @@ def report(
     from autotweak.engine._study import load_study
     from autotweak.report import compare_markdown, write_comparison
 
-    url_storage = optuna.storages.get_storage(resolve_storage_url(storage))
+    url = resolve_storage_url(storage)
+    url_storage = optuna.storages.get_storage(url)
     loaded = [load_study(name, url_storage) for name in studies]
     if len(loaded) == 1:
+        if ablate:
+            from autotweak.report import run_ablation
+
+            ran = run_ablation(loaded[0], ablate, storage=url, tracking_uri=tracking_uri)
+            _console.line(f"ran {ran} ablation trial(s)")
+        if model_name:
+            from autotweak.report import register_best_model
+
+            version = register_best_model(loaded[0], model_name, _study_tracking_uri(loaded[0], tracking_uri))
+            _console.line(f"registered the best trial's model as '{model_name}' version {version.version}")
         _report_one(loaded[0], tracking_uri, html_dir)
         return
+    if ablate or model_name:
+        raise AutotweakError("--ablate and --register work on one study at a time, got several studies.")
     _console.line(compare_markdown(loaded))
     if html_dir is not None:
         _console.line(f"wrote {write_comparison(loaded, Path(html_dir))}")
@@ -212,18 +237,28 @@ def _report_one(study: optuna.Study, tracking_uri: str | None, html_dir: str | N
     from autotweak.engine._study import ATTR
     from autotweak.report import build_report, write_html_report
 
-    _console.line(build_report(study).to_markdown())
+    uri = _study_tracking_uri(study, tracking_uri)
+    _console.line(build_report(study, tracking_uri=uri).to_markdown())
     if html_dir is None:
         return
-    page = write_html_report(study, Path(html_dir))
+    page = write_html_report(study, Path(html_dir), tracking_uri=uri)
     _console.line(f"wrote {page}")
     run_id = study.user_attrs.get(ATTR.RUN_ID)
     if run_id:
         from mlflow import MlflowClient
 
-        uri = resolve_tracking_uri(tracking_uri)
         MlflowClient(tracking_uri=uri).log_artifacts(run_id, html_dir, "report")
         _console.line(f"logged it to the study's MLflow run {run_id} (artifacts: report/)")
+
+
+def _study_tracking_uri(study: optuna.Study, explicit: str | None) -> str:
+    """The MLflow store of ``study``: the option or its variable, else the one the study recorded."""
+    from autotweak.engine._study import ATTR
+
+    recorded = str(study.user_attrs.get(ATTR.TRACKING_URI) or "")
+    if explicit or not recorded or "***" in recorded:
+        return resolve_tracking_uri(explicit)
+    return recorded
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -14,7 +15,9 @@ import optuna
 from autotweak.engine._preemption import TrialPreempted
 from autotweak.exceptions import AutotweakError
 
-__all__ = ["Trial", "TrialPreempted", "TrialPruned"]
+__all__ = ["MODEL_ATTR", "Trial", "TrialPreempted", "TrialPruned"]
+
+MODEL_ATTR = "autotweak.model"  # on a trial that logged a model: its ``runs:/<id>/model`` URI
 
 TrialPruned = optuna.TrialPruned
 
@@ -139,6 +142,57 @@ class Trial:
         """Attach a JSON-serializable value to the trial (kept in Optuna's storage)."""
         with self._critical():
             self._trial.set_user_attr(key, value)
+
+    def log_model(self, path: str | os.PathLike[str]) -> str:
+        """Keep a saved model (a file or a folder) as the artifact ``model/`` of this trial's MLflow run.
+
+        Save the model however your framework does, then hand its path over; the best
+        trial's model can later be registered with ``autotweak report STUDY --register NAME``.
+
+        Example:
+            >>> torch.save(model.state_dict(), trial.checkpoint_dir / "model.pt")  # doctest: +SKIP
+            >>> trial.log_model(trial.checkpoint_dir / "model.pt")
+            'runs:/3f2a.../model'
+
+        Returns:
+            The model's ``runs:/<run id>/model`` URI (also kept as the trial's user attr
+            ``autotweak.model``).
+
+        Raises:
+            AutotweakError: If ``path`` does not exist or the study is not tracked in MLflow.
+        """
+        source = Path(path)
+        if not source.exists():
+            raise AutotweakError(
+                f"'path' of log_model() must be an existing file or folder, got path='{source}'."
+            )
+        from mlflow import MlflowClient
+
+        from autotweak.tracking import find_trial_run, upload_model
+
+        client = MlflowClient(tracking_uri=self._tracking_uri())
+        run_id = find_trial_run(client, self._trial.study.study_name, self._trial._trial_id)
+        if run_id is None:
+            raise AutotweakError(
+                f"log_model() needs the trial's MLflow run, but trial {self.number} has none in "
+                f"{client.tracking_uri}; run the study with tracking on."
+            )
+        uri = upload_model(client, run_id, source)
+        self.set_user_attr(MODEL_ATTR, uri)
+        return uri
+
+    def _tracking_uri(self) -> str:
+        """The study's MLflow store, as recorded in the study, else ``$MLFLOW_TRACKING_URI``."""
+        from autotweak.engine._study import ATTR
+
+        recorded = str(self._trial.study.user_attrs.get(ATTR.TRACKING_URI) or "")
+        uri = recorded if recorded and "***" not in recorded else os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            raise AutotweakError(
+                f"log_model() needs the study's MLflow store, but study '{self._trial.study.study_name}' "
+                "recorded none (or one with a password): set MLFLOW_TRACKING_URI."
+            )
+        return uri
 
     def _maybe_flush(self) -> None:
         if self._flush is None or time.monotonic() - self._last_flush < self._flush_every:

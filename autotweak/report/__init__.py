@@ -1,7 +1,20 @@
 """Reports: what won, by how much over the base config, what mattered and what it cost."""
 
+from autotweak.report._ablation import Ablation, AblationStep, ablation_path, run_ablation
 from autotweak.report._compare import compare_markdown, write_comparison
 from autotweak.report._html import write_html_report
+from autotweak.report._share import register_best_model
 from autotweak.report._text import StudyReport, build_report
 
-__all__ = ["StudyReport", "build_report", "compare_markdown", "write_comparison", "write_html_report"]
+__all__ = [
+    "Ablation",
+    "AblationStep",
+    "StudyReport",
+    "ablation_path",
+    "build_report",
+    "compare_markdown",
+    "register_best_model",
+    "run_ablation",
+    "write_comparison",
+    "write_html_report",
+]

@@ -25,10 +25,15 @@ _STYLE = (
 )
 
 
-def write_html_report(study: optuna.Study, out_dir: Path) -> Path:
-    """Write ``report.html`` (and its figures as PNG files) into ``out_dir``; return the page."""
+def write_html_report(study: optuna.Study, out_dir: Path, *, tracking_uri: str | None = None) -> Path:
+    """Write ``report.html`` (and its figures as PNG files) into ``out_dir``; return the page.
+
+    Example:
+        >>> write_html_report(study, Path("report"))  # doctest: +SKIP
+        PosixPath('report/report.html')
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = build_report(study)
+    report = build_report(study, tracking_uri=tracking_uri)
     trials = study.get_trials(deepcopy=False)
     maximize = report.direction == "maximize"
     figures = [
@@ -61,21 +66,12 @@ def _page(
     importances: dict[str, float],
 ) -> str:
     s = report.summary
-    finished = sum(1 for t in trials if t.state.is_finished())
     parts = [f"<h1>Study <code>{_e(s.study_name)}</code></h1>"]
     if s.counts.get("running"):
         parts.append(f"<p class='note'>Still running: {s.counts['running']} trial(s) in progress.</p>")
     parts.append(_table(["state", "trials"], [[k, str(v)] for k, v in s.counts.items() if v]))
     parts.append(_best(report))
-    saved = finished - s.compute
-    parts.append(
-        "<h2>Compute</h2>"
-        f"<p>{s.compute:.2f} full trainings for {finished} finished trials; running every one of them "
-        f"to the end would have cost {finished}: pruning saved {saved:.2f} "
-        f"({saved / finished:.0%}).</p>"
-        if finished
-        else "<h2>Compute</h2><p>No trial has finished yet.</p>"
-    )
+    parts += [section.to_html() for section in report.sections()]
     if importances:
         rows = [[k, f"{v:.3f}"] for k, v in importances.items()]
         parts.append("<h2>Hyperparameter importance</h2>" + _table(["parameter", "importance"], rows))

@@ -10,6 +10,17 @@ import optuna
 from optuna.trial import TrialState
 
 from autotweak.engine._study import ATTR, summarize
+from autotweak.report._ablation import Ablation, ablation_path
+from autotweak.report._accounting import (
+    ComputeAccount,
+    WorkerCost,
+    compute_account,
+    trial_hosts,
+    worker_costs,
+    workers_section,
+)
+from autotweak.report._proposals import proposals_section
+from autotweak.report._sections import Section
 from autotweak.tracking import StudySummary
 
 __all__ = ["StudyReport", "build_report"]
@@ -24,7 +35,21 @@ class StudyReport:
     direction: str
     base_config: dict[str, Any]
     changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-    full_grid_equivalent: int | None = None
+    ablation: Ablation | None = None
+    account: ComputeAccount | None = None
+    workers: list[WorkerCost] = field(default_factory=list)
+    proposals: Section | None = None
+
+    def sections(self) -> list[Section]:
+        """The parts after the best trial: ablation, compute, workers, meta-learner proposals."""
+        parts = [] if self.ablation is None else [self.ablation.section(self.metric)]
+        if self.account is not None:
+            parts.append(self.account.section())
+        if self.workers:
+            parts.append(workers_section(self.workers))
+        if self.proposals is not None:
+            parts.append(self.proposals)
+        return parts
 
     @property
     def gain(self) -> float | None:
@@ -42,9 +67,11 @@ class StudyReport:
         lines.append("|---|---|")
         lines += [f"| {state} | {n} |" for state, n in s.counts.items() if n]
         lines.append("")
+        if s.counts.get("running"):
+            lines += [f"Still running: {s.counts['running']} trial(s) in progress.", ""]
         if s.best_value is None:
             lines.append("No trial has completed yet.")
-            return "\n".join(lines)
+            return "\n".join([*lines, "", *(part.to_markdown() for part in self.sections())])
         lines.append(f"Best {self.metric}: **{s.best_value:.6g}** (trial {s.best_number}, {self.direction}).")
         if s.base_value is not None:
             gain = self.gain or 0.0
@@ -55,12 +82,22 @@ class StudyReport:
             lines += ["", "| tweak | base | best |", "|---|---|---|"]
             lines += [f"| {k} | {_fmt(a)} | {_fmt(b)} |" for k, (a, b) in self.changed.items()]
         lines.append("")
-        lines.append(f"Compute used: {s.compute:.2f} full trainings.")
+        lines += [part.to_markdown() for part in self.sections()]
         return "\n".join(lines)
 
 
-def build_report(study: optuna.Study) -> StudyReport:
-    """Read a study from its storage and build its report."""
+def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> StudyReport:
+    """Read a study from its storage (and its trials' hosts from MLflow) and build its report.
+
+    Args:
+        study: The study, loaded from its Optuna storage.
+        tracking_uri: Its MLflow store; else the one the study recorded (unless that held
+            a password). Without one, local workers are not told apart by host.
+
+    Example:
+        >>> report = build_report(optuna.load_study(study_name="digits-mlp", storage=url))  # doctest: +SKIP
+        >>> print(report.to_markdown())
+    """
     spec = study.user_attrs.get(ATTR.SPEC, {})
     summary = summarize(study)
     base = dict(spec.get("base", {}))
@@ -77,7 +114,18 @@ def build_report(study: optuna.Study) -> StudyReport:
         direction=str(metric.get("direction", study.direction.name.lower())),
         base_config=base,
         changed=changed,
+        ablation=ablation_path(study, base),
+        account=compute_account(study),
+        workers=worker_costs(study, trial_hosts(study, _tracking_uri(study, tracking_uri))),
+        proposals=proposals_section(study),
     )
+
+
+def _tracking_uri(study: optuna.Study, explicit: str | None) -> str | None:
+    recorded = study.user_attrs.get(ATTR.TRACKING_URI)
+    if explicit:
+        return explicit
+    return str(recorded) if recorded and "***" not in str(recorded) else None
 
 
 def _same(a: Any, b: Any) -> bool:

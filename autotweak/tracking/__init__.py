@@ -2,6 +2,7 @@
 
 from autotweak.tracking._base import BaseTracker, NullTracker
 from autotweak.tracking._mlflow import MlflowTracker
+from autotweak.tracking._models import find_trial_run, register_model, upload_model
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
 
 __all__ = [
@@ -12,4 +13,7 @@ __all__ = [
     "StudySummary",
     "TrialRecord",
     "TrialStart",
+    "find_trial_run",
+    "register_model",
+    "upload_model",
 ]

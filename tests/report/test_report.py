@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
+import optuna
 import pytest
 
 import autotweak
@@ -13,6 +12,7 @@ from autotweak.engine._study import summarize
 from autotweak.report import build_report, write_html_report
 from tests.conftest import objective
 from tests.helpers import load, mlflow_runs
+from tests.report.helpers import run_cli
 
 
 def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
@@ -34,19 +34,25 @@ def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
         if n:
             assert f"<td>{state}</td><td>{n}</td>" in page
     assert f"<b>{summary.best_value:.6g}</b> (trial {summary.best_number})" in page
-    finished = sum(1 for t in study.trials if t.state.is_finished())
-    assert f"{summary.compute:.2f} full trainings for {finished} finished trials" in page
-    assert f"pruning saved {finished - summary.compute:.2f}" in page
+    trials = [t for t in study.trials if t.state.is_finished()]
+    assert f"Compute used: {summary.compute:.2f} full trainings over {len(trials)} trials." in page
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    spent = sum(max(t.intermediate_values) / 10 for t in pruned)
+    assert summary.counts["pruned"] == len(pruned)
+    assert (
+        f"Pruning stopped {len(pruned)} trials after {spent:.2f} full trainings; running them to the "
+        f"end would have cost {len(pruned)}: pruning saved {len(pruned) - spent:.2f} full trainings."
+    ) in page
+    assert (
+        "The full grid (4 values per numeric parameter, every choice of a categorical one) has 4 configs"
+        in page
+    )
     assert len(re.findall(r"data:image/png;base64,", page)) == 3, "history, curves and importance inline"
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "autotweak", "report", "rep", "--html", "html"],
-        cwd=home.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert cli.returncode == 0, cli.stderr
+    cli = run_cli(home, "report", "rep", "--html", "html")
+    for state, n in summary.counts.items():
+        assert (f"| {state} | {n} |" in cli.stdout) == bool(n)
+    assert f"Best acc: **{summary.best_value:.6g}** (trial {summary.best_number}, maximize)." in cli.stdout
     parent = mlflow_runs(mlflow_client, "rep").parents[0]
     logged = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/history.png", "report/curves.png"} <= logged
@@ -88,14 +94,7 @@ def test_two_studies_side_by_side(home, make_experiment):
     )
     autotweak.optimize(pruned)
     autotweak.optimize(pruned.with_overrides(name="without", pruner=autotweak.Component("none")))
-    cli = subprocess.run(
-        [sys.executable, "-m", "autotweak", "report", "with-pruning", "without", "--html", "cmp"],
-        cwd=home.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert cli.returncode == 0, cli.stderr
+    cli = run_cli(home, "report", "with-pruning", "without", "--html", "cmp")
     for name in ("with-pruning", "without"):
         s = summarize(load(pruned.with_overrides(name=name)))
         best = f"{s.best_value:.6g}"

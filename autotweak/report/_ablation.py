@@ -1,0 +1,267 @@
+"""The ablation path from the base config to the best: which single tweak contributes how much.
+
+Starting from the base config, the tweaks that differ in the best trial are switched on one
+at a time, each time the one that helps most. The value after each switch is *measured*
+where the study holds a completed trial with exactly that config, and *estimated*
+otherwise by a random forest fit on the study's completed trials. ``autotweak report
+--ablate N`` runs up to N of the estimated configs as ordinary trials, so they become
+measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from autotweak.engine._study import ATTR
+from autotweak.exceptions import AutotweakError
+from autotweak.report._sections import Section
+
+__all__ = ["ABLATION_ATTR", "Ablation", "AblationStep", "ablation_path", "run_ablation"]
+
+_log = logging.getLogger(__name__)
+
+ABLATION_ATTR = "autotweak.ablation"  # on trials that ``report --ablate`` ran
+_MIN_TRIALS = 3  # completed trials needed to fit the surrogate
+
+
+@dataclass(frozen=True)
+class AblationStep:
+    """One tweak switched from its base value to the best's value."""
+
+    tweak: str
+    before: Any
+    after: Any
+    value: float | None
+    contribution: float | None  # signed so that positive is better
+    measured: bool
+    trial: int | None = None
+    spread: float | None = None  # the forest's standard deviation, for estimated values
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """The path: the base config's value, then one step per tweak that differs."""
+
+    start: AblationStep
+    steps: list[AblationStep]
+    configs: list[dict[str, Any]]  # the params at the start and after each step
+    held: list[str] = field(default_factory=list)  # tweaks the base config does not set
+
+    def unmeasured(self) -> list[dict[str, Any]]:
+        """The configs of the path whose value is only estimated, in path order."""
+        points = [self.start, *self.steps]
+        return [c for c, p in zip(self.configs, points, strict=True) if not p.measured]
+
+    def section(self, metric: str) -> Section:
+        """The path as a report section, each value labelled measured or estimated."""
+        measured = sum(p.measured for p in [self.start, *self.steps])
+        total = len(self.steps) + 1
+        notes = ["From the base config to the best, one tweak at a time, each time the one that helps most."]
+        if measured == total:
+            notes.append(f"All {total} values are measured: the study holds a trial of each config.")
+        else:
+            notes.append(
+                f"{measured} of {total} values are measured by a trial of that config; the others are "
+                "estimated by a random forest fit on the study's completed trials (± its trees' "
+                "spread). `autotweak report --ablate N` runs up to N of them as trials."
+            )
+        if self.held:
+            notes.append(
+                "Held at the best's value throughout (the base config does not set them): "
+                + ", ".join(self.held)
+                + "."
+            )
+        rows = [_row("base config", "", self.start)]
+        rows += [_row(s.tweak, f"{_fmt(s.before)} → {_fmt(s.after)}", s) for s in self.steps]
+        header = ["step", "change", metric, "contribution", "how", "trial"]
+        return Section("Ablation path: base → best", notes, header, rows)
+
+
+def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | None:
+    """The ablation path of ``study``; ``None`` without a best trial or a tweak that differs from the base."""
+    complete = [t for t in study.get_trials(deepcopy=False) if _scored(t)]
+    if not complete:
+        return None
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    best = (max if maximize else min)(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
+    baseline = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
+    start = dict(baseline.params) if baseline is not None else {}
+    if not start:
+        start = {**best.params, **{k: v for k, v in base.items() if k in best.params}}
+    held = [k for k in best.params if k not in base and baseline is None]
+    keys = [k for k in best.params if k in start and not _same(start[k], best.params[k])]
+    if not keys:
+        return None
+    oracle = _Oracle(complete, maximize)
+    return _greedy(oracle, start, best.params, keys, held)
+
+
+def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri: str | None) -> int:
+    """Run up to ``budget`` estimated configs of the path as trials; return how many ran.
+
+    The configs are queued in the study and run by its own objective through the normal
+    engine (tracked in MLflow, marked with the trial user attr ``autotweak.ablation``).
+    Measuring some may change the path, so it is computed again until every value is
+    measured or the budget is spent.
+
+    Raises:
+        AutotweakError: If the study holds no spec, or uses the grid sampler (which only
+            runs its own grid).
+    """
+    from autotweak.engine import optimize
+    from autotweak.spec import Budget, Experiment
+
+    spec = study.user_attrs.get(ATTR.SPEC)
+    if not spec:
+        raise AutotweakError(
+            f"study '{study.study_name}' holds no autotweak spec, so --ablate cannot run it."
+        )
+    experiment = Experiment.from_dict(spec, source=f"<study {study.study_name}>")
+    if experiment.sampler.name == "grid":
+        raise AutotweakError(
+            "--ablate must be used with a study whose sampler is not 'grid' (the grid sampler runs "
+            f"only its own grid), got sampler='grid' for study '{study.study_name}'."
+        )
+    ran = 0
+    while ran < budget:
+        path = ablation_path(study, experiment.base)
+        todo = [] if path is None else [c for c in path.unmeasured() if not experiment.space.invalid(c)]
+        if not todo:
+            break
+        todo = todo[: budget - ran]
+        for config in todo:
+            study.enqueue_trial(config, user_attrs={ABLATION_ATTR: True})
+        once = Budget(trials=1)  # queued trials run whatever the budget; then nothing new starts
+        optimize(
+            experiment.with_overrides(budget=once, storage=storage, tracking_uri=tracking_uri), resume=True
+        )
+        study.set_user_attr(ATTR.SPEC, spec)  # resuming stored the one-off budget
+        ran += len(todo)
+    return ran
+
+
+def _greedy(
+    oracle: _Oracle, start: dict[str, Any], best: Mapping[str, Any], keys: list[str], held: list[str]
+) -> Ablation:
+    current = dict(start)
+    first = oracle.point("base config", None, None, current, None)
+    steps: list[AblationStep] = []
+    configs = [dict(current)]
+    previous = first
+    remaining = list(keys)
+    while remaining:
+        candidates = [{**current, key: best[key]} for key in remaining]
+        points = [
+            oracle.point(k, current[k], best[k], c, previous.value)
+            for k, c in zip(remaining, candidates, strict=True)
+        ]
+        pick = oracle.pick(points)
+        current = candidates[pick]
+        previous = points[pick]
+        steps.append(previous)
+        configs.append(dict(current))
+        remaining.pop(pick)
+    return Ablation(start=first, steps=steps, configs=configs, held=held)
+
+
+class _Oracle:
+    """Values of configs: a completed trial's where one matches, else the forest's estimate."""
+
+    def __init__(self, complete: list[FrozenTrial], maximize: bool) -> None:
+        self.maximize = maximize
+        self.known: dict[tuple[tuple[str, Any], ...], tuple[float, int]] = {}
+        for trial in complete:
+            self.known.setdefault(_key(trial.params), (float(trial.value), trial.number))  # type: ignore[arg-type]
+        self.distributions: dict[str, BaseDistribution] = {}
+        for trial in complete:
+            self.distributions.update(trial.distributions)
+        self.names = sorted(self.distributions)
+        self.forest = self._fit(complete)
+
+    def _fit(self, complete: list[FrozenTrial]) -> Any:
+        if len(complete) < _MIN_TRIALS or not self.names:
+            return None
+        from sklearn.ensemble import RandomForestRegressor
+
+        x = np.array([self._encode(t.params) for t in complete])
+        y = np.array([float(t.value) for t in complete])  # type: ignore[arg-type]
+        return RandomForestRegressor(n_estimators=100, min_samples_leaf=1, random_state=0).fit(x, y)
+
+    def _encode(self, params: Mapping[str, Any]) -> list[float]:
+        return [_number(params.get(n), self.distributions[n]) for n in self.names]
+
+    def point(
+        self, tweak: str, before: Any, after: Any, config: Mapping[str, Any], previous: float | None
+    ) -> AblationStep:
+        """The value of ``config`` and its gain over ``previous``, measured where possible."""
+        found = self.known.get(_key(config))
+        if found is not None:
+            value, trial, spread, measured = found[0], found[1], None, True
+        elif self.forest is not None:
+            x = np.array([self._encode(config)])
+            per_tree = np.array([tree.predict(x)[0] for tree in self.forest.estimators_])
+            value, trial, spread, measured = float(per_tree.mean()), None, float(per_tree.std()), False
+        else:
+            value, trial, spread, measured = math.nan, None, None, False
+        known = None if math.isnan(value) else value
+        gain = (
+            None if known is None or previous is None else (known - previous) * (1 if self.maximize else -1)
+        )
+        return AblationStep(tweak, before, after, known, gain, measured, trial, spread)
+
+    def pick(self, points: list[AblationStep]) -> int:
+        """Index of the point with the best value (unknown values last)."""
+        sign = 1.0 if self.maximize else -1.0
+        scores = [-math.inf if p.value is None else sign * p.value for p in points]
+        return int(np.argmax(scores))
+
+
+def _number(value: Any, distribution: BaseDistribution) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(distribution, CategoricalDistribution):
+        choices = list(distribution.choices)
+        return float(choices.index(value)) if value in choices else math.nan
+    if getattr(distribution, "log", False) and float(value) > 0:
+        return math.log(float(value))
+    return float(value)
+
+
+def _key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((k, _norm(v)) for k, v in params.items()))
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.10g}")
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(_norm(a) == _norm(b))
+
+
+def _scored(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)
+
+
+def _row(step: str, change: str, point: AblationStep) -> list[str]:
+    value = "?" if point.value is None else f"{point.value:.4g}"
+    if point.spread is not None:
+        value += f" ± {point.spread:.2g}"
+    gain = "" if point.contribution is None else f"{point.contribution:+.4g}"
+    how = "measured" if point.measured else ("estimated" if point.value is not None else "unknown")
+    return [step, change, value, gain, how, "" if point.trial is None else str(point.trial)]
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,215 @@
+"""What a study cost: compute against the full grid, what pruning saved, time and dollars per worker.
+
+Compute is counted in full-training equivalents: a trial that ran to the end costs 1, a
+trial stopped after ``k`` of the spec's ``metric.steps`` reports costs ``k / steps``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autotweak.engine._study import ATTR, frozen_compute, steps_of
+from autotweak.exceptions import AutotweakError
+from autotweak.report._sections import Section
+
+__all__ = [
+    "COST_ATTR",
+    "GRID_POINTS",
+    "INSTANCE_ATTR",
+    "ComputeAccount",
+    "WorkerCost",
+    "compute_account",
+    "worker_costs",
+]
+
+_log = logging.getLogger(__name__)
+
+GRID_POINTS = 4
+"""Values per numeric parameter of the grid a non-grid study is compared with (the grid
+sampler's own default ``n_points``); a categorical parameter contributes all its choices."""
+
+INSTANCE_ATTR = "autotweak.instance_type"  # trial user attrs written by cloud workers
+COST_ATTR = "autotweak.cost_usd"
+
+
+@dataclass(frozen=True)
+class ComputeAccount:
+    """Compute spent, the full grid it replaces, and what pruning saved."""
+
+    used: float
+    trials: int
+    grid_size: int | None
+    grid_note: str
+    pruned: int
+    pruned_compute: float
+    steps_known: bool
+
+    @property
+    def pruning_saved(self) -> float:
+        """Full trainings the pruned trials would have cost beyond what they did cost."""
+        return self.pruned - self.pruned_compute
+
+    def section(self) -> Section:
+        """The account as a report section."""
+        notes = [f"Compute used: {self.used:.2f} full trainings over {self.trials} trials."]
+        if self.grid_size:
+            notes.append(
+                f"The full grid ({self.grid_note}) has {self.grid_size} configs, i.e. "
+                f"{self.grid_size} full trainings: this study used {self.used / self.grid_size:.1%} of it."
+            )
+        else:
+            notes.append(f"No full grid to compare with: {self.grid_note}.")
+        if self.pruned:
+            notes.append(
+                f"Pruning stopped {self.pruned} trials after {self.pruned_compute:.2f} full trainings; "
+                f"running them to the end would have cost {self.pruned}: pruning saved "
+                f"{self.pruning_saved:.2f} full trainings."
+            )
+        if not self.steps_known:
+            notes.append("The spec sets no metric.steps, so a stopped trial counts as a full training.")
+        return Section("Compute", notes)
+
+
+def compute_account(study: optuna.Study) -> ComputeAccount:
+    """Count the compute of ``study`` and size the grid of its space."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    steps = steps_of(study)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    size, note = _grid(study.user_attrs.get(ATTR.SPEC, {}))
+    return ComputeAccount(
+        used=sum(frozen_compute(t, steps) for t in trials),
+        trials=len(trials),
+        grid_size=size,
+        grid_note=note,
+        pruned=len(pruned),
+        pruned_compute=sum(frozen_compute(t, steps) for t in pruned),
+        steps_known=steps is not None,
+    )
+
+
+def _grid(spec: Mapping[str, Any]) -> tuple[int | None, str]:
+    """The grid's size and what it is; ``None`` with the reason when there is none."""
+    if not spec:
+        return None, "the study holds no autotweak spec"
+    from autotweak.spec import Experiment
+
+    experiment = Experiment.from_dict(dict(spec), check_objective=False)
+    sampler = experiment.sampler
+    if sampler.name == "grid":
+        n_points = int(sampler.args.get("n_points", GRID_POINTS))
+        what = f"the grid sampler's own grid, {n_points} values per numeric parameter"
+    else:
+        n_points = GRID_POINTS
+        what = f"{n_points} values per numeric parameter, every choice of a categorical one"
+    try:
+        grid = experiment.space.grid(n_points)
+    except AutotweakError as exc:
+        return None, str(exc).rstrip(".")
+    return math.prod(len(v) for v in grid.values()), what
+
+
+@dataclass(frozen=True)
+class WorkerCost:
+    """Trials, wall time and dollars of one worker type."""
+
+    worker: str
+    trials: int
+    wall_s: float
+    dollars: float | None
+
+
+def worker_costs(
+    study: optuna.Study, hosts: Mapping[int, str], now: datetime | None = None
+) -> list[WorkerCost]:
+    """Group trials by worker type: the cloud instance type, else ``local (host)``."""
+    groups: dict[str, list[FrozenTrial]] = defaultdict(list)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.datetime_start is None:
+            continue
+        groups[_worker(trial, hosts.get(trial.number))].append(trial)
+    rows = []
+    for worker, trials in sorted(groups.items()):
+        costs = [float(t.user_attrs[COST_ATTR]) for t in trials if COST_ATTR in t.user_attrs]
+        rows.append(
+            WorkerCost(
+                worker=worker,
+                trials=len(trials),
+                wall_s=sum(_wall(t, now) for t in trials),
+                dollars=sum(costs) if costs else None,
+            )
+        )
+    return rows
+
+
+def workers_section(rows: list[WorkerCost]) -> Section:
+    """Time and dollars per worker type as a report section."""
+    table = [
+        [r.worker, str(r.trials), _duration(r.wall_s), "—" if r.dollars is None else f"${r.dollars:.2f}"]
+        for r in rows
+    ]
+    total = sum(r.dollars for r in rows if r.dollars is not None)
+    notes = ["Wall time is the sum of the trials' own durations (running trials count until now)."]
+    if any(r.dollars is not None for r in rows):
+        notes.append(f"Dollars as recorded by the cloud workers: ${total:.2f} in all.")
+    return Section(
+        "Time and cost per worker type", notes, ["worker type", "trials", "wall time", "dollars"], table
+    )
+
+
+def _worker(trial: FrozenTrial, host: str | None) -> str:
+    instance = trial.user_attrs.get(INSTANCE_ATTR)
+    if instance:
+        return str(instance)
+    return f"local ({host})" if host else "local"
+
+
+def _wall(trial: FrozenTrial, now: datetime | None) -> float:
+    if trial.datetime_start is None:
+        return 0.0
+    end = trial.datetime_complete or now or datetime.now()
+    return max((end - trial.datetime_start).total_seconds(), 0.0)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def trial_hosts(study: optuna.Study, tracking_uri: str | None) -> dict[int, str]:
+    """The host each trial ran on, read from its MLflow child run; empty when unreachable."""
+    if not tracking_uri:
+        return {}
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        experiment = client.get_experiment_by_name(study.study_name)
+        if experiment is None:
+            return {}
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string="tags.`autotweak.kind` = 'trial'",
+            max_results=50_000,
+        )
+    except MlflowException:
+        _log.info("no hosts from MLflow for study '%s'", study.study_name, exc_info=True)
+        return {}
+    hosts = {}
+    for run in runs:
+        tags = run.data.tags
+        if "autotweak.host" in tags and "autotweak.trial_number" in tags:
+            hosts[int(tags["autotweak.trial_number"])] = tags["autotweak.host"]
+    return hosts

@@ -1,0 +1,98 @@
+"""The meta-learner's proposals and how they scored, read from the study's system attrs.
+
+The meta-learner stores ``autotweak.meta_proposals`` on the Optuna study: a JSON list of
+``{"params", "predicted", "uncertainty", "sources": [{"task", "similarity"}], "trial_number"}``,
+where ``trial_number`` is the trial that ran the proposal (``null`` if none did).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autotweak.report._sections import Section
+
+__all__ = ["PROPOSALS_ATTR", "proposals_section"]
+
+_log = logging.getLogger(__name__)
+
+PROPOSALS_ATTR = "autotweak.meta_proposals"
+
+
+def proposals_section(study: optuna.Study) -> Section | None:
+    """The table of proposals against their trials' values; ``None`` when there are none."""
+    proposals = _read(study)
+    if not proposals:
+        return None
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    scored = sorted((float(t.value) for t in trials.values() if _scored(t)), reverse=maximize)  # type: ignore[arg-type]
+    rows = [_row(i, p, trials, scored) for i, p in enumerate(proposals, start=1)]
+    notes = [
+        f"Rank: where the proposal's actual value falls among the study's {len(scored)} completed "
+        "trials (1 = best)."
+    ]
+    header = ["#", "params", "predicted", "actual", "rank", "trial", "similar past tasks"]
+    return Section("Meta-learner proposals and how they scored", notes, header, rows)
+
+
+def _read(study: optuna.Study) -> list[dict[str, Any]]:
+    # Optuna 5 keeps study system attrs in the storage only (no ``Study.system_attrs``).
+    raw = study._storage.get_study_system_attrs(study._study_id).get(PROPOSALS_ATTR)
+    if raw is None:
+        return []
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        _log.warning("study '%s': %s is not valid JSON; not shown", study.study_name, PROPOSALS_ATTR)
+        return []
+    if not isinstance(data, list):
+        _log.warning("study '%s': %s is not a list; not shown", study.study_name, PROPOSALS_ATTR)
+        return []
+    return [p for p in data if isinstance(p, dict)]
+
+
+def _row(
+    index: int, proposal: dict[str, Any], trials: dict[int, FrozenTrial], scored: list[float]
+) -> list[str]:
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in dict(proposal.get("params") or {}).items())
+    predicted = _fmt(proposal.get("predicted"))
+    if proposal.get("uncertainty") is not None:
+        predicted += f" ± {_fmt(proposal['uncertainty'])}"
+    sources = ", ".join(
+        f"{s.get('task')} ({float(s.get('similarity', math.nan)):.2f})"
+        for s in proposal.get("sources") or []
+        if isinstance(s, dict)
+    )
+    number = proposal.get("trial_number")
+    trial = trials.get(int(number)) if number is not None else None
+    actual, rank = _outcome(trial, scored)
+    return [str(index), params, predicted, actual, rank, "—" if trial is None else str(trial.number), sources]
+
+
+def _outcome(trial: FrozenTrial | None, scored: list[float]) -> tuple[str, str]:
+    if trial is None:
+        return "not run", "—"
+    if _scored(trial):
+        value = float(trial.value)  # type: ignore[arg-type]
+        return _fmt(value), f"{scored.index(value) + 1} of {len(scored)}"
+    state = trial.state.name.lower()
+    if trial.state == TrialState.PRUNED and trial.intermediate_values:
+        step = max(trial.intermediate_values)
+        return f"pruned at step {step} ({_fmt(trial.intermediate_values[step])})", "—"
+    return state, "—"
+
+
+def _scored(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None else str(value)

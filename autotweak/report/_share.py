@@ -1,0 +1,69 @@
+"""Share the winner: register the best trial's model in the MLflow Model Registry with its lineage."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import optuna
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+
+from autotweak.engine._study import ATTR, summarize
+from autotweak.engine._trial import MODEL_ATTR
+from autotweak.exceptions import AutotweakError
+from autotweak.tracking import find_trial_run, register_model
+
+__all__ = ["register_best_model"]
+
+_log = logging.getLogger(__name__)
+
+_LINEAGE = ("autotweak.git_commit", "autotweak.git_dirty", "autotweak.version.autotweak", "autotweak.host")
+
+
+def register_best_model(study: optuna.Study, name: str, tracking_uri: str) -> ModelVersion:
+    """Register the model the best trial logged as a new version of ``name``.
+
+    The version's source is ``runs:/<best trial's run>/model``; its tags hold the study,
+    trial number, metric and value, config and the code version the trial ran with.
+
+    Example:
+        >>> version = register_best_model(study, "digits-mlp", uri)  # doctest: +SKIP
+        >>> version.version
+        '1'
+
+    Raises:
+        AutotweakError: If no trial completed, or the best trial logged no model.
+    """
+    summary = summarize(study)
+    if summary.best_number is None:
+        raise AutotweakError(f"study '{study.study_name}' has no completed trial, so no model to register.")
+    best = study.trials[summary.best_number]
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run_id = find_trial_run(client, study.study_name, best._trial_id)
+    if run_id is None or MODEL_ATTR not in best.user_attrs:
+        raise AutotweakError(
+            f"the best trial ({best.number}) of study '{study.study_name}' logged no model; the objective "
+            "must save it and call trial.log_model(path)."
+        )
+    run = client.get_run(run_id)
+    spec = study.user_attrs.get(ATTR.SPEC, {})
+    metric = str(spec.get("metric", {}).get("name", "value"))
+    tags = {
+        "autotweak.study": study.study_name,
+        "autotweak.trial_number": str(best.number),
+        "autotweak.study_run_id": str(study.user_attrs.get(ATTR.RUN_ID, "")),
+        "autotweak.metric": metric,
+        f"autotweak.{metric}": f"{summary.best_value:.10g}",
+        "autotweak.config": run.data.tags.get("autotweak.config", json.dumps(best.params, default=str)),
+        **{k: v for k, v in run.data.tags.items() if k in _LINEAGE},
+    }
+    description = (
+        f"Best trial {best.number} of study '{study.study_name}': {metric} = {summary.best_value:.6g}."
+    )
+    version = register_model(client, name, run_id, tags=tags, description=description)
+    parent = study.user_attrs.get(ATTR.RUN_ID)
+    if parent:
+        client.set_tag(str(parent), "autotweak.registered_model", f"{name}/{version.version}")
+    _log.info("registered trial %d's model as %s version %s", best.number, name, version.version)
+    return version

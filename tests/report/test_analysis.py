@@ -1,0 +1,211 @@
+"""The report's analysis: ablation path, compute against the grid, workers, meta-learner proposals."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import optuna
+
+import autotweak
+from autotweak.engine._study import frozen_compute, steps_of
+from autotweak.report import build_report
+from tests.helpers import load
+from tests.report.helpers import run_cli
+from tests.report.report_objectives import additive, ref
+
+TWEAKS = {
+    "a": {"type": "categorical", "choices": [0, 1]},
+    "b": {"type": "categorical", "choices": [0, 1]},
+    "c": {"type": "categorical", "choices": ["u", "v"]},
+}
+
+
+def _spec(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "abl",
+        "objective": ref("additive"),
+        "base": {"a": 0, "b": 0, "c": "u"},
+        "tweaks": TWEAKS,
+        "metric": {"name": "score", "direction": "maximize", "steps": 3},
+        "sampler": "grid",
+        "budget": {"trials": 9},
+    }
+    return {**spec, **overrides}
+
+
+def _run_all(study: autotweak.Study, configs: int) -> None:
+    for _ in range(configs):
+        trial = study.ask()
+        assert trial is not None
+        study.tell(trial, additive(trial.config, trial))
+
+
+def test_ablation_measured_on_the_full_grid(home, make_experiment):
+    exp = make_experiment(**_spec())
+    with autotweak.Study(exp) as study:
+        _run_all(study, 9)
+    report = build_report(load(exp))
+    assert report.ablation is not None
+    steps = report.ablation.steps
+    assert [s.tweak for s in steps] == ["b", "a", "c"], "the tweak that helps most comes first"
+    assert [s.contribution for s in steps] == [2.0, 1.0, 0.5]
+    assert report.ablation.start.value == 0.0 and report.ablation.start.measured
+    assert all(s.measured for s in steps)
+    text = report.to_markdown()
+    assert "| b | 0 → 1 | 2 |  | measured |" not in text  # contributions are filled in
+    assert "| b | 0 → 1 | 2 | +2 | measured |" in text
+    assert "| c | u → v | 3.5 | +0.5 | measured |" in text
+    assert "estimated |" not in text
+    print(text)
+
+
+def test_ablation_estimated_then_measured_with_ablate(home, make_experiment):
+    exp = make_experiment(**_spec(sampler={"name": "random"}, budget={"trials": 6}, seed=3))
+    with autotweak.Study(exp) as study:
+        while (trial := study.ask()) is not None:
+            study.tell(
+                trial, additive(trial.config, trial) if trial.params != {"a": 1, "b": 1, "c": "v"} else 0.0
+            )
+    report = build_report(load(exp))
+    assert report.ablation is not None
+    estimated = report.ablation.unmeasured()
+    text = report.to_markdown()
+    assert estimated, "with 6 of 8 configs and one off-pattern, some steps are estimated"
+    assert text.count("| estimated |") == len(estimated)
+
+    n_before = len(load(exp).trials)
+    cli = run_cli(home, "report", "abl", "--ablate", "5")
+    study = load(exp)
+    ran = [t for t in study.trials if t.user_attrs.get("autotweak.ablation")]
+    assert 1 <= len(ran) <= 5
+    assert len(study.trials) == n_before + len(ran)
+    after = build_report(study)
+    assert after.ablation is not None
+    assert all(p.measured for p in [after.ablation.start, *after.ablation.steps])
+    assert "| estimated |" not in cli.stdout
+    assert f"ran {len(ran)} ablation trial(s)" in cli.stdout
+
+
+def test_compute_against_the_grid_and_pruning_saved(home, make_experiment):
+    exp = make_experiment(**_spec(sampler={"name": "random"}, budget={"trials": 5}))
+    with autotweak.Study(exp) as study:
+        for state, last in (("complete", 3), ("pruned", 1), ("pruned", 2), ("failed", 1), ("complete", 3)):
+            trial = study.ask()
+            assert trial is not None
+            for step in range(1, last + 1):
+                trial.report(0.1 * step, step)
+            study.tell(trial, 1.0 if state == "complete" else None, state=state)
+    stored = load(exp)
+    steps = steps_of(stored)
+    pruned = [t for t in stored.trials if t.state == optuna.trial.TrialState.PRUNED]
+    used = sum(frozen_compute(t, steps) for t in stored.trials)
+    report = build_report(stored)
+    account = report.account
+    assert account is not None
+    assert account.grid_size == 8, "random sampler: compared with the space's grid, 2 x 2 x 2 choices"
+    assert account.used == used == report.summary.compute
+    assert account.pruned == 2 and abs(account.pruning_saved - (2 - (1 / 3 + 2 / 3))) < 1e-9
+    assert len(pruned) == 2
+    text = report.to_markdown()
+    assert f"Compute used: {used:.2f} full trainings over 5 trials." in text
+    assert f"this study used {used / 8:.1%} of it" in text
+    assert "pruning saved 1.00 full trainings" in text
+    assert "4 values per numeric parameter" in text
+
+
+def test_grid_sampler_is_compared_with_its_own_grid(home, make_experiment):
+    tweaks = {
+        "x": {"type": "float", "low": 0.0, "high": 1.0},
+        "c": {"type": "categorical", "choices": [1, 2]},
+    }
+    exp = make_experiment(
+        name="g",
+        tweaks=tweaks,
+        base={},
+        sampler={"name": "grid", "args": {"n_points": 3}},
+        budget={"trials": 2},
+    )
+    autotweak.optimize(exp)
+    report = build_report(load(exp))
+    assert report.account is not None and report.account.grid_size == 6
+    assert "the grid sampler's own grid, 3 values per numeric parameter" in report.to_markdown()
+
+
+def test_time_and_dollars_per_worker_type(home, make_experiment):
+    exp = make_experiment(**_spec(sampler={"name": "random"}, budget={"trials": 4}))
+    with autotweak.Study(exp) as study:
+        for i in range(4):
+            trial = study.ask()
+            assert trial is not None
+            if i % 2:
+                trial.set_user_attr("autotweak.instance_type", "g5.xlarge")
+                trial.set_user_attr("autotweak.cost_usd", 0.25 * i)
+            study.tell(trial, 1.0)
+    report = build_report(load(exp))
+    rows = {w.worker: w for w in report.workers}
+    local = f"local ({socket.gethostname()})"
+    assert set(rows) == {"g5.xlarge", local}, "the host comes from the trials' MLflow runs"
+    assert rows["g5.xlarge"].trials == 2 and rows["g5.xlarge"].dollars == 0.25 + 0.75
+    assert rows[local].trials == 2 and rows[local].dollars is None
+    text = report.to_markdown()
+    assert "| g5.xlarge | 2 |" in text and "| $1.00 |" in text
+    assert "Dollars as recorded by the cloud workers: $1.00 in all." in text
+
+
+def test_meta_learner_proposals_and_how_they_scored(home, make_experiment):
+    exp = make_experiment(**_spec())
+    proposed = [{"a": 0, "b": 1, "c": "u"}, {"a": 1, "b": 0, "c": "v"}, {"a": 1, "b": 1, "c": "v"}]
+    with autotweak.Study(exp) as study:
+        optuna_study = study.optuna_study
+        for params in proposed[:2]:  # queued behind the baseline, as the meta-learner's warm starts are
+            optuna_study.enqueue_trial(params)
+        _run_all(study, 2)  # the baseline (trial 0) and the first proposal (trial 1)
+        pruned = study.ask()
+        assert pruned is not None and pruned.params == proposed[1]
+        pruned.report(0.4, 1)
+        study.tell(pruned, state="pruned")
+        _run_all(study, 2)
+        proposals = [
+            {
+                "params": proposed[0],
+                "predicted": 2.2,
+                "uncertainty": 0.3,
+                "trial_number": 1,
+                "sources": [
+                    {"task": "mnist-mlp", "similarity": 0.81},
+                    {"task": "cifar-cnn", "similarity": 0.4},
+                ],
+            },
+            {"params": proposed[1], "predicted": 1.9, "uncertainty": 0.2, "sources": [], "trial_number": 2},
+            {
+                "params": proposed[2],
+                "predicted": 3.0,
+                "uncertainty": 0.5,
+                "sources": [],
+                "trial_number": None,
+            },
+        ]
+        optuna_study._storage.set_study_system_attr(
+            optuna_study._study_id, "autotweak.meta_proposals", json.dumps(proposals)
+        )
+    stored = load(exp)
+    assert stored.trials[1].params == proposed[0] and stored.trials[1].value == 2.0
+    complete = optuna.trial.TrialState.COMPLETE
+    values = sorted((t.value for t in stored.trials if t.state == complete), reverse=True)
+    rank = values.index(2.0) + 1
+    text = build_report(stored).to_markdown()
+    assert "## Meta-learner proposals and how they scored" in text
+    sources = "mnist-mlp (0.81), cifar-cnn (0.40)"
+    row = f"| 1 | a=0, b=1, c=u | 2.2 ± 0.3 | 2 | {rank} of {len(values)} | 1 | {sources} |"
+    assert row in text, text
+    assert "| 2 | a=1, b=0, c=v | 1.9 ± 0.2 | pruned at step 1 (0.4) | — | 2 |  |" in text
+    assert "| 3 | a=1, b=1, c=v | 3 ± 0.5 | not run | — | — |  |" in text
+
+
+def test_no_proposals_section_without_the_attr(home, make_experiment):
+    exp = make_experiment(**_spec(budget={"trials": 2}))
+    with autotweak.Study(exp) as study:
+        _run_all(study, 2)
+    assert "Meta-learner" not in build_report(load(exp)).to_markdown()

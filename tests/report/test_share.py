@@ -1,0 +1,74 @@
+"""Share the winner: trial.log_model uploads, report --register puts the best model in the registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import autotweak
+from autotweak.report import register_best_model
+from tests.helpers import load, mlflow_runs
+from tests.report.helpers import run_cli
+from tests.report.report_objectives import ref
+from tests.report.test_analysis import TWEAKS
+
+
+def test_best_model_is_registered_with_its_lineage(home, make_experiment, mlflow_client):
+    exp = make_experiment(
+        name="share",
+        objective=ref("saving"),
+        base={"a": 0, "b": 0, "c": "u"},
+        tweaks=TWEAKS,
+        metric={"name": "score", "direction": "maximize", "steps": 3},
+        sampler="grid",
+        budget={"trials": 4},
+    )
+    autotweak.optimize(exp)
+    study = load(exp)
+    best = study.best_trial
+    runs = mlflow_runs(mlflow_client, "share")
+    best_run = runs.children[best.number]
+    assert best.user_attrs["autotweak.model"] == f"runs:/{best_run.info.run_id}/model"
+    assert [a.path for a in mlflow_client.list_artifacts(best_run.info.run_id, "model")] == [
+        "model/weights.txt"
+    ]
+
+    cli = run_cli(home, "report", "share", "--register", "share-winner")
+    assert "registered the best trial's model as 'share-winner' version 1" in cli.stdout
+    version = mlflow_client.get_model_version("share-winner", "1")
+    assert version.run_id == best_run.info.run_id
+    assert version.source == f"runs:/{best_run.info.run_id}/model"
+    assert version.tags["autotweak.study"] == "share"
+    assert version.tags["autotweak.trial_number"] == str(best.number)
+    assert float(version.tags["autotweak.score"]) == best.value
+    assert json.loads(version.tags["autotweak.config"])["a"] == best.params["a"]
+    assert version.tags["autotweak.study_run_id"] == runs.parents[0].info.run_id
+    assert "autotweak.git_commit" in version.tags or "autotweak.version.autotweak" in version.tags
+    parent = mlflow_client.get_run(runs.parents[0].info.run_id)
+    assert parent.data.tags["autotweak.registered_model"] == "share-winner/1"
+    mlflow_client.download_artifacts(best_run.info.run_id, "model", str(home.parent / "dl"))
+    saved = (home.parent / "dl" / "model" / "weights.txt").read_text()
+    assert saved == f"a={best.params['a']} b={best.params['b']} c={best.params['c']}\n"
+
+    again = register_best_model(load(exp), "share-winner", f"sqlite:///{home / 'mlflow.db'}")
+    assert str(again.version) == "2", "registering again adds a version"
+
+
+def test_register_without_a_logged_model_says_what_to_do(home, make_experiment):
+    exp = make_experiment(name="nomodel", budget={"trials": 2})
+    autotweak.optimize(exp)
+    with pytest.raises(autotweak.AutotweakError, match=r"logged no model; the objective must save it"):
+        register_best_model(load(exp), "m", f"sqlite:///{home / 'mlflow.db'}")
+
+
+def test_log_model_refuses_a_missing_path(home, make_experiment):
+    exp = make_experiment(name="missing", budget={"trials": 1})
+    with autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        with pytest.raises(
+            autotweak.AutotweakError, match=r"'path' of log_model\(\) must be an existing file"
+        ):
+            trial.log_model(home / "nope.pt")
+        study.tell(trial, 1.0)
