@@ -54,6 +54,7 @@ from numpy.typing import NDArray
 from autotweak.meta._family import family_space
 from autotweak.meta._histories import Direction, Histories, HistoryError, PastTrial, SkipReport, TaskHistory
 from autotweak.meta._mapping import ParamMapper
+from autotweak.meta._table_checks import Table, check_kind, check_present, check_unique, require, show
 from autotweak.space import SearchSpace
 
 __all__ = ["read_table"]
@@ -62,23 +63,8 @@ _log = logging.getLogger(__name__)
 
 BENCHMARK_KEYS = ("task", "config_id", "step")
 BENCHMARK_OTHER = ("val_score", "test_score", "fit_seconds")
-GENERIC_RESERVED = ("task", "trial", "step", "value", "direction", "complete")
 PARAM_PREFIXES = ("param.", "params.")
 TAG_PREFIX = "tag."
-
-
-class _Table:
-    """A frame and the names to cite in errors and sources."""
-
-    def __init__(self, frame: pd.DataFrame, path: Path | None) -> None:
-        self.frame = frame
-        self.path = path
-        self.where = str(path) if path is not None else "the data frame"
-        self.label = path.name if path is not None else "frame"
-        self.stem = path.name.split(".")[0] if path is not None else "frame"
-
-    def fail(self, message: str) -> HistoryError:
-        return HistoryError(f"{self.where}: {message}")
 
 
 def read_table(
@@ -130,9 +116,9 @@ def read_table(
     return histories
 
 
-def _load(source: str | os.PathLike[str] | pd.DataFrame) -> _Table:
+def _load(source: str | os.PathLike[str] | pd.DataFrame) -> Table:
     if isinstance(source, pd.DataFrame):
-        return _Table(source.reset_index(drop=True), None)
+        return Table(source.reset_index(drop=True), None)
     path = Path(source)
     suffixes = [s.lower() for s in path.suffixes]
     try:
@@ -151,43 +137,7 @@ def _load(source: str | os.PathLike[str] | pd.DataFrame) -> _Table:
         raise HistoryError(
             f"{path}: must be a readable table file, got {type(exc).__name__}: {exc}"
         ) from None
-    return _Table(frame, path)
-
-
-# -- checks -------------------------------------------------------------------------------
-def _require(table: _Table, columns: tuple[str, ...], layout: str) -> None:
-    present = list(table.frame.columns)
-    for column in columns:
-        if column not in present:
-            raise table.fail(f"column {column!r} must be present ({layout}), got columns {present}.")
-    if table.frame.empty:
-        raise table.fail("the table must hold at least one row, got none.")
-
-
-def _check_present(table: _Table, columns: tuple[str, ...]) -> None:
-    for column in columns:
-        missing = table.frame[column].isna().to_numpy()
-        if missing.any():
-            row = int(np.flatnonzero(missing)[0])
-            raise table.fail(f"column {column!r} must have no missing values, got one at row {row}.")
-
-
-def _check_kind(table: _Table, column: str, kind: str) -> None:
-    series = table.frame[column]
-    ok = pd.api.types.is_bool_dtype(series) is False and (
-        pd.api.types.is_integer_dtype(series) if kind == "integer" else pd.api.types.is_numeric_dtype(series)
-    )
-    if not ok:
-        shown = series.iloc[0] if len(series) else None
-        raise table.fail(f"column {column!r} must be of {kind} type, got {series.dtype} (e.g. {shown!r}).")
-
-
-def _check_unique(table: _Table, frame: pd.DataFrame, keys: list[str]) -> None:
-    repeated = frame.duplicated(keys).to_numpy()
-    if repeated.any():
-        row = frame.iloc[int(np.flatnonzero(repeated)[0])]
-        shown = ", ".join(f"{key}={row[key]!r}" for key in keys)
-        raise table.fail(f"rows must be unique by ({', '.join(keys)}), got a second row with {shown}.")
+    return Table(frame, path)
 
 
 # -- curves -------------------------------------------------------------------------------
@@ -240,14 +190,14 @@ def _trials(
 
 # -- BENCHMARK.md format --------------------------------------------------------------------
 def _read_benchmark(
-    table: _Table,
+    table: Table,
     space: SearchSpace | None,
     metric: str,
     direction: Direction,
     renames: Mapping[str, str] | None,
 ) -> Histories:
     layout = "the BENCHMARK.md format has task, config_id, step, val_score and one column per hyperparameter"
-    _require(table, (*BENCHMARK_KEYS, "val_score"), layout)
+    require(table, (*BENCHMARK_KEYS, "val_score"), layout)
     if metric not in BENCHMARK_OTHER[:2] or metric not in table.frame.columns:
         raise table.fail(
             f"'metric' must be a score column of the table (val_score, test_score), got {metric!r}."
@@ -257,13 +207,13 @@ def _read_benchmark(
         raise table.fail(
             f"the table must have at least one hyperparameter column, got {list(table.frame.columns)}."
         )
-    _check_present(table, (*BENCHMARK_KEYS, *hyperparameters))
+    check_present(table, (*BENCHMARK_KEYS, *hyperparameters))
     for column in ("config_id", "step"):
-        _check_kind(table, column, "integer")
-    _check_kind(table, metric, "float")
+        check_kind(table, column, "integer")
+    check_kind(table, metric, "float")
     frame = table.frame.assign(task=table.frame["task"].astype(str))
     frame = frame.sort_values(list(BENCHMARK_KEYS), kind="stable", ignore_index=True)
-    _check_unique(table, frame, list(BENCHMARK_KEYS))
+    check_unique(table, frame, list(BENCHMARK_KEYS))
     starts, _ = _groups(frame, ["task", "config_id"])
     firsts = frame.iloc[starts]
     columns = [firsts[c].tolist() for c in hyperparameters]
@@ -290,7 +240,7 @@ def _read_benchmark(
 
 # -- generic format -------------------------------------------------------------------------
 def _read_generic(
-    table: _Table,
+    table: Table,
     space: SearchSpace | None,
     metric: str,
     direction: Direction,
@@ -299,13 +249,13 @@ def _read_generic(
     layout = (
         "the generic format has task, trial, value, optional step, direction, complete, param.* and tag.*"
     )
-    _require(table, ("task", "trial", metric), layout)
+    require(table, ("task", "trial", metric), layout)
     columns = [str(c) for c in table.frame.columns]
     step = "step" if "step" in columns else None
-    _check_present(table, ("task", "trial", *([step] if step else [])))
+    check_present(table, ("task", "trial", *([step] if step else [])))
     if step:
-        _check_kind(table, step, "integer")
-    _check_kind(table, metric, "float")
+        check_kind(table, step, "integer")
+    check_kind(table, metric, "float")
     param_columns = {c: c.split(".", 1)[1] for c in columns if c.startswith(PARAM_PREFIXES)}
     if not param_columns:
         raise table.fail(f"the table must have at least one 'param.<name>' column, got columns {columns}.")
@@ -315,7 +265,7 @@ def _read_generic(
     directions = _directions(table, frame, direction)
     keys = ["task", "trial", *([step] if step else [])]
     frame = frame.sort_values(keys, kind="stable", ignore_index=True)
-    _check_unique(table, frame, keys)
+    check_unique(table, frame, keys)
     grouped = frame.groupby(["task", "trial"], sort=False)
     records = grouped[list(param_columns)].first().rename(columns=param_columns).to_dict("records")
     params = [{str(k): v for k, v in record.items() if not _missing(v)} for record in records]
@@ -341,7 +291,7 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def _directions(table: _Table, frame: pd.DataFrame, default: Direction) -> dict[str, Direction]:
+def _directions(table: Table, frame: pd.DataFrame, default: Direction) -> dict[str, Direction]:
     names = frame["task"].unique().tolist()
     if "direction" not in frame.columns:
         return dict.fromkeys(names, default)
@@ -363,28 +313,31 @@ def _directions(table: _Table, frame: pd.DataFrame, default: Direction) -> dict[
     return {str(task): found[0] for task, found in per_task.items()}
 
 
-def _complete(table: _Table, grouped: Any) -> list[bool]:
+def _complete(table: Table, grouped: Any) -> list[bool]:
     """Each trial's ``complete`` flag (its last row's), from booleans or true/false text."""
     last = grouped["complete"].last()
     text = last.astype(str).str.strip().str.lower()
     truth = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
     bad = ~text.isin(list(truth))
     if bad.any():
-        shown = last[bad].iloc[0]
+        task, trial = last[bad].index[0]
         raise table.fail(
             "column 'complete' must hold true or false, "
-            f"got {shown!r} for (task, trial) {last[bad].index[0]}."
+            f"got {show(last[bad].iloc[0])} for task {task!r} trial {show(trial)}."
         )
     return [truth[t] for t in text.tolist()]
 
 
-def _generic_space(table: _Table, names: list[str], params: list[dict[str, Any]]) -> SearchSpace:
+def _generic_space(table: Table, names: list[str], params: list[dict[str, Any]]) -> SearchSpace:
+    """A space inferred from the params; a column of whole floats (ints with gaps in a CSV) is int."""
     if any(len(p) != len(names) for p in params):
         raise table.fail(
             "'space' must be given when some trials lack some params (no space can be inferred)."
         )
+    whole = [n for n in names if all(isinstance(p[n], float) and p[n].is_integer() for p in params)]
+    configs = {i: p | {n: int(p[n]) for n in whole} for i, p in enumerate(params)}
     try:
-        return family_space(table.stem, names, dict(enumerate(params)))[0]
+        return family_space(table.stem, names, configs)[0]
     except HistoryError as exc:
         raise table.fail(str(exc)) from None
 

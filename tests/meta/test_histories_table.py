@@ -112,7 +112,10 @@ def test_benchmark_rows_mapped_onto_a_given_space_with_renames(hgb_slice: Path) 
             lambda f: f.assign(val_score="high"),
             "column 'val_score' must be of float type, got str (e.g. 'high')",
         ),
-        (lambda f: f.assign(step=f.step * 0.5), "column 'step' must be of integer type, got float64"),
+        (
+            lambda f: f.assign(step=f.step * 0.5).sort_values("step"),
+            "column 'step' must hold whole numbers, got 2.5 at row",
+        ),
         (lambda f: f.assign(task=None), "column 'task' must have no missing values, got one at row 0"),
         (lambda f: f.assign(step=5), "rows must be unique by (task, config_id, step), got a second row"),
         (lambda f: f.assign(max_leaf_nodes=1000), "a hgb file must hold hgb's search space"),
@@ -238,3 +241,17 @@ def test_mixed_directions_in_a_task_are_refused() -> None:
         HistoryError, match=r"the data frame: column 'direction' must be the same on every row"
     ):
         read_table(frame, space=SPACE)
+
+
+def test_csv_whole_floats_are_ints_and_an_inferred_space_keeps_them(tmp_path: Path) -> None:
+    path = tmp_path / "runs.csv"
+    path.write_text(
+        "task,trial,step,value,param.lr,param.layers,param.opt\n"
+        "a,0,1.0,0.41,0.01,2,adam\n"
+        "a,0,2.0,0.55,,,\n"
+        "a,1,1.0,0.38,0.1,3,sgd\n"
+    )
+    histories = read_table(path)
+    first, second = histories.task("a").trials
+    assert first.params == {"lr": 0.01, "layers": 2, "opt": "adam"} and type(first.params["layers"]) is int
+    assert first.steps == (1, 2) and second.params == {"lr": 0.1, "layers": 3, "opt": "sgd"}

@@ -1,0 +1,84 @@
+"""A table being read, and the rules every history table is checked against.
+
+Each check raises :class:`HistoryError` naming the file (or "the data frame"), the column
+and the rule, with the bad value and its row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from autotweak.meta._histories import HistoryError
+
+__all__ = ["Table", "check_kind", "check_present", "check_unique", "require", "show"]
+
+
+class Table:
+    """A frame and the names to cite in errors and sources."""
+
+    def __init__(self, frame: pd.DataFrame, path: Path | None) -> None:
+        self.frame = frame
+        self.path = path
+        self.where = str(path) if path is not None else "the data frame"
+        self.label = path.name if path is not None else "frame"
+        self.stem = path.name.split(".")[0] if path is not None else "frame"
+
+    def fail(self, message: str) -> HistoryError:
+        """The error to raise: ``message`` prefixed with the file."""
+        return HistoryError(f"{self.where}: {message}")
+
+
+def require(table: Table, columns: tuple[str, ...], layout: str) -> None:
+    """The columns of the format are present and the table has rows."""
+    present = list(table.frame.columns)
+    for column in columns:
+        if column not in present:
+            raise table.fail(f"column {column!r} must be present ({layout}), got columns {present}.")
+    if table.frame.empty:
+        raise table.fail("the table must hold at least one row, got none.")
+
+
+def check_present(table: Table, columns: tuple[str, ...]) -> None:
+    """No missing values in ``columns``."""
+    for column in columns:
+        missing = table.frame[column].isna().to_numpy()
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise table.fail(f"column {column!r} must have no missing values, got one at row {row}.")
+
+
+def check_kind(table: Table, column: str, kind: str) -> None:
+    """Numbers (``kind="float"``) or whole numbers (``"integer"``; whole floats are cast to int)."""
+    series = table.frame[column]
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    if numeric and kind == "integer" and not pd.api.types.is_integer_dtype(series):
+        values = series.to_numpy(dtype=np.float64)
+        fractional = np.flatnonzero(values != np.round(values))
+        if not len(fractional):
+            table.frame[column] = series.astype(np.int64)
+            return
+        row = int(fractional[0])
+        raise table.fail(
+            f"column {column!r} must hold whole numbers, got {show(series.iloc[row])} at row {row}."
+        )
+    if not numeric:
+        shown = show(series.iloc[0]) if len(series) else None
+        raise table.fail(f"column {column!r} must be of {kind} type, got {series.dtype} (e.g. {shown}).")
+
+
+def show(value: Any) -> str:
+    """A cell as Python writes it (``2.5``, not ``np.float64(2.5)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def check_unique(table: Table, frame: pd.DataFrame, keys: list[str]) -> None:
+    """No two rows with the same ``keys``."""
+    repeated = frame.duplicated(keys).to_numpy()
+    if repeated.any():
+        row = frame.iloc[int(np.flatnonzero(repeated)[0])]
+        shown = ", ".join(f"{key}={show(row[key])}" for key in keys)
+        raise table.fail(f"rows must be unique by ({', '.join(keys)}), got a second row with {shown}.")
