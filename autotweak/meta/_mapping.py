@@ -47,8 +47,22 @@ _FALSE = frozenset({"false", "0", "no"})
 _NONE = frozenset({"none", "null", ""})
 
 
+_MEMO = 100_000  # distinct records remembered: tables repeat each config on every task
+_Mapped = tuple[dict[str, Any] | None, str | None, Counter[str]]
+
+
 class _Skip(Exception):
     """A record cannot be mapped; the message is the reason."""
+
+
+def _key(raw: Mapping[str, Any]) -> tuple[tuple[str, type, Any], ...] | None:
+    """A hashable form of a record, types included (``True`` is not ``1``); ``None`` if none."""
+    try:
+        key = tuple((str(k), type(v), v) for k, v in raw.items())
+        hash(key)
+    except Exception:  # unhashable or hostile values: map without the memo
+        return None
+    return key
 
 
 def _alias(name: str) -> str:
@@ -93,10 +107,32 @@ class ParamMapper:
             )
         self._aliases = {_alias(name): name for name in space.names}
         self._ignored: set[str] = set()
+        self._changes: Counter[str] = Counter()
+        self._memo: dict[tuple[tuple[str, type, Any], ...], _Mapped] = {}
         self.notes: Counter[str] = Counter()
 
     def map(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-        """``(config, None)`` for a record that maps onto the space, else ``(None, reason)``."""
+        """``(config, None)`` for a record that maps onto the space, else ``(None, reason)``.
+
+        Changes made to a kept record are counted in :attr:`notes`.
+        """
+        key = _key(raw)
+        try:
+            mapped = self._memo.get(key) if key is not None else None
+        except Exception:  # a value whose == raises
+            key, mapped = None, None
+        if mapped is None:
+            mapped = self._map(raw)
+            if key is not None and len(self._memo) < _MEMO:
+                self._memo[key] = mapped
+        config, reason, changes = mapped
+        if config is None:
+            return None, reason
+        self.notes.update(changes)
+        return dict(config), None
+
+    def _map(self, raw: Mapping[str, Any]) -> _Mapped:
+        self._changes = Counter()
         try:
             named = self._names(raw)
             config: dict[str, Any] = {}
@@ -105,10 +141,10 @@ class ParamMapper:
                     continue
                 config[param.name] = self._value(param, named)
         except _Skip as skip:
-            return None, str(skip)
+            return None, str(skip), Counter()
         except Exception as exc:  # a record must never crash the reading
-            return None, f"params cannot be read: {type(exc).__name__}"
-        return config, None
+            return None, f"params cannot be read: {type(exc).__name__}", Counter()
+        return config, None, self._changes
 
     # -- names ----------------------------------------------------------------------------
     def _names(self, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,18 +189,18 @@ class ParamMapper:
         if isinstance(param, FixedParam):
             return param.value
         if param.name in self.base:
-            self.notes[f"param {param.name!r} filled from the base config"] += 1
+            self._changes[f"param {param.name!r} filled from the base config"] += 1
             return self._value(param, {param.name: self.base[param.name]})
         raise _Skip(f"param {param.name!r} is missing")
 
     def _number(self, param: FloatParam | IntParam, value: Any) -> float | int:
         number = _as_number(param.name, value)
-        number = _as_int(param, number, self.notes) if isinstance(param, IntParam) else float(number)
+        number = _as_int(param, number, self._changes) if isinstance(param, IntParam) else float(number)
         if param.low <= number <= param.high:
             return number
         if not _near(param, number):
             raise _Skip(f"param {param.name!r} = {number!r} out of range [{param.low}, {param.high}]")
-        self.notes[f"param {param.name!r} clipped into range"] += 1
+        self._changes[f"param {param.name!r} clipped into range"] += 1
         return type(number)(min(max(number, param.low), param.high))
 
 

@@ -168,7 +168,8 @@ def _trials(
     starts, ends = _groups(frame, keys)
     values = frame[value].to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
-    steps = frame[step].tolist() if step else []
+    whole = np.logical_and.reduceat(finite, starts).tolist()  # every point of the curve finite
+    steps = frame[step].to_numpy(dtype=np.int64).tolist() if step else []
     points = values.tolist()
     tasks = frame["task"].to_numpy()[starts].tolist()
     out: dict[Any, list[PastTrial]] = {task: [] for task in dict.fromkeys(tasks)}
@@ -180,9 +181,13 @@ def _trials(
         if config is None:
             skipped.add(reason or "params do not fit the space", sources[i])
             continue
-        keep = range(start, end) if finite[start:end].all() else [j for j in range(start, end) if finite[j]]
-        trial_steps = tuple(int(steps[j]) for j in keep) if step else ()
-        curve = tuple(points[j] for j in keep) if step else ()
+        trial_steps: tuple[int, ...] = ()
+        curve: tuple[float, ...] = ()
+        if step and whole[i]:
+            trial_steps, curve = tuple(steps[start:end]), tuple(points[start:end])
+        elif step:
+            keep = [j for j in range(start, end) if finite[j]]
+            trial_steps, curve = tuple(steps[j] for j in keep), tuple(points[j] for j in keep)
         done = True if complete is None else complete[i]
         out[tasks[i]].append(PastTrial(config, points[end - 1], trial_steps, curve, sources[i], done))
     return out

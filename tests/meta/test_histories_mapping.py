@@ -166,3 +166,20 @@ class _Weird:
 def test_a_hostile_record_never_crashes() -> None:
     config, reason = map_params(GOOD | {"optimizer": _Weird()}, SPACE)
     assert config is None and reason == "params cannot be read: RuntimeError"
+
+
+def test_repeated_records_count_their_changes_each_time_and_types_stay_apart() -> None:
+    mapper = ParamMapper(SPACE)
+    for _ in range(3):
+        assert mapper.map(GOOD | {"dropout": 0.52}) == (EXPECTED | {"dropout": 0.5}, None)
+    assert mapper.map(GOOD | {"dropout": 0.52, "width": "4"})[0] is None  # skipped: its clip is not noted
+    assert dict(mapper.notes) == {"param 'dropout' clipped into range": 3}
+    assert mapper.map(GOOD | {"amsgrad": True})[0] == EXPECTED
+    assert mapper.map(GOOD | {"amsgrad": 1}) == (
+        None,
+        "param 'amsgrad' = 1 is not one of the choices [True, False]",
+    )
+    first, _ = mapper.map(GOOD)
+    assert first is not None
+    first["width"] = 0  # a returned config is the caller's own
+    assert mapper.map(GOOD) == (EXPECTED, None)
