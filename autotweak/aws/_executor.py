@@ -43,6 +43,8 @@ __all__ = ["SpotExecutor"]
 
 _log = logging.getLogger(__name__)
 
+_RESERVE = 0.1  # no instance is launched into the last tenth of the dollar budget
+
 
 class SpotExecutor(BaseExecutor):
     """Runs ``workers`` ``autotweak worker`` processes on EC2 spot instances.
@@ -88,6 +90,7 @@ class _Launcher:
         self.ec2 = ec2_client(settings.region)
         self.ledger = Ledger()
         self.launches = 0
+        self.failed_launches = 0
         execution = ctx.experiment.execution
         tracker = make_tracker(ctx.tracking_uri)
         storage = make_storage(
@@ -126,14 +129,36 @@ class _Launcher:
             done = view.exhausted(experiment.budget, self.ctx.deadline)
             if done and view.running == 0:
                 return done
-            budget = self.settings.budget_usd
-            if budget is not None and self.ledger.spent(now) >= budget:
-                _log.warning("the dollar budget of %.4g USD is spent; stopping the workers", budget)
+            left = self._dollars_left(now)
+            if left <= 0:
+                _log.warning("the dollar budget of %.4g USD is spent; stopping the workers", left)
                 return "dollar budget"
             alive = sum(1 for i in instances if i.alive)
             if done is None and alive < self.workers:
-                self._launch(self.workers - alive, prices, now)
+                if self.settings.budget_usd is None or left >= _RESERVE * self.settings.budget_usd:
+                    self._try_launch(self.workers - alive, prices, now, alive)
+                elif alive == 0:
+                    return "dollar budget"  # what is left would not pay for a useful worker
             time.sleep(self.settings.poll_interval)
+
+    def _dollars_left(self, now: float) -> float:
+        budget = self.settings.budget_usd
+        return float("inf") if budget is None else budget - self.ledger.spent(now)
+
+    def _try_launch(self, count: int, prices: dict[str, float], now: float, alive: int) -> None:
+        """Launch; a refusal (no capacity, a price above max_price) is retried at the next poll."""
+        try:
+            self._launch(count, prices, now)
+            self.failed_launches = 0
+        except AutotweakError:
+            raise
+        except Exception as exc:  # botocore's ClientError: capacity, limits, permissions
+            self.failed_launches += 1
+            _log.warning("could not launch %d instance(s): %s: %s", count, type(exc).__name__, exc)
+            if alive == 0 and self.failed_launches >= 3:
+                raise AutotweakError(
+                    f"EC2 launched no worker in 3 tries; the last error was {type(exc).__name__}: {exc}"
+                ) from exc
 
     def _launch(self, count: int, prices: dict[str, float], now: float) -> None:
         if self.launches >= 3 * self.workers:
@@ -158,7 +183,7 @@ class _Launcher:
         if self.ctx.deadline is not None:
             limits.append(self.ctx.deadline - now)
         if self.settings.budget_usd is not None:
-            left = self.settings.budget_usd - self.ledger.spent(now)
+            left = self._dollars_left(now)
             running = self.ledger.hourly_rate()
             limits.append(3600.0 * left / (running + count * price))
         return min(limits) if limits else None
