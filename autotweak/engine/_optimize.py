@@ -222,10 +222,25 @@ def _close(prepared: Prepared, *, interrupted: bool) -> StudySummary:
     reconcile(prepared.study, prepared.tracker, metric.name, metric.steps)
     summary = summarize(prepared.study, interrupted=interrupted)
     try:
+        _record_proposals(prepared)
         prepared.tracker.end_study(prepared.context.study_run_id, summary)
     except Exception as exc:
         raise AutotweakError(f"could not write the study summary to the tracker: {exc}") from exc
     return summary
+
+
+def _record_proposals(prepared: Prepared) -> None:
+    """The meta-learner's proposals and how they scored: on the study and its parent run."""
+    from autotweak.meta import PROPOSALS_ATTR, proposals_of
+
+    study = prepared.study
+    proposals = proposals_of(study.get_trials(deepcopy=False), study.direction)
+    if not proposals:
+        return
+    study._storage.set_study_system_attr(study._study_id, PROPOSALS_ATTR, proposals)
+    run_id = prepared.context.study_run_id
+    if run_id is not None:
+        prepared.tracker.log_proposals(run_id, proposals)
 
 
 def _log_progress(progress: Progress) -> None:

@@ -14,6 +14,7 @@ from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
 from autotweak._imports import require
+from autotweak._validation import Where
 from autotweak.exceptions import SpecError
 from autotweak.space import SearchSpace
 from autotweak.spec._parts import Component, Metric
@@ -78,7 +79,16 @@ def _meta(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSam
         )
     base_sampler = SAMPLERS[base](space, seed, dict(args.pop("base_args", {})))
     model = resolve_meta_model(args.pop("model", "auto"), space)
-    return MetaSampler(model, base_sampler, seed=seed, **args)
+    descriptor = args.pop("descriptor", None)
+    if isinstance(descriptor, str):
+        from autotweak.spec._objective import import_objective
+
+        descriptor = import_objective(descriptor, Where("sampler.args.descriptor"))()
+    if descriptor is not None and not isinstance(descriptor, Mapping):
+        raise SpecError(
+            f"must be a mapping or 'module:function', got {descriptor!r}.", field="sampler.args.descriptor"
+        )
+    return MetaSampler(model, base_sampler, seed=seed, descriptor=descriptor, **args)
 
 
 SAMPLERS: dict[str, SamplerFactory] = {

@@ -6,6 +6,7 @@ Example:
     0
 """
 
+from autotweak.meta._describe import describe_dataset
 from autotweak.meta._family import LIBRARY_FAMILIES, family_space, infer_space
 from autotweak.meta._fit import fit_meta_model, normalized_scores
 from autotweak.meta._histories import Direction, Histories, HistoryError, PastTrial, SkipReport, TaskHistory
@@ -15,12 +16,13 @@ from autotweak.meta._mlflow_source import read_mlflow
 from autotweak.meta._model import MetaModel, MetaModelError, load_meta_model
 from autotweak.meta._optuna_source import read_optuna
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
-from autotweak.meta._sampler import GUARD_ATTR, PROPOSAL_ATTR, MetaSampler, proposals_of
+from autotweak.meta._sampler import GUARD_ATTR, PROPOSAL_ATTR, PROPOSALS_ATTR, MetaSampler, proposals_of
 from autotweak.meta._table import read_table
 
 __all__ = [
     "LIBRARY_FAMILIES",
     "GUARD_ATTR",
+    "PROPOSALS_ATTR",
     "PROPOSAL_ATTR",
     "Direction",
     "MetaModel",
@@ -28,6 +30,7 @@ __all__ = [
     "MetaSampler",
     "Proposal",
     "Proposer",
+    "describe_dataset",
     "descriptor_weights",
     "fit_meta_model",
     "load_meta_model",

@@ -43,6 +43,8 @@ _log = logging.getLogger(__name__)
 MIN_TRIALS = 5
 N_TREES = 32
 SURROGATE = "extra-trees"
+# Offset of the candidate design's seed: not the designs seeded 0 (e.g. the benchmark's).
+DESIGN_SEED = 1_000
 
 
 def unit_points(space: SearchSpace, configs: Sequence[Mapping[str, Any]]) -> NDArray[np.float64]:
@@ -134,7 +136,11 @@ def _candidates(
 ) -> NDArray[np.float64]:
     """Seen configs and a Sobol design, canonical (through the space's mapping), deduplicated."""
     dims = len(space.tunable)
-    design = qmc.Sobol(dims, scramble=True, seed=seed).random(n_design) if n_design else np.empty((0, dims))
+    design = (
+        qmc.Sobol(dims, scramble=True, seed=seed + DESIGN_SEED).random(n_design)
+        if n_design
+        else np.empty((0, dims))
+    )
     raw = np.vstack([*seen, design])
     canonical = unit_points(space, [space.from_unit(row.tolist()) for row in raw])
     _, first = np.unique(np.round(canonical, 9), axis=0, return_index=True)

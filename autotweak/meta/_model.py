@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -82,6 +83,14 @@ class MetaModel:
     def n_tasks(self) -> int:
         """Number of past tasks."""
         return len(self.tasks)
+
+    @property
+    def digest(self) -> str:
+        """A short digest of the model's content (to tell two models apart)."""
+        content = hashlib.sha256(np.round(self.scores, 5).astype(np.float32).tobytes())
+        content.update(np.round(self.units, 6).astype(np.float32).tobytes())
+        content.update("\n".join(self.tasks).encode())
+        return content.hexdigest()[:12]
 
     def candidate(self, index: int) -> dict[str, Any]:
         """The config of candidate ``index``."""

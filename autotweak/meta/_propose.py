@@ -55,14 +55,16 @@ class Proposal:
         predicted: Predicted normalized score (fraction of configs it beats), weighted
             over past tasks.
         uncertainty: Weighted standard deviation of that prediction across past tasks.
-        sources: The past tasks it comes from, ``(name, similarity)``, most supportive first.
+        sources: The past tasks it comes from, ``(name, similarity, score)``, most
+            supportive first: the task's weight relative to the most similar task's, and
+            the config's normalized score on that task.
     """
 
     index: int
     params: Mapping[str, Any]
     predicted: float
     uncertainty: float
-    sources: tuple[tuple[str, float], ...]
+    sources: tuple[tuple[str, float, float], ...]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the shape stored on trials and parent runs)."""
@@ -70,7 +72,10 @@ class Proposal:
             "params": dict(self.params),
             "predicted": round(self.predicted, 4),
             "uncertainty": round(self.uncertainty, 4),
-            "sources": [{"task": name, "similarity": round(sim, 4)} for name, sim in self.sources],
+            "sources": [
+                {"task": name, "similarity": round(sim, 4), "score": round(score, 4)}
+                for name, sim, score in self.sources
+            ],
         }
 
 
@@ -165,7 +170,7 @@ class Proposer:
         support = weights * column
         top = np.argsort(-support, kind="stable")[:N_SOURCES]
         similarity = weights / weights.max()
-        sources = tuple((self.model.tasks[t], float(similarity[t])) for t in top)
+        sources = tuple((self.model.tasks[t], float(similarity[t]), float(column[t])) for t in top)
         return Proposal(index, self.model.candidate(index), predicted, uncertainty, sources)
 
 

@@ -40,12 +40,13 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak.meta._model import MetaModel
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
 
-__all__ = ["GUARD_ATTR", "PROPOSAL_ATTR", "MetaSampler", "proposals_of"]
+__all__ = ["GUARD_ATTR", "PROPOSALS_ATTR", "PROPOSAL_ATTR", "MetaSampler", "proposals_of"]
 
 _log = logging.getLogger(__name__)
 
-PROPOSAL_ATTR = "autotweak.meta"
+PROPOSAL_ATTR = "autotweak.meta_proposal"
 GUARD_ATTR = "autotweak.meta_guard"
+PROPOSALS_ATTR = "autotweak.meta_proposals"
 UNITS_KEY = "units"
 
 
@@ -85,6 +86,21 @@ class MetaSampler(BaseSampler):
         self._names = [p.name for p in model.space.tunable] if model is not None else []
         self._pending: dict[int, Proposal | None] = {}
         self._lock = threading.Lock()
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What this sampler is (logged with the study, compared on resume)."""
+        base = type(self.base)
+        model = None if self.model is None else {"digest": self.model.digest, "tasks": self.model.n_tasks}
+        return {
+            "name": "meta",
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "base": f"{base.__module__}.{base.__qualname__}",
+            "model": model,
+            "n_meta": self.n_meta,
+            "guard_after": self.guard_after,
+            "guard_threshold": self.guard_threshold,
+        }
 
     # -- BaseSampler ----------------------------------------------------------------------
     def reseed_rng(self) -> None:
@@ -228,8 +244,18 @@ def _fits(distribution: BaseDistribution, value: Any) -> bool:
         return False
 
 
-def proposals_of(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
-    """The meta proposals recorded on ``trials``, each with its trial number and outcome."""
+def proposals_of(
+    trials: Sequence[FrozenTrial], direction: StudyDirection | None = None
+) -> list[dict[str, Any]]:
+    """The meta proposals recorded on ``trials``, each with its trial's outcome.
+
+    Each entry is the proposal (``params``, ``predicted``, ``uncertainty``, ``sources``)
+    plus ``trial_number``, ``state``, ``value`` and, with ``direction``, ``rank``: the
+    trial's place among the complete trials (1 = best; ``None`` if it did not complete).
+    """
+    complete = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    reverse = direction == StudyDirection.MAXIMIZE
+    ordered = sorted(complete, reverse=reverse)
     out = []
     for t in trials:
         record = t.system_attrs.get(PROPOSAL_ATTR)
@@ -238,5 +264,8 @@ def proposals_of(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
             entry["trial_number"] = t.number
             entry["state"] = t.state.name.lower()
             entry["value"] = t.value
+            if direction is not None:
+                done = t.state == TrialState.COMPLETE and t.value is not None
+                entry["rank"] = ordered.index(t.value) + 1 if done and t.value is not None else None
             out.append(entry)
     return out

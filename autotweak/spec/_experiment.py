@@ -50,7 +50,8 @@ class Experiment:
         metric: Name and direction of the value the objective returns.
         base: The base config; each trial's config is the base updated with the tweaks.
         budget: Trials, wall time and compute limits.
-        sampler: Sampler by registry name with arguments (TPE by default).
+        sampler: Sampler by registry name with arguments (``meta`` by default: warm-started from
+            a meta-model that fits the space when one is found, otherwise plain TPE).
         pruner: Pruner by registry name with arguments (median by default).
         seed: Seed of the sampler (worker ``i`` uses ``seed + i``).
         execution: Worker processes and stale-trial detection.
@@ -68,7 +69,7 @@ class Experiment:
     objective: str | Callable[..., Any] | None = None
     base: Mapping[str, Any] = field(default_factory=dict)
     budget: Budget = field(default_factory=Budget)
-    sampler: Component = field(default_factory=lambda: Component("tpe"))
+    sampler: Component = field(default_factory=lambda: Component("meta"))
     pruner: Component = field(default_factory=lambda: Component("median"))
     seed: int | None = 0
     execution: Execution = field(default_factory=Execution)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ class BaseTracker(abc.ABC):
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         """Close the record of a trial that died without closing it (a killed worker)."""
+
+    def log_proposals(self, run_id: str, proposals: Sequence[Mapping[str, Any]]) -> None:
+        """Record the meta-learner's proposals on the study's record, with how each scored."""
 
     def end_study(self, run_id: str | None, summary: StudySummary) -> None:
         """Write the study's summary and close its record."""

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,16 @@ class MlflowTracker(BaseTracker):
             fetched = Path(self.client.download_artifacts(run_id, "checkpoint", tmp))
             shutil.copytree(fetched, folder, dirs_exist_ok=True)
         return True
+
+    def log_proposals(self, run_id: str, proposals: Sequence[Mapping[str, Any]]) -> None:
+        """``meta/proposals.json`` on the parent run, and how the proposals ranked as metrics."""
+        text = json.dumps([dict(p) for p in proposals], indent=2, default=str)
+        self.client.log_text(run_id, text, "meta/proposals.json")
+        ranks = [int(p["rank"]) for p in proposals if p.get("rank") is not None]
+        metrics = {"meta_proposals": float(len(proposals))}
+        if ranks:
+            metrics["meta_best_proposal_rank"] = float(min(ranks))
+        self._log(run_id, metrics=_metrics(metrics.items()))
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         tags = {"autotweak.state": "failed", "autotweak.failure": reason}

@@ -20,6 +20,7 @@ SAMPLER_CLASSES = {
     "qmc": "QMCSampler",
     "cmaes": "CmaEsSampler",
     "gp": "GPSampler",
+    "meta": "MetaSampler",
 }
 
 

@@ -57,7 +57,7 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     ),
     (
         base_spec(sampler="tpee"),
-        "'sampler' must be one of tpe, random, grid, qmc, cmaes, gp (did you mean 'tpe'?), got 'tpee'",
+        "'sampler' must be one of tpe, random, grid, qmc, cmaes, gp, meta (did you mean 'tpe'?), got 'tpee'",
     ),
     (
         base_spec(sampler={"name": "tpe", "args": {"n_startup": 3}}),

@@ -1,0 +1,155 @@
+"""``autotweak meta fit`` and ``autotweak suggest``: build a meta-model, ask it for proposals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from autotweak.cli._console import Console
+from autotweak.exceptions import AutotweakError
+from autotweak.space import SearchSpace, load_space
+
+__all__ = ["meta", "suggest"]
+
+_console = Console()
+
+
+@click.group()
+def meta() -> None:
+    """Build meta-models from past experiment histories."""
+
+
+@meta.command("fit")
+@click.option(
+    "--space", "space_ref", required=True, help="A library space (hgb, mlp...), a space file, or a spec."
+)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Long-format table.",
+)
+@click.option("--mlflow", "tracking_uri", help="MLflow tracking URI to read runs from.")
+@click.option(
+    "--experiment", "experiments", multiple=True, help="MLflow experiment name (repeat; default: all)."
+)
+@click.option("--optuna", "storage", help="Optuna storage URL to read studies from.")
+@click.option("--study", "studies", multiple=True, help="Optuna study name (repeat; default: all).")
+@click.option("--metric", help="Metric of the MLflow runs (default: the spec's).")
+@click.option(
+    "--direction", type=click.Choice(["maximize", "minimize"]), help="Default: the spec's, else maximize."
+)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Model file to write (.npz).")
+def meta_fit(
+    space_ref: str,
+    tables: tuple[str, ...],
+    tracking_uri: str | None,
+    experiments: tuple[str, ...],
+    storage: str | None,
+    studies: tuple[str, ...],
+    metric: str | None,
+    direction: str | None,
+    out: str,
+) -> None:
+    """Fit a meta-model on past histories and save it (a versioned .npz file).
+
+    Sources can be mixed: long-format tables (BENCHMARK.md's format or the generic one,
+    see docs/histories.md), MLflow experiments (any runs with params and the metric),
+    Optuna studies. Records that cannot be used are skipped and counted by reason.
+    """
+    from autotweak.meta import Histories, fit_meta_model, read_mlflow, read_optuna, read_table
+
+    space, spec_metric, spec_direction = _space_of(space_ref)
+    metric = metric or spec_metric
+    orientation: Any = direction or spec_direction or "maximize"
+    parts: list[Histories] = [read_table(path, space=space) for path in tables]
+    if tracking_uri:
+        if not metric:
+            raise AutotweakError("--metric is needed to read MLflow runs (or pass a spec as --space).")
+        names = list(experiments) or None
+        parts.append(read_mlflow(tracking_uri, names, metric=metric, direction=orientation, space=space))
+    if storage:
+        parts.append(read_optuna(storage, list(studies) or None, space=space))
+    if not parts:
+        raise AutotweakError("name at least one history source: --table, --mlflow or --optuna.")
+    histories = Histories.combine(parts)
+    model = fit_meta_model(histories, space)
+    path = model.save(out)
+    _console.line(
+        f"read {len(histories.tasks)} task(s), {histories.n_trials} trial(s); {histories.skipped.summary()}"
+    )
+    _console.line(
+        f"fit on {model.n_tasks} task(s) ({model.info['skipped_tasks']}); {len(model.units)} candidates"
+    )
+    _console.line(f"wrote {path}")
+
+
+@click.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-k", "--top", type=click.IntRange(min=1), default=5, show_default=True, help="Proposals to show."
+)
+@click.option("--model", help="Meta-model file (default: the spec's sampler.args.model, else one found).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
+    """The meta-learner's first proposals for SPEC, with why: no training is run.
+
+    Each proposal shows its predicted normalized score (the fraction of configs it is
+    expected to beat), the spread of that prediction across past tasks, and the past tasks
+    it comes from with their similarity.
+    """
+    from autotweak.meta import Proposer, descriptor_weights, resolve_meta_model
+    from autotweak.spec import load_experiment
+
+    experiment = load_experiment(spec, check_objective=False)
+    args = dict(experiment.sampler.args) if experiment.sampler.name == "meta" else {}
+    fitted = resolve_meta_model(model or args.get("model", "auto"), experiment.space)
+    if fitted is None:
+        raise AutotweakError(
+            f"no meta-model fits the space of {spec} ({experiment.space.names}); "
+            "fit one with `autotweak meta fit`."
+        )
+    descriptor = args.get("descriptor")
+    proposer = Proposer(
+        fitted, descriptor_weights(fitted, descriptor) if isinstance(descriptor, dict) else None
+    )
+    proposals = []
+    tried: list[list[float]] = []
+    for _ in range(min(top, len(fitted.units))):
+        proposal = proposer.propose(tried, [])
+        proposals.append(proposal)
+        tried.append(fitted.units[proposal.index].tolist())
+    if as_json:
+        _console.line(json.dumps([p.to_dict() for p in proposals], indent=2, default=str))
+        return
+    _console.line(f"meta-model: {fitted.n_tasks} past tasks, {len(fitted.units)} candidates")
+    for rank, p in enumerate(proposals, start=1):
+        config = ", ".join(f"{k}={_fmt(v)}" for k, v in p.params.items())
+        sources = ", ".join(
+            f"{name} (similarity {sim:.2f}, score {score:.2f})" for name, sim, score in p.sources
+        )
+        _console.line(f"{rank}. {config}")
+        _console.line(f"   predicted {p.predicted:.2f} ± {p.uncertainty:.2f}; from {sources}")
+
+
+def _space_of(ref: str) -> tuple[SearchSpace, str | None, str | None]:
+    """A space (and the metric and direction when ``ref`` is an experiment spec)."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        import yaml
+
+        raw = yaml.safe_load(path.read_text())
+        if isinstance(raw, dict) and "tweaks" in raw:
+            from autotweak.spec import load_experiment
+
+            experiment = load_experiment(path, check_objective=False)
+            return experiment.space, experiment.metric.name, experiment.metric.direction
+    return load_space(ref), None, None
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
