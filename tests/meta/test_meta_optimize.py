@@ -1,0 +1,93 @@
+"""The meta-learner inside ``autotweak optimize`` and the CLI: proposals served, recorded, explained."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+import autotweak
+from autotweak import SearchSpace
+from autotweak.cli import main
+from autotweak.meta import PROPOSALS_ATTR, Histories, PastTrial, TaskHistory, fit_meta_model
+from tests.helpers import load, mlflow_runs
+
+SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": -5.0, "high": 5.0}})
+
+
+def _model(tmp_path: Path, peak: float = 1.0) -> Path:
+    """A meta-model from three past tasks whose loss is lowest near ``peak``."""
+    rng = np.random.default_rng(0)
+    tasks = []
+    for i in range(3):
+        xs = rng.uniform(-5, 5, 30)
+        trials = tuple(PastTrial({"x": float(x)}, float((x - peak - 0.2 * i) ** 2)) for x in xs)
+        tasks.append(TaskHistory(f"past{i}", "minimize", trials))
+    return fit_meta_model(Histories(tuple(tasks)), SPACE, n_design=64).save(tmp_path / "toy.meta.npz")
+
+
+def test_optimize_serves_and_records_the_proposals(home, make_experiment, tmp_path):
+    model = _model(tmp_path)
+    exp = make_experiment(
+        name="warm",
+        sampler={"name": "meta", "args": {"model": str(model), "n_meta": 3}},
+        budget={"trials": 6},
+    )
+    result = autotweak.optimize(exp)
+    study = load(exp)
+    proposals = study._storage.get_study_system_attrs(study._study_id)[PROPOSALS_ATTR]
+    # trial 0 is the base config (baseline), the next three are the meta-learner's
+    assert [p["trial_number"] for p in proposals] == [1, 2, 3]
+    assert abs(study.trials[1].params["x"] - 1.2) < 1.0
+    assert all(p["state"] == "complete" and p["rank"] >= 1 for p in proposals)
+    assert {s["task"] for p in proposals for s in p["sources"]} <= {"past0", "past1", "past2"}
+
+    client = MlflowClient(tracking_uri=result.tracking_uri)
+    parent = mlflow_runs(client, "warm").parents[0]
+    assert parent.data.metrics["meta_proposals"] == 3
+    assert parent.data.metrics["meta_best_proposal_rank"] == min(p["rank"] for p in proposals)
+    local = client.download_artifacts(parent.info.run_id, "meta/proposals.json", str(tmp_path))
+    logged = json.loads(Path(local).read_text())
+    assert [p["trial_number"] for p in logged] == [1, 2, 3]
+
+
+def test_without_a_fitting_model_meta_is_tpe(home, make_experiment):
+    exp = make_experiment(name="cold", sampler={"name": "meta"}, budget={"trials": 3})
+    autotweak.optimize(exp)
+    study = load(exp)
+    assert PROPOSALS_ATTR not in study._storage.get_study_system_attrs(study._study_id)
+    assert len(study.trials) == 3
+
+
+def test_a_model_for_another_space_is_refused_before_any_compute(home, make_experiment, tmp_path):
+    other = SearchSpace.from_dict({"y": {"type": "int", "low": 1, "high": 3}})
+    histories = Histories(
+        (TaskHistory("t", "maximize", tuple(PastTrial({"y": y % 3 + 1}, float(y)) for y in range(6))),)
+    )
+    path = fit_meta_model(histories, other, n_design=4).save(tmp_path / "other.npz")
+    with pytest.raises(autotweak.SpecError, match=r"'sampler.args' .*do not fit the space"):
+        make_experiment(name="bad", sampler={"name": "meta", "args": {"model": str(path)}})
+
+
+def test_meta_fit_and_suggest_from_the_command_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "hgb.npz"
+    table = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "hgb.parquet"
+    main(["meta", "fit", "--space", "hgb", "--table", str(table), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "read 47 task(s), 12032 trial(s); no record skipped" in printed
+    assert out.exists()
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(
+        "name: s\nobjective: examples.sklearn_wine:train\ntweaks: hgb\n"
+        "metric: {name: acc, direction: maximize}\n"
+        f"sampler: {{name: meta, args: {{model: {out}}}}}\n"
+    )
+    main(["suggest", str(spec), "-k", "3", "--json"])
+    proposals = json.loads(capsys.readouterr().out)
+    assert len(proposals) == 3
+    assert len({json.dumps(p["params"], sort_keys=True) for p in proposals}) == 3
+    assert all(0 <= p["predicted"] <= 1 and len(p["sources"]) == 3 for p in proposals)
