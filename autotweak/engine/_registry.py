@@ -112,13 +112,28 @@ def _percentile(metric: Metric, args: dict[str, Any]) -> BasePruner:
 
 
 def _successive_halving(metric: Metric, args: dict[str, Any]) -> BasePruner:
+    # Optuna's "auto" min_resource is estimated by each process from the trials it has seen
+    # completed, so workers could disagree on the rungs; the same rule on metric.steps cannot.
+    if metric.steps is not None:
+        args.setdefault("min_resource", max(metric.steps // 100, 1))
     return optuna.pruners.SuccessiveHalvingPruner(**args)
 
 
 def _hyperband(metric: Metric, args: dict[str, Any]) -> BasePruner:
+    # A fixed max_resource fixes the brackets before the first trial completes, in every
+    # process alike ("auto" waits for a completed trial, and each process for its own).
     if metric.steps is not None:
         args.setdefault("max_resource", metric.steps)
     return optuna.pruners.HyperbandPruner(**args)
+
+
+def _learned(metric: Metric, args: dict[str, Any]) -> BasePruner:
+    """The learned-curve pruner; its model defaults to the shipped one that fits the trial's space."""
+    from autotweak.curves import LearnedCurvePruner
+
+    if metric.steps is not None:
+        args.setdefault("n_steps", metric.steps)
+    return LearnedCurvePruner(**args)
 
 
 def _none(metric: Metric, args: dict[str, Any]) -> BasePruner:
@@ -130,6 +145,7 @@ PRUNERS: dict[str, PrunerFactory] = {
     "percentile": _percentile,
     "successive_halving": _successive_halving,
     "hyperband": _hyperband,
+    "learned": _learned,
     "none": _none,
 }
 

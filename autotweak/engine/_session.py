@@ -52,6 +52,7 @@ class Outcome:
     traceback: str | None = None
 
 
+PRUNER_ATTRS = "autotweak.pruner."  # user attrs a pruner writes on a trial it stops
 _TELL = {"pruned": TrialState.PRUNED, "failed": TrialState.FAIL, "preempted": TrialState.FAIL}
 _TELL_STATE = {"complete": TrialState.COMPLETE, **_TELL}
 
@@ -168,6 +169,8 @@ class TrialSession:
             )
         compute = trial_compute(outcome.state, handle.last_step, exp.metric.steps)
         extra = {"autotweak.baseline": "true"} if self._baseline.pop(trial.number, False) else {}
+        if outcome.state == "pruned":
+            extra |= self._pruner_attrs(trial)
         self.tracker.end_trial(
             TrialRecord(
                 run_id=self._run_ids.pop(trial.number),
@@ -185,3 +188,12 @@ class TrialSession:
         )
         shown = "" if outcome.value is None else f" {exp.metric.name}={outcome.value:.6g}"
         _log.info("trial %d %s%s", trial.number, outcome.state, shown)
+
+    def _pruner_attrs(self, trial: optuna.Trial) -> dict[str, str]:
+        """What the pruner recorded on ``trial`` when it stopped it (``autotweak.pruner.*``), as tags."""
+        try:
+            attrs = self.study._storage.get_trial(trial._trial_id).user_attrs
+        except Exception:  # the record matters more than these tags
+            _log.warning("trial %d: the pruner's records could not be read", trial.number, exc_info=True)
+            return {}
+        return {k: str(v) for k, v in attrs.items() if k.startswith(PRUNER_ATTRS)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from autotweak import SearchSpace
@@ -28,11 +28,14 @@ class History:
         configs: ``config_id`` -> hyperparameters of the configs named in ``scores``.
         scores: Past task -> ``config_id`` -> final validation score, for the configs
             observed on that task.
+        curves: Past task -> ``config_id`` -> validation curve (steps ``1..n``) of the
+            configs in ``scores``; only for methods with ``uses_curves``, else empty.
     """
 
     regime: str
     configs: Mapping[int, Mapping[str, Any]]
     scores: Mapping[str, Mapping[int, float]]
+    curves: Mapping[str, Mapping[int, tuple[float, ...]]] = field(default_factory=dict)
 
     @property
     def tasks(self) -> list[str]:
@@ -64,6 +67,7 @@ class ReplayMethod(ABC):
     """
 
     uses_history: ClassVar[bool] = False
+    uses_curves: ClassVar[bool] = False
 
     @property
     @abstractmethod

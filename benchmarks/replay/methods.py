@@ -18,6 +18,7 @@ from typing import Any
 
 from autotweak.spec import Component
 from benchmarks.replay._base import ReplayMethod, SearchSetup
+from benchmarks.replay.learned import LearnedPrunerSearch
 from benchmarks.replay.meta import MetaLearnerSearch
 from benchmarks.replay.portfolio import greedy_portfolio
 from benchmarks.replay.simulate import Replay, run_study
@@ -120,6 +121,7 @@ METHODS: dict[str, Callable[[], ReplayMethod]] = {
     "tpe+median": _engine("tpe", "median"),
     "tpe+hyperband": _engine("tpe", "hyperband"),
     "tpe+sh": _engine("tpe", "successive_halving"),
+    "tpe+learned": LearnedPrunerSearch,
     "greedy_portfolio": GreedyPortfolioSearch,
     "st_zero_shot": lambda: SyneTuneSearch("st_zero_shot"),
     "st_bounding_box": lambda: SyneTuneSearch("st_bounding_box"),

@@ -35,15 +35,21 @@ __all__ = [
     "TARGET",
     "RunCurves",
     "TaskStats",
+    "COMPUTES",
+    "TOP",
     "average_ranks",
+    "false_prunes",
     "regret",
     "run_curves",
     "to_target",
     "value_at",
+    "value_at_compute",
 ]
 
 BUDGETS = (1, 5, 10, 25, 50)
 TARGET = 0.05
+TOP = 5
+COMPUTES = (10, 25)
 SATURATION = 0.01
 
 
@@ -138,6 +144,27 @@ def to_target(curves: RunCurves, target: float = TARGET) -> tuple[int | None, fl
         return None, None, None
     k = int(reached[0])
     return k + 1, float(curves.compute[k]), float(curves.seconds[k])
+
+
+def false_prunes(trials: Sequence[ReplayTrial], task: TaskData, top: int = TOP) -> int:
+    """Trials the pruner stopped among the run's ``top`` best by full-training validation score.
+
+    Each trial is ranked by its config's recorded final score (what it would have reached
+    had it been trained fully), so a pruned trial counts as a false prune if it would have
+    been among the run's best ``top`` (ties: the earlier trial first).
+    """
+    final = dict(zip(task.config_ids.tolist(), task.final_val.tolist(), strict=True))
+    ranked = sorted(range(len(trials)), key=lambda i: (-final[trials[i].config_id], i))[:top]
+    return sum(not trials[i].complete for i in ranked)
+
+
+def value_at_compute(curves: RunCurves, compute: float) -> float:
+    """Validation regret after the last trial that ended within ``compute`` full trainings.
+
+    A run that ended with less compute keeps its last regret; NaN before its first trial ends.
+    """
+    index = int(np.searchsorted(curves.compute, compute, side="right")) - 1
+    return float(curves.val[index]) if index >= 0 else float("nan")
 
 
 def average_ranks(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:

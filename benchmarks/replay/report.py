@@ -16,8 +16,15 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.replay.methods import METHODS
-from benchmarks.replay.metrics import SATURATION, TARGET
-from benchmarks.replay.results import Curves, budgets_for, rank_table, regret_table, target_table
+from benchmarks.replay.metrics import SATURATION, TARGET, TOP
+from benchmarks.replay.results import (
+    Curves,
+    budgets_for,
+    compute_table,
+    rank_table,
+    regret_table,
+    target_table,
+)
 
 __all__ = ["Provenance", "SuiteInfo", "method_order", "write_report"]
 
@@ -117,6 +124,7 @@ def _target_markdown(table: pd.DataFrame, order: Sequence[str], budget: int) -> 
                 _to_target_cell(row["seconds"], None, 1),
                 _number(row["compute_used"], 1),
                 _number(row["pruned"], 1),
+                _number(row["false_prunes"], 2),
             ]
         )
     header = [
@@ -127,8 +135,15 @@ def _target_markdown(table: pd.DataFrame, order: Sequence[str], budget: int) -> 
         "simulated s (median)",
         f"compute in {budget} trials",
         f"pruned of {budget}",
+        f"false prunes (of the run's top {TOP})",
     ]
     return _markdown(header, rows)
+
+
+def _compute_markdown(table: pd.DataFrame, order: Sequence[str]) -> str:
+    columns = list(table.columns)
+    rows = [[f"`{m}`", *[_number(table.at[m, c]) for c in columns]] for m in order if m in table.index]
+    return _markdown(["method", *columns], rows)
 
 
 def _rank_markdown(table: pd.DataFrame, ks: Sequence[int], order: Sequence[str]) -> str:
@@ -222,6 +237,10 @@ def _suite_section(
         (
             f"Trials-to-target and compute-to-target (validation regret <= {TARGET})",
             _target_markdown(target_table(frame), order, budget),
+        ),
+        (
+            "Normalized regret, validation, at equal compute (C full trainings)",
+            _compute_markdown(compute_table(frame), order),
         ),
         (
             "Average rank (1 = best; per task, mean regret over seeds)",

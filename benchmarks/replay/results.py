@@ -21,18 +21,22 @@ from numpy.typing import NDArray
 from benchmarks.replay.data import TaskData
 from benchmarks.replay.metrics import (
     BUDGETS,
+    COMPUTES,
     RunCurves,
     TaskStats,
     average_ranks,
+    false_prunes,
     run_curves,
     to_target,
     value_at,
+    value_at_compute,
 )
 from benchmarks.replay.runner import Run
 
 __all__ = [
     "Curves",
     "budgets_for",
+    "compute_table",
     "rank_table",
     "regret_table",
     "run_table",
@@ -97,10 +101,18 @@ def run_table(
     for run in runs:
         key = (run.suite, run.task)
         curve = run_curves(run.trials, tasks[key], stats[key])
-        rows.append(_row(run, curve, stats[key], budget))
+        rows.append(_row(run, curve, stats[key], budget) | _pruning(run, curve, tasks[key], budget))
         if not stats[key].saturated:
             curves.by_method.setdefault((run.suite, run.method), []).append(curve)
     return pd.DataFrame(rows), curves
+
+
+def _pruning(run: Run, curve: RunCurves, task: TaskData, budget: int) -> dict[str, object]:
+    """False prunes in the run's first ``budget`` trials, and regret at equal compute."""
+    row: dict[str, object] = {"false_prunes": false_prunes(run.trials[:budget], task)}
+    for compute in COMPUTES:
+        row[f"val@compute{compute}"] = value_at_compute(curve, compute)
+    return row
 
 
 def _row(run: Run, curve: RunCurves, stats: TaskStats, budget: int) -> dict[str, object]:
@@ -164,5 +176,13 @@ def target_table(frame: pd.DataFrame) -> pd.DataFrame:
             "seconds": grouped["seconds_to_target"].median(),
             "compute_used": grouped["compute_used"].mean(),
             "pruned": grouped["pruned"].mean(),
+            "false_prunes": grouped["false_prunes"].mean(),
         }
+    )
+
+
+def compute_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Method x compute C: mean over tasks of the validation regret after C full trainings."""
+    return pd.DataFrame(
+        {f"C={c}": _per_task(frame, f"val@compute{c}").mean(axis=1, skipna=True) for c in COMPUTES}
     )

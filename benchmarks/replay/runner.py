@@ -140,7 +140,8 @@ def plan_jobs(
                     continue
                 for regime in regimes:
                     scores = histories[(str(suite.train_family.path), regime)]
-                    history = history_for(split, regime, suite.train_family, scores)
+                    curves = METHODS[method]().uses_curves
+                    history = history_for(split, regime, suite.train_family, scores, curves=curves)
                     jobs.append(Job(**{**vars(base), "regime": regime, "history": history}))
     return jobs
 

@@ -101,17 +101,27 @@ def history_for(
     regime: str,
     family: FamilyData,
     scores: Mapping[str, Mapping[int, float]],
+    *,
+    curves: bool = False,
 ) -> History:
     """The history of ``split``'s training tasks only, from ``scores`` (task -> observed scores).
 
     Only the training tasks' entries are read, so nothing of the test task can leak in.
+    With ``curves``, the validation curves of the observed configs come along.
     """
     if regime not in REGIMES:
         raise ValueError(f"a regime must be one of {', '.join(REGIMES)}, got {regime!r}.")
     kept = {task: dict(scores[task]) for task in split.train}
     used = {cid for observed in kept.values() for cid in observed}
     configs = {cid: dict(family.configs[cid]) for cid in sorted(used)}
-    return History(regime, configs, kept)
+    if not curves:
+        return History(regime, configs, kept)
+    return History(regime, configs, kept, {task: _curves(family.tasks[task], kept[task]) for task in kept})
+
+
+def _curves(task: TaskData, observed: Mapping[int, float]) -> dict[int, tuple[float, ...]]:
+    rows = {int(cid): row for row, cid in enumerate(task.config_ids)}
+    return {cid: tuple(float(v) for v in task.val[rows[cid]]) for cid in sorted(observed)}
 
 
 def all_scores(family: FamilyData, regime: str, tasks: Sequence[str]) -> dict[str, dict[int, float]]:

@@ -1,0 +1,230 @@
+"""``LearnedCurvePruner``: stop a trial when it is unlikely to end in the study's top k.
+
+At each report the pruner reads what the storage holds (the trial's own intermediate
+values and the final values of the study's completed trials), asks a :class:`CurveModel`
+for the distribution of the trial's final score, and prunes when the probability of
+ending at or above the k-th best completed value falls below ``threshold``. Nothing else
+enters the decision (no randomness, no clock, no state kept between calls), so every
+worker computes the same decision for the same storage state.
+
+Where the model cannot speak, a classic rule decides (Optuna's ``MedianPruner`` by
+default): no model fits the trial's parameters, fewer than ``n_startup_trials`` trials
+have completed (the top k is not known yet), or the full length of training is unknown.
+
+When it prunes, the pruner writes what it saw into the trial's user attributes
+(``autotweak.pruner.*``); the engine copies them to the trial's MLflow run.
+
+Example:
+    >>> import optuna
+    >>> pruner = LearnedCurvePruner(model=None, n_steps=20)  # no model: Median rule
+    >>> study = optuna.create_study(direction="maximize", pruner=pruner)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner, MedianPruner
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from autotweak.curves._features import Reference
+from autotweak.curves._library import load_curve_model, model_for
+from autotweak.curves._model import CurveModel
+from autotweak.exceptions import AutotweakError
+
+__all__ = ["ATTR_PREFIX", "Decision", "LearnedCurvePruner", "PrunerArgumentError"]
+
+ATTR_PREFIX = "autotweak.pruner."
+MIN_FRACTION = 0.25
+
+
+class PrunerArgumentError(AutotweakError, ValueError):
+    """A pruner argument breaks a rule."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A prune decision and what it was based on.
+
+    Attributes:
+        prune: Whether to stop the trial.
+        rule: ``"learned"``, the fallback's name, or ``"warmup"`` (before ``min_steps``).
+        step: The trial's last step.
+        p_top_k: Probability of ending in the top k (learned rule only).
+        predicted: Predicted final score: 10%, 50% and 90% quantiles (learned rule only).
+        top_k_value: The k-th best completed value (learned rule only).
+        n_complete: Completed trials seen.
+    """
+
+    prune: bool
+    rule: str
+    step: int
+    p_top_k: float | None = None
+    predicted: tuple[float, float, float] | None = None
+    top_k_value: float | None = None
+    n_complete: int = 0
+
+    def attrs(self) -> dict[str, Any]:
+        """The user attributes recorded on a pruned trial."""
+        out: dict[str, Any] = {"rule": self.rule, "step": self.step, "n_complete": self.n_complete}
+        if self.p_top_k is not None and self.predicted is not None:
+            out |= {
+                "p_top_k": round(self.p_top_k, 6),
+                "predicted_final": self.predicted[1],
+                "predicted_q10": self.predicted[0],
+                "predicted_q90": self.predicted[2],
+                "top_k_value": self.top_k_value,
+            }
+        return {ATTR_PREFIX + key: value for key, value in out.items()}
+
+
+def _check(name: str, value: Any, ok: bool, rule: str) -> None:
+    if not ok:
+        raise PrunerArgumentError(f"'{name}' of LearnedCurvePruner must be {rule}, got {name}={value!r}.")
+
+
+class LearnedCurvePruner(BasePruner):
+    """Prune a trial whose probability of ending in the study's top ``top_k`` is below ``threshold``.
+
+    Args:
+        model: A :class:`CurveModel`, a model file, ``"auto"`` (the shipped model that fits
+            the trial's parameters) or ``None`` (always the fallback rule).
+        top_k: How many of the best completed trials a trial must be able to join.
+        threshold: Prune when the probability of joining them is below this.
+        min_steps: Never prune before this step (default: a quarter of ``n_steps``).
+        n_steps: The step of a full training (``metric.steps``); if ``None``, the largest
+            last step of the completed trials.
+        n_startup_trials: Completed trials needed before the model decides (default:
+            ``top_k``); until then the fallback decides.
+        fallback: The classic rule (default: ``MedianPruner()``).
+    """
+
+    def __init__(
+        self,
+        model: CurveModel | str | os.PathLike[str] | None = "auto",
+        *,
+        top_k: int = 5,
+        threshold: float = 0.05,
+        min_steps: int | None = None,
+        n_steps: int | None = None,
+        n_startup_trials: int | None = None,
+        fallback: BasePruner | None = None,
+    ) -> None:
+        _check("top_k", top_k, isinstance(top_k, int) and top_k >= 1, "an integer >= 1")
+        _check("threshold", threshold, isinstance(threshold, float | int) and 0 <= threshold < 1, "in [0, 1)")
+        _check(
+            "n_steps", n_steps, n_steps is None or (isinstance(n_steps, int) and n_steps >= 1), "None or >= 1"
+        )
+        _check(
+            "min_steps",
+            min_steps,
+            min_steps is None or (isinstance(min_steps, int) and min_steps >= 0),
+            "None or >= 0",
+        )
+        startup = top_k if n_startup_trials is None else n_startup_trials
+        _check(
+            "n_startup_trials",
+            startup,
+            isinstance(startup, int) and startup >= top_k,
+            f"an integer >= top_k ({top_k})",
+        )
+        self._model_arg = model
+        self._model = (
+            load_curve_model(model)
+            if isinstance(model, str | os.PathLike) and str(model) != "auto"
+            else model
+        )
+        self.top_k = top_k
+        self.threshold = float(threshold)
+        self.min_steps = min_steps
+        self.n_steps = n_steps
+        self.n_startup_trials = startup
+        self.fallback = fallback or MedianPruner()
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What this pruner is (logged with the study, compared on resume)."""
+        model = self._model_arg
+        shown = model.space.name if isinstance(model, CurveModel) else (None if model is None else str(model))
+        return {
+            "name": "learned",
+            "model": shown,
+            "top_k": self.top_k,
+            "threshold": self.threshold,
+            "min_steps": self.min_steps,
+            "n_steps": self.n_steps,
+            "n_startup_trials": self.n_startup_trials,
+            "fallback": type(self.fallback).__name__,
+        }
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        decision = self.decide(study, trial)
+        if decision.prune:
+            for key, value in decision.attrs().items():
+                study._storage.set_trial_user_attr(trial._trial_id, key, value)
+        return decision.prune
+
+    def decide(self, study: optuna.Study, trial: FrozenTrial) -> Decision:
+        """The decision for ``trial`` given the study as stored now (writes nothing)."""
+        step = trial.last_step
+        if step is None:
+            return Decision(False, "warmup", -1)
+        complete = [
+            t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None
+        ]
+        n_steps = self.n_steps or max((t.last_step or 0 for t in complete), default=0) or None
+        min_steps = self.min_steps if self.min_steps is not None else math.ceil(MIN_FRACTION * (n_steps or 0))
+        if step < min_steps:
+            return Decision(False, "warmup", step, n_complete=len(complete))
+        model = self._model_for(trial)
+        unit = None if model is None else model.unit_config(trial.params)
+        value = trial.intermediate_values[step]
+        if (
+            model is None
+            or unit is None
+            or n_steps is None
+            or len(complete) < self.n_startup_trials
+            or not math.isfinite(value)
+        ):
+            return self._fallback(study, trial, step, len(complete))
+        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+        steps = sorted(
+            s for s, v in trial.intermediate_values.items() if math.isfinite(v) and 0 < s <= n_steps
+        )
+        values = sign * np.array([trial.intermediate_values[s] for s in steps], dtype=np.float64)
+        fractions = np.array(steps, dtype=np.float64) / n_steps
+        finals = np.sort(sign * np.array([t.value for t in complete], dtype=np.float64))[::-1]
+        bar = float(finals[self.top_k - 1])
+        ref = Reference.of(finals)
+        peers = sign * np.array([_value_at(t, step) for t in complete], dtype=np.float64)
+        peers = peers[np.isfinite(peers)]
+        if not len(peers):
+            return self._fallback(study, trial, step, len(complete))
+        final = model.final_score(values, fractions, unit, ref, peers)
+        p = final.p_above(bar)
+        q10, q50, q90 = (sign * final.quantile((0.1, 0.5, 0.9))).tolist()
+        predicted = (q10, q50, q90) if sign > 0 else (q90, q50, q10)
+        return Decision(p < self.threshold, "learned", step, p, predicted, sign * bar, len(complete))
+
+    def _model_for(self, trial: FrozenTrial) -> CurveModel | None:
+        if isinstance(self._model, CurveModel) or self._model is None:
+            return self._model
+        return model_for(trial.params)
+
+    def _fallback(self, study: optuna.Study, trial: FrozenTrial, step: int, n_complete: int) -> Decision:
+        prune = bool(self.fallback.prune(study, trial))
+        return Decision(prune, type(self.fallback).__name__, step, n_complete=n_complete)
+
+
+def _value_at(trial: FrozenTrial, step: int) -> float:
+    """``trial``'s value at ``step``, or at its last step before it; NaN if none."""
+    if step in trial.intermediate_values:
+        return float(trial.intermediate_values[step])
+    earlier = [s for s in trial.intermediate_values if s <= step]
+    return float(trial.intermediate_values[max(earlier)]) if earlier else math.nan

@@ -1,0 +1,108 @@
+"""LearnedCurvePruner in plain Optuna studies and through autotweak's registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autotweak.curves import ATTR_PREFIX, CurveModel, LearnedCurvePruner, PrunerArgumentError
+from autotweak.engine._registry import build_pruner
+from autotweak.spec import Component, Metric
+from tests.curves.conftest import N_STEPS, objective_for
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def run(pruner: optuna.pruners.BasePruner, n_trials: int = 30, seed: int = 0) -> optuna.Study:
+    study = optuna.create_study(
+        direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed)
+    )
+    study.optimize(objective_for(), n_trials=n_trials)
+    return study
+
+
+def test_prunes_in_plain_optimize_and_records_why(toy_model: CurveModel) -> None:
+    study = run(LearnedCurvePruner(toy_model, n_steps=N_STEPS, threshold=0.1))
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert pruned and len(complete) >= 5
+    for trial in pruned:
+        attrs = trial.user_attrs
+        assert attrs[ATTR_PREFIX + "rule"] == "learned"
+        assert 0 <= attrs[ATTR_PREFIX + "p_top_k"] < 0.1
+        assert attrs[ATTR_PREFIX + "predicted_q10"] <= attrs[ATTR_PREFIX + "predicted_final"]
+        assert attrs[ATTR_PREFIX + "step"] == trial.last_step >= 3  # min_steps: a quarter of 12
+    # the best trial of the study is never one it stopped
+    assert study.best_trial.state == TrialState.COMPLETE
+
+
+def test_no_model_falls_back_to_the_median_rule() -> None:
+    learned = run(LearnedCurvePruner(None, n_steps=N_STEPS, min_steps=0))
+    median = run(optuna.pruners.MedianPruner())
+    assert [t.state for t in learned.trials] == [t.state for t in median.trials]
+    rules = {t.user_attrs.get(ATTR_PREFIX + "rule") for t in learned.get_trials(states=(TrialState.PRUNED,))}
+    assert rules <= {"MedianPruner"}
+
+
+def test_a_space_the_model_does_not_know_falls_back(toy_model: CurveModel) -> None:
+    pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+
+    def objective(trial: optuna.Trial) -> float:
+        z = trial.suggest_float("z", 0.0, 1.0)
+        for step in range(1, N_STEPS + 1):
+            trial.report(z * step, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return z * N_STEPS
+
+    study.optimize(objective, n_trials=15)
+    for trial in study.get_trials(states=(TrialState.PRUNED,)):
+        assert trial.user_attrs[ATTR_PREFIX + "rule"] == "MedianPruner"
+
+
+def test_first_trials_are_never_pruned_by_the_model(toy_model: CurveModel) -> None:
+    study = run(
+        LearnedCurvePruner(toy_model, n_steps=N_STEPS, threshold=0.99, n_startup_trials=6), n_trials=12
+    )
+    learned = [t for t in study.trials if t.user_attrs.get(ATTR_PREFIX + "rule") == "learned"]
+    first_learned = min((t.number for t in learned), default=None)
+    complete_before = [
+        t
+        for t in study.trials
+        if t.state == TrialState.COMPLETE and (first_learned is None or t.number < first_learned)
+    ]
+    assert first_learned is None or len(complete_before) >= 6
+
+
+def test_decision_depends_only_on_storage(toy_model: CurveModel) -> None:
+    study = run(LearnedCurvePruner(toy_model, n_steps=N_STEPS), n_trials=20)
+    fresh = LearnedCurvePruner(toy_model, n_steps=N_STEPS)
+    for trial in study.get_trials(states=(TrialState.PRUNED,)):
+        again = [fresh.decide(study, trial) for _ in range(2)]
+        assert again[0] == again[1]
+
+
+def test_registry_builds_it_with_the_metric_steps(toy_model_file: Path) -> None:
+    pruner = build_pruner(
+        Component("learned", {"model": str(toy_model_file), "top_k": 3}), Metric("acc", "maximize", steps=40)
+    )
+    assert isinstance(pruner, LearnedCurvePruner)
+    assert pruner.meta["n_steps"] == 40 and pruner.meta["top_k"] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"top_k": 0}, "top_k"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"n_steps": 0}, "n_steps"),
+        ({"top_k": 5, "n_startup_trials": 2}, "n_startup_trials"),
+    ],
+)
+def test_bad_arguments_name_the_field(args: dict[str, object], field: str) -> None:
+    with pytest.raises(PrunerArgumentError, match=f"'{field}'"):
+        LearnedCurvePruner(None, **args)  # type: ignore[arg-type]
