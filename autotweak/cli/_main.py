@@ -234,21 +234,20 @@ def report(
 
 
 def _report_one(study: optuna.Study, tracking_uri: str | None, html_dir: str | None) -> None:
-    from autotweak.engine._study import ATTR
-    from autotweak.report import build_report, write_html_report
+    from autotweak.report import build_report, log_report, write_html_report
 
     uri = _study_tracking_uri(study, tracking_uri)
-    _console.line(build_report(study, tracking_uri=uri).to_markdown())
+    markdown = build_report(study, tracking_uri=uri).to_markdown()
+    _console.line(markdown)
     if html_dir is None:
         return
     page = write_html_report(study, Path(html_dir), tracking_uri=uri)
     _console.line(f"wrote {page}")
-    run_id = study.user_attrs.get(ATTR.RUN_ID)
+    run_id = log_report(study, Path(html_dir), uri, markdown)
     if run_id:
-        from mlflow import MlflowClient
-
-        MlflowClient(tracking_uri=uri).log_artifacts(run_id, html_dir, "report")
-        _console.line(f"logged it to the study's MLflow run {run_id} (artifacts: report/)")
+        _console.line(
+            f"logged it to the study's MLflow run {run_id} (artifacts: report/, and its description)"
+        )
 
 
 def _study_tracking_uri(study: optuna.Study, explicit: str | None) -> str:

@@ -10,12 +10,15 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from autotweak.engine._study import ATTR
 from autotweak.report._plots import curves_plot, history_plot, importance_plot
 from autotweak.report._text import StudyReport, build_report
 
-__all__ = ["write_html_report"]
+__all__ = ["log_report", "write_html_report"]
 
 _log = logging.getLogger(__name__)
+
+_NOTE_LIMIT = 8000  # MLflow's longest tag value
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}"
@@ -46,6 +49,29 @@ def write_html_report(study: optuna.Study, out_dir: Path, *, tracking_uri: str |
     page = out_dir / "report.html"
     page.write_text(_page(report, trials, figures, importances))
     return page
+
+
+def log_report(study: optuna.Study, out_dir: Path, tracking_uri: str, markdown: str) -> str | None:
+    """Log ``out_dir`` as ``report/`` of the study's parent run, the Markdown as the run's description.
+
+    MLflow shows the description (tag ``mlflow.note.content``) on the run's Overview tab.
+
+    Returns:
+        The parent run's id, or ``None`` when the study has no parent run.
+    """
+    run_id = study.user_attrs.get(ATTR.RUN_ID)
+    if not run_id:
+        return None
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    client.log_artifacts(str(run_id), str(out_dir), "report")
+    if len(markdown) > _NOTE_LIMIT:
+        markdown = (
+            markdown[: _NOTE_LIMIT - 100] + "\n\n… (cut here; the whole report: artifact report/report.html)"
+        )
+    client.set_tag(str(run_id), "mlflow.note.content", markdown)
+    return str(run_id)
 
 
 def _importances(study: optuna.Study) -> dict[str, float]:

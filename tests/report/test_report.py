@@ -12,19 +12,11 @@ from autotweak.engine._study import summarize
 from autotweak.report import build_report, write_html_report
 from tests.conftest import objective
 from tests.helpers import load, mlflow_runs
-from tests.report.helpers import run_cli
+from tests.report.helpers import curve_spec, run_cli
 
 
 def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
-    exp = make_experiment(
-        name="rep",
-        objective=objective("curve"),
-        base={"steps": 10},
-        tweaks={"x": {"type": "float", "low": -1.0, "high": 1.0}},
-        metric={"name": "acc", "direction": "maximize", "steps": 10},
-        pruner={"name": "median", "args": {"n_startup_trials": 3, "n_warmup_steps": 1}},
-        budget={"trials": 14},
-    )
+    exp = make_experiment(**curve_spec("rep", trials=14, startup=3))
     autotweak.optimize(exp)
     study = load(exp)
     summary = summarize(study)
@@ -56,6 +48,8 @@ def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
     parent = mlflow_runs(mlflow_client, "rep").parents[0]
     logged = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/history.png", "report/curves.png"} <= logged
+    note = mlflow_client.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
+    assert note.startswith("# Study `rep`") and f"| pruned | {summary.counts['pruned']} |" in note
 
 
 def test_report_for_failed_trials_and_a_study_still_running(home, make_experiment):
@@ -83,15 +77,7 @@ def test_report_for_failed_trials_and_a_study_still_running(home, make_experimen
 
 
 def test_two_studies_side_by_side(home, make_experiment):
-    pruned = make_experiment(
-        name="with-pruning",
-        objective=objective("curve"),
-        base={"steps": 10},
-        tweaks={"x": {"type": "float", "low": -1.0, "high": 1.0}},
-        metric={"name": "acc", "direction": "maximize", "steps": 10},
-        pruner={"name": "median", "args": {"n_startup_trials": 2, "n_warmup_steps": 1}},
-        budget={"trials": 8},
-    )
+    pruned = make_experiment(**curve_spec("with-pruning", trials=8, startup=2))
     autotweak.optimize(pruned)
     autotweak.optimize(pruned.with_overrides(name="without", pruner=autotweak.Component("none")))
     cli = run_cli(home, "report", "with-pruning", "without", "--html", "cmp")
