@@ -262,7 +262,7 @@ def _check_components(experiment: Experiment, where: Where) -> None:
         try:
             build()
         except SpecError as exc:
-            raise SpecError(exc.rule, source=where.source, field=f"{key}.args") from None
+            raise SpecError(exc.rule, source=where.source, field=exc.field or f"{key}.args") from None
         except (TypeError, ValueError) as exc:
             raise (
                 where.child(key)

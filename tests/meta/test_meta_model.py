@@ -144,3 +144,17 @@ def test_descriptor_weights_prefer_similar_tasks() -> None:
     weights = descriptor_weights(model, {"n_rows": 200.0})
     assert weights is not None and int(np.argmax(weights)) == 0
     assert descriptor_weights(model, {"unknown": 1.0}) is None
+
+
+def test_describe_dataset_gives_sizes_balance_and_landmarkers() -> None:
+    from sklearn.datasets import load_breast_cancer, load_iris
+
+    from autotweak.meta import describe_dataset
+
+    iris = describe_dataset(*load_iris(return_X_y=True))
+    assert iris["n_classes"] == 3.0 and abs(iris["class_entropy"] - 1.0) < 1e-9
+    assert abs(iris["log_features"] - np.log(4)) < 1e-9 and iris["binary_features"] == 0.0
+    # iris is easy: every landmarker beats the majority class by far
+    assert min(iris["stump"], iris["naive_bayes"], iris["nearest_neighbour"]) > 0.25
+    cancer = describe_dataset(*load_breast_cancer(return_X_y=True))
+    assert cancer["n_classes"] == 2.0 and 0.3 < cancer["minority_fraction"] < 0.4

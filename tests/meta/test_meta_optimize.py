@@ -91,3 +91,18 @@ def test_meta_fit_and_suggest_from_the_command_line(tmp_path, capsys, monkeypatc
     assert len(proposals) == 3
     assert len({json.dumps(p["params"], sort_keys=True) for p in proposals}) == 3
     assert all(0 <= p["predicted"] <= 1 and len(p["sources"]) == 3 for p in proposals)
+
+
+def test_a_descriptor_entry_point_sets_the_prior(home, make_experiment, tmp_path, monkeypatch):
+    model = _model(tmp_path)
+    (tmp_path / "describe_mod.py").write_text("def describe():\n    return {'n_rows': 3.0}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sampler = {"name": "meta", "args": {"model": str(model), "descriptor": "describe_mod:describe"}}
+    exp = make_experiment(name="described", sampler=sampler, budget={"trials": 2})
+    autotweak.optimize(exp)
+    with pytest.raises(
+        autotweak.SpecError, match=r"descriptor.*must be a mapping or 'module:function', got 3"
+    ):
+        make_experiment(
+            name="bad-descriptor", sampler={"name": "meta", "args": {"model": str(model), "descriptor": 3}}
+        )
