@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -24,6 +24,9 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
 from autotweak.report._sections import Section
+
+if TYPE_CHECKING:
+    from autotweak.spec import Experiment
 
 __all__ = ["ABLATION_ATTR", "Ablation", "AblationStep", "ablation_path", "run_ablation"]
 
@@ -72,7 +75,7 @@ class Ablation:
             notes.append(
                 f"{measured} of {total} values are measured by a trial of that config; the others are "
                 "estimated by a random forest fit on the study's completed trials (± its trees' "
-                "spread). `autotweak report --ablate N` runs up to N of them as trials."
+                "spread). `autotweak report --ablate N` runs up to N of them as trials, to the end."
             )
         if self.held:
             notes.append(
@@ -108,8 +111,9 @@ def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | No
 def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri: str | None) -> int:
     """Run up to ``budget`` estimated configs of the path as trials; return how many ran.
 
-    The configs are queued in the study and run by its own objective through the normal
-    engine (tracked in MLflow, marked with the trial user attr ``autotweak.ablation``).
+    The configs are queued in the study and run to the end (pruning off) by its own
+    objective through the normal engine (tracked in MLflow, marked with the trial user
+    attr ``autotweak.ablation``).
     Measuring some may change the path, so it is computed again until every value is
     measured or the budget is spent.
 
@@ -117,8 +121,7 @@ def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri
         AutotweakError: If the study holds no spec, or uses the grid sampler (which only
             runs its own grid).
     """
-    from autotweak.engine import optimize
-    from autotweak.spec import Budget, Experiment
+    from autotweak.spec import Budget, Component, Experiment
 
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:
@@ -131,6 +134,9 @@ def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri
             "--ablate must be used with a study whose sampler is not 'grid' (the grid sampler runs "
             f"only its own grid), got sampler='grid' for study '{study.study_name}'."
         )
+    unpruned = experiment.with_overrides(
+        pruner=Component("none"), budget=Budget(trials=1), storage=storage, tracking_uri=tracking_uri
+    )
     ran = 0
     while ran < budget:
         path = ablation_path(study, experiment.base)
@@ -140,13 +146,27 @@ def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri
         todo = todo[: budget - ran]
         for config in todo:
             study.enqueue_trial(config, user_attrs={ABLATION_ATTR: True})
-        once = Budget(trials=1)  # queued trials run whatever the budget; then nothing new starts
-        optimize(
-            experiment.with_overrides(budget=once, storage=storage, tracking_uri=tracking_uri), resume=True
-        )
-        study.set_user_attr(ATTR.SPEC, spec)  # resuming stored the one-off budget
+        _run_unpruned(study, unpruned)
         ran += len(todo)
     return ran
+
+
+def _run_unpruned(study: optuna.Study, experiment: Experiment) -> None:
+    """Run the queued trials to the end: pruning off, the study's own setup restored after.
+
+    A budget of one trial lets only the queued trials run. Resuming checks the stored
+    components and stores the spec, so both are swapped for the run and put back.
+    """
+    from autotweak.engine import optimize
+    from autotweak.engine._study import components_meta
+
+    spec, meta = study.user_attrs.get(ATTR.SPEC), study.user_attrs.get(ATTR.META)
+    study.set_user_attr(ATTR.META, {**(meta or {}), **components_meta(experiment)})
+    try:
+        optimize(experiment, resume=True)
+    finally:
+        study.set_user_attr(ATTR.SPEC, spec)
+        study.set_user_attr(ATTR.META, meta)
 
 
 def _greedy(

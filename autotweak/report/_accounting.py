@@ -28,6 +28,7 @@ __all__ = [
     "ComputeAccount",
     "WorkerCost",
     "compute_account",
+    "study_dollars",
     "worker_costs",
 ]
 
@@ -37,8 +38,9 @@ GRID_POINTS = 4
 """Values per numeric parameter of the grid a non-grid study is compared with (the grid
 sampler's own default ``n_points``); a categorical parameter contributes all its choices."""
 
-INSTANCE_ATTR = "autotweak.instance_type"  # trial user attrs written by cloud workers
-COST_ATTR = "autotweak.cost_usd"
+INSTANCE_ATTR = "autotweak.instance_type"  # a trial user attr written by cloud workers
+COST_ATTR = "autotweak.cost_usd"  # on a trial: its dollars; on the study: all instances' dollars
+TRIAL_COSTS_ATTR = "autotweak.trial_costs_usd"  # on the study: {trial number: dollars}
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,10 @@ def _grid(spec: Mapping[str, Any]) -> tuple[int | None, str]:
         return None, "the study holds no autotweak spec"
     from autotweak.spec import Experiment
 
-    experiment = Experiment.from_dict(dict(spec), check_objective=False)
+    try:
+        experiment = Experiment.from_dict(dict(spec), check_objective=False)
+    except AutotweakError as exc:  # e.g. a spec from another version of autotweak
+        return None, f"the study's spec cannot be read ({exc})"
     sampler = experiment.sampler
     if sampler.name == "grid":
         n_points = int(sampler.args.get("n_points", GRID_POINTS))
@@ -130,46 +135,63 @@ class WorkerCost:
 def worker_costs(
     study: optuna.Study, hosts: Mapping[int, str], now: datetime | None = None
 ) -> list[WorkerCost]:
-    """Group trials by worker type: the cloud instance type, else ``local (host)``."""
+    """Group trials by worker type: the cloud instance type, else the host they ran on."""
+    costs = _trial_costs(study)
     groups: dict[str, list[FrozenTrial]] = defaultdict(list)
     for trial in study.get_trials(deepcopy=False):
-        if trial.datetime_start is None:
-            continue
-        groups[_worker(trial, hosts.get(trial.number))].append(trial)
+        if trial.datetime_start is not None:
+            groups[_worker(trial, hosts.get(trial.number), trial.number in costs)].append(trial)
     rows = []
     for worker, trials in sorted(groups.items()):
-        costs = [float(t.user_attrs[COST_ATTR]) for t in trials if COST_ATTR in t.user_attrs]
+        dollars = [costs[t.number] for t in trials if t.number in costs]
         rows.append(
             WorkerCost(
                 worker=worker,
                 trials=len(trials),
                 wall_s=sum(_wall(t, now) for t in trials),
-                dollars=sum(costs) if costs else None,
+                dollars=sum(dollars) if dollars else None,
             )
         )
     return rows
 
 
-def workers_section(rows: list[WorkerCost]) -> Section:
+def workers_section(rows: list[WorkerCost], study_dollars: float | None = None) -> Section:
     """Time and dollars per worker type as a report section."""
     table = [
         [r.worker, str(r.trials), _duration(r.wall_s), "—" if r.dollars is None else f"${r.dollars:.2f}"]
         for r in rows
     ]
-    total = sum(r.dollars for r in rows if r.dollars is not None)
     notes = ["Wall time is the sum of the trials' own durations (running trials count until now)."]
     if any(r.dollars is not None for r in rows):
-        notes.append(f"Dollars as recorded by the cloud workers: ${total:.2f} in all.")
-    return Section(
-        "Time and cost per worker type", notes, ["worker type", "trials", "wall time", "dollars"], table
-    )
+        total = sum(r.dollars for r in rows if r.dollars is not None)
+        notes.append(f"Dollars as recorded by the cloud workers: ${total:.2f} for the trials' own time.")
+    if study_dollars is not None:
+        notes.append(f"The study's instances cost ${study_dollars:.2f} in all, boot and idle time included.")
+    header = ["worker type", "trials", "wall time", "dollars"]
+    return Section("Time and cost per worker type", notes, header, table)
 
 
-def _worker(trial: FrozenTrial, host: str | None) -> str:
+def study_dollars(study: optuna.Study) -> float | None:
+    """What the study's cloud instances cost in all, where the launcher recorded it."""
+    value = study.user_attrs.get(COST_ATTR)
+    return None if value is None else float(value)
+
+
+def _trial_costs(study: optuna.Study) -> dict[int, float]:
+    """Dollars per trial number: each trial's own attr, else the launcher's map on the study."""
+    costs = {int(k): float(v) for k, v in dict(study.user_attrs.get(TRIAL_COSTS_ATTR) or {}).items()}
+    for trial in study.get_trials(deepcopy=False):
+        if COST_ATTR in trial.user_attrs:
+            costs[trial.number] = float(trial.user_attrs[COST_ATTR])
+    return costs
+
+
+def _worker(trial: FrozenTrial, host: str | None, costed: bool) -> str:
     instance = trial.user_attrs.get(INSTANCE_ATTR)
     if instance:
         return str(instance)
-    return f"local ({host})" if host else "local"
+    kind = "cloud" if costed else "local"
+    return f"{kind} ({host})" if host else kind
 
 
 def _wall(trial: FrozenTrial, now: datetime | None) -> float:

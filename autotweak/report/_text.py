@@ -15,6 +15,7 @@ from autotweak.report._accounting import (
     ComputeAccount,
     WorkerCost,
     compute_account,
+    study_dollars,
     trial_hosts,
     worker_costs,
     workers_section,
@@ -38,6 +39,7 @@ class StudyReport:
     ablation: Ablation | None = None
     account: ComputeAccount | None = None
     workers: list[WorkerCost] = field(default_factory=list)
+    dollars: float | None = None
     proposals: Section | None = None
 
     def sections(self) -> list[Section]:
@@ -46,7 +48,7 @@ class StudyReport:
         if self.account is not None:
             parts.append(self.account.section())
         if self.workers:
-            parts.append(workers_section(self.workers))
+            parts.append(workers_section(self.workers, self.dollars))
         if self.proposals is not None:
             parts.append(self.proposals)
         return parts
@@ -117,6 +119,7 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
         ablation=ablation_path(study, base),
         account=compute_account(study),
         workers=worker_costs(study, trial_hosts(study, _tracking_uri(study, tracking_uri))),
+        dollars=study_dollars(study),
         proposals=proposals_section(study),
     )
 

@@ -62,7 +62,8 @@ def test_ablation_measured_on_the_full_grid(home, make_experiment):
 
 
 def test_ablation_estimated_then_measured_with_ablate(home, make_experiment):
-    exp = make_experiment(**_spec(sampler={"name": "random"}, budget={"trials": 6}, seed=3))
+    median = {"name": "median", "args": {"n_startup_trials": 1, "n_warmup_steps": 0}}
+    exp = make_experiment(**_spec(sampler={"name": "random"}, budget={"trials": 6}, seed=3, pruner=median))
     with autotweak.Study(exp) as study:
         while (trial := study.ask()) is not None:
             study.tell(
@@ -80,6 +81,9 @@ def test_ablation_estimated_then_measured_with_ablate(home, make_experiment):
     study = load(exp)
     ran = [t for t in study.trials if t.user_attrs.get("autotweak.ablation")]
     assert 1 <= len(ran) <= 5
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in ran), "ablation trials are not pruned"
+    assert study.user_attrs["autotweak.meta"]["pruner"]["name"] == "median", "the study's setup is restored"
+    assert study.user_attrs["autotweak.spec"]["budget"] == {"trials": 6}
     assert len(study.trials) == n_before + len(ran)
     after = build_report(study)
     assert after.ablation is not None
@@ -139,19 +143,27 @@ def test_time_and_dollars_per_worker_type(home, make_experiment):
         for i in range(4):
             trial = study.ask()
             assert trial is not None
-            if i % 2:
+            if i % 2:  # a worker that records its instance type and cost on the trial
                 trial.set_user_attr("autotweak.instance_type", "g5.xlarge")
                 trial.set_user_attr("autotweak.cost_usd", 0.25 * i)
             study.tell(trial, 1.0)
-    report = build_report(load(exp))
+        # the spot launcher's records: a cost per trial number and the study's whole bill
+        study.optuna_study.set_user_attr("autotweak.trial_costs_usd", {"2": 0.5})
+        study.optuna_study.set_user_attr("autotweak.cost_usd", 2.0)
+    stored = load(exp)
+    report = build_report(stored)
     rows = {w.worker: w for w in report.workers}
-    local = f"local ({socket.gethostname()})"
-    assert set(rows) == {"g5.xlarge", local}, "the host comes from the trials' MLflow runs"
+    host = socket.gethostname()  # from the trials' MLflow runs
+    assert set(rows) == {"g5.xlarge", f"cloud ({host})", f"local ({host})"}
     assert rows["g5.xlarge"].trials == 2 and rows["g5.xlarge"].dollars == 0.25 + 0.75
-    assert rows[local].trials == 2 and rows[local].dollars is None
+    assert rows[f"cloud ({host})"].trials == 1 and rows[f"cloud ({host})"].dollars == 0.5
+    assert rows[f"local ({host})"].trials == 1 and rows[f"local ({host})"].dollars is None
+    walls = {t.number: (t.datetime_complete - t.datetime_start).total_seconds() for t in stored.trials}
+    assert abs(rows["g5.xlarge"].wall_s - walls[1] - walls[3]) < 1e-6
     text = report.to_markdown()
     assert "| g5.xlarge | 2 |" in text and "| $1.00 |" in text
-    assert "Dollars as recorded by the cloud workers: $1.00 in all." in text
+    assert "Dollars as recorded by the cloud workers: $1.50 for the trials' own time." in text
+    assert "The study's instances cost $2.00 in all, boot and idle time included." in text
 
 
 def test_meta_learner_proposals_and_how_they_scored(home, make_experiment):

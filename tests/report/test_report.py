@@ -72,8 +72,22 @@ def test_report_for_failed_trials_and_a_study_still_running(home, make_experimen
         assert report.summary.counts == {"complete": 1, "pruned": 0, "failed": 1, "running": 1, "waiting": 0}
         page = write_html_report(study.optuna_study, home / "live").read_text()
         assert "Still running: 1 trial(s) in progress." in page
+        text = report.to_markdown()
+        assert "Still running: 1 trial(s) in progress." in text
+        assert report.summary.compute == 1.0, "the failed and the running trial reported no step"
+        assert "Compute used: 1.00 full trainings over 3 trials." in text
+        assert "| local (" in text and "| 3 |" in text, "the running trial counts its time so far"
         assert "<td>failed</td><td>1</td>" in page
         study.tell(running, 0.5)
+
+
+def test_report_of_a_plain_optuna_study():
+    study = optuna.create_study(direction="minimize")
+    study.optimize(lambda t: (t.suggest_float("x", -1, 1) - 0.2) ** 2, n_trials=5)
+    text = build_report(study).to_markdown()
+    assert f"Best value: **{study.best_value:.6g}** (trial {study.best_trial.number}, minimize)." in text
+    assert "No full grid to compare with: the study holds no autotweak spec." in text
+    assert "| local | 5 |" in text
 
 
 def test_two_studies_side_by_side(home, make_experiment):
