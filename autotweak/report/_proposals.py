@@ -15,13 +15,12 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.meta import PROPOSALS_ATTR
 from autotweak.report._sections import Section
 
-__all__ = ["PROPOSALS_ATTR", "proposals_section"]
+__all__ = ["proposals_section"]
 
 _log = logging.getLogger(__name__)
-
-PROPOSALS_ATTR = "autotweak.meta_proposals"
 
 
 def proposals_section(study: optuna.Study) -> Section | None:

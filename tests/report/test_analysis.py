@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 import optuna
+import pytest
 
 import autotweak
 from autotweak.engine._study import frozen_compute, steps_of
@@ -166,7 +167,8 @@ def test_time_and_dollars_per_worker_type(home, make_experiment):
     assert "The study's instances cost $2.00 in all, boot and idle time included." in text
 
 
-def test_meta_learner_proposals_and_how_they_scored(home, make_experiment):
+@pytest.mark.parametrize("stored_as", ["list", "json"])
+def test_meta_learner_proposals_and_how_they_scored(home, make_experiment, stored_as):
     exp = make_experiment(**_spec())
     proposed = [{"a": 0, "b": 1, "c": "u"}, {"a": 1, "b": 0, "c": "v"}, {"a": 1, "b": 1, "c": "v"}]
     with autotweak.Study(exp) as study:
@@ -199,9 +201,8 @@ def test_meta_learner_proposals_and_how_they_scored(home, make_experiment):
                 "trial_number": None,
             },
         ]
-        optuna_study._storage.set_study_system_attr(
-            optuna_study._study_id, "autotweak.meta_proposals", json.dumps(proposals)
-        )
+        value = proposals if stored_as == "list" else json.dumps(proposals)  # the meta-learner stores a list
+        optuna_study._storage.set_study_system_attr(optuna_study._study_id, "autotweak.meta_proposals", value)
     stored = load(exp)
     assert stored.trials[1].params == proposed[0] and stored.trials[1].value == 2.0
     complete = optuna.trial.TrialState.COMPLETE
