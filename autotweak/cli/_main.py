@@ -272,8 +272,23 @@ def ui(tracking_uri: str | None, port: int, host: str) -> None:
         return
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
     _console.line(f"MLflow UI on http://{host}:{port} for {uri} (Ctrl-C to stop)")
+    _console.line(f"  experiments: http://{host}:{port}/#/experiments?workflowType=machine_learning")
     command = [mlflow, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     raise SystemExit(subprocess.call(command))
+
+
+def _experiment_link(tracking_uri: str, study: str, ui: str = "http://127.0.0.1:5000") -> str | None:
+    """The study's runs in the MLflow UI, in its model-training view (MLflow 3 opens on GenAI)."""
+    from mlflow import MlflowClient
+
+    try:
+        experiment = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(study)
+    except Exception:  # a link is a convenience: never fail a finished study over it
+        return None
+    if experiment is None:
+        return None
+    base = tracking_uri if tracking_uri.startswith(("http://", "https://")) else ui
+    return f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
 
 
 @cli.group()
@@ -377,6 +392,9 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
             f"every trial is in MLflow: run `autotweak ui` and open experiment '{result.study_name}' "
             f"(parent run {result.study_run_id}, one child run per trial)"
         )
+        link = _experiment_link(result.tracking_uri, result.study_name)
+        if link:
+            _console.line(f"  {link}")
     if summary.interrupted:
         raise SystemExit(130)
     crashed = [r for r in result.stop_reasons if r.startswith("crashed")]

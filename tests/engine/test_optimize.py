@@ -26,7 +26,7 @@ SAMPLER_CLASSES = {
 
 def test_sampler_registry_is_complete():
     assert set(SAMPLERS) == set(SAMPLER_CLASSES)
-    assert set(PRUNERS) == {"median", "percentile", "successive_halving", "hyperband", "none"}
+    assert set(PRUNERS) == {"median", "percentile", "successive_halving", "hyperband", "learned", "none"}
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLER_CLASSES))

@@ -66,7 +66,7 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     (base_spec(sampler={"nam": "tpe"}), "'sampler.nam' is not a known key; did you mean 'name'?"),
     (
         base_spec(pruner="medain"),
-        "'pruner' must be one of median, percentile, successive_halving, hyperband, none",
+        "'pruner' must be one of median, percentile, successive_halving, hyperband, learned, none",
     ),
     (
         base_spec(pruner={"name": "median", "args": {"n_warmup_steps": -1}}),
