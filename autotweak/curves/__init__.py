@@ -2,7 +2,7 @@
 
 Example:
     >>> from autotweak.curves import LearnedCurvePruner
-    >>> pruner = LearnedCurvePruner(model="auto", top_k=5, threshold=0.05)
+    >>> pruner = LearnedCurvePruner(model="auto", top_k=5, threshold=0.1)
 """
 
 from autotweak.curves._evaluate import evaluate_curve_model

@@ -110,7 +110,7 @@ class LearnedCurvePruner(BasePruner):
         model: CurveModel | str | os.PathLike[str] | None = "auto",
         *,
         top_k: int = 5,
-        threshold: float = 0.05,
+        threshold: float = 0.1,
         min_steps: int | None = None,
         n_steps: int | None = None,
         n_startup_trials: int | None = None,

@@ -69,6 +69,7 @@ class LearnedPrunerSearch(ReplayMethod):
         sampler: Sampler by registry name.
         top_k: The pruner's ``top_k``.
         threshold: The pruner's ``threshold``.
+        min_steps: The pruner's ``min_steps`` (its default if ``None``).
         hidden: Hidden layer sizes of the curve model (smaller than the shipped models').
         max_examples: Training rows of the curve model.
     """
@@ -80,13 +81,15 @@ class LearnedPrunerSearch(ReplayMethod):
         self,
         sampler: str = "tpe",
         top_k: int = 5,
-        threshold: float = 0.05,
+        threshold: float = 0.1,
+        min_steps: int | None = None,
         hidden: tuple[int, ...] = (32, 32),
         max_examples: int = 20_000,
     ) -> None:
         self.sampler = sampler
         self.top_k = top_k
         self.threshold = threshold
+        self.min_steps = min_steps
         self.hidden = hidden
         self.max_examples = max_examples
 
@@ -96,7 +99,7 @@ class LearnedPrunerSearch(ReplayMethod):
             "name": "engine",
             "sampler": self.sampler,
             "pruner": "learned",
-            "pruner_args": {"top_k": self.top_k, "threshold": self.threshold},
+            "pruner_args": {"top_k": self.top_k, "threshold": self.threshold, "min_steps": self.min_steps},
             "model": {"hidden": list(self.hidden), "max_examples": self.max_examples},
         }
 
@@ -105,6 +108,8 @@ class LearnedPrunerSearch(ReplayMethod):
             raise ValueError("tpe+learned needs the curves of past tasks, got a history without curves.")
         model = self.model_file(setup.history, setup.space)
         args = {"model": str(model), "top_k": self.top_k, "threshold": self.threshold}
+        if self.min_steps is not None:
+            args["min_steps"] = self.min_steps
         run_study(
             replay,
             setup.space,
