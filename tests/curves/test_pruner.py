@@ -106,3 +106,22 @@ def test_registry_builds_it_with_the_metric_steps(toy_model_file: Path) -> None:
 def test_bad_arguments_name_the_field(args: dict[str, object], field: str) -> None:
     with pytest.raises(PrunerArgumentError, match=f"'{field}'"):
         LearnedCurvePruner(None, **args)  # type: ignore[arg-type]
+
+
+def test_auto_finds_a_model_on_the_meta_path(toy_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOTWEAK_META_PATH", str(toy_model_file.parent))
+    study = run(LearnedCurvePruner("auto", n_steps=N_STEPS, threshold=0.1))
+    rules = {t.user_attrs.get(ATTR_PREFIX + "rule") for t in study.get_trials(states=(TrialState.PRUNED,))}
+    assert "learned" in rules
+
+
+def test_shipped_models_fit_their_library_spaces() -> None:
+    from autotweak import load_space
+    from autotweak.curves import curve_model_paths, load_curve_model
+
+    shipped = {p.name.split(".")[0]: p for p in curve_model_paths()}
+    if "hgb" not in shipped:
+        pytest.skip("no shipped hgb curve model in meta/")
+    model = load_curve_model(shipped["hgb"])
+    assert model.space.to_dict() == load_space("hgb").to_dict()
+    assert shipped["hgb"].stat().st_size < 2_000_000
