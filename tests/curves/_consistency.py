@@ -91,14 +91,14 @@ def read_logs(folder: str) -> tuple[list[dict[str, Any]], dict[int, dict[str, An
 
 
 MAX_AMBIGUOUS = 6
-CLOCK_MARGIN = 0.02
+CLOCK_MARGIN = 0.005
 
 
 def _visible(start: float, end: float, t0: float, t1: float) -> bool | None:
     """Whether a write during ``[start, end]`` was seen by a read during ``[t0, t1]`` (``None``: unknown)."""
     # The times are taken around the calls, not at the commit a reader sees: under load a
     # write that returned just before a read began may still be invisible to it, so a
-    # margin on both sides counts as unknown (both outcomes are then replayed).
+    # margin (5 ms) on both sides counts as unknown (both outcomes are then replayed).
     if end < t0 - CLOCK_MARGIN:
         return True
     if start > t1 + CLOCK_MARGIN:

@@ -21,6 +21,10 @@ from tests.helpers import load, mlflow_runs
 from tests.report.helpers import curve_spec, run_cli
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import (  # noqa: E402
+    ElementNotInteractableException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -54,6 +58,22 @@ def _wait_text(driver: WebDriver, text: str) -> None:
     WebDriverWait(driver, WAIT).until(
         lambda d: d.find_elements(By.XPATH, f"//*[normalize-space(text())='{text}']")
     )
+
+
+def _click_text(driver: WebDriver, text: str) -> None:
+    """Click an element showing ``text`` once one is visible and takes clicks (React re-renders)."""
+
+    def click(d: WebDriver) -> bool:
+        for element in d.find_elements(By.XPATH, f"//*[normalize-space(text())='{text}']"):
+            try:
+                if element.is_displayed() and element.is_enabled():
+                    element.click()
+                    return True
+            except (ElementNotInteractableException, StaleElementReferenceException):
+                continue
+        return False
+
+    WebDriverWait(driver, WAIT).until(click)
 
 
 def _wait_css(driver: WebDriver, selector: str) -> WebElement:
@@ -108,9 +128,9 @@ def test_parent_run_children_and_report_in_the_mlflow_ui(
 
         browser.get(f"{experiment}/runs/{parent.run_id}/artifacts?workflowType=machine_learning")
         _wait_text(browser, "report")
-        browser.find_element(By.XPATH, "//*[normalize-space(text())='report']").click()
+        _click_text(browser, "report")
         for name in ("report.html", "history.png", "curves.png"):
             _wait_text(browser, name)
-        browser.find_element(By.XPATH, "//*[normalize-space(text())='report.html']").click()
+        _click_text(browser, "report.html")
         WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.TAG_NAME, "iframe"))
         _shoot(browser, tmp_path, "report-artifact.png")
