@@ -56,6 +56,17 @@ def artifact_root(tracking_uri: str) -> str | None:
     return (db.parent / "artifacts").resolve().as_uri()
 
 
+def model_files(suffix: str) -> list[Path]:
+    """Shipped-model files ending in ``suffix``: ``$AUTOTWEAK_META_PATH`` folders first, then ``meta/``.
+
+    ``meta/`` is the repository's folder in a checkout and ``autotweak/_data/meta`` in a wheel.
+    """
+    folders = [Path(p) for p in os.environ.get("AUTOTWEAK_META_PATH", "").split(os.pathsep) if p]
+    here = Path(__file__).resolve().parent
+    folders += [here / "_data" / "meta", here.parent / "meta"]
+    return [path for folder in folders if folder.is_dir() for path in sorted(folder.glob("*" + suffix))]
+
+
 def redact(url: str) -> str:
     """Hide a password in a URL such as ``postgresql://user:secret@host/db``."""
     scheme, sep, rest = url.partition("://")

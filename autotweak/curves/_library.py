@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from autotweak._locations import model_files
 from autotweak.curves._model import CurveModel, CurveModelError
 
 __all__ = ["CURVE_SUFFIX", "curve_model_paths", "load_curve_model", "model_for"]
@@ -31,10 +32,7 @@ CURVE_SUFFIX = ".curve.json"
 
 def curve_model_paths() -> list[Path]:
     """Curve model files found: ``$AUTOTWEAK_META_PATH`` folders first, then the shipped ones."""
-    folders = [Path(p) for p in os.environ.get("AUTOTWEAK_META_PATH", "").split(os.pathsep) if p]
-    here = Path(__file__).resolve().parent.parent
-    folders += [here / "_data" / "meta", here.parent / "meta"]
-    return [path for folder in folders if folder.is_dir() for path in sorted(folder.glob("*" + CURVE_SUFFIX))]
+    return model_files(CURVE_SUFFIX)
 
 
 @lru_cache(maxsize=32)

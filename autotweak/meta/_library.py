@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autotweak._locations import model_files
 from autotweak.meta._fit import unit_points
 from autotweak.meta._model import MetaModel, MetaModelError, load_meta_model
 from autotweak.space import SearchSpace
@@ -32,10 +33,7 @@ META_SUFFIX = ".meta.npz"
 
 def model_paths() -> list[Path]:
     """Meta-model files found: ``$AUTOTWEAK_META_PATH`` folders first, then the shipped ones."""
-    folders = [Path(p) for p in os.environ.get("AUTOTWEAK_META_PATH", "").split(os.pathsep) if p]
-    here = Path(__file__).resolve().parent.parent
-    folders += [here / "_data" / "meta", here.parent / "meta"]
-    return [path for folder in folders if folder.is_dir() for path in sorted(folder.glob("*" + META_SUFFIX))]
+    return model_files(META_SUFFIX)
 
 
 def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace) -> MetaModel | None:
