@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -66,10 +67,20 @@ def test_notice_preempts_the_trial_which_resumes_from_its_checkpoint_elsewhere(
         metric={"name": "loss", "direction": "minimize", "steps": 6},
         budget={"trials": 2},
     )
-    timer = threading.Timer(1.1, metadata.set)  # the two-minute warning, during trial 0
-    timer.start()
+    stop = threading.Event()
+
+    def warn_during_trial_0() -> None:  # the two-minute warning, once trial 0 has a checkpoint
+        while not stop.is_set():
+            if marker.exists() and "start=0" in marker.read_text():
+                time.sleep(0.45)  # at 0.3 s per step: steps 1 and 2 done, not the 6th
+                metadata.set()
+                return
+            time.sleep(0.02)
+
+    warner = threading.Thread(target=warn_during_trial_0, daemon=True)
+    warner.start()
     first = autotweak.optimize(exp)
-    timer.cancel()
+    stop.set()
     assert first.stop_reasons == ["preempted"], "a worker takes no new trial on a going-away machine"
     study = load(exp)
     victim = study.trials[0]
