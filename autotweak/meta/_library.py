@@ -50,7 +50,7 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
     if model is None or str(model) == "none":
         return None
     if str(model) != "auto":
-        found = restrict(_load(str(Path(model).resolve())), space)
+        found = restrict(_load(Path(model)), space)
         if found is None:
             raise MetaModelError(f"{model}: the meta-model's parameters do not fit the space {space.names}.")
         return found
@@ -58,7 +58,7 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
         return None
     for path in model_paths():
         try:
-            fitted = restrict(_load(str(path.resolve())), space)
+            fitted = restrict(_load(path), space)
         except MetaModelError as exc:
             _log.warning("meta-model %s skipped: %s", path, exc)
             continue
@@ -88,6 +88,15 @@ def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
     )
 
 
+def _load(path: Path) -> MetaModel:
+    """A model file, read once per version of the file (a refit to the same path is seen)."""
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        mtime = 0  # load_meta_model reports the unreadable file
+    return _load_cached(str(path.resolve()), mtime)
+
+
 @lru_cache(maxsize=16)
-def _load(path: str) -> MetaModel:
+def _load_cached(path: str, mtime_ns: int) -> MetaModel:
     return load_meta_model(path)

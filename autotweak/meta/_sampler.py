@@ -85,6 +85,7 @@ class MetaSampler(BaseSampler):
         self.proposer = Proposer(model, prior) if model is not None else None
         self._names = [p.name for p in model.space.tunable] if model is not None else []
         self._pending: dict[int, Proposal | None] = {}
+        self._handed_over = False
         self._lock = threading.Lock()
 
     @property
@@ -158,16 +159,26 @@ class MetaSampler(BaseSampler):
             return self._pending[trial._trial_id]
 
     def _next_proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
-        if self.proposer is None or len(study.directions) != 1 or "fixed_params" in trial.system_attrs:
+        if self._handed_over or self.proposer is None or len(study.directions) != 1:
+            return None
+        if "fixed_params" in trial.system_attrs:
             return None
         trials = study.get_trials(deepcopy=False)
         proposed = [t for t in trials if PROPOSAL_ATTR in t.system_attrs and t.number != trial.number]
         if len(proposed) >= self.n_meta:
-            return None
+            return self._hand_over()
         tried, observed, values = self._evidence(trials, trial.number, study.direction)
         if self._guard_tripped(study, observed, values):
-            return None
+            return self._hand_over()
         return self.proposer.propose(tried, values, observed=observed)
+
+    def _hand_over(self) -> None:
+        """Give the study to the base sampler for good.
+
+        The proposal count and the guard only ever grow, so from here on this process
+        stops reading every trial before each ask.
+        """
+        self._handed_over = True
 
     def _evidence(
         self, trials: Sequence[FrozenTrial], current: int, direction: StudyDirection
