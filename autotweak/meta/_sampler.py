@@ -166,10 +166,12 @@ class MetaSampler(BaseSampler):
         trials = study.get_trials(deepcopy=False)
         proposed = [t for t in trials if PROPOSAL_ATTR in t.system_attrs and t.number != trial.number]
         if len(proposed) >= self.n_meta:
-            return self._hand_over()
+            self._hand_over()
+            return None
         tried, observed, values = self._evidence(trials, trial.number, study.direction)
         if self._guard_tripped(study, observed, values):
-            return self._hand_over()
+            self._hand_over()
+            return None
         return self.proposer.propose(tried, values, observed=observed)
 
     def _hand_over(self) -> None:
