@@ -1,6 +1,6 @@
 """``LearnedCurvePruner``: stop a trial when it is unlikely to end in the study's top k.
 
-At each report the pruner reads what the storage holds (the trial's own intermediate
+At each report the pruner reads, once, what the storage holds (the trial's own intermediate
 values and the final values of the study's completed trials), asks a :class:`CurveModel`
 for the distribution of the trial's final score, and prunes when the probability of
 ending at or above the k-th best completed value falls below ``threshold``. Nothing else
@@ -22,10 +22,12 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import optuna
@@ -175,9 +177,10 @@ class LearnedCurvePruner(BasePruner):
         step = trial.last_step
         if step is None:
             return Decision(False, "warmup", -1)
-        complete = [
-            t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None
-        ]
+        # One read of the storage: the rule and its fallback must see the same trials, or a
+        # trial that completes in between makes a decision no single storage state explains.
+        snapshot = _Snapshot(study, study.get_trials(deepcopy=False))
+        complete = [t for t in snapshot.get_trials(False, (TrialState.COMPLETE,)) if t.value is not None]
         n_steps = self.n_steps or max((t.last_step or 0 for t in complete), default=0) or None
         min_steps = self.min_steps if self.min_steps is not None else math.ceil(MIN_FRACTION * (n_steps or 0))
         if step < min_steps:
@@ -192,7 +195,7 @@ class LearnedCurvePruner(BasePruner):
             or len(complete) < self.n_startup_trials
             or not math.isfinite(value)
         ):
-            return self._fallback(study, trial, step, len(complete))
+            return self._fallback(snapshot, trial, step, len(complete))
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         steps = sorted(
             s for s, v in trial.intermediate_values.items() if math.isfinite(v) and 0 < s <= n_steps
@@ -205,7 +208,7 @@ class LearnedCurvePruner(BasePruner):
         peers = sign * np.array([_value_at(t, step) for t in complete], dtype=np.float64)
         peers = peers[np.isfinite(peers)]
         if not len(peers):
-            return self._fallback(study, trial, step, len(complete))
+            return self._fallback(snapshot, trial, step, len(complete))
         final = model.final_score(values, fractions, unit, ref, peers)
         p = final.p_above(bar)
         q10, q50, q90 = (sign * final.quantile((0.1, 0.5, 0.9))).tolist()
@@ -217,9 +220,36 @@ class LearnedCurvePruner(BasePruner):
             return self._model
         return model_for(trial.params)
 
-    def _fallback(self, study: optuna.Study, trial: FrozenTrial, step: int, n_complete: int) -> Decision:
-        prune = bool(self.fallback.prune(study, trial))
+    def _fallback(self, study: _Snapshot, trial: FrozenTrial, step: int, n_complete: int) -> Decision:
+        prune = bool(self.fallback.prune(cast(optuna.Study, study), trial))
         return Decision(prune, type(self.fallback).__name__, step, n_complete=n_complete)
+
+
+class _Snapshot:
+    """A study whose ``get_trials`` answers from one earlier read; anything else is the study's.
+
+    Optuna's classic pruners read the study through ``get_trials``; handed a snapshot they
+    decide on the trials the learned rule saw.
+    """
+
+    def __init__(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> None:
+        self._study = study
+        self._trials = list(trials)
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        """The trials of the read, filtered by ``states``."""
+        out = [t for t in self._trials if states is None or t.state in states]
+        return copy.deepcopy(out) if deepcopy else out
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        """All trials of the read (deep copies)."""
+        return self.get_trials()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
 
 
 def _value_at(trial: FrozenTrial, step: int) -> float:

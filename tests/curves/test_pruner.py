@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.curves import ATTR_PREFIX, CurveModel, LearnedCurvePruner, PrunerArgumentError
 from autotweak.engine._registry import build_pruner
@@ -84,6 +85,45 @@ def test_decision_depends_only_on_storage(toy_model: CurveModel) -> None:
     for trial in study.get_trials(states=(TrialState.PRUNED,)):
         again = [fresh.decide(study, trial) for _ in range(2)]
         assert again[0] == again[1]
+
+
+class _CompletesOnRead(optuna.storages.InMemoryStorage):
+    """A storage in which trial ``late`` completes right after the first read of all trials."""
+
+    late: int | None = None
+
+    def get_all_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+        trials = super().get_all_trials(*args, **kwargs)
+        if self.late is not None:
+            late, self.late = self.late, None
+            self.set_trial_state_values(late, TrialState.COMPLETE, [0.9])
+        return trials
+
+
+def test_rule_and_fallback_decide_on_one_read(toy_model: CurveModel) -> None:
+    # Four complete trials: too few for the model (five needed), so the Median rule
+    # decides, and it needs five too: keep. A fifth completing between two reads must not
+    # let the fallback see five.
+    storage = _CompletesOnRead()
+    pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS, fallback=optuna.pruners.MedianPruner())
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
+    curve = [0.5 + 0.03 * step for step in range(1, N_STEPS + 1)]
+    for _ in range(4):
+        study.add_trial(
+            optuna.trial.create_trial(value=curve[-1], intermediate_values=dict(enumerate(curve, start=1)))
+        )
+    late, low = study.ask(), study.ask()
+    for step, value in enumerate(curve, start=1):
+        late.report(value, step)
+    for step in range(1, 7):
+        low.report(0.1, step)
+    frozen = study._storage.get_trial(low._trial_id)
+    storage.late = late._trial_id
+    decision = pruner.decide(study, frozen)
+    assert storage.late is None, "the storage was not read: the test proves nothing"
+    assert (decision.prune, decision.rule, decision.n_complete) == (False, "MedianPruner", 4)
+    # after the fifth completed, the Median rule prunes: reading twice would have pruned
+    assert optuna.pruners.MedianPruner().prune(study, frozen)
 
 
 def test_registry_builds_it_with_the_metric_steps(toy_model_file: Path) -> None:
