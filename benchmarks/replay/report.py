@@ -21,6 +21,7 @@ from benchmarks.replay.results import (
     Curves,
     budgets_for,
     compute_table,
+    matching_table,
     rank_table,
     regret_table,
     target_table,
@@ -146,6 +147,29 @@ def _compute_markdown(table: pd.DataFrame, order: Sequence[str]) -> str:
     return _markdown(["method", *columns], rows)
 
 
+MATCH_REFERENCE = "tpe+hyperband"
+
+
+def _matching_section(curves: Curves, suite: str, order: Sequence[str], budget: int) -> list[tuple[str, str]]:
+    """Compute to reach Hyperband's final regret, when Hyperband is in the comparison."""
+    if MATCH_REFERENCE not in order:
+        return []
+    table = matching_table(curves, suite, MATCH_REFERENCE, budget)
+    rows = [
+        [
+            f"`{m}`",
+            f"{100 * table.at[m, 'reached']:.0f}%",
+            _to_target_cell(table.at[m, "compute"], None, 1),
+            _to_target_cell(table.at[m, "ratio"], None, 2),
+        ]
+        for m in order
+        if m in table.index
+    ]
+    header = ["method", "runs reaching it", "compute (median)", f"compute / `{MATCH_REFERENCE}`'s (median)"]
+    title = f"Compute to reach `{MATCH_REFERENCE}`'s final regret (after {budget} trials, same task and seed)"
+    return [(title, _markdown(header, rows))]
+
+
 def _rank_markdown(table: pd.DataFrame, ks: Sequence[int], order: Sequence[str]) -> str:
     rows = [[f"`{m}`", *[_number(table.at[m, f"K={k}"], 2) for k in ks]] for m in order if m in table.index]
     return _markdown(["method", *[f"K={k}" for k in ks]], rows)
@@ -242,6 +266,7 @@ def _suite_section(
             "Normalized regret, validation, at equal compute (C full trainings)",
             _compute_markdown(compute_table(frame), order),
         ),
+        *_matching_section(curves, info.key, order, budget),
         (
             "Average rank (1 = best; per task, mean regret over seeds)",
             _rank_markdown(rank_table(frame, ks), ks, order),

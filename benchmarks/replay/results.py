@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from benchmarks.replay.metrics import (
     RunCurves,
     TaskStats,
     average_ranks,
+    compute_to,
     false_prunes,
     run_curves,
     to_target,
@@ -37,6 +38,7 @@ __all__ = [
     "Curves",
     "budgets_for",
     "compute_table",
+    "matching_table",
     "rank_table",
     "regret_table",
     "run_table",
@@ -53,9 +55,15 @@ def budgets_for(budget: int) -> list[int]:
 
 @dataclass
 class Curves:
-    """Each (suite, method)'s run curves on non-saturated tasks, for plots."""
+    """Run curves on non-saturated tasks: by (suite, method) for plots, and run by run.
+
+    Attributes:
+        by_method: ``(suite, method)`` -> its runs' curves.
+        by_run: ``(suite, task, seed, method)`` -> the run's curves.
+    """
 
     by_method: dict[tuple[str, str], list[RunCurves]]
+    by_run: dict[tuple[str, str, int, str], RunCurves] = field(default_factory=dict)
 
     def by_trials(self, suite: str, method: str, budget: int) -> NDArray[np.float64]:
         """Mean validation regret after ``k = 1..budget`` trials."""
@@ -104,6 +112,7 @@ def run_table(
         rows.append(_row(run, curve, stats[key], budget) | _pruning(run, curve, tasks[key], budget))
         if not stats[key].saturated:
             curves.by_method.setdefault((run.suite, run.method), []).append(curve)
+            curves.by_run[(run.suite, run.task, run.seed, run.method)] = curve
     return pd.DataFrame(rows), curves
 
 
@@ -186,3 +195,40 @@ def compute_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {f"C={c}": _per_task(frame, f"val@compute{c}").mean(axis=1, skipna=True) for c in COMPUTES}
     )
+
+
+def matching_table(curves: Curves, suite: str, reference: str, budget: int) -> pd.DataFrame:
+    """Method x: compute to match the final regret of ``reference`` on the same task and seed.
+
+    For each task and seed, the target is the validation regret ``reference`` ended with
+    after ``budget`` trials; each method's compute to reach it is divided by the compute
+    ``reference`` itself needed to reach it. Columns: ``reached`` (share of runs that
+    reached it within their trials), ``compute`` and ``ratio`` (medians over runs, a run
+    that never reached it counting as infinite).
+    """
+    rows: dict[str, dict[str, list[float]]] = {}
+    for (s, task, seed, method), curve in curves.by_run.items():
+        ref = curves.by_run.get((s, task, seed, reference))
+        if s != suite or ref is None:
+            continue
+        target = value_at(ref.val, budget)
+        own = compute_to(_first(curve, budget), target)
+        base = compute_to(_first(ref, budget), target)
+        row = rows.setdefault(method, {"compute": [], "ratio": []})
+        row["compute"].append(own)
+        row["ratio"].append(own / base if base > 0 else np.nan)
+    return pd.DataFrame(
+        {
+            method: {
+                "reached": float(np.isfinite(row["compute"]).mean()),
+                "compute": float(np.median(row["compute"])),
+                "ratio": float(np.nanmedian(row["ratio"])),
+            }
+            for method, row in rows.items()
+        }
+    ).T
+
+
+def _first(curves: RunCurves, budget: int) -> RunCurves:
+    """The curves of a run's first ``budget`` trials."""
+    return RunCurves(*(getattr(curves, f.name)[:budget] for f in fields(RunCurves)))

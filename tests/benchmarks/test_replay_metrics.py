@@ -6,8 +6,9 @@ import pytest
 from autotweak import SearchSpace
 from benchmarks.replay import History
 from benchmarks.replay.data import TaskData
-from benchmarks.replay.metrics import TaskStats, average_ranks, run_curves, to_target, value_at
+from benchmarks.replay.metrics import RunCurves, TaskStats, average_ranks, run_curves, to_target, value_at
 from benchmarks.replay.portfolio import greedy_portfolio, regret_matrix
+from benchmarks.replay.results import Curves, matching_table
 from benchmarks.replay.simulate import ReplayTrial
 
 
@@ -86,3 +87,31 @@ def test_a_sparse_history_imputes_the_nearest_observed_config() -> None:
     assert candidates == [0, 1, 2]
     assert matrix.tolist() == [pytest.approx([1.0, 0.0, 10.0]), pytest.approx([2.0, 2.0, 0.0])]
     assert greedy_portfolio(history, 3, space) == [1, 2]
+
+
+def _curves(val: list[float], compute: list[float]) -> RunCurves:
+    zeros = np.zeros(len(val))
+    return RunCurves(np.array(val), zeros, zeros, np.array(compute), zeros)
+
+
+def test_compute_to_match_a_reference_on_a_hand_computed_example() -> None:
+    # Hyperband ends at regret 0.2 on both seeds, first reaching it after 6 and 4 trainings.
+    curves = Curves({})
+    runs = {
+        ("s", "t", 0, "hb"): _curves([0.5, 0.2, 0.2], [2, 6, 8]),
+        ("s", "t", 1, "hb"): _curves([0.2, 0.2, 0.2], [4, 5, 9]),
+        ("s", "t", 0, "fast"): _curves([0.6, 0.1, 0.0], [1, 3, 20]),
+        ("s", "t", 1, "fast"): _curves([0.3, 0.3, 0.1], [1, 2, 4]),
+        ("s", "t", 0, "never"): _curves([0.9, 0.9, 0.9], [1, 2, 3]),
+        ("s", "t", 1, "never"): _curves([0.9, 0.9, 0.9], [1, 2, 3]),
+        ("other", "t", 0, "hb"): _curves([0.0], [1]),
+    }
+    curves.by_run.update(runs)
+    table = matching_table(curves, "s", "hb", budget=3)
+    assert table.at["hb", "reached"] == 1.0 and table.at["hb", "ratio"] == 1.0
+    # fast: 3 of hb's 6 and 4 of hb's 4 trainings
+    assert table.at["fast", "compute"] == 3.5 and table.at["fast", "ratio"] == 0.75
+    assert table.at["never", "reached"] == 0.0 and np.isinf(table.at["never", "compute"])
+    # the budget cuts the curves: after 2 trials "fast" on seed 1 has not reached 0.2
+    short = matching_table(curves, "s", "hb", budget=2)
+    assert short.at["fast", "reached"] == 0.5
