@@ -62,8 +62,15 @@ class Prepared:
     context: WorkerContext
 
 
-def prepare(experiment: Experiment, *, resume: bool, track: bool = True) -> Prepared:
-    """Create (or reopen) the study and its MLflow record; nothing runs yet."""
+def prepare(
+    experiment: Experiment, *, resume: bool, track: bool = True, keep_setup: bool = False
+) -> Prepared:
+    """Create (or reopen) the study and its MLflow record; nothing runs yet.
+
+    With ``keep_setup`` (resume only), ``experiment`` runs this process's trials but the
+    study's stored setup stays as it is: not compared, not replaced, so workers that join
+    meanwhile still run the study's own spec.
+    """
     storage_url = resolve_storage_url(experiment.storage)
     tracking_uri = resolve_tracking_uri(experiment.tracking_uri) if track else None
     tracker = make_tracker(tracking_uri)
@@ -75,8 +82,9 @@ def prepare(experiment: Experiment, *, resume: bool, track: bool = True) -> Prep
     )
     if resume:
         study = load_study(experiment.name, storage)
-        check_resumable(study, experiment)
-        study.set_user_attr(ATTR.SPEC, experiment.to_dict())  # a new budget reaches joining workers
+        if not keep_setup:
+            check_resumable(study, experiment)
+            study.set_user_attr(ATTR.SPEC, experiment.to_dict())  # a new budget reaches joining workers
         fail_stale(study)
     else:
         study = create_study(experiment, storage)
@@ -150,6 +158,26 @@ def optimize(
         )
     objective = experiment.resolve_objective()
     prepared = prepare(experiment, resume=resume, track=track)
+    return _run(prepared, objective, executor, on_progress)
+
+
+def run_queued(experiment: Experiment) -> StudyResult:
+    """Run trials of an existing study with ``experiment``'s components, its stored setup untouched.
+
+    For ``report --ablate``: the trials it queued run with pruning off while the study (and
+    any worker joining it meanwhile) keeps its own pruner and budget.
+    """
+    objective = experiment.resolve_objective()
+    return _run(prepare(experiment, resume=True, keep_setup=True), objective, None, None)
+
+
+def _run(
+    prepared: Prepared,
+    objective: Callable[..., Any],
+    executor: BaseExecutor | None,
+    on_progress: Callable[[Progress], None] | None,
+) -> StudyResult:
+    experiment = prepared.experiment
     runner = executor or executor_for(experiment.execution.workers)
     passed = None if experiment.objective_ref else objective
     callback = on_progress or _log_progress

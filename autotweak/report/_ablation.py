@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import optuna
@@ -24,9 +24,6 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
 from autotweak.report._sections import Section
-
-if TYPE_CHECKING:
-    from autotweak.spec import Experiment
 
 __all__ = ["ABLATION_ATTR", "Ablation", "AblationStep", "ablation_path", "run_ablation"]
 
@@ -121,6 +118,7 @@ def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri
         AutotweakError: If the study holds no spec, or uses the grid sampler (which only
             runs its own grid).
     """
+    from autotweak.engine._optimize import run_queued
     from autotweak.spec import Budget, Component, Experiment
 
     spec = study.user_attrs.get(ATTR.SPEC)
@@ -146,27 +144,9 @@ def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri
         todo = todo[: budget - ran]
         for config in todo:
             study.enqueue_trial(config, user_attrs={ABLATION_ATTR: True})
-        _run_unpruned(study, unpruned)
+        run_queued(unpruned)  # pruning off for these trials; the stored setup stays
         ran += len(todo)
     return ran
-
-
-def _run_unpruned(study: optuna.Study, experiment: Experiment) -> None:
-    """Run the queued trials to the end: pruning off, the study's own setup restored after.
-
-    A budget of one trial lets only the queued trials run. Resuming checks the stored
-    components and stores the spec, so both are swapped for the run and put back.
-    """
-    from autotweak.engine import optimize
-    from autotweak.engine._study import components_meta
-
-    spec, meta = study.user_attrs.get(ATTR.SPEC), study.user_attrs.get(ATTR.META)
-    study.set_user_attr(ATTR.META, {**(meta or {}), **components_meta(experiment)})
-    try:
-        optimize(experiment, resume=True)
-    finally:
-        study.set_user_attr(ATTR.SPEC, spec)
-        study.set_user_attr(ATTR.META, meta)
 
 
 def _greedy(

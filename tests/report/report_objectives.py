@@ -23,6 +23,13 @@ def additive(config: dict[str, Any], trial: autotweak.Trial) -> float:
     return value
 
 
+def watching(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Like ``additive``, and keeps the pruner the study's stored spec named while it ran."""
+    spec = trial.optuna_trial.study.user_attrs.get("autotweak.spec", {})
+    trial.set_user_attr("stored_pruner", spec.get("pruner", {}).get("name"))
+    return additive(config, trial)
+
+
 def saving(config: dict[str, Any], trial: autotweak.Trial) -> float:
     """Like ``additive``, and saves a small model file with ``trial.log_model``."""
     value = additive(config, trial)

@@ -64,7 +64,11 @@ def test_ablation_measured_on_the_full_grid(home, make_experiment):
 
 def test_ablation_estimated_then_measured_with_ablate(home, make_experiment):
     median = {"name": "median", "args": {"n_startup_trials": 1, "n_warmup_steps": 0}}
-    exp = make_experiment(**_spec(sampler={"name": "random"}, budget={"trials": 6}, seed=3, pruner=median))
+    exp = make_experiment(
+        **_spec(
+            objective=ref("watching"), sampler={"name": "random"}, budget={"trials": 6}, seed=3, pruner=median
+        )
+    )
     with autotweak.Study(exp) as study:
         while (trial := study.ask()) is not None:
             study.tell(
@@ -83,7 +87,9 @@ def test_ablation_estimated_then_measured_with_ablate(home, make_experiment):
     ran = [t for t in study.trials if t.user_attrs.get("autotweak.ablation")]
     assert 1 <= len(ran) <= 5
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in ran), "ablation trials are not pruned"
-    assert study.user_attrs["autotweak.meta"]["pruner"]["name"] == "median", "the study's setup is restored"
+    assert study.user_attrs["autotweak.meta"]["pruner"]["name"] == "median", "the study's setup is kept"
+    # while they ran, a worker joining the study would have read its own pruner, not "none"
+    assert {t.user_attrs.get("stored_pruner") for t in ran} == {"median"}
     assert study.user_attrs["autotweak.spec"]["budget"] == {"trials": 6}
     assert len(study.trials) == n_before + len(ran)
     after = build_report(study)
