@@ -86,11 +86,11 @@ class Study:
                 return None
             with quiet_optuna():
                 trial = self._study.ask()
-        handle = self._session.begin(trial, auto_prune=False)
-        stack = ExitStack()
+        stack = ExitStack()  # the heartbeat first: a trial whose opening is cut short still goes stale
         stack.enter_context(
             heartbeat(self._storage, trial._trial_id, self.experiment.execution.heartbeat_interval)
         )
+        handle = self._session.begin(trial, auto_prune=False)
         self._open[trial.number] = (handle, time.monotonic(), stack)
         return handle
 

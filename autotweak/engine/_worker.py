@@ -222,10 +222,15 @@ class _Loop:
         return True
 
     def _run_trial(self, trial: optuna.Trial, interrupts: _Interrupts) -> None:
-        handle = retrying(lambda: self.session.begin(trial, critical=interrupts.critical), "starting a trial")
-        started = time.monotonic()
         interrupted = False
+        # The heartbeat starts before anything else: a worker killed while opening the trial's
+        # record (an MLflow round trip) must still leave a trial that goes stale, or the
+        # study would wait for it forever.
         with heartbeat(self.storage, trial._trial_id, self.experiment.execution.heartbeat_interval):
+            handle = retrying(
+                lambda: self.session.begin(trial, critical=interrupts.critical), "starting a trial"
+            )
+            started = time.monotonic()
             interrupts.enter_objective()
             try:
                 outcome = _evaluate(self.objective, handle.config, handle)
