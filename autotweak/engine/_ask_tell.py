@@ -90,7 +90,11 @@ class Study:
         stack.enter_context(
             heartbeat(self._storage, trial._trial_id, self.experiment.execution.heartbeat_interval)
         )
-        handle = self._session.begin(trial, auto_prune=False)
+        try:
+            handle = self._session.begin(trial, auto_prune=False)
+        except BaseException:
+            stack.close()
+            raise
         self._open[trial.number] = (handle, time.monotonic(), stack)
         return handle
 
