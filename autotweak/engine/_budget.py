@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import functools
+import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -73,21 +75,38 @@ class BudgetView:
 
 @contextmanager
 def ask_lock(storage_url: str, study_name: str) -> Iterator[None]:
-    """Serialize budget check + ask between processes sharing a local SQLite storage.
+    """Serialize budget check + ask between the processes that share a study's storage.
 
-    Without it, N workers could each see one trial left and all start one. Remote
-    storages go without the lock and may overshoot by at most ``workers - 1`` trials.
+    Without it, N workers could each see one trial left and all start one. SQLite uses a
+    file lock next to the database, PostgreSQL an advisory lock; other storages (MySQL)
+    go without and may overshoot by at most ``workers - 1`` trials.
     """
-    if not storage_url.startswith("sqlite:///"):
+    if storage_url.startswith("sqlite:///"):
+        path = Path(storage_url.removeprefix("sqlite:///")).with_suffix(f".{_safe(study_name)}.lock")
+        with path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    elif storage_url.startswith("postgresql"):
+        # A session-level advisory lock: PostgreSQL releases it if the holder's connection dies.
+        key = int.from_bytes(hashlib.sha1(study_name.encode()).digest()[:8], "big", signed=True)
+        with _lock_engine(storage_url).connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+    else:
         yield
-        return
-    path = Path(storage_url.removeprefix("sqlite:///")).with_suffix(f".{_safe(study_name)}.lock")
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@functools.cache
+def _lock_engine(storage_url: str) -> sqlalchemy.Engine:
+    """One small connection pool per storage and process, for the ask lock."""
+    return sqlalchemy.create_engine(storage_url, pool_size=1, max_overflow=1, pool_pre_ping=True)
 
 
 def _safe(name: str) -> str:
