@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,7 +44,6 @@ __all__ = [
     "to_target",
     "value_at",
     "value_at_compute",
-    "compute_to",
 ]
 
 BUDGETS = (1, 5, 10, 25, 50)
@@ -158,12 +156,6 @@ def false_prunes(trials: Sequence[ReplayTrial], task: TaskData, top: int = TOP) 
     final = dict(zip(task.config_ids.tolist(), task.final_val.tolist(), strict=True))
     ranked = sorted(range(len(trials)), key=lambda i: (-final[trials[i].config_id], i))[:top]
     return sum(not trials[i].complete for i in ranked)
-
-
-def compute_to(curves: RunCurves, target: float) -> float:
-    """Compute spent until validation regret <= ``target``; infinite if never."""
-    reached = np.flatnonzero(curves.val <= target)
-    return float(curves.compute[reached[0]]) if len(reached) else math.inf
 
 
 def value_at_compute(curves: RunCurves, compute: float) -> float:

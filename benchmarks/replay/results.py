@@ -25,7 +25,6 @@ from benchmarks.replay.metrics import (
     RunCurves,
     TaskStats,
     average_ranks,
-    compute_to,
     false_prunes,
     run_curves,
     to_target,
@@ -212,8 +211,8 @@ def matching_table(curves: Curves, suite: str, reference: str, budget: int) -> p
         if s != suite or ref is None:
             continue
         target = value_at(ref.val, budget)
-        own = compute_to(_first(curve, budget), target)
-        base = compute_to(_first(ref, budget), target)
+        own = _compute_to(_first(curve, budget), target)
+        base = _compute_to(_first(ref, budget), target)
         row = rows.setdefault(method, {"compute": [], "ratio": []})
         row["compute"].append(own)
         row["ratio"].append(own / base if base > 0 else np.nan)
@@ -227,6 +226,12 @@ def matching_table(curves: Curves, suite: str, reference: str, budget: int) -> p
             for method, row in rows.items()
         }
     ).T
+
+
+def _compute_to(curves: RunCurves, target: float) -> float:
+    """Compute spent until validation regret <= ``target``; infinite if never."""
+    compute = to_target(curves, target)[1]
+    return np.inf if compute is None else compute
 
 
 def _first(curves: RunCurves, budget: int) -> RunCurves:
