@@ -35,7 +35,8 @@ start)
   MLFLOW_DISABLE_TELEMETRY=true nohup .venv/bin/mlflow server \
     --backend-store-uri "postgresql+psycopg2://autotweak@$host:$pg_port/mlflow" \
     --artifacts-destination "file://$dir/artifacts" \
-    --host "$host" --port "$mlflow_port" --workers 1 >"$dir/mlflow.log" 2>&1 &
+    --host "$host" --port "$mlflow_port" --workers 1 --gunicorn-opts "--threads 8" \
+    >"$dir/mlflow.log" 2>&1 &
   echo $! >"$dir/mlflow.pid"
   for _ in $(seq 120); do
     curl -sf "http://$host:$mlflow_port/health" >/dev/null && break
