@@ -66,3 +66,9 @@ def checkpointed(config: dict[str, Any], trial: autotweak.Trial) -> float:
         trial.report(config["x"] + step, step)
         state.write_text(str(step))
     return float(config["x"])
+
+
+def from_environment(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Scores the number in the environment variable named by ``config["variable"]``."""
+    trial.report(0.0, 1)
+    return float(os.environ[config["variable"]])

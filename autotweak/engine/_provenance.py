@@ -9,7 +9,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["provenance"]
+__all__ = ["package_versions", "provenance"]
 
 _PACKAGES = ("autotweak", "optuna", "mlflow", "torch")
 
@@ -23,13 +23,20 @@ def provenance(code_dir: Path | None = None) -> dict[str, str]:
 
 
 @functools.cache
-def _static(code_dir: str) -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """The versions of the packages that decide a trial's outcome, as tags (read once per process)."""
     tags: dict[str, str] = {}
     for package in _PACKAGES:
         try:
             tags[f"autotweak.version.{package}"] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
+    return tags
+
+
+@functools.cache
+def _static(code_dir: str) -> dict[str, str]:
+    tags = dict(package_versions())
     commit = _git(code_dir, "rev-parse", "HEAD")
     if commit:
         dirty = bool(_git(code_dir, "status", "--porcelain", "--untracked-files=no"))

@@ -36,8 +36,13 @@ def make_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     on_stale: StaleCallback | None = None,
+    check_schema: bool = True,
 ) -> BaseStorage:
     """An Optuna RDB storage with heartbeats; SQLite gets WAL and a long busy timeout.
+
+    ``check_schema=False`` skips creating missing tables and checking the schema version:
+    for a worker process whose parent has just done both on the same storage (it saves
+    the worker about 60 ms of CPU at start, which sixteen workers pay at once).
 
     ``"memory"`` gives Optuna's in-memory storage: no heartbeats, one process, nothing
     kept; for replays and tests that run thousands of short studies.
@@ -62,6 +67,8 @@ def make_storage(
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
             heartbeat_stale_trial_callback=on_stale,
+            skip_compatibility_check=not check_schema,
+            skip_table_creation=not check_schema,
         )
 
 

@@ -29,6 +29,7 @@ from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna, retrying
 from autotweak.engine._study import requeue
 from autotweak.engine._trial import Trial, TrialPruned
+from autotweak.engine._writer import RecordWriter
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker
 
 __all__ = ["WorkerContext", "WorkerResult", "run_worker"]
@@ -122,8 +123,17 @@ def make_stale_handler(tracker: BaseTracker, max_retries: int) -> Callable[[optu
     return on_stale
 
 
-def run_worker(ctx: WorkerContext, objective: Callable[..., Any] | None = None) -> WorkerResult:
-    """Run trials of the study until its budget is spent or a stop is requested."""
+def run_worker(
+    ctx: WorkerContext, objective: Callable[..., Any] | None = None, *, schema_checked: bool = False
+) -> WorkerResult:
+    """Run trials of the study until its budget is spent or a stop is requested.
+
+    Args:
+        ctx: The study and the stores.
+        objective: The objective; the experiment's entry point when ``None``.
+        schema_checked: The storage's tables were created and checked by the process that
+            started this one; they are not checked again.
+    """
     experiment = ctx.experiment
     objective = objective or experiment.resolve_objective()
     tracker = make_tracker(ctx.tracking_uri)
@@ -133,6 +143,7 @@ def run_worker(ctx: WorkerContext, objective: Callable[..., Any] | None = None) 
         heartbeat_interval=execution.heartbeat_interval,
         grace_period=execution.grace_period,
         on_stale=make_stale_handler(tracker, execution.max_retries),
+        check_schema=not schema_checked,
     )
     seed = None if experiment.seed is None else experiment.seed + ctx.worker_index
     study = optuna.load_study(
@@ -142,10 +153,10 @@ def run_worker(ctx: WorkerContext, objective: Callable[..., Any] | None = None) 
         pruner=build_pruner(experiment.pruner, experiment.metric),
     )
     watcher = NoticeWatcher(imds_endpoint(), imds_interval()).start()
-    loop = _Loop(ctx, study, storage, tracker, _call_style(objective), seed, watcher)
     interrupts = _Interrupts()
     try:
-        with interrupts.installed():
+        with interrupts.installed(), RecordWriter() as writer:  # Ctrl-C waits for the writes
+            loop = _Loop(ctx, study, storage, tracker, _call_style(objective), seed, watcher, writer)
             return loop.run(interrupts)
     finally:
         watcher.stop()
@@ -161,6 +172,7 @@ class _Loop:
         objective: Callable[[dict[str, Any], Trial], Any],
         seed: int | None,
         watcher: NoticeWatcher,
+        writer: RecordWriter,
     ) -> None:
         self.ctx = ctx
         self.experiment = ctx.experiment
@@ -169,6 +181,7 @@ class _Loop:
         self.tracker = tracker
         self.objective = objective
         self.watcher = watcher
+        self.writer = writer
         self.session = TrialSession(ctx, study, tracker, seed, notice=watcher.notice.is_set)
         self.sweep = StaleSweeper(study, ctx.experiment.execution.heartbeat_interval)
 
@@ -241,7 +254,12 @@ class _Loop:
                 interrupts.in_objective = False
         duration = time.monotonic() - started
         told = retrying(lambda: self.session.tell(handle, outcome), "telling the trial's result")
-        self.session.record(handle, told, duration)
+        if told.state == "preempted":  # queues the trial again: done before this worker stops
+            self.session.record(handle, told, duration)
+        else:
+            self.writer.submit(
+                lambda: self.session.record(handle, told, duration), f"the record of trial {trial.number}"
+            )
         if interrupted:
             interrupts.stop_requested = True
 

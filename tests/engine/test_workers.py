@@ -180,3 +180,21 @@ def test_ctrl_c_stops_cleanly_and_the_study_resumes(home, mlflow_client):
     study = load(autotweak.Experiment.from_dict(base_spec()))
     assert [t.number for t in study.trials] == list(range(len(study.trials)))
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 1
+
+
+def test_workers_see_the_environment_of_each_run(home, make_experiment, monkeypatch):
+    """Workers fork from a server started once; each run's environment must still reach them."""
+    results = []
+    for mark in ("1", "2"):
+        monkeypatch.setenv("AUTOTWEAK_TEST_MARK", mark)
+        exp = make_experiment(
+            name=f"env-{mark}",
+            objective=objective("from_environment"),
+            base={"variable": "AUTOTWEAK_TEST_MARK"},
+            budget={"trials": 4},
+            sampler="random",
+            execution={"workers": 2},
+        )
+        autotweak.optimize(exp)
+        results.append({t.value for t in load(exp).trials})
+    assert results == [{1.0}, {2.0}]
