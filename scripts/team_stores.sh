@@ -32,7 +32,7 @@ start)
   for db in optuna mlflow; do
     as_pg "$bin/createdb" -h "$host" -p "$pg_port" -U autotweak "$db" 2>/dev/null || true
   done
-  MLFLOW_DISABLE_TELEMETRY=true nohup .venv/bin/mlflow server \
+  MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false nohup .venv/bin/mlflow server \
     --backend-store-uri "postgresql+psycopg2://autotweak@$host:$pg_port/mlflow" \
     --artifacts-destination "file://$dir/artifacts" \
     --host "$host" --port "$mlflow_port" --workers 1 --gunicorn-opts "--threads 8" \

@@ -23,6 +23,7 @@ from pathlib import Path
 
 __all__ = [
     "FAKE_AWS_ENV",
+    "MLFLOW_SERVER_ENV",
     "MLFLOW_SERVER_OPTIONS",
     "Postgres",
     "free_port",
@@ -35,6 +36,9 @@ __all__ = [
 # ASGI-to-WSGI bridge) answers each tracking call here in 20-40 ms, this in 5-7 ms; more
 # processes only add contention on a small machine. scripts/team_stores.sh starts the same.
 MLFLOW_SERVER_OPTIONS = ("--workers", "1", "--gunicorn-opts", "--threads 8")
+# MLflow 3 also starts a job runner with eight consumer processes (about 2 GB and a third
+# of a core while idle, here) for GenAI jobs that tracking experiments never use.
+MLFLOW_SERVER_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def free_port() -> int:
@@ -140,7 +144,7 @@ def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        env={**os.environ, **MLFLOW_SERVER_ENV},
     )
     url = f"http://127.0.0.1:{port}"
     try:
