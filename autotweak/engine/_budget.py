@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak.engine._study import ATTR, study_compute
 from autotweak.spec import Budget
 
-__all__ = ["BudgetView", "ask_lock", "sampler_exhausted"]
+__all__ = ["BudgetView", "ask_lock", "open_ask_lock", "sampler_exhausted"]
 
 _log = logging.getLogger(__name__)
 
@@ -101,6 +101,17 @@ def ask_lock(storage_url: str, study_name: str) -> Iterator[None]:
                 conn.commit()
     else:
         yield
+
+
+def open_ask_lock(storage_url: str) -> None:
+    """Connect the ask lock's pool now, so that the first ask does not do it inside the lock.
+
+    Workers that start together queue for the lock; a connection opened inside it (a
+    PostgreSQL backend started, authenticated) makes each of them wait for all the others'.
+    """
+    if storage_url.startswith("postgresql"):
+        with _lock_engine(storage_url).connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
 
 
 @functools.cache

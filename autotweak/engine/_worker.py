@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
+from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sampler_exhausted
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_endpoint, imds_interval
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
@@ -187,6 +187,9 @@ class _Loop:
 
     def run(self, interrupts: _Interrupts) -> WorkerResult:
         result = WorkerResult()
+        # Connections and first queries outside the ask lock, which workers starting together queue for.
+        retrying(lambda: open_ask_lock(self.ctx.storage_url), "connecting to the storage")
+        retrying(self._view, "reading the budget")
         while not interrupts.stop_requested:
             reason = self._next_or_reason(interrupts, result)
             if reason:

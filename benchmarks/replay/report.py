@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks._sections import kept_sections
 from benchmarks.replay.methods import METHODS
 from benchmarks.replay.metrics import SATURATION, TARGET, TOP
 from benchmarks.replay.results import (
@@ -320,4 +321,6 @@ def write_report(
     ]
     for info in suites:
         lines += _suite_section(info, frame[frame["suite"] == info.key], curves, budget, out.parent, prov)
+    for section in kept_sections(out):  # written by other benchmarks (scaling)
+        lines += [section, ""]
     out.write_text("\n".join(lines))
