@@ -395,6 +395,9 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         link = _experiment_link(result.tracking_uri, result.study_name)
         if link:
             _console.line(f"  {link}")
+    if result.registered_model:
+        name, version = result.registered_model.rsplit("/", 1)
+        _console.line(f"registered the best trial's model as '{name}' version {version}")
     if summary.interrupted:
         raise SystemExit(130)
     crashed = [r for r in result.stop_reasons if r.startswith("crashed")]

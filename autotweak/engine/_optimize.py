@@ -17,6 +17,7 @@ from autotweak._locations import default_home, redact, resolve_storage_url, reso
 from autotweak.engine._executors import BaseExecutor, executor_for
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._reconcile import reconcile
+from autotweak.engine._share import register_winner
 from autotweak.engine._storage import MEMORY, fail_stale, make_storage
 from autotweak.engine._study import ATTR, check_resumable, create_study, load_study, summarize
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
@@ -39,6 +40,7 @@ class StudyResult:
     tracking_uri: str | None
     study_run_id: str | None
     stop_reasons: list[str]
+    registered_model: str | None = None
 
     @property
     def best_value(self) -> float | None:
@@ -189,6 +191,10 @@ def _run(
         raise
     interrupted = any(r.interrupted for r in results)
     summary = _close(prepared, interrupted=interrupted)
+    registered = None
+    if experiment.register_model and prepared.context.tracking_uri and not interrupted:
+        name = experiment.name if experiment.register_model is True else str(experiment.register_model)
+        registered = register_winner(prepared.study, name, prepared.context.tracking_uri)
     return StudyResult(
         summary=summary,
         study_name=experiment.name,
@@ -196,6 +202,7 @@ def _run(
         tracking_uri=prepared.context.tracking_uri,
         study_run_id=prepared.context.study_run_id,
         stop_reasons=[r.stop_reason for r in results],
+        registered_model=registered,
     )
 
 

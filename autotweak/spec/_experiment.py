@@ -34,6 +34,7 @@ _KEYS = (
     "tracking_uri",
     "tags",
     "baseline",
+    "register_model",
 )
 _DEFINITION_KEYS = {"extends", "params", "drop", "description", "name"}
 
@@ -59,6 +60,9 @@ class Experiment:
         tracking_uri: MLflow tracking URI; the embedded default when ``None``.
         tags: Free-form tags, logged on the study's MLflow runs.
         baseline: Run the base config as the first trial, so results have a reference.
+        register_model: When the study ends and its best trial logged a model
+            (``trial.log_model``), register it in the MLflow Model Registry: under the
+            study's name (``True``), under this name (a string), or not at all (``False``).
         description: Free text, logged with the study.
         source: The spec file it was read from, if any.
     """
@@ -77,6 +81,7 @@ class Experiment:
     tracking_uri: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     baseline: bool = True
+    register_model: bool | str = True
     description: str = ""
     source: str | None = None
 
@@ -151,6 +156,7 @@ class Experiment:
             "tracking_uri": self.tracking_uri,
             "tags": dict(self.tags),
             "baseline": self.baseline,
+            "register_model": self.register_model,
         }
 
     # -- parsing --------------------------------------------------------------------
@@ -229,6 +235,11 @@ def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
         if not isinstance(data["baseline"], bool):
             raise where.child("baseline").fail("must be true or false", data["baseline"])
         out["baseline"] = data["baseline"]
+    if "register_model" in data:
+        value = data["register_model"]
+        if not isinstance(value, bool) and not (isinstance(value, str) and value.strip()):
+            raise where.child("register_model").fail("must be true, false or a model name", value)
+        out["register_model"] = value.strip() if isinstance(value, str) else value
     return out
 
 

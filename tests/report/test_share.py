@@ -72,3 +72,47 @@ def test_log_model_refuses_a_missing_path(home, make_experiment):
         ):
             trial.log_model(home / "nope.pt")
         study.tell(trial, 1.0)
+
+
+def _saving(make_experiment, **overrides):
+    return make_experiment(
+        objective=ref("saving"),
+        base={"a": 0, "b": 0, "c": "u"},
+        tweaks=TWEAKS,
+        metric={"name": "score", "direction": "maximize", "steps": 3},
+        sampler="grid",
+        **overrides,
+    )
+
+
+def test_the_winner_is_registered_when_the_study_ends_and_only_once(home, make_experiment, mlflow_client):
+    exp = _saving(make_experiment, name="auto-share", budget={"trials": 4})
+    result = autotweak.optimize(exp)
+    best = load(exp).best_trial
+    assert result.registered_model == "auto-share/1"
+    version = mlflow_client.get_model_version("auto-share", "1")
+    assert version.run_id == mlflow_runs(mlflow_client, "auto-share").children[best.number].info.run_id
+    assert version.tags["autotweak.trial_number"] == str(best.number)
+
+    # Resumed with a budget that adds no trial: the same winner is not registered twice.
+    again = autotweak.optimize(exp, resume=True)
+    assert again.registered_model is None
+    assert [str(v.version) for v in mlflow_client.search_model_versions("name='auto-share'")] == ["1"]
+
+
+def test_registration_by_name_or_not_at_all(home, make_experiment, mlflow_client):
+    named = autotweak.optimize(
+        _saving(make_experiment, name="named", budget={"trials": 2}, register_model="team-model")
+    )
+    assert named.registered_model == "team-model/1"
+    off = autotweak.optimize(_saving(make_experiment, name="off", budget={"trials": 2}, register_model=False))
+    assert off.registered_model is None
+    assert not mlflow_client.search_registered_models("name='off'")
+    plain = autotweak.optimize(make_experiment(name="plain", budget={"trials": 2}))
+    assert plain.registered_model is None, "no model logged, nothing registered"
+
+
+@pytest.mark.parametrize("bad", ["", "  ", 3, ["m"]])
+def test_register_model_must_be_a_flag_or_a_name(make_experiment, bad):
+    with pytest.raises(autotweak.SpecError, match=r"register_model.*must be true, false or a model name"):
+        make_experiment(register_model=bad)

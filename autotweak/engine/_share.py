@@ -14,10 +14,11 @@ from autotweak.engine._trial import MODEL_ATTR
 from autotweak.exceptions import AutotweakError
 from autotweak.tracking import find_trial_run, register_model
 
-__all__ = ["register_best_model"]
+__all__ = ["register_best_model", "register_winner"]
 
 _log = logging.getLogger(__name__)
 
+_REGISTERED_TRIAL = "autotweak.registered_trial"
 _LINEAGE = ("autotweak.git_commit", "autotweak.git_dirty", "autotweak.version.autotweak", "autotweak.host")
 
 
@@ -65,5 +66,30 @@ def register_best_model(study: optuna.Study, name: str, tracking_uri: str) -> Mo
     parent = study.user_attrs.get(ATTR.RUN_ID)
     if parent:
         client.set_tag(str(parent), "autotweak.registered_model", f"{name}/{version.version}")
+        client.set_tag(str(parent), _REGISTERED_TRIAL, str(best.number))
     _log.info("registered trial %d's model as %s version %s", best.number, name, version.version)
     return version
+
+
+def register_winner(study: optuna.Study, name: str, tracking_uri: str) -> str | None:
+    """At the end of a study: register the best trial's model unless it has no model or is registered.
+
+    Returns:
+        ``"name/version"`` of the new version, or ``None`` when nothing was registered
+        (no completed trial, no logged model, this trial's model already registered by an
+        earlier run of the study, or the registry refused: logged, the study's results stand).
+    """
+    summary = summarize(study)
+    if summary.best_number is None or MODEL_ATTR not in study.trials[summary.best_number].user_attrs:
+        return None
+    parent = study.user_attrs.get(ATTR.RUN_ID)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        done = client.get_run(str(parent)).data.tags.get(_REGISTERED_TRIAL) if parent else None
+        if done == str(summary.best_number):
+            return None
+        version = register_best_model(study, name, tracking_uri)
+    except Exception:
+        _log.warning("could not register the best trial's model as '%s'", name, exc_info=True)
+        return None
+    return f"{name}/{version.version}"
