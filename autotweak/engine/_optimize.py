@@ -194,7 +194,7 @@ def _run(
     registered = None
     if experiment.register_model and prepared.context.tracking_uri and not interrupted:
         name = experiment.name if experiment.register_model is True else str(experiment.register_model)
-        registered = register_winner(prepared.study, name, prepared.context.tracking_uri)
+        registered = register_winner(prepared.study, summary, name, prepared.context.tracking_uri)
     return StudyResult(
         summary=summary,
         study_name=experiment.name,

@@ -23,13 +23,10 @@ _LAZY = (
     "email.policy",  # importlib.metadata
     "netrc",  # requests
     "mlflow.tracking.request_header.registry",
-    "psycopg2.extras",
-    "sqlalchemy.orm",
-    "optuna.storages._rdb.models",
-    "optuna.storages._rdb.storage",
-    "alembic.runtime.migration",
-    "psycopg2",
     "mlflow.store.tracking.sqlalchemy_store",
+    "optuna.storages._rdb.storage",  # with SQLAlchemy's ORM
+    "alembic.runtime.migration",
+    "psycopg2.extras",
 )
 
 for _name in _LAZY:

@@ -12,7 +12,7 @@ from mlflow.entities.model_registry import ModelVersion
 from autotweak.engine._study import ATTR, summarize
 from autotweak.engine._trial import MODEL_ATTR
 from autotweak.exceptions import AutotweakError
-from autotweak.tracking import find_trial_run, register_model
+from autotweak.tracking import StudySummary, find_trial_run, register_model
 
 __all__ = ["register_best_model", "register_winner"]
 
@@ -36,7 +36,10 @@ def register_best_model(study: optuna.Study, name: str, tracking_uri: str) -> Mo
     Raises:
         AutotweakError: If no trial completed, or the best trial logged no model.
     """
-    summary = summarize(study)
+    return _register(study, summarize(study), name, tracking_uri)
+
+
+def _register(study: optuna.Study, summary: StudySummary, name: str, tracking_uri: str) -> ModelVersion:
     if summary.best_number is None:
         raise AutotweakError(f"study '{study.study_name}' has no completed trial, so no model to register.")
     best = study.trials[summary.best_number]
@@ -71,15 +74,14 @@ def register_best_model(study: optuna.Study, name: str, tracking_uri: str) -> Mo
     return version
 
 
-def register_winner(study: optuna.Study, name: str, tracking_uri: str) -> str | None:
-    """At the end of a study: register the best trial's model unless it has no model or is registered.
+def register_winner(study: optuna.Study, summary: StudySummary, name: str, tracking_uri: str) -> str | None:
+    """At the end of a study: register the best trial's model unless it has none or is registered.
 
     Returns:
         ``"name/version"`` of the new version, or ``None`` when nothing was registered
         (no completed trial, no logged model, this trial's model already registered by an
         earlier run of the study, or the registry refused: logged, the study's results stand).
     """
-    summary = summarize(study)
     if summary.best_number is None or MODEL_ATTR not in study.trials[summary.best_number].user_attrs:
         return None
     parent = study.user_attrs.get(ATTR.RUN_ID)
@@ -88,7 +90,7 @@ def register_winner(study: optuna.Study, name: str, tracking_uri: str) -> str | 
         done = client.get_run(str(parent)).data.tags.get(_REGISTERED_TRIAL) if parent else None
         if done == str(summary.best_number):
             return None
-        version = register_best_model(study, name, tracking_uri)
+        version = _register(study, summary, name, tracking_uri)
     except Exception:
         _log.warning("could not register the best trial's model as '%s'", name, exc_info=True)
         return None
