@@ -184,7 +184,7 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     "--html",
     "html_dir",
     type=click.Path(file_okay=False),
-    help="Also write report.html (compare.html for several studies) and its figures here.",
+    help="Also write report.html and report.md (compare.html for several studies) and their figures here.",
 )
 @click.option(
     "--ablate",

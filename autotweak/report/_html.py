@@ -29,7 +29,10 @@ _STYLE = (
 
 
 def write_html_report(study: optuna.Study, out_dir: Path, *, tracking_uri: str | None = None) -> Path:
-    """Write ``report.html`` (and its figures as PNG files) into ``out_dir``; return the page.
+    """Write ``report.html``, ``report.md`` and their figures (PNG) into ``out_dir``; return the page.
+
+    The HTML page inlines its figures and stands alone; the Markdown one links the PNG files
+    beside it, so the folder reads as it is on a code host.
 
     Example:
         >>> write_html_report(study, Path("report"))  # doctest: +SKIP
@@ -48,6 +51,7 @@ def write_html_report(study: optuna.Study, out_dir: Path, *, tracking_uri: str |
         figures.append(("What mattered", importance_plot(importances, out_dir / "importance.png")))
     page = out_dir / "report.html"
     page.write_text(_page(report, trials, figures, importances))
+    (out_dir / "report.md").write_text(_markdown(report, figures, importances))
     return page
 
 
@@ -109,6 +113,17 @@ def _page(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(s.study_name)}</title>"
         f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n"
     )
+
+
+def _markdown(report: StudyReport, figures: list[tuple[str, Path]], importances: dict[str, float]) -> str:
+    parts = [report.to_markdown().rstrip(), ""]
+    if importances:
+        parts += ["## Hyperparameter importance", "", "| parameter | importance |", "|---|---|"]
+        parts += [f"| {k} | {v:.3f} |" for k, v in importances.items()]
+        parts.append("")
+    for title, path in figures:
+        parts += [f"## {title}", "", f"![{title}]({path.name})", ""]
+    return "\n".join(parts)
 
 
 def _best(report: StudyReport) -> str:

@@ -40,6 +40,11 @@ def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
         in page
     )
     assert len(re.findall(r"data:image/png;base64,", page)) == 3, "history, curves and importance inline"
+    markdown = (home / "out" / "report.md").read_text()
+    assert markdown.startswith(build_report(study).to_markdown().rstrip())
+    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)
+    assert sorted(linked) == ["curves.png", "history.png", "importance.png"]
+    assert all((home / "out" / name).is_file() for name in linked)
 
     cli = run_cli(home, "report", "rep", "--html", "html")
     for state, n in summary.counts.items():
@@ -47,7 +52,7 @@ def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
     assert f"Best acc: **{summary.best_value:.6g}** (trial {summary.best_number}, maximize)." in cli.stdout
     parent = mlflow_runs(mlflow_client, "rep").parents[0]
     logged = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id, "report")}
-    assert {"report/report.html", "report/history.png", "report/curves.png"} <= logged
+    assert {"report/report.html", "report/report.md", "report/history.png", "report/curves.png"} <= logged
     note = mlflow_client.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
     assert note.startswith("# Study `rep`") and f"| pruned | {summary.counts['pruned']} |" in note
 
