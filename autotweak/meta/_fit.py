@@ -153,10 +153,26 @@ def _predict(
     """One task's normalized score at every candidate: its own where it ran it, else the surrogate's."""
     predicted = np.clip(_fitted(x.tobytes(), y.tobytes(), x.shape[1], seed).predict(units), 0.0, 1.0)
     out = np.array(predicted, dtype=np.float64)
-    distance = np.abs(units[:, None, :] - x[None, :, :]).max(axis=2)
-    exact = distance.min(axis=1) < 1e-9
-    out[exact] = y[distance[exact].argmin(axis=1)]
+    for row, trial in _exact_matches(units, x):
+        out[row] = y[trial]
     return out
+
+
+def _exact_matches(units: NDArray[np.float64], x: NDArray[np.float64]) -> list[tuple[int, int]]:
+    """``(candidate, trial)`` pairs where a candidate is a config the task ran (the first such trial).
+
+    Both sides went through the space's mapping, so a config the task ran is the same point
+    up to rounding: points are matched on a 1e-9 grid (a hash lookup, not all pairs).
+    """
+    first: dict[bytes, int] = {}
+    for i, row in enumerate(_grid(x)):
+        first.setdefault(row.tobytes(), i)
+    keys = _grid(units)
+    return [(j, first[key.tobytes()]) for j, key in enumerate(keys) if key.tobytes() in first]
+
+
+def _grid(points: NDArray[np.float64]) -> NDArray[np.int64]:
+    return np.asarray(np.rint(points * 1e9), dtype=np.int64)
 
 
 @lru_cache(maxsize=1024)

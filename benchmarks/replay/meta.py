@@ -15,12 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from autotweak.meta import Histories, PastTrial, TaskHistory, fit_meta_model
+from autotweak.meta import Histories, MetaModel, PastTrial, TaskHistory, fit_meta_model
+from autotweak.space import SearchSpace
 from autotweak.spec import Component
 from benchmarks.replay._base import History, ReplayMethod, SearchSetup
 from benchmarks.replay.simulate import Replay, run_study
 
 __all__ = ["MetaLearnerSearch", "to_histories"]
+
+# The model last fit on unshuffled histories: a job runs its seeds on one history object,
+# and the fit does not depend on the seed, so it is made once per job, not once per seed.
+_LAST: list[tuple[History, SearchSpace, MetaModel]] = []
 
 
 def to_histories(history: History, *, shuffle_seed: int | None = None) -> Histories:
@@ -61,9 +66,17 @@ class MetaLearnerSearch(ReplayMethod):
     def search(self, replay: Replay, setup: SearchSetup) -> None:
         if setup.history is None:
             raise ValueError("the meta-learner needs the history of past tasks, got history=None.")
-        histories = to_histories(setup.history, shuffle_seed=setup.seed if self.shuffled else None)
-        model = fit_meta_model(histories, setup.space)
+        model = self._model(setup.history, setup)
         with tempfile.TemporaryDirectory() as folder:
             path = model.save(Path(folder) / "replay.meta.npz")
             sampler = Component("meta", {"model": str(path), **self.args})
             run_study(replay, setup.space, seed=setup.seed, budget=setup.budget, sampler=sampler)
+
+    def _model(self, history: History, setup: SearchSetup) -> MetaModel:
+        if self.shuffled:
+            return fit_meta_model(to_histories(history, shuffle_seed=setup.seed), setup.space)
+        if _LAST and _LAST[0][0] is history and _LAST[0][1] is setup.space:
+            return _LAST[0][2]
+        model = fit_meta_model(to_histories(history), setup.space)
+        _LAST[:] = [(history, setup.space, model)]
+        return model
