@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -14,8 +15,8 @@ from typing import Any, TypeVar
 import optuna
 import sqlalchemy
 from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
-from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.trial import FrozenTrial
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._locations import enable_wal
 
@@ -117,18 +118,65 @@ def fail_stale(study: optuna.Study) -> None:
 
 
 class StaleSweeper:
-    """Runs :func:`fail_stale` at most once per ``every`` seconds (it costs a query)."""
+    """Runs :func:`fail_stale` at most once per ``every`` seconds (it costs a query).
+
+    It also fails *orphans*: running trials that never recorded a heartbeat, which Optuna's
+    sweep skips. A worker makes one when it dies, or its connection drops, between creating
+    the trial (``ask``) and its first heartbeat; nobody runs it, and a study waiting for its
+    running trials would wait forever. A trial this sweeper sees without a heartbeat for
+    the storage's whole grace period, on its own clock, is failed like a stale one (the
+    stale-trial callback runs, so it is recorded and retried).
+    """
 
     def __init__(self, study: optuna.Study, every: float) -> None:
         self.study = study
         self.every = every
         self._last = float("-inf")
+        self._unbeating: dict[int, float] = {}
 
     def __call__(self) -> None:
         now = time.monotonic()
         if now - self._last >= self.every:
             self._last = now
             fail_stale(self.study)
+            self._fail_orphans(now)
+
+    def _fail_orphans(self, now: float) -> None:
+        storage = self.study._storage
+        backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDB storage in a cache
+        if not isinstance(backend, RDBStorage) or not is_heartbeat_enabled(backend):
+            return
+        seen = _unbeating_trials(backend, self.study)
+        self._unbeating = {tid: self._unbeating.get(tid, now) for tid in seen}
+        grace = backend.grace_period or 2 * (backend.heartbeat_interval or 0)
+        callback = backend.get_heartbeat_stale_trial_callback()
+        for tid in [tid for tid, since in self._unbeating.items() if now - since >= grace]:
+            del self._unbeating[tid]
+            try:
+                if not storage.set_trial_state_values(tid, state=TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # it finished, or another worker failed it first
+            trial = storage.get_trial(tid)
+            _log.warning(
+                "trial %d never sent a heartbeat in %.0f s: its worker was lost", trial.number, grace
+            )
+            if callback is not None:
+                callback(self.study, copy.deepcopy(trial))
+
+
+_UNBEATING_SQL = """
+SELECT t.trial_id FROM trials t
+WHERE t.study_id = :study_id AND t.state = 'RUNNING'
+  AND NOT EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)
+"""
+
+
+def _unbeating_trials(storage: RDBStorage, study: optuna.Study) -> set[int]:
+    """Ids of the study's running trials that have no heartbeat."""
+    with storage.engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text(_UNBEATING_SQL), {"study_id": study._study_id}).all()
+    return {int(row[0]) for row in rows}
 
 
 _TRANSIENT: tuple[type[BaseException], ...] = (

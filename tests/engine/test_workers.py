@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from optuna.trial import TrialState
 
@@ -198,3 +199,25 @@ def test_workers_see_the_environment_of_each_run(home, make_experiment, monkeypa
         autotweak.optimize(exp)
         results.append({t.value for t in load(exp).trials})
     assert results == [{1.0}, {2.0}]
+
+
+@pytest.mark.timeout(150)
+def test_a_trial_lost_before_its_first_heartbeat_is_failed_and_retried(home, make_experiment, mlflow_client):
+    """A worker lost between ``ask`` and its first heartbeat (a dropped connection, a kill)
+    leaves a running trial that Optuna's stale sweep never sees; the study must not wait
+    for it forever."""
+    execution = {"workers": 2, "heartbeat_interval": 1, "grace_period": 2}
+    autotweak.optimize(make_experiment(budget={"trials": 2}, execution=execution))
+    orphan = load(make_experiment()).ask()  # created, never beating, never run
+    exp = make_experiment(budget={"trials": 4}, execution=execution)
+    result = autotweak.optimize(exp, resume=True)
+    study = load(exp)
+    assert study.trials[orphan.number].state == TrialState.FAIL
+    retry = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == orphan.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+    assert len([t for t in study.trials if ATTR.RETRY_OF not in t.user_attrs]) == 4
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert result.summary.counts["complete"] == 4
+    assert_stores_agree(mlflow_client, study)
+    run = mlflow_runs(mlflow_client, "study").children[orphan.number]
+    assert "no heartbeat" in run.data.tags["autotweak.failure"]
