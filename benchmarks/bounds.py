@@ -1,0 +1,147 @@
+"""What no transfer method can beat on the corpus: choices made *knowing* the test task.
+
+A meta-learner proposes its first configs before it has seen the new task's scores. On
+the recorded corpus we can ask what the best such proposals could achieve if the test
+tasks' scores were known (leaked); a method that learns from other tasks only can match
+these numbers at best. Per family, over the tasks that count (not saturated):
+
+- **best single config**: the one config with the lowest mean regret over the tasks,
+  picked knowing all of them: no fixed first proposal does better at K=1;
+- **best past winner**: for each task, the best (for that task) of the other tasks'
+  winning configs: no method whose first proposal is some past task's winner does
+  better at K=1, whichever way it picks that task;
+- **greedy portfolio, in-sample**: K configs added one at a time, each the one that
+  lowers the mean regret most over the tasks (the best fixed set is at most a little
+  lower; for K=1 it is exactly the best single config).
+
+Regret is the harness's normalized regret on final validation scores.
+
+    python -m benchmarks.bounds [--families hgb mlp] [--results]
+
+``--results`` also puts the table in its section of ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from benchmarks._sections import replace_section
+from benchmarks.replay.data import FamilyData, read_family
+from benchmarks.replay.metrics import TaskStats, regret
+
+__all__ = ["Bounds", "bounds", "regret_matrix"]
+
+KS = (1, 5, 10)
+DATA = Path(__file__).parent / "data"
+RESULTS = Path(__file__).parent / "RESULTS.md"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The leaked-choice bounds of one family (mean normalized regret over counted tasks)."""
+
+    family: str
+    n_tasks: int
+    best_single: float
+    best_past_winner: float
+    portfolio: Mapping[int, float]
+
+
+def regret_matrix(family: FamilyData) -> tuple[list[str], NDArray[np.float64], NDArray[np.int64]]:
+    """Counted tasks, their regret matrix ``[config, task]`` and every task's winning config row.
+
+    Rows are the family's config ids that every task recorded; ``winners`` has one entry
+    per task of the family (saturated ones too: their winners are past winners as well).
+    """
+    common = sorted(set.intersection(*(set(t.config_ids.tolist()) for t in family.tasks.values())))
+    finals = {}
+    for name, task in family.tasks.items():
+        row = {int(c): i for i, c in enumerate(task.config_ids)}
+        finals[name] = task.final_val[[row[c] for c in common]]
+    winners = np.array([int(np.argmax(v)) for v in finals.values()], dtype=np.int64)
+    counted = [name for name, task in family.tasks.items() if not TaskStats.of(task).saturated]
+    columns = []
+    for name in counted:
+        stats = TaskStats.of(family.tasks[name])
+        columns.append([regret(float(v), stats.best_val, stats.median_val) for v in finals[name]])
+    return counted, np.array(columns, dtype=np.float64).T, winners
+
+
+def bounds(family: FamilyData, ks: Sequence[int] = KS) -> Bounds:
+    """The three bounds of ``family`` (see the module's docstring)."""
+    counted, matrix, winners = regret_matrix(family)
+    names = list(family.tasks)
+    past = []
+    for j, name in enumerate(counted):
+        others = [w for i, w in enumerate(winners) if names[i] != name]
+        past.append(float(matrix[others, j].min()))
+    return Bounds(
+        family=family.name,
+        n_tasks=len(counted),
+        best_single=float(matrix.mean(axis=1).min()),
+        best_past_winner=float(np.mean(past)),
+        portfolio=greedy_portfolio(matrix, ks),
+    )
+
+
+def greedy_portfolio(matrix: NDArray[np.float64], ks: Sequence[int]) -> dict[int, float]:
+    """Mean regret of the in-sample greedy portfolio after each of ``ks`` configs."""
+    best = np.full(matrix.shape[1], np.inf)
+    out = {}
+    for k in range(1, max(ks) + 1):
+        means = np.minimum(best[None, :], matrix).mean(axis=1)
+        best = np.minimum(best, matrix[int(np.argmin(means))])
+        if k in ks:
+            out[k] = float(best.mean())
+    return out
+
+
+def to_markdown(rows: Sequence[Bounds]) -> str:
+    """The bounds as a Markdown table."""
+    ks = sorted(rows[0].portfolio) if rows else []
+    head = "| family | tasks counted | best single config (K=1) | best past winner (K=1) | "
+    head += " | ".join(f"greedy portfolio K={k}" for k in ks) + " |"
+    lines = [head, "|---|---:|---:|---:|" + "---:|" * len(ks)]
+    for b in rows:
+        cells = [b.family, str(b.n_tasks), f"{b.best_single:.3f}", f"{b.best_past_winner:.3f}"]
+        cells += [f"{b.portfolio[k]:.3f}" for k in ks]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Print the bounds (and with ``--results``, write them into RESULTS.md)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--families", nargs="+", default=["hgb", "mlp"])
+    parser.add_argument("--results", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    rows = [bounds(read_family(DATA / f"{name}.parquet")) for name in args.families]
+    table = to_markdown(rows)
+    print(table)
+    if args.results:
+        body = "\n".join(
+            [
+                "## What a transfer method cannot beat: choices that know the test task",
+                "",
+                "Generated by `python -m benchmarks.bounds --results` (definitions in the module's "
+                "docstring). Mean normalized regret (validation) over the counted tasks of the data "
+                "files as committed; each number is a choice made with the test tasks' scores in "
+                "hand, so a method that learns from other tasks only can at best match it.",
+                "",
+                table,
+            ]
+        )
+        replace_section(RESULTS, "bounds", body)
+        print(f"wrote the bounds section of {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
