@@ -107,7 +107,9 @@ def _suite_info(suite: Suite, methods: Sequence[str]) -> SuiteInfo:
     return SuiteInfo(suite.key, tasks, saturated, train, notes)
 
 
-def _commit() -> str:
+def _commit(output: Path) -> str:
+    """The commit, marked when files other than this run's own output differ from it."""
+
     def git(*command: str) -> str:
         try:
             done = subprocess.run(
@@ -118,7 +120,10 @@ def _commit() -> str:
         return done.stdout.strip() if done.returncode == 0 else ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    top = Path(git("rev-parse", "--show-toplevel") or HERE)
+    own = (output.resolve(), (output.parent / "results").resolve())
+    changed = [top / line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    dirty = [path for path in changed if not any(path.resolve().is_relative_to(o) for o in own)]
     return f"{commit} (with uncommitted changes)" if dirty else commit
 
 
@@ -152,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     frame, curves = run_table(runs, keyed, {k: TaskStats.of(v) for k, v in keyed.items()}, args.budget)
     prov = Provenance(
         command=shlex.join(["python", "-m", "benchmarks.run", *(argv if argv is not None else sys.argv[1:])]),
-        commit=_commit(),
+        commit=_commit(Path(args.out)),
         seeds=seeds,
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         seconds=time.perf_counter() - started,
