@@ -117,7 +117,7 @@ def _commit(output: Path) -> str:
             )
         except (OSError, subprocess.TimeoutExpired):
             return ""
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.rstrip() if done.returncode == 0 else ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     top = Path(git("rev-parse", "--show-toplevel") or HERE)
