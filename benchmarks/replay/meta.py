@@ -23,13 +23,9 @@ from benchmarks.replay.simulate import Replay, run_study
 
 __all__ = ["MetaLearnerSearch", "to_histories"]
 
-# The model last fit: a job runs its seeds on one history object, and the fit does not
-# depend on the seed, so it is made once per job, not once per seed.
-_LAST: list[tuple[History, SearchSpace, bool, MetaModel]] = []
-
-# Shuffled histories are shuffled once per job (one permutation of each past task's
-# scores), not once per seed: the seeds vary the search, the tasks vary the permutation.
-SHUFFLE_SEED = 0
+# The model last fit on unshuffled histories: a job runs its seeds on one history object,
+# and the fit does not depend on the seed, so it is made once per job, not once per seed.
+_LAST: list[tuple[History, SearchSpace, MetaModel]] = []
 
 
 def to_histories(history: History, *, shuffle_seed: int | None = None) -> Histories:
@@ -77,9 +73,10 @@ class MetaLearnerSearch(ReplayMethod):
             run_study(replay, setup.space, seed=setup.seed, budget=setup.budget, sampler=sampler)
 
     def _model(self, history: History, setup: SearchSetup) -> MetaModel:
-        if _LAST and _LAST[0][0] is history and _LAST[0][1] is setup.space and _LAST[0][2] == self.shuffled:
-            return _LAST[0][3]
-        shuffle_seed = SHUFFLE_SEED if self.shuffled else None
-        model = fit_meta_model(to_histories(history, shuffle_seed=shuffle_seed), setup.space)
-        _LAST[:] = [(history, setup.space, self.shuffled, model)]
+        if self.shuffled:
+            return fit_meta_model(to_histories(history, shuffle_seed=setup.seed), setup.space)
+        if _LAST and _LAST[0][0] is history and _LAST[0][1] is setup.space:
+            return _LAST[0][2]
+        model = fit_meta_model(to_histories(history), setup.space)
+        _LAST[:] = [(history, setup.space, model)]
         return model
