@@ -2,7 +2,8 @@
 
 From the repository root::
 
-    python -m benchmarks.run                      # the default comparison
+    python -m benchmarks.run                      # the default comparison (5 test tasks per family)
+    python -m benchmarks.run --tasks all          # every public task (over an hour on 2 cores)
     python -m benchmarks.run --methods tpe gp --seeds 5 --budget 50 --tasks keel_iris keel_bupa
     python -m benchmarks.run --test-data my_tasks.parquet   # external tasks, meta-trained on public ones
 
@@ -28,9 +29,11 @@ from benchmarks.replay.metrics import TaskStats
 from benchmarks.replay.report import Provenance, SuiteInfo, write_report
 from benchmarks.replay.results import run_table
 from benchmarks.replay.runner import (
+    DEFAULT_TEST_TASKS,
     Suite,
     data_path,
     default_processes,
+    default_test_tasks,
     external_suite,
     needs_history,
     public_suite,
@@ -54,7 +57,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS))
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds 0..N-1 (default: 5)")
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="trials per run (default: 50)")
-    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="public test tasks (default: all present)")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        metavar="TASK",
+        help=f"public test tasks, or 'all' (default: {DEFAULT_TEST_TASKS} per family, see the README)",
+    )
     parser.add_argument(
         "--regime", choices=[*REGIMES, "both"], default="both", help="meta-learners' histories"
     )
@@ -87,11 +95,15 @@ def build_suites(args: argparse.Namespace) -> list[Suite]:
     public = _public(args)
     if args.test_data:
         return [external_suite(read_family(path), public) for path in args.test_data]
+    if args.tasks is None:
+        return [public_suite(public[name], default_test_tasks(public[name])) for name in args.families]
+    if args.tasks == ["all"]:
+        return [public_suite(public[name]) for name in args.families]
     present = {task for name in args.families for task in public[name].tasks}
-    unknown = sorted(set(args.tasks or []) - present)
+    unknown = sorted(set(args.tasks) - present)
     if unknown:
         raise BenchmarkDataError(
-            f"--tasks must name tasks present in the data ({sorted(present)}), got {unknown}."
+            f"--tasks must be 'all' or name tasks present in the data ({sorted(present)}), got {unknown}."
         )
     return [public_suite(public[name], args.tasks) for name in args.families]
 

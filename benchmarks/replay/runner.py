@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import TypeVar
 from benchmarks.replay._base import History, SearchSetup
 from benchmarks.replay.data import FamilyData, read_family
 from benchmarks.replay.methods import METHODS
+from benchmarks.replay.metrics import TaskStats
 from benchmarks.replay.simulate import Design, Replay, ReplayTrial, quiet
 from benchmarks.replay.splits import (
     Split,
@@ -34,9 +36,20 @@ from benchmarks.replay.splits import (
     sparse_scores,
 )
 
-__all__ = ["Job", "Run", "Suite", "external_suite", "public_suite", "run_comparison", "run_job"]
+__all__ = [
+    "DEFAULT_TEST_TASKS",
+    "Job",
+    "Run",
+    "Suite",
+    "default_test_tasks",
+    "external_suite",
+    "public_suite",
+    "run_comparison",
+    "run_job",
+]
 
 T = TypeVar("T")
+DEFAULT_TEST_TASKS = 5
 R = TypeVar("R")
 Scores = dict[str, dict[int, float]]
 
@@ -71,6 +84,23 @@ def external_suite(family: FamilyData, public: Mapping[str, FamilyData]) -> Suit
     train = public.get(family.library_family or "")
     splits = external_splits(train.tasks if train else [], family.tasks)
     return Suite(family.path.name, family, splits, train)
+
+
+def default_test_tasks(family: FamilyData, per_family: int = DEFAULT_TEST_TASKS) -> list[str]:
+    """The default comparison's test tasks: ``per_family`` non-saturated tasks, evenly spaced.
+
+    Every baseline on every task takes well over an hour on 2 cores (Optuna's ``GPSampler``
+    alone ~10 s of CPU per 50-trial run), so the default run tests on a fixed subset and
+    ``--tasks all`` on everything. The pick depends on the data only (alphabetical order of
+    the tasks that are not saturated), never on how any method scored. A family of at most
+    ``per_family`` tasks is tested on all of them.
+    """
+    if len(family.tasks) <= per_family:
+        return sorted(family.tasks)
+    names = sorted(t for t, data in family.tasks.items() if not TaskStats.of(data).saturated)
+    if len(names) <= per_family:
+        return names
+    return [names[int((i + 0.5) * len(names) / per_family)] for i in range(per_family)]
 
 
 @dataclass(frozen=True)
@@ -172,6 +202,19 @@ def _init_worker(families: Mapping[str, FamilyData] | None) -> None:
         _FAMILIES.update(families)
 
 
+def _single_threaded() -> None:
+    """One thread of math per worker process: as many processes as cores already fill them
+    (Optuna's ``GPSampler`` on torch's default of a thread per core took 1.7x the CPU)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _init_worker_process() -> None:
+    _single_threaded()
+    _init_worker(None)
+
+
 def _run_job(job: Job) -> list[Run]:
     return run_job(job, _family(job.path))
 
@@ -213,8 +256,7 @@ class Pool:
             self._executor = ProcessPoolExecutor(
                 max_workers=processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(None,),
+                initializer=_init_worker_process,
             )
 
     def map(

@@ -1,11 +1,13 @@
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from benchmarks.replay.data import read_family
-from benchmarks.replay.runner import public_suite, run_comparison
+from benchmarks.replay.runner import DEFAULT_TEST_TASKS, default_test_tasks, public_suite, run_comparison
 from benchmarks.run import main
 from tests.benchmarks.conftest import ToyFrame, write
 
@@ -82,4 +84,24 @@ def test_unknown_tasks_are_refused(
     make_hgb_file(TASKS, n_configs=8)
     args = ["--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "R.md"), "--tasks", "nope"]
     assert main(args) == 2
-    assert "--tasks must name tasks present in the data" in capsys.readouterr().err
+    assert "--tasks must be 'all' or name tasks present in the data" in capsys.readouterr().err
+
+
+def test_the_default_tests_on_evenly_spaced_tasks_that_are_not_saturated(
+    make_hgb_file: Callable[..., Path],
+) -> None:
+    names = [f"task_{i:02d}" for i in range(12)]
+    family = read_family(make_hgb_file(names, n_configs=8))
+    flat = {t: replace(d, val=np.full_like(d.val, 0.5)) for t, d in family.tasks.items() if t in names[:4]}
+    family = replace(family, tasks={**family.tasks, **flat})
+    assert default_test_tasks(family, 4) == ["task_05", "task_07", "task_09", "task_11"]
+    assert default_test_tasks(family, 20) == names
+    assert default_test_tasks(replace(family, tasks=flat), 4) == names[:4]
+
+
+def test_tasks_all_tests_on_every_task(tmp_path: Path, make_hgb_file: Callable[..., Path]) -> None:
+    names = [f"task_{i:02d}" for i in range(DEFAULT_TEST_TASKS + 2)]
+    make_hgb_file(names, n_configs=8)
+    for extra, expected in (((), DEFAULT_TEST_TASKS), (("--tasks", "all"), len(names))):
+        runs = pd.read_csv(_run(tmp_path, f"r{len(extra)}", *extra).parent / "results" / "results_runs.csv")
+        assert runs["task"].nunique() == expected

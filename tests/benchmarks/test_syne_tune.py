@@ -82,6 +82,25 @@ def test_bounding_box_proposes_inside_the_box_of_past_bests(hgb: FamilyData) -> 
             assert low - 1e-9 <= value <= high + 1e-9, (name, value, low, high)
 
 
+def test_zero_shot_imputes_every_past_task_on_the_candidates_its_seed_draws(hgb: FamilyData) -> None:
+    """Syne Tune's own draws for the seed, drawn once and shared by every past task's surrogate."""
+    from syne_tune.config_space import Domain
+
+    from benchmarks.replay.syne_tune import SCHEDULERS, config_space, transfer_evaluations
+
+    domains = config_space(hgb.space)
+    history = _toy_history(hgb, 3, 30)
+    _, build = SCHEDULERS["st_zero_shot"]
+    scheduler = build(domains, transfer_evaluations(history, hgb.space), 3)
+    random_state = np.random.RandomState(3)
+    drawn = [
+        {k: v.sample(random_state=random_state) for k, v in domains.items() if isinstance(v, Domain)}
+        for _ in range(5 ** len(domains))
+    ]
+    assert scheduler._hyperparameters.to_dict("records") == drawn
+    assert scheduler._scores.shape == (3, len(drawn))
+
+
 def _toy_history(family: FamilyData, n_tasks: int, per_task: int | None) -> History:
     """Past tasks that all prefer the largest learning rate; ``per_task`` configs each (all if None)."""
     ids = sorted(family.configs)
