@@ -27,10 +27,18 @@ returns a random config from its default searcher (its zero-shot logic is in
 ``get_config``, which we call); with ``use_surrogates`` it reads its random state before
 setting it (fixed upstream after 0.16.0, syne-tune PR 1043) and draws different candidates
 for every past task, so that the scores it ranks side by side belong to different configs
-(we seed one shared candidate set for all tasks, drawn for the first task and replayed
-to the others: Syne Tune draws it one value at a time, which cost 60% of a sparse run); and
-``RandomSearcher`` ignores its seed (we seed numpy's global generator around each run, and
-restore it). XGBoost runs on one thread (its default of all cores costs 10x the CPU here).
+(we seed one shared candidate set for all tasks, drawn for the first task and replayed to
+the others); and ``RandomSearcher`` ignores its seed (we seed numpy's global generator
+around each run, and restore it). XGBoost runs on one thread (its default of all cores
+costs 10x the CPU here).
+
+Three costs are cut without changing a single proposal (each checked against Syne Tune's
+own code by a test): random candidates are drawn with the same generator calls as Syne
+Tune's samplers, without their per-value dispatch (90% of a quantile run: it draws
+100,000); zero-shot's greedy pick runs on arrays (its pandas version dropped a column in
+place per pick, which leaves one block per candidate for the next pick to walk); and the
+shared candidates are drawn once. A sparse zero-shot run on ``mlp`` went from 26 s to
+2.2 s of CPU, a quantile run from 3.8 s to 1.9 s.
 
 Example:
     >>> method = SyneTuneSearch("st_zero_shot")  # doctest: +SKIP
@@ -53,6 +61,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from autotweak import SearchSpace
 from autotweak.exceptions import MissingDependencyError
@@ -148,6 +157,51 @@ def to_config(suggestion: Mapping[str, Any], space: SearchSpace) -> dict[str, An
     return config
 
 
+# -- drawing random configs ----------------------------------------------------------------
+Draw = Callable[[np.random.RandomState], Any]
+ConfigDraw = Callable[[np.random.RandomState], dict[str, Any]]
+
+
+def _draw(domain: Any) -> Draw:
+    """``domain.sample(random_state=...)`` for one value: the same generator calls, in the same
+    order, so the same values; without the per-value dispatch, which took 90% of a quantile run
+    (it draws 100,000 candidates). Other domains are sampled by Syne Tune itself."""
+    from syne_tune.config_space import Categorical, Float, Integer
+
+    sampler = type(domain.get_sampler())
+    cast = domain.cast
+    if sampler is Float._Uniform:
+        low, high = domain.lower, domain.upper
+        return lambda rs: cast(rs.uniform(low, high))
+    if sampler is Float._LogUniform or sampler is Integer._LogUniform:
+        log_low, log_high = np.log(domain.lower), np.log(domain.upper)
+        if sampler is Float._LogUniform:
+            return lambda rs: cast(np.exp(rs.uniform(log_low, log_high)))
+        return lambda rs: cast(np.round(np.exp(rs.uniform(log_low, log_high))))
+    if sampler is Integer._Uniform:
+        low, high = domain.lower, domain.upper + 1
+        return lambda rs: cast(rs.randint(low, high))
+    if sampler is Categorical._Uniform:
+        categories, n = domain.categories, len(domain.categories)
+        return lambda rs: cast(categories[rs.randint(0, n)])  # choice(n) is randint(0, n)
+    return lambda rs: domain.sample(random_state=rs)
+
+
+def random_config_drawer(
+    config_space: Mapping[str, Any],
+) -> Callable[[np.random.RandomState], dict[str, Any]]:
+    """What Syne Tune's ``_sample_random_config`` returns for ``config_space``, value for value."""
+    from syne_tune.config_space import Domain
+
+    draws = {k: _draw(v) if isinstance(v, Domain) else None for k, v in config_space.items()}
+    fixed = {k: v for k, v in config_space.items() if draws[k] is None}
+
+    def draw(rs: np.random.RandomState) -> dict[str, Any]:
+        return {k: fixed[k] if d is None else d(rs) for k, d in draws.items()}
+
+    return draw
+
+
 # -- the schedulers -----------------------------------------------------------------------
 @functools.cache
 def _zero_shot_class() -> type:
@@ -157,10 +211,40 @@ def _zero_shot_class() -> type:
     from syne_tune.optimizer.schedulers.transfer_learning.zero_shot import ZeroShotTransfer
 
     class ZeroShot(ZeroShotTransfer):  # type: ignore[misc]
+        _hyperparameters: pd.DataFrame
+
         def __init__(self, **kwargs: Any) -> None:
             self._candidates: list[dict[str, Any]] = []
             self._replayed: Iterator[dict[str, Any]] | None = None
             super().__init__(**kwargs)
+            # get_config's state as arrays (columns: candidates; rows: past tasks).
+            self._rank_array = self._ranks.to_numpy(dtype=np.float64, copy=True)
+            self._rank_labels = self._ranks.columns.to_numpy()
+            self._score_array = self._scores.to_numpy(dtype=np.float64, copy=True)
+            self._score_labels = self._scores.columns.to_numpy()
+
+        def get_config(self, **kwargs: Any) -> dict[str, Any] | None:
+            """``ZeroShotTransfer.get_config``'s greedy step on arrays, pick for pick the same.
+
+            Its pandas version drops a column in place from a frame of 10,000 candidates,
+            which leaves pandas one block per column to walk at every later pick (60% of a
+            sparse run). Ranks are multiples of 1/2, so their sums and means are exact in
+            any order and the argmin ties break alike (first column).
+            """
+            ranks = self._rank_array
+            if ranks.shape[1] == 0:
+                return None
+            column = int(np.argmin(ranks.mean(axis=0)))
+            label = self._rank_labels[column]
+            np.minimum(ranks, ranks[:, column : column + 1], out=ranks)
+            kept = self._score_labels != label
+            self._score_array, self._score_labels = self._score_array[:, kept], self._score_labels[kept]
+            config: dict[str, Any] = self._hyperparameters.loc[label].to_dict()
+            self._hyperparameters = self._hyperparameters.drop(index=label)
+            if ranks.shape[1] < 2 or ranks.std(axis=1, ddof=1).sum() == 0:  # pandas: NaN std skipped
+                self._rank_array = rankdata(self._score_array, axis=1)
+                self._rank_labels = self._score_labels
+            return config
 
         def _create_surrogate_transfer_learning_evaluations(
             self, config_space: dict[str, Any], evaluations: dict[str, Any], metric: str
@@ -180,7 +264,7 @@ def _zero_shot_class() -> type:
         def _sample_random_config(self, config_space: dict[str, Any]) -> dict[str, Any]:
             if self._replayed is not None:
                 return dict(next(self._replayed))
-            config: dict[str, Any] = super()._sample_random_config(config_space)
+            config = random_config_drawer(config_space)(self.random_state)
             self._candidates.append(config)
             return config
 
@@ -224,13 +308,28 @@ def _bounding_box(domains: dict[str, Any], evaluations: dict[str, Any], seed: in
     )
 
 
-def _quantile(domains: dict[str, Any], evaluations: dict[str, Any], seed: int) -> Scheduler:
-    from syne_tune.optimizer.schedulers.single_objective_scheduler import SingleObjectiveScheduler
+@functools.cache
+def _quantile_class() -> type:
+    """``QuantileBasedSurrogateSearcher`` drawing its 100,000 candidates without per-value dispatch."""
     from syne_tune.optimizer.schedulers.transfer_learning.quantile_based.quantile_based_searcher import (
         QuantileBasedSurrogateSearcher,
     )
 
-    searcher = QuantileBasedSurrogateSearcher(
+    class Quantile(QuantileBasedSurrogateSearcher):  # type: ignore[misc]
+        _draw: ConfigDraw | None = None
+
+        def _sample_random_config(self) -> dict[str, Any]:
+            if self._draw is None:
+                self._draw = random_config_drawer(self.config_space)
+            return self._draw(self.random_state)
+
+    return Quantile
+
+
+def _quantile(domains: dict[str, Any], evaluations: dict[str, Any], seed: int) -> Scheduler:
+    from syne_tune.optimizer.schedulers.single_objective_scheduler import SingleObjectiveScheduler
+
+    searcher = _quantile_class()(
         config_space=domains, transfer_learning_evaluations=evaluations, random_seed=seed
     )
     return SingleObjectiveScheduler(domains, LOSS, do_minimize=True, searcher=searcher, random_seed=seed)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
+from autotweak.space import load_space
 from benchmarks.replay import METHODS, Design, Replay, SearchSetup
 from benchmarks.replay._base import History
 from benchmarks.replay.data import FamilyData, read_family
@@ -99,6 +100,49 @@ def test_zero_shot_imputes_every_past_task_on_the_candidates_its_seed_draws(hgb:
     ]
     assert scheduler._hyperparameters.to_dict("records") == drawn
     assert scheduler._scores.shape == (3, len(drawn))
+
+
+@pytest.mark.filterwarnings("ignore:The inplace keyword")  # Syne Tune's own get_config, on pandas 3
+@pytest.mark.parametrize(("regime", "seed"), [("dense", 0), ("sparse", 0), ("sparse", 4)])
+def test_zero_shot_picks_what_syne_tune_s_own_get_config_picks(
+    hgb: FamilyData, regime: str, seed: int
+) -> None:
+    from syne_tune.optimizer.schedulers.transfer_learning.zero_shot import ZeroShotTransfer
+
+    from benchmarks.replay.syne_tune import SCHEDULERS, config_space, transfer_evaluations
+
+    domains = config_space(hgb.space)
+    history = _toy_history(hgb, 4, 30 if regime == "sparse" else None)
+    _, build = SCHEDULERS["st_zero_shot"]
+    ours, theirs = (build(domains, transfer_evaluations(history, hgb.space), seed) for _ in range(2))
+    for _ in range(60):
+        assert ours.get_config() == ZeroShotTransfer.get_config(theirs)
+
+
+def test_random_configs_are_the_values_syne_tune_draws() -> None:
+    from syne_tune.config_space import choice, lograndint, loguniform, randint, uniform
+
+    from benchmarks.replay.syne_tune import config_space, random_config_drawer
+
+    every_kind = {
+        "a": uniform(0.1, 0.9),
+        "b": loguniform(1e-4, 10.0),
+        "c": randint(1, 7),
+        "d": lograndint(4, 256),
+        "e": choice(["relu", "tanh", "gelu"]),
+        "f": 3,
+    }
+    spaces = [every_kind, *(config_space(load_space(family)) for family in ("hgb", "mlp"))]
+    for domains in spaces:
+        draw, theirs, ours = random_config_drawer(domains), np.random.RandomState(5), np.random.RandomState(5)
+        expected = [
+            {k: v.sample(random_state=theirs) if hasattr(v, "sample") else v for k, v in domains.items()}
+            for _ in range(300)
+        ]
+        drawn = [draw(ours) for _ in range(300)]
+        assert drawn == expected
+        assert [type(v) for v in drawn[0].values()] == [type(v) for v in expected[0].values()]
+        assert ours.randint(1 << 30) == theirs.randint(1 << 30)  # the generators end in the same state
 
 
 def _toy_history(family: FamilyData, n_tasks: int, per_task: int | None) -> History:
