@@ -14,9 +14,9 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
-from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.engine._storage import rdb_backend
 from autotweak.engine._study import ATTR, study_compute
 from autotweak.spec import Budget
 
@@ -137,9 +137,9 @@ FROM trials t WHERE t.study_id = :study_id
 
 def _count_with_sql(study: optuna.Study) -> tuple[int, int, int] | None:
     """(counted, waiting, running) from Optuna's RDB tables, or ``None`` if not an RDB storage."""
-    storage = getattr(study._storage, "_backend", study._storage)
+    storage = rdb_backend(study._storage)
     engine = getattr(storage, "engine", None)
-    if not isinstance(storage, RDBStorage) or engine is None:
+    if engine is None:
         return None
     try:
         with engine.connect() as conn:

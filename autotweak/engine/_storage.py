@@ -20,7 +20,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._locations import enable_wal
 
-__all__ = ["StaleSweeper", "fail_stale", "heartbeat", "make_storage", "quiet_optuna", "retrying"]
+__all__ = [
+    "StaleSweeper",
+    "fail_stale",
+    "heartbeat",
+    "make_storage",
+    "quiet_optuna",
+    "rdb_backend",
+    "retrying",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +79,12 @@ def make_storage(
             skip_compatibility_check=not check_schema,
             skip_table_creation=not check_schema,
         )
+
+
+def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
+    """The RDB storage behind ``storage`` (Optuna wraps one in a cache), or ``None``."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, RDBStorage) else None
 
 
 @contextmanager
@@ -143,8 +157,8 @@ class StaleSweeper:
 
     def _fail_orphans(self, now: float) -> None:
         storage = self.study._storage
-        backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDB storage in a cache
-        if not isinstance(backend, RDBStorage) or not is_heartbeat_enabled(backend):
+        backend = rdb_backend(storage)
+        if backend is None or not is_heartbeat_enabled(backend):
             return
         seen = _unbeating_trials(backend, self.study)
         self._unbeating = {tid: self._unbeating.get(tid, now) for tid in seen}
