@@ -30,6 +30,7 @@ from benchmarks.replay.report import Provenance, SuiteInfo, write_report
 from benchmarks.replay.results import run_table
 from benchmarks.replay.runner import (
     DEFAULT_TEST_TASKS,
+    Run,
     Suite,
     data_path,
     default_processes,
@@ -108,7 +109,7 @@ def build_suites(args: argparse.Namespace) -> list[Suite]:
     return [public_suite(public[name], args.tasks) for name in args.families]
 
 
-def _suite_info(suite: Suite, methods: Sequence[str]) -> SuiteInfo:
+def _suite_info(suite: Suite, methods: Sequence[str], runs: Sequence[Run]) -> SuiteInfo:
     tasks = [split.test for split in suite.splits]
     stats = {t: TaskStats.of(suite.family.tasks[t]) for t in tasks}
     notes = []
@@ -116,7 +117,12 @@ def _suite_info(suite: Suite, methods: Sequence[str]) -> SuiteInfo:
         notes.append("No public family shares this file's search space: meta-learners were skipped.")
     train = len(suite.train_family.tasks) if suite.train_family else 0
     saturated = {t: s.spread for t, s in stats.items() if s.saturated}
-    return SuiteInfo(suite.key, tasks, saturated, train, notes)
+    cpu: dict[str, list[float]] = {}
+    for run in runs:
+        if run.suite == suite.key:
+            cpu.setdefault(run.method, []).append(run.cpu_seconds)
+    mean_cpu = {method: sum(values) / len(values) for method, values in cpu.items()}
+    return SuiteInfo(suite.key, tasks, saturated, train, notes, mean_cpu)
 
 
 def _commit(output: Path) -> str:
@@ -175,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds=time.perf_counter() - started,
         processes=args.processes,
     )
-    infos = [_suite_info(s, args.methods) for s in suites]
+    infos = [_suite_info(s, args.methods, runs) for s in suites]
     write_report(args.out, frame, curves, infos, args.budget, prov, _missing_families(args))
     frame.to_csv(args.out.parent / "results" / f"{args.out.stem.lower()}_runs.csv", index=False)
     console.print(f"{len(runs)} runs in {prov.seconds:.0f} s -> {args.out}", markup=False, highlight=False)

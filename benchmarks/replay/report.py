@@ -58,6 +58,7 @@ class SuiteInfo:
     saturated: dict[str, float]
     train_tasks: int
     notes: list[str] = field(default_factory=list)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # method -> mean CPU s per run
 
 
 def _seeds(seeds: Sequence[int]) -> str:
@@ -277,12 +278,22 @@ def _suite_section(
             _per_task_markdown(frame, order, budget),
         ),
     ]
+    if info.cpu_seconds:
+        sections.append(
+            (f"Cost: CPU seconds per {budget}-trial run (mean; fits included)", _cpu_markdown(info, order))
+        )
     lines = [f"## {info.key}", "", *_suite_notes(info), ""]
     for title, table in sections:
         lines += [f"### {info.key}: {title}", "", table, "", prov.line(), ""]
     lines += [f"### {info.key}: plots", ""]
     lines += [f"![{info.key} {Path(p).stem}]({p})" for p in plots] + ["", prov.line(), ""]
     return lines
+
+
+def _cpu_markdown(info: SuiteInfo, order: Sequence[str]) -> str:
+    """Each method's mean CPU time per run, over every task and seed (this machine's)."""
+    rows = [[f"`{m}`", _number(info.cpu_seconds[m], 2)] for m in order if m in info.cpu_seconds]
+    return _markdown(["method", "CPU s / run"], rows)
 
 
 def _suite_notes(info: SuiteInfo) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -131,6 +132,7 @@ class Run:
     method: str
     seed: int
     trials: tuple[ReplayTrial, ...]
+    cpu_seconds: float = field(default=0.0, compare=False)  # the search's CPU time, fits included
 
 
 def run_job(job: Job, family: FamilyData) -> list[Run]:
@@ -141,9 +143,11 @@ def run_job(job: Job, family: FamilyData) -> list[Run]:
     for seed in job.seeds:
         replay = Replay(task, design)
         setup = SearchSetup(family.space, seed, job.budget, job.history)
+        started = time.process_time()
         with quiet():
             METHODS[job.method]().search(replay, setup)
-        runs.append(Run(job.suite, job.task, job.label, seed, tuple(replay.trials)))
+        cpu = time.process_time() - started
+        runs.append(Run(job.suite, job.task, job.label, seed, tuple(replay.trials), cpu))
     return runs
 
 

@@ -46,6 +46,20 @@ def test_the_command_writes_tables_plots_and_provenance(
     ]:
         assert f"| `{method}` |" in text
     assert "`mlp`: no data file" in text and "Tasks present (4)" in text
+    cost = text.split("### hgb: Cost: CPU seconds per 8-trial run (mean; fits included)")[1].split("###")[0]
+    cpu = {
+        line.split("|")[1].strip(" `"): float(line.split("|")[2])
+        for line in cost.splitlines()
+        if line.startswith("| `")
+    }
+    assert set(cpu) == {
+        "full_grid",
+        "random",
+        "tpe+hyperband",
+        "greedy_portfolio[dense]",
+        "greedy_portfolio[sparse]",
+    }
+    assert cpu["tpe+hyperband"] > cpu["full_grid"] >= 0
     assert (report.parent / "results" / "hgb_regret_vs_trials.png").stat().st_size > 0
     assert "](results/hgb_regret_vs_compute.png)" in text
 
