@@ -19,9 +19,8 @@ import os
 import queue
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from benchmarks._store import (
     read_table,
     schema_for,
 )
+from benchmarks._threads import one_thread_environment
 from benchmarks._worker import init_worker, train_task
 from benchmarks.design import DESIGN_SIZE, design_configs
 from benchmarks.families import FAMILIES
@@ -46,13 +46,6 @@ from benchmarks.tasks import list_tasks
 __all__ = ["Build", "Outcome", "main", "parse_args"]
 
 HERE = Path(__file__).resolve().parent
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 
 
 @dataclass(frozen=True)
@@ -188,7 +181,7 @@ def _run(build: Build, tasks: list[str], jobs: int, reporter: Reporter) -> Outco
     reporter.start(tasks, len(build.configs))
     pool = None
     try:
-        with _one_thread_environment():
+        with one_thread_environment():
             pool = ProcessPoolExecutor(
                 max_workers=min(jobs, len(tasks)),
                 mp_context=context,
@@ -253,21 +246,6 @@ def _drain(events: Any, reporter: Reporter) -> None:
         except (queue.Empty, OSError, ValueError):
             return
         reporter.config_done(task, n_done)
-
-
-@contextmanager
-def _one_thread_environment() -> Iterator[None]:
-    """Limit native thread pools to one thread in the workers spawned meanwhile."""
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 if __name__ == "__main__":

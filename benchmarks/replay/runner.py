@@ -13,9 +13,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from benchmarks._threads import one_thread_environment
 from benchmarks.replay._base import History, SearchSetup
 from benchmarks.replay.data import FamilyData, read_family
 from benchmarks.replay.methods import METHODS
@@ -206,19 +207,6 @@ def _init_worker(families: Mapping[str, FamilyData] | None) -> None:
         _FAMILIES.update(families)
 
 
-def _single_threaded() -> None:
-    """One thread of math per worker process: as many processes as cores already fill them
-    (Optuna's ``GPSampler`` on torch's default of a thread per core took 1.7x the CPU)."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-
-
-def _init_worker_process() -> None:
-    _single_threaded()
-    _init_worker(None)
-
-
 def _run_job(job: Job) -> list[Run]:
     return run_job(job, _family(job.path))
 
@@ -256,11 +244,16 @@ class Pool:
         self.processes = processes
         _init_worker(families)
         self._executor = None
+        self._threads = contextlib.ExitStack()
         if processes > 1:
+            # Set while workers may be spawned: Optuna's GPSampler in two workers of two
+            # threads each took 2.4x the CPU of one thread each.
+            self._threads.enter_context(one_thread_environment())
             self._executor = ProcessPoolExecutor(
                 max_workers=processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker_process,
+                initializer=_init_worker,
+                initargs=(None,),
             )
 
     def map(
@@ -285,6 +278,7 @@ class Pool:
         """Stop the workers."""
         if self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
+        self._threads.close()
 
     def __enter__(self) -> Pool:
         return self

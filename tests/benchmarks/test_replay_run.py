@@ -1,3 +1,4 @@
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -6,8 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks._threads import THREAD_VARIABLES
 from benchmarks.replay.data import read_family
-from benchmarks.replay.runner import DEFAULT_TEST_TASKS, default_test_tasks, public_suite, run_comparison
+from benchmarks.replay.runner import (
+    DEFAULT_TEST_TASKS,
+    Pool,
+    default_test_tasks,
+    public_suite,
+    run_comparison,
+)
 from benchmarks.run import main
 from tests.benchmarks.conftest import ToyFrame, write
 
@@ -119,3 +127,14 @@ def test_tasks_all_tests_on_every_task(tmp_path: Path, make_hgb_file: Callable[.
     for extra, expected in (((), DEFAULT_TEST_TASKS), (("--tasks", "all"), len(names))):
         runs = pd.read_csv(_run(tmp_path, f"r{len(extra)}", *extra).parent / "results" / "results_runs.csv")
         assert runs["task"].nunique() == expected
+
+
+def _thread_limits(_: int) -> list[str | None]:
+    return [os.environ.get(name) for name in THREAD_VARIABLES]
+
+
+def test_worker_processes_start_with_one_thread_per_native_pool() -> None:
+    before = _thread_limits(0)
+    with Pool(2) as pool:
+        assert pool.map(_thread_limits, [0, 1]) == [["1"] * len(THREAD_VARIABLES)] * 2
+    assert _thread_limits(0) == before
