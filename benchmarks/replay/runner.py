@@ -51,9 +51,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-DEFAULT_TEST_TASKS = 5
 R = TypeVar("R")
 Scores = dict[str, dict[int, float]]
+DEFAULT_TEST_TASKS = 5
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def default_test_tasks(family: FamilyData, per_family: int = DEFAULT_TEST_TASKS)
     """The default comparison's test tasks: ``per_family`` non-saturated tasks, evenly spaced.
 
     Every baseline on every task takes well over an hour on 2 cores (Optuna's ``GPSampler``
-    alone ~10 s of CPU per 50-trial run), so the default run tests on a fixed subset and
+    alone ~9 s of CPU per 50-trial run), so the default run tests on a fixed subset and
     ``--tasks all`` on everything. The pick depends on the data only (alphabetical order of
     the tasks that are not saturated), never on how any method scored. A family of at most
     ``per_family`` tasks is tested on all of them.
@@ -247,7 +247,7 @@ class Pool:
         self._threads = contextlib.ExitStack()
         if processes > 1:
             # Set while workers may be spawned: Optuna's GPSampler in two workers of two
-            # threads each took 2.4x the CPU of one thread each.
+            # threads each took 2.6x the CPU of one thread each.
             self._threads.enter_context(one_thread_environment())
             self._executor = ProcessPoolExecutor(
                 max_workers=processes,

@@ -173,10 +173,11 @@ def _draw(domain: Any) -> Draw:
     if sampler is Float._Uniform:
         low, high = domain.lower, domain.upper
         return lambda rs: cast(rs.uniform(low, high))
-    if sampler is Float._LogUniform or sampler is Integer._LogUniform:
+    if sampler is Float._LogUniform:
         log_low, log_high = np.log(domain.lower), np.log(domain.upper)
-        if sampler is Float._LogUniform:
-            return lambda rs: cast(np.exp(rs.uniform(log_low, log_high)))
+        return lambda rs: cast(np.exp(rs.uniform(log_low, log_high)))
+    if sampler is Integer._LogUniform:
+        log_low, log_high = np.log(domain.lower), np.log(domain.upper)
         return lambda rs: cast(np.round(np.exp(rs.uniform(log_low, log_high))))
     if sampler is Integer._Uniform:
         low, high = domain.lower, domain.upper + 1
@@ -187,9 +188,7 @@ def _draw(domain: Any) -> Draw:
     return lambda rs: domain.sample(random_state=rs)
 
 
-def random_config_drawer(
-    config_space: Mapping[str, Any],
-) -> Callable[[np.random.RandomState], dict[str, Any]]:
+def random_config_drawer(config_space: Mapping[str, Any]) -> ConfigDraw:
     """What Syne Tune's ``_sample_random_config`` returns for ``config_space``, value for value."""
     from syne_tune.config_space import Domain
 
@@ -216,6 +215,7 @@ def _zero_shot_class() -> type:
         def __init__(self, **kwargs: Any) -> None:
             self._candidates: list[dict[str, Any]] = []
             self._replayed: Iterator[dict[str, Any]] | None = None
+            self._draw: ConfigDraw | None = None
             super().__init__(**kwargs)
             # get_config's state as arrays (columns: candidates; rows: past tasks).
             self._rank_array = self._ranks.to_numpy(dtype=np.float64, copy=True)
@@ -264,7 +264,9 @@ def _zero_shot_class() -> type:
         def _sample_random_config(self, config_space: dict[str, Any]) -> dict[str, Any]:
             if self._replayed is not None:
                 return dict(next(self._replayed))
-            config = random_config_drawer(config_space)(self.random_state)
+            if self._draw is None:
+                self._draw = random_config_drawer(config_space)
+            config = self._draw(self.random_state)
             self._candidates.append(config)
             return config
 
