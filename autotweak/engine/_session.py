@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import TrialState
 
 from autotweak.engine._config import merge_config
@@ -53,8 +54,12 @@ class Outcome:
 
 
 PRUNER_ATTRS = "autotweak.pruner."  # user attrs a pruner writes on a trial it stops
-_TELL = {"pruned": TrialState.PRUNED, "failed": TrialState.FAIL, "preempted": TrialState.FAIL}
-_TELL_STATE = {"complete": TrialState.COMPLETE, **_TELL}
+_TELL_STATE = {
+    "complete": TrialState.COMPLETE,
+    "pruned": TrialState.PRUNED,
+    "failed": TrialState.FAIL,
+    "preempted": TrialState.FAIL,
+}
 
 
 class TrialSession:
@@ -132,22 +137,25 @@ class TrialSession:
         return outcome
 
     def tell(self, handle: Trial, outcome: Outcome) -> Outcome:
-        """Tell Optuna how the trial ended; a trial already failed as stale stays failed."""
+        """Tell Optuna how the trial ended; a trial already failed as stale stays failed.
+
+        Optuna's ``Study.tell`` reads the trial back after writing it, to return a copy
+        that nobody here uses: one more query per trial, which is the largest cost the
+        engine adds to a bare ``study.optimize`` loop. ``_tell_with_warning`` is what
+        ``Study.tell`` and ``Study.optimize`` both call.
+        """
         trial = handle.optuna_trial
+        told = _TELL_STATE[outcome.state]
         try:
             if outcome.failure:
                 trial.set_user_attr(ATTR.FAILURE, outcome.failure[:2000])
-            if outcome.state == "complete":
-                self.study.tell(trial, outcome.value)
-            else:
-                self.study.tell(trial, state=_TELL[outcome.state])
-        except UpdateFinishedTrialError:
-            if self.study._storage.get_trial(trial._trial_id).state == _TELL_STATE.get(outcome.state):
-                return outcome  # an earlier attempt of this call got through before the connection broke
-            outcome = Outcome(
-                "failed", outcome.value, "finished after it was declared stale; its retry counts"
-            )
-        return outcome
+            value = outcome.value if told == TrialState.COMPLETE else None
+            state, _, _ = _tell_with_warning(self.study, trial, value, told, skip_if_finished=True)
+        except UpdateFinishedTrialError:  # finished between Optuna's read and its write
+            state = self.study._storage.get_trial(trial._trial_id).state
+        if state == told:  # told now, or by an earlier attempt of this call before a broken connection
+            return outcome
+        return Outcome("failed", outcome.value, "finished after it was declared stale; its retry counts")
 
     def record(self, handle: Trial, outcome: Outcome, duration: float) -> None:
         """Close the trial's record in the tracker (and queue a preempted trial again)."""

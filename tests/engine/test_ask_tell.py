@@ -112,3 +112,20 @@ def test_ask_tell_needs_no_objective_but_optimize_says_it_does(home):
             study.tell(trial, trial.config["x"])
     with pytest.raises(autotweak.SpecError, match="'objective' must be set to run trials with optimize"):
         autotweak.optimize(exp.with_overrides(name="other"))
+
+
+def test_a_trial_failed_as_stale_meanwhile_stays_failed(home, make_experiment, mlflow_client):
+    """Another worker's sweep failed the trial while it ran: telling it complete fails it."""
+    exp = make_experiment(name="swept", budget={"trials": 1})
+    with autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        storage = study.optuna_study._storage
+        storage.set_trial_state_values(trial.optuna_trial._trial_id, state=TrialState.FAIL)
+        study.tell(trial, 1.0)
+    (told,) = load(exp).trials
+    assert told.state == TrialState.FAIL
+    (run,) = mlflow_runs(mlflow_client, "swept").children.values()
+    assert run.info.status == "FAILED"
+    assert run.data.tags["autotweak.state"] == "failed"
+    assert "declared stale" in run.data.tags["autotweak.failure"]
