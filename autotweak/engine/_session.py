@@ -80,7 +80,8 @@ class TrialSession:
         self.seed = seed
         code_dir = Path(ctx.experiment.source).resolve().parent if ctx.experiment.source else None
         self.provenance = provenance(code_dir)
-        self._run_ids: dict[int, str] = {}
+        self._run_ids: dict[int, Callable[[], str]] = {}
+        self._starts: dict[int, TrialStart] = {}
         self._baseline: dict[int, bool] = {}
         self._attrs: dict[int, dict[str, Any]] = {}
         self.notice = notice
@@ -91,29 +92,34 @@ class TrialSession:
         *,
         auto_prune: bool = True,
         critical: Callable[[], AbstractContextManager[None]] | None = None,
+        opener: Callable[[Callable[[], str]], Callable[[], str]] | None = None,
     ) -> Trial:
-        """Suggest the config, open the trial's record, and return the user's handle."""
+        """Suggest the config, open the trial's record, and return the user's handle.
+
+        ``opener`` runs the opening elsewhere (the worker's record writer) and returns what
+        gives the run id once it is open; without it the record is open on return.
+        """
         exp = self.experiment
         attrs = trial.user_attrs
         root = int(attrs.get(ATTR.ROOT, trial.number))
         params = exp.space.suggest(trial)
         config = merge_config(exp.base, params)
-        run_id = self.tracker.start_trial(
-            TrialStart(
-                study_name=exp.name,
-                study_run_id=self.ctx.study_run_id,
-                number=trial.number,
-                trial_id=trial._trial_id,
-                config=config,
-                params=params,
-                attempt=int(attrs.get(ATTR.ATTEMPT, 1)),
-                retry_of=attrs.get(ATTR.RETRY_OF),
-                seed=self.seed,
-                provenance=self.provenance,
-                tags=dict(exp.tags),
-            )
+        start = TrialStart(
+            study_name=exp.name,
+            study_run_id=self.ctx.study_run_id,
+            number=trial.number,
+            trial_id=trial._trial_id,
+            config=config,
+            params=params,
+            attempt=int(attrs.get(ATTR.ATTEMPT, 1)),
+            retry_of=attrs.get(ATTR.RETRY_OF),
+            seed=self.seed,
+            provenance=self.provenance,
+            tags=dict(exp.tags),
         )
+        run_id = (opener or _open_now)(lambda: self.tracker.start_trial(start))
         self._run_ids[trial.number] = run_id
+        self._starts[trial.number] = start
         self._baseline[trial.number] = bool(attrs.get(ATTR.BASELINE))
         self._attrs[trial.number] = dict(attrs)
         folder = Path(self.ctx.home) / "checkpoints" / exp.name / f"trial-{root:04d}"
@@ -127,7 +133,7 @@ class TrialSession:
             auto_prune=auto_prune,
             critical=critical,
             checkpoint_requested=self.notice,
-            flush=lambda steps: self.tracker.log_steps(run_id, exp.metric.name, steps),
+            flush=lambda steps: self.tracker.log_steps(run_id(), exp.metric.name, steps),
         )
 
     def finish(self, handle: Trial, outcome: Outcome, duration: float) -> Outcome:
@@ -161,7 +167,7 @@ class TrialSession:
         """Close the trial's record in the tracker (and queue a preempted trial again)."""
         trial = handle.optuna_trial
         exp = self.experiment
-        run_id = self._run_ids[trial.number]
+        run_id = self._opened(trial.number)
         attrs = self._attrs.pop(trial.number, {})
         if outcome.state == "preempted":
             folder = handle.checkpoint_dir
@@ -181,7 +187,7 @@ class TrialSession:
             extra |= self._pruner_attrs(trial)
         self.tracker.end_trial(
             TrialRecord(
-                run_id=self._run_ids.pop(trial.number),
+                run_id=run_id,
                 number=trial.number,
                 state=outcome.state,  # type: ignore[arg-type]
                 metric=exp.metric.name,
@@ -197,6 +203,15 @@ class TrialSession:
         shown = "" if outcome.value is None else f" {exp.metric.name}={outcome.value:.6g}"
         _log.info("trial %d %s%s", trial.number, outcome.state, shown)
 
+    def _opened(self, number: int) -> str:
+        """The run id of trial ``number``'s record; if opening it failed, one more try now."""
+        start = self._starts.pop(number)
+        try:
+            return self._run_ids.pop(number)()
+        except Exception:
+            _log.warning("trial %d: its record could not be opened; trying again", number, exc_info=True)
+            return self.tracker.start_trial(start)
+
     def _pruner_attrs(self, trial: optuna.Trial) -> dict[str, str]:
         """What the pruner recorded on ``trial`` when it stopped it (``autotweak.pruner.*``), as tags."""
         try:
@@ -205,3 +220,8 @@ class TrialSession:
             _log.warning("trial %d: the pruner's records could not be read", trial.number, exc_info=True)
             return {}
         return {k: str(v) for k, v in attrs.items() if k.startswith(PRUNER_ATTRS)}
+
+
+def _open_now(open_record: Callable[[], str]) -> Callable[[], str]:
+    run_id = open_record()
+    return lambda: run_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -20,6 +21,8 @@ __all__ = ["MODEL_ATTR", "Trial", "TrialPreempted", "TrialPruned"]
 MODEL_ATTR = "autotweak.model"  # on a trial that logged a model: its ``runs:/<id>/model`` URI
 
 TrialPruned = optuna.TrialPruned
+
+_log = logging.getLogger(__name__)
 
 FlushFn = Callable[[list[tuple[int, float, int]]], None]
 
@@ -197,9 +200,13 @@ class Trial:
     def _maybe_flush(self) -> None:
         if self._flush is None or time.monotonic() - self._last_flush < self._flush_every:
             return
-        self._flush(self._steps[-self._unflushed :])
-        self._unflushed = 0
         self._last_flush = time.monotonic()
+        try:
+            self._flush(self._steps[-self._unflushed :])
+        except Exception:  # the tracker is away: the points go with the next flush or the close
+            _log.warning("trial %d: the learning curve could not be written yet", self.number, exc_info=True)
+            return
+        self._unflushed = 0
 
     def unflushed_steps(self) -> list[tuple[int, float, int]]:
         """Curve points not yet written by a periodic flush."""

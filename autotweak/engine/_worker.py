@@ -264,7 +264,8 @@ class _Loop:
         # study would wait for it forever.
         with heartbeat(self.storage, trial._trial_id, self.experiment.execution.heartbeat_interval):
             handle = retrying(
-                lambda: self.session.begin(trial, critical=interrupts.critical), "starting a trial"
+                lambda: self.session.begin(trial, critical=interrupts.critical, opener=self.writer.call),
+                "starting a trial",
             )
             started = time.monotonic()
             interrupts.enter_objective()

@@ -1,22 +1,27 @@
-"""Closing trial records off the worker's critical path.
+"""Opening and closing trial records off the worker's critical path.
 
-A trial's record is closed with two round trips to the tracker (the batched metrics,
-then the final status). A worker waiting for them before asking for its next trial
-spends tens of milliseconds per trial doing nothing; on a tracking server shared by
-many workers, more. The writer does them on a thread of its own, in order, while the
-next trial runs. Optuna has already been told the outcome by then: it stays the truth,
-and a record the writer could not close is closed from it when the study ends
-(:func:`autotweak.engine._reconcile.reconcile`).
+A trial's record is opened with one round trip to the tracker and closed with two (the
+batched metrics, then the final status). A worker waiting for them spends tens of
+milliseconds per trial doing nothing; on a tracking server shared by many workers,
+more. The writer does them on a thread of its own, in order: the opening while the
+trial starts, the closing while the next trial runs. Optuna has already been told the
+outcome by then: it stays the truth, and a record the writer could not close is closed
+from it when the study ends (:func:`autotweak.engine._reconcile.reconcile`). A record
+that could not be opened is opened again when the trial ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 __all__ = ["RecordWriter"]
+
+T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
 
@@ -25,20 +30,31 @@ class RecordWriter:
     """Runs record writes one at a time, in submission order, on one background thread.
 
     Args:
-        limit: Writes that may wait at once; the next :meth:`submit` waits for the
+        limit: Writes that may wait at once; the next :meth:`submit` or :meth:`call` waits for the
             oldest, so a slow tracker slows the worker down instead of piling up.
     """
 
     def __init__(self, limit: int = 4) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autotweak-records")
-        self._pending: deque[Future[None]] = deque()
+        self._pending: deque[Future[Any]] = deque()
         self._limit = limit
 
     def submit(self, write: Callable[[], None], what: str) -> None:
         """Queue ``write``; a failure is logged (as ``what``), never raised."""
-        while len(self._pending) >= self._limit:
-            self._pending.popleft().result()
+        self._wait_for_room()
         self._pending.append(self._pool.submit(_logged, write, what))
+
+    def call(self, func: Callable[[], T]) -> Callable[[], T]:
+        """Queue ``func``; return a function that waits for its result (or raises its error)."""
+        self._wait_for_room()
+        future: Future[T] = self._pool.submit(func)
+        self._pending.append(future)
+        return lambda: future.result()
+
+    def _wait_for_room(self) -> None:
+        while len(self._pending) >= self._limit:
+            with contextlib.suppress(Exception):  # a call's error goes to whoever waits for it
+                self._pending.popleft().result()
 
     def close(self) -> None:
         """Wait until every queued write is done."""

@@ -1,4 +1,7 @@
-"""The record writer: in order, off the caller's thread, failures logged, nothing left behind."""
+"""The record writer: in order, off the caller's thread, failures logged, nothing left behind.
+
+And what the engine does when the tracker is away: the trial goes on, its record follows.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,14 @@ import logging
 import threading
 import time
 
+import optuna
 import pytest
 
+import autotweak
+from autotweak.engine._trial import Trial
 from autotweak.engine._writer import RecordWriter
+from autotweak.tracking import MlflowTracker, TrialStart
+from tests.helpers import mlflow_runs
 
 
 def test_writes_run_in_order_on_another_thread_and_close_waits_for_them():
@@ -56,3 +64,79 @@ def test_a_failed_write_is_logged_and_the_next_ones_still_run(caplog: pytest.Log
     [record] = [r for r in caplog.records if "trial 3" in r.getMessage()]
     assert "closed from Optuna's record" in record.getMessage()
     assert "tracking server gone" in (record.exc_text or "")
+
+
+def test_call_gives_its_result_in_order_with_the_writes():
+    done: list[str] = []
+
+    def open_record() -> str:
+        time.sleep(0.05)
+        done.append("open")
+        return "run-1"
+
+    with RecordWriter(limit=2) as writer:
+        run_id = writer.call(open_record)
+        assert done == []  # the caller goes on while the record opens
+        writer.submit(lambda: done.append(f"close {run_id()}"), "the close")
+        assert run_id() == "run-1"
+    assert done == ["open", "close run-1"]
+
+
+def test_a_failed_call_raises_to_whoever_waits_and_does_not_block_the_writer():
+    def fail() -> str:
+        raise ConnectionError("tracking server gone")
+
+    with RecordWriter(limit=1) as writer:
+        run_id = writer.call(fail)
+        writer.submit(lambda: None, "a write past the limit")  # waits for the failed call, quietly
+        with pytest.raises(ConnectionError, match="tracking server gone"):
+            run_id()
+
+
+def test_a_record_that_could_not_be_opened_is_opened_when_the_trial_ends(
+    home, make_experiment, mlflow_client, caplog: pytest.LogCaptureFixture
+):
+    """The worker opens records on its writer; a failed opening costs the trial nothing."""
+    exp = make_experiment(name="reopen", budget={"trials": 3})
+    original = MlflowTracker.start_trial
+    calls: list[int] = []
+
+    def flaky(self: MlflowTracker, start: TrialStart) -> str:
+        calls.append(start.number)
+        if len(calls) == 1:
+            raise ConnectionError("tracking server restarting")
+        return original(self, start)
+
+    with pytest.MonkeyPatch.context() as mp, caplog.at_level(logging.WARNING, logger="autotweak"):
+        mp.setattr(MlflowTracker, "start_trial", flaky)
+        result = autotweak.optimize(exp)
+    assert result.summary.counts["complete"] == 3
+    assert calls == [0, 0, 1, 2]  # trial 0 opened again when it ended
+    runs = mlflow_runs(mlflow_client, "reopen")
+    assert sorted(runs.children) == [0, 1, 2] and not runs.duplicates
+    first = runs.children[0]
+    assert first.info.status == "FINISHED" and first.data.tags["autotweak.state"] == "complete"
+    assert len(mlflow_client.get_metric_history(first.info.run_id, "loss")) == 5
+    assert any("trial 0: its record could not be opened" in r.getMessage() for r in caplog.records)
+
+
+def test_a_curve_flush_that_fails_keeps_its_points_for_the_next_one(tmp_path, caplog):
+    """A tracker away mid-trial must not stop the training: report() goes on."""
+    written: list[list[int]] = []
+    away = [True]
+
+    def flush(steps: list[tuple[int, float, int]]) -> None:
+        if away[0]:
+            raise ConnectionError("tracking server gone")
+        written.append([s for s, _, _ in steps])
+
+    study = optuna.create_study()
+    handle = Trial(study.ask(), {}, checkpoint_dir=tmp_path, flush=flush, flush_every=0.0)
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        handle.report(0.5, 1)
+        handle.report(0.4, 2)
+    assert written == [] and [s for s, _, _ in handle.unflushed_steps()] == [1, 2]
+    assert any("could not be written yet" in r.getMessage() for r in caplog.records)
+    away[0] = False
+    handle.report(0.3, 3)
+    assert written == [[1, 2, 3]] and handle.unflushed_steps() == []
