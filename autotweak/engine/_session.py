@@ -134,6 +134,7 @@ class TrialSession:
             critical=critical,
             checkpoint_requested=self.notice,
             flush=lambda steps: self.tracker.log_steps(run_id(), exp.metric.name, steps),
+            opened=run_id,
         )
 
     def finish(self, handle: Trial, outcome: Outcome, duration: float) -> Outcome:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -49,6 +50,7 @@ class Trial:
         flush_every: float = 15.0,
         checkpoint_requested: Callable[[], bool] | None = None,
         critical: Callable[[], AbstractContextManager[None]] | None = None,
+        opened: Callable[[], object] | None = None,
     ) -> None:
         self._trial = optuna_trial
         self._config = config
@@ -58,6 +60,7 @@ class Trial:
         self._flush_every = flush_every
         self._checkpoint_requested = checkpoint_requested
         self._critical = critical or nullcontext
+        self._opened = opened  # waits until the trial's record is open (it may open in the background)
         self._steps: list[tuple[int, float, int]] = []
         self._unflushed = 0
         self._last_flush = time.monotonic()
@@ -175,6 +178,10 @@ class Trial:
 
         client = MlflowClient(tracking_uri=self._tracking_uri())
         run_id = find_trial_run(client, self._trial.study.study_name, self._trial._trial_id)
+        if run_id is None and self._opened is not None:
+            with contextlib.suppress(Exception):  # an opening that failed is retried when the trial ends
+                self._opened()
+            run_id = find_trial_run(client, self._trial.study.study_name, self._trial._trial_id)
         if run_id is None:
             raise AutotweakError(
                 f"log_model() needs the trial's MLflow run, but trial {self.number} has none in "

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 import autotweak
 from autotweak.report import register_best_model
+from autotweak.tracking import MlflowTracker, TrialStart
 from tests.helpers import load, mlflow_runs
 from tests.report.helpers import run_cli
 from tests.report.report_objectives import ref
@@ -15,15 +17,7 @@ from tests.report.test_analysis import TWEAKS
 
 
 def test_best_model_is_registered_with_its_lineage(home, make_experiment, mlflow_client):
-    exp = make_experiment(
-        name="share",
-        objective=ref("saving"),
-        base={"a": 0, "b": 0, "c": "u"},
-        tweaks=TWEAKS,
-        metric={"name": "score", "direction": "maximize", "steps": 3},
-        sampler="grid",
-        budget={"trials": 4},
-    )
+    exp = _saving(make_experiment, name="share", budget={"trials": 4})
     autotweak.optimize(exp)
     study = load(exp)
     best = study.best_trial
@@ -116,3 +110,21 @@ def test_registration_by_name_or_not_at_all(home, make_experiment, mlflow_client
 def test_register_model_must_be_a_flag_or_a_name(make_experiment, bad):
     with pytest.raises(autotweak.SpecError, match=r"register_model.*must be true, false or a model name"):
         make_experiment(register_model=bad)
+
+
+def test_log_model_waits_for_a_record_still_opening(home, make_experiment, mlflow_client):
+    """A worker opens the record in the background: an objective that logs at once still finds it."""
+    exp = _saving(make_experiment, name="quick", budget={"trials": 2})
+    original = MlflowTracker.start_trial
+
+    def slow(self: MlflowTracker, start: TrialStart) -> str:
+        time.sleep(0.5)  # longer than the whole objective
+        return original(self, start)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(MlflowTracker, "start_trial", slow)
+        result = autotweak.optimize(exp)
+    assert result.summary.counts["complete"] == 2
+    runs = mlflow_runs(mlflow_client, "quick")
+    for trial in load(exp).trials:
+        assert trial.user_attrs["autotweak.model"] == f"runs:/{runs.children[trial.number].info.run_id}/model"
