@@ -101,7 +101,8 @@ def prepare(
         ),
         run_id=study.user_attrs.get(ATTR.RUN_ID),
     )
-    reconcile(study, tracker, experiment.metric.name, experiment.metric.steps)
+    settle = experiment.execution.grace_period  # workers of this study may be running elsewhere
+    reconcile(study, tracker, experiment.metric.name, experiment.metric.steps, settle=settle)
     if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
         study.set_user_attr(ATTR.RUN_ID, run_id)
     if tracking_uri is not None:

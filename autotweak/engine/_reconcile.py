@@ -3,44 +3,83 @@
 A worker killed between telling Optuna and closing the trial's record leaves a record
 open for a trial that is finished. Stale-trial detection cannot see it (the trial is not
 running), so the study closes such records from what Optuna holds: state, value, curve.
+A trial whose record was never opened (its worker killed before its writer opened it,
+or the tracker away both times it was tried) gets one the same way.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._study import ATTR, frozen_compute
-from autotweak.tracking import BaseTracker, TrialRecord
+from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
-__all__ = ["reconcile"]
+__all__ = ["lost_trial_start", "reconcile"]
 
 _log = logging.getLogger(__name__)
 
 _STATE = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
 
 
-def reconcile(study: optuna.Study, tracker: BaseTracker, metric: str, steps: int | None) -> int:
-    """Close the open records of finished trials; return how many were closed."""
+def reconcile(
+    study: optuna.Study, tracker: BaseTracker, metric: str, steps: int | None, *, settle: float = 0.0
+) -> int:
+    """Close the open records of finished trials and open the missing ones; return how many.
+
+    ``settle``: open the missing records only of trials finished at least this many seconds
+    ago. A study resumed while other workers run passes the grace period: a worker still
+    alive has opened its trial's record by then, so this never makes a second one.
+    """
     try:
         open_records = tracker.open_trials(study.study_name)
+        recorded = tracker.recorded_trials(study.study_name)
     except Exception:
-        _log.warning("could not list the open trial records of '%s'", study.study_name, exc_info=True)
-        return 0
-    if not open_records:
+        _log.warning("could not list the trial records of '%s'", study.study_name, exc_info=True)
         return 0
     finished = {t._trial_id: t for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=settle)
+    missing = [
+        t
+        for i, t in finished.items()
+        if recorded is not None and i not in recorded and (t.datetime_complete or cutoff) <= cutoff
+    ]
+    if not open_records and not missing:
+        return 0
     closed = 0
     for trial_id, run_id in open_records.items():
         trial = finished.get(trial_id)
         if trial is not None:
             tracker.end_trial(_record(trial, run_id, metric, steps))
             closed += 1
+    for trial in missing:
+        run_id = tracker.start_trial(lost_trial_start(study, trial))
+        tracker.end_trial(_record(trial, run_id, metric, steps))
     if closed:
         _log.warning("closed %d trial record(s) left open by a crashed worker", closed)
-    return closed
+    if missing:
+        _log.warning("opened %d missing trial record(s) from Optuna's trials", len(missing))
+    return closed + len(missing)
+
+
+def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
+    """The opening of a record for a trial whose worker never opened one."""
+    attrs = trial.user_attrs
+    return TrialStart(
+        study_name=study.study_name,
+        study_run_id=study.user_attrs.get(ATTR.RUN_ID),
+        number=trial.number,
+        trial_id=trial._trial_id,
+        config=dict(trial.params),
+        params=dict(trial.params),
+        attempt=int(attrs.get(ATTR.ATTEMPT, 1)),
+        retry_of=attrs.get(ATTR.RETRY_OF),
+        seed=None,
+        provenance={},
+    )
 
 
 def _record(trial: FrozenTrial, run_id: str, metric: str, steps: int | None) -> TrialRecord:

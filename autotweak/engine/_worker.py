@@ -24,13 +24,14 @@ from optuna.trial import FrozenTrial
 
 from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sampler_exhausted
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_endpoint, imds_interval
+from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna, retrying
-from autotweak.engine._study import ATTR, requeue
+from autotweak.engine._study import requeue
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._writer import RecordWriter
-from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker, TrialStart
+from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker
 
 __all__ = ["WorkerContext", "WorkerResult", "run_worker"]
 
@@ -115,7 +116,7 @@ def make_stale_handler(tracker: BaseTracker, max_retries: int) -> Callable[[optu
             # A worker lost before it opened the trial's record leaves none: open one, so that
             # every Optuna trial still has its run.
             run_id = tracker.find_trial(study.study_name, trial._trial_id) or tracker.start_trial(
-                _lost_trial(study, trial)
+                lost_trial_start(study, trial)
             )
             tracker.mark_failed(str(run_id), "worker lost: no heartbeat within the grace period")
         except Exception:
@@ -124,23 +125,6 @@ def make_stale_handler(tracker: BaseTracker, max_retries: int) -> Callable[[optu
         requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=max_retries)
 
     return on_stale
-
-
-def _lost_trial(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
-    """The record of a trial whose worker was lost before it opened one."""
-    attrs = trial.user_attrs
-    return TrialStart(
-        study_name=study.study_name,
-        study_run_id=study.user_attrs.get(ATTR.RUN_ID),
-        number=trial.number,
-        trial_id=trial._trial_id,
-        config=dict(trial.params),
-        params=dict(trial.params),
-        attempt=int(attrs.get(ATTR.ATTEMPT, 1)),
-        retry_of=attrs.get(ATTR.RETRY_OF),
-        seed=None,
-        provenance={},
-    )
 
 
 def run_worker(

@@ -76,6 +76,15 @@ class TrackerConformance:
         assert all(isinstance(i, str) and i for i in ids)
         assert len(set(ids)) == 3
 
+    def test_recorded_trials_lists_open_and_closed_records_or_none(self, tracker: BaseTracker) -> None:
+        study = self._open(tracker)
+        assert tracker.recorded_trials("conformance") in (None, set())
+        closed = tracker.start_trial(_start(0, study))
+        tracker.end_trial(_record(closed, 0, "complete"))
+        tracker.start_trial(_start(1, study))
+        recorded = tracker.recorded_trials("conformance")
+        assert recorded is None or recorded == {1, 2}  # Optuna trial ids, not numbers
+
     @pytest.mark.parametrize("state", ["complete", "pruned", "failed"])
     def test_every_state_is_accepted(self, tracker: BaseTracker, state: str) -> None:
         study = self._open(tracker)

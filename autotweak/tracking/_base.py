@@ -47,6 +47,13 @@ class BaseTracker(abc.ABC):
         """Records still open, by Optuna trial id: the engine closes those Optuna has finished."""
         return {}
 
+    def recorded_trials(self, study_name: str) -> set[int] | None:
+        """Optuna ids of the trials that have a record, open or closed; ``None`` if unknown.
+
+        The engine opens the missing records of finished trials from Optuna's at the end.
+        """
+        return None
+
     def upload_checkpoint(self, run_id: str, folder: Path) -> None:
         """Keep a preempted trial's checkpoint where another machine can fetch it."""
 

@@ -42,6 +42,7 @@ RUN_STATUS = {
 }
 _BATCH = 800  # with 100 params and 100 tags: MLflow takes 1000 entities per request
 _PARAM_BATCH = 100
+_SEARCH_PAGE = 1000  # runs per search request (MLflow's server allows up to 50,000)
 
 
 def _now_ms() -> int:
@@ -189,6 +190,24 @@ class MlflowTracker(BaseTracker):
             max_results=10_000,
         )
         return {int(r.data.tags["autotweak.optuna_trial_id"]): r.info.run_id for r in runs}
+
+    def recorded_trials(self, study_name: str) -> set[int]:
+        found = self.client.get_experiment_by_name(study_name)
+        if found is None:
+            return set()
+        ids: set[int] = set()
+        token: str | None = None
+        while True:
+            page = self.client.search_runs(
+                [found.experiment_id],
+                filter_string="tags.`autotweak.kind` = 'trial'",
+                max_results=_SEARCH_PAGE,
+                page_token=token,
+            )
+            ids |= {int(r.data.tags["autotweak.optuna_trial_id"]) for r in page}
+            token = page.token
+            if not token:
+                return ids
 
     def upload_checkpoint(self, run_id: str, folder: Path) -> None:
         self.client.log_artifacts(run_id, str(folder), "checkpoint")

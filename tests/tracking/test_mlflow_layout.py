@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 import autotweak
@@ -139,3 +140,26 @@ def test_records_left_open_by_a_crash_are_closed_from_optuna(home, make_experime
     assert run.data.params["x"] == str(trial.config["x"])
     history = mlflow_client.get_metric_history(run_id, "loss")
     assert sorted(m.step for m in history) == [1, 2, 3], "no point is written twice"
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_finished_trial_without_a_record_gets_one_from_optuna(home, make_experiment, mlflow_client):
+    """A trial that never had its record opened (say, its worker killed before its writer ran)."""
+    exp = make_experiment(name="unrecorded", budget={"trials": 2})
+    study = autotweak.Study(exp)
+    bare = study.optuna_study.ask({"x": FloatDistribution(-5.0, 5.0)})
+    for step in (1, 2):
+        bare.report(0.5 / step, step)
+    study.optuna_study.tell(bare, 0.2)
+    resumed = autotweak.Study(exp, resume=True)  # finished just now: a live worker may still open it
+    assert 0 not in mlflow_runs(mlflow_client, "unrecorded").children
+    resumed.close()  # the end of the study opens and closes it
+    runs = mlflow_runs(mlflow_client, "unrecorded")
+    assert sorted(runs.children) == [0] and not runs.duplicates
+    run = runs.children[0]
+    assert run.info.status == "FINISHED" and run.data.tags["autotweak.state"] == "complete"
+    assert run.data.tags["autotweak.reconciled"] == "true"
+    assert run.data.params["x"] == str(bare.params["x"])
+    assert [m.step for m in mlflow_client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
+    study.close()
+    assert sorted(mlflow_runs(mlflow_client, "unrecorded").children) == [0], "not opened twice"
