@@ -177,11 +177,10 @@ class Trial:
         from autotweak.tracking import find_trial_run, upload_model
 
         client = MlflowClient(tracking_uri=self._tracking_uri())
-        run_id = find_trial_run(client, self._trial.study.study_name, self._trial._trial_id)
-        if run_id is None and self._opened is not None:
+        if self._opened is not None:  # returns at once unless the record is still opening
             with contextlib.suppress(Exception):  # an opening that failed is retried when the trial ends
                 self._opened()
-            run_id = find_trial_run(client, self._trial.study.study_name, self._trial._trial_id)
+        run_id = find_trial_run(client, self._trial.study.study_name, self._trial._trial_id)
         if run_id is None:
             raise AutotweakError(
                 f"log_model() needs the trial's MLflow run, but trial {self.number} has none in "
