@@ -22,10 +22,8 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import math
 import os
-from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -35,6 +33,7 @@ from optuna.pruners import BasePruner, MedianPruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._study_view import StudyView
 from autotweak.curves._features import Reference
 from autotweak.curves._library import load_curve_model, model_for
 from autotweak.curves._model import CurveModel
@@ -179,7 +178,7 @@ class LearnedCurvePruner(BasePruner):
             return Decision(False, "warmup", -1)
         # One read of the storage: the rule and its fallback must see the same trials, or a
         # trial that completes in between makes a decision no single storage state explains.
-        snapshot = _Snapshot(study, study.get_trials(deepcopy=False))
+        snapshot = StudyView(study, trials=study.get_trials(deepcopy=False))
         complete = [t for t in snapshot.get_trials(False, (TrialState.COMPLETE,)) if t.value is not None]
         n_steps = self.n_steps or max((t.last_step or 0 for t in complete), default=0) or None
         min_steps = self.min_steps if self.min_steps is not None else math.ceil(MIN_FRACTION * (n_steps or 0))
@@ -220,36 +219,9 @@ class LearnedCurvePruner(BasePruner):
             return self._model
         return model_for(trial.params)
 
-    def _fallback(self, study: _Snapshot, trial: FrozenTrial, step: int, n_complete: int) -> Decision:
+    def _fallback(self, study: StudyView, trial: FrozenTrial, step: int, n_complete: int) -> Decision:
         prune = bool(self.fallback.prune(cast(optuna.Study, study), trial))
         return Decision(prune, type(self.fallback).__name__, step, n_complete=n_complete)
-
-
-class _Snapshot:
-    """A study whose ``get_trials`` answers from one earlier read; anything else is the study's.
-
-    Optuna's classic pruners read the study through ``get_trials``; handed a snapshot they
-    decide on the trials the learned rule saw.
-    """
-
-    def __init__(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> None:
-        self._study = study
-        self._trials = list(trials)
-
-    def get_trials(
-        self, deepcopy: bool = True, states: Container[TrialState] | None = None
-    ) -> list[FrozenTrial]:
-        """The trials of the read, filtered by ``states``."""
-        out = [t for t in self._trials if states is None or t.state in states]
-        return copy.deepcopy(out) if deepcopy else out
-
-    @property
-    def trials(self) -> list[FrozenTrial]:
-        """All trials of the read (deep copies)."""
-        return self.get_trials()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
 
 
 def _value_at(trial: FrozenTrial, step: int) -> float:
