@@ -5,7 +5,11 @@ the meta-model's configs (see :class:`~autotweak.meta._propose.Proposer`): the
 warm-start portfolio, then proposals that follow the past tasks that rank this study's
 results best. The base sampler sees every one of those trials as an observation and takes
 over after them, or as soon as the negative-transfer guard finds that the past ranks this
-study's results no better than chance.
+study's results no better than chance. Then the fallback is cold: from that point on the
+base sampler no longer sees the proposed trials, so a prior judged wrong for this task
+does not steer the search that replaces it (a density-based sampler such as TPE would
+otherwise keep searching where the wrong prior sent it). Samplers that read the storage
+directly (grid, brute force) still see every trial.
 
 Its decisions depend only on what the study's storage holds, so any number of workers
 share one study. A proposed trial carries the system attribute ``autotweak.meta`` (the
@@ -29,7 +33,7 @@ import logging
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
@@ -37,6 +41,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._study_view import StudyView
 from autotweak.meta._model import MetaModel
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
 
@@ -86,6 +91,7 @@ class MetaSampler(BaseSampler):
         self._names = [p.name for p in model.space.tunable] if model is not None else []
         self._pending: dict[int, Proposal | None] = {}
         self._handed_over = False
+        self._cold = False
         self._lock = threading.Lock()
 
     @property
@@ -110,7 +116,7 @@ class MetaSampler(BaseSampler):
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         if self._proposal(study, trial) is not None:
             return {}  # every parameter goes through sample_independent, where the proposal is served
-        return self.base.infer_relative_search_space(study, trial)
+        return self.base.infer_relative_search_space(self._base_view(study), trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -120,7 +126,7 @@ class MetaSampler(BaseSampler):
         proposal = self._proposal(study, trial)
         served = {} if proposal is None else _served(proposal, search_space)
         rest = {name: d for name, d in search_space.items() if name not in served}
-        return served | (self.base.sample_relative(study, trial, rest) if rest else {})
+        return served | (self.base.sample_relative(self._base_view(study), trial, rest) if rest else {})
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
@@ -128,17 +134,17 @@ class MetaSampler(BaseSampler):
         proposal = self._proposal(study, trial)
         if proposal is not None and _served(proposal, {param_name: param_distribution}):
             return proposal.params[param_name]
-        return self.base.sample_independent(study, trial, param_name, param_distribution)
+        return self.base.sample_independent(self._base_view(study), trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.base.before_trial(study, trial)
+        self.base.before_trial(self._base_view(study), trial)
 
     def after_trial(
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         with self._lock:
             self._pending.pop(trial._trial_id, None)
-        self.base.after_trial(study, trial, state, values)
+        self.base.after_trial(self._base_view(study), trial, state, values)
 
     # -- the meta phase -------------------------------------------------------------------
     def _proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
@@ -150,6 +156,7 @@ class MetaSampler(BaseSampler):
         """
         with self._lock:
             if trial._trial_id not in self._pending:
+                self._cold = self._cold or self._guard_recorded(study)
                 proposal = self._next_proposal(study, trial)
                 if proposal is not None:
                     assert self.model is not None
@@ -164,12 +171,14 @@ class MetaSampler(BaseSampler):
         if "fixed_params" in trial.system_attrs:
             return None
         trials = study.get_trials(deepcopy=False)
-        proposed = [t for t in trials if PROPOSAL_ATTR in t.system_attrs and t.number != trial.number]
-        if len(proposed) >= self.n_meta:
+        tried, observed, values = self._evidence(trials, trial.number, study.direction)
+        # The guard also judges the last proposals' results, at the hand-over.
+        if self._guard_tripped(study, observed, values):
+            self._cold = True
             self._hand_over()
             return None
-        tried, observed, values = self._evidence(trials, trial.number, study.direction)
-        if self._guard_tripped(study, observed, values):
+        proposed = [t for t in trials if PROPOSAL_ATTR in t.system_attrs and t.number != trial.number]
+        if len(proposed) >= self.n_meta:
             self._hand_over()
             return None
         return self.proposer.propose(tried, values, observed=observed)
@@ -216,8 +225,24 @@ class MetaSampler(BaseSampler):
             return None
         return [0.5 if u is None else u for u in space.to_unit(trial.params)]
 
+    def _base_view(self, study: Study) -> Study:
+        """The study as the base sampler sees it: without the proposals once the guard tripped."""
+        if not self._cold:
+            return study
+        return cast(Study, StudyView(study, keep=lambda t: PROPOSAL_ATTR not in t.system_attrs))
+
+    def _guard_recorded(self, study: Study) -> bool:
+        """Whether the guard has tripped for this study, in any process (read from the storage).
+
+        Read for each trial until it has, so every worker's base sampler turns cold at the
+        same point of the study, also one that stopped proposing before the guard tripped.
+        """
+        if self.proposer is None:
+            return False
+        return bool(study._storage.get_study_system_attrs(study._study_id).get(GUARD_ATTR))
+
     def _guard_tripped(self, study: Study, observed: list[list[float]], values: list[float]) -> bool:
-        if study._storage.get_study_system_attrs(study._study_id).get(GUARD_ATTR):
+        if self._cold:
             return True
         if len(values) < self.guard_after or self.proposer is None:
             return False

@@ -94,6 +94,54 @@ def test_the_guard_falls_back_when_the_past_disagrees() -> None:
     assert len(proposals_of(study.trials)) < 20
 
 
+class _Seeing(optuna.samplers.RandomSampler):
+    """A random sampler that records, for each trial it samples, the trials it could see."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.seen: dict[int, set[int]] = {}
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: optuna.distributions.BaseDistribution,
+    ) -> object:
+        self.seen[trial.number] = {t.number for t in study._get_trials(deepcopy=False)}
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+
+def _proposed(study: optuna.Study) -> set[int]:
+    return {int(p["trial_number"]) for p in proposals_of(study.trials)}
+
+
+def test_after_the_guard_the_base_sampler_no_longer_sees_the_proposals() -> None:
+    base = _Seeing()
+    study = optuna.create_study(
+        direction="maximize", sampler=MetaSampler(MODEL, base, n_meta=20, guard_after=4)
+    )
+    study.optimize(_objective(9.0), n_trials=12)
+    assert GUARD_ATTR in study._storage.get_study_system_attrs(study._study_id)
+    proposed = _proposed(study)
+    cold = sorted(set(range(12)) - proposed)
+    assert proposed and len(cold) >= 3
+    # Each cold trial sees itself and the cold trials before it, none of the proposals.
+    assert [base.seen[n] for n in cold] == [set(cold[: i + 1]) for i in range(len(cold))]
+
+
+def test_a_worker_past_its_proposals_turns_cold_when_another_trips_the_guard() -> None:
+    base = _Seeing()
+    study = optuna.create_study(
+        direction="maximize", sampler=MetaSampler(MODEL, base, n_meta=2, guard_after=100)
+    )
+    study.optimize(_objective(2.5), n_trials=3)
+    assert _proposed(study) == {0, 1} and base.seen[2] == {0, 1, 2}
+    study._storage.set_study_system_attr(study._study_id, GUARD_ATTR, {"tau": -0.5})  # another worker
+    study.optimize(_objective(2.5), n_trials=1)
+    assert base.seen[3] == {2, 3}
+
+
 def test_no_guard_when_the_past_agrees() -> None:
     study = optuna.create_study(
         direction="maximize", sampler=MetaSampler(MODEL, seed=0, n_meta=8, guard_after=4)
