@@ -10,6 +10,7 @@ __all__ = [
     "StudyMismatchError",
     "StudyNotFoundError",
     "MissingDependencyError",
+    "TrackingError",
 ]
 
 
@@ -52,3 +53,7 @@ class StudyNotFoundError(AutotweakError, LookupError):
 
 class MissingDependencyError(AutotweakError, ImportError):
     """An optional dependency is needed; the message names the extra to install."""
+
+
+class TrackingError(AutotweakError):
+    """A tracker could not do what it was asked; the message says what and why."""

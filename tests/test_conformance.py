@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from autotweak.engine import BaseExecutor, InlineExecutor, ProcessExecutor
 from autotweak.testing import ExecutorConformance, TrackerConformance
-from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker
+from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker, OffloadingTracker
 
 
 class TestExecutors(ExecutorConformance):
@@ -19,8 +21,17 @@ class TestExecutors(ExecutorConformance):
 
 
 class TestTrackers(TrackerConformance):
-    @pytest.fixture(params=["null", "mlflow"])
-    def tracker(self, request: pytest.FixtureRequest, home: Path) -> BaseTracker:
+    @pytest.fixture(params=["null", "mlflow", "offloaded"])
+    def tracker(self, request: pytest.FixtureRequest, home: Path) -> Iterator[BaseTracker]:
+        uri = f"sqlite:///{home / 'mlflow.db'}"
         if request.param == "null":
-            return NullTracker()
-        return MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")
+            yield NullTracker()
+        elif request.param == "mlflow":
+            yield MlflowTracker(uri)
+        else:  # trial records written by the helper process
+            offloaded = OffloadingTracker(
+                MlflowTracker(uri), functools.partial(MlflowTracker, uri), mode="on"
+            )
+            assert offloaded.process is not None and offloaded.process.ready(timeout=60)
+            yield offloaded
+            offloaded.close()

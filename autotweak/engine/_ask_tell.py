@@ -17,6 +17,7 @@ from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession
 from autotweak.engine._storage import StaleSweeper, heartbeat, quiet_optuna
 from autotweak.engine._trial import Trial
+from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment, load_experiment
 from autotweak.tracking import StudySummary
@@ -47,7 +48,7 @@ class Study:
     ) -> None:
         if not isinstance(experiment, Experiment):
             experiment = load_experiment(Path(experiment), check_objective=False)
-        self._prepared: Prepared = prepare(experiment, resume=resume, track=track)
+        self._prepared: Prepared = prepare(experiment, resume=resume, track=track, runs_trials=True)
         ctx = self._prepared.context
         tracker = self._prepared.tracker
         self._storage = self._prepared.storage
@@ -61,6 +62,7 @@ class Study:
         self._sweep = StaleSweeper(self._study, experiment.execution.heartbeat_interval)
         self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
         self._summary: StudySummary | None = None
+        self._writer = RecordWriter(threaded=lambda: tracker.threaded_writes)  # see tell()
 
     @property
     def experiment(self) -> Experiment:
@@ -91,7 +93,7 @@ class Study:
             heartbeat(self._storage, trial._trial_id, self.experiment.execution.heartbeat_interval)
         )
         try:
-            handle = self._session.begin(trial, auto_prune=False)
+            handle = self._session.begin(trial, auto_prune=False, opener=self._writer.call)
         except BaseException:
             stack.close()
             raise
@@ -103,7 +105,11 @@ class Study:
     ) -> None:
         """Finish ``trial``: ``state`` is ``"complete"`` (with a value), ``"pruned"`` or ``"failed"``.
 
-        A non-finite value makes the trial failed, as it does under ``optimize``.
+        A non-finite value makes the trial failed, as it does under ``optimize``. Optuna
+        knows the outcome on return. Where a background write overlaps your loop (a
+        tracking server, or the helper process that writes the records of short trials),
+        the trial's MLflow run is closed on a background thread; :meth:`flush` and
+        :meth:`close` wait for every run to be closed.
         """
         if state not in _STATES:
             raise AutotweakError(f"'state' of tell() must be one of {', '.join(_STATES)}, got {state!r}.")
@@ -111,8 +117,11 @@ class Study:
             raise AutotweakError(f"trial {trial.number} is not open in this study (told twice?).")
         handle, started, stack = self._open.pop(trial.number)
         stack.close()
-        outcome = self._outcome(handle, value, state, error)
-        self._session.finish(handle, outcome, time.monotonic() - started)
+        outcome = self._session.tell(handle, self._outcome(handle, value, state, error))
+        duration = time.monotonic() - started
+        self._writer.submit(
+            lambda: self._session.record(handle, outcome, duration), f"the record of trial {trial.number}"
+        )
 
     def _outcome(self, handle: Trial, value: float | None, state: str, error: str | None) -> Outcome:
         if state == "complete":
@@ -126,12 +135,20 @@ class Study:
             return Outcome("pruned", last)
         return Outcome("failed", None, error or "told as failed")
 
+    def flush(self) -> None:
+        """Wait until the MLflow runs of every trial told so far are closed."""
+        self._writer.wait()
+
     def close(self) -> StudySummary:
-        """Fail trials still open, write the summary and close the study's record."""
+        """Fail trials still open, wait for every record, write the summary and close the study's record."""
         if self._summary is None:
             for handle, _, _ in list(self._open.values()):
                 self.tell(handle, state="failed", error="still open when the study was closed")
-            self._summary = _close(self._prepared, interrupted=False)
+            self._writer.close()
+            try:
+                self._summary = _close(self._prepared, interrupted=False)
+            finally:
+                self._prepared.tracker.close()
         return self._summary
 
     def __enter__(self) -> Study:

@@ -73,7 +73,13 @@ class ProcessExecutor(BaseExecutor):
             receiver, sender = start.Pipe(duplex=False)
             proc = start.Process(
                 target=_process_main,
-                args=(replace(ctx, worker_index=index), objective, sender, level, environ),
+                args=(
+                    replace(ctx, worker_index=index, local_workers=self.workers),
+                    objective,
+                    sender,
+                    level,
+                    environ,
+                ),
                 name=f"autotweak-worker-{index}",
             )
             proc.start()

@@ -65,9 +65,17 @@ class Prepared:
 
 
 def prepare(
-    experiment: Experiment, *, resume: bool, track: bool = True, keep_setup: bool = False
+    experiment: Experiment,
+    *,
+    resume: bool,
+    track: bool = True,
+    keep_setup: bool = False,
+    runs_trials: bool = False,
 ) -> Prepared:
     """Create (or reopen) the study and its MLflow record; nothing runs yet.
+
+    With ``runs_trials``, this process runs trials with the prepared tracker (the ask/tell
+    API): it is made as a worker's is.
 
     With ``keep_setup`` (resume only), ``experiment`` runs this process's trials but the
     study's stored setup stays as it is: not compared, not replaced, so workers that join
@@ -75,7 +83,36 @@ def prepare(
     """
     storage_url = resolve_storage_url(experiment.storage)
     tracking_uri = resolve_tracking_uri(experiment.tracking_uri) if track else None
-    tracker = make_tracker(tracking_uri)
+    tracker = make_tracker(tracking_uri, local_workers=1 if runs_trials else None)
+    try:
+        study, storage, run_id = _open_records(
+            experiment, storage_url, tracking_uri, tracker, resume=resume, keep_setup=keep_setup
+        )
+    except BaseException:
+        tracker.close()
+        raise
+    deadline = None if experiment.budget.wall_time is None else time.time() + experiment.budget.wall_time
+    context = WorkerContext(
+        experiment=experiment,
+        storage_url=storage_url,
+        tracking_uri=tracking_uri,
+        study_run_id=run_id,
+        home=str(default_home()),
+        deadline=deadline,
+    )
+    return Prepared(experiment, study, storage, tracker, context)
+
+
+def _open_records(
+    experiment: Experiment,
+    storage_url: str,
+    tracking_uri: str | None,
+    tracker: BaseTracker,
+    *,
+    resume: bool,
+    keep_setup: bool,
+) -> tuple[optuna.Study, BaseStorage, str | None]:
+    """The study in Optuna's storage and its parent run in the tracker, made or reopened."""
     storage = make_storage(
         storage_url,
         heartbeat_interval=experiment.execution.heartbeat_interval,
@@ -107,16 +144,7 @@ def prepare(
         study.set_user_attr(ATTR.RUN_ID, run_id)
     if tracking_uri is not None:
         study.set_user_attr(ATTR.TRACKING_URI, redact(tracking_uri))
-    deadline = None if experiment.budget.wall_time is None else time.time() + experiment.budget.wall_time
-    context = WorkerContext(
-        experiment=experiment,
-        storage_url=storage_url,
-        tracking_uri=tracking_uri,
-        study_run_id=run_id,
-        home=str(default_home()),
-        deadline=deadline,
-    )
-    return Prepared(experiment, study, storage, tracker, context)
+    return study, storage, run_id
 
 
 def optimize(

@@ -40,6 +40,7 @@ class WorkerContext:
     study_run_id: str | None
     home: str
     worker_index: int = 0
+    local_workers: int = 1  # processes running trials on this machine, this one included
     deadline: float | None = None
 
 

@@ -6,6 +6,7 @@ machines); the shared Optuna storage coordinates them.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -31,7 +32,8 @@ from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, qui
 from autotweak.engine._study import requeue
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._writer import RecordWriter
-from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker
+from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker, OffloadingTracker
+from autotweak.tracking._offload import offload_mode, spare_core
 
 __all__ = ["WorkerContext", "WorkerResult", "run_worker"]
 
@@ -103,9 +105,23 @@ class _Interrupts:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def make_tracker(tracking_uri: str | None) -> BaseTracker:
-    """The MLflow tracker for a URI, or a tracker that records nothing."""
-    return MlflowTracker(tracking_uri) if tracking_uri else NullTracker()
+def make_tracker(tracking_uri: str | None, *, local_workers: int | None = None) -> BaseTracker:
+    """The MLflow tracker for a URI, or a tracker that records nothing.
+
+    Args:
+        tracking_uri: Where to record; ``None`` records nothing.
+        local_workers: Set for the tracker of a process that runs trials, one of that many on
+            this machine: its trial records may then be written by a helper process on an
+            idle core (:class:`~autotweak.tracking.OffloadingTracker`).
+    """
+    mode = offload_mode()  # a bad setting is an error before anything runs
+    if not tracking_uri:
+        return NullTracker()
+    local = MlflowTracker(tracking_uri)
+    if local_workers is None or mode == "off":
+        return local
+    factory = functools.partial(MlflowTracker, tracking_uri)
+    return OffloadingTracker(local, factory, mode=mode, idle_core=spare_core(local_workers))
 
 
 def make_stale_handler(tracker: BaseTracker, max_retries: int) -> Callable[[optuna.Study, FrozenTrial], None]:
@@ -138,9 +154,22 @@ def run_worker(
         schema_checked: The storage's tables were created and checked by the process that
             started this one; they are not checked again.
     """
+    objective = objective or ctx.experiment.resolve_objective()
+    tracker = make_tracker(ctx.tracking_uri, local_workers=ctx.local_workers)
+    try:
+        return _run_with(ctx, objective, tracker, schema_checked=schema_checked)
+    finally:
+        tracker.close()  # after the record writer has drained: every write is done
+
+
+def _run_with(
+    ctx: WorkerContext,
+    objective: Callable[..., Any],
+    tracker: BaseTracker,
+    *,
+    schema_checked: bool,
+) -> WorkerResult:
     experiment = ctx.experiment
-    objective = objective or experiment.resolve_objective()
-    tracker = make_tracker(ctx.tracking_uri)
     execution = experiment.execution
     storage = make_storage(
         ctx.storage_url,
@@ -159,7 +188,8 @@ def run_worker(
     watcher = NoticeWatcher(imds_endpoint(), imds_interval()).start()
     interrupts = _Interrupts()
     try:
-        with interrupts.installed(), RecordWriter() as writer:  # Ctrl-C waits for the writes
+        records = RecordWriter(threaded=lambda: tracker.threaded_writes)
+        with interrupts.installed(), records as writer:  # Ctrl-C waits for the writes
             loop = _Loop(ctx, study, storage, tracker, _call_style(objective), seed, watcher, writer)
             return loop.run(interrupts)
     finally:

@@ -3,12 +3,14 @@
 from autotweak.tracking._base import BaseTracker, NullTracker
 from autotweak.tracking._mlflow import MlflowTracker
 from autotweak.tracking._models import find_trial_run, register_model, upload_model
+from autotweak.tracking._offload import OffloadingTracker
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
 
 __all__ = [
     "BaseTracker",
     "MlflowTracker",
     "NullTracker",
+    "OffloadingTracker",
     "StudyInfo",
     "StudySummary",
     "TrialRecord",

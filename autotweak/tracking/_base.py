@@ -24,6 +24,17 @@ class BaseTracker(abc.ABC):
         """What this tracker is: its name and arguments."""
         return {"name": type(self).__name__}
 
+    @property
+    def threaded_writes(self) -> bool:
+        """Whether trial records are best written on a background thread, now.
+
+        ``True`` where a write mostly waits outside this interpreter (a tracking server, a
+        helper process), so that the trial's thread goes on meanwhile. ``False`` where a
+        write keeps this process's Python busy: a thread would only make the trial's
+        thread wait for the GIL.
+        """
+        return False
+
     @abc.abstractmethod
     def start_study(self, info: StudyInfo, run_id: str | None = None) -> str | None:
         """Open (or reopen, when ``run_id`` is given) the study's record; return its id."""
@@ -69,6 +80,9 @@ class BaseTracker(abc.ABC):
 
     def end_study(self, run_id: str | None, summary: StudySummary) -> None:
         """Write the study's summary and close its record."""
+
+    def close(self) -> None:
+        """Release what the tracker holds (a helper process, connections); it is not used again."""
 
 
 class NullTracker(BaseTracker):

@@ -68,6 +68,11 @@ class MlflowTracker(BaseTracker):
     def meta(self) -> dict[str, Any]:
         return {"name": "mlflow", "tracking_uri": redact(self.tracking_uri)}
 
+    @property
+    def threaded_writes(self) -> bool:
+        """A tracking server's round trips overlap the trials; a local store's Python does not."""
+        return self.tracking_uri.split(":", 1)[0] in ("http", "https", "databricks")
+
     # -- study ----------------------------------------------------------------------
     def experiment_id(self, study_name: str) -> str:
         """The id of the MLflow experiment of ``study_name``, created if needed."""

@@ -1,0 +1,347 @@
+"""Trial records written by a helper process, on a core that the trials leave idle.
+
+MLflow's client is CPU-bound Python: against a SQLite store, opening and closing one
+trial's run costs about 12 ms of this process's CPU, on a thread or not (it holds the
+GIL). For trials that take a second or more that is noise; for trials of a few tens of
+milliseconds it is a third of the time. :class:`OffloadingTracker` then moves the trial
+records to a tracker of the same kind running in a child process, so that the writes
+happen on another core while the next trial runs.
+
+It does so only where it helps. In ``auto`` mode the child starts once three trials in a
+row took under a second and this machine has a core more than the workers that run
+here; ``AUTOTWEAK_TRACKING_PROCESS`` set to ``on`` starts it at once, ``off`` never.
+Until the child has imported its tracker (a second or two, on the idle core), records
+are written here as before. Study-level writes always stay here.
+
+Nothing is lost if the child goes: the child finishes the write it has started when its
+parent dies, and a write it could not do is redone here, or closed from Optuna's record
+when the study ends, as any write that fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import traceback
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Literal
+
+from autotweak.exceptions import AutotweakError, TrackingError
+from autotweak.tracking._base import BaseTracker
+from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
+
+__all__ = ["ENV_VAR", "OffloadingTracker", "TrackerProcess", "offload_mode", "serve", "spare_core"]
+
+_log = logging.getLogger(__name__)
+
+ENV_VAR = "AUTOTWEAK_TRACKING_PROCESS"
+Mode = Literal["auto", "on", "off"]
+_MODES: tuple[Mode, ...] = ("auto", "on", "off")
+SHORT_TRIAL_S = 1.0  # below this, a trial's record is a noticeable part of its time
+_WINDOW = 3  # trials in a row that must be short
+
+
+def offload_mode() -> Mode:
+    """The mode set by ``$AUTOTWEAK_TRACKING_PROCESS`` (``auto`` when unset)."""
+    value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    for mode in _MODES:
+        if value == mode:
+            return mode
+    raise AutotweakError(f"${ENV_VAR} must be one of {', '.join(_MODES)}, got {value!r}.")
+
+
+def spare_core(local_workers: int) -> bool:
+    """Whether this machine has a core more than the ``local_workers`` that run trials here."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return cores > local_workers
+
+
+class TrackerProcess:
+    """A child Python process that runs one tracker and answers calls to it, one at a time.
+
+    The child is a fresh interpreter running :func:`serve`, not a
+    fork: it shares no connection or lock with this process, and it does not run the
+    caller's ``__main__`` again. It ignores Ctrl-C, so that an interrupt stops the trials
+    and not the records, and exits when this process closes the connection or dies.
+
+    Args:
+        factory: Builds the tracker in the child; pickled, so a class or a
+            ``functools.partial`` of one, importable there.
+    """
+
+    def __init__(self, factory: Callable[[], BaseTracker]) -> None:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD.format(fd=theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        self._conn = Connection(ours.detach())
+        self._lock = threading.Lock()
+        self._ready = False
+        self._broken: str | None = None
+        self._conn.send((list(sys.path), pickle.dumps(factory)))
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self._proc.pid
+
+    @property
+    def broken(self) -> str | None:
+        """Why the child can no longer be used, or ``None``."""
+        return self._broken
+
+    def ready(self, timeout: float = 0.0) -> bool:
+        """Whether the child has built its tracker; waits up to ``timeout`` seconds for it."""
+        with self._lock:
+            if not self._ready and self._broken is None:
+                try:
+                    if self._conn.poll(timeout):
+                        self._answer()
+                        self._ready = True
+                except Exception as exc:  # it died, or could not build its tracker
+                    self._break(exc)
+            return self._ready and self._broken is None
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Call ``method`` of the child's tracker and return its result.
+
+        Raises:
+            TrackingError: The call failed in the child (with the child's traceback), or
+                the child is gone; after the latter, :attr:`broken` says why.
+        """
+        with self._lock:
+            if self._broken is not None:
+                raise TrackingError(f"the tracking process is no longer used: {self._broken}")
+            try:
+                if not self._ready:  # its first answer says that the tracker is built
+                    self._answer()
+                    self._ready = True
+                self._conn.send((method, args))
+                return self._answer()
+            except TrackingError as exc:
+                if not self._ready:
+                    self._break(exc)
+                raise
+            except BaseException as exc:  # a half-done exchange would pair the next call with this answer
+                self._break(exc)
+                if isinstance(exc, Exception):
+                    raise TrackingError(f"the tracking process is gone: {self._broken}") from exc
+                raise
+
+    def _answer(self) -> Any:
+        kind, payload = self._conn.recv()
+        if kind == "error":
+            raise TrackingError(f"the tracking process failed: {payload}")
+        return payload
+
+    def _break(self, exc: BaseException) -> None:
+        code = self._proc.poll()
+        self._broken = f"{type(exc).__name__}: {exc}" + ("" if code is None else f" (exit code {code})")
+        self._stop(timeout=0)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Let the child finish what it was asked, then end it."""
+        with self._lock:
+            if self._broken is None:
+                self._broken = "closed"
+            self._stop(timeout)
+
+    def _stop(self, timeout: float) -> None:
+        self._conn.close()  # the child sees the end of its input once its current call is done
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            if timeout:
+                _log.warning("the tracking process did not stop within %.0f s; killing it", timeout)
+            self._proc.kill()
+            self._proc.wait()
+
+
+class OffloadingTracker(BaseTracker):
+    """A tracker that writes trial records in a :class:`TrackerProcess` when that helps.
+
+    Args:
+        local: The tracker of this process: study-level calls, and trial records until the
+            child is ready (or when it is not used).
+        factory: Builds the same kind of tracker in the child.
+        mode: ``auto``, ``on`` or ``off`` (see the module's documentation).
+        idle_core: Whether this machine has an idle core for the child (``auto`` only).
+    """
+
+    def __init__(
+        self,
+        local: BaseTracker,
+        factory: Callable[[], BaseTracker],
+        *,
+        mode: Mode = "auto",
+        idle_core: bool = True,
+    ) -> None:
+        self.local = local
+        self._factory = factory
+        self._mode = mode
+        self._allowed = mode == "on" or (mode == "auto" and idle_core)
+        self._durations: deque[float] = deque(maxlen=_WINDOW)
+        self._remote: set[str] = set()  # records opened in the child and not closed yet
+        self.process: TrackerProcess | None = None
+        self.offloaded = 0  # trial records opened in the child
+        if mode == "on":
+            self._start_process()
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.local.meta  # where the records are written from does not change what they are
+
+    @property
+    def threaded_writes(self) -> bool:
+        """Once the helper is ready, a write here is a wait for it, which a thread overlaps."""
+        return self._usable() is not None or self.local.threaded_writes
+
+    # -- trial records: in the child once it is ready ---------------------------------
+    def start_trial(self, start: TrialStart) -> str:
+        process = self._usable()
+        if process is not None:
+            try:
+                run_id: str = process.call("start_trial", start)
+            except TrackingError:
+                if not process.broken:
+                    raise
+                self._lost(process)
+            else:
+                self._remote.add(run_id)
+                self.offloaded += 1
+                return run_id
+        return self.local.start_trial(start)
+
+    def end_trial(self, record: TrialRecord) -> None:
+        self._remote_or_local(record.run_id, "end_trial", record)
+        self._remote.discard(record.run_id)
+        self._durations.append(record.duration)
+        if self._should_start():
+            self._start_process()
+
+    def log_steps(self, run_id: str, metric: str, steps: Sequence[tuple[int, float, int]]) -> None:
+        self._remote_or_local(run_id, "log_steps", run_id, metric, steps)
+
+    def _remote_or_local(self, run_id: str, method: str, *args: Any) -> None:
+        """Where ``run_id`` was opened; here, if the child is gone (the local tracker reads what it has)."""
+        process = self.process
+        if run_id in self._remote and process is not None:
+            try:
+                process.call(method, *args)
+                return
+            except TrackingError:
+                if not process.broken:
+                    raise
+                self._lost(process)
+        getattr(self.local, method)(*args)
+
+    def _usable(self) -> TrackerProcess | None:
+        process = self.process
+        if process is None or process.ready():
+            return process
+        if process.broken:  # it died, or could not build its tracker, before it was ready
+            self._lost(process)
+        return None
+
+    def _should_start(self) -> bool:
+        return (
+            self.process is None
+            and self._allowed
+            and len(self._durations) == _WINDOW
+            and statistics.median(self._durations) < SHORT_TRIAL_S
+        )
+
+    def _start_process(self) -> None:
+        try:
+            self.process = TrackerProcess(self._factory)
+        except (OSError, ValueError):  # ValueError: no pass_fds on this platform
+            _log.warning("could not start the tracking process; records are written here", exc_info=True)
+            self._allowed = False
+            return
+        _log.debug("trial records go to tracking process %d once it is ready", self.process.pid)
+
+    def _lost(self, process: TrackerProcess) -> None:
+        _log.warning("the tracking process ended (%s); records are written here from now on", process.broken)
+        self._allowed = False
+        self.process = None
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.close()
+            self.process = None
+            _log.debug("%d trial records were written by the tracking process", self.offloaded)
+        self.local.close()
+
+    # -- everything else: here ------------------------------------------------------
+    def start_study(self, info: StudyInfo, run_id: str | None = None) -> str | None:
+        return self.local.start_study(info, run_id)
+
+    def end_study(self, run_id: str | None, summary: StudySummary) -> None:
+        self.local.end_study(run_id, summary)
+
+    def find_trial(self, study_name: str, trial_id: int) -> str | None:
+        return self.local.find_trial(study_name, trial_id)
+
+    def open_trials(self, study_name: str) -> dict[int, str]:
+        return self.local.open_trials(study_name)
+
+    def recorded_trials(self, study_name: str) -> set[int] | None:
+        return self.local.recorded_trials(study_name)
+
+    def upload_checkpoint(self, run_id: str, folder: Path) -> None:
+        self.local.upload_checkpoint(run_id, folder)
+
+    def download_checkpoint(self, run_id: str, folder: Path) -> bool:
+        return self.local.download_checkpoint(run_id, folder)
+
+    def mark_failed(self, run_id: str, reason: str) -> None:
+        self.local.mark_failed(run_id, reason)
+
+    def log_proposals(self, run_id: str, proposals: Sequence[Mapping[str, Any]]) -> None:
+        self.local.log_proposals(run_id, proposals)
+
+
+# -- the child ------------------------------------------------------------------------
+def serve(conn: Connection) -> None:
+    """Build the tracker from the first message, then answer calls until the input ends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the trials; the records finish
+    try:
+        path, factory = conn.recv()
+        sys.path[:] = path
+        tracker: BaseTracker = pickle.loads(factory)()
+    except Exception as exc:
+        conn.send(("error", f"could not build the tracker: {type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ok", os.getpid()))
+    while True:
+        try:
+            method, args = conn.recv()
+        except EOFError:  # the parent closed the connection, or died
+            tracker.close()
+            return
+        try:
+            conn.send(("ok", getattr(tracker, method)(*args)))
+        except Exception as exc:
+            conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+
+
+_CHILD = (
+    "from multiprocessing.connection import Connection; "
+    "from autotweak.tracking._offload import serve; serve(Connection({fd}))"
+)
