@@ -140,3 +140,38 @@ def test_a_curve_flush_that_fails_keeps_its_points_for_the_next_one(tmp_path, ca
     away[0] = False
     handle.report(0.3, 3)
     assert written == [[1, 2, 3]] and handle.unflushed_steps() == []
+
+
+def test_writes_a_thread_cannot_overlap_run_on_the_callers_thread(caplog: pytest.LogCaptureFixture):
+    threads: list[str] = []
+    threaded = [False]
+
+    def fail() -> str:
+        raise ConnectionError("store locked")
+
+    with (
+        caplog.at_level(logging.WARNING, logger="autotweak"),
+        RecordWriter(threaded=lambda: threaded[0]) as writer,
+    ):
+        writer.submit(lambda: threads.append(threading.current_thread().name), "an inline write")
+        assert threads == [threading.current_thread().name]  # done on return
+        run_id = writer.call(lambda: "run-1")
+        failed = writer.call(fail)  # its error goes to whoever asks, as on the thread
+        writer.submit(fail, "the record of trial 7")
+        threaded[0] = True
+        writer.submit(lambda: threads.append(threading.current_thread().name), "a threaded write")
+        writer.wait()
+    assert run_id() == "run-1"
+    with pytest.raises(ConnectionError, match="store locked"):
+        failed()
+    assert threads[1] != threading.current_thread().name
+    assert any("trial 7" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("uri", "threaded"),
+    [("sqlite:///mlflow.db", False), ("http://127.0.0.1:5000", True), ("https://mlflow.lab", True)],
+)
+def test_only_a_tracking_servers_writes_go_to_the_thread(tmp_path, monkeypatch, uri: str, threaded: bool):
+    monkeypatch.chdir(tmp_path)
+    assert MlflowTracker(uri).threaded_writes is threaded

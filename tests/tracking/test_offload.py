@@ -74,6 +74,7 @@ def ready() -> Iterator[OffloadingTracker]:
 def test_trial_records_are_written_by_the_helper_once_it_is_ready(ready: OffloadingTracker) -> None:
     assert ready.process is not None
     helper = ready.process.pid
+    assert ready.threaded_writes  # a write is now a wait for the helper: a thread overlaps it
     run_id = ready.start_trial(_start(0))
     assert _pid_of(run_id) == helper != os.getpid()
     ready.end_trial(_record(run_id, 0))
@@ -120,6 +121,7 @@ def test_records_are_written_here_until_the_helper_is_ready() -> None:
     tracker = _offloading("on")
     try:
         assert tracker.process is not None
+        assert not tracker.threaded_writes  # PidTracker's writes are this process's own
         first = tracker.start_trial(_start(0))  # the helper is still importing its tracker
         assert _pid_of(first) == os.getpid()
         tracker.end_trial(_record(first, 0))
