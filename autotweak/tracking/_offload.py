@@ -72,10 +72,11 @@ def spare_core(local_workers: int) -> bool:
 class TrackerProcess:
     """A child Python process that runs one tracker and answers calls to it, one at a time.
 
-    The child is a fresh interpreter running :func:`serve`, not a
-    fork: it shares no connection or lock with this process, and it does not run the
-    caller's ``__main__`` again. It ignores Ctrl-C, so that an interrupt stops the trials
-    and not the records, and exits when this process closes the connection or dies.
+    The child is a fresh interpreter running :func:`serve`, not a fork: it shares no
+    connection or lock with this process, and it does not run the caller's ``__main__``
+    again. It ignores Ctrl-C, so that an interrupt stops the trials and not the records,
+    and exits when this process closes the connection or dies, once the call it is
+    running is done.
 
     Args:
         factory: Builds the tracker in the child; pickled, so a class or a
@@ -83,6 +84,7 @@ class TrackerProcess:
     """
 
     def __init__(self, factory: Callable[[], BaseTracker]) -> None:
+        built = pickle.dumps(factory)  # a factory that cannot travel fails here, before any child
         ours, theirs = socket.socketpair()
         with theirs:
             self._proc = subprocess.Popen(
@@ -94,7 +96,7 @@ class TrackerProcess:
         self._lock = threading.Lock()
         self._ready = False
         self._broken: str | None = None
-        self._conn.send((list(sys.path), pickle.dumps(factory)))
+        self._conn.send((list(sys.path), built))
 
     @property
     def pid(self) -> int:
@@ -151,26 +153,23 @@ class TrackerProcess:
         return payload
 
     def _break(self, exc: BaseException) -> None:
+        """No more calls: the child finishes the one it runs, if any, and exits by itself."""
         code = self._proc.poll()
         self._broken = f"{type(exc).__name__}: {exc}" + ("" if code is None else f" (exit code {code})")
-        self._stop(timeout=0)
+        self._conn.close()
 
     def close(self, timeout: float = 60.0) -> None:
-        """Let the child finish what it was asked, then end it."""
+        """Let the child finish what it was asked, then wait for it to end (killed after ``timeout``)."""
         with self._lock:
             if self._broken is None:
                 self._broken = "closed"
-            self._stop(timeout)
-
-    def _stop(self, timeout: float) -> None:
-        self._conn.close()  # the child sees the end of its input once its current call is done
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            if timeout:
+            self._conn.close()  # the child sees the end of its input once its current call is done
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
                 _log.warning("the tracking process did not stop within %.0f s; killing it", timeout)
-            self._proc.kill()
-            self._proc.wait()
+                self._proc.kill()
+                self._proc.wait()
 
 
 class OffloadingTracker(BaseTracker):
@@ -199,6 +198,7 @@ class OffloadingTracker(BaseTracker):
         self._durations: deque[float] = deque(maxlen=_WINDOW)
         self._remote: set[str] = set()  # records opened in the child and not closed yet
         self.process: TrackerProcess | None = None
+        self._retired: list[TrackerProcess] = []  # gone or gave up: waited for at close
         self.offloaded = 0  # trial records opened in the child
         if mode == "on":
             self._start_process()
@@ -270,7 +270,7 @@ class OffloadingTracker(BaseTracker):
     def _start_process(self) -> None:
         try:
             self.process = TrackerProcess(self._factory)
-        except (OSError, ValueError):  # ValueError: no pass_fds on this platform
+        except (OSError, ValueError, pickle.PicklingError):  # ValueError: no pass_fds here
             _log.warning("could not start the tracking process; records are written here", exc_info=True)
             self._allowed = False
             return
@@ -279,13 +279,17 @@ class OffloadingTracker(BaseTracker):
     def _lost(self, process: TrackerProcess) -> None:
         _log.warning("the tracking process ended (%s); records are written here from now on", process.broken)
         self._allowed = False
+        self._retired.append(process)
         self.process = None
 
     def close(self) -> None:
         if self.process is not None:
-            self.process.close()
+            self._retired.append(self.process)
             self.process = None
             _log.debug("%d trial records were written by the tracking process", self.offloaded)
+        for process in self._retired:
+            process.close()
+        self._retired.clear()
         self.local.close()
 
     # -- everything else: here ------------------------------------------------------
@@ -323,6 +327,9 @@ def serve(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the trials; the records finish
     try:
         path, factory = conn.recv()
+    except EOFError:  # the parent went away before it said what to build
+        return
+    try:
         sys.path[:] = path
         tracker: BaseTracker = pickle.loads(factory)()
     except Exception as exc:

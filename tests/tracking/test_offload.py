@@ -155,6 +155,24 @@ def _no_tracker() -> BaseTracker:
     raise RuntimeError("no tracker here")
 
 
+def test_an_exchange_cut_by_ctrl_c_retires_the_helper_and_it_exits_by_itself(
+    ready: OffloadingTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    process = ready.process
+    assert process is not None
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(process, "_answer", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ready.start_trial(_start(0))
+    assert process.broken is not None  # its answer would be paired with the next call
+    assert _pid_of(ready.start_trial(_start(1))) == os.getpid()
+    assert ready.process is None and _gone(process.pid, within=30)
+
+
 def test_a_killed_helper_loses_no_record(home: Path, mlflow_client: MlflowClient) -> None:
     uri = f"sqlite:///{home / 'mlflow.db'}"
     tracker = OffloadingTracker(MlflowTracker(uri), functools.partial(MlflowTracker, uri), mode="on")
