@@ -193,7 +193,6 @@ class OffloadingTracker(BaseTracker):
     ) -> None:
         self.local = local
         self._factory = factory
-        self._mode = mode
         self._allowed = mode == "on" or (mode == "auto" and idle_core)
         self._durations: deque[float] = deque(maxlen=_WINDOW)
         self._remote: set[str] = set()  # records opened in the child and not closed yet
