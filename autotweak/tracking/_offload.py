@@ -110,6 +110,8 @@ class TrackerProcess:
 
     def ready(self, timeout: float = 0.0) -> bool:
         """Whether the child has built its tracker; waits up to ``timeout`` seconds for it."""
+        if self._ready and self._broken is None:  # asked before every write: no wait for a call in flight
+            return True
         with self._lock:
             if not self._ready and self._broken is None:
                 try:
