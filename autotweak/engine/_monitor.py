@@ -57,6 +57,9 @@ class Monitor:
         self._done_at_start: int | None = None
 
     def __enter__(self) -> Monitor:
+        # The trials finished before this run (a resumed study) do not tell this run's pace;
+        # counted now, not at the first poll, which comes after the first trials may be done.
+        self._done_at_start = _counted(self.study.get_trials(deepcopy=False))
         self._thread.start()
         return self
 
@@ -85,7 +88,7 @@ class Monitor:
         fresh = [t for t in finished if t.number not in self._seen]
         self._seen.update(t.number for t in fresh)
         retries = sum(1 for t in trials if ATTR.RETRY_OF in t.user_attrs)
-        done = len(finished) - sum(1 for t in finished if ATTR.RETRY_OF in t.user_attrs)
+        done = _counted(trials)
         if self._done_at_start is None:
             self._done_at_start = done
         elapsed = time.time() - self._started
@@ -115,3 +118,9 @@ class Monitor:
             return by_wall
         by_trials = max(total - done, 0) * elapsed / new
         return by_trials if by_wall is None else min(by_trials, by_wall)
+
+
+def _counted(trials: list[FrozenTrial]) -> int:
+    """Finished trials that count against the budget (a retry replaces the trial it retries)."""
+    finished = [t for t in trials if t.state.is_finished()]
+    return len(finished) - sum(1 for t in finished if ATTR.RETRY_OF in t.user_attrs)

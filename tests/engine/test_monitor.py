@@ -1,0 +1,44 @@
+"""The progress monitor: counts, best trial and the time left, read from the storage."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from autotweak.engine._monitor import Monitor, Progress
+
+
+def _finish(study: optuna.Study, values: list[float]) -> None:
+    for value in values:
+        study.tell(study.ask(), value)
+
+
+@pytest.fixture
+def study() -> optuna.Study:
+    return optuna.create_study(direction="minimize")
+
+
+def test_eta_follows_the_pace_of_trials_that_finish_before_the_first_poll(study, make_experiment):
+    experiment = make_experiment(budget={"trials": 10, "wall_time": "10m"})
+    seen: list[Progress] = []
+    with Monitor(study, experiment, seen.append, interval=3600) as monitor:
+        _finish(study, [0.1, 0.2, 0.3])
+        progress = monitor.poll()
+    assert progress.done == 3 and progress.best_value == 0.1 and progress.best_number == 0
+    assert progress.eta is not None
+    # 7 trials left at the pace of the first 3, not the 10-minute wall-time budget.
+    assert progress.eta == pytest.approx(7 * progress.elapsed / 3, rel=0.5)
+    assert progress.eta < 60
+
+
+def test_trials_of_an_earlier_run_do_not_count_for_the_pace(study, make_experiment):
+    _finish(study, [0.1, 0.2])
+    experiment = make_experiment(budget={"trials": 10, "wall_time": "10m"})
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        before = monitor.poll()
+        _finish(study, [0.4])
+        after = monitor.poll()
+    assert before.done == 2 and before.eta is not None and before.eta > 500  # wall time only
+    assert after.done == 3 and after.eta is not None and after.eta < 60
+    assert [t.number for t in before.last_finished] == [0, 1]
+    assert [t.number for t in after.last_finished] == [2]
