@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -98,35 +98,34 @@ def meta_fit(
 def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
     """The meta-learner's first proposals for SPEC, with why: no training is run.
 
-    Each proposal shows its predicted normalized score (the fraction of configs it is
-    expected to beat), the spread of that prediction across past tasks, and the past tasks
-    it comes from with their similarity.
+    They are the proposals `autotweak optimize SPEC` starts with, after the base config
+    (trial 0); from a study's second result on, its proposals also follow those results.
+    Each shows its predicted normalized score (the fraction of configs it is expected to
+    beat), the spread of that prediction across past tasks, and the past tasks it comes
+    from with their similarity.
     """
-    from autotweak.meta import Proposer, descriptor_weights, resolve_meta_model
-    from autotweak.spec import load_experiment
+    from autotweak.engine._registry import build_sampler
+    from autotweak.meta import MetaSampler
+    from autotweak.spec import Component, load_experiment
 
     experiment = load_experiment(spec, check_objective=False)
     args = dict(experiment.sampler.args) if experiment.sampler.name == "meta" else {}
-    fitted = resolve_meta_model(model or args.get("model", "auto"), experiment.space)
-    if fitted is None:
+    args["model"] = model or args.get("model", "auto")
+    sampler = cast(MetaSampler, build_sampler(Component("meta", args), experiment.space, experiment.seed))
+    if sampler.model is None:
         raise AutotweakError(
             f"no meta-model fits the space of {spec} ({experiment.space.names}); "
             "fit one with `autotweak meta fit`."
         )
-    descriptor = args.get("descriptor")
-    proposer = Proposer(
-        fitted, descriptor_weights(fitted, descriptor) if isinstance(descriptor, dict) else None
-    )
-    proposals = []
-    tried: list[list[float]] = []
-    for _ in range(min(top, len(fitted.units))):
-        proposal = proposer.propose(tried, [])
-        proposals.append(proposal)
-        tried.append(fitted.units[proposal.index].tolist())
+    fitted = sampler.model
+    base = experiment.base_trial()
+    proposals = sampler.plan(top, first=[] if base is None else [base])
     if as_json:
         _console.line(json.dumps([p.to_dict() for p in proposals], indent=2, default=str))
         return
     _console.line(f"meta-model: {fitted.n_tasks} past tasks, {len(fitted.units)} candidates")
+    if base is not None:
+        _console.line("after the base config, which optimize runs first (trial 0):")
     for rank, p in enumerate(proposals, start=1):
         config = ", ".join(f"{k}={_fmt(v)}" for k, v in p.params.items())
         sources = ", ".join(
@@ -134,6 +133,11 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
         )
         _console.line(f"{rank}. {config}")
         _console.line(f"   predicted {p.predicted:.2f} ± {p.uncertainty:.2f}; from {sources}")
+    if len(proposals) > sampler.n_meta:
+        _console.line(
+            f"optimize serves the first {sampler.n_meta} (sampler.args.n_meta), "
+            f"then {type(sampler.base).__name__}"
+        )
 
 
 def _space_of(ref: str) -> tuple[SearchSpace, str | None, str | None]:

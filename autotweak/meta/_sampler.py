@@ -147,6 +147,28 @@ class MetaSampler(BaseSampler):
         self.base.after_trial(self._base_view(study), trial, state, values)
 
     # -- the meta phase -------------------------------------------------------------------
+    def plan(self, k: int, *, first: Sequence[Mapping[str, Any]] = ()) -> list[Proposal]:
+        """The proposals a study starts with, before any result is in (what ``suggest`` shows).
+
+        Args:
+            k: How many proposals (at most ``n_meta`` are served in a study).
+            first: Configs the study runs before the proposals, e.g. the base config
+                (``optimize`` runs it as trial 0); the proposals complement them.
+
+        The first proposal is the one a study runs right after ``first``; the later ones are
+        what it runs while no result is in (e.g. with parallel workers) and they follow the
+        study's results once there are two.
+        """
+        if self.proposer is None or self.model is None:
+            return []
+        tried = [point for point in map(self._unit, first) if point is not None]
+        out: list[Proposal] = []
+        for _ in range(min(k, len(self.model.units) - len(tried))):
+            proposal = self.proposer.propose(tried, [])
+            out.append(proposal)
+            tried.append(self.model.units[proposal.index].tolist())
+        return out
+
     def _proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
         """The proposal of this trial, decided once (at its first sampling call) and recorded.
 
@@ -217,13 +239,16 @@ class MetaSampler(BaseSampler):
         record = trial.system_attrs.get(PROPOSAL_ATTR)
         if isinstance(record, dict) and UNITS_KEY in record:
             return [float(u) for u in record[UNITS_KEY]]
-        if not all(name in trial.params for name in self._names):
+        return self._unit(trial.params)
+
+    def _unit(self, params: Mapping[str, Any]) -> list[float] | None:
+        """A config's unit point in the model's space, if it sets every parameter validly."""
+        if self.model is None or not all(name in params for name in self._names):
             return None
-        assert self.model is not None
         space = self.model.space
-        if space.invalid({name: trial.params[name] for name in self._names}):
+        if space.invalid({name: params[name] for name in self._names}):
             return None
-        return [0.5 if u is None else u for u in space.to_unit(trial.params)]
+        return [0.5 if u is None else u for u in space.to_unit(params)]
 
     def _base_view(self, study: Study) -> Study:
         """The study as the base sampler sees it: without the proposals once the guard tripped."""

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 import autotweak
 from autotweak import SearchSpace
 from autotweak.cli import main
-from autotweak.meta import PROPOSALS_ATTR, Histories, PastTrial, TaskHistory, fit_meta_model
+from autotweak.meta import PROPOSAL_ATTR, PROPOSALS_ATTR, Histories, PastTrial, TaskHistory, fit_meta_model
+from tests.conftest import base_spec
 from tests.helpers import load, mlflow_runs
 
 SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": -5.0, "high": 5.0}})
@@ -91,6 +93,28 @@ def test_meta_fit_and_suggest_from_the_command_line(tmp_path, capsys, monkeypatc
     assert len(proposals) == 3
     assert len({json.dumps(p["params"], sort_keys=True) for p in proposals}) == 3
     assert all(0 <= p["predicted"] <= 1 and len(p["sources"]) == 3 for p in proposals)
+
+
+@pytest.mark.parametrize("baseline", [True, False])
+def test_suggest_shows_what_optimize_runs_first(home, tmp_path, capsys, baseline):
+    """The first proposal shown is the one the study runs (after the base config, if it runs)."""
+    sampler = {"name": "meta", "args": {"model": str(_model(tmp_path, peak=-2.0)), "n_meta": 3}}
+    spec = base_spec(
+        name="planned", base={"x": -2.0}, sampler=sampler, budget={"trials": 4}, baseline=baseline
+    )
+    path = tmp_path / "planned.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    main(["suggest", str(path), "-k", "4", "--json"])
+    shown = json.loads(capsys.readouterr().out)
+    main(["optimize", str(path)])
+    capsys.readouterr()
+    served = load(autotweak.load_experiment(path)).trials[1 if baseline else 0]
+    assert served.params == shown[0]["params"]
+    assert served.system_attrs[PROPOSAL_ATTR]["params"] == shown[0]["params"]
+    main(["suggest", str(path), "-k", "4"])
+    printed = capsys.readouterr().out
+    assert ("after the base config" in printed) is baseline
+    assert "optimize serves the first 3 (sampler.args.n_meta), then TPESampler" in printed
 
 
 def test_a_descriptor_entry_point_sets_the_prior(home, make_experiment, tmp_path, monkeypatch):
