@@ -170,3 +170,16 @@ def test_workers_in_threads_never_get_the_same_proposal() -> None:
     study.optimize(_objective(2.5), n_trials=6, n_jobs=2)
     xs = [p["params"]["x"] for p in proposals_of(study.trials)]
     assert len(xs) == len(set(xs))
+
+
+def test_the_plan_is_what_a_study_runs_before_its_first_result() -> None:
+    planned = MetaSampler(MODEL, seed=0).plan(3, first=[{"x": 2.5}, {"y": 1}])  # {"y": 1} does not fit
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(MODEL, seed=0))
+    study.enqueue_trial({"x": 2.5})
+    # Four trials open at once, as with parallel workers: no result is in for any proposal.
+    trials = [study.ask() for _ in range(4)]
+    for trial in trials:
+        trial.suggest_float("x", 0.0, 10.0)
+    assert [t.params["x"] for t in trials[1:]] == [p.params["x"] for p in planned]
+    assert len({p.index for p in planned}) == 3
+    assert MetaSampler(seed=0).plan(3) == []
