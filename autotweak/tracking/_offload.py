@@ -323,30 +323,58 @@ class OffloadingTracker(BaseTracker):
 
 
 # -- the child ------------------------------------------------------------------------
+# How the end of the parent shows on the connection: the end of the input (EOFError), or
+# an error when the parent closed it with an answer still unread (ConnectionResetError)
+# or before an answer was sent (BrokenPipeError). Either way nobody waits for an answer.
+_PARENT_GONE = (EOFError, BrokenPipeError, ConnectionResetError)
+
+
 def serve(conn: Connection) -> None:
-    """Build the tracker from the first message, then answer calls until the input ends."""
+    """Build the tracker from the first message, then answer calls until the parent is gone.
+
+    The parent going away at any point (closed the connection, or died) ends the child
+    quietly: every answer it waits for was sent before it closed, and a write that
+    was under way when it went is finished first.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the trials; the records finish
     try:
         path, factory = conn.recv()
-    except EOFError:  # the parent went away before it said what to build
+    except _PARENT_GONE:  # the parent went away before it said what to build
         return
     try:
         sys.path[:] = path
         tracker: BaseTracker = pickle.loads(factory)()
     except Exception as exc:
-        conn.send(("error", f"could not build the tracker: {type(exc).__name__}: {exc}"))
+        _send(conn, ("error", f"could not build the tracker: {type(exc).__name__}: {exc}"))
         return
-    conn.send(("ok", os.getpid()))
+    try:
+        if _send(conn, ("ok", os.getpid())):
+            _answer_calls(conn, tracker)
+    finally:
+        tracker.close()
+
+
+def _answer_calls(conn: Connection, tracker: BaseTracker) -> None:
     while True:
         try:
             method, args = conn.recv()
-        except EOFError:  # the parent closed the connection, or died
-            tracker.close()
+        except _PARENT_GONE:
             return
         try:
-            conn.send(("ok", getattr(tracker, method)(*args)))
+            answer = ("ok", getattr(tracker, method)(*args))
         except Exception as exc:
-            conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+            answer = ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        if not _send(conn, answer):
+            return
+
+
+def _send(conn: Connection, message: tuple[str, Any]) -> bool:
+    """Send ``message`` to the parent; ``False`` when it is gone."""
+    try:
+        conn.send(message)
+    except _PARENT_GONE:
+        return False
+    return True
 
 
 _CHILD = (

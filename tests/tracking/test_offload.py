@@ -20,10 +20,10 @@ from mlflow import MlflowClient
 import autotweak
 from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.tracking import BaseTracker, MlflowTracker, OffloadingTracker, TrialRecord, TrialStart
-from autotweak.tracking._offload import ENV_VAR, offload_mode
+from autotweak.tracking._offload import ENV_VAR, TrackerProcess, offload_mode
 from tests.conftest import objective
 from tests.helpers import mlflow_runs
-from tests.tracking.pid_tracker import PidTracker
+from tests.tracking.pid_tracker import NotingTracker, PidTracker
 
 
 def _start(number: int) -> TrialStart:
@@ -195,11 +195,62 @@ def test_a_killed_helper_loses_no_record(home: Path, mlflow_client: MlflowClient
         assert run.data.params == {"x": "0.5"}
 
 
+def _helper_ended_quietly(process: TrackerProcess, capfd: pytest.CaptureFixture[str]) -> None:
+    assert process._proc.returncode == 0
+    err = capfd.readouterr().err  # the helper writes to this process's stderr
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_a_helper_closed_before_it_was_ready_exits_quietly(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes"
+    process = TrackerProcess(functools.partial(NotingTracker, str(notes), build_s=1.0))
+    process.close()  # a short study ends while the helper still builds its tracker
+    _helper_ended_quietly(process, capfd)
+    assert notes.read_text() == "close\n"
+
+
+def test_a_helper_whose_ready_answer_was_never_read_exits_quietly(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes"
+    process = TrackerProcess(functools.partial(NotingTracker, str(notes)))
+    assert process._conn.poll(60)  # it said it is ready; nobody asked yet
+    process.close()
+    _helper_ended_quietly(process, capfd)
+    assert notes.read_text() == "close\n"
+
+
+def test_a_helper_cut_off_mid_write_finishes_it_and_exits_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes"
+    tracker = OffloadingTracker(
+        PidTracker(), functools.partial(NotingTracker, str(notes), write_s=1.0), mode="on"
+    )
+    process = tracker.process
+    assert process is not None and process.ready(timeout=60)
+    run_id = tracker.start_trial(_start(0))
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt  # Ctrl-C here while the helper writes
+
+    with monkeypatch.context() as patch:
+        patch.setattr(process, "_answer", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            tracker.end_trial(_record(run_id, 0))
+    tracker.end_trial(_record(run_id, 0))  # redone here: the helper is retired
+    tracker.close()
+    _helper_ended_quietly(process, capfd)
+    assert notes.read_text() == "end_trial 0\nclose\n"
+
+
 _ORPHAN = textwrap.dedent(
     """
     import os, sys
     sys.path[:0] = {path!r}
-    from tests.tracking.pid_tracker import PidTracker
+    from tests.tracking.pid_tracker import NotingTracker, PidTracker
     from autotweak.tracking import OffloadingTracker
     tracker = OffloadingTracker(PidTracker(), PidTracker, mode="on")
     assert tracker.process.ready(timeout=60)
