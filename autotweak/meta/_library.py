@@ -57,11 +57,8 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
     if any(p.when is not None for p in space.params):
         return None
     for path in model_paths():
-        try:
-            fitted = restrict(_load(path), space)
-        except MetaModelError as exc:
-            _log.warning("meta-model %s skipped: %s", path, exc)
-            continue
+        loaded = _found(*_version(path))
+        fitted = None if loaded is None else restrict(loaded, space)
         if fitted is not None:
             _log.info("meta-learner: using %s (%d past tasks)", path, fitted.n_tasks)
             return fitted
@@ -90,13 +87,31 @@ def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
 
 def _load(path: Path) -> MetaModel:
     """A model file, read once per version of the file (a refit to the same path is seen)."""
+    return _load_cached(*_version(path))
+
+
+def _version(path: Path) -> tuple[str, int]:
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
         mtime = 0  # load_meta_model reports the unreadable file
-    return _load_cached(str(path.resolve()), mtime)
+    return str(path.resolve()), mtime
 
 
 @lru_cache(maxsize=16)
 def _load_cached(path: str, mtime_ns: int) -> MetaModel:
     return load_meta_model(path)
+
+
+@lru_cache(maxsize=16)
+def _found(path: str, mtime_ns: int) -> MetaModel | None:
+    """A model found in the search path, or ``None`` if it cannot be used.
+
+    Cached, failures included: a bad file is read, and said to be skipped, once per
+    version of the file, not at every study.
+    """
+    try:
+        return _load_cached(path, mtime_ns)
+    except MetaModelError as exc:
+        _log.warning("meta-model %s skipped: %s", path, exc)
+        return None

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,13 @@ class MetaModel:
     def __post_init__(self) -> None:
         n_tasks, n_candidates = self.scores.shape
         if len(self.tasks) != n_tasks or len(self.descriptors) != n_tasks or len(self.n_trials) != n_tasks:
-            raise MetaModelError(f"a meta-model needs one name, descriptor and count per task ({n_tasks}).")
+            counts = (
+                f"{len(self.tasks)} names, {len(self.descriptors)} descriptors, {len(self.n_trials)} counts"
+            )
+            raise MetaModelError(
+                f"a meta-model needs one name, descriptor and count per task ({n_tasks} rows of scores), "
+                f"got {counts}."
+            )
         if self.units.shape != (n_candidates, len(self.space.tunable)):
             raise MetaModelError(
                 f"candidates must be ({n_candidates}, {len(self.space.tunable)}) unit points, "
@@ -129,27 +135,62 @@ def load_meta_model(path: str | os.PathLike[str]) -> MetaModel:
     """Read a meta-model file written by :meth:`MetaModel.save`.
 
     Raises:
-        MetaModelError: If the file is unreadable, not a meta-model, or of another format
-            version (the message names the file, the version found and the one supported).
+        MetaModelError: If the file is unreadable (missing, empty, truncated, corrupted),
+            not a meta-model, of another format version, or has a malformed header or
+            arrays; the message names the file and what is wrong with it.
     """
     path = Path(path)
+    header, arrays = _read(path)
+    _check_header(path, header)
+    _check_fields(path, header, arrays)
+    try:
+        space = SearchSpace.from_dict(header["space"]["params"], name=header["space"]["name"])
+    except AutotweakError as exc:
+        raise _damaged(path, f"header field 'space' must be a valid search space, got: {exc}") from None
+    try:
+        return MetaModel(
+            space=space,
+            tasks=tuple(header["tasks"]),
+            descriptors=tuple(header["descriptors"]),
+            units=arrays["units"].astype(np.float64),
+            scores=arrays["scores"].astype(np.float64),
+            n_trials=arrays["n_trials"].astype(np.int64),
+            info=header["info"],
+        )
+    except MetaModelError as exc:
+        raise _damaged(path, str(exc).rstrip(".")) from None
+
+
+_ARRAYS = {"units": 2, "scores": 2, "n_trials": 1}  # name: number of dimensions
+
+
+def _read(path: Path) -> tuple[Any, dict[str, NDArray[Any]]]:
     try:
         with np.load(path, allow_pickle=False) as data:
+            for name in ("header", *_ARRAYS):
+                if name not in data.files:
+                    raise KeyError(name)
             header = json.loads(str(data["header"]))
-            arrays = {name: data[name] for name in ("units", "scores", "n_trials")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise MetaModelError(f"{path}: must be a meta-model file written by autotweak, got {exc}") from None
-    _check_header(path, header)
-    space = SearchSpace.from_dict(header["space"]["params"], name=header["space"]["name"])
-    return MetaModel(
-        space=space,
-        tasks=tuple(header["tasks"]),
-        descriptors=tuple(header["descriptors"]),
-        units=arrays["units"].astype(np.float64),
-        scores=arrays["scores"].astype(np.float64),
-        n_trials=arrays["n_trials"].astype(np.int64),
-        info=header.get("info", {}),
-    )
+            arrays = {name: data[name] for name in _ARRAYS}
+    # A damaged file fails in zipfile, zlib, numpy or json, each in its own way (BadZipFile,
+    # zlib.error, EOFError, struct.error, ...): all of them mean that it cannot be read.
+    except Exception as exc:
+        raise MetaModelError(
+            f"{path}: must be a meta-model file written by autotweak, got {_unreadable(path, exc)}; "
+            "refit it with `autotweak meta fit`."
+        ) from None
+    return header, arrays
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """What went wrong reading ``path``, in words."""
+    if isinstance(exc, OSError):
+        return f"a file that cannot be opened ({exc.strerror or exc})"
+    if path.stat().st_size == 0:
+        return "an empty file"
+    if isinstance(exc, KeyError):
+        return f"an archive without the {exc} array"
+    return f"a file that cannot be read ({type(exc).__name__}: {exc}; truncated or corrupted?)"
 
 
 def _check_header(path: Path, header: Any) -> None:
@@ -162,3 +203,42 @@ def _check_header(path: Path, header: Any) -> None:
             f"{path}: 'format_version' must be {FORMAT_VERSION} (what this autotweak reads), got {version!r} "
             f"(written by autotweak {written}); refit it with `autotweak meta fit`."
         )
+
+
+def _list_of(kind: type) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, list) and all(isinstance(item, kind) for item in value)
+
+
+def _is_mapping(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_space(value: Any) -> bool:
+    return _is_mapping(value) and isinstance(value.get("name"), str) and _is_mapping(value.get("params"))
+
+
+_HEADER_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "space": ("a mapping with a 'name' and 'params'", _is_space),
+    "tasks": ("a list of task names", _list_of(str)),
+    "descriptors": ("a list of mappings, one per task", _list_of(dict)),
+    "info": ("a mapping", _is_mapping),
+}
+
+
+def _check_fields(path: Path, header: dict[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
+    """Each header field and array has the type :meth:`MetaModel.save` wrote it with."""
+    for name, (rule, holds) in _HEADER_FIELDS.items():
+        if name not in header:
+            raise _damaged(path, f"header field {name!r} must be {rule}, got no {name!r} field")
+        if not holds(header[name]):
+            raise _damaged(path, f"header field {name!r} must be {rule}, got {name}={header[name]!r:.80}")
+    for name, ndim in _ARRAYS.items():
+        array = arrays[name]
+        if array.ndim != ndim or not np.issubdtype(array.dtype, np.number):
+            raise _damaged(
+                path, f"array {name!r} must be {ndim}-D numbers, got shape {array.shape} of {array.dtype}"
+            )
+
+
+def _damaged(path: Path, what: str) -> MetaModelError:
+    return MetaModelError(f"{path}: {what}; the file is damaged, refit it with `autotweak meta fit`.")
