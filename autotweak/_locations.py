@@ -12,6 +12,7 @@ __all__ = [
     "DEFAULT_HOME",
     "artifact_root",
     "default_home",
+    "missing_sqlite_file",
     "redact",
     "resolve_storage_url",
     "resolve_tracking_uri",
@@ -65,6 +66,18 @@ def model_files(suffix: str) -> list[Path]:
     here = Path(__file__).resolve().parent
     folders += [here / "_data" / "meta", here.parent / "meta"]
     return [path for folder in folders if folder.is_dir() for path in sorted(folder.glob("*" + suffix))]
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The database file a ``sqlite:///`` URL names when it does not exist (else ``None``).
+
+    Readers check this first: SQLAlchemy would create an empty database for a misspelled path.
+    """
+    scheme, sep, rest = url.partition(":///")
+    if not sep or not scheme.startswith("sqlite") or rest in ("", ":memory:"):
+        return None
+    path = Path(rest.split("?", 1)[0])
+    return None if path.exists() else path
 
 
 def redact(url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,9 +40,20 @@ def meta() -> None:
 )
 @click.option("--optuna", "storage", help="Optuna storage URL to read studies from.")
 @click.option("--study", "studies", multiple=True, help="Optuna study name (repeat; default: all).")
-@click.option("--metric", help="Metric of the MLflow runs (default: the spec's).")
 @click.option(
-    "--direction", type=click.Choice(["maximize", "minimize"]), help="Default: the spec's, else maximize."
+    "--metric", help="Metric of the MLflow runs (default: the spec's) or value column of the tables."
+)
+@click.option(
+    "--direction",
+    type=click.Choice(["maximize", "minimize"]),
+    help="The metric's direction where a source does not record it (default: the spec's, else maximize).",
+)
+@click.option(
+    "--rename",
+    "renames",
+    multiple=True,
+    metavar="RECORDED=NAME",
+    help="Map a recorded param name onto the space's (repeat).",
 )
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Model file to write (.npz).")
 def meta_fit(
@@ -53,27 +65,35 @@ def meta_fit(
     studies: tuple[str, ...],
     metric: str | None,
     direction: str | None,
+    renames: tuple[str, ...],
     out: str,
 ) -> None:
     """Fit a meta-model on past histories and save it (a versioned .npz file).
 
     Sources can be mixed: long-format tables (BENCHMARK.md's format or the generic one,
     see docs/histories.md), MLflow experiments (any runs with params and the metric),
-    Optuna studies. Records that cannot be used are skipped and counted by reason.
+    Optuna studies. Params are mapped onto the space (--rename for renamed ones; with a
+    spec as --space, a param a record lacks is taken from the spec's base config).
+    Records that cannot be used are skipped and counted by reason.
     """
     from autotweak.meta import Histories, fit_meta_model, read_mlflow, read_optuna, read_table
 
-    space, spec_metric, spec_direction = _space_of(space_ref)
-    metric = metric or spec_metric
-    orientation: Any = direction or spec_direction or "maximize"
-    parts: list[Histories] = [read_table(path, space=space) for path in tables]
+    target = _target_of(space_ref)
+    space = target.space
+    mapping = dict(_rename(r) for r in renames)
+    orientation: Any = direction or target.direction or "maximize"
+    common: dict[str, Any] = {"space": space, "renames": mapping, "base": target.base}
+    parts: list[Histories] = [
+        read_table(path, metric=metric, direction=orientation, **common) for path in tables
+    ]
     if tracking_uri:
-        if not metric:
+        runs_metric = metric or target.metric
+        if not runs_metric:
             raise AutotweakError("--metric is needed to read MLflow runs (or pass a spec as --space).")
         names = list(experiments) or None
-        parts.append(read_mlflow(tracking_uri, names, metric=metric, direction=orientation, space=space))
+        parts.append(read_mlflow(tracking_uri, names, metric=runs_metric, direction=orientation, **common))
     if storage:
-        parts.append(read_optuna(storage, list(studies) or None, space=space))
+        parts.append(read_optuna(storage, list(studies) or None, **common))
     if not parts:
         raise AutotweakError("name at least one history source: --table, --mlflow or --optuna.")
     histories = Histories.combine(parts)
@@ -108,7 +128,14 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
     from autotweak.meta import MetaSampler
     from autotweak.spec import Component, load_experiment
 
+    _console.configure_logging(0)  # a model file skipped on the way is worth a warning
     experiment = load_experiment(spec, check_objective=False)
+    conditional = [p.name for p in experiment.space.params if p.when is not None]
+    if conditional:
+        raise AutotweakError(
+            f"the meta-learner needs a space without conditional parameters; the space of {spec} has "
+            f"{', '.join(conditional)} (optimize runs plain TPE there)."
+        )
     args = dict(experiment.sampler.args) if experiment.sampler.name == "meta" else {}
     args["model"] = model or args.get("model", "auto")
     sampler = cast(MetaSampler, build_sampler(Component("meta", args), experiment.space, experiment.seed))
@@ -124,7 +151,12 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
         _console.line(json.dumps([p.to_dict() for p in proposals], indent=2, default=str))
         return
     _console.line(f"meta-model: {fitted.n_tasks} past tasks, {len(fitted.units)} candidates")
-    if base is not None:
+    if experiment.sampler.name != "meta":
+        _console.line(
+            f"note: the spec's sampler is {experiment.sampler.name!r}, so optimize does not use these "
+            "proposals; with `sampler: meta` (the default) it starts with them."
+        )
+    elif base is not None:
         _console.line("after the base config, which optimize runs first (trial 0):")
     for rank, p in enumerate(proposals, start=1):
         config = ", ".join(f"{k}={_fmt(v)}" for k, v in p.params.items())
@@ -133,15 +165,25 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
         )
         _console.line(f"{rank}. {config}")
         _console.line(f"   predicted {p.predicted:.2f} ± {p.uncertainty:.2f}; from {sources}")
-    if len(proposals) > sampler.n_meta:
+    if experiment.sampler.name == "meta" and len(proposals) > sampler.n_meta:
         _console.line(
             f"optimize serves the first {sampler.n_meta} (sampler.args.n_meta), "
             f"then {type(sampler.base).__name__}"
         )
 
 
-def _space_of(ref: str) -> tuple[SearchSpace, str | None, str | None]:
-    """A space (and the metric and direction when ``ref`` is an experiment spec)."""
+@dataclass(frozen=True)
+class _Target:
+    """What ``--space`` says: the space, and the metric, direction and base config of a spec."""
+
+    space: SearchSpace
+    metric: str | None = None
+    direction: str | None = None
+    base: dict[str, Any] = field(default_factory=dict)
+
+
+def _target_of(ref: str) -> _Target:
+    """The space of a library name, a space file or an experiment spec (with its metric and base)."""
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.exists():
         import yaml
@@ -151,8 +193,16 @@ def _space_of(ref: str) -> tuple[SearchSpace, str | None, str | None]:
             from autotweak.spec import load_experiment
 
             experiment = load_experiment(path, check_objective=False)
-            return experiment.space, experiment.metric.name, experiment.metric.direction
-    return load_space(ref), None, None
+            metric = experiment.metric
+            return _Target(experiment.space, metric.name, metric.direction, dict(experiment.base))
+    return _Target(load_space(ref))
+
+
+def _rename(text: str) -> tuple[str, str]:
+    recorded, sep, name = text.partition("=")
+    if not sep or not recorded.strip() or not name.strip():
+        raise click.BadParameter(f"must be RECORDED=NAME, got {text!r}.", param_hint="'--rename'")
+    return recorded.strip(), name.strip()
 
 
 def _fmt(value: object) -> str:

@@ -106,7 +106,7 @@ def fit_meta_model(
     if not usable:
         raise MetaModelError(
             f"no past task has at least {min_trials} complete trials with different scores "
-            f"({len(histories.tasks)} tasks read; {skipped.summary()})."
+            f"({len(histories.tasks)} tasks read; reading them: {histories.skipped.summary()})."
         )
     units = _candidates(space, [x for _, x, _ in usable], n_design, seed)
     scores = np.vstack([_predict(x, y, units, seed) for _, x, y in usable])

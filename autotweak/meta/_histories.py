@@ -24,9 +24,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from autotweak._locations import missing_sqlite_file
 from autotweak.exceptions import AutotweakError
 
-__all__ = ["Direction", "Histories", "HistoryError", "PastTrial", "SkipReport", "TaskHistory"]
+__all__ = ["Direction", "Histories", "HistoryError", "PastTrial", "SkipReport", "TaskHistory", "absent_file"]
 
 Direction = Literal["maximize", "minimize"]
 
@@ -161,7 +162,14 @@ class Histories:
         names = [task.name for task in self.tasks]
         duplicates = sorted(name for name, n in Counter(names).items() if n > 1)
         if duplicates:
-            raise HistoryError(f"task names must be unique across histories, got duplicates {duplicates}")
+            name = duplicates[0]
+            sources = [task.source or "?" for task in self.tasks if task.name == name]
+            raise HistoryError(
+                f"task names must be unique across histories, got {len(duplicates)} duplicate(s) "
+                f"{duplicates}: {name!r} is read from {' and from '.join(sources)}. autotweak writes each "
+                "study to both its Optuna storage and its MLflow experiment: read one of the two, or "
+                "choose the studies / experiments to read."
+            )
 
     @property
     def n_trials(self) -> int:
@@ -192,3 +200,14 @@ class Histories:
         for part in parts:
             skipped = skipped.merge(part.skipped)
         return cls(tuple(task for part in parts for task in part.tasks), skipped)
+
+
+def absent_file(url: str, what: str) -> None:
+    """Refuse a ``sqlite:///`` URL whose file does not exist (reading must not create a store).
+
+    Raises:
+        HistoryError: Naming the URL and the missing file.
+    """
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise HistoryError(f"{url}: must name {what} that exists, got no file at {missing}.")

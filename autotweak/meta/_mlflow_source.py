@@ -29,7 +29,15 @@ from mlflow import MlflowClient
 from mlflow.entities import Experiment, Run, RunStatus, ViewType
 
 from autotweak._locations import redact
-from autotweak.meta._histories import Direction, Histories, HistoryError, PastTrial, SkipReport, TaskHistory
+from autotweak.meta._histories import (
+    Direction,
+    Histories,
+    HistoryError,
+    PastTrial,
+    SkipReport,
+    TaskHistory,
+    absent_file,
+)
 from autotweak.meta._mapping import ParamMapper
 from autotweak.space import SearchSpace
 
@@ -94,8 +102,9 @@ def read_mlflow(
     """
     if direction not in get_args(Direction):
         raise HistoryError(f"'direction' must be 'maximize' or 'minimize', got {direction!r}.")
-    client = MlflowClient(tracking_uri=tracking_uri)
     where = redact(tracking_uri)
+    absent_file(tracking_uri, "an MLflow store")
+    client = MlflowClient(tracking_uri=tracking_uri)
     found = _experiments(client, experiments, where)
     reading = _Reading(client, metric, task_key, curves, ParamMapper(space, renames, base), SkipReport())
     by_task: dict[str, list[PastTrial]] = {}

@@ -25,7 +25,15 @@ from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._locations import redact
-from autotweak.meta._histories import Direction, Histories, HistoryError, PastTrial, SkipReport, TaskHistory
+from autotweak.meta._histories import (
+    Direction,
+    Histories,
+    HistoryError,
+    PastTrial,
+    SkipReport,
+    TaskHistory,
+    absent_file,
+)
 from autotweak.meta._mapping import ParamMapper
 from autotweak.space import SearchSpace
 
@@ -66,6 +74,8 @@ def read_optuna(
         'optuna:s#0'
     """
     where = "an in-memory storage" if not isinstance(storage, str) else redact(storage)
+    if isinstance(storage, str):
+        absent_file(storage, "an Optuna storage")
     store = optuna.storages.get_storage(storage) if isinstance(storage, str) else storage
     summaries = {s.study_name: s for s in store.get_all_studies()}
     names = list(studies) if studies is not None else sorted(summaries)

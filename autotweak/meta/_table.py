@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Mapping
@@ -65,6 +66,7 @@ BENCHMARK_KEYS = ("task", "config_id", "step")
 BENCHMARK_OTHER = ("val_score", "test_score", "fit_seconds")
 PARAM_PREFIXES = ("param.", "params.")
 TAG_PREFIX = "tag."
+GENERIC_COLUMNS = ("task", "trial", "value", "step", "direction", "complete")
 
 
 def read_table(
@@ -74,6 +76,7 @@ def read_table(
     metric: str | None = None,
     direction: Direction = "maximize",
     renames: Mapping[str, str] | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> Histories:
     """Read a long-format table (see the module's docs for both formats).
 
@@ -83,6 +86,7 @@ def read_table(
         metric: The value column (``val_score`` / ``value`` if not given).
         direction: The metric's direction where the table does not say.
         renames: Recorded param name -> the space's name.
+        base: Values for params a trial lacks (e.g. the experiment's base config).
 
     Raises:
         HistoryError: If the table breaks a rule of its format.
@@ -97,9 +101,9 @@ def read_table(
     table = _load(source)
     columns = list(table.frame.columns)
     if "config_id" in columns:
-        histories = _read_benchmark(table, space, metric or "val_score", direction, renames)
+        histories = _read_benchmark(table, space, metric or "val_score", direction, renames, base)
     elif "trial" in columns:
-        histories = _read_generic(table, space, metric or "value", direction, renames)
+        histories = _read_generic(table, space, metric or "value", direction, renames, base)
     else:
         raise table.fail(
             "a history table must have a 'config_id' column (BENCHMARK.md format: task, config_id, "
@@ -200,6 +204,7 @@ def _read_benchmark(
     metric: str,
     direction: Direction,
     renames: Mapping[str, str] | None,
+    base: Mapping[str, Any] | None,
 ) -> Histories:
     layout = "the BENCHMARK.md format has task, config_id, step, val_score and one column per hyperparameter"
     require(table, (*BENCHMARK_KEYS, "val_score"), layout)
@@ -231,7 +236,7 @@ def _read_benchmark(
             raise table.fail(str(exc)) from None
     ids = firsts["config_id"].tolist()
     sources = [f"table:{table.label}#{t}/{c}" for t, c in zip(firsts["task"].tolist(), ids, strict=True)]
-    mapper = ParamMapper(space, renames)
+    mapper = ParamMapper(space, renames, base)
     skipped = SkipReport()
     trials = _trials(frame, ["task", "config_id"], metric, "step", params, sources, mapper, skipped)
     skipped.notes.update(mapper.notes)
@@ -250,6 +255,7 @@ def _read_generic(
     metric: str,
     direction: Direction,
     renames: Mapping[str, str] | None,
+    base: Mapping[str, Any] | None,
 ) -> Histories:
     layout = (
         "the generic format has task, trial, value, optional step, direction, complete, param.* and tag.*"
@@ -261,6 +267,7 @@ def _read_generic(
     if step:
         check_kind(table, step, "integer")
     check_kind(table, metric, "float")
+    ignored = _unknown_columns(table, columns, metric)
     param_columns = {c: c.split(".", 1)[1] for c in columns if c.startswith(PARAM_PREFIXES)}
     if not param_columns:
         raise table.fail(f"the table must have at least one 'param.<name>' column, got columns {columns}.")
@@ -280,16 +287,39 @@ def _read_generic(
     firsts = grouped[["task", "trial"]].head(1)
     pairs = zip(firsts["task"].tolist(), firsts["trial"].tolist(), strict=True)
     sources = [f"table:{table.label}#{t}/{n}" for t, n in pairs]
-    mapper = ParamMapper(space, renames)
+    mapper = ParamMapper(space, renames, base)
     skipped = SkipReport()
     trials = _trials(frame, ["task", "trial"], metric, step, params, sources, mapper, skipped, complete)
     skipped.notes.update(mapper.notes)
+    for column in ignored:
+        skipped.note(f"column {column!r} ignored (not a column of the generic format)")
     descriptors = _descriptors(frame, [c for c in columns if c.startswith(TAG_PREFIX)])
     tasks = tuple(
         TaskHistory(name, directions[name], tuple(found), descriptors.get(name, {}), f"table:{table.where}")
         for name, found in trials.items()
     )
     return Histories(tasks, skipped)
+
+
+def _unknown_columns(table: Table, columns: list[str], metric: str) -> list[str]:
+    """Columns the generic format does not read; one that looks like a misspelling is refused."""
+    plain = list(dict.fromkeys([*GENERIC_COLUMNS, metric]))
+    prefixes = [p.rstrip(".") for p in (*PARAM_PREFIXES, TAG_PREFIX)]
+    unknown = [c for c in columns if c not in plain and not c.startswith((*PARAM_PREFIXES, TAG_PREFIX))]
+    for column in unknown:
+        head, dot, rest = column.partition(".")
+        near = difflib.get_close_matches(head, prefixes, n=1, cutoff=0.6) if dot else []
+        guess = (
+            f"{near[0]}.{rest}"
+            if near
+            else next(iter(difflib.get_close_matches(column, plain, 1, 0.75)), None)
+        )
+        if guess is not None:
+            raise table.fail(
+                f"column {column!r} is not a column of the generic format (task, trial, {metric}, step, "
+                f"direction, complete, param.<name>, tag.<name>); did you mean {guess!r}?"
+            )
+    return unknown
 
 
 def _missing(value: Any) -> bool:

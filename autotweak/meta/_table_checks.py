@@ -6,6 +6,7 @@ and the rule, with the bad value and its row.
 
 from __future__ import annotations
 
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,34 @@ def check_kind(table: Table, column: str, kind: str) -> None:
             f"column {column!r} must hold whole numbers, got {show(series.iloc[row])} at row {row}."
         )
     if not numeric:
-        shown = show(series.iloc[0]) if len(series) else None
-        raise table.fail(f"column {column!r} must be of {kind} type, got {series.dtype} (e.g. {shown}).")
+        first = _first_non_number(series)
+        shown = f"{show(series.iloc[first])} at row {first}" if first is not None else f"dtype {series.dtype}"
+        raise table.fail(f"column {column!r} must be of {kind} type, got {shown}.")
+
+
+def _first_non_number(series: pd.Series) -> int | None:
+    """The row of the first cell that is not a number (a missing cell is one).
+
+    Text that does not read as a number comes first: in a CSV column with one bad cell,
+    every cell is text.
+    """
+    cells = series.tolist()
+    unreadable = [i for i, v in enumerate(cells) if isinstance(v, str) and not _reads_as_number(v)]
+    other = [i for i, v in enumerate(cells) if v is not None and not _is_number(v)]
+    rows = unreadable or other
+    return rows[0] if rows else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool | np.bool_)
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def show(value: Any) -> str:

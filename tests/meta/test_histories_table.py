@@ -110,7 +110,7 @@ def test_benchmark_rows_mapped_onto_a_given_space_with_renames(hgb_slice: Path) 
         (lambda f: f.drop(columns=["config_id"]), "must have a 'config_id' column"),
         (
             lambda f: f.assign(val_score="high"),
-            "column 'val_score' must be of float type, got str (e.g. 'high')",
+            "column 'val_score' must be of float type, got 'high' at row 0",
         ),
         (
             lambda f: f.assign(step=f.step * 0.5).sort_values("step"),

@@ -1,0 +1,186 @@
+"""`autotweak meta fit` and `suggest` on a user's own histories: what reaches the readers, what is said."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from autotweak.cli import main
+from autotweak.meta import MetaSampler, load_meta_model
+
+SPACE = {"x": {"type": "float", "low": -5.0, "high": 5.0}, "k": {"type": "int", "low": 1, "high": 9}}
+
+
+def _losses(n_tasks: int = 3, n_trials: int = 12, peak: float = 1.0) -> pd.DataFrame:
+    """A generic table of losses, lowest at x = ``peak`` on every task (no direction column)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for t in range(n_tasks):
+        for i, x in enumerate(rng.uniform(-5, 5, n_trials)):
+            rows.append(
+                {"task": f"t{t}", "trial": i, "value": (x - peak) ** 2, "param.x": x, "param.k": 1 + i % 9}
+            )
+    return pd.DataFrame(rows)
+
+
+def _first_x(model: Path) -> float:
+    return float(MetaSampler(load_meta_model(model)).plan(1)[0].params["x"])
+
+
+@pytest.fixture
+def space_file(tmp_path: Path) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({"name": "toy", "params": SPACE}))
+    return path
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    """An experiment spec on the toy space: a loss (minimize) and a base config setting k."""
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "toy",
+                "objective": "examples.sklearn_wine:train",
+                "base": {"x": 0.0, "k": 3},
+                "tweaks": {"params": SPACE},
+                "metric": {"name": "loss", "direction": "minimize"},
+            }
+        )
+    )
+    return path
+
+
+def _table(tmp_path: Path, frame: pd.DataFrame, name: str = "runs.csv") -> Path:
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _fit(space: Path, table: Path, *options: str, out: Path | str = "m.npz") -> None:
+    main(["meta", "fit", "--space", str(space), "--table", str(table), *options, "--out", str(out)])
+
+
+def _refused(capsys: pytest.CaptureFixture[str], *args: object, **kwargs: object) -> str:
+    """The error ``meta fit`` prints (whitespace squeezed); it must exit with status 2."""
+    with pytest.raises(SystemExit) as caught:
+        _fit(*args, **kwargs)
+    assert caught.value.code == 2
+    return " ".join(capsys.readouterr().err.split())
+
+
+def test_a_table_is_read_in_the_direction_given(tmp_path, space_file, capsys):
+    """Losses read as losses: the first proposal is near the loss's minimum, not at an edge."""
+    table = _table(tmp_path, _losses())
+    for direction in ("minimize", "maximize"):
+        _fit(space_file, table, "--direction", direction, out=tmp_path / f"{direction}.npz")
+    capsys.readouterr()
+    assert abs(_first_x(tmp_path / "minimize.npz") - 1.0) < 1.5
+    assert abs(_first_x(tmp_path / "maximize.npz") - 1.0) > 3.0
+
+
+def test_a_spec_gives_the_direction_and_the_base_config_and_renames_apply(tmp_path, spec, capsys):
+    frame = _losses().drop(columns=["param.k"]).rename(columns={"param.x": "param.learning_x"})
+    out = tmp_path / "spec.npz"
+    _fit(spec, _table(tmp_path, frame), "--rename", "learning_x=x", out=out)
+    printed = capsys.readouterr().out
+    assert "read 3 task(s), 36 trial(s); no record skipped" in printed
+    assert "36 x param 'k' filled from the base config" in printed
+    assert abs(_first_x(out) - 1.0) < 1.5  # the spec says minimize
+
+
+def test_a_bad_rename_is_refused(tmp_path, space_file, capsys):
+    err = _refused(capsys, space_file, _table(tmp_path, _losses()), "--rename", "x")
+    assert "'--rename': must be RECORDED=NAME, got 'x'" in err
+
+
+def test_a_failed_fit_says_which_records_were_skipped_and_why(tmp_path, space_file, capsys):
+    frame = _losses().rename(columns={"param.x": "param.learning_x"})
+    err = _refused(capsys, space_file, _table(tmp_path, frame), out=tmp_path / "m.npz")
+    assert "no past task has at least 5 complete trials" in err
+    assert "36 records skipped: 36 x param 'x' is missing" in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("renamed", "guess"),
+    [
+        ("direction", "direciton"),
+        ("complete", "completed"),
+        ("param.x", "parm.x"),
+        ("tag.domain", "tags.domain"),
+    ],
+)
+def test_a_misspelled_column_is_refused_with_a_guess(tmp_path, space_file, capsys, renamed, guess):
+    frame = _losses().assign(direction="minimize", complete=True, **{"tag.domain": "tab"})
+    err = _refused(capsys, space_file, _table(tmp_path, frame.rename(columns={renamed: guess})))
+    assert f"column '{guess}' is not a column of the generic format" in err
+    assert f"did you mean '{renamed}'?" in err
+
+
+def test_other_columns_are_ignored_and_said_so(tmp_path, space_file, capsys):
+    _fit(space_file, _table(tmp_path, _losses().assign(duration=1.5)), out=tmp_path / "m.npz")
+    assert "1 x column 'duration' ignored (not a column of the generic format)" in capsys.readouterr().out
+
+
+def test_a_non_number_cell_is_cited_by_its_row(tmp_path, space_file, capsys):
+    frame = _losses()
+    frame["value"] = frame["value"].astype(object)
+    frame.loc[5, "value"] = "diverged"
+    err = _refused(capsys, space_file, _table(tmp_path, frame))
+    assert "column 'value' must be of float type, got 'diverged' at row 5" in err
+
+
+@pytest.mark.parametrize("source", ["--optuna", "--mlflow"])
+def test_a_misspelled_sqlite_store_is_refused_and_not_created(tmp_path, space_file, capsys, source):
+    missing = tmp_path / "nope.db"
+    args = ["meta", "fit", "--space", str(space_file), source, f"sqlite:///{missing}", "--out", "m.npz"]
+    with pytest.raises(SystemExit):
+        main([*args, "--metric", "loss"] if source == "--mlflow" else args)
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"got no file at {missing}" in err
+    assert not missing.exists()
+
+
+def test_the_same_study_in_both_stores_is_named_with_its_sources(tmp_path, spec, capsys):
+    """autotweak writes a study to Optuna and MLflow under one name: reading both says so."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    study = optuna.create_study(storage=storage, study_name="toy", direction="minimize")
+    study.optimize(
+        lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2 + t.suggest_int("k", 1, 9) * 0, n_trials=6
+    )
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("toy", artifact_location=(tmp_path / "art").as_uri())
+    for trial in study.trials:
+        run = client.create_run(experiment)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[mlflow.entities.Metric("loss", float(trial.value), 0, 0)],
+            params=[mlflow.entities.Param(k, str(v)) for k, v in trial.params.items()],
+        )
+        client.set_terminated(run.info.run_id)
+    with pytest.raises(SystemExit):
+        main(["meta", "fit", "--space", str(spec), "--optuna", storage, "--mlflow", uri, "--out", "m.npz"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert "'toy' is read from mlflow:" in err and f"and from optuna:{storage}#toy" in err
+    assert "read one of the two" in err
+
+
+def test_suggest_says_when_the_spec_does_not_use_the_proposals(tmp_path, capsys):
+    path = tmp_path / "tpe.yaml"
+    table = Path(__file__).resolve().parents[2] / "examples" / "sklearn_wine.yaml"
+    spec = yaml.safe_load(table.read_text()) | {"sampler": {"name": "tpe"}}
+    path.write_text(yaml.safe_dump(spec))
+    main(["suggest", str(path), "-k", "2"])
+    printed = capsys.readouterr().out
+    assert "the spec's sampler is 'tpe', so optimize does not use these proposals" in printed
+    assert "optimize runs first" not in printed
