@@ -10,6 +10,8 @@ worker computes the same decision for the same storage state.
 Where the model cannot speak, a classic rule decides (Optuna's ``MedianPruner`` by
 default): no model fits the trial's parameters, fewer than ``n_startup_trials`` trials
 have completed (the top k is not known yet), or the full length of training is unknown.
+A trial that has reached the full length of training is never pruned, by either rule: its
+result is complete, and stopping it would save nothing.
 
 When it prunes, the pruner writes what it saw into the trial's user attributes
 (``autotweak.pruner.*``); the engine copies them to the trial's MLflow run.
@@ -55,7 +57,8 @@ class Decision:
 
     Attributes:
         prune: Whether to stop the trial.
-        rule: ``"learned"``, the fallback's name, or ``"warmup"`` (before ``min_steps``).
+        rule: ``"learned"``, the fallback's name, ``"warmup"`` (before ``min_steps``) or
+            ``"complete"`` (at or past ``n_steps``: never pruned).
         step: The trial's last step.
         p_top_k: Probability of ending in the top k (learned rule only).
         predicted: Predicted final score: 10%, 50% and 90% quantiles (learned rule only).
@@ -181,6 +184,8 @@ class LearnedCurvePruner(BasePruner):
         snapshot = StudyView(study, trials=study.get_trials(deepcopy=False))
         complete = [t for t in snapshot.get_trials(False, (TrialState.COMPLETE,)) if t.value is not None]
         n_steps = self.n_steps or max((t.last_step or 0 for t in complete), default=0) or None
+        if n_steps is not None and step >= n_steps:  # trained in full: stopping it saves nothing
+            return Decision(False, "complete", step, n_complete=len(complete))
         min_steps = self.min_steps if self.min_steps is not None else math.ceil(MIN_FRACTION * (n_steps or 0))
         if step < min_steps:
             return Decision(False, "warmup", step, n_complete=len(complete))
