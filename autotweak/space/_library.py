@@ -42,19 +42,22 @@ def available_spaces() -> dict[str, Path]:
     return found
 
 
-def load_space(name_or_path: str | os.PathLike[str]) -> SearchSpace:
+def load_space(name_or_path: str | os.PathLike[str], *, base_dir: Path | None = None) -> SearchSpace:
     """Load a space by library name (``"mlp"``) or from a YAML file path.
+
+    A relative path is looked up in ``base_dir`` (an experiment file's folder) first, then
+    in the working directory.
 
     Example:
         >>> space = load_space("hgb")
         >>> space.names[:2]
         ['learning_rate', 'max_leaf_nodes']
     """
-    return _load(str(name_or_path), chain=())
+    return _load(str(name_or_path), chain=(), base_dir=base_dir)
 
 
-def _load(ref: str, chain: tuple[str, ...]) -> SearchSpace:
-    path = _resolve(ref)
+def _load(ref: str, chain: tuple[str, ...], base_dir: Path | None) -> SearchSpace:
+    path = _resolve(ref, base_dir)
     if str(path) in chain:
         raise SpaceError(f"'extends' must not form a cycle, got {' -> '.join((*chain, str(path)))}.")
     try:
@@ -63,7 +66,9 @@ def _load(ref: str, chain: tuple[str, ...]) -> SearchSpace:
         raise SpaceError(f"is not valid YAML: {exc}", source=str(path)) from None
     where = Where(str(path))
     data = as_mapping(raw, where, SpaceError)
-    return space_from_definition(data, where, chain=(*chain, str(path)), default_name=path.stem)
+    return space_from_definition(
+        data, where, chain=(*chain, str(path)), default_name=path.stem, base_dir=path.parent
+    )
 
 
 def space_from_definition(
@@ -72,8 +77,13 @@ def space_from_definition(
     *,
     chain: tuple[str, ...] = (),
     default_name: str = "",
+    base_dir: Path | None = None,
 ) -> SearchSpace:
-    """Build a space from a library-file mapping (also used for an experiment's ``tweaks``)."""
+    """Build a space from a library-file mapping (also used for an experiment's ``tweaks``).
+
+    ``extends`` names a library space or a YAML file, relative to ``base_dir`` (the folder of
+    the file that holds the mapping) or else to the working directory.
+    """
     data = as_mapping(data, where, SpaceError)
     check_keys(data, where, allowed=_FILE_KEYS, cls=SpaceError)
     name = str(data.get("name", default_name))
@@ -85,7 +95,7 @@ def space_from_definition(
             )
         space = SearchSpace.from_dict(data.get("params") or {}, name=name, where=where.child("params"))
     else:
-        parent = _load(as_str(parent_ref, where.child("extends")), chain)
+        parent = _extended(as_str(parent_ref, where.child("extends")), where, chain, base_dir)
         drop = data.get("drop") or []
         if not isinstance(drop, list):
             raise where.child("drop").fail("must be a list of parameter names", drop, SpaceError)
@@ -94,20 +104,35 @@ def space_from_definition(
     return SearchSpace(space.params, name=name, description=description)
 
 
-def _resolve(ref: str) -> Path:
+def _extended(ref: str, where: Where, chain: tuple[str, ...], base_dir: Path | None) -> SearchSpace:
+    """The space ``extends`` names; a wrong name is reported at the ``extends`` field."""
+    try:
+        return _load(ref, chain, base_dir)
+    except SpaceError as exc:
+        if exc.source is not None or exc.field is not None:
+            raise
+        raise SpaceError(exc.rule, source=where.source, field=where.child("extends").field) from None
+
+
+def _resolve(ref: str, base_dir: Path | None) -> Path:
     if ref.endswith((".yaml", ".yml")) or os.sep in ref:
         path = Path(ref)
-        if not path.is_file():
-            raise SpaceError(f"search space file {ref!r} does not exist.")
-        return path
+        # The file's own folder first, as for the objective; then the working directory, which
+        # was the only place looked at before (kept so that existing specs still load).
+        candidates = [path] if path.is_absolute() or base_dir is None else [base_dir / path, path]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        looked = " or ".join(repr(str(c)) for c in candidates)
+        raise SpaceError(f"must name an existing search space file ({looked}), got {ref!r}.")
     spaces = available_spaces()
     if ref not in spaces:
         import difflib
 
         hint = difflib.get_close_matches(ref, list(spaces), n=1)
-        tip = f" Did you mean '{hint[0]}'?" if hint else ""
+        tip = f" (did you mean '{hint[0]}'?)" if hint else ""
         raise SpaceError(
-            f"a search space name must be one of {', '.join(sorted(spaces))} "
-            f"(or a .yaml path), got {ref!r}.{tip}"
+            f"must name a search space of the library ({', '.join(sorted(spaces))}) "
+            f"or a .yaml file{tip}, got {ref!r}."
         )
     return spaces[ref]

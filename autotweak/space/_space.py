@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,6 +13,7 @@ from autotweak._validation import Where, as_mapping, check_keys
 from autotweak.exceptions import SpaceError
 from autotweak.space._params import (
     CategoricalParam,
+    Condition,
     FixedParam,
     Param,
     TunableParam,
@@ -56,7 +57,9 @@ class SearchSpace:
         try:
             return cls(params, name=name)
         except SpaceError as exc:
-            raise SpaceError(str(exc), source=where.source) from None
+            # Structure errors name the field inside the space; place it in the file.
+            field = exc.field if exc.field is None else where.child(exc.field).field
+            raise SpaceError(exc.rule, source=where.source, field=field) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form of the parameters, in order."""
@@ -68,24 +71,7 @@ class SearchSpace:
             if param.name in seen:
                 raise SpaceError(f"parameter '{param.name}' is defined twice.")
             if param.when is not None:
-                parent = seen.get(param.when.parent)
-                if parent is None:
-                    raise SpaceError(
-                        f"parameter '{param.name}' is conditional on '{param.when.parent}', "
-                        "which must be a parameter declared before it"
-                        + (
-                            ", got none."
-                            if param.when.parent not in self._by_name
-                            else ", got it declared later."
-                        )
-                    )
-                if isinstance(parent, CategoricalParam):
-                    bad = [v for v in param.when.values if v not in parent.choices]
-                    if bad:
-                        raise SpaceError(
-                            f"parameter '{param.name}': 'when' values must be choices of "
-                            f"'{parent.name}' ({list(parent.choices)}), got {bad}."
-                        )
+                _check_condition(param, param.when, seen, later=self._by_name)
             seen[param.name] = param
 
     # -- views ------------------------------------------------------------------------
@@ -199,7 +185,9 @@ class SearchSpace:
                 )
         merged: dict[str, Any] = {p.name: p.to_dict() for p in self.params if p.name not in dropped}
         for key, value in as_mapping(params or {}, where.child("params"), SpaceError).items():
-            if key in merged and isinstance(value, Mapping) and "type" not in value:
+            if isinstance(value, Mapping) and "type" not in value:
+                if key not in merged:
+                    raise self._not_a_parameter(key, where.child("params").child(key), dropped)
                 check_keys(value, where.child("params").child(key), allowed=_OVERRIDABLE, cls=SpaceError)
                 merged[key] = {**merged[key], **value}
             else:
@@ -213,6 +201,41 @@ class SearchSpace:
             merged, name=self.name if name is None else name, where=where.child("params")
         )
         return replace(space, description=self.description)
+
+    def _not_a_parameter(self, key: str, where: Where, dropped: list[str]) -> SpaceError:
+        """An override (no ``type``) of a name this space lacks: most likely a typo."""
+        import difflib
+
+        owner = f"'{self.name}'" if self.name else "the extended space"
+        hint = difflib.get_close_matches(key, [n for n in self.names if n not in dropped], n=1)
+        tip = f" (did you mean '{hint[0]}'?)" if hint else ""
+        why = " (it is dropped)" if key in dropped else ""
+        return SpaceError(
+            f"is not a parameter of {owner}{why}{tip}; a new parameter needs 'type'",
+            source=where.source,
+            field=where.field,
+        )
+
+
+def _check_condition(
+    param: Param, when: Condition, seen: Mapping[str, Param], *, later: Container[str]
+) -> None:
+    """``when`` must name a parameter declared before ``param``, by values it can take."""
+    parent = seen.get(when.parent)
+    if parent is None:
+        earlier = ", ".join(seen) or "none"
+        raise SpaceError(
+            f"must name a parameter declared before '{param.name}' (declared before it: {earlier}), "
+            f"got '{when.parent}'" + (", which is declared after it." if when.parent in later else "."),
+            field=f"{param.name}.when",
+        )
+    if isinstance(parent, CategoricalParam):
+        bad = [v for v in when.values if v not in parent.choices]
+        if bad:
+            raise SpaceError(
+                f"must be choices of '{parent.name}' ({list(parent.choices)}), got {bad}.",
+                field=f"{param.name}.when.{parent.name}",
+            )
 
 
 _OVERRIDABLE = ("low", "high", "log", "step", "choices", "value", "when", "description")

@@ -86,21 +86,21 @@ def test_conditional_parameters_are_only_suggested_under_their_parent():
     [
         (
             {"m": {"type": "float", "low": 0, "high": 1, "when": {"opt": "sgd"}}},
-            "'opt', which must be a parameter declared before it, got none",
+            r"'m.when' must name a parameter declared before 'm' \(declared before it: none\), got 'opt'\.",
         ),
         (
             {
                 "m": {"type": "float", "low": 0, "high": 1, "when": {"opt": "sgd"}},
                 "opt": {"type": "categorical", "choices": ["sgd"]},
             },
-            "got it declared later",
+            "got 'opt', which is declared after it",
         ),
         (
             {
                 "opt": {"type": "categorical", "choices": ["adam", "sgd"]},
                 "m": {"type": "float", "low": 0, "high": 1, "when": {"opt": "rmsprop"}},
             },
-            r"'when' values must be choices of 'opt'",
+            r"'m.when.opt' must be choices of 'opt' \(\['adam', 'sgd'\]\), got \['rmsprop'\]",
         ),
         (
             {"m": {"type": "float", "low": 0, "high": 1, "when": {"a": 1, "b": 2}}},
@@ -156,6 +156,22 @@ def test_extend_refuses_unknown_drop_and_orphaned_children():
         SearchSpace.from_dict(COND).extend(drop=["optimizer"])
 
 
+def test_extend_refuses_an_override_of_a_parameter_it_lacks():
+    """A partial override (no 'type') of an unknown name is a typo, not a new parameter."""
+    message = (
+        "'params.max_featurez' is not a parameter of 'hgb' (did you mean 'max_features'?); "
+        "a new parameter needs 'type'"
+    )
+    with pytest.raises(SpaceError, match=re.escape(message)):
+        load_space("hgb").extend(params={"max_featurez": {"high": 0.9}})
+    with pytest.raises(
+        SpaceError, match=re.escape("'params.dropout' is not a parameter of 'mlp' (it is dropped)")
+    ):
+        load_space("mlp").extend(params={"dropout": {"high": 0.3}}, drop=["dropout"])
+    added = load_space("hgb").extend(params={"max_featurez": {"type": "float", "low": 0.1, "high": 0.9}})
+    assert "max_featurez" in added
+
+
 def test_grid_values_and_conditional_refusal():
     grid = SearchSpace.from_dict(
         {"a": {"type": "int", "low": 1, "high": 3}, "b": {"type": "categorical", "choices": ["x", "y"]}}
@@ -198,7 +214,7 @@ def test_hgb_and_mlp_match_the_benchmark_families():
 
 
 def test_unknown_library_name_suggests_the_close_one():
-    with pytest.raises(SpaceError, match="Did you mean 'mlp'"):
+    with pytest.raises(SpaceError, match="did you mean 'mlp'"):
         load_space("mpl")
 
 
@@ -214,3 +230,15 @@ def test_user_space_folder_and_extends_chain(tmp_path, monkeypatch):
     assert mine["lr"].high == 0.001 and "batch_size" not in mine
     with pytest.raises(SpaceError, match="must not form a cycle"):
         load_space("loop_a")
+
+
+def test_extends_a_file_next_to_the_file_that_names_it(tmp_path, monkeypatch):
+    (tmp_path / "spaces").mkdir()
+    (tmp_path / "spaces" / "parent.yaml").write_text("params:\n  lr: {type: float, low: 0.001, high: 0.1}\n")
+    (tmp_path / "spaces" / "child.yaml").write_text("extends: parent.yaml\nparams:\n  lr: {high: 0.01}\n")
+    monkeypatch.chdir(tmp_path.parent)  # neither file is in the working directory
+    assert load_space(tmp_path / "spaces" / "child.yaml")["lr"].high == 0.01
+    assert load_space("parent.yaml", base_dir=tmp_path / "spaces")["lr"].high == 0.1
+    (tmp_path / "spaces" / "bad.yaml").write_text("extends: nope.yaml\n")
+    with pytest.raises(SpaceError, match=r"bad.yaml: 'extends' must name an existing search space file"):
+        load_space(tmp_path / "spaces" / "bad.yaml")
