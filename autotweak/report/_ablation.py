@@ -21,6 +21,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.engine._config import base_values
 from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
 from autotweak.report._sections import Section
@@ -94,10 +95,11 @@ def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | No
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     best = (max if maximize else min)(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
     baseline = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
+    given = base_values(base, best.params)  # dotted names may be nested in the base
     start = dict(baseline.params) if baseline is not None else {}
     if not start:
-        start = {**best.params, **{k: v for k, v in base.items() if k in best.params}}
-    held = [k for k in best.params if k not in base and baseline is None]
+        start = {**best.params, **given}
+    held = [k for k in best.params if k not in given and baseline is None]
     keys = [k for k in best.params if k in start and not _same(start[k], best.params[k])]
     if not keys:
         return None

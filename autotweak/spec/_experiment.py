@@ -11,8 +11,18 @@ from typing import Any
 import yaml
 
 from autotweak._validation import Where, as_int, as_mapping, as_str, check_keys
+from autotweak.engine._config import base_values, nested_config
 from autotweak.exceptions import SpecError
-from autotweak.space import SearchSpace, load_space, space_from_definition
+from autotweak.space import (
+    CategoricalParam,
+    FixedParam,
+    FloatParam,
+    IntParam,
+    SearchSpace,
+    load_space,
+    space_from_definition,
+)
+from autotweak.space import Param as SpaceParam
 from autotweak.spec._objective import import_objective
 from autotweak.spec._parts import Budget, Component, Execution, Metric
 
@@ -95,6 +105,7 @@ class Experiment:
         ):
             raise where.child("objective").fail("must be an entry point string or a callable", self.objective)
         _check_components(self, where)
+        _check_base(self, where.child("base"))
         if self.budget.compute is not None and self.metric.steps is None:
             raise where.child("metric.steps").fail(
                 "must be set when budget.compute is set "
@@ -124,7 +135,7 @@ class Experiment:
         """The base config's values of the tunable parameters, if it is a valid point."""
         if not self.baseline or not self.base:
             return None
-        values = self.space.active(self.base)
+        values = self.space.active(base_values(self.base, self.space.names))
         if self.space.invalid(values):
             return None
         return {p.name: values[p.name] for p in self.space.tunable if p.name in values}
@@ -244,15 +255,53 @@ def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
 
 
 def _parse_tweaks(raw: Any, where: Where) -> SearchSpace:
+    # Space files are found next to the spec first, as the objective's file is.
+    spec_file = Path(where.source) if where.source else None
+    base_dir = spec_file.resolve().parent if spec_file is not None and spec_file.is_file() else None
     if isinstance(raw, str):
         try:
-            return load_space(raw)
+            return load_space(raw, base_dir=base_dir)
         except SpecError as exc:
+            if exc.source is not None or exc.field is not None:
+                raise
             raise SpecError(exc.rule, source=where.source, field=where.field) from None
     data = as_mapping(raw, where)
     if set(data) <= _DEFINITION_KEYS and ("extends" in data or "params" in data):
-        return space_from_definition(data, where)
+        return space_from_definition(data, where, base_dir=base_dir)
     return SearchSpace.from_dict(data, where=where)
+
+
+def _check_base(experiment: Experiment, where: Where) -> None:
+    """The base config must be one config, and a valid point of the space to run as trial 0."""
+    try:
+        nested_config(experiment.base)
+    except ValueError as exc:
+        raise where.fail(f"must give each value once, as a dotted name or nested ({exc})") from None
+    if not experiment.baseline:
+        return
+    space = experiment.space
+    for name, value in space.active(base_values(experiment.base, space.names)).items():
+        param = space[name]
+        if not isinstance(param, FixedParam) and not param.contains(value):
+            raise SpecError(
+                f"must be {_allowed(param)}, got {value!r}; the base config runs as trial 0 "
+                "(set 'baseline: false' to skip it).",
+                source=where.source,
+                field=where.child(name).field,
+            )
+
+
+def _allowed(param: SpaceParam) -> str:
+    """What a base value of ``param`` may be, for an error message."""
+    if isinstance(param, CategoricalParam):
+        return f"one of the tweaks' choices {list(param.choices)}"
+    if isinstance(param, IntParam):
+        step = f" in steps of {param.step}" if param.step != 1 else ""
+        return f"an integer within the tweaks' range [{param.low}, {param.high}]{step}"
+    if isinstance(param, FloatParam):
+        step = f" in steps of {param.step:g}" if param.step is not None else ""
+        return f"within the tweaks' range [{param.low:g}, {param.high:g}]{step}"
+    return repr(param.value)
 
 
 def _check_components(experiment: Experiment, where: Where) -> None:

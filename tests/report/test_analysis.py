@@ -228,3 +228,27 @@ def test_no_proposals_section_without_the_attr(home, make_experiment):
     with autotweak.Study(exp) as study:
         _run_all(study, 2)
     assert "Meta-learner" not in build_report(load(exp)).to_markdown()
+
+
+@pytest.mark.parametrize("base", [{"m": {"a": 0, "b": 0}}, {"m.a": 0, "m.b": 0}], ids=["nested", "flat"])
+def test_ablation_starts_from_dotted_base_values(base: dict[str, Any]) -> None:
+    """README: dotted tweak names set nested values, so the base may give ``m.a`` as ``m: {a: ...}``."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    from autotweak.report import ablation_path
+
+    study = optuna.create_study(direction="maximize")
+    dists = {"m.a": CategoricalDistribution([0, 1]), "m.b": CategoricalDistribution([0, 1])}
+    for a in (0, 1):
+        for b in (0, 1):
+            study.add_trial(create_trial(params={"m.a": a, "m.b": b}, distributions=dists, value=a + 2 * b))
+    path = ablation_path(study, base)
+    assert path is not None
+    assert path.held == [], "both tweaks are set by the base"
+    assert path.configs[0] == {"m.a": 0, "m.b": 0}
+    assert (path.start.value, path.start.measured) == (0.0, True)
+    assert [(s.tweak, s.before, s.after, s.contribution) for s in path.steps] == [
+        ("m.b", 0, 1, 2.0),
+        ("m.a", 0, 1, 1.0),
+    ]

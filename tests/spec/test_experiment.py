@@ -30,7 +30,51 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     (base_spec(objective=f"{OBJECTIVES}:missing"), "'objective' names 'missing', which module"),
     (base_spec(base=[1, 2]), "'base' must be a mapping of names to values, got [1, 2]"),
     (_without("tweaks"), "'tweaks' is required but missing"),
-    (base_spec(tweaks="no_such_space"), "'tweaks' a search space name must be one of"),
+    (base_spec(tweaks="no_such_space"), "'tweaks' must name a search space of the library (cnn, hgb"),
+    (
+        base_spec(tweaks={"extends": "hgbb"}),
+        "'tweaks.extends' must name a search space of the library (cnn, hgb, linear, mlp, "
+        "transformer_finetune) or a .yaml file (did you mean 'hgb'?), got 'hgbb'.",
+    ),
+    (
+        base_spec(
+            tweaks={
+                "extends": "hgb",
+                "params": {"m": {"type": "float", "low": 0, "high": 1, "when": {"optimizer": "sgd"}}},
+            }
+        ),
+        "'tweaks.params.m.when' must name a parameter declared before 'm' (declared before it: "
+        "learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization, max_features), got 'optimizer'.",
+    ),
+    (
+        base_spec(tweaks={"extends": "hgb", "params": {"max_featurez": {"high": 0.9}}}),
+        "'tweaks.params.max_featurez' is not a parameter of 'hgb' (did you mean 'max_features'?); "
+        "a new parameter needs 'type'",
+    ),
+    (
+        base_spec(base={"max_leaf_nodes": 1000}, tweaks="hgb"),
+        "'base.max_leaf_nodes' must be an integer within the tweaks' range [4, 256], got 1000; "
+        "the base config runs as trial 0 (set 'baseline: false' to skip it).",
+    ),
+    (
+        base_spec(base={"x": 7.5}),
+        "'base.x' must be within the tweaks' range [-5, 5], got 7.5",
+    ),
+    (
+        base_spec(base={"loss": "hinge"}, tweaks={"loss": {"type": "categorical", "choices": ["log_loss"]}}),
+        "'base.loss' must be one of the tweaks' choices ['log_loss'], got 'hinge'",
+    ),
+    (
+        base_spec(
+            base={"optim": {"lr": 9.0}}, tweaks={"optim.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+        ),
+        "'base.optim.lr' must be within the tweaks' range [0.001, 0.1], got 9.0",
+    ),
+    (
+        base_spec(base={"optim": 5, "optim.lr": 0.01}, baseline=False),
+        "'base' must give each value once, as a dotted name or nested ('optim.lr' sets a value inside "
+        "'optim', which is 5)",
+    ),
     (base_spec(tweaks={"x": {"type": "float", "low": 2, "high": 1}}), "'tweaks.x' must satisfy low <= high"),
     (base_spec(tweaks={"extends": "mlp", "drop": ["nope"]}), "'tweaks.drop[0]' must name a parameter"),
     (_without("metric"), "'metric' is required but missing"),
@@ -157,5 +201,64 @@ def test_python_objects_are_validated_too() -> None:
 
 def test_baseline_needs_every_tunable_value_in_range() -> None:
     assert Experiment.from_dict(base_spec(base={"x": 0.5})).base_trial() == {"x": 0.5}
-    assert Experiment.from_dict(base_spec(base={"x": 50.0})).base_trial() is None
+    with pytest.raises(
+        SpecError, match=re.escape("'base.x' must be within the tweaks' range [-5, 5], got 50.0")
+    ):
+        Experiment.from_dict(base_spec(base={"x": 50.0}))
+    # without a baseline trial the base only fills in what is not tweaked, so any value goes
+    assert Experiment.from_dict(base_spec(base={"x": 50.0}, baseline=False)).base_trial() is None
     assert Experiment.from_dict(base_spec(base={"x": 0.5}, baseline=False)).base_trial() is None
+    assert Experiment.from_dict(base_spec(base={"y": 1})).base_trial() is None, "x is not given"
+
+
+_DOTTED = {
+    "optim.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True},
+    "opt": {"type": "categorical", "choices": ["sgd", "adam"]},
+    "optim.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"opt": "sgd"}},
+}
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        {"optim": {"lr": 0.01, "momentum": 0.9}, "opt": "sgd", "other": 5},
+        {"optim.lr": 0.01, "optim.momentum": 0.9, "opt": "sgd", "other": 5},
+        {"optim.lr": 0.01, "optim": {"momentum": 0.9}, "opt": "sgd", "other": 5},
+    ],
+    ids=["nested", "flat", "mixed"],
+)
+def test_dotted_tweaks_find_their_base_values_nested_or_flat(base: dict[str, Any]) -> None:
+    """README: dotted names such as optim.lr set nested values; the base may spell them either way."""
+    from autotweak.engine._config import merge_config
+
+    experiment = Experiment.from_dict(base_spec(base=base, tweaks=_DOTTED))
+    assert experiment.base_trial() == {"optim.lr": 0.01, "opt": "sgd", "optim.momentum": 0.9}
+    # the objective always receives the nested form, whichever way the base spelled it
+    config = merge_config(experiment.base, {"optim.lr": 0.05, "opt": "sgd", "optim.momentum": 0.6})
+    assert config == {"optim": {"lr": 0.05, "momentum": 0.6}, "opt": "sgd", "other": 5}
+    with pytest.raises(SpecError, match=re.escape("'base.optim.momentum' must be within the tweaks' range")):
+        Experiment.from_dict(base_spec(base={**base, "optim.momentum": 2.0}, tweaks=_DOTTED))
+
+
+def test_extends_a_space_file_next_to_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like the objective's file, a space file is looked for in the spec's folder first."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "myspace.yaml").write_text("params:\n  x: {type: float, low: -1.0, high: 1.0}\n")
+    spec = base_spec(tweaks={"extends": "myspace.yaml", "params": {"x": {"high": 0.5}}})
+    (sub / "exp.yaml").write_text(yaml.safe_dump(spec))
+    (sub / "plain.yaml").write_text(yaml.safe_dump(base_spec(tweaks="myspace.yaml")))
+    monkeypatch.chdir(tmp_path)
+    assert load_experiment("sub/exp.yaml").space["x"].high == 0.5
+    assert load_experiment("sub/plain.yaml").space["x"].high == 1.0
+    # a path relative to the working directory still works, as before
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "exp.yaml").write_text(
+        yaml.safe_dump(base_spec(tweaks={"extends": "sub/myspace.yaml"}))
+    )
+    assert load_experiment("specs/exp.yaml").space["x"].high == 1.0
+    monkeypatch.chdir(sub)
+    with pytest.raises(
+        SpecError, match=re.escape("'tweaks.extends' must name an existing search space file")
+    ):
+        load_experiment(tmp_path / "specs" / "exp.yaml")
