@@ -15,10 +15,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.meta import PROPOSALS_ATTR
+from autotweak.meta import GUARD_ATTR, PROPOSALS_ATTR
 from autotweak.report._sections import Section
 
-__all__ = ["proposals_section"]
+__all__ = ["guard_note", "proposals_section"]
 
 _log = logging.getLogger(__name__)
 
@@ -34,10 +34,25 @@ def proposals_section(study: optuna.Study) -> Section | None:
     rows = [_row(i, p, trials, scored) for i, p in enumerate(proposals, start=1)]
     notes = [
         f"Rank: where the proposal's actual value falls among the study's {len(scored)} completed "
-        "trials (1 = best)."
+        "trials (1 = best).",
+        guard_note(study),
     ]
     header = ["#", "params", "predicted", "actual", "rank", "trial", "similar past tasks"]
     return Section("Meta-learner proposals and how they scored", notes, header, rows)
+
+
+def guard_note(study: optuna.Study) -> str:
+    """What the negative-transfer guard decided for ``study``, in one sentence."""
+    record = study._storage.get_study_system_attrs(study._study_id).get(GUARD_ATTR)
+    if not isinstance(record, dict):
+        return (
+            "Negative-transfer guard: did not trip (the past ranked this study's results better than chance)."
+        )
+    return (
+        f"Negative-transfer guard: tripped after {record.get('results')} results (Kendall's tau of the "
+        f"prior with them {record.get('tau')}, below {record.get('threshold')}); the study went on with "
+        "the cold sampler, which no longer sees the proposed trials."
+    )
 
 
 def _read(study: optuna.Study) -> list[dict[str, Any]]:

@@ -13,7 +13,16 @@ from mlflow import MlflowClient
 import autotweak
 from autotweak import SearchSpace
 from autotweak.cli import main
-from autotweak.meta import PROPOSAL_ATTR, PROPOSALS_ATTR, Histories, PastTrial, TaskHistory, fit_meta_model
+from autotweak.meta import (
+    GUARD_ATTR,
+    PROPOSAL_ATTR,
+    PROPOSALS_ATTR,
+    Histories,
+    PastTrial,
+    TaskHistory,
+    fit_meta_model,
+)
+from autotweak.report import build_report
 from tests.conftest import base_spec
 from tests.helpers import load, mlflow_runs
 
@@ -46,6 +55,7 @@ def test_optimize_serves_and_records_the_proposals(home, make_experiment, tmp_pa
     assert abs(study.trials[1].params["x"] - 1.2) < 1.0
     assert all(p["state"] == "complete" and p["rank"] >= 1 for p in proposals)
     assert {s["task"] for p in proposals for s in p["sources"]} <= {"past0", "past1", "past2"}
+    assert "Negative-transfer guard: did not trip" in build_report(study).to_markdown()
 
     client = MlflowClient(tracking_uri=result.tracking_uri)
     parent = mlflow_runs(client, "warm").parents[0]
@@ -130,3 +140,20 @@ def test_a_descriptor_entry_point_sets_the_prior(home, make_experiment, tmp_path
         make_experiment(
             name="bad-descriptor", sampler={"name": "meta", "args": {"model": str(model), "descriptor": 3}}
         )
+
+
+def test_a_tripped_guard_is_reported(home, make_experiment, tmp_path):
+    """A prior that ranks this study's results backwards trips the guard, and the report says so."""
+    exp = make_experiment(
+        name="backwards",
+        metric={"name": "loss", "direction": "maximize", "steps": 5},  # the past minimized it
+        sampler={"name": "meta", "args": {"model": str(_model(tmp_path)), "n_meta": 8}},
+        budget={"trials": 8},
+    )
+    autotweak.optimize(exp)
+    study = load(exp)
+    guard = study._storage.get_study_system_attrs(study._study_id)[GUARD_ATTR]
+    assert guard["tau"] < 0 and guard["results"] >= 5
+    text = build_report(study).to_markdown()
+    assert f"Negative-transfer guard: tripped after {guard['results']} results" in text
+    assert f"tau of the prior with them {guard['tau']}, below 0.0" in text
