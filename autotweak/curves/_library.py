@@ -53,11 +53,29 @@ def load_curve_model(path: str | os.PathLike[str]) -> CurveModel:
 def _shipped(paths: Iterable[Path]) -> list[CurveModel]:
     models = []
     for path in paths:
+        resolved = path.resolve()
         try:
-            models.append(load_curve_model(path))
-        except CurveModelError as exc:
-            _log.warning("curve model %s skipped: %s", path, exc)
+            mtime = resolved.stat().st_mtime_ns
+        except OSError:
+            mtime = 0  # CurveModel.load reports the unreadable file
+        model = _found(str(resolved), mtime)
+        if model is not None:
+            models.append(model)
     return models
+
+
+@lru_cache(maxsize=32)
+def _found(path: str, mtime_ns: int) -> CurveModel | None:
+    """A model found in the search path, or ``None`` if it cannot be used.
+
+    Cached, failures included: the pruner asks at every report, and a bad file is read,
+    and said to be skipped, once per version of the file.
+    """
+    try:
+        return _load_cached(path, mtime_ns)
+    except CurveModelError as exc:
+        _log.warning("curve model %s skipped: %s", path, exc)
+        return None
 
 
 def model_for(params: Mapping[str, Any], models: Iterable[CurveModel] | None = None) -> CurveModel | None:

@@ -217,10 +217,13 @@ class CurveModel:
             CurveModelError: If the file is unreadable or is not a curve model.
         """
         path = Path(path)
+        text = None
         try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise CurveModelError(f"{path}: a curve model must be a readable JSON file, got {exc}") from None
+            text = path.read_text()
+            raw = json.loads(text)
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or not JSON (truncated, corrupted)
+            got = "an empty file" if text == "" else str(exc)
+            raise CurveModelError(f"{path}: a curve model must be a readable JSON file, got {got}") from None
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
@@ -238,16 +241,53 @@ class CurveModel:
             )
         try:
             space = SearchSpace.from_dict(raw["space"]["params"], name=raw["space"]["name"])
-            return cls(
+            model = cls(
                 space=space,
                 mean_net=Network.from_dict(raw["mean_net"]),
                 scale_net=Network.from_dict(raw["scale_net"]),
                 levels=np.asarray(raw["residual"]["levels"], dtype=np.float64),
                 quantiles=np.asarray(raw["residual"]["quantiles"], dtype=np.float64),
-                summary=raw.get("summary", {}),
+                summary=dict(raw.get("summary", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CurveModelError(f"{source}: a curve model's fields must be complete, got {exc!r}") from None
+        problem = _shape_problem(model)
+        if problem is not None:
+            raise CurveModelError(f"{source}: {problem}; the file is damaged or was edited by hand.")
+        return model
+
+
+def _shape_problem(model: CurveModel) -> str | None:
+    """What makes ``model`` unable to predict (networks and quantiles that do not fit), if anything."""
+    n_in = len(CURVE_FEATURES) + len(model.space.tunable)
+    for name in ("mean_net", "scale_net"):
+        got = _layers_problem(getattr(model, name), n_in)
+        if got is not None:
+            return (
+                f"{name!r} must map {n_in} inputs (the curve features and the space) to 1 output, got {got}"
+            )
+    levels, quantiles = model.levels, model.quantiles
+    if levels.ndim != 1 or len(levels) < 2 or quantiles.shape != levels.shape:
+        shapes = f"{quantiles.shape} and {levels.shape}"
+        return f"'residual' must hold as many quantiles as levels (>= 2), got shapes {shapes}"
+    if not (
+        levels[0] > 0 and levels[-1] < 1 and np.all(np.diff(levels) > 0) and np.all(np.diff(quantiles) >= 0)
+    ):
+        return "'residual' levels must increase in (0, 1) and its quantiles must not decrease"
+    return None
+
+
+def _layers_problem(net: Network, n_in: int) -> str | None:
+    if net.mean.shape != (n_in,) or net.scale.shape != (n_in,):
+        return f"input means and scales of shapes {net.mean.shape} and {net.scale.shape}"
+    if not net.weights or len(net.weights) != len(net.biases):
+        return f"{len(net.weights)} weight matrices and {len(net.biases)} bias vectors"
+    width = n_in
+    for layer, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        if w.ndim != 2 or w.shape[0] != width or b.shape != w.shape[1:]:
+            return f"layer {layer} of shape {w.shape} (bias {b.shape}) after {width} values"
+        width = w.shape[1]
+    return None if width == 1 else f"{width} outputs"
 
 
 def _rounded(value: Any) -> Any:
