@@ -159,16 +159,22 @@ def status(study: str | None, storage: str | None) -> None:
 @_storage_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def best(study: str, storage: str | None, as_json: bool) -> None:
-    """Print the best trial of STUDY: its value and config."""
+    """Print the best trial of STUDY: its value and tweaks (with --json, its full config too)."""
     import optuna
 
-    from autotweak.engine._study import load_study, summarize
+    from autotweak.engine._study import best_config, load_study, summarize
 
-    summary = summarize(load_study(study, optuna.storages.get_storage(resolve_storage_url(storage))))
+    loaded = load_study(study, optuna.storages.get_storage(resolve_storage_url(storage)))
+    summary = summarize(loaded)
     if summary.best_number is None:
         raise AutotweakError(f"study '{study}' has no completed trial yet.")
     if as_json:
-        payload = {"trial": summary.best_number, "value": summary.best_value, "config": summary.best_config}
+        payload = {
+            "trial": summary.best_number,
+            "value": summary.best_value,
+            "config": best_config(loaded, summary),  # as StudyResult.best_config: base + tweaks
+            "params": summary.best_config,
+        }
         _console.line(json.dumps(payload, indent=2, default=str))
         return
     _console.line(f"trial {summary.best_number}: {summary.best_value:.6g}")

@@ -5,21 +5,24 @@ from __future__ import annotations
 import math
 import os
 import time
+import traceback
+from collections.abc import Mapping
 from contextlib import ExitStack
-from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import optuna
 
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
-from autotweak.engine._optimize import Prepared, _close, prepare
+from autotweak.engine._optimize import Prepared, _close, as_experiment, prepare
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession
 from autotweak.engine._storage import StaleSweeper, heartbeat, quiet_optuna
 from autotweak.engine._trial import Trial
+from autotweak.engine._worker import as_number
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import AutotweakError
-from autotweak.spec import Experiment, load_experiment
+from autotweak.spec import Experiment
 from autotweak.tracking import StudySummary
 
 __all__ = ["Study"]
@@ -29,6 +32,10 @@ _STATES = ("complete", "pruned", "failed")
 
 class Study:
     """A study driven by your own loop: ``ask`` for a trial, train, ``tell`` the result.
+
+    ``experiment`` is an :class:`~autotweak.spec.Experiment`, its mapping form or the path
+    of its YAML file. An exception that leaves the ``with`` block fails the trials still
+    open with its type, message and traceback, and closes the study as interrupted.
 
     Example:
         >>> with Study(experiment) as study:  # doctest: +SKIP
@@ -44,10 +51,13 @@ class Study:
     """
 
     def __init__(
-        self, experiment: Experiment | str | os.PathLike[str], *, resume: bool = False, track: bool = True
+        self,
+        experiment: Experiment | Mapping[str, Any] | str | os.PathLike[str],
+        *,
+        resume: bool = False,
+        track: bool = True,
     ) -> None:
-        if not isinstance(experiment, Experiment):
-            experiment = load_experiment(Path(experiment), check_objective=False)
+        experiment = as_experiment(experiment, check_objective=False)
         self._prepared: Prepared = prepare(experiment, resume=resume, track=track, runs_trials=True)
         ctx = self._prepared.context
         tracker = self._prepared.tracker
@@ -113,25 +123,34 @@ class Study:
         """
         if state not in _STATES:
             raise AutotweakError(f"'state' of tell() must be one of {', '.join(_STATES)}, got {state!r}.")
+        if value is not None and as_number(value) is None:
+            raise AutotweakError(
+                f"'value' of tell() must be a number (not text or a bool) or None, got value={value!r}."
+            )
         if trial.number not in self._open:
             raise AutotweakError(f"trial {trial.number} is not open in this study (told twice?).")
-        handle, started, stack = self._open.pop(trial.number)
+        handle = self._open[trial.number][0]
+        self._finish(trial.number, self._outcome(handle, value, state, error))
+
+    def _finish(self, number: int, outcome: Outcome) -> None:
+        handle, started, stack = self._open.pop(number)
         stack.close()
-        outcome = self._session.tell(handle, self._outcome(handle, value, state, error))
+        outcome = self._session.tell(handle, outcome)
         duration = time.monotonic() - started
         self._writer.submit(
-            lambda: self._session.record(handle, outcome, duration), f"the record of trial {trial.number}"
+            lambda: self._session.record(handle, outcome, duration), f"the record of trial {number}"
         )
 
     def _outcome(self, handle: Trial, value: float | None, state: str, error: str | None) -> Outcome:
+        number = None if value is None else as_number(value)
         if state == "complete":
-            if value is None or not math.isfinite(float(value)):
+            if number is None or not math.isfinite(number):
                 return Outcome(
                     "failed", None, f"the trial was told a value of {value!r}, not a finite number"
                 )
-            return Outcome("complete", float(value))
+            return Outcome("complete", number)
         if state == "pruned":
-            last = handle.steps[-1][1] if handle.steps else value
+            last = handle.steps[-1][1] if handle.steps else number
             return Outcome("pruned", last)
         return Outcome("failed", None, error or "told as failed")
 
@@ -141,12 +160,16 @@ class Study:
 
     def close(self) -> StudySummary:
         """Fail trials still open, wait for every record, write the summary and close the study's record."""
+        return self._close_with(Outcome("failed", None, "still open when the study was closed"))
+
+    def _close_with(self, open_trials: Outcome, *, interrupted: bool = False) -> StudySummary:
+        """Close the study; trials still open end as ``open_trials`` says."""
         if self._summary is None:
-            for handle, _, _ in list(self._open.values()):
-                self.tell(handle, state="failed", error="still open when the study was closed")
+            for number in list(self._open):
+                self._finish(number, open_trials)
             self._writer.close()
             try:
-                self._summary = _close(self._prepared, interrupted=False)
+                self._summary = _close(self._prepared, interrupted=interrupted)
             finally:
                 self._prepared.tracker.close()
         return self._summary
@@ -157,7 +180,14 @@ class Study:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+        elif isinstance(exc, KeyboardInterrupt):
+            self._close_with(Outcome("failed", None, "interrupted by the user (Ctrl-C)"), interrupted=True)
+        else:  # kept as optimize keeps an objective's exception: failure tag and traceback.txt
+            failure = f"{type(exc).__name__}: {exc}"
+            text = "".join(traceback.format_exception(exc_type, exc, tb))
+            self._close_with(Outcome("failed", None, failure, text), interrupted=True)
 
     @property
     def summary(self) -> StudySummary:

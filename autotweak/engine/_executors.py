@@ -7,17 +7,74 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
+import pickle
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
 from autotweak.engine._worker import WorkerContext, WorkerResult, run_worker
+from autotweak.exceptions import AutotweakError, SpecError
 
-__all__ = ["BaseExecutor", "InlineExecutor", "ProcessExecutor", "EXECUTORS"]
+__all__ = [
+    "BaseExecutor",
+    "InlineExecutor",
+    "ProcessExecutor",
+    "EXECUTORS",
+    "WorkerCrashError",
+    "check_not_starting_worker",
+]
 
 _log = logging.getLogger(__name__)
+
+_STARTED = "started"  # a worker's first message: its own code runs
+_GUARD = 'if __name__ == "__main__":'
+_NOT_STARTED = "before it started"
+
+
+class WorkerCrashError(AutotweakError):
+    """Every worker failed, so the study stopped with its budget unspent.
+
+    Its trials and records are kept as they are: fix the cause, then resume the study.
+    """
+
+    def __init__(self, study_name: str, errors: list[str]) -> None:
+        self.study_name = study_name
+        self.errors = errors
+        hint = ""
+        if any(_NOT_STARTED in error for error in errors):
+            hint = (
+                " A worker that ends before it starts usually re-ran the script that called "
+                "optimize(): worker processes import the main script again, so its module-level "
+                f"code must sit under `{_GUARD}`."
+            )
+        super().__init__(
+            f"every worker of study '{study_name}' failed, so its budget is not spent: "
+            + "; ".join(errors)
+            + "."
+            + hint
+            + f" The study is kept: fix the cause and continue it with `autotweak resume {study_name}`"
+            " (or optimize(..., resume=True))."
+        )
+
+
+def check_not_starting_worker() -> None:
+    """Refuse to start a study from a worker process that is still starting.
+
+    Worker processes (fork server or spawn) import the main script again before they run;
+    a script that calls ``optimize()`` at module level would start a study in each of them.
+
+    Raises:
+        AutotweakError: If this process is a starting worker.
+    """
+    if getattr(mp.current_process(), "_inheriting", False):  # what multiprocessing itself checks
+        raise AutotweakError(
+            f"a study must not start while a worker process starts, but {mp.current_process().name} "
+            "re-ran the main script's module-level code and reached a call of optimize(), Study() "
+            f"or join(): put that call under `{_GUARD}`."
+        )
 
 
 class BaseExecutor(abc.ABC):
@@ -31,6 +88,9 @@ class BaseExecutor(abc.ABC):
     @abc.abstractmethod
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
         """Run workers for the study in ``ctx`` until its budget is spent."""
+
+    def check_objective(self, objective: Callable[..., Any] | None) -> None:
+        """Refuse, before any study exists, an objective this executor cannot run."""
 
 
 class InlineExecutor(BaseExecutor):
@@ -63,6 +123,32 @@ class ProcessExecutor(BaseExecutor):
     @property
     def meta(self) -> dict[str, Any]:
         return {"name": "processes", "workers": self.workers}
+
+    def check_objective(self, objective: Callable[..., Any] | None) -> None:
+        """Workers receive a callable objective pickled: by reference to its module.
+
+        Raises:
+            SpecError: If the objective cannot be pickled (a lambda, a nested function) or
+                lives in an interactive session, which worker processes cannot import.
+        """
+        if objective is None:
+            return
+        name = getattr(objective, "__qualname__", repr(objective))
+        main = sys.modules.get("__main__")
+        if getattr(objective, "__module__", None) == "__main__" and not getattr(main, "__file__", None):
+            reason = "it is defined in an interactive session, which worker processes cannot import"
+        else:
+            try:
+                pickle.dumps(objective)
+                return
+            except Exception as exc:
+                reason = f"it cannot be pickled ({type(exc).__name__}: {exc})"
+        raise SpecError(
+            f"must be a function defined at the top level of an importable module (or a "
+            f"'module:function' entry point) to run in {self.workers} worker processes, got "
+            f"{name}: {reason}. Define it with `def` at module level, or run with workers: 1.",
+            field="objective",
+        )
 
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
         start = _start_context()
@@ -98,10 +184,13 @@ class ProcessExecutor(BaseExecutor):
                 except KeyboardInterrupt:
                     interrupted = True
                     _forward_interrupt(procs)
-            result = _receive(receiver)
+            started, result = _receive(receiver)
             if result is None:
-                _log.error("worker %s exited with code %s without a result", proc.name, proc.exitcode)
-                result = WorkerResult(stop_reason=f"crashed (exit code {proc.exitcode})")
+                when = "after it started" if started else _NOT_STARTED
+                error = f"{proc.name} exited with code {proc.exitcode} {when}, without a result"
+                result = WorkerResult(stop_reason=f"crashed (exit code {proc.exitcode})", error=error)
+            if result.error is not None:
+                _log.error("worker failed: %s", result.error)
             results.append(result)
         if interrupted:
             for result in results:
@@ -109,12 +198,19 @@ class ProcessExecutor(BaseExecutor):
         return results
 
 
-def _receive(receiver: Connection) -> WorkerResult | None:
-    """The worker's result, or ``None`` if it died without sending one (e.g. SIGKILL)."""
+def _receive(receiver: Connection) -> tuple[bool, WorkerResult | None]:
+    """Whether the worker's own code started, and its result (``None`` if it died without one)."""
+    started, result = False, None
     try:
-        return receiver.recv() if receiver.poll() else None
+        while receiver.poll():
+            message = receiver.recv()
+            if message == _STARTED:
+                started = True
+            else:
+                result = message
     except (EOFError, OSError):
-        return None
+        pass
+    return started, result
 
 
 def _forward_interrupt(procs: list[tuple[Any, Connection]]) -> None:
@@ -140,6 +236,7 @@ def _process_main(
     level: int,
     environ: dict[str, str],
 ) -> None:
+    sender.send(_STARTED)
     # A fork server started earlier holds the environment of that time: take today's.
     os.environ.clear()
     os.environ.update(environ)
@@ -153,6 +250,11 @@ def _process_main(
         result = run_worker(ctx, objective, schema_checked=True)  # by the parent, on the same storage
     except KeyboardInterrupt:
         result = WorkerResult(stop_reason="interrupted", interrupted=True)
+    except Exception as exc:  # the traceback goes to stderr as the process ends; the parent gets its gist
+        error = f"{mp.current_process().name} failed with {type(exc).__name__}: {exc}"
+        sender.send(WorkerResult(stop_reason="crashed (exit code 1)", error=error))
+        sender.close()
+        raise
     sender.send(result)
     sender.close()
 

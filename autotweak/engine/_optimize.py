@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,24 @@ import optuna
 from optuna.storages import BaseStorage
 
 from autotweak._locations import default_home, redact, resolve_storage_url, resolve_tracking_uri
-from autotweak.engine._executors import BaseExecutor, executor_for
+from autotweak.engine._executors import (
+    BaseExecutor,
+    WorkerCrashError,
+    check_not_starting_worker,
+    executor_for,
+)
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._reconcile import reconcile
 from autotweak.engine._share import register_winner
 from autotweak.engine._storage import MEMORY, fail_stale, make_storage
-from autotweak.engine._study import ATTR, check_resumable, create_study, load_study, summarize
+from autotweak.engine._study import (
+    ATTR,
+    check_resumable,
+    config_of,
+    create_study,
+    load_study,
+    summarize,
+)
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment, load_experiment
@@ -32,7 +44,12 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StudyResult:
-    """What ``optimize`` did, and where to find it."""
+    """What ``optimize`` did, and where to find it.
+
+    Attributes:
+        best_config: The best trial's full config, as its objective received it: the base
+            config updated with the trial's tweaks (``{}`` while no trial completed).
+    """
 
     summary: StudySummary
     study_name: str
@@ -41,6 +58,7 @@ class StudyResult:
     study_run_id: str | None
     stop_reasons: list[str]
     registered_model: str | None = None
+    best_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best_value(self) -> float | None:
@@ -48,9 +66,9 @@ class StudyResult:
         return self.summary.best_value
 
     @property
-    def best_config(self) -> dict[str, Any]:
-        """The tweaks of the best trial."""
-        return self.summary.best_config
+    def best_params(self) -> dict[str, Any]:
+        """Only the tweaked values of the best trial (its Optuna params)."""
+        return dict(self.summary.best_config)
 
 
 @dataclass
@@ -81,6 +99,7 @@ def prepare(
     study's stored setup stays as it is: not compared, not replaced, so workers that join
     meanwhile still run the study's own spec.
     """
+    check_not_starting_worker()
     storage_url = resolve_storage_url(experiment.storage)
     tracking_uri = resolve_tracking_uri(experiment.tracking_uri) if track else None
     tracker = make_tracker(tracking_uri, local_workers=1 if runs_trials else None)
@@ -147,8 +166,19 @@ def _open_records(
     return study, storage, run_id
 
 
+def as_experiment(
+    experiment: Experiment | Mapping[str, Any] | str | os.PathLike[str], *, check_objective: bool = True
+) -> Experiment:
+    """An experiment given as itself, as its mapping form, or as the path of its YAML file."""
+    if isinstance(experiment, Experiment):
+        return experiment
+    if isinstance(experiment, Mapping):
+        return Experiment.from_dict(experiment, check_objective=check_objective)
+    return load_experiment(Path(experiment), check_objective=check_objective)
+
+
 def optimize(
-    experiment: Experiment | str | os.PathLike[str],
+    experiment: Experiment | Mapping[str, Any] | str | os.PathLike[str],
     *,
     resume: bool = False,
     workers: int | None = None,
@@ -158,8 +188,14 @@ def optimize(
 ) -> StudyResult:
     """Run a study: adaptive search with pruning, every trial recorded in MLflow.
 
+    With more than one worker, the workers are new processes that import the main script
+    again: a script must call ``optimize`` under ``if __name__ == "__main__":`` (a call
+    reached while a worker starts raises), and a callable objective must be a function
+    defined at the top level of a module.
+
     Args:
-        experiment: An :class:`~autotweak.spec.Experiment` or the path of its YAML file.
+        experiment: An :class:`~autotweak.spec.Experiment`, its mapping form (as
+            :meth:`~autotweak.spec.Experiment.from_dict` takes) or the path of its YAML file.
         resume: Continue the existing study of the same name instead of creating one.
         workers: Override ``execution.workers``.
         executor: Where to run workers (inline for one worker, local processes for more).
@@ -169,13 +205,17 @@ def optimize(
     Returns:
         The study's summary and where it is stored.
 
+    Raises:
+        WorkerCrashError: If every worker failed (its error and exit code are named); the
+            study and its records are kept, closed as interrupted, ready to resume.
+
     Example:
-        >>> result = optimize("examples/sklearn_wine.yaml")  # doctest: +SKIP
-        >>> result.best_value
-        0.97
+        >>> if __name__ == "__main__":  # doctest: +SKIP
+        ...     result = optimize("examples/sklearn_wine.yaml")
+        ...     print(result.best_value)
+        1.0
     """
-    if not isinstance(experiment, Experiment):
-        experiment = load_experiment(Path(experiment))
+    experiment = as_experiment(experiment)
     if workers is not None:
         from autotweak.spec import Execution
 
@@ -187,9 +227,9 @@ def optimize(
             "optimize() needs a storage its workers can share; storage='memory' works with "
             "the ask/tell Study API only."
         )
-    objective = experiment.resolve_objective()
+    runner, objective = _runner(experiment, executor)  # before the study exists
     prepared = prepare(experiment, resume=resume, track=track)
-    return _run(prepared, objective, executor, on_progress)
+    return _run(prepared, objective, runner, on_progress)
 
 
 def run_queued(experiment: Experiment) -> StudyResult:
@@ -198,26 +238,42 @@ def run_queued(experiment: Experiment) -> StudyResult:
     For ``report --ablate``: the trials it queued run with pruning off while the study (and
     any worker joining it meanwhile) keeps its own pruner and budget.
     """
+    runner, objective = _runner(experiment, None)
+    return _run(prepare(experiment, resume=True, keep_setup=True), objective, runner, None)
+
+
+def _runner(
+    experiment: Experiment, executor: BaseExecutor | None
+) -> tuple[BaseExecutor, Callable[..., Any] | None]:
+    """The executor, and the objective it is handed (``None``: workers import the entry point).
+
+    Raises:
+        SpecError: If the objective cannot be imported, or cannot reach the executor's workers.
+    """
     objective = experiment.resolve_objective()
-    return _run(prepare(experiment, resume=True, keep_setup=True), objective, None, None)
+    runner = executor or executor_for(experiment.execution.workers)
+    passed = None if experiment.objective_ref else objective
+    runner.check_objective(passed)
+    return runner, passed
 
 
 def _run(
     prepared: Prepared,
-    objective: Callable[..., Any],
-    executor: BaseExecutor | None,
+    objective: Callable[..., Any] | None,
+    runner: BaseExecutor,
     on_progress: Callable[[Progress], None] | None,
 ) -> StudyResult:
     experiment = prepared.experiment
-    runner = executor or executor_for(experiment.execution.workers)
-    passed = None if experiment.objective_ref else objective
     callback = on_progress or _log_progress
     try:
         with Monitor(prepared.study, experiment, callback):
-            results = runner.run(prepared.context, passed)
+            results = runner.run(prepared.context, objective)
     except BaseException:
         _close(prepared, interrupted=True)
         raise
+    if results and all(r.crashed for r in results):
+        _close(prepared, interrupted=True)  # the parent run ends KILLED, not FINISHED
+        raise WorkerCrashError(experiment.name, [str(r.error) for r in results])
     interrupted = any(r.interrupted for r in results)
     summary = _close(prepared, interrupted=interrupted)
     registered = None
@@ -232,6 +288,7 @@ def _run(
         study_run_id=prepared.context.study_run_id,
         stop_reasons=[r.stop_reason for r in results],
         registered_model=registered,
+        best_config={} if summary.best_number is None else config_of(experiment, summary.best_config),
     )
 
 
@@ -258,7 +315,11 @@ def join(
 
     Returns:
         What each worker did.
+
+    Raises:
+        WorkerCrashError: If every worker failed.
     """
+    check_not_starting_worker()
     url = resolve_storage_url(storage)
     study = load_study(study_name, make_storage(url))
     spec = study.user_attrs.get(ATTR.SPEC)
@@ -278,7 +339,10 @@ def join(
         home=str(default_home()),
         deadline=None if wall_time is None else time.time() + wall_time,
     )
-    return executor_for(workers).run(context, None)
+    results = executor_for(workers).run(context, None)
+    if results and all(r.crashed for r in results):
+        raise WorkerCrashError(study_name, [str(r.error) for r in results])
+    return results
 
 
 def _close(prepared: Prepared, *, interrupted: bool) -> StudySummary:

@@ -12,6 +12,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.engine._config import merge_config
 from autotweak.engine._registry import build_pruner, build_sampler, component_meta
 from autotweak.exceptions import AutotweakError, StudyMismatchError, StudyNotFoundError
 from autotweak.spec import Experiment
@@ -19,6 +20,8 @@ from autotweak.tracking import StudySummary
 
 __all__ = [
     "ATTR",
+    "best_config",
+    "config_of",
     "create_study",
     "load_study",
     "components_meta",
@@ -181,6 +184,26 @@ def trial_compute(state: str, last_step: int | None, steps: int | None) -> float
     if steps is None:
         return 1.0
     return min(last_step / steps, 1.0)
+
+
+def config_of(experiment: Experiment, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's full config from its Optuna params: what ``Trial.config`` held when it ran.
+
+    The base config updated with the tweaks, fixed ones included (Optuna keeps no param
+    for those).
+    """
+    return merge_config(experiment.base, experiment.space.active(params))
+
+
+def best_config(study: optuna.Study, summary: StudySummary) -> dict[str, Any]:
+    """The best trial's full config, from the spec the study keeps (its params alone without one)."""
+    if summary.best_number is None:
+        return {}
+    spec = study.user_attrs.get(ATTR.SPEC)
+    if not spec:
+        return dict(summary.best_config)
+    experiment = Experiment.from_dict(spec, source=f"<study {study.study_name}>", check_objective=False)
+    return config_of(experiment, summary.best_config)
 
 
 def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable
@@ -109,10 +110,12 @@ class Trial:
                 objective; an ask/tell loop calls :meth:`should_prune` itself).
             TrialPreempted: When the machine is about to go away (a spot interruption
                 notice): the trial is queued again and resumes from its checkpoint.
-            AutotweakError: If ``step`` is not an integer >= 0 or is not increasing.
+            AutotweakError: If ``step`` is not an integer >= 0 (any integral type, NumPy's
+                included, but not a bool) or is not increasing.
         """
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise AutotweakError(f"'step' of report() must be an integer >= 0, got step={step!r}.")
+        step = int(step)
         if self._steps and step <= self._steps[-1][0]:
             raise AutotweakError(
                 f"'step' of report() must increase from one call to the next, got step={step} "
@@ -157,7 +160,7 @@ class Trial:
 
         Example:
             >>> torch.save(model.state_dict(), trial.checkpoint_dir / "model.pt")  # doctest: +SKIP
-            >>> trial.log_model(trial.checkpoint_dir / "model.pt")
+            >>> trial.log_model(trial.checkpoint_dir / "model.pt")  # doctest: +SKIP
             'runs:/3f2a.../model'
 
         Returns:

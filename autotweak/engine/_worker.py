@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
@@ -35,7 +36,7 @@ from autotweak.engine._writer import RecordWriter
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker, OffloadingTracker
 from autotweak.tracking._offload import offload_mode, spare_core
 
-__all__ = ["WorkerContext", "WorkerResult", "run_worker"]
+__all__ = ["WorkerContext", "WorkerResult", "as_number", "run_worker"]
 
 _log = logging.getLogger(__name__)
 
@@ -47,6 +48,12 @@ class WorkerResult:
     trials: int = 0
     stop_reason: str = ""
     interrupted: bool = False
+    error: str | None = None  # set when the worker itself failed: its exception, or how its process ended
+
+    @property
+    def crashed(self) -> bool:
+        """Whether the worker failed (rather than stopping for a budget, a notice or Ctrl-C)."""
+        return self.error is not None
 
 
 @dataclass
@@ -315,25 +322,40 @@ def _evaluate(
         return Outcome("preempted", last, f"preempted: {exc}")
     except Exception as exc:
         return Outcome("failed", None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
+    value = as_number(raw)
+    if value is None:
         return Outcome("failed", None, f"the objective must return a number, got {raw!r}")
     if not math.isfinite(value):
         return Outcome("failed", None, f"the objective returned {value}, which is not a finite number")
     return Outcome("complete", value)
 
 
-def _call_style(objective: Callable[..., Any]) -> Callable[[dict[str, Any], Trial], Any]:
-    """Accept ``f(config, trial)`` and, for objectives that never report, ``f(config)``."""
+def as_number(raw: object) -> float | None:
+    """``raw`` as a float, or ``None`` when it is not a number.
+
+    Text and booleans are refused although ``float()`` takes them: ``"0.7"`` or ``True``
+    returned as a score is a bug in the objective, not a value to rank trials by.
+    Numbers of other libraries (NumPy scalars, 0-d arrays and tensors) are taken.
+    """
+    if isinstance(raw, str | bytes | bytearray | bool | np.bool_):
+        return None
     try:
-        params = [
-            p
-            for p in inspect.signature(objective).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        ]
+        return float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _call_style(objective: Callable[..., Any]) -> Callable[[dict[str, Any], Trial], Any]:
+    """Call ``f(config, trial)`` when ``f`` can take two positional arguments, else ``f(config)``.
+
+    A second parameter with a default (``def train(config, trial=None)``) still gets the
+    trial: only an objective that cannot take it is called with the config alone.
+    """
+    try:
+        params = inspect.signature(objective).parameters.values()
     except (TypeError, ValueError):
         return objective
-    if len(params) == 1:
-        return lambda config, trial: objective(config)
-    return objective
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params):
+        return objective
+    return lambda config, trial: objective(config)

@@ -33,7 +33,8 @@ def test_optimize_status_best_report_resume(home):
     assert status.returncode == 0 and status.stdout.startswith("study: 3 trials, best ")
     best = autotweak("best", "study", "--json", cwd=cwd)
     payload = json.loads(best.stdout)
-    assert set(payload) == {"trial", "value", "config"} and "x" in payload["config"]
+    assert set(payload) == {"trial", "value", "config", "params"} and "x" in payload["params"]
+    assert payload["config"] == {**payload["params"]}, "base {x} updated with the tweak of x"
     report = autotweak("report", "study", cwd=cwd)
     assert "| complete | 3 |" in report.stdout
     assert "Base config: 1" in report.stdout, "trial 0 is the base config x=0 with loss 1"

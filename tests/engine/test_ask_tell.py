@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from optuna.trial import TrialState
 
@@ -129,3 +132,58 @@ def test_a_trial_failed_as_stale_meanwhile_stays_failed(home, make_experiment, m
     assert run.info.status == "FAILED"
     assert run.data.tags["autotweak.state"] == "failed"
     assert "declared stale" in run.data.tags["autotweak.failure"]
+
+
+def test_an_exception_in_the_with_block_is_kept_on_the_open_trials(home, make_experiment, mlflow_client):
+    exp = make_experiment(name="raised", budget={"trials": 3})
+    with pytest.raises(ValueError, match="my training loop crashed"), autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        trial.report(0.1, step=1)
+        raise ValueError("my training loop crashed")
+    (failed,) = load(exp).trials
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs["autotweak.failure"] == "ValueError: my training loop crashed"
+    assert study.summary.interrupted
+    runs = mlflow_runs(mlflow_client, "raised")
+    assert runs.parents[0].info.status == "KILLED"
+    run_id = runs.children[0].info.run_id
+    text = Path(mlflow_client.download_artifacts(run_id, "traceback.txt")).read_text()
+    assert "Traceback" in text and 'raise ValueError("my training loop crashed")' in text
+
+
+def test_ctrl_c_in_the_with_block_records_the_trials_as_interrupted(home, make_experiment, mlflow_client):
+    exp = make_experiment(name="ctrl-c", budget={"trials": 3})
+    with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
+        assert study.ask() is not None
+        raise KeyboardInterrupt
+    assert load(exp).trials[0].user_attrs["autotweak.failure"] == "interrupted by the user (Ctrl-C)"
+    assert study.summary.interrupted
+    assert mlflow_runs(mlflow_client, "ctrl-c").parents[0].info.status == "KILLED"
+
+
+def test_tell_refuses_text_and_bools_and_the_trial_stays_open(home, make_experiment):
+    exp = make_experiment(name="text", budget={"trials": 1})
+    with autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        for bad in ("0.9", True, np.bool_(False)):
+            with pytest.raises(AutotweakError, match=r"'value' of tell\(\) must be a number .*got value="):
+                study.tell(trial, bad)  # type: ignore[arg-type]
+        study.tell(trial, np.float32(0.25))
+    (told,) = load(exp).trials
+    assert told.state == TrialState.COMPLETE and told.value == 0.25
+
+
+def test_report_takes_numpy_integer_steps_but_not_bools(home, make_experiment):
+    exp = make_experiment(name="np-steps", budget={"trials": 1})
+    with autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        for step in np.arange(1, 4):
+            trial.report(0.5, step=step)
+        with pytest.raises(AutotweakError, match=r"must be an integer >= 0, got step=True"):
+            trial.report(0.4, step=True)
+        study.tell(trial, 0.5)
+    assert load(exp).trials[0].intermediate_values == {1: 0.5, 2: 0.5, 3: 0.5}
+    assert trial.last_step == 3 and type(trial.last_step) is int

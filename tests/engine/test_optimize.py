@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
+from click.testing import CliRunner
 from optuna.trial import TrialState
 
 import autotweak
 from autotweak.engine import PRUNERS, SAMPLERS
 from autotweak.engine._study import ATTR
-from autotweak.exceptions import AutotweakError, StudyMismatchError
-from tests.conftest import objective
+from autotweak.engine._worker import _call_style
+from autotweak.exceptions import AutotweakError, SpecError, StudyMismatchError
+from tests.conftest import base_spec, objective
 from tests.helpers import load, mlflow_runs
 
 SAMPLER_CLASSES = {
@@ -195,3 +199,113 @@ def test_checkpoint_dir_is_per_trial(home, make_experiment):
     dirs = sorted(p.name for p in (home / "checkpoints" / "study").iterdir())
     assert dirs == ["trial-0000", "trial-0001"]
     assert (home / "checkpoints" / "study" / "trial-0001" / "step.txt").read_text() == "2"
+
+
+def optional_trial(config: dict[str, Any], trial: autotweak.Trial | None = None) -> float:
+    """Reports only when given a trial, as a function also called by hand would."""
+    if trial is not None:
+        for step in range(1, 4):
+            trial.report(config["x"] * step, step=step)
+    return float(config["x"])
+
+
+def test_an_objective_whose_trial_is_optional_still_gets_it(home, make_experiment):
+    exp = make_experiment(objective=optional_trial, budget={"trials": 2})
+    autotweak.optimize(exp, track=False)
+    assert [len(t.intermediate_values) for t in load(exp).trials] == [3, 3]
+
+
+@pytest.mark.parametrize(
+    ("signature", "gets_trial"),
+    [
+        ("config, trial", True),
+        ("config, trial=None", True),
+        ("config, /, trial=None", True),
+        ("*args", True),
+        ("config, *rest", True),
+        ("config", False),
+        ("config, *, verbose=False", False),
+        ("config=None", False),
+    ],
+)
+def test_the_trial_is_passed_whenever_a_second_positional_argument_fits(signature, gets_trial):
+    namespace: dict[str, Any] = {}
+    exec(f"def f({signature}):\n    return locals()", namespace)
+    called = _call_style(namespace["f"])({"x": 1}, "TRIAL")
+    assert ("TRIAL" in str(called)) is gets_trial
+
+
+def test_an_objective_workers_cannot_receive_is_refused_before_the_study_exists(home, make_experiment):
+    scale = 2.0
+
+    def closure(config: dict[str, Any]) -> float:
+        return float(config["x"]) * scale
+
+    for bad, name in ((lambda config: config["x"], "<lambda>"), (closure, "closure")):
+        exp = make_experiment(objective=bad, execution={"workers": 2})
+        with pytest.raises(
+            SpecError, match=r"'objective' must be a function defined at the top level"
+        ) as caught:
+            autotweak.optimize(exp)
+        assert name in str(caught.value) and "cannot be pickled" in str(caught.value)
+        assert "workers: 1" in str(caught.value)
+    assert not (home / "optuna.db").exists() and not (home / "artifacts").exists(), "nothing was created"
+    fine = autotweak.optimize(make_experiment(objective=bad, execution={"workers": 1}), track=False)
+    assert fine.summary.counts["complete"] == 6
+
+
+def returns_text_or_bool(config: dict[str, Any]) -> Any:
+    return {0: "0.7", 1: True, 2: 0.5}[int(config["i"])]
+
+
+def test_text_or_a_bool_returned_as_the_value_makes_a_failed_trial(home, make_experiment):
+    exp = make_experiment(
+        objective=returns_text_or_bool,
+        base={},
+        tweaks={"i": {"type": "int", "low": 0, "high": 2}},
+        sampler="grid",
+        budget={"trials": 3},
+    )
+    autotweak.optimize(exp, track=False)
+    trials = {t.params["i"]: t for t in load(exp).trials}
+    assert trials[2].state == TrialState.COMPLETE and trials[2].value == 0.5
+    for i, raw in ((0, "'0.7'"), (1, "True")):
+        assert trials[i].state == TrialState.FAIL
+        assert trials[i].user_attrs[ATTR.FAILURE] == f"the objective must return a number, got {raw}"
+
+
+def test_a_mapping_is_taken_as_the_experiment(home):
+    result = autotweak.optimize(base_spec(name="as-dict", budget={"trials": 2}))
+    assert result.summary.counts["complete"] == 2
+    with autotweak.Study(base_spec(name="asked", objective=None, budget={"trials": 1})) as study:
+        trial = study.ask()
+        assert trial is not None
+        study.tell(trial, 1.0)
+    assert study.summary.counts["complete"] == 1
+
+
+def test_best_config_is_the_full_config_and_best_params_the_tweaks(home, make_experiment):
+    exp = make_experiment(
+        base={"x": 0.0, "epochs": 8, "optim": {"lr": 0.1, "wd": 0.0}},
+        tweaks={
+            "x": {"type": "float", "low": -5.0, "high": 5.0},
+            "optim.lr": {"type": "float", "low": 0.001, "high": 1.0},
+            "act": {"type": "fixed", "value": "relu"},
+        },
+        budget={"trials": 3},
+    )
+    result = autotweak.optimize(exp)
+    best = load(exp).trials[result.summary.best_number]
+    assert result.best_params == best.params and set(best.params) == {"x", "optim.lr"}
+    assert result.best_config == {
+        "x": best.params["x"],
+        "epochs": 8,
+        "optim": {"lr": best.params["optim.lr"], "wd": 0.0},
+        "act": "relu",
+    }
+    from autotweak.cli import cli
+
+    shown = CliRunner().invoke(cli, ["best", "study", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["config"] == result.best_config
+    assert json.loads(shown.output)["params"] == result.best_params

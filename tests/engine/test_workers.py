@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import yaml
 from optuna.trial import TrialState
 
 import autotweak
+from autotweak.engine._executors import WorkerCrashError
 from autotweak.engine._study import ATTR
 from tests.conftest import base_spec, objective
 from tests.helpers import load, mlflow_runs
@@ -221,3 +223,56 @@ def test_a_trial_lost_before_its_first_heartbeat_is_failed_and_retried(home, mak
     assert_stores_agree(mlflow_client, study)
     run = mlflow_runs(mlflow_client, "study").children[orphan.number]
     assert "no heartbeat" in run.data.tags["autotweak.failure"]
+
+
+def test_a_script_without_the_main_guard_fails_and_says_to_add_it(home, mlflow_client):
+    """Workers import the main script again: unguarded, each would start the study anew."""
+    spec = write_spec(home / "exp.yaml", budget={"trials": 4}, execution={"workers": 2})
+    script = home / "unguarded.py"
+    script.write_text(f"import autotweak\nresult = autotweak.optimize({str(spec)!r})\nprint('returned')\n")
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=home.parent, capture_output=True, text=True, timeout=180
+    )
+    assert run.returncode == 1 and "returned" not in run.stdout, run.stdout + run.stderr
+    final = run.stderr.strip().splitlines()[-1]
+    assert final.startswith(
+        "autotweak.engine._executors.WorkerCrashError: every worker of study 'study' failed"
+    )
+    assert "autotweak-worker-0 exited with code 1 before it started" in final
+    assert "autotweak-worker-1 exited with code 1 before it started" in final
+    assert 'under `if __name__ == "__main__":`' in final
+    assert "re-ran the main script's module-level code" in run.stderr, "each worker says why it stopped"
+    study = load(autotweak.Experiment.from_dict(base_spec()))
+    assert [t.state for t in study.trials] == [TrialState.WAITING], "the baseline never ran"
+    (parent,) = mlflow_runs(mlflow_client, "study").parents
+    assert parent.info.status == "KILLED", "not recorded as a clean finish"
+
+
+def test_workers_that_all_fail_raise_with_each_workers_error(home, make_experiment, mlflow_client):
+    broken = home / "broken.py"
+    broken.write_text(
+        "import multiprocessing\n"
+        "if multiprocessing.current_process().name.startswith('autotweak-worker-'):\n"
+        "    raise RuntimeError('no GPU on this worker')\n"
+        "def train(config, trial):\n"
+        "    return config['x']\n"
+    )
+    exp = make_experiment(objective=f"{broken}:train", budget={"trials": 4}, execution={"workers": 2})
+    with pytest.raises(WorkerCrashError) as caught:
+        autotweak.optimize(exp)
+    assert len(caught.value.errors) == 2
+    for index, error in enumerate(sorted(caught.value.errors)):
+        assert error.startswith(f"autotweak-worker-{index} failed with ")
+        assert "RuntimeError: no GPU on this worker" in error
+    assert "before it started" not in str(caught.value), "these workers started: no hint about the guard"
+    assert "autotweak resume study" in str(caught.value)
+    assert mlflow_runs(mlflow_client, "study").parents[0].info.status == "KILLED"
+    broken.write_text("def train(config, trial):\n    return config['x']\n")  # the cause, fixed
+    assert autotweak.optimize(exp, resume=True).summary.counts["complete"] == 4
+
+
+def test_a_study_refuses_to_start_in_a_starting_worker(home, make_experiment, monkeypatch):
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(autotweak.AutotweakError, match=r'under `if __name__ == "__main__":`'):
+        autotweak.optimize(make_experiment())
+    assert not (home / "optuna.db").exists(), "nothing was created"
