@@ -30,7 +30,7 @@ def register_best_model(study: optuna.Study, name: str, tracking_uri: str) -> Mo
 
     Example:
         >>> version = register_best_model(study, "digits-mlp", uri)  # doctest: +SKIP
-        >>> version.version
+        >>> version.version  # doctest: +SKIP
         '1'
 
     Raises:

@@ -98,7 +98,7 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
 
     Example:
         >>> report = build_report(optuna.load_study(study_name="digits-mlp", storage=url))  # doctest: +SKIP
-        >>> print(report.to_markdown())
+        >>> print(report.to_markdown())  # doctest: +SKIP
     """
     spec = study.user_attrs.get(ATTR.SPEC, {})
     summary = summarize(study)

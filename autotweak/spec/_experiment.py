@@ -197,7 +197,7 @@ def load_experiment(path: str | os.PathLike[str], *, check_objective: bool = Tru
 
     Example:
         >>> exp = load_experiment("examples/mlp_digits.yaml")  # doctest: +SKIP
-        >>> exp.metric.direction
+        >>> exp.metric.direction  # doctest: +SKIP
         'maximize'
     """
     file = Path(path)
