@@ -4,7 +4,9 @@ A worker killed between telling Optuna and closing the trial's record leaves a r
 open for a trial that is finished. Stale-trial detection cannot see it (the trial is not
 running), so the study closes such records from what Optuna holds: state, value, curve.
 A trial whose record was never opened (its worker killed before its writer opened it,
-or the tracker away both times it was tried) gets one the same way.
+or the tracker away both times it was tried) gets one the same way. A trial whose worker
+was lost while it ran had its record closed by the stale-trial sweep, which knows only
+that it died: its learning curve, which Optuna holds, is written to the record here.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ def reconcile(
 ) -> int:
     """Close the open records of finished trials and open the missing ones; return how many.
 
-    ``settle``: open the missing records only of trials finished at least this many seconds
-    ago. A study resumed while other workers run passes the grace period: a worker still
-    alive has opened its trial's record by then, so this never makes a second one.
+    Lost trials' curves are restored on the way (see the module's documentation).
+
+    ``settle``: open the missing records (and restore the curves) only of trials finished at
+    least this many seconds ago. A study resumed while other workers run passes the grace
+    period: a worker still alive has opened its trial's record by then, so this never makes
+    a second one.
     """
     try:
         open_records = tracker.open_trials(study.study_name)
@@ -42,11 +47,12 @@ def reconcile(
         return 0
     finished = {t._trial_id: t for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     cutoff = datetime.datetime.now() - datetime.timedelta(seconds=settle)
-    missing = [
-        t
-        for i, t in finished.items()
-        if recorded is not None and i not in recorded and (t.datetime_complete or cutoff) <= cutoff
-    ]
+    settled = {i: t for i, t in finished.items() if (t.datetime_complete or cutoff) <= cutoff}
+    missing = [t for i, t in settled.items() if recorded is not None and i not in recorded]
+    elsewhere = open_records.keys() | {t._trial_id for t in missing}  # closed below, curve and all
+    _restore_curves(
+        study, tracker, metric, [t for i, t in settled.items() if _lost(t) and i not in elsewhere]
+    )
     if not open_records and not missing:
         return 0
     closed = 0
@@ -82,13 +88,42 @@ def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
     )
 
 
-def _record(trial: FrozenTrial, run_id: str, metric: str, steps: int | None) -> TrialRecord:
+def _lost(trial: FrozenTrial) -> bool:
+    """Failed with a curve, but not by its worker (which says why): the stale-trial sweep failed it."""
+    return (
+        trial.state == TrialState.FAIL
+        and ATTR.FAILURE not in trial.user_attrs
+        and bool(trial.intermediate_values)
+    )
+
+
+def _restore_curves(study: optuna.Study, tracker: BaseTracker, metric: str, lost: list[FrozenTrial]) -> None:
+    """Write the curves of lost trials to their closed records (a tracker writes only the points it lacks)."""
+    restored = 0
+    for trial in lost:
+        try:
+            run_id = tracker.find_trial(study.study_name, trial._trial_id)
+            if run_id is not None:
+                tracker.log_steps(run_id, metric, _curve(trial))
+                restored += 1
+        except Exception:
+            _log.warning("could not restore the curve of lost trial %d", trial.number, exc_info=True)
+    if restored:
+        _log.info("restored the learning curves of %d lost trial(s) from Optuna's trials", restored)
+
+
+def _curve(trial: FrozenTrial) -> list[tuple[int, float, int]]:
+    """The trial's intermediate values as curve points, stamped with the trial's end."""
     stamp = (
         int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)
         if trial.datetime_start
         else 0
     )
-    curve = [(s, float(v), stamp) for s, v in sorted(trial.intermediate_values.items())]
+    return [(s, float(v), stamp) for s, v in sorted(trial.intermediate_values.items())]
+
+
+def _record(trial: FrozenTrial, run_id: str, metric: str, steps: int | None) -> TrialRecord:
+    curve = _curve(trial)
     value = trial.value if trial.state == TrialState.COMPLETE else (curve[-1][1] if curve else None)
     duration = 0.0
     if trial.datetime_start and trial.datetime_complete:

@@ -2,6 +2,12 @@
 
 Writes are batched (one ``log_batch`` per trial end), since a call per metric costs
 about five times more against a SQLite store.
+
+A trial's learning curve is every value Optuna keeps for it, non-finite ones included: a
+diverged trial's ``nan`` and ``inf`` reports are logged too. MLflow keeps ``nan`` in every
+store; its SQL stores (SQLite, PostgreSQL, a tracking server on one) keep ``inf`` and
+``-inf`` as the largest float, ``±1.7976931348623157e308``, which readers take as infinite.
+``final_<metric>`` is logged only when the trial's value is finite.
 """
 
 from __future__ import annotations
@@ -155,11 +161,15 @@ class MlflowTracker(BaseTracker):
         return run_id
 
     def log_steps(self, run_id: str, metric: str, steps: Sequence[tuple[int, float, int]]) -> None:
-        self._log(run_id, metrics=[Metric(metric, v, ts, s) for s, v, ts in steps if math.isfinite(v)])
+        """Write curve points; to a run opened elsewhere (a crash's, restored), only those it lacks."""
+        metrics = [Metric(metric, v, ts, s) for s, v, ts in steps]
+        if run_id not in self._configs:
+            metrics = self._new_points(run_id, metric, metrics)
+        self._log(run_id, metrics=metrics)
 
     def end_trial(self, record: TrialRecord) -> None:
         now = _now_ms()
-        metrics = [Metric(record.metric, v, ts, s) for s, v, ts in record.steps if math.isfinite(v)]
+        metrics = [Metric(record.metric, v, ts, s) for s, v, ts in record.steps]
         finals = {"duration_s": record.duration}
         if record.value is not None and math.isfinite(record.value):
             finals[f"final_{record.metric}"] = record.value
@@ -248,11 +258,15 @@ class MlflowTracker(BaseTracker):
     ) -> tuple[list[Metric], dict[str, Any]]:
         """The metric points and params that a run opened elsewhere does not have yet."""
         run = self.client.get_run(run_id)
-        seen = {(m.key, m.step) for m in self.client.get_metric_history(run_id, metric)}
-        seen |= {(key, 0) for key in run.data.metrics if key != metric}
+        seen = {(key, 0) for key in run.data.metrics if key != metric}
         config = json.loads(run.data.tags.get("autotweak.config", "{}") or "{}")
         params = {k: v for k, v in config.items() if k not in run.data.params}
-        return [m for m in metrics if (m.key, m.step) not in seen], params
+        return self._new_points(run_id, metric, [m for m in metrics if (m.key, m.step) not in seen]), params
+
+    def _new_points(self, run_id: str, metric: str, metrics: list[Metric]) -> list[Metric]:
+        """``metrics`` less the steps of ``metric`` that the run has already."""
+        seen = {m.step for m in self.client.get_metric_history(run_id, metric)}
+        return [m for m in metrics if m.key != metric or m.step not in seen]
 
     # -- helpers --------------------------------------------------------------------
     def _log(
