@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,23 +48,57 @@ def import_objective(ref: str, where: Where, *, base_dir: Path | None = None) ->
 
 def _import_module(module_ref: str, where: Where, base_dir: Path | None) -> Any:
     if module_ref.endswith(".py"):
-        path = Path(module_ref)
-        if not path.is_absolute() and base_dir is not None and not path.exists():
-            path = base_dir / path
-        if not path.is_file():
-            raise where.fail("must name an existing Python file", module_ref, ObjectiveImportError)
-        name = f"autotweak_objective_{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise where.fail("must name an importable Python file", module_ref, ObjectiveImportError)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
+        return _import_file(module_ref, where, base_dir)
     try:
         return importlib.import_module(module_ref)
-    except ImportError as exc:
-        raise where.fail(f"must name an importable module ({exc})", module_ref, ObjectiveImportError) from exc
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not _is_prefix(exc.name, module_ref):
+            raise _import_failed(exc, where) from None
+        raise where.fail(
+            f"must name an importable module ({exc})", module_ref, ObjectiveImportError
+        ) from None
+    except Exception as exc:  # the user's module ran and failed: say how, without a traceback
+        raise _import_failed(exc, where) from None
+
+
+def _import_file(module_ref: str, where: Where, base_dir: Path | None) -> Any:
+    path = Path(module_ref)
+    if not path.is_absolute() and base_dir is not None and not path.exists():
+        path = base_dir / path
+    if not path.is_file():
+        raise where.fail("must name an existing Python file", module_ref, ObjectiveImportError)
+    name = f"autotweak_objective_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise where.fail("must name an importable Python file", module_ref, ObjectiveImportError)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise _import_failed(exc, where) from None
+    return module
+
+
+def _is_prefix(missing: str, module_ref: str) -> bool:
+    """Whether the missing module is ``module_ref`` or a package on its path (not one it imports)."""
+    return module_ref == missing or module_ref.startswith(missing + ".")
+
+
+def _import_failed(exc: Exception, where: Where) -> ObjectiveImportError:
+    """The objective's module raised while it was imported: the exception and where it was raised."""
+    if isinstance(exc, SyntaxError):
+        file, line, message = exc.filename, exc.lineno, exc.msg
+    else:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+        file, line, message = (
+            (frames[-1].filename, frames[-1].lineno, str(exc)) if frames else (None, None, str(exc))
+        )
+    at = f" ({Path(file).name}, line {line})" if file else ""
+    return ObjectiveImportError(
+        f"could not be imported: {type(exc).__name__}: {message}{at}.", source=where.source, field=where.field
+    )
 
 
 def entry_point_of(func: Callable[..., Any]) -> str | None:

@@ -262,3 +262,34 @@ def test_extends_a_space_file_next_to_the_spec(tmp_path: Path, monkeypatch: pyte
         SpecError, match=re.escape("'tweaks.extends' must name an existing search space file")
     ):
         load_experiment(tmp_path / "specs" / "exp.yaml")
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("def train(c, t):\n    return (\n", "SyntaxError: '(' was never closed ({file}, line 2)."),
+        (
+            "import os\nraise RuntimeError('boom at import')\n",
+            "RuntimeError: boom at import ({file}, line 2).",
+        ),
+        (
+            "import no_such_pkg_xyz\n",
+            "ModuleNotFoundError: No module named 'no_such_pkg_xyz' ({file}, line 1).",
+        ),
+    ],
+    ids=["syntax", "raises", "imports-a-missing-module"],
+)
+@pytest.mark.parametrize("form", ["file", "module"])
+def test_an_objective_that_fails_at_import_is_a_one_line_error(
+    tmp_path: Path, source: str, expected: str, form: str
+) -> None:
+    module = f"objective_{form}_{abs(hash(source)) % 10**8}"
+    (tmp_path / f"{module}.py").write_text(source)
+    ref = f"{module}.py:train" if form == "file" else f"{module}:train"
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(base_spec(objective=ref)))
+    with pytest.raises(ObjectiveImportError) as info:
+        load_experiment(path)
+    message = f"{path}: 'objective' could not be imported: " + expected.format(file=f"{module}.py")
+    assert str(info.value) == message
+    assert info.value.__cause__ is None and info.value.__suppress_context__, "no chained traceback"
