@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console as RichConsole
 from rich.console import Group
 from rich.live import Live
@@ -13,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from autotweak.engine import Progress as StudyProgress
+from autotweak.engine._study import ATTR
 from autotweak.spec import Experiment
 
 __all__ = ["Console"]
@@ -80,8 +82,10 @@ class Console:
         best = "-" if p.best_value is None else f"{p.best_value:.6g} (#{p.best_number})"
         for trial in p.last_finished:
             value = "" if trial.value is None else f" {experiment.metric.name}={trial.value:.6g}"
+            done = p.done_after.get(trial.number, p.done)  # this trial's count, not the poll's
+            ended = f"trial {trial.number} {trial.state.name.lower()}{value}{_reason(trial)}"
             self.line(
-                f"trial {trial.number} {trial.state.name.lower()}{value} | done {p.done}{total}, "
+                f"{ended} | done {done}{total}, "
                 f"best {best}, elapsed {_duration(p.elapsed)}, eta {_duration(p.eta)}"
             )
 
@@ -103,11 +107,20 @@ class Console:
                 )
                 for trial in p.last_finished:
                     value = "-" if trial.value is None else f"{trial.value:.6g}"
-                    recent.append(f"#{trial.number:<4} {trial.state.name.lower():<8} {value}")
+                    recent.append(f"#{trial.number:<4} {trial.state.name.lower():<8} {value}{_reason(trial)}")
                 del recent[:-6]
                 live.update(Group(bar, _table(experiment, p), "\n".join(recent)))
 
             yield update
+
+
+def _reason(trial: FrozenTrial, width: int = 100) -> str:
+    """Why a trial failed, in short (the full traceback is in its MLflow run)."""
+    failure = str(trial.user_attrs.get(ATTR.FAILURE) or "")
+    if trial.state != TrialState.FAIL or not failure:
+        return ""
+    first = failure.strip().splitlines()[0] if failure.strip() else failure
+    return f" ({first if len(first) <= width else first[: width - 1] + '…'})"
 
 
 def _table(experiment: Experiment, p: StudyProgress) -> Table:

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -33,6 +33,8 @@ class Progress:
     eta: float | None
     compute: float
     last_finished: list[FrozenTrial]
+    done_after: dict[int, int] = field(default_factory=dict)
+    """For each trial of ``last_finished``, the budget count once it had finished."""
 
 
 class Monitor:
@@ -55,11 +57,14 @@ class Monitor:
         self._started = time.time()
         self._seen: set[int] = set()
         self._done_at_start: int | None = None
+        self._done_shown = 0
 
     def __enter__(self) -> Monitor:
-        # The trials finished before this run (a resumed study) do not tell this run's pace;
-        # counted now, not at the first poll, which comes after the first trials may be done.
-        self._done_at_start = _counted(self.study.get_trials(deepcopy=False))
+        # The trials finished before this run (a resumed study) are neither news nor a sign of
+        # this run's pace; taken now, not at the first poll, after which the first trials may be done.
+        trials = self.study.get_trials(deepcopy=False)
+        self._seen = {t.number for t in trials if t.state.is_finished()}
+        self._done_at_start = self._done_shown = _counted(trials)
         self._thread.start()
         return self
 
@@ -85,19 +90,21 @@ class Monitor:
     def _snapshot(self, trials: list[FrozenTrial]) -> Progress:
         counts = Counter(state_of(t) for t in trials)
         finished = [t for t in trials if t.state.is_finished()]
-        fresh = [t for t in finished if t.number not in self._seen]
+        fresh = sorted((t for t in finished if t.number not in self._seen), key=lambda t: t.number)
         self._seen.update(t.number for t in fresh)
         retries = sum(1 for t in trials if ATTR.RETRY_OF in t.user_attrs)
         done = _counted(trials)
         if self._done_at_start is None:
-            self._done_at_start = done
+            self._done_at_start = done  # polled without entering: every finished trial is new
+        total = self.experiment.budget.trials
+        done_after = self._count_each(fresh, total)
+        self._done_shown = done
         elapsed = time.time() - self._started
         complete = [t for t in finished if t.state == TrialState.COMPLETE and t.value is not None]
         best = None
         if complete:
             sign = 1 if self.experiment.metric.direction == "maximize" else -1
             best = max(complete, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
-        total = self.experiment.budget.trials
         return Progress(
             counts={s: counts.get(s, 0) for s in ("complete", "pruned", "failed", "running")},
             done=min(done, total) if total else done,
@@ -107,8 +114,18 @@ class Monitor:
             elapsed=elapsed,
             eta=self._eta(done, total, elapsed, retries),
             compute=study_compute(trials, self.experiment.metric.steps),
-            last_finished=sorted(fresh, key=lambda t: t.number),
+            last_finished=fresh,
+            done_after=done_after,
         )
+
+    def _count_each(self, fresh: list[FrozenTrial], total: int | None) -> dict[int, int]:
+        """The budget count after each new trial, in order, so that no two lines show the same."""
+        count = self._done_shown
+        after: dict[int, int] = {}
+        for trial in fresh:
+            count += ATTR.RETRY_OF not in trial.user_attrs  # a retry replaces a trial already counted
+            after[trial.number] = min(count, total) if total else count
+        return after
 
     def _eta(self, done: int, total: int | None, elapsed: float, retries: int) -> float | None:
         new = done - (self._done_at_start or 0)

@@ -203,6 +203,8 @@ class TrialSession:
             )
         )
         shown = "" if outcome.value is None else f" {exp.metric.name}={outcome.value:.6g}"
+        if outcome.failure and outcome.state == "failed":  # the traceback is in the trial's record
+            shown += f" ({outcome.failure.strip().splitlines()[0][:200]})" if outcome.failure.strip() else ""
         _log.info("trial %d %s%s", trial.number, outcome.state, shown)
 
     def _opened(self, number: int) -> str:

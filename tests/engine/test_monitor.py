@@ -40,5 +40,19 @@ def test_trials_of_an_earlier_run_do_not_count_for_the_pace(study, make_experime
         after = monitor.poll()
     assert before.done == 2 and before.eta is not None and before.eta > 500  # wall time only
     assert after.done == 3 and after.eta is not None and after.eta < 60
-    assert [t.number for t in before.last_finished] == [0, 1]
+    assert before.last_finished == [], "trials of an earlier run are not news (resume)"
     assert [t.number for t in after.last_finished] == [2]
+    assert after.done_after == {2: 3}
+
+
+def test_each_new_trial_carries_its_own_count(study, make_experiment):
+    experiment = make_experiment(budget={"trials": 6})
+    _finish(study, [0.1])  # an earlier run
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        _finish(study, [0.2, 0.3])
+        first = monitor.poll()
+        _finish(study, [0.4, 0.5, 0.6, 0.7])  # one more than the budget: the count stops at 6
+        second = monitor.poll()
+    assert [t.number for t in first.last_finished] == [1, 2]
+    assert first.done_after == {1: 2, 2: 3}, "not 3 and 3: each line shows the count after its trial"
+    assert second.done_after == {3: 4, 4: 5, 5: 6, 6: 6}
