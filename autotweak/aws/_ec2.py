@@ -8,6 +8,7 @@ logged or passed on by autotweak.
 from __future__ import annotations
 
 import base64
+import importlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -53,7 +54,14 @@ class Instance:
 def ec2_client(region: str | None) -> Any:
     """An EC2 client from boto3's default credential chain."""
     boto3 = require("boto3", extra="aws", feature="the aws-spot executor")
-    return boto3.client("ec2", region_name=region)
+    no_region = importlib.import_module("botocore.exceptions").NoRegionError  # botocore ships no types
+    try:
+        return boto3.client("ec2", region_name=region)
+    except no_region:
+        raise AutotweakError(
+            "no AWS region is set: pass --region (or 'execution.aws.region' in the spec), "
+            "or set AWS_REGION or AWS_DEFAULT_REGION."
+        ) from None
 
 
 def spot_prices(ec2: Any, instance_types: Iterable[str]) -> dict[str, float]:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from autotweak._locations import resolve_storage_url, resolve_tracking_uri
+from autotweak._locations import redact, resolve_storage_url, resolve_tracking_uri
 from autotweak.cli._console import Console
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Budget, Execution, Experiment, load_experiment
@@ -23,6 +26,39 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _console = Console()
+
+
+# The stores this command opens, as (where the URL came from, the URL), for store errors.
+_stores: dict[str, tuple[str, str]] = {}
+_SQLALCHEMY_OPEN_ERRORS = ("OperationalError", "NoSuchModuleError", "ArgumentError")
+
+
+def _open_storage(storage: str | None) -> optuna.storages.BaseStorage:
+    """The Optuna storage of ``--storage`` (or its variable, or the embedded default)."""
+    import optuna
+
+    url = resolve_storage_url(storage)
+    _stores["storage"] = ("--storage", url)
+    return optuna.storages.get_storage(url)
+
+
+def _store_failed(exc: Exception) -> str | None:
+    """One line naming the store, its option and URL, when ``exc`` is a store that cannot be used."""
+    kind = type(exc)
+    if kind.__module__.startswith("mlflow") and "StoreURI" in kind.__name__:
+        store = "tracking"  # MLflow's Unsupported*StoreURIException: a URI scheme it has no store for
+    elif kind.__module__.startswith("sqlalchemy") and kind.__name__ in _SQLALCHEMY_OPEN_ERRORS:
+        frames = traceback.extract_tb(exc.__traceback__)
+        store = "tracking" if any(f"{os.sep}mlflow{os.sep}" in f.filename for f in frames) else "storage"
+    else:
+        return None
+    label, url = _stores.get(store) or (
+        ("--storage", resolve_storage_url(None))
+        if store == "storage"
+        else ("--tracking-uri", resolve_tracking_uri(None))
+    )
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].strip()
+    return f"{label}: cannot open the store at {redact(url)!r}: {kind.__name__}: {reason}"
 
 
 def _storage_option(func: F) -> F:
@@ -137,16 +173,17 @@ def status(study: str | None, storage: str | None) -> None:
 
     from autotweak.engine._study import load_study, summarize
 
-    url = resolve_storage_url(storage)
+    opened = _open_storage(storage)
     if study is None:
-        summaries = optuna.get_all_study_summaries(url)
+        url = _stores["storage"][1]
+        summaries = optuna.get_all_study_summaries(opened)
         if not summaries:
             _console.line(f"no studies in {url}")
         for s in summaries:
             best = "-" if s.best_trial is None else f"{s.best_trial.value:.6g}"
             _console.line(f"{s.study_name}: {s.n_trials} trials, best {best}")
         return
-    summary = summarize(load_study(study, optuna.storages.get_storage(url)))
+    summary = summarize(load_study(study, opened))
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
     best = "-" if summary.best_value is None else f"{summary.best_value:.6g} (trial {summary.best_number})"
     _console.line(
@@ -160,11 +197,9 @@ def status(study: str | None, storage: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def best(study: str, storage: str | None, as_json: bool) -> None:
     """Print the best trial of STUDY: its value and tweaks (with --json, its full config too)."""
-    import optuna
-
     from autotweak.engine._study import best_config, load_study, summarize
 
-    loaded = load_study(study, optuna.storages.get_storage(resolve_storage_url(storage)))
+    loaded = load_study(study, _open_storage(storage))
     summary = summarize(loaded)
     if summary.best_number is None:
         raise AutotweakError(f"study '{study}' has no completed trial yet.")
@@ -211,13 +246,13 @@ def report(
 
     With --html, one study's page is also logged to its parent MLflow run, under report/.
     """
-    import optuna
-
     from autotweak.engine._study import load_study
     from autotweak.report import compare_markdown, write_comparison
 
-    url = resolve_storage_url(storage)
-    url_storage = optuna.storages.get_storage(url)
+    url_storage = _open_storage(storage)
+    url = _stores["storage"][1]
+    if tracking_uri:
+        _stores["tracking"] = ("--tracking-uri", tracking_uri)
     loaded = [load_study(name, url_storage) for name in studies]
     if len(loaded) == 1:
         if ablate:
@@ -279,8 +314,44 @@ def ui(tracking_uri: str | None, port: int, host: str) -> None:
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
     _console.line(f"MLflow UI on http://{host}:{port} for {uri} (Ctrl-C to stop)")
     _console.line(f"  experiments: http://{host}:{port}/#/experiments?workflowType=machine_learning")
-    command = [mlflow, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    raise SystemExit(subprocess.call(command))
+    command = [
+        mlflow,
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    # One worker and no job runner: the UI is for one person, and each extra process takes seconds to
+    # start on a small machine (as scripts/team_stores.sh runs the team's server).
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    # Its own session, so that Ctrl-C reaches only autotweak, which then stops it quietly.
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):  # a `kill` or a closed terminal stops it too
+        signal.signal(stop_signal, signal.default_int_handler)
+    try:
+        code = server.wait()
+    except KeyboardInterrupt:
+        _stop(server)
+        _console.line("MLflow UI stopped")
+        raise SystemExit(0) from None
+    raise SystemExit(code)
+
+
+def _stop(server: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop the UI server and the workers it started (they share its process group)."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=grace)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 def _experiment_link(tracking_uri: str, study: str, ui: str = "http://127.0.0.1:5000") -> str | None:
@@ -356,11 +427,10 @@ def _override(experiment: Experiment, name: str | None = None, **options: Any) -
 
 
 def _experiment_from_storage(name: str, storage: str | None) -> Experiment:
-    import optuna
 
     from autotweak.engine._study import ATTR, load_study
 
-    study = load_study(name, optuna.storages.get_storage(resolve_storage_url(storage)))
+    study = load_study(name, _open_storage(storage))
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:
         raise AutotweakError(f"study '{name}' was not created by autotweak; it holds no spec to resume from.")
@@ -377,6 +447,8 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         f"{verb} study '{experiment.name}': sampler {experiment.sampler.name}, pruner "
         f"{experiment.pruner.name}, {experiment.execution.workers} worker(s)"
     )
+    _stores["storage"] = _store_origin(experiment, "storage", options.get("storage"))
+    _stores["tracking"] = _store_origin(experiment, "tracking_uri", options.get("tracking_uri"))
     executor = None
     if options.get("executor", "processes") != "processes":
         from autotweak.engine._executors import EXECUTORS
@@ -405,6 +477,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         name, version = result.registered_model.rsplit("/", 1)
         _console.line(f"registered the best trial's model as '{name}' version {version}")
     if summary.interrupted:
+        _console.line(f"`autotweak resume {result.study_name}` continues the study")
         raise SystemExit(130)
     crashed = [r for r in result.stop_reasons if r.startswith("crashed")]
     if crashed and len(crashed) == len(result.stop_reasons):
@@ -415,6 +488,24 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         raise SystemExit(1)
     if crashed:
         _console.line(f"warning: {len(crashed)} worker process(es) crashed; the others finished the study")
+    states = summary.counts
+    if states.get("failed") and not states.get("complete") and not states.get("pruned"):
+        _console.error(
+            f"every trial of study '{result.study_name}' failed ({states['failed']} failed, none completed); "
+            "the reason is on each trial's line above, and its traceback in the trial's MLflow run "
+            "(artifact traceback.txt; `autotweak ui` shows it)"
+        )
+        raise SystemExit(1)
+
+
+def _store_origin(experiment: Experiment, key: str, option: str | None) -> tuple[str, str]:
+    """Where the URL of a store came from (the option, the spec or the default) and the URL."""
+    value = getattr(experiment, key)
+    if value and not option:
+        return f"'{key}' in {experiment.source}" if experiment.source else key, value
+    if key == "storage":
+        return "--storage", resolve_storage_url(value)
+    return "--tracking-uri", resolve_tracking_uri(value)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -433,3 +524,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _console.error("interrupted")
         raise SystemExit(130) from None
+    except Exception as exc:
+        message = _store_failed(exc)
+        if message is None:
+            raise
+        _console.error(message)
+        raise SystemExit(2) from None

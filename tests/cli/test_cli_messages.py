@@ -1,0 +1,172 @@
+"""What the ``autotweak`` command tells a user when something goes wrong, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+
+from autotweak.cli._console import Console
+from autotweak.engine import Progress
+from autotweak.spec import Experiment
+from autotweak.tracking._records import StudySummary
+from tests.cli.test_cli import autotweak
+from tests.conftest import base_spec
+
+FAILING = "def train(config, trial):\n    return config['optim']['lr']\n"
+
+
+def _spec(cwd: Path, **overrides: Any) -> None:
+    (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(**overrides)))
+
+
+def test_a_study_whose_every_trial_failed_says_why_and_exits_1(home):
+    cwd = home.parent
+    (cwd / "obj.py").write_text(FAILING)
+    _spec(cwd, objective="obj.py:train", budget={"trials": 2})
+    run = autotweak("optimize", "exp.yaml", cwd=cwd)
+    assert run.returncode == 1, run.stdout + run.stderr
+    fails = [line for line in run.stdout.splitlines() if line.startswith("trial ")]
+    assert len(fails) == 2 and all(" fail (KeyError: 'optim') | done " in line for line in fails), fails
+    assert "every trial of study 'study' failed (2 failed, none completed)" in run.stderr
+    assert "traceback.txt" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_flat_dotted_base_runs_as_trial_0_and_the_objective_gets_it_nested(home):
+    cwd = home.parent
+    (cwd / "obj.py").write_text(FAILING)  # fails unless config['optim'] is a nested mapping
+    tweaks = {"optim.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    _spec(cwd, objective="obj.py:train", base={"optim.lr": 0.05}, tweaks=tweaks, budget={"trials": 2})
+    run = autotweak("optimize", "exp.yaml", cwd=cwd)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 complete" in run.stdout
+    assert "base config 0.05" in run.stdout, "the base config ran as trial 0"
+
+
+def test_resume_shows_only_the_trials_it_ran_each_with_its_own_count(home):
+    cwd = home.parent
+    _spec(cwd, budget={"trials": 2})
+    assert autotweak("optimize", "exp.yaml", cwd=cwd).returncode == 0
+    run = autotweak("resume", "study", "--trials", "4", cwd=cwd)
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stdout.splitlines() if line.startswith("trial ")]
+    assert [line.split()[1] for line in lines] == ["2", "3"], lines
+    assert ["done 3/4" in lines[0], "done 4/4" in lines[1]] == [True, True], lines
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["status", "--storage", "sqlite:////no_such_dir_xyz/x.db"],
+            "error: --storage: cannot open the store at 'sqlite:////no_such_dir_xyz/x.db': "
+            "OperationalError: unable to open database file",
+        ),
+        (
+            ["best", "study", "--storage", "foo://bar"],
+            "error: --storage: cannot open the store at 'foo://bar': NoSuchModuleError: "
+            "Can't load plugin: sqlalchemy.dialects:foo",
+        ),
+        (
+            ["report", "study", "--storage", "not a url"],
+            "error: --storage: cannot open the store at 'not a url'",
+        ),
+        (
+            ["optimize", "exp.yaml", "--tracking-uri", "foo://bar"],
+            "error: --tracking-uri: cannot open the store at 'foo://bar': Unsupported",
+        ),
+    ],
+    ids=["missing-folder", "unknown-scheme", "not-a-url", "tracking"],
+)
+def test_a_store_that_cannot_be_opened_is_one_line_naming_the_option(home, args, expected):
+    _spec(home.parent)
+    run = autotweak(*args, cwd=home.parent)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith(expected) and run.stderr.count("\n") == 1, run.stderr
+
+
+def test_workers_list_without_a_region_says_how_to_give_one(home, monkeypatch):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))  # no region from a config file
+    run = autotweak("workers", "list", cwd=home.parent)
+    assert run.returncode == 2
+    assert (
+        run.stderr.startswith("error: no AWS region is set: pass --region")
+        and "AWS_DEFAULT_REGION" in run.stderr
+    )
+    assert "Traceback" not in run.stderr
+
+
+def test_an_interrupted_study_says_how_to_continue(home, monkeypatch, capsys):
+    from autotweak.cli._main import main
+    from autotweak.engine import StudyResult
+
+    summary = StudySummary("study", {"complete": 1, "failed": 0}, 0, 1.0, {}, None, 0.2, interrupted=True)
+    result = StudyResult(summary, "study", "sqlite://", None, None, ["interrupted"])
+    monkeypatch.setattr("autotweak.engine.optimize", lambda *a, **k: result)
+    _spec(home.parent)
+    with pytest.raises(SystemExit) as exited:
+        main(["optimize", "exp.yaml"])
+    assert exited.value.code == 130
+    assert "`autotweak resume study` continues the study" in capsys.readouterr().out
+
+
+def test_plain_progress_lines_show_each_trials_count_and_why_it_failed(make_experiment, capsys):
+    study = optuna.create_study()
+    good = study.ask()
+    study.tell(good, 1.0)
+    bad = study.ask()
+    bad.set_user_attr("autotweak.failure", "ValueError: " + "x" * 300 + "\nmore")
+    study.tell(bad, state=optuna.trial.TrialState.FAIL)
+    trials = study.get_trials()
+    progress = Progress(
+        counts={"complete": 1, "pruned": 0, "failed": 1, "running": 0},
+        done=2,
+        total=2,
+        best_value=1.0,
+        best_number=0,
+        elapsed=3.0,
+        eta=0.0,
+        compute=1.0,
+        last_finished=trials,
+        done_after={0: 1, 1: 2},
+    )
+    experiment: Experiment = make_experiment()
+    Console(force_plain=True)._plain(experiment, progress)
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("trial 0 complete loss=1 | done 1/2, ")
+    assert second.startswith("trial 1 fail (ValueError: xxx") and "…) | done 2/2, " in second
+    assert len(second.split(" | ")[0]) < 130, "the reason is cut short; the traceback is in MLflow"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_ui_quietly(home):
+    from tests.engine.test_workers import start_cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = start_cli(["ui", "--port", str(port)], home.parent)
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                break
+        except OSError:
+            assert time.time() < deadline and proc.poll() is None, "the UI did not start"
+            time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and "error:" not in out and "MLflow UI stopped" in out
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
