@@ -190,11 +190,12 @@ def _target_of(ref: str) -> _Target:
 
         raw = yaml.safe_load(path.read_text())
         if isinstance(raw, dict) and "tweaks" in raw:
+            from autotweak.engine._config import base_values
             from autotweak.spec import load_experiment
 
             experiment = load_experiment(path, check_objective=False)
-            metric = experiment.metric
-            return _Target(experiment.space, metric.name, metric.direction, dict(experiment.base))
+            metric, space = experiment.metric, experiment.space
+            return _Target(space, metric.name, metric.direction, base_values(experiment.base, space.names))
     return _Target(load_space(ref))
 
 
