@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from autotweak.engine._config import merge_config
 from autotweak.engine._registry import build_pruner, build_sampler, component_meta
@@ -46,6 +47,7 @@ class ATTR:
     ATTEMPT = "autotweak.attempt"
     FAILURE = "autotweak.failure"
     CHECKPOINT_RUN = "autotweak.checkpoint_run"
+    INTERRUPTED = "autotweak.interrupted"  # on a trial stopped by Ctrl-C: queued again, not a failure
 
 
 _STATES = {
@@ -58,7 +60,9 @@ _STATES = {
 
 
 def state_of(trial: FrozenTrial) -> str:
-    """Autotweak's name for an Optuna trial state."""
+    """Autotweak's name for an Optuna trial state; a trial stopped by Ctrl-C is ``interrupted``."""
+    if trial.state == TrialState.FAIL and trial.user_attrs.get(ATTR.INTERRUPTED):
+        return "interrupted"
     return _STATES[trial.state]
 
 
@@ -126,6 +130,17 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
         )
 
 
+INTERRUPTED_FAILURE = "interrupted by the user (Ctrl-C); queued to run again"
+
+
+def mark_interrupted(trial: optuna.Trial) -> None:
+    """Mark a running trial as stopped by Ctrl-C: :func:`requeue` then always queues it again."""
+    try:
+        trial.set_user_attr(ATTR.INTERRUPTED, True)
+    except UpdateFinishedTrialError:  # declared stale meanwhile: its retry is queued already
+        _log.info("trial %d finished before it could be marked as interrupted", trial.number)
+
+
 def requeue(
     study: optuna.Study,
     number: int,
@@ -135,12 +150,17 @@ def requeue(
     max_retries: int,
     checkpoint_run: str | None = None,
 ) -> bool:
-    """Queue a trial that did not finish (stale or preempted) to run again, up to ``max_retries`` times.
+    """Queue a trial that did not finish (stale, preempted, interrupted) to run again.
 
-    The new attempt keeps the root trial's number, so it finds the same checkpoint folder.
+    The new attempt keeps the root trial's number, so it finds the same checkpoint folder,
+    and carries the trial's marks: the baseline's, and the meta-learner proposal it ran.
+    A trial the user interrupted is always queued again (Ctrl-C says nothing about the
+    trial); the others up to ``max_retries`` times.
     """
+    previous = _stored(study, number)
+    interrupted = bool(previous.user_attrs.get(ATTR.INTERRUPTED))
     attempt = int(user_attrs.get(ATTR.ATTEMPT, 1))
-    if attempt > max_retries:
+    if attempt > max_retries and not interrupted:
         _log.warning("trial %d did not finish %d times; not run again", number, attempt)
         return False
     attrs: dict[str, Any] = {
@@ -152,9 +172,21 @@ def requeue(
         attrs[ATTR.BASELINE] = True
     if checkpoint_run:
         attrs[ATTR.CHECKPOINT_RUN] = checkpoint_run
-    study.enqueue_trial(params, user_attrs=attrs)
+    from autotweak.meta._sampler import PROPOSAL_ATTR, RETRY_KEY  # rarely needed; it imports NumPy
+
+    system: dict[str, Any] = {"fixed_params": params}  # what ``Study.enqueue_trial`` stores
+    proposal = previous.system_attrs.get(PROPOSAL_ATTR)
+    if isinstance(proposal, dict):
+        system[PROPOSAL_ATTR] = {**proposal, RETRY_KEY: number}
+    study.add_trial(create_trial(state=TrialState.WAITING, system_attrs=system, user_attrs=attrs))
     _log.info("trial %d queued again as attempt %d", number, attempt + 1)
     return True
+
+
+def _stored(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial ``number`` as the storage holds it now (its attrs written since it was asked for)."""
+    storage = study._storage
+    return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
 
 
 def steps_of(study: optuna.Study) -> int | None:
@@ -219,9 +251,7 @@ def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary
     compute = study_compute(trials, steps_of(study))
     return StudySummary(
         study_name=study.study_name,
-        counts={
-            state: counts.get(state, 0) for state in ("complete", "pruned", "failed", "running", "waiting")
-        },
+        counts={state: counts.get(state, 0) for state in _COUNTED},
         best_number=None if best is None else best.number,
         best_value=None if best is None else best.value,
         best_config={} if best is None else dict(best.params),
@@ -229,3 +259,6 @@ def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary
         compute=compute if math.isfinite(compute) else 0.0,
         interrupted=interrupted,
     )
+
+
+_COUNTED = ("complete", "pruned", "failed", "interrupted", "running", "waiting")

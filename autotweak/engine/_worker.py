@@ -30,7 +30,7 @@ from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna, retrying
-from autotweak.engine._study import requeue
+from autotweak.engine._study import INTERRUPTED_FAILURE, mark_interrupted, requeue
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._writer import RecordWriter
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker, OffloadingTracker
@@ -293,13 +293,15 @@ class _Loop:
             try:
                 outcome = _evaluate(self.objective, handle.config, handle)
             except KeyboardInterrupt:
-                outcome = Outcome("failed", None, "interrupted by the user (Ctrl-C)")
+                outcome = _interrupted(handle)
                 interrupted = True
             finally:
                 interrupts.in_objective = False
         duration = time.monotonic() - started
+        if interrupted:
+            retrying(lambda: mark_interrupted(trial), "marking the trial as interrupted")
         told = retrying(lambda: self.session.tell(handle, outcome), "telling the trial's result")
-        if told.state == "preempted":  # queues the trial again: done before this worker stops
+        if told.state == "preempted":  # queues it again (an interrupted one too) before this worker stops
             self.session.record(handle, told, duration)
         else:
             self.writer.submit(
@@ -309,17 +311,24 @@ class _Loop:
             interrupts.stop_requested = True
 
 
+def _interrupted(handle: Trial) -> Outcome:
+    """Ctrl-C stops the trial as a preemption does: its record is kept and it is queued again.
+
+    The trial carries :attr:`ATTR.INTERRUPTED <autotweak.engine._study.ATTR>`, so that it
+    is told apart from a failure (and from a preemption) in summaries.
+    """
+    return Outcome("preempted", _last_value(handle), INTERRUPTED_FAILURE)
+
+
 def _evaluate(
     objective: Callable[[dict[str, Any], Trial], Any], config: dict[str, Any], handle: Trial
 ) -> Outcome:
     try:
         raw = objective(config, handle)
     except TrialPruned:
-        last = handle.steps[-1][1] if handle.steps else None
-        return Outcome("pruned", last)
+        return Outcome("pruned", _last_value(handle))
     except TrialPreempted as exc:
-        last = handle.steps[-1][1] if handle.steps else None
-        return Outcome("preempted", last, f"preempted: {exc}")
+        return Outcome("preempted", _last_value(handle), f"preempted: {exc}")
     except Exception as exc:
         return Outcome("failed", None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     value = as_number(raw)
@@ -328,6 +337,11 @@ def _evaluate(
     if not math.isfinite(value):
         return Outcome("failed", None, f"the objective returned {value}, which is not a finite number")
     return Outcome("complete", value)
+
+
+def _last_value(handle: Trial) -> float | None:
+    """The last value the trial reported, if any."""
+    return handle.steps[-1][1] if handle.steps else None
 
 
 def as_number(raw: object) -> float | None:

@@ -52,6 +52,7 @@ _log = logging.getLogger(__name__)
 PROPOSAL_ATTR = "autotweak.meta_proposal"
 GUARD_ATTR = "autotweak.meta_guard"
 PROPOSALS_ATTR = "autotweak.meta_proposals"
+RETRY_KEY = "retry_of"  # in the proposal record that a trial run again carries: the trial it re-runs
 UNITS_KEY = "units"
 
 
@@ -199,7 +200,7 @@ class MetaSampler(BaseSampler):
             self._cold = True
             self._hand_over()
             return None
-        proposed = [t for t in trials if PROPOSAL_ATTR in t.system_attrs and t.number != trial.number]
+        proposed = [t for t in _proposed(trials) if t.number != trial.number]
         if len(proposed) >= self.n_meta:
             self._hand_over()
             return None
@@ -320,7 +321,7 @@ def proposals_of(
     reverse = direction == StudyDirection.MAXIMIZE
     ordered = sorted(complete, reverse=reverse)
     out = []
-    for t in trials:
+    for t in _proposed(trials):
         record = t.system_attrs.get(PROPOSAL_ATTR)
         if isinstance(record, dict):
             entry = {k: v for k, v in record.items() if k != UNITS_KEY}
@@ -332,3 +333,10 @@ def proposals_of(
                 entry["rank"] = ordered.index(t.value) + 1 if done and t.value is not None else None
             out.append(entry)
     return out
+
+
+def _proposed(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials that ran a proposal; one that was run again (interrupted, lost) gives way to its retry."""
+    marked = [t for t in trials if isinstance(t.system_attrs.get(PROPOSAL_ATTR), dict)]
+    again = {t.system_attrs[PROPOSAL_ATTR].get(RETRY_KEY) for t in marked}
+    return [t for t in marked if t.number not in again]

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 import autotweak
 from autotweak.engine._executors import WorkerCrashError
-from autotweak.engine._study import ATTR
+from autotweak.engine._study import ATTR, summarize
 from tests.conftest import base_spec, objective
 from tests.helpers import load, mlflow_runs
 
@@ -34,7 +34,8 @@ def assert_stores_agree(client, study) -> None:
     assert sorted(runs.children) == [t.number for t in finished]
     for t in finished:
         run = runs.children[t.number]
-        assert run.info.status == STATUS[t.state], (t.number, t.state, run.info.status)
+        status = "KILLED" if t.user_attrs.get(ATTR.INTERRUPTED) else STATUS[t.state]  # run again, not failed
+        assert run.info.status == status, (t.number, t.state, run.info.status)
         assert run.data.tags["autotweak.optuna_trial_id"] == str(t._trial_id)
 
 
@@ -151,12 +152,13 @@ def test_whole_run_killed_leaves_stores_readable_and_resumable(home, mlflow_clie
     assert_stores_agree(mlflow_client, study)
 
 
-def test_ctrl_c_stops_cleanly_and_the_study_resumes(home, mlflow_client):
+def test_ctrl_c_stops_cleanly_and_resume_runs_the_interrupted_trials_first(home, mlflow_client):
+    """Interrupted trials (the baseline among them) are queued again, not failed, and cost no budget."""
     marker = home / "marks.txt"
     spec = write_spec(
         home / "exp.yaml",
         objective=objective("checkpointed"),
-        base={"marker": str(marker), "sleep": 0.2, "steps": 20},
+        base={"marker": str(marker), "sleep": 0.2, "steps": 20, "x": 0.5},
         metric={"name": "loss", "direction": "minimize", "steps": 20},
         budget={"trials": 3},
         execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 3},
@@ -166,14 +168,23 @@ def test_ctrl_c_stops_cleanly_and_the_study_resumes(home, mlflow_client):
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
+    assert "2 interrupted" in out and "failed" not in out, out
     study = load(autotweak.Experiment.from_dict(base_spec()))
     assert not [t for t in study.trials if t.state == TrialState.RUNNING], "nothing left half-written"
-    interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert interrupted and all("interrupted" in t.user_attrs[ATTR.FAILURE] for t in interrupted)
+    stopped = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert [t.number for t in stopped] == [0, 1]
+    assert all(t.user_attrs[ATTR.INTERRUPTED] for t in stopped)
+    assert all("interrupted" in t.user_attrs[ATTR.FAILURE] for t in stopped)
+    queued = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert sorted(t.user_attrs[ATTR.RETRY_OF] for t in queued) == [0, 1]
+    assert [t.user_attrs[ATTR.RETRY_OF] for t in queued if t.user_attrs.get(ATTR.BASELINE)] == [0]
+    assert all(t.system_attrs["fixed_params"] == stopped[t.user_attrs[ATTR.RETRY_OF]].params for t in queued)
     assert_stores_agree(mlflow_client, study)
-    assert mlflow_runs(mlflow_client, "study").parents[0].info.status == "KILLED"
+    runs = mlflow_runs(mlflow_client, "study")
+    assert runs.parents[0].info.status == "KILLED"
+    assert all("interrupted" in runs.children[n].data.tags["autotweak.failure"] for n in (0, 1))
     done = subprocess.run(
-        [sys.executable, "-m", "autotweak", "resume", "study", "--trials", "4", "-q"],
+        [sys.executable, "-m", "autotweak", "resume", "study", "-q"],
         cwd=home.parent,
         capture_output=True,
         text=True,
@@ -182,7 +193,11 @@ def test_ctrl_c_stops_cleanly_and_the_study_resumes(home, mlflow_client):
     assert done.returncode == 0, done.stdout + done.stderr
     study = load(autotweak.Experiment.from_dict(base_spec()))
     assert [t.number for t in study.trials] == list(range(len(study.trials)))
-    assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 1
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3, "the interrupted trials do not count against budget.trials"
+    assert {t.user_attrs.get(ATTR.RETRY_OF) for t in complete[:2]} == {0, 1}, "run again first"
+    summary = summarize(study)
+    assert summary.base_value == 0.5 and summary.counts["interrupted"] == 2 and summary.counts["failed"] == 0
 
 
 def test_workers_see_the_environment_of_each_run(home, make_experiment, monkeypatch):

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 import autotweak
 from autotweak import SearchSpace
 from autotweak.cli import main
+from autotweak.engine._study import ATTR
 from autotweak.meta import (
     GUARD_ATTR,
     PROPOSAL_ATTR,
@@ -157,3 +158,33 @@ def test_a_tripped_guard_is_reported(home, make_experiment, tmp_path):
     text = build_report(study).to_markdown()
     assert f"Negative-transfer guard: tripped after {guard['results']} results" in text
     assert f"tau of the prior with them {guard['tau']}, below 0.0" in text
+
+
+def _interrupted_at_trial_1(config: dict[str, float], trial: autotweak.Trial) -> float:
+    if trial.number == 1:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the user's code
+    return (config["x"] - 1.0) ** 2
+
+
+def test_an_interrupted_proposal_runs_again_first_when_the_study_resumes(home, make_experiment, tmp_path):
+    exp = make_experiment(
+        name="cut",
+        objective=_interrupted_at_trial_1,
+        sampler={"name": "meta", "args": {"model": str(_model(tmp_path)), "n_meta": 2}},
+        budget={"trials": 4},
+    )
+    first = autotweak.optimize(exp)
+    assert first.summary.interrupted and first.summary.counts["interrupted"] == 1
+    assert first.summary.counts["failed"] == 0
+    cut = load(exp).trials[1]
+    assert PROPOSAL_ATTR in cut.system_attrs and cut.user_attrs[ATTR.INTERRUPTED]
+
+    autotweak.optimize(exp, resume=True)
+    study = load(exp)
+    retry = study.trials[2]
+    assert retry.user_attrs[ATTR.RETRY_OF] == 1 and retry.params == cut.params
+    assert retry.state.name == "COMPLETE"
+    proposals = study._storage.get_study_system_attrs(study._study_id)[PROPOSALS_ATTR]
+    assert [p["trial_number"] for p in proposals] == [2, 3], "the retry runs the proposal; n_meta is kept"
+    assert proposals[0]["params"] == cut.system_attrs[PROPOSAL_ATTR]["params"]
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4, "the interrupted trial costs no budget"

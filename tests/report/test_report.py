@@ -74,7 +74,8 @@ def test_report_for_failed_trials_and_a_study_still_running(home, make_experimen
         running = study.ask()
         assert running is not None
         report = build_report(study.optuna_study)
-        assert report.summary.counts == {"complete": 1, "pruned": 0, "failed": 1, "running": 1, "waiting": 0}
+        counts = {"complete": 1, "pruned": 0, "failed": 1, "interrupted": 0, "running": 1, "waiting": 0}
+        assert report.summary.counts == counts
         page = write_html_report(study.optuna_study, home / "live").read_text()
         assert "Still running: 1 trial(s) in progress." in page
         text = report.to_markdown()
