@@ -247,7 +247,7 @@ def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary
     if complete:
         pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
         best = pick(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
-    base = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
+    base = _base_trial(study, complete)
     compute = study_compute(trials, steps_of(study))
     return StudySummary(
         study_name=study.study_name,
@@ -262,3 +262,30 @@ def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary
 
 
 _COUNTED = ("complete", "pruned", "failed", "interrupted", "running", "waiting")
+
+
+def _base_trial(study: optuna.Study, complete: list[FrozenTrial]) -> FrozenTrial | None:
+    """The trial that measured the base config: the baseline, else one with the same values.
+
+    ``report --ablate`` measures the base config of a study that had no baseline trial.
+    """
+    marked = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
+    spec = study.user_attrs.get(ATTR.SPEC)
+    if marked is not None or not complete or not spec:
+        return marked
+    experiment = Experiment.from_dict(spec, source=f"<study {study.study_name}>", check_objective=False)
+    point = experiment.with_overrides(baseline=True).base_trial()
+    if not point:
+        return None
+    return next((t for t in complete if _same_values(t.params, point)), None)
+
+
+def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    return all(
+        math.isclose(float(a[k]), float(b[k]), rel_tol=1e-9)
+        if isinstance(a[k], int | float) and isinstance(b[k], int | float)
+        else a[k] == b[k]
+        for k in a
+    )

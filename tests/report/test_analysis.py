@@ -10,8 +10,10 @@ import optuna
 import pytest
 
 import autotweak
+from autotweak._locations import resolve_storage_url
 from autotweak.engine._study import frozen_compute, steps_of
 from autotweak.report import build_report
+from autotweak.report._ablation import run_ablation
 from tests.helpers import load
 from tests.report.helpers import run_cli
 from tests.report.report_objectives import additive, ref
@@ -252,3 +254,23 @@ def test_ablation_starts_from_dotted_base_values(base: dict[str, Any]) -> None:
         ("m.b", 0, 1, 2.0),
         ("m.a", 0, 1, 1.0),
     ]
+
+
+def test_a_base_config_measured_by_ablate_is_the_baseline_of_the_report(home, make_experiment):
+    """A study without a baseline trial gets one from ``--ablate``: the report then compares with it."""
+    exp = make_experiment(**_spec(baseline=False, sampler={"name": "random"}, budget={"trials": 4}, seed=3))
+    base = {"a": 0, "b": 0, "c": "u"}
+    with autotweak.Study(exp) as study:
+        while (trial := study.ask()) is not None:
+            study.tell(trial, additive(trial.config, trial))
+    before = build_report(load(exp))
+    assert before.summary.base_value is None and all(t.params != base for t in load(exp).trials)
+    assert "there is no baseline to compare with" in before.to_markdown()
+
+    ran = run_ablation(load(exp), 8, storage=resolve_storage_url(None), tracking_uri=None)
+    after = build_report(load(exp))
+    assert ran >= 1 and after.ablation is not None and after.ablation.start.measured
+    assert after.summary.base_value == after.ablation.start.value == 0.0
+    text = after.to_markdown()
+    assert "there is no baseline to compare with" not in text
+    assert f"Base config: 0; gain of the best over the base: {after.gain:+.6g}." in text
