@@ -37,6 +37,7 @@ from autotweak.engine._executors import BaseExecutor
 from autotweak.engine._storage import fail_stale, make_storage, retrying
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
 from autotweak.exceptions import AutotweakError
+from autotweak.spec import Experiment
 from autotweak.spec._parts import AwsSpot
 
 __all__ = ["SpotExecutor"]
@@ -63,16 +64,27 @@ class SpotExecutor(BaseExecutor):
     def meta(self) -> dict[str, Any]:
         return {"name": "aws-spot", "workers": self.workers}
 
-    def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
-        experiment = ctx.experiment
-        settings = AwsSpot.of(experiment.execution, Where(experiment.source, "execution.aws"))
+    def check_objective(self, objective: Callable[..., Any] | None) -> None:
+        """Workers import the objective on their instances: a Python callable cannot reach them."""
         if objective is not None:
             raise AutotweakError(
                 "'objective' must be an importable 'module:function' or 'file.py:function' for the "
                 "aws-spot executor (workers import it on their instances), got a Python callable."
             )
-        check_reachable(ctx.storage_url, ctx.tracking_uri)
-        return [_Launcher(ctx, settings, self.workers).run()]
+
+    def check_setup(self, experiment: Experiment, storage_url: str, tracking_uri: str | None) -> None:
+        """Refuse a missing or bad ``execution.aws`` section and stores EC2 workers cannot reach."""
+        _settings(experiment)
+        check_reachable(storage_url, tracking_uri)
+
+    def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
+        self.check_objective(objective)  # checked before the study exists too; run() may be called alone
+        self.check_setup(ctx.experiment, ctx.storage_url, ctx.tracking_uri)
+        return [_Launcher(ctx, _settings(ctx.experiment), self.workers).run()]
+
+
+def _settings(experiment: Experiment) -> AwsSpot:
+    return AwsSpot.of(experiment.execution, Where(experiment.source, "execution.aws"))
 
 
 class _Launcher:

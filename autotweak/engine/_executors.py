@@ -17,6 +17,7 @@ from typing import Any
 
 from autotweak.engine._worker import WorkerContext, WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError, SpecError
+from autotweak.spec import Experiment
 
 __all__ = [
     "BaseExecutor",
@@ -91,6 +92,12 @@ class BaseExecutor(abc.ABC):
 
     def check_objective(self, objective: Callable[..., Any] | None) -> None:
         """Refuse, before any study exists, an objective this executor cannot run."""
+
+    def check_setup(self, experiment: Experiment, storage_url: str, tracking_uri: str | None) -> None:
+        """Refuse, before any study exists, settings or stores this executor cannot run with.
+
+        Nothing is launched: a refused run must leave no study and no record behind.
+        """
 
 
 class InlineExecutor(BaseExecutor):

@@ -227,7 +227,7 @@ def optimize(
             "optimize() needs a storage its workers can share; storage='memory' works with "
             "the ask/tell Study API only."
         )
-    runner, objective = _runner(experiment, executor)  # before the study exists
+    runner, objective = _runner(experiment, executor, track=track)  # before the study exists
     prepared = prepare(experiment, resume=resume, track=track)
     return _run(prepared, objective, runner, on_progress)
 
@@ -243,17 +243,20 @@ def run_queued(experiment: Experiment) -> StudyResult:
 
 
 def _runner(
-    experiment: Experiment, executor: BaseExecutor | None
+    experiment: Experiment, executor: BaseExecutor | None, *, track: bool = True
 ) -> tuple[BaseExecutor, Callable[..., Any] | None]:
-    """The executor, and the objective it is handed (``None``: workers import the entry point).
+    """The executor, checked, and the objective it is handed (``None``: workers import the entry point).
 
     Raises:
         SpecError: If the objective cannot be imported, or cannot reach the executor's workers.
+        AutotweakError: If the executor refuses the experiment's settings or stores.
     """
     objective = experiment.resolve_objective()
     runner = executor or executor_for(experiment.execution.workers)
     passed = None if experiment.objective_ref else objective
     runner.check_objective(passed)
+    tracking_uri = resolve_tracking_uri(experiment.tracking_uri) if track else None
+    runner.check_setup(experiment, resolve_storage_url(experiment.storage), tracking_uri)
     return runner, passed
 
 

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from autotweak.aws._ec2 import LAUNCHER_TAG, STUDY_TAG
 from autotweak.aws._userdata import IMDS
+from autotweak.engine import InlineExecutor
 from autotweak.engine._study import ATTR
 from autotweak.testing.services import FAKE_AWS_ENV
 from tests.aws.conftest import PROFILE
@@ -188,3 +189,27 @@ def test_aws_section_errors_name_the_field(make_experiment):
         make_experiment(execution={"aws": aws_section(max_price=0)})
     with pytest.raises(SpecError, match=r"execution\.aws\.image_id.*required"):
         make_experiment(execution={"aws": {"instance_types": TYPES}})
+
+
+@pytest.mark.parametrize(
+    ("execution", "refused"),
+    [
+        ({"workers": 2}, r"'execution\.aws' is required by the aws-spot executor"),
+        ({"workers": 2, "aws": aws_section()}, r"'storage' must be a server URL .* got 'sqlite:"),
+    ],
+    ids=["no aws section", "sqlite storage"],
+)
+def test_a_refused_aws_spot_run_creates_no_study_and_no_record(home, make_experiment, execution, refused):
+    """The executor's checks run before the study and its MLflow parent run are created."""
+    from autotweak import optimize
+    from autotweak._locations import resolve_storage_url
+    from autotweak.aws import SpotExecutor
+    from autotweak.exceptions import AutotweakError
+
+    exp = make_experiment(name="awsx", execution=execution, budget={"trials": 1})
+    with pytest.raises(AutotweakError, match=refused):
+        optimize(exp, executor=SpotExecutor(2))
+    assert optuna.get_all_study_names(resolve_storage_url(None)) == []
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    assert client.get_experiment_by_name("awsx") is None
+    assert optimize(exp, executor=InlineExecutor()).summary.counts["complete"] == 1, "the name is free"
