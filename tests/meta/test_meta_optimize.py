@@ -151,13 +151,32 @@ def test_a_tripped_guard_is_reported(home, make_experiment, tmp_path):
         sampler={"name": "meta", "args": {"model": str(_model(tmp_path)), "n_meta": 8}},
         budget={"trials": 8},
     )
-    autotweak.optimize(exp)
+    result = autotweak.optimize(exp)
     study = load(exp)
     guard = study._storage.get_study_system_attrs(study._study_id)[GUARD_ATTR]
     assert guard["tau"] < 0 and guard["results"] >= 5
     text = build_report(study).to_markdown()
     assert f"Negative-transfer guard: tripped after {guard['results']} results" in text
     assert f"tau of the prior with them {guard['tau']}, below 0.0" in text
+
+    client = MlflowClient(tracking_uri=result.tracking_uri)
+    parent = mlflow_runs(client, "backwards").parents[0]
+    assert parent.data.tags["autotweak.meta_guard"] == "tripped"
+    assert parent.data.metrics["meta_guard_tau"] == guard["tau"]
+    assert parent.data.metrics["meta_guard_results"] == guard["results"]
+    local = client.download_artifacts(parent.info.run_id, "meta/guard.json", str(tmp_path))
+    assert json.loads(Path(local).read_text()) == {"tripped": True, **guard}
+
+
+def test_an_untripped_guard_is_recorded_on_the_parent_run(home, make_experiment, tmp_path):
+    exp = make_experiment(
+        name="forwards", sampler={"name": "meta", "args": {"model": str(_model(tmp_path)), "n_meta": 2}}
+    )
+    result = autotweak.optimize(exp)
+    client = MlflowClient(tracking_uri=result.tracking_uri)
+    parent = mlflow_runs(client, "forwards").parents[0]
+    assert parent.data.tags["autotweak.meta_guard"] == "not tripped"
+    assert "meta_guard_tau" not in parent.data.metrics
 
 
 def _interrupted_at_trial_1(config: dict[str, float], trial: autotweak.Trial) -> float:
