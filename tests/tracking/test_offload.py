@@ -198,7 +198,8 @@ def test_a_killed_helper_loses_no_record(home: Path, mlflow_client: MlflowClient
 def _helper_ended_quietly(process: TrackerProcess, capfd: pytest.CaptureFixture[str]) -> None:
     assert process._proc.returncode == 0
     err = capfd.readouterr().err  # the helper writes to this process's stderr
-    assert "Traceback" not in err and "Error" not in err, err
+    for sign in ("BrokenPipeError", "ConnectionResetError", "EOFError", "in serve", "in _answer_calls"):
+        assert sign not in err, err
 
 
 def test_a_helper_closed_before_it_was_ready_exits_quietly(
