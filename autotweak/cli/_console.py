@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from autotweak.engine import Progress as StudyProgress
-from autotweak.engine._study import ATTR
+from autotweak.engine._study import ATTR, state_of
 from autotweak.spec import Experiment
 
 __all__ = ["Console"]
@@ -83,7 +83,7 @@ class Console:
         for trial in p.last_finished:
             value = "" if trial.value is None else f" {experiment.metric.name}={trial.value:.6g}"
             done = p.done_after.get(trial.number, p.done)  # this trial's count, not the poll's
-            ended = f"trial {trial.number} {trial.state.name.lower()}{value}{_reason(trial)}"
+            ended = f"trial {trial.number} {_state(trial)}{value}{_reason(trial)}"
             self.line(
                 f"{ended} | done {done}{total}, "
                 f"best {best}, elapsed {_duration(p.elapsed)}, eta {_duration(p.eta)}"
@@ -107,15 +107,22 @@ class Console:
                 )
                 for trial in p.last_finished:
                     value = "-" if trial.value is None else f"{trial.value:.6g}"
-                    recent.append(f"#{trial.number:<4} {trial.state.name.lower():<8} {value}{_reason(trial)}")
+                    recent.append(f"#{trial.number:<4} {_state(trial):<8} {value}{_reason(trial)}")
                 del recent[:-6]
                 live.update(Group(bar, _table(experiment, p), "\n".join(recent)))
 
             yield update
 
 
+def _state(trial: FrozenTrial) -> str:
+    """Optuna's state in short (``fail``, ``pruned``...), or ``interrupted`` for a trial stopped by Ctrl-C."""
+    return "interrupted" if state_of(trial) == "interrupted" else trial.state.name.lower()
+
+
 def _reason(trial: FrozenTrial, width: int = 100) -> str:
     """Why a trial failed, in short (the full traceback is in its MLflow run)."""
+    if state_of(trial) == "interrupted":
+        return " (queued to run again)"
     failure = str(trial.user_attrs.get(ATTR.FAILURE) or "")
     if trial.state != TrialState.FAIL or not failure:
         return ""

@@ -169,6 +169,7 @@ def test_ctrl_c_stops_cleanly_and_resume_runs_the_interrupted_trials_first(home,
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
     assert "2 interrupted" in out and "failed" not in out, out
+    assert "trial 0 interrupted (queued to run again)" in out and " fail" not in out, out
     study = load(autotweak.Experiment.from_dict(base_spec()))
     assert not [t for t in study.trials if t.state == TrialState.RUNNING], "nothing left half-written"
     stopped = [t for t in study.trials if t.state == TrialState.FAIL]
