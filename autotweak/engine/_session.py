@@ -60,7 +60,9 @@ _TELL_STATE = {
     "pruned": TrialState.PRUNED,
     "failed": TrialState.FAIL,
     "preempted": TrialState.FAIL,
+    "interrupted": TrialState.FAIL,
 }
+REQUEUED = ("preempted", "interrupted")  # outcomes whose trial is queued to run again
 
 
 class TrialSession:
@@ -171,7 +173,7 @@ class TrialSession:
         exp = self.experiment
         run_id = self._opened(trial.number)
         attrs = self._attrs.pop(trial.number, {})
-        if outcome.state == "preempted":
+        if outcome.state in REQUEUED:
             folder = handle.checkpoint_dir
             if any(folder.iterdir()):
                 self.tracker.upload_checkpoint(run_id, folder)

@@ -28,7 +28,7 @@ from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sample
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_endpoint, imds_interval
 from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._registry import build_pruner, build_sampler
-from autotweak.engine._session import Outcome, TrialSession, WorkerContext
+from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna, retrying
 from autotweak.engine._study import INTERRUPTED_FAILURE, mark_interrupted, requeue
 from autotweak.engine._trial import Trial, TrialPruned
@@ -301,7 +301,7 @@ class _Loop:
         if interrupted:
             retrying(lambda: mark_interrupted(trial), "marking the trial as interrupted")
         told = retrying(lambda: self.session.tell(handle, outcome), "telling the trial's result")
-        if told.state == "preempted":  # queues it again (an interrupted one too) before this worker stops
+        if told.state in REQUEUED:  # queues it again before this worker stops
             self.session.record(handle, told, duration)
         else:
             self.writer.submit(
@@ -317,7 +317,7 @@ def _interrupted(handle: Trial) -> Outcome:
     The trial carries :attr:`ATTR.INTERRUPTED <autotweak.engine._study.ATTR>`, so that it
     is told apart from a failure (and from a preemption) in summaries.
     """
-    return Outcome("preempted", _last_value(handle), INTERRUPTED_FAILURE)
+    return Outcome("interrupted", _last_value(handle), INTERRUPTED_FAILURE)
 
 
 def _evaluate(

@@ -189,6 +189,8 @@ def _trial(
         return None, None, _STATUS_REASON[run.info.status]
     if state == "preempted":
         return None, None, "the trial was preempted (run again elsewhere)"
+    if state == "interrupted":
+        return None, None, "the trial was interrupted by Ctrl-C (run again on resume)"
     task: str | None = experiment.name
     if reading.task_key is not None:
         task = tags.get(reading.task_key, params.get(reading.task_key))

@@ -45,6 +45,7 @@ RUN_STATUS = {
     "pruned": RunStatus.to_string(RunStatus.KILLED),
     "failed": RunStatus.to_string(RunStatus.FAILED),
     "preempted": RunStatus.to_string(RunStatus.KILLED),
+    "interrupted": RunStatus.to_string(RunStatus.KILLED),  # Ctrl-C: queued to run again, as preempted
 }
 _BATCH = 800  # with 100 params and 100 tags: MLflow takes 1000 entities per request
 _PARAM_BATCH = 100

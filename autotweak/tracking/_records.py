@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 __all__ = ["StudyInfo", "StudySummary", "TrialRecord", "TrialStart", "TrialState"]
 
-TrialState = Literal["complete", "pruned", "failed", "preempted", "running"]
+TrialState = Literal["complete", "pruned", "failed", "preempted", "interrupted", "running"]
 
 
 @dataclass(frozen=True)

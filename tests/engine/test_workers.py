@@ -184,6 +184,7 @@ def test_ctrl_c_stops_cleanly_and_resume_runs_the_interrupted_trials_first(home,
     runs = mlflow_runs(mlflow_client, "study")
     assert runs.parents[0].info.status == "KILLED"
     assert all("interrupted" in runs.children[n].data.tags["autotweak.failure"] for n in (0, 1))
+    assert [runs.children[n].data.tags["autotweak.state"] for n in (0, 1)] == ["interrupted"] * 2
     done = subprocess.run(
         [sys.executable, "-m", "autotweak", "resume", "study", "-q"],
         cwd=home.parent,
