@@ -377,7 +377,8 @@ def _send(conn: Connection, message: tuple[str, Any]) -> bool:
     return True
 
 
-_CHILD = (
+_CHILD = (  # SIGINT is ignored first thing: a Ctrl-C during the imports must not print a traceback
+    "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
     "from multiprocessing.connection import Connection; "
     "from autotweak.tracking._offload import serve; serve(Connection({fd}))"
 )

@@ -276,6 +276,20 @@ def test_ctrl_c_does_not_stop_the_helper(ready: OffloadingTracker) -> None:
     assert _pid_of(ready.start_trial(_start(0))) == ready.process.pid
 
 
+def test_ctrl_c_while_the_helper_starts_is_ignored(capfd: pytest.CaptureFixture[str]) -> None:
+    """A terminal's Ctrl-C reaches the helper during its imports too: no traceback, no lost helper."""
+    tracker = _offloading("on")
+    try:
+        assert tracker.process is not None
+        time.sleep(0.3)  # Python is up and importing autotweak (about a second)
+        os.kill(tracker.process.pid, signal.SIGINT)
+        assert tracker.process.ready(timeout=60)
+        assert _pid_of(tracker.start_trial(_start(0))) == tracker.process.pid
+    finally:
+        tracker.close()
+    assert "KeyboardInterrupt" not in capfd.readouterr().err
+
+
 def test_close_ends_the_helper(ready: OffloadingTracker) -> None:
     assert ready.process is not None
     helper = ready.process.pid
