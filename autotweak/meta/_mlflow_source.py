@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -215,7 +216,7 @@ def _curve(reading: _Reading, run: Run) -> tuple[tuple[int, ...], tuple[float, .
         return (), ()
     history = reading.client.get_metric_history(run.info.run_id, reading.metric)
     by_step = {m.step: m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))}
-    points = sorted((step, value) for step, value in by_step.items() if math.isfinite(value))
+    points = sorted((step, value) for step, value in by_step.items() if _finite(value))
     return tuple(int(s) for s, _ in points), tuple(float(v) for _, v in points)
 
 
@@ -223,9 +224,14 @@ def _value(run: Run, metric: str) -> float:
     """The metric's last value (by step), or the final value an autotweak trial recorded."""
     last = float(run.data.metrics[metric])
     final = run.data.metrics.get(f"final_{metric}")
-    if final is not None and math.isfinite(last) and run.data.tags.get("autotweak.kind") == "trial":
+    if final is not None and _finite(last) and run.data.tags.get("autotweak.kind") == "trial":
         return float(final)
-    return last
+    return last if _finite(last) else math.nan
+
+
+def _finite(value: float) -> bool:
+    """Finite, as logged: MLflow's SQL stores keep an infinite value as +-1.797e308 (the largest float)."""
+    return math.isfinite(value) and abs(value) < sys.float_info.max
 
 
 def _descriptor(tags: Mapping[str, str]) -> dict[str, float | str]:

@@ -58,6 +58,8 @@ def store(mlflow_client: MlflowClient) -> dict[str, str]:
         "no_metric": (good, None, "FINISHED"),
         "failed": (good, [0.3], "FAILED"),
         "nan": (good, [0.4, math.nan], "FINISHED"),
+        "diverged": (good, [0.45, math.inf], "FINISHED"),  # a SQL store keeps inf as 1.797e308
+        "spike": (good, [0.55, -math.inf, 0.65], "FINISHED"),
         "stopped": (good, [0.2, 0.25], "KILLED"),
         "no_depth": ({"lr": "0.01", "bootstrap": "True"}, [0.5], "FINISHED"),
     }
@@ -75,10 +77,11 @@ def test_hand_logged_runs_become_trials_with_counted_skips(
     assert task.descriptor == {"rows": 178.0, "domain": "tabular"} and task.source == f"mlflow:{uri}#wine"
     by_run = {t.source.removeprefix("mlflow:"): t for t in task.trials}
     names = {run_id: name for name, run_id in store.items()}
-    assert sorted(names[r] for r in by_run) == ["clipped", "odd", "plain", "renamed", "stopped"]
+    assert sorted(names[r] for r in by_run) == ["clipped", "odd", "plain", "renamed", "spike", "stopped"]
     plain = by_run[store["plain"]]
     assert plain.params == {"lr": 0.01, "max_depth": 5, "bootstrap": True}
     assert plain.steps == (0, 1, 2) and plain.curve == (0.7, 0.8, 0.85) and plain.value == 0.85
+    assert by_run[store["spike"]].steps == (0, 2) and by_run[store["spike"]].curve == (0.55, 0.65)
     assert by_run[store["odd"]].params == {"lr": 0.01, "max_depth": 5, "bootstrap": False}
     assert by_run[store["renamed"]].params == {"lr": 0.1, "max_depth": 3, "bootstrap": True}
     assert by_run[store["clipped"]].params["max_depth"] == 20
@@ -88,7 +91,7 @@ def test_hand_logged_runs_become_trials_with_counted_skips(
         "param 'lr' = 5.0 out of range [0.001, 1.0]": 1,
         "metric 'val_acc' is missing": 1,
         "the run failed": 1,
-        "metric 'val_acc' is not a finite number": 1,
+        "metric 'val_acc' is not a finite number": 2,
         "param 'max_depth' is missing": 1,
     }
     assert skipped.examples["the run failed"] == f"mlflow:{store['failed']}"
@@ -96,7 +99,7 @@ def test_hand_logged_runs_become_trials_with_counted_skips(
         "param 'n_estimators' is not in the space (ignored)": 1,
         "param 'max_depth' clipped into range": 1,
     }
-    assert f"histories from MLflow {uri}: 1 tasks, 5 trials; 5 records skipped" in caplog.text
+    assert f"histories from MLflow {uri}: 1 tasks, 6 trials; 6 records skipped" in caplog.text
 
 
 def test_without_curves_the_value_is_the_last_metric(home: Path, store: dict[str, str]) -> None:
