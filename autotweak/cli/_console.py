@@ -19,6 +19,8 @@ from autotweak.spec import Experiment
 
 __all__ = ["Console"]
 
+_OURS = "_autotweak_cli"  # marks the log handler the CLI installed
+
 
 def _duration(seconds: float | None) -> str:
     if seconds is None:
@@ -59,8 +61,11 @@ class Console:
         level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
         logger = logging.getLogger("autotweak")
         logger.setLevel(level)
+        for old in [h for h in logger.handlers if getattr(h, _OURS, False)]:
+            logger.removeHandler(old)  # one handler, on today's stderr: main() may run many times
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        setattr(handler, _OURS, True)
         logger.addHandler(handler)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         for name in ("mlflow", "alembic"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -170,3 +171,22 @@ def test_ctrl_c_stops_the_ui_quietly(home):
     assert "Traceback" not in out and "error:" not in out and "MLflow UI stopped" in out
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_the_cli_log_handler_is_installed_once() -> None:
+    """main() run many times in one process keeps one handler, on the stderr of the last run."""
+    import logging
+
+    from autotweak.cli._console import Console
+
+    logger = logging.getLogger("autotweak")
+    before = list(logger.handlers)
+    try:
+        for _ in range(3):
+            Console().configure_logging(0)
+        ours = [h for h in logger.handlers if h not in before]
+        assert len(ours) == 1 and isinstance(ours[0], logging.StreamHandler)
+        assert ours[0].stream is sys.stderr
+    finally:
+        for handler in [h for h in logger.handlers if h not in before]:
+            logger.removeHandler(handler)
