@@ -331,7 +331,9 @@ def ui(tracking_uri: str | None, port: int, host: str) -> None:
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     # Its own session, so that Ctrl-C reaches only autotweak, which then stops it quietly.
     server = subprocess.Popen(command, env=env, start_new_session=True)
-    for stop_signal in (signal.SIGTERM, signal.SIGHUP):  # a `kill` or a closed terminal stops it too
+    # Ctrl-C, a `kill` or a closed terminal stop it; SIGINT too, as a process started in the
+    # background by a shell inherits it ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, signal.default_int_handler)
     try:
         code = server.wait()

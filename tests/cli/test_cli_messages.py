@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -151,12 +152,20 @@ def test_plain_progress_lines_show_each_trials_count_and_why_it_failed(make_expe
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_ui_quietly(home):
-    from tests.engine.test_workers import start_cli
-
+    """Also when started as a shell's background job, which inherits SIGINT ignored."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = start_cli(["ui", "--port", str(port)], home.parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autotweak", "ui", "--port", str(port)],
+        cwd=home.parent,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     deadline = time.time() + 90
     while True:
         try:
