@@ -114,6 +114,7 @@ def cli() -> None:
 @click.option("--name", help="Study name (overrides the spec's).")
 def optimize(spec: str, name: str | None, **options: Any) -> None:
     """Run the experiment declared in SPEC (a YAML file)."""
+    _console.configure_logging(int(options.get("verbose") or 0))  # loading the spec may warn already
     experiment = load_experiment(spec)
     experiment = _override(experiment, name=name, **options)
     _run(experiment, resume=False, **options)
@@ -126,6 +127,7 @@ def optimize(spec: str, name: str | None, **options: Any) -> None:
 @_tracking_option
 def resume(study: str, **options: Any) -> None:
     """Continue STUDY (a study name, or the spec file it was started from)."""
+    _console.configure_logging(int(options.get("verbose") or 0))
     if Path(study).is_file():
         experiment = load_experiment(study)
     else:

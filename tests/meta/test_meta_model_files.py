@@ -163,3 +163,19 @@ def test_suggest_with_an_empty_model_file_says_so_and_does_not_abort(
     err = capsys.readouterr().err
     assert "empty.meta.npz: must be a meta-model file written by autotweak, got an empty file" in err
     assert "Traceback" not in err and "aborted" not in err
+
+
+def test_optimize_on_the_command_line_shows_the_skipped_file(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The spec is checked (and the model looked for) before the run: its warning must show too."""
+    folder = tmp_path / "models"
+    bad = _good(folder / "a-bad.meta.npz")
+    _truncated(bad)
+    _good(folder / "b-good.meta.npz")
+    monkeypatch.setenv("AUTOTWEAK_META_PATH", str(folder))
+    spec = tmp_path / "s.yaml"
+    spec.write_text(json.dumps(base_spec(name="s", sampler={"name": "meta"}, budget={"trials": 1})))
+    main(["optimize", str(spec), "-q"])
+    err = capsys.readouterr().err
+    assert f"meta-model {bad} skipped: {bad}: must be a meta-model file" in err
