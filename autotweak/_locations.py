@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+from autotweak.exceptions import AutotweakError
+
 __all__ = [
     "DEFAULT_HOME",
     "artifact_root",
+    "check_optuna_sqlite",
     "default_home",
     "missing_sqlite_file",
     "redact",
@@ -78,6 +82,34 @@ def missing_sqlite_file(url: str) -> Path | None:
         return None
     path = Path(rest.split("?", 1)[0])
     return None if path.exists() else path
+
+
+def check_optuna_sqlite(url: str) -> None:
+    """Refuse a ``sqlite:///`` URL whose database holds tables but not Optuna's.
+
+    Optuna would add its tables to it (next to ``mlflow.db``'s, say) and then fail with a
+    schema-version message that suggests upgrading Optuna.
+
+    Raises:
+        AutotweakError: Naming the URL and some of the tables found.
+    """
+    scheme, sep, rest = url.partition(":///")
+    path = Path(rest.split("?", 1)[0]) if sep and scheme.startswith("sqlite") else None
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    except sqlite3.DatabaseError as exc:
+        raise AutotweakError(
+            f"{redact(url)}: must be an Optuna storage, got a file SQLite cannot read ({exc})."
+        ) from None
+    if tables and "studies" not in tables:
+        shown = ", ".join(sorted(tables)[:5])
+        hint = " (it looks like an MLflow store)" if "experiments" in tables else ""
+        raise AutotweakError(
+            f"{redact(url)}: must be an Optuna storage, got a database with other tables{hint}: {shown}."
+        )
 
 
 def redact(url: str) -> str:

@@ -18,7 +18,7 @@ from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._locations import enable_wal
+from autotweak._locations import check_optuna_sqlite, enable_wal
 
 __all__ = [
     "StaleSweeper",
@@ -63,6 +63,7 @@ def make_storage(
         return InMemoryStorage()
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
+        check_optuna_sqlite(url)
         enable_wal(Path(url.removeprefix("sqlite:///")))
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:

@@ -95,6 +95,28 @@ def test_a_store_that_cannot_be_opened_is_one_line_naming_the_option(home, args,
     assert run.stderr.startswith(expected) and run.stderr.count("\n") == 1, run.stderr
 
 
+@pytest.mark.parametrize("command", [["status"], ["optimize", "exp.yaml"]])
+def test_the_mlflow_store_given_as_the_optuna_storage_is_refused_untouched(home, command):
+    """The two stores sit side by side in .autotweak/: naming the wrong one changes neither."""
+    import sqlite3
+
+    from mlflow import MlflowClient
+
+    db = home / "other" / "mlflow.db"
+    db.parent.mkdir()
+    MlflowClient(f"sqlite:///{db}").search_experiments()  # creates MLflow's tables
+    before = sorted(r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master"))
+    _spec(home.parent)
+    run = autotweak(*command, "--storage", f"sqlite:///{db}", cwd=home.parent)
+    assert run.returncode == 2, run.stderr
+    assert (
+        f"sqlite:///{db}: must be an Optuna storage, got a database with other tables "
+        "(it looks like an MLflow store)" in " ".join(run.stderr.split())
+    )
+    assert "Traceback" not in run.stderr
+    assert sorted(r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")) == before
+
+
 def test_workers_list_without_a_region_says_how_to_give_one(home, monkeypatch):
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
