@@ -274,3 +274,25 @@ def test_a_base_config_measured_by_ablate_is_the_baseline_of_the_report(home, ma
     text = after.to_markdown()
     assert "there is no baseline to compare with" not in text
     assert f"Base config: 0; gain of the best over the base: {after.gain:+.6g}." in text
+
+
+def test_the_tweak_table_reads_dotted_tweaks_from_a_nested_base(home, make_experiment):
+    """The base gives ``m.a`` as ``m: {a: 0}``: the table shows 0 as its base, not a dash."""
+    tweaks = {
+        "m.a": {"type": "categorical", "choices": [0, 1]},
+        "m.b": {"type": "categorical", "choices": [0, 1]},
+    }
+    exp = make_experiment(
+        name="nested",
+        objective=None,
+        base={"m": {"a": 0, "b": 1}},
+        tweaks=tweaks,
+        metric={"name": "score", "direction": "maximize"},
+        sampler={"name": "grid"},
+        budget={"trials": 4},
+    )
+    with autotweak.Study(exp) as study:
+        while (trial := study.ask()) is not None:
+            study.tell(trial, trial.config["m"]["a"] + 2 * trial.config["m"]["b"])
+    report = build_report(load(exp))
+    assert report.changed == {"m.a": (0, 1)}, "m.b is 1 in the base and in the best"
