@@ -161,9 +161,10 @@ class ProcessExecutor(BaseExecutor):
         start = _start_context()
         level = logging.getLogger("autotweak").getEffectiveLevel()
         environ = dict(os.environ)
-        procs: list[tuple[Any, Connection]] = []
+        procs: list[tuple[Any, Connection, Any]] = []
         for index in range(self.workers):
             receiver, sender = start.Pipe(duplex=False)
+            current = start.Value("q", -1, lock=False)  # the Optuna id of the trial it runs
             proc = start.Process(
                 target=_process_main,
                 args=(
@@ -172,18 +173,19 @@ class ProcessExecutor(BaseExecutor):
                     sender,
                     level,
                     environ,
+                    current,
                 ),
                 name=f"autotweak-worker-{index}",
             )
             proc.start()
             sender.close()
-            procs.append((proc, receiver))
+            procs.append((proc, receiver, current))
         return self._collect(procs)
 
-    def _collect(self, procs: list[tuple[Any, Connection]]) -> list[WorkerResult]:
+    def _collect(self, procs: list[tuple[Any, Connection, Any]]) -> list[WorkerResult]:
         results: list[WorkerResult] = []
         interrupted = False
-        for proc, receiver in procs:
+        for proc, receiver, current in procs:
             while True:
                 try:
                     proc.join()
@@ -198,6 +200,7 @@ class ProcessExecutor(BaseExecutor):
                 result = WorkerResult(stop_reason=f"crashed (exit code {proc.exitcode})", error=error)
             if result.error is not None:
                 _log.error("worker failed: %s", result.error)
+                result.last_trial = current.value if current.value >= 0 else None
             results.append(result)
         if interrupted:
             for result in results:
@@ -220,8 +223,8 @@ def _receive(receiver: Connection) -> tuple[bool, WorkerResult | None]:
     return started, result
 
 
-def _forward_interrupt(procs: list[tuple[Any, Connection]]) -> None:
-    for proc, _ in procs:
+def _forward_interrupt(procs: list[tuple[Any, Connection, Any]]) -> None:
+    for proc, _, _ in procs:
         if proc.is_alive() and proc.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGINT)
@@ -242,6 +245,7 @@ def _process_main(
     sender: Connection,
     level: int,
     environ: dict[str, str],
+    current: Any,
 ) -> None:
     sender.send(_STARTED)
     # A fork server started earlier holds the environment of that time: take today's.
@@ -253,8 +257,13 @@ def _process_main(
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter(f"[worker {ctx.worker_index}] %(levelname)s %(message)s"))
         logger.addHandler(handler)
+
+    def running(trial_id: int) -> None:
+        current.value = trial_id
+
     try:
-        result = run_worker(ctx, objective, schema_checked=True)  # by the parent, on the same storage
+        # The schema was checked by the parent, on the same storage.
+        result = run_worker(ctx, objective, schema_checked=True, on_trial=running)
     except KeyboardInterrupt:
         result = WorkerResult(stop_reason="interrupted", interrupted=True)
     except Exception as exc:  # the traceback goes to stderr as the process ends; the parent gets its gist

@@ -21,7 +21,7 @@ from autotweak.engine._executors import (
     executor_for,
 )
 from autotweak.engine._monitor import Monitor, Progress
-from autotweak.engine._reconcile import reconcile
+from autotweak.engine._reconcile import reconcile, settle_crashed
 from autotweak.engine._share import register_winner
 from autotweak.engine._storage import MEMORY, fail_stale, make_storage
 from autotweak.engine._study import (
@@ -271,6 +271,7 @@ def _run(
     try:
         with Monitor(prepared.study, experiment, callback):
             results = runner.run(prepared.context, objective)
+            _settle_crashed(prepared.study, prepared.tracker, experiment, results)  # before its last look
     except BaseException:
         _close(prepared, interrupted=True)
         raise
@@ -293,6 +294,26 @@ def _run(
         registered_model=registered,
         best_config={} if summary.best_number is None else config_of(experiment, summary.best_config),
     )
+
+
+def _settle_crashed(
+    study: optuna.Study, tracker: BaseTracker, experiment: Experiment, results: list[WorkerResult]
+) -> None:
+    """Fail the trials that failed workers left running, and queue them again, as a stale-trial sweep would.
+
+    Their workers are gone, which this process knows without waiting for a grace period;
+    left running, they would stay so until a resume, and the study's retries with them.
+    """
+    for result in results:
+        if result.crashed and result.last_trial is not None:
+            settle_crashed(
+                study,
+                tracker,
+                result.last_trial,
+                f"its worker process crashed: {result.error}",
+                metric=experiment.metric.name,
+                max_retries=experiment.execution.max_retries,
+            )
 
 
 def join(
@@ -343,6 +364,12 @@ def join(
         deadline=None if wall_time is None else time.time() + wall_time,
     )
     results = executor_for(workers).run(context, None)
+    if any(r.crashed and r.last_trial is not None for r in results):
+        tracker = make_tracker(context.tracking_uri)
+        try:
+            _settle_crashed(study, tracker, experiment, results)
+        finally:
+            tracker.close()
     if results and all(r.crashed for r in results):
         raise WorkerCrashError(study_name, [str(r.error) for r in results])
     return results

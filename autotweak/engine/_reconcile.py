@@ -7,6 +7,10 @@ A trial whose record was never opened (its worker killed before its writer opene
 or the tracker away both times it was tried) gets one the same way. A trial whose worker
 was lost while it ran had its record closed by the stale-trial sweep, which knows only
 that it died: its learning curve, which Optuna holds, is written to the record here.
+
+A trial whose worker is known to be gone (the process that started it saw it die) is
+settled at once instead, as the stale-trial sweep would: failed with the reason, in both
+stores, and queued to run again.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import datetime
 import logging
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.engine._study import ATTR, frozen_compute
+from autotweak.engine._study import ATTR, frozen_compute, requeue
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
-__all__ = ["lost_trial_start", "reconcile"]
+__all__ = ["fail_record", "lost_trial_start", "reconcile", "settle_crashed"]
 
 _log = logging.getLogger(__name__)
 
@@ -86,6 +91,58 @@ def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
         seed=None,
         provenance={},
     )
+
+
+def fail_record(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, reason: str) -> str | None:
+    """Close a lost trial's record as failed with ``reason``; open one first if its worker never did.
+
+    Returns the record's id (``None`` if the tracker could not be reached: a warning is logged).
+    """
+    try:
+        # A worker lost before it opened the trial's record leaves none: open one, so that
+        # every Optuna trial still has its run.
+        run_id = tracker.find_trial(study.study_name, trial._trial_id) or tracker.start_trial(
+            lost_trial_start(study, trial)
+        )
+        tracker.mark_failed(str(run_id), reason)
+        return str(run_id)
+    except Exception:
+        _log.warning("could not close the record of lost trial %d", trial.number, exc_info=True)
+        return None
+
+
+def settle_crashed(
+    study: optuna.Study,
+    tracker: BaseTracker,
+    trial_id: int,
+    reason: str,
+    *,
+    metric: str,
+    max_retries: int,
+) -> bool:
+    """Fail a running trial whose worker process is known to be gone, and queue it again.
+
+    Its failure says ``reason`` in both stores, its record keeps the curve Optuna holds,
+    and the retry carries its marks (:func:`~autotweak.engine._study.requeue`). Returns
+    whether the trial was still running (one that finished meanwhile is left as it is).
+    """
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial_id, ATTR.FAILURE, reason[:2000])  # while it may still be written
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return False
+    except UpdateFinishedTrialError:
+        return False  # it finished, or a stale-trial sweep failed (and queued) it first
+    trial = storage.get_trial(trial_id)
+    run_id = fail_record(study, tracker, trial, reason)
+    if run_id is not None and trial.intermediate_values:
+        try:
+            tracker.log_steps(run_id, metric, _curve(trial))
+        except Exception:
+            _log.warning("could not write the curve of crashed trial %d", trial.number, exc_info=True)
+    _log.warning("trial %d failed: %s", trial.number, reason)
+    requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=max_retries)
+    return True
 
 
 def _lost(trial: FrozenTrial) -> bool:

@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial
 
 from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sampler_exhausted
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_endpoint, imds_interval
-from autotweak.engine._reconcile import lost_trial_start
+from autotweak.engine._reconcile import fail_record
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna, retrying
@@ -49,6 +49,7 @@ class WorkerResult:
     stop_reason: str = ""
     interrupted: bool = False
     error: str | None = None  # set when the worker itself failed: its exception, or how its process ended
+    last_trial: int | None = None  # a failed worker's last trial (its Optuna id), which may be left running
 
     @property
     def crashed(self) -> bool:
@@ -135,15 +136,7 @@ def make_stale_handler(tracker: BaseTracker, max_retries: int) -> Callable[[optu
     """Close a dead trial's record and enqueue it again (up to ``max_retries`` times)."""
 
     def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-        try:
-            # A worker lost before it opened the trial's record leaves none: open one, so that
-            # every Optuna trial still has its run.
-            run_id = tracker.find_trial(study.study_name, trial._trial_id) or tracker.start_trial(
-                lost_trial_start(study, trial)
-            )
-            tracker.mark_failed(str(run_id), "worker lost: no heartbeat within the grace period")
-        except Exception:
-            _log.warning("could not close the record of stale trial %d", trial.number, exc_info=True)
+        fail_record(study, tracker, trial, "worker lost: no heartbeat within the grace period")
         _log.info("trial %d went stale (worker lost)", trial.number)
         requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=max_retries)
 
@@ -151,7 +144,11 @@ def make_stale_handler(tracker: BaseTracker, max_retries: int) -> Callable[[optu
 
 
 def run_worker(
-    ctx: WorkerContext, objective: Callable[..., Any] | None = None, *, schema_checked: bool = False
+    ctx: WorkerContext,
+    objective: Callable[..., Any] | None = None,
+    *,
+    schema_checked: bool = False,
+    on_trial: Callable[[int], None] | None = None,
 ) -> WorkerResult:
     """Run trials of the study until its budget is spent or a stop is requested.
 
@@ -160,11 +157,13 @@ def run_worker(
         objective: The objective; the experiment's entry point when ``None``.
         schema_checked: The storage's tables were created and checked by the process that
             started this one; they are not checked again.
+        on_trial: Called with each trial's Optuna id as soon as it is asked for, so that
+            whoever watches this worker knows which trial it leaves running if it dies.
     """
     objective = objective or ctx.experiment.resolve_objective()
     tracker = make_tracker(ctx.tracking_uri, local_workers=ctx.local_workers)
     try:
-        return _run_with(ctx, objective, tracker, schema_checked=schema_checked)
+        return _run_with(ctx, objective, tracker, schema_checked=schema_checked, on_trial=on_trial)
     finally:
         tracker.close()  # after the record writer has drained: every write is done
 
@@ -175,6 +174,7 @@ def _run_with(
     tracker: BaseTracker,
     *,
     schema_checked: bool,
+    on_trial: Callable[[int], None] | None = None,
 ) -> WorkerResult:
     experiment = ctx.experiment
     execution = experiment.execution
@@ -198,6 +198,7 @@ def _run_with(
         records = RecordWriter(threaded=lambda: tracker.threaded_writes)
         with interrupts.installed(), records as writer:  # Ctrl-C waits for the writes
             loop = _Loop(ctx, study, storage, tracker, _call_style(objective), seed, watcher, writer)
+            loop.on_trial = on_trial
             return loop.run(interrupts)
     finally:
         watcher.stop()
@@ -225,6 +226,7 @@ class _Loop:
         self.writer = writer
         self.session = TrialSession(ctx, study, tracker, seed, notice=watcher.notice.is_set)
         self.sweep = StaleSweeper(study, ctx.experiment.execution.heartbeat_interval)
+        self.on_trial: Callable[[int], None] | None = None
 
     def run(self, interrupts: _Interrupts) -> WorkerResult:
         result = WorkerResult()
@@ -251,6 +253,8 @@ class _Loop:
                 return None
             return reason
         assert trial is not None  # no reason to stop means a trial was asked for
+        if self.on_trial is not None:
+            self.on_trial(trial._trial_id)
         result.trials += 1
         self._run_trial(trial, interrupts)
         return None

@@ -293,3 +293,53 @@ def test_a_study_refuses_to_start_in_a_starting_worker(home, make_experiment, mo
     with pytest.raises(autotweak.AutotweakError, match=r'under `if __name__ == "__main__":`'):
         autotweak.optimize(make_experiment())
     assert not (home / "optuna.db").exists(), "nothing was created"
+
+
+@pytest.mark.timeout(180)
+def test_trials_of_workers_that_all_crash_are_failed_and_queued_again_at_once(
+    home, make_experiment, mlflow_client
+):
+    """The parent knows every worker is gone: their trials must not stay running until a resume."""
+    script = home / "crashing.py"
+    script.write_text(
+        "import os\ndef train(config, trial):\n    trial.report(config['x'], 1)\n    os._exit(3)"
+    )
+    exp = make_experiment(
+        objective=f"{script}:train",
+        base={"x": 0.5},
+        budget={"trials": 3},
+        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 600},  # no stale sweep
+    )
+    with pytest.raises(WorkerCrashError, match="exited with code 3"):
+        autotweak.optimize(exp)
+    study = load(exp)
+    crashed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert [t.number for t in crashed] == [0, 1]
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    for t in crashed:
+        failure = t.user_attrs[ATTR.FAILURE]
+        assert failure.startswith("its worker process crashed: autotweak-worker-")
+        assert "exited with code 3" in failure
+    queued = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert sorted(t.user_attrs[ATTR.RETRY_OF] for t in queued) == [0, 1]
+    assert [t.user_attrs[ATTR.RETRY_OF] for t in queued if t.user_attrs.get(ATTR.BASELINE)] == [0]
+    assert_stores_agree(mlflow_client, study)
+    runs = mlflow_runs(mlflow_client, "study")
+    for t in crashed:
+        assert runs.children[t.number].data.tags["autotweak.failure"] == t.user_attrs[ATTR.FAILURE]
+        curve = mlflow_client.get_metric_history(runs.children[t.number].info.run_id, "loss")
+        assert [m.value for m in curve] == [t.params.get("x", 0.5)], "the curve the trial reported is kept"
+    status = subprocess.run(
+        [sys.executable, "-m", "autotweak", "status", "study"],
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert status.returncode == 0 and "running" not in status.stdout, status.stdout + status.stderr
+    script.write_text("def train(config, trial):\n    return config['x']\n")  # the cause, fixed
+    assert autotweak.optimize(exp, resume=True).summary.counts["complete"] == 3
+    study = load(exp)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert {t.user_attrs.get(ATTR.RETRY_OF) for t in complete[:2]} == {0, 1}, "the retries run first"
+    assert summarize(study).base_value == 0.5
+    assert_stores_agree(mlflow_client, study)
