@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import ast
 import contextlib
 import logging
 import multiprocessing as mp
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from autotweak.engine._worker import WorkerContext, WorkerResult, run_worker
@@ -135,15 +137,24 @@ class ProcessExecutor(BaseExecutor):
         """Workers receive a callable objective pickled: by reference to its module.
 
         Raises:
-            SpecError: If the objective cannot be pickled (a lambda, a nested function) or
-                lives in an interactive session, which worker processes cannot import.
+            SpecError: If the objective cannot be pickled (a lambda, a nested function), lives
+                in an interactive session, which worker processes cannot import, or is
+                defined in the main script under its ``__main__`` guard, which worker
+                processes do not run.
         """
         if objective is None:
             return
         name = getattr(objective, "__qualname__", repr(objective))
         main = sys.modules.get("__main__")
-        if getattr(objective, "__module__", None) == "__main__" and not getattr(main, "__file__", None):
+        script = getattr(main, "__file__", None)
+        in_main = getattr(objective, "__module__", None) == "__main__"
+        if in_main and not script:
             reason = "it is defined in an interactive session, which worker processes cannot import"
+        elif in_main and _defined_at_top_level(str(script), name) is False:
+            reason = (
+                f"{script} does not define it at module level (it is defined inside a block, such as "
+                f"`{_GUARD}`, which worker processes do not run)"
+            )
         else:
             try:
                 pickle.dumps(objective)
@@ -153,7 +164,8 @@ class ProcessExecutor(BaseExecutor):
         raise SpecError(
             f"must be a function defined at the top level of an importable module (or a "
             f"'module:function' entry point) to run in {self.workers} worker processes, got "
-            f"{name}: {reason}. Define it with `def` at module level, or run with workers: 1.",
+            f"{name}: {reason}. Define it with `def` at module level, outside `{_GUARD}`, "
+            "or run with workers: 1.",
             field="objective",
         )
 
@@ -165,11 +177,14 @@ class ProcessExecutor(BaseExecutor):
         for index in range(self.workers):
             receiver, sender = start.Pipe(duplex=False)
             current = start.Value("q", -1, lock=False)  # the Optuna id of the trial it runs
+            # Pickled here and loaded by the worker's own code (a callable objective travels
+            # by reference), so that a failure to load it is the worker's error to report.
+            work = pickle.dumps((replace(ctx, worker_index=index, local_workers=self.workers), objective))
             proc = start.Process(
                 target=_process_main,
                 args=(
-                    replace(ctx, worker_index=index, local_workers=self.workers),
-                    objective,
+                    index,
+                    work,
                     sender,
                     level,
                     environ,
@@ -208,6 +223,36 @@ class ProcessExecutor(BaseExecutor):
         return results
 
 
+def _defined_at_top_level(path: str, name: str) -> bool | None:
+    """Whether the script at ``path`` binds ``name`` in its top-level statements (``None``: unreadable).
+
+    Worker processes import the main script as ``__mp_main__``: a function defined under
+    its ``__main__`` guard (or any other block) exists in the parent only, and a worker
+    cannot load it by name.
+    """
+    if not name.isidentifier():  # not a function's own name (an instance, say): not checked here
+        return None
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            return True
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        elif isinstance(node, ast.Import | ast.ImportFrom) and any(
+            (alias.asname or alias.name.split(".")[0]) == name for alias in node.names
+        ):
+            return True
+        if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
+            return True
+    return False
+
+
 def _receive(receiver: Connection) -> tuple[bool, WorkerResult | None]:
     """Whether the worker's own code started, and its result (``None`` if it died without one)."""
     started, result = False, None
@@ -240,8 +285,8 @@ def _start_context() -> Any:
 
 
 def _process_main(
-    ctx: WorkerContext,
-    objective: Callable[..., Any] | None,
+    index: int,
+    work: bytes,
     sender: Connection,
     level: int,
     environ: dict[str, str],
@@ -255,13 +300,14 @@ def _process_main(
     logger.setLevel(level)
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(f"[worker {ctx.worker_index}] %(levelname)s %(message)s"))
+        handler.setFormatter(logging.Formatter(f"[worker {index}] %(levelname)s %(message)s"))
         logger.addHandler(handler)
 
     def running(trial_id: int) -> None:
         current.value = trial_id
 
     try:
+        ctx, objective = pickle.loads(work)
         # The schema was checked by the parent, on the same storage.
         result = run_worker(ctx, objective, schema_checked=True, on_trial=running)
     except KeyboardInterrupt:

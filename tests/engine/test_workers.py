@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -343,3 +344,62 @@ def test_trials_of_workers_that_all_crash_are_failed_and_queued_again_at_once(
     assert {t.user_attrs.get(ATTR.RETRY_OF) for t in complete[:2]} == {0, 1}, "the retries run first"
     assert summarize(study).base_value == 0.5
     assert_stores_agree(mlflow_client, study)
+
+
+GUARDED_OBJECTIVE = """
+import sys
+import autotweak
+from autotweak.engine._executors import ProcessExecutor
+
+
+class Unchecked(ProcessExecutor):
+    def check_objective(self, objective):
+        pass
+
+
+def top(config, trial):
+    return config["x"]
+
+
+if __name__ == "__main__":
+    def inner(config, trial):
+        return config["x"]
+
+    objective = top if sys.argv[1] == "top" else inner
+    spec = dict({spec!r}, name=sys.argv[1], objective=objective)
+    executor = Unchecked(2) if sys.argv[1] == "unchecked" else None
+    result = autotweak.optimize(spec, executor=executor)
+    print("complete", result.summary.counts["complete"])
+"""
+
+
+def test_an_objective_defined_under_the_main_guard_is_refused_before_the_study_exists(home):
+    """Pickled by reference it passes a pickle check, but workers import the script without its guard."""
+    script = home / "guarded.py"
+    spec = base_spec(budget={"trials": 2}, execution={"workers": 2})
+    del spec["objective"]
+    script.write_text(GUARDED_OBJECTIVE.format(spec=spec))
+
+    def run(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(script), name], cwd=home.parent, capture_output=True, text=True, timeout=180
+        )
+
+    refused = run("inner")
+    assert refused.returncode == 1 and "complete" not in refused.stdout, refused.stdout + refused.stderr
+    final = refused.stderr.strip().splitlines()[-1]
+    assert final.startswith(
+        "autotweak.exceptions.SpecError: 'objective' must be a function defined at the top"
+    )
+    assert f"got inner: {script} does not define it at module level" in final
+    assert 'outside `if __name__ == "__main__":`' in final
+    storage = f"sqlite:///{home / 'optuna.db'}"
+    assert not (home / "optuna.db").exists() or not optuna.get_all_study_names(storage), "nothing was created"
+    assert run("top").stdout.split() == ["complete", "2"], "a function at the script's top level runs"
+    crashed = run("unchecked")  # the check skipped: each worker's own error is named
+    assert crashed.returncode == 1, crashed.stdout + crashed.stderr
+    final = crashed.stderr.strip().splitlines()[-1]
+    assert "WorkerCrashError: every worker of study 'unchecked' failed" in final
+    for index in (0, 1):
+        assert f"autotweak-worker-{index} failed with AttributeError: Can't get attribute 'inner'" in final
+    assert "before it started" not in final, "not blamed on a missing guard"
