@@ -57,14 +57,13 @@ class Monitor:
         self._started = time.time()
         self._seen: set[int] = set()
         self._done_at_start: int | None = None
-        self._done_shown = 0
 
     def __enter__(self) -> Monitor:
         # The trials finished before this run (a resumed study) are neither news nor a sign of
         # this run's pace; taken now, not at the first poll, after which the first trials may be done.
         trials = self.study.get_trials(deepcopy=False)
         self._seen = {t.number for t in trials if t.state.is_finished()}
-        self._done_at_start = self._done_shown = _counted(trials)
+        self._done_at_start = _counted(trials)
         self._thread.start()
         return self
 
@@ -97,8 +96,7 @@ class Monitor:
         if self._done_at_start is None:
             self._done_at_start = done  # polled without entering: every finished trial is new
         total = self.experiment.budget.trials
-        done_after = self._count_each(fresh, total)
-        self._done_shown = done
+        done_after = self._count_each(fresh, trials, done, total)
         elapsed = time.time() - self._started
         complete = [t for t in finished if t.state == TrialState.COMPLETE and t.value is not None]
         best = None
@@ -118,14 +116,22 @@ class Monitor:
             done_after=done_after,
         )
 
-    def _count_each(self, fresh: list[FrozenTrial], total: int | None) -> dict[int, int]:
-        """The budget count after each new trial, in order, so that no two lines show the same."""
-        count = self._done_shown
+    @staticmethod
+    def _count_each(
+        fresh: list[FrozenTrial], trials: list[FrozenTrial], done: int, total: int | None
+    ) -> dict[int, int]:
+        """The budget count after each new trial, in order: one more after each that counts.
+
+        Counted back from ``done``, so that the last line shows the study's count, and a
+        trial queued to run again shows the count it left unchanged.
+        """
+        rerun = _rerun(trials)
+        count = done
         after: dict[int, int] = {}
-        for trial in fresh:
-            count += ATTR.RETRY_OF not in trial.user_attrs  # a retry replaces a trial already counted
+        for trial in reversed(fresh):
             after[trial.number] = min(count, total) if total else count
-        return after
+            count -= _counts(trial, rerun)
+        return dict(reversed(after.items()))
 
     def _eta(self, done: int, total: int | None, elapsed: float, retries: int) -> float | None:
         new = done - (self._done_at_start or 0)
@@ -138,6 +144,22 @@ class Monitor:
 
 
 def _counted(trials: list[FrozenTrial]) -> int:
-    """Finished trials that count against the budget (a retry replaces the trial it retries)."""
-    finished = [t for t in trials if t.state.is_finished()]
-    return len(finished) - sum(1 for t in finished if ATTR.RETRY_OF in t.user_attrs)
+    """Finished trials that count against the budget.
+
+    A trial queued to run again (interrupted, preempted, lost) counts once, when its last
+    attempt ends: the attempts before do not count, the one that ends the trial does.
+    """
+    rerun = _rerun(trials)
+    return sum(_counts(t, rerun) for t in trials)
+
+
+def _rerun(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of the trials queued to run again."""
+    return {int(t.user_attrs[ATTR.RETRY_OF]) for t in trials if ATTR.RETRY_OF in t.user_attrs}
+
+
+def _counts(trial: FrozenTrial, rerun: set[int]) -> int:
+    """1 if ``trial`` ended an attempt that counts; an interrupted one is always queued again."""
+    if not trial.state.is_finished() or trial.number in rerun:
+        return 0
+    return 0 if trial.user_attrs.get(ATTR.INTERRUPTED) else 1

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from autotweak.engine._monitor import Monitor, Progress
+from autotweak.engine._study import ATTR, requeue
 
 
 def _finish(study: optuna.Study, values: list[float]) -> None:
@@ -56,3 +58,32 @@ def test_each_new_trial_carries_its_own_count(study, make_experiment):
     assert [t.number for t in first.last_finished] == [1, 2]
     assert first.done_after == {1: 2, 2: 3}, "not 3 and 3: each line shows the count after its trial"
     assert second.done_after == {3: 4, 4: 5, 5: 6, 6: 6}
+
+
+def _interrupt_and_requeue(study: optuna.Study) -> None:
+    """What a worker does on Ctrl-C: the trial is marked, failed and queued to run again."""
+    trial = study.ask()
+    trial.set_user_attr(ATTR.INTERRUPTED, True)
+    study.tell(trial, state=TrialState.FAIL)
+    requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=3)
+
+
+def test_interrupted_trials_do_not_count_and_their_retries_count_once(study, make_experiment):
+    """After a resume with queued retries, each line shows its own count, one more than the last."""
+    experiment = make_experiment(budget={"trials": 4})
+    _finish(study, [0.1])
+    _interrupt_and_requeue(study)  # trial 1, in an earlier run stopped by Ctrl-C
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        start = monitor.poll()
+        _finish(study, [0.2])  # trial 2: the retry of 1
+        first = monitor.poll()
+        _interrupt_and_requeue(study)  # trial 3
+        during = monitor.poll()
+        _finish(study, [0.3, 0.4])  # trial 4, the retry of 3, then a new trial 5
+        second = monitor.poll()
+    assert start.done == 1, "the interrupted trial does not count, nor its retry before it ends"
+    assert [t.number for t in first.last_finished] == [2] and first.done_after == {2: 2}
+    assert [t.number for t in during.last_finished] == [3] and during.done_after == {3: 2}
+    assert during.done == 2
+    assert [t.number for t in second.last_finished] == [4, 5]
+    assert second.done_after == {4: 3, 5: 4} and second.done == 4
