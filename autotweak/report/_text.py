@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from autotweak.engine._config import base_values
 from autotweak.engine._study import ATTR, summarize
 from autotweak.report._ablation import Ablation, ablation_path
 from autotweak.report._accounting import (
@@ -106,9 +107,10 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
     best = None if summary.best_number is None else study.trials[summary.best_number]
     changed: dict[str, tuple[Any, Any]] = {}
     if best is not None and best.state == TrialState.COMPLETE:
+        given = base_values(base, best.params)  # dotted tweaks: nested or flat in the base
         for name, value in best.params.items():
-            if name not in base or not _same(base[name], value):
-                changed[name] = (base.get(name, "—"), value)
+            if name not in given or not _same(given[name], value):
+                changed[name] = (given.get(name, "—"), value)
     metric = spec.get("metric", {})
     return StudyReport(
         summary=summary,
