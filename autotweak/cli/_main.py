@@ -211,12 +211,12 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
             "trial": summary.best_number,
             "value": summary.best_value,
             "config": best_config(loaded, summary),  # as StudyResult.best_config: base + tweaks
-            "params": summary.best_config,
+            "params": summary.best_params,
         }
         _console.line(json.dumps(payload, indent=2, default=str))
         return
     _console.line(f"trial {summary.best_number}: {summary.best_value:.6g}")
-    for key, value in summary.best_config.items():
+    for key, value in summary.best_params.items():
         _console.line(f"  {key}: {value}")
 
 

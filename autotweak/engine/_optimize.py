@@ -68,7 +68,7 @@ class StudyResult:
     @property
     def best_params(self) -> dict[str, Any]:
         """Only the tweaked values of the best trial (its Optuna params)."""
-        return dict(self.summary.best_config)
+        return dict(self.summary.best_params)
 
 
 @dataclass
@@ -292,7 +292,7 @@ def _run(
         study_run_id=prepared.context.study_run_id,
         stop_reasons=[r.stop_reason for r in results],
         registered_model=registered,
-        best_config={} if summary.best_number is None else config_of(experiment, summary.best_config),
+        best_config={} if summary.best_number is None else config_of(experiment, summary.best_params),
     )
 
 

@@ -233,9 +233,9 @@ def best_config(study: optuna.Study, summary: StudySummary) -> dict[str, Any]:
         return {}
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:
-        return dict(summary.best_config)
+        return dict(summary.best_params)
     experiment = Experiment.from_dict(spec, source=f"<study {study.study_name}>", check_objective=False)
-    return config_of(experiment, summary.best_config)
+    return config_of(experiment, summary.best_params)
 
 
 def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary:
@@ -254,7 +254,7 @@ def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary
         counts={state: counts.get(state, 0) for state in _COUNTED},
         best_number=None if best is None else best.number,
         best_value=None if best is None else best.value,
-        best_config={} if best is None else dict(best.params),
+        best_params={} if best is None else dict(best.params),
         base_value=None if base is None else base.value,
         compute=compute if math.isfinite(compute) else 0.0,
         interrupted=interrupted,

@@ -128,7 +128,7 @@ class MlflowTracker(BaseTracker):
             metrics["best_value"] = summary.best_value
         if summary.base_value is not None:
             metrics["base_value"] = summary.base_value
-        tags = {f"autotweak.best.{k}": str(v) for k, v in summary.best_config.items()}
+        tags = {f"autotweak.best.{k}": str(v) for k, v in summary.best_params.items()}
         if summary.best_number is not None:
             tags["autotweak.best_trial"] = str(summary.best_number)
         self._log(run_id, metrics=_metrics(metrics.items()), tags=_tags(tags.items()))
@@ -339,7 +339,7 @@ def _summary_dict(summary: StudySummary) -> dict[str, Any]:
         "counts": summary.counts,
         "best_trial": summary.best_number,
         "best_value": summary.best_value,
-        "best_config": summary.best_config,
+        "best_params": summary.best_params,
         "base_value": summary.base_value,
         "compute_full_trainings": summary.compute,
         "interrupted": summary.interrupted,

@@ -64,7 +64,7 @@ class StudySummary:
     counts: dict[str, int]
     best_number: int | None
     best_value: float | None
-    best_config: dict[str, Any]
+    best_params: dict[str, Any]  # the best trial's tweaks (its Optuna params), not its full config
     base_value: float | None
     compute: float
     interrupted: bool = False

@@ -297,6 +297,8 @@ def test_best_config_is_the_full_config_and_best_params_the_tweaks(home, make_ex
     result = autotweak.optimize(exp)
     best = load(exp).trials[result.summary.best_number]
     assert result.best_params == best.params and set(best.params) == {"x", "optim.lr"}
+    assert result.summary.best_params == best.params, "one name, one meaning: the summary's are params"
+    assert not hasattr(result.summary, "best_config")
     assert result.best_config == {
         "x": best.params["x"],
         "epochs": 8,
