@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import socket
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["package_versions", "provenance"]
+from autotweak.exceptions import AutotweakError
+from autotweak.spec import Experiment
+
+__all__ = ["code_dir", "package_versions", "provenance"]
 
 _PACKAGES = ("autotweak", "optuna", "mlflow", "torch")
+
+
+def code_dir(experiment: Experiment) -> Path | None:
+    """Where the user's code is, for its git commit: the objective's source file, else the spec's folder."""
+    if experiment.objective is not None:
+        try:
+            source = inspect.getsourcefile(experiment.resolve_objective())
+        except (AutotweakError, TypeError):  # not importable here, or not Python source (a builtin)
+            source = None
+        if source:
+            return Path(source).resolve().parent
+    if experiment.source and not experiment.source.startswith("<"):  # not "<study NAME>"
+        return Path(experiment.source).resolve().parent
+    return None
 
 
 def provenance(code_dir: Path | None = None) -> dict[str, str]:

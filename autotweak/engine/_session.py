@@ -19,7 +19,7 @@ from optuna.study._tell import _tell_with_warning
 from optuna.trial import TrialState
 
 from autotweak.engine._config import merge_config
-from autotweak.engine._provenance import provenance
+from autotweak.engine._provenance import code_dir, provenance
 from autotweak.engine._study import ATTR, requeue, trial_compute
 from autotweak.engine._trial import Trial
 from autotweak.spec import Experiment
@@ -81,8 +81,7 @@ class TrialSession:
         self.study = study
         self.tracker = tracker
         self.seed = seed
-        code_dir = Path(ctx.experiment.source).resolve().parent if ctx.experiment.source else None
-        self.provenance = provenance(code_dir)
+        self.provenance = provenance(code_dir(ctx.experiment))
         self._run_ids: dict[int, Callable[[], str]] = {}
         self._starts: dict[int, TrialStart] = {}
         self._baseline: dict[int, bool] = {}

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 import autotweak
-from tests.conftest import objective
+from tests.conftest import base_spec, objective
 from tests.helpers import load, mlflow_runs
 
 STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
@@ -99,21 +100,28 @@ def test_spec_file_is_kept_as_an_artifact(home, tmp_path, mlflow_client):
     assert "exp.yaml" in {a.path for a in mlflow_client.list_artifacts(parent.info.run_id)}
 
 
-def test_git_provenance_of_the_users_code(home, make_experiment, mlflow_client):
+def test_git_provenance_of_the_users_code(home, tmp_path_factory, mlflow_client):
+    """The commit is that of the objective's repository, wherever the spec file and the shell are."""
     import subprocess
 
-    subprocess.run(["git", "init", "-q"], check=True)
-    subprocess.run(
-        ["git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"],
-        check=True,
-    )
+    code = tmp_path_factory.mktemp("code")
+    (code / "userobj.py").write_text("def train(config):\n    return (config['x'] - 1.0) ** 2\n")
+    git = ["git", "-c", "user.email=a@b", "-c", "user.name=a"]
+    subprocess.run(["git", "init", "-q"], cwd=code, check=True)
+    subprocess.run(["git", "add", "userobj.py"], cwd=code, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], cwd=code, check=True)
     head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ["git", "rev-parse", "HEAD"], cwd=code, capture_output=True, text=True, check=True
     ).stdout.strip()
+    spec = home.parent / "specs" / "exp.yaml"  # outside the code's repository, as is the shell
+    spec.parent.mkdir()
+    spec.write_text(
+        yaml.safe_dump(base_spec(name="git", objective=f"{code / 'userobj.py'}:train", budget={"trials": 1}))
+    )
     from autotweak.engine import _provenance
 
     _provenance._static.cache_clear()
-    autotweak.optimize(make_experiment(name="git", budget={"trials": 1}))
+    autotweak.optimize(spec)
     run = mlflow_runs(mlflow_client, "git").children[0]
     assert run.data.tags["autotweak.git_commit"] == head
     assert run.data.tags["mlflow.source.git.commit"] == head
