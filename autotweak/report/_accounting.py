@@ -72,7 +72,8 @@ class ComputeAccount:
             notes.append(f"No full grid to compare with: {self.grid_note}.")
         if self.pruned:
             notes.append(
-                f"Pruning stopped {self.pruned} trials after {self.pruned_compute:.2f} full trainings; "
+                f"Pruning stopped {self.pruned} trial{'s' if self.pruned != 1 else ''} after "
+                f"{self.pruned_compute:.2f} full trainings; "
                 f"running them to the end would have cost {self.pruned}: pruning saved "
                 f"{self.pruning_saved:.2f} full trainings."
             )

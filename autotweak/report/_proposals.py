@@ -36,8 +36,11 @@ def proposals_section(study: optuna.Study) -> Section | None:
         f"Rank: where the proposal's actual value falls among the study's {len(scored)} completed "
         "trials (1 = best).",
         guard_note(study),
+        "From past tasks: those that weigh most in the proposal, with their similarity to this "
+        "study (1.00 for all of them until the study's results or a task descriptor tell tasks "
+        "apart) and the proposal's normalized score on them (1 = that task's best).",
     ]
-    header = ["#", "params", "predicted", "actual", "rank", "trial", "similar past tasks"]
+    header = ["#", "params", "predicted", "actual", "rank", "trial", "from past tasks"]
     return Section("Meta-learner proposals and how they scored", notes, header, rows)
 
 
@@ -78,15 +81,19 @@ def _row(
     predicted = _fmt(proposal.get("predicted"))
     if proposal.get("uncertainty") is not None:
         predicted += f" ± {_fmt(proposal['uncertainty'])}"
-    sources = ", ".join(
-        f"{s.get('task')} ({float(s.get('similarity', math.nan)):.2f})"
-        for s in proposal.get("sources") or []
-        if isinstance(s, dict)
-    )
+    sources = ", ".join(_source(s) for s in proposal.get("sources") or [] if isinstance(s, dict))
     number = proposal.get("trial_number")
     trial = trials.get(int(number)) if number is not None else None
     actual, rank = _outcome(trial, scored)
     return [str(index), params, predicted, actual, rank, "—" if trial is None else str(trial.number), sources]
+
+
+def _source(source: dict[str, Any]) -> str:
+    """A past task, its similarity to this study and the proposal's normalized score there."""
+    similarity = float(source.get("similarity", math.nan))
+    score = source.get("score")
+    shown = f"similarity {similarity:.2f}" + ("" if score is None else f", score {float(score):.2f}")
+    return f"{source.get('task')} ({shown})"
 
 
 def _outcome(trial: FrozenTrial | None, scored: list[float]) -> tuple[str, str]:

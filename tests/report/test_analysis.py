@@ -196,7 +196,7 @@ def test_meta_learner_proposals_and_how_they_scored(home, make_experiment, store
                 "uncertainty": 0.3,
                 "trial_number": 1,
                 "sources": [
-                    {"task": "mnist-mlp", "similarity": 0.81},
+                    {"task": "mnist-mlp", "similarity": 0.81, "score": 0.97},
                     {"task": "cifar-cnn", "similarity": 0.4},
                 ],
             },
@@ -218,7 +218,7 @@ def test_meta_learner_proposals_and_how_they_scored(home, make_experiment, store
     rank = values.index(2.0) + 1
     text = build_report(stored).to_markdown()
     assert "## Meta-learner proposals and how they scored" in text
-    sources = "mnist-mlp (0.81), cifar-cnn (0.40)"
+    sources = "mnist-mlp (similarity 0.81, score 0.97), cifar-cnn (similarity 0.40)"
     row = f"| 1 | a=0, b=1, c=u | 2.2 ± 0.3 | 2 | {rank} of {len(values)} | 1 | {sources} |"
     assert row in text, text
     assert "| 2 | a=1, b=0, c=v | 1.9 ± 0.2 | pruned at step 1 (0.4) | — | 2 |  |" in text

@@ -32,7 +32,8 @@ def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
     spent = sum(max(t.intermediate_values) / 10 for t in pruned)
     assert summary.counts["pruned"] == len(pruned)
     assert (
-        f"Pruning stopped {len(pruned)} trials after {spent:.2f} full trainings; running them to the "
+        f"Pruning stopped {len(pruned)} trial{'s' * (len(pruned) != 1)} after {spent:.2f} full trainings; "
+        "running them to the "
         f"end would have cost {len(pruned)}: pruning saved {len(pruned) - spent:.2f} full trainings."
     ) in page
     assert (
