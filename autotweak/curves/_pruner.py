@@ -11,7 +11,9 @@ Where the model cannot speak, a classic rule decides (Optuna's ``MedianPruner`` 
 default): no model fits the trial's parameters, fewer than ``n_startup_trials`` trials
 have completed (the top k is not known yet), or the full length of training is unknown.
 A trial that has reached the full length of training is never pruned, by either rule: its
-result is complete, and stopping it would save nothing.
+result is complete, and stopping it would save nothing. Nor is one whose value already
+reaches the k-th best completed value: on a saturated metric (many trials at accuracy 1.0)
+its chance of ending strictly above that value is small, yet it is no loser.
 
 When it prunes, the pruner writes what it saw into the trial's user attributes
 (``autotweak.pruner.*``); the engine copies them to the trial's MLflow run.
@@ -58,7 +60,8 @@ class Decision:
     Attributes:
         prune: Whether to stop the trial.
         rule: ``"learned"``, the fallback's name, ``"warmup"`` (before ``min_steps``) or
-            ``"complete"`` (at or past ``n_steps``: never pruned).
+            ``"complete"`` (at or past ``n_steps``: never pruned) or ``"top-k"`` (its value
+            already reaches the k-th best completed value: never pruned by the model).
         step: The trial's last step.
         p_top_k: Probability of ending in the top k (learned rule only).
         predicted: Predicted final score: 10%, 50% and 90% quantiles (learned rule only).
@@ -208,6 +211,8 @@ class LearnedCurvePruner(BasePruner):
         fractions = np.array(steps, dtype=np.float64) / n_steps
         finals = np.sort(sign * np.array([t.value for t in complete], dtype=np.float64))[::-1]
         bar = float(finals[self.top_k - 1])
+        if sign * value >= bar:  # already as good as the k-th best final (a saturated metric ties there)
+            return Decision(False, "top-k", step, top_k_value=sign * bar, n_complete=len(complete))
         ref = Reference.of(finals)
         peers = sign * np.array([_value_at(t, step) for t in complete], dtype=np.float64)
         peers = peers[np.isfinite(peers)]

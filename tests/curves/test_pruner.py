@@ -206,3 +206,28 @@ def test_a_trial_that_trained_in_full_is_never_pruned(
     assert decision == pruner.decide(study, at_end)  # deterministic
     assert not pruner.prune(study, at_end)
     assert not study._storage.get_trial(at_end._trial_id).user_attrs  # nothing written for a kept trial
+
+
+def test_a_trial_already_at_the_top_k_value_is_not_pruned(toy_model: CurveModel) -> None:
+    """A saturated metric: the top 5 finals are all 1.0 and the open trial is at 1.0 already."""
+    pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS, threshold=0.9)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    dists = {k: optuna.distributions.FloatDistribution(0.0, 1.0) for k in ("x", "y")}
+    for i in range(6):
+        curve = [min(1.0, 0.7 + 0.05 * step) for step in range(1, N_STEPS + 1)]
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.4 + 0.02 * i, "y": 0.5},
+                distributions=dists,
+                value=curve[-1],
+                intermediate_values=dict(enumerate(curve, start=1)),
+            )
+        )
+    trial = study.ask(dists)
+    for step, value in enumerate([0.8, 0.9, 1.0, 1.0, 1.0, 1.0, 1.0], start=1):
+        trial.report(value, step)
+    frozen = study._storage.get_trial(trial._trial_id)
+    decision = pruner.decide(study, frozen)
+    assert (decision.prune, decision.rule, decision.top_k_value) == (False, "top-k", 1.0)
+    trial.report(0.75, 8)  # fallen below the bar: the model decides again
+    assert pruner.decide(study, study._storage.get_trial(trial._trial_id)).rule == "learned"
