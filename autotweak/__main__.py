@@ -1,5 +1,5 @@
 """``python -m autotweak`` runs the CLI."""
 
-from autotweak.cli import main
+from autotweak._entry import main
 
 main()

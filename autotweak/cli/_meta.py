@@ -190,7 +190,7 @@ def _target_of(ref: str) -> _Target:
 
         raw = yaml.safe_load(path.read_text())
         if isinstance(raw, dict) and "tweaks" in raw:
-            from autotweak.engine._config import base_values
+            from autotweak._config import base_values
             from autotweak.spec import load_experiment
 
             experiment = load_experiment(path, check_objective=False)

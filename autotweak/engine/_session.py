@@ -18,7 +18,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import TrialState
 
-from autotweak.engine._config import merge_config
+from autotweak._config import merge_config
 from autotweak.engine._provenance import code_dir, provenance
 from autotweak.engine._study import ATTR, requeue, trial_compute
 from autotweak.engine._trial import Trial

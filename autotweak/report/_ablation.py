@@ -21,7 +21,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.engine._config import base_values
+from autotweak._config import base_values
 from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
 from autotweak.report._sections import Section

@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from autotweak.engine._config import base_values
+from autotweak._config import base_values
 from autotweak.engine._study import ATTR, summarize
 from autotweak.report._ablation import Ablation, ablation_path
 from autotweak.report._accounting import (

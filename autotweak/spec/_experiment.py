@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
+from autotweak._config import base_values, nested_config
 from autotweak._validation import Where, as_int, as_mapping, as_str, check_keys
-from autotweak.engine._config import base_values, nested_config
 from autotweak.exceptions import SpecError
 from autotweak.space import (
     CategoricalParam,

@@ -221,3 +221,35 @@ def test_the_cli_log_handler_is_installed_once() -> None:
     finally:
         for handler in [h for h in logger.handlers if h not in before]:
             logger.removeHandler(handler)
+
+
+def test_ctrl_c_while_the_cli_imports_is_quiet(monkeypatch, capsys) -> None:
+    """A Ctrl-C in the second or two that importing the CLI takes: exit 130, no traceback."""
+    import importlib.abc
+
+    from autotweak import _entry
+
+    class Interrupted(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "autotweak.cli":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "autotweak.cli", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Interrupted(), *sys.meta_path])
+    with pytest.raises(SystemExit) as stop:
+        _entry.main(["--help"])
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_importing_autotweak_is_light() -> None:
+    """``import autotweak`` leaves Optuna and MLflow unimported until a public name is used."""
+    code = (
+        "import sys, autotweak, autotweak._entry\n"
+        "heavy = [m for m in ('optuna', 'mlflow', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert autotweak.optimize.__module__.startswith('autotweak.engine')\n"
+        "assert 'optuna' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

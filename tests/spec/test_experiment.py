@@ -232,7 +232,7 @@ _DOTTED = {
 )
 def test_dotted_tweaks_find_their_base_values_nested_or_flat(base: dict[str, Any]) -> None:
     """README: dotted names such as optim.lr set nested values; the base may spell them either way."""
-    from autotweak.engine._config import merge_config
+    from autotweak._config import merge_config
 
     experiment = Experiment.from_dict(base_spec(base=base, tweaks=_DOTTED))
     assert experiment.base_trial() == {"optim.lr": 0.01, "opt": "sgd", "optim.momentum": 0.9}
