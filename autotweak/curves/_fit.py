@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 import warnings
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ _log = logging.getLogger(__name__)
 LEVELS = np.linspace(0.005, 0.995, 199)
 _TARGET_CLIP = 12.0
 _MIN_TRIALS = 5
+_MIN_EXAMPLES = 100  # rows per network: fewer cannot fit an early-stopped perceptron
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,33 @@ def _mlp(x: NDArray[np.float64], y: NDArray[np.float64], hidden: Sequence[int], 
     return Network(mean, scale, weights, biases)
 
 
+def _check_fit_args(
+    histories: Any, space: Any, hidden: Any, max_examples: Any, holdout: Any, seed: Any
+) -> None:
+    """Refuse arguments of :func:`fit_curve_model` that would fail deep inside scikit-learn."""
+
+    def refuse(name: str, value: Any, rule: str) -> None:
+        raise AutotweakError(f"'{name}' of fit_curve_model must be {rule}, got {name}={value!r}.")
+
+    def integer(value: Any) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    if not isinstance(histories, Histories):
+        refuse(
+            "histories", type(histories).__name__, "Histories (from read_table, read_mlflow or read_optuna)"
+        )
+    if not isinstance(space, SearchSpace):
+        refuse("space", type(space).__name__, "a SearchSpace (autotweak.load_space)")
+    if isinstance(hidden, str | bytes) or not all(integer(h) and h >= 1 for h in hidden) or not len(hidden):
+        refuse("hidden", hidden, "a non-empty sequence of integers >= 1")
+    if not (integer(max_examples) and max_examples >= _MIN_EXAMPLES):
+        refuse("max_examples", max_examples, f"an integer >= {_MIN_EXAMPLES}")
+    if not (isinstance(holdout, float | int) and not isinstance(holdout, bool) and 0 < holdout < 1):
+        refuse("holdout", holdout, "a fraction in (0, 1)")
+    if not (integer(seed) and seed >= 0):
+        refuse("seed", seed, "an integer >= 0")
+
+
 def fit_curve_model(
     histories: Histories,
     space: SearchSpace,
@@ -188,6 +217,7 @@ def fit_curve_model(
     Raises:
         AutotweakError: If fewer than two tasks have at least five complete curves.
     """
+    _check_fit_args(histories, space, hidden, max_examples, holdout, seed)
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     groups = [g for task in histories.tasks for g in task_curves(task, space)]

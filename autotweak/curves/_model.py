@@ -11,7 +11,7 @@ A model is saved as one JSON file with a header (``format_version``, the autotwe
 version, the search space, a training summary) and the weights as lists.
 
 Example:
-    >>> model = CurveModel.load("meta/hgb_curve_model.json")  # doctest: +SKIP
+    >>> model = CurveModel.load("meta/hgb.curve.json")  # doctest: +SKIP
     >>> model.final_score(values, fractions, unit, ref, peers).p_above(0.93)  # doctest: +SKIP
     0.04
 """
@@ -236,8 +236,8 @@ class CurveModel:
         if version != FORMAT_VERSION:
             raise CurveModelVersionError(
                 f"{source}: 'format_version' must be {FORMAT_VERSION} (the version this autotweak "
-                f"reads), got format_version={version!r}; retrain the model with this autotweak "
-                "(python -m benchmarks.train_curve_models) or use the autotweak that wrote it."
+                f"reads), got format_version={version!r}; fit the model again with this autotweak "
+                "(autotweak.curves.fit_curve_model) or use the autotweak that wrote it."
             )
         try:
             space = SearchSpace.from_dict(raw["space"]["params"], name=raw["space"]["name"])

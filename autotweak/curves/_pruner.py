@@ -26,7 +26,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any, cast
@@ -47,6 +49,9 @@ __all__ = ["ATTR_PREFIX", "Decision", "LearnedCurvePruner", "PrunerArgumentError
 
 ATTR_PREFIX = "autotweak.pruner."
 MIN_FRACTION = 0.25
+_LATE_START = 0.5  # a first report past this fraction of training reads as a step offset
+
+_log = logging.getLogger(__name__)
 
 
 class PrunerArgumentError(AutotweakError, ValueError):
@@ -96,6 +101,16 @@ def _check(name: str, value: Any, ok: bool, rule: str) -> None:
         raise PrunerArgumentError(f"'{name}' of LearnedCurvePruner must be {rule}, got {name}={value!r}.")
 
 
+def _count(name: str, value: Any, low: int, *, optional: bool = False) -> int | None:
+    """``value`` as an ``int`` >= ``low`` (NumPy integers too, never a bool), or ``None`` if allowed."""
+    if value is None and optional:
+        return None
+    rule = f"{'None or ' if optional else ''}an integer >= {low}"
+    _check(name, value, isinstance(value, numbers.Integral) and not isinstance(value, bool), rule)
+    _check(name, value, int(value) >= low, rule)
+    return int(value)
+
+
 class LearnedCurvePruner(BasePruner):
     """Prune a trial whose probability of ending in the study's top ``top_k`` is below ``threshold``.
 
@@ -106,7 +121,8 @@ class LearnedCurvePruner(BasePruner):
         threshold: Prune when the probability of joining them is below this.
         min_steps: Never prune before this step (default: a quarter of ``n_steps``).
         n_steps: The step of a full training (``metric.steps``); if ``None``, the largest
-            last step of the completed trials.
+            last step of the completed trials. Steps count training from its start: a
+            report at step ``s`` reads as ``s / n_steps`` of the training done.
         n_startup_trials: Completed trials needed before the model decides (default:
             ``top_k``); until then the fallback decides.
         fallback: The classic rule (default: ``MedianPruner()``).
@@ -123,24 +139,25 @@ class LearnedCurvePruner(BasePruner):
         n_startup_trials: int | None = None,
         fallback: BasePruner | None = None,
     ) -> None:
-        _check("top_k", top_k, isinstance(top_k, int) and top_k >= 1, "an integer >= 1")
-        _check("threshold", threshold, isinstance(threshold, float | int) and 0 <= threshold < 1, "in [0, 1)")
-        _check(
-            "n_steps", n_steps, n_steps is None or (isinstance(n_steps, int) and n_steps >= 1), "None or >= 1"
+        top_k = cast(int, _count("top_k", top_k, 1))
+        number = isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)
+        _check("threshold", threshold, number and 0 <= threshold < 1, "a number in [0, 1)")
+        n_steps = _count("n_steps", n_steps, 1, optional=True)
+        min_steps = _count("min_steps", min_steps, 0, optional=True)
+        if n_steps is not None and min_steps is not None:
+            _check(
+                "min_steps", min_steps, min_steps < n_steps, f"below n_steps ({n_steps}), or it never prunes"
+            )
+        startup = cast(
+            int, _count("n_startup_trials", top_k if n_startup_trials is None else n_startup_trials, top_k)
         )
         _check(
-            "min_steps",
-            min_steps,
-            min_steps is None or (isinstance(min_steps, int) and min_steps >= 0),
-            "None or >= 0",
+            "model",
+            model,
+            model is None or isinstance(model, CurveModel | str | os.PathLike),
+            "a CurveModel, a curve model file, 'auto' or None",
         )
-        startup = top_k if n_startup_trials is None else n_startup_trials
-        _check(
-            "n_startup_trials",
-            startup,
-            isinstance(startup, int) and startup >= top_k,
-            f"an integer >= top_k ({top_k})",
-        )
+        _check("fallback", fallback, fallback is None or isinstance(fallback, BasePruner), "an Optuna pruner")
         self._model_arg = model
         self._model = (
             load_curve_model(model)
@@ -153,6 +170,7 @@ class LearnedCurvePruner(BasePruner):
         self.n_steps = n_steps
         self.n_startup_trials = startup
         self.fallback = fallback or MedianPruner()
+        self._told: set[str] = set()  # warnings given once per pruner
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -195,6 +213,22 @@ class LearnedCurvePruner(BasePruner):
         model = self._model_for(trial)
         unit = None if model is None else model.unit_config(trial.params)
         value = trial.intermediate_values[step]
+        if model is not None and unit is None:
+            names = ", ".join(p.name for p in model.space.tunable)
+            self._tell(
+                "fit",
+                f"the curve model (space {model.space.name!r}: {names}) does not fit trial "
+                f"{trial.number}'s parameters {sorted(trial.params)}; "
+                f"{type(self.fallback).__name__} decides.",
+            )
+        first = min(trial.intermediate_values)
+        if n_steps is not None and first > max(1, _LATE_START * n_steps):
+            self._tell(
+                "offset",
+                f"steps are read as training progress (step / n_steps), but trial {trial.number}'s "
+                f"first report is at step {first} of {n_steps}: report from the start of training "
+                "(steps 1, 2, ...), or decisions read every trial as nearly trained.",
+            )
         if (
             model is None
             or unit is None
@@ -207,6 +241,8 @@ class LearnedCurvePruner(BasePruner):
         steps = sorted(
             s for s, v in trial.intermediate_values.items() if math.isfinite(v) and 0 < s <= n_steps
         )
+        if not steps:  # only reports at step 0 or below: nothing trained to extrapolate from
+            return self._fallback(snapshot, trial, step, len(complete))
         values = sign * np.array([trial.intermediate_values[s] for s in steps], dtype=np.float64)
         fractions = np.array(steps, dtype=np.float64) / n_steps
         finals = np.sort(sign * np.array([t.value for t in complete], dtype=np.float64))[::-1]
@@ -223,6 +259,12 @@ class LearnedCurvePruner(BasePruner):
         q10, q50, q90 = (sign * final.quantile((0.1, 0.5, 0.9))).tolist()
         predicted = (q10, q50, q90) if sign > 0 else (q90, q50, q10)
         return Decision(p < self.threshold, "learned", step, p, predicted, sign * bar, len(complete))
+
+    def _tell(self, key: str, message: str) -> None:
+        """Log a warning once per pruner (decisions are made at every report)."""
+        if key not in self._told:
+            self._told.add(key)
+            _log.warning(message)
 
     def _model_for(self, trial: FrozenTrial) -> CurveModel | None:
         if isinstance(self._model, CurveModel) or self._model is None:

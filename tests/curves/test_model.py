@@ -69,6 +69,7 @@ def test_incompatible_format_version_is_refused(toy_model_file: Path, tmp_path: 
         CurveModel.load(path)
     message = str(info.value)
     assert str(path) in message and "format_version=99" in message and "must be 1" in message
+    assert "fit_curve_model" in message and "benchmarks" not in message  # what a user can run
     assert isinstance(info.value, AutotweakError)
 
 
@@ -92,3 +93,24 @@ def test_too_few_tasks_is_an_error() -> None:
 
     with pytest.raises(AutotweakError, match=">= 2 tasks"):
         fit_curve_model(make_histories(1), SPACE)
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"max_examples": 0}, "max_examples"),
+        ({"holdout": 1.5}, "holdout"),
+        ({"holdout": 0}, "holdout"),
+        ({"hidden": ()}, "hidden"),
+        ({"hidden": (32, 0)}, "hidden"),
+        ({"seed": -1}, "seed"),
+        ({"space": "hgb"}, "space"),
+        ({"histories": []}, "histories"),
+    ],
+)
+def test_fit_arguments_are_checked_before_fitting(args: dict[str, object], field: str) -> None:
+    from autotweak.curves import fit_curve_model
+
+    call: dict[str, object] = {"histories": make_histories(2, n_trials=8), "space": SPACE, **args}
+    with pytest.raises(AutotweakError, match=f"'{field}' of fit_curve_model must be"):
+        fit_curve_model(**call)  # type: ignore[arg-type]

@@ -141,11 +141,85 @@ def test_registry_builds_it_with_the_metric_steps(toy_model_file: Path) -> None:
         ({"threshold": 1.5}, "threshold"),
         ({"n_steps": 0}, "n_steps"),
         ({"top_k": 5, "n_startup_trials": 2}, "n_startup_trials"),
+        ({"top_k": True}, "top_k"),
+        ({"threshold": "0.1"}, "threshold"),
+        ({"min_steps": 200, "n_steps": 100}, "min_steps"),
+        ({"model": 42}, "model"),
+        ({"fallback": "median"}, "fallback"),
     ],
 )
 def test_bad_arguments_name_the_field(args: dict[str, object], field: str) -> None:
+    args = {"model": None, **args}
     with pytest.raises(PrunerArgumentError, match=f"'{field}'"):
-        LearnedCurvePruner(None, **args)  # type: ignore[arg-type]
+        LearnedCurvePruner(**args)  # type: ignore[arg-type]
+
+
+def test_numpy_integers_are_integers() -> None:
+    import numpy as np
+
+    pruner = LearnedCurvePruner(None, n_steps=np.int64(20), min_steps=np.int32(3), top_k=np.int64(2))
+    assert (pruner.n_steps, pruner.min_steps, pruner.top_k) == (20, 3, 2)
+    assert all(type(v) is int for v in (pruner.n_steps, pruner.min_steps, pruner.top_k))
+
+
+def test_a_report_at_step_zero_is_left_to_the_fallback(toy_model: CurveModel) -> None:
+    """Steps 0..n-1 with ``min_steps=0``: the first decision, at step 0, has no curve to read."""
+    pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS - 1, min_steps=0, threshold=0.5)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    dists = {k: optuna.distributions.FloatDistribution(0.0, 1.0) for k in ("x", "y")}
+    for i in range(6):
+        curve = [0.85 + 0.005 * step + 0.001 * i for step in range(N_STEPS)]
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.45 + 0.01 * i, "y": 0.5},
+                distributions=dists,
+                value=curve[-1],
+                intermediate_values=dict(enumerate(curve)),
+            )
+        )
+    trial = study.ask(dists)
+    trial.report(0.2, 0)
+    decision = pruner.decide(study, study._storage.get_trial(trial._trial_id))
+    assert (decision.rule, decision.step) == ("MedianPruner", 0)
+
+
+def test_a_model_that_does_not_fit_the_trials_is_said_once(
+    toy_model: CurveModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+
+    def objective(trial: optuna.Trial) -> float:
+        z = trial.suggest_float("z", 0.0, 1.0)
+        for step in range(1, N_STEPS + 1):
+            trial.report(z * step, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return z * N_STEPS
+
+    with caplog.at_level("WARNING", logger="autotweak"):
+        study.optimize(objective, n_trials=8)
+    said = [r.getMessage() for r in caplog.records if "does not fit" in r.getMessage()]
+    assert len(said) == 1 and "['z']" in said[0] and "MedianPruner decides" in said[0]
+
+
+def test_steps_that_do_not_start_at_the_beginning_are_pointed_out(
+    toy_model: CurveModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Steps 1000..1011 read as 98% trained at the first report: the user is told, once."""
+    pruner = LearnedCurvePruner(toy_model)
+    study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(0))
+    inner = objective_for()
+
+    def offset(trial: optuna.Trial) -> float:
+        real_report = trial.report
+        trial.report = lambda value, step: real_report(value, step + 1000)  # type: ignore[method-assign]
+        return float(inner(trial))
+
+    with caplog.at_level("WARNING", logger="autotweak"):
+        study.optimize(offset, n_trials=10)
+    said = [r.getMessage() for r in caplog.records if "training progress" in r.getMessage()]
+    assert len(said) == 1 and "step 1001 of 1012" in said[0]
 
 
 def test_auto_finds_a_model_on_the_meta_path(toy_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
