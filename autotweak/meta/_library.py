@@ -1,9 +1,10 @@
 """Finding a meta-model for a space: a file the user names, or one shipped in ``meta/``.
 
-A model fits a space when both have the same tunable parameter names. Its candidates
-that fall outside the new space (a narrowed range, a dropped choice) are left out, so a
-model of the library's ``hgb`` space also serves a user's space that ``extends: hgb`` and
-narrows a range.
+A model fits a space when both have the same tunable parameters, by name and kind
+(float, int, categorical), in any order. Its candidates that fall outside the new space
+(a narrowed range, a dropped choice) are left out, so a model of the library's ``hgb``
+space also serves a user's space that ``extends: hgb``, narrows a range or lists the
+parameters in another order.
 
 Example:
     >>> from autotweak import load_space
@@ -50,9 +51,20 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
     if model is None or str(model) == "none":
         return None
     if str(model) != "auto":
-        found = restrict(_load(Path(model)), space)
+        named = _load(Path(model))
+        found = restrict(named, space)
+        conditional = [p.name for p in space.params if p.when is not None]
+        if found is None and conditional:
+            raise MetaModelError(
+                f"{model}: a meta-model serves a space without conditional parameters, got conditional "
+                f"{conditional}."
+            )
         if found is None:
-            raise MetaModelError(f"{model}: the meta-model's parameters do not fit the space {space.names}.")
+            raise MetaModelError(
+                f"{model}: the meta-model's parameters do not fit the space: a model fits a space with the "
+                "same tunable parameters (by name and kind, in any order) and a candidate inside it, got "
+                f"model {_kinds(named.space)} for space {_kinds(space)}."
+            )
         return found
     if any(p.when is not None for p in space.params):
         return None
@@ -66,9 +78,15 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
 
 
 def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
-    """``model`` moved into ``space`` (candidates outside it dropped), or ``None`` if it does not fit."""
-    names = [p.name for p in space.tunable]
-    if names != [p.name for p in model.space.tunable] or any(p.when is not None for p in space.params):
+    """``model`` moved into ``space`` (candidates outside it dropped), or ``None`` if it does not fit.
+
+    The parameters are matched by name and kind, whatever their order in either space; the
+    candidates' unit points follow the order of ``space``.
+    """
+    if any(p.when is not None for p in space.params):
+        return None
+    kinds = {p.name: type(p) for p in model.space.tunable}
+    if len(kinds) != len(space.tunable) or any(kinds.get(p.name) is not type(p) for p in space.tunable):
         return None
     configs = [model.candidate(i) for i in range(len(model.units))]
     keep = np.array([not space.invalid(config) for config in configs], dtype=bool)
@@ -83,6 +101,11 @@ def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
         n_trials=model.n_trials,
         info=model.info,
     )
+
+
+def _kinds(space: SearchSpace) -> dict[str, str]:
+    """The space's tunable parameters and their kinds (for messages)."""
+    return {p.name: str(p.to_dict()["type"]) for p in space.tunable}
 
 
 def _load(path: Path) -> MetaModel:
