@@ -29,6 +29,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +46,9 @@ __all__ = ["Proposal", "Proposer", "descriptor_weights"]
 
 TEMPERATURE = 0.1
 N_SOURCES = 3
+PRIOR_FLOOR = 0.1  # a past task's prior weight relative to the largest, at least
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -174,34 +180,77 @@ class Proposer:
         return Proposal(index, self.model.candidate(index), predicted, uncertainty, sources)
 
 
-def descriptor_weights(model: MetaModel, descriptor: Mapping[str, float | str]) -> NDArray[np.float64] | None:
+def descriptor_weights(model: MetaModel, descriptor: Mapping[str, Any]) -> NDArray[np.float64] | None:
     """Prior weights of the past tasks from descriptor similarity, or ``None`` if none applies.
 
-    Numeric features shared by the new task and every past task are standardized over the
-    past tasks; a past task's weight is ``exp(-d^2 / (2 m))`` with ``d`` its distance to the
-    new task and ``m`` the median squared distance. A string feature (family, tags) that
-    differs halves the weight.
+    A numeric feature (NumPy numbers too) counts where it is a finite number, on the new
+    task and on at least one past task; a non-finite value is ignored, for that feature
+    and task only. Features are standardized over the past tasks, and a past task's
+    distance ``d`` to the new task is the mean squared difference over the features it
+    has. Its weight is ``exp(-d / (2 m))`` with ``m`` the mean distance of the past tasks,
+    a bandwidth that cannot shrink onto the nearest tasks; a task with none of the
+    features sits at ``m``. A string feature (family, tags) that differs halves the weight.
+    No weight falls below ``PRIOR_FLOOR`` of the largest, so that the new task's results
+    can still raise a task the descriptor finds unlike it (see :meth:`Proposer.weights`).
     """
-
-    def is_number(value: object) -> bool:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-
-    numeric = [
-        key
-        for key, value in descriptor.items()
-        if is_number(value) and all(is_number(d.get(key)) for d in model.descriptors)
-    ]
+    numeric = [key for key, value in descriptor.items() if _finite(value)]
     strings = [key for key, value in descriptor.items() if isinstance(value, str)]
-    if not numeric and not strings:
+    _note_ignored(model, descriptor, numeric)
+    past = np.array(
+        [[float(d[k]) if _finite(d.get(k)) else np.nan for k in numeric] for d in model.descriptors],
+        dtype=np.float64,
+    ).reshape(model.n_tasks, len(numeric))
+    usable = np.isfinite(past).any(axis=0)
+    if not usable.any() and not strings:
         return None
     weights = np.ones(model.n_tasks)
-    if numeric:
-        past = np.array([[float(d[key]) for key in numeric] for d in model.descriptors])
-        scale = past.std(axis=0)
-        scale[scale == 0] = 1.0
-        new = np.array([float(descriptor[key]) for key in numeric])
-        distance = (((past - new) / scale) ** 2).sum(axis=1)
-        weights *= np.exp(-distance / (2 * max(float(np.median(distance)), 1e-9)))
+    if usable.any():
+        new = np.array([float(descriptor[k]) for k in numeric], dtype=np.float64)[usable]
+        weights *= _kernel(past[:, usable], new)
     for key in strings:
         weights *= np.array([1.0 if d.get(key) == descriptor[key] else 0.5 for d in model.descriptors])
-    return np.asarray(weights, dtype=np.float64)
+    return np.asarray(np.maximum(weights, PRIOR_FLOOR * weights.max()), dtype=np.float64)
+
+
+def _kernel(past: NDArray[np.float64], new: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Similarity of each past task (rows, NaN where a feature is missing) to ``new``."""
+    scale = np.nanstd(past, axis=0)
+    scale[~(scale > 0)] = 1.0
+    squared = ((past - new) / scale) ** 2
+    has = np.isfinite(squared)
+    distance = np.where(has, squared, 0.0).sum(axis=1) / np.maximum(has.sum(axis=1), 1)
+    bandwidth = float(distance[has.any(axis=1)].mean())
+    distance[~has.any(axis=1)] = bandwidth
+    if not bandwidth > 0:
+        return np.ones(len(past))
+    return np.asarray(np.exp(-distance / (2 * bandwidth)), dtype=np.float64)
+
+
+def _finite(value: object) -> bool:
+    """Whether ``value`` is a finite real number (Python's or NumPy's, never a bool)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    return math.isfinite(float(value))
+
+
+_told: set[tuple[str, tuple[str, ...]]] = set()  # models and features already said to be ignored
+
+
+def _note_ignored(model: MetaModel, descriptor: Mapping[str, Any], numeric: Sequence[str]) -> None:
+    """Say once per model which of the new task's numeric features cannot weigh anything."""
+    past = {key for d in model.descriptors for key, value in d.items() if _finite(value)}
+    unused = tuple(sorted(key for key in numeric if key not in past))
+    broken = tuple(
+        sorted(k for k, v in descriptor.items() if isinstance(v, float | np.floating) and not _finite(v))
+    )
+    if unused and (model.digest, unused) not in _told:
+        _told.add((model.digest, unused))
+        what = "no dataset meta-features" if not past else f"only the meta-features {sorted(past)}"
+        _log.info(
+            "meta-learner: the meta-model's past tasks have %s, so the descriptor's %s are ignored "
+            "(fit the model from histories whose tasks carry them to use them)",
+            what,
+            ", ".join(unused),
+        )
+    if broken:
+        _log.debug("meta-learner: the descriptor's %s are not finite numbers; ignored", ", ".join(broken))
