@@ -16,18 +16,31 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
 
 from autotweak._locations import missing_sqlite_file
 from autotweak.exceptions import AutotweakError
+from autotweak.space import SearchSpace, load_space
 
-__all__ = ["Direction", "Histories", "HistoryError", "PastTrial", "SkipReport", "TaskHistory", "absent_file"]
+__all__ = [
+    "Direction",
+    "Histories",
+    "HistoryError",
+    "PastTrial",
+    "SkipReport",
+    "TaskHistory",
+    "ValueReason",
+    "absent_file",
+    "as_names",
+    "as_space",
+]
 
 Direction = Literal["maximize", "minimize"]
 
@@ -79,6 +92,13 @@ class TaskHistory:
     descriptor: Mapping[str, float | str] = field(default_factory=dict)
     source: str = ""
 
+    def __post_init__(self) -> None:
+        if self.direction not in get_args(Direction):
+            raise HistoryError(
+                f"'direction' of task {self.name!r} must be 'maximize' or 'minimize', "
+                f"got direction={self.direction!r}."
+            )
+
     def scores(self, *, complete_only: bool = True) -> NDArray[np.float64]:
         """Final values oriented so that higher is better (minimized metrics negated)."""
         values = [t.value for t in self.trials if t.complete or not complete_only]
@@ -90,12 +110,38 @@ class TaskHistory:
         return tuple(t for t in self.trials if t.complete)
 
 
+class ValueReason(str):
+    """A skip reason that names the record's value, e.g. ``"param 'C' = 0.001 out of range [0.5, 5.0]"``.
+
+    It reads as that whole sentence; a :class:`SkipReport` counts it under :attr:`rule`, the
+    sentence without the value, and keeps one value as an example, so that a column of bad
+    values makes one entry of the summary, not one per value.
+
+    Example:
+        >>> reason = ValueReason("param 'C'", 0.001, "out of range [0.5, 5.0]")
+        >>> reason, reason.rule, reason.value
+        ("param 'C' = 0.001 out of range [0.5, 5.0]", "param 'C' out of range [0.5, 5.0]", '0.001')
+    """
+
+    rule: str
+    value: str
+
+    def __new__(cls, subject: str, value: Any, rule: str) -> ValueReason:
+        """``"<subject> = <value> <rule>"``, counted as ``"<subject> <rule>"``."""
+        reason = super().__new__(cls, f"{subject} = {value!r} {rule}")
+        reason.rule = f"{subject} {rule}"
+        reason.value = repr(value)
+        return reason
+
+
 @dataclass
 class SkipReport:
     """Records left out while reading histories: a count and an example per reason.
 
     ``notes`` counts the changes made to records that were kept (values clipped into range,
-    params filled in, params not in the space ignored); they are not skips.
+    params filled in, params not in the space ignored); they are not skips. A reason that
+    names the record's value (a :class:`ValueReason`) is counted without it, and one value
+    is kept in ``values`` as an example.
 
     Example:
         >>> report = SkipReport()
@@ -103,16 +149,23 @@ class SkipReport:
         >>> report.add("metric 'acc' is missing", "mlflow:def")
         >>> report.summary()
         "2 records skipped: 2 x metric 'acc' is missing (e.g. mlflow:abc)"
+        >>> report.add(ValueReason("param 'C'", 9.0, "out of range [0.5, 5.0]"), "mlflow:ghi")
+        >>> report.summary().split("; ")[1]
+        "1 x param 'C' out of range [0.5, 5.0] (e.g. 9.0 at mlflow:ghi)"
     """
 
     counts: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
     notes: Counter[str] = field(default_factory=Counter)
+    values: dict[str, str] = field(default_factory=dict)
 
     def add(self, reason: str, source: str) -> None:
         """Count one skipped record."""
-        self.counts[reason] += 1
-        self.examples.setdefault(reason, source)
+        rule = reason.rule if isinstance(reason, ValueReason) else str(reason)
+        self.counts[rule] += 1
+        self.examples.setdefault(rule, source)
+        if isinstance(reason, ValueReason):
+            self.values.setdefault(rule, reason.value)
 
     def note(self, change: str, n: int = 1) -> None:
         """Count a change made to kept records (a value clipped, an extra param ignored)."""
@@ -120,11 +173,13 @@ class SkipReport:
 
     def merge(self, other: SkipReport) -> SkipReport:
         """Both reports added up (a new report)."""
-        merged = SkipReport(Counter(self.counts), dict(self.examples), Counter(self.notes))
+        merged = SkipReport(Counter(self.counts), dict(self.examples), Counter(self.notes), dict(self.values))
         merged.counts.update(other.counts)
         merged.notes.update(other.notes)
         for reason, example in other.examples.items():
             merged.examples.setdefault(reason, example)
+        for reason, value in other.values.items():
+            merged.values.setdefault(reason, value)
         return merged
 
     @property
@@ -138,12 +193,17 @@ class SkipReport:
             line = "no record skipped"
         else:
             parts = [
-                f"{n} x {reason} (e.g. {self.examples[reason]})" for reason, n in self.counts.most_common()
+                f"{n} x {reason} (e.g. {self._example(reason)})" for reason, n in self.counts.most_common()
             ]
             line = f"{self.total} records skipped: " + "; ".join(parts)
         if self.notes:
             line += "; kept with changes: " + "; ".join(f"{n} x {c}" for c, n in self.notes.most_common())
         return line
+
+    def _example(self, reason: str) -> str:
+        source = self.examples.get(reason, "?")
+        value = self.values.get(reason)
+        return source if value is None else f"{value} at {source}"
 
 
 @dataclass(frozen=True)
@@ -211,3 +271,36 @@ def absent_file(url: str, what: str) -> None:
     missing = missing_sqlite_file(url)
     if missing is not None:
         raise HistoryError(f"{url}: must name {what} that exists, got no file at {missing}.")
+
+
+def as_space(space: Any, error: Callable[[str], AutotweakError], field: str = "space") -> SearchSpace:
+    """``space`` itself, or the space that a library name or YAML path names.
+
+    Raises:
+        AutotweakError: ``error(message)`` if ``space`` is neither; a ``SpaceError`` if the
+            name or file does not give a valid space.
+    """
+    if isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, str | os.PathLike):
+        return load_space(space)
+    raise error(
+        f"{field!r} must be a SearchSpace, a library space name ('hgb') or a space file's path, "
+        f"got {type(space).__name__} {space!r:.80}."
+    )
+
+
+def as_names(names: Any, field: str) -> list[str] | None:
+    """A list of names from ``None`` (all), one name, or a sequence of names.
+
+    Raises:
+        HistoryError: If ``names`` is something else, or holds something other than text.
+    """
+    if names is None:
+        return None
+    if isinstance(names, str):
+        return [names]
+    listed = list(names) if isinstance(names, Iterable) and not isinstance(names, Mapping | bytes) else None
+    if listed is None or not all(isinstance(name, str) for name in listed):
+        raise HistoryError(f"{field!r} must be a name or a list of names, got {names!r:.120}.")
+    return listed

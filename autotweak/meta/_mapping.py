@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from autotweak.meta._histories import HistoryError
+from autotweak.meta._histories import HistoryError, ValueReason
 from autotweak.space import CategoricalParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
 
 __all__ = ["ParamMapper", "map_params"]
@@ -52,7 +52,16 @@ _Mapped = tuple[dict[str, Any] | None, str | None, Counter[str]]
 
 
 class _Skip(Exception):
-    """A record cannot be mapped; the message is the reason."""
+    """A record cannot be mapped; ``reason`` says why (a :class:`ValueReason` when it names a value)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _bad(name: str, value: Any, rule: str) -> _Skip:
+    """A skip for param ``name``'s ``value``, counted by ``rule`` whatever the value."""
+    return _Skip(ValueReason(f"param {name!r}", value, rule))
 
 
 def _key(raw: Mapping[str, Any]) -> tuple[tuple[str, type, Any], ...] | None:
@@ -141,7 +150,7 @@ class ParamMapper:
                     continue
                 config[param.name] = self._value(param, named)
         except _Skip as skip:
-            return None, str(skip), Counter()
+            return None, skip.reason, Counter()
         except Exception as exc:  # a record must never crash the reading
             return None, f"params cannot be read: {type(exc).__name__}", Counter()
         return config, None, self._changes
@@ -177,9 +186,7 @@ class ParamMapper:
         value = named[param.name]
         if isinstance(param, FixedParam):
             if not _matches(param.value, value):
-                raise _Skip(
-                    f"param {param.name!r} = {value!r} is not the space's fixed value {param.value!r}"
-                )
+                raise _bad(param.name, value, f"is not the space's fixed value {param.value!r}")
             return param.value
         if isinstance(param, CategoricalParam):
             return _choice(param, value)
@@ -199,7 +206,7 @@ class ParamMapper:
         if param.low <= number <= param.high:
             return number
         if not _near(param, number):
-            raise _Skip(f"param {param.name!r} = {number!r} out of range [{param.low}, {param.high}]")
+            raise _bad(param.name, number, f"out of range [{param.low}, {param.high}]")
         self._changes[f"param {param.name!r} clipped into range"] += 1
         return type(number)(min(max(number, param.low), param.high))
 
@@ -237,18 +244,18 @@ def _as_number(name: str, value: Any) -> float | int:
             try:
                 value = float(text)
             except ValueError:
-                raise _Skip(f"param {name!r} = {value!r} must be a number") from None
+                raise _bad(name, value, "must be a number") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Skip(f"param {name!r} = {value!r} must be a number")
+        raise _bad(name, value, "must be a number")
     if not math.isfinite(value):
-        raise _Skip(f"param {name!r} = {value!r} must be a finite number")
+        raise _bad(name, value, "must be a finite number")
     return value
 
 
 def _as_int(param: IntParam, number: float | int, notes: Counter[str]) -> int:
     if isinstance(number, float):
         if not number.is_integer():
-            raise _Skip(f"param {param.name!r} = {number!r} must be an integer")
+            raise _bad(param.name, number, "must be an integer")
         number = int(number)
     off = (number - param.low) % param.step
     if off:
@@ -273,7 +280,7 @@ def _choice(param: CategoricalParam, value: Any) -> Any:
     for choice in param.choices:
         if _matches(choice, value):
             return choice
-    raise _Skip(f"param {param.name!r} = {value!r} is not one of the choices {list(param.choices)}")
+    raise _bad(param.name, value, f"is not one of the choices {list(param.choices)}")
 
 
 def _matches(choice: Any, value: Any) -> bool:

@@ -53,7 +53,15 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from autotweak.meta._family import family_space
-from autotweak.meta._histories import Direction, Histories, HistoryError, PastTrial, SkipReport, TaskHistory
+from autotweak.meta._histories import (
+    Direction,
+    Histories,
+    HistoryError,
+    PastTrial,
+    SkipReport,
+    TaskHistory,
+    as_space,
+)
 from autotweak.meta._mapping import ParamMapper
 from autotweak.meta._table_checks import Table, check_kind, check_present, check_unique, require, show
 from autotweak.space import SearchSpace
@@ -72,7 +80,7 @@ GENERIC_COLUMNS = ("task", "trial", "value", "step", "direction", "complete")
 def read_table(
     source: str | os.PathLike[str] | pd.DataFrame,
     *,
-    space: SearchSpace | None = None,
+    space: SearchSpace | str | os.PathLike[str] | None = None,
     metric: str | None = None,
     direction: Direction = "maximize",
     renames: Mapping[str, str] | None = None,
@@ -82,14 +90,16 @@ def read_table(
 
     Args:
         source: A ``.parquet``/``.csv`` file, or a data frame.
-        space: The space to map params onto (inferred from the configs if not given).
+        space: The space to map params onto, or a library space name or space file
+            (inferred from the configs if not given).
         metric: The value column (``val_score`` / ``value`` if not given).
         direction: The metric's direction where the table does not say.
         renames: Recorded param name -> the space's name.
         base: Values for params a trial lacks (e.g. the experiment's base config).
 
     Raises:
-        HistoryError: If the table breaks a rule of its format.
+        HistoryError: If the table breaks a rule of its format, or an argument is of the
+            wrong kind.
 
     Example:
         >>> histories = read_table("benchmarks/data/hgb.parquet")  # doctest: +SKIP
@@ -98,6 +108,7 @@ def read_table(
     """
     if direction not in get_args(Direction):
         raise HistoryError(f"'direction' must be 'maximize' or 'minimize', got {direction!r}.")
+    space = None if space is None else as_space(space, HistoryError)
     table = _load(source)
     columns = list(table.frame.columns)
     if "config_id" in columns:
@@ -123,6 +134,11 @@ def read_table(
 def _load(source: str | os.PathLike[str] | pd.DataFrame) -> Table:
     if isinstance(source, pd.DataFrame):
         return Table(source.reset_index(drop=True), None)
+    if not isinstance(source, str | os.PathLike):
+        raise HistoryError(
+            "'source' must be the path of a .parquet or .csv file or a pandas DataFrame, "
+            f"got {type(source).__name__} {source!r:.80}."
+        )
     path = Path(source)
     suffixes = [s.lower() for s in path.suffixes]
     try:
@@ -228,13 +244,13 @@ def _read_benchmark(
     firsts = frame.iloc[starts]
     columns = [firsts[c].tolist() for c in hyperparameters]
     params = [dict(zip(hyperparameters, row, strict=True)) for row in zip(*columns, strict=True)]
+    ids = firsts["config_id"].tolist()
     if space is None:
-        configs = dict(zip(firsts["config_id"].tolist(), params, strict=True))
+        configs = _distinct_configs(firsts["task"].tolist(), ids, params)
         try:
             space, _ = family_space(table.stem, hyperparameters, configs)
         except HistoryError as exc:
             raise table.fail(str(exc)) from None
-    ids = firsts["config_id"].tolist()
     sources = [f"table:{table.label}#{t}/{c}" for t, c in zip(firsts["task"].tolist(), ids, strict=True)]
     mapper = ParamMapper(space, renames, base)
     skipped = SkipReport()
@@ -246,6 +262,23 @@ def _read_benchmark(
         for name, found in trials.items()
     )
     return Histories(tasks, skipped)
+
+
+def _distinct_configs(
+    tasks: list[Any], ids: list[Any], params: list[dict[str, Any]]
+) -> dict[Any, dict[str, Any]]:
+    """Every distinct config of the table, keyed by its config_id.
+
+    Tasks usually share their configs (the same config_id, the same params); a task that
+    gives a config_id other params adds that config too, keyed ``"<config_id> (task <name>)"``,
+    so that the space is inferred from every row, not from one task's.
+    """
+    configs: dict[Any, dict[str, Any]] = {}
+    for task, config_id, config in zip(tasks, ids, params, strict=True):
+        first = configs.setdefault(config_id, config)
+        if first is not config and first != config:
+            configs.setdefault(f"{config_id} (task {task!r})", config)
+    return configs
 
 
 # -- generic format -------------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""Tables: a space inferred from every row, skips grouped by rule, wrong arguments refused by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from autotweak.meta import HistoryError, SkipReport, read_table
+from autotweak.space import SearchSpace
+
+SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}}, name="unit")
+SPACE_YAML = "params:\n  x: {type: float, low: 0.0, high: 1.0}\n"
+
+
+def _own_benchmark() -> pd.DataFrame:
+    """Two tasks that use config_ids 0-5 for different values of C."""
+    grid = {"p": [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0], "q": [0.5, 1.0, 2.0, 3.0, 4.0, 5.0]}
+    rows = [
+        {"task": task, "config_id": cid, "step": 1, "val_score": 0.1 * cid, "C": c}
+        for task, cs in grid.items()
+        for cid, c in enumerate(cs)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_a_benchmark_table_with_own_config_ids_infers_its_space_from_every_row() -> None:
+    histories = read_table(_own_benchmark())
+    assert histories.skipped.total == 0 and [len(t.trials) for t in histories.tasks] == [6, 6]
+    param = histories.tasks[0].trials[0].params
+    assert param == {"C": 1e-3}
+    assert histories.tasks[1].trials[0].params == {"C": 0.5}
+
+
+def test_skips_of_one_rule_are_counted_together_with_an_example_value() -> None:
+    space = SearchSpace.from_dict({"C": {"type": "float", "low": 0.5, "high": 5.0}})
+    histories = read_table(_own_benchmark(), space=space)
+    rule = "param 'C' out of range [0.5, 5.0]"
+    assert dict(histories.skipped.counts) == {rule: 4}  # 0.001, 0.01, 10, 100 (0.1 is clipped)
+    assert histories.skipped.summary() == (
+        f"4 records skipped: 4 x {rule} (e.g. 0.001 at table:frame#p/0); "
+        "kept with changes: 1 x param 'C' clipped into range"
+    )
+
+
+def test_a_value_reason_reads_as_the_whole_sentence_and_merges_by_rule() -> None:
+    from autotweak.meta._histories import ValueReason
+
+    one, two = SkipReport(), SkipReport()
+    one.add(ValueReason("param 'C'", 9.0, "out of range [0.5, 5.0]"), "a#1")
+    two.add(ValueReason("param 'C'", 7.0, "out of range [0.5, 5.0]"), "b#1")
+    merged = one.merge(two)
+    assert dict(merged.counts) == {"param 'C' out of range [0.5, 5.0]": 2}
+    assert merged.summary() == "2 records skipped: 2 x param 'C' out of range [0.5, 5.0] (e.g. 9.0 at a#1)"
+    assert ValueReason("param 'C'", 9.0, "out of range") == "param 'C' = 9.0 out of range"
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"), [(None, "NoneType None"), ([1, 2], "list [1, 2]"), (3.5, "float 3.5")]
+)
+def test_read_table_refuses_a_source_that_is_no_path_nor_frame(source: Any, shown: str) -> None:
+    with pytest.raises(HistoryError) as info:
+        read_table(source)
+    assert str(info.value) == (
+        f"'source' must be the path of a .parquet or .csv file or a pandas DataFrame, got {shown}."
+    )
+
+
+def test_read_table_takes_a_space_file_or_name_and_refuses_other_spaces(tmp_path: Path) -> None:
+    (tmp_path / "unit.yaml").write_text(SPACE_YAML)
+    frame = pd.DataFrame({"task": ["a", "a"], "trial": [0, 1], "value": [0.1, 0.2], "param.x": [0.2, 0.4]})
+    assert read_table(frame, space=tmp_path / "unit.yaml").n_trials == 2
+    assert read_table(frame, space=str(tmp_path / "unit.yaml")).n_trials == 2
+    with pytest.raises(HistoryError, match=r"'space' must be a SearchSpace, .* got dict"):
+        read_table(frame, space={"x": 1})  # type: ignore[arg-type]
