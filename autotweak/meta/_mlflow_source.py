@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from autotweak.meta._histories import (
     SkipReport,
     TaskHistory,
     absent_file,
+    as_names,
+    as_space,
 )
 from autotweak.meta._mapping import ParamMapper
 from autotweak.space import SearchSpace
@@ -68,11 +71,11 @@ class _Reading:
 
 def read_mlflow(
     tracking_uri: str,
-    experiments: Sequence[str] | None = None,
+    experiments: str | Sequence[str] | None = None,
     *,
     metric: str,
     direction: Direction = "maximize",
-    space: SearchSpace,
+    space: SearchSpace | str | os.PathLike[str],
     task_key: str | None = None,
     renames: Mapping[str, str] | None = None,
     base: Mapping[str, Any] | None = None,
@@ -82,17 +85,19 @@ def read_mlflow(
 
     Args:
         tracking_uri: Any MLflow tracking URI.
-        experiments: Names of the experiments to read.
+        experiments: Names of the experiments to read (or one name).
         metric: The metric whose last value scores a run and whose history is its curve.
         direction: Whether the metric was maximized or minimized.
-        space: The space to map run params (strings) onto.
+        space: The space to map run params (strings) onto, or a library space name or
+            space file.
         task_key: A run tag or param naming the task (default: the experiment's name).
         renames: Recorded param name -> the space's name.
         base: Values for params a run lacks.
         curves: Whether to read each run's metric history (one request per run).
 
     Raises:
-        HistoryError: If a named experiment is not in the store.
+        HistoryError: If a named experiment is not in the store, MLflow cannot open the
+            tracking URI, or an argument is of the wrong kind.
 
     Example:
         >>> from autotweak import load_space
@@ -103,11 +108,15 @@ def read_mlflow(
     """
     if direction not in get_args(Direction):
         raise HistoryError(f"'direction' must be 'maximize' or 'minimize', got {direction!r}.")
+    if not isinstance(tracking_uri, str):
+        raise HistoryError(f"'tracking_uri' must be an MLflow tracking URI (text), got {tracking_uri!r:.80}.")
+    names = as_names(experiments, "experiments")
+    mapper = ParamMapper(as_space(space, HistoryError), renames, base)
     where = redact(tracking_uri)
     absent_file(tracking_uri, "an MLflow store")
-    client = MlflowClient(tracking_uri=tracking_uri)
-    found = _experiments(client, experiments, where)
-    reading = _Reading(client, metric, task_key, curves, ParamMapper(space, renames, base), SkipReport())
+    client = _client(tracking_uri, where)
+    found = _experiments(client, names, where)
+    reading = _Reading(client, metric, task_key, curves, mapper, SkipReport())
     by_task: dict[str, list[PastTrial]] = {}
     descriptors: dict[str, dict[str, float | str]] = {}
     for experiment in found:
@@ -131,7 +140,19 @@ def read_mlflow(
     return histories
 
 
-def _experiments(client: MlflowClient, names: Sequence[str] | None, where: str) -> list[Experiment]:
+def _client(tracking_uri: str, where: str) -> MlflowClient:
+    """A client of the store; MLflow refuses a URI it cannot open with its own exceptions."""
+    try:
+        return MlflowClient(tracking_uri=tracking_uri)
+    except Exception as exc:  # MlflowException and its store-specific subclasses, OSError, ...
+        problem = str(exc).strip().split(". ")[0]
+        raise HistoryError(
+            f"'tracking_uri' must be a tracking URI MLflow can open (sqlite:///mlflow.db, http://host:5000, "
+            f"file:///path/mlruns), got {where!r} ({type(exc).__name__}: {problem:.200})."
+        ) from None
+
+
+def _experiments(client: MlflowClient, names: list[str] | None, where: str) -> list[Experiment]:
     if names is None:
         return list(
             _pages(lambda token: client.search_experiments(ViewType.ACTIVE_ONLY, _PAGE, page_token=token))

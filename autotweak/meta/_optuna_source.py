@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,8 @@ from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._locations import redact
+from autotweak._locations import check_optuna_sqlite, redact
+from autotweak.exceptions import AutotweakError
 from autotweak.meta._histories import (
     Direction,
     Histories,
@@ -33,6 +35,8 @@ from autotweak.meta._histories import (
     SkipReport,
     TaskHistory,
     absent_file,
+    as_names,
+    as_space,
 )
 from autotweak.meta._mapping import ParamMapper
 from autotweak.space import SearchSpace
@@ -44,9 +48,9 @@ _log = logging.getLogger(__name__)
 
 def read_optuna(
     storage: str | BaseStorage,
-    studies: Sequence[str] | None = None,
+    studies: str | Sequence[str] | None = None,
     *,
-    space: SearchSpace,
+    space: SearchSpace | str | os.PathLike[str],
     renames: Mapping[str, str] | None = None,
     base: Mapping[str, Any] | None = None,
 ) -> Histories:
@@ -54,13 +58,14 @@ def read_optuna(
 
     Args:
         storage: A storage URL (``sqlite:///optuna.db``, ``postgresql://...``) or object.
-        studies: Names of the studies to read.
-        space: The space to map trial params onto.
+        studies: Names of the studies to read (or one name).
+        space: The space to map trial params onto, or a library space name or space file.
         renames: Recorded param name -> the space's name.
         base: Values for params a trial lacks.
 
     Raises:
-        HistoryError: If a named study is not in the storage.
+        HistoryError: If a named study is not in the storage, the storage is not an Optuna
+            storage, or an argument is of the wrong kind.
 
     Example:
         >>> import optuna
@@ -73,19 +78,28 @@ def read_optuna(
         >>> read_optuna(storage, space=space).task("s").trials[0].source
         'optuna:s#0'
     """
+    if not isinstance(storage, str | BaseStorage):
+        raise HistoryError(
+            f"'storage' must be an Optuna storage URL or storage object, got {type(storage).__name__} "
+            f"{storage!r:.80}."
+        )
+    wanted = as_names(studies, "studies")
+    mapper = ParamMapper(as_space(space, HistoryError), renames, base)
     where = "an in-memory storage" if not isinstance(storage, str) else redact(storage)
     if isinstance(storage, str):
         absent_file(storage, "an Optuna storage")
-    store = optuna.storages.get_storage(storage) if isinstance(storage, str) else storage
-    summaries = {s.study_name: s for s in store.get_all_studies()}
-    names = list(studies) if studies is not None else sorted(summaries)
+        try:
+            check_optuna_sqlite(storage)
+        except AutotweakError as exc:
+            raise HistoryError(str(exc)) from None
+    store, summaries = _open(storage, where)
+    names = wanted if wanted is not None else sorted(summaries)
     unknown = [name for name in names if name not in summaries]
     if unknown:
         there = ", ".join(sorted(summaries)) or "none"
         raise HistoryError(
             f"{where}: 'studies' must name studies of the storage (there: {there}), got {unknown}."
         )
-    mapper = ParamMapper(space, renames, base)
     skipped = SkipReport()
     tasks = []
     for name in names:
@@ -102,6 +116,21 @@ def read_optuna(
         skipped.summary(),
     )
     return histories
+
+
+def _open(storage: str | BaseStorage, where: str) -> tuple[BaseStorage, dict[str, FrozenStudy]]:
+    """The storage and its studies by name; a storage Optuna cannot open is refused."""
+    try:
+        store = optuna.storages.get_storage(storage) if isinstance(storage, str) else storage
+        return store, {s.study_name: s for s in store.get_all_studies()}
+    except Exception as exc:  # SQLAlchemy, Optuna's schema check and drivers each raise their own
+        problem = str(exc).strip().split(". ")[0]
+        # Optuna's schema check also fails on a database whose alembic_version is another tool's.
+        hint = "; is it another tool's database, e.g. an MLflow store?" if "schema" in problem else ""
+        raise HistoryError(
+            f"{where}: must be an Optuna storage that Optuna can open, got {type(exc).__name__}: "
+            f"{problem:.200}{hint}."
+        ) from None
 
 
 def _task(
