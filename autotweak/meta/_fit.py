@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +35,8 @@ from numpy.typing import NDArray
 from scipy.stats import qmc, rankdata
 from sklearn.ensemble import ExtraTreesRegressor
 
-from autotweak.meta._histories import Histories, SkipReport, TaskHistory
+from autotweak.meta._histories import Histories, SkipReport, TaskHistory, ValueReason, as_space
+from autotweak.meta._mapping import ParamMapper
 from autotweak.meta._model import MetaModel, MetaModelError
 from autotweak.space import SearchSpace
 
@@ -68,7 +72,7 @@ def normalized_scores(values: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def fit_meta_model(
     histories: Histories,
-    space: SearchSpace,
+    space: SearchSpace | str | os.PathLike[str],
     *,
     n_design: int = 256,
     min_trials: int = MIN_TRIALS,
@@ -76,25 +80,35 @@ def fit_meta_model(
 ) -> MetaModel:
     """Fit the meta-model of ``space`` on ``histories``.
 
+    Each trial's params are mapped onto ``space`` by the readers' rules
+    (:class:`~autotweak.meta.ParamMapper`): histories read for this space map to themselves,
+    and a trial that does not fit (a param missing or out of range, hand-built or read for
+    another space) or whose value is not a finite number is left out and counted in
+    ``info["skipped_records"]``, as a reader would.
+
     Args:
-        histories: Past tasks; their params must already be mapped onto ``space`` (the
-            loaders of :mod:`autotweak.meta` do that).
-        space: The search space to propose in.
+        histories: Past tasks, best read for ``space`` (the loaders of :mod:`autotweak.meta`).
+        space: The search space to propose in, or a library space name or space file.
         n_design: Size of the Sobol design added to the configs seen in the histories.
         min_trials: Tasks with fewer complete trials (or with all trials scoring the same)
             are left out and counted in ``info["skipped_tasks"]``.
         seed: Seed of the design and of the per-task surrogates.
 
     Raises:
-        MetaModelError: If no task is left to learn from.
+        MetaModelError: If an argument breaks its rule, no trial fits the space, or no
+            task is left to learn from.
     """
+    _check_arguments(histories, {"n_design": n_design, "min_trials": min_trials, "seed": seed})
+    space = as_space(space, MetaModelError)
     if any(p.when is not None for p in space.params):
         raise MetaModelError(
             f"the meta-learner needs a space without conditional parameters, got {space.name!r}."
         )
+    tasks, left_out = _fitting(histories, space)
+    records = histories.skipped.merge(left_out)
     skipped = SkipReport()
     usable: list[tuple[TaskHistory, NDArray[np.float64], NDArray[np.float64]]] = []
-    for task in histories.tasks:
+    for task in tasks:
         complete = task.complete_trials()
         values = task.scores()
         if len(complete) < min_trials:
@@ -106,7 +120,7 @@ def fit_meta_model(
     if not usable:
         raise MetaModelError(
             f"no past task has at least {min_trials} complete trials with different scores "
-            f"({len(histories.tasks)} tasks read; reading them: {histories.skipped.summary()})."
+            f"({len(histories.tasks)} tasks read; reading them: {records.summary()})."
         )
     units = _candidates(space, [x for _, x, _ in usable], n_design, seed)
     scores = np.vstack([_predict(x, y, units, seed) for _, x, y in usable])
@@ -115,7 +129,7 @@ def fit_meta_model(
         "n_trials": int(sum(len(y) for _, _, y in usable)),
         "n_candidates": len(units),
         "skipped_tasks": skipped.summary(),
-        "skipped_records": histories.skipped.summary(),
+        "skipped_records": records.summary(),
         "sources": sorted({task.source for task, _, _ in usable if task.source}),
         "settings": {"n_design": n_design, "min_trials": min_trials, "seed": seed, "surrogate": SURROGATE},
     }
@@ -129,6 +143,64 @@ def fit_meta_model(
         n_trials=np.array([len(y) for _, _, y in usable], dtype=np.int64),
         info=info,
     )
+
+
+# Integer arguments of fit_meta_model and their smallest allowed value.
+_INTEGERS = {"n_design": 0, "min_trials": 1, "seed": 0}
+
+
+def _check_arguments(histories: Any, integers: Mapping[str, Any]) -> None:
+    if not isinstance(histories, Histories):
+        raise MetaModelError(
+            "'histories' of fit_meta_model must be Histories (from read_table, read_mlflow, read_optuna "
+            f"or Histories(tasks=...)), got {type(histories).__name__} {histories!r:.80}."
+        )
+    for name, value in integers.items():
+        low = _INTEGERS[name]
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise MetaModelError(
+                f"'{name}' of fit_meta_model must be an integer >= {low}, got {name}={value!r}."
+            )
+
+
+def _fitting(histories: Histories, space: SearchSpace) -> tuple[list[TaskHistory], SkipReport]:
+    """Each task with its trials mapped onto ``space``; the trials left out, counted by reason."""
+    mapper = ParamMapper(space)
+    left_out = SkipReport()
+    tasks = []
+    for task in histories.tasks:
+        kept = []
+        for trial in task.trials:
+            where = trial.source or f"task {task.name!r}"
+            if not _finite(trial.value):
+                left_out.add(ValueReason("the trial's value", trial.value, "is not a finite number"), where)
+                continue
+            if not isinstance(trial.params, Mapping):
+                left_out.add("the trial's params must be a mapping of names to values", where)
+                continue
+            config, reason = mapper.map(trial.params)
+            if config is None:
+                left_out.add(reason or "the trial's params do not fit the space", where)
+            else:
+                kept.append(replace(trial, params=config))
+        tasks.append(replace(task, trials=tuple(kept)))
+    left_out.notes.update(mapper.notes)
+    n_trials = histories.n_trials
+    if n_trials and left_out.total == n_trials:
+        raise MetaModelError(
+            f"the histories must hold trials with a finite value and params that fit the space "
+            f"{space.name!r} ({', '.join(space.names)}), got none of {n_trials}: {left_out.summary()}."
+        )
+    if left_out.total:
+        _log.warning("meta-model fit: trials that do not fit the space are left out: %s", left_out.summary())
+    return tasks, left_out
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False
 
 
 def _candidates(
