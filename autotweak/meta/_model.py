@@ -41,6 +41,7 @@ __all__ = ["FORMAT_VERSION", "MetaModel", "MetaModelError", "load_meta_model"]
 
 FORMAT_VERSION = 1
 KIND = "autotweak.meta-model"
+_SLACK = 1e-6  # unit points may overshoot [0, 1] by rounding
 
 
 class MetaModelError(AutotweakError, ValueError):
@@ -70,6 +71,8 @@ class MetaModel:
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.scores.ndim != 2:
+            raise MetaModelError(f"'scores' must be 2-D (tasks x candidates), got shape {self.scores.shape}.")
         n_tasks, n_candidates = self.scores.shape
         if len(self.tasks) != n_tasks or len(self.descriptors) != n_tasks or len(self.n_trials) != n_tasks:
             counts = (
@@ -79,11 +82,25 @@ class MetaModel:
                 f"a meta-model needs one name, descriptor and count per task ({n_tasks} rows of scores), "
                 f"got {counts}."
             )
-        if self.units.shape != (n_candidates, len(self.space.tunable)):
+        dims = len(self.space.tunable)
+        if self.units.ndim != 2 or self.units.shape[1] != dims:
             raise MetaModelError(
-                f"candidates must be ({n_candidates}, {len(self.space.tunable)}) unit points, "
-                f"got {self.units.shape}."
+                f"'units' must hold one column per tunable parameter of the space ({dims}), "
+                f"got shape {self.units.shape}."
             )
+        if len(self.units) != n_candidates:
+            raise MetaModelError(
+                f"'scores' must have one column per candidate ({len(self.units)} rows of 'units'), "
+                f"got shape {self.scores.shape}."
+            )
+        for name, array, slack in (("scores", self.scores, 0.0), ("units", self.units, _SLACK)):
+            outside = np.flatnonzero(~((array >= -slack) & (array <= 1.0 + slack)))  # NaN is outside too
+            if len(outside):
+                row, column = np.unravel_index(int(outside[0]), array.shape)
+                raise MetaModelError(
+                    f"{name!r} must hold numbers in [0, 1], got {array[row, column]} at [{row}, {column}] "
+                    f"({len(outside)} such values)."
+                )
 
     @property
     def n_tasks(self) -> int:
@@ -92,9 +109,14 @@ class MetaModel:
 
     @property
     def digest(self) -> str:
-        """A short digest of the model's content (to tell two models apart)."""
-        content = hashlib.sha256(np.round(self.scores, 5).astype(np.float32).tobytes())
-        content.update(np.round(self.units, 6).astype(np.float32).tobytes())
+        """A short digest of the model's content (to tell two models apart).
+
+        It is computed from the arrays as :meth:`save` stores them (float32), so a model and
+        its saved-then-loaded copy have the same digest.
+        """
+        scores, units = (_stored(a).astype(np.float64) for a in (self.scores, self.units))
+        content = hashlib.sha256(np.round(scores, 5).astype(np.float32).tobytes())
+        content.update(np.round(units, 6).astype(np.float32).tobytes())
         content.update("\n".join(self.tasks).encode())
         return content.hexdigest()[:12]
 
@@ -123,12 +145,17 @@ class MetaModel:
         np.savez_compressed(
             tmp,
             header=np.array(json.dumps(header)),
-            units=self.units.astype(np.float32),
-            scores=self.scores.astype(np.float32),
+            units=_stored(self.units),
+            scores=_stored(self.scores),
             n_trials=self.n_trials,
         )
         tmp.replace(path)
         return path
+
+
+def _stored(array: NDArray[np.float64]) -> NDArray[np.float32]:
+    """An array as the file stores it."""
+    return np.asarray(array, dtype=np.float32)
 
 
 def load_meta_model(path: str | os.PathLike[str]) -> MetaModel:
@@ -188,9 +215,25 @@ def _unreadable(path: Path, exc: Exception) -> str:
         return f"a file that cannot be opened ({exc.strerror or exc})"
     if path.stat().st_size == 0:
         return "an empty file"
+    with path.open("rb") as file:
+        start = file.read(64)
+    if not start.startswith(b"PK"):  # every .npz is a zip archive
+        return f"a file that is not an .npz archive ({_looks_like(start)})"
     if isinstance(exc, KeyError):
         return f"an archive without the {exc} array"
     return f"a file that cannot be read ({type(exc).__name__}: {exc}; truncated or corrupted?)"
+
+
+def _looks_like(start: bytes) -> str:
+    """What a file that is not a zip archive seems to be, from its first bytes."""
+    text = start.lstrip()
+    if text.startswith(b"{") and b"curve_model" in start:
+        return "it looks like a curve model, which LearnedCurvePruner and load_curve_model read"
+    if text.startswith((b"{", b"[")):
+        return "it looks like JSON"
+    if start.startswith(b"\x93NUMPY"):
+        return "it is a single .npy array"
+    return f"it starts with {start[:16]!r}"
 
 
 def _check_header(path: Path, header: Any) -> None:
