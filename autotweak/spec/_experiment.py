@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ import yaml
 
 from autotweak._config import base_values, nested_config
 from autotweak._validation import Where, as_int, as_mapping, as_str, check_keys
-from autotweak.exceptions import SpecError
+from autotweak.exceptions import SpaceError, SpecError
 from autotweak.space import (
     CategoricalParam,
     FixedParam,
@@ -46,7 +47,11 @@ _KEYS = (
     "baseline",
     "register_model",
 )
-_DEFINITION_KEYS = {"extends", "params", "drop", "description", "name"}
+# The keys of the structured form of ``tweaks`` (as in a library space file).
+_DEFINITION_KEYS = ("name", "description", "extends", "params", "drop")
+# How close a key of the flat form must be to one of those to be taken for its misspelling:
+# 'drops', 'parmas', 'extnds', 'nmae' are; 'dropout' (0.73) is not.
+_TYPO_CUTOFF = 0.75
 STORED_SOURCE = "<study "  # the source of a spec read back from a study (f"<study {name}>")
 
 
@@ -267,9 +272,52 @@ def _parse_tweaks(raw: Any, where: Where) -> SearchSpace:
                 raise
             raise SpecError(exc.rule, source=where.source, field=where.field) from None
     data = as_mapping(raw, where)
-    if set(data) <= _DEFINITION_KEYS and ("extends" in data or "params" in data):
+    if any(key in _DEFINITION_KEYS and not _is_param_definition(data[key]) for key in data):
+        _check_structured(data, where)
         return space_from_definition(data, where, base_dir=base_dir)
+    _check_flat(data, where)
     return SearchSpace.from_dict(data, where=where)
+
+
+def _is_param_definition(value: Any) -> bool:
+    """Whether ``value`` reads as one parameter's definition (a mapping with a ``type``)."""
+    return isinstance(value, Mapping) and "type" in value
+
+
+def _check_structured(data: Mapping[str, Any], where: Where) -> None:
+    """The structured form (``extends``, ``params``, ``drop``...) takes no other key.
+
+    Any other key was either misspelled or is a parameter that belongs under ``params``;
+    taking it for a fixed parameter would run a study without the search it declares.
+    """
+    structural = [k for k in _DEFINITION_KEYS if k in data and not _is_param_definition(data[k])]
+    for key, value in data.items():
+        if key != "params" and _is_param_definition(value):
+            what = "must not define a parameter" if key in _DEFINITION_KEYS else "is not a known key"
+            raise SpaceError(
+                f"{what}; with {', '.join(repr(k) for k in structural)}, parameters go under 'params'",
+                source=where.source,
+                field=where.child(key).field,
+            )
+    check_keys(data, where, allowed=_DEFINITION_KEYS, cls=SpaceError)
+
+
+def _check_flat(data: Mapping[str, Any], where: Where) -> None:
+    """In the flat form every key is a parameter; one spelled like a structural key is a typo.
+
+    A parameter of such a name is still possible, given as a definition with a ``type``.
+    """
+    for key, value in data.items():
+        if _is_param_definition(value):
+            continue
+        hint = difflib.get_close_matches(key, _DEFINITION_KEYS, n=1, cutoff=_TYPO_CUTOFF)
+        if hint:
+            raise SpaceError(
+                f"is not a known key; did you mean '{hint[0]}'? (a parameter named {key!r} "
+                "is given as a definition with a 'type', such as {type: fixed, value: ...})",
+                source=where.source,
+                field=where.child(key).field,
+            )
 
 
 def _check_base(experiment: Experiment, where: Where) -> None:
