@@ -16,7 +16,14 @@ from autotweak.meta._mlflow_source import read_mlflow
 from autotweak.meta._model import MetaModel, MetaModelError, load_meta_model
 from autotweak.meta._optuna_source import read_optuna
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
-from autotweak.meta._sampler import GUARD_ATTR, PROPOSAL_ATTR, PROPOSALS_ATTR, MetaSampler, proposals_of
+from autotweak.meta._sampler import (
+    GUARD_ATTR,
+    PROPOSAL_ATTR,
+    PROPOSALS_ATTR,
+    MetaSampler,
+    guard_of,
+    proposals_of,
+)
 from autotweak.meta._table import read_table
 
 __all__ = [
@@ -38,6 +45,7 @@ __all__ = [
     "resolve_meta_model",
     "normalized_scores",
     "proposals_of",
+    "guard_of",
     "Histories",
     "HistoryError",
     "ParamMapper",

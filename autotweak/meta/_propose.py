@@ -139,6 +139,7 @@ class Proposer:
         values: Sequence[float],
         *,
         observed: Sequence[Sequence[float]] | None = None,
+        allowed: NDArray[np.bool_] | None = None,
     ) -> Proposal:
         """The next config to try.
 
@@ -147,6 +148,8 @@ class Proposer:
             values: Results of the finished ones (higher is better), in the order of
                 ``observed``.
             observed: Unit points of the finished ones; ``tried[:len(values)]`` if omitted.
+            allowed: Which candidates may be proposed (all if ``None``), e.g. those inside
+                the ranges the new task's trials use.
         """
         tried_idx = self.nearest(tried)
         observed_idx = self.nearest(observed) if observed is not None else tried_idx[: len(values)]
@@ -154,6 +157,8 @@ class Proposer:
         reached = self._regret[:, tried_idx].min(axis=1) if len(tried_idx) else np.ones(self.model.n_tasks)
         objective = weights @ np.minimum(reached[:, None], self._regret)
         objective[tried_idx] = np.inf
+        if allowed is not None:
+            objective[~allowed] = np.inf
         index = int(np.argmin(objective))
         return self._explain(index, weights)
 

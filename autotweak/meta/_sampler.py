@@ -11,10 +11,21 @@ does not steer the search that replaces it (a density-based sampler such as TPE 
 otherwise keep searching where the wrong prior sent it). Samplers that read the storage
 directly (grid, brute force) still see every trial.
 
+A trial runs a proposal when it suggests every parameter of the model's space with the
+proposed value. A proposed value outside the trial's distribution (a narrower range,
+another kind) is not served: that parameter and the trial's later ones come from the base
+sampler, and the trial is not a proposal. Later proposals are drawn from the candidates
+inside the distributions the study's trials use, and once a complete trial lacks a
+parameter of the model's space, the study's space is not the model's and the base sampler
+takes over. What the similarity weights and the guard learn from is the params of the
+finished trials, the configs that ran, proposed or not.
+
 Its decisions depend only on what the study's storage holds, so any number of workers
-share one study. A proposed trial carries the system attribute ``autotweak.meta`` (the
-proposal: params, predicted normalized score, uncertainty, source tasks and their
-similarity); a tripped guard is recorded on the study as ``autotweak.meta_guard``.
+share one study. A trial that ran a proposal carries the system attribute
+``autotweak.meta_proposal`` (the proposal: params, predicted normalized score,
+uncertainty, source tasks and their similarity; read them with :func:`proposals_of`); a
+tripped guard is recorded on the study as ``autotweak.meta_guard`` (read it with
+:func:`guard_of`).
 
 Without a model, or for parameters outside the model's space, it is exactly its base
 sampler, so it is a drop-in for plain Optuna users:
@@ -23,8 +34,8 @@ Example:
     >>> import optuna
     >>> study = optuna.create_study(sampler=MetaSampler(seed=0))
     >>> study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=3)
-    >>> len(study.trials)
-    3
+    >>> len(study.trials), guard_of(study)
+    (3, None)
 """
 
 from __future__ import annotations
@@ -33,9 +44,12 @@ import logging
 import math
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
 import optuna
+from numpy.typing import NDArray
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
@@ -45,7 +59,14 @@ from autotweak._study_view import StudyView
 from autotweak.meta._model import MetaModel
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
 
-__all__ = ["GUARD_ATTR", "PROPOSALS_ATTR", "PROPOSAL_ATTR", "MetaSampler", "proposals_of"]
+__all__ = [
+    "GUARD_ATTR",
+    "PROPOSALS_ATTR",
+    "PROPOSAL_ATTR",
+    "MetaSampler",
+    "guard_of",
+    "proposals_of",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -56,13 +77,23 @@ RETRY_KEY = "retry_of"  # in the proposal record that a trial run again carries:
 UNITS_KEY = "units"
 
 
+@dataclass
+class _Serving:
+    """A trial's proposal while the trial runs."""
+
+    proposal: Proposal
+    units: list[float]  # its unit point in the model's space
+    dropped: bool = False  # a value did not fit the trial (or it set another): the trial is no proposal
+    recorded: bool = False  # the trial ran it whole, and its record is in the storage
+
+
 class MetaSampler(BaseSampler):
     """Warm-start proposals from a meta-model, then the base sampler.
 
     Args:
         model: The fitted meta-model; ``None`` makes this sampler its base sampler.
         base: The sampler that follows (``TPESampler(seed=seed)`` by default).
-        n_meta: Trials proposed by the meta-model, at most.
+        n_meta: Trials that run proposals of the meta-model, at most.
         guard_after: Complete trials before the negative-transfer guard is checked.
         guard_threshold: The guard trips when the prior's Kendall tau with the study's
             results is below this.
@@ -79,7 +110,7 @@ class MetaSampler(BaseSampler):
         n_meta: int = 10,
         guard_after: int = 5,
         guard_threshold: float = 0.0,
-        descriptor: Mapping[str, float | str] | None = None,
+        descriptor: Mapping[str, Any] | None = None,
         seed: int | None = None,
     ) -> None:
         self.model = model
@@ -87,10 +118,12 @@ class MetaSampler(BaseSampler):
         self.n_meta = n_meta
         self.guard_after = guard_after
         self.guard_threshold = guard_threshold
-        prior = descriptor_weights(model, descriptor) if model is not None and descriptor else None
-        self.proposer = Proposer(model, prior) if model is not None else None
-        self._names = [p.name for p in model.space.tunable] if model is not None else []
-        self._pending: dict[int, Proposal | None] = {}
+        described = descriptor
+        prior = descriptor_weights(self.model, described) if self.model is not None and described else None
+        self.proposer = Proposer(self.model, prior) if self.model is not None else None
+        self._names = [p.name for p in self.model.space.tunable] if self.model is not None else []
+        self._pending: dict[int, _Serving | None] = {}
+        self._inside: dict[frozenset[tuple[str, BaseDistribution]], NDArray[np.bool_]] = {}
         self._handed_over = False
         self._cold = False
         self._lock = threading.Lock()
@@ -115,26 +148,26 @@ class MetaSampler(BaseSampler):
         self.base.reseed_rng()
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        if self._proposal(study, trial) is not None:
-            return {}  # every parameter goes through sample_independent, where the proposal is served
-        return self.base.infer_relative_search_space(self._base_view(study), trial)
+        serving = self._serving(study, trial)
+        space = self.base.infer_relative_search_space(self._base_view(study), trial)
+        if serving is None:
+            return space
+        # The model's parameters go through sample_independent, where the proposal is served.
+        return {name: d for name, d in space.items() if name not in self._names}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        proposal = self._proposal(study, trial)
-        served = {} if proposal is None else _served(proposal, search_space)
-        rest = {name: d for name, d in search_space.items() if name not in served}
-        return served | (self.base.sample_relative(self._base_view(study), trial, rest) if rest else {})
+        return self.base.sample_relative(self._base_view(study), trial, search_space)
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        proposal = self._proposal(study, trial)
-        if proposal is not None and _served(proposal, {param_name: param_distribution}):
-            return proposal.params[param_name]
+        serving = self._serving(study, trial) if param_name in self._names else None
+        if serving is not None and self._serve(study, trial, serving, param_name, param_distribution):
+            return serving.proposal.params[param_name]
         return self.base.sample_independent(self._base_view(study), trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -144,7 +177,12 @@ class MetaSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         with self._lock:
-            self._pending.pop(trial._trial_id, None)
+            serving = self._pending.pop(trial._trial_id, None)
+            # A parameter whose value was not the sampler's to give (a single-valued range)
+            # may complete a proposal: the trial ran it all the same.
+            open_ = serving is not None and not (serving.recorded or serving.dropped)
+            if serving is not None and open_ and _ran(trial.params, serving.proposal.params, self._names):
+                self._record(study, trial, serving)
         self.base.after_trial(self._base_view(study), trial, state, values)
 
     # -- the meta phase -------------------------------------------------------------------
@@ -170,62 +208,129 @@ class MetaSampler(BaseSampler):
             tried.append(self.model.units[proposal.index].tolist())
         return out
 
-    def _proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
-        """The proposal of this trial, decided once (at its first sampling call) and recorded.
+    def _serving(self, study: Study, trial: FrozenTrial) -> _Serving | None:
+        """The proposal of this trial, decided once (at its first sampling call).
 
-        The lock makes deciding and recording one step for the threads of this process,
-        so two trials never get the same proposal; across processes the window is the
-        time of one storage write (autotweak's workers on SQLite also hold the ask lock).
+        The lock makes deciding one step for the threads of this process, so two trials
+        never get the same proposal. Other processes see a proposal once the trial has
+        suggested it whole (a study's parameters are usually suggested together).
         """
         with self._lock:
             if trial._trial_id not in self._pending:
                 self._cold = self._cold or self._guard_recorded(study)
                 proposal = self._next_proposal(study, trial)
+                serving = None
                 if proposal is not None:
                     assert self.model is not None
-                    record = proposal.to_dict() | {UNITS_KEY: self.model.units[proposal.index].tolist()}
-                    study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, record)
-                self._pending[trial._trial_id] = proposal
+                    serving = _Serving(proposal, self.model.units[proposal.index].tolist())
+                self._pending[trial._trial_id] = serving
             return self._pending[trial._trial_id]
+
+    def _serve(
+        self, study: Study, trial: FrozenTrial, serving: _Serving, name: str, distribution: BaseDistribution
+    ) -> bool:
+        """Whether the proposal gives ``name`` its value; once the trial has it all, it is recorded."""
+        proposed = serving.proposal.params
+        with self._lock:
+            if serving.dropped:
+                return False
+            earlier = [n for n in self._names if n in trial.params]
+            if not _fits(distribution, proposed[name]) or not _ran(trial.params, proposed, earlier):
+                serving.dropped = True
+                _log.debug(
+                    "meta-learner: trial %d: the proposed %s=%r is not served (its distribution is %s); "
+                    "the base sampler gives the rest, and the trial is not a proposal",
+                    trial.number,
+                    name,
+                    proposed[name],
+                    distribution,
+                )
+                return False
+            if len(earlier) == len(self._names) - 1:
+                self._record(study, trial, serving)
+        return True
+
+    def _record(self, study: Study, trial: FrozenTrial, serving: _Serving) -> None:
+        record = serving.proposal.to_dict() | {UNITS_KEY: serving.units}
+        study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, record)
+        serving.recorded = True
 
     def _next_proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
         if self._handed_over or self.proposer is None or len(study.directions) != 1:
             return None
         if "fixed_params" in trial.system_attrs:
             return None
-        trials = study.get_trials(deepcopy=False)
-        tried, observed, values = self._evidence(trials, trial.number, study.direction)
+        others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+        lacking = next((t for t in others if t.state == TrialState.COMPLETE and not self._covers(t)), None)
+        if lacking is not None:
+            missing = [n for n in self._names if n not in lacking.params]
+            self._hand_over(f"trial {lacking.number} set no {', '.join(missing)} (another space)")
+            return None
+        tried, observed, values = self._evidence(others, study.direction)
         # The guard also judges the last proposals' results, at the hand-over.
         if self._guard_tripped(study, observed, values):
             self._cold = True
             self._hand_over()
             return None
-        proposed = [t for t in _proposed(trials) if t.number != trial.number]
-        if len(proposed) >= self.n_meta:
+        running = [
+            s.units
+            for tid, s in self._pending.items()
+            if s is not None and tid != trial._trial_id and not (s.recorded or s.dropped)
+        ]
+        if len(_proposed(others)) + len(running) >= self.n_meta:
             self._hand_over()
             return None
-        return self.proposer.propose(tried, values, observed=observed)
+        inside = self._inside_distributions(others)
+        tried += running
+        if not self._left(tried, inside):
+            self._hand_over("no candidate left inside the ranges the study's trials use")
+            return None
+        return self.proposer.propose(tried, values, observed=observed, allowed=inside)
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, reason: str | None = None) -> None:
         """Give the study to the base sampler for good.
 
         The proposal count and the guard only ever grow, so from here on this process
         stops reading every trial before each ask.
         """
+        if reason is not None:
+            _log.info("meta-learner: %s; the base sampler takes over", reason)
         self._handed_over = True
 
+    def _covers(self, trial: FrozenTrial) -> bool:
+        return all(name in trial.params for name in self._names)
+
+    def _inside_distributions(self, trials: Sequence[FrozenTrial]) -> NDArray[np.bool_] | None:
+        """Which candidates fit the distributions the study's trials last used, if any are known."""
+        assert self.model is not None
+        known: dict[str, BaseDistribution] = {}
+        for t in trials:
+            known |= {name: d for name, d in t.distributions.items() if name in self._names}
+        if not known:
+            return None
+        key = frozenset(known.items())
+        if key not in self._inside:
+            configs = (self.model.candidate(i) for i in range(len(self.model.units)))
+            inside = [all(_fits(d, config[name]) for name, d in known.items()) for config in configs]
+            self._inside[key] = np.array(inside, dtype=np.bool_)
+        return self._inside[key]
+
+    def _left(self, tried: Sequence[Sequence[float]], allowed: NDArray[np.bool_] | None) -> bool:
+        """Whether some candidate is allowed and not tried yet."""
+        assert self.model is not None and self.proposer is not None
+        left = np.ones(len(self.model.units), dtype=np.bool_) if allowed is None else allowed.copy()
+        left[self.proposer.nearest(tried)] = False
+        return bool(left.any())
+
     def _evidence(
-        self, trials: Sequence[FrozenTrial], current: int, direction: StudyDirection
+        self, trials: Sequence[FrozenTrial], direction: StudyDirection
     ) -> tuple[list[list[float]], list[list[float]], list[float]]:
         """Unit points of the configs tried (or running), and the finished ones with results."""
-        assert self.model is not None
         sign = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
         tried: list[list[float]] = []
         observed: list[list[float]] = []
         values: list[float] = []
         for t in trials:
-            if t.number == current:
-                continue
             point = self._point(t)
             if point is None:
                 continue
@@ -236,11 +341,15 @@ class MetaSampler(BaseSampler):
         return tried, observed, values
 
     def _point(self, trial: FrozenTrial) -> list[float] | None:
-        """The trial's unit point in the model's space, if it has one."""
+        """The unit point of the config the trial ran (the candidate's own, if it ran a proposal)."""
+        point = self._unit(trial.params)
         record = trial.system_attrs.get(PROPOSAL_ATTR)
-        if isinstance(record, dict) and UNITS_KEY in record:
+        if point is None or not isinstance(record, dict) or UNITS_KEY not in record:
+            return point
+        proposed = record.get("params")
+        if isinstance(proposed, dict) and _ran(trial.params, proposed, self._names):
             return [float(u) for u in record[UNITS_KEY]]
-        return self._unit(trial.params)
+        return point
 
     def _unit(self, params: Mapping[str, Any]) -> list[float] | None:
         """A config's unit point in the model's space, if it sets every parameter validly."""
@@ -255,7 +364,9 @@ class MetaSampler(BaseSampler):
         """The study as the base sampler sees it: without the proposals once the guard tripped."""
         if not self._cold:
             return study
-        return cast(Study, StudyView(study, keep=lambda t: PROPOSAL_ATTR not in t.system_attrs))
+        return cast(
+            Study, StudyView(study, keep=lambda t: not isinstance(t.system_attrs.get(PROPOSAL_ATTR), dict))
+        )
 
     def _guard_recorded(self, study: Study) -> bool:
         """Whether the guard has tripped for this study, in any process (read from the storage).
@@ -265,7 +376,7 @@ class MetaSampler(BaseSampler):
         """
         if self.proposer is None:
             return False
-        return bool(study._storage.get_study_system_attrs(study._study_id).get(GUARD_ATTR))
+        return guard_of(study) is not None
 
     def _guard_tripped(self, study: Study, observed: list[list[float]], values: list[float]) -> bool:
         if self._cold:
@@ -287,13 +398,16 @@ class MetaSampler(BaseSampler):
         return True
 
 
-def _served(proposal: Proposal, search_space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-    """The proposal's values for the parameters of ``search_space`` that it fits."""
-    return {
-        name: proposal.params[name]
-        for name, distribution in search_space.items()
-        if name in proposal.params and _fits(distribution, proposal.params[name])
-    }
+def _ran(params: Mapping[str, Any], proposed: Mapping[str, Any], names: Sequence[str]) -> bool:
+    """Whether ``params`` hold the proposed value of each of ``names``."""
+    return all(name in params and name in proposed and _same(params[name], proposed[name]) for name in names)
+
+
+def _same(value: Any, proposed: Any) -> bool:
+    """Whether a trial's value is the proposed one (a float as stored may differ in the last bits)."""
+    if isinstance(value, float) and isinstance(proposed, int | float) and not isinstance(proposed, bool):
+        return math.isclose(value, proposed, rel_tol=1e-9, abs_tol=1e-12)
+    return type(value) is type(proposed) and bool(value == proposed)
 
 
 def _fits(distribution: BaseDistribution, value: Any) -> bool:
@@ -306,6 +420,21 @@ def _fits(distribution: BaseDistribution, value: Any) -> bool:
         return bool(distribution._contains(distribution.to_internal_repr(value)))
     except (ValueError, TypeError):
         return False
+
+
+def guard_of(study: Study) -> dict[str, Any] | None:
+    """What the negative-transfer guard recorded on ``study``, or ``None`` if it has not tripped.
+
+    The record holds ``tau`` (the prior's Kendall tau with the study's results),
+    ``results`` (how many there were) and ``threshold``.
+
+    Example:
+        >>> import optuna
+        >>> guard_of(optuna.create_study()) is None
+        True
+    """
+    record = study._storage.get_study_system_attrs(study._study_id).get(GUARD_ATTR)
+    return dict(record) if isinstance(record, dict) else None
 
 
 def proposals_of(

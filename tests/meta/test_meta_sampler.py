@@ -16,11 +16,13 @@ from optuna.testing.pytest_samplers import (
 from autotweak import SearchSpace
 from autotweak.meta import (
     GUARD_ATTR,
+    PROPOSAL_ATTR,
     Histories,
     MetaSampler,
     PastTrial,
     TaskHistory,
     fit_meta_model,
+    guard_of,
     proposals_of,
 )
 
@@ -183,3 +185,15 @@ def test_the_plan_is_what_a_study_runs_before_its_first_result() -> None:
     assert [t.params["x"] for t in trials[1:]] == [p.params["x"] for p in planned]
     assert len({p.index for p in planned}) == 3
     assert MetaSampler(seed=0).plan(3) == []
+
+
+def test_the_guard_and_the_proposal_attributes_are_read_as_documented() -> None:
+    import autotweak.meta._sampler as module
+
+    assert f"``{PROPOSAL_ATTR}``" in str(module.__doc__) and f"``{GUARD_ATTR}``" in str(module.__doc__)
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(MODEL, n_meta=20, guard_after=4))
+    study.optimize(_objective(9.0), n_trials=8)
+    guard = guard_of(study)
+    assert guard == study._storage.get_study_system_attrs(study._study_id)[GUARD_ATTR]
+    assert guard is not None and guard["tau"] < 0 and guard["threshold"] == 0.0
+    assert guard_of(optuna.create_study()) is None
