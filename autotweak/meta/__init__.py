@@ -21,6 +21,7 @@ from autotweak.meta._sampler import (
     PROPOSAL_ATTR,
     PROPOSALS_ATTR,
     MetaSampler,
+    MetaSamplerArgumentError,
     guard_of,
     proposals_of,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "MetaModel",
     "MetaModelError",
     "MetaSampler",
+    "MetaSamplerArgumentError",
     "Proposal",
     "Proposer",
     "describe_dataset",

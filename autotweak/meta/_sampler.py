@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +58,8 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._study_view import StudyView
-from autotweak.meta._model import MetaModel
+from autotweak.exceptions import AutotweakError
+from autotweak.meta._model import MetaModel, load_meta_model
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "PROPOSALS_ATTR",
     "PROPOSAL_ATTR",
     "MetaSampler",
+    "MetaSamplerArgumentError",
     "guard_of",
     "proposals_of",
 ]
@@ -75,6 +79,10 @@ GUARD_ATTR = "autotweak.meta_guard"
 PROPOSALS_ATTR = "autotweak.meta_proposals"
 RETRY_KEY = "retry_of"  # in the proposal record that a trial run again carries: the trial it re-runs
 UNITS_KEY = "units"
+
+
+class MetaSamplerArgumentError(AutotweakError, ValueError):
+    """A ``MetaSampler`` argument breaks a rule."""
 
 
 @dataclass
@@ -91,7 +99,8 @@ class MetaSampler(BaseSampler):
     """Warm-start proposals from a meta-model, then the base sampler.
 
     Args:
-        model: The fitted meta-model; ``None`` makes this sampler its base sampler.
+        model: The fitted meta-model, or its file; ``None`` makes this sampler its base
+            sampler.
         base: The sampler that follows (``TPESampler(seed=seed)`` by default).
         n_meta: Trials that run proposals of the meta-model, at most.
         guard_after: Complete trials before the negative-transfer guard is checked.
@@ -100,11 +109,15 @@ class MetaSampler(BaseSampler):
         descriptor: The new task's descriptor (meta-features, family, tags) for the prior
             weights of the past tasks; uniform weights if ``None`` or nothing matches.
         seed: Seed of the default base sampler.
+
+    Raises:
+        MetaSamplerArgumentError: If an argument breaks its rule.
+        MetaModelError: If the model file cannot be read.
     """
 
     def __init__(
         self,
-        model: MetaModel | None = None,
+        model: MetaModel | str | os.PathLike[str] | None = None,
         base: BaseSampler | None = None,
         *,
         n_meta: int = 10,
@@ -113,12 +126,13 @@ class MetaSampler(BaseSampler):
         descriptor: Mapping[str, Any] | None = None,
         seed: int | None = None,
     ) -> None:
-        self.model = model
+        self.model = _model_argument(model)
+        _check("base", base, base is None or isinstance(base, BaseSampler), "an Optuna sampler or None")
         self.base = base if base is not None else optuna.samplers.TPESampler(seed=seed)
-        self.n_meta = n_meta
-        self.guard_after = guard_after
-        self.guard_threshold = guard_threshold
-        described = descriptor
+        self.n_meta = _count("n_meta", n_meta, 0)
+        self.guard_after = _count("guard_after", guard_after, 2)
+        self.guard_threshold = _tau("guard_threshold", guard_threshold)
+        described = _descriptor_argument(descriptor)
         prior = descriptor_weights(self.model, described) if self.model is not None and described else None
         self.proposer = Proposer(self.model, prior) if self.model is not None else None
         self._names = [p.name for p in self.model.space.tunable] if self.model is not None else []
@@ -396,6 +410,48 @@ class MetaSampler(BaseSampler):
         record = {"tau": round(tau, 4), "results": len(values), "threshold": self.guard_threshold}
         study._storage.set_study_system_attr(study._study_id, GUARD_ATTR, record)
         return True
+
+
+def _check(name: str, value: Any, ok: bool, rule: str) -> None:
+    if not ok:
+        raise MetaSamplerArgumentError(f"'{name}' of MetaSampler must be {rule}, got {name}={value!r}.")
+
+
+def _count(name: str, value: Any, low: int) -> int:
+    """``value`` as an ``int`` >= ``low`` (NumPy integers too, never a bool)."""
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    _check(name, value, integer and int(value) >= low, f"an integer >= {low}")
+    return int(value)
+
+
+def _tau(name: str, value: Any) -> float:
+    """``value`` as a Kendall tau: a number in [-1, 1]."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    _check(name, value, real and -1.0 <= float(value) <= 1.0, "a number in [-1, 1] (a Kendall tau)")
+    return float(value)
+
+
+def _model_argument(model: Any) -> MetaModel | None:
+    """The model itself, read from its file if given one."""
+    rule = "a MetaModel, a meta-model file or None"
+    _check("model", model, model is None or isinstance(model, MetaModel | str | os.PathLike), rule)
+    if isinstance(model, str | os.PathLike):
+        searched = str(model) in ("auto", "none")
+        _check("model", model, not searched, f"{rule} (for {model!r}, use resolve_meta_model(model, space))")
+        return load_meta_model(model)
+    return cast(MetaModel | None, model)
+
+
+def _descriptor_argument(descriptor: Any) -> dict[str, Any] | None:
+    """The descriptor as a dict; its non-finite numbers are kept (the prior ignores them)."""
+    rule = "a mapping of feature names to numbers or strings, or None"
+    if descriptor is None:
+        return None
+    _check("descriptor", descriptor, isinstance(descriptor, Mapping), rule)
+    for key, value in descriptor.items():
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        _check("descriptor", {key: value}, isinstance(key, str) and (number or isinstance(value, str)), rule)
+    return dict(descriptor)
 
 
 def _ran(params: Mapping[str, Any], proposed: Mapping[str, Any], names: Sequence[str]) -> bool:

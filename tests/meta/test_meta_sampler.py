@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -18,6 +19,7 @@ from autotweak.meta import (
     GUARD_ATTR,
     PROPOSAL_ATTR,
     Histories,
+    MetaModelError,
     MetaSampler,
     PastTrial,
     TaskHistory,
@@ -185,6 +187,52 @@ def test_the_plan_is_what_a_study_runs_before_its_first_result() -> None:
     assert [t.params["x"] for t in trials[1:]] == [p.params["x"] for p in planned]
     assert len({p.index for p in planned}) == 3
     assert MetaSampler(seed=0).plan(3) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            {"model": 42},
+            "'model' of MetaSampler must be a MetaModel, a meta-model file or None, got model=42",
+        ),
+        ({"model": "auto"}, r"'model' .*resolve_meta_model\(model, space\)\), got model='auto'"),
+        ({"base": "tpe"}, "'base' of MetaSampler must be an Optuna sampler or None, got base='tpe'"),
+        ({"n_meta": -1}, "'n_meta' of MetaSampler must be an integer >= 0, got n_meta=-1"),
+        ({"n_meta": 2.5}, "'n_meta' .* got n_meta=2.5"),
+        ({"n_meta": True}, "'n_meta' .* got n_meta=True"),
+        ({"guard_after": 1}, "'guard_after' of MetaSampler must be an integer >= 2, got guard_after=1"),
+        ({"guard_threshold": "x"}, r"'guard_threshold' .* a number in \[-1, 1\] .*got guard_threshold='x'"),
+        ({"guard_threshold": 1.5}, "got guard_threshold=1.5"),
+        ({"guard_threshold": float("nan")}, "got guard_threshold=nan"),
+        ({"descriptor": [1, 2]}, "'descriptor' .* a mapping of feature names to numbers or strings, or None"),
+        ({"descriptor": {"n_rows": [1]}}, r"got descriptor=\{'n_rows': \[1\]\}"),
+        ({"descriptor": {"binary": True}}, r"got descriptor=\{'binary': True\}"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_the_argument(args: dict[str, object], message: str) -> None:
+    from autotweak import AutotweakError
+    from autotweak.meta import MetaSamplerArgumentError
+
+    with pytest.raises(MetaSamplerArgumentError, match=message) as caught:
+        MetaSampler(**{"model": MODEL, **args})  # type: ignore[arg-type]
+    assert isinstance(caught.value, AutotweakError) and isinstance(caught.value, ValueError)
+
+
+def test_numpy_numbers_are_accepted() -> None:
+    n_meta, guard_after = np.int64(3), np.int32(4)
+    sampler = MetaSampler(MODEL, n_meta=n_meta, guard_after=guard_after, guard_threshold=np.float64(0.1))  # type: ignore[arg-type]
+    assert (sampler.n_meta, sampler.guard_after, sampler.guard_threshold) == (3, 4, 0.1)
+    assert MetaSampler(MODEL, descriptor={"n_rows": np.int64(5), "family": "hgb"}).proposer is not None
+
+
+def test_a_model_file_is_read(tmp_path: Path) -> None:
+    path = MODEL.save(tmp_path / "m.meta.npz")
+    for given in (path, str(path)):
+        sampler = MetaSampler(given, seed=0)
+        assert sampler.model is not None and sampler.model.digest == MODEL.digest
+    with pytest.raises(MetaModelError, match=r"nope\.meta\.npz"):
+        MetaSampler(tmp_path / "nope.meta.npz")
 
 
 def test_the_guard_and_the_proposal_attributes_are_read_as_documented() -> None:
