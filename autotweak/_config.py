@@ -31,19 +31,19 @@ def merge_config(base: Mapping[str, Any], tweaks: Mapping[str, Any]) -> dict[str
 def nested_config(config: Mapping[str, Any], *, strict: bool = True) -> dict[str, Any]:
     """A deep copy of ``config`` with every dotted key expanded into nested mappings.
 
+    The same path given nested and dotted merges, as long as no value is given twice.
+
     Raises:
-        ValueError: With ``strict``, if a dotted key goes through a value that is not a
-            mapping (``{"optim": 5, "optim.lr": 0.1}``); without it, that value is replaced.
+        ValueError: With ``strict``, if a value is given twice, in whatever order and
+            spelling (``{"optim.lr": 0.1, "optim": {"lr": 0.2}}``), or a value is set inside
+            one that is not a mapping (``{"optim": 5, "optim.lr": 0.1}``); without it, the
+            later value replaces the earlier.
 
     Example:
         >>> nested_config({"optim.lr": 0.1, "optim": {"wd": 0.0}, "epochs": 3})
         {'optim': {'lr': 0.1, 'wd': 0.0}, 'epochs': 3}
     """
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        value = nested_config(value, strict=strict) if isinstance(value, Mapping) else copy.deepcopy(value)
-        _put(out, str(key).split("."), value, strict=strict, merge=True)
-    return out
+    return _expand(config, strict=strict, at=())
 
 
 def base_values(base: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
@@ -66,21 +66,63 @@ def base_values(base: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]
     return found
 
 
-def _put(node: dict[str, Any], path: list[str], value: Any, *, strict: bool, merge: bool) -> None:
-    """Set ``value`` at ``path``; with ``merge``, a mapping joins the mapping already there."""
+def _expand(config: Mapping[str, Any], *, strict: bool, at: tuple[str, ...]) -> dict[str, Any]:
+    """:func:`nested_config` of the mapping found at the path ``at``."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        path = str(key).split(".")
+        if isinstance(value, Mapping):
+            value = _expand(value, strict=strict, at=(*at, *path))
+        else:
+            value = copy.deepcopy(value)
+        _put(out, path, value, strict=strict, merge=True, at=at)
+    return out
+
+
+def _put(
+    node: dict[str, Any],
+    path: list[str],
+    value: Any,
+    *,
+    strict: bool,
+    merge: bool,
+    at: tuple[str, ...] = (),
+) -> None:
+    """Set ``value`` at ``path``; with ``merge``, a mapping joins the mapping already there.
+
+    With ``strict``, a value already there is a conflict, unless both are mappings to merge;
+    ``at`` is where ``node`` is, for the message.
+    """
     *parents, leaf = path
     for depth, part in enumerate(parents):
         child = node.get(part)
         if not isinstance(child, dict):
-            if child is not None and strict:
-                inside = ".".join(parents[: depth + 1])
-                raise ValueError(f"'{'.'.join(path)}' sets a value inside '{inside}', which is {child!r}")
+            if strict and part in node:
+                inside = ".".join((*at, *parents[: depth + 1]))
+                raise ValueError(f"'{_dotted(at, path)}' sets a value inside '{inside}', which is {child!r}")
             child = {}
             node[part] = child
         node = child
-    old = node.get(leaf)
+    if leaf not in node:
+        node[leaf] = value
+        return
+    old = node[leaf]
     if merge and isinstance(old, dict) and isinstance(value, dict):
         for key, item in value.items():
-            _put(old, [key], item, strict=strict, merge=True)
+            _put(old, [key], item, strict=strict, merge=True, at=(*at, *path))
+    elif strict:
+        raise ValueError(_conflict(_dotted(at, path), old, value))
     else:
         node[leaf] = value
+
+
+def _dotted(at: tuple[str, ...], path: list[str]) -> str:
+    return ".".join((*at, *path))
+
+
+def _conflict(name: str, old: Any, new: Any) -> str:
+    """Why ``old`` and ``new``, both given for ``name``, cannot both be kept."""
+    if isinstance(old, dict) or isinstance(new, dict):
+        inner, outer = (old, new) if isinstance(old, dict) else (new, old)
+        return f"'{name}' is given as {outer!r} and also has values set inside it ({inner!r})"
+    return f"'{name}' is given twice ({old!r} and {new!r})"

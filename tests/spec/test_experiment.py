@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -239,8 +240,13 @@ def test_dotted_tweaks_find_their_base_values_nested_or_flat(base: dict[str, Any
     # the objective always receives the nested form, whichever way the base spelled it
     config = merge_config(experiment.base, {"optim.lr": 0.05, "opt": "sgd", "optim.momentum": 0.6})
     assert config == {"optim": {"lr": 0.05, "momentum": 0.6}, "opt": "sgd", "other": 5}
+    bad = copy.deepcopy(base)  # the same spelling, with momentum out of range
+    if "optim.momentum" in bad:
+        bad["optim.momentum"] = 2.0
+    else:
+        bad["optim"]["momentum"] = 2.0
     with pytest.raises(SpecError, match=re.escape("'base.optim.momentum' must be within the tweaks' range")):
-        Experiment.from_dict(base_spec(base={**base, "optim.momentum": 2.0}, tweaks=_DOTTED))
+        Experiment.from_dict(base_spec(base=bad, tweaks=_DOTTED))
 
 
 def test_extends_a_space_file_next_to_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
