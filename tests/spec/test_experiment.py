@@ -180,8 +180,34 @@ def test_missing_file_and_invalid_yaml(tmp_path: Path) -> None:
         load_experiment(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    with pytest.raises(SpecError, match=re.escape(f"{bad}: is not valid YAML")):
+    with pytest.raises(SpecError, match=re.escape(f"{bad}:1:7: not valid YAML")):
         load_experiment(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name: s\nbase: {x: 1\n",
+            "y.yaml:2:7: not valid YAML: expected ',' or '}', but got the end of the file "
+            "(while parsing a flow mapping that starts here)",
+        ),
+        (
+            "name: s\nbase: {x: 1\nmetric: m\n",
+            "y.yaml:2:7: not valid YAML: expected ',' or '}', but got ':' at line 3, column 7 "
+            "(while parsing a flow mapping that starts here)",
+        ),
+        ("name: s\nbase: a: b\n", "y.yaml:2:8: not valid YAML: mapping values are not allowed here"),
+        ("name: s\nobjective: *obj\n", "y.yaml:2:12: not valid YAML: found undefined alias 'obj'"),
+    ],
+    ids=["unclosed-at-end", "unclosed", "colon", "alias"],
+)
+def test_invalid_yaml_is_one_line_at_its_place(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "y.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_experiment(path)
+    assert str(info.value) == f"{tmp_path}/{expected}"
 
 
 def test_tweaks_can_extend_a_library_space() -> None:
