@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autotweak.engine import Study, StudyResult, Trial, TrialPruned, optimize
+    from autotweak.engine import Study, StudyInterrupted, StudyResult, Trial, TrialPruned, optimize
     from autotweak.exceptions import AutotweakError, SpecError
     from autotweak.space import SearchSpace, load_space
     from autotweak.spec import Budget, Component, Execution, Experiment, Metric, load_experiment
@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _HOMES = {
-    "autotweak.engine": ("Study", "StudyResult", "Trial", "TrialPruned", "optimize"),
+    "autotweak.engine": ("Study", "StudyInterrupted", "StudyResult", "Trial", "TrialPruned", "optimize"),
     "autotweak.exceptions": ("AutotweakError", "SpecError"),
     "autotweak.space": ("SearchSpace", "load_space"),
     "autotweak.spec": ("Budget", "Component", "Execution", "Experiment", "Metric", "load_experiment"),
@@ -41,6 +41,7 @@ __all__ = [
     "SearchSpace",
     "SpecError",
     "Study",
+    "StudyInterrupted",
     "StudyResult",
     "Trial",
     "TrialPruned",

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -184,7 +185,7 @@ def status(study: str | None, storage: str | None) -> None:
             _console.line(f"no studies in {url}")
         for s in summaries:
             best = "-" if s.best_trial is None else f"{s.best_trial.value:.6g}"
-            _console.line(f"{s.study_name}: {s.n_trials} trials, best {best}")
+            _console.line(f"{s.study_name}: {s.n_trials} trial{'' if s.n_trials == 1 else 's'}, best {best}")
         return
     summary = summarize(load_study(study, opened))
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
@@ -274,7 +275,16 @@ def report(
         raise AutotweakError("--ablate and --register work on one study at a time, got several studies.")
     _console.line(compare_markdown(loaded))
     if html_dir is not None:
-        _console.line(f"wrote {write_comparison(loaded, Path(html_dir))}")
+        started = time.time()
+        _console.line(_wrote(write_comparison(loaded, Path(html_dir)), started))
+
+
+def _wrote(page: Path, since: float) -> str:
+    """``wrote PAGE``, with the other files written next to it since ``since`` (the figures)."""
+    others = sorted(
+        p.name for p in page.parent.iterdir() if p != page and p.is_file() and p.stat().st_mtime >= since - 1
+    )
+    return f"wrote {page}" + (f" and, next to it, {', '.join(others)}" if others else "")
 
 
 def _report_one(study: optuna.Study, tracking_uri: str | None, html_dir: str | None) -> None:
@@ -285,8 +295,9 @@ def _report_one(study: optuna.Study, tracking_uri: str | None, html_dir: str | N
     _console.line(markdown)
     if html_dir is None:
         return
+    started = time.time()
     page = write_html_report(study, Path(html_dir), tracking_uri=uri)
-    _console.line(f"wrote {page}")
+    _console.line(_wrote(page, started))
     run_id = log_report(study, Path(html_dir), uri, markdown)
     if run_id:
         _console.line(
@@ -443,6 +454,7 @@ def _experiment_from_storage(name: str, storage: str | None) -> Experiment:
 
 
 def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
+    from autotweak.engine import StudyInterrupted
     from autotweak.engine import optimize as run_study
 
     _console.quiet = bool(options.get("quiet"))
@@ -459,8 +471,11 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         from autotweak.engine._executors import EXECUTORS
 
         executor = EXECUTORS[options["executor"]](experiment.execution.workers)
-    with _console.study_view(experiment) as view:
-        result = run_study(experiment, resume=resume, on_progress=view, executor=executor)
+    try:
+        with _console.study_view(experiment) as view:
+            result = run_study(experiment, resume=resume, on_progress=view, executor=executor)
+    except StudyInterrupted as stopped:
+        result = stopped.result  # closed cleanly: summed up below, then exit 130
     summary = result.summary
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
     _console.line(
@@ -497,8 +512,8 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     if states.get("failed") and not states.get("complete") and not states.get("pruned"):
         _console.error(
             f"every trial of study '{result.study_name}' failed ({states['failed']} failed, none completed); "
-            "the reason is on each trial's line above, and its traceback in the trial's MLflow run "
-            "(artifact traceback.txt; `autotweak ui` shows it)"
+            "the reason is on each trial's line above; where an exception was raised, its traceback "
+            "is kept in the trial's MLflow run (artifact traceback.txt; `autotweak ui` shows it)"
         )
         raise SystemExit(1)
 

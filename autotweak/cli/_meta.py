@@ -70,7 +70,7 @@ def meta_fit(
 ) -> None:
     """Fit a meta-model on past histories and save it (a versioned .npz file).
 
-    Sources can be mixed: long-format tables (BENCHMARK.md's format or the generic one,
+    Sources can be mixed: long-format tables (benchmarks/BENCHMARK.md's format or the generic one,
     see docs/histories.md), MLflow experiments (any runs with params and the metric),
     Optuna studies. Params are mapped onto the space (--rename for renamed ones; with a
     spec as --space, a param a record lacks is taken from the spec's base config).

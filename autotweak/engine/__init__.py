@@ -3,7 +3,7 @@
 from autotweak.engine._ask_tell import Study
 from autotweak.engine._executors import BaseExecutor, InlineExecutor, ProcessExecutor
 from autotweak.engine._monitor import Progress
-from autotweak.engine._optimize import StudyResult, optimize
+from autotweak.engine._optimize import StudyInterrupted, StudyResult, optimize
 from autotweak.engine._registry import PRUNERS, SAMPLERS
 from autotweak.engine._trial import Trial, TrialPruned
 
@@ -15,6 +15,7 @@ __all__ = [
     "ProcessExecutor",
     "Progress",
     "Study",
+    "StudyInterrupted",
     "StudyResult",
     "Trial",
     "TrialPruned",

@@ -37,7 +37,7 @@ from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment, load_experiment
 from autotweak.tracking import BaseTracker, StudyInfo, StudySummary
 
-__all__ = ["StudyResult", "join", "optimize", "prepare"]
+__all__ = ["StudyInterrupted", "StudyResult", "join", "optimize", "prepare"]
 
 _log = logging.getLogger(__name__)
 
@@ -69,6 +69,27 @@ class StudyResult:
     def best_params(self) -> dict[str, Any]:
         """Only the tweaked values of the best trial (its Optuna params)."""
         return dict(self.summary.best_params)
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped ``optimize``, after it closed the study cleanly.
+
+    A ``KeyboardInterrupt``, so that a script stops as Python scripts do on Ctrl-C, and
+    code that catches it still gets what was done: the running trials were recorded as
+    interrupted and queued again, and ``optimize(..., resume=True)`` (or ``autotweak
+    resume NAME``) runs them first.
+
+    Attributes:
+        result: The study as it stood when it stopped.
+    """
+
+    def __init__(self, result: StudyResult) -> None:
+        self.result = result
+        super().__init__(
+            f"study '{result.study_name}' interrupted: {result.summary.counts.get('interrupted', 0)} "
+            "running trial(s) queued again; optimize(..., resume=True) or "
+            f"`autotweak resume {result.study_name}` continues it"
+        )
 
 
 @dataclass
@@ -206,6 +227,8 @@ def optimize(
         The study's summary and where it is stored.
 
     Raises:
+        StudyInterrupted: On Ctrl-C, once the study is closed (a ``KeyboardInterrupt``
+            whose ``result`` is the study as it stood).
         WorkerCrashError: If every worker failed (its error and exit code are named); the
             study and its records are kept, closed as interrupted, ready to resume.
 
@@ -284,7 +307,7 @@ def _run(
     if experiment.register_model and prepared.context.tracking_uri and not interrupted:
         name = experiment.name if experiment.register_model is True else str(experiment.register_model)
         registered = register_winner(prepared.study, summary, name, prepared.context.tracking_uri)
-    return StudyResult(
+    result = StudyResult(
         summary=summary,
         study_name=experiment.name,
         storage=prepared.context.storage_url,
@@ -294,6 +317,9 @@ def _run(
         registered_model=registered,
         best_config={} if summary.best_number is None else config_of(experiment, summary.best_params),
     )
+    if interrupted:
+        raise StudyInterrupted(result)
+    return result
 
 
 def _settle_crashed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,11 @@ def test_optimize_status_best_report_resume(home):
 
     status = autotweak("status", cwd=cwd)
     assert status.returncode == 0 and status.stdout.startswith("study: 3 trials, best ")
+    (cwd / "one.yaml").write_text(
+        yaml.safe_dump(base_spec(name="one", base={"x": 0.0}, budget={"trials": 1}))
+    )
+    assert autotweak("optimize", "one.yaml", "-q", cwd=cwd).returncode == 0
+    assert "one: 1 trial, best " in autotweak("status", cwd=cwd).stdout
     best = autotweak("best", "study", "--json", cwd=cwd)
     payload = json.loads(best.stdout)
     assert set(payload) == {"trial", "value", "config", "params"} and "x" in payload["params"]
@@ -38,6 +44,10 @@ def test_optimize_status_best_report_resume(home):
     report = autotweak("report", "study", cwd=cwd)
     assert "| complete | 3 |" in report.stdout
     assert "Base config: 1" in report.stdout, "trial 0 is the base config x=0 with loss 1"
+    html = autotweak("report", "study", "--html", "out", cwd=cwd)
+    wrote = next(line for line in html.stdout.splitlines() if line.startswith("wrote "))
+    assert wrote.startswith(f"wrote {Path('out', 'report.html')} and, next to it, ") and "report.md" in wrote
+    assert all(name in wrote for name in (p.name for p in (cwd / "out").glob("*.png")))
 
     more = autotweak("resume", "study", "--trials", "5", "-q", cwd=cwd)
     assert more.returncode == 0, more.stderr
@@ -112,3 +122,27 @@ def test_worker_joins_a_running_study_and_spends_its_budget(home, make_experimen
     assert len(runs.parents) == 1 and sorted(runs.children) == [0, 1, 2, 3]
     parent_id = runs.parents[0].info.run_id
     assert all(r.data.tags["mlflow.parentRunId"] == parent_id for r in runs.children.values())
+
+
+def test_the_readme_tour_experiment_file_runs(home):
+    """The experiment file of the README's tour, as printed there, with a budget of two short trials."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    tour = readme.split("### The experiment file", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    spec = yaml.safe_load(tour)
+    spec["base"]["epochs"] = 2
+    spec["metric"]["steps"] = 2
+    spec["budget"] = {"trials": 2}
+    spec["execution"] = {"workers": 1}
+    cwd = home.parent
+    (cwd / "tour.yaml").write_text(yaml.safe_dump(spec))
+    env_path = str(Path(__file__).parents[2])  # the objective is examples.mlp_digits:train
+    run = subprocess.run(
+        [sys.executable, "-m", "autotweak", "optimize", "tour.yaml"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": env_path},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 complete" in run.stdout, run.stdout

@@ -311,3 +311,23 @@ def test_best_config_is_the_full_config_and_best_params_the_tweaks(home, make_ex
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["config"] == result.best_config
     assert json.loads(shown.output)["params"] == result.best_params
+
+
+def _ctrl_c_at_trial_1(config: dict[str, float], trial: autotweak.Trial) -> float:
+    if trial.number == 1:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the user's code
+    return config["x"]
+
+
+def test_ctrl_c_stops_the_calling_script_after_closing_the_study(home, make_experiment):
+    """A script's ``optimize()`` does not carry on as if it had finished; the result is on the error."""
+    exp = make_experiment(name="cut-short", objective=_ctrl_c_at_trial_1, budget={"trials": 4})
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        autotweak.optimize(exp)
+    assert isinstance(stopped.value, autotweak.StudyInterrupted)
+    result = stopped.value.result
+    assert result.summary.interrupted and result.summary.counts["interrupted"] == 1
+    assert result.stop_reasons == ["interrupted"] and result.best_value is not None
+    assert "resume=True" in str(stopped.value) and "autotweak resume cut-short" in str(stopped.value)
+    done = autotweak.optimize(exp, resume=True)  # runs the interrupted trial first, to the budget
+    assert done.summary.counts["complete"] == 4 and not done.summary.interrupted

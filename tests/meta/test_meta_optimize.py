@@ -192,7 +192,9 @@ def test_an_interrupted_proposal_runs_again_first_when_the_study_resumes(home, m
         sampler={"name": "meta", "args": {"model": str(_model(tmp_path)), "n_meta": 2}},
         budget={"trials": 4},
     )
-    first = autotweak.optimize(exp)
+    with pytest.raises(autotweak.StudyInterrupted) as stopped:
+        autotweak.optimize(exp)
+    first = stopped.value.result
     assert first.summary.interrupted and first.summary.counts["interrupted"] == 1
     assert first.summary.counts["failed"] == 0
     cut = load(exp).trials[1]
