@@ -6,7 +6,7 @@ Example:
     0
 """
 
-from autotweak.meta._describe import describe_dataset
+from autotweak.meta._describe import DatasetError, describe_dataset
 from autotweak.meta._family import LIBRARY_FAMILIES, family_space, infer_space
 from autotweak.meta._fit import fit_meta_model, normalized_scores
 from autotweak.meta._histories import Direction, Histories, HistoryError, PastTrial, SkipReport, TaskHistory
@@ -32,6 +32,7 @@ __all__ = [
     "GUARD_ATTR",
     "PROPOSALS_ATTR",
     "PROPOSAL_ATTR",
+    "DatasetError",
     "Direction",
     "MetaModel",
     "MetaModelError",
