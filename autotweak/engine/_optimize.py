@@ -415,11 +415,11 @@ def _close(prepared: Prepared, *, interrupted: bool) -> StudySummary:
 
 def _record_proposals(prepared: Prepared) -> None:
     """The meta-learner's proposals and how they scored, and its guard: on the study and its parent run."""
-    from autotweak.meta import GUARD_ATTR, PROPOSALS_ATTR, proposals_of
+    from autotweak.meta import PROPOSALS_ATTR, guard_of, proposals_of
 
     study = prepared.study
     proposals = proposals_of(study.get_trials(deepcopy=False), study.direction)
-    guard = study._storage.get_study_system_attrs(study._study_id).get(GUARD_ATTR)
+    guard = guard_of(study)
     if not proposals and guard is None:
         return
     study._storage.set_study_system_attr(study._study_id, PROPOSALS_ATTR, proposals)
@@ -427,7 +427,7 @@ def _record_proposals(prepared: Prepared) -> None:
     if run_id is not None:
         prepared.tracker.log_proposals(run_id, proposals)
         if prepared.context.tracking_uri is not None:
-            _record_guard(prepared.context.tracking_uri, run_id, guard if isinstance(guard, dict) else None)
+            _record_guard(prepared.context.tracking_uri, run_id, guard)
 
 
 def _record_guard(tracking_uri: str, run_id: str, guard: dict[str, Any] | None) -> None:

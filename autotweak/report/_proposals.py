@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.meta import GUARD_ATTR, PROPOSALS_ATTR
+from autotweak.meta import PROPOSALS_ATTR, guard_of
 from autotweak.report._sections import Section
 
 __all__ = ["guard_note", "proposals_section"]
@@ -46,8 +46,8 @@ def proposals_section(study: optuna.Study) -> Section | None:
 
 def guard_note(study: optuna.Study) -> str:
     """What the negative-transfer guard decided for ``study``, in one sentence."""
-    record = study._storage.get_study_system_attrs(study._study_id).get(GUARD_ATTR)
-    if not isinstance(record, dict):
+    record = guard_of(study)
+    if record is None:
         return (
             "Negative-transfer guard: did not trip (the past ranked this study's results better than chance)."
         )
