@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sampler_exhausted
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_endpoint, imds_interval
@@ -36,9 +37,13 @@ from autotweak.engine._writer import RecordWriter
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker, OffloadingTracker
 from autotweak.tracking._offload import offload_mode, spare_core
 
-__all__ = ["WorkerContext", "WorkerResult", "as_number", "run_worker"]
+__all__ = ["WorkerContext", "WorkerResult", "as_number", "run_worker", "session_seed"]
 
 _log = logging.getLogger(__name__)
+
+# Study attr: how many worker processes of each index have drawn a sampler seed, by index
+# ("*": the count of every index not listed, for a study begun before this attr was kept).
+SEED_SESSIONS = "autotweak.seed_sessions"
 
 
 @dataclass
@@ -185,7 +190,10 @@ def _run_with(
         on_stale=make_stale_handler(tracker, execution.max_retries),
         check_schema=not schema_checked,
     )
-    seed = None if experiment.seed is None else experiment.seed + ctx.worker_index
+    seed = retrying(
+        lambda: session_seed(storage, ctx.storage_url, experiment.name, experiment.seed, ctx.worker_index),
+        "claiming a sampler seed",
+    )
     study = optuna.load_study(
         study_name=experiment.name,
         storage=storage,
@@ -202,6 +210,46 @@ def _run_with(
             return loop.run(interrupts)
     finally:
         watcher.stop()
+
+
+def session_seed(
+    storage: BaseStorage, storage_url: str, study_name: str, seed: int | None, worker_index: int
+) -> int | None:
+    """The sampler seed of a worker starting now: a stream no earlier worker of the study drew.
+
+    In the study's first session worker ``i`` uses ``seed + i``, so that a fresh study is
+    reproducible; a worker of a later session (a resume, ``autotweak worker`` joining) gets a
+    seed derived from ``(seed, i, session)``: with ``seed + i`` again it would propose the
+    configs of the first session once more. Sessions are counted per worker index in the
+    study, under the ask lock, so that workers starting together each claim their own.
+
+    Example:
+        >>> from autotweak.engine._storage import make_storage
+        >>> storage = make_storage("memory")
+        >>> _ = optuna.create_study(study_name="s", storage=storage)
+        >>> [session_seed(storage, "memory", "s", 10, i) for i in (0, 1)]
+        [10, 11]
+        >>> session_seed(storage, "memory", "s", 10, 0) != 10
+        True
+    """
+    if seed is None:
+        return None
+    study_id = storage.get_study_id_from_name(study_name)  # connects outside the lock
+    with ask_lock(storage_url, study_name):
+        sessions: dict[str, int] = dict(storage.get_study_user_attrs(study_id).get(SEED_SESSIONS) or {})
+        if not sessions and _has_started_trials(storage, study_id):
+            sessions["*"] = 1  # begun before sessions were counted: its first session is spent
+        session = int(sessions.get(str(worker_index), sessions.get("*", 0)))
+        storage.set_study_user_attr(study_id, SEED_SESSIONS, {**sessions, str(worker_index): session + 1})
+    if session == 0:
+        return seed + worker_index
+    return int(np.random.SeedSequence([seed, worker_index, session]).generate_state(1)[0])
+
+
+def _has_started_trials(storage: BaseStorage, study_id: int) -> bool:
+    """Whether a sampler proposed any trial of the study (enqueued trials wait unproposed)."""
+    started = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return bool(storage.get_all_trials(study_id, deepcopy=False, states=started))
 
 
 class _Loop:

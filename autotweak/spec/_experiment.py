@@ -70,7 +70,8 @@ class Experiment:
         sampler: Sampler by registry name with arguments (``meta`` by default: warm-started from
             a meta-model that fits the space when one is found, otherwise plain TPE).
         pruner: Pruner by registry name with arguments (median by default).
-        seed: Seed of the sampler (worker ``i`` uses ``seed + i``).
+        seed: Seed of the sampler: in the study's first session worker ``i`` uses ``seed + i``;
+            a resumed study and a joining worker draw new streams derived from it.
         execution: Worker processes and stale-trial detection.
         storage: Optuna storage URL; the embedded default when ``None``.
         tracking_uri: MLflow tracking URI; the embedded default when ``None``.
