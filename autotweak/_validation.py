@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from autotweak.exceptions import SpecError
 
 _MISSING: Any = object()
@@ -133,3 +135,23 @@ def as_float(
 
 def _at_least(minimum: int | None) -> str:
     return "" if minimum is None else f" >= {minimum}"
+
+
+def yaml_error(path: str, exc: yaml.YAMLError, error: type[SpecError] = SpecError) -> SpecError:
+    """One line, ``file:line:column: not valid YAML: problem``, as compilers say it.
+
+    PyYAML's own message spans several lines and points at where it gave up (often the end of
+    the file); an unclosed bracket or quote is pointed at where it opens instead.
+    """
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.context_mark or exc.problem_mark
+        if mark is not None:
+            problem = exc.problem or exc.context or "cannot be read"
+            found = exc.problem_mark
+            if exc.context_mark is not None and found is not None and exc.context:
+                problem = problem.replace("'<stream end>'", "the end of the file")
+                if "end of" not in problem:
+                    problem += f" at line {found.line + 1}, column {found.column + 1}"
+                problem += f" ({exc.context} that starts here)"
+            return error(f"not valid YAML: {problem}", source=f"{path}:{mark.line + 1}:{mark.column + 1}")
+    return error(f"not valid YAML: {' '.join(str(exc).split())}", source=path)

@@ -19,7 +19,7 @@ from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import Outcome, TrialSession
 from autotweak.engine._storage import StaleSweeper, heartbeat, quiet_optuna
 from autotweak.engine._trial import Trial
-from autotweak.engine._worker import as_number
+from autotweak.engine._worker import as_number, session_seed
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -62,10 +62,14 @@ class Study:
         ctx = self._prepared.context
         tracker = self._prepared.tracker
         self._storage = self._prepared.storage
+        # A reopened study draws a new stream: the first session's seed would propose its configs again.
+        seed = session_seed(
+            self._storage, ctx.storage_url, experiment.name, experiment.seed, ctx.worker_index
+        )
         self._study = optuna.load_study(
             study_name=experiment.name,
             storage=self._storage,
-            sampler=build_sampler(experiment.sampler, experiment.space, experiment.seed),
+            sampler=build_sampler(experiment.sampler, experiment.space, seed),
             pruner=build_pruner(experiment.pruner, experiment.metric),
         )
         self._session = TrialSession(ctx, self._study, tracker, experiment.seed)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from autotweak._validation import Where, as_mapping, as_str, check_keys
+from autotweak._validation import Where, as_mapping, as_str, check_keys, yaml_error
 from autotweak.exceptions import SpaceError
 from autotweak.space._space import SearchSpace
 
@@ -63,7 +63,7 @@ def _load(ref: str, chain: tuple[str, ...], base_dir: Path | None) -> SearchSpac
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise SpaceError(f"is not valid YAML: {exc}", source=str(path)) from None
+        raise yaml_error(str(path), exc, SpaceError) from None
     where = Where(str(path))
     data = as_mapping(raw, where, SpaceError)
     return space_from_definition(

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from autotweak._config import base_values, nested_config
-from autotweak._validation import Where, as_int, as_mapping, as_str, check_keys
+from autotweak._validation import Where, as_int, as_mapping, as_str, check_keys, yaml_error
 from autotweak.exceptions import SpaceError, SpecError
 from autotweak.space import (
     CategoricalParam,
@@ -213,28 +213,8 @@ def load_experiment(path: str | os.PathLike[str], *, check_objective: bool = Tru
     try:
         raw = yaml.safe_load(file.read_text())
     except yaml.YAMLError as exc:
-        raise _yaml_error(str(path), exc) from None
+        raise yaml_error(str(path), exc) from None
     return Experiment.from_dict(raw, source=str(path), check_objective=check_objective)
-
-
-def _yaml_error(path: str, exc: yaml.YAMLError) -> SpecError:
-    """One line, ``file:line:column: not valid YAML: problem``, as compilers say it.
-
-    PyYAML's own message spans several lines and points at where it gave up (often the end of
-    the file); an unclosed bracket or quote is pointed at where it opens instead.
-    """
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.context_mark or exc.problem_mark
-        if mark is not None:
-            problem = exc.problem or exc.context or "cannot be read"
-            found = exc.problem_mark
-            if exc.context_mark is not None and found is not None and exc.context:
-                problem = problem.replace("'<stream end>'", "the end of the file")
-                if "end of" not in problem:
-                    problem += f" at line {found.line + 1}, column {found.column + 1}"
-                problem += f" ({exc.context} that starts here)"
-            return SpecError(f"not valid YAML: {problem}", source=f"{path}:{mark.line + 1}:{mark.column + 1}")
-    return SpecError(f"not valid YAML: {' '.join(str(exc).split())}", source=path)
 
 
 def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:

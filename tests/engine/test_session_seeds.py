@@ -105,3 +105,18 @@ def test_two_joining_workers_repeat_neither_the_study_nor_each_other(
         assert proc.exitcode == 0
     xs = _xs(load(exp))
     assert len(xs) == 10 and len(set(xs)) == 10, xs
+
+
+def test_a_reopened_ask_tell_study_draws_new_configs(
+    home: Path, make_experiment: Callable[..., Experiment]
+) -> None:
+    """The ask/tell API: the study reopened with ``resume=True`` does not repeat its first configs."""
+    exp = make_experiment(name="asked", sampler="random", base={}, budget={"trials": 6})
+    for resume in (False, True):
+        with autotweak.Study(exp, resume=resume) as study:
+            for _ in range(3):
+                trial = study.ask()
+                study.tell(trial, trial.config["x"] ** 2)
+    xs = _xs(load(exp))
+    assert len(xs) == 6 and len(set(xs)) == 6, xs
+    assert xs[:3] == _random_sampler_xs(0, 3), "the first session is as reproducible as before"

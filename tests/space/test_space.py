@@ -242,3 +242,15 @@ def test_extends_a_file_next_to_the_file_that_names_it(tmp_path, monkeypatch):
     (tmp_path / "spaces" / "bad.yaml").write_text("extends: nope.yaml\n")
     with pytest.raises(SpaceError, match=r"bad.yaml: 'extends' must name an existing search space file"):
         load_space(tmp_path / "spaces" / "bad.yaml")
+
+
+def test_a_space_file_with_bad_yaml_is_one_line_at_the_place(tmp_path):
+    from autotweak.exceptions import SpaceError
+    from autotweak.space import load_space
+
+    path = tmp_path / "broken.yaml"
+    path.write_text("params:\n  x: {type: float, low: 0, high: 1\n")
+    with pytest.raises(SpaceError) as info:
+        load_space(str(path))
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}:2:6: not valid YAML: ")
