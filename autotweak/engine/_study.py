@@ -172,7 +172,7 @@ def requeue(
         attrs[ATTR.BASELINE] = True
     if checkpoint_run:
         attrs[ATTR.CHECKPOINT_RUN] = checkpoint_run
-    from autotweak.meta._sampler import PROPOSAL_ATTR, RETRY_KEY  # rarely needed; it imports NumPy
+    from autotweak.meta._records import PROPOSAL_ATTR, RETRY_KEY  # rarely needed; the package imports NumPy
 
     system: dict[str, Any] = {"fixed_params": params}  # what ``Study.enqueue_trial`` stores
     proposal = previous.system_attrs.get(PROPOSAL_ATTR)

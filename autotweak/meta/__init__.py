@@ -16,15 +16,9 @@ from autotweak.meta._mlflow_source import read_mlflow
 from autotweak.meta._model import MetaModel, MetaModelError, load_meta_model
 from autotweak.meta._optuna_source import read_optuna
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
-from autotweak.meta._sampler import (
-    GUARD_ATTR,
-    PROPOSAL_ATTR,
-    PROPOSALS_ATTR,
-    MetaSampler,
-    MetaSamplerArgumentError,
-    guard_of,
-    proposals_of,
-)
+from autotweak.meta._records import GUARD_ATTR, PROPOSAL_ATTR, PROPOSALS_ATTR, guard_of, proposals_of
+from autotweak.meta._sampler import MetaSampler
+from autotweak.meta._sampler_args import MetaSamplerArgumentError
 from autotweak.meta._table import read_table
 
 __all__ = [

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -58,31 +57,26 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._study_view import StudyView
-from autotweak.exceptions import AutotweakError
-from autotweak.meta._model import MetaModel, load_meta_model
+from autotweak.meta._model import MetaModel
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
+from autotweak.meta._records import (
+    GUARD_ATTR,
+    PROPOSAL_ATTR,
+    UNITS_KEY,
+    _proposed,
+    guard_of,
+)
+from autotweak.meta._sampler_args import (
+    _check,
+    _count,
+    _descriptor_argument,
+    _model_argument,
+    _tau,
+)
 
-__all__ = [
-    "GUARD_ATTR",
-    "PROPOSALS_ATTR",
-    "PROPOSAL_ATTR",
-    "MetaSampler",
-    "MetaSamplerArgumentError",
-    "guard_of",
-    "proposals_of",
-]
+__all__ = ["MetaSampler"]
 
 _log = logging.getLogger(__name__)
-
-PROPOSAL_ATTR = "autotweak.meta_proposal"
-GUARD_ATTR = "autotweak.meta_guard"
-PROPOSALS_ATTR = "autotweak.meta_proposals"
-RETRY_KEY = "retry_of"  # in the proposal record that a trial run again carries: the trial it re-runs
-UNITS_KEY = "units"
-
-
-class MetaSamplerArgumentError(AutotweakError, ValueError):
-    """A ``MetaSampler`` argument breaks a rule."""
 
 
 @dataclass
@@ -412,48 +406,6 @@ class MetaSampler(BaseSampler):
         return True
 
 
-def _check(name: str, value: Any, ok: bool, rule: str) -> None:
-    if not ok:
-        raise MetaSamplerArgumentError(f"'{name}' of MetaSampler must be {rule}, got {name}={value!r}.")
-
-
-def _count(name: str, value: Any, low: int) -> int:
-    """``value`` as an ``int`` >= ``low`` (NumPy integers too, never a bool)."""
-    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    _check(name, value, integer and int(value) >= low, f"an integer >= {low}")
-    return int(value)
-
-
-def _tau(name: str, value: Any) -> float:
-    """``value`` as a Kendall tau: a number in [-1, 1]."""
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    _check(name, value, real and -1.0 <= float(value) <= 1.0, "a number in [-1, 1] (a Kendall tau)")
-    return float(value)
-
-
-def _model_argument(model: Any) -> MetaModel | None:
-    """The model itself, read from its file if given one."""
-    rule = "a MetaModel, a meta-model file or None"
-    _check("model", model, model is None or isinstance(model, MetaModel | str | os.PathLike), rule)
-    if isinstance(model, str | os.PathLike):
-        searched = str(model) in ("auto", "none")
-        _check("model", model, not searched, f"{rule} (for {model!r}, use resolve_meta_model(model, space))")
-        return load_meta_model(model)
-    return cast(MetaModel | None, model)
-
-
-def _descriptor_argument(descriptor: Any) -> dict[str, Any] | None:
-    """The descriptor as a dict; its non-finite numbers are kept (the prior ignores them)."""
-    rule = "a mapping of feature names to numbers or strings, or None"
-    if descriptor is None:
-        return None
-    _check("descriptor", descriptor, isinstance(descriptor, Mapping), rule)
-    for key, value in descriptor.items():
-        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        _check("descriptor", {key: value}, isinstance(key, str) and (number or isinstance(value, str)), rule)
-    return dict(descriptor)
-
-
 def _ran(params: Mapping[str, Any], proposed: Mapping[str, Any], names: Sequence[str]) -> bool:
     """Whether ``params`` hold the proposed value of each of ``names``."""
     return all(name in params and name in proposed and _same(params[name], proposed[name]) for name in names)
@@ -476,52 +428,3 @@ def _fits(distribution: BaseDistribution, value: Any) -> bool:
         return bool(distribution._contains(distribution.to_internal_repr(value)))
     except (ValueError, TypeError):
         return False
-
-
-def guard_of(study: Study) -> dict[str, Any] | None:
-    """What the negative-transfer guard recorded on ``study``, or ``None`` if it has not tripped.
-
-    The record holds ``tau`` (the prior's Kendall tau with the study's results),
-    ``results`` (how many there were) and ``threshold``.
-
-    Example:
-        >>> import optuna
-        >>> guard_of(optuna.create_study()) is None
-        True
-    """
-    record = study._storage.get_study_system_attrs(study._study_id).get(GUARD_ATTR)
-    return dict(record) if isinstance(record, dict) else None
-
-
-def proposals_of(
-    trials: Sequence[FrozenTrial], direction: StudyDirection | None = None
-) -> list[dict[str, Any]]:
-    """The meta proposals recorded on ``trials``, each with its trial's outcome.
-
-    Each entry is the proposal (``params``, ``predicted``, ``uncertainty``, ``sources``)
-    plus ``trial_number``, ``state``, ``value`` and, with ``direction``, ``rank``: the
-    trial's place among the complete trials (1 = best; ``None`` if it did not complete).
-    """
-    complete = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    reverse = direction == StudyDirection.MAXIMIZE
-    ordered = sorted(complete, reverse=reverse)
-    out = []
-    for t in _proposed(trials):
-        record = t.system_attrs.get(PROPOSAL_ATTR)
-        if isinstance(record, dict):
-            entry = {k: v for k, v in record.items() if k != UNITS_KEY}
-            entry["trial_number"] = t.number
-            entry["state"] = t.state.name.lower()
-            entry["value"] = t.value
-            if direction is not None:
-                done = t.state == TrialState.COMPLETE and t.value is not None
-                entry["rank"] = ordered.index(t.value) + 1 if done and t.value is not None else None
-            out.append(entry)
-    return out
-
-
-def _proposed(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials that ran a proposal; one that was run again (interrupted, lost) gives way to its retry."""
-    marked = [t for t in trials if isinstance(t.system_attrs.get(PROPOSAL_ATTR), dict)]
-    again = {t.system_attrs[PROPOSAL_ATTR].get(RETRY_KEY) for t in marked}
-    return [t for t in marked if t.number not in again]
