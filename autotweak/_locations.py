@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
 import sqlite3
 from pathlib import Path
@@ -16,6 +17,7 @@ __all__ = [
     "artifact_root",
     "check_optuna_sqlite",
     "default_home",
+    "is_redacted",
     "missing_sqlite_file",
     "redact",
     "resolve_storage_url",
@@ -31,23 +33,56 @@ def default_home() -> Path:
 
 
 def resolve_storage_url(explicit: str | None) -> str:
-    """Optuna storage URL: explicit value, else ``$AUTOTWEAK_STORAGE``, else embedded SQLite."""
+    """Optuna storage URL: explicit value, else ``$AUTOTWEAK_STORAGE``, else embedded SQLite.
+
+    A ``postgresql://`` URL gets the PostgreSQL driver that is installed (see
+    :func:`with_postgres_driver`).
+    """
     url = explicit or os.environ.get("AUTOTWEAK_STORAGE")
     if url:
-        return url
+        return with_postgres_driver(url)
     home = default_home()
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'optuna.db'}"
 
 
 def resolve_tracking_uri(explicit: str | None) -> str:
-    """MLflow tracking URI: explicit value, else ``$MLFLOW_TRACKING_URI``, else embedded SQLite."""
+    """MLflow tracking URI: explicit value, else ``$MLFLOW_TRACKING_URI``, else embedded SQLite.
+
+    A ``postgresql://`` URI gets the PostgreSQL driver that is installed (see
+    :func:`with_postgres_driver`).
+    """
     uri = explicit or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
-        return uri
+        return with_postgres_driver(uri)
     home = default_home()
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def with_postgres_driver(url: str) -> str:
+    """``url`` with its PostgreSQL driver named when a plain ``postgresql://`` would not load.
+
+    SQLAlchemy 2.1 reads ``postgresql://`` as psycopg (version 3), while the ``postgres``
+    extra installs psycopg2: such a URL becomes ``postgresql+psycopg2://`` when psycopg2
+    is installed and psycopg is not. Other URLs are returned as they are.
+
+    Raises:
+        AutotweakError: For ``postgresql://`` when neither driver is installed.
+
+    Example:
+        >>> with_postgres_driver("sqlite:///optuna.db")
+        'sqlite:///optuna.db'
+    """
+    scheme, sep, rest = url.partition("://")
+    if scheme != "postgresql" or not sep or importlib.util.find_spec("psycopg") is not None:
+        return url
+    if importlib.util.find_spec("psycopg2") is None:
+        raise AutotweakError(
+            f"{redact(url)}: a postgresql:// URL needs a PostgreSQL driver, and neither psycopg2 nor "
+            "psycopg is installed; pip install 'autotweak[postgres]'."
+        )
+    return f"postgresql+psycopg2://{rest}"
 
 
 def artifact_root(tracking_uri: str) -> str | None:
@@ -112,14 +147,33 @@ def check_optuna_sqlite(url: str) -> None:
         )
 
 
+_HIDDEN = "***"
+
+
 def redact(url: str) -> str:
-    """Hide a password in a URL such as ``postgresql://user:secret@host/db``."""
+    """Hide the password of a URL such as ``postgresql://user:secret@host/db``.
+
+    A URL without a password is returned as it is, so that it can be copied back.
+
+    Example:
+        >>> redact("postgresql://me:secret@db:5432/optuna")
+        'postgresql://me:***@db:5432/optuna'
+        >>> redact("postgresql://me@db:5432/optuna")
+        'postgresql://me@db:5432/optuna'
+    """
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    netloc = rest.split("/", 1)[0]
+    creds, at, host = netloc.rpartition("@")
+    if not sep or not at or ":" not in creds:
         return url
-    creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    return f"{scheme}://{user}:{_HIDDEN}@{host}{rest[len(netloc) :]}"
+
+
+def is_redacted(url: str) -> bool:
+    """Whether ``url`` was written by :func:`redact` with its password hidden: it cannot be used as it is."""
+    _, sep, rest = url.partition("://")
+    return bool(sep) and rest.split("/", 1)[0].rpartition("@")[0].endswith(":" + _HIDDEN)
 
 
 def enable_wal(path: Path) -> None:

@@ -13,7 +13,13 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage
 
-from autotweak._locations import default_home, redact, resolve_storage_url, resolve_tracking_uri
+from autotweak._locations import (
+    default_home,
+    is_redacted,
+    redact,
+    resolve_storage_url,
+    resolve_tracking_uri,
+)
 from autotweak.engine._executors import (
     BaseExecutor,
     WorkerCrashError,
@@ -379,7 +385,7 @@ def join(
     experiment.resolve_objective()  # before anything runs: a study driven by ask/tell has none
     recorded = study.user_attrs.get(ATTR.TRACKING_URI)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if uri is None and recorded and "***" not in recorded:
+    if uri is None and recorded and not is_redacted(recorded):
         uri = recorded
     context = WorkerContext(
         experiment=experiment,

@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autotweak._config import base_values
+from autotweak._locations import is_redacted
 from autotweak.engine._study import ATTR, summarize
 from autotweak.report._ablation import Ablation, ablation_path
 from autotweak.report._accounting import (
@@ -130,7 +131,7 @@ def _tracking_uri(study: optuna.Study, explicit: str | None) -> str | None:
     recorded = study.user_attrs.get(ATTR.TRACKING_URI)
     if explicit:
         return explicit
-    return str(recorded) if recorded and "***" not in str(recorded) else None
+    return str(recorded) if recorded and not is_redacted(str(recorded)) else None
 
 
 def _same(a: Any, b: Any) -> bool:

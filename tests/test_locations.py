@@ -1,0 +1,106 @@
+"""Store URLs: a plain ``postgresql://`` works, and only a password that is there is hidden."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import optuna
+import pytest
+
+from autotweak._locations import is_redacted, redact, resolve_storage_url, resolve_tracking_uri
+from autotweak.engine._study import ATTR
+from autotweak.exceptions import AutotweakError
+from autotweak.report._text import _tracking_uri
+from autotweak.testing.services import Postgres, postgres
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg2://autotweak@db.example:5433/optuna",
+        "http://127.0.0.1:5000",
+        "sqlite:////data/at@home/optuna.db",
+        "http://host/path/with@sign",
+        "mysql://user@host/db?charset=utf8",
+    ],
+)
+def test_redact_keeps_a_url_without_a_password(url):
+    assert redact(url) == url
+    assert not is_redacted(redact(url))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://me:secret@db:5432/optuna", "postgresql://me:***@db:5432/optuna"),
+        ("https://me:p@ss@mlflow.example/x?y=1", "https://me:***@mlflow.example/x?y=1"),
+        ("mysql://me:@db/optuna", "mysql://me:***@db/optuna"),
+    ],
+)
+def test_redact_hides_a_password_that_is_there(url, shown):
+    assert redact(url) == shown
+    assert is_redacted(shown)
+    assert "secret" not in redact(url)
+
+
+def test_a_recorded_tracking_uri_without_a_password_is_used_again():
+    study = optuna.create_study()
+    study.set_user_attr(ATTR.TRACKING_URI, redact("http://mlflow@tracking.example:5000"))
+    assert _tracking_uri(study, None) == "http://mlflow@tracking.example:5000"
+    study.set_user_attr(ATTR.TRACKING_URI, redact("http://mlflow:secret@tracking.example:5000"))
+    assert _tracking_uri(study, None) is None, "a hidden password cannot be used"
+
+
+_HAS_PSYCOPG3 = importlib.util.find_spec("psycopg") is not None
+_HAS_PSYCOPG2 = importlib.util.find_spec("psycopg2") is not None
+
+
+@pytest.mark.skipif(_HAS_PSYCOPG3 or not _HAS_PSYCOPG2, reason="needs psycopg2 without psycopg (version 3)")
+def test_a_plain_postgresql_url_gets_the_installed_driver(monkeypatch):
+    monkeypatch.setenv("AUTOTWEAK_STORAGE", "postgresql://autotweak@db:5433/optuna")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://autotweak@db:5433/mlflow")
+    assert resolve_storage_url(None) == "postgresql+psycopg2://autotweak@db:5433/optuna"
+    assert resolve_tracking_uri(None) == "postgresql+psycopg2://autotweak@db:5433/mlflow"
+    assert resolve_storage_url("postgresql+psycopg://a@db/x") == "postgresql+psycopg://a@db/x"
+
+
+def test_a_plain_postgresql_url_stays_when_psycopg_is_installed(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "psycopg" else real(name)
+    )
+    assert resolve_storage_url("postgresql://autotweak@db/optuna") == "postgresql://autotweak@db/optuna"
+
+
+def test_a_plain_postgresql_url_without_a_driver_is_one_line(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("psycopg") else real(name)
+    )
+    with pytest.raises(AutotweakError, match=r"^postgresql://me:\*\*\*@db/optuna: .*autotweak\[postgres\]"):
+        resolve_storage_url("postgresql://me:secret@db/optuna")
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    with postgres() as server:
+        server.create_database("optuna")
+        yield server
+
+
+@pytest.mark.skipif(_HAS_PSYCOPG3 or not _HAS_PSYCOPG2, reason="needs psycopg2 without psycopg (version 3)")
+def test_status_opens_a_plain_postgresql_url(pg, home):
+    url = f"postgresql://autotweak@127.0.0.1:{pg.port}/optuna"
+    optuna.create_study(study_name="plain-url", storage=pg.url("optuna"))
+    done = subprocess.run(
+        [sys.executable, "-m", "autotweak", "status", "--storage", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "plain-url" in done.stdout
+    assert "Traceback" not in done.stderr
