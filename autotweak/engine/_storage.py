@@ -18,16 +18,21 @@ from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._locations import check_optuna_sqlite, enable_wal
+from autotweak._locations import check_optuna_sqlite, enable_wal, redact
+from autotweak.exceptions import AutotweakError
 
 __all__ = [
+    "RETRY_TIMEOUT",
     "StaleSweeper",
+    "StorageUnreachableError",
     "fail_stale",
     "heartbeat",
     "make_storage",
     "quiet_optuna",
     "rdb_backend",
+    "is_transient",
     "retrying",
+    "storage_name",
 ]
 
 _log = logging.getLogger(__name__)
@@ -37,6 +42,7 @@ T = TypeVar("T")
 
 
 MEMORY = "memory"
+RETRY_TIMEOUT = 120.0  # seconds a storage operation is retried before the storage counts as down
 
 
 def make_storage(
@@ -97,11 +103,21 @@ def heartbeat(storage: BaseStorage, trial_id: int, interval: int | None) -> Iter
     stop = threading.Event()
 
     def beat() -> None:
+        failing = False
         while not stop.is_set():
             try:
                 storage.record_heartbeat(trial_id)
-            except Exception:  # a storage hiccup must not kill the trial
-                _log.warning("could not record the heartbeat of trial id %d", trial_id, exc_info=True)
+                failing = False
+            except Exception as exc:  # a storage hiccup must not kill the trial
+                if not failing:  # once per outage, not once per beat
+                    _log.warning(
+                        "could not record the heartbeat of trial id %d (%s); trying again every %d s",
+                        trial_id,
+                        type(_root(exc)).__name__,
+                        interval,
+                    )
+                _log.debug("heartbeat of trial id %d failed", trial_id, exc_info=True)
+                failing = True
             stop.wait(interval)
 
     thread = threading.Thread(target=beat, name=f"autotweak-heartbeat-{trial_id}", daemon=True)
@@ -152,9 +168,9 @@ class StaleSweeper:
     def __call__(self) -> None:
         now = time.monotonic()
         if now - self._last >= self.every:
-            self._last = now
             fail_stale(self.study)
             self._fail_orphans(now)
+            self._last = now  # once it went through: a sweep cut by a dropped connection is done again
 
     def _fail_orphans(self, now: float) -> None:
         storage = self.study._storage
@@ -194,32 +210,134 @@ def _unbeating_trials(storage: RDBStorage, study: optuna.Study) -> set[int]:
     return {int(row[0]) for row in rows}
 
 
-_TRANSIENT: tuple[type[BaseException], ...] = (
+class StorageUnreachableError(AutotweakError):
+    """The storage stayed unreachable for longer than :func:`retrying` waits.
+
+    Attributes:
+        store: The storage, its password hidden.
+        what: What could not be done (``"reporting step 3 of trial 2"``).
+    """
+
+    def __init__(self, store: str | None, what: str, waited: float, cause: BaseException) -> None:
+        self.store = store
+        self.what = what
+        named = f"the storage {store}" if store else "the storage"
+        super().__init__(
+            f"{named} was unreachable for {waited:.0f} s while {what} "
+            f"({type(_root(cause)).__name__}: {_first_line(_root(cause))})"
+        )
+
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
-    optuna.exceptions.StorageInternalError,
 )
 
 
-def retrying(func: Callable[[], T], what: str, *, timeout: float = 120.0) -> T:
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the storage could not be reached (worth retrying), not that a write was bad.
+
+    Optuna turns every database error met during a commit into a ``StorageInternalError``
+    that blames invalid data ("e.g. exceeding max length"); the connection errors it wraps
+    are told apart by the exception they were raised from.
+    """
+    if isinstance(exc, StorageUnreachableError):
+        return False  # it has waited already
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, optuna.exceptions.StorageInternalError):
+        cause = exc.__cause__ or exc.__context__
+        return cause is not None and is_transient(cause)
+    return False
+
+
+def storage_name(storage: BaseStorage | str) -> str:
+    """A storage (or its URL) as shown in messages, its password hidden."""
+    if isinstance(storage, str):
+        try:
+            return sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
+        except sqlalchemy.exc.ArgumentError:  # not a database URL ("memory")
+            return redact(storage)
+    backend = rdb_backend(storage)
+    if backend is None:
+        return type(getattr(storage, "_backend", storage)).__name__
+    return backend.engine.url.render_as_string(hide_password=True)
+
+
+def retrying(
+    func: Callable[[], T],
+    what: str,
+    *,
+    timeout: float | None = None,
+    store: BaseStorage | str | None = None,
+    stop: threading.Event | None = None,
+) -> T:
     """Call ``func``, retrying with backoff while the storage is unreachable (a restart, say).
 
     A worker that gives up on the first dropped connection loses its place in the study;
-    one that waits goes on where it was once the database is back.
+    one that waits goes on where it was once the database is back. ``func`` must be safe
+    to call again after a failed attempt.
+
+    Args:
+        func: The storage operation.
+        what: What it does, for messages (``"loading the study"``).
+        timeout: How long to keep trying, in seconds; :data:`RETRY_TIMEOUT` if ``None``.
+        store: The storage (or its URL), named in messages.
+        stop: Give up at once when this is set (a thread being stopped).
+
+    Raises:
+        StorageUnreachableError: If the storage is still unreachable after ``timeout``
+            seconds (or once ``stop`` is set); it names the storage and ``what``.
+
+    Example:
+        >>> calls = []
+        >>> def flaky() -> str:
+        ...     calls.append(1)
+        ...     if len(calls) < 2:
+        ...         raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("restarting"))
+        ...     return "done"
+        >>> retrying(flaky, "reading", timeout=5)
+        'done'
     """
+    limit = RETRY_TIMEOUT if timeout is None else timeout
     delay = 0.5
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
     while True:
         try:
             return func()
-        except _TRANSIENT as exc:
-            if time.monotonic() + delay > deadline:
+        except Exception as exc:
+            if not is_transient(exc):
                 raise
+            waited = time.monotonic() - started
+            name = None if store is None else storage_name(store)
+            if waited >= limit or (stop is not None and stop.is_set()):
+                raise StorageUnreachableError(name, what, waited, exc) from exc
+            pause = min(delay, limit - waited)
             _log.warning(
-                "the storage is unreachable while %s (%s); retrying in %.1f s",
+                "the storage%s is unreachable while %s (%s); retrying in %.1f s",
+                f" {name}" if name else "",
                 what,
-                type(exc).__name__,
-                delay,
+                type(_root(exc)).__name__,
+                pause,
             )
-            time.sleep(delay)
+            if stop is not None:
+                stop.wait(pause)
+            else:
+                time.sleep(pause)
             delay = min(delay * 2, 10.0)
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The database driver's error under SQLAlchemy's and Optuna's wrappers."""
+    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        return exc.orig
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
