@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR, state_of, study_compute
 from autotweak.spec import Experiment
 
@@ -61,7 +62,7 @@ class Monitor:
     def __enter__(self) -> Monitor:
         # The trials finished before this run (a resumed study) are neither news nor a sign of
         # this run's pace; taken now, not at the first poll, after which the first trials may be done.
-        trials = self.study.get_trials(deepcopy=False)
+        trials = self._read()
         self._seen = {t.number for t in trials if t.state.is_finished()}
         self._done_at_start = _counted(trials)
         self._thread.start()
@@ -75,13 +76,24 @@ class Monitor:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.poll()
+                self._report(self._read(stop=self._stop))
             except Exception:  # the view must never take the study down
                 _log.debug("progress poll failed", exc_info=True)
 
     def poll(self) -> Progress:
-        """Read the storage once and report."""
-        trials = self.study.get_trials(deepcopy=False)
+        """Read the storage once (waiting through a short outage, as workers do) and report."""
+        return self._report(self._read())
+
+    def _read(self, stop: threading.Event | None = None) -> list[FrozenTrial]:
+        """The study's trials; ``stop`` ends the waiting for an unreachable storage early."""
+        return retrying(
+            lambda: self.study.get_trials(deepcopy=False),
+            "reading the study's progress",
+            store=self.study._storage,
+            stop=stop,
+        )
+
+    def _report(self, trials: list[FrozenTrial]) -> Progress:
         progress = self._snapshot(trials)
         self.callback(progress)
         return progress

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import optuna
@@ -30,7 +30,13 @@ from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_end
 from autotweak.engine._reconcile import fail_record
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
-from autotweak.engine._storage import StaleSweeper, heartbeat, make_storage, quiet_optuna, retrying
+from autotweak.engine._storage import (
+    StaleSweeper,
+    heartbeat,
+    make_storage,
+    quiet_optuna,
+    retrying,
+)
 from autotweak.engine._study import INTERRUPTED_FAILURE, mark_interrupted, requeue
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._writer import RecordWriter
@@ -40,6 +46,8 @@ from autotweak.tracking._offload import offload_mode, spare_core
 __all__ = ["WorkerContext", "WorkerResult", "as_number", "run_worker", "session_seed"]
 
 _log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Study attr: how many worker processes of each index have drawn a sampler seed, by index
 # ("*": the count of every index not listed, for a study begun before this attr was kept).
@@ -183,22 +191,32 @@ def _run_with(
 ) -> WorkerResult:
     experiment = ctx.experiment
     execution = experiment.execution
-    storage = make_storage(
-        ctx.storage_url,
-        heartbeat_interval=execution.heartbeat_interval,
-        grace_period=execution.grace_period,
-        on_stale=make_stale_handler(tracker, execution.max_retries),
-        check_schema=not schema_checked,
+    url = ctx.storage_url
+    # Every step of a start touches the storage, which may be restarting just then: each is retried.
+    storage = retrying(
+        lambda: make_storage(
+            url,
+            heartbeat_interval=execution.heartbeat_interval,
+            grace_period=execution.grace_period,
+            on_stale=make_stale_handler(tracker, execution.max_retries),
+            check_schema=not schema_checked,
+        ),
+        "opening the storage",
+        store=url,
     )
     seed = retrying(
-        lambda: session_seed(storage, ctx.storage_url, experiment.name, experiment.seed, ctx.worker_index),
+        lambda: session_seed(storage, url, experiment.name, experiment.seed, ctx.worker_index),
         "claiming a sampler seed",
+        store=url,
     )
-    study = optuna.load_study(
-        study_name=experiment.name,
-        storage=storage,
-        sampler=build_sampler(experiment.sampler, experiment.space, seed),
-        pruner=build_pruner(experiment.pruner, experiment.metric),
+    sampler = build_sampler(experiment.sampler, experiment.space, seed)
+    pruner = build_pruner(experiment.pruner, experiment.metric)
+    study = retrying(
+        lambda: optuna.load_study(
+            study_name=experiment.name, storage=storage, sampler=sampler, pruner=pruner
+        ),
+        "loading the study",
+        store=url,
     )
     watcher = NoticeWatcher(imds_endpoint(), imds_interval()).start()
     interrupts = _Interrupts()
@@ -279,8 +297,8 @@ class _Loop:
     def run(self, interrupts: _Interrupts) -> WorkerResult:
         result = WorkerResult()
         # Connections and first queries outside the ask lock, which workers starting together queue for.
-        retrying(lambda: open_ask_lock(self.ctx.storage_url), "connecting to the storage")
-        retrying(self._view, "reading the budget")
+        self._retrying(lambda: open_ask_lock(self.ctx.storage_url), "connecting to the storage")
+        self._retrying(self._view, "reading the budget")
         while not interrupts.stop_requested:
             reason = self._next_or_reason(interrupts, result)
             if reason:
@@ -294,8 +312,8 @@ class _Loop:
     def _next_or_reason(self, interrupts: _Interrupts, result: WorkerResult) -> str | None:
         if self.watcher.notice.is_set():
             return "preempted"  # the machine is going away: take no new trial
-        retrying(self.sweep, "looking for stale trials")
-        view, reason, trial = retrying(self._ask, "asking for a trial")
+        self._retrying(self.sweep, "looking for stale trials")
+        view, reason, trial = self._retrying(self._ask, "asking for a trial")
         if reason is not None:
             if reason == "trials" and view.running and self._wait_for_running():
                 return None
@@ -306,6 +324,10 @@ class _Loop:
         result.trials += 1
         self._run_trial(trial, interrupts)
         return None
+
+    def _retrying(self, func: Callable[[], T], what: str) -> T:
+        """``func``, retried while the study's storage is unreachable."""
+        return retrying(func, what, store=self.ctx.storage_url)
 
     def _ask(self) -> tuple[BudgetView, str | None, optuna.Trial | None]:
         with ask_lock(self.ctx.storage_url, self.study.study_name):
@@ -336,7 +358,7 @@ class _Loop:
         # record (an MLflow round trip) must still leave a trial that goes stale, or the
         # study would wait for it forever.
         with heartbeat(self.storage, trial._trial_id, self.experiment.execution.heartbeat_interval):
-            handle = retrying(
+            handle = self._retrying(
                 lambda: self.session.begin(trial, critical=interrupts.critical, opener=self.writer.call),
                 "starting a trial",
             )
@@ -351,8 +373,8 @@ class _Loop:
                 interrupts.in_objective = False
         duration = time.monotonic() - started
         if interrupted:
-            retrying(lambda: mark_interrupted(trial), "marking the trial as interrupted")
-        told = retrying(lambda: self.session.tell(handle, outcome), "telling the trial's result")
+            self._retrying(lambda: mark_interrupted(trial), "marking the trial as interrupted")
+        told = self._retrying(lambda: self.session.tell(handle, outcome), "telling the trial's result")
         if told.state in REQUEUED:  # queues it again before this worker stops
             self.session.record(handle, told, duration)
         else:
