@@ -5,6 +5,7 @@ from autotweak.tracking._mlflow import MlflowTracker
 from autotweak.tracking._models import find_trial_run, register_model, upload_model
 from autotweak.tracking._offload import OffloadingTracker
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
+from autotweak.tracking._server import check_tracking_server
 
 __all__ = [
     "BaseTracker",
@@ -15,6 +16,7 @@ __all__ = [
     "StudySummary",
     "TrialRecord",
     "TrialStart",
+    "check_tracking_server",
     "find_trial_run",
     "register_model",
     "upload_model",

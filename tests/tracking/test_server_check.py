@@ -1,0 +1,120 @@
+"""``check_tracking_server``: a tracking server that cannot serve is one line, in seconds."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from autotweak.exceptions import TrackingError
+from autotweak.testing.services import free_port, mlflow_server
+from autotweak.tracking import check_tracking_server
+
+# (status, content type, body) for a path; the fake serves it to GET and POST alike.
+Answer = tuple[int, str, str]
+MLFLOW_OK: Answer = (200, "application/json", json.dumps({"experiments": []}))
+
+
+@contextmanager
+def fake_server(answer: Callable[[str], Answer]) -> Iterator[str]:
+    """An HTTP server on loopback that answers each request with ``answer(path)``; yields its URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _reply(self) -> None:
+            status, kind, body = answer(self.path)
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _reply
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_nothing_listening_is_one_line_at_once():
+    uri = f"http://127.0.0.1:{free_port()}"
+    began = time.monotonic()
+    with pytest.raises(TrackingError) as caught:
+        check_tracking_server(uri)
+    assert time.monotonic() - began < 10
+    assert str(caught.value) == (
+        f"tracking URI {uri}: no MLflow server answers (connection refused); "
+        "start it (scripts/team_stores.sh) or fix --tracking-uri / MLFLOW_TRACKING_URI"
+    )
+
+
+def test_a_password_in_the_uri_is_not_shown():
+    with pytest.raises(TrackingError, match=r"http://me:\*\*\*@127.0.0.1") as caught:
+        check_tracking_server(f"http://me:secret@127.0.0.1:{free_port()}")
+    assert "secret" not in str(caught.value)
+
+
+def test_a_server_that_does_not_answer_in_time():
+    with socket_that_never_answers() as uri, pytest.raises(TrackingError, match=r"no answer within 1 s"):
+        check_tracking_server(uri, timeout=1)
+
+
+@contextmanager
+def socket_that_never_answers() -> Iterator[str]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ((404, "text/html", "<h1>Not Found</h1>"), r"the server answers HTTP 404 \(not MLflow's REST API\)"),
+        ((200, "text/html", "<html>a web page</html>"), r"HTTP 200 \(not MLflow's REST API\)"),
+        ((401, "text/plain", "You are not authenticated"), r"refuses the credentials \(HTTP 401\)"),
+        (
+            (
+                500,
+                "application/json",
+                json.dumps({"error_code": "INTERNAL_ERROR", "message": "db down\nmore"}),
+            ),
+            r"the MLflow server fails \(HTTP 500: db down\); see its log$",
+        ),
+    ],
+)
+def test_an_answer_that_is_not_mlflows_is_named(answer, expected):
+    with fake_server(lambda path: answer) as uri, pytest.raises(TrackingError, match=expected):
+        check_tracking_server(uri)
+
+
+def test_a_server_that_answers_as_mlflow_passes():
+    with fake_server(lambda path: MLFLOW_OK) as uri:
+        check_tracking_server(uri)
+        check_tracking_server(uri + "/")
+
+
+def test_other_uris_are_not_checked(tmp_path):
+    check_tracking_server(f"sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}")
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.slow
+def test_a_real_mlflow_server_passes(tmp_path):
+    with mlflow_server(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts") as uri:
+        check_tracking_server(uri)
