@@ -16,7 +16,6 @@ from optuna.storages import BaseStorage
 from autotweak._locations import (
     default_home,
     is_redacted,
-    redact,
     resolve_storage_url,
     resolve_tracking_uri,
 )
@@ -27,21 +26,20 @@ from autotweak.engine._executors import (
     executor_for,
 )
 from autotweak.engine._monitor import Monitor, Progress
+from autotweak.engine._opening import open_records
 from autotweak.engine._reconcile import reconcile, settle_crashed
 from autotweak.engine._share import register_winner
-from autotweak.engine._storage import MEMORY, fail_stale, make_storage
+from autotweak.engine._storage import MEMORY, make_storage
 from autotweak.engine._study import (
     ATTR,
-    check_resumable,
     config_of,
-    create_study,
     load_study,
     summarize,
 )
-from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
+from autotweak.engine._worker import WorkerContext, WorkerResult, make_tracker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment, load_experiment
-from autotweak.tracking import BaseTracker, StudyInfo, StudySummary
+from autotweak.tracking import BaseTracker, StudySummary, check_tracking_server
 
 __all__ = ["StudyInterrupted", "StudyResult", "join", "optimize", "prepare"]
 
@@ -129,9 +127,11 @@ def prepare(
     check_not_starting_worker()
     storage_url = resolve_storage_url(experiment.storage)
     tracking_uri = resolve_tracking_uri(experiment.tracking_uri) if track else None
+    if tracking_uri is not None:
+        check_tracking_server(tracking_uri)  # before the study exists: a study without its record is stuck
     tracker = make_tracker(tracking_uri, local_workers=1 if runs_trials else None)
     try:
-        study, storage, run_id = _open_records(
+        study, storage, run_id = open_records(
             experiment, storage_url, tracking_uri, tracker, resume=resume, keep_setup=keep_setup
         )
     except BaseException:
@@ -147,50 +147,6 @@ def prepare(
         deadline=deadline,
     )
     return Prepared(experiment, study, storage, tracker, context)
-
-
-def _open_records(
-    experiment: Experiment,
-    storage_url: str,
-    tracking_uri: str | None,
-    tracker: BaseTracker,
-    *,
-    resume: bool,
-    keep_setup: bool,
-) -> tuple[optuna.Study, BaseStorage, str | None]:
-    """The study in Optuna's storage and its parent run in the tracker, made or reopened."""
-    storage = make_storage(
-        storage_url,
-        heartbeat_interval=experiment.execution.heartbeat_interval,
-        grace_period=experiment.execution.grace_period,
-        on_stale=make_stale_handler(tracker, experiment.execution.max_retries),
-    )
-    if resume:
-        study = load_study(experiment.name, storage)
-        if not keep_setup:
-            check_resumable(study, experiment)
-            study.set_user_attr(ATTR.SPEC, experiment.to_dict())  # a new budget reaches joining workers
-        fail_stale(study)
-    else:
-        study = create_study(experiment, storage)
-    run_id = tracker.start_study(
-        StudyInfo(
-            study_name=experiment.name,
-            spec=experiment.to_dict(),
-            meta={**study.user_attrs.get(ATTR.META, {}), "tracker": tracker.meta},
-            storage=storage_url,
-            source_file=experiment.source,
-            tags=dict(experiment.tags),
-        ),
-        run_id=study.user_attrs.get(ATTR.RUN_ID),
-    )
-    settle = experiment.execution.grace_period  # workers of this study may be running elsewhere
-    reconcile(study, tracker, experiment.metric.name, experiment.metric.steps, settle=settle)
-    if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
-        study.set_user_attr(ATTR.RUN_ID, run_id)
-    if tracking_uri is not None:
-        study.set_user_attr(ATTR.TRACKING_URI, redact(tracking_uri))
-    return study, storage, run_id
 
 
 def as_experiment(
@@ -387,10 +343,12 @@ def join(
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri is None and recorded and not is_redacted(recorded):
         uri = recorded
+    tracking = resolve_tracking_uri(uri)
+    check_tracking_server(tracking)  # before a trial starts: its worker would wait minutes on a dead server
     context = WorkerContext(
         experiment=experiment,
         storage_url=url,
-        tracking_uri=resolve_tracking_uri(uri),
+        tracking_uri=tracking,
         study_run_id=study.user_attrs.get(ATTR.RUN_ID),
         home=str(default_home()),
         deadline=None if wall_time is None else time.time() + wall_time,

@@ -112,12 +112,24 @@ class MlflowTracker(BaseTracker):
         }
         run = self.client.create_run(self.experiment_id(info.study_name), tags=tags, run_name=info.study_name)
         run_id = run.info.run_id
-        self._log(run_id, params=_spec_params(info.spec))
-        self.client.log_dict(run_id, info.spec, "spec.json")
-        self.client.log_dict(run_id, info.meta, "meta.json")
-        if info.source_file:
-            self.client.log_artifact(run_id, info.source_file)
+        try:
+            self._log(run_id, params=_spec_params(info.spec))
+            self.client.log_dict(run_id, info.spec, "spec.json")
+            self.client.log_dict(run_id, info.meta, "meta.json")
+            # A study resumed by name has no file (its source reads "<study NAME>"): spec.json is the spec.
+            if info.source_file and Path(info.source_file).is_file():
+                self.client.log_artifact(run_id, info.source_file)
+        except BaseException:
+            self._abandon(run_id)
+            raise
         return run_id
+
+    def _abandon(self, run_id: str) -> None:
+        """Close a parent run that could not be written in full; the study is not started."""
+        try:
+            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+        except Exception as exc:  # the store is failing already: the first error is the one to raise
+            _log.debug("could not close the unfinished parent run %s: %s", run_id, exc)
 
     def end_study(self, run_id: str | None, summary: StudySummary) -> None:
         if run_id is None:

@@ -1,0 +1,117 @@
+"""Opening a study: its record in Optuna's storage and its parent run in the tracker, together.
+
+A fresh study whose parent run cannot be made is deleted again: kept, it would block a new
+``optimize`` under its name ("already exists") while holding nothing but its queued base
+trial, and a resume would have to make the record that just failed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+from optuna.storages import BaseStorage
+
+from autotweak._locations import redact
+from autotweak.engine._reconcile import reconcile
+from autotweak.engine._storage import fail_stale, make_storage
+from autotweak.engine._study import ATTR, check_resumable, create_study, load_study
+from autotweak.engine._worker import make_stale_handler
+from autotweak.exceptions import AutotweakError, TrackingError
+from autotweak.spec import Experiment
+from autotweak.tracking import BaseTracker, StudyInfo
+
+__all__ = ["open_records"]
+
+_log = logging.getLogger(__name__)
+
+
+def open_records(
+    experiment: Experiment,
+    storage_url: str,
+    tracking_uri: str | None,
+    tracker: BaseTracker,
+    *,
+    resume: bool,
+    keep_setup: bool,
+) -> tuple[optuna.Study, BaseStorage, str | None]:
+    """The study in Optuna's storage and its parent run in the tracker, made or reopened."""
+    storage = make_storage(
+        storage_url,
+        heartbeat_interval=experiment.execution.heartbeat_interval,
+        grace_period=experiment.execution.grace_period,
+        on_stale=make_stale_handler(tracker, experiment.execution.max_retries),
+    )
+    if resume:
+        study = load_study(experiment.name, storage)
+        if not keep_setup:
+            check_resumable(study, experiment)
+            study.set_user_attr(ATTR.SPEC, experiment.to_dict())  # a new budget reaches joining workers
+        fail_stale(study)
+        return study, storage, _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
+    study = create_study(experiment, storage)
+    try:
+        run_id = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
+    except BaseException:
+        _drop_new_study(experiment.name, storage)
+        raise
+    return study, storage, run_id
+
+
+def _open_study_record(
+    study: optuna.Study,
+    experiment: Experiment,
+    storage_url: str,
+    tracking_uri: str | None,
+    tracker: BaseTracker,
+) -> str | None:
+    """The study's parent run, opened (or reopened), and the tracker's records made to agree with Optuna's.
+
+    Raises:
+        TrackingError: If the tracker cannot open the study's record (one line: the URI and why).
+    """
+    try:
+        run_id = tracker.start_study(
+            StudyInfo(
+                study_name=experiment.name,
+                spec=experiment.to_dict(),
+                meta={**study.user_attrs.get(ATTR.META, {}), "tracker": tracker.meta},
+                storage=storage_url,
+                source_file=experiment.source,
+                tags=dict(experiment.tags),
+            ),
+            run_id=study.user_attrs.get(ATTR.RUN_ID),
+        )
+    except AutotweakError:
+        raise
+    except Exception as exc:
+        where = "the tracker" if tracking_uri is None else f"tracking URI {redact(tracking_uri)}"
+        raise TrackingError(
+            f"{where}: could not open the record of study '{experiment.name}': {_first_line(exc)}"
+        ) from exc
+    settle = experiment.execution.grace_period  # workers of this study may be running elsewhere
+    reconcile(study, tracker, experiment.metric.name, experiment.metric.steps, settle=settle)
+    if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
+        study.set_user_attr(ATTR.RUN_ID, run_id)
+    if tracking_uri is not None:
+        study.set_user_attr(ATTR.TRACKING_URI, redact(tracking_uri))
+    return run_id
+
+
+def _drop_new_study(name: str, storage: BaseStorage) -> None:
+    """Delete the study this call has just created, when its record could not be made.
+
+    Kept, it would block ``optimize`` with the same name ("already exists") while it holds
+    nothing but the queued base trial.
+    """
+    try:
+        optuna.delete_study(study_name=name, storage=storage)
+    except Exception as exc:  # the first error is the one to report
+        _log.warning("could not delete study '%s' after its record failed: %s", name, exc)
+    else:
+        _log.info("deleted study '%s': its record could not be made, and nothing had run", name)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__

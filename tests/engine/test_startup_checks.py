@@ -1,0 +1,100 @@
+"""A study starts with both of its records or not at all; a tracker that cannot record says so at once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+import autotweak
+from autotweak._locations import resolve_storage_url
+from autotweak.exceptions import TrackingError
+from autotweak.testing.services import free_port
+from tests.conftest import base_spec
+from tests.helpers import mlflow_runs
+from tests.tracking.test_server_check import MLFLOW_OK, fake_server
+
+
+def _names() -> list[str]:
+    return [s.study_name for s in optuna.get_all_study_summaries(resolve_storage_url(None))]
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autotweak", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def _backend_down(path: str) -> tuple[int, str, str]:
+    """A tracking server whose API answers the quick check, then fails (its backend store is down)."""
+    if path.startswith("/api/2.0/mlflow/experiments/search"):
+        return MLFLOW_OK
+    return 500, "application/json", json.dumps({"error_code": "INTERNAL_ERROR", "message": "backend down"})
+
+
+def test_optimize_with_no_tracking_server_fails_in_seconds_and_creates_no_study(home):
+    (home.parent / "exp.yaml").write_text(yaml.safe_dump(base_spec(name="x")))
+    uri = f"http://127.0.0.1:{free_port()}"
+    began = time.monotonic()
+    done = _cli("optimize", "exp.yaml", "--trials", "2", "--tracking-uri", uri, cwd=home.parent)
+    assert time.monotonic() - began < 60
+    assert done.returncode != 0
+    assert f"tracking URI {uri}: no MLflow server answers (connection refused)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "x" not in _names(), "no orphan study is left behind"
+
+
+def test_a_record_that_fails_after_the_study_is_created_leaves_no_study(home, make_experiment, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with fake_server(_backend_down) as uri:
+        exp = make_experiment(name="orphan", tracking_uri=uri, budget={"trials": 2})
+        with pytest.raises(
+            TrackingError, match=rf"^tracking URI {uri}: could not open the record of study 'orphan': "
+        ):
+            autotweak.optimize(exp)
+    assert "orphan" not in _names()
+    result = autotweak.optimize(make_experiment(name="orphan", budget={"trials": 2}))
+    assert result.summary.counts["complete"] == 2, "the name is free for the next start"
+
+
+def test_a_failed_record_on_resume_keeps_the_study(home, make_experiment, monkeypatch):
+    autotweak.optimize(make_experiment(name="kept", budget={"trials": 2}))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with (
+        fake_server(_backend_down) as uri,
+        pytest.raises(TrackingError, match="could not open the record of study 'kept'"),
+    ):
+        autotweak.optimize(make_experiment(name="kept", tracking_uri=uri, budget={"trials": 3}), resume=True)
+    assert "kept" in _names()
+
+
+def test_a_parent_run_that_cannot_be_written_is_closed_failed(
+    home, make_experiment, mlflow_client, monkeypatch
+):
+    def full_disk(self, run_id, dictionary, artifact_file):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(MlflowClient, "log_dict", full_disk)
+    with pytest.raises(
+        TrackingError, match=r"could not open the record of study 'full': No space left on device$"
+    ):
+        autotweak.optimize(make_experiment(name="full"))
+    assert "full" not in _names()
+    parents = mlflow_runs(mlflow_client, "full").parents
+    assert [run.info.status for run in parents] == ["FAILED"]
+
+
+def test_resume_by_name_opens_the_parent_run_a_study_lacks(home, make_experiment, mlflow_client):
+    autotweak.optimize(make_experiment(name="untracked", budget={"trials": 2}), track=False)
+    done = _cli("resume", "untracked", "--trials", "3", cwd=home.parent)
+    assert done.returncode == 0, done.stderr
+    (parent,) = mlflow_runs(mlflow_client, "untracked").parents
+    files = {f.path for f in mlflow_client.list_artifacts(parent.info.run_id)}
+    assert "spec.json" in files
+    assert not any(path.startswith("<") for path in files)
