@@ -3,8 +3,19 @@
 Needs the ``aws`` extra (boto3), imported only when an EC2 call is made.
 """
 
-from autotweak.aws._ec2 import Instance, find_instances
+from autotweak.aws._ec2 import Instance, find_instances, workers_of
+from autotweak.aws._errors import AwsAccessError, AwsError
 from autotweak.aws._executor import SpotExecutor
-from autotweak.aws._userdata import parse_worker_command, user_data
+from autotweak.aws._userdata import ALLOW_LOOPBACK, parse_worker_command, user_data
 
-__all__ = ["Instance", "SpotExecutor", "find_instances", "parse_worker_command", "user_data"]
+__all__ = [
+    "ALLOW_LOOPBACK",
+    "AwsAccessError",
+    "AwsError",
+    "Instance",
+    "SpotExecutor",
+    "find_instances",
+    "parse_worker_command",
+    "user_data",
+    "workers_of",
+]

@@ -8,6 +8,7 @@ logged or passed on by autotweak.
 from __future__ import annotations
 
 import base64
+import difflib
 import importlib
 import logging
 from collections.abc import Iterable
@@ -16,10 +17,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from autotweak._imports import require
-from autotweak.exceptions import AutotweakError
+from autotweak.aws._errors import AwsAccessError, AwsError, aws_errors
 from autotweak.spec._parts import AwsSpot
 
-__all__ = ["Instance", "LAUNCHER_TAG", "STUDY_TAG", "ec2_client", "find_instances", "launch", "spot_prices"]
+__all__ = [
+    "AwsError",
+    "Instance",
+    "LAUNCHER_TAG",
+    "STUDY_TAG",
+    "ec2_client",
+    "find_instances",
+    "launch",
+    "priced_types",
+    "spot_prices",
+    "workers_of",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -27,10 +39,6 @@ STUDY_TAG = "autotweak:study"
 LAUNCHER_TAG = "autotweak:launcher"
 PRICE_TAG = "autotweak:price"
 ALIVE = ("pending", "running", "stopping", "stopped", "shutting-down")
-
-
-class AwsError(AutotweakError):
-    """An EC2 call failed or EC2 could not provide what the spec asks."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ def ec2_client(region: str | None) -> Any:
     try:
         return boto3.client("ec2", region_name=region)
     except no_region:
-        raise AutotweakError(
+        raise AwsAccessError(
             "no AWS region is set: pass --region (or 'execution.aws.region' in the spec), "
             "or set AWS_REGION or AWS_DEFAULT_REGION."
         ) from None
@@ -83,6 +91,46 @@ def spot_prices(ec2: Any, instance_types: Iterable[str]) -> dict[str, float]:
     for (kind, _), (_, price) in latest.items():
         prices[kind] = max(price, prices.get(kind, 0.0))
     return prices
+
+
+def priced_types(ec2: Any, settings: AwsSpot) -> dict[str, float]:
+    """The spot price of each listed type at or under ``max_price``; refuse unknown types.
+
+    Raises:
+        AwsError: If a listed type does not exist (with the closest known names), or no
+            listed type has a spot price at or under ``max_price``.
+    """
+    prices = spot_prices(ec2, settings.instance_types)
+    unpriced = [t for t in settings.instance_types if t not in prices]
+    if unpriced:
+        _check_known(ec2, unpriced, every=len(unpriced) == len(settings.instance_types))
+    return affordable(settings, prices)
+
+
+def _check_known(ec2: Any, unpriced: list[str], *, every: bool) -> None:
+    """Refuse a type without a spot price that is no instance type of the region (a typo)."""
+    region = ec2.meta.region_name
+    try:
+        pages = ec2.get_paginator("describe_instance_type_offerings").paginate(LocationType="region")
+        known = {o["InstanceType"] for page in pages for o in page["InstanceTypeOfferings"]}
+    except Exception as exc:  # no ec2:DescribeInstanceTypeOfferings: say what is known
+        _log.debug("could not list the instance types of %s: %s", region, _safe(exc))
+        if every:
+            raise AwsError(
+                f"'execution.aws.instance_types' holds unknown instance types {unpriced} "
+                f"(no spot price in region {region})."
+            ) from None
+        _log.warning("no spot price in region %s for %s; they are not used", region, ", ".join(unpriced))
+        return
+    for kind in unpriced:
+        if kind not in known:
+            close = difflib.get_close_matches(kind, sorted(known), n=3)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
+            raise AwsError(
+                f"'execution.aws.instance_types' holds an unknown instance type {kind!r} "
+                f"(no spot price in region {region}){hint}"
+            )
+    _log.warning("no spot price in region %s for %s; they are not used", region, ", ".join(unpriced))
 
 
 def affordable(settings: AwsSpot, prices: dict[str, float]) -> dict[str, float]:
@@ -240,6 +288,16 @@ def _instance(raw: dict[str, Any]) -> Instance:
         launcher=tags.get(LAUNCHER_TAG, ""),
         price=None if price is None else float(price),
     )
+
+
+def workers_of(region: str | None, study: str | None, *, show_all: bool = False) -> list[Instance]:
+    """The worker instances of ``study`` (or of every study), alive ones unless ``show_all``.
+
+    Raises:
+        AwsError: If EC2 cannot be reached or refuses the call (one line: what and how to fix).
+    """
+    with aws_errors("listing the worker instances"):
+        return [i for i in find_instances(ec2_client(region), study) if show_all or i.alive]
 
 
 def terminate(ec2: Any, instances: Iterable[Instance]) -> list[str]:

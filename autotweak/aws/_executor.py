@@ -23,13 +23,13 @@ from autotweak.aws._cost import Ledger, log_costs
 from autotweak.aws._ec2 import (
     LAUNCHER_TAG,
     STUDY_TAG,
-    affordable,
     ec2_client,
     find_instances,
     launch,
-    spot_prices,
+    priced_types,
     terminate,
 )
+from autotweak.aws._errors import aws_errors
 from autotweak.aws._userdata import Bootstrap, check_reachable, user_data
 from autotweak.aws._watchdog import Watchdog
 from autotweak.engine._budget import BudgetView
@@ -73,9 +73,15 @@ class SpotExecutor(BaseExecutor):
             )
 
     def check_setup(self, experiment: Experiment, storage_url: str, tracking_uri: str | None) -> None:
-        """Refuse a missing or bad ``execution.aws`` section and stores EC2 workers cannot reach."""
-        _settings(experiment)
+        """Refuse a bad ``execution.aws`` section, stores EC2 workers cannot reach, and an unusable AWS.
+
+        AWS is asked for the spot prices of the instance types: missing credentials, an
+        unreachable endpoint and an unknown instance type are refused before the study exists.
+        """
+        settings = _settings(experiment)
         check_reachable(storage_url, tracking_uri)
+        with aws_errors("the aws-spot executor (reading spot prices)"):
+            priced_types(ec2_client(settings.region), settings)
 
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
         self.check_objective(objective)  # checked before the study exists too; run() may be called alone
@@ -114,13 +120,14 @@ class _Launcher:
         self.study = optuna.load_study(study_name=self.study_name, storage=storage)
 
     def run(self) -> WorkerResult:
-        prices = affordable(self.settings, spot_prices(self.ec2, self.settings.instance_types))
+        with aws_errors("the aws-spot launcher"):
+            prices = priced_types(self.ec2, self.settings)
         _log.info("spot prices per hour: %s (launcher %s)", prices, self.id)
         log_path = Path(self.ctx.home) / "aws" / f"watchdog-{self.id}.log"
         watchdog = Watchdog(self.id, self.study_name, self.settings.region, log_path)
-        reason = "interrupted"
         try:
-            reason = self._loop(prices)
+            with aws_errors("the aws-spot launcher"):
+                reason = self._loop(prices)
             return WorkerResult(trials=self._finished(), stop_reason=reason)
         finally:
             self._terminate_all()
@@ -143,7 +150,8 @@ class _Launcher:
                 return done
             left = self._dollars_left(now)
             if left <= 0:
-                _log.warning("the dollar budget of %.4g USD is spent; stopping the workers", left)
+                budget = self.settings.budget_usd
+                _log.warning("the dollar budget of %.4g USD is spent; stopping the workers", budget)
                 return "dollar budget"
             alive = sum(1 for i in instances if i.alive)
             if done is None and alive < self.workers:

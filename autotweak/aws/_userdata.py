@@ -7,16 +7,28 @@ instance profile (boto3's default chain), never through user-data, which anyone 
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import shlex
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from autotweak.exceptions import AutotweakError
 
-__all__ = ["Bootstrap", "parse_worker_command", "user_data"]
+__all__ = ["ALLOW_LOOPBACK", "Bootstrap", "parse_worker_command", "user_data"]
 
 IMDS = "http://169.254.169.254"
 _LOG = "/var/log/autotweak-worker.log"
+# Set to 1 for a local simulation (moto, workers run on this machine): loopback stores are then allowed.
+ALLOW_LOOPBACK = "AUTOTWEAK_AWS_ALLOW_LOOPBACK"
+_PASSWORD_HELP = {
+    "storage": "give workers a ~/.pgpass or IAM database authentication in the AMI",
+    "tracking_uri": (
+        "give workers MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in their environment "
+        "(the AMI, or the install command reading a secret with the instance profile), or let the "
+        "tracking server authenticate them another way (a proxy trusting the VPC, or IAM)"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -42,13 +54,41 @@ def check_reachable(storage: str, tracking_uri: str | None) -> None:
             "'tracking_uri' must be an MLflow tracking server URL (http/https) that EC2 workers can "
             f"reach for the aws-spot executor, got {tracking_uri!r}."
         )
-    for name, url in (("storage", storage), ("tracking_uri", tracking_uri or "")):
+    urls = {"storage": storage, "tracking_uri": tracking_uri or ""}
+    for name, url in urls.items():
         if urlsplit(url).password:
             raise AutotweakError(
                 f"'{name}' must not hold a password for the aws-spot executor (user-data is readable "
-                "with ec2:DescribeInstanceAttribute); give workers a ~/.pgpass or IAM database "
-                "authentication in the AMI instead, got a URL with a password."
+                f"with ec2:DescribeInstanceAttribute); {_PASSWORD_HELP[name]} instead, got a URL with "
+                "a password."
             )
+    if os.environ.get(ALLOW_LOOPBACK) != "1":
+        for name, url in urls.items():
+            _check_not_loopback(name, url)
+
+
+def _check_not_loopback(name: str, url: str) -> None:
+    """Refuse a store on this machine's loopback: an EC2 instance reaching it reaches itself."""
+    if not url or (name == "tracking_uri" and not url.startswith(("http://", "https://"))):
+        return
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host and "host=" in parts.query:
+        return  # libpq's ?host=: not ours to parse
+    if host and host != "localhost" and not host.endswith(".localhost"):
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return  # a name: the instances' DNS decides
+        if not (address.is_loopback or address.is_unspecified):
+            return
+    shown = repr(host) if host else "none (a local socket)"
+    raise AutotweakError(
+        f"'{name}' must name a host EC2 workers can reach for the aws-spot executor, got host {shown}: "
+        "serve the stores on an address of this machine the instances reach (HOST=<machine address> "
+        f"bash scripts/team_stores.sh start) or a server of your VPC; {ALLOW_LOOPBACK}=1 allows "
+        "loopback for a local simulation only (moto)."
+    )
 
 
 def user_data(boot: Bootstrap) -> str:

@@ -395,9 +395,9 @@ def workers() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include terminated instances.")
 def workers_list(study: str | None, region: str | None, show_all: bool) -> None:
     """List the worker instances of STUDY (or of every study)."""
-    from autotweak.aws._ec2 import ec2_client, find_instances
+    from autotweak.aws import workers_of
 
-    found = [i for i in find_instances(ec2_client(region), study) if show_all or i.alive]
+    found = workers_of(region, study, show_all=show_all)
     if not found:
         _console.line("no worker instances" + (f" for study '{study}'" if study else ""))
     for i in found:

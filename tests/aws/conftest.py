@@ -23,7 +23,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from autotweak.aws import parse_worker_command
+from autotweak.aws import ALLOW_LOOPBACK, parse_worker_command
 from autotweak.aws._ec2 import STUDY_TAG
 from autotweak.testing.services import mlflow_server, moto_server, postgres
 
@@ -49,6 +49,7 @@ def aws_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsStores]:
         with mlflow_server(pg.url("mlflow"), artifacts) as url, pytest.MonkeyPatch.context() as mp:
             for key, value in env.items():
                 mp.setenv(key, value)
+            mp.setenv(ALLOW_LOOPBACK, "1")  # moto, PostgreSQL and MLflow on loopback: a local simulation
             boto3.client("iam").create_instance_profile(InstanceProfileName=PROFILE)
             yield AwsStores(env, pg.url("optuna"), url)
 

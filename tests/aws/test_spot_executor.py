@@ -156,6 +156,7 @@ def test_dollar_budget_stops_launching_and_stops_workers(home, aws_stores, ec2, 
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
     assert "dollar budget" in out
+    assert f"the dollar budget of {budget:.4g} USD is spent" in out, "the budget, not what is left of it"
     assert not alive(ec2, "spot-dollars")
     assert len(instances(ec2, "spot-dollars")) == 3, "one replacement, then nothing once the budget was spent"
     study = optuna.load_study(study_name="spot-dollars", storage=aws_stores.storage)

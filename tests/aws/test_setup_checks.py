@@ -1,0 +1,139 @@
+"""What the aws-spot executor and `autotweak workers` refuse, in one line, before anything is created."""
+
+from __future__ import annotations
+
+import boto3
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from autotweak import optimize
+from autotweak.aws import ALLOW_LOOPBACK, AwsAccessError, AwsError, SpotExecutor
+from autotweak.exceptions import AutotweakError
+from autotweak.testing.services import free_port
+from tests.aws.test_spot_executor import aws_section
+from tests.engine.test_workers import start_cli
+
+NO_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+@pytest.fixture
+def no_credentials(aws_stores, monkeypatch, tmp_path):
+    """boto3's chain finds nothing: no variables, no shared files, no instance metadata."""
+    for key in NO_CREDENTIALS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it keeps the credentials it found before
+
+
+@pytest.fixture
+def no_endpoint(aws_stores, monkeypatch):
+    """AWS_ENDPOINT_URL names a closed port; one attempt, no retries."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it keeps the endpoint it was made with
+
+
+def one_error_line(args, home) -> str:
+    proc = start_cli(args, home.parent)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1, out
+    return out
+
+
+def test_workers_list_and_stop_without_credentials_say_how_to_provide_them(home, no_credentials):
+    for args in (["workers", "list"],):
+        out = one_error_line(args, home)
+        assert "no AWS credentials found" in out and "AWS_PROFILE" in out and "AWS_ACCESS_KEY_ID" in out
+
+
+def test_workers_list_with_an_unreachable_endpoint_names_it(home, no_endpoint):
+    out = one_error_line(["workers", "list"], home)
+    assert "cannot reach the AWS endpoint http://127.0.0.1:" in out and "AWS_ENDPOINT_URL" in out
+
+
+def spot_experiment(make_experiment, aws_stores, name: str, **aws):
+    return make_experiment(
+        name=name,
+        budget={"trials": 1, "wall_time": 20},  # bounded, should the check let it run
+        execution={"workers": 2, "aws": aws_section(**aws)},
+        storage=aws_stores.storage,
+        tracking_uri=aws_stores.tracking_uri,
+    )
+
+
+def assert_nothing_created(aws_stores, name: str) -> None:
+    assert name not in optuna.get_all_study_names(aws_stores.storage)
+    assert MlflowClient(aws_stores.tracking_uri).get_experiment_by_name(name) is None
+
+
+def test_optimize_without_credentials_is_refused_before_the_study_exists(
+    home, aws_stores, make_experiment, no_credentials
+):
+    exp = spot_experiment(make_experiment, aws_stores, "spot-nocred")
+    with pytest.raises(AwsAccessError, match=r"no AWS credentials found .*AWS_PROFILE"):
+        optimize(exp, executor=SpotExecutor(2))
+    assert_nothing_created(aws_stores, "spot-nocred")
+
+
+def test_optimize_with_an_unreachable_endpoint_is_refused_before_the_study_exists(
+    home, aws_stores, make_experiment, no_endpoint
+):
+    exp = spot_experiment(make_experiment, aws_stores, "spot-noendpoint")
+    with pytest.raises(AwsAccessError, match=r"cannot reach the AWS endpoint .*AWS_ENDPOINT_URL"):
+        optimize(exp, executor=SpotExecutor(2))
+    assert_nothing_created(aws_stores, "spot-noendpoint")
+
+
+def test_a_typo_in_an_instance_type_names_it_and_suggests_known_types(home, aws_stores, make_experiment):
+    exp = spot_experiment(make_experiment, aws_stores, "spot-typo", instance_types=["g4dn.xlarg"])
+    refused = (
+        r"^'execution\.aws\.instance_types' holds an unknown instance type 'g4dn\.xlarg' "
+        r"\(no spot price in region us-east-1\); did you mean 'g4dn\.xlarge'"
+    )
+    with pytest.raises(AwsError, match=refused):
+        optimize(exp, executor=SpotExecutor(2))
+    assert_nothing_created(aws_stores, "spot-typo")
+
+
+@pytest.mark.parametrize(
+    ("storage", "tracking_uri", "refused"),
+    [
+        (
+            "postgresql+psycopg2://autotweak@127.0.0.1:5533/optuna",
+            None,
+            r"'storage' .* got host '127\.0\.0\.1'",
+        ),
+        ("postgresql://autotweak@localhost/optuna", None, r"'storage' .* got host 'localhost'"),
+        ("postgresql:///optuna", None, r"'storage' .* got host none \(a local socket\)"),
+        ("postgresql://autotweak@10.0.0.5/optuna", "http://[::1]:5099", r"'tracking_uri' .* got host '::1'"),
+        (
+            "postgresql://autotweak@10.0.0.5/optuna",
+            "http://127.1.2.3:5099",
+            r"'tracking_uri' .* '127\.1\.2\.3'",
+        ),
+    ],
+)
+def test_loopback_stores_are_refused_for_ec2_workers(
+    make_experiment, monkeypatch, storage, tracking_uri, refused
+):
+    monkeypatch.delenv(ALLOW_LOOPBACK, raising=False)
+    exp = make_experiment(execution={"aws": aws_section()})
+    with pytest.raises(
+        AutotweakError, match=refused + r".*HOST=<machine address> bash scripts/team_stores\.sh"
+    ):
+        SpotExecutor(2).check_setup(exp, storage, tracking_uri)
+
+
+def test_a_password_in_the_tracking_uri_gets_mlflow_advice(make_experiment):
+    exp = make_experiment(execution={"aws": aws_section()})
+    storage = "postgresql://autotweak@10.0.0.5/optuna"
+    with pytest.raises(
+        AutotweakError, match=r"'tracking_uri' must not hold a password.*MLFLOW_TRACKING_USERNAME"
+    ):
+        SpotExecutor(2).check_setup(exp, storage, "http://me:secret@10.0.0.5:5000")
+    with pytest.raises(AutotweakError, match=r"'storage' must not hold a password.*pgpass"):
+        SpotExecutor(2).check_setup(exp, "postgresql://me:secret@10.0.0.5/optuna", None)
