@@ -24,12 +24,14 @@ __all__ = [
     "AwsError",
     "Instance",
     "LAUNCHER_TAG",
+    "STOPPED_TAG",
     "STUDY_TAG",
     "ec2_client",
     "find_instances",
     "launch",
     "priced_types",
     "spot_prices",
+    "stop_workers",
     "workers_of",
 ]
 
@@ -38,6 +40,10 @@ _log = logging.getLogger(__name__)
 STUDY_TAG = "autotweak:study"
 LAUNCHER_TAG = "autotweak:launcher"
 PRICE_TAG = "autotweak:price"
+# Put on instances by `autotweak workers stop` before it terminates them: their launcher
+# reads it and ends the study instead of replacing them.
+STOPPED_TAG = "autotweak:stopped-by"
+STOPPED_BY = "workers stop"
 ALIVE = ("pending", "running", "stopping", "stopped", "shutting-down")
 
 
@@ -52,6 +58,7 @@ class Instance:
     study: str
     launcher: str
     price: float | None
+    stopped_by: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -287,6 +294,7 @@ def _instance(raw: dict[str, Any]) -> Instance:
         study=tags.get(STUDY_TAG, ""),
         launcher=tags.get(LAUNCHER_TAG, ""),
         price=None if price is None else float(price),
+        stopped_by=tags.get(STOPPED_TAG),
     )
 
 
@@ -298,6 +306,29 @@ def workers_of(region: str | None, study: str | None, *, show_all: bool = False)
     """
     with aws_errors("listing the worker instances"):
         return [i for i in find_instances(ec2_client(region), study) if show_all or i.alive]
+
+
+def stop_workers(region: str | None, study: str) -> list[str]:
+    """Terminate the worker instances of ``study``; their launcher ends the study rather than replace them.
+
+    Each instance is tagged ``autotweak:stopped-by`` before it is terminated: a launcher
+    still running reads the tag, launches nothing more, and ends the study (stop reason
+    ``workers stop``).
+
+    Raises:
+        AwsError: If EC2 cannot be reached or refuses the call (one line: what and how to fix).
+
+    Example:
+        >>> stop_workers("us-east-1", "digits-mlp")  # doctest: +SKIP
+        ['i-0123456789abcdef0']
+    """
+    with aws_errors(f"stopping the workers of study '{study}'"):
+        ec2 = ec2_client(region)
+        live = [i for i in find_instances(ec2, study) if i.alive and i.state != "shutting-down"]
+        if live:
+            ids = [i.instance_id for i in live]
+            ec2.create_tags(Resources=ids, Tags=[{"Key": STOPPED_TAG, "Value": STOPPED_BY}])
+        return terminate(ec2, live)
 
 
 def terminate(ec2: Any, instances: Iterable[Instance]) -> list[str]:

@@ -22,7 +22,9 @@ from autotweak._validation import Where
 from autotweak.aws._cost import Ledger, log_costs
 from autotweak.aws._ec2 import (
     LAUNCHER_TAG,
+    STOPPED_BY,
     STUDY_TAG,
+    Instance,
     ec2_client,
     find_instances,
     launch,
@@ -109,6 +111,7 @@ class _Launcher:
         self.ledger = Ledger()
         self.launches = 0
         self.failed_launches = 0
+        self.stopped_at: float | None = None  # when `workers stop` was seen
         execution = ctx.experiment.execution
         tracker = make_tracker(ctx.tracking_uri)
         storage = make_storage(
@@ -129,6 +132,9 @@ class _Launcher:
             with aws_errors("the aws-spot launcher"):
                 reason = self._loop(prices)
             return WorkerResult(trials=self._finished(), stop_reason=reason)
+        except KeyboardInterrupt:  # Ctrl-C: a study closed as interrupted, to resume, as other executors do
+            _log.warning("interrupted: terminating the study's instances")
+            return WorkerResult(trials=self._finished(), stop_reason="interrupted", interrupted=True)
         finally:
             self._terminate_all()
             watchdog.close()
@@ -146,6 +152,11 @@ class _Launcher:
                 "reading the budget",
             )
             done = view.exhausted(experiment.budget, self.ctx.deadline)
+            stopped_at = self._stopped_at(instances, now)
+            if stopped_at is not None:
+                done = STOPPED_BY  # wait for the heartbeat to queue their trials again, within a bound
+                if view.running == 0 or now > stopped_at + self._requeue_wait():
+                    return done
             if done and view.running == 0:
                 return done
             left = self._dollars_left(now)
@@ -160,6 +171,23 @@ class _Launcher:
                 elif alive == 0:
                     return "dollar budget"  # what is left would not pay for a useful worker
             time.sleep(self.settings.poll_interval)
+
+    def _stopped_at(self, instances: list[Instance], now: float) -> float | None:
+        """When ``autotweak workers stop`` was seen to terminate this launcher's instances (their tag)."""
+        if self.stopped_at is None and any(i.stopped_by for i in instances):
+            self.stopped_at = now
+            _log.warning(
+                "`autotweak workers stop` terminated the instances of study '%s': launching no more; "
+                "their running trials are queued again, and `autotweak resume %s` continues the study",
+                self.study_name,
+                self.study_name,
+            )
+        return self.stopped_at
+
+    def _requeue_wait(self) -> float:
+        """How long the heartbeat may take to notice the stopped workers' trials, and a poll more."""
+        execution = self.ctx.experiment.execution
+        return execution.grace_period + execution.heartbeat_interval + 2 * self.settings.poll_interval
 
     def _dollars_left(self, now: float) -> float:
         budget = self.settings.budget_usd

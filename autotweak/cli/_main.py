@@ -410,11 +410,10 @@ def workers_list(study: str | None, region: str | None, show_all: bool) -> None:
 @click.argument("study")
 @click.option("--region", envvar="AWS_REGION", help="AWS region (default: boto3's).")
 def workers_stop(study: str, region: str | None) -> None:
-    """Terminate every worker instance of STUDY; their running trials are retried on resume."""
-    from autotweak.aws._ec2 import ec2_client, find_instances, terminate
+    """Terminate every worker instance of STUDY and end its launcher; running trials are retried on resume."""
+    from autotweak.aws import stop_workers
 
-    ec2 = ec2_client(region)
-    stopped = terminate(ec2, find_instances(ec2, study))
+    stopped = stop_workers(region, study)
     _console.line(f"terminated {len(stopped)} instance(s) of study '{study}'")
 
 

@@ -45,7 +45,7 @@ def one_error_line(args, home) -> str:
 
 
 def test_workers_list_and_stop_without_credentials_say_how_to_provide_them(home, no_credentials):
-    for args in (["workers", "list"],):
+    for args in (["workers", "list"], ["workers", "stop", "any"]):
         out = one_error_line(args, home)
         assert "no AWS credentials found" in out and "AWS_PROFILE" in out and "AWS_ACCESS_KEY_ID" in out
 
