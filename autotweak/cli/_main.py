@@ -160,6 +160,9 @@ def worker(
 
     _console.configure_logging(verbose or 1)
     seconds = parse_duration(wall_time, Where("--wall-time")) if wall_time else None
+    _stores["storage"] = ("--storage", resolve_storage_url(storage))  # what a store error names
+    if tracking_uri:
+        _stores["tracking"] = ("--tracking-uri", resolve_tracking_uri(tracking_uri))
     _console.line(f"joining study '{study}' with {workers} worker(s)")
     results = join(study, storage=storage, tracking_uri=tracking_uri, workers=workers, wall_time=seconds)
     reasons = ", ".join(sorted({r.stop_reason for r in results}))

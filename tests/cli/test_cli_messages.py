@@ -85,8 +85,13 @@ def test_resume_shows_only_the_trials_it_ran_each_with_its_own_count(home):
             ["optimize", "exp.yaml", "--tracking-uri", "foo://bar"],
             "error: --tracking-uri: cannot open the store at 'foo://bar': Unsupported",
         ),
+        (
+            ["worker", "study", "--storage", "postgresql+psycopg2://autotweak@127.0.0.1:1/optuna"],
+            "error: --storage: cannot open the store at "
+            "'postgresql+psycopg2://autotweak@127.0.0.1:1/optuna': OperationalError: ",
+        ),
     ],
-    ids=["missing-folder", "unknown-scheme", "not-a-url", "tracking"],
+    ids=["missing-folder", "unknown-scheme", "not-a-url", "tracking", "worker"],
 )
 def test_a_store_that_cannot_be_opened_is_one_line_naming_the_option(home, args, expected):
     _spec(home.parent)
