@@ -75,7 +75,7 @@ def test_storage_falls_back_to_the_environment(home, monkeypatch):
     monkeypatch.setenv("AUTOTWEAK_STORAGE", url)
     assert autotweak("optimize", "exp.yaml", "-q", cwd=cwd).returncode == 0
     assert (cwd / "elsewhere.db").exists() and not (home / "optuna.db").exists()
-    assert autotweak("status", cwd=cwd).stdout.startswith("study: 1 trials")
+    assert autotweak("status", cwd=cwd).stdout.startswith("study: 1 trial, best ")
 
 
 def test_ui_serves_the_mlflow_store_on_loopback(home):
