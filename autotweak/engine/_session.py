@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from autotweak._config import merge_config
 from autotweak.engine._provenance import code_dir, provenance
+from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR, requeue, trial_compute
 from autotweak.engine._trial import Trial
 from autotweak.spec import Experiment
@@ -176,13 +177,10 @@ class TrialSession:
             folder = handle.checkpoint_dir
             if any(folder.iterdir()):
                 self.tracker.upload_checkpoint(run_id, folder)
-            requeue(
-                self.study,
-                trial.number,
-                dict(trial.params),
-                attrs,
-                max_retries=exp.execution.max_retries,
-                checkpoint_run=run_id,
+            retrying(
+                lambda: self._requeue(trial, attrs, run_id),
+                f"queueing trial {trial.number} to run again",
+                store=self.ctx.storage_url,
             )
         compute = trial_compute(outcome.state, handle.last_step, exp.metric.steps)
         extra = {"autotweak.baseline": "true"} if self._baseline.pop(trial.number, False) else {}
@@ -207,6 +205,26 @@ class TrialSession:
         if outcome.failure and outcome.state == "failed":  # the traceback is in the trial's record
             shown += f" ({outcome.failure.strip().splitlines()[0][:200]})" if outcome.failure.strip() else ""
         _log.info("trial %d %s%s", trial.number, outcome.state, shown)
+
+    def _requeue(self, trial: optuna.Trial, attrs: dict[str, Any], run_id: str) -> None:
+        """Queue ``trial`` to run again, unless a retry of it is queued already.
+
+        A stale-trial sweep queues the retry of a trial whose heartbeat stopped (the storage
+        was down, say) before its worker could tell; and an attempt of this call may have
+        queued it before its connection broke.
+        """
+        trials = self.study.get_trials(deepcopy=False)
+        if any(t.user_attrs.get(ATTR.RETRY_OF) == trial.number for t in trials):
+            _log.info("trial %d is queued to run again already", trial.number)
+            return
+        requeue(
+            self.study,
+            trial.number,
+            dict(trial.params),
+            attrs,
+            max_retries=self.experiment.execution.max_retries,
+            checkpoint_run=run_id,
+        )
 
     def _opened(self, number: int) -> str:
         """The run id of trial ``number``'s record; if opening it failed, one more try now."""

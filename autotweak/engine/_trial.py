@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 
 from autotweak.engine._preemption import TrialPreempted
+from autotweak.engine._storage import retrying
 from autotweak.exceptions import AutotweakError
 
 __all__ = ["MODEL_ATTR", "Trial", "TrialPreempted", "TrialPruned"]
@@ -25,6 +26,8 @@ MODEL_ATTR = "autotweak.model"  # on a trial that logged a model: its ``runs:/<i
 TrialPruned = optuna.TrialPruned
 
 _log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FlushFn = Callable[[list[tuple[int, float, int]]], None]
 
@@ -112,6 +115,9 @@ class Trial:
                 notice): the trial is queued again and resumes from its checkpoint.
             AutotweakError: If ``step`` is not an integer >= 0 (any integral type, NumPy's
                 included, but not a bool) or is not increasing.
+            StorageUnreachableError: If the storage stays unreachable longer than a storage
+                operation is retried (an objective lets it through: its trial is queued to
+                run again, not failed).
         """
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise AutotweakError(f"'step' of report() must be an integer >= 0, got step={step!r}.")
@@ -122,12 +128,14 @@ class Trial:
                 f"after step={self._steps[-1][0]}."
             )
         value = float(value)
+        self._stored(lambda: self._record_step(step, value), f"reporting step {step}")
         with self._critical():
-            self._trial.report(value, step)
-            self._steps.append((step, value, int(time.time() * 1000)))
-            self._unflushed += 1
             self._maybe_flush()
-            prune = self._auto_prune and math.isfinite(value) and self._trial.should_prune()
+        prune = (
+            self._auto_prune
+            and math.isfinite(value)
+            and self._stored(self._trial.should_prune, f"asking the pruner at step {step}")
+        )
         if self._auto_prune and self.should_checkpoint():
             raise TrialPreempted(
                 f"trial {self.number} preempted after step {step}: the machine is going away."
@@ -135,10 +143,19 @@ class Trial:
         if prune:
             raise TrialPruned(f"trial {self.number} pruned at step {step} (value {value:.6g}).")
 
+    def _record_step(self, step: int, value: float) -> None:
+        self._trial.report(value, step)
+        self._steps.append((step, value, int(time.time() * 1000)))  # only once the storage has it
+        self._unflushed += 1
+
     def should_prune(self) -> bool:
-        """Whether the pruner would stop this trial now."""
-        with self._critical():
-            return self._trial.should_prune()
+        """Whether the pruner would stop this trial now.
+
+        Raises:
+            StorageUnreachableError: If the storage stays unreachable longer than a storage
+                operation is retried.
+        """
+        return self._stored(self._trial.should_prune, "asking the pruner")
 
     def should_checkpoint(self) -> bool:
         """Whether the machine is about to go away: save a checkpoint in :attr:`checkpoint_dir` now.
@@ -149,8 +166,7 @@ class Trial:
 
     def set_user_attr(self, key: str, value: Any) -> None:
         """Attach a JSON-serializable value to the trial (kept in Optuna's storage)."""
-        with self._critical():
-            self._trial.set_user_attr(key, value)
+        self._stored(lambda: self._trial.set_user_attr(key, value), f"setting the user attr '{key}'")
 
     def log_model(self, path: str | os.PathLike[str]) -> str:
         """Keep a saved model (a file or a folder) as the artifact ``model/`` of this trial's MLflow run.
@@ -197,7 +213,8 @@ class Trial:
         """The study's MLflow store, as recorded in the study, else ``$MLFLOW_TRACKING_URI``."""
         from autotweak.engine._study import ATTR
 
-        recorded = str(self._trial.study.user_attrs.get(ATTR.TRACKING_URI) or "")
+        attrs = self._stored(lambda: self._trial.study.user_attrs, "reading the study's attrs")
+        recorded = str(attrs.get(ATTR.TRACKING_URI) or "")
         uri = recorded if recorded and "***" not in recorded else os.environ.get("MLFLOW_TRACKING_URI")
         if not uri:
             raise AutotweakError(
@@ -205,6 +222,19 @@ class Trial:
                 "recorded none (or one with a password): set MLFLOW_TRACKING_URI."
             )
         return uri
+
+    def _stored(self, func: Callable[[], T], what: str) -> T:
+        """A call to the storage, retried through a short outage (a database restart).
+
+        Each attempt is one section that Ctrl-C does not cut; a Ctrl-C between attempts
+        stops the trial at once.
+        """
+
+        def attempt() -> T:
+            with self._critical():
+                return func()
+
+        return retrying(attempt, f"{what} of trial {self.number}", store=self._trial.storage)
 
     def _maybe_flush(self) -> None:
         if self._flush is None or time.monotonic() - self._last_flush < self._flush_every:

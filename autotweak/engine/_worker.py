@@ -32,6 +32,7 @@ from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import (
     StaleSweeper,
+    StorageUnreachableError,
     heartbeat,
     make_storage,
     quiet_optuna,
@@ -403,6 +404,8 @@ def _evaluate(
         return Outcome("pruned", _last_value(handle))
     except TrialPreempted as exc:
         return Outcome("preempted", _last_value(handle), f"preempted: {exc}")
+    except StorageUnreachableError as exc:  # not the objective's fault: run it again, as a preempted trial
+        return Outcome("preempted", _last_value(handle), f"lost: {exc}; queued to run again")
     except Exception as exc:
         return Outcome("failed", None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     value = as_number(raw)

@@ -19,13 +19,14 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from autotweak.engine._monitor import Monitor
-from autotweak.engine._session import WorkerContext
+from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import make_storage, retrying
-from autotweak.engine._study import create_study
+from autotweak.engine._study import ATTR, create_study, requeue
 from autotweak.engine._worker import WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
 from autotweak.testing.services import Postgres, postgres
+from autotweak.tracking import NullTracker
 
 UNREACHABLE = "unreachable while"
 
@@ -138,6 +139,154 @@ def test_the_monitor_waits_through_a_postgresql_restart(make_experiment, pg, pg_
         pg.ctl("start")
     assert poll.join().done == 0 and seen == [0]
     assert "unreachable while reading the study's progress" in caplog.text
+
+
+def test_a_trial_reporting_while_postgresql_is_down_survives_it(home, make_experiment, pg, pg_url):
+    exp = make_experiment(name="report-outage", storage=pg_url, **_spec())
+    create_study(exp, make_storage(pg_url))
+    outage: list[threading.Timer] = []
+
+    def train(config: dict[str, Any], trial: Any) -> float:
+        for step in range(1, 4):
+            if trial.number == 1 and step == 2 and not outage:
+                pg.ctl("stop", "-m", "fast")  # the next report finds no server, for 3 s
+                outage.append(threading.Timer(3.0, pg.ctl, args=("start",)))
+                outage[0].start()
+            trial.report(config["x"] + step, step)
+        return float(config["x"])
+
+    result = run_worker(_context(exp, pg_url, home), train)
+    outage[0].join()
+    assert result.trials == 3 and not result.crashed
+    study = optuna.load_study(study_name="report-outage", storage=pg_url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert study.trials[1].intermediate_values.keys() == {1, 2, 3}
+
+
+class _Flaky:
+    """Makes a storage method fail as a dropped connection does, once armed, for ``seconds``.
+
+    The error is the one Optuna raises for any database error met in a commit, which
+    blames invalid data ("e.g. exceeding max length"). It is armed once; telling a trial
+    (a write to another table) ends the outage early.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.armed = threading.Event()
+        self.since: float | None = None
+        self.failures = 0
+
+    def arm(self) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            self.armed.set()
+
+    def wrap(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.armed.is_set() and time.monotonic() - (self.since or 0.0) < self.seconds:
+                self.failures += 1
+                try:
+                    raise sqlalchemy.exc.OperationalError(
+                        "UPDATE", {}, Exception("server closed the connection")
+                    )
+                except sqlalchemy.exc.OperationalError as exc:
+                    raise optuna.exceptions.StorageInternalError(
+                        "An exception is raised during the commit. This typically happens due to "
+                        "invalid data in the commit, e.g. exceeding max length. "
+                    ) from exc
+            return method(*args, **kwargs)
+
+        return call
+
+    def ending(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.armed.clear()
+            return method(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+def flaky_reports(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], _Flaky]:
+    """``flaky_reports(seconds)``: a worker's ``report`` writes fail for that long once armed."""
+
+    def make(seconds: float) -> _Flaky:
+        flaky = _Flaky(seconds)
+        real = make_storage
+
+        def patched(url: str, **kwargs: Any) -> Any:
+            storage = real(url, **kwargs)
+            storage.set_trial_intermediate_value = flaky.wrap(storage.set_trial_intermediate_value)
+            storage.set_trial_state_values = flaky.ending(storage.set_trial_state_values)
+            return storage
+
+        monkeypatch.setattr("autotweak.engine._worker.make_storage", patched)
+        return flaky
+
+    return make
+
+
+def _reporting(flaky: _Flaky) -> Callable[[dict[str, Any], Any], float]:
+    """An objective whose first trial but one meets the outage at its second report."""
+
+    def train(config: dict[str, Any], trial: Any) -> float:
+        for step in range(1, 4):
+            if trial.number == 1 and step == 2:
+                flaky.arm()
+            trial.report(config["x"] + step, step)
+        return float(config["x"])
+
+    return train
+
+
+def test_a_report_is_retried_through_a_short_outage(home, make_experiment, flaky_reports):
+    url = f"sqlite:///{home / 'optuna.db'}"
+    exp = make_experiment(name="short-outage", storage=url, **_spec())
+    create_study(exp, make_storage(url))
+    flaky = flaky_reports(1.2)
+    result = run_worker(_context(exp, url, home), _reporting(flaky))
+    assert flaky.failures >= 2 and result.trials == 3
+    study = optuna.load_study(study_name="short-outage", storage=url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert study.trials[1].intermediate_values.keys() == {1, 2, 3}
+
+
+def test_a_trial_whose_storage_stays_down_is_queued_again_not_failed(
+    home, make_experiment, flaky_reports, monkeypatch
+):
+    monkeypatch.setattr("autotweak.engine._storage.RETRY_TIMEOUT", 1.0)
+    url = f"sqlite:///{home / 'optuna.db'}"
+    exp = make_experiment(name="long-outage", storage=url, **_spec())
+    create_study(exp, make_storage(url))
+    flaky = flaky_reports(float("inf"))  # until the trial is told
+    result = run_worker(_context(exp, url, home), _reporting(flaky))
+    assert not result.crashed
+    study = optuna.load_study(study_name="long-outage", storage=url)
+    lost = study.trials[1]
+    failure = lost.user_attrs[ATTR.FAILURE]
+    assert lost.state == TrialState.FAIL and failure.startswith(f"lost: the storage {url} was unreachable")
+    assert "while reporting step 2 of trial 1" in failure and "queued to run again" in failure
+    assert "exceeding max length" not in failure, "Optuna's guess at the cause is not repeated"
+    retries = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == 1]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    counted = [t for t in study.trials if ATTR.RETRY_OF not in t.user_attrs]
+    assert len(counted) == 3, "the lost attempt does not count against the budget"
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3
+
+
+def test_a_preempted_trial_queued_again_by_a_stale_sweep_is_not_queued_twice(home, make_experiment):
+    exp = make_experiment(name="swept")
+    study = create_study(exp, make_storage("memory"))
+    study.ask()  # the baseline
+    session = TrialSession(_context(exp, "memory", home), study, NullTracker(), seed=0)
+    handle = session.begin(study.ask())
+    # Its heartbeat stopped while the storage was down: another worker's sweep queued it again.
+    requeue(study, handle.number, handle.params, {}, max_retries=3)
+    told = session.finish(handle, Outcome("preempted", None, "lost: the storage was unreachable"), 1.0)
+    assert told.state == "preempted"
+    retries = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == handle.number]
+    assert len(retries) == 1
 
 
 def test_a_bad_write_is_not_retried_and_a_dropped_connection_names_the_storage():
