@@ -17,6 +17,7 @@ __all__ = [
     "artifact_root",
     "check_optuna_sqlite",
     "default_home",
+    "check_storage_exists",
     "is_redacted",
     "missing_sqlite_file",
     "redact",
@@ -117,6 +118,25 @@ def missing_sqlite_file(url: str) -> Path | None:
         return None
     path = Path(rest.split("?", 1)[0])
     return None if path.exists() else path
+
+
+def check_storage_exists(url: str, label: str = "storage") -> None:
+    """Refuse a ``sqlite:///`` storage named explicitly whose file does not exist.
+
+    Commands that read studies (``status``, ``best``, ``report``, ``resume``, ``worker``)
+    would otherwise create an empty database, folders included, at a misspelled path and
+    report "no studies" there. The embedded default store may be empty: a fresh user's is.
+
+    Raises:
+        AutotweakError: If ``url`` names a SQLite file that does not exist.
+    """
+    path = missing_sqlite_file(url)
+    if path is None or url == f"sqlite:///{default_home() / 'optuna.db'}":
+        return
+    raise AutotweakError(
+        f"{label}: no Optuna storage at {str(path)!r} (the file does not exist); check the path "
+        "(`autotweak optimize` creates a study's storage)."
+    )
 
 
 def check_optuna_sqlite(url: str) -> None:

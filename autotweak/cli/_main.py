@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from autotweak._locations import check_optuna_sqlite, redact, resolve_storage_url, resolve_tracking_uri
+from autotweak._locations import (
+    check_optuna_sqlite,
+    check_storage_exists,
+    redact,
+    resolve_storage_url,
+    resolve_tracking_uri,
+)
 from autotweak.cli._console import Console
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Budget, Execution, Experiment, load_experiment
@@ -40,6 +46,7 @@ def _open_storage(storage: str | None) -> optuna.storages.BaseStorage:
 
     url = resolve_storage_url(storage)
     _stores["storage"] = ("--storage", url)
+    check_storage_exists(url, "--storage")
     check_optuna_sqlite(url)
     return optuna.storages.get_storage(url)
 

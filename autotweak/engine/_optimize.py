@@ -14,6 +14,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from autotweak._locations import (
+    check_storage_exists,
     default_home,
     is_redacted,
     resolve_storage_url,
@@ -333,6 +334,7 @@ def join(
     """
     check_not_starting_worker()
     url = resolve_storage_url(storage)
+    check_storage_exists(url)
     study = load_study(study_name, make_storage(url))
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:

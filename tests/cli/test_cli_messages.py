@@ -69,8 +69,7 @@ def test_resume_shows_only_the_trials_it_ran_each_with_its_own_count(home):
     [
         (
             ["status", "--storage", "sqlite:////no_such_dir_xyz/x.db"],
-            "error: --storage: cannot open the store at 'sqlite:////no_such_dir_xyz/x.db': "
-            "OperationalError: unable to open database file",
+            "error: --storage: no Optuna storage at '/no_such_dir_xyz/x.db' (the file does not exist)",
         ),
         (
             ["best", "study", "--storage", "foo://bar"],
@@ -98,6 +97,15 @@ def test_a_store_that_cannot_be_opened_is_one_line_naming_the_option(home, args,
     run = autotweak(*args, cwd=home.parent)
     assert run.returncode == 2, run.stderr
     assert run.stderr.startswith(expected) and run.stderr.count("\n") == 1, run.stderr
+    assert not Path("/no_such_dir_xyz").exists(), "nothing is created at a path that does not exist"
+
+
+@pytest.mark.parametrize("command", [["status"], ["best", "study"], ["resume", "study"], ["worker", "study"]])
+def test_a_misspelled_sqlite_storage_is_refused_not_created(home, command):
+    missing = home.parent / "typo" / "optuna.db"
+    run = autotweak(*command, "--storage", f"sqlite:///{missing}", cwd=home.parent)
+    assert run.returncode == 2 and "(the file does not exist)" in run.stderr, run.stdout + run.stderr
+    assert not missing.parent.exists()
 
 
 @pytest.mark.parametrize("command", [["status"], ["optimize", "exp.yaml"]])
