@@ -119,7 +119,20 @@ start)
   echo "export MLFLOW_TRACKING_URI=http://$host:$mlflow_port"
   ;;
 stop)
-  [ -f "$dir/mlflow.pid" ] && { pkill -TERM -P "$(cat "$dir/mlflow.pid")" 2>/dev/null || true; kill "$(cat "$dir/mlflow.pid")" 2>/dev/null || true; rm -f "$dir/mlflow.pid"; }
+  if [ -f "$dir/mlflow.pid" ]; then
+    pid=$(cat "$dir/mlflow.pid")
+    children=$(pgrep -P "$pid" 2>/dev/null || true)
+    pkill -TERM -P "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+    # Wait until the server and its workers are gone, so that `start` may bind the port again.
+    for _ in $(seq 30); do
+      alive=0
+      for p in $pid $children; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ "$alive" = 0 ] && break
+      sleep 0.5
+    done
+    rm -f "$dir/mlflow.pid"
+  fi
   [ -f "$dir/pg/data/PG_VERSION" ] && { as_pg "$bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true; }
   echo "stopped the stores in $dir"
   ;;

@@ -131,3 +131,20 @@ def test_start_again_keeps_the_running_servers_and_refuses_other_ports(checkout)
     assert f"already runs on port {mlflow_port}, not MLFLOW_PORT={other}" in moved.stderr
     assert _run(checkout, "stop", pg_port=pg_port, mlflow_port=mlflow_port).returncode == 0
     assert not (checkout / "stores" / "mlflow.pid").exists()
+
+
+# As SERVING_MLFLOW, but it takes two seconds to let go of its port once told to stop.
+SLOW_STOPPING_MLFLOW = SERVING_MLFLOW.replace(
+    "import http.server, sys",
+    "import http.server, os, signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(2), os._exit(0)))",
+)
+
+
+def test_stop_waits_for_the_server_so_that_start_can_follow_at_once(checkout):
+    _fake_mlflow(checkout, SLOW_STOPPING_MLFLOW)
+    pg_port, mlflow_port = free_port(), free_port()
+    assert _run(checkout, "start", pg_port=pg_port, mlflow_port=mlflow_port).returncode == 0
+    assert _run(checkout, "stop", pg_port=pg_port, mlflow_port=mlflow_port).returncode == 0
+    again = _run(checkout, "start", pg_port=pg_port, mlflow_port=mlflow_port)
+    assert again.returncode == 0, again.stderr
