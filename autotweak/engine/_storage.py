@@ -142,10 +142,38 @@ def quiet_optuna() -> Iterator[None]:
         yield
 
 
+LOST_WORKER = "worker lost: no heartbeat within the grace period"
+_FAILURE_ATTR = "autotweak.failure"  # engine._study.ATTR.FAILURE (that module imports this one)
+
+
 def fail_stale(study: optuna.Study) -> None:
-    """Fail trials whose worker stopped beating, running the stale-trial callback."""
+    """Fail trials whose worker stopped beating, running the stale-trial callback.
+
+    As Optuna's ``fail_stale_trials``, except that each trial says why it failed (its
+    failure attribute is written while it is still running: a finished trial's cannot be),
+    so that progress lines and reports show the reason, not a bare "fail".
+    """
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return
+    failed = []
     with quiet_optuna():
-        optuna.storages.fail_stale_trials(study)
+        for trial_id in storage._get_stale_trial_ids(study._study_id):
+            if _fail_lost(storage, trial_id, LOST_WORKER):
+                failed.append(trial_id)
+    callback = storage.get_heartbeat_stale_trial_callback()
+    if callback is not None:
+        for trial_id in failed:
+            callback(study, copy.deepcopy(storage.get_trial(trial_id)))
+
+
+def _fail_lost(storage: BaseStorage, trial_id: int, reason: str) -> bool:
+    """Fail a running trial with ``reason``; ``False`` if it finished, or was failed elsewhere, first."""
+    try:
+        storage.set_trial_user_attr(trial_id, _FAILURE_ATTR, reason)
+        return bool(storage.set_trial_state_values(trial_id, state=TrialState.FAIL))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
 
 
 class StaleSweeper:
@@ -183,10 +211,7 @@ class StaleSweeper:
         callback = backend.get_heartbeat_stale_trial_callback()
         for tid in [tid for tid, since in self._unbeating.items() if now - since >= grace]:
             del self._unbeating[tid]
-            try:
-                if not storage.set_trial_state_values(tid, state=TrialState.FAIL):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
+            if not _fail_lost(storage, tid, LOST_WORKER):
                 continue  # it finished, or another worker failed it first
             trial = storage.get_trial(tid)
             _log.warning(

@@ -31,6 +31,7 @@ from autotweak.engine._reconcile import fail_record
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import (
+    LOST_WORKER,
     StaleSweeper,
     StorageUnreachableError,
     heartbeat,
@@ -150,7 +151,7 @@ def make_stale_handler(tracker: BaseTracker, max_retries: int) -> Callable[[optu
     """Close a dead trial's record and enqueue it again (up to ``max_retries`` times)."""
 
     def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-        fail_record(study, tracker, trial, "worker lost: no heartbeat within the grace period")
+        fail_record(study, tracker, trial, LOST_WORKER)
         _log.info("trial %d went stale (worker lost)", trial.number)
         requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=max_retries)
 

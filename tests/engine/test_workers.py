@@ -119,6 +119,8 @@ def test_sigkilled_worker_trial_is_failed_retried_from_checkpoint(home, mlflow_c
     assert_stores_agree(mlflow_client, study)
     run = mlflow_runs(mlflow_client, "study").children[victim.number]
     assert "no heartbeat" in run.data.tags["autotweak.failure"]
+    assert "no heartbeat" in victim.user_attrs[ATTR.FAILURE], "in Optuna too: what progress lines show"
+    assert f"trial {victim.number} fail (worker lost: no heartbeat" in out, out
 
 
 def test_whole_run_killed_leaves_stores_readable_and_resumable(home, mlflow_client):
