@@ -40,6 +40,16 @@ def test_prunes_in_plain_optimize_and_records_why(toy_model: CurveModel) -> None
     assert study.best_trial.state == TrialState.COMPLETE
 
 
+def _outside_the_model(trial: optuna.Trial) -> float:
+    """A trial with a parameter ('z') that the toy curve model does not know."""
+    z = trial.suggest_float("z", 0.0, 1.0)
+    for step in range(1, N_STEPS + 1):
+        trial.report(z * step, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return z * N_STEPS
+
+
 def test_no_model_falls_back_to_the_median_rule() -> None:
     learned = run(LearnedCurvePruner(None, n_steps=N_STEPS, min_steps=0))
     median = run(optuna.pruners.MedianPruner())
@@ -52,15 +62,7 @@ def test_a_space_the_model_does_not_know_falls_back(toy_model: CurveModel) -> No
     pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS)
     study = optuna.create_study(direction="maximize", pruner=pruner)
 
-    def objective(trial: optuna.Trial) -> float:
-        z = trial.suggest_float("z", 0.0, 1.0)
-        for step in range(1, N_STEPS + 1):
-            trial.report(z * step, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return z * N_STEPS
-
-    study.optimize(objective, n_trials=15)
+    study.optimize(_outside_the_model, n_trials=15)
     for trial in study.get_trials(states=(TrialState.PRUNED,)):
         assert trial.user_attrs[ATTR_PREFIX + "rule"] == "MedianPruner"
 
@@ -189,16 +191,8 @@ def test_a_model_that_does_not_fit_the_trials_is_said_once(
     pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS)
     study = optuna.create_study(direction="maximize", pruner=pruner)
 
-    def objective(trial: optuna.Trial) -> float:
-        z = trial.suggest_float("z", 0.0, 1.0)
-        for step in range(1, N_STEPS + 1):
-            trial.report(z * step, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return z * N_STEPS
-
     with caplog.at_level("WARNING", logger="autotweak"):
-        study.optimize(objective, n_trials=8)
+        study.optimize(_outside_the_model, n_trials=8)
     said = [r.getMessage() for r in caplog.records if "does not fit" in r.getMessage()]
     assert len(said) == 1 and "['z']" in said[0] and "MedianPruner decides" in said[0]
 

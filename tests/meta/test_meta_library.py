@@ -17,15 +17,7 @@ from autotweak.meta import (
     resolve_meta_model,
 )
 from autotweak.meta._library import restrict
-
-SPACE = SearchSpace.from_dict(
-    {
-        "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
-        "depth": {"type": "int", "low": 1, "high": 8},
-        "act": {"type": "categorical", "choices": ["relu", "tanh"]},
-    },
-    name="toy",
-)
+from tests.meta._helpers import TOY_SPACE as SPACE
 
 
 def _model_file(tmp_path: Path) -> Path:

@@ -20,15 +20,7 @@ from autotweak.meta import (
     load_meta_model,
     resolve_meta_model,
 )
-
-SPACE = SearchSpace.from_dict(
-    {
-        "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
-        "depth": {"type": "int", "low": 1, "high": 8},
-        "act": {"type": "categorical", "choices": ["relu", "tanh"]},
-    },
-    name="toy",
-)
+from tests.meta._helpers import TOY_SPACE as SPACE
 
 
 def _task(

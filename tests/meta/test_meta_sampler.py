@@ -27,6 +27,7 @@ from autotweak.meta import (
     guard_of,
     proposals_of,
 )
+from tests.meta._helpers import SeeingSampler
 
 SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 10.0}})
 
@@ -98,30 +99,12 @@ def test_the_guard_falls_back_when_the_past_disagrees() -> None:
     assert len(proposals_of(study.trials)) < 20
 
 
-class _Seeing(optuna.samplers.RandomSampler):
-    """A random sampler that records, for each trial it samples, the trials it could see."""
-
-    def __init__(self) -> None:
-        super().__init__(seed=0)
-        self.seen: dict[int, set[int]] = {}
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.FrozenTrial,
-        param_name: str,
-        param_distribution: optuna.distributions.BaseDistribution,
-    ) -> object:
-        self.seen[trial.number] = {t.number for t in study._get_trials(deepcopy=False)}
-        return super().sample_independent(study, trial, param_name, param_distribution)
-
-
 def _proposed(study: optuna.Study) -> set[int]:
     return {int(p["trial_number"]) for p in proposals_of(study.trials)}
 
 
 def test_after_the_guard_the_base_sampler_no_longer_sees_the_proposals() -> None:
-    base = _Seeing()
+    base = SeeingSampler()
     study = optuna.create_study(
         direction="maximize", sampler=MetaSampler(MODEL, base, n_meta=20, guard_after=4)
     )
@@ -135,7 +118,7 @@ def test_after_the_guard_the_base_sampler_no_longer_sees_the_proposals() -> None
 
 
 def test_a_worker_past_its_proposals_turns_cold_when_another_trips_the_guard() -> None:
-    base = _Seeing()
+    base = SeeingSampler()
     study = optuna.create_study(
         direction="maximize", sampler=MetaSampler(MODEL, base, n_meta=2, guard_after=100)
     )

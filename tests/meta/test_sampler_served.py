@@ -19,6 +19,7 @@ from autotweak.meta import (
     guard_of,
     proposals_of,
 )
+from tests.meta._helpers import SeeingSampler
 
 SPACE = SearchSpace.from_dict(
     {"x": {"type": "float", "low": 0.0, "high": 10.0}, "k": {"type": "int", "low": 1, "high": 5}}
@@ -41,24 +42,6 @@ def _histories(peaks: list[float], *, n: int = 30) -> Histories:
 MODEL = fit_meta_model(_histories([2.5, 3.0, 3.5]), SPACE, n_design=64)
 
 
-class _Seeing(optuna.samplers.RandomSampler):
-    """A random sampler that records, for each trial it samples, the trials it could see."""
-
-    def __init__(self) -> None:
-        super().__init__(seed=0)
-        self.seen: dict[int, set[int]] = {}
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.FrozenTrial,
-        param_name: str,
-        param_distribution: optuna.distributions.BaseDistribution,
-    ) -> object:
-        self.seen[trial.number] = {t.number for t in study._get_trials(deepcopy=False)}
-        return super().sample_independent(study, trial, param_name, param_distribution)
-
-
 def _ran_what_was_recorded(study: optuna.Study) -> None:
     for trial in study.trials:
         record = trial.system_attrs.get(PROPOSAL_ATTR)
@@ -68,7 +51,7 @@ def _ran_what_was_recorded(study: optuna.Study) -> None:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_a_study_of_another_space_is_exactly_its_base_sampler(seed: int) -> None:
-    base = _Seeing()
+    base = SeeingSampler()
     study = optuna.create_study(sampler=MetaSampler(MODEL, base, seed=seed))
     study.optimize(lambda t: -((t.suggest_float("a", 0, 1) - 0.3) ** 2), n_trials=14)
     assert proposals_of(study.trials) == []
@@ -95,7 +78,7 @@ def test_a_narrower_range_gets_proposals_inside_it_and_no_half_served_record() -
 
 
 def test_a_trial_that_sets_part_of_the_models_space_is_no_proposal() -> None:
-    base = _Seeing()
+    base = SeeingSampler()
     study = optuna.create_study(direction="maximize", sampler=MetaSampler(MODEL, base, n_meta=5))
     study.optimize(lambda t: -abs(t.suggest_float("x", 0.0, 10.0) - 3.0), n_trials=6)  # no "k"
     assert proposals_of(study.trials) == [] and guard_of(study) is None
