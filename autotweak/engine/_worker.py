@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -367,7 +367,7 @@ class _Loop:
             started = time.monotonic()
             interrupts.enter_objective()
             try:
-                outcome = _evaluate(self.objective, handle.config, handle)
+                outcome = _evaluate(self.objective, handle.config, handle, self.experiment.metric.name)
             except KeyboardInterrupt:
                 outcome = _interrupted(handle)
                 interrupted = True
@@ -397,7 +397,7 @@ def _interrupted(handle: Trial) -> Outcome:
 
 
 def _evaluate(
-    objective: Callable[[dict[str, Any], Trial], Any], config: dict[str, Any], handle: Trial
+    objective: Callable[[dict[str, Any], Trial], Any], config: dict[str, Any], handle: Trial, metric: str
 ) -> Outcome:
     try:
         raw = objective(config, handle)
@@ -411,10 +411,23 @@ def _evaluate(
         return Outcome("failed", None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     value = as_number(raw)
     if value is None:
-        return Outcome("failed", None, f"the objective must return a number, got {raw!r}")
+        return Outcome("failed", None, _not_a_number(raw, metric))
     if not math.isfinite(value):
-        return Outcome("failed", None, f"the objective returned {value}, which is not a finite number")
+        return Outcome(
+            "failed", None, f"the objective returned {metric}={value}, which is not a finite number"
+        )
     return Outcome("complete", value)
+
+
+def _not_a_number(raw: object, metric: str) -> str:
+    """Why ``raw`` is no result: the objective returns the metric's value, a plain number."""
+    message = f"the objective must return the metric '{metric}' as a number, got {raw!r}"
+    if isinstance(raw, Mapping):
+        found = f"return its '{metric}' value" if metric in raw else f"it has no '{metric}' key"
+        message += f" (a mapping: {found})"
+    elif raw is None:
+        message += " (a missing return statement?)"
+    return message
 
 
 def _last_value(handle: Trial) -> float | None:

@@ -255,23 +255,29 @@ def test_an_objective_workers_cannot_receive_is_refused_before_the_study_exists(
 
 
 def returns_text_or_bool(config: dict[str, Any]) -> Any:
-    return {0: "0.7", 1: True, 2: 0.5}[int(config["i"])]
+    return {0: "0.7", 1: True, 2: 0.5, 3: {"loss": 0.2}, 4: None}[int(config["i"])]
 
 
 def test_text_or_a_bool_returned_as_the_value_makes_a_failed_trial(home, make_experiment):
     exp = make_experiment(
         objective=returns_text_or_bool,
         base={},
-        tweaks={"i": {"type": "int", "low": 0, "high": 2}},
+        tweaks={"i": {"type": "categorical", "choices": [0, 1, 2, 3, 4]}},
         sampler="grid",
-        budget={"trials": 3},
+        budget={"trials": 5},
     )
     autotweak.optimize(exp, track=False)
     trials = {t.params["i"]: t for t in load(exp).trials}
     assert trials[2].state == TrialState.COMPLETE and trials[2].value == 0.5
-    for i, raw in ((0, "'0.7'"), (1, "True")):
+    why = "the objective must return the metric 'loss' as a number, got"
+    for i, said in (
+        (0, f"{why} '0.7'"),
+        (1, f"{why} True"),
+        (3, f"{why} {{'loss': 0.2}} (a mapping: return its 'loss' value)"),
+        (4, f"{why} None (a missing return statement?)"),
+    ):
         assert trials[i].state == TrialState.FAIL
-        assert trials[i].user_attrs[ATTR.FAILURE] == f"the objective must return a number, got {raw}"
+        assert trials[i].user_attrs[ATTR.FAILURE] == said
 
 
 def test_a_mapping_is_taken_as_the_experiment(home):
