@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -89,6 +90,16 @@ def as_bool(value: Any, where: Where) -> bool:
     if not isinstance(value, bool):
         raise where.fail("must be true or false", value)
     return value
+
+
+def is_integer(value: Any) -> TypeGuard[int]:
+    """Whether ``value`` is an integer, Python's or NumPy's, and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> TypeGuard[float]:
+    """Whether ``value`` is a real number, Python's or NumPy's, and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def as_int(value: Any, where: Where, *, minimum: int | None = None) -> int:

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import numbers
 import time
 import warnings
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from autotweak._validation import is_integer
 from autotweak.curves._features import Reference, curve_features_batch, horizon
 from autotweak.curves._model import CurveModel, Network
 from autotweak.exceptions import AutotweakError
@@ -176,22 +176,23 @@ def _check_fit_args(
     def refuse(name: str, value: Any, rule: str) -> None:
         raise AutotweakError(f"'{name}' of fit_curve_model must be {rule}, got {name}={value!r}.")
 
-    def integer(value: Any) -> bool:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
     if not isinstance(histories, Histories):
         refuse(
             "histories", type(histories).__name__, "Histories (from read_table, read_mlflow or read_optuna)"
         )
     if not isinstance(space, SearchSpace):
         refuse("space", type(space).__name__, "a SearchSpace (autotweak.load_space)")
-    if isinstance(hidden, str | bytes) or not all(integer(h) and h >= 1 for h in hidden) or not len(hidden):
+    if (
+        isinstance(hidden, str | bytes)
+        or not all(is_integer(h) and h >= 1 for h in hidden)
+        or not len(hidden)
+    ):
         refuse("hidden", hidden, "a non-empty sequence of integers >= 1")
-    if not (integer(max_examples) and max_examples >= _MIN_EXAMPLES):
+    if not (is_integer(max_examples) and max_examples >= _MIN_EXAMPLES):
         refuse("max_examples", max_examples, f"an integer >= {_MIN_EXAMPLES}")
     if not (isinstance(holdout, float | int) and not isinstance(holdout, bool) and 0 < holdout < 1):
         refuse("holdout", holdout, "a fraction in (0, 1)")
-    if not (integer(seed) and seed >= 0):
+    if not (is_integer(seed) and seed >= 0):
         refuse("seed", seed, "an integer >= 0")
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import os
 from dataclasses import dataclass
 from typing import Any, cast
@@ -40,6 +39,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._study_view import StudyView
+from autotweak._validation import is_integer, is_number
 from autotweak.curves._features import Reference
 from autotweak.curves._library import load_curve_model, model_for
 from autotweak.curves._model import CurveModel
@@ -106,7 +106,7 @@ def _count(name: str, value: Any, low: int, *, optional: bool = False) -> int | 
     if value is None and optional:
         return None
     rule = f"{'None or ' if optional else ''}an integer >= {low}"
-    _check(name, value, isinstance(value, numbers.Integral) and not isinstance(value, bool), rule)
+    _check(name, value, is_integer(value), rule)
     _check(name, value, int(value) >= low, rule)
     return int(value)
 
@@ -140,7 +140,7 @@ class LearnedCurvePruner(BasePruner):
         fallback: BasePruner | None = None,
     ) -> None:
         top_k = cast(int, _count("top_k", top_k, 1))
-        number = isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)
+        number = is_number(threshold)
         _check("threshold", threshold, number and 0 <= threshold < 1, "a number in [0, 1)")
         n_steps = _count("n_steps", n_steps, 1, optional=True)
         min_steps = _count("min_steps", min_steps, 0, optional=True)

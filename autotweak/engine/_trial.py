@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 
 import optuna
 
+from autotweak._validation import is_integer
 from autotweak.engine._preemption import TrialPreempted
 from autotweak.engine._storage import retrying
 from autotweak.exceptions import AutotweakError
@@ -119,7 +119,7 @@ class Trial:
                 operation is retried (an objective lets it through: its trial is queued to
                 run again, not failed).
         """
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+        if not is_integer(step) or step < 0:
             raise AutotweakError(f"'step' of report() must be an integer >= 0, got step={step!r}.")
         step = int(step)
         if self._steps and step <= self._steps[-1][0]:

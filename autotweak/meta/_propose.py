@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import kendalltau
 
+from autotweak._validation import is_number
 from autotweak.meta._model import MetaModel
 
 __all__ = ["Proposal", "Proposer", "descriptor_weights"]
@@ -233,7 +233,7 @@ def _kernel(past: NDArray[np.float64], new: NDArray[np.float64]) -> NDArray[np.f
 
 def _finite(value: object) -> bool:
     """Whether ``value`` is a finite real number (Python's or NumPy's, never a bool)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+    if not is_number(value):
         return False
     return math.isfinite(float(value))
 

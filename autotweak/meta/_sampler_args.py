@@ -6,11 +6,11 @@ argument fails at construction and not at the fifth trial.
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Mapping
 from typing import Any, cast
 
+from autotweak._validation import is_integer, is_number
 from autotweak.exceptions import AutotweakError
 from autotweak.meta._model import MetaModel, load_meta_model
 
@@ -28,14 +28,14 @@ def _check(name: str, value: Any, ok: bool, rule: str) -> None:
 
 def _count(name: str, value: Any, low: int) -> int:
     """``value`` as an ``int`` >= ``low`` (NumPy integers too, never a bool)."""
-    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    integer = is_integer(value)
     _check(name, value, integer and int(value) >= low, f"an integer >= {low}")
     return int(value)
 
 
 def _tau(name: str, value: Any) -> float:
     """``value`` as a Kendall tau: a number in [-1, 1]."""
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    real = is_number(value)
     _check(name, value, real and -1.0 <= float(value) <= 1.0, "a number in [-1, 1] (a Kendall tau)")
     return float(value)
 
@@ -58,6 +58,6 @@ def _descriptor_argument(descriptor: Any) -> dict[str, Any] | None:
         return None
     _check("descriptor", descriptor, isinstance(descriptor, Mapping), rule)
     for key, value in descriptor.items():
-        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        number = is_number(value)
         _check("descriptor", {key: value}, isinstance(key, str) and (number or isinstance(value, str)), rule)
     return dict(descriptor)
