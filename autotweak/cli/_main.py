@@ -30,6 +30,8 @@ from autotweak.spec import Budget, Execution, Experiment, load_experiment
 if TYPE_CHECKING:
     import optuna
 
+    from autotweak.engine import Progress
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _console = Console()
@@ -170,8 +172,14 @@ def worker(
     _stores["storage"] = ("--storage", resolve_storage_url(storage))  # what a store error names
     if tracking_uri:
         _stores["tracking"] = ("--tracking-uri", resolve_tracking_uri(tracking_uri))
-    _console.line(f"joining study '{study}' with {workers} worker(s)")
-    results = join(study, storage=storage, tracking_uri=tracking_uri, workers=workers, wall_time=seconds)
+    results = join(
+        study,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        workers=workers,
+        wall_time=seconds,
+        on_ready=lambda: _console.line(f"joining study '{study}' with {workers} worker(s)"),
+    )
     reasons = ", ".join(sorted({r.stop_reason for r in results}))
     _console.line(f"worker done: {sum(r.trials for r in results)} trial(s) run; stopped ({reasons})")
     if any(r.interrupted for r in results):
@@ -469,7 +477,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     _console.quiet = bool(options.get("quiet"))
     _console.configure_logging(int(options.get("verbose") or 0))
     verb = "resuming" if resume else "starting"
-    _console.line(
+    opened = (
         f"{verb} study '{experiment.name}': sampler {experiment.sampler.name}, pruner "
         f"{experiment.pruner.name}, {experiment.execution.workers} worker(s)"
     )
@@ -482,7 +490,8 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         executor = EXECUTORS[options["executor"]](experiment.execution.workers)
     try:
         with _console.study_view(experiment) as view:
-            result = run_study(experiment, resume=resume, on_progress=view, executor=executor)
+            on_progress = _announced(opened, view)  # said once the study is open, not before a setup error
+            result = run_study(experiment, resume=resume, on_progress=on_progress, executor=executor)
     except StudyInterrupted as stopped:
         result = stopped.result  # closed cleanly: summed up below, then exit 130
     summary = result.summary
@@ -525,6 +534,20 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
             "is kept in the trial's MLflow run (artifact traceback.txt; `autotweak ui` shows it)"
         )
         raise SystemExit(1)
+
+
+def _announced(line: str, view: Callable[[Progress], None]) -> Callable[[Progress], None]:
+    """``view``, printing ``line`` before its first call."""
+    said = False
+
+    def callback(progress: Progress) -> None:
+        nonlocal said
+        if not said:
+            said = True
+            _console.line(line)
+        view(progress)
+
+    return callback
 
 
 def _store_origin(experiment: Experiment, key: str, option: str | None) -> tuple[str, str]:

@@ -65,6 +65,7 @@ class Monitor:
         trials = self._read()
         self._seen = {t.number for t in trials if t.state.is_finished()}
         self._done_at_start = _counted(trials)
+        self._report(trials)  # the study is open: a first look at once, news-free
         self._thread.start()
         return self
 

@@ -312,6 +312,7 @@ def join(
     tracking_uri: str | None = None,
     workers: int = 1,
     wall_time: float | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> list[WorkerResult]:
     """Join a running study as a worker: run its trials until its budget is spent.
 
@@ -325,6 +326,7 @@ def join(
             the study recorded, unless that held a password).
         workers: Local worker processes to run.
         wall_time: Seconds after which this worker stops taking trials.
+        on_ready: Called once the study and its stores are found, before any worker starts.
 
     Returns:
         What each worker did.
@@ -355,6 +357,8 @@ def join(
         home=str(default_home()),
         deadline=None if wall_time is None else time.time() + wall_time,
     )
+    if on_ready is not None:
+        on_ready()
     results = executor_for(workers).run(context, None)
     if any(r.crashed and r.last_trial is not None for r in results):
         tracker = make_tracker(context.tracking_uri)

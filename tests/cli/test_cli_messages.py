@@ -97,6 +97,7 @@ def test_a_store_that_cannot_be_opened_is_one_line_naming_the_option(home, args,
     run = autotweak(*args, cwd=home.parent)
     assert run.returncode == 2, run.stderr
     assert run.stderr.startswith(expected) and run.stderr.count("\n") == 1, run.stderr
+    assert run.stdout == "", "no 'starting study' line before a study that never opened"
     assert not Path("/no_such_dir_xyz").exists(), "nothing is created at a path that does not exist"
 
 
