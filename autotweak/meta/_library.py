@@ -31,6 +31,8 @@ _log = logging.getLogger(__name__)
 
 META_SUFFIX = ".meta.npz"
 
+_said: set[tuple[str, int]] = set()  # the models this process has said it uses
+
 
 def model_paths() -> list[Path]:
     """Meta-model files found: ``$AUTOTWEAK_META_PATH`` folders first, then the shipped ones."""
@@ -72,7 +74,14 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
         loaded = _found(*_version(path))
         fitted = None if loaded is None else restrict(loaded, space)
         if fitted is not None:
-            _log.info("meta-learner: using %s (%d past tasks)", path, fitted.n_tasks)
+            said = (str(path), fitted.n_tasks) in _said  # a study resolves it several times
+            _said.add((str(path), fitted.n_tasks))
+            _log.log(
+                logging.DEBUG if said else logging.INFO,
+                "meta-learner: using %s (%d past tasks)",
+                path,
+                fitted.n_tasks,
+            )
             return fitted
     return None
 

@@ -71,3 +71,17 @@ def test_a_parameter_of_another_kind_does_not_fit(tmp_path: Path) -> None:
     with pytest.raises(MetaModelError, match=r"do not fit the space.*'depth': 'int'.*'depth': 'float'"):
         resolve_meta_model(path, space)
     assert restrict(resolve_meta_model(path, SPACE), space) is None  # type: ignore[arg-type]
+
+
+def test_auto_says_once_which_shipped_model_it_uses(caplog: pytest.LogCaptureFixture) -> None:
+    """A study resolves its model several times (the baseline, each sampler, the summary)."""
+    from autotweak.meta import _library
+
+    _library._said.clear()
+    hgb = load_space("hgb")
+    with caplog.at_level("DEBUG", logger="autotweak"):
+        for _ in range(3):
+            assert resolve_meta_model("auto", hgb) is not None
+    said = [r for r in caplog.records if "meta-learner: using" in r.getMessage()]
+    assert [r.levelname for r in said] == ["INFO", "DEBUG", "DEBUG"]
+    assert "hgb.meta.npz (47 past tasks)" in said[0].getMessage()
