@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,9 +67,21 @@ def _categorical(
                 .child(i)
                 .fail("must be null, a boolean, a number or a string", choice, SpaceError)
             )
-    if len(set(map(repr, choices))) != len(choices):
-        raise where.child("choices").fail("must not repeat a value", choices, SpaceError)
+    _check_distinct(choices, where.child("choices"))
     return CategoricalParam(name, tuple(choices), when=when, description=description)
+
+
+def _check_distinct(choices: list[Any], where: Where) -> None:
+    """Refuse choices equal under ``==`` (``1 == 1.0 == true``, ``0 == false``).
+
+    Optuna finds a choice by ``==`` (``list.index``), so two equal choices would be stored as
+    the first one while the trial (and MLflow) saw the other.
+    """
+    for i, later in enumerate(choices):
+        for earlier in choices[:i]:
+            if earlier == later or repr(earlier) == repr(later):
+                pair = f"{json.dumps(earlier)} == {json.dumps(later)}"
+                raise where.fail(f"must not repeat a value ({pair})", choices, SpaceError)
 
 
 def _numeric(
