@@ -2,7 +2,8 @@
 
 A run is a past trial when it has the metric and params that map onto the space. Its
 learning curve is the metric's history by step; its value the last point of that history
-(for autotweak's trial runs, the ``final_<metric>`` they record). The task is the run's
+(for autotweak's trial runs, the ``final_<metric>`` they record, which is all a trial whose
+objective never reported has: it is read without a curve). The task is the run's
 experiment, or the tag or param named by ``task_key``.
 
 autotweak's study (parent) runs are not trials and are passed over. A run that failed,
@@ -218,12 +219,12 @@ def _trial(
         task = tags.get(reading.task_key, params.get(reading.task_key))
         if task is None:
             return None, None, f"task key {reading.task_key!r} is neither a tag nor a param of the run"
-    if reading.metric not in run.data.metrics:
-        return None, None, f"metric {reading.metric!r} is missing"
     value = _value(run, reading.metric)
+    if value is None:
+        return None, None, f"metric {reading.metric!r} is missing"
     if not math.isfinite(value):
         return None, None, f"metric {reading.metric!r} is not a finite number"
-    steps, curve = _curve(reading, run)
+    steps, curve = _curve(reading, run) if reading.metric in run.data.metrics else ((), ())
     config, reason = reading.mapper.map(params)
     if config is None:
         return None, None, reason
@@ -241,13 +242,20 @@ def _curve(reading: _Reading, run: Run) -> tuple[tuple[int, ...], tuple[float, .
     return tuple(int(s) for s, _ in points), tuple(float(v) for _, v in points)
 
 
-def _value(run: Run, metric: str) -> float:
-    """The metric's last value (by step), or the final value an autotweak trial recorded."""
-    last = float(run.data.metrics[metric])
-    final = run.data.metrics.get(f"final_{metric}")
-    if final is not None and _finite(last) and run.data.tags.get("autotweak.kind") == "trial":
-        return float(final)
-    return last if _finite(last) else math.nan
+def _value(run: Run, metric: str) -> float | None:
+    """The metric's last value (by step), or the final value an autotweak trial recorded.
+
+    An autotweak trial whose objective never reported has the final value only; a run with
+    neither has no value (None).
+    """
+    metrics = run.data.metrics
+    final = metrics.get(f"final_{metric}") if run.data.tags.get("autotweak.kind") == "trial" else None
+    if metric not in metrics:
+        return None if final is None else float(final)
+    last = float(metrics[metric])
+    if not _finite(last):
+        return math.nan
+    return last if final is None else float(final)
 
 
 def _finite(value: float) -> bool:

@@ -178,3 +178,21 @@ def test_unknown_experiments_and_bad_direction_are_refused(home: Path, store: di
         read_mlflow(uri, ["wine", "beer"], metric="val_acc", space=SPACE)
     with pytest.raises(HistoryError, match=r"'direction' must be 'maximize' or 'minimize', got 'up'"):
         read_mlflow(uri, metric="val_acc", space=SPACE, direction="up")  # type: ignore[arg-type]
+
+
+def test_autotweak_runs_that_never_report_are_read_by_their_final_value(
+    home: Path, make_experiment, mlflow_client: MlflowClient
+) -> None:
+    exp = make_experiment(name="silent", budget={"trials": 2}, base={})
+    with autotweak.Study(exp) as study:
+        for _ in range(2):
+            trial = study.ask()
+            assert trial is not None
+            study.tell(trial, (trial.config["x"] - 1.0) ** 2)
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    histories = read_mlflow(uri, ["silent"], metric="loss", direction="minimize", space=X_SPACE)
+    trials = histories.task("silent").trials
+    assert len(trials) == 2 and dict(histories.skipped.counts) == {}
+    for trial in trials:
+        assert trial.complete and trial.steps == () and trial.curve == ()
+        assert trial.value == pytest.approx((trial.params["x"] - 1.0) ** 2)
