@@ -114,7 +114,8 @@ def _numeric(
         raise where.fail("must satisfy low <= high", {"low": low, "high": high}, SpaceError)
     if log and low <= 0:
         raise where.child("low").fail("must be > 0 when log is true", low, SpaceError)
-    if log and step not in (None, 1):
+    # Optuna takes no step with log for floats; for ints only its default step of 1.
+    if log and step is not None and (kind == "float" or step != 1):
         raise where.child("step").fail("cannot be combined with log: true", step, SpaceError)
     if kind == "int":
         return IntParam(

@@ -36,3 +36,16 @@ def test_choices_of_different_values_stay_allowed():
         value = space.suggest(trial)["a"]
         study.tell(trial, 0.0)
         assert trial.params["a"] == value and type(trial.params["a"]) is type(value)
+
+
+def test_a_float_step_with_log_is_refused_even_a_step_of_one():
+    message = "'a.step' cannot be combined with log: true, got 1.0."
+    with pytest.raises(SpaceError, match=re.escape(message)):
+        SearchSpace.from_dict({"a": {"type": "float", "low": 0.1, "high": 10, "log": True, "step": 1}})
+
+
+def test_an_int_step_of_one_with_log_stays_allowed():
+    space = SearchSpace.from_dict({"a": {"type": "int", "low": 1, "high": 64, "log": True, "step": 1}})
+    assert space["a"].log
+    with pytest.raises(SpaceError, match=re.escape("'a.step' cannot be combined with log: true, got 2.")):
+        SearchSpace.from_dict({"a": {"type": "int", "low": 1, "high": 65, "log": True, "step": 2}})
