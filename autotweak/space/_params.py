@@ -31,6 +31,17 @@ def _unscale(low: float, high: float, log: bool, value: float) -> float:
     return math.log(value / low) / math.log(high / low) if log else (value - low) / (high - low)
 
 
+_STEP_RTOL = 1e-9
+
+
+def on_step(offset: float, step: float) -> bool:
+    """Whether ``offset`` is a whole number of ``step``: exactly for ints, up to rounding for floats."""
+    if isinstance(offset, int) and isinstance(step, int):
+        return offset % step == 0
+    steps = offset / step
+    return abs(steps - round(steps)) <= _STEP_RTOL * max(1.0, abs(steps))
+
+
 @dataclass(frozen=True)
 class Condition:
     """A parameter is active only when ``parent`` took one of ``values``."""
@@ -92,7 +103,9 @@ class FloatParam(_Base):
         return _unscale(self.low, self.high, self.log, float(value))
 
     def contains(self, value: Any) -> bool:
-        return isinstance(value, int | float) and self.low <= float(value) <= self.high
+        if not isinstance(value, int | float) or not self.low <= float(value) <= self.high:
+            return False
+        return self.step is None or on_step(float(value) - self.low, self.step)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "float", "low": self.low, "high": self.high}

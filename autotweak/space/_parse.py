@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ from autotweak.space._params import (
     FloatParam,
     IntParam,
     Param,
+    on_step,
 )
 
 _KINDS = ("float", "int", "categorical", "fixed")
@@ -110,6 +112,16 @@ def _numeric(
             if raw_step is None
             else as_float(raw_step, where.child("step"), minimum=0, strict_minimum=True)
         )
+    _check_range(kind, low, high, log, step, where)
+    if kind == "int":
+        return IntParam(
+            name, int(low), int(high), log=log, step=int(step or 1), when=when, description=description
+        )
+    return FloatParam(name, float(low), float(high), log=log, step=step, when=when, description=description)
+
+
+def _check_range(kind: str, low: float, high: float, log: bool, step: float | None, where: Where) -> None:
+    """The rules Optuna's distributions check at each trial, checked once at load."""
     if low > high:
         raise where.fail("must satisfy low <= high", {"low": low, "high": high}, SpaceError)
     if log and low <= 0:
@@ -117,11 +129,17 @@ def _numeric(
     # Optuna takes no step with log for floats; for ints only its default step of 1.
     if log and step is not None and (kind == "float" or step != 1):
         raise where.child("step").fail("cannot be combined with log: true", step, SpaceError)
-    if kind == "int":
-        return IntParam(
-            name, int(low), int(high), log=log, step=int(step or 1), when=when, description=description
-        )
-    return FloatParam(name, float(low), float(high), log=log, step=step, when=when, description=description)
+    if step is not None and not on_step(high - low, step):
+        # Optuna would narrow the range to the last step below high, with a warning only.
+        steps = (high - low) / step
+        below, above = low + math.floor(steps) * step, low + math.ceil(steps) * step
+        rule = f"must be low plus a multiple of step {_show(step)} ({_show(below)} or {_show(above)})"
+        raise where.child("high").fail(rule, high, SpaceError)
+
+
+def _show(number: float) -> str:
+    """A number as a user wrote it: no float noise such as 0.8999999999999999."""
+    return str(number) if isinstance(number, int) else f"{number:.12g}"
 
 
 def _parse_when(raw: Any, where: Where) -> Condition | None:

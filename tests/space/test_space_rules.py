@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from autotweak.exceptions import SpaceError
-from autotweak.space import SearchSpace
+from autotweak.space import FloatParam, SearchSpace
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,50 @@ def test_an_int_step_of_one_with_log_stays_allowed():
     assert space["a"].log
     with pytest.raises(SpaceError, match=re.escape("'a.step' cannot be combined with log: true, got 2.")):
         SearchSpace.from_dict({"a": {"type": "int", "low": 1, "high": 65, "log": True, "step": 2}})
+
+
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        (
+            {"type": "int", "low": 0, "high": 10, "step": 4},
+            "'a.high' must be low plus a multiple of step 4 (8 or 12), got 10.",
+        ),
+        (
+            {"type": "int", "low": 0, "high": 3, "step": 4},
+            "'a.high' must be low plus a multiple of step 4 (0 or 4), got 3.",
+        ),
+        (
+            {"type": "float", "low": 0, "high": 1, "step": 0.3},
+            "'a.high' must be low plus a multiple of step 0.3 (0.9 or 1.2), got 1.0.",
+        ),
+    ],
+)
+def test_a_step_that_does_not_divide_the_range_is_refused(definition, message):
+    """Optuna would narrow the range and warn; autotweak's grid would still reach the old high."""
+    with pytest.raises(SpaceError, match=re.escape(message)):
+        SearchSpace.from_dict({"a": definition})
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "step"), [(0.0, 1.0, 0.1), (0.1, 0.7, 0.2), (0.0, 0.9, 0.3), (1e-3, 1e-3, 1e-4)]
+)
+def test_a_float_step_that_divides_up_to_rounding_is_allowed(low, high, step):
+    space = SearchSpace.from_dict({"a": {"type": "float", "low": low, "high": high, "step": step}})
+    grid = space.grid(50)["a"]
+    assert max(grid) <= high + 1e-12
+    assert all(space["a"].contains(v) for v in grid)
+
+
+def test_the_int_grid_stays_inside_the_range_optuna_searches():
+    space = SearchSpace.from_dict({"a": {"type": "int", "low": 0, "high": 8, "step": 4}})
+    assert space.grid(5)["a"] == [0, 4, 8]
+
+
+def test_a_float_off_its_step_grid_is_not_contained():
+    param = FloatParam("b", 0.0, 0.9, step=0.3)
+    assert param.contains(0.6) and param.contains(0.9) and param.contains(0.0)
+    assert not param.contains(0.5)
+    assert not param.contains(1.2)
+    space = SearchSpace((param,))
+    assert space.invalid({"b": 0.5}) == ["b"]
