@@ -58,8 +58,10 @@ def load_space(name_or_path: str | os.PathLike[str], *, base_dir: Path | None = 
 
 def _load(ref: str, chain: tuple[str, ...], base_dir: Path | None) -> SearchSpace:
     path = _resolve(ref, base_dir)
-    if str(path) in chain:
-        raise SpaceError(f"'extends' must not form a cycle, got {' -> '.join((*chain, str(path)))}.")
+    # The same file may be spelled two ways (lib/a.yaml, ../lib/a.yaml): compare real paths.
+    if any(Path(earlier).resolve() == path.resolve() for earlier in chain):
+        # Raised while reading an 'extends', which _extended names as the field.
+        raise SpaceError(f"must not form a cycle, got {' -> '.join((*chain, str(path)))}.")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

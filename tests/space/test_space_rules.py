@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from autotweak.exceptions import SpaceError
-from autotweak.space import FloatParam, SearchSpace
+from autotweak.space import FloatParam, SearchSpace, load_space
 
 
 @pytest.mark.parametrize(
@@ -96,3 +96,21 @@ def test_a_float_off_its_step_grid_is_not_contained():
     assert not param.contains(1.2)
     space = SearchSpace((param,))
     assert space.invalid({"b": 0.5}) == ["b"]
+
+
+def test_an_extends_cycle_written_with_another_path_is_found(tmp_path):
+    (tmp_path / "lib2").mkdir()
+    (tmp_path / "lib2" / "selfpath.yaml").write_text("extends: ../lib2/selfpath.yaml\n")
+    with pytest.raises(SpaceError, match="'extends' must not form a cycle, got "):
+        load_space("lib2/selfpath.yaml", base_dir=tmp_path)
+
+
+def test_the_cycle_message_says_extends_once(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(SpaceError) as info:
+        load_space(tmp_path / "a.yaml")
+    message = str(info.value)
+    assert "'extends' 'extends'" not in message
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert message == f"{b}: 'extends' must not form a cycle, got {a} -> {b} -> {a}."
