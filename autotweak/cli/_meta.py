@@ -140,10 +140,7 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
     args["model"] = model or args.get("model", "auto")
     sampler = cast(MetaSampler, build_sampler(Component("meta", args), experiment.space, experiment.seed))
     if sampler.model is None:
-        raise AutotweakError(
-            f"no meta-model fits the space of {spec} ({experiment.space.names}); "
-            "fit one with `autotweak meta fit`."
-        )
+        raise AutotweakError(_no_model(spec, experiment.space))
     fitted = sampler.model
     base = experiment.base_trial()
     proposals = sampler.plan(top, first=[] if base is None else [base])
@@ -170,6 +167,16 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
             f"optimize serves the first {sampler.n_meta} (sampler.args.n_meta), "
             f"then {type(sampler.base).__name__}"
         )
+
+
+def _no_model(spec: str, space: SearchSpace) -> str:
+    """Why ``suggest`` has no model for the space of ``spec``, and what to do."""
+    from autotweak.meta._library import narrowed_out
+
+    narrowed = narrowed_out(space, f"the space of {spec}")
+    if narrowed is not None:
+        return f"{narrowed}; widen them, or fit a model for them with `autotweak meta fit`."
+    return f"no meta-model fits the space of {spec} ({space.names}); fit one with `autotweak meta fit`."
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ _log = logging.getLogger(__name__)
 META_SUFFIX = ".meta.npz"
 
 _said: set[tuple[str, int]] = set()  # the models this process has said it uses
+_warned: set[tuple[str | None, str]] = set()  # (reason, space) said: a study runs without a model
 
 
 def model_paths() -> list[Path]:
@@ -39,13 +40,17 @@ def model_paths() -> list[Path]:
     return model_files(META_SUFFIX)
 
 
-def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace) -> MetaModel | None:
+def resolve_meta_model(
+    model: str | os.PathLike[str] | None, space: SearchSpace, *, base_dir: Path | None = None
+) -> MetaModel | None:
     """The meta-model for ``space``.
 
     Args:
         model: A model file; ``"auto"`` for the first found model (see :func:`model_paths`)
             that fits the space; ``None`` or ``"none"`` for no model.
         space: The study's search space.
+        base_dir: The folder of the spec that names ``model``: a relative file is looked for
+            there first, then in the working directory (as a spec's space files are).
 
     Raises:
         MetaModelError: If a named file does not fit ``space`` or cannot be read.
@@ -53,23 +58,33 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
     if model is None or str(model) == "none":
         return None
     if str(model) != "auto":
-        named = _load(Path(model))
-        found = restrict(named, space)
-        conditional = [p.name for p in space.params if p.when is not None]
-        if found is None and conditional:
-            raise MetaModelError(
-                f"{model}: a meta-model serves a space without conditional parameters, got conditional "
-                f"{conditional}."
-            )
-        if found is None:
-            raise MetaModelError(
-                f"{model}: the meta-model's parameters do not fit the space: a model fits a space with the "
-                "same tunable parameters (by name and kind, in any order) and a candidate inside it, got "
-                f"model {_kinds(named.space)} for space {_kinds(space)}."
-            )
-        return found
+        return _named(str(model), _named_file(Path(model), base_dir), space)
+    fitted, narrowed = _search(space, "the space")
+    said = (narrowed, repr(space.to_dict()))
+    if fitted is None and narrowed is not None and said not in _warned:
+        _warned.add(said)  # a study resolves it several times
+        _log.warning(
+            "meta-learner: %s; the meta sampler runs without a meta-model (its base sampler alone)", narrowed
+        )
+    return fitted
+
+
+def narrowed_out(space: SearchSpace, what: str) -> str | None:
+    """Why no found model serves ``space`` when one fits its parameters, else ``None``.
+
+    Args:
+        space: The study's search space.
+        what: How to name the space in the reason ("the space of exp.yaml").
+    """
+    fitted, narrowed = _search(space, what)
+    return None if fitted is not None else narrowed
+
+
+def _search(space: SearchSpace, what: str) -> tuple[MetaModel | None, str | None]:
+    """The first found model that serves ``space``, else why the first that fits its parameters does not."""
     if any(p.when is not None for p in space.params):
-        return None
+        return None, None
+    narrowed = None
     for path in model_paths():
         loaded = _found(*_version(path))
         fitted = None if loaded is None else restrict(loaded, space)
@@ -82,8 +97,46 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
                 path,
                 fitted.n_tasks,
             )
-            return fitted
-    return None
+            return fitted, None
+        if narrowed is None and loaded is not None and _same_parameters(loaded.space, space):
+            narrowed = _no_candidate_inside(str(path), loaded, what)
+    return None, narrowed
+
+
+def _named(model: str, path: Path, space: SearchSpace) -> MetaModel:
+    """The model of a named file, moved into ``space``."""
+    named = _load(path)
+    found = restrict(named, space)
+    if found is not None:
+        return found
+    conditional = [p.name for p in space.params if p.when is not None]
+    if conditional:
+        raise MetaModelError(
+            f"{model}: a meta-model serves a space without conditional parameters, got conditional "
+            f"{conditional}."
+        )
+    if _same_parameters(named.space, space):
+        raise MetaModelError(f"{model}: {_no_candidate_inside('', named, 'the space')}.")
+    raise MetaModelError(
+        f"{model}: the meta-model's parameters do not fit the space: a model fits a space with the "
+        "same tunable parameters (by name and kind, in any order) and a candidate inside it, got "
+        f"model {_kinds(named.space)} for space {_kinds(space)}."
+    )
+
+
+def _no_candidate_inside(path: str, model: MetaModel, what: str) -> str:
+    """The reason a model that fits a space's parameters does not serve it (for messages)."""
+    name = f"the meta-model {path}" if path else "the meta-model"
+    return (
+        f"{name} fits the parameters of {what} but none of its {len(model.units)} candidates lies "
+        "inside the narrowed ranges"
+    )
+
+
+def _same_parameters(model_space: SearchSpace, space: SearchSpace) -> bool:
+    """Whether both spaces have the same tunable parameters, by name and kind, in any order."""
+    kinds = {p.name: type(p) for p in model_space.tunable}
+    return len(kinds) == len(space.tunable) and all(kinds.get(p.name) is type(p) for p in space.tunable)
 
 
 def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
@@ -94,8 +147,7 @@ def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
     """
     if any(p.when is not None for p in space.params):
         return None
-    kinds = {p.name: type(p) for p in model.space.tunable}
-    if len(kinds) != len(space.tunable) or any(kinds.get(p.name) is not type(p) for p in space.tunable):
+    if not _same_parameters(model.space, space):
         return None
     configs = [model.candidate(i) for i in range(len(model.units))]
     keep = np.array([not space.invalid(config) for config in configs], dtype=bool)
@@ -110,6 +162,13 @@ def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
         n_trials=model.n_trials,
         info=model.info,
     )
+
+
+def _named_file(path: Path, base_dir: Path | None) -> Path:
+    """``path`` next to the spec if it is there, else as given (the working directory's)."""
+    if path.is_absolute() or base_dir is None or not (base_dir / path).is_file():
+        return path
+    return base_dir / path
 
 
 def _kinds(space: SearchSpace) -> dict[str, str]:
