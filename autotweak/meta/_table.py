@@ -22,7 +22,8 @@ column              required    meaning
 ``direction``       no          ``maximize`` or ``minimize``, the same on every row of a task
 ``complete``        no          ``false`` for a trial stopped early (pruned)
 ``param.<name>``    \-          a hyperparameter (``params.<name>`` also works); on any row
-                                of the trial
+                                of the trial (a trial whose rows hold different values of
+                                it is skipped and counted)
 ``tag.<name>``      no          a piece of the task's descriptor (numbers stay numbers)
 ==================  ==========  =============================================================
 
@@ -183,8 +184,12 @@ def _trials(
     mapper: ParamMapper,
     skipped: SkipReport,
     complete: list[bool] | None = None,
+    differing: list[str | None] | None = None,
 ) -> dict[Any, list[PastTrial]]:
-    """One trial per group of rows (sorted by keys then step), grouped by task."""
+    """One trial per group of rows (sorted by keys then step), grouped by task.
+
+    ``differing`` names, per trial, a param whose rows disagree (the trial is skipped).
+    """
     starts, ends = _groups(frame, keys)
     values = frame[value].to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
@@ -196,6 +201,9 @@ def _trials(
     for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         if not finite[end - 1]:
             skipped.add(f"{value} is not a finite number at the last step", sources[i])
+            continue
+        if differing is not None and differing[i] is not None:
+            skipped.add(f"param {differing[i]!r} differs between the trial's rows", sources[i])
             continue
         config, reason = mapper.map(params[i])
         if config is None:
@@ -322,7 +330,10 @@ def _read_generic(
     sources = [f"table:{table.label}#{t}/{n}" for t, n in pairs]
     mapper = ParamMapper(space, renames, base)
     skipped = SkipReport()
-    trials = _trials(frame, ["task", "trial"], metric, step, params, sources, mapper, skipped, complete)
+    differing = _differing(grouped, param_columns)
+    trials = _trials(
+        frame, ["task", "trial"], metric, step, params, sources, mapper, skipped, complete, differing
+    )
     skipped.notes.update(mapper.notes)
     for column in ignored:
         skipped.note(f"column {column!r} ignored (not a column of the generic format)")
@@ -394,6 +405,14 @@ def _complete(table: Table, grouped: Any) -> list[bool]:
             f"got {show(last[bad].iloc[0])} for task {task!r} trial {show(trial)}."
         )
     return [truth[t] for t in text.tolist()]
+
+
+def _differing(grouped: Any, param_columns: Mapping[str, str]) -> list[str | None]:
+    """For each trial, the first param holding different values on its rows, else ``None``."""
+    many = grouped[list(param_columns)].nunique() > 1
+    if not many.to_numpy().any():
+        return [None] * len(many)
+    return [next((param_columns[c] for c, m in row.items() if m), None) for row in many.to_dict("records")]
 
 
 def _generic_space(table: Table, names: list[str], params: list[dict[str, Any]]) -> SearchSpace:

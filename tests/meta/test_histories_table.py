@@ -256,3 +256,22 @@ def test_csv_whole_floats_are_ints_and_an_inferred_space_keeps_them(tmp_path: Pa
     first, second = histories.task("a").trials
     assert first.params == {"lr": 0.01, "layers": 2, "opt": "adam"} and type(first.params["layers"]) is int
     assert first.steps == (1, 2) and second.params == {"lr": 0.1, "layers": 3, "opt": "sgd"}
+
+
+def test_a_trial_whose_params_differ_between_its_rows_is_skipped_and_counted() -> None:
+    frame = pd.DataFrame(
+        {
+            "task": ["a"] * 5,
+            "trial": ["t0", "t0", "t1", "t1", "t2"],
+            "step": [1, 2, 1, 2, 1],
+            "value": [0.5, 0.6, 0.4, 0.45, 0.7],
+            "param.lr": [0.01, 0.02, 0.03, None, 0.05],
+            "param.layers": [2, 2, 3, 3, 1],
+            "param.opt": ["adam", "adam", "sgd", "sgd", "adam"],
+        }
+    )
+    histories = read_table(frame, space=SPACE)
+    assert [t.source for t in histories.tasks[0].trials] == ["table:frame#a/t1", "table:frame#a/t2"]
+    assert histories.tasks[0].trials[0].params["lr"] == 0.03  # a value on one row only is no conflict
+    assert dict(histories.skipped.counts) == {"param 'lr' differs between the trial's rows": 1}
+    assert histories.skipped.examples["param 'lr' differs between the trial's rows"] == "table:frame#a/t0"
