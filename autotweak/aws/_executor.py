@@ -118,7 +118,7 @@ class _Launcher:
             ctx.storage_url,
             heartbeat_interval=execution.heartbeat_interval,
             grace_period=execution.grace_period,
-            on_stale=make_stale_handler(tracker, execution.max_retries),
+            on_stale=make_stale_handler(tracker, ctx.experiment),
         )
         self.study = optuna.load_study(study_name=self.study_name, storage=storage)
 

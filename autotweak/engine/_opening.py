@@ -40,7 +40,7 @@ def open_records(
         storage_url,
         heartbeat_interval=experiment.execution.heartbeat_interval,
         grace_period=experiment.execution.grace_period,
-        on_stale=make_stale_handler(tracker, experiment.execution.max_retries),
+        on_stale=make_stale_handler(tracker, experiment),
     )
     if resume:
         study = load_study(experiment.name, storage)

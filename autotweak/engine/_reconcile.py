@@ -22,10 +22,11 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.engine._storage import LOST_WORKER
 from autotweak.engine._study import ATTR, frozen_compute, requeue
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
-__all__ = ["fail_record", "lost_trial_start", "reconcile", "settle_crashed"]
+__all__ = ["fail_lost_record", "fail_record", "lost_trial_start", "reconcile", "settle_crashed"]
 
 _log = logging.getLogger(__name__)
 
@@ -134,24 +135,33 @@ def settle_crashed(
     except UpdateFinishedTrialError:
         return False  # it finished, or a stale-trial sweep failed (and queued) it first
     trial = storage.get_trial(trial_id)
-    run_id = fail_record(study, tracker, trial, reason)
-    if run_id is not None and trial.intermediate_values:
-        try:
-            tracker.log_steps(run_id, metric, _curve(trial))
-        except Exception:
-            _log.warning("could not write the curve of crashed trial %d", trial.number, exc_info=True)
+    fail_lost_record(study, tracker, trial, reason, metric)
     _log.warning("trial %d failed: %s", trial.number, reason)
     requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=max_retries)
     return True
 
 
+def fail_lost_record(
+    study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, reason: str, metric: str
+) -> None:
+    """Close the record of a trial whose worker is gone: failed with ``reason``, with the curve Optuna holds.
+
+    Its worker wrote the curve's points as they came, through a writer that died with it:
+    the record gets the points it lacks from Optuna.
+    """
+    run_id = fail_record(study, tracker, trial, reason)
+    if run_id is not None and trial.intermediate_values:
+        try:
+            tracker.log_steps(run_id, metric, _curve(trial))
+        except Exception:
+            _log.warning("could not write the curve of lost trial %d", trial.number, exc_info=True)
+
+
 def _lost(trial: FrozenTrial) -> bool:
-    """Failed with a curve, but not by its worker (which says why): the stale-trial sweep failed it."""
-    return (
-        trial.state == TrialState.FAIL
-        and ATTR.FAILURE not in trial.user_attrs
-        and bool(trial.intermediate_values)
-    )
+    """Failed with a curve, by a stale-trial sweep rather than by its worker (which says why otherwise)."""
+    failure = trial.user_attrs.get(ATTR.FAILURE)
+    lost = trial.state == TrialState.FAIL and failure in (None, LOST_WORKER)
+    return lost and bool(trial.intermediate_values)
 
 
 def _restore_curves(study: optuna.Study, tracker: BaseTracker, metric: str, lost: list[FrozenTrial]) -> None:

@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sampler_exhausted
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_endpoint, imds_interval
-from autotweak.engine._reconcile import fail_record
+from autotweak.engine._reconcile import fail_lost_record
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import (
@@ -42,6 +42,7 @@ from autotweak.engine._storage import (
 from autotweak.engine._study import INTERRUPTED_FAILURE, mark_interrupted, requeue
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._writer import RecordWriter
+from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker, OffloadingTracker
 from autotweak.tracking._offload import offload_mode, spare_core
 
@@ -147,11 +148,14 @@ def make_tracker(tracking_uri: str | None, *, local_workers: int | None = None) 
     return OffloadingTracker(local, factory, mode=mode, idle_core=spare_core(local_workers))
 
 
-def make_stale_handler(tracker: BaseTracker, max_retries: int) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """Close a dead trial's record and enqueue it again (up to ``max_retries`` times)."""
+def make_stale_handler(
+    tracker: BaseTracker, experiment: Experiment
+) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """Close a dead trial's record, curve and all, and enqueue it again (up to ``max_retries`` times)."""
+    metric, max_retries = experiment.metric.name, experiment.execution.max_retries
 
     def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-        fail_record(study, tracker, trial, LOST_WORKER)
+        fail_lost_record(study, tracker, trial, LOST_WORKER, metric)
         _log.info("trial %d went stale (worker lost)", trial.number)
         requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=max_retries)
 
@@ -200,7 +204,7 @@ def _run_with(
             url,
             heartbeat_interval=execution.heartbeat_interval,
             grace_period=execution.grace_period,
-            on_stale=make_stale_handler(tracker, execution.max_retries),
+            on_stale=make_stale_handler(tracker, experiment),
             check_schema=not schema_checked,
         ),
         "opening the storage",

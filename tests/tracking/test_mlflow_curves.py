@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -11,7 +12,8 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 import autotweak
-from autotweak.engine._reconcile import lost_trial_start, reconcile
+from autotweak.engine._reconcile import fail_record, lost_trial_start, reconcile
+from autotweak.engine._storage import LOST_WORKER, fail_stale, make_storage
 from autotweak.engine._worker import make_stale_handler
 from autotweak.tracking import MlflowTracker
 from tests.helpers import mlflow_runs
@@ -71,41 +73,50 @@ def test_non_finite_points_are_written_by_both_kinds_of_write(
     assert "final_loss" not in mlflow_client.get_run(run_id).data.metrics  # a final score is a number
 
 
-def test_a_lost_workers_curve_is_restored_from_optuna_once(home: Path, mlflow_client: MlflowClient) -> None:
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    study = optuna.create_study(study_name="lost", storage=f"sqlite:///{home / 'optuna.db'}")
+def _lost_trial(home: Path, make_experiment, name: str, steps: list[float]) -> tuple[optuna.Study, str]:
+    """A trial whose worker opened its record, reported ``steps`` to Optuna, then died; and its run id."""
+    study = optuna.create_study(
+        study_name=name,
+        storage=make_storage(
+            f"sqlite:///{home / 'optuna.db'}",
+            heartbeat_interval=1,
+            grace_period=2,
+            on_stale=make_stale_handler(MlflowTracker(f"sqlite:///{home / 'mlflow.db'}"), make_experiment()),
+        ),
+    )
     trial = study.ask()
-    worker = MlflowTracker(uri)  # the worker opens the record, then dies before writing the curve
+    study._storage.record_heartbeat(trial._trial_id)
+    worker = MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")  # dies before its writer flushed a point
     run_id = worker.start_trial(lost_trial_start(study, study._storage.get_trial(trial._trial_id)))
-    for step, value in [(1, 0.9), (2, 0.7), (3, math.nan)]:
+    for step, value in enumerate(steps, start=1):
         trial.report(value, step)
-    study.tell(trial, state=TrialState.FAIL)  # what Optuna's stale sweep does
-    sweeper = MlflowTracker(uri)  # another process notices, and closes the record
-    make_stale_handler(sweeper, max_retries=0)(study, study._storage.get_trial(trial._trial_id))
-    assert mlflow_client.get_run(run_id).info.status == "FAILED"
-    assert _curve(mlflow_client, run_id) == []
+    return study, run_id
 
-    for _ in range(2):  # the study's end, then a resume: written once
-        reconcile(study, MlflowTracker(uri), "loss", 3)
-        assert _curve(mlflow_client, run_id) == [(1, 0.9), (2, 0.7), (3, None)]
+
+def test_the_stale_sweep_writes_a_lost_workers_curve(home: Path, make_experiment, mlflow_client) -> None:
+    study, run_id = _lost_trial(home, make_experiment, "lost", [0.9, 0.7, math.nan])
+    time.sleep(2.5)  # past the grace period: the worker is lost
+    fail_stale(study)  # what the study's other workers, a resume or the study's end run
     run = mlflow_client.get_run(run_id)
-    assert run.info.status == "FAILED" and "worker lost" in run.data.tags["autotweak.failure"]
+    assert run.info.status == "FAILED" and run.data.tags["autotweak.failure"] == LOST_WORKER
+    assert _curve(mlflow_client, run_id) == [(1, 0.9), (2, 0.7), (3, None)]
+    for _ in range(2):  # the study's end, then a resume: the curve is not written again
+        reconcile(study, MlflowTracker(f"sqlite:///{home / 'mlflow.db'}"), "loss", 3)
+        assert _curve(mlflow_client, run_id) == [(1, 0.9), (2, 0.7), (3, None)]
 
 
-def test_a_curve_is_restored_only_for_the_points_the_record_lacks(
-    home: Path, mlflow_client: MlflowClient
+def test_a_curve_the_sweep_could_not_write_is_restored_when_reconciling(
+    home: Path, make_experiment, mlflow_client
 ) -> None:
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    study = optuna.create_study(study_name="partial", storage=f"sqlite:///{home / 'optuna.db'}")
-    trial = study.ask()
-    worker = MlflowTracker(uri)
-    run_id = worker.start_trial(lost_trial_start(study, study._storage.get_trial(trial._trial_id)))
-    for step in (1, 2, 3, 4):
-        trial.report(1.0 / step, step)
-    worker.log_steps(run_id, "loss", [(1, 1.0, 0), (2, 0.5, 0)])  # a flush before the worker died
-    study.tell(trial, state=TrialState.FAIL)
-    make_stale_handler(MlflowTracker(uri), max_retries=0)(study, study._storage.get_trial(trial._trial_id))
-    reconcile(study, MlflowTracker(uri), "loss", 4)
+    """The sweep failed the trial (its reason is on it) while the tracker could not take the points."""
+    study, run_id = _lost_trial(home, make_experiment, "partial", [1.0, 0.5, 1 / 3, 0.25])
+    MlflowTracker(f"sqlite:///{home / 'mlflow.db'}").log_steps(run_id, "loss", [(1, 1.0, 0), (2, 0.5, 0)])
+    trial_id = study.get_trials()[0]._trial_id
+    study._storage.set_trial_user_attr(trial_id, "autotweak.failure", LOST_WORKER)
+    study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    fail_record(study, MlflowTracker(f"sqlite:///{home / 'mlflow.db'}"), study.get_trials()[0], LOST_WORKER)
+    assert _curve(mlflow_client, run_id) == [(1, 1.0), (2, 0.5)]
+    reconcile(study, MlflowTracker(f"sqlite:///{home / 'mlflow.db'}"), "loss", 4)
     assert _curve(mlflow_client, run_id) == [(1, 1.0), (2, 0.5), (3, 1 / 3), (4, 0.25)]
 
 
