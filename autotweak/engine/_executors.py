@@ -11,6 +11,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.connection import Connection
@@ -303,6 +304,8 @@ def _process_main(
         handler.setFormatter(logging.Formatter(f"[worker {index}] %(levelname)s %(message)s"))
         logger.addHandler(handler)
 
+    _stop_with_parent()
+
     def running(trial_id: int) -> None:
         current.value = trial_id
 
@@ -317,8 +320,28 @@ def _process_main(
         sender.send(WorkerResult(stop_reason="crashed (exit code 1)", error=error))
         sender.close()
         raise
-    sender.send(result)
-    sender.close()
+    with contextlib.suppress(OSError):  # a parent killed meanwhile reads nothing
+        sender.send(result)
+        sender.close()
+
+
+def _stop_with_parent() -> None:
+    """Stop this worker as Ctrl-C does (its trial recorded as interrupted, queued again) if its parent dies.
+
+    Killed with ``kill -9``, the parent cannot forward an interrupt; without this, its
+    workers would go on with the study alone, and a resume would run them twice over.
+    """
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's end of the pipe that started this process closes
+        name = mp.current_process().name
+        _log.warning("%s: the process that started it is gone; stopping as on Ctrl-C", name)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="autotweak-parent-watch", daemon=True).start()
 
 
 def _aws_spot(workers: int) -> BaseExecutor:

@@ -155,6 +155,45 @@ def test_whole_run_killed_leaves_stores_readable_and_resumable(home, mlflow_clie
     assert_stores_agree(mlflow_client, study)
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return False
+    return fields[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_workers_stop_as_on_ctrl_c_when_the_main_process_is_killed(home, mlflow_client):
+    """kill -9 of ``optimize`` leaves no one to forward Ctrl-C: the workers must not run on alone."""
+    marker = home / "marks.txt"
+    spec = write_spec(
+        home / "exp.yaml",
+        objective=objective("checkpointed"),
+        base={"marker": str(marker), "sleep": 0.2, "steps": 50, "x": 0.5},
+        metric={"name": "loss", "direction": "minimize", "steps": 50},
+        budget={"trials": 3},
+        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 3},
+    )
+    proc = start_cli(["optimize", str(spec)], home.parent)
+    workers = [int(line.split()[1]) for line in wait_for_lines(marker, 2)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(map(_running, workers)):
+        time.sleep(0.2)
+    assert not any(map(_running, workers)), "the workers outlived the process that started them"
+    study = load(autotweak.Experiment.from_dict(base_spec()))
+    stopped = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert [t.number for t in stopped] == [0, 1] and len(study.trials) == 4, study.trials
+    assert all(t.user_attrs[ATTR.INTERRUPTED] for t in stopped), "recorded as on Ctrl-C, not lost"
+    queued = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert sorted(t.user_attrs[ATTR.RETRY_OF] for t in queued) == [0, 1]
+    runs = mlflow_runs(mlflow_client, "study")
+    assert [runs.children[n].data.tags["autotweak.state"] for n in (0, 1)] == ["interrupted"] * 2
+
+
 def test_ctrl_c_stops_cleanly_and_resume_runs_the_interrupted_trials_first(home, mlflow_client):
     """Interrupted trials (the baseline among them) are queued again, not failed, and cost no budget."""
     marker = home / "marks.txt"
