@@ -161,7 +161,8 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
             f"{name} (similarity {sim:.2f}, score {score:.2f})" for name, sim, score in p.sources
         )
         _console.line(f"{rank}. {config}")
-        _console.line(f"   predicted {p.predicted:.2f} ± {p.uncertainty:.2f}; from {sources}")
+        spread = f"{p.uncertainty:.2f}" if p.uncertainty is not None else f"n/a ({fitted.n_tasks} past task)"
+        _console.line(f"   predicted {p.predicted:.2f} ± {spread}; from {sources}")
     if experiment.sampler.name == "meta" and len(proposals) > sampler.n_meta:
         _console.line(
             f"optimize serves the first {sampler.n_meta} (sampler.args.n_meta), "

@@ -28,6 +28,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from autotweak.exceptions import AutotweakError
-from autotweak.space import SearchSpace
+from autotweak.space import FloatParam, SearchSpace
 
 __all__ = ["FORMAT_VERSION", "MetaModel", "MetaModelError", "load_meta_model"]
 
 FORMAT_VERSION = 1
 KIND = "autotweak.meta-model"
 _SLACK = 1e-6  # unit points may overshoot [0, 1] by rounding
+_ROUNDING = 4 * float(np.finfo(np.float64).eps)  # float64 rounding of a unit point (log, exp)
 
 
 class MetaModelError(AutotweakError, ValueError):
@@ -111,8 +113,9 @@ class MetaModel:
     def digest(self) -> str:
         """A short digest of the model's content (to tell two models apart).
 
-        It is computed from the arrays as :meth:`save` stores them (float32), so a model and
-        its saved-then-loaded copy have the same digest.
+        It is computed from the arrays as float32 (as the first files stored the unit points;
+        :meth:`save` now keeps them as float64), so a model, its saved-then-loaded copy and a
+        file of either kind have the same digest.
         """
         scores, units = (_stored(a).astype(np.float64) for a in (self.scores, self.units))
         content = hashlib.sha256(np.round(scores, 5).astype(np.float32).tobytes())
@@ -121,8 +124,23 @@ class MetaModel:
         return content.hexdigest()[:12]
 
     def candidate(self, index: int) -> dict[str, Any]:
-        """The config of candidate ``index``."""
-        return self.space.from_unit(self.units[index].tolist())
+        """The config of candidate ``index``.
+
+        A float is the shortest decimal at the candidate's unit point, so a config a past
+        task ran comes back with its own values (``0.06``, not ``0.05999999285``), also
+        from a file that stored the points as float32.
+        """
+        units = self.units[index].tolist()
+        config = self.space.from_unit(units)
+        for param, u in zip(self.space.tunable, units, strict=True):
+            if isinstance(param, FloatParam) and param.name in config:
+                config[param.name] = _shortest(param, u, self._float32)
+        return config
+
+    @cached_property
+    def _float32(self) -> bool:
+        """Whether the unit points were stored as float32 (files written before float64 ones)."""
+        return bool(np.array_equal(self.units, self.units.astype(np.float32)))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model to ``path`` (``.npz`` is appended if missing); returns the path."""
@@ -145,7 +163,7 @@ class MetaModel:
         np.savez_compressed(
             tmp,
             header=np.array(json.dumps(header)),
-            units=_stored(self.units),
+            units=np.asarray(self.units, dtype=np.float64),
             scores=_stored(self.scores),
             n_trials=self.n_trials,
         )
@@ -154,8 +172,28 @@ class MetaModel:
 
 
 def _stored(array: NDArray[np.float64]) -> NDArray[np.float32]:
-    """An array as the file stores it."""
+    """An array as float32 (the scores as the file stores them, and the digest's form)."""
     return np.asarray(array, dtype=np.float32)
+
+
+def _shortest(param: FloatParam, u: float, float32: bool) -> float:
+    """The shortest decimal in ``param`` at unit point ``u`` (as stored: float32 or float64)."""
+    value = param.from_unit(u)
+    target = u if param.step is None else param.to_unit(value)
+    for digits in range(1, 18):
+        short = float(f"{value:.{digits}g}")
+        if param.contains(short) and _same_point(
+            param.to_unit(short), target, float32 and param.step is None
+        ):
+            return short
+    return value
+
+
+def _same_point(a: float, b: float, float32: bool) -> bool:
+    """Whether two unit coordinates are the same stored point (float32) or equal up to float64 rounding."""
+    if float32:
+        return bool(np.float32(a) == np.float32(b))
+    return abs(a - b) <= _ROUNDING
 
 
 def load_meta_model(path: str | os.PathLike[str]) -> MetaModel:

@@ -60,7 +60,8 @@ class Proposal:
         params: The config.
         predicted: Predicted normalized score (fraction of configs it beats), weighted
             over past tasks.
-        uncertainty: Weighted standard deviation of that prediction across past tasks.
+        uncertainty: Weighted standard deviation of that prediction across past tasks;
+            ``None`` with a single past task (no spread to measure).
         sources: The past tasks it comes from, ``(name, similarity, score)``, most
             supportive first: the task's weight relative to the most similar task's, and
             the config's normalized score on that task.
@@ -69,7 +70,7 @@ class Proposal:
     index: int
     params: Mapping[str, Any]
     predicted: float
-    uncertainty: float
+    uncertainty: float | None
     sources: tuple[tuple[str, float, float], ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class Proposal:
         return {
             "params": dict(self.params),
             "predicted": round(self.predicted, 4),
-            "uncertainty": round(self.uncertainty, 4),
+            "uncertainty": None if self.uncertainty is None else round(self.uncertainty, 4),
             "sources": [
                 {"task": name, "similarity": round(sim, 4), "score": round(score, 4)}
                 for name, sim, score in self.sources
@@ -177,7 +178,8 @@ class Proposer:
     def _explain(self, index: int, weights: NDArray[np.float64]) -> Proposal:
         column = self.model.scores[:, index]
         predicted = float(weights @ column)
-        uncertainty = float(np.sqrt(weights @ (column - predicted) ** 2))
+        spread = float(np.sqrt(weights @ (column - predicted) ** 2))
+        uncertainty = spread if self.model.n_tasks > 1 else None
         support = weights * column
         top = np.argsort(-support, kind="stable")[:N_SOURCES]
         similarity = weights / weights.max()
