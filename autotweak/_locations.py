@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "check_optuna_sqlite",
     "default_home",
     "check_storage_exists",
+    "create_whole",
     "is_redacted",
     "missing_sqlite_file",
     "redact",
@@ -194,6 +196,26 @@ def is_redacted(url: str) -> bool:
     """Whether ``url`` was written by :func:`redact` with its password hidden: it cannot be used as it is."""
     _, sep, rest = url.partition("://")
     return bool(sep) and rest.split("/", 1)[0].rpartition("@")[0].endswith(":" + _HIDDEN)
+
+
+def create_whole(path: Path, create: Callable[[str], None]) -> None:
+    """Make a new SQLite store at ``path`` whole or not at all, with ``create(url)`` making its tables.
+
+    MLflow and Optuna take seconds to make and migrate their tables; a process killed
+    meanwhile would leave a half-made file that every later command fails to open
+    ("table _alembic_tmp_tags already exists"). The tables are made in a file of another
+    name, which is then linked in; a store another process made first is kept.
+    """
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = path.with_name(f".{path.name}.{os.getpid()}.building")
+    try:
+        create(f"sqlite:///{building}")
+        with contextlib.suppress(FileExistsError):  # made by another process meanwhile: as good
+            os.link(building, path)
+    finally:
+        building.unlink(missing_ok=True)
 
 
 def enable_wal(path: Path) -> None:

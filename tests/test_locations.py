@@ -104,3 +104,57 @@ def test_status_opens_a_plain_postgresql_url(pg, home):
     assert done.returncode == 0, done.stderr
     assert "plain-url" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+_OPEN = {
+    "mlflow.db": "from autotweak.tracking import MlflowTracker; MlflowTracker('sqlite:///{}').client.search_experiments()",
+    "optuna.db": "from autotweak.engine._storage import make_storage; make_storage('sqlite:///{}').get_all_studies()",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_OPEN))
+@pytest.mark.parametrize("after", [0.3, 1.0, 1.4])
+def test_a_store_whose_creation_was_killed_opens_later(tmp_path, name, after):
+    """kill -9 while MLflow or Optuna make their tables: the next command still opens the store."""
+    import signal
+    import time
+
+    path = tmp_path / name
+    code = _OPEN[name].format(path)
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the database file appears: its tables are being made
+    time.sleep(after)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not path.exists() or path.stat().st_size > 0
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert path.exists()
+
+
+def test_a_store_is_made_whole_or_not_at_all(tmp_path):
+    from autotweak._locations import create_whole
+
+    path = tmp_path / "store.db"
+
+    def broken(url: str) -> None:
+        import sqlite3
+
+        sqlite3.connect(url.removeprefix("sqlite:///")).execute("CREATE TABLE half (x)")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        create_whole(path, broken)
+    assert list(tmp_path.iterdir()) == [], "neither the store nor the file it was built in"
+    create_whole(path, lambda url: sqlite3_table(url, "whole"))
+    create_whole(path, broken)  # there already: not made again
+    assert path.exists() and list(tmp_path.iterdir()) == [path]
+
+
+def sqlite3_table(url: str, table: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        conn.execute(f"CREATE TABLE {table} (x)")

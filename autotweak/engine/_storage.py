@@ -18,7 +18,7 @@ from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._locations import check_optuna_sqlite, enable_wal, redact
+from autotweak._locations import check_optuna_sqlite, create_whole, enable_wal, redact
 from autotweak.exceptions import AutotweakError
 
 __all__ = [
@@ -43,6 +43,12 @@ T = TypeVar("T")
 
 MEMORY = "memory"
 RETRY_TIMEOUT = 120.0  # seconds a storage operation is retried before the storage counts as down
+
+
+def _make_tables(url: str) -> None:
+    """Optuna's tables, with their version, in the new SQLite database at ``url``."""
+    with quiet_optuna():
+        RDBStorage(url).engine.dispose()
 
 
 def make_storage(
@@ -70,7 +76,10 @@ def make_storage(
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
         check_optuna_sqlite(url)
-        enable_wal(Path(url.removeprefix("sqlite:///")))
+        path = Path(url.removeprefix("sqlite:///"))
+        if check_schema:
+            create_whole(path, _make_tables)
+        enable_wal(path)
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_size"] = 2

@@ -12,6 +12,7 @@ store; its SQL stores (SQLite, PostgreSQL, a tracking server on one) keep ``inf`
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-from autotweak._locations import artifact_root, enable_wal, redact
+from autotweak._locations import artifact_root, create_whole, enable_wal, redact
 from autotweak.tracking._base import BaseTracker
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
 
@@ -52,6 +53,13 @@ _PARAM_BATCH = 100
 _SEARCH_PAGE = 1000  # runs per search request (MLflow's server allows up to 50,000)
 
 
+def _make_tables(uri: str, *, artifacts: str | None) -> None:
+    """MLflow's tables, migrated, in the new SQLite database at ``uri``."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(uri, artifacts or "./mlruns").engine.dispose()  # type: ignore[no-untyped-call]
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -66,7 +74,9 @@ class MlflowTracker(BaseTracker):
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
         if tracking_uri.startswith("sqlite:///"):
-            enable_wal(Path(tracking_uri.removeprefix("sqlite:///")))
+            path = Path(tracking_uri.removeprefix("sqlite:///"))
+            create_whole(path, functools.partial(_make_tables, artifacts=artifact_root(tracking_uri)))
+            enable_wal(path)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._experiment_ids: dict[str, str] = {}
         self._configs: dict[str, dict[str, Any]] = {}
