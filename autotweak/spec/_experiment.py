@@ -187,7 +187,9 @@ class Experiment:
         """
         where = Where(source)
         data = as_mapping(raw, where)
-        check_keys(data, where, allowed=_KEYS, required=("name", "objective", "tweaks", "metric"))
+        # The ask/tell Study runs no objective: it may leave it out (optimize() says it is needed).
+        needed = ("name", "tweaks", "metric") + (("objective",) if check_objective else ())
+        check_keys(data, where, allowed=_KEYS, required=needed)
         try:
             experiment = cls(**_fields(data, where), source=source)
         except SpecError as exc:
@@ -222,8 +224,8 @@ def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
 
     out: dict[str, Any] = {
         "name": as_str(data["name"], where.child("name")),
-        "objective": data["objective"]
-        if data["objective"] is None or callable(data["objective"])
+        "objective": data.get("objective")
+        if data.get("objective") is None or callable(data["objective"])
         else as_str(data["objective"], where.child("objective")),
         "space": _parse_tweaks(data["tweaks"], where.child("tweaks")),
         "metric": Metric.parse(data["metric"], where.child("metric")),
@@ -234,9 +236,11 @@ def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
     if "budget" in data:
         out["budget"] = Budget.parse(data["budget"], where.child("budget"))
     if "sampler" in data:
-        out["sampler"] = Component.parse(data["sampler"], where.child("sampler"), choices=tuple(SAMPLERS))
+        sampler = Component.parse(data["sampler"], where.child("sampler"), choices=tuple(SAMPLERS))
+        out["sampler"] = _model_next_to_spec(sampler, _spec_dir(where))
     if "pruner" in data:
-        out["pruner"] = Component.parse(data["pruner"], where.child("pruner"), choices=tuple(PRUNERS))
+        pruner = Component.parse(data["pruner"], where.child("pruner"), choices=tuple(PRUNERS))
+        out["pruner"] = _model_next_to_spec(pruner, _spec_dir(where))
     if data.get("seed") is not None:
         out["seed"] = as_int(data["seed"], where.child("seed"), minimum=0)
     elif "seed" in data:
@@ -261,10 +265,30 @@ def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
     return out
 
 
+def _spec_dir(where: Where) -> Path | None:
+    """The folder of the spec file, where the files it names are looked for first."""
+    spec_file = Path(where.source) if where.source else None
+    return spec_file.resolve().parent if spec_file is not None and spec_file.is_file() else None
+
+
+def _model_next_to_spec(component: Component, spec_dir: Path | None) -> Component:
+    """``component`` with a relative ``args.model`` file found next to the spec made absolute.
+
+    A model file is looked for as the spec's other files are: next to the spec, then in the
+    working directory; made absolute, it is found again by a resume or a worker elsewhere.
+    """
+    model = component.args.get("model")
+    if spec_dir is None or not isinstance(model, str) or model == "auto" or Path(model).is_absolute():
+        return component
+    found = spec_dir / model
+    if not found.is_file():
+        return component
+    return Component(component.name, {**component.args, "model": str(found)})
+
+
 def _parse_tweaks(raw: Any, where: Where) -> SearchSpace:
     # Space files are found next to the spec first, as the objective's file is.
-    spec_file = Path(where.source) if where.source else None
-    base_dir = spec_file.resolve().parent if spec_file is not None and spec_file.is_file() else None
+    base_dir = _spec_dir(where)
     if isinstance(raw, str):
         try:
             return load_space(raw, base_dir=base_dir)

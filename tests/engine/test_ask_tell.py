@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 import autotweak
 from autotweak.exceptions import AutotweakError
+from tests.conftest import base_spec
 from tests.helpers import load, mlflow_runs
 
 
@@ -115,6 +116,16 @@ def test_ask_tell_needs_no_objective_but_optimize_says_it_does(home):
             study.tell(trial, trial.config["x"])
     with pytest.raises(autotweak.SpecError, match="'objective' must be set to run trials with optimize"):
         autotweak.optimize(exp.with_overrides(name="other"))
+
+
+def test_a_mapping_without_an_objective_opens_an_ask_tell_study(home):
+    """The dict form, as the README shows it for the ask/tell loop, needs no objective either."""
+    spec = {k: v for k, v in base_spec(name="mapping").items() if k != "objective"}
+    with autotweak.Study(spec, track=False) as study:
+        while (trial := study.ask()) is not None:
+            study.tell(trial, trial.config["x"] ** 2)
+    with pytest.raises(autotweak.SpecError, match="'objective' is required but missing"):
+        autotweak.optimize(spec)
 
 
 def test_a_trial_failed_as_stale_meanwhile_stays_failed(home, make_experiment, mlflow_client):

@@ -328,3 +328,33 @@ def test_an_objective_that_fails_at_import_is_a_one_line_error(
     message = f"{path}: 'objective' could not be imported: " + expected.format(file=f"{module}.py")
     assert str(info.value) == message
     assert info.value.__cause__ is None and info.value.__suppress_context__, "no chained traceback"
+
+
+def _meta_spec(path: Path, model: str) -> None:
+    path.write_text(yaml.safe_dump(base_spec(sampler={"name": "meta", "args": {"model": model}})))
+
+
+def test_a_model_file_is_looked_for_next_to_the_spec_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the space and objective files are: then a resume or worker elsewhere finds it too."""
+    import numpy as np
+
+    from autotweak.meta import Histories, PastTrial, TaskHistory, fit_meta_model
+
+    space = Experiment.from_dict(base_spec()).space
+    rng = np.random.default_rng(0)
+    trials = tuple(PastTrial({"x": float(x)}, -(float(x) ** 2)) for x in rng.uniform(-5, 5, size=12))
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    histories = Histories((TaskHistory("past", "maximize", trials),))
+    fit_meta_model(histories, space, n_design=8).save(sub / "m.npz")
+    _meta_spec(sub / "exp.yaml", "m.npz")
+    monkeypatch.chdir(tmp_path)
+    experiment = load_experiment("sub/exp.yaml")
+    assert experiment.sampler.args["model"] == str(sub / "m.npz")
+    assert experiment.to_dict()["sampler"]["args"]["model"] == str(sub / "m.npz"), "stored for a resume"
+    (tmp_path / "specs").mkdir()
+    _meta_spec(tmp_path / "specs" / "exp.yaml", "sub/m.npz")
+    found = load_experiment("specs/exp.yaml").sampler.args["model"]
+    assert found == "sub/m.npz", "found in the working directory, as before"
