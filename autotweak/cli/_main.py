@@ -102,7 +102,9 @@ def _run_options(func: F) -> F:
                 help="Where workers run: local processes, or EC2 spot instances (spec: execution.aws).",
             ),
             click.option("--trials", type=click.IntRange(min=1), help="Total trials of the study."),
-            click.option("--wall-time", help='Wall-time limit, e.g. "90s", "10m", "2h".'),
+            click.option(
+                "--wall-time", help='Start no trial after this long (this session), e.g. "90s", "10m", "2h".'
+            ),
             click.option("-q", "--quiet", is_flag=True, help="No progress output."),
             click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
         ]

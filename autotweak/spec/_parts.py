@@ -52,11 +52,15 @@ class Metric:
 class Budget:
     """When to stop asking for trials; the first limit reached ends the study.
 
+    A limit stops new trials from starting; running trials finish, so ``wall_time`` and
+    ``compute`` may be passed by up to one trial per worker.
+
     Attributes:
         trials: Total trials of the study (all workers, all sessions, retries excluded).
-        wall_time: Seconds from the start of this run.
-        compute: Total compute in full-training equivalents (a trial pruned at half its
-            steps costs 0.5); needs ``metric.steps``.
+        wall_time: Seconds from the start of this session (``optimize`` or ``resume``),
+            worker start-up included.
+        compute: Total compute of the study in full-training equivalents (a trial pruned
+            at half its steps costs 0.5); needs ``metric.steps``.
     """
 
     trials: int | None = 20
