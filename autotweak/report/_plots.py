@@ -39,18 +39,37 @@ def history_plot(trials: list[FrozenTrial], maximize: bool, metric: str, path: P
 
 def curves_plot(trials: list[FrozenTrial], metric: str, path: Path) -> Path:
     """Every learning curve; pruned trials in orange, ending where they were stopped."""
+    return _save(_curves_figure(trials, metric), path)
+
+
+def _curves_figure(trials: list[FrozenTrial], metric: str) -> Figure:
+    # A one-point line draws nothing: one-step trials (most pruned ones) are dots, drawn in
+    # one call with the marked ends of pruned trials, so that 500 trials stay readable.
     fig = Figure(figsize=(7, 3.5))
     ax = fig.subplots()
+    dots: list[tuple[int, float, str]] = []
+    ends: list[tuple[int, float]] = []
     for trial in trials:
-        if trial.intermediate_values:
-            steps, values = zip(*sorted(trial.intermediate_values.items()), strict=True)
+        curve = sorted(trial.intermediate_values.items())
+        if len(curve) > 1:
+            steps, values = zip(*curve, strict=True)
             ax.plot(steps, values, lw=0.9, alpha=0.7, color=_COLORS.get(trial.state, "grey"))
+        if curve and trial.state == TrialState.PRUNED:
+            ends.append(curve[-1])
+        elif len(curve) == 1:
+            dots.append((*curve[0], _COLORS.get(trial.state, "grey")))
+    if dots:
+        dot_steps, dot_values, colors = zip(*dots, strict=True)
+        ax.scatter(dot_steps, dot_values, s=10, alpha=0.7, color=colors, zorder=3)
+    if ends:
+        last_steps, last_values = zip(*ends, strict=True)
+        ax.scatter(last_steps, last_values, s=12, marker="x", lw=0.8, color="tab:orange", zorder=3)
     ax.plot([], [], color="tab:blue", label="complete")
-    ax.plot([], [], color="tab:orange", label="pruned")
+    ax.plot([], [], color="tab:orange", marker="x", ms=4, label="pruned (x: stopped here)")
     ax.set_xlabel("step")
     ax.set_ylabel(metric)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
 def importance_plot(importances: dict[str, float], path: Path) -> Path:
