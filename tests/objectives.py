@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -56,11 +57,14 @@ def marked(config: dict[str, Any], trial: autotweak.Trial) -> float:
 
 
 def checkpointed(config: dict[str, Any], trial: autotweak.Trial) -> float:
-    """Sleeps per step and keeps a checkpoint of the last step done; resumes from it."""
+    """Sleeps per step and keeps a checkpoint of the last step done; resumes from it.
+
+    Appends 'number pid start=step process-name' to the marker file as it starts.
+    """
     state = trial.checkpoint_dir / "step.txt"
     start = int(state.read_text()) if state.exists() else 0
     with Path(config["marker"]).open("a") as handle:
-        handle.write(f"{trial.number} {os.getpid()} start={start}\n")
+        handle.write(f"{trial.number} {os.getpid()} start={start} {multiprocessing.current_process().name}\n")
     for step in range(start + 1, int(config.get("steps", 6)) + 1):
         time.sleep(config.get("sleep", 0.5))
         trial.report(config["x"] + step, step)

@@ -7,6 +7,7 @@ import ast
 import contextlib
 import logging
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import pickle
 import signal
@@ -199,29 +200,38 @@ class ProcessExecutor(BaseExecutor):
         return self._collect(procs)
 
     def _collect(self, procs: list[tuple[Any, Connection, Any]]) -> list[WorkerResult]:
-        results: list[WorkerResult] = []
+        """Each worker's result, taken as it ends: a crash is said when it happens, not after the others."""
+        results: dict[int, WorkerResult] = {}
         interrupted = False
-        for proc, receiver, current in procs:
-            while True:
-                try:
+        while len(results) < len(procs):
+            try:
+                mp.connection.wait([p.sentinel for i, (p, _, _) in enumerate(procs) if i not in results])
+            except KeyboardInterrupt:
+                interrupted = True
+                _forward_interrupt(procs)
+                continue
+            for index, (proc, receiver, current) in enumerate(procs):
+                if index not in results and proc.exitcode is not None:
                     proc.join()
-                    break
-                except KeyboardInterrupt:
-                    interrupted = True
-                    _forward_interrupt(procs)
-            started, result = _receive(receiver)
-            if result is None:
-                when = "after it started" if started else _NOT_STARTED
-                error = f"{proc.name} exited with code {proc.exitcode} {when}, without a result"
-                result = WorkerResult(stop_reason=f"crashed (exit code {proc.exitcode})", error=error)
-            if result.error is not None:
-                _log.error("worker failed: %s", result.error)
-                result.last_trial = current.value if current.value >= 0 else None
-            results.append(result)
+                    results[index] = _result_of(proc, receiver, current)
         if interrupted:
-            for result in results:
+            for result in results.values():
                 result.interrupted = True
-        return results
+        return [results[index] for index in range(len(procs))]
+
+
+def _result_of(proc: Any, receiver: Connection, current: Any) -> WorkerResult:
+    """What an ended worker sent, or what its end says (a crash: its exit code, the trial it left)."""
+    started, result = _receive(receiver)
+    if result is None:
+        when = "after it started" if started else _NOT_STARTED
+        error = f"{proc.name} exited with code {proc.exitcode} {when}, without a result"
+        result = WorkerResult(stop_reason=f"crashed (exit code {proc.exitcode})", error=error)
+    if result.error is not None:
+        result.last_trial = current.value if current.value >= 0 else None
+        left = "" if result.last_trial is None else "; its trial is failed and run again"
+        _log.error("worker failed: %s%s", result.error, left)
+    return result
 
 
 def _defined_at_top_level(path: str, name: str) -> bool | None:

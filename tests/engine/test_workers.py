@@ -100,7 +100,9 @@ def test_sigkilled_worker_trial_is_failed_retried_from_checkpoint(home, mlflow_c
         execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 3},
     )
     proc = start_cli(["optimize", str(spec)], home.parent)
-    first = wait_for_lines(marker, 1)[0].split()
+    lines = wait_for_lines(marker, 2)  # both workers run a trial
+    # The second worker: its crash must be said as it happens, not once the first has ended.
+    first = next(line.split() for line in lines if line.endswith(" autotweak-worker-1"))
     time.sleep(1.5)  # let the victim checkpoint a few steps
     os.kill(int(first[1]), signal.SIGKILL)
     out, _ = proc.communicate(timeout=120)
@@ -112,7 +114,7 @@ def test_sigkilled_worker_trial_is_failed_retried_from_checkpoint(home, mlflow_c
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
     assert retry[0].params == victim.params
     resumed = [line for line in marker.read_text().splitlines() if line.startswith(f"{retry[0].number} ")]
-    assert resumed and not resumed[0].endswith("start=0"), "the retry resumed from the checkpoint"
+    assert resumed and resumed[0].split()[2] != "start=0", "the retry resumed from the checkpoint"
     counted = [t for t in study.trials if ATTR.RETRY_OF not in t.user_attrs]
     assert len(counted) == 4
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 4
@@ -121,6 +123,11 @@ def test_sigkilled_worker_trial_is_failed_retried_from_checkpoint(home, mlflow_c
     assert "no heartbeat" in run.data.tags["autotweak.failure"]
     assert "no heartbeat" in victim.user_attrs[ATTR.FAILURE], "in Optuna too: what progress lines show"
     assert f"trial {victim.number} fail (worker lost: no heartbeat" in out, out
+    lines = out.splitlines()
+    crash = next(i for i, line in enumerate(lines) if "worker failed: autotweak-worker-" in line)
+    assert "exited with code -9 after it started" in lines[crash]
+    lost = next(i for i, line in enumerate(lines) if line.startswith(f"trial {victim.number} fail"))
+    assert crash < lost, "said as it happens, not once the other worker has ended"
 
 
 def test_whole_run_killed_leaves_stores_readable_and_resumable(home, mlflow_client):
