@@ -84,10 +84,10 @@ class Console:
 
     def _plain(self, experiment: Experiment, p: StudyProgress) -> None:
         total = f"/{p.total}" if p.total else ""
-        best = "-" if p.best_value is None else f"{p.best_value:.6g} (#{p.best_number})"
         for trial in p.last_finished:
             value = "" if trial.value is None else f" {experiment.metric.name}={trial.value:.6g}"
             done = p.done_after.get(trial.number, p.done)  # this trial's count, not the poll's
+            best = _best(p, trial.number)
             ended = f"trial {trial.number} {_state(trial)}{value}{_reason(trial)}"
             self.line(
                 f"{ended} | done {done}{total}, "
@@ -117,6 +117,12 @@ class Console:
                 live.update(Group(bar, _table(experiment, p), "\n".join(recent)))
 
             yield update
+
+
+def _best(p: StudyProgress, number: int) -> str:
+    """The best as of trial ``number`` (the poll's where unknown): never a trial not yet printed."""
+    best = p.best_after.get(number, None if p.best_value is None else (p.best_value, p.best_number))
+    return "-" if best is None else f"{best[0]:.6g} (#{best[1]})"
 
 
 def _state(trial: FrozenTrial) -> str:

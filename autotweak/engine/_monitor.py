@@ -36,6 +36,8 @@ class Progress:
     last_finished: list[FrozenTrial]
     done_after: dict[int, int] = field(default_factory=dict)
     """For each trial of ``last_finished``, the budget count once it had finished."""
+    best_after: dict[int, tuple[float, int] | None] = field(default_factory=dict)
+    """For each trial of ``last_finished``, the best value and trial once it had finished."""
 
 
 class Monitor:
@@ -111,11 +113,8 @@ class Monitor:
         total = self.experiment.budget.trials
         done_after = self._count_each(fresh, trials, done, total)
         elapsed = time.time() - self._started
-        complete = [t for t in finished if t.state == TrialState.COMPLETE and t.value is not None]
-        best = None
-        if complete:
-            sign = 1 if self.experiment.metric.direction == "maximize" else -1
-            best = max(complete, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
+        maximize = self.experiment.metric.direction == "maximize"
+        best = _best(finished, maximize)
         return Progress(
             counts={s: counts.get(s, 0) for s in ("complete", "pruned", "failed", "running")},
             done=min(done, total) if total else done,
@@ -127,6 +126,7 @@ class Monitor:
             compute=study_compute(trials, self.experiment.metric.steps),
             last_finished=fresh,
             done_after=done_after,
+            best_after=self._best_each(fresh, finished, maximize),
         )
 
     @staticmethod
@@ -146,6 +146,20 @@ class Monitor:
             count -= _counts(trial, rerun)
         return dict(reversed(after.items()))
 
+    @staticmethod
+    def _best_each(
+        fresh: list[FrozenTrial], finished: list[FrozenTrial], maximize: bool
+    ) -> dict[int, tuple[float, int] | None]:
+        """The best after each new trial, in order: no line names a trial printed after it."""
+        numbers = {t.number for t in fresh}
+        best = _best([t for t in finished if t.number not in numbers], maximize)
+        after: dict[int, tuple[float, int] | None] = {}
+        for trial in fresh:
+            best = _best([*([best] if best else []), trial], maximize)  # a tie keeps the earlier
+            value = None if best is None else best.value
+            after[trial.number] = None if best is None or value is None else (value, best.number)
+        return after
+
     def _eta(self, done: int, total: int | None, elapsed: float, retries: int) -> float | None:
         new = done - (self._done_at_start or 0)
         wall = self.experiment.budget.wall_time
@@ -154,6 +168,15 @@ class Monitor:
             return by_wall
         by_trials = max(total - done, 0) * elapsed / new
         return by_trials if by_wall is None else min(by_trials, by_wall)
+
+
+def _best(trials: list[FrozenTrial], maximize: bool) -> FrozenTrial | None:
+    """The first complete trial of the best value, or None."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not complete:
+        return None
+    sign = 1 if maximize else -1
+    return max(complete, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
 
 
 def _counted(trials: list[FrozenTrial]) -> int:

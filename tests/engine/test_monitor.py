@@ -87,3 +87,29 @@ def test_interrupted_trials_do_not_count_and_their_retries_count_once(study, mak
     assert during.done == 2
     assert [t.number for t in second.last_finished] == [4, 5]
     assert second.done_after == {4: 3, 5: 4} and second.done == 4
+
+
+def test_each_new_trial_carries_the_best_as_of_its_own_line(study, make_experiment):
+    """A line names no trial printed after it: the best among the trials up to and including it."""
+    experiment = make_experiment(budget={"trials": 10})
+    _finish(study, [0.4])  # an earlier run: its best stands until a new trial beats it
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        pruned = study.ask()
+        study.tell(pruned, state=TrialState.PRUNED)
+        _finish(study, [0.5, 0.3, 0.9, 0.1])
+        progress = monitor.poll()
+    assert [t.number for t in progress.last_finished] == [1, 2, 3, 4, 5]
+    assert progress.best_after == {1: (0.4, 0), 2: (0.4, 0), 3: (0.3, 3), 4: (0.3, 3), 5: (0.1, 5)}
+    assert (progress.best_value, progress.best_number) == (0.1, 5), "the poll's best is the last line's"
+
+
+def test_no_best_before_the_first_complete_trial(make_experiment):
+    metric = {"name": "acc", "direction": "maximize", "steps": 5}
+    experiment = make_experiment(budget={"trials": 10}, metric=metric)
+    study = optuna.create_study(direction="maximize")
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        failed = study.ask()
+        study.tell(failed, state=TrialState.FAIL)
+        _finish(study, [0.2, 0.7, 0.5])
+        progress = monitor.poll()
+    assert progress.best_after == {0: None, 1: (0.2, 1), 2: (0.7, 2), 3: (0.7, 2)}

@@ -1,0 +1,37 @@
+"""The CLI's plain progress lines (output that is not a terminal)."""
+
+from __future__ import annotations
+
+import optuna
+
+from autotweak.cli._console import Console
+from autotweak.engine._monitor import Monitor
+
+
+def test_a_plain_line_names_no_best_trial_printed_after_it(make_experiment, capsys):
+    experiment = make_experiment(budget={"trials": 4})
+    study = optuna.create_study(direction="minimize")
+    console = Console(force_plain=True)
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        for value in (0.5, 0.7, 0.1, 0.3):  # finished between two polls; trial 2 is the best
+            study.tell(study.ask(), value)
+        console._plain(experiment, monitor.poll())
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(", elapsed")[0] for line in lines] == [
+        "trial 0 complete loss=0.5 | done 1/4, best 0.5 (#0)",
+        "trial 1 complete loss=0.7 | done 2/4, best 0.5 (#0)",
+        "trial 2 complete loss=0.1 | done 3/4, best 0.1 (#2)",
+        "trial 3 complete loss=0.3 | done 4/4, best 0.1 (#2)",
+    ]
+
+
+def test_a_plain_line_before_any_complete_trial_has_no_best(make_experiment, capsys):
+    experiment = make_experiment(budget={"trials": 2})
+    study = optuna.create_study()
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)
+        study.tell(study.ask(), 0.2)
+        progress = monitor.poll()
+    Console(force_plain=True)._plain(experiment, progress)
+    first, second = capsys.readouterr().out.splitlines()
+    assert "| done 1/2, best -, " in first and "| done 2/2, best 0.2 (#1), " in second
