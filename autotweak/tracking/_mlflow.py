@@ -132,7 +132,28 @@ class MlflowTracker(BaseTracker):
         except BaseException:
             self._abandon(run_id)
             raise
+        self._close_stray_parents(info.study_name, run_id)
         return run_id
+
+    def _close_stray_parents(self, study_name: str, run_id: str) -> None:
+        """Close, as ``KILLED``, parent runs of the study left running by a process killed as it made them.
+
+        Killed before the study recorded its parent run's id, such a process leaves a run
+        that nothing would ever close; the study's own parent is ``run_id`` now.
+        """
+        stray = self.client.search_runs(
+            [self.experiment_id(study_name)],
+            filter_string="tags.`autotweak.kind` = 'study' and attributes.status = 'RUNNING'",
+        )
+        for run in stray:
+            if run.info.run_id != run_id and run.data.tags.get("autotweak.study") == study_name:
+                self.client.set_tag(run.info.run_id, "autotweak.superseded_by", run_id)
+                self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+                _log.warning(
+                    "closed parent run %s of study '%s': its process was killed as it made it",
+                    run.info.run_id,
+                    study_name,
+                )
 
     def _abandon(self, run_id: str) -> None:
         """Close a parent run that could not be written in full; the study is not started."""

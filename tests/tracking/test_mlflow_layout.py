@@ -171,3 +171,19 @@ def test_a_finished_trial_without_a_record_gets_one_from_optuna(home, make_exper
     assert [m.step for m in mlflow_client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
     study.close()
     assert sorted(mlflow_runs(mlflow_client, "unrecorded").children) == [0], "not opened twice"
+
+
+def test_a_parent_run_left_running_by_a_killed_start_is_closed_by_the_next(home, mlflow_client):
+    """A process killed after making the parent run, before the study recorded it: resume makes another."""
+    from autotweak.spec import Experiment
+    from autotweak.tracking import MlflowTracker, StudyInfo
+
+    spec = Experiment.from_dict(base_spec()).to_dict()
+    tracker = MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")
+    first = tracker.start_study(StudyInfo(study_name="s", spec=spec, meta={}, storage="sqlite://"))
+    other = tracker.start_study(StudyInfo(study_name="s2", spec=spec, meta={}, storage="sqlite://"))
+    second = tracker.start_study(StudyInfo(study_name="s", spec=spec, meta={}, storage="sqlite://"))
+    stray = mlflow_client.get_run(first)
+    assert stray.info.status == "KILLED" and stray.data.tags["autotweak.superseded_by"] == second
+    assert mlflow_client.get_run(second).info.status == "RUNNING"
+    assert mlflow_client.get_run(other).info.status == "RUNNING", "another study's parent is left alone"
