@@ -171,20 +171,26 @@ def _running(pid: int) -> bool:
     return fields[0] != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
-def test_workers_stop_as_on_ctrl_c_when_the_main_process_is_killed(home, mlflow_client):
-    """kill -9 of ``optimize`` leaves no one to forward Ctrl-C: the workers must not run on alone."""
+def _start_two_slow_trials(home: Path, *, steps: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """``optimize`` of 3 trials of ``steps`` x 0.2 s on 2 workers (baseline first), once both have started."""
     marker = home / "marks.txt"
     spec = write_spec(
         home / "exp.yaml",
         objective=objective("checkpointed"),
-        base={"marker": str(marker), "sleep": 0.2, "steps": 50, "x": 0.5},
-        metric={"name": "loss", "direction": "minimize", "steps": 50},
+        base={"marker": str(marker), "sleep": 0.2, "steps": steps, "x": 0.5},
+        metric={"name": "loss", "direction": "minimize", "steps": steps},
         budget={"trials": 3},
         execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 3},
     )
     proc = start_cli(["optimize", str(spec)], home.parent)
-    workers = [int(line.split()[1]) for line in wait_for_lines(marker, 2)]
+    return proc, wait_for_lines(marker, 2)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_workers_stop_as_on_ctrl_c_when_the_main_process_is_killed(home, mlflow_client):
+    """kill -9 of ``optimize`` leaves no one to forward Ctrl-C: the workers must not run on alone."""
+    proc, started = _start_two_slow_trials(home, steps=50)
+    workers = [int(line.split()[1]) for line in started]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     deadline = time.time() + 30
@@ -203,17 +209,7 @@ def test_workers_stop_as_on_ctrl_c_when_the_main_process_is_killed(home, mlflow_
 
 def test_ctrl_c_stops_cleanly_and_resume_runs_the_interrupted_trials_first(home, mlflow_client):
     """Interrupted trials (the baseline among them) are queued again, not failed, and cost no budget."""
-    marker = home / "marks.txt"
-    spec = write_spec(
-        home / "exp.yaml",
-        objective=objective("checkpointed"),
-        base={"marker": str(marker), "sleep": 0.2, "steps": 20, "x": 0.5},
-        metric={"name": "loss", "direction": "minimize", "steps": 20},
-        budget={"trials": 3},
-        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 3},
-    )
-    proc = start_cli(["optimize", str(spec)], home.parent)
-    wait_for_lines(marker, 2)
+    proc, _ = _start_two_slow_trials(home, steps=20)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
