@@ -60,6 +60,8 @@ class Monitor:
         self._started = time.time()
         self._seen: set[int] = set()
         self._done_at_start: int | None = None
+        self._compute_at_start: float | None = None
+        self._first_start: float | None = None
 
     def __enter__(self) -> Monitor:
         # The trials finished before this run (a resumed study) are neither news nor a sign of
@@ -67,6 +69,7 @@ class Monitor:
         trials = self._read()
         self._seen = {t.number for t in trials if t.state.is_finished()}
         self._done_at_start = _counted(trials)
+        self._compute_at_start = study_compute(trials, self.experiment.metric.steps)
         self._report(trials)  # the study is open: a first look at once, news-free
         self._thread.start()
         return self
@@ -106,13 +109,15 @@ class Monitor:
         finished = [t for t in trials if t.state.is_finished()]
         fresh = sorted((t for t in finished if t.number not in self._seen), key=lambda t: t.number)
         self._seen.update(t.number for t in fresh)
-        retries = sum(1 for t in trials if ATTR.RETRY_OF in t.user_attrs)
         done = _counted(trials)
+        compute = study_compute(trials, self.experiment.metric.steps)
         if self._done_at_start is None:
             self._done_at_start = done  # polled without entering: every finished trial is new
+            self._compute_at_start = compute
         total = self.experiment.budget.trials
         done_after = self._count_each(fresh, trials, done, total)
-        elapsed = time.time() - self._started
+        now = time.time()
+        self._note_first_start(fresh, now)
         maximize = self.experiment.metric.direction == "maximize"
         best = _best(finished, maximize)
         return Progress(
@@ -121,9 +126,9 @@ class Monitor:
             total=total,
             best_value=None if best is None else best.value,
             best_number=None if best is None else best.number,
-            elapsed=elapsed,
-            eta=self._eta(done, total, elapsed, retries),
-            compute=study_compute(trials, self.experiment.metric.steps),
+            elapsed=now - self._started,
+            eta=self._eta(done, total, compute, now),
+            compute=compute,
             last_finished=fresh,
             done_after=done_after,
             best_after=self._best_each(fresh, finished, maximize),
@@ -160,14 +165,32 @@ class Monitor:
             after[trial.number] = None if best is None or value is None else (value, best.number)
         return after
 
-    def _eta(self, done: int, total: int | None, elapsed: float, retries: int) -> float | None:
-        new = done - (self._done_at_start or 0)
-        wall = self.experiment.budget.wall_time
-        by_wall = None if wall is None else max(wall - elapsed, 0.0)
-        if total is None or new <= 0:
-            return by_wall
-        by_trials = max(total - done, 0) * elapsed / new
-        return by_trials if by_wall is None else min(by_trials, by_wall)
+    def _note_first_start(self, fresh: list[FrozenTrial], now: float) -> None:
+        """Keep when the first trial this run finished began: the pace is measured from there.
+
+        Worker start-up is no trial's pace (it made a 500-trial study of 76 s show 34
+        minutes after its first trial). A trial begun before this run (a stale one swept
+        now) counts from the run's start; a worker's clock ahead of ours, from now.
+        """
+        starts = [t.datetime_start.timestamp() for t in fresh if t.datetime_start is not None]
+        if not starts:
+            return
+        first = min(max(min(starts), self._started), now)
+        self._first_start = first if self._first_start is None else min(self._first_start, first)
+
+    def _eta(self, done: int, total: int | None, compute: float, now: float) -> float | None:
+        """The soonest of the budget's limits at this run's pace: trials, compute, wall time."""
+        budget = self.experiment.budget
+        estimates = [] if budget.wall_time is None else [max(budget.wall_time - (now - self._started), 0.0)]
+        span = None if self._first_start is None else now - self._first_start
+        if span is not None and span > 0:
+            new = done - (self._done_at_start or 0)
+            if total is not None and new > 0:
+                estimates.append(max(total - done, 0) * span / new)
+            spent = compute - (self._compute_at_start or 0.0)
+            if budget.compute is not None and spent > 0:
+                estimates.append(max(budget.compute - compute, 0.0) * span / spent)
+        return min(estimates, default=None)
 
 
 def _best(trials: list[FrozenTrial], maximize: bool) -> FrozenTrial | None:

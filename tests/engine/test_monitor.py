@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from types import SimpleNamespace
+
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.trial import TrialState, create_trial
 
+from autotweak.engine import _monitor
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._study import ATTR, requeue
 
@@ -20,17 +24,76 @@ def study() -> optuna.Study:
     return optuna.create_study(direction="minimize")
 
 
-def test_eta_follows_the_pace_of_trials_that_finish_before_the_first_poll(study, make_experiment):
+_TEN_STEPS = {"name": "loss", "direction": "minimize", "steps": 10}
+
+
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The monitor's clock, in seconds since the epoch: set ``clock[0]`` to move it."""
+    now = [1000.0]
+    monkeypatch.setattr(_monitor, "time", SimpleNamespace(time=lambda: now[0]))
+    return now
+
+
+def _add(study: optuna.Study, start: float, end: float, value: float | None = 0.5, steps: int = 0) -> None:
+    """A trial that ran from ``start`` to ``end`` (clock seconds); pruned after ``steps`` if no value."""
+    state = TrialState.COMPLETE if value is not None else TrialState.PRUNED
+    trial = create_trial(state=state, value=value, intermediate_values={s: 0.5 for s in range(1, steps + 1)})
+    trial.datetime_start = datetime.fromtimestamp(start)
+    trial.datetime_complete = datetime.fromtimestamp(end)
+    study.add_trial(trial)
+
+
+def test_eta_follows_the_pace_of_trials_that_finish_before_the_first_poll(study, make_experiment, clock):
     experiment = make_experiment(budget={"trials": 10, "wall_time": "10m"})
     seen: list[Progress] = []
     with Monitor(study, experiment, seen.append, interval=3600) as monitor:
-        _finish(study, [0.1, 0.2, 0.3])
+        for i in range(3):
+            _add(study, 1000 + 2 * i, 1002 + 2 * i, value=0.1 * (i + 1))
+        clock[0] = 1006
         progress = monitor.poll()
     assert progress.done == 3 and progress.best_value == 0.1 and progress.best_number == 0
-    assert progress.eta is not None
-    # 7 trials left at the pace of the first 3, not the 10-minute wall-time budget.
-    assert progress.eta == pytest.approx(7 * progress.elapsed / 3, rel=0.5)
-    assert progress.eta < 60
+    # 7 trials left at the pace of the first 3 (2 s each), not the 10-minute wall-time budget.
+    assert progress.eta == pytest.approx(14)
+
+
+def test_eta_leaves_out_the_workers_start_up(study, make_experiment, clock):
+    """100 s of start-up, then a trial a second: 499 s to go, not 499 times 101."""
+    experiment = make_experiment(budget={"trials": 500})
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        _add(study, 1100, 1101)
+        clock[0] = 1101
+        first = monitor.poll()
+        for i in range(1, 10):
+            _add(study, 1100 + i, 1101 + i)
+        clock[0] = 1110
+        tenth = monitor.poll()
+    assert first.eta == pytest.approx(499) and tenth.eta == pytest.approx(490)
+    assert first.elapsed == pytest.approx(101), "the elapsed time still counts from the start"
+
+
+def test_eta_by_compute_when_it_runs_out_before_the_trials(study, make_experiment, clock):
+    """A compute budget of 10 full trainings, 5.2 spent in this run's 6 s: 4.4 s to go, not 991 trials."""
+    experiment = make_experiment(budget={"trials": 1000, "compute": 10}, metric=_TEN_STEPS)
+    _add(study, 0, 1, value=0.3)  # an earlier run's full training: spent, but not at this run's pace
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        for i in range(4):
+            _add(study, 1002 + i, 1003 + i)
+            _add(study, 1002 + i, 1003 + i, value=None, steps=3)  # pruned at 3 of 10 steps
+        clock[0] = 1008
+        progress = monitor.poll()
+    assert progress.compute == pytest.approx(1 + 4 + 4 * 0.3)
+    assert progress.eta == pytest.approx((10 - 6.2) * 6 / 5.2)
+
+
+def test_eta_by_compute_alone(study, make_experiment, clock):
+    experiment = make_experiment(budget={"compute": 4}, metric=_TEN_STEPS)
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        before = monitor.poll()
+        _add(study, 1000, 1001)
+        clock[0] = 1001
+        after = monitor.poll()
+    assert before.eta is None and after.eta == pytest.approx(3)
 
 
 def test_trials_of_an_earlier_run_do_not_count_for_the_pace(study, make_experiment):
