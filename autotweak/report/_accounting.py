@@ -54,6 +54,8 @@ class ComputeAccount:
     pruned: int
     pruned_compute: float
     steps_known: bool
+    queued: int = 0
+    """Trials waiting to run (enqueued, or queued again after an interruption): not counted."""
 
     @property
     def pruning_saved(self) -> float:
@@ -62,17 +64,22 @@ class ComputeAccount:
 
     def section(self) -> Section:
         """The account as a report section."""
-        notes = [f"Compute used: {self.used:.2f} full trainings over {self.trials} trials."]
+        waiting = ""
+        if self.queued:
+            waiting = f" ({self.queued} more {'is' if self.queued == 1 else 'are'} queued to run)"
+        over = _count(self.trials, "trial")
+        notes = [f"Compute used: {self.used:.2f} full trainings over {over}{waiting}."]
         if self.grid_size:
             notes.append(
-                f"The full grid ({self.grid_note}) has {self.grid_size} configs, i.e. "
-                f"{self.grid_size} full trainings: this study used {self.used / self.grid_size:.1%} of it."
+                f"The full grid ({self.grid_note}) has {_count(self.grid_size, 'config')}, i.e. "
+                f"{_count(self.grid_size, 'full training')}: "
+                f"this study used {self.used / self.grid_size:.1%} of it."
             )
         else:
             notes.append(f"No full grid to compare with: {self.grid_note}.")
         if self.pruned:
             notes.append(
-                f"Pruning stopped {self.pruned} trial{'s' if self.pruned != 1 else ''} after "
+                f"Pruning stopped {_count(self.pruned, 'trial')} after "
                 f"{self.pruned_compute:.2f} full trainings; "
                 f"running them to the end would have cost {self.pruned}: pruning saved "
                 f"{self.pruning_saved:.2f} full trainings."
@@ -84,7 +91,8 @@ class ComputeAccount:
 
 def compute_account(study: optuna.Study) -> ComputeAccount:
     """Count the compute of ``study`` and size the grid of its space."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    every = study.get_trials(deepcopy=False)
+    trials = [t for t in every if t.state != TrialState.WAITING]
     steps = steps_of(study)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     size, note = _grid(study.user_attrs.get(ATTR.SPEC, {}))
@@ -96,7 +104,13 @@ def compute_account(study: optuna.Study) -> ComputeAccount:
         pruned=len(pruned),
         pruned_compute=sum(frozen_compute(t, steps) for t in pruned),
         steps_known=steps is not None,
+        queued=len(every) - len(trials),
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 trial``, ``2 trials``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _grid(spec: Mapping[str, Any]) -> tuple[int | None, str]:
@@ -125,7 +139,7 @@ def _grid(spec: Mapping[str, Any]) -> tuple[int | None, str]:
 
 @dataclass(frozen=True)
 class WorkerCost:
-    """Trials, wall time and dollars of one worker type."""
+    """Trials, their time in Optuna (start to end, summed) and dollars of one worker type."""
 
     worker: str
     trials: int
@@ -162,13 +176,18 @@ def workers_section(rows: list[WorkerCost], study_dollars: float | None = None) 
         [r.worker, str(r.trials), _duration(r.wall_s), "—" if r.dollars is None else f"${r.dollars:.2f}"]
         for r in rows
     ]
-    notes = ["Wall time is the sum of the trials' own durations (running trials count until now)."]
+    notes = [
+        "Trial time is the sum of each trial's time from its start to its end in Optuna: the "
+        "objective, and around it the sampler's work and the opening of the trial's MLflow run "
+        "(running trials count until now). Each trial's MLflow run holds the objective alone, "
+        "as `duration_s` (a run rebuilt by `reconcile` holds the Optuna time), so those sum to less."
+    ]
     if any(r.dollars is not None for r in rows):
         total = sum(r.dollars for r in rows if r.dollars is not None)
         notes.append(f"Dollars as recorded by the cloud workers: ${total:.2f} for the trials' own time.")
     if study_dollars is not None:
         notes.append(f"The study's instances cost ${study_dollars:.2f} in all, boot and idle time included.")
-    header = ["worker type", "trials", "wall time", "dollars"]
+    header = ["worker type", "trials", "trial time", "dollars"]
     return Section("Time and cost per worker type", notes, header, table)
 
 
