@@ -205,7 +205,11 @@ def status(study: str | None, storage: str | None) -> None:
             _console.line(f"no studies in {url}")
         for s in summaries:
             best = "-" if s.best_trial is None else f"{s.best_trial.value:.6g}"
-            _console.line(f"{s.study_name}: {s.n_trials} trial{'' if s.n_trials == 1 else 's'}, best {best}")
+            trials = opened.get_all_trials(s._study_id, deepcopy=False)
+            queued = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
+            ran = len(trials) - queued  # as the report counts them: the queued ones are said apart
+            more = f" ({queued} queued)" if queued else ""
+            _console.line(f"{s.study_name}: {ran} trial{'' if ran == 1 else 's'}{more}, best {best}")
         return
     summary = summarize(load_study(study, opened))
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)

@@ -16,6 +16,7 @@ import optuna
 import pytest
 import yaml
 
+from autotweak import Study as autotweak_study
 from autotweak.cli._console import Console
 from autotweak.engine import Progress
 from autotweak.spec import Experiment
@@ -267,3 +268,18 @@ def test_importing_autotweak_is_light() -> None:
         "assert 'optuna' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_status_counts_the_trials_that_ran_and_says_the_queued_ones_apart(home, make_experiment, capsys):
+    """As the report counts them: a trial queued to run again (an interrupted one's retry) has not run."""
+    from autotweak.cli._main import main
+
+    with autotweak_study(make_experiment(name="zero1")) as study:
+        trial = study.ask()
+        assert trial is not None
+        study.tell(trial, 1.0)
+    storage = optuna.storages.get_storage(f"sqlite:///{home / 'optuna.db'}")
+    loaded = optuna.load_study(study_name="zero1", storage=storage)
+    loaded.enqueue_trial({"x": 0.5})
+    main(["status"])
+    assert "zero1: 1 trial (1 queued), best 1" in capsys.readouterr().out
