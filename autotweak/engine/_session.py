@@ -6,6 +6,7 @@ and closes the record. Nothing else writes trial state.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -89,6 +90,16 @@ class TrialSession:
         self._attrs: dict[int, dict[str, Any]] = {}
         self.notice = notice
 
+    @functools.cached_property
+    def _checkpoints(self) -> Path:
+        """The study's checkpoint folder: its name and its own id (another study of the name has another).
+
+        A study made before studies had ids keeps the folder it had (its name alone).
+        """
+        uid = self.study.user_attrs.get(ATTR.UID)
+        name = self.experiment.name if uid is None else f"{self.experiment.name}-{uid}"
+        return Path(self.ctx.home) / "checkpoints" / name
+
     def begin(
         self,
         trial: optuna.Trial,
@@ -125,7 +136,7 @@ class TrialSession:
         self._starts[trial.number] = start
         self._baseline[trial.number] = bool(attrs.get(ATTR.BASELINE))
         self._attrs[trial.number] = dict(attrs)
-        folder = Path(self.ctx.home) / "checkpoints" / exp.name / f"trial-{root:04d}"
+        folder = self._checkpoints / f"trial-{root:04d}"
         previous = attrs.get(ATTR.CHECKPOINT_RUN)
         if previous and not (folder.exists() and any(folder.iterdir())):
             self.tracker.download_checkpoint(str(previous), folder)

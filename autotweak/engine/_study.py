@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +49,7 @@ class ATTR:
     FAILURE = "autotweak.failure"
     CHECKPOINT_RUN = "autotweak.checkpoint_run"
     INTERRUPTED = "autotweak.interrupted"  # on a trial stopped by Ctrl-C: queued again, not a failure
+    UID = "autotweak.study_uid"  # on the study: tells it from an earlier study of the same name
 
 
 _STATES = {
@@ -92,6 +94,7 @@ def create_study(experiment: Experiment, storage: BaseStorage) -> optuna.Study:
     study = optuna.create_study(
         storage=storage, study_name=experiment.name, direction=experiment.metric.direction
     )
+    study.set_user_attr(ATTR.UID, uuid.uuid4().hex[:12])
     study.set_user_attr(ATTR.SPEC, experiment.to_dict())
     study.set_user_attr(ATTR.META, components_meta(experiment))
     base = experiment.base_trial()

@@ -196,9 +196,25 @@ def test_checkpoint_dir_is_per_trial(home, make_experiment):
         budget={"trials": 2},
     )
     autotweak.optimize(exp)
-    dirs = sorted(p.name for p in (home / "checkpoints" / "study").iterdir())
-    assert dirs == ["trial-0000", "trial-0001"]
-    assert (home / "checkpoints" / "study" / "trial-0001" / "step.txt").read_text() == "2"
+    (folder,) = (home / "checkpoints").iterdir()
+    assert folder.name.startswith("study-"), "the study's name and its own id"
+    assert sorted(p.name for p in folder.iterdir()) == ["trial-0000", "trial-0001"]
+    assert (folder / "trial-0001" / "step.txt").read_text() == "2"
+
+
+def test_a_new_study_of_the_same_name_never_sees_an_earlier_ones_checkpoints(home, make_experiment):
+    """Another storage, or a study deleted and made again: its trial 0 is not the old trial 0."""
+    marker = home / "m"
+    exp = make_experiment(
+        objective=objective("checkpointed"),
+        base={"marker": str(marker), "sleep": 0.0, "steps": 3},
+        budget={"trials": 2},
+    )
+    autotweak.optimize(exp)
+    autotweak.optimize(exp.with_overrides(storage=f"sqlite:///{home / 'other.db'}"))
+    starts = [line.split()[2] for line in marker.read_text().splitlines()]
+    assert starts == ["start=0"] * 4, "each trial of each study started from scratch"
+    assert len(list((home / "checkpoints").iterdir())) == 2
 
 
 def optional_trial(config: dict[str, Any], trial: autotweak.Trial | None = None) -> float:
