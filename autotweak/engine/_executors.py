@@ -13,7 +13,7 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -150,8 +150,9 @@ class ProcessExecutor(BaseExecutor):
         main = sys.modules.get("__main__")
         script = getattr(main, "__file__", None)
         in_main = getattr(objective, "__module__", None) == "__main__"
-        if in_main and not script:
-            reason = "it is defined in an interactive session, which worker processes cannot import"
+        if in_main and not (script and Path(script).is_file()):
+            where = f"in {script}, which is not a file" if script else "in an interactive session"
+            reason = f"it is defined {where}; worker processes cannot import it"
         elif in_main and _defined_at_top_level(str(script), name) is False:
             reason = (
                 f"{script} does not define it at module level (it is defined inside a block, such as "
@@ -194,7 +195,8 @@ class ProcessExecutor(BaseExecutor):
                 ),
                 name=f"autotweak-worker-{index}",
             )
-            proc.start()
+            with _main_file_readable():
+                proc.start()
             sender.close()
             procs.append((proc, receiver, current))
         return self._collect(procs)
@@ -333,6 +335,27 @@ def _process_main(
     with contextlib.suppress(OSError):  # a parent killed meanwhile reads nothing
         sender.send(result)
         sender.close()
+
+
+@contextlib.contextmanager
+def _main_file_readable() -> Iterator[None]:
+    """Hide a main script's ``__file__`` that names no file (``python - <<EOF``: ``<stdin>``) from workers.
+
+    A new worker runs the main script again from its ``__file__``; one read from standard
+    input has none to read, and every worker would fail. Hidden, workers start as under
+    ``python -c``: the objective comes from an importable module (a function defined in
+    such a script is refused before: see :meth:`ProcessExecutor.check_objective`).
+    """
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    if main is None or script is None or Path(script).is_file():
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = script
 
 
 def _stop_with_parent() -> None:

@@ -310,6 +310,37 @@ def test_a_script_without_the_main_guard_fails_and_says_to_add_it(home, mlflow_c
     assert parent.info.status == "KILLED", "not recorded as a clean finish"
 
 
+def test_a_script_read_from_standard_input_runs_workers(home, mlflow_client):
+    """``python - <<EOF``: its ``__file__`` is ``<stdin>``, which workers cannot run again."""
+    spec = write_spec(home / "exp.yaml", budget={"trials": 4}, execution={"workers": 2})
+    source = f"import autotweak\nautotweak.optimize({str(spec)!r})\n"
+    run = subprocess.run(
+        [sys.executable, "-"], input=source, cwd=home.parent, capture_output=True, text=True, timeout=180
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    study = load(autotweak.Experiment.from_dict(base_spec()))
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 4
+    assert_stores_agree(mlflow_client, study)
+
+
+def test_an_objective_defined_in_a_script_from_standard_input_is_refused(home):
+    spec = base_spec(budget={"trials": 2}, execution={"workers": 2})
+    del spec["objective"]
+    source = (
+        "import autotweak\n"
+        "def train(config, trial):\n    return 0.0\n"
+        f"autotweak.optimize({{**{spec!r}, 'objective': train}})\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-"], input=source, cwd=home.parent, capture_output=True, text=True, timeout=180
+    )
+    assert run.returncode == 1
+    assert "it is defined in <stdin>, which is not a file; worker processes cannot import it" in run.stderr
+    assert not (home / "optuna.db").exists() or not optuna.get_all_study_summaries(
+        f"sqlite:///{home / 'optuna.db'}"
+    ), "refused before the study exists"
+
+
 def test_workers_that_all_fail_raise_with_each_workers_error(home, make_experiment, mlflow_client):
     broken = home / "broken.py"
     broken.write_text(
