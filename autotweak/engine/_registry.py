@@ -15,6 +15,7 @@ from optuna.samplers import BaseSampler
 
 from autotweak._imports import require
 from autotweak._validation import Where
+from autotweak.engine._storage import quiet_optuna
 from autotweak.exceptions import SpecError
 from autotweak.space import SearchSpace
 from autotweak.spec._parts import Component, Metric
@@ -151,8 +152,13 @@ PRUNERS: dict[str, PrunerFactory] = {
 
 
 def build_sampler(component: Component, space: SearchSpace, seed: int | None) -> BaseSampler:
-    """Instantiate the sampler named by ``component`` (errors surface as they are)."""
-    return SAMPLERS[component.name](space, seed, dict(component.args))
+    """Instantiate the sampler named by ``component`` (errors surface as they are).
+
+    Optuna's notes that a sampler is experimental (qmc) are not repeated at each of the
+    several times a study builds its sampler.
+    """
+    with quiet_optuna():
+        return SAMPLERS[component.name](space, seed, dict(component.args))
 
 
 def build_pruner(component: Component, metric: Metric) -> BasePruner:

@@ -145,10 +145,33 @@ def quiet_optuna() -> Iterator[None]:
     autotweak records heartbeats itself around ``ask``/``tell`` (Optuna assumes only
     ``Study.optimize`` does), and relies on ``fail_stale_trials`` on purpose.
     """
+    quiet = getattr(_quieted, "on", False)
+    _quieted.on = True
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        yield
+        try:
+            yield
+        finally:
+            _quieted.on = quiet
+
+
+_quieted = threading.local()  # set in this thread inside quiet_optuna()
+
+
+class _QuietInfo(logging.Filter):
+    """Drops Optuna's INFO lines ("A new study created in RDB...") inside :func:`quiet_optuna`.
+
+    The library prints nothing a user did not ask for; a user's own Optuna calls, outside,
+    keep their lines.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not getattr(_quieted, "on", False)
+
+
+for _name in ("optuna.storages._rdb.storage", "optuna.storages._in_memory"):
+    logging.getLogger(_name).addFilter(_QuietInfo())
 
 
 LOST_WORKER = "worker lost: no heartbeat within the grace period"

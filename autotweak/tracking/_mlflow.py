@@ -57,7 +57,13 @@ def _make_tables(uri: str, *, artifacts: str | None) -> None:
     """MLflow's tables, migrated, in the new SQLite database at ``uri``."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    SqlAlchemyStore(uri, artifacts or "./mlruns").engine.dispose()  # type: ignore[no-untyped-call]
+    chatty = logging.getLogger("mlflow.store.db.utils")  # "Creating initial MLflow database tables..."
+    level = chatty.level
+    chatty.setLevel(logging.WARNING)  # a library says nothing a user did not ask for
+    try:
+        SqlAlchemyStore(uri, artifacts or "./mlruns").engine.dispose()  # type: ignore[no-untyped-call]
+    finally:
+        chatty.setLevel(level)
 
 
 def _now_ms() -> int:
