@@ -6,7 +6,7 @@ import math
 import os
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
@@ -16,10 +16,11 @@ import optuna
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._optimize import Prepared, _close, as_experiment, prepare
 from autotweak.engine._registry import build_pruner, build_sampler
-from autotweak.engine._session import Outcome, TrialSession
+from autotweak.engine._session import REQUEUED, Outcome, TrialSession
 from autotweak.engine._storage import StaleSweeper, heartbeat, quiet_optuna
+from autotweak.engine._study import mark_interrupted
 from autotweak.engine._trial import Trial
-from autotweak.engine._worker import as_number, session_seed
+from autotweak.engine._worker import _interrupted, as_number, session_seed
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -35,7 +36,10 @@ class Study:
 
     ``experiment`` is an :class:`~autotweak.spec.Experiment`, its mapping form or the path
     of its YAML file. An exception that leaves the ``with`` block fails the trials still
-    open with its type, message and traceback, and closes the study as interrupted.
+    open with its type, message and traceback, and closes the study as interrupted; Ctrl-C
+    (``KeyboardInterrupt``) instead records them as interrupted and queues them to run
+    again with the same config, as ``optimize`` does. Once closed, the study refuses
+    :meth:`ask` and :meth:`tell`; a second :meth:`close` returns the same summary.
 
     Example:
         >>> with Study(experiment) as study:  # doctest: +SKIP
@@ -76,6 +80,7 @@ class Study:
         self._sweep = StaleSweeper(self._study, experiment.execution.heartbeat_interval)
         self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
         self._summary: StudySummary | None = None
+        self._closed = False
         self._writer = RecordWriter(threaded=lambda: tracker.threaded_writes)  # see tell()
 
     @property
@@ -89,7 +94,12 @@ class Study:
         return self._study
 
     def ask(self) -> Trial | None:
-        """A new trial, or ``None`` once the budget is spent."""
+        """A new trial, or ``None`` once the budget is spent.
+
+        Raises:
+            AutotweakError: If the study is closed.
+        """
+        self._check_open()
         self._sweep()
         ctx = self._prepared.context
         with ask_lock(ctx.storage_url, self._study.study_name):
@@ -124,23 +134,61 @@ class Study:
         tracking server, or the helper process that writes the records of short trials),
         the trial's MLflow run is closed on a background thread; :meth:`flush` and
         :meth:`close` wait for every run to be closed.
+
+        Raises:
+            AutotweakError: If the study is closed, ``trial`` is not a trial this study's
+                :meth:`ask` returned and has not told yet, ``state`` is unknown, or ``value``
+                is not a number (or is missing for ``"complete"``).
         """
+        self._check_open()
         if state not in _STATES:
             raise AutotweakError(f"'state' of tell() must be one of {', '.join(_STATES)}, got {state!r}.")
         if value is not None and as_number(value) is None:
             raise AutotweakError(
                 f"'value' of tell() must be a number (not text or a bool) or None, got value={value!r}."
             )
-        if trial.number not in self._open:
-            raise AutotweakError(f"trial {trial.number} is not open in this study (told twice?).")
-        handle = self._open[trial.number][0]
-        self._finish(trial.number, self._outcome(handle, value, state, error))
+        if value is None and state == "complete":
+            raise AutotweakError(
+                "'value' of tell() is required for state='complete', got value=None; "
+                "tell a trial that did not finish with state='failed' or state='pruned'."
+            )
+        self._check_asked(trial)
+        self._finish(trial.number, self._outcome(trial, value, state, error))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AutotweakError(
+                f"study '{self._study.study_name}' is closed; reopen it with "
+                "autotweak.Study(..., resume=True)."
+            )
+
+    def _check_asked(self, trial: object) -> None:
+        """Refuse anything but a handle this object's :meth:`ask` returned and that is still open."""
+        if not isinstance(trial, Trial):
+            raise AutotweakError(f"tell() takes a trial from this study's ask(), got {trial!r}.")
+        held = self._open.get(trial.number)
+        if held is not None and held[0] is trial:
+            return
+        owner = trial.optuna_trial.study
+        if owner is not self._study:
+            mine = self._study.study_name
+            other = f"study '{owner.study_name}'"
+            if owner.study_name == mine:
+                other = f"another Study object of study '{mine}'"
+            raise AutotweakError(
+                f"trial {trial.number} was asked from {other}, not from study '{mine}'; "
+                "tell it to the Study whose ask() returned it."
+            )
+        raise AutotweakError(f"trial {trial.number} is not open in this study (told twice?).")
 
     def _finish(self, number: int, outcome: Outcome) -> None:
         handle, started, stack = self._open.pop(number)
         stack.close()
         outcome = self._session.tell(handle, outcome)
         duration = time.monotonic() - started
+        if outcome.state in REQUEUED:  # queued again before the study closes, as a worker does
+            self._session.record(handle, outcome, duration)
+            return
         self._writer.submit(
             lambda: self._session.record(handle, outcome, duration), f"the record of trial {number}"
         )
@@ -163,20 +211,26 @@ class Study:
         self._writer.wait()
 
     def close(self) -> StudySummary:
-        """Fail trials still open, wait for every record, write the summary and close the study's record."""
-        return self._close_with(Outcome("failed", None, "still open when the study was closed"))
+        """Fail trials still open, wait for every record, write the summary and close the study's record.
 
-    def _close_with(self, open_trials: Outcome, *, interrupted: bool = False) -> StudySummary:
-        """Close the study; trials still open end as ``open_trials`` says."""
-        if self._summary is None:
-            for number in list(self._open):
-                self._finish(number, open_trials)
+        Closing a closed study does nothing and returns the summary of the first close.
+        """
+        return self._close_with(lambda _: Outcome("failed", None, "still open when the study was closed"))
+
+    def _close_with(
+        self, open_trials: Callable[[Trial], Outcome], *, interrupted: bool = False
+    ) -> StudySummary:
+        """Close the study; each trial still open ends as ``open_trials`` says for it."""
+        if not self._closed:
+            self._closed = True
+            for number, (handle, _, _) in list(self._open.items()):
+                self._finish(number, open_trials(handle))
             self._writer.close()
             try:
                 self._summary = _close(self._prepared, interrupted=interrupted)
             finally:
                 self._prepared.tracker.close()
-        return self._summary
+        return self.summary
 
     def __enter__(self) -> Study:
         return self
@@ -187,11 +241,11 @@ class Study:
         if exc is None:
             self.close()
         elif isinstance(exc, KeyboardInterrupt):
-            self._close_with(Outcome("failed", None, "interrupted by the user (Ctrl-C)"), interrupted=True)
+            self._close_with(_interrupt, interrupted=True)
         else:  # kept as optimize keeps an objective's exception: failure tag and traceback.txt
             failure = f"{type(exc).__name__}: {exc}"
             text = "".join(traceback.format_exception(exc_type, exc, tb))
-            self._close_with(Outcome("failed", None, failure, text), interrupted=True)
+            self._close_with(lambda _: Outcome("failed", None, failure, text), interrupted=True)
 
     @property
     def summary(self) -> StudySummary:
@@ -202,3 +256,9 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.experiment.name!r})"
+
+
+def _interrupt(handle: Trial) -> Outcome:
+    """A trial open when Ctrl-C left the ``with`` block: marked, then queued again when told."""
+    mark_interrupted(handle.optuna_trial)
+    return _interrupted(handle)

@@ -32,6 +32,16 @@ T = TypeVar("T")
 FlushFn = Callable[[list[tuple[int, float, int]]], None]
 
 
+def _as_value(raw: object) -> float:
+    """A reported value as a float, by the rule ``tell`` and an objective's result follow."""
+    from autotweak.engine._worker import as_number  # _worker imports this module
+
+    value = as_number(raw)
+    if value is None:
+        raise AutotweakError(f"'value' of report() must be a number (not text or a bool), got value={raw!r}.")
+    return value
+
+
 class Trial:
     """One trial, as seen by the objective or by an ask/tell loop.
 
@@ -114,7 +124,9 @@ class Trial:
             TrialPreempted: When the machine is about to go away (a spot interruption
                 notice): the trial is queued again and resumes from its checkpoint.
             AutotweakError: If ``step`` is not an integer >= 0 (any integral type, NumPy's
-                included, but not a bool) or is not increasing.
+                included, but not a bool) or is not increasing, or if ``value`` is not a
+                number as :meth:`Study.tell <autotweak.Study.tell>` takes one (text and bools
+                are refused; NaN and infinities are reported as they are).
             StorageUnreachableError: If the storage stays unreachable longer than a storage
                 operation is retried (an objective lets it through: its trial is queued to
                 run again, not failed).
@@ -127,7 +139,7 @@ class Trial:
                 f"'step' of report() must increase from one call to the next, got step={step} "
                 f"after step={self._steps[-1][0]}."
             )
-        value = float(value)
+        value = _as_value(value)
         self._stored(lambda: self._record_step(step, value), f"reporting step {step}")
         with self._critical():
             self._maybe_flush()

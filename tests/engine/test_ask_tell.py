@@ -164,13 +164,33 @@ def test_an_exception_in_the_with_block_is_kept_on_the_open_trials(home, make_ex
 
 
 def test_ctrl_c_in_the_with_block_records_the_trials_as_interrupted(home, make_experiment, mlflow_client):
-    exp = make_experiment(name="ctrl-c", budget={"trials": 3})
+    """As under optimize: the open trial is interrupted (not failed), queued again, counted once."""
+    exp = make_experiment(name="ctrl-c", budget={"trials": 2})
     with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
-        assert study.ask() is not None
+        trial = study.ask()
+        assert trial is not None
+        study.tell(trial, 0.1)
+        trial = study.ask()
+        assert trial is not None
+        trial.report(0.2, step=1)
+        config = trial.config
         raise KeyboardInterrupt
-    assert load(exp).trials[0].user_attrs["autotweak.failure"] == "interrupted by the user (Ctrl-C)"
-    assert study.summary.interrupted
-    assert mlflow_runs(mlflow_client, "ctrl-c").parents[0].info.status == "KILLED"
+    _, stopped, queued = load(exp).trials
+    assert stopped.state == TrialState.FAIL
+    assert stopped.user_attrs["autotweak.failure"] == "interrupted by the user (Ctrl-C); queued to run again"
+    assert stopped.user_attrs["autotweak.interrupted"] is True
+    assert queued.state == TrialState.WAITING and queued.user_attrs["autotweak.retry_of"] == 1
+    assert study.summary.interrupted and study.summary.counts["interrupted"] == 1
+    assert study.summary.counts["failed"] == 0
+    runs = mlflow_runs(mlflow_client, "ctrl-c")
+    assert runs.parents[0].info.status == "KILLED"
+    assert runs.children[1].data.tags["autotweak.state"] == "interrupted"
+    with autotweak.Study(exp, resume=True) as again:
+        retry = again.ask()
+        assert retry is not None and retry.config == config
+        again.tell(retry, 0.3)
+        assert again.ask() is None  # the interrupted trial is not counted twice against budget.trials
+    assert [t.state for t in load(exp).trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
 
 
 def test_tell_refuses_text_and_bools_and_the_trial_stays_open(home, make_experiment):
