@@ -20,6 +20,7 @@ from autotweak._locations import (
     resolve_storage_url,
     resolve_tracking_uri,
 )
+from autotweak._validation import Where
 from autotweak.engine._executors import (
     BaseExecutor,
     WorkerCrashError,
@@ -153,11 +154,19 @@ def prepare(
 def as_experiment(
     experiment: Experiment | Mapping[str, Any] | str | os.PathLike[str], *, check_objective: bool = True
 ) -> Experiment:
-    """An experiment given as itself, as its mapping form, or as the path of its YAML file."""
+    """An experiment given as itself, as its mapping form, or as the path of its YAML file.
+
+    Raises:
+        SpecError: If ``experiment`` is none of these.
+    """
     if isinstance(experiment, Experiment):
         return experiment
     if isinstance(experiment, Mapping):
         return Experiment.from_dict(experiment, check_objective=check_objective)
+    if not isinstance(experiment, str | os.PathLike):
+        raise Where(field="experiment").fail(
+            "must be an Experiment, a mapping or the path of a YAML file", experiment
+        )
     return load_experiment(Path(experiment), check_objective=check_objective)
 
 

@@ -88,7 +88,8 @@ def create_study(experiment: Experiment, storage: BaseStorage) -> optuna.Study:
     if study_exists(storage, experiment.name):
         raise AutotweakError(
             f"a study named '{experiment.name}' already exists in the storage; continue it with "
-            f"`autotweak resume {experiment.name}` (while it runs elsewhere, add workers to it with "
+            f"`autotweak resume {experiment.name}` (from Python: optimize(..., resume=True) or "
+            f"autotweak.Study(..., resume=True); while it runs elsewhere, add workers to it with "
             f"`autotweak worker {experiment.name}`), or give the experiment another 'name'."
         )
     study = optuna.create_study(

@@ -29,6 +29,8 @@ from autotweak.spec._parts import Budget, Component, Execution, Metric
 
 __all__ = ["Experiment", "load_experiment"]
 
+_OBJECTIVE_RULE = "must be an entry point string ('module:function' or 'file.py:function') or a callable"
+
 _KEYS = (
     "name",
     "description",
@@ -110,7 +112,7 @@ class Experiment:
             and not isinstance(self.objective, str)
             and not callable(self.objective)
         ):
-            raise where.child("objective").fail("must be an entry point string or a callable", self.objective)
+            raise where.child("objective").fail(_OBJECTIVE_RULE, self.objective)
         _check_components(self, where)
         _check_base(self, where.child("base"))
         if self.budget.compute is not None and self.metric.steps is None:
@@ -219,14 +221,21 @@ def load_experiment(path: str | os.PathLike[str], *, check_objective: bool = Tru
     return Experiment.from_dict(raw, source=str(path), check_objective=check_objective)
 
 
+def _objective(value: Any, where: Where) -> Any:
+    """The spec's objective: ``None``, a callable, or a non-empty entry point string."""
+    if value is None or callable(value):
+        return value
+    if not isinstance(value, str):
+        raise where.fail(_OBJECTIVE_RULE, value)
+    return as_str(value, where)
+
+
 def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
     from autotweak.engine._registry import PRUNERS, SAMPLERS
 
     out: dict[str, Any] = {
         "name": as_str(data["name"], where.child("name")),
-        "objective": data.get("objective")
-        if data.get("objective") is None or callable(data["objective"])
-        else as_str(data["objective"], where.child("objective")),
+        "objective": _objective(data.get("objective"), where.child("objective")),
         "space": _parse_tweaks(data["tweaks"], where.child("tweaks")),
         "metric": Metric.parse(data["metric"], where.child("metric")),
         "description": str(data.get("description") or ""),
