@@ -120,12 +120,13 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
 
     They are the proposals `autotweak optimize SPEC` starts with, after the base config
     (trial 0); from a study's second result on, its proposals also follow those results.
-    Each shows its predicted normalized score (the fraction of configs it is expected to
-    beat), the spread of that prediction across past tasks, and the past tasks it comes
-    from with their similarity.
+    Each shows its predicted rank (the share of configs it is expected to beat, a
+    normalized score from 0 to 1, not a value of the metric), the spread of that
+    prediction across past tasks, and the past tasks it comes from with their similarity.
     """
     from autotweak.engine._registry import build_sampler
     from autotweak.meta import MetaSampler
+    from autotweak.report._proposals import PREDICTED, PREDICTED_NOTE, SIMILARITY_NOTE
     from autotweak.spec import Component, load_experiment
 
     _console.configure_logging(0)  # a model file skipped on the way is worth a warning
@@ -162,7 +163,9 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
         )
         _console.line(f"{rank}. {config}")
         spread = f"{p.uncertainty:.2f}" if p.uncertainty is not None else f"n/a ({fitted.n_tasks} past task)"
-        _console.line(f"   predicted {p.predicted:.2f} ± {spread}; from {sources}")
+        _console.line(f"   {PREDICTED} {p.predicted:.2f} ± {spread}; from {sources}")
+    for note in (PREDICTED_NOTE, SIMILARITY_NOTE):
+        _console.line(note)
     if experiment.sampler.name == "meta" and len(proposals) > sampler.n_meta:
         _console.line(
             f"optimize serves the first {sampler.n_meta} (sampler.args.n_meta), "

@@ -16,9 +16,21 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.meta import PROPOSALS_ATTR, guard_of
-from autotweak.report._sections import Section
+from autotweak.report._sections import Section, fmt
 
-__all__ = ["guard_note", "proposals_section"]
+__all__ = ["PREDICTED", "PREDICTED_NOTE", "SIMILARITY_NOTE", "guard_note", "proposals_section"]
+
+PREDICTED = "predicted rank (share of configs beaten)"
+PREDICTED_NOTE = (
+    "Predicted rank: the meta-learner's predicted normalized score, the share of a past task's "
+    "configs the proposal is expected to beat (0 to 1, 1 = that task's best), averaged over the "
+    "past tasks by their weights; ± is its spread across them. It is a rank, not a value of the "
+    "metric."
+)
+SIMILARITY_NOTE = (
+    "Similarity: a past task's weight relative to the most similar one's (1.00 for all of them "
+    "until the study's results or a task descriptor tell tasks apart)."
+)
 
 _log = logging.getLogger(__name__)
 
@@ -35,12 +47,13 @@ def proposals_section(study: optuna.Study) -> Section | None:
     notes = [
         f"Rank: where the proposal's actual value falls among the study's {len(scored)} completed "
         "trials (1 = best).",
+        PREDICTED_NOTE + " Compare it with the rank column, not with actual.",
         guard_note(study),
         "From past tasks: those that weigh most in the proposal, with their similarity to this "
-        "study (1.00 for all of them until the study's results or a task descriptor tell tasks "
-        "apart) and the proposal's normalized score on them (1 = that task's best).",
+        "study and the proposal's normalized score on them (1 = that task's best).",
+        SIMILARITY_NOTE,
     ]
-    header = ["#", "params", "predicted", "actual", "rank", "trial", "from past tasks"]
+    header = ["#", "params", PREDICTED, "actual", "rank", "trial", "from past tasks"]
     return Section("Meta-learner proposals and how they scored", notes, header, rows)
 
 
@@ -77,10 +90,10 @@ def _read(study: optuna.Study) -> list[dict[str, Any]]:
 def _row(
     index: int, proposal: dict[str, Any], trials: dict[int, FrozenTrial], scored: list[float]
 ) -> list[str]:
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in dict(proposal.get("params") or {}).items())
-    predicted = _fmt(proposal.get("predicted"))
+    params = ", ".join(f"{k}={fmt(v)}" for k, v in dict(proposal.get("params") or {}).items())
+    predicted = fmt(proposal.get("predicted"))
     if proposal.get("uncertainty") is not None:
-        predicted += f" ± {_fmt(proposal['uncertainty'])}"
+        predicted += f" ± {fmt(proposal['uncertainty'])}"
     sources = ", ".join(_source(s) for s in proposal.get("sources") or [] if isinstance(s, dict))
     number = proposal.get("trial_number")
     trial = trials.get(int(number)) if number is not None else None
@@ -101,19 +114,13 @@ def _outcome(trial: FrozenTrial | None, scored: list[float]) -> tuple[str, str]:
         return "not run", "—"
     if _scored(trial):
         value = float(trial.value)  # type: ignore[arg-type]
-        return _fmt(value), f"{scored.index(value) + 1} of {len(scored)}"
+        return fmt(value), f"{scored.index(value) + 1} of {len(scored)}"
     state = trial.state.name.lower()
     if trial.state == TrialState.PRUNED and trial.intermediate_values:
         step = max(trial.intermediate_values)
-        return f"pruned at step {step} ({_fmt(trial.intermediate_values[step])})", "—"
+        return f"pruned at step {step} ({fmt(trial.intermediate_values[step])})", "—"
     return state, "—"
 
 
 def _scored(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "—" if value is None else str(value)

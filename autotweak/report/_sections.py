@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["Section"]
+__all__ = ["Section", "fmt"]
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,10 @@ class Section:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def fmt(value: Any) -> str:
+    """A table cell: a float to 4 significant digits, ``None`` as a dash."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None else str(value)
