@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._study import ATTR, frozen_compute, steps_of
 from autotweak.exceptions import AutotweakError
+from autotweak.report._ablation import ABLATION_ATTR
 from autotweak.report._sections import Section
 
 __all__ = [
@@ -56,6 +57,9 @@ class ComputeAccount:
     steps_known: bool
     queued: int = 0
     """Trials waiting to run (enqueued, or queued again after an interruption): not counted."""
+    ablation: int = 0
+    """Trials that ``report --ablate`` ran: not counted in ``used`` and ``trials``."""
+    ablation_compute: float = 0.0
 
     @property
     def pruning_saved(self) -> float:
@@ -68,7 +72,13 @@ class ComputeAccount:
         if self.queued:
             waiting = f" ({self.queued} more {'is' if self.queued == 1 else 'are'} queued to run)"
         over = _count(self.trials, "trial")
-        notes = [f"Compute used: {self.used:.2f} full trainings over {over}{waiting}."]
+        ablated = ""
+        if self.ablation:
+            ablated = (
+                f", and {self.ablation_compute:.2f} over "
+                f"{_count(self.ablation, 'ablation trial')} (report --ablate)"
+            )
+        notes = [f"Compute used: {self.used:.2f} full trainings over {over}{ablated}{waiting}."]
         if self.grid_size:
             notes.append(
                 f"The full grid ({self.grid_note}) has {_count(self.grid_size, 'config')}, i.e. "
@@ -92,7 +102,9 @@ class ComputeAccount:
 def compute_account(study: optuna.Study) -> ComputeAccount:
     """Count the compute of ``study`` and size the grid of its space."""
     every = study.get_trials(deepcopy=False)
-    trials = [t for t in every if t.state != TrialState.WAITING]
+    ran = [t for t in every if t.state != TrialState.WAITING]
+    ablation = [t for t in ran if t.user_attrs.get(ABLATION_ATTR)]
+    trials = [t for t in ran if not t.user_attrs.get(ABLATION_ATTR)]
     steps = steps_of(study)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     size, note = _grid(study.user_attrs.get(ATTR.SPEC, {}))
@@ -104,7 +116,9 @@ def compute_account(study: optuna.Study) -> ComputeAccount:
         pruned=len(pruned),
         pruned_compute=sum(frozen_compute(t, steps) for t in pruned),
         steps_known=steps is not None,
-        queued=len(every) - len(trials),
+        queued=len(every) - len(ran),
+        ablation=len(ablation),
+        ablation_compute=sum(frozen_compute(t, steps) for t in ablation),
     )
 
 

@@ -23,6 +23,7 @@ from autotweak.report._accounting import (
     workers_section,
 )
 from autotweak.report._proposals import proposals_section
+from autotweak.report._pruning import pruning_section
 from autotweak.report._sections import Section
 from autotweak.tracking import StudySummary
 
@@ -43,12 +44,15 @@ class StudyReport:
     workers: list[WorkerCost] = field(default_factory=list)
     dollars: float | None = None
     proposals: Section | None = None
+    pruning: Section | None = None
 
     def sections(self) -> list[Section]:
-        """The parts after the best trial: ablation, compute, workers, meta-learner proposals."""
+        """The parts after the best trial: ablation, compute, pruning, workers, meta-learner proposals."""
         parts = [] if self.ablation is None else [self.ablation.section(self.metric)]
         if self.account is not None:
             parts.append(self.account.section())
+        if self.pruning is not None:
+            parts.append(self.pruning)
         if self.workers:
             parts.append(workers_section(self.workers, self.dollars))
         if self.proposals is not None:
@@ -124,6 +128,7 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
         workers=worker_costs(study, trial_hosts(study, _tracking_uri(study, tracking_uri))),
         dollars=study_dollars(study),
         proposals=proposals_section(study),
+        pruning=pruning_section(study),
     )
 
 

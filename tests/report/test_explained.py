@@ -1,0 +1,99 @@
+"""The report names what it shows: the meta-learner's predicted rank, the learned pruner's
+decisions, and the ablation trials apart from the search."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState, create_trial
+
+from autotweak.curves import LearnedCurvePruner
+from autotweak.curves._pruner import Decision
+from autotweak.report._ablation import ABLATION_ATTR
+from autotweak.report._accounting import compute_account
+from autotweak.report._proposals import proposals_section
+from autotweak.report._pruning import pruning_section
+
+META = {"pruner": {"kind": "pruner", **LearnedCurvePruner(model=None, n_steps=20, threshold=0.2).meta}}
+
+
+def _proposal_study() -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(params={}, distributions={}, value=0.7037))
+    proposals = [
+        {"params": {"lr": 0.08}, "predicted": 0.1555, "uncertainty": 0.3, "sources": [], "trial_number": 0}
+    ]
+    study._storage.set_study_system_attr(study._study_id, "autotweak.meta_proposals", proposals)
+    return study
+
+
+def test_the_predicted_column_says_it_is_a_rank_not_the_metric():
+    section = proposals_section(_proposal_study())
+    assert section is not None
+    assert section.header[2] == "predicted rank (share of configs beaten)"
+    assert section.rows[0][2:4] == ["0.1555 ± 0.3", "0.7037"]
+    text = " ".join(section.notes)
+    assert "share of a past task's configs the proposal is expected to beat" in text
+    assert "not a value of the metric" in text and "Compare it with the rank column" in text
+    html = section.to_html()  # --html renders the same section
+    assert "predicted rank (share of configs beaten)" in html and "not a value of the metric" in html
+
+
+def _pruned(study: optuna.Study, decision: Decision) -> None:
+    trial = create_trial(
+        state=TrialState.PRUNED, params={}, distributions={}, intermediate_values={decision.step: 0.5}
+    )
+    trial.user_attrs.update(decision.attrs())
+    study.add_trial(trial)
+
+
+def _learned(step: int, p: float) -> Decision:
+    return Decision(True, "learned", step, p, (0.61, 0.70, 0.78), 0.9, 7)
+
+
+def test_the_pruning_section_lists_the_learned_rules_decisions():
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("autotweak.meta", META)
+    study.add_trial(create_trial(params={}, distributions={}, value=0.95))
+    _pruned(study, _learned(4, 0.0321))
+    _pruned(study, Decision(True, "MedianPruner", 2, n_complete=1))
+    section = pruning_section(study)
+    assert section is not None
+    assert section.header == ["trial", "step", "p(top-k)", "predicted final (q10 to q90)", "k-th best"]
+    assert section.rows == [["1", "4", "0.0321 < 0.2", "0.7 (0.61 to 0.78)", "0.9"]]
+    text = " ".join(section.notes)
+    assert "1 of the 2 pruned trials" in text and "top 5" in text
+    assert "autotweak.pruner." in text  # where the full record lives
+
+
+def test_the_pruning_table_shows_the_most_recent_ten_and_says_how_many_more():
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("autotweak.meta", META)
+    for number in range(25):
+        _pruned(study, _learned(3, number / 1000))
+    section = pruning_section(study)
+    assert section is not None
+    assert [row[0] for row in section.rows] == [str(n) for n in range(24, 14, -1)]
+    assert "the 10 most recent; 15 more" in " ".join(section.notes)
+
+
+def test_no_pruning_section_without_learned_decisions():
+    study = optuna.create_study()
+    _pruned(study, Decision(True, "MedianPruner", 2))
+    assert pruning_section(study) is None
+
+
+def test_ablation_trials_are_counted_apart_from_the_search():
+    study = optuna.create_study()
+    for _ in range(3):
+        study.add_trial(create_trial(params={}, distributions={}, value=1.0))
+    for _ in range(2):
+        study.add_trial(
+            create_trial(params={}, distributions={}, value=1.0, user_attrs={ABLATION_ATTR: True})
+        )
+    account = compute_account(study)
+    assert account.trials == 3 and account.ablation == 2
+    notes = " ".join(account.section().notes)
+    assert (
+        "Compute used: 3.00 full trainings over 3 trials, and 2.00 over 2 ablation trials (report --ablate)."
+        in notes
+    )
