@@ -97,3 +97,14 @@ def test_ablation_trials_are_counted_apart_from_the_search():
         "Compute used: 3.00 full trainings over 3 trials, and 2.00 over 2 ablation trials (report --ablate)."
         in notes
     )
+
+
+def test_the_docs_list_every_tag_the_pruner_writes():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    keys = set(_learned(4, 0.01).attrs())
+    assert len(keys) == 8
+    for doc in ("README.md", "docs/mlflow-ui.md", "meta/curves.md"):
+        text = (root / doc).read_text()
+        assert all(f"`{key}`" in text for key in keys), (doc, [k for k in keys if f"`{k}`" not in text])
