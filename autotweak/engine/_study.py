@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from autotweak._config import merge_config
 from autotweak.engine._registry import build_pruner, build_sampler, component_meta
+from autotweak.engine._storage import quiet_optuna
 from autotweak.exceptions import AutotweakError, StudyMismatchError, StudyNotFoundError
 from autotweak.spec import Experiment
 from autotweak.tracking import StudySummary
@@ -92,9 +93,10 @@ def create_study(experiment: Experiment, storage: BaseStorage) -> optuna.Study:
             f"autotweak.Study(..., resume=True); while it runs elsewhere, add workers to it with "
             f"`autotweak worker {experiment.name}`), or give the experiment another 'name'."
         )
-    study = optuna.create_study(
-        storage=storage, study_name=experiment.name, direction=experiment.metric.direction
-    )
+    with quiet_optuna():  # no "A new study created in RDB" line from a library
+        study = optuna.create_study(
+            storage=storage, study_name=experiment.name, direction=experiment.metric.direction
+        )
     study.set_user_attr(ATTR.UID, uuid.uuid4().hex[:12])
     study.set_user_attr(ATTR.SPEC, experiment.to_dict())
     study.set_user_attr(ATTR.META, components_meta(experiment))

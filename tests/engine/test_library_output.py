@@ -1,0 +1,33 @@
+"""The library prints nothing a user did not ask for: only the CLI prints (README, "Logging")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from tests.conftest import base_spec
+
+
+def test_optimize_and_study_print_nothing_on_a_fresh_home(home):
+    """Optuna's "A new study created" and MLflow's "Creating initial MLflow database tables" lines."""
+    (home / "exp.yaml").write_text(yaml.safe_dump(base_spec(budget={"trials": 2}, sampler={"name": "qmc"})))
+    code = (
+        "import autotweak\n"
+        "autotweak.optimize('exp.yaml')\n"
+        "spec = {**autotweak.load_experiment('exp.yaml').to_dict(), 'name': 'own'}\n"
+        "with autotweak.Study(spec) as study:\n"
+        "    trial = study.ask()\n"
+        "    study.tell(trial, 1.0)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=home, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert (run.stdout, run.stderr) == ("", "")
+
+
+def test_a_users_own_optuna_study_keeps_its_lines(home):
+    """Only autotweak's own calls are quieted: Optuna's log lines for the user's studies stay."""
+    code = "import autotweak.engine._storage, optuna\noptuna.create_study(study_name='mine')\n"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "A new study created in memory with name: mine" in run.stderr
