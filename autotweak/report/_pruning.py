@@ -33,10 +33,11 @@ def pruning_section(study: optuna.Study) -> Section | None:
     threshold = pruner.get("threshold")
     shown = sorted(learned, key=lambda t: t.number, reverse=True)[:SHOWN]
     others = len(pruned) - len(learned)
+    which = f"{len(learned)} of the {len(pruned)} pruned trials" if others else "every pruned trial"
     notes = [
-        f"The learned rule stopped {len(learned)} of the {len(pruned)} pruned trials: each when "
-        f"its chance of ending in the top {pruner.get('top_k', 'k')} completed trials, p(top-k), "
-        f"fell below the pruner's threshold ({fmt(threshold)})"
+        f"The learned rule stopped {which}: each when its chance of ending in the top "
+        f"{pruner.get('top_k', 'k')} completed trials, p(top-k), fell below the pruner's threshold"
+        + ("" if threshold is None else f" ({fmt(threshold)})")
         + (f"; its fallback rule stopped the other {others}." if others else "."),
         "Predicted final: the curve model's median final value, with its 10% and 90% quantiles; "
         "k-th best: the completed value a trial had to reach. Each pruned trial keeps the whole "

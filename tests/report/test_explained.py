@@ -108,3 +108,15 @@ def test_the_docs_list_every_tag_the_pruner_writes():
     for doc in ("README.md", "docs/mlflow-ui.md", "meta/curves.md"):
         text = (root / doc).read_text()
         assert all(f"`{key}`" in text for key in keys), (doc, [k for k in keys if f"`{k}`" not in text])
+
+
+def test_the_pruning_section_of_a_study_without_autotweak_setup_leaves_the_threshold_out():
+    study = optuna.create_study(direction="maximize")
+    _pruned(study, _learned(4, 0.0321))
+    section = pruning_section(study)
+    assert section is not None and section.rows[0][2] == "0.0321"
+    assert (
+        "The learned rule stopped every pruned trial: each when its chance of ending in the top k"
+        in (section.notes[0])
+    )
+    assert section.notes[0].endswith("fell below the pruner's threshold.")
