@@ -102,6 +102,22 @@ def is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def score_of(raw: object) -> float | None:
+    """``raw`` as a float, or ``None`` when it is not a number: a score or a report's value.
+
+    Text and booleans are refused although ``float()`` takes them: ``"0.7"`` or ``True``
+    returned as a score is a bug in the objective, not a value to rank trials by.
+    Numbers of other libraries (NumPy scalars, 0-d arrays and tensors) are taken.
+    """
+    numpy_bool = type(raw).__module__ == "numpy" and type(raw).__name__ in ("bool", "bool_")
+    if isinstance(raw, str | bytes | bytearray | bool) or numpy_bool:
+        return None
+    try:
+        return float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
 def as_int(value: Any, where: Where, *, minimum: int | None = None) -> int:
     """Return ``value`` if it is an integer (not a bool) and at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):

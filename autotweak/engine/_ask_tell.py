@@ -13,6 +13,7 @@ from typing import Any
 
 import optuna
 
+from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._optimize import Prepared, _close, as_experiment, prepare
 from autotweak.engine._registry import build_pruner, build_sampler
@@ -20,7 +21,7 @@ from autotweak.engine._session import REQUEUED, Outcome, TrialSession
 from autotweak.engine._storage import StaleSweeper, heartbeat, quiet_optuna
 from autotweak.engine._study import mark_interrupted
 from autotweak.engine._trial import Trial
-from autotweak.engine._worker import _interrupted, as_number, session_seed
+from autotweak.engine._worker import _interrupted, session_seed
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -143,7 +144,7 @@ class Study:
         self._check_open()
         if state not in _STATES:
             raise AutotweakError(f"'state' of tell() must be one of {', '.join(_STATES)}, got {state!r}.")
-        if value is not None and as_number(value) is None:
+        if value is not None and score_of(value) is None:
             raise AutotweakError(
                 f"'value' of tell() must be a number (not text or a bool) or None, got value={value!r}."
             )
@@ -194,7 +195,7 @@ class Study:
         )
 
     def _outcome(self, handle: Trial, value: float | None, state: str, error: str | None) -> Outcome:
-        number = None if value is None else as_number(value)
+        number = None if value is None else score_of(value)
         if state == "complete":
             if number is None or not math.isfinite(number):
                 return Outcome(

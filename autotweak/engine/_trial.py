@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import optuna
 
-from autotweak._validation import is_integer
+from autotweak._validation import is_integer, score_of
 from autotweak.engine._preemption import TrialPreempted
 from autotweak.engine._storage import retrying
 from autotweak.exceptions import AutotweakError
@@ -34,9 +34,7 @@ FlushFn = Callable[[list[tuple[int, float, int]]], None]
 
 def _as_value(raw: object) -> float:
     """A reported value as a float, by the rule ``tell`` and an objective's result follow."""
-    from autotweak.engine._worker import as_number  # _worker imports this module
-
-    value = as_number(raw)
+    value = score_of(raw)
     if value is None:
         raise AutotweakError(f"'value' of report() must be a number (not text or a bool), got value={raw!r}.")
     return value

@@ -25,6 +25,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sampler_exhausted
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_endpoint, imds_interval
 from autotweak.engine._reconcile import fail_lost_record
@@ -46,7 +47,7 @@ from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker, OffloadingTracker
 from autotweak.tracking._offload import offload_mode, spare_core
 
-__all__ = ["WorkerContext", "WorkerResult", "as_number", "run_worker", "session_seed"]
+__all__ = ["WorkerContext", "WorkerResult", "run_worker", "session_seed"]
 
 _log = logging.getLogger(__name__)
 
@@ -413,7 +414,7 @@ def _evaluate(
         return Outcome("preempted", _last_value(handle), f"lost: {exc}; queued to run again")
     except Exception as exc:
         return Outcome("failed", None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-    value = as_number(raw)
+    value = score_of(raw)
     if value is None:
         return Outcome("failed", None, _not_a_number(raw, metric))
     if not math.isfinite(value):
@@ -437,21 +438,6 @@ def _not_a_number(raw: object, metric: str) -> str:
 def _last_value(handle: Trial) -> float | None:
     """The last value the trial reported, if any."""
     return handle.steps[-1][1] if handle.steps else None
-
-
-def as_number(raw: object) -> float | None:
-    """``raw`` as a float, or ``None`` when it is not a number.
-
-    Text and booleans are refused although ``float()`` takes them: ``"0.7"`` or ``True``
-    returned as a score is a bug in the objective, not a value to rank trials by.
-    Numbers of other libraries (NumPy scalars, 0-d arrays and tensors) are taken.
-    """
-    if isinstance(raw, str | bytes | bytearray | bool | np.bool_):
-        return None
-    try:
-        return float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 def _call_style(objective: Callable[..., Any]) -> Callable[[dict[str, Any], Trial], Any]:
