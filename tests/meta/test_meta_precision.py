@@ -77,16 +77,22 @@ def test_the_sampler_serves_a_past_config_exactly(tmp_path: Path) -> None:
     assert set(PAST) <= set(served)
 
 
-def test_one_past_task_gives_no_spread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    model_path = fit_meta_model(_histories(1), SPACE, n_design=16).save(tmp_path / "one.npz")
+def suggest_spec(tmp_path: Path, n_tasks: int) -> Path:
+    """A spec whose meta-model was fit on ``n_tasks`` past tasks, for ``autotweak suggest``."""
+    model_path = fit_meta_model(_histories(n_tasks), SPACE, n_design=16).save(tmp_path / "past.npz")
     spec = base_spec(
-        name="one",
+        name="past",
         tweaks=SPACE.to_dict(),
         base={},
         sampler={"name": "meta", "args": {"model": str(model_path)}},
     )
-    path = tmp_path / "one.yaml"
+    path = tmp_path / "past.yaml"
     path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_one_past_task_gives_no_spread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = suggest_spec(tmp_path, 1)
     main(["suggest", str(path), "-k", "2"])
     printed = capsys.readouterr().out
     assert "± n/a (1 past task)" in printed and "± 0.00" not in printed

@@ -5,26 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from autotweak.cli import main
-from autotweak.meta import fit_meta_model
-from tests.conftest import base_spec
-from tests.meta.test_meta_precision import SPACE, _histories
+from tests.meta.test_meta_precision import suggest_spec
 
 
 def test_suggest_names_the_predicted_score_and_explains_similarity(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model_path = fit_meta_model(_histories(3), SPACE, n_design=16).save(tmp_path / "three.npz")
-    spec = base_spec(
-        name="three",
-        tweaks=SPACE.to_dict(),
-        base={},
-        sampler={"name": "meta", "args": {"model": str(model_path)}},
-    )
-    path = tmp_path / "three.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = suggest_spec(tmp_path, 3)
     main(["suggest", str(path), "-k", "2"])
     printed = capsys.readouterr().out
     lines = printed.splitlines()
