@@ -129,7 +129,7 @@ class TrialSession:
             retry_of=attrs.get(ATTR.RETRY_OF),
             seed=self.seed,
             provenance=self.provenance,
-            tags=dict(exp.tags),
+            tags={**exp.tags, **({ATTR.ABLATION: "true"} if attrs.get(ATTR.ABLATION) else {})},
         )
         run_id = (opener or _open_now)(lambda: self.tracker.start_trial(start))
         self._run_ids[trial.number] = run_id

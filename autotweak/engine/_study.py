@@ -50,6 +50,7 @@ class ATTR:
     FAILURE = "autotweak.failure"
     CHECKPOINT_RUN = "autotweak.checkpoint_run"
     INTERRUPTED = "autotweak.interrupted"  # on a trial stopped by Ctrl-C: queued again, not a failure
+    ABLATION = "autotweak.ablation"  # on a trial that ``report --ablate`` ran: not part of the search
     UID = "autotweak.study_uid"  # on the study: tells it from an earlier study of the same name
 
 

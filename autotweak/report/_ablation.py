@@ -30,7 +30,7 @@ __all__ = ["ABLATION_ATTR", "Ablation", "AblationStep", "ablation_path", "run_ab
 
 _log = logging.getLogger(__name__)
 
-ABLATION_ATTR = "autotweak.ablation"  # on trials that ``report --ablate`` ran
+ABLATION_ATTR = ATTR.ABLATION  # on trials that ``report --ablate`` ran; their MLflow runs get it as a tag
 _MIN_TRIALS = 3  # completed trials needed to fit the surrogate
 
 

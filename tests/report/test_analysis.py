@@ -8,13 +8,14 @@ from typing import Any
 
 import optuna
 import pytest
+from mlflow import MlflowClient
 
 import autotweak
 from autotweak._locations import resolve_storage_url
 from autotweak.engine._study import frozen_compute, steps_of
 from autotweak.report import build_report
 from autotweak.report._ablation import run_ablation
-from tests.helpers import load
+from tests.helpers import load, mlflow_runs
 from tests.report.helpers import run_cli
 from tests.report.report_objectives import additive, ref
 
@@ -98,6 +99,9 @@ def test_ablation_estimated_then_measured_with_ablate(home, make_experiment):
     assert after.ablation is not None
     assert all(p.measured for p in [after.ablation.start, *after.ablation.steps])
     assert "| estimated |" not in cli.stdout
+    runs = mlflow_runs(MlflowClient(f"sqlite:///{home / 'mlflow.db'}"), "abl").children
+    tagged = sorted(n for n, run in runs.items() if run.data.tags.get("autotweak.ablation") == "true")
+    assert tagged == [t.number for t in ran], "ablation runs are told apart from the search's in MLflow"
     assert f"ran {len(ran)} ablation trial(s)" in cli.stdout
 
 
