@@ -210,10 +210,16 @@ def create_whole(path: Path, create: Callable[[str], None]) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     building = path.with_name(f".{path.name}.{os.getpid()}.building")
+    building.unlink(missing_ok=True)  # left by a killed process that had this pid
     try:
         create(f"sqlite:///{building}")
-        with contextlib.suppress(FileExistsError):  # made by another process meanwhile: as good
+        try:
             os.link(building, path)
+        except FileExistsError:
+            pass  # made by another process meanwhile: as good
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(building, path)
     finally:
         building.unlink(missing_ok=True)
 

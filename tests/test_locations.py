@@ -158,3 +158,16 @@ def sqlite3_table(url: str, table: str) -> None:
 
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
         conn.execute(f"CREATE TABLE {table} (x)")
+
+
+def test_a_half_built_store_left_under_this_pid_is_not_reused(tmp_path):
+    """In a container every run may get the same pid: a killed build's file must not be taken up."""
+    import os
+
+    from autotweak._locations import create_whole
+
+    path = tmp_path / "store.db"
+    left = tmp_path / f".store.db.{os.getpid()}.building"
+    sqlite3_table(f"sqlite:///{left}", "whole")  # what a killed build had made
+    create_whole(path, lambda url: sqlite3_table(url, "whole"))  # "table whole already exists" if reused
+    assert path.exists() and not left.exists()

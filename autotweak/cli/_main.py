@@ -205,9 +205,8 @@ def status(study: str | None, storage: str | None) -> None:
             _console.line(f"no studies in {url}")
         for s in summaries:
             best = "-" if s.best_trial is None else f"{s.best_trial.value:.6g}"
-            trials = opened.get_all_trials(s._study_id, deepcopy=False)
-            queued = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
-            ran = len(trials) - queued  # as the report counts them: the queued ones are said apart
+            queued = opened.get_n_trials(s._study_id, state=optuna.trial.TrialState.WAITING)
+            ran = s.n_trials - queued  # as the report counts them: the queued ones are said apart
             more = f" ({queued} queued)" if queued else ""
             _console.line(f"{s.study_name}: {ran} trial{'' if ran == 1 else 's'}{more}, best {best}")
         return

@@ -231,7 +231,7 @@ def _result_of(proc: Any, receiver: Connection, current: Any) -> WorkerResult:
         result = WorkerResult(stop_reason=f"crashed (exit code {proc.exitcode})", error=error)
     if result.error is not None:
         result.last_trial = current.value if current.value >= 0 else None
-        left = "" if result.last_trial is None else "; its trial is failed and run again"
+        left = "" if result.last_trial is None else "; its trial is failed, and run again while retries last"
         _log.error("worker failed: %s%s", result.error, left)
     return result
 

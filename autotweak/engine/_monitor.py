@@ -70,7 +70,10 @@ class Monitor:
         self._seen = {t.number for t in trials if t.state.is_finished()}
         self._done_at_start = _counted(trials)
         self._compute_at_start = study_compute(trials, self.experiment.metric.steps)
-        self._report(trials)  # the study is open: a first look at once, news-free
+        try:
+            self._report(trials)  # the study is open: a first look at once, news-free
+        except Exception:  # the view must never take the study down
+            _log.debug("first progress report failed", exc_info=True)
         self._thread.start()
         return self
 

@@ -161,7 +161,7 @@ def requeue(
     """Queue a trial that did not finish (stale, preempted, interrupted) to run again.
 
     The new attempt keeps the root trial's number, so it finds the same checkpoint folder,
-    and carries the trial's marks: the baseline's, and the meta-learner proposal it ran.
+    and carries the trial's marks: the baseline's, an ablation's, and the meta-learner proposal it ran.
     A trial the user interrupted is always queued again (Ctrl-C says nothing about the
     trial); the others up to ``max_retries`` times.
     """
@@ -176,8 +176,9 @@ def requeue(
         ATTR.ROOT: int(user_attrs.get(ATTR.ROOT, number)),
         ATTR.ATTEMPT: attempt + 1,
     }
-    if user_attrs.get(ATTR.BASELINE):
-        attrs[ATTR.BASELINE] = True
+    for mark in (ATTR.BASELINE, ATTR.ABLATION):  # what the trial was run for
+        if user_attrs.get(mark):
+            attrs[mark] = True
     if checkpoint_run:
         attrs[ATTR.CHECKPOINT_RUN] = checkpoint_run
     from autotweak.meta._records import PROPOSAL_ATTR, RETRY_KEY  # rarely needed; the package imports NumPy

@@ -152,7 +152,7 @@ def make_tracker(tracking_uri: str | None, *, local_workers: int | None = None) 
 def make_stale_handler(
     tracker: BaseTracker, experiment: Experiment
 ) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """Close a dead trial's record, curve and all, and enqueue it again (up to ``max_retries`` times)."""
+    """Close a dead trial's record, curve and all, and queue it again (while max_retries last)."""
     metric, max_retries = experiment.metric.name, experiment.execution.max_retries
 
     def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -25,7 +25,7 @@ from autotweak.meta._fit import unit_points
 from autotweak.meta._model import MetaModel, MetaModelError, load_meta_model
 from autotweak.space import SearchSpace
 
-__all__ = ["META_SUFFIX", "model_paths", "resolve_meta_model", "restrict"]
+__all__ = ["META_SUFFIX", "model_paths", "narrowed_out", "resolve_meta_model", "restrict"]
 
 _log = logging.getLogger(__name__)
 

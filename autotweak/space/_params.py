@@ -16,7 +16,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-__all__ = ["Condition", "FloatParam", "IntParam", "CategoricalParam", "FixedParam", "Param"]
+__all__ = ["Condition", "FloatParam", "IntParam", "CategoricalParam", "FixedParam", "Param", "on_step"]
 
 
 def _scale(low: float, high: float, log: bool, u: float) -> float:

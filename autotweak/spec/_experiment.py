@@ -248,8 +248,7 @@ def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
         sampler = Component.parse(data["sampler"], where.child("sampler"), choices=tuple(SAMPLERS))
         out["sampler"] = _model_next_to_spec(sampler, _spec_dir(where))
     if "pruner" in data:
-        pruner = Component.parse(data["pruner"], where.child("pruner"), choices=tuple(PRUNERS))
-        out["pruner"] = _model_next_to_spec(pruner, _spec_dir(where))
+        out["pruner"] = Component.parse(data["pruner"], where.child("pruner"), choices=tuple(PRUNERS))
     if data.get("seed") is not None:
         out["seed"] = as_int(data["seed"], where.child("seed"), minimum=0)
     elif "seed" in data:
@@ -281,10 +280,12 @@ def _spec_dir(where: Where) -> Path | None:
 
 
 def _model_next_to_spec(component: Component, spec_dir: Path | None) -> Component:
-    """``component`` with a relative ``args.model`` file found next to the spec made absolute.
+    """The sampler ``component`` with a relative ``args.model`` file found next to the spec made absolute.
 
     A model file is looked for as the spec's other files are: next to the spec, then in the
     working directory; made absolute, it is found again by a resume or a worker elsewhere.
+    The sampler is compared on resume by its model's digest, not by this path. (The learned
+    pruner's model keeps its path as written: the pruner is compared by it.)
     """
     model = component.args.get("model")
     if spec_dir is None or not isinstance(model, str) or model == "auto" or Path(model).is_absolute():

@@ -138,21 +138,23 @@ class MlflowTracker(BaseTracker):
         except BaseException:
             self._abandon(run_id)
             raise
-        self._close_stray_parents(info.study_name, run_id)
+        self._close_stray_parents(info.study_name, tags["autotweak.storage"], run_id)
         return run_id
 
-    def _close_stray_parents(self, study_name: str, run_id: str) -> None:
+    def _close_stray_parents(self, study_name: str, storage: str, run_id: str) -> None:
         """Close, as ``KILLED``, parent runs of the study left running by a process killed as it made them.
 
         Killed before the study recorded its parent run's id, such a process leaves a run
-        that nothing would ever close; the study's own parent is ``run_id`` now.
+        that nothing would ever close; the study's own parent is ``run_id`` now. A study of
+        the same name in another storage, which may share this tracking store, is not it.
         """
         stray = self.client.search_runs(
             [self.experiment_id(study_name)],
             filter_string="tags.`autotweak.kind` = 'study' and attributes.status = 'RUNNING'",
         )
         for run in stray:
-            if run.info.run_id != run_id and run.data.tags.get("autotweak.study") == study_name:
+            ours = run.data.tags.get("autotweak.study") == study_name
+            if ours and run.info.run_id != run_id and run.data.tags.get("autotweak.storage") == storage:
                 self.client.set_tag(run.info.run_id, "autotweak.superseded_by", run_id)
                 self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
                 _log.warning(

@@ -315,3 +315,15 @@ def test_a_bad_write_is_not_retried_and_a_dropped_connection_names_the_storage()
     message = str(caught.value)
     assert message.startswith("the storage postgresql://ann:***@db:5432/optuna was unreachable for ")
     assert message.endswith(" s while loading the study (Exception: connection refused)")
+
+
+def test_a_retry_keeps_what_its_trial_was_run_for():
+    """The baseline's mark and an ablation's: a retried ablation trial is still not part of the search."""
+    from autotweak.engine._study import ATTR, requeue
+
+    study = optuna.create_study()
+    trial = study.ask()
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    requeue(study, trial.number, {}, {ATTR.ABLATION: True, ATTR.BASELINE: True}, max_retries=3)
+    (queued,) = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert queued.user_attrs[ATTR.ABLATION] is True and queued.user_attrs[ATTR.BASELINE] is True

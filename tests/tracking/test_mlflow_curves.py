@@ -38,7 +38,7 @@ def test_non_finite_reports_are_in_the_mlflow_curve(
         assert diverged is not None
         for step, value in enumerate([0.5, math.nan, math.inf, -math.inf], start=1):
             diverged.report(value, step)
-        study.tell(diverged, None)  # a failed trial: its curve is still what Optuna keeps
+        study.tell(diverged, state="failed")  # a failed trial: its curve is still what Optuna keeps
         fine = study.ask()
         assert fine is not None
         fine.report(0.3, 1)
@@ -95,7 +95,7 @@ def _lost_trial(home: Path, make_experiment, name: str, steps: list[float]) -> t
 
 def test_the_stale_sweep_writes_a_lost_workers_curve(home: Path, make_experiment, mlflow_client) -> None:
     study, run_id = _lost_trial(home, make_experiment, "lost", [0.9, 0.7, math.nan])
-    time.sleep(2.5)  # past the grace period: the worker is lost
+    time.sleep(3.5)  # past the grace period (2 s; SQLite keeps heartbeats to the second): the worker is lost
     fail_stale(study)  # what the study's other workers, a resume or the study's end run
     run = mlflow_client.get_run(run_id)
     assert run.info.status == "FAILED" and run.data.tags["autotweak.failure"] == LOST_WORKER

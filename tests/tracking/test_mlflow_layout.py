@@ -182,8 +182,10 @@ def test_a_parent_run_left_running_by_a_killed_start_is_closed_by_the_next(home,
     tracker = MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")
     first = tracker.start_study(StudyInfo(study_name="s", spec=spec, meta={}, storage="sqlite://"))
     other = tracker.start_study(StudyInfo(study_name="s2", spec=spec, meta={}, storage="sqlite://"))
+    elsewhere = tracker.start_study(StudyInfo(study_name="s", spec=spec, meta={}, storage="sqlite:///b.db"))
     second = tracker.start_study(StudyInfo(study_name="s", spec=spec, meta={}, storage="sqlite://"))
     stray = mlflow_client.get_run(first)
     assert stray.info.status == "KILLED" and stray.data.tags["autotweak.superseded_by"] == second
     assert mlflow_client.get_run(second).info.status == "RUNNING"
     assert mlflow_client.get_run(other).info.status == "RUNNING", "another study's parent is left alone"
+    assert mlflow_client.get_run(elsewhere).info.status == "RUNNING", "so is a namesake's of another storage"
