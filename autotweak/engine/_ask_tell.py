@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -28,6 +29,8 @@ from autotweak.spec import Experiment
 from autotweak.tracking import StudySummary
 
 __all__ = ["Study"]
+
+_log = logging.getLogger(__name__)
 
 _STATES = ("complete", "pruned", "failed")
 
@@ -224,10 +227,13 @@ class Study:
         """Close the study; each trial still open ends as ``open_trials`` says for it."""
         if not self._closed:
             self._closed = True
-            for number, (handle, _, _) in list(self._open.items()):
-                self._finish(number, open_trials(handle))
-            self._writer.close()
             try:
+                for number, (handle, _, _) in list(self._open.items()):
+                    try:
+                        self._finish(number, open_trials(handle))
+                    except Exception:  # one trial's record must not leave the others (or the study) open
+                        _log.warning("could not finish trial %d as the study closed", number, exc_info=True)
+                self._writer.close()
                 self._summary = _close(self._prepared, interrupted=interrupted)
             finally:
                 self._prepared.tracker.close()

@@ -9,6 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 import autotweak
+from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
 from tests.conftest import base_spec
 from tests.helpers import load, mlflow_runs
@@ -218,3 +219,29 @@ def test_report_takes_numpy_integer_steps_but_not_bools(home, make_experiment):
         study.tell(trial, 0.5)
     assert load(exp).trials[0].intermediate_values == {1: 0.5, 2: 0.5, 3: 0.5}
     assert trial.last_step == 3 and type(trial.last_step) is int
+
+
+def test_a_record_that_fails_as_the_study_closes_leaves_nothing_else_open(
+    home, make_experiment, mlflow_client, monkeypatch
+):
+    """Ctrl-C while the tracker fails for one trial: the other trials and the study still close."""
+    exp = make_experiment(name="closing", budget={"trials": 4})
+    with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
+        first, second = study.ask(), study.ask()
+        assert first is not None and second is not None
+        real = study._session.record
+
+        def record(handle, outcome, duration):
+            if handle is first:
+                raise RuntimeError("tracking server gone")
+            return real(handle, outcome, duration)
+
+        monkeypatch.setattr(study._session, "record", record)
+        raise KeyboardInterrupt
+    trials = load(exp).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING], "both were told to Optuna"
+    assert [t.user_attrs.get(ATTR.RETRY_OF) for t in trials if t.state == TrialState.WAITING] == [
+        second.number
+    ]
+    (parent,) = mlflow_runs(mlflow_client, "closing").parents
+    assert parent.info.status == "KILLED", "the study's record was closed"
