@@ -40,17 +40,14 @@ def model_paths() -> list[Path]:
     return model_files(META_SUFFIX)
 
 
-def resolve_meta_model(
-    model: str | os.PathLike[str] | None, space: SearchSpace, *, base_dir: Path | None = None
-) -> MetaModel | None:
+def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace) -> MetaModel | None:
     """The meta-model for ``space``.
 
     Args:
         model: A model file; ``"auto"`` for the first found model (see :func:`model_paths`)
             that fits the space; ``None`` or ``"none"`` for no model.
-        space: The study's search space.
-        base_dir: The folder of the spec that names ``model``: a relative file is looked for
-            there first, then in the working directory (as a spec's space files are).
+        space: The study's search space. (A spec's relative model file is made absolute
+            when the spec is read, if it is next to the spec: see ``autotweak.spec``.)
 
     Raises:
         MetaModelError: If a named file does not fit ``space`` or cannot be read.
@@ -58,7 +55,7 @@ def resolve_meta_model(
     if model is None or str(model) == "none":
         return None
     if str(model) != "auto":
-        return _named(str(model), _named_file(Path(model), base_dir), space)
+        return _named(str(model), Path(model), space)
     fitted, narrowed = _search(space, "the space")
     said = (narrowed, repr(space.to_dict()))
     if fitted is None and narrowed is not None and said not in _warned:
@@ -162,13 +159,6 @@ def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
         n_trials=model.n_trials,
         info=model.info,
     )
-
-
-def _named_file(path: Path, base_dir: Path | None) -> Path:
-    """``path`` next to the spec if it is there, else as given (the working directory's)."""
-    if path.is_absolute() or base_dir is None or not (base_dir / path).is_file():
-        return path
-    return base_dir / path
 
 
 def _kinds(space: SearchSpace) -> dict[str, str]:

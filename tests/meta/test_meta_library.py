@@ -85,19 +85,3 @@ def test_auto_says_once_which_shipped_model_it_uses(caplog: pytest.LogCaptureFix
     said = [r for r in caplog.records if "meta-learner: using" in r.getMessage()]
     assert [r.levelname for r in said] == ["INFO", "DEBUG", "DEBUG"]
     assert "hgb.meta.npz (47 past tasks)" in said[0].getMessage()
-
-
-def test_a_named_file_is_looked_for_next_to_the_spec_first_then_in_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    specs, elsewhere = tmp_path / "specs", tmp_path / "elsewhere"
-    specs.mkdir()
-    elsewhere.mkdir()
-    path = _model_file(specs)
-    monkeypatch.chdir(elsewhere)
-    model = resolve_meta_model(path.name, SPACE, base_dir=specs)
-    assert model is not None and model.n_tasks == 2
-    with pytest.raises(MetaModelError, match=r"toy\.meta\.npz"):
-        resolve_meta_model(path.name, SPACE)
-    monkeypatch.chdir(specs)  # not next to the spec: the working directory's file
-    assert resolve_meta_model(path.name, SPACE, base_dir=elsewhere) is not None
