@@ -22,7 +22,7 @@ from autotweak.engine._session import REQUEUED, Outcome, TrialSession
 from autotweak.engine._storage import StaleSweeper, heartbeat, quiet_optuna
 from autotweak.engine._study import mark_interrupted
 from autotweak.engine._trial import Trial
-from autotweak.engine._worker import _interrupted, session_seed
+from autotweak.engine._worker import interrupted_outcome, session_seed
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -268,4 +268,4 @@ class Study:
 def _interrupt(handle: Trial) -> Outcome:
     """A trial open when Ctrl-C left the ``with`` block: marked, then queued again when told."""
     mark_interrupted(handle.optuna_trial)
-    return _interrupted(handle)
+    return interrupted_outcome(handle)

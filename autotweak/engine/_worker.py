@@ -47,7 +47,7 @@ from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker, OffloadingTracker
 from autotweak.tracking._offload import offload_mode, spare_core
 
-__all__ = ["WorkerContext", "WorkerResult", "run_worker", "session_seed"]
+__all__ = ["WorkerContext", "WorkerResult", "interrupted_outcome", "run_worker", "session_seed"]
 
 _log = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ class _Loop:
             try:
                 outcome = _evaluate(self.objective, handle.config, handle, self.experiment.metric.name)
             except KeyboardInterrupt:
-                outcome = _interrupted(handle)
+                outcome = interrupted_outcome(handle)
                 interrupted = True
             finally:
                 interrupts.in_objective = False
@@ -392,7 +392,7 @@ class _Loop:
             interrupts.stop_requested = True
 
 
-def _interrupted(handle: Trial) -> Outcome:
+def interrupted_outcome(handle: Trial) -> Outcome:
     """Ctrl-C stops the trial as a preemption does: its record is kept and it is queued again.
 
     The trial carries :attr:`ATTR.INTERRUPTED <autotweak.engine._study.ATTR>`, so that it
