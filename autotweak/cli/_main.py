@@ -23,6 +23,7 @@ from autotweak._locations import (
     resolve_storage_url,
     resolve_tracking_uri,
 )
+from autotweak._signals import stop_on_sigterm
 from autotweak.cli._console import Console
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Budget, Execution, Experiment, load_experiment
@@ -567,6 +568,7 @@ def _store_origin(experiment: Experiment, key: str, option: str | None) -> tuple
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``autotweak`` console script."""
+    stop_on_sigterm()  # `kill`, `docker stop`, a scheduler's end of job: the study closes as on Ctrl-C
     try:
         cli.main(args=argv, prog_name="autotweak", standalone_mode=False)
     except click.exceptions.Abort:

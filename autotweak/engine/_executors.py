@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from autotweak._signals import stop_on_sigterm
 from autotweak.engine._worker import WorkerContext, WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError, SpecError
 from autotweak.spec import Experiment
@@ -316,6 +317,10 @@ def _process_main(
         handler.setFormatter(logging.Formatter(f"[worker {index}] %(levelname)s %(message)s"))
         logger.addHandler(handler)
 
+    # Stopped as on Ctrl-C by the parent's forwarded SIGINT, by SIGTERM, or when the parent dies,
+    # also where SIGINT was inherited ignored (a study started as a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_on_sigterm()
     _stop_with_parent()
 
     def running(trial_id: int) -> None:
@@ -328,13 +333,21 @@ def _process_main(
     except KeyboardInterrupt:
         result = WorkerResult(stop_reason="interrupted", interrupted=True)
     except Exception as exc:  # the traceback goes to stderr as the process ends; the parent gets its gist
+        _ignore_interrupts()
         error = f"{mp.current_process().name} failed with {type(exc).__name__}: {exc}"
         sender.send(WorkerResult(stop_reason="crashed (exit code 1)", error=error))
         sender.close()
         raise
+    _ignore_interrupts()  # the work is done: a late SIGINT or SIGTERM must not cut the sending of the result
     with contextlib.suppress(OSError):  # a parent killed meanwhile reads nothing
         sender.send(result)
         sender.close()
+
+
+def _ignore_interrupts() -> None:
+    """Ignore SIGINT and SIGTERM from here on (a second Ctrl-C, the parent's forwarded one)."""
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import signal
 
 import autotweak.curves
 import autotweak.engine._executors
@@ -32,6 +33,11 @@ _LAZY = (
 for _name in _LAZY:
     with contextlib.suppress(ImportError):  # a driver or store this installation does not use
         importlib.import_module(_name)
+
+# The parent learns its workers' exit codes through the fork server: a SIGTERM sent to the
+# whole process group (SLURM, `kill -TERM -PGID`) must not end it while the workers close
+# their trials. It ends when the parent does; each worker sets its own handler.
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 package_versions()  # scanning the installed distributions takes 60 ms: once, here
 

@@ -45,7 +45,8 @@ def write_spec(path: Path, **overrides: Any) -> Path:
     return path
 
 
-def start_cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+def start_cli(args: list[str], cwd: Path, *, background: bool = False) -> subprocess.Popen[str]:
+    """``autotweak ARGS`` in its own session; ``background``: SIGINT ignored, as ``cmd &`` in a script."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "autotweak", *args],
@@ -55,6 +56,7 @@ def start_cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None,
     )
 
 
@@ -130,6 +132,7 @@ def test_sigkilled_worker_trial_is_failed_retried_from_checkpoint(home, mlflow_c
     assert crash < lost, "said as it happens, not once the other worker has ended"
 
 
+@pytest.mark.slow
 def test_whole_run_killed_leaves_stores_readable_and_resumable(home, mlflow_client):
     marker = home / "marks.txt"
     spec = write_spec(
@@ -171,7 +174,9 @@ def _running(pid: int) -> bool:
     return fields[0] != "Z"
 
 
-def _start_two_slow_trials(home: Path, *, steps: int) -> tuple[subprocess.Popen[str], list[str]]:
+def _start_two_slow_trials(
+    home: Path, *, steps: int, background: bool = False
+) -> tuple[subprocess.Popen[str], list[str]]:
     """``optimize`` of 3 trials of ``steps`` x 0.2 s on 2 workers (baseline first), once both have started."""
     marker = home / "marks.txt"
     spec = write_spec(
@@ -182,7 +187,7 @@ def _start_two_slow_trials(home: Path, *, steps: int) -> tuple[subprocess.Popen[
         budget={"trials": 3},
         execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 3},
     )
-    proc = start_cli(["optimize", str(spec)], home.parent)
+    proc = start_cli(["optimize", str(spec)], home.parent, background=background)
     return proc, wait_for_lines(marker, 2)
 
 
@@ -245,6 +250,35 @@ def test_ctrl_c_stops_cleanly_and_resume_runs_the_interrupted_trials_first(home,
     assert {t.user_attrs.get(ATTR.RETRY_OF) for t in complete[:2]} == {0, 1}, "run again first"
     summary = summarize(study)
     assert summary.base_value == 0.5 and summary.counts["interrupted"] == 2 and summary.counts["failed"] == 0
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+@pytest.mark.parametrize("to_group", [False, True], ids=["kill", "kill-group"])
+def test_sigterm_closes_the_study_as_ctrl_c_does_also_in_a_background_job(home, mlflow_client, to_group):
+    """`kill`, `docker stop`, a scheduler's end of job: nothing left RUNNING, the trials queued again.
+
+    Started as a background job (SIGINT ignored), as `autotweak optimize ... &` in a script;
+    ``kill-group`` is SIGTERM to every process, as SLURM and `kill -TERM -PGID` send it.
+    """
+    proc, started = _start_two_slow_trials(home, steps=50, background=True)
+    workers = [int(line.split()[1]) for line in started]
+    if to_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "`autotweak resume study` continues the study" in out and "Traceback" not in out, out
+    assert not any(map(_running, workers)), "the workers outlived the study"
+    study = load(autotweak.Experiment.from_dict(base_spec()))
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING], "nothing left half-written"
+    stopped = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert [t.number for t in stopped] == [0, 1] and all(t.user_attrs[ATTR.INTERRUPTED] for t in stopped)
+    queued = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert sorted(t.user_attrs[ATTR.RETRY_OF] for t in queued) == [0, 1]
+    runs = mlflow_runs(mlflow_client, "study")
+    assert runs.parents[0].info.status == "KILLED"
+    assert [runs.children[n].data.tags["autotweak.state"] for n in (0, 1)] == ["interrupted"] * 2
 
 
 def test_workers_see_the_environment_of_each_run(home, make_experiment, monkeypatch):
@@ -310,6 +344,7 @@ def test_a_script_without_the_main_guard_fails_and_says_to_add_it(home, mlflow_c
     assert parent.info.status == "KILLED", "not recorded as a clean finish"
 
 
+@pytest.mark.slow
 def test_a_script_read_from_standard_input_runs_workers(home, mlflow_client):
     """``python - <<EOF``: its ``__file__`` is ``<stdin>``, which workers cannot run again."""
     spec = write_spec(home / "exp.yaml", budget={"trials": 4}, execution={"workers": 2})
@@ -448,6 +483,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_an_objective_defined_under_the_main_guard_is_refused_before_the_study_exists(home):
     """Pickled by reference it passes a pickle check, but workers import the script without its guard."""
     script = home / "guarded.py"
