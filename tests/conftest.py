@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,12 @@ import pytest
 from mlflow import MlflowClient
 
 from autotweak.spec import Experiment
+
+# A suite started as a background job (`bash scripts/test.sh &` in a script, `nohup ... &`)
+# inherits SIGINT ignored, and so would every CLI it starts: the tests of Ctrl-C could not
+# deliver it. Handled here, it reaches the CLI processes at its default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 OBJECTIVES = Path(__file__).with_name("objectives.py").resolve()
 
