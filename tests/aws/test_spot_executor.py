@@ -109,6 +109,7 @@ def test_launch_run_and_terminate_everything(home, aws_stores, ec2, simulated_ho
         assert not [t for t in texts if secret in t]
 
 
+@pytest.mark.slow
 def test_launcher_killed_mid_study_leaves_no_instance_and_loses_nothing(
     home, aws_stores, ec2, simulated_hosts
 ):
@@ -144,6 +145,7 @@ def test_launcher_killed_mid_study_leaves_no_instance_and_loses_nothing(
     assert not alive(ec2, "spot-kill")
 
 
+@pytest.mark.slow
 def test_dollar_budget_stops_launching_and_stops_workers(home, aws_stores, ec2, simulated_hosts):
     per_second = 0.00001 / 3600  # moto's spot price, per instance-second
     budget = per_second * 2 * 40  # two instances for 40 s

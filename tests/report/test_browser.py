@@ -97,6 +97,7 @@ def _shoot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_parent_run_children_and_report_in_the_mlflow_ui(
     home, make_experiment, mlflow_client, browser, tmp_path
 ):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import optuna
+import pytest
 import yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
@@ -62,6 +63,7 @@ def test_a_second_machine_joins_with_autotweak_worker(home, make_experiment, sha
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 4
 
 
+@pytest.mark.slow
 def test_postgres_restarted_during_a_study(home, shared_stores):
     marker = home / "m.txt"
     spec = home / "exp.yaml"
