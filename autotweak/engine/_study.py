@@ -138,7 +138,7 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
         )
 
 
-INTERRUPTED_FAILURE = "interrupted by the user (Ctrl-C); queued to run again"
+INTERRUPTED_FAILURE = "interrupted (Ctrl-C or SIGTERM); queued to run again"
 
 
 def mark_interrupted(trial: optuna.Trial) -> None:

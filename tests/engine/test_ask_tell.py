@@ -178,7 +178,7 @@ def test_ctrl_c_in_the_with_block_records_the_trials_as_interrupted(home, make_e
         raise KeyboardInterrupt
     _, stopped, queued = load(exp).trials
     assert stopped.state == TrialState.FAIL
-    assert stopped.user_attrs["autotweak.failure"] == "interrupted by the user (Ctrl-C); queued to run again"
+    assert stopped.user_attrs["autotweak.failure"] == "interrupted (Ctrl-C or SIGTERM); queued to run again"
     assert stopped.user_attrs["autotweak.interrupted"] is True
     assert queued.state == TrialState.WAITING and queued.user_attrs["autotweak.retry_of"] == 1
     assert study.summary.interrupted and study.summary.counts["interrupted"] == 1
