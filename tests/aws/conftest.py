@@ -59,11 +59,17 @@ def ec2(aws_stores: AwsStores):
     return boto3.client("ec2")
 
 
+# What a terminated instance leaves its processes between systemd's SIGTERM and the end of
+# the machine (EC2 gives the OS a graceful shutdown; systemd's own limit is 90 s).
+SHUTDOWN_GRACE = 10.0
+
+
 @dataclass
 class _Host:
     instance_id: str
     proc: subprocess.Popen[bytes]
     log: Path
+    shutdown_at: float | None = None
 
 
 @dataclass
@@ -104,10 +110,19 @@ class SimulatedHosts:
                 if host is None and state in ("pending", "running"):
                     self.hosts[iid] = self._boot(client, iid)
                 elif host is not None and state in ("shutting-down", "terminated"):
-                    if host.proc.poll() is None:
-                        os.killpg(host.proc.pid, signal.SIGKILL)  # the machine is gone
+                    self._shut_down(host)
                 elif host is not None and host.proc.poll() is not None and state == "running":
                     client.terminate_instances(InstanceIds=[iid])  # shutdown -h now
+
+    def _shut_down(self, host: _Host) -> None:
+        """As the OS of a terminated instance does: SIGTERM to every process, SIGKILL what is left later."""
+        if host.proc.poll() is not None:
+            return
+        if host.shutdown_at is None:
+            host.shutdown_at = time.time()
+            os.killpg(host.proc.pid, signal.SIGTERM)
+        elif time.time() > host.shutdown_at + SHUTDOWN_GRACE:
+            os.killpg(host.proc.pid, signal.SIGKILL)  # the machine is gone
 
     def _boot(self, client, iid: str) -> _Host:
         raw = client.describe_instance_attribute(InstanceId=iid, Attribute="userData")["UserData"]["Value"]

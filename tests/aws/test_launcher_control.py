@@ -55,3 +55,14 @@ def test_ctrl_c_closes_the_study_as_interrupted_with_the_resume_hint(home, aws_s
     assert "aborted" not in out and "Traceback" not in out, out
     assert "`autotweak resume spot-int` continues the study" in out
     wait_until(lambda: not alive(ec2, "spot-int"), 30, "the launcher to terminate its instances")
+    # The OS of a terminated instance sends its processes SIGTERM: each worker closes its trial
+    # as interrupted and queues it again, instead of leaving it RUNNING until a resume's sweep.
+    study = optuna.load_study(study_name="spot-int", storage=aws_stores.storage)
+
+    def running() -> list[int]:
+        return [t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+
+    wait_until(lambda: not running(), 30, "the workers of the terminated instances to close their trials")
+    trials = study.get_trials(deepcopy=False)
+    interrupted = {t.number for t in trials if t.user_attrs.get(ATTR.INTERRUPTED)}
+    assert interrupted == {t.user_attrs[ATTR.RETRY_OF] for t in trials if t.state == TrialState.WAITING}
