@@ -366,10 +366,24 @@ def _check_base(experiment: Experiment, where: Where) -> None:
             nested_config(experiment.base)
         except ValueError as exc:
             raise where.fail(f"must give each value once, as a dotted name or nested ({exc})") from None
-    if not experiment.baseline or stored:
+    if stored:
         return
     space = experiment.space
-    for name, value in space.active(base_values(experiment.base, space.names)).items():
+    given = base_values(experiment.base, space.names)
+    active = space.active(given)  # a fixed parameter's value there is the space's
+    for name in active:
+        param, value = space[name], given.get(name)
+        if isinstance(param, FixedParam) and name in given and not param.contains(value):
+            raise SpecError(
+                f"is fixed to {param.value!r} by the tweaks, got {value!r}: every trial would run "
+                f"{param.value!r}. Remove it from base, set it in the tweaks (tweaks.params.{name}), "
+                f"or drop it from them (tweaks.drop: [{name}]) to keep the base value.",
+                source=where.source,
+                field=where.child(name).field,
+            )
+    if not experiment.baseline:
+        return
+    for name, value in active.items():
         param = space[name]
         if not isinstance(param, FixedParam) and not param.contains(value):
             raise SpecError(

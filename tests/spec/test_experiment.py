@@ -62,6 +62,23 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
         "'base.x' must be within the tweaks' range [-5, 5], got 7.5",
     ),
     (
+        base_spec(
+            base={"x": 0.0, "solver": "lbfgs"},
+            tweaks={"x": {"type": "float", "low": -5, "high": 5}, "solver": "saga"},
+        ),
+        "'base.solver' is fixed to 'saga' by the tweaks, got 'lbfgs': every trial would run 'saga'. "
+        "Remove it from base, set it in the tweaks (tweaks.params.solver), or drop it from them "
+        "(tweaks.drop: [solver]) to keep the base value.",
+    ),
+    (
+        base_spec(
+            base={"x": 0.0, "solver": "lbfgs"},
+            tweaks={"x": {"type": "float", "low": -5, "high": 5}, "solver": "saga"},
+            baseline=False,
+        ),
+        "'base.solver' is fixed to 'saga' by the tweaks, got 'lbfgs'",
+    ),
+    (
         base_spec(base={"loss": "hinge"}, tweaks={"loss": {"type": "categorical", "choices": ["log_loss"]}}),
         "'base.loss' must be one of the tweaks' choices ['log_loss'], got 'hinge'",
     ),
