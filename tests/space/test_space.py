@@ -195,6 +195,30 @@ def test_every_library_space_loads_and_samples(name):
     assert not space.invalid(space.from_unit(u))
 
 
+@pytest.mark.parametrize("name", ["hgb", "linear"])
+def test_scikit_learn_spaces_run_their_estimator_at_every_corner_without_a_deprecation(name):
+    """Every config at a corner of the space fits; a parameter scikit-learn deprecates is a failure."""
+    import warnings
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    estimator = {"hgb": HistGradientBoostingClassifier, "linear": LogisticRegression}[name]
+    space = load_space(name)
+    x, y = load_breast_cancer(return_X_y=True)
+    x = StandardScaler().fit_transform(x)[:200]
+    corners = [[0.0] * len(space.tunable), [1.0] * len(space.tunable), [0.0, 1.0] * len(space.tunable)]
+    for unit in corners:
+        config = space.from_unit(unit[: len(space.tunable)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            estimator(**config).fit(x, y[:200])
+
+
 def test_library_has_the_spaces_the_issue_promises():
     assert {"mlp", "cnn", "hgb", "linear", "transformer_finetune"} <= set(available_spaces())
 
