@@ -25,6 +25,7 @@ from autotweak._locations import (
 )
 from autotweak._signals import stop_on_sigterm
 from autotweak.cli._console import Console
+from autotweak.cli._models import pruner_shown, sampler_shown
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Budget, Execution, Experiment, load_experiment
 
@@ -484,8 +485,8 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     _console.configure_logging(int(options.get("verbose") or 0))
     verb = "resuming" if resume else "starting"
     opened = (
-        f"{verb} study '{experiment.name}': sampler {experiment.sampler.name}, pruner "
-        f"{experiment.pruner.name}, {experiment.execution.workers} worker(s)"
+        f"{verb} study '{experiment.name}': sampler {sampler_shown(experiment)}, pruner "
+        f"{pruner_shown(experiment)}, {experiment.execution.workers} worker(s)"
     )
     _stores["storage"] = _store_origin(experiment, "storage", options.get("storage"))
     _stores["tracking"] = _store_origin(experiment, "tracking_uri", options.get("tracking_uri"))

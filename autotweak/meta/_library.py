@@ -58,11 +58,17 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
         return _named(str(model), Path(model), space)
     fitted, narrowed = _search(space, "the space")
     said = (narrowed, repr(space.to_dict()))
-    if fitted is None and narrowed is not None and said not in _warned:
+    if fitted is None and said not in _warned:
         _warned.add(said)  # a study resolves it several times
-        _log.warning(
-            "meta-learner: %s; the meta sampler runs without a meta-model (its base sampler alone)", narrowed
-        )
+        if narrowed is not None:
+            _log.warning(
+                "meta-learner: %s; the meta sampler runs without a meta-model (its base sampler alone)",
+                narrowed,
+            )
+        else:  # the usual case of a space of one's own: said, not warned
+            _log.info(
+                "meta-learner: no meta-model fits the space; the meta sampler runs its base sampler alone"
+            )
     return fitted
 
 

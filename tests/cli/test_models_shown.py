@@ -1,0 +1,46 @@
+"""The start line names the model that serves `sampler: meta` and `pruner: learned`, or says there is none."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from autotweak.cli._models import pruner_shown, sampler_shown
+from autotweak.spec import Experiment
+from tests.conftest import base_spec
+
+
+def _experiment(tweaks, sampler="meta", pruner="learned") -> Experiment:
+    spec = base_spec(base={}, tweaks=tweaks, sampler=sampler, pruner=pruner, baseline=False)
+    spec["metric"] = {"name": "loss", "direction": "minimize", "steps": 10}
+    return Experiment.from_dict(spec)
+
+
+@pytest.mark.parametrize("space", ["hgb", "mlp"])
+def test_a_space_with_shipped_models_names_them(space):
+    experiment = _experiment(space)
+    assert re.fullmatch(r"meta \(\d+ past tasks\)", sampler_shown(experiment))
+    assert pruner_shown(experiment) == "learned"
+
+
+@pytest.mark.parametrize(
+    "tweaks", ["cnn", "linear", "transformer_finetune", {"x": {"type": "float", "low": 0, "high": 1}}]
+)
+def test_a_space_without_a_model_says_what_runs_instead(tweaks):
+    experiment = _experiment(tweaks)
+    assert sampler_shown(experiment) == "meta (no meta-model fits the space: tpe alone)"
+    assert pruner_shown(experiment) == "learned (no curve model fits the space: MedianPruner decides)"
+
+
+def test_a_space_narrowed_off_its_model_or_with_a_dropped_parameter_says_so_too():
+    dropped = _experiment({"extends": "hgb", "drop": ["max_features"]})
+    assert sampler_shown(dropped).startswith("meta (no meta-model fits the space")
+    assert pruner_shown(dropped).startswith("learned (no curve model fits the space")
+
+
+def test_other_samplers_and_pruners_and_named_models_are_shown_by_name():
+    assert sampler_shown(_experiment("hgb", sampler="tpe")) == "tpe"
+    assert pruner_shown(_experiment("hgb", pruner="median")) == "median"
+    named = _experiment("cnn", sampler={"name": "meta", "args": {"model": "none"}})
+    assert sampler_shown(named) == "meta"
