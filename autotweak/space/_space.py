@@ -233,7 +233,8 @@ def _check_condition(
         bad = [v for v in when.values if v not in parent.choices]
         if bad:
             raise SpaceError(
-                f"must be choices of '{parent.name}' ({list(parent.choices)}), got {bad}.",
+                f"must be choices of '{parent.name}' ({list(parent.choices)}), got {bad}. (Narrowed "
+                f"'{parent.name}' to leave {bad} out? Drop '{param.name}' too: tweaks.drop: [{param.name}].)",
                 field=f"{param.name}.when.{parent.name}",
             )
 

@@ -33,6 +33,15 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     (_without("tweaks"), "'tweaks' is required but missing"),
     (base_spec(tweaks="no_such_space"), "'tweaks' must name a search space of the library (cnn, hgb"),
     (
+        base_spec(
+            base={},
+            baseline=False,
+            tweaks={"extends": "cnn", "params": {"optimizer": {"choices": ["adamw"]}}},
+        ),
+        "'tweaks.params.momentum.when.optimizer' must be choices of 'optimizer' (['adamw']), got ['sgd']. "
+        "(Narrowed 'optimizer' to leave ['sgd'] out? Drop 'momentum' too: tweaks.drop: [momentum].)",
+    ),
+    (
         base_spec(tweaks={"extends": "hgbb"}),
         "'tweaks.extends' must name a search space of the library (cnn, hgb, linear, mlp, "
         "transformer_finetune) or a .yaml file (did you mean 'hgb'?), got 'hgbb'.",
