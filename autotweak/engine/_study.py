@@ -14,7 +14,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from autotweak._config import merge_config
+from autotweak._config import base_values, merge_config
 from autotweak.engine._registry import build_pruner, build_sampler, component_meta
 from autotweak.engine._storage import quiet_optuna
 from autotweak.exceptions import AutotweakError, StudyMismatchError, StudyNotFoundError
@@ -105,7 +105,14 @@ def create_study(experiment: Experiment, storage: BaseStorage) -> optuna.Study:
     if base is not None:
         study.enqueue_trial(base, user_attrs={ATTR.BASELINE: True})
     elif experiment.baseline and experiment.base:
-        _log.info("the base config does not set every tweaked parameter in range; no baseline trial")
+        space = experiment.space
+        missing = space.invalid(space.active(base_values(experiment.base, space.names)))
+        _log.warning(
+            "the base config does not set %s, which the tweaks search: no trial runs the base config to "
+            "compare against (give %s in base, or set 'baseline: false' to say so)",
+            ", ".join(missing) or "every tweaked parameter",
+            "them" if len(missing) > 1 else "it",
+        )
     return study
 
 

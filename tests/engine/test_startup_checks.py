@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -98,3 +99,24 @@ def test_resume_by_name_opens_the_parent_run_a_study_lacks(home, make_experiment
     files = {f.path for f in mlflow_client.list_artifacts(parent.info.run_id)}
     assert "spec.json" in files
     assert not any(path.startswith("<") for path in files)
+
+
+def test_a_base_config_missing_a_tweaked_parameter_warns_that_no_trial_runs_it(caplog):
+    from autotweak.engine._study import create_study
+
+    spec = base_spec(
+        base={"x": 0.0},
+        tweaks={"x": {"type": "float", "low": -5, "high": 5}, "depth": {"type": "int", "low": 1, "high": 4}},
+    )
+    storage = optuna.storages.InMemoryStorage()
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        study = create_study(autotweak.Experiment.from_dict(spec), storage)
+    assert not study.trials, "no baseline trial is queued"
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        "the base config does not set depth, which the tweaks search: no trial runs the base config to "
+        "compare against (give it in base, or set 'baseline: false' to say so)"
+    ]
+    caplog.clear()
+    create_study(autotweak.Experiment.from_dict({**spec, "name": "quiet", "baseline": False}), storage)
+    assert not caplog.records, "baseline: false says it is wanted"
