@@ -377,11 +377,16 @@ def _spec_params(spec: dict[str, Any]) -> list[Param]:
 def _range(definition: dict[str, Any]) -> str:
     kind = definition["type"]
     if kind == "categorical":
-        return f"choice{definition['choices']}"
-    if kind == "fixed":
-        return f"fixed({definition['value']!r})"
-    scale = " log" if definition.get("log") else ""
-    return f"{kind}[{definition['low']}, {definition['high']}]{scale}"
+        shown = f"choice{definition['choices']}"
+    elif kind == "fixed":
+        shown = f"fixed({definition['value']!r})"
+    else:
+        scale = " log" if definition.get("log") else ""
+        step = f" step {definition['step']}" if definition.get("step") is not None else ""
+        shown = f"{kind}[{definition['low']}, {definition['high']}]{scale}{step}"
+    for parent, values in (definition.get("when") or {}).items():  # searched only under its condition
+        shown += f" when {parent} in {values if isinstance(values, list) else [values]}"
+    return shown
 
 
 def _summary_dict(summary: StudySummary) -> dict[str, Any]:

@@ -189,3 +189,13 @@ def test_a_parent_run_left_running_by_a_killed_start_is_closed_by_the_next(home,
     assert mlflow_client.get_run(second).info.status == "RUNNING"
     assert mlflow_client.get_run(other).info.status == "RUNNING", "another study's parent is left alone"
     assert mlflow_client.get_run(elsewhere).info.status == "RUNNING", "so is a namesake's of another storage"
+
+
+def test_the_parent_runs_space_params_keep_steps_and_conditions():
+    from autotweak.space import load_space
+    from autotweak.tracking._mlflow import _range
+
+    cnn = load_space("cnn").to_dict()
+    assert _range(cnn["momentum"]) == "float[0.5, 0.99] when optimizer in ['sgd']"
+    assert _range({"type": "int", "low": 16, "high": 256, "step": 16}) == "int[16, 256] step 16"
+    assert _range(cnn["lr"]) == "float[0.0001, 0.1] log"
