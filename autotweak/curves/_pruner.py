@@ -44,6 +44,7 @@ from autotweak.curves._features import Reference
 from autotweak.curves._library import load_curve_model, model_for
 from autotweak.curves._model import CurveModel
 from autotweak.exceptions import AutotweakError
+from autotweak.space import SearchSpace
 
 __all__ = ["ATTR_PREFIX", "Decision", "LearnedCurvePruner", "PrunerArgumentError"]
 
@@ -187,6 +188,26 @@ class LearnedCurvePruner(BasePruner):
             "n_startup_trials": self.n_startup_trials,
             "fallback": type(self.fallback).__name__,
         }
+
+    def check_space(self, space: SearchSpace) -> None:
+        """Refuse a given curve model that no trial of ``space`` can fit.
+
+        Raises:
+            ValueError: If the model's parameters are not the space's (every decision
+                would go to the fallback, said only once the study runs).
+        """
+        model = self._model
+        if not isinstance(model, CurveModel):
+            return
+        names = sorted(p.name for p in model.space.tunable)
+        mine = sorted(p.name for p in space.tunable)
+        conditional = any(p.when is not None for p in space.params)
+        if names == mine or (conditional and set(names) <= set(mine)):
+            return
+        raise ValueError(
+            f"the curve model (space '{model.space.name}') fits trials of the parameters {names}, "
+            f"got a space of {mine}; no trial would be decided by it"
+        )
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         decision = self.decide(study, trial)

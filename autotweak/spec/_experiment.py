@@ -409,7 +409,7 @@ def _allowed(param: SpaceParam) -> str:
 
 def _check_components(experiment: Experiment, where: Where) -> None:
     """Build the sampler and pruner once, so that bad names or arguments fail before compute."""
-    from autotweak.engine._registry import PRUNERS, SAMPLERS, build_pruner, build_sampler
+    from autotweak.engine._registry import PRUNERS, SAMPLERS, build_sampler
 
     checks: list[tuple[str, Component, Callable[[], object], dict[str, Any]]] = [
         (
@@ -418,7 +418,7 @@ def _check_components(experiment: Experiment, where: Where) -> None:
             lambda: build_sampler(experiment.sampler, experiment.space, 0),
             SAMPLERS,
         ),
-        ("pruner", experiment.pruner, lambda: build_pruner(experiment.pruner, experiment.metric), PRUNERS),
+        ("pruner", experiment.pruner, lambda: _pruner_for(experiment), PRUNERS),
     ]
     for key, component, build, registry in checks:
         as_str(component.name, where.child(key).child("name"), choices=tuple(registry))
@@ -434,6 +434,18 @@ def _check_components(experiment: Experiment, where: Where) -> None:
                     f"must be valid arguments of the '{component.name}' {key} ({exc})", dict(component.args)
                 )
             ) from None
+
+
+def _pruner_for(experiment: Experiment) -> object:
+    """The study's pruner, its given model (if any) checked against the space."""
+    from autotweak.engine._registry import build_pruner
+
+    pruner = build_pruner(experiment.pruner, experiment.metric)
+    check_space = getattr(pruner, "check_space", None)
+    stored = (experiment.source or "").startswith(STORED_SOURCE)  # a study of before this rule resumes
+    if check_space is not None and not stored:
+        check_space(experiment.space)
+    return pruner
 
 
 def _callable_name(func: Any) -> str:

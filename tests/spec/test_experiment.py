@@ -21,6 +21,8 @@ def _without(key: str) -> dict[str, Any]:
 
 
 # (a spec with one bad field, the fragment of the error that names field + rule + value)
+REPO = Path(__file__).resolve().parents[2]
+
 BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     (_without("name"), "'name' is required but missing"),
     (base_spec(name=""), "'name' must be a non-empty string, got ''"),
@@ -40,6 +42,18 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
         ),
         "'tweaks.params.momentum.when.optimizer' must be choices of 'optimizer' (['adamw']), got ['sgd']. "
         "(Narrowed 'optimizer' to leave ['sgd'] out? Drop 'momentum' too: tweaks.drop: [momentum].)",
+    ),
+    (
+        base_spec(
+            base={},
+            baseline=False,
+            tweaks="transformer_finetune",
+            metric={"name": "loss", "direction": "minimize", "steps": 10},
+            pruner={"name": "learned", "args": {"model": str(REPO / "meta" / "hgb.curve.json")}},
+        ),
+        "'pruner.args' must be valid arguments of the 'learned' pruner (the curve model (space 'hgb') fits "
+        "trials of the parameters ['l2_regularization', 'learning_rate', 'max_features', 'max_leaf_nodes', "
+        "'min_samples_leaf'], got a space of",
     ),
     (
         base_spec(tweaks={"extends": "hgbb"}),
