@@ -36,6 +36,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 _STARTED = "started"  # a worker's first message: its own code runs
+_Proc = tuple[Any, Connection, Any]  # a worker process, the end of its pipe, the trial it runs
 _GUARD = 'if __name__ == "__main__":'
 _NOT_STARTED = "before it started"
 
@@ -177,8 +178,8 @@ class ProcessExecutor(BaseExecutor):
         start = _start_context()
         level = logging.getLogger("autotweak").getEffectiveLevel()
         environ = dict(os.environ)
-        procs: list[tuple[Any, Connection, Any]] = []
-        for index in range(self.workers):
+
+        def launch(index: int) -> _Proc:
             receiver, sender = start.Pipe(duplex=False)
             current = start.Value("q", -1, lock=False)  # the Optuna id of the trial it runs
             # Pickled here and loaded by the worker's own code (a callable objective travels
@@ -186,37 +187,43 @@ class ProcessExecutor(BaseExecutor):
             work = pickle.dumps((replace(ctx, worker_index=index, local_workers=self.workers), objective))
             proc = start.Process(
                 target=_process_main,
-                args=(
-                    index,
-                    work,
-                    sender,
-                    level,
-                    environ,
-                    current,
-                ),
+                args=(index, work, sender, level, environ, current),
                 name=f"autotweak-worker-{index}",
             )
             with _main_file_readable():
                 proc.start()
             sender.close()
-            procs.append((proc, receiver, current))
-        return self._collect(procs)
+            return proc, receiver, current
 
-    def _collect(self, procs: list[tuple[Any, Connection, Any]]) -> list[WorkerResult]:
-        """Each worker's result, taken as it ends: a crash is said when it happens, not after the others."""
+        return self._collect([launch(index) for index in range(self.workers)], launch)
+
+    def _collect(self, procs: list[_Proc], launch: Callable[[int], _Proc]) -> list[WorkerResult]:
+        """Each worker's result, taken as it ends: a crash is said when it happens, not after the others.
+
+        A worker killed by a signal (the kernel's OOM killer, a crash in native code) is
+        replaced, up to ``workers`` times a session, so that the study keeps its pace; one
+        that failed with a Python exception is not (the next would fail the same way).
+        """
         results: dict[int, WorkerResult] = {}
         interrupted = False
+        replacements = self.workers
         while len(results) < len(procs):
             try:
                 mp.connection.wait([p.sentinel for i, (p, _, _) in enumerate(procs) if i not in results])
             except KeyboardInterrupt:
                 interrupted = True
-                _forward_interrupt(procs)
+                _forward_interrupt([p for i, p in enumerate(procs) if i not in results])
                 continue
-            for index, (proc, receiver, current) in enumerate(procs):
-                if index not in results and proc.exitcode is not None:
-                    proc.join()
-                    results[index] = _result_of(proc, receiver, current)
+            for index, (proc, receiver, current) in enumerate(list(procs)):
+                if index in results or proc.exitcode is None:
+                    continue
+                proc.join()
+                results[index] = _result_of(proc, receiver, current)
+                killed = results[index].crashed and proc.exitcode < 0
+                if killed and not interrupted and replacements > 0:
+                    replacements -= 1
+                    _log.warning("starting autotweak-worker-%d in its place", len(procs))
+                    procs.append(launch(len(procs)))
         if interrupted:
             for result in results.values():
                 result.interrupted = True
@@ -282,7 +289,7 @@ def _receive(receiver: Connection) -> tuple[bool, WorkerResult | None]:
     return started, result
 
 
-def _forward_interrupt(procs: list[tuple[Any, Connection, Any]]) -> None:
+def _forward_interrupt(procs: list[_Proc]) -> None:
     for proc, _, _ in procs:
         if proc.is_alive() and proc.pid is not None:
             with contextlib.suppress(ProcessLookupError):

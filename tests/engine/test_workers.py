@@ -128,6 +128,7 @@ def test_sigkilled_worker_trial_is_failed_retried_from_checkpoint(home, mlflow_c
     lines = out.splitlines()
     crash = next(i for i, line in enumerate(lines) if "worker failed: autotweak-worker-" in line)
     assert "exited with code -9 after it started" in lines[crash]
+    assert "starting autotweak-worker-2 in its place" in lines[crash + 1], "a killed worker is replaced"
     lost = next(i for i, line in enumerate(lines) if line.startswith(f"trial {victim.number} fail"))
     assert crash < lost, "said as it happens, not once the other worker has ended"
 
