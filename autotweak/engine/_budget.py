@@ -17,7 +17,7 @@ import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._storage import rdb_backend
-from autotweak.engine._study import ATTR, study_compute
+from autotweak.engine._study import ATTR, search_trials, study_compute
 from autotweak.spec import Budget
 
 __all__ = ["BudgetView", "ask_lock", "open_ask_lock", "sampler_exhausted"]
@@ -52,9 +52,10 @@ class BudgetView:
 
     @classmethod
     def of(cls, trials: list[FrozenTrial], steps: int | None) -> BudgetView:
-        retries = sum(1 for t in trials if ATTR.RETRY_OF in t.user_attrs)
+        search = search_trials(trials)
+        retries = sum(1 for t in search if ATTR.RETRY_OF in t.user_attrs)
         return cls(
-            counted=len(trials) - retries,
+            counted=len(search) - retries,
             waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
             running=sum(1 for t in trials if t.state == TrialState.RUNNING),
             compute=study_compute(trials, steps),
@@ -127,7 +128,9 @@ def _safe(name: str) -> str:
 _COUNT_SQL = """
 SELECT
   COALESCE(SUM(CASE WHEN NOT EXISTS (
-      SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = :retry_key
+      SELECT 1 FROM trial_user_attributes a
+      WHERE a.trial_id = t.trial_id
+        AND (a.key = :retry_key OR (a.key = :ablation_key AND a.value_json = 'true'))
   ) THEN 1 ELSE 0 END), 0),
   COALESCE(SUM(CASE WHEN t.state = 'WAITING' THEN 1 ELSE 0 END), 0),
   COALESCE(SUM(CASE WHEN t.state = 'RUNNING' THEN 1 ELSE 0 END), 0)
@@ -144,7 +147,8 @@ def _count_with_sql(study: optuna.Study) -> tuple[int, int, int] | None:
     try:
         with engine.connect() as conn:
             row = conn.execute(
-                sqlalchemy.text(_COUNT_SQL), {"retry_key": ATTR.RETRY_OF, "study_id": study._study_id}
+                sqlalchemy.text(_COUNT_SQL),
+                {"retry_key": ATTR.RETRY_OF, "ablation_key": ATTR.ABLATION, "study_id": study._study_id},
             ).one()
     except sqlalchemy.exc.SQLAlchemyError:
         _log.debug("counting trials with SQL failed; reading them instead", exc_info=True)

@@ -219,8 +219,16 @@ def frozen_compute(trial: FrozenTrial, steps: int | None) -> float:
 
 
 def study_compute(trials: list[FrozenTrial], steps: int | None) -> float:
-    """Full-training equivalents spent by ``trials`` (running ones count what they read)."""
-    return sum(frozen_compute(t, steps) for t in trials if t.state != TrialState.WAITING)
+    """Full-training equivalents the search spent in ``trials`` (running ones count what they read).
+
+    Trials that ``report --ablate`` ran are counted apart (see :func:`search_trials`).
+    """
+    return sum(frozen_compute(t, steps) for t in search_trials(trials) if t.state != TrialState.WAITING)
+
+
+def search_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The study's search: its trials less those ``report --ablate`` ran, which spend no budget."""
+    return [t for t in trials if not t.user_attrs.get(ATTR.ABLATION)]
 
 
 def trial_compute(state: str, last_step: int | None, steps: int | None) -> float:
@@ -257,12 +265,15 @@ def best_config(study: optuna.Study, summary: StudySummary) -> dict[str, Any]:
 def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary:
     """Counts by state, the best trial, the baseline's value and the compute spent."""
     trials = study.get_trials(deepcopy=False)
-    counts = Counter(state_of(t) for t in trials)
+    search = search_trials(trials)  # an ablation trial is a measurement for the report, not the search's
+    counts = Counter(state_of(t) for t in search)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    searched = {t.number for t in search}
+    found = [t for t in complete if t.number in searched]
     best: FrozenTrial | None = None
-    if complete:
+    if found:
         pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-        best = pick(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
+        best = pick(found, key=lambda t: float(t.value))  # type: ignore[arg-type]
     base = _base_trial(study, complete)
     compute = study_compute(trials, steps_of(study))
     return StudySummary(

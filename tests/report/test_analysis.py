@@ -103,6 +103,15 @@ def test_ablation_estimated_then_measured_with_ablate(home, make_experiment):
     tagged = sorted(n for n, run in runs.items() if run.data.tags.get("autotweak.ablation") == "true")
     assert tagged == [t.number for t in ran], "ablation runs are told apart from the search's in MLflow"
     assert f"ran {len(ran)} ablation trial(s)" in cli.stdout
+    # They spend none of the study's budget: a resume still has the trials and compute it had.
+    from autotweak.engine._budget import BudgetView
+    from autotweak.engine._study import summarize
+
+    steps = exp.metric.steps
+    search = [t for t in study.trials if not t.user_attrs.get("autotweak.ablation")]
+    assert BudgetView.read(study, steps, need_compute=False).counted == n_before, "the SQL count"
+    assert BudgetView.of(study.trials, steps) == BudgetView.of(search, steps)
+    assert sum(summarize(study).counts.values()) == n_before, "status and the parent run count the search"
 
 
 def test_compute_against_the_grid_and_pruning_saved(home, make_experiment):
