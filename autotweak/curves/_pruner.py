@@ -129,6 +129,8 @@ class LearnedCurvePruner(BasePruner):
         fallback: The classic rule (default: ``MedianPruner()``).
     """
 
+    records_decisions = True  # it writes ``autotweak.pruner.*`` itself, with its prediction
+
     def __init__(
         self,
         model: CurveModel | str | os.PathLike[str] | None = "auto",

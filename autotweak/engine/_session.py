@@ -23,7 +23,7 @@ from autotweak._config import merge_config
 from autotweak.engine._provenance import code_dir, provenance
 from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR, requeue, trial_compute
-from autotweak.engine._trial import Trial
+from autotweak.engine._trial import PRUNER_ATTRS, Trial
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
@@ -56,7 +56,6 @@ class Outcome:
     traceback: str | None = None
 
 
-PRUNER_ATTRS = "autotweak.pruner."  # user attrs a pruner writes on a trial it stops
 _TELL_STATE = {
     "complete": TrialState.COMPLETE,
     "pruned": TrialState.PRUNED,

@@ -24,6 +24,7 @@ __all__ = ["MODEL_ATTR", "Trial", "TrialPreempted", "TrialPruned"]
 MODEL_ATTR = "autotweak.model"  # on a trial that logged a model: its ``runs:/<id>/model`` URI
 
 TrialPruned = optuna.TrialPruned
+PRUNER_ATTRS = "autotweak.pruner."  # user attrs on a trial a pruner stopped: why (copied to its MLflow run)
 
 _log = logging.getLogger(__name__)
 
@@ -151,7 +152,29 @@ class Trial:
                 f"trial {self.number} preempted after step {step}: the machine is going away."
             )
         if prune:
+            self._note_pruned(step)
             raise TrialPruned(f"trial {self.number} pruned at step {step} (value {value:.6g}).")
+
+    def _note_pruned(self, step: int | None) -> None:
+        """Record why the pruner stopped this trial, as the learned pruner records its own decisions.
+
+        ``autotweak.pruner.rule`` (the pruner's class), ``.step`` and ``.n_complete`` (the
+        complete trials it compared against) go to Optuna, and from there to the MLflow run.
+        """
+        trial = self._trial
+        pruner = trial.study.pruner
+        if getattr(pruner, "records_decisions", False):
+            return  # it wrote its own, with its prediction
+        study_id = trial.study._study_id
+
+        def write() -> None:
+            storage = trial.storage
+            n_complete = storage.get_n_trials(study_id, state=optuna.trial.TrialState.COMPLETE)
+            reasons = {"rule": type(pruner).__name__, "step": step, "n_complete": n_complete}
+            for key, value in reasons.items():
+                storage.set_trial_user_attr(trial._trial_id, f"{PRUNER_ATTRS}{key}", value)
+
+        self._stored(write, "recording why it was pruned")
 
     def _record_step(self, step: int, value: float) -> None:
         self._trial.report(value, step)
@@ -165,7 +188,10 @@ class Trial:
             StorageUnreachableError: If the storage stays unreachable longer than a storage
                 operation is retried.
         """
-        return self._stored(self._trial.should_prune, "asking the pruner")
+        prune = self._stored(self._trial.should_prune, "asking the pruner")
+        if prune:
+            self._note_pruned(self._steps[-1][0] if self._steps else None)
+        return prune
 
     def should_checkpoint(self) -> bool:
         """Whether the machine is about to go away: save a checkpoint in :attr:`checkpoint_dir` now.

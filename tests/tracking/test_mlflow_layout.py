@@ -71,6 +71,19 @@ def test_child_runs_hold_config_curve_final_value_and_provenance(finished_study,
         assert tags["team"] == "vision"
         if trial.state == TrialState.PRUNED:
             assert max(trial.intermediate_values) < 8, "a pruned trial keeps its partial curve"
+            # why, in both stores, as the learned pruner records it (the README's filter finds it)
+            stopped_at = max(trial.intermediate_values)
+            earlier = sum(
+                t.state == TrialState.COMPLETE and t.datetime_complete < trial.datetime_complete
+                for t in study.trials
+            )
+            assert trial.user_attrs["autotweak.pruner.rule"] == "MedianPruner"
+            assert trial.user_attrs["autotweak.pruner.step"] == stopped_at
+            assert trial.user_attrs["autotweak.pruner.n_complete"] == earlier
+            assert tags["autotweak.pruner.rule"] == "MedianPruner"
+            assert tags["autotweak.pruner.step"] == str(stopped_at)
+        else:
+            assert not any(key.startswith("autotweak.pruner.") for key in tags)
 
 
 def test_parent_run_holds_spec_components_and_summary(finished_study, mlflow_client):
