@@ -77,6 +77,7 @@ from autotweak.meta._sampler_args import (
 __all__ = ["MetaSampler"]
 
 _log = logging.getLogger(__name__)
+GUARD_AFTER = 5  # results the negative-transfer guard needs before it judges the prior
 
 
 @dataclass
@@ -115,7 +116,7 @@ class MetaSampler(BaseSampler):
         base: BaseSampler | None = None,
         *,
         n_meta: int = 10,
-        guard_after: int = 5,
+        guard_after: int = GUARD_AFTER,
         guard_threshold: float = 0.0,
         descriptor: Mapping[str, Any] | None = None,
         seed: int | None = None,

@@ -15,7 +15,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.engine._study import ATTR
 from autotweak.meta import PROPOSALS_ATTR, guard_of
+from autotweak.meta._sampler import GUARD_AFTER
 from autotweak.report._sections import Section, fmt
 
 __all__ = ["PREDICTED", "PREDICTED_NOTE", "SIMILARITY_NOTE", "guard_note", "proposals_section"]
@@ -61,6 +63,15 @@ def guard_note(study: optuna.Study) -> str:
     """What the negative-transfer guard decided for ``study``, in one sentence."""
     record = guard_of(study)
     if record is None:
+        spec = study.user_attrs.get(ATTR.SPEC) or {}
+        args = (spec.get("sampler") or {}).get("args") or {}
+        after = int(args.get("guard_after", GUARD_AFTER))
+        results = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+        if results < after:
+            return (
+                f"Negative-transfer guard: not checked (it judges the past once {after} results are in; "
+                f"this study has {results})."
+            )
         return (
             "Negative-transfer guard: did not trip (the past ranked this study's results better than chance)."
         )

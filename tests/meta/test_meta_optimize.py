@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -209,3 +210,16 @@ def test_an_interrupted_proposal_runs_again_first_when_the_study_resumes(home, m
     assert [p["trial_number"] for p in proposals] == [2, 3], "the retry runs the proposal; n_meta is kept"
     assert proposals[0]["params"] == cut.system_attrs[PROPOSAL_ATTR]["params"]
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4, "the interrupted trial costs no budget"
+
+
+def test_the_report_says_the_guard_was_not_checked_before_it_had_enough_results():
+    from autotweak.report._proposals import guard_note
+
+    study = optuna.create_study()
+    for x in range(4):
+        study.add_trial(optuna.trial.create_trial(value=float(x)))
+    assert guard_note(study) == (
+        "Negative-transfer guard: not checked (it judges the past once 5 results are in; this study has 4)."
+    )
+    study.add_trial(optuna.trial.create_trial(value=9.0))
+    assert guard_note(study).startswith("Negative-transfer guard: did not trip")
