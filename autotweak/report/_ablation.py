@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -56,6 +56,7 @@ class Ablation:
     steps: list[AblationStep]
     configs: list[dict[str, Any]]  # the params at the start and after each step
     held: list[str] = field(default_factory=list)  # tweaks the base config does not set
+    off_path: list[int] = field(default_factory=list)  # ablation trials whose config the path left
 
     def unmeasured(self) -> list[dict[str, Any]]:
         """The configs of the path whose value is only estimated, in path order."""
@@ -75,6 +76,12 @@ class Ablation:
                 "estimated by a random forest fit on the study's completed trials (± its trees' "
                 "spread). `autotweak report --ablate N` runs up to N of them as trials, to the end."
             )
+        if self.off_path:
+            shown = ", ".join(str(n) for n in self.off_path)
+            notes.append(
+                f"Ablation trial(s) {shown} measured a config the path no longer takes: each measurement "
+                "can change which tweak helps most next, so the path is drawn again from all of them."
+            )
         if self.held:
             notes.append(
                 "Held at the best's value throughout (the base config does not set them): "
@@ -90,10 +97,11 @@ class Ablation:
 def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | None:
     """The ablation path of ``study``; ``None`` without a best trial or a tweak that differs from the base."""
     complete = [t for t in study.get_trials(deepcopy=False) if _scored(t)]
-    if not complete:
+    searched = [t for t in complete if not t.user_attrs.get(ABLATION_ATTR)]  # the best is the search's
+    if not searched:
         return None
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    best = (max if maximize else min)(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
+    best = (max if maximize else min)(searched, key=lambda t: float(t.value))  # type: ignore[arg-type]
     baseline = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
     given = base_values(base, best.params)  # dotted names may be nested in the base
     start = dict(baseline.params) if baseline is not None else {}
@@ -104,7 +112,10 @@ def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | No
     if not keys:
         return None
     oracle = _Oracle(complete, maximize)
-    return _greedy(oracle, start, best.params, keys, held)
+    path = _greedy(oracle, start, best.params, keys, held)
+    on_path = [dict(c) for c in path.configs]
+    off = [t.number for t in complete if t.user_attrs.get(ABLATION_ATTR) and dict(t.params) not in on_path]
+    return replace(path, off_path=off)
 
 
 def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri: str | None) -> int:

@@ -309,3 +309,35 @@ def test_the_tweak_table_reads_dotted_tweaks_from_a_nested_base(home, make_exper
             study.tell(trial, trial.config["m"]["a"] + 2 * trial.config["m"]["b"])
     report = build_report(load(exp))
     assert report.changed == {"m.a": (0, 1)}, "m.b is 1 in the base and in the best"
+
+
+def test_the_path_ends_at_the_searchs_best_and_names_ablation_trials_it_left() -> None:
+    """An ablation trial is a measurement: never the best; one off the final path is said, not dropped."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    from autotweak.report import ablation_path
+
+    study = optuna.create_study(direction="maximize")
+    dists = {"a": CategoricalDistribution([0, 1]), "b": CategoricalDistribution([0, 1])}
+    search = {(0, 0): 0.0, (1, 1): 3.0, (1, 0): 2.5}  # base, best, and one step of the path measured
+    for (a, b), value in search.items():
+        study.add_trial(create_trial(params={"a": a, "b": b}, distributions=dists, value=value))
+    off = create_trial(
+        params={"a": 0, "b": 1}, distributions=dists, value=0.5, user_attrs={"autotweak.ablation": True}
+    )
+    study.add_trial(off)
+    path = ablation_path(study, {"a": 0, "b": 0})
+    assert path is not None and path.configs == [{"a": 0, "b": 0}, {"a": 1, "b": 0}, {"a": 1, "b": 1}]
+    assert path.off_path == [3]
+    assert any(
+        "Ablation trial(s) 3 measured a config the path no longer takes" in n
+        for n in path.section("acc").notes
+    )
+    # an ablation trial better than the search's best does not become the end of the path
+    study.add_trial(
+        create_trial(
+            params={"a": 1, "b": 0}, distributions=dists, value=9.0, user_attrs={"autotweak.ablation": True}
+        )
+    )
+    assert ablation_path(study, {"a": 0, "b": 0}).configs[-1] == {"a": 1, "b": 1}
