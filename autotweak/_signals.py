@@ -10,6 +10,7 @@ the interrupt handler, it closes the study as interrupted, with the trials queue
 from __future__ import annotations
 
 import signal
+import threading
 from types import FrameType
 
 __all__ = ["stop_on_sigterm"]
@@ -25,7 +26,8 @@ def stop_on_sigterm() -> None:
     once: a second SIGTERM must not cut the closing of the study short. SIGTERM is an
     explicit request, so it stops a process that inherited SIGINT ignored (a background job).
     """
-    signal.signal(signal.SIGTERM, _as_ctrl_c)
+    if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+        signal.signal(signal.SIGTERM, _as_ctrl_c)
 
 
 def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
