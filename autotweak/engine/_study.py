@@ -268,8 +268,7 @@ def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary
     search = search_trials(trials)  # an ablation trial is a measurement for the report, not the search's
     counts = Counter(state_of(t) for t in search)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    searched = {t.number for t in search}
-    found = [t for t in complete if t.number in searched]
+    found = search_trials(complete)
     best: FrozenTrial | None = None
     if found:
         pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min

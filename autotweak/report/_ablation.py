@@ -22,7 +22,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._config import base_values
-from autotweak.engine._study import ATTR
+from autotweak.engine._study import ATTR, search_trials
 from autotweak.exceptions import AutotweakError
 from autotweak.report._sections import Section
 
@@ -97,7 +97,7 @@ class Ablation:
 def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | None:
     """The ablation path of ``study``; ``None`` without a best trial or a tweak that differs from the base."""
     complete = [t for t in study.get_trials(deepcopy=False) if _scored(t)]
-    searched = [t for t in complete if not t.user_attrs.get(ABLATION_ATTR)]  # the best is the search's
+    searched = search_trials(complete)  # the best is the search's, never an ablation trial
     if not searched:
         return None
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
