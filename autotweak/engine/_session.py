@@ -192,7 +192,13 @@ class TrialSession:
                 f"queueing trial {trial.number} to run again",
                 store=self.ctx.storage_url,
             )
-        compute = trial_compute(outcome.state, handle.last_step, exp.metric.steps)
+        read = handle.steps
+        compute = trial_compute(
+            outcome.state,
+            (read[0][0], read[-1][0]) if read else None,
+            exp.metric.steps,
+            retry=ATTR.RETRY_OF in attrs,
+        )
         extra = {"autotweak.baseline": "true"} if self._baseline.pop(trial.number, False) else {}
         if outcome.state == "pruned":
             extra |= self._pruner_attrs(trial)

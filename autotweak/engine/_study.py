@@ -213,9 +213,14 @@ def steps_of(study: optuna.Study) -> int | None:
 
 def frozen_compute(trial: FrozenTrial, steps: int | None) -> float:
     """Full-training equivalents a trial spent, read from its state and reported steps."""
-    last = max(trial.intermediate_values) if trial.intermediate_values else None
+    reported = trial.intermediate_values
     state = "complete" if trial.state == TrialState.COMPLETE else "partial"
-    return trial_compute(state, last, steps)
+    return trial_compute(
+        state,
+        (min(reported), max(reported)) if reported else None,
+        steps,
+        retry=ATTR.RETRY_OF in trial.user_attrs,
+    )
 
 
 def study_compute(trials: list[FrozenTrial], steps: int | None) -> float:
@@ -231,15 +236,28 @@ def search_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if not t.user_attrs.get(ATTR.ABLATION)]
 
 
-def trial_compute(state: str, last_step: int | None, steps: int | None) -> float:
-    """Full-training equivalents: 1 for a finished trial, the share of steps read otherwise."""
-    if state == "complete":
+def trial_compute(
+    state: str, reported: tuple[int, int] | None, steps: int | None, *, retry: bool = False
+) -> float:
+    """Full-training equivalents: 1 for a finished trial, the share of steps read otherwise.
+
+    Args:
+        state: ``"complete"``, or anything else for a trial that stopped early.
+        reported: The first and last steps the trial reported, or ``None``.
+        steps: Steps in one full training (``metric.steps``), if known.
+        retry: Whether the trial is another attempt of one that did not finish. A retry
+            whose first report comes after step 1 resumed from a checkpoint: it is charged
+            only the steps it ran, the earlier attempt having been charged the rest.
+    """
+    start = reported[0] - 1 if retry and reported is not None and reported[0] > 1 else 0
+    if state == "complete" and not start:
         return 1.0
-    if last_step is None:
+    if reported is None:
         return 0.0
     if steps is None:
         return 1.0
-    return min(last_step / steps, 1.0)
+    end = steps if state == "complete" else min(reported[1], steps)
+    return max(end - start, 0) / steps
 
 
 def config_of(experiment: Experiment, params: Mapping[str, Any]) -> dict[str, Any]:

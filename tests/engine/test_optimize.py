@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 import autotweak
 from autotweak.engine import PRUNERS, SAMPLERS
-from autotweak.engine._study import ATTR
+from autotweak.engine._study import ATTR, trial_compute
 from autotweak.engine._worker import _call_style
 from autotweak.exceptions import AutotweakError, SpecError, StudyMismatchError
 from tests.conftest import base_spec, objective
@@ -353,3 +353,21 @@ def test_ctrl_c_stops_the_calling_script_after_closing_the_study(home, make_expe
     assert "resume=True" in str(stopped.value) and "autotweak resume cut-short" in str(stopped.value)
     done = autotweak.optimize(exp, resume=True)  # runs the interrupted trial first, to the budget
     assert done.summary.counts["complete"] == 4 and not done.summary.interrupted
+
+
+@pytest.mark.parametrize(
+    ("state", "reported", "retry", "charged"),
+    [
+        ("complete", (1, 20), False, 1.0),
+        ("complete", None, False, 1.0),  # an objective that never reports
+        ("pruned", (1, 5), False, 0.25),
+        ("pruned", None, False, 0.0),
+        ("complete", (11, 20), True, 0.5),  # resumed after step 10: the first attempt paid for 1-10
+        ("pruned", (11, 15), True, 0.25),
+        ("complete", (1, 20), True, 1.0),  # a retry that started over
+        ("complete", (0, 19), True, 1.0),
+        ("pruned", (11, 30), True, 0.5),  # reports past the declared steps charge no more
+    ],
+)
+def test_a_trial_is_charged_the_steps_it_ran(state, reported, retry, charged):
+    assert trial_compute(state, reported, 20, retry=retry) == pytest.approx(charged)

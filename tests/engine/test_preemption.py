@@ -94,7 +94,7 @@ def test_notice_preempts_the_trial_which_resumes_from_its_checkpoint_elsewhere(
 
     metadata.clear()
     shutil.rmtree(home / "checkpoints")  # the next worker runs on another machine
-    autotweak.optimize(exp, resume=True)
+    second = autotweak.optimize(exp, resume=True)
     study = load(exp)
     retry = study.trials[queued[0].number]
     assert retry.state == TrialState.COMPLETE
@@ -106,3 +106,10 @@ def test_notice_preempts_the_trial_which_resumes_from_its_checkpoint_elsewhere(
     assert runs.children[retry.number].data.tags["autotweak.retry_of"] == "0"
     counted = [t for t in study.trials if ATTR.RETRY_OF not in t.user_attrs]
     assert len(counted) == 2 and sum(t.state == TrialState.COMPLETE for t in study.trials) == 2
+    # Each attempt is charged the steps it ran: the retry not the steps its checkpoint saved
+    # (a step reported but not yet saved when the notice came is run, and charged, twice).
+    ran = {t.number: len(t.intermediate_values) for t in (victim, retry)}
+    assert 0 < ran[retry.number] < 6
+    charged = {n: runs.children[n].data.metrics["compute"] for n in ran}
+    assert charged == pytest.approx({n: k / 6 for n, k in ran.items()})
+    assert second.summary.compute == pytest.approx(1 + sum(ran.values()) / 6)
