@@ -7,10 +7,12 @@ section over as it is; ``python -m benchmarks.scaling --results`` replaces its o
 
 from __future__ import annotations
 
+import argparse
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["kept_sections", "replace_section"]
+__all__ = ["family_args", "kept_sections", "replace_section", "write_section"]
 
 _SECTION = re.compile(r"<!-- section:(?P<name>[\w-]+) -->\n.*?<!-- /section:(?P=name) -->\n?", re.S)
 
@@ -32,3 +34,17 @@ def replace_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + block
     path.write_text(text)
+
+
+def family_args(doc: str | None) -> argparse.Namespace:
+    """The command line of a benchmark that writes a section: ``--families`` and ``--results``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--families", nargs="+", default=["hgb", "mlp"])
+    parser.add_argument("--results", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    return parser.parse_args()
+
+
+def write_section(path: Path, name: str, paragraphs: Sequence[str]) -> None:
+    """Replace section ``name`` of the file with ``paragraphs`` (blank lines between) and say so."""
+    replace_section(path, name, "\n\n".join(paragraphs))
+    print(f"wrote the {name} section of {path}")
