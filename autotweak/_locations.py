@@ -25,6 +25,8 @@ __all__ = [
     "redact",
     "resolve_storage_url",
     "resolve_tracking_uri",
+    "storage_problem",
+    "tracking_problem",
 ]
 
 DEFAULT_HOME = ".autotweak"
@@ -43,6 +45,7 @@ def resolve_storage_url(explicit: str | None) -> str:
     """
     url = explicit or os.environ.get("AUTOTWEAK_STORAGE")
     if url:
+        _refuse(url, storage_problem(url), "storage" if explicit else "$AUTOTWEAK_STORAGE")
         return with_postgres_driver(url)
     home = default_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -57,10 +60,67 @@ def resolve_tracking_uri(explicit: str | None) -> str:
     """
     uri = explicit or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
+        _refuse(uri, tracking_problem(uri), "tracking URI" if explicit else "$MLFLOW_TRACKING_URI")
         return with_postgres_driver(uri)
     home = default_home()
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def storage_problem(url: str) -> str | None:
+    """What is wrong with an Optuna storage URL, found before it is opened (``None``: nothing)."""
+    if url == "memory":  # Optuna's in-memory storage, for replays and tests
+        return None
+    if "://" not in url:
+        shown = Path(url).expanduser().resolve() if url.strip() else "path/to/optuna.db"
+        return f"must be a database URL, such as sqlite:///{shown} or postgresql://user@host/db"
+    return _database_problem(url)
+
+
+def tracking_problem(uri: str) -> str | None:
+    """What is wrong with an MLflow tracking URI, found before it is opened (``None``: nothing).
+
+    MLflow 3 refuses its file store (a folder such as ``./mlruns``) unless
+    ``MLFLOW_ALLOW_FILE_STORE`` is set; a database URI needs its driver.
+    """
+    if uri in ("databricks", "databricks-uc", "uc"):  # MLflow's names for Databricks
+        return None
+    scheme = uri.partition(":")[0].lower() if ":" in uri else ""
+    file_store_allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true", "yes")
+    if (not scheme or len(scheme) == 1 or scheme == "file") and not file_store_allowed:  # C:\\ is a path
+        return (
+            "must be a database URI (such as sqlite:///mlflow.db) or a tracking server "
+            "(http://host:port): MLflow 3 no longer writes to a folder such as ./mlruns"
+        )
+    if scheme.split("+")[0] in ("sqlite", "postgresql", "mysql", "mssql"):
+        return _database_problem(uri)
+    return None
+
+
+def _database_problem(url: str) -> str | None:
+    import sqlalchemy
+
+    try:
+        dialect = sqlalchemy.engine.make_url(with_postgres_driver(url)).get_dialect()
+    except sqlalchemy.exc.ArgumentError:
+        return "must be a database URL, such as sqlite:///path/optuna.db or postgresql://user@host/db"
+    except sqlalchemy.exc.NoSuchModuleError:
+        return f"names a database SQLAlchemy does not know ({url.partition(':')[0]!r})"
+    except AutotweakError:  # postgresql:// without a driver
+        return (
+            "needs a PostgreSQL driver, and neither psycopg2 nor psycopg is installed; "
+            "pip install 'autotweak[postgres]'"
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        return f"needs the Python package of its driver '{dialect.driver}', which is not installed ({exc})"
+    return None
+
+
+def _refuse(url: str, problem: str | None, what: str) -> None:
+    if problem is not None:
+        raise AutotweakError(f"{what} {redact(url)!r} {problem}.")
 
 
 def with_postgres_driver(url: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -82,6 +83,31 @@ def as_str(value: Any, where: Where, *, choices: Iterable[str] | None = None) ->
             hint = difflib.get_close_matches(value, options, n=1)
             tip = f" (did you mean '{hint[0]}'?)" if hint else ""
             raise where.fail(f"must be one of {', '.join(options)}{tip}", value)
+    return value
+
+
+# MLflow's rule for metric, param and tag names (mlflow.utils.validation), and its length limit.
+_MLFLOW_NAME = re.compile(r"^[/\w.\- :]+$")
+_MLFLOW_NAME_MAX = 250
+NAME_RULE = "must be a name MLflow can record: letters, digits, spaces and _ - . : / only"
+
+
+def bad_name(name: str) -> str | None:
+    """Why MLflow would refuse ``name`` as a metric, param or tag name; ``None`` if it would not."""
+    if not _MLFLOW_NAME.match(name):
+        return NAME_RULE
+    if len(name) > _MLFLOW_NAME_MAX:
+        return f"must be at most {_MLFLOW_NAME_MAX} characters (MLflow's limit for names)"
+    return None
+
+
+def as_name(value: Any, where: Where, cls: type[SpecError] = SpecError) -> str:
+    """Return ``value`` if it is a non-empty string that MLflow takes as a name."""
+    if not isinstance(value, str) or not value.strip():
+        raise where.fail("must be a non-empty string", value, cls)
+    rule = bad_name(value)
+    if rule is not None:
+        raise where.fail(rule, value, cls)
     return value
 
 

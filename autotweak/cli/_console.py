@@ -51,8 +51,10 @@ class Console:
             self.out.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def error(self, text: str) -> None:
-        """Print an error to stderr."""
-        self.err.print(f"[bold red]error:[/] {text}", soft_wrap=True)
+        """Print an error to stderr; ``text`` is shown as it is (brackets are not markup)."""
+        from rich.markup import escape
+
+        self.err.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True, highlight=False)
 
     def configure_logging(self, verbose: int) -> None:
         """Route the ``autotweak`` logger here; quiet Optuna's and MLflow's chatter."""

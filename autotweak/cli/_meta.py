@@ -197,9 +197,9 @@ def _target_of(ref: str) -> _Target:
     """The space of a library name, a space file or an experiment spec (with its metric and base)."""
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.exists():
-        import yaml
+        from autotweak._yaml import read_yaml
 
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path)
         if isinstance(raw, dict) and "tweaks" in raw:
             from autotweak._config import base_values
             from autotweak.spec import load_experiment

@@ -14,7 +14,7 @@ from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
 from autotweak._imports import require
-from autotweak._validation import Where
+from autotweak._validation import Where, is_integer
 from autotweak.engine._storage import quiet_optuna
 from autotweak.exceptions import SpecError
 from autotweak.space import SearchSpace
@@ -46,7 +46,9 @@ class GridSampler(optuna.samplers.GridSampler):
 
 
 def _grid(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
-    n_points = int(args.pop("n_points", 4))
+    n_points = args.pop("n_points", 4)
+    if not is_integer(n_points) or n_points < 1:
+        raise ValueError(f"n_points must be an integer >= 1, got {n_points!r}")
     return GridSampler(space.grid(n_points), seed=seed, **args)
 
 
@@ -117,6 +119,7 @@ def _successive_halving(metric: Metric, args: dict[str, Any]) -> BasePruner:
     # completed, so workers could disagree on the rungs; the same rule on metric.steps cannot.
     if metric.steps is not None:
         args.setdefault("min_resource", max(metric.steps // 100, 1))
+    _check_resources(args)
     return optuna.pruners.SuccessiveHalvingPruner(**args)
 
 
@@ -125,7 +128,19 @@ def _hyperband(metric: Metric, args: dict[str, Any]) -> BasePruner:
     # process alike ("auto" waits for a completed trial, and each process for its own).
     if metric.steps is not None:
         args.setdefault("max_resource", metric.steps)
+    _check_resources(args)
     return optuna.pruners.HyperbandPruner(**args)
+
+
+def _check_resources(args: dict[str, Any]) -> None:
+    """Optuna checks these only when a trial first reports; check them before any compute."""
+    for key in ("min_resource", "max_resource"):
+        value = args.get(key, "auto")
+        if value != "auto" and (not is_integer(value) or value < 1):
+            raise ValueError(f"{key} must be 'auto' or an integer >= 1, got {value!r}")
+    low, high = args.get("min_resource", "auto"), args.get("max_resource", "auto")
+    if is_integer(low) and is_integer(high) and low > high:
+        raise ValueError(f"min_resource must be <= max_resource, got {low} > {high}")
 
 
 def _learned(metric: Metric, args: dict[str, Any]) -> BasePruner:

@@ -12,9 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from autotweak._validation import Where, as_mapping, as_str, check_keys, yaml_error
+from autotweak._validation import Where, as_mapping, as_str, check_keys
+from autotweak._yaml import read_yaml
 from autotweak.exceptions import SpaceError
 from autotweak.space._space import SearchSpace
 
@@ -62,10 +61,7 @@ def _load(ref: str, chain: tuple[str, ...], base_dir: Path | None) -> SearchSpac
     if any(Path(earlier).resolve() == path.resolve() for earlier in chain):
         # Raised while reading an 'extends', which _extended names as the field.
         raise SpaceError(f"must not form a cycle, got {' -> '.join((*chain, str(path)))}.")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise yaml_error(str(path), exc, SpaceError) from None
+    raw = read_yaml(path, SpaceError)
     where = Where(str(path))
     data = as_mapping(raw, where, SpaceError)
     return space_from_definition(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -9,12 +10,14 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution
 
-from autotweak._validation import Where, as_mapping, check_keys
+from autotweak._validation import Where, as_mapping, bad_name, check_keys
 from autotweak.exceptions import SpaceError
 from autotweak.space._params import (
     CategoricalParam,
     Condition,
     FixedParam,
+    FloatParam,
+    IntParam,
     Param,
     TunableParam,
     grid_values,
@@ -70,9 +73,21 @@ class SearchSpace:
         for param in self.params:
             if param.name in seen:
                 raise SpaceError(f"parameter '{param.name}' is defined twice.")
+            rule = bad_name(param.name)
+            if rule is not None:  # its value is an MLflow param of every trial
+                raise SpaceError(f"{rule}, got {param.name!r}.", field=param.name)
             if param.when is not None:
                 _check_condition(param, param.when, seen, later=self._by_name)
             seen[param.name] = param
+        for param in self.params:
+            outer = next((o for o in _prefixes(param.name) if o in self._by_name), None)
+            if outer is not None:
+                raise SpaceError(
+                    f"sets a value inside '{outer}', which is a parameter too: a trial's '{outer}' "
+                    f"would be replaced by {{'{param.name.removeprefix(outer + '.')}': ...}}. "
+                    "Rename one of them.",
+                    field=param.name,
+                )
 
     # -- views ------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Param]:
@@ -217,6 +232,12 @@ class SearchSpace:
         )
 
 
+def _prefixes(name: str) -> list[str]:
+    """The dotted names that contain ``name``: ``a.b.c`` -> ``a``, ``a.b``."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def _check_condition(
     param: Param, when: Condition, seen: Mapping[str, Param], *, later: Container[str]
 ) -> None:
@@ -224,19 +245,46 @@ def _check_condition(
     parent = seen.get(when.parent)
     if parent is None:
         earlier = ", ".join(seen) or "none"
+        if when.parent == param.name:
+            after = ", the parameter itself."
+        else:
+            after = ", which is declared after it." if when.parent in later else "."
         raise SpaceError(
             f"must name a parameter declared before '{param.name}' (declared before it: {earlier}), "
-            f"got '{when.parent}'" + (", which is declared after it." if when.parent in later else "."),
+            f"got '{when.parent}'" + after,
             field=f"{param.name}.when",
         )
-    if isinstance(parent, CategoricalParam):
-        bad = [v for v in when.values if v not in parent.choices]
-        if bad:
-            raise SpaceError(
-                f"must be choices of '{parent.name}' ({list(parent.choices)}), got {bad}. (Narrowed "
-                f"'{parent.name}' to leave {bad} out? Drop '{param.name}' too: tweaks.drop: [{param.name}].)",
-                field=f"{param.name}.when.{parent.name}",
-            )
+    bad = [v for v in when.values if not parent.contains(v)]
+    if not bad:
+        return
+    where = f"{param.name}.when.{parent.name}"
+    if not isinstance(parent, CategoricalParam):
+        raise SpaceError(
+            f"must be values '{parent.name}' can take ({_range_of(parent)}), got {bad}: "
+            f"'{param.name}' would never be tried (drop it: tweaks.drop: [{param.name}]).",
+            field=where,
+        )
+    shown = [str(c) for c in parent.choices]
+    hints = [m for v in bad for m in difflib.get_close_matches(str(v), shown, n=1)]
+    tip = (
+        f" (did you mean {', '.join(repr(h) for h in hints)}?)"
+        if hints
+        else (
+            f" (Narrowed '{parent.name}' to leave {bad} out? Drop '{param.name}' too: "
+            f"tweaks.drop: [{param.name}].)"
+        )
+    )
+    raise SpaceError(
+        f"must be choices of '{parent.name}' ({list(parent.choices)}), got {bad}.{tip}", field=where
+    )
+
+
+def _range_of(param: Param) -> str:
+    """A numeric or fixed parameter's values, for an error message."""
+    if isinstance(param, IntParam | FloatParam):
+        stepped = param.step and not (isinstance(param, IntParam) and param.step == 1)
+        return f"{param.low:g} to {param.high:g}" + (f" in steps of {param.step:g}" if stepped else "")
+    return f"only {getattr(param, 'value', None)!r}"
 
 
 _OVERRIDABLE = ("low", "high", "log", "step", "choices", "value", "when", "description")

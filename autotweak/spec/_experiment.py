@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from autotweak._config import base_values, nested_config
-from autotweak._validation import Where, as_int, as_mapping, as_str, check_keys, yaml_error
+from autotweak._locations import redact, storage_problem, tracking_problem
+from autotweak._validation import (
+    Where,
+    as_int,
+    as_mapping,
+    as_name,
+    as_str,
+    bad_name,
+    check_keys,
+    is_integer,
+)
+from autotweak._yaml import read_yaml
 from autotweak.exceptions import SpaceError, SpecError
 from autotweak.space import (
     CategoricalParam,
@@ -54,6 +63,7 @@ _DEFINITION_KEYS = ("name", "description", "extends", "params", "drop")
 # How close a key of the flat form must be to one of those to be taken for its misspelling:
 # 'drops', 'parmas', 'extnds', 'nmae' are; 'dropout' (0.73) is not.
 _TYPO_CUTOFF = 0.75
+MAX_SEED = 2**31 - 1  # worker i seeds with seed + i, and NumPy takes seeds below 2**32
 STORED_SOURCE = "<study "  # the source of a spec read back from a study (f"<study {name}>")
 
 
@@ -113,6 +123,8 @@ class Experiment:
             and not callable(self.objective)
         ):
             raise where.child("objective").fail(_OBJECTIVE_RULE, self.objective)
+        if self.seed is not None and not (is_integer(self.seed) and 0 <= self.seed <= MAX_SEED):
+            raise where.child("seed").fail(f"must be an integer from 0 to {MAX_SEED}, or null", self.seed)
         _check_components(self, where)
         _check_base(self, where.child("base"))
         if self.budget.compute is not None and self.metric.steps is None:
@@ -214,10 +226,7 @@ def load_experiment(path: str | os.PathLike[str], *, check_objective: bool = Tru
     file = Path(path)
     if not file.is_file():
         raise SpecError(f"experiment file {str(path)!r} does not exist.")
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise yaml_error(str(path), exc) from None
+    raw = read_yaml(file)
     return Experiment.from_dict(raw, source=str(path), check_objective=check_objective)
 
 
@@ -255,12 +264,15 @@ def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
         out["seed"] = None
     if "execution" in data:
         out["execution"] = Execution.parse(data["execution"], where.child("execution"))
-    for key in ("storage", "tracking_uri"):
+    for key, problem in (("storage", storage_problem), ("tracking_uri", tracking_problem)):
         if data.get(key) is not None:
             out[key] = as_str(data[key], where.child(key))
+            rule = problem(out[key])
+            if rule is not None:
+                raise where.child(key).fail(rule, redact(out[key]))
     if "tags" in data:
         tags = as_mapping(data["tags"] or {}, where.child("tags"))
-        out["tags"] = {k: str(v) for k, v in tags.items()}
+        out["tags"] = {as_name(k, where.child("tags").child(k)): str(v) for k, v in tags.items()}
     if "baseline" in data:
         if not isinstance(data["baseline"], bool):
             raise where.child("baseline").fail("must be true or false", data["baseline"])
@@ -368,7 +380,12 @@ def _check_base(experiment: Experiment, where: Where) -> None:
             raise where.fail(f"must give each value once, as a dotted name or nested ({exc})") from None
     if stored:
         return
+    for key in experiment.base:  # each is an MLflow param of the study's run, base.<key>
+        rule = bad_name(key)
+        if rule is not None:
+            raise where.child(key).fail(rule, key)
     space = experiment.space
+    _check_nesting(nested_config(experiment.base), space.names, where)
     given = base_values(experiment.base, space.names)
     active = space.active(given)  # a fixed parameter's value there is the space's
     for name in active:
@@ -392,6 +409,24 @@ def _check_base(experiment: Experiment, where: Where) -> None:
                 source=where.source,
                 field=where.child(name).field,
             )
+
+
+def _check_nesting(base: Mapping[str, Any], names: Iterable[str], where: Where) -> None:
+    """A tweak ``optim.lr`` needs ``base.optim``, if given, to be a mapping it can go inside."""
+    for name in names:
+        node: Any = base
+        parts = name.split(".")
+        for depth, part in enumerate(parts[:-1], start=1):
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+            if not isinstance(node, Mapping):
+                outer = ".".join(parts[:depth])
+                raise where.child(outer).fail(
+                    f"must be a mapping: the tweak '{name}' sets a value inside it (a trial's config "
+                    f"would replace {node!r} by {{'{'.'.join(parts[depth:])}': ...}})",
+                    node,
+                )
 
 
 def _allowed(param: SpaceParam) -> str:

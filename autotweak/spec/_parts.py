@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autotweak._validation import Where, as_bool, as_float, as_int, as_mapping, as_str, check_keys
+from autotweak._validation import Where, as_bool, as_float, as_int, as_mapping, as_name, as_str, check_keys
 
 __all__ = ["AwsSpot", "Budget", "Component", "Execution", "Metric", "parse_duration"]
 
@@ -31,7 +31,7 @@ class Metric:
 
     def __post_init__(self) -> None:
         where = Where(None, "metric")
-        as_str(self.name, where.child("name"))
+        as_name(self.name, where.child("name"))
         as_str(self.direction, where.child("direction"), choices=("maximize", "minimize"))
         if self.steps is not None:
             as_int(self.steps, where.child("steps"), minimum=1)
@@ -42,7 +42,7 @@ class Metric:
         check_keys(data, where, allowed=("name", "direction", "steps"), required=("name", "direction"))
         steps = data.get("steps")
         return cls(
-            as_str(data["name"], where.child("name")),
+            as_name(data["name"], where.child("name")),
             as_str(data["direction"], where.child("direction"), choices=("maximize", "minimize")),  # type: ignore[arg-type]
             None if steps is None else as_int(steps, where.child("steps"), minimum=1),
         )

@@ -283,3 +283,9 @@ def test_status_counts_the_trials_that_ran_and_says_the_queued_ones_apart(home, 
     loaded.enqueue_trial({"x": 0.5})
     main(["status"])
     assert "zero1: 1 trial (1 queued), best 1" in capsys.readouterr().out
+
+
+def test_an_error_is_shown_as_it_is_written_brackets_included(capsys):
+    """Rich would read '[f]' as markup and drop it, and fail on '[/x]'."""
+    Console().error("drop it (tweaks.drop: [f]), got '[/x]' and '[bold]tpe'.")
+    assert capsys.readouterr().err == "error: drop it (tweaks.drop: [f]), got '[/x]' and '[bold]tpe'.\n"

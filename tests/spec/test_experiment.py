@@ -170,6 +170,97 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     (base_spec(tracking_uri=3), "'tracking_uri' must be a non-empty string, got 3"),
     (base_spec(tags=["a"]), "'tags' must be a mapping of names to values, got ['a']"),
     (base_spec(baseline="yes"), "'baseline' must be true or false, got 'yes'"),
+    # Names MLflow refuses would fail only when the first trial is recorded.
+    (
+        base_spec(metric={"name": "recall@10", "direction": "maximize"}),
+        "'metric.name' must be a name MLflow can record: letters, digits, spaces and _ - . : / only, "
+        "got 'recall@10'",
+    ),
+    (base_spec(base={"x": 0.0, "a@b": 1}), "'base.a@b' must be a name MLflow can record"),
+    (base_spec(tags={"team!": "x"}), "'tags.team!' must be a name MLflow can record"),
+    (
+        base_spec(tweaks={"x@y": {"type": "float", "low": 0, "high": 1}}, baseline=False),
+        "'tweaks.x@y' must be a name MLflow can record",
+    ),
+    (base_spec(seed=2**32), "'seed' must be an integer from 0 to 2147483647, or null, got 4294967296"),
+    (
+        base_spec(storage="/tmp/optuna.db"),
+        "'storage' must be a database URL, such as sqlite:////tmp/optuna.db or postgresql://user@host/db",
+    ),
+    (base_spec(storage="mysql://localhost/x"), "'storage' needs the Python package of its driver 'mysqldb'"),
+    (
+        base_spec(tracking_uri="./mlruns"),
+        "'tracking_uri' must be a database URI (such as sqlite:///mlflow.db) or a tracking server",
+    ),
+    (
+        base_spec(sampler={"name": "grid", "args": {"n_points": 0}}),
+        "'sampler.args' must be valid arguments of the 'grid' sampler "
+        "(n_points must be an integer >= 1, got 0)",
+    ),
+    (
+        base_spec(pruner={"name": "hyperband", "args": {"max_resource": 0}}),
+        "(max_resource must be 'auto' or an integer >= 1, got 0)",
+    ),
+    (
+        base_spec(
+            pruner={"name": "hyperband", "args": {"min_resource": 30}},
+            metric={"name": "loss", "direction": "minimize", "steps": 5},
+        ),
+        "(min_resource must be <= max_resource, got 30 > 5)",
+    ),
+    # A dotted tweak inside another tweak, or inside a base value that is not a mapping.
+    (
+        base_spec(
+            base={},
+            baseline=False,
+            tweaks={
+                "optim": {"type": "categorical", "choices": ["adam", "sgd"]},
+                "optim.lr": {"type": "float", "low": 0.01, "high": 1.0},
+            },
+        ),
+        "'tweaks.optim.lr' sets a value inside 'optim', which is a parameter too",
+    ),
+    (
+        base_spec(
+            base={"x": 0.0, "optim": 0.1},
+            tweaks={
+                "x": {"type": "float", "low": -1, "high": 1},
+                "optim.lr": {"type": "float", "low": 0.01, "high": 1.0},
+            },
+        ),
+        "'base.optim' must be a mapping: the tweak 'optim.lr' sets a value inside it",
+    ),
+    # Conditions no trial can meet.
+    (
+        base_spec(
+            base={},
+            baseline=False,
+            tweaks={
+                "opt": {"type": "categorical", "choices": ["adamw", "sgd"]},
+                "z": {"type": "float", "low": 0, "high": 1, "when": {"opt": "sdg"}},
+            },
+        ),
+        "must be choices of 'opt' (['adamw', 'sgd']), got ['sdg']. (did you mean 'sgd'?)",
+    ),
+    (
+        base_spec(
+            base={},
+            baseline=False,
+            tweaks={
+                "n": {"type": "int", "low": 1, "high": 3},
+                "z": {"type": "float", "low": 0, "high": 1, "when": {"n": 7}},
+            },
+        ),
+        "'tweaks.z.when.n' must be values 'n' can take (1 to 3), got [7]: 'z' would never be tried",
+    ),
+    (
+        base_spec(
+            base={},
+            baseline=False,
+            tweaks={"c": {"type": "categorical", "choices": ["a", "b"], "when": {"c": "a"}}},
+        ),
+        "got 'c', the parameter itself",
+    ),
 ]
 
 
@@ -398,3 +489,31 @@ def test_a_model_file_is_looked_for_next_to_the_spec_first(
     _meta_spec(tmp_path / "specs" / "exp.yaml", "sub/m.npz")
     found = load_experiment("specs/exp.yaml").sampler.args["model"]
     assert found == "sub/m.npz", "found in the working directory, as before"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (
+            "name: a\nname: b\n",
+            ":2:1: not valid YAML: found key 'name' twice in one mapping (first on line 1)",
+        ),
+        (b"name: caf\xe9\n", ": is not UTF-8 text: byte 0xe9 on line 1 (save it as UTF-8)"),
+    ],
+)
+def test_a_file_yaml_would_misread_is_refused(tmp_path: Path, text: str | bytes, fragment: str) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(SpecError) as info:
+        load_experiment(path)
+    assert str(info.value).startswith(f"{path}") and fragment in str(info.value), str(info.value)
+
+
+def test_an_exponent_without_a_dot_is_a_number_as_in_yaml_1_2(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    spec = base_spec(tweaks={"x": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}})
+    text = yaml.safe_dump(spec).replace("base:\n  x: 0.0", "base:\n  x: 1e-3\n  wd: 1e-4")
+    path.write_text(text)
+    experiment = load_experiment(path)
+    assert experiment.base == {"x": 0.001, "wd": 0.0001}, "PyYAML alone reads both as strings"
+    assert experiment.base_trial() == {"x": 0.001}
