@@ -269,7 +269,10 @@ class MetaSampler(BaseSampler):
             return None
         if "fixed_params" in trial.system_attrs:
             return None
-        others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+        # The storage's trials, not the study's: a pruner may hand samplers a part of the study
+        # (Hyperband, its bracket), and the proposals are counted and tried over all of it.
+        everything = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        others = [t for t in everything if t.number != trial.number]
         lacking = next((t for t in others if t.state == TrialState.COMPLETE and not self._covers(t)), None)
         if lacking is not None:
             missing = [n for n in self._names if n not in lacking.params]

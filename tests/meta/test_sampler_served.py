@@ -121,3 +121,28 @@ def test_the_models_space_in_any_order_and_with_more_parameters_is_served(
     study.optimize(objective, n_trials=4)
     _ran_what_was_recorded(study)
     assert [p["trial_number"] for p in proposals_of(study.trials)] == [0, 1, 2]
+
+
+def test_under_hyperband_the_proposals_are_counted_over_the_whole_study_not_a_bracket() -> None:
+    """Hyperband gives samplers the trials of the asking trial's bracket only."""
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3)
+    study = optuna.create_study(
+        direction="maximize", sampler=MetaSampler(MODEL, seed=0, n_meta=6), pruner=pruner
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        x, k = trial.suggest_float("x", 0.0, 10.0), trial.suggest_int("k", 1, 5)
+        for step in range(1, 10):
+            trial.report(-abs(x - 3) * (1 + 1 / step), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return -abs(x - 3) - 0.1 * abs(k - 3)
+
+    study.optimize(objective, n_trials=24)
+    brackets = {pruner._get_bracket_id(study, t) for t in study.trials}
+    assert len(brackets) > 1, "the trials fall in several brackets"
+    proposed = [t for t in study.trials if PROPOSAL_ATTR in t.system_attrs]
+    assert len(proposed) == 6
+    configs = [(t.params["x"], t.params["k"]) for t in proposed]
+    assert len(set(configs)) == 6, "no proposal runs twice"
+    _ran_what_was_recorded(study)
