@@ -34,11 +34,15 @@ def meta() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="Long-format table.",
 )
-@click.option("--mlflow", "tracking_uri", help="MLflow tracking URI to read runs from.")
+@click.option(
+    "--mlflow", "tracking_uris", multiple=True, help="MLflow tracking URI to read runs from (repeat)."
+)
 @click.option(
     "--experiment", "experiments", multiple=True, help="MLflow experiment name (repeat; default: all)."
 )
-@click.option("--optuna", "storage", help="Optuna storage URL to read studies from.")
+@click.option(
+    "--optuna", "storages", multiple=True, help="Optuna storage URL to read studies from (repeat)."
+)
 @click.option("--study", "studies", multiple=True, help="Optuna study name (repeat; default: all).")
 @click.option(
     "--metric", help="Metric of the MLflow runs (default: the spec's) or value column of the tables."
@@ -59,9 +63,9 @@ def meta() -> None:
 def meta_fit(
     space_ref: str,
     tables: tuple[str, ...],
-    tracking_uri: str | None,
+    tracking_uris: tuple[str, ...],
     experiments: tuple[str, ...],
-    storage: str | None,
+    storages: tuple[str, ...],
     studies: tuple[str, ...],
     metric: str | None,
     direction: str | None,
@@ -86,14 +90,13 @@ def meta_fit(
     parts: list[Histories] = [
         read_table(path, metric=metric, direction=orientation, **common) for path in tables
     ]
-    if tracking_uri:
-        runs_metric = metric or target.metric
-        if not runs_metric:
-            raise AutotweakError("--metric is needed to read MLflow runs (or pass a spec as --space).")
+    runs_metric = metric or target.metric or ""
+    if tracking_uris and not runs_metric:
+        raise AutotweakError("--metric is needed to read MLflow runs (or pass a spec as --space).")
+    for uri in tracking_uris:
         names = list(experiments) or None
-        parts.append(read_mlflow(tracking_uri, names, metric=runs_metric, direction=orientation, **common))
-    if storage:
-        parts.append(read_optuna(storage, list(studies) or None, **common))
+        parts.append(read_mlflow(uri, names, metric=runs_metric, direction=orientation, **common))
+    parts += [read_optuna(url, list(studies) or None, **common) for url in storages]
     if not parts:
         raise AutotweakError("name at least one history source: --table, --mlflow or --optuna.")
     histories = Histories.combine(parts)

@@ -184,3 +184,18 @@ def test_suggest_says_when_the_spec_does_not_use_the_proposals(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "the spec's sampler is 'tpe', so optimize does not use these proposals" in printed
     assert "optimize runs first" not in printed
+
+
+def test_every_optuna_storage_given_is_read(tmp_path, space_file, capsys):
+    """--optuna and --mlflow repeat like --table; click kept only the last one."""
+    storages = []
+    for name, peak in (("a", 1.0), ("b", 1.5)):
+        storage = f"sqlite:///{tmp_path / name}.db"
+        study = optuna.create_study(storage=storage, study_name=name, direction="minimize")
+        study.optimize(
+            lambda t, p=peak: (t.suggest_float("x", -5, 5) - p) ** 2 + 0 * t.suggest_int("k", 1, 9),
+            n_trials=6,
+        )
+        storages += ["--optuna", storage]
+    main(["meta", "fit", "--space", str(space_file), *storages, "--out", str(tmp_path / "m.npz")])
+    assert "read 2 task(s), 12 trial(s)" in capsys.readouterr().out
