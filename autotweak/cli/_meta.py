@@ -40,9 +40,7 @@ def meta() -> None:
 @click.option(
     "--experiment", "experiments", multiple=True, help="MLflow experiment name (repeat; default: all)."
 )
-@click.option(
-    "--optuna", "storages", multiple=True, help="Optuna storage URL to read studies from (repeat)."
-)
+@click.option("--optuna", "storages", multiple=True, help="Optuna storage URL to read studies from (repeat).")
 @click.option("--study", "studies", multiple=True, help="Optuna study name (repeat; default: all).")
 @click.option(
     "--metric", help="Metric of the MLflow runs (default: the spec's) or value column of the tables."

@@ -25,6 +25,8 @@ Example:
     >>> proposer = Proposer(model)
     >>> [proposer.propose([], []).index, proposer.propose([[0.0]], [0.9]).index]
     [0, 2]
+    >>> proposer.propose([[0.0], [1.0]], [0.9, 0.1]).index  # the bests tried: the next best
+    1
 """
 
 from __future__ import annotations
@@ -144,6 +146,10 @@ class Proposer:
     ) -> Proposal:
         """The next config to try.
 
+        It most lowers the weighted mean over past tasks of the best regret reached; among
+        candidates that lower it alike (once every past task's best is tried, all of them),
+        the one the past tasks score highest.
+
         Args:
             tried: Unit points of every config already tried or running on the new task.
             values: Results of the finished ones (higher is better), in the order of
@@ -161,6 +167,9 @@ class Proposer:
         if allowed is not None:
             objective[~allowed] = np.inf
         index = int(np.argmin(objective))
+        tied = np.flatnonzero(objective <= objective[index] + 1e-12)
+        if len(tied) > 1:
+            index = int(tied[np.argmax(weights @ self.model.scores[:, tied])])
         return self._explain(index, weights)
 
     def guard(self, observed: Sequence[Sequence[float]], values: Sequence[float]) -> float:

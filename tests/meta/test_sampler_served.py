@@ -39,7 +39,7 @@ def _histories(peaks: list[float], *, n: int = 30) -> Histories:
     return Histories(tuple(tasks))
 
 
-MODEL = fit_meta_model(_histories([2.5, 3.0, 3.5]), SPACE, n_design=64)
+MODEL = fit_meta_model(_histories([0.5 + 4 * i / 11 for i in range(12)]), SPACE, n_design=64)
 
 
 def _ran_what_was_recorded(study: optuna.Study) -> None:
@@ -146,3 +146,20 @@ def test_under_hyperband_the_proposals_are_counted_over_the_whole_study_not_a_br
     configs = [(t.params["x"], t.params["k"]) for t in proposed]
     assert len(set(configs)) == 6, "no proposal runs twice"
     _ran_what_was_recorded(study)
+
+
+def test_with_one_past_task_the_proposals_after_its_best_follow_its_scores() -> None:
+    """One past task is covered by its best config: the greedy gain is flat after it."""
+    rng = np.random.default_rng(1)
+    configs = [
+        {"x": float(x), "k": int(k)}
+        for x, k in zip(rng.uniform(0, 10, 20), rng.integers(1, 6, 20), strict=True)
+    ]
+    history = Histories(
+        (TaskHistory("only", "maximize", tuple(PastTrial(c, -abs(c["x"] - 3)) for c in configs)),)
+    )
+    proposals = MetaSampler(fit_meta_model(history, SPACE, n_design=16), seed=0).plan(6)
+    predicted = [p.predicted for p in proposals]
+    assert predicted[0] == pytest.approx(1.0), "the past task's best first"
+    assert predicted == sorted(predicted, reverse=True), predicted
+    assert predicted[-1] > 0.5, "never a config the past task ranks low"
