@@ -45,7 +45,6 @@ def resolve_storage_url(explicit: str | None) -> str:
     """
     url = explicit or os.environ.get("AUTOTWEAK_STORAGE")
     if url:
-        _refuse(url, storage_problem(url), "storage" if explicit else "$AUTOTWEAK_STORAGE")
         return with_postgres_driver(url)
     home = default_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -60,7 +59,6 @@ def resolve_tracking_uri(explicit: str | None) -> str:
     """
     uri = explicit or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
-        _refuse(uri, tracking_problem(uri), "tracking URI" if explicit else "$MLFLOW_TRACKING_URI")
         return with_postgres_driver(uri)
     home = default_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -116,11 +114,6 @@ def _database_problem(url: str) -> str | None:
     except ImportError as exc:
         return f"needs the Python package of its driver '{dialect.driver}', which is not installed ({exc})"
     return None
-
-
-def _refuse(url: str, problem: str | None, what: str) -> None:
-    if problem is not None:
-        raise AutotweakError(f"{what} {redact(url)!r} {problem}.")
 
 
 def with_postgres_driver(url: str) -> str:

@@ -22,6 +22,8 @@ from autotweak._locations import (
     redact,
     resolve_storage_url,
     resolve_tracking_uri,
+    storage_problem,
+    tracking_problem,
 )
 from autotweak._signals import stop_on_sigterm
 from autotweak.cli._console import Console
@@ -64,7 +66,7 @@ def _store_failed(exc: Exception) -> str | None:
         frames = traceback.extract_tb(exc.__traceback__)
         store = "tracking" if any(f"{os.sep}mlflow{os.sep}" in f.filename for f in frames) else "storage"
     else:
-        return None
+        return _unusable_store()
     label, url = _stores.get(store) or (
         ("--storage", resolve_storage_url(None))
         if store == "storage"
@@ -72,6 +74,16 @@ def _store_failed(exc: Exception) -> str | None:
     )
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].strip()
     return f"{label}: cannot open the store at {redact(url)!r}: {kind.__name__}: {reason}"
+
+
+def _unusable_store() -> str | None:
+    """One line for a store URL that cannot work (MLflow's file store, a driver not installed)."""
+    for store, problem in (("storage", storage_problem), ("tracking", tracking_problem)):
+        label, url = _stores.get(store) or ("", "")
+        found = problem(url) if url else None
+        if found is not None:
+            return f"{label}: cannot open the store at {redact(url)!r}: it {found}"
+    return None
 
 
 def _storage_option(func: F) -> F:

@@ -125,6 +125,7 @@ class Experiment:
             raise where.child("objective").fail(_OBJECTIVE_RULE, self.objective)
         if self.seed is not None and not (is_integer(self.seed) and 0 <= self.seed <= MAX_SEED):
             raise where.child("seed").fail(f"must be an integer from 0 to {MAX_SEED}, or null", self.seed)
+        _check_stores(self, where)
         _check_components(self, where)
         _check_base(self, where.child("base"))
         if self.budget.compute is not None and self.metric.steps is None:
@@ -264,12 +265,9 @@ def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
         out["seed"] = None
     if "execution" in data:
         out["execution"] = Execution.parse(data["execution"], where.child("execution"))
-    for key, problem in (("storage", storage_problem), ("tracking_uri", tracking_problem)):
+    for key in ("storage", "tracking_uri"):
         if data.get(key) is not None:
             out[key] = as_str(data[key], where.child(key))
-            rule = problem(out[key])
-            if rule is not None:
-                raise where.child(key).fail(rule, redact(out[key]))
     if "tags" in data:
         tags = as_mapping(data["tags"] or {}, where.child("tags"))
         out["tags"] = {as_name(k, where.child("tags").child(k)): str(v) for k, v in tags.items()}
@@ -409,6 +407,17 @@ def _check_base(experiment: Experiment, where: Where) -> None:
                 source=where.source,
                 field=where.child(name).field,
             )
+
+
+def _check_stores(experiment: Experiment, where: Where) -> None:
+    """Store URLs that cannot work (a path, ./mlruns, a driver not installed) fail before any compute."""
+    for key, url, problem in (
+        ("storage", experiment.storage, storage_problem),
+        ("tracking_uri", experiment.tracking_uri, tracking_problem),
+    ):
+        rule = problem(url) if isinstance(url, str) and url.strip() else None
+        if rule is not None:
+            raise where.child(key).fail(rule, redact(url))  # type: ignore[arg-type]
 
 
 def _check_nesting(base: Mapping[str, Any], names: Iterable[str], where: Where) -> None:

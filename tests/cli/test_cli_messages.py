@@ -90,8 +90,18 @@ def test_resume_shows_only_the_trials_it_ran_each_with_its_own_count(home):
             "error: --storage: cannot open the store at "
             "'postgresql+psycopg2://autotweak@127.0.0.1:1/optuna': OperationalError: ",
         ),
+        (
+            ["status", "--storage", "mysql://autotweak@127.0.0.1:1/optuna"],
+            "error: --storage: cannot open the store at 'mysql://autotweak@127.0.0.1:1/optuna': it needs "
+            "the Python package of its driver 'mysqldb', which is not installed",
+        ),
+        (
+            ["optimize", "exp.yaml", "--tracking-uri", "./mlruns"],
+            "error: exp.yaml: 'tracking_uri' must be a database URI (such as sqlite:///mlflow.db) or a "
+            "tracking server",
+        ),
     ],
-    ids=["missing-folder", "unknown-scheme", "not-a-url", "tracking", "worker"],
+    ids=["missing-folder", "unknown-scheme", "not-a-url", "tracking", "worker", "driver", "file-store"],
 )
 def test_a_store_that_cannot_be_opened_is_one_line_naming_the_option(home, args, expected):
     _spec(home.parent)
