@@ -273,6 +273,10 @@ class LearnedCurvePruner(BasePruner):
         if sign * value >= bar:  # already as good as the k-th best final (a saturated metric ties there)
             return Decision(False, "top-k", step, top_k_value=sign * bar, n_complete=len(complete))
         ref = Reference.of(finals)
+        if not np.quantile(finals, 0.9) > np.quantile(finals, 0.1):
+            # The completed trials ended alike: the study's units have no width, and the model,
+            # which reads every curve in them, was never trained on such a study.
+            return self._fallback(snapshot, trial, step, len(complete))
         peers = sign * np.array([_value_at(t, step) for t in complete], dtype=np.float64)
         peers = peers[np.isfinite(peers)]
         if not len(peers):

@@ -297,5 +297,30 @@ def test_a_trial_already_at_the_top_k_value_is_not_pruned(toy_model: CurveModel)
     frozen = study._storage.get_trial(trial._trial_id)
     decision = pruner.decide(study, frozen)
     assert (decision.prune, decision.rule, decision.top_k_value) == (False, "top-k", 1.0)
-    trial.report(0.75, 8)  # fallen below the bar: the model decides again
-    assert pruner.decide(study, study._storage.get_trial(trial._trial_id)).rule == "learned"
+    trial.report(0.75, 8)  # fallen below the bar; every final is 1.0: the study's units have no width
+    assert pruner.decide(study, study._storage.get_trial(trial._trial_id)).rule == "MedianPruner"
+
+
+def test_when_the_completed_trials_ended_alike_the_fallback_decides(toy_model: CurveModel) -> None:
+    """The model reads curves in units of the finals' spread; a zero spread is none it knows."""
+    pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS, threshold=0.1)
+    dists = {k: optuna.distributions.FloatDistribution(0.0, 1.0) for k in ("x", "y")}
+    decisions = {}
+    for spread in (0.0, 0.05):
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        curve = [0.5 + 0.04 * step for step in range(1, N_STEPS + 1)]
+        for i in range(6):
+            finals = [v + spread * (i - 2.5) for v in curve]
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={"x": 0.4 + 0.02 * i, "y": 0.5},
+                    distributions=dists,
+                    value=finals[-1],
+                    intermediate_values=dict(enumerate(finals, start=1)),
+                )
+            )
+        trial = study.ask(dists)
+        for step, value in enumerate(curve[:5], start=1):  # the same curve as the completed ones
+            trial.report(value - 0.01, step)
+        decisions[spread] = pruner.decide(study, study._storage.get_trial(trial._trial_id)).rule
+    assert decisions == {0.0: "MedianPruner", 0.05: "learned"}
