@@ -414,6 +414,9 @@ def _evaluate(
         return Outcome("preempted", _last_value(handle), f"lost: {exc}; queued to run again")
     except Exception as exc:
         return Outcome("failed", None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    except SystemExit as exc:  # sys.exit() in a training script (argparse on a bad flag, say)
+        reason = f"SystemExit: the objective called sys.exit({exc.code!r})"
+        return Outcome("failed", None, reason, traceback.format_exc())
     value = score_of(raw)
     if value is None:
         return Outcome("failed", None, _not_a_number(raw, metric))
@@ -426,7 +429,9 @@ def _evaluate(
 
 def _not_a_number(raw: object, metric: str) -> str:
     """Why ``raw`` is no result: the objective returns the metric's value, a plain number."""
-    message = f"the objective must return the metric '{metric}' as a number, got {raw!r}"
+    shown = repr(raw)
+    shown = shown if len(shown) <= 40 else shown[:36] + " ..." + shown[-1]  # the hint must fit in a line
+    message = f"the objective must return the metric '{metric}' as a number, got {shown}"
     if isinstance(raw, Mapping):
         found = f"return its '{metric}' value" if metric in raw else f"it has no '{metric}' key"
         message += f" (a mapping: {found})"

@@ -271,16 +271,19 @@ def test_an_objective_workers_cannot_receive_is_refused_before_the_study_exists(
 
 
 def returns_text_or_bool(config: dict[str, Any]) -> Any:
-    return {0: "0.7", 1: True, 2: 0.5, 3: {"loss": 0.2}, 4: None}[int(config["i"])]
+    metrics = {"accuracy": 0.91, "precision": 0.88, "recall": 0.93}
+    if int(config["i"]) == 6:
+        raise SystemExit(2)  # a training script's argparse on a bad flag
+    return {0: "0.7", 1: True, 2: 0.5, 3: {"loss": 0.2}, 4: None, 5: metrics}[int(config["i"])]
 
 
-def test_text_or_a_bool_returned_as_the_value_makes_a_failed_trial(home, make_experiment):
+def test_text_a_bool_or_sys_exit_makes_a_failed_trial(home, make_experiment):
     exp = make_experiment(
         objective=returns_text_or_bool,
         base={},
-        tweaks={"i": {"type": "categorical", "choices": [0, 1, 2, 3, 4]}},
+        tweaks={"i": {"type": "categorical", "choices": [0, 1, 2, 3, 4, 5, 6]}},
         sampler="grid",
-        budget={"trials": 5},
+        budget={"trials": 7},
     )
     autotweak.optimize(exp, track=False)
     trials = {t.params["i"]: t for t in load(exp).trials}
@@ -291,6 +294,8 @@ def test_text_or_a_bool_returned_as_the_value_makes_a_failed_trial(home, make_ex
         (1, f"{why} True"),
         (3, f"{why} {{'loss': 0.2}} (a mapping: return its 'loss' value)"),
         (4, f"{why} None (a missing return statement?)"),
+        (5, f"{why} {{'accuracy': 0.91, 'precision': 0.88 ...}} (a mapping: it has no 'loss' key)"),
+        (6, "SystemExit: the objective called sys.exit(2)"),
     ):
         assert trials[i].state == TrialState.FAIL
         assert trials[i].user_attrs[ATTR.FAILURE] == said
