@@ -68,8 +68,11 @@ def check_keys(
 
 def as_mapping(value: Any, where: Where, cls: type[SpecError] = SpecError) -> Mapping[str, Any]:
     """Return ``value`` if it is a mapping with string keys."""
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+    if not isinstance(value, Mapping):
         raise where.fail("must be a mapping of names to values", value, cls)
+    key = next((k for k in value if not isinstance(k, str)), None)
+    if key is not None:
+        raise where.fail(f"must have names (text) as keys; quote the key {key!r} as '{key}'", value, cls)
     return value
 
 
@@ -80,8 +83,8 @@ def as_str(value: Any, where: Where, *, choices: Iterable[str] | None = None) ->
     if choices is not None:
         options = list(choices)
         if value not in options:
-            hint = difflib.get_close_matches(value, options, n=1)
-            tip = f" (did you mean '{hint[0]}'?)" if hint else ""
+            hint = closest(value, options)
+            tip = f" (did you mean '{hint}'?)" if hint else ""
             raise where.fail(f"must be one of {', '.join(options)}{tip}", value)
     return value
 
@@ -109,6 +112,17 @@ def as_name(value: Any, where: Where, cls: type[SpecError] = SpecError) -> str:
     if rule is not None:
         raise where.fail(rule, value, cls)
     return value
+
+
+def closest(value: str, options: Iterable[str]) -> str | None:
+    """The option ``value`` most likely meant: same but for case, a prefix of one, or a close spelling."""
+    options = list(options)
+    folded = [o for o in options if o.lower() == value.lower()]
+    prefixed = [o for o in options if value and o.lower().startswith(value.lower())]
+    if folded or len(prefixed) == 1:
+        return (folded or prefixed)[0]
+    close = difflib.get_close_matches(value.lower(), options, n=1)
+    return close[0] if close else None
 
 
 def as_bool(value: Any, where: Where) -> bool:

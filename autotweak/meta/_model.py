@@ -230,6 +230,11 @@ _ARRAYS = {"units": 2, "scores": 2, "n_trials": 1}  # name: number of dimensions
 
 
 def _read(path: Path) -> tuple[Any, dict[str, NDArray[Any]]]:
+    if not path.exists():
+        raise MetaModelError(
+            f"{path}: no such file; check the path (relative paths in a spec are read from the "
+            "spec's folder), or fit one with `autotweak meta fit`."
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             for name in ("header", *_ARRAYS):

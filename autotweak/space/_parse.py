@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from autotweak._validation import Where, as_bool, as_float, as_int, as_mapping, check_keys
+from autotweak._validation import Where, as_bool, as_float, as_int, as_mapping, check_keys, closest
 from autotweak.exceptions import SpaceError, SpecError
 from autotweak.space._params import (
     CategoricalParam,
@@ -43,8 +43,13 @@ def _parse_param(name: str, raw: Any, where: Where) -> Param:
         return FixedParam(name, raw)
     data = as_mapping(raw, where, SpaceError)
     kind = data.get("type")
+    if kind is None:
+        raise where.child("type").fail(f"is required (one of {', '.join(_KINDS)})", cls=SpaceError)
     if kind not in _KINDS:
-        raise where.child("type").fail(f"must be one of {', '.join(_KINDS)}", kind, SpaceError)
+        aliases = {"integer": "int", "str": "categorical", "choice": "categorical", "const": "fixed"}
+        hint = aliases.get(str(kind).lower()) or closest(str(kind), _KINDS)
+        tip = f" (did you mean '{hint}'?)" if hint else ""
+        raise where.child("type").fail(f"must be one of {', '.join(_KINDS)}{tip}", kind, SpaceError)
     check_keys(data, where, allowed=_KEYS[kind], cls=SpaceError)
     when = _parse_when(data.get("when"), where.child("when"))
     description = str(data.get("description", ""))

@@ -33,7 +33,7 @@ from autotweak.space import (
     space_from_definition,
 )
 from autotweak.space import Param as SpaceParam
-from autotweak.spec._objective import import_objective
+from autotweak.spec._objective import check_signature, import_objective
 from autotweak.spec._parts import Budget, Component, Execution, Metric
 
 __all__ = ["Experiment", "load_experiment"]
@@ -144,6 +144,7 @@ class Experiment:
     def resolve_objective(self) -> Callable[..., Any]:
         """The objective function (imported when given as an entry point)."""
         if callable(self.objective):
+            check_signature(self.objective, Where(self.source, "objective"))
             return self.objective
         if self.objective is None:
             raise Where(self.source, "objective").fail(

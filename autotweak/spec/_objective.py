@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 import traceback
 from collections.abc import Callable
@@ -43,7 +44,31 @@ def import_objective(ref: str, where: Where, *, base_dir: Path | None = None) ->
         target = getattr(target, part)
     if not callable(target):
         raise where.fail("must name a callable", ref, ObjectiveImportError)
+    check_signature(target, where)
     return target  # type: ignore[no-any-return]
+
+
+def check_signature(objective: Callable[..., Any], where: Where) -> None:
+    """The objective must take the config, and may take the trial: ``f(config[, trial])``.
+
+    Raises:
+        ObjectiveImportError: If it can be called neither way (checked before any trial).
+    """
+    try:
+        signature = inspect.signature(objective)
+    except (TypeError, ValueError):  # some builtins and C functions: nothing to check
+        return
+    for args in ((None,), (None, None)):
+        try:
+            signature.bind(*args)
+            return
+        except TypeError:
+            continue
+    name = getattr(objective, "__name__", type(objective).__name__)
+    raise where.fail(
+        f"must name a function called as f(config) or f(config, trial), got {name}{signature}",
+        cls=ObjectiveImportError,
+    )
 
 
 def _import_module(module_ref: str, where: Where, base_dir: Path | None) -> Any:

@@ -107,6 +107,10 @@ class Component:
     def parse(cls, raw: Any, where: Where, *, choices: tuple[str, ...]) -> Component:
         if isinstance(raw, str):
             return cls(as_str(raw, where, choices=choices))
+        if not isinstance(raw, Mapping):
+            raise where.fail(
+                f"must be a name ({', '.join(choices)}) or a mapping {{name: ..., args: {{...}}}}", raw
+            )
         data = as_mapping(raw, where)
         check_keys(data, where, allowed=("name", "args"), required=("name",))
         args = as_mapping(data.get("args") or {}, where.child("args"))

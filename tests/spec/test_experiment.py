@@ -170,6 +170,25 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     (base_spec(tracking_uri=3), "'tracking_uri' must be a non-empty string, got 3"),
     (base_spec(tags=["a"]), "'tags' must be a mapping of names to values, got ['a']"),
     (base_spec(baseline="yes"), "'baseline' must be true or false, got 'yes'"),
+    (
+        base_spec(tweaks={"x": {"type": "flaot", "low": 0, "high": 1}}),
+        "must be one of float, int, categorical, fixed (did you mean 'float'?), got 'flaot'",
+    ),
+    (
+        base_spec(tweaks={"x": {"type": "integer", "low": 0, "high": 1}}),
+        "(did you mean 'int'?), got 'integer'",
+    ),
+    (
+        base_spec(tweaks={"x": {"low": 0, "high": 1}}),
+        "'tweaks.x.type' is required (one of float, int, categorical, fixed)",
+    ),
+    (
+        base_spec(metric={"name": "loss", "direction": "max"}),
+        "must be one of maximize, minimize (did you mean 'maximize'?), got 'max'",
+    ),
+    (base_spec(sampler="TPE"), "(did you mean 'tpe'?), got 'TPE'"),
+    (base_spec(pruner=False), "'pruner' must be a name (median, percentile"),
+    (base_spec(base={"x": 0.0, 1: 2}), "'base' must have names (text) as keys; quote the key 1 as '1'"),
     # Names MLflow refuses would fail only when the first trial is recorded.
     (
         base_spec(metric={"name": "recall@10", "direction": "maximize"}),
@@ -517,3 +536,32 @@ def test_an_exponent_without_a_dot_is_a_number_as_in_yaml_1_2(tmp_path: Path) ->
     experiment = load_experiment(path)
     assert experiment.base == {"x": 0.001, "wd": 0.0001}, "PyYAML alone reads both as strings"
     assert experiment.base_trial() == {"x": 0.001}
+
+
+SIGNATURES = """
+def none(): return 0.0
+def three(config, trial, extra): return 0.0
+def keyword_only(*, config): return 0.0
+def fine(config, trial=None, *, verbose=False): return 0.0
+def also_fine(*args): return 0.0
+"""
+
+
+@pytest.mark.parametrize("name", ["none", "three", "keyword_only"])
+def test_an_objective_that_cannot_take_the_config_is_refused_at_load(tmp_path: Path, name: str) -> None:
+    (tmp_path / "obj.py").write_text(SIGNATURES)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(base_spec(objective=f"obj.py:{name}")))
+    with pytest.raises(
+        ObjectiveImportError,
+        match=rf"'objective' must name a function called as f\(config\) or f\(config, trial\), got {name}\(",
+    ):
+        load_experiment(path)
+
+
+@pytest.mark.parametrize("name", ["fine", "also_fine"])
+def test_objectives_that_take_the_config_load(tmp_path: Path, name: str) -> None:
+    (tmp_path / "obj.py").write_text(SIGNATURES)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(base_spec(objective=f"obj.py:{name}")))
+    assert callable(load_experiment(path).resolve_objective())
