@@ -27,7 +27,7 @@ def sampler_shown(experiment: Experiment) -> str:
 
 
 def pruner_shown(experiment: Experiment) -> str:
-    """``learned (no curve model fits the space: MedianPruner decides)``, or the pruner's name."""
+    """``learned (47 past tasks' curves)``, ``learned (no curve model fits the space: ...)``, or the name."""
     pruner = experiment.pruner
     if pruner.name != "learned" or str(pruner.args.get("model", "auto")) != "auto":
         return pruner.name
@@ -36,6 +36,8 @@ def pruner_shown(experiment: Experiment) -> str:
     space = experiment.space
     centre = space.from_unit([0.5] * len(space.tunable))
     params = {p.name: centre[p.name] for p in space.tunable if p.name in centre}
-    if any(p.when is not None for p in space.params) or model_for(params) is None:
+    model = None if any(p.when is not None for p in space.params) else model_for(params)
+    if model is None:
         return "learned (no curve model fits the space: MedianPruner decides)"
-    return "learned"
+    tasks = model.summary.get("tasks")
+    return f"learned ({len(tasks)} past tasks' curves)" if isinstance(tasks, list) and tasks else "learned"

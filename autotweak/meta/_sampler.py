@@ -23,19 +23,20 @@ finished trials, the configs that ran, proposed or not.
 Its decisions depend only on what the study's storage holds, so any number of workers
 share one study. A trial that ran a proposal carries the system attribute
 ``autotweak.meta_proposal`` (the proposal: params, predicted normalized score,
-uncertainty, source tasks and their similarity; read them with :func:`proposals_of`); a
-tripped guard is recorded on the study as ``autotweak.meta_guard`` (read it with
-:func:`guard_of`).
+uncertainty, source tasks and their similarity; read them with
+``proposals_of(study.trials)``); a tripped guard is recorded on the study as
+``autotweak.meta_guard`` (read it with ``guard_of(study)``).
 
 Without a model, or for parameters outside the model's space, it is exactly its base
 sampler, so it is a drop-in for plain Optuna users:
 
 Example:
     >>> import optuna
+    >>> from autotweak.meta import proposals_of
     >>> study = optuna.create_study(sampler=MetaSampler(seed=0))
     >>> study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=3)
-    >>> len(study.trials), guard_of(study)
-    (3, None)
+    >>> len(study.trials), proposals_of(study.trials), guard_of(study)
+    (3, [], None)
 """
 
 from __future__ import annotations

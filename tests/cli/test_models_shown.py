@@ -21,7 +21,7 @@ def _experiment(tweaks, sampler="meta", pruner="learned") -> Experiment:
 def test_a_space_with_shipped_models_names_them(space):
     experiment = _experiment(space)
     assert re.fullmatch(r"meta \(\d+ past tasks\)", sampler_shown(experiment))
-    assert pruner_shown(experiment) == "learned"
+    assert pruner_shown(experiment) == "learned (47 past tasks' curves)"
 
 
 @pytest.mark.parametrize(
