@@ -236,6 +236,13 @@ class LearnedCurvePruner(BasePruner):
         model = self._model_for(trial)
         unit = None if model is None else model.unit_config(trial.params)
         value = trial.intermediate_values[step]
+        if model is None and self._model is not None:  # "auto" found no shipped model for these params
+            self._tell(
+                "auto",
+                f"no curve model fits trial {trial.number}'s parameters {sorted(trial.params)} "
+                f"(shipped: the hgb and mlp spaces); {type(self.fallback).__name__} decides.",
+                logging.INFO,
+            )
         if model is not None and unit is None:
             names = ", ".join(p.name for p in model.space.tunable)
             self._tell(
@@ -287,11 +294,11 @@ class LearnedCurvePruner(BasePruner):
         predicted = (q10, q50, q90) if sign > 0 else (q90, q50, q10)
         return Decision(p < self.threshold, "learned", step, p, predicted, sign * bar, len(complete))
 
-    def _tell(self, key: str, message: str) -> None:
-        """Log a warning once per pruner (decisions are made at every report)."""
+    def _tell(self, key: str, message: str, level: int = logging.WARNING) -> None:
+        """Log a message once per pruner (decisions are made at every report)."""
         if key not in self._told:
             self._told.add(key)
-            _log.warning(message)
+            _log.log(level, message)
 
     def _model_for(self, trial: FrozenTrial) -> CurveModel | None:
         if isinstance(self._model, CurveModel) or self._model is None:

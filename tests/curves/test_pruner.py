@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,14 @@ def test_a_space_the_model_does_not_know_falls_back(toy_model: CurveModel) -> No
     study.optimize(_outside_the_model, n_trials=15)
     for trial in study.get_trials(states=(TrialState.PRUNED,)):
         assert trial.user_attrs[ATTR_PREFIX + "rule"] == "MedianPruner"
+
+
+def test_auto_without_a_shipped_model_for_the_space_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    study = optuna.create_study(direction="maximize", pruner=LearnedCurvePruner(n_steps=N_STEPS))
+    with caplog.at_level(logging.INFO, logger="autotweak"):
+        study.optimize(_outside_the_model, n_trials=8)
+    said = [r.getMessage() for r in caplog.records if "no curve model fits" in r.getMessage()]
+    assert len(said) == 1 and "MedianPruner decides" in said[0], said
 
 
 def test_first_trials_are_never_pruned_by_the_model(toy_model: CurveModel) -> None:
