@@ -277,6 +277,11 @@ def _has_started_trials(storage: BaseStorage, study_id: int) -> bool:
     return bool(storage.get_all_trials(study_id, deepcopy=False, states=started))
 
 
+# A worker whose first trials all fail stops: the objective is broken (a typo, a missing
+# file), and running the rest of the budget would only repeat the error.
+FAIL_FAST = 5
+
+
 class _Loop:
     def __init__(
         self,
@@ -300,6 +305,8 @@ class _Loop:
         self.session = TrialSession(ctx, study, tracker, seed, notice=watcher.notice.is_set)
         self.sweep = StaleSweeper(study, ctx.experiment.execution.heartbeat_interval)
         self.on_trial: Callable[[int], None] | None = None
+        self.failed_first = 0  # this worker's trials that failed before any of its own completed
+        self.completed = False
 
     def run(self, interrupts: _Interrupts) -> WorkerResult:
         result = WorkerResult()
@@ -319,6 +326,8 @@ class _Loop:
     def _next_or_reason(self, interrupts: _Interrupts, result: WorkerResult) -> str | None:
         if self.watcher.notice.is_set():
             return "preempted"  # the machine is going away: take no new trial
+        if not self.completed and self.failed_first >= FAIL_FAST:
+            return f"its first {FAIL_FAST} trials failed"  # a broken objective: fix it, then resume
         self._retrying(self.sweep, "looking for stale trials")
         view, reason, trial = self._retrying(self._ask, "asking for a trial")
         if reason is not None:
@@ -382,6 +391,8 @@ class _Loop:
         if interrupted:
             self._retrying(lambda: mark_interrupted(trial), "marking the trial as interrupted")
         told = self._retrying(lambda: self.session.tell(handle, outcome), "telling the trial's result")
+        self.completed = self.completed or told.state == "complete"
+        self.failed_first += told.state == "failed"
         if told.state in REQUEUED:  # queues it again before this worker stops
             self.session.record(handle, told, duration)
         else:

@@ -376,3 +376,26 @@ def test_ctrl_c_stops_the_calling_script_after_closing_the_study(home, make_expe
 )
 def test_a_trial_is_charged_the_steps_it_ran(state, reported, retry, charged):
     assert trial_compute(state, reported, 20, retry=retry) == pytest.approx(charged)
+
+
+def broken(config: dict[str, Any]) -> float:
+    raise FileNotFoundError("data/train.csv")
+
+
+def fails_until_x_is_large(config: dict[str, Any]) -> float:
+    if config["x"] < 4:
+        raise ValueError("diverged")
+    return float(config["x"])
+
+
+def test_a_worker_whose_first_trials_all_fail_stops_instead_of_spending_the_budget(home, make_experiment):
+    result = autotweak.optimize(make_experiment(objective=broken, budget={"trials": 30}), track=False)
+    assert result.stop_reasons == ["its first 5 trials failed"]
+    assert result.summary.counts["failed"] == 5 and result.summary.counts["complete"] == 0
+
+
+def test_once_a_trial_of_the_worker_completed_failures_do_not_stop_it(home, make_experiment):
+    exp = make_experiment(objective=fails_until_x_is_large, base={"x": 4.5}, budget={"trials": 12})
+    result = autotweak.optimize(exp, track=False)
+    assert result.stop_reasons == ["trials"], "the base config (trial 0) completed"
+    assert result.summary.counts["failed"] >= 5
