@@ -143,8 +143,9 @@ class Experiment:
 
     def resolve_objective(self) -> Callable[..., Any]:
         """The objective function (imported when given as an entry point)."""
+        where = Where(self.source, "objective")
         if callable(self.objective):
-            check_signature(self.objective, Where(self.source, "objective"))
+            check_signature(self.objective, where)
             return self.objective
         if self.objective is None:
             raise Where(self.source, "objective").fail(
@@ -152,7 +153,9 @@ class Experiment:
                 "(only the ask/tell Study works without one)"
             )
         base_dir = Path(self.source).resolve().parent if self.source else None
-        return import_objective(self.objective, Where(self.source, "objective"), base_dir=base_dir)
+        objective = import_objective(self.objective, where, base_dir=base_dir)
+        check_signature(objective, where)
+        return objective
 
     def base_trial(self) -> dict[str, Any] | None:
         """The base config's values of the tunable parameters, if it is a valid point."""
