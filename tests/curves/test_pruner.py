@@ -285,22 +285,30 @@ def test_a_trial_that_trained_in_full_is_never_pruned(
     assert not study._storage.get_trial(at_end._trial_id).user_attrs  # nothing written for a kept trial
 
 
-def test_a_trial_already_at_the_top_k_value_is_not_pruned(toy_model: CurveModel) -> None:
-    """A saturated metric: the top 5 finals are all 1.0 and the open trial is at 1.0 already."""
-    pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS, threshold=0.9)
+DISTS = {k: optuna.distributions.FloatDistribution(0.0, 1.0) for k in ("x", "y")}
+
+
+def _with_completed(pruner: LearnedCurvePruner, curves: list[list[float]]) -> optuna.Study:
+    """A study whose completed trial ``i`` reported ``curves[i]`` (steps 1, 2, ...) and ended there."""
     study = optuna.create_study(direction="maximize", pruner=pruner)
-    dists = {k: optuna.distributions.FloatDistribution(0.0, 1.0) for k in ("x", "y")}
-    for i in range(6):
-        curve = [min(1.0, 0.7 + 0.05 * step) for step in range(1, N_STEPS + 1)]
+    for i, curve in enumerate(curves):
         study.add_trial(
             optuna.trial.create_trial(
                 params={"x": 0.4 + 0.02 * i, "y": 0.5},
-                distributions=dists,
+                distributions=DISTS,
                 value=curve[-1],
                 intermediate_values=dict(enumerate(curve, start=1)),
             )
         )
-    trial = study.ask(dists)
+    return study
+
+
+def test_a_trial_already_at_the_top_k_value_is_not_pruned(toy_model: CurveModel) -> None:
+    """A saturated metric: the top 5 finals are all 1.0 and the open trial is at 1.0 already."""
+    pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS, threshold=0.9)
+    curve = [min(1.0, 0.7 + 0.05 * step) for step in range(1, N_STEPS + 1)]
+    study = _with_completed(pruner, [curve] * 6)
+    trial = study.ask(DISTS)
     for step, value in enumerate([0.8, 0.9, 1.0, 1.0, 1.0, 1.0, 1.0], start=1):
         trial.report(value, step)
     frozen = study._storage.get_trial(trial._trial_id)
@@ -313,22 +321,11 @@ def test_a_trial_already_at_the_top_k_value_is_not_pruned(toy_model: CurveModel)
 def test_when_the_completed_trials_ended_alike_the_fallback_decides(toy_model: CurveModel) -> None:
     """The model reads curves in units of the finals' spread; a zero spread is none it knows."""
     pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS, threshold=0.1)
-    dists = {k: optuna.distributions.FloatDistribution(0.0, 1.0) for k in ("x", "y")}
     decisions = {}
     for spread in (0.0, 0.05):
-        study = optuna.create_study(direction="maximize", pruner=pruner)
         curve = [0.5 + 0.04 * step for step in range(1, N_STEPS + 1)]
-        for i in range(6):
-            finals = [v + spread * (i - 2.5) for v in curve]
-            study.add_trial(
-                optuna.trial.create_trial(
-                    params={"x": 0.4 + 0.02 * i, "y": 0.5},
-                    distributions=dists,
-                    value=finals[-1],
-                    intermediate_values=dict(enumerate(finals, start=1)),
-                )
-            )
-        trial = study.ask(dists)
+        study = _with_completed(pruner, [[v + spread * (i - 2.5) for v in curve] for i in range(6)])
+        trial = study.ask(DISTS)
         for step, value in enumerate(curve[:5], start=1):  # the same curve as the completed ones
             trial.report(value - 0.01, step)
         decisions[spread] = pruner.decide(study, study._storage.get_trial(trial._trial_id)).rule
