@@ -34,7 +34,7 @@ from autotweak.spec import Budget, Execution, Experiment, load_experiment
 if TYPE_CHECKING:
     import optuna
 
-    from autotweak.engine import Progress
+    from autotweak.engine import Progress, StudyResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -518,6 +518,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     _console.line(
         f"study '{result.study_name}' stopped ({', '.join(sorted(set(result.stop_reasons)))}): {counts}"
     )
+    _say_budget_spent(experiment, result)
     if summary.best_value is not None:
         _console.line(f"best {experiment.metric.name} {summary.best_value:.6g} (trial {summary.best_number})")
         if summary.base_value is not None:
@@ -553,6 +554,19 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
             "is kept in the trial's MLflow run (artifact traceback.txt; `autotweak ui` shows it)"
         )
         raise SystemExit(1)
+
+
+def _say_budget_spent(experiment: Experiment, result: StudyResult) -> None:
+    """Say why a run started no trial when the study already had its budget of trials."""
+    limit = experiment.budget.trials
+    if result.trials_run or limit is None or "trials" not in result.stop_reasons:
+        return
+    more = result.trials_counted + 10
+    _console.line(
+        f"no trial run: the study has {result.trials_counted} trial(s) and its budget is {limit}; "
+        f"--trials is the study's total, not extra trials: `autotweak resume {result.study_name} "
+        f"--trials {more}` runs 10 more"
+    )
 
 
 def _announced(line: str, view: Callable[[Progress], None]) -> Callable[[Progress], None]:

@@ -21,6 +21,7 @@ from autotweak._locations import (
     resolve_tracking_uri,
 )
 from autotweak._validation import Where
+from autotweak.engine._budget import BudgetView
 from autotweak.engine._executors import (
     BaseExecutor,
     WorkerCrashError,
@@ -55,6 +56,9 @@ class StudyResult:
     Attributes:
         best_config: The best trial's full config, as its objective received it: the base
             config updated with the trial's tweaks (``{}`` while no trial completed).
+        trials_run: Trials this call ran (0 when the budget was already spent).
+        trials_counted: The study's trials counted against ``budget.trials`` (retries and
+            ``report --ablate`` trials are not).
     """
 
     summary: StudySummary
@@ -65,6 +69,8 @@ class StudyResult:
     stop_reasons: list[str]
     registered_model: str | None = None
     best_config: dict[str, Any] = field(default_factory=dict)
+    trials_run: int = 0
+    trials_counted: int = 0
 
     @property
     def best_value(self) -> float | None:
@@ -288,6 +294,8 @@ def _run(
         stop_reasons=[r.stop_reason for r in results],
         registered_model=registered,
         best_config={} if summary.best_number is None else config_of(experiment, summary.best_params),
+        trials_run=sum(r.trials for r in results),
+        trials_counted=BudgetView.of(prepared.study.get_trials(deepcopy=False), None).counted,
     )
     if interrupted:
         raise StudyInterrupted(result)
