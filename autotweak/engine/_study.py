@@ -136,13 +136,40 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
         if stored_meta.get(key) != value
     ]
     for key in ("tweaks", "metric", "objective", "base"):
-        if key in stored_spec and stored_spec[key] != now_spec[key]:
-            differences.append(f"{key}: stored {stored_spec[key]!r}, now {now_spec[key]!r}")
+        if key in stored_spec:
+            differences.extend(_differences(key, stored_spec[key], now_spec[key]))
     if differences:
+        shown = differences[:_SHOWN_DIFFERENCES]
+        if len(differences) > len(shown):
+            shown.append(f"and {len(differences) - len(shown)} more")
         raise StudyMismatchError(
             f"study '{study.study_name}' was started with a different setup, so resuming it would "
-            "mix incomparable trials; differences: " + "; ".join(differences)
+            "mix incomparable trials; differences: " + "; ".join(shown) + ". Resume it with the setup "
+            f"it was started with (`autotweak resume {study.study_name}` reads it from the study), or "
+            "start a new study (`--name`)"
         )
+
+
+_SHOWN_DIFFERENCES = 8
+_ABSENT = object()
+
+
+def _differences(path: str, stored: Any, now: Any) -> list[str]:
+    """Where two spec values differ, as ``path: stored X, now Y`` down to the values that differ.
+
+    Example:
+        >>> _differences("tweaks", {"x": {"low": 0, "high": 1}}, {"x": {"low": 0, "high": 2}})
+        ['tweaks.x.high: stored 1, now 2']
+    """
+    if isinstance(stored, Mapping) and isinstance(now, Mapping):
+        out: list[str] = []
+        for key in [*stored, *(k for k in now if k not in stored)]:
+            out.extend(_differences(f"{path}.{key}", stored.get(key, _ABSENT), now.get(key, _ABSENT)))
+        return out
+    if stored == now:
+        return []
+    shown = ["absent" if value is _ABSENT else repr(value) for value in (stored, now)]
+    return [f"{path}: stored {shown[0]}, now {shown[1]}"]
 
 
 INTERRUPTED_FAILURE = "interrupted (Ctrl-C or SIGTERM); queued to run again"

@@ -141,8 +141,13 @@ def test_resume_with_other_components_says_what_differs(home, make_experiment):
     changed = make_experiment(budget={"trials": 2}, sampler="tpe")
     with pytest.raises(StudyMismatchError, match=r"sampler: stored .*RandomSampler.*now .*TPESampler"):
         autotweak.optimize(changed, resume=True)
-    with pytest.raises(StudyMismatchError, match=r"tweaks: stored"):
-        autotweak.optimize(make_experiment(tweaks={"x": {"type": "float", "low": 0, "high": 1}}), resume=True)
+    narrowed = make_experiment(tweaks={"x": {"type": "float", "low": 0, "high": 1}, "y": [1, 2]})
+    with pytest.raises(StudyMismatchError) as caught:
+        autotweak.optimize(narrowed, resume=True)
+    said = str(caught.value)
+    assert "tweaks.params.x.low: stored -5.0, now 0.0; tweaks.params.x.high: stored 5.0, now 1.0" in said
+    assert "tweaks.params.y: stored absent, now " in said, "a parameter added is named, not the whole space"
+    assert "`autotweak resume study` reads it from the study" in said
 
 
 def test_baseline_runs_first_and_is_reported(home, make_experiment):
