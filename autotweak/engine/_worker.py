@@ -31,6 +31,7 @@ from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_end
 from autotweak.engine._reconcile import fail_lost_record
 from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
+from autotweak.engine._steps import StepsCheck
 from autotweak.engine._storage import (
     LOST_WORKER,
     StaleSweeper,
@@ -307,6 +308,7 @@ class _Loop:
         self.on_trial: Callable[[int], None] | None = None
         self.failed_first = 0  # this worker's trials that failed before any of its own completed
         self.completed = False
+        self.steps_check = StepsCheck(ctx.experiment)
 
     def run(self, interrupts: _Interrupts) -> WorkerResult:
         result = WorkerResult()
@@ -392,6 +394,8 @@ class _Loop:
             self._retrying(lambda: mark_interrupted(trial), "marking the trial as interrupted")
         told = self._retrying(lambda: self.session.tell(handle, outcome), "telling the trial's result")
         self.completed = self.completed or told.state == "complete"
+        if told.state == "complete":
+            self.steps_check(trial.number, [step for step, _ in handle.steps])
         self.failed_first += told.state == "failed"
         if told.state in REQUEUED:  # queues it again before this worker stops
             self.session.record(handle, told, duration)

@@ -12,6 +12,8 @@ MODULES = [
     "autotweak.engine._ask_tell",
     "autotweak.engine._trial",
     "autotweak.engine._share",
+    "autotweak.engine._steps",
+    "autotweak.engine._study",
     "autotweak.spec._experiment",
     "autotweak.report._text",
 ]

@@ -1,0 +1,68 @@
+"""Whether a finished trial's reports agree with ``metric.steps``, said once per worker.
+
+``metric.steps`` (reports in one full training) sizes the compute of a trial stopped
+early and lets a pruner stop trials; an objective that never reports, or reports more
+steps than that, silently defeats one or the other. Fewer steps are fine: an objective
+may stop early by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from autotweak.spec import Experiment
+
+__all__ = ["StepsCheck"]
+
+_log = logging.getLogger(__name__)
+
+
+class StepsCheck:
+    """Warn once when a completed trial's reports do not match ``metric.steps``.
+
+    Example:
+        >>> from autotweak.spec import Experiment
+        >>> exp = Experiment.from_dict({"name": "s", "objective": "m:f", "tweaks": {"x": [1, 2]},
+        ...     "metric": {"name": "loss", "direction": "minimize", "steps": 20}}, check_objective=False)
+        >>> print(StepsCheck(exp).problem(number=0, steps=[]))  # doctest: +ELLIPSIS
+        trial 0 completed without reporting any step, though 'metric.steps' is 20: ...
+        >>> StepsCheck(exp).problem(number=0, steps=[1, 2, 3]) is None  # it stopped early itself
+        True
+    """
+
+    def __init__(self, experiment: Experiment) -> None:
+        self._steps = experiment.metric.steps
+        self._pruning = experiment.pruner.name != "none"
+        self._said = False
+
+    def __call__(self, number: int, steps: Sequence[int]) -> None:
+        """Check a completed trial that reported ``steps``; log the first problem only."""
+        if self._said:
+            return
+        problem = self.problem(number, steps)
+        if problem is not None:
+            self._said = True
+            _log.warning("%s", problem)
+
+    def problem(self, number: int, steps: Sequence[int]) -> str | None:
+        """What is wrong with a completed trial's reported ``steps``, or ``None``."""
+        expected = self._steps
+        if expected is None:
+            return None
+        if not steps:
+            if not self._pruning:
+                return None
+            return (
+                f"trial {number} completed without reporting any step, though 'metric.steps' is "
+                f"{expected}: the pruner cannot stop a trial that never reports; call "
+                "trial.report(value, step) once per epoch (or set 'pruner: none')"
+            )
+        last = steps[-1]
+        if last <= expected:
+            return None
+        return (
+            f"trial {number} completed after reporting step {last}, though 'metric.steps' is {expected} "
+            f"(reports in one full training): the compute of pruned trials is counted against "
+            f"{expected} steps; set 'metric.steps' to {last} if that is one full training"
+        )

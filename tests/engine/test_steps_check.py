@@ -1,0 +1,56 @@
+"""A study whose objective's reports disagree with ``metric.steps`` is told so, once."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import autotweak
+from tests.conftest import objective
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_an_objective_that_never_reports_under_a_pruner_is_warned_about_once(home, make_experiment, caplog):
+    exp = make_experiment(objective=objective("config_only"), pruner="median", budget={"trials": 3})
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.optimize(exp)
+    warned = [m for m in _warnings(caplog) if "without reporting any step" in m]
+    assert warned == [
+        "trial 0 completed without reporting any step, though 'metric.steps' is 5: the pruner cannot stop "
+        "a trial that never reports; call trial.report(value, step) once per epoch (or set 'pruner: none')"
+    ]
+
+
+def test_more_steps_than_metric_steps_are_warned_about_and_fewer_are_not(home, make_experiment, caplog):
+    more = make_experiment(base={"x": 0.0, "steps": 8}, pruner="median", budget={"trials": 2})
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.optimize(more)
+    assert [m for m in _warnings(caplog) if "completed after reporting" in m] == [
+        "trial 0 completed after reporting step 8, though 'metric.steps' is 5 (reports in one full "
+        "training): the compute of pruned trials is counted against 5 steps; set 'metric.steps' to 8 "
+        "if that is one full training"
+    ]
+    caplog.clear()
+    fewer = make_experiment(name="fewer", base={"x": 0.0, "steps": 3}, pruner="median", budget={"trials": 2})
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.optimize(fewer)
+    assert not [m for m in _warnings(caplog) if "metric.steps" in m], "an objective may stop early itself"
+
+
+def test_no_pruner_and_no_steps_need_no_reports(home, make_experiment, caplog):
+    quiet = make_experiment(objective=objective("config_only"), pruner="none", budget={"trials": 2})
+    unsized = make_experiment(
+        name="unsized",
+        objective=objective("config_only"),
+        pruner="median",
+        metric={"name": "loss", "direction": "minimize"},
+        budget={"trials": 2},
+    )
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.optimize(quiet)
+        autotweak.optimize(unsized)
+    assert not [m for m in _warnings(caplog) if "metric.steps" in m]
