@@ -86,11 +86,27 @@ def _unusable_store() -> str | None:
     return None
 
 
+def _usable_url(problem: Callable[[str], str | None]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback refusing a store URL that cannot work, naming the option or its variable."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        found = problem(value) if isinstance(value, str) and value.strip() else None
+        if found is not None:
+            label = param.opts[0]
+            if ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT:
+                label += f" (from ${param.envvar})"
+            raise AutotweakError(f"{label}: cannot open the store at {redact(value)!r}: it {found}")
+        return value
+
+    return check
+
+
 def _storage_option(func: F) -> F:
     return click.option(
         "--storage",
         envvar="AUTOTWEAK_STORAGE",
         show_envvar=True,
+        callback=_usable_url(storage_problem),
         help="Optuna storage URL (default: SQLite in ./.autotweak).",
     )(func)
 
@@ -100,6 +116,7 @@ def _tracking_option(func: F) -> F:
         "--tracking-uri",
         envvar="MLFLOW_TRACKING_URI",
         show_envvar=True,
+        callback=_usable_url(tracking_problem),
         help="MLflow tracking URI (default: SQLite in ./.autotweak).",
     )(func)
 

@@ -74,8 +74,8 @@ def test_resume_shows_only_the_trials_it_ran_each_with_its_own_count(home):
         ),
         (
             ["best", "study", "--storage", "foo://bar"],
-            "error: --storage: cannot open the store at 'foo://bar': NoSuchModuleError: "
-            "Can't load plugin: sqlalchemy.dialects:foo",
+            "error: --storage: cannot open the store at 'foo://bar': it must be a database URL, such as "
+            "sqlite:///path/optuna.db or postgresql://user@host/db",
         ),
         (
             ["report", "study", "--storage", "not a url"],
@@ -97,8 +97,8 @@ def test_resume_shows_only_the_trials_it_ran_each_with_its_own_count(home):
         ),
         (
             ["optimize", "exp.yaml", "--tracking-uri", "./mlruns"],
-            "error: exp.yaml: 'tracking_uri' must be a database URI (such as sqlite:///mlflow.db) or a "
-            "tracking server",
+            "error: --tracking-uri: cannot open the store at './mlruns': it must be a database URI (such as "
+            "sqlite:///mlflow.db) or a tracking server",
         ),
     ],
     ids=["missing-folder", "unknown-scheme", "not-a-url", "tracking", "worker", "driver", "file-store"],
@@ -110,6 +110,24 @@ def test_a_store_that_cannot_be_opened_is_one_line_naming_the_option(home, args,
     assert run.stderr.startswith(expected) and run.stderr.count("\n") == 1, run.stderr
     assert run.stdout == "", "no 'starting study' line before a study that never opened"
     assert not Path("/no_such_dir_xyz").exists(), "nothing is created at a path that does not exist"
+
+
+def test_a_store_from_the_environment_is_refused_naming_its_variable(home):
+    _spec(home.parent)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "mlruns"}
+    run = subprocess.run(
+        [sys.executable, "-m", "autotweak", "optimize", "exp.yaml"],
+        cwd=home.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith(
+        "error: --tracking-uri (from $MLFLOW_TRACKING_URI): cannot open the store at 'mlruns': it must be "
+    ), run.stderr
+    assert "exp.yaml" not in run.stderr, "the spec file does not set it"
 
 
 @pytest.mark.parametrize("command", [["status"], ["best", "study"], ["resume", "study"], ["worker", "study"]])
