@@ -10,7 +10,8 @@ import difflib
 import math
 import numbers
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -40,6 +41,41 @@ class Where:
         """Build the error for a broken rule; ``value`` is shown when given."""
         shown = "" if value is _MISSING else f", got {value!r}"
         return cls(f"{rule}{shown}.", source=self.source, field=self.field)
+
+
+class Problems:
+    """Spec errors gathered across fields that are checked independently, raised together.
+
+    Example:
+        >>> problems = Problems()
+        >>> with problems.collect():
+        ...     raise Where(field="seed").fail("must be >= 0", -1)
+        >>> with problems.collect():
+        ...     raise Where(field="name").fail("must not be empty")
+        >>> problems.raise_any("exp.yaml")
+        Traceback (most recent call last):
+        autotweak.exceptions.SpecError: exp.yaml: 2 problems:
+          'seed' must be >= 0, got -1.
+          'name' must not be empty.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[SpecError] = []
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        """Run the block; a :class:`SpecError` it raises is kept instead of propagated."""
+        try:
+            yield
+        except SpecError as exc:
+            self.errors.extend(exc.problems)
+
+    def raise_any(self, source: str | None = None) -> None:
+        """Raise the one error kept as it is, several as one listing them; nothing if none."""
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise SpecError.combined(self.errors, source)
 
 
 def check_keys(

@@ -19,12 +19,18 @@ class AutotweakError(Exception):
 
 
 class SpecError(AutotweakError, ValueError):
-    """An experiment spec breaks a rule; the message names the file, field and rule."""
+    """An experiment spec breaks a rule; the message names the file, field and rule.
+
+    Attributes:
+        problems: Each rule broken, as its own error: this one alone, or, for a spec
+            with problems in several fields, one per field (:meth:`combined`).
+    """
 
     def __init__(self, message: str, *, source: str | None = None, field: str | None = None):
         self.source = source
         self.field = field
         self.rule = message
+        self.problems: list[SpecError] = [self]
         prefix = ""
         if source and field:
             prefix = f"{source}: '{field}' "
@@ -33,6 +39,25 @@ class SpecError(AutotweakError, ValueError):
         elif source:
             prefix = f"{source}: "
         super().__init__(prefix + message)
+
+    @classmethod
+    def combined(cls, problems: list[SpecError], source: str | None = None) -> SpecError:
+        """One error listing several problems, each on its own line, the file named once.
+
+        Example:
+            >>> trials = SpecError("must be >= 1.", field="budget.trials")
+            >>> name = SpecError("is required but missing.", field="metric.name")
+            >>> print(SpecError.combined([trials, name], "exp.yaml"))
+            exp.yaml: 2 problems:
+              'budget.trials' must be >= 1.
+              'metric.name' is required but missing.
+        """
+        lines = [str(SpecError(p.rule, field=p.field)) for p in problems]
+        error = SpecError(
+            f"{len(problems)} problems:\n" + "\n".join(f"  {line}" for line in lines), source=source
+        )
+        error.problems = list(problems)
+        return error
 
 
 class SpaceError(SpecError):

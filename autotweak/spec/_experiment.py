@@ -12,6 +12,7 @@ from typing import Any
 from autotweak._config import base_values, nested_config
 from autotweak._locations import redact, storage_problem, tracking_problem
 from autotweak._validation import (
+    Problems,
     Where,
     as_int,
     as_mapping,
@@ -208,9 +209,8 @@ class Experiment:
         data = as_mapping(raw, where)
         # The ask/tell Study runs no objective: it may leave it out (optimize() says it is needed).
         needed = ("name", "tweaks", "metric") + (("objective",) if check_objective else ())
-        check_keys(data, where, allowed=_KEYS, required=needed)
         try:
-            experiment = cls(**_fields(data, where), source=source)
+            experiment = cls(**_fields(data, where, needed), source=source)
         except SpecError as exc:
             if exc.source is None and source is not None:
                 raise SpecError(exc.rule, source=source, field=exc.field) from None
@@ -244,47 +244,109 @@ def _objective(value: Any, where: Where) -> Any:
     return as_str(value, where)
 
 
-def _fields(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
-    from autotweak.engine._registry import PRUNERS, SAMPLERS
-
-    out: dict[str, Any] = {
-        "name": as_str(data["name"], where.child("name")),
-        "objective": _objective(data.get("objective"), where.child("objective")),
-        "space": _parse_tweaks(data["tweaks"], where.child("tweaks")),
-        "metric": Metric.parse(data["metric"], where.child("metric")),
-        "description": str(data.get("description") or ""),
-    }
-    if "base" in data:
-        out["base"] = dict(as_mapping(data["base"] or {}, where.child("base")))
-    if "budget" in data:
-        out["budget"] = Budget.parse(data["budget"], where.child("budget"))
-    if "sampler" in data:
-        sampler = Component.parse(data["sampler"], where.child("sampler"), choices=tuple(SAMPLERS))
-        out["sampler"] = _model_next_to_spec(sampler, _spec_dir(where))
-    if "pruner" in data:
-        out["pruner"] = Component.parse(data["pruner"], where.child("pruner"), choices=tuple(PRUNERS))
-    if data.get("seed") is not None:
-        out["seed"] = as_int(data["seed"], where.child("seed"), minimum=0)
-    elif "seed" in data:
-        out["seed"] = None
-    if "execution" in data:
-        out["execution"] = Execution.parse(data["execution"], where.child("execution"))
-    for key in ("storage", "tracking_uri"):
-        if data.get(key) is not None:
-            out[key] = as_str(data[key], where.child(key))
-    if "tags" in data:
-        tags = as_mapping(data["tags"] or {}, where.child("tags"))
-        out["tags"] = {as_name(k, where.child("tags").child(k)): str(v) for k, v in tags.items()}
-    if "baseline" in data:
-        if not isinstance(data["baseline"], bool):
-            raise where.child("baseline").fail("must be true or false", data["baseline"])
-        out["baseline"] = data["baseline"]
-    if "register_model" in data:
-        value = data["register_model"]
-        if not isinstance(value, bool) and not (isinstance(value, str) and value.strip()):
-            raise where.child("register_model").fail("must be true, false or a model name", value)
-        out["register_model"] = value.strip() if isinstance(value, str) else value
+def _fields(data: Mapping[str, Any], where: Where, needed: tuple[str, ...]) -> dict[str, Any]:
+    """The experiment's fields, each checked on its own: every field's problem is reported at once."""
+    problems = Problems()
+    out: dict[str, Any] = {"description": str(data.get("description") or "")}
+    with problems.collect():
+        check_keys(data, where, allowed=_KEYS)
+    for key in needed:
+        if key not in data:
+            problems.errors.append(where.child(key).fail("is required but missing"))
+    for key, parse in _PARSERS.items():
+        if key in data:
+            with problems.collect():
+                out.update(parse(data, where.child(key)))
+    problems.raise_any(where.source)
     return out
+
+
+def _parse_name(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    return {"name": as_str(data["name"], where)}
+
+
+def _parse_objective(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    return {"objective": _objective(data["objective"], where)}
+
+
+def _parse_space(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    return {"space": _parse_tweaks(data["tweaks"], where)}
+
+
+def _parse_metric(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    return {"metric": Metric.parse(data["metric"], where)}
+
+
+def _parse_base(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    return {"base": dict(as_mapping(data["base"] or {}, where))}
+
+
+def _parse_budget(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    return {"budget": Budget.parse(data["budget"], where)}
+
+
+def _parse_sampler(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    from autotweak.engine._registry import SAMPLERS
+
+    sampler = Component.parse(data["sampler"], where, choices=tuple(SAMPLERS))
+    return {"sampler": _model_next_to_spec(sampler, _spec_dir(where))}
+
+
+def _parse_pruner(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    from autotweak.engine._registry import PRUNERS
+
+    return {"pruner": Component.parse(data["pruner"], where, choices=tuple(PRUNERS))}
+
+
+def _parse_seed(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    value = data["seed"]
+    return {"seed": None if value is None else as_int(value, where, minimum=0)}
+
+
+def _parse_execution(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    return {"execution": Execution.parse(data["execution"], where)}
+
+
+def _parse_store(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    key = str(where.field)
+    return {} if data[key] is None else {key: as_str(data[key], where)}
+
+
+def _parse_tags(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    tags = as_mapping(data["tags"] or {}, where)
+    return {"tags": {as_name(k, where.child(k)): str(v) for k, v in tags.items()}}
+
+
+def _parse_baseline(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    if not isinstance(data["baseline"], bool):
+        raise where.fail("must be true or false", data["baseline"])
+    return {"baseline": data["baseline"]}
+
+
+def _parse_register_model(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    value = data["register_model"]
+    if not isinstance(value, bool) and not (isinstance(value, str) and value.strip()):
+        raise where.fail("must be true, false or a model name", value)
+    return {"register_model": value.strip() if isinstance(value, str) else value}
+
+
+_PARSERS: dict[str, Callable[[Mapping[str, Any], Where], dict[str, Any]]] = {
+    "name": _parse_name,
+    "objective": _parse_objective,
+    "tweaks": _parse_space,
+    "metric": _parse_metric,
+    "base": _parse_base,
+    "budget": _parse_budget,
+    "sampler": _parse_sampler,
+    "pruner": _parse_pruner,
+    "seed": _parse_seed,
+    "execution": _parse_execution,
+    "storage": _parse_store,
+    "tracking_uri": _parse_store,
+    "tags": _parse_tags,
+    "baseline": _parse_baseline,
+    "register_model": _parse_register_model,
+}
 
 
 def _spec_dir(where: Where) -> Path | None:

@@ -16,6 +16,8 @@ MODULES = [
     "autotweak.engine._study",
     "autotweak.spec._experiment",
     "autotweak.report._text",
+    "autotweak.exceptions",
+    "autotweak._validation",
 ]
 
 

@@ -296,6 +296,27 @@ def test_every_bad_field_gets_its_own_clear_error(
     assert fragment in message, message
 
 
+def test_problems_in_several_fields_are_all_reported_at_once(tmp_path: Path) -> None:
+    spec = base_spec(budget={"trials": 0}, samplr="tpe", seed=-1)
+    spec["metric"] = {"name": "loss", "direction": "max"}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SpecError) as info:
+        load_experiment(path)
+    assert str(info.value).splitlines() == [
+        f"{path}: 4 problems:",
+        "  'samplr' is not a known key; did you mean 'sampler'?",
+        "  'metric.direction' must be one of maximize, minimize (did you mean 'maximize'?), got 'max'.",
+        "  'budget.trials' must be an integer >= 1, got 0.",
+        "  'seed' must be an integer >= 0, got -1.",
+    ]
+    fields = [problem.field for problem in info.value.problems]
+    assert fields == ["samplr", "metric.direction", "budget.trials", "seed"]
+    with pytest.raises(SpecError) as one:
+        Experiment.from_dict(base_spec(seed=-1))
+    assert one.value.problems == [one.value] and one.value.field == "seed", "one problem: raised as it is"
+
+
 def test_errors_are_value_errors_rooted_at_autotweak_error():
     from autotweak import AutotweakError
 
