@@ -231,15 +231,16 @@ def status(study: str | None, storage: str | None) -> None:
     opened = _open_storage(storage)
     if study is None:
         url = _stores["storage"][1]
-        summaries = optuna.get_all_study_summaries(opened)
-        if not summaries:
+        names = [s.study_name for s in opened.get_all_studies()]
+        if not names:
             _console.line(f"no studies in {url}")
-        for s in summaries:
-            best = "-" if s.best_trial is None else f"{s.best_trial.value:.6g}"
-            queued = opened.get_n_trials(s._study_id, state=optuna.trial.TrialState.WAITING)
-            ran = s.n_trials - queued  # as the report counts them: the queued ones are said apart
+        for name in names:  # as the report counts them: the search's trials, the queued ones said apart
+            found = summarize(optuna.load_study(study_name=name, storage=opened))
+            best = "-" if found.best_value is None else f"{found.best_value:.6g}"
+            queued = found.counts.get("waiting", 0)
+            ran = sum(found.counts.values()) - queued
             more = f" ({queued} queued)" if queued else ""
-            _console.line(f"{s.study_name}: {ran} trial{'' if ran == 1 else 's'}{more}, best {best}")
+            _console.line(f"{name}: {ran} trial{'' if ran == 1 else 's'}{more}, best {best}")
         return
     summary = summarize(load_study(study, opened))
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)

@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._storage import retrying
-from autotweak.engine._study import ATTR, state_of, study_compute
+from autotweak.engine._study import ATTR, search_trials, state_of, study_compute
 from autotweak.spec import Experiment
 
 __all__ = ["Monitor", "Progress"]
@@ -94,9 +94,9 @@ class Monitor:
         return self._report(self._read())
 
     def _read(self, stop: threading.Event | None = None) -> list[FrozenTrial]:
-        """The study's trials; ``stop`` ends the waiting for an unreachable storage early."""
+        """The search's trials (not ``report --ablate``'s); ``stop`` ends waiting for the storage early."""
         return retrying(
-            lambda: self.study.get_trials(deepcopy=False),
+            lambda: search_trials(self.study.get_trials(deepcopy=False)),
             "reading the study's progress",
             store=self.study._storage,
             stop=stop,

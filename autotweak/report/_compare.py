@@ -11,7 +11,7 @@ import optuna
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
-from autotweak.engine._study import frozen_compute, steps_of
+from autotweak.engine._study import frozen_compute, search_trials, steps_of
 from autotweak.exceptions import AutotweakError
 from autotweak.report._text import StudyReport, build_report
 
@@ -71,7 +71,7 @@ def _best_so_far(studies: list[optuna.Study], maximize: bool, metric: str, path:
     fig = Figure(figsize=(10, 3.5))
     by_trials, by_compute = fig.subplots(1, 2)
     for study in studies:
-        trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        trials = [t for t in search_trials(study.get_trials(deepcopy=False)) if t.state.is_finished()]
         steps = steps_of(study)
         best: list[float] = []
         spent: list[float] = []
@@ -83,8 +83,8 @@ def _best_so_far(studies: list[optuna.Study], maximize: bool, metric: str, path:
                 current = trial.value if math.isnan(current) else _pick(maximize, current, trial.value)
             best.append(current)
             spent.append(total)
-        by_trials.plot(range(1, len(best) + 1), best, label=study.study_name)
-        by_compute.plot(spent, best, label=study.study_name)
+        by_trials.plot(range(1, len(best) + 1), best, label=study.study_name, drawstyle="steps-post")
+        by_compute.plot(spent, best, label=study.study_name, drawstyle="steps-post")
     by_trials.set_xlabel("trials")
     by_compute.set_xlabel("compute (full trainings)")
     for ax in (by_trials, by_compute):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import re
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
-from autotweak.engine._study import ATTR
+from autotweak._study_view import StudyView
+from autotweak.engine._study import ATTR, search_trials
 from autotweak.report._plots import curves_plot, history_plot, importance_plot
 from autotweak.report._text import StudyReport, build_report
 
@@ -40,7 +42,7 @@ def write_html_report(study: optuna.Study, out_dir: Path, *, tracking_uri: str |
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     report = build_report(study, tracking_uri=tracking_uri)
-    trials = study.get_trials(deepcopy=False)
+    trials = search_trials(study.get_trials(deepcopy=False))  # the search's: not --ablate's measurements
     maximize = report.direction == "maximize"
     figures = [
         ("Optimization history", history_plot(trials, maximize, report.metric, out_dir / "history.png")),
@@ -79,11 +81,12 @@ def log_report(study: optuna.Study, out_dir: Path, tracking_uri: str, markdown: 
 
 
 def _importances(study: optuna.Study) -> dict[str, float]:
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    search = StudyView(study, keep=lambda t: not t.user_attrs.get(ATTR.ABLATION))
+    complete = search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 3:
         return {}
     try:
-        return dict(optuna.importance.get_param_importances(study))
+        return dict(optuna.importance.get_param_importances(search))  # type: ignore[arg-type]
     except (RuntimeError, ValueError):  # e.g. a single distinct value per parameter
         _log.info("no hyperparameter importance for study '%s'", study.study_name, exc_info=True)
         return {}
@@ -97,8 +100,9 @@ def _page(
 ) -> str:
     s = report.summary
     parts = [f"<h1>Study <code>{_e(s.study_name)}</code></h1>"]
-    if s.counts.get("running"):
-        parts.append(f"<p class='note'>Still running: {s.counts['running']} trial(s) in progress.</p>")
+    note = report.running_note()
+    if note:
+        parts.append(f"<p class='note'>{_e(note)}</p>")
     parts.append(_table(["state", "trials"], [[k, str(v)] for k, v in s.counts.items() if v]))
     parts.append(_best(report))
     parts += [section.to_html() for section in report.sections()]
@@ -127,17 +131,16 @@ def _markdown(report: StudyReport, figures: list[tuple[str, Path]], importances:
 
 
 def _best(report: StudyReport) -> str:
-    s = report.summary
-    if s.best_value is None:
-        return "<h2>Best trial</h2><p>No trial has completed yet.</p>"
-    text = f"<h2>Best trial</h2><p>{_e(report.metric)} = <b>{s.best_value:.6g}</b> (trial {s.best_number})"
-    if s.base_value is not None:
-        text += f"; base config {s.base_value:.6g}, gain {report.gain or 0.0:+.6g}"
-    text += ".</p>"
+    text = "<h2>Best trial</h2>" + "".join(f"<p>{_bold(_e(line))}</p>" for line in report.headline())
     if report.changed:
         rows = [[k, _fmt(a), _fmt(b)] for k, (a, b) in report.changed.items()]
         text += _table(["tweak", "base", "best"], rows)
     return text
+
+
+def _bold(escaped: str) -> str:
+    """Markdown's ``**bold**`` in an escaped line as HTML."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

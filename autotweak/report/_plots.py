@@ -28,7 +28,9 @@ def history_plot(trials: list[FrozenTrial], maximize: bool, metric: str, path: P
             best.append(best[-1])
         else:
             best.append(float("nan"))
-    ax.plot([t.number for t in trials], best, color="black", lw=1.2, label="best so far")
+    ax.plot(
+        [t.number for t in trials], best, color="black", lw=1.2, label="best so far", drawstyle="steps-post"
+    )
     ax.scatter([], [], color="tab:blue", s=14, label="complete")
     ax.scatter([], [], color="tab:orange", s=14, label="pruned (last report)")
     ax.set_xlabel("trial")

@@ -11,7 +11,8 @@ from optuna.trial import TrialState
 
 from autotweak._config import base_values
 from autotweak._locations import is_redacted
-from autotweak.engine._study import ATTR, summarize
+from autotweak._study_view import StudyView
+from autotweak.engine._study import ATTR, search_trials, state_of, summarize
 from autotweak.report._ablation import Ablation, ablation_path
 from autotweak.report._accounting import (
     ComputeAccount,
@@ -22,12 +23,15 @@ from autotweak.report._accounting import (
     worker_costs,
     workers_section,
 )
+from autotweak.report._failures import failure_of, failures_section
 from autotweak.report._proposals import proposals_section
 from autotweak.report._pruning import pruning_section
 from autotweak.report._sections import Section
 from autotweak.tracking import StudySummary
 
 __all__ = ["StudyReport", "build_report"]
+
+_NO_BASELINE = "The base config was not run as a trial, so there is no baseline to compare with."
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,15 @@ class StudyReport:
     dollars: float | None = None
     proposals: Section | None = None
     pruning: Section | None = None
+    failures: Section | None = None
+    baseline: str | None = None  # what became of the base config's trial when it did not complete
+    tied: list[int] = field(default_factory=list)  # other trials with the best value
 
     def sections(self) -> list[Section]:
-        """The parts after the best trial: ablation, compute, pruning, workers, meta-learner proposals."""
-        parts = [] if self.ablation is None else [self.ablation.section(self.metric)]
+        """The parts after the best trial: failures, ablation, compute, pruning, workers, proposals."""
+        parts = [] if self.failures is None else [self.failures]
+        if self.ablation is not None:
+            parts.append(self.ablation.section(self.metric))
         if self.account is not None:
             parts.append(self.account.section())
         if self.pruning is not None:
@@ -59,6 +68,14 @@ class StudyReport:
             parts.append(self.proposals)
         return parts
 
+    def _against_base(self) -> str:
+        """The best against the base config in words: ``"the best is 0.96 lower (better)"``."""
+        best, base, gain = self.summary.best_value, self.summary.base_value, self.gain
+        if best is None or base is None or gain is None or gain == 0:
+            return "the best is the same"
+        way = "higher" if best > base else "lower"
+        return f"the best is {abs(best - base):.6g} {way} ({'better' if gain > 0 else 'worse'})"
+
     @property
     def gain(self) -> float | None:
         """Best minus base value, signed so that positive is better."""
@@ -66,6 +83,29 @@ class StudyReport:
         if best is None or base is None:
             return None
         return best - base if self.direction == "maximize" else base - best
+
+    def running_note(self) -> str | None:
+        """A warning that the study was still running when the report was built, or ``None``."""
+        running = self.summary.counts.get("running", 0)
+        if not running:
+            return None
+        return (
+            f"Still running: {running} trial(s) in progress; this report is a snapshot of the study "
+            "as it stood (run it again once the study has stopped)."
+        )
+
+    def headline(self) -> list[str]:
+        """The sentences on the best trial and the base config; Markdown (the best value in bold)."""
+        s = self.summary
+        if s.best_value is None:
+            unfinished = s.counts.get("running", 0) + s.counts.get("waiting", 0)
+            first = "No trial has completed yet." if unfinished else "No trial completed."
+            return [first, *([self.baseline] if self.baseline else [])]
+        ties = f"; tied with trial(s) {', '.join(map(str, self.tied))}" if self.tied else ""
+        best = f"Best {self.metric}: **{s.best_value:.6g}** (trial {s.best_number}{ties}; {self.direction})."
+        if s.base_value is not None:
+            return [best, f"Base config: {s.base_value:.6g}; {self._against_base()}."]
+        return [best, self.baseline or _NO_BASELINE]
 
     def to_markdown(self) -> str:
         """The report as Markdown, readable in a terminal too."""
@@ -75,17 +115,10 @@ class StudyReport:
         lines.append("|---|---|")
         lines += [f"| {state} | {n} |" for state, n in s.counts.items() if n]
         lines.append("")
-        if s.counts.get("running"):
-            lines += [f"Still running: {s.counts['running']} trial(s) in progress.", ""]
-        if s.best_value is None:
-            lines.append("No trial has completed yet.")
-            return "\n".join([*lines, "", *(part.to_markdown() for part in self.sections())])
-        lines.append(f"Best {self.metric}: **{s.best_value:.6g}** (trial {s.best_number}, {self.direction}).")
-        if s.base_value is not None:
-            gain = self.gain or 0.0
-            lines.append(f"Base config: {s.base_value:.6g}; gain of the best over the base: {gain:+.6g}.")
-        else:
-            lines.append("The base config was not run as a trial, so there is no baseline to compare with.")
+        note = self.running_note()
+        if note:
+            lines += [note, ""]
+        lines += self.headline()
         if self.changed:
             lines += ["", "| tweak | base | best |", "|---|---|---|"]
             lines += [f"| {k} | {_fmt(a)} | {_fmt(b)} |" for k, (a, b) in self.changed.items()]
@@ -106,6 +139,8 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
         >>> report = build_report(optuna.load_study(study_name="digits-mlp", storage=url))  # doctest: +SKIP
         >>> print(report.to_markdown())  # doctest: +SKIP
     """
+    # One read of the trials for every section: a study still running changes between reads.
+    study = StudyView(study, trials=study.get_trials(deepcopy=False))  # type: ignore[assignment]
     spec = study.user_attrs.get(ATTR.SPEC, {})
     summary = summarize(study)
     base = dict(spec.get("base", {}))
@@ -129,7 +164,35 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
         dollars=study_dollars(study),
         proposals=proposals_section(study),
         pruning=pruning_section(study),
+        failures=failures_section(study),
+        baseline=_baseline_fate(study),
+        tied=_tied(study, summary),
     )
+
+
+def _baseline_fate(study: optuna.Study) -> str | None:
+    """What became of the base config's trial when it did not complete (``None`` otherwise)."""
+    marked = [t for t in search_trials(study.get_trials(deepcopy=False)) if t.user_attrs.get(ATTR.BASELINE)]
+    if not marked or any(t.state == TrialState.COMPLETE for t in marked):
+        return None
+    last = max(marked, key=lambda t: t.number)
+    state = state_of(last)
+    if state in ("running", "waiting"):
+        return f"The base config (trial {last.number}) is {state}: no baseline to compare with yet."
+    failure = failure_of(last)
+    reason = f" ({failure if len(failure) <= 200 else failure[:197] + '...'})" if state == "failed" else ""
+    return f"The base config (trial {last.number}) {state}{reason}, so there is no baseline to compare with."
+
+
+def _tied(study: optuna.Study, summary: StudySummary) -> list[int]:
+    """The search's other completed trials with exactly the best value."""
+    if summary.best_value is None:
+        return []
+    return [
+        t.number
+        for t in search_trials(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        if t.value == summary.best_value and t.number != summary.best_number
+    ]
 
 
 def _tracking_uri(study: optuna.Study, explicit: str | None) -> str | None:

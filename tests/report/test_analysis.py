@@ -286,7 +286,12 @@ def test_a_base_config_measured_by_ablate_is_the_baseline_of_the_report(home, ma
     assert after.summary.base_value == after.ablation.start.value == 0.0
     text = after.to_markdown()
     assert "there is no baseline to compare with" not in text
-    assert f"Base config: 0; gain of the best over the base: {after.gain:+.6g}." in text
+    best = after.summary.best_value
+    assert after.gain is not None and after.gain > 0 and best is not None
+    way = "lower" if best < 0 else "higher"
+    assert f"Base config: 0; the best is {abs(best):.6g} {way} (better)." in text
+    listed = run_cli(home, "status").stdout
+    assert f"{exp.name}: 4 trials, best {best:.6g}" in listed, "the ablation trials are not the search's"
 
 
 def test_the_tweak_table_reads_dotted_tweaks_from_a_nested_base(home, make_experiment):

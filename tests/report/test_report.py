@@ -25,7 +25,7 @@ def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
     for state, n in summary.counts.items():
         if n:
             assert f"<td>{state}</td><td>{n}</td>" in page
-    assert f"<b>{summary.best_value:.6g}</b> (trial {summary.best_number})" in page
+    assert f"<b>{summary.best_value:.6g}</b> (trial {summary.best_number}; maximize)" in page
     trials = [t for t in study.trials if t.state.is_finished()]
     assert f"Compute used: {summary.compute:.2f} full trainings over {len(trials)} trials." in page
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
@@ -50,7 +50,7 @@ def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
     cli = run_cli(home, "report", "rep", "--html", "html")
     for state, n in summary.counts.items():
         assert (f"| {state} | {n} |" in cli.stdout) == bool(n)
-    assert f"Best acc: **{summary.best_value:.6g}** (trial {summary.best_number}, maximize)." in cli.stdout
+    assert f"Best acc: **{summary.best_value:.6g}** (trial {summary.best_number}; maximize)." in cli.stdout
     parent = mlflow_runs(mlflow_client, "rep").parents[0]
     logged = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/history.png", "report/curves.png"} <= logged
@@ -78,9 +78,10 @@ def test_report_for_failed_trials_and_a_study_still_running(home, make_experimen
         counts = {"complete": 1, "pruned": 0, "failed": 1, "interrupted": 0, "running": 1, "waiting": 0}
         assert report.summary.counts == counts
         page = write_html_report(study.optuna_study, home / "live").read_text()
-        assert "Still running: 1 trial(s) in progress." in page
+        assert "Still running: 1 trial(s) in progress; this report is a snapshot" in page
         text = report.to_markdown()
-        assert "Still running: 1 trial(s) in progress." in text
+        assert "Still running: 1 trial(s) in progress; this report is a snapshot" in text
+        assert "## Failed trials" in text and "| 1 | too large | 0 |" in text, "why it failed, and which"
         assert report.summary.compute == 1.0, "the failed and the running trial reported no step"
         assert "Compute used: 1.00 full trainings over 3 trials." in text
         assert "| local (" in text and "| 3 |" in text, "the running trial counts its time so far"
@@ -92,7 +93,7 @@ def test_report_of_a_plain_optuna_study():
     study = optuna.create_study(direction="minimize")
     study.optimize(lambda t: (t.suggest_float("x", -1, 1) - 0.2) ** 2, n_trials=5)
     text = build_report(study).to_markdown()
-    assert f"Best value: **{study.best_value:.6g}** (trial {study.best_trial.number}, minimize)." in text
+    assert f"Best value: **{study.best_value:.6g}** (trial {study.best_trial.number}; minimize)." in text
     assert "No full grid to compare with: the study holds no autotweak spec." in text
     assert "| local | 5 |" in text
 
@@ -123,3 +124,32 @@ def test_comparing_different_goals_is_refused(home, make_experiment):
     exp_a, exp_b = make_experiment(name="a"), make_experiment(name="b")
     with pytest.raises(autotweak.AutotweakError, match="must optimize the same metric the same way"):
         compare_markdown([load(exp_a), load(exp_b)])
+
+
+def test_a_failed_base_config_failures_by_kind_and_ties_are_said(home, make_experiment):
+    exp = make_experiment(
+        name="said",
+        tweaks={"x": {"type": "float", "low": -5.0, "high": 5.0}},
+        base={"x": 1.9},
+        sampler="random",
+        budget={"trials": 6},
+    )
+    outcomes = [
+        ("failed", None, "RuntimeError: diverged at x=1.9"),
+        ("complete", 0.5, None),
+        ("failed", None, "RuntimeError: diverged at x=2.35"),
+        ("complete", 0.5, None),
+        ("failed", None, "ValueError: bad batch"),
+        ("complete", 0.75, None),
+    ]
+    with autotweak.Study(exp) as study:
+        for state, value, error in outcomes:
+            trial = study.ask()
+            assert trial is not None
+            study.tell(trial, value, state=state, error=error)
+        text = build_report(study.optuna_study).to_markdown()
+    assert "Best loss: **0.5** (trial 1; tied with trial(s) 3; minimize)." in text
+    assert "The base config (trial 0) failed (RuntimeError: diverged at x=1.9), so there is no" in text
+    assert "3 trial(s) failed, for 2 kind(s) of reason" in text
+    assert "| 2 | RuntimeError: diverged at x=1.9 | 0, 2 |" in text, "numbers aside, one kind"
+    assert "| 1 | ValueError: bad batch | 4 |" in text
