@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_HOME",
     "artifact_root",
     "check_optuna_sqlite",
+    "sqlite_tables",
     "default_home",
     "check_storage_exists",
     "create_whole",
@@ -173,6 +174,21 @@ def missing_sqlite_file(url: str) -> Path | None:
         return None
     path = Path(rest.split("?", 1)[0])
     return None if path.exists() else path
+
+
+def sqlite_tables(url: str) -> list[str] | None:
+    """The tables of the SQLite database a ``sqlite:///`` URL names, read only (``None``: not such a file).
+
+    An empty file has no tables; a file SQLite cannot read raises :class:`sqlite3.DatabaseError`.
+    """
+    scheme, sep, rest = url.partition(":///")
+    path = Path(rest.split("?", 1)[0]) if sep and scheme.startswith("sqlite") else None
+    if path is None or not path.is_file():
+        return None
+    if path.stat().st_size == 0:
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
 
 
 def check_storage_exists(url: str, label: str = "storage") -> None:

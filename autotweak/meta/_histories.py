@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
-from autotweak._locations import missing_sqlite_file
+from autotweak._locations import missing_sqlite_file, sqlite_tables
 from autotweak.exceptions import AutotweakError
 from autotweak.space import SearchSpace, load_space
 
@@ -262,15 +263,38 @@ class Histories:
         return cls(tuple(task for part in parts for task in part.tasks), skipped)
 
 
-def absent_file(url: str, what: str) -> None:
-    """Refuse a ``sqlite:///`` URL whose file does not exist (reading must not create a store).
+_STORE_TABLES = {"experiments": "an MLflow store", "studies": "an Optuna storage"}
+
+
+def absent_file(url: str, what: str, table: str) -> None:
+    """Refuse a ``sqlite:///`` URL that is not a store of ``what`` (reading must not create or change one).
+
+    A missing file, an empty one, or a database without the store's ``table`` (which the
+    store would add its own tables to) is refused.
 
     Raises:
-        HistoryError: Naming the URL and the missing file.
+        HistoryError: Naming the URL and what it holds instead.
     """
     missing = missing_sqlite_file(url)
     if missing is not None:
         raise HistoryError(f"{url}: must name {what} that exists, got no file at {missing}.")
+    try:
+        tables = sqlite_tables(url)
+    except sqlite3.DatabaseError as exc:
+        raise HistoryError(f"{url}: must name {what}, got a file SQLite cannot read ({exc}).") from None
+    if tables is None or table in tables:
+        return
+    if not tables:
+        raise HistoryError(f"{url}: must name {what}, got an empty database.")
+    kind = (
+        " (an MLflow store)"
+        if "experiments" in tables
+        else " (an Optuna storage)"
+        if "studies" in tables
+        else ""
+    )
+    shown = ", ".join(sorted(tables)[:5])
+    raise HistoryError(f"{url}: must name {what}, got a database with other tables{kind}: {shown}.")
 
 
 def as_space(space: Any, error: Callable[[str], AutotweakError], field: str = "space") -> SearchSpace:

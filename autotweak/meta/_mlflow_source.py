@@ -26,12 +26,13 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from mlflow import MlflowClient
 from mlflow.entities import Experiment, Run, RunStatus, ViewType
 
 from autotweak._locations import redact
+from autotweak.exceptions import TrackingError
 from autotweak.meta._histories import (
     Direction,
     Histories,
@@ -45,6 +46,7 @@ from autotweak.meta._histories import (
 )
 from autotweak.meta._mapping import ParamMapper
 from autotweak.space import SearchSpace
+from autotweak.tracking._server import check_tracking_server
 
 __all__ = ["read_mlflow"]
 
@@ -111,23 +113,34 @@ def read_mlflow(
         raise HistoryError(f"'direction' must be 'maximize' or 'minimize', got {direction!r}.")
     if not isinstance(tracking_uri, str):
         raise HistoryError(f"'tracking_uri' must be an MLflow tracking URI (text), got {tracking_uri!r:.80}.")
+    if not isinstance(metric, str) or not metric.strip():
+        raise HistoryError(f"'metric' must be the name of a run metric (text), got {metric!r:.80}.")
     names = as_names(experiments, "experiments")
     mapper = ParamMapper(as_space(space, HistoryError), renames, base)
     where = redact(tracking_uri)
-    absent_file(tracking_uri, "an MLflow store")
+    absent_file(tracking_uri, "an MLflow store", table="experiments")
+    try:
+        check_tracking_server(tracking_uri)  # one request, not minutes of retries
+    except TrackingError as exc:
+        raise HistoryError(str(exc)) from None
     client = _client(tracking_uri, where)
     found = _experiments(client, names, where)
     reading = _Reading(client, metric, task_key, curves, mapper, SkipReport())
     by_task: dict[str, list[PastTrial]] = {}
     descriptors: dict[str, dict[str, float | str]] = {}
+    directions: dict[str, Direction] = {}
     for experiment in found:
+        recorded = _recorded_direction(reading, experiment, direction)
         for task, trial in _trials(reading, experiment):
             by_task.setdefault(task, []).append(trial)
+            directions.setdefault(task, recorded)
             if task_key is None:
                 descriptors[task] = _descriptor(experiment.tags)
     reading.skipped.notes.update(reading.mapper.notes)
     tasks = tuple(
-        TaskHistory(name, direction, tuple(trials), descriptors.get(name, {}), f"mlflow:{where}#{name}")
+        TaskHistory(
+            name, directions[name], tuple(trials), descriptors.get(name, {}), f"mlflow:{where}#{name}"
+        )
         for name, trials in by_task.items()
     )
     histories = Histories(tasks, reading.skipped)
@@ -159,6 +172,12 @@ def _experiments(client: MlflowClient, names: list[str] | None, where: str) -> l
             _pages(lambda token: client.search_experiments(ViewType.ACTIVE_ONLY, _PAGE, page_token=token))
         )
     found = [client.get_experiment_by_name(name) for name in names]
+    deleted = [e.name for e in found if e is not None and e.lifecycle_stage == "deleted"]
+    if deleted:
+        raise HistoryError(
+            f"{where}: 'experiments' must name active experiments, got deleted ones: {deleted} "
+            "(restore them in the MLflow UI, or `mlflow experiments restore`)."
+        )
     unknown = [name for name, experiment in zip(names, found, strict=True) if experiment is None]
     if unknown:
         there = sorted(e.name for e in _pages(lambda token: client.search_experiments(page_token=token)))
@@ -167,6 +186,29 @@ def _experiments(client: MlflowClient, names: list[str] | None, where: str) -> l
             f"{where}: 'experiments' must name experiments of the store (there: {listing}), got {unknown}."
         )
     return [experiment for experiment in found if experiment is not None]
+
+
+def _recorded_direction(reading: _Reading, experiment: Experiment, given: Direction) -> Direction:
+    """The direction an autotweak study in ``experiment`` recorded for the metric, else ``given``.
+
+    A study's parent run records its metric and direction as params: a store of loss and
+    accuracy studies is then read right whatever ``direction`` says. Where it differs from
+    ``given``, the report notes it.
+    """
+    studies = reading.client.search_runs(
+        [experiment.experiment_id], "tags.`autotweak.kind` = 'study'", ViewType.ACTIVE_ONLY, max_results=10
+    )
+    for run in studies:
+        params = run.data.params
+        recorded = params.get("direction")
+        if params.get("metric") == reading.metric and recorded in get_args(Direction):
+            if recorded != given:
+                reading.skipped.note(
+                    f"experiment {experiment.name!r} read as {recorded} (its autotweak study's direction), "
+                    f"not {given}"
+                )
+            return cast(Direction, recorded)
+    return given
 
 
 def _pages(search: Any) -> Iterator[Any]:
@@ -189,10 +231,15 @@ def _trials(reading: _Reading, experiment: Experiment) -> Iterator[tuple[str, Pa
             page_token=token,
         )
 
-    for run in _pages(search):
+    runs = list(_pages(search))
+    parents = {run.data.tags.get("mlflow.parentRunId") for run in runs}
+    for run in runs:
         if run.data.tags.get("autotweak.kind") == "study":
             continue
         source = f"mlflow:{run.info.run_id}"
+        if run.info.run_id in parents:  # a sweep's parent: its children are the trials
+            reading.skipped.add("the run is a parent of other runs (its child runs are read)", source)
+            continue
         try:
             task, trial, reason = _trial(reading, experiment, run, source)
         except Exception as exc:  # a record must never stop the reading

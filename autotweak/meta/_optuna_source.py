@@ -87,7 +87,7 @@ def read_optuna(
     mapper = ParamMapper(as_space(space, HistoryError), renames, base)
     where = "an in-memory storage" if not isinstance(storage, str) else redact(storage)
     if isinstance(storage, str):
-        absent_file(storage, "an Optuna storage")
+        absent_file(storage, "an Optuna storage", table="studies")
         try:
             check_optuna_sqlite(storage)
         except AutotweakError as exc:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Param
 
 import autotweak
-from autotweak.meta import HistoryError, read_mlflow
+from autotweak.meta import HistoryError, read_mlflow, read_optuna
 from autotweak.space import SearchSpace
 
 SPACE = SearchSpace.from_dict(
@@ -196,3 +198,59 @@ def test_autotweak_runs_that_never_report_are_read_by_their_final_value(
     for trial in trials:
         assert trial.complete and trial.steps == () and trial.curve == ()
         assert trial.value == pytest.approx((trial.params["x"] - 1.0) ** 2)
+
+
+def test_a_study_is_read_in_the_direction_it_recorded(home: Path, make_experiment) -> None:
+    exp = make_experiment(name="lossy", budget={"trials": 2}, base={})
+    with autotweak.Study(exp) as study:
+        for _ in range(2):
+            trial = study.ask()
+            assert trial is not None
+            study.tell(trial, (trial.config["x"] - 1.0) ** 2)
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    histories = read_mlflow(uri, ["lossy"], metric="loss", space=X_SPACE)  # direction left at maximize
+    assert histories.task("lossy").direction == "minimize", "the study minimized its loss"
+    assert dict(histories.skipped.notes) == {
+        "experiment 'lossy' read as minimize (its autotweak study's direction), not maximize": 1
+    }
+
+
+def test_a_sweeps_parent_run_is_not_read_as_another_trial(home: Path, mlflow_client: MlflowClient) -> None:
+    exp = mlflow_client.create_experiment("sweep")
+    best = {"lr": "0.01", "max_depth": "5", "bootstrap": "True"}
+    parent = _log(mlflow_client, exp, "sweep", best, [0.9])  # it logs its best child's params and score
+    for name, params, curve in (("a", best, [0.9]), ("b", best | {"lr": "0.1"}, [0.7])):
+        _log(mlflow_client, exp, name, params, curve, tags={"mlflow.parentRunId": parent})
+    histories = read_mlflow(f"sqlite:///{home / 'mlflow.db'}", ["sweep"], metric="val_acc", space=SPACE)
+    assert len(histories.task("sweep").trials) == 2
+    assert dict(histories.skipped.counts) == {
+        "the run is a parent of other runs (its child runs are read)": 1
+    }
+
+
+def test_stores_that_cannot_be_read_are_refused_at_once_and_left_untouched(
+    home: Path, store: dict[str, str], mlflow_client: MlflowClient, tmp_path: Path
+) -> None:
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    with pytest.raises(HistoryError, match=r"'metric' must be the name of a run metric \(text\), got None"):
+        read_mlflow(uri, metric=None, space=SPACE)  # type: ignore[arg-type]
+    mlflow_client.delete_experiment(mlflow_client.get_experiment_by_name("wine").experiment_id)
+    with pytest.raises(HistoryError, match=r"must name active experiments, got deleted ones: \['wine'\]"):
+        read_mlflow(uri, ["wine"], metric="val_acc", space=SPACE)
+    optuna_db = tmp_path / "optuna.db"
+    optuna.create_study(storage=f"sqlite:///{optuna_db}", study_name="s")
+    before = optuna_db.read_bytes()
+    with pytest.raises(
+        HistoryError, match=r"must name an MLflow store, got a database with other tables \(an Optuna"
+    ):
+        read_mlflow(f"sqlite:///{optuna_db}", metric="val_acc", space=SPACE)
+    assert optuna_db.read_bytes() == before, "reading adds no MLflow tables to it"
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(HistoryError, match=r"must name an Optuna storage, got an empty database"):
+        read_optuna(f"sqlite:///{empty}", space=SPACE)
+    assert empty.stat().st_size == 0
+    started = time.monotonic()
+    with pytest.raises(HistoryError, match=r"127\.0\.0\.1:9"):
+        read_mlflow("http://127.0.0.1:9", metric="val_acc", space=SPACE)  # nothing listens on port 9
+    assert time.monotonic() - started < 30, "one request, not minutes of retries"

@@ -75,7 +75,8 @@ def test_read_optuna_takes_one_study_name_as_a_list(optuna_url: str) -> None:
 
 def test_read_optuna_refuses_an_mlflow_store(mlflow_client: MlflowClient, home: Path) -> None:
     path = home / "mlflow.db"
-    with pytest.raises(HistoryError, match="must be an Optuna storage, got a database with other tables"):
+    refused = r"must name an Optuna storage, got a database with other tables \(an MLflow store\)"
+    with pytest.raises(HistoryError, match=refused):
         read_optuna(f"sqlite:///{path}", space=SPACE)
     with sqlite3.connect(path) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
