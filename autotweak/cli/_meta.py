@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from autotweak._locations import redact
 from autotweak.cli._console import Console
 from autotweak.exceptions import AutotweakError
 from autotweak.space import SearchSpace, load_space
+
+if TYPE_CHECKING:
+    from autotweak.meta import Histories
 
 __all__ = ["meta", "suggest"]
 
@@ -85,18 +89,22 @@ def meta_fit(
     mapping = dict(_rename(r) for r in renames)
     orientation: Any = direction or target.direction or "maximize"
     common: dict[str, Any] = {"space": space, "renames": mapping, "base": target.base}
-    parts: list[Histories] = [
-        read_table(path, metric=metric, direction=orientation, **common) for path in tables
-    ]
     runs_metric = metric or target.metric or ""
     if tracking_uris and not runs_metric:
         raise AutotweakError("--metric is needed to read MLflow runs (or pass a spec as --space).")
+    if not (tables or tracking_uris or storages):
+        raise AutotweakError("name at least one history source: --table, --mlflow or --optuna.")
+    parts: list[Histories] = []
+    for table in tables:
+        parts.append(
+            _said(f"table {table}", read_table(table, metric=metric, direction=orientation, **common))
+        )
     for uri in tracking_uris:
         names = list(experiments) or None
-        parts.append(read_mlflow(uri, names, metric=runs_metric, direction=orientation, **common))
-    parts += [read_optuna(url, list(studies) or None, **common) for url in storages]
-    if not parts:
-        raise AutotweakError("name at least one history source: --table, --mlflow or --optuna.")
+        read = read_mlflow(uri, names, metric=runs_metric, direction=orientation, **common)
+        parts.append(_said(f"mlflow {redact(uri)}", read))
+    for url in storages:
+        parts.append(_said(f"optuna {redact(url)}", read_optuna(url, list(studies) or None, **common)))
     histories = Histories.combine(parts)
     model = fit_meta_model(histories, space)
     path = model.save(out)
@@ -107,6 +115,13 @@ def meta_fit(
         f"fit on {model.n_tasks} task(s) ({model.info['skipped_tasks']}); {len(model.units)} candidates"
     )
     _console.line(f"wrote {path}")
+
+
+def _said(label: str, histories: Histories) -> Histories:
+    """``histories``, after a line saying what its source gave and left out."""
+    got = f"{len(histories.tasks)} task(s), {histories.n_trials} trial(s)"
+    _console.line(f"  {label}: {got}; {histories.skipped.summary()}")
+    return histories
 
 
 @click.command()

@@ -28,6 +28,15 @@ class Table:
         self.label = path.name if path is not None else "frame"
         self.stem = path.name.split(".")[0] if path is not None else "frame"
 
+    def row(self, position: int) -> str:
+        """A data row as people find it: ``row 5`` of a frame, ``row 5 (line 7)`` of a CSV file.
+
+        A CSV file's first line is its header, so data row 0 is on line 2.
+        """
+        if self.path is not None and ".csv" in self.path.suffixes:
+            return f"row {position} (line {position + 2} of the file)"
+        return f"row {position}"
+
     def fail(self, message: str) -> HistoryError:
         """The error to raise: ``message`` prefixed with the file."""
         return HistoryError(f"{self.where}: {message}")
@@ -49,7 +58,7 @@ def check_present(table: Table, columns: tuple[str, ...]) -> None:
         missing = table.frame[column].isna().to_numpy()
         if missing.any():
             row = int(np.flatnonzero(missing)[0])
-            raise table.fail(f"column {column!r} must have no missing values, got one at row {row}.")
+            raise table.fail(f"column {column!r} must have no missing values, got one at {table.row(row)}.")
 
 
 def check_kind(table: Table, column: str, kind: str) -> None:
@@ -64,11 +73,15 @@ def check_kind(table: Table, column: str, kind: str) -> None:
             return
         row = int(fractional[0])
         raise table.fail(
-            f"column {column!r} must hold whole numbers, got {show(series.iloc[row])} at row {row}."
+            f"column {column!r} must hold whole numbers, got {show(series.iloc[row])} at {table.row(row)}."
         )
     if not numeric:
         first = _first_non_number(series)
-        shown = f"{show(series.iloc[first])} at row {first}" if first is not None else f"dtype {series.dtype}"
+        shown = (
+            f"{show(series.iloc[first])} at {table.row(first)}"
+            if first is not None
+            else f"dtype {series.dtype}"
+        )
         raise table.fail(f"column {column!r} must be of {kind} type, got {shown}.")
 
 

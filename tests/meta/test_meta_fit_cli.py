@@ -136,7 +136,7 @@ def test_a_non_number_cell_is_cited_by_its_row(tmp_path, space_file, capsys):
     frame["value"] = frame["value"].astype(object)
     frame.loc[5, "value"] = "diverged"
     err = _refused(capsys, space_file, _table(tmp_path, frame))
-    assert "column 'value' must be of float type, got 'diverged' at row 5" in err
+    assert "column 'value' must be of float type, got 'diverged' at row 5 (line 7 of the file)" in err
 
 
 @pytest.mark.parametrize("source", ["--optuna", "--mlflow"])
@@ -198,4 +198,7 @@ def test_every_optuna_storage_given_is_read(tmp_path, space_file, capsys):
         )
         storages += ["--optuna", storage]
     main(["meta", "fit", "--space", str(space_file), *storages, "--out", str(tmp_path / "m.npz")])
-    assert "read 2 task(s), 12 trial(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "read 2 task(s), 12 trial(s)" in out
+    for name in ("a", "b"):
+        assert f"  optuna sqlite:///{tmp_path / name}.db: 1 task(s), 6 trial(s); " in out, "a line per source"
