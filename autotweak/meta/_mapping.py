@@ -9,7 +9,8 @@ condition does not hold is left out):
 
 - The record's key is the space's name, an old name given in ``renames`` (old -> new), or
   an alias that differs only in case, ``-``, ``_``, ``.`` or spaces (``learning-rate``,
-  ``LearningRate`` -> ``learning_rate``).
+  ``LearningRate`` -> ``learning_rate``). A param recorded under two of these names with
+  different values is a skip.
 - Strings are parsed to the param's type (``"0.01"``, ``"64"``, ``"64.0"``, ``"True"``,
   ``"None"``, a categorical choice's text).
 - Missing: filled with the space's fixed value or the base config's value when there is
@@ -19,7 +20,8 @@ condition does not hold is left out):
   step is moved to the nearest step.
 - An unknown categorical choice, a value of the wrong kind, or a fixed param recorded with
   another value: skipped.
-- Params not in the space are ignored; each name is noted once.
+- Params not in the space are ignored; each name is noted once, with the rename it may need
+  (``lr`` for ``learning_rate``: its initials, or a near spelling).
 
 Example:
     >>> from autotweak.space import SearchSpace
@@ -30,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections import Counter
@@ -157,7 +160,7 @@ class ParamMapper:
 
     # -- names ----------------------------------------------------------------------------
     def _names(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        """The record keyed by the space's names (exact names win over renames and aliases)."""
+        """The record keyed by the space's names; a param given twice must have one value."""
         named: dict[str, Any] = {}
         later: list[tuple[str, Any]] = []
         for key, value in raw.items():
@@ -171,13 +174,18 @@ class ParamMapper:
                 else:
                     later.append((target, value))
         for target, value in later:
-            named.setdefault(target, value)
+            if target not in named:
+                named[target] = value
+            elif not _same(named[target], value):
+                raise _Skip(f"param {target!r} is recorded twice (under two names) with different values")
         return named
 
     def _ignore(self, key: str) -> None:
         if key not in self._ignored:
             self._ignored.add(key)
-            self.notes[f"param {key!r} is not in the space (ignored)"] += 1
+            guess = _guess(key, self.space.names)
+            hint = f"; the space's {guess!r}? --rename {key}={guess}" if guess else ""
+            self.notes[f"param {key!r} is not in the space (ignored{hint})"] += 1
 
     # -- values ---------------------------------------------------------------------------
     def _value(self, param: Param, named: Mapping[str, Any]) -> Any:
@@ -281,6 +289,31 @@ def _choice(param: CategoricalParam, value: Any) -> Any:
         if _matches(choice, value):
             return choice
     raise _bad(param.name, value, f"is not one of the choices {list(param.choices)}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two recorded values (maybe text) are the same value: ``"0.1"`` and ``0.10`` are."""
+    a, b = _plain(a), _plain(b)
+    try:
+        return bool(a == b) or float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a).strip().lower() == str(b).strip().lower()
+
+
+def _guess(key: str, names: list[str]) -> str | None:
+    """The space's name a recorded ``key`` may stand for: its initials (``lr``) or a near spelling.
+
+    Example:
+        >>> _guess("lr", ["learning_rate", "max_depth"]), _guess("maxdepth2", ["max_depth"])
+        ('learning_rate', 'max_depth')
+    """
+    wanted = _alias(key)
+    for name in names:
+        initials = "".join(part[0] for part in re.split(r"[-_.\s]+", name.lower()) if part)
+        if len(initials) > 1 and wanted == initials:
+            return name
+    close = difflib.get_close_matches(wanted, [_alias(n) for n in names], n=1, cutoff=0.75)
+    return next((n for n in names if close and _alias(n) == close[0]), None)
 
 
 def _matches(choice: Any, value: Any) -> bool:

@@ -62,8 +62,20 @@ def test_renames_and_automatic_aliases() -> None:
     assert map_params(raw | {"lr": "0.01", "LearningRate": "0.02"}, SPACE)[0] == EXPECTED | {
         "learning_rate": 0.02
     }
-    exact_wins = GOOD | {"learning-rate": "0.05"}
-    assert map_params(exact_wins, SPACE) == (EXPECTED, None)
+    assert map_params(GOOD | {"learning-rate": "0.010"}, SPACE) == (EXPECTED, None), "the same value twice"
+    twice = "param 'learning_rate' is recorded twice (under two names) with different values"
+    assert map_params(GOOD | {"learning-rate": "0.05"}, SPACE) == (None, twice)
+    assert map_params(GOOD | {"lr": "0.05"}, SPACE, renames={"lr": "learning_rate"}) == (None, twice)
+
+
+def test_a_name_not_in_the_space_is_noted_with_the_rename_it_may_need() -> None:
+    mapper = ParamMapper(SPACE)
+    raw = {k: v for k, v in GOOD.items() if k != "learning_rate"} | {"lr": "0.01", "seed": "3"}
+    assert mapper.map(raw) == (None, "param 'learning_rate' is missing")
+    assert dict(mapper.notes) == {
+        "param 'lr' is not in the space (ignored; the space's 'learning_rate'? --rename lr=learning_rate)": 1,
+        "param 'seed' is not in the space (ignored)": 1,
+    }
 
 
 def test_renames_must_name_params_of_the_space() -> None:
