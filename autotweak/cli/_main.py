@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -317,8 +318,9 @@ def report(
         if ablate:
             from autotweak.report import run_ablation
 
+            before = _ablation_trials(loaded[0])
             ran = run_ablation(loaded[0], ablate, storage=url, tracking_uri=tracking_uri)
-            _console.line(f"ran {ran} ablation trial(s)")
+            _console.line(_ablation_said(loaded[0], ran, before))
         if model_name:
             from autotweak.report import register_best_model
 
@@ -332,6 +334,24 @@ def report(
     if html_dir is not None:
         started = time.time()
         _console.line(_wrote(write_comparison(loaded, Path(html_dir)), started))
+
+
+def _ablation_trials(study: optuna.Study) -> dict[int, str]:
+    """The study's ``report --ablate`` trials: number -> state."""
+    from autotweak.engine._study import ATTR, state_of
+
+    return {
+        t.number: state_of(t) for t in study.get_trials(deepcopy=False) if t.user_attrs.get(ATTR.ABLATION)
+    }
+
+
+def _ablation_said(study: optuna.Study, ran: int, before: dict[int, str]) -> str:
+    """``ran N ablation trial(s)``, with how they ended, or why none ran."""
+    if not ran:
+        return "ran 0 ablation trials: no value of the ablation path is left to measure (see the report)"
+    new = [state for number, state in _ablation_trials(study).items() if number not in before]
+    ended = ", ".join(f"{n} {state}" for state, n in Counter(new).most_common())
+    return f"ran {ran} ablation trial(s): {ended}"
 
 
 def _wrote(page: Path, since: float) -> str:

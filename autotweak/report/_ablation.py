@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,7 +22,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._config import base_values
-from autotweak.engine._study import ATTR, search_trials
+from autotweak.engine._study import ATTR, search_trials, state_of
 from autotweak.exceptions import AutotweakError
 from autotweak.report._sections import Section
 
@@ -46,6 +46,7 @@ class AblationStep:
     measured: bool
     trial: int | None = None
     spread: float | None = None  # the forest's standard deviation, for estimated values
+    failed: bool = False  # a trial of this config failed: it has no value, and is not run again
 
 
 @dataclass(frozen=True)
@@ -57,24 +58,46 @@ class Ablation:
     configs: list[dict[str, Any]]  # the params at the start and after each step
     held: list[str] = field(default_factory=list)  # tweaks the base config does not set
     off_path: list[int] = field(default_factory=list)  # ablation trials whose config the path left
+    estimated_alternatives: bool = False  # a step was chosen over a tweak whose value is estimated
+    n_fit: int = 0  # completed trials the forest was fit on
 
     def unmeasured(self) -> list[dict[str, Any]]:
-        """The configs of the path whose value is only estimated, in path order."""
+        """The configs of the path whose value is only estimated, in path order (not failed ones)."""
         points = [self.start, *self.steps]
-        return [c for c, p in zip(self.configs, points, strict=True) if not p.measured]
+        return [c for c, p in zip(self.configs, points, strict=True) if not p.measured and not p.failed]
 
     def section(self, metric: str) -> Section:
         """The path as a report section, each value labelled measured or estimated."""
         measured = sum(p.measured for p in [self.start, *self.steps])
         total = len(self.steps) + 1
-        notes = ["From the base config to the best, one tweak at a time, each time the one that helps most."]
+        notes = [
+            "From the base config to the best, one tweak at a time, each time the one that helps most; "
+            "contribution: the change of the value, positive = better."
+        ]
+        forest = f"a random forest fit on the study's {self.n_fit} completed trials (± its trees' spread)"
         if measured == total:
             notes.append(f"All {total} values are measured: the study holds a trial of each config.")
+            if self.estimated_alternatives:
+                notes.append(
+                    f"The order was chosen among tweaks some of whose values are estimated by {forest}; "
+                    "measured, they could change it."
+                )
         else:
             notes.append(
                 f"{measured} of {total} values are measured by a trial of that config; the others are "
-                "estimated by a random forest fit on the study's completed trials (± its trees' "
-                "spread). `autotweak report --ablate N` runs up to N of them as trials, to the end."
+                f"estimated by {forest}. `autotweak report --ablate N` runs up to N of them as trials, "
+                "to the end."
+            )
+        failed = [p for p in [self.start, *self.steps] if p.failed]
+        if failed:
+            shown = ", ".join(f"{p.tweak} (trial {p.trial})" for p in failed)
+            notes.append(f"A trial of the config failed, so it has no value and is not run again: {shown}.")
+        worse = [p for p in self.steps if p.contribution is not None and p.contribution < 0]
+        if worse:
+            shown = ", ".join(f"{p.tweak} ({p.contribution:+.4g})" for p in worse)
+            notes.append(
+                f"Made the value worse where the path switched it on: {shown}. The best config with "
+                "that tweak back at its base value may beat the best; it is worth a trial."
             )
         if self.off_path:
             shown = ", ".join(str(n) for n in self.off_path)
@@ -111,11 +134,12 @@ def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | No
     keys = [k for k in best.params if k in start and not _same(start[k], best.params[k])]
     if not keys:
         return None
-    oracle = _Oracle(complete, maximize)
+    failed = [t for t in study.get_trials(deepcopy=False) if state_of(t) == "failed"]
+    oracle = _Oracle(complete, maximize, failed)
     path = _greedy(oracle, start, best.params, keys, held)
     on_path = [dict(c) for c in path.configs]
     off = [t.number for t in complete if t.user_attrs.get(ABLATION_ATTR) and dict(t.params) not in on_path]
-    return replace(path, off_path=off)
+    return replace(path, off_path=off, n_fit=len(complete) if oracle.forest is not None else 0)
 
 
 def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri: str | None) -> int:
@@ -171,6 +195,7 @@ def _greedy(
     configs = [dict(current)]
     previous = first
     remaining = list(keys)
+    estimated = False
     while remaining:
         candidates = [{**current, key: best[key]} for key in remaining]
         points = [
@@ -178,22 +203,26 @@ def _greedy(
             for k, c in zip(remaining, candidates, strict=True)
         ]
         pick = oracle.pick(points)
+        estimated = estimated or any(not p.measured for i, p in enumerate(points) if i != pick)
         current = candidates[pick]
         previous = points[pick]
         steps.append(previous)
         configs.append(dict(current))
         remaining.pop(pick)
-    return Ablation(start=first, steps=steps, configs=configs, held=held)
+    return Ablation(start=first, steps=steps, configs=configs, held=held, estimated_alternatives=estimated)
 
 
 class _Oracle:
     """Values of configs: a completed trial's where one matches, else the forest's estimate."""
 
-    def __init__(self, complete: list[FrozenTrial], maximize: bool) -> None:
+    def __init__(
+        self, complete: list[FrozenTrial], maximize: bool, failed: Sequence[FrozenTrial] = ()
+    ) -> None:
         self.maximize = maximize
         self.known: dict[tuple[tuple[str, Any], ...], tuple[float, int]] = {}
         for trial in complete:
             self.known.setdefault(_key(trial.params), (float(trial.value), trial.number))  # type: ignore[arg-type]
+        self.failed = {_key(t.params): t.number for t in sorted(failed, key=lambda t: -t.number)}
         self.distributions: dict[str, BaseDistribution] = {}
         for trial in complete:
             self.distributions.update(trial.distributions)
@@ -217,6 +246,9 @@ class _Oracle:
     ) -> AblationStep:
         """The value of ``config`` and its gain over ``previous``, measured where possible."""
         found = self.known.get(_key(config))
+        failure = self.failed.get(_key(config))
+        if found is None and failure is not None:
+            return AblationStep(tweak, before, after, None, None, False, failure, failed=True)
         if found is not None:
             value, trial, spread, measured = found[0], found[1], None, True
         elif self.forest is not None:
@@ -272,7 +304,15 @@ def _row(step: str, change: str, point: AblationStep) -> list[str]:
     if point.spread is not None:
         value += f" ± {point.spread:.2g}"
     gain = "" if point.contribution is None else f"{point.contribution:+.4g}"
-    how = "measured" if point.measured else ("estimated" if point.value is not None else "unknown")
+    how = (
+        "measured"
+        if point.measured
+        else "failed"
+        if point.failed
+        else "estimated"
+        if point.value is not None
+        else "unknown"
+    )
     return [step, change, value, gain, how, "" if point.trial is None else str(point.trial)]
 
 

@@ -25,9 +25,9 @@ __all__ = ["PREDICTED", "PREDICTED_NOTE", "SIMILARITY_NOTE", "guard_note", "prop
 PREDICTED = "predicted rank (share of configs beaten)"
 PREDICTED_NOTE = (
     "Predicted rank: the meta-learner's predicted normalized score, the share of a past task's "
-    "configs the proposal is expected to beat (0 to 1, 1 = that task's best), averaged over the "
-    "past tasks by their weights; ± is its spread across them. It is a rank, not a value of the "
-    "metric."
+    "configs the proposal is expected to beat (0 to 1, 1 = that task's best; configs that tied "
+    "share their average rank), averaged over the past tasks by their weights; ± is its spread "
+    "across them. It is a rank, not a value of the metric."
 )
 SIMILARITY_NOTE = (
     "Similarity: a past task's weight relative to the most similar one's (1.00 for all of them "
@@ -52,7 +52,8 @@ def proposals_section(study: optuna.Study) -> Section | None:
         PREDICTED_NOTE + " Compare it with the rank column, not with actual.",
         guard_note(study),
         "From past tasks: those that weigh most in the proposal, with their similarity to this "
-        "study and the proposal's normalized score on them (1 = that task's best).",
+        "study and the proposal's normalized score on them (1 = that task's best; tied configs "
+        "share their average rank, so a task where many configs tied for the best scores them below 1).",
         SIMILARITY_NOTE,
     ]
     header = ["#", "params", PREDICTED, "actual", "rank", "trial", "from past tasks"]

@@ -346,3 +346,60 @@ def test_the_path_ends_at_the_searchs_best_and_names_ablation_trials_it_left() -
         )
     )
     assert ablation_path(study, {"a": 0, "b": 0}).configs[-1] == {"a": 1, "b": 1}
+
+
+VALUES = {  # switching a on after b makes things worse (-0.05); c then more than makes up for it
+    (0, 0, "u"): 0.0,
+    (0, 1, "u"): 2.0,
+    (1, 0, "u"): 0.0,
+    (0, 0, "v"): -0.1,
+    (1, 1, "u"): 1.95,
+    (0, 1, "v"): 1.9,
+    (1, 0, "v"): 0.4,
+    (1, 1, "v"): 2.4,
+}
+
+
+def _tell_all(exp: Any, fail: set[tuple[Any, ...]]) -> None:
+    with autotweak.Study(exp) as study:
+        while (trial := study.ask()) is not None:
+            key = (trial.config["a"], trial.config["b"], trial.config["c"])
+            if key in fail:
+                study.tell(trial, state="failed", error="RuntimeError: diverged")
+            else:
+                study.tell(trial, VALUES[key])
+
+
+def test_a_tweak_that_makes_the_path_worse_is_pointed_out(home, make_experiment):
+    exp = make_experiment(**_spec())
+    _tell_all(exp, fail=set())
+    report = build_report(load(exp))
+    assert report.ablation is not None
+    assert [(s.tweak, s.contribution) for s in report.ablation.steps] == [
+        ("b", 2.0),
+        ("a", pytest.approx(-0.05)),
+        ("c", pytest.approx(0.45)),
+    ]
+    text = report.to_markdown()
+    assert "Made the value worse where the path switched it on: a (-0.05)." in text
+    assert "contribution: the change of the value, positive = better" in text
+
+
+def test_a_config_that_failed_is_said_and_not_run_again_by_ablate(home, make_experiment):
+    exp = make_experiment(**_spec(sampler={"name": "random"}, budget={"trials": 6}, seed=3))
+    _tell_all(exp, fail={(0, 0, "u")})  # the base config diverges
+    report = build_report(load(exp))
+    assert report.ablation is not None
+    start = report.ablation.start
+    assert start.failed and start.value is None and start.trial == 0
+    assert report.ablation.configs[0] not in report.ablation.unmeasured(), "it ran: no new trial for it"
+    text = report.to_markdown()
+    assert "| base config |  | ? |  | failed | 0 |" in text
+    assert (
+        "A trial of the config failed, so it has no value and is not run again: base config (trial 0)."
+        in text
+    )
+    assert "The base config (trial 0) failed (RuntimeError: diverged), so there is no" in text
+    run_ablation(load(exp), 3, storage=resolve_storage_url(None), tracking_uri=None)
+    ablated = [t.params for t in load(exp).trials if t.user_attrs.get("autotweak.ablation")]
+    assert {"a": 0, "b": 0, "c": "u"} not in ablated, "the failed base config is not queued again"
