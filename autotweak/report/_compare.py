@@ -11,7 +11,7 @@ import optuna
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
-from autotweak.engine._study import frozen_compute, search_trials, steps_of
+from autotweak.engine._study import ATTR, frozen_compute, search_trials, steps_of
 from autotweak.exceptions import AutotweakError
 from autotweak.report._text import StudyReport, build_report
 
@@ -19,6 +19,10 @@ __all__ = ["compare_markdown", "write_comparison"]
 
 
 def _reports(studies: list[optuna.Study]) -> list[StudyReport]:
+    names = [s.study_name for s in studies]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise AutotweakError(f"studies to compare must be different studies, got {', '.join(twice)} twice.")
     reports = [build_report(s) for s in studies]
     goals = {(r.metric, r.direction) for r in reports}
     if len(goals) != 1:
@@ -34,18 +38,28 @@ def compare_markdown(studies: list[optuna.Study]) -> str:
     lines = [
         f"# {len(reports)} studies compared ({reports[0].direction} {metric})",
         "",
-        "| study | complete | pruned | failed | best | best trial | base | compute (full trainings) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| study | sampler + pruner | complete | pruned | failed | interrupted | best | best trial | base "
+        "| compute (full trainings) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in reports:
+    for study, r in zip(studies, reports, strict=True):
         s = r.summary
         best = "-" if s.best_value is None else f"{s.best_value:.6g}"
         base = "-" if s.base_value is None else f"{s.base_value:.6g}"
+        counts = " | ".join(str(s.counts[state]) for state in ("complete", "pruned", "failed", "interrupted"))
         lines.append(
-            f"| {s.study_name} | {s.counts['complete']} | {s.counts['pruned']} | {s.counts['failed']} "
+            f"| {s.study_name} | {_setup(study)} | {counts} "
             f"| {best} | {s.best_number if s.best_number is not None else '-'} | {base} | {s.compute:.2f} |"
         )
     return "\n".join(lines)
+
+
+def _setup(study: optuna.Study) -> str:
+    """The study's sampler and pruner as its spec names them (Optuna's classes for a plain study)."""
+    spec = study.user_attrs.get(ATTR.SPEC)
+    if spec:
+        return f"{spec['sampler']['name']} + {spec['pruner']['name']}"
+    return f"{type(study.sampler).__name__} (plain Optuna)"
 
 
 def write_comparison(studies: list[optuna.Study], out_dir: Path) -> Path:

@@ -103,13 +103,11 @@ def test_two_studies_side_by_side(home, make_experiment):
     autotweak.optimize(pruned)
     autotweak.optimize(pruned.with_overrides(name="without", pruner=autotweak.Component("none")))
     cli = run_cli(home, "report", "with-pruning", "without", "--html", "cmp")
-    for name in ("with-pruning", "without"):
+    for name, setup in (("with-pruning", "random + median"), ("without", "random + none")):
         s = summarize(load(pruned.with_overrides(name=name)))
         best = f"{s.best_value:.6g}"
-        assert (
-            f"| {name} | {s.counts['complete']} | {s.counts['pruned']} | {s.counts['failed']} | {best} |"
-            in cli.stdout
-        )
+        counts = f"{s.counts['complete']} | {s.counts['pruned']} | {s.counts['failed']} | 0"
+        assert f"| {name} | {setup} | {counts} | {best} |" in cli.stdout
         assert f"| {s.compute:.2f} |" in cli.stdout
     assert (home.parent / "cmp" / "compare.html").read_text().count("data:image/png;base64,") == 1
 
@@ -124,6 +122,8 @@ def test_comparing_different_goals_is_refused(home, make_experiment):
     exp_a, exp_b = make_experiment(name="a"), make_experiment(name="b")
     with pytest.raises(autotweak.AutotweakError, match="must optimize the same metric the same way"):
         compare_markdown([load(exp_a), load(exp_b)])
+    with pytest.raises(autotweak.AutotweakError, match="must be different studies, got a twice"):
+        compare_markdown([load(exp_a), load(exp_a)])
 
 
 def test_a_failed_base_config_failures_by_kind_and_ties_are_said(home, make_experiment):
