@@ -95,7 +95,10 @@ class ComputeAccount:
                 f"{self.pruning_saved:.2f} full trainings."
             )
         if not self.steps_known:
-            notes.append("The spec sets no metric.steps, so a stopped trial counts as a full training.")
+            notes.append(
+                "The spec sets no metric.steps, so a stopped trial counts as a full training once it has "
+                "reported a step (one stopped before any report, as none)."
+            )
         return Section("Compute", notes)
 
 

@@ -76,10 +76,16 @@ def guard_note(study: optuna.Study) -> str:
         return (
             "Negative-transfer guard: did not trip (the past ranked this study's results better than chance)."
         )
+    n = record.get("results")
+    pairs = n * (n - 1) // 2 if isinstance(n, int) and n > 1 else 0
+    step = f"; on {n} results one pair out of order moves tau by {2 / pairs:.2g}" if pairs else ""
     return (
-        f"Negative-transfer guard: tripped after {record.get('results')} results (Kendall's tau of the "
-        f"prior with them {record.get('tau')}, below {record.get('threshold')}); the study went on with "
-        "the cold sampler, which no longer sees the proposed trials."
+        f"Negative-transfer guard: tripped after {n} results: the order the prior predicted for "
+        "them (the past tasks as weighted before any result of this study, the base config included) "
+        f"agreed with their actual order no better than its threshold (Kendall's tau {record.get('tau')}, "
+        f"below {record.get('threshold')}{step}); the study went on with the cold sampler, which no "
+        "longer sees the proposed trials. The predicted ranks in the table are the later ones, "
+        "reweighted by the study's results."
     )
 
 

@@ -158,7 +158,7 @@ def test_a_tripped_guard_is_reported(home, make_experiment, tmp_path):
     assert guard["tau"] < 0 and guard["results"] >= 5
     text = build_report(study).to_markdown()
     assert f"Negative-transfer guard: tripped after {guard['results']} results" in text
-    assert f"tau of the prior with them {guard['tau']}, below 0.0" in text
+    assert f"(Kendall's tau {guard['tau']}, below 0.0; on {guard['results']} results one pair" in text
 
     client = MlflowClient(tracking_uri=result.tracking_uri)
     parent = mlflow_runs(client, "backwards").parents[0]
