@@ -270,3 +270,12 @@ def _note_ignored(model: MetaModel, descriptor: Mapping[str, Any], numeric: Sequ
         )
     if broken:
         _log.debug("meta-learner: the descriptor's %s are not finite numbers; ignored", ", ".join(broken))
+    mistyped = tuple(sorted(k for k, v in descriptor.items() if isinstance(v, str) and k in past))
+    if mistyped and (model.digest, mistyped) not in _told:
+        _told.add((model.digest, mistyped))
+        _log.warning(
+            "meta-learner: the descriptor's %s must be numbers, as the past tasks' are, got %s; "
+            "as text they match no past task and weigh nothing",
+            ", ".join(mistyped),
+            ", ".join(f"{k}={descriptor[k]!r}" for k in mistyped),
+        )

@@ -90,3 +90,14 @@ def test_meta_features_the_model_lacks_are_said_to_be_ignored_once(caplog: pytes
     notes = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
     assert len(notes) == 1
     assert "no dataset meta-features" in notes[0] and "log_rows, n_classes" in notes[0]
+
+
+def test_a_text_value_where_past_tasks_have_numbers_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    model = _model([{"n_rows": 100.0}, {"n_rows": 5000.0}], against=(7,))
+    with caplog.at_level(logging.WARNING, logger="autotweak.meta"):
+        assert descriptor_weights(model, {"n_rows": "abc"}) is not None
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        "meta-learner: the descriptor's n_rows must be numbers, as the past tasks' are, got n_rows='abc'; "
+        "as text they match no past task and weigh nothing"
+    ]
