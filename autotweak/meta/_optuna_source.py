@@ -25,7 +25,7 @@ from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._locations import check_optuna_sqlite, redact
+from autotweak._locations import check_optuna_sqlite, redact, storage_problem
 from autotweak.exceptions import AutotweakError
 from autotweak.meta._histories import (
     Direction,
@@ -87,6 +87,9 @@ def read_optuna(
     mapper = ParamMapper(as_space(space, HistoryError), renames, base)
     where = "an in-memory storage" if not isinstance(storage, str) else redact(storage)
     if isinstance(storage, str):
+        problem = storage_problem(storage)
+        if problem is not None:
+            raise HistoryError(f"'storage' {problem}, got {redact(storage)!r}.")
         absent_file(storage, "an Optuna storage", table="studies")
         try:
             check_optuna_sqlite(storage)
