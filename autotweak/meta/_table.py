@@ -262,14 +262,30 @@ def _read_benchmark(
     sources = [f"table:{table.label}#{t}/{c}" for t, c in zip(firsts["task"].tolist(), ids, strict=True)]
     mapper = ParamMapper(space, renames, base)
     skipped = SkipReport()
-    trials = _trials(frame, ["task", "config_id"], metric, "step", params, sources, mapper, skipped)
+    grouped = frame.groupby(["task", "config_id"], sort=False)
+    differing = _differing(grouped, {h: h for h in hyperparameters})
+    complete = _full_curves(frame, starts)
+    trials = _trials(
+        frame, ["task", "config_id"], metric, "step", params, sources, mapper, skipped, complete, differing
+    )
     skipped.notes.update(mapper.notes)
+    cut = complete.count(False)
+    if cut:
+        skipped.note("curve ends before its task's last step (kept as not complete)", cut)
     descriptor: dict[str, float | str] = {"family": space.name} if space.name else {}
     tasks = tuple(
         TaskHistory(str(name), direction, tuple(found), dict(descriptor), f"table:{table.where}")
         for name, found in trials.items()
     )
     return Histories(tasks, skipped)
+
+
+def _full_curves(frame: pd.DataFrame, starts: NDArray[np.intp]) -> list[bool]:
+    """For each config (a run of rows from ``starts``), whether its curve reaches its task's last step."""
+    ends = np.append(starts[1:], len(frame)) - 1
+    last = frame["step"].to_numpy()[ends]
+    task_last = frame.groupby("task", sort=False)["step"].transform("max").to_numpy()[ends]
+    return [bool(b) for b in last >= task_last]
 
 
 def _distinct_configs(

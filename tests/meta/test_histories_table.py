@@ -75,6 +75,21 @@ def test_benchmark_test_score_metric_and_a_nan_last_step(hgb_slice: Path, tmp_pa
     assert test.n_trials == 15
 
 
+def test_benchmark_rows_of_a_config_that_disagree_or_stop_early_are_told(hgb_slice: Path) -> None:
+    frame = pd.read_parquet(hgb_slice)
+    first = frame.task == sorted(frame.task.unique())[0]
+    frame.loc[first & (frame.config_id == 0) & (frame.step == 100), "learning_rate"] = 0.123
+    frame = frame[~(first & (frame.config_id == 1) & (frame.step > 50))]  # its curve stops at step 50
+    histories = read_table(frame, space="hgb")
+    assert dict(histories.skipped.counts) == {"param 'learning_rate' differs between the trial's rows": 1}
+    assert dict(histories.skipped.notes) == {
+        "curve ends before its task's last step (kept as not complete)": 1
+    }
+    cut = next(t for t in histories.tasks[0].trials if t.source.endswith("/1"))
+    assert not cut.complete and cut.steps[-1] == 50
+    assert sum(t.complete for task in histories.tasks for t in task.trials) == histories.n_trials - 1
+
+
 def test_another_family_file_gets_an_inferred_space(hgb_slice: Path, tmp_path: Path) -> None:
     frame = pd.read_parquet(hgb_slice).drop(columns=["max_features"]).assign(kind="a", depth=3)
     path = tmp_path / "mine.parquet"

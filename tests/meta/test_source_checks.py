@@ -96,5 +96,7 @@ def test_read_optuna_refuses_a_storage_optuna_cannot_open(tmp_path: Path) -> Non
 
 
 def test_read_optuna_refuses_a_path_with_the_url_to_write(tmp_path: Path) -> None:
-    with pytest.raises(HistoryError, match=r"'storage' must be a database URL, such as sqlite:///.*optuna\.db"):
+    with pytest.raises(
+        HistoryError, match=r"'storage' must be a database URL, such as sqlite:///.*optuna\.db"
+    ):
         read_optuna("optuna.db", space=SPACE)
