@@ -331,6 +331,8 @@ def _matches(choice: Any, value: Any) -> bool:
             return False
     if isinstance(choice, str) and not isinstance(value, str):
         return str(value) == choice
+    if isinstance(choice, bool) and isinstance(value, int) and not isinstance(value, bool):
+        return value == int(choice)  # 1 and 0 for True and False, as the text "1" and "0" are
     if isinstance(choice, bool) != isinstance(value, bool):
         return False
     return bool(choice == value)

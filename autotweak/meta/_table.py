@@ -64,7 +64,15 @@ from autotweak.meta._histories import (
     as_space,
 )
 from autotweak.meta._mapping import ParamMapper
-from autotweak.meta._table_checks import Table, check_kind, check_present, check_unique, require, show
+from autotweak.meta._table_checks import (
+    Table,
+    check_kind,
+    check_present,
+    check_unique,
+    drop_repeats,
+    require,
+    show,
+)
 from autotweak.space import SearchSpace
 
 __all__ = ["read_table"]
@@ -247,6 +255,7 @@ def _read_benchmark(
     check_kind(table, metric, "float")
     frame = table.frame.assign(task=table.frame["task"].astype(str))
     frame = frame.sort_values(list(BENCHMARK_KEYS), kind="stable", ignore_index=True)
+    frame, repeats = drop_repeats(frame)
     check_unique(table, frame, list(BENCHMARK_KEYS))
     starts, _ = _groups(frame, ["task", "config_id"])
     firsts = frame.iloc[starts]
@@ -272,6 +281,8 @@ def _read_benchmark(
     cut = complete.count(False)
     if cut:
         skipped.note("curve ends before its task's last step (kept as not complete)", cut)
+    if repeats:
+        skipped.note("row repeating another row exactly (dropped)", repeats)
     descriptor: dict[str, float | str] = {"family": space.name} if space.name else {}
     tasks = tuple(
         TaskHistory(str(name), direction, tuple(found), dict(descriptor), f"table:{table.where}")
@@ -334,6 +345,7 @@ def _read_generic(
     directions = _directions(table, frame, direction)
     keys = ["task", "trial", *([step] if step else [])]
     frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+    frame, repeats = drop_repeats(frame)
     check_unique(table, frame, keys)
     grouped = frame.groupby(["task", "trial"], sort=False)
     records = grouped[list(param_columns)].first().rename(columns=param_columns).to_dict("records")
@@ -353,6 +365,8 @@ def _read_generic(
     skipped.notes.update(mapper.notes)
     for column in ignored:
         skipped.note(f"column {column!r} ignored (not a column of the generic format)")
+    if repeats:
+        skipped.note("row repeating another row exactly (dropped)", repeats)
     descriptors = _descriptors(frame, [c for c in columns if c.startswith(TAG_PREFIX)])
     tasks = tuple(
         TaskHistory(name, directions[name], tuple(found), descriptors.get(name, {}), f"table:{table.where}")

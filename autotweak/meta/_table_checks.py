@@ -15,7 +15,7 @@ import pandas as pd
 
 from autotweak.meta._histories import HistoryError
 
-__all__ = ["Table", "check_kind", "check_present", "check_unique", "require", "show"]
+__all__ = ["Table", "check_kind", "check_present", "check_unique", "drop_repeats", "require", "show"]
 
 
 class Table:
@@ -113,6 +113,18 @@ def _reads_as_number(text: str) -> bool:
 def show(value: Any) -> str:
     """A cell as Python writes it (``2.5``, not ``np.float64(2.5)``)."""
     return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def drop_repeats(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``frame`` without rows that repeat an earlier row exactly (every column), and how many there were.
+
+    A table written twice by the same logger holds such rows; rows that share their keys
+    but differ elsewhere are left for :func:`check_unique` to refuse.
+    """
+    repeated = frame.duplicated().to_numpy()
+    if not repeated.any():
+        return frame, 0
+    return frame[~repeated].reset_index(drop=True), int(repeated.sum())
 
 
 def check_unique(table: Table, frame: pd.DataFrame, keys: list[str]) -> None:

@@ -186,12 +186,19 @@ def test_repeated_records_count_their_changes_each_time_and_types_stay_apart() -
         assert mapper.map(GOOD | {"dropout": 0.52}) == (EXPECTED | {"dropout": 0.5}, None)
     assert mapper.map(GOOD | {"dropout": 0.52, "width": "4"})[0] is None  # skipped: its clip is not noted
     assert dict(mapper.notes) == {"param 'dropout' clipped into range": 3}
-    assert mapper.map(GOOD | {"amsgrad": True})[0] == EXPECTED
-    assert mapper.map(GOOD | {"amsgrad": 1}) == (
-        None,
-        "param 'amsgrad' = 1 is not one of the choices [True, False]",
-    )
+    assert mapper.map(GOOD | {"depth": 0})[0] == EXPECTED | {"depth": 0}
+    assert mapper.map(GOOD | {"depth": False}) == (None, "param 'depth' = False must be a number")
     first, _ = mapper.map(GOOD)
     assert first is not None
     first["width"] = 0  # a returned config is the caller's own
     assert mapper.map(GOOD) == (EXPECTED, None)
+
+
+def test_a_boolean_choice_recorded_as_one_or_zero_is_read_as_the_text_one_is() -> None:
+    for recorded, expected in ((1, True), ("1", True), (0, False), (np.int64(0), False)):
+        config, reason = map_params(GOOD | {"amsgrad": recorded}, SPACE)
+        assert reason is None and config is not None and config["amsgrad"] is expected, recorded
+    assert (
+        map_params(GOOD | {"amsgrad": 2}, SPACE)[1]
+        == "param 'amsgrad' = 2 is not one of the choices [True, False]"
+    )

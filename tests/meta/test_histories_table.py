@@ -90,6 +90,13 @@ def test_benchmark_rows_of_a_config_that_disagree_or_stop_early_are_told(hgb_sli
     assert sum(t.complete for task in histories.tasks for t in task.trials) == histories.n_trials - 1
 
 
+def test_rows_written_twice_are_dropped_and_noted(hgb_slice: Path) -> None:
+    frame = pd.read_parquet(hgb_slice)
+    histories = read_table(pd.concat([frame, frame.iloc[:7]]), space="hgb")
+    assert histories.n_trials == 15 and histories.skipped.total == 0
+    assert dict(histories.skipped.notes) == {"row repeating another row exactly (dropped)": 7}
+
+
 def test_another_family_file_gets_an_inferred_space(hgb_slice: Path, tmp_path: Path) -> None:
     frame = pd.read_parquet(hgb_slice).drop(columns=["max_features"]).assign(kind="a", depth=3)
     path = tmp_path / "mine.parquet"
