@@ -44,6 +44,9 @@ def meta() -> None:
 @click.option(
     "--experiment", "experiments", multiple=True, help="MLflow experiment name (repeat; default: all)."
 )
+@click.option(
+    "--task-key", help="MLflow run tag or param that names each run's task (default: its experiment)."
+)
 @click.option("--optuna", "storages", multiple=True, help="Optuna storage URL to read studies from (repeat).")
 @click.option("--study", "studies", multiple=True, help="Optuna study name (repeat; default: all).")
 @click.option(
@@ -67,6 +70,7 @@ def meta_fit(
     tables: tuple[str, ...],
     tracking_uris: tuple[str, ...],
     experiments: tuple[str, ...],
+    task_key: str | None,
     storages: tuple[str, ...],
     studies: tuple[str, ...],
     metric: str | None,
@@ -101,7 +105,7 @@ def meta_fit(
         )
     for uri in tracking_uris:
         names = list(experiments) or None
-        read = read_mlflow(uri, names, metric=runs_metric, direction=orientation, **common)
+        read = read_mlflow(uri, names, metric=runs_metric, direction=orientation, task_key=task_key, **common)
         parts.append(_said(f"mlflow {redact(uri)}", read))
     for url in storages:
         parts.append(_said(f"optuna {redact(url)}", read_optuna(url, list(studies) or None, **common)))

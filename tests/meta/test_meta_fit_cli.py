@@ -202,3 +202,23 @@ def test_every_optuna_storage_given_is_read(tmp_path, space_file, capsys):
     assert "read 2 task(s), 12 trial(s)" in out
     for name in ("a", "b"):
         assert f"  optuna sqlite:///{tmp_path / name}.db: 1 task(s), 6 trial(s); " in out, "a line per source"
+
+
+def test_a_task_key_splits_one_experiment_into_tasks(tmp_path, spec, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("sweeps", artifact_location=(tmp_path / "art").as_uri())
+    rng = np.random.default_rng(0)
+    for dataset in ("iris", "wine"):
+        for x in rng.uniform(-5, 5, 6):
+            run = client.create_run(experiment, tags={"dataset": dataset})
+            client.log_batch(
+                run.info.run_id,
+                metrics=[mlflow.entities.Metric("loss", float((x - 1) ** 2), 0, 0)],
+                params=[mlflow.entities.Param("x", str(x)), mlflow.entities.Param("k", "3")],
+            )
+            client.set_terminated(run.info.run_id)
+    out = tmp_path / "m.npz"
+    main(["meta", "fit", "--space", str(spec), "--mlflow", uri, "--task-key", "dataset", "--out", str(out)])
+    assert "read 2 task(s), 12 trial(s)" in capsys.readouterr().out
+    assert sorted(load_meta_model(out).tasks) == ["iris", "wine"]
