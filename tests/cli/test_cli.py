@@ -13,9 +13,15 @@ import yaml
 from tests.conftest import base_spec
 
 
-def autotweak(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def autotweak(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``autotweak ARGS`` in ``cwd`` (with ``env`` added to the environment)."""
     return subprocess.run(
-        [sys.executable, "-m", "autotweak", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "autotweak", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -114,15 +114,7 @@ def test_a_store_that_cannot_be_opened_is_one_line_naming_the_option(home, args,
 
 def test_a_store_from_the_environment_is_refused_naming_its_variable(home):
     _spec(home.parent)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": "mlruns"}
-    run = subprocess.run(
-        [sys.executable, "-m", "autotweak", "optimize", "exp.yaml"],
-        cwd=home.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = autotweak("optimize", "exp.yaml", cwd=home.parent, env={"MLFLOW_TRACKING_URI": "mlruns"})
     assert run.returncode == 2, run.stderr
     assert run.stderr.startswith(
         "error: --tracking-uri (from $MLFLOW_TRACKING_URI): cannot open the store at 'mlruns': it must be "

@@ -182,15 +182,19 @@ def test_unknown_experiments_and_bad_direction_are_refused(home: Path, store: di
         read_mlflow(uri, metric="val_acc", space=SPACE, direction="up")  # type: ignore[arg-type]
 
 
-def test_autotweak_runs_that_never_report_are_read_by_their_final_value(
-    home: Path, make_experiment, mlflow_client: MlflowClient
-) -> None:
-    exp = make_experiment(name="silent", budget={"trials": 2}, base={})
+def _two_silent_trials(exp: autotweak.Experiment) -> None:
+    """Two trials of a loss (x - 1)^2, minimized, told without a report."""
     with autotweak.Study(exp) as study:
         for _ in range(2):
             trial = study.ask()
             assert trial is not None
             study.tell(trial, (trial.config["x"] - 1.0) ** 2)
+
+
+def test_autotweak_runs_that_never_report_are_read_by_their_final_value(
+    home: Path, make_experiment, mlflow_client: MlflowClient
+) -> None:
+    _two_silent_trials(make_experiment(name="silent", budget={"trials": 2}, base={}))
     uri = f"sqlite:///{home / 'mlflow.db'}"
     histories = read_mlflow(uri, ["silent"], metric="loss", direction="minimize", space=X_SPACE)
     trials = histories.task("silent").trials
@@ -201,12 +205,7 @@ def test_autotweak_runs_that_never_report_are_read_by_their_final_value(
 
 
 def test_a_study_is_read_in_the_direction_it_recorded(home: Path, make_experiment) -> None:
-    exp = make_experiment(name="lossy", budget={"trials": 2}, base={})
-    with autotweak.Study(exp) as study:
-        for _ in range(2):
-            trial = study.ask()
-            assert trial is not None
-            study.tell(trial, (trial.config["x"] - 1.0) ** 2)
+    _two_silent_trials(make_experiment(name="lossy", budget={"trials": 2}, base={}))
     uri = f"sqlite:///{home / 'mlflow.db'}"
     histories = read_mlflow(uri, ["lossy"], metric="loss", space=X_SPACE)  # direction left at maximize
     assert histories.task("lossy").direction == "minimize", "the study minimized its loss"
