@@ -38,6 +38,7 @@ from optuna.pruners import BasePruner, MedianPruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._attrs import PRUNER_PREFIX
 from autotweak._study_view import StudyView
 from autotweak._validation import is_integer, is_number
 from autotweak.curves._features import Reference
@@ -48,7 +49,7 @@ from autotweak.space import SearchSpace
 
 __all__ = ["ATTR_PREFIX", "Decision", "LearnedCurvePruner", "PrunerArgumentError"]
 
-ATTR_PREFIX = "autotweak.pruner."
+ATTR_PREFIX = PRUNER_PREFIX
 MIN_FRACTION = 0.25
 _LATE_START = 0.5  # a first report past this fraction of training reads as a step offset
 

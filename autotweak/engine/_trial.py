@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import optuna
 
+from autotweak._attrs import PRUNER_PREFIX
 from autotweak._validation import is_integer, score_of
 from autotweak.engine._preemption import TrialPreempted
 from autotweak.engine._storage import retrying
@@ -24,7 +25,7 @@ __all__ = ["MODEL_ATTR", "Trial", "TrialPreempted", "TrialPruned"]
 MODEL_ATTR = "autotweak.model"  # on a trial that logged a model: its ``runs:/<id>/model`` URI
 
 TrialPruned = optuna.TrialPruned
-PRUNER_ATTRS = "autotweak.pruner."  # user attrs on a trial a pruner stopped: why (copied to its MLflow run)
+PRUNER_ATTRS = PRUNER_PREFIX  # user attrs on a trial a pruner stopped: why (copied to its MLflow run)
 
 _log = logging.getLogger(__name__)
 
