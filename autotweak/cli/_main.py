@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -18,17 +17,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from autotweak._locations import (
-    check_optuna_sqlite,
-    check_storage_exists,
-    redact,
     resolve_storage_url,
     resolve_tracking_uri,
-    storage_problem,
-    tracking_problem,
 )
 from autotweak._signals import stop_on_sigterm
 from autotweak.cli._console import Console
 from autotweak.cli._models import pruner_shown, sampler_shown
+from autotweak.cli._stores import open_storage, storage_option, store_failed, stores, tracking_option
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Budget, Execution, Experiment, load_experiment
 
@@ -40,86 +35,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _console = Console()
-
-
-# The stores this command opens, as (where the URL came from, the URL), for store errors.
-_stores: dict[str, tuple[str, str]] = {}
-_SQLALCHEMY_OPEN_ERRORS = ("OperationalError", "NoSuchModuleError", "ArgumentError")
-
-
-def _open_storage(storage: str | None) -> optuna.storages.BaseStorage:
-    """The Optuna storage of ``--storage`` (or its variable, or the embedded default)."""
-    import optuna
-
-    url = resolve_storage_url(storage)
-    _stores["storage"] = ("--storage", url)
-    check_storage_exists(url, "--storage")
-    check_optuna_sqlite(url)
-    return optuna.storages.get_storage(url)
-
-
-def _store_failed(exc: Exception) -> str | None:
-    """One line naming the store, its option and URL, when ``exc`` is a store that cannot be used."""
-    kind = type(exc)
-    if kind.__module__.startswith("mlflow") and "StoreURI" in kind.__name__:
-        store = "tracking"  # MLflow's Unsupported*StoreURIException: a URI scheme it has no store for
-    elif kind.__module__.startswith("sqlalchemy") and kind.__name__ in _SQLALCHEMY_OPEN_ERRORS:
-        frames = traceback.extract_tb(exc.__traceback__)
-        store = "tracking" if any(f"{os.sep}mlflow{os.sep}" in f.filename for f in frames) else "storage"
-    else:
-        return _unusable_store()
-    label, url = _stores.get(store) or (
-        ("--storage", resolve_storage_url(None))
-        if store == "storage"
-        else ("--tracking-uri", resolve_tracking_uri(None))
-    )
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].strip()
-    return f"{label}: cannot open the store at {redact(url)!r}: {kind.__name__}: {reason}"
-
-
-def _unusable_store() -> str | None:
-    """One line for a store URL that cannot work (MLflow's file store, a driver not installed)."""
-    for store, problem in (("storage", storage_problem), ("tracking", tracking_problem)):
-        label, url = _stores.get(store) or ("", "")
-        found = problem(url) if url else None
-        if found is not None:
-            return f"{label}: cannot open the store at {redact(url)!r}: it {found}"
-    return None
-
-
-def _usable_url(problem: Callable[[str], str | None]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """A click callback refusing a store URL that cannot work, naming the option or its variable."""
-
-    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        found = problem(value) if isinstance(value, str) and value.strip() else None
-        if found is not None:
-            label = param.opts[0]
-            if ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT:
-                label += f" (from ${param.envvar})"
-            raise AutotweakError(f"{label}: cannot open the store at {redact(value)!r}: it {found}")
-        return value
-
-    return check
-
-
-def _storage_option(func: F) -> F:
-    return click.option(
-        "--storage",
-        envvar="AUTOTWEAK_STORAGE",
-        show_envvar=True,
-        callback=_usable_url(storage_problem),
-        help="Optuna storage URL (default: SQLite in ./.autotweak).",
-    )(func)
-
-
-def _tracking_option(func: F) -> F:
-    return click.option(
-        "--tracking-uri",
-        envvar="MLFLOW_TRACKING_URI",
-        show_envvar=True,
-        callback=_usable_url(tracking_problem),
-        help="MLflow tracking URI (default: SQLite in ./.autotweak).",
-    )(func)
 
 
 def _run_options(func: F) -> F:
@@ -154,8 +69,8 @@ def cli() -> None:
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @_run_options
-@_storage_option
-@_tracking_option
+@storage_option
+@tracking_option
 @click.option("--name", help="Study name (overrides the spec's).")
 def optimize(spec: str, name: str | None, **options: Any) -> None:
     """Run the experiment declared in SPEC (a YAML file)."""
@@ -168,8 +83,8 @@ def optimize(spec: str, name: str | None, **options: Any) -> None:
 @cli.command()
 @click.argument("study")
 @_run_options
-@_storage_option
-@_tracking_option
+@storage_option
+@tracking_option
 def resume(study: str, **options: Any) -> None:
     """Continue STUDY (a study name, or the spec file it was started from)."""
     _console.configure_logging(int(options.get("verbose") or 0))
@@ -183,8 +98,8 @@ def resume(study: str, **options: Any) -> None:
 
 @cli.command()
 @click.argument("study")
-@_storage_option
-@_tracking_option
+@storage_option
+@tracking_option
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
 @click.option("--wall-time", help='Stop taking trials after this long, e.g. "2h".')
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
@@ -203,9 +118,9 @@ def worker(
 
     _console.configure_logging(verbose or 1)
     seconds = parse_duration(wall_time, Where("--wall-time")) if wall_time else None
-    _stores["storage"] = ("--storage", resolve_storage_url(storage))  # what a store error names
+    stores["storage"] = ("--storage", resolve_storage_url(storage))  # what a store error names
     if tracking_uri:
-        _stores["tracking"] = ("--tracking-uri", resolve_tracking_uri(tracking_uri))
+        stores["tracking"] = ("--tracking-uri", resolve_tracking_uri(tracking_uri))
     results = join(
         study,
         storage=storage,
@@ -222,16 +137,16 @@ def worker(
 
 @cli.command()
 @click.argument("study", required=False)
-@_storage_option
+@storage_option
 def status(study: str | None, storage: str | None) -> None:
     """List the studies, or show how STUDY stands."""
     import optuna
 
     from autotweak.engine._study import load_study, summarize
 
-    opened = _open_storage(storage)
+    opened = open_storage(storage)
     if study is None:
-        url = _stores["storage"][1]
+        url = stores["storage"][1]
         names = [s.study_name for s in opened.get_all_studies()]
         if not names:
             _console.line(f"no studies in {url}")
@@ -253,13 +168,13 @@ def status(study: str | None, storage: str | None) -> None:
 
 @cli.command()
 @click.argument("study")
-@_storage_option
+@storage_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def best(study: str, storage: str | None, as_json: bool) -> None:
     """Print the best trial of STUDY: its value and tweaks (with --json, its full config too)."""
     from autotweak.engine._study import best_config, load_study, summarize
 
-    loaded = load_study(study, _open_storage(storage))
+    loaded = load_study(study, open_storage(storage))
     summary = summarize(loaded)
     if summary.best_number is None:
         raise AutotweakError(f"study '{study}' has no completed trial yet.")
@@ -279,8 +194,8 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("studies", nargs=-1, required=True)
-@_storage_option
-@_tracking_option
+@storage_option
+@tracking_option
 @click.option(
     "--html",
     "html_dir",
@@ -309,10 +224,10 @@ def report(
     from autotweak.engine._study import load_study
     from autotweak.report import compare_markdown, write_comparison
 
-    url_storage = _open_storage(storage)
-    url = _stores["storage"][1]
+    url_storage = open_storage(storage)
+    url = stores["storage"][1]
     if tracking_uri:
-        _stores["tracking"] = ("--tracking-uri", tracking_uri)
+        stores["tracking"] = ("--tracking-uri", tracking_uri)
     loaded = [load_study(name, url_storage) for name in studies]
     if len(loaded) == 1:
         if ablate:
@@ -391,7 +306,7 @@ def _study_tracking_uri(study: optuna.Study, explicit: str | None) -> str:
 
 
 @cli.command()
-@_tracking_option
+@tracking_option
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def ui(tracking_uri: str | None, port: int, host: str) -> None:
@@ -520,7 +435,7 @@ def _experiment_from_storage(name: str, storage: str | None) -> Experiment:
 
     from autotweak.engine._study import ATTR, load_study
 
-    study = load_study(name, _open_storage(storage))
+    study = load_study(name, open_storage(storage))
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:
         raise AutotweakError(f"study '{name}' was not created by autotweak; it holds no spec to resume from.")
@@ -538,8 +453,8 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         f"{verb} study '{experiment.name}': sampler {sampler_shown(experiment)}, pruner "
         f"{pruner_shown(experiment)}, {experiment.execution.workers} worker(s)"
     )
-    _stores["storage"] = _store_origin(experiment, "storage", options.get("storage"))
-    _stores["tracking"] = _store_origin(experiment, "tracking_uri", options.get("tracking_uri"))
+    stores["storage"] = _store_origin(experiment, "storage", options.get("storage"))
+    stores["tracking"] = _store_origin(experiment, "tracking_uri", options.get("tracking_uri"))
     executor = None
     if options.get("executor", "processes") != "processes":
         from autotweak.engine._executors import EXECUTORS
@@ -649,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
         _console.error("interrupted")
         raise SystemExit(130) from None
     except Exception as exc:
-        message = _store_failed(exc)
+        message = store_failed(exc)
         if message is None:
             raise
         _console.error(message)

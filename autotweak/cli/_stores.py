@@ -1,0 +1,107 @@
+"""Which stores a command opens, and one line naming the option when one cannot be used."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from autotweak._locations import (
+    check_optuna_sqlite,
+    check_storage_exists,
+    redact,
+    resolve_storage_url,
+    resolve_tracking_uri,
+    storage_problem,
+    tracking_problem,
+)
+from autotweak.exceptions import AutotweakError
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["open_storage", "storage_option", "store_failed", "stores", "tracking_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The stores this command opens, as (where the URL came from, the URL), for store errors.
+stores: dict[str, tuple[str, str]] = {}
+_SQLALCHEMY_OPEN_ERRORS = ("OperationalError", "NoSuchModuleError", "ArgumentError")
+
+
+def open_storage(storage: str | None) -> optuna.storages.BaseStorage:
+    """The Optuna storage of ``--storage`` (or its variable, or the embedded default)."""
+    import optuna
+
+    url = resolve_storage_url(storage)
+    stores["storage"] = ("--storage", url)
+    check_storage_exists(url, "--storage")
+    check_optuna_sqlite(url)
+    return optuna.storages.get_storage(url)
+
+
+def store_failed(exc: Exception) -> str | None:
+    """One line naming the store, its option and URL, when ``exc`` is a store that cannot be used."""
+    kind = type(exc)
+    if kind.__module__.startswith("mlflow") and "StoreURI" in kind.__name__:
+        store = "tracking"  # MLflow's Unsupported*StoreURIException: a URI scheme it has no store for
+    elif kind.__module__.startswith("sqlalchemy") and kind.__name__ in _SQLALCHEMY_OPEN_ERRORS:
+        frames = traceback.extract_tb(exc.__traceback__)
+        store = "tracking" if any(f"{os.sep}mlflow{os.sep}" in f.filename for f in frames) else "storage"
+    else:
+        return unusable_store()
+    label, url = stores.get(store) or (
+        ("--storage", resolve_storage_url(None))
+        if store == "storage"
+        else ("--tracking-uri", resolve_tracking_uri(None))
+    )
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].strip()
+    return f"{label}: cannot open the store at {redact(url)!r}: {kind.__name__}: {reason}"
+
+
+def unusable_store() -> str | None:
+    """One line for a store URL that cannot work (MLflow's file store, a driver not installed)."""
+    for store, problem in (("storage", storage_problem), ("tracking", tracking_problem)):
+        label, url = stores.get(store) or ("", "")
+        found = problem(url) if url else None
+        if found is not None:
+            return f"{label}: cannot open the store at {redact(url)!r}: it {found}"
+    return None
+
+
+def _usable_url(problem: Callable[[str], str | None]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback refusing a store URL that cannot work, naming the option or its variable."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        found = problem(value) if isinstance(value, str) and value.strip() else None
+        if found is not None:
+            label = param.opts[0]
+            if ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT:
+                label += f" (from ${param.envvar})"
+            raise AutotweakError(f"{label}: cannot open the store at {redact(value)!r}: it {found}")
+        return value
+
+    return check
+
+
+def storage_option(func: F) -> F:
+    return click.option(
+        "--storage",
+        envvar="AUTOTWEAK_STORAGE",
+        show_envvar=True,
+        callback=_usable_url(storage_problem),
+        help="Optuna storage URL (default: SQLite in ./.autotweak).",
+    )(func)
+
+
+def tracking_option(func: F) -> F:
+    return click.option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        show_envvar=True,
+        callback=_usable_url(tracking_problem),
+        help="MLflow tracking URI (default: SQLite in ./.autotweak).",
+    )(func)
