@@ -52,6 +52,7 @@ def meta() -> None:
 @click.option(
     "--metric", help="Metric of the MLflow runs (default: the spec's) or value column of the tables."
 )
+@click.option("--table-metric", help="Value column of the tables, where it is not --metric's name.")
 @click.option(
     "--direction",
     type=click.Choice(["maximize", "minimize"]),
@@ -74,6 +75,7 @@ def meta_fit(
     storages: tuple[str, ...],
     studies: tuple[str, ...],
     metric: str | None,
+    table_metric: str | None,
     direction: str | None,
     renames: tuple[str, ...],
     out: str,
@@ -100,9 +102,8 @@ def meta_fit(
         raise AutotweakError("name at least one history source: --table, --mlflow or --optuna.")
     parts: list[Histories] = []
     for table in tables:
-        parts.append(
-            _said(f"table {table}", read_table(table, metric=metric, direction=orientation, **common))
-        )
+        read = read_table(table, metric=table_metric or metric, direction=orientation, **common)
+        parts.append(_said(f"table {table}", read))
     for uri in tracking_uris:
         names = list(experiments) or None
         read = read_mlflow(uri, names, metric=runs_metric, direction=orientation, task_key=task_key, **common)

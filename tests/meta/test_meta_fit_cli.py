@@ -222,3 +222,24 @@ def test_a_task_key_splits_one_experiment_into_tasks(tmp_path, spec, capsys):
     main(["meta", "fit", "--space", str(spec), "--mlflow", uri, "--task-key", "dataset", "--out", str(out)])
     assert "read 2 task(s), 12 trial(s)" in capsys.readouterr().out
     assert sorted(load_meta_model(out).tasks) == ["iris", "wine"]
+
+
+def test_tables_and_runs_whose_metrics_are_named_apart_are_read_together(tmp_path, spec, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("runs", artifact_location=(tmp_path / "art").as_uri())
+    for x in np.linspace(-4, 4, 6):
+        run = client.create_run(experiment)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[mlflow.entities.Metric("loss", float((x - 1) ** 2), 0, 0)],
+            params=[mlflow.entities.Param("x", str(x)), mlflow.entities.Param("k", "3")],
+        )
+        client.set_terminated(run.info.run_id)
+    table = _table(tmp_path, _losses())  # its value column is 'value'
+    args = ["--space", str(spec), "--table", str(table), "--mlflow", uri, "--metric", "loss"]
+    with pytest.raises(SystemExit):
+        main(["meta", "fit", *args, "--out", str(tmp_path / "m.npz")])
+    assert "'loss'" in capsys.readouterr().err, "the table has no column 'loss'"
+    main(["meta", "fit", *args, "--table-metric", "value", "--out", str(tmp_path / "m.npz")])
+    assert "read 4 task(s), 42 trial(s)" in capsys.readouterr().out
