@@ -126,15 +126,12 @@ class Experiment:
             raise where.child("objective").fail(_OBJECTIVE_RULE, self.objective)
         if self.seed is not None and not (is_integer(self.seed) and 0 <= self.seed <= MAX_SEED):
             raise where.child("seed").fail(f"must be an integer from 0 to {MAX_SEED}, or null", self.seed)
-        _check_stores(self, where)
-        _check_components(self, where)
-        _check_base(self, where.child("base"))
-        if self.budget.compute is not None and self.metric.steps is None:
-            raise where.child("metric.steps").fail(
-                "must be set when budget.compute is set "
-                "(compute is counted in full trainings of that many steps)",
-                None,
-            )
+        problems = Problems()  # the checks across fields, each on its own: every problem said at once
+        checks = ((_check_stores, where), (_check_components, where), (_check_base, where.child("base")))
+        for check, at in (*checks, (_check_compute, where)):
+            with problems.collect():
+                check(self, at)
+        problems.raise_any(self.source)
 
     # -- derived --------------------------------------------------------------------
     @property
@@ -473,6 +470,16 @@ def _check_base(experiment: Experiment, where: Where) -> None:
                 source=where.source,
                 field=where.child(name).field,
             )
+
+
+def _check_compute(experiment: Experiment, where: Where) -> None:
+    """``budget.compute`` counts full trainings of ``metric.steps`` steps: it needs them."""
+    if experiment.budget.compute is not None and experiment.metric.steps is None:
+        raise where.child("metric.steps").fail(
+            "must be set when budget.compute is set "
+            "(compute is counted in full trainings of that many steps)",
+            None,
+        )
 
 
 def _check_stores(experiment: Experiment, where: Where) -> None:

@@ -312,6 +312,12 @@ def test_problems_in_several_fields_are_all_reported_at_once(tmp_path: Path) -> 
     ]
     fields = [problem.field for problem in info.value.problems]
     assert fields == ["samplr", "metric.direction", "budget.trials", "seed"]
+    across = base_spec(
+        base={"x": 9.0}, budget={"compute": 3}, metric={"name": "loss", "direction": "minimize"}
+    )
+    with pytest.raises(SpecError) as both:
+        Experiment.from_dict(across)
+    assert [p.field for p in both.value.problems] == ["base.x", "metric.steps"], "checks across fields too"
     with pytest.raises(SpecError) as one:
         Experiment.from_dict(base_spec(seed=-1))
     assert one.value.problems == [one.value] and one.value.field == "seed", "one problem: raised as it is"
