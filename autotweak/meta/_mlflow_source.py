@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -46,6 +47,7 @@ from autotweak.meta._histories import (
 )
 from autotweak.meta._mapping import ParamMapper
 from autotweak.space import SearchSpace
+from autotweak.tracking._mlflow import flat_config
 from autotweak.tracking._server import check_tracking_server
 
 __all__ = ["read_mlflow"]
@@ -272,11 +274,39 @@ def _trial(
     if not math.isfinite(value):
         return None, None, f"metric {reading.metric!r} is not a finite number"
     steps, curve = _curve(reading, run) if reading.metric in run.data.metrics else ((), ())
-    config, reason = reading.mapper.map(params)
+    config, reason = reading.mapper.map(_unpacked(params))
     if config is None:
         return None, None, reason
     complete = run.info.status == RunStatus.to_string(RunStatus.FINISHED)
     return str(task), PastTrial(config, value, steps, curve, source, complete), None
+
+
+def _unpacked(params: Mapping[str, str]) -> dict[str, str]:
+    """Params with a JSON object as value spread under dotted names, as older autotweak runs logged them.
+
+    Example:
+        >>> _unpacked({"optim": '{"lr": 0.05, "wd": 0}', "width": "64"})
+        {'optim.lr': '0.05', 'optim.wd': '0', 'width': '64'}
+    """
+    out: dict[str, str] = {}
+    for key, text in params.items():
+        value = _json_object(text)
+        if value is None:
+            out.setdefault(key, text)
+        else:
+            for name, inner in flat_config(value, f"{key}.").items():
+                out.setdefault(name, inner if isinstance(inner, str) else json.dumps(inner))
+    return out
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    if not text.startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and value else None
 
 
 def _curve(reading: _Reading, run: Run) -> tuple[tuple[int, ...], tuple[float, ...]]:

@@ -234,7 +234,7 @@ class MlflowTracker(BaseTracker):
         config = self._configs.pop(record.run_id, None)
         if config is None:  # a record this process did not open: closing it after a crash
             metrics, config = self._missing(record.run_id, record.metric, metrics)
-        self._log(record.run_id, metrics=metrics, params=_params(config.items()), tags=_tags(tags.items()))
+        self._log(record.run_id, metrics=metrics, params=_config_params(config), tags=_tags(tags.items()))
         if record.traceback:
             self.client.log_text(record.run_id, record.traceback, "traceback.txt")
         self.client.set_terminated(record.run_id, RUN_STATUS[record.state], end_time=now)
@@ -301,7 +301,7 @@ class MlflowTracker(BaseTracker):
         tags = {"autotweak.state": "failed", "autotweak.failure": reason}
         run = self.client.get_run(run_id)
         config = json.loads(run.data.tags.get("autotweak.config", "{}") or "{}")
-        params = [p for p in _params(config.items()) if p.key not in run.data.params]
+        params = [p for p in _config_params(config) if p.key not in run.data.params]
         self._log(run_id, params=params, tags=_tags(tags.items()))
         self.client.set_terminated(run_id, RUN_STATUS["failed"])
 
@@ -312,7 +312,7 @@ class MlflowTracker(BaseTracker):
         run = self.client.get_run(run_id)
         seen = {(key, 0) for key in run.data.metrics if key != metric}
         config = json.loads(run.data.tags.get("autotweak.config", "{}") or "{}")
-        params = {k: v for k, v in config.items() if k not in run.data.params}
+        params = {k: v for k, v in flat_config(config).items() if k not in run.data.params}
         return self._new_points(run_id, metric, [m for m in metrics if (m.key, m.step) not in seen]), params
 
     def _new_points(self, run_id: str, metric: str, metrics: list[Metric]) -> list[Metric]:
@@ -344,6 +344,28 @@ class MlflowTracker(BaseTracker):
 def _metrics(items: Iterable[tuple[str, float]], ts: int | None = None) -> list[Metric]:
     stamp = ts or _now_ms()
     return [Metric(k, float(v), stamp, 0) for k, v in items]
+
+
+def _config_params(config: Mapping[str, Any]) -> list[Param]:
+    """A trial's config as params, nested values under dotted names (``optim.lr``), as the spec names them."""
+    return _params(flat_config(config).items())
+
+
+def flat_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``config`` with nested mappings flattened to dotted names; an empty mapping stays a value.
+
+    Example:
+        >>> flat_config({"optim": {"lr": 0.1, "betas": [0.9, 0.99]}, "width": 64})
+        {'optim.lr': 0.1, 'optim.betas': [0.9, 0.99], 'width': 64}
+    """
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flat_config(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
 
 
 def _params(items: Iterable[tuple[str, Any]]) -> list[Param]:

@@ -13,7 +13,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Param
 
 import autotweak
-from autotweak.meta import HistoryError, read_mlflow, read_optuna
+from autotweak.meta import HistoryError, map_params, read_mlflow, read_optuna
+from autotweak.meta._mlflow_source import _unpacked
 from autotweak.space import SearchSpace
 
 SPACE = SearchSpace.from_dict(
@@ -253,3 +254,34 @@ def test_stores_that_cannot_be_read_are_refused_at_once_and_left_untouched(
     with pytest.raises(HistoryError, match=r"127\.0\.0\.1:9"):
         read_mlflow("http://127.0.0.1:9", metric="val_acc", space=SPACE)  # nothing listens on port 9
     assert time.monotonic() - started < 30, "one request, not minutes of retries"
+
+
+def test_nested_config_values_are_params_under_dotted_names_and_read_back(
+    home: Path, make_experiment, mlflow_client: MlflowClient
+) -> None:
+    space = SearchSpace.from_dict({"optim.lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}})
+    exp = make_experiment(
+        name="nested",
+        base={"optim": {"lr": 0.01, "betas": [0.9, 0.99]}},
+        tweaks={"optim.lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}},
+        budget={"trials": 3},
+    )
+    with autotweak.Study(exp) as study:
+        for _ in range(3):
+            trial = study.ask()
+            assert trial is not None
+            study.tell(trial, trial.config["optim"]["lr"])
+        trials = study.optuna_study.trials
+    runs = mlflow_client.search_runs(
+        [mlflow_client.get_experiment_by_name("nested").experiment_id], "tags.`autotweak.kind` = 'trial'"
+    )
+    assert {run.data.params["optim.lr"] for run in runs} == {str(t.params["optim.lr"]) for t in trials}
+    assert all(
+        run.data.params["optim.betas"] == "[0.9, 0.99]" and "optim" not in run.data.params for run in runs
+    )
+    histories = read_mlflow(f"sqlite:///{home / 'mlflow.db'}", ["nested"], metric="loss", space=space)
+    read = sorted(t.params["optim.lr"] for t in histories.task("nested").trials)
+    assert read == pytest.approx(sorted(t.params["optim.lr"] for t in trials))
+    assert not [n for n in histories.skipped.notes if "filled" in n], "nothing filled in from the base config"
+    old_style = {"optim": '{"lr": 0.05, "betas": [0.9, 0.99]}'}  # runs logged before dotted names
+    assert map_params(_unpacked(old_style), space) == ({"optim.lr": 0.05}, None)
