@@ -466,6 +466,12 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
             result = run_study(experiment, resume=resume, on_progress=on_progress, executor=executor)
     except StudyInterrupted as stopped:
         result = stopped.result  # closed cleanly: summed up below, then exit 130
+    except KeyboardInterrupt:  # before the workers ran: nothing of a trial to close
+        _console.error(
+            f"interrupted before any trial started; if study '{experiment.name}' was created, "
+            f"`autotweak resume {experiment.name}` continues it"
+        )
+        raise SystemExit(130) from None
     summary = result.summary
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
     _console.line(
@@ -552,7 +558,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="autotweak", standalone_mode=False)
     except click.exceptions.Abort:
-        _console.error("aborted")
+        _console.error("interrupted")
         raise SystemExit(130) from None
     except click.ClickException as exc:
         exc.show()

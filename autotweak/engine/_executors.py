@@ -195,9 +195,20 @@ class ProcessExecutor(BaseExecutor):
             sender.close()
             return proc, receiver, current
 
-        return self._collect([launch(index) for index in range(self.workers)], launch)
+        procs: list[_Proc] = []
+        try:
+            for index in range(self.workers):
+                procs.append(launch(index))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the workers start: those started stop cleanly
+            _forward_interrupt(procs)
+            return self._collect(procs, launch, interrupted=True) or [
+                WorkerResult(stop_reason="interrupted", interrupted=True)
+            ]
+        return self._collect(procs, launch)
 
-    def _collect(self, procs: list[_Proc], launch: Callable[[int], _Proc]) -> list[WorkerResult]:
+    def _collect(
+        self, procs: list[_Proc], launch: Callable[[int], _Proc], *, interrupted: bool = False
+    ) -> list[WorkerResult]:
         """Each worker's result, taken as it ends: a crash is said when it happens, not after the others.
 
         A worker killed by a signal (the kernel's OOM killer, a crash in native code) is
@@ -205,7 +216,6 @@ class ProcessExecutor(BaseExecutor):
         that failed with a Python exception is not (the next would fail the same way).
         """
         results: dict[int, WorkerResult] = {}
-        interrupted = False
         replacements = self.workers
         while len(results) < len(procs):
             try:

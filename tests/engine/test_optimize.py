@@ -365,6 +365,31 @@ def test_ctrl_c_stops_the_calling_script_after_closing_the_study(home, make_expe
     assert done.summary.counts["complete"] == 4 and not done.summary.interrupted
 
 
+def test_ctrl_c_while_the_workers_start_closes_the_study_as_an_interrupt(home, make_experiment, monkeypatch):
+    """SIGTERM or Ctrl-C while the fork server starts the workers: the study stops as it does mid-run."""
+    from autotweak.engine import _executors
+
+    real = _executors._start_context()
+
+    class Interrupted:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def Process(self, *args: object, **kwargs: object) -> object:  # multiprocessing's name
+            raise KeyboardInterrupt
+
+    started = _executors._start_context
+    monkeypatch.setattr(_executors, "_start_context", Interrupted)
+    exp = make_experiment(name="starting", execution={"workers": 2}, budget={"trials": 4})
+    with pytest.raises(autotweak.StudyInterrupted) as stopped:
+        autotweak.optimize(exp)
+    result = stopped.value.result
+    assert result.stop_reasons == ["interrupted"] and result.trials_run == 0
+    assert "autotweak resume starting" in str(stopped.value)
+    monkeypatch.setattr(_executors, "_start_context", started)
+    assert autotweak.optimize(exp, resume=True).summary.counts["complete"] == 4, "the study is intact"
+
+
 @pytest.mark.parametrize(
     ("state", "reported", "retry", "charged"),
     [
