@@ -329,7 +329,7 @@ def _process_main(
     os.environ.update(environ)
     logger = logging.getLogger("autotweak")
     logger.setLevel(level)
-    if not logger.handlers:
+    if all(isinstance(h, logging.NullHandler) for h in logger.handlers):  # the package's own NullHandler
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter(f"[worker {index}] %(levelname)s %(message)s"))
         logger.addHandler(handler)

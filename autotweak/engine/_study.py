@@ -131,9 +131,9 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
     stored_meta: Mapping[str, Any] = study.user_attrs.get(ATTR.META, {})
     now_spec = experiment.to_dict()
     differences = [
-        f"{key}: stored {stored_meta.get(key)!r}, now {value!r}"
+        line
         for key, value in components_meta(experiment).items()
-        if stored_meta.get(key) != value
+        for line in _differences(key, stored_meta.get(key), value)
     ]
     for key in ("tweaks", "metric", "objective", "base"):
         if key in stored_spec:

@@ -169,6 +169,17 @@ def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri
             "--ablate must be used with a study whose sampler is not 'grid' (the grid sampler runs "
             f"only its own grid), got sampler='grid' for study '{study.study_name}'."
         )
+    queued = [
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if not t.user_attrs.get(ABLATION_ATTR)
+    ]
+    if queued:
+        raise AutotweakError(
+            f"--ablate must be used with a study that has no queued trial of its search (ablation runs "
+            f"every queued trial), got {len(queued)} queued in study '{study.study_name}' (trial(s) "
+            f"{', '.join(map(str, queued[:5]))}): `autotweak resume {study.study_name}` runs them first."
+        )
     unpruned = experiment.with_overrides(
         pruner=Component("none"), budget=Budget(trials=1), storage=storage, tracking_uri=tracking_uri
     )
@@ -303,7 +314,7 @@ def _row(step: str, change: str, point: AblationStep) -> list[str]:
     value = "?" if point.value is None else f"{point.value:.4g}"
     if point.spread is not None:
         value += f" ± {point.spread:.2g}"
-    gain = "" if point.contribution is None else f"{point.contribution:+.4g}"
+    gain = "" if point.contribution is None else f"{point.contribution + 0.0:+.4g}"  # + 0.0: no "-0"
     how = (
         "measured"
         if point.measured

@@ -139,7 +139,10 @@ def test_resume_with_other_components_says_what_differs(home, make_experiment):
     exp = make_experiment(budget={"trials": 1})
     autotweak.optimize(exp)
     changed = make_experiment(budget={"trials": 2}, sampler="tpe")
-    with pytest.raises(StudyMismatchError, match=r"sampler: stored .*RandomSampler.*now .*TPESampler"):
+    with pytest.raises(
+        StudyMismatchError,
+        match=r"sampler.name: stored 'random', now 'tpe'; sampler.class: stored '.*RandomSampler', now",
+    ):
         autotweak.optimize(changed, resume=True)
     narrowed = make_experiment(tweaks={"x": {"type": "float", "low": 0, "high": 1}, "y": [1, 2]})
     with pytest.raises(StudyMismatchError) as caught:

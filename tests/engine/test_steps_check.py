@@ -54,3 +54,22 @@ def test_no_pruner_and_no_steps_need_no_reports(home, make_experiment, caplog):
         autotweak.optimize(quiet)
         autotweak.optimize(unsized)
     assert not [m for m in _warnings(caplog) if "metric.steps" in m]
+
+
+def test_worker_processes_say_their_warnings_on_the_terminal(home):
+    """A worker process logs through its own handler: the package's NullHandler alone must not silence it."""
+    import yaml
+
+    from tests.cli.test_cli import autotweak as run_cli
+    from tests.conftest import base_spec
+
+    spec = base_spec(
+        objective=objective("config_only"),
+        pruner="median",
+        budget={"trials": 2},
+        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 3},
+    )
+    (home.parent / "exp.yaml").write_text(yaml.safe_dump(spec))
+    run = run_cli("optimize", "exp.yaml", cwd=home.parent)
+    assert run.returncode == 0, run.stderr
+    assert "] WARNING trial " in run.stderr and "without reporting any step" in run.stderr, run.stderr

@@ -403,3 +403,14 @@ def test_a_config_that_failed_is_said_and_not_run_again_by_ablate(home, make_exp
     run_ablation(load(exp), 3, storage=resolve_storage_url(None), tracking_uri=None)
     ablated = [t.params for t in load(exp).trials if t.user_attrs.get("autotweak.ablation")]
     assert {"a": 0, "b": 0, "c": "u"} not in ablated, "the failed base config is not queued again"
+
+
+def test_ablate_leaves_the_searchs_queued_trials_to_resume(home, make_experiment):
+    exp = make_experiment(**_spec(sampler={"name": "random"}, budget={"trials": 6}, seed=3))
+    _tell_all(exp, fail=set())
+    load(exp).enqueue_trial({"a": 1, "b": 0, "c": "v"})  # as an interrupted trial's retry waits
+    with pytest.raises(
+        autotweak.AutotweakError, match=r"has no queued trial.*`autotweak resume abl` runs them"
+    ):
+        run_ablation(load(exp), 3, storage=resolve_storage_url(None), tracking_uri=None)
+    assert not [t for t in load(exp).trials if t.user_attrs.get("autotweak.ablation")]
