@@ -55,6 +55,7 @@ __all__ = ["read_mlflow"]
 _log = logging.getLogger(__name__)
 
 _PAGE = 1000
+_FIX = "start it, or give the URI of one that runs (`--mlflow` of `autotweak meta fit`)"
 _STATUS_REASON = {
     "FAILED": "the run failed",
     "RUNNING": "the run is still running",
@@ -122,7 +123,7 @@ def read_mlflow(
     where = redact(tracking_uri)
     absent_file(tracking_uri, "an MLflow store", table="experiments")
     try:
-        check_tracking_server(tracking_uri)  # one request, not minutes of retries
+        check_tracking_server(tracking_uri, fix=_FIX)  # one request, not minutes of retries
     except TrackingError as exc:
         raise HistoryError(str(exc)) from None
     client = _client(tracking_uri, where)

@@ -31,7 +31,7 @@ _REASONS = (
 )
 
 
-def check_tracking_server(tracking_uri: str, *, timeout: float = 5.0) -> None:
+def check_tracking_server(tracking_uri: str, *, timeout: float = 5.0, fix: str = _FIX) -> None:
     """Raise at once when an ``http(s)://`` tracking URI has no MLflow server that answers.
 
     One request to MLflow's REST API (MLflow's own credentials and TLS settings apply),
@@ -40,6 +40,7 @@ def check_tracking_server(tracking_uri: str, *, timeout: float = 5.0) -> None:
     Args:
         tracking_uri: The MLflow tracking URI.
         timeout: Seconds to wait for the server's answer.
+        fix: What the message advises (the option that gave the URI).
 
     Raises:
         TrackingError: One line naming the URI and what went wrong: no server answers,
@@ -67,12 +68,12 @@ def check_tracking_server(tracking_uri: str, *, timeout: float = 5.0) -> None:
         )
     except Exception as exc:
         reason = _reason(exc, timeout)
-        raise TrackingError(f"{where}: no MLflow server answers ({reason}); {_FIX}") from None
-    _check_answer(where, response.status_code, response.text)
+        raise TrackingError(f"{where}: no MLflow server answers ({reason}); {fix}") from None
+    _check_answer(where, response.status_code, response.text, fix)
     _log.debug("%s: an MLflow server answers", where)
 
 
-def _check_answer(where: str, status: int, text: str) -> None:
+def _check_answer(where: str, status: int, text: str, fix: str = _FIX) -> None:
     """Refuse an answer that is not a readable MLflow experiments list."""
     if status in (401, 403):
         raise TrackingError(
@@ -86,7 +87,7 @@ def _check_answer(where: str, status: int, text: str) -> None:
     detail = str(message).strip().splitlines()[0][:300] if message else "not MLflow's REST API"
     if message and status >= 500:  # MLflow's own error: its backend store, most often
         raise TrackingError(f"{where}: the MLflow server fails (HTTP {status}: {detail}); see its log")
-    raise TrackingError(f"{where}: the server answers HTTP {status} ({detail}); {_FIX}")
+    raise TrackingError(f"{where}: the server answers HTTP {status} ({detail}); {fix}")
 
 
 def _json(text: str) -> Any:
