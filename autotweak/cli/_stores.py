@@ -87,21 +87,20 @@ def _usable_url(problem: Callable[[str], str | None]) -> Callable[[click.Context
     return check
 
 
-def storage_option(func: F) -> F:
+def _store_option(
+    flag: str, envvar: str, problem: Callable[[str], str | None], what: str
+) -> Callable[[F], F]:
+    """A ``--storage`` / ``--tracking-uri`` option: its variable, and a URL that cannot work refused."""
     return click.option(
-        "--storage",
-        envvar="AUTOTWEAK_STORAGE",
+        flag,
+        envvar=envvar,
         show_envvar=True,
-        callback=_usable_url(storage_problem),
-        help="Optuna storage URL (default: SQLite in ./.autotweak).",
-    )(func)
+        callback=_usable_url(problem),
+        help=f"{what} (default: SQLite in ./.autotweak).",
+    )
 
 
-def tracking_option(func: F) -> F:
-    return click.option(
-        "--tracking-uri",
-        envvar="MLFLOW_TRACKING_URI",
-        show_envvar=True,
-        callback=_usable_url(tracking_problem),
-        help="MLflow tracking URI (default: SQLite in ./.autotweak).",
-    )(func)
+storage_option = _store_option("--storage", "AUTOTWEAK_STORAGE", storage_problem, "Optuna storage URL")
+tracking_option = _store_option(
+    "--tracking-uri", "MLFLOW_TRACKING_URI", tracking_problem, "MLflow tracking URI"
+)
