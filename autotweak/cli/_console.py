@@ -50,6 +50,10 @@ class Console:
         if not self.quiet:
             self.out.print(text, markup=False, highlight=False, soft_wrap=True)
 
+    def warn(self, text: str) -> None:
+        """Print a warning to stderr, quiet or not: what the user must act on."""
+        self.err.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
     def error(self, text: str) -> None:
         """Print an error to stderr; ``text`` is shown as it is (brackets are not markup)."""
         from rich.markup import escape

@@ -93,7 +93,24 @@ def resume(study: str, **options: Any) -> None:
     else:
         experiment = _experiment_from_storage(study, options.get("storage"))
     experiment = _override(experiment, **options)
+    if options.get("trials"):
+        _check_more_trials(experiment, options["trials"], options.get("storage"))
     _run(experiment, resume=True, **options)
+
+
+def _check_more_trials(experiment: Experiment, trials: int, storage: str | None) -> None:
+    """Refuse ``resume --trials N`` when the study already counts N trials: it would only lower the budget."""
+    from autotweak.engine._budget import BudgetView
+    from autotweak.engine._study import load_study
+
+    study = load_study(experiment.name, open_storage(storage or experiment.storage))
+    counted = BudgetView.of(study.get_trials(deepcopy=False), None).counted
+    if trials <= counted:
+        raise AutotweakError(
+            f"--trials {trials}: study '{experiment.name}' already has {counted} trial(s); --trials is "
+            f"the study's total, not extra trials: `autotweak resume {experiment.name} --trials "
+            f"{counted + 10}` runs 10 more."
+        )
 
 
 @cli.command()
@@ -517,15 +534,22 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
 
 def _say_budget_spent(experiment: Experiment, result: StudyResult) -> None:
     """Say why a run started no trial when the study already had its budget of trials."""
-    limit = experiment.budget.trials
-    if result.trials_run or limit is None or "trials" not in result.stop_reasons:
+    if result.trials_run:
         return
-    more = result.trials_counted + 10
-    _console.line(
-        f"no trial run: the study has {result.trials_counted} trial(s) and its budget is {limit}; "
-        f"--trials is the study's total, not extra trials: `autotweak resume {result.study_name} "
-        f"--trials {more}` runs 10 more"
-    )
+    limit = experiment.budget.trials
+    if "trials" in result.stop_reasons and limit is not None:
+        more = result.trials_counted + 10
+        _console.warn(
+            f"no trial run: the study has {result.trials_counted} trial(s) and its budget is {limit}; "
+            f"--trials is the study's total, not extra trials: `autotweak resume {result.study_name} "
+            f"--trials {more}` runs 10 more"
+        )
+    elif "compute" in result.stop_reasons and experiment.budget.compute is not None:
+        _console.warn(
+            f"no trial run: the study has spent its compute budget ({experiment.budget.compute:g} full "
+            "trainings, 'budget.compute'); raise it in the spec file and resume from that file: "
+            f"`autotweak resume SPEC.yaml` (the study is '{result.study_name}')"
+        )
 
 
 def _announced(line: str, view: Callable[[Progress], None]) -> Callable[[Progress], None]:

@@ -254,9 +254,10 @@ def _read_benchmark(
         check_kind(table, column, "integer")
     check_kind(table, metric, "float")
     frame = table.frame.assign(task=table.frame["task"].astype(str))
-    frame = frame.sort_values(list(BENCHMARK_KEYS), kind="stable", ignore_index=True)
+    frame = frame.sort_values(list(BENCHMARK_KEYS), kind="stable")
     frame, repeats = drop_repeats(frame)
     check_unique(table, frame, list(BENCHMARK_KEYS))
+    frame = frame.reset_index(drop=True)
     starts, _ = _groups(frame, ["task", "config_id"])
     firsts = frame.iloc[starts]
     columns = [firsts[c].tolist() for c in hyperparameters]
@@ -344,9 +345,10 @@ def _read_generic(
         frame["trial"] = frame["trial"].astype(str)
     directions = _directions(table, frame, direction)
     keys = ["task", "trial", *([step] if step else [])]
-    frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+    frame = frame.sort_values(keys, kind="stable")
     frame, repeats = drop_repeats(frame)
     check_unique(table, frame, keys)
+    frame = frame.reset_index(drop=True)
     grouped = frame.groupby(["task", "trial"], sort=False)
     records = grouped[list(param_columns)].first().rename(columns=param_columns).to_dict("records")
     params = [{str(k): v for k, v in record.items() if not _missing(v)} for record in records]
@@ -410,7 +412,7 @@ def _directions(table: Table, frame: pd.DataFrame, default: Direction) -> dict[s
         row = int(np.flatnonzero(bad)[0])
         raise table.fail(
             "column 'direction' must hold 'maximize' or 'minimize', "
-            f"got {frame['direction'].iloc[row]!r} at row {row}."
+            f"got {frame['direction'].iloc[row]!r} at {table.row(row)}."
         )
     per_task = given.groupby(frame["task"]).unique()
     mixed = {str(task): sorted(found) for task, found in per_task.items() if len(found) > 1}

@@ -119,18 +119,24 @@ def drop_repeats(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """``frame`` without rows that repeat an earlier row exactly (every column), and how many there were.
 
     A table written twice by the same logger holds such rows; rows that share their keys
-    but differ elsewhere are left for :func:`check_unique` to refuse.
+    but differ elsewhere are left for :func:`check_unique` to refuse. The index is kept,
+    so that an error can still cite a row of the file.
     """
     repeated = frame.duplicated().to_numpy()
     if not repeated.any():
         return frame, 0
-    return frame[~repeated].reset_index(drop=True), int(repeated.sum())
+    return frame[~repeated], int(repeated.sum())
 
 
 def check_unique(table: Table, frame: pd.DataFrame, keys: list[str]) -> None:
-    """No two rows with the same ``keys``."""
+    """No two rows with the same ``keys``; ``frame``'s index holds the rows' places in ``table``."""
     repeated = frame.duplicated(keys).to_numpy()
     if repeated.any():
-        row = frame.iloc[int(np.flatnonzero(repeated)[0])]
-        shown = ", ".join(f"{key}={show(row[key])}" for key in keys)
-        raise table.fail(f"rows must be unique by ({', '.join(keys)}), got a second row with {shown}.")
+        second = frame.iloc[int(np.flatnonzero(repeated)[0])]
+        same = (frame[keys] == second[keys]).all(axis=1).to_numpy()
+        first = int(frame.index[np.flatnonzero(same)[0]])
+        shown = ", ".join(f"{key}={show(second[key])}" for key in keys)
+        raise table.fail(
+            f"rows must be unique by ({', '.join(keys)}), got {table.row(first)} and "
+            f"{table.row(int(second.name))} with {shown} and other values that differ."
+        )

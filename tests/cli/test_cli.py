@@ -58,10 +58,15 @@ def test_optimize_status_best_report_resume(home):
     more = autotweak("resume", "study", "--trials", "5", "-q", cwd=cwd)
     assert more.returncode == 0, more.stderr
     assert autotweak("status", "study", cwd=cwd).stdout.startswith("study: 5 complete")
-    spent = autotweak("resume", "study", "--trials", "3", cwd=cwd)
+    lower = autotweak("resume", "study", "--trials", "3", cwd=cwd)
+    assert lower.returncode == 2
+    assert "--trials 3: study 'study' already has 5 trial(s); --trials is the study's total" in lower.stderr
+    assert "`autotweak resume study --trials 15` runs 10 more" in lower.stderr
+    spent = autotweak("resume", "exp.yaml", "-q", cwd=cwd)  # the spec file's budget: 3 trials
     assert spent.returncode == 0, spent.stderr
-    assert "no trial run: the study has 5 trial(s) and its budget is 3" in spent.stdout
-    assert "`autotweak resume study --trials 15` runs 10 more" in spent.stdout
+    said = "warning: no trial run: the study has 5 trial(s) and its budget is 3"
+    assert said in spent.stderr, "on stderr, even with -q"
+    assert "`autotweak resume study --trials 15` runs 10 more" in spent.stderr
 
 
 def test_bad_spec_exits_2_with_the_field_and_rule_before_any_compute(home):

@@ -309,3 +309,13 @@ def test_an_error_is_shown_as_it_is_written_brackets_included(capsys):
     """Rich would read '[f]' as markup and drop it, and fail on '[/x]'."""
     Console().error("drop it (tweaks.drop: [f]), got '[/x]' and '[bold]tpe'.")
     assert capsys.readouterr().err == "error: drop it (tweaks.drop: [f]), got '[/x]' and '[bold]tpe'.\n"
+
+
+def test_a_resume_with_its_compute_budget_spent_says_which_field_to_raise(home):
+    cwd = home.parent
+    _spec(cwd, budget={"compute": 2})
+    assert autotweak("optimize", "exp.yaml", "-q", cwd=cwd).returncode == 0
+    spent = autotweak("resume", "study", "-q", cwd=cwd)
+    assert spent.returncode == 0, spent.stderr
+    said = "no trial run: the study has spent its compute budget (2 full trainings, 'budget.compute')"
+    assert said in spent.stderr

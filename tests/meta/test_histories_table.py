@@ -140,7 +140,7 @@ def test_benchmark_rows_mapped_onto_a_given_space_with_renames(hgb_slice: Path) 
             "column 'step' must hold whole numbers, got 2.5 at row",
         ),
         (lambda f: f.assign(task=None), "column 'task' must have no missing values, got one at row 0"),
-        (lambda f: f.assign(step=5), "rows must be unique by (task, config_id, step), got a second row"),
+        (lambda f: f.assign(step=5), "rows must be unique by (task, config_id, step), got row "),
         (lambda f: f.assign(max_leaf_nodes=1000), "a hgb file must hold hgb's search space"),
         (lambda f: f.iloc[:0], "the table must hold at least one row, got none"),
     ],

@@ -139,6 +139,17 @@ def test_a_non_number_cell_is_cited_by_its_row(tmp_path, space_file, capsys):
     assert "column 'value' must be of float type, got 'diverged' at row 5 (line 7 of the file)" in err
 
 
+def test_a_bad_direction_and_a_conflicting_repeat_are_cited_by_their_lines(tmp_path, space_file, capsys):
+    frame = _losses().assign(direction="minimize")
+    frame.loc[4, "direction"] = "lower"
+    err = _refused(capsys, space_file, _table(tmp_path, frame))
+    said = "column 'direction' must hold 'maximize' or 'minimize', got 'lower' at row 4 (line 6 of the file)"
+    assert said in err
+    twice = pd.concat([_losses(), _losses().iloc[[3]].assign(value=-1.0)], ignore_index=True)
+    err = _refused(capsys, space_file, _table(tmp_path, twice))
+    assert "rows must be unique by (task, trial), got row 3 (line 5 of the file) and row 36 (line 38" in err
+
+
 @pytest.mark.parametrize("source", ["--optuna", "--mlflow"])
 def test_a_misspelled_sqlite_store_is_refused_and_not_created(tmp_path, space_file, capsys, source):
     missing = tmp_path / "nope.db"
