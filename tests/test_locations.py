@@ -113,6 +113,37 @@ def test_status_opens_a_plain_postgresql_url(pg, home):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.skipif(_HAS_PSYCOPG3 or not _HAS_PSYCOPG2, reason="needs psycopg2 without psycopg (version 3)")
+def test_meta_fit_reads_a_plain_postgresql_url(pg, home, tmp_path):
+    url = f"postgresql://autotweak@127.0.0.1:{pg.port}/optuna"
+    study = optuna.create_study(study_name="past", storage=pg.url("optuna"), direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", -5.0, 5.0), n_trials=6)
+    space = tmp_path / "space.yaml"
+    space.write_text("name: toy\nparams:\n  x: {type: float, low: -5.0, high: 5.0}\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autotweak",
+            "meta",
+            "fit",
+            "--space",
+            str(space),
+            "--optuna",
+            url,
+            "--out",
+            "m.npz",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "past" in done.stdout or "1 task" in done.stdout, done.stdout
+
+
 _OPEN = {
     "mlflow.db": "from autotweak.tracking import MlflowTracker; MlflowTracker('sqlite:///{}').client.search_experiments()",
     "optuna.db": "from autotweak.engine._storage import make_storage; make_storage('sqlite:///{}').get_all_studies()",

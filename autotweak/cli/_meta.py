@@ -11,6 +11,7 @@ import click
 
 from autotweak._locations import redact
 from autotweak.cli._console import Console
+from autotweak.cli._stores import usable_storages, usable_tracking_uris
 from autotweak.exceptions import AutotweakError
 from autotweak.space import SearchSpace, load_space
 
@@ -39,7 +40,11 @@ def meta() -> None:
     help="Long-format table.",
 )
 @click.option(
-    "--mlflow", "tracking_uris", multiple=True, help="MLflow tracking URI to read runs from (repeat)."
+    "--mlflow",
+    "tracking_uris",
+    multiple=True,
+    callback=usable_tracking_uris,
+    help="MLflow tracking URI to read runs from (repeat).",
 )
 @click.option(
     "--experiment", "experiments", multiple=True, help="MLflow experiment name (repeat; default: all)."
@@ -47,7 +52,13 @@ def meta() -> None:
 @click.option(
     "--task-key", help="MLflow run tag or param that names each run's task (default: its experiment)."
 )
-@click.option("--optuna", "storages", multiple=True, help="Optuna storage URL to read studies from (repeat).")
+@click.option(
+    "--optuna",
+    "storages",
+    multiple=True,
+    callback=usable_storages,
+    help="Optuna storage URL to read studies from (repeat).",
+)
 @click.option("--study", "studies", multiple=True, help="Optuna study name (repeat; default: all).")
 @click.option(
     "--metric", help="Metric of the MLflow runs (default: the spec's) or value column of the tables."

@@ -23,7 +23,15 @@ from autotweak.exceptions import AutotweakError
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["open_storage", "storage_option", "store_failed", "stores", "tracking_option"]
+__all__ = [
+    "open_storage",
+    "storage_option",
+    "store_failed",
+    "stores",
+    "tracking_option",
+    "usable_storages",
+    "usable_tracking_uris",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,12 +84,13 @@ def _usable_url(problem: Callable[[str], str | None]) -> Callable[[click.Context
     """A click callback refusing a store URL that cannot work, naming the option or its variable."""
 
     def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        found = problem(value) if isinstance(value, str) and value.strip() else None
-        if found is not None:
-            label = param.opts[0]
-            if ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT:
-                label += f" (from ${param.envvar})"
-            raise AutotweakError(f"{label}: cannot open the store at {redact(value)!r}: it {found}")
+        for url in value if isinstance(value, tuple) else (value,):  # a repeatable option gives a tuple
+            found = problem(url) if isinstance(url, str) and url.strip() else None
+            if found is not None:
+                label = param.opts[0]
+                if ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT:
+                    label += f" (from ${param.envvar})"
+                raise AutotweakError(f"{label}: cannot open the store at {redact(url)!r}: it {found}")
         return value
 
     return check
@@ -98,6 +107,16 @@ def _store_option(
         callback=_usable_url(problem),
         help=f"{what} (default: SQLite in ./.autotweak).",
     )
+
+
+def usable_storages(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback: each Optuna storage URL given can work, else the option is named."""
+    return _usable_url(storage_problem)(ctx, param, value)
+
+
+def usable_tracking_uris(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback: each MLflow tracking URI given can work, else the option is named."""
+    return _usable_url(tracking_problem)(ctx, param, value)
 
 
 storage_option = _store_option("--storage", "AUTOTWEAK_STORAGE", storage_problem, "Optuna storage URL")

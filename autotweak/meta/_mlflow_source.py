@@ -32,8 +32,8 @@ from typing import Any, cast, get_args
 from mlflow import MlflowClient
 from mlflow.entities import Experiment, Run, RunStatus, ViewType
 
-from autotweak._locations import redact
-from autotweak.exceptions import TrackingError
+from autotweak._locations import redact, with_postgres_driver
+from autotweak.exceptions import AutotweakError
 from autotweak.meta._histories import (
     Direction,
     Histories,
@@ -123,8 +123,9 @@ def read_mlflow(
     where = redact(tracking_uri)
     absent_file(tracking_uri, "an MLflow store", table="experiments")
     try:
+        tracking_uri = with_postgres_driver(tracking_uri)  # postgresql:// with psycopg2, as installed
         check_tracking_server(tracking_uri, fix=_FIX)  # one request, not minutes of retries
-    except TrackingError as exc:
+    except AutotweakError as exc:
         raise HistoryError(str(exc)) from None
     client = _client(tracking_uri, where)
     found = _experiments(client, names, where)

@@ -25,7 +25,7 @@ from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._locations import check_optuna_sqlite, redact, storage_problem
+from autotweak._locations import check_optuna_sqlite, redact, storage_problem, with_postgres_driver
 from autotweak.exceptions import AutotweakError
 from autotweak.meta._histories import (
     Direction,
@@ -93,6 +93,7 @@ def read_optuna(
         absent_file(storage, "an Optuna storage", table="studies")
         try:
             check_optuna_sqlite(storage)
+            storage = with_postgres_driver(storage)  # postgresql:// with psycopg2, as autotweak installs it
         except AutotweakError as exc:
             raise HistoryError(str(exc)) from None
     store, summaries = _open(storage, where)

@@ -150,6 +150,26 @@ def test_a_bad_direction_and_a_conflicting_repeat_are_cited_by_their_lines(tmp_p
     assert "rows must be unique by (task, trial), got row 3 (line 5 of the file) and row 36 (line 38" in err
 
 
+@pytest.mark.parametrize(("source", "url"), [("--optuna", "optuna.db"), ("--mlflow", "./mlruns")])
+def test_a_url_that_cannot_work_is_refused_naming_the_option(tmp_path, space_file, capsys, source, url):
+    args = [
+        "meta",
+        "fit",
+        "--space",
+        str(space_file),
+        source,
+        "sqlite:///ok.db",
+        source,
+        url,
+        "--out",
+        "m.npz",
+    ]
+    with pytest.raises(SystemExit):
+        main([*args, "--metric", "loss"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"error: {source}: cannot open the store at '{url}': it must be"), err
+
+
 @pytest.mark.parametrize("source", ["--optuna", "--mlflow"])
 def test_a_misspelled_sqlite_store_is_refused_and_not_created(tmp_path, space_file, capsys, source):
     missing = tmp_path / "nope.db"
