@@ -128,12 +128,14 @@ def fit_meta_model(
         "n_tasks": len(usable),
         "n_trials": int(sum(len(y) for _, _, y in usable)),
         "n_candidates": len(units),
-        "skipped_tasks": skipped.summary(),
+        "skipped_tasks": skipped.summary("task"),
         "skipped_records": records.summary(),
         "sources": sorted({task.source for task, _, _ in usable if task.source}),
         "settings": {"n_design": n_design, "min_trials": min_trials, "seed": seed, "surrogate": SURROGATE},
     }
-    _log.info("meta-model fit on %d tasks, %d candidates (%s)", len(usable), len(units), skipped.summary())
+    _log.info(
+        "meta-model fit on %d tasks, %d candidates (%s)", len(usable), len(units), skipped.summary("task")
+    )
     return MetaModel(
         space=space,
         tasks=tuple(task.name for task, _, _ in usable),

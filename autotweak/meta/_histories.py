@@ -188,15 +188,15 @@ class SkipReport:
         """Number of records skipped."""
         return sum(self.counts.values())
 
-    def summary(self) -> str:
-        """One line: how many records were skipped and why."""
+    def summary(self, unit: str = "record") -> str:
+        """One line: how many records (or other ``unit``, such as tasks) were skipped and why."""
         if not self.counts:
-            line = "no record skipped"
+            line = f"no {unit} skipped"
         else:
             parts = [
                 f"{n} x {reason} (e.g. {self._example(reason)})" for reason, n in self.counts.most_common()
             ]
-            line = f"{self.total} records skipped: " + "; ".join(parts)
+            line = f"{self.total} {unit}{'s' if self.total > 1 else ''} skipped: " + "; ".join(parts)
         if self.notes:
             line += "; kept with changes: " + "; ".join(f"{n} x {c}" for c, n in self.notes.most_common())
         return line

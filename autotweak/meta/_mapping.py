@@ -36,7 +36,7 @@ import difflib
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from autotweak.meta._histories import HistoryError, ValueReason
@@ -184,7 +184,9 @@ class ParamMapper:
         if key not in self._ignored:
             self._ignored.add(key)
             guess = _guess(key, self.space.names)
-            hint = f"; the space's {guess!r}? --rename {key}={guess}" if guess else ""
+            target = guess[0] if len(guess) == 1 else "NAME"
+            shown = " or ".join(repr(name) for name in guess)
+            hint = f"; the space's {shown}? --rename {key}={target}" if guess else ""
             self.notes[f"param {key!r} is not in the space (ignored{hint})"] += 1
 
     # -- values ---------------------------------------------------------------------------
@@ -300,20 +302,46 @@ def _same(a: Any, b: Any) -> bool:
         return str(a).strip().lower() == str(b).strip().lower()
 
 
-def _guess(key: str, names: list[str]) -> str | None:
-    """The space's name a recorded ``key`` may stand for: its initials (``lr``) or a near spelling.
+def _guess(key: str, names: list[str]) -> list[str]:
+    """The space's names a recorded ``key`` may stand for: initials, an abbreviation or a near spelling.
+
+    The first rule that finds a name decides; where it finds several, all are given.
 
     Example:
         >>> _guess("lr", ["learning_rate", "max_depth"]), _guess("maxdepth2", ["max_depth"])
-        ('learning_rate', 'max_depth')
+        (['learning_rate'], ['max_depth'])
+        >>> _guess("l2_reg", ["l2_regularization", "learning_rate"]), _guess("batch", ["batch_size"])
+        (['l2_regularization'], ['batch_size'])
+        >>> _guess("lr", ["l2_regularization", "learning_rate"])
+        ['l2_regularization', 'learning_rate']
     """
     wanted = _alias(key)
-    for name in names:
-        initials = "".join(part[0] for part in re.split(r"[-_.\s]+", name.lower()) if part)
-        if len(initials) > 1 and wanted == initials:
-            return name
+    rules: tuple[Callable[[str], bool], ...] = (
+        lambda name: wanted == "".join(part[0] for part in _words(name)) and len(wanted) > 1,
+        lambda name: _abbreviates(key, name),
+        lambda name: len(wanted) >= 3 and _alias(name).startswith(wanted),
+    )
+    for rule in rules:
+        found = [name for name in names if rule(name)]
+        if found:
+            return found
     close = difflib.get_close_matches(wanted, [_alias(n) for n in names], n=1, cutoff=0.75)
-    return next((n for n in names if close and _alias(n) == close[0]), None)
+    return [n for n in names if close and _alias(n) == close[0]][:1]
+
+
+def _words(name: str) -> list[str]:
+    return [part for part in re.split(r"[-_.\s]+", name.lower()) if part]
+
+
+def _abbreviates(key: str, name: str) -> bool:
+    """Whether each word of ``key`` begins the same word of ``name`` (``n_est`` for ``n_estimators``)."""
+    short, full = _words(key), _words(name)
+    return (
+        len(short) == len(full)
+        and short != full
+        and all(len(s) >= 2 or s == f for s, f in zip(short, full, strict=True))
+        and all(f.startswith(s) for s, f in zip(short, full, strict=True))
+    )
 
 
 def _matches(choice: Any, value: Any) -> bool:

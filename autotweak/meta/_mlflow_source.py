@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -269,7 +270,7 @@ def _trial(
     if reading.task_key is not None:
         task = tags.get(reading.task_key, params.get(reading.task_key))
         if task is None:
-            return None, None, f"task key {reading.task_key!r} is neither a tag nor a param of the run"
+            return None, None, _no_task_key(reading.task_key, [*tags, *params])
     value = _value(run, reading.metric)
     if value is None:
         return None, None, f"metric {reading.metric!r} is missing"
@@ -281,6 +282,14 @@ def _trial(
         return None, None, reason
     complete = run.info.status == RunStatus.to_string(RunStatus.FINISHED)
     return str(task), PastTrial(config, value, steps, curve, source, complete), None
+
+
+def _no_task_key(key: str, names: list[str]) -> str:
+    """Why a run has no task, with the tag or param of the run that ``key`` may misspell."""
+    known = [name for name in names if not name.startswith("mlflow.")]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"task key {key!r} is neither a tag nor a param of the run{hint}"
 
 
 def _unpacked(params: Mapping[str, str]) -> dict[str, str]:

@@ -78,6 +78,23 @@ def test_a_name_not_in_the_space_is_noted_with_the_rename_it_may_need() -> None:
     }
 
 
+def test_an_abbreviated_or_ambiguous_name_gets_its_rename_hint() -> None:
+    space = SearchSpace.from_dict(
+        {
+            "l2_regularization": {"type": "float", "low": 0.0, "high": 1.0},
+            "learning_rate": {"type": "float", "low": 0.01, "high": 1.0},
+        }
+    )
+    mapper = ParamMapper(space)
+    mapper.map({"l2_regularization": "0.1", "learning_rate": "0.1", "l2_reg": "0.1", "lr": "0.1"})
+    assert dict(mapper.notes) == {
+        "param 'l2_reg' is not in the space (ignored; the space's 'l2_regularization'? "
+        "--rename l2_reg=l2_regularization)": 1,
+        "param 'lr' is not in the space (ignored; the space's 'l2_regularization' or 'learning_rate'? "
+        "--rename lr=NAME)": 1,
+    }
+
+
 def test_renames_must_name_params_of_the_space() -> None:
     with pytest.raises(
         HistoryError,

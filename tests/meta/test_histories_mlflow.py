@@ -285,3 +285,23 @@ def test_nested_config_values_are_params_under_dotted_names_and_read_back(
     assert not [n for n in histories.skipped.notes if "filled" in n], "nothing filled in from the base config"
     old_style = {"optim": '{"lr": 0.05, "betas": [0.9, 0.99]}'}  # runs logged before dotted names
     assert map_params(_unpacked(old_style), space) == ({"optim.lr": 0.05}, None)
+
+
+def test_a_misspelled_task_key_is_answered_with_the_tag_it_may_mean(
+    home: Path, mlflow_client: MlflowClient
+) -> None:
+    first = mlflow_client.create_experiment("sweep")
+    _log(
+        mlflow_client,
+        first,
+        "a",
+        {"lr": "0.01", "max_depth": "5", "bootstrap": "True"},
+        [0.5],
+        tags={"dataset": "iris"},
+    )
+    read = read_mlflow(f"sqlite:///{home / 'mlflow.db'}", metric="val_acc", space=SPACE, task_key="datset")
+    assert read.tasks == ()
+    assert (
+        "task key 'datset' is neither a tag nor a param of the run (did you mean 'dataset'?)"
+        in read.skipped.summary()
+    )
