@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import optuna
 import pytest
+import yaml
+from mlflow import MlflowClient
 
 from autotweak._locations import (
     is_redacted,
@@ -18,10 +22,14 @@ from autotweak._locations import (
     storage_problem,
     tracking_problem,
 )
+from autotweak.cli._main import _experiment_from_storage
 from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
 from autotweak.report._text import _tracking_uri
+from autotweak.spec import Experiment
 from autotweak.testing.services import Postgres, postgres
+from tests.cli.test_cli import autotweak
+from tests.conftest import base_spec
 
 
 @pytest.mark.parametrize(
@@ -229,3 +237,35 @@ def test_mlflows_file_store_is_refused_unless_mlflow_is_told_to_allow_it(monkeyp
     assert tracking_problem("http://127.0.0.1:5000") is None and tracking_problem("databricks") is None
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     assert tracking_problem("./mlruns") is None
+
+
+def test_a_store_password_stays_out_of_the_records_and_a_resume_takes_it_again(pg, home):
+    """The spec kept in the study and logged to MLflow hides the password; resuming by name still works."""
+    secret = pg.url("optuna").replace("autotweak@", "autotweak:S3cret@")
+    spec = home.parent / "exp.yaml"
+    spec.write_text(yaml.safe_dump(base_spec(budget={"trials": 2}, storage=secret)))
+    assert autotweak("optimize", str(spec), "-q", cwd=home.parent).returncode == 0
+    study = optuna.load_study(study_name="study", storage=pg.url("optuna"))
+    kept = json.dumps(study.user_attrs)
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    parent = client.get_run(study.user_attrs[ATTR.RUN_ID])
+    logged = Path(client.download_artifacts(parent.info.run_id, "spec.json", str(home.parent))).read_text()
+    assert "S3cret" not in kept and "S3cret" not in logged
+    assert "autotweak:***@" in logged
+    resumed = autotweak("resume", "study", "--trials", "3", "-q", "--storage", secret, cwd=home.parent)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(optuna.load_study(study_name="study", storage=pg.url("optuna")).trials) == 3
+
+
+def test_a_tracking_uri_kept_without_its_password_must_be_given_again(home, monkeypatch):
+    experiment = Experiment.from_dict(base_spec(tracking_uri="http://bob:hunter2@127.0.0.1:9/"))
+    study = optuna.create_study(study_name="study", storage=f"sqlite:///{home / 'optuna.db'}")
+    study.set_user_attr(ATTR.SPEC, experiment.to_dict())
+    assert experiment.to_dict()["tracking_uri"] == "http://bob:***@127.0.0.1:9/"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(
+        AutotweakError, match=r"without the password \(http://bob:\*\*\*@127.0.0.1:9/\); give it"
+    ):
+        _experiment_from_storage("study", None, None)
+    given = _experiment_from_storage("study", None, "http://bob:hunter2@127.0.0.1:9/")
+    assert given.tracking_uri == "http://bob:hunter2@127.0.0.1:9/"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from autotweak._locations import (
+    is_redacted,
     resolve_storage_url,
     resolve_tracking_uri,
 )
@@ -91,7 +92,7 @@ def resume(study: str, **options: Any) -> None:
     if Path(study).is_file():
         experiment = load_experiment(study)
     else:
-        experiment = _experiment_from_storage(study, options.get("storage"))
+        experiment = _experiment_from_storage(study, options.get("storage"), options.get("tracking_uri"))
     experiment = _override(experiment, **options)
     if options.get("trials"):
         _check_more_trials(experiment, options["trials"], options.get("storage"))
@@ -448,14 +449,26 @@ def _override(experiment: Experiment, name: str | None = None, **options: Any) -
     )
 
 
-def _experiment_from_storage(name: str, storage: str | None) -> Experiment:
-
+def _experiment_from_storage(name: str, storage: str | None, tracking_uri: str | None) -> Experiment:
+    """The experiment a study keeps, with the store URLs whose password its records hide given again."""
     from autotweak.engine._study import ATTR, load_study
 
     study = load_study(name, open_storage(storage))
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:
         raise AutotweakError(f"study '{name}' was not created by autotweak; it holds no spec to resume from.")
+    spec = dict(spec)
+    if spec.get("storage") and is_redacted(spec["storage"]):
+        spec["storage"] = None  # the study was found in the store given now (option, variable or default)
+    recorded = spec.get("tracking_uri")
+    if recorded and is_redacted(recorded):
+        given = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not given:
+            raise AutotweakError(
+                f"study '{name}' keeps its MLflow tracking URI without the password ({recorded}); give it "
+                "again with --tracking-uri or $MLFLOW_TRACKING_URI."
+            )
+        spec["tracking_uri"] = given
     return Experiment.from_dict(spec, source=f"<study {name}>")
 
 

@@ -358,13 +358,14 @@ def join(
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:
         raise AutotweakError(f"study '{study_name}' was not created by autotweak; it holds no spec to run.")
-    experiment = Experiment.from_dict(spec, source=f"<study {study_name}>").with_overrides(storage=url)
+    experiment = Experiment.from_dict(spec, source=f"<study {study_name}>")
     experiment.resolve_objective()  # before anything runs: a study driven by ask/tell has none
     recorded = study.user_attrs.get(ATTR.TRACKING_URI)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri is None and recorded and not is_redacted(recorded):
         uri = recorded
     tracking = resolve_tracking_uri(uri)
+    experiment = experiment.with_overrides(storage=url, tracking_uri=tracking)  # the spec's hide passwords
     check_tracking_server(tracking)  # before a trial starts: its worker would wait minutes on a dead server
     context = WorkerContext(
         experiment=experiment,

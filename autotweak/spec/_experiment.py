@@ -169,7 +169,11 @@ class Experiment:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as plain data (YAML-able): logged to MLflow and kept in the study."""
+        """The spec as plain data (YAML-able): logged to MLflow and kept in the study.
+
+        A store URL's password is hidden (``postgresql://me:***@db/optuna``): the records
+        are read by everyone who can read the study, and a resume takes the URL again.
+        """
         return {
             "name": self.name,
             "description": self.description,
@@ -187,8 +191,8 @@ class Experiment:
             "pruner": self.pruner.to_dict(),
             "seed": self.seed,
             "execution": dict(vars(self.execution)),
-            "storage": self.storage,
-            "tracking_uri": self.tracking_uri,
+            "storage": None if self.storage is None else redact(self.storage),  # no password in records
+            "tracking_uri": None if self.tracking_uri is None else redact(self.tracking_uri),
             "tags": dict(self.tags),
             "baseline": self.baseline,
             "register_model": self.register_model,
