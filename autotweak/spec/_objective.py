@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -91,7 +92,14 @@ def _import_file(module_ref: str, where: Where, base_dir: Path | None) -> Any:
         path = base_dir / path
     if not path.is_file():
         raise where.fail("must name an existing Python file", module_ref, ObjectiveImportError)
-    name = f"autotweak_objective_{path.stem}"
+    path = path.resolve()
+    # One module per file (two train.py in two folders stay apart), run once while the file is unchanged:
+    # a spec is read, checked and run in one process, and module-level work (loading data) is paid once.
+    name = f"autotweak_objective_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    stamp = (path.stat().st_mtime_ns, path.stat().st_size)
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__autotweak_stamp__", None) == stamp:
+        return loaded
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise where.fail("must name an importable Python file", module_ref, ObjectiveImportError)
@@ -102,6 +110,7 @@ def _import_file(module_ref: str, where: Where, base_dir: Path | None) -> Any:
     except Exception as exc:
         del sys.modules[name]
         raise _import_failed(exc, where) from None
+    module.__autotweak_stamp__ = stamp  # type: ignore[attr-defined]
     return module
 
 

@@ -26,6 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     (_without("name"), "'name' is required but missing"),
     (base_spec(name=""), "'name' must be a non-empty string, got ''"),
+    (
+        base_spec(name="é" * 101),
+        "'name' must be at most 200 bytes (the study's files are named after it), got 202 bytes",
+    ),
     (base_spec(nmae="x"), "'nmae' is not a known key; did you mean 'name'?"),
     (_without("objective"), "'objective' is required but missing"),
     (base_spec(objective="no_colon"), "'objective' must be an entry point 'package.module:function'"),
@@ -592,3 +596,30 @@ def test_objectives_that_take_the_config_load(tmp_path: Path, name: str) -> None
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(base_spec(objective=f"obj.py:{name}")))
     assert callable(load_experiment(path).resolve_objective())
+
+
+def test_a_file_objective_runs_its_module_once_per_process_while_the_file_is_unchanged(
+    tmp_path: Path, home: Path
+) -> None:
+    from autotweak import optimize
+
+    runs = tmp_path / "module_runs.txt"
+    code = (
+        f"with open({str(runs)!r}, 'a') as f:\n    f.write('ran\\n')\n"
+        "def train(config):\n    return (config['x'] - 1.0) ** 2\n"
+    )
+    for folder, offset in (("a", 1.0), ("b", 2.0)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "obj.py").write_text(code.replace("1.0", str(offset)))
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(
+        yaml.safe_dump(base_spec(objective="a/obj.py:train", budget={"trials": 2}, base={"x": 1.0}))
+    )
+    result = optimize(load_experiment(spec))
+    assert result.best_value == 0.0, "trial 0 is the base config x = 1"
+    assert runs.read_text().count("ran") == 1, "spec check, run and worker share one import"
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(base_spec(objective="b/obj.py:train")))
+    train_b = load_experiment(other).resolve_objective()
+    assert train_b({"x": 1.0}) == 1.0, "a file of the same name in another folder is its own module"
+    assert runs.read_text().count("ran") == 2
