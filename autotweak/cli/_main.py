@@ -437,6 +437,11 @@ def _override(experiment: Experiment, name: str | None = None, **options: Any) -
             wall_time=parse_duration(wall, Where("--wall-time")) if wall else budget.wall_time,
             compute=budget.compute,
         )
+    if name is not None:
+        from autotweak._validation import Where
+        from autotweak.spec._experiment import parse_name
+
+        name = parse_name({"name": name}, Where("--name"))["name"]
     execution = experiment.execution
     if options.get("workers"):
         execution = Execution(**{**vars(execution), "workers": options["workers"]})

@@ -262,8 +262,18 @@ def _fields(data: Mapping[str, Any], where: Where, needed: tuple[str, ...]) -> d
     return out
 
 
-def _parse_name(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
-    return {"name": as_str(data["name"], where)}
+NAME_MAX = 200  # a lock file next to a SQLite storage is named after the study: 255 bytes at most
+
+
+def parse_name(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    """The study's ``name``: non-empty text short enough to name files."""
+    name = as_str(data["name"], where)
+    if len(name.encode()) > NAME_MAX:
+        raise where.fail(
+            f"must be at most {NAME_MAX} bytes (the study's files are named after it), got "
+            f"{len(name.encode())} bytes: {name[:40]!r}..."
+        )
+    return {"name": name}
 
 
 def _parse_objective(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
@@ -332,7 +342,7 @@ def _parse_register_model(data: Mapping[str, Any], where: Where) -> dict[str, An
 
 
 _PARSERS: dict[str, Callable[[Mapping[str, Any], Where], dict[str, Any]]] = {
-    "name": _parse_name,
+    "name": parse_name,
     "objective": _parse_objective,
     "tweaks": _parse_space,
     "metric": _parse_metric,
