@@ -551,20 +551,68 @@ def _check_components(experiment: Experiment, where: Where) -> None:
         ),
         ("pruner", experiment.pruner, lambda: _pruner_for(experiment), PRUNERS),
     ]
+    built: dict[str, Any] = {}
     for key, component, build, registry in checks:
         as_str(component.name, where.child(key).child("name"), choices=tuple(registry))
         try:
-            build()
+            built[key] = build()
         except SpecError as exc:
             raise SpecError(exc.rule, source=where.source, field=exc.field or f"{key}.args") from None
         except (TypeError, ValueError) as exc:
-            raise (
-                where.child(key)
-                .child("args")
-                .fail(
-                    f"must be valid arguments of the '{component.name}' {key} ({exc})", dict(component.args)
-                )
-            ) from None
+            raise _bad_args(where, key, component, exc) from None
+    try:
+        _try_components(experiment, built["sampler"], built["pruner"])
+    except _ComponentFailed as failed:
+        raise _bad_args(where, failed.key, getattr(experiment, failed.key), failed.cause) from None
+
+
+def _bad_args(where: Where, key: str, component: Component, exc: Exception) -> SpecError:
+    said = str(exc) if type(exc) is ValueError else f"{type(exc).__name__}: {exc}"  # ValueError: a rule
+    rule = f"must be valid arguments of the '{component.name}' {key} ({said})"
+    return where.child(key).child("args").fail(rule, dict(component.args))
+
+
+class _ComponentFailed(Exception):
+    """The sampler or the pruner (``key``) raised ``cause`` in a trial run."""
+
+    def __init__(self, key: str, cause: Exception) -> None:
+        super().__init__(key, cause)
+        self.key, self.cause = key, cause
+
+
+def _try_components(experiment: Experiment, sampler: Any, pruner: Any, n_trials: int = 3) -> None:
+    """Run a few trials of an in-memory study with the sampler and the pruner.
+
+    Arguments a constructor takes but cannot use (``n_startup_trials: "x"``, Hyperband's
+    ``reduction_factor: 1``) then fail here, not at a study's first ask.
+
+    Raises:
+        _ComponentFailed: The component that raised, and its exception.
+    """
+    import numpy as np
+    import optuna
+
+    from autotweak.engine._storage import quiet_optuna
+
+    rng = np.random.default_rng(0)
+    steps = min(experiment.metric.steps or 0, 3)
+    with quiet_optuna():
+        study = optuna.create_study(
+            sampler=sampler, pruner=pruner, direction=experiment.metric.direction, storage=None
+        )
+    for _ in range(n_trials):
+        try:
+            trial = study.ask()
+            experiment.space.suggest(trial)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise _ComponentFailed("sampler", exc) from exc
+        try:
+            for step in range(1, steps + 1):
+                trial.report(float(rng.random()), step)
+                trial.should_prune()
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise _ComponentFailed("pruner", exc) from exc
+        study.tell(trial, float(rng.random()))
 
 
 def _pruner_for(experiment: Experiment) -> object:

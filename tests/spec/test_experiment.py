@@ -152,6 +152,14 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
         base_spec(sampler={"name": "tpe", "args": {"n_startup": 3}}),
         "'sampler.args' must be valid arguments of the 'tpe' sampler",
     ),
+    (
+        base_spec(sampler={"name": "tpe", "args": {"n_startup_trials": "x"}}),
+        "'sampler.args' must be valid arguments of the 'tpe' sampler (TypeError: '<' not supported",
+    ),
+    (
+        base_spec(pruner={"name": "hyperband", "args": {"reduction_factor": 1}}),
+        "'pruner.args' must be valid arguments of the 'hyperband' pruner (ZeroDivisionError",
+    ),
     (base_spec(sampler={"nam": "tpe"}), "'sampler.nam' is not a known key; did you mean 'name'?"),
     (
         base_spec(pruner="medain"),
