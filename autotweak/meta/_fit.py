@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -256,13 +255,3 @@ def _fitted(x_bytes: bytes, y_bytes: bytes, dims: int, seed: int) -> ExtraTreesR
     y = np.frombuffer(y_bytes, dtype=np.float64)
     model = ExtraTreesRegressor(n_estimators=N_TREES, min_samples_leaf=2, random_state=seed, n_jobs=1)
     return model.fit(x, y)
-
-
-def data_digest(histories: Histories) -> str:
-    """A short digest of the histories' content (for model provenance)."""
-    digest = hashlib.sha256()
-    for task in histories.tasks:
-        digest.update(task.name.encode())
-        for trial in task.trials:
-            digest.update(repr((sorted(trial.params.items()), trial.value)).encode())
-    return digest.hexdigest()[:16]

@@ -263,9 +263,6 @@ class Histories:
         return cls(tuple(task for part in parts for task in part.tasks), skipped)
 
 
-_STORE_TABLES = {"experiments": "an MLflow store", "studies": "an Optuna storage"}
-
-
 def absent_file(url: str, what: str, table: str) -> None:
     """Refuse a ``sqlite:///`` URL that is not a store of ``what`` (reading must not create or change one).
 

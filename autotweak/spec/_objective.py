@@ -15,7 +15,7 @@ from typing import Any
 from autotweak._validation import Where
 from autotweak.exceptions import ObjectiveImportError
 
-__all__ = ["import_objective", "entry_point_of"]
+__all__ = ["import_objective"]
 
 
 def import_objective(ref: str, where: Where, *, base_dir: Path | None = None) -> Callable[..., Any]:
@@ -132,12 +132,3 @@ def _import_failed(exc: Exception, where: Where) -> ObjectiveImportError:
     return ObjectiveImportError(
         f"could not be imported: {type(exc).__name__}: {message}{at}.", source=where.source, field=where.field
     )
-
-
-def entry_point_of(func: Callable[..., Any]) -> str | None:
-    """The ``module:qualname`` of a function that worker processes can import, else ``None``."""
-    module = getattr(func, "__module__", None)
-    qualname = getattr(func, "__qualname__", "")
-    if not module or "<" in qualname or module == "__main__":
-        return None
-    return f"{module}:{qualname}"

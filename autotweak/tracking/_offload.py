@@ -7,8 +7,8 @@ milliseconds it is a third of the time. :class:`OffloadingTracker` then moves th
 records to a tracker of the same kind running in a child process, so that the writes
 happen on another core while the next trial runs.
 
-It does so only where it helps. In ``auto`` mode the child starts once three trials in a
-row took under a second and this machine has a core more than the workers that run
+It does so only where it helps. In ``auto`` mode the child starts once the last three
+trials took under a second (their median) and this machine has a core more than the workers that run
 here; ``AUTOTWEAK_TRACKING_PROCESS`` set to ``on`` starts it at once, ``off`` never.
 Until the child has imported its tracker (a second or two, on the idle core), records
 are written here as before. Study-level writes always stay here.
