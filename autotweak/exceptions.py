@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentError",
     "AutotweakError",
     "SpecError",
     "SpaceError",
@@ -66,6 +67,10 @@ class SpaceError(SpecError):
 
 class ObjectiveImportError(SpecError):
     """The objective entry point `package.module:function` cannot be imported."""
+
+
+class ArgumentError(AutotweakError, ValueError):
+    """A function of autotweak's Python API got an argument that breaks its rule."""
 
 
 class StudyMismatchError(AutotweakError):

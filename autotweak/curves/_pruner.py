@@ -44,7 +44,7 @@ from autotweak._validation import is_integer, is_number
 from autotweak.curves._features import Reference
 from autotweak.curves._library import load_curve_model, model_for
 from autotweak.curves._model import CurveModel
-from autotweak.exceptions import AutotweakError
+from autotweak.exceptions import ArgumentError
 from autotweak.space import SearchSpace
 
 __all__ = ["ATTR_PREFIX", "Decision", "LearnedCurvePruner", "PrunerArgumentError"]
@@ -56,7 +56,7 @@ _LATE_START = 0.5  # a first report past this fraction of training reads as a st
 _log = logging.getLogger(__name__)
 
 
-class PrunerArgumentError(AutotweakError, ValueError):
+class PrunerArgumentError(ArgumentError):
     """A pruner argument breaks a rule."""
 
 
@@ -196,7 +196,7 @@ class LearnedCurvePruner(BasePruner):
         """Refuse a given curve model that no trial of ``space`` can fit.
 
         Raises:
-            ValueError: If the model's parameters are not the space's (every decision
+            PrunerArgumentError: If the model's parameters are not the space's (every decision
                 would go to the fallback, said only once the study runs).
         """
         model = self._model
@@ -207,7 +207,7 @@ class LearnedCurvePruner(BasePruner):
         conditional = any(p.when is not None for p in space.params)
         if names == mine or (conditional and set(names) <= set(mine)):
             return
-        raise ValueError(
+        raise PrunerArgumentError(
             f"the curve model (space '{model.space.name}') fits trials of the parameters {names}, "
             f"got a space of {mine}; no trial would be decided by it"
         )

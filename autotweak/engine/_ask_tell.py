@@ -24,7 +24,7 @@ from autotweak.engine._study import mark_interrupted
 from autotweak.engine._trial import Trial
 from autotweak.engine._worker import interrupted_outcome, session_seed
 from autotweak.engine._writer import RecordWriter
-from autotweak.exceptions import AutotweakError
+from autotweak.exceptions import ArgumentError, AutotweakError
 from autotweak.spec import Experiment
 from autotweak.tracking import StudySummary
 
@@ -140,19 +140,20 @@ class Study:
         :meth:`close` wait for every run to be closed.
 
         Raises:
-            AutotweakError: If the study is closed, ``trial`` is not a trial this study's
-                :meth:`ask` returned and has not told yet, ``state`` is unknown, or ``value``
-                is not a number (or is missing for ``"complete"``).
+            ArgumentError: If ``trial`` is not a trial of this class, ``state`` is unknown,
+                or ``value`` is not a number (or is missing for ``"complete"``).
+            AutotweakError: If the study is closed, or ``trial`` is not one this study's
+                :meth:`ask` returned and has not told yet.
         """
         self._check_open()
         if state not in _STATES:
-            raise AutotweakError(f"'state' of tell() must be one of {', '.join(_STATES)}, got {state!r}.")
+            raise ArgumentError(f"'state' of tell() must be one of {', '.join(_STATES)}, got {state!r}.")
         if value is not None and score_of(value) is None:
-            raise AutotweakError(
+            raise ArgumentError(
                 f"'value' of tell() must be a number (not text or a bool) or None, got value={value!r}."
             )
         if value is None and state == "complete":
-            raise AutotweakError(
+            raise ArgumentError(
                 "'value' of tell() is required for state='complete', got value=None; "
                 "tell a trial that did not finish with state='failed' or state='pruned'."
             )
@@ -169,7 +170,7 @@ class Study:
     def _check_asked(self, trial: object) -> None:
         """Refuse anything but a handle this object's :meth:`ask` returned and that is still open."""
         if not isinstance(trial, Trial):
-            raise AutotweakError(f"tell() takes a trial from this study's ask(), got {trial!r}.")
+            raise ArgumentError(f"tell() takes a trial from this study's ask(), got {trial!r}.")
         held = self._open.get(trial.number)
         if held is not None and held[0] is trial:
             return

@@ -18,7 +18,7 @@ from autotweak._attrs import PRUNER_PREFIX
 from autotweak._validation import is_integer, score_of
 from autotweak.engine._preemption import TrialPreempted
 from autotweak.engine._storage import retrying
-from autotweak.exceptions import AutotweakError
+from autotweak.exceptions import ArgumentError, AutotweakError
 
 __all__ = ["MODEL_ATTR", "Trial", "TrialPreempted", "TrialPruned"]
 
@@ -38,7 +38,7 @@ def _as_value(raw: object) -> float:
     """A reported value as a float, by the rule ``tell`` and an objective's result follow."""
     value = score_of(raw)
     if value is None:
-        raise AutotweakError(f"'value' of report() must be a number (not text or a bool), got value={raw!r}.")
+        raise ArgumentError(f"'value' of report() must be a number (not text or a bool), got value={raw!r}.")
     return value
 
 
@@ -123,7 +123,7 @@ class Trial:
                 objective; an ask/tell loop calls :meth:`should_prune` itself).
             TrialPreempted: When the machine is about to go away (a spot interruption
                 notice): the trial is queued again and resumes from its checkpoint.
-            AutotweakError: If ``step`` is not an integer >= 0 (any integral type, NumPy's
+            ArgumentError: If ``step`` is not an integer >= 0 (any integral type, NumPy's
                 included, but not a bool) or is not increasing, or if ``value`` is not a
                 number as :meth:`Study.tell <autotweak.Study.tell>` takes one (text and bools
                 are refused; NaN and infinities are reported as they are).
@@ -132,10 +132,10 @@ class Trial:
                 run again, not failed).
         """
         if not is_integer(step) or step < 0:
-            raise AutotweakError(f"'step' of report() must be an integer >= 0, got step={step!r}.")
+            raise ArgumentError(f"'step' of report() must be an integer >= 0, got step={step!r}.")
         step = int(step)
         if self._steps and step <= self._steps[-1][0]:
-            raise AutotweakError(
+            raise ArgumentError(
                 f"'step' of report() must increase from one call to the next, got step={step} "
                 f"after step={self._steps[-1][0]}."
             )

@@ -56,8 +56,11 @@ def test_tell_of_a_complete_trial_needs_its_value(home, make_experiment):
     with autotweak.Study(make_experiment(name="novalue", budget={"trials": 1}), track=False) as study:
         trial = study.ask()
         assert trial is not None
-        with pytest.raises(AutotweakError, match=r"'value' of tell\(\) is required for state='complete'"):
+        with pytest.raises(
+            ValueError, match=r"'value' of tell\(\) is required for state='complete'"
+        ) as caught:
             study.tell(trial)
+        assert isinstance(caught.value, AutotweakError), "an argument error is both"
         study.tell(trial, 0.5)  # still open: the refused call changed nothing
     assert load(make_experiment(name="novalue")).trials[0].state == TrialState.COMPLETE
 
@@ -85,7 +88,7 @@ def test_report_refuses_what_is_not_a_number(home, make_experiment, bad):
         trial = study.ask()
         assert trial is not None
         with pytest.raises(
-            AutotweakError,
+            ValueError,
             match=r"^'value' of report\(\) must be a number \(not text or a bool\), got value=",
         ):
             trial.report(bad, step=1)
