@@ -70,12 +70,12 @@ class Problems:
         except SpecError as exc:
             self.errors.extend(exc.problems)
 
-    def raise_any(self, source: str | None = None) -> None:
-        """Raise the one error kept as it is, several as one listing them; nothing if none."""
+    def raise_any(self, source: str | None = None, cls: type[SpecError] = SpecError) -> None:
+        """Raise the one error kept as it is, several as one ``cls`` listing them; nothing if none."""
         if len(self.errors) == 1:
             raise self.errors[0]
         if self.errors:
-            raise SpecError.combined(self.errors, source)
+            raise cls.combined(self.errors, source)
 
 
 def check_keys(

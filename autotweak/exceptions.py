@@ -54,9 +54,7 @@ class SpecError(AutotweakError, ValueError):
               'metric.name' is required but missing.
         """
         lines = [str(SpecError(p.rule, field=p.field)) for p in problems]
-        error = SpecError(
-            f"{len(problems)} problems:\n" + "\n".join(f"  {line}" for line in lines), source=source
-        )
+        error = cls(f"{len(problems)} problems:\n" + "\n".join(f"  {line}" for line in lines), source=source)
         error.problems = list(problems)
         return error
 

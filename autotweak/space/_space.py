@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution
 
-from autotweak._validation import Where, as_mapping, bad_name, check_keys
+from autotweak._validation import Problems, Where, as_mapping, bad_name, check_keys
 from autotweak.exceptions import SpaceError
 from autotweak.space._params import (
     CategoricalParam,
@@ -56,7 +56,13 @@ class SearchSpace:
         """Build a space from ``{param_name: definition}``."""
         where = where or Where()
         data = as_mapping(raw, where, SpaceError)
-        params = tuple(parse_param(key, value, where.child(key)) for key, value in data.items())
+        problems = Problems()  # every bad parameter at once, not one per run
+        parsed = []
+        for key, value in data.items():
+            with problems.collect():
+                parsed.append(parse_param(key, value, where.child(key)))
+        problems.raise_any(where.source, SpaceError)
+        params = tuple(parsed)
         try:
             return cls(params, name=name)
         except SpaceError as exc:

@@ -567,7 +567,7 @@ def _check_components(experiment: Experiment, where: Where) -> None:
 
 
 def _bad_args(where: Where, key: str, component: Component, exc: Exception) -> SpecError:
-    said = str(exc) if type(exc) is ValueError else f"{type(exc).__name__}: {exc}"  # ValueError: a rule
+    said = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"  # ValueError: a rule
     rule = f"must be valid arguments of the '{component.name}' {key} ({said})"
     return where.child(key).child("args").fail(rule, dict(component.args))
 

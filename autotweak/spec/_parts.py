@@ -7,7 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autotweak._validation import Where, as_bool, as_float, as_int, as_mapping, as_name, as_str, check_keys
+from autotweak._validation import (
+    Problems,
+    Where,
+    as_bool,
+    as_float,
+    as_int,
+    as_mapping,
+    as_name,
+    as_str,
+    check_keys,
+)
 
 __all__ = ["AwsSpot", "Budget", "Component", "Execution", "Metric", "parse_duration"]
 
@@ -41,11 +51,18 @@ class Metric:
         data = as_mapping(raw, where)
         check_keys(data, where, allowed=("name", "direction", "steps"), required=("name", "direction"))
         steps = data.get("steps")
-        return cls(
-            as_name(data["name"], where.child("name")),
-            as_str(data["direction"], where.child("direction"), choices=("maximize", "minimize")),  # type: ignore[arg-type]
-            None if steps is None else as_int(steps, where.child("steps"), minimum=1),
-        )
+        problems = Problems()  # name, direction and steps are checked apart: all are said at once
+        values: dict[str, Any] = {}
+        with problems.collect():
+            values["name"] = as_name(data["name"], where.child("name"))
+        with problems.collect():
+            values["direction"] = as_str(
+                data["direction"], where.child("direction"), choices=("maximize", "minimize")
+            )
+        with problems.collect():
+            values["steps"] = None if steps is None else as_int(steps, where.child("steps"), minimum=1)
+        problems.raise_any(where.source)
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from autotweak import SpecError
-from autotweak.exceptions import ObjectiveImportError
+from autotweak.exceptions import ObjectiveImportError, SpaceError
 from autotweak.spec import Budget, Execution, Experiment, Metric, load_experiment
 from tests.conftest import OBJECTIVES, base_spec
 
@@ -631,3 +631,23 @@ def test_a_file_objective_runs_its_module_once_per_process_while_the_file_is_unc
     train_b = load_experiment(other).resolve_objective()
     assert train_b({"x": 1.0}) == 1.0, "a file of the same name in another folder is its own module"
     assert runs.read_text().count("ran") == 2
+
+
+def test_problems_inside_one_field_are_all_reported_at_once(tmp_path: Path) -> None:
+    spec = base_spec(
+        tweaks={
+            "x": {"type": "float", "low": 5.0, "high": -5.0},
+            "y": {"type": "int", "low": 1},
+            "z": {"type": "float", "low": 0.0, "high": 1.0},
+        },
+        metric={"name": "loss", "direction": "up", "steps": -1},
+    )
+    with pytest.raises(SpecError) as info:
+        Experiment.from_dict(spec)
+    fields = [problem.field for problem in info.value.problems]
+    assert fields == ["tweaks.x", "tweaks.y.high", "metric.direction", "metric.steps"]
+    from autotweak.space import SearchSpace
+
+    with pytest.raises(SpaceError) as space:
+        SearchSpace.from_dict(spec["tweaks"])
+    assert str(space.value).startswith("2 problems:"), "a space's problems together, as a SpaceError"
