@@ -58,8 +58,12 @@ class Ablation:
     configs: list[dict[str, Any]]  # the params at the start and after each step
     held: list[str] = field(default_factory=list)  # tweaks the base config does not set
     off_path: list[int] = field(default_factory=list)  # ablation trials whose config the path left
+    off_path_failed: list[int] = field(default_factory=list)  # failed ablation trials the path left
     estimated_alternatives: bool = False  # a step was chosen over a tweak whose value is estimated
     n_fit: int = 0  # completed trials the forest was fit on
+    # the best config with a tweak that made the path worse back at its base value, where a trial
+    # ran it: tweak -> (its value, or None if that trial failed; the trial's number)
+    reverted: dict[str, tuple[float | None, int]] = field(default_factory=dict)
 
     def unmeasured(self) -> list[dict[str, Any]]:
         """The configs of the path whose value is only estimated, in path order (not failed ones)."""
@@ -95,15 +99,27 @@ class Ablation:
         worse = [p for p in self.steps if p.contribution is not None and p.contribution < 0]
         if worse:
             shown = ", ".join(f"{p.tweak} ({p.contribution:+.4g})" for p in worse)
-            notes.append(
-                f"Made the value worse where the path switched it on: {shown}. The best config with "
-                "that tweak back at its base value may beat the best; it is worth a trial."
-            )
+            notes.append(f"Made the value worse where the path switched it on: {shown}.")
+            untried = [p.tweak for p in worse if p.tweak not in self.reverted]
+            if untried:
+                notes.append(
+                    f"The best config with {' or '.join(untried)} back at its base value may beat the best; "
+                    "it is worth a trial."
+                )
+            for tweak, (value, trial) in self.reverted.items():
+                outcome = "failed" if value is None else f"scored {_fmt(value)}"
+                notes.append(f"The best config with {tweak} back at its base value: trial {trial} {outcome}.")
         if self.off_path:
             shown = ", ".join(str(n) for n in self.off_path)
             notes.append(
                 f"Ablation trial(s) {shown} measured a config the path no longer takes: each measurement "
                 "can change which tweak helps most next, so the path is drawn again from all of them."
+            )
+        if self.off_path_failed:
+            shown = ", ".join(str(n) for n in self.off_path_failed)
+            notes.append(
+                f"Ablation trial(s) {shown} failed on a config the path no longer takes: a config "
+                "without a value is passed over, so the path went another way."
             )
         if self.held:
             notes.append(
@@ -139,7 +155,17 @@ def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | No
     path = _greedy(oracle, start, best.params, keys, held)
     on_path = [dict(c) for c in path.configs]
     off = [t.number for t in complete if t.user_attrs.get(ABLATION_ATTR) and dict(t.params) not in on_path]
-    return replace(path, off_path=off, n_fit=len(complete) if oracle.forest is not None else 0)
+    worse = [p for p in path.steps if p.contribution is not None and p.contribution < 0]
+    reverted: dict[str, tuple[float | None, int]] = {}
+    for step in worse:
+        config = _key({**best.params, step.tweak: step.before})
+        if config in oracle.known:
+            reverted[step.tweak] = oracle.known[config]
+        elif config in oracle.failed:
+            reverted[step.tweak] = (None, oracle.failed[config])
+    fit = len(complete) if oracle.forest is not None else 0
+    gone = [t.number for t in failed if t.user_attrs.get(ABLATION_ATTR) and dict(t.params) not in on_path]
+    return replace(path, off_path=off, off_path_failed=sorted(gone), n_fit=fit, reverted=reverted)
 
 
 def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri: str | None) -> int:

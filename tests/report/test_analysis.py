@@ -348,6 +348,32 @@ def test_the_path_ends_at_the_searchs_best_and_names_ablation_trials_it_left() -
     assert ablation_path(study, {"a": 0, "b": 0}).configs[-1] == {"a": 1, "b": 1}
 
 
+def test_a_failed_ablation_trial_that_turned_the_path_is_named() -> None:
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from autotweak.report import ablation_path
+
+    study = optuna.create_study(direction="maximize")
+    dists = {"a": CategoricalDistribution([0, 1]), "b": CategoricalDistribution([0, 1])}
+    for (a, b), value in {(0, 0): 0.0, (1, 1): 3.0, (0, 1): 1.0}.items():
+        study.add_trial(create_trial(params={"a": a, "b": b}, distributions=dists, value=value))
+    failed = create_trial(
+        params={"a": 1, "b": 0},
+        distributions=dists,
+        state=TrialState.FAIL,
+        user_attrs={"autotweak.ablation": True},
+    )
+    study.add_trial(failed)
+    path = ablation_path(study, {"a": 0, "b": 0})
+    assert path is not None and path.configs == [{"a": 0, "b": 0}, {"a": 0, "b": 1}, {"a": 1, "b": 1}]
+    assert path.off_path_failed == [3]
+    assert any(
+        "Ablation trial(s) 3 failed on a config the path no longer takes" in n
+        for n in path.section("acc").notes
+    )
+
+
 VALUES = {  # switching a on after b makes things worse (-0.05); c then more than makes up for it
     (0, 0, "u"): 0.0,
     (0, 1, "u"): 2.0,
@@ -382,6 +408,8 @@ def test_a_tweak_that_makes_the_path_worse_is_pointed_out(home, make_experiment)
     ]
     text = report.to_markdown()
     assert "Made the value worse where the path switched it on: a (-0.05)." in text
+    assert "The best config with a back at its base value: trial " in text and " scored 1.9." in text
+    assert "worth a trial" not in text, "that config was measured"
     assert "contribution: the change of the value, positive = better" in text
 
 
@@ -414,3 +442,13 @@ def test_ablate_leaves_the_searchs_queued_trials_to_resume(home, make_experiment
     ):
         run_ablation(load(exp), 3, storage=resolve_storage_url(None), tracking_uri=None)
     assert not [t for t in load(exp).trials if t.user_attrs.get("autotweak.ablation")]
+
+
+def test_a_worse_tweak_whose_reverted_config_never_ran_is_worth_a_trial() -> None:
+    from autotweak.report._ablation import Ablation, AblationStep
+
+    start = AblationStep("base config", None, None, 1.0, None, True, 0)
+    steps = [AblationStep("a", 0, 1, 0.9, -0.1, True, 1), AblationStep("b", 0, 1, 2.0, 1.1, True, 2)]
+    path = Ablation(start=start, steps=steps, configs=[{}, {}, {}])
+    notes = " ".join(path.section("loss").notes)
+    assert "The best config with a back at its base value may beat the best; it is worth a trial." in notes
