@@ -269,3 +269,20 @@ def test_a_tracking_uri_kept_without_its_password_must_be_given_again(home, monk
         _experiment_from_storage("study", None, None)
     given = _experiment_from_storage("study", None, "http://bob:hunter2@127.0.0.1:9/")
     assert given.tracking_uri == "http://bob:hunter2@127.0.0.1:9/"
+
+
+def test_reading_an_optuna_storage_gives_its_connections_back(pg):
+    import sqlalchemy
+
+    from autotweak.meta import read_optuna
+    from autotweak.space import SearchSpace
+
+    study = optuna.create_study(study_name="past", storage=pg.url("optuna"), direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", -5.0, 5.0), n_trials=6)
+    study._storage._backend.engine.dispose()  # type: ignore[attr-defined]
+    space = SearchSpace.from_dict({"x": {"type": "float", "low": -5.0, "high": 5.0}})
+    assert read_optuna(pg.url("optuna"), space=space).n_trials == 6
+    watcher = sqlalchemy.create_engine(pg.url("postgres"), poolclass=sqlalchemy.pool.NullPool)
+    with watcher.connect() as conn:
+        count = "SELECT count(*) FROM pg_stat_activity WHERE datname = 'optuna'"
+        assert conn.execute(sqlalchemy.text(count)).scalar() == 0, "read_optuna's pool disposed"

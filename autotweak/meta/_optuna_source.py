@@ -97,19 +97,25 @@ def read_optuna(
         except AutotweakError as exc:
             raise HistoryError(str(exc)) from None
     store, summaries = _open(storage, where)
-    names = wanted if wanted is not None else sorted(summaries)
-    unknown = [name for name in names if name not in summaries]
-    if unknown:
-        there = ", ".join(sorted(summaries)) or "none"
-        raise HistoryError(
-            f"{where}: 'studies' must name studies of the storage (there: {there}), got {unknown}."
-        )
-    skipped = SkipReport()
-    tasks = []
-    for name in names:
-        task = _task(store, summaries[name], mapper, skipped, where)
-        if task is not None:
-            tasks.append(task)
+    try:
+        names = wanted if wanted is not None else sorted(summaries)
+        unknown = [name for name in names if name not in summaries]
+        if unknown:
+            there = ", ".join(sorted(summaries)) or "none"
+            raise HistoryError(
+                f"{where}: 'studies' must name studies of the storage (there: {there}), got {unknown}."
+            )
+        skipped = SkipReport()
+        tasks = []
+        for name in names:
+            task = _task(store, summaries[name], mapper, skipped, where)
+            if task is not None:
+                tasks.append(task)
+    finally:
+        if isinstance(storage, str):  # opened here: its connections go back now, not at exit
+            engine = getattr(getattr(store, "_backend", store), "engine", None)  # RDB, maybe cached
+            if engine is not None:
+                engine.dispose()
     skipped.notes.update(mapper.notes)
     histories = Histories(tuple(tasks), skipped)
     _log.info(
