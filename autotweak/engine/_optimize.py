@@ -267,6 +267,18 @@ def _run(
     runner: BaseExecutor,
     on_progress: Callable[[Progress], None] | None,
 ) -> StudyResult:
+    try:
+        return _run_study(prepared, objective, runner, on_progress)
+    finally:
+        prepared.tracker.close()  # its helper process and connections, also in a notebook that goes on
+
+
+def _run_study(
+    prepared: Prepared,
+    objective: Callable[..., Any] | None,
+    runner: BaseExecutor,
+    on_progress: Callable[[Progress], None] | None,
+) -> StudyResult:
     experiment = prepared.experiment
     callback = on_progress or _log_progress
     try:

@@ -381,3 +381,4 @@ def _helpers_of(parent: int) -> list[int]:
         ):
             found.append(int(entry.name))
     return found
+
