@@ -381,4 +381,3 @@ def _helpers_of(parent: int) -> list[int]:
         ):
             found.append(int(entry.name))
     return found
-
