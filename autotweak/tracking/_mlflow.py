@@ -31,7 +31,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 
 from autotweak._locations import artifact_root, create_whole, enable_wal, redact
 from autotweak.tracking._base import BaseTracker
@@ -51,6 +51,10 @@ RUN_STATUS = {
 _BATCH = 800  # with 100 params and 100 tags: MLflow takes 1000 entities per request
 _PARAM_BATCH = 100
 _SEARCH_PAGE = 1000  # runs per search request (MLflow's server allows up to 50,000)
+_TAG_LIMIT = 8000  # characters in a tag's value, in every MLflow store
+_CONFIG_TAG = "autotweak.config"
+_CONFIG_FILE_TAG = "autotweak.config_artifact"  # names the artifact of a config too long for its tag
+_CONFIG_FILE = "config.json"
 
 
 def _make_tables(uri: str, *, artifacts: str | None) -> None:
@@ -198,9 +202,13 @@ class MlflowTracker(BaseTracker):
             "autotweak.attempt": str(start.attempt),
             "autotweak.seed": str(start.seed),
             "autotweak.state": "running",
-            "autotweak.config": _text(start.config)[:5000],
             **start.provenance,
         }
+        config = _text(start.config)
+        if len(config) <= _TAG_LIMIT:
+            tags[_CONFIG_TAG] = config
+        else:  # cut JSON could not be read back to close a crashed worker's record: an artifact instead
+            tags[_CONFIG_FILE_TAG] = _CONFIG_FILE
         if start.retry_of is not None:
             tags["autotweak.retry_of"] = str(start.retry_of)
         if start.study_run_id is not None:
@@ -209,6 +217,8 @@ class MlflowTracker(BaseTracker):
             self.experiment_id(start.study_name), tags=tags, run_name=f"trial-{start.number:04d}"
         )
         run_id: str = run.info.run_id
+        if _CONFIG_FILE_TAG in tags:
+            self.client.log_text(run_id, config, _CONFIG_FILE)
         self._configs[run_id] = start.config
         return run_id
 
@@ -300,8 +310,7 @@ class MlflowTracker(BaseTracker):
     def mark_failed(self, run_id: str, reason: str) -> None:
         tags = {"autotweak.state": "failed", "autotweak.failure": reason}
         run = self.client.get_run(run_id)
-        config = json.loads(run.data.tags.get("autotweak.config", "{}") or "{}")
-        params = [p for p in _config_params(config) if p.key not in run.data.params]
+        params = [p for p in _config_params(self._stored_config(run)) if p.key not in run.data.params]
         self._log(run_id, params=params, tags=_tags(tags.items()))
         self.client.set_terminated(run_id, RUN_STATUS["failed"])
 
@@ -311,9 +320,37 @@ class MlflowTracker(BaseTracker):
         """The metric points and params that a run opened elsewhere does not have yet."""
         run = self.client.get_run(run_id)
         seen = {(key, 0) for key in run.data.metrics if key != metric}
-        config = json.loads(run.data.tags.get("autotweak.config", "{}") or "{}")
+        config = self._stored_config(run)
         params = {k: v for k, v in flat_config(config).items() if k not in run.data.params}
         return self._new_points(run_id, metric, [m for m in metrics if (m.key, m.step) not in seen]), params
+
+    def _stored_config(self, run: Run) -> dict[str, Any]:
+        """The config a run opened elsewhere was started with: its tag's, or its artifact's.
+
+        A config that cannot be read (a tag cut by an older version, an artifact never
+        written) is ``{}``, with a warning: the record is closed without those params.
+        """
+        tags = run.data.tags
+        try:
+            if tags.get(_CONFIG_FILE_TAG):
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = self.client.download_artifacts(run.info.run_id, tags[_CONFIG_FILE_TAG], tmp)
+                    text = Path(path).read_text(encoding="utf-8")
+            else:
+                text = tags.get(_CONFIG_TAG) or "{}"
+            config = json.loads(text)
+            if not isinstance(config, dict):
+                raise ValueError(f"a JSON object was expected, got {type(config).__name__}")
+        except Exception as exc:
+            _log.warning(
+                "the config of trial run %s cannot be read (%s: %.200s); its record is closed without "
+                "its params",
+                run.info.run_id,
+                type(exc).__name__,
+                exc,
+            )
+            return {}
+        return config
 
     def _new_points(self, run_id: str, metric: str, metrics: list[Metric]) -> list[Metric]:
         """``metrics`` less the steps of ``metric`` that the run has already."""

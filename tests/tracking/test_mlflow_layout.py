@@ -212,3 +212,50 @@ def test_the_parent_runs_space_params_keep_steps_and_conditions():
     assert _range(cnn["momentum"]) == "float[0.5, 0.99] when optimizer in ['sgd']"
     assert _range({"type": "int", "low": 16, "high": 256, "step": 16}) == "int[16, 256] step 16"
     assert _range(cnn["lr"]) == "float[0.0001, 0.1] log"
+
+
+@pytest.mark.parametrize("length", [6000, 20_000], ids=["over-5000", "over-8000"])
+def test_a_long_config_left_open_by_a_crash_is_closed_with_its_params(
+    home, make_experiment, mlflow_client, length
+):
+    """The config tag once held cut JSON (5000 chars) that closing the record could not read."""
+    notes = {f"n{i}": "x" * 1000 for i in range(length // 1000)}
+    exp = make_experiment(name="longcfg", base={"x": 0.0, "notes": notes}, budget={"trials": 1})
+    crashed = autotweak.Study(exp)
+    trial = crashed.ask()
+    assert trial is not None
+    trial.report(0.5, 1)
+    crashed.optuna_study.tell(trial.optuna_trial, 0.1)  # Optuna knows; then the process "dies"
+    run_id = mlflow_runs(mlflow_client, "longcfg").children[0].info.run_id
+    autotweak.Study(exp, resume=True).close()  # the next session on the study repairs the record
+    run = mlflow_client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["autotweak.state"] == "complete"
+    if length > 8000:  # too long for a tag (MLflow's limit): kept as an artifact that the tag names
+        assert "autotweak.config" not in run.data.tags
+        assert run.data.tags["autotweak.config_artifact"] == "config.json"
+        assert mlflow_client.download_artifacts(run_id, "config.json", str(home))
+    assert run.data.params["x"] == str(trial.config["x"])
+    assert run.data.params["notes.n0"] == "x" * 1000
+    assert len(run.data.params) == 1 + len(notes)
+
+
+@pytest.mark.parametrize("close", ["mark_failed", "end_trial"])
+def test_a_config_tag_that_is_not_json_still_lets_the_record_close(home, mlflow_client, close, caplog):
+    """A tag cut by an older version: the record closes, without the params it cannot read."""
+    from autotweak.tracking import MlflowTracker, TrialRecord
+
+    tracker = MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")
+    experiment = tracker.experiment_id("cut")
+    run_id = mlflow_client.create_run(
+        experiment, tags={"autotweak.kind": "trial", "autotweak.config": '{"notes": "xxxx'}
+    ).info.run_id
+    if close == "mark_failed":
+        tracker.mark_failed(run_id, "worker lost")
+    else:
+        record = TrialRecord(run_id, 0, "complete", "loss", 0.1, [(1, 0.1, 0)], duration=1.0)
+        tracker.end_trial(record)
+    run = mlflow_client.get_run(run_id)
+    assert run.info.status == ("FAILED" if close == "mark_failed" else "FINISHED")
+    assert run.data.params == {}
+    warned = [r for r in caplog.records if r.name.startswith("autotweak") and run_id in r.getMessage()]
+    assert warned and "JSONDecodeError" in warned[0].getMessage()
