@@ -61,20 +61,48 @@ def reconcile(
     )
     if not open_records and not missing:
         return 0
-    closed = 0
-    for trial_id, run_id in open_records.items():
-        trial = finished.get(trial_id)
-        if trial is not None:
-            tracker.end_trial(_record(trial, run_id, metric, steps))
-            closed += 1
-    for trial in missing:
-        run_id = tracker.start_trial(lost_trial_start(study, trial))
-        tracker.end_trial(_record(trial, run_id, metric, steps))
+    closed = sum(
+        _write_record(study, tracker, trial, run_id, metric, steps)
+        for trial_id, run_id in open_records.items()
+        if (trial := finished.get(trial_id)) is not None
+    )
+    opened = sum(_write_record(study, tracker, trial, None, metric, steps) for trial in missing)
     if closed:
         _log.warning("closed %d trial record(s) left open by a crashed worker", closed)
-    if missing:
-        _log.warning("opened %d missing trial record(s) from Optuna's trials", len(missing))
-    return closed + len(missing)
+    if opened:
+        _log.warning("opened %d missing trial record(s) from Optuna's trials", opened)
+    return closed + opened
+
+
+def _write_record(
+    study: optuna.Study,
+    tracker: BaseTracker,
+    trial: FrozenTrial,
+    run_id: str | None,
+    metric: str,
+    steps: int | None,
+) -> bool:
+    """Close ``trial``'s record from Optuna, opening it first if ``run_id`` is ``None``; whether it was.
+
+    A record the tracker refuses is warned of and left: the study's other records, and the
+    study itself, are still closed (the trial stays in Optuna, where its results are).
+    """
+    try:
+        if run_id is None:
+            run_id = tracker.start_trial(lost_trial_start(study, trial))
+        tracker.end_trial(_record(trial, run_id, metric, steps))
+    except Exception as exc:
+        _log.warning(
+            "could not write the record of trial %d of study '%s' from Optuna's trial (%s: %.300s); "
+            "its results are in Optuna only",
+            trial.number,
+            study.study_name,
+            type(exc).__name__,
+            exc,
+            exc_info=_log.isEnabledFor(logging.DEBUG),
+        )
+        return False
+    return True
 
 
 def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
