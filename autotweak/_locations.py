@@ -26,6 +26,7 @@ __all__ = [
     "redact",
     "resolve_storage_url",
     "resolve_tracking_uri",
+    "sqlite_path",
     "storage_problem",
     "tracking_problem",
 ]
@@ -142,15 +143,32 @@ def with_postgres_driver(url: str) -> str:
     return f"postgresql+psycopg2://{rest}"
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file a ``sqlite:///`` URL names, without its query options (``None``: no file).
+
+    ``sqlite:///opt.db?timeout=30`` names ``opt.db``: every file autotweak derives from a
+    store (the store made whole, its lock, its artifacts) is named from this path.
+
+    Example:
+        >>> str(sqlite_path("sqlite:///opt.db?timeout=30"))
+        'opt.db'
+        >>> sqlite_path("sqlite:///:memory:") is None
+        True
+    """
+    scheme, sep, rest = url.partition(":///")
+    path = rest.split("?", 1)[0]
+    if not sep or scheme.split("+")[0] != "sqlite" or path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
 def artifact_root(tracking_uri: str) -> str | None:
     """Artifact location for new MLflow experiments on a local database store.
 
     A tracking server decides its own artifact store, so ``None`` is returned for it.
     """
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    db = Path(tracking_uri.removeprefix("sqlite:///"))
-    return (db.parent / "artifacts").resolve().as_uri()
+    db = sqlite_path(tracking_uri)
+    return None if db is None else (db.parent / "artifacts").resolve().as_uri()
 
 
 def model_files(suffix: str) -> list[Path]:
@@ -169,11 +187,8 @@ def missing_sqlite_file(url: str) -> Path | None:
 
     Readers check this first: SQLAlchemy would create an empty database for a misspelled path.
     """
-    scheme, sep, rest = url.partition(":///")
-    if not sep or not scheme.startswith("sqlite") or rest in ("", ":memory:"):
-        return None
-    path = Path(rest.split("?", 1)[0])
-    return None if path.exists() else path
+    path = sqlite_path(url)
+    return None if path is None or path.exists() else path
 
 
 def sqlite_tables(url: str) -> list[str] | None:
@@ -181,8 +196,7 @@ def sqlite_tables(url: str) -> list[str] | None:
 
     An empty file has no tables; a file SQLite cannot read raises :class:`sqlite3.DatabaseError`.
     """
-    scheme, sep, rest = url.partition(":///")
-    path = Path(rest.split("?", 1)[0]) if sep and scheme.startswith("sqlite") else None
+    path = sqlite_path(url)
     if path is None or not path.is_file():
         return None
     if path.stat().st_size == 0:
@@ -219,8 +233,7 @@ def check_optuna_sqlite(url: str) -> None:
     Raises:
         AutotweakError: Naming the URL and some of the tables found.
     """
-    scheme, sep, rest = url.partition(":///")
-    path = Path(rest.split("?", 1)[0]) if sep and scheme.startswith("sqlite") else None
+    path = sqlite_path(url)
     if path is None or not path.is_file() or path.stat().st_size == 0:
         return
     try:

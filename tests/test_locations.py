@@ -19,6 +19,7 @@ from autotweak._locations import (
     redact,
     resolve_storage_url,
     resolve_tracking_uri,
+    sqlite_path,
     storage_problem,
     tracking_problem,
 )
@@ -178,6 +179,24 @@ def test_a_store_whose_creation_was_killed_opens_later(tmp_path, name, after):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert path.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///opt.db", "opt.db"),
+        ("sqlite:///opt.db?timeout=30", "opt.db"),
+        ("sqlite:////abs/dir/opt.db?timeout=30&check_same_thread=false", "/abs/dir/opt.db"),
+        ("sqlite+pysqlite:///opt.db?timeout=30", "opt.db"),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("sqlite:///:memory:?cache=shared", None),
+        ("postgresql://u@h/opt.db?sslmode=require", None),
+        ("memory", None),
+    ],
+)
+def test_the_file_of_a_sqlite_url_leaves_its_query_options_out(url, path):
+    assert sqlite_path(url) == (None if path is None else Path(path))
 
 
 def test_a_store_is_made_whole_or_not_at_all(tmp_path):

@@ -10,12 +10,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._locations import sqlite_path
 from autotweak.engine._storage import rdb_backend
 from autotweak.engine._study import ATTR, search_trials, study_compute
 from autotweak.spec import Budget
@@ -82,8 +82,9 @@ def ask_lock(storage_url: str, study_name: str) -> Iterator[None]:
     file lock next to the database, PostgreSQL an advisory lock; other storages (MySQL)
     go without and may overshoot by at most ``workers - 1`` trials.
     """
-    if storage_url.startswith("sqlite:///"):
-        path = Path(storage_url.removeprefix("sqlite:///")).with_suffix(f".{_safe(study_name)}.lock")
+    database = sqlite_path(storage_url)
+    if database is not None:
+        path = database.with_suffix(f".{_safe(study_name)}.lock")
         with path.open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

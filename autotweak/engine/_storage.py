@@ -6,10 +6,10 @@ import copy
 import logging
 import threading
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
@@ -18,7 +18,7 @@ from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._locations import check_optuna_sqlite, create_whole, enable_wal, redact
+from autotweak._locations import check_optuna_sqlite, create_whole, enable_wal, redact, sqlite_path
 from autotweak.exceptions import AutotweakError
 
 __all__ = [
@@ -74,13 +74,14 @@ def make_storage(
     if url == MEMORY:
         return InMemoryStorage()
     engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
+    path = sqlite_path(url)
+    if path is not None:
         check_optuna_sqlite(url)
-        path = Path(url.removeprefix("sqlite:///"))
         if check_schema:
             create_whole(path, _make_tables)
         enable_wal(path)
-        engine_kwargs["connect_args"] = {"timeout": 60}
+        if "timeout" not in urllib.parse.parse_qs(url.partition("?")[2]):  # the URL's own wins
+            engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_size"] = 2
         engine_kwargs["max_overflow"] = 2

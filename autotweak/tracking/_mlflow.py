@@ -33,7 +33,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 
-from autotweak._locations import artifact_root, create_whole, enable_wal, redact
+from autotweak._locations import artifact_root, create_whole, enable_wal, redact, sqlite_path
 from autotweak.tracking._base import BaseTracker
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
 
@@ -83,8 +83,8 @@ class MlflowTracker(BaseTracker):
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
-        if tracking_uri.startswith("sqlite:///"):
-            path = Path(tracking_uri.removeprefix("sqlite:///"))
+        path = sqlite_path(tracking_uri)
+        if path is not None:
             create_whole(path, functools.partial(_make_tables, artifacts=artifact_root(tracking_uri)))
             enable_wal(path)
         self.client = MlflowClient(tracking_uri=tracking_uri)

@@ -225,6 +225,22 @@ def test_a_new_study_of_the_same_name_never_sees_an_earlier_ones_checkpoints(hom
     assert len(list((home / "checkpoints").iterdir())) == 2
 
 
+def test_sqlite_urls_with_query_options_name_their_files_without_them(home, make_experiment, mlflow_client):
+    """``?timeout=30`` once went into the file names: ``opt.db?timeout=30.<pid>.building``, then a crash."""
+    exp = make_experiment(
+        name="opts",
+        budget={"trials": 2},
+        storage=f"sqlite:///{home / 'opt.db'}?timeout=30",
+        tracking_uri=f"sqlite:///{home / 'ml.db'}?timeout=30",
+    )
+    result = autotweak.optimize(exp)
+    assert result.summary.counts["complete"] == 2
+    assert (home / "opt.db").is_file() and (home / "ml.db").is_file()
+    assert (home / "opt.opts.lock").is_file(), "the ask lock sits next to the storage"
+    assert not [p.name for p in home.rglob("*") if "?" in p.name or "timeout" in p.name]
+    assert (home / "artifacts" / "opts").is_dir(), "the artifacts sit next to the tracking store"
+
+
 def optional_trial(config: dict[str, Any], trial: autotweak.Trial | None = None) -> float:
     """Reports only when given a trial, as a function also called by hand would."""
     if trial is not None:
