@@ -10,7 +10,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["base_values", "merge_config", "nested_config"]
+__all__ = ["base_values", "flat_config", "merge_config", "nested_config"]
 
 
 def merge_config(base: Mapping[str, Any], tweaks: Mapping[str, Any]) -> dict[str, Any]:
@@ -44,6 +44,25 @@ def nested_config(config: Mapping[str, Any], *, strict: bool = True) -> dict[str
         {'optim': {'lr': 0.1, 'wd': 0.0}, 'epochs': 3}
     """
     return _expand(config, strict=strict, at=())
+
+
+def flat_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``config`` with nested mappings flattened to dotted names; an empty mapping stays a value.
+
+    These are the names of a trial's MLflow params.
+
+    Example:
+        >>> flat_config({"optim": {"lr": 0.1, "betas": [0.9, 0.99]}, "width": 64})
+        {'optim.lr': 0.1, 'optim.betas': [0.9, 0.99], 'width': 64}
+    """
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flat_config(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
 
 
 def base_values(base: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:

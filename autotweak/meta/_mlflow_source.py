@@ -33,6 +33,7 @@ from typing import Any, cast, get_args
 from mlflow import MlflowClient
 from mlflow.entities import Experiment, Run, RunStatus, ViewType
 
+from autotweak._config import flat_config
 from autotweak._locations import redact, with_postgres_driver
 from autotweak.exceptions import AutotweakError
 from autotweak.meta._histories import (
@@ -48,7 +49,6 @@ from autotweak.meta._histories import (
 )
 from autotweak.meta._mapping import ParamMapper
 from autotweak.space import SearchSpace
-from autotweak.tracking._mlflow import flat_config
 from autotweak.tracking._server import check_tracking_server
 
 __all__ = ["read_mlflow"]

@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution
 
+from autotweak._config import flat_config
 from autotweak._validation import Problems, Where, as_mapping, bad_name, check_keys
 from autotweak.exceptions import SpaceError
 from autotweak.space._params import (
@@ -79,9 +80,10 @@ class SearchSpace:
         for param in self.params:
             if param.name in seen:
                 raise SpaceError(f"parameter '{param.name}' is defined twice.")
-            rule = bad_name(param.name)
-            if rule is not None:  # its value is an MLflow param of every trial
-                raise SpaceError(f"{rule}, got {param.name!r}.", field=param.name)
+            for name in _param_names(param):  # each is an MLflow param of every trial
+                rule = bad_name(name)
+                if rule is not None:
+                    raise SpaceError(f"{rule}, got {name!r}.", field=name)
             if param.when is not None:
                 _check_condition(param, param.when, seen, later=self._by_name)
             seen[param.name] = param
@@ -301,3 +303,10 @@ def _parent(definition: Mapping[str, Any]) -> str | None:
     if isinstance(when, Mapping) and len(when) == 1:
         return str(next(iter(when)))
     return None
+
+
+def _param_names(param: Param) -> list[str]:
+    """The names of the MLflow params ``param`` gives a trial: a fixed mapping's flattened keys too."""
+    if isinstance(param, FixedParam) and isinstance(param.value, Mapping):
+        return [param.name, *flat_config({param.name: param.value})]
+    return [param.name]

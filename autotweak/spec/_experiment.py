@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from autotweak._config import base_values, nested_config
+from autotweak._config import base_values, flat_config, nested_config
 from autotweak._locations import redact, storage_problem, tracking_problem
 from autotweak._validation import (
     Problems,
@@ -459,6 +459,10 @@ def _check_base(experiment: Experiment, where: Where) -> None:
         rule = bad_name(key)
         if rule is not None:
             raise where.child(key).fail(rule, key)
+    for name in flat_config(nested_config(experiment.base)):  # each is an MLflow param of every trial
+        rule = bad_name(name)
+        if rule is not None:
+            raise where.child(name).fail(rule, name)
     space = experiment.space
     _check_nesting(nested_config(experiment.base), space.names, where)
     given = base_values(experiment.base, space.names)

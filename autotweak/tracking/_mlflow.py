@@ -33,6 +33,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 
+from autotweak._config import flat_config
 from autotweak._locations import artifact_root, create_whole, enable_wal, redact, sqlite_path
 from autotweak.tracking._base import BaseTracker
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
@@ -386,23 +387,6 @@ def _metrics(items: Iterable[tuple[str, float]], ts: int | None = None) -> list[
 def _config_params(config: Mapping[str, Any]) -> list[Param]:
     """A trial's config as params, nested values under dotted names (``optim.lr``), as the spec names them."""
     return _params(flat_config(config).items())
-
-
-def flat_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``config`` with nested mappings flattened to dotted names; an empty mapping stays a value.
-
-    Example:
-        >>> flat_config({"optim": {"lr": 0.1, "betas": [0.9, 0.99]}, "width": 64})
-        {'optim.lr': 0.1, 'optim.betas': [0.9, 0.99], 'width': 64}
-    """
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flat_config(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def _params(items: Iterable[tuple[str, Any]]) -> list[Param]:

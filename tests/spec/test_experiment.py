@@ -208,6 +208,23 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
         "got 'recall@10'",
     ),
     (base_spec(base={"x": 0.0, "a@b": 1}), "'base.a@b' must be a name MLflow can record"),
+    # A trial's params are its config flattened to dotted names: nested keys are names too.
+    (
+        base_spec(base={"x": 0.0, "opt": {"beta@1": 0.9}}),
+        "'base.opt.beta@1' must be a name MLflow can record: letters, digits, spaces and _ - . : / only, "
+        "got 'opt.beta@1'",
+    ),
+    (base_spec(base={"x": 0.0, "opt.sub": {"a": {"b!": 1}}}), "'base.opt.sub.a.b!' must be a name MLflow"),
+    (
+        base_spec(base={"x": 0.0, "opt": {"n" * 250: 1}}),
+        f"'base.opt.{'n' * 250}' must be at most 250 characters (MLflow's limit for names)",
+    ),
+    (
+        base_spec(
+            tweaks={"x": {"type": "float", "low": 0, "high": 1}, "opt": {"type": "fixed", "value": {"b@": 1}}}
+        ),
+        "'tweaks.opt.b@' must be a name MLflow can record",
+    ),
     (base_spec(tags={"team!": "x"}), "'tags.team!' must be a name MLflow can record"),
     (
         base_spec(tweaks={"x@y": {"type": "float", "low": 0, "high": 1}}, baseline=False),
