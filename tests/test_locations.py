@@ -296,12 +296,13 @@ def test_reading_an_optuna_storage_gives_its_connections_back(pg):
     from autotweak.meta import read_optuna
     from autotweak.space import SearchSpace
 
-    study = optuna.create_study(study_name="past", storage=pg.url("optuna"), direction="maximize")
+    pg.create_database("histories")  # its own: other tests here leave connections to 'optuna'
+    study = optuna.create_study(study_name="past", storage=pg.url("histories"), direction="maximize")
     study.optimize(lambda t: t.suggest_float("x", -5.0, 5.0), n_trials=6)
     study._storage._backend.engine.dispose()  # type: ignore[attr-defined]
     space = SearchSpace.from_dict({"x": {"type": "float", "low": -5.0, "high": 5.0}})
-    assert read_optuna(pg.url("optuna"), space=space).n_trials == 6
+    assert read_optuna(pg.url("histories"), space=space).n_trials == 6
     watcher = sqlalchemy.create_engine(pg.url("postgres"), poolclass=sqlalchemy.pool.NullPool)
     with watcher.connect() as conn:
-        count = "SELECT count(*) FROM pg_stat_activity WHERE datname = 'optuna'"
+        count = "SELECT count(*) FROM pg_stat_activity WHERE datname = 'histories'"
         assert conn.execute(sqlalchemy.text(count)).scalar() == 0, "read_optuna's pool disposed"
