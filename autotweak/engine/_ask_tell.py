@@ -80,7 +80,7 @@ class Study:
             sampler=build_sampler(experiment.sampler, experiment.space, seed),
             pruner=build_pruner(experiment.pruner, experiment.metric),
         )
-        self._session = TrialSession(ctx, self._study, tracker, experiment.seed)
+        self._session = TrialSession(ctx, self._study, tracker, seed)  # the seed the sampler draws from
         self._sweep = StaleSweeper(self._study, experiment.execution.heartbeat_interval)
         self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
         self._summary: StudySummary | None = None
@@ -112,7 +112,7 @@ class Study:
                 self.experiment.metric.steps,
                 need_compute=self.experiment.budget.compute is not None,
             )
-            if view.exhausted(self.experiment.budget, ctx.deadline) or sampler_exhausted(self._study):
+            if view.exhausted(self.experiment.budget, ctx.deadline) or sampler_exhausted(self._study, view):
                 return None
             with quiet_optuna():
                 trial = self._study.ask()

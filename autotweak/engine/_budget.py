@@ -157,8 +157,14 @@ def _count_with_sql(study: optuna.Study) -> tuple[int, int, int] | None:
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def sampler_exhausted(study: optuna.Study) -> str | None:
-    """``"grid exhausted"`` once a grid sampler has nothing left to propose."""
+def sampler_exhausted(study: optuna.Study, view: BudgetView) -> str | None:
+    """``"grid exhausted"`` once a grid sampler has nothing left to propose and no trial waits.
+
+    A queued retry of an interrupted, preempted or stale grid point runs first: Optuna's grid
+    counts the failed attempt as visited, so the point would otherwise never run.
+    """
+    if view.waiting:
+        return None
     is_exhausted = getattr(study.sampler, "is_exhausted", None)
     if callable(is_exhausted) and is_exhausted(study):
         return "grid exhausted"

@@ -351,7 +351,7 @@ class _Loop:
         with ask_lock(self.ctx.storage_url, self.study.study_name):
             view = self._view()
             reason = view.exhausted(self.experiment.budget, self.ctx.deadline) or sampler_exhausted(
-                self.study
+                self.study, view
             )
             if reason is not None:
                 return view, reason, None

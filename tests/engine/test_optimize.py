@@ -384,6 +384,29 @@ def test_ctrl_c_stops_the_calling_script_after_closing_the_study(home, make_expe
     assert done.summary.counts["complete"] == 4 and not done.summary.interrupted
 
 
+def _ctrl_c_at_trial_2(config: dict[str, float], trial: autotweak.Trial) -> float:
+    if trial.number == 2:
+        raise KeyboardInterrupt
+    return config["x"]
+
+
+def test_an_interrupted_grid_point_runs_on_resume(home, make_experiment):
+    """Optuna's grid counts the interrupted attempt as visited: its queued retry must still run."""
+    exp = make_experiment(
+        name="grid-cut",
+        objective=_ctrl_c_at_trial_2,  # the last of the 3 grid points
+        sampler={"name": "grid", "args": {"n_points": 3}},
+        budget={"trials": 10},
+        baseline=False,
+    )
+    with pytest.raises(autotweak.StudyInterrupted):
+        autotweak.optimize(exp)
+    done = autotweak.optimize(exp, resume=True)
+    complete = [t for t in load(exp).trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["x"] for t in complete) == [-5.0, 0.0, 5.0], "every grid point, the cut one too"
+    assert done.stop_reasons == ["grid exhausted"]
+
+
 def test_ctrl_c_while_the_workers_start_closes_the_study_as_an_interrupt(home, make_experiment, monkeypatch):
     """SIGTERM or Ctrl-C while the fork server starts the workers: the study stops as it does mid-run."""
     from autotweak.engine import _executors

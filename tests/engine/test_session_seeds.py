@@ -120,3 +120,20 @@ def test_a_reopened_ask_tell_study_draws_new_configs(
     xs = _xs(load(exp))
     assert len(xs) == 6 and len(set(xs)) == 6, xs
     assert xs[:3] == _random_sampler_xs(0, 3), "the first session is as reproducible as before"
+
+
+def test_an_ask_tell_trial_records_the_seed_its_sampler_drew_from(
+    home: Path, make_experiment: Callable[..., Experiment]
+) -> None:
+    from mlflow import MlflowClient
+
+    from tests.helpers import mlflow_runs
+
+    exp = make_experiment(name="seeded", sampler="random", base={}, budget={"trials": 4})
+    for resume in (False, True):
+        with autotweak.Study(exp, resume=resume) as study:
+            trial = study.ask()
+            study.tell(trial, 1.0)
+    runs = mlflow_runs(MlflowClient(f"sqlite:///{home / 'mlflow.db'}"), "seeded")
+    seeds = [run.data.tags["autotweak.seed"] for run in runs.children.values()]
+    assert len(seeds) == 2 and seeds[0] != seeds[1], f"the reopened session draws from its own seed: {seeds}"
