@@ -138,7 +138,16 @@ class TrialSession:
         folder = self._checkpoints / f"trial-{root:04d}"
         previous = attrs.get(ATTR.CHECKPOINT_RUN)
         if previous and not (folder.exists() and any(folder.iterdir())):
-            self.tracker.download_checkpoint(str(previous), folder)
+            try:
+                self.tracker.download_checkpoint(str(previous), folder)
+            except Exception as exc:  # the tracker is down: the trial runs again from its start, not never
+                _log.warning(
+                    "trial %d: could not fetch its checkpoint from run %s (%s: %s); it starts from step 0",
+                    trial.number,
+                    previous,
+                    type(exc).__name__,
+                    exc,
+                )
         return Trial(
             trial,
             config,
@@ -184,11 +193,10 @@ class TrialSession:
         run_id = self._opened(trial.number)
         attrs = self._attrs.pop(trial.number, {})
         if outcome.state in REQUEUED:
-            folder = handle.checkpoint_dir
-            if any(folder.iterdir()):
-                self.tracker.upload_checkpoint(run_id, folder)
+            kept = self._keep_checkpoint(trial.number, handle.checkpoint_dir, run_id)
+            checkpoint_run = run_id if kept else attrs.get(ATTR.CHECKPOINT_RUN)  # else an earlier attempt's
             retrying(
-                lambda: self._requeue(trial, attrs, run_id),
+                lambda: self._requeue(trial, attrs, checkpoint_run),
                 f"queueing trial {trial.number} to run again",
                 store=self.ctx.storage_url,
             )
@@ -222,7 +230,29 @@ class TrialSession:
             shown += f" ({outcome.failure.strip().splitlines()[0][:200]})" if outcome.failure.strip() else ""
         _log.info("trial %d %s%s", trial.number, outcome.state, shown)
 
-    def _requeue(self, trial: optuna.Trial, attrs: dict[str, Any], run_id: str) -> None:
+    def _keep_checkpoint(self, number: int, folder: Path, run_id: str) -> bool:
+        """Upload the trial's checkpoint to its run; ``False`` if there is none or the upload failed.
+
+        A failed upload must not lose the trial: it is queued again all the same, from the
+        checkpoint an earlier attempt kept, else from its start.
+        """
+        if not (folder.exists() and any(folder.iterdir())):
+            return False
+        try:
+            self.tracker.upload_checkpoint(run_id, folder)
+        except Exception as exc:
+            _log.warning(
+                "trial %d: could not keep its checkpoint in run %s (%s: %s); it is queued to run again "
+                "without it",
+                number,
+                run_id,
+                type(exc).__name__,
+                exc,
+            )
+            return False
+        return True
+
+    def _requeue(self, trial: optuna.Trial, attrs: dict[str, Any], checkpoint_run: str | None) -> None:
         """Queue ``trial`` to run again, unless a retry of it is queued already.
 
         A stale-trial sweep queues the retry of a trial whose heartbeat stopped (the storage
@@ -239,7 +269,7 @@ class TrialSession:
             dict(trial.params),
             attrs,
             max_retries=self.experiment.execution.max_retries,
-            checkpoint_run=run_id,
+            checkpoint_run=checkpoint_run,
         )
 
     def _opened(self, number: int) -> str:

@@ -213,6 +213,7 @@ def requeue(
     for mark in (ATTR.BASELINE, ATTR.ABLATION):  # what the trial was run for
         if user_attrs.get(mark):
             attrs[mark] = True
+    checkpoint_run = checkpoint_run or user_attrs.get(ATTR.CHECKPOINT_RUN)  # a retry of a retry keeps it
     if checkpoint_run:
         attrs[ATTR.CHECKPOINT_RUN] = checkpoint_run
     from autotweak.meta._records import PROPOSAL_ATTR, RETRY_KEY  # rarely needed; the package imports NumPy

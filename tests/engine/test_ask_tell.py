@@ -245,3 +245,43 @@ def test_a_record_that_fails_as_the_study_closes_leaves_nothing_else_open(
     ]
     (parent,) = mlflow_runs(mlflow_client, "closing").parents
     assert parent.info.status == "KILLED", "the study's record was closed"
+
+
+def test_a_checkpoint_that_cannot_be_kept_does_not_lose_the_interrupted_trial(
+    home, make_experiment, monkeypatch, caplog
+):
+    """The tracker is down when Ctrl-C comes: the trial is queued again all the same, without it."""
+    from autotweak.tracking import MlflowTracker
+
+    def down(self: object, run_id: str, folder: Path) -> None:
+        raise ConnectionError("tracking server unreachable")
+
+    monkeypatch.setattr(MlflowTracker, "upload_checkpoint", down)
+    exp = make_experiment(name="kept", budget={"trials": 1})
+    with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        (trial.checkpoint_dir / "step.txt").write_text("3")
+        raise KeyboardInterrupt
+    stopped, queued = load(exp).trials
+    assert stopped.state == TrialState.FAIL and queued.state == TrialState.WAITING
+    assert queued.user_attrs["autotweak.retry_of"] == 0
+    assert "autotweak.checkpoint_run" not in queued.user_attrs, "no run holds its checkpoint"
+    assert "could not keep its checkpoint in run" in caplog.text and "ConnectionError" in caplog.text
+
+
+def test_a_retry_of_a_retry_keeps_the_run_that_holds_the_checkpoint() -> None:
+    import optuna
+
+    from autotweak.engine._study import requeue
+
+    study = optuna.create_study()
+    first = study.ask({"x": optuna.distributions.FloatDistribution(-5.0, 5.0)})
+    study.tell(first, state=TrialState.FAIL)
+    assert requeue(study, first.number, dict(first.params), {}, max_retries=3, checkpoint_run="R1")
+    second = study.ask()
+    study.tell(second, state=TrialState.FAIL)
+    # the stale sweep passes the attempt's own attrs on, and no run of its own
+    assert requeue(study, second.number, dict(second.params), second.user_attrs, max_retries=3)
+    third = study.get_trials(states=(TrialState.WAITING,))[0]
+    assert third.user_attrs[ATTR.ATTEMPT] == 3 and third.user_attrs[ATTR.CHECKPOINT_RUN] == "R1"
