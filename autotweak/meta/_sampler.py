@@ -279,8 +279,15 @@ class MetaSampler(BaseSampler):
             missing = [n for n in self._names if n not in lacking.params]
             self._hand_over(f"trial {lacking.number} set no {', '.join(missing)} (another space)")
             return None
-        tried, observed, values = self._evidence(others, study.direction)
-        # The guard also judges the last proposals' results, at the hand-over.
+        proposed = _proposed(others)
+        # Once every proposal is made, the guard judges the trials up to the last of them, and
+        # hands over only when all of those are finished: what it decides then depends on the
+        # storage alone, the same in a process that joins or resumes the study later.
+        window = others
+        if len(proposed) >= self.n_meta:
+            last = max((t.number for t in proposed), default=-1)
+            window = [t for t in others if t.number <= last]
+        tried, observed, values = self._evidence(window, study.direction)
         if self._guard_tripped(study, observed, values):
             self._cold = True
             self._hand_over()
@@ -290,8 +297,10 @@ class MetaSampler(BaseSampler):
             for tid, s in self._pending.items()
             if s is not None and tid != trial._trial_id and not (s.recorded or s.dropped)
         ]
-        if len(_proposed(others)) + len(running) >= self.n_meta:
-            self._hand_over()
+        if len(proposed) + len(running) >= self.n_meta:
+            judged = len(proposed) >= self.n_meta and all(t.state.is_finished() for t in window)
+            if judged:
+                self._hand_over()
             return None
         inside = self._inside_distributions(others)
         tried += running

@@ -230,3 +230,24 @@ def test_the_guard_and_the_proposal_attributes_are_read_as_documented() -> None:
     assert guard == study._storage.get_study_system_attrs(study._study_id)[GUARD_ATTR]
     assert guard is not None and guard["tau"] < 0 and guard["threshold"] == 0.0
     assert guard_of(optuna.create_study()) is None
+
+
+def _right_near_the_past_peak(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", 0, 10)
+    return -abs(x - 2.3) if x < 5 else x  # near the past's peak the prior is right; far away, wrong
+
+
+def test_the_guards_verdict_is_the_same_in_a_process_that_joins_after_the_hand_over() -> None:
+    """A resumed study or a late worker judges the meta phase's trials, not the base sampler's after it."""
+    model = fit_meta_model(_histories([2 + 0.2 * i for i in range(6)]), SPACE, n_design=32)
+    storage = optuna.storages.InMemoryStorage()
+
+    def sampler() -> MetaSampler:
+        return MetaSampler(model, seed=0, n_meta=4, guard_after=3)
+
+    study = optuna.create_study(direction="maximize", storage=storage, study_name="s", sampler=sampler())
+    study.optimize(_right_near_the_past_peak, n_trials=30)
+    assert guard_of(study) is None
+    joined = optuna.load_study(study_name="s", storage=storage, sampler=sampler())
+    joined.optimize(_right_near_the_past_peak, n_trials=1)
+    assert guard_of(joined) is None, "the same storage, the same verdict"
