@@ -132,10 +132,12 @@ class MetaSampler(BaseSampler):
         prior = descriptor_weights(self.model, described) if self.model is not None and described else None
         self.proposer = Proposer(self.model, prior) if self.model is not None else None
         self._names = [p.name for p in self.model.space.tunable] if self.model is not None else []
-        self._pending: dict[int, _Serving | None] = {}
+        # Kept per study (one sampler object may serve several studies, one after the other):
+        # trials by (study, trial id), and the studies handed over or turned cold.
+        self._pending: dict[tuple[_StudyKey, int], _Serving | None] = {}
         self._inside: dict[frozenset[tuple[str, BaseDistribution]], NDArray[np.bool_]] = {}
-        self._handed_over = False
-        self._cold = False
+        self._handed_over: set[_StudyKey] = set()
+        self._cold: set[_StudyKey] = set()
         self._lock = threading.Lock()
 
     @property
@@ -187,7 +189,7 @@ class MetaSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         with self._lock:
-            serving = self._pending.pop(trial._trial_id, None)
+            serving = self._pending.pop((_key(study), trial._trial_id), None)
             # A parameter whose value was not the sampler's to give (a single-valued range)
             # may complete a proposal: the trial ran it all the same.
             open_ = serving is not None and not (serving.recorded or serving.dropped)
@@ -226,15 +228,17 @@ class MetaSampler(BaseSampler):
         suggested it whole (a study's parameters are usually suggested together).
         """
         with self._lock:
-            if trial._trial_id not in self._pending:
-                self._cold = self._cold or self._guard_recorded(study)
+            pending = (_key(study), trial._trial_id)
+            if pending not in self._pending:
+                if _key(study) not in self._cold and self._guard_recorded(study):
+                    self._cold.add(_key(study))
                 proposal = self._next_proposal(study, trial)
                 serving = None
                 if proposal is not None:
                     assert self.model is not None
                     serving = _Serving(proposal, self.model.units[proposal.index].tolist())
-                self._pending[trial._trial_id] = serving
-            return self._pending[trial._trial_id]
+                self._pending[pending] = serving
+            return self._pending[pending]
 
     def _serve(
         self, study: Study, trial: FrozenTrial, serving: _Serving, name: str, distribution: BaseDistribution
@@ -266,7 +270,7 @@ class MetaSampler(BaseSampler):
         serving.recorded = True
 
     def _next_proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
-        if self._handed_over or self.proposer is None or len(study.directions) != 1:
+        if _key(study) in self._handed_over or self.proposer is None or len(study.directions) != 1:
             return None
         if "fixed_params" in trial.system_attrs:
             return None
@@ -277,7 +281,7 @@ class MetaSampler(BaseSampler):
         lacking = next((t for t in others if t.state == TrialState.COMPLETE and not self._covers(t)), None)
         if lacking is not None:
             missing = [n for n in self._names if n not in lacking.params]
-            self._hand_over(f"trial {lacking.number} set no {', '.join(missing)} (another space)")
+            self._hand_over(study, f"trial {lacking.number} set no {', '.join(missing)} (another space)")
             return None
         proposed = _proposed(others)
         # Once every proposal is made, the guard judges the trials up to the last of them, and
@@ -289,27 +293,30 @@ class MetaSampler(BaseSampler):
             window = [t for t in others if t.number <= last]
         tried, observed, values = self._evidence(window, study.direction)
         if self._guard_tripped(study, observed, values):
-            self._cold = True
-            self._hand_over()
+            self._cold.add(_key(study))
+            self._hand_over(study)
             return None
         running = [
             s.units
-            for tid, s in self._pending.items()
-            if s is not None and tid != trial._trial_id and not (s.recorded or s.dropped)
+            for (owner, tid), s in self._pending.items()
+            if owner == _key(study)
+            and s is not None
+            and tid != trial._trial_id
+            and not (s.recorded or s.dropped)
         ]
         if len(proposed) + len(running) >= self.n_meta:
             judged = len(proposed) >= self.n_meta and all(t.state.is_finished() for t in window)
             if judged:
-                self._hand_over()
+                self._hand_over(study)
             return None
         inside = self._inside_distributions(others)
         tried += running
         if not self._left(tried, inside):
-            self._hand_over("no candidate left inside the ranges the study's trials use")
+            self._hand_over(study, "no candidate left inside the ranges the study's trials use")
             return None
         return self.proposer.propose(tried, values, observed=observed, allowed=inside)
 
-    def _hand_over(self, reason: str | None = None) -> None:
+    def _hand_over(self, study: Study, reason: str | None = None) -> None:
         """Give the study to the base sampler for good.
 
         The proposal count and the guard only ever grow, so from here on this process
@@ -317,7 +324,7 @@ class MetaSampler(BaseSampler):
         """
         if reason is not None:
             _log.info("meta-learner: %s; the base sampler takes over", reason)
-        self._handed_over = True
+        self._handed_over.add(_key(study))
 
     def _covers(self, trial: FrozenTrial) -> bool:
         return all(name in trial.params for name in self._names)
@@ -384,7 +391,7 @@ class MetaSampler(BaseSampler):
 
     def _base_view(self, study: Study) -> Study:
         """The study as the base sampler sees it: without the proposals once the guard tripped."""
-        if not self._cold:
+        if _key(study) not in self._cold:
             return study
         return cast(
             Study, StudyView(study, keep=lambda t: not isinstance(t.system_attrs.get(PROPOSAL_ATTR), dict))
@@ -401,7 +408,7 @@ class MetaSampler(BaseSampler):
         return guard_of(study) is not None
 
     def _guard_tripped(self, study: Study, observed: list[list[float]], values: list[float]) -> bool:
-        if self._cold:
+        if _key(study) in self._cold:
             return True
         if len(values) < self.guard_after or self.proposer is None:
             return False
@@ -418,6 +425,14 @@ class MetaSampler(BaseSampler):
         record = {"tau": round(tau, 4), "results": len(values), "threshold": self.guard_threshold}
         study._storage.set_study_system_attr(study._study_id, GUARD_ATTR, record)
         return True
+
+
+_StudyKey = tuple[int, int]
+
+
+def _key(study: Study) -> _StudyKey:
+    """Which study: its storage object and its id there (two in-memory storages both start at 0)."""
+    return id(study._storage), study._study_id
 
 
 def _ran(params: Mapping[str, Any], proposed: Mapping[str, Any], names: Sequence[str]) -> bool:

@@ -251,3 +251,11 @@ def test_the_guards_verdict_is_the_same_in_a_process_that_joins_after_the_hand_o
     joined = optuna.load_study(study_name="s", storage=storage, sampler=sampler())
     joined.optimize(_right_near_the_past_peak, n_trials=1)
     assert guard_of(joined) is None, "the same storage, the same verdict"
+
+
+def test_one_sampler_object_serves_its_proposals_to_each_study_it_is_given() -> None:
+    sampler = MetaSampler(MODEL, seed=0, n_meta=3)
+    for _ in range(2):  # two in-memory storages: both number their first study and trial 0
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(lambda t: -abs(t.suggest_float("x", 0, 10) - 2.0), n_trials=5)
+        assert [p["trial_number"] for p in proposals_of(study.trials)] == [0, 1, 2]
