@@ -140,6 +140,17 @@ class MetaSampler(BaseSampler):
         self._cold: set[_StudyKey] = set()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (to send to another process): without the lock and this process's open trials."""
+        state = dict(self.__dict__)
+        del state["_lock"]
+        state["_pending"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def meta(self) -> dict[str, Any]:
         """What this sampler is (logged with the study, compared on resume)."""
@@ -451,8 +462,8 @@ def _fits(distribution: BaseDistribution, value: Any) -> bool:
     """Whether ``value`` is a valid value of ``distribution`` (same kind, in range)."""
     if isinstance(distribution, IntDistribution) and not isinstance(value, int):
         return False
-    if isinstance(distribution, FloatDistribution) and isinstance(value, bool | str):
-        return False
+    if isinstance(distribution, FloatDistribution) and not isinstance(value, float):
+        return False  # an int parameter of the model served to suggest_float would come back a float
     try:
         return bool(distribution._contains(distribution.to_internal_repr(value)))
     except (ValueError, TypeError):

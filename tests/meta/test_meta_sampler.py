@@ -259,3 +259,32 @@ def test_one_sampler_object_serves_its_proposals_to_each_study_it_is_given() -> 
         study = optuna.create_study(direction="maximize", sampler=sampler)
         study.optimize(lambda t: -abs(t.suggest_float("x", 0, 10) - 2.0), n_trials=5)
         assert [p["trial_number"] for p in proposals_of(study.trials)] == [0, 1, 2]
+
+
+def test_a_sampler_pickles_and_copies_as_optuna_samplers_do() -> None:
+    import copy
+    import pickle
+
+    sampler = MetaSampler(MODEL, seed=0, n_meta=2)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: -abs(t.suggest_float("x", 0, 10) - 2.0), n_trials=3)
+    for again in (pickle.loads(pickle.dumps(sampler)), copy.deepcopy(sampler)):
+        other = optuna.create_study(direction="maximize", sampler=again)
+        other.optimize(lambda t: -abs(t.suggest_float("x", 0, 10) - 2.0), n_trials=3)
+        assert len(proposals_of(other.trials)) == 2
+
+
+def test_an_int_parameter_of_the_model_is_not_served_to_suggest_float() -> None:
+    ints = SearchSpace.from_dict({"n": {"type": "int", "low": 1, "high": 64}})
+    past = Histories(
+        tuple(
+            TaskHistory(
+                f"t{i}", "maximize", tuple(PastTrial({"n": n}, -abs(n - 20 - i)) for n in range(1, 64, 3))
+            )
+            for i in range(4)
+        )
+    )
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(fit_meta_model(past, ints), seed=0))
+    study.optimize(lambda t: -abs(t.suggest_float("n", 1, 64) - 20), n_trials=4)
+    assert all(isinstance(t.params["n"], float) for t in study.trials)
+    assert proposals_of(study.trials) == [], "the study's n is a float: the model's int proposals do not fit"
