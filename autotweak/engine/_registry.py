@@ -75,9 +75,11 @@ def _meta(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSam
     from autotweak.meta import MetaSampler, resolve_meta_model
 
     base = args.pop("base", "tpe")
-    if base not in SAMPLERS or base == "meta":
+    if base not in SAMPLERS or base in ("meta", "grid"):
+        # grid: Optuna's grid takes a point for every trial, a proposal's too, which never runs it
         raise SpecError(
-            f"must name a sampler of {sorted(set(SAMPLERS) - {'meta'})}, got {base!r}.",
+            f"must name a sampler of {sorted(set(SAMPLERS) - {'meta', 'grid'})} (not grid, whose "
+            f"points the proposals would use up), got {base!r}.",
             field="sampler.args.base",
         )
     base_sampler = SAMPLERS[base](space, seed, dict(args.pop("base_args", {})))

@@ -124,6 +124,12 @@ class MetaSampler(BaseSampler):
     ) -> None:
         self.model = _model_argument(model)
         _check("base", base, base is None or isinstance(base, BaseSampler), "an Optuna sampler or None")
+        _check(
+            "base",
+            base,
+            not isinstance(base, optuna.samplers.GridSampler),
+            "a sampler other than GridSampler (the grid takes a point for each proposal and never runs it)",
+        )
         self.base = base if base is not None else optuna.samplers.TPESampler(seed=seed)
         self.n_meta = _count("n_meta", n_meta, 0)
         self.guard_after = _count("guard_after", guard_after, 2)

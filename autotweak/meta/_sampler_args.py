@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from autotweak._validation import is_integer, is_number
-from autotweak.exceptions import AutotweakError
+from autotweak.exceptions import ArgumentError
 from autotweak.meta._model import MetaModel, load_meta_model
 
 __all__ = ["MetaSamplerArgumentError"]
 
 
-class MetaSamplerArgumentError(AutotweakError, ValueError):
+class MetaSamplerArgumentError(ArgumentError):
     """A ``MetaSampler`` argument breaks a rule."""
 
 

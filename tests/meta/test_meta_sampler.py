@@ -183,6 +183,10 @@ def test_the_plan_is_what_a_study_runs_before_its_first_result() -> None:
         ),
         ({"model": "auto"}, r"'model' .*resolve_meta_model\(model, space\)\), got model='auto'"),
         ({"base": "tpe"}, "'base' of MetaSampler must be an Optuna sampler or None, got base='tpe'"),
+        (
+            {"base": optuna.samplers.GridSampler({"x": [1.0, 2.0]})},
+            "'base' of MetaSampler must be a sampler other than GridSampler",
+        ),
         ({"n_meta": -1}, "'n_meta' of MetaSampler must be an integer >= 0, got n_meta=-1"),
         ({"n_meta": 2.5}, "'n_meta' .* got n_meta=2.5"),
         ({"n_meta": True}, "'n_meta' .* got n_meta=True"),

@@ -153,6 +153,10 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
         "'sampler.args' must be valid arguments of the 'tpe' sampler",
     ),
     (
+        base_spec(sampler={"name": "meta", "args": {"base": "grid"}}),
+        "'sampler.args.base' must name a sampler of ['cmaes', 'gp', 'qmc', 'random', 'tpe'] (not grid",
+    ),
+    (
         base_spec(sampler={"name": "tpe", "args": {"n_startup_trials": "x"}}),
         "'sampler.args' must be valid arguments of the 'tpe' sampler (TypeError: '<' not supported",
     ),
