@@ -280,8 +280,11 @@ class LearnedCurvePruner(BasePruner):
         bar = float(finals[self.top_k - 1])
         if sign * value >= bar:  # already as good as the k-th best final (a saturated metric ties there)
             return Decision(False, "top-k", step, top_k_value=sign * bar, n_complete=len(complete))
-        ref = Reference.of(finals)
-        if not np.quantile(finals, 0.9) > np.quantile(finals, 0.1):
+        finite = finals[np.isfinite(finals)]  # a diverged trial's inf would make every quantile NaN
+        if len(finite) < 2:
+            return self._fallback(snapshot, trial, step, len(complete))
+        ref = Reference.of(finite)
+        if not np.quantile(finite, 0.9) > np.quantile(finite, 0.1):
             # The completed trials ended alike: the study's units have no width, and the model,
             # which reads every curve in them, was never trained on such a study.
             return self._fallback(snapshot, trial, step, len(complete))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +331,19 @@ def test_when_the_completed_trials_ended_alike_the_fallback_decides(toy_model: C
             trial.report(value - 0.01, step)
         decisions[spread] = pruner.decide(study, study._storage.get_trial(trial._trial_id)).rule
     assert decisions == {0.0: "MedianPruner", 0.05: "learned"}
+
+
+def test_diverged_trials_do_not_switch_the_learned_rule_off(toy_model: CurveModel) -> None:
+    """A diverged trial's final value is -inf (maximize): the rule still reads the finite ones."""
+    pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS, threshold=0.1)
+    curve = [0.5 + 0.04 * step for step in range(1, N_STEPS + 1)]
+    rules = {}
+    for diverged in (0, 2):
+        curves = [[v + 0.05 * (i - 2.5) for v in curve] for i in range(6)]
+        curves += [[*curve[:-1], -math.inf] for _ in range(diverged)]
+        study = _with_completed(pruner, curves)
+        trial = study.ask(DISTS)
+        for step, value in enumerate(curve[:5], start=1):
+            trial.report(value - 0.01, step)
+        rules[diverged] = pruner.decide(study, study._storage.get_trial(trial._trial_id)).rule
+    assert rules == {0: "learned", 2: "learned"}
