@@ -60,7 +60,7 @@ def proposals_of(
     plus ``trial_number``, ``state``, ``value`` and, with ``direction``, ``rank``: the
     trial's place among the complete trials (1 = best; ``None`` if it did not complete).
     """
-    complete = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    complete = [v for t in trials if t.state == TrialState.COMPLETE and (v := _value(t)) is not None]
     reverse = direction == StudyDirection.MAXIMIZE
     ordered = sorted(complete, reverse=reverse)
     out = []
@@ -70,12 +70,18 @@ def proposals_of(
             entry = {k: v for k, v in record.items() if k != UNITS_KEY}
             entry["trial_number"] = t.number
             entry["state"] = t.state.name.lower()
-            entry["value"] = t.value
+            value = entry["value"] = _value(t)
             if direction is not None:
-                done = t.state == TrialState.COMPLETE and t.value is not None
-                entry["rank"] = ordered.index(t.value) + 1 if done and t.value is not None else None
+                done = t.state == TrialState.COMPLETE and value is not None
+                entry["rank"] = ordered.index(value) + 1 if done and value is not None else None
             out.append(entry)
     return out
+
+
+def _value(trial: FrozenTrial) -> float | None:
+    """The trial's value; ``None`` for none, or for several (a multi-objective study has no proposals)."""
+    values = trial.values
+    return float(values[0]) if values is not None and len(values) == 1 else None
 
 
 def _proposed(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:

@@ -3,13 +3,16 @@
 It wraps any Optuna sampler (TPE by default). For the first ``n_meta`` trials it proposes
 the meta-model's configs (see :class:`~autotweak.meta._propose.Proposer`): the
 warm-start portfolio, then proposals that follow the past tasks that rank this study's
-results best. The base sampler sees every one of those trials as an observation and takes
-over after them, or as soon as the negative-transfer guard finds that the past ranks this
+results best. The base sampler sees every one of those trials as an observation (CMA-ES
+excepted: Optuna's CMA-ES learns only from the trials it sampled itself) and takes over
+after them, or as soon as the negative-transfer guard finds that the past ranks this
 study's results no better than chance. Then the fallback is cold: from that point on the
 base sampler no longer sees the proposed trials, so a prior judged wrong for this task
 does not steer the search that replaces it (a density-based sampler such as TPE would
 otherwise keep searching where the wrong prior sent it). Samplers that read the storage
-directly (grid, brute force) still see every trial.
+directly (brute force) still see every trial; a grid is refused as the base (it would take
+a grid point for each proposal and never run it). A multi-objective study gets no
+proposals: the base sampler alone runs it.
 
 A trial runs a proposal when it suggests every parameter of the model's space with the
 proposed value. A proposed value outside the trial's distribution (a narrower range,

@@ -292,3 +292,9 @@ def test_an_int_parameter_of_the_model_is_not_served_to_suggest_float() -> None:
     study.optimize(lambda t: -abs(t.suggest_float("n", 1, 64) - 20), n_trials=4)
     assert all(isinstance(t.params["n"], float) for t in study.trials)
     assert proposals_of(study.trials) == [], "the study's n is a float: the model's int proposals do not fit"
+
+
+def test_a_multi_objective_study_gets_no_proposals_and_proposals_of_says_so() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=MetaSampler(MODEL, seed=0))
+    study.optimize(lambda t: (t.suggest_float("x", 0, 10), 1.0), n_trials=3)
+    assert proposals_of(study.trials) == [], "the base sampler alone; no error either"
