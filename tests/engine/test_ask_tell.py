@@ -285,3 +285,34 @@ def test_a_retry_of_a_retry_keeps_the_run_that_holds_the_checkpoint() -> None:
     assert requeue(study, second.number, dict(second.params), second.user_attrs, max_retries=3)
     third = study.get_trials(states=(TrialState.WAITING,))[0]
     assert third.user_attrs[ATTR.ATTEMPT] == 3 and third.user_attrs[ATTR.CHECKPOINT_RUN] == "R1"
+
+
+def test_a_checkpoint_that_cannot_be_fetched_starts_the_retry_from_scratch(
+    home, make_experiment, monkeypatch, caplog
+):
+    """The tracker is down when the retry starts: it runs from step 0 instead of crashing the loop."""
+    import shutil
+
+    from autotweak.tracking import MlflowTracker
+
+    exp = make_experiment(name="fetched", budget={"trials": 1})
+    with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        (trial.checkpoint_dir / "step.txt").write_text("3")
+        raise KeyboardInterrupt
+    (queued,) = [t for t in load(exp).trials if t.state == TrialState.WAITING]
+    assert queued.user_attrs[ATTR.CHECKPOINT_RUN], "the checkpoint was kept in the first attempt's run"
+
+    def down(self: object, run_id: str, folder: Path) -> None:
+        raise ConnectionError("tracking server unreachable")
+
+    monkeypatch.setattr(MlflowTracker, "download_checkpoint", down)
+    shutil.rmtree(home / "checkpoints")  # the retry runs on another machine
+    with autotweak.Study(exp, resume=True) as study:
+        retry = study.ask()
+        assert retry is not None and retry.number == queued.number
+        assert not (retry.checkpoint_dir / "step.txt").exists(), "it starts from scratch"
+        study.tell(retry, 1.0)
+    assert load(exp).trials[queued.number].state == TrialState.COMPLETE
+    assert "could not fetch its checkpoint from run" in caplog.text and "ConnectionError" in caplog.text

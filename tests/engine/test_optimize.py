@@ -471,3 +471,29 @@ def test_once_a_trial_of_the_worker_completed_failures_do_not_stop_it(home, make
     result = autotweak.optimize(exp, track=False)
     assert result.stop_reasons == ["trials"], "the base config (trial 0) completed"
     assert result.summary.counts["failed"] >= 5
+
+
+def _checkpoint_then_ctrl_c(config: dict[str, float], trial: autotweak.Trial) -> float:
+    (trial.checkpoint_dir / "step.txt").write_text("1")
+    if trial.number == 0:
+        raise KeyboardInterrupt
+    return config["x"]
+
+
+def test_a_checkpoint_that_cannot_be_kept_does_not_crash_the_worker(
+    home, make_experiment, monkeypatch, caplog
+):
+    """The tracker is down when Ctrl-C comes: the study stops as interrupted, the trial queued again."""
+    from autotweak.tracking import MlflowTracker
+
+    def down(self: object, run_id: str, folder: Path) -> None:
+        raise ConnectionError("tracking server unreachable")
+
+    monkeypatch.setattr(MlflowTracker, "upload_checkpoint", down)
+    exp = make_experiment(name="kept-loop", objective=_checkpoint_then_ctrl_c, budget={"trials": 2})
+    with pytest.raises(autotweak.StudyInterrupted):
+        autotweak.optimize(exp)
+    stopped, queued = load(exp).trials
+    assert stopped.state == TrialState.FAIL and queued.state == TrialState.WAITING
+    assert queued.user_attrs[ATTR.RETRY_OF] == 0 and ATTR.CHECKPOINT_RUN not in queued.user_attrs
+    assert "could not keep its checkpoint in run" in caplog.text
