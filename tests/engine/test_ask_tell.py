@@ -316,3 +316,27 @@ def test_a_checkpoint_that_cannot_be_fetched_starts_the_retry_from_scratch(
         study.tell(retry, 1.0)
     assert load(exp).trials[queued.number].state == TrialState.COMPLETE
     assert "could not fetch its checkpoint from run" in caplog.text and "ConnectionError" in caplog.text
+
+
+def test_an_interrupted_grid_point_is_asked_for_again_on_resume(home, make_experiment):
+    """Optuna's grid counts the interrupted attempt as visited: ask() still hands out its retry."""
+    exp = make_experiment(
+        name="grid-asked",
+        sampler={"name": "grid", "args": {"n_points": 3}},
+        budget={"trials": 10},
+        baseline=False,
+    )
+    with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
+        for _ in range(2):
+            trial = study.ask()
+            assert trial is not None
+            study.tell(trial, 1.0)
+        assert study.ask() is not None
+        raise KeyboardInterrupt  # during the last of the 3 grid points
+    with autotweak.Study(exp, resume=True) as study:
+        retry = study.ask()
+        assert retry is not None, "the queued retry of the interrupted grid point runs"
+        study.tell(retry, 1.0)
+        assert study.ask() is None, "then the grid is exhausted"
+    complete = [t for t in load(exp).trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["x"] for t in complete) == [-5.0, 0.0, 5.0]
