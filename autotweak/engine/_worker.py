@@ -398,13 +398,32 @@ class _Loop:
             self.steps_check(trial.number, [step for step, _ in handle.steps])
         self.failed_first += told.state == "failed"
         if told.state in REQUEUED:  # queues it again before this worker stops
-            self.session.record(handle, told, duration)
+            self._record_requeued(handle, told, duration)
         else:
             self.writer.submit(
                 lambda: self.session.record(handle, told, duration), f"the record of trial {trial.number}"
             )
         if interrupted:
             interrupts.stop_requested = True
+
+    def _record_requeued(self, handle: Trial, told: Outcome, duration: float) -> None:
+        """Queue the trial again and close its record; a record the tracker refuses does not end the worker.
+
+        The trial is queued before its record is closed, so a tracker that is down loses
+        nothing: the record is closed from Optuna's when the study ends. A storage that stays
+        unreachable still stops the worker (the trial may not be queued).
+        """
+        try:
+            self.session.record(handle, told, duration)
+        except StorageUnreachableError:
+            raise
+        except Exception:
+            _log.warning(
+                "could not write the record of trial %d; it is closed from Optuna's record when the study "
+                "ends",
+                handle.number,
+                exc_info=True,
+            )
 
 
 def interrupted_outcome(handle: Trial) -> Outcome:

@@ -497,3 +497,21 @@ def test_a_checkpoint_that_cannot_be_kept_does_not_crash_the_worker(
     assert stopped.state == TrialState.FAIL and queued.state == TrialState.WAITING
     assert queued.user_attrs[ATTR.RETRY_OF] == 0 and ATTR.CHECKPOINT_RUN not in queued.user_attrs
     assert "could not keep its checkpoint in run" in caplog.text
+
+
+def test_a_record_the_tracker_refuses_after_ctrl_c_does_not_crash_the_worker(
+    home, make_experiment, monkeypatch, caplog
+):
+    """The tracker goes down between the checkpoint and the record: the trial is queued all the same."""
+    from autotweak.tracking import MlflowTracker
+
+    def down(self: object, *args: object, **kwargs: object) -> None:
+        raise ConnectionError("tracking server unreachable")
+
+    monkeypatch.setattr(MlflowTracker, "end_trial", down)
+    exp = make_experiment(name="record-loop", objective=_checkpoint_then_ctrl_c, budget={"trials": 2})
+    with pytest.raises(autotweak.StudyInterrupted):
+        autotweak.optimize(exp)
+    stopped, queued = load(exp).trials
+    assert stopped.state == TrialState.FAIL and queued.state == TrialState.WAITING
+    assert "could not write the record of trial 0" in caplog.text
