@@ -480,38 +480,29 @@ def _checkpoint_then_ctrl_c(config: dict[str, float], trial: autotweak.Trial) ->
     return config["x"]
 
 
-def test_a_checkpoint_that_cannot_be_kept_does_not_crash_the_worker(
-    home, make_experiment, monkeypatch, caplog
+@pytest.mark.parametrize(
+    ("method", "said"),
+    [
+        ("upload_checkpoint", "could not keep its checkpoint in run"),  # down when Ctrl-C comes
+        ("end_trial", "could not write the record of trial 0"),  # down after the checkpoint went
+    ],
+)
+def test_a_tracker_down_at_ctrl_c_does_not_crash_the_worker(
+    home, make_experiment, monkeypatch, caplog, method: str, said: str
 ):
-    """The tracker is down when Ctrl-C comes: the study stops as interrupted, the trial queued again."""
-    from autotweak.tracking import MlflowTracker
-
-    def down(self: object, run_id: str, folder: Path) -> None:
-        raise ConnectionError("tracking server unreachable")
-
-    monkeypatch.setattr(MlflowTracker, "upload_checkpoint", down)
-    exp = make_experiment(name="kept-loop", objective=_checkpoint_then_ctrl_c, budget={"trials": 2})
-    with pytest.raises(autotweak.StudyInterrupted):
-        autotweak.optimize(exp)
-    stopped, queued = load(exp).trials
-    assert stopped.state == TrialState.FAIL and queued.state == TrialState.WAITING
-    assert queued.user_attrs[ATTR.RETRY_OF] == 0 and ATTR.CHECKPOINT_RUN not in queued.user_attrs
-    assert "could not keep its checkpoint in run" in caplog.text
-
-
-def test_a_record_the_tracker_refuses_after_ctrl_c_does_not_crash_the_worker(
-    home, make_experiment, monkeypatch, caplog
-):
-    """The tracker goes down between the checkpoint and the record: the trial is queued all the same."""
+    """The study stops as interrupted, the trial queued again, the worker's failure to record warned of."""
     from autotweak.tracking import MlflowTracker
 
     def down(self: object, *args: object, **kwargs: object) -> None:
         raise ConnectionError("tracking server unreachable")
 
-    monkeypatch.setattr(MlflowTracker, "end_trial", down)
-    exp = make_experiment(name="record-loop", objective=_checkpoint_then_ctrl_c, budget={"trials": 2})
+    monkeypatch.setattr(MlflowTracker, method, down)
+    exp = make_experiment(name="down-loop", objective=_checkpoint_then_ctrl_c, budget={"trials": 2})
     with pytest.raises(autotweak.StudyInterrupted):
         autotweak.optimize(exp)
     stopped, queued = load(exp).trials
     assert stopped.state == TrialState.FAIL and queued.state == TrialState.WAITING
-    assert "could not write the record of trial 0" in caplog.text
+    assert queued.user_attrs[ATTR.RETRY_OF] == 0
+    assert said in caplog.text
+    if method == "upload_checkpoint":
+        assert ATTR.CHECKPOINT_RUN not in queued.user_attrs, "no run holds its checkpoint"
