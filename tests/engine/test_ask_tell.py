@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -247,22 +248,28 @@ def test_a_record_that_fails_as_the_study_closes_leaves_nothing_else_open(
     assert parent.info.status == "KILLED", "the study's record was closed"
 
 
+def _tracker_down(self: object, run_id: str, folder: Path) -> None:
+    raise ConnectionError("tracking server unreachable")
+
+
+def _ctrl_c_after_a_checkpoint(exp: Any) -> None:
+    """Ctrl-C in the with block, once the open trial has written a checkpoint."""
+    with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        (trial.checkpoint_dir / "step.txt").write_text("3")
+        raise KeyboardInterrupt
+
+
 def test_a_checkpoint_that_cannot_be_kept_does_not_lose_the_interrupted_trial(
     home, make_experiment, monkeypatch, caplog
 ):
     """The tracker is down when Ctrl-C comes: the trial is queued again all the same, without it."""
     from autotweak.tracking import MlflowTracker
 
-    def down(self: object, run_id: str, folder: Path) -> None:
-        raise ConnectionError("tracking server unreachable")
-
-    monkeypatch.setattr(MlflowTracker, "upload_checkpoint", down)
+    monkeypatch.setattr(MlflowTracker, "upload_checkpoint", _tracker_down)
     exp = make_experiment(name="kept", budget={"trials": 1})
-    with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
-        trial = study.ask()
-        assert trial is not None
-        (trial.checkpoint_dir / "step.txt").write_text("3")
-        raise KeyboardInterrupt
+    _ctrl_c_after_a_checkpoint(exp)
     stopped, queued = load(exp).trials
     assert stopped.state == TrialState.FAIL and queued.state == TrialState.WAITING
     assert queued.user_attrs["autotweak.retry_of"] == 0
@@ -296,18 +303,11 @@ def test_a_checkpoint_that_cannot_be_fetched_starts_the_retry_from_scratch(
     from autotweak.tracking import MlflowTracker
 
     exp = make_experiment(name="fetched", budget={"trials": 1})
-    with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
-        trial = study.ask()
-        assert trial is not None
-        (trial.checkpoint_dir / "step.txt").write_text("3")
-        raise KeyboardInterrupt
+    _ctrl_c_after_a_checkpoint(exp)
     (queued,) = [t for t in load(exp).trials if t.state == TrialState.WAITING]
     assert queued.user_attrs[ATTR.CHECKPOINT_RUN], "the checkpoint was kept in the first attempt's run"
 
-    def down(self: object, run_id: str, folder: Path) -> None:
-        raise ConnectionError("tracking server unreachable")
-
-    monkeypatch.setattr(MlflowTracker, "download_checkpoint", down)
+    monkeypatch.setattr(MlflowTracker, "download_checkpoint", _tracker_down)
     shutil.rmtree(home / "checkpoints")  # the retry runs on another machine
     with autotweak.Study(exp, resume=True) as study:
         retry = study.ask()

@@ -316,22 +316,27 @@ def test_the_tweak_table_reads_dotted_tweaks_from_a_nested_base(home, make_exper
     assert report.changed == {"m.a": (0, 1)}, "m.b is 1 in the base and in the best"
 
 
+def _two_tweaks(search: dict[tuple[int, int], float], ablation: dict[str, Any]) -> optuna.Study:
+    """A study over tweaks a, b in {0, 1}: the search's trials, then one ablation trial."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(direction="maximize")
+    dists = {"a": CategoricalDistribution([0, 1]), "b": CategoricalDistribution([0, 1])}
+    for (a, b), value in search.items():
+        study.add_trial(create_trial(params={"a": a, "b": b}, distributions=dists, value=value))
+    study.add_trial(create_trial(distributions=dists, user_attrs={"autotweak.ablation": True}, **ablation))
+    return study
+
+
 def test_the_path_ends_at_the_searchs_best_and_names_ablation_trials_it_left() -> None:
     """An ablation trial is a measurement: never the best; one off the final path is said, not dropped."""
-    from optuna.distributions import CategoricalDistribution
     from optuna.trial import create_trial
 
     from autotweak.report import ablation_path
 
-    study = optuna.create_study(direction="maximize")
-    dists = {"a": CategoricalDistribution([0, 1]), "b": CategoricalDistribution([0, 1])}
-    search = {(0, 0): 0.0, (1, 1): 3.0, (1, 0): 2.5}  # base, best, and one step of the path measured
-    for (a, b), value in search.items():
-        study.add_trial(create_trial(params={"a": a, "b": b}, distributions=dists, value=value))
-    off = create_trial(
-        params={"a": 0, "b": 1}, distributions=dists, value=0.5, user_attrs={"autotweak.ablation": True}
-    )
-    study.add_trial(off)
+    # base, best, and one step of the path measured; then an ablation trial
+    study = _two_tweaks({(0, 0): 0.0, (1, 1): 3.0, (1, 0): 2.5}, {"params": {"a": 0, "b": 1}, "value": 0.5})
     path = ablation_path(study, {"a": 0, "b": 0})
     assert path is not None and path.configs == [{"a": 0, "b": 0}, {"a": 1, "b": 0}, {"a": 1, "b": 1}]
     assert path.off_path == [3]
@@ -340,6 +345,7 @@ def test_the_path_ends_at_the_searchs_best_and_names_ablation_trials_it_left() -
         for n in path.section("acc").notes
     )
     # an ablation trial better than the search's best does not become the end of the path
+    dists = study.trials[0].distributions
     study.add_trial(
         create_trial(
             params={"a": 1, "b": 0}, distributions=dists, value=9.0, user_attrs={"autotweak.ablation": True}
@@ -349,22 +355,12 @@ def test_the_path_ends_at_the_searchs_best_and_names_ablation_trials_it_left() -
 
 
 def test_a_failed_ablation_trial_that_turned_the_path_is_named() -> None:
-    from optuna.distributions import CategoricalDistribution
-    from optuna.trial import TrialState, create_trial
+    from optuna.trial import TrialState
 
     from autotweak.report import ablation_path
 
-    study = optuna.create_study(direction="maximize")
-    dists = {"a": CategoricalDistribution([0, 1]), "b": CategoricalDistribution([0, 1])}
-    for (a, b), value in {(0, 0): 0.0, (1, 1): 3.0, (0, 1): 1.0}.items():
-        study.add_trial(create_trial(params={"a": a, "b": b}, distributions=dists, value=value))
-    failed = create_trial(
-        params={"a": 1, "b": 0},
-        distributions=dists,
-        state=TrialState.FAIL,
-        user_attrs={"autotweak.ablation": True},
-    )
-    study.add_trial(failed)
+    failed = {"params": {"a": 1, "b": 0}, "state": TrialState.FAIL}
+    study = _two_tweaks({(0, 0): 0.0, (1, 1): 3.0, (0, 1): 1.0}, failed)
     path = ablation_path(study, {"a": 0, "b": 0})
     assert path is not None and path.configs == [{"a": 0, "b": 0}, {"a": 0, "b": 1}, {"a": 1, "b": 1}]
     assert path.off_path_failed == [3]
