@@ -105,7 +105,7 @@ def _check_more_trials(experiment: Experiment, trials: int, storage: str | None)
     from autotweak.engine._study import load_study
 
     study = load_study(experiment.name, open_storage(storage or experiment.storage))
-    counted = BudgetView.of(study.get_trials(deepcopy=False), None).counted
+    counted = BudgetView.read(study, None, need_compute=False).counted  # one COUNT query on a database
     if trials <= counted:
         raise AutotweakError(
             f"--trials {trials}: study '{experiment.name}' already has {counted} trial(s); --trials is "

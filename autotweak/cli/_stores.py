@@ -109,14 +109,9 @@ def _store_option(
     )
 
 
-def usable_storages(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """Click callback: each Optuna storage URL given can work, else the option is named."""
-    return _usable_url(storage_problem)(ctx, param, value)
-
-
-def usable_tracking_uris(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """Click callback: each MLflow tracking URI given can work, else the option is named."""
-    return _usable_url(tracking_problem)(ctx, param, value)
+# Click callbacks of the history sources: each URL given can work, else the option is named.
+usable_storages = _usable_url(storage_problem)
+usable_tracking_uris = _usable_url(tracking_problem)
 
 
 storage_option = _store_option("--storage", "AUTOTWEAK_STORAGE", storage_problem, "Optuna storage URL")
