@@ -156,10 +156,10 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
     normalized score from 0 to 1, not a value of the metric), the spread of that
     prediction across past tasks, and the past tasks it comes from with their similarity.
     """
-    from autotweak.engine._registry import build_sampler
     from autotweak.meta import MetaSampler
     from autotweak.report._proposals import PREDICTED, PREDICTED_NOTE, SIMILARITY_NOTE
     from autotweak.spec import Component, load_experiment
+    from autotweak.spec._components import build_sampler
 
     _console.configure_logging(0)  # a model file skipped on the way is worth a warning
     experiment = load_experiment(spec, check_objective=False)

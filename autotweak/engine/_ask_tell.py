@@ -14,18 +14,19 @@ from typing import Any
 
 import optuna
 
+from autotweak._quiet import quiet_optuna
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._optimize import Prepared, _close, as_experiment, prepare
-from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
-from autotweak.engine._storage import StaleSweeper, heartbeat, quiet_optuna
+from autotweak.engine._storage import StaleSweeper, heartbeat
 from autotweak.engine._study import mark_interrupted
 from autotweak.engine._trial import Trial
 from autotweak.engine._worker import interrupted_outcome, session_seed
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import ArgumentError, AutotweakError
 from autotweak.spec import Experiment
+from autotweak.spec._components import build_pruner, build_sampler
 from autotweak.tracking import StudySummary
 
 __all__ = ["Study"]

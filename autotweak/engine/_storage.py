@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 import urllib.parse
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._locations import check_optuna_sqlite, create_whole, enable_wal, redact, sqlite_path
+from autotweak._quiet import quiet_optuna
 from autotweak.exceptions import AutotweakError
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "fail_stale",
     "heartbeat",
     "make_storage",
-    "quiet_optuna",
     "rdb_backend",
     "is_transient",
     "retrying",
@@ -137,42 +136,6 @@ def heartbeat(storage: BaseStorage, trial_id: int, interval: int | None) -> Iter
     finally:
         stop.set()
         thread.join(timeout=interval + 5)
-
-
-@contextmanager
-def quiet_optuna() -> Iterator[None]:
-    """Silence Optuna warnings that do not apply to autotweak's own loop.
-
-    autotweak records heartbeats itself around ``ask``/``tell`` (Optuna assumes only
-    ``Study.optimize`` does), and relies on ``fail_stale_trials`` on purpose.
-    """
-    quiet = getattr(_quieted, "on", False)
-    _quieted.on = True
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        try:
-            yield
-        finally:
-            _quieted.on = quiet
-
-
-_quieted = threading.local()  # set in this thread inside quiet_optuna()
-
-
-class _QuietInfo(logging.Filter):
-    """Drops Optuna's INFO lines ("A new study created in RDB...") inside :func:`quiet_optuna`.
-
-    The library prints nothing a user did not ask for; a user's own Optuna calls, outside,
-    keep their lines.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno > logging.INFO or not getattr(_quieted, "on", False)
-
-
-for _name in ("optuna.storages._rdb.storage", "optuna.storages._in_memory"):
-    logging.getLogger(_name).addFilter(_QuietInfo())
 
 
 LOST_WORKER = "worker lost: no heartbeat within the grace period"

@@ -15,10 +15,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from autotweak._config import base_values, merge_config
-from autotweak.engine._registry import build_pruner, build_sampler, component_meta
-from autotweak.engine._storage import quiet_optuna
+from autotweak._quiet import quiet_optuna
 from autotweak.exceptions import AutotweakError, StudyMismatchError, StudyNotFoundError
 from autotweak.spec import Experiment
+from autotweak.spec._components import build_pruner, build_sampler, component_meta
 from autotweak.tracking import StudySummary
 
 __all__ = [

@@ -25,11 +25,11 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._quiet import quiet_optuna
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sampler_exhausted
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted, imds_endpoint, imds_interval
 from autotweak.engine._reconcile import fail_lost_record
-from autotweak.engine._registry import build_pruner, build_sampler
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
 from autotweak.engine._steps import StepsCheck
 from autotweak.engine._storage import (
@@ -38,13 +38,13 @@ from autotweak.engine._storage import (
     StorageUnreachableError,
     heartbeat,
     make_storage,
-    quiet_optuna,
     retrying,
 )
 from autotweak.engine._study import INTERRUPTED_FAILURE, mark_interrupted, requeue
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._writer import RecordWriter
 from autotweak.spec import Experiment
+from autotweak.spec._components import build_pruner, build_sampler
 from autotweak.tracking import BaseTracker, MlflowTracker, NullTracker, OffloadingTracker
 from autotweak.tracking._offload import offload_mode, spare_core
 

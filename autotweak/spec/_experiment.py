@@ -34,6 +34,7 @@ from autotweak.space import (
     space_from_definition,
 )
 from autotweak.space import Param as SpaceParam
+from autotweak.spec._components import PRUNERS, SAMPLERS, check_components
 from autotweak.spec._objective import check_signature, import_objective
 from autotweak.spec._parts import Budget, Component, Execution, Metric
 
@@ -297,15 +298,11 @@ def _parse_budget(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
 
 
 def _parse_sampler(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
-    from autotweak.engine._registry import SAMPLERS
-
     sampler = Component.parse(data["sampler"], where, choices=tuple(SAMPLERS))
     return {"sampler": _model_next_to_spec(sampler, _spec_dir(where))}
 
 
 def _parse_pruner(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
-    from autotweak.engine._registry import PRUNERS
-
     return {"pruner": Component.parse(data["pruner"], where, choices=tuple(PRUNERS))}
 
 
@@ -442,6 +439,10 @@ def _check_flat(data: Mapping[str, Any], where: Where) -> None:
             )
 
 
+def _check_components(experiment: Experiment, where: Where) -> None:
+    check_components(experiment, where, stored=(experiment.source or "").startswith(STORED_SOURCE))
+
+
 def _check_base(experiment: Experiment, where: Where) -> None:
     """The base config must be one config, and a valid point of the space to run as trial 0."""
     # A stored study's spec was checked when the study was created; one created before
@@ -540,95 +541,6 @@ def _allowed(param: SpaceParam) -> str:
         step = f" in steps of {param.step:g}" if param.step is not None else ""
         return f"within the tweaks' range [{param.low:g}, {param.high:g}]{step}"
     return repr(param.value)
-
-
-def _check_components(experiment: Experiment, where: Where) -> None:
-    """Build the sampler and pruner once, so that bad names or arguments fail before compute."""
-    from autotweak.engine._registry import PRUNERS, SAMPLERS, build_sampler
-
-    checks: list[tuple[str, Component, Callable[[], object], dict[str, Any]]] = [
-        (
-            "sampler",
-            experiment.sampler,
-            lambda: build_sampler(experiment.sampler, experiment.space, 0),
-            SAMPLERS,
-        ),
-        ("pruner", experiment.pruner, lambda: _pruner_for(experiment), PRUNERS),
-    ]
-    built: dict[str, Any] = {}
-    for key, component, build, registry in checks:
-        as_str(component.name, where.child(key).child("name"), choices=tuple(registry))
-        try:
-            built[key] = build()
-        except SpecError as exc:
-            raise SpecError(exc.rule, source=where.source, field=exc.field or f"{key}.args") from None
-        except (TypeError, ValueError) as exc:
-            raise _bad_args(where, key, component, exc) from None
-    try:
-        _try_components(experiment, built["sampler"], built["pruner"])
-    except _ComponentFailed as failed:
-        raise _bad_args(where, failed.key, getattr(experiment, failed.key), failed.cause) from None
-
-
-def _bad_args(where: Where, key: str, component: Component, exc: Exception) -> SpecError:
-    said = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"  # ValueError: a rule
-    rule = f"must be valid arguments of the '{component.name}' {key} ({said})"
-    return where.child(key).child("args").fail(rule, dict(component.args))
-
-
-class _ComponentFailed(Exception):
-    """The sampler or the pruner (``key``) raised ``cause`` in a trial run."""
-
-    def __init__(self, key: str, cause: Exception) -> None:
-        super().__init__(key, cause)
-        self.key, self.cause = key, cause
-
-
-def _try_components(experiment: Experiment, sampler: Any, pruner: Any, n_trials: int = 3) -> None:
-    """Run a few trials of an in-memory study with the sampler and the pruner.
-
-    Arguments a constructor takes but cannot use (``n_startup_trials: "x"``, Hyperband's
-    ``reduction_factor: 1``) then fail here, not at a study's first ask.
-
-    Raises:
-        _ComponentFailed: The component that raised, and its exception.
-    """
-    import numpy as np
-    import optuna
-
-    from autotweak.engine._storage import quiet_optuna
-
-    rng = np.random.default_rng(0)
-    steps = min(experiment.metric.steps or 0, 3)
-    with quiet_optuna():
-        study = optuna.create_study(
-            sampler=sampler, pruner=pruner, direction=experiment.metric.direction, storage=None
-        )
-    for _ in range(n_trials):
-        try:
-            trial = study.ask()
-            experiment.space.suggest(trial)
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise _ComponentFailed("sampler", exc) from exc
-        try:
-            for step in range(1, steps + 1):
-                trial.report(float(rng.random()), step)
-                trial.should_prune()
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise _ComponentFailed("pruner", exc) from exc
-        study.tell(trial, float(rng.random()))
-
-
-def _pruner_for(experiment: Experiment) -> object:
-    """The study's pruner, its given model (if any) checked against the space."""
-    from autotweak.engine._registry import build_pruner
-
-    pruner = build_pruner(experiment.pruner, experiment.metric)
-    check_space = getattr(pruner, "check_space", None)
-    stored = (experiment.source or "").startswith(STORED_SOURCE)  # a study of before this rule resumes
-    if check_space is not None and not stored:
-        check_space(experiment.space)
-    return pruner
 
 
 def _callable_name(func: Any) -> str:

@@ -25,9 +25,9 @@ from optuna.storages import InMemoryStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.engine._registry import build_pruner
 from autotweak.engine._storage import make_storage
 from autotweak.spec import Component, Metric
+from autotweak.spec._components import build_pruner
 from tests.curves.conftest import N_STEPS, toy_curve
 
 STUDY = "consistency"

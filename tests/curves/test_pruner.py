@@ -12,8 +12,8 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.curves import ATTR_PREFIX, CurveModel, LearnedCurvePruner, PrunerArgumentError
-from autotweak.engine._registry import build_pruner
 from autotweak.spec import Component, Metric
+from autotweak.spec._components import build_pruner
 from tests.curves.conftest import N_STEPS, objective_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

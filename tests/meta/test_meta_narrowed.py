@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from autotweak.cli import main
-from autotweak.engine._registry import build_sampler
 from autotweak.meta import MetaModelError, MetaSampler, model_paths, resolve_meta_model
 from autotweak.spec import Component, load_experiment
+from autotweak.spec._components import build_sampler
 from tests.conftest import base_spec
 
 

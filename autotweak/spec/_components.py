@@ -1,4 +1,4 @@
-"""Samplers and pruners by name: dicts from name to factory, never if/elif chains.
+"""Samplers and pruners by name (dicts from name to factory, never if/elif chains), and their check.
 
 A new component is one entry. Factories receive the search space and the metric, since
 some Optuna components need them (the grid's values, Hyperband's ``max_resource``).
@@ -7,20 +7,25 @@ some Optuna components need them (the grid's values, Hyperband's ``max_resource`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
 from autotweak._imports import require
-from autotweak._validation import Where, is_integer
-from autotweak.engine._storage import quiet_optuna
+from autotweak._quiet import quiet_optuna
+from autotweak._validation import Where, as_str, is_integer
 from autotweak.exceptions import SpecError
 from autotweak.space import SearchSpace
+from autotweak.spec._objective import import_objective
 from autotweak.spec._parts import Component, Metric
 
-__all__ = ["PRUNERS", "SAMPLERS", "build_pruner", "build_sampler"]
+if TYPE_CHECKING:
+    from autotweak.spec._experiment import Experiment
+
+__all__ = ["PRUNERS", "SAMPLERS", "build_pruner", "build_sampler", "check_components", "component_meta"]
 
 SamplerFactory = Callable[[SearchSpace, "int | None", dict[str, Any]], BaseSampler]
 PrunerFactory = Callable[[Metric, dict[str, Any]], BasePruner]
@@ -86,8 +91,6 @@ def _meta(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSam
     model = resolve_meta_model(args.pop("model", "auto"), space)
     descriptor = args.pop("descriptor", None)
     if isinstance(descriptor, str):
-        from autotweak.spec._objective import import_objective
-
         descriptor = import_objective(descriptor, Where("sampler.args.descriptor"))()
     if descriptor is not None and not isinstance(descriptor, Mapping):
         raise SpecError(
@@ -195,3 +198,86 @@ def component_meta(kind: str, component: Component, instance: object) -> dict[st
         "args": dict(component.args),
         "class": f"{cls.__module__}.{cls.__qualname__}",
     }
+
+
+def check_components(experiment: Experiment, where: Where, *, stored: bool = False) -> None:
+    """Build the sampler and pruner once and run them, so that bad names or arguments fail before compute.
+
+    ``stored``: the spec is read back from a study, whose pruner model is not checked again
+    against its space (a study of before that rule resumes).
+    """
+    checks: list[tuple[str, Component, Callable[[], object], dict[str, Any]]] = [
+        (
+            "sampler",
+            experiment.sampler,
+            lambda: build_sampler(experiment.sampler, experiment.space, 0),
+            SAMPLERS,
+        ),
+        ("pruner", experiment.pruner, lambda: _pruner_for(experiment, stored), PRUNERS),
+    ]
+    built: dict[str, Any] = {}
+    for key, component, build, registry in checks:
+        as_str(component.name, where.child(key).child("name"), choices=tuple(registry))
+        try:
+            built[key] = build()
+        except SpecError as exc:
+            raise SpecError(exc.rule, source=where.source, field=exc.field or f"{key}.args") from None
+        except (TypeError, ValueError) as exc:
+            raise _bad_args(where, key, component, exc) from None
+    try:
+        _try_components(experiment, built["sampler"], built["pruner"])
+    except _ComponentFailed as failed:
+        raise _bad_args(where, failed.key, getattr(experiment, failed.key), failed.cause) from None
+
+
+def _bad_args(where: Where, key: str, component: Component, exc: Exception) -> SpecError:
+    said = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"  # ValueError: a rule
+    rule = f"must be valid arguments of the '{component.name}' {key} ({said})"
+    return where.child(key).child("args").fail(rule, dict(component.args))
+
+
+class _ComponentFailed(Exception):
+    """The sampler or the pruner (``key``) raised ``cause`` in a trial run."""
+
+    def __init__(self, key: str, cause: Exception) -> None:
+        super().__init__(key, cause)
+        self.key, self.cause = key, cause
+
+
+def _try_components(experiment: Experiment, sampler: Any, pruner: Any, n_trials: int = 3) -> None:
+    """Run a few trials of an in-memory study with the sampler and the pruner.
+
+    Arguments a constructor takes but cannot use (``n_startup_trials: "x"``, Hyperband's
+    ``reduction_factor: 1``) then fail here, not at a study's first ask.
+
+    Raises:
+        _ComponentFailed: The component that raised, and its exception.
+    """
+    rng = np.random.default_rng(0)
+    steps = min(experiment.metric.steps or 0, 3)
+    with quiet_optuna():
+        study = optuna.create_study(
+            sampler=sampler, pruner=pruner, direction=experiment.metric.direction, storage=None
+        )
+    for _ in range(n_trials):
+        try:
+            trial = study.ask()
+            experiment.space.suggest(trial)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise _ComponentFailed("sampler", exc) from exc
+        try:
+            for step in range(1, steps + 1):
+                trial.report(float(rng.random()), step)
+                trial.should_prune()
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise _ComponentFailed("pruner", exc) from exc
+        study.tell(trial, float(rng.random()))
+
+
+def _pruner_for(experiment: Experiment, stored: bool) -> object:
+    """The study's pruner, its given model (if any) checked against the space."""
+    pruner = build_pruner(experiment.pruner, experiment.metric)
+    check_space = getattr(pruner, "check_space", None)
+    if check_space is not None and not stored:
+        check_space(experiment.space)
+    return pruner
