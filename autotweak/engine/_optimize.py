@@ -425,23 +425,7 @@ def _record_proposals(prepared: Prepared) -> None:
     study._storage.set_study_system_attr(study._study_id, PROPOSALS_ATTR, proposals)
     run_id = prepared.context.study_run_id
     if run_id is not None:
-        prepared.tracker.log_proposals(run_id, proposals)
-        if prepared.context.tracking_uri is not None:
-            _record_guard(prepared.context.tracking_uri, run_id, guard)
-
-
-def _record_guard(tracking_uri: str, run_id: str, guard: dict[str, Any] | None) -> None:
-    """What the negative-transfer guard decided, on the parent run: a tag, metrics, ``meta/guard.json``."""
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric, RunTag
-
-    record = guard or {}
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"meta_guard_{k}", float(record[k]), now, 0) for k in ("tau", "results") if k in record]
-    tag = RunTag("autotweak.meta_guard", "tripped" if guard else "not tripped")
-    client = MlflowClient(tracking_uri=tracking_uri)
-    client.log_batch(run_id, metrics=metrics, tags=[tag])
-    client.log_dict(run_id, {"tripped": bool(guard), **record}, "meta/guard.json")
+        prepared.tracker.log_proposals(run_id, proposals, guard)
 
 
 def _log_progress(progress: Progress) -> None:

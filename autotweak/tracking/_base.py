@@ -75,8 +75,13 @@ class BaseTracker(abc.ABC):
     def mark_failed(self, run_id: str, reason: str) -> None:
         """Close the record of a trial that died without closing it (a killed worker)."""
 
-    def log_proposals(self, run_id: str, proposals: Sequence[Mapping[str, Any]]) -> None:
-        """Record the meta-learner's proposals on the study's record, with how each scored."""
+    def log_proposals(
+        self, run_id: str, proposals: Sequence[Mapping[str, Any]], guard: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record the meta-learner's proposals on the study's record, with how each scored.
+
+        ``guard`` is what tripped the negative-transfer guard (``None``: it did not trip).
+        """
 
     def end_study(self, run_id: str | None, summary: StudySummary) -> None:
         """Write the study's summary and close its record."""

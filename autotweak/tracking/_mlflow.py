@@ -298,15 +298,26 @@ class MlflowTracker(BaseTracker):
             shutil.copytree(fetched, folder, dirs_exist_ok=True)
         return True
 
-    def log_proposals(self, run_id: str, proposals: Sequence[Mapping[str, Any]]) -> None:
-        """``meta/proposals.json`` on the parent run, and how the proposals ranked as metrics."""
+    def log_proposals(
+        self, run_id: str, proposals: Sequence[Mapping[str, Any]], guard: Mapping[str, Any] | None = None
+    ) -> None:
+        """On the parent run: ``meta/proposals.json``, how the proposals ranked, and the guard's verdict.
+
+        The guard's verdict is the tag ``autotweak.meta_guard`` ("tripped" or "not tripped"),
+        the metrics ``meta_guard_tau`` and ``meta_guard_results`` when it tripped, and
+        ``meta/guard.json``.
+        """
         text = json.dumps([dict(p) for p in proposals], indent=2, default=str)
         self.client.log_text(run_id, text, "meta/proposals.json")
         ranks = [int(p["rank"]) for p in proposals if p.get("rank") is not None]
         metrics = {"meta_proposals": float(len(proposals))}
         if ranks:
             metrics["meta_best_proposal_rank"] = float(min(ranks))
-        self._log(run_id, metrics=_metrics(metrics.items()))
+        record = dict(guard or {})
+        metrics.update({f"meta_guard_{k}": float(record[k]) for k in ("tau", "results") if k in record})
+        tag = ("autotweak.meta_guard", "tripped" if guard else "not tripped")
+        self._log(run_id, metrics=_metrics(metrics.items()), tags=_tags([tag]))
+        self.client.log_dict(run_id, {"tripped": bool(guard), **record}, "meta/guard.json")
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         tags = {"autotweak.state": "failed", "autotweak.failure": reason}

@@ -318,8 +318,10 @@ class OffloadingTracker(BaseTracker):
     def mark_failed(self, run_id: str, reason: str) -> None:
         self.local.mark_failed(run_id, reason)
 
-    def log_proposals(self, run_id: str, proposals: Sequence[Mapping[str, Any]]) -> None:
-        self.local.log_proposals(run_id, proposals)
+    def log_proposals(
+        self, run_id: str, proposals: Sequence[Mapping[str, Any]], guard: Mapping[str, Any] | None = None
+    ) -> None:
+        self.local.log_proposals(run_id, proposals, guard)
 
 
 # -- the child ------------------------------------------------------------------------
