@@ -24,9 +24,10 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -248,10 +249,58 @@ def _grid(points: NDArray[np.float64]) -> NDArray[np.int64]:
     return np.asarray(np.rint(points * 1e9), dtype=np.int64)
 
 
-@lru_cache(maxsize=1024)
 def _fitted(x_bytes: bytes, y_bytes: bytes, dims: int, seed: int) -> ExtraTreesRegressor:
     """One task's surrogate, cached: leave-one-task-out refits the same tasks again and again."""
-    x = np.frombuffer(x_bytes, dtype=np.float64).reshape(-1, dims)
-    y = np.frombuffer(y_bytes, dtype=np.float64)
-    model = ExtraTreesRegressor(n_estimators=N_TREES, min_samples_leaf=2, random_state=seed, n_jobs=1)
-    return model.fit(x, y)
+
+    def fit() -> ExtraTreesRegressor:
+        x = np.frombuffer(x_bytes, dtype=np.float64).reshape(-1, dims)
+        y = np.frombuffer(y_bytes, dtype=np.float64)
+        model = ExtraTreesRegressor(n_estimators=N_TREES, min_samples_leaf=2, random_state=seed, n_jobs=1)
+        return model.fit(x, y)
+
+    return _FORESTS.get((x_bytes, y_bytes, dims, seed), fit)
+
+
+class _ForestCache:
+    """Fitted surrogates by their training data, the least recently used dropped past a memory budget.
+
+    A forest's size grows with its task's trials (about 0.15 MB at 64, 0.6 MB at 300), so
+    the budget is in bytes, estimated from the trees' node counts, not in forests.
+    """
+
+    PER_FOREST = 40_000  # the estimators' Python objects
+    PER_NODE = 80  # a node of a fitted tree (struct and value)
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._forests: OrderedDict[Any, tuple[ExtraTreesRegressor, int]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        """The estimated bytes held."""
+        return self._size
+
+    def __len__(self) -> int:
+        return len(self._forests)
+
+    def get(self, key: Any, fit: Callable[[], ExtraTreesRegressor]) -> ExtraTreesRegressor:
+        """The forest under ``key``; when absent, fitted by ``fit`` and kept if it fits the budget."""
+        with self._lock:
+            if key in self._forests:
+                self._forests.move_to_end(key)
+                return self._forests[key][0]
+        forest = fit()
+        size = self.PER_FOREST + self.PER_NODE * sum(tree.tree_.node_count for tree in forest.estimators_)
+        with self._lock:
+            if key not in self._forests and size <= self.budget:
+                self._forests[key] = (forest, size)
+                self._size += size
+                while self._size > self.budget:
+                    _, (_, dropped) = self._forests.popitem(last=False)
+                    self._size -= dropped
+        return forest
+
+
+_FORESTS = _ForestCache(budget=128 * 2**20)

@@ -1,0 +1,51 @@
+"""The per-task surrogates are cached within a memory budget, the least recently used dropped first."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.ensemble import ExtraTreesRegressor
+
+from autotweak.meta._fit import _ForestCache
+
+
+def _fit_on(n: int, seed: int = 0) -> ExtraTreesRegressor:
+    rng = np.random.default_rng(seed)
+    return ExtraTreesRegressor(n_estimators=4, random_state=0).fit(rng.random((n, 3)), rng.random(n))
+
+
+def _size(forest: ExtraTreesRegressor) -> int:
+    nodes = sum(tree.tree_.node_count for tree in forest.estimators_)
+    return _ForestCache.PER_FOREST + _ForestCache.PER_NODE * nodes
+
+
+def test_a_cached_forest_is_not_fitted_again() -> None:
+    cache = _ForestCache(budget=10**9)
+    calls: list[int] = []
+
+    def fit() -> ExtraTreesRegressor:
+        calls.append(1)
+        return _fit_on(20)
+
+    first = cache.get("a", fit)
+    assert cache.get("a", fit) is first
+    assert len(calls) == 1
+    assert cache.size == _size(first)
+
+
+def test_the_budget_drops_the_least_recently_used_forest() -> None:
+    one = _size(_fit_on(20))
+    cache = _ForestCache(budget=2 * one + one // 2)  # room for two forests of this size
+    a = cache.get("a", lambda: _fit_on(20))
+    b = cache.get("b", lambda: _fit_on(20))
+    assert cache.get("a", lambda: _fit_on(20, seed=9)) is a  # "a" is now the most recent
+    cache.get("c", lambda: _fit_on(20))
+    assert len(cache) == 2 and cache.size <= cache.budget
+    assert cache.get("a", lambda: _fit_on(20, seed=9)) is a  # kept; "b" went
+    assert cache.get("b", lambda: _fit_on(20, seed=9)) is not b  # "b" went: fitted again
+
+
+def test_a_forest_over_the_budget_is_returned_but_not_kept() -> None:
+    cache = _ForestCache(budget=1_000)
+    forest = cache.get("big", lambda: _fit_on(50))
+    assert isinstance(forest, ExtraTreesRegressor)
+    assert len(cache) == 0 and cache.size == 0
