@@ -17,7 +17,8 @@ import optuna
 from autotweak._quiet import quiet_optuna
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
-from autotweak.engine._optimize import Prepared, _close, as_experiment, prepare
+from autotweak.engine._optimize import _close
+from autotweak.engine._prepare import Prepared, as_experiment, prepare
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
 from autotweak.engine._storage import StaleSweeper, heartbeat
 from autotweak.engine._study import mark_interrupted

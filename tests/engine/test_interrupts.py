@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autotweak.engine._worker import _Interrupts
+from autotweak.engine._loop import _Interrupts
 
 
 def test_first_ctrl_c_interrupts_the_objective_a_second_does_not_cut_the_recording():

@@ -1,0 +1,113 @@
+"""Before a study runs: its experiment read, its executor checked, its study and record opened."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+
+from autotweak._locations import default_home, resolve_storage_url, resolve_tracking_uri
+from autotweak._validation import Where
+from autotweak.engine._executors import BaseExecutor, check_not_starting_worker, executor_for
+from autotweak.engine._opening import open_records
+from autotweak.engine._worker import WorkerContext, make_tracker
+from autotweak.spec import Experiment, load_experiment
+from autotweak.tracking import BaseTracker, check_tracking_server
+
+__all__ = ["Prepared", "as_experiment", "prepare"]
+
+
+@dataclass
+class Prepared:
+    """A study ready to run: its storage, record and worker context."""
+
+    experiment: Experiment
+    study: optuna.Study
+    storage: BaseStorage
+    tracker: BaseTracker
+    context: WorkerContext
+
+
+def prepare(
+    experiment: Experiment,
+    *,
+    resume: bool,
+    track: bool = True,
+    keep_setup: bool = False,
+    runs_trials: bool = False,
+) -> Prepared:
+    """Create (or reopen) the study and its MLflow record; nothing runs yet.
+
+    With ``runs_trials``, this process runs trials with the prepared tracker (the ask/tell
+    API): it is made as a worker's is.
+
+    With ``keep_setup`` (resume only), ``experiment`` runs this process's trials but the
+    study's stored setup stays as it is: not compared, not replaced, so workers that join
+    meanwhile still run the study's own spec.
+    """
+    check_not_starting_worker()
+    storage_url = resolve_storage_url(experiment.storage)
+    tracking_uri = resolve_tracking_uri(experiment.tracking_uri) if track else None
+    if tracking_uri is not None:
+        check_tracking_server(tracking_uri)  # before the study exists: a study without its record is stuck
+    tracker = make_tracker(tracking_uri, local_workers=1 if runs_trials else None)
+    try:
+        study, storage, run_id = open_records(
+            experiment, storage_url, tracking_uri, tracker, resume=resume, keep_setup=keep_setup
+        )
+    except BaseException:
+        tracker.close()
+        raise
+    deadline = None if experiment.budget.wall_time is None else time.time() + experiment.budget.wall_time
+    context = WorkerContext(
+        experiment=experiment,
+        storage_url=storage_url,
+        tracking_uri=tracking_uri,
+        study_run_id=run_id,
+        home=str(default_home()),
+        deadline=deadline,
+    )
+    return Prepared(experiment, study, storage, tracker, context)
+
+
+def as_experiment(
+    experiment: Experiment | Mapping[str, Any] | str | os.PathLike[str], *, check_objective: bool = True
+) -> Experiment:
+    """An experiment given as itself, as its mapping form, or as the path of its YAML file.
+
+    Raises:
+        SpecError: If ``experiment`` is none of these.
+    """
+    if isinstance(experiment, Experiment):
+        return experiment
+    if isinstance(experiment, Mapping):
+        return Experiment.from_dict(experiment, check_objective=check_objective)
+    if not isinstance(experiment, str | os.PathLike):
+        raise Where(field="experiment").fail(
+            "must be an Experiment, a mapping or the path of a YAML file", experiment
+        )
+    return load_experiment(Path(experiment), check_objective=check_objective)
+
+
+def _runner(
+    experiment: Experiment, executor: BaseExecutor | None, *, track: bool = True
+) -> tuple[BaseExecutor, Callable[..., Any] | None]:
+    """The executor, checked, and the objective it is handed (``None``: workers import the entry point).
+
+    Raises:
+        SpecError: If the objective cannot be imported, or cannot reach the executor's workers.
+        AutotweakError: If the executor refuses the experiment's settings or stores.
+    """
+    objective = experiment.resolve_objective()
+    runner = executor or executor_for(experiment.execution.workers)
+    passed = None if experiment.objective_ref else objective
+    runner.check_objective(passed)
+    tracking_uri = resolve_tracking_uri(experiment.tracking_uri) if track else None
+    runner.check_setup(experiment, resolve_storage_url(experiment.storage), tracking_uri)
+    return runner, passed
