@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 import autotweak
+from autotweak._quiet import quiet_optuna
 from autotweak.engine._reconcile import fail_record, lost_trial_start, reconcile
 from autotweak.engine._storage import LOST_WORKER, fail_stale, make_storage
 from autotweak.engine._worker import make_stale_handler
@@ -84,7 +85,8 @@ def _lost_trial(home: Path, make_experiment, name: str, steps: list[float]) -> t
             on_stale=make_stale_handler(MlflowTracker(f"sqlite:///{home / 'mlflow.db'}"), make_experiment()),
         ),
     )
-    trial = study.ask()
+    with quiet_optuna():  # Optuna's note that heartbeats belong to Study.optimize: autotweak's own loop
+        trial = study.ask()
     study._storage.record_heartbeat(trial._trial_id)
     worker = MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")  # dies before its writer flushed a point
     run_id = worker.start_trial(lost_trial_start(study, study._storage.get_trial(trial._trial_id)))
