@@ -49,34 +49,27 @@ import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import optuna
 from numpy.typing import NDArray
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._study_view import StudyView
 from autotweak.meta._model import MetaModel
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
 from autotweak.meta._records import (
-    GUARD_ATTR,
     PROPOSAL_ATTR,
     UNITS_KEY,
     _proposed,
-    guard_of,
+    guard_of,  # noqa: F401  # the module's example calls it
 )
-from autotweak.meta._sampler_args import (
-    _check,
-    _count,
-    _descriptor_argument,
-    _model_argument,
-    _tau,
-)
+from autotweak.meta._sampler_args import _check, _count, _descriptor_argument, _model_argument, _tau
+from autotweak.meta._sampler_guard import _Guard
+from autotweak.meta._sampler_serving import _fits, _key, _ran, _Serving, _StudyKey
 
 __all__ = ["MetaSampler"]
 
@@ -84,17 +77,7 @@ _log = logging.getLogger(__name__)
 GUARD_AFTER = 5  # results the negative-transfer guard needs before it judges the prior
 
 
-@dataclass
-class _Serving:
-    """A trial's proposal while the trial runs."""
-
-    proposal: Proposal
-    units: list[float]  # its unit point in the model's space
-    dropped: bool = False  # a value did not fit the trial (or it set another): the trial is no proposal
-    recorded: bool = False  # the trial ran it whole, and its record is in the storage
-
-
-class MetaSampler(BaseSampler):
+class MetaSampler(_Guard, BaseSampler):
     """Warm-start proposals from a meta-model, then the base sampler.
 
     Args:
@@ -408,72 +391,3 @@ class MetaSampler(BaseSampler):
         if space.invalid({name: params[name] for name in self._names}):
             return None
         return [0.5 if u is None else u for u in space.to_unit(params)]
-
-    def _base_view(self, study: Study) -> Study:
-        """The study as the base sampler sees it: without the proposals once the guard tripped."""
-        if _key(study) not in self._cold:
-            return study
-        return cast(
-            Study, StudyView(study, keep=lambda t: not isinstance(t.system_attrs.get(PROPOSAL_ATTR), dict))
-        )
-
-    def _guard_recorded(self, study: Study) -> bool:
-        """Whether the guard has tripped for this study, in any process (read from the storage).
-
-        Read for each trial until it has, so every worker's base sampler turns cold at the
-        same point of the study, also one that stopped proposing before the guard tripped.
-        """
-        if self.proposer is None:
-            return False
-        return guard_of(study) is not None
-
-    def _guard_tripped(self, study: Study, observed: list[list[float]], values: list[float]) -> bool:
-        if _key(study) in self._cold:
-            return True
-        if len(values) < self.guard_after or self.proposer is None:
-            return False
-        tau = self.proposer.guard(observed, values)
-        if math.isnan(tau) or tau >= self.guard_threshold:
-            return False
-        _log.info(
-            "meta-learner: the past ranks this study's %d results no better than chance (tau %.2f < %.2f); "
-            "falling back to the cold sampler",
-            len(values),
-            tau,
-            self.guard_threshold,
-        )
-        record = {"tau": round(tau, 4), "results": len(values), "threshold": self.guard_threshold}
-        study._storage.set_study_system_attr(study._study_id, GUARD_ATTR, record)
-        return True
-
-
-_StudyKey = tuple[int, int]
-
-
-def _key(study: Study) -> _StudyKey:
-    """Which study: its storage object and its id there (two in-memory storages both start at 0)."""
-    return id(study._storage), study._study_id
-
-
-def _ran(params: Mapping[str, Any], proposed: Mapping[str, Any], names: Sequence[str]) -> bool:
-    """Whether ``params`` hold the proposed value of each of ``names``."""
-    return all(name in params and name in proposed and _same(params[name], proposed[name]) for name in names)
-
-
-def _same(value: Any, proposed: Any) -> bool:
-    """Whether a trial's value is the proposed one (a float as stored may differ in the last bits)."""
-    if isinstance(value, float) and isinstance(proposed, int | float) and not isinstance(proposed, bool):
-        return math.isclose(value, proposed, rel_tol=1e-9, abs_tol=1e-12)
-    return type(value) is type(proposed) and bool(value == proposed)
-
-
-def _fits(distribution: BaseDistribution, value: Any) -> bool:
-    """Whether ``value`` is a valid value of ``distribution`` (same kind, in range)."""
-    if isinstance(distribution, IntDistribution) and not isinstance(value, int):
-        return False
-    if isinstance(distribution, FloatDistribution) and not isinstance(value, float):
-        return False  # an int parameter of the model served to suggest_float would come back a float
-    try:
-        return bool(distribution._contains(distribution.to_internal_repr(value)))
-    except (ValueError, TypeError):
-        return False
