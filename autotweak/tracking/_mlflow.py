@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,16 @@ from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from autotweak._config import flat_config
 from autotweak._locations import artifact_root, create_whole, enable_wal, redact, sqlite_path
 from autotweak.tracking._base import BaseTracker
+from autotweak.tracking._mlflow_values import (
+    _config_params,
+    _experiment_artifacts,
+    _metrics,
+    _now_ms,
+    _spec_params,
+    _summary_dict,
+    _tags,
+    _text,
+)
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
 
 __all__ = ["MlflowTracker", "RUN_STATUS"]
@@ -69,10 +79,6 @@ def _make_tables(uri: str, *, artifacts: str | None) -> None:
         SqlAlchemyStore(uri, artifacts or "./mlruns").engine.dispose()  # type: ignore[no-untyped-call]
     finally:
         chatty.setLevel(level)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class MlflowTracker(BaseTracker):
@@ -388,74 +394,3 @@ class MlflowTracker(BaseTracker):
             t = tags[i * _PARAM_BATCH : (i + 1) * _PARAM_BATCH]
             if m or p or t:
                 self.client.log_batch(run_id, metrics=m, params=p, tags=t)
-
-
-def _metrics(items: Iterable[tuple[str, float]], ts: int | None = None) -> list[Metric]:
-    stamp = ts or _now_ms()
-    return [Metric(k, float(v), stamp, 0) for k, v in items]
-
-
-def _config_params(config: Mapping[str, Any]) -> list[Param]:
-    """A trial's config as params, nested values under dotted names (``optim.lr``), as the spec names them."""
-    return _params(flat_config(config).items())
-
-
-def _params(items: Iterable[tuple[str, Any]]) -> list[Param]:
-    return [Param(str(k), _text(v)[:6000]) for k, v in items]
-
-
-def _tags(items: Iterable[tuple[str, Any]]) -> list[RunTag]:
-    return [RunTag(str(k), _text(v)) for k, v in items]
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
-
-
-def _spec_params(spec: dict[str, Any]) -> list[Param]:
-    flat: dict[str, Any] = {
-        "metric": spec["metric"]["name"],
-        "direction": spec["metric"]["direction"],
-        "sampler": spec["sampler"]["name"],
-        "pruner": spec["pruner"]["name"],
-        "objective": spec["objective"],
-        "seed": spec["seed"],
-    }
-    flat.update({f"space.{k}": _range(v) for k, v in spec["tweaks"]["params"].items()})
-    flat.update({f"base.{k}": v for k, v in spec["base"].items()})
-    return _params(flat.items())
-
-
-def _range(definition: dict[str, Any]) -> str:
-    kind = definition["type"]
-    if kind == "categorical":
-        shown = f"choice{definition['choices']}"
-    elif kind == "fixed":
-        shown = f"fixed({definition['value']!r})"
-    else:
-        scale = " log" if definition.get("log") else ""
-        step = f" step {definition['step']}" if definition.get("step") is not None else ""
-        shown = f"{kind}[{definition['low']}, {definition['high']}]{scale}{step}"
-    for parent, values in (definition.get("when") or {}).items():  # searched only under its condition
-        shown += f" when {parent} in {values if isinstance(values, list) else [values]}"
-    return shown
-
-
-def _summary_dict(summary: StudySummary) -> dict[str, Any]:
-    return {
-        "study": summary.study_name,
-        "counts": summary.counts,
-        "best_trial": summary.best_number,
-        "best_value": summary.best_value,
-        "best_params": summary.best_params,
-        "base_value": summary.base_value,
-        "compute_full_trainings": summary.compute,
-        "interrupted": summary.interrupted,
-    }
-
-
-def _experiment_artifacts(tracking_uri: str, study_name: str) -> str | None:
-    root = artifact_root(tracking_uri)
-    return None if root is None else f"{root}/{study_name}"

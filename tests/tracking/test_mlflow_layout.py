@@ -206,7 +206,7 @@ def test_a_parent_run_left_running_by_a_killed_start_is_closed_by_the_next(home,
 
 def test_the_parent_runs_space_params_keep_steps_and_conditions():
     from autotweak.space import load_space
-    from autotweak.tracking._mlflow import _range
+    from autotweak.tracking._mlflow_values import _range
 
     cnn = load_space("cnn").to_dict()
     assert _range(cnn["momentum"]) == "float[0.5, 0.99] when optimizer in ['sgd']"
