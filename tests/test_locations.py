@@ -23,7 +23,7 @@ from autotweak._locations import (
     storage_problem,
     tracking_problem,
 )
-from autotweak.cli._main import _experiment_from_storage
+from autotweak.cli._optimize import _experiment_from_storage
 from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
 from autotweak.report._text import _tracking_uri
