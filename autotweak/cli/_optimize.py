@@ -216,11 +216,11 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     )
     stores["storage"] = _store_origin(experiment, "storage", options.get("storage"))
     stores["tracking"] = _store_origin(experiment, "tracking_uri", options.get("tracking_uri"))
-    executor = None
-    if options.get("executor", "processes") != "processes":
-        from autotweak.engine._executors import EXECUTORS
+    executor = None  # local processes (inline for one worker): the engine's default
+    if options.get("executor") == "aws-spot":
+        from autotweak.aws import SpotExecutor  # boto3 only when asked for
 
-        executor = EXECUTORS[options["executor"]](experiment.execution.workers)
+        executor = SpotExecutor(experiment.execution.workers)
     try:
         with _console.study_view(experiment) as view:
             on_progress = _announced(opened, view)  # said once the study is open, not before a setup error

@@ -286,17 +286,10 @@ def _defined_at_top_level(path: str, name: str) -> bool | None:
     return False
 
 
-def _aws_spot(workers: int) -> BaseExecutor:
-    from autotweak.aws import SpotExecutor  # boto3 only when asked for
-
-    return SpotExecutor(workers)
-
-
 EXECUTORS: dict[str, Callable[[int], BaseExecutor]] = {
     "inline": lambda workers: InlineExecutor(),
     "processes": ProcessExecutor,
-    "aws-spot": _aws_spot,
-}
+}  # the aws-spot executor is a plug-in of this seam: autotweak.aws.SpotExecutor
 
 
 def executor_for(workers: int) -> BaseExecutor:
