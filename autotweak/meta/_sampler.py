@@ -373,15 +373,18 @@ class MetaSampler(_Guard, BaseSampler):
         return tried, observed, values
 
     def _point(self, trial: FrozenTrial) -> list[float] | None:
-        """The unit point of the config the trial ran (the candidate's own, if it ran a proposal)."""
-        point = self._unit(trial.params)
+        """The unit point of the config the trial ran (the candidate's own, if it ran a proposal).
+
+        A running trial is recorded as a proposal just before its last value is stored: from
+        the record on, it is that candidate, so that another worker never proposes it again.
+        """
         record = trial.system_attrs.get(PROPOSAL_ATTR)
-        if point is None or not isinstance(record, dict) or UNITS_KEY not in record:
-            return point
-        proposed = record.get("params")
-        if isinstance(proposed, dict) and _ran(trial.params, proposed, self._names):
-            return [float(u) for u in record[UNITS_KEY]]
-        return point
+        if isinstance(record, dict) and UNITS_KEY in record and isinstance(record.get("params"), dict):
+            stored = [name for name in self._names if name in trial.params]
+            whole = len(stored) == len(self._names) or trial.state == TrialState.RUNNING
+            if whole and _ran(trial.params, record["params"], stored):
+                return [float(u) for u in record[UNITS_KEY]]
+        return self._unit(trial.params)
 
     def _unit(self, params: Mapping[str, Any]) -> list[float] | None:
         """A config's unit point in the model's space, if it sets every parameter validly."""

@@ -298,3 +298,19 @@ def test_a_multi_objective_study_gets_no_proposals_and_proposals_of_says_so() ->
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=MetaSampler(MODEL, seed=0))
     study.optimize(lambda t: (t.suggest_float("x", 0, 10), 1.0), n_trials=3)
     assert proposals_of(study.trials) == [], "the base sampler alone; no error either"
+
+
+def test_a_proposal_another_worker_is_still_suggesting_is_not_proposed_again() -> None:
+    """Between the proposal's record and the storage of its last value, another worker reads it."""
+    storage = optuna.storages.InMemoryStorage()
+    first = MetaSampler(MODEL, seed=0, n_meta=3)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize", sampler=first)
+    trial = study.ask()
+    distribution = optuna.distributions.FloatDistribution(0.0, 10.0)
+    served = first.sample_independent(study, storage.get_trial(trial._trial_id), "x", distribution)
+    assert isinstance(storage.get_trial(trial._trial_id).system_attrs.get(PROPOSAL_ATTR), dict)
+    assert "x" not in storage.get_trial(trial._trial_id).params  # Optuna has not stored it yet
+
+    other = optuna.load_study(study_name="s", storage=storage, sampler=MetaSampler(MODEL, seed=0, n_meta=3))
+    second = other.ask()
+    assert second.suggest_float("x", 0.0, 10.0) != served
