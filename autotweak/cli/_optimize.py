@@ -165,7 +165,7 @@ def _override(experiment: Experiment, name: str | None = None, **options: Any) -
         )
     if name is not None:
         from autotweak._validation import Where
-        from autotweak.spec._experiment import parse_name
+        from autotweak.spec._fields import parse_name
 
         name = parse_name({"name": name}, Where("--name"))["name"]
     execution = experiment.execution
