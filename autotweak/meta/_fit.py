@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -258,7 +259,8 @@ def _fitted(x_bytes: bytes, y_bytes: bytes, dims: int, seed: int) -> ExtraTreesR
         model = ExtraTreesRegressor(n_estimators=N_TREES, min_samples_leaf=2, random_state=seed, n_jobs=1)
         return model.fit(x, y)
 
-    return _FORESTS.get((x_bytes, y_bytes, dims, seed), fit)
+    digest = hashlib.blake2b(x_bytes + y_bytes, digest_size=16).digest()  # the key, not the data, is kept
+    return _FORESTS.get((digest, len(x_bytes), dims, seed), fit)
 
 
 class _ForestCache:
