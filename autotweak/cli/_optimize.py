@@ -21,11 +21,25 @@ from autotweak.exceptions import AutotweakError
 from autotweak.spec import Budget, Execution, Experiment, load_experiment
 
 if TYPE_CHECKING:
-    from autotweak.engine import Progress, StudyResult
+    from autotweak.engine import BaseExecutor, Progress, StudyResult
 
 __all__ = ["optimize", "resume", "worker"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _spot_executor(workers: int) -> BaseExecutor:
+    from autotweak.aws import SpotExecutor  # boto3 only when asked for
+
+    return SpotExecutor(workers)
+
+
+# --executor: each name builds the executor for a number of workers; None is the engine's default
+# (inline for one worker, local processes for more).
+_EXECUTORS: dict[str, Callable[[int], BaseExecutor | None]] = {
+    "processes": lambda workers: None,
+    "aws-spot": _spot_executor,
+}
 
 
 def _run_options(func: F) -> F:
@@ -34,7 +48,7 @@ def _run_options(func: F) -> F:
             click.option("--workers", type=click.IntRange(min=1), help="Worker processes (or instances)."),
             click.option(
                 "--executor",
-                type=click.Choice(["processes", "aws-spot"]),
+                type=click.Choice(list(_EXECUTORS)),
                 default="processes",
                 show_default=True,
                 help="Where workers run: local processes, or EC2 spot instances (spec: execution.aws).",
@@ -216,11 +230,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     )
     stores["storage"] = _store_origin(experiment, "storage", options.get("storage"))
     stores["tracking"] = _store_origin(experiment, "tracking_uri", options.get("tracking_uri"))
-    executor = None  # local processes (inline for one worker): the engine's default
-    if options.get("executor") == "aws-spot":
-        from autotweak.aws import SpotExecutor  # boto3 only when asked for
-
-        executor = SpotExecutor(experiment.execution.workers)
+    executor = _EXECUTORS[options.get("executor") or "processes"](experiment.execution.workers)
     try:
         with _console.study_view(experiment) as view:
             on_progress = _announced(opened, view)  # said once the study is open, not before a setup error

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from autotweak.engine._processes import (
-    _forward_interrupt,
-    _main_file_readable,
-    _Proc,
-    _process_main,
-    _receive,
-    _start_context,
+    Proc,
+    forward_interrupt,
+    main_file_readable,
+    process_main,
+    receive_result,
+    start_context,
 )
 from autotweak.engine._worker import WorkerContext, WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError, SpecError
@@ -177,39 +177,39 @@ class ProcessExecutor(BaseExecutor):
         )
 
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
-        start = _start_context()
+        start = start_context()
         level = logging.getLogger("autotweak").getEffectiveLevel()
         environ = dict(os.environ)
 
-        def launch(index: int) -> _Proc:
+        def launch(index: int) -> Proc:
             receiver, sender = start.Pipe(duplex=False)
             current = start.Value("q", -1, lock=False)  # the Optuna id of the trial it runs
             # Pickled here and loaded by the worker's own code (a callable objective travels
             # by reference), so that a failure to load it is the worker's error to report.
             work = pickle.dumps((replace(ctx, worker_index=index, local_workers=self.workers), objective))
             proc = start.Process(
-                target=_process_main,
+                target=process_main,
                 args=(index, work, sender, level, environ, current),
                 name=f"autotweak-worker-{index}",
             )
-            with _main_file_readable():
+            with main_file_readable():
                 proc.start()
             sender.close()
             return proc, receiver, current
 
-        procs: list[_Proc] = []
+        procs: list[Proc] = []
         try:
             for index in range(self.workers):
                 procs.append(launch(index))
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the workers start: those started stop cleanly
-            _forward_interrupt(procs)
+            forward_interrupt(procs)
             return self._collect(procs, launch, interrupted=True) or [
                 WorkerResult(stop_reason="interrupted", interrupted=True)
             ]
         return self._collect(procs, launch)
 
     def _collect(
-        self, procs: list[_Proc], launch: Callable[[int], _Proc], *, interrupted: bool = False
+        self, procs: list[Proc], launch: Callable[[int], Proc], *, interrupted: bool = False
     ) -> list[WorkerResult]:
         """Each worker's result, taken as it ends: a crash is said when it happens, not after the others.
 
@@ -224,7 +224,7 @@ class ProcessExecutor(BaseExecutor):
                 mp.connection.wait([p.sentinel for i, (p, _, _) in enumerate(procs) if i not in results])
             except KeyboardInterrupt:
                 interrupted = True
-                _forward_interrupt([p for i, p in enumerate(procs) if i not in results])
+                forward_interrupt([p for i, p in enumerate(procs) if i not in results])
                 continue
             for index, (proc, receiver, current) in enumerate(list(procs)):
                 if index in results or proc.exitcode is None:
@@ -244,7 +244,7 @@ class ProcessExecutor(BaseExecutor):
 
 def _result_of(proc: Any, receiver: Connection, current: Any) -> WorkerResult:
     """What an ended worker sent, or what its end says (a crash: its exit code, the trial it left)."""
-    started, result = _receive(receiver)
+    started, result = receive_result(receiver)
     if result is None:
         when = "after it started" if started else _NOT_STARTED
         error = f"{proc.name} exited with code {proc.exitcode} {when}, without a result"

@@ -23,13 +23,22 @@ from typing import Any
 from autotweak._signals import stop_on_sigterm
 from autotweak.engine._worker import WorkerResult, run_worker
 
+__all__ = [
+    "Proc",
+    "forward_interrupt",
+    "main_file_readable",
+    "process_main",
+    "receive_result",
+    "start_context",
+]
+
 _log = logging.getLogger(__name__)
 
 _STARTED = "started"  # a worker's first message: its own code runs
-_Proc = tuple[Any, Connection, Any]  # a worker process, the end of its pipe, the trial it runs
+Proc = tuple[Any, Connection, Any]  # a worker process, the end of its pipe, the trial it runs
 
 
-def _receive(receiver: Connection) -> tuple[bool, WorkerResult | None]:
+def receive_result(receiver: Connection) -> tuple[bool, WorkerResult | None]:
     """Whether the worker's own code started, and its result (``None`` if it died without one)."""
     started, result = False, None
     try:
@@ -44,14 +53,14 @@ def _receive(receiver: Connection) -> tuple[bool, WorkerResult | None]:
     return started, result
 
 
-def _forward_interrupt(procs: list[_Proc]) -> None:
+def forward_interrupt(procs: list[Proc]) -> None:
     for proc, _, _ in procs:
         if proc.is_alive() and proc.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGINT)
 
 
-def _start_context() -> Any:
+def start_context() -> Any:
     """The fork server where the platform has one, spawn otherwise."""
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
@@ -60,7 +69,7 @@ def _start_context() -> Any:
     return start
 
 
-def _process_main(
+def process_main(
     index: int,
     work: bytes,
     sender: Connection,
@@ -113,7 +122,7 @@ def _ignore_interrupts() -> None:
 
 
 @contextlib.contextmanager
-def _main_file_readable() -> Iterator[None]:
+def main_file_readable() -> Iterator[None]:
     """Hide a main script's ``__file__`` that names no file (``python - <<EOF``: ``<stdin>``) from workers.
 
     A new worker runs the main script again from its ``__file__``; one read from standard

@@ -27,7 +27,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -275,7 +275,7 @@ class _ForestCache:
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self._forests: OrderedDict[Any, tuple[ExtraTreesRegressor, int]] = OrderedDict()
+        self._forests: OrderedDict[Hashable, tuple[ExtraTreesRegressor, int]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
@@ -287,7 +287,13 @@ class _ForestCache:
     def __len__(self) -> int:
         return len(self._forests)
 
-    def get(self, key: Any, fit: Callable[[], ExtraTreesRegressor]) -> ExtraTreesRegressor:
+    def clear(self) -> None:
+        """Drop every forest kept."""
+        with self._lock:
+            self._forests.clear()
+            self._size = 0
+
+    def get(self, key: Hashable, fit: Callable[[], ExtraTreesRegressor]) -> ExtraTreesRegressor:
         """The forest under ``key``; when absent, fitted by ``fit`` and kept if it fits the budget."""
         with self._lock:
             if key in self._forests:

@@ -68,8 +68,8 @@ from autotweak.meta._records import (
     guard_of,  # noqa: F401  # the module's example calls it
 )
 from autotweak.meta._sampler_args import _check, _count, _descriptor_argument, _model_argument, _tau
-from autotweak.meta._sampler_guard import _Guard
-from autotweak.meta._sampler_serving import _fits, _key, _ran, _Serving, _StudyKey
+from autotweak.meta._sampler_guard import Guard
+from autotweak.meta._sampler_serving import Serving, StudyKey, fits_distribution, ran_proposal, study_key
 
 __all__ = ["MetaSampler"]
 
@@ -77,7 +77,7 @@ _log = logging.getLogger(__name__)
 GUARD_AFTER = 5  # results the negative-transfer guard needs before it judges the prior
 
 
-class MetaSampler(_Guard, BaseSampler):
+class MetaSampler(Guard, BaseSampler):
     """Warm-start proposals from a meta-model, then the base sampler.
 
     Args:
@@ -126,10 +126,10 @@ class MetaSampler(_Guard, BaseSampler):
         self._names = [p.name for p in self.model.space.tunable] if self.model is not None else []
         # Kept per study (one sampler object may serve several studies, one after the other):
         # trials by (study, trial id), and the studies handed over or turned cold.
-        self._pending: dict[tuple[_StudyKey, int], _Serving | None] = {}
+        self._pending: dict[tuple[StudyKey, int], Serving | None] = {}
         self._inside: dict[frozenset[tuple[str, BaseDistribution]], NDArray[np.bool_]] = {}
-        self._handed_over: set[_StudyKey] = set()
-        self._cold: set[_StudyKey] = set()
+        self._handed_over: set[StudyKey] = set()
+        self._cold: set[StudyKey] = set()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -192,11 +192,15 @@ class MetaSampler(_Guard, BaseSampler):
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         with self._lock:
-            serving = self._pending.pop((_key(study), trial._trial_id), None)
+            serving = self._pending.pop((study_key(study), trial._trial_id), None)
             # A parameter whose value was not the sampler's to give (a single-valued range)
             # may complete a proposal: the trial ran it all the same.
             open_ = serving is not None and not (serving.recorded or serving.dropped)
-            if serving is not None and open_ and _ran(trial.params, serving.proposal.params, self._names):
+            if (
+                serving is not None
+                and open_
+                and ran_proposal(trial.params, serving.proposal.params, self._names)
+            ):
                 self._record(study, trial, serving)
         self.base.after_trial(self._base_view(study), trial, state, values)
 
@@ -223,7 +227,7 @@ class MetaSampler(_Guard, BaseSampler):
             tried.append(self.model.units[proposal.index].tolist())
         return out
 
-    def _serving(self, study: Study, trial: FrozenTrial) -> _Serving | None:
+    def _serving(self, study: Study, trial: FrozenTrial) -> Serving | None:
         """The proposal of this trial, decided once (at its first sampling call).
 
         The lock makes deciding one step for the threads of this process, so two trials
@@ -231,20 +235,20 @@ class MetaSampler(_Guard, BaseSampler):
         suggested it whole (a study's parameters are usually suggested together).
         """
         with self._lock:
-            pending = (_key(study), trial._trial_id)
+            pending = (study_key(study), trial._trial_id)
             if pending not in self._pending:
-                if _key(study) not in self._cold and self._guard_recorded(study):
-                    self._cold.add(_key(study))
+                if study_key(study) not in self._cold and self._guard_recorded(study):
+                    self._cold.add(study_key(study))
                 proposal = self._next_proposal(study, trial)
                 serving = None
                 if proposal is not None:
                     assert self.model is not None
-                    serving = _Serving(proposal, self.model.units[proposal.index].tolist())
+                    serving = Serving(proposal, self.model.units[proposal.index].tolist())
                 self._pending[pending] = serving
             return self._pending[pending]
 
     def _serve(
-        self, study: Study, trial: FrozenTrial, serving: _Serving, name: str, distribution: BaseDistribution
+        self, study: Study, trial: FrozenTrial, serving: Serving, name: str, distribution: BaseDistribution
     ) -> bool:
         """Whether the proposal gives ``name`` its value; once the trial has it all, it is recorded."""
         proposed = serving.proposal.params
@@ -252,7 +256,9 @@ class MetaSampler(_Guard, BaseSampler):
             if serving.dropped:
                 return False
             earlier = [n for n in self._names if n in trial.params]
-            if not _fits(distribution, proposed[name]) or not _ran(trial.params, proposed, earlier):
+            if not fits_distribution(distribution, proposed[name]) or not ran_proposal(
+                trial.params, proposed, earlier
+            ):
                 serving.dropped = True
                 _log.debug(
                     "meta-learner: trial %d: the proposed %s=%r is not served (its distribution is %s); "
@@ -267,13 +273,13 @@ class MetaSampler(_Guard, BaseSampler):
                 self._record(study, trial, serving)
         return True
 
-    def _record(self, study: Study, trial: FrozenTrial, serving: _Serving) -> None:
+    def _record(self, study: Study, trial: FrozenTrial, serving: Serving) -> None:
         record = serving.proposal.to_dict() | {UNITS_KEY: serving.units}
         study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, record)
         serving.recorded = True
 
     def _next_proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
-        if _key(study) in self._handed_over or self.proposer is None or len(study.directions) != 1:
+        if study_key(study) in self._handed_over or self.proposer is None or len(study.directions) != 1:
             return None
         if "fixed_params" in trial.system_attrs:
             return None
@@ -296,13 +302,13 @@ class MetaSampler(_Guard, BaseSampler):
             window = [t for t in others if t.number <= last]
         tried, observed, values = self._evidence(window, study.direction)
         if self._guard_tripped(study, observed, values):
-            self._cold.add(_key(study))
+            self._cold.add(study_key(study))
             self._hand_over(study)
             return None
         running = [
             s.units
             for (owner, tid), s in self._pending.items()
-            if owner == _key(study)
+            if owner == study_key(study)
             and s is not None
             and tid != trial._trial_id
             and not (s.recorded or s.dropped)
@@ -327,7 +333,7 @@ class MetaSampler(_Guard, BaseSampler):
         """
         if reason is not None:
             _log.info("meta-learner: %s; the base sampler takes over", reason)
-        self._handed_over.add(_key(study))
+        self._handed_over.add(study_key(study))
 
     def _covers(self, trial: FrozenTrial) -> bool:
         return all(name in trial.params for name in self._names)
@@ -343,7 +349,9 @@ class MetaSampler(_Guard, BaseSampler):
         key = frozenset(known.items())
         if key not in self._inside:
             configs = (self.model.candidate(i) for i in range(len(self.model.units)))
-            inside = [all(_fits(d, config[name]) for name, d in known.items()) for config in configs]
+            inside = [
+                all(fits_distribution(d, config[name]) for name, d in known.items()) for config in configs
+            ]
             self._inside[key] = np.array(inside, dtype=np.bool_)
         return self._inside[key]
 
@@ -382,7 +390,7 @@ class MetaSampler(_Guard, BaseSampler):
         if isinstance(record, dict) and UNITS_KEY in record and isinstance(record.get("params"), dict):
             stored = [name for name in self._names if name in trial.params]
             whole = len(stored) == len(self._names) or trial.state == TrialState.RUNNING
-            if whole and _ran(trial.params, record["params"], stored):
+            if whole and ran_proposal(trial.params, record["params"], stored):
                 return [float(u) for u in record[UNITS_KEY]]
         return self._unit(trial.params)
 

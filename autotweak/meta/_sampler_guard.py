@@ -16,12 +16,14 @@ from optuna.study import Study
 from autotweak._study_view import StudyView
 from autotweak.meta._propose import Proposer
 from autotweak.meta._records import GUARD_ATTR, PROPOSAL_ATTR, guard_of
-from autotweak.meta._sampler_serving import _key, _StudyKey
+from autotweak.meta._sampler_serving import StudyKey, study_key
+
+__all__ = ["Guard"]
 
 _log = logging.getLogger(__name__)
 
 
-class _Guard:
+class Guard:
     """The guard's part of :class:`~autotweak.meta.MetaSampler` (a mix-in of it).
 
     It reads the sampler's proposer, ``guard_after``, ``guard_threshold`` and the studies
@@ -31,11 +33,11 @@ class _Guard:
     proposer: Proposer | None
     guard_after: int
     guard_threshold: float
-    _cold: set[_StudyKey]
+    _cold: set[StudyKey]
 
     def _base_view(self, study: Study) -> Study:
         """The study as the base sampler sees it: without the proposals once the guard tripped."""
-        if _key(study) not in self._cold:
+        if study_key(study) not in self._cold:
             return study
         return cast(
             Study, StudyView(study, keep=lambda t: not isinstance(t.system_attrs.get(PROPOSAL_ATTR), dict))
@@ -52,7 +54,7 @@ class _Guard:
         return guard_of(study) is not None
 
     def _guard_tripped(self, study: Study, observed: list[list[float]], values: list[float]) -> bool:
-        if _key(study) in self._cold:
+        if study_key(study) in self._cold:
             return True
         if len(values) < self.guard_after or self.proposer is None:
             return False

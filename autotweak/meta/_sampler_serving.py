@@ -16,9 +16,11 @@ from optuna.study import Study
 
 from autotweak.meta._propose import Proposal
 
+__all__ = ["Serving", "StudyKey", "fits_distribution", "ran_proposal", "study_key"]
+
 
 @dataclass
-class _Serving:
+class Serving:
     """A trial's proposal while the trial runs."""
 
     proposal: Proposal
@@ -27,15 +29,15 @@ class _Serving:
     recorded: bool = False  # the trial ran it whole, and its record is in the storage
 
 
-_StudyKey = tuple[int, int]
+StudyKey = tuple[int, int]
 
 
-def _key(study: Study) -> _StudyKey:
+def study_key(study: Study) -> StudyKey:
     """Which study: its storage object and its id there (two in-memory storages both start at 0)."""
     return id(study._storage), study._study_id
 
 
-def _ran(params: Mapping[str, Any], proposed: Mapping[str, Any], names: Sequence[str]) -> bool:
+def ran_proposal(params: Mapping[str, Any], proposed: Mapping[str, Any], names: Sequence[str]) -> bool:
     """Whether ``params`` hold the proposed value of each of ``names``."""
     return all(name in params and name in proposed and _same(params[name], proposed[name]) for name in names)
 
@@ -47,7 +49,7 @@ def _same(value: Any, proposed: Any) -> bool:
     return type(value) is type(proposed) and bool(value == proposed)
 
 
-def _fits(distribution: BaseDistribution, value: Any) -> bool:
+def fits_distribution(distribution: BaseDistribution, value: Any) -> bool:
     """Whether ``value`` is a valid value of ``distribution`` (same kind, in range)."""
     if isinstance(distribution, IntDistribution) and not isinstance(value, int):
         return False

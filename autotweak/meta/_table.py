@@ -51,9 +51,9 @@ from typing import Any, get_args
 import pandas as pd
 
 from autotweak.meta._histories import Direction, Histories, HistoryError, as_space
-from autotweak.meta._table_benchmark import _read_benchmark
+from autotweak.meta._table_benchmark import read_benchmark
 from autotweak.meta._table_checks import Table
-from autotweak.meta._table_generic import _read_generic
+from autotweak.meta._table_generic import read_generic
 from autotweak.space import SearchSpace
 
 __all__ = ["read_table"]
@@ -96,9 +96,9 @@ def read_table(
     table = _load(source)
     columns = list(table.frame.columns)
     if "config_id" in columns:
-        histories = _read_benchmark(table, space, metric or "val_score", direction, renames, base)
+        histories = read_benchmark(table, space, metric or "val_score", direction, renames, base)
     elif "trial" in columns:
-        histories = _read_generic(table, space, metric or "value", direction, renames, base)
+        histories = read_generic(table, space, metric or "value", direction, renames, base)
     else:
         raise table.fail(
             "a history table must have a 'config_id' column (BENCHMARK.md format: task, config_id, "

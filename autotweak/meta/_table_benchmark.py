@@ -16,14 +16,16 @@ from autotweak.meta._family import family_space
 from autotweak.meta._histories import Direction, Histories, HistoryError, SkipReport, TaskHistory
 from autotweak.meta._mapping import ParamMapper
 from autotweak.meta._table_checks import Table, check_kind, check_present, check_unique, drop_repeats, require
-from autotweak.meta._table_curves import _differing, _groups, _trials
+from autotweak.meta._table_curves import differing_params, group_trials, row_groups
 from autotweak.space import SearchSpace
+
+__all__ = ["read_benchmark"]
 
 BENCHMARK_KEYS = ("task", "config_id", "step")
 BENCHMARK_OTHER = ("val_score", "test_score", "fit_seconds")
 
 
-def _read_benchmark(
+def read_benchmark(
     table: Table,
     space: SearchSpace | None,
     metric: str,
@@ -51,7 +53,7 @@ def _read_benchmark(
     frame, repeats = drop_repeats(frame)
     check_unique(table, frame, list(BENCHMARK_KEYS))
     frame = frame.reset_index(drop=True)
-    starts, _ = _groups(frame, ["task", "config_id"])
+    starts, _ = row_groups(frame, ["task", "config_id"])
     firsts = frame.iloc[starts]
     columns = [firsts[c].tolist() for c in hyperparameters]
     params = [dict(zip(hyperparameters, row, strict=True)) for row in zip(*columns, strict=True)]
@@ -66,9 +68,9 @@ def _read_benchmark(
     mapper = ParamMapper(space, renames, base)
     skipped = SkipReport()
     grouped = frame.groupby(["task", "config_id"], sort=False)
-    differing = _differing(grouped, {h: h for h in hyperparameters})
+    differing = differing_params(grouped, {h: h for h in hyperparameters})
     complete = _full_curves(frame, starts)
-    trials = _trials(
+    trials = group_trials(
         frame, ["task", "config_id"], metric, "step", params, sources, mapper, skipped, complete, differing
     )
     skipped.notes.update(mapper.notes)

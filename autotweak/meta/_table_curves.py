@@ -12,8 +12,10 @@ from numpy.typing import NDArray
 from autotweak.meta._histories import PastTrial, SkipReport
 from autotweak.meta._mapping import ParamMapper
 
+__all__ = ["differing_params", "group_trials", "row_groups"]
 
-def _groups(frame: pd.DataFrame, keys: list[str]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+
+def row_groups(frame: pd.DataFrame, keys: list[str]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """Start and end rows of each run of equal keys in a sorted frame."""
     n = len(frame)
     new = np.zeros(n, dtype=bool)
@@ -25,7 +27,7 @@ def _groups(frame: pd.DataFrame, keys: list[str]) -> tuple[NDArray[np.intp], NDA
     return starts, np.append(starts[1:], n)
 
 
-def _trials(
+def group_trials(
     frame: pd.DataFrame,
     keys: list[str],
     value: str,
@@ -41,7 +43,7 @@ def _trials(
 
     ``differing`` names, per trial, a param whose rows disagree (the trial is skipped).
     """
-    starts, ends = _groups(frame, keys)
+    starts, ends = row_groups(frame, keys)
     values = frame[value].to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
     whole = np.logical_and.reduceat(finite, starts).tolist()  # every point of the curve finite
@@ -72,7 +74,7 @@ def _trials(
     return out
 
 
-def _differing(grouped: Any, param_columns: Mapping[str, str]) -> list[str | None]:
+def differing_params(grouped: Any, param_columns: Mapping[str, str]) -> list[str | None]:
     """For each trial, the first param holding different values on its rows, else ``None``."""
     many = grouped[list(param_columns)].nunique() > 1
     if not many.to_numpy().any():

@@ -24,15 +24,17 @@ from autotweak.meta._table_checks import (
     require,
     show,
 )
-from autotweak.meta._table_curves import _differing, _trials
+from autotweak.meta._table_curves import differing_params, group_trials
 from autotweak.space import SearchSpace
+
+__all__ = ["read_generic"]
 
 PARAM_PREFIXES = ("param.", "params.")
 TAG_PREFIX = "tag."
 GENERIC_COLUMNS = ("task", "trial", "value", "step", "direction", "complete")
 
 
-def _read_generic(
+def read_generic(
     table: Table,
     space: SearchSpace | None,
     metric: str,
@@ -74,8 +76,8 @@ def _read_generic(
     sources = [f"table:{table.label}#{t}/{n}" for t, n in pairs]
     mapper = ParamMapper(space, renames, base)
     skipped = SkipReport()
-    differing = _differing(grouped, param_columns)
-    trials = _trials(
+    differing = differing_params(grouped, param_columns)
+    trials = group_trials(
         frame, ["task", "trial"], metric, step, params, sources, mapper, skipped, complete, differing
     )
     skipped.notes.update(mapper.notes)

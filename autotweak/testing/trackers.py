@@ -92,6 +92,20 @@ class TrackerConformance:
         tracker.log_steps(run_id, "loss", [(1, 0.9, 0)])
         tracker.end_trial(_record(run_id, 0, state))
 
+    @pytest.mark.parametrize("guard", [None, {"tau": -0.2, "results": 6}])
+    def test_proposals_and_the_guard_verdict_are_accepted(
+        self, tracker: BaseTracker, guard: dict[str, float] | None
+    ) -> None:
+        study = self._open(tracker)
+        run_id = tracker.start_trial(_start(0, study))
+        tracker.end_trial(_record(run_id, 0, "complete"))
+        if study is not None:
+            proposal = {"number": 0, "params": {"x": 0.5}, "value": 0.25, "rank": 1}
+            tracker.log_proposals(study, [proposal], guard)
+            tracker.log_proposals(study, [], None)
+        summary = StudySummary("conformance", {"complete": 1}, 0, 0.25, {"x": 0.5}, None, 0.1)
+        tracker.end_study(study, summary)
+
     def test_a_dead_trial_can_be_closed_and_the_study_reopened(self, tracker: BaseTracker) -> None:
         study = self._open(tracker)
         run_id = tracker.start_trial(_start(0, study))

@@ -37,14 +37,14 @@ from autotweak._config import flat_config
 from autotweak._locations import artifact_root, create_whole, enable_wal, redact, sqlite_path
 from autotweak.tracking._base import BaseTracker
 from autotweak.tracking._mlflow_values import (
-    _config_params,
-    _experiment_artifacts,
-    _metrics,
-    _now_ms,
-    _spec_params,
-    _summary_dict,
-    _tags,
-    _text,
+    as_text,
+    config_params,
+    experiment_artifacts,
+    metric_entities,
+    now_ms,
+    spec_params,
+    summary_dict,
+    tag_entities,
 )
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
 
@@ -117,7 +117,7 @@ class MlflowTracker(BaseTracker):
             else:
                 self._experiment_ids[study_name] = self.client.create_experiment(
                     study_name,
-                    artifact_location=_experiment_artifacts(self.tracking_uri, study_name),
+                    artifact_location=experiment_artifacts(self.tracking_uri, study_name),
                     tags={"autotweak.study": study_name},
                 )
         return self._experiment_ids[study_name]
@@ -140,7 +140,7 @@ class MlflowTracker(BaseTracker):
         run = self.client.create_run(self.experiment_id(info.study_name), tags=tags, run_name=info.study_name)
         run_id = run.info.run_id
         try:
-            self._log(run_id, params=_spec_params(info.spec))
+            self._log(run_id, params=spec_params(info.spec))
             self.client.log_dict(run_id, info.spec, "spec.json")
             self.client.log_dict(run_id, info.meta, "meta.json")
             # A study resumed by name has no file (its source reads "<study NAME>"): spec.json is the spec.
@@ -193,8 +193,8 @@ class MlflowTracker(BaseTracker):
         tags = {f"autotweak.best.{k}": str(v) for k, v in summary.best_params.items()}
         if summary.best_number is not None:
             tags["autotweak.best_trial"] = str(summary.best_number)
-        self._log(run_id, metrics=_metrics(metrics.items()), tags=_tags(tags.items()))
-        self.client.log_dict(run_id, _summary_dict(summary), "summary.json")
+        self._log(run_id, metrics=metric_entities(metrics.items()), tags=tag_entities(tags.items()))
+        self.client.log_dict(run_id, summary_dict(summary), "summary.json")
         status = RunStatus.KILLED if summary.interrupted else RunStatus.FINISHED
         self.client.set_terminated(run_id, RunStatus.to_string(status))
 
@@ -211,7 +211,7 @@ class MlflowTracker(BaseTracker):
             "autotweak.state": "running",
             **start.provenance,
         }
-        config = _text(start.config)
+        config = as_text(start.config)
         if len(config) <= _TAG_LIMIT:
             tags[_CONFIG_TAG] = config
         else:  # cut JSON could not be read back to close a crashed worker's record: an artifact instead
@@ -237,21 +237,23 @@ class MlflowTracker(BaseTracker):
         self._log(run_id, metrics=metrics)
 
     def end_trial(self, record: TrialRecord) -> None:
-        now = _now_ms()
+        now = now_ms()
         metrics = [Metric(record.metric, v, ts, s) for s, v, ts in record.steps]
         finals = {"duration_s": record.duration}
         if record.value is not None and math.isfinite(record.value):
             finals[f"final_{record.metric}"] = record.value
         if record.compute is not None:
             finals["compute"] = record.compute
-        metrics += _metrics(finals.items(), now)
+        metrics += metric_entities(finals.items(), now)
         tags = {"autotweak.state": record.state, **record.extra_tags}
         if record.failure:
             tags["autotweak.failure"] = record.failure[:4000]
         config = self._configs.pop(record.run_id, None)
         if config is None:  # a record this process did not open: closing it after a crash
             metrics, config = self._missing(record.run_id, record.metric, metrics)
-        self._log(record.run_id, metrics=metrics, params=_config_params(config), tags=_tags(tags.items()))
+        self._log(
+            record.run_id, metrics=metrics, params=config_params(config), tags=tag_entities(tags.items())
+        )
         if record.traceback:
             self.client.log_text(record.run_id, record.traceback, "traceback.txt")
         self.client.set_terminated(record.run_id, RUN_STATUS[record.state], end_time=now)
@@ -322,14 +324,14 @@ class MlflowTracker(BaseTracker):
         record = dict(guard or {})
         metrics.update({f"meta_guard_{k}": float(record[k]) for k in ("tau", "results") if k in record})
         tag = ("autotweak.meta_guard", "tripped" if guard else "not tripped")
-        self._log(run_id, metrics=_metrics(metrics.items()), tags=_tags([tag]))
+        self._log(run_id, metrics=metric_entities(metrics.items()), tags=tag_entities([tag]))
         self.client.log_dict(run_id, {"tripped": bool(guard), **record}, "meta/guard.json")
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         tags = {"autotweak.state": "failed", "autotweak.failure": reason}
         run = self.client.get_run(run_id)
-        params = [p for p in _config_params(self._stored_config(run)) if p.key not in run.data.params]
-        self._log(run_id, params=params, tags=_tags(tags.items()))
+        params = [p for p in config_params(self._stored_config(run)) if p.key not in run.data.params]
+        self._log(run_id, params=params, tags=tag_entities(tags.items()))
         self.client.set_terminated(run_id, RUN_STATUS["failed"])
 
     def _missing(

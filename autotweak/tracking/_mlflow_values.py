@@ -19,36 +19,49 @@ from autotweak._config import flat_config
 from autotweak._locations import artifact_root
 from autotweak.tracking._records import StudySummary
 
+__all__ = [
+    "as_text",
+    "config_params",
+    "experiment_artifacts",
+    "metric_entities",
+    "now_ms",
+    "param_entities",
+    "range_text",
+    "spec_params",
+    "summary_dict",
+    "tag_entities",
+]
 
-def _now_ms() -> int:
+
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _metrics(items: Iterable[tuple[str, float]], ts: int | None = None) -> list[Metric]:
-    stamp = ts or _now_ms()
+def metric_entities(items: Iterable[tuple[str, float]], ts: int | None = None) -> list[Metric]:
+    stamp = ts or now_ms()
     return [Metric(k, float(v), stamp, 0) for k, v in items]
 
 
-def _config_params(config: Mapping[str, Any]) -> list[Param]:
+def config_params(config: Mapping[str, Any]) -> list[Param]:
     """A trial's config as params, nested values under dotted names (``optim.lr``), as the spec names them."""
-    return _params(flat_config(config).items())
+    return param_entities(flat_config(config).items())
 
 
-def _params(items: Iterable[tuple[str, Any]]) -> list[Param]:
-    return [Param(str(k), _text(v)[:6000]) for k, v in items]
+def param_entities(items: Iterable[tuple[str, Any]]) -> list[Param]:
+    return [Param(str(k), as_text(v)[:6000]) for k, v in items]
 
 
-def _tags(items: Iterable[tuple[str, Any]]) -> list[RunTag]:
-    return [RunTag(str(k), _text(v)) for k, v in items]
+def tag_entities(items: Iterable[tuple[str, Any]]) -> list[RunTag]:
+    return [RunTag(str(k), as_text(v)) for k, v in items]
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
 
 
-def _spec_params(spec: dict[str, Any]) -> list[Param]:
+def spec_params(spec: dict[str, Any]) -> list[Param]:
     flat: dict[str, Any] = {
         "metric": spec["metric"]["name"],
         "direction": spec["metric"]["direction"],
@@ -57,12 +70,12 @@ def _spec_params(spec: dict[str, Any]) -> list[Param]:
         "objective": spec["objective"],
         "seed": spec["seed"],
     }
-    flat.update({f"space.{k}": _range(v) for k, v in spec["tweaks"]["params"].items()})
+    flat.update({f"space.{k}": range_text(v) for k, v in spec["tweaks"]["params"].items()})
     flat.update({f"base.{k}": v for k, v in spec["base"].items()})
-    return _params(flat.items())
+    return param_entities(flat.items())
 
 
-def _range(definition: dict[str, Any]) -> str:
+def range_text(definition: dict[str, Any]) -> str:
     kind = definition["type"]
     if kind == "categorical":
         shown = f"choice{definition['choices']}"
@@ -77,7 +90,7 @@ def _range(definition: dict[str, Any]) -> str:
     return shown
 
 
-def _summary_dict(summary: StudySummary) -> dict[str, Any]:
+def summary_dict(summary: StudySummary) -> dict[str, Any]:
     return {
         "study": summary.study_name,
         "counts": summary.counts,
@@ -90,6 +103,6 @@ def _summary_dict(summary: StudySummary) -> dict[str, Any]:
     }
 
 
-def _experiment_artifacts(tracking_uri: str, study_name: str) -> str | None:
+def experiment_artifacts(tracking_uri: str, study_name: str) -> str | None:
     root = artifact_root(tracking_uri)
     return None if root is None else f"{root}/{study_name}"

@@ -411,7 +411,7 @@ def test_ctrl_c_while_the_workers_start_closes_the_study_as_an_interrupt(home, m
     """SIGTERM or Ctrl-C while the fork server starts the workers: the study stops as it does mid-run."""
     from autotweak.engine import _executors
 
-    real = _executors._start_context()
+    real = _executors.start_context()
 
     class Interrupted:
         def __getattr__(self, name: str) -> object:
@@ -420,15 +420,15 @@ def test_ctrl_c_while_the_workers_start_closes_the_study_as_an_interrupt(home, m
         def Process(self, *args: object, **kwargs: object) -> object:  # multiprocessing's name
             raise KeyboardInterrupt
 
-    started = _executors._start_context
-    monkeypatch.setattr(_executors, "_start_context", Interrupted)
+    started = _executors.start_context
+    monkeypatch.setattr(_executors, "start_context", Interrupted)
     exp = make_experiment(name="starting", execution={"workers": 2}, budget={"trials": 4})
     with pytest.raises(autotweak.StudyInterrupted) as stopped:
         autotweak.optimize(exp)
     result = stopped.value.result
     assert result.stop_reasons == ["interrupted"] and result.trials_run == 0
     assert "autotweak resume starting" in str(stopped.value)
-    monkeypatch.setattr(_executors, "_start_context", started)
+    monkeypatch.setattr(_executors, "start_context", started)
     assert autotweak.optimize(exp, resume=True).summary.counts["complete"] == 4, "the study is intact"
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.ensemble import ExtraTreesRegressor
 
+from autotweak.meta import _fit
 from autotweak.meta._fit import _ForestCache
 
 
@@ -49,3 +51,19 @@ def test_a_forest_over_the_budget_is_returned_but_not_kept() -> None:
     forest = cache.get("big", lambda: _fit_on(50))
     assert isinstance(forest, ExtraTreesRegressor)
     assert len(cache) == 0 and cache.size == 0
+
+
+def test_a_surrogate_is_kept_per_training_data_and_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fit, "_FORESTS", _ForestCache(budget=10**9))
+    rng = np.random.default_rng(0)
+    x, y = rng.random((12, 2)), rng.random(12)
+    forest = _fit._fitted(x.tobytes(), y.tobytes(), 2, 0)
+    assert _fit._fitted(x.tobytes(), y.tobytes(), 2, 0) is forest
+    other_seed = _fit._fitted(x.tobytes(), y.tobytes(), 2, 1)
+    other_scores = _fit._fitted(x.tobytes(), (1 - y).tobytes(), 2, 0)
+    other_configs = _fit._fitted((1 - x).tobytes(), y.tobytes(), 2, 0)
+    assert len({id(forest), id(other_seed), id(other_scores), id(other_configs)}) == 4
+    assert other_seed.random_state == 1
+    assert len(_fit._FORESTS) == 4
+    _fit._FORESTS.clear()
+    assert len(_fit._FORESTS) == 0 and _fit._FORESTS.size == 0

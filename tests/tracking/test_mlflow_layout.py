@@ -206,12 +206,12 @@ def test_a_parent_run_left_running_by_a_killed_start_is_closed_by_the_next(home,
 
 def test_the_parent_runs_space_params_keep_steps_and_conditions():
     from autotweak.space import load_space
-    from autotweak.tracking._mlflow_values import _range
+    from autotweak.tracking._mlflow_values import range_text
 
     cnn = load_space("cnn").to_dict()
-    assert _range(cnn["momentum"]) == "float[0.5, 0.99] when optimizer in ['sgd']"
-    assert _range({"type": "int", "low": 16, "high": 256, "step": 16}) == "int[16, 256] step 16"
-    assert _range(cnn["lr"]) == "float[0.0001, 0.1] log"
+    assert range_text(cnn["momentum"]) == "float[0.5, 0.99] when optimizer in ['sgd']"
+    assert range_text({"type": "int", "low": 16, "high": 256, "step": 16}) == "int[16, 256] step 16"
+    assert range_text(cnn["lr"]) == "float[0.0001, 0.1] log"
 
 
 @pytest.mark.parametrize("length", [6000, 20_000], ids=["over-5000", "over-8000"])
