@@ -216,6 +216,8 @@ class _Loop:
             started = time.monotonic()
             interrupts.enter_objective()
             try:
+                if interrupts.stop_requested:  # it came while the trial was asked for or opened
+                    raise KeyboardInterrupt
                 outcome = _evaluate(self.objective, handle.config, handle, self.experiment.metric.name)
             except KeyboardInterrupt:
                 outcome = interrupted_outcome(handle)

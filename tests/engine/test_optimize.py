@@ -432,6 +432,41 @@ def test_ctrl_c_while_the_workers_start_closes_the_study_as_an_interrupt(home, m
     assert autotweak.optimize(exp, resume=True).summary.counts["complete"] == 4, "the study is intact"
 
 
+_ran: list[int] = []
+
+
+def _counting(config: dict[str, float], trial: autotweak.Trial) -> float:
+    _ran.append(trial.number)
+    return config["x"]
+
+
+def test_ctrl_c_while_a_trial_opens_stops_before_its_objective_runs(home, make_experiment, monkeypatch):
+    """SIGTERM or Ctrl-C between trials (asking, opening the record) must not run one more trial whole."""
+    import os
+    import signal
+
+    from autotweak.engine._session import TrialSession
+
+    begin = TrialSession.begin
+
+    def begin_then_signal(self: TrialSession, trial: optuna.Trial, **kwargs: Any) -> Any:
+        handle = begin(self, trial, **kwargs)
+        if trial.number == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler only notes it: no objective is running
+        return handle
+
+    monkeypatch.setattr(TrialSession, "begin", begin_then_signal)
+    _ran.clear()
+    exp = make_experiment(name="between", objective=_counting, budget={"trials": 3}, baseline=False)
+    with pytest.raises(autotweak.StudyInterrupted) as stopped:
+        autotweak.optimize(exp)
+    assert _ran == [0], "trial 1's objective never started"
+    assert stopped.value.result.summary.counts["interrupted"] == 1
+    monkeypatch.setattr(TrialSession, "begin", begin)
+    done = autotweak.optimize(exp, resume=True)
+    assert len(_ran) == 3 and done.summary.counts["complete"] == 3  # trial 1 again (a new number), then one more
+
+
 @pytest.mark.parametrize(
     ("state", "reported", "retry", "charged"),
     [
