@@ -5,10 +5,13 @@ systemd, a plain ``kill``), and SIGKILL it a while later. Left at its default, S
 ended the process at once: its trials were found only later by the heartbeat, its MLflow
 runs stayed RUNNING, and the spot launcher left its instances to the watchdog. Routed to
 the interrupt handler, it closes the study as interrupted, with the trials queued again.
+SIGHUP (the terminal or the ssh session closed) does the same, unless it is ignored
+(``nohup``), and what is printed afterwards goes nowhere instead of failing on a gone terminal.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -16,6 +19,7 @@ from types import FrameType
 __all__ = ["stop_on_sigterm"]
 
 _seen = {"sigterm": False}
+_terminals: set[int] = set()  # stdout and stderr where they were a terminal when the handlers were set
 
 
 def stop_on_sigterm() -> None:
@@ -25,9 +29,25 @@ def stop_on_sigterm() -> None:
     an interrupt until a write to the stores is done), else raises ``KeyboardInterrupt``
     once: a second SIGTERM must not cut the closing of the study short. SIGTERM is an
     explicit request, so it stops a process that inherited SIGINT ignored (a background job).
+    SIGHUP, unless ignored, does the same once stdout and stderr no longer reach the terminal.
     """
-    if threading.current_thread() is threading.main_thread():  # handlers can only be set there
-        signal.signal(signal.SIGTERM, _as_ctrl_c)
+    if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
+        return
+    signal.signal(signal.SIGTERM, _as_ctrl_c)
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # left alone where ignored (nohup)
+        _terminals.update(fd for fd in (1, 2) if os.isatty(fd))  # a hung-up terminal no longer says so
+        signal.signal(signal.SIGHUP, _hung_up)
+
+
+def _hung_up(signum: int, frame: FrameType | None) -> None:
+    """The terminal is gone: what is printed while the study closes goes nowhere, then as SIGTERM."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in _terminals:
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    _as_ctrl_c(signum, frame)
 
 
 def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:

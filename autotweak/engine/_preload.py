@@ -35,9 +35,11 @@ for _name in _LAZY:
         importlib.import_module(_name)
 
 # The parent learns its workers' exit codes through the fork server: a SIGTERM sent to the
-# whole process group (SLURM, `kill -TERM -PGID`) must not end it while the workers close
-# their trials. It ends when the parent does; each worker sets its own handler.
+# whole process group (SLURM, `kill -TERM -PGID`), or the SIGHUP of a closed terminal, must
+# not end it while the workers close their trials. It ends when the parent does; each worker
+# sets its own SIGTERM handler, and stops on SIGHUP through the parent's forwarded SIGINT.
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 package_versions()  # scanning the installed distributions takes 60 ms: once, here
 

@@ -116,8 +116,8 @@ def process_main(
 
 
 def _ignore_interrupts() -> None:
-    """Ignore SIGINT and SIGTERM from here on (a second Ctrl-C, the parent's forwarded one)."""
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+    """Ignore SIGINT, SIGTERM and SIGHUP from here on (a second Ctrl-C, the parent's forwarded one)."""
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, signal.SIG_IGN)
 
 

@@ -464,7 +464,7 @@ def test_ctrl_c_while_a_trial_opens_stops_before_its_objective_runs(home, make_e
     assert stopped.value.result.summary.counts["interrupted"] == 1
     monkeypatch.setattr(TrialSession, "begin", begin)
     done = autotweak.optimize(exp, resume=True)
-    assert len(_ran) == 3 and done.summary.counts["complete"] == 3  # trial 1 again (a new number), then one more
+    assert len(_ran) == 3 and done.summary.counts["complete"] == 3  # trial 1 again, then one more
 
 
 @pytest.mark.parametrize(

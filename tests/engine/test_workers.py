@@ -254,19 +254,26 @@ def test_ctrl_c_stops_cleanly_and_resume_runs_the_interrupted_trials_first(home,
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
-@pytest.mark.parametrize("to_group", [False, True], ids=["kill", "kill-group"])
-def test_sigterm_closes_the_study_as_ctrl_c_does_also_in_a_background_job(home, mlflow_client, to_group):
-    """`kill`, `docker stop`, a scheduler's end of job: nothing left RUNNING, the trials queued again.
+@pytest.mark.parametrize(
+    ("stop_signal", "to_group"),
+    [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGHUP, True)],
+    ids=["kill", "kill-group", "hangup"],
+)
+def test_sigterm_closes_the_study_as_ctrl_c_does_also_in_a_background_job(
+    home, mlflow_client, stop_signal, to_group
+):
+    """`kill`, `docker stop`, end of job, closed terminal: nothing left RUNNING, the trials queued again.
 
     Started as a background job (SIGINT ignored), as `autotweak optimize ... &` in a script;
-    ``kill-group`` is SIGTERM to every process, as SLURM and `kill -TERM -PGID` send it.
+    ``kill-group`` is SIGTERM to every process, as SLURM and `kill -TERM -PGID` send it;
+    ``hangup`` is SIGHUP to every process, as a closed terminal or ssh session sends it.
     """
     proc, started = _start_two_slow_trials(home, steps=50, background=True)
     workers = [int(line.split()[1]) for line in started]
     if to_group:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, stop_signal)
     else:
-        os.kill(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, stop_signal)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
     assert "`autotweak resume study` continues the study" in out and "Traceback" not in out, out
