@@ -41,6 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak._attrs import PRUNER_PREFIX
 from autotweak._study_view import StudyView
 from autotweak._validation import is_integer, is_number
+from autotweak.curves._calibration import LEVEL, Calibration, check_calibration
 from autotweak.curves._features import Reference
 from autotweak.curves._library import load_curve_model, model_for
 from autotweak.curves._model import CurveModel
@@ -74,6 +75,9 @@ class Decision:
         predicted: Predicted final score: 10%, 50% and 90% quantiles (learned rule only).
         top_k_value: The k-th best completed value (learned rule only).
         n_complete: Completed trials seen.
+        misses: When the model was found too pessimistic on this study (``p_top_k`` is then
+            its corrected probability): how many of the completed trials it checked ended
+            above its upper bound, and how many it checked.
     """
 
     prune: bool
@@ -83,10 +87,13 @@ class Decision:
     predicted: tuple[float, float, float] | None = None
     top_k_value: float | None = None
     n_complete: int = 0
+    misses: tuple[int, int] | None = None
 
     def attrs(self) -> dict[str, Any]:
         """The user attributes recorded on a pruned trial."""
         out: dict[str, Any] = {"rule": self.rule, "step": self.step, "n_complete": self.n_complete}
+        if self.misses is not None:
+            out["model_misses"] = f"{self.misses[0]}/{self.misses[1]}"
         if self.p_top_k is not None and self.predicted is not None:
             out |= {
                 "p_top_k": round(self.p_top_k, 6),
@@ -175,6 +182,7 @@ class LearnedCurvePruner(BasePruner):
         self.n_startup_trials = startup
         self.fallback = fallback or MedianPruner()
         self._told: set[str] = set()  # warnings given once per pruner
+        self._calibrations: dict[tuple[Any, ...], Calibration] = {}
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -294,9 +302,39 @@ class LearnedCurvePruner(BasePruner):
             return self._fallback(snapshot, trial, step, len(complete))
         final = model.final_score(values, fractions, unit, ref, peers)
         p = final.p_above(bar)
+        misses = None
+        if p < self.threshold:  # about to prune: does the model hold on this study?
+            calibration = self._calibration(model, complete, step, n_steps, sign, ref)
+            if calibration.off:
+                self._tell(
+                    "calibration",
+                    f"the curve model is too pessimistic on study {study.study_name!r}: seen at step "
+                    f"{step}, {calibration.misses} of its {calibration.checked} completed trials ended "
+                    f"above the model's {1 - LEVEL:.0%} bound (about {LEVEL:.0%} expected); its "
+                    "probabilities are corrected by the study's completed trials while that holds.",
+                )
+                needed = (bar - final.centre) / ref.spread
+                p, misses = calibration.corrected(p, needed), (calibration.misses, calibration.checked)
         q10, q50, q90 = (sign * final.quantile((0.1, 0.5, 0.9))).tolist()
         predicted = (q10, q50, q90) if sign > 0 else (q90, q50, q10)
-        return Decision(p < self.threshold, "learned", step, p, predicted, sign * bar, len(complete))
+        return Decision(p < self.threshold, "learned", step, p, predicted, sign * bar, len(complete), misses)
+
+    def _calibration(
+        self,
+        model: CurveModel,
+        complete: list[FrozenTrial],
+        step: int,
+        n_steps: int,
+        sign: float,
+        ref: Reference,
+    ) -> Calibration:
+        """:func:`check_calibration`, kept per set of completed trials (a finished trial does not change)."""
+        key = (id(model), step, n_steps, sign, tuple(t._trial_id for t in complete))
+        if key not in self._calibrations:
+            if len(self._calibrations) >= 256:  # the oldest goes (another thread may have taken it)
+                self._calibrations.pop(next(iter(self._calibrations), key), None)
+            self._calibrations[key] = check_calibration(model, complete, step, n_steps, sign, ref)
+        return self._calibrations[key]
 
     def _tell(self, key: str, message: str, level: int = logging.WARNING) -> None:
         """Log a message once per pruner (decisions are made at every report)."""
