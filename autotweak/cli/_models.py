@@ -8,29 +8,58 @@ read as warm-started.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
 
 __all__ = ["pruner_shown", "sampler_shown"]
 
 
+def _tasks(n: int) -> str:
+    return f"{n} past task{'' if n == 1 else 's'}"
+
+
 def sampler_shown(experiment: Experiment) -> str:
-    """``meta (47 past tasks)``, ``meta (no meta-model fits the space: tpe alone)``, or the sampler's name."""
+    """``meta (47 past tasks)``, ``meta (lab.meta.npz: 3 past tasks)``, ``meta (no ...)`` or ``tpe``."""
     sampler = experiment.sampler
-    if sampler.name != "meta" or str(sampler.args.get("model", "auto")) != "auto":
+    if sampler.name != "meta":
         return sampler.name
     from autotweak.meta import resolve_meta_model
 
+    named = str(sampler.args.get("model", "auto"))
+    if named == "none":
+        return f"meta (no meta-model: {sampler.args.get('base', 'tpe')} alone)"
+    if named != "auto":
+        try:
+            given = resolve_meta_model(named, experiment.space)
+        except AutotweakError:  # refused by the spec's own check, which says why
+            return sampler.name
+        return f"meta ({Path(named).name}: {_tasks(given.n_tasks)})" if given is not None else sampler.name
     model = resolve_meta_model("auto", experiment.space)
     if model is None:
         return f"meta (no meta-model fits the space: {sampler.args.get('base', 'tpe')} alone)"
-    return f"meta ({model.n_tasks} past tasks)"
+    return f"meta ({_tasks(model.n_tasks)})"
 
 
 def pruner_shown(experiment: Experiment) -> str:
     """``learned (47 past tasks' curves)``, ``learned (no curve model fits the space: ...)``, or the name."""
     pruner = experiment.pruner
-    if pruner.name != "learned" or str(pruner.args.get("model", "auto")) != "auto":
+    if pruner.name != "learned":
         return pruner.name
+    named = pruner.args.get("model", "auto")
+    if named is not None and str(named) != "auto":
+        from autotweak.curves import load_curve_model
+
+        try:
+            given = load_curve_model(str(named))
+        except AutotweakError:
+            return pruner.name
+        tasks = given.summary.get("tasks")
+        count = f": {_tasks(len(tasks))}' curves" if isinstance(tasks, list) and tasks else ""
+        return f"learned ({Path(str(named)).name}{count})"
+    if named is None:
+        return "learned (no curve model: MedianPruner decides)"
     from autotweak.curves._library import model_for
 
     space = experiment.space
@@ -40,4 +69,4 @@ def pruner_shown(experiment: Experiment) -> str:
     if model is None:
         return "learned (no curve model fits the space: MedianPruner decides)"
     tasks = model.summary.get("tasks")
-    return f"learned ({len(tasks)} past tasks' curves)" if isinstance(tasks, list) and tasks else "learned"
+    return f"learned ({_tasks(len(tasks))}' curves)" if isinstance(tasks, list) and tasks else "learned"

@@ -61,7 +61,7 @@ class Guard:
         tau = self.proposer.guard(observed, values)
         if math.isnan(tau) or tau >= self.guard_threshold:
             return False
-        _log.info(
+        _log.warning(
             "meta-learner: the past ranks this study's %d results no better than chance (tau %.2f < %.2f); "
             "falling back to the cold sampler",
             len(values),

@@ -39,8 +39,23 @@ def test_a_space_narrowed_off_its_model_or_with_a_dropped_parameter_says_so_too(
     assert pruner_shown(dropped).startswith("learned (no curve model fits the space")
 
 
-def test_other_samplers_and_pruners_and_named_models_are_shown_by_name():
+def test_other_samplers_and_pruners_are_shown_by_name_and_no_model_says_so():
     assert sampler_shown(_experiment("hgb", sampler="tpe")) == "tpe"
     assert pruner_shown(_experiment("hgb", pruner="median")) == "median"
     named = _experiment("cnn", sampler={"name": "meta", "args": {"model": "none"}})
-    assert sampler_shown(named) == "meta"
+    assert sampler_shown(named) == "meta (no meta-model: tpe alone)"
+
+
+def test_a_named_model_file_is_shown_with_what_it_learned_from():
+    from autotweak.curves import curve_model_paths
+    from autotweak.meta import model_paths
+
+    meta_file = next(p for p in model_paths() if p.name.startswith("hgb"))
+    curve_file = next(p for p in curve_model_paths() if p.name.startswith("hgb"))
+    experiment = _experiment(
+        "hgb",
+        sampler={"name": "meta", "args": {"model": str(meta_file)}},
+        pruner={"name": "learned", "args": {"model": str(curve_file)}},
+    )
+    assert re.fullmatch(rf"meta \({re.escape(meta_file.name)}: \d+ past tasks\)", sampler_shown(experiment))
+    assert pruner_shown(experiment) == f"learned ({curve_file.name}: 47 past tasks' curves)"

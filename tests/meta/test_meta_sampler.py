@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,14 +92,17 @@ def test_minimized_metrics_are_oriented() -> None:
     assert abs(study.trials[0].params["x"] - 2.5) < 1.0
 
 
-def test_the_guard_falls_back_when_the_past_disagrees() -> None:
+def test_the_guard_falls_back_when_the_past_disagrees(caplog: pytest.LogCaptureFixture) -> None:
     # Past tasks peak at 2-3, this one at 9: the prior ranks its results backwards.
     sampler = MetaSampler(MODEL, seed=0, n_meta=20, guard_after=4)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(_objective(9.0), n_trials=20)
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        study.optimize(_objective(9.0), n_trials=20)
     guard = study._storage.get_study_system_attrs(study._study_id)[GUARD_ATTR]
     assert guard["tau"] < 0 and guard["results"] >= 4
     assert len(proposals_of(study.trials)) < 20
+    said = [r.getMessage() for r in caplog.records if "no better than chance" in r.getMessage()]
+    assert len(said) == 1 and "falling back to the cold sampler" in said[0], "a warning, once"
 
 
 def _proposed(study: optuna.Study) -> set[int]:
