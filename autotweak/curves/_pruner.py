@@ -46,7 +46,7 @@ from autotweak.curves._features import Reference
 from autotweak.curves._library import load_curve_model, model_for
 from autotweak.curves._model import CurveModel
 from autotweak.exceptions import ArgumentError
-from autotweak.space import SearchSpace
+from autotweak.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 __all__ = ["ATTR_PREFIX", "Decision", "LearnedCurvePruner", "PrunerArgumentError"]
 
@@ -253,12 +253,10 @@ class LearnedCurvePruner(BasePruner):
                 logging.INFO,
             )
         if model is not None and unit is None:
-            names = ", ".join(p.name for p in model.space.tunable)
             self._tell(
                 "fit",
-                f"the curve model (space {model.space.name!r}: {names}) does not fit trial "
-                f"{trial.number}'s parameters {sorted(trial.params)}; "
-                f"{type(self.fallback).__name__} decides.",
+                f"the curve model (space {model.space.name!r}) does not fit trial {trial.number}: "
+                f"{_misfit(model, trial.params)}; {type(self.fallback).__name__} decides for such trials.",
             )
         first = min(trial.intermediate_values)
         if n_steps is not None and first > max(1, _LATE_START * n_steps):
@@ -358,3 +356,19 @@ def _value_at(trial: FrozenTrial, step: int) -> float:
         return float(trial.intermediate_values[step])
     earlier = [s for s in trial.intermediate_values if s <= step]
     return float(trial.intermediate_values[max(earlier)]) if earlier else math.nan
+
+
+def _misfit(model: CurveModel, params: dict[str, Any]) -> str:
+    """What keeps ``params`` out of the model's space: the missing parameters, the values out of range."""
+    missing = [p.name for p in model.space.tunable if p.name not in params]
+    if missing:
+        return f"it has no {', '.join(missing)} (the model reads {', '.join(model.space.names)})"
+    outside = []
+    for name in model.space.invalid(dict(params)):
+        param = model.space[name]
+        if isinstance(param, FloatParam | IntParam):
+            allowed = f"in [{param.low}, {param.high}]"
+        else:
+            allowed = f"one of {list(param.choices)}" if isinstance(param, CategoricalParam) else "fixed"
+        outside.append(f"{name}={params.get(name)!r} (the model's range: {allowed})")
+    return ", ".join(outside) or f"its parameters {sorted(params)}"

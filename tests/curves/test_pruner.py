@@ -204,7 +204,31 @@ def test_a_model_that_does_not_fit_the_trials_is_said_once(
     with caplog.at_level("WARNING", logger="autotweak"):
         study.optimize(_outside_the_model, n_trials=8)
     said = [r.getMessage() for r in caplog.records if "does not fit" in r.getMessage()]
-    assert len(said) == 1 and "['z']" in said[0] and "MedianPruner decides" in said[0]
+    assert len(said) == 1 and "it has no x, y (the model reads x, y)" in said[0]
+    assert "MedianPruner decides" in said[0]
+
+
+def test_a_value_outside_the_models_range_is_named(
+    toy_model: CurveModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    pruner = LearnedCurvePruner(toy_model, n_steps=N_STEPS)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+
+    def wider(trial: optuna.Trial) -> float:
+        x, y = (
+            trial.suggest_float("x", 1.5, 2.0),
+            trial.suggest_float("y", 0.0, 1.0),
+        )  # x past the model's 1.0
+        for step in range(1, N_STEPS + 1):
+            trial.report(y * step, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return x + y
+
+    with caplog.at_level("WARNING", logger="autotweak"):
+        study.optimize(wider, n_trials=3)
+    said = [r.getMessage() for r in caplog.records if "does not fit" in r.getMessage()]
+    assert len(said) == 1 and "x=1." in said[0] and "(the model's range: in [0.0, 1.0])" in said[0]
 
 
 def test_steps_that_do_not_start_at_the_beginning_are_pointed_out(
