@@ -127,8 +127,12 @@ def meta_fit(
     _console.line(
         f"read {len(histories.tasks)} task(s), {histories.n_trials} trial(s); {histories.skipped.summary()}"
     )
+    scored = int(model.n_trials.sum())
+    unscored = histories.n_trials - scored
+    left = f", {unscored} other trial(s) not scored (not complete, or left out above)" if unscored else ""
     _console.line(
-        f"fit on {model.n_tasks} task(s) ({model.info['skipped_tasks']}); {len(model.units)} candidates"
+        f"fit on {model.n_tasks} task(s), {scored} complete trial(s){left} ({model.info['skipped_tasks']}); "
+        f"{len(model.units)} candidates"
     )
     _console.line(f"wrote {path}")
 

@@ -97,6 +97,16 @@ def test_a_spec_gives_the_direction_and_the_base_config_and_renames_apply(tmp_pa
     assert abs(_first_x(out) - 1.0) < 1.5  # the spec says minimize
 
 
+def test_the_fit_says_how_many_trials_it_scored(tmp_path, space_file, capsys):
+    """Pruned or running trials are read (their curves count elsewhere) but carry no final score."""
+    frame = _losses()
+    frame["complete"] = frame["trial"] % 4 != 0  # 3 of 12 trials per task stopped early
+    _fit(space_file, _table(tmp_path, frame), "--direction", "minimize", out=tmp_path / "m.npz")
+    printed = capsys.readouterr().out
+    assert "read 3 task(s), 36 trial(s)" in printed
+    assert "fit on 3 task(s), 27 complete trial(s), 9 other trial(s) not scored" in printed
+
+
 def test_a_bad_rename_is_refused(tmp_path, space_file, capsys):
     err = _refused(capsys, space_file, _table(tmp_path, _losses()), "--rename", "x")
     assert "'--rename': must be RECORDED=NAME, got 'x'" in err
