@@ -176,6 +176,25 @@ class ProcessExecutor(BaseExecutor):
             field="objective",
         )
 
+    def check_setup(self, experiment: Experiment, storage_url: str, tracking_uri: str | None) -> None:
+        """Refuse a call made by the main script's unguarded module-level code.
+
+        Worker processes import the main script again before they run: such a call would
+        start the study anew in each of them, and they would all fail before their first
+        trial, leaving a study that never ran.
+
+        Raises:
+            AutotweakError: If the call comes from the main script's module-level code
+                outside its ``__main__`` guard.
+        """
+        where = _unguarded_main_call()
+        if where is not None:
+            raise AutotweakError(
+                f"{where[0]}, line {where[1]}: the study is started by the script's module-level code, "
+                f"which each of the {self.workers} worker processes runs again when it starts (they import "
+                f"the script); put that code under `{_GUARD}`, or run with workers: 1."
+            )
+
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
         start = start_context()
         level = logging.getLogger("autotweak").getEffectiveLevel()
@@ -295,3 +314,39 @@ EXECUTORS: dict[str, Callable[[int], BaseExecutor]] = {
 def executor_for(workers: int) -> BaseExecutor:
     """The default executor: inline for one worker, processes for more."""
     return EXECUTORS["inline" if workers == 1 else "processes"](workers)
+
+
+def _unguarded_main_call() -> tuple[str, int] | None:
+    """The main script and line whose module-level code made this call, unless under its main guard."""
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    if main is None or not script or not Path(script).is_file():
+        return None  # an interactive session, `python -c`, stdin: workers do not run it again
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if spec_name == "__main__" or spec_name.endswith(".__main__"):
+        return None  # `python -m package`: multiprocessing does not run a package's __main__ again
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None  # not called from the script's own top level (a function of it, a notebook)
+    try:
+        tree = ast.parse(Path(script).read_text(encoding="utf-8"), filename=script)
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    line = frame.f_lineno
+    for node in tree.body:
+        end = node.end_lineno or node.lineno
+        if node.lineno <= line <= end:
+            return None if isinstance(node, ast.If) and _is_main_guard(node.test) else (script, line)
+    return None
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s.id for s in sides if isinstance(s, ast.Name)]
+    texts = [s.value for s in sides if isinstance(s, ast.Constant)]
+    return names == ["__name__"] and texts == ["__main__"]

@@ -329,27 +329,32 @@ def test_a_trial_lost_before_its_first_heartbeat_is_failed_and_retried(home, mak
     assert "no heartbeat" in run.data.tags["autotweak.failure"]
 
 
-def test_a_script_without_the_main_guard_fails_and_says_to_add_it(home, mlflow_client):
+def test_a_script_without_the_main_guard_is_refused_before_the_study_exists(home, mlflow_client):
     """Workers import the main script again: unguarded, each would start the study anew."""
     spec = write_spec(home / "exp.yaml", budget={"trials": 4}, execution={"workers": 2})
     script = home / "unguarded.py"
-    script.write_text(f"import autotweak\nresult = autotweak.optimize({str(spec)!r})\nprint('returned')\n")
+    script.write_text(f"import autotweak\n\nresult = autotweak.optimize({str(spec)!r})\nprint('returned')\n")
     run = subprocess.run(
         [sys.executable, str(script)], cwd=home.parent, capture_output=True, text=True, timeout=180
     )
     assert run.returncode == 1 and "returned" not in run.stdout, run.stdout + run.stderr
     final = run.stderr.strip().splitlines()[-1]
-    assert final.startswith(
-        "autotweak.engine._executors.WorkerCrashError: every worker of study 'study' failed"
-    )
-    assert "autotweak-worker-0 exited with code 1 before it started" in final
-    assert "autotweak-worker-1 exited with code 1 before it started" in final
+    assert final.startswith(f"autotweak.exceptions.AutotweakError: {script}, line 3: the study is started by")
     assert 'under `if __name__ == "__main__":`' in final
-    assert "re-ran the main script's module-level code" in run.stderr, "each worker says why it stopped"
-    study = load(autotweak.Experiment.from_dict(base_spec()))
-    assert [t.state for t in study.trials] == [TrialState.WAITING], "the baseline never ran"
-    (parent,) = mlflow_runs(mlflow_client, "study").parents
-    assert parent.info.status == "KILLED", "not recorded as a clean finish"
+    assert "worker" not in run.stderr.replace(final, ""), "refused in the script's process, no worker started"
+    with pytest.raises(KeyError):
+        load(autotweak.Experiment.from_dict(base_spec()))  # no study was created
+    assert mlflow_client.get_experiment_by_name("study") is None
+
+    guarded = home / "guarded.py"
+    guarded.write_text(
+        f"import autotweak\n\nif __name__ == '__main__':\n    autotweak.optimize({str(spec)!r})\n"
+    )
+    run = subprocess.run(
+        [sys.executable, str(guarded)], cwd=home.parent, capture_output=True, text=True, timeout=180
+    )
+    assert run.returncode == 0, run.stderr
+    assert len(load(autotweak.Experiment.from_dict(base_spec())).trials) >= 4
 
 
 @pytest.mark.slow
