@@ -10,12 +10,12 @@ from typing import Any
 
 from autotweak._config import base_values
 from autotweak._locations import redact
-from autotweak._validation import Where, as_mapping, as_str, is_integer
+from autotweak._validation import Where, as_mapping, is_integer
 from autotweak._yaml import read_yaml
 from autotweak.exceptions import SpecError
 from autotweak.space import SearchSpace
 from autotweak.spec._checks import check_across
-from autotweak.spec._fields import OBJECTIVE_RULE, parse_fields
+from autotweak.spec._fields import OBJECTIVE_RULE, check_study_name, parse_fields
 from autotweak.spec._objective import check_signature, import_objective
 from autotweak.spec._parts import Budget, Component, Execution, Metric
 
@@ -73,7 +73,7 @@ class Experiment:
 
     def __post_init__(self) -> None:
         where = Where(self.source)
-        as_str(self.name, where.child("name"))
+        check_study_name(self.name, where.child("name"))  # also a name given to with_overrides
         if (
             self.objective is not None
             and not isinstance(self.objective, str)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from autotweak.spec._components import PRUNERS, SAMPLERS
 from autotweak.spec._parts import Budget, Component, Execution, Metric
 from autotweak.spec._tweaks import parse_tweaks, spec_dir
 
-__all__ = ["NAME_MAX", "OBJECTIVE_RULE", "parse_fields", "parse_name"]
+__all__ = ["NAME_MAX", "NAME_RULE", "OBJECTIVE_RULE", "check_study_name", "parse_fields", "parse_name"]
 
 OBJECTIVE_RULE = "must be an entry point string ('module:function' or 'file.py:function') or a callable"
 
@@ -62,17 +63,36 @@ def parse_fields(data: Mapping[str, Any], where: Where, needed: tuple[str, ...])
 
 
 NAME_MAX = 200  # a lock file next to a SQLite storage is named after the study: 255 bytes at most
+# The study's checkpoint and artifact folders are named after it, and so is its registered model,
+# which MLflow refuses with a '/' or ':' in it, or starting with '..'.
+NAME_RULE = (
+    "must name one folder and an MLflow model: no '/', '\\' or ':', no control characters, and no leading '.'"
+)
+_NOT_IN_NAMES = re.compile(r"[/\\:\x00-\x1f\x7f]")
 
 
-def parse_name(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
-    """The study's ``name``: non-empty text short enough to name files."""
-    name = as_str(data["name"], where)
+def check_study_name(value: Any, where: Where) -> str:
+    """Return ``value`` if it can name the study's folders and its registered model.
+
+    Example:
+        >>> check_study_name("../escape", Where(field="name"))
+        Traceback (most recent call last):
+        autotweak.exceptions.SpecError: 'name' must name one folder and an MLflow model: ...
+    """
+    name = as_str(value, where)
     if len(name.encode()) > NAME_MAX:
         raise where.fail(
             f"must be at most {NAME_MAX} bytes (the study's files are named after it), got "
             f"{len(name.encode())} bytes: {name[:40]!r}..."
         )
-    return {"name": name}
+    if name.startswith(".") or _NOT_IN_NAMES.search(name):
+        raise where.fail(NAME_RULE, name)
+    return name
+
+
+def parse_name(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    """The study's ``name``: text short enough to name files, that names one folder."""
+    return {"name": check_study_name(data["name"], where)}
 
 
 def _parse_objective(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
@@ -133,7 +153,7 @@ def _parse_register_model(data: Mapping[str, Any], where: Where) -> dict[str, An
     value = data["register_model"]
     if not isinstance(value, bool) and not (isinstance(value, str) and value.strip()):
         raise where.fail("must be true, false or a model name", value)
-    return {"register_model": value.strip() if isinstance(value, str) else value}
+    return {"register_model": check_study_name(value.strip(), where) if isinstance(value, str) else value}
 
 
 _PARSERS: dict[str, Callable[[Mapping[str, Any], Where], dict[str, Any]]] = {

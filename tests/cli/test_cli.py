@@ -78,6 +78,15 @@ def test_bad_spec_exits_2_with_the_field_and_rule_before_any_compute(home):
     assert not (home / "optuna.db").exists(), "nothing was created"
 
 
+def test_a_name_given_on_the_command_line_is_checked_before_anything_is_created(home):
+    cwd = home.parent
+    (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(budget={"trials": 1})))
+    run = autotweak("optimize", "exp.yaml", "--name", "../../escape", cwd=cwd)
+    assert run.returncode == 2, run.stderr
+    assert "error: --name: must name one folder and an MLflow model" in run.stderr, run.stderr
+    assert not (home / "optuna.db").exists(), "nothing was created"
+
+
 def test_unknown_study_lists_what_exists(home):
     run = autotweak("best", "nope", cwd=home.parent)
     assert run.returncode == 2 and "no study named 'nope'" in run.stderr

@@ -118,3 +118,14 @@ def test_an_existing_study_name_says_how_to_resume_from_python(home, make_experi
     autotweak.Study(exp, track=False).close()
     with pytest.raises(AutotweakError, match=r"autotweak resume exists.*Study\(\.\.\., resume=True\)"):
         autotweak.Study(exp, track=False)
+
+
+@pytest.mark.parametrize("name", ["../../escape", "team/vision", "team:vision"])
+def test_a_name_that_is_a_path_is_refused_before_anything_is_created(home, name):
+    """The study's folders are named after it: '../..' would write outside .autotweak, '/' nest folders."""
+    rule = re.escape("'name' must name one folder and an MLflow model")
+    with pytest.raises(SpecError, match=rule):
+        autotweak.Study(base_spec(name=name))
+    with pytest.raises(SpecError, match=rule):
+        autotweak.optimize(base_spec(name=name))
+    assert sorted(p.name for p in home.iterdir()) == ["mlflow.db"], "nothing was created"

@@ -30,6 +30,13 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
         base_spec(name="é" * 101),
         "'name' must be at most 200 bytes (the study's files are named after it), got 202 bytes",
     ),
+    (base_spec(name="../../escape"), "'name' must name one folder and an MLflow model: no '/', '\\' or ':'"),
+    (base_spec(name="a/b c"), "no control characters, and no leading '.', got 'a/b c'"),
+    (base_spec(name="team:vision"), "'name' must name one folder and an MLflow model"),
+    (base_spec(name="..hidden"), "and no leading '.', got '..hidden'"),
+    (base_spec(name="a\\b"), "'name' must name one folder"),
+    (base_spec(name="two\nlines"), "no control characters"),
+    (base_spec(register_model="team/vision"), "'register_model' must name one folder and an MLflow model"),
     (base_spec(nmae="x"), "'nmae' is not a known key; did you mean 'name'?"),
     (_without("objective"), "'objective' is required but missing"),
     (base_spec(objective="no_colon"), "'objective' must be an entry point 'package.module:function'"),
@@ -434,6 +441,18 @@ def test_python_objects_are_validated_too() -> None:
         Execution(workers=0)
     with pytest.raises(SpecError, match=re.escape("'metric.direction' must be one of maximize, minimize")):
         Metric("loss", "upwards")  # type: ignore[arg-type]
+
+
+def test_a_study_name_is_checked_however_the_experiment_is_made() -> None:
+    """Its folders are named after it: a name that is a path would write outside the study's home."""
+    rule = re.escape("'name' must name one folder and an MLflow model")
+    with pytest.raises(SpecError, match=rule):
+        Experiment.from_dict(base_spec(name="../escape"))
+    exp = Experiment.from_dict(base_spec(name="ok name-1.2_é"))
+    with pytest.raises(SpecError, match=rule):
+        exp.with_overrides(name="a/b")
+    with pytest.raises(SpecError, match=rule):
+        Experiment(name="..", space=exp.space, metric=exp.metric)
 
 
 def test_baseline_needs_every_tunable_value_in_range() -> None:
