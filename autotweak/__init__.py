@@ -10,7 +10,6 @@ Example:
 """
 
 import importlib
-import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,7 +20,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+# The `autotweak` logger has no NullHandler: where nothing configures logging, Python's last-resort
+# handler shows its warnings on stderr (a study whose trials all fail, a model the registry refused),
+# and nothing else.
 
 _HOMES = {
     "autotweak.engine": ("Study", "StudyInterrupted", "StudyResult", "Trial", "TrialPruned", "optimize"),

@@ -83,7 +83,7 @@ def process_main(
     os.environ.update(environ)
     logger = logging.getLogger("autotweak")
     logger.setLevel(level)
-    if all(isinstance(h, logging.NullHandler) for h in logger.handlers):  # the package's own NullHandler
+    if all(isinstance(h, logging.NullHandler) for h in logger.handlers):  # none that shows anything
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter(f"[worker {index}] %(levelname)s %(message)s"))
         logger.addHandler(handler)

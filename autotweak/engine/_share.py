@@ -91,7 +91,15 @@ def register_winner(study: optuna.Study, summary: StudySummary, name: str, track
         if done == str(summary.best_number):
             return None
         version = _register(study, summary, name, tracking_uri)
-    except Exception:
-        _log.warning("could not register the best trial's model as '%s'", name, exc_info=True)
+    except Exception as exc:
+        _log.warning(
+            "could not register the best trial's model as '%s' (%s: %s); the study's results stand: "
+            "`autotweak report %s --register NAME` registers it later",
+            name,
+            type(exc).__name__,
+            exc,
+            study.study_name,
+        )
+        _log.debug("the registry's refusal", exc_info=True)
         return None
     return f"{name}/{version.version}"

@@ -31,3 +31,30 @@ def test_a_users_own_optuna_study_keeps_its_lines(home):
     code = "import autotweak.engine._storage, optuna\noptuna.create_study(study_name='mine')\n"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "A new study created in memory with name: mine" in run.stderr
+
+
+def test_a_refused_registration_is_said_on_stderr_with_no_logging_configured(home):
+    """The study's results stand, but ``result.registered_model`` is ``None``: the user must be told why."""
+    script = home / "study.py"
+    script.write_text(
+        "import autotweak, autotweak.engine._share as share\n"
+        "def train(config, trial):\n"
+        "    (trial.checkpoint_dir / 'm.txt').write_text('model')\n"
+        "    trial.log_model(trial.checkpoint_dir / 'm.txt')\n"
+        "    return config['x']\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise RuntimeError('the registry is down')\n"
+        "if __name__ == '__main__':\n"
+        "    share.register_model = refuse\n"
+        "    spec = {'name': 'reg', 'objective': train, 'base': {'x': 0.5}, 'budget': {'trials': 1},\n"
+        "            'tweaks': {'x': {'type': 'float', 'low': 0.0, 'high': 1.0}},\n"
+        "            'metric': {'name': 'acc', 'direction': 'maximize'}, 'sampler': 'random'}\n"
+        "    print(autotweak.optimize(spec).registered_model)\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], cwd=home, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "None\n"
+    assert (
+        "could not register the best trial's model as 'reg' (RuntimeError: the registry is down); the "
+        "study's results stand: `autotweak report reg --register NAME` registers it later\n"
+    ) in run.stderr, run.stderr
