@@ -32,7 +32,7 @@ from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._writer import RecordWriter
 from autotweak.tracking import BaseTracker
 
-__all__ = ["FAIL_FAST", "WorkerResult", "interrupted_outcome"]
+__all__ = ["FAIL_FAST", "FAIL_FAST_REASON", "WorkerResult", "interrupted_outcome"]
 
 _log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class _Interrupts:
 # A worker whose first trials all fail stops: the objective is broken (a typo, a missing
 # file), and running the rest of the budget would only repeat the error.
 FAIL_FAST = 5
+FAIL_FAST_REASON = f"its first {FAIL_FAST} trials failed"
 
 
 class _Loop:
@@ -162,7 +163,7 @@ class _Loop:
         if self.watcher.notice.is_set():
             return "preempted"  # the machine is going away: take no new trial
         if not self.completed and self.failed_first >= FAIL_FAST:
-            return f"its first {FAIL_FAST} trials failed"  # a broken objective: fix it, then resume
+            return FAIL_FAST_REASON  # a broken objective: fix it, then resume
         self._retrying(self.sweep, "looking for stale trials")
         view, reason, trial = self._retrying(self._ask, "asking for a trial")
         if reason is not None:

@@ -25,6 +25,7 @@ from autotweak.engine._executors import (
     check_not_starting_worker,
     executor_for,
 )
+from autotweak.engine._loop import FAIL_FAST_REASON
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._prepare import Prepared, _runner, as_experiment, prepare
 from autotweak.engine._reconcile import reconcile, settle_crashed
@@ -34,6 +35,7 @@ from autotweak.engine._study import (
     ATTR,
     config_of,
     load_study,
+    state_of,
     summarize,
 )
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_tracker
@@ -200,6 +202,8 @@ def _run_study(
         raise WorkerCrashError(experiment.name, [str(r.error) for r in results])
     interrupted = any(r.interrupted for r in results)
     summary = _close(prepared, interrupted=interrupted)
+    if not interrupted and any(r.trials for r in results):
+        _say_if_none_completed(prepared.study, summary, results)
     registered = None
     if experiment.register_model and prepared.context.tracking_uri and not interrupted:
         name = experiment.name if experiment.register_model is True else str(experiment.register_model)
@@ -219,6 +223,32 @@ def _run_study(
     if interrupted:
         raise StudyInterrupted(result)
     return result
+
+
+def _say_if_none_completed(study: optuna.Study, summary: StudySummary, results: list[WorkerResult]) -> None:
+    """Warn of a study whose trials all failed: ``optimize`` returns, with nothing found.
+
+    The CLI exits 1 then; a script gets ``best_value`` ``None`` and this warning, which
+    names the first failure: usually a broken objective, which every trial repeats.
+    """
+    counts = summary.counts
+    if counts["complete"] or counts["pruned"] or not counts["failed"]:
+        return
+    failed = [t for t in study.get_trials(deepcopy=False) if state_of(t) == "failed"]
+    first = min(failed, key=lambda t: t.number)
+    reason = str(first.user_attrs.get(ATTR.FAILURE, "no reason recorded")).splitlines()[0][:300]
+    fail_fast = sum(r.stop_reason == FAIL_FAST_REASON for r in results)
+    stopped = f" ({fail_fast} worker(s) stopped because {FAIL_FAST_REASON})" if fail_fast else ""
+    _log.warning(
+        "study '%s': no trial completed, %d failed%s; the first, trial %d, failed with: %s. Fix the "
+        "objective, then resume the study: optimize(..., resume=True) or `autotweak resume %s`",
+        study.study_name,
+        counts["failed"],
+        stopped,
+        first.number,
+        reason,
+        study.study_name,
+    )
 
 
 def _settle_crashed(

@@ -58,3 +58,25 @@ def test_a_refused_registration_is_said_on_stderr_with_no_logging_configured(hom
         "could not register the best trial's model as 'reg' (RuntimeError: the registry is down); the "
         "study's results stand: `autotweak report reg --register NAME` registers it later\n"
     ) in run.stderr, run.stderr
+
+
+def test_a_study_whose_trials_all_failed_says_so_on_stderr_with_no_logging_configured(home):
+    """``optimize`` returns (``best_value`` is ``None``): the warning is what tells the user."""
+    script = home / "study.py"
+    script.write_text(
+        "import autotweak\n"
+        "def train(config):\n"
+        "    raise FileNotFoundError('data/train.csv')\n"
+        "if __name__ == '__main__':\n"
+        "    spec = {'name': 'broken', 'objective': train, 'base': {'x': 0.5}, 'budget': {'trials': 2},\n"
+        "            'tweaks': {'x': {'type': 'float', 'low': 0.0, 'high': 1.0}},\n"
+        "            'metric': {'name': 'acc', 'direction': 'maximize'}, 'sampler': 'random'}\n"
+        "    print(autotweak.optimize(spec).best_value)\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], cwd=home, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "None\n"
+    assert (
+        "study 'broken': no trial completed, 2 failed; the first, trial 0, failed with: FileNotFoundError: "
+        "data/train.csv. Fix the objective, then resume the study"
+    ) in run.stderr, run.stderr

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -495,10 +496,19 @@ def fails_until_x_is_large(config: dict[str, Any]) -> float:
     return float(config["x"])
 
 
-def test_a_worker_whose_first_trials_all_fail_stops_instead_of_spending_the_budget(home, make_experiment):
-    result = autotweak.optimize(make_experiment(objective=broken, budget={"trials": 30}), track=False)
+def test_a_worker_whose_first_trials_all_fail_stops_instead_of_spending_the_budget(
+    home, make_experiment, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        result = autotweak.optimize(make_experiment(objective=broken, budget={"trials": 30}), track=False)
     assert result.stop_reasons == ["its first 5 trials failed"]
     assert result.summary.counts["failed"] == 5 and result.summary.counts["complete"] == 0
+    said = [r.getMessage() for r in caplog.records if "no trial completed" in r.getMessage()]
+    assert said == [
+        "study 'study': no trial completed, 5 failed (1 worker(s) stopped because its first 5 trials "
+        "failed); the first, trial 0, failed with: FileNotFoundError: data/train.csv. Fix the objective, "
+        "then resume the study: optimize(..., resume=True) or `autotweak resume study`"
+    ]
 
 
 def test_once_a_trial_of_the_worker_completed_failures_do_not_stop_it(home, make_experiment):
