@@ -351,7 +351,13 @@ def _close(prepared: Prepared, *, interrupted: bool) -> StudySummary:
 
 
 def _record_proposals(prepared: Prepared) -> None:
-    """The meta-learner's proposals and how they scored, and its guard: on the study and its parent run."""
+    """The meta-learner's proposals and how they scored, and its guard: on the study and its parent run.
+
+    Only the meta sampler proposes: another's study is not searched for proposals, nor
+    ``autotweak.meta`` imported (seconds, at the close of every study).
+    """
+    if prepared.experiment.sampler.name != "meta":
+        return
     from autotweak.meta import PROPOSALS_ATTR, guard_of, proposals_of
 
     study = prepared.study

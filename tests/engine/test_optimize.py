@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -551,3 +552,23 @@ def test_a_tracker_down_at_ctrl_c_does_not_crash_the_worker(
     assert said in caplog.text
     if method == "upload_checkpoint":
         assert ATTR.CHECKPOINT_RUN not in queued.user_attrs, "no run holds its checkpoint"
+
+
+def test_a_study_without_the_meta_sampler_does_not_import_the_meta_learner(home):
+    """Only the meta sampler proposes; importing ``autotweak.meta`` took seconds at every study's close."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, autotweak\n"
+        "from tests.conftest import base_spec\n"
+        "autotweak.optimize(base_spec(budget={'trials': 2}, sampler={'name': 'tpe'}))\n"
+        "print('autotweak.meta' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=home, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "False\n"
