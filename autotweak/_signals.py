@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["stop_on_sigterm"]
+__all__ = ["sigterm_as_ctrl_c", "stop_on_sigterm"]
 
 _seen = {"sigterm": False}
 _terminals: set[int] = set()  # stdout and stderr where they were a terminal when the handlers were set
@@ -37,6 +39,29 @@ def stop_on_sigterm() -> None:
     if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # left alone where ignored (nohup)
         _terminals.update(fd for fd in (1, 2) if os.isatty(fd))  # a hung-up terminal no longer says so
         signal.signal(signal.SIGHUP, _hung_up)
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """While the block runs, SIGTERM interrupts as Ctrl-C does; the default handler is put back after.
+
+    For the Python API (``optimize``, the ask/tell ``Study``): a script stopped by a
+    scheduler closes its study as interrupted instead of dying with its MLflow runs
+    RUNNING. Only from the main thread, and only while SIGTERM has its default handler: a
+    handler of the user's (or the CLI's) is left alone.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    _seen["sigterm"] = False  # a SIGTERM of an earlier study in this process no longer counts
+    signal.signal(signal.SIGTERM, _as_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _hung_up(signum: int, frame: FrameType | None) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 
 from autotweak._quiet import quiet_optuna
+from autotweak._signals import sigterm_as_ctrl_c
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._optimize import _close
@@ -88,6 +89,7 @@ class Study:
         self._summary: StudySummary | None = None
         self._closed = False
         self._writer = RecordWriter(threaded=lambda: tracker.threaded_writes)  # see tell()
+        self._sigterm = ExitStack()
 
     @property
     def experiment(self) -> Experiment:
@@ -243,19 +245,23 @@ class Study:
         return self.summary
 
     def __enter__(self) -> Study:
+        self._sigterm.enter_context(sigterm_as_ctrl_c())  # a scheduler's SIGTERM closes it as Ctrl-C does
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc is None:
-            self.close()
-        elif isinstance(exc, KeyboardInterrupt):
-            self._close_with(_interrupt, interrupted=True)
-        else:  # kept as optimize keeps an objective's exception: failure tag and traceback.txt
-            failure = f"{type(exc).__name__}: {exc}"
-            text = "".join(traceback.format_exception(exc_type, exc, tb))
-            self._close_with(lambda _: Outcome("failed", None, failure, text), interrupted=True)
+        try:
+            if exc is None:
+                self.close()
+            elif isinstance(exc, KeyboardInterrupt):
+                self._close_with(_interrupt, interrupted=True)
+            else:  # kept as optimize keeps an objective's exception: failure tag and traceback.txt
+                failure = f"{type(exc).__name__}: {exc}"
+                text = "".join(traceback.format_exception(exc_type, exc, tb))
+                self._close_with(lambda _: Outcome("failed", None, failure, text), interrupted=True)
+        finally:
+            self._sigterm.close()
 
     @property
     def summary(self) -> StudySummary:

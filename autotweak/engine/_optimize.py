@@ -18,6 +18,7 @@ from autotweak._locations import (
     resolve_storage_url,
     resolve_tracking_uri,
 )
+from autotweak._signals import sigterm_as_ctrl_c
 from autotweak.engine._budget import BudgetView
 from autotweak.engine._executors import (
     BaseExecutor,
@@ -132,8 +133,9 @@ def optimize(
         The study's summary and where it is stored.
 
     Raises:
-        StudyInterrupted: On Ctrl-C, once the study is closed (a ``KeyboardInterrupt``
-            whose ``result`` is the study as it stood).
+        StudyInterrupted: On Ctrl-C, or SIGTERM where the script set no handler of its own,
+            once the study is closed (a ``KeyboardInterrupt`` whose ``result`` is the study
+            as it stood).
         WorkerCrashError: If every worker failed (its error and exit code are named); the
             study and its records are kept, closed as interrupted, ready to resume.
 
@@ -156,8 +158,9 @@ def optimize(
             "the ask/tell Study API only."
         )
     runner, objective = _runner(experiment, executor, track=track)  # before the study exists
-    prepared = prepare(experiment, resume=resume, track=track)
-    return _run(prepared, objective, runner, on_progress)
+    with sigterm_as_ctrl_c():  # a scheduler's SIGTERM closes the study as Ctrl-C does
+        prepared = prepare(experiment, resume=resume, track=track)
+        return _run(prepared, objective, runner, on_progress)
 
 
 def run_queued(experiment: Experiment) -> StudyResult:

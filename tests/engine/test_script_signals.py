@@ -1,0 +1,132 @@
+"""SIGTERM to a script running a study closes it as Ctrl-C does, unless the script handles SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+import autotweak
+from autotweak.engine._study import ATTR
+from tests.conftest import base_spec, objective
+from tests.engine.test_workers import wait_for_lines
+from tests.helpers import load, mlflow_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+OPTIMIZE = """
+import autotweak, sys
+if __name__ == "__main__":
+    try:
+        autotweak.optimize("exp.yaml")
+    except autotweak.StudyInterrupted as stopped:
+        print("interrupted:", stopped.result.summary.counts["interrupted"])
+        raise SystemExit(130)
+"""
+
+ASK_TELL = """
+import time, autotweak
+with autotweak.Study("exp.yaml") as study:
+    while (trial := study.ask()) is not None:
+        with open(trial.config["marker"], "a") as marks:
+            marks.write(f"{trial.number} started\\n")
+        for step in range(1, 51):
+            time.sleep(0.2)
+            trial.report(float(step), step)
+        study.tell(trial, 1.0)
+"""
+
+
+def _start(home: Path, code: str, workers: int) -> subprocess.Popen[str]:
+    """``code`` run as a script in ``home`` on a study of slow trials, once ``workers`` trials started."""
+    marker = home / "marks.txt"
+    spec = base_spec(
+        objective=objective("checkpointed"),
+        base={"marker": str(marker), "sleep": 0.2, "steps": 50, "x": 0.5},
+        metric={"name": "loss", "direction": "minimize", "steps": 50},
+        budget={"trials": 3},
+        execution={"workers": workers, "heartbeat_interval": 1, "grace_period": 3},
+    )
+    (home / "exp.yaml").write_text(yaml.safe_dump(spec))
+    (home / "script.py").write_text(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "script.py"],
+        cwd=home,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    wait_for_lines(marker, workers)
+    return proc
+
+
+def _assert_closed_as_interrupted(mlflow_client, interrupted: list[int]) -> None:
+    study = load(autotweak.Experiment.from_dict(base_spec()))
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING], "nothing left running"
+    stopped = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert [t.number for t in stopped] == interrupted
+    assert all(t.user_attrs[ATTR.INTERRUPTED] for t in stopped), "recorded as on Ctrl-C, not lost"
+    runs = mlflow_runs(mlflow_client, "study")
+    assert runs.parents[0].info.status == "KILLED", "the parent run was left RUNNING"
+    assert [runs.children[n].data.tags["autotweak.state"] for n in interrupted] == ["interrupted"] * len(
+        interrupted
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_to_a_script_running_optimize_closes_the_study_as_ctrl_c_does(home, mlflow_client, workers):
+    proc = _start(home, OPTIMIZE, workers)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert f"interrupted: {workers}" in out, out
+    _assert_closed_as_interrupted(mlflow_client, list(range(workers)))
+
+
+def test_sigterm_to_a_script_in_an_ask_tell_study_closes_it_as_ctrl_c_does(home, mlflow_client):
+    proc = _start(home, ASK_TELL, 1)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGINT and "KeyboardInterrupt" in out, out  # as Ctrl-C ends it
+    _assert_closed_as_interrupted(mlflow_client, [0])
+
+
+def _seen_by(seen: list[object]) -> object:
+    def train(config: dict[str, object]) -> float:
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return 1.0
+
+    return train
+
+
+def test_the_sigterm_handler_is_put_back_and_a_scripts_own_is_left_alone(home, make_experiment):
+    seen: list[object] = []
+    exp = make_experiment(objective=_seen_by(seen), budget={"trials": 1})
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    autotweak.optimize(exp)
+    assert seen[-1] is not signal.SIG_DFL, "SIGTERM is routed while the study runs"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "and put back afterwards"
+
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        autotweak.optimize(make_experiment(name="own", objective=_seen_by(seen), budget={"trials": 1}))
+        with autotweak.Study(make_experiment(name="asked", budget={"trials": 1})) as study:
+            seen.append(signal.getsignal(signal.SIGTERM))
+            trial = study.ask()
+            assert trial is not None
+            study.tell(trial, 1.0)
+        assert seen[-2:] == [mine, mine] and signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
