@@ -142,7 +142,9 @@ class _Loop:
         self.on_trial: Callable[[int], None] | None = None
         self.failed_first = 0  # this worker's trials that failed before any of its own completed
         self.completed = False
-        self.steps_check = StepsCheck(ctx.experiment)
+        self.steps_check = StepsCheck(
+            ctx.experiment, study, lock=lambda: ask_lock(ctx.storage_url, study.study_name)
+        )
 
     def run(self, interrupts: _Interrupts) -> WorkerResult:
         result = WorkerResult()

@@ -1,4 +1,4 @@
-"""Whether a finished trial's reports agree with ``metric.steps``, said once per worker.
+"""Whether a finished trial's reports agree with ``metric.steps``, said once per study.
 
 ``metric.steps`` (reports in one full training) sizes the compute of a trial stopped
 early and lets a pruner stop trials; an objective that never reports, or reports more
@@ -8,9 +8,14 @@ may stop early by itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
+import optuna
+
+from autotweak.engine._study import ATTR
 from autotweak.spec import Experiment
 
 __all__ = ["StepsCheck"]
@@ -31,19 +36,45 @@ class StepsCheck:
         True
     """
 
-    def __init__(self, experiment: Experiment) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        study: optuna.Study | None = None,
+        lock: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    ) -> None:
         self._steps = experiment.metric.steps
         self._pruning = experiment.pruner.name != "none"
+        self._study = study
+        self._lock = lock  # the study's ask lock: the workers that share the study check and mark in turn
         self._said = False
 
     def __call__(self, number: int, steps: Sequence[int]) -> None:
-        """Check a completed trial that reported ``steps``; log the first problem only."""
+        """Check a completed trial that reported ``steps``; log the study's first problem only."""
         if self._said:
             return
         problem = self.problem(number, steps)
         if problem is not None:
             self._said = True
-            _log.warning("%s", problem)
+            if self._first_in_study():
+                _log.warning("%s", problem)
+
+    def _first_in_study(self) -> bool:
+        """Mark the study as warned; ``False`` if another worker (or session) already was.
+
+        Under a storage without an ask lock (MySQL), two workers that check at once may both
+        say it: at most once per worker.
+        """
+        study = self._study
+        if study is None:
+            return True
+        try:
+            with self._lock():
+                if study._storage.get_study_system_attrs(study._study_id).get(ATTR.STEPS_WARNED):
+                    return False
+                study._storage.set_study_system_attr(study._study_id, ATTR.STEPS_WARNED, True)
+        except Exception:  # a storage hiccup must not stop a worker over a warning: say it here
+            _log.debug("could not read or mark the steps warning on the study", exc_info=True)
+        return True
 
     def problem(self, number: int, steps: Sequence[int]) -> str | None:
         """What is wrong with a completed trial's reported ``steps``, or ``None``."""

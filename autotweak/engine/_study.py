@@ -52,6 +52,7 @@ class ATTR:
     INTERRUPTED = "autotweak.interrupted"  # on a trial stopped by Ctrl-C: queued again, not a failure
     ABLATION = "autotweak.ablation"  # on a trial that ``report --ablate`` ran: not part of the search
     UID = "autotweak.study_uid"  # on the study: tells it from an earlier study of the same name
+    STEPS_WARNED = "autotweak.steps_warned"  # on the study (system attr): its steps check was said
 
 
 _STATES = {
