@@ -2,7 +2,8 @@
 
 ``metric.steps`` (reports in one full training) sizes the compute of a trial stopped
 early and lets a pruner stop trials; an objective that never reports, or reports more
-steps than that, silently defeats one or the other. Fewer steps are fine: an objective
+steps than that, silently defeats one or the other, and so does counting steps from 0
+(step ``s`` means ``s/steps`` of the training done). Fewer steps are fine: an objective
 may stop early by itself.
 """
 
@@ -90,10 +91,16 @@ class StepsCheck:
                 "trial.report(value, step) once per epoch (or set 'pruner: none')"
             )
         last = steps[-1]
-        if last <= expected:
-            return None
-        return (
-            f"trial {number} completed after reporting step {last}, though 'metric.steps' is {expected} "
-            f"(reports in one full training): the compute of pruned trials is counted against "
-            f"{expected} steps; set 'metric.steps' to {last} if that is one full training"
-        )
+        if last > expected:
+            return (
+                f"trial {number} completed after reporting step {last}, though 'metric.steps' is {expected} "
+                f"(reports in one full training): the compute of pruned trials is counted against "
+                f"{expected} steps; set 'metric.steps' to {last} if that is one full training"
+            )
+        if steps[0] == 0:
+            return (
+                f"trial {number} reported step 0 first, though steps count from 1 (step s means s/{expected} "
+                f"of a full training done): a pruned trial is charged one step less than it ran; report "
+                f"step=epoch + 1, from 1 to {expected}"
+            )
+        return None

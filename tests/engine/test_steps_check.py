@@ -41,6 +41,24 @@ def test_more_steps_than_metric_steps_are_warned_about_and_fewer_are_not(home, m
     assert not [m for m in _warnings(caplog) if "metric.steps" in m], "an objective may stop early itself"
 
 
+def from_zero(config, trial):
+    """Reports epochs 0..4 of 5: the steps count from 0."""
+    for epoch in range(5):
+        trial.report(config["x"], step=epoch)
+    return config["x"]
+
+
+def test_steps_counted_from_zero_are_warned_about_once(home, make_experiment, caplog):
+    """Step s means s/steps of the training done: epochs 0..4 of 5, pruned at 4, would be charged 0.8."""
+    exp = make_experiment(objective=from_zero, pruner="median", budget={"trials": 3})
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.optimize(exp)
+    assert [m for m in _warnings(caplog) if "step 0" in m] == [
+        "trial 0 reported step 0 first, though steps count from 1 (step s means s/5 of a full training "
+        "done): a pruned trial is charged one step less than it ran; report step=epoch + 1, from 1 to 5"
+    ]
+
+
 def test_no_pruner_and_no_steps_need_no_reports(home, make_experiment, caplog):
     quiet = make_experiment(objective=objective("config_only"), pruner="none", budget={"trials": 2})
     unsized = make_experiment(
