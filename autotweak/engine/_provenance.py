@@ -13,12 +13,12 @@ from pathlib import Path
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
 
-__all__ = ["code_dir", "package_versions", "provenance"]
+__all__ = ["code_path", "package_versions", "provenance"]
 
 _PACKAGES = ("autotweak", "optuna", "mlflow", "torch")
 
 
-def code_dir(experiment: Experiment) -> Path | None:
+def code_path(experiment: Experiment) -> Path | None:
     """Where the user's code is, for its git commit: the objective's source file, else the spec's folder."""
     if experiment.objective is not None:
         try:
@@ -26,15 +26,19 @@ def code_dir(experiment: Experiment) -> Path | None:
         except (AutotweakError, TypeError):  # not importable here, or not Python source (a builtin)
             source = None
         if source:
-            return Path(source).resolve().parent
+            return Path(source).resolve()
     if experiment.source and not experiment.source.startswith("<"):  # not "<study NAME>"
         return Path(experiment.source).resolve().parent
     return None
 
 
-def provenance(code_dir: Path | None = None) -> dict[str, str]:
-    """Tags describing this worker and the user's code (computed once per process)."""
-    tags = dict(_static(str((code_dir or Path.cwd()).resolve())))
+def provenance(code: Path | None = None) -> dict[str, str]:
+    """Tags describing this worker and the user's code (computed once per process).
+
+    ``code`` is the objective's source file, or a folder of the user's code.
+    """
+    path = (code or Path.cwd()).resolve()
+    tags = dict(_static(str(path.parent), path.name) if path.is_file() else _static(str(path), None))
     tags["autotweak.host"] = socket.gethostname()
     tags["autotweak.pid"] = str(os.getpid())
     return tags
@@ -53,13 +57,17 @@ def package_versions() -> dict[str, str]:
 
 
 @functools.cache
-def _static(code_dir: str) -> dict[str, str]:
+def _static(code_dir: str, objective_file: str | None) -> dict[str, str]:
     tags = dict(package_versions())
     commit = _git(code_dir, "rev-parse", "HEAD")
     if commit:
         dirty = bool(_git(code_dir, "status", "--porcelain", "--untracked-files=no"))
+        # An objective's file that git does not track is not in the commit: the code that ran is nowhere.
+        untracked = objective_file is not None and not _git(code_dir, "ls-files", "--", objective_file)
+        if untracked:
+            tags["autotweak.git_untracked_objective"] = str(objective_file)
         tags["autotweak.git_commit"] = commit
-        tags["autotweak.git_dirty"] = str(dirty).lower()
+        tags["autotweak.git_dirty"] = str(dirty or untracked).lower()
         tags["mlflow.source.git.commit"] = commit
     return tags
 

@@ -20,7 +20,7 @@ from optuna.study._tell import _tell_with_warning
 from optuna.trial import TrialState
 
 from autotweak._config import merge_config
-from autotweak.engine._provenance import code_dir, provenance
+from autotweak.engine._provenance import code_path, provenance
 from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR, requeue, trial_compute
 from autotweak.engine._trial import PRUNER_ATTRS, Trial
@@ -82,7 +82,7 @@ class TrialSession:
         self.study = study
         self.tracker = tracker
         self.seed = seed
-        self.provenance = provenance(code_dir(ctx.experiment))
+        self.provenance = provenance(code_path(ctx.experiment))
         self._run_ids: dict[int, Callable[[], str]] = {}
         self._starts: dict[int, TrialStart] = {}
         self._baseline: dict[int, bool] = {}
