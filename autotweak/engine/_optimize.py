@@ -84,12 +84,14 @@ class StudyResult:
 
 
 class StudyInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped ``optimize``, after it closed the study cleanly.
+    """Ctrl-C (or SIGTERM) stopped ``optimize``, after it closed the study cleanly.
 
     A ``KeyboardInterrupt``, so that a script stops as Python scripts do on Ctrl-C, and
     code that catches it still gets what was done: the running trials were recorded as
     interrupted and queued again, and ``optimize(..., resume=True)`` (or ``autotweak
-    resume NAME``) runs them first.
+    resume NAME``) runs them first. Left uncaught, it ends a script with exit code 1:
+    Python gives 130 only to a bare ``KeyboardInterrupt``. Catch it and
+    ``raise SystemExit(130)`` to exit as the CLI does.
 
     Attributes:
         result: The study as it stood when it stopped.

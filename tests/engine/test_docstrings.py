@@ -15,6 +15,7 @@ MODULES = [
     "autotweak.engine._steps",
     "autotweak.engine._study",
     "autotweak.spec._experiment",
+    "autotweak.spec._fields",
     "autotweak.report._text",
     "autotweak.exceptions",
     "autotweak._validation",

@@ -92,6 +92,15 @@ def test_sigterm_to_a_script_running_optimize_closes_the_study_as_ctrl_c_does(ho
     _assert_closed_as_interrupted(mlflow_client, list(range(workers)))
 
 
+def test_a_script_that_lets_study_interrupted_through_exits_1(home, mlflow_client):
+    """As the README says: Python gives 130 only to a bare KeyboardInterrupt, not to a subclass."""
+    proc = _start(home, 'import autotweak\nautotweak.optimize("exp.yaml")\n', 1)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "autotweak.engine._optimize.StudyInterrupted: study 'study'" in out, out
+    _assert_closed_as_interrupted(mlflow_client, [0])
+
+
 def test_sigterm_to_a_script_in_an_ask_tell_study_closes_it_as_ctrl_c_does(home, mlflow_client):
     proc = _start(home, ASK_TELL, 1)
     os.kill(proc.pid, signal.SIGTERM)
