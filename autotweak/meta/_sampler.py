@@ -69,7 +69,16 @@ from autotweak.meta._records import (
 )
 from autotweak.meta._sampler_args import _check, _count, _descriptor_argument, _model_argument, _tau
 from autotweak.meta._sampler_guard import Guard
-from autotweak.meta._sampler_serving import Serving, StudyKey, fits_distribution, ran_proposal, study_key
+from autotweak.meta._sampler_serving import (
+    Serving,
+    StudyKey,
+    candidates_inside,
+    fits_distribution,
+    ran_proposal,
+    study_key,
+    trial_point,
+    unit_point,
+)
 
 __all__ = ["MetaSampler"]
 
@@ -219,7 +228,8 @@ class MetaSampler(Guard, BaseSampler):
         """
         if self.proposer is None or self.model is None:
             return []
-        tried = [point for point in map(self._unit, first) if point is not None]
+        points = (unit_point(self.model, self._names, config) for config in first)
+        tried = [point for point in points if point is not None]
         out: list[Proposal] = []
         for _ in range(min(k, len(self.model.units) - len(tried))):
             proposal = self.proposer.propose(tried, [])
@@ -348,11 +358,7 @@ class MetaSampler(Guard, BaseSampler):
             return None
         key = frozenset(known.items())
         if key not in self._inside:
-            configs = (self.model.candidate(i) for i in range(len(self.model.units)))
-            inside = [
-                all(fits_distribution(d, config[name]) for name, d in known.items()) for config in configs
-            ]
-            self._inside[key] = np.array(inside, dtype=np.bool_)
+            self._inside[key] = candidates_inside(self.model, known)
         return self._inside[key]
 
     def _left(self, tried: Sequence[Sequence[float]], allowed: NDArray[np.bool_] | None) -> bool:
@@ -371,7 +377,7 @@ class MetaSampler(Guard, BaseSampler):
         observed: list[list[float]] = []
         values: list[float] = []
         for t in trials:
-            point = self._point(t)
+            point = trial_point(self.model, self._names, t)
             if point is None:
                 continue
             tried.append(point)
@@ -379,26 +385,3 @@ class MetaSampler(Guard, BaseSampler):
                 observed.append(point)
                 values.append(sign * t.value)
         return tried, observed, values
-
-    def _point(self, trial: FrozenTrial) -> list[float] | None:
-        """The unit point of the config the trial ran (the candidate's own, if it ran a proposal).
-
-        A running trial is recorded as a proposal just before its last value is stored: from
-        the record on, it is that candidate, so that another worker never proposes it again.
-        """
-        record = trial.system_attrs.get(PROPOSAL_ATTR)
-        if isinstance(record, dict) and UNITS_KEY in record and isinstance(record.get("params"), dict):
-            stored = [name for name in self._names if name in trial.params]
-            whole = len(stored) == len(self._names) or trial.state == TrialState.RUNNING
-            if whole and ran_proposal(trial.params, record["params"], stored):
-                return [float(u) for u in record[UNITS_KEY]]
-        return self._unit(trial.params)
-
-    def _unit(self, params: Mapping[str, Any]) -> list[float] | None:
-        """A config's unit point in the model's space, if it sets every parameter validly."""
-        if self.model is None or not all(name in params for name in self._names):
-            return None
-        space = self.model.space
-        if space.invalid({name: params[name] for name in self._names}):
-            return None
-        return [0.5 if u is None else u for u in space.to_unit(params)]

@@ -11,12 +11,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.meta._model import MetaModel
 from autotweak.meta._propose import Proposal
+from autotweak.meta._records import PROPOSAL_ATTR, UNITS_KEY
 
-__all__ = ["Serving", "StudyKey", "fits_distribution", "ran_proposal", "study_key"]
+__all__ = [
+    "Serving",
+    "StudyKey",
+    "candidates_inside",
+    "fits_distribution",
+    "ran_proposal",
+    "study_key",
+    "trial_point",
+    "unit_point",
+]
 
 
 @dataclass
@@ -59,3 +73,37 @@ def fits_distribution(distribution: BaseDistribution, value: Any) -> bool:
         return bool(distribution._contains(distribution.to_internal_repr(value)))
     except (ValueError, TypeError):
         return False
+
+
+def candidates_inside(model: MetaModel, known: Mapping[str, BaseDistribution]) -> NDArray[np.bool_]:
+    """Which of the model's candidates fit every one of the ``known`` distributions."""
+    configs = (model.candidate(i) for i in range(len(model.units)))
+    inside = [all(fits_distribution(d, config[name]) for name, d in known.items()) for config in configs]
+    return np.array(inside, dtype=np.bool_)
+
+
+def trial_point(model: MetaModel | None, names: Sequence[str], trial: FrozenTrial) -> list[float] | None:
+    """The unit point of the config the trial ran (the candidate's own, if it ran a proposal).
+
+    A running trial is recorded as a proposal just before its last value is stored: from
+    the record on, it is that candidate, so that another worker never proposes it again.
+    """
+    record = trial.system_attrs.get(PROPOSAL_ATTR)
+    if isinstance(record, dict) and UNITS_KEY in record and isinstance(record.get("params"), dict):
+        stored = [name for name in names if name in trial.params]
+        whole = len(stored) == len(names) or trial.state == TrialState.RUNNING
+        if whole and ran_proposal(trial.params, record["params"], stored):
+            return [float(u) for u in record[UNITS_KEY]]
+    return unit_point(model, names, trial.params)
+
+
+def unit_point(
+    model: MetaModel | None, names: Sequence[str], params: Mapping[str, Any]
+) -> list[float] | None:
+    """A config's unit point in the model's space, if it sets every parameter validly."""
+    if model is None or not all(name in params for name in names):
+        return None
+    space = model.space
+    if space.invalid({name: params[name] for name in names}):
+        return None
+    return [0.5 if u is None else u for u in space.to_unit(params)]
