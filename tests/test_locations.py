@@ -54,6 +54,18 @@ def test_redact_keeps_a_url_without_a_password(url):
         ("postgresql://me:secret@db:5432/optuna", "postgresql://me:***@db:5432/optuna"),
         ("https://me:p@ss@mlflow.example/x?y=1", "https://me:***@mlflow.example/x?y=1"),
         ("mysql://me:@db/optuna", "mysql://me:***@db/optuna"),
+        (
+            "postgresql+psycopg2://u@10.0.0.5:5433/optuna?password=secret",
+            "postgresql+psycopg2://u@10.0.0.5:5433/optuna?password=***",
+        ),
+        ("postgresql://u@/optuna?host=db&password=secret", "postgresql://u@/optuna?host=db&password=***"),
+        ("mysql://u@db/optuna?passwd=secret&charset=utf8", "mysql://u@db/optuna?passwd=***&charset=utf8"),
+        ("http://host:5000/?token=secret", "http://host:5000/?token=***"),
+        (
+            "http://host:5000/?Api-Key=secret&client_id=me",
+            "http://host:5000/?Api-Key=***&client_id=me",
+        ),
+        ("postgresql://me:se?cret@db/x?sslkey=/k.pem", "postgresql://me:***@db/x?sslkey=/k.pem"),
     ],
 )
 def test_redact_hides_a_password_that_is_there(url, shown):

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from autotweak._locations import redact, secret_query_keys
 from autotweak.exceptions import AutotweakError
 
 __all__ = ["ALLOW_LOOPBACK", "Bootstrap", "parse_worker_command", "user_data"]
@@ -56,15 +57,26 @@ def check_reachable(storage: str, tracking_uri: str | None) -> None:
         )
     urls = {"storage": storage, "tracking_uri": tracking_uri or ""}
     for name, url in urls.items():
-        if urlsplit(url).password:
-            raise AutotweakError(
-                f"'{name}' must not hold a password for the aws-spot executor (user-data is readable "
-                f"with ec2:DescribeInstanceAttribute); {_PASSWORD_HELP[name]} instead, got a URL with "
-                "a password."
-            )
+        _check_no_password(name, url)
     if os.environ.get(ALLOW_LOOPBACK) != "1":
         for name, url in urls.items():
             _check_not_loopback(name, url)
+
+
+def _check_no_password(name: str, url: str) -> None:
+    """Refuse a password (even an empty one) or a token, before the host or in the query string."""
+    secrets = secret_query_keys(url)
+    if urlsplit(url).password is not None:
+        where = "a password before the host"
+    elif secrets:
+        where = f"{', '.join(repr(k) for k in secrets)} in its query string"
+    else:
+        return
+    raise AutotweakError(
+        f"'{name}' must not hold a password or token for the aws-spot executor (user-data is readable "
+        f"with ec2:DescribeInstanceAttribute); {_PASSWORD_HELP[name]} instead, got a URL with {where}: "
+        f"{redact(url)!r}."
+    )
 
 
 def _check_not_loopback(name: str, url: str) -> None:

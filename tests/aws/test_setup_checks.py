@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import boto3
 import optuna
 import pytest
@@ -137,3 +139,30 @@ def test_a_password_in_the_tracking_uri_gets_mlflow_advice(make_experiment):
         SpotExecutor(2).check_setup(exp, storage, "http://me:secret@10.0.0.5:5000")
     with pytest.raises(AutotweakError, match=r"'storage' must not hold a password.*pgpass"):
         SpotExecutor(2).check_setup(exp, "postgresql://me:secret@10.0.0.5/optuna", None)
+
+
+@pytest.mark.parametrize(
+    ("storage", "tracking_uri", "refused"),
+    [
+        (
+            "postgresql+psycopg2://u@10.0.0.5:5433/optuna?password=x",
+            None,
+            r"^'storage' .*'password' in its query",
+        ),
+        ("postgresql://u@/optuna?host=10.0.0.5&password=x", None, r"^'storage' .*'password' in its query"),
+        ("mysql://u@10.0.0.5/optuna?passwd=x", None, r"'storage' .*'passwd' in its query"),
+        ("postgresql://u:@10.0.0.5/optuna", None, r"'storage' .*a password before the host"),
+        ("postgresql://u@10.0.0.5/optuna", "http://10.0.0.5:5000/?token=x", r"'tracking_uri' .*'token'"),
+    ],
+    ids=["password", "libpq host and password", "mysql passwd", "empty password", "token"],
+)
+def test_a_password_anywhere_in_a_url_is_refused_and_not_shown(
+    make_experiment, storage, tracking_uri, refused
+):
+    exp = make_experiment(execution={"aws": aws_section()})
+    with pytest.raises(
+        AutotweakError, match=r"must not hold a password .* instead, got a URL with "
+    ) as caught:
+        SpotExecutor(2).check_setup(exp, storage, tracking_uri)
+    assert re.search(refused, str(caught.value))
+    assert "=x" not in str(caught.value), "the secret itself is not shown"
