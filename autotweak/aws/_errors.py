@@ -78,6 +78,10 @@ def describe(exc: BaseException, what: str) -> AwsError | None:
         return AwsError(f"EC2 failed {what}: {reason}")
     if isinstance(exc, errors.BotoCoreError):
         return AwsError(f"EC2 failed {what}: {type(exc).__name__}: {first}")
+    if type(exc).__module__.split(".")[0] == "botocore":
+        # Not a BotoCoreError (ResponseParserError): most often an endpoint that is no EC2 of
+        # that region, such as a region name AWS does not have, which answers with no XML.
+        return AwsError(f"EC2 failed {what}: {type(exc).__name__}: {first[:200]}; {_ENDPOINT_HELP}.")
     return None
 
 

@@ -83,7 +83,9 @@ class SpotExecutor(BaseExecutor):
         settings = _settings(experiment)
         check_reachable(storage_url, tracking_uri)
         with aws_errors("the aws-spot executor (reading spot prices)"):
-            priced_types(ec2_client(settings.region), settings)
+            ec2 = ec2_client(settings.region)
+        with aws_errors(f"the aws-spot executor (reading spot prices in region {ec2.meta.region_name})"):
+            priced_types(ec2, settings)
 
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
         self.check_objective(objective)  # checked before the study exists too; run() may be called alone

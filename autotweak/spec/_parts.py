@@ -200,6 +200,9 @@ _AWS_OPTIONAL = (
 DEFAULT_INSTALL = "python3 -m pip install 'autotweak[aws,postgres]'"
 
 
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+
+
 @dataclass(frozen=True)
 class AwsSpot:
     """Where and how the ``aws-spot`` executor launches its workers (``execution.aws``).
@@ -249,6 +252,10 @@ class AwsSpot:
         for key in ("region", "iam_instance_profile", "subnet_id", "key_name", "install"):
             if data.get(key) is not None:
                 values[key] = as_str(data[key], where.child(key))
+        if "region" in values and not _REGION.fullmatch(values["region"]):
+            raise where.child("region").fail(
+                "must be an AWS region name such as 'us-east-1'", values["region"]
+            )
         for key in ("max_price", "budget_usd", "poll_interval"):
             if data.get(key) is not None:
                 values[key] = as_float(data[key], where.child(key), minimum=0, strict_minimum=True)

@@ -101,6 +101,15 @@ def test_a_typo_in_an_instance_type_names_it_and_suggests_known_types(home, aws_
     assert_nothing_created(aws_stores, "spot-typo")
 
 
+def test_a_region_aws_does_not_have_is_one_line_naming_it(home, aws_stores, make_experiment):
+    """moto answers a region it does not serve with no XML: ResponseParserError, no BotoCoreError."""
+    exp = spot_experiment(make_experiment, aws_stores, "spot-region", region="us-east-9")
+    with pytest.raises(AwsError, match=r"in region us-east-9\).*'execution\.aws\.region'") as caught:
+        optimize(exp, executor=SpotExecutor(2))
+    assert len(str(caught.value).splitlines()) == 1
+    assert_nothing_created(aws_stores, "spot-region")
+
+
 @pytest.mark.parametrize(
     ("storage", "tracking_uri", "refused"),
     [

@@ -192,6 +192,9 @@ def test_aws_section_errors_name_the_field(make_experiment):
         make_experiment(execution={"aws": aws_section(max_price=0)})
     with pytest.raises(SpecError, match=r"execution\.aws\.image_id.*required"):
         make_experiment(execution={"aws": {"instance_types": TYPES}})
+    for region in ("us-east", "US-EAST-1", "useast1", "us-east-1 "):
+        with pytest.raises(SpecError, match=r"execution\.aws\.region.*AWS region name .*got '"):
+            make_experiment(execution={"aws": aws_section(region=region)})
 
 
 @pytest.mark.parametrize(
