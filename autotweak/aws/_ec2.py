@@ -44,7 +44,9 @@ PRICE_TAG = "autotweak:price"
 # reads it and ends the study instead of replacing them.
 STOPPED_TAG = "autotweak:stopped-by"
 STOPPED_BY = "workers stop"
-ALIVE = ("pending", "running", "stopping", "stopped", "shutting-down")
+# A stopping or stopped instance runs no worker: it is not counted, not billed, and terminated.
+ALIVE = ("pending", "running", "shutting-down")
+_TERMINABLE = ("pending", "running", "stopping", "stopped")
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,13 @@ class Instance:
 
     @property
     def alive(self) -> bool:
-        """Whether it may still be billed (not terminated)."""
+        """Whether it runs (or is about to run, or still ends) a worker, and is billed."""
         return self.state in ALIVE
+
+    @property
+    def terminable(self) -> bool:
+        """Whether it is neither terminated nor on its way there."""
+        return self.state in _TERMINABLE
 
 
 def ec2_client(region: str | None) -> Any:
@@ -305,7 +312,7 @@ def workers_of(region: str | None, study: str | None, *, show_all: bool = False)
         AwsError: If EC2 cannot be reached or refuses the call (one line: what and how to fix).
     """
     with aws_errors("listing the worker instances"):
-        return [i for i in find_instances(ec2_client(region), study) if show_all or i.alive]
+        return [i for i in find_instances(ec2_client(region), study) if show_all or i.alive or i.terminable]
 
 
 def stop_workers(region: str | None, study: str) -> list[str]:
@@ -324,7 +331,7 @@ def stop_workers(region: str | None, study: str) -> list[str]:
     """
     with aws_errors(f"stopping the workers of study '{study}'"):
         ec2 = ec2_client(region)
-        live = [i for i in find_instances(ec2, study) if i.alive and i.state != "shutting-down"]
+        live = [i for i in find_instances(ec2, study) if i.terminable]
         if live:
             ids = [i.instance_id for i in live]
             ec2.create_tags(Resources=ids, Tags=[{"Key": STOPPED_TAG, "Value": STOPPED_BY}])
@@ -333,7 +340,7 @@ def stop_workers(region: str | None, study: str) -> list[str]:
 
 def terminate(ec2: Any, instances: Iterable[Instance]) -> list[str]:
     """Terminate the instances that are not terminated yet; return their ids."""
-    ids = [i.instance_id for i in instances if i.alive and i.state != "shutting-down"]
+    ids = [i.instance_id for i in instances if i.terminable]
     if ids:
         ec2.terminate_instances(InstanceIds=ids)
         _log.info("terminated %d instance(s): %s", len(ids), ", ".join(ids))

@@ -166,6 +166,7 @@ class _Launcher:
                 budget = self.settings.budget_usd
                 _log.warning("the dollar budget of %.4g USD is spent; stopping the workers", budget)
                 return "dollar budget"
+            self._terminate_stopped(instances)
             alive = sum(1 for i in instances if i.alive)
             if done is None and alive < self.workers:
                 if self.settings.budget_usd is None or left >= _RESERVE * self.settings.budget_usd:
@@ -173,6 +174,14 @@ class _Launcher:
                 elif alive == 0:
                     return "dollar budget"  # what is left would not pay for a useful worker
             time.sleep(self.settings.poll_interval)
+
+    def _terminate_stopped(self, instances: list[Instance]) -> None:
+        """A stopped spot worker does no work: terminate it (the next poll sees it gone, and replaces it)."""
+        stopped = [i for i in instances if i.state in ("stopping", "stopped")]
+        if stopped:
+            ids = ", ".join(i.instance_id for i in stopped)
+            _log.warning("instance(s) %s stopped: they run no worker; terminating them", ids)
+            terminate(self.ec2, stopped)
 
     def _stopped_at(self, instances: list[Instance], now: float) -> float | None:
         """When ``autotweak workers stop`` was seen to terminate this launcher's instances (their tag)."""

@@ -109,7 +109,7 @@ class SimulatedHosts:
                 host = self.hosts.get(iid)
                 if host is None and state in ("pending", "running"):
                     self.hosts[iid] = self._boot(client, iid)
-                elif host is not None and state in ("shutting-down", "terminated"):
+                elif host is not None and state in ("shutting-down", "terminated", "stopping", "stopped"):
                     self._shut_down(host)
                 elif host is not None and host.proc.poll() is not None and state == "running":
                     client.terminate_instances(InstanceIds=[iid])  # shutdown -h now

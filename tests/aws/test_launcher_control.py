@@ -1,13 +1,16 @@
-"""Stopping the aws-spot launcher from outside: `autotweak workers stop` and Ctrl-C."""
+"""Stopping the aws-spot launcher or its instances from outside: `autotweak workers stop`, Ctrl-C, a stop."""
 
 from __future__ import annotations
 
 import os
 import signal
+from datetime import UTC, datetime
 
 import optuna
 from optuna.trial import TrialState
 
+from autotweak.aws import Instance
+from autotweak.aws._cost import Ledger
 from autotweak.engine._study import ATTR
 from tests.aws.test_spot_executor import alive, instances, spot_spec, wait_until
 from tests.engine.test_workers import start_cli, wait_for_lines
@@ -66,3 +69,39 @@ def test_ctrl_c_closes_the_study_as_interrupted_with_the_resume_hint(home, aws_s
     trials = study.get_trials(deepcopy=False)
     interrupted = {t.number for t in trials if t.user_attrs.get(ATTR.INTERRUPTED)}
     assert interrupted == {t.user_attrs[ATTR.RETRY_OF] for t in trials if t.state == TrialState.WAITING}
+
+
+def test_a_stopped_instance_is_no_worker_and_is_not_billed():
+    ledger = Ledger()
+    launched = datetime.fromtimestamp(1000.0, UTC)
+    instance = Instance("i-1", "g5.xlarge", "running", launched, "s", "l", price=3600.0)
+    ledger.update([instance], now=1010.0)
+    ledger.update([Instance(**{**vars(instance), "state": "stopped"})], now=1020.0)
+    assert not Instance(**{**vars(instance), "state": "stopped"}).alive
+    assert ledger.spent(now=2000.0) == 20.0, "billed from launch until it was seen stopped"
+    assert ledger.hourly_rate() == 0.0
+
+
+def test_a_stopped_instance_is_terminated_and_replaced(home, aws_stores, ec2, simulated_hosts):
+    spec = spot_spec(home, aws_stores, "spot-stopped", 400, sleep=0.3, fleet=False)
+    simulated_hosts("spot-stopped")
+    proc = start_cli(["optimize", str(spec), "--executor", "aws-spot", "--wall-time", "60s"], home.parent)
+    try:
+        wait_for_lines(home / "spot-stopped.marks", 2, timeout=120)
+        first = alive(ec2, "spot-stopped")[0]
+        ec2.stop_instances(InstanceIds=[first])
+
+        def state(iid: str) -> str:
+            return next(i["State"]["Name"] for i in instances(ec2, "spot-stopped") if i["InstanceId"] == iid)
+
+        wait_until(lambda: state(first) == "terminated", 30, "the launcher to terminate the stopped instance")
+        wait_until(lambda: len(alive(ec2, "spot-stopped")) == 2, 30, "a replacement")
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert f"instance(s) {first} stopped: they run no worker; terminating them" in out
+    assert len(instances(ec2, "spot-stopped")) == 3
+    wait_until(lambda: not alive(ec2, "spot-stopped"), 30, "the launcher to terminate its instances")
