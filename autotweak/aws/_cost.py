@@ -18,7 +18,7 @@ import optuna
 from autotweak.aws._ec2 import Instance
 from autotweak.engine._session import WorkerContext
 
-__all__ = ["COST_ATTR", "Ledger", "log_costs"]
+__all__ = ["COST_ATTR", "Ledger", "StudyCost", "log_costs", "record_cost", "recorded_cost"]
 
 _log = logging.getLogger(__name__)
 
@@ -70,6 +70,31 @@ class Ledger:
         return sum(prices) / len(prices) if prices else 0.0
 
 
+@dataclass(frozen=True)
+class StudyCost:
+    """What the instances cost: this launcher session, and the study over all its sessions."""
+
+    session_usd: float
+    study_usd: float
+
+
+def recorded_cost(study: optuna.Study) -> float:
+    """Dollars the study's instances cost in earlier sessions (its ``autotweak.cost_usd``)."""
+    try:
+        return float(study.user_attrs.get(COST_ATTR, 0.0))
+    except (TypeError, ValueError):
+        _log.warning("study '%s' holds an unreadable %s; counting 0 USD spent", study.study_name, COST_ATTR)
+        return 0.0
+
+
+def record_cost(study: optuna.Study, earlier: float, ledger: Ledger, now: float) -> None:
+    """Keep the study's cost so far in the study while the launcher runs: a killed launcher loses a poll."""
+    try:
+        study.set_user_attr(COST_ATTR, earlier + ledger.spent(now))
+    except Exception as exc:  # the final log_costs writes it again
+        _log.debug("could not record the study's running cost: %s", exc)
+
+
 def trial_costs(study: optuna.Study, price: float) -> dict[int, float]:
     """Each finished trial's run time at ``price`` dollars per hour."""
     costs: dict[int, float] = {}
@@ -80,20 +105,29 @@ def trial_costs(study: optuna.Study, price: float) -> dict[int, float]:
     return costs
 
 
-def log_costs(ctx: WorkerContext, study: optuna.Study, ledger: Ledger) -> None:
-    """Log ``cost_usd`` on each trial's child run and on the study's parent run."""
+def log_costs(ctx: WorkerContext, study: optuna.Study, ledger: Ledger, earlier: float) -> StudyCost:
+    """Log ``cost_usd`` on each trial's child run and on the study's parent run.
+
+    ``earlier`` is what the study cost before this session: the study's cost becomes
+    ``earlier`` plus this session's, whatever :func:`record_cost` wrote meanwhile.
+    """
     ledger.close(time.time())
     total = ledger.spent(time.time())
     costs = trial_costs(study, ledger.mean_price())
     try:
-        previous = float(study.user_attrs.get(COST_ATTR, 0.0))
-        study.set_user_attr(COST_ATTR, previous + total)
+        study.set_user_attr(COST_ATTR, earlier + total)
         study.set_user_attr(TRIAL_COSTS_ATTR, {str(n): c for n, c in costs.items()})
         if ctx.tracking_uri and ctx.study_run_id:
-            _log_to_mlflow(ctx.tracking_uri, ctx.study_run_id, study.study_name, previous + total, costs)
+            _log_to_mlflow(ctx.tracking_uri, ctx.study_run_id, study.study_name, earlier + total, costs)
     except Exception as exc:  # the bill is a report: never lose the study over it
         _log.warning("could not record the study's cost: %s", exc)
-    _log.info("instances cost %.6g USD this session (%d trial(s) costed)", total, len(costs))
+    _log.info(
+        "instances cost %.6g USD this session, %.6g USD for the study (%d trial(s) costed)",
+        total,
+        earlier + total,
+        len(costs),
+    )
+    return StudyCost(total, earlier + total)
 
 
 def _log_to_mlflow(uri: str, run_id: str, study_name: str, total: float, costs: dict[int, float]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 
 from autotweak._validation import Where
-from autotweak.aws._cost import Ledger, log_costs
+from autotweak.aws._cost import Ledger, StudyCost, log_costs, record_cost, recorded_cost
 from autotweak.aws._ec2 import (
     LAUNCHER_TAG,
     STOPPED_BY,
@@ -61,6 +61,7 @@ class SpotExecutor(BaseExecutor):
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self.cost: StudyCost | None = None  # after run(): this session's and the study's dollars
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -90,7 +91,11 @@ class SpotExecutor(BaseExecutor):
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
         self.check_objective(objective)  # checked before the study exists too; run() may be called alone
         self.check_setup(ctx.experiment, ctx.storage_url, ctx.tracking_uri)
-        return [_Launcher(ctx, _settings(ctx.experiment), self.workers).run()]
+        launcher = _Launcher(ctx, _settings(ctx.experiment), self.workers)
+        try:
+            return [launcher.run()]
+        finally:
+            self.cost = launcher.cost
 
 
 def _settings(experiment: Experiment) -> AwsSpot:
@@ -123,8 +128,19 @@ class _Launcher:
             on_stale=make_stale_handler(tracker, ctx.experiment),
         )
         self.study = optuna.load_study(study_name=self.study_name, storage=storage)
+        self.earlier = recorded_cost(self.study)  # budget_usd is the study's, over all its sessions
+        self.cost = StudyCost(0.0, self.earlier)
 
     def run(self) -> WorkerResult:
+        if self._dollars_left(time.time()) <= 0:
+            _log.warning(
+                "the dollar budget of %.4g USD is spent: study '%s' cost %.4g USD in earlier sessions; "
+                "launching no worker (raise 'execution.aws.budget_usd' to go on)",
+                self.settings.budget_usd,
+                self.study_name,
+                self.earlier,
+            )
+            return WorkerResult(trials=0, stop_reason="dollar budget")
         with aws_errors("the aws-spot launcher"):
             prices = priced_types(self.ec2, self.settings)
         _log.info("spot prices per hour: %s (launcher %s)", prices, self.id)
@@ -140,7 +156,7 @@ class _Launcher:
         finally:
             self._terminate_all()
             watchdog.close()
-            log_costs(self.ctx, self.study, self.ledger)
+            self.cost = log_costs(self.ctx, self.study, self.ledger, self.earlier)
 
     def _loop(self, prices: dict[str, float]) -> str:
         experiment = self.ctx.experiment
@@ -148,6 +164,7 @@ class _Launcher:
             instances = find_instances(self.ec2, self.study_name, self.id)
             now = time.time()
             self.ledger.update(instances, now)
+            record_cost(self.study, self.earlier, self.ledger, now)
             retrying(lambda: fail_stale(self.study), "looking for stale trials")
             view = retrying(
                 lambda: BudgetView.read(self.study, experiment.metric.steps, need_compute=True),
@@ -202,7 +219,7 @@ class _Launcher:
 
     def _dollars_left(self, now: float) -> float:
         budget = self.settings.budget_usd
-        return float("inf") if budget is None else budget - self.ledger.spent(now)
+        return float("inf") if budget is None else budget - self.earlier - self.ledger.spent(now)
 
     def _try_launch(self, count: int, prices: dict[str, float], now: float, alive: int) -> None:
         """Launch; a refusal (no capacity, a price above max_price) is retried at the next poll."""

@@ -1,0 +1,73 @@
+"""``budget_usd`` is the study's, over all its launcher sessions: what earlier sessions cost is spent."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import optuna
+
+from autotweak.aws._cost import COST_ATTR
+from tests.aws.test_spot_executor import instances, spot_spec, wait_until
+from tests.engine.test_workers import start_cli, wait_for_lines
+
+PER_SECOND = 0.00001 / 3600  # moto's spot price, per instance-second
+BUDGET = PER_SECOND * 2 * 1000  # two instances for 1000 s: a worker's share is 1000 s of wall time
+
+
+def cost(storage: str, name: str) -> float:
+    return float(optuna.load_study(study_name=name, storage=storage).user_attrs.get(COST_ATTR, 0.0))
+
+
+def interrupted_session(
+    args: list[str], home, hosts, storage: str, name: str
+) -> tuple[str, float, list[str]]:
+    """Run the launcher until its new instances run trials and its running cost is recorded, then Ctrl-C."""
+    before = set(hosts.user_data)
+    marks = home / f"{name}.marks"
+    lines = len(marks.read_text().splitlines()) if marks.exists() else 0
+    started = time.time()
+    proc = start_cli([*args, "--executor", "aws-spot", "--wall-time", "1h"], home.parent)
+    try:
+        wait_for_lines(marks, lines + 2, timeout=120)
+        recorded = cost(storage, name)
+        wait_until(lambda: cost(storage, name) > recorded, 10, "the running cost recorded by the launcher")
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, out
+    return out, time.time() - started, [hosts.user_data[i] for i in set(hosts.user_data) - before]
+
+
+def wall_times(scripts: list[str]) -> list[int]:
+    return [int(w) for s in scripts for w in re.findall(r"--wall-time (\d+)s", s)]
+
+
+def test_the_dollar_budget_is_the_studys_over_its_sessions(home, aws_stores, ec2, simulated_hosts):
+    name = "spot-usd"
+    spec = spot_spec(home, aws_stores, name, 400, sleep=0.3, fleet=False, budget_usd=BUDGET)
+    hosts = simulated_hosts(name)
+    _, seconds, scripts = interrupted_session(["optimize", str(spec)], home, hosts, aws_stores.storage, name)
+    assert min(wall_times(scripts)) >= 990, "the first session has the whole budget"
+    first = cost(aws_stores.storage, name)
+    assert 0 < first <= PER_SECOND * 2 * seconds, "this session's bill, counted once"
+
+    earlier = BUDGET / 2  # as if earlier sessions had spent half of it
+    optuna.load_study(study_name=name, storage=aws_stores.storage).set_user_attr(COST_ATTR, earlier)
+    _, seconds, scripts = interrupted_session(["resume", str(spec)], home, hosts, aws_stores.storage, name)
+    assert wall_times(scripts) and max(wall_times(scripts)) <= 500, "the share of what is left of the budget"
+    assert earlier < cost(aws_stores.storage, name) <= earlier + PER_SECOND * 2 * seconds, "counted once"
+
+    optuna.load_study(study_name=name, storage=aws_stores.storage).set_user_attr(COST_ATTR, BUDGET)
+    launched = len(instances(ec2, name))
+    proc = start_cli(["resume", str(spec), "--executor", "aws-spot", "--wall-time", "1h"], home.parent)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "stopped (dollar budget)" in out and "launching no worker" in out, out
+    assert len(instances(ec2, name)) == launched, "no instance launched once the study's budget is spent"
+    assert cost(aws_stores.storage, name) == BUDGET
