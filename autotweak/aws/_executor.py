@@ -206,7 +206,8 @@ class _Launcher:
             self.stopped_at = now
             _log.warning(
                 "`autotweak workers stop` terminated the instances of study '%s': launching no more; "
-                "their running trials are queued again, and `autotweak resume %s` continues the study",
+                "their running trials are queued again, and `autotweak resume %s --executor aws-spot` "
+                "continues the study",
                 self.study_name,
                 self.study_name,
             )

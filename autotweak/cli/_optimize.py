@@ -240,7 +240,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     except KeyboardInterrupt:  # before the workers ran: nothing of a trial to close
         _console.error(
             f"interrupted before any trial started; if study '{experiment.name}' was created, "
-            f"`autotweak resume {experiment.name}` continues it"
+            f"`{_resume_command(experiment.name, options)}` continues it"
         )
         raise SystemExit(130) from None
     summary = result.summary
@@ -249,6 +249,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         f"study '{result.study_name}' stopped ({', '.join(sorted(set(result.stop_reasons)))}): {counts}"
     )
     _say_budget_spent(experiment, result)
+    _say_cost(executor, result.study_name)
     if summary.best_value is not None:
         _console.line(f"best {experiment.metric.name} {summary.best_value:.6g} (trial {summary.best_number})")
         if summary.base_value is not None:
@@ -265,13 +266,13 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         name, version = result.registered_model.rsplit("/", 1)
         _console.line(f"registered the best trial's model as '{name}' version {version}")
     if summary.interrupted:
-        _console.line(f"`autotweak resume {result.study_name}` continues the study")
+        _console.line(f"`{_resume_command(result.study_name, options)}` continues the study")
         raise SystemExit(130)
     crashed = [r for r in result.stop_reasons if r.startswith("crashed")]
     if crashed and len(crashed) == len(result.stop_reasons):
         _console.error(
             "every worker process crashed (see the log above); the study is intact: "
-            f"`autotweak resume {result.study_name}` continues it"
+            f"`{_resume_command(result.study_name, options)}` continues it"
         )
         raise SystemExit(1)
     if crashed:
@@ -284,6 +285,22 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
             "is kept in the trial's MLflow run (artifact traceback.txt; `autotweak ui` shows it)"
         )
         raise SystemExit(1)
+
+
+def _resume_command(study: str, options: dict[str, Any]) -> str:
+    """The command that continues ``study`` where this one ran its workers (else they run here)."""
+    executor = options.get("executor") or "processes"
+    return f"autotweak resume {study}" + ("" if executor == "processes" else f" --executor {executor}")
+
+
+def _say_cost(executor: BaseExecutor | None, study: str) -> None:
+    """What the study's instances cost, when the executor bills them (aws-spot)."""
+    cost = getattr(executor, "cost", None)
+    if cost is not None:
+        _console.line(
+            f"instances cost ${cost.session_usd:.4g} this session, ${cost.study_usd:.4g} for study "
+            f"'{study}' in all"
+        )
 
 
 def _say_budget_spent(experiment: Experiment, result: StudyResult) -> None:

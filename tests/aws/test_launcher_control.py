@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from datetime import UTC, datetime
 
@@ -56,7 +57,8 @@ def test_ctrl_c_closes_the_study_as_interrupted_with_the_resume_hint(home, aws_s
             proc.communicate()
     assert proc.returncode == 130, out
     assert "aborted" not in out and "Traceback" not in out, out
-    assert "`autotweak resume spot-int` continues the study" in out
+    assert "`autotweak resume spot-int --executor aws-spot` continues the study" in out
+    assert re.search(r"instances cost \$\S+ this session, \$\S+ for study 'spot-int' in all", out), out
     wait_until(lambda: not alive(ec2, "spot-int"), 30, "the launcher to terminate its instances")
     # The OS of a terminated instance sends its processes SIGTERM: each worker closes its trial
     # as interrupted and queues it again, instead of leaving it RUNNING until a resume's sweep.
