@@ -30,6 +30,7 @@ __all__ = [
     "find_instances",
     "launch",
     "priced_types",
+    "region_name",
     "spot_prices",
     "stop_workers",
     "workers_of",
@@ -303,6 +304,16 @@ def _instance(raw: dict[str, Any]) -> Instance:
         price=None if price is None else float(price),
         stopped_by=tags.get(STOPPED_TAG),
     )
+
+
+def region_name(region: str | None) -> str:
+    """The region EC2 calls go to: ``region``, or boto3's default (``AWS_DEFAULT_REGION``, the profile).
+
+    Raises:
+        AwsAccessError: If no region is given or configured.
+    """
+    with aws_errors("finding the AWS region"):
+        return str(ec2_client(region).meta.region_name)
 
 
 def workers_of(region: str | None, study: str | None, *, show_all: bool = False) -> list[Instance]:

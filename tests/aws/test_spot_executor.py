@@ -182,7 +182,38 @@ def test_workers_list_and_stop(home, aws_stores, ec2):
     assert "terminated 2 instance(s)" in stopped
     assert not alive(ec2, "listed")
     after = start_cli(["workers", "list", "listed"], home.parent).communicate(timeout=60)[0]
-    assert "no worker instances" in after
+    assert "no worker instances for study 'listed' in region us-east-1 (boto3's default region" in after
+
+
+def test_workers_list_and_stop_search_the_region_of_the_studys_spec(home, aws_stores, monkeypatch):
+    """The instances run in the study's region; $AWS_REGION names another."""
+    import boto3
+
+    from autotweak._validation import Where
+    from autotweak.aws._ec2 import launch
+    from autotweak.engine._study import ATTR
+    from autotweak.spec._parts import AwsSpot
+
+    far = boto3.client("ec2", region_name="us-west-2")
+    settings = AwsSpot.parse(aws_section(region="us-west-2"), Where())
+    ids = launch(far, settings, 2, "#!/bin/bash\n", {STUDY_TAG: "far", LAUNCHER_TAG: "t"}, {"g5.xlarge": 0.3})
+    study = optuna.create_study(study_name="far", storage=aws_stores.storage)
+    study.set_user_attr(ATTR.SPEC, {"name": "far", "execution": {"aws": settings.to_dict()}})
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AUTOTWEAK_STORAGE", aws_stores.storage)
+    try:
+        listing = start_cli(["workers", "list", "far"], home.parent).communicate(timeout=60)[0]
+        assert "in region us-west-2 (the study's 'execution.aws.region')" in listing, listing
+        assert all(iid in listing for iid in ids), listing
+        elsewhere = start_cli(["workers", "list", "far", "--region", "eu-west-1"], home.parent)
+        assert (
+            "no worker instances for study 'far' in region eu-west-1 (--region)" in elsewhere.communicate()[0]
+        )
+        stopped = start_cli(["workers", "stop", "far"], home.parent).communicate(timeout=60)[0]
+        assert "terminated 2 instance(s) of study 'far' in region us-west-2" in stopped, stopped
+    finally:
+        optuna.delete_study(study_name="far", storage=aws_stores.storage)
+        far.terminate_instances(InstanceIds=ids)
 
 
 def test_aws_section_errors_name_the_field(make_experiment):
