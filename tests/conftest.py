@@ -80,3 +80,13 @@ def make_experiment() -> Callable[..., Experiment]:
 def mlflow_client(home: Path) -> MlflowClient:
     """A client on this test's embedded MLflow store."""
     return MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """The CLI, called in-process by tests, routes SIGTERM and SIGHUP for the whole process:
+    each test starts from the handlers the one before it found."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for stop_signal, handler in saved.items():
+        signal.signal(stop_signal, handler)

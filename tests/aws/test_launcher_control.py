@@ -64,10 +64,18 @@ def test_ctrl_c_closes_the_study_as_interrupted_with_the_resume_hint(home, aws_s
     # as interrupted and queues it again, instead of leaving it RUNNING until a resume's sweep.
     study = optuna.load_study(study_name="spot-int", storage=aws_stores.storage)
 
-    def running() -> list[int]:
-        return [t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    def settled() -> bool:
+        """No trial running, and each interrupted one queued again (a worker tells, then queues)."""
+        trials = study.get_trials(deepcopy=False)
+        interrupted = {t.number for t in trials if t.user_attrs.get(ATTR.INTERRUPTED)}
+        queued = {t.user_attrs.get(ATTR.RETRY_OF) for t in trials if t.state == TrialState.WAITING}
+        return (
+            bool(interrupted) and interrupted <= queued and all(t.state != TrialState.RUNNING for t in trials)
+        )
 
-    wait_until(lambda: not running(), 30, "the workers of the terminated instances to close their trials")
+    wait_until(
+        settled, 30, "the workers of the terminated instances to close their trials and queue them again"
+    )
     trials = study.get_trials(deepcopy=False)
     interrupted = {t.number for t in trials if t.user_attrs.get(ATTR.INTERRUPTED)}
     assert interrupted == {t.user_attrs[ATTR.RETRY_OF] for t in trials if t.state == TrialState.WAITING}

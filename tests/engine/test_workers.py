@@ -45,6 +45,14 @@ def write_spec(path: Path, **overrides: Any) -> Path:
     return path
 
 
+def _as_in_a_terminal(background: bool) -> None:
+    """The signals of a command a shell starts: SIGHUP at its default (the test runner's may be
+    ignored, under nohup), and SIGINT ignored for a background job."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if background:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def start_cli(args: list[str], cwd: Path, *, background: bool = False) -> subprocess.Popen[str]:
     """``autotweak ARGS`` in its own session; ``background``: SIGINT ignored, as ``cmd &`` in a script."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -56,7 +64,7 @@ def start_cli(args: list[str], cwd: Path, *, background: bool = False) -> subpro
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None,
+        preexec_fn=lambda: _as_in_a_terminal(background),
     )
 
 
