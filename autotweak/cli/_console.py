@@ -132,8 +132,9 @@ def _best(p: StudyProgress, number: int) -> str:
 
 
 def _state(trial: FrozenTrial) -> str:
-    """Optuna's state in short (``fail``, ``pruned``...), or ``interrupted`` for a trial stopped by Ctrl-C."""
-    return "interrupted" if state_of(trial) == "interrupted" else trial.state.name.lower()
+    """Optuna's state in short (``fail``, ``pruned``...), or ``interrupted``/``preempted`` (not a failure)."""
+    state = state_of(trial)
+    return state if state in ("interrupted", "preempted") else trial.state.name.lower()
 
 
 def _reason(trial: FrozenTrial, width: int = 100) -> str:

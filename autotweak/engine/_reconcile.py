@@ -23,14 +23,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._storage import LOST_WORKER
-from autotweak.engine._study import ATTR, frozen_compute, requeue
+from autotweak.engine._study import ATTR, frozen_compute, requeue, state_of
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
 __all__ = ["fail_lost_record", "fail_record", "lost_trial_start", "reconcile", "settle_crashed"]
 
 _log = logging.getLogger(__name__)
-
-_STATE = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
 
 
 def reconcile(
@@ -226,7 +224,7 @@ def _record(trial: FrozenTrial, run_id: str, metric: str, steps: int | None) -> 
     return TrialRecord(
         run_id=run_id,
         number=trial.number,
-        state=_STATE[trial.state],  # type: ignore[arg-type]
+        state=state_of(trial),  # type: ignore[arg-type]  # a finished trial's: preempted, interrupted too
         metric=metric,
         value=None if trial.state == TrialState.FAIL else value,
         steps=curve,

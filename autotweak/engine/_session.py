@@ -168,6 +168,9 @@ class TrialSession:
     def tell(self, handle: Trial, outcome: Outcome) -> Outcome:
         """Tell Optuna how the trial ended; a trial already failed as stale stays failed.
 
+        A preempted trial is marked (:attr:`ATTR.PREEMPTED <autotweak.engine._study.ATTR>`)
+        before it is told, as an interrupted one is, so that it is told apart from a failure.
+
         Optuna's ``Study.tell`` reads the trial back after writing it, to return a copy
         that nobody here uses: one more query per trial, which is the largest cost the
         engine adds to a bare ``study.optimize`` loop. ``_tell_with_warning`` is what
@@ -178,6 +181,8 @@ class TrialSession:
         try:
             if outcome.failure:
                 trial.set_user_attr(ATTR.FAILURE, outcome.failure[:2000])
+            if outcome.state == "preempted":  # told FAIL, but the objective did not fail
+                trial.set_user_attr(ATTR.PREEMPTED, True)
             value = outcome.value if told == TrialState.COMPLETE else None
             state, _, _ = _tell_with_warning(self.study, trial, value, told, skip_if_finished=True)
         except UpdateFinishedTrialError:  # finished between Optuna's read and its write

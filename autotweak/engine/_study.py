@@ -50,6 +50,7 @@ class ATTR:
     FAILURE = "autotweak.failure"
     CHECKPOINT_RUN = "autotweak.checkpoint_run"
     INTERRUPTED = "autotweak.interrupted"  # on a trial stopped by Ctrl-C: queued again, not a failure
+    PREEMPTED = "autotweak.preempted"  # on a trial stopped by a spot notice or a lost storage: not a failure
     ABLATION = "autotweak.ablation"  # on a trial that ``report --ablate`` ran: not part of the search
     UID = "autotweak.study_uid"  # on the study: tells it from an earlier study of the same name
     STEPS_WARNED = "autotweak.steps_warned"  # on the study (system attr): its steps check was said
@@ -65,9 +66,17 @@ _STATES = {
 
 
 def state_of(trial: FrozenTrial) -> str:
-    """Autotweak's name for an Optuna trial state; a trial stopped by Ctrl-C is ``interrupted``."""
-    if trial.state == TrialState.FAIL and trial.user_attrs.get(ATTR.INTERRUPTED):
-        return "interrupted"
+    """Autotweak's name for an Optuna trial state.
+
+    Optuna knows these trials as failed, but their objective did not fail: a trial stopped by
+    Ctrl-C is ``interrupted``, one stopped by a spot interruption notice or by a storage it
+    could not reach is ``preempted``; both are queued to run again.
+    """
+    if trial.state == TrialState.FAIL:
+        if trial.user_attrs.get(ATTR.INTERRUPTED):
+            return "interrupted"
+        if trial.user_attrs.get(ATTR.PREEMPTED):
+            return "preempted"
     return _STATES[trial.state]
 
 
@@ -334,7 +343,7 @@ def summarize(study: optuna.Study, *, interrupted: bool = False) -> StudySummary
     )
 
 
-_COUNTED = ("complete", "pruned", "failed", "interrupted", "running", "waiting")
+_COUNTED = ("complete", "pruned", "failed", "preempted", "interrupted", "running", "waiting")
 
 
 def _base_trial(study: optuna.Study, complete: list[FrozenTrial]) -> FrozenTrial | None:

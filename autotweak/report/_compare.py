@@ -31,22 +31,33 @@ def _reports(studies: list[optuna.Study]) -> list[StudyReport]:
     return reports
 
 
+_COLUMNS = ("complete", "pruned", "failed", "preempted", "interrupted")  # the trials' states compared
+
+
 def compare_markdown(studies: list[optuna.Study]) -> str:
     """A Markdown table of the studies: counts, best and base values, compute."""
     reports = _reports(studies)
     metric = reports[0].metric
+    header = [
+        "study",
+        "sampler + pruner",
+        *_COLUMNS,
+        "best",
+        "best trial",
+        "base",
+        "compute (full trainings)",
+    ]
     lines = [
         f"# {len(reports)} studies compared ({reports[0].direction} {metric})",
         "",
-        "| study | sampler + pruner | complete | pruned | failed | interrupted | best | best trial | base "
-        "| compute (full trainings) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| " + " | ".join(header) + " |",
+        "|---|---|" + "---:|" * (len(header) - 2),
     ]
     for study, r in zip(studies, reports, strict=True):
         s = r.summary
         best = "-" if s.best_value is None else f"{s.best_value:.6g}"
         base = "-" if s.base_value is None else f"{s.base_value:.6g}"
-        counts = " | ".join(str(s.counts[state]) for state in ("complete", "pruned", "failed", "interrupted"))
+        counts = " | ".join(str(s.counts[state]) for state in _COLUMNS)
         lines.append(
             f"| {s.study_name} | {_setup(study)} | {counts} "
             f"| {best} | {s.best_number if s.best_number is not None else '-'} | {base} | {s.compute:.2f} |"

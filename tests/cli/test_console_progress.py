@@ -6,6 +6,7 @@ import optuna
 
 from autotweak.cli._console import Console
 from autotweak.engine._monitor import Monitor
+from autotweak.engine._study import ATTR
 
 
 def test_a_plain_line_names_no_best_trial_printed_after_it(make_experiment, capsys):
@@ -35,3 +36,20 @@ def test_a_plain_line_before_any_complete_trial_has_no_best(make_experiment, cap
     Console(force_plain=True)._plain(experiment, progress)
     first, second = capsys.readouterr().out.splitlines()
     assert "| done 1/2, best -, " in first and "| done 2/2, best 0.2 (#1), " in second
+
+
+def test_a_preempted_trial_is_said_preempted_not_failed(make_experiment, capsys):
+    experiment = make_experiment(budget={"trials": 2})
+    study = optuna.create_study()
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        for preempted in (True, False):
+            trial = study.ask()
+            trial.set_user_attr(ATTR.FAILURE, "preempted: instance-action" if preempted else "boom")
+            if preempted:
+                trial.set_user_attr(ATTR.PREEMPTED, True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        progress = monitor.poll()
+    Console(force_plain=True)._plain(experiment, progress)
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("trial 0 preempted (preempted: instance-action) |"), first
+    assert second.startswith("trial 1 fail (boom) |"), second

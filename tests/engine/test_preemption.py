@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 import autotweak
-from autotweak.engine._study import ATTR
+from autotweak.engine._study import ATTR, state_of
 from tests.conftest import objective
 from tests.helpers import load, mlflow_runs
 
@@ -85,6 +85,11 @@ def test_notice_preempts_the_trial_which_resumes_from_its_checkpoint_elsewhere(
     study = load(exp)
     victim = study.trials[0]
     assert victim.state == TrialState.FAIL and victim.user_attrs[ATTR.FAILURE].startswith("preempted")
+    assert state_of(victim) == "preempted"
+    counts = first.summary.counts
+    assert (counts["preempted"], counts["failed"]) == (1, 0), "a preemption is not the objective's failure"
+    parent = mlflow_runs(mlflow_client, "spot").parents[0]
+    assert (parent.data.metrics["n_preempted"], parent.data.metrics["n_failed"]) == (1.0, 0.0)
     queued = [t for t in study.trials if t.state == TrialState.WAITING]
     assert len(queued) == 1 and queued[0].user_attrs[ATTR.RETRY_OF] == 0
     run = mlflow_runs(mlflow_client, "spot").children[0]

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from autotweak.engine._monitor import Monitor
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import make_storage, retrying
-from autotweak.engine._study import ATTR, create_study, requeue
+from autotweak.engine._study import ATTR, create_study, requeue, state_of
 from autotweak.engine._worker import WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -267,6 +267,7 @@ def test_a_trial_whose_storage_stays_down_is_queued_again_not_failed(
     failure = lost.user_attrs[ATTR.FAILURE]
     assert lost.state == TrialState.FAIL and failure.startswith(f"lost: the storage {url} was unreachable")
     assert "while reporting step 2 of trial 1" in failure and "queued to run again" in failure
+    assert state_of(lost) == "preempted", "counted apart from the objective's failures"
     assert "exceeding max length" not in failure, "Optuna's guess at the cause is not repeated"
     retries = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == 1]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE

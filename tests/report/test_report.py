@@ -75,7 +75,15 @@ def test_report_for_failed_trials_and_a_study_still_running(home, make_experimen
         running = study.ask()
         assert running is not None
         report = build_report(study.optuna_study)
-        counts = {"complete": 1, "pruned": 0, "failed": 1, "interrupted": 0, "running": 1, "waiting": 0}
+        counts = {
+            "complete": 1,
+            "pruned": 0,
+            "failed": 1,
+            "preempted": 0,
+            "interrupted": 0,
+            "running": 1,
+            "waiting": 0,
+        }
         assert report.summary.counts == counts
         page = write_html_report(study.optuna_study, home / "live").read_text()
         assert "Still running: 1 trial(s) in progress; this report is a snapshot" in page
@@ -106,7 +114,7 @@ def test_two_studies_side_by_side(home, make_experiment):
     for name, setup in (("with-pruning", "random + median"), ("without", "random + none")):
         s = summarize(load(pruned.with_overrides(name=name)))
         best = f"{s.best_value:.6g}"
-        counts = f"{s.counts['complete']} | {s.counts['pruned']} | {s.counts['failed']} | 0"
+        counts = f"{s.counts['complete']} | {s.counts['pruned']} | {s.counts['failed']} | 0 | 0"
         assert f"| {name} | {setup} | {counts} | {best} |" in cli.stdout
         assert f"| {s.compute:.2f} |" in cli.stdout
     assert (home.parent / "cmp" / "compare.html").read_text().count("data:image/png;base64,") == 1
