@@ -59,6 +59,8 @@ class SpotExecutor(BaseExecutor):
         >>> optimize("exp.yaml", executor=SpotExecutor(workers=8))  # doctest: +SKIP
     """
 
+    detached = True  # run() returns while the workers of its terminated instances shut down
+
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.cost: StudyCost | None = None  # after run(): this session's and the study's dollars

@@ -87,7 +87,15 @@ def check_not_starting_worker() -> None:
 
 
 class BaseExecutor(abc.ABC):
-    """Runs the worker loop somewhere and returns what each worker did."""
+    """Runs the worker loop somewhere and returns what each worker did.
+
+    Attributes:
+        detached: Whether its workers may outlive :meth:`run`: they run on machines whose
+            processes it does not wait for, and may still be closing their trials when it
+            returns (the study's close then leaves their fresh trials to them).
+    """
+
+    detached: bool = False
 
     @property
     def meta(self) -> dict[str, Any]:

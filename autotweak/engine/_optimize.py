@@ -195,18 +195,19 @@ def _run_study(
 ) -> StudyResult:
     experiment = prepared.experiment
     callback = on_progress or _log_progress
+    settle = experiment.execution.grace_period if runner.detached else 0.0  # see _close
     try:
         with Monitor(prepared.study, experiment, callback):
             results = runner.run(prepared.context, objective)
             _settle_crashed(prepared.study, prepared.tracker, experiment, results)  # before its last look
     except BaseException:
-        _close(prepared, interrupted=True)
+        _close(prepared, interrupted=True, settle=settle)
         raise
     if results and all(r.crashed for r in results):
-        _close(prepared, interrupted=True)  # the parent run ends KILLED, not FINISHED
+        _close(prepared, interrupted=True, settle=settle)  # the parent run ends KILLED, not FINISHED
         raise WorkerCrashError(experiment.name, [str(r.error) for r in results])
     interrupted = any(r.interrupted for r in results)
-    summary = _close(prepared, interrupted=interrupted)
+    summary = _close(prepared, interrupted=interrupted, settle=settle)
     if not interrupted and any(r.trials for r in results):
         _say_if_none_completed(prepared.study, summary, results)
     registered = None
@@ -343,9 +344,15 @@ def join(
     return results
 
 
-def _close(prepared: Prepared, *, interrupted: bool) -> StudySummary:
+def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> StudySummary:
+    """Bring the records in line with Optuna's trials, then write the study's summary.
+
+    ``settle``: the records of trials finished less than this many seconds ago are left to
+    their workers: the grace period where the workers outlive their executor's run (a spot
+    instance's worker closes its trial as it shuts down), nothing where they were joined.
+    """
     metric = prepared.experiment.metric
-    reconcile(prepared.study, prepared.tracker, metric.name, metric.steps)
+    reconcile(prepared.study, prepared.tracker, metric.name, metric.steps, settle=settle)
     summary = summarize(prepared.study, interrupted=interrupted)
     try:
         _record_proposals(prepared)

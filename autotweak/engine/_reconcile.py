@@ -11,6 +11,12 @@ that it died: its learning curve, which Optuna holds, is written to the record h
 A trial whose worker is known to be gone (the process that started it saw it die) is
 settled at once instead, as the stale-trial sweep would: failed with the reason, in both
 stores, and queued to run again.
+
+Workers elsewhere may still be writing when this runs: a study opened while they run, and
+a spot study closing while its instances shut down, whose workers tell their trials
+interrupted and then close their records. ``settle`` leaves alone the trials that
+finished less than that long ago (the grace period): their records and curves are their
+workers' to write.
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ from autotweak.engine._storage import LOST_WORKER
 from autotweak.engine._study import ATTR, frozen_compute, requeue, state_of
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
-__all__ = ["fail_lost_record", "fail_record", "lost_trial_start", "reconcile", "settle_crashed"]
+__all__ = [
+    "fail_lost_record",
+    "fail_record",
+    "lost_trial_start",
+    "reconcile",
+    "settle_crashed",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -38,10 +50,11 @@ def reconcile(
 
     Lost trials' curves are restored on the way (see the module's documentation).
 
-    ``settle``: open the missing records (and restore the curves) only of trials finished at
-    least this many seconds ago. A study resumed while other workers run passes the grace
-    period: a worker still alive has opened its trial's record by then, so this never makes
-    a second one.
+    ``settle``: write only the records of trials finished at least this many seconds ago. A
+    study opened while other workers may run passes the grace period, as does the close of
+    one whose workers outlive their executor's run: a worker still alive has closed its
+    trial's record by then, so this neither closes a record its worker is about to close
+    nor makes a second one.
     """
     try:
         open_records = tracker.open_trials(study.study_name)
@@ -49,9 +62,7 @@ def reconcile(
     except Exception:
         _log.warning("could not list the trial records of '%s'", study.study_name, exc_info=True)
         return 0
-    finished = {t._trial_id: t for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=settle)
-    settled = {i: t for i, t in finished.items() if (t.datetime_complete or cutoff) <= cutoff}
+    settled = {t._trial_id: t for t in _settled(study.get_trials(deepcopy=False), settle)}
     missing = [t for i, t in settled.items() if recorded is not None and i not in recorded]
     elsewhere = open_records.keys() | {t._trial_id for t in missing}  # closed below, curve and all
     _restore_curves(
@@ -62,7 +73,7 @@ def reconcile(
     closed = sum(
         _write_record(study, tracker, trial, run_id, metric, steps)
         for trial_id, run_id in open_records.items()
-        if (trial := finished.get(trial_id)) is not None
+        if (trial := settled.get(trial_id)) is not None
     )
     opened = sum(_write_record(study, tracker, trial, None, metric, steps) for trial in missing)
     if closed:
@@ -70,6 +81,12 @@ def reconcile(
     if opened:
         _log.warning("opened %d missing trial record(s) from Optuna's trials", opened)
     return closed + opened
+
+
+def _settled(trials: list[FrozenTrial], settle: float) -> list[FrozenTrial]:
+    """The finished trials among ``trials`` that finished at least ``settle`` seconds ago."""
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=settle)
+    return [t for t in trials if t.state.is_finished() and (t.datetime_complete or cutoff) <= cutoff]
 
 
 def _write_record(

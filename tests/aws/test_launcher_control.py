@@ -57,6 +57,7 @@ def test_ctrl_c_closes_the_study_as_interrupted_with_the_resume_hint(home, aws_s
             proc.communicate()
     assert proc.returncode == 130, out
     assert "aborted" not in out and "Traceback" not in out, out
+    assert "crashed worker" not in out, "the workers close their own records as their instances shut down"
     assert "`autotweak resume spot-int --executor aws-spot` continues the study" in out
     assert re.search(r"instances cost \$\S+ this session, \$\S+ for study 'spot-int' in all", out), out
     wait_until(lambda: not alive(ec2, "spot-int"), 30, "the launcher to terminate its instances")
