@@ -13,7 +13,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from autotweak._locations import redact
-from autotweak.engine._reconcile import reconcile
+from autotweak.engine._reconcile import queue_lost_retries, reconcile
 from autotweak.engine._storage import fail_stale, make_storage
 from autotweak.engine._study import ATTR, check_resumable, create_study, load_study
 from autotweak.engine._worker import make_stale_handler
@@ -89,8 +89,10 @@ def _open_study_record(
         raise TrackingError(
             f"{where}: could not open the record of study '{experiment.name}': {_first_line(exc)}"
         ) from exc
-    settle = experiment.execution.grace_period  # workers of this study may be running elsewhere
+    execution = experiment.execution
+    settle = execution.grace_period  # workers of this study may be running elsewhere
     reconcile(study, tracker, experiment.metric.name, experiment.metric.steps, settle=settle)
+    queue_lost_retries(study, settle=settle, max_retries=execution.max_retries)
     if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
         study.set_user_attr(ATTR.RUN_ID, run_id)
     if tracking_uri is not None:

@@ -29,7 +29,7 @@ from autotweak.engine._executors import (
 from autotweak.engine._loop import FAIL_FAST_REASON
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._prepare import Prepared, _runner, as_experiment, prepare
-from autotweak.engine._reconcile import reconcile, settle_crashed
+from autotweak.engine._reconcile import queue_lost_retries, reconcile, settle_crashed
 from autotweak.engine._share import register_winner
 from autotweak.engine._storage import MEMORY, make_storage
 from autotweak.engine._study import (
@@ -350,9 +350,13 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
     ``settle``: the records of trials finished less than this many seconds ago are left to
     their workers: the grace period where the workers outlive their executor's run (a spot
     instance's worker closes its trial as it shuts down), nothing where they were joined.
+    Lost retries are queued with the grace period in every case (see
+    :mod:`autotweak.engine._reconcile`).
     """
     metric = prepared.experiment.metric
+    execution = prepared.experiment.execution
     reconcile(prepared.study, prepared.tracker, metric.name, metric.steps, settle=settle)
+    queue_lost_retries(prepared.study, settle=execution.grace_period, max_retries=execution.max_retries)
     summary = summarize(prepared.study, interrupted=interrupted)
     try:
         _record_proposals(prepared)

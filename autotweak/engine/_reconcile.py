@@ -12,11 +12,20 @@ A trial whose worker is known to be gone (the process that started it saw it die
 settled at once instead, as the stale-trial sweep would: failed with the reason, in both
 stores, and queued to run again.
 
+A worker tells an interrupted or preempted trial FAIL first, then keeps its checkpoint and
+queues it to run again. Killed in between (SIGKILL at the end of a terminated instance's
+shutdown, the OOM killer), it leaves a trial stopped through no fault of its own and no
+retry: :func:`queue_lost_retries` queues it, as the worker would have.
+
 Workers elsewhere may still be writing when this runs: a study opened while they run, and
 a spot study closing while its instances shut down, whose workers tell their trials
-interrupted and then close their records. ``settle`` leaves alone the trials that
-finished less than that long ago (the grace period): their records and curves are their
-workers' to write.
+interrupted and then close their records and queue them again. ``settle`` leaves alone the
+trials that finished less than that long ago (the grace period): their records, curves
+and retries are their workers' to write. A study's close queues missing retries with the
+grace period in every case, not only when its executor's workers outlive it: a retry
+queued there would run only on resume, whose opening queues it too, while one queued
+under a live worker (an ``autotweak worker`` joined from elsewhere) would lack the
+checkpoint that worker is uploading.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ __all__ = [
     "fail_lost_record",
     "fail_record",
     "lost_trial_start",
+    "queue_lost_retries",
     "reconcile",
     "settle_crashed",
 ]
@@ -81,6 +91,42 @@ def reconcile(
     if opened:
         _log.warning("opened %d missing trial record(s) from Optuna's trials", opened)
     return closed + opened
+
+
+def queue_lost_retries(study: optuna.Study, *, settle: float, max_retries: int) -> int:
+    """Queue the interrupted and preempted trials that have no retry to run again; return how many.
+
+    Their workers were killed between telling them and queueing them (see the module's
+    documentation). Each retry carries what :func:`~autotweak.engine._study.requeue` gives
+    it, the checkpoint run of an earlier attempt among it; an interrupted trial is queued
+    whatever its attempt, a preempted one up to ``max_retries`` times.
+
+    ``settle``: only trials finished at least this many seconds ago, whose workers, if still
+    alive, have queued them by then.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(ATTR.RETRY_OF) for t in trials}
+    lost = [
+        t
+        for t in _settled(trials, settle)
+        if t.number not in retried
+        and (state := state_of(t)) in ("interrupted", "preempted")
+        # one past its retries was said so by its worker; requeue would say it at every opening
+        and (state == "interrupted" or int(t.user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries)
+    ]
+    queued = [
+        t.number
+        for t in lost
+        if requeue(study, t.number, dict(t.params), t.user_attrs, max_retries=max_retries)
+    ]
+    if queued:
+        _log.warning(
+            "queued %d interrupted or preempted trial(s) to run again, which their workers stopped "
+            "before queueing: %s",
+            len(queued),
+            ", ".join(f"trial {n}" for n in queued),
+        )
+    return len(queued)
 
 
 def _settled(trials: list[FrozenTrial], settle: float) -> list[FrozenTrial]:

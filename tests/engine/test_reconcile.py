@@ -1,16 +1,22 @@
-"""Bringing the records in line with Optuna's trials, when a study opens and closes."""
+"""Bringing the records and the retries in line with Optuna's trials, when a study opens and closes."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
 
+import optuna
 import pytest
 from optuna.distributions import FloatDistribution
+from optuna.trial import FrozenTrial, TrialState
 
 import autotweak
 from autotweak.engine._reconcile import lost_trial_start, reconcile
+from autotweak.engine._study import ATTR, requeue
 from autotweak.tracking import MlflowTracker
-from tests.helpers import mlflow_runs
+from tests.helpers import load, mlflow_runs
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Heartbeat of storage is supposed to be used with Study.optimize"
@@ -58,3 +64,62 @@ def test_a_record_left_open_is_closed_only_once_its_worker_had_time_to_close_it(
     assert mlflow_runs(mlflow_client, "left-open").children[trial.number].info.status == "FINISHED"
     tracker.close()
     study.close()
+
+
+def _stopped(study: optuna.Study, x: float, *, ago: timedelta = timedelta(hours=1), **attrs: Any) -> int:
+    """Add a trial told FAIL ``ago`` with ``attrs`` and no retry, as a worker killed before it queued it."""
+    when = datetime.now() - ago
+    study.add_trial(
+        FrozenTrial(
+            number=0,  # numbered by the storage
+            state=TrialState.FAIL,
+            value=None,
+            datetime_start=when,
+            datetime_complete=when,
+            params={"x": x},
+            distributions={"x": FloatDistribution(-5.0, 5.0)},
+            user_attrs=attrs,
+            system_attrs={},
+            intermediate_values={},
+            trial_id=0,
+        )
+    )
+    return study.trials[-1].number
+
+
+def test_a_trial_stopped_before_its_worker_queued_it_again_is_queued_on_resume(home, make_experiment, caplog):
+    exp = make_experiment(
+        name="unqueued", execution={"workers": 1, "heartbeat_interval": 1, "grace_period": 60}
+    )
+    autotweak.Study(exp).close()
+    study = load(exp)
+    stopped = {
+        "interrupted": _stopped(  # always queued again, from the checkpoint of the attempt before
+            study, 1.0, **{ATTR.INTERRUPTED: True, ATTR.ATTEMPT: 3, ATTR.CHECKPOINT_RUN: "run-of-attempt-2"}
+        ),
+        "preempted": _stopped(study, 2.0, **{ATTR.PREEMPTED: True}),
+        "out of retries": _stopped(study, 3.0, **{ATTR.PREEMPTED: True, ATTR.ATTEMPT: 3}),
+        "queued by its worker": _stopped(study, 4.0, **{ATTR.PREEMPTED: True}),
+        "failed": _stopped(study, 0.5, **{ATTR.FAILURE: "ValueError: boom"}),
+        "within the grace period": _stopped(study, 4.5, ago=timedelta(seconds=1), **{ATTR.PREEMPTED: True}),
+    }
+    requeue(study, stopped["queued by its worker"], {"x": 4.0}, {}, max_retries=2)
+
+    def retries() -> dict[str, int]:
+        counts = Counter(t.user_attrs.get(ATTR.RETRY_OF) for t in load(exp).trials)
+        return {kind: counts[number] for kind, number in stopped.items()}
+
+    expected = dict.fromkeys(stopped, 0) | {"interrupted": 1, "preempted": 1, "queued by its worker": 1}
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.Study(exp, resume=True).close()
+    assert retries() == expected
+    numbers = f"trial {stopped['interrupted']}, trial {stopped['preempted']}"
+    assert (
+        f"queued 2 interrupted or preempted trial(s) to run again, which their workers stopped before "
+        f"queueing: {numbers}" in caplog.messages
+    )
+    retry = next(t for t in load(exp).trials if t.user_attrs.get(ATTR.RETRY_OF) == stopped["interrupted"])
+    assert retry.state == TrialState.WAITING and retry.system_attrs["fixed_params"] == {"x": 1.0}
+    assert retry.user_attrs[ATTR.ATTEMPT] == 4 and retry.user_attrs[ATTR.CHECKPOINT_RUN] == "run-of-attempt-2"
+    autotweak.Study(exp, resume=True).close()
+    assert retries() == expected, "queued once"
