@@ -6,6 +6,7 @@ and closes the record. Nothing else writes trial state.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -261,12 +262,21 @@ class TrialSession:
         """Queue ``trial`` to run again, unless a retry of it is queued already.
 
         A stale-trial sweep queues the retry of a trial whose heartbeat stopped (the storage
-        was down, say) before its worker could tell; and an attempt of this call may have
-        queued it before its connection broke.
+        was down, say) before its worker could tell; a study opened while this worker kept
+        the trial's checkpoint for longer than the grace period queues it too (see
+        :func:`~autotweak.engine._reconcile.queue_lost_retries`); and an attempt of this call
+        may have queued it before its connection broke. A retry still waiting then resumes
+        from the checkpoint this attempt kept.
         """
         trials = self.study.get_trials(deepcopy=False)
-        if any(t.user_attrs.get(ATTR.RETRY_OF) == trial.number for t in trials):
+        retry = next((t for t in trials if t.user_attrs.get(ATTR.RETRY_OF) == trial.number), None)
+        if retry is not None:
             _log.info("trial %d is queued to run again already", trial.number)
+            if checkpoint_run and retry.state == TrialState.WAITING:
+                with contextlib.suppress(UpdateFinishedTrialError):  # it ran and finished meanwhile
+                    self.study._storage.set_trial_user_attr(
+                        retry._trial_id, ATTR.CHECKPOINT_RUN, checkpoint_run
+                    )
             return
         requeue(
             self.study,

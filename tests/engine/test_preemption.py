@@ -13,7 +13,10 @@ import pytest
 from optuna.trial import TrialState
 
 import autotweak
-from autotweak.engine._study import ATTR, state_of
+from autotweak.engine._session import Outcome, TrialSession, WorkerContext
+from autotweak.engine._storage import make_storage
+from autotweak.engine._study import ATTR, create_study, requeue, state_of
+from autotweak.tracking import NullTracker
 from tests.conftest import objective
 from tests.helpers import load, mlflow_runs
 
@@ -118,3 +121,23 @@ def test_notice_preempts_the_trial_which_resumes_from_its_checkpoint_elsewhere(
     charged = {n: runs.children[n].data.metrics["compute"] for n in ran}
     assert charged == pytest.approx({n: k / 6 for n, k in ran.items()})
     assert second.summary.compute == pytest.approx(1 + sum(ran.values()) / 6)
+
+
+def test_a_retry_queued_while_its_worker_kept_the_checkpoint_resumes_from_that_checkpoint(
+    home, make_experiment
+):
+    exp = make_experiment(name="slow-upload")
+    study = create_study(exp, make_storage("memory"))
+    study.ask()  # the baseline
+    ctx = WorkerContext(
+        experiment=exp, storage_url="memory", tracking_uri=None, study_run_id=None, home=str(home)
+    )
+    session = TrialSession(ctx, study, NullTracker(), seed=0)
+    handle = session.begin(study.ask())
+    (handle.checkpoint_dir / "step.txt").write_text("2")
+    # Its checkpoint took longer to keep than the grace period: a study opened meanwhile queued it.
+    requeue(study, handle.number, handle.params, {}, max_retries=2)
+    session.finish(handle, Outcome("preempted", 0.5, "preempted: instance-action"), 1.0)
+    retries = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == handle.number]
+    assert len(retries) == 1, "queued once"
+    assert retries[0].user_attrs.get(ATTR.CHECKPOINT_RUN) == f"null-{handle.optuna_trial._trial_id}"
