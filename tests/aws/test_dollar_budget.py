@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import time
 
 import optuna
 
 from autotweak.aws._cost import COST_ATTR
 from tests.aws.test_spot_executor import instances, spot_spec, wait_until
-from tests.engine.test_workers import start_cli, wait_for_lines
+from tests.engine.test_workers import ctrl_c, running_cli, start_cli, wait_for_lines
 
 PER_SECOND = 0.00001 / 3600  # moto's spot price, per instance-second
 BUDGET = PER_SECOND * 2 * 1000  # two instances for 1000 s: a worker's share is 1000 s of wall time
@@ -29,17 +27,11 @@ def interrupted_session(
     marks = home / f"{name}.marks"
     lines = len(marks.read_text().splitlines()) if marks.exists() else 0
     started = time.time()
-    proc = start_cli([*args, "--executor", "aws-spot", "--wall-time", "1h"], home.parent)
-    try:
+    with running_cli([*args, "--executor", "aws-spot", "--wall-time", "1h"], home.parent) as proc:
         wait_for_lines(marks, lines + 2, timeout=120)
         recorded = cost(storage, name)
         wait_until(lambda: cost(storage, name) > recorded, 10, "the running cost recorded by the launcher")
-        os.kill(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        out = ctrl_c(proc)
     assert proc.returncode == 130, out
     return out, time.time() - started, [hosts.user_data[i] for i in set(hosts.user_data) - before]
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 from datetime import UTC, datetime
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
@@ -14,22 +13,22 @@ from autotweak.aws import Instance
 from autotweak.aws._cost import Ledger
 from autotweak.engine._study import ATTR
 from tests.aws.test_spot_executor import alive, instances, spot_spec, wait_until
-from tests.engine.test_workers import start_cli, wait_for_lines
+from tests.engine.test_workers import ctrl_c, running_cli, start_cli, wait_for_lines
+
+
+def _optimize(spec: Path) -> list[str]:
+    """The CLI's arguments that run ``spec`` on spot workers for a minute at most."""
+    return ["optimize", str(spec), "--executor", "aws-spot", "--wall-time", "60s"]
 
 
 def test_workers_stop_ends_the_study_instead_of_replacing_the_workers(home, aws_stores, ec2, simulated_hosts):
     spec = spot_spec(home, aws_stores, "spot-stop", 400, sleep=0.5)
     simulated_hosts("spot-stop")
-    proc = start_cli(["optimize", str(spec), "--executor", "aws-spot", "--wall-time", "60s"], home.parent)
-    try:
+    with running_cli(_optimize(spec), home.parent) as proc:
         wait_for_lines(home / "spot-stop.marks", 2, timeout=120)
         stop = start_cli(["workers", "stop", "spot-stop"], home.parent)
         assert "terminated 2 instance(s)" in stop.communicate(timeout=60)[0]
         out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
     assert proc.returncode == 0, out
     assert "stopped (workers stop)" in out, out
     assert "`autotweak workers stop` terminated the instances of study 'spot-stop'" in out
@@ -46,15 +45,9 @@ def test_workers_stop_ends_the_study_instead_of_replacing_the_workers(home, aws_
 def test_ctrl_c_closes_the_study_as_interrupted_with_the_resume_hint(home, aws_stores, ec2, simulated_hosts):
     spec = spot_spec(home, aws_stores, "spot-int", 400, sleep=0.3, fleet=False)
     simulated_hosts("spot-int")
-    proc = start_cli(["optimize", str(spec), "--executor", "aws-spot", "--wall-time", "60s"], home.parent)
-    try:
+    with running_cli(_optimize(spec), home.parent) as proc:
         wait_for_lines(home / "spot-int.marks", 2, timeout=120)
-        os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends the launcher
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        out = ctrl_c(proc)
     assert proc.returncode == 130, out
     assert "aborted" not in out and "Traceback" not in out, out
     assert "crashed worker" not in out, "the workers close their own records as their instances shut down"
@@ -96,8 +89,7 @@ def test_a_stopped_instance_is_no_worker_and_is_not_billed():
 def test_a_stopped_instance_is_terminated_and_replaced(home, aws_stores, ec2, simulated_hosts):
     spec = spot_spec(home, aws_stores, "spot-stopped", 400, sleep=0.3, fleet=False)
     simulated_hosts("spot-stopped")
-    proc = start_cli(["optimize", str(spec), "--executor", "aws-spot", "--wall-time", "60s"], home.parent)
-    try:
+    with running_cli(_optimize(spec), home.parent) as proc:
         wait_for_lines(home / "spot-stopped.marks", 2, timeout=120)
         first = alive(ec2, "spot-stopped")[0]
         ec2.stop_instances(InstanceIds=[first])
@@ -107,12 +99,7 @@ def test_a_stopped_instance_is_terminated_and_replaced(home, aws_stores, ec2, si
 
         wait_until(lambda: state(first) == "terminated", 30, "the launcher to terminate the stopped instance")
         wait_until(lambda: len(alive(ec2, "spot-stopped")) == 2, 30, "a replacement")
-        os.kill(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        out = ctrl_c(proc)
     assert f"instance(s) {first} stopped: they run no worker; terminating them" in out
     assert len(instances(ec2, "spot-stopped")) == 3
     wait_until(lambda: not alive(ec2, "spot-stopped"), 30, "the launcher to terminate its instances")

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,27 @@ def start_cli(args: list[str], cwd: Path, *, background: bool = False) -> subpro
         start_new_session=True,
         preexec_fn=lambda: _as_in_a_terminal(background),
     )
+
+
+@contextmanager
+def running_cli(args: list[str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """``start_cli(args, cwd)``, killed with its process group on the way out if it still runs.
+
+    A test that fails while the CLI runs (an instance never came up, say) leaves no launcher behind.
+    """
+    proc = start_cli(args, cwd)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def ctrl_c(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    """Send the CLI Ctrl-C's SIGINT (to it alone, not its children); return its output once it ends."""
+    os.kill(proc.pid, signal.SIGINT)
+    return proc.communicate(timeout=timeout)[0]
 
 
 def wait_for_lines(path: Path, n: int, timeout: float = 60) -> list[str]:
