@@ -158,6 +158,7 @@ class TrialSession:
             checkpoint_requested=self.notice,
             flush=lambda steps: self.tracker.log_steps(run_id(), exp.metric.name, steps),
             opened=run_id,
+            tracker=self.tracker,
         )
 
     def finish(self, handle: Trial, outcome: Outcome, duration: float) -> Outcome:

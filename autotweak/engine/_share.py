@@ -1,4 +1,12 @@
-"""Share the winner: register the best trial's model in the MLflow Model Registry with its lineage."""
+"""Share the winner: register the best trial's model in the MLflow Model Registry with its lineage.
+
+This module talks to MLflow itself, not through the tracker seam: a model registry is
+MLflow's, not a thing every tracker has, and ``autotweak report --register`` registers a
+finished study's winner with no tracker running, from its tracking URI alone. The model
+it registers is the one ``trial.log_model`` kept through the tracker: its address (the
+trial's user attr ``autotweak.model``) must be an MLflow run's, ``runs:/<run id>/model``,
+else registering says so.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +15,22 @@ import logging
 
 import optuna
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
+from autotweak._locations import redact
 from autotweak.engine._study import ATTR, summarize
 from autotweak.engine._trial import MODEL_ATTR
 from autotweak.exceptions import AutotweakError
-from autotweak.tracking import StudySummary, find_trial_run, register_model
+from autotweak.tracking import StudySummary, register_model
 
 __all__ = ["register_best_model", "register_winner"]
 
 _log = logging.getLogger(__name__)
 
 _REGISTERED_TRIAL = "autotweak.registered_trial"
+_RUNS = "runs:/"
 _LINEAGE = ("autotweak.git_commit", "autotweak.git_dirty", "autotweak.version.autotweak", "autotweak.host")
 
 
@@ -34,7 +46,8 @@ def register_best_model(study: optuna.Study, name: str, tracking_uri: str) -> Mo
         '1'
 
     Raises:
-        AutotweakError: If no trial completed, or the best trial logged no model.
+        AutotweakError: If no trial completed, the best trial logged no model, its model is
+            not kept in an MLflow run, or ``tracking_uri`` does not hold that run.
     """
     return _register(study, summarize(study), name, tracking_uri)
 
@@ -44,13 +57,8 @@ def _register(study: optuna.Study, summary: StudySummary, name: str, tracking_ur
         raise AutotweakError(f"study '{study.study_name}' has no completed trial, so no model to register.")
     best = study.trials[summary.best_number]
     client = MlflowClient(tracking_uri=tracking_uri)
-    run_id = find_trial_run(client, study.study_name, best._trial_id)
-    if run_id is None or MODEL_ATTR not in best.user_attrs:
-        raise AutotweakError(
-            f"the best trial ({best.number}) of study '{study.study_name}' logged no model; the objective "
-            "must save it and call trial.log_model(path)."
-        )
-    run = client.get_run(run_id)
+    run = _model_run(client, study.study_name, best)
+    run_id = run.info.run_id
     spec = study.user_attrs.get(ATTR.SPEC, {})
     metric = str(spec.get("metric", {}).get("name", "value"))
     tags = {
@@ -72,6 +80,30 @@ def _register(study: optuna.Study, summary: StudySummary, name: str, tracking_ur
         client.set_tag(str(parent), _REGISTERED_TRIAL, str(best.number))
     _log.info("registered trial %d's model as %s version %s", best.number, name, version.version)
     return version
+
+
+def _model_run(client: MlflowClient, study_name: str, best: optuna.trial.FrozenTrial) -> Run:
+    """The MLflow run that holds the model ``best`` logged."""
+    where = f"the best trial ({best.number}) of study '{study_name}'"
+    uri = str(best.user_attrs.get(MODEL_ATTR) or "")
+    if not uri:
+        raise AutotweakError(
+            f"{where} logged no model; the objective must save it and call trial.log_model(path)."
+        )
+    if not uri.startswith(_RUNS):
+        raise AutotweakError(
+            f"{where} kept its model at {uri!r}, not in an MLflow run ({_RUNS}<run id>/model): only a "
+            "model its MLflow tracker kept can go to the MLflow Model Registry."
+        )
+    run_id = uri[len(_RUNS) :].split("/", 1)[0]
+    try:
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        raise AutotweakError(
+            f"{where} kept its model in MLflow run {run_id}, which tracking URI "
+            f"{redact(str(client.tracking_uri))} does not hold ({exc.error_code}); give the study's own "
+            "--tracking-uri."
+        ) from exc
 
 
 def register_winner(study: optuna.Study, summary: StudySummary, name: str, tracking_uri: str) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -19,6 +18,7 @@ from autotweak._validation import is_integer, score_of
 from autotweak.engine._preemption import TrialPreempted
 from autotweak.engine._storage import retrying
 from autotweak.exceptions import ArgumentError, AutotweakError
+from autotweak.tracking import BaseTracker, NullTracker
 
 __all__ = ["MODEL_ATTR", "Trial", "TrialPreempted", "TrialPruned"]
 
@@ -64,7 +64,8 @@ class Trial:
         flush_every: float = 15.0,
         checkpoint_requested: Callable[[], bool] | None = None,
         critical: Callable[[], AbstractContextManager[None]] | None = None,
-        opened: Callable[[], object] | None = None,
+        opened: Callable[[], str] | None = None,
+        tracker: BaseTracker | None = None,
     ) -> None:
         self._trial = optuna_trial
         self._config = config
@@ -74,7 +75,8 @@ class Trial:
         self._flush_every = flush_every
         self._checkpoint_requested = checkpoint_requested
         self._critical = critical or nullcontext
-        self._opened = opened  # waits until the trial's record is open (it may open in the background)
+        self._opened = opened  # the record's id, once open (it may open in the background)
+        self._tracker = tracker
         self._steps: list[tuple[int, float, int]] = []
         self._unflushed = 0
         self._last_flush = time.monotonic()
@@ -206,7 +208,7 @@ class Trial:
         self._stored(lambda: self._trial.set_user_attr(key, value), f"setting the user attr '{key}'")
 
     def log_model(self, path: str | os.PathLike[str]) -> str:
-        """Keep a saved model (a file or a folder) as the artifact ``model/`` of this trial's MLflow run.
+        """Keep a saved model (a file or a folder) with this trial's record: its MLflow run's ``model/``.
 
         Save the model however your framework does, then hand its path over; the best
         trial's model can later be registered with ``autotweak report STUDY --register NAME``.
@@ -217,47 +219,34 @@ class Trial:
             'runs:/3f2a.../model'
 
         Returns:
-            The model's ``runs:/<run id>/model`` URI (also kept as the trial's user attr
-            ``autotweak.model``).
+            Where the study's tracker keeps the model, for MLflow its ``runs:/<run id>/model``
+            URI (also kept as the trial's user attr ``autotweak.model``).
 
         Raises:
-            AutotweakError: If ``path`` does not exist or the study is not tracked in MLflow.
+            AutotweakError: If ``path`` does not exist, or the trial's tracker keeps no models (a
+                study run with tracking off) or could not open the trial's record.
         """
         source = Path(path)
         if not source.exists():
             raise AutotweakError(
                 f"'path' of log_model() must be an existing file or folder, got path='{source}'."
             )
-        from mlflow import MlflowClient
-
-        from autotweak.tracking import find_trial_run, upload_model
-
-        client = MlflowClient(tracking_uri=self._tracking_uri())
-        if self._opened is not None:  # returns at once unless the record is still opening
-            with contextlib.suppress(Exception):  # an opening that failed is retried when the trial ends
-                self._opened()
-        run_id = find_trial_run(client, self._trial.study.study_name, self._trial._trial_id)
-        if run_id is None:
+        tracker = self._tracker or NullTracker()
+        try:
+            run_id = self._opened() if self._opened is not None else None
+        except Exception as exc:  # the opening is tried again when the trial ends: too late for the model
             raise AutotweakError(
-                f"log_model() needs the trial's MLflow run, but trial {self.number} has none in "
-                f"{client.tracking_uri}; run the study with tracking on."
+                f"log_model() needs trial {self.number}'s record, which could not be opened "
+                f"({type(exc).__name__}: {exc})."
+            ) from exc
+        uri = tracker.log_model(run_id, source) if run_id is not None else None
+        if uri is None:
+            raise AutotweakError(
+                f"log_model() needs a tracker that keeps models, but trial {self.number} is recorded by "
+                f"the '{tracker.meta.get('name')}' tracker, which keeps none; run the study with tracking "
+                "on (MLflow)."
             )
-        uri = upload_model(client, run_id, source)
         self.set_user_attr(MODEL_ATTR, uri)
-        return uri
-
-    def _tracking_uri(self) -> str:
-        """The study's MLflow store, as recorded in the study, else ``$MLFLOW_TRACKING_URI``."""
-        from autotweak.engine._study import ATTR
-
-        attrs = self._stored(lambda: self._trial.study.user_attrs, "reading the study's attrs")
-        recorded = str(attrs.get(ATTR.TRACKING_URI) or "")
-        uri = recorded if recorded and "***" not in recorded else os.environ.get("MLFLOW_TRACKING_URI")
-        if not uri:
-            raise AutotweakError(
-                f"log_model() needs the study's MLflow store, but study '{self._trial.study.study_name}' "
-                "recorded none (or one with a password): set MLFLOW_TRACKING_URI."
-            )
         return uri
 
     def _stored(self, func: Callable[[], T], what: str) -> T:

@@ -5,6 +5,8 @@ Subclass it and provide a ``tracker`` fixture returning a fresh tracker.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from autotweak.tracking import BaseTracker, StudyInfo, StudySummary, TrialRecord, TrialStart
@@ -105,6 +107,22 @@ class TrackerConformance:
             tracker.log_proposals(study, [], None)
         summary = StudySummary("conformance", {"complete": 1}, 0, 0.25, {"x": 0.5}, None, 0.1)
         tracker.end_study(study, summary)
+
+    def test_a_model_is_kept_with_its_record_or_refused_for_every_call(
+        self, tracker: BaseTracker, tmp_path: Path
+    ) -> None:
+        """``Trial.log_model`` hands over a file or a folder: kept (an address) or refused (``None``)."""
+        study = self._open(tracker)
+        run_id = tracker.start_trial(_start(0, study))
+        (tmp_path / "model.pt").write_text("weights")
+        (tmp_path / "model").mkdir()
+        (tmp_path / "model" / "config.json").write_text("{}")
+        kept = [
+            tracker.log_model(run_id, tmp_path / "model.pt"),
+            tracker.log_model(run_id, tmp_path / "model"),
+        ]
+        assert kept == [None, None] or (isinstance(kept[0], str) and kept[0] and kept[0] == kept[1])
+        tracker.end_trial(_record(run_id, 0, "complete"))
 
     def test_a_dead_trial_can_be_closed_and_the_study_reopened(self, tracker: BaseTracker) -> None:
         study = self._open(tracker)

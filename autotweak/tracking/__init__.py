@@ -2,7 +2,7 @@
 
 from autotweak.tracking._base import BaseTracker, NullTracker
 from autotweak.tracking._mlflow import MlflowTracker
-from autotweak.tracking._models import find_trial_run, register_model, upload_model
+from autotweak.tracking._models import register_model, upload_model
 from autotweak.tracking._offload import OffloadingTracker
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
 from autotweak.tracking._server import check_tracking_server
@@ -17,7 +17,6 @@ __all__ = [
     "TrialRecord",
     "TrialStart",
     "check_tracking_server",
-    "find_trial_run",
     "register_model",
     "upload_model",
 ]

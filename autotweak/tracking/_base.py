@@ -72,6 +72,15 @@ class BaseTracker(abc.ABC):
         """Fetch the checkpoint kept by record ``run_id`` into ``folder``; ``False`` if none."""
         return False
 
+    def log_model(self, run_id: str, path: Path) -> str | None:
+        """Keep a trial's saved model (a file or a folder) with record ``run_id``; return its address.
+
+        The address is where a model registry finds the model again (MLflow's is
+        ``runs:/<run id>/model``). ``None``: this tracker keeps no models, and :meth:`Trial.log_model
+        <autotweak.Trial.log_model>` says so.
+        """
+        return None
+
     def mark_failed(self, run_id: str, reason: str) -> None:
         """Close the record of a trial that died without closing it (a killed worker)."""
 

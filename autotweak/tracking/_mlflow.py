@@ -46,6 +46,7 @@ from autotweak.tracking._mlflow_values import (
     summary_dict,
     tag_entities,
 )
+from autotweak.tracking._models import upload_model
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
 
 __all__ = ["MlflowTracker", "RUN_STATUS"]
@@ -305,6 +306,10 @@ class MlflowTracker(BaseTracker):
             fetched = Path(self.client.download_artifacts(run_id, "checkpoint", tmp))
             shutil.copytree(fetched, folder, dirs_exist_ok=True)
         return True
+
+    def log_model(self, run_id: str, path: Path) -> str:
+        """Upload ``path`` as the artifact ``model/`` of run ``run_id``; return ``runs:/<run id>/model``."""
+        return upload_model(self.client, run_id, path)
 
     def log_proposals(
         self, run_id: str, proposals: Sequence[Mapping[str, Any]], guard: Mapping[str, Any] | None = None

@@ -1,7 +1,7 @@
 """A trial's saved model in MLflow: uploaded as the run's ``model/`` artifact, registered by name.
 
 The objective saves its model wherever it likes and calls ``trial.log_model(path)``; the
-file or folder lands under ``model/`` in the trial's child run. Registering the best
+MLflow tracker puts the file or folder under ``model/`` in the trial's child run. Registering the best
 trial's model (``autotweak report STUDY --register NAME``) creates a version of the
 registered model ``NAME`` whose source is ``runs:/<run id>/model``, tagged with its lineage.
 """
@@ -18,24 +18,11 @@ from mlflow.exceptions import MlflowException
 
 from autotweak.exceptions import AutotweakError
 
-__all__ = ["MODEL_ARTIFACT", "find_trial_run", "register_model", "upload_model"]
+__all__ = ["MODEL_ARTIFACT", "register_model", "upload_model"]
 
 _log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
-
-
-def find_trial_run(client: MlflowClient, study_name: str, trial_id: int) -> str | None:
-    """The id of the child run recording the Optuna trial ``trial_id`` of ``study_name``."""
-    experiment = client.get_experiment_by_name(study_name)
-    if experiment is None:
-        return None
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`autotweak.optuna_trial_id` = '{trial_id}'",
-        max_results=1,
-    )
-    return runs[0].info.run_id if runs else None
 
 
 def upload_model(client: MlflowClient, run_id: str, path: Path) -> str:

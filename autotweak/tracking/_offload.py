@@ -315,6 +315,9 @@ class OffloadingTracker(BaseTracker):
     def download_checkpoint(self, run_id: str, folder: Path) -> bool:
         return self.local.download_checkpoint(run_id, folder)
 
+    def log_model(self, run_id: str, path: Path) -> str | None:
+        return self.local.log_model(run_id, path)  # a record opened in the child is in the same store
+
     def mark_failed(self, run_id: str, reason: str) -> None:
         self.local.mark_failed(run_id, reason)
 

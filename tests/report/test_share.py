@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -66,6 +67,59 @@ def test_log_model_refuses_a_missing_path(home, make_experiment):
         ):
             trial.log_model(home / "nope.pt")
         study.tell(trial, 1.0)
+
+
+def test_log_model_says_that_a_study_run_with_tracking_off_keeps_no_model(home, make_experiment):
+    (home / "m.pt").write_text("weights")
+    exp = make_experiment(name="untracked", budget={"trials": 1})
+    with autotweak.Study(exp, track=False) as study:
+        trial = study.ask()
+        assert trial is not None
+        with pytest.raises(
+            autotweak.AutotweakError,
+            match=r"log_model\(\) needs a tracker that keeps models, but trial 0 is recorded by the "
+            r"'NullTracker' tracker, which keeps none; run the study with tracking on",
+        ):
+            trial.log_model(home / "m.pt")
+        study.tell(trial, 1.0)
+
+
+def test_log_model_goes_through_the_studys_tracker_and_only_mlflow_runs_are_registered(
+    home, make_experiment, monkeypatch
+):
+    """The model's address is the tracker's; one that is not an MLflow run's cannot be registered."""
+    kept: list[tuple[str, str]] = []
+
+    def elsewhere(self: MlflowTracker, run_id: str, path: Path) -> str:
+        kept.append((run_id, path.name))
+        return f"s3://models/{run_id}"
+
+    monkeypatch.setattr(MlflowTracker, "log_model", elsewhere)
+    (home / "m.pt").write_text("weights")
+    exp = make_experiment(name="elsewhere", budget={"trials": 1})
+    with autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        assert trial.log_model(home / "m.pt") == f"s3://models/{kept[0][0]}"
+        study.tell(trial, 1.0)
+    assert kept[0][1] == "m.pt"
+    assert load(exp).trials[0].user_attrs["autotweak.model"] == f"s3://models/{kept[0][0]}"
+    with pytest.raises(
+        autotweak.AutotweakError, match=r"kept its model at 's3://models/.*', not in an MLflow run"
+    ):
+        register_best_model(load(exp), "m", f"sqlite:///{home / 'mlflow.db'}")
+
+
+def test_register_from_a_store_that_lacks_the_models_run_names_the_run_and_the_store(home, make_experiment):
+    exp = _saving(make_experiment, name="moved", budget={"trials": 1})
+    autotweak.optimize(exp)
+    run_id = load(exp).best_trial.user_attrs["autotweak.model"].split("/")[1]
+    other = f"sqlite:///{home / 'other.db'}"
+    with pytest.raises(
+        autotweak.AutotweakError,
+        match=rf"kept its model in MLflow run {run_id}, which tracking URI {other} does not hold",
+    ):
+        register_best_model(load(exp), "m", other)
 
 
 def _saving(make_experiment, **overrides):
