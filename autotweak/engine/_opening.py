@@ -8,6 +8,8 @@ trial, and a resume would have to make the record that just failed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
@@ -15,7 +17,7 @@ from optuna.storages import BaseStorage
 from autotweak._locations import redact
 from autotweak.engine._reconcile import queue_lost_retries, reconcile
 from autotweak.engine._storage import fail_stale, make_storage
-from autotweak.engine._study import ATTR, check_resumable, create_study, load_study
+from autotweak.engine._study import ATTR, check_resumable, create_study, load_study, note_executor
 from autotweak.engine._worker import make_stale_handler
 from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.spec import Experiment
@@ -34,8 +36,13 @@ def open_records(
     *,
     resume: bool,
     keep_setup: bool,
+    executor: Mapping[str, Any] | None = None,
 ) -> tuple[optuna.Study, BaseStorage, str | None]:
-    """The study in Optuna's storage and its parent run in the tracker, made or reopened."""
+    """The study in Optuna's storage and its parent run in the tracker, made or reopened.
+
+    ``executor`` is the ``meta`` of the executor that runs this session's trials, recorded
+    on the study (``None``: not recorded, as for the ask/tell API's own loop).
+    """
     storage = make_storage(
         storage_url,
         heartbeat_interval=experiment.execution.heartbeat_interval,
@@ -47,10 +54,14 @@ def open_records(
         if not keep_setup:
             check_resumable(study, experiment)
             study.set_user_attr(ATTR.SPEC, experiment.to_dict())  # a new budget reaches joining workers
+            if executor is not None:
+                note_executor(study, executor)
         fail_stale(study)
         return study, storage, _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
     study = create_study(experiment, storage)
     try:
+        if executor is not None:
+            note_executor(study, executor)
         run_id = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
     except BaseException:
         _drop_new_study(experiment.name, storage)
@@ -70,12 +81,16 @@ def _open_study_record(
     Raises:
         TrackingError: If the tracker cannot open the study's record (one line: the URI and why).
     """
+    attrs = study.user_attrs
+    meta = {**attrs.get(ATTR.META, {}), "tracker": tracker.meta}
+    if ATTR.EXECUTOR in attrs:
+        meta["executor"] = attrs[ATTR.EXECUTOR]
     try:
         run_id = tracker.start_study(
             StudyInfo(
                 study_name=experiment.name,
                 spec=experiment.to_dict(),
-                meta={**study.user_attrs.get(ATTR.META, {}), "tracker": tracker.meta},
+                meta=meta,
                 storage=storage_url,
                 source_file=experiment.source,
                 tags=dict(experiment.tags),

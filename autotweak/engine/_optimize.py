@@ -161,7 +161,7 @@ def optimize(
         )
     runner, objective = _runner(experiment, executor, track=track)  # before the study exists
     with sigterm_as_ctrl_c():  # a scheduler's SIGTERM closes the study as Ctrl-C does
-        prepared = prepare(experiment, resume=resume, track=track)
+        prepared = prepare(experiment, resume=resume, track=track, executor=runner.meta)
         return _run(prepared, objective, runner, on_progress)
 
 

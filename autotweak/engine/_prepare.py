@@ -41,6 +41,7 @@ def prepare(
     track: bool = True,
     keep_setup: bool = False,
     runs_trials: bool = False,
+    executor: Mapping[str, Any] | None = None,
 ) -> Prepared:
     """Create (or reopen) the study and its MLflow record; nothing runs yet.
 
@@ -50,6 +51,9 @@ def prepare(
     With ``keep_setup`` (resume only), ``experiment`` runs this process's trials but the
     study's stored setup stays as it is: not compared, not replaced, so workers that join
     meanwhile still run the study's own spec.
+
+    ``executor``, the ``meta`` of the executor that will run the trials, is recorded on
+    the study; a resume says when it differs from the last session's.
     """
     check_not_starting_worker()
     storage_url = resolve_storage_url(experiment.storage)
@@ -59,7 +63,13 @@ def prepare(
     tracker = make_tracker(tracking_uri, local_workers=1 if runs_trials else None)
     try:
         study, storage, run_id = open_records(
-            experiment, storage_url, tracking_uri, tracker, resume=resume, keep_setup=keep_setup
+            experiment,
+            storage_url,
+            tracking_uri,
+            tracker,
+            resume=resume,
+            keep_setup=keep_setup,
+            executor=executor,
         )
     except BaseException:
         tracker.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import uuid
@@ -28,6 +29,7 @@ __all__ = [
     "create_study",
     "load_study",
     "components_meta",
+    "note_executor",
     "study_exists",
     "summarize",
     "state_of",
@@ -54,6 +56,7 @@ class ATTR:
     ABLATION = "autotweak.ablation"  # on a trial that ``report --ablate`` ran: not part of the search
     UID = "autotweak.study_uid"  # on the study: tells it from an earlier study of the same name
     STEPS_WARNED = "autotweak.steps_warned"  # on the study (system attr): its steps check was said
+    EXECUTOR = "autotweak.executor"  # on the study: the ``meta`` of the executor of its latest session
 
 
 _STATES = {
@@ -136,7 +139,12 @@ def load_study(name: str, storage: BaseStorage) -> optuna.Study:
 
 
 def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
-    """Refuse to resume with different components, space, metric or objective."""
+    """Refuse to resume with different components, space, metric or objective.
+
+    The executor is left out: every executor runs the same worker loop with the study's
+    sampler, pruner and objective, so trials run on local processes, spot instances or
+    any number of workers stay comparable; :func:`note_executor` says when it changed.
+    """
     stored_spec: Mapping[str, Any] = study.user_attrs.get(ATTR.SPEC, {})
     stored_meta: Mapping[str, Any] = study.user_attrs.get(ATTR.META, {})
     now_spec = experiment.to_dict()
@@ -158,6 +166,34 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
             f"it was started with (`autotweak resume {study.study_name}` reads it from the study), or "
             "start a new study (`--name`)"
         )
+
+
+def note_executor(study: optuna.Study, meta: Mapping[str, Any]) -> None:
+    """Record the executor that runs this session's trials; say so when the last session's differed.
+
+    Not refused (see :func:`check_resumable`), but it changes the search's path: with more
+    workers at once, the sampler proposes each trial knowing fewer finished ones.
+    """
+    now = json.loads(json.dumps(dict(meta), sort_keys=True, default=str))  # as the storage keeps it
+    stored = study.user_attrs.get(ATTR.EXECUTOR)
+    if stored == now:
+        return
+    if stored is not None:
+        _log.info(
+            "study '%s' resumes on %s; it last ran on %s. Its trials stay comparable (the executor is "
+            "not part of the setup a resume checks); how many trials run at once changes how many the "
+            "sampler proposes before it sees their results",
+            study.study_name,
+            _executor_text(now),
+            _executor_text(stored),
+        )
+    study.set_user_attr(ATTR.EXECUTOR, now)
+
+
+def _executor_text(meta: Mapping[str, Any]) -> str:
+    """``processes (workers=4)``: an executor's name and its other arguments."""
+    args = ", ".join(f"{k}={v}" for k, v in meta.items() if k != "name")
+    return str(meta.get("name", "an unnamed executor")) + (f" ({args})" if args else "")
 
 
 _SHOWN_DIFFERENCES = 8

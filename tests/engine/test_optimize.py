@@ -130,6 +130,29 @@ def test_resume_continues_numbering_and_keeps_one_parent_run(home, make_experime
     assert runs.parents[0].info.status == "FINISHED"
 
 
+def test_resume_on_other_workers_runs_and_says_the_executor_changed(
+    home, make_experiment, mlflow_client, caplog
+):
+    """Moving a study to more workers (or to spot instances) is no mismatch: it runs, and is said."""
+    exp = make_experiment(budget={"trials": 2})
+    autotweak.optimize(exp)
+    parent = mlflow_runs(mlflow_client, exp.name).parents[0]
+    assert json.loads(parent.data.tags["autotweak.meta.executor"]) == {"name": "inline", "workers": 1}
+    more = exp.with_overrides(budget=autotweak.Budget(trials=4))
+    with caplog.at_level(logging.INFO, logger="autotweak"):
+        result = autotweak.optimize(more, resume=True, workers=2)
+    assert result.summary.counts["complete"] == 4
+    assert load(exp).user_attrs[ATTR.EXECUTOR] == {"name": "processes", "workers": 2}
+    assert (
+        "study 'study' resumes on processes (workers=2); it last ran on inline (workers=1). Its trials stay "
+        "comparable (the executor is not part of the setup a resume checks)"
+    ) in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="autotweak"):
+        autotweak.optimize(more.with_overrides(budget=autotweak.Budget(trials=5)), resume=True, workers=2)
+    assert "resumes on" not in caplog.text, "the same executor again is not news"
+
+
 def test_starting_an_existing_study_is_refused_with_the_way_out(home, make_experiment):
     exp = make_experiment(budget={"trials": 1})
     autotweak.optimize(exp)
