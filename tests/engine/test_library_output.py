@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -33,10 +34,19 @@ def test_a_users_own_optuna_study_keeps_its_lines(home):
     assert "A new study created in memory with name: mine" in run.stderr
 
 
+def _run_script(home: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """Run ``text`` as the script ``study.py`` in ``home``, with no logging configured; it must succeed."""
+    script = home / "study.py"
+    script.write_text(text)
+    run = subprocess.run([sys.executable, str(script)], cwd=home, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return run
+
+
 def test_a_refused_registration_is_said_on_stderr_with_no_logging_configured(home):
     """The study's results stand, but ``result.registered_model`` is ``None``: the user must be told why."""
-    script = home / "study.py"
-    script.write_text(
+    run = _run_script(
+        home,
         "import autotweak, autotweak.engine._share as share\n"
         "def train(config, trial):\n"
         "    (trial.checkpoint_dir / 'm.txt').write_text('model')\n"
@@ -49,10 +59,8 @@ def test_a_refused_registration_is_said_on_stderr_with_no_logging_configured(hom
         "    spec = {'name': 'reg', 'objective': train, 'base': {'x': 0.5}, 'budget': {'trials': 1},\n"
         "            'tweaks': {'x': {'type': 'float', 'low': 0.0, 'high': 1.0}},\n"
         "            'metric': {'name': 'acc', 'direction': 'maximize'}, 'sampler': 'random'}\n"
-        "    print(autotweak.optimize(spec).registered_model)\n"
+        "    print(autotweak.optimize(spec).registered_model)\n",
     )
-    run = subprocess.run([sys.executable, str(script)], cwd=home, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
     assert run.stdout == "None\n"
     assert (
         "could not register the best trial's model as 'reg' (RuntimeError: the registry is down); the "
@@ -62,8 +70,8 @@ def test_a_refused_registration_is_said_on_stderr_with_no_logging_configured(hom
 
 def test_a_study_whose_trials_all_failed_says_so_on_stderr_with_no_logging_configured(home):
     """``optimize`` returns (``best_value`` is ``None``): the warning is what tells the user."""
-    script = home / "study.py"
-    script.write_text(
+    run = _run_script(
+        home,
         "import autotweak\n"
         "def train(config):\n"
         "    raise FileNotFoundError('data/train.csv')\n"
@@ -71,10 +79,8 @@ def test_a_study_whose_trials_all_failed_says_so_on_stderr_with_no_logging_confi
         "    spec = {'name': 'broken', 'objective': train, 'base': {'x': 0.5}, 'budget': {'trials': 2},\n"
         "            'tweaks': {'x': {'type': 'float', 'low': 0.0, 'high': 1.0}},\n"
         "            'metric': {'name': 'acc', 'direction': 'maximize'}, 'sampler': 'random'}\n"
-        "    print(autotweak.optimize(spec).best_value)\n"
+        "    print(autotweak.optimize(spec).best_value)\n",
     )
-    run = subprocess.run([sys.executable, str(script)], cwd=home, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
     assert run.stdout == "None\n"
     assert (
         "study 'broken': no trial completed, 2 failed; the first, trial 0, failed with: FileNotFoundError: "
