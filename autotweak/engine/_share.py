@@ -99,10 +99,11 @@ def _model_run(client: MlflowClient, study_name: str, best: optuna.trial.FrozenT
     try:
         return client.get_run(run_id)
     except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":  # the store failed: its own error says how
+            raise
         raise AutotweakError(
             f"{where} kept its model in MLflow run {run_id}, which tracking URI "
-            f"{redact(str(client.tracking_uri))} does not hold ({exc.error_code}); give the study's own "
-            "--tracking-uri."
+            f"{redact(str(client.tracking_uri))} does not hold; give the study's own --tracking-uri."
         ) from exc
 
 
