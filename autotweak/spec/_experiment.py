@@ -38,7 +38,9 @@ class Experiment:
         budget: Trials, wall time and compute limits.
         sampler: Sampler by registry name with arguments (``meta`` by default: warm-started from
             a meta-model that fits the space when one is found, otherwise plain TPE).
-        pruner: Pruner by registry name with arguments (median by default).
+        pruner: Pruner by registry name with arguments (``learned`` by default: the curve model
+            that fits the space when one is found, otherwise Optuna's median rule, in both
+            cases not before a quarter of ``metric.steps`` and 5 completed trials).
         seed: Seed of the sampler: in the study's first session worker ``i`` uses ``seed + i``;
             a resumed study and a joining worker draw new streams derived from it.
         execution: Worker processes and stale-trial detection.
@@ -60,7 +62,7 @@ class Experiment:
     base: Mapping[str, Any] = field(default_factory=dict)
     budget: Budget = field(default_factory=Budget)
     sampler: Component = field(default_factory=lambda: Component("meta"))
-    pruner: Component = field(default_factory=lambda: Component("median"))
+    pruner: Component = field(default_factory=lambda: Component("learned"))
     seed: int | None = 0
     execution: Execution = field(default_factory=Execution)
     storage: str | None = None

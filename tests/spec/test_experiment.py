@@ -691,3 +691,29 @@ def test_problems_inside_one_field_are_all_reported_at_once(tmp_path: Path) -> N
     with pytest.raises(SpaceError) as space:
         SearchSpace.from_dict(spec["tweaks"])
     assert str(space.value).startswith("2 problems:"), "a space's problems together, as a SpaceError"
+
+
+def test_a_spec_naming_no_pruner_gets_the_learned_one_which_waits_a_quarter_of_the_steps() -> None:
+    import optuna
+
+    from autotweak.curves import LearnedCurvePruner
+    from autotweak.spec._components import build_pruner
+
+    spec = base_spec(metric={"name": "loss", "direction": "minimize", "steps": 8})
+    del spec["pruner"]
+    exp = Experiment.from_dict(spec)
+    assert exp.pruner.name == "learned"
+    pruner = build_pruner(exp.pruner, exp.metric)
+    assert isinstance(pruner, LearnedCurvePruner)
+    # No curve model fits 'x': the median rule decides, but not before step 2 of 8 (a quarter).
+    study = optuna.create_study(direction="minimize", pruner=pruner)
+    for _ in range(5):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(-5, 5)})
+        for step in range(1, 9):
+            trial.report(0.0, step)
+        study.tell(trial, 0.0)
+    laggard = study.ask({"x": optuna.distributions.FloatDistribution(-5, 5)})
+    laggard.report(10.0, 1)
+    assert not laggard.should_prune()  # Optuna's MedianPruner() stops it here
+    laggard.report(10.0, 2)
+    assert laggard.should_prune()
