@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from autotweak.engine import Progress as StudyProgress
+from autotweak.engine._monitor import PROGRESS_STATES
 from autotweak.engine._study import ATTR, state_of
 from autotweak.spec import Experiment
 
@@ -150,11 +151,13 @@ def _reason(trial: FrozenTrial, width: int = 100) -> str:
 
 def _table(experiment: Experiment, p: StudyProgress) -> Table:
     table = Table(show_header=True, header_style="bold", box=None)
-    for column in ("complete", "pruned", "failed", "running", f"best {experiment.metric.name}", "compute"):
+    # "queued again" only once a trial was stopped by Ctrl-C or a spot notice: most studies have none
+    states = [s for s in PROGRESS_STATES if s != "queued again" or p.counts.get(s)]
+    for column in (*states, f"best {experiment.metric.name}", "compute"):
         table.add_column(column)
     best = "-" if p.best_value is None else f"{p.best_value:.6g} (#{p.best_number})"
     table.add_row(
-        *(str(p.counts[s]) for s in ("complete", "pruned", "failed", "running")),
+        *(str(p.counts.get(s, 0)) for s in states),
         best,
         f"{p.compute:.1f} full trainings",
     )

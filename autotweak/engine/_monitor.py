@@ -16,9 +16,13 @@ from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR, search_trials, state_of, study_compute
 from autotweak.spec import Experiment
 
-__all__ = ["Monitor", "Progress"]
+__all__ = ["PROGRESS_STATES", "Monitor", "Progress"]
 
 _log = logging.getLogger(__name__)
+
+# What a snapshot counts: "queued again" is the interrupted and preempted trials, stopped
+# through no fault of their own and run again (``state_of`` names them).
+PROGRESS_STATES = ("complete", "pruned", "failed", "queued again", "running")
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class Monitor:
 
     def _snapshot(self, trials: list[FrozenTrial]) -> Progress:
         counts = Counter(state_of(t) for t in trials)
+        counts["queued again"] = counts["interrupted"] + counts["preempted"]  # stopped, not failed
         finished = [t for t in trials if t.state.is_finished()]
         fresh = sorted((t for t in finished if t.number not in self._seen), key=lambda t: t.number)
         self._seen.update(t.number for t in fresh)
@@ -124,7 +129,7 @@ class Monitor:
         maximize = self.experiment.metric.direction == "maximize"
         best = _best(finished, maximize)
         return Progress(
-            counts={s: counts.get(s, 0) for s in ("complete", "pruned", "failed", "running")},
+            counts={s: counts.get(s, 0) for s in PROGRESS_STATES},
             done=min(done, total) if total else done,
             total=total,
             best_value=None if best is None else best.value,

@@ -53,3 +53,28 @@ def test_a_preempted_trial_is_said_preempted_not_failed(make_experiment, capsys)
     first, second = capsys.readouterr().out.splitlines()
     assert first.startswith("trial 0 preempted (preempted: instance-action) |"), first
     assert second.startswith("trial 1 fail (boom) |"), second
+
+
+def test_the_live_table_counts_stopped_trials_queued_again_apart_from_failures(make_experiment):
+    from rich.console import Console as RichConsole
+
+    from autotweak.cli._console import _table
+
+    experiment = make_experiment(budget={"trials": 4})
+    study = optuna.create_study()
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        study.tell(study.ask(), 0.3)
+        shown = RichConsole(width=200, record=True)
+        shown.print(_table(experiment, monitor.poll()))
+        assert "queued again" not in shown.export_text(), "no column while no trial was stopped"
+        for mark in (ATTR.INTERRUPTED, ATTR.PREEMPTED, None):
+            trial = study.ask()
+            if mark:
+                trial.set_user_attr(mark, True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        progress = monitor.poll()
+    assert progress.counts == {"complete": 1, "pruned": 0, "failed": 1, "queued again": 2, "running": 0}
+    shown.print(_table(experiment, progress))
+    header, row = shown.export_text().splitlines()[-2:]
+    assert header.split()[:6] == ["complete", "pruned", "failed", "queued", "again", "running"]
+    assert row.split()[:5] == ["1", "0", "1", "2", "0"]

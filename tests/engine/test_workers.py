@@ -37,7 +37,8 @@ def assert_stores_agree(client, study) -> None:
     assert sorted(runs.children) == [t.number for t in finished]
     for t in finished:
         run = runs.children[t.number]
-        status = "KILLED" if t.user_attrs.get(ATTR.INTERRUPTED) else STATUS[t.state]  # run again, not failed
+        queued_again = t.user_attrs.get(ATTR.INTERRUPTED) or t.user_attrs.get(ATTR.PREEMPTED)
+        status = "KILLED" if queued_again else STATUS[t.state]  # run again, not failed
         assert run.info.status == status, (t.number, t.state, run.info.status)
         assert run.data.tags["autotweak.optuna_trial_id"] == str(t._trial_id)
 
