@@ -5,7 +5,8 @@ each trial among the task's trials (0 = worst, 1 = best). Ranks make tasks compa
 whatever their metric, scale or direction, and a few disastrous configs do not dominate.
 A per-task surrogate (extremely randomized trees on the unit cube of the space) then
 predicts that task's normalized score for every candidate config; where the task ran the
-candidate itself, its own rank is kept. Candidates are every config seen in the histories
+candidate itself, its own rank is kept, and the model marks that score measured (the rest
+predicted: see ``MetaModel.measured``). Candidates are every config seen in the histories
 plus a scrambled Sobol design of the space, so sparse histories (few, different configs
 per task) still give every task a prediction for every candidate.
 
@@ -124,7 +125,8 @@ def fit_meta_model(
             f"({len(histories.tasks)} tasks read; reading them: {records.summary()})."
         )
     units = _candidates(space, [x for _, x, _ in usable], n_design, seed)
-    scores = np.vstack([_predict(x, y, units, seed) for _, x, y in usable])
+    rows = [_predict(x, y, units, seed) for _, x, y in usable]
+    scores = np.vstack([row for row, _ in rows])
     info = {
         "n_tasks": len(usable),
         "n_trials": int(sum(len(y) for _, _, y in usable)),
@@ -145,6 +147,7 @@ def fit_meta_model(
         scores=scores,
         n_trials=np.array([len(y) for _, _, y in usable], dtype=np.int64),
         info=info,
+        measured=np.vstack([ran for _, ran in rows]),
     )
 
 
@@ -224,13 +227,19 @@ def _candidates(
 
 def _predict(
     x: NDArray[np.float64], y: NDArray[np.float64], units: NDArray[np.float64], seed: int
-) -> NDArray[np.float64]:
-    """One task's normalized score at every candidate: its own where it ran it, else the surrogate's."""
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """One task's normalized score at every candidate: its own where it ran it, else the surrogate's.
+
+    Returns:
+        The scores, and which of them the task measured (ran the candidate).
+    """
     predicted = np.clip(_fitted(x.tobytes(), y.tobytes(), x.shape[1], seed).predict(units), 0.0, 1.0)
     out = np.array(predicted, dtype=np.float64)
+    measured = np.zeros(len(units), dtype=np.bool_)
     for row, trial in _exact_matches(units, x):
         out[row] = y[trial]
-    return out
+        measured[row] = True
+    return out, measured
 
 
 def _exact_matches(units: NDArray[np.float64], x: NDArray[np.float64]) -> list[tuple[int, int]]:

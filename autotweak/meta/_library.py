@@ -164,6 +164,7 @@ def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
         scores=model.scores[:, keep],
         n_trials=model.n_trials,
         info=model.info,
+        measured=None if model.measured is None else model.measured[:, keep],
     )
 
 

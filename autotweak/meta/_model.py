@@ -7,9 +7,16 @@ configs that candidate ``c`` is expected to beat (1 = the task's best). Everythi
 sampler needs at proposal time is in these arrays, so proposing is a few vector
 operations and the file is small.
 
+Where a past task ran a candidate, its score was measured; elsewhere a surrogate predicted
+it. The optional boolean ``measured`` array says which is which, so that a proposal can
+tell a user what a past task actually scored from what it is predicted to score.
+
 The file is one ``.npz`` (numpy, no pickle) with a JSON header: ``format_version``,
 the autotweak version that wrote it, the space, the task names and descriptors, and what
 it was trained on. :func:`load_meta_model` refuses a file of another ``format_version``.
+The ``measured`` array is optional within format 1: a file without it (written before it
+was kept) loads with ``measured=None``, unknown, and a reader that does not know it skips
+it (arrays are read by name).
 
 Example:
     >>> import numpy as np
@@ -62,6 +69,9 @@ class MetaModel:
         scores: ``(n_tasks, n_candidates)`` predicted normalized scores, 1 = best.
         n_trials: ``(n_tasks,)`` trials each task's predictions were fit on.
         info: What the model was trained on (sources, skipped records, settings).
+        measured: ``(n_tasks, n_candidates)`` booleans, true where the task ran the
+            candidate (its score is its own rank), false where the surrogate predicted it;
+            ``None`` when unknown (a file written before it was kept).
     """
 
     space: SearchSpace
@@ -71,6 +81,7 @@ class MetaModel:
     scores: NDArray[np.float64]
     n_trials: NDArray[np.int64]
     info: Mapping[str, Any] = field(default_factory=dict)
+    measured: NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         if self.scores.ndim != 2:
@@ -103,11 +114,21 @@ class MetaModel:
                     f"{name!r} must hold numbers in [0, 1], got {array[row, column]} at [{row}, {column}] "
                     f"({len(outside)} such values)."
                 )
+        measured = self.measured
+        if measured is not None and (measured.dtype != np.bool_ or measured.shape != self.scores.shape):
+            raise MetaModelError(
+                f"'measured' must be booleans of the shape of 'scores' {self.scores.shape}, "
+                f"got shape {measured.shape} of {measured.dtype}."
+            )
 
     @property
     def n_tasks(self) -> int:
         """Number of past tasks."""
         return len(self.tasks)
+
+    def was_measured(self, task: int, candidate: int) -> bool | None:
+        """Whether past task ``task`` ran ``candidate`` (``False``: predicted; ``None``: unknown)."""
+        return None if self.measured is None else bool(self.measured[task, candidate])
 
     @property
     def digest(self) -> str:
@@ -115,7 +136,8 @@ class MetaModel:
 
         It is computed from the arrays as float32 (as the first files stored the unit points;
         :meth:`save` now keeps them as float64), so a model, its saved-then-loaded copy and a
-        file of either kind have the same digest.
+        file of either kind have the same digest. ``measured`` is left out: it changes no
+        proposal, so a study begun with a file without it resumes with the same model refit.
         """
         scores, units = (_stored(a).astype(np.float64) for a in (self.scores, self.units))
         content = hashlib.sha256(np.round(scores, 5).astype(np.float32).tobytes())
@@ -160,12 +182,14 @@ class MetaModel:
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
+        optional: dict[str, Any] = {} if self.measured is None else {"measured": self.measured}
         np.savez_compressed(
             tmp,
             header=np.array(json.dumps(header)),
             units=np.asarray(self.units, dtype=np.float64),
             scores=_stored(self.scores),
             n_trials=self.n_trials,
+            **optional,
         )
         tmp.replace(path)
         return path
@@ -221,12 +245,14 @@ def load_meta_model(path: str | os.PathLike[str]) -> MetaModel:
             scores=arrays["scores"].astype(np.float64),
             n_trials=arrays["n_trials"].astype(np.int64),
             info=header["info"],
+            measured=arrays.get("measured"),
         )
     except MetaModelError as exc:
         raise _damaged(path, str(exc).rstrip(".")) from None
 
 
 _ARRAYS = {"units": 2, "scores": 2, "n_trials": 1}  # name: number of dimensions
+_OPTIONAL = {"measured": 2}  # arrays a file may lack (written before they were kept)
 
 
 def _read(path: Path) -> tuple[Any, dict[str, NDArray[Any]]]:
@@ -241,7 +267,7 @@ def _read(path: Path) -> tuple[Any, dict[str, NDArray[Any]]]:
                 if name not in data.files:
                     raise KeyError(name)
             header = json.loads(str(data["header"]))
-            arrays = {name: data[name] for name in _ARRAYS}
+            arrays = {name: data[name] for name in (*_ARRAYS, *_OPTIONAL) if name in data.files}
     # A damaged file fails in zipfile, zlib, numpy or json, each in its own way (BadZipFile,
     # zlib.error, EOFError, struct.error, ...): all of them mean that it cannot be read.
     except Exception as exc:
@@ -323,6 +349,12 @@ def _check_fields(path: Path, header: dict[str, Any], arrays: Mapping[str, NDArr
         if array.ndim != ndim or not np.issubdtype(array.dtype, np.number):
             raise _damaged(
                 path, f"array {name!r} must be {ndim}-D numbers, got shape {array.shape} of {array.dtype}"
+            )
+    for name, ndim in _OPTIONAL.items():
+        flags = arrays.get(name)
+        if flags is not None and (flags.ndim != ndim or flags.dtype != np.bool_):
+            raise _damaged(
+                path, f"array {name!r} must be {ndim}-D booleans, got shape {flags.shape} of {flags.dtype}"
             )
 
 
