@@ -158,10 +158,17 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
     (trial 0); from a study's second result on, its proposals also follow those results.
     Each shows its predicted rank (the share of configs it is expected to beat, a
     normalized score from 0 to 1, not a value of the metric), the spread of that
-    prediction across past tasks, and the past tasks it comes from with their similarity.
+    prediction across past tasks, and the past tasks it comes from with their similarity
+    and its score there, measured (the task ran it) or predicted (the task's surrogate).
     """
     from autotweak.meta import MetaSampler
-    from autotweak.report._proposals import PREDICTED, PREDICTED_NOTE, SIMILARITY_NOTE
+    from autotweak.report._proposals import (
+        MEASURED_NOTE,
+        PREDICTED,
+        PREDICTED_NOTE,
+        SIMILARITY_NOTE,
+        source_text,
+    )
     from autotweak.spec import Component, load_experiment
     from autotweak.spec._components import build_sampler
 
@@ -194,13 +201,12 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
         _console.line("after the base config, which optimize runs first (trial 0):")
     for rank, p in enumerate(proposals, start=1):
         config = ", ".join(f"{k}={_fmt(v)}" for k, v in p.params.items())
-        sources = ", ".join(
-            f"{name} (similarity {sim:.2f}, score {score:.2f})" for name, sim, score in p.sources
-        )
         _console.line(f"{rank}. {config}")
         spread = f"{p.uncertainty:.2f}" if p.uncertainty is not None else f"n/a ({fitted.n_tasks} past task)"
-        _console.line(f"   {PREDICTED} {p.predicted:.2f} ± {spread}; from {sources}")
-    for note in (PREDICTED_NOTE, SIMILARITY_NOTE):
+        _console.line(f"   {PREDICTED} {p.predicted:.2f} ± {spread}; from:")
+        for source in p.sources:
+            _console.line(f"     {source_text(source.to_dict())}")
+    for note in (PREDICTED_NOTE, MEASURED_NOTE, SIMILARITY_NOTE):
         _console.line(note)
     if experiment.sampler.name == "meta" and len(proposals) > sampler.n_meta:
         _console.line(

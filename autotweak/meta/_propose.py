@@ -35,7 +35,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,13 +44,39 @@ from scipy.stats import kendalltau
 from autotweak._validation import is_number
 from autotweak.meta._model import MetaModel
 
-__all__ = ["Proposal", "Proposer", "descriptor_weights"]
+__all__ = ["Proposal", "Proposer", "Source", "descriptor_weights"]
 
 TEMPERATURE = 0.1
 N_SOURCES = 3
 PRIOR_FLOOR = 0.1  # a past task's prior weight relative to the largest, at least
 
 _log = logging.getLogger(__name__)
+
+
+class Source(NamedTuple):
+    """A past task a proposal comes from.
+
+    Attributes:
+        task: The past task's name.
+        similarity: Its weight relative to the most similar task's.
+        score: The config's normalized score on it.
+        measured: Whether that score is the task's own (it ran the config), ``False`` if
+            the task's surrogate predicted it, ``None`` if the meta-model does not say.
+    """
+
+    task: str
+    similarity: float
+    score: float
+    measured: bool | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``measured`` is ``null`` when unknown)."""
+        return {
+            "task": self.task,
+            "similarity": round(self.similarity, 4),
+            "score": round(self.score, 4),
+            "measured": self.measured,
+        }
 
 
 @dataclass(frozen=True)
@@ -64,16 +90,17 @@ class Proposal:
             over past tasks.
         uncertainty: Weighted standard deviation of that prediction across past tasks;
             ``None`` with a single past task (no spread to measure).
-        sources: The past tasks it comes from, ``(name, similarity, score)``, most
-            supportive first: the task's weight relative to the most similar task's, and
-            the config's normalized score on that task.
+        sources: The past tasks it comes from (:class:`Source`), most supportive first:
+            the task's weight relative to the most similar task's, the config's normalized
+            score on that task, and whether the task measured that score or the surrogate
+            predicted it.
     """
 
     index: int
     params: Mapping[str, Any]
     predicted: float
     uncertainty: float | None
-    sources: tuple[tuple[str, float, float], ...]
+    sources: tuple[Source, ...]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the shape stored on trials and parent runs)."""
@@ -81,10 +108,7 @@ class Proposal:
             "params": dict(self.params),
             "predicted": round(self.predicted, 4),
             "uncertainty": None if self.uncertainty is None else round(self.uncertainty, 4),
-            "sources": [
-                {"task": name, "similarity": round(sim, 4), "score": round(score, 4)}
-                for name, sim, score in self.sources
-            ],
+            "sources": [source.to_dict() for source in self.sources],
         }
 
 
@@ -192,7 +216,12 @@ class Proposer:
         support = weights * column
         top = np.argsort(-support, kind="stable")[:N_SOURCES]
         similarity = weights / weights.max()
-        sources = tuple((self.model.tasks[t], float(similarity[t]), float(column[t])) for t in top)
+        sources = tuple(
+            Source(
+                self.model.tasks[t], float(similarity[t]), float(column[t]), self.model.was_measured(t, index)
+            )
+            for t in map(int, top)
+        )
         return Proposal(index, self.model.candidate(index), predicted, uncertainty, sources)
 
 

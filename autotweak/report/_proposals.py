@@ -1,8 +1,11 @@
 """The meta-learner's proposals and how they scored, read from the study's system attrs.
 
 The meta-learner stores ``autotweak.meta_proposals`` on the Optuna study: a JSON list of
-``{"params", "predicted", "uncertainty", "sources": [{"task", "similarity"}], "trial_number"}``,
-where ``trial_number`` is the trial that ran the proposal (``null`` if none did).
+``{"params", "predicted", "uncertainty", "sources": [{"task", "similarity", "score", "measured"}],
+"trial_number"}``, where ``trial_number`` is the trial that ran the proposal (``null`` if none
+did) and a source's ``measured`` says whether the past task ran the config (``false``: its
+surrogate predicted the score; ``null`` or absent, as in records written before it was kept:
+unknown).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -20,7 +24,15 @@ from autotweak.meta import PROPOSALS_ATTR, guard_of
 from autotweak.meta._sampler import GUARD_AFTER
 from autotweak.report._sections import Section, fmt
 
-__all__ = ["PREDICTED", "PREDICTED_NOTE", "SIMILARITY_NOTE", "guard_note", "proposals_section"]
+__all__ = [
+    "MEASURED_NOTE",
+    "PREDICTED",
+    "PREDICTED_NOTE",
+    "SIMILARITY_NOTE",
+    "guard_note",
+    "proposals_section",
+    "source_text",
+]
 
 PREDICTED = "predicted rank (share of configs beaten)"
 PREDICTED_NOTE = (
@@ -32,6 +44,12 @@ PREDICTED_NOTE = (
 SIMILARITY_NOTE = (
     "Similarity: a past task's weight relative to the most similar one's (1.00 for all of them "
     "until the study's results or a task descriptor tell tasks apart)."
+)
+MEASURED_NOTE = (
+    "Score on a past task: 'measured' where that task ran the config (the score is its own rank "
+    "there), 'predicted' where it did not (the task's surrogate predicted the score); 'not known "
+    "if measured or predicted' where the meta-model file, or the study's record, was written "
+    "before autotweak kept which (refit the model with `autotweak meta fit` to tell them apart)."
 )
 
 _log = logging.getLogger(__name__)
@@ -54,6 +72,7 @@ def proposals_section(study: optuna.Study) -> Section | None:
         "From past tasks: those that weigh most in the proposal, with their similarity to this "
         "study and the proposal's normalized score on them (1 = that task's best; tied configs "
         "share their average rank, so a task where many configs tied for the best scores them below 1).",
+        MEASURED_NOTE,
         SIMILARITY_NOTE,
     ]
     header = ["#", "params", PREDICTED, "actual", "rank", "trial", "from past tasks"]
@@ -112,19 +131,34 @@ def _row(
     predicted = fmt(proposal.get("predicted"))
     if proposal.get("uncertainty") is not None:
         predicted += f" ± {fmt(proposal['uncertainty'])}"
-    sources = ", ".join(_source(s) for s in proposal.get("sources") or [] if isinstance(s, dict))
+    sources = ", ".join(source_text(s) for s in proposal.get("sources") or [] if isinstance(s, dict))
     number = proposal.get("trial_number")
     trial = trials.get(int(number)) if number is not None else None
     actual, rank = _outcome(trial, scored)
     return [str(index), params, predicted, actual, rank, "—" if trial is None else str(trial.number), sources]
 
 
-def _source(source: dict[str, Any]) -> str:
-    """A past task, its similarity to this study and the proposal's normalized score there."""
+def source_text(source: Mapping[str, Any]) -> str:
+    """A past task, its similarity, and the proposal's normalized score there, measured or predicted.
+
+    ``source`` is a source of a proposal's record; one written before ``measured`` was kept
+    (no such key) is shown as not known.
+
+    Example:
+        >>> source_text({"task": "a", "similarity": 0.8, "score": 0.93, "measured": True})
+        'a (similarity 0.80, score 0.93 measured)'
+    """
     similarity = float(source.get("similarity", math.nan))
     score = source.get("score")
-    shown = f"similarity {similarity:.2f}" + ("" if score is None else f", score {float(score):.2f}")
+    shown = f"similarity {similarity:.2f}"
+    if score is not None:
+        measured = source.get("measured")
+        whose = " measured" if measured is True else " predicted" if measured is False else _UNKNOWN
+        shown += f", score {float(score):.2f}{whose}"
     return f"{source.get('task')} ({shown})"
+
+
+_UNKNOWN = ", not known if measured or predicted"
 
 
 def _outcome(trial: FrozenTrial | None, scored: list[float]) -> tuple[str, str]:

@@ -17,7 +17,7 @@ SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}},
 RAN = {"a": [0.05, 0.15, 0.25, 0.35, 0.45, 0.55], "b": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]}
 
 
-def _sparse() -> pd.DataFrame:
+def sparse_table() -> pd.DataFrame:
     """Two past tasks of the long format that ran different configs (one shared: none)."""
     rows = [
         {"task": task, "trial": i, "value": -abs(x - 0.42), "param.x": x}
@@ -29,7 +29,7 @@ def _sparse() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def model() -> MetaModel:
-    return fit_meta_model(read_table(_sparse(), space=SPACE), SPACE, n_design=8)
+    return fit_meta_model(read_table(sparse_table(), space=SPACE), SPACE, n_design=8)
 
 
 def _column(model: MetaModel, x: float) -> int:

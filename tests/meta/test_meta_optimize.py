@@ -57,6 +57,7 @@ def test_optimize_serves_and_records_the_proposals(home, make_experiment, tmp_pa
     assert abs(study.trials[1].params["x"] - 1.2) < 1.0
     assert all(p["state"] == "complete" and p["rank"] >= 1 for p in proposals)
     assert {s["task"] for p in proposals for s in p["sources"]} <= {"past0", "past1", "past2"}
+    assert all(isinstance(s["measured"], bool) for p in proposals for s in p["sources"])  # the model says
     assert "Negative-transfer guard: did not trip" in build_report(study).to_markdown()
 
     client = MlflowClient(tracking_uri=result.tracking_uri)
@@ -66,6 +67,9 @@ def test_optimize_serves_and_records_the_proposals(home, make_experiment, tmp_pa
     local = client.download_artifacts(parent.info.run_id, "meta/proposals.json", str(tmp_path))
     logged = json.loads(Path(local).read_text())
     assert [p["trial_number"] for p in logged] == [1, 2, 3]
+    assert [[s["measured"] for s in p["sources"]] for p in logged] == [
+        [s["measured"] for s in p["sources"]] for p in proposals
+    ]
 
 
 def test_without_a_fitting_model_meta_is_tpe(home, make_experiment):

@@ -209,11 +209,18 @@ def test_meta_learner_proposals_and_how_they_scored(home, make_experiment, store
                 "uncertainty": 0.3,
                 "trial_number": 1,
                 "sources": [
-                    {"task": "mnist-mlp", "similarity": 0.81, "score": 0.97},
+                    {"task": "mnist-mlp", "similarity": 0.81, "score": 0.97, "measured": True},
+                    {"task": "svhn-cnn", "similarity": 0.6, "score": 0.91, "measured": False},
                     {"task": "cifar-cnn", "similarity": 0.4},
                 ],
             },
-            {"params": proposed[1], "predicted": 1.9, "uncertainty": 0.2, "sources": [], "trial_number": 2},
+            {
+                "params": proposed[1],
+                "predicted": 1.9,
+                "uncertainty": 0.2,
+                "sources": [{"task": "mnist-mlp", "similarity": 1.0, "score": 0.5}],  # an older record
+                "trial_number": 2,
+            },
             {
                 "params": proposed[2],
                 "predicted": 3.0,
@@ -231,10 +238,15 @@ def test_meta_learner_proposals_and_how_they_scored(home, make_experiment, store
     rank = values.index(2.0) + 1
     text = build_report(stored).to_markdown()
     assert "## Meta-learner proposals and how they scored" in text
-    sources = "mnist-mlp (similarity 0.81, score 0.97), cifar-cnn (similarity 0.40)"
+    sources = (
+        "mnist-mlp (similarity 0.81, score 0.97 measured), svhn-cnn (similarity 0.60, score 0.91 predicted), "
+        "cifar-cnn (similarity 0.40)"
+    )
     row = f"| 1 | a=0, b=1, c=u | 2.2 ± 0.3 | 2 | {rank} of {len(values)} | 1 | {sources} |"
     assert row in text, text
-    assert "| 2 | a=1, b=0, c=v | 1.9 ± 0.2 | pruned at step 1 (0.4) | — | 2 |  |" in text
+    older = "mnist-mlp (similarity 1.00, score 0.50, not known if measured or predicted)"
+    assert f"| 2 | a=1, b=0, c=v | 1.9 ± 0.2 | pruned at step 1 (0.4) | — | 2 | {older} |" in text
+    assert "'measured' where that task ran the config" in text
     assert "| 3 | a=1, b=1, c=v | 3 ± 0.5 | not run | — | — |  |" in text
 
 
