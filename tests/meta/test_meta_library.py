@@ -85,3 +85,12 @@ def test_auto_says_once_which_shipped_model_it_uses(caplog: pytest.LogCaptureFix
     said = [r for r in caplog.records if "meta-learner: using" in r.getMessage()]
     assert [r.levelname for r in said] == ["INFO", "DEBUG", "DEBUG"]
     assert "hgb.meta.npz (47 past tasks)" in said[0].getMessage()
+
+
+@pytest.mark.parametrize("name", ["hgb", "mlp"])
+def test_the_shipped_models_say_which_scores_were_measured(name: str) -> None:
+    """Every benchmark task ran the same 256 configs; the 256 design points are predicted."""
+    model = resolve_meta_model("auto", load_space(name))
+    assert model is not None and model.measured is not None
+    ran_by_all, ran_by_none = model.measured.all(axis=0), ~model.measured.any(axis=0)
+    assert (int(ran_by_all.sum()), int(ran_by_none.sum())) == (256, 256)
