@@ -54,10 +54,10 @@ def test_the_mask_survives_a_round_trip_and_stays_out_of_the_digest(model: MetaM
     loaded = load_meta_model(model.save(tmp_path / "m.meta.npz"))
     assert loaded.measured is not None and loaded.measured.dtype == np.bool_
     assert np.array_equal(loaded.measured, model.measured)  # type: ignore[arg-type]
-    assert loaded.digest == model.digest == _without_mask(model).digest
+    assert loaded.digest == model.digest == without_mask(model).digest
 
 
-def _without_mask(model: MetaModel) -> MetaModel:
+def without_mask(model: MetaModel) -> MetaModel:
     return MetaModel(model.space, model.tasks, model.descriptors, model.units, model.scores, model.n_trials)
 
 
@@ -123,4 +123,4 @@ def test_a_narrowed_space_keeps_the_mask_of_the_candidates_inside(model: MetaMod
     assert inside is not None and inside.measured is not None
     kept = model.units[:, 0] <= 0.5 + 1e-12
     assert np.array_equal(inside.measured, model.measured[:, kept])  # type: ignore[index]
-    assert restrict(_without_mask(model), narrow).measured is None  # type: ignore[union-attr]
+    assert restrict(without_mask(model), narrow).measured is None  # type: ignore[union-attr]

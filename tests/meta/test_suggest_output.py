@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from autotweak.cli import main
-from autotweak.meta import MetaModel, fit_meta_model, read_table
+from autotweak.meta import fit_meta_model, read_table
 from tests.conftest import base_spec
-from tests.meta.test_measured import RAN, sparse_table
+from tests.meta.test_measured import RAN, sparse_table, without_mask
 from tests.meta.test_measured import SPACE as LINE
 from tests.meta.test_meta_precision import suggest_spec
 
@@ -36,9 +36,7 @@ def _sparse_spec(tmp_path: Path, *, mask: bool) -> Path:
     """A spec whose meta-model was fit on two past tasks that ran different configs."""
     model = fit_meta_model(read_table(sparse_table(), space=LINE), LINE, n_design=8)
     if not mask:
-        model = MetaModel(
-            model.space, model.tasks, model.descriptors, model.units, model.scores, model.n_trials
-        )
+        model = without_mask(model)
     spec = base_spec(
         name="line", tweaks=LINE.to_dict(), base={}, sampler={"name": "meta", "args": {"model": "line.npz"}}
     )
