@@ -150,13 +150,16 @@ class MetaModel:
 
         A float is the shortest decimal at the candidate's unit point, so a config a past
         task ran comes back with its own values (``0.06``, not ``0.05999999285``), also
-        from a file that stored the points as float32.
+        from a file that stored the points as float32. A point of the design that no past
+        task ran has no values of its own: it is read at float32 precision (``0.10010673``,
+        not ``0.10010673285355``), which stays nearest to it.
         """
         units = self.units[index].tolist()
         config = self.space.from_unit(units)
+        never_run = self.measured is not None and not self.measured[:, index].any()
         for param, u in zip(self.space.tunable, units, strict=True):
             if isinstance(param, FloatParam) and param.name in config:
-                config[param.name] = _shortest(param, u, self._float32)
+                config[param.name] = _shortest(param, u, self._float32 or never_run)
         return config
 
     @cached_property

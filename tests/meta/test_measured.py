@@ -124,3 +124,13 @@ def test_a_narrowed_space_keeps_the_mask_of_the_candidates_inside(model: MetaMod
     kept = model.units[:, 0] <= 0.5 + 1e-12
     assert np.array_equal(inside.measured, model.measured[:, kept])  # type: ignore[index]
     assert restrict(without_mask(model), narrow).measured is None  # type: ignore[union-attr]
+
+
+def test_a_design_point_no_task_ran_reads_short_a_run_config_keeps_its_value(model: MetaModel) -> None:
+    assert model.measured is not None
+    never_run = [i for i in range(len(model.units)) if not model.measured[:, i].any()]
+    for index in never_run:
+        value = model.candidate(index)["x"]
+        assert len(repr(value)) <= 12, value  # float32 precision, not float64's 17 digits
+        assert np.float32(SPACE.to_unit({"x": value})[0]) == np.float32(model.units[index, 0])
+    assert model.candidate(_column(model, 0.15)) == {"x": 0.15}
