@@ -23,7 +23,7 @@ from typing import Any
 from autotweak._locations import model_files
 from autotweak.curves._model import CurveModel, CurveModelError
 
-__all__ = ["CURVE_SUFFIX", "curve_model_paths", "load_curve_model", "model_for"]
+__all__ = ["CURVE_SUFFIX", "curve_model_paths", "load_curve_model", "model_for", "nearest_model"]
 
 _log = logging.getLogger(__name__)
 
@@ -85,3 +85,23 @@ def model_for(params: Mapping[str, Any], models: Iterable[CurveModel] | None = N
         if set(params) == names and model.unit_config(params) is not None:
             return model
     return None
+
+
+def nearest_model(names: Iterable[str], models: Iterable[CurveModel] | None = None) -> CurveModel | None:
+    """The model (shipped ones by default) that reads most of ``names``, if it reads at least half of them.
+
+    Used to say why no model fits: a space that ``extends`` a shipped one and drops, adds or
+    widens a parameter is nearest to the model of the space it extends.
+
+    Example:
+        >>> nearest_model(["learning_rate", "max_leaf_nodes", "min_samples_leaf",
+        ...                "l2_regularization"]).space.name  # doctest: +SKIP
+        'hgb'
+    """
+    wanted = set(names)
+    best, shared = None, 0
+    for model in _shipped(curve_model_paths()) if models is None else models:
+        common = len(wanted & {p.name for p in model.space.tunable})
+        if common > shared and 2 * common >= max(len(wanted), len(model.space.tunable)):
+            best, shared = model, common
+    return best

@@ -43,7 +43,7 @@ from autotweak._study_view import StudyView
 from autotweak._validation import is_integer, is_number
 from autotweak.curves._calibration import LEVEL, Calibration, check_calibration
 from autotweak.curves._features import Reference
-from autotweak.curves._library import load_curve_model, model_for
+from autotweak.curves._library import load_curve_model, model_for, nearest_model
 from autotweak.curves._model import CurveModel
 from autotweak.exceptions import ArgumentError
 from autotweak.space import CategoricalParam, FloatParam, IntParam, SearchSpace
@@ -246,12 +246,7 @@ class LearnedCurvePruner(BasePruner):
         unit = None if model is None else model.unit_config(trial.params)
         value = trial.intermediate_values[step]
         if model is None and self._model is not None:  # "auto" found no shipped model for these params
-            self._tell(
-                "auto",
-                f"no curve model fits trial {trial.number}'s parameters {sorted(trial.params)} "
-                f"(shipped: the hgb and mlp spaces); {type(self.fallback).__name__} decides.",
-                logging.INFO,
-            )
+            self._no_model(trial)
         if model is not None and unit is None:
             self._tell(
                 "fit",
@@ -340,6 +335,38 @@ class LearnedCurvePruner(BasePruner):
             self._told.add(key)
             _log.log(level, message)
 
+    def _no_model(self, trial: FrozenTrial) -> None:
+        """Say, once, why no shipped curve model reads ``trial``, naming the parameters at fault.
+
+        A trial of a space that extends a shipped one and reaches beyond its ranges is a
+        warning (the start line said the model serves; these trials go to the fallback); a
+        space the models do not read (a parameter dropped or added, a space of one's own) is
+        said at INFO (the start line said no model fits).
+        """
+        decides = type(self.fallback).__name__
+        near = nearest_model(trial.params)
+        if near is None:
+            self._tell(
+                "auto",
+                f"no curve model fits trial {trial.number}'s parameters {sorted(trial.params)} "
+                f"(shipped: the hgb and mlp spaces); {decides} decides.",
+                logging.INFO,
+            )
+        elif {p.name for p in near.space.tunable} == set(trial.params):
+            self._tell(
+                "range",
+                f"the shipped curve model (space {near.space.name!r}) does not fit trial {trial.number}: "
+                f"{_misfit(near, trial.params)}; the search space reaches beyond the model's ranges, "
+                f"and {decides} decides for trials outside them.",
+            )
+        else:
+            self._tell(
+                "auto",
+                f"no curve model fits trial {trial.number}'s parameters: the shipped curve model (space "
+                f"{near.space.name!r}) does not fit it: {_misfit(near, trial.params)}; {decides} decides.",
+                logging.INFO,
+            )
+
     def _model_for(self, trial: FrozenTrial) -> CurveModel | None:
         if isinstance(self._model, CurveModel) or self._model is None:
             return self._model
@@ -361,8 +388,11 @@ def _value_at(trial: FrozenTrial, step: int) -> float:
 def _misfit(model: CurveModel, params: dict[str, Any]) -> str:
     """What keeps ``params`` out of the model's space: the missing parameters, the values out of range."""
     missing = [p.name for p in model.space.tunable if p.name not in params]
-    if missing:
-        return f"it has no {', '.join(missing)} (the model reads {', '.join(model.space.names)})"
+    extra = sorted(set(params) - set(model.space.names))
+    if missing or extra:
+        said = [f"has no {', '.join(missing)}"] if missing else []
+        said += [f"has {', '.join(extra)}, which the model does not read"] if extra else []
+        return f"it {' and '.join(said)} (the model reads {', '.join(model.space.names)})"
     outside = []
     for name in model.space.invalid(dict(params)):
         param = model.space[name]

@@ -204,7 +204,10 @@ def test_a_model_that_does_not_fit_the_trials_is_said_once(
     with caplog.at_level("WARNING", logger="autotweak"):
         study.optimize(_outside_the_model, n_trials=8)
     said = [r.getMessage() for r in caplog.records if "does not fit" in r.getMessage()]
-    assert len(said) == 1 and "it has no x, y (the model reads x, y)" in said[0]
+    assert (
+        len(said) == 1
+        and "it has no x, y and has z, which the model does not read (the model reads x, y)" in said[0]
+    )
     assert "MedianPruner decides" in said[0]
 
 
@@ -371,3 +374,51 @@ def test_diverged_trials_do_not_switch_the_learned_rule_off(toy_model: CurveMode
             trial.report(value - 0.01, step)
         rules[diverged] = pruner.decide(study, study._storage.get_trial(trial._trial_id)).rule
     assert rules == {0: "learned", 2: "learned"}
+
+
+def _hgb_objective(*, lr_low: float, drop: str | None = None) -> Any:
+    """hgb's parameters (``drop`` left out), the learning rate from ``lr_low`` up to 0.9."""
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("learning_rate", lr_low, 0.9, log=True)
+        trial.suggest_int("max_leaf_nodes", 4, 256, log=True)
+        trial.suggest_int("min_samples_leaf", 1, 128, log=True)
+        trial.suggest_float("l2_regularization", 1e-4, 10.0, log=True)
+        if drop != "max_features":
+            trial.suggest_float("max_features", 0.2, 1.0)
+        for step in range(1, N_STEPS + 1):
+            trial.report(lr * step, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return lr * N_STEPS
+
+    return objective
+
+
+def test_auto_names_the_parameter_beyond_the_shipped_models_range_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=LearnedCurvePruner(n_steps=N_STEPS),
+        sampler=optuna.samplers.RandomSampler(0),
+    )
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        study.optimize(_hgb_objective(lr_low=0.6), n_trials=8)  # every learning rate above hgb's 0.5
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1, said
+    assert "'hgb'" in said[0] and "learning_rate=" in said[0] and "[0.005, 0.5]" in said[0], said
+    assert "MedianPruner decides" in said[0], said
+
+
+def test_auto_names_the_parameter_a_space_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=LearnedCurvePruner(n_steps=N_STEPS),
+        sampler=optuna.samplers.RandomSampler(0),
+    )
+    with caplog.at_level(logging.INFO, logger="autotweak"):
+        study.optimize(_hgb_objective(lr_low=0.01, drop="max_features"), n_trials=8)
+    said = [r for r in caplog.records if "no curve model fits" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO, said
+    assert "'hgb'" in said[0].getMessage() and "has no max_features" in said[0].getMessage(), said
