@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autotweak.exceptions import AutotweakError
+from autotweak.space import CategoricalParam, FloatParam, IntParam, Param
 from autotweak.spec import Experiment
 
 __all__ = ["pruner_shown", "sampler_shown"]
@@ -60,13 +61,49 @@ def pruner_shown(experiment: Experiment) -> str:
         return f"learned ({Path(str(named)).name}{count})"
     if named is None:
         return "learned (no curve model: MedianPruner decides)"
-    from autotweak.curves._library import model_for
+    from autotweak.curves._library import nearest_model
 
     space = experiment.space
-    centre = space.from_unit([0.5] * len(space.tunable))
-    params = {p.name: centre[p.name] for p in space.tunable if p.name in centre}
-    model = None if any(p.when is not None for p in space.params) else model_for(params)
+    names = [p.name for p in space.tunable]
+    model = None if any(p.when is not None for p in space.params) else nearest_model(names)
     if model is None:
         return "learned (no curve model fits the space: MedianPruner decides)"
+    theirs = {p.name for p in model.space.tunable}
+    missing = [p.name for p in model.space.tunable if p.name not in names]
+    extra = [name for name in names if name not in theirs]
+    if missing or extra:
+        said = [f"needs {', '.join(missing)}"] if missing else []
+        said += [f"does not read {', '.join(extra)}"] if extra else []
+        why = f"the {model.space.name} curve model {' and '.join(said)}"
+        return f"learned (no curve model fits the space: {why}; MedianPruner decides)"
+    beyond = [_beyond(space[name], model.space[name]) for name in names]
+    missed = [text for disjoint, text in beyond if disjoint]
+    if missed:
+        return f"learned (no curve model fits the space: {', '.join(missed)}; MedianPruner decides)"
     tasks = model.summary.get("tasks")
-    return f"learned ({_tasks(len(tasks))}' curves)" if isinstance(tasks, list) and tasks else "learned"
+    shown = f"{_tasks(len(tasks))}' curves" if isinstance(tasks, list) and tasks else model.space.name
+    wider = [text for _, text in beyond if text]
+    if wider:
+        shown += f"; {', '.join(wider)}: MedianPruner decides those trials"
+    return f"learned ({shown})"
+
+
+def _beyond(mine: Param, model: Param) -> tuple[bool, str]:
+    """Whether ``mine`` misses the curve model's ``model`` altogether, and what of it lies outside it.
+
+    Returns:
+        ``(misses, text)``: ``text`` names the parameter and the model's range, ``""`` if inside.
+    """
+    if isinstance(mine, FloatParam | IntParam) and isinstance(model, FloatParam | IntParam):
+        theirs = f"[{model.low}, {model.high}]"
+        if mine.high < model.low or mine.low > model.high:
+            return True, f"{mine.name} in [{mine.low}, {mine.high}] misses the model's {theirs}"
+        if mine.low < model.low or mine.high > model.high:
+            return False, f"{mine.name} beyond the model's {theirs}"
+    if isinstance(mine, CategoricalParam) and isinstance(model, CategoricalParam):
+        new = [c for c in mine.choices if c not in model.choices]
+        if len(new) == len(mine.choices):
+            return True, f"{mine.name} has none of the model's choices {list(model.choices)}"
+        if new:
+            return False, f"{mine.name} choices {new} unknown to the model"
+    return False, ""

@@ -59,3 +59,26 @@ def test_a_named_model_file_is_shown_with_what_it_learned_from():
     )
     assert re.fullmatch(rf"meta \({re.escape(meta_file.name)}: \d+ past tasks\)", sampler_shown(experiment))
     assert pruner_shown(experiment) == f"learned ({curve_file.name}: 47 past tasks' curves)"
+
+
+def test_a_dropped_parameter_is_named_on_the_start_line():
+    dropped = _experiment({"extends": "hgb", "drop": ["max_features"]})
+    assert pruner_shown(dropped) == (
+        "learned (no curve model fits the space: the hgb curve model needs max_features; "
+        "MedianPruner decides)"
+    )
+
+
+def test_a_range_beyond_the_curve_models_is_named_on_the_start_line():
+    narrowed = _experiment({"extends": "hgb", "params": {"learning_rate": {"high": 0.3}}})
+    assert pruner_shown(narrowed) == "learned (47 past tasks' curves)"
+    widened = _experiment({"extends": "hgb", "params": {"learning_rate": {"low": 1e-4, "high": 1.0}}})
+    assert pruner_shown(widened) == (
+        "learned (47 past tasks' curves; learning_rate beyond the model's [0.005, 0.5]: "
+        "MedianPruner decides those trials)"
+    )
+    off = _experiment({"extends": "hgb", "params": {"learning_rate": {"low": 0.6, "high": 1.0}}})
+    assert pruner_shown(off) == (
+        "learned (no curve model fits the space: learning_rate in [0.6, 1.0] misses "
+        "the model's [0.005, 0.5]; MedianPruner decides)"
+    )
