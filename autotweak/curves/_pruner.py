@@ -52,6 +52,7 @@ __all__ = ["ATTR_PREFIX", "Decision", "LearnedCurvePruner", "PrunerArgumentError
 
 ATTR_PREFIX = PRUNER_PREFIX
 MIN_FRACTION = 0.25
+TOLD_PREFIX = "autotweak.pruner_told."  # study system attr: the learned pruner's note was said
 _LATE_START = 0.5  # a first report past this fraction of training reads as a step offset
 
 _log = logging.getLogger(__name__)
@@ -228,7 +229,12 @@ class LearnedCurvePruner(BasePruner):
         return decision.prune
 
     def decide(self, study: optuna.Study, trial: FrozenTrial) -> Decision:
-        """The decision for ``trial`` given the study as stored now (writes nothing)."""
+        """The decision for ``trial`` given the study as stored now.
+
+        It writes nothing but, the first time the pruner notes a problem (a trial no model
+        fits, late first reports, a model too pessimistic on the study), the study's mark
+        that the note was said.
+        """
         step = trial.last_step
         if step is None:
             return Decision(False, "warmup", -1)
@@ -245,10 +251,14 @@ class LearnedCurvePruner(BasePruner):
         model = self._model_for(trial)
         unit = None if model is None else model.unit_config(trial.params)
         value = trial.intermediate_values[step]
-        if model is None and self._model is not None:  # "auto" found no shipped model for these params
-            self._no_model(trial)
-        if model is not None and unit is None:
+        # Said once the model would decide (before that the fallback decides every trial), so
+        # a spec check's dry run of a few trials says nothing of trials that never ran.
+        ready = len(complete) >= self.n_startup_trials
+        if ready and model is None and self._model is not None:  # "auto": no shipped model fits
+            self._no_model(study, trial)
+        if ready and model is not None and unit is None:
             self._tell(
+                study,
                 "fit",
                 f"the curve model (space {model.space.name!r}) does not fit trial {trial.number}: "
                 f"{_misfit(model, trial.params)}; {type(self.fallback).__name__} decides for such trials.",
@@ -256,6 +266,7 @@ class LearnedCurvePruner(BasePruner):
         first = min(trial.intermediate_values)
         if n_steps is not None and first > max(1, _LATE_START * n_steps):
             self._tell(
+                study,
                 "offset",
                 f"steps are read as training progress (step / n_steps), but trial {trial.number}'s "
                 f"first report is at step {first} of {n_steps}: report from the start of training "
@@ -300,6 +311,7 @@ class LearnedCurvePruner(BasePruner):
             calibration = self._calibration(model, complete, step, n_steps, sign, ref)
             if calibration.off:
                 self._tell(
+                    study,
                     "calibration",
                     f"the curve model is too pessimistic on study {study.study_name!r}: seen at step "
                     f"{step}, {calibration.misses} of its {calibration.checked} completed trials ended "
@@ -329,13 +341,27 @@ class LearnedCurvePruner(BasePruner):
             self._calibrations[key] = check_calibration(model, complete, step, n_steps, sign, ref)
         return self._calibrations[key]
 
-    def _tell(self, key: str, message: str, level: int = logging.WARNING) -> None:
-        """Log a message once per pruner (decisions are made at every report)."""
-        if key not in self._told:
-            self._told.add(key)
-            _log.log(level, message)
+    def _tell(self, study: optuna.Study, key: str, message: str, level: int = logging.WARNING) -> None:
+        """Log a message once per study: decisions are made at every report, in every worker.
 
-    def _no_model(self, trial: FrozenTrial) -> None:
+        Each pruner says a note at most once, and not when the study is marked as told (a
+        system attr, so another worker's or an earlier session's pruner counts); two workers
+        that first meet it at the same moment may both say it.
+        """
+        if key in self._told:
+            return
+        self._told.add(key)
+        attr = TOLD_PREFIX + key
+        try:
+            storage = study._storage
+            if storage.get_study_system_attrs(study._study_id).get(attr):
+                return
+            storage.set_study_system_attr(study._study_id, attr, True)
+        except Exception:  # a storage hiccup must not stop a decision over a note: say it here
+            _log.debug("could not read or mark the pruner's note %r on the study", key, exc_info=True)
+        _log.log(level, message)
+
+    def _no_model(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Say, once, why no shipped curve model reads ``trial``, naming the parameters at fault.
 
         A trial of a space that extends a shipped one and reaches beyond its ranges is a
@@ -347,6 +373,7 @@ class LearnedCurvePruner(BasePruner):
         near = nearest_model(trial.params)
         if near is None:
             self._tell(
+                study,
                 "auto",
                 f"no curve model fits trial {trial.number}'s parameters {sorted(trial.params)} "
                 f"(shipped: the hgb and mlp spaces); {decides} decides.",
@@ -354,6 +381,7 @@ class LearnedCurvePruner(BasePruner):
             )
         elif {p.name for p in near.space.tunable} == set(trial.params):
             self._tell(
+                study,
                 "range",
                 f"the shipped curve model (space {near.space.name!r}) does not fit trial {trial.number}: "
                 f"{_misfit(near, trial.params)}; the search space reaches beyond the model's ranges, "
@@ -361,6 +389,7 @@ class LearnedCurvePruner(BasePruner):
             )
         else:
             self._tell(
+                study,
                 "auto",
                 f"no curve model fits trial {trial.number}'s parameters: the shipped curve model (space "
                 f"{near.space.name!r}) does not fit it: {_misfit(near, trial.params)}; {decides} decides.",

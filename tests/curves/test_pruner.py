@@ -229,7 +229,7 @@ def test_a_value_outside_the_models_range_is_named(
         return x + y
 
     with caplog.at_level("WARNING", logger="autotweak"):
-        study.optimize(wider, n_trials=3)
+        study.optimize(wider, n_trials=8)
     said = [r.getMessage() for r in caplog.records if "does not fit" in r.getMessage()]
     assert len(said) == 1 and "x=1." in said[0] and "(the model's range: in [0.0, 1.0])" in said[0]
 
@@ -422,3 +422,34 @@ def test_auto_names_the_parameter_a_space_dropped(caplog: pytest.LogCaptureFixtu
     said = [r for r in caplog.records if "no curve model fits" in r.getMessage()]
     assert len(said) == 1 and said[0].levelno == logging.INFO, said
     assert "'hgb'" in said[0].getMessage() and "has no max_features" in said[0].getMessage(), said
+
+
+def test_a_note_is_said_once_per_study_by_the_pruners_of_its_workers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    storage = optuna.storages.InMemoryStorage()
+    objective = _hgb_objective(lr_low=0.6)
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        for worker in range(2):  # each worker builds its own pruner on the shared study
+            study = optuna.create_study(
+                study_name="shared",
+                storage=storage,
+                load_if_exists=True,
+                direction="maximize",
+                pruner=LearnedCurvePruner(n_steps=N_STEPS),
+                sampler=optuna.samplers.RandomSampler(worker),
+            )
+            study.optimize(objective, n_trials=8)
+    said = [r.getMessage() for r in caplog.records if "does not fit" in r.getMessage()]
+    assert len(said) == 1, said
+
+
+def test_a_dry_run_of_fewer_trials_than_the_model_waits_for_says_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    study = optuna.create_study(
+        direction="maximize", pruner=LearnedCurvePruner(n_steps=4), sampler=optuna.samplers.RandomSampler(0)
+    )
+    with caplog.at_level(logging.INFO, logger="autotweak"):
+        study.optimize(_hgb_objective(lr_low=0.6), n_trials=3)  # as a spec check's trial run does
+    assert not [r for r in caplog.records if r.name.startswith("autotweak.curves")], caplog.records
