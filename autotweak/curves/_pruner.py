@@ -251,8 +251,9 @@ class LearnedCurvePruner(BasePruner):
         model = self._model_for(trial)
         unit = None if model is None else model.unit_config(trial.params)
         value = trial.intermediate_values[step]
-        # Said once the model would decide (before that the fallback decides every trial), so
-        # a spec check's dry run of a few trials says nothing of trials that never ran.
+        # Notes are said once the model would decide (before that the fallback decides every
+        # trial): a spec check's dry run of a few trials says nothing of trials that never ran,
+        # and workers that start together do not all meet a note at their first report.
         ready = len(complete) >= self.n_startup_trials
         if ready and model is None and self._model is not None:  # "auto": no shipped model fits
             self._no_model(study, trial)
@@ -264,7 +265,7 @@ class LearnedCurvePruner(BasePruner):
                 f"{_misfit(model, trial.params)}; {type(self.fallback).__name__} decides for such trials.",
             )
         first = min(trial.intermediate_values)
-        if n_steps is not None and first > max(1, _LATE_START * n_steps):
+        if ready and n_steps is not None and first > max(1, _LATE_START * n_steps):
             self._tell(
                 study,
                 "offset",
