@@ -24,12 +24,26 @@ SHOWN = 10
 
 
 def pruning_section(study: optuna.Study) -> Section | None:
-    """The learned rule's decisions on the trials it pruned; ``None`` when it pruned none."""
+    """The learned rule's decisions on the trials it pruned.
+
+    ``None`` when it pruned none, unless the study's pruner is the learned one and its fallback
+    pruned them all: the section then says so (the default pruner on a space of one's own).
+    """
     pruned = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED]
     learned = [t for t in pruned if t.user_attrs.get(ATTR_PREFIX + "rule") == "learned"]
-    if not learned:
-        return None
     pruner: dict[str, Any] = dict(study.user_attrs.get(ATTR.META, {}).get("pruner") or {})
+    if not learned:
+        if pruner.get("name") != "learned" or not pruned:
+            return None
+        fallback = pruner.get("fallback") or "its fallback rule"
+        note = (
+            f"The curve model decided none of the {len(pruned)} pruned trials: {fallback}, the "
+            "learned pruner's fallback, stopped them all (no curve model fits the study's trials, "
+            f"or fewer than {pruner.get('n_startup_trials', 'k')} had completed when they were stopped). "
+            "Each pruned trial keeps the rule and step as Optuna user attrs and MLflow tags "
+            f"`{ATTR_PREFIX}*`."
+        )
+        return Section("Learned pruner's decisions", [note])
     threshold = pruner.get("threshold")
     shown = sorted(learned, key=lambda t: t.number, reverse=True)[:SHOWN]
     others = len(pruned) - len(learned)

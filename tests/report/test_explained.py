@@ -82,6 +82,18 @@ def test_no_pruning_section_without_learned_decisions():
     assert pruning_section(study) is None
 
 
+def test_the_learned_pruner_whose_fallback_stopped_every_trial_says_so():
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("autotweak.meta", META)  # the learned pruner, as a spec that names none gets
+    study.add_trial(create_trial(params={}, distributions={}, value=0.95))
+    _pruned(study, Decision(True, "MedianPruner", 5, n_complete=5))
+    _pruned(study, Decision(True, "MedianPruner", 5, n_complete=6))
+    section = pruning_section(study)
+    assert section is not None and not section.rows
+    text = " ".join(section.notes)
+    assert "decided none of the 2 pruned trials" in text and "MedianPruner" in text, text
+
+
 def test_ablation_trials_are_counted_apart_from_the_search():
     study = optuna.create_study()
     for _ in range(3):
