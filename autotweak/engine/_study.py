@@ -156,6 +156,15 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
     for key in ("tweaks", "metric", "objective", "base"):
         if key in stored_spec:
             differences.extend(_differences(key, stored_spec[key], now_spec[key]))
+    stored_pruner: Mapping[str, Any] = stored_meta.get("pruner") or {}
+    if (
+        stored_pruner.get("name") == "median"
+        and not stored_pruner.get("args")
+        and experiment.pruner.name == "learned"
+        and not experiment.pruner.args
+    ):  # a spec that names no pruner, its study started before the default changed
+        differences = [line for line in differences if not line.startswith("pruner.")]
+        differences.insert(0, _DEFAULT_PRUNER_CHANGED)
     if differences:
         shown = differences[:_SHOWN_DIFFERENCES]
         if len(differences) > len(shown):
@@ -197,6 +206,11 @@ def _executor_text(meta: Mapping[str, Any]) -> str:
 
 
 _SHOWN_DIFFERENCES = 8
+_DEFAULT_PRUNER_CHANGED = (
+    "pruner: stored 'median', now 'learned' (the default pruner of a spec that names none is "
+    "'learned' since 2026-11-28, Optuna's MedianPruner() before: add `pruner: median` to the spec "
+    "to resume it with the rule it started with)"
+)
 _ABSENT = object()
 
 

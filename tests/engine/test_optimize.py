@@ -178,6 +178,19 @@ def test_resume_with_other_components_says_what_differs(home, make_experiment):
     assert "`autotweak resume study` reads it from the study" in said
 
 
+def test_resume_of_a_study_on_the_old_default_pruner_says_the_default_changed(home, make_experiment):
+    autotweak.optimize(
+        make_experiment(budget={"trials": 1}, pruner="median")
+    )  # the default before 2026-11-28
+    spec = base_spec(budget={"trials": 2})
+    del spec["pruner"]  # a spec that names none
+    with pytest.raises(StudyMismatchError) as caught:
+        autotweak.optimize(autotweak.Experiment.from_dict(spec), resume=True)
+    said = str(caught.value)
+    assert "since 2026-11-28" in said and "add `pruner: median` to the spec" in said, said
+    assert "pruner.top_k" not in said, "one line for the pruner, not each of the learned pruner's arguments"
+
+
 def test_baseline_runs_first_and_is_reported(home, make_experiment):
     exp = make_experiment(base={"x": 1.0}, budget={"trials": 4})
     result = autotweak.optimize(exp)
