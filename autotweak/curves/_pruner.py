@@ -430,5 +430,7 @@ def _misfit(model: CurveModel, params: dict[str, Any]) -> str:
             allowed = f"in [{param.low}, {param.high}]"
         else:
             allowed = f"one of {list(param.choices)}" if isinstance(param, CategoricalParam) else "fixed"
-        outside.append(f"{name}={params.get(name)!r} (the model's range: {allowed})")
+        value = params.get(name)
+        shown = f"{value:.6g}" if isinstance(value, float) else repr(value)  # 0.00465680, not 17 digits
+        outside.append(f"{name}={shown} (the model's range: {allowed})")
     return ", ".join(outside) or f"its parameters {sorted(params)}"
