@@ -3,8 +3,9 @@
 ``metric.steps`` (reports in one full training) sizes the compute of a trial stopped
 early and lets a pruner stop trials; an objective that never reports, or reports more
 steps than that, silently defeats one or the other, and so does counting steps from 0
-(step ``s`` means ``s/steps`` of the training done). Fewer steps are fine: an objective
-may stop early by itself.
+(step ``s`` means ``s/steps`` of the training done), or reporting steps under a pruner
+with ``metric.steps`` unset (a pruned trial then costs a full training). Fewer steps are
+fine: an objective may stop early by itself.
 """
 
 from __future__ import annotations
@@ -81,7 +82,13 @@ class StepsCheck:
         """What is wrong with a completed trial's reported ``steps``, or ``None``."""
         expected = self._steps
         if expected is None:
-            return None
+            if not (steps and self._pruning):
+                return None
+            return (
+                f"trial {number} reported steps {steps[0]}..{steps[-1]}, but 'metric.steps' is not set: "
+                "a pruned trial's compute is counted as a full training (budget.compute and the report's "
+                f"savings are off); set 'metric.steps' to {steps[-1]} if that is one full training"
+            )
         if not steps:
             if not self._pruning:
                 return None

@@ -92,3 +92,27 @@ def test_worker_processes_say_their_warnings_on_the_terminal_once_per_study(home
     assert run.returncode == 0, run.stderr
     assert "] WARNING trial " in run.stderr and "without reporting any step" in run.stderr, run.stderr
     assert run.stderr.count("without reporting any step") == 1, run.stderr
+
+
+def test_reports_under_a_pruner_without_metric_steps_are_warned_about_once(home, make_experiment, caplog):
+    """Without metric.steps a pruned trial is charged a full training: budget.compute would be off."""
+    exp = make_experiment(
+        metric={"name": "loss", "direction": "minimize"},
+        base={"x": 0.0, "steps": 4},
+        pruner="median",
+        budget={"trials": 3},
+    )
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.optimize(exp)
+    assert [m for m in _warnings(caplog) if "metric.steps" in m] == [
+        "trial 0 reported steps 1..4, but 'metric.steps' is not set: a pruned trial's compute is counted "
+        "as a full training (budget.compute and the report's savings are off); set 'metric.steps' to 4 if "
+        "that is one full training"
+    ]
+    caplog.clear()
+    unpruned = make_experiment(
+        name="unpruned", metric={"name": "loss", "direction": "minimize"}, base={"x": 0.0, "steps": 4}
+    )
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.optimize(unpruned)
+    assert not [m for m in _warnings(caplog) if "metric.steps" in m], "no pruner: the steps cost nothing"
