@@ -184,6 +184,7 @@ class LearnedCurvePruner(BasePruner):
         self.fallback = fallback or MedianPruner()
         self._told: set[str] = set()  # warnings given once per pruner
         self._calibrations: dict[tuple[Any, ...], Calibration] = {}
+        self._nearest: dict[frozenset[str], CurveModel | None] = {}  # parameter names -> nearest model
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -370,8 +371,14 @@ class LearnedCurvePruner(BasePruner):
         space the models do not read (a parameter dropped or added, a space of one's own) is
         said at INFO (the start line said no model fits).
         """
+        names = frozenset(trial.params)
+        if names not in self._nearest:  # asked at every report: the files are looked up once
+            self._nearest[names] = nearest_model(names)
+        near = self._nearest[names]
+        serves = near is not None and {p.name for p in near.space.tunable} == names
+        if ("range" if serves else "auto") in self._told:
+            return
         decides = type(self.fallback).__name__
-        near = nearest_model(trial.params)
         if near is None:
             self._tell(
                 study,
@@ -380,7 +387,7 @@ class LearnedCurvePruner(BasePruner):
                 f"(shipped: the hgb and mlp spaces); {decides} decides.",
                 logging.INFO,
             )
-        elif {p.name for p in near.space.tunable} == set(trial.params):
+        elif serves:
             self._tell(
                 study,
                 "range",
