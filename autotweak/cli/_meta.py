@@ -221,7 +221,10 @@ def _no_model(spec: str, space: SearchSpace) -> str:
 
     narrowed = narrowed_out(space, f"the space of {spec}")
     if narrowed is not None:
-        return f"{narrowed}; widen them, or fit a model for them with `autotweak meta fit`."
+        return (
+            f"{narrowed}; move the ranges over some of its candidates, or fit a model for this space "
+            "with `autotweak meta fit`."
+        )
     return f"no meta-model fits the space of {spec} ({space.names}); fit one with `autotweak meta fit`."
 
 

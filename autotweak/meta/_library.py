@@ -17,13 +17,14 @@ import logging
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from autotweak._locations import model_files
 from autotweak.meta._fit import unit_points
 from autotweak.meta._model import MetaModel, MetaModelError, load_meta_model
-from autotweak.space import SearchSpace
+from autotweak.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 __all__ = ["META_SUFFIX", "model_paths", "narrowed_out", "resolve_meta_model", "restrict"]
 
@@ -102,7 +103,7 @@ def _search(space: SearchSpace, what: str) -> tuple[MetaModel | None, str | None
             )
             return fitted, None
         if narrowed is None and loaded is not None and _same_parameters(loaded.space, space):
-            narrowed = _no_candidate_inside(str(path), loaded, what)
+            narrowed = _no_candidate_inside(str(path), loaded, space, what)
     return None, narrowed
 
 
@@ -119,7 +120,7 @@ def _named(model: str, path: Path, space: SearchSpace) -> MetaModel:
             f"{conditional}."
         )
     if _same_parameters(named.space, space):
-        raise MetaModelError(f"{model}: {_no_candidate_inside('', named, 'the space')}.")
+        raise MetaModelError(f"{model}: {_no_candidate_inside('', named, space, 'the space')}.")
     raise MetaModelError(
         f"{model}: the meta-model's parameters do not fit the space: a model fits a space with the "
         "same tunable parameters (by name and kind, in any order) and a candidate inside it, got "
@@ -127,13 +128,48 @@ def _named(model: str, path: Path, space: SearchSpace) -> MetaModel:
     )
 
 
-def _no_candidate_inside(path: str, model: MetaModel, what: str) -> str:
+def _no_candidate_inside(path: str, model: MetaModel, space: SearchSpace, what: str) -> str:
     """The reason a model that fits a space's parameters does not serve it (for messages)."""
     name = f"the meta-model {path}" if path else "the meta-model"
+    configs = [model.candidate(i) for i in range(len(model.units))]
     return (
-        f"{name} fits the parameters of {what} but none of its {len(model.units)} candidates lies "
-        "inside the narrowed ranges"
+        f"{name} fits the parameters of {what} but none of its {len(configs)} candidates lies "
+        f"inside it: {_left_out(space, configs)}"
     )
+
+
+def _left_out(space: SearchSpace, configs: list[dict[str, Any]]) -> str:
+    """The parameters whose ranges in ``space`` leave every candidate of ``configs`` out.
+
+    Those that leave out all of them alone if any (a range moved or shifted off the
+    candidates); else those that leave out some, which together leave out all.
+    """
+    inside = {p.name: sum(bool(p.contains(c.get(p.name))) for c in configs) for p in space.tunable}
+    alone = [p for p in space.tunable if not inside[p.name]]
+    if alone:
+        return "; ".join(_range_against(p, configs) for p in alone)
+    some = [p for p in space.tunable if inside[p.name] < len(configs)]
+    each = "; ".join(f"{_range_against(p, configs)} ({inside[p.name]} inside)" for p in some)
+    return f"{each}; no candidate is inside all of these at once"
+
+
+def _range_against(param: FloatParam | IntParam | CategoricalParam, configs: list[dict[str, Any]]) -> str:
+    """``lr in [0.5, 1] where the candidates span [0.005, 0.49]``, values to 6 significant digits."""
+    values = [c[param.name] for c in configs if param.name in c]
+    if isinstance(param, CategoricalParam):
+        taken = list(dict.fromkeys(values))
+        return f"{param.name} one of {list(param.choices)} where the candidates take {taken}"
+    step = param.step if isinstance(param, FloatParam) or param.step != 1 else None
+    stepped = "" if step is None else f" step {_g(step)}"
+    return (
+        f"{param.name} in [{_g(param.low)}, {_g(param.high)}]{stepped} where the candidates span "
+        f"[{_g(min(values))}, {_g(max(values))}]"
+    )
+
+
+def _g(value: Any) -> str:
+    """A number as messages show it: a float to 6 significant digits (0.0046568, not 0.004656800000000001)."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _same_parameters(model_space: SearchSpace, space: SearchSpace) -> bool:
