@@ -94,3 +94,13 @@ def test_the_shipped_models_say_which_scores_were_measured(name: str) -> None:
     assert model is not None and model.measured is not None
     ran_by_all, ran_by_none = model.measured.all(axis=0), ~model.measured.any(axis=0)
     assert (int(ran_by_all.sum()), int(ran_by_none.sum())) == (256, 256)
+
+
+def test_a_choice_no_candidate_takes_is_named_with_the_candidates_choices(tmp_path: Path) -> None:
+    path = _model_file(tmp_path)
+    space = SearchSpace.from_dict(SPACE.to_dict() | {"act": {"type": "categorical", "choices": ["gelu"]}})
+    with pytest.raises(MetaModelError) as raised:
+        resolve_meta_model(path, space)
+    said = str(raised.value)
+    assert "candidates lies inside it: act one of ['gelu'] where the candidates take [" in said
+    assert "'relu'" in said and "'tanh'" in said and "lr" not in said.split("inside it:")[1], said
