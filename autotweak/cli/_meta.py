@@ -217,12 +217,12 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
 
 def _no_model(spec: str, space: SearchSpace) -> str:
     """Why ``suggest`` has no model for the space of ``spec``, and what to do."""
-    from autotweak.meta._library import narrowed_out
+    from autotweak.meta._library import why_unserved
 
-    narrowed = narrowed_out(space, f"the space of {spec}")
-    if narrowed is not None:
+    unserved = why_unserved(space, f"the space of {spec}")
+    if unserved is not None:
         return (
-            f"{narrowed}; move the ranges over some of its candidates, or fit a model for this space "
+            f"{unserved}; move the ranges over some of its candidates, or fit a model for this space "
             "with `autotweak meta fit`."
         )
     return f"no meta-model fits the space of {spec} ({space.names}); fit one with `autotweak meta fit`."

@@ -4,7 +4,9 @@ A model fits a space when both have the same tunable parameters, by name and kin
 (float, int, categorical), in any order. Its candidates that fall outside the new space
 (a narrowed range, a dropped choice) are left out, so a model of the library's ``hgb``
 space also serves a user's space that ``extends: hgb``, narrows a range or lists the
-parameters in another order.
+parameters in another order. A space whose ranges leave out every candidate of a model that
+fits its parameters is not served by it; why, naming the parameters at fault, is said by
+the meta sampler once per study (see :func:`resolve_with_reason`).
 
 Example:
     >>> from autotweak import load_space
@@ -26,14 +28,21 @@ from autotweak.meta._fit import unit_points
 from autotweak.meta._model import MetaModel, MetaModelError, load_meta_model
 from autotweak.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
-__all__ = ["META_SUFFIX", "model_paths", "narrowed_out", "resolve_meta_model", "restrict"]
+__all__ = [
+    "META_SUFFIX",
+    "model_paths",
+    "resolve_meta_model",
+    "resolve_with_reason",
+    "restrict",
+    "why_unserved",
+]
 
 _log = logging.getLogger(__name__)
 
 META_SUFFIX = ".meta.npz"
 
 _said: set[tuple[str, int]] = set()  # the models this process has said it uses
-_warned: set[tuple[str | None, str]] = set()  # (reason, space) said: a study runs without a model
+_warned: set[str] = set()  # the spaces said to have no model that fits them
 
 
 def model_paths() -> list[Path]:
@@ -53,42 +62,47 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
     Raises:
         MetaModelError: If a named file does not fit ``space`` or cannot be read.
     """
+    return resolve_with_reason(model, space)[0]
+
+
+def resolve_with_reason(
+    model: str | os.PathLike[str] | None, space: SearchSpace
+) -> tuple[MetaModel | None, str | None]:
+    """:func:`resolve_meta_model`, and why a found model that fits the space's parameters does not serve it.
+
+    The reason (no candidate of the model lies inside the space) is not logged here: the
+    meta sampler says it once per study (a study resolves its model in every process),
+    with the sampler that runs instead. A space no found model fits is said here, at INFO,
+    once per process.
+    """
     if model is None or str(model) == "none":
-        return None
+        return None, None
     if str(model) != "auto":
-        return _named(str(model), Path(model), space)
-    fitted, narrowed = _search(space, "the space")
-    said = (narrowed, repr(space.to_dict()))
-    if fitted is None and said not in _warned:
+        return _named(str(model), Path(model), space), None
+    fitted, unserved = _search(space, "the space")
+    said = repr(space.to_dict())
+    if fitted is None and unserved is None and said not in _warned:
         _warned.add(said)  # a study resolves it several times
-        if narrowed is not None:
-            _log.warning(
-                "meta-learner: %s; the meta sampler runs without a meta-model (its base sampler alone)",
-                narrowed,
-            )
-        else:  # the usual case of a space of one's own: said, not warned
-            _log.info(
-                "meta-learner: no meta-model fits the space; the meta sampler runs its base sampler alone"
-            )
-    return fitted
+        _log.info("meta-learner: no meta-model fits the space; the meta sampler runs its base sampler alone")
+    return fitted, unserved
 
 
-def narrowed_out(space: SearchSpace, what: str) -> str | None:
+def why_unserved(space: SearchSpace, what: str) -> str | None:
     """Why no found model serves ``space`` when one fits its parameters, else ``None``.
 
     Args:
         space: The study's search space.
         what: How to name the space in the reason ("the space of exp.yaml").
     """
-    fitted, narrowed = _search(space, what)
-    return None if fitted is not None else narrowed
+    fitted, unserved = _search(space, what)
+    return None if fitted is not None else unserved
 
 
 def _search(space: SearchSpace, what: str) -> tuple[MetaModel | None, str | None]:
     """The first found model that serves ``space``, else why the first that fits its parameters does not."""
     if any(p.when is not None for p in space.params):
         return None, None
-    narrowed = None
+    unserved = None
     for path in model_paths():
         loaded = _found(*_version(path))
         fitted = None if loaded is None else restrict(loaded, space)
@@ -102,9 +116,9 @@ def _search(space: SearchSpace, what: str) -> tuple[MetaModel | None, str | None
                 fitted.n_tasks,
             )
             return fitted, None
-        if narrowed is None and loaded is not None and _same_parameters(loaded.space, space):
-            narrowed = _no_candidate_inside(str(path), loaded, space, what)
-    return None, narrowed
+        if unserved is None and loaded is not None and _same_parameters(loaded.space, space):
+            unserved = _no_candidate_inside(str(path), loaded, space, what)
+    return None, unserved
 
 
 def _named(model: str, path: Path, space: SearchSpace) -> MetaModel:

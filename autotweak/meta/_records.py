@@ -1,7 +1,8 @@
 """What ``MetaSampler`` records on a study and its trials, and how to read it back.
 
 A trial that ran a proposal carries :data:`PROPOSAL_ATTR` (a system attribute); a tripped
-negative-transfer guard is recorded on the study as :data:`GUARD_ATTR`; at the end of a
+negative-transfer guard is recorded on the study as :data:`GUARD_ATTR`, and why no model
+served the study (when one fits its parameters) as :data:`NO_MODEL_ATTR`; at the end of a
 study the engine stores every proposal with its outcome as :data:`PROPOSALS_ATTR`.
 
 Example:
@@ -13,27 +14,35 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._attrs import DRY_RUN_ATTR
+
 __all__ = [
     "GUARD_ATTR",
+    "NO_MODEL_ATTR",
     "PROPOSALS_ATTR",
     "PROPOSAL_ATTR",
     "RETRY_KEY",
     "UNITS_KEY",
     "guard_of",
     "proposals_of",
+    "record_no_model",
 ]
 
 PROPOSAL_ATTR = "autotweak.meta_proposal"
 GUARD_ATTR = "autotweak.meta_guard"
+NO_MODEL_ATTR = "autotweak.meta_no_model"  # on the study: the note of why no model serves it, once said
 PROPOSALS_ATTR = "autotweak.meta_proposals"
 RETRY_KEY = "retry_of"  # in the proposal record that a trial run again carries: the trial it re-runs
 UNITS_KEY = "units"
+
+_log = logging.getLogger(__name__)
 
 
 def guard_of(study: Study) -> dict[str, Any] | None:
@@ -49,6 +58,24 @@ def guard_of(study: Study) -> dict[str, Any] | None:
     """
     record = study._storage.get_study_system_attrs(study._study_id).get(GUARD_ATTR)
     return dict(record) if isinstance(record, dict) else None
+
+
+def record_no_model(study: Study, why: str) -> bool:
+    """Record on ``study`` why no model serves it; ``False`` if it was already, or if it is a dry run.
+
+    The first of the study's samplers, in any process, to record it says it: the meta
+    sampler records it at a trial's ask, which the engine's workers make in turn (under the
+    study's ask lock). A storage that cannot be read or written here counts as not recorded
+    (the note is then said by this sampler rather than by none).
+    """
+    try:
+        attrs = study._storage.get_study_system_attrs(study._study_id)
+        if NO_MODEL_ATTR in attrs or attrs.get(DRY_RUN_ATTR):
+            return False
+        study._storage.set_study_system_attr(study._study_id, NO_MODEL_ATTR, why)
+    except Exception:  # a storage hiccup must not stop an ask over a note
+        _log.debug("could not read or record on the study why no meta-model serves it", exc_info=True)
+    return True
 
 
 def proposals_of(

@@ -66,6 +66,7 @@ from autotweak.meta._records import (
     UNITS_KEY,
     _proposed,
     guard_of,  # noqa: F401  # the module's example calls it
+    record_no_model,
 )
 from autotweak.meta._sampler_args import _check, _count, _descriptor_argument, _model_argument, _tau
 from autotweak.meta._sampler_guard import Guard
@@ -100,6 +101,10 @@ class MetaSampler(Guard, BaseSampler):
         descriptor: The new task's descriptor (meta-features, family, tags) for the prior
             weights of the past tasks; uniform weights if ``None`` or nothing matches.
         seed: Seed of the default base sampler.
+        why_no_model: Why no meta-model serves the study though one fits its parameters
+            (see ``resolve_with_reason``); with no ``model``, it is said once per study
+            (recorded as ``autotweak.meta_no_model``), at its first trial, with the sampler
+            that runs instead.
 
     Raises:
         MetaSamplerArgumentError: If an argument breaks its rule.
@@ -116,8 +121,12 @@ class MetaSampler(Guard, BaseSampler):
         guard_threshold: float = 0.0,
         descriptor: Mapping[str, Any] | None = None,
         seed: int | None = None,
+        why_no_model: str | None = None,
     ) -> None:
         self.model = _model_argument(model)
+        noted = why_no_model is None or isinstance(why_no_model, str)
+        _check("why_no_model", why_no_model, noted, "a string or None")
+        self.why_no_model = why_no_model
         _check("base", base, base is None or isinstance(base, BaseSampler), "an Optuna sampler or None")
         _check(
             "base",
@@ -139,6 +148,7 @@ class MetaSampler(Guard, BaseSampler):
         self._inside: dict[frozenset[tuple[str, BaseDistribution]], NDArray[np.bool_]] = {}
         self._handed_over: set[StudyKey] = set()
         self._cold: set[StudyKey] = set()
+        self._noted: set[StudyKey] = set()  # studies whose why_no_model this sampler said or found said
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -146,6 +156,7 @@ class MetaSampler(Guard, BaseSampler):
         state = dict(self.__dict__)
         del state["_lock"]
         state["_pending"] = {}
+        state["_noted"] = set()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -195,6 +206,7 @@ class MetaSampler(Guard, BaseSampler):
         return self.base.sample_independent(self._base_view(study), trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._say_why_no_model(study)
         self.base.before_trial(self._base_view(study), trial)
 
     def after_trial(
@@ -212,6 +224,22 @@ class MetaSampler(Guard, BaseSampler):
             ):
                 self._record(study, trial, serving)
         self.base.after_trial(self._base_view(study), trial, state, values)
+
+    def _say_why_no_model(self, study: Study) -> None:
+        """Say why no model serves the study, at its first trial, if no worker has (nor a dry run is)."""
+        if self.model is not None or self.why_no_model is None:
+            return
+        with self._lock:
+            if study_key(study) in self._noted:
+                return
+            self._noted.add(study_key(study))
+        if record_no_model(study, self.why_no_model):
+            _log.warning(
+                "meta-learner: %s; %s samples every trial instead (the meta sampler runs cold, without "
+                "a meta-model)",
+                self.why_no_model,
+                type(self.base).__name__,
+            )
 
     # -- the meta phase -------------------------------------------------------------------
     def plan(self, k: int, *, first: Sequence[Mapping[str, Any]] = ()) -> list[Proposal]:

@@ -14,6 +14,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
+from autotweak._attrs import DRY_RUN_ATTR
 from autotweak._imports import require
 from autotweak._quiet import quiet_optuna
 from autotweak._validation import Where, as_str, is_integer
@@ -77,7 +78,8 @@ def _gp(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampl
 
 def _meta(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
     """The meta-learner's sampler around a base sampler of this registry (TPE by default)."""
-    from autotweak.meta import MetaSampler, resolve_meta_model
+    from autotweak.meta import MetaSampler
+    from autotweak.meta._library import resolve_with_reason
 
     base = args.pop("base", "tpe")
     if base not in SAMPLERS or base in ("meta", "grid"):
@@ -88,7 +90,7 @@ def _meta(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSam
             field="sampler.args.base",
         )
     base_sampler = SAMPLERS[base](space, seed, dict(args.pop("base_args", {})))
-    model = resolve_meta_model(args.pop("model", "auto"), space)
+    model, why_no_model = resolve_with_reason(args.pop("model", "auto"), space)
     descriptor = args.pop("descriptor", None)
     if isinstance(descriptor, str):
         descriptor = import_objective(descriptor, Where("sampler.args.descriptor"))()
@@ -96,7 +98,9 @@ def _meta(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSam
         raise SpecError(
             f"must be a mapping or 'module:function', got {descriptor!r}.", field="sampler.args.descriptor"
         )
-    return MetaSampler(model, base_sampler, seed=seed, descriptor=descriptor, **args)
+    return MetaSampler(
+        model, base_sampler, seed=seed, descriptor=descriptor, why_no_model=why_no_model, **args
+    )
 
 
 SAMPLERS: dict[str, SamplerFactory] = {
@@ -259,6 +263,7 @@ def _try_components(experiment: Experiment, sampler: Any, pruner: Any, n_trials:
         study = optuna.create_study(
             sampler=sampler, pruner=pruner, direction=experiment.metric.direction, storage=None
         )
+    study._storage.set_study_system_attr(study._study_id, DRY_RUN_ATTR, True)  # its trials never run
     for _ in range(n_trials):
         try:
             trial = study.ask()
