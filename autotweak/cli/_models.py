@@ -27,6 +27,7 @@ def sampler_shown(experiment: Experiment) -> str:
     if sampler.name != "meta":
         return sampler.name
     from autotweak.meta import resolve_meta_model
+    from autotweak.meta._library import resolve_with_reason
 
     named = str(sampler.args.get("model", "auto"))
     if named == "none":
@@ -37,9 +38,12 @@ def sampler_shown(experiment: Experiment) -> str:
         except AutotweakError:  # refused by the spec's own check, which says why
             return sampler.name
         return f"meta ({Path(named).name}: {_tasks(given.n_tasks)})" if given is not None else sampler.name
-    model = resolve_meta_model("auto", experiment.space)
+    model, unserved = resolve_with_reason("auto", experiment.space)
     if model is None:
-        return f"meta (no meta-model fits the space: {sampler.args.get('base', 'tpe')} alone)"
+        why = (
+            "no candidate of its meta-model inside the space" if unserved else "no meta-model fits the space"
+        )
+        return f"meta ({why}: {sampler.args.get('base', 'tpe')} alone)"
     return f"meta ({_tasks(model.n_tasks)})"
 
 

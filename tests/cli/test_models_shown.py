@@ -82,3 +82,8 @@ def test_a_range_beyond_the_curve_models_is_named_on_the_start_line():
         "learned (no curve model fits the space: learning_rate in [0.6, 1.0] misses "
         "the model's [0.005, 0.5]; MedianPruner decides)"
     )
+
+
+def test_a_range_moved_off_every_candidate_is_said_as_such_not_as_no_model_fitting():
+    moved = _experiment({"extends": "hgb", "params": {"learning_rate": {"low": 0.5, "high": 1.0}}})
+    assert sampler_shown(moved) == "meta (no candidate of its meta-model inside the space: tpe alone)"
