@@ -32,7 +32,7 @@ __all__ = [
     "UNITS_KEY",
     "guard_of",
     "proposals_of",
-    "record_no_model",
+    "say_no_model",
 ]
 
 PROPOSAL_ATTR = "autotweak.meta_proposal"
@@ -60,22 +60,31 @@ def guard_of(study: Study) -> dict[str, Any] | None:
     return dict(record) if isinstance(record, dict) else None
 
 
-def record_no_model(study: Study, why: str) -> bool:
-    """Record on ``study`` why no model serves it; ``False`` if it was already, or if it is a dry run.
+def say_no_model(study: Study, why: str, instead: str) -> None:
+    """Say, and record on ``study``, why no model serves it, unless it was already or it is a dry run.
 
     The first of the study's samplers, in any process, to record it says it: the meta
-    sampler records it at a trial's ask, which the engine's workers make in turn (under the
+    sampler does so at a trial's ask, which the engine's workers make in turn (under the
     study's ask lock). A storage that cannot be read or written here counts as not recorded
     (the note is then said by this sampler rather than by none).
+
+    Args:
+        study: The study no meta-model serves.
+        why: Why (``resolve_with_reason``'s reason).
+        instead: The name of the sampler that samples every trial instead.
     """
     try:
         attrs = study._storage.get_study_system_attrs(study._study_id)
         if NO_MODEL_ATTR in attrs or attrs.get(DRY_RUN_ATTR):
-            return False
+            return
         study._storage.set_study_system_attr(study._study_id, NO_MODEL_ATTR, why)
     except Exception:  # a storage hiccup must not stop an ask over a note
         _log.debug("could not read or record on the study why no meta-model serves it", exc_info=True)
-    return True
+    _log.warning(
+        "meta-learner: %s; %s samples every trial instead (the meta sampler runs cold, without a meta-model)",
+        why,
+        instead,
+    )
 
 
 def proposals_of(

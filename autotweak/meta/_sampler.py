@@ -66,7 +66,7 @@ from autotweak.meta._records import (
     UNITS_KEY,
     _proposed,
     guard_of,  # noqa: F401  # the module's example calls it
-    record_no_model,
+    say_no_model,
 )
 from autotweak.meta._sampler_args import _check, _count, _descriptor_argument, _model_argument, _tau
 from autotweak.meta._sampler_guard import Guard
@@ -233,13 +233,7 @@ class MetaSampler(Guard, BaseSampler):
             if study_key(study) in self._noted:
                 return
             self._noted.add(study_key(study))
-        if record_no_model(study, self.why_no_model):
-            _log.warning(
-                "meta-learner: %s; %s samples every trial instead (the meta sampler runs cold, without "
-                "a meta-model)",
-                self.why_no_model,
-                type(self.base).__name__,
-            )
+        say_no_model(study, self.why_no_model, type(self.base).__name__)
 
     # -- the meta phase -------------------------------------------------------------------
     def plan(self, k: int, *, first: Sequence[Mapping[str, Any]] = ()) -> list[Proposal]:
