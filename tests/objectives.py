@@ -76,3 +76,12 @@ def from_environment(config: dict[str, Any], trial: autotweak.Trial) -> float:
     """Scores the number in the environment variable named by ``config["variable"]``."""
     trial.report(0.0, 1)
     return float(os.environ[config["variable"]])
+
+
+def worst_at_last(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Reports ``steps`` steps from step ``first``: 1.0 at each, or 10.0 for trial ``worst``."""
+    value = 10.0 if trial.number == config["worst"] else 1.0
+    first = int(config["first"])
+    for step in range(first, first + int(config.get("steps", 5))):
+        trial.report(value, step)
+    return value

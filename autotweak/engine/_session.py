@@ -159,6 +159,7 @@ class TrialSession:
             flush=lambda steps: self.tracker.log_steps(run_id(), exp.metric.name, steps),
             opened=run_id,
             tracker=self.tracker,
+            n_steps=exp.metric.steps,
         )
 
     def finish(self, handle: Trial, outcome: Outcome, duration: float) -> Outcome:

@@ -293,6 +293,28 @@ def _stored(study: optuna.Study, number: int) -> FrozenTrial:
     return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
 
 
+def first_step(study: optuna.Study, number: int) -> int | None:
+    """The step at which trial ``number``'s training first reported, over its attempts.
+
+    A retry that resumed from a checkpoint reports from where the attempt before it
+    stopped; the attempt that started the training (its first report at step 0 or 1) says
+    whether the trial counts its steps from 0. ``None`` if no attempt reported.
+    """
+    first: int | None = None
+    current: int | None = number
+    seen: set[int] = set()
+    while current is not None and current not in seen:
+        seen.add(current)
+        trial = _stored(study, current)
+        if trial.intermediate_values:
+            first = min(trial.intermediate_values)
+            if first <= 1:
+                break
+        retry_of = trial.user_attrs.get(ATTR.RETRY_OF)
+        current = None if retry_of is None else int(retry_of)
+    return first
+
+
 def steps_of(study: optuna.Study) -> int | None:
     """Report steps in one full training, as declared by the study's spec."""
     steps = study.user_attrs.get(ATTR.SPEC, {}).get("metric", {}).get("steps")

@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 import optuna
 
 from autotweak._attrs import PRUNER_PREFIX
+from autotweak._progress import trained_in_full
 from autotweak._validation import is_integer, score_of
 from autotweak.engine._preemption import TrialPreempted
 from autotweak.engine._storage import retrying
+from autotweak.engine._study import ATTR, first_step
 from autotweak.exceptions import ArgumentError, AutotweakError
 from autotweak.tracking import BaseTracker, NullTracker
 
@@ -66,6 +68,7 @@ class Trial:
         critical: Callable[[], AbstractContextManager[None]] | None = None,
         opened: Callable[[], str] | None = None,
         tracker: BaseTracker | None = None,
+        n_steps: int | None = None,
     ) -> None:
         self._trial = optuna_trial
         self._config = config
@@ -77,6 +80,8 @@ class Trial:
         self._critical = critical or nullcontext
         self._opened = opened  # the record's id, once open (it may open in the background)
         self._tracker = tracker
+        self._n_steps = n_steps  # ``metric.steps``: reports in one full training, if known
+        self._first: int | None = None  # the step its training first reported, over its attempts
         self._steps: list[tuple[int, float, int]] = []
         self._unflushed = 0
         self._last_flush = time.monotonic()
@@ -122,7 +127,8 @@ class Trial:
 
         Raises:
             TrialPruned: When the pruner stops this trial (only for handles given to an
-                objective; an ask/tell loop calls :meth:`should_prune` itself).
+                objective; an ask/tell loop calls :meth:`should_prune` itself); never once
+                it has trained in full (see :meth:`should_prune`).
             TrialPreempted: When the machine is about to go away (a spot interruption
                 notice): the trial is queued again and resumes from its checkpoint.
             ArgumentError: If ``step`` is not an integer >= 0 (any integral type, NumPy's
@@ -148,6 +154,7 @@ class Trial:
         prune = (
             self._auto_prune
             and math.isfinite(value)
+            and not self._trained_in_full()
             and self._stored(self._trial.should_prune, f"asking the pruner at step {step}")
         )
         if self._auto_prune and self.should_checkpoint():
@@ -187,14 +194,46 @@ class Trial:
     def should_prune(self) -> bool:
         """Whether the pruner would stop this trial now.
 
+        Never once the trial has trained in full: its last report is at step ``metric.steps``
+        or past it (step ``metric.steps - 1`` for a trial that reported step 0 first, counting
+        from 0). Stopping it then would save nothing and throw its result away. Without
+        ``metric.steps`` the pruner alone decides.
+
         Raises:
             StorageUnreachableError: If the storage stays unreachable longer than a storage
                 operation is retried.
         """
+        if self._trained_in_full():
+            return False
         prune = self._stored(self._trial.should_prune, "asking the pruner")
         if prune:
             self._note_pruned(self._steps[-1][0] if self._steps else None)
         return prune
+
+    def _trained_in_full(self) -> bool:
+        """Whether the last report ends a full training; it depends on stored reports only."""
+        if self._n_steps is None or not self._steps:
+            return False
+        last = self._steps[-1][0]
+        if last < self._n_steps - 1:  # not the end whichever way it counts: no need to read more
+            return False
+        return trained_in_full(self._first_step(), last, self._n_steps)
+
+    def _first_step(self) -> int:
+        """The step at which the trial's training first reported, over its attempts.
+
+        A retry that resumed from a checkpoint reports from where the attempt before it
+        stopped: the attempts before it say whether the trial counts from 0 (read once).
+        """
+        if self._first is None:
+            first = self._steps[0][0]
+            retry_of = self._trial.user_attrs.get(ATTR.RETRY_OF) if first > 1 else None
+            if retry_of is not None:
+                study = self._trial.study
+                earlier = self._stored(lambda: first_step(study, int(retry_of)), "reading its first step")
+                first = first if earlier is None else earlier
+            self._first = first
+        return self._first
 
     def should_checkpoint(self) -> bool:
         """Whether the machine is about to go away: save a checkpoint in :attr:`checkpoint_dir` now.
