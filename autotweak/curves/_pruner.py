@@ -11,7 +11,10 @@ Where the model cannot speak, a classic rule decides (Optuna's ``MedianPruner`` 
 default): no model fits the trial's parameters, fewer than ``n_startup_trials`` trials
 have completed (the top k is not known yet), or the full length of training is unknown.
 A trial that has reached the full length of training is never pruned, by either rule: its
-result is complete, and stopping it would save nothing. Nor is one whose value already
+result is complete, and stopping it would save nothing. That is step ``n_steps`` or past it,
+or ``n_steps - 1`` for a trial whose first report is at step 0 (it counts from 0); without
+``n_steps``, the largest last step of the completed trials. Inside autotweak's engine the
+trial handle applies the same rule to every pruner, given ``metric.steps``. Nor is one whose value already
 reaches the k-th best completed value: on a saturated metric (many trials at accuracy 1.0)
 its chance of ending strictly above that value is small, yet it is no loser.
 
@@ -39,6 +42,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._attrs import PRUNER_PREFIX
+from autotweak._progress import trained_in_full
 from autotweak._study_view import StudyView
 from autotweak._validation import is_integer, is_number
 from autotweak.curves._calibration import LEVEL, Calibration, check_calibration
@@ -69,7 +73,7 @@ class Decision:
     Attributes:
         prune: Whether to stop the trial.
         rule: ``"learned"``, the fallback's name, ``"warmup"`` (before ``min_steps``) or
-            ``"complete"`` (at or past ``n_steps``: never pruned) or ``"top-k"`` (its value
+            ``"complete"`` (trained in full: never pruned) or ``"top-k"`` (its value
             already reaches the k-th best completed value: never pruned by the model).
         step: The trial's last step.
         p_top_k: Probability of ending in the top k (learned rule only).
@@ -132,7 +136,8 @@ class LearnedCurvePruner(BasePruner):
         min_steps: Never prune before this step (default: a quarter of ``n_steps``).
         n_steps: The step of a full training (``metric.steps``); if ``None``, the largest
             last step of the completed trials. Steps count training from its start: a
-            report at step ``s`` reads as ``s / n_steps`` of the training done.
+            report at step ``s`` reads as ``s / n_steps`` of the training done; a trial
+            that reports step 0 first ends its training at step ``n_steps - 1``.
         n_startup_trials: Completed trials needed before the model decides (default:
             ``top_k``); until then the fallback decides.
         fallback: The classic rule (default: ``MedianPruner()``).
@@ -244,7 +249,7 @@ class LearnedCurvePruner(BasePruner):
         snapshot = StudyView(study, trials=study.get_trials(deepcopy=False))
         complete = [t for t in snapshot.get_trials(False, (TrialState.COMPLETE,)) if t.value is not None]
         n_steps = self.n_steps or max((t.last_step or 0 for t in complete), default=0) or None
-        if n_steps is not None and step >= n_steps:  # trained in full: stopping it saves nothing
+        if n_steps is not None and self._trained_in_full(trial, step, n_steps):  # stopping it saves nothing
             return Decision(False, "complete", step, n_complete=len(complete))
         min_steps = self.min_steps if self.min_steps is not None else math.ceil(MIN_FRACTION * (n_steps or 0))
         if step < min_steps:
@@ -325,6 +330,12 @@ class LearnedCurvePruner(BasePruner):
         q10, q50, q90 = (sign * final.quantile((0.1, 0.5, 0.9))).tolist()
         predicted = (q10, q50, q90) if sign > 0 else (q90, q50, q10)
         return Decision(p < self.threshold, "learned", step, p, predicted, sign * bar, len(complete), misses)
+
+    def _trained_in_full(self, trial: FrozenTrial, step: int, n_steps: int) -> bool:
+        """Whether ``step`` ends a full training (of the given ``n_steps``, else the completed trials')."""
+        if self.n_steps is None:  # where completed trials stopped, whichever way they count
+            return step >= n_steps
+        return trained_in_full(min(trial.intermediate_values), step, n_steps)
 
     def _calibration(
         self,

@@ -274,8 +274,13 @@ def test_shipped_models_fit_their_library_spaces() -> None:
     assert shipped["hgb"].stat().st_size < 2_000_000
 
 
-def _study_with_a_poor_trial(pruner: LearnedCurvePruner, last_step: int) -> tuple[optuna.Study, FrozenTrial]:
-    """Six complete trials near 0.9, and an open one far below them, reported up to ``last_step``."""
+def _study_with_a_poor_trial(
+    pruner: LearnedCurvePruner, last_step: int, first: int = 1
+) -> tuple[optuna.Study, FrozenTrial]:
+    """Six complete trials near 0.9, and an open one far below them, reported up to ``last_step``.
+
+    Every trial reports from step ``first``; the complete ones report ``N_STEPS`` steps.
+    """
     study = optuna.create_study(direction="maximize", pruner=pruner)
     for i in range(6):
         params = {"x": 0.45 + 0.01 * i, "y": 0.5}
@@ -285,7 +290,7 @@ def _study_with_a_poor_trial(pruner: LearnedCurvePruner, last_step: int) -> tupl
                 params=params,
                 distributions={k: optuna.distributions.FloatDistribution(0.0, 1.0) for k in params},
                 value=curve[-1],
-                intermediate_values=dict(enumerate(curve, start=1)),
+                intermediate_values=dict(enumerate(curve, start=first)),
             )
         )
     poor = study.ask(
@@ -294,22 +299,25 @@ def _study_with_a_poor_trial(pruner: LearnedCurvePruner, last_step: int) -> tupl
             "y": optuna.distributions.FloatDistribution(0.0, 1.0),
         }
     )
-    for step in range(1, last_step + 1):
+    for step in range(first, last_step + 1):
         poor.report(0.2, step)
     return study, study._storage.get_trial(poor._trial_id)
 
 
+@pytest.mark.parametrize("first", [1, 0], ids=["steps-from-1", "steps-from-0"])
 @pytest.mark.parametrize("n_steps", [N_STEPS, None], ids=["given", "from-complete-trials"])
 @pytest.mark.parametrize("with_model", [True, False], ids=["learned", "fallback"])
 def test_a_trial_that_trained_in_full_is_never_pruned(
-    toy_model: CurveModel, n_steps: int | None, with_model: bool
+    toy_model: CurveModel, n_steps: int | None, with_model: bool, first: int
 ) -> None:
+    """Counted from 0 (``step=epoch``), a training of ``N_STEPS`` reports ends at step ``N_STEPS - 1``."""
+    end = N_STEPS - 1 + first
     pruner = LearnedCurvePruner(toy_model if with_model else None, n_steps=n_steps, threshold=0.5)
-    study, before_end = _study_with_a_poor_trial(pruner, N_STEPS - 1)
+    study, before_end = _study_with_a_poor_trial(pruner, end - 1, first)
     assert pruner.decide(study, before_end).prune  # one step short of the end, it is stopped
-    study, at_end = _study_with_a_poor_trial(pruner, N_STEPS)
+    study, at_end = _study_with_a_poor_trial(pruner, end, first)
     decision = pruner.decide(study, at_end)
-    assert (decision.prune, decision.rule, decision.step) == (False, "complete", N_STEPS)
+    assert (decision.prune, decision.rule, decision.step) == (False, "complete", end)
     assert decision == pruner.decide(study, at_end)  # deterministic
     assert not pruner.prune(study, at_end)
     assert not study._storage.get_trial(at_end._trial_id).user_attrs  # nothing written for a kept trial
