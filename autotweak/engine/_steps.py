@@ -1,11 +1,12 @@
 """Whether a finished trial's reports agree with ``metric.steps``, said once per study.
 
 ``metric.steps`` (reports in one full training) sizes the compute of a trial stopped
-early and lets a pruner stop trials; an objective that never reports, or reports more
-steps than that, silently defeats one or the other, and so does counting steps from 0
-(step ``s`` means ``s/steps`` of the training done), or reporting steps under a pruner
-with ``metric.steps`` unset (a pruned trial then costs a full training). Fewer steps are
-fine: an objective may stop early by itself.
+early, lets a pruner stop trials, and says when a trial has trained in full (it is then
+never pruned); an objective that never reports, or reports more steps than that, silently
+defeats one or the other, and so does counting steps from 0 (step ``s`` means ``s/steps``
+of the training done), or reporting steps under a pruner with ``metric.steps`` unset (a
+pruned trial then costs a full training). Fewer steps are fine: an objective may stop
+early by itself.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class StepsCheck:
             return (
                 f"trial {number} reported steps {steps[0]}..{steps[-1]}, but 'metric.steps' is not set: "
                 "a pruned trial's compute is counted as a full training (budget.compute and the report's "
-                f"savings are off); set 'metric.steps' to {steps[-1]} if that is one full training"
+                "savings are off), and a trial can be pruned at its last report; set 'metric.steps' to "
+                f"{steps[-1]} if that is one full training"
             )
         if not steps:
             if not self._pruning:
@@ -102,12 +104,14 @@ class StepsCheck:
             return (
                 f"trial {number} completed after reporting step {last}, though 'metric.steps' is {expected} "
                 f"(reports in one full training): the compute of pruned trials is counted against "
-                f"{expected} steps; set 'metric.steps' to {last} if that is one full training"
+                f"{expected} steps, and no trial is pruned from step {expected} on; set 'metric.steps' to "
+                f"{last} if that is one full training"
             )
         if steps[0] == 0:
             return (
                 f"trial {number} reported step 0 first, though steps count from 1 (step s means s/{expected} "
-                f"of a full training done): a pruned trial is charged one step less than it ran; report "
-                f"step=epoch + 1, from 1 to {expected}"
+                f"of a full training done): it is taken to count from 0, so it is never pruned at step "
+                f"{expected - 1}, its last, but a pruned trial is charged one step less than it ran; "
+                f"report step=epoch + 1, from 1 to {expected}"
             )
         return None

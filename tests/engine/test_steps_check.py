@@ -31,8 +31,8 @@ def test_more_steps_than_metric_steps_are_warned_about_and_fewer_are_not(home, m
         autotweak.optimize(more)
     assert [m for m in _warnings(caplog) if "completed after reporting" in m] == [
         "trial 0 completed after reporting step 8, though 'metric.steps' is 5 (reports in one full "
-        "training): the compute of pruned trials is counted against 5 steps; set 'metric.steps' to 8 "
-        "if that is one full training"
+        "training): the compute of pruned trials is counted against 5 steps, and no trial is pruned from "
+        "step 5 on; set 'metric.steps' to 8 if that is one full training"
     ]
     caplog.clear()
     fewer = make_experiment(name="fewer", base={"x": 0.0, "steps": 3}, pruner="median", budget={"trials": 2})
@@ -49,13 +49,17 @@ def from_zero(config, trial):
 
 
 def test_steps_counted_from_zero_are_warned_about_once(home, make_experiment, caplog):
-    """Step s means s/steps of the training done: epochs 0..4 of 5, pruned at 4, would be charged 0.8."""
+    """Step s means s/steps of the training done: epochs 0..3 of 5, pruned at 3, are charged 0.6.
+
+    Step 4, its last report, ends its training: it is not pruned there (``test_trained_in_full``).
+    """
     exp = make_experiment(objective=from_zero, pruner="median", budget={"trials": 3})
     with caplog.at_level(logging.WARNING, logger="autotweak"):
         autotweak.optimize(exp)
     assert [m for m in _warnings(caplog) if "step 0" in m] == [
         "trial 0 reported step 0 first, though steps count from 1 (step s means s/5 of a full training "
-        "done): a pruned trial is charged one step less than it ran; report step=epoch + 1, from 1 to 5"
+        "done): it is taken to count from 0, so it is never pruned at step 4, its last, but a pruned trial "
+        "is charged one step less than it ran; report step=epoch + 1, from 1 to 5"
     ]
 
 
@@ -106,8 +110,8 @@ def test_reports_under_a_pruner_without_metric_steps_are_warned_about_once(home,
         autotweak.optimize(exp)
     assert [m for m in _warnings(caplog) if "metric.steps" in m] == [
         "trial 0 reported steps 1..4, but 'metric.steps' is not set: a pruned trial's compute is counted "
-        "as a full training (budget.compute and the report's savings are off); set 'metric.steps' to 4 if "
-        "that is one full training"
+        "as a full training (budget.compute and the report's savings are off), and a trial can be pruned at "
+        "its last report; set 'metric.steps' to 4 if that is one full training"
     ]
     caplog.clear()
     unpruned = make_experiment(
