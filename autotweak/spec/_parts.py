@@ -31,8 +31,10 @@ class Metric:
     Attributes:
         name: Metric name, used for the MLflow metric and the report.
         direction: ``"maximize"`` or ``"minimize"``.
-        steps: Report steps in one full training (epochs, say); sets Hyperband's
-            ``max_resource`` and the compute accounting. Unknown when ``None``.
+        steps: Report steps in one full training (epochs, say), counted from 1; sets
+            Hyperband's ``max_resource``, the compute accounting, and the step from which
+            no pruner stops a trial (it has trained in full; ``steps - 1`` for a trial
+            that reported step 0 first). Unknown when ``None``.
     """
 
     name: str
