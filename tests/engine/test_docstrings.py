@@ -19,6 +19,7 @@ MODULES = [
     "autotweak.report._text",
     "autotweak.exceptions",
     "autotweak._validation",
+    "autotweak._progress",
 ]
 
 

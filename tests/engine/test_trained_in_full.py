@@ -21,7 +21,7 @@ from tests.helpers import load
 
 
 def _spec(first: int, steps: int, warmup: int, **overrides: object) -> dict[str, object]:
-    """Six trials; the median rule may stop the last, far worse than the five before it, from ``warmup`` on."""
+    """Six trials; the median rule may stop the last, far worse than the five before, from ``warmup`` on."""
     return base_spec(
         objective=objective("worst_at_last"),
         base={"x": 0.0, "first": first, "steps": steps, "worst": 5},
@@ -40,7 +40,9 @@ def _spec(first: int, steps: int, warmup: int, **overrides: object) -> dict[str,
         (0, 5, 3, TrialState.PRUNED, 5.6),  # counted from 0, stopped at 3 of 0..4 (charged 3/5)
     ],
 )
-def test_a_trial_is_never_pruned_once_it_trained_in_full(home, first, steps, warmup, state, compute):
+def test_a_trial_is_never_pruned_once_it_trained_in_full(
+    home: Path, first: int, steps: int, warmup: int, state: TrialState, compute: float
+) -> None:
     experiment = autotweak.Experiment.from_dict(_spec(first, steps, warmup))
     result = autotweak.optimize(experiment)
     worst = load(experiment).trials[5]
@@ -48,7 +50,7 @@ def test_a_trial_is_never_pruned_once_it_trained_in_full(home, first, steps, war
     assert result.summary.compute == pytest.approx(compute)
 
 
-def test_without_metric_steps_the_pruner_alone_decides(home):
+def test_without_metric_steps_the_pruner_alone_decides(home: Path) -> None:
     """The end of a training is not known: the median rule stops the trial at its last report."""
     spec = _spec(1, 5, 5, metric={"name": "loss", "direction": "minimize"})
     experiment = autotweak.Experiment.from_dict(spec)
@@ -65,8 +67,8 @@ def test_a_spec_run_by_the_cli_keeps_a_trial_at_its_last_epoch(home: Path) -> No
     assert [t.state for t in load(autotweak.Experiment.from_dict(spec)).trials] == [TrialState.COMPLETE] * 6
 
 
-def test_an_ask_tell_loop_is_told_not_to_prune_at_the_last_epoch(home):
-    kept = []
+def test_an_ask_tell_loop_is_told_not_to_prune_at_the_last_epoch(home: Path) -> None:
+    kept: list[int] = []
     with autotweak.Study(_spec(0, 5, 4), track=False) as study:
         while (trial := study.ask()) is not None:
             value = 10.0 if trial.number == 5 else 1.0
@@ -87,7 +89,9 @@ class _Always(optuna.pruners.BasePruner):
 
 
 @pytest.mark.parametrize(("first", "end"), [(0, 4), (1, 5)])
-def test_a_retry_resumed_from_a_checkpoint_counts_as_its_first_attempt_did(tmp_path, first, end):
+def test_a_retry_resumed_from_a_checkpoint_counts_as_its_first_attempt_did(
+    tmp_path: Path, first: int, end: int
+) -> None:
     """The retry reports from step 3 on; its first attempt, from ``first``, says where training ends."""
     study = optuna.create_study(pruner=_Always())
     earlier = study.ask()
