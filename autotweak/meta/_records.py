@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 PROPOSAL_ATTR = "autotweak.meta_proposal"
+# The unit point a trial was given when asked for, before it stores its values: another
+# process's worker, which asks next, must not propose it again.
+CLAIM_ATTR = "autotweak.meta_claim"
 GUARD_ATTR = "autotweak.meta_guard"
 NO_MODEL_ATTR = "autotweak.meta_no_model"  # on the study: the note of why no model serves it, once said
 PROPOSALS_ATTR = "autotweak.meta_proposals"

@@ -62,6 +62,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak.meta._model import MetaModel
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
 from autotweak.meta._records import (
+    CLAIM_ATTR,
     PROPOSAL_ATTR,
     UNITS_KEY,
     _proposed,
@@ -74,6 +75,7 @@ from autotweak.meta._sampler_serving import (
     Serving,
     StudyKey,
     candidates_inside,
+    claimed,
     fits_distribution,
     ran_proposal,
     study_key,
@@ -207,6 +209,9 @@ class MetaSampler(Guard, BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._say_why_no_model(study)
+        # Decided while the trial is asked for: workers ask one at a time (the ask lock), and
+        # suggest after it.
+        self._serving(study, trial)
         self.base.before_trial(self._base_view(study), trial)
 
     def after_trial(
@@ -260,11 +265,12 @@ class MetaSampler(Guard, BaseSampler):
         return out
 
     def _serving(self, study: Study, trial: FrozenTrial) -> Serving | None:
-        """The proposal of this trial, decided once (at its first sampling call).
+        """The proposal of this trial, decided once (when it is asked for).
 
         The lock makes deciding one step for the threads of this process, so two trials
-        never get the same proposal. Other processes see a proposal once the trial has
-        suggested it whole (a study's parameters are usually suggested together).
+        never get the same proposal. Other processes see it from the trial's claim, stored
+        when it is decided (when the trial is asked for, under the engine's ask lock), until
+        the trial has suggested it whole.
         """
         with self._lock:
             pending = (study_key(study), trial._trial_id)
@@ -276,6 +282,7 @@ class MetaSampler(Guard, BaseSampler):
                 if proposal is not None:
                     assert self.model is not None
                     serving = Serving(proposal, self.model.units[proposal.index].tolist())
+                    study._storage.set_trial_system_attr(trial._trial_id, CLAIM_ATTR, serving.units)
                 self._pending[pending] = serving
             return self._pending[pending]
 
@@ -337,14 +344,10 @@ class MetaSampler(Guard, BaseSampler):
             self._cold.add(study_key(study))
             self._hand_over(study)
             return None
-        running = [
-            s.units
-            for (owner, tid), s in self._pending.items()
-            if owner == study_key(study)
-            and s is not None
-            and tid != trial._trial_id
-            and not (s.recorded or s.dropped)
-        ]
+        mine = {tid: s for (owner, tid), s in self._pending.items() if owner == study_key(study)}
+        open_ = [s for tid, s in mine.items() if s is not None and tid != trial._trial_id]
+        running = [s.units for s in open_ if not (s.recorded or s.dropped)]
+        running += [units for tid, units in claimed(others).items() if tid not in mine]
         if len(proposed) + len(running) >= self.n_meta:
             judged = len(proposed) >= self.n_meta and all(t.state.is_finished() for t in window)
             if judged:
@@ -400,6 +403,8 @@ class MetaSampler(Guard, BaseSampler):
         values: list[float] = []
         for t in trials:
             point = trial_point(self.model, self._names, t)
+            if point is None and not t.state.is_finished():  # asked for, its values not stored yet
+                point = unit_point(self.model, self._names, t.system_attrs.get("fixed_params", {}))
             if point is None:
                 continue
             tried.append(point)

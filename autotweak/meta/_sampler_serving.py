@@ -19,12 +19,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.meta._model import MetaModel
 from autotweak.meta._propose import Proposal
-from autotweak.meta._records import PROPOSAL_ATTR, UNITS_KEY
+from autotweak.meta._records import CLAIM_ATTR, PROPOSAL_ATTR, UNITS_KEY
 
 __all__ = [
     "Serving",
     "StudyKey",
     "candidates_inside",
+    "claimed",
     "fits_distribution",
     "ran_proposal",
     "study_key",
@@ -49,6 +50,17 @@ StudyKey = tuple[int, int]
 def study_key(study: Study) -> StudyKey:
     """Which study: its storage object and its id there (two in-memory storages both start at 0)."""
     return id(study._storage), study._study_id
+
+
+def claimed(trials: Sequence[FrozenTrial]) -> dict[int, list[float]]:
+    """The proposals running trials were given and have not stored whole yet, by trial id."""
+    return {
+        t._trial_id: [float(u) for u in t.system_attrs[CLAIM_ATTR]]
+        for t in trials
+        if t.state == TrialState.RUNNING
+        and isinstance(t.system_attrs.get(CLAIM_ATTR), list)
+        and PROPOSAL_ATTR not in t.system_attrs
+    }
 
 
 def ran_proposal(params: Mapping[str, Any], proposed: Mapping[str, Any], names: Sequence[str]) -> bool:

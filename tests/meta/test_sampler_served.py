@@ -163,3 +163,28 @@ def test_with_one_past_task_the_proposals_after_its_best_follow_its_scores() -> 
     assert predicted[0] == pytest.approx(1.0), "the past task's best first"
     assert predicted == sorted(predicted, reverse=True), predicted
     assert predicted[-1] > 0.5, "never a config the past task ranks low"
+
+
+def test_a_proposal_another_worker_has_started_to_suggest_is_not_proposed_again() -> None:
+    """Workers ask one at a time (the ask lock) and suggest after it, each param a storage write.
+
+    A proposal is decided when its trial is asked for, and held there for other processes
+    from then on, not once its values are stored.
+    """
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(
+        study_name="s", storage=storage, direction="maximize", sampler=MetaSampler(MODEL, seed=0, n_meta=3)
+    )
+    first = study.ask()
+    first.suggest_float("x", 0.0, 10.0)  # and "k" still to come
+    other = optuna.load_study(study_name="s", storage=storage, sampler=MetaSampler(MODEL, seed=0, n_meta=3))
+    second = other.ask()  # another process: its sampler knows nothing of the first trial
+    second.suggest_float("x", 0.0, 10.0)
+    second.suggest_int("k", 1, 5)
+    first.suggest_int("k", 1, 5)
+    study.tell(first, 1.0)
+    other.tell(second, 0.0)
+    _ran_what_was_recorded(study)
+    proposed = proposals_of(study.trials)
+    assert [p["trial_number"] for p in proposed] == [0, 1]
+    assert proposed[0]["params"] != proposed[1]["params"]
