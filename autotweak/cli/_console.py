@@ -95,7 +95,7 @@ class Console:
             value = "" if trial.value is None else f" {experiment.metric.name}={trial.value:.6g}"
             done = p.done_after.get(trial.number, p.done)  # this trial's count, not the poll's
             best = _best(p, trial.number)
-            ended = f"trial {trial.number} {_state(trial)}{value}{_reason(trial)}"
+            ended = f"trial {trial.number} {_state(trial)}{value}{_at(trial, experiment)}{_reason(trial)}"
             self.line(
                 f"{ended} | done {done}{total}, "
                 f"best {best}, elapsed {_duration(p.elapsed)}, eta {_duration(p.eta)}"
@@ -118,7 +118,7 @@ class Console:
                     task, completed=p.done, eta=f"elapsed {_duration(p.elapsed)}  eta {_duration(p.eta)}"
                 )
                 for trial in p.last_finished:
-                    value = "-" if trial.value is None else f"{trial.value:.6g}"
+                    value = "-" if trial.value is None else f"{trial.value:.6g}{_at(trial, experiment)}"
                     recent.append(f"#{trial.number:<4} {_state(trial):<8} {value}{_reason(trial)}")
                 del recent[:-6]
                 live.update(Group(bar, _table(experiment, p), "\n".join(recent)))
@@ -136,6 +136,14 @@ def _state(trial: FrozenTrial) -> str:
     """Optuna's state in short (``fail``, ``pruned``...), or ``interrupted``/``preempted`` (not a failure)."""
     state = state_of(trial)
     return state if state in ("interrupted", "preempted") else trial.state.name.lower()
+
+
+def _at(trial: FrozenTrial, experiment: Experiment) -> str:
+    """Where a pruned trial stopped: its value is a partial training's, not a final one."""
+    if trial.state != TrialState.PRUNED or trial.last_step is None:
+        return ""
+    steps = experiment.metric.steps
+    return f" at step {trial.last_step}" + ("" if steps is None else f"/{steps}")
 
 
 def _reason(trial: FrozenTrial, width: int = 100) -> str:

@@ -78,3 +78,20 @@ def test_the_live_table_counts_stopped_trials_queued_again_apart_from_failures(m
     header, row = shown.export_text().splitlines()[-2:]
     assert header.split()[:6] == ["complete", "pruned", "failed", "queued", "again", "running"]
     assert row.split()[:5] == ["1", "0", "1", "2", "0"]
+
+
+def test_a_pruned_trial_says_at_which_step_its_value_was_stopped(make_experiment, capsys):
+    experiment = make_experiment(
+        budget={"trials": 2}, metric={"name": "acc", "direction": "maximize", "steps": 20}
+    )
+    study = optuna.create_study(direction="maximize")
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        study.tell(study.ask(), 0.96)
+        trial = study.ask()
+        trial.report(0.97, step=5)  # better than the complete trial, after a quarter of the training
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        progress = monitor.poll()
+    Console(force_plain=True)._plain(experiment, progress)
+    complete, pruned = capsys.readouterr().out.splitlines()
+    assert complete.startswith("trial 0 complete acc=0.96 |"), complete
+    assert pruned.startswith("trial 1 pruned acc=0.97 at step 5/20 |"), pruned
