@@ -187,18 +187,26 @@ class Monitor:
         self._first_start = first if self._first_start is None else min(self._first_start, first)
 
     def _eta(self, done: int, total: int | None, compute: float, now: float) -> float | None:
-        """The soonest of the budget's limits at this run's pace: trials, compute, wall time."""
+        """The soonest of the budget's limits at this run's pace: trials, compute, wall time.
+
+        Unknown (``None``) while a trial or compute limit has no pace yet: the wall time left
+        is then a bound, not an estimate (a one-minute study under ``wall_time: 15m`` would
+        show 15 minutes until its first trial ends).
+        """
         budget = self.experiment.budget
-        estimates = [] if budget.wall_time is None else [max(budget.wall_time - (now - self._started), 0.0)]
+        paced: list[float] = []
         span = None if self._first_start is None else now - self._first_start
         if span is not None and span > 0:
             new = done - (self._done_at_start or 0)
             if total is not None and new > 0:
-                estimates.append(max(total - done, 0) * span / new)
+                paced.append(max(total - done, 0) * span / new)
             spent = compute - (self._compute_at_start or 0.0)
             if budget.compute is not None and spent > 0:
-                estimates.append(max(budget.compute - compute, 0.0) * span / spent)
-        return min(estimates, default=None)
+                paced.append(max(budget.compute - compute, 0.0) * span / spent)
+        if not paced and (total is not None or budget.compute is not None):
+            return None
+        wall = [] if budget.wall_time is None else [max(budget.wall_time - (now - self._started), 0.0)]
+        return min(paced + wall, default=None)
 
 
 def _best(trials: list[FrozenTrial], maximize: bool) -> FrozenTrial | None:

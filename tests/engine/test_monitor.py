@@ -96,6 +96,26 @@ def test_eta_by_compute_alone(study, make_experiment, clock):
     assert before.eta is None and after.eta == pytest.approx(3)
 
 
+def test_eta_is_unknown_until_the_first_trial_ends_not_the_wall_time_left(study, make_experiment, clock):
+    """The bundled example (40 trials, wall_time 15m) showed 'eta 14m59s' until its first trial ended."""
+    experiment = make_experiment(budget={"trials": 40, "wall_time": "15m"})
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        clock[0] = 1001
+        before = monitor.poll()
+        _add(study, 1001, 1003)
+        clock[0] = 1003
+        after = monitor.poll()
+    assert before.eta is None and after.eta == pytest.approx(39 * 2)
+
+
+def test_eta_is_the_wall_time_left_when_it_is_the_only_limit(study, make_experiment, clock):
+    experiment = make_experiment(budget={"wall_time": "15m"})
+    with Monitor(study, experiment, lambda p: None, interval=3600) as monitor:
+        clock[0] = 1060
+        progress = monitor.poll()
+    assert progress.eta == pytest.approx(840)
+
+
 def test_trials_of_an_earlier_run_do_not_count_for_the_pace(study, make_experiment):
     _finish(study, [0.1, 0.2])
     experiment = make_experiment(budget={"trials": 10, "wall_time": "10m"})
@@ -103,7 +123,7 @@ def test_trials_of_an_earlier_run_do_not_count_for_the_pace(study, make_experime
         before = monitor.poll()
         _finish(study, [0.4])
         after = monitor.poll()
-    assert before.done == 2 and before.eta is not None and before.eta > 500  # wall time only
+    assert before.done == 2 and before.eta is None  # no pace yet: the wall time left is a bound
     assert after.done == 3 and after.eta is not None and after.eta < 60
     assert before.last_finished == [], "trials of an earlier run are not news (resume)"
     assert [t.number for t in after.last_finished] == [2]
