@@ -175,4 +175,11 @@ def _outcome(trial: FrozenTrial | None, scored: list[float]) -> tuple[str, str]:
 
 
 def _scored(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)
+    """A completed trial of the search (``report --ablate``'s are counted apart, as in the state table)."""
+    search = not trial.user_attrs.get(ATTR.ABLATION)
+    return (
+        search
+        and trial.state == TrialState.COMPLETE
+        and trial.value is not None
+        and math.isfinite(trial.value)
+    )

@@ -38,6 +38,23 @@ def test_the_predicted_column_says_it_is_a_rank_not_the_metric():
     assert "predicted rank (share of configs beaten)" in html and "not a value of the metric" in html
 
 
+def test_a_proposals_rank_is_among_the_searchs_completed_trials_not_the_ablation_trials():
+    """The bundled example's report said '27 completed trials' under a state table of 17 (--ablate 10)."""
+    study = _proposal_study()
+    study.add_trial(create_trial(params={}, distributions={}, value=0.6))
+    for value in (0.9, 0.8):  # report --ablate measured these: counted apart from the search
+        study.add_trial(
+            create_trial(params={}, distributions={}, value=value, user_attrs={ABLATION_ATTR: True})
+        )
+    section = proposals_section(study)
+    assert section is not None
+    assert section.rows[0][3:5] == ["0.7037", "1 of 2"]
+    assert (
+        section.notes[0]
+        == "Rank: where the proposal's actual value falls among the study's 2 completed trials (1 = best)."
+    )
+
+
 def _pruned(study: optuna.Study, decision: Decision) -> None:
     trial = create_trial(
         state=TrialState.PRUNED, params={}, distributions={}, intermediate_values={decision.step: 0.5}
