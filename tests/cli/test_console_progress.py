@@ -9,6 +9,11 @@ from autotweak.engine._monitor import Monitor
 from autotweak.engine._study import ATTR
 
 
+def _plain_lines(experiment, progress, capsys) -> list[str]:
+    Console(force_plain=True)._plain(experiment, progress)
+    return capsys.readouterr().out.splitlines()
+
+
 def test_a_plain_line_names_no_best_trial_printed_after_it(make_experiment, capsys):
     experiment = make_experiment(budget={"trials": 4})
     study = optuna.create_study(direction="minimize")
@@ -49,8 +54,7 @@ def test_a_preempted_trial_is_said_preempted_not_failed(make_experiment, capsys)
                 trial.set_user_attr(ATTR.PREEMPTED, True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         progress = monitor.poll()
-    Console(force_plain=True)._plain(experiment, progress)
-    first, second = capsys.readouterr().out.splitlines()
+    first, second = _plain_lines(experiment, progress, capsys)
     assert first.startswith("trial 0 preempted (preempted: instance-action) |"), first
     assert second.startswith("trial 1 fail (boom) |"), second
 
@@ -91,7 +95,6 @@ def test_a_pruned_trial_says_at_which_step_its_value_was_stopped(make_experiment
         trial.report(0.97, step=5)  # better than the complete trial, after a quarter of the training
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         progress = monitor.poll()
-    Console(force_plain=True)._plain(experiment, progress)
-    complete, pruned = capsys.readouterr().out.splitlines()
+    complete, pruned = _plain_lines(experiment, progress, capsys)
     assert complete.startswith("trial 0 complete acc=0.96 |"), complete
     assert pruned.startswith("trial 1 pruned acc=0.97 at step 5/20 |"), pruned
