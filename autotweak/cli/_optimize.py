@@ -279,9 +279,12 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         _console.line(f"warning: {len(crashed)} worker process(es) crashed; the others finished the study")
     states = summary.counts
     if states.get("failed") and not states.get("complete") and not states.get("pruned"):
+        name, failed, lost = result.study_name, states["failed"], states.get("preempted")
+        said = f"every trial of study '{name}' failed ({failed} failed, none completed)"
+        if lost:  # their machines went away: not failures, so not every trial failed
+            said = f"no trial of study '{name}' completed ({failed} failed, {lost} preempted)"
         _console.error(
-            f"every trial of study '{result.study_name}' failed ({states['failed']} failed, none completed); "
-            "the reason is on each trial's line above; where an exception was raised, its traceback "
+            f"{said}; the reason is on each trial's line above; where an exception was raised, its traceback "
             "is kept in the trial's MLflow run (artifact traceback.txt; `autotweak ui` shows it)"
         )
         raise SystemExit(1)

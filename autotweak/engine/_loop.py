@@ -27,7 +27,7 @@ from autotweak.engine._preemption import NoticeWatcher, TrialPreempted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
 from autotweak.engine._steps import StepsCheck
 from autotweak.engine._storage import StaleSweeper, StorageUnreachableError, heartbeat, retrying
-from autotweak.engine._study import INTERRUPTED_FAILURE, mark_interrupted
+from autotweak.engine._study import INTERRUPTED_FAILURE, mark_interrupted, mark_reclaimable
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._writer import RecordWriter
 from autotweak.tracking import BaseTracker
@@ -212,6 +212,8 @@ class _Loop:
         # record (an MLflow round trip) must still leave a trial that goes stale, or the
         # study would wait for it forever.
         with heartbeat(self.storage, trial._trial_id, self.experiment.execution.heartbeat_interval):
+            if self.watcher.endpoint:  # a spot machine, which may go away without its notice
+                self._retrying(lambda: mark_reclaimable(trial), "marking the trial as run on a spot machine")
             handle = self._retrying(
                 lambda: self.session.begin(trial, critical=interrupts.critical, opener=self.writer.call),
                 "starting a trial",

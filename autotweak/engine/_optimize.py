@@ -235,10 +235,26 @@ def _say_if_none_completed(study: optuna.Study, summary: StudySummary, results: 
     """Warn of a study whose trials all failed: ``optimize`` returns, with nothing found.
 
     The CLI exits 1 then; a script gets ``best_value`` ``None`` and this warning, which
-    names the first failure: usually a broken objective, which every trial repeats.
+    names the first failure: usually a broken objective, which every trial repeats. Trials
+    whose machines went away (preempted) are no failure of the objective: they are said
+    apart, and alone they ask for a resume, not a fix.
     """
     counts = summary.counts
-    if counts["complete"] or counts["pruned"] or not counts["failed"]:
+    if counts["complete"] or counts["pruned"]:
+        return
+    preempted = counts["preempted"]
+    lost = ""
+    if preempted:
+        lost = f", {preempted} preempted (their machines went away; not the objective's fault)"
+    if not counts["failed"]:
+        if preempted:
+            _log.warning(
+                "study '%s': no trial completed%s; resume the study to run them again: "
+                "optimize(..., resume=True) or `autotweak resume %s`",
+                study.study_name,
+                lost,
+                study.study_name,
+            )
         return
     failed = [t for t in study.get_trials(deepcopy=False) if state_of(t) == "failed"]
     first = min(failed, key=lambda t: t.number)
@@ -246,11 +262,12 @@ def _say_if_none_completed(study: optuna.Study, summary: StudySummary, results: 
     fail_fast = sum(r.stop_reason == FAIL_FAST_REASON for r in results)
     stopped = f" ({fail_fast} worker(s) stopped because {FAIL_FAST_REASON})" if fail_fast else ""
     _log.warning(
-        "study '%s': no trial completed, %d failed%s; the first, trial %d, failed with: %s. Fix the "
+        "study '%s': no trial completed, %d failed%s%s; the first, trial %d, failed with: %s. Fix the "
         "objective, then resume the study: optimize(..., resume=True) or `autotweak resume %s`",
         study.study_name,
         counts["failed"],
         stopped,
+        lost,
         first.number,
         reason,
         study.study_name,

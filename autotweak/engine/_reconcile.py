@@ -37,7 +37,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.engine._storage import LOST_WORKER
+from autotweak.engine._storage import LOST_MACHINE, LOST_WORKER
 from autotweak.engine._study import ATTR, frozen_compute, requeue, state_of
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
@@ -186,6 +186,9 @@ def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
 def fail_record(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, reason: str) -> str | None:
     """Close a lost trial's record as failed with ``reason``; open one first if its worker never did.
 
+    A trial the stale-trial sweep failed as preempted (its spot machine went away) is closed
+    as preempted.
+
     Returns the record's id (``None`` if the tracker could not be reached: a warning is logged).
     """
     try:
@@ -194,7 +197,8 @@ def fail_record(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, r
         run_id = tracker.find_trial(study.study_name, trial._trial_id) or tracker.start_trial(
             lost_trial_start(study, trial)
         )
-        tracker.mark_failed(str(run_id), reason)
+        preempted = state_of(trial) == "preempted"
+        tracker.mark_failed(str(run_id), reason, state="preempted" if preempted else "failed")
         return str(run_id)
     except Exception:
         _log.warning("could not close the record of lost trial %d", trial.number, exc_info=True)
@@ -249,7 +253,7 @@ def fail_lost_record(
 def _lost(trial: FrozenTrial) -> bool:
     """Failed with a curve, by a stale-trial sweep rather than by its worker (which says why otherwise)."""
     failure = trial.user_attrs.get(ATTR.FAILURE)
-    lost = trial.state == TrialState.FAIL and failure in (None, LOST_WORKER)
+    lost = trial.state == TrialState.FAIL and failure in (None, LOST_WORKER, LOST_MACHINE)
     return lost and bool(trial.intermediate_values)
 
 

@@ -19,9 +19,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._locations import check_optuna_sqlite, create_whole, enable_wal, redact, sqlite_path
 from autotweak._quiet import quiet_optuna
+from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
 
 __all__ = [
+    "LOST_MACHINE",
+    "LOST_WORKER",
     "RETRY_TIMEOUT",
     "StaleSweeper",
     "StorageUnreachableError",
@@ -139,7 +142,7 @@ def heartbeat(storage: BaseStorage, trial_id: int, interval: int | None) -> Iter
 
 
 LOST_WORKER = "worker lost: no heartbeat within the grace period"
-_FAILURE_ATTR = "autotweak.failure"  # engine._study.ATTR.FAILURE (that module imports this one)
+LOST_MACHINE = "preempted: its spot machine went away without a notice (no heartbeat within the grace period)"
 
 
 def fail_stale(study: optuna.Study) -> None:
@@ -148,6 +151,13 @@ def fail_stale(study: optuna.Study) -> None:
     As Optuna's ``fail_stale_trials``, except that each trial says why it failed (its
     failure attribute is written while it is still running: a finished trial's cannot be),
     so that progress lines and reports show the reason, not a bare "fail".
+
+    A trial its worker marked as run on a spot machine (:attr:`ATTR.RECLAIMABLE
+    <autotweak.engine._study.ATTR>`) is failed as *preempted*: EC2 reclaims spot capacity
+    without the two-minute notice at times, and the trial's objective is not at fault.
+    Elsewhere (local worker processes, a machine of one's own) a lost worker stays a
+    failure: it died of the trial itself as often as not (the OOM killer), and the search
+    should count it against the objective. Both are queued again while ``max_retries`` last.
     """
     storage = study._storage
     if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
@@ -155,7 +165,7 @@ def fail_stale(study: optuna.Study) -> None:
     failed = []
     with quiet_optuna():
         for trial_id in storage._get_stale_trial_ids(study._study_id):
-            if _fail_lost(storage, trial_id, LOST_WORKER):
+            if _fail_lost(storage, trial_id):
                 failed.append(trial_id)
     callback = storage.get_heartbeat_stale_trial_callback()
     if callback is not None:
@@ -163,10 +173,17 @@ def fail_stale(study: optuna.Study) -> None:
             callback(study, copy.deepcopy(storage.get_trial(trial_id)))
 
 
-def _fail_lost(storage: BaseStorage, trial_id: int, reason: str) -> bool:
-    """Fail a running trial with ``reason``; ``False`` if it finished, or was failed elsewhere, first."""
+def _fail_lost(storage: BaseStorage, trial_id: int) -> bool:
+    """Fail a running trial whose worker was lost; ``False`` if it finished, or was failed elsewhere, first.
+
+    Its reason is written while it still runs; one run on a spot machine is marked preempted.
+    """
     try:
-        storage.set_trial_user_attr(trial_id, _FAILURE_ATTR, reason)
+        reason = LOST_WORKER
+        if storage.get_trial(trial_id).user_attrs.get(ATTR.RECLAIMABLE):
+            storage.set_trial_user_attr(trial_id, ATTR.PREEMPTED, True)
+            reason = LOST_MACHINE
+        storage.set_trial_user_attr(trial_id, ATTR.FAILURE, reason)
         return bool(storage.set_trial_state_values(trial_id, state=TrialState.FAIL))
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
@@ -207,7 +224,7 @@ class StaleSweeper:
         callback = backend.get_heartbeat_stale_trial_callback()
         for tid in [tid for tid, since in self._unbeating.items() if now - since >= grace]:
             del self._unbeating[tid]
-            if not _fail_lost(storage, tid, LOST_WORKER):
+            if not _fail_lost(storage, tid):
                 continue  # it finished, or another worker failed it first
             trial = storage.get_trial(tid)
             _log.warning(

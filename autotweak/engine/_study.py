@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -53,6 +54,7 @@ class ATTR:
     CHECKPOINT_RUN = "autotweak.checkpoint_run"
     INTERRUPTED = "autotweak.interrupted"  # on a trial stopped by Ctrl-C: queued again, not a failure
     PREEMPTED = "autotweak.preempted"  # on a trial stopped by a spot notice or a lost storage: not a failure
+    RECLAIMABLE = "autotweak.reclaimable"  # on a trial run on a spot machine: lost, it is preempted
     ABLATION = "autotweak.ablation"  # on a trial that ``report --ablate`` ran: not part of the search
     UID = "autotweak.study_uid"  # on the study: tells it from an earlier study of the same name
     STEPS_WARNED = "autotweak.steps_warned"  # on the study (system attr): its steps check was said
@@ -73,7 +75,9 @@ def state_of(trial: FrozenTrial) -> str:
 
     Optuna knows these trials as failed, but their objective did not fail: a trial stopped by
     Ctrl-C is ``interrupted``, one stopped by a spot interruption notice or by a storage it
-    could not reach is ``preempted``; both are queued to run again.
+    could not reach is ``preempted``, as is one whose spot machine went away without a notice
+    (failed by the stale-trial sweep, see :func:`~autotweak.engine._storage.fail_stale`); all
+    are queued to run again.
     """
     if trial.state == TrialState.FAIL:
         if trial.user_attrs.get(ATTR.INTERRUPTED):
@@ -241,6 +245,15 @@ def mark_interrupted(trial: optuna.Trial) -> None:
         trial.set_user_attr(ATTR.INTERRUPTED, True)
     except UpdateFinishedTrialError:  # declared stale meanwhile: its retry is queued already
         _log.info("trial %d finished before it could be marked as interrupted", trial.number)
+
+
+def mark_reclaimable(trial: optuna.Trial) -> None:
+    """Mark a running trial as run on a spot machine: lost without a notice, it is preempted, not failed.
+
+    The stale-trial sweep that finds it lost reads the mark (:func:`~autotweak.engine._storage.fail_stale`).
+    """
+    with contextlib.suppress(UpdateFinishedTrialError):  # declared stale meanwhile: nothing to tell apart
+        trial.set_user_attr(ATTR.RECLAIMABLE, True)
 
 
 def requeue(

@@ -24,7 +24,7 @@ from autotweak.engine._preemption import NoticeWatcher, imds_endpoint, imds_inte
 from autotweak.engine._reconcile import fail_lost_record
 from autotweak.engine._session import WorkerContext
 from autotweak.engine._storage import LOST_WORKER, make_storage, retrying
-from autotweak.engine._study import requeue
+from autotweak.engine._study import ATTR, requeue
 from autotweak.engine._trial import Trial
 from autotweak.engine._writer import RecordWriter
 from autotweak.spec import Experiment
@@ -63,12 +63,17 @@ def make_tracker(tracking_uri: str | None, *, local_workers: int | None = None) 
 def make_stale_handler(
     tracker: BaseTracker, experiment: Experiment
 ) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """Close a dead trial's record, curve and all, and queue it again (while max_retries last)."""
+    """Close a dead trial's record, curve and all, and queue it again (while max_retries last).
+
+    Its record says why, as the sweep did on the trial: its worker was lost, or its spot
+    machine went away (preempted; see :func:`~autotweak.engine._storage.fail_stale`).
+    """
     metric, max_retries = experiment.metric.name, experiment.execution.max_retries
 
     def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-        fail_lost_record(study, tracker, trial, LOST_WORKER, metric)
-        _log.info("trial %d went stale (worker lost)", trial.number)
+        reason = str(trial.user_attrs.get(ATTR.FAILURE) or LOST_WORKER)
+        fail_lost_record(study, tracker, trial, reason, metric)
+        _log.info("trial %d went stale (%s)", trial.number, reason)
         requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=max_retries)
 
     return on_stale

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
+from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart, TrialState
 
 __all__ = ["BaseTracker", "NullTracker"]
 
@@ -81,8 +81,12 @@ class BaseTracker(abc.ABC):
         """
         return None
 
-    def mark_failed(self, run_id: str, reason: str) -> None:
-        """Close the record of a trial that died without closing it (a killed worker)."""
+    def mark_failed(self, run_id: str, reason: str, *, state: TrialState = "failed") -> None:
+        """Close the record of a trial that died without closing it (a killed worker).
+
+        ``state`` is ``"preempted"`` for a trial whose spot machine went away: its objective
+        did not fail, and it is run again.
+        """
 
     def log_proposals(
         self, run_id: str, proposals: Sequence[Mapping[str, Any]], guard: Mapping[str, Any] | None = None

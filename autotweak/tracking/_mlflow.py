@@ -47,7 +47,7 @@ from autotweak.tracking._mlflow_values import (
     tag_entities,
 )
 from autotweak.tracking._models import upload_model
-from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
+from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart, TrialState
 
 __all__ = ["MlflowTracker", "RUN_STATUS"]
 
@@ -332,12 +332,12 @@ class MlflowTracker(BaseTracker):
         self._log(run_id, metrics=metric_entities(metrics.items()), tags=tag_entities([tag]))
         self.client.log_dict(run_id, {"tripped": bool(guard), **record}, "meta/guard.json")
 
-    def mark_failed(self, run_id: str, reason: str) -> None:
-        tags = {"autotweak.state": "failed", "autotweak.failure": reason}
+    def mark_failed(self, run_id: str, reason: str, *, state: TrialState = "failed") -> None:
+        tags = {"autotweak.state": state, "autotweak.failure": reason}
         run = self.client.get_run(run_id)
         params = [p for p in config_params(self._stored_config(run)) if p.key not in run.data.params]
         self._log(run_id, params=params, tags=tag_entities(tags.items()))
-        self.client.set_terminated(run_id, RUN_STATUS["failed"])
+        self.client.set_terminated(run_id, RUN_STATUS[state])
 
     def _missing(
         self, run_id: str, metric: str, metrics: list[Metric]

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.tracking._base import BaseTracker
-from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
+from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart, TrialState
 
 __all__ = ["ENV_VAR", "OffloadingTracker", "TrackerProcess", "offload_mode", "serve", "spare_core"]
 
@@ -318,8 +318,8 @@ class OffloadingTracker(BaseTracker):
     def log_model(self, run_id: str, path: Path) -> str | None:
         return self.local.log_model(run_id, path)  # a record opened in the child is in the same store
 
-    def mark_failed(self, run_id: str, reason: str) -> None:
-        self.local.mark_failed(run_id, reason)
+    def mark_failed(self, run_id: str, reason: str, *, state: TrialState = "failed") -> None:
+        self.local.mark_failed(run_id, reason, state=state)
 
     def log_proposals(
         self, run_id: str, proposals: Sequence[Mapping[str, Any]], guard: Mapping[str, Any] | None = None

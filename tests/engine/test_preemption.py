@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import optuna
 import pytest
+from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 import autotweak
+from autotweak._locations import resolve_storage_url
+from autotweak._quiet import quiet_optuna
+from autotweak.engine._optimize import _say_if_none_completed
+from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
-from autotweak.engine._storage import make_storage
-from autotweak.engine._study import ATTR, create_study, requeue, state_of
-from autotweak.tracking import NullTracker
+from autotweak.engine._storage import LOST_MACHINE, LOST_WORKER, make_storage
+from autotweak.engine._study import ATTR, create_study, mark_reclaimable, requeue, state_of, summarize
+from autotweak.report import build_report
+from autotweak.tracking import MlflowTracker, NullTracker
 from tests.conftest import objective
 from tests.helpers import load, mlflow_runs
 
@@ -141,3 +149,65 @@ def test_a_retry_queued_while_its_worker_kept_the_checkpoint_resumes_from_that_c
     retries = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == handle.number]
     assert len(retries) == 1, "queued once"
     assert retries[0].user_attrs.get(ATTR.CHECKPOINT_RUN) == f"null-{handle.optuna_trial._trial_id}"
+
+
+def test_a_spot_machine_lost_without_its_notice_preempts_its_trial_a_lost_local_worker_fails_it(
+    home, make_experiment, mlflow_client, metadata
+):
+    """EC2 reclaims without the two-minute notice at times: the trial was not the objective's failure."""
+    exp = make_experiment(
+        name="reclaimed",
+        budget={"trials": 1},
+        execution={"workers": 1, "heartbeat_interval": 1, "grace_period": 2},
+    )
+    autotweak.optimize(exp)  # on a spot machine (its metadata service answers); no notice comes
+    assert load(exp).trials[0].user_attrs[ATTR.RECLAIMABLE] is True, "its worker marked it"
+    storage = make_storage(resolve_storage_url(exp.storage), heartbeat_interval=1, grace_period=2)
+    study = optuna.load_study(study_name="reclaimed", storage=storage)
+    worker = MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")
+    lost: dict[str, int] = {}
+    for machine in ("spot", "local"):  # each worker opens its record, reports, and is gone
+        with quiet_optuna():
+            trial = study.ask({"x": FloatDistribution(-5.0, 5.0)})
+        if machine == "spot":
+            mark_reclaimable(trial)
+        storage.record_heartbeat(trial._trial_id)
+        worker.start_trial(lost_trial_start(study, storage.get_trial(trial._trial_id)))
+        trial.report(0.5, 1)
+        lost[machine] = trial.number
+    worker.close()
+    time.sleep(3.5)  # past the grace period (SQLite keeps heartbeats to the second)
+    summary = autotweak.Study(exp, resume=True).close()  # its opening sweeps the stale trials
+    trials = load(exp).trials
+    spot, local = trials[lost["spot"]], trials[lost["local"]]
+    assert (state_of(spot), spot.user_attrs[ATTR.FAILURE]) == ("preempted", LOST_MACHINE)
+    assert (state_of(local), local.user_attrs[ATTR.FAILURE]) == ("failed", LOST_WORKER)
+    assert (summary.counts["preempted"], summary.counts["failed"]) == (1, 1)
+    for number in lost.values():  # both run again, up to max_retries, as a noticed preemption is
+        retries = [t for t in trials if t.user_attrs.get(ATTR.RETRY_OF) == number]
+        assert [(t.state, t.user_attrs[ATTR.ATTEMPT]) for t in retries] == [(TrialState.WAITING, 2)]
+    runs = mlflow_runs(mlflow_client, "reclaimed")
+    spot_run, local_run = runs.children[lost["spot"]], runs.children[lost["local"]]
+    assert (spot_run.info.status, spot_run.data.tags["autotweak.state"]) == ("KILLED", "preempted")
+    assert spot_run.data.tags["autotweak.failure"] == LOST_MACHINE
+    assert (local_run.info.status, local_run.data.tags["autotweak.state"]) == ("FAILED", "failed")
+    parent = runs.parents[0].data.metrics
+    assert (parent["n_preempted"], parent["n_failed"]) == (1.0, 1.0)
+    report = build_report(load(exp))
+    assert "| preempted | 1 |" in report.to_markdown()
+    assert report.failures is not None and [row[2] for row in report.failures.rows] == [str(lost["local"])]
+
+
+def test_no_trial_completed_says_the_preempted_ones_apart_from_failures(home, make_experiment, caplog):
+    exp = make_experiment(name="all-lost")
+    study = create_study(exp, make_storage("memory"))
+    trial = study.ask()  # the baseline, lost with its spot machine
+    trial.set_user_attr(ATTR.PREEMPTED, True)
+    study.tell(trial, state=TrialState.FAIL)
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        _say_if_none_completed(study, summarize(study), [])
+    assert caplog.messages == [
+        "study 'all-lost': no trial completed, 1 preempted (their machines went away; not the objective's "
+        "fault); resume the study to run them again: optimize(..., resume=True) or "
+        "`autotweak resume all-lost`"
+    ]
