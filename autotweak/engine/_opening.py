@@ -17,7 +17,14 @@ from optuna.storages import BaseStorage
 from autotweak._locations import redact
 from autotweak.engine._reconcile import queue_lost_retries, reconcile
 from autotweak.engine._storage import fail_stale, make_storage
-from autotweak.engine._study import ATTR, check_resumable, create_study, load_study, note_executor
+from autotweak.engine._study import (
+    ATTR,
+    check_resumable,
+    create_study,
+    executors_of,
+    load_study,
+    note_executor,
+)
 from autotweak.engine._worker import make_stale_handler
 from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.spec import Experiment
@@ -83,8 +90,9 @@ def _open_study_record(
     """
     attrs = study.user_attrs
     meta = {**attrs.get(ATTR.META, {}), "tracker": tracker.meta}
-    if ATTR.EXECUTOR in attrs:
+    if ATTR.EXECUTOR in attrs:  # the latest session's, and the ones it ran on before
         meta["executor"] = attrs[ATTR.EXECUTOR]
+        meta["executors"] = executors_of(attrs)
     try:
         run_id = tracker.start_study(
             StudyInfo(

@@ -30,6 +30,8 @@ __all__ = [
     "create_study",
     "load_study",
     "components_meta",
+    "executor_text",
+    "executors_of",
     "note_executor",
     "study_exists",
     "summarize",
@@ -59,6 +61,7 @@ class ATTR:
     UID = "autotweak.study_uid"  # on the study: tells it from an earlier study of the same name
     STEPS_WARNED = "autotweak.steps_warned"  # on the study (system attr): its steps check was said
     EXECUTOR = "autotweak.executor"  # on the study: the ``meta`` of the executor of its latest session
+    EXECUTORS = "autotweak.executors"  # on the study: the executors it ran on, in order (a change appends)
 
 
 _STATES = {
@@ -185,25 +188,43 @@ def note_executor(study: optuna.Study, meta: Mapping[str, Any]) -> None:
     """Record the executor that runs this session's trials; say so when the last session's differed.
 
     Not refused (see :func:`check_resumable`), but it changes the search's path: with more
-    workers at once, the sampler proposes each trial knowing fewer finished ones.
+    workers at once, the sampler proposes each trial knowing fewer finished ones. The study
+    keeps the latest executor and the ones before it (:func:`executors_of`).
     """
     now = json.loads(json.dumps(dict(meta), sort_keys=True, default=str))  # as the storage keeps it
-    stored = study.user_attrs.get(ATTR.EXECUTOR)
+    attrs = study.user_attrs
+    stored = attrs.get(ATTR.EXECUTOR)
     if stored == now:
         return
+    study.set_user_attr(ATTR.EXECUTORS, [*executors_of(attrs), now][-_KEPT_EXECUTORS:])
     if stored is not None:
         _log.info(
             "study '%s' resumes on %s; it last ran on %s. Its trials stay comparable (the executor is "
             "not part of the setup a resume checks); how many trials run at once changes how many the "
             "sampler proposes before it sees their results",
             study.study_name,
-            _executor_text(now),
-            _executor_text(stored),
+            executor_text(now),
+            executor_text(stored),
         )
     study.set_user_attr(ATTR.EXECUTOR, now)
 
 
-def _executor_text(meta: Mapping[str, Any]) -> str:
+_KEPT_EXECUTORS = 20  # the history's latest changes: it is a tag of the parent run too
+
+
+def executors_of(attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The executors a study ran on, from its user attrs: oldest first, the latest session's last.
+
+    A study begun before the history was kept has its latest one only; one never noted has none.
+    """
+    history = attrs.get(ATTR.EXECUTORS)
+    if history:
+        return [dict(meta) for meta in history]
+    latest = attrs.get(ATTR.EXECUTOR)
+    return [] if latest is None else [dict(latest)]
+
+
+def executor_text(meta: Mapping[str, Any]) -> str:
     """``processes (workers=4)``: an executor's name and its other arguments."""
     args = ", ".join(f"{k}={v}" for k, v in meta.items() if k != "name")
     return str(meta.get("name", "an unnamed executor")) + (f" ({args})" if args else "")

@@ -12,7 +12,14 @@ from optuna.trial import TrialState
 from autotweak._config import base_values
 from autotweak._locations import is_redacted
 from autotweak._study_view import StudyView
-from autotweak.engine._study import ATTR, search_trials, state_of, summarize
+from autotweak.engine._study import (
+    ATTR,
+    executor_text,
+    executors_of,
+    search_trials,
+    state_of,
+    summarize,
+)
 from autotweak.report._ablation import Ablation, ablation_path
 from autotweak.report._accounting import (
     ComputeAccount,
@@ -52,6 +59,7 @@ class StudyReport:
     failures: Section | None = None
     baseline: str | None = None  # what became of the base config's trial when it did not complete
     tied: list[int] = field(default_factory=list)  # other trials with the best value
+    executors: list[dict[str, Any]] = field(default_factory=list)  # what its sessions ran on, latest last
 
     def sections(self) -> list[Section]:
         """The parts after the best trial: failures, ablation, compute, pruning, workers, proposals."""
@@ -94,6 +102,12 @@ class StudyReport:
             "as it stood (run it again once the study has stopped)."
         )
 
+    def executor_line(self) -> str:
+        """Where the trials ran, latest session first (``Ran on aws-spot (workers=4); before: ...``)."""
+        *before, latest = self.executors
+        earlier = f"; before: {', '.join(executor_text(m) for m in before)}" if before else ""
+        return f"Ran on {executor_text(latest)}{earlier}."
+
     def headline(self) -> list[str]:
         """The sentences on the best trial and the base config; Markdown (the best value in bold)."""
         s = self.summary
@@ -118,6 +132,8 @@ class StudyReport:
         note = self.running_note()
         if note:
             lines += [note, ""]
+        if self.executors:
+            lines += [self.executor_line(), ""]
         lines += self.headline()
         if self.changed:
             lines += ["", "| tweak | base | best |", "|---|---|---|"]
@@ -167,6 +183,7 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
         failures=failures_section(study),
         baseline=_baseline_fate(study),
         tied=_tied(study, summary),
+        executors=executors_of(study.user_attrs),
     )
 
 

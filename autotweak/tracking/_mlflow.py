@@ -124,18 +124,22 @@ class MlflowTracker(BaseTracker):
         return self._experiment_ids[study_name]
 
     def start_study(self, info: StudyInfo, run_id: str | None = None) -> str:
+        """Open the study's parent run, or reopen it.
+
+        Reopened, its ``autotweak.meta.*`` tags and ``meta.json`` are rewritten: they say this
+        session's components (the executor may change from one session to the next).
+        """
         if run_id is not None:
             self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-            self.client.set_tag(run_id, "autotweak.resumed_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+            resumed = {"autotweak.resumed_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **_meta_tags(info.meta)}
+            self._log(run_id, tags=tag_entities(resumed.items()))
+            self.client.log_dict(run_id, info.meta, "meta.json")
             return run_id
         tags = {
             "autotweak.kind": "study",
             "autotweak.study": info.study_name,
             "autotweak.storage": redact(info.storage),
-            **{
-                f"autotweak.meta.{k}": json.dumps(v, sort_keys=True, default=str)
-                for k, v in info.meta.items()
-            },
+            **_meta_tags(info.meta),
             **info.tags,
         }
         run = self.client.create_run(self.experiment_id(info.study_name), tags=tags, run_name=info.study_name)
@@ -401,3 +405,8 @@ class MlflowTracker(BaseTracker):
             t = tags[i * _PARAM_BATCH : (i + 1) * _PARAM_BATCH]
             if m or p or t:
                 self.client.log_batch(run_id, metrics=m, params=p, tags=t)
+
+
+def _meta_tags(meta: Mapping[str, Any]) -> dict[str, str]:
+    """A parent run's tags for its components: ``autotweak.meta.sampler`` = their settings as JSON."""
+    return {f"autotweak.meta.{k}": json.dumps(v, sort_keys=True, default=str) for k, v in meta.items()}

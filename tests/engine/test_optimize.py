@@ -16,6 +16,7 @@ from autotweak.engine import PRUNERS, SAMPLERS
 from autotweak.engine._study import ATTR, trial_compute
 from autotweak.engine._worker import _call_style
 from autotweak.exceptions import AutotweakError, SpecError, StudyMismatchError
+from autotweak.report import build_report
 from tests.conftest import base_spec, objective
 from tests.helpers import load, mlflow_runs
 
@@ -143,6 +144,15 @@ def test_resume_on_other_workers_runs_and_says_the_executor_changed(
         result = autotweak.optimize(more, resume=True, workers=2)
     assert result.summary.counts["complete"] == 4
     assert load(exp).user_attrs[ATTR.EXECUTOR] == {"name": "processes", "workers": 2}
+    parent = mlflow_runs(mlflow_client, exp.name).parents[0]  # one parent run, saying the latest session
+    assert json.loads(parent.data.tags["autotweak.meta.executor"]) == {"name": "processes", "workers": 2}
+    history = [{"name": "inline", "workers": 1}, {"name": "processes", "workers": 2}]
+    assert json.loads(parent.data.tags["autotweak.meta.executors"]) == history
+    meta = Path(mlflow_client.download_artifacts(parent.info.run_id, "meta.json", str(home)))
+    assert json.loads(meta.read_text())["executor"] == history[-1]
+    assert (
+        "Ran on processes (workers=2); before: inline (workers=1)." in build_report(load(exp)).to_markdown()
+    )
     assert (
         "study 'study' resumes on processes (workers=2); it last ran on inline (workers=1). Its trials stay "
         "comparable (the executor is not part of the setup a resume checks)"
