@@ -115,7 +115,7 @@ def _open_study_record(
     execution = experiment.execution
     settle = execution.grace_period  # workers of this study may be running elsewhere
     reconcile(study, tracker, experiment.metric.name, experiment.metric.steps, settle=settle)
-    queue_lost_retries(study, settle=settle, max_retries=execution.max_retries)
+    queue_lost_retries(study, tracker, settle=settle, max_retries=execution.max_retries)
     if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
         study.set_user_attr(ATTR.RUN_ID, run_id)
     if tracking_uri is not None:

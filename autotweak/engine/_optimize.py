@@ -373,7 +373,9 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
     metric = prepared.experiment.metric
     execution = prepared.experiment.execution
     reconcile(prepared.study, prepared.tracker, metric.name, metric.steps, settle=settle)
-    queue_lost_retries(prepared.study, settle=execution.grace_period, max_retries=execution.max_retries)
+    queue_lost_retries(
+        prepared.study, prepared.tracker, settle=execution.grace_period, max_retries=execution.max_retries
+    )
     summary = summarize(prepared.study, interrupted=interrupted)
     try:
         _record_proposals(prepared)

@@ -93,13 +93,14 @@ def reconcile(
     return closed + opened
 
 
-def queue_lost_retries(study: optuna.Study, *, settle: float, max_retries: int) -> int:
+def queue_lost_retries(study: optuna.Study, tracker: BaseTracker, *, settle: float, max_retries: int) -> int:
     """Queue the interrupted and preempted trials that have no retry to run again; return how many.
 
     Their workers were killed between telling them and queueing them (see the module's
     documentation). Each retry carries what :func:`~autotweak.engine._study.requeue` gives
-    it, the checkpoint run of an earlier attempt among it; an interrupted trial is queued
-    whatever its attempt, a preempted one up to ``max_retries`` times.
+    it, and resumes from the checkpoint the killed worker kept in the trial's own record
+    (it keeps it there before it queues the retry), else from an earlier attempt's; an
+    interrupted trial is queued whatever its attempt, a preempted one up to ``max_retries`` times.
 
     ``settle``: only trials finished at least this many seconds ago, whose workers, if still
     alive, have queued them by then.
@@ -117,7 +118,14 @@ def queue_lost_retries(study: optuna.Study, *, settle: float, max_retries: int) 
     queued = [
         t.number
         for t in lost
-        if requeue(study, t.number, dict(t.params), t.user_attrs, max_retries=max_retries)
+        if requeue(
+            study,
+            t.number,
+            dict(t.params),
+            t.user_attrs,
+            max_retries=max_retries,
+            checkpoint_run=_kept_checkpoint(study, tracker, t),
+        )
     ]
     if queued:
         _log.warning(
@@ -127,6 +135,22 @@ def queue_lost_retries(study: optuna.Study, *, settle: float, max_retries: int) 
             ", ".join(f"trial {n}" for n in queued),
         )
     return len(queued)
+
+
+def _kept_checkpoint(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial) -> str | None:
+    """The trial's own record, if its worker kept a whole checkpoint there before it was killed."""
+    try:
+        run_id = tracker.find_trial(study.study_name, trial._trial_id)
+        return run_id if run_id is not None and tracker.checkpoint_kept(run_id) else None
+    except Exception as exc:  # the retry resumes from an earlier attempt's checkpoint, or its start
+        _log.warning(
+            "could not look for the checkpoint of trial %d in its record (%s: %.200s); its retry "
+            "resumes from an earlier attempt's checkpoint, if any",
+            trial.number,
+            type(exc).__name__,
+            exc,
+        )
+        return None
 
 
 def _settled(trials: list[FrozenTrial], settle: float) -> list[FrozenTrial]:

@@ -124,6 +124,22 @@ class TrackerConformance:
         assert kept == [None, None] or (isinstance(kept[0], str) and kept[0] and kept[0] == kept[1])
         tracker.end_trial(_record(run_id, 0, "complete"))
 
+    def test_a_checkpoint_is_kept_whole_and_fetched_again_or_never_said_kept(
+        self, tracker: BaseTracker, tmp_path: Path
+    ) -> None:
+        """A record says it holds a checkpoint only once one was kept: a retry may resume from it."""
+        study = self._open(tracker)
+        run_id = tracker.start_trial(_start(0, study))
+        assert not tracker.checkpoint_kept(run_id)
+        (tmp_path / "kept").mkdir()
+        (tmp_path / "kept" / "step.txt").write_text("2")
+        tracker.upload_checkpoint(run_id, tmp_path / "kept")
+        fetched = tracker.download_checkpoint(run_id, tmp_path / "fetched")
+        assert tracker.checkpoint_kept(run_id) == fetched
+        if fetched:
+            assert (tmp_path / "fetched" / "step.txt").read_text() == "2"
+        tracker.end_trial(_record(run_id, 0, "preempted"))
+
     def test_a_dead_trial_can_be_closed_and_the_study_reopened(self, tracker: BaseTracker) -> None:
         study = self._open(tracker)
         run_id = tracker.start_trial(_start(0, study))

@@ -72,6 +72,13 @@ class BaseTracker(abc.ABC):
         """Fetch the checkpoint kept by record ``run_id`` into ``folder``; ``False`` if none."""
         return False
 
+    def checkpoint_kept(self, run_id: str) -> bool:
+        """Whether record ``run_id`` holds a checkpoint :meth:`upload_checkpoint` kept in full.
+
+        A worker killed during the upload leaves part of one, which must not be resumed from.
+        """
+        return False
+
     def log_model(self, run_id: str, path: Path) -> str | None:
         """Keep a trial's saved model (a file or a folder) with record ``run_id``; return its address.
 

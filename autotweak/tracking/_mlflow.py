@@ -63,6 +63,7 @@ RUN_STATUS = {
 _BATCH = 800  # with 100 params and 100 tags: MLflow takes 1000 entities per request
 _PARAM_BATCH = 100
 _SEARCH_PAGE = 1000  # runs per search request (MLflow's server allows up to 50,000)
+_CHECKPOINT_TAG = "autotweak.checkpoint"  # "kept": the run's checkpoint/ artifacts were uploaded in full
 _TAG_LIMIT = 8000  # characters in a tag's value, in every MLflow store
 _CONFIG_TAG = "autotweak.config"
 _CONFIG_FILE_TAG = "autotweak.config_artifact"  # names the artifact of a config too long for its tag
@@ -302,6 +303,10 @@ class MlflowTracker(BaseTracker):
 
     def upload_checkpoint(self, run_id: str, folder: Path) -> None:
         self.client.log_artifacts(run_id, str(folder), "checkpoint")
+        self.client.set_tag(run_id, _CHECKPOINT_TAG, "kept")  # after the last file: it is whole
+
+    def checkpoint_kept(self, run_id: str) -> bool:
+        return self.client.get_run(run_id).data.tags.get(_CHECKPOINT_TAG) == "kept"
 
     def download_checkpoint(self, run_id: str, folder: Path) -> bool:
         if not self.client.list_artifacts(run_id, "checkpoint"):

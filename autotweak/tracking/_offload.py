@@ -315,6 +315,9 @@ class OffloadingTracker(BaseTracker):
     def download_checkpoint(self, run_id: str, folder: Path) -> bool:
         return self.local.download_checkpoint(run_id, folder)
 
+    def checkpoint_kept(self, run_id: str) -> bool:
+        return self.local.checkpoint_kept(run_id)
+
     def log_model(self, run_id: str, path: Path) -> str | None:
         return self.local.log_model(run_id, path)  # a record opened in the child is in the same store
 

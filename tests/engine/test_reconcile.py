@@ -123,3 +123,26 @@ def test_a_trial_stopped_before_its_worker_queued_it_again_is_queued_on_resume(h
     assert retry.user_attrs[ATTR.ATTEMPT] == 4 and retry.user_attrs[ATTR.CHECKPOINT_RUN] == "run-of-attempt-2"
     autotweak.Study(exp, resume=True).close()
     assert retries() == expected, "queued once"
+
+
+def test_a_lost_retry_resumes_from_the_checkpoint_its_killed_worker_kept_in_the_trials_own_record(
+    home, make_experiment
+):
+    """Killed after keeping the checkpoint, before queueing the retry: the retry still finds it."""
+    exp = make_experiment(name="kept", execution={"workers": 1, "heartbeat_interval": 1, "grace_period": 60})
+    autotweak.Study(exp).close()
+    study = load(exp)
+    earlier = {ATTR.PREEMPTED: True, ATTR.ATTEMPT: 2, ATTR.CHECKPOINT_RUN: "run-of-attempt-1"}
+    kept, cut = _stopped(study, 1.0, **earlier), _stopped(study, 2.0, **earlier)
+    folder = home / "checkpoint"
+    folder.mkdir()
+    (folder / "step.txt").write_text("3")
+    tracker = MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")
+    runs = {n: tracker.start_trial(lost_trial_start(study, study.trials[n])) for n in (kept, cut)}
+    tracker.upload_checkpoint(runs[kept], folder)
+    tracker.client.log_artifacts(runs[cut], str(folder), "checkpoint")  # killed before it said it was whole
+    tracker.close()
+    autotweak.Study(exp, resume=True).close()
+    retries = {t.user_attrs.get(ATTR.RETRY_OF): t for t in load(exp).trials}
+    assert retries[kept].user_attrs[ATTR.CHECKPOINT_RUN] == runs[kept], "the checkpoint its worker kept"
+    assert retries[cut].user_attrs[ATTR.CHECKPOINT_RUN] == "run-of-attempt-1", "not half a checkpoint"
