@@ -42,6 +42,7 @@ from autotweak.engine._study import ATTR, frozen_compute, requeue, state_of
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
 __all__ = [
+    "UNRECORDED",
     "fail_lost_record",
     "fail_record",
     "lost_trial_start",
@@ -72,7 +73,12 @@ def reconcile(
     except Exception:
         _log.warning("could not list the trial records of '%s'", study.study_name, exc_info=True)
         return 0
-    settled = {t._trial_id: t for t in _settled(study.get_trials(deepcopy=False), settle)}
+    refused = _unrecorded(study)  # said once, when the tracker refused them: not tried again
+    settled = {
+        t._trial_id: t
+        for t in _settled(study.get_trials(deepcopy=False), settle)
+        if t._trial_id not in refused
+    }
     missing = [t for i, t in settled.items() if recorded is not None and i not in recorded]
     elsewhere = open_records.keys() | {t._trial_id for t in missing}  # closed below, curve and all
     _restore_curves(
@@ -169,25 +175,51 @@ def _write_record(
 ) -> bool:
     """Close ``trial``'s record from Optuna, opening it first if ``run_id`` is ``None``; whether it was.
 
-    A record the tracker refuses is warned of and left: the study's other records, and the
-    study itself, are still closed (the trial stays in Optuna, where its results are).
+    A record that cannot be written is warned of and left: the study's other records, and
+    the study itself, are still closed (the trial stays in Optuna, where its results are).
+    One the tracker refuses for good (:meth:`~autotweak.tracking.BaseTracker.refused`) is
+    noted on the study (:data:`UNRECORDED`) and not tried again; one it could not take now
+    (a server away) is tried again when the study next opens or closes.
     """
     try:
         if run_id is None:
             run_id = tracker.start_trial(lost_trial_start(study, trial))
         tracker.end_trial(_record(trial, run_id, metric, steps))
     except Exception as exc:
+        refused = tracker.refused(exc)
         _log.warning(
             "could not write the record of trial %d of study '%s' from Optuna's trial (%s: %.300s); "
-            "its results are in Optuna only",
+            "its results are in Optuna only%s",
             trial.number,
             study.study_name,
             type(exc).__name__,
             exc,
+            "; the tracker refuses it, so it is not tried again" if refused else "; it is tried again later",
             exc_info=_log.isEnabledFor(logging.DEBUG),
         )
+        if refused:
+            _note_unrecorded(study, trial, f"{type(exc).__name__}: {exc}")
         return False
     return True
+
+
+UNRECORDED = (
+    "autotweak.unrecorded"  # study system attr: {Optuna trial id: why the tracker refused its record}
+)
+
+
+def _unrecorded(study: optuna.Study) -> set[int]:
+    """Ids of the trials whose records the tracker refused for good."""
+    noted = study._storage.get_study_system_attrs(study._study_id).get(UNRECORDED) or {}
+    return {int(trial_id) for trial_id in noted}
+
+
+def _note_unrecorded(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
+    """Keep on the study that ``trial``'s record was refused, and why (a finished trial takes no attrs)."""
+    storage = study._storage
+    noted = dict(storage.get_study_system_attrs(study._study_id).get(UNRECORDED) or {})
+    noted[str(trial._trial_id)] = reason[:500]
+    storage.set_study_system_attr(study._study_id, UNRECORDED, noted)
 
 
 def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:

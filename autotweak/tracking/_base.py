@@ -88,6 +88,14 @@ class BaseTracker(abc.ABC):
         """
         return None
 
+    def refused(self, exc: Exception) -> bool:
+        """Whether ``exc``, raised by a write, says this tracker refuses the record for good.
+
+        ``True`` for a record it will never take (a param name it does not allow); ``False``
+        for a tracker that could not be reached, or when it cannot tell: such a write is tried again.
+        """
+        return False
+
     def mark_failed(self, run_id: str, reason: str, *, state: TrialState = "failed") -> None:
         """Close the record of a trial that died without closing it (a killed worker).
 

@@ -32,6 +32,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 
 from autotweak._config import flat_config
 from autotweak._locations import artifact_root, create_whole, enable_wal, redact, sqlite_path
@@ -63,6 +64,8 @@ RUN_STATUS = {
 _BATCH = 800  # with 100 params and 100 tags: MLflow takes 1000 entities per request
 _PARAM_BATCH = 100
 _SEARCH_PAGE = 1000  # runs per search request (MLflow's server allows up to 50,000)
+# MLflow error codes for a write the store will never take; others (a server away) may pass later.
+_REFUSALS = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_DOES_NOT_EXIST"})
 _CHECKPOINT_TAG = "autotweak.checkpoint"  # "kept": the run's checkpoint/ artifacts were uploaded in full
 _TAG_LIMIT = 8000  # characters in a tag's value, in every MLflow store
 _CONFIG_TAG = "autotweak.config"
@@ -340,6 +343,10 @@ class MlflowTracker(BaseTracker):
         tag = ("autotweak.meta_guard", "tripped" if guard else "not tripped")
         self._log(run_id, metrics=metric_entities(metrics.items()), tags=tag_entities([tag]))
         self.client.log_dict(run_id, {"tripped": bool(guard), **record}, "meta/guard.json")
+
+    def refused(self, exc: Exception) -> bool:
+        """MLflow's answer to bad data (an invalid param, a deleted run), not to a store that is away."""
+        return isinstance(exc, MlflowException) and exc.error_code in _REFUSALS
 
     def mark_failed(self, run_id: str, reason: str, *, state: TrialState = "failed") -> None:
         tags = {"autotweak.state": state, "autotweak.failure": reason}

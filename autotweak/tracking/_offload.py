@@ -321,6 +321,9 @@ class OffloadingTracker(BaseTracker):
     def log_model(self, run_id: str, path: Path) -> str | None:
         return self.local.log_model(run_id, path)  # a record opened in the child is in the same store
 
+    def refused(self, exc: Exception) -> bool:
+        return self.local.refused(exc)
+
     def mark_failed(self, run_id: str, reason: str, *, state: TrialState = "failed") -> None:
         self.local.mark_failed(run_id, reason, state=state)
 

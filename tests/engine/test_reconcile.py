@@ -9,12 +9,15 @@ from typing import Any
 
 import optuna
 import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 import autotweak
-from autotweak.engine._reconcile import lost_trial_start, reconcile
+from autotweak.engine._reconcile import UNRECORDED, lost_trial_start, reconcile
 from autotweak.engine._study import ATTR, requeue
+from autotweak.spec import Experiment
 from autotweak.tracking import MlflowTracker
 from tests.helpers import load, mlflow_runs
 
@@ -40,7 +43,42 @@ def test_a_record_that_cannot_be_written_is_warned_of_and_the_study_closes(
     assert runs.parents[0].info.status == "FINISHED", "the study's own record is closed"
     assert runs.children[1].info.status == "FINISHED" and runs.children[1].data.params["x"]
     warned = [r.getMessage() for r in caplog.records if r.name.startswith("autotweak.")]
-    assert any("trial 0" in m and "bad@name" in m for m in warned), warned
+    assert any("trial 0" in m and "bad@name" in m and "not tried again" in m for m in warned), warned
+    trial_id = str(study.optuna_study.trials[0]._trial_id)
+    refused = _refused(exp)
+    assert list(refused) == [trial_id] and "bad@name" in refused[trial_id]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.Study(exp, resume=True).close()  # its opening and its close reconcile again
+    assert not [r.getMessage() for r in caplog.records if "trial 0" in r.getMessage()], "said once"
+
+
+def test_a_record_the_tracker_could_not_take_now_is_written_at_the_next_close(
+    home, make_experiment, mlflow_client, monkeypatch, caplog
+):
+    exp = make_experiment(name="away")
+    study = autotweak.Study(exp)
+    trial = study.optuna_study.ask({"x": FloatDistribution(-5.0, 5.0)})
+    study.optuna_study.tell(trial, 0.2)  # told to Optuna only: the study's end records it
+    real = MlflowTracker.start_trial
+
+    def away(self: MlflowTracker, start: Any) -> str:
+        raise MlflowException("API request failed: connection refused", error_code=TEMPORARILY_UNAVAILABLE)
+
+    monkeypatch.setattr(MlflowTracker, "start_trial", away)
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        study.close()
+    assert any("trial 0" in m and "tried again later" in m for m in caplog.messages), caplog.messages
+    monkeypatch.setattr(MlflowTracker, "start_trial", real)
+    autotweak.Study(exp, resume=True).close()
+    assert mlflow_runs(mlflow_client, "away").children[0].info.status == "FINISHED"
+    assert not _refused(exp)
+
+
+def _refused(exp: Experiment) -> dict[str, str]:
+    """The study's note of the trials whose records the tracker refused, and why."""
+    study = load(exp)
+    return dict(study._storage.get_study_system_attrs(study._study_id).get(UNRECORDED) or {})
 
 
 def test_a_record_left_open_is_closed_only_once_its_worker_had_time_to_close_it(
