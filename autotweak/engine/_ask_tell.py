@@ -20,9 +20,9 @@ from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._optimize import _close
 from autotweak.engine._prepare import Prepared, as_experiment, prepare
+from autotweak.engine._retries import mark_interrupted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
 from autotweak.engine._storage import StaleSweeper, heartbeat
-from autotweak.engine._study import mark_interrupted
 from autotweak.engine._trial import Trial
 from autotweak.engine._worker import interrupted_outcome, session_seed
 from autotweak.engine._writer import RecordWriter

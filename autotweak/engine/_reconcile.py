@@ -37,8 +37,9 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.engine._retries import requeue
 from autotweak.engine._storage import LOST_MACHINE, LOST_WORKER
-from autotweak.engine._study import ATTR, frozen_compute, requeue, state_of
+from autotweak.engine._study import ATTR, frozen_compute, state_of
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
 __all__ = [

@@ -17,8 +17,9 @@ from autotweak._attrs import PRUNER_PREFIX
 from autotweak._progress import trained_in_full
 from autotweak._validation import is_integer, score_of
 from autotweak.engine._preemption import TrialPreempted
+from autotweak.engine._retries import first_step
 from autotweak.engine._storage import retrying
-from autotweak.engine._study import ATTR, first_step
+from autotweak.engine._study import ATTR
 from autotweak.exceptions import ArgumentError, AutotweakError
 from autotweak.tracking import BaseTracker, NullTracker
 

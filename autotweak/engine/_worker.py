@@ -22,9 +22,10 @@ from autotweak.engine._budget import ask_lock
 from autotweak.engine._loop import WorkerResult, _Interrupts, _Loop, interrupted_outcome
 from autotweak.engine._preemption import NoticeWatcher, imds_endpoint, imds_interval
 from autotweak.engine._reconcile import fail_lost_record
+from autotweak.engine._retries import requeue
 from autotweak.engine._session import WorkerContext
 from autotweak.engine._storage import LOST_WORKER, make_storage, retrying
-from autotweak.engine._study import ATTR, requeue
+from autotweak.engine._study import ATTR
 from autotweak.engine._trial import Trial
 from autotweak.engine._writer import RecordWriter
 from autotweak.spec import Experiment

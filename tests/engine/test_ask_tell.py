@@ -280,7 +280,7 @@ def test_a_checkpoint_that_cannot_be_kept_does_not_lose_the_interrupted_trial(
 def test_a_retry_of_a_retry_keeps_the_run_that_holds_the_checkpoint() -> None:
     import optuna
 
-    from autotweak.engine._study import requeue
+    from autotweak.engine._retries import requeue
 
     study = optuna.create_study()
     first = study.ask({"x": optuna.distributions.FloatDistribution(-5.0, 5.0)})

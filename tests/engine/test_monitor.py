@@ -11,7 +11,8 @@ from optuna.trial import TrialState, create_trial
 
 from autotweak.engine import _monitor
 from autotweak.engine._monitor import Monitor, Progress
-from autotweak.engine._study import ATTR, requeue
+from autotweak.engine._retries import requeue
+from autotweak.engine._study import ATTR
 
 
 def _finish(study: optuna.Study, values: list[float]) -> None:

@@ -16,7 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 import autotweak
 from autotweak.engine._reconcile import UNRECORDED, lost_trial_start, reconcile
-from autotweak.engine._study import ATTR, requeue
+from autotweak.engine._retries import requeue
+from autotweak.engine._study import ATTR
 from autotweak.spec import Experiment
 from autotweak.tracking import MlflowTracker
 from tests.helpers import load, mlflow_runs

@@ -19,9 +19,10 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from autotweak.engine._monitor import Monitor
+from autotweak.engine._retries import requeue
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import make_storage, retrying
-from autotweak.engine._study import ATTR, create_study, requeue, state_of
+from autotweak.engine._study import ATTR, create_study, state_of
 from autotweak.engine._worker import WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -320,7 +321,8 @@ def test_a_bad_write_is_not_retried_and_a_dropped_connection_names_the_storage()
 
 def test_a_retry_keeps_what_its_trial_was_run_for():
     """The baseline's mark and an ablation's: a retried ablation trial is still not part of the search."""
-    from autotweak.engine._study import ATTR, requeue
+    from autotweak.engine._retries import requeue
+    from autotweak.engine._study import ATTR
 
     study = optuna.create_study()
     trial = study.ask()

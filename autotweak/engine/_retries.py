@@ -1,0 +1,115 @@
+"""Trials that did not finish, run again: their marks (interrupted, on a spot machine) and retries.
+
+A retry keeps its root trial's number (so it finds the same checkpoint folder) and the
+marks of what it was run for; :func:`first_step` follows the chain of attempts back to the
+one that started the training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from autotweak.engine._study import ATTR
+
+__all__ = ["INTERRUPTED_FAILURE", "first_step", "mark_interrupted", "mark_reclaimable", "requeue"]
+
+_log = logging.getLogger(__name__)
+
+
+INTERRUPTED_FAILURE = "interrupted (Ctrl-C or SIGTERM); queued to run again"
+
+
+def mark_interrupted(trial: optuna.Trial) -> None:
+    """Mark a running trial as stopped by Ctrl-C: :func:`requeue` then always queues it again."""
+    try:
+        trial.set_user_attr(ATTR.INTERRUPTED, True)
+    except UpdateFinishedTrialError:  # declared stale meanwhile: its retry is queued already
+        _log.info("trial %d finished before it could be marked as interrupted", trial.number)
+
+
+def mark_reclaimable(trial: optuna.Trial) -> None:
+    """Mark a running trial as run on a spot machine: lost without a notice, it is preempted, not failed.
+
+    The stale-trial sweep that finds it lost reads the mark (:func:`~autotweak.engine._storage.fail_stale`).
+    """
+    with contextlib.suppress(UpdateFinishedTrialError):  # declared stale meanwhile: nothing to tell apart
+        trial.set_user_attr(ATTR.RECLAIMABLE, True)
+
+
+def requeue(
+    study: optuna.Study,
+    number: int,
+    params: dict[str, Any],
+    user_attrs: Mapping[str, Any],
+    *,
+    max_retries: int,
+    checkpoint_run: str | None = None,
+) -> bool:
+    """Queue a trial that did not finish (stale, preempted, interrupted) to run again.
+
+    The new attempt keeps the root trial's number, so it finds the same checkpoint folder,
+    and carries the trial's marks: the baseline's, an ablation's, and the meta-learner proposal it ran.
+    A trial the user interrupted is always queued again (Ctrl-C says nothing about the
+    trial); the others up to ``max_retries`` times.
+    """
+    previous = _stored(study, number)
+    interrupted = bool(previous.user_attrs.get(ATTR.INTERRUPTED))
+    attempt = int(user_attrs.get(ATTR.ATTEMPT, 1))
+    if attempt > max_retries and not interrupted:
+        _log.warning("trial %d did not finish %d times; not run again", number, attempt)
+        return False
+    attrs: dict[str, Any] = {
+        ATTR.RETRY_OF: number,
+        ATTR.ROOT: int(user_attrs.get(ATTR.ROOT, number)),
+        ATTR.ATTEMPT: attempt + 1,
+    }
+    for mark in (ATTR.BASELINE, ATTR.ABLATION):  # what the trial was run for
+        if user_attrs.get(mark):
+            attrs[mark] = True
+    checkpoint_run = checkpoint_run or user_attrs.get(ATTR.CHECKPOINT_RUN)  # a retry of a retry keeps it
+    if checkpoint_run:
+        attrs[ATTR.CHECKPOINT_RUN] = checkpoint_run
+    from autotweak.meta._records import PROPOSAL_ATTR, RETRY_KEY  # rarely needed; the package imports NumPy
+
+    system: dict[str, Any] = {"fixed_params": params}  # what ``Study.enqueue_trial`` stores
+    proposal = previous.system_attrs.get(PROPOSAL_ATTR)
+    if isinstance(proposal, dict):
+        system[PROPOSAL_ATTR] = {**proposal, RETRY_KEY: number}
+    study.add_trial(create_trial(state=TrialState.WAITING, system_attrs=system, user_attrs=attrs))
+    _log.info("trial %d queued again as attempt %d", number, attempt + 1)
+    return True
+
+
+def _stored(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial ``number`` as the storage holds it now (its attrs written since it was asked for)."""
+    storage = study._storage
+    return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
+
+
+def first_step(study: optuna.Study, number: int) -> int | None:
+    """The step at which trial ``number``'s training first reported, over its attempts.
+
+    A retry that resumed from a checkpoint reports from where the attempt before it
+    stopped; the attempt that started the training (its first report at step 0 or 1) says
+    whether the trial counts its steps from 0. ``None`` if no attempt reported.
+    """
+    first: int | None = None
+    current: int | None = number
+    seen: set[int] = set()
+    while current is not None and current not in seen:
+        seen.add(current)
+        trial = _stored(study, current)
+        if trial.intermediate_values:
+            first = min(trial.intermediate_values)
+            if first <= 1:
+                break
+        retry_of = trial.user_attrs.get(ATTR.RETRY_OF)
+        current = None if retry_of is None else int(retry_of)
+    return first
