@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Callable
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -39,7 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._retries import requeue
 from autotweak.engine._storage import LOST_MACHINE, LOST_WORKER
-from autotweak.engine._study import ATTR, frozen_compute, state_of
+from autotweak.engine._study import ATTR, attempts_of, frozen_compute, state_of
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
 __all__ = [
@@ -75,11 +76,9 @@ def reconcile(
         _log.warning("could not list the trial records of '%s'", study.study_name, exc_info=True)
         return 0
     refused = _unrecorded(study)  # said once, when the tracker refused them: not tried again
-    settled = {
-        t._trial_id: t
-        for t in _settled(study.get_trials(deepcopy=False), settle)
-        if t._trial_id not in refused
-    }
+    trials = study.get_trials(deepcopy=False)
+    attempts = attempts_of(trials)  # a retry's charge may depend on its earlier attempts
+    settled = {t._trial_id: t for t in _settled(trials, settle) if t._trial_id not in refused}
     missing = [t for i, t in settled.items() if recorded is not None and i not in recorded]
     elsewhere = open_records.keys() | {t._trial_id for t in missing}  # closed below, curve and all
     _restore_curves(
@@ -88,11 +87,11 @@ def reconcile(
     if not open_records and not missing:
         return 0
     closed = sum(
-        _write_record(study, tracker, trial, run_id, metric, steps)
+        _write_record(study, tracker, trial, run_id, metric, steps, attempts)
         for trial_id, run_id in open_records.items()
         if (trial := settled.get(trial_id)) is not None
     )
-    opened = sum(_write_record(study, tracker, trial, None, metric, steps) for trial in missing)
+    opened = sum(_write_record(study, tracker, trial, None, metric, steps, attempts) for trial in missing)
     if closed:
         _log.warning("closed %d trial record(s) left open by a crashed worker", closed)
     if opened:
@@ -173,6 +172,7 @@ def _write_record(
     run_id: str | None,
     metric: str,
     steps: int | None,
+    attempts: Callable[[int], FrozenTrial | None],
 ) -> bool:
     """Close ``trial``'s record from Optuna, opening it first if ``run_id`` is ``None``; whether it was.
 
@@ -185,7 +185,7 @@ def _write_record(
     try:
         if run_id is None:
             run_id = tracker.start_trial(lost_trial_start(study, trial))
-        tracker.end_trial(_record(trial, run_id, metric, steps))
+        tracker.end_trial(_record(trial, run_id, metric, steps, attempts))
     except Exception as exc:
         refused = tracker.refused(exc)
         _log.warning(
@@ -339,7 +339,13 @@ def _curve(trial: FrozenTrial) -> list[tuple[int, float, int]]:
     return [(s, float(v), stamp) for s, v in sorted(trial.intermediate_values.items())]
 
 
-def _record(trial: FrozenTrial, run_id: str, metric: str, steps: int | None) -> TrialRecord:
+def _record(
+    trial: FrozenTrial,
+    run_id: str,
+    metric: str,
+    steps: int | None,
+    attempts: Callable[[int], FrozenTrial | None],
+) -> TrialRecord:
     curve = _curve(trial)
     value = trial.value if trial.state == TrialState.COMPLETE else (curve[-1][1] if curve else None)
     duration = 0.0
@@ -353,7 +359,7 @@ def _record(trial: FrozenTrial, run_id: str, metric: str, steps: int | None) -> 
         value=None if trial.state == TrialState.FAIL else value,
         steps=curve,
         duration=duration,
-        compute=frozen_compute(trial, steps),
+        compute=frozen_compute(trial, steps, attempts),
         failure=trial.user_attrs.get(ATTR.FAILURE),
         extra_tags={"autotweak.reconciled": "true"},
     )

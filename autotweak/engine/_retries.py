@@ -16,7 +16,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from autotweak.engine._study import ATTR
+from autotweak.engine._study import ATTR, training_first
 
 __all__ = ["INTERRUPTED_FAILURE", "first_step", "mark_interrupted", "mark_reclaimable", "requeue"]
 
@@ -96,20 +96,7 @@ def _stored(study: optuna.Study, number: int) -> FrozenTrial:
 def first_step(study: optuna.Study, number: int) -> int | None:
     """The step at which trial ``number``'s training first reported, over its attempts.
 
-    A retry that resumed from a checkpoint reports from where the attempt before it
-    stopped; the attempt that started the training (its first report at step 0 or 1) says
-    whether the trial counts its steps from 0. ``None`` if no attempt reported.
+    Each attempt is read from the storage as it is now (see
+    :func:`~autotweak.engine._study.training_first`). ``None`` if no attempt reported.
     """
-    first: int | None = None
-    current: int | None = number
-    seen: set[int] = set()
-    while current is not None and current not in seen:
-        seen.add(current)
-        trial = _stored(study, current)
-        if trial.intermediate_values:
-            first = min(trial.intermediate_values)
-            if first <= 1:
-                break
-        retry_of = trial.user_attrs.get(ATTR.RETRY_OF)
-        current = None if retry_of is None else int(retry_of)
-    return first
+    return training_first(_stored(study, number), lambda n: _stored(study, n))

@@ -215,6 +215,7 @@ class TrialSession:
             (read[0][0], read[-1][0]) if read else None,
             exp.metric.steps,
             retry=ATTR.RETRY_OF in attrs,
+            training_first=handle._first_step,  # read by a retry that ended its training only
         )
         extra = {"autotweak.baseline": "true"} if self._baseline.pop(trial.number, False) else {}
         if outcome.state == "pruned":

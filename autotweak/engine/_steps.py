@@ -4,9 +4,9 @@
 early, lets a pruner stop trials, and says when a trial has trained in full (it is then
 never pruned); an objective that never reports, or reports more steps than that, silently
 defeats one or the other, and so does counting steps from 0 (step ``s`` means ``s/steps``
-of the training done), or reporting steps under a pruner with ``metric.steps`` unset (a
-pruned trial then costs a full training). Fewer steps are fine: an objective may stop
-early by itself.
+of the training done: the learned pruner reads such a curve one step behind), or
+reporting steps under a pruner with ``metric.steps`` unset (a pruned trial then costs a
+full training). Fewer steps are fine: an objective may stop early by itself.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class StepsCheck:
             return (
                 f"trial {number} reported step 0 first, though steps count from 1 (step s means s/{expected} "
                 f"of a full training done): it is taken to count from 0, so it is never pruned at step "
-                f"{expected - 1}, its last, but a pruned trial is charged one step less than it ran; "
-                f"report step=epoch + 1, from 1 to {expected}"
+                f"{expected - 1}, its last, and a pruned trial is charged its last step + 1, but the learned "
+                f"pruner reads its curve one step behind; report step=epoch + 1, from 1 to {expected}"
             )
         return None

@@ -7,7 +7,7 @@ import logging
 import math
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
@@ -261,8 +261,15 @@ def steps_of(study: optuna.Study) -> int | None:
     return int(steps) if steps else None
 
 
-def frozen_compute(trial: FrozenTrial, steps: int | None) -> float:
-    """Full-training equivalents a trial spent, read from its state and reported steps."""
+def frozen_compute(
+    trial: FrozenTrial, steps: int | None, attempts: Callable[[int], FrozenTrial | None] | None = None
+) -> float:
+    """Full-training equivalents a trial spent, read from its state and reported steps.
+
+    ``attempts`` looks up the study's trials by number (:func:`attempts_of`): with it, a retry
+    that resumed from a checkpoint is charged as its training counts its steps, from 0 or 1
+    (:func:`training_first`); without it, from 1.
+    """
     reported = trial.intermediate_values
     state = "complete" if trial.state == TrialState.COMPLETE else "partial"
     return trial_compute(
@@ -270,7 +277,42 @@ def frozen_compute(trial: FrozenTrial, steps: int | None) -> float:
         (min(reported), max(reported)) if reported else None,
         steps,
         retry=ATTR.RETRY_OF in trial.user_attrs,
+        training_first=None if attempts is None else lambda: training_first(trial, attempts),
     )
+
+
+def attempts_of(trials: list[FrozenTrial]) -> Callable[[int], FrozenTrial | None]:
+    """Look ``trials`` up by number; indexed at the first look-up, which most summaries never make."""
+    index: dict[int, FrozenTrial] = {}
+
+    def attempt(number: int) -> FrozenTrial | None:
+        if not index:
+            index.update((t.number, t) for t in trials)
+        return index.get(number)
+
+    return attempt
+
+
+def training_first(trial: FrozenTrial, attempts: Callable[[int], FrozenTrial | None]) -> int | None:
+    """The step at which ``trial``'s training first reported, over its attempts.
+
+    A retry that resumed from a checkpoint reports from where the attempt before it
+    stopped; the attempt that started the training (its first report at step 0 or 1) says
+    whether the trial counts its steps from 0. ``attempts`` looks an earlier attempt up by
+    its number (``None`` if it cannot). ``None`` if no attempt reported.
+    """
+    first: int | None = None
+    current: FrozenTrial | None = trial
+    seen: set[int] = set()
+    while current is not None and current.number not in seen:
+        seen.add(current.number)
+        if current.intermediate_values:
+            first = min(current.intermediate_values)
+            if first <= 1:
+                break
+        retry_of = current.user_attrs.get(ATTR.RETRY_OF)
+        current = None if retry_of is None else attempts(int(retry_of))
+    return first
 
 
 def study_compute(trials: list[FrozenTrial], steps: int | None) -> float:
@@ -278,7 +320,10 @@ def study_compute(trials: list[FrozenTrial], steps: int | None) -> float:
 
     Trials that ``report --ablate`` ran are counted apart (see :func:`search_trials`).
     """
-    return sum(frozen_compute(t, steps) for t in search_trials(trials) if t.state != TrialState.WAITING)
+    attempts = attempts_of(trials)
+    return sum(
+        frozen_compute(t, steps, attempts) for t in search_trials(trials) if t.state != TrialState.WAITING
+    )
 
 
 def search_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
@@ -287,9 +332,17 @@ def search_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def trial_compute(
-    state: str, reported: tuple[int, int] | None, steps: int | None, *, retry: bool = False
+    state: str,
+    reported: tuple[int, int] | None,
+    steps: int | None,
+    *,
+    retry: bool = False,
+    training_first: Callable[[], int | None] | None = None,
 ) -> float:
     """Full-training equivalents: 1 for a finished trial, the share of steps read otherwise.
+
+    Steps count from 1 (step ``s`` means ``s/steps`` of a training done); a training that
+    first reported at step 0 counts from 0, and its step ``s`` means ``s + 1`` steps ran.
 
     Args:
         state: ``"complete"``, or anything else for a trial that stopped early.
@@ -298,7 +351,12 @@ def trial_compute(
         retry: Whether the trial is another attempt of one that did not finish. A retry
             whose first report comes after step 1 resumed from a checkpoint: it is charged
             only the steps it ran, the earlier attempt having been charged the rest.
+        training_first: For such a retry, finds the step at which its training first
+            reported, over its attempts; called only where the answer changes the charge
+            (a retry that finished its training). Without it the training counts from 1.
     """
+    if reported is not None and _from_zero(state, reported, steps, retry, training_first):
+        reported = (reported[0] + 1, reported[1] + 1)
     start = reported[0] - 1 if retry and reported is not None and reported[0] > 1 else 0
     if state == "complete" and not start:
         return 1.0
@@ -308,6 +366,25 @@ def trial_compute(
         return 1.0
     end = steps if state == "complete" else min(reported[1], steps)
     return max(end - start, 0) / steps
+
+
+def _from_zero(
+    state: str,
+    reported: tuple[int, int],
+    steps: int | None,
+    retry: bool,
+    training_first: Callable[[], int | None] | None,
+) -> bool:
+    """Whether the trial's training counts its steps from 0, looked up only where it changes the charge.
+
+    A resumed retry is charged ``last - first + 1`` steps either way, unless it ended its
+    training: then the steps left to the end are one fewer when counted from 0.
+    """
+    first, last = reported
+    if first <= 1 or not retry:
+        return first == 0
+    ended = steps is not None and (state == "complete" or last >= steps)
+    return ended and training_first is not None and training_first() == 0
 
 
 def config_of(experiment: Experiment, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.engine._study import ATTR, frozen_compute, steps_of
+from autotweak.engine._study import ATTR, attempts_of, frozen_compute, steps_of
 from autotweak.exceptions import AutotweakError
 from autotweak.report._ablation import ABLATION_ATTR
 from autotweak.report._sections import Section
@@ -109,19 +109,20 @@ def compute_account(study: optuna.Study) -> ComputeAccount:
     ablation = [t for t in ran if t.user_attrs.get(ABLATION_ATTR)]
     trials = [t for t in ran if not t.user_attrs.get(ABLATION_ATTR)]
     steps = steps_of(study)
+    attempts = attempts_of(every)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     size, note = _grid(study.user_attrs.get(ATTR.SPEC, {}))
     return ComputeAccount(
-        used=sum(frozen_compute(t, steps) for t in trials),
+        used=sum(frozen_compute(t, steps, attempts) for t in trials),
         trials=len(trials),
         grid_size=size,
         grid_note=note,
         pruned=len(pruned),
-        pruned_compute=sum(frozen_compute(t, steps) for t in pruned),
+        pruned_compute=sum(frozen_compute(t, steps, attempts) for t in pruned),
         steps_known=steps is not None,
         queued=len(every) - len(ran),
         ablation=len(ablation),
-        ablation_compute=sum(frozen_compute(t, steps) for t in ablation),
+        ablation_compute=sum(frozen_compute(t, steps, attempts) for t in ablation),
     )
 
 

@@ -11,7 +11,7 @@ import optuna
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
-from autotweak.engine._study import ATTR, frozen_compute, search_trials, steps_of
+from autotweak.engine._study import ATTR, attempts_of, frozen_compute, search_trials, steps_of
 from autotweak.exceptions import AutotweakError
 from autotweak.report._text import StudyReport, build_report
 
@@ -96,13 +96,15 @@ def _best_so_far(studies: list[optuna.Study], maximize: bool, metric: str, path:
     fig = Figure(figsize=(10, 3.5))
     by_trials, by_compute = fig.subplots(1, 2)
     for study in studies:
-        trials = [t for t in search_trials(study.get_trials(deepcopy=False)) if t.state.is_finished()]
+        every = study.get_trials(deepcopy=False)
+        trials = [t for t in search_trials(every) if t.state.is_finished()]
+        attempts = attempts_of(every)
         steps = steps_of(study)
         best: list[float] = []
         spent: list[float] = []
         total = 0.0
         for trial in trials:
-            total += frozen_compute(trial, steps)
+            total += frozen_compute(trial, steps, attempts)
             current = best[-1] if best else math.nan
             if trial.state == TrialState.COMPLETE and trial.value is not None:
                 current = trial.value if math.isnan(current) else _pick(maximize, current, trial.value)

@@ -516,21 +516,45 @@ def test_ctrl_c_while_a_trial_opens_stops_before_its_objective_runs(home, make_e
 
 
 @pytest.mark.parametrize(
-    ("state", "reported", "retry", "charged"),
+    ("state", "reported", "retry", "training", "charged"),
     [
-        ("complete", (1, 20), False, 1.0),
-        ("complete", None, False, 1.0),  # an objective that never reports
-        ("pruned", (1, 5), False, 0.25),
-        ("pruned", None, False, 0.0),
-        ("complete", (11, 20), True, 0.5),  # resumed after step 10: the first attempt paid for 1-10
-        ("pruned", (11, 15), True, 0.25),
-        ("complete", (1, 20), True, 1.0),  # a retry that started over
-        ("complete", (0, 19), True, 1.0),
-        ("pruned", (11, 30), True, 0.5),  # reports past the declared steps charge no more
+        ("complete", (1, 20), False, 1, 1.0),
+        ("complete", None, False, None, 1.0),  # an objective that never reports
+        ("pruned", (1, 5), False, 1, 0.25),
+        ("pruned", None, False, None, 0.0),
+        ("complete", (11, 20), True, 1, 0.5),  # resumed after step 10: the first attempt paid for 1-10
+        ("pruned", (11, 15), True, 1, 0.25),
+        ("complete", (1, 20), True, 1, 1.0),  # a retry that started over
+        ("complete", (0, 19), True, 0, 1.0),
+        ("pruned", (11, 30), True, 1, 0.5),  # reports past the declared steps charge no more
+        ("pruned", (0, 4), False, 0, 0.25),  # counted from 0: steps 0..4 are 5 steps
+        ("pruned", (0, 4), True, 0, 0.25),  # a retry that started over, from 0
+        ("complete", (11, 19), True, 0, 0.45),  # resumed after step 10 of 0..19: it ran 11..19
+        ("pruned", (11, 15), True, 0, 0.25),  # 11..15 are 5 steps whichever way the training counts
+        ("pruned", (11, 25), True, 0, 0.45),  # past the declared steps: to step 19, its last
     ],
 )
-def test_a_trial_is_charged_the_steps_it_ran(state, reported, retry, charged):
-    assert trial_compute(state, reported, 20, retry=retry) == pytest.approx(charged)
+def test_a_trial_is_charged_the_steps_it_ran(state, reported, retry, training, charged):
+    assert trial_compute(state, reported, 20, retry=retry, training_first=lambda: training) == pytest.approx(
+        charged
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "reported", "retry", "steps"),
+    [
+        ("pruned", (0, 4), False, 20),
+        ("pruned", (1, 4), True, 20),
+        ("pruned", (3, 8), False, 20),  # its own first report, not a retry's
+        ("pruned", (11, 15), True, 20),  # a resumed retry short of the end: charged alike either way
+        ("complete", (11, 20), True, None),  # without metric.steps it is charged a full training
+    ],
+)
+def test_a_retrys_earlier_attempts_are_read_only_where_they_change_its_charge(state, reported, retry, steps):
+    def unread() -> int:
+        raise AssertionError("the earlier attempts were read")
+
+    trial_compute(state, reported, steps, retry=retry, training_first=unread)
 
 
 def broken(config: dict[str, Any]) -> float:

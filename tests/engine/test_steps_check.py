@@ -49,7 +49,7 @@ def from_zero(config, trial):
 
 
 def test_steps_counted_from_zero_are_warned_about_once(home, make_experiment, caplog):
-    """Step s means s/steps of the training done: epochs 0..3 of 5, pruned at 3, are charged 0.6.
+    """Step s means s/steps of the training done: epochs 0..3 of 5, pruned at 3, are charged 0.8.
 
     Step 4, its last report, ends its training: it is not pruned there (``test_trained_in_full``).
     """
@@ -58,8 +58,9 @@ def test_steps_counted_from_zero_are_warned_about_once(home, make_experiment, ca
         autotweak.optimize(exp)
     assert [m for m in _warnings(caplog) if "step 0" in m] == [
         "trial 0 reported step 0 first, though steps count from 1 (step s means s/5 of a full training "
-        "done): it is taken to count from 0, so it is never pruned at step 4, its last, but a pruned trial "
-        "is charged one step less than it ran; report step=epoch + 1, from 1 to 5"
+        "done): it is taken to count from 0, so it is never pruned at step 4, its last, and a pruned trial "
+        "is charged its last step + 1, but the learned pruner reads its curve one step behind; report "
+        "step=epoch + 1, from 1 to 5"
     ]
 
 

@@ -1,7 +1,8 @@
 """A trial that has trained in full is never pruned: stopping it saves nothing and loses its result.
 
 Steps count from 1 (step ``metric.steps`` ends a full training); a trial that reports step 0
-first counts from 0 (``step=epoch``) and ends at step ``metric.steps - 1``.
+first counts from 0 (``step=epoch``) and ends at step ``metric.steps - 1``: stopped at step
+``s``, it ran ``s + 1`` steps, and is charged them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import yaml
 from optuna.trial import TrialState
 
 import autotweak
-from autotweak.engine._study import ATTR
+from autotweak.engine._session import Outcome, TrialSession, WorkerContext
+from autotweak.engine._storage import make_storage
+from autotweak.engine._study import ATTR, attempts_of, create_study, frozen_compute, summarize
 from autotweak.engine._trial import Trial
+from autotweak.report._accounting import compute_account
+from autotweak.tracking import NullTracker, TrialRecord
 from tests.conftest import base_spec, objective
 from tests.helpers import load
 
@@ -37,7 +42,7 @@ def _spec(first: int, steps: int, warmup: int, **overrides: object) -> dict[str,
         (1, 5, 5, TrialState.COMPLETE, 6.0),  # 1..5: step 5 is its last
         (1, 7, 5, TrialState.COMPLETE, 6.0),  # more reports than metric.steps: trained in full at 5
         (1, 5, 4, TrialState.PRUNED, 5.8),  # one step short of the end: stopped, charged 4/5
-        (0, 5, 3, TrialState.PRUNED, 5.6),  # counted from 0, stopped at 3 of 0..4 (charged 3/5)
+        (0, 5, 3, TrialState.PRUNED, 5.8),  # counted from 0, stopped at 3 of 0..4: ran 0..3 (charged 4/5)
     ],
 )
 def test_a_trial_is_never_pruned_once_it_trained_in_full(
@@ -105,3 +110,69 @@ def test_a_retry_resumed_from_a_checkpoint_counts_as_its_first_attempt_did(
         assert handle.should_prune(), f"step {step} is before the end"
     handle.report(1.0, end)
     assert not handle.should_prune()
+
+
+def _attempts() -> optuna.Study:
+    """Trainings of 20 steps from step 0: one preempted after step 4, resumed at 5; one pruned at 3."""
+    study = create_study(autotweak.Experiment.from_dict(_twenty_steps()), make_storage("memory"))
+    dist = {"x": optuna.distributions.FloatDistribution(-5.0, 5.0)}
+    for state, steps, attrs in (
+        (TrialState.FAIL, range(5), {ATTR.PREEMPTED: True}),
+        (TrialState.COMPLETE, range(5, 20), {ATTR.RETRY_OF: 0, ATTR.ATTEMPT: 2}),
+        (TrialState.PRUNED, range(4), {}),
+    ):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state,
+                value=1.0 if state == TrialState.COMPLETE else None,
+                params={"x": 0.0},
+                distributions=dist,
+                intermediate_values=dict.fromkeys(steps, 1.0),
+                user_attrs=attrs,
+            )
+        )
+    return study
+
+
+def _twenty_steps(**overrides: object) -> dict[str, object]:
+    return base_spec(
+        metric={"name": "loss", "direction": "minimize", "steps": 20}, baseline=False, **overrides
+    )
+
+
+def test_each_attempt_of_a_training_counted_from_0_is_charged_the_steps_it_ran() -> None:
+    study = _attempts()
+    trials = study.get_trials(deepcopy=False)
+    charged = [frozen_compute(t, 20, attempts_of(trials)) for t in trials]
+    assert charged == pytest.approx([5 / 20, 15 / 20, 4 / 20]), "0..4, 5..19, and 0..3"
+    assert summarize(study).compute == pytest.approx(1.2)  # what budget.compute and the progress view read
+    account = compute_account(study)
+    assert (account.used, account.pruned_compute) == pytest.approx((1.2, 0.2))  # the report's savings
+
+
+class _Records(NullTracker):
+    def __init__(self) -> None:
+        self.records: list[TrialRecord] = []
+
+    def end_trial(self, record: TrialRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_retry_that_resumed_a_training_counted_from_0_records_the_steps_it_ran(home: Path) -> None:
+    exp = autotweak.Experiment.from_dict(_twenty_steps())
+    study = create_study(exp, make_storage("memory"))
+    earlier = study.ask()
+    for step in range(5):
+        earlier.report(1.0, step)
+    study.tell(earlier, state=TrialState.FAIL)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, user_attrs={ATTR.RETRY_OF: 0}))
+    ctx = WorkerContext(
+        experiment=exp, storage_url="memory", tracking_uri=None, study_run_id=None, home=str(home)
+    )
+    tracker = _Records()
+    session = TrialSession(ctx, study, tracker, seed=0)
+    handle = session.begin(study.ask())
+    for step in range(5, 20):
+        handle.report(1.0, step)
+    session.finish(handle, Outcome("complete", 1.0), 1.0)
+    assert [r.compute for r in tracker.records] == pytest.approx([15 / 20]), "steps 5..19"
