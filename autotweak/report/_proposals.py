@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.engine._study import ATTR
+from autotweak.engine._study import ATTR, search_trials
 from autotweak.meta import PROPOSALS_ATTR, guard_of
 from autotweak.meta._sampler import GUARD_AFTER
 from autotweak.report._sections import Section, fmt
@@ -86,7 +86,8 @@ def guard_note(study: optuna.Study) -> str:
         spec = study.user_attrs.get(ATTR.SPEC) or {}
         args = (spec.get("sampler") or {}).get("args") or {}
         after = int(args.get("guard_after", GUARD_AFTER))
-        results = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+        # the search's results, which the guard judged: not those ``report --ablate`` added since
+        results = sum(t.state == TrialState.COMPLETE for t in search_trials(study.get_trials(deepcopy=False)))
         if results < after:
             return (
                 f"Negative-transfer guard: not checked (it judges the past once {after} results are in; "

@@ -10,7 +10,7 @@ from autotweak.curves import LearnedCurvePruner
 from autotweak.curves._pruner import Decision
 from autotweak.report._ablation import ABLATION_ATTR
 from autotweak.report._accounting import compute_account
-from autotweak.report._proposals import proposals_section
+from autotweak.report._proposals import guard_note, proposals_section
 from autotweak.report._pruning import pruning_section
 
 META = {"pruner": {"kind": "pruner", **LearnedCurvePruner(model=None, n_steps=20, threshold=0.2).meta}}
@@ -52,6 +52,19 @@ def test_a_proposals_rank_is_among_the_searchs_completed_trials_not_the_ablation
     assert (
         section.notes[0]
         == "Rank: where the proposal's actual value falls among the study's 2 completed trials (1 = best)."
+    )
+
+
+def test_the_guard_note_counts_the_searchs_results_not_the_ablation_trials():
+    """``report --ablate 10`` after 2 results: the guard, which judges after 5, was not checked."""
+    study = _proposal_study()
+    study.add_trial(create_trial(params={}, distributions={}, value=0.6))
+    for value in range(10):
+        study.add_trial(
+            create_trial(params={}, distributions={}, value=value, user_attrs={ABLATION_ATTR: True})
+        )
+    assert guard_note(study) == (
+        "Negative-transfer guard: not checked (it judges the past once 5 results are in; this study has 2)."
     )
 
 
