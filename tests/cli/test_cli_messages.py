@@ -43,6 +43,43 @@ def test_a_study_whose_every_trial_failed_says_why_and_exits_1(home):
     assert "traceback.txt" in run.stderr and "Traceback" not in run.stderr
 
 
+# A spot notice stops a trial by raising TrialPreempted from its next report: these raise it at once.
+PREEMPTED = (
+    "from autotweak.engine._preemption import TrialPreempted\n\n"
+    "def lost(config, trial):\n"
+    "    raise TrialPreempted('instance-action')\n\n"
+    "def lost_then_broken(config, trial):\n"
+    "    if trial.number == 0:\n"
+    "        raise TrialPreempted('instance-action')\n"
+    "    return config['optim']['lr']\n"
+)
+
+
+def test_the_stop_line_says_preempted_trials_apart_from_failed_ones(home):
+    cwd = home.parent
+    (cwd / "obj.py").write_text(PREEMPTED)
+    _spec(cwd, objective="obj.py:lost_then_broken", budget={"trials": 2}, execution={"max_retries": 0})
+    run = autotweak("optimize", "exp.yaml", cwd=cwd)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "study 'study' stopped (trials): 1 failed, 1 preempted" in run.stdout
+    assert "no trial of study 'study' completed (1 failed, 1 preempted)" in run.stderr, run.stderr
+    assert "every trial" not in run.stderr, "a trial whose machine went away did not fail"
+
+
+def test_a_study_whose_every_trial_was_preempted_asks_for_a_resume_not_a_fix(home):
+    cwd = home.parent
+    (cwd / "obj.py").write_text(PREEMPTED)
+    _spec(cwd, objective="obj.py:lost", budget={"trials": 2}, execution={"max_retries": 0})
+    run = autotweak("optimize", "exp.yaml", cwd=cwd)
+    assert "study 'study' stopped (trials): 2 preempted" in run.stdout, run.stdout + run.stderr
+    assert (
+        "no trial completed, 2 preempted (their machines went away; not the objective's fault); "
+        in run.stderr
+    )
+    assert "resume the study to run them again" in run.stderr and "`autotweak resume study`" in run.stderr
+    assert "failed" not in run.stderr and "Fix the objective" not in run.stderr
+
+
 def test_a_flat_dotted_base_runs_as_trial_0_and_the_objective_gets_it_nested(home):
     cwd = home.parent
     (cwd / "obj.py").write_text(FAILING)  # fails unless config['optim'] is a nested mapping
