@@ -28,7 +28,8 @@ def status(study: str | None, storage: str | None) -> None:
     """List the studies, or show how STUDY stands."""
     import optuna
 
-    from autotweak.engine._study import load_study, summarize
+    from autotweak.engine._study import load_study
+    from autotweak.engine._summary import summarize
 
     opened = open_storage(storage)
     if study is None:
@@ -58,7 +59,8 @@ def status(study: str | None, storage: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def best(study: str, storage: str | None, as_json: bool) -> None:
     """Print the best trial of STUDY: its value and tweaks (with --json, its full config too)."""
-    from autotweak.engine._study import best_config, load_study, summarize
+    from autotweak.engine._study import load_study
+    from autotweak.engine._summary import best_config, summarize
 
     loaded = load_study(study, open_storage(storage))
     summary = summarize(loaded)

@@ -266,7 +266,7 @@ class Study:
     @property
     def summary(self) -> StudySummary:
         """Counts by state and the best trial so far."""
-        from autotweak.engine._study import summarize
+        from autotweak.engine._summary import summarize
 
         return self._summary or summarize(self._study)
 

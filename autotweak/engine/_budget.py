@@ -17,7 +17,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._locations import sqlite_path
 from autotweak.engine._storage import rdb_backend
-from autotweak.engine._study import ATTR, search_trials, study_compute
+from autotweak.engine._study import ATTR
+from autotweak.engine._summary import search_trials, study_compute
 from autotweak.spec import Budget
 
 __all__ = ["BudgetView", "ask_lock", "open_ask_lock", "sampler_exhausted"]

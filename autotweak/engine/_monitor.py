@@ -13,7 +13,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._storage import retrying
-from autotweak.engine._study import ATTR, search_trials, state_of, study_compute
+from autotweak.engine._study import ATTR, state_of
+from autotweak.engine._summary import search_trials, study_compute
 from autotweak.spec import Experiment
 
 __all__ = ["PROGRESS_STATES", "Monitor", "Progress"]

@@ -32,13 +32,8 @@ from autotweak.engine._prepare import Prepared, _runner, as_experiment, prepare
 from autotweak.engine._reconcile import queue_lost_retries, reconcile, settle_crashed
 from autotweak.engine._share import register_winner
 from autotweak.engine._storage import MEMORY, make_storage
-from autotweak.engine._study import (
-    ATTR,
-    config_of,
-    load_study,
-    state_of,
-    summarize,
-)
+from autotweak.engine._study import ATTR, config_of, load_study, state_of
+from autotweak.engine._summary import summarize
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_tracker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment

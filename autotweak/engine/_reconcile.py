@@ -40,7 +40,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._retries import requeue
 from autotweak.engine._storage import LOST_MACHINE, LOST_WORKER
-from autotweak.engine._study import ATTR, attempts_of, frozen_compute, state_of
+from autotweak.engine._study import ATTR, state_of
+from autotweak.engine._summary import attempts_of, frozen_compute
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
 __all__ = [

@@ -16,7 +16,8 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from autotweak.engine._study import ATTR, training_first
+from autotweak.engine._study import ATTR
+from autotweak.engine._summary import training_first
 
 __all__ = ["INTERRUPTED_FAILURE", "first_step", "mark_interrupted", "mark_reclaimable", "requeue"]
 

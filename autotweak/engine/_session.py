@@ -24,7 +24,8 @@ from autotweak._config import merge_config
 from autotweak.engine._provenance import code_path, provenance
 from autotweak.engine._retries import requeue
 from autotweak.engine._storage import retrying
-from autotweak.engine._study import ATTR, trial_compute
+from autotweak.engine._study import ATTR
+from autotweak.engine._summary import trial_compute
 from autotweak.engine._trial import PRUNER_ATTRS, Trial
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart

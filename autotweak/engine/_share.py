@@ -20,7 +20,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from autotweak._locations import redact
-from autotweak.engine._study import ATTR, summarize
+from autotweak.engine._study import ATTR
+from autotweak.engine._summary import summarize
 from autotweak.engine._trial import MODEL_ATTR
 from autotweak.exceptions import AutotweakError
 from autotweak.tracking import StudySummary, register_model

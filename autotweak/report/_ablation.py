@@ -22,7 +22,8 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._config import base_values
-from autotweak.engine._study import ATTR, search_trials, state_of
+from autotweak.engine._study import ATTR, state_of
+from autotweak.engine._summary import search_trials
 from autotweak.exceptions import AutotweakError
 from autotweak.report._sections import Section
 

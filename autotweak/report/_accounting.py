@@ -17,7 +17,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.engine._study import ATTR, attempts_of, frozen_compute, steps_of
+from autotweak.engine._study import ATTR
+from autotweak.engine._summary import attempts_of, frozen_compute, steps_of
 from autotweak.exceptions import AutotweakError
 from autotweak.report._ablation import ABLATION_ATTR
 from autotweak.report._sections import Section

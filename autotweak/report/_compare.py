@@ -11,7 +11,8 @@ import optuna
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
-from autotweak.engine._study import ATTR, attempts_of, frozen_compute, search_trials, steps_of
+from autotweak.engine._study import ATTR
+from autotweak.engine._summary import attempts_of, frozen_compute, search_trials, steps_of
 from autotweak.exceptions import AutotweakError
 from autotweak.report._text import StudyReport, build_report
 

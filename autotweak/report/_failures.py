@@ -8,7 +8,8 @@ from collections import defaultdict
 import optuna
 from optuna.trial import FrozenTrial
 
-from autotweak.engine._study import ATTR, search_trials, state_of
+from autotweak.engine._study import ATTR, state_of
+from autotweak.engine._summary import search_trials
 from autotweak.report._sections import Section
 
 __all__ = ["failure_of", "failures_section"]

@@ -12,7 +12,8 @@ import optuna
 from optuna.trial import TrialState
 
 from autotweak._study_view import StudyView
-from autotweak.engine._study import ATTR, search_trials
+from autotweak.engine._study import ATTR
+from autotweak.engine._summary import search_trials
 from autotweak.report._plots import curves_plot, history_plot, importance_plot
 from autotweak.report._text import StudyReport, build_report
 

@@ -12,14 +12,8 @@ from optuna.trial import TrialState
 from autotweak._config import base_values
 from autotweak._locations import is_redacted
 from autotweak._study_view import StudyView
-from autotweak.engine._study import (
-    ATTR,
-    executor_text,
-    executors_of,
-    search_trials,
-    state_of,
-    summarize,
-)
+from autotweak.engine._study import ATTR, executor_text, executors_of, state_of
+from autotweak.engine._summary import search_trials, summarize
 from autotweak.report._ablation import Ablation, ablation_path
 from autotweak.report._accounting import (
     ComputeAccount,

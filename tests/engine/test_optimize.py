@@ -13,7 +13,8 @@ from optuna.trial import TrialState
 
 import autotweak
 from autotweak.engine import PRUNERS, SAMPLERS
-from autotweak.engine._study import ATTR, trial_compute
+from autotweak.engine._study import ATTR
+from autotweak.engine._summary import trial_compute
 from autotweak.engine._worker import _call_style
 from autotweak.exceptions import AutotweakError, SpecError, StudyMismatchError
 from autotweak.report import build_report

@@ -17,7 +17,8 @@ from optuna.trial import TrialState
 import autotweak
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._storage import make_storage
-from autotweak.engine._study import ATTR, attempts_of, create_study, frozen_compute, summarize
+from autotweak.engine._study import ATTR, create_study
+from autotweak.engine._summary import attempts_of, frozen_compute, summarize
 from autotweak.engine._trial import Trial
 from autotweak.report._accounting import compute_account
 from autotweak.tracking import NullTracker, TrialRecord

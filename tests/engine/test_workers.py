@@ -21,7 +21,8 @@ from optuna.trial import TrialState
 
 import autotweak
 from autotweak.engine._executors import WorkerCrashError
-from autotweak.engine._study import ATTR, summarize
+from autotweak.engine._study import ATTR
+from autotweak.engine._summary import summarize
 from tests.conftest import base_spec, objective
 from tests.helpers import load, mlflow_runs
 

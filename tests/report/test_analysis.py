@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 import autotweak
 from autotweak._locations import resolve_storage_url
-from autotweak.engine._study import frozen_compute, steps_of
+from autotweak.engine._summary import frozen_compute, steps_of
 from autotweak.report import build_report
 from autotweak.report._ablation import run_ablation
 from tests.helpers import load, mlflow_runs
@@ -105,7 +105,7 @@ def test_ablation_estimated_then_measured_with_ablate(home, make_experiment):
     assert f"ran {len(ran)} ablation trial(s)" in cli.stdout
     # They spend none of the study's budget: a resume still has the trials and compute it had.
     from autotweak.engine._budget import BudgetView
-    from autotweak.engine._study import summarize
+    from autotweak.engine._summary import summarize
 
     steps = exp.metric.steps
     search = [t for t in study.trials if not t.user_attrs.get("autotweak.ablation")]

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 import autotweak
-from autotweak.engine._study import summarize
+from autotweak.engine._summary import summarize
 from autotweak.report import build_report, write_html_report
 from tests.conftest import objective
 from tests.helpers import load, mlflow_runs
