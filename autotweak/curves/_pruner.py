@@ -315,7 +315,8 @@ class LearnedCurvePruner(BasePruner):
         p = final.p_above(bar)
         misses = None
         if p < self.threshold:  # about to prune: does the model hold on this study?
-            calibration = self._calibration(model, complete, step, n_steps, sign, ref)
+            checks = max(1, n_steps - min_steps)  # the steps it decides at, each a check of the model
+            calibration = self._calibration(model, complete, step, n_steps, sign, ref, checks)
             if calibration.off:
                 self._tell(
                     study,
@@ -345,13 +346,14 @@ class LearnedCurvePruner(BasePruner):
         n_steps: int,
         sign: float,
         ref: Reference,
+        checks: int,
     ) -> Calibration:
         """:func:`check_calibration`, kept per set of completed trials (a finished trial does not change)."""
-        key = (id(model), step, n_steps, sign, tuple(t._trial_id for t in complete))
+        key = (id(model), step, n_steps, sign, checks, tuple(t._trial_id for t in complete))
         if key not in self._calibrations:
             if len(self._calibrations) >= 256:  # the oldest goes (another thread may have taken it)
                 self._calibrations.pop(next(iter(self._calibrations), key), None)
-            self._calibrations[key] = check_calibration(model, complete, step, n_steps, sign, ref)
+            self._calibrations[key] = check_calibration(model, complete, step, n_steps, sign, ref, checks)
         return self._calibrations[key]
 
     def _tell(self, study: optuna.Study, key: str, message: str, level: int = logging.WARNING) -> None:

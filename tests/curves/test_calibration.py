@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import optuna
 import pytest
 
 from autotweak.curves import CurveModel, LearnedCurvePruner
-from autotweak.curves._calibration import ALPHA, PRIOR_TRIALS, Calibration, _tail
+from autotweak.curves._calibration import ALPHA, LEVEL, PRIOR_TRIALS, Calibration, log_evidence
 from tests.curves.conftest import N_STEPS, toy_curve
 from tests.curves.test_pruner import DISTS, _with_completed
 
@@ -58,20 +59,71 @@ def test_where_the_model_holds_nothing_is_corrected(toy_model: CurveModel) -> No
     assert "autotweak.pruner.model_misses" not in decision.attrs()
 
 
-def test_the_binomial_tail_and_when_the_model_is_judged_off() -> None:
-    assert _tail(0, 10, 0.1) == 1.0
-    assert _tail(10, 10, 0.1) == pytest.approx(1e-10)
-    assert _tail(1, 1, 0.1) == pytest.approx(0.1)
-    assert _tail(3, 10, 0.1) == pytest.approx(
-        1 - sum(math.comb(10, i) * 0.1**i * 0.9 ** (10 - i) for i in range(3))
+def _judged(misses: int, checked: int, checks: int = 1) -> Calibration:
+    return Calibration(misses, checked, log_evidence(misses, checked), checks)
+
+
+def test_the_evidence_is_a_mixture_likelihood_ratio_and_when_the_model_is_judged_off() -> None:
+    assert log_evidence(0, 0) == 0.0
+    assert math.exp(log_evidence(8, 8)) == pytest.approx(1 / (9 * LEVEL**8))
+    assert math.exp(log_evidence(2, 10)) == pytest.approx(
+        math.factorial(2) * math.factorial(8) / math.factorial(11) / (LEVEL**2 * (1 - LEVEL) ** 8)
     )
-    assert not Calibration(4, 4, _tail(4, 4, 0.1)).off, "too few trials to judge"
-    assert Calibration(4, 5, _tail(4, 5, 0.1)).off and _tail(4, 5, 0.1) < ALPHA
-    assert not Calibration(2, 10, _tail(2, 10, 0.1)).off
+    expected = sum(
+        math.comb(12, k) * LEVEL**k * (1 - LEVEL) ** (12 - k) * math.exp(log_evidence(k, 12))
+        for k in range(13)
+    )
+    assert expected == pytest.approx(1.0), "an e-value: its mean is 1 for a calibrated model"
+    with pytest.raises(ValueError, match="misses must be in"):
+        log_evidence(3, 2)
+    assert not _judged(4, 4).off, "too few trials to judge"
+    assert _judged(5, 5, checks=15).off and _judged(10, 20, checks=22).off and _judged(8, 8, checks=22).off
+    assert not _judged(2, 10).off
+
+
+def test_a_chance_dip_of_a_calibrated_model_at_one_of_many_checks_does_not_trip_it() -> None:
+    """4 misses of 8 at one step: a binomial test says p = 0.005, below ALPHA, which happens by chance
+    at some step of many a calibrated study; over the 15 steps the pruner decides at, it is no evidence."""
+    binomial = sum(math.comb(8, k) * LEVEL**k * (1 - LEVEL) ** (8 - k) for k in range(4, 9))
+    assert binomial < ALPHA
+    assert not _judged(4, 8, checks=15).off
+    assert not _judged(6, 14, checks=15).off
+
+
+def test_a_calibrated_model_trips_the_check_in_at_most_alpha_of_studies_over_all_its_checks() -> None:
+    """Simulated studies of a calibrated model: misses Bernoulli(LEVEL), 5 to 40 completed trials, checked
+    at each of 15 steps (independent across steps, the worst case for the union over steps)."""
+    rng = np.random.default_rng(0)
+    studies, steps, trials = 1000, 15, 40
+    found = (rng.random((studies, steps, trials)) < LEVEL).cumsum(axis=2)
+    checked = np.arange(1, trials + 1)
+    off = np.array(
+        [
+            [_judged(k, n, steps).off if k <= n else False for n in range(trials + 1)]
+            for k in range(trials + 1)
+        ]
+    )
+    tripped = off[found, checked].any(axis=(1, 2))
+    assert tripped.mean() <= ALPHA
+    tail = np.array(
+        [
+            [
+                sum(math.comb(n, i) * LEVEL**i * (1 - LEVEL) ** (n - i) for i in range(k, n + 1))
+                for n in range(trials + 1)
+            ]
+            for k in range(trials + 1)
+        ]
+    )
+    per_check = (tail[found, checked] < ALPHA) & (checked >= 5)
+    assert per_check.any(axis=(1, 2)).mean() > 0.2, "a test at ALPHA at each check trips far more often"
+    too_pessimistic = (rng.random((studies, 1, trials)) < 0.5).cumsum(axis=2)
+    assert off[too_pessimistic[:, :, :20], checked[:20]].any(axis=(1, 2)).mean() > 0.5, (
+        "half missed: found in 20 trials"
+    )
 
 
 def test_the_correction_counts_the_residuals_that_reach_the_bar_and_the_model_as_pseudo_trials() -> None:
-    off = Calibration(5, 5, _tail(5, 5, 0.1), (0.2, 0.4, 0.6, 0.8, 1.0))
+    off = Calibration(5, 5, log_evidence(5, 5), 1, (0.2, 0.4, 0.6, 0.8, 1.0))
     assert off.corrected(0.0, 5.0) == 0.0, "a bar no residual reaches: as hopeless as the model says"
     assert off.corrected(0.01, 0.5) == pytest.approx((3 + PRIOR_TRIALS * 0.01) / (5 + PRIOR_TRIALS))
     assert off.corrected(0.01, 0.6) == off.corrected(0.01, 0.5), "a residual at the bar reaches it"
