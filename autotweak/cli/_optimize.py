@@ -288,6 +288,8 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
             "is kept in the trial's MLflow run (artifact traceback.txt; `autotweak ui` shows it)"
         )
         raise SystemExit(1)
+    if states.get("preempted") and not states.get("complete") and not states.get("pruned"):
+        raise SystemExit(1)  # nothing completed; the warning above says their machines went away
 
 
 def _resume_command(study: str, options: dict[str, Any]) -> str:

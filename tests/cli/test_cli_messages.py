@@ -71,6 +71,7 @@ def test_a_study_whose_every_trial_was_preempted_asks_for_a_resume_not_a_fix(hom
     (cwd / "obj.py").write_text(PREEMPTED)
     _spec(cwd, objective="obj.py:lost", budget={"trials": 2}, execution={"max_retries": 0})
     run = autotweak("optimize", "exp.yaml", cwd=cwd)
+    assert run.returncode == 1, "no trial completed: a script that runs report next must know"
     assert "study 'study' stopped (trials): 2 preempted" in run.stdout, run.stdout + run.stderr
     assert (
         "no trial completed, 2 preempted (their machines went away; not the objective's fault); "
