@@ -10,15 +10,18 @@ import autotweak
 from tests.conftest import objective
 
 
-def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+def _warned(caplog: pytest.LogCaptureFixture, experiment, about: str) -> list[str]:
+    """The warnings of ``autotweak.optimize(experiment)`` that contain ``about``."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.optimize(experiment)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    return [m for m in said if about in m]
 
 
 def test_an_objective_that_never_reports_under_a_pruner_is_warned_about_once(home, make_experiment, caplog):
     exp = make_experiment(objective=objective("config_only"), pruner="median", budget={"trials": 3})
-    with caplog.at_level(logging.WARNING, logger="autotweak"):
-        autotweak.optimize(exp)
-    warned = [m for m in _warnings(caplog) if "without reporting any step" in m]
+    warned = _warned(caplog, exp, "without reporting any step")
     assert warned == [
         "trial 0 completed without reporting any step, though 'metric.steps' is 5: the pruner cannot stop "
         "a trial that never reports; call trial.report(value, step) once per epoch (or set 'pruner: none')"
@@ -27,18 +30,13 @@ def test_an_objective_that_never_reports_under_a_pruner_is_warned_about_once(hom
 
 def test_more_steps_than_metric_steps_are_warned_about_and_fewer_are_not(home, make_experiment, caplog):
     more = make_experiment(base={"x": 0.0, "steps": 8}, pruner="median", budget={"trials": 2})
-    with caplog.at_level(logging.WARNING, logger="autotweak"):
-        autotweak.optimize(more)
-    assert [m for m in _warnings(caplog) if "completed after reporting" in m] == [
+    assert _warned(caplog, more, "completed after reporting") == [
         "trial 0 completed after reporting step 8, though 'metric.steps' is 5 (reports in one full "
         "training): the compute of pruned trials is counted against 5 steps, and no trial is pruned from "
         "step 5 on; set 'metric.steps' to 8 if that is one full training"
     ]
-    caplog.clear()
     fewer = make_experiment(name="fewer", base={"x": 0.0, "steps": 3}, pruner="median", budget={"trials": 2})
-    with caplog.at_level(logging.WARNING, logger="autotweak"):
-        autotweak.optimize(fewer)
-    assert not [m for m in _warnings(caplog) if "metric.steps" in m], "an objective may stop early itself"
+    assert not _warned(caplog, fewer, "metric.steps"), "an objective may stop early itself"
 
 
 def from_zero(config, trial):
@@ -54,9 +52,7 @@ def test_steps_counted_from_zero_are_warned_about_once(home, make_experiment, ca
     Step 4, its last report, ends its training: it is not pruned there (``test_trained_in_full``).
     """
     exp = make_experiment(objective=from_zero, pruner="median", budget={"trials": 3})
-    with caplog.at_level(logging.WARNING, logger="autotweak"):
-        autotweak.optimize(exp)
-    assert [m for m in _warnings(caplog) if "step 0" in m] == [
+    assert _warned(caplog, exp, "step 0") == [
         "trial 0 reported step 0 first, though steps count from 1 (step s means s/5 of a full training "
         "done): it is taken to count from 0, so it is never pruned at step 4, its last, and a pruned trial "
         "is charged its last step + 1, but the learned pruner reads its curve one step behind; report "
@@ -73,10 +69,7 @@ def test_no_pruner_and_no_steps_need_no_reports(home, make_experiment, caplog):
         metric={"name": "loss", "direction": "minimize"},
         budget={"trials": 2},
     )
-    with caplog.at_level(logging.WARNING, logger="autotweak"):
-        autotweak.optimize(quiet)
-        autotweak.optimize(unsized)
-    assert not [m for m in _warnings(caplog) if "metric.steps" in m]
+    assert not _warned(caplog, quiet, "metric.steps") + _warned(caplog, unsized, "metric.steps")
 
 
 def test_worker_processes_say_their_warnings_on_the_terminal_once_per_study(home):
@@ -107,17 +100,12 @@ def test_reports_under_a_pruner_without_metric_steps_are_warned_about_once(home,
         pruner="median",
         budget={"trials": 3},
     )
-    with caplog.at_level(logging.WARNING, logger="autotweak"):
-        autotweak.optimize(exp)
-    assert [m for m in _warnings(caplog) if "metric.steps" in m] == [
+    assert _warned(caplog, exp, "metric.steps") == [
         "trial 0 reported steps 1..4, but 'metric.steps' is not set: a pruned trial's compute is counted "
         "as a full training (budget.compute and the report's savings are off), and a trial can be pruned at "
         "its last report; set 'metric.steps' to 4 if that is one full training"
     ]
-    caplog.clear()
     unpruned = make_experiment(
         name="unpruned", metric={"name": "loss", "direction": "minimize"}, base={"x": 0.0, "steps": 4}
     )
-    with caplog.at_level(logging.WARNING, logger="autotweak"):
-        autotweak.optimize(unpruned)
-    assert not [m for m in _warnings(caplog) if "metric.steps" in m], "no pruner: the steps cost nothing"
+    assert not _warned(caplog, unpruned, "metric.steps"), "no pruner: the steps cost nothing"
