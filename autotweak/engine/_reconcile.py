@@ -104,7 +104,7 @@ def queue_lost_retries(study: optuna.Study, tracker: BaseTracker, *, settle: flo
     """Queue the interrupted and preempted trials that have no retry to run again; return how many.
 
     Their workers were killed between telling them and queueing them (see the module's
-    documentation). Each retry carries what :func:`~autotweak.engine._study.requeue` gives
+    documentation). Each retry carries what :func:`~autotweak.engine._retries.requeue` gives
     it, and resumes from the checkpoint the killed worker kept in the trial's own record
     (it keeps it there before it queues the retry), else from an earlier attempt's; an
     interrupted trial is queued whatever its attempt, a preempted one up to ``max_retries`` times.
@@ -275,7 +275,7 @@ def settle_crashed(
     """Fail a running trial whose worker process is known to be gone, and queue it again.
 
     Its failure says ``reason`` in both stores, its record keeps the curve Optuna holds,
-    and the retry carries its marks (:func:`~autotweak.engine._study.requeue`). Returns
+    and the retry carries its marks (:func:`~autotweak.engine._retries.requeue`). Returns
     whether the trial was still running (one that finished meanwhile is left as it is).
     """
     storage = study._storage

@@ -98,6 +98,6 @@ def first_step(study: optuna.Study, number: int) -> int | None:
     """The step at which trial ``number``'s training first reported, over its attempts.
 
     Each attempt is read from the storage as it is now (see
-    :func:`~autotweak.engine._study.training_first`). ``None`` if no attempt reported.
+    :func:`~autotweak.engine._summary.training_first`). ``None`` if no attempt reported.
     """
     return training_first(_stored(study, number), lambda n: _stored(study, n))
