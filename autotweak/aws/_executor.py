@@ -36,6 +36,7 @@ from autotweak.aws._userdata import Bootstrap, check_reachable, user_data
 from autotweak.aws._watchdog import Watchdog
 from autotweak.engine._budget import BudgetView
 from autotweak.engine._executors import BaseExecutor
+from autotweak.engine._reconcile import unqueued
 from autotweak.engine._storage import fail_stale, make_storage, retrying
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
 from autotweak.exceptions import AutotweakError
@@ -174,10 +175,12 @@ class _Launcher:
             )
             done = view.exhausted(experiment.budget, self.ctx.deadline)
             stopped_at = self._stopped_at(instances, now)
-            if stopped_at is not None:
-                done = STOPPED_BY  # wait for the heartbeat to queue their trials again, within a bound
-                if view.running == 0 or now > stopped_at + self._requeue_wait():
-                    return done
+            if stopped_at is not None:  # wait for their trials to be queued again, within a bound
+                settled = view.running == 0 and not self._owed_retries()
+                if settled or now > stopped_at + self._requeue_wait():
+                    return STOPPED_BY
+                time.sleep(self.settings.poll_interval)
+                continue
             if done and view.running == 0:
                 return done
             left = self._dollars_left(now)
@@ -215,8 +218,17 @@ class _Launcher:
             )
         return self.stopped_at
 
+    def _owed_retries(self) -> bool:
+        """Whether a trial the stop cut short is not queued again yet.
+
+        A worker tells its trial interrupted first, then keeps its checkpoint and queues it:
+        a launcher gone in between would report a study whose retries are not there yet.
+        """
+        trials = self.study.get_trials(deepcopy=False)
+        return bool(unqueued(trials, self.ctx.experiment.execution.max_retries))
+
     def _requeue_wait(self) -> float:
-        """How long the heartbeat may take to notice the stopped workers' trials, and a poll more."""
+        """How long the stopped workers (or the heartbeat, for one killed) may take to queue their trials."""
         execution = self.ctx.experiment.execution
         return execution.grace_period + execution.heartbeat_interval + 2 * self.settings.poll_interval
 

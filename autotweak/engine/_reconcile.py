@@ -52,6 +52,7 @@ __all__ = [
     "queue_lost_retries",
     "reconcile",
     "settle_crashed",
+    "unqueued",
 ]
 
 _log = logging.getLogger(__name__)
@@ -113,15 +114,7 @@ def queue_lost_retries(study: optuna.Study, tracker: BaseTracker, *, settle: flo
     alive, have queued them by then.
     """
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get(ATTR.RETRY_OF) for t in trials}
-    lost = [
-        t
-        for t in _settled(trials, settle)
-        if t.number not in retried
-        and (state := state_of(t)) in ("interrupted", "preempted")
-        # one past its retries was said so by its worker; requeue would say it at every opening
-        and (state == "interrupted" or int(t.user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries)
-    ]
+    lost = unqueued(trials, max_retries, among=_settled(trials, settle))
     queued = [
         t.number
         for t in lost
@@ -142,6 +135,24 @@ def queue_lost_retries(study: optuna.Study, tracker: BaseTracker, *, settle: flo
             ", ".join(f"trial {n}" for n in queued),
         )
     return len(queued)
+
+
+def unqueued(
+    trials: list[FrozenTrial], max_retries: int, *, among: list[FrozenTrial] | None = None
+) -> list[FrozenTrial]:
+    """The interrupted and preempted trials (of ``among``, else all) that are owed a retry and have none.
+
+    An interrupted trial is always owed one; a preempted one up to ``max_retries`` attempts
+    (one past them was said so by its worker, and :func:`requeue` would say it again).
+    """
+    retried = {t.user_attrs.get(ATTR.RETRY_OF) for t in trials}
+    return [
+        t
+        for t in (trials if among is None else among)
+        if t.number not in retried
+        and (state := state_of(t)) in ("interrupted", "preempted")
+        and (state == "interrupted" or int(t.user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries)
+    ]
 
 
 def _kept_checkpoint(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial) -> str | None:

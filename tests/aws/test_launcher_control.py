@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from optuna.trial import TrialState
 
 from autotweak.aws import Instance
 from autotweak.aws._cost import Ledger
+from autotweak.engine._retries import requeue
 from autotweak.engine._study import ATTR
 from tests.aws.test_spot_executor import alive, instances, spot_spec, wait_until
 from tests.engine.test_workers import ctrl_c, running_cli, start_cli, wait_for_lines
@@ -103,3 +105,28 @@ def test_a_stopped_instance_is_terminated_and_replaced(home, aws_stores, ec2, si
     assert f"instance(s) {first} stopped: they run no worker; terminating them" in out
     assert len(instances(ec2, "spot-stopped")) == 3
     wait_until(lambda: not alive(ec2, "spot-stopped"), 30, "the launcher to terminate its instances")
+
+
+def test_workers_stop_waits_for_the_cut_trials_to_be_queued_again(home, aws_stores, ec2):
+    """A worker tells its trial interrupted, then queues it: the launcher waits for the queueing.
+
+    The test plays the stopped worker (no simulated hosts) and stays between the two
+    writes for two seconds: four of the launcher's polls, each of which sees no trial running.
+    """
+    spec = spot_spec(home, aws_stores, "spot-owed", 400, fleet=False)
+    with running_cli(_optimize(spec), home.parent) as proc:
+        wait_until(lambda: len(alive(ec2, "spot-owed")) == 2, 60, "the launcher's instances")
+        study = optuna.load_study(study_name="spot-owed", storage=aws_stores.storage)
+        trial = study.ask()
+        trial.set_user_attr(ATTR.INTERRUPTED, True)
+        study.tell(trial, state=TrialState.FAIL)
+        stop = start_cli(["workers", "stop", "spot-owed"], home.parent)
+        assert "terminated 2 instance(s)" in stop.communicate(timeout=60)[0]
+        time.sleep(2.0)
+        assert proc.poll() is None, proc.communicate()[0]
+        requeue(study, trial.number, {}, {}, max_retries=2)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "stopped (workers stop)" in out, out
+    retries = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == trial.number]
+    assert len(retries) == 1, "queued once, by its worker: the launcher's close found it queued"
