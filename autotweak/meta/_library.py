@@ -59,10 +59,23 @@ def resolve_meta_model(model: str | os.PathLike[str] | None, space: SearchSpace)
         space: The study's search space. (A spec's relative model file is made absolute
             when the spec is read, if it is next to the spec: see ``autotweak.spec``.)
 
+    Returns:
+        The model, restricted to ``space``; ``None`` if no model is wanted or found. When
+        a found model fits the space's parameters but none of its candidates lies inside
+        its ranges, a warning says which parameter and ranges (once per space and process).
+
     Raises:
         MetaModelError: If a named file does not fit ``space`` or cannot be read.
     """
-    return resolve_with_reason(model, space)[0]
+    fitted, unserved = resolve_with_reason(model, space)
+    said = f"unserved {space.to_dict()!r}"
+    if unserved is not None and said not in _warned:
+        _warned.add(said)
+        _log.warning(
+            "meta-learner: %s; none is returned (a MetaSampler given no model runs its base sampler alone)",
+            unserved,
+        )
+    return fitted
 
 
 def resolve_with_reason(

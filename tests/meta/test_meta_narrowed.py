@@ -107,3 +107,18 @@ def test_optimize_with_two_workers_says_it_once(home: Path) -> None:
     assert "] WARNING meta-learner: the meta-model " in run.stderr, run.stderr
     assert "learning_rate in [0.5, 1] where the candidates span [" in run.stderr, run.stderr
     assert "narrowed" not in run.stderr, run.stderr
+
+
+def test_resolve_meta_model_says_why_it_returns_none_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Python user building ``MetaSampler(resolve_meta_model("auto", space))`` is told, once."""
+    space = load_experiment(
+        _spec(tmp_path, {"learning_rate": {"low": 0.6, "high": 0.9}}), check_objective=False
+    ).space
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        assert resolve_meta_model("auto", space) is None
+        assert resolve_meta_model("auto", space) is None
+    (said,) = _said(caplog)
+    assert "learning_rate in [0.6, 0.9] where the candidates span [0.00504057, 0.495873]" in said
+    assert said.endswith("none is returned (a MetaSampler given no model runs its base sampler alone)")
