@@ -76,9 +76,11 @@ def training_first(trial: FrozenTrial, attempts: Callable[[int], FrozenTrial | N
     """The step at which ``trial``'s training first reported, over its attempts.
 
     A retry that resumed from a checkpoint reports from where the attempt before it
-    stopped; the attempt that started the training (its first report at step 0 or 1) says
-    whether the trial counts its steps from 0. ``attempts`` looks an earlier attempt up by
-    its number (``None`` if it cannot). ``None`` if no attempt reported.
+    stopped; the attempt that started the training says whether the trial counts its steps
+    from 0. A first report at step 1 is a training's start only in the first attempt: a
+    retry's may resume one counted from 0 (stopped after step 0), so the chain is read on.
+    ``attempts`` looks an earlier attempt up by its number (``None`` if it cannot).
+    ``None`` if no attempt reported.
     """
     first: int | None = None
     current: FrozenTrial | None = trial
@@ -86,8 +88,9 @@ def training_first(trial: FrozenTrial, attempts: Callable[[int], FrozenTrial | N
     while current is not None and current.number not in seen:
         seen.add(current.number)
         if current.intermediate_values:
-            first = min(current.intermediate_values)
-            if first <= 1:
+            reported = min(current.intermediate_values)
+            first = reported if first is None else min(first, reported)
+            if first == 0:
                 break
         retry_of = current.user_attrs.get(ATTR.RETRY_OF)
         current = None if retry_of is None else attempts(int(retry_of))
@@ -128,8 +131,9 @@ def trial_compute(
         reported: The first and last steps the trial reported, or ``None``.
         steps: Steps in one full training (``metric.steps``), if known.
         retry: Whether the trial is another attempt of one that did not finish. A retry
-            whose first report comes after step 1 resumed from a checkpoint: it is charged
-            only the steps it ran, the earlier attempt having been charged the rest.
+            whose first report comes after its training's first step resumed from a
+            checkpoint: it is charged only the steps it ran, the earlier attempt having been
+            charged the rest.
         training_first: For such a retry, finds the step at which its training first
             reported, over its attempts; called only where the answer changes the charge
             (a retry that finished its training). Without it the training counts from 1.
@@ -160,7 +164,7 @@ def _from_zero(
     training: then the steps left to the end are one fewer when counted from 0.
     """
     first, last = reported
-    if first <= 1 or not retry:
+    if first == 0 or not retry:  # a retry's report at step 1 may resume a training counted from 0
         return first == 0
     ended = steps is not None and (state == "complete" or last >= steps)
     return ended and training_first is not None and training_first() == 0

@@ -228,7 +228,7 @@ class Trial:
         """
         if self._first is None:
             first = self._steps[0][0]
-            retry_of = self._trial.user_attrs.get(ATTR.RETRY_OF) if first > 1 else None
+            retry_of = self._trial.user_attrs.get(ATTR.RETRY_OF) if first > 0 else None
             if retry_of is not None:
                 study = self._trial.study
                 earlier = self._stored(lambda: first_step(study, int(retry_of)), "reading its first step")

@@ -531,6 +531,7 @@ def test_ctrl_c_while_a_trial_opens_stops_before_its_objective_runs(home, make_e
         ("pruned", (0, 4), False, 0, 0.25),  # counted from 0: steps 0..4 are 5 steps
         ("pruned", (0, 4), True, 0, 0.25),  # a retry that started over, from 0
         ("complete", (11, 19), True, 0, 0.45),  # resumed after step 10 of 0..19: it ran 11..19
+        ("complete", (1, 19), True, 0, 0.95),  # resumed after step 0 of 0..19: it ran 1..19
         ("pruned", (11, 15), True, 0, 0.25),  # 11..15 are 5 steps whichever way the training counts
         ("pruned", (11, 25), True, 0, 0.45),  # past the declared steps: to step 19, its last
     ],

@@ -177,3 +177,24 @@ def test_a_retry_that_resumed_a_training_counted_from_0_records_the_steps_it_ran
         handle.report(1.0, step)
     session.finish(handle, Outcome("complete", 1.0), 1.0)
     assert [r.compute for r in tracker.records] == pytest.approx([15 / 20]), "steps 5..19"
+
+
+def test_a_retry_resumed_at_step_1_of_a_training_counted_from_0_ends_at_its_last_epoch(
+    tmp_path: Path,
+) -> None:
+    """Stopped right after step 0, resumed at step 1: the first attempt says it counts from 0."""
+    study = optuna.create_study(pruner=_Always())
+    earlier = study.ask()
+    earlier.report(1.0, 0)
+    study.tell(earlier, state=TrialState.FAIL)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, user_attrs={ATTR.RETRY_OF: 0}))
+    handle = Trial(study.ask(), {}, checkpoint_dir=tmp_path, auto_prune=False, n_steps=5)
+    for step in range(1, 4):
+        handle.report(1.0, step)
+        assert handle.should_prune(), f"step {step} is before the end"
+    handle.report(1.0, 4)
+    assert not handle.should_prune(), "step 4 of 0..4 is its last"
+    study.tell(handle.optuna_trial, 1.0)
+    trials = study.get_trials(deepcopy=False)
+    assert frozen_compute(trials[0], 5, attempts_of(trials)) == pytest.approx(1 / 5), "ran step 0"
+    assert frozen_compute(trials[1], 5, attempts_of(trials)) == pytest.approx(4 / 5), "ran steps 1..4"
