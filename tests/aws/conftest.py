@@ -4,7 +4,8 @@ moto does not boot anything, so :class:`SimulatedHosts` plays EC2: for each inst
 launcher starts, it runs the ``autotweak worker`` command parsed from the instance's
 user-data as a local process; when that process exits, the instance terminates (the
 script's ``shutdown -h now`` with InstanceInitiatedShutdownBehavior=terminate); when the
-instance is terminated, its process is killed (the machine is gone).
+instance is terminated, its process is killed (the machine is gone). Each instance has its
+own metadata service on loopback, where a test posts a spot interruption notice.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 from autotweak.aws import ALLOW_LOOPBACK, parse_worker_command
 from autotweak.aws._ec2 import STUDY_TAG
 from autotweak.testing.services import mlflow_server, moto_server, postgres
+from tests.imds import MetadataService
 
 PROFILE = "autotweak-worker"
 
@@ -69,6 +71,7 @@ class _Host:
     instance_id: str
     proc: subprocess.Popen[bytes]
     log: Path
+    imds: MetadataService
     shutdown_at: float | None = None
 
 
@@ -94,6 +97,18 @@ class SimulatedHosts:
             if host.proc.poll() is None:
                 os.killpg(host.proc.pid, signal.SIGKILL)
                 host.proc.wait()
+            host.imds.close()
+
+    def vanish(self, instance_id: str) -> None:
+        """The machine is gone at once, with no notice and no shutdown: its processes are killed."""
+        host = self.hosts[instance_id]
+        host.shutdown_at = 0.0  # nothing left to shut down
+        os.killpg(host.proc.pid, signal.SIGKILL)
+        host.proc.wait()
+
+    def interrupt(self, instance_id: str) -> None:
+        """Post a spot interruption notice (the two-minute warning) to the instance's metadata service."""
+        self.hosts[instance_id].imds.notice.set()
 
     def _run(self) -> None:
         client = boto3.client("ec2")
@@ -132,8 +147,9 @@ class SimulatedHosts:
         assert argv[:2] == ["autotweak", "worker"]
         home = self.folder / iid
         home.mkdir(parents=True)
+        imds = MetadataService()  # the user-data's endpoint is EC2's link-local address
         env = {**os.environ, **exports, "AUTOTWEAK_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-        env.pop("AUTOTWEAK_IMDS_ENDPOINT")  # no metadata service on loopback here
+        env |= {"AUTOTWEAK_IMDS_ENDPOINT": imds.endpoint, "AUTOTWEAK_IMDS_INTERVAL": "0.2"}
         log = home / "worker.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
@@ -144,7 +160,7 @@ class SimulatedHosts:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        return _Host(iid, proc, log)
+        return _Host(iid, proc, log, imds)
 
 
 @pytest.fixture

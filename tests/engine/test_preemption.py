@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import optuna
 import pytest
@@ -29,44 +27,15 @@ from autotweak.report import build_report
 from autotweak.tracking import MlflowTracker, NullTracker
 from tests.conftest import objective
 from tests.helpers import load, mlflow_runs
-
-
-class _Metadata(BaseHTTPRequestHandler):
-    """A small IMDSv2 stand-in: a token, then 404 until a notice is posted."""
-
-    notice = threading.Event()
-
-    def do_PUT(self) -> None:
-        ok = self.path == "/latest/api/token" and "X-aws-ec2-metadata-token-ttl-seconds" in self.headers
-        self._answer(200 if ok else 400, "stub-token")
-
-    def do_GET(self) -> None:
-        if self.headers.get("X-aws-ec2-metadata-token") != "stub-token":
-            self._answer(401, "")
-        elif self.path == "/latest/meta-data/spot/instance-action" and self.notice.is_set():
-            self._answer(200, json.dumps({"action": "terminate", "time": "2026-11-26T08:00:00Z"}))
-        else:
-            self._answer(404, "")
-
-    def _answer(self, code: int, body: str) -> None:
-        self.send_response(code)
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *args: object) -> None:
-        return None
+from tests.imds import MetadataService
 
 
 @pytest.fixture
 def metadata(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AUTOTWEAK_IMDS_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setenv("AUTOTWEAK_IMDS_INTERVAL", "0.1")
-    _Metadata.notice.clear()
-    yield _Metadata.notice
-    server.shutdown()
+    with MetadataService() as imds:
+        monkeypatch.setenv("AUTOTWEAK_IMDS_ENDPOINT", imds.endpoint)
+        monkeypatch.setenv("AUTOTWEAK_IMDS_INTERVAL", "0.1")
+        yield imds.notice
 
 
 def test_notice_preempts_the_trial_which_resumes_from_its_checkpoint_elsewhere(
