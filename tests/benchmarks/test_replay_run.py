@@ -1,4 +1,7 @@
+import importlib.util
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -7,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks._threads import THREAD_VARIABLES
+from benchmarks._threads import THREAD_VARIABLES, one_thread_environment
 from benchmarks.replay.data import read_family
 from benchmarks.replay.runner import (
     DEFAULT_TEST_TASKS,
@@ -19,6 +22,7 @@ from benchmarks.replay.runner import (
 from benchmarks.run import main
 from tests.benchmarks.conftest import ToyFrame, write
 
+ROOT = Path(__file__).resolve().parents[2]
 TASKS = ["keel_bupa", "keel_iris", "keel_wine", "sklearn_iris"]
 METHODS = ["full_grid", "random", "tpe+hyperband", "greedy_portfolio"]
 
@@ -138,3 +142,32 @@ def test_worker_processes_start_with_one_thread_per_native_pool() -> None:
     with Pool(2) as pool:
         assert pool.map(_thread_limits, [0, 1]) == [["1"] * len(THREAD_VARIABLES)] * 2
     assert _thread_limits(0) == before
+
+
+_GP_PROPOSALS = """
+from benchmarks.replay import simulate
+from benchmarks.replay.data import read_family
+from benchmarks.replay.runner import Job, run_job
+snap = simulate.Replay.snap
+simulate.Replay.snap = lambda replay, config: print(repr(config)) or snap(replay, config)
+family = read_family("benchmarks/data/hgb.parquet")
+run_job(Job("hgb", str(family.path), "keel_breast", "gp", (3,), 12), family)
+"""
+
+
+def _gp_trials_in_worker(**env: str) -> str:
+    with one_thread_environment():
+        environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    done = subprocess.run(
+        [sys.executable, "-c", _GP_PROPOSALS], env=environment, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the gp sampler needs torch")
+def test_gp_proposals_do_not_depend_on_the_cpu_code_path_mkl_picks() -> None:
+    # Without MKL_CBWR, an AVX2-only MKL changes trial 10's proposal in its last digits.
+    proposals = _gp_trials_in_worker()
+    assert proposals.count("{") == 12
+    assert proposals == _gp_trials_in_worker(MKL_ENABLE_INSTRUCTIONS="AVX2")
