@@ -17,6 +17,9 @@ from autotweak.exceptions import ObjectiveImportError
 
 __all__ = ["import_objective"]
 
+_GUARD = 'if __name__ == "__main__":'
+_IMPORTING: set[str] = set()  # objective files being run by an import now (to catch one importing itself)
+
 
 def import_objective(ref: str, where: Where, *, base_dir: Path | None = None) -> Callable[..., Any]:
     """Import the objective named by ``ref``.
@@ -75,7 +78,9 @@ def _import_module(module_ref: str, where: Where, base_dir: Path | None) -> Any:
     if module_ref.endswith(".py"):
         return _import_file(module_ref, where, base_dir)
     try:
-        return importlib.import_module(module_ref)
+        module = importlib.import_module(module_ref)
+    except ObjectiveImportError:
+        raise  # the module's own code asked for itself again (below): said already
     except ModuleNotFoundError as exc:
         if exc.name is None or not _is_prefix(exc.name, module_ref):
             raise _import_failed(exc, where) from None
@@ -84,6 +89,9 @@ def _import_module(module_ref: str, where: Where, base_dir: Path | None) -> Any:
         ) from None
     except Exception as exc:  # the user's module ran and failed: say how, without a traceback
         raise _import_failed(exc, where) from None
+    if getattr(getattr(module, "__spec__", None), "_initializing", False):
+        raise _imports_itself(module_ref, vars(module), where)
+    return module
 
 
 def _import_file(module_ref: str, where: Where, base_dir: Path | None) -> Any:
@@ -97,6 +105,8 @@ def _import_file(module_ref: str, where: Where, base_dir: Path | None) -> Any:
     # a spec is read, checked and run in one process, and module-level work (loading data) is paid once.
     name = f"autotweak_objective_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     stamp = (path.stat().st_mtime_ns, path.stat().st_size)
+    if name in _IMPORTING:
+        raise _imports_itself(module_ref, vars(sys.modules[name]), where)
     loaded = sys.modules.get(name)
     if loaded is not None and getattr(loaded, "__autotweak_stamp__", None) == stamp:
         return loaded
@@ -105,13 +115,36 @@ def _import_file(module_ref: str, where: Where, base_dir: Path | None) -> Any:
         raise where.fail("must name an importable Python file", module_ref, ObjectiveImportError)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    _IMPORTING.add(name)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        del sys.modules[name]
+        sys.modules.pop(name, None)
+        if isinstance(exc, ObjectiveImportError):
+            raise  # the file's own code asked for itself again (below): said already
         raise _import_failed(exc, where) from None
+    finally:
+        _IMPORTING.discard(name)
     module.__autotweak_stamp__ = stamp  # type: ignore[attr-defined]
     return module
+
+
+def _imports_itself(module_ref: str, namespace: dict[str, Any], where: Where) -> ObjectiveImportError:
+    """The objective's module, while imported, asks for the objective again: its top level starts a study.
+
+    That is a script that names itself as the objective and calls ``optimize`` unguarded;
+    run on, each import would run the study once more (or recurse until Python gives up).
+    """
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_globals is namespace and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back  # type: ignore[assignment]
+    at = f" ({Path(frame.f_code.co_filename).name}, line {frame.f_lineno})" if frame is not None else ""
+    return ObjectiveImportError(
+        f"names {module_ref}, whose module-level code starts the study{at}, so importing it for its "
+        f"objective starts the study again; put that code under `{_GUARD}`.",
+        source=where.source,
+        field=where.field,
+    )
 
 
 def _is_prefix(missing: str, module_ref: str) -> bool:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -557,6 +558,36 @@ def test_an_objective_that_fails_at_import_is_a_one_line_error(
     message = f"{path}: 'objective' could not be imported: " + expected.format(file=f"{module}.py")
     assert str(info.value) == message
     assert info.value.__cause__ is None and info.value.__suppress_context__, "no chained traceback"
+
+
+@pytest.mark.parametrize("form", ["file", "module"])
+def test_an_objective_whose_module_starts_the_study_is_refused_naming_the_line(
+    tmp_path: Path, home: Path, form: str
+) -> None:
+    """A script that names itself as the objective and calls ``optimize`` unguarded.
+
+    Importing it for its objective runs that call again: unrefused, a file recursed until
+    Python gave up (then a KeyError) and a module ran the study inside its own import.
+    """
+    module = f"selfie_{form}"
+    ref = f"{module}.py:train" if form == "file" else f"{module}:train"
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump(base_spec(objective=ref, budget={"trials": 2})))
+    (tmp_path / f"{module}.py").write_text(
+        "import autotweak\n\ndef train(config):\n    return config['x']\n\n"
+        f"autotweak.optimize({str(spec)!r})\n"
+    )
+    with pytest.raises(ObjectiveImportError) as info:
+        load_experiment(spec)
+    assert str(info.value) == (
+        f"{spec}: 'objective' names {ref.partition(':')[0]}, whose module-level code starts the study "
+        f"({module}.py, line 6), so importing it for its objective starts the study again; put that "
+        'code under `if __name__ == "__main__":`.'
+    )
+    assert not (home / "optuna.db").exists(), "no study was run by the import"
+    assert f"autotweak_objective_{module}" not in " ".join(sys.modules) and module not in sys.modules
+    (tmp_path / f"{module}.py").write_text("def train(config):\n    return config['x']\n")
+    assert load_experiment(spec).resolve_objective()({"x": 2.0}) == 2.0, "fixed, it loads"
 
 
 def _meta_spec(path: Path, model: str) -> None:
