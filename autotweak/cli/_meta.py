@@ -208,6 +208,12 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
             _console.line(f"     {source_text(source.to_dict())}")
     for note in (PREDICTED_NOTE, MEASURED_NOTE, SIMILARITY_NOTE):
         _console.line(note)
+    if experiment.sampler.name == "meta" and len(proposals) > 1:
+        _console.line(
+            "Order: optimize runs proposal 1 first; it runs the others as listed while no result is in "
+            "(parallel workers), and from the study's second result on its proposals follow those "
+            "results, so later ones may differ from these."
+        )
     if experiment.sampler.name == "meta" and len(proposals) > sampler.n_meta:
         _console.line(
             f"optimize serves the first {sampler.n_meta} (sampler.args.n_meta), "

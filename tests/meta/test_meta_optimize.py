@@ -130,6 +130,7 @@ def test_suggest_shows_what_optimize_runs_first(home, tmp_path, capsys, baseline
     main(["suggest", str(path), "-k", "4"])
     printed = capsys.readouterr().out
     assert ("after the base config" in printed) is baseline
+    assert "from the study's second result on its proposals follow those results" in printed
     assert "optimize serves the first 3 (sampler.args.n_meta), then TPESampler" in printed
 
 
