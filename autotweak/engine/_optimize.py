@@ -253,7 +253,7 @@ def _say_if_none_completed(study: optuna.Study, summary: StudySummary, results: 
         return
     failed = [t for t in study.get_trials(deepcopy=False) if state_of(t) == "failed"]
     first = min(failed, key=lambda t: t.number)
-    reason = str(first.user_attrs.get(ATTR.FAILURE, "no reason recorded")).splitlines()[0][:300]
+    reason = str(first.user_attrs.get(ATTR.FAILURE, "no reason recorded")).splitlines()[0][:300].rstrip(".")
     fail_fast = sum(r.stop_reason == FAIL_FAST_REASON for r in results)
     stopped = f" ({fail_fast} worker(s) stopped because {FAIL_FAST_REASON})" if fail_fast else ""
     _log.warning(

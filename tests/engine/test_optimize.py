@@ -584,6 +584,19 @@ def test_a_worker_whose_first_trials_all_fail_stops_instead_of_spending_the_budg
     ]
 
 
+def broken_with_a_sentence(config: dict[str, Any]) -> float:
+    raise ValueError("the loss diverged at step 3.")
+
+
+def test_a_failure_that_ends_with_a_period_is_quoted_with_one(home, make_experiment, caplog):
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.optimize(
+            make_experiment(objective=broken_with_a_sentence, budget={"trials": 2}), track=False
+        )
+    said = next(r.getMessage() for r in caplog.records if "no trial completed" in r.getMessage())
+    assert "failed with: ValueError: the loss diverged at step 3. Fix the objective" in said
+
+
 def test_once_a_trial_of_the_worker_completed_failures_do_not_stop_it(home, make_experiment):
     exp = make_experiment(objective=fails_until_x_is_large, base={"x": 4.5}, budget={"trials": 12})
     result = autotweak.optimize(exp, track=False)
