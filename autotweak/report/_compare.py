@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import attempts_of, frozen_compute, search_trials, steps_of
 from autotweak.exceptions import AutotweakError
+from autotweak.report._plots import whole_numbers
 from autotweak.report._text import StudyReport, build_report
 
 __all__ = ["compare_markdown", "write_comparison"]
@@ -114,6 +115,7 @@ def _best_so_far(studies: list[optuna.Study], maximize: bool, metric: str, path:
         by_trials.plot(range(1, len(best) + 1), best, label=study.study_name, drawstyle="steps-post")
         by_compute.plot(spent, best, label=study.study_name, drawstyle="steps-post")
     by_trials.set_xlabel("trials")
+    whole_numbers(by_trials)
     by_compute.set_xlabel("compute (full trainings)")
     for ax in (by_trials, by_compute):
         ax.set_ylabel(f"best {metric}")

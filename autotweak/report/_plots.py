@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["history_plot", "curves_plot", "importance_plot"]
+__all__ = ["curves_plot", "history_plot", "importance_plot", "whole_numbers"]
 
 _COLORS = {TrialState.COMPLETE: "tab:blue", TrialState.PRUNED: "tab:orange", TrialState.FAIL: "tab:red"}
 
 
 def history_plot(trials: list[FrozenTrial], maximize: bool, metric: str, path: Path) -> Path:
     """Each trial's value (pruned at its last report) and the best so far."""
+    return _save(_history_figure(trials, maximize, metric), path)
+
+
+def _history_figure(trials: list[FrozenTrial], maximize: bool, metric: str) -> Figure:
     fig = Figure(figsize=(7, 3.5))
     ax = fig.subplots()
     best: list[float] = []
@@ -34,9 +40,10 @@ def history_plot(trials: list[FrozenTrial], maximize: bool, metric: str, path: P
     ax.scatter([], [], color="tab:blue", s=14, label="complete")
     ax.scatter([], [], color="tab:orange", s=14, label="pruned (last report)")
     ax.set_xlabel("trial")
+    whole_numbers(ax)
     ax.set_ylabel(metric)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
 def curves_plot(trials: list[FrozenTrial], metric: str, path: Path) -> Path:
@@ -69,9 +76,15 @@ def _curves_figure(trials: list[FrozenTrial], metric: str) -> Figure:
     ax.plot([], [], color="tab:blue", label="complete")
     ax.plot([], [], color="tab:orange", marker="x", ms=4, label="pruned (x: stopped here)")
     ax.set_xlabel("step")
+    whole_numbers(ax)
     ax.set_ylabel(metric)
     ax.legend(fontsize=8)
     return fig
+
+
+def whole_numbers(ax: Axes) -> None:
+    """Ticks on whole numbers only along x (trials, steps): no step 2.5."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def importance_plot(importances: dict[str, float], path: Path) -> Path:

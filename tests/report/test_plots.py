@@ -7,7 +7,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from autotweak.report._plots import _curves_figure
+from autotweak.report._plots import _curves_figure, _history_figure
 
 
 def _trial(state: TrialState, curve: dict[int, float], number: int) -> FrozenTrial:
@@ -66,3 +66,13 @@ def test_five_hundred_trials_stay_in_few_artists(tmp_path):
     ax = _only_axes(_curves_figure(study.trials, "acc"))
     assert len(ax.collections) <= 3 and len(ax.lines) <= 100 + 3
     assert all(size <= 12 for c in ax.collections for size in c.get_sizes())
+
+
+def test_steps_and_trials_are_ticked_on_whole_numbers():
+    """Twenty steps once read 2.5, 5.0, 7.5 along the curves' axis."""
+    trials = [_trial(TrialState.COMPLETE, {s: s / 20 for s in range(1, 21)}, n) for n in range(7)]
+    for fig in (_curves_figure(trials, "acc"), _history_figure(trials, True, "acc")):
+        ax = _only_axes(fig)
+        fig.canvas.draw()
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks), ticks
