@@ -173,7 +173,7 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
             f"study '{study.study_name}' was started with a different setup, so resuming it would "
             "mix incomparable trials; differences: " + "; ".join(shown) + ". Resume it with the setup "
             f"it was started with (`autotweak resume {study.study_name}` reads it from the study), or "
-            "start a new study (`--name`)"
+            "start a new study (another 'name' in the spec; `--name` on the command line)."
         )
 
 

@@ -187,6 +187,7 @@ def test_resume_with_other_components_says_what_differs(home, make_experiment):
     assert "tweaks.params.x.low: stored -5.0, now 0.0; tweaks.params.x.high: stored 5.0, now 1.0" in said
     assert "tweaks.params.y: stored absent, now " in said, "a parameter added is named, not the whole space"
     assert "`autotweak resume study` reads it from the study" in said
+    assert said.endswith("start a new study (another 'name' in the spec; `--name` on the command line).")
 
 
 def test_resume_of_a_study_on_the_old_default_pruner_says_the_default_changed(home, make_experiment):

@@ -251,7 +251,8 @@ def test_stores_that_cannot_be_read_are_refused_at_once_and_left_untouched(
         read_optuna(f"sqlite:///{empty}", space=SPACE)
     assert empty.stat().st_size == 0
     started = time.monotonic()
-    with pytest.raises(HistoryError, match=r"127\.0\.0\.1:9.*`--mlflow` of `autotweak meta fit`"):
+    fix = r"pass the URI of one that runs as `tracking_uri` \(`--mlflow` of `autotweak meta fit`\)"
+    with pytest.raises(HistoryError, match=r"127\.0\.0\.1:9.*" + fix):
         read_mlflow("http://127.0.0.1:9", metric="val_acc", space=SPACE)  # nothing listens on port 9
     assert time.monotonic() - started < 30, "one request, not minutes of retries"
 
