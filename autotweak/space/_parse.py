@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
+
 from autotweak._validation import Where, as_bool, as_float, as_int, as_mapping, check_keys, closest
 from autotweak.exceptions import SpaceError, SpecError
 from autotweak.space._params import (
@@ -29,7 +31,7 @@ _KEYS = {
 
 
 def parse_param(name: str, raw: Any, where: Where) -> Param:
-    """Build one parameter from ``{type: ..., ...}``; a bare scalar or list is a fixed value."""
+    """Build one parameter from ``{type: ..., ...}``; a bare scalar is a fixed value, a bare list refused."""
     try:
         return _parse_param(name, raw, where)
     except SpaceError:
@@ -39,6 +41,13 @@ def parse_param(name: str, raw: Any, where: Where) -> Param:
 
 
 def _parse_param(name: str, raw: Any, where: Where) -> Param:
+    if isinstance(raw, list):  # choices to most people (W&B's values, Ray's grid): said, not guessed
+        raise where.fail(
+            f"must be {{type: categorical, choices: {_flow(raw)}}} to search among these values, or "
+            f"{{type: fixed, value: {_flow(raw)}}} to give every trial the list itself",
+            raw,
+            SpaceError,
+        )
     if not isinstance(raw, Mapping):
         return FixedParam(name, raw)
     data = as_mapping(raw, where, SpaceError)
@@ -160,3 +169,8 @@ def _parse_when(raw: Any, where: Where) -> Condition | None:
     if not options:
         raise where.child(parent).fail("must list at least one value", values, SpaceError)
     return Condition(parent, options)
+
+
+def _flow(values: list[Any]) -> str:
+    """A list as YAML writes it inline: ``[adam, sgd]``."""
+    return yaml.safe_dump(values, default_flow_style=True, width=10**6).strip()

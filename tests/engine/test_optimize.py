@@ -180,7 +180,9 @@ def test_resume_with_other_components_says_what_differs(home, make_experiment):
         match=r"sampler.name: stored 'random', now 'tpe'; sampler.class: stored '.*RandomSampler', now",
     ):
         autotweak.optimize(changed, resume=True)
-    narrowed = make_experiment(tweaks={"x": {"type": "float", "low": 0, "high": 1}, "y": [1, 2]})
+    narrowed = make_experiment(
+        tweaks={"x": {"type": "float", "low": 0, "high": 1}, "y": {"type": "categorical", "choices": [1, 2]}}
+    )
     with pytest.raises(StudyMismatchError) as caught:
         autotweak.optimize(narrowed, resume=True)
     said = str(caught.value)

@@ -27,6 +27,18 @@ def test_choices_equal_under_eq_are_refused(choices, pair):
         SearchSpace.from_dict({"act": {"type": "categorical", "choices": choices}})
 
 
+def test_a_bare_list_is_refused_naming_both_meanings():
+    """``opt: [adam, sgd]`` reads as choices to most people; it once fixed every trial to the list."""
+    message = (
+        "'opt' must be {type: categorical, choices: [adam, sgd]} to search among these values, or "
+        "{type: fixed, value: [adam, sgd]} to give every trial the list itself, got ['adam', 'sgd']."
+    )
+    with pytest.raises(SpaceError, match=re.escape(message)):
+        SearchSpace.from_dict({"opt": ["adam", "sgd"]})
+    fixed = SearchSpace.from_dict({"opt": {"type": "fixed", "value": ["adam", "sgd"]}, "epochs": 30})
+    assert {p.name: p.value for p in fixed.params} == {"opt": ["adam", "sgd"], "epochs": 30}, "bare 30"
+
+
 def test_choices_of_different_values_stay_allowed():
     choices = [1, "1", None, 2.5, False, "true"]
     space = SearchSpace.from_dict({"a": {"type": "categorical", "choices": choices}})
