@@ -17,7 +17,8 @@ condition does not hold is left out):
   one, else the record is skipped (``"param 'x' is missing"``).
 - Out of range: clipped when within 10% of the range's width (on the log scale for a log
   param), else skipped (``"param 'x' = 5.0 out of range [0.0, 1.0]"``); an int off its
-  step is moved to the nearest step.
+  step is moved to the nearest step. A float log param recorded as 0 (``weight_decay=0``,
+  a library's default "none") is taken as the range's low end, and noted.
 - An unknown categorical choice, a value of the wrong kind, or a fixed param recorded with
   another value: skipped.
 - Params not in the space are ignored; each name is noted once, with the rename it may need
@@ -215,6 +216,11 @@ class ParamMapper:
         number = _as_int(param, number, self._changes) if isinstance(param, IntParam) else float(number)
         if param.low <= number <= param.high:
             return number
+        if number == 0 and param.log and isinstance(param, FloatParam):
+            # weight_decay=0 (PyTorch's default), l2_regularization=0 (scikit-learn's): "none",
+            # which a log range's low end stands for; skipped, a whole history of defaults was lost.
+            self._changes[f"param {param.name!r} = 0 taken as its log range's low end"] += 1
+            return float(param.low)
         if not _near(param, number):
             raise _bad(param.name, number, f"out of range [{param.low}, {param.high}]")
         self._changes[f"param {param.name!r} clipped into range"] += 1

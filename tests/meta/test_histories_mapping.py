@@ -144,6 +144,16 @@ def test_out_of_range_clipped_within_tolerance_else_skipped() -> None:
     }
 
 
+def test_a_float_log_param_recorded_as_zero_is_its_low_end() -> None:
+    """weight_decay=0 and l2_regularization=0 are library defaults: "none", not a bad record."""
+    mapper = ParamMapper(SPACE)
+    assert mapper.map(GOOD | {"learning_rate": "0"}) == (EXPECTED | {"learning_rate": 1e-4}, None)
+    assert mapper.map(GOOD | {"learning_rate": 0.0}) == (EXPECTED | {"learning_rate": 1e-4}, None)
+    assert mapper.map(GOOD | {"width": "0"}) == (None, "param 'width' = 0 out of range [16, 512]"), "an int"
+    assert mapper.map(GOOD | {"dropout": "-0.2"})[0] is None, "a linear range keeps its rule"
+    assert dict(mapper.notes) == {"param 'learning_rate' = 0 taken as its log range's low end": 2}
+
+
 def test_ints_off_their_step_move_to_it_and_fractions_are_refused() -> None:
     mapper = ParamMapper(SPACE)
     assert mapper.map(GOOD | {"depth": "5"}) == (EXPECTED | {"depth": 6}, None)
