@@ -31,7 +31,8 @@ class StepsCheck:
 
     Example:
         >>> from autotweak.spec import Experiment
-        >>> exp = Experiment.from_dict({"name": "s", "objective": "m:f", "tweaks": {"x": [1, 2]},
+        >>> exp = Experiment.from_dict({"name": "s", "objective": "m:f",
+        ...     "tweaks": {"x": {"type": "categorical", "choices": [1, 2]}},
         ...     "metric": {"name": "loss", "direction": "minimize", "steps": 20}}, check_objective=False)
         >>> print(StepsCheck(exp).problem(number=0, steps=[]))  # doctest: +ELLIPSIS
         trial 0 completed without reporting any step, though 'metric.steps' is 20: ...
