@@ -39,7 +39,7 @@ def group_trials(
     complete: list[bool] | None = None,
     differing: list[str | None] | None = None,
 ) -> dict[Any, list[PastTrial]]:
-    """One trial per group of rows (sorted by keys then step), grouped by task.
+    """One trial per group of rows (sorted by keys then step), grouped by task (tasks with one at least).
 
     ``differing`` names, per trial, a param whose rows disagree (the trial is skipped).
     """
@@ -71,7 +71,8 @@ def group_trials(
             trial_steps, curve = tuple(steps[j] for j in keep), tuple(points[j] for j in keep)
         done = True if complete is None else complete[i]
         out[tasks[i]].append(PastTrial(config, points[end - 1], trial_steps, curve, sources[i], done))
-    return out
+    # a task none of whose trials fit is no task, as for the MLflow and Optuna readers
+    return {task: trials for task, trials in out.items() if trials}
 
 
 def differing_params(grouped: Any, param_columns: Mapping[str, str]) -> list[str | None]:

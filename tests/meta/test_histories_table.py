@@ -297,3 +297,20 @@ def test_a_trial_whose_params_differ_between_its_rows_is_skipped_and_counted() -
     assert histories.tasks[0].trials[0].params["lr"] == 0.03  # a value on one row only is no conflict
     assert dict(histories.skipped.counts) == {"param 'lr' differs between the trial's rows": 1}
     assert histories.skipped.examples["param 'lr' differs between the trial's rows"] == "table:frame#a/t0"
+
+
+def test_a_task_none_of_whose_trials_fit_is_not_read_as_an_empty_task() -> None:
+    """As the MLflow and Optuna readers do: "2 tasks, 0 trials" read as if there were tasks to learn from."""
+    frame = pd.DataFrame(
+        {
+            "task": ["a", "a", "b"],
+            "trial": [0, 1, 0],
+            "value": [0.5, 0.6, 0.7],
+            "param.lr": [5.0, 7.0, 0.01],
+            "param.layers": [2, 2, 3],
+            "param.opt": ["adam", "adam", "sgd"],
+        }
+    )
+    histories = read_table(frame, space=SPACE)
+    assert histories.names == ["b"] and histories.n_trials == 1
+    assert dict(histories.skipped.counts) == {"param 'lr' out of range [0.0001, 0.1]": 2}
