@@ -7,8 +7,8 @@ objective never reported has: it is read without a curve). The task is the run's
 experiment, or the tag or param named by ``task_key``.
 
 autotweak's study (parent) runs are not trials and are passed over. A run that failed,
-still runs, or was preempted (autotweak runs it again elsewhere) is skipped, as is one
-without the metric or with a non-finite value; all are counted with their reason. A
+still runs, or was preempted or interrupted by Ctrl-C (autotweak runs it again) is skipped,
+as is one without the metric or with a non-finite value; all are counted with their reason. A
 killed run (an autotweak trial that was pruned, or a person's run stopped early) is kept
 with ``complete=False``.
 
