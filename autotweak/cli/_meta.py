@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["meta", "suggest"]
 
 _console = Console()
+_MLFLOW_FIX = "start it, or pass the URI of one that runs as --mlflow"
 
 
 @click.group()
@@ -100,6 +101,7 @@ def meta_fit(
     Records that cannot be used are skipped and counted by reason.
     """
     from autotweak.meta import Histories, fit_meta_model, read_mlflow, read_optuna, read_table
+    from autotweak.tracking import check_tracking_server
 
     target = _target_of(space_ref)
     space = target.space
@@ -116,6 +118,7 @@ def meta_fit(
         read = read_table(table, metric=table_metric or metric, direction=orientation, **common)
         parts.append(_said(f"table {table}", read))
     for uri in tracking_uris:
+        check_tracking_server(uri, fix=_MLFLOW_FIX)  # read_mlflow's message names its Python argument
         names = list(experiments) or None
         read = read_mlflow(uri, names, metric=runs_metric, direction=orientation, task_key=task_key, **common)
         parts.append(_said(f"mlflow {redact(uri)}", read))

@@ -56,7 +56,7 @@ __all__ = ["read_mlflow"]
 _log = logging.getLogger(__name__)
 
 _PAGE = 1000
-_FIX = "start it, or pass the URI of one that runs as `tracking_uri` (`--mlflow` of `autotweak meta fit`)"
+_FIX = "start it, or pass the URI of one that runs as `tracking_uri`"  # the CLI says its own option
 _STATUS_REASON = {
     "FAILED": "the run failed",
     "RUNNING": "the run is still running",

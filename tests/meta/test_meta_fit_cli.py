@@ -284,3 +284,13 @@ def test_tables_and_runs_whose_metrics_are_named_apart_are_read_together(tmp_pat
     assert "'loss'" in capsys.readouterr().err, "the table has no column 'loss'"
     main(["meta", "fit", *args, "--table-metric", "value", "--out", str(tmp_path / "m.npz")])
     assert "read 4 task(s), 42 trial(s)" in capsys.readouterr().out
+
+
+def test_a_tracking_server_that_does_not_answer_is_named_with_the_cli_option(tmp_path, space_file, capsys):
+    args = ["meta", "fit", "--space", str(space_file), "--mlflow", "http://127.0.0.1:9", "--metric", "loss"]
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "m.npz")])  # nothing listens on port 9
+    err = " ".join(capsys.readouterr().err.split())
+    assert "127.0.0.1:9: no MLflow server answers" in err
+    assert err.endswith("pass the URI of one that runs as --mlflow"), err
+    assert "tracking_uri" not in err, "a CLI user is told the option, not the Python argument"
