@@ -37,6 +37,7 @@ from typing import Any, cast
 
 import numpy as np
 import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.pruners import BasePruner, MedianPruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -268,7 +269,7 @@ class LearnedCurvePruner(BasePruner):
                 study,
                 "fit",
                 f"the curve model (space {model.space.name!r}) does not fit trial {trial.number}: "
-                f"{_misfit(model, trial.params)}; {type(self.fallback).__name__} decides for such trials.",
+                f"{_misfit(model, trial)}; {type(self.fallback).__name__} decides for such trials.",
             )
         first = min(trial.intermediate_values)
         if ready and n_steps is not None and first > max(1, _LATE_START * n_steps):
@@ -405,7 +406,7 @@ class LearnedCurvePruner(BasePruner):
                 study,
                 "range",
                 f"the shipped curve model (space {near.space.name!r}) does not fit trial {trial.number}: "
-                f"{_misfit(near, trial.params)}; the search space reaches beyond the model's ranges, "
+                f"{_misfit(near, trial)}; the search space reaches beyond the model's ranges, "
                 f"and {decides} decides for trials outside them.",
             )
         else:
@@ -413,7 +414,7 @@ class LearnedCurvePruner(BasePruner):
                 study,
                 "auto",
                 f"no curve model fits trial {trial.number}'s parameters: the shipped curve model (space "
-                f"{near.space.name!r}) does not fit it: {_misfit(near, trial.params)}; {decides} decides.",
+                f"{near.space.name!r}) does not fit it: {_misfit(near, trial)}; {decides} decides.",
                 logging.INFO,
             )
 
@@ -435,8 +436,9 @@ def _value_at(trial: FrozenTrial, step: int) -> float:
     return float(trial.intermediate_values[max(earlier)]) if earlier else math.nan
 
 
-def _misfit(model: CurveModel, params: dict[str, Any]) -> str:
-    """What keeps ``params`` out of the model's space: the missing parameters, the values out of range."""
+def _misfit(model: CurveModel, trial: FrozenTrial) -> str:
+    """What keeps ``trial`` out of the model's space: the missing parameters, the values out of range."""
+    params = trial.params
     missing = [p.name for p in model.space.tunable if p.name not in params]
     extra = sorted(set(params) - set(model.space.names))
     if missing or extra:
@@ -452,5 +454,15 @@ def _misfit(model: CurveModel, params: dict[str, Any]) -> str:
             allowed = f"one of {list(param.choices)}" if isinstance(param, CategoricalParam) else "fixed"
         value = params.get(name)
         shown = f"{value:.6g}" if isinstance(value, float) else repr(value)  # 0.00465680, not 17 digits
-        outside.append(f"{name}={shown} (the model's range: {allowed})")
+        outside.append(f"{name}={shown} (the model's range: {allowed}{_searched(trial, name)})")
     return ", ".join(outside) or f"its parameters {sorted(params)}"
+
+
+def _searched(trial: FrozenTrial, name: str) -> str:
+    """The study's range of ``name``, which the user widened past the model's: '' if not known."""
+    distribution = trial.distributions.get(name)
+    if isinstance(distribution, FloatDistribution | IntDistribution):
+        return f"; the study's: in [{distribution.low}, {distribution.high}]"
+    if isinstance(distribution, CategoricalDistribution):
+        return f"; the study's: one of {list(distribution.choices)}"
+    return ""

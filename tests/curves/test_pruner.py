@@ -232,7 +232,7 @@ def test_a_value_outside_the_models_range_is_named(
     with caplog.at_level("WARNING", logger="autotweak"):
         study.optimize(wider, n_trials=8)
     said = [r.getMessage() for r in caplog.records if "does not fit" in r.getMessage()]
-    assert len(said) == 1 and "(the model's range: in [0.0, 1.0])" in said[0]
+    assert len(said) == 1 and "(the model's range: in [0.0, 1.0]; the study's: in [1.5, 2.0])" in said[0]
     assert re.search(r"x=1\.\d{1,5} \(", said[0]), said[0]  # 6 significant digits, not 17
 
 
