@@ -216,7 +216,12 @@ class Study:
         return Outcome("failed", None, error or "told as failed")
 
     def flush(self) -> None:
-        """Wait until the MLflow runs of every trial told so far are closed."""
+        """Wait until the MLflow runs of every trial told so far are closed, or failed to close.
+
+        A run the tracker could not close is said in a warning, not raised (Optuna already
+        holds the outcome): it stays open in MLflow until :meth:`close` closes it from
+        Optuna's record.
+        """
         self._writer.wait()
 
     def close(self) -> StudySummary:

@@ -95,7 +95,7 @@ def reconcile(
     )
     opened = sum(_write_record(study, tracker, trial, None, metric, steps, attempts) for trial in missing)
     if closed:
-        _log.warning("closed %d trial record(s) left open by a crashed worker", closed)
+        _log.warning("closed %d trial record(s) left open by a crashed worker or a write that failed", closed)
     if opened:
         _log.warning("opened %d missing trial record(s) from Optuna's trials", opened)
     return closed + opened

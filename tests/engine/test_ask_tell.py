@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,38 @@ def test_a_record_that_fails_as_the_study_closes_leaves_nothing_else_open(
     ]
     (parent,) = mlflow_runs(mlflow_client, "closing").parents
     assert parent.info.status == "KILLED", "the study's record was closed"
+
+
+def test_flush_closes_the_runs_told_so_far_and_says_which_it_could_not(
+    home, make_experiment, mlflow_client, monkeypatch, caplog
+):
+    """A record that fails to close is warned about at flush and closed from Optuna's by close()."""
+    exp = make_experiment(name="flushed", budget={"trials": 4})
+    with autotweak.Study(exp) as study:
+        first = study.ask()
+        assert first is not None
+        study.tell(first, 0.5)
+        study.flush()
+        assert mlflow_runs(mlflow_client, "flushed").children[0].info.status == "FINISHED"
+        real = study._session.record
+
+        def record(handle, outcome, duration):  # the store locked: the write gives up
+            raise RuntimeError("database is locked")
+
+        monkeypatch.setattr(study._session, "record", record)
+        second = study.ask()
+        assert second is not None
+        with caplog.at_level(logging.WARNING, logger="autotweak"):
+            study.tell(second, 0.25)
+            study.flush()
+        assert mlflow_runs(mlflow_client, "flushed").children[1].info.status == "RUNNING"
+        assert "could not write the record of trial 1" in caplog.text
+        monkeypatch.setattr(study._session, "record", real)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="autotweak"):
+            study.close()
+    assert "closed 1 trial record(s) left open by a crashed worker or a write that failed" in caplog.text
+    assert mlflow_runs(mlflow_client, "flushed").children[1].info.status == "FINISHED"
 
 
 def _tracker_down(self: object, run_id: str, folder: Path) -> None:
