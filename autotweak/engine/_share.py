@@ -24,11 +24,12 @@ from autotweak.engine._study import ATTR
 from autotweak.engine._summary import summarize
 from autotweak.engine._trial import MODEL_ATTR
 from autotweak.exceptions import AutotweakError
-from autotweak.tracking import StudySummary, register_model
+from autotweak.tracking import StudySummary, check_tracking_server, register_model
 
 __all__ = ["register_best_model", "register_winner"]
 
 _log = logging.getLogger(__name__)
+_REGISTRY_FIX = "start it, or fix MLFLOW_REGISTRY_URI (the registry, when not the tracking server)"
 
 _REGISTERED_TRIAL = "autotweak.registered_trial"
 _RUNS = "runs:/"
@@ -121,6 +122,8 @@ def register_winner(study: optuna.Study, summary: StudySummary, name: str, track
     parent = study.user_attrs.get(ATTR.RUN_ID)
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
+        # MLflow retries an unreachable registry for minutes: the study would end that late, silent
+        check_tracking_server(getattr(client, "_registry_uri", tracking_uri), fix=_REGISTRY_FIX)
         done = client.get_run(str(parent)).data.tags.get(_REGISTERED_TRIAL) if parent else None
         if done == str(summary.best_number):
             return None

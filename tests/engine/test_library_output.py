@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -65,6 +66,31 @@ def test_a_refused_registration_is_said_on_stderr_with_no_logging_configured(hom
     assert (
         "could not register the best trial's model as 'reg' (RuntimeError: the registry is down); the "
         "study's results stand: `autotweak report reg --register NAME` registers it later\n"
+    ) in run.stderr, run.stderr
+
+
+def test_a_registry_that_does_not_answer_is_said_at_once(home, monkeypatch):
+    """MLflow's client would retry for minutes before the study could return."""
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://127.0.0.1:9")  # nothing listens on port 9
+    started = time.monotonic()
+    run = _run_script(
+        home,
+        "import autotweak\n"
+        "def train(config, trial):\n"
+        "    (trial.checkpoint_dir / 'm.txt').write_text('model')\n"
+        "    trial.log_model(trial.checkpoint_dir / 'm.txt')\n"
+        "    return config['x']\n"
+        "if __name__ == '__main__':\n"
+        "    spec = {'name': 'reg', 'objective': train, 'base': {'x': 0.5}, 'budget': {'trials': 1},\n"
+        "            'tweaks': {'x': {'type': 'float', 'low': 0.0, 'high': 1.0}},\n"
+        "            'metric': {'name': 'acc', 'direction': 'maximize'}, 'sampler': 'random'}\n"
+        "    print(autotweak.optimize(spec).registered_model)\n",
+    )
+    assert time.monotonic() - started < 90, "one request to the registry, not minutes of retries"
+    assert run.stdout == "None\n"
+    assert (
+        "could not register the best trial's model as 'reg' (TrackingError: tracking URI http://127.0.0.1:9: "
+        "no MLflow server answers (connection refused); start it, or fix MLFLOW_REGISTRY_URI"
     ) in run.stderr, run.stderr
 
 
