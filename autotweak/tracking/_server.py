@@ -19,7 +19,10 @@ __all__ = ["check_tracking_server"]
 _log = logging.getLogger(__name__)
 
 _PROBE = "/api/2.0/mlflow/experiments/search"
-_FIX = "start it (scripts/team_stores.sh) or fix --tracking-uri / MLFLOW_TRACKING_URI"
+_FIX = (  # the URI comes from one of these; the message cannot tell which
+    "start it (scripts/team_stores.sh) or fix the URI: `tracking_uri` (spec or Python), "
+    "--tracking-uri (CLI) or MLFLOW_TRACKING_URI"
+)
 # Words in a failed connection's message (requests' and urllib3's), and what they mean.
 _REASONS = (
     ("refused", "connection refused"),
