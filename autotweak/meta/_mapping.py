@@ -185,9 +185,10 @@ class ParamMapper:
         if key not in self._ignored:
             self._ignored.add(key)
             guess = _guess(key, self.space.names)
-            target = guess[0] if len(guess) == 1 else "NAME"
+            python, cli = (repr(guess[0]), guess[0]) if len(guess) == 1 else ("NAME", "NAME")
             shown = " or ".join(repr(name) for name in guess)
-            hint = f"; the space's {shown}? --rename {key}={target}" if guess else ""
+            rename = f"renames={{{key!r}: {python}}} (Python) or --rename {key}={cli} (CLI)"
+            hint = f"; the space's {shown}? {rename}" if guess else ""
             self.notes[f"param {key!r} is not in the space (ignored{hint})"] += 1
 
     # -- values ---------------------------------------------------------------------------

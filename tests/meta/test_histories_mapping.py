@@ -73,7 +73,8 @@ def test_a_name_not_in_the_space_is_noted_with_the_rename_it_may_need() -> None:
     raw = {k: v for k, v in GOOD.items() if k != "learning_rate"} | {"lr": "0.01", "seed": "3"}
     assert mapper.map(raw) == (None, "param 'learning_rate' is missing")
     assert dict(mapper.notes) == {
-        "param 'lr' is not in the space (ignored; the space's 'learning_rate'? --rename lr=learning_rate)": 1,
+        "param 'lr' is not in the space (ignored; the space's 'learning_rate'? renames={'lr': "
+        "'learning_rate'} (Python) or --rename lr=learning_rate (CLI))": 1,
         "param 'seed' is not in the space (ignored)": 1,
     }
 
@@ -89,9 +90,9 @@ def test_an_abbreviated_or_ambiguous_name_gets_its_rename_hint() -> None:
     mapper.map({"l2_regularization": "0.1", "learning_rate": "0.1", "l2_reg": "0.1", "lr": "0.1"})
     assert dict(mapper.notes) == {
         "param 'l2_reg' is not in the space (ignored; the space's 'l2_regularization'? "
-        "--rename l2_reg=l2_regularization)": 1,
+        "renames={'l2_reg': 'l2_regularization'} (Python) or --rename l2_reg=l2_regularization (CLI))": 1,
         "param 'lr' is not in the space (ignored; the space's 'l2_regularization' or 'learning_rate'? "
-        "--rename lr=NAME)": 1,
+        "renames={'lr': NAME} (Python) or --rename lr=NAME (CLI))": 1,
     }
 
 
