@@ -49,7 +49,8 @@ def register_best_model(study: optuna.Study, name: str, tracking_uri: str) -> Mo
 
     Raises:
         AutotweakError: If no trial completed, the best trial logged no model, its model is
-            not kept in an MLflow run, or ``tracking_uri`` does not hold that run.
+            not kept in an MLflow run, ``tracking_uri`` does not hold that run, or the
+            registry's server does not answer (one request, no retries).
     """
     return _register(study, summarize(study), name, tracking_uri)
 
@@ -59,6 +60,9 @@ def _register(study: optuna.Study, summary: StudySummary, name: str, tracking_ur
         raise AutotweakError(f"study '{study.study_name}' has no completed trial, so no model to register.")
     best = study.trials[summary.best_number]
     client = MlflowClient(tracking_uri=tracking_uri)
+    # MLflow retries an unreachable registry for minutes, silent: a study would end that late,
+    # and `report --register` would hang as long
+    check_tracking_server(getattr(client, "_registry_uri", tracking_uri), fix=_REGISTRY_FIX)
     run = _model_run(client, study.study_name, best)
     run_id = run.info.run_id
     spec = study.user_attrs.get(ATTR.SPEC, {})
@@ -122,8 +126,6 @@ def register_winner(study: optuna.Study, summary: StudySummary, name: str, track
     parent = study.user_attrs.get(ATTR.RUN_ID)
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
-        # MLflow retries an unreachable registry for minutes: the study would end that late, silent
-        check_tracking_server(getattr(client, "_registry_uri", tracking_uri), fix=_REGISTRY_FIX)
         done = client.get_run(str(parent)).data.tags.get(_REGISTERED_TRIAL) if parent else None
         if done == str(summary.best_number):
             return None

@@ -57,6 +57,19 @@ def test_register_without_a_logged_model_says_what_to_do(home, make_experiment):
         register_best_model(load(exp), "m", f"sqlite:///{home / 'mlflow.db'}")
 
 
+def test_register_on_demand_from_a_registry_that_does_not_answer_says_so_at_once(
+    home, make_experiment, monkeypatch
+):
+    """``report --register``: MLflow's client would retry for minutes, silent."""
+    exp = _saving(make_experiment, name="deadreg", budget={"trials": 2})
+    autotweak.optimize(exp)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://127.0.0.1:9")  # nothing listens on port 9
+    started = time.monotonic()
+    with pytest.raises(autotweak.AutotweakError, match=r"127\.0\.0\.1:9: no MLflow server answers"):
+        register_best_model(load(exp), "m", f"sqlite:///{home / 'mlflow.db'}")
+    assert time.monotonic() - started < 60, "one request to the registry, not minutes of retries"
+
+
 def test_log_model_refuses_a_missing_path(home, make_experiment):
     exp = make_experiment(name="missing", budget={"trials": 1})
     with autotweak.Study(exp) as study:
