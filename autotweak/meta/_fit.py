@@ -122,7 +122,7 @@ def fit_meta_model(
     if not usable:
         raise MetaModelError(
             f"no past task has at least {min_trials} complete trials with different scores "
-            f"({len(histories.tasks)} tasks read; reading them: {records.summary()})."
+            f"({len(histories.tasks)} task(s) read; reading them: {records.summary()})."
         )
     units = _candidates(space, [x for _, x, _ in usable], n_design, seed)
     rows = [_predict(x, y, units, seed) for _, x, y in usable]
@@ -137,7 +137,7 @@ def fit_meta_model(
         "settings": {"n_design": n_design, "min_trials": min_trials, "seed": seed, "surrogate": SURROGATE},
     }
     _log.info(
-        "meta-model fit on %d tasks, %d candidates (%s)", len(usable), len(units), skipped.summary("task")
+        "meta-model fit on %d task(s), %d candidates (%s)", len(usable), len(units), skipped.summary("task")
     )
     return MetaModel(
         space=space,

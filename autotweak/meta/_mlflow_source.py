@@ -150,7 +150,7 @@ def read_mlflow(
     )
     histories = Histories(tasks, reading.skipped)
     _log.info(
-        "histories from MLflow %s: %d tasks, %d trials; %s",
+        "histories from MLflow %s: %d task(s), %d trial(s); %s",
         where,
         len(tasks),
         histories.n_trials,

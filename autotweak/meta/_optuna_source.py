@@ -119,7 +119,7 @@ def read_optuna(
     skipped.notes.update(mapper.notes)
     histories = Histories(tuple(tasks), skipped)
     _log.info(
-        "histories from Optuna storage %s: %d studies, %d trials; %s",
+        "histories from Optuna storage %s: %d task(s) (studies), %d trial(s); %s",
         where,
         len(histories.tasks),
         histories.n_trials,

@@ -106,7 +106,7 @@ def read_table(
             f"got columns {columns}."
         )
     _log.info(
-        "histories from %s: %d tasks, %d trials; %s",
+        "histories from %s: %d task(s), %d trial(s); %s",
         table.where,
         len(histories.tasks),
         histories.n_trials,

@@ -102,7 +102,7 @@ def test_hand_logged_runs_become_trials_with_counted_skips(
         "param 'n_estimators' is not in the space (ignored)": 1,
         "param 'max_depth' clipped into range": 1,
     }
-    assert f"histories from MLflow {uri}: 1 tasks, 6 trials; 6 records skipped" in caplog.text
+    assert f"histories from MLflow {uri}: 1 task(s), 6 trial(s); 6 records skipped" in caplog.text
 
 
 def test_without_curves_the_value_is_the_last_metric(home: Path, store: dict[str, str]) -> None:

@@ -81,7 +81,7 @@ def test_states_map_to_complete_pruned_or_counted_skips(
     assert histories.skipped.examples["trial state is FAIL"] == "optuna:cifar#3"
     assert histories.skipped.examples["the study is multi-objective"] == "optuna:pareto"
     assert "histories from Optuna storage sqlite:///" in caplog.text
-    assert "2 studies, 4 trials; 6 records skipped" in caplog.text
+    assert "2 task(s) (studies), 4 trial(s); 6 records skipped" in caplog.text
 
 
 def test_named_studies_only_and_unknown_names_refused(storage: str) -> None:

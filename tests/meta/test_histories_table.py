@@ -212,7 +212,7 @@ def test_generic_format_gives_curves_directions_flags_and_descriptors(tmp_path: 
     assert first.value == pytest.approx(0.3) and first.source == "table:runs.csv#cifar/0"
     assert [t.complete for t in imdb.trials] == [True, True, False]
     assert imdb.scores().tolist() == pytest.approx([-0.3, -1.3])
-    assert f"histories from {path}: 2 tasks, 6 trials; no record skipped" in caplog.text
+    assert f"histories from {path}: 2 task(s), 6 trial(s); no record skipped" in caplog.text
 
 
 def test_generic_format_without_steps_and_with_bad_records() -> None:
