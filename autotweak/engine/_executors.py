@@ -27,6 +27,7 @@ from autotweak.engine._processes import (
 from autotweak.engine._worker import WorkerContext, WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError, SpecError
 from autotweak.spec import Experiment
+from autotweak.spec._objective import MAIN_GUARD
 
 __all__ = [
     "BaseExecutor",
@@ -39,7 +40,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-_GUARD = 'if __name__ == "__main__":'
 _NOT_STARTED = "before it started"
 
 
@@ -57,7 +57,7 @@ class WorkerCrashError(AutotweakError):
             hint = (
                 " A worker that ends before it starts usually re-ran the script that called "
                 "optimize(): worker processes import the main script again, so its module-level "
-                f"code must sit under `{_GUARD}`."
+                f"code must sit under `{MAIN_GUARD}`."
             )
         super().__init__(
             f"every worker of study '{study_name}' failed, so its budget is not spent: "
@@ -82,7 +82,7 @@ def check_not_starting_worker() -> None:
         raise AutotweakError(
             f"a study must not start while a worker process starts, but {mp.current_process().name} "
             "re-ran the main script's module-level code and reached a call of optimize(), Study() "
-            f"or join(): put that call under `{_GUARD}`."
+            f"or join(): put that call under `{MAIN_GUARD}`."
         )
 
 
@@ -168,7 +168,7 @@ class ProcessExecutor(BaseExecutor):
         elif in_main and _defined_at_top_level(str(script), name) is False:
             reason = (
                 f"{script} does not define it at module level (it is defined inside a block, such as "
-                f"`{_GUARD}`, which worker processes do not run)"
+                f"`{MAIN_GUARD}`, which worker processes do not run)"
             )
         else:
             try:
@@ -179,7 +179,7 @@ class ProcessExecutor(BaseExecutor):
         raise SpecError(
             f"must be a function defined at the top level of an importable module (or a "
             f"'module:function' entry point) to run in {self.workers} worker processes, got "
-            f"{name}: {reason}. Define it with `def` at module level, outside `{_GUARD}`, "
+            f"{name}: {reason}. Define it with `def` at module level, outside `{MAIN_GUARD}`, "
             "or run with workers: 1.",
             field="objective",
         )
@@ -200,7 +200,7 @@ class ProcessExecutor(BaseExecutor):
             raise AutotweakError(
                 f"{where[0]}, line {where[1]}: the study is started by the script's module-level code, "
                 f"which each of the {self.workers} worker processes runs again when it starts (they import "
-                f"the script); put that code under `{_GUARD}`, or run with workers: 1."
+                f"the script); put that code under `{MAIN_GUARD}`, or run with workers: 1."
             )
 
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:

@@ -15,9 +15,9 @@ from typing import Any
 from autotweak._validation import Where
 from autotweak.exceptions import ObjectiveImportError
 
-__all__ = ["import_objective"]
+__all__ = ["MAIN_GUARD", "import_objective"]
 
-_GUARD = 'if __name__ == "__main__":'
+MAIN_GUARD = 'if __name__ == "__main__":'  # the fix every "started again on import" error names
 _IMPORTING: set[str] = set()  # objective files being run by an import now (to catch one importing itself)
 
 
@@ -141,7 +141,7 @@ def _imports_itself(module_ref: str, namespace: dict[str, Any], where: Where) ->
     at = f" ({Path(frame.f_code.co_filename).name}, line {frame.f_lineno})" if frame is not None else ""
     return ObjectiveImportError(
         f"names {module_ref}, whose module-level code starts the study{at}, so importing it for its "
-        f"objective starts the study again; put that code under `{_GUARD}`.",
+        f"objective starts the study again; put that code under `{MAIN_GUARD}`.",
         source=where.source,
         field=where.field,
     )
