@@ -135,6 +135,31 @@ class ValueReason(str):
         return reason
 
 
+class HintedReason(str):
+    """A skip reason with a hint from the record, e.g. a name the record has that was maybe meant.
+
+    It reads as the rule with the hint in brackets; a :class:`SkipReport` counts it under
+    :attr:`rule`, together with the records skipped for the rule without a hint, and shows
+    the first hint beside the rule, so that some records with a hint and some without make
+    one entry of the summary, not two.
+
+    Example:
+        >>> reason = HintedReason("task key 'datset' is missing", "did you mean 'dataset'?")
+        >>> reason, reason.rule
+        ("task key 'datset' is missing (did you mean 'dataset'?)", "task key 'datset' is missing")
+    """
+
+    rule: str
+    hint: str
+
+    def __new__(cls, rule: str, hint: str) -> HintedReason:
+        """``"<rule> (<hint>)"``, counted as ``"<rule>"``."""
+        reason = super().__new__(cls, f"{rule} ({hint})")
+        reason.rule = rule
+        reason.hint = hint
+        return reason
+
+
 @dataclass
 class SkipReport:
     """Records left out while reading histories: a count and an example per reason.
@@ -153,20 +178,25 @@ class SkipReport:
         >>> report.add(ValueReason("param 'C'", 9.0, "out of range [0.5, 5.0]"), "mlflow:ghi")
         >>> report.summary().split("; ")[1]
         "1 x param 'C' out of range [0.5, 5.0] (e.g. 9.0 at mlflow:ghi)"
+
+    A :class:`HintedReason` is counted under its rule, and its hint kept in ``hints``.
     """
 
     counts: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
     notes: Counter[str] = field(default_factory=Counter)
     values: dict[str, str] = field(default_factory=dict)
+    hints: dict[str, str] = field(default_factory=dict)
 
     def add(self, reason: str, source: str) -> None:
         """Count one skipped record."""
-        rule = reason.rule if isinstance(reason, ValueReason) else str(reason)
+        rule = reason.rule if isinstance(reason, ValueReason | HintedReason) else str(reason)
         self.counts[rule] += 1
         self.examples.setdefault(rule, source)
         if isinstance(reason, ValueReason):
             self.values.setdefault(rule, reason.value)
+        if isinstance(reason, HintedReason):
+            self.hints.setdefault(rule, reason.hint)
 
     def note(self, change: str, n: int = 1) -> None:
         """Count a change made to kept records (a value clipped, an extra param ignored)."""
@@ -174,13 +204,12 @@ class SkipReport:
 
     def merge(self, other: SkipReport) -> SkipReport:
         """Both reports added up (a new report)."""
-        merged = SkipReport(Counter(self.counts), dict(self.examples), Counter(self.notes), dict(self.values))
+        merged = SkipReport(Counter(self.counts), notes=Counter(self.notes))
         merged.counts.update(other.counts)
         merged.notes.update(other.notes)
-        for reason, example in other.examples.items():
-            merged.examples.setdefault(reason, example)
-        for reason, value in other.values.items():
-            merged.values.setdefault(reason, value)
+        merged.examples = other.examples | self.examples  # the first report's example of a reason wins
+        merged.values = other.values | self.values
+        merged.hints = other.hints | self.hints
         return merged
 
     @property
@@ -194,12 +223,17 @@ class SkipReport:
             line = f"no {unit} skipped"
         else:
             parts = [
-                f"{n} x {reason} (e.g. {self._example(reason)})" for reason, n in self.counts.most_common()
+                f"{n} x {reason}{self._hint(reason)} (e.g. {self._example(reason)})"
+                for reason, n in self.counts.most_common()
             ]
             line = f"{self.total} {unit}{'s' if self.total > 1 else ''} skipped: " + "; ".join(parts)
         if self.notes:
             line += "; kept with changes: " + "; ".join(f"{n} x {c}" for c, n in self.notes.most_common())
         return line
+
+    def _hint(self, reason: str) -> str:
+        hint = self.hints.get(reason)
+        return "" if hint is None else f" ({hint})"
 
     def _example(self, reason: str) -> str:
         source = self.examples.get(reason, "?")

@@ -38,6 +38,7 @@ from autotweak._locations import redact, with_postgres_driver
 from autotweak.exceptions import AutotweakError
 from autotweak.meta._histories import (
     Direction,
+    HintedReason,
     Histories,
     HistoryError,
     PastTrial,
@@ -285,11 +286,15 @@ def _trial(
 
 
 def _no_task_key(key: str, names: list[str]) -> str:
-    """Why a run has no task, with the tag or param of the run that ``key`` may misspell."""
+    """Why a run has no task, hinting at the tag or param of the run that ``key`` may misspell.
+
+    The hint is not part of the reason counted: runs with a near name and runs without one
+    are one entry of the report.
+    """
     known = [name for name in names if not name.startswith("mlflow.")]
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"task key {key!r} is neither a tag nor a param of the run{hint}"
+    rule = f"task key {key!r} is neither a tag nor a param of the run"
+    return HintedReason(rule, f"did you mean {close[0]!r}?") if close else rule
 
 
 def _unpacked(params: Mapping[str, str]) -> dict[str, str]:

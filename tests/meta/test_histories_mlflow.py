@@ -307,3 +307,20 @@ def test_a_misspelled_task_key_is_answered_with_the_tag_it_may_mean(
         "task key 'datset' is neither a tag nor a param of the run (did you mean 'dataset'?)"
         in read.skipped.summary()
     )
+
+
+def test_a_misspelled_task_key_is_one_reason_whether_or_not_a_run_has_a_close_tag(
+    home: Path, mlflow_client: MlflowClient
+) -> None:
+    sweep = mlflow_client.create_experiment("sweep")
+    good = {"lr": "0.01", "max_depth": "5", "bootstrap": "True"}
+    _log(mlflow_client, sweep, "untagged", good, [0.5])
+    _log(mlflow_client, sweep, "tagged", good, [0.6], tags={"dataset": "iris"})
+    _log(mlflow_client, sweep, "untagged-2", good, [0.7])
+    read = read_mlflow(f"sqlite:///{home / 'mlflow.db'}", metric="val_acc", space=SPACE, task_key="datset")
+    assert read.tasks == () and read.skipped.total == 3
+    assert dict(read.skipped.counts) == {"task key 'datset' is neither a tag nor a param of the run": 3}
+    assert read.skipped.summary().startswith(
+        "3 records skipped: 3 x task key 'datset' is neither a tag nor a param of the run "
+        "(did you mean 'dataset'?) (e.g. mlflow:"
+    )

@@ -57,6 +57,19 @@ def test_a_value_reason_reads_as_the_whole_sentence_and_merges_by_rule() -> None
     assert ValueReason("param 'C'", 9.0, "out of range") == "param 'C' = 9.0 out of range"
 
 
+def test_a_hinted_reason_is_counted_with_its_rule_unhinted_and_keeps_its_hint_through_a_merge() -> None:
+    from autotweak.meta._histories import HintedReason
+
+    rule = "task key 'datset' is neither a tag nor a param of the run"
+    one, two = SkipReport(), SkipReport()
+    one.add(rule, "a#1")
+    two.add(HintedReason(rule, "did you mean 'dataset'?"), "b#1")
+    two.add(rule, "b#2")
+    merged = one.merge(two)
+    assert dict(merged.counts) == {rule: 3}
+    assert merged.summary() == f"3 records skipped: 3 x {rule} (did you mean 'dataset'?) (e.g. a#1)"
+
+
 @pytest.mark.parametrize(
     ("source", "shown"), [(None, "NoneType None"), ([1, 2], "list [1, 2]"), (3.5, "float 3.5")]
 )
