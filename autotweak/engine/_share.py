@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import optuna
 from mlflow import MlflowClient
@@ -23,17 +24,20 @@ from autotweak._locations import redact
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import summarize
 from autotweak.engine._trial import MODEL_ATTR
-from autotweak.exceptions import AutotweakError
+from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.tracking import StudySummary, check_tracking_server, register_model
 
 __all__ = ["register_best_model", "register_winner"]
 
 _log = logging.getLogger(__name__)
-_REGISTRY_FIX = "start it, or fix MLFLOW_REGISTRY_URI (the registry, when not the tracking server)"
 
 _REGISTERED_TRIAL = "autotweak.registered_trial"
 _RUNS = "runs:/"
 _LINEAGE = ("autotweak.git_commit", "autotweak.git_dirty", "autotweak.version.autotweak", "autotweak.host")
+
+
+class _RegistryDown(TrackingError):
+    """The model registry does not answer: registering later waits until it does, or another is named."""
 
 
 def register_best_model(study: optuna.Study, name: str, tracking_uri: str) -> ModelVersion:
@@ -62,7 +66,11 @@ def _register(study: optuna.Study, summary: StudySummary, name: str, tracking_ur
     client = MlflowClient(tracking_uri=tracking_uri)
     # MLflow retries an unreachable registry for minutes, silent: a study would end that late,
     # and `report --register` would hang as long
-    check_tracking_server(getattr(client, "_registry_uri", tracking_uri), fix=_REGISTRY_FIX)
+    registry = str(getattr(client, "_registry_uri", tracking_uri))
+    try:
+        check_tracking_server(registry, fix=_registry_fix(registry), what="model registry")
+    except TrackingError as exc:
+        raise _RegistryDown(str(exc)) from None
     run = _model_run(client, study.study_name, best)
     run_id = run.info.run_id
     spec = study.user_attrs.get(ATTR.SPEC, {})
@@ -86,6 +94,13 @@ def _register(study: optuna.Study, summary: StudySummary, name: str, tracking_ur
         client.set_tag(str(parent), _REGISTERED_TRIAL, str(best.number))
     _log.info("registered trial %d's model as %s version %s", best.number, name, version.version)
     return version
+
+
+def _registry_fix(registry: str) -> str:
+    """What makes ``registry`` answer: while MLFLOW_REGISTRY_URI names it, starting it or changing that."""
+    if os.environ.get("MLFLOW_REGISTRY_URI") == registry:  # unset, the tracking server is the registry
+        return "start it, or fix or unset MLFLOW_REGISTRY_URI, which names it"
+    return "start it"
 
 
 def _model_run(client: MlflowClient, study_name: str, best: optuna.trial.FrozenTrial) -> Run:
@@ -132,13 +147,16 @@ def register_winner(study: optuna.Study, summary: StudySummary, name: str, track
         version = _register(study, summary, name, tracking_uri)
     except Exception as exc:
         _log.warning(
-            "could not register the best trial's model as '%s' (%s: %s); the study's results stand: "
-            "`autotweak report %s --register NAME` registers it later",
-            name,
-            type(exc).__name__,
-            exc,
-            study.study_name,
+            "could not register the best trial's model as '%s' %s", name, _later(exc, study.study_name)
         )
         _log.debug("the registry's refusal", exc_info=True)
         return None
     return f"{name}/{version.version}"
+
+
+def _later(refusal: Exception, study_name: str) -> str:
+    """Why the study's end registered no model, and when ``report --register`` can register it."""
+    command = f"`autotweak report {study_name} --register NAME`"
+    if isinstance(refusal, _RegistryDown):  # the command asks the same registry: it waits for the fix
+        return f"({refusal}); the study's results stand: after that, {command} registers it"
+    return f"({type(refusal).__name__}: {refusal}); the study's results stand: {command} registers it later"

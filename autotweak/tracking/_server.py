@@ -34,7 +34,9 @@ _REASONS = (
 )
 
 
-def check_tracking_server(tracking_uri: str, *, timeout: float = 5.0, fix: str = _FIX) -> None:
+def check_tracking_server(
+    tracking_uri: str, *, timeout: float = 5.0, fix: str = _FIX, what: str = "tracking URI"
+) -> None:
     """Raise at once when an ``http(s)://`` tracking URI has no MLflow server that answers.
 
     One request to MLflow's REST API (MLflow's own credentials and TLS settings apply),
@@ -44,6 +46,7 @@ def check_tracking_server(tracking_uri: str, *, timeout: float = 5.0, fix: str =
         tracking_uri: The MLflow tracking URI.
         timeout: Seconds to wait for the server's answer.
         fix: What the message advises (the option that gave the URI).
+        what: What the message calls the URI (a model registry's is not a tracking URI).
 
     Raises:
         TrackingError: One line naming the URI and what went wrong: no server answers,
@@ -57,7 +60,7 @@ def check_tracking_server(tracking_uri: str, *, timeout: float = 5.0, fix: str =
     from mlflow.tracking._tracking_service import utils as service
     from mlflow.utils.rest_utils import http_request
 
-    where = f"tracking URI {redact(tracking_uri)}"
+    where = f"{what} {redact(tracking_uri)}"
     try:
         response = http_request(  # type: ignore[no-untyped-call]
             service.get_default_host_creds(tracking_uri),  # type: ignore[attr-defined,no-untyped-call]
