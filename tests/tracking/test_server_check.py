@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -14,39 +12,7 @@ import pytest
 from autotweak.exceptions import TrackingError
 from autotweak.testing.services import free_port, mlflow_server
 from autotweak.tracking import check_tracking_server
-
-# (status, content type, body) for a path; the fake serves it to GET and POST alike.
-Answer = tuple[int, str, str]
-MLFLOW_OK: Answer = (200, "application/json", json.dumps({"experiments": []}))
-
-
-@contextmanager
-def fake_server(answer: Callable[[str], Answer]) -> Iterator[str]:
-    """An HTTP server on loopback that answers each request with ``answer(path)``; yields its URL."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _reply(self) -> None:
-            status, kind, body = answer(self.path)
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _reply
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+from tests.helpers import MLFLOW_OK, fake_server
 
 
 def test_nothing_listening_is_one_line_at_once():
