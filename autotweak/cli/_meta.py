@@ -12,7 +12,7 @@ import click
 from autotweak._locations import redact
 from autotweak.cli._console import Console
 from autotweak.cli._stores import usable_storages, usable_tracking_uris
-from autotweak.exceptions import AutotweakError
+from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.space import SearchSpace, load_space
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def meta_fit(
     Records that cannot be used are skipped and counted by reason.
     """
     from autotweak.meta import Histories, fit_meta_model, read_mlflow, read_optuna, read_table
-    from autotweak.tracking import check_tracking_server
+    from autotweak.meta._mlflow_source import TrackingServerError
 
     target = _target_of(space_ref)
     space = target.space
@@ -118,9 +118,13 @@ def meta_fit(
         read = read_table(table, metric=table_metric or metric, direction=orientation, **common)
         parts.append(_said(f"table {table}", read))
     for uri in tracking_uris:
-        check_tracking_server(uri, fix=_MLFLOW_FIX)  # read_mlflow's message names its Python argument
         names = list(experiments) or None
-        read = read_mlflow(uri, names, metric=runs_metric, direction=orientation, task_key=task_key, **common)
+        try:
+            read = read_mlflow(
+                uri, names, metric=runs_metric, direction=orientation, task_key=task_key, **common
+            )
+        except TrackingServerError as exc:  # its advice names the Python argument: say the option
+            raise TrackingError(exc.advising(_MLFLOW_FIX)) from None
         parts.append(_said(f"mlflow {redact(uri)}", read))
     for url in storages:
         parts.append(_said(f"optuna {redact(url)}", read_optuna(url, list(studies) or None, **common)))

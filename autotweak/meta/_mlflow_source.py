@@ -35,7 +35,7 @@ from mlflow.entities import Experiment, Run, RunStatus, ViewType
 
 from autotweak._config import flat_config
 from autotweak._locations import redact, with_postgres_driver
-from autotweak.exceptions import AutotweakError
+from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.meta._histories import (
     Direction,
     HintedReason,
@@ -52,7 +52,7 @@ from autotweak.meta._mapping import ParamMapper
 from autotweak.space import SearchSpace
 from autotweak.tracking._server import check_tracking_server
 
-__all__ = ["read_mlflow"]
+__all__ = ["TrackingServerError", "read_mlflow"]
 
 _log = logging.getLogger(__name__)
 
@@ -63,6 +63,19 @@ _STATUS_REASON = {
     "RUNNING": "the run is still running",
     "SCHEDULED": "the run has not started",
 }
+
+
+class TrackingServerError(HistoryError):
+    """The tracking server does not serve: ``read_mlflow``'s one request to it failed.
+
+    Its advice names the Python argument; :meth:`advising` gives it another's, so that a
+    caller that took the URI otherwise (the CLI's ``--mlflow``) need not ask the server again.
+    """
+
+    def advising(self, fix: str) -> str:
+        """The message with ``fix`` as its advice, where it advises passing ``tracking_uri``."""
+        text = str(self)
+        return text.removesuffix(_FIX) + fix if text.endswith(_FIX) else text
 
 
 @dataclass
@@ -105,7 +118,8 @@ def read_mlflow(
 
     Raises:
         HistoryError: If a named experiment is not in the store, MLflow cannot open the
-            tracking URI, or an argument is of the wrong kind.
+            tracking URI, or an argument is of the wrong kind; a ``TrackingServerError`` if
+            the tracking server does not serve.
 
     Example:
         >>> from autotweak import load_space
@@ -126,9 +140,12 @@ def read_mlflow(
     absent_file(tracking_uri, "an MLflow store", table="experiments")
     try:
         tracking_uri = with_postgres_driver(tracking_uri)  # postgresql:// with psycopg2, as installed
-        check_tracking_server(tracking_uri, fix=_FIX)  # one request, not minutes of retries
     except AutotweakError as exc:
         raise HistoryError(str(exc)) from None
+    try:
+        check_tracking_server(tracking_uri, fix=_FIX)  # one request, not minutes of retries
+    except TrackingError as exc:
+        raise TrackingServerError(str(exc)) from None
     client = _client(tracking_uri, where)
     found = _experiments(client, names, where)
     reading = _Reading(client, metric, task_key, curves, mapper, SkipReport())

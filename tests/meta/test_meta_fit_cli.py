@@ -14,7 +14,10 @@ from mlflow import MlflowClient
 
 from autotweak.cli import main
 from autotweak.meta import MetaSampler, load_meta_model
+from tests.helpers import MLFLOW_OK, fake_server
 
+PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"  # check_tracking_server's one request
+METRICS = ("--metric", "loss", "--table-metric", "value")
 SPACE = {"x": {"type": "float", "low": -5.0, "high": 5.0}, "k": {"type": "int", "low": 1, "high": 9}}
 
 
@@ -294,3 +297,27 @@ def test_a_tracking_server_that_does_not_answer_is_named_with_the_cli_option(tmp
     assert "127.0.0.1:9: no MLflow server answers" in err
     assert err.endswith("pass the URI of one that runs as --mlflow"), err
     assert "tracking_uri" not in err, "a CLI user is told the option, not the Python argument"
+
+
+def test_a_tracking_server_is_probed_once_per_uri(tmp_path, space_file, capsys):
+    """The reader's probe is the only one: the CLI words its failure with --mlflow."""
+    probes: list[str] = []
+
+    def answer(path: str) -> tuple[int, str, str]:
+        if path == PROBE:
+            probes.append(path)
+        return MLFLOW_OK  # a store with no experiments
+
+    table = _table(tmp_path, _losses())  # its value column is 'value'
+    with fake_server(answer) as uri:
+        _fit(space_file, table, "--mlflow", uri, *METRICS, out=tmp_path / "m.npz")
+    assert probes == [PROBE], probes
+    assert f"mlflow {uri}: 0 task(s), 0 trial(s)" in capsys.readouterr().out
+    not_mlflow = fake_server(lambda path: (404, "text/html", "<html>not found</html>"))
+    with not_mlflow as uri, pytest.raises(SystemExit):
+        _fit(space_file, table, "--mlflow", uri, *METRICS, out=tmp_path / "m.npz")
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.endswith(
+        f"tracking URI {uri}: the server answers HTTP 404 (not MLflow's REST API); start it, or pass the URI "
+        "of one that runs as --mlflow"
+    ), err
