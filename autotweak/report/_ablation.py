@@ -6,6 +6,11 @@ where the study holds a completed trial with exactly that config, and *estimated
 otherwise by a random forest fit on the study's completed trials. ``autotweak report
 --ablate N`` runs up to N of the estimated configs as ordinary trials, so they become
 measured.
+
+A conditional tweak (``momentum`` only with ``optimizer: sgd``) moves with its parent: the
+step that switches the parent on brings the tweaks it activates at the best's values, and
+the step that switches it off takes the ones it deactivates away, so that every config of
+the path is one a trial can run.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from autotweak.engine._study import ATTR, state_of
 from autotweak.engine._summary import search_trials
 from autotweak.exceptions import AutotweakError
 from autotweak.report._sections import Section
+from autotweak.space import Condition, SearchSpace
 
 __all__ = ["ABLATION_ATTR", "Ablation", "AblationStep", "ablation_path", "run_ablation"]
 
@@ -48,6 +54,8 @@ class AblationStep:
     trial: int | None = None
     spread: float | None = None  # the forest's standard deviation, for estimated values
     failed: bool = False  # a trial of this config failed: it has no value, and is not run again
+    brings: tuple[tuple[str, Any], ...] = ()  # conditional tweaks it switches on, at the best's values
+    takes: tuple[str, ...] = ()  # conditional tweaks it switches off
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,7 @@ class Ablation:
                 + "."
             )
         rows = [_row("base config", "", self.start)]
-        rows += [_row(s.tweak, f"{_fmt(s.before)} → {_fmt(s.after)}", s) for s in self.steps]
+        rows += [_row(s.tweak, _change(s), s) for s in self.steps]
         header = ["step", "change", metric, "contribution", "how", "trial"]
         return Section("Ablation path: base → best", notes, header, rows)
 
@@ -144,22 +152,23 @@ def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | No
     best = (max if maximize else min)(searched, key=lambda t: float(t.value))  # type: ignore[arg-type]
     baseline = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
     given = base_values(base, best.params)  # dotted names may be nested in the base
+    conditions = _conditions(study)
     start = dict(baseline.params) if baseline is not None else {}
     if not start:
-        start = {**best.params, **given}
-    held = [k for k in best.params if k not in given and baseline is None]
+        start = _activate({**best.params, **given}, conditions)
+    held = [k for k in best.params if k not in given and k in start and baseline is None]
     keys = [k for k in best.params if k in start and not _same(start[k], best.params[k])]
     if not keys:
         return None
     failed = [t for t in study.get_trials(deepcopy=False) if state_of(t) == "failed"]
     oracle = _Oracle(complete, maximize, failed)
-    path = _greedy(oracle, start, best.params, keys, held)
+    path = _greedy(oracle, start, best.params, keys, held, conditions)
     on_path = [dict(c) for c in path.configs]
     off = [t.number for t in complete if t.user_attrs.get(ABLATION_ATTR) and dict(t.params) not in on_path]
     worse = [p for p in path.steps if p.contribution is not None and p.contribution < 0]
     reverted: dict[str, tuple[float | None, int]] = {}
     for step in worse:
-        config = _key({**best.params, step.tweak: step.before})
+        config = _key(_switch(best.params, step.tweak, start, conditions))
         if config in oracle.known:
             reverted[step.tweak] = oracle.known[config]
         elif config in oracle.failed:
@@ -225,7 +234,12 @@ def run_ablation(study: optuna.Study, budget: int, *, storage: str, tracking_uri
 
 
 def _greedy(
-    oracle: _Oracle, start: dict[str, Any], best: Mapping[str, Any], keys: list[str], held: list[str]
+    oracle: _Oracle,
+    start: dict[str, Any],
+    best: Mapping[str, Any],
+    keys: list[str],
+    held: list[str],
+    conditions: Mapping[str, Condition],
 ) -> Ablation:
     current = dict(start)
     first = oracle.point("base config", None, None, current, None)
@@ -235,9 +249,9 @@ def _greedy(
     remaining = list(keys)
     estimated = False
     while remaining:
-        candidates = [{**current, key: best[key]} for key in remaining]
+        candidates = [_switch(current, key, best, conditions) for key in remaining]
         points = [
-            oracle.point(k, current[k], best[k], c, previous.value)
+            _along(oracle.point(k, current[k], best[k], c, previous.value), current, c)
             for k, c in zip(remaining, candidates, strict=True)
         ]
         pick = oracle.pick(points)
@@ -248,6 +262,60 @@ def _greedy(
         configs.append(dict(current))
         remaining.pop(pick)
     return Ablation(start=first, steps=steps, configs=configs, held=held, estimated_alternatives=estimated)
+
+
+def _conditions(study: optuna.Study) -> dict[str, Condition]:
+    """The conditions of the study's tweaks, parents first; none for a study without a spec."""
+    tweaks = (study.user_attrs.get(ATTR.SPEC) or {}).get("tweaks")
+    params = tweaks.get("params") if isinstance(tweaks, Mapping) else None
+    if not isinstance(params, Mapping):
+        return {}
+    try:
+        space = SearchSpace.from_dict(params)
+    except AutotweakError:  # a spec from another version of autotweak: read it unconditioned
+        _log.debug("the study's tweaks cannot be read; the ablation ignores their conditions", exc_info=True)
+        return {}
+    return {p.name: p.when for p in space.params if p.when is not None}
+
+
+def _activate(config: Mapping[str, Any], conditions: Mapping[str, Condition]) -> dict[str, Any]:
+    """``config`` without the tweaks whose condition it does not meet (a trial's params lack them)."""
+    out = dict(config)
+    for name, when in conditions.items():  # parents first: a dropped parent drops its children
+        if name in out and not when.holds(out):
+            del out[name]
+    return out
+
+
+def _switch(
+    config: Mapping[str, Any], key: str, source: Mapping[str, Any], conditions: Mapping[str, Condition]
+) -> dict[str, Any]:
+    """``config`` with ``key`` at ``source``'s value; the tweaks that this switches on come from ``source``.
+
+    A tweak it switches off leaves; one active before and after keeps its value (it is a step
+    of its own).
+    """
+    new = {**config, key: source[key]}
+    for name, when in conditions.items():  # parents first
+        if not when.holds(new):
+            new.pop(name, None)
+        elif name not in new and name in source:
+            new[name] = source[name]
+    return new
+
+
+def _along(point: AblationStep, before: Mapping[str, Any], after: Mapping[str, Any]) -> AblationStep:
+    """``point`` with the conditional tweaks its switch brought in or took away."""
+    brings = tuple((k, v) for k, v in after.items() if k not in before)
+    takes = tuple(k for k in before if k not in after)
+    return replace(point, brings=brings, takes=takes) if brings or takes else point
+
+
+def _change(step: AblationStep) -> str:
+    """``adamw → sgd (with momentum 0.9)``: the switch, and the conditional tweaks that came or went."""
+    parts = [f"with {k} {_fmt(v)}" for k, v in step.brings] + [f"without {k}" for k in step.takes]
+    along = f" ({', '.join(parts)})" if parts else ""
+    return f"{_fmt(step.before)} → {_fmt(step.after)}{along}"
 
 
 class _Oracle:

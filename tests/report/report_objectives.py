@@ -37,3 +37,9 @@ def saving(config: dict[str, Any], trial: autotweak.Trial) -> float:
     model.write_text(f"a={config['a']} b={config['b']} c={config['c']}\n")
     trial.log_model(model)
     return value
+
+
+def conditional(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """2 b, plus 1 + mom with sgd: ``mom`` exists only when ``opt`` is sgd."""
+    value = 2.0 * float(config["b"])
+    return value + (1.0 + float(config["mom"]) if config["opt"] == "sgd" else 0.0)

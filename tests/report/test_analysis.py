@@ -17,7 +17,7 @@ from autotweak.report import build_report
 from autotweak.report._ablation import run_ablation
 from tests.helpers import load, mlflow_runs
 from tests.report.helpers import run_cli
-from tests.report.report_objectives import additive, ref
+from tests.report.report_objectives import additive, conditional, ref
 
 TWEAKS = {
     "a": {"type": "categorical", "choices": [0, 1]},
@@ -460,3 +460,102 @@ def test_a_worse_tweak_whose_reverted_config_never_ran_is_worth_a_trial() -> Non
     path = Ablation(start=start, steps=steps, configs=[{}, {}, {}])
     notes = " ".join(path.section("loss").notes)
     assert "The best config with a back at its base value may beat the best; it is worth a trial." in notes
+
+
+CONDITIONAL = {  # mom is searched only with sgd, as momentum in search_spaces/cnn.yaml
+    "opt": {"type": "categorical", "choices": ["adam", "sgd"]},
+    "mom": {"type": "categorical", "choices": [0.5, 0.9], "when": {"opt": "sgd"}},
+    "b": {"type": "categorical", "choices": [0, 1]},
+}
+
+
+def _conditional_study(trials: list[tuple[dict[str, Any], float]]) -> optuna.Study:
+    """A study over CONDITIONAL holding ``trials`` (params, value); the first is the baseline."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("autotweak.spec", {"tweaks": {"name": "", "params": CONDITIONAL}})
+    dists = {k: CategoricalDistribution(v["choices"]) for k, v in CONDITIONAL.items()}
+    for i, (params, value) in enumerate(trials):
+        attrs = {"autotweak.baseline": True} if i == 0 else {}
+        used = {k: dists[k] for k in params}
+        study.add_trial(create_trial(params=params, distributions=used, value=value, user_attrs=attrs))
+    return study
+
+
+def test_a_conditional_tweak_switches_on_and_off_with_its_parent_on_the_path() -> None:
+    """From adam to sgd, mom comes with sgd at the best's value; from sgd to adam, it leaves with sgd.
+
+    Each config of the path is then one a trial can run, and the path ends at the best trial.
+    """
+    from autotweak.report import ablation_path
+
+    on = _conditional_study(
+        [
+            ({"opt": "adam", "b": 0}, 0.0),
+            ({"opt": "adam", "b": 1}, 2.0),
+            ({"opt": "sgd", "mom": 0.9, "b": 0}, 1.9),
+            ({"opt": "sgd", "mom": 0.9, "b": 1}, 3.9),
+            ({"opt": "sgd", "mom": 0.5, "b": 1}, 3.5),
+        ]
+    )
+    path = ablation_path(on, {"opt": "adam", "b": 0})
+    assert path is not None
+    assert path.configs == [
+        {"opt": "adam", "b": 0},
+        {"opt": "adam", "b": 1},
+        {"opt": "sgd", "mom": 0.9, "b": 1},
+    ]
+    assert all(p.measured for p in [path.start, *path.steps]) and path.steps[-1].trial == 3
+    assert path.held == []
+    rows = {row[0]: row[1] for row in path.section("acc").rows}
+    assert rows["opt"] == "adam → sgd (with mom 0.9)"
+
+    off = _conditional_study(
+        [
+            ({"opt": "sgd", "mom": 0.5, "b": 0}, 0.0),
+            ({"opt": "sgd", "mom": 0.5, "b": 1}, 2.0),
+            ({"opt": "adam", "b": 0}, 1.0),
+            ({"opt": "adam", "b": 1}, 3.0),
+        ]
+    )
+    path = ablation_path(off, {"opt": "sgd", "mom": 0.5, "b": 0})
+    assert path is not None
+    assert path.configs == [
+        {"opt": "sgd", "mom": 0.5, "b": 0},
+        {"opt": "sgd", "mom": 0.5, "b": 1},
+        {"opt": "adam", "b": 1},
+    ]
+    assert all(p.measured for p in [path.start, *path.steps])
+    rows = {row[0]: row[1] for row in path.section("acc").rows}
+    assert rows["opt"] == "sgd → adam (without mom)"
+
+
+def test_ablate_measures_a_path_through_a_conditional_tweak(home, make_experiment):
+    """``--ablate`` runs the path's configs with mom set where sgd needs it: none is skipped or wasted."""
+    exp = make_experiment(
+        name="cond",
+        objective=ref("conditional"),
+        base={"opt": "adam", "b": 0},
+        tweaks=CONDITIONAL,
+        metric={"name": "score", "direction": "maximize"},
+        sampler={"name": "random"},
+        budget={"trials": 2},
+    )
+    with autotweak.Study(exp) as study:
+        load(exp).enqueue_trial({"opt": "sgd", "mom": 0.9, "b": 1})  # after the baseline
+        while (trial := study.ask()) is not None:
+            study.tell(trial, conditional(trial.config, trial))
+    before = build_report(load(exp)).ablation
+    assert before is not None and before.configs[-1] == {"opt": "sgd", "mom": 0.9, "b": 1}
+    assert len(before.unmeasured()) == 1
+
+    ran = run_ablation(load(exp), 4, storage=resolve_storage_url(None), tracking_uri=None)
+    after = build_report(load(exp)).ablation
+    assert after is not None and all(p.measured for p in [after.start, *after.steps])
+    assert after.configs[-1] == {"opt": "sgd", "mom": 0.9, "b": 1}
+    ablated = [t.params for t in load(exp).trials if t.user_attrs.get("autotweak.ablation")]
+    assert 1 <= ran == len(ablated) <= 2, "each of the two configs between base and best, at most once"
+    assert all(("mom" in p) == (p["opt"] == "sgd") for p in ablated), ablated
+    assert len({tuple(sorted(p.items())) for p in ablated}) == ran
