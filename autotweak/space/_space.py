@@ -214,6 +214,8 @@ class SearchSpace:
                 check_keys(value, where.child("params").child(key), allowed=_OVERRIDABLE, cls=SpaceError)
                 merged[key] = {**merged[key], **value}
             else:
+                if isinstance(value, Mapping) and key in merged:
+                    self._check_whole(key, value, where.child("params").child(key))
                 merged[key] = value
         orphans = [k for k, v in merged.items() if isinstance(v, Mapping) and _parent(v) in dropped]
         if orphans:
@@ -224,6 +226,23 @@ class SearchSpace:
             merged, name=self.name if name is None else name, where=where.child("params")
         )
         return replace(space, description=self.description)
+
+    def _check_whole(self, key: str, value: Mapping[str, Any], where: Where) -> None:
+        """Refuse a definition of ``key`` with ``type`` that lacks a key its type requires.
+
+        Such a definition replaces the parameter whole, so it was most likely meant as an
+        override (``channels: {type: int, high: 32}``): the error says so.
+        """
+        missing = [k for k in _REQUIRED.get(str(value.get("type")), ()) if k not in value]
+        if missing:
+            owner = f"'{self.name}'" if self.name else "the extended space"
+            raise SpaceError(
+                f"replaces the parameter '{key}' of {owner} whole when it gives 'type', so it must give "
+                f"{' and '.join(missing)} too, got {dict(value)!r}; without 'type' it overrides only the "
+                "keys it gives.",
+                source=where.source,
+                field=where.field,
+            )
 
     def _not_a_parameter(self, key: str, where: Where, dropped: list[str]) -> SpaceError:
         """An override (no ``type``) of a name this space lacks: most likely a typo."""
@@ -295,6 +314,12 @@ def _range_of(param: Param) -> str:
     return f"only {getattr(param, 'value', None)!r}"
 
 
+_REQUIRED = {  # the keys a definition of each type must give
+    "float": ("low", "high"),
+    "int": ("low", "high"),
+    "categorical": ("choices",),
+    "fixed": ("value",),
+}
 _OVERRIDABLE = ("low", "high", "log", "step", "choices", "value", "when", "description")
 
 

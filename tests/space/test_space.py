@@ -172,6 +172,24 @@ def test_extend_refuses_an_override_of_a_parameter_it_lacks():
     assert "max_featurez" in added
 
 
+def test_extend_says_that_an_override_with_type_replaces_the_parameter_whole():
+    """``channels: {type: int, high: 32}`` reads as narrowing cnn's channels, but 'type' makes it a new
+    definition: the error says so instead of only that 'low' is missing."""
+    message = (
+        "'params.channels' replaces the parameter 'channels' of 'cnn' whole when it gives 'type', so "
+        "it must give low too, got {'type': 'int', 'high': 32}; without 'type' it overrides "
+        "only the keys it gives."
+    )
+    with pytest.raises(SpaceError, match=re.escape(message)):
+        load_space("cnn").extend(params={"channels": {"type": "int", "high": 32}})
+    with pytest.raises(SpaceError, match=r"so it must give choices too, got \{'type': 'categorical'\}"):
+        load_space("cnn").extend(params={"optimizer": {"type": "categorical"}})
+    whole = load_space("cnn").extend(params={"channels": {"type": "int", "low": 8, "high": 32}})
+    assert not whole["channels"].log, "a whole definition keeps nothing of the one it replaces"
+    narrowed = load_space("cnn").extend(params={"channels": {"high": 32}})
+    assert narrowed["channels"].log and narrowed["channels"].low == 8
+
+
 def test_grid_values_and_conditional_refusal():
     grid = SearchSpace.from_dict(
         {"a": {"type": "int", "low": 1, "high": 3}, "b": {"type": "categorical", "choices": ["x", "y"]}}
