@@ -52,6 +52,15 @@ class GridSampler(optuna.samplers.GridSampler):
 
 
 def _grid(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
+    conditional = [p.name for p in space.params if p.when is not None]
+    if conditional:  # a grid has no cell for a parameter that only some of its points have
+        raise SpecError(
+            f"must not be 'grid' for a space with conditional parameters ({', '.join(conditional)}, "
+            f"which exist{'s' if len(conditional) == 1 else ''} only with some values of "
+            f"{'its parent' if len(conditional) == 1 else 'their parents'}: tpe, random, qmc, cmaes or gp "
+            "search such a space), got 'grid'.",
+            field="sampler",
+        )
     n_points = args.pop("n_points", 4)
     if not is_integer(n_points) or n_points < 1:
         raise ValueError(f"n_points must be an integer >= 1, got {n_points!r}")

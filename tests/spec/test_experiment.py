@@ -321,6 +321,12 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
         ),
         "got 'c', the parameter itself",
     ),
+    (
+        base_spec(base={}, baseline=False, tweaks={"extends": "cnn"}, sampler="grid"),
+        "'sampler' must not be 'grid' for a space with conditional parameters (momentum, which exists "
+        "only with some values of its parent: tpe, random, qmc, cmaes or gp search such a space), "
+        "got 'grid'.",
+    ),
 ]
 
 
