@@ -22,6 +22,7 @@ __all__ = ["log_report", "write_html_report"]
 _log = logging.getLogger(__name__)
 
 _NOTE_LIMIT = 8000  # MLflow's longest tag value
+_IMPORTANCE = "PED-ANOVA"  # the evaluator, named where its numbers are shown
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}"
@@ -51,7 +52,8 @@ def write_html_report(study: optuna.Study, out_dir: Path, *, tracking_uri: str |
     ]
     importances = _importances(study)
     if importances:
-        figures.append(("What mattered", importance_plot(importances, out_dir / "importance.png")))
+        figure = importance_plot(importances, out_dir / "importance.png", _IMPORTANCE)
+        figures.append(("What mattered", figure))
     page = out_dir / "report.html"
     page.write_text(_page(report, trials, figures, importances))
     (out_dir / "report.md").write_text(_markdown(report, figures, importances))
@@ -87,7 +89,8 @@ def _importances(study: optuna.Study) -> dict[str, float]:
     if len(complete) < 3:
         return {}
     try:
-        return dict(optuna.importance.get_param_importances(search))  # type: ignore[arg-type]
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator()  # Optuna's default, named: it changed
+        return dict(optuna.importance.get_param_importances(search, evaluator=evaluator))  # type: ignore[arg-type]
     except (RuntimeError, ValueError):  # e.g. a single distinct value per parameter
         _log.info("no hyperparameter importance for study '%s'", study.study_name, exc_info=True)
         return {}
@@ -109,7 +112,8 @@ def _page(
     parts += [section.to_html() for section in report.sections()]
     if importances:
         rows = [[k, f"{v:.3f}"] for k, v in importances.items()]
-        parts.append("<h2>Hyperparameter importance</h2>" + _table(["parameter", "importance"], rows))
+        title = f"<h2>Hyperparameter importance ({_IMPORTANCE})</h2>"
+        parts.append(title + _table(["parameter", "importance"], rows))
     for title, path in figures:
         data = base64.b64encode(path.read_bytes()).decode()
         parts.append(f"<h2>{_e(title)}</h2><img alt='{_e(title)}' src='data:image/png;base64,{data}'>")
@@ -123,7 +127,12 @@ def _page(
 def _markdown(report: StudyReport, figures: list[tuple[str, Path]], importances: dict[str, float]) -> str:
     parts = [report.to_markdown().rstrip(), ""]
     if importances:
-        parts += ["## Hyperparameter importance", "", "| parameter | importance |", "|---|---|"]
+        parts += [
+            f"## Hyperparameter importance ({_IMPORTANCE})",
+            "",
+            "| parameter | importance |",
+            "|---|---|",
+        ]
         parts += [f"| {k} | {v:.3f} |" for k, v in importances.items()]
         parts.append("")
     for title, path in figures:

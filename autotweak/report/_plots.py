@@ -87,13 +87,13 @@ def whole_numbers(ax: Axes) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def importance_plot(importances: dict[str, float], path: Path) -> Path:
-    """Hyperparameter importances as horizontal bars."""
+def importance_plot(importances: dict[str, float], path: Path, method: str) -> Path:
+    """Hyperparameter importances as horizontal bars, by the evaluator named ``method``."""
     fig = Figure(figsize=(7, 0.5 + 0.4 * len(importances)))
     ax = fig.subplots()
     names = list(importances)[::-1]
     ax.barh(names, [importances[n] for n in names], color="tab:blue")
-    ax.set_xlabel("importance (fANOVA)")
+    ax.set_xlabel(f"importance ({method})")
     return _save(fig, path)
 
 

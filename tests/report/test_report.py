@@ -41,6 +41,11 @@ def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
         in page
     )
     assert len(re.findall(r"data:image/png;base64,", page)) == 3, "history, curves and importance inline"
+    # named as computed: PED-ANOVA, Optuna 5's default evaluator (the figure said fANOVA)
+    ped_anova = optuna.importance.PedAnovaImportanceEvaluator()
+    expected = optuna.importance.get_param_importances(study, evaluator=ped_anova)
+    rows = "".join(f"<tr><td>{k}</td><td>{v:.3f}</td></tr>" for k, v in expected.items())
+    assert "<h2>Hyperparameter importance (PED-ANOVA)</h2>" in page and rows in page
     markdown = (home / "out" / "report.md").read_text()
     assert markdown.startswith(build_report(study).to_markdown().rstrip())
     linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)
