@@ -70,6 +70,7 @@ def _grid(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSam
 def _qmc(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
     args.setdefault("scramble", True)
     args.setdefault("warn_asynchronous_seeding", False)
+    args.setdefault("warn_independent_sampling", False)  # a conditional parameter, at every trial
     return optuna.samplers.QMCSampler(seed=seed, **args)
 
 

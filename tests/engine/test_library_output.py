@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import base_spec
+from tests.conftest import base_spec, objective
 
 
 def test_optimize_and_study_print_nothing_on_a_fresh_home(home):
@@ -115,3 +115,34 @@ def test_a_study_whose_trials_all_failed_says_so_on_stderr_with_no_logging_confi
         "study 'broken': no trial completed, 2 failed; the first, trial 0, failed with: FileNotFoundError: "
         "data/train.csv. Fix the objective, then resume the study"
     ) in run.stderr, run.stderr
+
+
+def test_qmc_on_a_conditional_space_prints_no_line_per_trial(home):
+    """cnn's momentum exists only with sgd, so QMC samples it on its own; as for cmaes and gp, that is
+    not a warning at every trial."""
+    spec = base_spec(
+        objective=objective("config_only"),
+        base={  # the baseline, on adamw, is trial 0: QMC's space, which it keeps, then lacks momentum
+            "x": 0.0,
+            "lr": 1e-3,
+            "weight_decay": 1e-4,
+            "channels": 16,
+            "conv_layers": 2,
+            "kernel_size": 3,
+            "dropout": 0.1,
+            "batch_size": 64,
+            "optimizer": "adamw",
+        },
+        tweaks={"extends": "cnn"},
+        budget={"trials": 8},
+        sampler={"name": "qmc"},
+    )
+    runs = {  # the library, then the CLI
+        "lib": ["-c", "import autotweak\nautotweak.optimize('exp.yaml')\n"],
+        "cli": ["-m", "autotweak", "optimize", "exp.yaml"],
+    }
+    for name, argv in runs.items():
+        (home / "exp.yaml").write_text(yaml.safe_dump({**spec, "name": name}))
+        run = subprocess.run([sys.executable, *argv], cwd=home, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        assert "sampled independently" not in run.stderr, name
