@@ -21,8 +21,9 @@ condition does not hold is left out):
   a library's default "none") is taken as the range's low end, and noted.
 - An unknown categorical choice, a value of the wrong kind, or a fixed param recorded with
   another value: skipped.
-- Params not in the space are ignored; each name is noted once, with the rename it may need
-  (``lr`` for ``learning_rate``: its initials, or a near spelling).
+- Params not in the space are ignored, and noted on each kept record with the rename they
+  may need (``lr`` for ``learning_rate``: its initials, or a near spelling); a record
+  skipped for a missing param says which ignored name may be that param.
 
 Example:
     >>> from autotweak.space import SearchSpace
@@ -40,7 +41,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from autotweak.meta._histories import HistoryError, ValueReason
+from autotweak.meta._histories import HintedReason, HistoryError, ValueReason
 from autotweak.space import CategoricalParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
 
 __all__ = ["ParamMapper", "map_params"]
@@ -119,7 +120,8 @@ class ParamMapper:
                 f"got {wrong}."
             )
         self._aliases = {_alias(name): name for name in space.names}
-        self._ignored: set[str] = set()
+        self._guesses: dict[str, list[str]] = {}
+        self._extra: list[str] = []  # the record's names the space lacks
         self._changes: Counter[str] = Counter()
         self._memo: dict[tuple[tuple[str, type, Any], ...], _Mapped] = {}
         self.notes: Counter[str] = Counter()
@@ -127,7 +129,7 @@ class ParamMapper:
     def map(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """``(config, None)`` for a record that maps onto the space, else ``(None, reason)``.
 
-        Changes made to a kept record are counted in :attr:`notes`.
+        Changes made to a kept record are counted in :attr:`notes`, once per record.
         """
         key = _key(raw)
         try:
@@ -145,7 +147,7 @@ class ParamMapper:
         return dict(config), None
 
     def _map(self, raw: Mapping[str, Any]) -> _Mapped:
-        self._changes = Counter()
+        self._changes, self._extra = Counter(), []
         try:
             named = self._names(raw)
             config: dict[str, Any] = {}
@@ -157,6 +159,8 @@ class ParamMapper:
             return None, skip.reason, Counter()
         except Exception as exc:  # a record must never crash the reading
             return None, f"params cannot be read: {type(exc).__name__}", Counter()
+        for key in self._extra:
+            self._changes[self._ignored(key)] += 1
         return config, None, self._changes
 
     # -- names ----------------------------------------------------------------------------
@@ -171,7 +175,7 @@ class ParamMapper:
             else:
                 target = self.renames.get(key) or self._aliases.get(_alias(key))
                 if target is None:
-                    self._ignore(key)
+                    self._extra.append(key)
                 else:
                     later.append((target, value))
         for target, value in later:
@@ -181,15 +185,26 @@ class ParamMapper:
                 raise _Skip(f"param {target!r} is recorded twice (under two names) with different values")
         return named
 
-    def _ignore(self, key: str) -> None:
-        if key not in self._ignored:
-            self._ignored.add(key)
-            guess = _guess(key, self.space.names)
-            python, cli = (repr(guess[0]), guess[0]) if len(guess) == 1 else ("NAME", "NAME")
-            shown = " or ".join(repr(name) for name in guess)
-            rename = f"renames={{{key!r}: {python}}} (Python) or --rename {key}={cli} (CLI)"
-            hint = f"; the space's {shown}? {rename}" if guess else ""
-            self.notes[f"param {key!r} is not in the space (ignored{hint})"] += 1
+    def _guess(self, key: str) -> list[str]:
+        if key not in self._guesses:
+            self._guesses[key] = _guess(key, self.space.names)
+        return self._guesses[key]
+
+    def _ignored(self, key: str) -> str:
+        """The note for a kept record's ``key`` the space lacks, with the rename it may need."""
+        guess = self._guess(key)
+        if not guess:
+            return f"param {key!r} is not in the space (ignored)"
+        shown = " or ".join(repr(name) for name in guess)
+        return f"param {key!r} is not in the space (ignored; the space's {shown}? {_rename(key, guess)})"
+
+    def _missing(self, name: str) -> _Skip:
+        """The skip for a missing param ``name``, naming the record's key that may stand for it."""
+        rule = f"param {name!r} is missing"
+        for key in self._extra:
+            if name in self._guess(key):
+                return _Skip(HintedReason(rule, f"recorded as {key!r}? {_rename(key, [name])}"))
+        return _Skip(rule)
 
     # -- values ---------------------------------------------------------------------------
     def _value(self, param: Param, named: Mapping[str, Any]) -> Any:
@@ -210,7 +225,7 @@ class ParamMapper:
         if param.name in self.base:
             self._changes[f"param {param.name!r} filled from the base config"] += 1
             return self._value(param, {param.name: self.base[param.name]})
-        raise _Skip(f"param {param.name!r} is missing")
+        raise self._missing(param.name)
 
     def _number(self, param: FloatParam | IntParam, value: Any) -> float | int:
         number = _as_number(param.name, value)
@@ -307,6 +322,12 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b) or float(a) == float(b)
     except (TypeError, ValueError):
         return str(a).strip().lower() == str(b).strip().lower()
+
+
+def _rename(key: str, guess: list[str]) -> str:
+    """How to give the rename of ``key`` to one of ``guess``, in Python and on the command line."""
+    python, cli = (repr(guess[0]), guess[0]) if len(guess) == 1 else ("NAME", "NAME")
+    return f"renames={{{key!r}: {python}}} (Python) or --rename {key}={cli} (CLI)"
 
 
 def _guess(key: str, names: list[str]) -> list[str]:

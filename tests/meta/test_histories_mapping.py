@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from autotweak.meta import HistoryError, ParamMapper, map_params
+from autotweak.meta._histories import HintedReason
 from autotweak.space import SearchSpace
 
 SPACE = SearchSpace.from_dict(
@@ -71,12 +72,30 @@ def test_renames_and_automatic_aliases() -> None:
 def test_a_name_not_in_the_space_is_noted_with_the_rename_it_may_need() -> None:
     mapper = ParamMapper(SPACE)
     raw = {k: v for k, v in GOOD.items() if k != "learning_rate"} | {"lr": "0.01", "seed": "3"}
-    assert mapper.map(raw) == (None, "param 'learning_rate' is missing")
+    assert mapper.map(GOOD | {"lr": "0.01", "seed": "3"}) == (EXPECTED, None)
     assert dict(mapper.notes) == {
         "param 'lr' is not in the space (ignored; the space's 'learning_rate'? renames={'lr': "
         "'learning_rate'} (Python) or --rename lr=learning_rate (CLI))": 1,
         "param 'seed' is not in the space (ignored)": 1,
     }
+    skip = "param 'learning_rate' is missing"
+    rename = "renames={'lr': 'learning_rate'} (Python) or --rename lr=learning_rate (CLI)"
+    config, reason = mapper.map(raw)
+    assert config is None and reason == f"{skip} (recorded as 'lr'? {rename})"
+    assert isinstance(reason, HintedReason) and reason.rule == skip, "counted under its rule"
+    assert mapper.map({k: v for k, v in raw.items() if k != "lr"}) == (None, skip), "no hint: no 'lr'"
+
+
+def test_a_skipped_record_makes_no_note_and_a_kept_one_counts_each_time() -> None:
+    """Notes are about kept records, one count per record: a skipped one is counted by its reason only."""
+    mapper = ParamMapper(SPACE)
+    lacking = {k: v for k, v in GOOD.items() if k != "dropout"} | {"seed": "3"}
+    for _ in range(3):
+        assert mapper.map(lacking) == (None, "param 'dropout' is missing")
+    assert dict(mapper.notes) == {}
+    for seed in ("1", "2", "1"):  # the third maps from the memo: it counts as well
+        assert mapper.map(GOOD | {"seed": seed}) == (EXPECTED, None)
+    assert dict(mapper.notes) == {"param 'seed' is not in the space (ignored)": 3}
 
 
 def test_an_abbreviated_or_ambiguous_name_gets_its_rename_hint() -> None:
@@ -183,13 +202,13 @@ def test_a_fixed_param_recorded_with_its_value_is_kept() -> None:
     assert map_params(GOOD | {"epochs": "30"}, SPACE) == (EXPECTED, None)
 
 
-def test_extra_params_are_ignored_and_noted_once_per_name() -> None:
+def test_extra_params_are_ignored_and_noted_per_kept_record() -> None:
     mapper = ParamMapper(SPACE)
     for _ in range(3):
         assert mapper.map(GOOD | {"seed": "1", "run_name": "x"}) == (EXPECTED, None)
     assert dict(mapper.notes) == {
-        "param 'seed' is not in the space (ignored)": 1,
-        "param 'run_name' is not in the space (ignored)": 1,
+        "param 'seed' is not in the space (ignored)": 3,
+        "param 'run_name' is not in the space (ignored)": 3,
     }
 
 

@@ -248,6 +248,28 @@ def test_every_optuna_storage_given_is_read(tmp_path, space_file, capsys):
         assert f"  optuna sqlite:///{tmp_path / name}.db: 1 task(s), 6 trial(s); " in out, "a line per source"
 
 
+def test_studies_of_another_space_are_counted_as_skipped_not_as_kept(tmp_path, space_file, capsys):
+    """One storage, two spaces: the other study's trials are skips, per trial; notes count kept trials."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    cnn = optuna.create_study(storage=storage, study_name="cnn", direction="minimize")
+    cnn.optimize(
+        lambda t: t.suggest_float("lr", 1e-4, 0.1, log=True) + t.suggest_float("weight_decay", 0, 1), 7
+    )
+    toy = optuna.create_study(storage=storage, study_name="toy", direction="minimize")
+    toy.optimize(
+        lambda t: t.suggest_float("x", -5, 5) ** 2 + t.suggest_int("k", 1, 9) + t.suggest_int("seed", 0, 9), 6
+    )
+    main(["meta", "fit", "--space", str(space_file), "--optuna", storage, "--out", str(tmp_path / "m.npz")])
+    line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("read "))
+    assert line.startswith(
+        "read 1 task(s), 6 trial(s); 7 records skipped: 7 x param 'k' is missing (e.g. optuna:cnn#0)"
+    )
+    assert line.endswith("; kept with changes: 6 x param 'seed' is not in the space (ignored)")
+    assert "'lr'" not in line and "'weight_decay'" not in line, (
+        "a skipped trial's params are not kept with changes"
+    )
+
+
 def test_a_task_key_splits_one_experiment_into_tasks(tmp_path, spec, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
