@@ -39,6 +39,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
+from itertools import takewhile
 from typing import Any
 
 from autotweak.meta._histories import HintedReason, HistoryError, ValueReason
@@ -340,12 +341,12 @@ def _guess(key: str, names: list[str]) -> list[str]:
         (['learning_rate'], ['max_depth'])
         >>> _guess("l2_reg", ["l2_regularization", "learning_rate"]), _guess("batch", ["batch_size"])
         (['l2_regularization'], ['batch_size'])
-        >>> _guess("lr", ["l2_regularization", "learning_rate"])
-        ['l2_regularization', 'learning_rate']
+        >>> _guess("lr", ["l1_ratio", "l2_regularization", "learning_rate"]), _guess("lr", ["l1_ratio"])
+        (['learning_rate'], [])
     """
     wanted = _alias(key)
     rules: tuple[Callable[[str], bool], ...] = (
-        lambda name: wanted == "".join(part[0] for part in _words(name)) and len(wanted) > 1,
+        lambda name: wanted == _initials(name) and len(wanted) > 1,
         lambda name: _abbreviates(key, name),
         lambda name: len(wanted) >= 3 and _alias(name).startswith(wanted),
     )
@@ -355,6 +356,15 @@ def _guess(key: str, names: list[str]) -> list[str]:
             return found
     close = difflib.get_close_matches(wanted, [_alias(n) for n in names], n=1, cutoff=0.75)
     return [n for n in names if close and _alias(n) == close[0]][:1]
+
+
+def _initials(name: str) -> str:
+    """The first letter of each word, with the digits that follow it: ``l1r`` for ``l1_ratio``.
+
+    A digit tells such names apart (L1, L2): ``lr``, a learning rate, stands for neither
+    ``l1_ratio`` nor ``l2_regularization``.
+    """
+    return "".join(part[0] + "".join(takewhile(str.isdigit, part[1:])) for part in _words(name))
 
 
 def _words(name: str) -> list[str]:

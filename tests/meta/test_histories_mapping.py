@@ -7,7 +7,7 @@ import pytest
 
 from autotweak.meta import HistoryError, ParamMapper, map_params
 from autotweak.meta._histories import HintedReason
-from autotweak.space import SearchSpace
+from autotweak.space import SearchSpace, load_space
 
 SPACE = SearchSpace.from_dict(
     {
@@ -103,16 +103,40 @@ def test_an_abbreviated_or_ambiguous_name_gets_its_rename_hint() -> None:
         {
             "l2_regularization": {"type": "float", "low": 0.0, "high": 1.0},
             "learning_rate": {"type": "float", "low": 0.01, "high": 1.0},
+            "batch_size": {"type": "int", "low": 8, "high": 256},
+            "beam_size": {"type": "int", "low": 1, "high": 8},
+            "max_leaf_nodes": {"type": "int", "low": 2, "high": 256},
         }
     )
     mapper = ParamMapper(space)
-    mapper.map({"l2_regularization": "0.1", "learning_rate": "0.1", "l2_reg": "0.1", "lr": "0.1"})
+    config = {"l2_regularization": "0.1", "learning_rate": "0.1", "batch_size": 32, "beam_size": 4}
+    extra = {"l2_reg": "0.1", "lr": "0.1", "bs": "32", "max_leaf_node": "31"}
+    assert mapper.map(config | {"max_leaf_nodes": 31} | extra)[0] is not None
     assert dict(mapper.notes) == {
         "param 'l2_reg' is not in the space (ignored; the space's 'l2_regularization'? "
         "renames={'l2_reg': 'l2_regularization'} (Python) or --rename l2_reg=l2_regularization (CLI))": 1,
-        "param 'lr' is not in the space (ignored; the space's 'l2_regularization' or 'learning_rate'? "
-        "renames={'lr': NAME} (Python) or --rename lr=NAME (CLI))": 1,
+        "param 'lr' is not in the space (ignored; the space's 'learning_rate'? "
+        "renames={'lr': 'learning_rate'} (Python) or --rename lr=learning_rate (CLI))": 1,
+        "param 'bs' is not in the space (ignored; the space's 'batch_size' or 'beam_size'? "
+        "renames={'bs': NAME} (Python) or --rename bs=NAME (CLI))": 1,
+        "param 'max_leaf_node' is not in the space (ignored; the space's 'max_leaf_nodes'? "
+        "renames={'max_leaf_node': 'max_leaf_nodes'} (Python) "
+        "or --rename max_leaf_node=max_leaf_nodes (CLI))": 1,
     }
+
+
+def test_a_learning_rate_is_not_hinted_as_an_l1_ratio_or_an_l2_regularization() -> None:
+    """``lr`` has the initials of ``l1_ratio`` and ``l2_regularization`` only with their digits dropped."""
+    linear = ParamMapper(load_space("linear"))
+    assert linear.map({"C": "1.0", "l1_ratio": "0.5", "class_weight": "None", "lr": "0.01"})[0] is not None
+    assert dict(linear.notes) == {"param 'lr' is not in the space (ignored)": 1}
+    assert linear.map({"l1_ratio": "0.5", "lr": "0.01"}) == (None, "param 'C' is missing")
+    hgb = ParamMapper(load_space("hgb"))
+    _, reason = hgb.map({"lr": "0.1", "max_leaf_nodes": "31", "min_samples_leaf": "20"})
+    assert reason == (
+        "param 'learning_rate' is missing (recorded as 'lr'? renames={'lr': 'learning_rate'} (Python) "
+        "or --rename lr=learning_rate (CLI))"
+    )
 
 
 def test_renames_must_name_params_of_the_space() -> None:
