@@ -101,10 +101,12 @@ def meta_fit(
     Records that cannot be used are skipped and counted by reason.
     """
     from autotweak.meta import Histories, fit_meta_model, read_mlflow, read_optuna, read_table
+    from autotweak.meta._fit import check_unconditional
     from autotweak.meta._mlflow_source import TrackingServerError
 
     target = _target_of(space_ref)
     space = target.space
+    check_unconditional(space)  # before reading: no history can make such a space servable
     mapping = dict(_rename(r) for r in renames)
     orientation: Any = direction or target.direction or "maximize"
     common: dict[str, Any] = {"space": space, "renames": mapping, "base": target.base}

@@ -42,7 +42,7 @@ from autotweak.meta._mapping import ParamMapper
 from autotweak.meta._model import MetaModel, MetaModelError
 from autotweak.space import SearchSpace
 
-__all__ = ["fit_meta_model", "normalized_scores", "unit_points"]
+__all__ = ["check_unconditional", "fit_meta_model", "normalized_scores", "unit_points"]
 
 _log = logging.getLogger(__name__)
 
@@ -102,10 +102,7 @@ def fit_meta_model(
     """
     _check_arguments(histories, {"n_design": n_design, "min_trials": min_trials, "seed": seed})
     space = as_space(space, MetaModelError)
-    if any(p.when is not None for p in space.params):
-        raise MetaModelError(
-            f"the meta-learner needs a space without conditional parameters, got {space.name!r}."
-        )
+    check_unconditional(space)
     tasks, left_out = _fitting(histories, space)
     records = histories.skipped.merge(left_out)
     skipped = SkipReport()
@@ -153,6 +150,28 @@ def fit_meta_model(
 
 # Integer arguments of fit_meta_model and their smallest allowed value.
 _INTEGERS = {"n_design": 0, "min_trials": 1, "seed": 0}
+
+
+def check_unconditional(space: SearchSpace) -> None:
+    """Refuse a space with conditional parameters, which the meta-learner cannot serve.
+
+    ``autotweak meta fit`` asks before it reads any history.
+
+    Raises:
+        MetaModelError: If a parameter of ``space`` has a ``when`` condition, naming them.
+
+    Example:
+        >>> space = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+        >>> check_unconditional(space) is None
+        True
+    """
+    conditional = [f"{p.name} (when: {p.when.to_dict()})" for p in space.params if p.when is not None]
+    if conditional:
+        named = repr(space.name) if space.name else "a space"
+        raise MetaModelError(
+            f"the meta-learner needs a space without conditional parameters, got {named} "
+            f"with {', '.join(conditional)} (optimize runs plain TPE there)."
+        )
 
 
 def _check_arguments(histories: Any, integers: Mapping[str, Any]) -> None:

@@ -270,6 +270,21 @@ def test_studies_of_another_space_are_counted_as_skipped_not_as_kept(tmp_path, s
     )
 
 
+def test_a_space_with_conditional_params_is_refused_before_any_history_is_read(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(storage=storage, study_name="cnn")
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 0.1, log=True), n_trials=3)
+    with pytest.raises(SystemExit) as caught:
+        main(["meta", "fit", "--space", "cnn", "--optuna", storage, "--out", str(tmp_path / "m.npz")])
+    assert caught.value.code == 2
+    out, err = capsys.readouterr()
+    assert "optuna" not in out, "no source was read"
+    assert " ".join(err.split()) == (
+        "error: the meta-learner needs a space without conditional parameters, got 'cnn' with momentum "
+        "(when: {'optimizer': 'sgd'}) (optimize runs plain TPE there)."
+    )
+
+
 def test_a_task_key_splits_one_experiment_into_tasks(tmp_path, spec, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
