@@ -30,8 +30,9 @@ from autotweak._config import base_values
 from autotweak.engine._study import ATTR, state_of
 from autotweak.engine._summary import search_trials
 from autotweak.exceptions import AutotweakError
+from autotweak.report._conditional import activate, conditions_of, switch
 from autotweak.report._sections import Section
-from autotweak.space import Condition, SearchSpace
+from autotweak.space import Condition
 
 __all__ = ["ABLATION_ATTR", "Ablation", "AblationStep", "ablation_path", "run_ablation"]
 
@@ -152,10 +153,10 @@ def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | No
     best = (max if maximize else min)(searched, key=lambda t: float(t.value))  # type: ignore[arg-type]
     baseline = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
     given = base_values(base, best.params)  # dotted names may be nested in the base
-    conditions = _conditions(study)
+    conditions = conditions_of(study)
     start = dict(baseline.params) if baseline is not None else {}
     if not start:
-        start = _activate({**best.params, **given}, conditions)
+        start = activate({**best.params, **given}, conditions)
     held = [k for k in best.params if k not in given and k in start and baseline is None]
     keys = [k for k in best.params if k in start and not _same(start[k], best.params[k])]
     if not keys:
@@ -168,7 +169,7 @@ def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | No
     worse = [p for p in path.steps if p.contribution is not None and p.contribution < 0]
     reverted: dict[str, tuple[float | None, int]] = {}
     for step in worse:
-        config = _key(_switch(best.params, step.tweak, start, conditions))
+        config = _key(switch(best.params, step.tweak, start, conditions))
         if config in oracle.known:
             reverted[step.tweak] = oracle.known[config]
         elif config in oracle.failed:
@@ -249,7 +250,7 @@ def _greedy(
     remaining = list(keys)
     estimated = False
     while remaining:
-        candidates = [_switch(current, key, best, conditions) for key in remaining]
+        candidates = [switch(current, key, best, conditions) for key in remaining]
         points = [
             _along(oracle.point(k, current[k], best[k], c, previous.value), current, c)
             for k, c in zip(remaining, candidates, strict=True)
@@ -262,46 +263,6 @@ def _greedy(
         configs.append(dict(current))
         remaining.pop(pick)
     return Ablation(start=first, steps=steps, configs=configs, held=held, estimated_alternatives=estimated)
-
-
-def _conditions(study: optuna.Study) -> dict[str, Condition]:
-    """The conditions of the study's tweaks, parents first; none for a study without a spec."""
-    tweaks = (study.user_attrs.get(ATTR.SPEC) or {}).get("tweaks")
-    params = tweaks.get("params") if isinstance(tweaks, Mapping) else None
-    if not isinstance(params, Mapping):
-        return {}
-    try:
-        space = SearchSpace.from_dict(params)
-    except AutotweakError:  # a spec from another version of autotweak: read it unconditioned
-        _log.debug("the study's tweaks cannot be read; the ablation ignores their conditions", exc_info=True)
-        return {}
-    return {p.name: p.when for p in space.params if p.when is not None}
-
-
-def _activate(config: Mapping[str, Any], conditions: Mapping[str, Condition]) -> dict[str, Any]:
-    """``config`` without the tweaks whose condition it does not meet (a trial's params lack them)."""
-    out = dict(config)
-    for name, when in conditions.items():  # parents first: a dropped parent drops its children
-        if name in out and not when.holds(out):
-            del out[name]
-    return out
-
-
-def _switch(
-    config: Mapping[str, Any], key: str, source: Mapping[str, Any], conditions: Mapping[str, Condition]
-) -> dict[str, Any]:
-    """``config`` with ``key`` at ``source``'s value; the tweaks that this switches on come from ``source``.
-
-    A tweak it switches off leaves; one active before and after keeps its value (it is a step
-    of its own).
-    """
-    new = {**config, key: source[key]}
-    for name, when in conditions.items():  # parents first
-        if not when.holds(new):
-            new.pop(name, None)
-        elif name not in new and name in source:
-            new[name] = source[name]
-    return new
 
 
 def _along(point: AblationStep, before: Mapping[str, Any], after: Mapping[str, Any]) -> AblationStep:

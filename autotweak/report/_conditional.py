@@ -1,0 +1,62 @@
+"""A conditional tweak on the ablation path moves with its parent (``momentum`` with ``optimizer: sgd``).
+
+The step that switches a parent on brings the tweaks it activates at the best's values, and
+the step that switches it off takes away the ones it deactivates, so that every config of
+the path is one a trial can run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+
+from autotweak.engine._study import ATTR
+from autotweak.exceptions import AutotweakError
+from autotweak.space import Condition, SearchSpace
+
+__all__ = ["activate", "conditions_of", "switch"]
+
+_log = logging.getLogger(__name__)
+
+
+def conditions_of(study: optuna.Study) -> dict[str, Condition]:
+    """The conditions of the study's tweaks, parents first; none for a study without a spec."""
+    tweaks = (study.user_attrs.get(ATTR.SPEC) or {}).get("tweaks")
+    params = tweaks.get("params") if isinstance(tweaks, Mapping) else None
+    if not isinstance(params, Mapping):
+        return {}
+    try:
+        space = SearchSpace.from_dict(params)
+    except AutotweakError:  # a spec from another version of autotweak: read it unconditioned
+        _log.debug("the study's tweaks cannot be read; the ablation ignores their conditions", exc_info=True)
+        return {}
+    return {p.name: p.when for p in space.params if p.when is not None}
+
+
+def activate(config: Mapping[str, Any], conditions: Mapping[str, Condition]) -> dict[str, Any]:
+    """``config`` without the tweaks whose condition it does not meet (a trial's params lack them)."""
+    out = dict(config)
+    for name, when in conditions.items():  # parents first: a dropped parent drops its children
+        if name in out and not when.holds(out):
+            del out[name]
+    return out
+
+
+def switch(
+    config: Mapping[str, Any], key: str, source: Mapping[str, Any], conditions: Mapping[str, Condition]
+) -> dict[str, Any]:
+    """``config`` with ``key`` at ``source``'s value; the tweaks that this switches on come from ``source``.
+
+    A tweak it switches off leaves; one active before and after keeps its value (it is a step
+    of its own).
+    """
+    new = {**config, key: source[key]}
+    for name, when in conditions.items():  # parents first
+        if not when.holds(new):
+            new.pop(name, None)
+        elif name not in new and name in source:
+            new[name] = source[name]
+    return new
