@@ -25,6 +25,7 @@ __all__ = [
     "FAKE_AWS_ENV",
     "MLFLOW_SERVER_ENV",
     "MLFLOW_SERVER_OPTIONS",
+    "MlflowServer",
     "Postgres",
     "free_port",
     "mlflow_server",
@@ -122,37 +123,80 @@ def postgres() -> Iterator[Postgres]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+class MlflowServer:
+    """An MLflow tracking server on loopback, which a test may kill and start again.
+
+    One process (:data:`MLFLOW_SERVER_OPTIONS`); killed as in a crash, and started again on
+    the same port and stores.
+
+    Example:
+        >>> with MlflowServer("sqlite:///mlflow.db", Path("artifacts")) as server:  # doctest: +SKIP
+        ...     server.kill()
+        ...     server.start()
+    """
+
+    def __init__(self, backend_uri: str, artifacts: Path) -> None:
+        self.backend_uri = backend_uri
+        self.artifacts = artifacts
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it answers."""
+        with (self.artifacts.parent / f"mlflow-{self.port}.log").open("a") as log:
+            self._proc = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("mlflow")),
+                    "server",
+                    "--backend-store-uri",
+                    self.backend_uri,
+                    "--artifacts-destination",
+                    self.artifacts.as_uri(),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    *MLFLOW_SERVER_OPTIONS,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **MLFLOW_SERVER_ENV},
+            )
+        _wait_healthy(self.url, self._proc)
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (its process group's), while it runs."""
+        return None if self._proc is None else self._proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group: it goes away at once, as in a crash."""
+        if self._proc is not None:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait(timeout=30)
+            self._proc = None
+
+    def stop(self) -> None:
+        """Stop the server if it runs (a test may have killed it by its process id)."""
+        if self._proc is not None and self._proc.poll() is None:
+            _stop(self._proc)
+        self._proc = None
+
+    def __enter__(self) -> MlflowServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @contextmanager
 def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
     """An MLflow tracking server (one process, :data:`MLFLOW_SERVER_OPTIONS`) on loopback; yields its URL."""
-    port = free_port()
-    log = (artifacts.parent / f"mlflow-{port}.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--backend-store-uri",
-            backend_uri,
-            "--artifacts-destination",
-            artifacts.as_uri(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            *MLFLOW_SERVER_OPTIONS,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, **MLFLOW_SERVER_ENV},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
-        yield url
-    finally:
-        _stop(proc)
-        log.close()
+    with MlflowServer(backend_uri, artifacts) as server:
+        yield server.url
 
 
 FAKE_AWS_ENV = {
