@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,11 @@ def worst_at_last(config: dict[str, Any], trial: autotweak.Trial) -> float:
     for step in range(first, first + int(config.get("steps", 5))):
         trial.report(value, step)
     return value
+
+
+def kill_tracking_server_at(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Kills the process group ``config["pid"]`` (a tracking server) at trial ``config["kill_at"]``."""
+    trial.report(float(trial.number), 1)
+    if trial.number == config["kill_at"]:
+        os.killpg(int(config["pid"]), signal.SIGKILL)
+    return float(trial.number)

@@ -254,7 +254,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         _console.line(f"best {experiment.metric.name} {summary.best_value:.6g} (trial {summary.best_number})")
         if summary.base_value is not None:
             _console.line(f"base config {summary.base_value:.6g}")
-    if result.tracking_uri:
+    if result.tracking_uri and result.unrecorded is None:  # else said above, and a link would wait minutes
         _console.line(
             f"every trial is in MLflow: run `autotweak ui` and open experiment '{result.study_name}' "
             f"(parent run {result.study_run_id}, one child run per trial)"

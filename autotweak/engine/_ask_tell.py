@@ -88,7 +88,9 @@ class Study:
         self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
         self._summary: StudySummary | None = None
         self._closed = False
-        self._writer = RecordWriter(threaded=lambda: tracker.threaded_writes)  # see tell()
+        self._writer = RecordWriter(  # see tell()
+            threaded=lambda: tracker.threaded_writes, unreachable=tracker.unreachable
+        )
         self._sigterm = ExitStack()
 
     @property

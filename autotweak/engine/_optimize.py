@@ -37,7 +37,7 @@ from autotweak.engine._summary import summarize
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_tracker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
-from autotweak.tracking import BaseTracker, StudySummary, check_tracking_server
+from autotweak.tracking import BaseTracker, NullTracker, StudySummary, check_tracking_server
 
 __all__ = ["StudyInterrupted", "StudyResult", "join", "optimize", "prepare"]
 
@@ -54,6 +54,8 @@ class StudyResult:
         trials_run: Trials this call ran (0 when the budget was already spent).
         trials_counted: The study's trials counted against ``budget.trials`` (retries and
             ``report --ablate`` trials are not).
+        unrecorded: Why the study closed without its MLflow records (its tracking server did
+            not answer then), or ``None``; resuming the study writes them.
     """
 
     summary: StudySummary
@@ -63,6 +65,7 @@ class StudyResult:
     study_run_id: str | None
     stop_reasons: list[str]
     registered_model: str | None = None
+    unrecorded: str | None = None
     best_config: dict[str, Any] = field(default_factory=dict)
     trials_run: int = 0
     trials_counted: int = 0
@@ -206,7 +209,8 @@ def _run_study(
     if not interrupted and any(r.trials for r in results):
         _say_if_none_completed(prepared.study, summary, results)
     registered = None
-    if experiment.register_model and prepared.context.tracking_uri and not interrupted:
+    recorded = prepared.unrecorded is None  # else registering would wait minutes on the same server
+    if experiment.register_model and prepared.context.tracking_uri and not interrupted and recorded:
         name = experiment.name if experiment.register_model is True else str(experiment.register_model)
         registered = register_winner(prepared.study, summary, name, prepared.context.tracking_uri)
     result = StudyResult(
@@ -217,6 +221,7 @@ def _run_study(
         study_run_id=prepared.context.study_run_id,
         stop_reasons=[r.stop_reason for r in results],
         registered_model=registered,
+        unrecorded=prepared.unrecorded,
         best_config={} if summary.best_number is None else config_of(experiment, summary.best_params),
         trials_run=sum(r.trials for r in results),
         trials_counted=BudgetView.of(prepared.study.get_trials(deepcopy=False), None).counted,
@@ -364,23 +369,40 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
     instance's worker closes its trial as it shuts down), nothing where they were joined.
     Lost retries are queued with the grace period in every case (see
     :mod:`autotweak.engine._reconcile`).
+
+    The tracker is asked first whether it answers (one quick request): one that is down
+    would make each of these writes wait out MLflow's four minutes of retries. Then the
+    study closes in Optuna alone, says so once (:attr:`Prepared.unrecorded`), and its
+    next opening writes what is missing from Optuna's trials.
     """
     metric = prepared.experiment.metric
     execution = prepared.experiment.execution
-    reconcile(prepared.study, prepared.tracker, metric.name, metric.steps, settle=settle)
+    prepared.unrecorded = prepared.tracker.unreachable()
+    tracker = prepared.tracker if prepared.unrecorded is None else NullTracker()
+    reconcile(prepared.study, tracker, metric.name, metric.steps, settle=settle)
     queue_lost_retries(
-        prepared.study, prepared.tracker, settle=execution.grace_period, max_retries=execution.max_retries
+        prepared.study, tracker, settle=execution.grace_period, max_retries=execution.max_retries
     )
     summary = summarize(prepared.study, interrupted=interrupted)
     try:
-        _record_proposals(prepared)
-        prepared.tracker.end_study(prepared.context.study_run_id, summary)
+        _record_proposals(prepared, tracker)
+        tracker.end_study(prepared.context.study_run_id, summary)
     except Exception as exc:
         raise AutotweakError(f"could not write the study summary to the tracker: {exc}") from exc
+    if prepared.unrecorded is not None:
+        name = prepared.study.study_name
+        _log.warning(
+            "study '%s' closed without its MLflow records (%s): its summary, and the records of trials "
+            "that ended while the server was down, are missing there; every trial is in Optuna, and once "
+            "the server answers, optimize(..., resume=True) or `autotweak resume %s` writes them from it",
+            name,
+            prepared.unrecorded,
+            name,
+        )
     return summary
 
 
-def _record_proposals(prepared: Prepared) -> None:
+def _record_proposals(prepared: Prepared, tracker: BaseTracker) -> None:
     """The meta-learner's proposals and how they scored, and its guard: on the study and its parent run.
 
     Only the meta sampler proposes: another's study is not searched for proposals, nor
@@ -398,7 +420,7 @@ def _record_proposals(prepared: Prepared) -> None:
     study._storage.set_study_system_attr(study._study_id, PROPOSALS_ATTR, proposals)
     run_id = prepared.context.study_run_id
     if run_id is not None:
-        prepared.tracker.log_proposals(run_id, proposals, guard)
+        tracker.log_proposals(run_id, proposals, guard)
 
 
 def _log_progress(progress: Progress) -> None:

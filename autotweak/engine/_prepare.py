@@ -32,6 +32,7 @@ class Prepared:
     storage: BaseStorage
     tracker: BaseTracker
     context: WorkerContext
+    unrecorded: str | None = None  # why the tracker could not be reached as the study closed
 
 
 def prepare(

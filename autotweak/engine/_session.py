@@ -27,6 +27,7 @@ from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import trial_compute
 from autotweak.engine._trial import PRUNER_ATTRS, Trial
+from autotweak.engine._writer import WriteDropped
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
@@ -297,9 +298,11 @@ class TrialSession:
         start = self._starts.pop(number)
         try:
             return self._run_ids.pop(number)()
+        except WriteDropped as exc:  # not tried: the tracker did not answer then, as was said
+            _log.info("trial %d: its record was not opened (%s); opening it now", number, exc)
         except Exception:
             _log.warning("trial %d: its record could not be opened; trying again", number, exc_info=True)
-            return self.tracker.start_trial(start)
+        return self.tracker.start_trial(start)
 
     def _pruner_attrs(self, trial: optuna.Trial) -> dict[str, str]:
         """What the pruner recorded on ``trial`` when it stopped it (``autotweak.pruner.*``), as tags."""

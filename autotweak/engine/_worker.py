@@ -145,7 +145,7 @@ def _run_with(
     watcher = NoticeWatcher(imds_endpoint(), imds_interval()).start()
     interrupts = _Interrupts()
     try:
-        records = RecordWriter(threaded=lambda: tracker.threaded_writes)
+        records = RecordWriter(threaded=lambda: tracker.threaded_writes, unreachable=tracker.unreachable)
         with interrupts.installed(), records as writer:  # Ctrl-C waits for the writes
             loop = _Loop(ctx, study, storage, tracker, _call_style(objective), seed, watcher, writer)
             loop.on_trial = on_trial

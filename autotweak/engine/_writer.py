@@ -12,18 +12,26 @@ that could not be opened is opened again when the trial ends.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import queue
+import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent import futures
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
-__all__ = ["RecordWriter"]
+from autotweak.exceptions import TrackingError
+
+__all__ = ["RecordWriter", "WriteDropped"]
 
 T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
+
+_STALLED_S = 5.0  # a write waited for this long makes the writer ask whether the tracker answers
+_ASK_AGAIN_S = 10.0  # while it does not, how often it is asked again
 
 
 class RecordWriter:
@@ -36,51 +44,158 @@ class RecordWriter:
     tracker does now. Such a write may overtake writes still queued on the thread: they
     are another trial's, or the opening of its own record, which its closing waits for.
 
+    A tracker that does not answer makes each write wait out its client's retries (MLflow's:
+    four minutes). When a write fails, or keeps the worker (or :meth:`close`) waiting for
+    seconds, ``unreachable`` asks the tracker once (one quick request). While it says why
+    it cannot be reached, said once, writes are dropped, it is asked again every few
+    seconds, and the write under way is not waited for (its thread is a daemon's): the
+    study writes the missing records from Optuna's when it closes or opens again.
+
     Args:
         limit: Writes that may wait at once; the next :meth:`submit` or :meth:`call` waits for the
             oldest, so a slow tracker slows the worker down instead of piling up.
         threaded: Whether the next write goes to the background thread (always, by default).
+        unreachable: Why the tracker cannot be reached now, or ``None``
+            (:meth:`~autotweak.tracking.BaseTracker.unreachable`).
     """
 
-    def __init__(self, limit: int = 4, threaded: Callable[[], bool] = lambda: True) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autotweak-records")
+    def __init__(
+        self,
+        limit: int = 4,
+        threaded: Callable[[], bool] = lambda: True,
+        unreachable: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._pending: deque[Future[Any]] = deque()
         self._limit = limit
         self._threaded = threaded
+        self._unreachable = unreachable
+        self._down: str | None = None  # why the tracker did not answer when last asked
+        self._asked = 0.0  # when it was last asked (time.monotonic())
+        self._failed = False  # a write failed since the tracker was last asked
+        self._thread = threading.Thread(target=self._run, name="autotweak-records", daemon=True)
+        self._thread.start()
 
     def submit(self, write: Callable[[], None], what: str) -> None:
         """Queue ``write``; a failure is logged (as ``what``), never raised."""
         if not self._threaded():
-            _logged(write, what)
-            return
-        self._wait_for_room()
-        self._pending.append(self._pool.submit(_logged, write, what))
+            self._logged(write, what)
+        elif self._room():
+            self._pending.append(self._put(lambda: self._logged(write, what)))
 
     def call(self, func: Callable[[], T]) -> Callable[[], T]:
         """Queue ``func``; return a function that waits for its result (or raises its error)."""
         if not self._threaded():
-            return _done(func)
-        self._wait_for_room()
-        future: Future[T] = self._pool.submit(func)
+            return _done(lambda: self._guarded(func))
+        if not self._room():
+            return _done(lambda: _raise(WriteDropped(str(self._down))))
+        future: Future[T] = self._put(func)
         self._pending.append(future)
         return lambda: future.result()
 
-    def _wait_for_room(self) -> None:
-        self._wait_until(self._limit - 1)
+    def _room(self) -> bool:
+        """Wait until another write may be queued; ``False``: drop it, the tracker does not answer."""
+        if not self._is_down():
+            self._wait_until(self._limit - 1)
+        return self._down is None
+
+    def _put(self, func: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((func, future))
+        return future
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            func, future = item
+            if not future.set_running_or_notify_cancel():  # dropped while it waited
+                continue
+            try:
+                future.set_result(self._guarded(func))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def _guarded(self, func: Callable[[], T]) -> T:
+        """``func``'s result; a :class:`TrackingError` without running it while the tracker is down."""
+        if self._failed:
+            self._failed = False
+            self._ask()
+        if self._is_down():
+            raise WriteDropped(str(self._down))
+        try:
+            return func()
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _logged(self, write: Callable[[], None], what: str) -> None:
+        try:
+            self._guarded(write)
+        except WriteDropped:
+            pass
+        except Exception:
+            self._failed = False
+            self._ask()  # a tracker that does not answer is said once, not with each write's traceback
+            if self._down is None:
+                _log.warning(
+                    "could not write %s; it is closed from Optuna's record when the study ends",
+                    what,
+                    exc_info=True,
+                )
+
+    def _is_down(self) -> bool:
+        """Whether the tracker did not answer, asked again once it was asked long enough ago."""
+        if self._down is not None and time.monotonic() - self._asked >= _ASK_AGAIN_S:
+            self._ask()
+        return self._down is not None
+
+    def _ask(self) -> None:
+        """Ask the tracker whether it answers; say once that writes are dropped while it does not."""
+        down = self._unreachable()
+        self._asked = time.monotonic()
+        if down is not None and self._down is None:
+            _log.warning(
+                "trial records are not written while the tracker does not answer (%s); they are written "
+                "from Optuna's trials when the study closes or opens again",
+                down,
+            )
+        elif down is None and self._down is not None:
+            _log.info("the tracker answers again; trial records are written again")
+        self._down = down
 
     def wait(self) -> None:
-        """Wait until every write queued so far is done."""
+        """Wait until every write queued so far is done (or dropped: the tracker does not answer)."""
         self._wait_until(0)
 
     def _wait_until(self, pending: int) -> None:
         while len(self._pending) > pending:
-            with contextlib.suppress(Exception):  # a call's error goes to whoever waits for it
-                self._pending.popleft().result()
+            try:
+                self._pending[0].result(timeout=_STALLED_S)
+            except futures.TimeoutError:  # a write this slow may be waiting out retries on a dead tracker
+                self._ask()
+                if self._down is not None:
+                    self._drop()
+                continue
+            except Exception:  # a call's error goes to whoever waits for it
+                pass
+            if self._pending:
+                self._pending.popleft()
+
+    def _drop(self) -> None:
+        """Drop the queued writes; the one under way goes on alone, and ends with this process."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
 
     def close(self) -> None:
-        """Wait until every queued write is done."""
-        self._pool.shutdown(wait=True)
-        self._pending.clear()
+        """Wait until every queued write is done, unless the tracker does not answer: then drop them."""
+        if any(not f.done() for f in self._pending):
+            self._ask()
+        if self._down is None:
+            self._wait_until(0)
+        self._drop()
+        self._queue.put(None)
+        if self._down is None:
+            self._thread.join()
 
     def __enter__(self) -> RecordWriter:
         return self
@@ -89,13 +204,12 @@ class RecordWriter:
         self.close()
 
 
-def _logged(write: Callable[[], None], what: str) -> None:
-    try:
-        write()
-    except Exception:
-        _log.warning(
-            "could not write %s; it is closed from Optuna's record when the study ends", what, exc_info=True
-        )
+class WriteDropped(TrackingError):
+    """A write not tried: the tracker does not answer."""
+
+
+def _raise(error: Exception) -> Any:
+    raise error
 
 
 def _done(func: Callable[[], T]) -> Callable[[], T]:

@@ -114,6 +114,15 @@ class BaseTracker(abc.ABC):
     def end_study(self, run_id: str | None, summary: StudySummary) -> None:
         """Write the study's summary and close its record."""
 
+    def unreachable(self) -> str | None:
+        """Why this tracker's store cannot be reached now, in one line; ``None`` if it can, or cannot tell.
+
+        One quick request and no retry: asked when writes have failed, or before the last
+        ones of a study, so that a store that is down is said at once instead of each write
+        waiting out its client's retries.
+        """
+        return None
+
     def close(self) -> None:
         """Release what the tracker holds (a helper process, connections); it is not used again."""
 

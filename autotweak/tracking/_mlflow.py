@@ -36,6 +36,7 @@ from mlflow.exceptions import MlflowException
 
 from autotweak._config import flat_config
 from autotweak._locations import artifact_root, create_whole, enable_wal, redact, sqlite_path
+from autotweak.exceptions import TrackingError
 from autotweak.tracking._base import BaseTracker
 from autotweak.tracking._mlflow_values import (
     as_text,
@@ -49,6 +50,7 @@ from autotweak.tracking._mlflow_values import (
 )
 from autotweak.tracking._models import upload_model
 from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart, TrialState
+from autotweak.tracking._server import check_tracking_server
 
 __all__ = ["MlflowTracker", "RUN_STATUS"]
 
@@ -206,6 +208,14 @@ class MlflowTracker(BaseTracker):
         self.client.log_dict(run_id, summary_dict(summary), "summary.json")
         status = RunStatus.KILLED if summary.interrupted else RunStatus.FINISHED
         self.client.set_terminated(run_id, RunStatus.to_string(status))
+
+    def unreachable(self) -> str | None:
+        """Ask a tracking server once (5 s, no retry): MLflow's client would retry for four minutes."""
+        try:
+            check_tracking_server(self.tracking_uri, fix="start it again")
+        except TrackingError as exc:
+            return str(exc)
+        return None
 
     # -- trials ---------------------------------------------------------------------
     def start_trial(self, start: TrialStart) -> str:

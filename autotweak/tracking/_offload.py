@@ -160,6 +160,16 @@ class TrackerProcess:
         self._broken = f"{type(exc).__name__}: {exc}" + ("" if code is None else f" (exit code {code})")
         self._conn.close()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a call is under way (its caller waits for the child's answer)."""
+        return self._lock.locked()
+
+    def kill(self) -> None:
+        """End the child now, with the call it runs (whose caller gets a :class:`TrackingError`)."""
+        self._proc.kill()
+        self._proc.wait()
+
     def close(self, timeout: float = 60.0) -> None:
         """Let the child finish what it was asked, then wait for it to end (killed after ``timeout``)."""
         with self._lock:
@@ -284,11 +294,19 @@ class OffloadingTracker(BaseTracker):
         self.process = None
 
     def close(self) -> None:
+        """Wait for the child's writes, unless it waits on a store that does not answer: then end it.
+
+        Its call would wait out the client's retries (MLflow's: four minutes); the records it
+        was writing are written from Optuna's trials when the study closes or opens again.
+        """
         if self.process is not None:
             self._retired.append(self.process)
             self.process = None
             _log.debug("%d trial records were written by the tracking process", self.offloaded)
+        stuck = any(p.busy for p in self._retired) and self.local.unreachable() is not None
         for process in self._retired:
+            if stuck:
+                process.kill()
             process.close()
         self._retired.clear()
         self.local.close()
@@ -299,6 +317,9 @@ class OffloadingTracker(BaseTracker):
 
     def end_study(self, run_id: str | None, summary: StudySummary) -> None:
         self.local.end_study(run_id, summary)
+
+    def unreachable(self) -> str | None:
+        return self.local.unreachable()
 
     def find_trial(self, study_name: str, trial_id: int) -> str | None:
         return self.local.find_trial(study_name, trial_id)

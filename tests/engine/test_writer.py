@@ -15,6 +15,7 @@ import pytest
 import autotweak
 from autotweak.engine._trial import Trial
 from autotweak.engine._writer import RecordWriter
+from autotweak.exceptions import TrackingError
 from autotweak.tracking import MlflowTracker, TrialStart
 from tests.helpers import mlflow_runs
 
@@ -175,3 +176,26 @@ def test_writes_a_thread_cannot_overlap_run_on_the_callers_thread(caplog: pytest
 def test_only_a_tracking_servers_writes_go_to_the_thread(tmp_path, monkeypatch, uri: str, threaded: bool):
     monkeypatch.chdir(tmp_path)
     assert MlflowTracker(uri).threaded_writes is threaded
+
+
+def test_a_tracker_that_does_not_answer_is_asked_once_and_its_writes_dropped(caplog):
+    hung, done, asked = threading.Event(), [], []
+
+    def unreachable() -> str:
+        asked.append(1)
+        return "tracking URI http://127.0.0.1:1: no MLflow server answers (connection refused)"
+
+    writer = RecordWriter(limit=1, unreachable=unreachable)
+    began = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        writer.submit(hung.wait, "a write waiting out MLflow's retries")
+        writer.submit(lambda: done.append("next"), "the next write")  # asks after 5 s, then drops it
+        opened = writer.call(lambda: "run-1")
+        writer.close()
+    assert time.monotonic() - began < 15
+    assert done == [] and len(asked) == 1
+    with pytest.raises(TrackingError, match="no MLflow server answers"):
+        opened()
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said.startswith("trial records are not written while the tracker does not answer (tracking URI")
+    hung.set()

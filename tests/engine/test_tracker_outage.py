@@ -1,0 +1,133 @@
+"""A study whose MLflow tracking server goes away while it runs: it ends in seconds, and loses nothing.
+
+MLflow's client retries a server that does not answer for about four minutes per call;
+the study must not wait that out at each record still to write. The server here is real
+(on loopback), killed with SIGKILL from inside a trial, as a crash does.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+import autotweak
+from autotweak._locations import resolve_storage_url
+from autotweak.testing.services import MlflowServer
+from tests.conftest import base_spec, objective
+from tests.helpers import mlflow_runs
+
+pytestmark = pytest.mark.timeout(150)  # the old code waited out MLflow's retries: 4 minutes per record
+
+DOWN = "no MLflow server answers (connection refused)"
+_OUTAGE: dict[str, Any] = {}  # what the objective does to the server, and when: set by each test
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[MlflowServer]:
+    _OUTAGE.clear()
+    with MlflowServer(f"sqlite:///{tmp_path / 'served.db'}", tmp_path / "served") as served:
+        yield served
+
+
+def _outage(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Scores the trial's number (trial 0 is best); kills the server at one trial and starts it at another."""
+    trial.report(float(trial.number), 1)
+    if trial.number < _OUTAGE.get("kill_at", -1):  # its model is kept while the server runs
+        model = trial.checkpoint_dir / "model.txt"
+        model.parent.mkdir(parents=True, exist_ok=True)
+        model.write_text("a model")
+        trial.log_model(model)
+    if trial.number == _OUTAGE.get("kill_at"):
+        _OUTAGE["server"].kill()
+    if trial.number == _OUTAGE.get("start_at"):
+        _OUTAGE["server"].start()
+    return float(trial.number)
+
+
+def _spec(name: str, uri: str, trials: int) -> dict[str, Any]:
+    return base_spec(
+        name=name,
+        objective=_outage,
+        tracking_uri=uri,
+        budget={"trials": trials},
+        metric={"name": "loss", "direction": "minimize", "steps": 1},
+    )
+
+
+def _closed(client: MlflowClient, study: str, trials: int) -> None:
+    """Every trial has one finished record, and the study's record is finished."""
+    runs = mlflow_runs(client, study)
+    assert sorted(runs.children) == list(range(trials)) and not runs.duplicates
+    assert {run.info.status for run in runs.children.values()} == {"FINISHED"}
+    assert [run.info.status for run in runs.parents] == ["FINISHED"]
+
+
+@pytest.mark.parametrize("helper", ["off", "on"])  # trial records written here, or by the helper process
+def test_a_study_whose_server_dies_in_its_last_trial_ends_in_seconds_and_resume_writes_its_records(
+    home, server, monkeypatch, caplog, helper
+):
+    monkeypatch.setenv("AUTOTWEAK_TRACKING_PROCESS", helper)
+    _OUTAGE.update(server=server, kill_at=5)
+    caplog.set_level(logging.WARNING, logger="autotweak")
+    began = time.monotonic()
+    result = autotweak.optimize(_spec("dies", server.url, trials=6))
+    assert time.monotonic() - began < 60
+    assert result.unrecorded is not None and f"tracking URI {server.url}: {DOWN}" in result.unrecorded
+    assert result.registered_model is None and result.summary.counts["complete"] == 6
+    said = [r.getMessage() for r in caplog.records if "closed without its MLflow records" in r.getMessage()]
+    assert len(said) == 1 and "`autotweak resume dies`" in said[0]
+    assert not [r for r in caplog.records if r.exc_info], "no traceback: the server is down, and said so"
+    study = optuna.load_study(study_name="dies", storage=resolve_storage_url(None))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 6
+
+    server.start()
+    resumed = autotweak.optimize(_spec("dies", server.url, trials=6), resume=True)
+    assert resumed.unrecorded is None and resumed.registered_model == "dies/1"
+    _closed(MlflowClient(server.url), "dies", 6)
+
+
+def test_records_catch_up_when_the_server_comes_back_before_the_end(home, server, caplog):
+    _OUTAGE.update(server=server, kill_at=1, start_at=4)
+    caplog.set_level(logging.INFO, logger="autotweak")
+    began = time.monotonic()
+    result = autotweak.optimize(_spec("back", server.url, trials=6))
+    assert time.monotonic() - began < 90
+    assert result.unrecorded is None and result.registered_model == "back/1"
+    _closed(MlflowClient(server.url), "back", 6)
+    assert not [r for r in caplog.records if r.exc_info], "no traceback: the server was down, and said so"
+
+
+def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds(home, server):
+    spec = base_spec(
+        name="cli-dies",
+        objective=objective("kill_tracking_server_at"),
+        budget={"trials": 4},
+        metric={"name": "loss", "direction": "minimize", "steps": 1},
+    )
+    spec["base"] = {"x": 0.0, "kill_at": 3, "pid": server.pid}
+    (home.parent / "exp.yaml").write_text(yaml.safe_dump(spec))
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "autotweak", "optimize", "exp.yaml", "--tracking-uri", server.url],
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        timeout=140,
+    )
+    assert time.monotonic() - began < 60
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "urllib3" not in done.stderr
+    assert f"tracking URI {server.url}: {DOWN}" in done.stderr
+    assert done.stderr.count("closed without its MLflow records") == 1, done.stderr
+    assert "`autotweak resume cli-dies`" in done.stderr
+    assert "every trial is in MLflow" not in done.stdout + done.stderr
