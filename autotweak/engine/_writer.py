@@ -12,6 +12,7 @@ that could not be opened is opened again when the trial ends.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -75,6 +76,7 @@ class RecordWriter:
         self._failed = False  # a write failed since the tracker was last asked
         self._thread = threading.Thread(target=self._run, name="autotweak-records", daemon=True)
         self._thread.start()
+        atexit.register(self.close)  # a daemon's writes would die with the interpreter: they finish first
 
     def submit(self, write: Callable[[], None], what: str) -> None:
         """Queue ``write``; a failure is logged (as ``what``), never raised."""
@@ -188,6 +190,7 @@ class RecordWriter:
 
     def close(self) -> None:
         """Wait until every queued write is done, unless the tracker does not answer: then drop them."""
+        atexit.unregister(self.close)
         if any(not f.done() for f in self._pending):
             self._ask()
         if self._down is None:

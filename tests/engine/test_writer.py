@@ -6,6 +6,8 @@ And what the engine does when the tracker is away: the trial goes on, its record
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -199,3 +201,16 @@ def test_a_tracker_that_does_not_answer_is_asked_once_and_its_writes_dropped(cap
     [said] = [r.getMessage() for r in caplog.records]
     assert said.startswith("trial records are not written while the tracker does not answer (tracking URI")
     hung.set()
+
+
+def test_writes_left_queued_at_exit_are_done_before_the_interpreter_ends(tmp_path):
+    done = tmp_path / "done"
+    script = (
+        "import time\n"
+        "from autotweak.engine._writer import RecordWriter\n"
+        "writer = RecordWriter()\n"
+        "writer.submit(lambda: time.sleep(0.5), 'a slow write')\n"
+        f"writer.submit(lambda: open({str(done)!r}, 'w').close(), 'the last write')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert done.exists(), "a script that never closed its study still gets its records"
