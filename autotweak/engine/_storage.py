@@ -281,14 +281,28 @@ def is_transient(exc: BaseException) -> bool:
     """
     if isinstance(exc, StorageUnreachableError):
         return False  # it has waited already
+    if isinstance(exc, optuna.exceptions.StorageInternalError):
+        # The connection error may sit below another: a query Optuna retries in the same
+        # session after a dropped connection raises PendingRollbackError, raised while
+        # handling the OperationalError.
+        return any(_is_connection_error(link) for link in _chain(exc))
+    return _is_connection_error(exc)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, _CONNECTION_ERRORS):
         return True
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, optuna.exceptions.StorageInternalError):
-        cause = exc.__cause__ or exc.__context__
-        return cause is not None and is_transient(cause)
-    return False
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+
+
+def _chain(exc: BaseException, limit: int = 10) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling, nearest first."""
+    seen: BaseException | None = exc
+    for _ in range(limit):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
 
 
 def storage_name(storage: BaseStorage | str) -> str:

@@ -164,6 +164,35 @@ def test_a_trial_reporting_while_postgresql_is_down_survives_it(home, make_exper
     assert study.trials[1].intermediate_values.keys() == {1, 2, 3}
 
 
+def test_a_connection_dropped_inside_one_read_is_retried(pg, pg_url, make_experiment, monkeypatch):
+    """PostgreSQL restarting inside one of Optuna's reads (as a pruner's reads the trials).
+
+    Optuna runs the failed query again in the same session, which raises PendingRollbackError
+    while it handles the OperationalError: still a dropped connection, not invalid data.
+    """
+    from optuna.storages._rdb import models
+
+    exp = make_experiment(name="read-outage", storage=pg_url)
+    storage = make_storage(pg_url)
+    study = create_study(exp, storage)
+    find = models.StudyModel.find_or_raise_by_id
+    killer = sqlalchemy.create_engine(pg_url)
+    dropped: list[int] = []
+
+    def find_then_drop(study_id: int, session: Any, **kwargs: Any) -> Any:
+        found = find(study_id, session, **kwargs)
+        if not dropped:  # the connection goes away between this query and the next one
+            dropped.append(session.execute(sqlalchemy.text("SELECT pg_backend_pid()")).scalar())
+            with killer.begin() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped[0]})
+        return found
+
+    monkeypatch.setattr(models.StudyModel, "find_or_raise_by_id", find_then_drop)
+    trials = retrying(lambda: storage.get_all_trials(study._study_id), "reading the trials", timeout=20)
+    killer.dispose()
+    assert dropped and [t.state for t in trials] == [TrialState.WAITING]
+
+
 class _Flaky:
     """Makes a storage method fail as a dropped connection does, once armed, for ``seconds``.
 
