@@ -132,9 +132,15 @@ def create_study(experiment: Experiment, storage: BaseStorage) -> optuna.Study:
 def load_study(name: str, storage: BaseStorage) -> optuna.Study:
     """Load an existing study, or say which studies the storage holds."""
     if not study_exists(storage, name):
+        from autotweak.engine._storage import storage_name  # it imports this module
+
         names = sorted(s.study_name for s in storage.get_all_studies())
         listing = ", ".join(names) if names else "none"
-        raise StudyNotFoundError(f"no study named '{name}' in the storage (studies there: {listing}).")
+        raise StudyNotFoundError(
+            f"no study named '{name}' in the storage {storage_name(storage)} (studies there: {listing}); "
+            "check the name, or give the storage that holds the study: --storage (CLI), "
+            "$AUTOTWEAK_STORAGE or `storage` (spec or Python)."
+        )
     return optuna.load_study(study_name=name, storage=storage)
 
 

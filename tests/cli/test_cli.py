@@ -92,6 +92,15 @@ def test_unknown_study_lists_what_exists(home):
     assert run.returncode == 2 and "no study named 'nope'" in run.stderr
 
 
+def test_a_worker_that_looks_in_the_wrong_storage_names_it_and_how_to_give_the_right_one(home):
+    """A second machine without $AUTOTWEAK_STORAGE looks in its embedded store, which it should say."""
+    run = autotweak("worker", "shared-study", cwd=home.parent)
+    assert run.returncode == 2, run.stderr
+    assert f"no study named 'shared-study' in the storage sqlite:///{home / 'optuna.db'} " in run.stderr
+    assert "(studies there: none); check the name, or give the storage that holds the study: " in run.stderr
+    assert "--storage (CLI), $AUTOTWEAK_STORAGE or `storage` (spec or Python)." in run.stderr
+
+
 def test_storage_falls_back_to_the_environment(home, monkeypatch):
     cwd = home.parent
     (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(budget={"trials": 1})))
