@@ -38,6 +38,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The stores this command opens, as (where the URL came from, the URL), for store errors.
 stores: dict[str, tuple[str, str]] = {}
 _SQLALCHEMY_OPEN_ERRORS = ("OperationalError", "NoSuchModuleError", "ArgumentError")
+# Words in a database server's refusal (PostgreSQL's, MySQL's), and what to do about it.
+_FIXES = (
+    (
+        ("Connection refused", "could not connect", "Can't connect", "timeout expired", "No route to host"),
+        "is its server running there? start it (scripts/team_stores.sh start) or fix the URL's host and port",
+    ),
+    (
+        ('role "',),
+        "fix the user name in the URL (the stores of scripts/team_stores.sh have the user 'autotweak')",
+    ),
+    (
+        ('database "', "Unknown database"),
+        "create the database or fix its name in the URL (scripts/team_stores.sh start creates "
+        "'optuna' and 'mlflow')",
+    ),
+    (("password authentication failed", "Access denied"), "fix the user name or password in the URL"),
+)
 
 
 def open_storage(storage: str | None) -> optuna.storages.BaseStorage:
@@ -67,7 +84,8 @@ def store_failed(exc: Exception) -> str | None:
         else ("--tracking-uri", resolve_tracking_uri(None))
     )
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].strip()
-    return f"{label}: cannot open the store at {redact(url)!r}: {kind.__name__}: {reason}"
+    fix = next((f"; {fix}" for words, fix in _FIXES if any(w in reason for w in words)), "")
+    return f"{label}: cannot open the store at {redact(url)!r}: {kind.__name__}: {reason}{fix}"
 
 
 def unusable_store() -> str | None:

@@ -20,7 +20,7 @@ _log = logging.getLogger(__name__)
 
 _PROBE = "/api/2.0/mlflow/experiments/search"
 _FIX = (  # the URI comes from one of these; the message cannot tell which
-    "start it (scripts/team_stores.sh) or fix the URI: `tracking_uri` (spec or Python), "
+    "start it (scripts/team_stores.sh start) or fix the URI: `tracking_uri` (spec or Python), "
     "--tracking-uri (CLI) or MLFLOW_TRACKING_URI"
 )
 # Words in a failed connection's message (requests' and urllib3's), and what they mean.

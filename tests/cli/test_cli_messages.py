@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from autotweak import Study as autotweak_study
 from autotweak.cli._console import Console
 from autotweak.engine import Progress
 from autotweak.spec import Experiment
+from autotweak.testing.services import Postgres, free_port, postgres
 from autotweak.tracking._records import StudySummary
 from tests.cli.test_cli import autotweak
 from tests.conftest import base_spec
@@ -148,6 +150,43 @@ def test_a_store_that_cannot_be_opened_is_one_line_naming_the_option(home, args,
     assert run.stderr.startswith(expected) and run.stderr.count("\n") == 1, run.stderr
     assert run.stdout == "", "no 'starting study' line before a study that never opened"
     assert not Path("/no_such_dir_xyz").exists(), "nothing is created at a path that does not exist"
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    with postgres() as server:
+        server.create_database("optuna")
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "postgresql://autotweak:s3cret@127.0.0.1:{port}/nodb",
+            'database "nodb" does not exist; create the database or fix its name in the URL '
+            "(scripts/team_stores.sh start creates 'optuna' and 'mlflow')",
+        ),
+        (
+            "postgresql://nobody:s3cret@127.0.0.1:{port}/optuna",
+            'role "nobody" does not exist; fix the user name in the URL (the stores of '
+            "scripts/team_stores.sh have the user 'autotweak')",
+        ),
+        (
+            "postgresql://autotweak:s3cret@127.0.0.1:{free}/optuna",
+            "Connection refused; is its server running there? start it (scripts/team_stores.sh start) "
+            "or fix the URL's host and port",
+        ),
+    ],
+    ids=["database", "user", "server-down"],
+)
+def test_a_postgresql_store_that_refuses_says_how_to_fix_it_password_hidden(home, pg, url, said):
+    url = url.format(port=pg.port, free=free_port())
+    run = autotweak("worker", "study", cwd=home.parent, env={"AUTOTWEAK_STORAGE": url})
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and "s3cret" not in run.stderr, run.stderr
+    assert run.stderr.startswith("error: --storage: cannot open the store at 'postgresql+psycopg2://")
+    assert ":***@127.0.0.1:" in run.stderr and run.stderr.rstrip().endswith(said), run.stderr
 
 
 def test_a_store_from_the_environment_is_refused_naming_its_variable(home):

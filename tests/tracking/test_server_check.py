@@ -23,7 +23,7 @@ def test_nothing_listening_is_one_line_at_once():
     assert time.monotonic() - began < 10
     assert str(caught.value) == (
         f"tracking URI {uri}: no MLflow server answers (connection refused); "
-        "start it (scripts/team_stores.sh) or fix the URI: `tracking_uri` (spec or Python), "
+        "start it (scripts/team_stores.sh start) or fix the URI: `tracking_uri` (spec or Python), "
         "--tracking-uri (CLI) or MLFLOW_TRACKING_URI"
     )
 
