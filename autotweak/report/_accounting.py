@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import attempts_of, frozen_compute, steps_of
-from autotweak.exceptions import AutotweakError
+from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.report._ablation import ABLATION_ATTR
 from autotweak.report._sections import Section
 
@@ -255,6 +255,13 @@ def trial_hosts(study: optuna.Study, tracking_uri: str | None) -> dict[int, str]
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from autotweak.tracking._server import check_tracking_server
+
+    try:  # once, at once: MLflow's client retries a server that is down for minutes
+        check_tracking_server(tracking_uri)
+    except TrackingError as exc:
+        _log.warning("%s; the report leaves out the host each trial ran on", exc)
+        return {}
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         experiment = client.get_experiment_by_name(study.study_name)

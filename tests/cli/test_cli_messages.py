@@ -189,6 +189,25 @@ def test_a_postgresql_store_that_refuses_says_how_to_fix_it_password_hidden(home
     assert ":***@127.0.0.1:" in run.stderr and run.stderr.rstrip().endswith(said), run.stderr
 
 
+def test_a_report_with_its_tracking_server_down_comes_at_once_without_the_hosts(home):
+    """MLflow's client would retry the server for about four minutes before the report came."""
+    _spec(home.parent, budget={"trials": 2})
+    assert autotweak("optimize", "exp.yaml", "-q", cwd=home.parent).returncode == 0
+    down = f"http://user:s3cret@127.0.0.1:{free_port()}"
+    began = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "autotweak", "report", "study", "--tracking-uri", down],
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert run.returncode == 0 and time.monotonic() - began < 60, run.stderr
+    assert "| complete | 2 |" in run.stdout
+    assert f"tracking URI {down.replace('s3cret', '***')}: no MLflow server answers" in run.stderr
+    assert "the report leaves out the host each trial ran on" in run.stderr and "s3cret" not in run.stderr
+
+
 def test_a_store_from_the_environment_is_refused_naming_its_variable(home):
     _spec(home.parent)
     run = autotweak("optimize", "exp.yaml", cwd=home.parent, env={"MLFLOW_TRACKING_URI": "mlruns"})
