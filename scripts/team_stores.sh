@@ -2,7 +2,7 @@
 # Start or stop shared stores for a team on this machine: a PostgreSQL server (Optuna's
 # storage and MLflow's backend) and an MLflow tracking server, no containers needed.
 #
-#   bash scripts/team_stores.sh start [DIR]   # default DIR: ./team-stores
+#   bash scripts/team_stores.sh start [DIR]   # default DIR: team-stores/ in the repository
 #   bash scripts/team_stores.sh stop  [DIR]
 #
 # Settings (environment): HOST (127.0.0.1; use the machine's address to serve a team),
@@ -13,9 +13,9 @@
 # `start` is safe to run again: a server of DIR that is already running is kept. It
 # refuses a port that something else listens on, rather than reporting that server.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 action=${1:?usage: team_stores.sh start|stop [DIR]}
-dir=$(realpath -m "${2:-team-stores}")
+dir=$(realpath -m "${2:-$(dirname "$0")/../team-stores}")  # before the cd: DIR is the caller's
+cd "$(dirname "$0")/.."
 host=${HOST:-127.0.0.1}
 pg_port=${PG_PORT:-5433}
 mlflow_port=${MLFLOW_PORT:-5000}

@@ -148,3 +148,15 @@ def test_stop_waits_for_the_server_so_that_start_can_follow_at_once(checkout):
     assert _run(checkout, "stop", pg_port=pg_port, mlflow_port=mlflow_port).returncode == 0
     again = _run(checkout, "start", pg_port=pg_port, mlflow_port=mlflow_port)
     assert again.returncode == 0, again.stderr
+
+
+def test_a_relative_folder_is_taken_from_where_the_script_is_run(checkout, tmp_path):
+    done = subprocess.run(
+        ["bash", str(checkout / "scripts" / "team_stores.sh"), "stop", "mine"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"stopped the stores in {tmp_path / 'mine'}"
