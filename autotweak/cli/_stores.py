@@ -53,7 +53,10 @@ _FIXES = (
         "create the database or fix its name in the URL (scripts/team_stores.sh start creates "
         "'optuna' and 'mlflow')",
     ),
-    (("password authentication failed", "Access denied"), "fix the user name or password in the URL"),
+    (
+        ("password authentication failed", "no password supplied", "Access denied"),
+        "fix the user name or password in the URL (postgresql://USER:PASSWORD@HOST:PORT/DATABASE)",
+    ),
 )
 
 
