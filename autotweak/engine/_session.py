@@ -306,8 +306,13 @@ class TrialSession:
 
     def _pruner_attrs(self, trial: optuna.Trial) -> dict[str, str]:
         """What the pruner recorded on ``trial`` when it stopped it (``autotweak.pruner.*``), as tags."""
-        try:
-            attrs = self.study._storage.get_trial(trial._trial_id).user_attrs
+        storage = self.study._storage
+        try:  # through a database restart: the pruned trial's record would lack why it was pruned
+            attrs = retrying(
+                lambda: storage.get_trial(trial._trial_id).user_attrs,
+                f"reading the pruner's records of trial {trial.number}",
+                store=storage,
+            )
         except Exception:  # the record matters more than these tags
             _log.warning("trial %d: the pruner's records could not be read", trial.number, exc_info=True)
             return {}

@@ -320,6 +320,20 @@ def test_a_preempted_trial_queued_again_by_a_stale_sweep_is_not_queued_twice(hom
     assert len(retries) == 1
 
 
+def test_why_the_pruner_stopped_a_trial_is_read_through_a_short_outage(home, make_experiment):
+    exp = make_experiment(name="pruned-outage")
+    study = create_study(exp, make_storage("memory"))
+    study.ask()  # the baseline
+    session = TrialSession(_context(exp, "memory", home), study, NullTracker(), seed=0)
+    trial = study.ask()
+    trial.set_user_attr("autotweak.pruner.rule", "MedianPruner")
+    flaky = _Flaky(1.2)
+    study._storage.get_trial = flaky.wrap(study._storage.get_trial)  # type: ignore[method-assign]
+    flaky.arm()
+    assert session._pruner_attrs(trial) == {"autotweak.pruner.rule": "MedianPruner"}
+    assert flaky.failures >= 2
+
+
 def test_a_bad_write_is_not_retried_and_a_dropped_connection_names_the_storage():
     calls: list[int] = []
 
