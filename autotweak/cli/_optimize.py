@@ -16,7 +16,7 @@ from autotweak._locations import (
 )
 from autotweak.cli._main import _console
 from autotweak.cli._models import pruner_shown, sampler_shown
-from autotweak.cli._stores import open_storage, storage_option, stores, tracking_option
+from autotweak.cli._stores import open_storage, option_label, storage_option, stores, tracking_option
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Budget, Execution, Experiment, load_experiment
 
@@ -134,9 +134,9 @@ def worker(
 
     _console.configure_logging(verbose or 1)
     seconds = parse_duration(wall_time, Where("--wall-time")) if wall_time else None
-    stores["storage"] = ("--storage", resolve_storage_url(storage))  # what a store error names
+    stores["storage"] = (option_label("--storage"), resolve_storage_url(storage))  # what a store error names
     if tracking_uri:
-        stores["tracking"] = ("--tracking-uri", resolve_tracking_uri(tracking_uri))
+        stores["tracking"] = (option_label("--tracking-uri"), resolve_tracking_uri(tracking_uri))
     results = join(
         study,
         storage=storage,
@@ -348,5 +348,5 @@ def _store_origin(experiment: Experiment, key: str, option: str | None) -> tuple
     if value and not option:
         return f"'{key}' in {experiment.source}" if experiment.source else key, value
     if key == "storage":
-        return "--storage", resolve_storage_url(value)
-    return "--tracking-uri", resolve_tracking_uri(value)
+        return option_label("--storage"), resolve_storage_url(value)
+    return option_label("--tracking-uri"), resolve_tracking_uri(value)

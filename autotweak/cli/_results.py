@@ -12,7 +12,7 @@ import click
 
 from autotweak._locations import resolve_tracking_uri
 from autotweak.cli._main import _console
-from autotweak.cli._stores import open_storage, storage_option, stores, tracking_option
+from autotweak.cli._stores import open_storage, option_label, storage_option, stores, tracking_option
 from autotweak.exceptions import AutotweakError
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def report(
     url_storage = open_storage(storage)
     url = stores["storage"][1]
     if tracking_uri:
-        stores["tracking"] = ("--tracking-uri", tracking_uri)
+        stores["tracking"] = (option_label("--tracking-uri"), tracking_uri)
     loaded = [load_study(name, url_storage) for name in studies]
     if len(loaded) == 1:
         if ablate:

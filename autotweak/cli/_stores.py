@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "open_storage",
+    "option_label",
     "storage_option",
     "store_failed",
     "stores",
@@ -65,10 +66,25 @@ def open_storage(storage: str | None) -> optuna.storages.BaseStorage:
     import optuna
 
     url = resolve_storage_url(storage)
-    stores["storage"] = ("--storage", url)
+    stores["storage"] = (option_label("--storage"), url)
     check_storage_exists(url, "--storage")
     check_optuna_sqlite(url)
     return optuna.storages.get_storage(url)
+
+
+_ENVVARS = {
+    "--storage": ("storage", "AUTOTWEAK_STORAGE"),
+    "--tracking-uri": ("tracking_uri", "MLFLOW_TRACKING_URI"),
+}
+
+
+def option_label(flag: str) -> str:
+    """``flag``, or ``flag (from $VAR)`` when the running command took its value from the variable."""
+    name, envvar = _ENVVARS[flag]
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.get_parameter_source(name) == click.core.ParameterSource.ENVIRONMENT:
+        return f"{flag} (from ${envvar})"
+    return flag
 
 
 def store_failed(exc: Exception) -> str | None:
@@ -82,9 +98,9 @@ def store_failed(exc: Exception) -> str | None:
     else:
         return unusable_store()
     label, url = stores.get(store) or (
-        ("--storage", resolve_storage_url(None))
+        (option_label("--storage"), resolve_storage_url(None))
         if store == "storage"
-        else ("--tracking-uri", resolve_tracking_uri(None))
+        else (option_label("--tracking-uri"), resolve_tracking_uri(None))
     )
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].strip()
     fix = next((f"; {fix}" for words, fix in _FIXES if any(w in reason for w in words)), "")

@@ -204,7 +204,9 @@ def test_a_postgresql_store_that_refuses_says_how_to_fix_it_password_hidden(home
     run = autotweak("worker", "study", cwd=home.parent, env={"AUTOTWEAK_STORAGE": url})
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and "s3cret" not in run.stderr, run.stderr
-    assert run.stderr.startswith("error: --storage: cannot open the store at 'postgresql+psycopg2://")
+    assert run.stderr.startswith(
+        "error: --storage (from $AUTOTWEAK_STORAGE): cannot open the store at 'postgresql+psycopg2://"
+    )
     assert run.stderr.rstrip().endswith(said), run.stderr
 
 
