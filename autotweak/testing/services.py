@@ -181,7 +181,9 @@ class MlflowServer:
     def stop(self) -> None:
         """Stop the server if it runs (a test may have killed it by its process id)."""
         if self._proc is not None and self._proc.poll() is None:
-            _stop(self._proc)
+            # a server started again under a client that kept retrying the old one may not
+            # finish its graceful shutdown: its stores are written per request, so kill it soon
+            _stop(self._proc, grace=5.0)
         self._proc = None
 
     def __enter__(self) -> MlflowServer:
@@ -228,11 +230,11 @@ def moto_server() -> Iterator[dict[str, str]]:
         _stop(proc)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group; SIGKILL it if it is still there 30 s later."""
+def _stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM the server's process group; SIGKILL it if it is still there ``grace`` seconds later."""
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)

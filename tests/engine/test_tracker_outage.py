@@ -72,7 +72,9 @@ def _closed(client: MlflowClient, study: str, trials: int) -> None:
     assert [run.info.status for run in runs.parents] == ["FINISHED"]
 
 
-@pytest.mark.parametrize("helper", ["off", "on"])  # trial records written here, or by the helper process
+@pytest.mark.parametrize(  # trial records written here, or by the helper process (slow: the same close)
+    "helper", ["off", pytest.param("on", marks=pytest.mark.slow)]
+)
 def test_a_study_whose_server_dies_in_its_last_trial_ends_in_seconds_and_resume_writes_its_records(
     home, server, monkeypatch, caplog, helper
 ):

@@ -198,7 +198,8 @@ def test_a_tracker_that_does_not_answer_is_asked_once_and_its_writes_dropped(cap
     assert done == [] and len(asked) == 1
     with pytest.raises(TrackingError, match="no MLflow server answers"):
         opened()
-    [said] = [r.getMessage() for r in caplog.records]
+    # autotweak's records only: another test's write may still be retrying a dead server (urllib3's)
+    [said] = [r.getMessage() for r in caplog.records if r.name.startswith("autotweak")]
     assert said.startswith("trial records are not written while the tracker does not answer (tracking URI")
     hung.set()
 
