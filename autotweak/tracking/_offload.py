@@ -11,7 +11,8 @@ It does so only where it helps. In ``auto`` mode the child starts once the last 
 trials took under a second (their median) and this machine has a core more than the workers that run
 here; ``AUTOTWEAK_TRACKING_PROCESS`` set to ``on`` starts it at once, ``off`` never.
 Until the child has imported its tracker (a second or two, on the idle core), records
-are written here as before. Study-level writes always stay here.
+are written here as before, and a study that ends before then does not wait for it: it
+was given nothing to write. Study-level writes always stay here.
 
 Nothing is lost if the child goes: the child finishes the write it has started when its
 parent dies, and a write it could not do is redone here, or closed from Optuna's record
@@ -296,10 +297,14 @@ class OffloadingTracker(BaseTracker):
     def close(self) -> None:
         """Wait for the child's writes, unless it waits on a store that does not answer: then end it.
 
+        A child that is not ready yet was given no record: it is ended at once.
+
         Its call would wait out the client's retries (MLflow's: four minutes); the records it
         was writing are written from Optuna's trials when the study closes or opens again.
         """
         if self.process is not None:
+            if not self.process.ready():  # still importing: it holds no record, so nothing to wait for
+                self.process.kill()
             self._retired.append(self.process)
             self.process = None
             _log.debug("%d trial records were written by the tracking process", self.offloaded)

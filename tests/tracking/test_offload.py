@@ -297,6 +297,21 @@ def test_close_ends_the_helper(ready: OffloadingTracker) -> None:
     assert ready.process is None and _gone(helper, within=30)
 
 
+def test_a_study_that_ends_while_the_helper_imports_does_not_wait_for_it(tmp_path: Path) -> None:
+    """A short study starts the helper after three trials and may end before it is ready."""
+    notes = tmp_path / "notes"
+    tracker = OffloadingTracker(
+        PidTracker(), functools.partial(NotingTracker, str(notes), build_s=10.0), mode="on"
+    )
+    assert tracker.process is not None
+    helper = tracker.process.pid
+    run_id = tracker.start_trial(_start(0))
+    assert _pid_of(run_id) == os.getpid()  # written here: the helper is not ready
+    tracker.close()
+    assert _gone(helper, within=5)
+    assert not notes.exists()  # ended before it built its tracker, not waited for
+
+
 def test_a_bad_setting_names_the_variable_and_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_VAR, "sometimes")
     with pytest.raises(AutotweakError, match=rf"\${ENV_VAR} must be one of auto, on, off, got 'sometimes'"):
