@@ -57,6 +57,17 @@ def marked(config: dict[str, Any], trial: autotweak.Trial) -> float:
     return float(config["x"])
 
 
+def gated(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Appends 'number pid' to the marker file, then waits (up to 2 min) for the file ``config["gate"]``."""
+    with Path(config["marker"]).open("a") as handle:
+        handle.write(f"{trial.number} {os.getpid()}\n")
+    deadline = time.monotonic() + 120
+    while not Path(config["gate"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    trial.report(config["x"], 1)
+    return float(config["x"])
+
+
 def checkpointed(config: dict[str, Any], trial: autotweak.Trial) -> float:
     """Sleeps per step and keeps a checkpoint of the last step done; resumes from it.
 

@@ -263,6 +263,7 @@ class _Launcher:
             tracking_uri=self.ctx.tracking_uri,
             install=self.settings.install,
             wall_time=self._wall_time(count, max(prices.values()), now),
+            session=self.ctx.session,
         )
         ids = launch(self.ec2, self.settings, count, user_data(boot), self.tags, prices)
         self.launches += len(ids)

@@ -41,6 +41,7 @@ class Bootstrap:
     tracking_uri: str | None
     install: str
     wall_time: float | None = None
+    session: str | None = None  # the launching session's id: its trials are counted as the launcher's
 
 
 def check_reachable(storage: str, tracking_uri: str | None) -> None:
@@ -110,6 +111,8 @@ def user_data(boot: Bootstrap) -> str:
         command += ["--tracking-uri", boot.tracking_uri]
     if boot.wall_time is not None:
         command += ["--wall-time", f"{max(boot.wall_time, 1.0):.0f}s"]
+    if boot.session is not None:
+        command += ["--session", boot.session]
     return "\n".join(
         [
             "#!/bin/bash",

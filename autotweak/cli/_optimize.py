@@ -118,6 +118,9 @@ def _check_more_trials(experiment: Experiment, trials: int, storage: str | None)
 @tracking_option
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
 @click.option("--wall-time", help='Stop taking trials after this long, e.g. "2h".')
+@click.option(
+    "--session", hidden=True, help="The id of the session that launched this worker (spot workers)."
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def worker(
     study: str,
@@ -125,6 +128,7 @@ def worker(
     tracking_uri: str | None,
     workers: int,
     wall_time: str | None,
+    session: str | None,
     verbose: int,
 ) -> None:
     """Join the running STUDY from this machine and run its trials until the budget is spent."""
@@ -143,6 +147,7 @@ def worker(
         tracking_uri=tracking_uri,
         workers=workers,
         wall_time=seconds,
+        session=session,
         on_ready=lambda: _console.line(f"joining study '{study}' with {workers} worker(s)"),
     )
     reasons = ", ".join(sorted({r.stop_reason for r in results}))

@@ -33,6 +33,7 @@ from autotweak.engine._reconcile import queue_lost_retries, reconcile, settle_cr
 from autotweak.engine._share import register_winner
 from autotweak.engine._storage import MEMORY, make_storage
 from autotweak.engine._study import ATTR, config_of, load_study, state_of
+from autotweak.engine._study_sessions import open_session
 from autotweak.engine._summary import summarize
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_tracker
 from autotweak.exceptions import AutotweakError
@@ -301,6 +302,7 @@ def join(
     tracking_uri: str | None = None,
     workers: int = 1,
     wall_time: float | None = None,
+    session: str | None = None,
     on_ready: Callable[[], None] | None = None,
 ) -> list[WorkerResult]:
     """Join a running study as a worker: run its trials until its budget is spent.
@@ -315,6 +317,9 @@ def join(
             the study recorded, unless that held a password).
         workers: Local worker processes to run.
         wall_time: Seconds after which this worker stops taking trials.
+        session: The id of the session that launched this worker (a spot worker of
+            ``optimize``), whose trials these are; else this worker is a session of its own,
+            recorded on the study (see :mod:`~autotweak.engine._study_sessions`).
         on_ready: Called once the study and its stores are found, before any worker starts.
 
     Returns:
@@ -339,6 +344,7 @@ def join(
     tracking = resolve_tracking_uri(uri)
     experiment = experiment.with_overrides(storage=url, tracking_uri=tracking)  # the spec's hide passwords
     check_tracking_server(tracking)  # before a trial starts: its worker would wait minutes on a dead server
+    runner = executor_for(workers)
     context = WorkerContext(
         experiment=experiment,
         storage_url=url,
@@ -346,10 +352,11 @@ def join(
         study_run_id=study.user_attrs.get(ATTR.RUN_ID),
         home=str(default_home()),
         deadline=None if wall_time is None else time.time() + wall_time,
+        session=session or open_session(study, "worker", runner.meta),  # the report counts its trials
     )
     if on_ready is not None:
         on_ready()
-    results = executor_for(workers).run(context, None)
+    results = runner.run(context, None)
     if any(r.crashed and r.last_trial is not None for r in results):
         tracker = make_tracker(context.tracking_uri)
         try:

@@ -16,6 +16,7 @@ from autotweak._locations import default_home, resolve_storage_url, resolve_trac
 from autotweak._validation import Where
 from autotweak.engine._executors import BaseExecutor, check_not_starting_worker, executor_for
 from autotweak.engine._opening import open_records
+from autotweak.engine._study_sessions import open_session
 from autotweak.engine._worker import WorkerContext, make_tracker
 from autotweak.spec import Experiment, load_experiment
 from autotweak.tracking import BaseTracker, check_tracking_server
@@ -54,7 +55,9 @@ def prepare(
     meanwhile still run the study's own spec.
 
     ``executor``, the ``meta`` of the executor that will run the trials, is recorded on
-    the study; a resume says when it differs from the last session's.
+    the study, with this session (its host and start; see
+    :mod:`~autotweak.engine._study_sessions`); a resume says when it differs from the last
+    session's.
     """
     check_not_starting_worker()
     storage_url = resolve_storage_url(experiment.storage)
@@ -72,6 +75,7 @@ def prepare(
             keep_setup=keep_setup,
             executor=executor,
         )
+        session = None if executor is None else open_session(study, "resume" if resume else "run", executor)
     except BaseException:
         tracker.close()
         raise
@@ -83,6 +87,7 @@ def prepare(
         study_run_id=run_id,
         home=str(default_home()),
         deadline=deadline,
+        session=session,
     )
     return Prepared(experiment, study, storage, tracker, context)
 

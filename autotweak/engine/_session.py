@@ -48,6 +48,7 @@ class WorkerContext:
     worker_index: int = 0
     local_workers: int = 1  # processes running trials on this machine, this one included
     deadline: float | None = None
+    session: str | None = None  # the id of the session whose trials these are (see _study_sessions)
 
 
 @dataclass
@@ -121,6 +122,10 @@ class TrialSession:
         root = int(attrs.get(ATTR.ROOT, trial.number))
         params = exp.space.suggest(trial)
         config = merge_config(exp.base, params)
+        tags = {**exp.tags, **({ATTR.ABLATION: "true"} if attrs.get(ATTR.ABLATION) else {})}
+        if self.ctx.session is not None:  # which session ran it: counted in the report, tagged in MLflow
+            trial.set_user_attr(ATTR.SESSION, self.ctx.session)
+            tags[ATTR.SESSION] = self.ctx.session
         start = TrialStart(
             study_name=exp.name,
             study_run_id=self.ctx.study_run_id,
@@ -132,7 +137,7 @@ class TrialSession:
             retry_of=attrs.get(ATTR.RETRY_OF),
             seed=self.seed,
             provenance=self.provenance,
-            tags={**exp.tags, **({ATTR.ABLATION: "true"} if attrs.get(ATTR.ABLATION) else {})},
+            tags=tags,
         )
         run_id = (opener or _open_now)(lambda: self.tracker.start_trial(start))
         self._run_ids[trial.number] = run_id

@@ -55,6 +55,7 @@ class ATTR:
     STEPS_WARNED = "autotweak.steps_warned"  # on the study (system attr): its steps check was said
     EXECUTOR = "autotweak.executor"  # on the study: the ``meta`` of the executor of its latest session
     EXECUTORS = "autotweak.executors"  # on the study: the executors it ran on, in order (a change appends)
+    SESSION = "autotweak.session"  # on a trial: its session's id (on the study, SESSION.<id>: its record)
 
 
 _STATES = {

@@ -108,6 +108,9 @@ def _page(
     if note:
         parts.append(f"<p class='note'>{_e(note)}</p>")
     parts.append(_table(["state", "trials"], [[k, str(v)] for k, v in s.counts.items() if v]))
+    ran = report.executor_line()
+    if ran:
+        parts.append(f"<p>{_e(ran)}</p>")
     parts.append(_best(report))
     parts += [section.to_html() for section in report.sections()]
     if importances:

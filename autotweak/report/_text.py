@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from autotweak._config import base_values
 from autotweak._locations import is_redacted
 from autotweak._study_view import StudyView
-from autotweak.engine._study import ATTR, executor_text, executors_of, state_of
+from autotweak.engine._study import ATTR, state_of
 from autotweak.engine._summary import search_trials, summarize
 from autotweak.report._ablation import Ablation, ablation_path
 from autotweak.report._accounting import (
@@ -28,6 +28,7 @@ from autotweak.report._failures import failure_of, failures_section
 from autotweak.report._proposals import proposals_section
 from autotweak.report._pruning import pruning_section
 from autotweak.report._sections import Section
+from autotweak.report._sessions import Placement, placement_of
 from autotweak.tracking import StudySummary
 
 __all__ = ["StudyReport", "build_report"]
@@ -53,10 +54,10 @@ class StudyReport:
     failures: Section | None = None
     baseline: str | None = None  # what became of the base config's trial when it did not complete
     tied: list[int] = field(default_factory=list)  # other trials with the best value
-    executors: list[dict[str, Any]] = field(default_factory=list)  # what its sessions ran on, latest last
+    placement: Placement | None = None  # where its trials ran: its sessions, or its executors if older
 
     def sections(self) -> list[Section]:
-        """The parts after the best trial: failures, ablation, compute, pruning, workers, proposals."""
+        """After the best trial: failures, ablation, compute, pruning, workers, sessions, proposals."""
         parts = [] if self.failures is None else [self.failures]
         if self.ablation is not None:
             parts.append(self.ablation.section(self.metric))
@@ -66,6 +67,9 @@ class StudyReport:
             parts.append(self.pruning)
         if self.workers:
             parts.append(workers_section(self.workers, self.dollars))
+        sessions = None if self.placement is None else self.placement.section()
+        if sessions is not None:
+            parts.append(sessions)
         if self.proposals is not None:
             parts.append(self.proposals)
         return parts
@@ -96,11 +100,9 @@ class StudyReport:
             "as it stood (run it again once the study has stopped)."
         )
 
-    def executor_line(self) -> str:
-        """Where the trials ran, latest session first (``Ran on aws-spot (workers=4); before: ...``)."""
-        *before, latest = self.executors
-        earlier = f"; before: {', '.join(executor_text(m) for m in before)}" if before else ""
-        return f"Ran on {executor_text(latest)}{earlier}."
+    def executor_line(self) -> str | None:
+        """Where it ran (``Ran on processes (workers=2) and 1 joined worker (host x): 22 + 18 trials.``)."""
+        return None if self.placement is None else self.placement.line()
 
     def headline(self) -> list[str]:
         """The sentences on the best trial and the base config; Markdown (the best value in bold)."""
@@ -126,8 +128,9 @@ class StudyReport:
         note = self.running_note()
         if note:
             lines += [note, ""]
-        if self.executors:
-            lines += [self.executor_line(), ""]
+        ran = self.executor_line()
+        if ran:
+            lines += [ran, ""]
         lines += self.headline()
         if self.changed:
             lines += ["", "| tweak | base | best |", "|---|---|---|"]
@@ -177,7 +180,7 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
         failures=failures_section(study),
         baseline=_baseline_fate(study),
         tied=_tied(study, summary),
-        executors=executors_of(study.user_attrs),
+        placement=placement_of(study.user_attrs, study.get_trials(deepcopy=False)),
     )
 
 

@@ -17,6 +17,7 @@ from autotweak.aws._ec2 import LAUNCHER_TAG, STUDY_TAG
 from autotweak.aws._userdata import IMDS
 from autotweak.engine import InlineExecutor
 from autotweak.engine._study import ATTR
+from autotweak.report import build_report
 from autotweak.testing.services import FAKE_AWS_ENV
 from tests.aws.conftest import PROFILE
 from tests.conftest import objective
@@ -99,6 +100,9 @@ def test_launch_run_and_terminate_everything(home, aws_stores, ec2, simulated_ho
     assert runs.parents[0].data.metrics["cost_usd"] > 0
     assert all(run.data.metrics["cost_usd"] > 0 for run in runs.children.values())
     assert study.user_attrs["autotweak.cost_usd"] > 0
+    said = build_report(study, tracking_uri=aws_stores.tracking_uri).executor_line()
+    assert said == "Ran on aws-spot (workers=2).", "its instances' workers did not join: they are its own"
+    assert len({t.user_attrs[ATTR.SESSION] for t in study.trials}) == 1
 
     # credentials: never in user-data, MLflow params or tags, or any log
     texts = [out, *hosts.user_data.values(), *(h.log.read_text() for h in hosts.hosts.values())]

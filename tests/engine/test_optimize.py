@@ -151,9 +151,8 @@ def test_resume_on_other_workers_runs_and_says_the_executor_changed(
     assert json.loads(parent.data.tags["autotweak.meta.executors"]) == history
     meta = Path(mlflow_client.download_artifacts(parent.info.run_id, "meta.json", str(home)))
     assert json.loads(meta.read_text())["executor"] == history[-1]
-    assert (
-        "Ran on processes (workers=2); before: inline (workers=1)." in build_report(load(exp)).to_markdown()
-    )
+    said = "Ran on inline (workers=1) and resumed on processes (workers=2): 2 + 2 trials."
+    assert said in build_report(load(exp)).to_markdown()
     assert (
         "study 'study' resumes on processes (workers=2); it last ran on inline (workers=1). Its trials stay "
         "comparable (the executor is not part of the setup a resume checks)"
@@ -162,6 +161,8 @@ def test_resume_on_other_workers_runs_and_says_the_executor_changed(
     with caplog.at_level(logging.INFO, logger="autotweak"):
         autotweak.optimize(more.with_overrides(budget=autotweak.Budget(trials=5)), resume=True, workers=2)
     assert "resumes on" not in caplog.text, "the same executor again is not news"
+    said = "Ran on inline (workers=1), resumed on processes (workers=2) and resumed on processes (workers=2)"
+    assert f"{said}: 2 + 2 + 1 trials." in build_report(load(exp)).to_markdown(), "but it is a session"
 
 
 def test_starting_an_existing_study_is_refused_with_the_way_out(home, make_experiment):

@@ -14,8 +14,10 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 import autotweak
+from autotweak.report import build_report
 from tests.conftest import base_spec, objective
 from tests.engine.test_workers import assert_stores_agree, start_cli, wait_for_lines
+from tests.report.test_sessions import joined_line, joined_study
 
 
 def test_worker_processes_on_postgres_and_an_mlflow_server(home, make_experiment, shared_stores):
@@ -61,6 +63,15 @@ def test_a_second_machine_joins_with_autotweak_worker(home, make_experiment, sha
     study = optuna.load_study(study_name="pg-join", storage=shared_stores.storage)
     assert_stores_agree(MlflowClient(shared_stores.tracking_uri), study)
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 4
+
+
+@pytest.mark.slow
+def test_the_report_of_a_study_joined_on_postgres_counts_each_sessions_trials(home, shared_stores):
+    stores = {"storage": shared_stores.storage, "tracking_uri": shared_stores.tracking_uri}
+    by_main, by_worker = joined_study(home, "pg-joined-report", **stores)
+    study = optuna.load_study(study_name="pg-joined-report", storage=shared_stores.storage)
+    assert joined_line(by_main, by_worker) in build_report(study).to_markdown()
+    assert_stores_agree(MlflowClient(shared_stores.tracking_uri), study)
 
 
 @pytest.mark.slow

@@ -1,0 +1,130 @@
+"""Where a study's trials ran: its sessions (first run, resumes, joined workers) and their trials.
+
+A study begun before sessions were recorded is told by its executors alone, as before:
+``Ran on processes (workers=2); before: inline (workers=1).``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.trial import FrozenTrial
+
+from autotweak.engine._study import ATTR, executor_text, executors_of, state_of
+from autotweak.engine._study_sessions import SessionRecord, sessions_of
+from autotweak.report._sections import Section
+
+__all__ = ["Placement", "placement_of"]
+
+_FINISHED = ("complete", "pruned", "failed")  # interrupted and preempted trials run again: not counted
+_ONE_WORKER = {"name": "inline", "workers": 1}  # ``autotweak worker`` without --workers
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One phrase of the line ("1 joined worker (host x)") and the trials its sessions finished."""
+
+    text: str
+    trials: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The study's sessions and the trials each finished; ``executors`` alone for an older study."""
+
+    sessions: list[SessionRecord]
+    finished: dict[str, int]  # by session id
+    unrecorded: int  # finished trials that carry no session: ask/tell ones, or older than the record
+    executors: list[dict[str, Any]]
+
+    def line(self) -> str | None:
+        """``Ran on processes (workers=2) and 1 joined worker (host x): 22 + 18 trials.``, if known."""
+        if not self.sessions:
+            return _executors_line(self.executors)
+        parts = self._parts()
+        shown = [p for p in parts if p.trials] or parts[:1]  # a session that ran nothing is no news
+        texts = [p.text for p in shown]
+        listed = texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " and " + texts[-1]
+        said = f"Ran on {listed}".replace("Ran on resumed on", "Resumed on", 1)  # earlier sessions ran none
+        if len(shown) == 1 and not self.unrecorded:
+            return f"{said}."
+        return f"{said}: {' + '.join(str(p.trials) for p in shown)} trials."
+
+    def section(self) -> Section | None:
+        """Each session in a table, when there was more than one."""
+        if len(self.sessions) < 2:
+            return None
+        rows = [
+            [
+                s.started.replace("+00:00", "Z"),
+                _KINDS.get(s.kind, s.kind),
+                executor_text(s.executor),
+                s.host,
+                str(self.finished.get(s.id, 0)),
+            ]
+            for s in self.sessions
+        ]
+        note = (
+            "Each session that ran trials of the study, as it started: the first run, each resume, each "
+            "`autotweak worker` that joined. Trials counts the trials it finished (complete, pruned or "
+            "failed); each trial's MLflow run names its session in tag `autotweak.session`."
+        )
+        return Section("Sessions", [note], ["started (UTC)", "session", "executor", "host", "trials"], rows)
+
+    def _parts(self) -> list[_Part]:
+        parts = [_Part("sessions not recorded", self.unrecorded)] if self.unrecorded else []
+        for s in self.sessions:
+            if s.kind != "worker":
+                said = (
+                    executor_text(s.executor)
+                    if s.kind == "run"
+                    else f"resumed on {executor_text(s.executor)}"
+                )
+                parts.append(_Part(said, self.finished.get(s.id, 0)))
+        groups: dict[tuple[str, str], list[SessionRecord]] = {}
+        for s in self.sessions:
+            if s.kind == "worker":
+                groups.setdefault((s.host, _with(s.executor)), []).append(s)
+        for (host, how), joined in groups.items():
+            noun = "joined worker" if len(joined) == 1 else "joined workers"
+            count = sum(self.finished.get(s.id, 0) for s in joined)
+            parts.append(_Part(f"{len(joined)} {noun}{how} (host {host})", count))
+        return parts
+
+
+_KINDS = {"run": "first run", "resume": "resume", "worker": "joined worker"}
+
+
+def placement_of(attrs: Mapping[str, Any], trials: list[FrozenTrial]) -> Placement:
+    """Read the sessions from a study's user attrs and count the trials each finished."""
+    finished: dict[str, int] = {}
+    unrecorded = 0
+    for trial in trials:
+        if state_of(trial) not in _FINISHED:
+            continue
+        session = trial.user_attrs.get(ATTR.SESSION)
+        if session is not None:
+            finished[str(session)] = finished.get(str(session), 0) + 1
+        elif not trial.user_attrs.get(ATTR.ABLATION):  # `report --ablate` runs its trials outside any session
+            unrecorded += 1
+    return Placement(sessions_of(attrs), finished, unrecorded, executors_of(attrs))
+
+
+def _with(executor: Mapping[str, Any]) -> str:
+    """How a joined worker ran: nothing to say for one process, `` with 4 processes`` for more."""
+    if dict(executor) == _ONE_WORKER:
+        return ""
+    if executor.get("name") == "processes":
+        return f" with {executor.get('workers')} processes"
+    return f" on {executor_text(executor)}"
+
+
+def _executors_line(executors: list[dict[str, Any]]) -> str | None:
+    """The line of a study begun before sessions were recorded: its executors, latest first."""
+    if not executors:
+        return None
+    *before, latest = executors
+    earlier = f"; before: {', '.join(executor_text(m) for m in before)}" if before else ""
+    return f"Ran on {executor_text(latest)}{earlier}."

@@ -1,0 +1,149 @@
+"""The report says where a study's trials ran: its first run, its resumes and the workers that joined it."""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+
+import autotweak
+from autotweak.engine._study import ATTR
+from autotweak.report import build_report, write_html_report
+from tests.conftest import objective
+from tests.engine.test_workers import running_cli, start_cli, wait_for_lines, write_spec
+from tests.helpers import load, mlflow_runs
+
+
+def joined_study(home: Path, name: str, **stores: str) -> tuple[int, int]:
+    """``optimize`` on 2 worker processes, and an ``autotweak worker`` that joins it, run to the end.
+
+    Every trial waits at a gate until the joined worker has started one, so that both sessions run
+    trials; ``stores``: ``storage`` and ``tracking_uri`` of the spec. Returns the trials each started:
+    ``optimize``'s, then the joined worker's.
+    """
+    marker, gate = home / "marks.txt", home / "gate"
+    spec = write_spec(
+        home / "exp.yaml",
+        name=name,
+        objective=objective("gated"),
+        base={"marker": str(marker), "gate": str(gate), "x": 0.5},
+        metric={"name": "loss", "direction": "minimize", "steps": 1},
+        budget={"trials": 6},
+        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 5},
+        **stores,
+    )
+    storage = ["--storage", stores["storage"]] if "storage" in stores else []
+    with running_cli(["optimize", str(spec)], home.parent) as main:
+        wait_for_lines(marker, 2)  # both of its workers hold a trial at the gate
+        with running_cli(["worker", name, *storage], home.parent) as joined:
+            assert wait_for_lines(marker, 3)[2].split()[1] == str(joined.pid)
+            gate.touch()
+            joined_out = joined.communicate(timeout=120)[0]
+        main_out = main.communicate(timeout=120)[0]
+    assert joined.returncode == 0, joined_out
+    assert main.returncode == 0, main_out
+    started = Counter(line.split()[1] for line in marker.read_text().splitlines())
+    by_worker = started.pop(str(joined.pid))
+    return sum(started.values()), by_worker
+
+
+def joined_line(by_main: int, by_worker: int) -> str:
+    """What the report says of :func:`joined_study`."""
+    host = socket.gethostname()
+    return f"Ran on processes (workers=2) and 1 joined worker (host {host}): {by_main} + {by_worker} trials."
+
+
+@pytest.mark.slow
+def test_the_report_names_a_joined_worker_and_counts_each_sessions_trials(home, mlflow_client):
+    by_main, by_worker = joined_study(home, "joined-report")
+    assert by_worker >= 1 and by_main >= 2 and by_worker + by_main == 6
+    study = optuna.load_study(study_name="joined-report", storage=f"sqlite:///{home / 'optuna.db'}")
+    line = joined_line(by_main, by_worker)
+    markdown = build_report(study).to_markdown()
+    assert line in markdown, markdown
+    assert (
+        "| first run | processes (workers=2) |" in markdown
+        and "| joined worker | inline (workers=1) |" in markdown
+    )
+    page = write_html_report(study, home / "report").read_text()
+    assert f"<p>{line}</p>" in page
+    sessions = {t.number: t.user_attrs[ATTR.SESSION] for t in study.trials}
+    assert len(set(sessions.values())) == 2
+    runs = mlflow_runs(mlflow_client, "joined-report")
+    assert {n: r.data.tags["autotweak.session"] for n, r in runs.children.items()} == sessions
+
+
+def _study(attrs: dict[str, object], sessions: list[str | None]) -> optuna.Study:
+    """An in-memory study with these user attrs and one complete trial per entry of ``sessions``."""
+    study = optuna.create_study()
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    for session in sessions:
+        trial = optuna.trial.create_trial(
+            value=1.0, user_attrs={} if session is None else {ATTR.SESSION: session}
+        )
+        study.add_trial(trial)
+    return study
+
+
+def _session(kind: str, started: str, host: str = "a", **executor: object) -> dict[str, object]:
+    return {"kind": kind, "executor": executor, "host": host, "started": f"2026-11-29T{started}+00:00"}
+
+
+def test_a_study_from_before_sessions_were_recorded_reports_its_executors_as_before():
+    inline, processes = {"name": "inline", "workers": 1}, {"name": "processes", "workers": 2}
+    study = _study({ATTR.EXECUTOR: processes, ATTR.EXECUTORS: [inline, processes]}, [None, None])
+    assert build_report(study).executor_line() == "Ran on processes (workers=2); before: inline (workers=1)."
+    assert build_report(_study({}, [None])).executor_line() is None
+
+
+@pytest.mark.parametrize(
+    ("sessions", "trials", "line"),
+    [
+        ({"s1": ("run", "08:00:00", "a", 2)}, ["s1"] * 3, "Ran on processes (workers=2)."),
+        (
+            {"s1": ("run", "08:00:00", "a", 1), "s2": ("resume", "09:00:00", "a", 4)},
+            ["s1", "s2", "s2"],
+            "Ran on inline (workers=1) and resumed on processes (workers=4): 1 + 2 trials.",
+        ),
+        (  # two joined workers on one host are one phrase; another host's is its own
+            {
+                "s1": ("run", "08:00:00", "a", 2),
+                "w1": ("worker", "08:01:00", "x", 1),
+                "w2": ("worker", "08:02:00", "x", 1),
+                "w3": ("worker", "08:03:00", "y", 3),
+            },
+            ["s1", "w1", "w2", "w2", "w3"],
+            "Ran on processes (workers=2), 2 joined workers (host x) and 1 joined worker with 3 processes "
+            "(host y): 1 + 3 + 1 trials.",
+        ),
+        (  # a session that finished no trial is left out; trials of no session are said
+            {"s1": ("run", "08:00:00", "a", 2), "s2": ("resume", "09:00:00", "a", 2)},
+            [None, "s2"],
+            "Ran on sessions not recorded and resumed on processes (workers=2): 1 + 1 trials.",
+        ),
+    ],
+    ids=["one-session", "resumed", "joined", "unrecorded"],
+)
+def test_the_line_lists_each_session_and_its_trials(sessions, trials, line):
+    attrs: dict[str, object] = {ATTR.EXECUTOR: {"name": "inline", "workers": 1}}
+    for key, (kind, started, host, workers) in sessions.items():
+        name = "inline" if workers == 1 else "processes"
+        attrs[f"{ATTR.SESSION}.{key}"] = _session(kind, started, host, name=name, workers=workers)
+    assert build_report(_study(attrs, trials)).executor_line() == line
+
+
+def test_a_spot_worker_counts_for_the_session_that_launched_it(home, make_experiment):
+    """``autotweak worker --session ID`` (the spot launcher's command) is no session of its own."""
+    exp = make_experiment(name="launched", budget={"trials": 2})
+    autotweak.Study(exp).close()
+    study = load(exp)
+    study.set_user_attr(f"{ATTR.SESSION}.s1", _session("run", "08:00:00", name="aws-spot", workers=4))
+    run = start_cli(["worker", "launched", "--session", "s1"], home.parent)
+    out = run.communicate(timeout=120)[0]
+    assert run.returncode == 0, out
+    assert build_report(load(exp)).executor_line() == "Ran on aws-spot (workers=4)."
+    assert [t.user_attrs[ATTR.SESSION] for t in load(exp).trials] == ["s1", "s1"]
