@@ -249,6 +249,7 @@ def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
         retry_of=attrs.get(ATTR.RETRY_OF),
         seed=None,
         provenance={},
+        tags={ATTR.SESSION: str(attrs[ATTR.SESSION])} if ATTR.SESSION in attrs else {},
     )
 
 

@@ -76,6 +76,18 @@ def test_a_record_the_tracker_could_not_take_now_is_written_at_the_next_close(
     assert not _refused(exp)
 
 
+def test_a_record_written_from_optuna_names_the_session_that_ran_the_trial(
+    home, make_experiment, mlflow_client
+):
+    exp = make_experiment(name="rebuilt")
+    study = autotweak.Study(exp)
+    trial = study.optuna_study.ask({"x": FloatDistribution(-5.0, 5.0)})
+    trial.set_user_attr(ATTR.SESSION, "0123456789ab")  # its worker's session; then it died before its record
+    study.optuna_study.tell(trial, 0.2)
+    study.close()
+    assert mlflow_runs(mlflow_client, "rebuilt").children[0].data.tags[ATTR.SESSION] == "0123456789ab"
+
+
 def _refused(exp: Experiment) -> dict[str, str]:
     """The study's note of the trials whose records the tracker refused, and why."""
     study = load(exp)
