@@ -10,7 +10,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["base_values", "flat_config", "merge_config", "nested_config"]
+__all__ = ["base_values", "flat_config", "merge_config", "nested_config", "without"]
 
 
 def merge_config(base: Mapping[str, Any], tweaks: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,6 +83,37 @@ def base_values(base: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]
         else:
             found[name] = node
     return found
+
+
+def without(config: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """:func:`nested_config` of ``config`` without the values of the (dotted) ``names``.
+
+    A mapping left empty by a removal goes too; one that was empty already stays.
+
+    Example:
+        >>> without({"optim": {"name": "adamw", "momentum": 0.9}, "sgd.nesterov": True},
+        ...         ["optim.momentum", "sgd.nesterov"])
+        {'optim': {'name': 'adamw'}}
+    """
+    tree = nested_config(config, strict=False)
+    for name in names:
+        _remove(tree, name.split("."))
+    return tree
+
+
+def _remove(node: dict[str, Any], path: list[str]) -> None:
+    """Remove the value at ``path`` and the mappings that removal leaves empty."""
+    head, *rest = path
+    if head not in node:
+        return
+    if rest:
+        child = node[head]
+        if not isinstance(child, dict) or not child:
+            return
+        _remove(child, rest)
+        if child:
+            return
+    del node[head]
 
 
 def _expand(config: Mapping[str, Any], *, strict: bool, at: tuple[str, ...]) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import TrialState
 
-from autotweak._config import merge_config
 from autotweak.engine._provenance import code_path, provenance
 from autotweak.engine._retries import requeue
 from autotweak.engine._storage import retrying
@@ -121,7 +120,7 @@ class TrialSession:
         attrs = trial.user_attrs
         root = int(attrs.get(ATTR.ROOT, trial.number))
         params = exp.space.suggest(trial)
-        config = merge_config(exp.base, params)
+        config = exp.trial_config(params)
         tags = {**exp.tags, **({ATTR.ABLATION: "true"} if attrs.get(ATTR.ABLATION) else {})}
         if self.ctx.session is not None:  # which session ran it: counted in the report, tagged in MLflow
             trial.set_user_attr(ATTR.SESSION, self.ctx.session)

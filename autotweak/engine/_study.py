@@ -12,7 +12,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._config import base_values, merge_config
+from autotweak._config import base_values
 from autotweak._quiet import quiet_optuna
 from autotweak.exceptions import AutotweakError, StudyMismatchError, StudyNotFoundError
 from autotweak.spec import Experiment
@@ -260,7 +260,7 @@ def _differences(path: str, stored: Any, now: Any) -> list[str]:
 def config_of(experiment: Experiment, params: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's full config from its Optuna params: what ``Trial.config`` held when it ran.
 
-    The base config updated with the tweaks, fixed ones included (Optuna keeps no param
-    for those).
+    See :meth:`~autotweak.spec.Experiment.trial_config`: fixed tweaks are filled in (Optuna
+    keeps no param for those), inactive conditional ones left out.
     """
-    return merge_config(experiment.base, experiment.space.active(params))
+    return experiment.trial_config(params)

@@ -94,7 +94,11 @@ class Trial:
 
     @property
     def config(self) -> dict[str, Any]:
-        """The full config: the base config updated with this trial's tweaks."""
+        """The full config: the base config updated with this trial's tweaks.
+
+        A conditional tweak whose condition this trial does not meet is not in it, even
+        where the base config sets it (``momentum`` with ``optimizer: adamw``).
+        """
         return self._config
 
     @property

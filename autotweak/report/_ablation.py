@@ -26,11 +26,10 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._config import base_values
 from autotweak.engine._study import ATTR, state_of
 from autotweak.engine._summary import search_trials
 from autotweak.exceptions import AutotweakError
-from autotweak.report._conditional import activate, conditions_of, switch
+from autotweak.report._conditional import activate, base_tweaks, conditions_of, switch
 from autotweak.report._sections import Section
 from autotweak.space import Condition
 
@@ -152,7 +151,7 @@ def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | No
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     best = (max if maximize else min)(searched, key=lambda t: float(t.value))  # type: ignore[arg-type]
     baseline = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
-    given = base_values(base, best.params)  # dotted names may be nested in the base
+    given = base_tweaks(study, base, best.params)  # dotted names may be nested in the base
     conditions = conditions_of(study)
     start = dict(baseline.params) if baseline is not None else {}
     if not start:

@@ -2,38 +2,58 @@
 
 The step that switches a parent on brings the tweaks it activates at the best's values, and
 the step that switches it off takes away the ones it deactivates, so that every config of
-the path is one a trial can run.
+the path is one a trial can run. A base config's value of a tweak its own values leave
+inactive (``momentum`` with ``optimizer: adamw``) is none of its tweaks, as in its trial's config.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import optuna
 
+from autotweak._config import base_values
 from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
 from autotweak.space import Condition, SearchSpace
 
-__all__ = ["activate", "conditions_of", "switch"]
+__all__ = ["activate", "base_tweaks", "conditions_of", "switch"]
 
 _log = logging.getLogger(__name__)
 
 
 def conditions_of(study: optuna.Study) -> dict[str, Condition]:
     """The conditions of the study's tweaks, parents first; none for a study without a spec."""
+    space = _space_of(study)
+    return {} if space is None else {p.name: p.when for p in space.params if p.when is not None}
+
+
+def base_tweaks(study: optuna.Study, base: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The base config's values of the study's tweaks, without those its own values leave inactive.
+
+    ``momentum: 0.9`` in a base with ``optimizer: adamw`` is no value of the base config's:
+    its trial runs without it. ``names`` are read as they are without a spec to say the tweaks.
+    """
+    space = _space_of(study)
+    if space is None:
+        return base_values(base, names)
+    active = space.active(base_values(base, space.names))
+    return {p.name: active[p.name] for p in space.tunable if p.name in active}
+
+
+def _space_of(study: optuna.Study) -> SearchSpace | None:
+    """The study's tweaks as a space; ``None`` for a study without a spec, or one not readable."""
     tweaks = (study.user_attrs.get(ATTR.SPEC) or {}).get("tweaks")
     params = tweaks.get("params") if isinstance(tweaks, Mapping) else None
     if not isinstance(params, Mapping):
-        return {}
+        return None
     try:
-        space = SearchSpace.from_dict(params)
+        return SearchSpace.from_dict(params)
     except AutotweakError:  # a spec from another version of autotweak: read it unconditioned
-        _log.debug("the study's tweaks cannot be read; the ablation ignores their conditions", exc_info=True)
-        return {}
-    return {p.name: p.when for p in space.params if p.when is not None}
+        _log.debug("the study's tweaks cannot be read; the report ignores their conditions", exc_info=True)
+        return None
 
 
 def activate(config: Mapping[str, Any], conditions: Mapping[str, Condition]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from autotweak._config import base_values
 from autotweak._locations import is_redacted
 from autotweak._study_view import StudyView
 from autotweak.engine._study import ATTR, state_of
@@ -24,6 +23,7 @@ from autotweak.report._accounting import (
     worker_costs,
     workers_section,
 )
+from autotweak.report._conditional import base_tweaks
 from autotweak.report._failures import failure_of, failures_section
 from autotweak.report._proposals import proposals_section
 from autotweak.report._pruning import pruning_section
@@ -160,10 +160,13 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
     best = None if summary.best_number is None else study.trials[summary.best_number]
     changed: dict[str, tuple[Any, Any]] = {}
     if best is not None and best.state == TrialState.COMPLETE:
-        given = base_values(base, best.params)  # dotted tweaks: nested or flat in the base
+        given = base_tweaks(study, base, best.params)  # dotted tweaks: nested or flat in the base
         for name, value in best.params.items():
             if name not in given or not _same(given[name], value):
                 changed[name] = (given.get(name, "—"), value)
+        for name, value in given.items():  # a conditional tweak the best leaves inactive, the base not
+            if name not in best.params:
+                changed[name] = (value, "—")
     metric = spec.get("metric", {})
     return StudyReport(
         summary=summary,

@@ -161,6 +161,20 @@ class SearchSpace:
         """Keep only the parameters of ``config`` that are active, in space order."""
         return self._activate({k: v for k, v in config.items() if k in self})
 
+    def inactive(self, values: Mapping[str, Any]) -> list[str]:
+        """Names of the conditional parameters whose condition ``values`` does not meet, in order.
+
+        Example:
+            >>> space = SearchSpace.from_dict({
+            ...     "optimizer": {"type": "categorical", "choices": ["adamw", "sgd"]},
+            ...     "momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer": "sgd"}},
+            ... })
+            >>> space.inactive({"optimizer": "adamw", "momentum": 0.9})
+            ['momentum']
+        """
+        active = self._activate(values)
+        return [p.name for p in self.params if p.when is not None and not p.when.holds(active)]
+
     def _activate(self, values: Mapping[str, Any]) -> dict[str, Any]:
         config: dict[str, Any] = {}
         for param in self.params:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from autotweak._config import base_values
+from autotweak._config import base_values, merge_config, without
 from autotweak._locations import redact
 from autotweak._validation import Where, as_mapping, is_integer
 from autotweak._yaml import read_yaml
@@ -34,7 +34,8 @@ class Experiment:
             ``None`` for a study driven by the ask/tell :class:`~autotweak.Study` only.
         space: The tweaks, a :class:`~autotweak.space.SearchSpace`.
         metric: Name and direction of the value the objective returns.
-        base: The base config; each trial's config is the base updated with the tweaks.
+        base: The base config; each trial's config is the base updated with the tweaks (see
+            :meth:`trial_config`).
         budget: Trials, wall time and compute limits.
         sampler: Sampler by registry name with arguments (``meta`` by default: warm-started from
             a meta-model that fits the space when one is found, otherwise plain TPE).
@@ -116,6 +117,25 @@ class Experiment:
         if self.space.invalid(values):
             return None
         return {p.name: values[p.name] for p in self.space.tunable if p.name in values}
+
+    def trial_config(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A trial's full config from its tweaks ``params`` (Optuna's params, or the suggested ones).
+
+        The base config updated with the active tweaks, fixed ones included. A conditional
+        tweak whose condition ``params`` do not meet is left out, even where the base sets
+        it, as it is of Optuna's params: the config holds only what the trial uses.
+
+        Example:
+            >>> from autotweak.space import load_space
+            >>> exp = Experiment(
+            ...     name="cnn", space=load_space("cnn"), metric=Metric("loss", "minimize"),
+            ...     base={"optimizer": "sgd", "momentum": 0.9, "epochs": 3},
+            ... )
+            >>> exp.trial_config({"optimizer": "adamw", "lr": 0.01})
+            {'optimizer': 'adamw', 'epochs': 3, 'lr': 0.01}
+        """
+        active = self.space.active(params)
+        return merge_config(without(self.base, self.space.inactive(active)), active)
 
     def with_overrides(self, **changes: Any) -> Experiment:
         """A copy with some fields changed (``None`` values are ignored)."""

@@ -296,3 +296,19 @@ def test_a_space_file_with_bad_yaml_is_one_line_at_the_place(tmp_path):
         load_space(str(path))
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"{path}:2:6: not valid YAML: ")
+
+
+def test_inactive_names_the_conditional_parameters_left_off_their_parents_down() -> None:
+    """A child of an inactive parameter is inactive too, whatever its own condition's parent says."""
+    space = SearchSpace.from_dict(
+        {
+            "opt": {"type": "categorical", "choices": ["adam", "sgd"]},
+            "nesterov": {"type": "categorical", "choices": [True, False], "when": {"opt": "sgd"}},
+            "dampening": {"type": "float", "low": 0.0, "high": 0.5, "when": {"nesterov": False}},
+            "lr": {"type": "float", "low": 0.001, "high": 0.1},
+        }
+    )
+    assert space.inactive({"opt": "adam", "nesterov": False, "dampening": 0.1}) == ["nesterov", "dampening"]
+    assert space.inactive({"opt": "sgd", "nesterov": True}) == ["dampening"]
+    assert space.inactive({"opt": "sgd", "nesterov": False}) == []
+    assert space.inactive({}) == ["nesterov", "dampening"]

@@ -502,6 +502,10 @@ def test_dotted_tweaks_find_their_base_values_nested_or_flat(base: dict[str, Any
     # the objective always receives the nested form, whichever way the base spelled it
     config = merge_config(experiment.base, {"optim.lr": 0.05, "opt": "sgd", "optim.momentum": 0.6})
     assert config == {"optim": {"lr": 0.05, "momentum": 0.6}, "opt": "sgd", "other": 5}
+    assert experiment.trial_config({"optim.lr": 0.05, "opt": "sgd", "optim.momentum": 0.6}) == config
+    # with adam, the base's momentum is inactive: out of the config, however the base spelled it
+    adam = experiment.trial_config({"optim.lr": 0.05, "opt": "adam"})
+    assert adam == {"optim": {"lr": 0.05}, "opt": "adam", "other": 5}
     bad = copy.deepcopy(base)  # the same spelling, with momentum out of range
     if "optim.momentum" in bad:
         bad["optim.momentum"] = 2.0
