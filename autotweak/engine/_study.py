@@ -162,7 +162,10 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
     ]
     for key in ("tweaks", "metric", "objective", "base"):
         if key in stored_spec:
-            differences.extend(_differences(key, stored_spec[key], now_spec[key]))
+            stored, now = stored_spec[key], now_spec[key]
+            if key == "tweaks":  # a domain added to a space since does not change what it searches
+                stored, now = _without_domains(stored), _without_domains(now)
+            differences.extend(_differences(key, stored, now))
     stored_pruner: Mapping[str, Any] = stored_meta.get("pruner") or {}
     if (
         stored_pruner.get("name") == "median"
@@ -237,6 +240,20 @@ _DEFAULT_PRUNER_CHANGED = (
     "to resume it with the rule it started with)"
 )
 _ABSENT = object()
+
+
+def _without_domains(tweaks: Any) -> Any:
+    """A spec's ``tweaks`` without their parameters' ``domain``: the ranges say what is searched."""
+    params = tweaks.get("params") if isinstance(tweaks, Mapping) else None
+    if not isinstance(params, Mapping):
+        return tweaks
+    kept = {
+        name: {k: v for k, v in definition.items() if k != "domain"}
+        if isinstance(definition, Mapping)
+        else definition
+        for name, definition in params.items()
+    }
+    return {**tweaks, "params": kept}
 
 
 def _differences(path: str, stored: Any, now: Any) -> list[str]:

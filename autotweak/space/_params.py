@@ -16,6 +16,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from autotweak.space._domain import Domain
+
 __all__ = ["Condition", "FloatParam", "IntParam", "CategoricalParam", "FixedParam", "Param", "on_step"]
 
 
@@ -64,6 +66,8 @@ class _Base:
     name: str
     when: Condition | None = field(default=None, kw_only=True)
     description: str = field(default="", kw_only=True)
+    # The values it can take at all; no part of what is searched, so not of equality either.
+    domain: Domain | None = field(default=None, kw_only=True, compare=False)
 
     @property
     def tunable(self) -> bool:
@@ -73,6 +77,8 @@ class _Base:
         out: dict[str, Any] = {}
         if self.when is not None:
             out["when"] = self.when.to_dict()
+        if self.domain is not None:
+            out["domain"] = self.domain.to_dict()
         if self.description:
             out["description"] = self.description
         return out

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import yaml
 
 from autotweak._validation import Where, as_bool, as_float, as_int, as_mapping, check_keys, closest
 from autotweak.exceptions import SpaceError, SpecError
+from autotweak.space._domain import Domain, parse_domain
 from autotweak.space._params import (
     CategoricalParam,
     Condition,
@@ -23,21 +25,45 @@ from autotweak.space._params import (
 
 _KINDS = ("float", "int", "categorical", "fixed")
 _KEYS = {
-    "float": ("type", "low", "high", "log", "step", "when", "description"),
-    "int": ("type", "low", "high", "log", "step", "when", "description"),
-    "categorical": ("type", "choices", "when", "description"),
-    "fixed": ("type", "value", "when", "description"),
+    "float": ("type", "low", "high", "log", "step", "when", "domain", "description"),
+    "int": ("type", "low", "high", "log", "step", "when", "domain", "description"),
+    "categorical": ("type", "choices", "when", "domain", "description"),
+    "fixed": ("type", "value", "when", "domain", "description"),
 }
 
 
-def parse_param(name: str, raw: Any, where: Where) -> Param:
-    """Build one parameter from ``{type: ..., ...}``; a bare scalar is a fixed value, a bare list refused."""
+def parse_param(name: str, raw: Any, where: Where, *, owner: str = "") -> Param:
+    """Build one parameter from ``{type: ..., ...}``; a bare scalar is a fixed value, a bare list refused.
+
+    ``owner`` names the space that declared its ``domain``, for the message of a value beyond it.
+    """
     try:
-        return _parse_param(name, raw, where)
+        param = _parse_param(name, raw, where)
+        if not isinstance(raw, Mapping) or "domain" not in raw:
+            return param
+        domain = parse_domain(raw["domain"], where.child("domain"), owner)
+        _check_domain(param, domain, where)
+        return replace(param, domain=domain)
     except SpaceError:
         raise
     except SpecError as exc:
         raise SpaceError(exc.rule, source=exc.source, field=exc.field) from None
+
+
+def _check_domain(param: Param, domain: Domain, where: Where) -> None:
+    """Each value ``param`` can take is within ``domain``: its range's ends, its choices, its value."""
+    places: list[tuple[Where, Any]]
+    if isinstance(param, FloatParam | IntParam):
+        places = [(where.child("low"), param.low), (where.child("high"), param.high)]
+    elif isinstance(param, CategoricalParam):
+        places = [(where.child("choices").child(i), choice) for i, choice in enumerate(param.choices)]
+    else:
+        places = [(where.child("value"), param.value)]
+    for at, value in places:
+        rule = domain.rule(value)
+        if rule is not None:
+            owner = f" in space '{domain.owner}'" if domain.owner else ""
+            raise at.fail(f"{rule} (the domain of {param.name}{owner})", value, SpaceError)
 
 
 def _parse_param(name: str, raw: Any, where: Where) -> Param:

@@ -53,15 +53,27 @@ class SearchSpace:
 
     # -- construction -----------------------------------------------------------------
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], *, name: str = "", where: Where | None = None) -> SearchSpace:
-        """Build a space from ``{param_name: definition}``."""
+    def from_dict(
+        cls,
+        raw: Mapping[str, Any],
+        *,
+        name: str = "",
+        where: Where | None = None,
+        owners: Mapping[str, str] | None = None,
+    ) -> SearchSpace:
+        """Build a space from ``{param_name: definition}``.
+
+        ``owners`` names, for a parameter whose ``domain`` another space declared, that
+        space (for messages); the others' is this one, ``name``.
+        """
         where = where or Where()
         data = as_mapping(raw, where, SpaceError)
         problems = Problems()  # every bad parameter at once, not one per run
         parsed = []
         for key, value in data.items():
             with problems.collect():
-                parsed.append(parse_param(key, value, where.child(key)))
+                owner = (owners or {}).get(key, name)
+                parsed.append(parse_param(key, value, where.child(key), owner=owner))
         problems.raise_any(where.source, SpaceError)
         params = tuple(parsed)
         try:
@@ -221,25 +233,45 @@ class SearchSpace:
                     .fail(f"must name a parameter of the space ({', '.join(self.names)})", key, SpaceError)
                 )
         merged: dict[str, Any] = {p.name: p.to_dict() for p in self.params if p.name not in dropped}
+        replaced: set[str] = set()  # given whole, with 'type' (or as a bare value)
         for key, value in as_mapping(params or {}, where.child("params"), SpaceError).items():
             if isinstance(value, Mapping) and "type" not in value:
                 if key not in merged:
                     raise self._not_a_parameter(key, where.child("params").child(key), dropped)
+                if "domain" in value:
+                    raise self._fixed_domain(key, where.child("params").child(key).child("domain"))
                 check_keys(value, where.child("params").child(key), allowed=_OVERRIDABLE, cls=SpaceError)
                 merged[key] = {**merged[key], **value}
             else:
                 if isinstance(value, Mapping) and key in merged:
                     self._check_whole(key, value, where.child("params").child(key))
                 merged[key] = value
+                replaced.add(key)
         orphans = [k for k, v in merged.items() if isinstance(v, Mapping) and _parent(v) in dropped]
         if orphans:
             raise where.child("drop").fail(
                 f"cannot drop a parent of conditional parameters {orphans}", dropped, SpaceError
             )
+        owners = {  # a domain kept from this space is said to be its declarer's
+            key: param.domain.owner
+            for key, param in self._by_name.items()
+            if param.domain is not None and key in merged and key not in replaced
+        }
         space = SearchSpace.from_dict(
-            merged, name=self.name if name is None else name, where=where.child("params")
+            merged, name=self.name if name is None else name, where=where.child("params"), owners=owners
         )
         return replace(space, description=self.description)
+
+    def _fixed_domain(self, key: str, where: Where) -> SpaceError:
+        """An override of ``domain``: what a parameter can take at all is no part of what a study searches."""
+        domain = self[key].domain
+        declared = f"declared by space '{domain.owner}'" if domain and domain.owner else "declared with it"
+        return SpaceError(
+            f"cannot be overridden: it is the values '{key}' can take at all ({declared}); "
+            f"give '{key}' whole, with 'type', to define it anew",
+            source=where.source,
+            field=where.field,
+        )
 
     def _check_whole(self, key: str, value: Mapping[str, Any], where: Where) -> None:
         """Refuse a definition of ``key`` with ``type`` that lacks a key its type requires.

@@ -270,7 +270,11 @@ def test_shipped_models_fit_their_library_spaces() -> None:
     if "hgb" not in shipped:
         pytest.skip("no shipped hgb curve model in meta/")
     model = load_curve_model(shipped["hgb"])
-    assert model.space.to_dict() == load_space("hgb").to_dict()
+    ranges = {  # the space's domains are no part of the model: it was fit on the ranges
+        name: {k: v for k, v in definition.items() if k != "domain"}
+        for name, definition in load_space("hgb").to_dict().items()
+    }
+    assert model.space.to_dict() == ranges
     assert shipped["hgb"].stat().st_size < 2_000_000
 
 
