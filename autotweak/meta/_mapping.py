@@ -22,8 +22,9 @@ condition does not hold is left out):
 - An unknown categorical choice, a value of the wrong kind, or a fixed param recorded with
   another value: skipped.
 - Params not in the space are ignored, and noted on each kept record with the rename they
-  may need (``lr`` for ``learning_rate``: its initials, or a near spelling); a record
-  skipped for a missing param says which ignored name may be that param.
+  may need (``lr`` for ``learning_rate``: its initials, or a near spelling, recorded with a
+  value that param would keep: ``bs=64`` is no beam size of 1 to 8); a record skipped for a
+  missing param says which ignored name may be that param.
 
 Example:
     >>> from autotweak.space import SearchSpace
@@ -34,15 +35,13 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
 from collections import Counter
-from collections.abc import Callable, Mapping
-from itertools import takewhile
+from collections.abc import Mapping
 from typing import Any
 
 from autotweak.meta._histories import HintedReason, HistoryError, ValueReason
+from autotweak.meta._renames import alias, guess, rename_text
 from autotweak.space import CategoricalParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
 
 __all__ = ["ParamMapper", "map_params"]
@@ -78,10 +77,6 @@ def _key(raw: Mapping[str, Any]) -> tuple[tuple[str, type, Any], ...] | None:
     except Exception:  # unhashable or hostile values: map without the memo
         return None
     return key
-
-
-def _alias(name: str) -> str:
-    return re.sub(r"[-_.\s]", "", name.lower())
 
 
 class ParamMapper:
@@ -120,9 +115,9 @@ class ParamMapper:
                 f"'renames' must map recorded names to parameters of the space ({', '.join(space.names)}), "
                 f"got {wrong}."
             )
-        self._aliases = {_alias(name): name for name in space.names}
+        self._aliases = {alias(name): name for name in space.names}
         self._guesses: dict[str, list[str]] = {}
-        self._extra: list[str] = []  # the record's names the space lacks
+        self._extra: list[tuple[str, Any]] = []  # the record's names the space lacks, with their values
         self._changes: Counter[str] = Counter()
         self._memo: dict[tuple[tuple[str, type, Any], ...], _Mapped] = {}
         self.notes: Counter[str] = Counter()
@@ -160,8 +155,8 @@ class ParamMapper:
             return None, skip.reason, Counter()
         except Exception as exc:  # a record must never crash the reading
             return None, f"params cannot be read: {type(exc).__name__}", Counter()
-        for key in self._extra:
-            self._changes[self._ignored(key)] += 1
+        for key, value in self._extra:
+            self._changes[self._ignored(key, value)] += 1
         return config, None, self._changes
 
     # -- names ----------------------------------------------------------------------------
@@ -174,9 +169,9 @@ class ParamMapper:
             if key in self.space:
                 named[key] = value
             else:
-                target = self.renames.get(key) or self._aliases.get(_alias(key))
+                target = self.renames.get(key) or self._aliases.get(alias(key))
                 if target is None:
-                    self._extra.append(key)
+                    self._extra.append((key, value))
                 else:
                     later.append((target, value))
         for target, value in later:
@@ -186,39 +181,37 @@ class ParamMapper:
                 raise _Skip(f"param {target!r} is recorded twice (under two names) with different values")
         return named
 
-    def _guess(self, key: str) -> list[str]:
-        if key not in self._guesses:
-            self._guesses[key] = _guess(key, self.space.names)
-        return self._guesses[key]
+    def _guess(self, key: str, value: Any) -> list[str]:
+        """The space's names ``key`` may stand for, by its name, and whose values ``value`` is one of.
 
-    def _ignored(self, key: str) -> str:
+        ``bs`` may be a batch size or a beam size: recorded as 64, it is hinted as the one
+        whose range or choices hold 64 (as that value would be kept under that name).
+        """
+        if key not in self._guesses:
+            self._guesses[key] = guess(key, self.space.names)
+        return [name for name in self._guesses[key] if _fits(self.space[name], value)]
+
+    def _ignored(self, key: str, value: Any) -> str:
         """The note for a kept record's ``key`` the space lacks, with the rename it may need."""
-        guess = self._guess(key)
-        if not guess:
+        names = self._guess(key, value)
+        if not names:
             return f"param {key!r} is not in the space (ignored)"
-        shown = " or ".join(repr(name) for name in guess)
-        return f"param {key!r} is not in the space (ignored; the space's {shown}? {_rename(key, guess)})"
+        shown = " or ".join(repr(name) for name in names)
+        return f"param {key!r} is not in the space (ignored; the space's {shown}? {rename_text(key, names)})"
 
     def _missing(self, name: str) -> _Skip:
         """The skip for a missing param ``name``, naming the record's key that may stand for it."""
         rule = f"param {name!r} is missing"
-        for key in self._extra:
-            if name in self._guess(key):
-                return _Skip(HintedReason(rule, f"recorded as {key!r}? {_rename(key, [name])}"))
+        for key, value in self._extra:
+            if name in self._guess(key, value):
+                return _Skip(HintedReason(rule, f"recorded as {key!r}? {rename_text(key, [name])}"))
         return _Skip(rule)
 
     # -- values ---------------------------------------------------------------------------
     def _value(self, param: Param, named: Mapping[str, Any]) -> Any:
         if param.name not in named:
             return self._fill(param)
-        value = named[param.name]
-        if isinstance(param, FixedParam):
-            if not _matches(param.value, value):
-                raise _bad(param.name, value, f"is not the space's fixed value {param.value!r}")
-            return param.value
-        if isinstance(param, CategoricalParam):
-            return _choice(param, value)
-        return self._number(param, value)
+        return _kept(param, named[param.name], self._changes)
 
     def _fill(self, param: Param) -> Any:
         if isinstance(param, FixedParam):
@@ -228,20 +221,45 @@ class ParamMapper:
             return self._value(param, {param.name: self.base[param.name]})
         raise self._missing(param.name)
 
-    def _number(self, param: FloatParam | IntParam, value: Any) -> float | int:
-        number = _as_number(param.name, value)
-        number = _as_int(param, number, self._changes) if isinstance(param, IntParam) else float(number)
-        if param.low <= number <= param.high:
-            return number
-        if number == 0 and param.log and isinstance(param, FloatParam):
-            # weight_decay=0 (PyTorch's default), l2_regularization=0 (scikit-learn's): "none",
-            # which a log range's low end stands for; skipped, a whole history of defaults was lost.
-            self._changes[f"param {param.name!r} = 0 taken as its log range's low end"] += 1
-            return float(param.low)
-        if not _near(param, number):
-            raise _bad(param.name, number, f"out of range [{param.low}, {param.high}]")
-        self._changes[f"param {param.name!r} clipped into range"] += 1
-        return type(number)(min(max(number, param.low), param.high))
+
+def _kept(param: Param, value: Any, notes: Counter[str]) -> Any:
+    """The value of ``param`` a recorded ``value`` is kept as; the changes made are counted in ``notes``.
+
+    Raises:
+        _Skip: If the record cannot be kept with it.
+    """
+    if isinstance(param, FixedParam):
+        if not _matches(param.value, value):
+            raise _bad(param.name, value, f"is not the space's fixed value {param.value!r}")
+        return param.value
+    if isinstance(param, CategoricalParam):
+        return _choice(param, value)
+    return _number(param, value, notes)
+
+
+def _fits(param: Param, value: Any) -> bool:
+    """Whether ``value``, recorded under ``param``'s name, would be kept: the test of a rename hint."""
+    try:
+        _kept(param, value, Counter())
+    except Exception:  # a _Skip, or a hostile value: no hint, as no record
+        return False
+    return True
+
+
+def _number(param: FloatParam | IntParam, value: Any, notes: Counter[str]) -> float | int:
+    number = _as_number(param.name, value)
+    number = _as_int(param, number, notes) if isinstance(param, IntParam) else float(number)
+    if param.low <= number <= param.high:
+        return number
+    if number == 0 and param.log and isinstance(param, FloatParam):
+        # weight_decay=0 (PyTorch's default), l2_regularization=0 (scikit-learn's): "none",
+        # which a log range's low end stands for; skipped, a whole history of defaults was lost.
+        notes[f"param {param.name!r} = 0 taken as its log range's low end"] += 1
+        return float(param.low)
+    if not _near(param, number):
+        raise _bad(param.name, number, f"out of range [{param.low}, {param.high}]")
+    notes[f"param {param.name!r} clipped into range"] += 1
+    return type(number)(min(max(number, param.low), param.high))
 
 
 def map_params(
@@ -323,63 +341,6 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b) or float(a) == float(b)
     except (TypeError, ValueError):
         return str(a).strip().lower() == str(b).strip().lower()
-
-
-def _rename(key: str, guess: list[str]) -> str:
-    """How to give the rename of ``key`` to one of ``guess``, in Python and on the command line."""
-    python, cli = (repr(guess[0]), guess[0]) if len(guess) == 1 else ("NAME", "NAME")
-    return f"renames={{{key!r}: {python}}} (Python) or --rename {key}={cli} (CLI)"
-
-
-def _guess(key: str, names: list[str]) -> list[str]:
-    """The space's names a recorded ``key`` may stand for: initials, an abbreviation or a near spelling.
-
-    The first rule that finds a name decides; where it finds several, all are given.
-
-    Example:
-        >>> _guess("lr", ["learning_rate", "max_depth"]), _guess("maxdepth2", ["max_depth"])
-        (['learning_rate'], ['max_depth'])
-        >>> _guess("l2_reg", ["l2_regularization", "learning_rate"]), _guess("batch", ["batch_size"])
-        (['l2_regularization'], ['batch_size'])
-        >>> _guess("lr", ["l1_ratio", "l2_regularization", "learning_rate"]), _guess("lr", ["l1_ratio"])
-        (['learning_rate'], [])
-    """
-    wanted = _alias(key)
-    rules: tuple[Callable[[str], bool], ...] = (
-        lambda name: wanted == _initials(name) and len(wanted) > 1,
-        lambda name: _abbreviates(key, name),
-        lambda name: len(wanted) >= 3 and _alias(name).startswith(wanted),
-    )
-    for rule in rules:
-        found = [name for name in names if rule(name)]
-        if found:
-            return found
-    close = difflib.get_close_matches(wanted, [_alias(n) for n in names], n=1, cutoff=0.75)
-    return [n for n in names if close and _alias(n) == close[0]][:1]
-
-
-def _initials(name: str) -> str:
-    """The first letter of each word, with the digits that follow it: ``l1r`` for ``l1_ratio``.
-
-    A digit tells such names apart (L1, L2): ``lr``, a learning rate, stands for neither
-    ``l1_ratio`` nor ``l2_regularization``.
-    """
-    return "".join(part[0] + "".join(takewhile(str.isdigit, part[1:])) for part in _words(name))
-
-
-def _words(name: str) -> list[str]:
-    return [part for part in re.split(r"[-_.\s]+", name.lower()) if part]
-
-
-def _abbreviates(key: str, name: str) -> bool:
-    """Whether each word of ``key`` begins the same word of ``name`` (``n_est`` for ``n_estimators``)."""
-    short, full = _words(key), _words(name)
-    return (
-        len(short) == len(full)
-        and short != full
-        and all(len(s) >= 2 or s == f for s, f in zip(short, full, strict=True))
-        and all(f.startswith(s) for s, f in zip(short, full, strict=True))
-    )
 
 
 def _matches(choice: Any, value: Any) -> bool:

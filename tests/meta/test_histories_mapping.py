@@ -110,7 +110,7 @@ def test_an_abbreviated_or_ambiguous_name_gets_its_rename_hint() -> None:
     )
     mapper = ParamMapper(space)
     config = {"l2_regularization": "0.1", "learning_rate": "0.1", "batch_size": 32, "beam_size": 4}
-    extra = {"l2_reg": "0.1", "lr": "0.1", "bs": "32", "max_leaf_node": "31"}
+    extra = {"l2_reg": "0.1", "lr": "0.1", "bs": "8", "max_leaf_node": "31"}  # 8: a batch or beam size
     assert mapper.map(config | {"max_leaf_nodes": 31} | extra)[0] is not None
     assert dict(mapper.notes) == {
         "param 'l2_reg' is not in the space (ignored; the space's 'l2_regularization'? "
@@ -123,6 +123,37 @@ def test_an_abbreviated_or_ambiguous_name_gets_its_rename_hint() -> None:
         "renames={'max_leaf_node': 'max_leaf_nodes'} (Python) "
         "or --rename max_leaf_node=max_leaf_nodes (CLI))": 1,
     }
+
+
+def test_a_rename_is_hinted_only_where_the_recorded_value_fits_the_param() -> None:
+    """``bs`` reads as batch_size or beam_size by its name; its value says which it can be."""
+    space = SearchSpace.from_dict(
+        {
+            "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
+            "beam_size": {"type": "int", "low": 1, "high": 8},
+            "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        }
+    )
+    both = {"batch_size": 64, "beam_size": 4, "learning_rate": "0.01"}
+    mapper = ParamMapper(space)
+    for bs in ("64", "4", "48"):
+        assert mapper.map(both | {"bs": bs})[0] is not None
+    mapper.map(both | {"lr": "adam"})
+    assert dict(mapper.notes) == {
+        "param 'bs' is not in the space (ignored; the space's 'batch_size'? renames={'bs': 'batch_size'} "
+        "(Python) or --rename bs=batch_size (CLI))": 1,
+        "param 'bs' is not in the space (ignored; the space's 'beam_size'? renames={'bs': 'beam_size'} "
+        "(Python) or --rename bs=beam_size (CLI))": 1,
+        "param 'bs' is not in the space (ignored)": 1,  # 48: neither a choice nor in 1..8
+        "param 'lr' is not in the space (ignored)": 1,  # text: no learning rate
+    }
+    no_beam = {"batch_size": 64, "learning_rate": "0.01", "bs": "64"}
+    assert mapper.map(no_beam) == (None, "param 'beam_size' is missing"), "64 is no beam size"
+    _, reason = mapper.map({"beam_size": 4, "learning_rate": "0.01", "bs": "64"})
+    assert reason == (
+        "param 'batch_size' is missing (recorded as 'bs'? renames={'bs': 'batch_size'} (Python) "
+        "or --rename bs=batch_size (CLI))"
+    )
 
 
 def test_a_learning_rate_is_not_hinted_as_an_l1_ratio_or_an_l2_regularization() -> None:
