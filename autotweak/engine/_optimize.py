@@ -51,7 +51,8 @@ class StudyResult:
 
     Attributes:
         best_config: The best trial's full config, as its objective received it: the base
-            config updated with the trial's tweaks (``{}`` while no trial completed).
+            config updated with the trial's tweaks, less the conditional ones they leave
+            inactive (``{}`` while no trial completed).
         trials_run: Trials this call ran (0 when the budget was already spent).
         trials_counted: The study's trials counted against ``budget.trials`` (retries and
             ``report --ablate`` trials are not).
