@@ -163,8 +163,8 @@ def check_resumable(study: optuna.Study, experiment: Experiment) -> None:
     for key in ("tweaks", "metric", "objective", "base"):
         if key in stored_spec:
             stored, now = stored_spec[key], now_spec[key]
-            if key == "tweaks":  # a domain added to a space since does not change what it searches
-                stored, now = _without_domains(stored), _without_domains(now)
+            if key == "tweaks":  # a domain or description changed since does not change what it searches
+                stored, now = _searched(stored), _searched(now)
             differences.extend(_differences(key, stored, now))
     stored_pruner: Mapping[str, Any] = stored_meta.get("pruner") or {}
     if (
@@ -242,13 +242,16 @@ _DEFAULT_PRUNER_CHANGED = (
 _ABSENT = object()
 
 
-def _without_domains(tweaks: Any) -> Any:
-    """A spec's ``tweaks`` without their parameters' ``domain``: the ranges say what is searched."""
+_NOT_SEARCHED = ("domain", "description")  # what a parameter may take at all, and what it is for
+
+
+def _searched(tweaks: Any) -> Any:
+    """A spec's ``tweaks`` without their parameters' ``domain`` and ``description``: what is searched."""
     params = tweaks.get("params") if isinstance(tweaks, Mapping) else None
     if not isinstance(params, Mapping):
         return tweaks
     kept = {
-        name: {k: v for k, v in definition.items() if k != "domain"}
+        name: {k: v for k, v in definition.items() if k not in _NOT_SEARCHED}
         if isinstance(definition, Mapping)
         else definition
         for name, definition in params.items()

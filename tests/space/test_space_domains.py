@@ -162,14 +162,17 @@ def test_a_bad_domain_or_a_definition_beyond_its_own(definition: dict[str, Any],
         SearchSpace.from_dict({"p": definition})
 
 
-def test_a_study_started_before_its_space_had_domains_still_resumes() -> None:
-    """A domain changes no range: a study whose stored spec has none is the same setup."""
+@pytest.mark.parametrize("key", ["domain", "description"])
+def test_a_study_stored_without_domains_or_with_other_descriptions_still_resumes(key: str) -> None:
+    """A domain or a description changes no range: a study stored without them is the same setup."""
     experiment = Experiment.from_dict(base_spec(name="old", base={}, tweaks="linear"))
     study = create_study(experiment, optuna.storages.InMemoryStorage())
     stored = study.user_attrs[ATTR.SPEC]
     assert stored["tweaks"]["params"]["l1_ratio"]["domain"] == {"ge": 0, "le": 1}
+    assert stored["tweaks"]["params"]["l1_ratio"]["description"]
     for definition in stored["tweaks"]["params"].values():
-        definition.pop("domain", None)
+        definition.pop(key, None)
+    stored["tweaks"]["params"]["C"]["description"] = "worded otherwise in an older release"
     study.set_user_attr(ATTR.SPEC, stored)
     check_resumable(study, experiment)
     changed = Experiment.from_dict(
