@@ -198,7 +198,7 @@ class Study:
         outcome = self._session.tell(handle, outcome)
         duration = time.monotonic() - started
         if outcome.state in REQUEUED:  # queued again before the study closes, as a worker does
-            self._session.record(handle, outcome, duration)
+            self._session.record_requeued(handle, outcome, duration, self._writer.call)
             return
         self._writer.submit(
             lambda: self._session.record(handle, outcome, duration), f"the record of trial {number}"

@@ -250,11 +250,13 @@ class _Loop:
         """Queue the trial again and close its record; a record the tracker refuses does not end the worker.
 
         The trial is queued before its record is closed, so a tracker that is down loses
-        nothing: the record is closed from Optuna's when the study ends. A storage that stays
-        unreachable still stops the worker (the trial may not be queued).
+        nothing: the record is closed from Optuna's when the study ends, or opens again. One
+        that does not answer is asked once, as the record writer does (Ctrl-C and a machine
+        going away do not wait out its client's retries). A storage that stays unreachable
+        still stops the worker (the trial may not be queued).
         """
         try:
-            self.session.record(handle, told, duration)
+            self.session.record_requeued(handle, told, duration, self.writer.call)
         except StorageUnreachableError:
             raise
         except Exception:

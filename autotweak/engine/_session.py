@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -30,9 +30,17 @@ from autotweak.engine._writer import WriteDropped
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
-__all__ = ["Outcome", "TrialSession", "WorkerContext"]
+__all__ = ["Outcome", "TrialSession", "WorkerContext", "Writes"]
 
 _log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Writes(Protocol):
+    """Runs a tracker write (now, or on the record writer); returns what gives its result."""
+
+    def __call__(self, write: Callable[[], T], /) -> Callable[[], T]: ...
 
 
 @dataclass(frozen=True)
@@ -109,12 +117,14 @@ class TrialSession:
         *,
         auto_prune: bool = True,
         critical: Callable[[], AbstractContextManager[None]] | None = None,
-        opener: Callable[[Callable[[], str]], Callable[[], str]] | None = None,
+        opener: Writes | None = None,
     ) -> Trial:
         """Suggest the config, open the trial's record, and return the user's handle.
 
         ``opener`` runs the opening elsewhere (the worker's record writer) and returns what
-        gives the run id once it is open; without it the record is open on return.
+        gives the run id once it is open; without it the record is open on return. The
+        learning curve's periodic flushes go through it too, so that a tracker that does not
+        answer costs a report seconds, not its client's minutes of retries.
         """
         exp = self.experiment
         attrs = trial.user_attrs
@@ -138,7 +148,8 @@ class TrialSession:
             provenance=self.provenance,
             tags=tags,
         )
-        run_id = (opener or _open_now)(lambda: self.tracker.start_trial(start))
+        writes = opener or _open_now
+        run_id = writes(lambda: self.tracker.start_trial(start))
         self._run_ids[trial.number] = run_id
         self._starts[trial.number] = start
         self._baseline[trial.number] = bool(attrs.get(ATTR.BASELINE))
@@ -163,7 +174,7 @@ class TrialSession:
             auto_prune=auto_prune,
             critical=critical,
             checkpoint_requested=self.notice,
-            flush=lambda steps: self.tracker.log_steps(run_id(), exp.metric.name, steps),
+            flush=lambda steps: writes(lambda: self.tracker.log_steps(run_id(), exp.metric.name, steps))(),
             opened=run_id,
             tracker=self.tracker,
             n_steps=exp.metric.steps,
@@ -246,6 +257,31 @@ class TrialSession:
             shown += f" ({outcome.failure.strip().splitlines()[0][:200]})" if outcome.failure.strip() else ""
         _log.info("trial %d %s%s", trial.number, outcome.state, shown)
 
+    def record_requeued(self, handle: Trial, outcome: Outcome, duration: float, writes: Writes) -> None:
+        """Close a preempted or interrupted trial's record through ``writes``, and queue it again.
+
+        ``writes`` is the record writer's :meth:`~autotweak.engine._writer.RecordWriter.call`:
+        a tracker that does not answer costs seconds there (at Ctrl-C, or on a machine about
+        to go away), not its client's minutes of retries. The trial is queued again all the
+        same, without its record (its checkpoint stays in its folder here), and resuming the
+        study writes the record from Optuna's.
+        """
+        trial = handle.optuna_trial
+        attrs = dict(self._attrs.get(trial.number, {}))  # now: the write takes them
+        try:
+            writes(lambda: self.record(handle, outcome, duration))()
+        except WriteDropped:
+            retrying(
+                lambda: self._requeue(trial, attrs, attrs.get(ATTR.CHECKPOINT_RUN)),
+                f"queueing trial {trial.number} to run again",
+                store=self.ctx.storage_url,
+            )
+            _log.info(
+                "trial %d %s; its record is not written while the tracker does not answer",
+                trial.number,
+                outcome.state,
+            )
+
     def _keep_checkpoint(self, number: int, folder: Path, run_id: str) -> bool:
         """Upload the trial's checkpoint to its run; ``False`` if there is none or the upload failed.
 
@@ -323,6 +359,6 @@ class TrialSession:
         return {k: str(v) for k, v in attrs.items() if k.startswith(PRUNER_ATTRS)}
 
 
-def _open_now(open_record: Callable[[], str]) -> Callable[[], str]:
-    run_id = open_record()
-    return lambda: run_id
+def _open_now(write: Callable[[], T], /) -> Callable[[], T]:
+    result = write()
+    return lambda: result

@@ -20,6 +20,7 @@ from autotweak.engine._preemption import TrialPreempted
 from autotweak.engine._retries import first_step
 from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR
+from autotweak.engine._writer import WriteDropped
 from autotweak.exceptions import ArgumentError, AutotweakError
 from autotweak.tracking import BaseTracker, NullTracker
 
@@ -31,6 +32,8 @@ TrialPruned = optuna.TrialPruned
 PRUNER_ATTRS = PRUNER_PREFIX  # user attrs on a trial a pruner stopped: why (copied to its MLflow run)
 
 _log = logging.getLogger(__name__)
+
+FLUSH_EVERY_S = 15.0  # seconds between writes of a running trial's learning curve
 
 T = TypeVar("T")
 
@@ -64,7 +67,7 @@ class Trial:
         checkpoint_dir: Path,
         auto_prune: bool = True,
         flush: FlushFn | None = None,
-        flush_every: float = 15.0,
+        flush_every: float | None = None,
         checkpoint_requested: Callable[[], bool] | None = None,
         critical: Callable[[], AbstractContextManager[None]] | None = None,
         opened: Callable[[], str] | None = None,
@@ -76,7 +79,7 @@ class Trial:
         self._checkpoint_dir = checkpoint_dir
         self._auto_prune = auto_prune
         self._flush = flush
-        self._flush_every = flush_every
+        self._flush_every = FLUSH_EVERY_S if flush_every is None else flush_every
         self._checkpoint_requested = checkpoint_requested
         self._critical = critical or nullcontext
         self._opened = opened  # the record's id, once open (it may open in the background)
@@ -312,6 +315,9 @@ class Trial:
         self._last_flush = time.monotonic()
         try:
             self._flush(self._steps[-self._unflushed :])
+        except WriteDropped as exc:  # the tracker does not answer, as the record writer said once
+            _log.debug("trial %d: the learning curve was not written (%s)", self.number, exc)
+            return
         except Exception:  # the tracker is away: the points go with the next flush or the close
             _log.warning("trial %d: the learning curve could not be written yet", self.number, exc_info=True)
             return

@@ -86,14 +86,31 @@ class RecordWriter:
             self._pending.append(self._put(lambda: self._logged(write, what)))
 
     def call(self, func: Callable[[], T]) -> Callable[[], T]:
-        """Queue ``func``; return a function that waits for its result (or raises its error)."""
+        """Queue ``func``; return a function that waits for its result (or raises its error).
+
+        That function raises :class:`WriteDropped` when ``func`` was dropped, or has kept it
+        waiting for seconds on a tracker that does not answer.
+        """
         if not self._threaded():
             return _done(lambda: self._guarded(func))
         if not self._room():
             return _done(lambda: _raise(WriteDropped(str(self._down))))
         future: Future[T] = self._put(func)
         self._pending.append(future)
-        return lambda: future.result()
+        return lambda: self._result(future)
+
+    def _result(self, future: Future[T]) -> T:
+        """``future``'s result; :class:`WriteDropped` once it waited seconds on a tracker that is down."""
+        while True:
+            try:
+                return future.result(timeout=_STALLED_S)
+            except futures.TimeoutError:  # it may be waiting out retries on a dead tracker
+                self._ask()
+                if self._down is not None:
+                    self._drop()
+                    raise WriteDropped(self._down) from None
+            except futures.CancelledError:  # dropped while it waited: the tracker did not answer
+                raise WriteDropped(str(self._down)) from None
 
     def _room(self) -> bool:
         """Wait until another write may be queued; ``False``: drop it, the tracker does not answer."""

@@ -8,6 +8,8 @@ the study must not wait that out at each record still to write. The server here 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +23,9 @@ import yaml
 from mlflow import MlflowClient
 
 import autotweak
+import autotweak.engine._trial
 from autotweak._locations import resolve_storage_url
+from autotweak.engine._trial import TrialPreempted
 from autotweak.testing.services import MlflowServer
 from tests.conftest import base_spec, objective
 from tests.helpers import mlflow_runs
@@ -49,6 +53,12 @@ def _outage(config: dict[str, Any], trial: autotweak.Trial) -> float:
         trial.log_model(model)
     if trial.number == _OUTAGE.get("kill_at"):
         _OUTAGE["server"].kill()
+    if trial.number == _OUTAGE.get("stop_at"):  # on after the kill: its curve is written, then it stops
+        trial.report(float(trial.number), 2)
+        trial.report(float(trial.number), 3)
+        if _OUTAGE["stop"] == "preempted":
+            raise TrialPreempted(f"trial {trial.number}: the machine is going away")
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
     if trial.number == _OUTAGE.get("start_at"):
         _OUTAGE["server"].start()
     return float(trial.number)
@@ -133,3 +143,37 @@ def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds(home, 
     assert done.stderr.count("closed without its MLflow records") == 1, done.stderr
     assert "`autotweak resume cli-dies`" in done.stderr
     assert "every trial is in MLflow" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("stop", ["preempted", pytest.param("interrupted", marks=pytest.mark.slow)])
+def test_a_trial_that_runs_on_after_the_server_dies_reports_and_stops_in_seconds(
+    home, server, monkeypatch, caplog, stop
+):
+    """Its curve's flushes and its record as it stops (a spot machine going away, Ctrl-C) ask the server once.
+
+    Each waited out MLflow's four minutes of retries; resuming writes the record, curve and all.
+    """
+    monkeypatch.setattr(autotweak.engine._trial, "FLUSH_EVERY_S", 0.0)  # each report writes the curve
+    _OUTAGE.update(server=server, kill_at=3, stop_at=3, stop=stop)
+    caplog.set_level(logging.WARNING, logger="autotweak")
+    if stop == "interrupted":
+        with pytest.raises(autotweak.StudyInterrupted) as raised:
+            autotweak.optimize(_spec("stops", server.url, trials=6))
+        result = raised.value.result
+    else:
+        result = autotweak.optimize(_spec("stops", server.url, trials=6))
+    assert result.unrecorded is not None and result.summary.counts[stop] == 1
+    assert not [r for r in caplog.records if r.exc_info], "no traceback: the server is down, and said so"
+    study = optuna.load_study(study_name="stops", storage=resolve_storage_url(None))
+    assert [t.user_attrs.get("autotweak.retry_of") for t in study.trials][4] == 3  # queued again
+
+    server.start()
+    resumed = autotweak.optimize(_spec("stops", server.url, trials=6), resume=True)
+    assert resumed.unrecorded is None and resumed.summary.counts["complete"] == 6
+    client = MlflowClient(server.url)
+    runs = mlflow_runs(client, "stops")
+    assert sorted(runs.children) == list(range(7)) and not runs.duplicates
+    stopped = runs.children[3]
+    assert stopped.data.tags["autotweak.state"] == stop
+    # step 3 was written by the resume; a flush left waiting out the retries may land once the server is back
+    assert {m.step for m in client.get_metric_history(stopped.info.run_id, "loss")} == {1, 2, 3}

@@ -204,6 +204,26 @@ def test_a_tracker_that_does_not_answer_is_asked_once_and_its_writes_dropped(cap
     hung.set()
 
 
+def test_a_call_kept_waiting_by_a_tracker_that_does_not_answer_is_dropped_at_once():
+    """A trial's curve flush (or its record as it stops) waits for its write: not for MLflow's retries."""
+    hung = threading.Event()
+    late = threading.Timer(60, hung.set)  # the old code waited until then, for MLflow's 4 minutes
+    late.start()
+    writer = RecordWriter(
+        unreachable=lambda: "tracking URI http://127.0.0.1:1: no MLflow server answers (connection refused)"
+    )
+    try:
+        flushed = writer.call(lambda: hung.wait() and "written late")
+        with pytest.raises(TrackingError, match="no MLflow server answers"):
+            flushed()
+        with pytest.raises(TrackingError, match="no MLflow server answers"):
+            writer.call(lambda: "not tried")()  # said down already: dropped, not queued
+    finally:
+        late.cancel()
+        hung.set()
+        writer.close()
+
+
 def test_writes_left_queued_at_exit_are_done_before_the_interpreter_ends(tmp_path):
     done = tmp_path / "done"
     script = (
