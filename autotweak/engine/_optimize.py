@@ -381,7 +381,8 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
     The tracker is asked first whether it answers (one quick request): one that is down
     would make each of these writes wait out MLflow's four minutes of retries. Then the
     study closes in Optuna alone, says so once (:attr:`Prepared.unrecorded`), and its
-    next opening writes what is missing from Optuna's trials.
+    next opening writes what is missing from Optuna's trials. That is the one warning of a
+    server that went down while the study ran: the record writers only log it (info).
     """
     metric = prepared.experiment.metric
     execution = prepared.experiment.execution
@@ -398,16 +399,23 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
     except Exception as exc:
         raise AutotweakError(f"could not write the study summary to the tracker: {exc}") from exc
     if prepared.unrecorded is not None:
-        name = prepared.study.study_name
-        _log.warning(
-            "study '%s' closed without its MLflow records (%s): its summary, and the records of trials "
-            "that ended while the server was down, are missing there; every trial is in Optuna, and once "
-            "the server answers, optimize(..., resume=True) or `autotweak resume %s` writes them from it",
-            name,
-            prepared.unrecorded,
-            name,
-        )
+        _say_unrecorded(prepared, interrupted=interrupted)
     return summary
+
+
+def _say_unrecorded(prepared: Prepared, *, interrupted: bool) -> None:
+    """The one warning of a tracker that is down, whenever it went: what MLflow lacks, and what writes it."""
+    name = prepared.study.study_name
+    model = "" if interrupted or not prepared.experiment.register_model else " and the best trial's model"
+    _log.warning(
+        "study '%s' closed without its MLflow records: %s. Not in MLflow: the records of the trials that "
+        "ended while it was down, the study's summary%s. Every trial is in Optuna: once the server "
+        "answers, `autotweak resume %s` (or optimize(..., resume=True)) writes them",
+        name,
+        prepared.unrecorded,
+        model,
+        name,
+    )
 
 
 def _record_proposals(prepared: Prepared, tracker: BaseTracker) -> None:

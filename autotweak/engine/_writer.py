@@ -48,9 +48,10 @@ class RecordWriter:
     A tracker that does not answer makes each write wait out its client's retries (MLflow's:
     four minutes). When a write fails, or keeps the worker (or :meth:`close`) waiting for
     seconds, ``unreachable`` asks the tracker once (one quick request). While it says why
-    it cannot be reached, said once, writes are dropped, it is asked again every few
+    it cannot be reached, logged once, writes are dropped, it is asked again every few
     seconds, and the write under way is not waited for (its thread is a daemon's): the
-    study writes the missing records from Optuna's when it closes or opens again.
+    study writes the missing records from Optuna's when it closes or opens again, and its
+    close warns of those it could not write then.
 
     Args:
         limit: Writes that may wait at once; the next :meth:`submit` or :meth:`call` waits for the
@@ -168,11 +169,14 @@ class RecordWriter:
         return self._down is not None
 
     def _ask(self) -> None:
-        """Ask the tracker whether it answers; say once that writes are dropped while it does not."""
+        """Ask the tracker whether it answers; log once (info) that writes are dropped while it does not.
+
+        The study's close warns, once, of the records it then lacks (not of one that came back).
+        """
         down = self._unreachable()
         self._asked = time.monotonic()
         if down is not None and self._down is None:
-            _log.warning(
+            _log.info(
                 "trial records are not written while the tracker does not answer (%s); they are written "
                 "from Optuna's trials when the study closes or opens again",
                 down,
