@@ -54,7 +54,8 @@ def register_best_model(study: optuna.Study, name: str, tracking_uri: str) -> Mo
     Raises:
         AutotweakError: If no trial completed, the best trial logged no model, its model is
             not kept in an MLflow run, ``tracking_uri`` does not hold that run, or the
-            registry's server does not answer (one request, no retries).
+            registry's server or the tracking server does not answer (one request each, no
+            retries).
     """
     return _register(study, summarize(study), name, tracking_uri)
 
@@ -71,6 +72,8 @@ def _register(study: optuna.Study, summary: StudySummary, name: str, tracking_ur
         check_tracking_server(registry, fix=_registry_fix(registry), what="model registry")
     except TrackingError as exc:
         raise _RegistryDown(str(exc)) from None
+    if registry != tracking_uri:  # the model's run is read there first, retried as long
+        check_tracking_server(tracking_uri, fix="start it: the best trial's model is kept in its runs")
     run = _model_run(client, study.study_name, best)
     run_id = run.info.run_id
     spec = study.user_attrs.get(ATTR.SPEC, {})

@@ -10,6 +10,7 @@ import pytest
 
 import autotweak
 from autotweak.report import register_best_model
+from autotweak.testing.services import mlflow_server
 from autotweak.tracking import MlflowTracker, TrialStart
 from tests.helpers import load, mlflow_runs
 from tests.report.helpers import run_cli
@@ -72,6 +73,23 @@ def test_register_on_demand_from_a_registry_that_does_not_answer_says_so_at_once
         "start it, or fix or unset MLFLOW_REGISTRY_URI, which names it"
     )
     assert time.monotonic() - started < 60, "one request to the registry, not minutes of retries"
+
+
+@pytest.mark.timeout(120)  # the old code waited out MLflow's four minutes of retries on the tracking server
+def test_register_on_demand_with_a_live_registry_and_a_dead_tracking_server_names_the_tracking_server(
+    home, make_experiment, monkeypatch, tmp_path
+):
+    """MLFLOW_REGISTRY_URI answers, the study's tracking server does not: the model's run is read there."""
+    exp = _saving(make_experiment, name="deadtrack", budget={"trials": 2})
+    autotweak.optimize(exp)
+    with mlflow_server(f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "registry") as registry:
+        monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry)
+        with pytest.raises(autotweak.AutotweakError) as refused:
+            register_best_model(load(exp), "m", "http://127.0.0.1:9")  # nothing listens on port 9
+    assert str(refused.value) == (
+        "tracking URI http://127.0.0.1:9: no MLflow server answers (connection refused); "
+        "start it: the best trial's model is kept in its runs"
+    )
 
 
 def test_log_model_refuses_a_missing_path(home, make_experiment):
