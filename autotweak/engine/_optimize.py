@@ -35,6 +35,7 @@ from autotweak.engine._storage import MEMORY, make_storage
 from autotweak.engine._study import ATTR, config_of, load_study, state_of
 from autotweak.engine._study_sessions import open_session
 from autotweak.engine._summary import summarize
+from autotweak.engine._trial import MODEL_ATTR
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_tracker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -399,21 +400,24 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
     except Exception as exc:
         raise AutotweakError(f"could not write the study summary to the tracker: {exc}") from exc
     if prepared.unrecorded is not None:
-        _say_unrecorded(prepared, interrupted=interrupted)
+        _say_unrecorded(prepared, summary)
     return summary
 
 
-def _say_unrecorded(prepared: Prepared, *, interrupted: bool) -> None:
+def _say_unrecorded(prepared: Prepared, summary: StudySummary) -> None:
     """The one warning of a tracker that is down, whenever it went: what MLflow lacks, and what writes it."""
     name = prepared.study.study_name
-    model = "" if interrupted or not prepared.experiment.register_model else " and the best trial's model"
+    best = None if summary.best_number is None else prepared.study.trials[summary.best_number]
+    registers = prepared.experiment.register_model and not summary.interrupted
+    registers = registers and best is not None and MODEL_ATTR in best.user_attrs  # a model to register
+    missing = "the study's summary and its best model's registration" if registers else "the study's summary"
     _log.warning(
         "study '%s' closed without its MLflow records: %s. Not in MLflow: the records of the trials that "
-        "ended while it was down, the study's summary%s. Every trial is in Optuna: once the server "
-        "answers, `autotweak resume %s` (or optimize(..., resume=True)) writes them",
+        "ended while it was down, %s. Every trial is in Optuna: once the server answers, `autotweak "
+        "resume %s` (or optimize(..., resume=True)) writes them",
         name,
         prepared.unrecorded,
-        model,
+        missing if registers else f"and {missing}",
         name,
     )
 

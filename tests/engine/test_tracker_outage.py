@@ -104,6 +104,7 @@ def test_a_study_whose_server_dies_in_its_last_trial_ends_in_seconds_and_resume_
     [said] = [r.getMessage() for r in _warnings(caplog)]
     assert "closed without its MLflow records" in said and "`autotweak resume dies`" in said
     assert "Not in MLflow: the records of the trials that ended while it was down" in said
+    assert "the study's summary and its best model's registration" in said
     assert not [r for r in caplog.records if r.exc_info], "no traceback: the server is down, and said so"
     study = optuna.load_study(study_name="dies", storage=resolve_storage_url(None))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 6
@@ -148,6 +149,7 @@ def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds(home, 
     assert f"tracking URI {server.url}: {DOWN}" in done.stderr
     assert done.stderr.count("closed without its MLflow records") == 1, done.stderr
     assert done.stderr.count("WARNING") == 1, done.stderr  # the writer's notice is logged, not warned
+    assert "registration" not in done.stderr, "no trial logged a model"
     assert "`autotweak resume cli-dies`" in done.stderr
     assert "every trial is in MLflow" not in done.stdout + done.stderr
 
