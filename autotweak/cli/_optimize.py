@@ -314,8 +314,18 @@ def _say_cost(executor: BaseExecutor | None, study: str) -> None:
 
 
 def _say_budget_spent(experiment: Experiment, result: StudyResult) -> None:
-    """Say why a run started no trial when the study already had its budget of trials."""
+    """Say why a run started no trial when the study already had its budget of trials.
+
+    A resume that wrote the records a tracking server missed says that instead: it did what
+    it was run for.
+    """
     if result.trials_run:
+        return
+    if result.records_caught_up:
+        _console.line(
+            f"no trial left to run; wrote {result.records_caught_up} trial record(s) to MLflow from "
+            "Optuna's trials (missing, or left open), and the study's summary"
+        )
         return
     limit = experiment.budget.trials
     if "trials" in result.stop_reasons and limit is not None:

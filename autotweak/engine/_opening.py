@@ -44,8 +44,11 @@ def open_records(
     resume: bool,
     keep_setup: bool,
     executor: Mapping[str, Any] | None = None,
-) -> tuple[optuna.Study, BaseStorage, str | None]:
+) -> tuple[optuna.Study, BaseStorage, str | None, int]:
     """The study in Optuna's storage and its parent run in the tracker, made or reopened.
+
+    Also how many trial records were written from Optuna's trials on the way (see
+    :func:`~autotweak.engine._reconcile.reconcile`): those a tracker that was down missed.
 
     ``executor`` is the ``meta`` of the executor that runs this session's trials, recorded
     on the study (``None``: not recorded, as for the ask/tell API's own loop).
@@ -64,16 +67,16 @@ def open_records(
             if executor is not None:
                 note_executor(study, executor)
         fail_stale(study)
-        return study, storage, _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
+        return study, storage, *_open_study_record(study, experiment, storage_url, tracking_uri, tracker)
     study = create_study(experiment, storage)
     try:
         if executor is not None:
             note_executor(study, executor)
-        run_id = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
+        run_id, caught_up = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
     except BaseException:
         _drop_new_study(experiment.name, storage)
         raise
-    return study, storage, run_id
+    return study, storage, run_id, caught_up
 
 
 def _open_study_record(
@@ -82,8 +85,11 @@ def _open_study_record(
     storage_url: str,
     tracking_uri: str | None,
     tracker: BaseTracker,
-) -> str | None:
+) -> tuple[str | None, int]:
     """The study's parent run, opened (or reopened), and the tracker's records made to agree with Optuna's.
+
+    Returns:
+        The parent run's id, and how many trial records were written from Optuna's trials.
 
     Raises:
         TrackingError: If the tracker cannot open the study's record (one line: the URI and why).
@@ -114,13 +120,13 @@ def _open_study_record(
         ) from exc
     execution = experiment.execution
     settle = execution.grace_period  # workers of this study may be running elsewhere
-    reconcile(study, tracker, experiment.metric.name, experiment.metric.steps, settle=settle)
+    caught_up = reconcile(study, tracker, experiment.metric.name, experiment.metric.steps, settle=settle)
     queue_lost_retries(study, tracker, settle=settle, max_retries=execution.max_retries)
     if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
         study.set_user_attr(ATTR.RUN_ID, run_id)
     if tracking_uri is not None:
         study.set_user_attr(ATTR.TRACKING_URI, redact(tracking_uri))
-    return run_id
+    return run_id, caught_up
 
 
 def _drop_new_study(name: str, storage: BaseStorage) -> None:

@@ -59,6 +59,8 @@ class StudyResult:
             ``report --ablate`` trials are not).
         unrecorded: Why the study closed without its MLflow records (its tracking server did
             not answer then), or ``None``; resuming the study writes them.
+        records_caught_up: Trial records this call wrote from Optuna's trials: those missing
+            or left open (a tracking server that was down, a worker that crashed).
     """
 
     summary: StudySummary
@@ -72,6 +74,7 @@ class StudyResult:
     best_config: dict[str, Any] = field(default_factory=dict)
     trials_run: int = 0
     trials_counted: int = 0
+    records_caught_up: int = 0
 
     @property
     def best_value(self) -> float | None:
@@ -228,6 +231,7 @@ def _run_study(
         best_config={} if summary.best_number is None else config_of(experiment, summary.best_params),
         trials_run=sum(r.trials for r in results),
         trials_counted=BudgetView.of(prepared.study.get_trials(deepcopy=False), None).counted,
+        records_caught_up=prepared.caught_up,
     )
     if interrupted:
         raise StudyInterrupted(result)
@@ -389,7 +393,7 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
     execution = prepared.experiment.execution
     prepared.unrecorded = prepared.tracker.unreachable()
     tracker = prepared.tracker if prepared.unrecorded is None else NullTracker()
-    reconcile(prepared.study, tracker, metric.name, metric.steps, settle=settle)
+    prepared.caught_up += reconcile(prepared.study, tracker, metric.name, metric.steps, settle=settle)
     queue_lost_retries(
         prepared.study, tracker, settle=execution.grace_period, max_retries=execution.max_retries
     )

@@ -34,6 +34,7 @@ class Prepared:
     tracker: BaseTracker
     context: WorkerContext
     unrecorded: str | None = None  # why the tracker could not be reached as the study closed
+    caught_up: int = 0  # trial records written from Optuna's trials as the study opened and closed
 
 
 def prepare(
@@ -66,7 +67,7 @@ def prepare(
         check_tracking_server(tracking_uri)  # before the study exists: a study without its record is stuck
     tracker = make_tracker(tracking_uri, local_workers=1 if runs_trials else None)
     try:
-        study, storage, run_id = open_records(
+        study, storage, run_id, caught_up = open_records(
             experiment,
             storage_url,
             tracking_uri,
@@ -89,7 +90,7 @@ def prepare(
         deadline=deadline,
         session=session,
     )
-    return Prepared(experiment, study, storage, tracker, context)
+    return Prepared(experiment, study, storage, tracker, context, caught_up=caught_up)
 
 
 def as_experiment(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,7 +127,15 @@ def test_records_catch_up_when_the_server_comes_back_before_the_end(home, server
     assert not [r for r in caplog.records if r.exc_info], "no traceback: the server was down, and said so"
 
 
-def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds(home, server):
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``autotweak ARGS`` in the test's working directory."""
+    command = [sys.executable, "-m", "autotweak", *args]
+    return subprocess.run(command, cwd=home.parent, capture_output=True, text=True, timeout=140)
+
+
+def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds_and_resume_says_what_it_wrote(
+    home, server
+):
     spec = base_spec(
         name="cli-dies",
         objective=objective("kill_tracking_server_at"),
@@ -136,13 +145,7 @@ def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds(home, 
     spec["base"] = {"x": 0.0, "kill_at": 3, "pid": server.pid}
     (home.parent / "exp.yaml").write_text(yaml.safe_dump(spec))
     began = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "autotweak", "optimize", "exp.yaml", "--tracking-uri", server.url],
-        cwd=home.parent,
-        capture_output=True,
-        text=True,
-        timeout=140,
-    )
+    done = _cli(home, "optimize", "exp.yaml", "--tracking-uri", server.url)
     assert time.monotonic() - began < 60
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "urllib3" not in done.stderr
@@ -152,6 +155,15 @@ def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds(home, 
     assert "registration" not in done.stderr, "no trial logged a model"
     assert "`autotweak resume cli-dies`" in done.stderr
     assert "every trial is in MLflow" not in done.stdout + done.stderr
+
+    server.start()
+    resumed = _cli(home, "resume", "cli-dies", "--tracking-uri", server.url)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "--trials" not in resumed.stdout + resumed.stderr, "no trial to run is what was asked for"
+    written = re.search(r"no trial left to run; wrote (\d+) trial record\(s\) to MLflow", resumed.stdout)
+    assert written, resumed.stdout
+    assert int(written[1]) >= 1  # trial 3's, at least: the server was killed in it
+    _closed(MlflowClient(server.url), "cli-dies", 4)
 
 
 @pytest.mark.parametrize("stop", ["preempted", pytest.param("interrupted", marks=pytest.mark.slow)])
