@@ -133,7 +133,7 @@ def worker(
 ) -> None:
     """Join the running STUDY from this machine and run its trials until the budget is spent."""
     from autotweak._validation import Where
-    from autotweak.engine._optimize import join
+    from autotweak.engine._join import join
     from autotweak.spec._parts import parse_duration
 
     _console.configure_logging(verbose or 1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,36 +11,30 @@ from typing import Any
 import optuna
 
 from autotweak._locations import (
-    check_storage_exists,
-    default_home,
-    is_redacted,
     resolve_storage_url,
-    resolve_tracking_uri,
 )
 from autotweak._signals import sigterm_as_ctrl_c
 from autotweak.engine._budget import BudgetView
 from autotweak.engine._executors import (
     BaseExecutor,
     WorkerCrashError,
-    check_not_starting_worker,
-    executor_for,
 )
+from autotweak.engine._join import settle_crashed_workers
 from autotweak.engine._loop import FAIL_FAST_REASON
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._prepare import Prepared, _runner, as_experiment, prepare
-from autotweak.engine._reconcile import queue_lost_retries, reconcile, settle_crashed
+from autotweak.engine._reconcile import queue_lost_retries, reconcile
 from autotweak.engine._share import register_winner
-from autotweak.engine._storage import MEMORY, make_storage
-from autotweak.engine._study import ATTR, config_of, load_study, state_of
-from autotweak.engine._study_sessions import open_session
+from autotweak.engine._storage import MEMORY
+from autotweak.engine._study import ATTR, config_of, state_of
 from autotweak.engine._summary import summarize
 from autotweak.engine._trial import MODEL_ATTR
-from autotweak.engine._worker import WorkerContext, WorkerResult, make_tracker
+from autotweak.engine._worker import WorkerResult
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
-from autotweak.tracking import BaseTracker, NullTracker, StudySummary, check_tracking_server
+from autotweak.tracking import BaseTracker, NullTracker, StudySummary
 
-__all__ = ["StudyInterrupted", "StudyResult", "join", "optimize", "prepare"]
+__all__ = ["StudyInterrupted", "StudyResult", "optimize", "prepare"]
 
 _log = logging.getLogger(__name__)
 
@@ -203,7 +196,9 @@ def _run_study(
     try:
         with Monitor(prepared.study, experiment, callback):
             results = runner.run(prepared.context, objective)
-            _settle_crashed(prepared.study, prepared.tracker, experiment, results)  # before its last look
+            settle_crashed_workers(
+                prepared.study, prepared.tracker, experiment, results
+            )  # before its last look
     except BaseException:
         _close(prepared, interrupted=True, settle=settle)
         raise
@@ -279,99 +274,6 @@ def _say_if_none_completed(study: optuna.Study, summary: StudySummary, results: 
         reason,
         study.study_name,
     )
-
-
-def _settle_crashed(
-    study: optuna.Study, tracker: BaseTracker, experiment: Experiment, results: list[WorkerResult]
-) -> None:
-    """Fail the trials that failed workers left running, and queue them again, as a stale-trial sweep would.
-
-    Their workers are gone, which this process knows without waiting for a grace period;
-    left running, they would stay so until a resume, and the study's retries with them.
-    """
-    for result in results:
-        if result.crashed and result.last_trial is not None:
-            settle_crashed(
-                study,
-                tracker,
-                result.last_trial,
-                f"its worker process crashed: {result.error}",
-                metric=experiment.metric.name,
-                max_retries=experiment.execution.max_retries,
-            )
-
-
-def join(
-    study_name: str,
-    *,
-    storage: str | None = None,
-    tracking_uri: str | None = None,
-    workers: int = 1,
-    wall_time: float | None = None,
-    session: str | None = None,
-    on_ready: Callable[[], None] | None = None,
-) -> list[WorkerResult]:
-    """Join a running study as a worker: run its trials until its budget is spent.
-
-    The study's own spec (kept in the storage) says what to run; this machine only needs
-    to reach the stores and import the objective.
-
-    Args:
-        study_name: The study to join.
-        storage: Its Optuna storage URL (else ``$AUTOTWEAK_STORAGE``, else the embedded one).
-        tracking_uri: Its MLflow tracking URI (else ``$MLFLOW_TRACKING_URI``, else the one
-            the study recorded, unless that held a password).
-        workers: Local worker processes to run.
-        wall_time: Seconds after which this worker stops taking trials.
-        session: The id of the session that launched this worker (a spot worker of
-            ``optimize``), whose trials these are; else this worker is a session of its own,
-            recorded on the study (see :mod:`~autotweak.engine._study_sessions`).
-        on_ready: Called once the study and its stores are found, before any worker starts.
-
-    Returns:
-        What each worker did.
-
-    Raises:
-        WorkerCrashError: If every worker failed.
-    """
-    check_not_starting_worker()
-    url = resolve_storage_url(storage)
-    check_storage_exists(url)
-    study = load_study(study_name, make_storage(url))
-    spec = study.user_attrs.get(ATTR.SPEC)
-    if not spec:
-        raise AutotweakError(f"study '{study_name}' was not created by autotweak; it holds no spec to run.")
-    experiment = Experiment.from_dict(spec, source=f"<study {study_name}>")
-    experiment.resolve_objective()  # before anything runs: a study driven by ask/tell has none
-    recorded = study.user_attrs.get(ATTR.TRACKING_URI)
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if uri is None and recorded and not is_redacted(recorded):
-        uri = recorded
-    tracking = resolve_tracking_uri(uri)
-    experiment = experiment.with_overrides(storage=url, tracking_uri=tracking)  # the spec's hide passwords
-    check_tracking_server(tracking)  # before a trial starts: its worker would wait minutes on a dead server
-    runner = executor_for(workers)
-    context = WorkerContext(
-        experiment=experiment,
-        storage_url=url,
-        tracking_uri=tracking,
-        study_run_id=study.user_attrs.get(ATTR.RUN_ID),
-        home=str(default_home()),
-        deadline=None if wall_time is None else time.time() + wall_time,
-        session=session or open_session(study, "worker", runner.meta),  # the report counts its trials
-    )
-    if on_ready is not None:
-        on_ready()
-    results = runner.run(context, None)
-    if any(r.crashed and r.last_trial is not None for r in results):
-        tracker = make_tracker(context.tracking_uri)
-        try:
-            _settle_crashed(study, tracker, experiment, results)
-        finally:
-            tracker.close()
-    if results and all(r.crashed for r in results):
-        raise WorkerCrashError(study_name, [str(r.error) for r in results])
-    return results
 
 
 def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> StudySummary:

@@ -15,7 +15,7 @@ import pytest
 
 import autotweak
 from autotweak._locations import resolve_storage_url
-from autotweak.engine._optimize import join
+from autotweak.engine._join import join
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR
 from autotweak.spec import Experiment
