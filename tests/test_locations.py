@@ -172,7 +172,9 @@ _OPEN = {
 
 
 @pytest.mark.parametrize("name", sorted(_OPEN))
-@pytest.mark.parametrize("after", [0.3, 1.0, 1.4])
+@pytest.mark.parametrize(  # how far the tables got; the other moments run with the slow tests
+    "after", [pytest.param(0.3, marks=pytest.mark.slow), 1.0, pytest.param(1.4, marks=pytest.mark.slow)]
+)
 def test_a_store_whose_creation_was_killed_opens_later(tmp_path, name, after):
     """kill -9 while MLflow or Optuna make their tables: the next command still opens the store."""
     import signal

@@ -33,7 +33,7 @@ def _random_sampler_xs(seed: int, n: int) -> list[float]:
     return [study.ask().suggest_float("x", -5.0, 5.0) for _ in range(n)]
 
 
-@pytest.mark.parametrize("sampler", ["random", "tpe"])
+@pytest.mark.parametrize("sampler", [pytest.param("random", marks=pytest.mark.slow), "tpe"])
 def test_each_resume_draws_new_configs_and_the_first_session_is_reproducible(
     home: Path, make_experiment: Callable[..., Experiment], sampler: str
 ) -> None:

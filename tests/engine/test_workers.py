@@ -289,8 +289,11 @@ def test_ctrl_c_stops_cleanly_and_resume_runs_the_interrupted_trials_first(home,
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
 @pytest.mark.parametrize(
     ("stop_signal", "to_group"),
-    [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGHUP, True)],
-    ids=["kill", "kill-group", "hangup"],
+    [  # the group and hangup variants with the slow tests: the worker side is the same
+        pytest.param(signal.SIGTERM, False, id="kill"),
+        pytest.param(signal.SIGTERM, True, id="kill-group", marks=pytest.mark.slow),
+        pytest.param(signal.SIGHUP, True, id="hangup", marks=pytest.mark.slow),
+    ],
 )
 def test_sigterm_closes_the_study_as_ctrl_c_does_also_in_a_background_job(
     home, mlflow_client, stop_signal, to_group
