@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autotweak.exceptions import AutotweakError
+from autotweak.exceptions import AutotweakError, StudyNotFoundError
 
 __all__ = [
     "DEFAULT_HOME",
+    "WHERE_STORAGE",
     "artifact_root",
     "check_optuna_sqlite",
     "sqlite_tables",
@@ -23,6 +24,7 @@ __all__ = [
     "check_storage_exists",
     "create_whole",
     "is_redacted",
+    "missing_default_storage",
     "missing_sqlite_file",
     "redact",
     "resolve_storage_url",
@@ -30,10 +32,14 @@ __all__ = [
     "resolve_tracking_uri",
     "sqlite_path",
     "storage_problem",
+    "storage_url_of",
+    "tracking_uri_of",
     "tracking_problem",
 ]
 
 DEFAULT_HOME = ".autotweak"
+# How a user gives the storage that holds a study, in messages that did not find it.
+WHERE_STORAGE = "--storage (CLI), $AUTOTWEAK_STORAGE or `storage` (spec or Python)"
 
 
 def default_home() -> Path:
@@ -41,32 +47,43 @@ def default_home() -> Path:
     return Path(os.environ.get("AUTOTWEAK_HOME", DEFAULT_HOME)).resolve()
 
 
-def resolve_storage_url(explicit: str | None) -> str:
+def storage_url_of(explicit: str | None) -> str:
     """Optuna storage URL: explicit value, else ``$AUTOTWEAK_STORAGE``, else embedded SQLite.
 
     A ``postgresql://`` URL gets the PostgreSQL driver that is installed (see
-    :func:`with_postgres_driver`).
+    :func:`with_postgres_driver`). Nothing is created: commands that only read use this.
     """
     url = explicit or os.environ.get("AUTOTWEAK_STORAGE")
-    if url:
-        return with_postgres_driver(url)
-    home = default_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'optuna.db'}"
+    return with_postgres_driver(url) if url else _default_storage()
 
 
-def resolve_tracking_uri(explicit: str | None) -> str:
+def resolve_storage_url(explicit: str | None) -> str:
+    """As :func:`storage_url`, with the embedded default's folder created for a study to be written there."""
+    url = storage_url_of(explicit)
+    if url == _default_storage():
+        default_home().mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def _default_storage() -> str:
+    return f"sqlite:///{default_home() / 'optuna.db'}"
+
+
+def tracking_uri_of(explicit: str | None) -> str:
     """MLflow tracking URI: explicit value, else ``$MLFLOW_TRACKING_URI``, else embedded SQLite.
 
     A ``postgresql://`` URI gets the PostgreSQL driver that is installed (see
-    :func:`with_postgres_driver`).
+    :func:`with_postgres_driver`). Nothing is created.
     """
     uri = explicit or os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return with_postgres_driver(uri)
-    home = default_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'mlflow.db'}"
+    return with_postgres_driver(uri) if uri else f"sqlite:///{default_home() / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(explicit: str | None) -> str:
+    """As :func:`tracking_uri_of`, with the embedded default's folder created for MLflow to write there."""
+    if not (explicit or os.environ.get("MLFLOW_TRACKING_URI")):
+        default_home().mkdir(parents=True, exist_ok=True)
+    return tracking_uri_of(explicit)
 
 
 def storage_problem(url: str) -> str | None:
@@ -207,23 +224,36 @@ def sqlite_tables(url: str) -> list[str] | None:
         return [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
 
 
-def check_storage_exists(url: str, label: str = "storage") -> None:
-    """Refuse a ``sqlite:///`` storage named explicitly whose file does not exist.
+def check_storage_exists(url: str, label: str = "storage", study: str | None = None) -> None:
+    """Refuse a ``sqlite:///`` storage whose file does not exist, creating nothing.
 
     Commands that read studies (``status``, ``best``, ``report``, ``resume``, ``worker``)
     would otherwise create an empty database, folders included, at a misspelled path and
-    report "no studies" there. The embedded default store may be empty: a fresh user's is.
+    report "no studies" there. The embedded default store that does not exist yet is
+    refused only when ``study`` is looked for in it: bare ``status`` says it holds none.
 
     Raises:
         AutotweakError: If ``url`` names a SQLite file that does not exist.
+        StudyNotFoundError: If it is the embedded default and ``study`` is given.
     """
     path = missing_sqlite_file(url)
-    if path is None or url == f"sqlite:///{default_home() / 'optuna.db'}":
+    if path is None:
         return
-    raise AutotweakError(
-        f"{label}: no Optuna storage at {str(path)!r} (the file does not exist); check the path "
-        "(`autotweak optimize` creates a study's storage)."
-    )
+    if url != _default_storage():
+        raise AutotweakError(
+            f"{label}: no Optuna storage at {str(path)!r} (the file does not exist); check the path "
+            "(`autotweak optimize` creates a study's storage)."
+        )
+    if study is not None:
+        raise StudyNotFoundError(
+            f"no study named '{study}': the default storage {path} does not exist (no study has run with "
+            f"it); give the storage that holds the study: {WHERE_STORAGE}."
+        )
+
+
+def missing_default_storage(url: str) -> Path | None:
+    """The embedded default store's file when ``url`` is that store and the file does not exist yet."""
+    return missing_sqlite_file(url) if url == _default_storage() else None
 
 
 def check_optuna_sqlite(url: str) -> None:

@@ -11,8 +11,8 @@ import click
 
 from autotweak._locations import (
     is_redacted,
-    resolve_storage_url,
-    resolve_tracking_uri,
+    storage_url_of,
+    tracking_uri_of,
 )
 from autotweak.cli._main import _console
 from autotweak.cli._models import pruner_shown, sampler_shown
@@ -102,7 +102,7 @@ def _check_more_trials(experiment: Experiment, trials: int, storage: str | None)
     from autotweak.engine._budget import BudgetView
     from autotweak.engine._study import load_study
 
-    study = load_study(experiment.name, open_storage(storage or experiment.storage))
+    study = load_study(experiment.name, open_storage(storage or experiment.storage, experiment.name))
     counted = BudgetView.read(study, None, need_compute=False).counted  # one COUNT query on a database
     if trials <= counted:
         raise AutotweakError(
@@ -138,9 +138,9 @@ def worker(
 
     _console.configure_logging(verbose or 1)
     seconds = parse_duration(wall_time, Where("--wall-time")) if wall_time else None
-    stores["storage"] = (option_label("--storage"), resolve_storage_url(storage))  # what a store error names
+    stores["storage"] = (option_label("--storage"), storage_url_of(storage))  # what a store error names
     if tracking_uri:
-        stores["tracking"] = (option_label("--tracking-uri"), resolve_tracking_uri(tracking_uri))
+        stores["tracking"] = (option_label("--tracking-uri"), tracking_uri_of(tracking_uri))
     results = join(
         study,
         storage=storage,
@@ -203,7 +203,7 @@ def _experiment_from_storage(name: str, storage: str | None, tracking_uri: str |
     """The experiment a study keeps, with the store URLs whose password its records hide given again."""
     from autotweak.engine._study import ATTR, load_study
 
-    study = load_study(name, open_storage(storage))
+    study = load_study(name, open_storage(storage, name))
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:
         raise AutotweakError(f"study '{name}' was not created by autotweak; it holds no spec to resume from.")
@@ -363,5 +363,5 @@ def _store_origin(experiment: Experiment, key: str, option: str | None) -> tuple
     if value and not option:
         return f"'{key}' in {experiment.source}" if experiment.source else key, value
     if key == "storage":
-        return option_label("--storage"), resolve_storage_url(value)
-    return option_label("--tracking-uri"), resolve_tracking_uri(value)
+        return option_label("--storage"), storage_url_of(value)
+    return option_label("--tracking-uri"), tracking_uri_of(value)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from autotweak._locations import resolve_tracking_uri
+from autotweak._locations import missing_default_storage, resolve_tracking_uri, storage_url_of
 from autotweak.cli._main import _console
 from autotweak.cli._stores import open_storage, option_label, storage_option, stores, tracking_option
 from autotweak.exceptions import AutotweakError
@@ -31,7 +31,9 @@ def status(study: str | None, storage: str | None) -> None:
     from autotweak.engine._study import load_study
     from autotweak.engine._summary import summarize
 
-    opened = open_storage(storage)
+    if study is None and _said_no_default_storage(storage):
+        return
+    opened = open_storage(storage, study)
     if study is None:
         url = stores["storage"][1]
         names = [s.study_name for s in opened.get_all_studies()]
@@ -53,6 +55,17 @@ def status(study: str | None, storage: str | None) -> None:
     )
 
 
+def _said_no_default_storage(storage: str | None) -> bool:
+    """Say "no studies" when the storage is the embedded default and does not exist yet (not creating it)."""
+    path = missing_default_storage(storage_url_of(storage))
+    if path is not None:
+        _console.line(
+            f"no studies: the default storage {path} does not exist yet (`autotweak optimize` creates "
+            "it); to list another storage, give --storage or $AUTOTWEAK_STORAGE"
+        )
+    return path is not None
+
+
 @click.command()
 @click.argument("study")
 @storage_option
@@ -62,7 +75,7 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     from autotweak.engine._study import load_study
     from autotweak.engine._summary import best_config, summarize
 
-    loaded = load_study(study, open_storage(storage))
+    loaded = load_study(study, open_storage(storage, study))
     summary = summarize(loaded)
     if summary.best_number is None:
         raise AutotweakError(f"study '{study}' has no completed trial yet.")
@@ -112,7 +125,7 @@ def report(
     from autotweak.engine._study import load_study
     from autotweak.report import compare_markdown, write_comparison
 
-    url_storage = open_storage(storage)
+    url_storage = open_storage(storage, studies[0])
     url = stores["storage"][1]
     if tracking_uri:
         stores["tracking"] = (option_label("--tracking-uri"), tracking_uri)

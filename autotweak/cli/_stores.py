@@ -13,10 +13,10 @@ from autotweak._locations import (
     check_optuna_sqlite,
     check_storage_exists,
     redact,
-    resolve_storage_url,
-    resolve_tracking_uri,
     storage_problem,
+    storage_url_of,
     tracking_problem,
+    tracking_uri_of,
 )
 from autotweak.exceptions import AutotweakError
 
@@ -61,13 +61,17 @@ _FIXES = (
 )
 
 
-def open_storage(storage: str | None) -> optuna.storages.BaseStorage:
-    """The Optuna storage of ``--storage`` (or its variable, or the embedded default)."""
+def open_storage(storage: str | None, study: str | None = None) -> optuna.storages.BaseStorage:
+    """The Optuna storage of ``--storage`` (or its variable, or the embedded default), to read ``study``.
+
+    A SQLite file that does not exist is not created: a misspelled path is refused, and so
+    is the embedded default when ``study`` is looked for in it (nothing has run there).
+    """
     import optuna
 
-    url = resolve_storage_url(storage)
+    url = storage_url_of(storage)
     stores["storage"] = (option_label("--storage"), url)
-    check_storage_exists(url, "--storage")
+    check_storage_exists(url, "--storage", study)
     check_optuna_sqlite(url)
     return optuna.storages.get_storage(url)
 
@@ -98,9 +102,9 @@ def store_failed(exc: Exception) -> str | None:
     else:
         return unusable_store()
     label, url = stores.get(store) or (
-        (option_label("--storage"), resolve_storage_url(None))
+        (option_label("--storage"), storage_url_of(None))
         if store == "storage"
-        else (option_label("--tracking-uri"), resolve_tracking_uri(None))
+        else (option_label("--tracking-uri"), tracking_uri_of(None))
     )
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].strip()
     fix = next((f"; {fix}" for words, fix in _FIXES if any(w in reason for w in words)), "")

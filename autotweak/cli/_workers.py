@@ -75,7 +75,7 @@ def _study_region(study: str, storage: str | None) -> str | None:
     from autotweak.engine._study import ATTR
 
     try:
-        storage_ = open_storage(storage)
+        storage_ = open_storage(storage, study)
         study_id = storage_.get_study_id_from_name(study)
         spec: Any = storage_.get_study_user_attrs(study_id).get(ATTR.SPEC) or {}
         region = ((spec.get("execution") or {}).get("aws") or {}).get("region")

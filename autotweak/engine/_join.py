@@ -12,8 +12,8 @@ from autotweak._locations import (
     check_storage_exists,
     default_home,
     is_redacted,
-    resolve_storage_url,
     resolve_tracking_uri,
+    storage_url_of,
 )
 from autotweak.engine._executors import WorkerCrashError, check_not_starting_worker, executor_for
 from autotweak.engine._reconcile import settle_crashed
@@ -82,8 +82,8 @@ def join(
         WorkerCrashError: If every worker failed.
     """
     check_not_starting_worker()
-    url = resolve_storage_url(storage)
-    check_storage_exists(url)
+    url = storage_url_of(storage)
+    check_storage_exists(url, study=study_name)  # an empty default store is not created to say so
     study = load_study(study_name, make_storage(url))
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:

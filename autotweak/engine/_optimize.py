@@ -11,7 +11,8 @@ from typing import Any
 import optuna
 
 from autotweak._locations import (
-    resolve_storage_url,
+    check_storage_exists,
+    storage_url_of,
 )
 from autotweak._signals import sigterm_as_ctrl_c
 from autotweak.engine._budget import BudgetView
@@ -151,11 +152,14 @@ def optimize(
         experiment = experiment.with_overrides(
             execution=Execution(**{**vars(experiment.execution), "workers": workers})
         )
-    if resolve_storage_url(experiment.storage) == MEMORY:
+    url = storage_url_of(experiment.storage)
+    if url == MEMORY:
         raise AutotweakError(
             "optimize() needs a storage its workers can share; storage='memory' works with "
             "the ask/tell Study API only."
         )
+    if resume:  # before the executor's checks make the stores' folder
+        check_storage_exists(url, study=experiment.name)
     runner, objective = _runner(experiment, executor, track=track)  # before the study exists
     with sigterm_as_ctrl_c():  # a scheduler's SIGTERM closes the study as Ctrl-C does
         prepared = prepare(experiment, resume=resume, track=track, executor=runner.meta)

@@ -12,7 +12,13 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage
 
-from autotweak._locations import default_home, resolve_storage_url, resolve_tracking_uri
+from autotweak._locations import (
+    check_storage_exists,
+    default_home,
+    resolve_storage_url,
+    resolve_tracking_uri,
+    storage_url_of,
+)
 from autotweak._validation import Where
 from autotweak.engine._executors import BaseExecutor, check_not_starting_worker, executor_for
 from autotweak.engine._opening import open_records
@@ -61,7 +67,9 @@ def prepare(
     session's.
     """
     check_not_starting_worker()
-    storage_url = resolve_storage_url(experiment.storage)
+    if resume:  # the study is looked for: a store that does not exist is not created to say it is not there
+        check_storage_exists(storage_url_of(experiment.storage), study=experiment.name)
+    url = resolve_storage_url(experiment.storage)
     tracking_uri = resolve_tracking_uri(experiment.tracking_uri) if track else None
     if tracking_uri is not None:
         check_tracking_server(tracking_uri)  # before the study exists: a study without its record is stuck
@@ -69,7 +77,7 @@ def prepare(
     try:
         study, storage, run_id, caught_up = open_records(
             experiment,
-            storage_url,
+            url,
             tracking_uri,
             tracker,
             resume=resume,
@@ -83,7 +91,7 @@ def prepare(
     deadline = None if experiment.budget.wall_time is None else time.time() + experiment.budget.wall_time
     context = WorkerContext(
         experiment=experiment,
-        storage_url=storage_url,
+        storage_url=url,
         tracking_uri=tracking_uri,
         study_run_id=run_id,
         home=str(default_home()),

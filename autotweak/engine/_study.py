@@ -13,6 +13,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._config import base_values
+from autotweak._locations import WHERE_STORAGE
 from autotweak._quiet import quiet_optuna
 from autotweak.exceptions import AutotweakError, StudyMismatchError, StudyNotFoundError
 from autotweak.spec import Experiment
@@ -139,8 +140,7 @@ def load_study(name: str, storage: BaseStorage) -> optuna.Study:
         listing = ", ".join(names) if names else "none"
         raise StudyNotFoundError(
             f"no study named '{name}' in the storage {storage_name(storage)} (studies there: {listing}); "
-            "check the name, or give the storage that holds the study: --storage (CLI), "
-            "$AUTOTWEAK_STORAGE or `storage` (spec or Python)."
+            f"check the name, or give the storage that holds the study: {WHERE_STORAGE}."
         )
     return optuna.load_study(study_name=name, storage=storage)
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import yaml
 
 from tests.conftest import base_spec
@@ -96,9 +97,15 @@ def test_a_worker_that_looks_in_the_wrong_storage_names_it_and_how_to_give_the_r
     """A second machine without $AUTOTWEAK_STORAGE looks in its embedded store, which it should say."""
     run = autotweak("worker", "shared-study", cwd=home.parent)
     assert run.returncode == 2, run.stderr
-    assert f"no study named 'shared-study' in the storage sqlite:///{home / 'optuna.db'} " in run.stderr
-    assert "(studies there: none); check the name, or give the storage that holds the study: " in run.stderr
+    default = home / "optuna.db"
+    assert f"no study named 'shared-study': the default storage {default} does not exist" in run.stderr
+    assert "; give the storage that holds the study: " in run.stderr
     assert "--storage (CLI), $AUTOTWEAK_STORAGE or `storage` (spec or Python)." in run.stderr
+    assert not (home / "optuna.db").exists(), "no empty store is left for the next command to find"
+    optuna.create_study(study_name="other", storage=f"sqlite:///{home / 'optuna.db'}")
+    run = autotweak("worker", "shared-study", cwd=home.parent)
+    assert f"no study named 'shared-study' in the storage sqlite:///{home / 'optuna.db'} " in run.stderr
+    assert "(studies there: other); check the name, or give the storage that holds the study: " in run.stderr
 
 
 def test_storage_falls_back_to_the_environment(home, monkeypatch):
