@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from autotweak.spec import Experiment
+from autotweak.testing.services import Postgres, postgres
 
 # A suite started as a background job (`bash scripts/test.sh &` in a script, `nohup ... &`)
 # inherits SIGINT ignored, and so would every CLI it starts: the tests of Ctrl-C could not
@@ -33,6 +34,14 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
     MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
     return path
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    """A PostgreSQL server of the module's own, with a database 'optuna'; its tests may stop and start it."""
+    with postgres() as server:
+        server.create_database("optuna")
+        yield server
 
 
 @pytest.fixture

@@ -10,16 +10,40 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import optuna
+import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from autotweak._locations import resolve_storage_url
 from autotweak.spec import Experiment
+from autotweak.testing.services import Postgres
 
 
 def load(experiment: Experiment) -> optuna.Study:
     """The Optuna study of ``experiment`` in this test's storage."""
     return optuna.load_study(study_name=experiment.name, storage=resolve_storage_url(experiment.storage))
+
+
+def is_up(url: str) -> bool:
+    """Whether the database server of ``url`` takes a connection."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect():
+            return True
+    except sqlalchemy.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def drop_studies(pg: Postgres, url: str) -> None:
+    """Delete the studies of the Optuna database ``url``, its server started again if a test left it down."""
+    if not is_up(url):
+        pg.ctl("start")
+    storage = optuna.storages.RDBStorage(url)
+    for study in storage.get_all_studies():
+        storage.delete_study(study._study_id)
+    storage.engine.dispose()
 
 
 @dataclass

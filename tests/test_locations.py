@@ -6,7 +6,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -28,7 +27,6 @@ from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
 from autotweak.report._text import _tracking_uri
 from autotweak.spec import Experiment
-from autotweak.testing.services import Postgres, postgres
 from tests.cli.test_cli import autotweak
 from tests.conftest import base_spec
 
@@ -110,13 +108,6 @@ def test_a_plain_postgresql_url_without_a_driver_is_one_line(monkeypatch):
     )
     with pytest.raises(AutotweakError, match=r"^postgresql://me:\*\*\*@db/optuna: .*autotweak\[postgres\]"):
         resolve_storage_url("postgresql://me:secret@db/optuna")
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    with postgres() as server:
-        server.create_database("optuna")
-        yield server
 
 
 @pytest.mark.skipif(_HAS_PSYCOPG3 or not _HAS_PSYCOPG2, reason="needs psycopg2 without psycopg (version 3)")

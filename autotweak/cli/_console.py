@@ -23,6 +23,21 @@ __all__ = ["Console"]
 _OURS = "_autotweak_cli"  # marks the log handler the CLI installed
 
 
+_OPTUNA_RDB = "optuna.storages._rdb.storage"
+
+
+class _OptunaSqlHidden(logging.Filter):
+    """Drops the warnings of Optuna's database storage, shown again at ``-vv``.
+
+    Its one warning, "Caught an error from sqlalchemy", carries a query's SQL and comes when
+    the database drops a connection (a restart): autotweak retries the read and says so in
+    its own words.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno != logging.WARNING
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
@@ -75,6 +90,11 @@ class Console:
         setattr(handler, _OURS, True)
         logger.addHandler(handler)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage_log = logging.getLogger(_OPTUNA_RDB)
+        for old_filter in [f for f in storage_log.filters if isinstance(f, _OptunaSqlHidden)]:
+            storage_log.removeFilter(old_filter)
+        if verbose < 2:
+            storage_log.addFilter(_OptunaSqlHidden())
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -26,18 +26,11 @@ from autotweak.engine._study import ATTR, create_study, state_of
 from autotweak.engine._worker import WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
-from autotweak.testing.services import Postgres, postgres
+from autotweak.testing.services import Postgres
 from autotweak.tracking import NullTracker
+from tests.helpers import drop_studies
 
 UNREACHABLE = "unreachable while"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    """A PostgreSQL server of this module's own, which its tests stop and start."""
-    with postgres() as server:
-        server.create_database("optuna")
-        yield server
 
 
 @pytest.fixture
@@ -45,23 +38,7 @@ def pg_url(pg: Postgres) -> Iterator[str]:
     """The Optuna database; the studies a test made there are deleted after it."""
     url = pg.url("optuna")
     yield url
-    if not _is_up(url):
-        pg.ctl("start")
-    storage = optuna.storages.RDBStorage(url)
-    for study in storage.get_all_studies():
-        storage.delete_study(study._study_id)
-    storage.engine.dispose()
-
-
-def _is_up(url: str) -> bool:
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.connect():
-            return True
-    except sqlalchemy.exc.OperationalError:
-        return False
-    finally:
-        engine.dispose()
+    drop_studies(pg, url)
 
 
 def _context(exp: Experiment, url: str, home: Path) -> WorkerContext:
