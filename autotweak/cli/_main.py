@@ -6,7 +6,7 @@ import click
 
 from autotweak._signals import stop_on_sigterm
 from autotweak.cli._console import Console
-from autotweak.cli._stores import store_failed
+from autotweak.cli._stores import error_said, store_failed
 from autotweak.exceptions import AutotweakError
 
 __all__ = ["cli", "main"]
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         raise SystemExit(exc.exit_code) from None
     except AutotweakError as exc:
-        _console.error(str(exc))
+        _console.error(error_said(exc))
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         _console.error("interrupted")

@@ -6,17 +6,26 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from autotweak._locations import missing_default_storage, resolve_tracking_uri, storage_url_of
 from autotweak.cli._main import _console
-from autotweak.cli._stores import open_storage, option_label, storage_option, stores, tracking_option
+from autotweak.cli._stores import (
+    open_storage,
+    option_label,
+    reading,
+    storage_option,
+    stores,
+    tracking_option,
+)
 from autotweak.exceptions import AutotweakError
 
 if TYPE_CHECKING:
     import optuna
+
+    from autotweak.tracking._records import StudySummary
 
 __all__ = ["best", "report", "status"]
 
@@ -26,33 +35,41 @@ __all__ = ["best", "report", "status"]
 @storage_option
 def status(study: str | None, storage: str | None) -> None:
     """List the studies, or show how STUDY stands."""
-    import optuna
-
     from autotweak.engine._study import load_study
     from autotweak.engine._summary import summarize
 
+    _console.configure_logging(0)  # a storage restart is said in a line, Optuna's SQL is not
     if study is None and _said_no_default_storage(storage):
         return
     opened = open_storage(storage, study)
     if study is None:
-        url = stores["storage"][1]
-        names = [s.study_name for s in opened.get_all_studies()]
-        if not names:
-            _console.line(f"no studies in {url}")
-        for name in names:  # as the report counts them: the search's trials, the queued ones said apart
-            found = summarize(optuna.load_study(study_name=name, storage=opened))
-            best = "-" if found.best_value is None else f"{found.best_value:.6g}"
-            queued = found.counts.get("waiting", 0)
-            ran = sum(found.counts.values()) - queued
-            more = f" ({queued} queued)" if queued else ""
-            _console.line(f"{name}: {ran} trial{'' if ran == 1 else 's'}{more}, best {best}")
+        for line in reading(lambda: _listing(opened), "listing the studies"):
+            _console.line(line)
         return
-    summary = summarize(load_study(study, opened))
+    summary = reading(lambda: summarize(load_study(study, opened)), f"reading study '{study}'")
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
     best = "-" if summary.best_value is None else f"{summary.best_value:.6g} (trial {summary.best_number})"
     _console.line(
         f"{study}: {counts or 'no trials'}; best {best}; compute {summary.compute:.2f} full trainings"
     )
+
+
+def _listing(opened: optuna.storages.BaseStorage) -> list[str]:
+    """One line per study of the storage, as the report counts them: the queued trials said apart."""
+    import optuna
+
+    from autotweak.engine._summary import summarize
+
+    names = [s.study_name for s in opened.get_all_studies()]
+    lines = [] if names else [f"no studies in {stores['storage'][1]}"]
+    for name in names:
+        found = summarize(optuna.load_study(study_name=name, storage=opened))
+        best = "-" if found.best_value is None else f"{found.best_value:.6g}"
+        queued = found.counts.get("waiting", 0)
+        ran = sum(found.counts.values()) - queued
+        more = f" ({queued} queued)" if queued else ""
+        lines.append(f"{name}: {ran} trial{'' if ran == 1 else 's'}{more}, best {best}")
+    return lines
 
 
 def _said_no_default_storage(storage: str | None) -> bool:
@@ -75,15 +92,22 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     from autotweak.engine._study import load_study
     from autotweak.engine._summary import best_config, summarize
 
-    loaded = load_study(study, open_storage(storage, study))
-    summary = summarize(loaded)
+    _console.configure_logging(0)
+    opened = open_storage(storage, study)
+
+    def read() -> tuple[StudySummary, dict[str, Any]]:
+        loaded = load_study(study, opened)
+        summary = summarize(loaded)
+        return summary, best_config(loaded, summary)  # as StudyResult.best_config: base + tweaks
+
+    summary, config = reading(read, f"reading study '{study}'")
     if summary.best_number is None:
         raise AutotweakError(f"study '{study}' has no completed trial yet.")
     if as_json:
         payload = {
             "trial": summary.best_number,
             "value": summary.best_value,
-            "config": best_config(loaded, summary),  # as StudyResult.best_config: base + tweaks
+            "config": config,
             "params": summary.best_params,
         }
         _console.line(json.dumps(payload, indent=2, default=str))
@@ -125,11 +149,12 @@ def report(
     from autotweak.engine._study import load_study
     from autotweak.report import compare_markdown, write_comparison
 
+    _console.configure_logging(0)
     url_storage = open_storage(storage, studies[0])
     url = stores["storage"][1]
     if tracking_uri:
         stores["tracking"] = (option_label("--tracking-uri"), tracking_uri)
-    loaded = [load_study(name, url_storage) for name in studies]
+    loaded = reading(lambda: [load_study(name, url_storage) for name in studies], "loading the studies")
     if len(loaded) == 1:
         if ablate:
             from autotweak.report import run_ablation
@@ -146,10 +171,11 @@ def report(
         return
     if ablate or model_name:
         raise AutotweakError("--ablate and --register work on one study at a time, got several studies.")
-    _console.line(compare_markdown(loaded))
+    _console.line(reading(lambda: compare_markdown(loaded), "reading the studies"))
     if html_dir is not None:
         started = time.time()
-        _console.line(_wrote(write_comparison(loaded, Path(html_dir)), started))
+        page = reading(lambda: write_comparison(loaded, Path(html_dir)), "reading the studies")
+        _console.line(_wrote(page, started))
 
 
 def _ablation_trials(study: optuna.Study) -> dict[int, str]:
@@ -181,15 +207,19 @@ def _wrote(page: Path, since: float) -> str:
 def _report_one(study: optuna.Study, tracking_uri: str | None, html_dir: str | None) -> None:
     from autotweak.report import build_report, log_report, write_html_report
 
-    uri = _study_tracking_uri(study, tracking_uri)
-    markdown = build_report(study, tracking_uri=uri).to_markdown()
+    def read() -> tuple[str, str]:
+        uri = _study_tracking_uri(study, tracking_uri)
+        return uri, build_report(study, tracking_uri=uri).to_markdown()
+
+    what = f"reading study '{study.study_name}'"
+    uri, markdown = reading(read, what)
     _console.line(markdown)
     if html_dir is None:
         return
     started = time.time()
-    page = write_html_report(study, Path(html_dir), tracking_uri=uri)
+    page = reading(lambda: write_html_report(study, Path(html_dir), tracking_uri=uri), what)
     _console.line(_wrote(page, started))
-    run_id = log_report(study, Path(html_dir), uri, markdown)
+    run_id = reading(lambda: log_report(study, Path(html_dir), uri, markdown), what)
     if run_id:
         _console.line(
             f"logged it to the study's MLflow run {run_id} (artifacts: report/, and its description)"

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = [
+    "error_said",
     "open_storage",
     "option_label",
+    "reading",
     "storage_option",
     "store_failed",
     "stores",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 # The stores this command opens, as (where the URL came from, the URL), for store errors.
 stores: dict[str, tuple[str, str]] = {}
@@ -76,6 +79,18 @@ def open_storage(storage: str | None, study: str | None = None) -> optuna.storag
     return optuna.storages.get_storage(url)
 
 
+def reading(func: Callable[[], T], what: str) -> T:
+    """``func()``, a read of the opened storage, retried while the storage is unreachable (a restart).
+
+    The storage answered when it was opened: a connection lost since is waited out as the
+    engine's workers wait (:func:`~autotweak.engine._storage.retrying`), and a read that
+    failed halfway is done again from the start.
+    """
+    from autotweak.engine._storage import retrying
+
+    return retrying(func, what, store=stores["storage"][1])
+
+
 _ENVVARS = {
     "--storage": ("storage", "AUTOTWEAK_STORAGE"),
     "--tracking-uri": ("tracking_uri", "MLFLOW_TRACKING_URI"),
@@ -93,6 +108,8 @@ def option_label(flag: str) -> str:
 
 def store_failed(exc: Exception) -> str | None:
     """One line naming the store, its option and URL, when ``exc`` is a store that cannot be used."""
+    if type(exc).__name__ == "StorageInternalError" and isinstance(exc.__cause__, Exception):
+        exc = exc.__cause__  # Optuna's wrapper of a database error met in a commit (opening: its version)
     kind = type(exc)
     if kind.__module__.startswith("mlflow") and "StoreURI" in kind.__name__:
         store = "tracking"  # MLflow's Unsupported*StoreURIException: a URI scheme it has no store for
@@ -107,8 +124,23 @@ def store_failed(exc: Exception) -> str | None:
         else (option_label("--tracking-uri"), tracking_uri_of(None))
     )
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].strip()
-    fix = next((f"; {fix}" for words, fix in _FIXES if any(w in reason for w in words)), "")
-    return f"{label}: cannot open the store at {redact(url)!r}: {kind.__name__}: {reason}{fix}"
+    return f"{label}: cannot open the store at {redact(url)!r}: {kind.__name__}: {reason}{_fix(reason)}"
+
+
+def _fix(reason: str) -> str:
+    """``; what to do`` about a database server's refusal, from its words (else nothing)."""
+    return next((f"; {fix}" for words, fix in _FIXES if any(w in reason for w in words)), "")
+
+
+def error_said(exc: AutotweakError) -> str:
+    """How the CLI says ``exc``: a storage that stayed unreachable is named by its option, with the fix."""
+    from autotweak.engine._storage import StorageUnreachableError
+
+    if not isinstance(exc, StorageUnreachableError):
+        return str(exc)
+    label = stores.get("storage", ("--storage", ""))[0]
+    fix = _fix(str(exc)) or "; check that its server is running, then run the command again"
+    return f"{label}: {exc}{fix}"
 
 
 def unusable_store() -> str | None:

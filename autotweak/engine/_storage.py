@@ -382,9 +382,13 @@ def retrying(
 
 
 def _root(exc: BaseException) -> BaseException:
-    """The database driver's error under SQLAlchemy's and Optuna's wrappers."""
+    """The database driver's error under SQLAlchemy's and Optuna's wrappers.
+
+    Where the chain holds a lost connection, that one: Optuna's query run again after it
+    raised a PendingRollbackError, which says nothing to a user.
+    """
     if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
-        exc = exc.__cause__
+        exc = next((link for link in _chain(exc) if _is_connection_error(link)), exc.__cause__)
     if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
         return exc.orig
     return exc

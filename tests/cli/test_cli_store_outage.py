@@ -1,4 +1,4 @@
-"""What the CLI says when PostgreSQL drops its connection: in its own words, not Optuna's SQL.
+"""The CLI through a PostgreSQL restart: ``status``, ``best``, ``report`` read on; no one sees Optuna's SQL.
 
 The commands run in this process, on a PostgreSQL server of this module's own: its
 connection is killed inside one of Optuna's reads, or the server is stopped there and
@@ -93,6 +93,59 @@ def _kill_connection(url: str) -> Callable[[Any], None]:
         killer.dispose()
 
     return kill
+
+
+def _restart(pg: Postgres, down: float) -> Callable[[Any], None]:
+    def restart(session: Any) -> None:
+        pg.ctl("stop", "-m", "fast")
+        threading.Timer(down, pg.ctl, args=("start",)).start()
+
+    return restart
+
+
+COMMANDS = {
+    "status": (["status", STUDY], f"{STUDY}: 3 complete; best "),
+    "status, every study": (["status"], f"{STUDY}: 3 trials, best "),
+    "best": (["best", STUDY], "trial "),
+    "report": (["report", STUDY], f"# Study `{STUDY}`"),
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_connection_killed_inside_a_read_is_read_again_without_optunas_sql(
+    command, pg_url, monkeypatch, capfd
+):
+    args, said = COMMANDS[command]
+    killed = _Outage(monkeypatch, _kill_connection(pg_url))
+    main([*args, "--storage", pg_url])
+    out, err = capfd.readouterr()
+    assert killed.happened and out.startswith(said), out + err
+    assert "is unreachable while " in err and "(OperationalError); retrying in 0.5 s" in err
+    assert SQL_WARNING not in err and "SELECT" not in err and "Traceback" not in err, err
+    assert "hush" not in err
+
+
+def test_a_read_waits_for_a_restarting_server(pg, pg_url, monkeypatch, capfd):
+    restarted = _Outage(monkeypatch, _restart(pg, down=2.0))
+    main(["report", STUDY, "--storage", pg_url])
+    out, err = capfd.readouterr()
+    assert restarted.happened and out.startswith(f"# Study `{STUDY}`"), out + err
+    assert f"is unreachable while reading study '{STUDY}'" in err and "Traceback" not in err, err
+
+
+def test_a_server_that_stays_down_ends_the_command_in_one_line_with_the_fix(pg, pg_url, monkeypatch, capfd):
+    monkeypatch.setattr("autotweak.engine._storage.RETRY_TIMEOUT", 1.0)
+    stopped = _Outage(monkeypatch, lambda session: pg.ctl("stop", "-m", "fast"))
+    with pytest.raises(SystemExit) as exited:
+        main(["status", STUDY, "--storage", pg_url])
+    err = capfd.readouterr().err
+    assert stopped.happened and exited.value.code == 2
+    (error,) = [line for line in err.splitlines() if "error" in line]
+    shown = pg_url.replace(":hush@", ":***@")
+    said = f"error: --storage: the storage {shown} was unreachable for 1 s while reading study '{STUDY}'"
+    assert error.startswith(said), error
+    assert "Connection refused); is its server running there? start it" in error, error
+    assert "hush" not in err and "Traceback" not in err
 
 
 def test_optimize_says_a_dropped_connection_without_optunas_sql_unless_vv(home, pg_url, monkeypatch, capfd):
