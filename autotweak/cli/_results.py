@@ -147,7 +147,6 @@ def report(
     With --html, one study's page is also logged to its parent MLflow run, under report/.
     """
     from autotweak.engine._study import load_study
-    from autotweak.report import compare_markdown, write_comparison
 
     _console.configure_logging(0)
     url_storage = open_storage(storage, studies[0])
@@ -171,6 +170,8 @@ def report(
         return
     if ablate or model_name:
         raise AutotweakError("--ablate and --register work on one study at a time, got several studies.")
+    from autotweak.report import compare_markdown, write_comparison  # seconds: once the studies are found
+
     _console.line(reading(lambda: compare_markdown(loaded), "reading the studies"))
     if html_dir is not None:
         started = time.time()
