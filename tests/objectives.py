@@ -105,3 +105,10 @@ def kill_tracking_server_at(config: dict[str, Any], trial: autotweak.Trial) -> f
     if trial.number == config["kill_at"]:
         os.killpg(int(config["pid"]), signal.SIGKILL)
     return float(trial.number)
+
+
+def sgd_momentum(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """For the ``cnn`` space on SGD: best at momentum 0.65; fails a config without a momentum."""
+    if config["optimizer"] != "sgd" or "momentum" not in config:
+        raise ValueError(f"an SGD config with a momentum is wanted, got {config}")
+    return float(config["lr"]) + abs(float(config["momentum"]) - 0.65)

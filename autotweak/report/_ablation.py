@@ -29,9 +29,9 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak.engine._study import ATTR, state_of
 from autotweak.engine._summary import search_trials
 from autotweak.exceptions import AutotweakError
-from autotweak.report._conditional import activate, base_tweaks, conditions_of, switch
+from autotweak.report._conditional import activate, base_tweaks, space_of, switch
 from autotweak.report._sections import Section
-from autotweak.space import Condition
+from autotweak.space import SearchSpace
 
 __all__ = ["ABLATION_ATTR", "Ablation", "AblationStep", "ablation_path", "run_ablation"]
 
@@ -152,23 +152,23 @@ def ablation_path(study: optuna.Study, base: Mapping[str, Any]) -> Ablation | No
     best = (max if maximize else min)(searched, key=lambda t: float(t.value))  # type: ignore[arg-type]
     baseline = next((t for t in complete if t.user_attrs.get(ATTR.BASELINE)), None)
     given = base_tweaks(study, base, best.params)  # dotted names may be nested in the base
-    conditions = conditions_of(study)
+    space = space_of(study)
     start = dict(baseline.params) if baseline is not None else {}
     if not start:
-        start = activate({**best.params, **given}, conditions)
+        start = activate({**best.params, **given}, space)
     held = [k for k in best.params if k not in given and k in start and baseline is None]
     keys = [k for k in best.params if k in start and not _same(start[k], best.params[k])]
     if not keys:
         return None
     failed = [t for t in study.get_trials(deepcopy=False) if state_of(t) == "failed"]
     oracle = _Oracle(complete, maximize, failed)
-    path = _greedy(oracle, start, best.params, keys, held, conditions)
+    path = _greedy(oracle, start, best.params, keys, held, space)
     on_path = [dict(c) for c in path.configs]
     off = [t.number for t in complete if t.user_attrs.get(ABLATION_ATTR) and dict(t.params) not in on_path]
     worse = [p for p in path.steps if p.contribution is not None and p.contribution < 0]
     reverted: dict[str, tuple[float | None, int]] = {}
     for step in worse:
-        config = _key(switch(best.params, step.tweak, start, conditions))
+        config = _key(switch(best.params, step.tweak, start, space))
         if config in oracle.known:
             reverted[step.tweak] = oracle.known[config]
         elif config in oracle.failed:
@@ -239,7 +239,7 @@ def _greedy(
     best: Mapping[str, Any],
     keys: list[str],
     held: list[str],
-    conditions: Mapping[str, Condition],
+    space: SearchSpace | None,
 ) -> Ablation:
     current = dict(start)
     first = oracle.point("base config", None, None, current, None)
@@ -249,7 +249,7 @@ def _greedy(
     remaining = list(keys)
     estimated = False
     while remaining:
-        candidates = [switch(current, key, best, conditions) for key in remaining]
+        candidates = [switch(current, key, best, space) for key in remaining]
         points = [
             _along(oracle.point(k, current[k], best[k], c, previous.value), current, c)
             for k, c in zip(remaining, candidates, strict=True)

@@ -200,11 +200,9 @@ class SearchSpace:
 
     def invalid(self, config: Mapping[str, Any]) -> list[str]:
         """Names of active parameters whose value in ``config`` is missing or out of range."""
-        wrong = []
-        for name, value in self._activate(config).items():
-            if not self[name].contains(value):
-                wrong.append(name)
-        wrong += [p.name for p in self.tunable if p.name not in config and self._is_active(p, config)]
+        active = self._activate(config)  # a condition reads the fixed values too, which config may lack
+        wrong = [name for name, value in active.items() if not self[name].contains(value)]
+        wrong += [p.name for p in self.tunable if p.name not in config and self._is_active(p, active)]
         return wrong
 
     def _is_active(self, param: Param, config: Mapping[str, Any]) -> bool:

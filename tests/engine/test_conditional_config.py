@@ -14,10 +14,12 @@ import pytest
 from mlflow import MlflowClient
 
 import autotweak
+from autotweak._locations import resolve_storage_url
 from autotweak.engine._summary import best_config, summarize
 from autotweak.report import build_report
+from autotweak.report._ablation import run_ablation
 from autotweak.spec import Experiment
-from tests.conftest import base_spec
+from tests.conftest import base_spec, objective
 from tests.helpers import load, mlflow_runs
 
 CNN_BASE = {
@@ -108,3 +110,47 @@ def _check_report(study: optuna.Study, base_optimizer: str) -> None:
         assert report.changed["momentum"] == ("—", best["momentum"])
         assert "momentum" not in report.ablation.configs[0]
         assert rows["optimizer"] == f"adamw → sgd (with momentum {best['momentum']:.4g})"
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", {"type": "fixed", "value": "sgd"}], ids=["bare", "fixed"])
+def test_a_conditional_tweak_under_a_fixed_parent_is_in_every_record(
+    home, mlflow_client: MlflowClient, optimizer: Any
+) -> None:
+    """``extends: cnn`` with the optimizer fixed to sgd: momentum is searched, and in every record.
+
+    No trial's Optuna params hold the fixed optimizer; the report once read momentum's
+    condition on those alone and failed on its ablation path (KeyError: 'momentum').
+    """
+    experiment = Experiment.from_dict(
+        base_spec(
+            name="fixed_sgd",
+            objective=objective("sgd_momentum"),
+            base=CNN_BASE,
+            tweaks={"extends": "cnn", "params": {"optimizer": optimizer}},
+            metric={"name": "loss", "direction": "minimize"},
+            budget={"trials": 5},
+        )
+    )
+    result = autotweak.optimize(experiment)
+    assert result.summary.counts["complete"] == 5, "the objective fails a config without momentum"
+    study = load(experiment)
+    runs = mlflow_runs(mlflow_client, "fixed_sgd").children
+    for trial in study.trials:
+        params = runs[trial.number].data.params
+        assert "optimizer" not in trial.params and "momentum" in trial.params
+        assert params["optimizer"] == "sgd" and float(params["momentum"]) == trial.params["momentum"]
+    best = best_config(study, summarize(study))
+    assert best["optimizer"] == "sgd" and best["momentum"] == study.best_trial.params["momentum"]
+
+    report = build_report(study)
+    assert report.changed["momentum"] == (0.9, study.best_trial.params["momentum"])
+    assert report.ablation is not None
+    assert all("momentum" in config for config in report.ablation.configs), report.ablation.configs
+    assert report.ablation.configs[-1] == study.best_trial.params
+
+    ran = run_ablation(load(experiment), 2, storage=resolve_storage_url(None), tracking_uri=None)
+    after = build_report(load(experiment)).ablation
+    assert ran == 2 and after is not None
+    assert after.off_path == [], "each ablation trial is a config of the path"
+    ablated = [t for t in load(experiment).trials if t.user_attrs.get("autotweak.ablation")]
+    assert [t.state.name for t in ablated] == ["COMPLETE", "COMPLETE"]

@@ -469,16 +469,18 @@ CONDITIONAL = {  # mom is searched only with sgd, as momentum in search_spaces/c
 }
 
 
-def _conditional_study(trials: list[tuple[dict[str, Any], float]]) -> optuna.Study:
-    """A study over CONDITIONAL holding ``trials`` (params, value); the first is the baseline."""
+def _conditional_study(
+    trials: list[tuple[dict[str, Any], float]], tweaks: dict[str, Any] = CONDITIONAL, baseline: bool = True
+) -> optuna.Study:
+    """A study over ``tweaks`` holding ``trials`` (params, value); the first is the baseline if asked."""
     from optuna.distributions import CategoricalDistribution
     from optuna.trial import create_trial
 
     study = optuna.create_study(direction="maximize")
-    study.set_user_attr("autotweak.spec", {"tweaks": {"name": "", "params": CONDITIONAL}})
-    dists = {k: CategoricalDistribution(v["choices"]) for k, v in CONDITIONAL.items()}
+    study.set_user_attr("autotweak.spec", {"tweaks": {"name": "", "params": tweaks}})
+    dists = {k: CategoricalDistribution(v["choices"]) for k, v in tweaks.items() if "choices" in v}
     for i, (params, value) in enumerate(trials):
-        attrs = {"autotweak.baseline": True} if i == 0 else {}
+        attrs = {"autotweak.baseline": True} if i == 0 and baseline else {}
         used = {k: dists[k] for k in params}
         study.add_trial(create_trial(params=params, distributions=used, value=value, user_attrs=attrs))
     return study
@@ -530,6 +532,32 @@ def test_a_conditional_tweak_switches_on_and_off_with_its_parent_on_the_path() -
     assert all(p.measured for p in [path.start, *path.steps])
     rows = {row[0]: row[1] for row in path.section("acc").rows}
     assert rows["opt"] == "sgd → adam (without mom)"
+
+
+@pytest.mark.parametrize("opt", [{"type": "fixed", "value": "sgd"}, "sgd"], ids=["fixed", "bare"])
+def test_a_conditional_tweak_under_a_fixed_parent_is_on_the_whole_path(opt: Any) -> None:
+    """opt is fixed to sgd, so no trial's params hold it: mom is active all the same, at every step.
+
+    The path once read the condition on the params alone: it failed (KeyError: 'mom') from a
+    baseline, and without one went from ``{b: 0}`` to ``{b: 1}``, configs no trial runs.
+    """
+    from autotweak.report import ablation_path
+
+    tweaks = {**CONDITIONAL, "opt": opt}
+    trials = [({"mom": 0.5, "b": 0}, 1.5), ({"mom": 0.5, "b": 1}, 3.5), ({"mom": 0.9, "b": 1}, 3.9)]
+    path = ablation_path(_conditional_study(trials, tweaks), {"opt": "sgd", "mom": 0.5, "b": 0})
+    assert path is not None
+    assert path.configs == [{"mom": 0.5, "b": 0}, {"mom": 0.5, "b": 1}, {"mom": 0.9, "b": 1}]
+    assert all(p.measured for p in [path.start, *path.steps]) and path.steps[-1].trial == 2
+    rows = {row[0]: row[1] for row in path.section("acc").rows}
+    assert rows == {"base config": "", "b": "0 → 1", "mom": "0.5 → 0.9"}
+
+    trials = [({"mom": 0.9, "b": 0}, 1.9), ({"mom": 0.9, "b": 1}, 3.9), ({"mom": 0.5, "b": 1}, 3.5)]
+    path = ablation_path(_conditional_study(trials, tweaks, baseline=False), {"b": 0})
+    assert path is not None
+    assert path.configs == [{"mom": 0.9, "b": 0}, {"mom": 0.9, "b": 1}]
+    assert all(p.measured for p in [path.start, *path.steps])
+    assert path.held == ["mom"], "the base config does not set mom"
 
 
 def test_ablate_measures_a_path_through_a_conditional_tweak(home, make_experiment):

@@ -312,3 +312,18 @@ def test_inactive_names_the_conditional_parameters_left_off_their_parents_down()
     assert space.inactive({"opt": "sgd", "nesterov": True}) == ["dampening"]
     assert space.inactive({"opt": "sgd", "nesterov": False}) == []
     assert space.inactive({}) == ["nesterov", "dampening"]
+
+
+def test_a_condition_on_a_fixed_parameter_reads_its_value_where_the_config_lacks_it() -> None:
+    """Optuna's params hold no fixed value: momentum under a fixed optimizer: sgd is active without it."""
+    space = SearchSpace.from_dict(
+        {
+            "optimizer": "sgd",
+            "momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer": "sgd"}},
+            "lr": {"type": "float", "low": 0.001, "high": 0.1},
+        }
+    )
+    assert space.active({"momentum": 0.9, "lr": 0.01}) == {"optimizer": "sgd", "momentum": 0.9, "lr": 0.01}
+    assert space.inactive({"lr": 0.01}) == []
+    assert space.invalid({"lr": 0.01}) == ["momentum"], "a missing momentum is missing, fixed parent or not"
+    assert space.invalid({"momentum": 0.9, "lr": 0.01}) == []
