@@ -209,7 +209,7 @@ def _fitting(histories: Histories, space: SearchSpace) -> tuple[list[TaskHistory
             else:
                 kept.append(replace(trial, params=config))
         tasks.append(replace(task, trials=tuple(kept)))
-    left_out.notes.update(mapper.notes)
+    left_out.note_all(mapper.notes)
     n_trials = histories.n_trials
     if n_trials and left_out.total == n_trials:
         raise MetaModelError(

@@ -136,28 +136,44 @@ class ValueReason(str):
 
 
 class HintedReason(str):
-    """A skip reason with a hint from the record, e.g. a name the record has that was maybe meant.
+    """A reason with a hint from the record, e.g. a name the record has that was maybe meant.
 
-    It reads as the rule with the hint in brackets; a :class:`SkipReport` counts it under
-    :attr:`rule`, together with the records skipped for the rule without a hint, and shows
-    the first hint beside the rule, so that some records with a hint and some without make
+    It reads as the rule with ``guess?`` and ``fix`` in brackets (those the rule ends with, if
+    any); a :class:`SkipReport` counts it under :attr:`rule`, together with the records that
+    have no hint or another one, and shows the hint given most often beside the rule, with
+    how many give it where not all do, so that some records with a hint and some without make
     one entry of the summary, not two.
 
     Example:
-        >>> reason = HintedReason("task key 'datset' is missing", "did you mean 'dataset'?")
+        >>> reason = HintedReason("task key 'datset' is missing", "did you mean 'dataset'")
         >>> reason, reason.rule
         ("task key 'datset' is missing (did you mean 'dataset'?)", "task key 'datset' is missing")
+        >>> reason.told(3, 4)
+        "task key 'datset' is missing (did you mean 'dataset' in 3 of 4 records?)"
+        >>> str(HintedReason("param 'lr' is not in the space (ignored)", "the space's 'learning_rate'"))
+        "param 'lr' is not in the space (ignored; the space's 'learning_rate'?)"
     """
 
     rule: str
-    hint: str
+    guess: str
+    fix: str
 
-    def __new__(cls, rule: str, hint: str) -> HintedReason:
-        """``"<rule> (<hint>)"``, counted as ``"<rule>"``."""
-        reason = super().__new__(cls, f"{rule} ({hint})")
-        reason.rule = rule
-        reason.hint = hint
+    def __new__(cls, rule: str, guess: str, fix: str = "") -> HintedReason:
+        """``"<rule> (<guess>? <fix>)"``, counted as ``"<rule>"``."""
+        reason = super().__new__(cls, _with_hint(rule, guess, fix))
+        reason.rule, reason.guess, reason.fix = rule, guess, fix
         return reason
+
+    def told(self, given: int, of: int, unit: str = "record") -> str:
+        """The reason for ``of`` records, ``given`` of which give this hint: how many, where not all."""
+        some = "" if given >= of else f" in {given} of {of} {unit}s"
+        return _with_hint(self.rule, self.guess + some, self.fix)
+
+
+def _with_hint(rule: str, guess: str, fix: str) -> str:
+    """``rule (guess? fix)``, or inside the brackets ``rule`` ends with: ``... (ignored; guess? fix)``."""
+    hint = f"{guess}?" + (f" {fix}" if fix else "")
+    return f"{rule[:-1]}; {hint})" if rule.endswith(")") else f"{rule} ({hint})"
 
 
 @dataclass
@@ -179,14 +195,15 @@ class SkipReport:
         >>> report.summary().split("; ")[1]
         "1 x param 'C' out of range [0.5, 5.0] (e.g. 9.0 at mlflow:ghi)"
 
-    A :class:`HintedReason` is counted under its rule, and its hint kept in ``hints``.
+    A :class:`HintedReason`, skip or note, is counted under its rule, and in ``hints`` as
+    itself: the summary shows, beside each rule, the hint its records give most often.
     """
 
     counts: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
     notes: Counter[str] = field(default_factory=Counter)
     values: dict[str, str] = field(default_factory=dict)
-    hints: dict[str, str] = field(default_factory=dict)
+    hints: Counter[HintedReason] = field(default_factory=Counter)  # records per hint, skips and notes
 
     def add(self, reason: str, source: str) -> None:
         """Count one skipped record."""
@@ -196,20 +213,29 @@ class SkipReport:
         if isinstance(reason, ValueReason):
             self.values.setdefault(rule, reason.value)
         if isinstance(reason, HintedReason):
-            self.hints.setdefault(rule, reason.hint)
+            self.hints[reason] += 1
 
     def note(self, change: str, n: int = 1) -> None:
-        """Count a change made to kept records (a value clipped, an extra param ignored)."""
-        self.notes[change] += n
+        """Count a change made to ``n`` kept records (a value clipped, an extra param ignored)."""
+        if isinstance(change, HintedReason):
+            self.notes[change.rule] += n
+            self.hints[change] += n
+        else:
+            self.notes[change] += n
+
+    def note_all(self, changes: Mapping[str, int]) -> None:
+        """Count each of ``changes`` (change -> records), e.g. a :class:`ParamMapper`'s notes."""
+        for change, n in changes.items():
+            self.note(change, n)
 
     def merge(self, other: SkipReport) -> SkipReport:
         """Both reports added up (a new report)."""
-        merged = SkipReport(Counter(self.counts), notes=Counter(self.notes))
+        merged = SkipReport(Counter(self.counts), notes=Counter(self.notes), hints=Counter(self.hints))
         merged.counts.update(other.counts)
         merged.notes.update(other.notes)
+        merged.hints.update(other.hints)
         merged.examples = other.examples | self.examples  # the first report's example of a reason wins
         merged.values = other.values | self.values
-        merged.hints = other.hints | self.hints
         return merged
 
     @property
@@ -223,17 +249,19 @@ class SkipReport:
             line = f"no {unit} skipped"
         else:
             parts = [
-                f"{n} x {reason}{self._hint(reason)} (e.g. {self._example(reason)})"
+                f"{n} x {self._told(reason, n, unit)} (e.g. {self._example(reason)})"
                 for reason, n in self.counts.most_common()
             ]
             line = f"{self.total} {unit}{'s' if self.total > 1 else ''} skipped: " + "; ".join(parts)
         if self.notes:
-            line += "; kept with changes: " + "; ".join(f"{n} x {c}" for c, n in self.notes.most_common())
+            told = (f"{n} x {self._told(c, n, unit)}" for c, n in self.notes.most_common())
+            line += "; kept with changes: " + "; ".join(told)
         return line
 
-    def _hint(self, reason: str) -> str:
-        hint = self.hints.get(reason)
-        return "" if hint is None else f" ({hint})"
+    def _told(self, rule: str, n: int, unit: str) -> str:
+        """``rule`` with the hint its ``n`` records give most often (the first met of a tie), if any."""
+        hint = next(((h, m) for h, m in self.hints.most_common() if h.rule == rule), None)
+        return rule if hint is None else hint[0].told(hint[1], n, unit)
 
     def _example(self, reason: str) -> str:
         source = self.examples.get(reason, "?")

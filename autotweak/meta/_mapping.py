@@ -82,6 +82,10 @@ def _key(raw: Mapping[str, Any]) -> tuple[tuple[str, type, Any], ...] | None:
 class ParamMapper:
     """Maps recorded params onto ``space``, counting what it changed in :attr:`notes`.
 
+    A change with a hint (a rename an ignored param may need) is a :class:`HintedReason`,
+    counted apart from the same change with another hint or none;
+    :meth:`SkipReport.note_all` counts them under their rule, as one line.
+
     Args:
         space: The search space configs must belong to.
         renames: Old recorded name -> the space's name.
@@ -192,19 +196,24 @@ class ParamMapper:
         return [name for name in self._guesses[key] if _fits(self.space[name], value)]
 
     def _ignored(self, key: str, value: Any) -> str:
-        """The note for a kept record's ``key`` the space lacks, with the rename it may need."""
+        """The note for a kept record's ``key`` the space lacks, with the rename it may need.
+
+        It is counted under one rule whatever the value: a report says for how many records
+        the hint holds, in one line.
+        """
+        rule = f"param {key!r} is not in the space (ignored)"
         names = self._guess(key, value)
         if not names:
-            return f"param {key!r} is not in the space (ignored)"
+            return rule
         shown = " or ".join(repr(name) for name in names)
-        return f"param {key!r} is not in the space (ignored; the space's {shown}? {rename_text(key, names)})"
+        return HintedReason(rule, f"the space's {shown}", rename_text(key, names))
 
     def _missing(self, name: str) -> _Skip:
         """The skip for a missing param ``name``, naming the record's key that may stand for it."""
         rule = f"param {name!r} is missing"
         for key, value in self._extra:
             if name in self._guess(key, value):
-                return _Skip(HintedReason(rule, f"recorded as {key!r}? {rename_text(key, [name])}"))
+                return _Skip(HintedReason(rule, f"recorded as {key!r}", rename_text(key, [name])))
         return _Skip(rule)
 
     # -- values ---------------------------------------------------------------------------

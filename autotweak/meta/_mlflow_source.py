@@ -159,7 +159,7 @@ def read_mlflow(
             directions.setdefault(task, recorded)
             if task_key is None:
                 descriptors[task] = _descriptor(experiment.tags)
-    reading.skipped.notes.update(reading.mapper.notes)
+    reading.skipped.note_all(reading.mapper.notes)
     tasks = tuple(
         TaskHistory(
             name, directions[name], tuple(trials), descriptors.get(name, {}), f"mlflow:{where}#{name}"
@@ -311,7 +311,7 @@ def _no_task_key(key: str, names: list[str]) -> str:
     known = [name for name in names if not name.startswith("mlflow.")]
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
     rule = f"task key {key!r} is neither a tag nor a param of the run"
-    return HintedReason(rule, f"did you mean {close[0]!r}?") if close else rule
+    return HintedReason(rule, f"did you mean {close[0]!r}") if close else rule
 
 
 def _unpacked(params: Mapping[str, str]) -> dict[str, str]:

@@ -116,7 +116,7 @@ def read_optuna(
             engine = getattr(getattr(store, "_backend", store), "engine", None)  # RDB, maybe cached
             if engine is not None:
                 engine.dispose()
-    skipped.notes.update(mapper.notes)
+    skipped.note_all(mapper.notes)
     histories = Histories(tuple(tasks), skipped)
     _log.info(
         "histories from Optuna storage %s: %d task(s) (studies), %d trial(s); %s",

@@ -73,7 +73,7 @@ def read_benchmark(
     trials = group_trials(
         frame, ["task", "config_id"], metric, "step", params, sources, mapper, skipped, complete, differing
     )
-    skipped.notes.update(mapper.notes)
+    skipped.note_all(mapper.notes)
     cut = complete.count(False)
     if cut:
         skipped.note("curve ends before its task's last step (kept as not complete)", cut)

@@ -80,7 +80,7 @@ def read_generic(
     trials = group_trials(
         frame, ["task", "trial"], metric, step, params, sources, mapper, skipped, complete, differing
     )
-    skipped.notes.update(mapper.notes)
+    skipped.note_all(mapper.notes)
     for column in ignored:
         skipped.note(f"column {column!r} ignored (not a column of the generic format)")
     if repeats:

@@ -322,5 +322,5 @@ def test_a_misspelled_task_key_is_one_reason_whether_or_not_a_run_has_a_close_ta
     assert dict(read.skipped.counts) == {"task key 'datset' is neither a tag nor a param of the run": 3}
     assert read.skipped.summary().startswith(
         "3 records skipped: 3 x task key 'datset' is neither a tag nor a param of the run "
-        "(did you mean 'dataset'?) (e.g. mlflow:"
-    )
+        "(did you mean 'dataset' in 1 of 3 records?) (e.g. mlflow:"
+    ), "one run of three has the near tag"

@@ -63,11 +63,40 @@ def test_a_hinted_reason_is_counted_with_its_rule_unhinted_and_keeps_its_hint_th
     rule = "task key 'datset' is neither a tag nor a param of the run"
     one, two = SkipReport(), SkipReport()
     one.add(rule, "a#1")
-    two.add(HintedReason(rule, "did you mean 'dataset'?"), "b#1")
+    two.add(HintedReason(rule, "did you mean 'dataset'"), "b#1")
     two.add(rule, "b#2")
     merged = one.merge(two)
     assert dict(merged.counts) == {rule: 3}
-    assert merged.summary() == f"3 records skipped: 3 x {rule} (did you mean 'dataset'?) (e.g. a#1)"
+    hinted = f"{rule} (did you mean 'dataset' in 1 of 3 records?)"
+    assert merged.summary() == f"3 records skipped: 3 x {hinted} (e.g. a#1)"
+    alone = SkipReport()
+    alone.add(HintedReason(rule, "did you mean 'dataset'"), "c#1")
+    assert alone.summary() == f"1 record skipped: 1 x {rule} (did you mean 'dataset'?) (e.g. c#1)"
+
+
+def test_a_hinted_note_is_one_line_per_rule_with_the_hint_most_records_give() -> None:
+    """A rename hinted for some records of a recorded name and not for others: one line, with the count."""
+    from autotweak.meta._histories import HintedReason
+
+    rule = "param 'lr' is not in the space (ignored)"
+    lr = HintedReason(rule, "the space's 'learning_rate'", "renames={'lr': 'learning_rate'}")
+    one, two = SkipReport(), SkipReport()
+    one.note_all({lr: 8, rule: 2})
+    two.note(lr, 4)
+    two.note(rule)
+    two.note(HintedReason(rule, "the space's 'l1_ratio'", "renames={'lr': 'l1_ratio'}"), 2)
+    merged = one.merge(two)
+    assert dict(merged.notes) == {rule: 17}
+    assert merged.summary() == (
+        "no record skipped; kept with changes: 17 x param 'lr' is not in the space (ignored; the "
+        "space's 'learning_rate' in 12 of 17 records? renames={'lr': 'learning_rate'})"
+    )
+    every = SkipReport()
+    every.note(lr, 8)
+    assert every.summary() == (
+        "no record skipped; kept with changes: 8 x param 'lr' is not in the space (ignored; the "
+        "space's 'learning_rate'? renames={'lr': 'learning_rate'})"
+    )
 
 
 @pytest.mark.parametrize(
@@ -88,3 +117,27 @@ def test_read_table_takes_a_space_file_or_name_and_refuses_other_spaces(tmp_path
     assert read_table(frame, space=str(tmp_path / "unit.yaml")).n_trials == 2
     with pytest.raises(HistoryError, match=r"'space' must be a SearchSpace, .* got dict"):
         read_table(frame, space={"x": 1})  # type: ignore[arg-type]
+
+
+def test_a_rename_hinted_for_some_records_of_a_name_is_one_line_with_their_count() -> None:
+    """``lr`` recorded as 0.01 in 3 trials and as 'adam' in 2: one note, one skip, each with 3 of 5."""
+    lr = ["0.01", "0.02", "adam", "0.03", "adam"]
+    rows = [{"task": "t", "trial": i, "value": 0.1 * i, "param.lr": v} for i, v in enumerate(lr)]
+    rename = "renames={'lr': 'learning_rate'} (Python) or --rename lr=learning_rate (CLI)"
+    space = SearchSpace.from_dict({"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1}})
+
+    kept = read_table(pd.DataFrame(rows), space=space, base={"learning_rate": 0.05}).skipped
+    rule = "param 'lr' is not in the space (ignored)"
+    assert kept.notes == {"param 'learning_rate' filled from the base config": 5, rule: 5}
+    assert kept.summary() == (
+        "no record skipped; kept with changes: 5 x param 'learning_rate' filled from the base config; "
+        "5 x param 'lr' is not in the space "
+        f"(ignored; the space's 'learning_rate' in 3 of 5 records? {rename})"
+    )
+
+    skipped = read_table(pd.DataFrame(rows), space=space).skipped
+    assert skipped.counts == {"param 'learning_rate' is missing": 5}
+    assert skipped.summary() == (
+        "5 records skipped: 5 x param 'learning_rate' is missing (recorded as 'lr' in 3 of 5 records? "
+        f"{rename}) (e.g. table:frame#t/0)"
+    )
