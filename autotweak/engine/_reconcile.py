@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -40,8 +41,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._retries import requeue
 from autotweak.engine._storage import LOST_MACHINE, LOST_WORKER
-from autotweak.engine._study import ATTR, state_of
+from autotweak.engine._study import ATTR, config_of, state_of
 from autotweak.engine._summary import attempts_of, frozen_compute
+from autotweak.exceptions import AutotweakError
+from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
 __all__ = [
@@ -243,7 +246,7 @@ def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
         study_run_id=study.user_attrs.get(ATTR.RUN_ID),
         number=trial.number,
         trial_id=trial._trial_id,
-        config=dict(trial.params),
+        config=_config_of(study, trial),
         params=dict(trial.params),
         attempt=int(attrs.get(ATTR.ATTEMPT, 1)),
         retry_of=attrs.get(ATTR.RETRY_OF),
@@ -251,6 +254,24 @@ def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
         provenance={},
         tags={ATTR.SESSION: str(attrs[ATTR.SESSION])} if ATTR.SESSION in attrs else {},
     )
+
+
+def _config_of(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+    """The config ``trial`` ran with, from the study's spec: its base and fixed values too.
+
+    A param asked outside the space (ask/tell) is kept as it is; its params alone where the
+    spec is not there or no longer reads (a space since removed).
+    """
+    spec = study.user_attrs.get(ATTR.SPEC)
+    if not spec:
+        return dict(trial.params)
+    try:
+        experiment = Experiment.from_dict(spec, source=f"<study {study.study_name}>")
+    except AutotweakError:
+        return dict(trial.params)
+    config = config_of(experiment, trial.params)
+    config.update({k: v for k, v in trial.params.items() if k not in experiment.space})  # asked outside it
+    return config
 
 
 def fail_record(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, reason: str) -> str | None:

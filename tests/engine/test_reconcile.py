@@ -88,6 +88,23 @@ def test_a_record_written_from_optuna_names_the_session_that_ran_the_trial(
     assert mlflow_runs(mlflow_client, "rebuilt").children[0].data.tags[ATTR.SESSION] == "0123456789ab"
 
 
+def test_a_record_written_from_optuna_holds_the_config_the_trial_ran_with(
+    home, make_experiment, mlflow_client
+):
+    """Its base config and fixed tweaks too, as its worker would have written them (tracker down)."""
+    exp = make_experiment(
+        name="rebuilt",
+        base={"x": 0.0, "optim": {"name": "adamw"}},
+        tweaks={"x": {"type": "float", "low": -5.0, "high": 5.0}, "width": 8},
+    )
+    study = autotweak.Study(exp)
+    trial = study.optuna_study.ask({"x": FloatDistribution(-5.0, 5.0)})
+    study.optuna_study.tell(trial, 0.2)  # its worker died before its record
+    study.close()
+    params = mlflow_runs(mlflow_client, "rebuilt").children[0].data.params
+    assert params == {"x": str(trial.params["x"]), "optim.name": "adamw", "width": "8"}
+
+
 def _refused(exp: Experiment) -> dict[str, str]:
     """The study's note of the trials whose records the tracker refused, and why."""
     study = load(exp)
