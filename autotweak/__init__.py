@@ -9,14 +9,9 @@ Example:
     >>> result = autotweak.optimize("examples/sklearn_wine.yaml")  # doctest: +SKIP
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from autotweak.engine import Study, StudyInterrupted, StudyResult, Trial, TrialPruned, optimize
-    from autotweak.exceptions import AutotweakError, SpecError
-    from autotweak.space import SearchSpace, load_space
-    from autotweak.spec import Budget, Component, Execution, Experiment, Metric, load_experiment
+from autotweak._imports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -24,13 +19,22 @@ __version__ = "0.1.0"
 # handler shows its warnings on stderr (a study whose trials all fail, a model the registry refused),
 # and nothing else.
 
-_HOMES = {
-    "autotweak.engine": ("Study", "StudyInterrupted", "StudyResult", "Trial", "TrialPruned", "optimize"),
-    "autotweak.exceptions": ("AutotweakError", "SpecError"),
-    "autotweak.space": ("SearchSpace", "load_space"),
-    "autotweak.spec": ("Budget", "Component", "Execution", "Experiment", "Metric", "load_experiment"),
-}
-_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+if TYPE_CHECKING:
+    from autotweak.engine import Study, StudyInterrupted, StudyResult, Trial, TrialPruned, optimize
+    from autotweak.exceptions import AutotweakError, SpecError
+    from autotweak.space import SearchSpace, load_space
+    from autotweak.spec import Budget, Component, Execution, Experiment, Metric, load_experiment
+else:  # a type checker reads the imports above, and says so of a misspelt name
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "autotweak.engine": ("Study", "Trial", "TrialPruned"),
+            "autotweak.engine._optimize": ("StudyInterrupted", "StudyResult", "optimize"),
+            "autotweak.exceptions": ("AutotweakError", "SpecError"),
+            "autotweak.space": ("SearchSpace", "load_space"),
+            "autotweak.spec": ("Budget", "Component", "Execution", "Experiment", "Metric", "load_experiment"),
+        },
+    )
 
 __all__ = [
     "AutotweakError",
@@ -51,17 +55,3 @@ __all__ = [
     "load_space",
     "optimize",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use (PEP 562)."""
-    home = _HOME_OF.get(name)
-    if home is None:
-        raise AttributeError(f"module 'autotweak' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
