@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from optuna.trial import FrozenTrial, TrialState
-from rich.console import Console as RichConsole
-from rich.console import Group
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
+# rich, Optuna and the engine are imported where used: `autotweak --help` and a refused spec need none.
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+    from rich.console import Console as RichConsole
+    from rich.table import Table
 
-from autotweak.engine import Progress as StudyProgress
-from autotweak.engine._monitor import PROGRESS_STATES
-from autotweak.engine._study import ATTR, state_of
-from autotweak.spec import Experiment
+    from autotweak.engine import Progress as StudyProgress
+    from autotweak.spec import Experiment
 
 __all__ = ["Console"]
 
@@ -51,10 +50,27 @@ class Console:
     """The CLI's one output object."""
 
     def __init__(self, *, quiet: bool = False, force_plain: bool = False) -> None:
-        self.out = RichConsole(highlight=False)
-        self.err = RichConsole(stderr=True, highlight=False)
         self.quiet = quiet
-        self.live_enabled = self.out.is_terminal and not force_plain
+        self.force_plain = force_plain
+
+    @cached_property
+    def out(self) -> RichConsole:
+        """Standard output, made on first use."""
+        from rich.console import Console as RichConsole
+
+        return RichConsole(highlight=False)
+
+    @cached_property
+    def err(self) -> RichConsole:
+        """Standard error, made on first use."""
+        from rich.console import Console as RichConsole
+
+        return RichConsole(stderr=True, highlight=False)
+
+    @cached_property
+    def live_enabled(self) -> bool:
+        """Whether progress is a live view: on a terminal, unless plain lines were asked for."""
+        return self.out.is_terminal and not self.force_plain
 
     def print(self, *objects: object) -> None:
         """Print unless quiet."""
@@ -123,6 +139,10 @@ class Console:
 
     @contextmanager
     def _live(self, experiment: Experiment) -> Iterator[Callable[[StudyProgress], None]]:
+        from rich.console import Group
+        from rich.live import Live
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -154,12 +174,16 @@ def _best(p: StudyProgress, number: int) -> str:
 
 def _state(trial: FrozenTrial) -> str:
     """Optuna's state in short (``fail``, ``pruned``...), or ``interrupted``/``preempted`` (not a failure)."""
+    from autotweak.engine._study import state_of
+
     state = state_of(trial)
     return state if state in ("interrupted", "preempted") else trial.state.name.lower()
 
 
 def _at(trial: FrozenTrial, experiment: Experiment) -> str:
     """Where a pruned trial stopped: its value is a partial training's, not a final one."""
+    from optuna.trial import TrialState
+
     if trial.state != TrialState.PRUNED or trial.last_step is None:
         return ""
     steps = experiment.metric.steps
@@ -168,6 +192,10 @@ def _at(trial: FrozenTrial, experiment: Experiment) -> str:
 
 def _reason(trial: FrozenTrial, width: int = 100) -> str:
     """Why a trial failed, in short (the full traceback is in its MLflow run)."""
+    from optuna.trial import TrialState
+
+    from autotweak.engine._study import ATTR, state_of
+
     if state_of(trial) == "interrupted":
         return " (queued to run again)"
     failure = str(trial.user_attrs.get(ATTR.FAILURE) or "")
@@ -178,6 +206,10 @@ def _reason(trial: FrozenTrial, width: int = 100) -> str:
 
 
 def _table(experiment: Experiment, p: StudyProgress) -> Table:
+    from rich.table import Table
+
+    from autotweak.engine._monitor import PROGRESS_STATES
+
     table = Table(show_header=True, header_style="bold", box=None)
     # "queued again" only once a trial was stopped by Ctrl-C or a spot notice: most studies have none
     states = [s for s in PROGRESS_STATES if s != "queued again" or p.counts.get(s)]

@@ -13,10 +13,10 @@ from autotweak._locations import redact
 from autotweak.cli._console import Console
 from autotweak.cli._stores import usable_storages, usable_tracking_uris
 from autotweak.exceptions import AutotweakError, TrackingError
-from autotweak.space import SearchSpace, load_space
 
 if TYPE_CHECKING:
     from autotweak.meta import Histories
+    from autotweak.space import SearchSpace
 
 __all__ = ["meta", "suggest"]
 
@@ -267,6 +267,8 @@ def _target_of(ref: str) -> _Target:
             experiment = load_experiment(path, check_objective=False)
             metric, space = experiment.metric, experiment.space
             return _Target(space, metric.name, metric.direction, base_values(experiment.base, space.names))
+    from autotweak.space import load_space
+
     return _Target(load_space(ref))
 
 

@@ -9,10 +9,13 @@ read as warm-started.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autotweak.exceptions import AutotweakError
-from autotweak.space import CategoricalParam, FloatParam, IntParam, Param
-from autotweak.spec import Experiment
+
+if TYPE_CHECKING:
+    from autotweak.space import Param
+    from autotweak.spec import Experiment
 
 __all__ = ["pruner_shown", "sampler_shown"]
 
@@ -98,6 +101,8 @@ def _beyond(mine: Param, model: Param) -> tuple[bool, str]:
     Returns:
         ``(misses, text)``: ``text`` names the parameter and the model's range, ``""`` if inside.
     """
+    from autotweak.space import CategoricalParam, FloatParam, IntParam
+
     if isinstance(mine, FloatParam | IntParam) and isinstance(model, FloatParam | IntParam):
         theirs = f"[{model.low}, {model.high}]"
         if mine.high < model.low or mine.low > model.high:

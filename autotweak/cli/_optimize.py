@@ -18,10 +18,10 @@ from autotweak.cli._main import _console
 from autotweak.cli._models import pruner_shown, sampler_shown
 from autotweak.cli._stores import open_storage, option_label, storage_option, stores, tracking_option
 from autotweak.exceptions import AutotweakError
-from autotweak.spec import Budget, Execution, Experiment, load_experiment
 
 if TYPE_CHECKING:
     from autotweak.engine import BaseExecutor, Progress, StudyResult
+    from autotweak.spec import Experiment
 
 __all__ = ["optimize", "resume", "worker"]
 
@@ -73,6 +73,8 @@ def _run_options(func: F) -> F:
 @click.option("--name", help="Study name (overrides the spec's).")
 def optimize(spec: str, name: str | None, **options: Any) -> None:
     """Run the experiment declared in SPEC (a YAML file)."""
+    from autotweak.spec import load_experiment
+
     _console.configure_logging(int(options.get("verbose") or 0))  # loading the spec may warn already
     experiment = load_experiment(spec)
     experiment = _override(experiment, name=name, **options)
@@ -86,6 +88,8 @@ def optimize(spec: str, name: str | None, **options: Any) -> None:
 @tracking_option
 def resume(study: str, **options: Any) -> None:
     """Continue STUDY (a study name, or the spec file it was started from)."""
+    from autotweak.spec import load_experiment
+
     _console.configure_logging(int(options.get("verbose") or 0))
     if Path(study).is_file():
         experiment = load_experiment(study)
@@ -171,6 +175,8 @@ def _experiment_link(tracking_uri: str, study: str, ui: str = "http://127.0.0.1:
 
 
 def _override(experiment: Experiment, name: str | None = None, **options: Any) -> Experiment:
+    from autotweak.spec import Budget, Execution
+
     budget = experiment.budget
     if options.get("trials") or options.get("wall_time"):
         from autotweak._validation import Where
@@ -202,6 +208,7 @@ def _override(experiment: Experiment, name: str | None = None, **options: Any) -
 def _experiment_from_storage(name: str, storage: str | None, tracking_uri: str | None) -> Experiment:
     """The experiment a study keeps, with the store URLs whose password its records hide given again."""
     from autotweak.engine._study import ATTR, load_study
+    from autotweak.spec import Experiment
 
     study = load_study(name, open_storage(storage, name))
     spec = study.user_attrs.get(ATTR.SPEC)

@@ -1,0 +1,101 @@
+"""What the ``autotweak`` command imports: help, a refused spec and a study's status need no MLflow.
+
+Each case runs the CLI in a fresh interpreter, as a user's command does, and reads which of
+the heavy libraries were imported by the time it exited.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import autotweak
+from tests.conftest import base_spec
+
+# Imported only by what records, learns, reports or trains: seconds of every command otherwise.
+HEAVY = ("mlflow", "torch", "sklearn", "matplotlib")
+
+_PROBE = """
+import json, sys
+from autotweak._entry import main
+try:
+    main(sys.argv[1:])
+    code = 0
+except SystemExit as exited:
+    code = exited.code
+print(json.dumps({"code": code, "imported": sorted(m for m in %r if m in sys.modules)}))
+"""
+
+
+def imported(*args: str, cwd: Path) -> tuple[int, list[str]]:
+    """Run ``autotweak ARGS`` in a fresh interpreter: its exit code, and which libraries it imported."""
+    probe = _PROBE % ((*HEAVY, "optuna"),)
+    run = subprocess.run(
+        [sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout.splitlines()[-1])
+    return found["code"], found["imported"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["--version"],
+        ["optimize", "--help"],
+        ["status", "--help"],
+        ["report", "--help"],
+        ["meta", "fit", "--help"],
+        ["suggest", "--help"],
+        ["workers", "list", "--help"],
+    ],
+    ids=" ".join,
+)
+def test_help_and_version_import_no_search_or_tracking_library(home, args):
+    code, found = imported(*args, cwd=home.parent)
+    assert code == 0
+    assert found == [], f"`autotweak {' '.join(args)}` imported {found}"
+
+
+def test_a_refused_spec_imports_no_tracking_or_learning_library(home):
+    cwd = home.parent
+    (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(budget={"trials": 0})))
+    code, found = imported("optimize", "exp.yaml", cwd=cwd)
+    assert code == 2
+    assert not set(found) & set(HEAVY), f"a refused spec imported {found}"
+
+
+def test_status_and_best_read_optuna_storage_only(home, make_experiment):
+    cwd = home.parent
+    code, found = imported("status", cwd=cwd)
+    assert (code, found) == (0, ["optuna"]), "an empty folder: the storage is opened, and nothing else"
+    autotweak.optimize(make_experiment(budget={"trials": 2}), track=False)
+    for args in (["status"], ["status", "study"], ["best", "study"], ["best", "study", "--json"]):
+        code, found = imported(*args, cwd=cwd)
+        assert (code, found) == (0, ["optuna"]), f"`autotweak {' '.join(args)}` imported {found}"
+
+
+def test_the_engine_and_tracking_packages_import_their_names_on_first_use():
+    code = """
+import sys, autotweak, autotweak.engine, autotweak.tracking
+assert not [m for m in ("optuna", "mlflow") if m in sys.modules], "nothing heavy before a name is used"
+for package in (autotweak, autotweak.engine, autotweak.tracking):
+    assert all(getattr(package, name) is not None for name in package.__all__)
+    assert set(package.__all__) <= set(dir(package))
+assert autotweak.Study is autotweak.engine.Study and autotweak.optimize is autotweak.engine.optimize
+assert "mlflow" in sys.modules, "the MLflow tracker, once asked for"
+try:
+    autotweak.tracking.MlflowTraker
+except AttributeError as error:
+    assert str(error) == "module 'autotweak.tracking' has no attribute 'MlflowTraker'", error
+else:
+    raise AssertionError("a misspelt name resolved")
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
