@@ -15,9 +15,11 @@ import gc
 import importlib
 import signal
 
-import autotweak.curves
+import autotweak.curves._library
+import autotweak.curves._pruner
 import autotweak.engine._executors
-import autotweak.meta  # noqa: F401
+import autotweak.meta._library
+import autotweak.meta._sampler  # noqa: F401  (the packages import their names on first use)
 from autotweak.engine._provenance import package_versions
 
 _LAZY = (

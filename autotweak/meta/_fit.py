@@ -30,17 +30,19 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import qmc, rankdata
-from sklearn.ensemble import ExtraTreesRegressor
 
 from autotweak.meta._histories import Histories, SkipReport, TaskHistory, ValueReason, as_space
 from autotweak.meta._mapping import ParamMapper
 from autotweak.meta._model import MetaModel, MetaModelError
 from autotweak.space import SearchSpace
+
+if TYPE_CHECKING:  # scikit-learn is imported when a model is fitted, not when one is served
+    from sklearn.ensemble import ExtraTreesRegressor
 
 __all__ = ["check_unconditional", "fit_meta_model", "normalized_scores", "unit_points"]
 
@@ -282,6 +284,8 @@ def _fitted(x_bytes: bytes, y_bytes: bytes, dims: int, seed: int) -> ExtraTreesR
     """One task's surrogate, cached: leave-one-task-out refits the same tasks again and again."""
 
     def fit() -> ExtraTreesRegressor:
+        from sklearn.ensemble import ExtraTreesRegressor
+
         x = np.frombuffer(x_bytes, dtype=np.float64).reshape(-1, dims)
         y = np.frombuffer(y_bytes, dtype=np.float64)
         model = ExtraTreesRegressor(n_estimators=N_TREES, min_samples_leaf=2, random_state=seed, n_jobs=1)

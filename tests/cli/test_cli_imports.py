@@ -63,9 +63,18 @@ def test_help_and_version_import_no_search_or_tracking_library(home, args):
     assert found == [], f"`autotweak {' '.join(args)}` imported {found}"
 
 
-def test_a_refused_spec_imports_no_tracking_or_learning_library(home):
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"budget": {"trials": 0}},
+        {"sampler": {"name": "meta", "args": {"n_meta": -1}}},  # checked by building the meta sampler
+        {"pruner": {"name": "learned", "args": {"top_k": 0}}},
+    ],
+    ids=["budget", "meta sampler", "learned pruner"],
+)
+def test_a_refused_spec_imports_no_tracking_or_learning_library(home, bad):
     cwd = home.parent
-    (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(budget={"trials": 0})))
+    (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(**bad)))
     code, found = imported("optimize", "exp.yaml", cwd=cwd)
     assert code == 2
     assert not set(found) & set(HEAVY), f"a refused spec imported {found}"
