@@ -1,8 +1,9 @@
 """The ``autotweak`` console script: a Ctrl-C while the CLI is still importing is quiet.
 
-Importing the CLI takes a second or two (Optuna, MLflow, PyTorch's friends); a Ctrl-C in
-that time used to print a ``KeyboardInterrupt`` traceback from deep inside an import,
-before the CLI's own handling existed. This module imports nothing heavy itself.
+Importing the CLI once took a second or two (Optuna, MLflow, PyTorch's friends); a Ctrl-C
+in that time printed a ``KeyboardInterrupt`` traceback from deep inside an import, before
+the CLI's own handling existed. The commands now import those libraries when they run,
+inside that handling; this module still imports nothing heavy itself.
 """
 
 from __future__ import annotations
