@@ -37,7 +37,8 @@ from autotweak.aws._watchdog import Watchdog
 from autotweak.engine._budget import BudgetView
 from autotweak.engine._executors import BaseExecutor
 from autotweak.engine._reconcile import unqueued
-from autotweak.engine._storage import fail_stale, make_storage, retrying
+from autotweak.engine._stale import fail_stale
+from autotweak.engine._storage import make_storage, retrying
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment

@@ -22,7 +22,8 @@ from autotweak.engine._optimize import _close
 from autotweak.engine._prepare import Prepared, as_experiment, prepare
 from autotweak.engine._retries import mark_interrupted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
-from autotweak.engine._storage import StaleSweeper, heartbeat
+from autotweak.engine._stale import StaleSweeper
+from autotweak.engine._storage import heartbeat
 from autotweak.engine._trial import Trial
 from autotweak.engine._worker import interrupted_outcome, session_seed
 from autotweak.engine._writer import RecordWriter

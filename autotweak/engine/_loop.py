@@ -26,8 +26,9 @@ from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sample
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted
 from autotweak.engine._retries import INTERRUPTED_FAILURE, mark_interrupted, mark_reclaimable
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
+from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._steps import StepsCheck
-from autotweak.engine._storage import StaleSweeper, StorageUnreachableError, heartbeat, retrying
+from autotweak.engine._storage import StorageUnreachableError, heartbeat, retrying
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._writer import RecordWriter
 from autotweak.tracking import BaseTracker

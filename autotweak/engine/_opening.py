@@ -16,7 +16,8 @@ from optuna.storages import BaseStorage
 
 from autotweak._locations import redact
 from autotweak.engine._reconcile import queue_lost_retries, reconcile
-from autotweak.engine._storage import fail_stale, make_storage
+from autotweak.engine._stale import fail_stale
+from autotweak.engine._storage import make_storage
 from autotweak.engine._study import (
     ATTR,
     check_resumable,

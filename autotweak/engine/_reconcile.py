@@ -40,7 +40,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._retries import requeue
-from autotweak.engine._storage import LOST_MACHINE, LOST_WORKER
+from autotweak.engine._stale import LOST_MACHINE, LOST_WORKER
 from autotweak.engine._study import ATTR, config_of, state_of
 from autotweak.engine._summary import attempts_of, frozen_compute
 from autotweak.exceptions import AutotweakError

@@ -38,7 +38,7 @@ def mark_interrupted(trial: optuna.Trial) -> None:
 def mark_reclaimable(trial: optuna.Trial) -> None:
     """Mark a running trial as run on a spot machine: lost without a notice, it is preempted, not failed.
 
-    The stale-trial sweep that finds it lost reads the mark (:func:`~autotweak.engine._storage.fail_stale`).
+    The stale-trial sweep that finds it lost reads the mark (:func:`~autotweak.engine._stale.fail_stale`).
     """
     with contextlib.suppress(UpdateFinishedTrialError):  # declared stale meanwhile: nothing to tell apart
         trial.set_user_attr(ATTR.RECLAIMABLE, True)

@@ -74,7 +74,7 @@ def state_of(trial: FrozenTrial) -> str:
     Optuna knows these trials as failed, but their objective did not fail: a trial stopped by
     Ctrl-C is ``interrupted``, one stopped by a spot interruption notice or by a storage it
     could not reach is ``preempted``, as is one whose spot machine went away without a notice
-    (failed by the stale-trial sweep, see :func:`~autotweak.engine._storage.fail_stale`); all
+    (failed by the stale-trial sweep, see :func:`~autotweak.engine._stale.fail_stale`); all
     are queued to run again.
     """
     if trial.state == TrialState.FAIL:

@@ -24,7 +24,8 @@ from autotweak.engine._preemption import NoticeWatcher, imds_endpoint, imds_inte
 from autotweak.engine._reconcile import fail_lost_record
 from autotweak.engine._retries import requeue
 from autotweak.engine._session import WorkerContext
-from autotweak.engine._storage import LOST_WORKER, make_storage, retrying
+from autotweak.engine._stale import LOST_WORKER
+from autotweak.engine._storage import make_storage, retrying
 from autotweak.engine._study import ATTR
 from autotweak.engine._trial import Trial
 from autotweak.engine._writer import RecordWriter
@@ -67,7 +68,7 @@ def make_stale_handler(
     """Close a dead trial's record, curve and all, and queue it again (while max_retries last).
 
     Its record says why, as the sweep did on the trial: its worker was lost, or its spot
-    machine went away (preempted; see :func:`~autotweak.engine._storage.fail_stale`).
+    machine went away (preempted; see :func:`~autotweak.engine._stale.fail_stale`).
     """
     metric, max_retries = experiment.metric.name, experiment.execution.max_retries
 

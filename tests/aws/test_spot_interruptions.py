@@ -15,7 +15,7 @@ import optuna
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from autotweak.engine._storage import LOST_MACHINE
+from autotweak.engine._stale import LOST_MACHINE
 from autotweak.engine._study import ATTR, state_of
 from tests.aws.conftest import SimulatedHosts
 from tests.aws.test_spot_executor import alive, aws_section, instances, wait_until

@@ -20,7 +20,8 @@ from autotweak.engine._optimize import _say_if_none_completed
 from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._retries import mark_reclaimable, requeue
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
-from autotweak.engine._storage import LOST_MACHINE, LOST_WORKER, make_storage
+from autotweak.engine._stale import LOST_MACHINE, LOST_WORKER
+from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR, create_study, state_of
 from autotweak.engine._summary import summarize
 from autotweak.report import build_report

@@ -1,0 +1,136 @@
+"""The stale-trial sweep: trials whose worker stopped writing heartbeats are failed and run again."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+
+import optuna
+import sqlalchemy
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+from optuna.trial import TrialState
+
+from autotweak._quiet import quiet_optuna
+from autotweak.engine._storage import rdb_backend
+from autotweak.engine._study import ATTR
+
+__all__ = ["LOST_MACHINE", "LOST_WORKER", "StaleSweeper", "fail_stale"]
+
+_log = logging.getLogger(__name__)
+
+
+def _grace(storage: BaseHeartbeat) -> float:
+    """The grace period of ``storage``, as Optuna's sweep reads it."""
+    backend = rdb_backend(storage) if isinstance(storage, BaseStorage) else None
+    if backend is None:
+        return 0.0
+    return float(backend.grace_period or 2 * (backend.heartbeat_interval or 0))
+
+
+LOST_WORKER = "worker lost: no heartbeat within the grace period"
+LOST_MACHINE = "preempted: its spot machine went away without a notice (no heartbeat within the grace period)"
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail trials whose worker stopped beating, running the stale-trial callback.
+
+    As Optuna's ``fail_stale_trials``, except that each trial says why it failed (its
+    failure attribute is written while it is still running: a finished trial's cannot be),
+    so that progress lines and reports show the reason, not a bare "fail".
+
+    A trial its worker marked as run on a spot machine (:attr:`ATTR.RECLAIMABLE
+    <autotweak.engine._study.ATTR>`) is failed as *preempted*: EC2 reclaims spot capacity
+    without the two-minute notice at times, and the trial's objective is not at fault.
+    Elsewhere (local worker processes, a machine of one's own) a lost worker stays a
+    failure: it died of the trial itself as often as not (the OOM killer), and the search
+    should count it against the objective. Both are queued again while ``max_retries`` last.
+    """
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return
+    failed = []
+    with quiet_optuna():
+        for trial_id in storage._get_stale_trial_ids(study._study_id):
+            if _fail_lost(storage, trial_id):
+                failed.append(trial_id)
+    callback = storage.get_heartbeat_stale_trial_callback()
+    if callback is not None:
+        for trial_id in failed:
+            callback(study, copy.deepcopy(storage.get_trial(trial_id)))
+
+
+def _fail_lost(storage: BaseStorage, trial_id: int) -> bool:
+    """Fail a running trial whose worker was lost; ``False`` if it finished, or was failed elsewhere, first.
+
+    Its reason is written while it still runs; one run on a spot machine is marked preempted.
+    """
+    try:
+        reason = LOST_WORKER
+        if storage.get_trial(trial_id).user_attrs.get(ATTR.RECLAIMABLE):
+            storage.set_trial_user_attr(trial_id, ATTR.PREEMPTED, True)
+            reason = LOST_MACHINE
+        storage.set_trial_user_attr(trial_id, ATTR.FAILURE, reason)
+        return bool(storage.set_trial_state_values(trial_id, state=TrialState.FAIL))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+
+
+class StaleSweeper:
+    """Runs :func:`fail_stale` at most once per ``every`` seconds (it costs a query).
+
+    It also fails *orphans*: running trials that never recorded a heartbeat, which Optuna's
+    sweep skips. A worker makes one when it dies, or its connection drops, between creating
+    the trial (``ask``) and its first heartbeat; nobody runs it, and a study waiting for its
+    running trials would wait forever. A trial this sweeper sees without a heartbeat for
+    the storage's whole grace period, on its own clock, is failed like a stale one (the
+    stale-trial callback runs, so it is recorded and retried).
+    """
+
+    def __init__(self, study: optuna.Study, every: float) -> None:
+        self.study = study
+        self.every = every
+        self._last = float("-inf")
+        self._unbeating: dict[int, float] = {}
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            fail_stale(self.study)
+            self._fail_orphans(now)
+            self._last = now  # once it went through: a sweep cut by a dropped connection is done again
+
+    def _fail_orphans(self, now: float) -> None:
+        storage = self.study._storage
+        backend = rdb_backend(storage)
+        if backend is None or not is_heartbeat_enabled(backend):
+            return
+        seen = _unbeating_trials(backend, self.study)
+        self._unbeating = {tid: self._unbeating.get(tid, now) for tid in seen}
+        grace = _grace(backend)
+        callback = backend.get_heartbeat_stale_trial_callback()
+        for tid in [tid for tid, since in self._unbeating.items() if now - since >= grace]:
+            del self._unbeating[tid]
+            if not _fail_lost(storage, tid):
+                continue  # it finished, or another worker failed it first
+            trial = storage.get_trial(tid)
+            _log.warning(
+                "trial %d never sent a heartbeat in %.0f s: its worker was lost", trial.number, grace
+            )
+            if callback is not None:
+                callback(self.study, copy.deepcopy(trial))
+
+
+_UNBEATING_SQL = """
+SELECT t.trial_id FROM trials t
+WHERE t.study_id = :study_id AND t.state = 'RUNNING'
+  AND NOT EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)
+"""
+
+
+def _unbeating_trials(storage: RDBStorage, study: optuna.Study) -> set[int]:
+    """Ids of the study's running trials that have no heartbeat."""
+    with storage.engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text(_UNBEATING_SQL), {"study_id": study._study_id}).all()
+    return {int(row[0]) for row in rows}
