@@ -99,3 +99,11 @@ def _signal_handlers_restored() -> Iterator[None]:
     yield
     for stop_signal, handler in saved.items():
         signal.signal(stop_signal, handler)
+
+
+@pytest.fixture(autouse=True)
+def _storage_contact_forgotten() -> None:
+    """A storage outage an earlier test made in this process does not hold this test's stale-trial sweeps."""
+    from autotweak.engine._contact import CONTACT
+
+    CONTACT.__init__()  # type: ignore[misc]

@@ -13,6 +13,7 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from autotweak._quiet import quiet_optuna
+from autotweak.engine._contact import CONTACT
 from autotweak.engine._storage import rdb_backend
 from autotweak.engine._study import ATTR
 
@@ -46,15 +47,20 @@ def fail_stale(study: optuna.Study) -> None:
     Elsewhere (local worker processes, a machine of one's own) a lost worker stays a
     failure: it died of the trial itself as often as not (the OOM killer), and the search
     should count it against the objective. Both are queued again while ``max_retries`` last.
+
+    Nothing is failed until the storage has answered this process for a grace period since
+    it last found it unreachable: no worker could write a heartbeat meanwhile (see
+    :data:`~autotweak.engine._contact.CONTACT`).
     """
     storage = study._storage
     if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
         return
-    failed = []
     with quiet_optuna():
-        for trial_id in storage._get_stale_trial_ids(study._study_id):
-            if _fail_lost(storage, trial_id):
-                failed.append(trial_id)
+        stale = storage._get_stale_trial_ids(study._study_id)
+        CONTACT.reached()  # this query may be the first to go through after an outage
+        if not CONTACT.steady(_grace(storage)):
+            return
+        failed = [trial_id for trial_id in stale if _fail_lost(storage, trial_id)]
     callback = storage.get_heartbeat_stale_trial_callback()
     if callback is not None:
         for trial_id in failed:
@@ -107,8 +113,11 @@ class StaleSweeper:
         if backend is None or not is_heartbeat_enabled(backend):
             return
         seen = _unbeating_trials(backend, self.study)
-        self._unbeating = {tid: self._unbeating.get(tid, now) for tid in seen}
+        CONTACT.reached()
         grace = _grace(backend)
+        if not CONTACT.steady(grace):
+            return  # their workers could not beat while the storage was down: judged once it is steady
+        self._unbeating = {tid: self._unbeating.get(tid, now) for tid in seen}
         callback = backend.get_heartbeat_stale_trial_callback()
         for tid in [tid for tid, since in self._unbeating.items() if now - since >= grace]:
             del self._unbeating[tid]

@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial
 
 from autotweak._locations import check_optuna_sqlite, create_whole, enable_wal, redact, sqlite_path
 from autotweak._quiet import quiet_optuna
+from autotweak.engine._contact import CONTACT
 from autotweak.exceptions import AutotweakError
 
 __all__ = [
@@ -117,8 +118,11 @@ def heartbeat(storage: BaseStorage, trial_id: int, interval: int | None) -> Iter
         while not stop.is_set():
             try:
                 storage.record_heartbeat(trial_id)
+                CONTACT.reached()
                 failing = False
             except Exception as exc:  # a storage hiccup must not kill the trial
+                if is_transient(exc):
+                    CONTACT.lost()
                 if not failing:  # once per outage, not once per beat
                     _log.warning(
                         "could not record the heartbeat of trial id %d (%s); trying again every %d s",
@@ -249,10 +253,11 @@ def retrying(
     started = time.monotonic()
     while True:
         try:
-            return func()
+            result = func()
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            CONTACT.lost()
             waited = time.monotonic() - started
             name = None if store is None else storage_name(store)
             if waited >= limit or (stop is not None and stop.is_set()):
@@ -270,6 +275,9 @@ def retrying(
             else:
                 time.sleep(pause)
             delay = min(delay * 2, 10.0)
+        else:
+            CONTACT.reached()
+            return result
 
 
 def _root(exc: BaseException) -> BaseException:

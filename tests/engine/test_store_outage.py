@@ -7,6 +7,8 @@ a failover does; the others break one storage call of an embedded SQLite store o
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,10 +20,12 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
+from autotweak._quiet import quiet_optuna
 from autotweak.engine._monitor import Monitor
 from autotweak.engine._retries import requeue
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
-from autotweak.engine._storage import make_storage, retrying
+from autotweak.engine._stale import LOST_WORKER, StaleSweeper, fail_stale
+from autotweak.engine._storage import heartbeat, make_storage, rdb_backend, retrying
 from autotweak.engine._study import ATTR, create_study, state_of
 from autotweak.engine._worker import WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError
@@ -350,3 +354,91 @@ def test_a_retry_keeps_what_its_trial_was_run_for():
     requeue(study, trial.number, {}, {ATTR.ABLATION: True, ATTR.BASELINE: True}, max_retries=3)
     (queued,) = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
     assert queued.user_attrs[ATTR.ABLATION] is True and queued.user_attrs[ATTR.BASELINE] is True
+
+
+BEATING = """
+import sys, time
+from autotweak.engine._storage import heartbeat, make_storage
+
+url, trial_id = sys.argv[1], int(sys.argv[2])
+storage = make_storage(url, heartbeat_interval=1, grace_period=3, check_schema=False)
+with heartbeat(storage, trial_id, 1):
+    time.sleep(600)
+"""
+
+
+def _beating(url: str, trial_id: int) -> subprocess.Popen[bytes]:
+    """A process of its own that writes the heartbeat of ``trial_id`` every second, as a worker does."""
+    return subprocess.Popen([sys.executable, "-c", BEATING, url, str(trial_id)])
+
+
+def _has_beaten(storage: Any, trial_id: int) -> bool:
+    with storage.engine.connect() as conn:
+        sql = "SELECT 1 FROM trial_heartbeats WHERE trial_id = :id"
+        return conn.execute(sqlalchemy.text(sql), {"id": trial_id}).first() is not None
+
+
+def test_an_outage_longer_than_the_grace_period_fails_no_live_trial_but_a_dead_ones(
+    make_experiment, pg, pg_url
+):
+    """No worker can write a heartbeat while PostgreSQL is down: right after it, every running
+    trial's is older than the grace period. A sweep then fails only the trial whose worker
+    died meanwhile, once the storage has answered for a grace period (the live one has beaten)."""
+    exp = make_experiment(name="beats-outage", storage=pg_url)  # heartbeat 1 s, grace 3 s
+    storage = make_storage(pg_url, heartbeat_interval=1, grace_period=3)
+    study = create_study(exp, storage)
+    with quiet_optuna():  # Optuna warns of heartbeats outside its own optimize
+        own, live, dead = (study.ask()._trial_id for _ in range(3))
+    workers = {tid: _beating(pg_url, tid) for tid in (live, dead)}
+    sweep = StaleSweeper(study, every=0)
+    try:
+        with heartbeat(storage, own, 1):  # this worker's own trial, whose heartbeat meets the outage
+            deadline = time.monotonic() + 30
+            while not all(_has_beaten(rdb_backend(storage), tid) for tid in workers):
+                assert time.monotonic() < deadline, "the workers never beat"
+                time.sleep(0.1)
+            pg.ctl("stop", "-m", "fast")
+            workers[dead].kill()  # dies while the storage is down
+            workers[dead].wait()
+            time.sleep(4.5)  # longer than the grace period
+            pg.ctl("start")
+            sweep()  # at once, as a worker whose retried step went through does
+            states = {tid: storage.get_trial(tid).state for tid in (own, live, dead)}
+            assert set(states.values()) == {TrialState.RUNNING}, "nothing failed before anyone could beat"
+            deadline = time.monotonic() + 30
+            while storage.get_trial(dead).state == TrialState.RUNNING:
+                assert time.monotonic() < deadline, "the dead worker's trial was never failed"
+                time.sleep(0.2)
+                sweep()
+            assert storage.get_trial(dead).user_attrs[ATTR.FAILURE] == LOST_WORKER
+            assert storage.get_trial(live).state == TrialState.RUNNING, "the live worker's trial runs on"
+            assert storage.get_trial(own).state == TrialState.RUNNING
+    finally:
+        for worker in workers.values():
+            worker.kill()
+            worker.wait()
+
+
+def test_a_sweep_after_a_retried_storage_error_waits_until_the_storage_has_answered_a_grace_period(
+    home, make_experiment
+):
+    """A worker waiting for others' trials meets the outage in its own retried reads, not in a heartbeat."""
+    url = f"sqlite:///{home / 'optuna.db'}"
+    storage = make_storage(url, heartbeat_interval=1, grace_period=2)
+    study = create_study(make_experiment(name="held-sweep", storage=url), storage)
+    with quiet_optuna():
+        trial_id = study.ask()._trial_id
+    storage.record_heartbeat(trial_id)
+    time.sleep(2.5)  # its worker is gone: the heartbeat is older than the grace period
+    flaky = _Flaky(0.3)
+    flaky.arm()
+    retrying(flaky.wrap(lambda: None), "reading the budget", timeout=10)
+    assert flaky.failures >= 1
+    fail_stale(study)
+    assert storage.get_trial(trial_id).state == TrialState.RUNNING, "not judged right after the outage"
+    deadline = time.monotonic() + 30
+    while storage.get_trial(trial_id).state == TrialState.RUNNING:
+        assert time.monotonic() < deadline, "a dead worker's trial must still be failed"
+        time.sleep(0.2)
+        fail_stale(study)
+    assert storage.get_trial(trial_id).user_attrs[ATTR.FAILURE] == LOST_WORKER
