@@ -35,7 +35,7 @@ class SessionRecord:
     kind: str  # "run" (the study's first), "resume" or "worker" (``autotweak worker``, joined)
     executor: dict[str, Any]
     host: str
-    started: str  # ISO 8601, UTC, to the second
+    started: str  # ISO 8601, UTC, to the microsecond: sessions a second apart keep their order
 
 
 def open_session(study: optuna.Study, kind: SessionKind, executor: Mapping[str, Any]) -> str:
@@ -45,7 +45,7 @@ def open_session(study: optuna.Study, kind: SessionKind, executor: Mapping[str, 
         "kind": kind,
         "executor": json.loads(json.dumps(dict(executor), sort_keys=True, default=str)),
         "host": socket.gethostname(),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="microseconds"),
     }
     study.set_user_attr(_KEY + session_id, record)
     return session_id

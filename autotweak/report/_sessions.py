@@ -58,7 +58,7 @@ class Placement:
             return None
         rows = [
             [
-                s.started.replace("+00:00", "Z"),
+                s.started[:19] + "Z" if s.started else "",  # to the second, as people read it
                 _KINDS.get(s.kind, s.kind),
                 executor_text(s.executor),
                 s.host,

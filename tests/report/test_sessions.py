@@ -11,6 +11,7 @@ import pytest
 
 import autotweak
 from autotweak.engine._study import ATTR
+from autotweak.engine._study_sessions import open_session, sessions_of
 from autotweak.report import build_report, write_html_report
 from tests.conftest import objective
 from tests.engine.test_workers import running_cli, start_cli, wait_for_lines, write_spec
@@ -147,3 +148,12 @@ def test_a_spot_worker_counts_for_the_session_that_launched_it(home, make_experi
     assert run.returncode == 0, out
     assert build_report(load(exp)).executor_line() == "Ran on aws-spot (workers=4)."
     assert [t.user_attrs[ATTR.SESSION] for t in load(exp).trials] == ["s1", "s1"]
+
+
+def test_sessions_opened_within_one_second_keep_their_order():
+    """A short first run and its resume start in the same second: the resume is still the later."""
+    study = optuna.create_study()
+    first = open_session(study, "run", {"name": "inline", "workers": 1})
+    then = open_session(study, "resume", {"name": "processes", "workers": 2})
+    assert [s.id for s in sessions_of(study.user_attrs)] == [first, then]
+    assert len({s.started for s in sessions_of(study.user_attrs)}) == 2
