@@ -24,7 +24,7 @@ from autotweak._quiet import quiet_optuna
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sampler_exhausted
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted
-from autotweak.engine._retries import INTERRUPTED_FAILURE, mark_interrupted, mark_reclaimable
+from autotweak.engine._retries import INTERRUPTED_FAILURE, ask_reclaimable, mark_interrupted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
 from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._steps import StepsCheck
@@ -193,6 +193,8 @@ class _Loop:
             if reason is not None:
                 return view, reason, None
             with quiet_optuna():
+                if self.watcher.endpoint:  # a spot machine, which may go away without its notice
+                    return view, None, ask_reclaimable(self.study)
                 return view, None, self.study.ask()
 
     def _view(self) -> BudgetView:
@@ -213,8 +215,6 @@ class _Loop:
         # record (an MLflow round trip) must still leave a trial that goes stale, or the
         # study would wait for it forever.
         with heartbeat(self.storage, trial._trial_id, self.experiment.execution.heartbeat_interval):
-            if self.watcher.endpoint:  # a spot machine, which may go away without its notice
-                self._retrying(lambda: mark_reclaimable(trial), "marking the trial as run on a spot machine")
             handle = self._retrying(
                 lambda: self.session.begin(trial, critical=interrupts.critical, opener=self.writer.call),
                 "starting a trial",

@@ -19,7 +19,13 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import training_first
 
-__all__ = ["INTERRUPTED_FAILURE", "first_step", "mark_interrupted", "mark_reclaimable", "requeue"]
+__all__ = [
+    "INTERRUPTED_FAILURE",
+    "ask_reclaimable",
+    "first_step",
+    "mark_interrupted",
+    "requeue",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -35,13 +41,29 @@ def mark_interrupted(trial: optuna.Trial) -> None:
         _log.info("trial %d finished before it could be marked as interrupted", trial.number)
 
 
-def mark_reclaimable(trial: optuna.Trial) -> None:
-    """Mark a running trial as run on a spot machine: lost without a notice, it is preempted, not failed.
+def ask_reclaimable(study: optuna.Study) -> optuna.Trial:
+    """``study.ask()`` on a spot machine: the trial is marked reclaimable from the write that starts it.
 
-    The stale-trial sweep that finds it lost reads the mark (:func:`~autotweak.engine._stale.fail_stale`).
+    Lost without a notice, a trial so marked is preempted, not failed: the stale-trial sweep
+    that finds it lost reads the mark (:func:`~autotweak.engine._stale.fail_stale`).
+
+    A trial the sampler proposes is created with the mark (one write), so that a machine
+    that goes away at any moment after leaves a preempted trial, never a failed one. A
+    queued trial (the baseline, a proposal, a retry) is taken from the queue by Optuna's
+    own write, and marked by the next one, before the trial is built or its heartbeat
+    starts: a machine lost between those two writes leaves it failed as a lost worker
+    (and run again all the same). Marking it before taking it would leave the mark on a
+    queued trial that another machine, not a spot one, may take next.
     """
-    with contextlib.suppress(UpdateFinishedTrialError):  # declared stale meanwhile: nothing to tell apart
-        trial.set_user_attr(ATTR.RECLAIMABLE, True)
+    study._thread_local.cached_all_trials = None  # as Study.ask: read the storage afresh once per trial
+    trial_id = study._pop_waiting_trial_id()
+    if trial_id is None:
+        marked = create_trial(state=TrialState.RUNNING, user_attrs={ATTR.RECLAIMABLE: True})
+        trial_id = study._storage.create_new_trial(study._study_id, template_trial=marked)
+    else:
+        with contextlib.suppress(UpdateFinishedTrialError):  # declared stale meanwhile
+            study._storage.set_trial_user_attr(trial_id, ATTR.RECLAIMABLE, True)
+    return optuna.Trial(study, trial_id)
 
 
 def requeue(

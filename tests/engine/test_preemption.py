@@ -10,15 +10,15 @@ from collections.abc import Iterator
 
 import optuna
 import pytest
-from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 import autotweak
 from autotweak._locations import resolve_storage_url
 from autotweak._quiet import quiet_optuna
+from autotweak.engine._loop import _Loop
 from autotweak.engine._optimize import _say_if_none_completed
 from autotweak.engine._reconcile import lost_trial_start
-from autotweak.engine._retries import mark_reclaimable, requeue
+from autotweak.engine._retries import ask_reclaimable, requeue
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._stale import LOST_MACHINE, LOST_WORKER
 from autotweak.engine._storage import make_storage
@@ -140,9 +140,8 @@ def test_a_spot_machine_lost_without_its_notice_preempts_its_trial_a_lost_local_
     lost: dict[str, int] = {}
     for machine in ("spot", "local"):  # each worker opens its record, reports, and is gone
         with quiet_optuna():
-            trial = study.ask({"x": FloatDistribution(-5.0, 5.0)})
-        if machine == "spot":
-            mark_reclaimable(trial)
+            trial = ask_reclaimable(study) if machine == "spot" else study.ask()
+        trial.suggest_float("x", -5.0, 5.0)
         storage.record_heartbeat(trial._trial_id)
         worker.start_trial(lost_trial_start(study, storage.get_trial(trial._trial_id)))
         trial.report(0.5, 1)
@@ -183,3 +182,32 @@ def test_no_trial_completed_says_the_preempted_ones_apart_from_failures(home, ma
         "fault); resume the study to run them again: optimize(..., resume=True) or "
         "`autotweak resume all-lost`"
     ]
+
+
+class _MachineGone(BaseException):
+    """The spot machine went away: nothing more of its worker runs."""
+
+
+def test_a_spot_machine_lost_right_after_its_worker_asked_for_a_trial_preempts_it(
+    home, make_experiment, metadata, monkeypatch
+):
+    """Lost between the ask and anything else the worker writes, the trial is still known to be a spot one."""
+    exp = make_experiment(
+        name="asked", budget={"trials": 2}, execution={"heartbeat_interval": 1, "grace_period": 2}
+    )
+    run_trial = _Loop._run_trial
+
+    def gone_after_the_ask(loop: _Loop, trial: optuna.Trial, interrupts: object) -> None:
+        if trial.number == 0:  # the baseline, taken from the queue, runs
+            return run_trial(loop, trial, interrupts)
+        loop.storage.record_heartbeat(trial._trial_id)  # its heartbeat thread's first beat, then nothing
+        raise _MachineGone
+
+    monkeypatch.setattr(_Loop, "_run_trial", gone_after_the_ask)
+    with pytest.raises(_MachineGone):
+        autotweak.optimize(exp)
+    time.sleep(3.5)  # past the grace period (SQLite keeps heartbeats to the second)
+    autotweak.Study(exp, resume=True).close()  # its opening sweeps the stale trials
+    baseline, lost = load(exp).trials[:2]
+    assert baseline.user_attrs[ATTR.RECLAIMABLE] is True, "a queued trial is marked as it is taken"
+    assert (state_of(lost), lost.user_attrs[ATTR.FAILURE]) == ("preempted", LOST_MACHINE)
