@@ -106,7 +106,9 @@ def _check_not_loopback(name: str, url: str) -> None:
 
 def user_data(boot: Bootstrap) -> str:
     """The bash script EC2 runs at boot (as root)."""
-    command = ["autotweak", "worker", boot.study, "--storage", boot.storage]
+    # Supervised: a worker process the kernel kills (out of memory) while the machine runs
+    # fails its trial as the config's failure; only a machine that goes away preempts it.
+    command = ["autotweak", "worker", boot.study, "--storage", boot.storage, "--supervise"]
     if boot.tracking_uri:
         command += ["--tracking-uri", boot.tracking_uri]
     if boot.wall_time is not None:

@@ -125,6 +125,12 @@ def _check_more_trials(experiment: Experiment, trials: int, storage: str | None)
 @click.option(
     "--session", hidden=True, help="The id of the session that launched this worker (spot workers)."
 )
+@click.option(
+    "--supervise",
+    is_flag=True,
+    help="Run even one worker in a child process: if the kernel kills it (out of memory), its trial "
+    "fails at once, naming the kill, and runs again once at most.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def worker(
     study: str,
@@ -133,6 +139,7 @@ def worker(
     workers: int,
     wall_time: str | None,
     session: str | None,
+    supervise: bool,
     verbose: int,
 ) -> None:
     """Join the running STUDY from this machine and run its trials until the budget is spent."""
@@ -153,6 +160,7 @@ def worker(
         wall_time=seconds,
         session=session,
         on_ready=lambda: _console.line(f"joining study '{study}' with {workers} worker(s)"),
+        supervise=supervise,
     )
     reasons = ", ".join(sorted({r.stop_reason for r in results}))
     _console.line(f"worker done: {sum(r.trials for r in results)} trial(s) run; stopped ({reasons})")

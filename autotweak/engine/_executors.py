@@ -9,6 +9,7 @@ import multiprocessing as mp
 import multiprocessing.connection
 import os
 import pickle
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -138,10 +139,17 @@ class ProcessExecutor(BaseExecutor):
 
     Ctrl-C reaches every worker: each finishes its bookkeeping, records its running trial
     as interrupted, and exits; nothing is left half-written.
+
+    Args:
+        workers: How many worker processes to run at once.
+        on_crash: Called with a failed worker's result as soon as its process is seen to
+            end, before the others do: ``autotweak worker --supervise`` settles its trial
+            there, before a stale-trial sweep elsewhere takes it for a lost machine.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, on_crash: Callable[[WorkerResult], None] | None = None) -> None:
         self.workers = workers
+        self.on_crash = on_crash
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -257,7 +265,9 @@ class ProcessExecutor(BaseExecutor):
                 if index in results or proc.exitcode is None:
                     continue
                 proc.join()
-                results[index] = _result_of(proc, receiver, current)
+                results[index] = _result_of(proc, receiver, current, interrupted=interrupted)
+                if results[index].crashed and self.on_crash is not None:
+                    self.on_crash(results[index])
                 killed = results[index].crashed and proc.exitcode < 0
                 if killed and not interrupted and replacements > 0:
                     replacements -= 1
@@ -269,13 +279,18 @@ class ProcessExecutor(BaseExecutor):
         return [results[index] for index in range(len(procs))]
 
 
-def _result_of(proc: Any, receiver: Connection, current: Any) -> WorkerResult:
-    """What an ended worker sent, or what its end says (a crash: its exit code, the trial it left)."""
+def _result_of(proc: Any, receiver: Connection, current: Any, *, interrupted: bool) -> WorkerResult:
+    """What an ended worker sent, or what its end says (a crash: its exit code, the trial it left).
+
+    A worker ended by SIGKILL while nobody told it to stop is marked ``killed``: on a
+    machine that goes on running, the kernel's OOM killer is the likely sender.
+    """
     started, result = receive_result(receiver)
     if result is None:
         when = "after it started" if started else _NOT_STARTED
         error = f"{proc.name} exited with code {proc.exitcode} {when}, without a result"
         result = WorkerResult(stop_reason=f"crashed (exit code {proc.exitcode})", error=error)
+        result.killed = proc.exitcode == -signal.SIGKILL and not interrupted
     if result.error is not None:
         result.last_trial = current.value if current.value >= 0 else None
         left = "" if result.last_trial is None else "; its trial is failed, and run again while retries last"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -15,7 +16,14 @@ from autotweak._locations import (
     resolve_tracking_uri,
     storage_url_of,
 )
-from autotweak.engine._executors import WorkerCrashError, check_not_starting_worker, executor_for
+from autotweak.engine._executors import (
+    ProcessExecutor,
+    WorkerCrashError,
+    check_not_starting_worker,
+    executor_for,
+)
+from autotweak.engine._killed import killed_before, killed_reason, oom_kills
+from autotweak.engine._preemption import machine_name
 from autotweak.engine._reconcile import settle_crashed
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR, load_study
@@ -27,25 +35,39 @@ from autotweak.tracking import BaseTracker, check_tracking_server
 
 __all__ = ["join", "settle_crashed_workers"]
 
+_log = logging.getLogger(__name__)
+
 
 def settle_crashed_workers(
-    study: optuna.Study, tracker: BaseTracker, experiment: Experiment, results: list[WorkerResult]
+    study: optuna.Study,
+    tracker: BaseTracker,
+    experiment: Experiment,
+    results: list[WorkerResult],
+    *,
+    oom: bool | None = None,
 ) -> None:
     """Fail the trials that failed workers left running, and queue them again, as a stale-trial sweep would.
 
     Their workers are gone, which this process knows without waiting for a grace period;
     left running, they would stay so until a resume, and the study's retries with them.
+
+    A worker process killed by SIGKILL while this one lives (the machine did not go away:
+    the kernel's OOM killer, most likely, which ``oom`` says where known) fails its trial
+    as the config's own failure, never as a preemption, naming the machine
+    (:func:`killed_reason`). It is run again once at most: a first kill may come from
+    memory that earlier trials of the same process held, and the retry runs in a fresh
+    process; a second one is the config's.
     """
     for result in results:
-        if result.crashed and result.last_trial is not None:
-            settle_crashed(
-                study,
-                tracker,
-                result.last_trial,
-                f"its worker process crashed: {result.error}",
-                metric=experiment.metric.name,
-                max_retries=experiment.execution.max_retries,
-            )
+        if not result.crashed or result.last_trial is None:
+            continue
+        reason, retries = f"its worker process crashed: {result.error}", experiment.execution.max_retries
+        if result.killed:
+            reason = killed_reason(oom, machine_name())
+            retries = 0 if killed_before(study, result.last_trial) else retries
+        settle_crashed(
+            study, tracker, result.last_trial, reason, metric=experiment.metric.name, max_retries=retries
+        )
 
 
 def join(
@@ -57,6 +79,7 @@ def join(
     wall_time: float | None = None,
     session: str | None = None,
     on_ready: Callable[[], None] | None = None,
+    supervise: bool = False,
 ) -> list[WorkerResult]:
     """Join a running study as a worker: run its trials until its budget is spent.
 
@@ -74,6 +97,9 @@ def join(
             ``optimize``), whose trials these are; else this worker is a session of its own,
             recorded on the study (see :mod:`~autotweak.engine._study_sessions`).
         on_ready: Called once the study and its stores are found, before any worker starts.
+        supervise: Run the workers in child processes of this one (also a single worker), which
+            fails a trial at once, as the config's failure, when the kernel kills its worker
+            process (see :func:`settle_crashed_workers`); spot workers run so.
 
     Returns:
         What each worker did.
@@ -97,7 +123,8 @@ def join(
     tracking = resolve_tracking_uri(uri)
     experiment = experiment.with_overrides(storage=url, tracking_uri=tracking)  # the spec's hide passwords
     check_tracking_server(tracking)  # before a trial starts: its worker would wait minutes on a dead server
-    runner = executor_for(workers)
+    settler = _Settler(study, experiment)
+    runner = ProcessExecutor(workers, on_crash=settler.at_once) if supervise else executor_for(workers)
     context = WorkerContext(
         experiment=experiment,
         storage_url=url,
@@ -109,13 +136,43 @@ def join(
     )
     if on_ready is not None:
         on_ready()
-    results = runner.run(context, None)
-    if any(r.crashed and r.last_trial is not None for r in results):
-        tracker = make_tracker(context.tracking_uri)
-        try:
-            settle_crashed_workers(study, tracker, experiment, results)
-        finally:
-            tracker.close()
+    try:
+        results = runner.run(context, None)
+        settler.settle(results)
+    finally:
+        settler.close()
     if results and all(r.crashed for r in results):
         raise WorkerCrashError(study_name, [str(r.error) for r in results])
     return results
+
+
+class _Settler:
+    """Settles the trials of crashed workers, with a tracker made the first time one is needed."""
+
+    def __init__(self, study: optuna.Study, experiment: Experiment) -> None:
+        self.study = study
+        self.experiment = experiment
+        self._tracker: BaseTracker | None = None
+        self._oom_kills = oom_kills()  # before the workers start; read again as each one dies
+
+    def settle(self, results: list[WorkerResult], *, oom: bool | None = None) -> None:
+        """Settle the trials the crashed workers among ``results`` left running."""
+        if any(r.crashed and r.last_trial is not None for r in results):
+            if self._tracker is None:
+                self._tracker = make_tracker(self.experiment.tracking_uri)
+            settle_crashed_workers(self.study, self._tracker, self.experiment, results, oom=oom)
+
+    def at_once(self, result: WorkerResult) -> None:
+        """Settle one crashed worker's trial as soon as it is seen; what fails here is settled at the end."""
+        before, self._oom_kills = self._oom_kills, oom_kills()
+        oom = None if before is None or self._oom_kills is None else self._oom_kills > before
+        try:
+            self.settle([result], oom=oom)
+        except Exception:
+            _log.warning("could not settle the trial of a crashed worker yet", exc_info=True)
+            return
+        result.last_trial = None  # settled: not again at the end
+
+    def close(self) -> None:
+        if self._tracker is not None:
+            self._tracker.close()

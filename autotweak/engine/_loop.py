@@ -49,6 +49,7 @@ class WorkerResult:
     interrupted: bool = False
     error: str | None = None  # set when the worker itself failed: its exception, or how its process ended
     last_trial: int | None = None  # a failed worker's last trial (its Optuna id), which may be left running
+    killed: bool = False  # ended by SIGKILL while not told to stop: the kernel's OOM killer, most likely
 
     @property
     def crashed(self) -> bool:

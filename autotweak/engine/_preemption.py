@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import urllib.error
 import urllib.request
 
-__all__ = ["NoticeWatcher", "TrialPreempted", "imds_endpoint", "imds_interval"]
+__all__ = ["NoticeWatcher", "TrialPreempted", "imds_endpoint", "imds_interval", "machine_name"]
 
 _log = logging.getLogger(__name__)
 
@@ -30,6 +31,12 @@ class TrialPreempted(Exception):
 def imds_endpoint() -> str | None:
     """The instance-metadata endpoint to poll, from ``AUTOTWEAK_IMDS_ENDPOINT``."""
     return os.environ.get("AUTOTWEAK_IMDS_ENDPOINT") or None
+
+
+def machine_name() -> str:
+    """The machine a failure reason names: its EC2 instance id where one is known, else its host name."""
+    instance = NoticeWatcher(imds_endpoint()).instance_id()
+    return f"instance {instance}" if instance else f"host {socket.gethostname()}"
 
 
 def imds_interval() -> float:
@@ -78,6 +85,18 @@ class NoticeWatcher:
         except OSError:
             _log.debug("the instance metadata service did not answer", exc_info=True)
         return self.notice.is_set()
+
+    def instance_id(self) -> str | None:
+        """The EC2 instance id of the machine, from the metadata service (``None`` without one)."""
+        if not self.endpoint:
+            return None
+        try:
+            token = self._request("latest/api/token", method="PUT", token=None)
+            found = self._request("latest/meta-data/instance-id", method="GET", token=token)
+        except OSError:
+            _log.debug("the instance metadata service did not answer", exc_info=True)
+            return None
+        return found.strip() if found else None
 
     def _request(self, path: str, *, method: str, token: str | None) -> str | None:
         headers = {"X-aws-ec2-metadata-token-ttl-seconds": "300"} if token is None else {}

@@ -106,6 +106,14 @@ class SimulatedHosts:
         os.killpg(host.proc.pid, signal.SIGKILL)
         host.proc.wait()
 
+    def host_of(self, pid: int) -> str | None:
+        """The instance whose worker runs process ``pid`` (its supervisor, or a worker process under it)."""
+        try:
+            group = os.getpgid(pid)
+        except ProcessLookupError:
+            return None
+        return next((iid for iid, host in self.hosts.items() if host.proc.pid == group), None)
+
     def interrupt(self, instance_id: str) -> None:
         """Post a spot interruption notice (the two-minute warning) to the instance's metadata service."""
         self.hosts[instance_id].imds.notice.set()
@@ -147,7 +155,7 @@ class SimulatedHosts:
         assert argv[:2] == ["autotweak", "worker"]
         home = self.folder / iid
         home.mkdir(parents=True)
-        imds = MetadataService()  # the user-data's endpoint is EC2's link-local address
+        imds = MetadataService(iid)  # the user-data's endpoint is EC2's link-local address
         env = {**os.environ, **exports, "AUTOTWEAK_HOME": str(home), "PYTHONUNBUFFERED": "1"}
         env |= {"AUTOTWEAK_IMDS_ENDPOINT": imds.endpoint, "AUTOTWEAK_IMDS_INTERVAL": "0.2"}
         log = home / "worker.log"

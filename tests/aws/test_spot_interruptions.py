@@ -6,6 +6,8 @@ workers poll it for a notice and mark the trials they run as run on a spot machi
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ import optuna
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from autotweak.engine._killed import KILLED
 from autotweak.engine._stale import LOST_MACHINE
 from autotweak.engine._study import ATTR, state_of
 from tests.aws.conftest import SimulatedHosts
@@ -44,11 +47,10 @@ def _running_on(hosts, study: optuna.Study, marks: Path) -> tuple[str, int] | No
     if not marks.exists():
         return None
     running = {t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING}
-    by_pid = {host.proc.pid: iid for iid, host in hosts.hosts.items()}
     for line in reversed(marks.read_text().splitlines()):
         number, pid = (int(field) for field in line.split()[:2])
-        if number in running and pid in by_pid:
-            return by_pid[pid], number
+        if number in running and (iid := hosts.host_of(pid)) is not None:
+            return iid, number
     return None
 
 
@@ -132,3 +134,43 @@ def test_a_machine_gone_without_a_notice_counts_its_trial_preempted(home, aws_st
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 6
     assert len(instances(ec2, name)) == 3 and not alive(ec2, name)
     assert_stores_agree(MlflowClient(aws_stores.tracking_uri), study)
+
+
+def _pid_of(marks: Path, number: int) -> int:
+    """The process that started trial ``number`` last (a retry keeps its root's number apart)."""
+    return next(
+        int(line.split()[1])
+        for line in reversed(marks.read_text().splitlines())
+        if line.split()[0] == str(number)
+    )
+
+
+def test_a_worker_process_killed_on_a_live_machine_fails_its_trial_once(
+    home, aws_stores, ec2, simulated_hosts
+):
+    """The OOM killer SIGKILLs the training process; the machine goes on: a failure, not a preemption."""
+    name = "spot-oom"
+    marks = home / f"{name}.marks"
+    with _a_trial_running(home, aws_stores, simulated_hosts, name, 0.5) as (proc, _, iid, victim):
+        os.kill(_pid_of(marks, victim), signal.SIGKILL)  # as the OOM killer does: that process only
+        out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+
+    study = optuna.load_study(study_name=name, storage=aws_stores.storage)
+    trial = study.trials[victim]
+    assert state_of(trial) == "failed", (trial.state, trial.user_attrs)
+    assert not trial.user_attrs.get(ATTR.PREEMPTED), "the machine did not go away"
+    reason = trial.user_attrs[ATTR.FAILURE]
+    assert reason.startswith(KILLED) and reason.endswith(f") on instance {iid}"), reason
+    assert "not by the kernel's OOM killer" in reason, "the kernel counted no OOM kill: the test sent it"
+    (retry,) = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == victim]
+    assert retry.state == TrialState.COMPLETE, "run again once, in a fresh worker process"
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 6
+    assert len(instances(ec2, name)) == 2, "the machine was kept: a new worker process took its place"
+    assert not alive(ec2, name)
+    client = MlflowClient(aws_stores.tracking_uri)
+    assert_stores_agree(client, study)
+    run = mlflow_runs(client, name).children[victim]
+    assert run.data.tags["autotweak.state"] == "failed"
+    assert run.data.tags["autotweak.failure"] == reason
+    assert f"trial {victim} fail ({KILLED}" in out, out

@@ -15,7 +15,9 @@ from optuna.trial import TrialState
 import autotweak
 from autotweak._locations import resolve_storage_url
 from autotweak._quiet import quiet_optuna
-from autotweak.engine._loop import _Loop
+from autotweak.engine._join import settle_crashed_workers
+from autotweak.engine._killed import killed_reason, oom_kills
+from autotweak.engine._loop import WorkerResult, _Loop
 from autotweak.engine._optimize import _say_if_none_completed
 from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._retries import ask_reclaimable, requeue
@@ -184,6 +186,30 @@ def test_no_trial_completed_says_the_preempted_ones_apart_from_failures(home, ma
     ]
 
 
+def test_a_worker_process_killed_on_a_live_machine_fails_its_trial_which_runs_again_once(
+    home, make_experiment, monkeypatch
+):
+    """SIGKILL while the supervisor lives (the OOM killer): the config's failure, run again once at most."""
+    exp = make_experiment(name="oom", execution={"workers": 1, "max_retries": 3})
+    study = create_study(exp, make_storage("memory"))
+    with MetadataService("i-0123456789abcdef0") as imds:
+        monkeypatch.setenv("AUTOTWEAK_IMDS_ENDPOINT", imds.endpoint)
+        for _ in range(2):  # the first attempt, then its retry, each killed
+            with quiet_optuna():
+                trial = ask_reclaimable(study)  # on a spot machine: lost with it, it would be preempted
+            killed = WorkerResult(error="autotweak-worker-0 exited with code -9", last_trial=trial._trial_id)
+            killed.killed = True
+            settle_crashed_workers(study, NullTracker(), exp, [killed])
+    first, retry = study.trials
+    for attempt in (first, retry):
+        assert state_of(attempt) == "failed", attempt.user_attrs
+        assert attempt.user_attrs[ATTR.FAILURE] == (
+            "worker process killed (SIGKILL, likely out of memory) on instance i-0123456789abcdef0"
+        )
+    assert (retry.user_attrs[ATTR.RETRY_OF], retry.user_attrs[ATTR.ATTEMPT]) == (first.number, 2)
+    assert len(study.trials) == 2, "killed twice: not run a third time, though max_retries is 3"
+
+
 class _MachineGone(BaseException):
     """The spot machine went away: nothing more of its worker runs."""
 
@@ -211,3 +237,18 @@ def test_a_spot_machine_lost_right_after_its_worker_asked_for_a_trial_preempts_i
     baseline, lost = load(exp).trials[:2]
     assert baseline.user_attrs[ATTR.RECLAIMABLE] is True, "a queued trial is marked as it is taken"
     assert (state_of(lost), lost.user_attrs[ATTR.FAILURE]) == ("preempted", LOST_MACHINE)
+
+
+def test_the_kernel_says_whether_its_oom_killer_ended_a_process(tmp_path):
+    """Linux counts OOM kills in /proc/vmstat; elsewhere (or an older kernel) nothing is claimed."""
+    vmstat = tmp_path / "vmstat"
+    vmstat.write_text("nr_free_pages 5\noom_kill 3\npgfault 9\n")
+    assert oom_kills(vmstat) == 3
+    vmstat.write_text("nr_free_pages 5\n")
+    assert oom_kills(vmstat) is None
+    assert oom_kills(tmp_path / "absent") is None
+    assert [killed_reason(oom, "host gpu-1") for oom in (True, False, None)] == [
+        "worker process killed (SIGKILL, by the kernel's OOM killer: out of memory) on host gpu-1",
+        "worker process killed (SIGKILL, not by the kernel's OOM killer) on host gpu-1",
+        "worker process killed (SIGKILL, likely out of memory) on host gpu-1",
+    ]
