@@ -112,3 +112,21 @@ def sgd_momentum(config: dict[str, Any], trial: autotweak.Trial) -> float:
     if config["optimizer"] != "sgd" or "momentum" not in config:
         raise ValueError(f"an SGD config with a momentum is wanted, got {config}")
     return float(config["lr"]) + abs(float(config["momentum"]) - 0.65)
+
+
+def lost_before_its_heartbeat(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """The first time: the machine goes away as if before the trial's first heartbeat; then scores ``x``.
+
+    Deletes the study's heartbeats from the storage (PostgreSQL, ``config["storage"]``) and
+    SIGKILLs its own process group at once: the trial is left running with no heartbeat.
+    """
+    once = Path(config["marker"])
+    if not once.exists():
+        import sqlalchemy  # this objective alone needs it
+
+        once.write_text(str(trial.number))
+        engine = sqlalchemy.create_engine(config["storage"])
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("DELETE FROM trial_heartbeats"))
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+    return float(config["x"])

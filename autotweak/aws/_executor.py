@@ -2,7 +2,8 @@
 
 The launcher runs where ``autotweak optimize`` runs. It launches workers (an instant EC2
 Fleet, else spot ``RunInstances``), replaces lost ones while the study and the dollar
-budget last, fails the trials of vanished workers through the heartbeat, and, however it
+budget last, fails the trials of vanished workers through the heartbeat (also those that
+never beat: a machine lost before its trial's first heartbeat), and, however it
 ends, terminates every instance it launched: in a ``finally`` block, and through a
 detached :class:`~autotweak.aws._watchdog.Watchdog` when it is killed.
 """
@@ -37,7 +38,7 @@ from autotweak.aws._watchdog import Watchdog
 from autotweak.engine._budget import BudgetView
 from autotweak.engine._executors import BaseExecutor
 from autotweak.engine._reconcile import unqueued
-from autotweak.engine._stale import fail_stale
+from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._storage import make_storage, retrying
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
 from autotweak.exceptions import AutotweakError
@@ -132,6 +133,9 @@ class _Launcher:
             on_stale=make_stale_handler(tracker, ctx.experiment),
         )
         self.study = optuna.load_study(study_name=self.study_name, storage=storage)
+        # Orphans too (trials that never beat): a machine lost before its trial's first heartbeat
+        # may leave the study's last trial so, with no worker left to sweep it.
+        self.sweep = StaleSweeper(self.study, every=0.0)
         self.earlier = recorded_cost(self.study)  # budget_usd is the study's, over all its sessions
         self.cost = StudyCost(0.0, self.earlier)
 
@@ -169,7 +173,7 @@ class _Launcher:
             now = time.time()
             self.ledger.update(instances, now)
             record_cost(self.study, self.earlier, self.ledger, now)
-            retrying(lambda: fail_stale(self.study), "looking for stale trials")
+            retrying(self.sweep, "looking for stale trials")
             view = retrying(
                 lambda: BudgetView.read(self.study, experiment.metric.steps, need_compute=True),
                 "reading the budget",

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -174,3 +175,32 @@ def test_a_worker_process_killed_on_a_live_machine_fails_its_trial_once(
     assert run.data.tags["autotweak.state"] == "failed"
     assert run.data.tags["autotweak.failure"] == reason
     assert f"trial {victim} fail ({KILLED}" in out, out
+
+
+@pytest.mark.slow
+def test_a_machine_lost_before_its_trials_first_heartbeat_is_found_by_the_launcher(
+    home, aws_stores, ec2, simulated_hosts
+):
+    """The study's last trial, left running with no heartbeat and no worker to sweep it: the launcher does."""
+    name = "spot-orphan"
+    spec = write_spec(
+        home / f"{name}.yaml",
+        name=name,
+        objective=objective("lost_before_its_heartbeat"),
+        base={"marker": str(home / f"{name}.once"), "storage": aws_stores.storage, "x": 0.5},
+        metric={"name": "loss", "direction": "minimize"},
+        budget={"trials": 1},
+        execution={"workers": 1, "heartbeat_interval": 1, "grace_period": 3, "aws": aws_section(fleet=False)},
+        storage=aws_stores.storage,
+        tracking_uri=aws_stores.tracking_uri,
+    )
+    simulated_hosts(name)
+    with running_cli(["optimize", str(spec), "--executor", "aws-spot"], home.parent) as proc:
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+
+    study = optuna.load_study(study_name=name, storage=aws_stores.storage)
+    lost, retry = study.trials
+    assert (state_of(lost), lost.user_attrs[ATTR.FAILURE]) == ("preempted", LOST_MACHINE)
+    assert retry.user_attrs[ATTR.RETRY_OF] == lost.number and retry.state == TrialState.COMPLETE
+    assert len(instances(ec2, name)) == 2 and not alive(ec2, name)
