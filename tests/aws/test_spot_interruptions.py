@@ -138,7 +138,7 @@ def test_a_machine_gone_without_a_notice_counts_its_trial_preempted(home, aws_st
 
 
 def _pid_of(marks: Path, number: int) -> int:
-    """The process that started trial ``number`` last (a retry keeps its root's number apart)."""
+    """The process that last started trial ``number``, from the marks the objective writes."""
     return next(
         int(line.split()[1])
         for line in reversed(marks.read_text().splitlines())
@@ -163,7 +163,6 @@ def test_a_worker_process_killed_on_a_live_machine_fails_its_trial_once(
     assert not trial.user_attrs.get(ATTR.PREEMPTED), "the machine did not go away"
     reason = trial.user_attrs[ATTR.FAILURE]
     assert reason.startswith(KILLED) and reason.endswith(f") on instance {iid}"), reason
-    assert "not by the kernel's OOM killer" in reason, "the kernel counted no OOM kill: the test sent it"
     (retry,) = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == victim]
     assert retry.state == TrialState.COMPLETE, "run again once, in a fresh worker process"
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 6
