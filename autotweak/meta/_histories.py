@@ -164,16 +164,41 @@ class HintedReason(str):
         reason.rule, reason.guess, reason.fix = rule, guess, fix
         return reason
 
-    def told(self, given: int, of: int, unit: str = "record") -> str:
-        """The reason for ``of`` records, ``given`` of which give this hint: how many, where not all."""
-        some = "" if given >= of else f" in {given} of {of} {unit}s"
-        return _with_hint(self.rule, self.guess + some, self.fix)
+    def told(
+        self, given: int, of: int, unit: str = "record", *, also: Sequence[tuple[HintedReason, int]] = ()
+    ) -> str:
+        """The reason for ``of`` records, ``given`` of which give this hint: how many, where not all.
+
+        ``also``: other hints of the rule with the records that give them, said after this one.
+
+        Example:
+            >>> a, b = HintedReason("x is unknown", "'a'"), HintedReason("x is unknown", "'b'")
+            >>> a.told(10, 15, also=[(b, 5)])
+            "x is unknown ('a' in 10 of 15 records?; or 'b' in 5 of 15 records?)"
+        """
+        hints = [(self, given), *also]
+        text = "; or ".join(_hint(h.guess + _some(n, of, unit), h.fix) for h, n in hints)
+        return _bracketed(self.rule, text)
+
+
+def _some(given: int, of: int, unit: str) -> str:
+    return "" if given >= of else f" in {given} of {of} {unit}s"
+
+
+def _hint(guess: str, fix: str) -> str:
+    return f"{guess}?" + (f" {fix}" if fix else "")
 
 
 def _with_hint(rule: str, guess: str, fix: str) -> str:
     """``rule (guess? fix)``, or inside the brackets ``rule`` ends with: ``... (ignored; guess? fix)``."""
-    hint = f"{guess}?" + (f" {fix}" if fix else "")
+    return _bracketed(rule, _hint(guess, fix))
+
+
+def _bracketed(rule: str, hint: str) -> str:
     return f"{rule[:-1]}; {hint})" if rule.endswith(")") else f"{rule} ({hint})"
+
+
+_PLAUSIBLE = 5  # a second hint given by 1 in this many of a rule's records, or more, is said too
 
 
 @dataclass
@@ -259,9 +284,17 @@ class SkipReport:
         return line
 
     def _told(self, rule: str, n: int, unit: str) -> str:
-        """``rule`` with the hint its ``n`` records give most often (the first met of a tie), if any."""
-        hint = next(((h, m) for h, m in self.hints.most_common() if h.rule == rule), None)
-        return rule if hint is None else hint[0].told(hint[1], n, unit)
+        """``rule`` with the hint its ``n`` records give most often (the first met of a tie), if any.
+
+        A second hint is said too where a fifth of the records or more give it: ``bs`` recorded
+        as 64 in 10 records and as 4 in 5 is a batch size in some, a beam size in others.
+        """
+        hints = [(h, m) for h, m in self.hints.most_common() if h.rule == rule]
+        if not hints:
+            return rule
+        (first, given), *others = hints
+        also = [(h, m) for h, m in others[:1] if m * _PLAUSIBLE >= n]
+        return first.told(given, n, unit, also=also)
 
     def _example(self, reason: str) -> str:
         source = self.examples.get(reason, "?")

@@ -141,3 +141,32 @@ def test_a_rename_hinted_for_some_records_of_a_name_is_one_line_with_their_count
         "5 records skipped: 5 x param 'learning_rate' is missing (recorded as 'lr' in 3 of 5 records? "
         f"{rename}) (e.g. table:frame#t/0)"
     )
+
+
+def test_a_recorded_name_that_fits_two_params_in_many_records_hints_both_in_one_line() -> None:
+    """``bs`` recorded as 64 in 10 records (a batch size) and as 4 in 5 (a beam size): both renames said."""
+    bs = [64] * 10 + [4] * 5
+    rows = [{"task": "t", "trial": i, "value": 0.1 * i, "param.bs": v} for i, v in enumerate(bs)]
+    space = SearchSpace.from_dict(
+        {
+            "batch_size": {"type": "int", "low": 32, "high": 256},
+            "beam_size": {"type": "int", "low": 1, "high": 8},
+        }
+    )
+    skipped = read_table(pd.DataFrame(rows), space=space, base={"batch_size": 32, "beam_size": 2}).skipped
+    rename = "renames={{'bs': '{0}'}} (Python) or --rename bs={0} (CLI)"
+    [ignored] = [
+        line for line in skipped.summary().split("; kept with changes: ")[1].split(" x ") if "'bs'" in line
+    ]
+    assert ignored == (
+        "param 'bs' is not in the space (ignored; the space's 'batch_size' in 10 of 15 records? "
+        f"{rename.format('batch_size')}; or the space's 'beam_size' in 5 of 15 records? "
+        f"{rename.format('beam_size')})"
+    )
+    few = read_table(pd.DataFrame(rows[:14]), space=space, base={"batch_size": 32, "beam_size": 2})
+    assert "'beam_size' in 4 of 14" in few.skipped.summary()  # 4 of 14: still a fifth or more
+    rare = [{**row, "param.bs": 64} for row in rows[:12]] + rows[-2:]  # beam size in 2 of 14 only
+    said = read_table(
+        pd.DataFrame(rare), space=space, base={"batch_size": 32, "beam_size": 2}
+    ).skipped.summary()
+    assert "'batch_size' in 12 of 14 records?" in said and "beam_size' in" not in said
