@@ -22,7 +22,7 @@ from autotweak._locations import (
 from autotweak._validation import Where
 from autotweak.engine._executors import BaseExecutor, check_not_starting_worker, executor_for
 from autotweak.engine._opening import open_records
-from autotweak.engine._study_sessions import open_session
+from autotweak.engine._study_sessions import ASK_TELL, open_session
 from autotweak.engine._worker import WorkerContext, make_tracker
 from autotweak.spec import Experiment, load_experiment
 from autotweak.tracking import BaseTracker, check_tracking_server
@@ -64,7 +64,7 @@ def prepare(
     ``executor``, the ``meta`` of the executor that will run the trials, is recorded on
     the study, with this session (its host and start; see
     :mod:`~autotweak.engine._study_sessions`); a resume says when it differs from the last
-    session's.
+    session's. An ask/tell study (``runs_trials``) is a session of its own kind.
     """
     check_not_starting_worker()
     if resume:  # the study is looked for: a store that does not exist is not created to say it is not there
@@ -84,7 +84,7 @@ def prepare(
             keep_setup=keep_setup,
             executor=executor,
         )
-        session = None if executor is None else open_session(study, "resume" if resume else "run", executor)
+        session = _open_session(study, resume=resume, runs_trials=runs_trials, executor=executor)
     except BaseException:
         tracker.close()
         raise
@@ -99,6 +99,17 @@ def prepare(
         session=session,
     )
     return Prepared(experiment, study, storage, tracker, context, caught_up=caught_up)
+
+
+def _open_session(
+    study: optuna.Study, *, resume: bool, runs_trials: bool, executor: Mapping[str, Any] | None
+) -> str | None:
+    """Record the session that runs trials now: the ask/tell API's, or an executor's; ``None``: neither."""
+    if runs_trials:
+        return open_session(study, "ask/tell", ASK_TELL)
+    if executor is None:  # report --ablate: its trials are not the search's
+        return None
+    return open_session(study, "resume" if resume else "run", executor)
 
 
 def as_experiment(

@@ -18,13 +18,24 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import optuna
+from optuna.trial import FrozenTrial
 
-from autotweak.engine._study import ATTR
+from autotweak.engine._study import ATTR, state_of
 
-__all__ = ["SessionRecord", "open_session", "sessions_of"]
+__all__ = [
+    "ASK_TELL",
+    "KINDS",
+    "SessionRecord",
+    "finished_by_session",
+    "open_session",
+    "sessions_of",
+]
 
-SessionKind = Literal["run", "resume", "worker"]
+SessionKind = Literal["run", "resume", "worker", "ask/tell"]
+KINDS = {"run": "first run", "resume": "resume", "worker": "joined worker", "ask/tell": "ask/tell Study"}
+ASK_TELL = {"name": "ask/tell"}  # the executor of an ask/tell session: the caller's own loop
 _KEY = ATTR.SESSION + "."  # the study's attr of one session: this, then its id
+_FINISHED = ("complete", "pruned", "failed")  # interrupted and preempted trials run again: not counted
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,7 @@ class SessionRecord:
     """One session of a study, as it recorded itself when it started."""
 
     id: str
-    kind: str  # "run" (the study's first), "resume" or "worker" (``autotweak worker``, joined)
+    kind: str  # "run" (the study's first), "resume", "worker" (``autotweak worker``, joined) or "ask/tell"
     executor: dict[str, Any]
     host: str
     started: str  # ISO 8601, UTC, to the microsecond: sessions a second apart keep their order
@@ -69,3 +80,18 @@ def sessions_of(attrs: Mapping[str, Any]) -> list[SessionRecord]:
         if key.startswith(_KEY) and isinstance(value, Mapping)
     ]
     return sorted(found, key=lambda s: (s.started, s.id))
+
+
+def finished_by_session(trials: list[FrozenTrial]) -> dict[str | None, int]:
+    """How many trials each session finished (complete, pruned or failed); ``None``: of no session.
+
+    ``report --ablate``'s trials run outside any session, and are not counted.
+    """
+    finished: dict[str | None, int] = {}
+    for trial in trials:
+        if state_of(trial) not in _FINISHED or trial.user_attrs.get(ATTR.ABLATION):
+            continue
+        session = trial.user_attrs.get(ATTR.SESSION)
+        key = None if session is None else str(session)
+        finished[key] = finished.get(key, 0) + 1
+    return finished

@@ -12,22 +12,22 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from autotweak.engine._study import ATTR, executor_text, executors_of, state_of
-from autotweak.engine._study_sessions import SessionRecord, sessions_of
+from autotweak.engine._study import executor_text, executors_of
+from autotweak.engine._study_sessions import KINDS, SessionRecord, finished_by_session, sessions_of
 from autotweak.report._sections import Section
 
 __all__ = ["Placement", "placement_of"]
 
-_FINISHED = ("complete", "pruned", "failed")  # interrupted and preempted trials run again: not counted
 _ONE_WORKER = {"name": "inline", "workers": 1}  # ``autotweak worker`` without --workers
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Part:
     """One phrase of the line ("1 joined worker (host x)") and the trials its sessions finished."""
 
     text: str
     trials: int
+    sessions: int = 1
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Placement:
 
     sessions: list[SessionRecord]
     finished: dict[str, int]  # by session id
-    unrecorded: int  # finished trials that carry no session: ask/tell ones, or older than the record
+    unrecorded: int  # finished trials that carry no session: older than the record, or of old ask/tell code
     executors: list[dict[str, Any]]
 
     def line(self) -> str | None:
@@ -59,7 +59,7 @@ class Placement:
         rows = [
             [
                 s.started[:19] + "Z" if s.started else "",  # to the second, as people read it
-                _KINDS.get(s.kind, s.kind),
+                KINDS.get(s.kind, s.kind),
                 executor_text(s.executor),
                 s.host,
                 str(self.finished.get(s.id, 0)),
@@ -68,25 +68,37 @@ class Placement:
         ]
         note = (
             "Each session that ran trials of the study, as it started: the first run, each resume, each "
-            "`autotweak worker` that joined. Trials counts the trials it finished (complete, pruned or "
-            "failed); each trial's MLflow run names its session in tag `autotweak.session`."
+            "`autotweak worker` that joined, each ask/tell `Study`. Trials counts the trials it finished "
+            "(complete, pruned or failed); each trial's MLflow run names its session in tag "
+            "`autotweak.session`."
         )
         return Section("Sessions", [note], ["started (UTC)", "session", "executor", "host", "trials"], rows)
 
     def _parts(self) -> list[_Part]:
         parts = [_Part("sessions not recorded", self.unrecorded)] if self.unrecorded else []
+        by_host: dict[str, _Part] = {}  # the ask/tell sessions on one host: one phrase
         for s in self.sessions:
-            if s.kind != "worker":
-                said = (
-                    executor_text(s.executor)
-                    if s.kind == "run"
-                    else f"resumed on {executor_text(s.executor)}"
-                )
-                parts.append(_Part(said, self.finished.get(s.id, 0)))
+            trials = self.finished.get(s.id, 0)
+            if s.kind == "ask/tell" and s.host in by_host:
+                by_host[s.host].trials += trials
+                by_host[s.host].sessions += 1
+            elif s.kind == "ask/tell":
+                by_host[s.host] = _Part(s.host, trials)
+                parts.append(by_host[s.host])
+            elif s.kind != "worker":
+                said = executor_text(s.executor)
+                parts.append(_Part(said if s.kind == "run" else f"resumed on {said}", trials))
+        for part in by_host.values():
+            many = f"{part.sessions} sessions, " if part.sessions > 1 else ""
+            part.text = f"the ask/tell API ({many}host {part.text})"
+        return parts + self._joined()
+
+    def _joined(self) -> list[_Part]:
         groups: dict[tuple[str, str], list[SessionRecord]] = {}
         for s in self.sessions:
             if s.kind == "worker":
                 groups.setdefault((s.host, _with(s.executor)), []).append(s)
+        parts = []
         for (host, how), joined in groups.items():
             noun = "joined worker" if len(joined) == 1 else "joined workers"
             count = sum(self.finished.get(s.id, 0) for s in joined)
@@ -94,22 +106,16 @@ class Placement:
         return parts
 
 
-_KINDS = {"run": "first run", "resume": "resume", "worker": "joined worker"}
-
-
 def placement_of(attrs: Mapping[str, Any], trials: list[FrozenTrial]) -> Placement:
     """Read the sessions from a study's user attrs and count the trials each finished."""
-    finished: dict[str, int] = {}
-    unrecorded = 0
-    for trial in trials:
-        if state_of(trial) not in _FINISHED:
-            continue
-        session = trial.user_attrs.get(ATTR.SESSION)
-        if session is not None:
-            finished[str(session)] = finished.get(str(session), 0) + 1
-        elif not trial.user_attrs.get(ATTR.ABLATION):  # `report --ablate` runs its trials outside any session
-            unrecorded += 1
-    return Placement(sessions_of(attrs), finished, unrecorded, executors_of(attrs))
+    finished = finished_by_session(trials)
+    unrecorded = finished.pop(None, 0)
+    return Placement(
+        sessions_of(attrs),
+        {str(k): v for k, v in finished.items()},
+        unrecorded,
+        executors_of(attrs),
+    )
 
 
 def _with(executor: Mapping[str, Any]) -> str:

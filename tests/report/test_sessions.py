@@ -17,6 +17,8 @@ from tests.conftest import objective
 from tests.engine.test_workers import running_cli, start_cli, wait_for_lines, write_spec
 from tests.helpers import load, mlflow_runs
 
+HOST = socket.gethostname()
+
 
 def joined_study(home: Path, name: str, **stores: str) -> tuple[int, int]:
     """``optimize`` on 2 worker processes, and an ``autotweak worker`` that joins it, run to the end.
@@ -53,8 +55,7 @@ def joined_study(home: Path, name: str, **stores: str) -> tuple[int, int]:
 
 def joined_line(by_main: int, by_worker: int) -> str:
     """What the report says of :func:`joined_study`."""
-    host = socket.gethostname()
-    return f"Ran on processes (workers=2) and 1 joined worker (host {host}): {by_main} + {by_worker} trials."
+    return f"Ran on processes (workers=2) and 1 joined worker (host {HOST}): {by_main} + {by_worker} trials."
 
 
 @pytest.mark.slow
@@ -75,6 +76,23 @@ def test_the_report_names_a_joined_worker_and_counts_each_sessions_trials(home, 
     assert len(set(sessions.values())) == 2
     runs = mlflow_runs(mlflow_client, "joined-report")
     assert {n: r.data.tags["autotweak.session"] for n, r in runs.children.items()} == sessions
+
+
+def test_an_ask_tell_study_is_a_session_of_its_own(home, make_experiment):
+    """Its trials are counted as its own, not as 'sessions not recorded'."""
+    exp = make_experiment(name="asked", budget={"trials": 2})
+    for budget in (2, 3):  # created, then reopened: one session per Study object, not per trial
+        with autotweak.Study(
+            make_experiment(name="asked", budget={"trials": budget}), resume=budget > 2
+        ) as study:
+            while (trial := study.ask()) is not None:
+                study.tell(trial, 1.0)
+    sessions = sessions_of(load(exp).user_attrs)
+    assert [s.kind for s in sessions] == ["ask/tell", "ask/tell"]
+    assert [t.user_attrs[ATTR.SESSION] for t in load(exp).trials] == [sessions[0].id] * 2 + [sessions[1].id]
+    report = build_report(load(exp))
+    assert report.executor_line() == f"Ran on the ask/tell API (2 sessions, host {HOST})."
+    assert "| ask/tell Study | ask/tell |" in report.to_markdown()
 
 
 def _study(attrs: dict[str, object], sessions: list[str | None]) -> optuna.Study:
