@@ -27,7 +27,7 @@ from autotweak.engine._preemption import machine_name
 from autotweak.engine._reconcile import settle_crashed
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR, load_study
-from autotweak.engine._study_sessions import open_session
+from autotweak.engine._study_sessions import open_session, record_session
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_tracker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -125,6 +125,8 @@ def join(
     check_tracking_server(tracking)  # before a trial starts: its worker would wait minutes on a dead server
     settler = _Settler(study, experiment)
     runner = ProcessExecutor(workers, on_crash=settler.at_once) if supervise else executor_for(workers)
+    own = session is None  # a spot worker's session is its launcher's, which writes its line
+    session = session or open_session(study, "worker", runner.meta)  # the report counts its trials
     context = WorkerContext(
         experiment=experiment,
         storage_url=url,
@@ -132,13 +134,17 @@ def join(
         study_run_id=study.user_attrs.get(ATTR.RUN_ID),
         home=str(default_home()),
         deadline=None if wall_time is None else time.time() + wall_time,
-        session=session or open_session(study, "worker", runner.meta),  # the report counts its trials
+        session=session,
     )
-    if on_ready is not None:
-        on_ready()
     try:
+        if own:  # its line on the parent run, as it starts and (with its trials) as it ends
+            record_session(settler.tracker(), context.study_run_id, study, session)
+        if on_ready is not None:
+            on_ready()
         results = runner.run(context, None)
         settler.settle(results)
+        if own:
+            record_session(settler.tracker(), context.study_run_id, study, session, ended=True)
     finally:
         settler.close()
     if results and all(r.crashed for r in results):
@@ -158,9 +164,13 @@ class _Settler:
     def settle(self, results: list[WorkerResult], *, oom: bool | None = None) -> None:
         """Settle the trials the crashed workers among ``results`` left running."""
         if any(r.crashed and r.last_trial is not None for r in results):
-            if self._tracker is None:
-                self._tracker = make_tracker(self.experiment.tracking_uri)
-            settle_crashed_workers(self.study, self._tracker, self.experiment, results, oom=oom)
+            settle_crashed_workers(self.study, self.tracker(), self.experiment, results, oom=oom)
+
+    def tracker(self) -> BaseTracker:
+        """The study's tracker, made on first use."""
+        if self._tracker is None:
+            self._tracker = make_tracker(self.experiment.tracking_uri)
+        return self._tracker
 
     def at_once(self, result: WorkerResult) -> None:
         """Settle one crashed worker's trial as soon as it is seen; what fails here is settled at the end."""

@@ -28,6 +28,7 @@ from autotweak.engine._reconcile import queue_lost_retries, reconcile
 from autotweak.engine._share import register_winner
 from autotweak.engine._storage import MEMORY
 from autotweak.engine._study import ATTR, config_of, state_of
+from autotweak.engine._study_sessions import record_session
 from autotweak.engine._summary import summarize
 from autotweak.engine._trial import MODEL_ATTR
 from autotweak.engine._worker import WorkerResult
@@ -306,6 +307,10 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
     summary = summarize(prepared.study, interrupted=interrupted)
     try:
         _record_proposals(prepared, tracker)
+        if prepared.context.session is not None:  # its line on the parent run, with the trials it finished
+            record_session(
+                tracker, prepared.context.study_run_id, prepared.study, prepared.context.session, ended=True
+            )
         tracker.end_study(prepared.context.study_run_id, summary)
     except Exception as exc:
         raise AutotweakError(f"could not write the study summary to the tracker: {exc}") from exc

@@ -22,7 +22,7 @@ from autotweak._locations import (
 from autotweak._validation import Where
 from autotweak.engine._executors import BaseExecutor, check_not_starting_worker, executor_for
 from autotweak.engine._opening import open_records
-from autotweak.engine._study_sessions import ASK_TELL, open_session
+from autotweak.engine._study_sessions import ASK_TELL, open_session, record_session
 from autotweak.engine._worker import WorkerContext, make_tracker
 from autotweak.spec import Experiment, load_experiment
 from autotweak.tracking import BaseTracker, check_tracking_server
@@ -85,6 +85,8 @@ def prepare(
             executor=executor,
         )
         session = _open_session(study, resume=resume, runs_trials=runs_trials, executor=executor)
+        if session is not None:  # its line on the parent run, for the MLflow UI
+            record_session(tracker, run_id, study, session)
     except BaseException:
         tracker.close()
         raise

@@ -5,6 +5,10 @@ it is, its executor, host and start), so that sessions starting together on othe
 never write the same key; each trial it runs carries the session's id (trial user attr
 ``autotweak.session``, and the same tag on the trial's MLflow run), so a report counts the
 trials each session finished from the storage alone, also for a session that was killed.
+
+The study's MLflow parent run holds a line per session too (tag ``autotweak.session.<id>``:
+``resume on processes (workers=2), host gpu-1, started 2026-11-29 10:41:07 UTC``), written as
+the session starts and again, with the trials it finished, as it ends (:func:`record_session`).
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from autotweak.engine._study import ATTR, state_of
+from autotweak.engine._study import ATTR, executor_text, state_of
+from autotweak.engine._writer import RecordWriter
+
+if TYPE_CHECKING:
+    from autotweak.tracking import BaseTracker
 
 __all__ = [
     "ASK_TELL",
@@ -28,13 +36,15 @@ __all__ = [
     "SessionRecord",
     "finished_by_session",
     "open_session",
+    "record_session",
+    "session_text",
     "sessions_of",
 ]
 
 SessionKind = Literal["run", "resume", "worker", "ask/tell"]
 KINDS = {"run": "first run", "resume": "resume", "worker": "joined worker", "ask/tell": "ask/tell Study"}
 ASK_TELL = {"name": "ask/tell"}  # the executor of an ask/tell session: the caller's own loop
-_KEY = ATTR.SESSION + "."  # the study's attr of one session: this, then its id
+_KEY = ATTR.SESSION + "."  # the study's attr of one session, and its parent run's tag: this, then its id
 _FINISHED = ("complete", "pruned", "failed")  # interrupted and preempted trials run again: not counted
 
 
@@ -95,3 +105,42 @@ def finished_by_session(trials: list[FrozenTrial]) -> dict[str | None, int]:
         key = None if session is None else str(session)
         finished[key] = finished.get(key, 0) + 1
     return finished
+
+
+def session_text(session: SessionRecord, finished: int | None = None) -> str:
+    """One session in a line, as its parent run's tag shows it; ``finished``: the trials it finished.
+
+    Example:
+        >>> record = SessionRecord("ab12", "resume", {"name": "inline", "workers": 1}, "gpu-1", "")
+        >>> session_text(record, 3)
+        'resume on inline (workers=1), host gpu-1: 3 trial(s) finished'
+    """
+    text = KINDS.get(session.kind, session.kind)
+    if session.executor != ASK_TELL:  # the caller's own loop
+        text += f" on {executor_text(session.executor)}"
+    text += f", host {session.host}"
+    if session.started:
+        text += f", started {session.started[:19].replace('T', ' ')} UTC"
+    return text if finished is None else f"{text}: {finished} trial(s) finished"
+
+
+def record_session(
+    tracker: BaseTracker, run_id: str | None, study: optuna.Study, session_id: str, *, ended: bool = False
+) -> None:
+    """Write the session's line on the study's parent run; ``ended``: with the trials it finished.
+
+    Written as the records are (:class:`~autotweak.engine._writer.RecordWriter`): a tracker that
+    does not answer is asked once and dropped, not waited out. The line is one tag of its own
+    (``autotweak.session.<id>``), so that sessions starting together never write the same one.
+    """
+    if run_id is None:  # nothing is tracked
+        return
+    found = [s for s in sessions_of(study.user_attrs) if s.id == session_id]
+    if not found:
+        return
+    finished = finished_by_session(study.get_trials(deepcopy=False)).get(session_id, 0) if ended else None
+    text = session_text(found[0], finished)
+    with RecordWriter(unreachable=tracker.unreachable) as writer:
+        writer.submit(
+            lambda: tracker.log_session(run_id, session_id, text), f"the line of session {session_id}"
+        )

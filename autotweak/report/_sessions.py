@@ -70,7 +70,8 @@ class Placement:
             "Each session that ran trials of the study, as it started: the first run, each resume, each "
             "`autotweak worker` that joined, each ask/tell `Study`. Trials counts the trials it finished "
             "(complete, pruned or failed); each trial's MLflow run names its session in tag "
-            "`autotweak.session`."
+            "`autotweak.session`, and the study's parent run holds a line per session (tag "
+            "`autotweak.session.<id>`)."
         )
         return Section("Sessions", [note], ["started (UTC)", "session", "executor", "host", "trials"], rows)
 

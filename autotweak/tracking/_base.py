@@ -111,6 +111,14 @@ class BaseTracker(abc.ABC):
         ``guard`` is what tripped the negative-transfer guard (``None``: it did not trip).
         """
 
+    def log_session(self, run_id: str, session_id: str, text: str) -> None:
+        """Record on the study's record one session that runs its trials, as ``text`` says it.
+
+        Each session has its own entry, ``session_id``'s: sessions that start together (a
+        resume and the workers joining it, on other machines) never write the same one; a
+        session writes its own again as it ends, with the trials it finished.
+        """
+
     def end_study(self, run_id: str | None, summary: StudySummary) -> None:
         """Write the study's summary and close its record."""
 

@@ -354,6 +354,10 @@ class MlflowTracker(BaseTracker):
         self._log(run_id, metrics=metric_entities(metrics.items()), tags=tag_entities([tag]))
         self.client.log_dict(run_id, {"tripped": bool(guard), **record}, "meta/guard.json")
 
+    def log_session(self, run_id: str, session_id: str, text: str) -> None:
+        """Tag ``autotweak.session.<id>`` of the parent run: the session's line, as the UI lists tags."""
+        self.client.set_tag(run_id, f"autotweak.session.{session_id}", text[:_TAG_LIMIT])
+
     def refused(self, exc: Exception) -> bool:
         """MLflow's answer to bad data (an invalid param, a deleted run), not to a store that is away."""
         return isinstance(exc, MlflowException) and exc.error_code in _REFUSALS

@@ -11,8 +11,9 @@ import pytest
 
 import autotweak
 from autotweak.engine._study import ATTR
-from autotweak.engine._study_sessions import open_session, sessions_of
+from autotweak.engine._study_sessions import SessionRecord, open_session, record_session, sessions_of
 from autotweak.report import build_report, write_html_report
+from autotweak.tracking import MlflowTracker
 from tests.conftest import objective
 from tests.engine.test_workers import running_cli, start_cli, wait_for_lines, write_spec
 from tests.helpers import load, mlflow_runs
@@ -76,10 +77,39 @@ def test_the_report_names_a_joined_worker_and_counts_each_sessions_trials(home, 
     assert len(set(sessions.values())) == 2
     runs = mlflow_runs(mlflow_client, "joined-report")
     assert {n: r.data.tags["autotweak.session"] for n, r in runs.children.items()} == sessions
+    lines = _session_tags(runs.parents[0].data.tags)
+    worker = next(s for s in sessions_of(study.user_attrs) if s.kind == "worker")
+    said = f"joined worker on inline (workers=1), host {HOST}, started {_at(worker)}"
+    assert lines[worker.id] == f"{said}: {by_worker} trial(s) finished"
 
 
-def test_an_ask_tell_study_is_a_session_of_its_own(home, make_experiment):
-    """Its trials are counted as its own, not as 'sessions not recorded'."""
+def _session_tags(tags: dict[str, str]) -> dict[str, str]:
+    """A parent run's line of each session, by session id."""
+    prefix = f"{ATTR.SESSION}."
+    return {key[len(prefix) :]: value for key, value in tags.items() if key.startswith(prefix)}
+
+
+def _at(session: SessionRecord) -> str:
+    """When a session started, as its line on the parent run says it."""
+    return session.started[:19].replace("T", " ") + " UTC"
+
+
+def test_the_parent_run_holds_a_line_per_session_with_the_trials_it_finished(
+    home, make_experiment, mlflow_client
+):
+    """The MLflow UI shows the first run and each resume: a tag of the study's run per session."""
+    autotweak.optimize(make_experiment(name="lines", budget={"trials": 2}))
+    autotweak.optimize(make_experiment(name="lines", budget={"trials": 3}), resume=True)
+    first, resumed = sessions_of(load(make_experiment(name="lines")).user_attrs)
+    [parent] = mlflow_runs(mlflow_client, "lines").parents
+    assert _session_tags(parent.data.tags) == {
+        first.id: f"first run on inline (workers=1), host {HOST}, started {_at(first)}: 2 trial(s) finished",
+        resumed.id: f"resume on inline (workers=1), host {HOST}, started {_at(resumed)}: 1 trial(s) finished",
+    }
+
+
+def test_an_ask_tell_study_is_a_session_of_its_own(home, make_experiment, mlflow_client):
+    """Its trials are counted as its own, not as 'sessions not recorded'; the parent run says it too."""
     exp = make_experiment(name="asked", budget={"trials": 2})
     for budget in (2, 3):  # created, then reopened: one session per Study object, not per trial
         with autotweak.Study(
@@ -93,6 +123,12 @@ def test_an_ask_tell_study_is_a_session_of_its_own(home, make_experiment):
     report = build_report(load(exp))
     assert report.executor_line() == f"Ran on the ask/tell API (2 sessions, host {HOST})."
     assert "| ask/tell Study | ask/tell |" in report.to_markdown()
+    [parent] = mlflow_runs(mlflow_client, "asked").parents
+    said = _session_tags(parent.data.tags)
+    assert (
+        said[sessions[1].id]
+        == f"ask/tell Study, host {HOST}, started {_at(sessions[1])}: 1 trial(s) finished"
+    )
 
 
 def _study(attrs: dict[str, object], sessions: list[str | None]) -> optuna.Study:
@@ -155,7 +191,7 @@ def test_the_line_lists_each_session_and_its_trials(sessions, trials, line):
     assert build_report(_study(attrs, trials)).executor_line() == line
 
 
-def test_a_spot_worker_counts_for_the_session_that_launched_it(home, make_experiment):
+def test_a_spot_worker_counts_for_the_session_that_launched_it(home, make_experiment, mlflow_client):
     """``autotweak worker --session ID`` (the spot launcher's command) is no session of its own."""
     exp = make_experiment(name="launched", budget={"trials": 2})
     autotweak.Study(exp).close()
@@ -166,6 +202,22 @@ def test_a_spot_worker_counts_for_the_session_that_launched_it(home, make_experi
     assert run.returncode == 0, out
     assert build_report(load(exp)).executor_line() == "Ran on aws-spot (workers=4)."
     assert [t.user_attrs[ATTR.SESSION] for t in load(exp).trials] == ["s1", "s1"]
+    [parent] = mlflow_runs(mlflow_client, "launched").parents
+    assert "s1" not in _session_tags(parent.data.tags), "its launcher writes the session's line"
+
+
+def test_a_joined_worker_writes_its_line_on_the_parent_run_as_it_starts_and_ends(
+    home, make_experiment, mlflow_client
+):
+    exp = make_experiment(name="joined-line", budget={"trials": 2})
+    autotweak.Study(exp).close()
+    run = start_cli(["worker", "joined-line"], home.parent)
+    out = run.communicate(timeout=120)[0]
+    assert run.returncode == 0, out
+    [worker] = [s for s in sessions_of(load(exp).user_attrs) if s.kind == "worker"]
+    [parent] = mlflow_runs(mlflow_client, "joined-line").parents
+    said = f"joined worker on inline (workers=1), host {HOST}, started {_at(worker)}"
+    assert _session_tags(parent.data.tags)[worker.id] == f"{said}: 2 trial(s) finished"
 
 
 def test_sessions_opened_within_one_second_keep_their_order():
@@ -175,3 +227,15 @@ def test_sessions_opened_within_one_second_keep_their_order():
     then = open_session(study, "resume", {"name": "processes", "workers": 2})
     assert [s.id for s in sessions_of(study.user_attrs)] == [first, then]
     assert len({s.started for s in sessions_of(study.user_attrs)}) == 2
+
+
+@pytest.mark.timeout(60)  # MLflow's client retries a server that does not answer for four minutes
+def test_a_session_line_for_a_tracking_server_that_is_down_is_dropped_not_waited_out():
+    """As a trial record is: the server is asked once, and the line is not written."""
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    study = optuna.create_study()
+    session = open_session(study, "worker", {"name": "inline", "workers": 1})
+    tracker = MlflowTracker(f"http://127.0.0.1:{port}")
+    record_session(tracker, "0123456789abcdef", study, session, ended=True)
