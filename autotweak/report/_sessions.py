@@ -1,7 +1,10 @@
 """Where a study's trials ran: its sessions (first run, resumes, joined workers) and their trials.
 
 A study begun before sessions were recorded is told by its executors alone, as before:
-``Ran on processes (workers=2); before: inline (workers=1).``
+``Ran on processes (workers=2); before: inline (workers=1).`` Resumed since, its older trials
+are told by the executors it ran on before its first recorded session, where its executor
+history says which: ``Ran on inline (workers=1) before the first recorded session and resumed
+on processes (workers=2): 12 + 8 trials.``
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from autotweak.report._sections import Section
 __all__ = ["Placement", "placement_of"]
 
 _ONE_WORKER = {"name": "inline", "workers": 1}  # ``autotweak worker`` without --workers
+_BEFORE = "before the first recorded session"
 
 
 @dataclass
@@ -53,10 +57,15 @@ class Placement:
         return f"{said}: {' + '.join(str(p.trials) for p in shown)} trials."
 
     def section(self) -> Section | None:
-        """Each session in a table, when there was more than one."""
-        if len(self.sessions) < 2:
+        """Each session in a table, when there was more than one (trials of none count as one)."""
+        if len(self.sessions) + bool(self.unrecorded) < 2:
             return None
-        rows = [
+        rows = []
+        if self.unrecorded:
+            before = self.before()
+            ran = "" if before is None else _ran_on(before)
+            rows.append(["", _BEFORE if before else "not recorded", ran, "", str(self.unrecorded)])
+        rows += [
             [
                 s.started[:19] + "Z" if s.started else "",  # to the second, as people read it
                 KINDS.get(s.kind, s.kind),
@@ -75,8 +84,33 @@ class Placement:
         )
         return Section("Sessions", [note], ["started (UTC)", "session", "executor", "host", "trials"], rows)
 
+    def before(self) -> list[dict[str, Any]] | None:
+        """The executors the study ran on before its first recorded session; ``None``: not known.
+
+        Only the first run and resumes note their executor, and only when it changed, so the
+        history ends with the recorded resumes' executors, less the first one's where the study
+        had last run on it: what comes before them ran before. Where both readings fit, the
+        executors that surely ran before are given. (A study driven by ask/tell before sessions
+        were recorded noted no executor: the history cannot tell it from a first run on the
+        executor of its first recorded resume.)
+        """
+        if any(s.kind == "run" for s in self.sessions):  # its first run is recorded: nothing ran before
+            return None
+        noted = [s.executor for s in self.sessions if s.kind == "resume"]
+        ran = [e for i, e in enumerate(noted) if i == 0 or e != noted[i - 1]]  # as note_executor appends
+        history = self.executors
+        if not ran:  # joined workers and ask/tell sessions only: the whole history is from before
+            return history or None
+        if history[-len(ran) :] != ran:  # cut short (it keeps the latest changes), or not ours
+            return None
+        return history[: -len(ran)] or history[:1]
+
     def _parts(self) -> list[_Part]:
-        parts = [_Part("sessions not recorded", self.unrecorded)] if self.unrecorded else []
+        parts: list[_Part] = []
+        if self.unrecorded:
+            before = self.before()
+            said = "sessions not recorded" if before is None else _before_text(before)
+            parts.append(_Part(said, self.unrecorded))
         by_host: dict[str, _Part] = {}  # the ask/tell sessions on one host: one phrase
         for s in self.sessions:
             trials = self.finished.get(s.id, 0)
@@ -117,6 +151,15 @@ def placement_of(attrs: Mapping[str, Any], trials: list[FrozenTrial]) -> Placeme
         unrecorded,
         executors_of(attrs),
     )
+
+
+def _before_text(executors: list[dict[str, Any]]) -> str:
+    """``inline (workers=1), then processes (workers=2) before the first recorded session``."""
+    return f"{_ran_on(executors)} {_BEFORE}"
+
+
+def _ran_on(executors: list[dict[str, Any]]) -> str:
+    return ", then ".join(executor_text(e) for e in executors)
 
 
 def _with(executor: Mapping[str, Any]) -> str:

@@ -191,6 +191,44 @@ def test_the_line_lists_each_session_and_its_trials(sessions, trials, line):
     assert build_report(_study(attrs, trials)).executor_line() == line
 
 
+_INLINE, _TWO = {"name": "inline", "workers": 1}, {"name": "processes", "workers": 2}
+
+
+@pytest.mark.parametrize(
+    ("executors", "resumed_on", "line"),
+    [
+        (
+            [_INLINE, _TWO],
+            _TWO,
+            "Ran on inline (workers=1) before the first recorded session and resumed on processes "
+            "(workers=2): 2 + 1 trials.",
+        ),
+        (  # resumed on the executor it ran on: not noted again
+            [_TWO],
+            _TWO,
+            "Ran on processes (workers=2) before the first recorded session and resumed on processes "
+            "(workers=2): 2 + 1 trials.",
+        ),
+        (  # a history that does not end with the recorded sessions' executors is not read
+            [_INLINE],
+            _TWO,
+            "Ran on sessions not recorded and resumed on processes (workers=2): 2 + 1 trials.",
+        ),
+    ],
+    ids=["changed", "kept", "unknown"],
+)
+def test_trials_from_before_the_first_recorded_session_are_told_by_the_executors_before_it(
+    executors, resumed_on, line
+):
+    """A study begun before sessions were recorded, then resumed: its older trials ran on what it ran on."""
+    attrs: dict[str, object] = {ATTR.EXECUTOR: executors[-1], ATTR.EXECUTORS: executors}
+    attrs[f"{ATTR.SESSION}.s1"] = _session("resume", "09:00:00", **resumed_on)
+    report = build_report(_study(attrs, [None, None, "s1"]))
+    assert report.executor_line() == line
+    if "before the first recorded session" in line:
+        assert f"| before the first recorded session | {executors[0]['name']} (" in report.to_markdown()
+
+
 def test_a_spot_worker_counts_for_the_session_that_launched_it(home, make_experiment, mlflow_client):
     """``autotweak worker --session ID`` (the spot launcher's command) is no session of its own."""
     exp = make_experiment(name="launched", budget={"trials": 2})
