@@ -108,6 +108,17 @@ class TrackerConformance:
         summary = StudySummary("conformance", {"complete": 1}, 0, 0.25, {"x": 0.5}, None, 0.1)
         tracker.end_study(study, summary)
 
+    def test_sessions_write_their_own_lines_on_the_study_record(self, tracker: BaseTracker) -> None:
+        """A session's line as it starts, then as it ends; another session's at once, its own entry."""
+        study = self._open(tracker)
+        if study is None:
+            return
+        tracker.log_session(study, "s1", "first run on inline (workers=1), host h")
+        tracker.log_session(study, "w1", "joined worker on inline (workers=1), host g")
+        tracker.log_session(study, "s1", "first run on inline (workers=1), host h: 3 trial(s) finished")
+        summary = StudySummary("conformance", {"complete": 3}, 0, 0.25, {"x": 0.5}, None, 3.0)
+        tracker.end_study(study, summary)
+
     def test_a_model_is_kept_with_its_record_or_refused_for_every_call(
         self, tracker: BaseTracker, tmp_path: Path
     ) -> None:
