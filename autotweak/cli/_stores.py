@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -111,6 +112,8 @@ def store_failed(exc: Exception) -> str | None:
     if type(exc).__name__ == "StorageInternalError" and isinstance(exc.__cause__, Exception):
         exc = exc.__cause__  # Optuna's wrapper of a database error met in a commit (opening: its version)
     kind = type(exc)
+    if kind is RuntimeError and "compatible with the table schema" in str(exc):
+        return _schema_refused(str(exc))
     if kind.__module__.startswith("mlflow") and "StoreURI" in kind.__name__:
         store = "tracking"  # MLflow's Unsupported*StoreURIException: a URI scheme it has no store for
     elif kind.__module__.startswith("sqlalchemy") and kind.__name__ in _SQLALCHEMY_OPEN_ERRORS:
@@ -125,6 +128,26 @@ def store_failed(exc: Exception) -> str | None:
     )
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].strip()
     return f"{label}: cannot open the store at {redact(url)!r}: {kind.__name__}: {reason}{_fix(reason)}"
+
+
+def _schema_refused(message: str) -> str:
+    """One line for Optuna's refusal of a storage whose tables another Optuna version set up."""
+    import optuna
+
+    label, url = stores.get("storage") or (option_label("--storage"), storage_url_of(None))
+    found = re.search(r"set up by optuna ([^)\s]+)", message)
+    by = f"Optuna {found[1]}" if found else "another Optuna"
+    if "optuna storage upgrade" in message:
+        fix = (
+            f"its tables are of an older schema (set up by {by}) than Optuna {optuna.__version__} reads: "
+            f"back it up, then run `optuna storage upgrade --storage '{redact(url)}'`"
+        )
+    else:
+        fix = (
+            f"its tables are of a newer schema (set up by {by}) than Optuna {optuna.__version__} knows: "
+            "run a newer Optuna (pip install -U optuna), or the one that set it up"
+        )
+    return f"{label}: cannot open the store at {redact(url)!r}: {fix}"
 
 
 def _fix(reason: str) -> str:

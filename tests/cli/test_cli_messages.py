@@ -436,3 +436,30 @@ def test_a_resume_with_its_compute_budget_spent_says_which_field_to_raise(home):
     assert spent.returncode == 0, spent.stderr
     said = "no trial run: the study has spent its compute budget (2 full trainings, 'budget.compute')"
     assert said in spent.stderr
+
+
+OLDER = ("v3.0.0.d", "its tables are of an older schema (set up by Optuna ")
+NEWER = ("v99.0.0.a", "its tables are of a newer schema (set up by Optuna ")
+
+
+@pytest.mark.parametrize(
+    ("command", "revision", "said"),
+    [(["status", "x"], *OLDER), (["best", "x"], *NEWER), (["optimize", "exp.yaml"], *OLDER)],
+    ids=["status-older", "best-newer", "optimize-older"],
+)
+def test_a_storage_of_another_optuna_schema_says_how_to_upgrade_in_one_line(home, command, revision, said):
+    cwd = home.parent
+    _spec(cwd)
+    url = f"sqlite:///{cwd / 'old.db'}"
+    study = optuna.create_study(study_name="x", storage=url)
+    study.optimize(lambda t: t.suggest_float("a", 0, 1), n_trials=1)
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+    engine.dispose()
+    run = autotweak(*command, "--storage", url, cwd=cwd)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith(f"error: --storage: cannot open the store at '{url}': {said}"), run.stderr
+    fix = f"`optuna storage upgrade --storage '{url}'`" if revision < "v4" else "pip install -U optuna"
+    assert fix in run.stderr
