@@ -38,6 +38,7 @@ from autotweak._config import flat_config
 from autotweak._locations import artifact_root, create_whole, enable_wal, redact, sqlite_path
 from autotweak.exceptions import TrackingError
 from autotweak.tracking._base import BaseTracker
+from autotweak.tracking._inflight import IN_FLIGHT, Sent, same_points
 from autotweak.tracking._mlflow_values import (
     as_text,
     config_params,
@@ -373,11 +374,13 @@ class MlflowTracker(BaseTracker):
         self, run_id: str, metric: str, metrics: list[Metric]
     ) -> tuple[list[Metric], dict[str, Any]]:
         """The metric points and params that a run opened elsewhere does not have yet."""
+        sent = IN_FLIGHT.of(run_id)  # before the run is read (see _new_points)
         run = self.client.get_run(run_id)
         seen = {(key, 0) for key in run.data.metrics if key != metric}
         config = self._stored_config(run)
         params = {k: v for k, v in flat_config(config).items() if k not in run.data.params}
-        return self._new_points(run_id, metric, [m for m in metrics if (m.key, m.step) not in seen]), params
+        points = [m for m in metrics if (m.key, m.step) not in seen]
+        return self._new_points(run_id, metric, points, sent), params
 
     def _stored_config(self, run: Run) -> dict[str, Any]:
         """The config a run opened elsewhere was started with: its tag's, or its artifact's.
@@ -407,10 +410,22 @@ class MlflowTracker(BaseTracker):
             return {}
         return config
 
-    def _new_points(self, run_id: str, metric: str, metrics: list[Metric]) -> list[Metric]:
-        """``metrics`` less the steps of ``metric`` that the run has already."""
+    def _new_points(
+        self,
+        run_id: str,
+        metric: str,
+        metrics: list[Metric],
+        sent: Sent | None = None,
+    ) -> list[Metric]:
+        """``metrics`` less the steps of ``metric`` that the run has already.
+
+        A point that a write of this process still waiting out MLflow's retries sends too
+        is written as that write's, so that the two are one point in MLflow whichever lands
+        first (see :mod:`autotweak.tracking._inflight`).
+        """
+        sent = IN_FLIGHT.of(run_id) if sent is None else sent
         seen = {m.step for m in self.client.get_metric_history(run_id, metric)}
-        return [m for m in metrics if m.key != metric or m.step not in seen]
+        return same_points(sent, [m for m in metrics if m.key != metric or m.step not in seen])
 
     # -- helpers --------------------------------------------------------------------
     def _log(
@@ -430,7 +445,8 @@ class MlflowTracker(BaseTracker):
             p = params[i * _PARAM_BATCH : (i + 1) * _PARAM_BATCH]
             t = tags[i * _PARAM_BATCH : (i + 1) * _PARAM_BATCH]
             if m or p or t:
-                self.client.log_batch(run_id, metrics=m, params=p, tags=t)
+                with IN_FLIGHT.sending(run_id, m):  # a catch-up meanwhile writes these points as they are
+                    self.client.log_batch(run_id, metrics=m, params=p, tags=t)
 
 
 def _meta_tags(meta: Mapping[str, Any]) -> dict[str, str]:

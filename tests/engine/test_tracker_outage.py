@@ -7,12 +7,15 @@ the study must not wait that out at each record still to write. The server here 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +31,7 @@ import autotweak.engine._trial
 from autotweak._locations import resolve_storage_url
 from autotweak.engine._trial import TrialPreempted
 from autotweak.testing.services import MlflowServer
+from autotweak.tracking import MlflowTracker, TrialRecord, TrialStart
 from tests.conftest import base_spec, objective
 from tests.helpers import mlflow_runs
 
@@ -197,5 +201,75 @@ def test_a_trial_that_runs_on_after_the_server_dies_reports_and_stops_in_seconds
     assert sorted(runs.children) == list(range(7)) and not runs.duplicates
     stopped = runs.children[3]
     assert stopped.data.tags["autotweak.state"] == stop
-    # step 3 was written by the resume; a flush left waiting out the retries may land once the server is back
-    assert {m.step for m in client.get_metric_history(stopped.info.run_id, "loss")} == {1, 2, 3}
+    # step 3 was written by the resume; a flush left retrying lands as the same point, or not at all
+    assert sorted(m.step for m in client.get_metric_history(stopped.info.run_id, "loss")) == [1, 2, 3]
+
+
+class _Gate:
+    """A loopback TCP proxy to a server, which holds each new connection while it is shut.
+
+    A write sent through it while it is shut is under way, as one waiting out MLflow's
+    retries of a dead server is, and lands when it opens: at a moment the test chooses.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.open = threading.Event()
+        self.open.set()
+        self.holding = threading.Event()  # a connection waits for the gate
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        if not self.open.is_set():
+            self.holding.set()
+            self.open.wait()
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
+        except OSError:  # the server is down: refused, as it would be
+            client.close()
+            return
+        threading.Thread(target=_pipe, args=(upstream, client), daemon=True).start()
+        _pipe(client, upstream)
+
+
+def _pipe(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    for end in (source, target):
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_write_under_way_when_the_server_died_and_the_catch_up_leave_each_step_once(server):
+    """A curve flush under way when the server died lands once it is back: after a resume wrote the curve.
+
+    The resume's catch-up (a tracker that did not open the record, as reconcile's) writes the
+    steps the run lacks from Optuna's, stamped with the trial's end: MLflow kept both points
+    of step 2, the flush's and the catch-up's ([1, 2, 2, 3]).
+    """
+    gate = _Gate(server.port)
+    live = MlflowTracker(gate.url)
+    start = TrialStart("late", None, 0, 0, {}, {}, attempt=1, retry_of=None, seed=None, provenance={})
+    run_id = live.start_trial(start)
+    live.log_steps(run_id, "loss", [(1, 1.0, 1_000)])
+    server.kill()
+    gate.open.clear()
+    late = threading.Thread(target=live.log_steps, args=(run_id, "loss", [(2, 2.0, 2_000)]), daemon=True)
+    late.start()
+    assert gate.holding.wait(60), "the flush is under way"
+    server.start()
+    curve = [(1, 1.0, 9_000), (2, 2.0, 9_000), (3, 3.0, 9_000)]  # Optuna's, stamped with the trial's end
+    MlflowTracker(server.url).end_trial(TrialRecord(run_id, 0, "complete", "loss", 3.0, curve, duration=1.0))
+    gate.open.set()
+    late.join(timeout=120)
+    assert not late.is_alive()
+    history = MlflowClient(server.url).get_metric_history(run_id, "loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]

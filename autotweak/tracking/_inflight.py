@@ -1,0 +1,71 @@
+"""Metric points this process has sent to MLflow and not yet heard back about.
+
+A write left waiting out MLflow's retries on a tracking server that died (the record
+writer stops waiting for it after seconds; see :mod:`autotweak.engine._writer`) goes on
+alone, and lands if the server answers again within those minutes: after the study, or a
+resume in the same process, has written the same steps from Optuna's trials. MLflow keeps
+one of two points that agree in key, step, value and timestamp, and both of two that do
+not: a catch-up that stamped its points otherwise would leave a step twice. So a catch-up
+writes, for each point that a write under way sends too, that write's point.
+
+Example:
+    >>> from mlflow.entities import Metric
+    >>> sent = Metric("loss", 0.5, 1000, 2)
+    >>> with IN_FLIGHT.sending("run-1", [sent]):
+    ...     same_points(IN_FLIGHT.of("run-1"), [Metric("loss", 0.5, 9999, 2)])[0].timestamp
+    1000
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from mlflow.entities import Metric
+
+__all__ = ["IN_FLIGHT", "InFlight", "Sent", "same_points"]
+
+Sent = dict[tuple[str, int], Metric]  # points under way, by key and step
+
+
+class InFlight:
+    """The metric points of the writes under way in this process, by run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writes: dict[int, tuple[str, Sequence[Metric]]] = {}
+        self._ids = itertools.count()
+
+    @contextmanager
+    def sending(self, run_id: str, metrics: Sequence[Metric]) -> Iterator[None]:
+        """Hold ``metrics`` as under way to run ``run_id`` until the block ends (answered, or failed)."""
+        if not metrics:
+            yield
+            return
+        key = next(self._ids)
+        with self._lock:
+            self._writes[key] = (run_id, metrics)
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._writes[key]
+
+    def of(self, run_id: str) -> Sent:
+        """The points of the writes under way to run ``run_id``, by key and step.
+
+        Taken before the run's points are read: a write that lands between the two is then
+        still among them, and written again as it is (MLflow keeps it once).
+        """
+        with self._lock:
+            return {(m.key, m.step): m for run, ms in self._writes.values() if run == run_id for m in ms}
+
+
+def same_points(sent: Sent, metrics: Sequence[Metric]) -> list[Metric]:
+    """``metrics``, each of the key and step of a point in ``sent`` (:meth:`InFlight.of`) as that point."""
+    return [sent.get((m.key, m.step), m) for m in metrics]
+
+
+IN_FLIGHT = InFlight()  # one per process: a write outlives the tracker (and the study) that sent it
