@@ -25,7 +25,7 @@ from autotweak.engine._session import REQUEUED, Outcome, TrialSession
 from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._storage import heartbeat
 from autotweak.engine._trial import Trial
-from autotweak.engine._worker import interrupted_outcome, session_seed
+from autotweak.engine._worker import interrupted_outcome, outage_notice, session_seed
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import ArgumentError, AutotweakError
 from autotweak.spec import Experiment
@@ -90,7 +90,9 @@ class Study:
         self._summary: StudySummary | None = None
         self._closed = False
         self._writer = RecordWriter(  # see tell()
-            threaded=lambda: tracker.threaded_writes, unreachable=tracker.unreachable
+            threaded=lambda: tracker.threaded_writes,
+            unreachable=tracker.unreachable,
+            on_change=outage_notice(self._study, ctx),
         )
         self._sigterm = ExitStack()
 

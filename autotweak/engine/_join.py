@@ -101,6 +101,10 @@ def join(
             fails a trial at once, as the config's failure, when the kernel kills its worker
             process (see :func:`settle_crashed_workers`); spot workers run so.
 
+    A tracking server that does not answer is said when a worker finds it so (see
+    :mod:`~autotweak.engine._outage`), and again as the workers end if their records were
+    dropped meanwhile: a joined worker has no study close to say it.
+
     Returns:
         What each worker did.
 
@@ -147,6 +151,7 @@ def join(
             record_session(settler.tracker(), context.study_run_id, study, session, ended=True)
     finally:
         settler.close()
+    _say_dropped(study_name, results)
     if results and all(r.crashed for r in results):
         raise WorkerCrashError(study_name, [str(r.error) for r in results])
     return results
@@ -186,3 +191,20 @@ class _Settler:
     def close(self) -> None:
         if self._tracker is not None:
             self._tracker.close()
+
+
+def _say_dropped(study_name: str, results: list[WorkerResult]) -> None:
+    """Warn of the trial records the workers could not write, their tracking server not answering."""
+    dropped = sum(r.records_dropped for r in results)
+    if not dropped:
+        return
+    why = next((r.tracker_down for r in results if r.tracker_down), "it did not answer")
+    _log.warning(
+        "study '%s': %d trial record(s) of this worker are not in MLflow: %s. Every trial is in Optuna: "
+        "the close of the study's run writes them if the server answers then, else `autotweak resume %s` "
+        "does, once it answers",
+        study_name,
+        dropped,
+        why,
+        study_name,
+    )

@@ -50,6 +50,8 @@ class WorkerResult:
     error: str | None = None  # set when the worker itself failed: its exception, or how its process ended
     last_trial: int | None = None  # a failed worker's last trial (its Optuna id), which may be left running
     killed: bool = False  # ended by SIGKILL while not told to stop: the kernel's OOM killer, most likely
+    records_dropped: int = 0  # trial records not written to the tracker: it did not answer
+    tracker_down: str | None = None  # why, as the tracker said
 
     @property
     def crashed(self) -> bool:
@@ -143,6 +145,8 @@ class _Loop:
         self.sweep = StaleSweeper(study, ctx.experiment.execution.heartbeat_interval)
         self.on_trial: Callable[[int], None] | None = None
         self.failed_first = 0  # this worker's trials that failed before any of its own completed
+        self.requeued_dropped = 0  # records of trials queued again that the tracker did not take (down)
+        self.tracker_down: str | None = None
         self.completed = False
         self.steps_check = StepsCheck(
             ctx.experiment, study, lock=lambda: ask_lock(ctx.storage_url, study.study_name)
@@ -258,7 +262,10 @@ class _Loop:
         still stops the worker (the trial may not be queued).
         """
         try:
-            self.session.record_requeued(handle, told, duration, self.writer.call)
+            down = self.session.record_requeued(handle, told, duration, self.writer.call)
+            if down is not None:
+                self.requeued_dropped += 1
+                self.tracker_down = down
         except StorageUnreachableError:
             raise
         except Exception:

@@ -23,6 +23,7 @@ from autotweak.engine._executors import (
 from autotweak.engine._join import settle_crashed_workers
 from autotweak.engine._loop import FAIL_FAST_REASON
 from autotweak.engine._monitor import Monitor, Progress
+from autotweak.engine._outage import OutageNotice, note_outage
 from autotweak.engine._prepare import Prepared, _runner, as_experiment, prepare
 from autotweak.engine._reconcile import queue_lost_retries, reconcile
 from autotweak.engine._share import register_winner
@@ -292,14 +293,17 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
 
     The tracker is asked first whether it answers (one quick request): one that is down
     would make each of these writes wait out MLflow's four minutes of retries. Then the
-    study closes in Optuna alone, says so once (:attr:`Prepared.unrecorded`), and its
-    next opening writes what is missing from Optuna's trials. That is the one warning of a
-    server that went down while the study ran: the record writers only log it (info).
+    study closes in Optuna alone, says so once, with what MLflow lacks
+    (:attr:`Prepared.unrecorded`), and its next opening writes that from Optuna's trials.
+    The workers said when it went down, and when it came back (:mod:`._outage`); one back
+    only now is said here.
     """
     metric = prepared.experiment.metric
     execution = prepared.experiment.execution
     prepared.unrecorded = prepared.tracker.unreachable()
     tracker = prepared.tracker if prepared.unrecorded is None else NullTracker()
+    if prepared.unrecorded is None and (ctx := prepared.context).tracking_uri:
+        OutageNotice(prepared.study, ctx.storage_url, ctx.session, ctx.tracking_uri).answered()
     prepared.caught_up += reconcile(prepared.study, tracker, metric.name, metric.steps, settle=settle)
     queue_lost_retries(
         prepared.study, tracker, settle=execution.grace_period, max_retries=execution.max_retries
@@ -315,6 +319,7 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
     except Exception as exc:
         raise AutotweakError(f"could not write the study summary to the tracker: {exc}") from exc
     if prepared.unrecorded is not None:
+        note_outage(prepared.study, prepared.unrecorded)  # its resume writes the records as the outage's
         _say_unrecorded(prepared, summary)
     return summary
 

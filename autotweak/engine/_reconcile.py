@@ -39,6 +39,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.engine._outage import clear_outage, say_caught_up
 from autotweak.engine._retries import requeue
 from autotweak.engine._stale import LOST_MACHINE, LOST_WORKER
 from autotweak.engine._study import ATTR, config_of, state_of
@@ -89,18 +90,12 @@ def reconcile(
     _restore_curves(
         study, tracker, metric, [t for i, t in settled.items() if _lost(t) and i not in elsewhere]
     )
-    if not open_records and not missing:
-        return 0
-    closed = sum(
-        _write_record(study, tracker, trial, run_id, metric, steps, attempts)
-        for trial_id, run_id in open_records.items()
-        if (trial := settled.get(trial_id)) is not None
-    )
-    opened = sum(_write_record(study, tracker, trial, None, metric, steps, attempts) for trial in missing)
-    if closed:
-        _log.warning("closed %d trial record(s) left open by a crashed worker or a write that failed", closed)
-    if opened:
-        _log.warning("opened %d missing trial record(s) from Optuna's trials", opened)
+    to_close = [(t, run_id) for trial_id, run_id in open_records.items() if (t := settled.get(trial_id))]
+    closed = sum(_write_record(study, tracker, t, run_id, metric, steps, attempts) for t, run_id in to_close)
+    opened = sum(_write_record(study, tracker, t, None, metric, steps, attempts) for t in missing)
+    say_caught_up(study, closed, opened)
+    if recorded is not None and closed + opened == len(to_close) + len(missing):
+        clear_outage(study)  # every record it owed is written
     return closed + opened
 
 

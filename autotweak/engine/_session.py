@@ -257,7 +257,7 @@ class TrialSession:
             shown += f" ({outcome.failure.strip().splitlines()[0][:200]})" if outcome.failure.strip() else ""
         _log.info("trial %d %s%s", trial.number, outcome.state, shown)
 
-    def record_requeued(self, handle: Trial, outcome: Outcome, duration: float, writes: Writes) -> None:
+    def record_requeued(self, handle: Trial, outcome: Outcome, duration: float, writes: Writes) -> str | None:
         """Close a preempted or interrupted trial's record through ``writes``, and queue it again.
 
         ``writes`` is the record writer's :meth:`~autotweak.engine._writer.RecordWriter.call`:
@@ -265,12 +265,15 @@ class TrialSession:
         to go away), not its client's minutes of retries. The trial is queued again all the
         same, without its record (its checkpoint stays in its folder here), and resuming the
         study writes the record from Optuna's.
+
+        Returns:
+            Why the tracker did not take the record (it does not answer), or ``None``: it did.
         """
         trial = handle.optuna_trial
         attrs = dict(self._attrs.get(trial.number, {}))  # now: the write takes them
         try:
             writes(lambda: self.record(handle, outcome, duration))()
-        except WriteDropped:
+        except WriteDropped as dropped:
             retrying(
                 lambda: self._requeue(trial, attrs, attrs.get(ATTR.CHECKPOINT_RUN)),
                 f"queueing trial {trial.number} to run again",
@@ -281,6 +284,8 @@ class TrialSession:
                 trial.number,
                 outcome.state,
             )
+            return str(dropped)
+        return None
 
     def _keep_checkpoint(self, number: int, folder: Path, run_id: str) -> bool:
         """Upload the trial's checkpoint to its run; ``False`` if there is none or the upload failed.

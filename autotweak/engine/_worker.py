@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._budget import ask_lock
 from autotweak.engine._loop import WorkerResult, _Interrupts, _Loop, interrupted_outcome
+from autotweak.engine._outage import OutageNotice
 from autotweak.engine._preemption import NoticeWatcher, imds_endpoint, imds_interval
 from autotweak.engine._reconcile import fail_lost_record
 from autotweak.engine._retries import requeue
@@ -146,13 +147,27 @@ def _run_with(
     watcher = NoticeWatcher(imds_endpoint(), imds_interval()).start()
     interrupts = _Interrupts()
     try:
-        records = RecordWriter(threaded=lambda: tracker.threaded_writes, unreachable=tracker.unreachable)
+        records = RecordWriter(
+            threaded=lambda: tracker.threaded_writes,
+            unreachable=tracker.unreachable,
+            on_change=outage_notice(study, ctx),
+        )
         with interrupts.installed(), records as writer:  # Ctrl-C waits for the writes
             loop = _Loop(ctx, study, storage, tracker, _call_style(objective), seed, watcher, writer)
             loop.on_trial = on_trial
-            return loop.run(interrupts)
+            result = loop.run(interrupts)
+        result.records_dropped = records.dropped + loop.requeued_dropped  # counted once the writer closed
+        result.tracker_down = records.lost or loop.tracker_down
+        return result
     finally:
         watcher.stop()
+
+
+def outage_notice(study: optuna.Study, ctx: WorkerContext) -> Callable[[str | None], None] | None:
+    """What says that the tracking server of ``ctx`` stopped or started answering (see :mod:`._outage`)."""
+    if not ctx.tracking_uri:
+        return None
+    return OutageNotice(study, ctx.storage_url, ctx.session, ctx.tracking_uri)
 
 
 def session_seed(

@@ -51,7 +51,8 @@ class RecordWriter:
     it cannot be reached, logged once, writes are dropped, it is asked again every few
     seconds, and the write under way is not waited for (its thread is a daemon's): the
     study writes the missing records from Optuna's when it closes or opens again, and its
-    close warns of those it could not write then.
+    close warns of those it could not write then. ``on_change`` is told when the tracker
+    stops, or starts again, answering; :attr:`dropped` counts the records not written meanwhile.
 
     Args:
         limit: Writes that may wait at once; the next :meth:`submit` or :meth:`call` waits for the
@@ -59,6 +60,8 @@ class RecordWriter:
         threaded: Whether the next write goes to the background thread (always, by default).
         unreachable: Why the tracker cannot be reached now, or ``None``
             (:meth:`~autotweak.tracking.BaseTracker.unreachable`).
+        on_change: Called with why the tracker does not answer when it is found so, and with
+            ``None`` when it answers again (by default, logged at info level).
     """
 
     def __init__(
@@ -66,12 +69,19 @@ class RecordWriter:
         limit: int = 4,
         threaded: Callable[[], bool] = lambda: True,
         unreachable: Callable[[], str | None] = lambda: None,
+        on_change: Callable[[str | None], None] | None = None,
     ) -> None:
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._pending: deque[Future[Any]] = deque()
         self._limit = limit
         self._threaded = threaded
         self._unreachable = unreachable
+        self._on_change = on_change or _said
+        self._tally = threading.Lock()
+        self._records: set[Future[Any]] = set()  # records queued or under way
+        self._dropped = 0  # records not written: the tracker did not answer
+        self._lost: str | None = None  # why, as the tracker said when the last was dropped
+        self._closing = False  # a tracker found down now is said by the study's close, not on_change
         self._down: str | None = None  # why the tracker did not answer when last asked
         self._asked = 0.0  # when it was last asked (time.monotonic())
         self._failed = False  # a write failed since the tracker was last asked
@@ -79,12 +89,41 @@ class RecordWriter:
         self._thread.start()
         atexit.register(self.close)  # a daemon's writes would die with the interpreter: they finish first
 
+    @property
+    def dropped(self) -> int:
+        """Records (:meth:`submit`) not written because the tracker did not answer, or still under way."""
+        with self._tally:
+            return self._dropped + len(self._records)
+
+    @property
+    def lost(self) -> str | None:
+        """Why records were dropped (:attr:`dropped`), as the tracker said; ``None`` if none were."""
+        return self._lost if self.dropped else None
+
     def submit(self, write: Callable[[], None], what: str) -> None:
         """Queue ``write``; a failure is logged (as ``what``), never raised."""
         if not self._threaded():
-            self._logged(write, what)
+            self._count(self._logged(write, what))
         elif self._room():
-            self._pending.append(self._put(lambda: self._logged(write, what)))
+            future = self._put(lambda: self._logged(write, what))
+            with self._tally:
+                self._records.add(future)
+            future.add_done_callback(self._settled)
+            self._pending.append(future)
+        else:
+            self._count(True)
+
+    def _settled(self, future: Future[bool]) -> None:
+        """Count a record that ended without being written (dropped, or cut off and failed)."""
+        with self._tally:
+            self._records.discard(future)
+        self._count(future.cancelled() or future.exception() is not None or future.result())
+
+    def _count(self, dropped: bool) -> None:
+        if dropped:
+            with self._tally:
+                self._dropped += 1
+                self._lost = self._down or self._lost
 
     def call(self, func: Callable[[], T]) -> Callable[[], T]:
         """Queue ``func``; return a function that waits for its result (or raises its error).
@@ -147,20 +186,23 @@ class RecordWriter:
             self._failed = True
             raise
 
-    def _logged(self, write: Callable[[], None], what: str) -> None:
+    def _logged(self, write: Callable[[], None], what: str) -> bool:
+        """Run ``write``; whether it was dropped, the tracker not answering."""
         try:
             self._guarded(write)
         except WriteDropped:
-            pass
+            return True
         except Exception:
             self._failed = False
             self._ask()  # a tracker that does not answer is said once, not with each write's traceback
-            if self._down is None:
-                _log.warning(
-                    "could not write %s; it is closed from Optuna's record when the study ends",
-                    what,
-                    exc_info=True,
-                )
+            if self._down is not None:
+                return True
+            _log.warning(
+                "could not write %s; it is closed from Optuna's record when the study ends",
+                what,
+                exc_info=True,
+            )
+        return False
 
     def _is_down(self) -> bool:
         """Whether the tracker did not answer, asked again once it was asked long enough ago."""
@@ -169,21 +211,20 @@ class RecordWriter:
         return self._down is not None
 
     def _ask(self) -> None:
-        """Ask the tracker whether it answers; log once (info) that writes are dropped while it does not.
-
-        The study's close warns, once, of the records it then lacks (not of one that came back).
-        """
+        """Ask the tracker whether it answers; tell ``on_change`` when that changed."""
         down = self._unreachable()
         self._asked = time.monotonic()
-        if down is not None and self._down is None:
-            _log.info(
-                "trial records are not written while the tracker does not answer (%s); they are written "
-                "from Optuna's trials when the study closes or opens again",
-                down,
-            )
-        elif down is None and self._down is not None:
-            _log.info("the tracker answers again; trial records are written again")
+        changed = (down is None) != (self._down is None)
+        if down is not None:
+            self._lost = down
         self._down = down
+        if changed and not (self._closing and down is not None):  # back: said, at the close too
+            try:
+                self._on_change(down)
+            except Exception:  # saying so must not stop the writes
+                _log.warning(
+                    "could not say that the tracker is %s", "down" if down else "back", exc_info=True
+                )
 
     def wait(self) -> None:
         """Wait until every write queued so far is done (or dropped: the tracker does not answer)."""
@@ -210,8 +251,13 @@ class RecordWriter:
         self._pending.clear()
 
     def close(self) -> None:
-        """Wait until every queued write is done, unless the tracker does not answer: then drop them."""
+        """Wait until every queued write is done, unless the tracker does not answer: then drop them.
+
+        A tracker found down only now is not told to ``on_change``: what ends next (the
+        study's close, a joined worker) says what its records lack.
+        """
         atexit.unregister(self.close)
+        self._closing = True
         if any(not f.done() for f in self._pending):
             self._ask()
         if self._down is None:
@@ -230,6 +276,18 @@ class RecordWriter:
 
 class WriteDropped(TrackingError):
     """A write not tried: the tracker does not answer."""
+
+
+def _said(down: str | None) -> None:
+    """Log (info) that writes are dropped while the tracker does not answer, or are written again."""
+    if down is not None:
+        _log.info(
+            "trial records are not written while the tracker does not answer (%s); they are written "
+            "from Optuna's trials when the study closes or opens again",
+            down,
+        )
+    else:
+        _log.info("the tracker answers again; trial records are written again")
 
 
 def _raise(error: Exception) -> Any:

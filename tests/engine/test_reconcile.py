@@ -15,6 +15,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 import autotweak
+from autotweak.engine._outage import note_outage, outage_of
 from autotweak.engine._reconcile import UNRECORDED, lost_trial_start, reconcile
 from autotweak.engine._retries import requeue
 from autotweak.engine._study import ATTR
@@ -127,9 +128,42 @@ def test_a_record_left_open_is_closed_only_once_its_worker_had_time_to_close_it(
         assert not caplog.records
         assert reconcile(optuna_study, tracker, "loss", 5) == 1, "its worker is gone: closed from Optuna's"
     assert [r.getMessage() for r in caplog.records] == [
-        "closed 1 trial record(s) left open by a crashed worker or a write that failed"
+        "closed 1 trial record(s) left open after their trials finished in Optuna (a worker stopped "
+        "before closing them, or a write failed), from Optuna's trials"
     ]
     assert mlflow_runs(mlflow_client, "left-open").children[trial.number].info.status == "FINISHED"
+    tracker.close()
+    study.close()
+
+
+def test_records_an_outage_of_the_tracker_left_are_written_as_its_own_and_the_study_owes_none_after(
+    home, make_experiment, mlflow_client, caplog
+):
+    """A study that kept an outage of its tracking server blames no crashed worker for what it missed."""
+    exp = make_experiment(name="outage")
+    study = autotweak.Study(exp)
+    optuna_study = study.optuna_study
+    left_open, missing = (optuna_study.ask({"x": FloatDistribution(-5.0, 5.0)}) for _ in range(2))
+    tracker = MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")
+    tracker.start_trial(lost_trial_start(optuna_study, optuna_study.trials[left_open.number]))
+    for trial in (left_open, missing):  # their records' closing, and the other's opening, were dropped
+        optuna_study.tell(trial, 0.5)
+    note_outage(
+        optuna_study, "tracking URI http://127.0.0.1:1: no MLflow server answers (connection refused)"
+    )
+    with caplog.at_level(logging.INFO, logger="autotweak"):
+        assert reconcile(optuna_study, tracker, "loss", 5) == 2
+    said = [r for r in caplog.records if r.name.startswith("autotweak")]
+    assert [r.levelno for r in said] == [logging.INFO]
+    assert (
+        said[0]
+        .getMessage()
+        .startswith("wrote the trial records MLflow missed while its tracking server did not answer (since ")
+    )
+    assert said[0].getMessage().endswith("from Optuna's trials: 1 left open closed, 1 missing opened")
+    assert outage_of(optuna_study) is None
+    runs = mlflow_runs(mlflow_client, "outage")
+    assert {r.info.status for r in runs.children.values()} == {"FINISHED"} and len(runs.children) == 2
     tracker.close()
     study.close()
 

@@ -29,6 +29,7 @@ from mlflow import MlflowClient
 import autotweak
 import autotweak.engine._trial
 from autotweak._locations import resolve_storage_url
+from autotweak.engine._outage import outage_of
 from autotweak.engine._trial import TrialPreempted
 from autotweak.testing.services import MlflowServer
 from autotweak.tracking import MlflowTracker, TrialRecord, TrialStart
@@ -120,7 +121,10 @@ def test_a_study_whose_server_dies_in_its_last_trial_ends_in_seconds_and_resume_
     _closed(MlflowClient(server.url), "dies", 6)
 
 
-def test_records_catch_up_when_the_server_comes_back_before_the_end(home, server, caplog):
+def test_records_catch_up_when_the_server_comes_back_before_the_end_and_both_are_said_as_they_happen(
+    home, server, caplog
+):
+    """A long study is told when its records stop being written, and when they are written again; once."""
     _OUTAGE.update(server=server, kill_at=1, start_at=4)
     caplog.set_level(logging.INFO, logger="autotweak")
     began = time.monotonic()
@@ -129,6 +133,16 @@ def test_records_catch_up_when_the_server_comes_back_before_the_end(home, server
     assert result.unrecorded is None and result.registered_model == "back/1"
     _closed(MlflowClient(server.url), "back", 6)
     assert not [r for r in caplog.records if r.exc_info], "no traceback: the server was down, and said so"
+    [down, back] = [r.getMessage() for r in _warnings(caplog)]  # not one per trial, nor the close's
+    assert "trial records are not written to MLflow while its tracking server does not answer" in down
+    assert f"tracking URI {server.url}: {DOWN}" in down and "`autotweak resume back`" in down
+    assert f"tracking server {server.url} answers again; trial records are written again" in back
+    caught_up = [
+        r.getMessage() for r in caplog.records if "wrote the trial records MLflow missed" in r.getMessage()
+    ]
+    assert len(caught_up) == 1, "the close wrote them, as the outage's"
+    study = optuna.load_study(study_name="back", storage=resolve_storage_url(None))
+    assert outage_of(study) is None, "the close wrote what the outage missed: nothing is owed"
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -137,37 +151,69 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=home.parent, capture_output=True, text=True, timeout=140)
 
 
+def _kill_at(home: Path, name: str, server: MlflowServer, *, kill_at: int, trials: int) -> dict[str, Any]:
+    """exp.yaml: a study whose trial ``kill_at`` kills the tracking server (SIGKILL)."""
+    spec = base_spec(
+        name=name,
+        objective=objective("kill_tracking_server_at"),
+        budget={"trials": trials},
+        metric={"name": "loss", "direction": "minimize", "steps": 1},
+    )
+    spec["base"] = {"x": 0.0, "kill_at": kill_at, "pid": server.pid}
+    (home.parent / "exp.yaml").write_text(yaml.safe_dump(spec))
+    return spec
+
+
 def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds_and_resume_says_what_it_wrote(
     home, server
 ):
-    spec = base_spec(
-        name="cli-dies",
-        objective=objective("kill_tracking_server_at"),
-        budget={"trials": 4},
-        metric={"name": "loss", "direction": "minimize", "steps": 1},
-    )
-    spec["base"] = {"x": 0.0, "kill_at": 3, "pid": server.pid}
-    (home.parent / "exp.yaml").write_text(yaml.safe_dump(spec))
+    """Said once as it happens, by whichever of two worker processes finds it first, and once at the close.
+
+    The resume says what it wrote, and blames no crashed worker for the records left open.
+    """
+    _kill_at(home, "cli-dies", server, kill_at=2, trials=6)
     began = time.monotonic()
-    done = _cli(home, "optimize", "exp.yaml", "--tracking-uri", server.url)
-    assert time.monotonic() - began < 60
+    done = _cli(home, "optimize", "exp.yaml", "--tracking-uri", server.url, "--workers", "2")
+    assert time.monotonic() - began < 90
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "urllib3" not in done.stderr
     assert f"tracking URI {server.url}: {DOWN}" in done.stderr
+    assert done.stderr.count("are not written to MLflow while its tracking server does not answer") == 1
     assert done.stderr.count("closed without its MLflow records") == 1, done.stderr
-    assert done.stderr.count("WARNING") == 1, done.stderr  # the writer's notice is logged, not warned
+    assert done.stderr.count("WARNING") == 2, done.stderr  # the notice, then the close's summary
     assert "registration" not in done.stderr, "no trial logged a model"
-    assert "`autotweak resume cli-dies`" in done.stderr
+    assert done.stderr.count("`autotweak resume cli-dies`") == 2
     assert "every trial is in MLflow" not in done.stdout + done.stderr
 
     server.start()
     resumed = _cli(home, "resume", "cli-dies", "--tracking-uri", server.url)
     assert resumed.returncode == 0, resumed.stderr
     assert "--trials" not in resumed.stdout + resumed.stderr, "no trial to run is what was asked for"
+    assert "crashed" not in resumed.stderr and "WARNING" not in resumed.stderr, resumed.stderr
     written = re.search(r"no trial left to run; wrote (\d+) trial record\(s\) to MLflow", resumed.stdout)
     assert written, resumed.stdout
-    assert int(written[1]) >= 1  # trial 3's, at least: the server was killed in it
-    _closed(MlflowClient(server.url), "cli-dies", 4)
+    assert int(written[1]) >= 1  # trial 2's, at least: the server was killed in it
+    _closed(MlflowClient(server.url), "cli-dies", 6)
+
+
+def test_a_joined_worker_says_when_the_server_dies_and_as_it_ends_what_it_could_not_write(home, server):
+    """`autotweak worker` has no close to say it: it says it as it happens, and counts them at its end."""
+    spec = _kill_at(home, "joined-dies", server, kill_at=1, trials=3)
+    autotweak.Study({**spec, "tracking_uri": server.url}).close()  # made by its launcher; no trial ran
+    joined = _cli(home, "worker", "joined-dies", "--tracking-uri", server.url)
+    assert joined.returncode == 0, joined.stderr
+    assert "worker done: 3 trial(s) run" in joined.stdout
+    warnings = [line for line in joined.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 2, joined.stderr
+    assert "trial records are not written to MLflow while its tracking server does not answer" in warnings[0]
+    ended = re.search(
+        r"study 'joined-dies': (\d+) trial record\(s\) of this worker are not in MLflow", warnings[1]
+    )
+    assert ended and int(ended[1]) >= 2, warnings[1]  # trial 2's, and trial 1's unless it closed first
+    assert (
+        f"tracking URI {server.url}: {DOWN}" in warnings[1]
+        and "`autotweak resume joined-dies`" in warnings[1]
+    )
 
 
 @pytest.mark.parametrize("stop", ["preempted", pytest.param("interrupted", marks=pytest.mark.slow)])
@@ -188,7 +234,8 @@ def test_a_trial_that_runs_on_after_the_server_dies_reports_and_stops_in_seconds
     else:
         result = autotweak.optimize(_spec("stops", server.url, trials=6))
     assert result.unrecorded is not None and result.summary.counts[stop] == 1
-    [said] = _warnings(caplog)  # not one per flush, nor per trial
+    [down, said] = _warnings(caplog)  # not one per flush, nor per trial
+    assert "trial records are not written to MLflow" in down.getMessage() and not down.exc_info
     assert "closed without its MLflow records" in said.getMessage() and not said.exc_info
     study = optuna.load_study(study_name="stops", storage=resolve_storage_url(None))
     assert [t.user_attrs.get("autotweak.retry_of") for t in study.trials][4] == 3  # queued again

@@ -15,6 +15,7 @@ import optuna
 import pytest
 
 import autotweak
+import autotweak.engine._writer
 from autotweak.engine._trial import Trial
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import TrackingError
@@ -67,6 +68,32 @@ def test_a_failed_write_is_logged_and_the_next_ones_still_run(caplog: pytest.Log
     [record] = [r for r in caplog.records if "trial 3" in r.getMessage()]
     assert "closed from Optuna's record" in record.getMessage()
     assert "tracking server gone" in (record.exc_text or "")
+
+
+def test_a_tracker_that_goes_down_and_comes_back_is_told_once_each_way_and_its_dropped_records_counted(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Not once per record: a study running for hours is told when it starts, and when it ends."""
+    down: list[str | None] = [None]
+    told: list[str | None] = []
+
+    def write() -> None:
+        if down[0]:
+            raise ConnectionError("tracking server gone")
+
+    writer = RecordWriter(unreachable=lambda: down[0], on_change=told.append)
+    writer.submit(write, "the record of trial 0")
+    writer.wait()
+    down[0] = "no MLflow server answers"
+    for i in (1, 2, 3):
+        writer.submit(write, f"the record of trial {i}")
+    writer.wait()
+    monkeypatch.setattr(autotweak.engine._writer, "_ASK_AGAIN_S", 0.0)  # asked again at the next write
+    down[0] = None
+    writer.submit(write, "the record of trial 4")
+    writer.close()
+    assert told == ["no MLflow server answers", None]
+    assert writer.dropped == 3 and writer.lost == "no MLflow server answers"
 
 
 def test_call_gives_its_result_in_order_with_the_writes():
