@@ -92,17 +92,23 @@ class OutageNotice:
         """Keep on the study whether the server answers; whether this process is the first to see it so."""
         study = self._study
         try:
+            if self._known(down):  # said already (or, at a close, nothing to say): no lock taken
+                return False
             with ask_lock(self._storage_url, study.study_name):
-                attrs = study._storage.get_study_system_attrs(study._study_id)
-                if (attrs.get(self._key) is None) == (down is None):
+                if self._known(down):
                     return False
                 study._storage.set_study_system_attr(study._study_id, self._key, down)
                 if down is not None:
                     note_outage(study, down)
                 return True
         except Exception as exc:  # the storage is away too: say it here, where it was found
-            _log.debug("could not keep on study '%s' that its tracker is down: %s", study.study_name, exc)
+            _log.debug("could not keep on study '%s' whether its tracker answers: %s", study.study_name, exc)
             return True
+
+    def _known(self, down: str | None) -> bool:
+        """Whether the study keeps already that the server is down (or answers), as ``down`` says."""
+        kept = self._study._storage.get_study_system_attrs(self._study._study_id).get(self._key)
+        return (kept is None) == (down is None)
 
 
 def note_outage(study: optuna.Study, reason: str) -> None:
