@@ -1,4 +1,4 @@
-"""Metric points this process has sent to MLflow and not yet heard back about.
+"""Metric points, and trial records' openings, this process has sent to MLflow and not yet heard back about.
 
 A write left waiting out MLflow's retries on a tracking server that died (the record
 writer stops waiting for it after seconds; see :mod:`autotweak.engine._writer`) goes on
@@ -6,7 +6,8 @@ alone, and lands if the server answers again within those minutes: after the stu
 resume in the same process, has written the same steps from Optuna's trials. MLflow keeps
 one of two points that agree in key, step, value and timestamp, and both of two that do
 not: a catch-up that stamped its points otherwise would leave a step twice. So a catch-up
-writes, for each point that a write under way sends too, that write's point.
+writes, for each point that a write under way sends too, that write's point. And a record
+whose opening is under way counts as there: opened again, the trial would have two.
 
 Example:
     >>> from mlflow.entities import Metric
@@ -22,6 +23,7 @@ import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from mlflow.entities import Metric
 
@@ -31,11 +33,12 @@ Sent = dict[tuple[str, int], Metric]  # points under way, by key and step
 
 
 class InFlight:
-    """The metric points of the writes under way in this process, by run."""
+    """The metric points, and the trial records' openings, of the writes under way in this process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._writes: dict[int, tuple[str, Sequence[Metric]]] = {}
+        self._openings: dict[int, tuple[str, int]] = {}  # (study, Optuna trial id)
         self._ids = itertools.count()
 
     @contextmanager
@@ -44,14 +47,33 @@ class InFlight:
         if not metrics:
             yield
             return
+        with self._held(self._writes, (run_id, metrics)):
+            yield
+
+    @contextmanager
+    def opening(self, study_name: str, trial_id: int) -> Iterator[None]:
+        """Hold the opening of trial ``trial_id``'s record as under way until the block ends.
+
+        One that lands late is the trial's record: a catch-up must not open a second one.
+        """
+        with self._held(self._openings, (study_name, trial_id)):
+            yield
+
+    def openings(self, study_name: str) -> set[int]:
+        """The Optuna ids of the trials of ``study_name`` whose record's opening is under way."""
+        with self._lock:
+            return {trial_id for study, trial_id in self._openings.values() if study == study_name}
+
+    @contextmanager
+    def _held(self, table: dict[int, Any], value: Any) -> Iterator[None]:
         key = next(self._ids)
         with self._lock:
-            self._writes[key] = (run_id, metrics)
+            table[key] = value
         try:
             yield
         finally:
             with self._lock:
-                del self._writes[key]
+                del table[key]
 
     def of(self, run_id: str) -> Sent:
         """The points of the writes under way to run ``run_id``, by key and step.

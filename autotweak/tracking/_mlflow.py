@@ -240,9 +240,10 @@ class MlflowTracker(BaseTracker):
             tags["autotweak.retry_of"] = str(start.retry_of)
         if start.study_run_id is not None:
             tags["mlflow.parentRunId"] = start.study_run_id
-        run = self.client.create_run(
-            self.experiment_id(start.study_name), tags=tags, run_name=f"trial-{start.number:04d}"
-        )
+        with IN_FLIGHT.opening(start.study_name, start.trial_id):  # a catch-up opens no second one meanwhile
+            run = self.client.create_run(
+                self.experiment_id(start.study_name), tags=tags, run_name=f"trial-{start.number:04d}"
+            )
         run_id: str = run.info.run_id
         if _CONFIG_FILE_TAG in tags:
             self.client.log_text(run_id, config, _CONFIG_FILE)
@@ -298,10 +299,11 @@ class MlflowTracker(BaseTracker):
         return {int(r.data.tags["autotweak.optuna_trial_id"]): r.info.run_id for r in runs}
 
     def recorded_trials(self, study_name: str) -> set[int]:
+        """Also those whose record's opening is under way in this process: it may land yet."""
         found = self.client.get_experiment_by_name(study_name)
         if found is None:
-            return set()
-        ids: set[int] = set()
+            return IN_FLIGHT.openings(study_name)
+        ids = IN_FLIGHT.openings(study_name)  # before the runs are read: one that lands between is among them
         token: str | None = None
         while True:
             page = self.client.search_runs(

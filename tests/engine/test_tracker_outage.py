@@ -30,6 +30,7 @@ import autotweak
 import autotweak.engine._trial
 from autotweak._locations import resolve_storage_url
 from autotweak.engine._outage import outage_of
+from autotweak.engine._reconcile import reconcile
 from autotweak.engine._trial import TrialPreempted
 from autotweak.testing.services import MlflowServer
 from autotweak.tracking import MlflowTracker, TrialRecord, TrialStart
@@ -320,3 +321,26 @@ def test_a_write_under_way_when_the_server_died_and_the_catch_up_leave_each_step
     assert not late.is_alive()
     history = MlflowClient(server.url).get_metric_history(run_id, "loss")
     assert sorted(m.step for m in history) == [1, 2, 3]
+
+
+def test_a_record_opening_under_way_when_the_server_died_is_not_opened_again_by_the_catch_up(server):
+    """The trial's record would be two runs: the catch-up's, and the opening that landed once it was back."""
+    study = optuna.create_study(study_name="late-open")
+    trial = study.ask()
+    study.tell(trial, 0.5)  # its worker's record is not written yet
+    gate = _Gate(server.port)
+    live = MlflowTracker(gate.url)
+    live.experiment_id("late-open")
+    server.kill()
+    gate.open.clear()
+    start = TrialStart("late-open", None, 0, trial._trial_id, {}, {}, 1, None, None, {})
+    late = threading.Thread(target=live.start_trial, args=(start,), daemon=True)
+    late.start()
+    assert gate.holding.wait(60), "the opening is under way"
+    server.start()
+    assert reconcile(study, MlflowTracker(server.url), "loss", None) == 0, "its opening may land yet"
+    gate.open.set()
+    late.join(timeout=120)
+    assert not late.is_alive()
+    runs = mlflow_runs(MlflowClient(server.url), "late-open")
+    assert sorted(runs.children) == [0] and not runs.duplicates
