@@ -268,8 +268,10 @@ def _target_of(ref: str) -> _Target:
             metric, space = experiment.metric, experiment.space
             return _Target(space, metric.name, metric.direction, base_values(experiment.base, space.names))
     from autotweak.space import load_space
+    from autotweak.space._library import reported_at
 
-    return _Target(load_space(ref))
+    with reported_at("--space"):
+        return _Target(load_space(ref))
 
 
 def _rename(text: str) -> tuple[str, str]:

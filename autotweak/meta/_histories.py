@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from autotweak._locations import missing_sqlite_file, sqlite_tables
 from autotweak.exceptions import AutotweakError
 from autotweak.space import SearchSpace, load_space
+from autotweak.space._library import reported_at
 
 __all__ = [
     "Direction",
@@ -394,12 +395,14 @@ def as_space(space: Any, error: Callable[[str], AutotweakError], field: str = "s
 
     Raises:
         AutotweakError: ``error(message)`` if ``space`` is neither; a ``SpaceError`` if the
-            name or file does not give a valid space.
+            name or file does not give a valid space (naming ``field`` where no such space
+            or file exists).
     """
     if isinstance(space, SearchSpace):
         return space
     if isinstance(space, str | os.PathLike):
-        return load_space(space)
+        with reported_at(field):
+            return load_space(space)
     raise error(
         f"{field!r} must be a SearchSpace, a library space name ('hgb') or a space file's path, "
         f"got {type(space).__name__} {space!r:.80}."

@@ -9,15 +9,17 @@ load a file by its path.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from autotweak._validation import Where, as_mapping, as_str, check_keys
 from autotweak._yaml import read_yaml
-from autotweak.exceptions import SpaceError
+from autotweak.exceptions import SpaceError, SpecError
 from autotweak.space._space import SearchSpace
 
-__all__ = ["available_spaces", "load_space", "space_from_definition", "search_paths"]
+__all__ = ["available_spaces", "load_space", "reported_at", "space_from_definition", "search_paths"]
 
 _FILE_KEYS = ("name", "description", "extends", "params", "drop")
 
@@ -102,14 +104,33 @@ def space_from_definition(
     return SearchSpace(space.params, name=name, description=description)
 
 
-def _extended(ref: str, where: Where, chain: tuple[str, ...], base_dir: Path | None) -> SearchSpace:
-    """The space ``extends`` names; a wrong name is reported at the ``extends`` field."""
+@contextmanager
+def reported_at(
+    field: str | None, source: str | None = None, cls: type[SpecError] = SpaceError
+) -> Iterator[None]:
+    """Report an error about a space's name or file itself at ``field`` (of ``source``).
+
+    :func:`load_space` cannot know which field or argument named the space; an error of a
+    space file's own (it has its file as source) is raised as it is.
+
+    Example:
+        >>> with reported_at("space"):  # doctest: +ELLIPSIS
+        ...     load_space("hbg")
+        Traceback (most recent call last):
+        autotweak.exceptions.SpaceError: 'space' must name a search space of the library (...), got 'hbg'.
+    """
     try:
-        return _load(ref, chain, base_dir)
-    except SpaceError as exc:
+        yield
+    except SpecError as exc:
         if exc.source is not None or exc.field is not None:
             raise
-        raise SpaceError(exc.rule, source=where.source, field=where.child("extends").field) from None
+        raise cls(exc.rule, source=source, field=field) from None
+
+
+def _extended(ref: str, where: Where, chain: tuple[str, ...], base_dir: Path | None) -> SearchSpace:
+    """The space ``extends`` names; a wrong name is reported at the ``extends`` field."""
+    with reported_at(where.child("extends").field, where.source):
+        return _load(ref, chain, base_dir)
 
 
 def _resolve(ref: str, base_dir: Path | None) -> Path:

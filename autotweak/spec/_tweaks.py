@@ -10,6 +10,7 @@ from typing import Any
 from autotweak._validation import Where, as_mapping, check_keys
 from autotweak.exceptions import SpaceError, SpecError
 from autotweak.space import SearchSpace, load_space, space_from_definition
+from autotweak.space._library import reported_at
 
 __all__ = ["parse_tweaks", "spec_dir"]
 
@@ -31,12 +32,8 @@ def parse_tweaks(raw: Any, where: Where) -> SearchSpace:
     # Space files are found next to the spec first, as the objective's file is.
     base_dir = spec_dir(where)
     if isinstance(raw, str):
-        try:
+        with reported_at(where.field, where.source, SpecError):
             return load_space(raw, base_dir=base_dir)
-        except SpecError as exc:
-            if exc.source is not None or exc.field is not None:
-                raise
-            raise SpecError(exc.rule, source=where.source, field=where.field) from None
     data = as_mapping(raw, where)
     if any(key in _DEFINITION_KEYS and not _is_param_definition(data[key]) for key in data):
         _check_structured(data, where)

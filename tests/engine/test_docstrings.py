@@ -16,6 +16,7 @@ MODULES = [
     "autotweak.engine._study",
     "autotweak.spec._experiment",
     "autotweak.spec._fields",
+    "autotweak.space._library",
     "autotweak.report._text",
     "autotweak.exceptions",
     "autotweak._validation",

@@ -115,6 +115,22 @@ def test_a_bad_rename_is_refused(tmp_path, space_file, capsys):
     assert "'--rename': must be RECORDED=NAME, got 'x'" in err
 
 
+@pytest.mark.parametrize(
+    ("space", "said"),
+    [
+        (
+            "hbg",
+            "a search space of the library (cnn, hgb, linear, mlp, transformer_finetune) or a .yaml file "
+            "(did you mean 'hgb'?), got 'hbg'.",
+        ),
+        ("nope.yaml", "an existing search space file"),
+    ],
+)
+def test_a_space_that_does_not_exist_is_named_with_the_option(tmp_path, capsys, space, said):
+    err = _refused(capsys, Path(space), _table(tmp_path, _losses()))
+    assert err.startswith(f"error: '--space' must name {said}")
+
+
 def test_a_failed_fit_says_which_records_were_skipped_and_why(tmp_path, space_file, capsys):
     frame = _losses().rename(columns={"param.x": "param.learning_x"})
     err = _refused(capsys, space_file, _table(tmp_path, frame), out=tmp_path / "m.npz")

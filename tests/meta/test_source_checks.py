@@ -9,7 +9,8 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from autotweak.meta import HistoryError, read_mlflow, read_optuna
+from autotweak.exceptions import SpaceError
+from autotweak.meta import Histories, HistoryError, fit_meta_model, read_mlflow, read_optuna
 from autotweak.space import SearchSpace
 
 SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}}, name="unit")
@@ -42,6 +43,18 @@ def test_read_mlflow_refuses_a_missing_space_and_takes_a_library_name(mlflow_uri
         read_mlflow(mlflow_uri, metric="acc", space=None)  # type: ignore[arg-type]
     histories = read_mlflow(mlflow_uri, metric="acc", space="hgb")
     assert histories.n_trials == 0 and "param 'learning_rate' is missing" in histories.skipped.summary()
+
+
+def test_a_misspelled_space_name_is_refused_naming_the_argument(mlflow_uri: str, tmp_path: Path) -> None:
+    said = (
+        r"^'space' must name a search space of the library \(.*\) or a \.yaml file \(did you mean 'hgb'\?\)"
+    )
+    with pytest.raises(SpaceError, match=said + r", got 'hbg'\.$"):
+        read_mlflow(mlflow_uri, metric="acc", space="hbg")
+    with pytest.raises(SpaceError, match=r"^'space' must name an existing search space file"):
+        read_optuna(f"sqlite:///{tmp_path / 'absent.db'}", space=tmp_path / "nope.yaml")
+    with pytest.raises(SpaceError, match=r"^'space' must name a search space of the library"):
+        fit_meta_model(Histories(()), "hbg")
 
 
 def test_read_mlflow_refuses_a_uri_mlflow_cannot_open() -> None:
