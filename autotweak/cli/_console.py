@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -23,6 +24,7 @@ _OURS = "_autotweak_cli"  # marks the log handler the CLI installed
 
 
 _OPTUNA_RDB = "optuna.storages._rdb.storage"
+PLAIN_EVERY = 10.0  # seconds between the plain lines of long work, when output is not a terminal
 
 
 class _OptunaSqlHidden(logging.Filter):
@@ -113,6 +115,39 @@ class Console:
             storage_log.addFilter(_OptunaSqlHidden())
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
+
+    @contextmanager
+    def counting(self, label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+        """A callback ``(done, total)`` for long work: a bar on a terminal, else a line now and then.
+
+        The bar is gone once the work is done (the line that says its result follows it); a
+        plain line, ``label: done of total unit read``, comes at most every ``PLAIN_EVERY``
+        seconds, the first one after that long, so that short work says nothing.
+        """
+        if self.quiet:
+            yield lambda done, total: None
+        elif self.live_enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (
+                TextColumn(label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(unit),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=self.out, transient=True) as bar:
+                task = bar.add_task(label, total=None)
+                yield lambda done, total: bar.update(task, completed=done, total=total)
+        else:
+            said = [time.monotonic()]
+
+            def plain(done: int, total: int) -> None:
+                if time.monotonic() - said[0] >= PLAIN_EVERY:
+                    said[0] = time.monotonic()
+                    self.line(f"{label}: {done} of {total} {unit} read")
+
+            yield plain
 
     @contextmanager
     def study_view(self, experiment: Experiment) -> Iterator[Callable[[StudyProgress], None]]:

@@ -122,9 +122,16 @@ def meta_fit(
     for uri in tracking_uris:
         names = list(experiments) or None
         try:
-            read = read_mlflow(
-                uri, names, metric=runs_metric, direction=orientation, task_key=task_key, **common
-            )
+            with _console.counting(f"  mlflow {redact(uri)}", "runs") as progress:
+                read = read_mlflow(
+                    uri,
+                    names,
+                    metric=runs_metric,
+                    direction=orientation,
+                    task_key=task_key,
+                    progress=progress,
+                    **common,
+                )
         except TrackingServerError as exc:  # its advice names the Python argument: say the option
             raise TrackingError(exc.advising(_MLFLOW_FIX)) from None
         parts.append(_said(f"mlflow {redact(uri)}", read))

@@ -21,19 +21,16 @@ Example:
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import math
 import os
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast, get_args
 
 from mlflow import MlflowClient
 from mlflow.entities import Experiment, Run, RunStatus, ViewType
 
-from autotweak._config import flat_config
 from autotweak._locations import redact, with_postgres_driver
 from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.meta._histories import (
@@ -49,6 +46,7 @@ from autotweak.meta._histories import (
     as_space,
 )
 from autotweak.meta._mapping import ParamMapper
+from autotweak.meta._mlflow_runs import descriptor, finite, unpacked, value_of
 from autotweak.space import SearchSpace
 from autotweak.tracking._server import check_tracking_server
 
@@ -88,6 +86,15 @@ class _Reading:
     curves: bool
     mapper: ParamMapper
     skipped: SkipReport
+    progress: Callable[[int, int], None] | None = None
+    total: int = 0
+    done: int = 0
+
+    def read_one(self) -> None:
+        """Count one more run read, and say so to ``progress``."""
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
 
 def read_mlflow(
@@ -101,6 +108,7 @@ def read_mlflow(
     renames: Mapping[str, str] | None = None,
     base: Mapping[str, Any] | None = None,
     curves: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Histories:
     """Read the runs of MLflow experiments (all active ones if ``experiments`` is not given).
 
@@ -115,6 +123,8 @@ def read_mlflow(
         renames: Recorded param name -> the space's name.
         base: Values for params a run lacks.
         curves: Whether to read each run's metric history (one request per run).
+        progress: Called with the runs read so far and the runs of the experiments in
+            all: once with 0 when they are listed, then after each run (the CLI's progress).
 
     Raises:
         HistoryError: If a named experiment is not in the store, MLflow cannot open the
@@ -148,17 +158,21 @@ def read_mlflow(
         raise TrackingServerError(str(exc)) from None
     client = _client(tracking_uri, where)
     found = _experiments(client, names, where)
-    reading = _Reading(client, metric, task_key, curves, mapper, SkipReport())
+    reading = _Reading(client, metric, task_key, curves, mapper, SkipReport(), progress)
+    listed = [(experiment, _runs(client, experiment)) for experiment in found]
+    reading.total = sum(len(runs) for _, runs in listed)
+    if progress is not None:
+        progress(0, reading.total)
     by_task: dict[str, list[PastTrial]] = {}
     descriptors: dict[str, dict[str, float | str]] = {}
     directions: dict[str, Direction] = {}
-    for experiment in found:
+    for experiment, runs in listed:
         recorded = _recorded_direction(reading, experiment, direction)
-        for task, trial in _trials(reading, experiment):
+        for task, trial in _trials(reading, experiment, runs):
             by_task.setdefault(task, []).append(trial)
             directions.setdefault(task, recorded)
             if task_key is None:
-                descriptors[task] = _descriptor(experiment.tags)
+                descriptors[task] = descriptor(experiment.tags)
     reading.skipped.note_all(reading.mapper.notes)
     tasks = tuple(
         TaskHistory(
@@ -245,32 +259,47 @@ def _pages(search: Any) -> Iterator[Any]:
             return
 
 
-def _trials(reading: _Reading, experiment: Experiment) -> Iterator[tuple[str, PastTrial]]:
+def _runs(client: MlflowClient, experiment: Experiment) -> list[Run]:
+    """The active runs of ``experiment``, every page."""
+
     def search(token: str | None) -> Any:
-        return reading.client.search_runs(
+        return client.search_runs(
             [experiment.experiment_id],
             run_view_type=ViewType.ACTIVE_ONLY,
             max_results=_PAGE,
             page_token=token,
         )
 
-    runs = list(_pages(search))
+    return list(_pages(search))
+
+
+def _trials(reading: _Reading, experiment: Experiment, runs: list[Run]) -> Iterator[tuple[str, PastTrial]]:
     parents = {run.data.tags.get("mlflow.parentRunId") for run in runs}
     for run in runs:
-        if run.data.tags.get("autotweak.kind") == "study":
-            continue
-        source = f"mlflow:{run.info.run_id}"
-        if run.info.run_id in parents:  # a sweep's parent: its children are the trials
-            reading.skipped.add("the run is a parent of other runs (its child runs are read)", source)
-            continue
-        try:
-            task, trial, reason = _trial(reading, experiment, run, source)
-        except Exception as exc:  # a record must never stop the reading
-            task, trial, reason = None, None, f"the run cannot be read: {type(exc).__name__}"
-        if trial is None or task is None:
-            reading.skipped.add(reason or "the run cannot be read", source)
-        else:
-            yield task, trial
+        read = _read(reading, experiment, run, parents)
+        reading.read_one()
+        if read is not None:
+            yield read
+
+
+def _read(
+    reading: _Reading, experiment: Experiment, run: Run, parents: set[str | None]
+) -> tuple[str, PastTrial] | None:
+    """The task and trial of ``run``, or ``None`` (a study's run, or one skipped and counted)."""
+    if run.data.tags.get("autotweak.kind") == "study":
+        return None
+    source = f"mlflow:{run.info.run_id}"
+    if run.info.run_id in parents:  # a sweep's parent: its children are the trials
+        reading.skipped.add("the run is a parent of other runs (its child runs are read)", source)
+        return None
+    try:
+        task, trial, reason = _trial(reading, experiment, run, source)
+    except Exception as exc:  # a record must never stop the reading
+        task, trial, reason = None, None, f"the run cannot be read: {type(exc).__name__}"
+    if trial is None or task is None:
+        reading.skipped.add(reason or "the run cannot be read", source)
+        return None
+    return task, trial
 
 
 def _trial(
@@ -289,13 +318,13 @@ def _trial(
         task = tags.get(reading.task_key, params.get(reading.task_key))
         if task is None:
             return None, None, _no_task_key(reading.task_key, [*tags, *params])
-    value = _value(run, reading.metric)
+    value = value_of(run, reading.metric)
     if value is None:
         return None, None, f"metric {reading.metric!r} is missing"
     if not math.isfinite(value):
         return None, None, f"metric {reading.metric!r} is not a finite number"
     steps, curve = _curve(reading, run) if reading.metric in run.data.metrics else ((), ())
-    config, reason = reading.mapper.map(_unpacked(params))
+    config, reason = reading.mapper.map(unpacked(params))
     if config is None:
         return None, None, reason
     complete = run.info.status == RunStatus.to_string(RunStatus.FINISHED)
@@ -314,73 +343,11 @@ def _no_task_key(key: str, names: list[str]) -> str:
     return HintedReason(rule, f"did you mean {close[0]!r}") if close else rule
 
 
-def _unpacked(params: Mapping[str, str]) -> dict[str, str]:
-    """Params with a JSON object as value spread under dotted names, as older autotweak runs logged them.
-
-    Example:
-        >>> _unpacked({"optim": '{"lr": 0.05, "wd": 0}', "width": "64"})
-        {'optim.lr': '0.05', 'optim.wd': '0', 'width': '64'}
-    """
-    out: dict[str, str] = {}
-    for key, text in params.items():
-        value = _json_object(text)
-        if value is None:
-            out.setdefault(key, text)
-        else:
-            for name, inner in flat_config(value, f"{key}.").items():
-                out.setdefault(name, inner if isinstance(inner, str) else json.dumps(inner))
-    return out
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    if not text.startswith("{"):
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) and value else None
-
-
 def _curve(reading: _Reading, run: Run) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """The metric's finite points by step, the last logged one where a step repeats."""
     if not reading.curves:
         return (), ()
     history = reading.client.get_metric_history(run.info.run_id, reading.metric)
     by_step = {m.step: m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))}
-    points = sorted((step, value) for step, value in by_step.items() if _finite(value))
+    points = sorted((step, value) for step, value in by_step.items() if finite(value))
     return tuple(int(s) for s, _ in points), tuple(float(v) for _, v in points)
-
-
-def _value(run: Run, metric: str) -> float | None:
-    """The metric's last value (by step), or the final value an autotweak trial recorded.
-
-    An autotweak trial whose objective never reported has the final value only; a run with
-    neither has no value (None).
-    """
-    metrics = run.data.metrics
-    final = metrics.get(f"final_{metric}") if run.data.tags.get("autotweak.kind") == "trial" else None
-    if metric not in metrics:
-        return None if final is None else float(final)
-    last = float(metrics[metric])
-    if not _finite(last):
-        return math.nan
-    return last if final is None else float(final)
-
-
-def _finite(value: float) -> bool:
-    """Finite, as logged: MLflow's SQL stores keep an infinite value as +-1.797e308 (the largest float)."""
-    return math.isfinite(value) and abs(value) < sys.float_info.max
-
-
-def _descriptor(tags: Mapping[str, str]) -> dict[str, float | str]:
-    """An experiment's own tags (not MLflow's or autotweak's), numbers as numbers."""
-    out: dict[str, float | str] = {}
-    for key, text in tags.items():
-        if key.startswith(("mlflow.", "autotweak.")):
-            continue
-        try:
-            out[key] = float(text)
-        except ValueError:
-            out[key] = text
-    return out

@@ -14,7 +14,7 @@ from mlflow.entities import Param
 
 import autotweak
 from autotweak.meta import HistoryError, map_params, read_mlflow, read_optuna
-from autotweak.meta._mlflow_source import _unpacked
+from autotweak.meta._mlflow_runs import unpacked
 from autotweak.space import SearchSpace
 
 SPACE = SearchSpace.from_dict(
@@ -112,6 +112,13 @@ def test_without_curves_the_value_is_the_last_metric(home: Path, store: dict[str
     trials = {t.source: t for t in histories.tasks[0].trials}
     plain = trials[f"mlflow:{store['plain']}"]
     assert plain.steps == () and plain.curve == () and plain.value == 0.85
+
+
+def test_progress_is_told_each_run_read_out_of_all(home: Path, store: dict[str, str]) -> None:
+    told: list[tuple[int, int]] = []
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    read_mlflow(uri, ["wine"], metric="val_acc", space=SPACE, progress=lambda *seen: told.append(seen))
+    assert told == [(n, len(store)) for n in range(len(store) + 1)], "0 once listed, then each run"
 
 
 def test_a_task_key_groups_runs_across_experiments(home: Path, mlflow_client: MlflowClient) -> None:
@@ -286,7 +293,7 @@ def test_nested_config_values_are_params_under_dotted_names_and_read_back(
     assert read == pytest.approx(sorted(t.params["optim.lr"] for t in trials))
     assert not [n for n in histories.skipped.notes if "filled" in n], "nothing filled in from the base config"
     old_style = {"optim": '{"lr": 0.05, "betas": [0.9, 0.99]}'}  # runs logged before dotted names
-    assert map_params(_unpacked(old_style), space) == ({"optim.lr": 0.05}, None)
+    assert map_params(unpacked(old_style), space) == ({"optim.lr": 0.05}, None)
 
 
 def test_a_misspelled_task_key_is_answered_with_the_tag_it_may_mean(

@@ -342,6 +342,24 @@ def test_tables_and_runs_whose_metrics_are_named_apart_are_read_together(tmp_pat
     assert "read 4 task(s), 42 trial(s)" in capsys.readouterr().out
 
 
+def test_reading_runs_says_how_far_it_has_come(tmp_path, spec, capsys, monkeypatch):
+    """Off a terminal, a line now and then (every 10 s; here at every run) while the runs are read."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("old")
+    for _, row in _losses(n_tasks=1, n_trials=6).iterrows():
+        run = client.create_run(experiment)
+        client.log_param(run.info.run_id, "x", row["param.x"])
+        client.log_metric(run.info.run_id, "loss", row["value"], step=1)
+        client.set_terminated(run.info.run_id)
+    monkeypatch.setattr("autotweak.cli._console.PLAIN_EVERY", 0.0)
+    main(["meta", "fit", "--space", str(spec), "--mlflow", uri, "--out", str(tmp_path / "m.npz")])
+    lines = capsys.readouterr().out.splitlines()
+    said = [line for line in lines if line.endswith(" runs read")]
+    assert said == [f"  mlflow {uri}: {n} of 6 runs read" for n in range(7)]
+    assert lines[7].startswith(f"  mlflow {uri}: 1 task(s), 6 trial(s)"), "then the source's line"
+
+
 def test_a_tracking_server_that_does_not_answer_is_named_with_the_cli_option(tmp_path, space_file, capsys):
     args = ["meta", "fit", "--space", str(space_file), "--mlflow", "http://127.0.0.1:9", "--metric", "loss"]
     with pytest.raises(SystemExit):

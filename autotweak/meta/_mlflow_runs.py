@@ -1,0 +1,77 @@
+"""What one MLflow run's data say: its params as recorded, its value, its experiment's descriptor."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from mlflow.entities import Run
+
+from autotweak._config import flat_config
+
+__all__ = ["descriptor", "finite", "unpacked", "value_of"]
+
+
+def unpacked(params: Mapping[str, str]) -> dict[str, str]:
+    """Params with a JSON object as value spread under dotted names, as older autotweak runs logged them.
+
+    Example:
+        >>> unpacked({"optim": '{"lr": 0.05, "wd": 0}', "width": "64"})
+        {'optim.lr': '0.05', 'optim.wd': '0', 'width': '64'}
+    """
+    out: dict[str, str] = {}
+    for key, text in params.items():
+        value = _json_object(text)
+        if value is None:
+            out.setdefault(key, text)
+        else:
+            for name, inner in flat_config(value, f"{key}.").items():
+                out.setdefault(name, inner if isinstance(inner, str) else json.dumps(inner))
+    return out
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    if not text.startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and value else None
+
+
+def value_of(run: Run, metric: str) -> float | None:
+    """The metric's last value (by step), or the final value an autotweak trial recorded.
+
+    An autotweak trial whose objective never reported has the final value only; a run with
+    neither has no value (None).
+    """
+    metrics = run.data.metrics
+    final = metrics.get(f"final_{metric}") if run.data.tags.get("autotweak.kind") == "trial" else None
+    if metric not in metrics:
+        return None if final is None else float(final)
+    last = float(metrics[metric])
+    if not finite(last):
+        return math.nan
+    return last if final is None else float(final)
+
+
+def finite(value: float) -> bool:
+    """Finite, as logged: MLflow's SQL stores keep an infinite value as +-1.797e308 (the largest float)."""
+    return math.isfinite(value) and abs(value) < sys.float_info.max
+
+
+def descriptor(tags: Mapping[str, str]) -> dict[str, float | str]:
+    """An experiment's own tags (not MLflow's or autotweak's), numbers as numbers."""
+    out: dict[str, float | str] = {}
+    for key, text in tags.items():
+        if key.startswith(("mlflow.", "autotweak.")):
+            continue
+        try:
+            out[key] = float(text)
+        except ValueError:
+            out[key] = text
+    return out
