@@ -320,7 +320,7 @@ def _trial(
             return None, None, _no_task_key(reading.task_key, [*tags, *params])
     value = value_of(run, reading.metric)
     if value is None:
-        return None, None, f"metric {reading.metric!r} is missing"
+        return None, None, _no_metric(reading.metric, run)
     if not math.isfinite(value):
         return None, None, f"metric {reading.metric!r} is not a finite number"
     steps, curve = _curve(reading, run) if reading.metric in run.data.metrics else ((), ())
@@ -338,8 +338,17 @@ def _no_task_key(key: str, names: list[str]) -> str:
     are one entry of the report.
     """
     known = [name for name in names if not name.startswith("mlflow.")]
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-    rule = f"task key {key!r} is neither a tag nor a param of the run"
+    return _hinted(f"task key {key!r} is neither a tag nor a param of the run", key, known, 0.7)
+
+
+def _no_metric(metric: str, run: Run) -> str:
+    """Why a run has no value, hinting at the metric of the run that ``metric`` may misspell."""
+    return _hinted(f"metric {metric!r} is missing", metric, list(run.data.metrics), 0.6)
+
+
+def _hinted(rule: str, name: str, known: list[str], cutoff: float) -> str:
+    """``rule``, with the name of ``known`` nearest to ``name`` as a hint where one is near enough."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=cutoff)
     return HintedReason(rule, f"did you mean {close[0]!r}") if close else rule
 
 

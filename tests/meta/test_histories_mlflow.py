@@ -121,6 +121,20 @@ def test_progress_is_told_each_run_read_out_of_all(home: Path, store: dict[str, 
     assert told == [(n, len(store)) for n in range(len(store) + 1)], "0 once listed, then each run"
 
 
+def test_a_misspelled_metric_is_answered_with_the_metric_it_may_mean(
+    home: Path, store: dict[str, str]
+) -> None:
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    read = read_mlflow(uri, ["wine"], metric="val_accuracy", space=SPACE)
+    assert read.tasks == ()
+    assert dict(read.skipped.counts)["metric 'val_accuracy' is missing"] == 11, "failed runs aside"
+    assert "11 x metric 'val_accuracy' is missing (did you mean 'val_acc' in 10 of 11 records?)" in (
+        read.skipped.summary()
+    ), "the run that logged no val_acc has no near name"
+    far = read_mlflow(uri, ["wine"], metric="f1", space=SPACE).skipped.summary()
+    assert "11 x metric 'f1' is missing (e.g. mlflow:" in far
+
+
 def test_a_task_key_groups_runs_across_experiments(home: Path, mlflow_client: MlflowClient) -> None:
     good = {"lr": "0.01", "max_depth": "5", "bootstrap": "True"}
     first = mlflow_client.create_experiment("sweep-1")
