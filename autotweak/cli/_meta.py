@@ -239,7 +239,7 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
 
 def _no_model(spec: str, space: SearchSpace) -> str:
     """Why ``suggest`` has no model for the space of ``spec``, and what to do."""
-    from autotweak.meta._library import why_unserved
+    from autotweak.meta._library import why_none_fits, why_unserved
 
     unserved = why_unserved(space, f"the space of {spec}")
     if unserved is not None:
@@ -247,7 +247,12 @@ def _no_model(spec: str, space: SearchSpace) -> str:
             f"{unserved}; move the ranges over some of its candidates, or fit a model for this space "
             "with `autotweak meta fit`."
         )
-    return f"no meta-model fits the space of {spec} ({space.names}); fit one with `autotweak meta fit`."
+    nearest = why_none_fits(space)
+    why = f": {nearest}" if nearest else f" ({', '.join(space.names)})"
+    return (
+        f"no meta-model fits the space of {spec}{why}; fit one with `autotweak meta fit --space {spec} ...` "
+        "(docs/histories.md), then name it with --model or sampler.args.model."
+    )
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def sampler_shown(experiment: Experiment) -> str:
     if sampler.name != "meta":
         return sampler.name
     from autotweak.meta import resolve_meta_model
-    from autotweak.meta._library import resolve_with_reason
+    from autotweak.meta._library import resolve_with_reason, why_none_fits
 
     named = str(sampler.args.get("model", "auto"))
     if named == "none":
@@ -43,10 +43,12 @@ def sampler_shown(experiment: Experiment) -> str:
         return f"meta ({Path(named).name}: {_tasks(given.n_tasks)})" if given is not None else sampler.name
     model, unserved = resolve_with_reason("auto", experiment.space)
     if model is None:
+        nearest = why_none_fits(experiment.space)
         why = (
             "no candidate of its meta-model inside the space" if unserved else "no meta-model fits the space"
         )
-        return f"meta ({why}: {sampler.args.get('base', 'tpe')} alone)"
+        why += f": {nearest};" if nearest and not unserved else ":"
+        return f"meta ({why} {sampler.args.get('base', 'tpe')} alone)"
     return f"meta ({_tasks(model.n_tasks)})"
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "resolve_meta_model",
     "resolve_with_reason",
     "restrict",
+    "why_none_fits",
     "why_unserved",
 ]
 
@@ -109,6 +110,42 @@ def why_unserved(space: SearchSpace, what: str) -> str | None:
     """
     fitted, unserved = _search(space, what)
     return None if fitted is not None else unserved
+
+
+def why_none_fits(space: SearchSpace) -> str | None:
+    """What keeps the found model nearest to ``space`` out: ``the hgb meta-model needs max_features``.
+
+    The nearest model reads the most of the space's parameters, and at least half of its
+    own and of the space's: a space that extends a shipped one and drops or adds a
+    parameter, or gives one another kind. ``None`` where no model is that near, where one
+    fits the parameters (its candidates may still all lie outside: see :func:`why_unserved`),
+    or where the space has conditional parameters.
+    """
+    if any(p.when is not None for p in space.params):  # no model serves one: said as such
+        return None
+    mine = {p.name: type(p) for p in space.tunable}
+    best, shared = None, 0
+    for path in model_paths():
+        loaded = _found(*_version(path))
+        theirs = {} if loaded is None else {p.name: type(p) for p in loaded.space.tunable}
+        common = len(mine.keys() & theirs.keys())
+        if common > shared and 2 * common >= max(len(mine), len(theirs)):
+            best, shared = (path.name.removesuffix(META_SUFFIX), theirs), common
+    if best is None:
+        return None
+    name, theirs = best
+    said = [f"needs {', '.join(n for n in theirs if n not in mine)}"] if theirs.keys() - mine.keys() else []
+    said += (
+        [f"does not read {', '.join(n for n in mine if n not in theirs)}"]
+        if mine.keys() - theirs.keys()
+        else []
+    )
+    kinds = [f"{n} as {_KIND[theirs[n]]}" for n in mine if n in theirs and theirs[n] is not mine[n]]
+    said += [f"reads {', '.join(kinds)}"] if kinds else []
+    return f"the {name} meta-model {' and '.join(said)}" if said else None
+
+
+_KIND = {FloatParam: "float", IntParam: "int", CategoricalParam: "categorical"}
 
 
 def _search(space: SearchSpace, what: str) -> tuple[MetaModel | None, str | None]:

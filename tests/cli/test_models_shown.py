@@ -63,9 +63,32 @@ def test_a_named_model_file_is_shown_with_what_it_learned_from():
 
 def test_a_dropped_parameter_is_named_on_the_start_line():
     dropped = _experiment({"extends": "hgb", "drop": ["max_features"]})
+    assert sampler_shown(dropped) == (
+        "meta (no meta-model fits the space: the hgb meta-model needs max_features; tpe alone)"
+    )
     assert pruner_shown(dropped) == (
         "learned (no curve model fits the space: the hgb curve model needs max_features; "
         "MedianPruner decides)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tweaks", "said"),
+    [
+        (
+            {"extends": "mlp", "params": {"layers": {"type": "int", "low": 1, "high": 3}}},
+            "does not read layers",
+        ),
+        (
+            {"extends": "mlp", "params": {"width": {"type": "float", "low": 16, "high": 256}}},
+            "reads width as int",
+        ),
+    ],
+)
+def test_a_parameter_added_or_of_another_kind_is_named_on_the_start_line(tweaks, said):
+    assert (
+        sampler_shown(_experiment(tweaks))
+        == f"meta (no meta-model fits the space: the mlp meta-model {said}; tpe alone)"
     )
 
 

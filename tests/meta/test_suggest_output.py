@@ -85,3 +85,26 @@ def test_suggest_with_a_model_file_that_does_not_say_calls_it_unknown(
     main(["suggest", str(path), "-k", "2", "--json"])
     sources = [s for p in json.loads(capsys.readouterr().out) for s in p["sources"]]
     assert sources and all(s["measured"] is None for s in sources)
+
+
+@pytest.mark.parametrize(
+    ("tweaks", "why"),
+    [
+        ({"extends": "hgb", "drop": ["max_features"]}, ": the hgb meta-model needs max_features"),
+        ({"x": {"type": "float", "low": 0.0, "high": 1.0}}, " (x)"),
+    ],
+)
+def test_suggest_without_a_model_says_what_keeps_the_nearest_out_and_how_to_give_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tweaks: dict[str, object], why: str
+) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(base_spec(base={}, tweaks=tweaks, sampler="meta", baseline=False)))
+    with pytest.raises(SystemExit) as caught:
+        main(["suggest", str(path)])
+    assert caught.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err == (
+        f"error: no meta-model fits the space of {path}{why}; fit one with "
+        f"`autotweak meta fit --space {path} ...` (docs/histories.md), then name it with --model or "
+        "sampler.args.model."
+    )
