@@ -104,6 +104,7 @@ def meta_fit(
     from autotweak.meta._fit import check_unconditional
     from autotweak.meta._mlflow_source import TrackingServerError
 
+    _console.configure_logging(0)  # the readers' and the fit's warnings: a param learned nothing of
     target = _target_of(space_ref)
     space = target.space
     check_unconditional(space)  # before reading: no history can make such a space servable

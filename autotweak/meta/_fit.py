@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import qmc, rankdata
 
-from autotweak.meta._histories import Histories, SkipReport, TaskHistory, ValueReason, as_space
+from autotweak.meta._histories import Histories, PastTrial, SkipReport, TaskHistory, ValueReason, as_space
 from autotweak.meta._mapping import ParamMapper
 from autotweak.meta._model import MetaModel, MetaModelError
 from autotweak.space import SearchSpace
@@ -123,6 +123,7 @@ def fit_meta_model(
             f"no past task has at least {min_trials} complete trials with different scores "
             f"({len(histories.tasks)} task(s) read; reading them: {records.summary()})."
         )
+    _say_constant(space, [task.complete_trials() for task, _, _ in usable], records)
     units = _candidates(space, [x for _, x, _ in usable], n_design, seed)
     rows = [_predict(x, y, units, seed) for _, x, y in usable]
     scores = np.vstack([row for row, _ in rows])
@@ -221,6 +222,34 @@ def _fitting(histories: Histories, space: SearchSpace) -> tuple[list[TaskHistory
     if left_out.total:
         _log.warning("meta-model fit: trials that do not fit the space are left out: %s", left_out.summary())
     return tasks, left_out
+
+
+def _say_constant(space: SearchSpace, trials: Sequence[Sequence[PastTrial]], records: SkipReport) -> None:
+    """Warn of each parameter that has one value in every trial learned from: the model learns nothing of it.
+
+    Most often the histories recorded it under another name, and the base config (a spec's)
+    filled it into every record: the reading's notes then name the rename it may need.
+    """
+    every = [trial.params for task in trials for trial in task]
+    for param in space.tunable:
+        values = {repr(params[param.name]) for params in every}
+        if len(every) < 2 or len(values) > 1:
+            continue
+        filled = records.notes.get(f"param {param.name!r} filled from the base config", 0)
+        why = (
+            f"; the base config filled it in ({filled} records): if the histories recorded it under "
+            "another name, rename it (the reading's notes name the likely one)"
+            if filled
+            else ""
+        )
+        _log.warning(
+            "meta-model fit: param %r has the one value %s in all %d trials learned from, so the model "
+            "learns nothing of it%s",
+            param.name,
+            values.pop(),
+            len(every),
+            why,
+        )
 
 
 def _finite(value: Any) -> bool:

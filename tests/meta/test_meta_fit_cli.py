@@ -100,6 +100,21 @@ def test_a_spec_gives_the_direction_and_the_base_config_and_renames_apply(tmp_pa
     assert abs(_first_x(out) - 1.0) < 1.5  # the spec says minimize
 
 
+def test_a_param_the_base_config_filled_into_every_record_is_warned_about(tmp_path, spec, capsys):
+    """Without the rename, every record gets the base x: the model would learn nothing of x."""
+    frame = _losses().rename(columns={"param.x": "param.learning_x"})
+    _fit(spec, _table(tmp_path, frame), out=tmp_path / "m.npz")
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "meta-model fit: param 'x' has the one value 0.0 in all 36 trials learned from, so the model "
+        "learns nothing of it; the base config filled it in (36 records): if the histories recorded it "
+        "under another name, rename it" in err
+    )
+    assert "param 'k'" not in err, "k varies"
+    _fit(spec, _table(tmp_path, frame), "--rename", "learning_x=x", out=tmp_path / "m.npz")
+    assert "meta-model fit:" not in capsys.readouterr().err
+
+
 def test_the_fit_says_how_many_trials_it_scored(tmp_path, space_file, capsys):
     """Pruned or running trials are read (their curves count elsewhere) but carry no final score."""
     frame = _losses()
