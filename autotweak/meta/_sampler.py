@@ -329,7 +329,13 @@ class MetaSampler(Guard, BaseSampler):
         lacking = next((t for t in others if t.state == TrialState.COMPLETE and not self._covers(t)), None)
         if lacking is not None:
             missing = [n for n in self._names if n not in lacking.params]
-            self._hand_over(study, f"trial {lacking.number} set no {', '.join(missing)} (another space)")
+            self._hand_over(
+                study,
+                f"trial {lacking.number} set no {', '.join(missing)}, which the meta-model's space has: the "
+                "objective suggests another space (the proposals are the meta-model's params, by name), so "
+                "the meta-model proposes nothing in this study",
+                logging.WARNING,
+            )
             return None
         proposed = _proposed(others)
         # Once every proposal is made, the guard judges the trials up to the last of them, and
@@ -360,14 +366,14 @@ class MetaSampler(Guard, BaseSampler):
             return None
         return self.proposer.propose(tried, values, observed=observed, allowed=inside)
 
-    def _hand_over(self, study: Study, reason: str | None = None) -> None:
-        """Give the study to the base sampler for good.
+    def _hand_over(self, study: Study, reason: str | None = None, level: int = logging.INFO) -> None:
+        """Give the study to the base sampler for good, saying why at ``level``.
 
         The proposal count and the guard only ever grow, so from here on this process
         stops reading every trial before each ask.
         """
         if reason is not None:
-            _log.info("meta-learner: %s; the base sampler takes over", reason)
+            _log.log(level, "meta-learner: %s; the base sampler takes over", reason)
         self._handed_over.add(study_key(study))
 
     def _covers(self, trial: FrozenTrial) -> bool:

@@ -152,6 +152,20 @@ def test_enqueued_trials_are_left_alone() -> None:
     assert [p["trial_number"] for p in proposals_of(study.trials)] == [1]
 
 
+def test_an_objective_of_another_space_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """Plain Optuna: an objective that suggests none of the model's params gets no proposal, and is told."""
+    study = optuna.create_study(sampler=MetaSampler(MODEL, seed=0))
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        study.optimize(lambda t: t.suggest_float("lr", 0.0, 1.0), n_trials=4)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        "meta-learner: trial 0 set no x, which the meta-model's space has: the objective suggests another "
+        "space (the proposals are the meta-model's params, by name), so the meta-model proposes nothing in "
+        "this study; the base sampler takes over"
+    ], "once per study"
+    assert proposals_of(study.trials) == []
+
+
 def test_a_param_of_another_kind_goes_to_the_base_sampler() -> None:
     study = optuna.create_study(sampler=MetaSampler(MODEL, seed=0))
     study.optimize(lambda t: float(t.suggest_int("x", 100, 200)), n_trials=3)
