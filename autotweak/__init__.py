@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 # and nothing else.
 
 if TYPE_CHECKING:
-    from autotweak.engine import Study, StudyInterrupted, StudyResult, Trial, TrialPruned, optimize
-    from autotweak.exceptions import AutotweakError, SpecError
+    from autotweak.engine import Study, StudyResult, Trial, TrialPruned, optimize
+    from autotweak.exceptions import AutotweakError, SpecError, StudyInterrupted
     from autotweak.space import SearchSpace, load_space
     from autotweak.spec import Budget, Component, Execution, Experiment, Metric, load_experiment
 else:  # a type checker reads the imports above, and says so of a misspelt name
@@ -29,8 +29,8 @@ else:  # a type checker reads the imports above, and says so of a misspelt name
         __name__,
         {
             "autotweak.engine": ("Study", "Trial", "TrialPruned"),
-            "autotweak.engine._optimize": ("StudyInterrupted", "StudyResult", "optimize"),
-            "autotweak.exceptions": ("AutotweakError", "SpecError"),
+            "autotweak.engine._optimize": ("StudyResult", "optimize"),
+            "autotweak.exceptions": ("AutotweakError", "SpecError", "StudyInterrupted"),
             "autotweak.space": ("SearchSpace", "load_space"),
             "autotweak.spec": ("Budget", "Component", "Execution", "Experiment", "Metric", "load_experiment"),
         },

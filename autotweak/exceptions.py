@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autotweak.engine import StudyResult
+
 __all__ = [
     "ArgumentError",
     "AutotweakError",
@@ -10,6 +15,7 @@ __all__ = [
     "ObjectiveImportError",
     "StudyMismatchError",
     "StudyNotFoundError",
+    "StudyInterrupted",
     "MissingDependencyError",
     "TrackingError",
 ]
@@ -85,3 +91,31 @@ class MissingDependencyError(AutotweakError, ImportError):
 
 class TrackingError(AutotweakError):
     """A tracker could not do what it was asked; the message says what and why."""
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped ``optimize``, after it closed the study cleanly.
+
+    A ``KeyboardInterrupt``, so that a script stops as Python scripts do on Ctrl-C, and
+    code that catches it still gets what was done: the running trials were recorded as
+    interrupted and queued again, and ``optimize(..., resume=True)`` (or ``autotweak
+    resume NAME``) runs them first. Left uncaught, it ends a script with exit code 1:
+    Python gives 130 only to a bare ``KeyboardInterrupt``. Catch it and
+    ``raise SystemExit(130)`` to exit as the CLI does.
+
+    Defined here, with nothing heavy imported, so that a script's ``except
+    autotweak.StudyInterrupted`` imports nothing: a Ctrl-C that cut the import of
+    ``autotweak.optimize`` short then reaches the script as the ``KeyboardInterrupt`` it
+    is, not as the error of a second, broken import of the half-imported libraries.
+
+    Attributes:
+        result: The study as it stood when it stopped.
+    """
+
+    def __init__(self, result: StudyResult) -> None:
+        self.result = result
+        super().__init__(
+            f"study '{result.study_name}' interrupted: {result.summary.counts.get('interrupted', 0)} "
+            "running trial(s) queued again; optimize(..., resume=True) or "
+            f"`autotweak resume {result.study_name}` continues it"
+        )

@@ -12,8 +12,9 @@ if TYPE_CHECKING:
     from autotweak.engine._ask_tell import Study
     from autotweak.engine._executors import BaseExecutor, InlineExecutor, ProcessExecutor
     from autotweak.engine._monitor import Progress
-    from autotweak.engine._optimize import StudyInterrupted, StudyResult, optimize
+    from autotweak.engine._optimize import StudyResult, optimize
     from autotweak.engine._trial import Trial, TrialPruned
+    from autotweak.exceptions import StudyInterrupted
     from autotweak.spec._components import PRUNERS, SAMPLERS
 else:  # a type checker reads the imports above, and says so of a misspelt name
     __getattr__, __dir__ = lazy_exports(
@@ -22,8 +23,9 @@ else:  # a type checker reads the imports above, and says so of a misspelt name
             "autotweak.engine._ask_tell": ("Study",),
             "autotweak.engine._executors": ("BaseExecutor", "InlineExecutor", "ProcessExecutor"),
             "autotweak.engine._monitor": ("Progress",),
-            "autotweak.engine._optimize": ("StudyInterrupted", "StudyResult", "optimize"),
+            "autotweak.engine._optimize": ("StudyResult", "optimize"),
             "autotweak.engine._trial": ("Trial", "TrialPruned"),
+            "autotweak.exceptions": ("StudyInterrupted",),
             "autotweak.spec._components": ("PRUNERS", "SAMPLERS"),
         },
     )

@@ -33,7 +33,7 @@ from autotweak.engine._study_sessions import record_session
 from autotweak.engine._summary import summarize
 from autotweak.engine._trial import MODEL_ATTR
 from autotweak.engine._worker import WorkerResult
-from autotweak.exceptions import AutotweakError
+from autotweak.exceptions import AutotweakError, StudyInterrupted
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, NullTracker, StudySummary
 
@@ -81,29 +81,6 @@ class StudyResult:
     def best_params(self) -> dict[str, Any]:
         """Only the tweaked values of the best trial (its Optuna params)."""
         return dict(self.summary.best_params)
-
-
-class StudyInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM) stopped ``optimize``, after it closed the study cleanly.
-
-    A ``KeyboardInterrupt``, so that a script stops as Python scripts do on Ctrl-C, and
-    code that catches it still gets what was done: the running trials were recorded as
-    interrupted and queued again, and ``optimize(..., resume=True)`` (or ``autotweak
-    resume NAME``) runs them first. Left uncaught, it ends a script with exit code 1:
-    Python gives 130 only to a bare ``KeyboardInterrupt``. Catch it and
-    ``raise SystemExit(130)`` to exit as the CLI does.
-
-    Attributes:
-        result: The study as it stood when it stopped.
-    """
-
-    def __init__(self, result: StudyResult) -> None:
-        self.result = result
-        super().__init__(
-            f"study '{result.study_name}' interrupted: {result.summary.counts.get('interrupted', 0)} "
-            "running trial(s) queued again; optimize(..., resume=True) or "
-            f"`autotweak resume {result.study_name}` continues it"
-        )
 
 
 def optimize(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from autotweak.engine._loop import _Interrupts
@@ -29,3 +32,38 @@ def test_ctrl_c_during_a_store_write_is_held_until_the_write_is_done():
         interrupts.handler(2, None)  # held: no exception inside the write
         assert interrupts.pending
     assert interrupts.raised and not interrupts.pending
+
+
+# The README's script, with a Ctrl-C that lands while `autotweak.optimize` is still being
+# imported (the import of Optuna and MLflow takes seconds on a busy machine): a finder raises
+# it at the import of the module named, once, as the signal would.
+_SCRIPT = """
+import importlib.abc, sys
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    fired = False
+    def find_spec(self, name, path, target=None):
+        if name == sys.argv[1] and not CtrlC.fired:
+            CtrlC.fired = True
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+import autotweak
+try:
+    try:
+        result = autotweak.optimize("experiment.yaml")
+    except autotweak.StudyInterrupted as stopped:
+        print("caught", stopped)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+"""
+
+
+@pytest.mark.parametrize("cut_at", ["mlflow.entities.span", "pandas.io.xml", "optuna.study"])
+def test_a_ctrl_c_while_optimize_is_imported_reaches_the_script_as_itself(tmp_path, cut_at):
+    """``except autotweak.StudyInterrupted`` imports nothing: not the half-imported libraries again."""
+    run = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, cut_at], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "KeyboardInterrupt", run.stderr[-2000:]

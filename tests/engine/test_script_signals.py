@@ -97,7 +97,7 @@ def test_a_script_that_lets_study_interrupted_through_exits_1(home, mlflow_clien
     proc = _start(home, 'import autotweak\nautotweak.optimize("exp.yaml")\n', 1)
     os.kill(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "autotweak.engine._optimize.StudyInterrupted: study 'study'" in out, out
+    assert proc.returncode == 1 and "autotweak.exceptions.StudyInterrupted: study 'study'" in out, out
     _assert_closed_as_interrupted(mlflow_client, [0])
 
 
