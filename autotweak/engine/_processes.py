@@ -77,7 +77,10 @@ def process_main(
     environ: dict[str, str],
     current: Any,
 ) -> None:
-    sender.send(_STARTED)
+    try:
+        sender.send(_STARTED)
+    except OSError:  # the parent stopped (Ctrl-C, SIGTERM) while this process started: no work, no traceback
+        return
     # A fork server started earlier holds the environment of that time: take today's.
     os.environ.clear()
     os.environ.update(environ)

@@ -67,3 +67,14 @@ def test_a_ctrl_c_while_optimize_is_imported_reaches_the_script_as_itself(tmp_pa
         [sys.executable, "-c", _SCRIPT, cut_at], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0 and run.stdout.strip() == "KeyboardInterrupt", run.stderr[-2000:]
+
+
+def test_a_worker_whose_parent_stopped_while_it_started_exits_without_a_traceback():
+    """SIGTERM to the parent alone (`docker stop`) while its workers start: the pipe is closed."""
+    import multiprocessing as mp
+
+    from autotweak.engine._processes import process_main
+
+    receiver, sender = mp.Pipe(duplex=False)
+    receiver.close()
+    assert process_main(0, b"never read", sender, 0, {}, None) is None
