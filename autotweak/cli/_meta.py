@@ -116,6 +116,7 @@ def meta_fit(
         raise AutotweakError("--metric is needed to read MLflow runs (or pass a spec as --space).")
     if not (tables or tracking_uris or storages):
         raise AutotweakError("name at least one history source: --table, --mlflow or --optuna.")
+    _check_sources_named(tables, tracking_uris, storages, experiments, studies, task_key, table_metric)
     parts: list[Histories] = []
     for table in tables:
         read = read_table(table, metric=table_metric or metric, direction=orientation, **common)
@@ -152,6 +153,27 @@ def meta_fit(
         f"{len(model.units)} candidates"
     )
     _console.line(f"wrote {path}")
+
+
+def _check_sources_named(
+    tables: tuple[str, ...],
+    tracking_uris: tuple[str, ...],
+    storages: tuple[str, ...],
+    experiments: tuple[str, ...],
+    studies: tuple[str, ...],
+    task_key: str | None,
+    table_metric: str | None,
+) -> None:
+    """Refuse an option of a kind of source that no option names: it would be ignored."""
+    needs = [
+        ("--experiment", bool(experiments), "--mlflow", bool(tracking_uris)),
+        ("--task-key", task_key is not None, "--mlflow", bool(tracking_uris)),
+        ("--study", bool(studies), "--optuna", bool(storages)),
+        ("--table-metric", table_metric is not None, "--table", bool(tables)),
+    ]
+    for option, given, source, named in needs:
+        if given and not named:
+            raise click.UsageError(f"{option} applies to the {source} sources, and no {source} is given.")
 
 
 def _said(label: str, histories: Histories) -> Histories:

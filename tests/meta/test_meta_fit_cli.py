@@ -146,6 +146,44 @@ def test_a_space_that_does_not_exist_is_named_with_the_option(tmp_path, capsys, 
     assert err.startswith(f"error: '--space' must name {said}")
 
 
+@pytest.mark.parametrize(
+    ("option", "source"),
+    [("--experiment", "--mlflow"), ("--task-key", "--mlflow"), ("--study", "--optuna")],
+)
+def test_an_option_of_a_source_not_given_is_refused_not_ignored(tmp_path, space_file, capsys, option, source):
+    with pytest.raises(SystemExit) as caught:
+        _fit(space_file, _table(tmp_path, _losses()), option, "old", out=tmp_path / "m.npz")
+    assert caught.value.code == 2 and not (tmp_path / "m.npz").exists()
+    assert (
+        f"Error: {option} applies to the {source} sources, and no {source} is given."
+        in capsys.readouterr().err
+    )
+
+
+def test_a_table_metric_without_a_table_is_refused(tmp_path, space_file, capsys):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(storage=storage, study_name="old")
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "meta",
+                "fit",
+                "--space",
+                str(space_file),
+                "--optuna",
+                storage,
+                "--table-metric",
+                "v",
+                "--out",
+                "m.npz",
+            ]
+        )
+    assert (
+        "Error: --table-metric applies to the --table sources, and no --table is given."
+        in capsys.readouterr().err
+    )
+
+
 def test_a_failed_fit_says_which_records_were_skipped_and_why(tmp_path, space_file, capsys):
     frame = _losses().rename(columns={"param.x": "param.learning_x"})
     err = _refused(capsys, space_file, _table(tmp_path, frame), out=tmp_path / "m.npz")
