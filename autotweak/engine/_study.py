@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import uuid
@@ -137,12 +138,26 @@ def load_study(name: str, storage: BaseStorage) -> optuna.Study:
         from autotweak.engine._storage import storage_name  # it imports this module
 
         names = sorted(s.study_name for s in storage.get_all_studies())
-        listing = ", ".join(names) if names else "none"
         raise StudyNotFoundError(
-            f"no study named '{name}' in the storage {storage_name(storage)} (studies there: {listing}); "
-            f"check the name, or give the storage that holds the study: {WHERE_STORAGE}."
+            f"no study named '{name}'{_near(name, names)} in the storage {storage_name(storage)} "
+            f"(studies there: {_listed(names)}); check the name, or give the storage that holds the "
+            f"study: {WHERE_STORAGE}."
         )
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def _near(name: str, names: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the study name nearest to a misspelled one, else nothing."""
+    close = difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _listed(names: list[str], most: int = 20) -> str:
+    """The names, the first ``most`` of them where there are more (a team's storage holds hundreds)."""
+    if not names:
+        return "none"
+    more = f" and {len(names) - most} more: `autotweak status` lists them all" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def check_resumable(study: optuna.Study, experiment: Experiment) -> None:

@@ -120,3 +120,21 @@ def test_a_base_config_missing_a_tweaked_parameter_warns_that_no_trial_runs_it(c
     caplog.clear()
     create_study(autotweak.Experiment.from_dict({**spec, "name": "quiet", "baseline": False}), storage)
     assert not caplog.records, "baseline: false says it is wanted"
+
+
+def test_a_misspelled_study_name_gets_the_near_one_and_a_long_listing_is_cut():
+    from autotweak.engine._study import load_study
+    from autotweak.exceptions import StudyNotFoundError
+
+    storage = optuna.storages.InMemoryStorage()
+    for i in range(25):
+        optuna.create_study(storage=storage, study_name=f"sweep-{i:02d}")
+    optuna.create_study(storage=storage, study_name="digits-mlp")
+    with pytest.raises(StudyNotFoundError) as caught:
+        load_study("digits-mpl", storage)
+    message = str(caught.value)
+    assert message.startswith("no study named 'digits-mpl' (did you mean 'digits-mlp'?) in the storage ")
+    listed = ", ".join(["digits-mlp", *(f"sweep-{i:02d}" for i in range(19))])
+    assert (
+        f"(studies there: {listed} and 6 more: `autotweak status` lists them all); check the name" in message
+    )
