@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -117,7 +118,7 @@ def _parse_budget(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
 
 def _parse_sampler(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
     sampler = Component.parse(data["sampler"], where, choices=tuple(SAMPLERS))
-    return {"sampler": _model_next_to_spec(sampler, spec_dir(where))}
+    return {"sampler": _model_next_to_spec(sampler, spec_dir(where), where)}
 
 
 def _parse_pruner(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
@@ -175,7 +176,7 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], Where], dict[str, Any]]] = {
 }
 
 
-def _model_next_to_spec(component: Component, spec_dir: Path | None) -> Component:
+def _model_next_to_spec(component: Component, spec_dir: Path | None, where: Where) -> Component:
     """The sampler ``component`` with a relative ``args.model`` file found next to the spec made absolute.
 
     A model file is looked for as the spec's other files are: next to the spec, then in the
@@ -184,9 +185,24 @@ def _model_next_to_spec(component: Component, spec_dir: Path | None) -> Componen
     pruner's model keeps its path as written: the pruner is compared by it.)
     """
     model = component.args.get("model")
-    if spec_dir is None or not isinstance(model, str) or model == "auto" or Path(model).is_absolute():
+    if (
+        spec_dir is None
+        or not isinstance(model, str)
+        or model in ("auto", "none")
+        or Path(model).is_absolute()
+    ):
         return component
     found = spec_dir / model
-    if not found.is_file():
+    if found.is_file():
+        return Component(component.name, {**component.args, "model": str(found)})
+    if Path(model).is_file():
         return component
-    return Component(component.name, {**component.args, "model": str(found)})
+    near = difflib.get_close_matches(found.name, [p.name for p in found.parent.glob("*.npz")], n=1)
+    tip = f" (did you mean '{near[0]}'?)" if near else ""
+    field = where.child("args").child("model")
+    raise field.fail(
+        f"must be 'auto', 'none' or a meta-model file, next to the spec ({found}) or in the working "
+        f"directory ({Path(model).resolve()}), and neither holds it{tip}; fit one with "
+        "`autotweak meta fit`",
+        model,
+    )

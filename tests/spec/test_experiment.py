@@ -758,3 +758,22 @@ def test_a_spec_naming_no_pruner_gets_the_learned_one_which_waits_a_quarter_of_t
     assert not laggard.should_prune()  # Optuna's MedianPruner() stops it here
     laggard.report(10.0, 2)
     assert laggard.should_prune()
+
+
+def test_a_model_file_found_neither_next_to_the_spec_nor_here_is_named_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    (folder / "lab.meta.npz").write_bytes(b"")  # the file meant; never read here
+    spec = base_spec(tweaks="hgb", base={}, sampler={"name": "meta", "args": {"model": "lab.meta.np"}})
+    path = folder / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError) as caught:
+        load_experiment(path, check_objective=False)
+    assert str(caught.value) == (
+        f"{path}: 'sampler.args.model' must be 'auto', 'none' or a meta-model file, next to the spec "
+        f"({folder / 'lab.meta.np'}) or in the working directory ({tmp_path / 'lab.meta.np'}), and neither "
+        "holds it (did you mean 'lab.meta.npz'?); fit one with `autotweak meta fit`, got 'lab.meta.np'."
+    )
