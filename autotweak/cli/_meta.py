@@ -200,6 +200,7 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
     prediction across past tasks, and the past tasks it comes from with their similarity
     and its score there, measured (the task ran it) or predicted (the task's surrogate).
     """
+    from autotweak.cli._models import tasks_said
     from autotweak.meta import MetaSampler
     from autotweak.report._proposals import (
         MEASURED_NOTE,
@@ -230,7 +231,7 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
     if as_json:
         _console.line(json.dumps([p.to_dict() for p in proposals], indent=2, default=str))
         return
-    _console.line(f"meta-model: {fitted.n_tasks} past tasks, {len(fitted.units)} candidates")
+    _console.line(f"meta-model: {tasks_said(fitted.n_tasks)}, {len(fitted.units)} candidates")
     if experiment.sampler.name != "meta":
         _console.line(
             f"note: the spec's sampler is {experiment.sampler.name!r}, so optimize does not use these "

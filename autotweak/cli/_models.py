@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from autotweak.space import Param
     from autotweak.spec import Experiment
 
-__all__ = ["pruner_shown", "sampler_shown"]
+__all__ = ["pruner_shown", "sampler_shown", "tasks_said"]
 
 
-def _tasks(n: int) -> str:
+def tasks_said(n: int) -> str:
     return f"{n} past task{'' if n == 1 else 's'}"
 
 
@@ -40,7 +40,9 @@ def sampler_shown(experiment: Experiment) -> str:
             given = resolve_meta_model(named, experiment.space)
         except AutotweakError:  # refused by the spec's own check, which says why
             return sampler.name
-        return f"meta ({Path(named).name}: {_tasks(given.n_tasks)})" if given is not None else sampler.name
+        if given is None:
+            return sampler.name
+        return f"meta ({Path(named).name}: {tasks_said(given.n_tasks)})"
     model, unserved = resolve_with_reason("auto", experiment.space)
     if model is None:
         nearest = why_none_fits(experiment.space)
@@ -49,7 +51,7 @@ def sampler_shown(experiment: Experiment) -> str:
         )
         why += f": {nearest};" if nearest and not unserved else ":"
         return f"meta ({why} {sampler.args.get('base', 'tpe')} alone)"
-    return f"meta ({_tasks(model.n_tasks)})"
+    return f"meta ({tasks_said(model.n_tasks)})"
 
 
 def pruner_shown(experiment: Experiment) -> str:
@@ -66,7 +68,7 @@ def pruner_shown(experiment: Experiment) -> str:
         except AutotweakError:
             return pruner.name
         tasks = given.summary.get("tasks")
-        count = f": {_tasks(len(tasks))}' curves" if isinstance(tasks, list) and tasks else ""
+        count = f": {tasks_said(len(tasks))}' curves" if isinstance(tasks, list) and tasks else ""
         return f"learned ({Path(str(named)).name}{count})"
     if named is None:
         return "learned (no curve model: MedianPruner decides)"
@@ -90,7 +92,7 @@ def pruner_shown(experiment: Experiment) -> str:
     if missed:
         return f"learned (no curve model fits the space: {', '.join(missed)}; MedianPruner decides)"
     tasks = model.summary.get("tasks")
-    shown = f"{_tasks(len(tasks))}' curves" if isinstance(tasks, list) and tasks else model.space.name
+    shown = f"{tasks_said(len(tasks))}' curves" if isinstance(tasks, list) and tasks else model.space.name
     wider = [text for _, text in beyond if text]
     if wider:
         shown += f"; {', '.join(wider)}: MedianPruner decides those trials"
