@@ -115,7 +115,9 @@ def meta_fit(
     if tracking_uris and not runs_metric:
         raise AutotweakError("--metric is needed to read MLflow runs (or pass a spec as --space).")
     if not (tables or tracking_uris or storages):
-        raise AutotweakError("name at least one history source: --table, --mlflow or --optuna.")
+        raise AutotweakError(
+            f"name at least one history source: --table, --mlflow or --optuna{_studies_here()}."
+        )
     _check_sources_named(tables, tracking_uris, storages, experiments, studies, task_key, table_metric)
     parts: list[Histories] = []
     for table in tables:
@@ -174,6 +176,21 @@ def _check_sources_named(
     for option, given, source, named in needs:
         if given and not named:
             raise click.UsageError(f"{option} applies to the {source} sources, and no {source} is given.")
+
+
+def _studies_here() -> str:
+    """Where the studies that ``autotweak optimize`` ran with today's settings are, if anywhere."""
+    import os
+
+    from autotweak._locations import sqlite_path, storage_url_of
+
+    if os.environ.get("AUTOTWEAK_STORAGE"):
+        return ' (the studies autotweak runs here: --optuna "$AUTOTWEAK_STORAGE")'
+    url = storage_url_of(None)
+    local = sqlite_path(url)
+    return (
+        "" if local is None or not local.is_file() else f" (the studies autotweak ran here: --optuna {url})"
+    )
 
 
 def _said(label: str, histories: Histories) -> Histories:

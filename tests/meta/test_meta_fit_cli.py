@@ -160,6 +160,20 @@ def test_an_option_of_a_source_not_given_is_refused_not_ignored(tmp_path, space_
     )
 
 
+def test_no_source_is_answered_with_the_studies_autotweak_ran_here(home, capsys, monkeypatch):
+    def refused() -> str:
+        with pytest.raises(SystemExit):
+            main(["meta", "fit", "--space", "hgb", "--out", "m.npz"])
+        return " ".join(capsys.readouterr().err.split())
+
+    said = "error: name at least one history source: --table, --mlflow or --optuna"
+    assert refused() == f"{said}.", "no study ran here yet"
+    optuna.create_study(storage=f"sqlite:///{home / 'optuna.db'}", study_name="old")
+    assert refused() == f"{said} (the studies autotweak ran here: --optuna sqlite:///{home / 'optuna.db'})."
+    monkeypatch.setenv("AUTOTWEAK_STORAGE", "postgresql://lab@db/optuna")
+    assert refused() == f'{said} (the studies autotweak runs here: --optuna "$AUTOTWEAK_STORAGE").'
+
+
 def test_a_table_metric_without_a_table_is_refused(tmp_path, space_file, capsys):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     optuna.create_study(storage=storage, study_name="old")
