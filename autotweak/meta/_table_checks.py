@@ -6,6 +6,7 @@ and the rule, with the bad value and its row.
 
 from __future__ import annotations
 
+import difflib
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,9 @@ def require(table: Table, columns: tuple[str, ...], layout: str) -> None:
     present = list(table.frame.columns)
     for column in columns:
         if column not in present:
-            raise table.fail(f"column {column!r} must be present ({layout}), got columns {present}.")
+            near = difflib.get_close_matches(column, [str(c) for c in present], n=1)
+            tip = f" (did you mean {near[0]!r}?)" if near else ""
+            raise table.fail(f"column {column!r} must be present ({layout}){tip}, got columns {present}.")
     if table.frame.empty:
         raise table.fail("the table must hold at least one row, got none.")
 

@@ -257,6 +257,15 @@ def test_a_bad_generic_file_names_the_file_column_and_rule(tmp_path: Path, chang
     assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
 
 
+def test_a_misspelled_value_column_is_answered_with_the_near_one(tmp_path: Path) -> None:
+    path = tmp_path / "runs.parquet"
+    _generic().to_parquet(path)
+    with pytest.raises(
+        HistoryError, match=r"column 'vale' must be present \(.*\) \(did you mean 'value'\?\), got"
+    ):
+        read_table(path, space=SPACE, metric="vale")
+
+
 def test_mixed_directions_in_a_task_are_refused() -> None:
     frame = _generic()
     frame.loc[0, "direction"] = "minimize"
