@@ -31,14 +31,20 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from autotweak._config import flat_config
 from autotweak._locations import artifact_root, create_whole, enable_wal, redact, sqlite_path
 from autotweak.exceptions import TrackingError
 from autotweak.tracking._base import BaseTracker
-from autotweak.tracking._inflight import IN_FLIGHT, Sent, same_points
+from autotweak.tracking._inflight import IN_FLIGHT
+from autotweak.tracking._mlflow_catchup import (
+    CONFIG_FILE_TAG,
+    CONFIG_TAG,
+    missing_points,
+    new_points,
+    stored_config,
+)
 from autotweak.tracking._mlflow_values import (
     as_text,
     config_params,
@@ -71,8 +77,6 @@ _SEARCH_PAGE = 1000  # runs per search request (MLflow's server allows up to 50,
 _REFUSALS = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_DOES_NOT_EXIST"})
 _CHECKPOINT_TAG = "autotweak.checkpoint"  # "kept": the run's checkpoint/ artifacts were uploaded in full
 _TAG_LIMIT = 8000  # characters in a tag's value, in every MLflow store
-_CONFIG_TAG = "autotweak.config"
-_CONFIG_FILE_TAG = "autotweak.config_artifact"  # names the artifact of a config too long for its tag
 _CONFIG_FILE = "config.json"
 
 
@@ -233,9 +237,9 @@ class MlflowTracker(BaseTracker):
         }
         config = as_text(start.config)
         if len(config) <= _TAG_LIMIT:
-            tags[_CONFIG_TAG] = config
+            tags[CONFIG_TAG] = config
         else:  # cut JSON could not be read back to close a crashed worker's record: an artifact instead
-            tags[_CONFIG_FILE_TAG] = _CONFIG_FILE
+            tags[CONFIG_FILE_TAG] = _CONFIG_FILE
         if start.retry_of is not None:
             tags["autotweak.retry_of"] = str(start.retry_of)
         if start.study_run_id is not None:
@@ -245,7 +249,7 @@ class MlflowTracker(BaseTracker):
                 self.experiment_id(start.study_name), tags=tags, run_name=f"trial-{start.number:04d}"
             )
         run_id: str = run.info.run_id
-        if _CONFIG_FILE_TAG in tags:
+        if CONFIG_FILE_TAG in tags:
             self.client.log_text(run_id, config, _CONFIG_FILE)
         self._configs[run_id] = start.config
         return run_id
@@ -254,7 +258,7 @@ class MlflowTracker(BaseTracker):
         """Write curve points; to a run opened elsewhere (a crash's, restored), only those it lacks."""
         metrics = [Metric(metric, v, ts, s) for s, v, ts in steps]
         if run_id not in self._configs:
-            metrics = self._new_points(run_id, metric, metrics)
+            metrics = new_points(self.client, run_id, metric, metrics)
         self._log(run_id, metrics=metrics)
 
     def end_trial(self, record: TrialRecord) -> None:
@@ -271,7 +275,7 @@ class MlflowTracker(BaseTracker):
             tags["autotweak.failure"] = record.failure[:4000]
         config = self._configs.pop(record.run_id, None)
         if config is None:  # a record this process did not open: closing it after a crash
-            metrics, config = self._missing(record.run_id, record.metric, metrics)
+            metrics, config = missing_points(self.client, record.run_id, record.metric, metrics)
         self._log(
             record.run_id, metrics=metrics, params=config_params(config), tags=tag_entities(tags.items())
         )
@@ -368,66 +372,9 @@ class MlflowTracker(BaseTracker):
     def mark_failed(self, run_id: str, reason: str, *, state: TrialState = "failed") -> None:
         tags = {"autotweak.state": state, "autotweak.failure": reason}
         run = self.client.get_run(run_id)
-        params = [p for p in config_params(self._stored_config(run)) if p.key not in run.data.params]
+        params = [p for p in config_params(stored_config(self.client, run)) if p.key not in run.data.params]
         self._log(run_id, params=params, tags=tag_entities(tags.items()))
         self.client.set_terminated(run_id, RUN_STATUS[state])
-
-    def _missing(
-        self, run_id: str, metric: str, metrics: list[Metric]
-    ) -> tuple[list[Metric], dict[str, Any]]:
-        """The metric points and params that a run opened elsewhere does not have yet."""
-        sent = IN_FLIGHT.of(run_id)  # before the run is read (see _new_points)
-        run = self.client.get_run(run_id)
-        seen = {(key, 0) for key in run.data.metrics if key != metric}
-        config = self._stored_config(run)
-        params = {k: v for k, v in flat_config(config).items() if k not in run.data.params}
-        points = [m for m in metrics if (m.key, m.step) not in seen]
-        return self._new_points(run_id, metric, points, sent), params
-
-    def _stored_config(self, run: Run) -> dict[str, Any]:
-        """The config a run opened elsewhere was started with: its tag's, or its artifact's.
-
-        A config that cannot be read (a tag cut by an older version, an artifact never
-        written) is ``{}``, with a warning: the record is closed without those params.
-        """
-        tags = run.data.tags
-        try:
-            if tags.get(_CONFIG_FILE_TAG):
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = self.client.download_artifacts(run.info.run_id, tags[_CONFIG_FILE_TAG], tmp)
-                    text = Path(path).read_text(encoding="utf-8")
-            else:
-                text = tags.get(_CONFIG_TAG) or "{}"
-            config = json.loads(text)
-            if not isinstance(config, dict):
-                raise ValueError(f"a JSON object was expected, got {type(config).__name__}")
-        except Exception as exc:
-            _log.warning(
-                "the config of trial run %s cannot be read (%s: %.200s); its record is closed without "
-                "its params",
-                run.info.run_id,
-                type(exc).__name__,
-                exc,
-            )
-            return {}
-        return config
-
-    def _new_points(
-        self,
-        run_id: str,
-        metric: str,
-        metrics: list[Metric],
-        sent: Sent | None = None,
-    ) -> list[Metric]:
-        """``metrics`` less the steps of ``metric`` that the run has already.
-
-        A point that a write of this process still waiting out MLflow's retries sends too
-        is written as that write's, so that the two are one point in MLflow whichever lands
-        first (see :mod:`autotweak.tracking._inflight`).
-        """
-        sent = IN_FLIGHT.of(run_id) if sent is None else sent
-        seen = {m.step for m in self.client.get_metric_history(run_id, metric)}
-        return same_points(sent, [m for m in metrics if m.key != metric or m.step not in seen])
 
     # -- helpers --------------------------------------------------------------------
     def _log(
