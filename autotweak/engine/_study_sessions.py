@@ -142,5 +142,7 @@ def record_session(
     text = session_text(found[0], finished)
     with RecordWriter(unreachable=tracker.unreachable) as writer:
         writer.submit(
-            lambda: tracker.log_session(run_id, session_id, text), f"the line of session {session_id}"
+            lambda: tracker.log_session(run_id, session_id, text),
+            f"the line of session {session_id}",
+            then="the study's parent run goes without it (Optuna's record of the session is whole)",
         )

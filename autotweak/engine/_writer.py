@@ -30,6 +30,8 @@ __all__ = ["RecordWriter", "WriteDropped"]
 T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
+# What becomes of a trial's record that could not be written: the study's close writes it.
+_CLOSED_LATER = "it is closed from Optuna's record when the study ends"
 
 _STALLED_S = 5.0  # a write waited for this long makes the writer ask whether the tracker answers
 _ASK_AGAIN_S = 10.0  # while it does not, how often it is asked again
@@ -100,12 +102,12 @@ class RecordWriter:
         """Why records were dropped (:attr:`dropped`), as the tracker said; ``None`` if none were."""
         return self._lost if self.dropped else None
 
-    def submit(self, write: Callable[[], None], what: str) -> None:
-        """Queue ``write``; a failure is logged (as ``what``), never raised."""
+    def submit(self, write: Callable[[], None], what: str, *, then: str = _CLOSED_LATER) -> None:
+        """Queue ``write``; a failure is logged (as ``what``, and ``then``: what comes of it), not raised."""
         if not self._threaded():
-            self._count(self._logged(write, what))
+            self._count(self._logged(write, what, then))
         elif self._room():
-            future = self._put(lambda: self._logged(write, what))
+            future = self._put(lambda: self._logged(write, what, then))
             with self._tally:
                 self._records.add(future)
             future.add_done_callback(self._settled)
@@ -186,7 +188,7 @@ class RecordWriter:
             self._failed = True
             raise
 
-    def _logged(self, write: Callable[[], None], what: str) -> bool:
+    def _logged(self, write: Callable[[], None], what: str, then: str) -> bool:
         """Run ``write``; whether it was dropped, the tracker not answering."""
         try:
             self._guarded(write)
@@ -197,11 +199,7 @@ class RecordWriter:
             self._ask()  # a tracker that does not answer is said once, not with each write's traceback
             if self._down is not None:
                 return True
-            _log.warning(
-                "could not write %s; it is closed from Optuna's record when the study ends",
-                what,
-                exc_info=True,
-            )
+            _log.warning("could not write %s; %s", what, then, exc_info=True)
         return False
 
     def _is_down(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections import Counter
 from pathlib import Path
@@ -277,3 +278,15 @@ def test_a_session_line_for_a_tracking_server_that_is_down_is_dropped_not_waited
     session = open_session(study, "worker", {"name": "inline", "workers": 1})
     tracker = MlflowTracker(f"http://127.0.0.1:{port}")
     record_session(tracker, "0123456789abcdef", study, session, ended=True)
+
+
+def test_a_session_line_the_tracker_refuses_is_said_as_a_line_the_parent_run_goes_without(home, caplog):
+    """Not as a trial's record, which the study's close writes later: nothing writes this line again."""
+    study = optuna.create_study()
+    session = open_session(study, "worker", {"name": "inline", "workers": 1})
+    tracker = MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        record_session(tracker, "0123456789abcdef", study, session)  # no such run: refused
+    tracker.close()
+    [said] = [r.getMessage() for r in caplog.records if f"session {session}" in r.getMessage()]
+    assert "parent run goes without it" in said and "closed from Optuna's record" not in said
