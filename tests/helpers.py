@@ -1,9 +1,10 @@
-"""Readers of the stores for assertions, and a fake HTTP server (tests only)."""
+"""Readers of the stores for assertions, a fake HTTP server and a silent one (tests only)."""
 
 from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -102,3 +103,17 @@ def fake_server(answer: Callable[[str], Answer]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def silent_postgres() -> Iterator[str]:
+    """A PostgreSQL URL whose server takes connections and never answers; yields the URL.
+
+    The kernel completes each TCP handshake on the listening socket, and nobody reads it:
+    a client waits for the server's first word as it would behind a partition that drops
+    packets (no refusal comes back).
+    """
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(16)
+        yield f"postgresql+psycopg2://autotweak@127.0.0.1:{listening.getsockname()[1]}/optuna"

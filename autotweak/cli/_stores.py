@@ -77,7 +77,14 @@ def open_storage(storage: str | None, study: str | None = None) -> optuna.storag
     stores["storage"] = (option_label("--storage"), url)
     check_storage_exists(url, "--storage", study)
     check_optuna_sqlite(url)
-    return optuna.storages.get_storage(url)
+    from autotweak.engine._storage import libpq_timeouts
+
+    # the engine's timeouts: a server behind a network partition is said, not waited on for minutes
+    timeouts = libpq_timeouts(url)
+    if not timeouts:
+        return optuna.storages.get_storage(url)
+    backend = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": timeouts})
+    return optuna.storages.get_storage(backend)  # cached, as Optuna's own of a URL
 
 
 def reading(func: Callable[[], T], what: str) -> T:

@@ -7,6 +7,7 @@ The stale-trial sweep that reads the heartbeats written here is in
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import urllib.parse
@@ -26,12 +27,14 @@ from autotweak.engine._contact import CONTACT
 from autotweak.exceptions import AutotweakError
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "RETRY_TIMEOUT",
     "StorageUnreachableError",
     "heartbeat",
     "make_storage",
     "rdb_backend",
     "is_transient",
+    "libpq_timeouts",
     "retrying",
     "storage_name",
 ]
@@ -44,6 +47,18 @@ T = TypeVar("T")
 
 MEMORY = "memory"
 RETRY_TIMEOUT = 120.0  # seconds a storage operation is retried before the storage counts as down
+CONNECT_TIMEOUT = 10  # seconds a PostgreSQL connection may take to open (libpq's connect_timeout)
+# A PostgreSQL connection's dead peer is found within about half a minute, not TCP's defaults:
+# keepalive probes after 10 s idle (a query waiting for its answer), and sent data left
+# unacknowledged for 30 s (a query, or the pool's ping, sent into a network partition).
+_LIBPQ_KEEPALIVES: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # milliseconds
+}
+_LIBPQ_DRIVERS = ("psycopg2", "psycopg")  # the drivers on libpq, which take its parameters
 
 
 def _make_tables(url: str) -> None:
@@ -87,6 +102,7 @@ def make_storage(
         engine_kwargs["pool_size"] = 2
         engine_kwargs["max_overflow"] = 2
         engine_kwargs["pool_pre_ping"] = True
+        engine_kwargs["connect_args"] = libpq_timeouts(url)
     with quiet_optuna():
         return RDBStorage(
             url,
@@ -97,6 +113,33 @@ def make_storage(
             skip_compatibility_check=not check_schema,
             skip_table_creation=not check_schema,
         )
+
+
+def libpq_timeouts(url: str) -> dict[str, int]:
+    """The connect timeout and TCP keepalives of a PostgreSQL URL, where the URL sets none of its own.
+
+    libpq has no connect timeout of its own, and a connection's dead peer is found by TCP's
+    retransmissions: a server behind a network partition that drops packets (rather than
+    refusing them) made a worker hang for minutes in a connect or a query, unseen by
+    :func:`retrying`. With these, the connect or the query fails as a dropped connection
+    does, and is retried as one. ``$PGCONNECT_TIMEOUT`` is libpq's, and wins too.
+
+    Example:
+        >>> libpq_timeouts("postgresql+psycopg2://db/optuna?connect_timeout=3")["tcp_user_timeout"]
+        30000
+        >>> libpq_timeouts("sqlite:///optuna.db")
+        {}
+    """
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:  # not a database URL ("memory")
+        return {}
+    if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() not in _LIBPQ_DRIVERS:
+        return {}
+    wanted = {"connect_timeout": CONNECT_TIMEOUT, **_LIBPQ_KEEPALIVES}
+    if "PGCONNECT_TIMEOUT" in os.environ:
+        del wanted["connect_timeout"]
+    return {key: value for key, value in wanted.items() if key not in parsed.query}
 
 
 def rdb_backend(storage: BaseStorage) -> RDBStorage | None:

@@ -7,6 +7,9 @@ started again, as a restart does.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,7 +22,7 @@ import autotweak
 from autotweak.cli import main
 from autotweak.testing.services import Postgres
 from tests.conftest import base_spec
-from tests.helpers import drop_studies
+from tests.helpers import drop_studies, silent_postgres
 
 STUDY = "outage"
 SQL_WARNING = "Caught an error from sqlalchemy"  # Optuna's own log line, with the query's SQL
@@ -160,3 +163,18 @@ def test_optimize_says_a_dropped_connection_without_optunas_sql_unless_vv(home, 
     killed.again()
     main(["optimize", "exp.yaml", "--name", "debugged", "-vv"])
     assert killed.happened and SQL_WARNING in capfd.readouterr().err
+
+
+def test_a_server_that_never_answers_is_said_in_one_line_not_waited_on(home):
+    """As behind a network partition that drops packets: status waited for ever in libpq's connect."""
+    with silent_postgres() as url:
+        run = subprocess.run(
+            [sys.executable, "-m", "autotweak", "status", STUDY, "--storage", url],
+            env={k: v for k, v in os.environ.items() if k != "PGCONNECT_TIMEOUT"},  # autotweak's own
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    (error,) = [line for line in run.stderr.splitlines() if "error" in line]
+    assert "timeout expired; is its server running there?" in error, error

@@ -25,14 +25,21 @@ from autotweak.engine._monitor import Monitor
 from autotweak.engine._retries import requeue
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._stale import LOST_WORKER, StaleSweeper, fail_stale
-from autotweak.engine._storage import heartbeat, make_storage, rdb_backend, retrying
+from autotweak.engine._storage import (
+    StorageUnreachableError,
+    heartbeat,
+    libpq_timeouts,
+    make_storage,
+    rdb_backend,
+    retrying,
+)
 from autotweak.engine._study import ATTR, create_study, state_of
 from autotweak.engine._worker import WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
 from autotweak.testing.services import Postgres
 from autotweak.tracking import NullTracker
-from tests.helpers import drop_studies
+from tests.helpers import drop_studies, silent_postgres
 
 UNREACHABLE = "unreachable while"
 
@@ -172,6 +179,34 @@ def test_a_connection_dropped_inside_one_read_is_retried(pg, pg_url, make_experi
     trials = retrying(lambda: storage.get_all_trials(study._study_id), "reading the trials", timeout=20)
     killer.dispose()
     assert dropped and [t.state for t in trials] == [TrialState.WAITING]
+
+
+def test_a_server_that_never_answers_is_an_unreachable_storage_not_a_hang(monkeypatch):
+    """As behind a network partition that drops packets: libpq alone would wait for ever."""
+    monkeypatch.setattr("autotweak.engine._storage.CONNECT_TIMEOUT", 2)
+    with silent_postgres() as url:
+        opening = _Background(lambda: retrying(lambda: make_storage(url), "opening the storage", timeout=1))
+        opening.thread.join(120)  # each attempt waits for CONNECT_TIMEOUT; without one, for ever
+        assert not opening.thread.is_alive(), "still waiting for the server's answer"
+    assert isinstance(opening.error, StorageUnreachableError), opening.error
+    assert "while opening the storage" in str(opening.error) and "timeout expired" in str(opening.error)
+
+
+def test_the_urls_own_timeouts_win(monkeypatch):
+    url = "postgresql+psycopg2://autotweak@db/optuna"
+    assert libpq_timeouts(url) == {
+        "connect_timeout": 10,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,
+    }
+    own = libpq_timeouts(f"{url}?connect_timeout=3&keepalives_idle=60")
+    assert "connect_timeout" not in own and "keepalives_idle" not in own and own["keepalives_count"] == 3
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "30")  # libpq's own variable
+    assert "connect_timeout" not in libpq_timeouts(url)
+    assert libpq_timeouts("sqlite:///optuna.db") == {} == libpq_timeouts("mysql+pymysql://db/optuna")
 
 
 class _Flaky:
