@@ -25,7 +25,7 @@ from autotweak.engine._executors import (
 from autotweak.engine._killed import killed_before, killed_reason, oom_kills
 from autotweak.engine._preemption import machine_name
 from autotweak.engine._reconcile import settle_crashed
-from autotweak.engine._storage import make_storage
+from autotweak.engine._storage import make_storage, retrying
 from autotweak.engine._study import ATTR, load_study
 from autotweak.engine._study_sessions import open_session, record_session
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_tracker
@@ -114,7 +114,8 @@ def join(
     check_not_starting_worker()
     url = storage_url_of(storage)
     check_storage_exists(url, study=study_name)  # an empty default store is not created to say so
-    study = load_study(study_name, make_storage(url))
+    # a spot worker may start while the storage restarts: waited out as the worker's own start is
+    study = retrying(lambda: load_study(study_name, make_storage(url)), "loading the study", store=url)
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:
         raise AutotweakError(f"study '{study_name}' was not created by autotweak; it holds no spec to run.")

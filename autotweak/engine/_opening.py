@@ -17,7 +17,7 @@ from optuna.storages import BaseStorage
 from autotweak._locations import redact
 from autotweak.engine._reconcile import queue_lost_retries, reconcile
 from autotweak.engine._stale import fail_stale
-from autotweak.engine._storage import make_storage
+from autotweak.engine._storage import make_storage, retrying
 from autotweak.engine._study import (
     ATTR,
     check_resumable,
@@ -61,13 +61,13 @@ def open_records(
         on_stale=make_stale_handler(tracker, experiment),
     )
     if resume:
-        study = load_study(experiment.name, storage)
+        study = retrying(lambda: load_study(experiment.name, storage), "loading the study", store=storage_url)
         if not keep_setup:
             check_resumable(study, experiment)
             study.set_user_attr(ATTR.SPEC, experiment.to_dict())  # a new budget reaches joining workers
             if executor is not None:
                 note_executor(study, executor)
-        fail_stale(study)
+        retrying(lambda: fail_stale(study), "looking for stale trials", store=storage_url)
         return study, storage, *_open_study_record(study, experiment, storage_url, tracking_uri, tracker)
     study = create_study(experiment, storage)
     try:
@@ -121,8 +121,16 @@ def _open_study_record(
         ) from exc
     execution = experiment.execution
     settle = execution.grace_period  # workers of this study may be running elsewhere
-    caught_up = reconcile(study, tracker, experiment.metric.name, experiment.metric.steps, settle=settle)
-    queue_lost_retries(study, tracker, settle=settle, max_retries=execution.max_retries)
+    caught_up = retrying(
+        lambda: reconcile(study, tracker, experiment.metric.name, experiment.metric.steps, settle=settle),
+        "bringing the trial records in line with the study",
+        store=storage_url,
+    )
+    retrying(
+        lambda: queue_lost_retries(study, tracker, settle=settle, max_retries=execution.max_retries),
+        "queueing the lost trials again",
+        store=storage_url,
+    )
     if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
         study.set_user_attr(ATTR.RUN_ID, run_id)
     if tracking_uri is not None:

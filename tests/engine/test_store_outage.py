@@ -20,7 +20,10 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
+import autotweak
 from autotweak._quiet import quiet_optuna
+from autotweak.engine import _opening
+from autotweak.engine._join import join
 from autotweak.engine._monitor import Monitor
 from autotweak.engine._retries import requeue
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
@@ -39,6 +42,7 @@ from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
 from autotweak.testing.services import Postgres
 from autotweak.tracking import NullTracker
+from tests.conftest import base_spec
 from tests.helpers import drop_studies, silent_postgres
 
 UNREACHABLE = "unreachable while"
@@ -112,6 +116,47 @@ def test_a_worker_starting_while_postgresql_restarts_waits_for_it(home, make_exp
     assert f"the storage {pg_url} is unreachable" in caplog.text
     study = optuna.load_study(study_name="start-outage", storage=pg_url)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+
+
+def test_a_joining_worker_starting_while_postgresql_restarts_waits_for_it(
+    home, make_experiment, pg, pg_url, caplog
+):
+    """``autotweak worker NAME``, as the spot launcher starts it: its study's load waits for the server."""
+    caplog.set_level(logging.WARNING, logger="autotweak")
+    exp = make_experiment(name="join-outage", storage=pg_url, **_spec())
+    create_study(exp, make_storage(pg_url))
+    pg.ctl("stop", "-m", "fast")
+    try:
+        worker = _Background(lambda: join("join-outage", storage=pg_url))
+        worker.wait_for(lambda: UNREACHABLE in caplog.text)
+    finally:
+        pg.ctl("start")
+    (result,) = worker.join()
+    assert result.trials == 3 and "unreachable while loading the study" in caplog.text
+    study = optuna.load_study(study_name="join-outage", storage=pg_url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+
+
+def test_a_resume_reads_its_trials_through_a_postgresql_restart(
+    home, make_experiment, pg, pg_url, monkeypatch
+):
+    """A resume's opening, which reads every trial to bring the records in line, waits for the server."""
+    spec = base_spec(name="resume-outage", storage=pg_url, budget={"trials": 2})
+    autotweak.optimize(spec)
+    real = _opening.reconcile
+    restarts: list[threading.Timer] = []
+
+    def reconcile_in_a_restart(*args: Any, **kwargs: Any) -> int:
+        if not restarts:
+            pg.ctl("stop", "-m", "fast")
+            restarts.append(threading.Timer(2.0, pg.ctl, args=("start",)))
+            restarts[0].start()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_opening, "reconcile", reconcile_in_a_restart)
+    result = autotweak.optimize(spec | {"budget": {"trials": 3}}, resume=True)
+    restarts[0].join()
+    assert result.trials_run == 1 and result.trials_counted == 3
 
 
 def test_the_monitor_waits_through_a_postgresql_restart(make_experiment, pg, pg_url, caplog):
