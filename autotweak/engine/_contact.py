@@ -12,7 +12,7 @@ _log = logging.getLogger(__name__)
 
 
 class _Contact:
-    """When this process last found the storage unreachable, and when it answered again since.
+    """When this process first reached the storage, or reached it again after finding it unreachable.
 
     A stale-trial sweep judges a trial by how long ago its worker last wrote a heartbeat.
     While the storage is down no worker can write one, so right after an outage every
@@ -24,6 +24,11 @@ class _Contact:
     :func:`~autotweak.engine._storage.retrying` retries, and a heartbeat that could not be
     written (a worker in a long trial sweeps only between trials, but its heartbeat thread
     meets the outage).
+
+    A process that has just started cannot know whether an outage ended just before: its
+    first grace period of contact is not :meth:`steady` either, and
+    :func:`~autotweak.engine._stale.fail_stale` judges only the trials that are surely lost
+    then (see there).
     """
 
     def __init__(self) -> None:
@@ -41,18 +46,24 @@ class _Contact:
 
     def reached(self) -> None:
         """A storage operation went through."""
-        if self._lost_at is None or self._back_at is not None:
+        if self._back_at is not None:
             return  # the common case, without the lock
         with self._lock:
-            if self._lost_at is not None and self._back_at is None:
+            if self._back_at is None:
                 self._back_at = time.monotonic()
 
     def steady(self, period: float) -> bool:
-        """Whether the storage has answered for ``period`` seconds since it was last unreachable here."""
+        """Whether the storage has answered for ``period`` seconds since this process first reached it.
+
+        Or since it last found it unreachable, if it has.
+        """
         with self._lock:
-            if self._lost_at is None:
-                return True
             return self._back_at is not None and time.monotonic() - self._back_at >= period
+
+    def saw_outage(self) -> bool:
+        """Whether this process has found the storage unreachable: its unsteady period follows an outage."""
+        with self._lock:
+            return self._lost_at is not None
 
 
 CONTACT = _Contact()

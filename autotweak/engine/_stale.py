@@ -10,6 +10,7 @@ import optuna
 import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+from optuna.storages._rdb import models
 from optuna.trial import TrialState
 
 from autotweak._quiet import quiet_optuna
@@ -50,7 +51,10 @@ def fail_stale(study: optuna.Study) -> None:
 
     Nothing is failed until the storage has answered this process for a grace period since
     it last found it unreachable: no worker could write a heartbeat meanwhile (see
-    :data:`~autotweak.engine._contact.CONTACT`).
+    :data:`~autotweak.engine._contact.CONTACT`). In its first grace period, a process that
+    has seen no outage (a resume's opening sweep, a new worker's) cannot tell whether one
+    ended just before it started; it fails only the trials that are surely lost (see
+    :func:`_surely_lost`), and the rest once the grace period is over.
     """
     storage = study._storage
     if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
@@ -58,13 +62,47 @@ def fail_stale(study: optuna.Study) -> None:
     with quiet_optuna():
         stale = storage._get_stale_trial_ids(study._study_id)
         CONTACT.reached()  # this query may be the first to go through after an outage
-        if not CONTACT.steady(_grace(storage)):
-            return
+        grace = _grace(storage)
+        if not CONTACT.steady(grace):
+            backend = rdb_backend(storage)
+            if CONTACT.saw_outage() or backend is None:
+                return
+            stale = _surely_lost(backend, stale, grace)
         failed = [trial_id for trial_id in stale if _fail_lost(storage, trial_id)]
     callback = storage.get_heartbeat_stale_trial_callback()
     if callback is not None:
         for trial_id in failed:
             callback(study, copy.deepcopy(storage.get_trial(trial_id)))
+
+
+def _surely_lost(storage: RDBStorage, stale: list[int], grace: float) -> list[int]:
+    """The ``stale`` trials that no outage just before this process started can explain.
+
+    Such an outage leaves every running trial of the storage without a heartbeat in the
+    last grace period, until their workers beat again. So a trial is surely lost only if
+    some running trial, of any study in the storage, has beaten within the grace period
+    (the storage answers heartbeats) and its own heartbeat is older than twice the grace
+    period (its worker has missed at least one more whole grace period of them). A resume
+    long after the study's processes died, beside a study running on the same storage,
+    fails their trials at once; right after its processes died, or alone on its storage,
+    a grace period later.
+    """
+    if not stale:
+        return []
+    with storage.engine.connect() as conn:
+        now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar_one().replace(tzinfo=None)
+        beats = {int(row[0]): row[1] for row in conn.execute(_RUNNING_BEATS)}
+    ages = {trial_id: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in beats.items()}
+    if not any(age <= grace for age in ages.values()):
+        return []  # nobody beats: an outage just ended, or every worker is gone; judged later
+    return [trial_id for trial_id in stale if ages.get(trial_id, 0.0) > 2 * grace]
+
+
+_RUNNING_BEATS = (
+    sqlalchemy.select(models.TrialHeartbeatModel.trial_id, models.TrialHeartbeatModel.heartbeat)
+    .join(models.TrialModel, models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
+    .where(models.TrialModel.state == TrialState.RUNNING)
+)
 
 
 def _fail_lost(storage: BaseStorage, trial_id: int) -> bool:
@@ -115,9 +153,12 @@ class StaleSweeper:
         seen = _unbeating_trials(backend, self.study)
         CONTACT.reached()
         grace = _grace(backend)
-        if not CONTACT.steady(grace):
+        steady = CONTACT.steady(grace)
+        if not steady and CONTACT.saw_outage():
             return  # their workers could not beat while the storage was down: judged once it is steady
         self._unbeating = {tid: self._unbeating.get(tid, now) for tid in seen}
+        if not steady:
+            return  # this process has just started: an outage may have ended just before
         callback = backend.get_heartbeat_stale_trial_callback()
         for tid in [tid for tid, since in self._unbeating.items() if now - since >= grace]:
             del self._unbeating[tid]

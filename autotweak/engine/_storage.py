@@ -104,7 +104,7 @@ def make_storage(
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["connect_args"] = libpq_timeouts(url)
     with quiet_optuna():
-        return RDBStorage(
+        storage = RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,
@@ -113,6 +113,9 @@ def make_storage(
             skip_compatibility_check=not check_schema,
             skip_table_creation=not check_schema,
         )
+    if check_schema:
+        CONTACT.reached()  # it read the schema's version
+    return storage
 
 
 def libpq_timeouts(url: str) -> dict[str, int]:

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 import autotweak
 from autotweak._quiet import quiet_optuna
 from autotweak.engine import _opening
+from autotweak.engine._contact import CONTACT
 from autotweak.engine._join import join
 from autotweak.engine._monitor import Monitor
 from autotweak.engine._retries import requeue
@@ -522,3 +523,24 @@ def test_a_sweep_after_a_retried_storage_error_waits_until_the_storage_has_answe
         time.sleep(0.2)
         fail_stale(study)
     assert storage.get_trial(trial_id).user_attrs[ATTR.FAILURE] == LOST_WORKER
+
+
+def test_a_process_started_right_after_an_outage_fails_no_live_trial(home, make_experiment):
+    """A resume or a new worker that starts just after an outage it did not see: every running trial's
+    heartbeat is old, the live workers' too, until they beat again. Only a trial that stays silent
+    while another beats is failed in its first grace period."""
+    url = f"sqlite:///{home / 'optuna.db'}"
+    storage = make_storage(url, heartbeat_interval=1, grace_period=2)
+    study = create_study(make_experiment(name="after-outage", storage=url), storage)
+    with quiet_optuna():
+        live, dead = (study.ask()._trial_id for _ in range(2))
+    for trial_id in (live, dead):
+        storage.record_heartbeat(trial_id)
+    time.sleep(5.5)  # nobody could beat, for over twice the grace period (SQLite keeps seconds)
+    CONTACT.__init__()  # type: ignore[misc]  # this process starts now
+    fail_stale(study)
+    assert {storage.get_trial(t).state for t in (live, dead)} == {TrialState.RUNNING}, "no one beats yet"
+    storage.record_heartbeat(live)  # its worker beats again; the other's is gone
+    fail_stale(study)
+    assert storage.get_trial(dead).user_attrs[ATTR.FAILURE] == LOST_WORKER
+    assert storage.get_trial(live).state == TrialState.RUNNING
