@@ -29,6 +29,7 @@ from autotweak.exceptions import AutotweakError
 __all__ = [
     "CONNECT_TIMEOUT",
     "RETRY_TIMEOUT",
+    "STILL_UNREACHABLE_EVERY",
     "StorageUnreachableError",
     "heartbeat",
     "make_storage",
@@ -47,6 +48,7 @@ T = TypeVar("T")
 
 MEMORY = "memory"
 RETRY_TIMEOUT = 120.0  # seconds a storage operation is retried before the storage counts as down
+STILL_UNREACHABLE_EVERY = 60.0  # seconds between the lines that say a storage is still unreachable
 CONNECT_TIMEOUT = 10  # seconds a PostgreSQL connection may take to open (libpq's connect_timeout)
 # A PostgreSQL connection's dead peer is found within about half a minute, not TCP's defaults:
 # keepalive probes after 10 s idle (a query waiting for its answer), and sent data left
@@ -271,7 +273,8 @@ def retrying(
 
     A worker that gives up on the first dropped connection loses its place in the study;
     one that waits goes on where it was once the database is back. ``func`` must be safe
-    to call again after a failed attempt.
+    to call again after a failed attempt. The outage is said (a warning) when it is met,
+    once every :data:`STILL_UNREACHABLE_EVERY` seconds while it lasts, and when it ends.
 
     Args:
         func: The storage operation.
@@ -295,6 +298,7 @@ def retrying(
         'done'
     """
     limit = RETRY_TIMEOUT if timeout is None else timeout
+    said = _OutageLines(what)
     delay = 0.5
     started = time.monotonic()
     while True:
@@ -308,14 +312,8 @@ def retrying(
             name = None if store is None else storage_name(store)
             if waited >= limit or (stop is not None and stop.is_set()):
                 raise StorageUnreachableError(name, what, waited, exc) from exc
+            said.failed(name, exc, waited, limit)
             pause = min(delay, limit - waited)
-            _log.warning(
-                "the storage%s is unreachable while %s (%s); retrying in %.1f s",
-                f" {name}" if name else "",
-                what,
-                type(_root(exc)).__name__,
-                pause,
-            )
             if stop is not None:
                 stop.wait(pause)
             else:
@@ -323,7 +321,51 @@ def retrying(
             delay = min(delay * 2, 10.0)
         else:
             CONTACT.reached()
+            said.answered(time.monotonic() - started)
             return result
+
+
+class _OutageLines:
+    """What one call of :func:`retrying` says of an outage: its start, once a minute, and its end.
+
+    A retry every 10 s at most would be a line each (about sixteen for a two-minute
+    restart); the tries between the lines are logged at debug level.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.name = ""
+        self.said_at: float | None = None  # seconds into the outage of the latest line
+
+    def failed(self, name: str | None, exc: BaseException, waited: float, limit: float) -> None:
+        self.name = f" {name}" if name else ""
+        error = type(_root(exc)).__name__
+        if self.said_at is None:
+            _log.warning(
+                "the storage%s is unreachable while %s (%s); retrying for up to %.0f s",
+                self.name,
+                self.what,
+                error,
+                limit,
+            )
+        elif waited - self.said_at >= STILL_UNREACHABLE_EVERY:
+            _log.warning(
+                "the storage%s is still unreachable after %.0f s while %s (%s); retrying",
+                self.name,
+                waited,
+                self.what,
+                error,
+            )
+        else:
+            _log.debug("the storage%s is unreachable while %s (%s)", self.name, self.what, error)
+            return
+        self.said_at = waited
+
+    def answered(self, waited: float) -> None:
+        if self.said_at is not None:
+            _log.warning(
+                "the storage%s answers again (unreachable for %.0f s while %s)", self.name, waited, self.what
+            )
 
 
 def _root(exc: BaseException) -> BaseException:

@@ -424,6 +424,27 @@ def test_a_bad_write_is_not_retried_and_a_dropped_connection_names_the_storage()
     assert message.endswith(" s while loading the study (Exception: connection refused)")
 
 
+def test_an_outage_is_said_when_met_once_a_while_as_it_lasts_and_when_it_ends(monkeypatch, caplog):
+    """Not a line per retry (about sixteen for a two-minute restart)."""
+    caplog.set_level(logging.WARNING, logger="autotweak")
+    monkeypatch.setattr("autotweak.engine._storage.STILL_UNREACHABLE_EVERY", 1.0)
+    flaky = _Flaky(3.0)  # tried at 0, 0.5, 1.5 and 3.5 s
+    flaky.arm()
+    retrying(flaky.wrap(lambda: None), "reading the trials", timeout=20, store="sqlite:///optuna.db")
+    assert flaky.failures == 3
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 3, said
+    first, still, back = said
+    assert first == (
+        "the storage sqlite:///optuna.db is unreachable while reading the trials (Exception); "
+        "retrying for up to 20 s"
+    )
+    assert still.startswith("the storage sqlite:///optuna.db is still unreachable after ")
+    assert still.endswith(" s while reading the trials (Exception); retrying")
+    assert back.startswith("the storage sqlite:///optuna.db answers again (unreachable for ")
+    assert back.endswith(" s while reading the trials)")
+
+
 def test_a_retry_keeps_what_its_trial_was_run_for():
     """The baseline's mark and an ablation's: a retried ablation trial is still not part of the search."""
     from autotweak.engine._retries import requeue
