@@ -114,8 +114,15 @@ def join(
     check_not_starting_worker()
     url = storage_url_of(storage)
     check_storage_exists(url, study=study_name)  # an empty default store is not created to say so
-    # a spot worker may start while the storage restarts: waited out as the worker's own start is
-    study = retrying(lambda: load_study(study_name, make_storage(url)), "loading the study", store=url)
+    # A worker that a study's executor launched (a spot instance: ``session``) waits out a storage
+    # restarting as it starts, as the worker loop does; one started by hand is told at once that
+    # the storage cannot be opened (a wrong URL, a server not started), as status is. Once it is
+    # open, a dropped connection is read through either way.
+    if session is None:
+        opened = make_storage(url)
+    else:
+        opened = retrying(lambda: make_storage(url), "opening the storage", store=url)
+    study = retrying(lambda: load_study(study_name, opened), "loading the study", store=url)
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:
         raise AutotweakError(f"study '{study_name}' was not created by autotweak; it holds no spec to run.")

@@ -122,18 +122,18 @@ def test_a_worker_starting_while_postgresql_restarts_waits_for_it(home, make_exp
 def test_a_joining_worker_starting_while_postgresql_restarts_waits_for_it(
     home, make_experiment, pg, pg_url, caplog
 ):
-    """``autotweak worker NAME``, as the spot launcher starts it: its study's load waits for the server."""
+    """``autotweak worker NAME --session ID``, as a spot launcher starts it: it waits for the server."""
     caplog.set_level(logging.WARNING, logger="autotweak")
     exp = make_experiment(name="join-outage", storage=pg_url, **_spec())
     create_study(exp, make_storage(pg_url))
     pg.ctl("stop", "-m", "fast")
     try:
-        worker = _Background(lambda: join("join-outage", storage=pg_url))
+        worker = _Background(lambda: join("join-outage", storage=pg_url, session="launcher"))
         worker.wait_for(lambda: UNREACHABLE in caplog.text)
     finally:
         pg.ctl("start")
     (result,) = worker.join()
-    assert result.trials == 3 and "unreachable while loading the study" in caplog.text
+    assert result.trials == 3 and "unreachable while opening the storage" in caplog.text
     study = optuna.load_study(study_name="join-outage", storage=pg_url)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
 
