@@ -10,10 +10,7 @@ from typing import Any
 
 import optuna
 
-from autotweak._locations import (
-    check_storage_exists,
-    storage_url_of,
-)
+from autotweak._locations import storage_url_of
 from autotweak._signals import sigterm_as_ctrl_c
 from autotweak.engine._budget import BudgetView
 from autotweak.engine._executors import (
@@ -24,7 +21,7 @@ from autotweak.engine._join import settle_crashed_workers
 from autotweak.engine._loop import FAIL_FAST_REASON
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._outage import OutageNotice, note_outage
-from autotweak.engine._prepare import Prepared, _runner, as_experiment, prepare
+from autotweak.engine._prepare import Prepared, _runner, as_experiment, check_study_exists, prepare
 from autotweak.engine._reconcile import queue_lost_retries, reconcile
 from autotweak.engine._share import register_winner
 from autotweak.engine._storage import MEMORY
@@ -138,7 +135,7 @@ def optimize(
             "the ask/tell Study API only."
         )
     if resume:  # before the executor's checks make the stores' folder
-        check_storage_exists(url, study=experiment.name)
+        check_study_exists(experiment)
     runner, objective = _runner(experiment, executor, track=track)  # before the study exists
     with sigterm_as_ctrl_c():  # a scheduler's SIGTERM closes the study as Ctrl-C does
         prepared = prepare(experiment, resume=resume, track=track, executor=runner.meta)

@@ -22,12 +22,14 @@ from autotweak._locations import (
 from autotweak._validation import Where
 from autotweak.engine._executors import BaseExecutor, check_not_starting_worker, executor_for
 from autotweak.engine._opening import open_records
+from autotweak.engine._storage import make_storage, rdb_backend, retrying
+from autotweak.engine._study import load_study
 from autotweak.engine._study_sessions import ASK_TELL, open_session, record_session
 from autotweak.engine._worker import WorkerContext, make_tracker
 from autotweak.spec import Experiment, load_experiment
 from autotweak.tracking import BaseTracker, check_tracking_server
 
-__all__ = ["Prepared", "as_experiment", "prepare"]
+__all__ = ["Prepared", "as_experiment", "check_study_exists", "prepare"]
 
 
 @dataclass
@@ -67,8 +69,8 @@ def prepare(
     session's. An ask/tell study (``runs_trials``) is a session of its own kind.
     """
     check_not_starting_worker()
-    if resume:  # the study is looked for: a store that does not exist is not created to say it is not there
-        check_storage_exists(storage_url_of(experiment.storage), study=experiment.name)
+    if resume:
+        check_study_exists(experiment)
     url = resolve_storage_url(experiment.storage)
     tracking_uri = resolve_tracking_uri(experiment.tracking_uri) if track else None
     if tracking_uri is not None:
@@ -112,6 +114,28 @@ def _open_session(
     if executor is None:  # report --ablate: its trials are not the search's
         return None
     return open_session(study, "resume" if resume else "run", executor)
+
+
+def check_study_exists(experiment: Experiment) -> None:
+    """Refuse to resume a study that is not in its storage, before anything is created for it.
+
+    A store that does not exist is not created to say it holds no study; nor is the
+    embedded tracking store's folder (``./.autotweak``), which the executor's checks and
+    the study's record make.
+
+    Raises:
+        StudyNotFoundError: If the storage holds no such study (or does not exist); it names
+            the storage and the studies there.
+    """
+    url = storage_url_of(experiment.storage)
+    check_storage_exists(url, study=experiment.name)
+    storage = make_storage(url)
+    try:
+        retrying(lambda: load_study(experiment.name, storage), "loading the study", store=url)
+    finally:
+        backend = rdb_backend(storage)
+        if backend is not None:
+            backend.engine.dispose()
 
 
 def as_experiment(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import optuna
 import pytest
+import yaml
 
 from tests.cli.test_cli import autotweak
+from tests.conftest import base_spec
 
 
 @pytest.fixture
@@ -41,3 +44,17 @@ def test_status_where_no_study_ran_says_none_and_creates_nothing(empty):
     )
     assert "--storage or $AUTOTWEAK_STORAGE" in run.stdout
     assert list(empty.iterdir()) == []
+
+
+def test_resuming_a_spec_whose_study_is_not_in_its_storage_creates_nothing(empty):
+    """Its storage holds other studies: the embedded tracking store's folder was made, then left behind."""
+    (empty / "stores").mkdir()
+    storage = f"sqlite:///{empty / 'stores' / 'optuna.db'}"
+    optuna.create_study(study_name="other", storage=storage)
+    (empty / "exp.yaml").write_text(yaml.safe_dump(base_spec(name="lost", storage=storage)))
+    before = sorted(empty.rglob("*"))
+    run = autotweak("resume", "exp.yaml", cwd=empty)
+    assert run.returncode == 2, run.stdout + run.stderr
+    said = f"error: no study named 'lost' in the storage {storage} (studies there: other)"
+    assert run.stderr.startswith(said), run.stderr
+    assert sorted(empty.rglob("*")) == before, "no tracking store (nor its folder) is left behind"
