@@ -147,7 +147,7 @@ class Execution:
         workers: Local worker processes (1 runs trials in this process).
         heartbeat_interval: Seconds between a running trial's heartbeats.
         grace_period: Seconds without a heartbeat after which a trial is stale: it is
-            marked failed and run again.
+            marked failed and run again. At least twice ``heartbeat_interval``.
         max_retries: How many times a stale trial is run again.
         aws: Settings of the ``aws-spot`` executor, as validated plain data (see
             :class:`AwsSpot`); ``None`` when the study never runs on EC2.
@@ -165,9 +165,14 @@ class Execution:
         as_int(self.heartbeat_interval, where.child("heartbeat_interval"), minimum=1)
         as_int(self.grace_period, where.child("grace_period"), minimum=1)
         as_int(self.max_retries, where.child("max_retries"), minimum=0)
-        if self.grace_period <= self.heartbeat_interval:
+        if self.grace_period < 2 * self.heartbeat_interval:
+            # A heartbeat that comes one interval late (a write retried through a short
+            # outage, a busy storage) would fail the live trial as lost.
             raise where.child("grace_period").fail(
-                f"must be greater than heartbeat_interval ({self.heartbeat_interval})", self.grace_period
+                f"must be at least twice heartbeat_interval (2 x {self.heartbeat_interval} = "
+                f"{2 * self.heartbeat_interval}), so that one late heartbeat does not fail a live "
+                "trial as lost",
+                self.grace_period,
             )
         if self.aws is not None:
             AwsSpot.parse(self.aws, where.child("aws"))

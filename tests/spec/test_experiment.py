@@ -186,7 +186,12 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     (base_spec(execution={"workers": 0}), "'execution.workers' must be an integer >= 1, got 0"),
     (
         base_spec(execution={"heartbeat_interval": 5, "grace_period": 5}),
-        "'execution.grace_period' must be greater than heartbeat_interval (5), got 5",
+        "'execution.grace_period' must be at least twice heartbeat_interval (2 x 5 = 10), so that one late "
+        "heartbeat does not fail a live trial as lost, got 5",
+    ),
+    (
+        base_spec(execution={"heartbeat_interval": 5, "grace_period": 9}),
+        "'execution.grace_period' must be at least twice heartbeat_interval (2 x 5 = 10)",
     ),
     (base_spec(execution={"max_retries": -1}), "'execution.max_retries' must be an integer >= 0, got -1"),
     (base_spec(execution={"worker": 2}), "'execution.worker' is not a known key; did you mean 'workers'?"),
