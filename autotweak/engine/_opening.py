@@ -31,7 +31,7 @@ from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, StudyInfo
 
-__all__ = ["open_records"]
+__all__ = ["catch_up", "open_records"]
 
 _log = logging.getLogger(__name__)
 
@@ -119,23 +119,42 @@ def _open_study_record(
         raise TrackingError(
             f"{where}: could not open the record of study '{experiment.name}': {_first_line(exc)}"
         ) from exc
-    execution = experiment.execution
-    settle = execution.grace_period  # workers of this study may be running elsewhere
-    caught_up = retrying(
-        lambda: reconcile(study, tracker, experiment.metric.name, experiment.metric.steps, settle=settle),
-        "bringing the trial records in line with the study",
-        store=storage_url,
-    )
-    retrying(
-        lambda: queue_lost_retries(study, tracker, settle=settle, max_retries=execution.max_retries),
-        "queueing the lost trials again",
-        store=storage_url,
-    )
+    settle = experiment.execution.grace_period  # workers of this study may be running elsewhere
+    caught_up = catch_up(study, tracker, experiment, settle=settle, store=storage_url)
     if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
         study.set_user_attr(ATTR.RUN_ID, run_id)
     if tracking_uri is not None:
         study.set_user_attr(ATTR.TRACKING_URI, redact(tracking_uri))
     return run_id, caught_up
+
+
+def catch_up(
+    study: optuna.Study, tracker: BaseTracker, experiment: Experiment, *, settle: float, store: str
+) -> int:
+    """The tracker's records brought in line with Optuna's trials, and lost trials queued again.
+
+    Each is read through a storage outage (:func:`~autotweak.engine._storage.retrying`), as
+    the study opens and as it closes. Lost retries are queued with the grace period (see
+    :func:`~autotweak.engine._reconcile.queue_lost_retries`).
+
+    Returns:
+        How many trial records were written from Optuna's trials (``settle``: see
+        :func:`~autotweak.engine._reconcile.reconcile`).
+    """
+    metric, execution = experiment.metric, experiment.execution
+    caught_up = retrying(
+        lambda: reconcile(study, tracker, metric.name, metric.steps, settle=settle),
+        "bringing the trial records in line with the study",
+        store=store,
+    )
+    retrying(
+        lambda: queue_lost_retries(
+            study, tracker, settle=execution.grace_period, max_retries=execution.max_retries
+        ),
+        "queueing the lost trials again",
+        store=store,
+    )
+    return caught_up
 
 
 def _drop_new_study(name: str, storage: BaseStorage) -> None:

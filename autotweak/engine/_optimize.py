@@ -20,11 +20,11 @@ from autotweak.engine._executors import (
 from autotweak.engine._join import settle_crashed_workers
 from autotweak.engine._loop import FAIL_FAST_REASON
 from autotweak.engine._monitor import Monitor, Progress
+from autotweak.engine._opening import catch_up
 from autotweak.engine._outage import OutageNotice, note_outage
 from autotweak.engine._prepare import Prepared, _runner, as_experiment, check_study_exists, prepare
-from autotweak.engine._reconcile import queue_lost_retries, reconcile
 from autotweak.engine._share import register_winner
-from autotweak.engine._storage import MEMORY
+from autotweak.engine._storage import MEMORY, retrying
 from autotweak.engine._study import ATTR, config_of, state_of
 from autotweak.engine._study_sessions import record_session
 from autotweak.engine._summary import summarize
@@ -272,17 +272,15 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
     The workers said when it went down, and when it came back (:mod:`._outage`); one back
     only now is said here.
     """
-    metric = prepared.experiment.metric
-    execution = prepared.experiment.execution
     prepared.unrecorded = prepared.tracker.unreachable()
     tracker = prepared.tracker if prepared.unrecorded is None else NullTracker()
     if prepared.unrecorded is None and (ctx := prepared.context).tracking_uri:
         OutageNotice(prepared.study, ctx.storage_url, ctx.session, ctx.tracking_uri).answered()
-    prepared.caught_up += reconcile(prepared.study, tracker, metric.name, metric.steps, settle=settle)
-    queue_lost_retries(
-        prepared.study, tracker, settle=execution.grace_period, max_retries=execution.max_retries
+    store = prepared.context.storage_url
+    prepared.caught_up += catch_up(prepared.study, tracker, prepared.experiment, settle=settle, store=store)
+    summary = retrying(
+        lambda: summarize(prepared.study, interrupted=interrupted), "summing up the study", store=store
     )
-    summary = summarize(prepared.study, interrupted=interrupted)
     try:
         _record_proposals(prepared, tracker)
         if prepared.context.session is not None:  # its line on the parent run, with the trials it finished

@@ -138,26 +138,40 @@ def test_a_joining_worker_starting_while_postgresql_restarts_waits_for_it(
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
 
 
-def test_a_resume_reads_its_trials_through_a_postgresql_restart(
-    home, make_experiment, pg, pg_url, monkeypatch
-):
-    """A resume's opening, which reads every trial to bring the records in line, waits for the server."""
-    spec = base_spec(name="resume-outage", storage=pg_url, budget={"trials": 2})
-    autotweak.optimize(spec)
+def _restart_in_reconcile(pg: Postgres, monkeypatch: pytest.MonkeyPatch, call: int) -> list[threading.Timer]:
+    """PostgreSQL stopped for 2 s as the study's ``call``-th reconcile (1: its opening) begins to read."""
     real = _opening.reconcile
+    calls: list[int] = []
     restarts: list[threading.Timer] = []
 
     def reconcile_in_a_restart(*args: Any, **kwargs: Any) -> int:
-        if not restarts:
+        calls.append(1)
+        if len(calls) == call:
             pg.ctl("stop", "-m", "fast")
             restarts.append(threading.Timer(2.0, pg.ctl, args=("start",)))
             restarts[0].start()
         return real(*args, **kwargs)
 
     monkeypatch.setattr(_opening, "reconcile", reconcile_in_a_restart)
+    return restarts
+
+
+def test_a_resume_reads_its_trials_through_a_postgresql_restart(home, pg, pg_url, monkeypatch):
+    """A resume's opening, which reads every trial to bring the records in line, waits for the server."""
+    spec = base_spec(name="resume-outage", storage=pg_url, budget={"trials": 2})
+    autotweak.optimize(spec)
+    restarts = _restart_in_reconcile(pg, monkeypatch, call=1)
     result = autotweak.optimize(spec | {"budget": {"trials": 3}}, resume=True)
     restarts[0].join()
     assert result.trials_run == 1 and result.trials_counted == 3
+
+
+def test_a_study_closes_through_a_postgresql_restart(home, pg, pg_url, monkeypatch):
+    """Its close reads every trial to bring the records in line, then sums the study up."""
+    restarts = _restart_in_reconcile(pg, monkeypatch, call=2)
+    result = autotweak.optimize(base_spec(name="close-outage", storage=pg_url, budget={"trials": 2}))
+    restarts[0].join()
+    assert result.trials_run == 2 and result.summary.counts["complete"] == 2
 
 
 def test_the_monitor_waits_through_a_postgresql_restart(make_experiment, pg, pg_url, caplog):
