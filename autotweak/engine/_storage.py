@@ -233,9 +233,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, _CONNECTION_ERRORS):
-        return True
-    return isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+    lost = isinstance(exc, _CONNECTION_ERRORS) or (
+        isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+    )
+    return lost and not any(words in str(exc) for words in _REFUSALS)
+
+
+# A server that refuses a connection in these words is up, and says what no retry changes:
+# a database, user or password that is wrong in the URL.
+_REFUSALS = ("does not exist", "password authentication failed", "no password supplied")
 
 
 def _chain(exc: BaseException, limit: int = 10) -> Iterator[BaseException]:

@@ -459,6 +459,14 @@ def test_an_outage_is_said_when_met_once_a_while_as_it_lasts_and_when_it_ends(mo
     assert back.endswith(" s while reading the trials)")
 
 
+@pytest.mark.parametrize("database", ["nodb", "optuna"], ids=["database", "user"])
+def test_a_server_that_refuses_the_url_is_not_retried(pg, database):
+    """A database or user that does not exist is no outage: waiting two minutes does not make it."""
+    url = pg.url(database) if database == "nodb" else pg.url("optuna").replace("autotweak@", "nobody@")
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="does not exist"):
+        retrying(lambda: make_storage(url), "opening the storage", timeout=30)
+
+
 def test_a_retry_keeps_what_its_trial_was_run_for():
     """The baseline's mark and an ablation's: a retried ablation trial is still not part of the search."""
     from autotweak.engine._retries import requeue
