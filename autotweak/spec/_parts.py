@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from autotweak._validation import (
 )
 
 __all__ = ["AwsSpot", "Budget", "Component", "Execution", "Metric", "parse_duration"]
+
+_log = logging.getLogger(__name__)
 
 Direction = Literal["maximize", "minimize"]
 
@@ -147,7 +151,8 @@ class Execution:
         workers: Local worker processes (1 runs trials in this process).
         heartbeat_interval: Seconds between a running trial's heartbeats.
         grace_period: Seconds without a heartbeat after which a trial is stale: it is
-            marked failed and run again. At least twice ``heartbeat_interval``.
+            marked failed and run again. Greater than ``heartbeat_interval``; under twice it,
+            one late heartbeat fails a live trial (a warning says so).
         max_retries: How many times a stale trial is run again.
         aws: Settings of the ``aws-spot`` executor, as validated plain data (see
             :class:`AwsSpot`); ``None`` when the study never runs on EC2.
@@ -165,15 +170,14 @@ class Execution:
         as_int(self.heartbeat_interval, where.child("heartbeat_interval"), minimum=1)
         as_int(self.grace_period, where.child("grace_period"), minimum=1)
         as_int(self.max_retries, where.child("max_retries"), minimum=0)
-        if self.grace_period < 2 * self.heartbeat_interval:
-            # A heartbeat that comes one interval late (a write retried through a short
-            # outage, a busy storage) would fail the live trial as lost.
+        if self.grace_period <= self.heartbeat_interval:
             raise where.child("grace_period").fail(
-                f"must be at least twice heartbeat_interval (2 x {self.heartbeat_interval} = "
-                f"{2 * self.heartbeat_interval}), so that one late heartbeat does not fail a live "
-                "trial as lost",
+                f"must be greater than heartbeat_interval ({self.heartbeat_interval}); at least twice "
+                f"it ({2 * self.heartbeat_interval}) is safe",
                 self.grace_period,
             )
+        if self.grace_period < 2 * self.heartbeat_interval:
+            _warn_short_grace(self.heartbeat_interval, self.grace_period)
         if self.aws is not None:
             AwsSpot.parse(self.aws, where.child("aws"))
 
@@ -303,3 +307,17 @@ def parse_duration(raw: Any, where: Where) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
         return as_float(seconds, where, minimum=0, strict_minimum=True)
     return as_float(raw, where, minimum=0, strict_minimum=True)
+
+
+@functools.cache  # once per process and setting: every process of a study reads its spec
+def _warn_short_grace(heartbeat_interval: int, grace_period: int) -> None:
+    """Warn of a grace period under twice the heartbeat interval: one late heartbeat fails a live trial."""
+    _log.warning(
+        "execution.grace_period %d is under twice heartbeat_interval (2 x %d = %d): a heartbeat that "
+        "comes one interval late (a write retried through a short storage outage, a busy storage) fails "
+        "its live trial as lost (it is run again); %d or more is safe",
+        grace_period,
+        heartbeat_interval,
+        2 * heartbeat_interval,
+        2 * heartbeat_interval,
+    )
