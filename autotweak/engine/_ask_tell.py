@@ -23,6 +23,7 @@ from autotweak.engine._prepare import Prepared, as_experiment, prepare
 from autotweak.engine._retries import mark_interrupted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
 from autotweak.engine._stale import StaleSweeper
+from autotweak.engine._steps import StepsCheck
 from autotweak.engine._storage import heartbeat
 from autotweak.engine._trial import Trial
 from autotweak.engine._worker import interrupted_outcome, outage_notice, session_seed
@@ -86,6 +87,11 @@ class Study:
         )
         self._session = TrialSession(ctx, self._study, tracker, seed)  # the seed the sampler draws from
         self._sweep = StaleSweeper(self._study, experiment.execution.heartbeat_interval)
+        self._steps_check = StepsCheck(  # reports that disagree with metric.steps, said once per study
+            self._prepared.experiment,
+            self._study,
+            lock=lambda: ask_lock(ctx.storage_url, self._study.study_name),
+        )
         self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
         self._summary: StudySummary | None = None
         self._closed = False
@@ -200,6 +206,8 @@ class Study:
         stack.close()
         outcome = self._session.tell(handle, outcome)
         duration = time.monotonic() - started
+        if outcome.state == "complete":
+            self._steps_check(number, [step for step, _ in handle.steps])
         if outcome.state in REQUEUED:  # queued again before the study closes, as a worker does
             self._session.record_requeued(handle, outcome, duration, self._writer.call)
             return

@@ -109,3 +109,32 @@ def test_reports_under_a_pruner_without_metric_steps_are_warned_about_once(home,
         name="unpruned", metric={"name": "loss", "direction": "minimize"}, base={"x": 0.0, "steps": 4}
     )
     assert not _warned(caplog, unpruned, "metric.steps"), "no pruner: the steps cost nothing"
+
+
+def _told_from_zero(experiment, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings of an ask/tell loop that reports epochs 0..4 of 5, as ``from_zero`` does."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="autotweak"), autotweak.Study(experiment) as study:
+        while (trial := study.ask()) is not None:
+            for epoch in range(5):
+                trial.report(trial.config["x"], step=epoch)
+            study.tell(trial, trial.config["x"])
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if "metric.steps" in r.getMessage() or "step 0" in r.getMessage()
+    ]
+
+
+def test_an_ask_tell_loop_is_warned_about_its_steps_once_per_study(home, make_experiment, caplog):
+    """As under optimize: the first trial told complete with steps from 0 is said, once, even on resume."""
+    exp = make_experiment(pruner="median", budget={"trials": 3})
+    warned = _told_from_zero(exp, caplog)
+    assert len(warned) == 1 and warned[0].startswith("trial 0 reported step 0 first"), warned
+    more = exp.with_overrides(budget=autotweak.spec.Budget(trials=5))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="autotweak"), autotweak.Study(more, resume=True) as study:
+        while (trial := study.ask()) is not None:
+            trial.report(1.0, step=0)
+            study.tell(trial, 1.0)
+    assert not [r for r in caplog.records if "step 0" in r.getMessage()], "said once per study"
