@@ -18,7 +18,7 @@ from autotweak._quiet import quiet_optuna
 from autotweak._signals import sigterm_as_ctrl_c
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
-from autotweak.engine._optimize import _close
+from autotweak.engine._optimize import _close, _say_if_none_completed
 from autotweak.engine._prepare import Prepared, as_experiment, prepare
 from autotweak.engine._retries import mark_interrupted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
@@ -38,6 +38,7 @@ __all__ = ["Study"]
 _log = logging.getLogger(__name__)
 
 _STATES = ("complete", "pruned", "failed")
+_RESUME = "autotweak.Study(..., resume=True)"
 
 
 class Study:
@@ -93,6 +94,7 @@ class Study:
             lock=lambda: ask_lock(ctx.storage_url, self._study.study_name),
         )
         self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
+        self._asked = 0  # trials this object's ask() returned
         self._summary: StudySummary | None = None
         self._closed = False
         self._writer = RecordWriter(  # see tell()
@@ -141,6 +143,7 @@ class Study:
             stack.close()
             raise
         self._open[trial.number] = (handle, time.monotonic(), stack)
+        self._asked += 1
         return handle
 
     def tell(
@@ -258,6 +261,10 @@ class Study:
                         _log.warning("could not finish trial %d as the study closed", number, exc_info=True)
                 self._writer.close()
                 self._summary = _close(self._prepared, interrupted=interrupted)
+                if not interrupted and self._asked:  # as optimize says it of a study whose trials all failed
+                    _say_if_none_completed(
+                        self._study, self._summary, [], fix="the training loop", resume=_RESUME
+                    )
             finally:
                 self._prepared.tracker.close()
         return self.summary

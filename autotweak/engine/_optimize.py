@@ -213,14 +213,26 @@ def _run_study(
     return result
 
 
-def _say_if_none_completed(study: optuna.Study, summary: StudySummary, results: list[WorkerResult]) -> None:
+_RESUME = "optimize(..., resume=True) or `autotweak resume {name}`"
+
+
+def _say_if_none_completed(
+    study: optuna.Study,
+    summary: StudySummary,
+    results: list[WorkerResult],
+    *,
+    fix: str = "the objective",
+    resume: str = _RESUME,
+) -> None:
     """Warn of a study whose trials all failed: ``optimize`` returns, with nothing found.
 
     The CLI exits 1 then; a script gets ``best_value`` ``None`` and this warning, which
     names the first failure: usually a broken objective, which every trial repeats. Trials
     whose machines went away (preempted) are no failure of the objective: they are said
-    apart, and alone they ask for a resume, not a fix.
+    apart, and alone they ask for a resume, not a fix. The ask/tell ``Study`` names its
+    own ``fix`` (the training loop) and ``resume`` (``{name}``: the study's name).
     """
+    resume = resume.format(name=study.study_name)
     counts = summary.counts
     if counts["complete"] or counts["pruned"]:
         return
@@ -231,11 +243,10 @@ def _say_if_none_completed(study: optuna.Study, summary: StudySummary, results: 
     if not counts["failed"]:
         if preempted:
             _log.warning(
-                "study '%s': no trial completed%s; resume the study to run them again: "
-                "optimize(..., resume=True) or `autotweak resume %s`",
+                "study '%s': no trial completed%s; resume the study to run them again: %s",
                 study.study_name,
                 lost,
-                study.study_name,
+                resume,
             )
         return
     failed = [t for t in study.get_trials(deepcopy=False) if state_of(t) == "failed"]
@@ -244,15 +255,16 @@ def _say_if_none_completed(study: optuna.Study, summary: StudySummary, results: 
     fail_fast = sum(r.stop_reason == FAIL_FAST_REASON for r in results)
     stopped = f" ({fail_fast} worker(s) stopped because {FAIL_FAST_REASON})" if fail_fast else ""
     _log.warning(
-        "study '%s': no trial completed, %d failed%s%s; the first, trial %d, failed with: %s. Fix the "
-        "objective, then resume the study: optimize(..., resume=True) or `autotweak resume %s`",
+        "study '%s': no trial completed, %d failed%s%s; the first, trial %d, failed with: %s. Fix %s, "
+        "then resume the study: %s",
         study.study_name,
         counts["failed"],
         stopped,
         lost,
         first.number,
         reason,
-        study.study_name,
+        fix,
+        resume,
     )
 
 

@@ -373,3 +373,22 @@ def test_an_interrupted_grid_point_is_asked_for_again_on_resume(home, make_exper
         assert study.ask() is None, "then the grid is exhausted"
     complete = [t for t in load(exp).trials if t.state == TrialState.COMPLETE]
     assert sorted(t.params["x"] for t in complete) == [-5.0, 0.0, 5.0]
+
+
+def test_a_study_whose_trials_all_failed_is_warned_about_as_it_closes(home, make_experiment, caplog):
+    """As optimize warns: a loop whose every trial failed closed in silence, with best_value None."""
+    exp = make_experiment(name="broken", budget={"trials": 3})
+    with caplog.at_level(logging.WARNING, logger="autotweak"), autotweak.Study(exp) as study:
+        while (trial := study.ask()) is not None:
+            study.tell(trial, float("nan"))
+    assert study.summary.best_value is None
+    said = [r.getMessage() for r in caplog.records if "no trial completed" in r.getMessage()]
+    assert said == [
+        "study 'broken': no trial completed, 3 failed; the first, trial 0, failed with: the trial was told a "
+        "value of nan, not a finite number. Fix the training loop, then resume the study: "
+        "autotweak.Study(..., resume=True)"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        autotweak.Study(exp, resume=True).close()  # asked for nothing: nothing to say
+    assert not [r for r in caplog.records if "no trial completed" in r.getMessage()]
