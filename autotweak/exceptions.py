@@ -108,14 +108,17 @@ class StudyInterrupted(KeyboardInterrupt):
     ``autotweak.optimize`` short then reaches the script as the ``KeyboardInterrupt`` it
     is, not as the error of a second, broken import of the half-imported libraries.
 
+    The ask/tell ``Study`` raises it too, as Ctrl-C leaves its ``with`` block; its message
+    then says to resume with ``autotweak.Study(..., resume=True)`` (``resume``).
+
     Attributes:
         result: The study as it stood when it stopped.
     """
 
-    def __init__(self, result: StudyResult) -> None:
+    def __init__(self, result: StudyResult, *, resume: str | None = None) -> None:
         self.result = result
+        resume = resume or f"optimize(..., resume=True) or `autotweak resume {result.study_name}`"
         super().__init__(
             f"study '{result.study_name}' interrupted: {result.summary.counts.get('interrupted', 0)} "
-            "running trial(s) queued again; optimize(..., resume=True) or "
-            f"`autotweak resume {result.study_name}` continues it"
+            f"running trial(s) queued again; {resume} continues it"
         )

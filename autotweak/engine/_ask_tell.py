@@ -18,7 +18,7 @@ from autotweak._quiet import quiet_optuna
 from autotweak._signals import sigterm_as_ctrl_c
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
-from autotweak.engine._optimize import _close, _say_if_none_completed
+from autotweak.engine._optimize import _close, _result_of, _say_if_none_completed
 from autotweak.engine._prepare import Prepared, as_experiment, prepare
 from autotweak.engine._retries import mark_interrupted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
@@ -28,7 +28,7 @@ from autotweak.engine._storage import heartbeat
 from autotweak.engine._trial import Trial
 from autotweak.engine._worker import interrupted_outcome, outage_notice, session_seed
 from autotweak.engine._writer import RecordWriter
-from autotweak.exceptions import ArgumentError, AutotweakError
+from autotweak.exceptions import ArgumentError, AutotweakError, StudyInterrupted
 from autotweak.spec import Experiment
 from autotweak.spec._components import build_pruner, build_sampler
 from autotweak.tracking import StudySummary
@@ -47,8 +47,10 @@ class Study:
     ``experiment`` is an :class:`~autotweak.spec.Experiment`, its mapping form or the path
     of its YAML file. An exception that leaves the ``with`` block fails the trials still
     open with its type, message and traceback, and closes the study as interrupted; Ctrl-C
-    (``KeyboardInterrupt``) instead records them as interrupted and queues them to run
-    again with the same config, as ``optimize`` does. Once closed, the study refuses
+    (``KeyboardInterrupt``, or SIGTERM) instead records them as interrupted and queues them
+    to run again with the same config, then raises
+    :class:`~autotweak.exceptions.StudyInterrupted` (a ``KeyboardInterrupt``) that says how
+    many and how to resume, as ``optimize`` does. Once closed, the study refuses
     :meth:`ask` and :meth:`tell`; a second :meth:`close` returns the same summary.
 
     Example:
@@ -280,7 +282,11 @@ class Study:
             if exc is None:
                 self.close()
             elif isinstance(exc, KeyboardInterrupt):
-                self._close_with(_interrupt, interrupted=True)
+                summary = self._close_with(_interrupt, interrupted=True)
+                result = _result_of(
+                    self._prepared, summary, stop_reasons=["interrupted"], trials_run=self._asked
+                )
+                raise StudyInterrupted(result, resume=_RESUME) from None  # as optimize raises it: what to run
             else:  # kept as optimize keeps an objective's exception: failure tag and traceback.txt
                 failure = f"{type(exc).__name__}: {exc}"
                 text = "".join(traceback.format_exception(exc_type, exc, tb))

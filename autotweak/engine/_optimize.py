@@ -194,23 +194,43 @@ def _run_study(
     if experiment.register_model and prepared.context.tracking_uri and not interrupted and recorded:
         name = experiment.name if experiment.register_model is True else str(experiment.register_model)
         registered = register_winner(prepared.study, summary, name, prepared.context.tracking_uri)
-    result = StudyResult(
-        summary=summary,
-        study_name=experiment.name,
-        storage=prepared.context.storage_url,
-        tracking_uri=prepared.context.tracking_uri,
-        study_run_id=prepared.context.study_run_id,
+    result = _result_of(
+        prepared,
+        summary,
         stop_reasons=[r.stop_reason for r in results],
-        registered_model=registered,
-        unrecorded=prepared.unrecorded,
-        best_config={} if summary.best_number is None else config_of(experiment, summary.best_params),
         trials_run=sum(r.trials for r in results),
-        trials_counted=BudgetView.of(prepared.study.get_trials(deepcopy=False), None).counted,
-        records_caught_up=prepared.caught_up,
+        registered_model=registered,
     )
     if interrupted:
         raise StudyInterrupted(result)
     return result
+
+
+def _result_of(
+    prepared: Prepared,
+    summary: StudySummary,
+    *,
+    stop_reasons: list[str],
+    trials_run: int,
+    registered_model: str | None = None,
+) -> StudyResult:
+    """What a closed study did, as ``optimize`` returns it (and the ask/tell ``Study``'s Ctrl-C raises it)."""
+    return StudyResult(
+        summary=summary,
+        study_name=prepared.experiment.name,
+        storage=prepared.context.storage_url,
+        tracking_uri=prepared.context.tracking_uri,
+        study_run_id=prepared.context.study_run_id,
+        stop_reasons=stop_reasons,
+        registered_model=registered_model,
+        unrecorded=prepared.unrecorded,
+        best_config={}
+        if summary.best_number is None
+        else config_of(prepared.experiment, summary.best_params),
+        trials_run=trials_run,
+        trials_counted=BudgetView.of(prepared.study.get_trials(deepcopy=False), None).counted,
+        records_caught_up=prepared.caught_up,
+    )
 
 
 _RESUME = "optimize(..., resume=True) or `autotweak resume {name}`"

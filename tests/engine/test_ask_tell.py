@@ -167,9 +167,13 @@ def test_an_exception_in_the_with_block_is_kept_on_the_open_trials(home, make_ex
 
 
 def test_ctrl_c_in_the_with_block_records_the_trials_as_interrupted(home, make_experiment, mlflow_client):
-    """As under optimize: the open trial is interrupted (not failed), queued again, counted once."""
+    """As under optimize: the open trial is interrupted (not failed), queued again, counted once.
+
+    The ``with`` block raises ``StudyInterrupted``, which says so and how to resume; it was a
+    bare ``KeyboardInterrupt``, which said nothing of the queued trial.
+    """
     exp = make_experiment(name="ctrl-c", budget={"trials": 2})
-    with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
+    with pytest.raises(autotweak.StudyInterrupted) as stopped, autotweak.Study(exp) as study:
         trial = study.ask()
         assert trial is not None
         study.tell(trial, 0.1)
@@ -178,10 +182,17 @@ def test_ctrl_c_in_the_with_block_records_the_trials_as_interrupted(home, make_e
         trial.report(0.2, step=1)
         config = trial.config
         raise KeyboardInterrupt
-    _, stopped, queued = load(exp).trials
-    assert stopped.state == TrialState.FAIL
-    assert stopped.user_attrs["autotweak.failure"] == "interrupted (Ctrl-C or SIGTERM); queued to run again"
-    assert stopped.user_attrs["autotweak.interrupted"] is True
+    assert str(stopped.value) == (
+        "study 'ctrl-c' interrupted: 1 running trial(s) queued again; autotweak.Study(..., resume=True) "
+        "continues it"
+    )
+    result = stopped.value.result
+    assert result.summary is study.summary and result.trials_run == 2 and result.best_value == 0.1
+    assert result.stop_reasons == ["interrupted"] and result.trials_counted == 2
+    _, halted, queued = load(exp).trials
+    assert halted.state == TrialState.FAIL
+    assert halted.user_attrs["autotweak.failure"] == "interrupted (Ctrl-C or SIGTERM); queued to run again"
+    assert halted.user_attrs["autotweak.interrupted"] is True
     assert queued.state == TrialState.WAITING and queued.user_attrs["autotweak.retry_of"] == 1
     assert study.summary.interrupted and study.summary.counts["interrupted"] == 1
     assert study.summary.counts["failed"] == 0
