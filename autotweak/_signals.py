@@ -11,14 +11,17 @@ SIGHUP (the terminal or the ssh session closed) does the same, unless it is igno
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["sigterm_as_ctrl_c", "stop_on_sigterm"]
+__all__ = ["keep_lost_interrupts", "sigterm_as_ctrl_c", "stop_on_sigterm"]
 
 _seen = {"sigterm": False}
 _terminals: set[int] = set()  # stdout and stderr where they were a terminal when the handlers were set
@@ -39,6 +42,43 @@ def stop_on_sigterm() -> None:
     if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # left alone where ignored (nohup)
         _terminals.update(fd for fd in (1, 2) if os.isatty(fd))  # a hung-up terminal no longer says so
         signal.signal(signal.SIGHUP, _hung_up)
+
+
+@contextmanager
+def keep_lost_interrupts() -> Iterator[None]:
+    """While the block runs, a Ctrl-C (or SIGTERM) that lands in a finalizer is delivered again, not lost.
+
+    A signal handler's ``KeyboardInterrupt`` is raised in whatever Python code the main
+    thread runs, a garbage-collection callback included (SQLAlchemy and MLflow, opening
+    the stores, run many): Python cannot raise it from there, so it printed "Exception
+    ignored in ..." with a ``KeyboardInterrupt`` traceback, and the command went on as if
+    never stopped (a SIGTERM, said once, was then lost for good). Here such an interrupt
+    is said nowhere and comes again as Ctrl-C a moment later, from a thread, once the
+    callback has returned. After the block, one is dropped: the process is ending anyway.
+    """
+    previous = sys.unraisablehook
+    live = [True]
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous(unraisable)
+        elif live[0] and not sys.is_finalizing():
+            _thread.start_new_thread(_interrupt_soon, ())  # not from here: it would land in this hook
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        live[0] = False  # left installed: an interrupt in the interpreter's shutdown is still said nowhere
+
+
+def _interrupt_soon() -> None:
+    time.sleep(0.01)  # the hook and the callback that called it return first
+    if callable(signal.getsignal(signal.SIGINT)):
+        _thread.interrupt_main()
+        return
+    _seen["sigterm"] = False  # a background job ignores Ctrl-C: it was a SIGTERM, sent again
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from autotweak._signals import stop_on_sigterm
+from autotweak._signals import keep_lost_interrupts, stop_on_sigterm
 from autotweak.cli._console import Console
 from autotweak.cli._stores import error_said, store_failed
 from autotweak.exceptions import AutotweakError
@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``autotweak`` console script."""
     stop_on_sigterm()  # `kill`, `docker stop`, a scheduler's end of job: the study closes as on Ctrl-C
     try:
-        cli.main(args=argv, prog_name="autotweak", standalone_mode=False)
+        with keep_lost_interrupts():  # one that lands in a finalizer (opening the stores) comes again
+            cli.main(args=argv, prog_name="autotweak", standalone_mode=False)
     except click.exceptions.Abort:
         _console.error("interrupted")
         raise SystemExit(130) from None

@@ -25,6 +25,7 @@ from autotweak.engine._study import (
     executors_of,
     load_study,
     note_executor,
+    study_exists,
 )
 from autotweak.engine._worker import make_stale_handler
 from autotweak.exceptions import AutotweakError, TrackingError
@@ -69,13 +70,15 @@ def open_records(
                 note_executor(study, executor)
         retrying(lambda: fail_stale(study), "looking for stale trials", store=storage_url)
         return study, storage, *_open_study_record(study, experiment, storage_url, tracking_uri, tracker)
-    study = create_study(experiment, storage)
+    held = study_exists(storage, experiment.name)  # create_study refuses it: never dropped below
     try:
+        study = create_study(experiment, storage)  # a Ctrl-C may cut it after the study's row is made
         if executor is not None:
             note_executor(study, executor)
         run_id, caught_up = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
     except BaseException:
-        _drop_new_study(experiment.name, storage)
+        if not held:
+            _drop_new_study(experiment.name, storage)
         raise
     return study, storage, run_id, caught_up
 
@@ -161,9 +164,11 @@ def _drop_new_study(name: str, storage: BaseStorage) -> None:
     """Delete the study this call has just created, when its record could not be made.
 
     Kept, it would block ``optimize`` with the same name ("already exists") while it holds
-    nothing but the queued base trial.
+    nothing but the queued base trial. Also when Ctrl-C (or SIGTERM) cut its making short.
     """
     try:
+        if not study_exists(storage, name):  # cut short before it was made
+            return
         optuna.delete_study(study_name=name, storage=storage)
     except Exception as exc:  # the first error is the one to report
         _log.warning("could not delete study '%s' after its record failed: %s", name, exc)

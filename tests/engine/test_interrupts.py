@@ -78,3 +78,21 @@ def test_a_worker_whose_parent_stopped_while_it_started_exits_without_a_tracebac
     receiver, sender = mp.Pipe(duplex=False)
     receiver.close()
     assert process_main(0, b"never read", sender, 0, {}, None) is None
+
+
+def test_a_ctrl_c_while_the_study_is_being_created_leaves_no_study_to_block_a_rerun(
+    home, make_experiment, monkeypatch
+):
+    """Cut after the study's row was made, spec not yet recorded: it blocked the rerun (already exists)."""
+    import autotweak
+    import autotweak.engine._study as made
+
+    def ctrl_c(experiment: object) -> None:
+        raise KeyboardInterrupt
+
+    exp = make_experiment(budget={"trials": 1})
+    with monkeypatch.context() as patched:
+        patched.setattr(made, "components_meta", ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            autotweak.optimize(exp)
+    assert autotweak.optimize(exp).summary.counts["complete"] == 1
