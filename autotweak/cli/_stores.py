@@ -71,20 +71,13 @@ def open_storage(storage: str | None, study: str | None = None) -> optuna.storag
     A SQLite file that does not exist is not created: a misspelled path is refused, and so
     is the embedded default when ``study`` is looked for in it (nothing has run there).
     """
-    import optuna
-
     url = storage_url_of(storage)
     stores["storage"] = (option_label("--storage"), url)
     check_storage_exists(url, "--storage", study)
     check_optuna_sqlite(url)
-    from autotweak.engine._storage import libpq_timeouts
+    from autotweak.engine._storage import read_storage
 
-    # the engine's timeouts: a server behind a network partition is said, not waited on for minutes
-    timeouts = libpq_timeouts(url)
-    if not timeouts:
-        return optuna.storages.get_storage(url)
-    backend = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": timeouts})
-    return optuna.storages.get_storage(backend)  # cached, as Optuna's own of a URL
+    return read_storage(url)  # the engine's timeouts: a partitioned server is said, not waited on
 
 
 def reading(func: Callable[[], T], what: str) -> T:

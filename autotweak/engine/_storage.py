@@ -36,6 +36,7 @@ __all__ = [
     "rdb_backend",
     "is_transient",
     "libpq_timeouts",
+    "read_storage",
     "retrying",
     "storage_name",
 ]
@@ -145,6 +146,19 @@ def libpq_timeouts(url: str) -> dict[str, int]:
     if "PGCONNECT_TIMEOUT" in os.environ:
         del wanted["connect_timeout"]
     return {key: value for key, value in wanted.items() if key not in parsed.query}
+
+
+def read_storage(url: str) -> BaseStorage:
+    """Optuna's storage of ``url`` to read (Optuna's cached one), PostgreSQL with :func:`libpq_timeouts`.
+
+    For the commands and readers that only look at studies (``status``, ``report``,
+    ``meta fit --optuna``): a server behind a network partition is an error in seconds,
+    not a wait of minutes in libpq's connect.
+    """
+    timeouts = libpq_timeouts(url)
+    if not timeouts:
+        return optuna.storages.get_storage(url)
+    return optuna.storages.get_storage(RDBStorage(url, engine_kwargs={"connect_args": timeouts}))
 
 
 def rdb_backend(storage: BaseStorage) -> RDBStorage | None:

@@ -19,13 +19,13 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import optuna
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._locations import check_optuna_sqlite, redact, storage_problem, with_postgres_driver
+from autotweak.engine._storage import read_storage
 from autotweak.exceptions import AutotweakError
 from autotweak.meta._histories import (
     Direction,
@@ -131,7 +131,7 @@ def read_optuna(
 def _open(storage: str | BaseStorage, where: str) -> tuple[BaseStorage, dict[str, FrozenStudy]]:
     """The storage and its studies by name; a storage Optuna cannot open is refused."""
     try:
-        store = optuna.storages.get_storage(storage) if isinstance(storage, str) else storage
+        store = read_storage(storage) if isinstance(storage, str) else storage
         return store, {s.study_name: s for s in store.get_all_studies()}
     except Exception as exc:  # SQLAlchemy, Optuna's schema check and drivers each raise their own
         problem = str(exc).strip().split(". ")[0]

@@ -9,6 +9,7 @@ import pytest
 
 from autotweak.meta import HistoryError, read_optuna
 from autotweak.space import SearchSpace
+from tests.helpers import silent_postgres
 
 SPACE = SearchSpace.from_dict(
     {
@@ -104,3 +105,11 @@ def test_a_storage_object_and_renamed_params(storage: str) -> None:
     store = optuna.storages.get_storage(storage)
     histories = read_optuna(store, ["imdb"], space=space, renames={"lr": "learning_rate"})
     assert histories.task("imdb").trials[0].params == {"learning_rate": 0.5, "units": 10, "act": "tanh"}
+
+
+@pytest.mark.timeout(90)  # libpq alone waits for ever for a server that never answers
+def test_a_postgresql_storage_that_never_answers_is_refused_in_seconds(monkeypatch: pytest.MonkeyPatch):
+    """As behind a network partition: the engine's connect timeout, not libpq's none."""
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    with silent_postgres() as url, pytest.raises(HistoryError, match=r"timeout expired"):
+        read_optuna(url, space=SPACE)
