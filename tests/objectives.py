@@ -99,11 +99,21 @@ def worst_at_last(config: dict[str, Any], trial: autotweak.Trial) -> float:
     return value
 
 
+_LINGERED: list[bool] = []  # this process has run its trial after the kill that lingers
+
+
 def kill_tracking_server_at(config: dict[str, Any], trial: autotweak.Trial) -> float:
-    """Kills the process group ``config["pid"]`` (a tracking server) at trial ``config["kill_at"]``."""
+    """Kills the process group ``config["pid"]`` (a tracking server) at trial ``config["kill_at"]``.
+
+    A process's first trial after that one sleeps ``config["linger"]`` seconds (0 by default):
+    a long trial, running while its process's earlier records wait on the dead server.
+    """
     trial.report(float(trial.number), 1)
     if trial.number == config["kill_at"]:
         os.killpg(int(config["pid"]), signal.SIGKILL)
+    if trial.number > config["kill_at"] and not _LINGERED:
+        _LINGERED.append(True)
+        time.sleep(float(config.get("linger", 0.0)))
     return float(trial.number)
 
 

@@ -33,7 +33,7 @@ _log = logging.getLogger(__name__)
 # What becomes of a trial's record that could not be written: the study's close writes it.
 _CLOSED_LATER = "it is closed from Optuna's record when the study ends"
 
-_STALLED_S = 5.0  # a write waited for this long makes the writer ask whether the tracker answers
+_STALLED_S = 5.0  # a write under way (or waited for) this long: the writer asks whether the tracker answers
 _ASK_AGAIN_S = 10.0  # while it does not, how often it is asked again
 
 
@@ -48,8 +48,10 @@ class RecordWriter:
     are another trial's, or the opening of its own record, which its closing waits for.
 
     A tracker that does not answer makes each write wait out its client's retries (MLflow's:
-    four minutes). When a write fails, or keeps the worker (or :meth:`close`) waiting for
-    seconds, ``unreachable`` asks the tracker once (one quick request). While it says why
+    four minutes). When a write fails, has been under way for seconds (while the trial
+    runs on: a trial of an hour is told within seconds, not at its end), or keeps the
+    worker (or :meth:`close`) waiting for seconds, ``unreachable`` asks the tracker once
+    (one quick request). While it says why
     it cannot be reached, logged once, writes are dropped, it is asked again every few
     seconds, and the write under way is not waited for (its thread is a daemon's): the
     study writes the missing records from Optuna's when it closes or opens again, and its
@@ -87,8 +89,15 @@ class RecordWriter:
         self._down: str | None = None  # why the tracker did not answer when last asked
         self._asked = 0.0  # when it was last asked (time.monotonic())
         self._failed = False  # a write failed since the tracker was last asked
+        self._asking = threading.RLock()  # the writer's thread, its watch and the caller ask
+        self._watching = threading.Condition()
+        self._under_way: tuple[int, float] | None = None  # the write under way: its serial, when it began
+        self._serial = 0
+        self._watch_idle = False  # the watch waits for a write to begin (else, for a write's deadline)
         self._thread = threading.Thread(target=self._run, name="autotweak-records", daemon=True)
         self._thread.start()
+        watch = threading.Thread(target=self._watch, name="autotweak-records-watch", daemon=True)
+        watch.start()
         atexit.register(self.close)  # a daemon's writes would die with the interpreter: they finish first
 
     @property
@@ -147,8 +156,7 @@ class RecordWriter:
             try:
                 return future.result(timeout=_STALLED_S)
             except futures.TimeoutError:  # it may be waiting out retries on a dead tracker
-                self._ask()
-                if self._down is not None:
+                if self._stalled():
                     self._drop()
                     raise WriteDropped(self._down) from None
             except futures.CancelledError:  # dropped while it waited: the tracker did not answer
@@ -170,10 +178,50 @@ class RecordWriter:
             func, future = item
             if not future.set_running_or_notify_cancel():  # dropped while it waited
                 continue
+            with self._watching:
+                self._serial += 1
+                self._under_way = (self._serial, time.monotonic())
+                if self._watch_idle:
+                    self._watching.notify()
             try:
                 future.set_result(self._guarded(func))
             except BaseException as exc:
                 future.set_exception(exc)
+            finally:
+                with self._watching:
+                    self._under_way = None
+        with self._watching:
+            self._serial = -1  # the writer is closed: the watch ends
+            self._watching.notify()
+
+    def _watch(self) -> None:
+        """Ask the tracker once about each write under way for seconds: nobody may wait for it.
+
+        A trial's record closes while the next trial runs; a trial of an hour waits for no
+        write until its own record. Without the watch, it would be told at its end.
+        """
+        asked = 0
+        while (stalled := self._next_stalled(asked)) is not None:
+            asked = stalled
+            self._stalled()
+
+    def _next_stalled(self, asked: int) -> int | None:
+        """Wait until a write other than ``asked`` has been under way for seconds: its serial.
+
+        ``None`` once the writer is closed.
+        """
+        with self._watching:
+            while self._serial >= 0:
+                under_way = self._under_way
+                self._watch_idle = under_way is None or under_way[0] == asked
+                if under_way is None or self._watch_idle:
+                    self._watching.wait()
+                    continue
+                left = under_way[1] + _STALLED_S - time.monotonic()
+                if left <= 0:
+                    return under_way[0]
+                self._watching.wait(left)
+        return None
 
     def _guarded(self, func: Callable[[], T]) -> T:
         """``func``'s result; a :class:`TrackingError` without running it while the tracker is down."""
@@ -208,21 +256,29 @@ class RecordWriter:
             self._ask()
         return self._down is not None
 
+    def _stalled(self) -> bool:
+        """A write is taking seconds: ask the tracker, unless it was found down lately; whether it is down."""
+        with self._asking:
+            if not self._is_down():
+                self._ask()
+            return self._down is not None
+
     def _ask(self) -> None:
         """Ask the tracker whether it answers; tell ``on_change`` when that changed."""
-        down = self._unreachable()
-        self._asked = time.monotonic()
-        changed = (down is None) != (self._down is None)
-        if down is not None:
-            self._lost = down
-        self._down = down
-        if changed and not (self._closing and down is not None):  # back: said, at the close too
-            try:
-                self._on_change(down)
-            except Exception:  # saying so must not stop the writes
-                _log.warning(
-                    "could not say that the tracker is %s", "down" if down else "back", exc_info=True
-                )
+        with self._asking:
+            down = self._unreachable()
+            self._asked = time.monotonic()
+            changed = (down is None) != (self._down is None)
+            if down is not None:
+                self._lost = down
+            self._down = down
+            if changed and not (self._closing and down is not None):  # back: said, at the close too
+                try:
+                    self._on_change(down)
+                except Exception:  # saying so must not stop the writes
+                    _log.warning(
+                        "could not say that the tracker is %s", "down" if down else "back", exc_info=True
+                    )
 
     def wait(self) -> None:
         """Wait until every write queued so far is done (or dropped: the tracker does not answer)."""
@@ -233,8 +289,7 @@ class RecordWriter:
             try:
                 self._pending[0].result(timeout=_STALLED_S)
             except futures.TimeoutError:  # a write this slow may be waiting out retries on a dead tracker
-                self._ask()
-                if self._down is not None:
+                if self._stalled():
                     self._drop()
                 continue
             except Exception:  # a call's error goes to whoever waits for it
@@ -257,7 +312,7 @@ class RecordWriter:
         atexit.unregister(self.close)
         self._closing = True
         if any(not f.done() for f in self._pending):
-            self._ask()
+            self._stalled()
         if self._down is None:
             self._wait_until(0)
         self._drop()

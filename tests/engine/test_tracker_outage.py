@@ -152,15 +152,20 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=home.parent, capture_output=True, text=True, timeout=140)
 
 
-def _kill_at(home: Path, name: str, server: MlflowServer, *, kill_at: int, trials: int) -> dict[str, Any]:
-    """exp.yaml: a study whose trial ``kill_at`` kills the tracking server (SIGKILL)."""
+def _kill_at(
+    home: Path, name: str, server: MlflowServer, *, kill_at: int, trials: int, linger: float = 0.0
+) -> dict[str, Any]:
+    """exp.yaml: a study whose trial ``kill_at`` kills the tracking server (SIGKILL).
+
+    Each worker process's first trial after it takes ``linger`` seconds.
+    """
     spec = base_spec(
         name=name,
         objective=objective("kill_tracking_server_at"),
         budget={"trials": trials},
         metric={"name": "loss", "direction": "minimize", "steps": 1},
     )
-    spec["base"] = {"x": 0.0, "kill_at": kill_at, "pid": server.pid}
+    spec["base"] = {"x": 0.0, "kill_at": kill_at, "pid": server.pid, "linger": linger}
     (home.parent / "exp.yaml").write_text(yaml.safe_dump(spec))
     return spec
 
@@ -170,9 +175,11 @@ def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds_and_re
 ):
     """Said once as it happens, by whichever of two worker processes finds it first, and once at the close.
 
+    "As it happens": while each process's next trial runs (8 s) after its records began
+    waiting on the dead server; nothing waits for those writes, the writer asks after 5 s.
     The resume says what it wrote, and blames no crashed worker for the records left open.
     """
-    _kill_at(home, "cli-dies", server, kill_at=2, trials=6)
+    _kill_at(home, "cli-dies", server, kill_at=2, trials=6, linger=8.0)
     began = time.monotonic()
     done = _cli(home, "optimize", "exp.yaml", "--tracking-uri", server.url, "--workers", "2")
     assert time.monotonic() - began < 90
@@ -198,12 +205,18 @@ def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds_and_re
 
 
 def test_a_joined_worker_says_when_the_server_dies_and_as_it_ends_what_it_could_not_write(home, server):
-    """`autotweak worker` has no close to say it: it says it as it happens, and counts them at its end."""
-    spec = _kill_at(home, "joined-dies", server, kill_at=1, trials=3)
+    """`autotweak worker` has no close to say it: it says it as it happens, and counts them at its end.
+
+    "As it happens" is when a write keeps the worker waiting: its fourth unwritten record
+    (the writer holds three), so the worker runs four more records after the kill (trial 1's
+    close, trial 2's opening and close, trial 3's opening) before its end. With fewer, it
+    may end before any write has waited, and says it only then, once.
+    """
+    spec = _kill_at(home, "joined-dies", server, kill_at=1, trials=5)
     autotweak.Study({**spec, "tracking_uri": server.url}).close()  # made by its launcher; no trial ran
     joined = _cli(home, "worker", "joined-dies", "--tracking-uri", server.url)
     assert joined.returncode == 0, joined.stderr
-    assert "worker done: 3 trial(s) run" in joined.stdout
+    assert "worker done: 5 trial(s) run" in joined.stdout
     warnings = [line for line in joined.stderr.splitlines() if line.startswith("WARNING")]
     assert len(warnings) == 2, joined.stderr
     assert "trial records are not written to MLflow while its tracking server does not answer" in warnings[0]

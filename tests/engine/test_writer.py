@@ -232,6 +232,44 @@ def test_a_tracker_that_does_not_answer_is_asked_once_and_its_writes_dropped(cap
     hung.set()
 
 
+def test_a_write_under_way_for_seconds_has_the_tracker_asked_while_nobody_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A trial of an hour after its tracker died: told as its previous record hangs, not at its end."""
+    monkeypatch.setattr(autotweak.engine._writer, "_STALLED_S", 0.2)
+    hung, told = threading.Event(), threading.Event()
+    down = "tracking URI http://127.0.0.1:1: no MLflow server answers (connection refused)"
+    said: list[str | None] = []
+    writer = RecordWriter(unreachable=lambda: down, on_change=lambda d: (said.append(d), told.set()))
+    try:
+        writer.submit(hung.wait, "a record waiting out MLflow's retries")  # then the trial runs on
+        assert told.wait(10), "nothing waits for the write: the writer itself must ask"
+        assert said == [down]
+        writer.submit(lambda: said.append("written"), "the next record")  # known down: dropped
+        assert writer.dropped == 2 and writer.lost == down
+    finally:
+        hung.set()
+        writer.close()
+    assert said == [down]
+
+
+def test_a_write_that_is_only_slow_tells_nobody(monkeypatch: pytest.MonkeyPatch):
+    """A slow server that still answers is asked, and nothing is said or dropped."""
+    monkeypatch.setattr(autotweak.engine._writer, "_STALLED_S", 0.05)
+    asked: list[int] = []
+    said: list[str | None] = []
+    written: list[str] = []
+
+    def unreachable() -> None:
+        asked.append(1)
+
+    writer = RecordWriter(unreachable=unreachable, on_change=said.append)
+    writer.submit(lambda: (time.sleep(0.3), written.append("slow")), "a slow record")
+    writer.submit(lambda: written.append("next"), "the next record")
+    writer.close()
+    assert written == ["slow", "next"] and asked and said == [] and writer.dropped == 0
+
+
 def test_a_call_kept_waiting_by_a_tracker_that_does_not_answer_is_dropped_at_once():
     """A trial's curve flush (or its record as it stops) waits for its write: not for MLflow's retries."""
     hung = threading.Event()
