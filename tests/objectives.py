@@ -140,3 +140,29 @@ def lost_before_its_heartbeat(config: dict[str, Any], trial: autotweak.Trial) ->
             conn.execute(sqlalchemy.text("DELETE FROM trial_heartbeats"))
         os.killpg(os.getpgid(0), signal.SIGKILL)
     return float(config["x"])
+
+
+def killed_above(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """Reports a step, then SIGKILLs its own process, as the OOM killer does, if ``x`` > ``kill_above``.
+
+    With ``config["oom"]`` it runs out of memory for real instead: it moves into a memory
+    cgroup of its own (``config["oom"]``, a cgroup v1 memory folder it may write to) just
+    larger than itself, and outgrows it.
+    """
+    trial.report(float(config["x"]) ** 2, 1)
+    if float(config["x"]) > float(config["kill_above"]):
+        if config.get("oom"):
+            _outgrow_a_memory_cgroup(Path(config["oom"]))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return float(config["x"]) ** 2
+
+
+def _outgrow_a_memory_cgroup(parent: Path) -> None:
+    cgroup = parent / f"autotweak-test-{os.getpid()}"
+    cgroup.mkdir()
+    size = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    (cgroup / "memory.limit_in_bytes").write_text(str(size + 64 * 2**20))
+    (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    blocks = []
+    while True:
+        blocks.append(bytearray(16 * 2**20))

@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from autotweak.engine._crashed import CrashSettler
 from autotweak.engine._processes import (
     Proc,
     forward_interrupt,
@@ -140,16 +141,22 @@ class ProcessExecutor(BaseExecutor):
     Ctrl-C reaches every worker: each finishes its bookkeeping, records its running trial
     as interrupted, and exits; nothing is left half-written.
 
+    A worker process that dies (the kernel's OOM killer, a crash in native code,
+    ``os._exit``) has its trial failed as soon as its end is seen, saying why (see
+    :mod:`~autotweak.engine._crashed`), not a grace period later as a lost worker; one
+    killed by a signal is replaced, so that the study keeps its pace, until the study's
+    fail-fast rule says otherwise.
+
     Args:
         workers: How many worker processes to run at once.
-        on_crash: Called with a failed worker's result as soon as its process is seen to
-            end, before the others do: ``autotweak worker --supervise`` settles its trial
-            there, before a stale-trial sweep elsewhere takes it for a lost machine.
+        settler: Settles a crashed worker's trial as soon as its process is seen to end,
+            before the others do; by default one for the study :meth:`run` is given
+            (``autotweak worker`` passes its own, which records its session too).
     """
 
-    def __init__(self, workers: int, on_crash: Callable[[WorkerResult], None] | None = None) -> None:
+    def __init__(self, workers: int, settler: CrashSettler | None = None) -> None:
         self.workers = workers
-        self.on_crash = on_crash
+        self.settler = settler
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -218,7 +225,9 @@ class ProcessExecutor(BaseExecutor):
 
         def launch(index: int) -> Proc:
             receiver, sender = start.Pipe(duplex=False)
-            current = start.Value("q", -1, lock=False)  # the Optuna id of the trial it runs
+            current = start.Array(
+                "q", [-1, 0], lock=False
+            )  # the Optuna id of the trial it runs; how many it took
             # Pickled here and loaded by the worker's own code (a callable objective travels
             # by reference), so that a failure to load it is the worker's error to report.
             work = pickle.dumps((replace(ctx, worker_index=index, local_workers=self.workers), objective))
@@ -232,28 +241,41 @@ class ProcessExecutor(BaseExecutor):
             sender.close()
             return proc, receiver, current
 
+        settler = self.settler or CrashSettler.for_context(ctx)
+        try:
+            return self._start(launch, settler)
+        finally:
+            if self.settler is None:
+                settler.close()
+
+    def _start(self, launch: Callable[[int], Proc], settler: CrashSettler) -> list[WorkerResult]:
         procs: list[Proc] = []
         try:
             for index in range(self.workers):
                 procs.append(launch(index))
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the workers start: those started stop cleanly
             forward_interrupt(procs)
-            return self._collect(procs, launch, interrupted=True) or [
+            return self._collect(procs, launch, settler, interrupted=True) or [
                 WorkerResult(stop_reason="interrupted", interrupted=True)
             ]
-        return self._collect(procs, launch)
+        return self._collect(procs, launch, settler)
 
     def _collect(
-        self, procs: list[Proc], launch: Callable[[int], Proc], *, interrupted: bool = False
+        self,
+        procs: list[Proc],
+        launch: Callable[[int], Proc],
+        settler: CrashSettler,
+        *,
+        interrupted: bool = False,
     ) -> list[WorkerResult]:
-        """Each worker's result, taken as it ends: a crash is said when it happens, not after the others.
+        """Each worker's result, taken as it ends: a crash is said, and its trial failed, when it happens.
 
         A worker killed by a signal (the kernel's OOM killer, a crash in native code) is
-        replaced, up to ``workers`` times a session, so that the study keeps its pace; one
+        replaced, so that the study keeps its pace, unless the study's fail-fast rule says
+        the objective is broken (see :class:`~autotweak.engine._crashed.CrashSettler`); one
         that failed with a Python exception is not (the next would fail the same way).
         """
         results: dict[int, WorkerResult] = {}
-        replacements = self.workers
         while len(results) < len(procs):
             try:
                 mp.connection.wait([p.sentinel for i, (p, _, _) in enumerate(procs) if i not in results])
@@ -266,11 +288,10 @@ class ProcessExecutor(BaseExecutor):
                     continue
                 proc.join()
                 results[index] = _result_of(proc, receiver, current, interrupted=interrupted)
-                if results[index].crashed and self.on_crash is not None:
-                    self.on_crash(results[index])
+                if results[index].crashed:
+                    settler.at_once(results[index])
                 killed = results[index].crashed and proc.exitcode < 0
-                if killed and not interrupted and replacements > 0:
-                    replacements -= 1
+                if killed and not interrupted and settler.may_replace(proc.name):
                     _log.warning("starting autotweak-worker-%d in its place", len(procs))
                     procs.append(launch(len(procs)))
         if interrupted:
@@ -289,10 +310,12 @@ def _result_of(proc: Any, receiver: Connection, current: Any, *, interrupted: bo
     if result is None:
         when = "after it started" if started else _NOT_STARTED
         error = f"{proc.name} exited with code {proc.exitcode} {when}, without a result"
-        result = WorkerResult(stop_reason=f"crashed (exit code {proc.exitcode})", error=error)
+        result = WorkerResult(
+            stop_reason=f"crashed (exit code {proc.exitcode})", error=error, trials=current[1]
+        )
         result.killed = proc.exitcode == -signal.SIGKILL and not interrupted
     if result.error is not None:
-        result.last_trial = current.value if current.value >= 0 else None
+        result.last_trial = current[0] if current[0] >= 0 else None
         left = "" if result.last_trial is None else "; its trial is failed, and run again while retries last"
         _log.error("worker failed: %s%s", result.error, left)
     return result

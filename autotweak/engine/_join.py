@@ -7,8 +7,6 @@ import os
 import time
 from collections.abc import Callable
 
-import optuna
-
 from autotweak._locations import (
     check_storage_exists,
     default_home,
@@ -16,58 +14,24 @@ from autotweak._locations import (
     resolve_tracking_uri,
     storage_url_of,
 )
+from autotweak.engine._crashed import CrashSettler
 from autotweak.engine._executors import (
     ProcessExecutor,
     WorkerCrashError,
     check_not_starting_worker,
     executor_for,
 )
-from autotweak.engine._killed import killed_before, killed_reason, oom_kills
-from autotweak.engine._preemption import machine_name
-from autotweak.engine._reconcile import settle_crashed
 from autotweak.engine._storage import make_storage, retrying
 from autotweak.engine._study import ATTR, load_study
 from autotweak.engine._study_sessions import open_session, record_session
-from autotweak.engine._worker import WorkerContext, WorkerResult, make_tracker
+from autotweak.engine._worker import WorkerContext, WorkerResult
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
-from autotweak.tracking import BaseTracker, check_tracking_server
+from autotweak.tracking import check_tracking_server
 
-__all__ = ["join", "settle_crashed_workers"]
+__all__ = ["join"]
 
 _log = logging.getLogger(__name__)
-
-
-def settle_crashed_workers(
-    study: optuna.Study,
-    tracker: BaseTracker,
-    experiment: Experiment,
-    results: list[WorkerResult],
-    *,
-    oom: bool | None = None,
-) -> None:
-    """Fail the trials that failed workers left running, and queue them again, as a stale-trial sweep would.
-
-    Their workers are gone, which this process knows without waiting for a grace period;
-    left running, they would stay so until a resume, and the study's retries with them.
-
-    A worker process killed by SIGKILL while this one lives (the machine did not go away:
-    the kernel's OOM killer, most likely, which ``oom`` says where known) fails its trial
-    as the config's own failure, never as a preemption, naming the machine
-    (:func:`killed_reason`). It is run again once at most: a first kill may come from
-    memory that earlier trials of the same process held, and the retry runs in a fresh
-    process; a second one is the config's.
-    """
-    for result in results:
-        if not result.crashed or result.last_trial is None:
-            continue
-        reason, retries = f"its worker process crashed: {result.error}", experiment.execution.max_retries
-        if result.killed:
-            reason = killed_reason(oom, machine_name())
-            retries = 0 if killed_before(study, result.last_trial) else retries
-        settle_crashed(
-            study, tracker, result.last_trial, reason, metric=experiment.metric.name, max_retries=retries
-        )
 
 
 def join(
@@ -97,9 +61,10 @@ def join(
             ``optimize``), whose trials these are; else this worker is a session of its own,
             recorded on the study (see :mod:`~autotweak.engine._study_sessions`).
         on_ready: Called once the study and its stores are found, before any worker starts.
-        supervise: Run the workers in child processes of this one (also a single worker), which
-            fails a trial at once, as the config's failure, when the kernel kills its worker
-            process (see :func:`settle_crashed_workers`); spot workers run so.
+        supervise: Run the workers in child processes of this one also when there is a single
+            worker (several always run so), which fails a trial at once, as the config's
+            failure, when the kernel kills its worker process (see
+            :mod:`~autotweak.engine._crashed`); spot workers run so.
 
     A tracking server that does not answer is said when a worker finds it so (see
     :mod:`~autotweak.engine._outage`), and again as the workers end if their records were
@@ -135,8 +100,8 @@ def join(
     tracking = resolve_tracking_uri(uri)
     experiment = experiment.with_overrides(storage=url, tracking_uri=tracking)  # the spec's hide passwords
     check_tracking_server(tracking)  # before a trial starts: its worker would wait minutes on a dead server
-    settler = _Settler(study, experiment)
-    runner = ProcessExecutor(workers, on_crash=settler.at_once) if supervise else executor_for(workers)
+    settler = CrashSettler(experiment, lambda: study, tracking)
+    runner = ProcessExecutor(workers, settler=settler) if supervise else executor_for(workers)
     own = session is None  # a spot worker's session is its launcher's, which writes its line
     session = session or open_session(study, "worker", runner.meta)  # the report counts its trials
     context = WorkerContext(
@@ -163,42 +128,6 @@ def join(
     if results and all(r.crashed for r in results):
         raise WorkerCrashError(study_name, [str(r.error) for r in results])
     return results
-
-
-class _Settler:
-    """Settles the trials of crashed workers, with a tracker made the first time one is needed."""
-
-    def __init__(self, study: optuna.Study, experiment: Experiment) -> None:
-        self.study = study
-        self.experiment = experiment
-        self._tracker: BaseTracker | None = None
-        self._oom_kills = oom_kills()  # before the workers start; read again as each one dies
-
-    def settle(self, results: list[WorkerResult], *, oom: bool | None = None) -> None:
-        """Settle the trials the crashed workers among ``results`` left running."""
-        if any(r.crashed and r.last_trial is not None for r in results):
-            settle_crashed_workers(self.study, self.tracker(), self.experiment, results, oom=oom)
-
-    def tracker(self) -> BaseTracker:
-        """The study's tracker, made on first use."""
-        if self._tracker is None:
-            self._tracker = make_tracker(self.experiment.tracking_uri)
-        return self._tracker
-
-    def at_once(self, result: WorkerResult) -> None:
-        """Settle one crashed worker's trial as soon as it is seen; what fails here is settled at the end."""
-        before, self._oom_kills = self._oom_kills, oom_kills()
-        oom = None if before is None or self._oom_kills is None else self._oom_kills > before
-        try:
-            self.settle([result], oom=oom)
-        except Exception:
-            _log.warning("could not settle the trial of a crashed worker yet", exc_info=True)
-            return
-        result.last_trial = None  # settled: not again at the end
-
-    def close(self) -> None:
-        if self._tracker is not None:
-            self._tracker.close()
 
 
 def _say_dropped(study_name: str, results: list[WorkerResult]) -> None:

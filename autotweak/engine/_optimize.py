@@ -13,11 +13,11 @@ import optuna
 from autotweak._locations import storage_url_of
 from autotweak._signals import sigterm_as_ctrl_c
 from autotweak.engine._budget import BudgetView
+from autotweak.engine._crashed import settle_crashed_workers
 from autotweak.engine._executors import (
     BaseExecutor,
     WorkerCrashError,
 )
-from autotweak.engine._join import settle_crashed_workers
 from autotweak.engine._loop import FAIL_FAST_REASON
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._opening import catch_up

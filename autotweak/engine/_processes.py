@@ -35,7 +35,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 _STARTED = "started"  # a worker's first message: its own code runs
-Proc = tuple[Any, Connection, Any]  # a worker process, the end of its pipe, the trial it runs
+Proc = tuple[Any, Connection, Any]  # a worker process, its pipe, the trial it runs and how many it took
 
 
 def receive_result(receiver: Connection) -> tuple[bool, WorkerResult | None]:
@@ -98,7 +98,8 @@ def process_main(
     _stop_with_parent()
 
     def running(trial_id: int) -> None:
-        current.value = trial_id
+        current[0] = trial_id
+        current[1] += 1
 
     try:
         ctx, objective = pickle.loads(work)

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 import autotweak
 from autotweak._locations import resolve_storage_url
 from autotweak._quiet import quiet_optuna
-from autotweak.engine._join import settle_crashed_workers
+from autotweak.engine._crashed import settle_crashed_workers
 from autotweak.engine._killed import killed_reason, oom_kills
 from autotweak.engine._loop import WorkerResult, _Loop
 from autotweak.engine._optimize import _say_if_none_completed

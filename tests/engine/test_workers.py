@@ -155,13 +155,14 @@ def test_sigkilled_worker_trial_is_failed_retried_from_checkpoint(home, mlflow_c
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 4
     assert_stores_agree(mlflow_client, study)
     run = mlflow_runs(mlflow_client, "study").children[victim.number]
-    assert "no heartbeat" in run.data.tags["autotweak.failure"]
-    assert "no heartbeat" in victim.user_attrs[ATTR.FAILURE], "in Optuna too: what progress lines show"
-    assert f"trial {victim.number} fail (worker lost: no heartbeat" in out, out
+    reason = victim.user_attrs[ATTR.FAILURE]  # failed as it died, not a grace period later as a lost worker
+    assert reason.startswith("worker process killed (SIGKILL, ") and " on host " in reason, reason
+    assert run.data.tags["autotweak.failure"] == reason
+    assert f"trial {victim.number} fail (worker process killed (SIGKILL" in out, out
     lines = out.splitlines()
     crash = next(i for i, line in enumerate(lines) if "worker failed: autotweak-worker-" in line)
     assert "exited with code -9 after it started" in lines[crash]
-    assert "starting autotweak-worker-2 in its place" in lines[crash + 1], "a killed worker is replaced"
+    assert any("starting autotweak-worker-2 in its place" in line for line in lines[crash:]), "it is replaced"
     lost = next(i for i, line in enumerate(lines) if line.startswith(f"trial {victim.number} fail"))
     assert crash < lost, "said as it happens, not once the other worker has ended"
 
