@@ -145,7 +145,8 @@ def lost_before_its_heartbeat(config: dict[str, Any], trial: autotweak.Trial) ->
 def killed_above(config: dict[str, Any], trial: autotweak.Trial) -> float:
     """Reports a step, then SIGKILLs its own process, as the OOM killer does, if ``x`` > ``kill_above``.
 
-    With ``config["oom"]`` it runs out of memory for real instead: it moves into a memory
+    With ``config["segfault"]`` it crashes in native code instead (SIGSEGV). With
+    ``config["oom"]`` it runs out of memory for real: it moves into a memory
     cgroup of its own (``config["oom"]``, a cgroup v1 memory folder it may write to) just
     larger than itself, and outgrows it.
     """
@@ -153,6 +154,10 @@ def killed_above(config: dict[str, Any], trial: autotweak.Trial) -> float:
     if float(config["x"]) > float(config["kill_above"]):
         if config.get("oom"):
             _outgrow_a_memory_cgroup(Path(config["oom"]))
+        if config.get("segfault"):
+            import ctypes  # this branch alone needs it
+
+            ctypes.string_at(0)  # a crash in native code: SIGSEGV
         os.kill(os.getpid(), signal.SIGKILL)
     return float(config["x"]) ** 2
 

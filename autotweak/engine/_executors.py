@@ -309,7 +309,8 @@ def _result_of(proc: Any, receiver: Connection, current: Any, *, interrupted: bo
     started, result = receive_result(receiver)
     if result is None:
         when = "after it started" if started else _NOT_STARTED
-        error = f"{proc.name} exited with code {proc.exitcode} {when}, without a result"
+        code = f"{proc.exitcode}{_signal_name(proc.exitcode)}"
+        error = f"{proc.name} exited with code {code} {when}, without a result"
         result = WorkerResult(
             stop_reason=f"crashed (exit code {proc.exitcode})", error=error, trials=current[1]
         )
@@ -319,6 +320,14 @@ def _result_of(proc: Any, receiver: Connection, current: Any, *, interrupted: bo
         left = "" if result.last_trial is None else "; its trial is failed, and run again while retries last"
         _log.error("worker failed: %s%s", result.error, left)
     return result
+
+
+def _signal_name(exitcode: int) -> str:
+    """`` (SIGSEGV)`` for a process ended by that signal (exit code -11), else nothing."""
+    try:
+        return f" ({signal.Signals(-exitcode).name})" if exitcode < 0 else ""
+    except ValueError:
+        return ""
 
 
 def _defined_at_top_level(path: str, name: str) -> bool | None:

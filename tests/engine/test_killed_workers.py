@@ -27,7 +27,7 @@ def _killed_study(make_experiment, **base: object):
     return make_experiment(
         objective=objective("killed_above"),
         base={"x": 0.0, "kill_above": 0.0, **base},
-        budget={"trials": 8},
+        budget={"trials": 6},
         execution=NO_SWEEP,
     )
 
@@ -51,9 +51,9 @@ def test_a_killed_worker_process_fails_its_trial_at_once_and_is_replaced(
         retries = [t for t in killed if t.user_attrs.get(ATTR.RETRY_OF) == first.number]
         assert [t.user_attrs[ATTR.ATTEMPT] for t in retries] == [2], first.number
     assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    assert len([t for t in study.trials if ATTR.RETRY_OF not in t.user_attrs]) == 8, "the budget is spent"
+    assert len([t for t in study.trials if ATTR.RETRY_OF not in t.user_attrs]) == 6, "the budget is spent"
     assert result.summary.counts["failed"] == len(killed)
-    assert result.summary.counts["complete"] == 8 - len(firsts)
+    assert result.summary.counts["complete"] == 6 - len(firsts)
     assert result.trials_run == len(study.trials), "a killed process's trial counts as run"
     assert sum("in its place" in m for m in caplog.messages) == len(killed), "each killed process is replaced"
     runs = mlflow_runs(mlflow_client, "study")
@@ -65,6 +65,26 @@ def test_a_killed_worker_process_fails_its_trial_at_once_and_is_replaced(
     assert failures is not None
     listed = {n.strip() for row in failures.rows for n in row[2].split(",")}
     assert listed == {str(t.number) for t in killed}
+
+
+@pytest.mark.timeout(240)
+def test_a_worker_process_that_segfaults_fails_its_trial_at_once_naming_its_signal(home, make_experiment):
+    """A crash in native code is no OOM kill: its trial is retried within max_retries; the study goes on."""
+    exp = make_experiment(
+        objective=objective("killed_above"),
+        base={"x": 0.0, "kill_above": 0.0, "segfault": True},
+        budget={"trials": 4},
+        execution={**NO_SWEEP, "max_retries": 1},
+    )
+    result = autotweak.optimize(exp)
+    crashed = [t for t in load(exp).trials if t.params.get("x", 0.0) > 0.0]
+    assert crashed
+    for trial in crashed:
+        reason = trial.user_attrs[ATTR.FAILURE]
+        assert reason.startswith("its worker process crashed: autotweak-worker-"), reason
+        assert "exited with code -11 (SIGSEGV) after it started" in reason
+    assert result.summary.counts["failed"] == len(crashed)
+    assert len([t for t in load(exp).trials if ATTR.RETRY_OF not in t.user_attrs]) == 4, "the budget is spent"
 
 
 @pytest.mark.timeout(240)

@@ -161,7 +161,7 @@ def test_sigkilled_worker_trial_is_failed_retried_from_checkpoint(home, mlflow_c
     assert f"trial {victim.number} fail (worker process killed (SIGKILL" in out, out
     lines = out.splitlines()
     crash = next(i for i, line in enumerate(lines) if "worker failed: autotweak-worker-" in line)
-    assert "exited with code -9 after it started" in lines[crash]
+    assert "exited with code -9 (SIGKILL) after it started" in lines[crash]
     assert any("starting autotweak-worker-2 in its place" in line for line in lines[crash:]), "it is replaced"
     lost = next(i for i, line in enumerate(lines) if line.startswith(f"trial {victim.number} fail"))
     assert crash < lost, "said as it happens, not once the other worker has ended"
