@@ -92,6 +92,7 @@ class CrashSettler:
         self._study: optuna.Study | None = None
         self._tracker: BaseTracker | None = None
         self._oom_kills = oom_kills()  # before the workers start; read again as each one dies
+        self._oom_unclaimed = 0  # OOM kills counted that no dead worker has been told of yet
         self._started = datetime.datetime.now()  # as Optuna dates trials
         self._ran = False  # whether a trial ran through since then
         self._deaths = 0  # worker processes that died before one did
@@ -130,8 +131,7 @@ class CrashSettler:
 
     def at_once(self, result: WorkerResult) -> None:
         """Settle one crashed worker's trial as soon as it is seen; what fails here is settled at the end."""
-        before, self._oom_kills = self._oom_kills, oom_kills()
-        oom = None if before is None or self._oom_kills is None else self._oom_kills > before
+        oom = self._claim_oom_kill()
         try:
             self.settle([result], oom=oom)
             self._count_death()
@@ -139,6 +139,21 @@ class CrashSettler:
             _log.warning("could not settle the trial of a crashed worker yet", exc_info=True)
             return
         result.last_trial = None  # settled: not again at the end
+
+    def _claim_oom_kill(self) -> bool | None:
+        """Whether the kernel's OOM killer ended the worker process just seen dead (``None``: unknown).
+
+        Two workers killed at once both show in the count read as the first is seen: each
+        kill explains one death, the second's too.
+        """
+        before, self._oom_kills = self._oom_kills, oom_kills()
+        if before is None or self._oom_kills is None:
+            return None
+        self._oom_unclaimed += self._oom_kills - before
+        if self._oom_unclaimed <= 0:
+            return False
+        self._oom_unclaimed -= 1
+        return True
 
     def may_replace(self, name: str) -> bool:
         """Whether a killed worker process (``name``) may be replaced, by the study's fail-fast rule."""

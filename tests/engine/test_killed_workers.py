@@ -11,6 +11,8 @@ import pytest
 from optuna.trial import TrialState
 
 import autotweak
+import autotweak.engine._crashed
+from autotweak.engine._crashed import CrashSettler
 from autotweak.engine._executors import WorkerCrashError
 from autotweak.engine._killed import KILLED, oom_kills
 from autotweak.engine._loop import FAIL_FAST
@@ -132,3 +134,11 @@ def test_a_worker_process_out_of_memory_says_the_kernel_killed_it(home, make_exp
     for trial in killed:
         reason = trial.user_attrs[ATTR.FAILURE]
         assert reason.startswith(f"{KILLED}, by the kernel's OOM killer: out of memory) on host "), reason
+
+
+def test_worker_processes_the_oom_killer_ended_at_once_are_each_told_so(monkeypatch, make_experiment):
+    """Both kills show in the count read as the first death is seen: the second death is one of them too."""
+    counts = iter([5, 7, 7, 8, 8])  # before the workers start, then as each of four dies
+    monkeypatch.setattr(autotweak.engine._crashed, "oom_kills", lambda: next(counts))
+    settler = CrashSettler(make_experiment(), lambda: pytest.fail("no study is needed"), None)
+    assert [settler._claim_oom_kill() for _ in range(4)] == [True, True, True, False]
