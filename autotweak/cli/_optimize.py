@@ -162,8 +162,12 @@ def worker(
         on_ready=lambda: _console.line(f"joining study '{study}' with {workers} worker(s)"),
         supervise=supervise,
     )
-    reasons = ", ".join(sorted({r.stop_reason for r in results}))
-    _console.line(f"worker done: {sum(r.trials for r in results)} trial(s) run; stopped ({reasons})")
+    reasons = ", ".join(sorted({r.stop_reason for r in results if not r.replaced}))
+    replaced = sum(r.replaced for r in results)
+    _console.line(
+        f"worker done: {sum(r.trials for r in results)} trial(s) run; stopped ({reasons})"
+        + (f"; {replaced} worker process(es) died in a trial and were replaced" if replaced else "")
+    )
     if any(r.interrupted for r in results):
         raise SystemExit(130)
 
@@ -297,6 +301,11 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         raise SystemExit(1)
     if crashed:
         _console.line(f"warning: {len(crashed)} worker process(es) crashed; the others finished the study")
+    if result.workers_replaced:
+        _console.line(
+            f"warning: {result.workers_replaced} worker process(es) died in a trial and were replaced; "
+            "those trials are failed, with the reason on their lines above"
+        )
     states = summary.counts
     if states.get("failed") and not states.get("complete") and not states.get("pruned"):
         name, failed, lost = result.study_name, states["failed"], states.get("preempted")

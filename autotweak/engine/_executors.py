@@ -293,6 +293,7 @@ class ProcessExecutor(BaseExecutor):
                 killed = results[index].crashed and proc.exitcode < 0
                 if killed and not interrupted and settler.may_replace(proc.name):
                     _log.warning("starting autotweak-worker-%d in its place", len(procs))
+                    results[index].replaced = True
                     procs.append(launch(len(procs)))
         if interrupted:
             for result in results.values():

@@ -50,6 +50,7 @@ class WorkerResult:
     error: str | None = None  # set when the worker itself failed: its exception, or how its process ended
     last_trial: int | None = None  # a failed worker's last trial (its Optuna id), which may be left running
     killed: bool = False  # ended by SIGKILL while not told to stop: the kernel's OOM killer, most likely
+    replaced: bool = False  # its process died, and another took its place: the study did not stop with it
     records_dropped: int = 0  # trial records not written to the tracker: it did not answer
     tracker_down: str | None = None  # why, as the tracker said
 

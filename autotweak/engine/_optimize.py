@@ -54,6 +54,10 @@ class StudyResult:
             not answer then), or ``None``; resuming the study writes them.
         records_caught_up: Trial records this call wrote from Optuna's trials: those missing
             or left open (a tracking server that was down, a worker that crashed).
+        stop_reasons: Why each worker stopped; a worker process that died and was replaced
+            (:attr:`workers_replaced`) is not one of them: the study went on without a stop.
+        workers_replaced: Worker processes that died in a trial (killed by the kernel's OOM
+            killer, a crash in native code) and were replaced; their trials are failed.
     """
 
     summary: StudySummary
@@ -68,6 +72,7 @@ class StudyResult:
     trials_run: int = 0
     trials_counted: int = 0
     records_caught_up: int = 0
+    workers_replaced: int = 0
 
     @property
     def best_value(self) -> float | None:
@@ -197,9 +202,10 @@ def _run_study(
     result = _result_of(
         prepared,
         summary,
-        stop_reasons=[r.stop_reason for r in results],
+        stop_reasons=[r.stop_reason for r in results if not r.replaced],
         trials_run=sum(r.trials for r in results),
         registered_model=registered,
+        workers_replaced=sum(r.replaced for r in results),
     )
     if interrupted:
         raise StudyInterrupted(result)
@@ -213,6 +219,7 @@ def _result_of(
     stop_reasons: list[str],
     trials_run: int,
     registered_model: str | None = None,
+    workers_replaced: int = 0,
 ) -> StudyResult:
     """What a closed study did, as ``optimize`` returns it (and the ask/tell ``Study``'s Ctrl-C raises it)."""
     return StudyResult(
@@ -230,6 +237,7 @@ def _result_of(
         trials_run=trials_run,
         trials_counted=BudgetView.of(prepared.study.get_trials(deepcopy=False), None).counted,
         records_caught_up=prepared.caught_up,
+        workers_replaced=workers_replaced,
     )
 
 

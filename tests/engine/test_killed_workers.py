@@ -58,6 +58,8 @@ def test_a_killed_worker_process_fails_its_trial_at_once_and_is_replaced(
     assert result.summary.counts["complete"] == 6 - len(firsts)
     assert result.trials_run == len(study.trials), "a killed process's trial counts as run"
     assert sum("in its place" in m for m in caplog.messages) == len(killed), "each killed process is replaced"
+    assert result.workers_replaced == len(killed)
+    assert result.stop_reasons == ["trials", "trials"], "the study stopped for its budget, not for a crash"
     runs = mlflow_runs(mlflow_client, "study")
     for trial in killed:
         run = runs.children[trial.number]

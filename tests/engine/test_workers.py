@@ -165,6 +165,9 @@ def test_sigkilled_worker_trial_is_failed_retried_from_checkpoint(home, mlflow_c
     assert any("starting autotweak-worker-2 in its place" in line for line in lines[crash:]), "it is replaced"
     lost = next(i for i, line in enumerate(lines) if line.startswith(f"trial {victim.number} fail"))
     assert crash < lost, "said as it happens, not once the other worker has ended"
+    assert "stopped (trials): 4 complete, 1 failed" in out, "the study stopped for its budget, not a crash"
+    assert "warning: 1 worker process(es) died in a trial and were replaced" in out, out
+    assert "crashed; the others finished the study" not in out
 
 
 @pytest.mark.slow
