@@ -18,6 +18,7 @@ from autotweak._quiet import quiet_optuna
 from autotweak._signals import sigterm_as_ctrl_c
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
+from autotweak.engine._loop import FAIL_FAST_REASON, FailFast, WorkerResult
 from autotweak.engine._optimize import _close, _result_of, _say_if_none_completed
 from autotweak.engine._prepare import Prepared, as_experiment, prepare
 from autotweak.engine._retries import mark_interrupted
@@ -52,6 +53,10 @@ class Study:
     :class:`~autotweak.exceptions.StudyInterrupted` (a ``KeyboardInterrupt``) that says how
     many and how to resume, as ``optimize`` does. Once closed, the study refuses
     :meth:`ask` and :meth:`tell`; a second :meth:`close` returns the same summary.
+
+    As a worker under ``optimize`` does, :meth:`ask` returns ``None`` once the first 5
+    trials of this object all failed (told ``nan``, or ``state="failed"``) and none
+    completed: a broken training loop does not spend the whole budget on the same error.
 
     Example:
         >>> with Study(experiment) as study:  # doctest: +SKIP
@@ -97,6 +102,7 @@ class Study:
         )
         self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
         self._asked = 0  # trials this object's ask() returned
+        self._fail_fast = FailFast()
         self._summary: StudySummary | None = None
         self._closed = False
         self._writer = RecordWriter(  # see tell()
@@ -117,12 +123,14 @@ class Study:
         return self._study
 
     def ask(self) -> Trial | None:
-        """A new trial, or ``None`` once the budget is spent.
+        """A new trial, or ``None`` once the budget is spent (or this object's first 5 trials failed).
 
         Raises:
             AutotweakError: If the study is closed.
         """
         self._check_open()
+        if self._fail_fast.tripped:
+            return None
         self._sweep()
         ctx = self._prepared.context
         with ask_lock(ctx.storage_url, self._study.study_name):
@@ -210,6 +218,7 @@ class Study:
         handle, started, stack = self._open.pop(number)
         stack.close()
         outcome = self._session.tell(handle, outcome)
+        self._fail_fast.told(outcome.state)
         duration = time.monotonic() - started
         if outcome.state == "complete":
             self._steps_check(number, [step for step, _ in handle.steps])
@@ -264,8 +273,9 @@ class Study:
                 self._writer.close()
                 self._summary = _close(self._prepared, interrupted=interrupted)
                 if not interrupted and self._asked:  # as optimize says it of a study whose trials all failed
+                    stopped = [WorkerResult(stop_reason=FAIL_FAST_REASON)] if self._fail_fast.tripped else []
                     _say_if_none_completed(
-                        self._study, self._summary, [], fix="the training loop", resume=_RESUME
+                        self._study, self._summary, stopped, fix="the training loop", resume=_RESUME
                     )
             finally:
                 self._prepared.tracker.close()

@@ -33,7 +33,7 @@ from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._writer import RecordWriter
 from autotweak.tracking import BaseTracker
 
-__all__ = ["FAIL_FAST", "FAIL_FAST_REASON", "WorkerResult", "interrupted_outcome"]
+__all__ = ["FAIL_FAST", "FAIL_FAST_REASON", "FailFast", "WorkerResult", "interrupted_outcome"]
 
 _log = logging.getLogger(__name__)
 
@@ -122,6 +122,24 @@ FAIL_FAST = 5
 FAIL_FAST_REASON = f"its first {FAIL_FAST} trials failed"
 
 
+@dataclass
+class FailFast:
+    """The rule above, for one session: a worker's loop, or an ask/tell ``Study``."""
+
+    failed_first: int = 0  # the session's trials that failed before any of its own completed
+    completed: bool = False
+
+    def told(self, state: str) -> None:
+        """Count a trial of the session, told ``state``."""
+        self.completed = self.completed or state == "complete"
+        self.failed_first += state == "failed"
+
+    @property
+    def tripped(self) -> bool:
+        """Whether the session should take no new trial."""
+        return not self.completed and self.failed_first >= FAIL_FAST
+
+
 class _Loop:
     def __init__(
         self,
@@ -145,10 +163,9 @@ class _Loop:
         self.session = TrialSession(ctx, study, tracker, seed, notice=watcher.notice.is_set)
         self.sweep = StaleSweeper(study, ctx.experiment.execution.heartbeat_interval)
         self.on_trial: Callable[[int], None] | None = None
-        self.failed_first = 0  # this worker's trials that failed before any of its own completed
+        self.fail_fast = FailFast()
         self.requeued_dropped = 0  # records of trials queued again that the tracker did not take (down)
         self.tracker_down: str | None = None
-        self.completed = False
         self.steps_check = StepsCheck(
             ctx.experiment, study, lock=lambda: ask_lock(ctx.storage_url, study.study_name)
         )
@@ -171,7 +188,7 @@ class _Loop:
     def _next_or_reason(self, interrupts: _Interrupts, result: WorkerResult) -> str | None:
         if self.watcher.notice.is_set():
             return "preempted"  # the machine is going away: take no new trial
-        if not self.completed and self.failed_first >= FAIL_FAST:
+        if self.fail_fast.tripped:
             return FAIL_FAST_REASON  # a broken objective: fix it, then resume
         self._retrying(self.sweep, "looking for stale trials")
         view, reason, trial = self._retrying(self._ask, "asking for a trial")
@@ -240,10 +257,9 @@ class _Loop:
         if interrupted:
             self._retrying(lambda: mark_interrupted(trial), "marking the trial as interrupted")
         told = self._retrying(lambda: self.session.tell(handle, outcome), "telling the trial's result")
-        self.completed = self.completed or told.state == "complete"
+        self.fail_fast.told(told.state)
         if told.state == "complete":
             self.steps_check(trial.number, [step for step, _ in handle.steps])
-        self.failed_first += told.state == "failed"
         if told.state in REQUEUED:  # queues it again before this worker stops
             self._record_requeued(handle, told, duration)
         else:

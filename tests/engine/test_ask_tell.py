@@ -403,3 +403,33 @@ def test_a_study_whose_trials_all_failed_is_warned_about_as_it_closes(home, make
     with caplog.at_level(logging.WARNING, logger="autotweak"):
         autotweak.Study(exp, resume=True).close()  # asked for nothing: nothing to say
     assert not [r for r in caplog.records if "no trial completed" in r.getMessage()]
+
+
+def test_a_loop_whose_first_trials_all_fail_stops_as_an_optimize_worker_does(home, make_experiment, caplog):
+    """A broken training loop ran the whole budget, 30 failures of the same error."""
+    exp = make_experiment(name="broken", budget={"trials": 30})
+    with caplog.at_level(logging.WARNING, logger="autotweak"), autotweak.Study(exp, track=False) as study:
+        while (trial := study.ask()) is not None:
+            study.tell(trial, state="failed", error="FileNotFoundError: data/train.csv")
+    assert study.summary.counts["failed"] == 5 and len(load(exp).trials) == 5
+    said = [r.getMessage() for r in caplog.records if "no trial completed" in r.getMessage()]
+    assert said == [
+        "study 'broken': no trial completed, 5 failed (1 worker(s) stopped because its first 5 trials "
+        "failed); the first, trial 0, failed with: FileNotFoundError: data/train.csv. Fix the training "
+        "loop, then resume the study: autotweak.Study(..., resume=True)"
+    ]
+    with autotweak.Study(exp, resume=True, track=False) as again:  # fixed: the resume runs on
+        while (trial := again.ask()) is not None:
+            again.tell(trial, 1.0)
+    assert again.summary.counts["complete"] == 25
+
+
+def test_a_loop_that_completed_a_trial_is_not_stopped_by_failures(home, make_experiment):
+    exp = make_experiment(name="flaky", budget={"trials": 8})
+    with autotweak.Study(exp, track=False) as study:
+        while (trial := study.ask()) is not None:
+            if trial.number == 0:
+                study.tell(trial, 1.0)
+            else:
+                study.tell(trial, float("nan"))
+    assert study.summary.counts == {**study.summary.counts, "complete": 1, "failed": 7}
