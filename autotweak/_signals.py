@@ -101,7 +101,8 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if threading.current_thread() is threading.main_thread():  # an ask/tell Study closed from a thread
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _hung_up(signum: int, frame: FrameType | None) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import optuna
 
@@ -51,8 +53,12 @@ class Study:
     (``KeyboardInterrupt``, or SIGTERM) instead records them as interrupted and queues them
     to run again with the same config, then raises
     :class:`~autotweak.exceptions.StudyInterrupted` (a ``KeyboardInterrupt``) that says how
-    many and how to resume, as ``optimize`` does. Once closed, the study refuses
-    :meth:`ask` and :meth:`tell`; a second :meth:`close` returns the same summary.
+    many and how to resume, as ``optimize`` does. Without ``with``, :meth:`close` called
+    while a Ctrl-C is handled (in a ``finally`` or an ``except KeyboardInterrupt``) does the
+    same, and a study the script never closed is closed as the interpreter exits, its open
+    trials queued again; SIGTERM is routed to Ctrl-C from the study's creation to its close.
+    Once closed, the study refuses :meth:`ask` and :meth:`tell`; a second :meth:`close`
+    returns the same summary.
 
     As a worker under ``optimize`` does, :meth:`ask` returns ``None`` once the first 5
     trials of this object all failed (told ``nan``, or ``state="failed"``) and none
@@ -111,6 +117,8 @@ class Study:
             on_change=outage_notice(self._study, ctx),
         )
         self._sigterm = ExitStack()
+        self._sigterm.enter_context(sigterm_as_ctrl_c())  # a scheduler's SIGTERM closes it as Ctrl-C does
+        atexit.register(self._at_exit)  # after the writer's: it runs first, with the writer still open
 
     @property
     def experiment(self) -> Experiment:
@@ -255,8 +263,39 @@ class Study:
         """Fail trials still open, wait for every record, write the summary and close the study's record.
 
         Closing a closed study does nothing and returns the summary of the first close.
+
+        Raises:
+            StudyInterrupted: If called while a Ctrl-C (or SIGTERM) is being handled, as in the
+                ``finally`` of a loop it stopped: the study is closed as the ``with`` block
+                closes it then, its open trials queued again.
         """
-        return self._close_with(lambda _: Outcome("failed", None, "still open when the study was closed"))
+        if not self._closed and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            self._raise_interrupted()
+        return self._close_with(_still_open)
+
+    def _raise_interrupted(self) -> NoReturn:
+        """Close the study as interrupted, its open trials queued again, and say so as optimize does."""
+        summary = self._close_with(_interrupt, interrupted=True)
+        result = _result_of(self._prepared, summary, stop_reasons=["interrupted"], trials_run=self._asked)
+        raise StudyInterrupted(result, resume=_RESUME) from None  # as optimize raises it: what to run
+
+    def _at_exit(self) -> None:
+        """A study the script never closed: its trials still open were cut short, and are queued again."""
+        if self._closed:
+            return
+        cut = len(self._open)
+        try:
+            self._close_with(_interrupt, interrupted=bool(cut))
+        except Exception as exc:  # its stores may be gone already: say so in a line, not a traceback
+            _log.warning(
+                "study '%s' was not closed, and could not be as Python exits: %s", self._study.study_name, exc
+            )
+            return
+        _log.warning(
+            "study '%s' was not closed (use it in a with block, or call close()): closed as Python exits%s",
+            self._study.study_name,
+            f", {cut} running trial(s) queued again; {_RESUME} continues it" if cut else "",
+        )
 
     def _close_with(
         self, open_trials: Callable[[Trial], Outcome], *, interrupted: bool = False
@@ -279,30 +318,24 @@ class Study:
                     )
             finally:
                 self._prepared.tracker.close()
+                self._sigterm.close()
+                atexit.unregister(self._at_exit)
         return self.summary
 
     def __enter__(self) -> Study:
-        self._sigterm.enter_context(sigterm_as_ctrl_c())  # a scheduler's SIGTERM closes it as Ctrl-C does
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            if exc is None:
-                self.close()
-            elif isinstance(exc, KeyboardInterrupt):
-                summary = self._close_with(_interrupt, interrupted=True)
-                result = _result_of(
-                    self._prepared, summary, stop_reasons=["interrupted"], trials_run=self._asked
-                )
-                raise StudyInterrupted(result, resume=_RESUME) from None  # as optimize raises it: what to run
-            else:  # kept as optimize keeps an objective's exception: failure tag and traceback.txt
-                failure = f"{type(exc).__name__}: {exc}"
-                text = "".join(traceback.format_exception(exc_type, exc, tb))
-                self._close_with(lambda _: Outcome("failed", None, failure, text), interrupted=True)
-        finally:
-            self._sigterm.close()
+        if exc is None:  # not close(): a Ctrl-C an enclosing handler is handling is not this block's
+            self._close_with(_still_open)
+        elif isinstance(exc, KeyboardInterrupt):
+            self._raise_interrupted()
+        else:  # kept as optimize keeps an objective's exception: failure tag and traceback.txt
+            failure = f"{type(exc).__name__}: {exc}"
+            text = "".join(traceback.format_exception(exc_type, exc, tb))
+            self._close_with(lambda _: Outcome("failed", None, failure, text), interrupted=True)
 
     @property
     def summary(self) -> StudySummary:
@@ -313,6 +346,11 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.experiment.name!r})"
+
+
+def _still_open(handle: Trial) -> Outcome:
+    """A trial open when the study was closed without an exception: failed."""
+    return Outcome("failed", None, "still open when the study was closed")
 
 
 def _interrupt(handle: Trial) -> Outcome:

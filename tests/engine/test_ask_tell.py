@@ -433,3 +433,24 @@ def test_a_loop_that_completed_a_trial_is_not_stopped_by_failures(home, make_exp
             else:
                 study.tell(trial, float("nan"))
     assert study.summary.counts == {**study.summary.counts, "complete": 1, "failed": 7}
+
+
+def test_close_while_a_ctrl_c_is_handled_closes_the_study_as_the_with_block_does(home, make_experiment):
+    exp = make_experiment(name="caught", budget={"trials": 3})
+    study = autotweak.Study(exp, track=False)
+    trial = study.ask()
+    assert trial is not None
+    with pytest.raises(autotweak.StudyInterrupted, match="1 running trial"):
+        try:
+            raise KeyboardInterrupt  # Ctrl-C in the training loop
+        except KeyboardInterrupt:
+            study.close()
+    states = [t.state for t in load(exp).trials]
+    assert states == [TrialState.FAIL, TrialState.WAITING], "the interrupted trial is queued again"
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:  # a with block inside a handler closes as it would anywhere else
+        with autotweak.Study(exp, resume=True, track=False) as again:
+            while (trial := again.ask()) is not None:
+                again.tell(trial, 1.0)
+    assert again.summary.counts["complete"] == 3 and not again.summary.interrupted

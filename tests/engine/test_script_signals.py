@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -30,17 +31,23 @@ if __name__ == "__main__":
         raise SystemExit(130)
 """
 
-ASK_TELL = """
-import time, autotweak
-with autotweak.Study("exp.yaml") as study:
-    while (trial := study.ask()) is not None:
-        with open(trial.config["marker"], "a") as marks:
-            marks.write(f"{trial.number} started\\n")
-        for step in range(1, 51):
-            time.sleep(0.2)
-            trial.report(float(step), step)
-        study.tell(trial, 1.0)
+LOOP = """
+while (trial := study.ask()) is not None:
+    with open(trial.config["marker"], "a") as marks:
+        marks.write(f"{trial.number} started\\n")
+    for step in range(1, 51):
+        time.sleep(0.2)
+        trial.report(float(step), step)
+    study.tell(trial, 1.0)
 """
+# An ask/tell loop in a with block (the README's), in a try whose finally closes the study, or
+# with no cleanup at all.
+OPENED = 'import time, autotweak\nstudy = autotweak.Study("exp.yaml")\n'
+TRY_FINALLY = f"{OPENED}try:{textwrap.indent(LOOP, '    ')}finally:\n    study.close()\n"
+NO_CLOSE = OPENED + LOOP
+ASK_TELL = (
+    f"import time, autotweak\nwith autotweak.Study('exp.yaml') as study:{textwrap.indent(LOOP, '    ')}"
+)
 
 
 def _start(home: Path, code: str, workers: int) -> subprocess.Popen[str]:
@@ -101,15 +108,43 @@ def test_a_script_that_lets_study_interrupted_through_exits_1(home, mlflow_clien
     _assert_closed_as_interrupted(mlflow_client, [0])
 
 
+STUDY_INTERRUPTED = (
+    "autotweak.exceptions.StudyInterrupted: study 'study' interrupted: 1 running trial(s) queued again; "
+    "autotweak.Study(..., resume=True) continues it"
+)
+
+
 def test_sigterm_to_a_script_in_an_ask_tell_study_closes_it_as_ctrl_c_does(home, mlflow_client):
-    proc = _start(home, ASK_TELL, 1)
-    os.kill(proc.pid, signal.SIGTERM)
+    code, out = _stopped(home, ASK_TELL, signal.SIGTERM)
+    assert code == 1 and STUDY_INTERRUPTED in out, out  # as optimize's script ends (README)
+    _assert_closed_as_interrupted(mlflow_client, [0])
+
+
+def _stopped(home: Path, code: str, stop: int) -> tuple[int, str]:
+    """The exit status and output of ``code`` sent ``stop`` once its first trial runs."""
+    proc = _start(home, code, 1)
+    os.kill(proc.pid, stop)
     out, _ = proc.communicate(timeout=60)
+    return proc.returncode, out
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_in_a_loop_whose_finally_closes_the_study_raises_study_interrupted(home, mlflow_client, stop):
+    """close() failed the running trial as 'still open' and let a bare KeyboardInterrupt through."""
+    code, out = _stopped(home, TRY_FINALLY, stop)
+    assert code == 1 and STUDY_INTERRUPTED in out, out
+    _assert_closed_as_interrupted(mlflow_client, [0])
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_study_the_script_never_closes_is_closed_as_python_exits(home, mlflow_client, stop):
+    """Its running trial stayed RUNNING (SIGTERM: the process died at once), and so did its MLflow runs."""
+    code, out = _stopped(home, NO_CLOSE, stop)
     said = (
-        "autotweak.exceptions.StudyInterrupted: study 'study' interrupted: 1 running trial(s) queued again; "
-        "autotweak.Study(..., resume=True) continues it"
+        "study 'study' was not closed (use it in a with block, or call close()): closed as Python exits, "
+        "1 running trial(s) queued again; autotweak.Study(..., resume=True) continues it"
     )
-    assert proc.returncode == 1 and said in out, out  # as optimize's script ends (README)
+    assert code == -signal.SIGINT and said in out, out  # Python's exit on a KeyboardInterrupt
     _assert_closed_as_interrupted(mlflow_client, [0])
 
 
