@@ -69,16 +69,20 @@ def open_records(
             if executor is not None:
                 note_executor(study, executor)
         retrying(lambda: fail_stale(study), "looking for stale trials", store=storage_url)
-        return study, storage, *_open_study_record(study, experiment, storage_url, tracking_uri, tracker)
+        run_id = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
+        caught_up = _record_caught_up(study, experiment, run_id, (storage_url, tracking_uri), tracker)
+        return study, storage, run_id, caught_up
     held = study_exists(storage, experiment.name)  # create_study refuses it: never dropped below
+    run_id = None
     try:
         study = create_study(experiment, storage)  # a Ctrl-C may cut it after the study's row is made
         if executor is not None:
             note_executor(study, executor)
-        run_id, caught_up = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
+        run_id = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
+        caught_up = _record_caught_up(study, experiment, run_id, (storage_url, tracking_uri), tracker)
     except BaseException:
         if not held:
-            _drop_new_study(experiment.name, storage)
+            _drop_new_study(experiment.name, storage, tracker, run_id)
         raise
     return study, storage, run_id, caught_up
 
@@ -89,11 +93,8 @@ def _open_study_record(
     storage_url: str,
     tracking_uri: str | None,
     tracker: BaseTracker,
-) -> tuple[str | None, int]:
-    """The study's parent run, opened (or reopened), and the tracker's records made to agree with Optuna's.
-
-    Returns:
-        The parent run's id, and how many trial records were written from Optuna's trials.
+) -> str | None:
+    """The study's parent run, opened (or reopened): its id.
 
     Raises:
         TrackingError: If the tracker cannot open the study's record (one line: the URI and why).
@@ -122,13 +123,29 @@ def _open_study_record(
         raise TrackingError(
             f"{where}: could not open the record of study '{experiment.name}': {_first_line(exc)}"
         ) from exc
+    return run_id
+
+
+def _record_caught_up(
+    study: optuna.Study,
+    experiment: Experiment,
+    run_id: str | None,
+    stores: tuple[str, str | None],
+    tracker: BaseTracker,
+) -> int:
+    """The tracker's records made to agree with Optuna's, and the parent run's id kept on the study.
+
+    Returns:
+        How many trial records were written from Optuna's trials.
+    """
     settle = experiment.execution.grace_period  # workers of this study may be running elsewhere
+    storage_url, tracking_uri = stores
     caught_up = catch_up(study, tracker, experiment, settle=settle, store=storage_url)
     if run_id is not None and ATTR.RUN_ID not in study.user_attrs:
         study.set_user_attr(ATTR.RUN_ID, run_id)
     if tracking_uri is not None:
         study.set_user_attr(ATTR.TRACKING_URI, redact(tracking_uri))
-    return run_id, caught_up
+    return caught_up
 
 
 def catch_up(
@@ -160,13 +177,16 @@ def catch_up(
     return caught_up
 
 
-def _drop_new_study(name: str, storage: BaseStorage) -> None:
-    """Delete the study this call has just created, when its record could not be made.
+def _drop_new_study(name: str, storage: BaseStorage, tracker: BaseTracker, run_id: str | None) -> None:
+    """Delete the study this call has just created, and its parent run, when its record could not be made.
 
     Kept, it would block ``optimize`` with the same name ("already exists") while it holds
-    nothing but the queued base trial. Also when Ctrl-C (or SIGTERM) cut its making short.
+    nothing but the queued base trial. Also when Ctrl-C (or SIGTERM) cut its making short;
+    its parent run (``run_id``, when made) would then stay RUNNING in MLflow for ever.
     """
     try:
+        if run_id is not None:
+            tracker.drop_study(run_id)
         if not study_exists(storage, name):  # cut short before it was made
             return
         optuna.delete_study(study_name=name, storage=storage)

@@ -122,6 +122,12 @@ class BaseTracker(abc.ABC):
     def end_study(self, run_id: str | None, summary: StudySummary) -> None:
         """Write the study's summary and close its record."""
 
+    def drop_study(self, run_id: str) -> None:
+        """Delete the record of a study whose creation was cut short: the study itself is deleted too.
+
+        Kept, it would stand for a study that does not exist (running for ever, in MLflow's UI).
+        """
+
     def unreachable(self) -> str | None:
         """Why this tracker's store cannot be reached now, in one line; ``None`` if it can, or cannot tell.
 

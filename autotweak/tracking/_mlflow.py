@@ -162,10 +162,10 @@ class MlflowTracker(BaseTracker):
             # A study resumed by name has no file (its source reads "<study NAME>"): spec.json is the spec.
             if info.source_file and Path(info.source_file).is_file():
                 self.client.log_artifact(run_id, info.source_file)
-        except BaseException:
-            self._abandon(run_id)
+            self._close_stray_parents(info.study_name, tags["autotweak.storage"], run_id)
+        except BaseException as exc:  # a Ctrl-C leaves a run that nothing will use: it is deleted
+            self._abandon(run_id, delete=not isinstance(exc, Exception))
             raise
-        self._close_stray_parents(info.study_name, tags["autotweak.storage"], run_id)
         return run_id
 
     def _close_stray_parents(self, study_name: str, storage: str, run_id: str) -> None:
@@ -190,12 +190,18 @@ class MlflowTracker(BaseTracker):
                     study_name,
                 )
 
-    def _abandon(self, run_id: str) -> None:
-        """Close a parent run that could not be written in full; the study is not started."""
+    def _abandon(self, run_id: str, *, delete: bool) -> None:
+        """Close (or ``delete``) a parent run that could not be written in full; the study is not started."""
         try:
-            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+            if delete:
+                self.drop_study(run_id)
+            else:
+                self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
         except Exception as exc:  # the store is failing already: the first error is the one to raise
             _log.debug("could not close the unfinished parent run %s: %s", run_id, exc)
+
+    def drop_study(self, run_id: str) -> None:
+        self.client.delete_run(run_id)
 
     def end_study(self, run_id: str | None, summary: StudySummary) -> None:
         if run_id is None:

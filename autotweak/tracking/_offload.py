@@ -323,6 +323,9 @@ class OffloadingTracker(BaseTracker):
     def end_study(self, run_id: str | None, summary: StudySummary) -> None:
         self.local.end_study(run_id, summary)
 
+    def drop_study(self, run_id: str) -> None:
+        self.local.drop_study(run_id)
+
     def log_session(self, run_id: str, session_id: str, text: str) -> None:
         self.local.log_session(run_id, session_id, text)
 

@@ -96,3 +96,35 @@ def test_a_ctrl_c_while_the_study_is_being_created_leaves_no_study_to_block_a_re
         with pytest.raises(KeyboardInterrupt):
             autotweak.optimize(exp)
     assert autotweak.optimize(exp).summary.counts["complete"] == 1
+
+
+def _ctrl_c(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    "cut_at",
+    [
+        "autotweak.engine._opening.catch_up",  # the parent run made, the trial records being read
+        "autotweak.tracking._mlflow.MlflowTracker._close_stray_parents",  # the parent run being made
+    ],
+)
+def test_a_ctrl_c_while_the_study_is_being_created_leaves_no_parent_run_in_mlflow(
+    home, make_experiment, mlflow_client, monkeypatch, caplog, cut_at
+):
+    """The study was deleted, but its parent run stayed RUNNING: a phantom study in the MLflow UI."""
+    import logging
+
+    import autotweak
+    from tests.helpers import mlflow_runs
+
+    exp = make_experiment(budget={"trials": 1})
+    with monkeypatch.context() as patched:
+        patched.setattr(cut_at, _ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            autotweak.optimize(exp)
+    assert mlflow_runs(mlflow_client, "study").parents == []
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        assert autotweak.optimize(exp).summary.counts["complete"] == 1
+    assert [run.info.status for run in mlflow_runs(mlflow_client, "study").parents] == ["FINISHED"]
+    assert not [r for r in caplog.records if "closed parent run" in r.getMessage()], "none was left to close"
