@@ -45,7 +45,7 @@ def stop_on_sigterm() -> None:
 
 
 @contextmanager
-def keep_lost_interrupts() -> Iterator[None]:
+def keep_lost_interrupts(*, put_back: bool = False) -> Iterator[None]:
     """While the block runs, a Ctrl-C (or SIGTERM) that lands in a finalizer is delivered again, not lost.
 
     A signal handler's ``KeyboardInterrupt`` is raised in whatever Python code the main
@@ -55,6 +55,9 @@ def keep_lost_interrupts() -> Iterator[None]:
     never stopped (a SIGTERM, said once, was then lost for good). Here such an interrupt
     is said nowhere and comes again as Ctrl-C a moment later, from a thread, once the
     callback has returned. After the block, one is dropped: the process is ending anyway.
+
+    With ``put_back`` (the library's ``optimize`` and ``Study``, opening the stores in a
+    script that goes on), the hook found is put back after the block instead.
     """
     previous = sys.unraisablehook
     live = [True]
@@ -70,6 +73,8 @@ def keep_lost_interrupts() -> Iterator[None]:
         yield
     finally:
         live[0] = False  # left installed: an interrupt in the interpreter's shutdown is still said nowhere
+        if put_back and sys.unraisablehook is hook:
+            sys.unraisablehook = previous
 
 
 def _interrupt_soon() -> None:

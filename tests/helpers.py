@@ -47,6 +47,29 @@ def drop_studies(pg: Postgres, url: str) -> None:
     storage.engine.dispose()
 
 
+# The start of a script whose stores, as they open, get a signal ({signal}: SIGINT or SIGTERM)
+# while a garbage-collection callback runs, as it does in SQLAlchemy's
+# (sqlalchemy/event/registry.py, _collection_gced): Python cannot raise the KeyboardInterrupt there.
+STOP_IN_A_FINALIZER = """
+import signal, sys, weakref
+import autotweak.engine._opening as opening
+
+opened = opening.make_storage
+
+class Thing:
+    pass
+
+def make_storage(*args, **kwargs):
+    storage = opened(*args, **kwargs)
+    thing = Thing()
+    ref = weakref.ref(thing, lambda _: signal.raise_signal(signal.{signal}))
+    del thing
+    return storage
+
+opening.make_storage = make_storage
+"""
+
+
 @dataclass
 class Runs:
     parents: list[Run] = field(default_factory=list)

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import optuna
 
 from autotweak._quiet import quiet_optuna
-from autotweak._signals import sigterm_as_ctrl_c
+from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._loop import FAIL_FAST_REASON, FailFast, WorkerResult
@@ -85,7 +85,14 @@ class Study:
         track: bool = True,
     ) -> None:
         experiment = as_experiment(experiment, check_objective=False)
-        self._prepared: Prepared = prepare(experiment, resume=resume, track=track, runs_trials=True)
+        self._sigterm = ExitStack()  # a scheduler's SIGTERM closes it as Ctrl-C does, or stops its opening
+        self._sigterm.enter_context(sigterm_as_ctrl_c())
+        try:
+            with keep_lost_interrupts(put_back=True):  # one that lands in a finalizer as the stores open
+                self._prepared: Prepared = prepare(experiment, resume=resume, track=track, runs_trials=True)
+        except BaseException:
+            self._sigterm.close()
+            raise
         ctx = self._prepared.context
         tracker = self._prepared.tracker
         self._storage = self._prepared.storage
@@ -116,8 +123,6 @@ class Study:
             unreachable=tracker.unreachable,
             on_change=outage_notice(self._study, ctx),
         )
-        self._sigterm = ExitStack()
-        self._sigterm.enter_context(sigterm_as_ctrl_c())  # a scheduler's SIGTERM closes it as Ctrl-C does
         atexit.register(self._at_exit)  # after the writer's: it runs first, with the writer still open
 
     @property

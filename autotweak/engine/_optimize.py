@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 
 from autotweak._locations import storage_url_of
-from autotweak._signals import sigterm_as_ctrl_c
+from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
 from autotweak.engine._budget import BudgetView
 from autotweak.engine._crashed import settle_crashed_workers
 from autotweak.engine._executors import (
@@ -143,7 +143,8 @@ def optimize(
         check_study_exists(experiment)
     runner, objective = _runner(experiment, executor, track=track)  # before the study exists
     with sigterm_as_ctrl_c():  # a scheduler's SIGTERM closes the study as Ctrl-C does
-        prepared = prepare(experiment, resume=resume, track=track, executor=runner.meta)
+        with keep_lost_interrupts(put_back=True):  # one that lands in a finalizer as the stores open
+            prepared = prepare(experiment, resume=resume, track=track, executor=runner.meta)
         return _run(prepared, objective, runner, on_progress)
 
 

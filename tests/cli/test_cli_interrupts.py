@@ -12,33 +12,18 @@ import yaml
 
 from tests.cli.test_cli import autotweak
 from tests.conftest import base_spec
+from tests.helpers import STOP_IN_A_FINALIZER
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The signal lands while a garbage-collection callback runs, as it does in SQLAlchemy's
-# (sqlalchemy/event/registry.py, _collection_gced) while the stores open: Python cannot
-# raise the KeyboardInterrupt from there.
-IN_A_FINALIZER = """
-import signal, sys, weakref
-import autotweak.engine._opening as opening
+IN_A_FINALIZER = (
+    STOP_IN_A_FINALIZER
+    + """
 from autotweak.cli import main
-
-opened = opening.make_storage
-
-class Thing:
-    pass
-
-def make_storage(*args, **kwargs):
-    storage = opened(*args, **kwargs)
-    thing = Thing()
-    ref = weakref.ref(thing, lambda _: signal.raise_signal(signal.{signal}))
-    del thing
-    return storage
-
-opening.make_storage = make_storage
 sys.argv = ["autotweak", "optimize", "exp.yaml"]
 main()
 """
+)
 
 
 @pytest.mark.parametrize("signal", ["SIGINT", "SIGTERM"])

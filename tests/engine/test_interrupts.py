@@ -128,3 +128,35 @@ def test_a_ctrl_c_while_the_study_is_being_created_leaves_no_parent_run_in_mlflo
         assert autotweak.optimize(exp).summary.counts["complete"] == 1
     assert [run.info.status for run in mlflow_runs(mlflow_client, "study").parents] == ["FINISHED"]
     assert not [r for r in caplog.records if "closed parent run" in r.getMessage()], "none was left to close"
+
+
+_OPENS = {"optimize": 'autotweak.optimize("exp.yaml")', "Study": 'autotweak.Study("exp.yaml").close()'}
+
+
+@pytest.mark.parametrize("signal", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("call", sorted(_OPENS))
+def test_a_stop_that_lands_in_a_finalizer_as_a_script_opens_its_study_reaches_the_script(
+    home, make_experiment, mlflow_client, signal, call
+):
+    """It printed "Exception ignored in ..." with a KeyboardInterrupt traceback, and the study ran anyway."""
+    import os
+    from pathlib import Path
+
+    import yaml
+
+    import autotweak
+    from tests.conftest import base_spec
+    from tests.helpers import STOP_IN_A_FINALIZER, mlflow_runs
+
+    script = STOP_IN_A_FINALIZER.replace("{signal}", signal) + (
+        f"import autotweak\ntry:\n    {_OPENS[call]}\nexcept KeyboardInterrupt as stopped:\n"
+        "    raise SystemExit(f'stopped: {type(stopped).__name__}')\nprint('ran')\n"
+    )
+    Path("exp.yaml").write_text(yaml.safe_dump(base_spec(budget={"trials": 2})))
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and run.stderr.endswith("stopped: KeyboardInterrupt\n"), run.stderr
+    assert "Exception ignored" not in run.stderr and "ran" not in run.stdout, run.stderr
+    assert autotweak.optimize(make_experiment(budget={"trials": 2})).summary.counts["complete"] == 2
+    assert len(mlflow_runs(mlflow_client, "study").parents) == 1, "no parent run of the cut study is left"
