@@ -116,6 +116,7 @@ class Study:
         self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
         self._asked = 0  # trials this object's ask() returned
         self._fail_fast = FailFast()
+        self._stopped_said = False
         self._summary: StudySummary | None = None
         self._closed = False
         self._writer = RecordWriter(  # see tell()
@@ -143,6 +144,7 @@ class Study:
         """
         self._check_open()
         if self._fail_fast.tripped:
+            self._say_stopped()
             return None
         self._sweep()
         ctx = self._prepared.context
@@ -168,6 +170,21 @@ class Study:
         self._open[trial.number] = (handle, time.monotonic(), stack)
         self._asked += 1
         return handle
+
+    def _say_stopped(self) -> None:
+        """Warn, once, of a stop the close does not warn of: trials of the study completed before."""
+        if self._stopped_said:
+            return
+        self._stopped_said = True
+        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        if self._study.get_trials(deepcopy=False, states=finished):
+            _log.warning(
+                "study '%s': ask() takes no new trial: %s (none completed). Fix the training loop, then "
+                "resume the study: %s",
+                self._study.study_name,
+                FAIL_FAST_REASON,
+                _RESUME,
+            )
 
     def tell(
         self, trial: Trial, value: float | None = None, *, state: str = "complete", error: str | None = None

@@ -454,3 +454,26 @@ def test_close_while_a_ctrl_c_is_handled_closes_the_study_as_the_with_block_does
             while (trial := again.ask()) is not None:
                 again.tell(trial, 1.0)
     assert again.summary.counts["complete"] == 3 and not again.summary.interrupted
+
+
+def test_a_resumed_loop_stopped_by_failures_says_so_though_the_study_has_results(
+    home, make_experiment, caplog
+):
+    """Trials of the study had completed, so no 'no trial completed' warning: ask() stopped in silence."""
+    exp = make_experiment(name="resumed", budget={"trials": 30})
+    with autotweak.Study(exp, track=False) as study:
+        trial = study.ask()
+        assert trial is not None
+        study.tell(trial, 1.0)
+    with (
+        caplog.at_level(logging.WARNING, logger="autotweak"),
+        autotweak.Study(exp, resume=True, track=False) as again,
+    ):
+        while (trial := again.ask()) is not None:
+            again.tell(trial, float("nan"))
+        assert again.ask() is None
+    assert again.summary.counts == {**again.summary.counts, "complete": 1, "failed": 5}
+    assert [r.getMessage() for r in caplog.records] == [
+        "study 'resumed': ask() takes no new trial: its first 5 trials failed (none completed). Fix the "
+        "training loop, then resume the study: autotweak.Study(..., resume=True)"
+    ]
