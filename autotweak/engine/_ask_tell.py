@@ -21,6 +21,7 @@ from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._loop import FAIL_FAST_REASON, FailFast, WorkerResult
+from autotweak.engine._opening import drop_new_study
 from autotweak.engine._optimize import _close, _result_of, _say_if_none_completed
 from autotweak.engine._prepare import Prepared, as_experiment, prepare
 from autotweak.engine._retries import mark_interrupted
@@ -90,9 +91,27 @@ class Study:
         try:
             with keep_lost_interrupts(put_back=True):  # one that lands in a finalizer as the stores open
                 self._prepared: Prepared = prepare(experiment, resume=resume, track=track, runs_trials=True)
+                self._load(experiment, resume=resume)
         except BaseException:
             self._sigterm.close()
             raise
+        atexit.register(self._at_exit)  # after the writer's: it runs first, with the writer still open
+
+    def _load(self, experiment: Experiment, *, resume: bool) -> None:
+        """The prepared study loaded with its sampler and pruner; a new one cut short here is deleted."""
+        try:
+            self._load_prepared(experiment)
+        except BaseException:
+            prepared = self._prepared
+            if not resume:  # nothing ran: a rerun must not find it ("already exists")
+                drop_new_study(
+                    experiment.name, prepared.storage, prepared.tracker, prepared.context.study_run_id
+                )
+            prepared.tracker.close()
+            raise
+
+    def _load_prepared(self, experiment: Experiment) -> None:
+        """The study's sampler, pruner and trial session, and this object's bookkeeping."""
         ctx = self._prepared.context
         tracker = self._prepared.tracker
         self._storage = self._prepared.storage
@@ -124,7 +143,6 @@ class Study:
             unreachable=tracker.unreachable,
             on_change=outage_notice(self._study, ctx),
         )
-        atexit.register(self._at_exit)  # after the writer's: it runs first, with the writer still open
 
     @property
     def experiment(self) -> Experiment:

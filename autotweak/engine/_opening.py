@@ -32,7 +32,7 @@ from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, StudyInfo
 
-__all__ = ["catch_up", "open_records"]
+__all__ = ["catch_up", "drop_new_study", "open_records"]
 
 _log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def open_records(
         caught_up = _record_caught_up(study, experiment, run_id, (storage_url, tracking_uri), tracker)
     except BaseException:
         if not held:
-            _drop_new_study(experiment.name, storage, tracker, run_id)
+            drop_new_study(experiment.name, storage, tracker, run_id)
         raise
     return study, storage, run_id, caught_up
 
@@ -177,7 +177,7 @@ def catch_up(
     return caught_up
 
 
-def _drop_new_study(name: str, storage: BaseStorage, tracker: BaseTracker, run_id: str | None) -> None:
+def drop_new_study(name: str, storage: BaseStorage, tracker: BaseTracker, run_id: str | None) -> None:
     """Delete the study this call has just created, and its parent run, when its record could not be made.
 
     Kept, it would block ``optimize`` with the same name ("already exists") while it holds

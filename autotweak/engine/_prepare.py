@@ -21,7 +21,7 @@ from autotweak._locations import (
 )
 from autotweak._validation import Where
 from autotweak.engine._executors import BaseExecutor, check_not_starting_worker, executor_for
-from autotweak.engine._opening import open_records
+from autotweak.engine._opening import drop_new_study, open_records
 from autotweak.engine._storage import make_storage, rdb_backend, retrying
 from autotweak.engine._study import load_study
 from autotweak.engine._study_sessions import ASK_TELL, open_session, record_session
@@ -76,6 +76,7 @@ def prepare(
     if tracking_uri is not None:
         check_tracking_server(tracking_uri)  # before the study exists: a study without its record is stuck
     tracker = make_tracker(tracking_uri, local_workers=1 if runs_trials else None)
+    made: tuple[BaseStorage, str | None] | None = None  # a study this call created, and its parent run
     try:
         study, storage, run_id, caught_up = open_records(
             experiment,
@@ -86,10 +87,13 @@ def prepare(
             keep_setup=keep_setup,
             executor=executor,
         )
+        made = None if resume else (storage, run_id)
         session = _open_session(study, resume=resume, runs_trials=runs_trials, executor=executor)
         if session is not None:  # its line on the parent run, for the MLflow UI
             record_session(tracker, run_id, study, session)
     except BaseException:
+        if made is not None:  # cut short as its session was recorded: a rerun must not find it
+            drop_new_study(experiment.name, made[0], tracker, made[1])
         tracker.close()
         raise
     deadline = None if experiment.budget.wall_time is None else time.time() + experiment.budget.wall_time

@@ -107,6 +107,7 @@ def _ctrl_c(*args: object, **kwargs: object) -> None:
     [
         "autotweak.engine._opening.catch_up",  # the parent run made, the trial records being read
         "autotweak.tracking._mlflow.MlflowTracker._close_stray_parents",  # the parent run being made
+        "autotweak.engine._prepare.record_session",  # both made, the session being recorded
     ],
 )
 def test_a_ctrl_c_while_the_study_is_being_created_leaves_no_parent_run_in_mlflow(
@@ -160,3 +161,23 @@ def test_a_stop_that_lands_in_a_finalizer_as_a_script_opens_its_study_reaches_th
     assert "Exception ignored" not in run.stderr and "ran" not in run.stdout, run.stderr
     assert autotweak.optimize(make_experiment(budget={"trials": 2})).summary.counts["complete"] == 2
     assert len(mlflow_runs(mlflow_client, "study").parents) == 1, "no parent run of the cut study is left"
+
+
+@pytest.mark.parametrize("cut_at", ["session_seed", "RecordWriter"])
+def test_a_ctrl_c_while_an_ask_tell_study_loads_leaves_nothing_to_block_a_rerun(
+    home, make_experiment, mlflow_client, monkeypatch, cut_at
+):
+    """The study and its RUNNING parent run were kept: the same autotweak.Study(...) said 'already exists'."""
+    import autotweak
+    from tests.helpers import mlflow_runs
+
+    exp = make_experiment(budget={"trials": 1})
+    with monkeypatch.context() as patched:
+        patched.setattr(f"autotweak.engine._ask_tell.{cut_at}", _ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            autotweak.Study(exp)
+    with autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        study.tell(trial, 1.0)
+    assert [run.info.status for run in mlflow_runs(mlflow_client, "study").parents] == ["FINISHED"]
