@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
@@ -140,3 +141,49 @@ def silent_postgres() -> Iterator[str]:
         listening.bind(("127.0.0.1", 0))
         listening.listen(16)
         yield f"postgresql+psycopg2://autotweak@127.0.0.1:{listening.getsockname()[1]}/optuna"
+
+
+class Gate:
+    """A loopback TCP proxy to a server, which holds each new connection while it is shut.
+
+    A write sent through it while it is shut is under way, as one waiting out MLflow's
+    retries of a dead server is, and lands when it opens: at a moment the test chooses.
+    While ``passing`` is set, new connections go through though held ones still wait: the
+    server answers others while that write waits for its next retry.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.open = threading.Event()
+        self.open.set()
+        self.passing = threading.Event()
+        self.holding = threading.Event()  # a connection waits for the gate
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        if not (self.open.is_set() or self.passing.is_set()):
+            self.holding.set()
+            self.open.wait()
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
+        except OSError:  # the server is down: refused, as it would be
+            client.close()
+            return
+        threading.Thread(target=_pipe, args=(upstream, client), daemon=True).start()
+        _pipe(client, upstream)
+
+
+def _pipe(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    for end in (source, target):
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)

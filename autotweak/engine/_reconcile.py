@@ -50,6 +50,7 @@ from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
 
 __all__ = [
     "UNRECORDED",
+    "close_from_optuna",
     "fail_lost_record",
     "fail_record",
     "lost_trial_start",
@@ -173,6 +174,14 @@ def _settled(trials: list[FrozenTrial], settle: float) -> list[FrozenTrial]:
     """The finished trials among ``trials`` that finished at least ``settle`` seconds ago."""
     cutoff = datetime.datetime.now() - datetime.timedelta(seconds=settle)
     return [t for t in trials if t.state.is_finished() and (t.datetime_complete or cutoff) <= cutoff]
+
+
+def close_from_optuna(
+    study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, run_id: str, metric: str, steps: int | None
+) -> bool:
+    """Close ``trial``'s record ``run_id`` from what Optuna holds, as reconcile does; whether it was."""
+    attempts = attempts_of(study.get_trials(deepcopy=False))
+    return _write_record(study, tracker, trial, run_id, metric, steps, attempts)
 
 
 def _write_record(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import TrialState
 
+from autotweak.engine._late import open_record
 from autotweak.engine._provenance import code_path, provenance
 from autotweak.engine._retries import requeue
 from autotweak.engine._storage import retrying
@@ -149,7 +151,8 @@ class TrialSession:
             tags=tags,
         )
         writes = opener or _open_now
-        run_id = writes(lambda: self.tracker.start_trial(start))
+        since = time.monotonic()
+        run_id = writes(lambda: self._open(start, since))
         self._run_ids[trial.number] = run_id
         self._starts[trial.number] = start
         self._baseline[trial.number] = bool(attrs.get(ATTR.BASELINE))
@@ -336,6 +339,13 @@ class TrialSession:
             attrs,
             max_retries=self.experiment.execution.max_retries,
             checkpoint_run=checkpoint_run,
+        )
+
+    def _open(self, start: TrialStart, since: float) -> str:
+        """Open a trial's record; one that lands after its trial ended is closed from Optuna's."""
+        metric = self.experiment.metric
+        return open_record(
+            self.study, self.tracker, start, since=since, metric=metric.name, steps=metric.steps
         )
 
     def _opened(self, number: int) -> str:

@@ -7,12 +7,10 @@ the study must not wait that out at each record still to write. The server here 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +33,7 @@ from autotweak.engine._trial import TrialPreempted
 from autotweak.testing.services import MlflowServer
 from autotweak.tracking import MlflowTracker, TrialRecord, TrialStart
 from tests.conftest import base_spec, objective
-from tests.helpers import mlflow_runs
+from tests.helpers import Gate, mlflow_runs
 
 pytestmark = pytest.mark.timeout(150)  # the old code waited out MLflow's retries: 4 minutes per record
 
@@ -266,49 +264,6 @@ def test_a_trial_that_runs_on_after_the_server_dies_reports_and_stops_in_seconds
     assert sorted(m.step for m in client.get_metric_history(stopped.info.run_id, "loss")) == [1, 2, 3]
 
 
-class _Gate:
-    """A loopback TCP proxy to a server, which holds each new connection while it is shut.
-
-    A write sent through it while it is shut is under way, as one waiting out MLflow's
-    retries of a dead server is, and lands when it opens: at a moment the test chooses.
-    """
-
-    def __init__(self, port: int) -> None:
-        self.upstream = port
-        self.open = threading.Event()
-        self.open.set()
-        self.holding = threading.Event()  # a connection waits for the gate
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            client, _ = self.listener.accept()
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        if not self.open.is_set():
-            self.holding.set()
-            self.open.wait()
-        try:
-            upstream = socket.create_connection(("127.0.0.1", self.upstream))
-        except OSError:  # the server is down: refused, as it would be
-            client.close()
-            return
-        threading.Thread(target=_pipe, args=(upstream, client), daemon=True).start()
-        _pipe(client, upstream)
-
-
-def _pipe(source: socket.socket, target: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            target.sendall(data)
-    for end in (source, target):
-        with contextlib.suppress(OSError):
-            end.shutdown(socket.SHUT_RDWR)
-
-
 def test_a_write_under_way_when_the_server_died_and_the_catch_up_leave_each_step_once(server):
     """A curve flush under way when the server died lands once it is back: after a resume wrote the curve.
 
@@ -316,7 +271,7 @@ def test_a_write_under_way_when_the_server_died_and_the_catch_up_leave_each_step
     steps the run lacks from Optuna's, stamped with the trial's end: MLflow kept both points
     of step 2, the flush's and the catch-up's ([1, 2, 2, 3]).
     """
-    gate = _Gate(server.port)
+    gate = Gate(server.port)
     live = MlflowTracker(gate.url)
     start = TrialStart("late", None, 0, 0, {}, {}, attempt=1, retry_of=None, seed=None, provenance={})
     run_id = live.start_trial(start)
@@ -341,7 +296,7 @@ def test_a_record_opening_under_way_when_the_server_died_is_not_opened_again_by_
     study = optuna.create_study(study_name="late-open")
     trial = study.ask()
     study.tell(trial, 0.5)  # its worker's record is not written yet
-    gate = _Gate(server.port)
+    gate = Gate(server.port)
     live = MlflowTracker(gate.url)
     live.experiment_id("late-open")
     server.kill()
