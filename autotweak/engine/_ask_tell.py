@@ -136,6 +136,7 @@ class Study:
         self._asked = 0  # trials this object's ask() returned
         self._fail_fast = FailFast()
         self._stopped_said = False
+        self._requeued_dropped = 0  # records of trials queued again that the tracker did not take (down)
         self._summary: StudySummary | None = None
         self._closed = False
         self._writer = RecordWriter(  # see tell()
@@ -271,7 +272,8 @@ class Study:
         if outcome.state == "complete":
             self._steps_check(number, [step for step, _ in handle.steps])
         if outcome.state in REQUEUED:  # queued again before the study closes, as a worker does
-            self._session.record_requeued(handle, outcome, duration, self._writer.call)
+            down = self._session.record_requeued(handle, outcome, duration, self._writer.call)
+            self._requeued_dropped += down is not None
             return
         self._writer.submit(
             lambda: self._session.record(handle, outcome, duration), f"the record of trial {number}"
@@ -350,7 +352,8 @@ class Study:
                     except Exception:  # one trial's record must not leave the others (or the study) open
                         _log.warning("could not finish trial %d as the study closed", number, exc_info=True)
                 self._writer.close()
-                self._summary = _close(self._prepared, interrupted=interrupted)
+                dropped = self._writer.dropped + self._requeued_dropped
+                self._summary = _close(self._prepared, interrupted=interrupted, dropped=dropped)
                 if not interrupted and self._asked:  # as optimize says it of a study whose trials all failed
                     stopped = [WorkerResult(stop_reason=FAIL_FAST_REASON)] if self._fail_fast.tripped else []
                     _say_if_none_completed(

@@ -192,7 +192,8 @@ def _run_study(
         _close(prepared, interrupted=True, settle=settle)  # the parent run ends KILLED, not FINISHED
         raise WorkerCrashError(experiment.name, [str(r.error) for r in results])
     interrupted = any(r.interrupted for r in results)
-    summary = _close(prepared, interrupted=interrupted, settle=settle)
+    dropped = None if runner.detached else sum(r.records_dropped for r in results)  # else said where they ran
+    summary = _close(prepared, interrupted=interrupted, settle=settle, dropped=dropped)
     if not interrupted and any(r.trials for r in results):
         _say_if_none_completed(prepared.study, summary, results)
     registered = None
@@ -297,14 +298,17 @@ def _say_if_none_completed(
     )
 
 
-def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> StudySummary:
+def _close(
+    prepared: Prepared, *, interrupted: bool, settle: float = 0.0, dropped: int | None = None
+) -> StudySummary:
     """Bring the records in line with Optuna's trials, then write the study's summary.
 
     ``settle``: the records of trials finished less than this many seconds ago are left to
     their workers: the grace period where the workers outlive their executor's run (a spot
     instance's worker closes its trial as it shuts down), nothing where they were joined.
     Lost retries are queued with the grace period in every case (see
-    :mod:`autotweak.engine._reconcile`).
+    :mod:`autotweak.engine._reconcile`). ``dropped``: the trial records this session's
+    workers could not write (``None``: not known here), said if the tracker is down now.
 
     The tracker is asked first whether it answers (one quick request): one that is down
     would make each of these writes wait out MLflow's four minutes of retries. Then the
@@ -333,25 +337,33 @@ def _close(prepared: Prepared, *, interrupted: bool, settle: float = 0.0) -> Stu
         raise AutotweakError(f"could not write the study summary to the tracker: {exc}") from exc
     if prepared.unrecorded is not None:
         note_outage(prepared.study, prepared.unrecorded)  # its resume writes the records as the outage's
-        _say_unrecorded(prepared, summary)
+        _say_unrecorded(prepared, summary, dropped)
     return summary
 
 
-def _say_unrecorded(prepared: Prepared, summary: StudySummary) -> None:
-    """The one warning of a tracker that is down, whenever it went: what MLflow lacks, and what writes it."""
+def _say_unrecorded(prepared: Prepared, summary: StudySummary, dropped: int | None) -> None:
+    """The one warning of a tracker that is down, whenever it went: what MLflow lacks, and what writes it.
+
+    ``dropped``: how many trial records this session's workers could not write (missing,
+    or left open), as a joined worker counts its own; ``None``: not known here.
+    """
     name = prepared.study.study_name
     best = None if summary.best_number is None else prepared.study.trials[summary.best_number]
     registers = prepared.experiment.register_model and not summary.interrupted
     registers = registers and best is not None and MODEL_ATTR in best.user_attrs  # a model to register
-    missing = "the study's summary and its best model's registration" if registers else "the study's summary"
+    lacks = ["the study's summary and its best model's registration" if registers else "the study's summary"]
+    if dropped is None:
+        lacks.insert(0, "the records of the trials that ended while it was down")
+    elif dropped:
+        lacks.insert(0, f"{dropped} trial record(s) of this run (missing, or left open)")
     _log.warning(
-        "study '%s' closed without its MLflow records: %s. Not in MLflow: the records of the trials that "
-        "ended while it was down, %s. Every trial is in Optuna: once the server answers, `autotweak "
-        "resume %s` (or optimize(..., resume=True)) writes them",
+        "study '%s' closed without its MLflow records: %s. Not in MLflow: %s. Every trial is in Optuna: "
+        "once the server answers, `autotweak resume %s` (or optimize(..., resume=True)) writes %s",
         name,
         prepared.unrecorded,
-        missing if registers else f"and {missing}",
+        ", ".join(lacks) if registers or len(lacks) == 1 else f"{lacks[0]} and {lacks[1]}",
         name,
+        "them" if len(lacks) > 1 else "it",
     )
 
 
