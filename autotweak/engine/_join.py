@@ -103,7 +103,7 @@ def join(
     settler = CrashSettler(experiment, lambda: study, tracking)
     runner = ProcessExecutor(workers, settler=settler) if supervise else executor_for(workers)
     own = session is None  # a spot worker's session is its launcher's, which writes its line
-    session = session or open_session(study, "worker", runner.meta)  # the report counts its trials
+    session = session or open_session(study, "worker", runner.meta, store=url)  # the report counts its trials
     context = WorkerContext(
         experiment=experiment,
         storage_url=url,

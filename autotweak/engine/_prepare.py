@@ -88,7 +88,7 @@ def prepare(
             executor=executor,
         )
         made = None if resume else (storage, run_id)
-        session = _open_session(study, resume=resume, runs_trials=runs_trials, executor=executor)
+        session = _open_session(study, url, resume=resume, runs_trials=runs_trials, executor=executor)
         if session is not None:  # its line on the parent run, for the MLflow UI
             record_session(tracker, run_id, study, session)
     except BaseException:
@@ -110,14 +110,14 @@ def prepare(
 
 
 def _open_session(
-    study: optuna.Study, *, resume: bool, runs_trials: bool, executor: Mapping[str, Any] | None
+    study: optuna.Study, url: str, *, resume: bool, runs_trials: bool, executor: Mapping[str, Any] | None
 ) -> str | None:
     """Record the session that runs trials now: the ask/tell API's, or an executor's; ``None``: neither."""
     if runs_trials:
-        return open_session(study, "ask/tell", ASK_TELL)
+        return open_session(study, "ask/tell", ASK_TELL, store=url)
     if executor is None:  # report --ablate: its trials are not the search's
         return None
-    return open_session(study, "resume" if resume else "run", executor)
+    return open_session(study, "resume" if resume else "run", executor, store=url)
 
 
 def check_study_exists(experiment: Experiment) -> None:

@@ -22,8 +22,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import optuna
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
+from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR, executor_text, state_of
 from autotweak.engine._writer import RecordWriter
 
@@ -59,8 +61,20 @@ class SessionRecord:
     started: str  # ISO 8601, UTC, to the microsecond: sessions a second apart keep their order
 
 
-def open_session(study: optuna.Study, kind: SessionKind, executor: Mapping[str, Any]) -> str:
-    """Record a session that is about to run trials of ``study``; return its id for its trials."""
+def open_session(
+    study: optuna.Study,
+    kind: SessionKind,
+    executor: Mapping[str, Any],
+    *,
+    store: BaseStorage | str | None = None,
+) -> str:
+    """Record a session that is about to run trials of ``study``; return its id for its trials.
+
+    The record is written through a storage outage (a PostgreSQL restart), as the rest of
+    a study's opening is read (``store`` names the storage in what is said meanwhile). Its
+    id and start are chosen once: a write that PostgreSQL committed before the connection
+    dropped is written again as the same record, not as a second session.
+    """
     session_id = uuid.uuid4().hex[:12]
     record = {
         "kind": kind,
@@ -68,7 +82,7 @@ def open_session(study: optuna.Study, kind: SessionKind, executor: Mapping[str, 
         "host": socket.gethostname(),
         "started": datetime.now(UTC).isoformat(timespec="microseconds"),
     }
-    study.set_user_attr(_KEY + session_id, record)
+    retrying(lambda: study.set_user_attr(_KEY + session_id, record), "recording the session", store=store)
     return session_id
 
 

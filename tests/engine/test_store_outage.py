@@ -24,6 +24,7 @@ import autotweak
 from autotweak._quiet import quiet_optuna
 from autotweak.engine import _opening
 from autotweak.engine._contact import CONTACT
+from autotweak.engine._executors import InlineExecutor
 from autotweak.engine._join import join
 from autotweak.engine._monitor import Monitor
 from autotweak.engine._retries import requeue
@@ -38,6 +39,7 @@ from autotweak.engine._storage import (
     retrying,
 )
 from autotweak.engine._study import ATTR, create_study, state_of
+from autotweak.engine._study_sessions import open_session, sessions_of
 from autotweak.engine._worker import WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -136,6 +138,63 @@ def test_a_joining_worker_starting_while_postgresql_restarts_waits_for_it(
     assert result.trials == 3 and "unreachable while opening the storage" in caplog.text
     study = optuna.load_study(study_name="join-outage", storage=pg_url)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+
+
+class _RestartingExecutor(InlineExecutor):
+    """The inline executor; reading its ``meta`` for the session's record stops PostgreSQL for 2 s, once."""
+
+    def __init__(self, pg: Postgres) -> None:
+        self.pg = pg
+        self.restarts: list[threading.Timer] = []
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        if not self.restarts:
+            self.pg.ctl("stop", "-m", "fast")
+            self.restarts.append(threading.Timer(2.0, self.pg.ctl, args=("start",)))
+            self.restarts[0].start()
+        return super().meta
+
+
+def test_a_worker_joining_by_hand_records_its_session_through_a_postgresql_restart(
+    home, make_experiment, pg, pg_url, monkeypatch, caplog
+):
+    """``autotweak worker NAME``: its session's record, the last write of its opening, waits for the server.
+
+    It ended in a raw OperationalError, the study open and no trial run.
+    """
+    caplog.set_level(logging.WARNING, logger="autotweak")
+    exp = make_experiment(name="join-session-outage", storage=pg_url, **_spec())
+    create_study(exp, make_storage(pg_url))
+    runner = _RestartingExecutor(pg)
+    monkeypatch.setattr("autotweak.engine._join.executor_for", lambda workers: runner)
+    try:
+        (result,) = join("join-session-outage", storage=pg_url)
+    finally:
+        runner.restarts[0].join()
+    assert result.trials == 3 and "unreachable while recording the session" in caplog.text
+    study = optuna.load_study(study_name="join-session-outage", storage=pg_url)
+    assert [s.kind for s in sessions_of(study.user_attrs)] == ["worker"]
+
+
+def test_a_session_whose_record_was_written_but_not_acknowledged_is_recorded_once(pg, pg_url):
+    """The connection drops after PostgreSQL committed the session's record: the retry writes the same one."""
+    storage = make_storage(pg_url)
+    study = optuna.create_study(study_name="session-once", storage=storage)
+    real = storage.set_study_user_attr
+    dropped: list[int] = []
+
+    def committed_then_dropped(*args: Any) -> None:
+        real(*args)
+        if not dropped:
+            dropped.append(1)
+            raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    storage.set_study_user_attr = committed_then_dropped  # type: ignore[method-assign]
+    session = open_session(study, "worker", {"name": "inline", "workers": 1}, store=pg_url)
+    assert dropped, "the first write's answer was lost"
+    stored = optuna.load_study(study_name="session-once", storage=pg_url)
+    assert [s.id for s in sessions_of(stored.user_attrs)] == [session]
 
 
 def _restart_in_reconcile(pg: Postgres, monkeypatch: pytest.MonkeyPatch, call: int) -> list[threading.Timer]:
