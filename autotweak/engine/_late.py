@@ -9,7 +9,11 @@ opening under way in its own process (:mod:`autotweak.tracking._inflight`): that
 landing after it, is the trial's record, which nothing would close until the study is
 next opened or closed. The MLflow UI would show a trial RUNNING that ended long ago.
 
-So an opening that lands after its trial finished in Optuna closes the record from
+A catch-up in another process cannot see the opening under way (a joined worker's, say):
+it opens the trial's record itself. An opening that lands late looks for another record
+of its trial, and if there is one, deletes its own and writes on to that one.
+
+Else an opening that lands after its trial finished in Optuna closes the record from
 Optuna's trial, as the catch-up would have. A close of the trial's own that was still
 queued behind it writes only what the record lacks (a record closed by a tracker that did
 not open it, :mod:`autotweak.tracking._mlflow_catchup`), so nothing is written twice.
@@ -45,13 +49,32 @@ def open_record(
 ) -> str:
     """Open the record of the trial that began at ``since`` (``time.monotonic()``); return its id.
 
-    One that lands after the trial finished in Optuna is closed from Optuna's trial (see
-    the module's documentation).
+    One that lands late is the trial's second record if another process opened one
+    meanwhile: deleted, and the other's id returned. One that lands after the trial
+    finished in Optuna is closed from Optuna's trial (see the module's documentation).
     """
-    run_id = tracker.start_trial(start)
-    if time.monotonic() - since >= LATE_S:
+    opened = tracker.start_trial(start)
+    if time.monotonic() - since < LATE_S:
+        return opened
+    run_id = _one_record(tracker, start, opened)
+    if run_id == opened:
         _close_if_finished(study, tracker, start, run_id, metric, steps)
     return run_id
+
+
+def _one_record(tracker: BaseTracker, start: TrialStart, opened: str) -> str:
+    """The trial's record: ``opened``, unless a catch-up in another process opened one meanwhile."""
+    try:
+        return tracker.one_record(start.study_name, start.trial_id, opened)
+    except Exception as exc:  # kept: a second record is better than none
+        _log.warning(
+            "trial %d: its record opened late, and whether another process opened one meanwhile could not "
+            "be read (%s: %.200s)",
+            start.number,
+            type(exc).__name__,
+            exc,
+        )
+        return opened
 
 
 def _close_if_finished(

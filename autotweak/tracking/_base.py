@@ -54,6 +54,14 @@ class BaseTracker(abc.ABC):
         """The record id of the trial with Optuna id ``trial_id``, if it has one."""
         return None
 
+    def one_record(self, study_name: str, trial_id: int, run_id: str) -> str:
+        """The record of trial ``trial_id``, whose opening ``run_id`` landed late: another's, if it has one.
+
+        A catch-up in another process may have opened the trial's record while this opening
+        waited out the tracker's retries; then ``run_id`` is a second one, and is deleted.
+        """
+        return run_id
+
     def open_trials(self, study_name: str) -> dict[int, str]:
         """Records still open, by Optuna trial id: the engine closes those Optuna has finished."""
         return {}

@@ -9,6 +9,16 @@ not: a catch-up that stamped its points otherwise would leave a step twice. So a
 writes, for each point that a write under way sends too, that write's point. And a record
 whose opening is under way counts as there: opened again, the trial would have two.
 
+This covers the writes of this process only. Another's lands after a catch-up here too:
+an ``autotweak worker`` joined from elsewhere (or a spot instance's) that keeps running
+trials while its opening of a record waits out MLflow's retries, when the study's close
+(or a resume) writes the records from Optuna's trials before that opening's next retry;
+or the tracking helper process (:mod:`autotweak.tracking._offload`). A local worker
+process cannot: it ends before its study closes, and a write under way ends with it.
+Such an opening finds the catch-up's record of its trial when it lands, and deletes its
+own (:func:`autotweak.engine._late.open_record`). A point of a curve flush from another
+process may still land twice (its own stamp and the catch-up's) in the same window.
+
 Example:
     >>> from mlflow.entities import Metric
     >>> sent = Metric("loss", 0.5, 1000, 2)

@@ -297,6 +297,23 @@ class MlflowTracker(BaseTracker):
         )
         return runs[0].info.run_id if runs else None
 
+    def one_record(self, study_name: str, trial_id: int, run_id: str) -> str:
+        """Another run of the trial opened meanwhile (``run_id`` is then deleted), else ``run_id``."""
+        runs = self.client.search_runs(
+            [self.experiment_id(study_name)],
+            filter_string=f"tags.`autotweak.optuna_trial_id` = '{trial_id}'",
+            max_results=10,
+        )
+        other: str | None = next((r.info.run_id for r in runs if r.info.run_id != run_id), None)
+        if other is None:
+            return run_id
+        self.client.delete_run(run_id)
+        self._configs.pop(run_id, None)
+        _log.info(
+            "trial run %s opened late was a second record of the trial; deleted, %s is it", run_id, other
+        )
+        return other
+
     def open_trials(self, study_name: str) -> dict[int, str]:
         found = self.client.get_experiment_by_name(study_name)
         if found is None:

@@ -335,6 +335,11 @@ class OffloadingTracker(BaseTracker):
     def find_trial(self, study_name: str, trial_id: int) -> str | None:
         return self.local.find_trial(study_name, trial_id)
 
+    def one_record(self, study_name: str, trial_id: int, run_id: str) -> str:
+        return self.local.one_record(
+            study_name, trial_id, run_id
+        )  # the child's records are in the same store
+
     def open_trials(self, study_name: str) -> dict[int, str]:
         return self.local.open_trials(study_name)
 

@@ -8,14 +8,19 @@ FAILED, KILLED), not RUNNING until the study is next opened or closed.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow import MlflowClient
 
 import autotweak
+from autotweak.engine._reconcile import reconcile
 from autotweak.testing.services import MlflowServer
+from autotweak.tracking import MlflowTracker
 from tests.conftest import base_spec
 from tests.helpers import Gate, mlflow_runs
 
@@ -56,3 +61,50 @@ def test_an_opening_that_lands_after_a_resumes_catch_up_ends_its_record_as_its_t
     assert record.info.status == "FINISHED"
     assert record.data.metrics["final_loss"] == 0.5
     resumed.close()
+
+
+_WORKER = """
+import sys, time
+import optuna
+from autotweak.engine._late import open_record
+from autotweak.tracking import MlflowTracker, TrialStart
+
+url, storage, trial_id = sys.argv[1], sys.argv[2], int(sys.argv[3])
+study = optuna.load_study(study_name="cross", storage=storage)
+start = TrialStart("cross", None, 0, trial_id, {}, {}, 1, None, None, {})
+print(open_record(study, MlflowTracker(url), start, since=time.monotonic(), metric="loss", steps=None))
+"""
+
+
+def test_an_opening_in_another_process_that_lands_after_the_catch_up_leaves_one_record(tmp_path, server):
+    """A joined worker's opening, retrying the dead server, lands after the study's close wrote the record.
+
+    The close's catch-up cannot see a write under way in another process: it opens the
+    trial's record from Optuna's trial. The worker's opening, landing then, was a second
+    run of the trial, RUNNING for ever (nothing closes a record of a trial that has one).
+    """
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="cross", storage=storage)
+    trial = study.ask()
+    study.tell(trial, 0.5)  # its worker's close was dropped: the server was down
+    MlflowTracker(server.url).experiment_id("cross")
+    gate = Gate(server.port)
+    server.kill()
+    gate.open.clear()
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, gate.url, storage, str(trial._trial_id)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert gate.holding.wait(60), "the worker's opening is under way"
+        server.start()
+        assert reconcile(study, MlflowTracker(server.url), "loss", None) == 1  # the close's catch-up
+        gate.open.set()
+        out, _ = worker.communicate(timeout=120)
+    finally:
+        worker.kill()
+    runs = mlflow_runs(MlflowClient(server.url), "cross")
+    assert sorted(runs.children) == [0] and not runs.duplicates
+    assert runs.children[0].info.status == "FINISHED"
+    assert out.strip() == runs.children[0].info.run_id, "the worker writes on to the trial's one record"
