@@ -46,18 +46,20 @@ def open_record(
     since: float,
     metric: str,
     steps: int | None,
+    close: bool = True,
 ) -> str:
     """Open the record of the trial that began at ``since`` (``time.monotonic()``); return its id.
 
     One that lands late is the trial's second record if another process opened one
     meanwhile: deleted, and the other's id returned. One that lands after the trial
-    finished in Optuna is closed from Optuna's trial (see the module's documentation).
+    finished in Optuna is closed from Optuna's trial (see the module's documentation),
+    unless ``close`` is false: the trial's own close comes next.
     """
     opened = tracker.start_trial(start)
     if time.monotonic() - since < LATE_S:
         return opened
     run_id = _one_record(tracker, start, opened)
-    if run_id == opened:
+    if run_id == opened and close:
         _close_if_finished(study, tracker, start, run_id, metric, steps)
     return run_id
 

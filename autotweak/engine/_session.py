@@ -98,7 +98,7 @@ class TrialSession:
         self.seed = seed
         self.provenance = provenance(code_path(ctx.experiment))
         self._run_ids: dict[int, Callable[[], str]] = {}
-        self._starts: dict[int, TrialStart] = {}
+        self._starts: dict[int, tuple[TrialStart, float]] = {}  # with when the trial began (monotonic)
         self._baseline: dict[int, bool] = {}
         self._attrs: dict[int, dict[str, Any]] = {}
         self.notice = notice
@@ -154,7 +154,7 @@ class TrialSession:
         since = time.monotonic()
         run_id = writes(lambda: self._open(start, since))
         self._run_ids[trial.number] = run_id
-        self._starts[trial.number] = start
+        self._starts[trial.number] = (start, since)
         self._baseline[trial.number] = bool(attrs.get(ATTR.BASELINE))
         self._attrs[trial.number] = dict(attrs)
         folder = self._checkpoints / f"trial-{root:04d}"
@@ -341,23 +341,23 @@ class TrialSession:
             checkpoint_run=checkpoint_run,
         )
 
-    def _open(self, start: TrialStart, since: float) -> str:
-        """Open a trial's record; one that lands after its trial ended is closed from Optuna's."""
+    def _open(self, start: TrialStart, since: float, *, close: bool = True) -> str:
+        """Open a trial's record (see :func:`~autotweak.engine._late.open_record`)."""
         metric = self.experiment.metric
         return open_record(
-            self.study, self.tracker, start, since=since, metric=metric.name, steps=metric.steps
+            self.study, self.tracker, start, since=since, metric=metric.name, steps=metric.steps, close=close
         )
 
     def _opened(self, number: int) -> str:
         """The run id of trial ``number``'s record; if opening it failed, one more try now."""
-        start = self._starts.pop(number)
+        start, since = self._starts.pop(number)
         try:
             return self._run_ids.pop(number)()
         except WriteDropped as exc:  # not tried: the tracker did not answer then, as was said
             _log.info("trial %d: its record was not opened (%s); opening it now", number, exc)
         except Exception:
             _log.warning("trial %d: its record could not be opened; trying again", number, exc_info=True)
-        return self.tracker.start_trial(start)
+        return self._open(start, since, close=False)  # closed next; a catch-up elsewhere may have opened it
 
     def _pruner_attrs(self, trial: optuna.Trial) -> dict[str, str]:
         """What the pruner recorded on ``trial`` when it stopped it (``autotweak.pruner.*``), as tags."""

@@ -10,12 +10,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import optuna
 import pytest
 
 import autotweak
+import autotweak.engine._late
 import autotweak.engine._writer
+from autotweak._locations import resolve_storage_url
+from autotweak.engine._reconcile import reconcile
 from autotweak.engine._trial import Trial
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import TrackingError
@@ -123,22 +127,31 @@ def test_a_failed_call_raises_to_whoever_waits_and_does_not_block_the_writer():
             run_id()
 
 
-def test_a_record_that_could_not_be_opened_is_opened_when_the_trial_ends(
-    home, make_experiment, mlflow_client, caplog: pytest.LogCaptureFixture
-):
-    """The worker opens records on its writer; a failed opening costs the trial nothing."""
-    exp = make_experiment(name="reopen", budget={"trials": 3})
+def _first_opening_fails(
+    calls: list[int], then: Callable[[MlflowTracker], None] | None = None
+) -> Callable[[MlflowTracker, TrialStart], str]:
+    """``MlflowTracker.start_trial`` failing once, as a server restarting; ``then`` runs at the next call."""
     original = MlflowTracker.start_trial
-    calls: list[int] = []
 
     def flaky(self: MlflowTracker, start: TrialStart) -> str:
         calls.append(start.number)
         if len(calls) == 1:
             raise ConnectionError("tracking server restarting")
+        if len(calls) == 2 and then is not None:
+            then(self)
         return original(self, start)
 
+    return flaky
+
+
+def test_a_record_that_could_not_be_opened_is_opened_when_the_trial_ends(
+    home, make_experiment, mlflow_client, caplog: pytest.LogCaptureFixture
+):
+    """The worker opens records on its writer; a failed opening costs the trial nothing."""
+    exp = make_experiment(name="reopen", budget={"trials": 3})
+    calls: list[int] = []
     with pytest.MonkeyPatch.context() as mp, caplog.at_level(logging.WARNING, logger="autotweak"):
-        mp.setattr(MlflowTracker, "start_trial", flaky)
+        mp.setattr(MlflowTracker, "start_trial", _first_opening_fails(calls))
         result = autotweak.optimize(exp)
     assert result.summary.counts["complete"] == 3
     assert calls == [0, 0, 1, 2]  # trial 0 opened again when it ended
@@ -148,6 +161,34 @@ def test_a_record_that_could_not_be_opened_is_opened_when_the_trial_ends(
     assert first.info.status == "FINISHED" and first.data.tags["autotweak.state"] == "complete"
     assert len(mlflow_client.get_metric_history(first.info.run_id, "loss")) == 5
     assert any("trial 0: its record could not be opened" in r.getMessage() for r in caplog.records)
+
+
+def test_a_record_opened_again_as_its_trial_ends_after_a_catch_up_elsewhere_opened_it_is_not_a_second(
+    home, make_experiment, mlflow_client, monkeypatch: pytest.MonkeyPatch
+):
+    """Trial 0's opening failed; the study's close in another process wrote its record before its end.
+
+    The catch-up runs here, just before the opening again, as another process's would: no
+    opening of the trial is under way then. The trial kept two records, one RUNNING.
+    """
+    exp = make_experiment(name="reopen-late", budget={"trials": 1})
+    calls: list[int] = []
+
+    def catch_up_elsewhere(tracker: MlflowTracker) -> None:  # before the opening again, as the trial ends
+        study = optuna.load_study(study_name="reopen-late", storage=resolve_storage_url(None))
+        assert reconcile(study, MlflowTracker(tracker.tracking_uri), "loss", 5) == 1
+
+    monkeypatch.setattr(MlflowTracker, "start_trial", _first_opening_fails(calls, then=catch_up_elsewhere))
+    monkeypatch.setattr(autotweak.engine._late, "LATE_S", 0.0)  # the catch-up came a grace period later
+    autotweak.optimize(exp)
+    assert calls == [0, 0, 0]
+    runs = mlflow_runs(mlflow_client, "reopen-late")
+    assert sorted(runs.children) == [0] and not runs.duplicates
+    record = runs.children[0]
+    assert (
+        record.info.status == "FINISHED"
+        and len(mlflow_client.get_metric_history(record.info.run_id, "loss")) == 5
+    )
 
 
 def test_a_curve_flush_that_fails_keeps_its_points_for_the_next_one(tmp_path, caplog):
