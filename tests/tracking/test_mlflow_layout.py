@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,7 @@ def test_records_left_open_by_a_crash_are_closed_from_optuna(home, make_experime
     for step in (1, 2, 3):
         trial.report(0.5 / step, step)
     crashed.optuna_study.tell(trial.optuna_trial, 0.1)  # Optuna knows; then the process "dies"
+    atexit.unregister(crashed._at_exit)  # nothing closes it, not even Python's exit
     run_id = mlflow_runs(mlflow_client, "crash").children[0].info.run_id
     assert mlflow_client.get_run(run_id).info.status == "RUNNING"
     autotweak.Study(exp, resume=True).close()  # the next session on the study repairs the record
@@ -239,6 +241,7 @@ def test_a_long_config_left_open_by_a_crash_is_closed_with_its_params(
     assert trial is not None
     trial.report(0.5, 1)
     crashed.optuna_study.tell(trial.optuna_trial, 0.1)  # Optuna knows; then the process "dies"
+    atexit.unregister(crashed._at_exit)  # nothing closes it, not even Python's exit
     run_id = mlflow_runs(mlflow_client, "longcfg").children[0].info.run_id
     autotweak.Study(exp, resume=True).close()  # the next session on the study repairs the record
     run = mlflow_client.get_run(run_id)
