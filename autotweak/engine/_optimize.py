@@ -199,8 +199,11 @@ def _run_study(
     registered = None
     recorded = prepared.unrecorded is None  # else registering would wait minutes on the same server
     if experiment.register_model and prepared.context.tracking_uri and not interrupted and recorded:
-        name = experiment.name if experiment.register_model is True else str(experiment.register_model)
-        registered = register_winner(prepared.study, summary, name, prepared.context.tracking_uri)
+        named = experiment.register_model is not True
+        name = str(experiment.register_model) if named else experiment.name
+        registered = register_winner(
+            prepared.study, summary, name, prepared.context.tracking_uri, named=named
+        )
     result = _result_of(
         prepared,
         summary,

@@ -131,15 +131,30 @@ def _model_run(client: MlflowClient, study_name: str, best: optuna.trial.FrozenT
         ) from exc
 
 
-def register_winner(study: optuna.Study, summary: StudySummary, name: str, tracking_uri: str) -> str | None:
+def register_winner(
+    study: optuna.Study, summary: StudySummary, name: str, tracking_uri: str, *, named: bool = False
+) -> str | None:
     """At the end of a study: register the best trial's model unless it has none or is registered.
+
+    ``named``: the spec's ``register_model`` names the model, so a best trial without one is
+    warned of (the default, registering where a model was logged, says nothing then).
 
     Returns:
         ``"name/version"`` of the new version, or ``None`` when nothing was registered
         (no completed trial, no logged model, this trial's model already registered by an
         earlier run of the study, or the registry refused: logged, the study's results stand).
     """
-    if summary.best_number is None or MODEL_ATTR not in study.trials[summary.best_number].user_attrs:
+    if summary.best_number is None:
+        return None
+    if MODEL_ATTR not in study.trials[summary.best_number].user_attrs:
+        if named:
+            _log.warning(
+                "'register_model' names model '%s', but study '%s' registered none: its best trial, %d, "
+                "logged no model; the objective keeps one with trial.log_model(path)",
+                name,
+                study.study_name,
+                summary.best_number,
+            )
         return None
     parent = study.user_attrs.get(ATTR.RUN_ID)
     client = MlflowClient(tracking_uri=tracking_uri)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -193,6 +194,22 @@ def test_registration_by_name_or_not_at_all(home, make_experiment, mlflow_client
     assert not mlflow_client.search_registered_models("name='off'")
     plain = autotweak.optimize(make_experiment(name="plain", budget={"trials": 2}))
     assert plain.registered_model is None, "no model logged, nothing registered"
+
+
+def test_a_named_register_model_whose_best_trial_logged_no_model_is_warned_of(home, make_experiment, caplog):
+    """The spec asks for a model by name: ending with none registered is said, with the fix."""
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        result = autotweak.optimize(
+            make_experiment(name="asked", budget={"trials": 2}, register_model="asked-model")
+        )
+        plain = autotweak.optimize(make_experiment(name="unasked", budget={"trials": 2}))
+    assert result.registered_model is None and plain.registered_model is None
+    [said] = [r.getMessage() for r in caplog.records if "register_model" in r.getMessage()]
+    assert (
+        "'register_model' names model 'asked-model', but study 'asked' registered none: its best trial, "
+        in said
+    )
+    assert "logged no model; the objective keeps one with trial.log_model(path)" in said
 
 
 @pytest.mark.parametrize("bad", ["", "  ", 3, ["m"]])
