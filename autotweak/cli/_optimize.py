@@ -279,9 +279,10 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         if summary.base_value is not None:
             _console.line(f"base config {summary.base_value:.6g}")
     if result.tracking_uri and result.unrecorded is None:  # else said above, and a link would wait minutes
+        server = result.tracking_uri.startswith(("http://", "https://"))  # `autotweak ui` serves files only
         _console.line(
-            f"every trial is in MLflow: run `autotweak ui` and open experiment '{result.study_name}' "
-            f"(parent run {result.study_run_id}, one child run per trial)"
+            f"every trial is in MLflow: {'open' if server else 'run `autotweak ui` and open'} experiment "
+            f"'{result.study_name}' (parent run {result.study_run_id}, one child run per trial)"
         )
         link = _experiment_link(result.tracking_uri, result.study_name)
         if link:

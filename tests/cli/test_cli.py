@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
+from autotweak.testing.services import mlflow_server
 from tests.conftest import base_spec
 
 
@@ -146,6 +148,18 @@ def test_ui_serves_the_mlflow_store_on_loopback(home):
 
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow  # a tracking server's start
+def test_a_study_on_a_tracking_server_says_to_open_the_server_not_to_run_autotweak_ui(home, tmp_path):
+    """`autotweak ui` serves a file store only: on a server it just says to open the server."""
+    cwd = home.parent
+    (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(base={"x": 0.0}, budget={"trials": 1})))
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as url:
+        run = autotweak("optimize", "exp.yaml", "--tracking-uri", url, cwd=cwd)
+    assert run.returncode == 0, run.stderr
+    assert "every trial is in MLflow: open experiment 'study' (parent run " in run.stdout
+    assert f"  {url}/#/experiments/" in run.stdout and "autotweak ui" not in run.stdout
 
 
 def test_worker_joins_a_running_study_and_spends_its_budget(home, make_experiment, mlflow_client):
