@@ -141,7 +141,14 @@ def _parse_store(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
 
 def _parse_tags(data: Mapping[str, Any], where: Where) -> dict[str, Any]:
     tags = as_mapping(data["tags"] or {}, where)
-    return {"tags": {as_name(k, where.child(k)): str(v) for k, v in tags.items()}}
+    return {"tags": {as_name(k, where.child(k)): _tag_value(v, where.child(k)) for k, v in tags.items()}}
+
+
+def _tag_value(value: Any, where: Where) -> str:
+    """An MLflow tag holds one text: a list, a mapping or null would be kept as Python writes it."""
+    if value is None or isinstance(value, list | tuple | dict | set):
+        raise where.fail("must be a text, a number or true/false (an MLflow tag holds one value)", value)
+    return str(value)
 
 
 def _parse_baseline(data: Mapping[str, Any], where: Where) -> dict[str, Any]:

@@ -241,6 +241,11 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     ),
     (base_spec(tags={"team!": "x"}), "'tags.team!' must be a name MLflow can record"),
     (
+        base_spec(tags={"team": ["a", "b"]}),
+        "'tags.team' must be a text, a number or true/false (an MLflow tag holds one value), got ['a', 'b'].",
+    ),
+    (base_spec(tags={"owner": None}), "'tags.owner' must be a text, a number or true/false"),
+    (
         base_spec(tweaks={"x@y": {"type": "float", "low": 0, "high": 1}}, baseline=False),
         "'tweaks.x@y' must be a name MLflow can record",
     ),
