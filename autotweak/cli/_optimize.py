@@ -313,8 +313,14 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         said = f"every trial of study '{name}' failed ({failed} failed, none completed)"
         if lost:  # their machines went away: not failures, so not every trial failed
             said = f"no trial of study '{name}' completed ({failed} failed, {lost} preempted)"
+        # -q printed no trial line: the warning that names the first failure is what is above then
+        reason = (
+            "the warning above names the first failure"
+            if _console.quiet
+            else "the reason is on each trial's line above"
+        )
         _console.error(
-            f"{said}; the reason is on each trial's line above; where an exception was raised, its traceback "
+            f"{said}; {reason}; where an exception was raised, its traceback "
             "is kept in the trial's MLflow run (artifact traceback.txt; `autotweak ui` shows it)"
         )
         raise SystemExit(1)

@@ -46,6 +46,19 @@ def test_a_study_whose_every_trial_failed_says_why_and_exits_1(home):
     assert "traceback.txt" in run.stderr and "Traceback" not in run.stderr
 
 
+def test_a_quiet_study_whose_every_trial_failed_points_to_the_warning_not_to_trial_lines(home):
+    """-q prints no trial line: the first failure is in the warning above the error."""
+    cwd = home.parent
+    (cwd / "obj.py").write_text(FAILING)
+    _spec(cwd, objective="obj.py:train", budget={"trials": 2})
+    run = autotweak("optimize", "exp.yaml", "-q", cwd=cwd)
+    assert run.returncode == 1 and not run.stdout, run.stdout + run.stderr
+    warning, error = run.stderr.splitlines()
+    assert "the first, trial 0, failed with: KeyError: 'optim'" in warning
+    assert "failed (2 failed, none completed); the warning above names the first failure; where" in error
+    assert "trial's line above" not in error
+
+
 # A spot notice stops a trial by raising TrialPreempted from its next report: these raise it at once.
 PREEMPTED = (
     "from autotweak.engine._preemption import TrialPreempted\n\n"
