@@ -149,6 +149,8 @@ def report(
     from autotweak.engine._study import load_study
 
     _console.configure_logging(0)
+    if html_dir is not None:
+        _writable_folder(html_dir)
     url_storage = open_storage(storage, studies[0])
     url = stores["storage"][1]
     if tracking_uri:
@@ -177,6 +179,17 @@ def report(
         started = time.time()
         page = reading(lambda: write_comparison(loaded, Path(html_dir)), "reading the studies")
         _console.line(_wrote(page, started))
+
+
+def _writable_folder(html_dir: str) -> None:
+    """Make the --html folder now: one that cannot be made is said before the report, not as a traceback."""
+    from autotweak._validation import Where
+
+    try:
+        Path(html_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        rule = f"must be a folder that can be made and written ({type(exc).__name__}: {exc.strerror})"
+        raise Where("--html").fail(rule, html_dir) from None
 
 
 def _ablation_trials(study: optuna.Study) -> dict[int, str]:

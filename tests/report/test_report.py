@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -166,3 +168,21 @@ def test_a_failed_base_config_failures_by_kind_and_ties_are_said(home, make_expe
     assert "3 trial(s) failed, for 2 kind(s) of reason" in text
     assert "| 2 | RuntimeError: diverged at x=1.9 | 0, 2 |" in text, "numbers aside, one kind"
     assert "| 1 | ValueError: bad batch | 4 |" in text
+
+
+def test_report_html_into_a_folder_that_cannot_be_made_is_said_before_the_report(home, make_experiment):
+    """Said as a usage error before the report is read; it was a FileNotFoundError traceback after it."""
+    autotweak.optimize(make_experiment(name="nowhere", budget={"trials": 2}))
+    (home.parent / "afile").write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "autotweak", "report", "nowhere", "--html", "afile/out"],
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and not done.stdout, done.stdout
+    assert done.stderr == (
+        "error: --html: must be a folder that can be made and written (NotADirectoryError: Not a directory), "
+        "got 'afile/out'.\n"
+    )
