@@ -75,7 +75,8 @@ def open_records(
     held = study_exists(storage, experiment.name)  # create_study refuses it: never dropped below
     run_id = None
     try:
-        study = create_study(experiment, storage)  # a Ctrl-C may cut it after the study's row is made
+        name = None if executor is None else executor.get("name")
+        study = create_study(experiment, storage, name)  # a Ctrl-C may cut it after the study's row is made
         if executor is not None:
             note_executor(study, executor)
         run_id = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)

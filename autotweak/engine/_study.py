@@ -96,17 +96,26 @@ def components_meta(experiment: Experiment) -> dict[str, dict[str, Any]]:
     }
 
 
+# Executors `autotweak resume --executor` names, whose workers run elsewhere than this machine.
+_CLI_REMOTE_EXECUTORS = ("aws-spot",)
+
+
 def study_exists(storage: BaseStorage, name: str) -> bool:
     """Whether a study called ``name`` is in ``storage``."""
     return any(s.study_name == name for s in storage.get_all_studies())
 
 
-def create_study(experiment: Experiment, storage: BaseStorage) -> optuna.Study:
-    """Create the study, record the spec and components, and enqueue the baseline."""
+def create_study(experiment: Experiment, storage: BaseStorage, executor: str | None = None) -> optuna.Study:
+    """Create the study, record the spec and components, and enqueue the baseline.
+
+    ``executor`` names the executor this session would run on: the hint to resume a study
+    that exists already runs it there (``autotweak resume`` alone runs it on this machine).
+    """
     if study_exists(storage, experiment.name):
+        remote = f" --executor {executor}" if executor in _CLI_REMOTE_EXECUTORS else ""
         raise AutotweakError(
             f"a study named '{experiment.name}' already exists in the storage; continue it with "
-            f"`autotweak resume {experiment.name}` (from Python: optimize(..., resume=True) or "
+            f"`autotweak resume {experiment.name}{remote}` (from Python: optimize(..., resume=True) or "
             f"autotweak.Study(..., resume=True); while it runs elsewhere, add workers to it with "
             f"`autotweak worker {experiment.name}`), or give the experiment another 'name'."
         )

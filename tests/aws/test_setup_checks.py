@@ -175,3 +175,15 @@ def test_a_password_anywhere_in_a_url_is_refused_and_not_shown(
         SpotExecutor(2).check_setup(exp, storage, tracking_uri)
     assert re.search(refused, str(caught.value))
     assert "=x" not in str(caught.value), "the secret itself is not shown"
+
+
+def test_a_second_launch_of_a_spot_study_says_to_resume_it_on_spot_instances(
+    home, aws_stores, make_experiment
+):
+    """`autotweak resume NAME` alone would run the study's trials on this machine."""
+    exp = spot_experiment(make_experiment, aws_stores, "spot-again")
+    optuna.create_study(study_name="spot-again", storage=aws_stores.storage)
+    with pytest.raises(
+        AutotweakError, match=r"already exists.*`autotweak resume spot-again --executor aws-spot`"
+    ):
+        optimize(exp, executor=SpotExecutor(2))
