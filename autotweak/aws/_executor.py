@@ -33,6 +33,7 @@ from autotweak.aws._ec2 import (
     terminate,
 )
 from autotweak.aws._errors import aws_errors
+from autotweak.aws._image import check_image
 from autotweak.aws._userdata import Bootstrap, check_reachable, user_data
 from autotweak.aws._watchdog import Watchdog
 from autotweak.engine._budget import BudgetView
@@ -83,8 +84,9 @@ class SpotExecutor(BaseExecutor):
     def check_setup(self, experiment: Experiment, storage_url: str, tracking_uri: str | None) -> None:
         """Refuse a bad ``execution.aws`` section, stores EC2 workers cannot reach, and an unusable AWS.
 
-        AWS is asked for the spot prices of the instance types: missing credentials, an
-        unreachable endpoint and an unknown instance type are refused before the study exists.
+        AWS is asked for the spot prices of the instance types and for the image: missing
+        credentials, an unreachable endpoint, an unknown instance type and an image the region
+        does not have are refused before the study exists.
         """
         settings = _settings(experiment)
         check_reachable(storage_url, tracking_uri)
@@ -92,6 +94,8 @@ class SpotExecutor(BaseExecutor):
             ec2 = ec2_client(settings.region)
         with aws_errors(f"the aws-spot executor (reading spot prices in region {ec2.meta.region_name})"):
             priced_types(ec2, settings)
+        with aws_errors(f"the aws-spot executor (describing image {settings.image_id})"):
+            check_image(ec2, settings.image_id)
 
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
         self.check_objective(objective)  # checked before the study exists too; run() may be called alone

@@ -90,15 +90,31 @@ def test_optimize_with_an_unreachable_endpoint_is_refused_before_the_study_exist
     assert_nothing_created(aws_stores, "spot-noendpoint")
 
 
-def test_a_typo_in_an_instance_type_names_it_and_suggests_known_types(home, aws_stores, make_experiment):
-    exp = spot_experiment(make_experiment, aws_stores, "spot-typo", instance_types=["g4dn.xlarg"])
-    refused = (
-        r"^'execution\.aws\.instance_types' holds an unknown instance type 'g4dn\.xlarg' "
-        r"\(no spot price in region us-east-1\); did you mean 'g4dn\.xlarge'"
-    )
+@pytest.mark.parametrize(
+    ("name", "aws", "refused"),
+    [
+        (
+            "spot-typo",
+            {"instance_types": ["g4dn.xlarg"]},
+            r"^'execution\.aws\.instance_types' holds an unknown instance type 'g4dn\.xlarg' "
+            r"\(no spot price in region us-east-1\); did you mean 'g4dn\.xlarge'",
+        ),
+        (  # EC2 refused each launch after the study was made; the launcher gave up three polls later
+            "spot-ami",
+            {"image_id": "ami-0123456789abcdef0"},
+            r"^'execution\.aws\.image_id' must be an AMI of region us-east-1 that this account can launch "
+            r".*got 'ami-0123456789abcdef0' \(InvalidAMIID\.NotFound\)\.$",
+        ),
+    ],
+    ids=["instance type typo", "image of no region"],
+)
+def test_what_ec2_does_not_have_is_named_before_the_study_exists(
+    home, aws_stores, make_experiment, name, aws, refused
+):
+    exp = spot_experiment(make_experiment, aws_stores, name, **aws)
     with pytest.raises(AwsError, match=refused):
         optimize(exp, executor=SpotExecutor(2))
-    assert_nothing_created(aws_stores, "spot-typo")
+    assert_nothing_created(aws_stores, name)
 
 
 def test_a_region_aws_does_not_have_is_one_line_naming_it(home, aws_stores, make_experiment):
