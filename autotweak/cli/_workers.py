@@ -35,6 +35,7 @@ def workers_list(study: str | None, region: str | None, show_all: bool, storage:
     found = workers_of(region, study, show_all=show_all)
     if not found:
         _console.line("no worker instances" + (f" for study '{study}'" if study else "") + f" in {searched}")
+        _warn_unknown(study, storage)
         return
     _console.line(f"worker instances in {searched}:")
     for i in found:
@@ -54,6 +55,23 @@ def workers_stop(study: str, region: str | None, storage: str | None) -> None:
     region, searched = _region(study, region, storage)
     stopped = stop_workers(region, study)
     _console.line(f"terminated {len(stopped)} instance(s) of study '{study}' in {searched}")
+    if not stopped:
+        _warn_unknown(study, storage)
+
+
+def _warn_unknown(study: str | None, storage: str | None) -> None:
+    """Warn when a storage answers without ``study``: a misspelled name finds no instance either."""
+    from autotweak.engine._study import load_study
+    from autotweak.exceptions import StudyNotFoundError
+
+    if study is None or storage is None:  # no storage given (a spot study's is never the default one)
+        return
+    try:
+        load_study(study, open_storage(storage, study))
+    except StudyNotFoundError as exc:
+        _console.warn(str(exc))
+    except Exception as exc:  # a storage that does not answer: the instances were looked for all the same
+        _log.debug("could not look for study '%s' in the storage: %s", study, exc)
 
 
 def _region(study: str | None, option: str | None, storage: str | None) -> tuple[str | None, str]:

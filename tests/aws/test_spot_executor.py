@@ -254,3 +254,17 @@ def test_a_refused_aws_spot_run_creates_no_study_and_no_record(home, make_experi
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
     assert client.get_experiment_by_name("awsx") is None
     assert optimize(exp, executor=InlineExecutor()).summary.counts["complete"] == 1, "the name is free"
+
+
+def test_workers_stop_of_a_misspelled_study_says_it_is_not_in_the_storage(home, aws_stores, monkeypatch):
+    """'terminated 0 instance(s)' alone left the real study's instances running, unsaid."""
+    optuna.create_study(study_name="spelled", storage=aws_stores.storage)
+    monkeypatch.setenv("AUTOTWEAK_STORAGE", aws_stores.storage)
+    try:
+        for args in (["workers", "stop", "speled"], ["workers", "list", "speled"]):
+            out = start_cli(args, home.parent).communicate(timeout=60)[0]
+            assert "warning: no study named 'speled' (did you mean 'spelled'?) in the storage" in out, out
+        known = start_cli(["workers", "list", "spelled"], home.parent).communicate(timeout=60)[0]
+        assert "no worker instances for study 'spelled'" in known and "warning" not in known, known
+    finally:
+        optuna.delete_study(study_name="spelled", storage=aws_stores.storage)
