@@ -276,7 +276,13 @@ class _Launcher:
         )
         ids = launch(self.ec2, self.settings, count, user_data(boot), self.tags, prices)
         self.launches += len(ids)
-        _log.info("launched %d spot instance(s): %s", len(ids), ", ".join(ids))
+        _log.info(
+            "launched %d spot instance(s): %s; their workers join the study once the instances have booted "
+            "and installed the project (minutes; `autotweak workers list %s` shows them)",
+            len(ids),
+            ", ".join(ids),
+            self.study_name,
+        )
 
     def _wall_time(self, count: int, price: float, now: float) -> float | None:
         """How long a new worker may take trials: its share of the dollars left, and the study's wall time."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["Console"]
 
 _OURS = "_autotweak_cli"  # marks the log handler the CLI installed
+_SAID_LOGGERS: list[str] = []  # loggers configure_logging set to INFO, unset by the next call
 
 
 _OPTUNA_RDB = "optuna.storages._rdb.storage"
@@ -94,13 +95,24 @@ class Console:
 
         self.err.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True, highlight=False)
 
-    def configure_logging(self, verbose: int) -> None:
-        """Route the ``autotweak`` logger here; quiet Optuna's and MLflow's chatter."""
+    def configure_logging(self, verbose: int, *, said: tuple[str, ...] = ()) -> None:
+        """Route the ``autotweak`` logger here; quiet Optuna's and MLflow's chatter.
+
+        ``said`` names loggers whose INFO lines are shown without ``-v`` (unless quiet): what
+        a command waits on, such as the spot launcher's launches and terminations.
+        """
         import optuna
 
         level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
         logger = logging.getLogger("autotweak")
         logger.setLevel(level)
+        for name in _SAID_LOGGERS:  # main() may run many times: an earlier command's are unset
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        _SAID_LOGGERS.clear()
+        if not verbose and not self.quiet:
+            _SAID_LOGGERS.extend(said)
+            for name in said:
+                logging.getLogger(name).setLevel(logging.INFO)
         for old in [h for h in logger.handlers if getattr(h, _OURS, False)]:
             logger.removeHandler(old)  # one handler, on today's stderr: main() may run many times
         handler = logging.StreamHandler()

@@ -42,6 +42,11 @@ _EXECUTORS: dict[str, Callable[[int], BaseExecutor | None]] = {
 }
 
 
+# Loggers of an executor whose INFO lines are shown without -v: the spot launcher's prices,
+# launches and terminations (instances take minutes to boot, and cost money while they run).
+_SAID = {"aws-spot": ("autotweak.aws._executor", "autotweak.aws._ec2")}
+
+
 def _run_options(func: F) -> F:
     for option in reversed(
         [
@@ -246,7 +251,8 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     from autotweak.engine import optimize as run_study
 
     _console.quiet = bool(options.get("quiet"))
-    _console.configure_logging(int(options.get("verbose") or 0))
+    executor_name = options.get("executor") or "processes"
+    _console.configure_logging(int(options.get("verbose") or 0), said=_SAID.get(executor_name, ()))
     verb = "resuming" if resume else "starting"
     opened = (
         f"{verb} study '{experiment.name}': sampler {sampler_shown(experiment)}, pruner "
@@ -254,7 +260,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     )
     stores["storage"] = _store_origin(experiment, "storage", options.get("storage"))
     stores["tracking"] = _store_origin(experiment, "tracking_uri", options.get("tracking_uri"))
-    executor = _EXECUTORS[options.get("executor") or "processes"](experiment.execution.workers)
+    executor = _EXECUTORS[executor_name](experiment.execution.workers)
     try:
         with _console.study_view(experiment) as view:
             on_progress = _announced(opened, view)  # said once the study is open, not before a setup error
