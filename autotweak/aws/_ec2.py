@@ -33,6 +33,7 @@ __all__ = [
     "region_name",
     "spot_prices",
     "stop_workers",
+    "unknown_region",
     "workers_of",
 ]
 
@@ -85,6 +86,19 @@ def ec2_client(region: str | None) -> Any:
             "no AWS region is set: pass --region (or 'execution.aws.region' in the spec), "
             "or set AWS_REGION or AWS_DEFAULT_REGION."
         ) from None
+
+
+def unknown_region(region: str) -> str:
+    """Words for a region name botocore does not know, with the nearest known one; else nothing.
+
+    Said only with an error: a region newer than the installed botocore still works.
+    """
+    session = require("boto3", extra="aws", feature="the aws-spot executor").session.Session()
+    known = {r for p in session.get_available_partitions() for r in session.get_available_regions("ec2", p)}
+    if region in known:
+        return ""
+    close = " or ".join(repr(c) for c in difflib.get_close_matches(region, sorted(known), n=2))
+    return ", a region botocore does not know" + (f": did you mean {close}?" if close else "")
 
 
 def spot_prices(ec2: Any, instance_types: Iterable[str]) -> dict[str, float]:

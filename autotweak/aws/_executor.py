@@ -31,6 +31,7 @@ from autotweak.aws._ec2 import (
     launch,
     priced_types,
     terminate,
+    unknown_region,
 )
 from autotweak.aws._errors import aws_errors
 from autotweak.aws._image import check_image
@@ -92,7 +93,10 @@ class SpotExecutor(BaseExecutor):
         check_reachable(storage_url, tracking_uri)
         with aws_errors("the aws-spot executor (reading spot prices)"):
             ec2 = ec2_client(settings.region)
-        with aws_errors(f"the aws-spot executor (reading spot prices in region {ec2.meta.region_name})"):
+        region = ec2.meta.region_name
+        with aws_errors(
+            f"the aws-spot executor (reading spot prices in region {region}{unknown_region(region)})"
+        ):
             priced_types(ec2, settings)
         with aws_errors(f"the aws-spot executor (describing image {settings.image_id})"):
             check_image(ec2, settings.image_id)

@@ -119,8 +119,12 @@ def test_what_ec2_does_not_have_is_named_before_the_study_exists(
 
 def test_a_region_aws_does_not_have_is_one_line_naming_it(home, aws_stores, make_experiment):
     """moto answers a region it does not serve with no XML: ResponseParserError, no BotoCoreError."""
-    exp = spot_experiment(make_experiment, aws_stores, "spot-region", region="us-east-9")
-    with pytest.raises(AwsError, match=r"in region us-east-9\).*'execution\.aws\.region'") as caught:
+    exp = spot_experiment(make_experiment, aws_stores, "spot-region", region="us-est-1")
+    said = (
+        r"in region us-est-1, a region botocore does not know: did you mean .*'us-east-1'"
+        r".*'execution\.aws\.region'"
+    )
+    with pytest.raises(AwsError, match=said) as caught:
         optimize(exp, executor=SpotExecutor(2))
     assert len(str(caught.value).splitlines()) == 1
     assert_nothing_created(aws_stores, "spot-region")
