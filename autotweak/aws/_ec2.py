@@ -28,6 +28,7 @@ __all__ = [
     "STUDY_TAG",
     "ec2_client",
     "find_instances",
+    "iam_client",
     "launch",
     "priced_types",
     "region_name",
@@ -86,6 +87,11 @@ def ec2_client(region: str | None) -> Any:
             "no AWS region is set: pass --region (or 'execution.aws.region' in the spec), "
             "or set AWS_REGION or AWS_DEFAULT_REGION."
         ) from None
+
+
+def iam_client() -> Any:
+    """An IAM client from boto3's default credential chain (IAM is global: no region)."""
+    return require("boto3", extra="aws", feature="the aws-spot executor").client("iam")
 
 
 def unknown_region(region: str) -> str:

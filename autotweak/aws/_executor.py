@@ -28,13 +28,14 @@ from autotweak.aws._ec2 import (
     Instance,
     ec2_client,
     find_instances,
+    iam_client,
     launch,
     priced_types,
     terminate,
     unknown_region,
 )
 from autotweak.aws._errors import aws_errors
-from autotweak.aws._image import check_image
+from autotweak.aws._launch_checks import check_image, check_profile
 from autotweak.aws._userdata import Bootstrap, check_reachable, user_data
 from autotweak.aws._watchdog import Watchdog
 from autotweak.engine._budget import BudgetView
@@ -85,9 +86,10 @@ class SpotExecutor(BaseExecutor):
     def check_setup(self, experiment: Experiment, storage_url: str, tracking_uri: str | None) -> None:
         """Refuse a bad ``execution.aws`` section, stores EC2 workers cannot reach, and an unusable AWS.
 
-        AWS is asked for the spot prices of the instance types and for the image: missing
-        credentials, an unreachable endpoint, an unknown instance type and an image the region
-        does not have are refused before the study exists.
+        AWS is asked for the spot prices of the instance types, the image and the instance
+        profile: missing credentials, an unreachable endpoint, an unknown instance type, an
+        image the region does not have and an instance profile the account does not have are
+        refused before the study exists.
         """
         settings = _settings(experiment)
         check_reachable(storage_url, tracking_uri)
@@ -100,6 +102,11 @@ class SpotExecutor(BaseExecutor):
             priced_types(ec2, settings)
         with aws_errors(f"the aws-spot executor (describing image {settings.image_id})"):
             check_image(ec2, settings.image_id)
+        if settings.iam_instance_profile:
+            with aws_errors(
+                f"the aws-spot executor (reading instance profile {settings.iam_instance_profile})"
+            ):
+                check_profile(iam_client(), settings.iam_instance_profile)
 
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
         self.check_objective(objective)  # checked before the study exists too; run() may be called alone

@@ -105,8 +105,14 @@ def test_optimize_with_an_unreachable_endpoint_is_refused_before_the_study_exist
             r"^'execution\.aws\.image_id' must be an AMI of region us-east-1 that this account can launch "
             r".*got 'ami-0123456789abcdef0' \(InvalidAMIID\.NotFound\)\.$",
         ),
+        (  # as the image: EC2 refused each launch once the study existed
+            "spot-profile",
+            {"iam_instance_profile": "autotweak-wroker"},
+            r"^'execution\.aws\.iam_instance_profile' must be the name of an instance profile "
+            r"of this account .*got 'autotweak-wroker' \(NoSuchEntity\)\.$",
+        ),
     ],
-    ids=["instance type typo", "image of no region"],
+    ids=["instance type typo", "image of no region", "instance profile typo"],
 )
 def test_what_ec2_does_not_have_is_named_before_the_study_exists(
     home, aws_stores, make_experiment, name, aws, refused
