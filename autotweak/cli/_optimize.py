@@ -11,6 +11,7 @@ import click
 
 from autotweak._locations import (
     is_redacted,
+    redact,
     storage_url_of,
     tracking_uri_of,
 )
@@ -177,6 +178,11 @@ def worker(
         raise SystemExit(130)
 
 
+def _on_server(tracking_uri: str) -> bool:
+    """Whether ``tracking_uri`` is a tracking server, whose own UI shows its runs."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
 def _experiment_link(tracking_uri: str, study: str, ui: str = "http://127.0.0.1:5000") -> str | None:
     """The study's runs in the MLflow UI, in its model-training view (MLflow 3 opens on GenAI)."""
     from mlflow import MlflowClient
@@ -285,7 +291,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         if summary.base_value is not None:
             _console.line(f"base config {summary.base_value:.6g}")
     if result.tracking_uri and result.unrecorded is None:  # else said above, and a link would wait minutes
-        server = result.tracking_uri.startswith(("http://", "https://"))  # `autotweak ui` serves files only
+        server = _on_server(result.tracking_uri)  # `autotweak ui` serves files only
         _console.line(
             f"every trial is in MLflow: {'open' if server else 'run `autotweak ui` and open'} experiment "
             f"'{result.study_name}' (parent run {result.study_run_id}, one child run per trial)"
@@ -311,7 +317,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     if result.workers_replaced:
         _console.line(
             f"warning: {result.workers_replaced} worker process(es) died in a trial and were replaced; "
-            "those trials are failed, with the reason on their lines above"
+            "their trials are failed, each with why (the signal; whether the kernel was out of memory)"
         )
     states = summary.counts
     if states.get("failed") and not states.get("complete") and not states.get("pruned"):
@@ -325,9 +331,11 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
             if _console.quiet
             else "the reason is on each trial's line above"
         )
+        uri = result.tracking_uri or ""
+        shows = f"the MLflow UI at {redact(uri)}" if _on_server(uri) else "`autotweak ui`"
         _console.error(
             f"{said}; {reason}; where an exception was raised, its traceback "
-            "is kept in the trial's MLflow run (artifact traceback.txt; `autotweak ui` shows it)"
+            f"is kept in the trial's MLflow run (artifact traceback.txt; {shows} shows it)"
         )
         raise SystemExit(1)
     if states.get("preempted") and not states.get("complete") and not states.get("pruned"):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from autotweak.testing.services import mlflow_server
-from tests.conftest import base_spec
+from tests.conftest import base_spec, objective
 
 
 def autotweak(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -155,11 +155,17 @@ def test_a_study_on_a_tracking_server_says_to_open_the_server_not_to_run_autotwe
     """`autotweak ui` serves a file store only: on a server it just says to open the server."""
     cwd = home.parent
     (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(base={"x": 0.0}, budget={"trials": 1})))
+    failing = base_spec(name="broken", objective=objective("flaky"), base={"x": 3.0}, budget={"trials": 1})
+    failing["tweaks"] = {"x": {"type": "float", "low": 2.5, "high": 4.0}}  # x > 2: the objective raises
+    (cwd / "broken.yaml").write_text(yaml.safe_dump(failing))
     with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as url:
         run = autotweak("optimize", "exp.yaml", "--tracking-uri", url, cwd=cwd)
+        broken = autotweak("optimize", "broken.yaml", "--tracking-uri", url, cwd=cwd)
     assert run.returncode == 0, run.stderr
     assert "every trial is in MLflow: open experiment 'study' (parent run " in run.stdout
     assert f"  {url}/#/experiments/" in run.stdout and "autotweak ui" not in run.stdout
+    assert broken.returncode == 1, broken.stderr
+    assert f"traceback.txt; the MLflow UI at {url} shows it" in broken.stderr, broken.stderr
 
 
 def test_worker_joins_a_running_study_and_spends_its_budget(home, make_experiment, mlflow_client):
