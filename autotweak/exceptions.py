@@ -13,6 +13,7 @@ __all__ = [
     "SpecError",
     "SpaceError",
     "ObjectiveImportError",
+    "StudyExistsError",
     "StudyMismatchError",
     "StudyNotFoundError",
     "StudyInterrupted",
@@ -83,6 +84,10 @@ class StudyMismatchError(AutotweakError):
 
 class StudyNotFoundError(AutotweakError, LookupError):
     """No study of that name exists in the storage."""
+
+
+class StudyExistsError(AutotweakError):
+    """A study of that name exists already in the storage: a new one cannot be made with it."""
 
 
 class MissingDependencyError(AutotweakError, ImportError):

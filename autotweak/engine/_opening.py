@@ -28,7 +28,7 @@ from autotweak.engine._study import (
     study_exists,
 )
 from autotweak.engine._worker import make_stale_handler
-from autotweak.exceptions import AutotweakError, TrackingError
+from autotweak.exceptions import AutotweakError, StudyExistsError, TrackingError
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, StudyInfo
 
@@ -72,7 +72,6 @@ def open_records(
         run_id = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
         caught_up = _record_caught_up(study, experiment, run_id, (storage_url, tracking_uri), tracker)
         return study, storage, run_id, caught_up
-    held = study_exists(storage, experiment.name)  # create_study refuses it: never dropped below
     run_id = None
     try:
         name = None if executor is None else executor.get("name")
@@ -81,9 +80,10 @@ def open_records(
             note_executor(study, executor)
         run_id = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
         caught_up = _record_caught_up(study, experiment, run_id, (storage_url, tracking_uri), tracker)
+    except StudyExistsError:  # another's (made before, or since its check): never dropped
+        raise
     except BaseException:
-        if not held:
-            drop_new_study(experiment.name, storage, tracker, run_id)
+        drop_new_study(experiment.name, storage, tracker, run_id)
         raise
     return study, storage, run_id, caught_up
 

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak._config import base_values
 from autotweak._locations import WHERE_STORAGE
 from autotweak._quiet import quiet_optuna
-from autotweak.exceptions import AutotweakError, StudyMismatchError, StudyNotFoundError
+from autotweak.exceptions import StudyExistsError, StudyMismatchError, StudyNotFoundError
 from autotweak.spec import Experiment
 from autotweak.spec._components import build_pruner, build_sampler, component_meta
 
@@ -112,17 +112,14 @@ def create_study(experiment: Experiment, storage: BaseStorage, executor: str | N
     that exists already runs it there (``autotweak resume`` alone runs it on this machine).
     """
     if study_exists(storage, experiment.name):
-        remote = f" --executor {executor}" if executor in _CLI_REMOTE_EXECUTORS else ""
-        raise AutotweakError(
-            f"a study named '{experiment.name}' already exists in the storage; continue it with "
-            f"`autotweak resume {experiment.name}{remote}` (from Python: optimize(..., resume=True) or "
-            f"autotweak.Study(..., resume=True); while it runs elsewhere, add workers to it with "
-            f"`autotweak worker {experiment.name}`), or give the experiment another 'name'."
-        )
-    with quiet_optuna():  # no "A new study created in RDB" line from a library
-        study = optuna.create_study(
-            storage=storage, study_name=experiment.name, direction=experiment.metric.direction
-        )
+        raise _exists(experiment.name, executor)
+    try:
+        with quiet_optuna():  # no "A new study created in RDB" line from a library
+            study = optuna.create_study(
+                storage=storage, study_name=experiment.name, direction=experiment.metric.direction
+            )
+    except optuna.exceptions.DuplicatedStudyError:  # made by another process since the check above
+        raise _exists(experiment.name, executor) from None
     study.set_user_attr(ATTR.UID, uuid.uuid4().hex[:12])
     study.set_user_attr(ATTR.SPEC, experiment.to_dict())
     study.set_user_attr(ATTR.META, components_meta(experiment))
@@ -139,6 +136,16 @@ def create_study(experiment: Experiment, storage: BaseStorage, executor: str | N
             "them" if len(missing) > 1 else "it",
         )
     return study
+
+
+def _exists(name: str, executor: str | None) -> StudyExistsError:
+    remote = f" --executor {executor}" if executor in _CLI_REMOTE_EXECUTORS else ""
+    return StudyExistsError(
+        f"a study named '{name}' already exists in the storage; continue it with "
+        f"`autotweak resume {name}{remote}` (from Python: optimize(..., resume=True) or "
+        f"autotweak.Study(..., resume=True); while it runs elsewhere, add workers to it with "
+        f"`autotweak worker {name}`), or give the experiment another 'name'."
+    )
 
 
 def load_study(name: str, storage: BaseStorage) -> optuna.Study:

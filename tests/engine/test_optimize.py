@@ -12,11 +12,13 @@ from click.testing import CliRunner
 from optuna.trial import TrialState
 
 import autotweak
+import autotweak.engine._opening
+import autotweak.engine._study
 from autotweak.engine import PRUNERS, SAMPLERS
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import trial_compute
 from autotweak.engine._worker import _call_style
-from autotweak.exceptions import AutotweakError, SpecError, StudyMismatchError
+from autotweak.exceptions import SpecError, StudyExistsError, StudyMismatchError
 from autotweak.report import build_report
 from tests.conftest import base_spec, objective
 from tests.helpers import load, mlflow_runs
@@ -168,8 +170,23 @@ def test_resume_on_other_workers_runs_and_says_the_executor_changed(
 def test_starting_an_existing_study_is_refused_with_the_way_out(home, make_experiment):
     exp = make_experiment(budget={"trials": 1})
     autotweak.optimize(exp)
-    with pytest.raises(AutotweakError, match=r"already exists.*autotweak resume study"):
+    with pytest.raises(StudyExistsError, match=r"already exists.*autotweak resume study"):
         autotweak.optimize(exp)
+
+
+def test_a_study_made_by_another_process_after_the_check_is_refused_and_kept(
+    home, make_experiment, mlflow_client, monkeypatch
+):
+    """Two launches of one name at once: the second's create fails in Optuna; it must not drop the first's."""
+    exp = make_experiment(budget={"trials": 2})
+    autotweak.optimize(exp)  # the other process's study, made between this one's check and its create
+    with monkeypatch.context() as raced, pytest.raises(StudyExistsError, match="already exists"):
+        raced.setattr(autotweak.engine._study, "study_exists", lambda storage, name: False)
+        raced.setattr(autotweak.engine._opening, "study_exists", lambda storage, name: False, raising=False)
+        autotweak.optimize(exp)
+    assert len(load(exp).trials) == 2, "the other process's study and its trials are kept"
+    [parent] = mlflow_runs(mlflow_client, "study").parents
+    assert parent.info.status == "FINISHED"
 
 
 def test_resume_with_other_components_says_what_differs(home, make_experiment):
