@@ -35,7 +35,7 @@ from autotweak.aws._ec2 import (
     unknown_region,
 )
 from autotweak.aws._errors import aws_errors
-from autotweak.aws._launch_checks import check_image, check_profile
+from autotweak.aws._launch_checks import check_image, check_network, check_profile
 from autotweak.aws._userdata import Bootstrap, check_reachable, user_data
 from autotweak.aws._watchdog import Watchdog
 from autotweak.engine._budget import BudgetView
@@ -86,10 +86,11 @@ class SpotExecutor(BaseExecutor):
     def check_setup(self, experiment: Experiment, storage_url: str, tracking_uri: str | None) -> None:
         """Refuse a bad ``execution.aws`` section, stores EC2 workers cannot reach, and an unusable AWS.
 
-        AWS is asked for the spot prices of the instance types, the image and the instance
-        profile: missing credentials, an unreachable endpoint, an unknown instance type, an
-        image the region does not have and an instance profile the account does not have are
-        refused before the study exists.
+        AWS is asked for the spot prices of the instance types, the image, the instance
+        profile, the subnet, the security groups and the key pair: missing credentials, an
+        unreachable endpoint, an unknown instance type, and an image, instance profile, subnet,
+        security group or key pair that AWS does not have (or a group of another VPC than the
+        instances') are refused before the study exists.
         """
         settings = _settings(experiment)
         check_reachable(storage_url, tracking_uri)
@@ -107,6 +108,9 @@ class SpotExecutor(BaseExecutor):
                 f"the aws-spot executor (reading instance profile {settings.iam_instance_profile})"
             ):
                 check_profile(iam_client(), settings.iam_instance_profile)
+        if settings.subnet_id or settings.security_group_ids or settings.key_name:
+            with aws_errors("the aws-spot executor (describing the subnet, security groups and key pair)"):
+                check_network(ec2, settings)
 
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
         self.check_objective(objective)  # checked before the study exists too; run() may be called alone

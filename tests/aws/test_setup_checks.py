@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import boto3
 import optuna
@@ -213,3 +215,123 @@ def test_a_second_launch_of_a_spot_study_says_to_resume_it_on_spot_instances(
         AutotweakError, match=r"already exists.*`autotweak resume spot-again --executor aws-spot`"
     ):
         optimize(exp, executor=SpotExecutor(2))
+
+
+@dataclass
+class Network:
+    """A VPC of moto's with a subnet, a security group and (in the region) a key pair."""
+
+    subnet: str
+    group: str
+    default_group: str  # the default VPC's
+    key: str = "autotweak-debug"
+
+
+@pytest.fixture
+def network(aws_stores) -> Iterator[Network]:
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="autotweak-workers", Description="t", VpcId=vpc)["GroupId"]
+    default = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "group-name", "Values": ["default"]},
+            {"Name": "vpc-id", "Values": [default_vpc(ec2)]},
+        ]
+    )["SecurityGroups"][0]["GroupId"]
+    net = Network(subnet, group, default)
+    ec2.create_key_pair(KeyName=net.key)
+    yield net
+    ec2.delete_key_pair(KeyName=net.key)
+    ec2.delete_security_group(GroupId=group)
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)
+
+
+def default_vpc(ec2) -> str:
+    return ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+
+
+def typo(resource_id: str) -> str:
+    """The id with its last character changed: one keystroke off."""
+    return resource_id[:-1] + ("0" if resource_id[-1] != "0" else "1")
+
+
+@pytest.mark.parametrize(
+    ("aws", "refused"),
+    [
+        (
+            lambda n: {"subnet_id": typo(n.subnet)},
+            lambda n: (
+                rf"^'execution\.aws\.subnet_id' must be a subnet of region us-east-1 .*"
+                rf"got '{typo(n.subnet)}' \(InvalidSubnetID\.NotFound\); did you mean '{n.subnet}'\?$"
+            ),
+        ),
+        (
+            lambda n: {"subnet_id": n.subnet, "security_group_ids": [typo(n.group)]},
+            lambda n: (
+                rf"^'execution\.aws\.security_group_ids' must hold ids of security groups of region "
+                rf"us-east-1 .*got '{typo(n.group)}' \(InvalidGroup\.NotFound\); did you mean '{n.group}'\?$"
+            ),
+        ),
+        (
+            lambda n: {"subnet_id": n.subnet, "security_group_ids": ["autotweak-workers"]},
+            lambda n: (
+                rf"^'execution\.aws\.security_group_ids' must hold ids .*an id, not a name.*"
+                rf"got 'autotweak-workers' \(.*\); did you mean '{n.group}' \(group 'autotweak-workers'\)\?$"
+            ),
+        ),
+        (  # EC2 refuses a launch into one VPC with a group of another
+            lambda n: {"subnet_id": n.subnet, "security_group_ids": [n.group, n.default_group]},
+            lambda n: (
+                rf"^'execution\.aws\.security_group_ids' must hold groups of the VPC the instances "
+                rf"launch into \(vpc-\w+, the VPC of subnet {n.subnet}\).* "
+                rf"got '{n.default_group}' of vpc-\w+\.$"
+            ),
+        ),
+        (  # without a subnet, instances launch into the default VPC
+            lambda n: {"security_group_ids": [n.group]},
+            lambda n: (
+                r"^'execution\.aws\.security_group_ids' must hold groups of the VPC .*"
+                r"\(vpc-\w+, the default VPC, where instances launch without 'execution\.aws\.subnet_id'\)"
+                rf".* got '{n.group}' of vpc-\w+\.$"
+            ),
+        ),
+        (
+            lambda n: {"subnet_id": n.subnet, "security_group_ids": [n.group], "key_name": "autotweak-debgu"},
+            lambda n: (
+                r"^'execution\.aws\.key_name' must be the name of a key pair of region us-east-1 .*"
+                r"got 'autotweak-debgu' \(InvalidKeyPair\.NotFound\); did you mean 'autotweak-debug'\?$"
+            ),
+        ),
+    ],
+    ids=[
+        "subnet typo",
+        "group typo",
+        "group name for its id",
+        "group of another vpc",
+        "group not of the default vpc",
+        "key pair typo",
+    ],
+)
+def test_a_network_ec2_would_refuse_at_launch_is_named_before_the_study_exists(
+    home, aws_stores, make_experiment, network, aws, refused
+):
+    """EC2 refused each launch once the study existed; the launcher retried until it gave up."""
+    exp = spot_experiment(make_experiment, aws_stores, "spot-network", **aws(network))
+    with pytest.raises(AwsError, match=refused(network)) as caught:
+        optimize(exp, executor=SpotExecutor(2))
+    assert len(str(caught.value).splitlines()) == 1
+    assert_nothing_created(aws_stores, "spot-network")
+
+
+def test_a_network_ec2_has_passes_the_checks(aws_stores, make_experiment, network):
+    exp = spot_experiment(
+        make_experiment,
+        aws_stores,
+        "spot-network-ok",
+        subnet_id=network.subnet,
+        security_group_ids=[network.group],
+        key_name=network.key,
+    )
+    SpotExecutor(2).check_setup(exp, aws_stores.storage, aws_stores.tracking_uri)
