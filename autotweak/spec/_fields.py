@@ -148,6 +148,8 @@ def _tag_value(value: Any, where: Where) -> str:
     """An MLflow tag holds one text: a list, a mapping or null would be kept as Python writes it."""
     if value is None or isinstance(value, list | tuple | dict | set):
         raise where.fail("must be a text, a number or true/false (an MLflow tag holds one value)", value)
+    if isinstance(value, bool):  # as YAML writes it, so that a search for tags.gpu = 'true' finds it
+        return "true" if value else "false"
     return str(value)
 
 

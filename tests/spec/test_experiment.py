@@ -406,6 +406,18 @@ def test_yaml_scientific_notation_strings_are_numbers(tmp_path: Path) -> None:
     assert load_experiment(path).space["lr"].low == pytest.approx(1e-5)
 
 
+def test_tags_are_kept_as_yaml_writes_them_so_an_mlflow_search_finds_them(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        "name: s\nobjective: " + f"{OBJECTIVES}:quadratic" + "\n"
+        "tweaks:\n  x: {type: float, low: 0, high: 1}\n"
+        "metric: {name: loss, direction: minimize}\n"
+        "tags: {gpu: true, spot: false, team: vision, batch: 32}\n"
+    )
+    tags = load_experiment(path).tags
+    assert tags == {"gpu": "true", "spot": "false", "team": "vision", "batch": "32"}  # tags.gpu = 'true'
+
+
 def test_missing_file_and_invalid_yaml(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="does not exist"):
         load_experiment(tmp_path / "nope.yaml")
