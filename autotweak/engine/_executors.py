@@ -318,7 +318,8 @@ def _result_of(proc: Any, receiver: Connection, current: Any, *, interrupted: bo
         result.killed = proc.exitcode == -signal.SIGKILL and not interrupted
     if result.error is not None:
         result.last_trial = current[0] if current[0] >= 0 else None
-        left = "" if result.last_trial is None else "; its trial is failed, and run again while retries last"
+        left = "; its trial is failed, and runs again if its retries allow"
+        left = "" if result.last_trial is None else left
         _log.error("worker failed: %s%s", result.error, left)
     return result
 
