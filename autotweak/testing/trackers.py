@@ -5,6 +5,7 @@ Subclass it and provide a ``tracker`` fixture returning a fresh tracker.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,31 @@ class TrackerConformance:
         if fetched:
             assert (tmp_path / "fetched" / "step.txt").read_text() == "2"
         tracker.end_trial(_record(run_id, 0, "preempted"))
+
+    def test_a_late_opening_of_a_trial_another_opened_keeps_one_record(self, tracker: BaseTracker) -> None:
+        """Two openings of one trial (a catch-up elsewhere, then the late one): one record, still writable."""
+        study = self._open(tracker)
+        first = tracker.start_trial(_start(0, study))
+        late = tracker.start_trial(_start(0, study))
+        kept = tracker.one_record("conformance", 1, late)
+        recorded = tracker.recorded_trials("conformance")
+        if recorded is not None:  # a tracker that knows its records keeps the other's, and drops the late one
+            assert kept == first and recorded == {1}
+        tracker.end_trial(_record(kept, 0, "complete"))
+
+    def test_a_study_whose_making_was_cut_short_is_dropped_and_made_again(
+        self, tracker: BaseTracker, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Its record goes with it: the same study made again finds no record left open to close."""
+        dropped = self._open(tracker)
+        if dropped is None:
+            return
+        tracker.drop_study(dropped)
+        with caplog.at_level(logging.WARNING, logger="autotweak"):
+            again = self._open(tracker)
+        assert again is not None and again != dropped
+        assert not [r for r in caplog.records if r.name.startswith("autotweak")], caplog.text
+        tracker.end_study(again, StudySummary("conformance", {}, None, None, {}, None, 0.0))
 
     def test_a_dead_trial_can_be_closed_and_the_study_reopened(self, tracker: BaseTracker) -> None:
         study = self._open(tracker)
