@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 from collections.abc import Callable, Iterator
@@ -99,6 +100,26 @@ def _signal_handlers_restored() -> Iterator[None]:
     yield
     for stop_signal, handler in saved.items():
         signal.signal(stop_signal, handler)
+
+
+@pytest.fixture(autouse=True)
+def _autotweak_logging_restored() -> Iterator[None]:
+    """The CLI, called in-process by tests, sets autotweak's log levels and a handler on its stderr:
+    each test starts from the levels and handlers the one before it found (not an INFO level, nor a
+    handler on a stream closed since)."""
+    loggers = [logging.getLogger("autotweak")] + [
+        logger
+        for name, logger in logging.root.manager.loggerDict.items()
+        if name.startswith("autotweak.") and isinstance(logger, logging.Logger)
+    ]
+    saved = [(logger, logger.level, list(logger.handlers)) for logger in loggers]
+    yield
+    for logger, level, handlers in saved:
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("autotweak.") and isinstance(logger, logging.Logger) and logger not in loggers:
+            logger.setLevel(logging.NOTSET)  # made during the test, maybe set by the CLI
 
 
 @pytest.fixture(autouse=True)
