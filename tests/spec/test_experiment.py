@@ -396,24 +396,24 @@ def test_valid_spec_round_trips_with_defaults(tmp_path: Path) -> None:
     assert again.space == exp.space and again.metric == exp.metric and again.budget == exp.budget
 
 
-def test_yaml_scientific_notation_strings_are_numbers(tmp_path: Path) -> None:
+def _yaml_spec(tmp_path: Path, tweaks: str, extra: str = "") -> Path:
+    """exp.yaml as a person writes it: YAML's own reading of numbers and booleans applies."""
     path = tmp_path / "exp.yaml"
     path.write_text(
-        "name: s\nobjective: " + f"{OBJECTIVES}:quadratic" + "\n"
-        "tweaks:\n  lr: {type: float, low: 1e-5, high: 1e-1, log: true}\n"
-        "metric: {name: loss, direction: minimize}\n"
+        f"name: s\nobjective: {OBJECTIVES}:quadratic\ntweaks:\n  {tweaks}\n"
+        f"metric: {{name: loss, direction: minimize}}\n{extra}"
     )
+    return path
+
+
+def test_yaml_scientific_notation_strings_are_numbers(tmp_path: Path) -> None:
+    path = _yaml_spec(tmp_path, "lr: {type: float, low: 1e-5, high: 1e-1, log: true}")
     assert load_experiment(path).space["lr"].low == pytest.approx(1e-5)
 
 
 def test_tags_are_kept_as_yaml_writes_them_so_an_mlflow_search_finds_them(tmp_path: Path) -> None:
-    path = tmp_path / "exp.yaml"
-    path.write_text(
-        "name: s\nobjective: " + f"{OBJECTIVES}:quadratic" + "\n"
-        "tweaks:\n  x: {type: float, low: 0, high: 1}\n"
-        "metric: {name: loss, direction: minimize}\n"
-        "tags: {gpu: true, spot: false, team: vision, batch: 32}\n"
-    )
+    tags_line = "tags: {gpu: true, spot: false, team: vision, batch: 32}\n"
+    path = _yaml_spec(tmp_path, "x: {type: float, low: 0, high: 1}", tags_line)
     tags = load_experiment(path).tags
     assert tags == {"gpu": "true", "spot": "false", "team": "vision", "batch": "32"}  # tags.gpu = 'true'
 
