@@ -23,7 +23,7 @@ import yaml
 from mlflow import MlflowClient
 
 from autotweak import Experiment, SpecError, load_experiment, load_space
-from autotweak.cli import cli
+from autotweak.cli import cli, main
 from tests import markdown
 from tests.docs_standins import experiment_yaml
 from tests.markdown import DOCS, ROOT, Block
@@ -69,6 +69,23 @@ def load_spec_block(block: Block, folder: Path) -> Experiment:
 def test_yaml_block_is_a_spec(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # as the docs' commands run: objectives such as examples.mlp_digits:train
     load_spec_block(block, tmp_path)
+
+
+def test_the_readme_s_example_of_spec_errors_is_what_optimize_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README's plain block 'error: exp.yaml: 3 problems: ...', for the spec with those three mistakes."""
+    shown = next(
+        block.text for block in markdown.blocks("README.md") if block.text.startswith("error: exp.yaml")
+    )
+    spec = yaml.safe_load((ROOT / "examples/sklearn_wine.yaml").read_text())
+    spec.update(budget={"trials": 0}, sampler="tpee", execution={"worker": 2})
+    monkeypatch.chdir(tmp_path)
+    Path("exp.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(SystemExit) as stopped:
+        main(["optimize", "exp.yaml"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == shown
 
 
 # --- shell: autotweak command lines ---------------------------------------------------------
