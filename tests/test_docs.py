@@ -1,8 +1,9 @@
 """The docs do what they say: README.md and docs/*.md checked block by block.
 
-Every YAML block loads through the spec loader, every ``autotweak`` command line of a shell
-block parses with the CLI's own parser (nothing is run), every Python block runs in a
-working directory of its own, and every repository path the text names exists. How a block
+Every YAML block loads through the spec loader (and every CSV block as histories), every
+``autotweak`` command line of a shell block parses with the CLI's own parser (nothing is
+run), every Python block runs in a working directory of its own, and every repository path
+the text names exists. How a block
 is marked skip, fragment or setup: ``tests/markdown.py``; the names a Python block leaves to
 the reader: ``tests/docs_standins.py``.
 """
@@ -24,6 +25,7 @@ from mlflow import MlflowClient
 
 from autotweak import Experiment, SpecError, load_experiment, load_space
 from autotweak.cli import cli, main
+from autotweak.meta import read_table
 from tests import markdown
 from tests.docs_standins import experiment_yaml
 from tests.markdown import DOCS, ROOT, Block
@@ -86,6 +88,16 @@ def test_the_readme_s_example_of_spec_errors_is_what_optimize_says(
         main(["optimize", "exp.yaml"])
     assert stopped.value.code == 2
     assert capsys.readouterr().err == shown
+
+
+@pytest.mark.parametrize("block", _params(markdown.all_blocks("csv")))
+def test_csv_block_reads_as_histories_with_nothing_skipped(block: Block, tmp_path: Path) -> None:
+    _marker(block)
+    file = tmp_path / f"{_stem(block)}.csv"
+    file.write_text(block.text)
+    histories = read_table(file)
+    assert histories.tasks, f"{block.where} read as no task"
+    assert not histories.skipped.counts, histories.skipped.summary()
 
 
 # --- shell: autotweak command lines ---------------------------------------------------------
