@@ -4,7 +4,7 @@ Every YAML block loads through the spec loader (and every CSV block as histories
 ``autotweak`` command line of a shell block parses with the CLI's own parser (nothing is
 run), every Python block runs in a working directory of its own, and every repository path
 the text names exists. How a block
-is marked skip, fragment or setup: ``tests/markdown.py``; the names a Python block leaves to
+is marked skip, fragment or setup: ``tests/docs_markdown.py``; the names a Python block leaves to
 the reader: ``tests/docs_standins.py``.
 """
 
@@ -26,9 +26,9 @@ from mlflow import MlflowClient
 from autotweak import Experiment, SpecError, load_experiment, load_space
 from autotweak.cli import cli, main
 from autotweak.meta import read_table
-from tests import markdown
+from tests import docs_markdown as markdown
+from tests.docs_markdown import DOCS, ROOT, Block
 from tests.docs_standins import experiment_yaml
-from tests.markdown import DOCS, ROOT, Block
 
 # MLflow artifact paths of a study's parent run that the docs name, not files of the repository.
 ARTIFACTS = {"meta/proposals.json", "meta/guard.json"}
