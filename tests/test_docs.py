@@ -46,6 +46,7 @@ def _stem(block: Block) -> str:
 def _marker(block: Block) -> tuple[str, str]:
     """The block's marker, after skipping a block marked skip (with its reason)."""
     kind, argument = block.marker or ("", "")
+    assert kind in ("", "skip", "fragment", "setup"), f"{block.where}: no docs-test marker {kind!r}"
     if kind == "skip":
         pytest.skip(f"{block.where} is marked skip: {argument}")
     return kind, argument
