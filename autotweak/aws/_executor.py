@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from autotweak._validation import Where
 from autotweak.aws._cost import Ledger, StudyCost, log_costs, record_cost, recorded_cost
@@ -43,6 +44,7 @@ from autotweak.engine._executors import BaseExecutor
 from autotweak.engine._reconcile import unqueued
 from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._storage import make_storage, retrying
+from autotweak.engine._study import ATTR
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -173,15 +175,19 @@ class _Launcher:
         _log.info("spot prices per hour: %s (launcher %s)", prices, self.id)
         log_path = Path(self.ctx.home) / "aws" / f"watchdog-{self.id}.log"
         watchdog = Watchdog(self.id, self.study_name, self.settings.region, log_path)
+        interrupted = False
         try:
             with aws_errors("the aws-spot launcher"):
                 reason = self._loop(prices)
             return WorkerResult(trials=self._finished(), stop_reason=reason)
         except KeyboardInterrupt:  # Ctrl-C: a study closed as interrupted, to resume, as other executors do
             _log.warning("interrupted: terminating the study's instances")
+            interrupted = True
             return WorkerResult(trials=self._finished(), stop_reason="interrupted", interrupted=True)
         finally:
             self._terminate_all()
+            if interrupted:
+                self._await_closes()
             watchdog.close()
             self.cost = log_costs(self.ctx, self.study, self.ledger, self.earlier)
 
@@ -250,6 +256,54 @@ class _Launcher:
         """
         trials = self.study.get_trials(deepcopy=False)
         return bool(unqueued(trials, self.ctx.experiment.execution.max_retries))
+
+    def _unsettled(self) -> int:
+        """How many of this session's trials run, or were cut short and are not queued again yet.
+
+        This session's: a worker that joined from elsewhere goes on running its trial. A trial
+        not marked with a session yet (just asked) may be ours.
+        """
+        session = self.ctx.session
+        trials = retrying(lambda: self.study.get_trials(deepcopy=False), "reading the trials")
+        ours = [t for t in trials if t.user_attrs.get(ATTR.SESSION, session) == session]
+        running = sum(t.state == TrialState.RUNNING for t in ours)
+        return running + len(unqueued(trials, self.ctx.experiment.execution.max_retries, among=ours))
+
+    def _await_closes(self) -> None:
+        """After Ctrl-C, wait (bounded) for the workers of the terminated instances to close their trials.
+
+        An instance's OS stops its worker as it shuts down (seconds after the termination): the
+        worker tells its trial interrupted and queues it again. The study's summary, written when
+        this returns, counted those trials running, where a moment later they were queued again.
+        A worker killed outright leaves its trial to the heartbeat, which this sweep fails and
+        queues within the bound. A second Ctrl-C ends the wait, and says what is left to happen.
+        """
+        left = self._unsettled()
+        if not left:
+            return
+        bound = self._requeue_wait()
+        _log.warning(
+            "waiting up to %.0f s for the workers of the terminated instances to close their %d trial(s) "
+            "and queue them again, so that the summary counts them as they will be "
+            "(Ctrl-C again: not to wait)",
+            bound,
+            left,
+        )
+        deadline = time.time() + bound
+        try:
+            while left and time.time() < deadline:
+                time.sleep(min(self.settings.poll_interval, 1.0))
+                retrying(self.sweep, "looking for stale trials")
+                left = self._unsettled()
+        except KeyboardInterrupt:
+            pass
+        if left:
+            _log.warning(
+                "%d trial(s) of the terminated instances are not closed yet: the summary counts them as "
+                "running; their workers queue them again as the instances shut down (or the heartbeat, "
+                "after 'execution.grace_period', at the study's next start)",
+                left,
+            )
 
     def _requeue_wait(self) -> float:
         """How long the stopped workers (or the heartbeat, for one killed) may take to queue their trials."""

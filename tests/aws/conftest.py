@@ -72,7 +72,8 @@ class _Host:
     proc: subprocess.Popen[bytes]
     log: Path
     imds: MetadataService
-    shutdown_at: float | None = None
+    shutdown_at: float | None = None  # when its OS sends its processes SIGTERM
+    signalled: bool = False
 
 
 @dataclass
@@ -81,6 +82,9 @@ class SimulatedHosts:
 
     study: str
     folder: Path
+    # Seconds from an instance's termination to its OS's SIGTERM: on EC2, the shutdown reaches the
+    # processes seconds later; here at the next poll (0.3 s) unless a test says otherwise.
+    shutdown_delay: float = 0.0
     hosts: dict[str, _Host] = field(default_factory=dict)
     user_data: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -142,7 +146,9 @@ class SimulatedHosts:
         if host.proc.poll() is not None:
             return
         if host.shutdown_at is None:
-            host.shutdown_at = time.time()
+            host.shutdown_at = time.time() + self.shutdown_delay
+        if not host.signalled and time.time() >= host.shutdown_at:
+            host.signalled = True
             os.killpg(host.proc.pid, signal.SIGTERM)
         elif time.time() > host.shutdown_at + SHUTDOWN_GRACE:
             os.killpg(host.proc.pid, signal.SIGKILL)  # the machine is gone

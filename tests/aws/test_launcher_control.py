@@ -14,6 +14,7 @@ from autotweak.aws import Instance
 from autotweak.aws._cost import Ledger
 from autotweak.engine._retries import requeue
 from autotweak.engine._study import ATTR
+from autotweak.engine._summary import summarize
 from tests.aws.test_spot_executor import alive, instances, spot_spec, wait_until
 from tests.engine.test_workers import ctrl_c, running_cli, start_cli, wait_for_lines
 
@@ -45,8 +46,10 @@ def test_workers_stop_ends_the_study_instead_of_replacing_the_workers(home, aws_
 
 
 def test_ctrl_c_closes_the_study_as_interrupted_with_the_resume_hint(home, aws_stores, ec2, simulated_hosts):
-    spec = spot_spec(home, aws_stores, "spot-int", 400, sleep=0.3, fleet=False)
-    simulated_hosts("spot-int")
+    spec = spot_spec(home, aws_stores, "spot-int", 400, sleep=0.3, grace_period=6, fleet=False)
+    # The shutdown of a terminated instance reaches its worker seconds later, as on EC2: the
+    # summary was written meanwhile, and counted running the trials queued again a moment later.
+    simulated_hosts("spot-int").shutdown_delay = 4.0
     with running_cli(_optimize(spec), home.parent) as proc:
         wait_for_lines(home / "spot-int.marks", 2, timeout=120)
         out = ctrl_c(proc)
@@ -78,6 +81,9 @@ def test_ctrl_c_closes_the_study_as_interrupted_with_the_resume_hint(home, aws_s
     trials = study.get_trials(deepcopy=False)
     interrupted = {t.number for t in trials if t.user_attrs.get(ATTR.INTERRUPTED)}
     assert interrupted == {t.user_attrs[ATTR.RETRY_OF] for t in trials if t.state == TrialState.WAITING}
+    counts = ", ".join(f"{n} {state}" for state, n in summarize(study).counts.items() if n)
+    assert f"study 'spot-int' stopped (interrupted): {counts}\n" in out, (counts, out)
+    assert re.search(r"waiting up to 8 s for the workers of the terminated instances to close their \d", out)
 
 
 def test_a_stopped_instance_is_no_worker_and_is_not_billed():

@@ -41,14 +41,21 @@ def aws_section(**overrides):
     return section
 
 
-def spot_spec(home: Path, stores, name: str, trials: int, *, sleep: float = 0.1, **aws) -> Path:
+def spot_spec(
+    home: Path, stores, name: str, trials: int, *, sleep: float = 0.1, grace_period: int = 3, **aws
+) -> Path:
     return write_spec(
         home / f"{name}.yaml",
         name=name,
         objective=objective("marked"),
         base={"marker": str(home / f"{name}.marks"), "sleep": sleep},
         budget={"trials": trials},
-        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 3, "aws": aws_section(**aws)},
+        execution={
+            "workers": 2,
+            "heartbeat_interval": 1,
+            "grace_period": grace_period,
+            "aws": aws_section(**aws),
+        },
         storage=stores.storage,
         tracking_uri=stores.tracking_uri,
     )
