@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import optuna
 
+from autotweak._money import usd
 from autotweak.aws._ec2 import Instance
 from autotweak.engine._session import WorkerContext
 
@@ -122,9 +123,9 @@ def log_costs(ctx: WorkerContext, study: optuna.Study, ledger: Ledger, earlier: 
     except Exception as exc:  # the bill is a report: never lose the study over it
         _log.warning("could not record the study's cost: %s", exc)
     _log.info(
-        "instances cost %.6g USD this session, %.6g USD for the study (%d trial(s) costed)",
-        total,
-        earlier + total,
+        "instances cost %s this session, %s for the study (%d trial(s) costed)",
+        usd(total),
+        usd(earlier + total),
         len(costs),
     )
     return StudyCost(total, earlier + total)

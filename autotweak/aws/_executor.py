@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from autotweak._money import usd
 from autotweak._validation import Where
 from autotweak.aws._cost import Ledger, StudyCost, log_costs, record_cost, recorded_cost
 from autotweak.aws._ec2 import (
@@ -163,16 +164,17 @@ class _Launcher:
     def run(self) -> WorkerResult:
         if self._dollars_left(time.time()) <= 0:
             _log.warning(
-                "the dollar budget of %.4g USD is spent: study '%s' cost %.4g USD in earlier sessions; "
+                "the dollar budget of %s is spent: study '%s' cost %s in earlier sessions; "
                 "launching no worker (raise 'execution.aws.budget_usd' to go on)",
-                self.settings.budget_usd,
+                usd(self.settings.budget_usd or 0.0),
                 self.study_name,
-                self.earlier,
+                usd(self.earlier),
             )
             return WorkerResult(trials=0, stop_reason="dollar budget")
         with aws_errors("the aws-spot launcher"):
             prices = priced_types(self.ec2, self.settings)
-        _log.info("spot prices per hour: %s (launcher %s)", prices, self.id)
+        shown = ", ".join(f"{kind} {usd(price)}" for kind, price in prices.items())
+        _log.info("spot prices per hour: %s (launcher %s)", shown, self.id)
         log_path = Path(self.ctx.home) / "aws" / f"watchdog-{self.id}.log"
         watchdog = Watchdog(self.id, self.study_name, self.settings.region, log_path)
         interrupted = False
@@ -216,7 +218,7 @@ class _Launcher:
             left = self._dollars_left(now)
             if left <= 0:
                 budget = self.settings.budget_usd
-                _log.warning("the dollar budget of %.4g USD is spent; stopping the workers", budget)
+                _log.warning("the dollar budget of %s is spent; stopping the workers", usd(budget or 0.0))
                 return "dollar budget"
             self._terminate_stopped(instances)
             alive = sum(1 for i in instances if i.alive)

@@ -15,6 +15,7 @@ from autotweak._locations import (
     storage_url_of,
     tracking_uri_of,
 )
+from autotweak._money import usd
 from autotweak.cli._main import _console
 from autotweak.cli._models import pruner_shown, sampler_shown
 from autotweak.cli._stores import open_storage, option_label, storage_option, stores, tracking_option
@@ -353,7 +354,7 @@ def _say_cost(executor: BaseExecutor | None, study: str) -> None:
     cost = getattr(executor, "cost", None)
     if cost is not None:
         _console.line(
-            f"instances cost ${cost.session_usd:.4g} this session, ${cost.study_usd:.4g} for study "
+            f"instances cost {usd(cost.session_usd)} this session, {usd(cost.study_usd)} for study "
             f"'{study}' in all"
         )
 

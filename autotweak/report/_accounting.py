@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._money import usd
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import attempts_of, frozen_compute, steps_of
 from autotweak.exceptions import AutotweakError, TrackingError
@@ -192,7 +193,7 @@ def worker_costs(
 def workers_section(rows: list[WorkerCost], study_dollars: float | None = None) -> Section:
     """Time and dollars per worker type as a report section."""
     table = [
-        [r.worker, str(r.trials), _duration(r.wall_s), "—" if r.dollars is None else f"${r.dollars:.2f}"]
+        [r.worker, str(r.trials), _duration(r.wall_s), "—" if r.dollars is None else usd(r.dollars)]
         for r in rows
     ]
     notes = [
@@ -203,9 +204,9 @@ def workers_section(rows: list[WorkerCost], study_dollars: float | None = None) 
     ]
     if any(r.dollars is not None for r in rows):
         total = sum(r.dollars for r in rows if r.dollars is not None)
-        notes.append(f"Dollars as recorded by the cloud workers: ${total:.2f} for the trials' own time.")
+        notes.append(f"Dollars as recorded by the cloud workers: {usd(total)} for the trials' own time.")
     if study_dollars is not None:
-        notes.append(f"The study's instances cost ${study_dollars:.2f} in all, boot and idle time included.")
+        notes.append(f"The study's instances cost {usd(study_dollars)} in all, boot and idle time included.")
     header = ["worker type", "trials", "trial time", "dollars"]
     return Section("Time and cost per worker type", notes, header, table)
 
