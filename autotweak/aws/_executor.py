@@ -90,10 +90,11 @@ class SpotExecutor(BaseExecutor):
         """Refuse a bad ``execution.aws`` section, stores EC2 workers cannot reach, and an unusable AWS.
 
         AWS is asked for the spot prices of the instance types, the image, the instance
-        profile, the subnet, the security groups and the key pair: missing credentials, an
-        unreachable endpoint, an unknown instance type, and an image, instance profile, subnet,
-        security group or key pair that AWS does not have (or a group of another VPC than the
-        instances') are refused before the study exists.
+        profile, the subnet (or the default VPC), the security groups and the key pair: missing
+        credentials, an unreachable endpoint, an unknown instance type, and an image, instance
+        profile, subnet, security group or key pair that AWS does not have (or a group of another
+        VPC than the instances', or no subnet where the region has no default VPC) are refused
+        before the study exists.
         """
         settings = _settings(experiment)
         check_reachable(storage_url, tracking_uri)
@@ -111,9 +112,8 @@ class SpotExecutor(BaseExecutor):
                 f"the aws-spot executor (reading instance profile {settings.iam_instance_profile})"
             ):
                 check_profile(iam_client(), settings.iam_instance_profile)
-        if settings.subnet_id or settings.security_group_ids or settings.key_name:
-            with aws_errors("the aws-spot executor (describing the subnet, security groups and key pair)"):
-                check_network(ec2, settings)
+        with aws_errors("the aws-spot executor (describing the subnet, security groups and key pair)"):
+            check_network(ec2, settings)
 
     def run(self, ctx: WorkerContext, objective: Callable[..., Any] | None) -> list[WorkerResult]:
         self.check_objective(objective)  # checked before the study exists too; run() may be called alone

@@ -1,7 +1,8 @@
 """What a launch names, checked before the study exists: AMI, instance profile, network, key pair.
 
 Without these checks, EC2 refuses each launch after the study is created (a typo, another
-region's AMI, subnet or key pair, a security group of another VPC), and the launcher gives
+region's AMI, subnet or key pair, a security group of another VPC, no subnet in a region
+without a default VPC), and the launcher gives
 up only after three tries at its poll interval. Each check needs a read permission that is
 optional: without it, the first launch checks.
 """
@@ -68,15 +69,14 @@ def check_network(ec2: Any, settings: AwsSpot) -> None:
     """Refuse a ``subnet_id``, ``security_group_ids`` or ``key_name`` the region does not have.
 
     The security groups must also belong to the VPC the instances launch into: the subnet's,
-    else the default VPC's.
+    else the default VPC's. Without ``subnet_id``, the region must have a default VPC: EC2
+    launches there, and refuses every launch of an account that has none.
 
     Raises:
         AwsError: Naming the field, the region and the value, with the nearest existing ones.
     """
     groups = settings.security_group_ids
-    vpc = (
-        _subnet_vpc(ec2, settings.subnet_id) if settings.subnet_id else _default_vpc(ec2) if groups else None
-    )
+    vpc = _subnet_vpc(ec2, settings.subnet_id) if settings.subnet_id else _default_vpc(ec2)
     for group_id in groups:
         _check_group(ec2, group_id, vpc)
     if settings.key_name:
@@ -99,12 +99,27 @@ def _subnet_vpc(ec2: Any, subnet_id: str) -> tuple[str, str] | None:
 
 
 def _default_vpc(ec2: Any) -> tuple[str, str] | None:
-    """The default VPC (where a launch without a subnet goes), or ``None`` if none or unknown."""
-    subnets = _listed(
-        lambda: ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    """The default VPC (where a launch without a subnet goes), or ``None`` where EC2 may not be asked.
+
+    Raises:
+        AwsError: If the region has no default VPC, where EC2 refuses a launch that names no subnet.
+    """
+    vpcs, why = _found(
+        lambda: ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"],
+        (),
+        "the default VPC",
     )
+    if why is not None:
+        region = ec2.meta.region_name
+        others = [s["SubnetId"] for s in _listed(lambda: ec2.describe_subnets()["Subnets"])]
+        shown = f"; the region's subnets: {', '.join(repr(s) for s in others[:_MAX_NEAR])}" if others else ""
+        raise AwsError(
+            f"'execution.aws.subnet_id' is required in region {region}: this account has no default VPC "
+            "there, and EC2 refuses a launch that names no subnet; set it to a subnet of one of its VPCs "
+            f"(`aws ec2 describe-subnets --region {region}`){shown}."
+        )
     where = "the default VPC, where instances launch without 'execution.aws.subnet_id'"
-    return (subnets[0]["VpcId"], where) if subnets else None
+    return (vpcs[0]["VpcId"], where) if vpcs else None
 
 
 def _check_group(ec2: Any, group_id: str, vpc: tuple[str, str] | None) -> None:

@@ -74,6 +74,14 @@ def assert_nothing_created(aws_stores, name: str) -> None:
     assert MlflowClient(aws_stores.tracking_uri).get_experiment_by_name(name) is None
 
 
+def assert_refused_in_one_line(exp, aws_stores, refused: str) -> None:
+    """``optimize`` on spot workers raises one line of AwsError matching ``refused``, and creates nothing."""
+    with pytest.raises(AwsError, match=refused) as caught:
+        optimize(exp, executor=SpotExecutor(2))
+    assert len(str(caught.value).splitlines()) == 1
+    assert_nothing_created(aws_stores, exp.name)
+
+
 def test_optimize_without_credentials_is_refused_before_the_study_exists(
     home, aws_stores, make_experiment, no_credentials
 ):
@@ -132,10 +140,7 @@ def test_a_region_aws_does_not_have_is_one_line_naming_it(home, aws_stores, make
         r"in region us-est-1, a region botocore does not know: did you mean .*'us-east-1'"
         r".*'execution\.aws\.region'"
     )
-    with pytest.raises(AwsError, match=said) as caught:
-        optimize(exp, executor=SpotExecutor(2))
-    assert len(str(caught.value).splitlines()) == 1
-    assert_nothing_created(aws_stores, "spot-region")
+    assert_refused_in_one_line(exp, aws_stores, said)
 
 
 @pytest.mark.parametrize(
@@ -319,10 +324,7 @@ def test_a_network_ec2_would_refuse_at_launch_is_named_before_the_study_exists(
 ):
     """EC2 refused each launch once the study existed; the launcher retried until it gave up."""
     exp = spot_experiment(make_experiment, aws_stores, "spot-network", **aws(network))
-    with pytest.raises(AwsError, match=refused(network)) as caught:
-        optimize(exp, executor=SpotExecutor(2))
-    assert len(str(caught.value).splitlines()) == 1
-    assert_nothing_created(aws_stores, "spot-network")
+    assert_refused_in_one_line(exp, aws_stores, refused(network))
 
 
 def test_a_network_ec2_has_passes_the_checks(aws_stores, make_experiment, network):
@@ -335,3 +337,39 @@ def test_a_network_ec2_has_passes_the_checks(aws_stores, make_experiment, networ
         key_name=network.key,
     )
     SpotExecutor(2).check_setup(exp, aws_stores.storage, aws_stores.tracking_uri)
+
+
+NO_DEFAULT_VPC = "eu-north-1"  # no other test launches there
+
+
+@pytest.fixture
+def no_default_vpc(aws_stores) -> Iterator[str]:
+    """A region whose default VPC was deleted (as an account may), with a VPC of its own; made again after."""
+    ec2 = boto3.client("ec2", region_name=NO_DEFAULT_VPC)
+    vpc = default_vpc(ec2)
+    for subnet in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]:
+        ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+    ec2.delete_vpc(VpcId=vpc)
+    own = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=own, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+    yield subnet
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=own)
+    ec2.create_default_vpc()
+
+
+def test_no_subnet_where_the_region_has_no_default_vpc_is_named_before_the_study_exists(
+    home, aws_stores, make_experiment, no_default_vpc
+):
+    """EC2 refuses a launch without a subnet there: the check was skipped, and every launch refused."""
+    exp = spot_experiment(make_experiment, aws_stores, "spot-novpc", region=NO_DEFAULT_VPC)
+    refused = (
+        rf"^'execution\.aws\.subnet_id' is required in region {NO_DEFAULT_VPC}: this account has no "
+        rf"default VPC there, and EC2 refuses a launch that names no subnet; .*"
+        rf"; the region's subnets: '{no_default_vpc}'\.$"
+    )
+    assert_refused_in_one_line(exp, aws_stores, refused)
+    with_subnet = spot_experiment(
+        make_experiment, aws_stores, "spot-novpc", region=NO_DEFAULT_VPC, subnet_id=no_default_vpc
+    )
+    SpotExecutor(2).check_setup(with_subnet, aws_stores.storage, aws_stores.tracking_uri)
