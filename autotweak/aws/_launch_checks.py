@@ -2,9 +2,9 @@
 
 Without these checks, EC2 refuses each launch after the study is created (a typo, another
 region's AMI, subnet or key pair, a security group of another VPC, no subnet in a region
-without a default VPC), and the launcher gives
-up only after three tries at its poll interval. Each check needs a read permission that is
-optional: without it, the first launch checks.
+without a default VPC), and the launcher gives up only after three tries at its poll
+interval. Each check needs a read permission that is optional: without it, the first launch
+checks, and a line says which check was not made.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def check_image(ec2: Any, image_id: str) -> None:
         AwsError: If EC2 has no such image in the region (naming the field, the region and the id).
     """
     region = ec2.meta.region_name
-    _, why = _found(lambda: ec2.describe_images(ImageIds=[image_id])["Images"], _NOT_AN_IMAGE, image_id)
+    _, why = _found(
+        lambda: ec2.describe_images(ImageIds=[image_id])["Images"], _NOT_AN_IMAGE, "'execution.aws.image_id'"
+    )
     if why is not None:
         raise AwsError(
             f"'execution.aws.image_id' must be an AMI of region {region} that this account can launch "
@@ -57,7 +59,11 @@ def check_profile(iam: Any, name: str) -> None:
     Raises:
         AwsError: If the account has no instance profile of that name.
     """
-    _, why = _found(lambda: [iam.get_instance_profile(InstanceProfileName=name)], _NOT_A_PROFILE, name)
+    _, why = _found(
+        lambda: [iam.get_instance_profile(InstanceProfileName=name)],
+        _NOT_A_PROFILE,
+        "'execution.aws.iam_instance_profile'",
+    )
     if why is not None:
         raise AwsError(
             "'execution.aws.iam_instance_profile' must be the name of an instance profile of this account "
@@ -86,7 +92,9 @@ def check_network(ec2: Any, settings: AwsSpot) -> None:
 def _subnet_vpc(ec2: Any, subnet_id: str) -> tuple[str, str] | None:
     """The subnet's VPC and the words naming it, or ``None`` where EC2 may not be asked."""
     found, why = _found(
-        lambda: ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"], _NOT_A_SUBNET, subnet_id
+        lambda: ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"],
+        _NOT_A_SUBNET,
+        "'execution.aws.subnet_id'",
     )
     if why is not None:
         subnets = _listed(lambda: ec2.describe_subnets()["Subnets"])
@@ -107,7 +115,7 @@ def _default_vpc(ec2: Any) -> tuple[str, str] | None:
     vpcs, why = _found(
         lambda: ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"],
         (),
-        "the default VPC",
+        "that the region has a default VPC (instances launch there without 'execution.aws.subnet_id')",
     )
     if why is not None:
         region = ec2.meta.region_name
@@ -125,7 +133,9 @@ def _default_vpc(ec2: Any) -> tuple[str, str] | None:
 def _check_group(ec2: Any, group_id: str, vpc: tuple[str, str] | None) -> None:
     """Refuse a security group the region does not have, or one of another VPC than ``vpc``."""
     found, why = _found(
-        lambda: ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"], _NOT_A_GROUP, group_id
+        lambda: ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"],
+        _NOT_A_GROUP,
+        "'execution.aws.security_group_ids'",
     )
     if why is not None:
         groups = _listed(lambda: ec2.describe_security_groups()["SecurityGroups"])
@@ -146,7 +156,9 @@ def _check_group(ec2: Any, group_id: str, vpc: tuple[str, str] | None) -> None:
 
 def _check_key(ec2: Any, name: str) -> None:
     """Refuse a ``key_name`` that the region has no key pair of."""
-    _, why = _found(lambda: ec2.describe_key_pairs(KeyNames=[name])["KeyPairs"], _NOT_A_KEY, name)
+    _, why = _found(
+        lambda: ec2.describe_key_pairs(KeyNames=[name])["KeyPairs"], _NOT_A_KEY, "'execution.aws.key_name'"
+    )
     if why is not None:
         keys = _listed(lambda: ec2.describe_key_pairs()["KeyPairs"])
         raise AwsError(
@@ -164,11 +176,12 @@ def _nearest(value: str, options: Mapping[str, str]) -> str:
 
 
 def _found(
-    describe: Callable[[], list[Any]], missing: tuple[str, ...], what: str
+    describe: Callable[[], list[Any]], missing: tuple[str, ...], what: str | None
 ) -> tuple[list[Any], str | None]:
     """What ``describe()`` finds, and ``None``; or nothing and the words saying why it found nothing.
 
-    A denied or failed look finds nothing and says nothing: the first launch checks.
+    A denied or failed look finds nothing and raises nothing: the first launch checks. It is
+    said (the optional permission a user may not have granted), unless ``what`` is ``None``.
     """
     client_error = importlib.import_module("botocore.exceptions").ClientError  # botocore ships no types
     try:
@@ -178,12 +191,18 @@ def _found(
         code = str(error.get("Code", ""))
         if code in missing:
             return [], f" ({code})"
-        _log.debug("could not check %s: %s: %s", what, code, error.get("Message"))
+        said = _log.info if what is not None else _log.debug
+        said(
+            "could not check %s before the study is created: AWS refused %s (%s); the first launch checks it",
+            what or "the names to offer",
+            exc.operation_name,
+            code,
+        )
         return [], None
     return found, None if found else ""
 
 
 def _listed(describe: Callable[[], list[Any]]) -> list[Any]:
     """What ``describe()`` lists, or nothing where it may not (it only feeds hints)."""
-    found, _ = _found(describe, (), "the names to offer")
+    found, _ = _found(describe, (), None)
     return found

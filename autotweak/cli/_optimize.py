@@ -46,7 +46,7 @@ _EXECUTORS: dict[str, Callable[[int], BaseExecutor | None]] = {
 
 # Loggers of an executor whose INFO lines are shown without -v: the spot launcher's prices,
 # launches and terminations (instances take minutes to boot, and cost money while they run).
-_SAID = {"aws-spot": ("autotweak.aws._executor", "autotweak.aws._ec2")}
+_SAID = {"aws-spot": ("autotweak.aws._executor", "autotweak.aws._ec2", "autotweak.aws._launch_checks")}
 
 
 def _run_options(func: F) -> F:
