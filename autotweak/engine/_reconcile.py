@@ -104,10 +104,12 @@ def queue_lost_retries(study: optuna.Study, tracker: BaseTracker, *, settle: flo
     """Queue the interrupted and preempted trials that have no retry to run again; return how many.
 
     Their workers were killed between telling them and queueing them (see the module's
-    documentation). Each retry carries what :func:`~autotweak.engine._retries.requeue` gives
-    it, and resumes from the checkpoint the killed worker kept in the trial's own record
-    (it keeps it there before it queues the retry), else from an earlier attempt's; an
-    interrupted trial is queued whatever its attempt, a preempted one up to ``max_retries`` times.
+    documentation), as was the process that failed a dead worker's trial to run again
+    (:func:`settle_crashed`) if it did not queue it. Each retry carries what
+    :func:`~autotweak.engine._retries.requeue` gives it, and resumes from the checkpoint the
+    killed worker kept in the trial's own record (it keeps it there before it queues the
+    retry), else from an earlier attempt's; an interrupted trial is queued whatever its
+    attempt, a preempted one up to ``max_retries`` times.
 
     ``settle``: only trials finished at least this many seconds ago, whose workers, if still
     alive, have queued them by then.
@@ -128,8 +130,8 @@ def queue_lost_retries(study: optuna.Study, tracker: BaseTracker, *, settle: flo
     ]
     if queued:
         _log.warning(
-            "queued %d interrupted or preempted trial(s) to run again, which their workers stopped "
-            "before queueing: %s",
+            "queued %d interrupted, preempted or crashed trial(s) to run again, which were stopped "
+            "before their retry was queued: %s",
             len(queued),
             ", ".join(f"trial {n}" for n in queued),
         )
@@ -142,15 +144,20 @@ def unqueued(
     """The interrupted and preempted trials (of ``among``, else all) that are owed a retry and have none.
 
     An interrupted trial is always owed one; a preempted one up to ``max_retries`` attempts
-    (one past them was said so by its worker, and :func:`requeue` would say it again).
+    (one past them was said so by its worker, and :func:`requeue` would say it again); a
+    dead worker's trial if it was marked to run again (see :func:`settle_crashed`).
     """
     retried = {t.user_attrs.get(ATTR.RETRY_OF) for t in trials}
     return [
         t
         for t in (trials if among is None else among)
         if t.number not in retried
-        and (state := state_of(t)) in ("interrupted", "preempted")
-        and (state == "interrupted" or int(t.user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries)
+        and t.state.is_finished()
+        and (
+            (state := state_of(t)) == "interrupted"
+            or t.user_attrs.get(ATTR.RUNS_AGAIN)
+            or (state == "preempted" and int(t.user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries)
+        )
     ]
 
 
@@ -314,10 +321,19 @@ def settle_crashed(
     Its failure says ``reason`` in both stores, its record keeps the curve Optuna holds,
     and the retry carries its marks (:func:`~autotweak.engine._retries.requeue`). Returns
     whether the trial was still running (one that finished meanwhile is left as it is).
+
+    A trial that runs again is marked so (:attr:`ATTR.RUNS_AGAIN
+    <autotweak.engine._study.ATTR>`) before it fails: its record is closed between its
+    failure and its retry, and a progress count read then would count it, then its retry
+    in its place, one less (``done 5/10``, then ``4/10``). A process gone in between leaves
+    the mark, and :func:`queue_lost_retries` queues the retry.
     """
     storage = study._storage
     try:
         storage.set_trial_user_attr(trial_id, ATTR.FAILURE, reason[:2000])  # while it may still be written
+        if int(storage.get_trial(trial_id).user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries:
+            # Said before it fails: a progress count read in between counts its retry, not it.
+            storage.set_trial_user_attr(trial_id, ATTR.RUNS_AGAIN, True)
         if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
             return False
     except UpdateFinishedTrialError:

@@ -6,18 +6,23 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
 import autotweak
 import autotweak.engine._crashed
+import autotweak.engine._reconcile
 from autotweak.engine._crashed import CrashSettler
 from autotweak.engine._executors import WorkerCrashError
 from autotweak.engine._killed import KILLED, oom_kills
 from autotweak.engine._loop import FAIL_FAST
+from autotweak.engine._monitor import Monitor
 from autotweak.engine._study import ATTR, state_of
 from autotweak.report import build_report
+from autotweak.spec import Experiment
 from tests.conftest import objective
 from tests.helpers import load, mlflow_runs
 
@@ -69,6 +74,41 @@ def test_a_killed_worker_process_fails_its_trial_at_once_and_is_replaced(
     assert failures is not None
     listed = {n.strip() for row in failures.rows for n in row[2].split(",")}
     assert listed == {str(t.number) for t in killed}
+
+
+def _done(study: optuna.Study, exp: Experiment) -> int:
+    """The progress count (``done N/10``) as a view of the study would show it now."""
+    return Monitor(study, exp, lambda progress: None).poll().done
+
+
+@pytest.mark.timeout(240)
+def test_the_progress_count_never_steps_back_as_a_killed_workers_trial_runs_again(
+    home, make_experiment, monkeypatch
+):
+    """Read between a trial failing as its process died and its retry being queued, the count holds.
+
+    The process that saw the death fails the trial, closes its record, then queues its retry:
+    a count read in between counted the failed trial, then one less once its retry stood in.
+    """
+    exp = _killed_study(make_experiment)
+    around: list[tuple[int, int]] = []  # the count as each retry is queued: before, after
+    queue = autotweak.engine._reconcile.requeue
+
+    def counted_around(study: optuna.Study, *args: Any, **kwargs: Any) -> bool:
+        before = _done(study, exp)  # the trial has failed; its retry is not queued yet
+        queued = queue(study, *args, **kwargs)
+        around.append((before, _done(study, exp)))
+        return queued
+
+    monkeypatch.setattr(autotweak.engine._reconcile, "requeue", counted_around)
+    shown: list[int] = []
+    autotweak.optimize(exp, on_progress=lambda progress: shown.append(progress.done))
+    assert around, "killed workers' trials were queued again"
+    assert all(before <= after for before, after in around), around
+    assert shown == sorted(shown), f"the count shown stepped back: {shown}"
+    final = _done(load(exp), exp)
+    assert final == 6, "each trial of the budget ended (a killed retry is not run a third time)"
+    assert max(shown + [n for pair in around for n in pair]) <= final, "never more done than at the end"
 
 
 @pytest.mark.timeout(240)

@@ -203,6 +203,10 @@ def test_a_trial_stopped_before_its_worker_queued_it_again_is_queued_on_resume(h
         "out of retries": _stopped(study, 3.0, **{ATTR.PREEMPTED: True, ATTR.ATTEMPT: 3}),
         "queued by its worker": _stopped(study, 4.0, **{ATTR.PREEMPTED: True}),
         "failed": _stopped(study, 0.5, **{ATTR.FAILURE: "ValueError: boom"}),
+        "crashed, to run again": _stopped(  # its worker died; whoever failed it did not queue it
+            study, -1.0, **{ATTR.FAILURE: "its worker process crashed: exit code 3", ATTR.RUNS_AGAIN: True}
+        ),
+        "crashed": _stopped(study, -2.0, **{ATTR.FAILURE: "its worker process crashed: exit code 3"}),
         "within the grace period": _stopped(study, 4.5, ago=timedelta(seconds=1), **{ATTR.PREEMPTED: True}),
     }
     requeue(study, stopped["queued by its worker"], {"x": 4.0}, {}, max_retries=2)
@@ -211,14 +215,19 @@ def test_a_trial_stopped_before_its_worker_queued_it_again_is_queued_on_resume(h
         counts = Counter(t.user_attrs.get(ATTR.RETRY_OF) for t in load(exp).trials)
         return {kind: counts[number] for kind, number in stopped.items()}
 
-    expected = dict.fromkeys(stopped, 0) | {"interrupted": 1, "preempted": 1, "queued by its worker": 1}
+    expected = dict.fromkeys(stopped, 0) | {
+        "interrupted": 1,
+        "preempted": 1,
+        "queued by its worker": 1,
+        "crashed, to run again": 1,
+    }
     with caplog.at_level(logging.WARNING, logger="autotweak"):
         autotweak.Study(exp, resume=True).close()
     assert retries() == expected
-    numbers = f"trial {stopped['interrupted']}, trial {stopped['preempted']}"
+    numbers = ", ".join(f"trial {stopped[k]}" for k in ("interrupted", "preempted", "crashed, to run again"))
     assert (
-        f"queued 2 interrupted or preempted trial(s) to run again, which their workers stopped before "
-        f"queueing: {numbers}" in caplog.messages
+        f"queued 3 interrupted, preempted or crashed trial(s) to run again, which were stopped before "
+        f"their retry was queued: {numbers}" in caplog.messages
     )
     retry = next(t for t in load(exp).trials if t.user_attrs.get(ATTR.RETRY_OF) == stopped["interrupted"])
     assert retry.state == TrialState.WAITING and retry.system_attrs["fixed_params"] == {"x": 1.0}
