@@ -145,8 +145,9 @@ def lost_before_its_heartbeat(config: dict[str, Any], trial: autotweak.Trial) ->
 def killed_above(config: dict[str, Any], trial: autotweak.Trial) -> float:
     """Reports a step, then SIGKILLs its own process, as the OOM killer does, if ``x`` > ``kill_above``.
 
-    With ``config["segfault"]`` it crashes in native code instead (SIGSEGV). With
-    ``config["oom"]`` it runs out of memory for real: it moves into a memory
+    With ``config["segfault"]`` it crashes in native code instead (SIGSEGV); with
+    ``config["exit_code"]`` it ends with ``os._exit`` (as a native library's ``exit()``
+    does), not by a signal. With ``config["oom"]`` it runs out of memory for real: it moves into a memory
     cgroup of its own (``config["oom"]``, a cgroup v1 memory folder it may write to) just
     larger than itself, and outgrows it.
     """
@@ -158,6 +159,8 @@ def killed_above(config: dict[str, Any], trial: autotweak.Trial) -> float:
             import ctypes  # this branch alone needs it
 
             ctypes.string_at(0)  # a crash in native code: SIGSEGV
+        if config.get("exit_code") is not None:
+            os._exit(int(config["exit_code"]))
         os.kill(os.getpid(), signal.SIGKILL)
     return float(config["x"]) ** 2
 

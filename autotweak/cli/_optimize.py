@@ -318,7 +318,8 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     if result.workers_replaced:
         _console.line(
             f"warning: {result.workers_replaced} worker process(es) died in a trial and were replaced; "
-            "their trials are failed, each with why (the signal; whether the kernel was out of memory)"
+            "their trials are failed, each with why (the signal or exit code; whether the kernel was out "
+            "of memory)"
         )
     states = summary.counts
     if states.get("failed") and not states.get("complete") and not states.get("pruned"):

@@ -3,8 +3,9 @@
 A process that runs worker processes (:class:`~autotweak.engine.ProcessExecutor`, for
 ``optimize`` and ``autotweak worker``) sees one end as it ends. Its trial is failed then,
 as the config's failure, not a grace period later by another worker's stale-trial sweep
-as a lost worker; a process killed by a signal (the kernel's OOM killer, a crash in
-native code) is replaced while the study's fail-fast rule allows.
+as a lost worker; a process that died in a trial (killed by a signal: the kernel's OOM
+killer, a crash in native code; or ended with no result: ``os._exit``, a native library's
+``exit()``) is replaced while the study's fail-fast rule allows.
 """
 
 from __future__ import annotations
@@ -70,12 +71,13 @@ def settle_crashed_workers(
 class CrashSettler:
     """Settles the trials of crashed workers, with a study and a tracker opened the first time one is needed.
 
-    It also keeps the study's fail-fast rule across worker processes: a worker process killed
-    by a signal is replaced unless :data:`~autotweak.engine._loop.FAIL_FAST` of them died
-    before any trial ran through (completed or pruned) since it started (every config
-    running out of memory, say), as a worker whose first trials all fail stops. Once one
-    has, every killed process is replaced: each death fails a trial of the budget (a retry
-    once at most), so the study still ends.
+    It also keeps the study's fail-fast rule across worker processes: a worker process that
+    died (killed by a signal, or ended by ``os._exit``) is replaced unless
+    :data:`~autotweak.engine._loop.FAIL_FAST` of them died before any trial ran through
+    (completed or pruned) since it started (every config running out of memory, say), as a
+    worker whose first trials all fail stops. Once one has, every dead process is replaced:
+    each death fails a trial of the budget (run again within its retries), so the study
+    still ends.
 
     Args:
         experiment: The study's experiment.
@@ -156,7 +158,7 @@ class CrashSettler:
         return True
 
     def may_replace(self, name: str) -> bool:
-        """Whether a killed worker process (``name``) may be replaced, by the study's fail-fast rule."""
+        """Whether a dead worker process (``name``) may be replaced, by the study's fail-fast rule."""
         if self._deaths < FAIL_FAST:
             return True
         _log.warning(

@@ -143,9 +143,9 @@ class ProcessExecutor(BaseExecutor):
 
     A worker process that dies (the kernel's OOM killer, a crash in native code,
     ``os._exit``) has its trial failed as soon as its end is seen, saying why (see
-    :mod:`~autotweak.engine._crashed`), not a grace period later as a lost worker; one
-    killed by a signal is replaced, so that the study keeps its pace, until the study's
-    fail-fast rule says otherwise.
+    :mod:`~autotweak.engine._crashed`), not a grace period later as a lost worker, and is
+    replaced, so that the study keeps its pace, until the study's fail-fast rule says
+    otherwise.
 
     Args:
         workers: How many worker processes to run at once.
@@ -270,10 +270,11 @@ class ProcessExecutor(BaseExecutor):
     ) -> list[WorkerResult]:
         """Each worker's result, taken as it ends: a crash is said, and its trial failed, when it happens.
 
-        A worker killed by a signal (the kernel's OOM killer, a crash in native code) is
-        replaced, so that the study keeps its pace, unless the study's fail-fast rule says
-        the objective is broken (see :class:`~autotweak.engine._crashed.CrashSettler`); one
-        that failed with a Python exception is not (the next would fail the same way).
+        A worker process that died (see :func:`_died`) is replaced, so that the study keeps
+        its pace, unless the study's fail-fast rule says the objective is broken (see
+        :class:`~autotweak.engine._crashed.CrashSettler`); one whose own code failed with a
+        Python exception, or that ended before its code started, is not (the next would
+        fail the same way).
         """
         results: dict[int, WorkerResult] = {}
         while len(results) < len(procs):
@@ -287,11 +288,10 @@ class ProcessExecutor(BaseExecutor):
                 if index in results or proc.exitcode is None:
                     continue
                 proc.join()
-                results[index] = _result_of(proc, receiver, current, interrupted=interrupted)
+                results[index], died = _result_of(proc, receiver, current, interrupted=interrupted)
                 if results[index].crashed:
                     settler.at_once(results[index])
-                killed = results[index].crashed and proc.exitcode < 0
-                if killed and not interrupted and settler.may_replace(proc.name):
+                if died and not interrupted and settler.may_replace(proc.name):
                     _log.warning("starting autotweak-worker-%d in its place", len(procs))
                     results[index].replaced = True
                     procs.append(launch(len(procs)))
@@ -301,13 +301,16 @@ class ProcessExecutor(BaseExecutor):
         return [results[index] for index in range(len(procs))]
 
 
-def _result_of(proc: Any, receiver: Connection, current: Any, *, interrupted: bool) -> WorkerResult:
-    """What an ended worker sent, or what its end says (a crash: its exit code, the trial it left).
+def _result_of(
+    proc: Any, receiver: Connection, current: Any, *, interrupted: bool
+) -> tuple[WorkerResult, bool]:
+    """What an ended worker sent, or what its end says (a crash: its exit code, its trial); whether it died.
 
     A worker ended by SIGKILL while nobody told it to stop is marked ``killed``: on a
     machine that goes on running, the kernel's OOM killer is the likely sender.
     """
     started, result = receive_result(receiver)
+    sent = result is not None
     if result is None:
         when = "after it started" if started else _NOT_STARTED
         code = f"{proc.exitcode}{_signal_name(proc.exitcode)}"
@@ -321,7 +324,20 @@ def _result_of(proc: Any, receiver: Connection, current: Any, *, interrupted: bo
         left = "; its trial is failed, and runs again if its retries allow"
         left = "" if result.last_trial is None else left
         _log.error("worker failed: %s%s", result.error, left)
-    return result
+    return result, result.crashed and _died(proc.exitcode, started=started, sent=sent)
+
+
+def _died(exitcode: int, *, started: bool, sent: bool) -> bool:
+    """Whether a worker process died, rather than its worker failing: a new one may well run on.
+
+    Killed by a signal (the kernel's OOM killer, a crash in native code), or ended without
+    a result once its code ran (``os._exit(n)``, a native library's ``exit()``, in the
+    objective): what ended it is a trial's, the config's, as a failed trial is, and the
+    next process runs the next config. One whose own code failed with a Python exception
+    (it sent that as its result), or that ended before its code started (importing the
+    main script, say), did not die of a trial: the next would end the same way.
+    """
+    return exitcode < 0 or (started and not sent)
 
 
 def _signal_name(exitcode: int) -> str:

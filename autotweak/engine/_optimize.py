@@ -57,7 +57,8 @@ class StudyResult:
         stop_reasons: Why each worker stopped; a worker process that died and was replaced
             (:attr:`workers_replaced`) is not one of them: the study went on without a stop.
         workers_replaced: Worker processes that died in a trial (killed by the kernel's OOM
-            killer, a crash in native code) and were replaced; their trials are failed.
+            killer, a crash in native code; ended by ``os._exit(n)`` or a native library's
+            ``exit()``) and were replaced; their trials are failed.
     """
 
     summary: StudySummary

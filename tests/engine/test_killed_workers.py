@@ -39,17 +39,22 @@ def _killed_study(make_experiment, **base: object):
     )
 
 
+def _optimize_dying(exp: Experiment, caplog: pytest.LogCaptureFixture) -> tuple[Any, optuna.Study, list[Any]]:
+    """Run ``exp``, whose configs of x > 0 end their process; its result, study and those trials."""
+    with caplog.at_level("WARNING", logger="autotweak"):
+        result = autotweak.optimize(exp)
+    study = load(exp)
+    dead = [t for t in study.trials if t.params.get("x", 0.0) > 0.0]
+    assert dead, "the seeded sampler proposes configs that end their process"
+    return result, study, dead
+
+
 @pytest.mark.timeout(240)
 def test_a_killed_worker_process_fails_its_trial_at_once_and_is_replaced(
     home, make_experiment, mlflow_client, caplog
 ):
     """Its trial fails saying why (not as a lost worker), runs again once at most; the budget is spent."""
-    exp = _killed_study(make_experiment)
-    with caplog.at_level("WARNING", logger="autotweak"):
-        result = autotweak.optimize(exp)
-    study = load(exp)
-    killed = [t for t in study.trials if t.params.get("x", 0.0) > 0.0]
-    assert killed, "the seeded sampler proposes configs that kill their process"
+    result, study, killed = _optimize_dying(_killed_study(make_experiment), caplog)
     for trial in killed:
         assert state_of(trial) == "failed", (trial.number, trial.state, trial.user_attrs)
         assert trial.user_attrs[ATTR.FAILURE].startswith(KILLED), trial.user_attrs[ATTR.FAILURE]
@@ -129,6 +134,32 @@ def test_a_worker_process_that_segfaults_fails_its_trial_at_once_naming_its_sign
         assert "exited with code -11 (SIGSEGV) after it started" in reason
     assert result.summary.counts["failed"] == len(crashed)
     assert len([t for t in load(exp).trials if ATTR.RETRY_OF not in t.user_attrs]) == 4, "the budget is spent"
+
+
+@pytest.mark.timeout(240)
+def test_a_worker_process_that_exits_in_a_trial_is_replaced_as_a_killed_one(home, make_experiment, caplog):
+    """``os._exit(3)`` (a native library's ``exit()``) is no signal, but the trial's doing all the same.
+
+    Its trial fails at once, runs again within max_retries, and a new process takes the
+    dead one's place: the study keeps its two workers and spends its budget. It went on
+    with one fewer, and ended once both had exited, the budget unspent.
+    """
+    exp = make_experiment(
+        objective=objective("killed_above"),
+        base={"x": 0.0, "kill_above": 0.0, "exit_code": 3},
+        budget={"trials": 6},
+        execution={**NO_SWEEP, "max_retries": 1},
+    )
+    result, study, exited = _optimize_dying(exp, caplog)
+    for trial in exited:
+        reason = trial.user_attrs[ATTR.FAILURE]
+        assert reason.startswith("its worker process crashed: autotweak-worker-"), reason
+        assert "exited with code 3 after it started" in reason, reason
+    assert result.workers_replaced == len(exited), "each process that exited is replaced"
+    assert sum("in its place" in m for m in caplog.messages) == len(exited)
+    assert result.stop_reasons == ["trials", "trials"], "the study stopped for its budget, not for a crash"
+    assert len([t for t in study.trials if ATTR.RETRY_OF not in t.user_attrs]) == 6, "the budget is spent"
+    assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
 @pytest.mark.timeout(240)

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 import autotweak
 from autotweak.engine._executors import WorkerCrashError
+from autotweak.engine._loop import FAIL_FAST
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import summarize
 from tests.conftest import base_spec, objective
@@ -265,8 +266,8 @@ def test_ctrl_c_stops_cleanly_and_resume_runs_the_interrupted_trials_first(home,
     assert all(t.user_attrs[ATTR.INTERRUPTED] for t in stopped)
     assert all("interrupted" in t.user_attrs[ATTR.FAILURE] for t in stopped)
     queued = [t for t in study.trials if t.state == TrialState.WAITING]
-    assert sorted(t.user_attrs[ATTR.RETRY_OF] for t in queued) == [0, 1]
-    assert [t.user_attrs[ATTR.RETRY_OF] for t in queued if t.user_attrs.get(ATTR.BASELINE)] == [0]
+    assert sorted(t.user_attrs[ATTR.ROOT] for t in queued) == [0, 1]
+    assert [t.user_attrs[ATTR.ROOT] for t in queued if t.user_attrs.get(ATTR.BASELINE)] == [0]
     assert all(t.system_attrs["fixed_params"] == stopped[t.user_attrs[ATTR.RETRY_OF]].params for t in queued)
     assert_stores_agree(mlflow_client, study)
     runs = mlflow_runs(mlflow_client, "study")
@@ -463,7 +464,11 @@ def test_a_study_refuses_to_start_in_a_starting_worker(home, make_experiment, mo
 def test_trials_of_workers_that_all_crash_are_failed_and_queued_again_at_once(
     home, make_experiment, mlflow_client
 ):
-    """The parent knows every worker is gone: their trials must not stay running until a resume."""
+    """The parent knows every worker is gone: their trials must not stay running until a resume.
+
+    Each process that exits in its trial is replaced, until FAIL_FAST died with no trial run
+    through; each took a retry of trial 0 or 1 (queued before its replacement started).
+    """
     script = home / "crashing.py"
     script.write_text(
         "import os\ndef train(config, trial):\n    trial.report(config['x'], 1)\n    os._exit(3)"
@@ -472,21 +477,24 @@ def test_trials_of_workers_that_all_crash_are_failed_and_queued_again_at_once(
         objective=f"{script}:train",
         base={"x": 0.5},
         budget={"trials": 3},
-        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 600},  # no stale sweep
+        # no stale sweep; retries enough for every death
+        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 600, "max_retries": 9},
     )
-    with pytest.raises(WorkerCrashError, match="exited with code 3"):
+    with pytest.raises(WorkerCrashError, match="exited with code 3") as caught:
         autotweak.optimize(exp)
+    assert len(caught.value.errors) == FAIL_FAST + 1, "two, and one in place of each of the first four"
     study = load(exp)
     crashed = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert [t.number for t in crashed] == [0, 1]
+    assert len(crashed) == FAIL_FAST + 1
+    assert {t.user_attrs.get(ATTR.ROOT, t.number) for t in crashed} == {0, 1}
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     for t in crashed:
         failure = t.user_attrs[ATTR.FAILURE]
         assert failure.startswith("its worker process crashed: autotweak-worker-")
         assert "exited with code 3" in failure
     queued = [t for t in study.trials if t.state == TrialState.WAITING]
-    assert sorted(t.user_attrs[ATTR.RETRY_OF] for t in queued) == [0, 1]
-    assert [t.user_attrs[ATTR.RETRY_OF] for t in queued if t.user_attrs.get(ATTR.BASELINE)] == [0]
+    assert sorted(t.user_attrs[ATTR.ROOT] for t in queued) == [0, 1]
+    assert [t.user_attrs[ATTR.ROOT] for t in queued if t.user_attrs.get(ATTR.BASELINE)] == [0]
     assert_stores_agree(mlflow_client, study)
     runs = mlflow_runs(mlflow_client, "study")
     for t in crashed:
@@ -504,7 +512,7 @@ def test_trials_of_workers_that_all_crash_are_failed_and_queued_again_at_once(
     assert autotweak.optimize(exp, resume=True).summary.counts["complete"] == 3
     study = load(exp)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert {t.user_attrs.get(ATTR.RETRY_OF) for t in complete[:2]} == {0, 1}, "the retries run first"
+    assert {t.user_attrs.get(ATTR.ROOT) for t in complete[:2]} == {0, 1}, "the retries run first"
     assert summarize(study).base_value == 0.5
     assert_stores_agree(mlflow_client, study)
 
