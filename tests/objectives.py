@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -163,6 +164,33 @@ def killed_above(config: dict[str, Any], trial: autotweak.Trial) -> float:
             os._exit(int(config["exit_code"]))
         os.kill(os.getpid(), signal.SIGKILL)
     return float(config["x"]) ** 2
+
+
+def counts_connections(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """The first trial ends its process (``os._exit(3)``); each other returns the connections that
+    process ``config["pid"]`` holds to TCP port ``config["port"]`` (a PostgreSQL server)."""
+    try:
+        os.close(os.open(config["marker"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return float(tcp_connections(int(config["pid"]), int(config["port"])))
+    os._exit(3)
+
+
+def tcp_connections(pid: int, port: int) -> int:
+    """Established TCP connections of process ``pid`` to ``port``, as /proc lists its sockets."""
+    sockets = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                sockets.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            established = fields[3] == "01"
+            count += established and int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in sockets
+    return count
 
 
 def _outgrow_a_memory_cgroup(parent: Path) -> None:

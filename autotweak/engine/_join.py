@@ -100,8 +100,10 @@ def join(
     tracking = resolve_tracking_uri(uri)
     experiment = experiment.with_overrides(storage=url, tracking_uri=tracking)  # the spec's hide passwords
     check_tracking_server(tracking)  # before a trial starts: its worker would wait minutes on a dead server
+    # One connection to the storage, and one tracker, for the whole process: the settler of its
+    # worker processes' deaths takes this study's (on PostgreSQL each counts to max_connections).
     settler = CrashSettler(experiment, lambda: study, tracking)
-    runner = ProcessExecutor(workers, settler=settler) if supervise else executor_for(workers)
+    runner = ProcessExecutor(workers, settler=settler) if supervise or workers > 1 else executor_for(workers)
     own = session is None  # a spot worker's session is its launcher's, which writes its line
     session = session or open_session(study, "worker", runner.meta, store=url)  # the report counts its trials
     context = WorkerContext(
