@@ -44,8 +44,9 @@ from autotweak.engine._budget import BudgetView
 from autotweak.engine._executors import BaseExecutor
 from autotweak.engine._reconcile import unqueued
 from autotweak.engine._stale import StaleSweeper
-from autotweak.engine._storage import make_storage, retrying
+from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR
+from autotweak.engine._unreachable import retrying
 from autotweak.engine._worker import WorkerContext, WorkerResult, make_stale_handler, make_tracker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment

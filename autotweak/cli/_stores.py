@@ -84,10 +84,10 @@ def reading(func: Callable[[], T], what: str) -> T:
     """``func()``, a read of the opened storage, retried while the storage is unreachable (a restart).
 
     The storage answered when it was opened: a connection lost since is waited out as the
-    engine's workers wait (:func:`~autotweak.engine._storage.retrying`), and a read that
+    engine's workers wait (:func:`~autotweak.engine._unreachable.retrying`), and a read that
     failed halfway is done again from the start.
     """
-    from autotweak.engine._storage import retrying
+    from autotweak.engine._unreachable import retrying
 
     return retrying(func, what, store=stores["storage"][1])
 
@@ -157,7 +157,7 @@ def _fix(reason: str) -> str:
 
 def error_said(exc: AutotweakError) -> str:
     """How the CLI says ``exc``: a storage that stayed unreachable is named by its option, with the fix."""
-    from autotweak.engine._storage import StorageUnreachableError
+    from autotweak.engine._unreachable import StorageUnreachableError
 
     if not isinstance(exc, StorageUnreachableError):
         return str(exc)

@@ -28,8 +28,8 @@ from autotweak.engine._retries import mark_interrupted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
 from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._steps import StepsCheck
-from autotweak.engine._storage import heartbeat
 from autotweak.engine._trial import Trial
+from autotweak.engine._unreachable import heartbeat
 from autotweak.engine._worker import interrupted_outcome, outage_notice, session_seed
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import ArgumentError, AutotweakError, StudyInterrupted

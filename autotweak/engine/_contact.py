@@ -21,7 +21,7 @@ class _Contact:
     period, in which every live worker has written a heartbeat again (it writes one every
     ``heartbeat_interval``, which is shorter). A worker that died meanwhile is failed that
     much later. Every failure counts: a storage operation that
-    :func:`~autotweak.engine._storage.retrying` retries, and a heartbeat that could not be
+    :func:`~autotweak.engine._unreachable.retrying` retries, and a heartbeat that could not be
     written (a worker in a long trial sweeps only between trials, but its heartbeat thread
     meets the outage).
 

@@ -22,7 +22,8 @@ from autotweak.engine._loop import FAIL_FAST, WorkerResult
 from autotweak.engine._preemption import machine_name
 from autotweak.engine._reconcile import settle_crashed
 from autotweak.engine._session import WorkerContext
-from autotweak.engine._storage import make_storage, retrying
+from autotweak.engine._storage import make_storage
+from autotweak.engine._unreachable import retrying
 from autotweak.engine._worker import make_tracker
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker

@@ -15,15 +15,12 @@ from autotweak._locations import (
     storage_url_of,
 )
 from autotweak.engine._crashed import CrashSettler
-from autotweak.engine._executors import (
-    ProcessExecutor,
-    WorkerCrashError,
-    check_not_starting_worker,
-    executor_for,
-)
-from autotweak.engine._storage import make_storage, retrying
+from autotweak.engine._executors import ProcessExecutor, WorkerCrashError, executor_for
+from autotweak.engine._main_script import check_not_starting_worker
+from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR, load_study
 from autotweak.engine._study_sessions import open_session, record_session
+from autotweak.engine._unreachable import retrying
 from autotweak.engine._worker import WorkerContext, WorkerResult
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment

@@ -28,8 +28,8 @@ from autotweak.engine._retries import INTERRUPTED_FAILURE, ask_reclaimable, mark
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
 from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._steps import StepsCheck
-from autotweak.engine._storage import StorageUnreachableError, heartbeat, retrying
 from autotweak.engine._trial import Trial, TrialPruned
+from autotweak.engine._unreachable import StorageUnreachableError, heartbeat, retrying
 from autotweak.engine._writer import RecordWriter
 from autotweak.tracking import BaseTracker
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR, state_of
 from autotweak.engine._summary import search_trials, study_compute
+from autotweak.engine._unreachable import retrying
 from autotweak.spec import Experiment
 
 __all__ = ["PROGRESS_STATES", "Monitor", "Progress"]

@@ -17,7 +17,7 @@ from optuna.storages import BaseStorage
 from autotweak._locations import redact
 from autotweak.engine._reconcile import queue_lost_retries, reconcile
 from autotweak.engine._stale import fail_stale
-from autotweak.engine._storage import make_storage, retrying
+from autotweak.engine._storage import make_storage
 from autotweak.engine._study import (
     ATTR,
     check_resumable,
@@ -27,6 +27,7 @@ from autotweak.engine._study import (
     note_executor,
     study_exists,
 )
+from autotweak.engine._unreachable import retrying
 from autotweak.engine._worker import make_stale_handler
 from autotweak.exceptions import AutotweakError, StudyExistsError, TrackingError
 from autotweak.spec import Experiment
@@ -154,7 +155,7 @@ def catch_up(
 ) -> int:
     """The tracker's records brought in line with Optuna's trials, and lost trials queued again.
 
-    Each is read through a storage outage (:func:`~autotweak.engine._storage.retrying`), as
+    Each is read through a storage outage (:func:`~autotweak.engine._unreachable.retrying`), as
     the study opens and as it closes. Lost retries are queued with the grace period (see
     :func:`~autotweak.engine._reconcile.queue_lost_retries`).
 

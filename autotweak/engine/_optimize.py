@@ -24,11 +24,12 @@ from autotweak.engine._opening import catch_up
 from autotweak.engine._outage import OutageNotice, note_outage
 from autotweak.engine._prepare import Prepared, _runner, as_experiment, check_study_exists, prepare
 from autotweak.engine._share import register_winner
-from autotweak.engine._storage import MEMORY, retrying
+from autotweak.engine._storage import MEMORY
 from autotweak.engine._study import ATTR, config_of, state_of
 from autotweak.engine._study_sessions import record_session
 from autotweak.engine._summary import summarize
 from autotweak.engine._trial import MODEL_ATTR
+from autotweak.engine._unreachable import retrying
 from autotweak.engine._worker import WorkerResult
 from autotweak.exceptions import AutotweakError, StudyInterrupted
 from autotweak.spec import Experiment

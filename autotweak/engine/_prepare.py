@@ -20,11 +20,13 @@ from autotweak._locations import (
     storage_url_of,
 )
 from autotweak._validation import Where
-from autotweak.engine._executors import BaseExecutor, check_not_starting_worker, executor_for
+from autotweak.engine._executors import BaseExecutor, executor_for
+from autotweak.engine._main_script import check_not_starting_worker
 from autotweak.engine._opening import drop_new_study, open_records
-from autotweak.engine._storage import make_storage, rdb_backend, retrying
+from autotweak.engine._storage import make_storage, rdb_backend
 from autotweak.engine._study import load_study
 from autotweak.engine._study_sessions import ASK_TELL, open_session, record_session
+from autotweak.engine._unreachable import retrying
 from autotweak.engine._worker import WorkerContext, make_tracker
 from autotweak.spec import Experiment, load_experiment
 from autotweak.tracking import BaseTracker, check_tracking_server

@@ -24,10 +24,10 @@ from optuna.trial import TrialState
 from autotweak.engine._late import open_record
 from autotweak.engine._provenance import code_path, provenance
 from autotweak.engine._retries import requeue
-from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import trial_compute
 from autotweak.engine._trial import PRUNER_ATTRS, Trial
+from autotweak.engine._unreachable import retrying
 from autotweak.engine._writer import WriteDropped
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart

@@ -25,8 +25,8 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
-from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR, executor_text, state_of
+from autotweak.engine._unreachable import retrying
 from autotweak.engine._writer import RecordWriter
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from autotweak._progress import trained_in_full
 from autotweak._validation import is_integer, score_of
 from autotweak.engine._preemption import TrialPreempted
 from autotweak.engine._retries import first_step
-from autotweak.engine._storage import retrying
 from autotweak.engine._study import ATTR
+from autotweak.engine._unreachable import retrying
 from autotweak.engine._writer import WriteDropped
 from autotweak.exceptions import ArgumentError, AutotweakError
 from autotweak.tracking import BaseTracker, NullTracker

@@ -26,9 +26,10 @@ from autotweak.engine._reconcile import fail_lost_record
 from autotweak.engine._retries import requeue
 from autotweak.engine._session import WorkerContext
 from autotweak.engine._stale import LOST_WORKER
-from autotweak.engine._storage import make_storage, retrying
+from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR
 from autotweak.engine._trial import Trial
+from autotweak.engine._unreachable import retrying
 from autotweak.engine._writer import RecordWriter
 from autotweak.spec import Experiment
 from autotweak.spec._components import build_pruner, build_sampler

@@ -137,7 +137,7 @@ def test_a_read_waits_for_a_restarting_server(pg, pg_url, monkeypatch, capfd):
 
 
 def test_a_server_that_stays_down_ends_the_command_in_one_line_with_the_fix(pg, pg_url, monkeypatch, capfd):
-    monkeypatch.setattr("autotweak.engine._storage.RETRY_TIMEOUT", 1.0)
+    monkeypatch.setattr("autotweak.engine._unreachable.RETRY_TIMEOUT", 1.0)
     stopped = _Outage(monkeypatch, lambda session: pg.ctl("stop", "-m", "fast"))
     with pytest.raises(SystemExit) as exited:
         main(["status", STUDY, "--storage", pg_url])

@@ -30,16 +30,10 @@ from autotweak.engine._monitor import Monitor
 from autotweak.engine._retries import requeue
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
 from autotweak.engine._stale import LOST_WORKER, StaleSweeper, fail_stale
-from autotweak.engine._storage import (
-    StorageUnreachableError,
-    heartbeat,
-    libpq_timeouts,
-    make_storage,
-    rdb_backend,
-    retrying,
-)
+from autotweak.engine._storage import libpq_timeouts, make_storage, rdb_backend
 from autotweak.engine._study import ATTR, create_study, state_of
 from autotweak.engine._study_sessions import open_session, sessions_of
+from autotweak.engine._unreachable import StorageUnreachableError, heartbeat, retrying
 from autotweak.engine._worker import WorkerResult, run_worker
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -420,7 +414,7 @@ def test_a_report_is_retried_through_a_short_outage(home, make_experiment, flaky
 def test_a_trial_whose_storage_stays_down_is_queued_again_not_failed(
     home, make_experiment, flaky_reports, monkeypatch
 ):
-    monkeypatch.setattr("autotweak.engine._storage.RETRY_TIMEOUT", 1.0)
+    monkeypatch.setattr("autotweak.engine._unreachable.RETRY_TIMEOUT", 1.0)
     url = f"sqlite:///{home / 'optuna.db'}"
     exp = make_experiment(name="long-outage", storage=url, **_spec())
     create_study(exp, make_storage(url))
@@ -500,7 +494,7 @@ def test_a_bad_write_is_not_retried_and_a_dropped_connection_names_the_storage()
 def test_an_outage_is_said_when_met_once_a_while_as_it_lasts_and_when_it_ends(monkeypatch, caplog):
     """Not a line per retry (about sixteen for a two-minute restart)."""
     caplog.set_level(logging.WARNING, logger="autotweak")
-    monkeypatch.setattr("autotweak.engine._storage.STILL_UNREACHABLE_EVERY", 1.0)
+    monkeypatch.setattr("autotweak.engine._unreachable.STILL_UNREACHABLE_EVERY", 1.0)
     flaky = _Flaky(3.0)  # tried at 0, 0.5, 1.5 and 3.5 s
     flaky.arm()
     retrying(flaky.wrap(lambda: None), "reading the trials", timeout=20, store="sqlite:///optuna.db")
@@ -541,7 +535,8 @@ def test_a_retry_keeps_what_its_trial_was_run_for():
 
 BEATING = """
 import sys, time
-from autotweak.engine._storage import heartbeat, make_storage
+from autotweak.engine._storage import make_storage
+from autotweak.engine._unreachable import heartbeat
 
 url, trial_id = sys.argv[1], int(sys.argv[2])
 storage = make_storage(url, heartbeat_interval=1, grace_period=3, check_schema=False)
