@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import os
-import re
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from autotweak._redact import is_redacted, redact, secret_query_keys
+from autotweak._sqlite_stores import create_whole
+from autotweak._sqlite_stores import enable_wal as enable_wal  # imported from here by the stores
 from autotweak.exceptions import AutotweakError, StudyNotFoundError
 
 __all__ = [
@@ -265,12 +264,8 @@ def check_optuna_sqlite(url: str) -> None:
     Raises:
         AutotweakError: Naming the URL and some of the tables found.
     """
-    path = sqlite_path(url)
-    if path is None or not path.is_file() or path.stat().st_size == 0:
-        return
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        tables = sqlite_tables(url)
     except sqlite3.DatabaseError as exc:
         raise AutotweakError(
             f"{redact(url)}: must be an Optuna storage, got a file SQLite cannot read ({exc})."
@@ -281,133 +276,3 @@ def check_optuna_sqlite(url: str) -> None:
         raise AutotweakError(
             f"{redact(url)}: must be an Optuna storage, got a database with other tables{hint}: {shown}."
         )
-
-
-_HIDDEN = "***"
-
-
-# Query-string parameters that carry a secret: libpq's and MySQL's password, tokens, API keys.
-# Paths to key files (sslkey, passfile) are not secrets and are left as they are.
-_SECRET_KEY = re.compile(r"(^|_)(password|passwd|pwd|pass)$|token|secret|(api|access|private|auth)_?key$")
-
-
-def _is_secret_key(name: str) -> bool:
-    return bool(_SECRET_KEY.search(name.strip().lower().replace("-", "_")))
-
-
-def secret_query_keys(url: str) -> list[str]:
-    """The names of the query-string parameters of ``url`` that hold a secret (even an empty one).
-
-    Example:
-        >>> secret_query_keys("postgresql://u@db/optuna?host=db&password=x")
-        ['password']
-    """
-    query = url.partition("?")[2].partition("#")[0]
-    return [key for key, _, _ in (p.partition("=") for p in query.split("&") if p) if _is_secret_key(key)]
-
-
-def redact(url: str) -> str:
-    """Hide the password of a URL such as ``postgresql://user:secret@host/db``, and query-string secrets.
-
-    A URL without a password is returned as it is, so that it can be copied back.
-
-    Example:
-        >>> redact("postgresql://me:secret@db:5432/optuna")
-        'postgresql://me:***@db:5432/optuna'
-        >>> redact("postgresql://me@db:5432/optuna")
-        'postgresql://me@db:5432/optuna'
-        >>> redact("postgresql://me@db/optuna?password=secret&sslmode=require")
-        'postgresql://me@db/optuna?password=***&sslmode=require'
-    """
-    url = _redact_netloc(url)  # first: a password may hold a '?'
-    head, mark, query = url.partition("?")
-    if not mark:
-        return url
-    query, hash_, fragment = query.partition("#")
-    return f"{head}?{'&'.join(_redact_pair(p) for p in query.split('&'))}{hash_}{fragment}"
-
-
-def _redact_pair(pair: str) -> str:
-    key, eq, _ = pair.partition("=")
-    return f"{key}={_HIDDEN}" if eq and _is_secret_key(key) else pair
-
-
-def _redact_netloc(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    netloc = rest.split("/", 1)[0]
-    creds, at, host = netloc.rpartition("@")
-    if not sep or not at or ":" not in creds:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:{_HIDDEN}@{host}{rest[len(netloc) :]}"
-
-
-def is_redacted(url: str) -> bool:
-    """Whether ``url`` was written by :func:`redact` with a secret hidden: it cannot be used as it is."""
-    _, sep, rest = url.partition("://")
-    if bool(sep) and rest.split("/", 1)[0].rpartition("@")[0].endswith(":" + _HIDDEN):
-        return True
-    query = url.partition("?")[2].partition("#")[0]
-    pairs = (p.partition("=") for p in query.split("&"))
-    return any(value == _HIDDEN and _is_secret_key(key) for key, _, value in pairs)
-
-
-def create_whole(path: Path, create: Callable[[str], None]) -> None:
-    """Make a new SQLite store at ``path`` whole or not at all, with ``create(url)`` making its tables.
-
-    MLflow and Optuna take seconds to make and migrate their tables; a process killed
-    meanwhile would leave a half-made file that every later command fails to open
-    ("table _alembic_tmp_tags already exists"). The tables are made in a file of another
-    name, which is then linked in; a store another process made first is kept.
-    """
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    building = path.with_name(f".{path.name}.{os.getpid()}.building")
-    building.unlink(missing_ok=True)  # left by a killed process that had this pid
-    try:
-        create(f"sqlite:///{building}")
-        try:
-            os.link(building, path)
-        except FileExistsError:
-            pass  # made by another process meanwhile: as good
-        except OSError:  # a file system without hard links
-            if not path.exists():
-                os.replace(building, path)
-    finally:
-        building.unlink(missing_ok=True)
-
-
-def enable_wal(path: Path) -> None:
-    """Put a SQLite store in WAL mode with ``synchronous=NORMAL`` for autotweak's connections.
-
-    Worker processes share the embedded stores: WAL lets readers go on while one process
-    writes. With ``synchronous=NORMAL`` a commit no longer waits for the disk, which
-    makes each trial's record about ten milliseconds cheaper; SQLite guarantees that
-    the database stays consistent, and only a power loss or an OS crash (not a killed
-    process) can lose the last commits.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path, timeout=60) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-    _FAST_SQLITE.add(str(path.resolve()))
-    _install_listener()
-
-
-_FAST_SQLITE: set[str] = set()
-
-
-@functools.cache
-def _install_listener() -> None:
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    event.listen(Engine, "connect", _on_connect)
-
-
-def _on_connect(dbapi_connection: Any, record: Any) -> None:
-    if not isinstance(dbapi_connection, sqlite3.Connection):
-        return
-    files = {row[2] for row in dbapi_connection.execute("PRAGMA database_list").fetchall()}
-    if files & _FAST_SQLITE:
-        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
