@@ -40,8 +40,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from autotweak.meta._histories import HintedReason, HistoryError, ValueReason
+from autotweak.meta._histories import HistoryError
 from autotweak.meta._renames import alias, guess, rename_text
+from autotweak.meta._skips import HintedReason, ValueReason
 from autotweak.space import CategoricalParam, FixedParam, FloatParam, IntParam, Param, SearchSpace
 
 __all__ = ["ParamMapper", "map_params"]

@@ -35,7 +35,6 @@ from autotweak._locations import redact, with_postgres_driver
 from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.meta._histories import (
     Direction,
-    HintedReason,
     Histories,
     HistoryError,
     PastTrial,
@@ -47,6 +46,7 @@ from autotweak.meta._histories import (
 )
 from autotweak.meta._mapping import ParamMapper
 from autotweak.meta._mlflow_runs import descriptor, finite, unpacked, value_of
+from autotweak.meta._skips import HintedReason
 from autotweak.space import SearchSpace
 from autotweak.tracking._server import check_tracking_server
 

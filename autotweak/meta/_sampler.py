@@ -45,7 +45,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -56,7 +55,7 @@ import optuna
 from numpy.typing import NDArray
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.meta._model import MetaModel
@@ -65,21 +64,17 @@ from autotweak.meta._records import (
     CLAIM_ATTR,
     PROPOSAL_ATTR,
     UNITS_KEY,
-    _proposed,
     guard_of,  # noqa: F401  # the module's example calls it
     say_no_model,
 )
 from autotweak.meta._sampler_args import _check, _count, _descriptor_argument, _model_argument, _tau
-from autotweak.meta._sampler_guard import Guard
+from autotweak.meta._sampler_plan import Planner
 from autotweak.meta._sampler_serving import (
     Serving,
     StudyKey,
-    candidates_inside,
-    claimed,
     fits_distribution,
     ran_proposal,
     study_key,
-    trial_point,
     unit_point,
 )
 
@@ -89,7 +84,7 @@ _log = logging.getLogger(__name__)
 GUARD_AFTER = 5  # results the negative-transfer guard needs before it judges the prior
 
 
-class MetaSampler(Guard, BaseSampler):
+class MetaSampler(Planner, BaseSampler):
     """Warm-start proposals from a meta-model, then the base sampler.
 
     Args:
@@ -316,105 +311,3 @@ class MetaSampler(Guard, BaseSampler):
         record = serving.proposal.to_dict() | {UNITS_KEY: serving.units}
         study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, record)
         serving.recorded = True
-
-    def _next_proposal(self, study: Study, trial: FrozenTrial) -> Proposal | None:
-        if study_key(study) in self._handed_over or self.proposer is None or len(study.directions) != 1:
-            return None
-        if "fixed_params" in trial.system_attrs:
-            return None
-        # The storage's trials, not the study's: a pruner may hand samplers a part of the study
-        # (Hyperband, its bracket), and the proposals are counted and tried over all of it.
-        everything = study._storage.get_all_trials(study._study_id, deepcopy=False)
-        others = [t for t in everything if t.number != trial.number]
-        lacking = next((t for t in others if t.state == TrialState.COMPLETE and not self._covers(t)), None)
-        if lacking is not None:
-            missing = [n for n in self._names if n not in lacking.params]
-            self._hand_over(
-                study,
-                f"trial {lacking.number} set no {', '.join(missing)}, which the meta-model's space has: the "
-                "objective suggests another space (the proposals are the meta-model's params, by name), so "
-                "the meta-model proposes nothing in this study",
-                logging.WARNING,
-            )
-            return None
-        proposed = _proposed(others)
-        # Once every proposal is made, the guard judges the trials up to the last of them, and
-        # hands over only when all of those are finished: what it decides then depends on the
-        # storage alone, the same in a process that joins or resumes the study later.
-        window = others
-        if len(proposed) >= self.n_meta:
-            last = max((t.number for t in proposed), default=-1)
-            window = [t for t in others if t.number <= last]
-        tried, observed, values = self._evidence(window, study.direction)
-        if self._guard_tripped(study, observed, values):
-            self._cold.add(study_key(study))
-            self._hand_over(study)
-            return None
-        mine = {tid: s for (owner, tid), s in self._pending.items() if owner == study_key(study)}
-        open_ = [s for tid, s in mine.items() if s is not None and tid != trial._trial_id]
-        running = [s.units for s in open_ if not (s.recorded or s.dropped)]
-        running += [units for tid, units in claimed(others).items() if tid not in mine]
-        if len(proposed) + len(running) >= self.n_meta:
-            judged = len(proposed) >= self.n_meta and all(t.state.is_finished() for t in window)
-            if judged:
-                self._hand_over(study)
-            return None
-        inside = self._inside_distributions(others)
-        tried += running
-        if not self._left(tried, inside):
-            self._hand_over(study, "no candidate left inside the ranges the study's trials use")
-            return None
-        return self.proposer.propose(tried, values, observed=observed, allowed=inside)
-
-    def _hand_over(self, study: Study, reason: str | None = None, level: int = logging.INFO) -> None:
-        """Give the study to the base sampler for good, saying why at ``level``.
-
-        The proposal count and the guard only ever grow, so from here on this process
-        stops reading every trial before each ask.
-        """
-        if reason is not None:
-            _log.log(level, "meta-learner: %s; the base sampler takes over", reason)
-        self._handed_over.add(study_key(study))
-
-    def _covers(self, trial: FrozenTrial) -> bool:
-        return all(name in trial.params for name in self._names)
-
-    def _inside_distributions(self, trials: Sequence[FrozenTrial]) -> NDArray[np.bool_] | None:
-        """Which candidates fit the distributions the study's trials last used, if any are known."""
-        assert self.model is not None
-        known: dict[str, BaseDistribution] = {}
-        for t in trials:
-            known |= {name: d for name, d in t.distributions.items() if name in self._names}
-        if not known:
-            return None
-        key = frozenset(known.items())
-        if key not in self._inside:
-            self._inside[key] = candidates_inside(self.model, known)
-        return self._inside[key]
-
-    def _left(self, tried: Sequence[Sequence[float]], allowed: NDArray[np.bool_] | None) -> bool:
-        """Whether some candidate is allowed and not tried yet."""
-        assert self.model is not None and self.proposer is not None
-        left = np.ones(len(self.model.units), dtype=np.bool_) if allowed is None else allowed.copy()
-        left[self.proposer.nearest(tried)] = False
-        return bool(left.any())
-
-    def _evidence(
-        self, trials: Sequence[FrozenTrial], direction: StudyDirection
-    ) -> tuple[list[list[float]], list[list[float]], list[float]]:
-        """Unit points of the configs tried (or running), and the finished ones with results."""
-        sign = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
-        tried: list[list[float]] = []
-        observed: list[list[float]] = []
-        values: list[float] = []
-        for t in trials:
-            point = trial_point(self.model, self._names, t)
-            if point is None and not t.state.is_finished():  # asked for, its values not stored yet
-                point = unit_point(self.model, self._names, t.system_attrs.get("fixed_params", {}))
-            if point is None:
-                continue
-            tried.append(point)
-            if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value):
-                observed.append(point)
-                values.append(sign * t.value)
-        return tried, observed, values

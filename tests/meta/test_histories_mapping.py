@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autotweak.meta import HistoryError, ParamMapper, map_params
-from autotweak.meta._histories import HintedReason
+from autotweak.meta._skips import HintedReason
 from autotweak.space import SearchSpace, load_space
 
 SPACE = SearchSpace.from_dict(

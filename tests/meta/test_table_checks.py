@@ -46,7 +46,7 @@ def test_skips_of_one_rule_are_counted_together_with_an_example_value() -> None:
 
 
 def test_a_value_reason_reads_as_the_whole_sentence_and_merges_by_rule() -> None:
-    from autotweak.meta._histories import ValueReason
+    from autotweak.meta._skips import ValueReason
 
     one, two = SkipReport(), SkipReport()
     one.add(ValueReason("param 'C'", 9.0, "out of range [0.5, 5.0]"), "a#1")
@@ -58,7 +58,7 @@ def test_a_value_reason_reads_as_the_whole_sentence_and_merges_by_rule() -> None
 
 
 def test_a_hinted_reason_is_counted_with_its_rule_unhinted_and_keeps_its_hint_through_a_merge() -> None:
-    from autotweak.meta._histories import HintedReason
+    from autotweak.meta._skips import HintedReason
 
     rule = "task key 'datset' is neither a tag nor a param of the run"
     one, two = SkipReport(), SkipReport()
@@ -76,7 +76,7 @@ def test_a_hinted_reason_is_counted_with_its_rule_unhinted_and_keeps_its_hint_th
 
 def test_a_hinted_note_is_one_line_per_rule_with_the_hint_most_records_give() -> None:
     """A rename hinted for some records of a recorded name and not for others: one line, with the count."""
-    from autotweak.meta._histories import HintedReason
+    from autotweak.meta._skips import HintedReason
 
     rule = "param 'lr' is not in the space (ignored)"
     lr = HintedReason(rule, "the space's 'learning_rate'", "renames={'lr': 'learning_rate'}")
