@@ -29,104 +29,36 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from numpy.typing import NDArray
 from optuna.pruners import BasePruner, MedianPruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._attrs import PRUNER_PREFIX
 from autotweak._progress import trained_in_full
 from autotweak._study_view import StudyView
-from autotweak._validation import is_integer, is_number
+from autotweak._validation import is_number
 from autotweak.curves._calibration import LEVEL, Calibration, check_calibration
+from autotweak.curves._decision import ATTR_PREFIX, Decision
 from autotweak.curves._features import Reference
-from autotweak.curves._library import load_curve_model, model_for, nearest_model
-from autotweak.curves._model import CurveModel
-from autotweak.exceptions import ArgumentError
-from autotweak.space import CategoricalParam, FloatParam, IntParam, SearchSpace
+from autotweak.curves._library import load_curve_model, model_for
+from autotweak.curves._model import CurveModel, FinalScore
+from autotweak.curves._pruner_args import PrunerArgumentError, check, count
+from autotweak.curves._pruner_notes import Notes, misfit
+from autotweak.space import SearchSpace
 
 __all__ = ["ATTR_PREFIX", "Decision", "LearnedCurvePruner", "PrunerArgumentError"]
 
-ATTR_PREFIX = PRUNER_PREFIX
 MIN_FRACTION = 0.25
-TOLD_PREFIX = "autotweak.pruner_told."  # study system attr: the learned pruner's note was said
 _LATE_START = 0.5  # a first report past this fraction of training reads as a step offset
 
-_log = logging.getLogger(__name__)
 
-
-class PrunerArgumentError(ArgumentError):
-    """A pruner argument breaks a rule."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A prune decision and what it was based on.
-
-    Attributes:
-        prune: Whether to stop the trial.
-        rule: ``"learned"``, the fallback's name, ``"warmup"`` (before ``min_steps``) or
-            ``"complete"`` (trained in full: never pruned) or ``"top-k"`` (its value
-            already reaches the k-th best completed value: never pruned by the model).
-        step: The trial's last step.
-        p_top_k: Probability of ending in the top k (learned rule only).
-        predicted: Predicted final score: 10%, 50% and 90% quantiles (learned rule only).
-        top_k_value: The k-th best completed value (learned rule only).
-        n_complete: Completed trials seen.
-        misses: When the model was found too pessimistic on this study (``p_top_k`` is then
-            its corrected probability): how many of the completed trials it checked ended
-            above its upper bound, and how many it checked.
-    """
-
-    prune: bool
-    rule: str
-    step: int
-    p_top_k: float | None = None
-    predicted: tuple[float, float, float] | None = None
-    top_k_value: float | None = None
-    n_complete: int = 0
-    misses: tuple[int, int] | None = None
-
-    def attrs(self) -> dict[str, Any]:
-        """The user attributes recorded on a pruned trial."""
-        out: dict[str, Any] = {"rule": self.rule, "step": self.step, "n_complete": self.n_complete}
-        if self.misses is not None:
-            out["model_misses"] = f"{self.misses[0]}/{self.misses[1]}"
-        if self.p_top_k is not None and self.predicted is not None:
-            out |= {
-                "p_top_k": round(self.p_top_k, 6),
-                "predicted_final": self.predicted[1],
-                "predicted_q10": self.predicted[0],
-                "predicted_q90": self.predicted[2],
-                "top_k_value": self.top_k_value,
-            }
-        return {ATTR_PREFIX + key: value for key, value in out.items()}
-
-
-def _check(name: str, value: Any, ok: bool, rule: str) -> None:
-    if not ok:
-        raise PrunerArgumentError(f"'{name}' of LearnedCurvePruner must be {rule}, got {name}={value!r}.")
-
-
-def _count(name: str, value: Any, low: int, *, optional: bool = False) -> int | None:
-    """``value`` as an ``int`` >= ``low`` (NumPy integers too, never a bool), or ``None`` if allowed."""
-    if value is None and optional:
-        return None
-    rule = f"{'None or ' if optional else ''}an integer >= {low}"
-    _check(name, value, is_integer(value), rule)
-    _check(name, value, int(value) >= low, rule)
-    return int(value)
-
-
-class LearnedCurvePruner(BasePruner):
+class LearnedCurvePruner(Notes, BasePruner):
     """Prune a trial whose probability of ending in the study's top ``top_k`` is below ``threshold``.
 
     Args:
@@ -157,25 +89,25 @@ class LearnedCurvePruner(BasePruner):
         n_startup_trials: int | None = None,
         fallback: BasePruner | None = None,
     ) -> None:
-        top_k = cast(int, _count("top_k", top_k, 1))
+        top_k = cast(int, count("top_k", top_k, 1))
         number = is_number(threshold)
-        _check("threshold", threshold, number and 0 <= threshold < 1, "a number in [0, 1)")
-        n_steps = _count("n_steps", n_steps, 1, optional=True)
-        min_steps = _count("min_steps", min_steps, 0, optional=True)
+        check("threshold", threshold, number and 0 <= threshold < 1, "a number in [0, 1)")
+        n_steps = count("n_steps", n_steps, 1, optional=True)
+        min_steps = count("min_steps", min_steps, 0, optional=True)
         if n_steps is not None and min_steps is not None:
-            _check(
+            check(
                 "min_steps", min_steps, min_steps < n_steps, f"below n_steps ({n_steps}), or it never prunes"
             )
         startup = cast(
-            int, _count("n_startup_trials", top_k if n_startup_trials is None else n_startup_trials, top_k)
+            int, count("n_startup_trials", top_k if n_startup_trials is None else n_startup_trials, top_k)
         )
-        _check(
+        check(
             "model",
             model,
             model is None or isinstance(model, CurveModel | str | os.PathLike),
             "a CurveModel, a curve model file, 'auto' or None",
         )
-        _check("fallback", fallback, fallback is None or isinstance(fallback, BasePruner), "an Optuna pruner")
+        check("fallback", fallback, fallback is None or isinstance(fallback, BasePruner), "an Optuna pruner")
         self._model_arg = model
         self._model = (
             load_curve_model(model)
@@ -257,22 +189,37 @@ class LearnedCurvePruner(BasePruner):
             return Decision(False, "warmup", step, n_complete=len(complete))
         model = self._model_for(trial)
         unit = None if model is None else model.unit_config(trial.params)
-        value = trial.intermediate_values[step]
         # Notes are said once the model would decide (before that the fallback decides every
         # trial): a spec check's dry run of a few trials says nothing of trials that never ran,
         # and workers that start together do not all meet a note at their first report.
         ready = len(complete) >= self.n_startup_trials
-        if ready and model is None and self._model is not None:  # "auto": no shipped model fits
+        if ready:
+            self._note_misfits(study, trial, model, unit, n_steps)
+        decision = None
+        if ready and model is not None and unit is not None and n_steps is not None:
+            decision = self._learned(study, trial, model, unit, complete, step, (min_steps, n_steps))
+        return decision or self._fallback(snapshot, trial, step, len(complete))
+
+    def _note_misfits(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        model: CurveModel | None,
+        unit: NDArray[np.float64] | None,
+        n_steps: int | None,
+    ) -> None:
+        """Say, once, that no model reads ``trial``, or that its first report is late in training."""
+        if model is None and self._model is not None:  # "auto": no shipped model fits
             self._no_model(study, trial)
-        if ready and model is not None and unit is None:
+        if model is not None and unit is None:
             self._tell(
                 study,
                 "fit",
                 f"the curve model (space {model.space.name!r}) does not fit trial {trial.number}: "
-                f"{_misfit(model, trial)}; {type(self.fallback).__name__} decides for such trials.",
+                f"{misfit(model, trial)}; {type(self.fallback).__name__} decides for such trials.",
             )
         first = min(trial.intermediate_values)
-        if ready and n_steps is not None and first > max(1, _LATE_START * n_steps):
+        if n_steps is not None and first > max(1, _LATE_START * n_steps):
             self._tell(
                 study,
                 "offset",
@@ -280,58 +227,87 @@ class LearnedCurvePruner(BasePruner):
                 f"first report is at step {first} of {n_steps}: report from the start of training "
                 "(steps 1, 2, ...), or decisions read every trial as nearly trained.",
             )
-        if (
-            model is None
-            or unit is None
-            or n_steps is None
-            or len(complete) < self.n_startup_trials
-            or not math.isfinite(value)
-        ):
-            return self._fallback(snapshot, trial, step, len(complete))
+
+    def _learned(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        model: CurveModel,
+        unit: NDArray[np.float64],
+        complete: list[FrozenTrial],
+        step: int,
+        span: tuple[int, int],
+    ) -> Decision | None:
+        """The model's decision at ``step`` (``span``: min_steps, n_steps); ``None``: the fallback's.
+
+        The fallback decides where the study gives the model nothing to read: a non-finite
+        value, no report past step 0, fewer than two finite completed values or all of them
+        alike, no completed trial with a value at this step.
+        """
+        n_steps = span[1]
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+        value = trial.intermediate_values[step]
         steps = sorted(
             s for s, v in trial.intermediate_values.items() if math.isfinite(v) and 0 < s <= n_steps
         )
-        if not steps:  # only reports at step 0 or below: nothing trained to extrapolate from
-            return self._fallback(snapshot, trial, step, len(complete))
-        values = sign * np.array([trial.intermediate_values[s] for s in steps], dtype=np.float64)
-        fractions = np.array(steps, dtype=np.float64) / n_steps
+        if not math.isfinite(value) or not steps:  # nothing trained to extrapolate from
+            return None
         finals = np.sort(sign * np.array([t.value for t in complete], dtype=np.float64))[::-1]
         bar = float(finals[self.top_k - 1])
         if sign * value >= bar:  # already as good as the k-th best final (a saturated metric ties there)
             return Decision(False, "top-k", step, top_k_value=sign * bar, n_complete=len(complete))
         finite = finals[np.isfinite(finals)]  # a diverged trial's inf would make every quantile NaN
-        if len(finite) < 2:
-            return self._fallback(snapshot, trial, step, len(complete))
+        # Completed trials that ended alike leave the study's units without width: the model,
+        # which reads every curve in them, was never trained on such a study.
+        if len(finite) < 2 or not np.quantile(finite, 0.9) > np.quantile(finite, 0.1):
+            return None
         ref = Reference.of(finite)
-        if not np.quantile(finite, 0.9) > np.quantile(finite, 0.1):
-            # The completed trials ended alike: the study's units have no width, and the model,
-            # which reads every curve in them, was never trained on such a study.
-            return self._fallback(snapshot, trial, step, len(complete))
         peers = sign * np.array([_value_at(t, step) for t in complete], dtype=np.float64)
         peers = peers[np.isfinite(peers)]
         if not len(peers):
-            return self._fallback(snapshot, trial, step, len(complete))
+            return None
+        values = sign * np.array([trial.intermediate_values[s] for s in steps], dtype=np.float64)
+        fractions = np.array(steps, dtype=np.float64) / n_steps
         final = model.final_score(values, fractions, unit, ref, peers)
-        p = final.p_above(bar)
-        misses = None
+        p, misses = final.p_above(bar), None
         if p < self.threshold:  # about to prune: does the model hold on this study?
-            checks = max(1, n_steps - min_steps)  # the steps it decides at, each a check of the model
-            calibration = self._calibration(model, complete, step, n_steps, sign, ref, checks)
-            if calibration.off:
-                self._tell(
-                    study,
-                    "calibration",
-                    f"the curve model is too pessimistic on study {study.study_name!r}: seen at step "
-                    f"{step}, {calibration.misses} of its {calibration.checked} completed trials ended "
-                    f"above the model's {1 - LEVEL:.0%} bound (about {LEVEL:.0%} expected); its "
-                    "probabilities are corrected by the study's completed trials while that holds.",
-                )
-                needed = (bar - final.centre) / ref.spread
-                p, misses = calibration.corrected(p, needed), (calibration.misses, calibration.checked)
+            p, misses = self._checked(study, model, final, complete, step, span, sign, ref, bar)
         q10, q50, q90 = (sign * final.quantile((0.1, 0.5, 0.9))).tolist()
         predicted = (q10, q50, q90) if sign > 0 else (q90, q50, q10)
         return Decision(p < self.threshold, "learned", step, p, predicted, sign * bar, len(complete), misses)
+
+    def _checked(
+        self,
+        study: optuna.Study,
+        model: CurveModel,
+        final: FinalScore,
+        complete: list[FrozenTrial],
+        step: int,
+        span: tuple[int, int],
+        sign: float,
+        ref: Reference,
+        bar: float,
+    ) -> tuple[float, tuple[int, int] | None]:
+        """The probability of the top k, corrected where the study proves the model too pessimistic.
+
+        Returns it with the misses found (``None`` where the model holds on the study).
+        """
+        min_steps, n_steps = span
+        p = final.p_above(bar)
+        checks = max(1, n_steps - min_steps)  # the steps it decides at, each a check of the model
+        calibration = self._calibration(model, complete, step, n_steps, sign, ref, checks)
+        if not calibration.off:
+            return p, None
+        self._tell(
+            study,
+            "calibration",
+            f"the curve model is too pessimistic on study {study.study_name!r}: seen at step "
+            f"{step}, {calibration.misses} of its {calibration.checked} completed trials ended "
+            f"above the model's {1 - LEVEL:.0%} bound (about {LEVEL:.0%} expected); its "
+            "probabilities are corrected by the study's completed trials while that holds.",
+        )
+        needed = (bar - final.centre) / ref.spread
+        return calibration.corrected(p, needed), (calibration.misses, calibration.checked)
 
     def _trained_in_full(self, trial: FrozenTrial, step: int, n_steps: int) -> bool:
         """Whether ``step`` ends a full training (of the given ``n_steps``, else the completed trials')."""
@@ -357,67 +333,6 @@ class LearnedCurvePruner(BasePruner):
             self._calibrations[key] = check_calibration(model, complete, step, n_steps, sign, ref, checks)
         return self._calibrations[key]
 
-    def _tell(self, study: optuna.Study, key: str, message: str, level: int = logging.WARNING) -> None:
-        """Log a message once per study: decisions are made at every report, in every worker.
-
-        Each pruner says a note at most once, and not when the study is marked as told (a
-        system attr, so another worker's or an earlier session's pruner counts); two workers
-        that first meet it at the same moment may both say it.
-        """
-        if key in self._told:
-            return
-        self._told.add(key)
-        attr = TOLD_PREFIX + key
-        try:
-            storage = study._storage
-            if storage.get_study_system_attrs(study._study_id).get(attr):
-                return
-            storage.set_study_system_attr(study._study_id, attr, True)
-        except Exception:  # a storage hiccup must not stop a decision over a note: say it here
-            _log.debug("could not read or mark the pruner's note %r on the study", key, exc_info=True)
-        _log.log(level, message)
-
-    def _no_model(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """Say, once, why no shipped curve model reads ``trial``, naming the parameters at fault.
-
-        A trial of a space that extends a shipped one and reaches beyond its ranges is a
-        warning (the start line said the model serves; these trials go to the fallback); a
-        space the models do not read (a parameter dropped or added, a space of one's own) is
-        said at INFO (the start line said no model fits).
-        """
-        names = frozenset(trial.params)
-        if names not in self._nearest:  # asked at every report: the files are looked up once
-            self._nearest[names] = nearest_model(names)
-        near = self._nearest[names]
-        serves = near is not None and {p.name for p in near.space.tunable} == names
-        if ("range" if serves else "auto") in self._told:
-            return
-        decides = type(self.fallback).__name__
-        if near is None:
-            self._tell(
-                study,
-                "auto",
-                f"no curve model fits trial {trial.number}'s parameters {sorted(trial.params)} "
-                f"(shipped: the hgb and mlp spaces); {decides} decides.",
-                logging.INFO,
-            )
-        elif serves:
-            self._tell(
-                study,
-                "range",
-                f"the shipped curve model (space {near.space.name!r}) does not fit trial {trial.number}: "
-                f"{_misfit(near, trial)}; the search space reaches beyond the model's ranges, "
-                f"and {decides} decides for trials outside them.",
-            )
-        else:
-            self._tell(
-                study,
-                "auto",
-                f"no curve model fits trial {trial.number}'s parameters: the shipped curve model (space "
-                f"{near.space.name!r}) does not fit it: {_misfit(near, trial)}; {decides} decides.",
-                logging.INFO,
-            )
-
     def _model_for(self, trial: FrozenTrial) -> CurveModel | None:
         if isinstance(self._model, CurveModel) or self._model is None:
             return self._model
@@ -434,35 +349,3 @@ def _value_at(trial: FrozenTrial, step: int) -> float:
         return float(trial.intermediate_values[step])
     earlier = [s for s in trial.intermediate_values if s <= step]
     return float(trial.intermediate_values[max(earlier)]) if earlier else math.nan
-
-
-def _misfit(model: CurveModel, trial: FrozenTrial) -> str:
-    """What keeps ``trial`` out of the model's space: the missing parameters, the values out of range."""
-    params = trial.params
-    missing = [p.name for p in model.space.tunable if p.name not in params]
-    extra = sorted(set(params) - set(model.space.names))
-    if missing or extra:
-        said = [f"has no {', '.join(missing)}"] if missing else []
-        said += [f"has {', '.join(extra)}, which the model does not read"] if extra else []
-        return f"it {' and '.join(said)} (the model reads {', '.join(model.space.names)})"
-    outside = []
-    for name in model.space.invalid(dict(params)):
-        param = model.space[name]
-        if isinstance(param, FloatParam | IntParam):
-            allowed = f"in [{param.low}, {param.high}]"
-        else:
-            allowed = f"one of {list(param.choices)}" if isinstance(param, CategoricalParam) else "fixed"
-        value = params.get(name)
-        shown = f"{value:.6g}" if isinstance(value, float) else repr(value)  # 0.00465680, not 17 digits
-        outside.append(f"{name}={shown} (the model's range: {allowed}{_searched(trial, name)})")
-    return ", ".join(outside) or f"its parameters {sorted(params)}"
-
-
-def _searched(trial: FrozenTrial, name: str) -> str:
-    """The study's range of ``name``, which the user widened past the model's: '' if not known."""
-    distribution = trial.distributions.get(name)
-    if isinstance(distribution, FloatDistribution | IntDistribution):
-        return f"; the study's: in [{distribution.low}, {distribution.high}]"
-    if isinstance(distribution, CategoricalDistribution):
-        return f"; the study's: one of {list(distribution.choices)}"
-    return ""
