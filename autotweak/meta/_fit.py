@@ -107,17 +107,7 @@ def fit_meta_model(
     check_unconditional(space)
     tasks, left_out = _fitting(histories, space)
     records = histories.skipped.merge(left_out)
-    skipped = SkipReport()
-    usable: list[tuple[TaskHistory, NDArray[np.float64], NDArray[np.float64]]] = []
-    for task in tasks:
-        complete = task.complete_trials()
-        values = task.scores()
-        if len(complete) < min_trials:
-            skipped.add(f"fewer than {min_trials} complete trials", task.name)
-        elif float(np.ptp(values)) == 0.0:
-            skipped.add("all trials scored the same", task.name)
-        else:
-            usable.append((task, unit_points(space, [t.params for t in complete]), normalized_scores(values)))
+    usable, skipped = _usable(tasks, space, min_trials)
     if not usable:
         raise MetaModelError(
             f"no past task has at least {min_trials} complete trials with different scores "
@@ -149,6 +139,28 @@ def fit_meta_model(
         info=info,
         measured=np.vstack([ran for _, ran in rows]),
     )
+
+
+def _usable(
+    tasks: Sequence[TaskHistory], space: SearchSpace, min_trials: int
+) -> tuple[list[tuple[TaskHistory, NDArray[np.float64], NDArray[np.float64]]], SkipReport]:
+    """The tasks to learn from, with their complete trials' unit points and normalized scores.
+
+    A task with fewer than ``min_trials`` complete trials, or whose trials all scored the same,
+    is left out and counted in the report returned with them.
+    """
+    skipped = SkipReport()
+    usable: list[tuple[TaskHistory, NDArray[np.float64], NDArray[np.float64]]] = []
+    for task in tasks:
+        complete = task.complete_trials()
+        values = task.scores()
+        if len(complete) < min_trials:
+            skipped.add(f"fewer than {min_trials} complete trials", task.name)
+        elif float(np.ptp(values)) == 0.0:
+            skipped.add("all trials scored the same", task.name)
+        else:
+            usable.append((task, unit_points(space, [t.params for t in complete]), normalized_scores(values)))
+    return usable, skipped
 
 
 # Integer arguments of fit_meta_model and their smallest allowed value.

@@ -147,39 +147,15 @@ def read_mlflow(
     names = as_names(experiments, "experiments")
     mapper = ParamMapper(as_space(space, HistoryError), renames, base)
     where = redact(tracking_uri)
-    absent_file(tracking_uri, "an MLflow store", table="experiments")
-    try:
-        tracking_uri = with_postgres_driver(tracking_uri)  # postgresql:// with psycopg2, as installed
-    except AutotweakError as exc:
-        raise HistoryError(str(exc)) from None
-    try:
-        check_tracking_server(tracking_uri, fix=_FIX)  # one request, not minutes of retries
-    except TrackingError as exc:
-        raise TrackingServerError(str(exc)) from None
-    client = _client(tracking_uri, where)
+    client = _opened(tracking_uri, where)
     found = _experiments(client, names, where)
     reading = _Reading(client, metric, task_key, curves, mapper, SkipReport(), progress)
     listed = [(experiment, _runs(client, experiment)) for experiment in found]
     reading.total = sum(len(runs) for _, runs in listed)
     if progress is not None:
         progress(0, reading.total)
-    by_task: dict[str, list[PastTrial]] = {}
-    descriptors: dict[str, dict[str, float | str]] = {}
-    directions: dict[str, Direction] = {}
-    for experiment, runs in listed:
-        recorded = _recorded_direction(reading, experiment, direction)
-        for task, trial in _trials(reading, experiment, runs):
-            by_task.setdefault(task, []).append(trial)
-            directions.setdefault(task, recorded)
-            if task_key is None:
-                descriptors[task] = descriptor(experiment.tags)
+    tasks = _tasks(reading, listed, direction, where)
     reading.skipped.note_all(reading.mapper.notes)
-    tasks = tuple(
-        TaskHistory(
-            name, directions[name], tuple(trials), descriptors.get(name, {}), f"mlflow:{where}#{name}"
-        )
-        for name, trials in by_task.items()
-    )
     histories = Histories(tasks, reading.skipped)
     _log.info(
         "histories from MLflow %s: %d task(s), %d trial(s); %s",
@@ -189,6 +165,47 @@ def read_mlflow(
         reading.skipped.summary(),
     )
     return histories
+
+
+def _opened(tracking_uri: str, where: str) -> MlflowClient:
+    """A client of the store ``tracking_uri`` names, once it is known to exist and to answer.
+
+    Raises:
+        HistoryError: If it names no MLflow store, or a PostgreSQL one without a driver;
+            a ``TrackingServerError`` if the tracking server does not serve.
+    """
+    absent_file(tracking_uri, "an MLflow store", table="experiments")
+    try:
+        tracking_uri = with_postgres_driver(tracking_uri)  # postgresql:// with psycopg2, as installed
+    except AutotweakError as exc:
+        raise HistoryError(str(exc)) from None
+    try:
+        check_tracking_server(tracking_uri, fix=_FIX)  # one request, not minutes of retries
+    except TrackingError as exc:
+        raise TrackingServerError(str(exc)) from None
+    return _client(tracking_uri, where)
+
+
+def _tasks(
+    reading: _Reading, listed: Sequence[tuple[Experiment, list[Run]]], direction: Direction, where: str
+) -> tuple[TaskHistory, ...]:
+    """The listed runs as tasks: one per experiment, or per value of the task key."""
+    by_task: dict[str, list[PastTrial]] = {}
+    descriptors: dict[str, dict[str, float | str]] = {}
+    directions: dict[str, Direction] = {}
+    for experiment, runs in listed:
+        recorded = _recorded_direction(reading, experiment, direction)
+        for task, trial in _trials(reading, experiment, runs):
+            by_task.setdefault(task, []).append(trial)
+            directions.setdefault(task, recorded)
+            if reading.task_key is None:
+                descriptors[task] = descriptor(experiment.tags)
+    return tuple(
+        TaskHistory(
+            name, directions[name], tuple(trials), descriptors.get(name, {}), f"mlflow:{where}#{name}"
+        )
+        for name, trials in by_task.items()
+    )
 
 
 def _client(tracking_uri: str, where: str) -> MlflowClient:

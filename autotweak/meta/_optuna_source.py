@@ -87,15 +87,7 @@ def read_optuna(
     mapper = ParamMapper(as_space(space, HistoryError), renames, base)
     where = "an in-memory storage" if not isinstance(storage, str) else redact(storage)
     if isinstance(storage, str):
-        problem = storage_problem(storage)
-        if problem is not None:
-            raise HistoryError(f"'storage' {problem}, got {redact(storage)!r}.")
-        absent_file(storage, "an Optuna storage", table="studies")
-        try:
-            check_optuna_sqlite(storage)
-            storage = with_postgres_driver(storage)  # postgresql:// with psycopg2, as autotweak installs it
-        except AutotweakError as exc:
-            raise HistoryError(str(exc)) from None
+        storage = _checked_url(storage)
     store, summaries = _open(storage, where)
     try:
         names = wanted if wanted is not None else sorted(summaries)
@@ -126,6 +118,24 @@ def read_optuna(
         skipped.summary(),
     )
     return histories
+
+
+def _checked_url(url: str) -> str:
+    """``url`` with its driver named, once it is known to name an Optuna storage that exists.
+
+    Raises:
+        HistoryError: If it is not a database URL, names no such file, or a database of
+            other tables.
+    """
+    problem = storage_problem(url)
+    if problem is not None:
+        raise HistoryError(f"'storage' {problem}, got {redact(url)!r}.")
+    absent_file(url, "an Optuna storage", table="studies")
+    try:
+        check_optuna_sqlite(url)
+        return with_postgres_driver(url)  # postgresql:// with psycopg2, as autotweak installs it
+    except AutotweakError as exc:
+        raise HistoryError(str(exc)) from None
 
 
 def _open(storage: str | BaseStorage, where: str) -> tuple[BaseStorage, dict[str, FrozenStudy]]:
