@@ -25,6 +25,7 @@ from autotweak._locations import (
 from autotweak.cli._optimize import _experiment_from_storage
 from autotweak.engine._study import ATTR
 from autotweak.exceptions import AutotweakError
+from autotweak.meta import load_meta_model
 from autotweak.report._text import _tracking_uri
 from autotweak.spec import Experiment
 from tests.cli.test_cli import autotweak
@@ -153,7 +154,8 @@ def test_meta_fit_reads_a_plain_postgresql_url(pg, home, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    assert "past" in done.stdout or "1 task" in done.stdout, done.stdout
+    assert f"optuna {redact(url)}: 1 task(s), 6 trial(s)" in done.stdout, done.stdout
+    assert load_meta_model(tmp_path / "m.npz").tasks == ("past",)
 
 
 _OPEN = {

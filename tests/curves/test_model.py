@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import autotweak
 from autotweak import AutotweakError
 from autotweak.curves import CurveModel, CurveModelError, CurveModelVersionError, evaluate_curve_model
 from autotweak.curves._features import Reference
@@ -24,7 +24,7 @@ def test_calibrated_on_held_out_tasks(toy_model: CurveModel) -> None:
     assert scores["mae"] < scores["mae_no_change"], scores
 
 
-def test_prediction_is_fast_and_ordered(toy_model: CurveModel) -> None:
+def test_prediction_is_ordered(toy_model: CurveModel) -> None:
     values = np.array([0.4, 0.5, 0.55, 0.6])
     fractions = np.arange(1, 5) / 12
     unit = toy_model.unit_config({"x": 0.5, "y": 0.5})
@@ -36,10 +36,6 @@ def test_prediction_is_fast_and_ordered(toy_model: CurveModel) -> None:
     assert q10 < q50 < q90
     assert final.p_above(q10) > final.p_above(q50) > final.p_above(q90)
     assert final.p_above(q50) == pytest.approx(0.5, abs=0.02)
-    started = time.perf_counter()
-    for _ in range(200):
-        toy_model.final_score(values, fractions, unit, ref, peers).p_above(0.9)
-    assert (time.perf_counter() - started) / 200 < 1e-3
 
 
 def test_unit_config_refuses_params_outside_the_space(toy_model: CurveModel) -> None:
@@ -56,8 +52,9 @@ def test_save_and_load_give_the_same_predictions(toy_model: CurveModel, toy_mode
     np.testing.assert_allclose(mu, mu2, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(sigma, sigma2, rtol=1e-5, atol=1e-5)
     header = json.loads(toy_model_file.read_text())
-    assert header["format_version"] == 1 and header["autotweak_version"]
-    assert header["summary"]["tasks"] and header["space"]["name"] == "toy"
+    assert header["format_version"] == 1 and header["autotweak_version"] == autotweak.__version__
+    assert header["space"]["name"] == "toy" and header["summary"]["trials"] == 16 * 48  # make_histories(16)
+    assert loaded.summary == header["summary"] == json.loads(json.dumps(dict(toy_model.summary)))
 
 
 def test_incompatible_format_version_is_refused(toy_model_file: Path, tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_a_sparse_fit_marks_the_cells_each_task_ran_measured_and_the_rest_predic
         assert model.scores[row, [_column(model, x) for x in xs]] == pytest.approx(ranks)
     other = _column(model, RAN["b"][0])
     assert model.was_measured(0, other) is False and model.was_measured(1, other) is True
-    assert len(model.units) > 12  # the design's candidates, predicted for both tasks
+    assert len(model.units) == 12 + 8  # the 12 configs run, and the 8 of the design, predicted for both
     assert model.measured.sum() == 12
 
 
@@ -129,6 +129,7 @@ def test_a_narrowed_space_keeps_the_mask_of_the_candidates_inside(model: MetaMod
 def test_a_design_point_no_task_ran_reads_short_a_run_config_keeps_its_value(model: MetaModel) -> None:
     assert model.measured is not None
     never_run = [i for i in range(len(model.units)) if not model.measured[:, i].any()]
+    assert len(never_run) == 8  # n_design
     for index in never_run:
         value = model.candidate(index)["x"]
         assert len(repr(value)) <= 12, value  # float32 precision, not float64's 17 digits
