@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -42,6 +43,13 @@ def space_file(tmp_path: Path) -> Path:
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump({"name": "toy", "params": SPACE}))
     return path
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, mlflow_template: Path) -> str:
+    """The URI of an empty MLflow store of this test's own (copied: migrating a new one takes seconds)."""
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 @pytest.fixture
@@ -277,10 +285,10 @@ def test_a_misspelled_sqlite_store_is_refused_and_not_created(tmp_path, space_fi
     assert not missing.exists()
 
 
-def test_the_same_study_in_both_stores_is_named_with_its_sources(tmp_path, spec, capsys):
+def test_the_same_study_in_both_stores_is_named_with_its_sources(tmp_path, spec, capsys, mlflow_store):
     """autotweak writes a study to Optuna and MLflow under one name: reading both says so."""
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store
     study = optuna.create_study(storage=storage, study_name="toy", direction="minimize")
     study.optimize(
         lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2 + t.suggest_int("k", 1, 9) * 0, n_trials=6
@@ -368,8 +376,8 @@ def test_a_space_with_conditional_params_is_refused_before_any_history_is_read(t
     )
 
 
-def test_a_task_key_splits_one_experiment_into_tasks(tmp_path, spec, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_a_task_key_splits_one_experiment_into_tasks(tmp_path, spec, capsys, mlflow_store):
+    uri = mlflow_store
     client = MlflowClient(uri)
     experiment = client.create_experiment("sweeps", artifact_location=(tmp_path / "art").as_uri())
     rng = np.random.default_rng(0)
@@ -388,8 +396,10 @@ def test_a_task_key_splits_one_experiment_into_tasks(tmp_path, spec, capsys):
     assert sorted(load_meta_model(out).tasks) == ["iris", "wine"]
 
 
-def test_tables_and_runs_whose_metrics_are_named_apart_are_read_together(tmp_path, spec, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_tables_and_runs_whose_metrics_are_named_apart_are_read_together(
+    tmp_path, spec, capsys, mlflow_store
+):
+    uri = mlflow_store
     client = MlflowClient(uri)
     experiment = client.create_experiment("runs", artifact_location=(tmp_path / "art").as_uri())
     for x in np.linspace(-4, 4, 6):
@@ -409,9 +419,9 @@ def test_tables_and_runs_whose_metrics_are_named_apart_are_read_together(tmp_pat
     assert "read 4 task(s), 42 trial(s)" in capsys.readouterr().out
 
 
-def test_reading_runs_says_how_far_it_has_come(tmp_path, spec, capsys, monkeypatch):
+def test_reading_runs_says_how_far_it_has_come(tmp_path, spec, capsys, monkeypatch, mlflow_store):
     """Off a terminal, a line now and then (every 10 s; here at every run) while the runs are read."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store
     client = MlflowClient(uri)
     experiment = client.create_experiment("old")
     for _, row in _losses(n_tasks=1, n_trials=6).iterrows():

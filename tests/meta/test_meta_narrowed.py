@@ -93,20 +93,24 @@ def test_the_shipped_model_named_for_a_narrowed_space_says_why_it_does_not_serve
         resolve_meta_model(shipped, experiment.space)
 
 
-def test_optimize_with_two_workers_says_it_once(home: Path) -> None:
+def test_optimize_with_two_workers_says_it_once(
+    home: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Said by one worker: not by the spec check in the parent, nor by each worker process."""
-    from tests.cli.test_cli import autotweak
+    from autotweak.meta import _library
 
+    for cache in ("_said", "_warned"):  # as in a new process: nothing said yet by an earlier test
+        monkeypatch.setattr(_library, cache, set())
     objective = home.parent / "shifted.py"
     objective.write_text("def f(config):\n    return config['learning_rate']\n")
     execution = {"workers": 2, "heartbeat_interval": 1, "grace_period": 3}
     spec = _spec(home.parent, SHIFTED, objective=f"{objective}:f", budget={"trials": 4}, execution=execution)
-    run = autotweak("optimize", spec.name, cwd=home.parent)
-    assert run.returncode == 0, run.stderr
-    assert run.stderr.count(NO_CANDIDATE) == 1, run.stderr
-    assert "] WARNING meta-learner: the meta-model " in run.stderr, run.stderr
-    assert "learning_rate in [0.5, 1] where the candidates span [" in run.stderr, run.stderr
-    assert "narrowed" not in run.stderr, run.stderr
+    main(["optimize", str(spec)])  # in this process: the workers are processes of their own all the same
+    err = capfd.readouterr().err
+    assert err.count(NO_CANDIDATE) == 1, err
+    assert "] WARNING meta-learner: the meta-model " in err, err
+    assert "learning_rate in [0.5, 1] where the candidates span [" in err, err
+    assert "narrowed" not in err, err
 
 
 def test_resolve_meta_model_says_why_it_returns_none_once(
