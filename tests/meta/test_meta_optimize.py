@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from autotweak.meta import (
     PastTrial,
     TaskHistory,
     fit_meta_model,
+    load_meta_model,
 )
 from autotweak.report import build_report
 from tests.conftest import base_spec
@@ -31,7 +34,7 @@ from tests.helpers import load, mlflow_runs
 SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": -5.0, "high": 5.0}})
 
 
-def _model(tmp_path: Path, peak: float = 1.0) -> Path:
+def _fit_model(folder: Path, peak: float) -> Path:
     """A meta-model from three past tasks whose loss is lowest near ``peak``."""
     rng = np.random.default_rng(0)
     tasks = []
@@ -39,11 +42,18 @@ def _model(tmp_path: Path, peak: float = 1.0) -> Path:
         xs = rng.uniform(-5, 5, 30)
         trials = tuple(PastTrial({"x": float(x)}, float((x - peak - 0.2 * i) ** 2)) for x in xs)
         tasks.append(TaskHistory(f"past{i}", "minimize", trials))
-    return fit_meta_model(Histories(tuple(tasks)), SPACE, n_design=64).save(tmp_path / "toy.meta.npz")
+    return fit_meta_model(Histories(tuple(tasks)), SPACE, n_design=64).save(folder / f"toy{peak}.meta.npz")
 
 
-def test_optimize_serves_and_records_the_proposals(home, make_experiment, tmp_path):
-    model = _model(tmp_path)
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``model_file(peak=1.0)``: the file of :func:`_fit_model`'s model, fit once per module (only read)."""
+    folder = tmp_path_factory.mktemp("meta-models")
+    return functools.cache(lambda peak=1.0: _fit_model(folder, peak))
+
+
+def test_optimize_serves_and_records_the_proposals(home, make_experiment, tmp_path, model_file):
+    model = model_file()
     exp = make_experiment(
         name="warm",
         sampler={"name": "meta", "args": {"model": str(model), "n_meta": 3}},
@@ -57,7 +67,11 @@ def test_optimize_serves_and_records_the_proposals(home, make_experiment, tmp_pa
     assert abs(study.trials[1].params["x"] - 1.2) < 1.0
     assert all(p["state"] == "complete" and p["rank"] >= 1 for p in proposals)
     assert {s["task"] for p in proposals for s in p["sources"]} <= {"past0", "past1", "past2"}
-    assert all(isinstance(s["measured"], bool) for p in proposals for s in p["sources"])  # the model says
+    fitted = load_meta_model(model)
+    for p in proposals:  # whether each source task ran the config, as the model's mask says
+        (index,) = [i for i in range(len(fitted.units)) if fitted.candidate(i) == p["params"]]
+        rows = [fitted.tasks.index(s["task"]) for s in p["sources"]]
+        assert [s["measured"] for s in p["sources"]] == [fitted.was_measured(row, index) for row in rows]
     assert "Negative-transfer guard: did not trip" in build_report(study).to_markdown()
 
     client = MlflowClient(tracking_uri=result.tracking_uri)
@@ -112,9 +126,9 @@ def test_meta_fit_and_suggest_from_the_command_line(tmp_path, capsys, monkeypatc
 
 
 @pytest.mark.parametrize("baseline", [True, False])
-def test_suggest_shows_what_optimize_runs_first(home, tmp_path, capsys, baseline):
+def test_suggest_shows_what_optimize_runs_first(home, tmp_path, capsys, baseline, model_file):
     """The first proposal shown is the one the study runs (after the base config, if it runs)."""
-    sampler = {"name": "meta", "args": {"model": str(_model(tmp_path, peak=-2.0)), "n_meta": 3}}
+    sampler = {"name": "meta", "args": {"model": str(model_file(peak=-2.0)), "n_meta": 3}}
     spec = base_spec(
         name="planned", base={"x": -2.0}, sampler=sampler, budget={"trials": 4}, baseline=baseline
     )
@@ -134,8 +148,8 @@ def test_suggest_shows_what_optimize_runs_first(home, tmp_path, capsys, baseline
     assert "optimize serves the first 3 (sampler.args.n_meta), then TPESampler" in printed
 
 
-def test_a_descriptor_entry_point_sets_the_prior(home, make_experiment, tmp_path, monkeypatch):
-    model = _model(tmp_path)
+def test_a_descriptor_entry_point_sets_the_prior(home, make_experiment, tmp_path, monkeypatch, model_file):
+    model = model_file()
     (tmp_path / "describe_mod.py").write_text("def describe():\n    return {'n_rows': 3.0}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     sampler = {"name": "meta", "args": {"model": str(model), "descriptor": "describe_mod:describe"}}
@@ -149,12 +163,12 @@ def test_a_descriptor_entry_point_sets_the_prior(home, make_experiment, tmp_path
         )
 
 
-def test_a_tripped_guard_is_reported(home, make_experiment, tmp_path):
+def test_a_tripped_guard_is_reported(home, make_experiment, tmp_path, model_file):
     """A prior that ranks this study's results backwards trips the guard, and the report says so."""
     exp = make_experiment(
         name="backwards",
         metric={"name": "loss", "direction": "maximize", "steps": 5},  # the past minimized it
-        sampler={"name": "meta", "args": {"model": str(_model(tmp_path)), "n_meta": 8}},
+        sampler={"name": "meta", "args": {"model": str(model_file()), "n_meta": 8}},
         budget={"trials": 8},
     )
     result = autotweak.optimize(exp)
@@ -174,9 +188,9 @@ def test_a_tripped_guard_is_reported(home, make_experiment, tmp_path):
     assert json.loads(Path(local).read_text()) == {"tripped": True, **guard}
 
 
-def test_an_untripped_guard_is_recorded_on_the_parent_run(home, make_experiment, tmp_path):
+def test_an_untripped_guard_is_recorded_on_the_parent_run(home, make_experiment, model_file):
     exp = make_experiment(
-        name="forwards", sampler={"name": "meta", "args": {"model": str(_model(tmp_path)), "n_meta": 2}}
+        name="forwards", sampler={"name": "meta", "args": {"model": str(model_file()), "n_meta": 2}}
     )
     result = autotweak.optimize(exp)
     client = MlflowClient(tracking_uri=result.tracking_uri)
@@ -191,11 +205,11 @@ def _interrupted_at_trial_1(config: dict[str, float], trial: autotweak.Trial) ->
     return (config["x"] - 1.0) ** 2
 
 
-def test_an_interrupted_proposal_runs_again_first_when_the_study_resumes(home, make_experiment, tmp_path):
+def test_an_interrupted_proposal_runs_again_first_when_the_study_resumes(home, make_experiment, model_file):
     exp = make_experiment(
         name="cut",
         objective=_interrupted_at_trial_1,
-        sampler={"name": "meta", "args": {"model": str(_model(tmp_path)), "n_meta": 2}},
+        sampler={"name": "meta", "args": {"model": str(model_file()), "n_meta": 2}},
         budget={"trials": 4},
     )
     with pytest.raises(autotweak.StudyInterrupted) as stopped:
