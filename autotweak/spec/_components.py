@@ -6,8 +6,9 @@ some Optuna components need them (the grid's values, Hyperband's ``max_resource`
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import optuna
@@ -17,7 +18,7 @@ from optuna.samplers import BaseSampler
 from autotweak._attrs import DRY_RUN_ATTR
 from autotweak._imports import require
 from autotweak._quiet import quiet_optuna
-from autotweak._validation import Where, as_str, is_integer
+from autotweak._validation import Where, as_str, closest, is_integer
 from autotweak.exceptions import SpecError
 from autotweak.space import SearchSpace
 from autotweak.spec._objective import import_objective
@@ -30,14 +31,48 @@ __all__ = ["PRUNERS", "SAMPLERS", "build_pruner", "build_sampler", "check_compon
 
 SamplerFactory = Callable[[SearchSpace, "int | None", dict[str, Any]], BaseSampler]
 PrunerFactory = Callable[[Metric, dict[str, Any]], BasePruner]
+_T = TypeVar("_T")
+
+
+def _construct(
+    cls: Callable[..., _T],
+    args: dict[str, Any],
+    *,
+    given: Mapping[str, Any] | None = None,
+    own: tuple[str, ...] = (),
+) -> _T:
+    """``cls(**given, **args)``; an argument of ``args`` that ``cls`` does not take says the nearest it does.
+
+    Args:
+        cls: The component's class; its signature lists the arguments it takes.
+        args: The spec's arguments.
+        given: The arguments the factory passes itself (never suggested).
+        own: The arguments the factory takes itself before calling ``cls`` (suggested too).
+
+    Raises:
+        TypeError: Optuna's, with "did you mean 'n_startup_trials'?" when a near name exists.
+    """
+    given = dict(given or {})
+    try:
+        return cls(**given, **args)
+    except TypeError as exc:
+        params = inspect.signature(cls).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            raise
+        unknown = next((key for key in args if key not in params and f"'{key}'" in str(exc)), None)
+        options = [*(name for name in params if name not in given), *own]
+        hint = None if unknown is None else closest(unknown, options)
+        if hint is None:
+            raise
+        raise TypeError(f"{exc}; did you mean '{hint}'?") from exc
 
 
 def _tpe(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
-    return optuna.samplers.TPESampler(seed=seed, **args)
+    return _construct(optuna.samplers.TPESampler, args, given={"seed": seed})
 
 
 def _random(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
-    return optuna.samplers.RandomSampler(seed=seed, **args)
+    return _construct(optuna.samplers.RandomSampler, args, given={"seed": seed})
 
 
 class GridSampler(optuna.samplers.GridSampler):
@@ -64,26 +99,28 @@ def _grid(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSam
     n_points = args.pop("n_points", 4)
     if not is_integer(n_points) or n_points < 1:
         raise ValueError(f"n_points must be an integer >= 1, got {n_points!r}")
-    return GridSampler(space.grid(n_points), seed=seed, **args)
+    return _construct(
+        GridSampler, args, given={"search_space": space.grid(n_points), "seed": seed}, own=("n_points",)
+    )
 
 
 def _qmc(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
     args.setdefault("scramble", True)
     args.setdefault("warn_asynchronous_seeding", False)
     args.setdefault("warn_independent_sampling", False)  # a conditional parameter, at every trial
-    return optuna.samplers.QMCSampler(seed=seed, **args)
+    return _construct(optuna.samplers.QMCSampler, args, given={"seed": seed})
 
 
 def _cmaes(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
     require("cmaes", extra="cmaes", feature="the 'cmaes' sampler")
     args.setdefault("warn_independent_sampling", False)
-    return optuna.samplers.CmaEsSampler(seed=seed, **args)
+    return _construct(optuna.samplers.CmaEsSampler, args, given={"seed": seed})
 
 
 def _gp(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
     require("torch", extra="torch", feature="the 'gp' sampler")
     args.setdefault("warn_independent_sampling", False)
-    return optuna.samplers.GPSampler(seed=seed, **args)
+    return _construct(optuna.samplers.GPSampler, args, given={"seed": seed})
 
 
 def _meta(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSampler:
@@ -108,9 +145,14 @@ def _meta(space: SearchSpace, seed: int | None, args: dict[str, Any]) -> BaseSam
         raise SpecError(
             f"must be a mapping or 'module:function', got {descriptor!r}.", field="sampler.args.descriptor"
         )
-    return MetaSampler(
-        model, base_sampler, seed=seed, descriptor=descriptor, why_no_model=why_no_model, **args
-    )
+    given = {
+        "model": model,
+        "base": base_sampler,
+        "seed": seed,
+        "descriptor": descriptor,
+        "why_no_model": why_no_model,
+    }
+    return _construct(MetaSampler, args, given=given, own=("base", "base_args", "model", "descriptor"))
 
 
 SAMPLERS: dict[str, SamplerFactory] = {
@@ -125,12 +167,12 @@ SAMPLERS: dict[str, SamplerFactory] = {
 
 
 def _median(metric: Metric, args: dict[str, Any]) -> BasePruner:
-    return optuna.pruners.MedianPruner(**args)
+    return _construct(optuna.pruners.MedianPruner, args)
 
 
 def _percentile(metric: Metric, args: dict[str, Any]) -> BasePruner:
     args.setdefault("percentile", 25.0)
-    return optuna.pruners.PercentilePruner(**args)
+    return _construct(optuna.pruners.PercentilePruner, args)
 
 
 def _successive_halving(metric: Metric, args: dict[str, Any]) -> BasePruner:
@@ -139,7 +181,7 @@ def _successive_halving(metric: Metric, args: dict[str, Any]) -> BasePruner:
     if metric.steps is not None:
         args.setdefault("min_resource", max(metric.steps // 100, 1))
     _check_resources(args)
-    return optuna.pruners.SuccessiveHalvingPruner(**args)
+    return _construct(optuna.pruners.SuccessiveHalvingPruner, args)
 
 
 def _hyperband(metric: Metric, args: dict[str, Any]) -> BasePruner:
@@ -148,7 +190,7 @@ def _hyperband(metric: Metric, args: dict[str, Any]) -> BasePruner:
     if metric.steps is not None:
         args.setdefault("max_resource", metric.steps)
     _check_resources(args)
-    return optuna.pruners.HyperbandPruner(**args)
+    return _construct(optuna.pruners.HyperbandPruner, args)
 
 
 def _check_resources(args: dict[str, Any]) -> None:
@@ -168,11 +210,11 @@ def _learned(metric: Metric, args: dict[str, Any]) -> BasePruner:
 
     if metric.steps is not None:
         args.setdefault("n_steps", metric.steps)
-    return LearnedCurvePruner(**args)
+    return _construct(LearnedCurvePruner, args)
 
 
 def _none(metric: Metric, args: dict[str, Any]) -> BasePruner:
-    return optuna.pruners.NopPruner(**args)
+    return _construct(optuna.pruners.NopPruner, args)
 
 
 PRUNERS: dict[str, PrunerFactory] = {

@@ -162,6 +162,26 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
         "'sampler.args' must be valid arguments of the 'tpe' sampler",
     ),
     (
+        base_spec(sampler={"name": "tpe", "args": {"n_startup_trial": 5}}),
+        "'sampler.args' must be valid arguments of the 'tpe' sampler (TypeError: TPESampler.__init__() "
+        "got an unexpected keyword argument 'n_startup_trial'; did you mean 'n_startup_trials'?), "
+        "got {'n_startup_trial': 5}",
+    ),
+    (
+        base_spec(sampler={"name": "grid", "args": {"n_point": 5}}),
+        "unexpected keyword argument 'n_point'; did you mean 'n_points'?",
+    ),
+    (
+        base_spec(sampler={"name": "meta", "args": {"base_arg": {}}}),
+        "unexpected keyword argument 'base_arg'; did you mean 'base_args'?",
+    ),
+    (
+        base_spec(pruner={"name": "hyperband", "args": {"min_resorce": 5}}),
+        "'pruner.args' must be valid arguments of the 'hyperband' pruner (TypeError: "
+        "HyperbandPruner.__init__() got an unexpected keyword argument 'min_resorce'; "
+        "did you mean 'min_resource'?), got {'min_resorce': 5}",
+    ),
+    (
         base_spec(sampler={"name": "meta", "args": {"base": "grid"}}),
         "'sampler.args.base' must name a sampler of ['cmaes', 'gp', 'qmc', 'random', 'tpe'] (not grid",
     ),
