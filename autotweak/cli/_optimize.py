@@ -11,7 +11,6 @@ import click
 
 from autotweak._locations import (
     is_redacted,
-    redact,
     storage_url_of,
     tracking_uri_of,
 )
@@ -19,6 +18,7 @@ from autotweak._money import usd
 from autotweak.cli._main import _console
 from autotweak.cli._models import pruner_shown, sampler_shown
 from autotweak.cli._stores import open_storage, option_label, storage_option, stores, tracking_option
+from autotweak.cli._study_end import none_completed, on_server, resume_command, said_at_the_end
 from autotweak.exceptions import AutotweakError
 
 if TYPE_CHECKING:
@@ -179,11 +179,6 @@ def worker(
         raise SystemExit(130)
 
 
-def _on_server(tracking_uri: str) -> bool:
-    """Whether ``tracking_uri`` is a tracking server, whose own UI shows its runs."""
-    return tracking_uri.startswith(("http://", "https://"))
-
-
 def _experiment_link(tracking_uri: str, study: str, ui: str = "http://127.0.0.1:5000") -> str | None:
     """The study's runs in the MLflow UI, in its model-training view (MLflow 3 opens on GenAI)."""
     from mlflow import MlflowClient
@@ -269,7 +264,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     stores["tracking"] = _store_origin(experiment, "tracking_uri", options.get("tracking_uri"))
     executor = _EXECUTORS[executor_name](experiment.execution.workers)
     try:
-        with _console.study_view(experiment) as view:
+        with _console.study_view(experiment) as view, said_at_the_end():
             on_progress = _announced(opened, view)  # said once the study is open, not before a setup error
             result = run_study(experiment, resume=resume, on_progress=on_progress, executor=executor)
     except StudyInterrupted as stopped:
@@ -277,7 +272,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     except KeyboardInterrupt:  # before the workers ran: nothing of a trial to close
         _console.error(
             f"interrupted before any trial started; if study '{experiment.name}' was created, "
-            f"`{_resume_command(experiment.name, options)}` continues it"
+            f"`{resume_command(experiment.name, options)}` continues it"
         )
         raise SystemExit(130) from None
     summary = result.summary
@@ -292,7 +287,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         if summary.base_value is not None:
             _console.line(f"base config {summary.base_value:.6g}")
     if result.tracking_uri and result.unrecorded is None:  # else said above, and a link would wait minutes
-        server = _on_server(result.tracking_uri)  # `autotweak ui` serves files only
+        server = on_server(result.tracking_uri)  # `autotweak ui` serves files only
         _console.line(
             f"every trial is in MLflow: {'open' if server else 'run `autotweak ui` and open'} experiment "
             f"'{result.study_name}' (parent run {result.study_run_id}, one child run per trial)"
@@ -304,13 +299,13 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         name, version = result.registered_model.rsplit("/", 1)
         _console.line(f"registered the best trial's model as '{name}' version {version}")
     if summary.interrupted:
-        _console.line(f"`{_resume_command(result.study_name, options)}` continues the study")
+        _console.line(f"`{resume_command(result.study_name, options)}` continues the study")
         raise SystemExit(130)
     crashed = [r for r in result.stop_reasons if r.startswith("crashed")]
     if crashed and len(crashed) == len(result.stop_reasons):
         _console.error(
             "every worker process crashed (see the log above); the study is intact: "
-            f"`{_resume_command(result.study_name, options)}` continues it"
+            f"`{resume_command(result.study_name, options)}` continues it"
         )
         raise SystemExit(1)
     if crashed:
@@ -323,31 +318,10 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         )
     states = summary.counts
     if states.get("failed") and not states.get("complete") and not states.get("pruned"):
-        name, failed, lost = result.study_name, states["failed"], states.get("preempted")
-        said = f"every trial of study '{name}' failed ({failed} failed, none completed)"
-        if lost:  # their machines went away: not failures, so not every trial failed
-            said = f"no trial of study '{name}' completed ({failed} failed, {lost} preempted)"
-        # -q printed no trial line: the warning that names the first failure is what is above then
-        reason = (
-            "the warning above names the first failure"
-            if _console.quiet
-            else "the reason is on each trial's line above"
-        )
-        uri = result.tracking_uri or ""
-        shows = f"the MLflow UI at {redact(uri)}" if _on_server(uri) else "`autotweak ui`"
-        _console.error(
-            f"{said}; {reason}; where an exception was raised, its traceback "
-            f"is kept in the trial's MLflow run (artifact traceback.txt; {shows} shows it)"
-        )
+        _console.error(none_completed(result, options))
         raise SystemExit(1)
     if states.get("preempted") and not states.get("complete") and not states.get("pruned"):
         raise SystemExit(1)  # nothing completed; the warning above says their machines went away
-
-
-def _resume_command(study: str, options: dict[str, Any]) -> str:
-    """The command that continues ``study`` where this one ran its workers (else they run here)."""
-    executor = options.get("executor") or "processes"
-    return f"autotweak resume {study}" + ("" if executor == "processes" else f" --executor {executor}")
 
 
 def _say_cost(executor: BaseExecutor | None, study: str) -> None:

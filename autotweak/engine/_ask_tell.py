@@ -21,8 +21,9 @@ from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._loop import FAIL_FAST_REASON, FailFast, WorkerResult
+from autotweak.engine._none_completed import say_if_none_completed
 from autotweak.engine._opening import drop_new_study
-from autotweak.engine._optimize import _close, _result_of, _say_if_none_completed
+from autotweak.engine._optimize import _close, _result_of
 from autotweak.engine._prepare import Prepared, as_experiment, prepare
 from autotweak.engine._retries import mark_interrupted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
@@ -356,7 +357,7 @@ class Study:
                 self._summary = _close(self._prepared, interrupted=interrupted, dropped=dropped)
                 if not interrupted and self._asked:  # as optimize says it of a study whose trials all failed
                     stopped = [WorkerResult(stop_reason=FAIL_FAST_REASON)] if self._fail_fast.tripped else []
-                    _say_if_none_completed(
+                    say_if_none_completed(
                         self._study, self._summary, stopped, fix="the training loop", resume=_RESUME
                     )
             finally:

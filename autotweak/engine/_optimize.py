@@ -8,8 +8,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import optuna
-
 from autotweak._locations import storage_url_of
 from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
 from autotweak.engine._budget import BudgetView
@@ -18,19 +16,18 @@ from autotweak.engine._executors import (
     BaseExecutor,
     WorkerCrashError,
 )
-from autotweak.engine._loop import FAIL_FAST_REASON
 from autotweak.engine._monitor import Monitor, Progress
+from autotweak.engine._none_completed import say_if_none_completed
 from autotweak.engine._opening import catch_up
 from autotweak.engine._outage import OutageNotice, note_outage
 from autotweak.engine._prepare import Prepared, _runner, as_experiment, check_study_exists, prepare
 from autotweak.engine._share import register_winner
 from autotweak.engine._storage import MEMORY
-from autotweak.engine._study import ATTR, config_of, state_of
+from autotweak.engine._study import config_of
 from autotweak.engine._study_sessions import record_session
 from autotweak.engine._summary import summarize
 from autotweak.engine._trial import MODEL_ATTR
 from autotweak.engine._unreachable import retrying
-from autotweak.engine._worker import WorkerResult
 from autotweak.exceptions import AutotweakError, StudyInterrupted
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, NullTracker, StudySummary
@@ -60,6 +57,9 @@ class StudyResult:
         workers_replaced: Worker processes that died in a trial (killed by the kernel's OOM
             killer, a crash in native code; ended by ``os._exit(n)`` or a native library's
             ``exit()``) and were replaced; their trials are failed.
+        first_failure: When no trial completed and some failed: the first failed trial's
+            number and the first line of why (the warning that ``optimize`` logs names it
+            too); else ``None``.
     """
 
     summary: StudySummary
@@ -75,6 +75,7 @@ class StudyResult:
     trials_counted: int = 0
     records_caught_up: int = 0
     workers_replaced: int = 0
+    first_failure: tuple[int, str] | None = None
 
     @property
     def best_value(self) -> float | None:
@@ -196,8 +197,9 @@ def _run_study(
     interrupted = any(r.interrupted for r in results)
     dropped = None if runner.detached else sum(r.records_dropped for r in results)  # else said where they ran
     summary = _close(prepared, interrupted=interrupted, settle=settle, dropped=dropped)
+    first_failure = None
     if not interrupted and any(r.trials for r in results):
-        _say_if_none_completed(prepared.study, summary, results)
+        first_failure = say_if_none_completed(prepared.study, summary, results)
     registered = None
     recorded = prepared.unrecorded is None  # else registering would wait minutes on the same server
     if experiment.register_model and prepared.context.tracking_uri and not interrupted and recorded:
@@ -213,6 +215,7 @@ def _run_study(
         trials_run=sum(r.trials for r in results),
         registered_model=registered,
         workers_replaced=sum(r.replaced for r in results),
+        first_failure=first_failure,
     )
     if interrupted:
         raise StudyInterrupted(result)
@@ -227,6 +230,7 @@ def _result_of(
     trials_run: int,
     registered_model: str | None = None,
     workers_replaced: int = 0,
+    first_failure: tuple[int, str] | None = None,
 ) -> StudyResult:
     """What a closed study did, as ``optimize`` returns it (and the ask/tell ``Study``'s Ctrl-C raises it)."""
     return StudyResult(
@@ -245,61 +249,7 @@ def _result_of(
         trials_counted=BudgetView.of(prepared.study.get_trials(deepcopy=False), None).counted,
         records_caught_up=prepared.caught_up,
         workers_replaced=workers_replaced,
-    )
-
-
-_RESUME = "optimize(..., resume=True) or `autotweak resume {name}`"
-
-
-def _say_if_none_completed(
-    study: optuna.Study,
-    summary: StudySummary,
-    results: list[WorkerResult],
-    *,
-    fix: str = "the objective",
-    resume: str = _RESUME,
-) -> None:
-    """Warn of a study whose trials all failed: ``optimize`` returns, with nothing found.
-
-    The CLI exits 1 then; a script gets ``best_value`` ``None`` and this warning, which
-    names the first failure: usually a broken objective, which every trial repeats. Trials
-    whose machines went away (preempted) are no failure of the objective: they are said
-    apart, and alone they ask for a resume, not a fix. The ask/tell ``Study`` names its
-    own ``fix`` (the training loop) and ``resume`` (``{name}``: the study's name).
-    """
-    resume = resume.format(name=study.study_name)
-    counts = summary.counts
-    if counts["complete"] or counts["pruned"]:
-        return
-    preempted = counts["preempted"]
-    lost = ""
-    if preempted:
-        lost = f", {preempted} preempted (their machines went away; not the objective's fault)"
-    if not counts["failed"]:
-        if preempted:
-            _log.warning(
-                "study '%s': no trial completed%s; resume the study to run them again: %s",
-                study.study_name,
-                lost,
-                resume,
-            )
-        return
-    failed = [t for t in study.get_trials(deepcopy=False) if state_of(t) == "failed"]
-    first = min(failed, key=lambda t: t.number)
-    reason = str(first.user_attrs.get(ATTR.FAILURE, "no reason recorded")).splitlines()[0][:300].rstrip(".")
-    fail_fast = sum(r.stop_reason == FAIL_FAST_REASON for r in results)
-    stopped = f" ({fail_fast} worker(s) stopped because {FAIL_FAST_REASON})" if fail_fast else ""
-    _log.warning(
-        "study '%s': no trial completed, %d failed%s%s; the first, trial %d, failed with: %s. Fix %s, "
-        "then resume the study: %s",
-        study.study_name,
-        counts["failed"],
-        stopped,
-        lost,
-        first.number,
-        reason,
-        fix,
-        resume,
+        first_failure=first_failure,
     )
 
 

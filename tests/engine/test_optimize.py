@@ -603,6 +603,7 @@ def test_a_worker_whose_first_trials_all_fail_stops_instead_of_spending_the_budg
         "failed); the first, trial 0, failed with: FileNotFoundError: data/train.csv. Fix the objective, "
         "then resume the study: optimize(..., resume=True) or `autotweak resume study`"
     ]
+    assert result.first_failure == (0, "FileNotFoundError: data/train.csv"), "the CLI says it from the result"
 
 
 def broken_with_a_sentence(config: dict[str, Any]) -> float:

@@ -18,7 +18,7 @@ from autotweak._quiet import quiet_optuna
 from autotweak.engine._crashed import settle_crashed_workers
 from autotweak.engine._killed import killed_reason, oom_kills
 from autotweak.engine._loop import WorkerResult, _Loop
-from autotweak.engine._optimize import _say_if_none_completed
+from autotweak.engine._none_completed import say_if_none_completed
 from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._retries import ask_reclaimable, requeue
 from autotweak.engine._session import Outcome, TrialSession, WorkerContext
@@ -178,7 +178,7 @@ def test_no_trial_completed_says_the_preempted_ones_apart_from_failures(home, ma
     trial.set_user_attr(ATTR.PREEMPTED, True)
     study.tell(trial, state=TrialState.FAIL)
     with caplog.at_level(logging.WARNING, logger="autotweak"):
-        _say_if_none_completed(study, summarize(study), [])
+        say_if_none_completed(study, summarize(study), [])
     assert caplog.messages == [
         "study 'all-lost': no trial completed, 1 preempted (their machines went away; not the objective's "
         "fault); resume the study to run them again: optimize(..., resume=True) or "

@@ -1,0 +1,88 @@
+"""What is said of a study none of whose trials completed: a broken objective, or lost machines.
+
+``optimize`` warns of it, and returns the first failure on its result; the CLI, which says
+the result itself (with its own resume command), drops the warning: a record marked
+:data:`IN_RESULT` holds nothing the result does not.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+
+from autotweak.engine._loop import FAIL_FAST_REASON
+from autotweak.engine._study import ATTR, state_of
+from autotweak.engine._worker import WorkerResult
+from autotweak.tracking import StudySummary
+
+__all__ = ["IN_RESULT", "RESUME", "first_failure", "say_if_none_completed"]
+
+_log = logging.getLogger(__name__)
+
+RESUME = "optimize(..., resume=True) or `autotweak resume {name}`"
+IN_RESULT = "autotweak_in_result"  # a log record's attribute: StudyResult holds what it says
+
+
+def first_failure(study: optuna.Study) -> tuple[int, str] | None:
+    """The number of the study's first failed trial and the first line of why (300 characters at most)."""
+    failed = [t for t in study.get_trials(deepcopy=False) if state_of(t) == "failed"]
+    if not failed:
+        return None
+    first = min(failed, key=lambda t: t.number)
+    reason = str(first.user_attrs.get(ATTR.FAILURE, "no reason recorded")).splitlines()[0][:300].rstrip(".")
+    return first.number, reason
+
+
+def say_if_none_completed(
+    study: optuna.Study,
+    summary: StudySummary,
+    results: list[WorkerResult],
+    *,
+    fix: str = "the objective",
+    resume: str = RESUME,
+) -> tuple[int, str] | None:
+    """Warn of a study whose trials all failed: ``optimize`` returns, with nothing found.
+
+    The CLI exits 1 then; a script gets ``best_value`` ``None`` and this warning, which
+    names the first failure: usually a broken objective, which every trial repeats. Trials
+    whose machines went away (preempted) are no failure of the objective: they are said
+    apart, and alone they ask for a resume, not a fix. The ask/tell ``Study`` names its
+    own ``fix`` (the training loop) and ``resume`` (``{name}``: the study's name).
+
+    Returns:
+        The first failure (see :func:`first_failure`) when the warning named one, else ``None``.
+    """
+    resume = resume.format(name=study.study_name)
+    counts = summary.counts
+    if counts["complete"] or counts["pruned"]:
+        return None
+    preempted = counts["preempted"]
+    lost = ""
+    if preempted:
+        lost = f", {preempted} preempted (their machines went away; not the objective's fault)"
+    first = first_failure(study) if counts["failed"] else None
+    if first is None:
+        if preempted:
+            _log.warning(
+                "study '%s': no trial completed%s; resume the study to run them again: %s",
+                study.study_name,
+                lost,
+                resume,
+            )
+        return None
+    fail_fast = sum(r.stop_reason == FAIL_FAST_REASON for r in results)
+    stopped = f" ({fail_fast} worker(s) stopped because {FAIL_FAST_REASON})" if fail_fast else ""
+    _log.warning(
+        "study '%s': no trial completed, %d failed%s%s; the first, trial %d, failed with: %s. Fix %s, "
+        "then resume the study: %s",
+        study.study_name,
+        counts["failed"],
+        stopped,
+        lost,
+        *first,
+        fix,
+        resume,
+        extra={IN_RESULT: True},
+    )
+    return first
