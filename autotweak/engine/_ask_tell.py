@@ -20,7 +20,7 @@ from autotweak._quiet import quiet_optuna
 from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
-from autotweak.engine._loop import FAIL_FAST_REASON, FailFast, WorkerResult
+from autotweak.engine._loop import FAIL_FAST, FailFast
 from autotweak.engine._none_completed import say_if_none_completed
 from autotweak.engine._opening import drop_new_study
 from autotweak.engine._optimize import _close, _result_of
@@ -44,6 +44,11 @@ _log = logging.getLogger(__name__)
 
 _STATES = ("complete", "pruned", "failed")
 _RESUME = "autotweak.Study(..., resume=True)"
+# A Study's fail-fast stop, as its training loop meets it (a worker of optimize says it in workers).
+_ASK_STOPPED = (
+    f"ask() returned None once the first {FAIL_FAST} trials it gave had failed, not to spend the budget "
+    "on one error"
+)
 
 
 class Study:
@@ -199,10 +204,10 @@ class Study:
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         if self._study.get_trials(deepcopy=False, states=finished):
             _log.warning(
-                "study '%s': ask() takes no new trial: %s (none completed). Fix the training loop, then "
-                "resume the study: %s",
+                "study '%s': ask() takes no new trial: the first %d trials it gave in this Study failed "
+                "(none completed). Fix the training loop, then resume the study: %s",
                 self._study.study_name,
-                FAIL_FAST_REASON,
+                FAIL_FAST,
                 _RESUME,
             )
 
@@ -356,9 +361,12 @@ class Study:
                 dropped = self._writer.dropped + self._requeued_dropped
                 self._summary = _close(self._prepared, interrupted=interrupted, dropped=dropped)
                 if not interrupted and self._asked:  # as optimize says it of a study whose trials all failed
-                    stopped = [WorkerResult(stop_reason=FAIL_FAST_REASON)] if self._fail_fast.tripped else []
                     say_if_none_completed(
-                        self._study, self._summary, stopped, fix="the training loop", resume=_RESUME
+                        self._study,
+                        self._summary,
+                        stopped=_ASK_STOPPED if self._fail_fast.tripped else "",
+                        fix="the training loop",
+                        resume=_RESUME,
                     )
             finally:
                 self._prepared.tracker.close()

@@ -16,7 +16,7 @@ from autotweak.engine._study import ATTR, state_of
 from autotweak.engine._worker import WorkerResult
 from autotweak.tracking import StudySummary
 
-__all__ = ["IN_RESULT", "RESUME", "first_failure", "say_if_none_completed"]
+__all__ = ["IN_RESULT", "RESUME", "first_failure", "say_if_none_completed", "workers_stopped"]
 
 _log = logging.getLogger(__name__)
 
@@ -34,11 +34,17 @@ def first_failure(study: optuna.Study) -> tuple[int, str] | None:
     return first.number, reason
 
 
+def workers_stopped(results: list[WorkerResult]) -> str:
+    """How many of ``optimize``'s workers stopped on failures alone (``""``: none), as the warning says it."""
+    fail_fast = sum(r.stop_reason == FAIL_FAST_REASON for r in results)
+    return f"{fail_fast} worker(s) stopped because {FAIL_FAST_REASON}" if fail_fast else ""
+
+
 def say_if_none_completed(
     study: optuna.Study,
     summary: StudySummary,
-    results: list[WorkerResult],
     *,
+    stopped: str = "",
     fix: str = "the objective",
     resume: str = RESUME,
 ) -> tuple[int, str] | None:
@@ -48,7 +54,8 @@ def say_if_none_completed(
     names the first failure: usually a broken objective, which every trial repeats. Trials
     whose machines went away (preempted) are no failure of the objective: they are said
     apart, and alone they ask for a resume, not a fix. The ask/tell ``Study`` names its
-    own ``fix`` (the training loop) and ``resume`` (``{name}``: the study's name).
+    own ``fix`` (the training loop) and ``resume`` (``{name}``: the study's name), and says
+    its fail-fast stop as its user reads it (``stopped``: what stopped on failures alone).
 
     Returns:
         The first failure (see :func:`first_failure`) when the warning named one, else ``None``.
@@ -71,14 +78,12 @@ def say_if_none_completed(
                 resume,
             )
         return None
-    fail_fast = sum(r.stop_reason == FAIL_FAST_REASON for r in results)
-    stopped = f" ({fail_fast} worker(s) stopped because {FAIL_FAST_REASON})" if fail_fast else ""
     _log.warning(
         "study '%s': no trial completed, %d failed%s%s; the first, trial %d, failed with: %s. Fix %s, "
         "then resume the study: %s",
         study.study_name,
         counts["failed"],
-        stopped,
+        f" ({stopped})" if stopped else "",
         lost,
         *first,
         fix,

@@ -17,7 +17,7 @@ from autotweak.engine._executors import (
     WorkerCrashError,
 )
 from autotweak.engine._monitor import Monitor, Progress
-from autotweak.engine._none_completed import say_if_none_completed
+from autotweak.engine._none_completed import say_if_none_completed, workers_stopped
 from autotweak.engine._opening import catch_up
 from autotweak.engine._outage import OutageNotice, note_outage
 from autotweak.engine._prepare import Prepared, _runner, as_experiment, check_study_exists, prepare
@@ -199,7 +199,7 @@ def _run_study(
     summary = _close(prepared, interrupted=interrupted, settle=settle, dropped=dropped)
     first_failure = None
     if not interrupted and any(r.trials for r in results):
-        first_failure = say_if_none_completed(prepared.study, summary, results)
+        first_failure = say_if_none_completed(prepared.study, summary, stopped=workers_stopped(results))
     registered = None
     recorded = prepared.unrecorded is None  # else registering would wait minutes on the same server
     if experiment.register_model and prepared.context.tracking_uri and not interrupted and recorded:

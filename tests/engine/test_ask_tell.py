@@ -414,9 +414,10 @@ def test_a_loop_whose_first_trials_all_fail_stops_as_an_optimize_worker_does(hom
     assert study.summary.counts["failed"] == 5 and len(load(exp).trials) == 5
     said = [r.getMessage() for r in caplog.records if "no trial completed" in r.getMessage()]
     assert said == [
-        "study 'broken': no trial completed, 5 failed (1 worker(s) stopped because its first 5 trials "
-        "failed); the first, trial 0, failed with: FileNotFoundError: data/train.csv. Fix the training "
-        "loop, then resume the study: autotweak.Study(..., resume=True)"
+        "study 'broken': no trial completed, 5 failed (ask() returned None once the first 5 trials it gave "
+        "had failed, not to spend the budget on one error); the first, trial 0, failed with: "
+        "FileNotFoundError: data/train.csv. Fix the training loop, then resume the study: "
+        "autotweak.Study(..., resume=True)"
     ]
     with autotweak.Study(exp, resume=True, track=False) as again:  # fixed: the resume runs on
         while (trial := again.ask()) is not None:
@@ -475,6 +476,6 @@ def test_a_resumed_loop_stopped_by_failures_says_so_though_the_study_has_results
         assert again.ask() is None
     assert again.summary.counts == {**again.summary.counts, "complete": 1, "failed": 5}
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
-        "study 'resumed': ask() takes no new trial: its first 5 trials failed (none completed). Fix the "
-        "training loop, then resume the study: autotweak.Study(..., resume=True)"
+        "study 'resumed': ask() takes no new trial: the first 5 trials it gave in this Study failed (none "
+        "completed). Fix the training loop, then resume the study: autotweak.Study(..., resume=True)"
     ]

@@ -178,7 +178,7 @@ def test_no_trial_completed_says_the_preempted_ones_apart_from_failures(home, ma
     trial.set_user_attr(ATTR.PREEMPTED, True)
     study.tell(trial, state=TrialState.FAIL)
     with caplog.at_level(logging.WARNING, logger="autotweak"):
-        say_if_none_completed(study, summarize(study), [])
+        say_if_none_completed(study, summarize(study))
     assert caplog.messages == [
         "study 'all-lost': no trial completed, 1 preempted (their machines went away; not the objective's "
         "fault); resume the study to run them again: optimize(..., resume=True) or "
