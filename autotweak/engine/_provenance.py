@@ -64,8 +64,9 @@ def _static(code_dir: str, objective_file: str | None) -> dict[str, str]:
         dirty = bool(_git(code_dir, "status", "--porcelain", "--untracked-files=no"))
         # An objective's file that git does not track is not in the commit: the code that ran is nowhere.
         untracked = objective_file is not None and not _git(code_dir, "ls-files", "--", objective_file)
-        if untracked:
-            tags["autotweak.git_untracked_objective"] = str(objective_file)
+        if untracked:  # its path from the repository's root, as `git status` run there names it
+            prefix = _git(code_dir, "rev-parse", "--show-prefix")
+            tags["autotweak.git_untracked_objective"] = f"{prefix}{objective_file}"
         tags["autotweak.git_commit"] = commit
         tags["autotweak.git_dirty"] = str(dirty or untracked).lower()
         tags["mlflow.source.git.commit"] = commit

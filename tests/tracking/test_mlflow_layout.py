@@ -143,16 +143,17 @@ def test_git_provenance_of_the_users_code(home, tmp_path_factory, mlflow_client)
     assert "autotweak.git_untracked_objective" not in run.data.tags
 
     # A file git does not track is in no commit: the run is dirty although `git status` is clean.
-    (code / "newobj.py").write_text((code / "userobj.py").read_text())
-    spec.write_text(
-        yaml.safe_dump(base_spec(name="new", objective=f"{code / 'newobj.py'}:train", budget={"trials": 1}))
-    )
+    # It is named by its path in the repository: a name alone is ambiguous in a tree of folders.
+    (code / "models").mkdir()
+    (code / "models" / "newobj.py").write_text((code / "userobj.py").read_text())
+    objective = f"{code / 'models' / 'newobj.py'}:train"
+    spec.write_text(yaml.safe_dump(base_spec(name="new", objective=objective, budget={"trials": 1})))
     _provenance._static.cache_clear()
     autotweak.optimize(spec)
     run = mlflow_runs(mlflow_client, "new").children[0]
     assert run.data.tags["autotweak.git_commit"] == head
     assert run.data.tags["autotweak.git_dirty"] == "true"
-    assert run.data.tags["autotweak.git_untracked_objective"] == "newobj.py"
+    assert run.data.tags["autotweak.git_untracked_objective"] == "models/newobj.py"
 
 
 def test_records_left_open_by_a_crash_are_closed_from_optuna(home, make_experiment, mlflow_client):
