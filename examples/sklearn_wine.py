@@ -1,7 +1,9 @@
 """A scikit-learn example: HistGradientBoosting on the wine data shipped with scikit-learn.
 
-The objective reports validation accuracy every 5 boosting iterations, so pruners can
-stop poor configs early.
+The objective reports the validation log loss every 5 boosting iterations, so pruners can
+stop poor configs early. Log loss, not accuracy: most configs classify all 54 validation
+wines right (accuracy 1.0, the base config's too), so accuracy leaves nothing to improve,
+while log loss still tells a confident model from a hesitant one.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.special import log_softmax
 from sklearn.datasets import load_wine
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import train_test_split
@@ -32,9 +35,12 @@ def train(config: dict[str, Any], trial: autotweak.Trial) -> float:
     )
     with threadpool_limits(1):  # one thread per trial: workers share the cores
         model.fit(X_train, y_train)
-    score = 0.0
-    for i, pred in enumerate(model.staged_predict(X_valid), start=1):
+    rows, truth = np.arange(len(y_valid)), np.searchsorted(model.classes_, y_valid)
+    loss = float("nan")
+    # The log loss from the raw scores, every 5th iteration: sklearn's log_loss checks its input
+    # at each call, 20 calls cost half the fit, and predict_proba takes a softmax at every one.
+    for i, raw in enumerate(model.staged_decision_function(X_valid), start=1):
         if i % 5 == 0:
-            score = float(np.mean(pred == y_valid))
-            trial.report(score, step=i // 5)
-    return score
+            loss = float(-np.mean(log_softmax(raw, axis=1)[rows, truth]))
+            trial.report(loss, step=i // 5)
+    return loss

@@ -126,8 +126,8 @@ def optimize(
     Example:
         >>> if __name__ == "__main__":  # doctest: +SKIP
         ...     result = optimize("examples/sklearn_wine.yaml")
-        ...     print(result.best_value)
-        1.0
+        ...     print(f"{result.best_value:.6g}")  # validation log loss; the base config's is 0.0062184
+        0.00119983
     """
     experiment = as_experiment(experiment)
     if workers is not None:
