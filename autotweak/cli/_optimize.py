@@ -14,15 +14,21 @@ from autotweak._locations import (
     storage_url_of,
     tracking_uri_of,
 )
-from autotweak._money import usd
 from autotweak.cli._main import _console
 from autotweak.cli._models import pruner_shown, sampler_shown
 from autotweak.cli._stores import open_storage, option_label, storage_option, stores, tracking_option
-from autotweak.cli._study_end import none_completed, on_server, resume_command, said_at_the_end
+from autotweak.cli._study_end import (
+    none_completed,
+    on_server,
+    resume_command,
+    said_at_the_end,
+    say_budget_spent,
+    say_cost,
+)
 from autotweak.exceptions import AutotweakError
 
 if TYPE_CHECKING:
-    from autotweak.engine import BaseExecutor, Progress, StudyResult
+    from autotweak.engine import BaseExecutor, Progress
     from autotweak.spec import Experiment
 
 __all__ = ["optimize", "resume", "worker"]
@@ -280,8 +286,8 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
     _console.line(
         f"study '{result.study_name}' stopped ({', '.join(sorted(set(result.stop_reasons)))}): {counts}"
     )
-    _say_budget_spent(experiment, result)
-    _say_cost(executor, result.study_name)
+    say_budget_spent(experiment, result)
+    say_cost(executor, result.study_name)
     if summary.best_value is not None:
         _console.line(f"best {experiment.metric.name} {summary.best_value:.6g} (trial {summary.best_number})")
         if summary.base_value is not None:
@@ -322,46 +328,6 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         raise SystemExit(1)
     if states.get("preempted") and not states.get("complete") and not states.get("pruned"):
         raise SystemExit(1)  # nothing completed; the warning above says their machines went away
-
-
-def _say_cost(executor: BaseExecutor | None, study: str) -> None:
-    """What the study's instances cost, when the executor bills them (aws-spot)."""
-    cost = getattr(executor, "cost", None)
-    if cost is not None:
-        _console.line(
-            f"instances cost {usd(cost.session_usd)} this session, {usd(cost.study_usd)} for study "
-            f"'{study}' in all"
-        )
-
-
-def _say_budget_spent(experiment: Experiment, result: StudyResult) -> None:
-    """Say why a run started no trial when the study already had its budget of trials.
-
-    A resume that wrote the records a tracking server missed says that instead: it did what
-    it was run for.
-    """
-    if result.trials_run:
-        return
-    if result.records_caught_up:
-        _console.line(
-            f"no trial left to run; wrote {result.records_caught_up} trial record(s) to MLflow from "
-            "Optuna's trials (missing, or left open), and the study's summary"
-        )
-        return
-    limit = experiment.budget.trials
-    if "trials" in result.stop_reasons and limit is not None:
-        more = result.trials_counted + 10
-        _console.warn(
-            f"no trial run: the study has {result.trials_counted} trial(s) and its budget is {limit}; "
-            f"--trials is the study's total, not extra trials: `autotweak resume {result.study_name} "
-            f"--trials {more}` runs 10 more"
-        )
-    elif "compute" in result.stop_reasons and experiment.budget.compute is not None:
-        _console.warn(
-            f"no trial run: the study has spent its compute budget ({experiment.budget.compute:g} full "
-            "trainings, 'budget.compute'); raise it in the spec file and resume from that file: "
-            f"`autotweak resume SPEC.yaml` (the study is '{result.study_name}')"
-        )
 
 
 def _announced(line: str, view: Callable[[Progress], None]) -> Callable[[Progress], None]:

@@ -1,4 +1,4 @@
-"""What ``optimize`` and ``resume`` say as a study ends: how to continue it, why nothing completed."""
+"""What ``optimize`` and ``resume`` say as a study ends: how to go on, why nothing completed, its cost."""
 
 from __future__ import annotations
 
@@ -8,11 +8,21 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from autotweak._locations import redact
+from autotweak._money import usd
+from autotweak.cli._main import _console
 
 if TYPE_CHECKING:
-    from autotweak.engine import StudyResult
+    from autotweak.engine import BaseExecutor, StudyResult
+    from autotweak.spec import Experiment
 
-__all__ = ["none_completed", "on_server", "resume_command", "said_at_the_end"]
+__all__ = [
+    "none_completed",
+    "on_server",
+    "resume_command",
+    "said_at_the_end",
+    "say_budget_spent",
+    "say_cost",
+]
 
 
 def on_server(tracking_uri: str) -> bool:
@@ -80,3 +90,43 @@ def none_completed(result: StudyResult, options: dict[str, Any]) -> str:
         f"(artifact traceback.txt; {shows} shows it). Fix the objective, then resume the study: "
         f"`{resume_command(name, options)}`"
     )
+
+
+def say_cost(executor: BaseExecutor | None, study: str) -> None:
+    """What the study's instances cost, when the executor bills them (aws-spot)."""
+    cost = getattr(executor, "cost", None)
+    if cost is not None:
+        _console.line(
+            f"instances cost {usd(cost.session_usd)} this session, {usd(cost.study_usd)} for study "
+            f"'{study}' in all"
+        )
+
+
+def say_budget_spent(experiment: Experiment, result: StudyResult) -> None:
+    """Say why a run started no trial when the study already had its budget of trials.
+
+    A resume that wrote the records a tracking server missed says that instead: it did what
+    it was run for.
+    """
+    if result.trials_run:
+        return
+    if result.records_caught_up:
+        _console.line(
+            f"no trial left to run; wrote {result.records_caught_up} trial record(s) to MLflow from "
+            "Optuna's trials (missing, or left open), and the study's summary"
+        )
+        return
+    limit = experiment.budget.trials
+    if "trials" in result.stop_reasons and limit is not None:
+        more = result.trials_counted + 10
+        _console.warn(
+            f"no trial run: the study has {result.trials_counted} trial(s) and its budget is {limit}; "
+            f"--trials is the study's total, not extra trials: `autotweak resume {result.study_name} "
+            f"--trials {more}` runs 10 more"
+        )
+    elif "compute" in result.stop_reasons and experiment.budget.compute is not None:
+        _console.warn(
+            f"no trial run: the study has spent its compute budget ({experiment.budget.compute:g} full "
+            "trainings, 'budget.compute'); raise it in the spec file and resume from that file: "
+            f"`autotweak resume SPEC.yaml` (the study is '{result.study_name}')"
+        )

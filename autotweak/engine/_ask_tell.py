@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import os
 import sys
 import time
@@ -18,20 +17,19 @@ import optuna
 
 from autotweak._quiet import quiet_optuna
 from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
-from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._loop import FAIL_FAST, FailFast
 from autotweak.engine._none_completed import say_if_none_completed
 from autotweak.engine._opening import drop_new_study
 from autotweak.engine._optimize import _close, _result_of
 from autotweak.engine._prepare import Prepared, as_experiment, prepare
-from autotweak.engine._retries import mark_interrupted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
 from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._steps import StepsCheck
+from autotweak.engine._told import check_told, interrupt, still_open, told_outcome
 from autotweak.engine._trial import Trial
 from autotweak.engine._unreachable import heartbeat
-from autotweak.engine._worker import interrupted_outcome, outage_notice, session_seed
+from autotweak.engine._worker import outage_notice, session_seed
 from autotweak.engine._writer import RecordWriter
 from autotweak.exceptions import ArgumentError, AutotweakError, StudyInterrupted
 from autotweak.spec import Experiment
@@ -42,7 +40,6 @@ __all__ = ["Study"]
 
 _log = logging.getLogger(__name__)
 
-_STATES = ("complete", "pruned", "failed")
 _RESUME = "autotweak.Study(..., resume=True)"
 # A Study's fail-fast stop, as its training loop meets it (a worker of optimize says it in workers).
 _ASK_STOPPED = (
@@ -229,19 +226,9 @@ class Study:
                 :meth:`ask` returned and has not told yet.
         """
         self._check_open()
-        if state not in _STATES:
-            raise ArgumentError(f"'state' of tell() must be one of {', '.join(_STATES)}, got {state!r}.")
-        if value is not None and score_of(value) is None:
-            raise ArgumentError(
-                f"'value' of tell() must be a number (not text or a bool) or None, got value={value!r}."
-            )
-        if value is None and state == "complete":
-            raise ArgumentError(
-                "'value' of tell() is required for state='complete', got value=None; "
-                "tell a trial that did not finish with state='failed' or state='pruned'."
-            )
+        check_told(value, state)
         self._check_asked(trial)
-        self._finish(trial.number, self._outcome(trial, value, state, error))
+        self._finish(trial.number, told_outcome(trial, value, state, error))
 
     def _check_open(self) -> None:
         if self._closed:
@@ -285,19 +272,6 @@ class Study:
             lambda: self._session.record(handle, outcome, duration), f"the record of trial {number}"
         )
 
-    def _outcome(self, handle: Trial, value: float | None, state: str, error: str | None) -> Outcome:
-        number = None if value is None else score_of(value)
-        if state == "complete":
-            if number is None or not math.isfinite(number):
-                return Outcome(
-                    "failed", None, f"the trial was told a value of {value!r}, not a finite number"
-                )
-            return Outcome("complete", number)
-        if state == "pruned":
-            last = handle.steps[-1][1] if handle.steps else number
-            return Outcome("pruned", last)
-        return Outcome("failed", None, error or "told as failed")
-
     def flush(self) -> None:
         """Wait until the MLflow runs of every trial told so far are closed, or failed to close.
 
@@ -319,11 +293,11 @@ class Study:
         """
         if not self._closed and isinstance(sys.exc_info()[1], KeyboardInterrupt):
             self._raise_interrupted()
-        return self._close_with(_still_open)
+        return self._close_with(still_open)
 
     def _raise_interrupted(self) -> NoReturn:
         """Close the study as interrupted, its open trials queued again, and say so as optimize does."""
-        summary = self._close_with(_interrupt, interrupted=True)
+        summary = self._close_with(interrupt, interrupted=True)
         result = _result_of(self._prepared, summary, stop_reasons=["interrupted"], trials_run=self._asked)
         raise StudyInterrupted(result, resume=_RESUME) from None  # as optimize raises it: what to run
 
@@ -333,7 +307,7 @@ class Study:
             return
         cut = len(self._open)
         try:
-            self._close_with(_interrupt, interrupted=bool(cut))
+            self._close_with(interrupt, interrupted=bool(cut))
         except Exception as exc:  # its stores may be gone already: say so in a line, not a traceback
             _log.warning(
                 "study '%s' was not closed, and could not be as Python exits: %s", self._study.study_name, exc
@@ -381,7 +355,7 @@ class Study:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc is None:  # not close(): a Ctrl-C an enclosing handler is handling is not this block's
-            self._close_with(_still_open)
+            self._close_with(still_open)
         elif isinstance(exc, KeyboardInterrupt):
             self._raise_interrupted()
         else:  # kept as optimize keeps an objective's exception: failure tag and traceback.txt
@@ -398,14 +372,3 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.experiment.name!r})"
-
-
-def _still_open(handle: Trial) -> Outcome:
-    """A trial open when the study was closed without an exception: failed."""
-    return Outcome("failed", None, "still open when the study was closed")
-
-
-def _interrupt(handle: Trial) -> Outcome:
-    """A trial open when Ctrl-C left the ``with`` block: marked, then queued again when told."""
-    mark_interrupted(handle.optuna_trial)
-    return interrupted_outcome(handle)
