@@ -47,6 +47,7 @@ from autotweak.engine._summary import attempts_of, frozen_compute
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
+from autotweak.tracking._records import RECONCILED_TAG
 
 __all__ = [
     "UNRECORDED",
@@ -415,5 +416,5 @@ def _record(
         duration=duration,
         compute=frozen_compute(trial, steps, attempts),
         failure=trial.user_attrs.get(ATTR.FAILURE),
-        extra_tags={"autotweak.reconciled": "true"},
+        extra_tags={RECONCILED_TAG: "true"},
     )

@@ -56,7 +56,14 @@ from autotweak.tracking._mlflow_values import (
     tag_entities,
 )
 from autotweak.tracking._models import upload_model
-from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart, TrialState
+from autotweak.tracking._records import (
+    RECONCILED_TAG,
+    StudyInfo,
+    StudySummary,
+    TrialRecord,
+    TrialStart,
+    TrialState,
+)
 from autotweak.tracking._server import check_tracking_server
 
 __all__ = ["MlflowTracker", "RUN_STATUS"]
@@ -280,11 +287,15 @@ class MlflowTracker(BaseTracker):
         if record.failure:
             tags["autotweak.failure"] = record.failure[:4000]
         config = self._configs.pop(record.run_id, None)
-        if config is None:  # a record this process did not open: closing it after a crash
-            metrics, config = missing_points(self.client, record.run_id, record.metric, metrics)
+        stale = False  # a catch-up's tag on a record that holds the trial's own close now
+        if config is None:  # a record this process did not open, or closed from Optuna's trial already
+            metrics, config, reconciled = missing_points(self.client, record.run_id, record.metric, metrics)
+            stale = reconciled and RECONCILED_TAG not in record.extra_tags
         self._log(
             record.run_id, metrics=metrics, params=config_params(config), tags=tag_entities(tags.items())
         )
+        if stale:
+            self.client.delete_tag(record.run_id, RECONCILED_TAG)
         if record.traceback:
             self.client.log_text(record.run_id, record.traceback, "traceback.txt")
         self.client.set_terminated(record.run_id, RUN_STATUS[record.state], end_time=now)

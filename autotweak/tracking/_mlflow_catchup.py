@@ -11,15 +11,16 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Run
 
 from autotweak._config import flat_config
 from autotweak.tracking._inflight import IN_FLIGHT, Sent, same_points
+from autotweak.tracking._records import RECONCILED_TAG
 
-__all__ = ["CONFIG_FILE_TAG", "CONFIG_TAG", "missing_points", "new_points", "stored_config"]
+__all__ = ["CONFIG_FILE_TAG", "CONFIG_TAG", "Missing", "missing_points", "new_points", "stored_config"]
 
 _log = logging.getLogger(__name__)
 
@@ -27,9 +28,15 @@ CONFIG_TAG = "autotweak.config"
 CONFIG_FILE_TAG = "autotweak.config_artifact"  # names the artifact of a config too long for its tag
 
 
-def missing_points(
-    client: MlflowClient, run_id: str, metric: str, metrics: list[Metric]
-) -> tuple[list[Metric], dict[str, Any]]:
+class Missing(NamedTuple):
+    """What a run opened elsewhere lacks, and whether a catch-up wrote it from Optuna's trial."""
+
+    metrics: list[Metric]
+    params: dict[str, Any]
+    reconciled: bool  # it holds the tag RECONCILED_TAG
+
+
+def missing_points(client: MlflowClient, run_id: str, metric: str, metrics: list[Metric]) -> Missing:
     """The metric points and params that a run opened elsewhere does not have yet."""
     sent = IN_FLIGHT.of(run_id)  # before the run is read (see new_points)
     run = client.get_run(run_id)
@@ -37,7 +44,8 @@ def missing_points(
     config = stored_config(client, run)
     params = {k: v for k, v in flat_config(config).items() if k not in run.data.params}
     points = [m for m in metrics if (m.key, m.step) not in seen]
-    return new_points(client, run_id, metric, points, sent), params
+    reconciled = run.data.tags.get(RECONCILED_TAG) is not None
+    return Missing(new_points(client, run_id, metric, points, sent), params, reconciled)
 
 
 def stored_config(client: MlflowClient, run: Run) -> dict[str, Any]:

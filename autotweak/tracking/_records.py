@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["StudyInfo", "StudySummary", "TrialRecord", "TrialStart", "TrialState"]
+__all__ = ["RECONCILED_TAG", "StudyInfo", "StudySummary", "TrialRecord", "TrialStart", "TrialState"]
+
+# A trial record's tag, "true": written from Optuna's trial, not by its worker; dropped once the
+# trial's own close lands on it after all (a late opening, a write that waited out retries).
+RECONCILED_TAG = "autotweak.reconciled"
 
 TrialState = Literal["complete", "pruned", "failed", "preempted", "interrupted", "running"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 import autotweak
+from autotweak.engine._late import LATE_S, open_record
 from autotweak.engine._reconcile import reconcile
 from autotweak.testing.services import MlflowServer
 from autotweak.tracking import MlflowTracker
@@ -108,3 +110,32 @@ def test_an_opening_in_another_process_that_lands_after_the_catch_up_leaves_one_
     assert sorted(runs.children) == [0] and not runs.duplicates
     assert runs.children[0].info.status == "FINISHED"
     assert out.strip() == runs.children[0].info.run_id, "the worker writes on to the trial's one record"
+
+
+def test_the_trials_own_close_after_a_late_opening_closed_its_record_drops_the_reconciled_tag(tmp_path):
+    """The late opening closes the record from Optuna's trial; the worker's own close lands next.
+
+    The record then holds the trial's own close (its tags, its traceback): the tag saying it
+    was written from Optuna's trial alone would say what is no longer so.
+    """
+    from autotweak.tracking import TrialRecord, TrialStart
+
+    study = optuna.create_study(study_name="own", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    trial = study.ask()
+    trial.report(0.7, 1)
+    trial.report(0.5, 2)
+    study.tell(trial, 0.5)
+    tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    start = TrialStart("own", None, 0, trial._trial_id, {"x": 1}, {}, 1, None, None, {})
+    run_id = open_record(study, tracker, start, since=time.monotonic() - 2 * LATE_S, metric="loss", steps=2)
+    client = MlflowClient(tracker.tracking_uri)
+    assert client.get_run(run_id).data.tags["autotweak.reconciled"] == "true"  # closed from Optuna's
+    steps = [(1, 0.7, 1_000), (2, 0.5, 2_000)]
+    own = TrialRecord(
+        run_id, 0, "complete", "loss", 0.5, steps, 1.0, extra_tags={"autotweak.baseline": "true"}
+    )
+    tracker.end_trial(own)  # the worker's close, queued behind the opening
+    run = client.get_run(run_id)
+    assert "autotweak.reconciled" not in run.data.tags
+    assert run.data.tags["autotweak.baseline"] == "true" and run.info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(run_id, "loss")) == [1, 2]
