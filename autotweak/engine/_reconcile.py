@@ -385,13 +385,24 @@ def _restore_curves(study: optuna.Study, tracker: BaseTracker, metric: str, lost
 
 
 def _curve(trial: FrozenTrial) -> list[tuple[int, float, int]]:
-    """The trial's intermediate values as curve points, stamped with the trial's end."""
+    """The trial's intermediate values as curve points, stamped as its worker flushed them.
+
+    A worker's flush may still land after this writes them (see
+    :meth:`~autotweak.engine._trial.Trial._keep_stamps`): stamped alike, MLflow keeps one
+    point per step. Points no flush sent are stamped with the trial's end.
+    """
     stamp = (
         int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)
         if trial.datetime_start
         else 0
     )
-    return [(s, float(v), stamp) for s, v in sorted(trial.intermediate_values.items())]
+    flushed = {
+        int(s): int(ts)
+        for key, points in trial.system_attrs.items()
+        if key.startswith(ATTR.CURVE_MS)
+        for s, ts in points
+    }
+    return [(s, float(v), flushed.get(s, stamp)) for s, v in sorted(trial.intermediate_values.items())]
 
 
 def _record(

@@ -59,6 +59,7 @@ class ATTR:
     EXECUTOR = "autotweak.executor"  # on the study: the ``meta`` of the executor of its latest session
     EXECUTORS = "autotweak.executors"  # on the study: the executors it ran on, in order (a change appends)
     SESSION = "autotweak.session"  # on a trial: its session's id (on the study, SESSION.<id>: its record)
+    CURVE_MS = "autotweak.curve_ms."  # on a trial (system attr), per flush: its points' [[step, stamp], ...]
 
 
 _STATES = {

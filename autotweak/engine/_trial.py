@@ -313,8 +313,10 @@ class Trial:
         if self._flush is None or time.monotonic() - self._last_flush < self._flush_every:
             return
         self._last_flush = time.monotonic()
+        points = self._steps[-self._unflushed :]
+        self._keep_stamps(points)
         try:
-            self._flush(self._steps[-self._unflushed :])
+            self._flush(points)
         except WriteDropped as exc:  # the tracker does not answer, as the record writer said once
             _log.debug("trial %d: the learning curve was not written (%s)", self.number, exc)
             return
@@ -322,6 +324,21 @@ class Trial:
             _log.warning("trial %d: the learning curve could not be written yet", self.number, exc_info=True)
             return
         self._unflushed = 0
+
+    def _keep_stamps(self, points: list[tuple[int, float, int]]) -> None:
+        """Keep the stamps of the curve points about to be flushed on the Optuna trial.
+
+        A flush left waiting out MLflow's retries may land after a catch-up in another
+        process wrote the same steps from Optuna's trial (:mod:`autotweak.engine._reconcile`).
+        Stamped alike, the two are one point in MLflow; stamped otherwise, the step would
+        hold two. A catch-up without them stamps the points with the trial's end.
+        """
+        try:
+            self._trial.storage.set_trial_system_attr(
+                self._trial._trial_id, f"{ATTR.CURVE_MS}{points[0][0]}", [[s, ts] for s, _, ts in points]
+            )
+        except Exception as exc:  # the flush goes on: only a catch-up racing it could double a step
+            _log.debug("trial %d: the curve's stamps were not kept (%s)", self.number, exc)
 
     def unflushed_steps(self) -> list[tuple[int, float, int]]:
         """Curve points not yet written by a periodic flush."""

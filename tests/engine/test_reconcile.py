@@ -257,3 +257,29 @@ def test_a_lost_retry_resumes_from_the_checkpoint_its_killed_worker_kept_in_the_
     retries = {t.user_attrs.get(ATTR.RETRY_OF): t for t in load(exp).trials}
     assert retries[kept].user_attrs[ATTR.CHECKPOINT_RUN] == runs[kept], "the checkpoint its worker kept"
     assert retries[cut].user_attrs[ATTR.CHECKPOINT_RUN] == "run-of-attempt-1", "not half a checkpoint"
+
+
+def test_a_curve_flush_that_lands_after_the_catch_up_leaves_one_point_per_step(tmp_path):
+    """A worker's flush waits out MLflow's retries in its process; the study's close writes the curve first.
+
+    The close cannot see a write under way in another process: it writes the steps from
+    Optuna's trial. Stamped otherwise than the flush's, each step had two points in the
+    run's history (the MLflow UI's curve and table) once the flush landed.
+    """
+    from autotweak.engine._trial import Trial
+    from autotweak.tracking import TrialStart
+
+    study = optuna.create_study(study_name="flush", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    worker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    trial = study.ask()
+    start = TrialStart("flush", None, 0, trial._trial_id, {}, {}, 1, None, None, {})
+    run_id = worker.start_trial(start)
+    under_way: list[tuple[int, float, int]] = []  # sent, not landed: the server is away
+    handle = Trial(trial, {}, checkpoint_dir=tmp_path / "ckpt", flush=under_way.extend, flush_every=0.0)
+    for step in (1, 2, 3):
+        handle.report(1.0 / step, step)
+    study.tell(trial, 1 / 3)  # its close is dropped: the server does not answer
+    assert reconcile(study, MlflowTracker(worker.tracking_uri), "loss", None) == 1  # the study's close
+    worker.log_steps(run_id, "loss", under_way)  # the flush lands
+    history = worker.client.get_metric_history(run_id, "loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]
