@@ -10,10 +10,13 @@ landing after it, is the trial's record, which nothing would close until the stu
 next opened or closed. The MLflow UI would show a trial RUNNING that ended long ago.
 
 A catch-up in another process cannot see the opening under way (a joined worker's, say):
-it opens the trial's record itself. An opening that lands late looks for another record
-of its trial, and if there is one, deletes its own and writes on to that one.
+it opens the trial's record itself. Each of the two, once landed, looks for the other
+(:meth:`~autotweak.tracking.BaseTracker.one_record`); both keep the same one, the
+worker's, and delete the other, so the last to look leaves one record, whichever order
+they landed and looked in. A catch-up that was closing the record deleted under it leaves
+it to the worker's opening, which closes its own as below.
 
-Else an opening that lands after its trial finished in Optuna closes the record from
+An opening that lands after its trial finished in Optuna closes its record from
 Optuna's trial, as the catch-up would have. A close of the trial's own that was still
 queued behind it writes only what the record lacks (a record closed by a tracker that did
 not open it, :mod:`autotweak.tracking._mlflow_catchup`), so nothing is written twice.
@@ -50,10 +53,11 @@ def open_record(
 ) -> str:
     """Open the record of the trial that began at ``since`` (``time.monotonic()``); return its id.
 
-    One that lands late is the trial's second record if another process opened one
-    meanwhile: deleted, and the other's id returned. One that lands after the trial
-    finished in Optuna is closed from Optuna's trial (see the module's documentation),
-    unless ``close`` is false: the trial's own close comes next.
+    One that lands late may be the trial's second record if a catch-up in another process
+    opened one meanwhile: the trial keeps one of the two (its worker's), and its id is
+    returned. One that lands after the trial finished in Optuna is closed from Optuna's
+    trial (see the module's documentation), unless ``close`` is false: the trial's own
+    close comes next.
     """
     opened = tracker.start_trial(start)
     if time.monotonic() - since < LATE_S:

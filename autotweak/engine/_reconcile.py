@@ -30,6 +30,7 @@ checkpoint that worker is uploading.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 from collections.abc import Callable
@@ -46,8 +47,7 @@ from autotweak.engine._study import ATTR, config_of, state_of
 from autotweak.engine._summary import attempts_of, frozen_compute
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
-from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
-from autotweak.tracking._records import RECONCILED_TAG
+from autotweak.tracking import RECONCILED_TAG, BaseTracker, TrialRecord, TrialStart
 
 __all__ = [
     "UNRECORDED",
@@ -209,11 +209,14 @@ def _write_record(
     noted on the study (:data:`UNRECORDED`) and not tried again; one it could not take now
     (a server away) is tried again when the study next opens or closes.
     """
+    opening = run_id is None
     try:
         if run_id is None:
-            run_id = tracker.start_trial(lost_trial_start(study, trial))
+            run_id = _open_record(study, tracker, trial)
         tracker.end_trial(_record(trial, run_id, metric, steps, attempts))
     except Exception as exc:
+        if opening and run_id is not None and _kept_elsewhere(study, tracker, trial, run_id):
+            return True
         refused = tracker.refused(exc)
         _log.warning(
             "could not write the record of trial %d of study '%s' from Optuna's trial (%s: %.300s); "
@@ -228,6 +231,30 @@ def _write_record(
         if refused:
             _note_unrecorded(study, trial, f"{type(exc).__name__}: {exc}")
         return False
+    return True
+
+
+def _open_record(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial) -> str:
+    """Open ``trial``'s missing record; the trial's one record, if its worker's opening landed meanwhile.
+
+    That opening, late, may have looked for another record before this one was made (see
+    :mod:`autotweak.engine._late`): both look once they have landed, and agree on the one
+    kept (:meth:`~autotweak.tracking.BaseTracker.one_record`).
+    """
+    start = lost_trial_start(study, trial)
+    run_id = tracker.start_trial(dataclasses.replace(start, tags={**start.tags, RECONCILED_TAG: "true"}))
+    return tracker.one_record(study.study_name, trial._trial_id, run_id)
+
+
+def _kept_elsewhere(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, run_id: str) -> bool:
+    """Whether record ``run_id``, which could not be written, was deleted for its worker's (closed by it)."""
+    try:
+        kept = tracker.find_trial(study.study_name, trial._trial_id)
+    except Exception:  # the write's own error is the one said
+        return False
+    if kept is None or kept == run_id:
+        return False
+    _log.info("trial %d: its record %s was the second one of the trial; %s is it", trial.number, run_id, kept)
     return True
 
 

@@ -5,12 +5,13 @@ Subclass it and provide a ``tracker`` fixture returning a fresh tracker.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import pytest
 
-from autotweak.tracking import BaseTracker, StudyInfo, StudySummary, TrialRecord, TrialStart
+from autotweak.tracking import RECONCILED_TAG, BaseTracker, StudyInfo, StudySummary, TrialRecord, TrialStart
 
 __all__ = ["TrackerConformance"]
 
@@ -161,6 +162,19 @@ class TrackerConformance:
         recorded = tracker.recorded_trials("conformance")
         if recorded is not None:  # a tracker that knows its records keeps the other's, and drops the late one
             assert kept == first and recorded == {1}
+        tracker.end_trial(_record(kept, 0, "complete"))
+
+    def test_a_catch_ups_opening_and_its_workers_agree_on_the_one_record_whichever_looks(
+        self, tracker: BaseTracker
+    ) -> None:
+        """A catch-up elsewhere opened the trial's record first; each opening looks once it has landed."""
+        study = self._open(tracker)
+        catch_up = tracker.start_trial(dataclasses.replace(_start(0, study), tags={RECONCILED_TAG: "true"}))
+        worker = tracker.start_trial(_start(0, study))
+        kept = tracker.one_record("conformance", 1, catch_up)
+        assert tracker.one_record("conformance", 1, worker) == kept
+        if tracker.recorded_trials("conformance") is not None:  # a tracker that knows its records
+            assert kept == worker, "the worker's opening is kept: it holds its host and code version"
         tracker.end_trial(_record(kept, 0, "complete"))
 
     def test_a_study_whose_making_was_cut_short_is_dropped_and_made_again(

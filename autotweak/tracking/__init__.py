@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from autotweak.tracking._mlflow import MlflowTracker
     from autotweak.tracking._models import register_model, upload_model
     from autotweak.tracking._offload import OffloadingTracker
-    from autotweak.tracking._records import StudyInfo, StudySummary, TrialRecord, TrialStart
+    from autotweak.tracking._records import RECONCILED_TAG, StudyInfo, StudySummary, TrialRecord, TrialStart
     from autotweak.tracking._server import check_tracking_server
 else:  # a type checker reads the imports above, and says so of a misspelt name
     __getattr__, __dir__ = lazy_exports(
@@ -23,12 +23,19 @@ else:  # a type checker reads the imports above, and says so of a misspelt name
             "autotweak.tracking._mlflow": ("MlflowTracker",),
             "autotweak.tracking._models": ("register_model", "upload_model"),
             "autotweak.tracking._offload": ("OffloadingTracker",),
-            "autotweak.tracking._records": ("StudyInfo", "StudySummary", "TrialRecord", "TrialStart"),
+            "autotweak.tracking._records": (
+                "RECONCILED_TAG",
+                "StudyInfo",
+                "StudySummary",
+                "TrialRecord",
+                "TrialStart",
+            ),
             "autotweak.tracking._server": ("check_tracking_server",),
         },
     )
 
 __all__ = [
+    "RECONCILED_TAG",
     "BaseTracker",
     "MlflowTracker",
     "NullTracker",

@@ -55,10 +55,13 @@ class BaseTracker(abc.ABC):
         return None
 
     def one_record(self, study_name: str, trial_id: int, run_id: str) -> str:
-        """The record of trial ``trial_id``, whose opening ``run_id`` landed late: another's, if it has one.
+        """The one record of trial ``trial_id``; ``run_id`` is an opening of it that may have raced another.
 
-        A catch-up in another process may have opened the trial's record while this opening
-        waited out the tracker's retries; then ``run_id`` is a second one, and is deleted.
+        A catch-up in another process may open the trial's record while its worker's opening
+        waits out the tracker's retries. Each asks once it has landed; all pick the same
+        record of those they see (the worker's before a catch-up's, which carries the tag
+        ``autotweak.reconciled``; then the oldest) and delete the others, so the last to ask
+        leaves one.
         """
         return run_id
 

@@ -15,8 +15,8 @@ trials while its opening of a record waits out MLflow's retries, when the study'
 (or a resume) writes the records from Optuna's trials before that opening's next retry;
 or the tracking helper process (:mod:`autotweak.tracking._offload`). A local worker
 process cannot: it ends before its study closes, and a write under way ends with it.
-Such an opening finds the catch-up's record of its trial when it lands, and deletes its
-own (:func:`autotweak.engine._late.open_record`). A curve flush from another process
+Such an opening and the catch-up's, each looking for the other once landed, keep one
+record of the trial (:func:`autotweak.engine._late.open_record`). A curve flush from another process
 keeps its points' stamps on the Optuna trial before it is sent, and a catch-up stamps
 those steps alike (:func:`autotweak.engine._reconcile.reconcile`): MLflow keeps one point
 each. The points of a trial's close (those after its last flush: seconds of its curve)

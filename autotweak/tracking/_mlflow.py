@@ -41,6 +41,7 @@ from autotweak.tracking._inflight import IN_FLIGHT
 from autotweak.tracking._mlflow_catchup import (
     CONFIG_FILE_TAG,
     CONFIG_TAG,
+    keeper,
     missing_points,
     new_points,
     stored_config,
@@ -309,21 +310,29 @@ class MlflowTracker(BaseTracker):
         return runs[0].info.run_id if runs else None
 
     def one_record(self, study_name: str, trial_id: int, run_id: str) -> str:
-        """Another run of the trial opened meanwhile (``run_id`` is then deleted), else ``run_id``."""
+        """The trial's one record, ``run_id`` being one of its openings; the others seen are deleted.
+
+        Every opening that may race another asks this once it has landed, and all agree on
+        the one kept (:func:`keeper`): the last to ask sees them all, so one record is left.
+        """
         runs = self.client.search_runs(
             [self.experiment_id(study_name)],
             filter_string=f"tags.`autotweak.optuna_trial_id` = '{trial_id}'",
             max_results=10,
         )
-        other: str | None = next((r.info.run_id for r in runs if r.info.run_id != run_id), None)
-        if other is None:
-            return run_id
-        self.client.delete_run(run_id)
-        self._configs.pop(run_id, None)
-        _log.info(
-            "trial run %s opened late was a second record of the trial; deleted, %s is it", run_id, other
-        )
-        return other
+        if run_id not in {
+            r.info.run_id for r in runs
+        }:  # not listed (deleted by another's ask): it is not kept
+            return keeper(runs) if runs else run_id
+        kept = keeper(runs)
+        for run in runs:
+            if run.info.run_id != kept:
+                self.client.delete_run(run.info.run_id)
+                self._configs.pop(run.info.run_id, None)
+                _log.info(
+                    "trial run %s was a second record of the trial; deleted, %s is it", run.info.run_id, kept
+                )
+        return kept
 
     def open_trials(self, study_name: str) -> dict[int, str]:
         found = self.client.get_experiment_by_name(study_name)

@@ -139,3 +139,45 @@ def test_the_trials_own_close_after_a_late_opening_closed_its_record_drops_the_r
     assert "autotweak.reconciled" not in run.data.tags
     assert run.data.tags["autotweak.baseline"] == "true" and run.info.status == "FINISHED"
     assert sorted(m.step for m in client.get_metric_history(run_id, "loss")) == [1, 2]
+
+
+class _LandsAfterTheRead(MlflowTracker):
+    """A catch-up's tracker, with the worker's late opening landing just after it read the records."""
+
+    def __init__(self, uri: str, study: optuna.Study, start: object) -> None:
+        super().__init__(uri)
+        self.land = lambda: open_record(
+            study, MlflowTracker(uri), start, since=time.monotonic() - 2 * LATE_S, metric="loss", steps=None
+        )
+        self.landed: list[str] = []
+
+    def recorded_trials(self, study_name: str) -> set[int]:
+        recorded = super().recorded_trials(study_name)
+        self.landed.append(self.land())  # it looks for another record now: there is none yet
+        return recorded
+
+
+def test_a_late_opening_that_lands_between_a_catch_ups_read_and_its_opening_leaves_one_record(tmp_path):
+    """The catch-up read the records before the opening landed, and opens its own after the opening looked.
+
+    Neither saw the other when it looked; the catch-up's opening was a second record of
+    the trial, both closed, both listed in the MLflow UI.
+    """
+    from autotweak.tracking import TrialStart
+
+    study = optuna.create_study(study_name="window", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    trial = study.ask()
+    trial.report(0.7, 1)
+    study.tell(trial, 0.5)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    start = TrialStart(
+        "window", None, 0, trial._trial_id, {"x": 1}, {}, 1, None, None, {"autotweak.host": "w"}
+    )
+    catch_up = _LandsAfterTheRead(uri, study, start)
+    assert reconcile(study, catch_up, "loss", None) == 1
+    runs = mlflow_runs(MlflowClient(uri), "window")
+    assert sorted(runs.children) == [0] and not runs.duplicates
+    record = runs.children[0]
+    assert record.info.run_id == catch_up.landed[0], "its worker's opening is kept: it names its host"
+    assert record.info.status == "FINISHED" and record.data.tags["autotweak.host"] == "w"
+    assert [m.step for m in MlflowClient(uri).get_metric_history(record.info.run_id, "loss")] == [1]
