@@ -42,7 +42,7 @@ from autotweak.aws._userdata import Bootstrap, check_reachable, user_data
 from autotweak.aws._watchdog import Watchdog
 from autotweak.engine._budget import BudgetView
 from autotweak.engine._executors import BaseExecutor
-from autotweak.engine._reconcile import unqueued
+from autotweak.engine._lost_retries import unqueued
 from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR

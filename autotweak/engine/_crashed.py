@@ -19,8 +19,8 @@ from optuna.trial import TrialState
 
 from autotweak.engine._killed import CRASHED, died_before, killed_reason, oom_kills
 from autotweak.engine._loop import FAIL_FAST, WorkerResult
+from autotweak.engine._lost_trials import settle_crashed
 from autotweak.engine._preemption import machine_name
-from autotweak.engine._reconcile import settle_crashed
 from autotweak.engine._session import WorkerContext
 from autotweak.engine._storage import make_storage
 from autotweak.engine._unreachable import retrying

@@ -15,7 +15,8 @@ import optuna
 from optuna.storages import BaseStorage
 
 from autotweak._locations import redact
-from autotweak.engine._reconcile import queue_lost_retries, reconcile
+from autotweak.engine._lost_retries import queue_lost_retries
+from autotweak.engine._reconcile import reconcile
 from autotweak.engine._stale import fail_stale
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import (
@@ -157,7 +158,7 @@ def catch_up(
 
     Each is read through a storage outage (:func:`~autotweak.engine._unreachable.retrying`), as
     the study opens and as it closes. Lost retries are queued with the grace period (see
-    :func:`~autotweak.engine._reconcile.queue_lost_retries`).
+    :func:`~autotweak.engine._lost_retries.queue_lost_retries`).
 
     Returns:
         How many trial records were written from Optuna's trials (``settle``: see

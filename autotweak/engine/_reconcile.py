@@ -8,14 +8,9 @@ or the tracker away both times it was tried) gets one the same way. A trial whos
 was lost while it ran had its record closed by the stale-trial sweep, which knows only
 that it died: its learning curve, which Optuna holds, is written to the record here.
 
-A trial whose worker is known to be gone (the process that started it saw it die) is
-settled at once instead, as the stale-trial sweep would: failed with the reason, in both
-stores, and queued to run again.
-
-A worker tells an interrupted or preempted trial FAIL first, then keeps its checkpoint and
-queues it to run again. Killed in between (SIGKILL at the end of a terminated instance's
-shutdown, the OOM killer), it leaves a trial stopped through no fault of its own and no
-retry: :func:`queue_lost_retries` queues it, as the worker would have.
+A trial whose worker is known to be gone is settled at once instead
+(:mod:`autotweak.engine._lost_trials`), and the retries that killed workers did not queue
+are queued (:mod:`autotweak.engine._lost_retries`).
 
 Workers elsewhere may still be writing when this runs: a study opened while they run, and
 a spot study closing while its instances shut down, whose workers tell their trials
@@ -37,11 +32,9 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._outage import clear_outage, say_caught_up
-from autotweak.engine._retries import requeue
 from autotweak.engine._stale import LOST_MACHINE, LOST_WORKER
 from autotweak.engine._study import ATTR, config_of, state_of
 from autotweak.engine._summary import attempts_of, frozen_compute
@@ -52,13 +45,10 @@ from autotweak.tracking import RECONCILED_TAG, BaseTracker, TrialRecord, TrialSt
 __all__ = [
     "UNRECORDED",
     "close_from_optuna",
-    "fail_lost_record",
-    "fail_record",
+    "curve_points",
     "lost_trial_start",
-    "queue_lost_retries",
     "reconcile",
-    "settle_crashed",
-    "unqueued",
+    "finished_before",
 ]
 
 _log = logging.getLogger(__name__)
@@ -86,7 +76,7 @@ def reconcile(
     refused = _unrecorded(study)  # said once, when the tracker refused them: not tried again
     trials = study.get_trials(deepcopy=False)
     attempts = attempts_of(trials)  # a retry's charge may depend on its earlier attempts
-    settled = {t._trial_id: t for t in _settled(trials, settle) if t._trial_id not in refused}
+    settled = {t._trial_id: t for t in finished_before(trials, settle) if t._trial_id not in refused}
     missing = [t for i, t in settled.items() if recorded is not None and i not in recorded]
     elsewhere = open_records.keys() | {t._trial_id for t in missing}  # closed below, curve and all
     _restore_curves(
@@ -101,84 +91,7 @@ def reconcile(
     return closed + opened
 
 
-def queue_lost_retries(study: optuna.Study, tracker: BaseTracker, *, settle: float, max_retries: int) -> int:
-    """Queue the interrupted and preempted trials that have no retry to run again; return how many.
-
-    Their workers were killed between telling them and queueing them (see the module's
-    documentation), as was the process that failed a dead worker's trial to run again
-    (:func:`settle_crashed`) if it did not queue it. Each retry carries what
-    :func:`~autotweak.engine._retries.requeue` gives it, and resumes from the checkpoint the
-    killed worker kept in the trial's own record (it keeps it there before it queues the
-    retry), else from an earlier attempt's; an interrupted trial is queued whatever its
-    attempt, a preempted one up to ``max_retries`` times.
-
-    ``settle``: only trials finished at least this many seconds ago, whose workers, if still
-    alive, have queued them by then.
-    """
-    trials = study.get_trials(deepcopy=False)
-    lost = unqueued(trials, max_retries, among=_settled(trials, settle))
-    queued = [
-        t.number
-        for t in lost
-        if requeue(
-            study,
-            t.number,
-            dict(t.params),
-            t.user_attrs,
-            max_retries=max_retries,
-            checkpoint_run=_kept_checkpoint(study, tracker, t),
-        )
-    ]
-    if queued:
-        _log.warning(
-            "queued %d interrupted, preempted or crashed trial(s) to run again, which were stopped "
-            "before their retry was queued: %s",
-            len(queued),
-            ", ".join(f"trial {n}" for n in queued),
-        )
-    return len(queued)
-
-
-def unqueued(
-    trials: list[FrozenTrial], max_retries: int, *, among: list[FrozenTrial] | None = None
-) -> list[FrozenTrial]:
-    """The interrupted and preempted trials (of ``among``, else all) that are owed a retry and have none.
-
-    An interrupted trial is always owed one; a preempted one up to ``max_retries`` attempts
-    (one past them was said so by its worker, and :func:`requeue` would say it again); a
-    dead worker's trial if it was marked to run again (see :func:`settle_crashed`).
-    """
-    retried = {t.user_attrs.get(ATTR.RETRY_OF) for t in trials}
-    return [
-        t
-        for t in (trials if among is None else among)
-        if t.number not in retried
-        and t.state.is_finished()
-        and (
-            (state := state_of(t)) == "interrupted"
-            or t.user_attrs.get(ATTR.RUNS_AGAIN)
-            or (state == "preempted" and int(t.user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries)
-        )
-    ]
-
-
-def _kept_checkpoint(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial) -> str | None:
-    """The trial's own record, if its worker kept a whole checkpoint there before it was killed."""
-    try:
-        run_id = tracker.find_trial(study.study_name, trial._trial_id)
-        return run_id if run_id is not None and tracker.checkpoint_kept(run_id) else None
-    except Exception as exc:  # the retry resumes from an earlier attempt's checkpoint, or its start
-        _log.warning(
-            "could not look for the checkpoint of trial %d in its record (%s: %.200s); its retry "
-            "resumes from an earlier attempt's checkpoint, if any",
-            trial.number,
-            type(exc).__name__,
-            exc,
-        )
-        return None
-
-
-def _settled(trials: list[FrozenTrial], settle: float) -> list[FrozenTrial]:
+def finished_before(trials: list[FrozenTrial], settle: float) -> list[FrozenTrial]:
     """The finished trials among ``trials`` that finished at least ``settle`` seconds ago."""
     cutoff = datetime.datetime.now() - datetime.timedelta(seconds=settle)
     return [t for t in trials if t.state.is_finished() and (t.datetime_complete or cutoff) <= cutoff]
@@ -313,82 +226,6 @@ def _config_of(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
     return config
 
 
-def fail_record(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, reason: str) -> str | None:
-    """Close a lost trial's record as failed with ``reason``; open one first if its worker never did.
-
-    A trial the stale-trial sweep failed as preempted (its spot machine went away) is closed
-    as preempted.
-
-    Returns the record's id (``None`` if the tracker could not be reached: a warning is logged).
-    """
-    try:
-        # A worker lost before it opened the trial's record leaves none: open one, so that
-        # every Optuna trial still has its run.
-        run_id = tracker.find_trial(study.study_name, trial._trial_id) or tracker.start_trial(
-            lost_trial_start(study, trial)
-        )
-        preempted = state_of(trial) == "preempted"
-        tracker.mark_failed(str(run_id), reason, state="preempted" if preempted else "failed")
-        return str(run_id)
-    except Exception:
-        _log.warning("could not close the record of lost trial %d", trial.number, exc_info=True)
-        return None
-
-
-def settle_crashed(
-    study: optuna.Study,
-    tracker: BaseTracker,
-    trial_id: int,
-    reason: str,
-    *,
-    metric: str,
-    max_retries: int,
-) -> bool:
-    """Fail a running trial whose worker process is known to be gone, and queue it again.
-
-    Its failure says ``reason`` in both stores, its record keeps the curve Optuna holds,
-    and the retry carries its marks (:func:`~autotweak.engine._retries.requeue`). Returns
-    whether the trial was still running (one that finished meanwhile is left as it is).
-
-    A trial that runs again is marked so (:attr:`ATTR.RUNS_AGAIN
-    <autotweak.engine._study.ATTR>`) before it fails: its record is closed between its
-    failure and its retry, and a progress count read then would count it, then its retry
-    in its place, one less (``done 5/10``, then ``4/10``). A process gone in between leaves
-    the mark, and :func:`queue_lost_retries` queues the retry.
-    """
-    storage = study._storage
-    try:
-        storage.set_trial_user_attr(trial_id, ATTR.FAILURE, reason[:2000])  # while it may still be written
-        if int(storage.get_trial(trial_id).user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries:
-            # Said before it fails: a progress count read in between counts its retry, not it.
-            storage.set_trial_user_attr(trial_id, ATTR.RUNS_AGAIN, True)
-        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-            return False
-    except UpdateFinishedTrialError:
-        return False  # it finished, or a stale-trial sweep failed (and queued) it first
-    trial = storage.get_trial(trial_id)
-    fail_lost_record(study, tracker, trial, reason, metric)
-    _log.warning("trial %d failed: %s", trial.number, reason)
-    requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=max_retries)
-    return True
-
-
-def fail_lost_record(
-    study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, reason: str, metric: str
-) -> None:
-    """Close the record of a trial whose worker is gone: failed with ``reason``, with the curve Optuna holds.
-
-    Its worker wrote the curve's points as they came, through a writer that died with it:
-    the record gets the points it lacks from Optuna.
-    """
-    run_id = fail_record(study, tracker, trial, reason)
-    if run_id is not None and trial.intermediate_values:
-        try:
-            tracker.log_steps(run_id, metric, _curve(trial))
-        except Exception:
-            _log.warning("could not write the curve of lost trial %d", trial.number, exc_info=True)
-
-
 def _lost(trial: FrozenTrial) -> bool:
     """Failed with a curve, by a stale-trial sweep rather than by its worker (which says why otherwise)."""
     failure = trial.user_attrs.get(ATTR.FAILURE)
@@ -403,7 +240,7 @@ def _restore_curves(study: optuna.Study, tracker: BaseTracker, metric: str, lost
         try:
             run_id = tracker.find_trial(study.study_name, trial._trial_id)
             if run_id is not None:
-                tracker.log_steps(run_id, metric, _curve(trial))
+                tracker.log_steps(run_id, metric, curve_points(trial))
                 restored += 1
         except Exception:
             _log.warning("could not restore the curve of lost trial %d", trial.number, exc_info=True)
@@ -411,7 +248,7 @@ def _restore_curves(study: optuna.Study, tracker: BaseTracker, metric: str, lost
         _log.info("restored the learning curves of %d lost trial(s) from Optuna's trials", restored)
 
 
-def _curve(trial: FrozenTrial) -> list[tuple[int, float, int]]:
+def curve_points(trial: FrozenTrial) -> list[tuple[int, float, int]]:
     """The trial's intermediate values as curve points, stamped as its worker flushed them.
 
     A worker's flush may still land after this writes them (see
@@ -439,7 +276,7 @@ def _record(
     steps: int | None,
     attempts: Callable[[int], FrozenTrial | None],
 ) -> TrialRecord:
-    curve = _curve(trial)
+    curve = curve_points(trial)
     value = trial.value if trial.state == TrialState.COMPLETE else (curve[-1][1] if curve else None)
     duration = 0.0
     if trial.datetime_start and trial.datetime_complete:

@@ -318,7 +318,7 @@ class TrialSession:
         A stale-trial sweep queues the retry of a trial whose heartbeat stopped (the storage
         was down, say) before its worker could tell; a study opened while this worker kept
         the trial's checkpoint for longer than the grace period queues it too (see
-        :func:`~autotweak.engine._reconcile.queue_lost_retries`); and an attempt of this call
+        :func:`~autotweak.engine._lost_retries.queue_lost_retries`); and an attempt of this call
         may have queued it before its connection broke. A retry still waiting then resumes
         from the checkpoint this attempt kept.
         """

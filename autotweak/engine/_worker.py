@@ -20,9 +20,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._budget import ask_lock
 from autotweak.engine._loop import WorkerResult, _Interrupts, _Loop, interrupted_outcome
+from autotweak.engine._lost_trials import fail_lost_record
 from autotweak.engine._outage import OutageNotice
 from autotweak.engine._preemption import NoticeWatcher, imds_endpoint, imds_interval
-from autotweak.engine._reconcile import fail_lost_record
 from autotweak.engine._retries import requeue
 from autotweak.engine._session import WorkerContext
 from autotweak.engine._stale import LOST_WORKER

@@ -13,7 +13,8 @@ from optuna.trial import TrialState
 
 import autotweak
 from autotweak._quiet import quiet_optuna
-from autotweak.engine._reconcile import fail_record, lost_trial_start, reconcile
+from autotweak.engine._lost_trials import fail_record
+from autotweak.engine._reconcile import lost_trial_start, reconcile
 from autotweak.engine._stale import LOST_WORKER, fail_stale
 from autotweak.engine._storage import make_storage
 from autotweak.engine._worker import make_stale_handler
