@@ -36,16 +36,17 @@ from mlflow.exceptions import MlflowException
 
 from autotweak._locations import artifact_root, create_whole, enable_wal, redact, sqlite_path
 from autotweak.exceptions import TrackingError
+from autotweak.tracking import _mlflow_lookup as lookup
 from autotweak.tracking._base import BaseTracker
 from autotweak.tracking._inflight import IN_FLIGHT
 from autotweak.tracking._mlflow_catchup import (
     CONFIG_FILE_TAG,
     CONFIG_TAG,
-    keeper,
     missing_points,
     new_points,
     stored_config,
 )
+from autotweak.tracking._mlflow_parent import close_stray_parents, meta_tags
 from autotweak.tracking._mlflow_values import (
     as_text,
     config_params,
@@ -80,7 +81,6 @@ RUN_STATUS = {
 }
 _BATCH = 800  # with 100 params and 100 tags: MLflow takes 1000 entities per request
 _PARAM_BATCH = 100
-_SEARCH_PAGE = 1000  # runs per search request (MLflow's server allows up to 50,000)
 # MLflow error codes for a write the store will never take; others (a server away) may pass later.
 _REFUSALS = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_DOES_NOT_EXIST"})
 _CHECKPOINT_TAG = "autotweak.checkpoint"  # "kept": the run's checkpoint/ artifacts were uploaded in full
@@ -150,7 +150,7 @@ class MlflowTracker(BaseTracker):
         """
         if run_id is not None:
             self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-            resumed = {"autotweak.resumed_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **_meta_tags(info.meta)}
+            resumed = {"autotweak.resumed_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta_tags(info.meta)}
             self._log(run_id, tags=tag_entities(resumed.items()))
             self.client.log_dict(run_id, info.meta, "meta.json")
             return run_id
@@ -158,7 +158,7 @@ class MlflowTracker(BaseTracker):
             "autotweak.kind": "study",
             "autotweak.study": info.study_name,
             "autotweak.storage": redact(info.storage),
-            **_meta_tags(info.meta),
+            **meta_tags(info.meta),
             **info.tags,
         }
         run = self.client.create_run(self.experiment_id(info.study_name), tags=tags, run_name=info.study_name)
@@ -170,33 +170,12 @@ class MlflowTracker(BaseTracker):
             # A study resumed by name has no file (its source reads "<study NAME>"): spec.json is the spec.
             if info.source_file and Path(info.source_file).is_file():
                 self.client.log_artifact(run_id, info.source_file)
-            self._close_stray_parents(info.study_name, tags["autotweak.storage"], run_id)
+            experiment = self.experiment_id(info.study_name)
+            close_stray_parents(self.client, experiment, info.study_name, tags["autotweak.storage"], run_id)
         except BaseException as exc:  # a Ctrl-C leaves a run that nothing will use: it is deleted
             self._abandon(run_id, delete=not isinstance(exc, Exception))
             raise
         return run_id
-
-    def _close_stray_parents(self, study_name: str, storage: str, run_id: str) -> None:
-        """Close, as ``KILLED``, parent runs of the study left running by a process killed as it made them.
-
-        Killed before the study recorded its parent run's id, such a process leaves a run
-        that nothing would ever close; the study's own parent is ``run_id`` now. A study of
-        the same name in another storage, which may share this tracking store, is not it.
-        """
-        stray = self.client.search_runs(
-            [self.experiment_id(study_name)],
-            filter_string="tags.`autotweak.kind` = 'study' and attributes.status = 'RUNNING'",
-        )
-        for run in stray:
-            ours = run.data.tags.get("autotweak.study") == study_name
-            if ours and run.info.run_id != run_id and run.data.tags.get("autotweak.storage") == storage:
-                self.client.set_tag(run.info.run_id, "autotweak.superseded_by", run_id)
-                self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
-                _log.warning(
-                    "closed parent run %s of study '%s': its process was killed as it made it",
-                    run.info.run_id,
-                    study_name,
-                )
 
     def _abandon(self, run_id: str, *, delete: bool) -> None:
         """Close (or ``delete``) a parent run that could not be written in full; the study is not started."""
@@ -302,67 +281,22 @@ class MlflowTracker(BaseTracker):
         self.client.set_terminated(record.run_id, RUN_STATUS[record.state], end_time=now)
 
     def find_trial(self, study_name: str, trial_id: int) -> str | None:
-        runs = self.client.search_runs(
-            [self.experiment_id(study_name)],
-            filter_string=f"tags.`autotweak.optuna_trial_id` = '{trial_id}'",
-            max_results=1,
-        )
+        runs = lookup.trial_runs(self.client, self.experiment_id(study_name), trial_id, limit=1)
         return runs[0].info.run_id if runs else None
 
     def one_record(self, study_name: str, trial_id: int, run_id: str) -> str:
-        """The trial's one record, ``run_id`` being one of its openings; the others seen are deleted.
-
-        Every opening that may race another asks this once it has landed, and all agree on
-        the one kept (:func:`keeper`): the last to ask sees them all, so one record is left.
-        """
-        runs = self.client.search_runs(
-            [self.experiment_id(study_name)],
-            filter_string=f"tags.`autotweak.optuna_trial_id` = '{trial_id}'",
-            max_results=10,
-        )
-        if run_id not in {
-            r.info.run_id for r in runs
-        }:  # not listed (deleted by another's ask): it is not kept
-            return keeper(runs) if runs else run_id
-        kept = keeper(runs)
-        for run in runs:
-            if run.info.run_id != kept:
-                self.client.delete_run(run.info.run_id)
-                self._configs.pop(run.info.run_id, None)
-                _log.info(
-                    "trial run %s was a second record of the trial; deleted, %s is it", run.info.run_id, kept
-                )
+        """The trial's one record; the others seen are deleted (:func:`~._mlflow_lookup.keep_one`)."""
+        kept, deleted = lookup.keep_one(self.client, self.experiment_id(study_name), trial_id, run_id)
+        for gone in deleted:
+            self._configs.pop(gone, None)
         return kept
 
     def open_trials(self, study_name: str) -> dict[int, str]:
-        found = self.client.get_experiment_by_name(study_name)
-        if found is None:
-            return {}
-        runs = self.client.search_runs(
-            [found.experiment_id],
-            filter_string="attributes.status = 'RUNNING' and tags.`autotweak.kind` = 'trial'",
-            max_results=10_000,
-        )
-        return {int(r.data.tags["autotweak.optuna_trial_id"]): r.info.run_id for r in runs}
+        return lookup.open_trials(self.client, study_name)
 
     def recorded_trials(self, study_name: str) -> set[int]:
         """Also those whose record's opening is under way in this process: it may land yet."""
-        found = self.client.get_experiment_by_name(study_name)
-        if found is None:
-            return IN_FLIGHT.openings(study_name)
-        ids = IN_FLIGHT.openings(study_name)  # before the runs are read: one that lands between is among them
-        token: str | None = None
-        while True:
-            page = self.client.search_runs(
-                [found.experiment_id],
-                filter_string="tags.`autotweak.kind` = 'trial'",
-                max_results=_SEARCH_PAGE,
-                page_token=token,
-            )
-            ids |= {int(r.data.tags["autotweak.optuna_trial_id"]) for r in page}
-            token = page.token
-            if not token:
-                return ids
+        return lookup.recorded_trials(self.client, study_name)
 
     def upload_checkpoint(self, run_id: str, folder: Path) -> None:
         self.client.log_artifacts(run_id, str(folder), "checkpoint")
@@ -439,8 +373,3 @@ class MlflowTracker(BaseTracker):
             if m or p or t:
                 with IN_FLIGHT.sending(run_id, m):  # a catch-up meanwhile writes these points as they are
                     self.client.log_batch(run_id, metrics=m, params=p, tags=t)
-
-
-def _meta_tags(meta: Mapping[str, Any]) -> dict[str, str]:
-    """A parent run's tags for its components: ``autotweak.meta.sampler`` = their settings as JSON."""
-    return {f"autotweak.meta.{k}": json.dumps(v, sort_keys=True, default=str) for k, v in meta.items()}

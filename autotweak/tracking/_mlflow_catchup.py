@@ -24,7 +24,6 @@ __all__ = [
     "CONFIG_FILE_TAG",
     "CONFIG_TAG",
     "Missing",
-    "keeper",
     "missing_points",
     "new_points",
     "stored_config",
@@ -96,14 +95,3 @@ def new_points(
     sent = IN_FLIGHT.of(run_id) if sent is None else sent
     seen = {m.step for m in client.get_metric_history(run_id, metric)}
     return same_points(sent, [m for m in metrics if m.key != metric or m.step not in seen])
-
-
-def keeper(runs: list[Run]) -> str:
-    """The one of a trial's records (``runs``, its openings found) to keep.
-
-    Its worker's opening, which holds its host and code version, before a catch-up's (tag
-    :data:`RECONCILED_TAG` from its making); then the oldest, by start and id. Whoever
-    asks picks the same one of those it sees.
-    """
-    kept: str = min((RECONCILED_TAG in r.data.tags, r.info.start_time or 0, r.info.run_id) for r in runs)[2]
-    return kept

@@ -106,7 +106,7 @@ def _ctrl_c(*args: object, **kwargs: object) -> None:
     "cut_at",
     [
         "autotweak.engine._opening.catch_up",  # the parent run made, the trial records being read
-        "autotweak.tracking._mlflow.MlflowTracker._close_stray_parents",  # the parent run being made
+        "autotweak.tracking._mlflow.close_stray_parents",  # the parent run being made
         "autotweak.engine._prepare.record_session",  # both made, the session being recorded
     ],
 )
