@@ -20,7 +20,8 @@ from mlflow import MlflowClient
 import autotweak
 from autotweak.exceptions import AutotweakError, TrackingError
 from autotweak.tracking import BaseTracker, MlflowTracker, OffloadingTracker, TrialRecord, TrialStart
-from autotweak.tracking._offload import ENV_VAR, TrackerProcess, offload_mode
+from autotweak.tracking._offload import ENV_VAR, offload_mode
+from autotweak.tracking._offload_process import TrackerProcess
 from tests.conftest import objective
 from tests.helpers import mlflow_runs
 from tests.tracking.pid_tracker import NotingTracker, PidTracker
