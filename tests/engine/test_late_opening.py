@@ -8,6 +8,7 @@ FAILED, KILLED), not RUNNING until the study is next opened or closed.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -20,9 +21,9 @@ from mlflow import MlflowClient
 
 import autotweak
 from autotweak.engine._late import LATE_S, open_record
-from autotweak.engine._reconcile import reconcile
+from autotweak.engine._reconcile import UNRECORDED, reconcile
 from autotweak.testing.services import MlflowServer
-from autotweak.tracking import MlflowTracker
+from autotweak.tracking import MlflowTracker, TrialRecord, TrialStart
 from tests.conftest import base_spec
 from tests.helpers import Gate, mlflow_runs
 
@@ -118,8 +119,6 @@ def test_the_trials_own_close_after_a_late_opening_closed_its_record_drops_the_r
     The record then holds the trial's own close (its tags, its traceback): the tag saying it
     was written from Optuna's trial alone would say what is no longer so.
     """
-    from autotweak.tracking import TrialRecord, TrialStart
-
     study = optuna.create_study(study_name="own", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     trial = study.ask()
     trial.report(0.7, 1)
@@ -163,8 +162,6 @@ def test_a_late_opening_that_lands_between_a_catch_ups_read_and_its_opening_leav
     Neither saw the other when it looked; the catch-up's opening was a second record of
     the trial, both closed, both listed in the MLflow UI.
     """
-    from autotweak.tracking import TrialStart
-
     study = optuna.create_study(study_name="window", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     trial = study.ask()
     trial.report(0.7, 1)
@@ -181,3 +178,38 @@ def test_a_late_opening_that_lands_between_a_catch_ups_read_and_its_opening_leav
     assert record.info.run_id == catch_up.landed[0], "its worker's opening is kept: it names its host"
     assert record.info.status == "FINISHED" and record.data.tags["autotweak.host"] == "w"
     assert [m.step for m in MlflowClient(uri).get_metric_history(record.info.run_id, "loss")] == [1]
+
+
+class _LandsBeforeTheClose(_LandsAfterTheRead):
+    """A catch-up's tracker, with the worker's late opening landing between its look and its close."""
+
+    def recorded_trials(self, study_name: str) -> set[int]:
+        return MlflowTracker.recorded_trials(self, study_name)
+
+    def end_trial(self, record: TrialRecord) -> None:
+        if not self.landed:
+            self.landed.append(self.land())  # it sees the catch-up's record, and keeps its own
+        super().end_trial(record)
+
+
+def test_a_catch_up_whose_record_a_late_opening_deleted_leaves_the_trial_to_it_unwarned(tmp_path, caplog):
+    """The catch-up looked before the opening landed; the opening, looking after, kept its own.
+
+    Closing its deleted record, the catch-up is refused: the trial is not noted as one the
+    tracker refuses, nor warned of, since its worker's record holds it, closed.
+    """
+    study = optuna.create_study(study_name="after", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    trial = study.ask()
+    study.tell(trial, 0.5)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    start = TrialStart(
+        "after", None, 0, trial._trial_id, {"x": 1}, {}, 1, None, None, {"autotweak.host": "w"}
+    )
+    catch_up = _LandsBeforeTheClose(uri, study, start)
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        assert reconcile(study, catch_up, "loss", None) == 1
+    assert "could not write" not in caplog.text
+    assert UNRECORDED not in study._storage.get_study_system_attrs(study._study_id)
+    runs = mlflow_runs(MlflowClient(uri), "after")
+    assert sorted(runs.children) == [0] and not runs.duplicates
+    assert runs.children[0].info.run_id == catch_up.landed[0] and runs.children[0].info.status == "FINISHED"
