@@ -17,7 +17,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import TrialState
 
-from autotweak.engine._killed import CRASHED, died_before, killed_reason, oom_kills
+from autotweak.engine._killed import killed_before, killed_reason, oom_kills
 from autotweak.engine._loop import FAIL_FAST, WorkerResult
 from autotweak.engine._lost_trials import settle_crashed
 from autotweak.engine._preemption import machine_name
@@ -52,19 +52,18 @@ def settle_crashed_workers(
     the kernel's OOM killer, most likely, which ``oom`` says where known) fails its trial
     as the config's own failure, never as a preemption, naming the machine
     (:func:`~autotweak.engine._killed.killed_reason`), and its worker's error says so too.
-    A trial whose worker process died so (killed, a segfault, ``os._exit``) is run again
-    once at most: a first death may come from memory that earlier trials of the same
-    process held, or from chance, and the retry runs in a fresh process; a second one is
-    the config's.
+    It is run again once at most: a first kill may come from memory that earlier trials
+    of the same process held, and the retry runs in a fresh process; a second one is the
+    config's.
     """
     for result in results:
         if not result.crashed or result.last_trial is None:
             continue
-        reason = f"{CRASHED}: {result.error}"
+        reason, retries = f"its worker process crashed: {result.error}", experiment.execution.max_retries
         if result.killed:
             reason = killed_reason(oom, machine_name())
+            retries = 0 if killed_before(study, result.last_trial) else retries
             result.error = f"{result.error}: {reason}"
-        retries = 0 if died_before(study, result.last_trial) else experiment.execution.max_retries
         settle_crashed(
             study, tracker, result.last_trial, reason, metric=experiment.metric.name, max_retries=retries
         )

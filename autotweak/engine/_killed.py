@@ -15,10 +15,9 @@ import optuna
 
 from autotweak.engine._study import ATTR
 
-__all__ = ["CRASHED", "KILLED", "died_before", "killed_reason", "oom_kills"]
+__all__ = ["KILLED", "killed_before", "killed_reason", "oom_kills"]
 
 KILLED = "worker process killed (SIGKILL"  # how each reason a killed worker's trial fails with starts
-CRASHED = "its worker process crashed"  # ... and that of a worker process that died otherwise
 _HOW = {
     True: "by the kernel's OOM killer: out of memory",
     False: "not by the kernel's OOM killer",
@@ -49,13 +48,13 @@ def killed_reason(oom: bool | None, machine: str) -> str:
     return f"{KILLED}, {_HOW[oom]}) on {machine}"
 
 
-def died_before(study: optuna.Study, trial_id: int) -> bool:
-    """Whether an earlier attempt of the trial lost its worker process (SIGKILL, a crash, an exit)."""
+def killed_before(study: optuna.Study, trial_id: int) -> bool:
+    """Whether an earlier attempt of the trial lost its worker process to SIGKILL."""
     storage = study._storage
     number = storage.get_trial(trial_id).user_attrs.get(ATTR.RETRY_OF)
     while number is not None:
         earlier = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
-        if str(earlier.user_attrs.get(ATTR.FAILURE, "")).startswith((KILLED, CRASHED)):
+        if str(earlier.user_attrs.get(ATTR.FAILURE, "")).startswith(KILLED):
             return True
         number = earlier.user_attrs.get(ATTR.RETRY_OF)
     return False
