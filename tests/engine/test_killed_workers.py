@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 import autotweak
 import autotweak.engine._crashed
-import autotweak.engine._reconcile
+import autotweak.engine._lost_trials
 from autotweak.engine._crashed import CrashSettler
 from autotweak.engine._executors import WorkerCrashError
 from autotweak.engine._killed import KILLED, oom_kills
@@ -97,7 +97,7 @@ def test_the_progress_count_never_steps_back_as_a_killed_workers_trial_runs_agai
     """
     exp = _killed_study(make_experiment)
     around: list[tuple[int, int]] = []  # the count as each retry is queued: before, after
-    queue = autotweak.engine._reconcile.requeue
+    queue = autotweak.engine._lost_trials.requeue
 
     def counted_around(study: optuna.Study, *args: Any, **kwargs: Any) -> bool:
         before = _done(study, exp)  # the trial has failed; its retry is not queued yet
@@ -105,7 +105,7 @@ def test_the_progress_count_never_steps_back_as_a_killed_workers_trial_runs_agai
         around.append((before, _done(study, exp)))
         return queued
 
-    monkeypatch.setattr(autotweak.engine._reconcile, "requeue", counted_around)
+    monkeypatch.setattr(autotweak.engine._lost_trials, "requeue", counted_around)
     shown: list[int] = []
     autotweak.optimize(exp, on_progress=lambda progress: shown.append(progress.done))
     assert around, "killed workers' trials were queued again"
