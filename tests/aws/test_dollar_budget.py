@@ -6,10 +6,14 @@ import re
 import time
 
 import optuna
+import pytest
 
 from autotweak.aws._cost import COST_ATTR
 from tests.aws.test_spot_executor import instances, spot_spec, wait_until
 from tests.engine.test_workers import ctrl_c, running_cli, start_cli, wait_for_lines
+
+# Two launcher sessions of two instances each, with a Ctrl-C between: about a minute.
+pytestmark = pytest.mark.slow
 
 PER_SECOND = 0.00001 / 3600  # moto's spot price, per instance-second
 BUDGET = PER_SECOND * 2 * 1000  # two instances for 1000 s: a worker's share is 1000 s of wall time

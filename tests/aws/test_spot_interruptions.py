@@ -82,6 +82,7 @@ def _a_trial_running(
         yield proc, hosts, iid, victim
 
 
+@pytest.mark.slow
 def test_a_notice_preempts_the_trial_which_resumes_on_a_replacement(home, aws_stores, ec2, simulated_hosts):
     name = "spot-notice"
     marks = home / f"{name}.marks"
@@ -116,6 +117,7 @@ def test_a_notice_preempts_the_trial_which_resumes_on_a_replacement(home, aws_st
     assert [r.info.status for r in killed] == ["KILLED"]
 
 
+@pytest.mark.slow
 def test_a_machine_gone_without_a_notice_counts_its_trial_preempted(home, aws_stores, ec2, simulated_hosts):
     name = "spot-vanish"
     with _a_trial_running(home, aws_stores, simulated_hosts, name, 0.5) as (proc, hosts, iid, victim):
@@ -146,6 +148,7 @@ def _pid_of(marks: Path, number: int) -> int:
     )
 
 
+@pytest.mark.slow
 def test_a_worker_process_killed_on_a_live_machine_fails_its_trial_once(
     home, aws_stores, ec2, simulated_hosts
 ):
