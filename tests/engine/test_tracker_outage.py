@@ -124,6 +124,7 @@ def test_a_study_whose_server_dies_in_its_last_trial_ends_in_seconds_and_resume_
     _closed(MlflowClient(server.url), "dies", 6)
 
 
+@pytest.mark.slow  # about 25 s: the server killed, then started again before the study ends
 def test_records_catch_up_when_the_server_comes_back_before_the_end_and_both_are_said_as_they_happen(
     home, server, caplog
 ):
@@ -172,6 +173,7 @@ def _kill_at(
     return spec
 
 
+@pytest.mark.slow  # about 45 s: the CLI run twice, its server killed in the first run
 def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds_and_resume_says_what_it_wrote(
     home, server
 ):
