@@ -63,7 +63,8 @@ def none_completed(result: StudyResult, options: dict[str, Any]) -> str:
         ``every trial of study 'wine' failed (2 failed, none completed); the first, trial 0,
         failed with: KeyError: 'optim'; where an exception was raised, its traceback is kept
         in the trial's MLflow run (artifact traceback.txt; `autotweak ui` shows it). Fix the
-        objective, then resume the study: `autotweak resume wine```
+        objective, then resume the study (its 2 trial(s) spent its budget; --trials is the
+        study's total): `autotweak resume wine --trials 4```
     """
     from autotweak.engine._loop import FAIL_FAST_REASON
 
@@ -85,10 +86,14 @@ def none_completed(result: StudyResult, options: dict[str, Any]) -> str:
         said += f"); `autotweak report {name}` lists each failure"
     uri = result.tracking_uri or ""
     shows = f"the MLflow UI at {redact(uri)}" if on_server(uri) else "`autotweak ui`"
+    command, spent = resume_command(name, options), ""
+    if "trials" in result.stop_reasons and result.trials_counted:  # a plain resume would run nothing
+        command += f" --trials {2 * result.trials_counted}"
+        spent = f" (its {result.trials_counted} trial(s) spent its budget; --trials is the study's total)"
     return (
         f"{said}; where an exception was raised, its traceback is kept in the trial's MLflow run "
-        f"(artifact traceback.txt; {shows} shows it). Fix the objective, then resume the study: "
-        f"`{resume_command(name, options)}`"
+        f"(artifact traceback.txt; {shows} shows it). Fix the objective, then resume the study{spent}: "
+        f"`{command}`"
     )
 
 

@@ -42,7 +42,8 @@ def _said_once(stderr: str, study: str, failed: int) -> None:
         f"error: every trial of study '{study}' failed ({failed} failed, none completed); the first, "
         "trial 0, failed with: KeyError: 'optim'; where an exception was raised, its traceback is kept in "
         "the trial's MLflow run (artifact traceback.txt; `autotweak ui` shows it). Fix the objective, "
-        f"then resume the study: `autotweak resume {study}`"
+        f"then resume the study (its {failed} trial(s) spent its budget; --trials is the study's total): "
+        f"`autotweak resume {study} --trials {2 * failed}`"
     )
 
 
