@@ -207,6 +207,8 @@ class TrialSession:
                 trial.set_user_attr(ATTR.FAILURE, outcome.failure[:2000])
             if outcome.state == "preempted":  # told FAIL, but the objective did not fail
                 trial.set_user_attr(ATTR.PREEMPTED, True)
+                if self._runs_again(trial.number):  # its retry counts from now (see _lost_trials)
+                    trial.set_user_attr(ATTR.RUNS_AGAIN, True)
             value = outcome.value if told == TrialState.COMPLETE else None
             state, _, _ = _tell_with_warning(self.study, trial, value, told, skip_if_finished=True)
         except UpdateFinishedTrialError:  # finished between Optuna's read and its write
@@ -214,6 +216,16 @@ class TrialSession:
         if state == told:  # told now, or by an earlier attempt of this call before a broken connection
             return outcome
         return Outcome("failed", outcome.value, "finished after it was declared stale; its retry counts")
+
+    def _runs_again(self, number: int) -> bool:
+        """Whether a preempted trial will be queued again: its retries allow one more attempt.
+
+        Marked so before it is told, as a dead worker's trial is: its checkpoint is kept and
+        its retry queued after it fails, and a progress count read in between would count it,
+        then one less once its retry stood in.
+        """
+        attempt = int(self._attrs.get(number, {}).get(ATTR.ATTEMPT, 1))
+        return attempt <= self.experiment.execution.max_retries
 
     def record(self, handle: Trial, outcome: Outcome, duration: float) -> None:
         """Close the trial's record in the tracker (and queue a preempted trial again)."""

@@ -52,7 +52,7 @@ class ATTR:
     INTERRUPTED = "autotweak.interrupted"  # on a trial stopped by Ctrl-C: queued again, not a failure
     PREEMPTED = "autotweak.preempted"  # on a trial stopped by a spot notice or a lost storage: not a failure
     RECLAIMABLE = "autotweak.reclaimable"  # on a trial run on a spot machine: lost, it is preempted
-    RUNS_AGAIN = "autotweak.runs_again"  # on a dead worker's trial, set before it fails: its retry counts
+    RUNS_AGAIN = "autotweak.runs_again"  # on a dead worker's or preempted trial as it fails: its retry counts
     ABLATION = "autotweak.ablation"  # on a trial that ``report --ablate`` ran: not part of the search
     UID = "autotweak.study_uid"  # on the study: tells it from an earlier study of the same name
     STEPS_WARNED = "autotweak.steps_warned"  # on the study (system attr): its steps check was said

@@ -7,17 +7,20 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 import autotweak
+import autotweak.engine._session
 from autotweak._locations import resolve_storage_url
 from autotweak._quiet import quiet_optuna
 from autotweak.engine._crashed import settle_crashed_workers
 from autotweak.engine._killed import killed_reason, oom_kills
 from autotweak.engine._loop import WorkerResult, _Loop
+from autotweak.engine._monitor import Monitor
 from autotweak.engine._none_completed import say_if_none_completed
 from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._retries import ask_reclaimable, requeue
@@ -252,3 +255,49 @@ def test_the_kernel_says_whether_its_oom_killer_ended_a_process(tmp_path):
         "worker process killed (SIGKILL, not by the kernel's OOM killer) on host gpu-1",
         "worker process killed (SIGKILL, likely out of memory) on host gpu-1",
     ]
+
+
+PREEMPTED_ONCE = (
+    "from pathlib import Path\n"
+    "from autotweak.engine._preemption import TrialPreempted\n\n"
+    "def train(config, trial):\n"
+    "    mark = Path(config['marks']) / f\"{config['x']:.9f}\"\n"
+    "    if not mark.exists():\n"
+    "        mark.touch()\n"
+    "        raise TrialPreempted('instance-action')\n"
+    "    return config['x']\n"
+)
+
+
+def test_the_progress_count_never_steps_back_as_a_preempted_trial_runs_again(
+    home, make_experiment, monkeypatch
+):
+    """Read between a preempted trial's failure and its retry's queueing, the count holds.
+
+    Its worker tells it FAIL, keeps its checkpoint, then queues its retry: a count read in
+    between counted the preempted trial, then one less once its retry stood in for it.
+    """
+    script = home / "once.py"
+    script.write_text(PREEMPTED_ONCE)
+    (home / "marks").mkdir()
+    exp = make_experiment(
+        objective=f"{script}:train", base={"x": 0.0, "marks": str(home / "marks")}, budget={"trials": 4}
+    )
+    done = lambda study: Monitor(study, exp, lambda progress: None).poll().done  # noqa: E731
+    around: list[tuple[int, int]] = []  # the count as each retry is queued: before, after
+    queue = autotweak.engine._session.requeue
+
+    def counted_around(study: optuna.Study, *args: Any, **kwargs: Any) -> bool:
+        before = done(study)  # the trial was told preempted; its retry is not queued yet
+        queued = queue(study, *args, **kwargs)
+        around.append((before, done(study)))
+        return queued
+
+    monkeypatch.setattr(autotweak.engine._session, "requeue", counted_around)
+    shown: list[int] = []
+    result = autotweak.optimize(exp, on_progress=lambda progress: shown.append(progress.done))
+    assert len(around) == 4, "each config was preempted once and queued again"
+    assert all(before <= after for before, after in around), around
+    assert shown == sorted(shown), f"the count shown stepped back: {shown}"
+    counts = {state: n for state, n in result.summary.counts.items() if n}
+    assert counts == {"complete": 4, "preempted": 4} and done(load(exp)) == 4
