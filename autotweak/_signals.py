@@ -88,26 +88,33 @@ def _interrupt_soon() -> None:
 
 @contextmanager
 def sigterm_as_ctrl_c() -> Iterator[None]:
-    """While the block runs, SIGTERM interrupts as Ctrl-C does; the default handler is put back after.
+    """While the block runs, SIGTERM and SIGHUP interrupt as Ctrl-C does; their defaults come back after.
 
     For the Python API (``optimize``, the ask/tell ``Study``): a script stopped by a
-    scheduler closes its study as interrupted instead of dying with its MLflow runs
-    RUNNING. Only from the main thread, and only while SIGTERM has its default handler: a
-    handler of the user's (or the CLI's) is left alone.
+    scheduler, or whose terminal closed, closes its study as interrupted instead of dying
+    with its MLflow runs RUNNING. Only from the main thread, and only for a signal left at
+    its default handler: a handler of the user's (or the CLI's), or SIGHUP ignored
+    (``nohup``), is left alone.
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    routed = [
+        (number, handler)
+        for number, handler in ((signal.SIGTERM, _as_ctrl_c), (signal.SIGHUP, _hung_up))
+        if signal.getsignal(number) is signal.SIG_DFL
+    ]
+    if (signal.SIGHUP, _hung_up) in routed:
+        _terminals.update(fd for fd in (1, 2) if os.isatty(fd))  # a hung-up terminal no longer says so
     _seen["sigterm"] = False  # a SIGTERM of an earlier study in this process no longer counts
-    signal.signal(signal.SIGTERM, _as_ctrl_c)
+    for number, handler in routed:
+        signal.signal(number, handler)
     try:
         yield
     finally:
         if threading.current_thread() is threading.main_thread():  # an ask/tell Study closed from a thread
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for number, _ in routed:
+                signal.signal(number, signal.SIG_DFL)
 
 
 def _hung_up(signum: int, frame: FrameType | None) -> None:

@@ -99,10 +99,11 @@ def test_sigterm_to_a_script_running_optimize_closes_the_study_as_ctrl_c_does(ho
     _assert_closed_as_interrupted(mlflow_client, list(range(workers)))
 
 
-def test_a_script_that_lets_study_interrupted_through_exits_1(home, mlflow_client):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_script_that_lets_study_interrupted_through_exits_1(home, mlflow_client, stop):
     """As the README says: Python gives 130 only to a bare KeyboardInterrupt, not to a subclass."""
     proc = _start(home, 'import autotweak\nautotweak.optimize("exp.yaml")\n', 1)
-    os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, stop)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "autotweak.exceptions.StudyInterrupted: study 'study'" in out, out
     _assert_closed_as_interrupted(mlflow_client, [0])
@@ -114,8 +115,10 @@ STUDY_INTERRUPTED = (
 )
 
 
-def test_sigterm_to_a_script_in_an_ask_tell_study_closes_it_as_ctrl_c_does(home, mlflow_client):
-    code, out = _stopped(home, ASK_TELL, signal.SIGTERM)
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_to_a_script_in_an_ask_tell_study_closes_it_as_ctrl_c_does(home, mlflow_client, stop):
+    """SIGHUP too: the terminal the script ran in was closed (it died, its trial left RUNNING)."""
+    code, out = _stopped(home, ASK_TELL, stop)
     assert code == 1 and STUDY_INTERRUPTED in out, out  # as optimize's script ends (README)
     _assert_closed_as_interrupted(mlflow_client, [0])
 
@@ -178,3 +181,22 @@ def test_the_sigterm_handler_is_put_back_and_a_scripts_own_is_left_alone(home, m
         assert seen[-2:] == [mine, mine] and signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_sighup_is_routed_while_a_study_runs_unless_ignored_as_under_nohup(home, make_experiment):
+    seen: list[object] = []
+
+    def train(config: dict[str, object]) -> float:
+        seen.append(signal.getsignal(signal.SIGHUP))
+        return 1.0
+
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+    autotweak.optimize(make_experiment(objective=train, budget={"trials": 1}))
+    assert seen[-1] not in (signal.SIG_DFL, signal.SIG_IGN), "SIGHUP is routed while the study runs"
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL, "and put back afterwards"
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup python script.py
+    try:
+        autotweak.optimize(make_experiment(name="nohup", objective=train, budget={"trials": 1}))
+        assert seen[-1] is signal.SIG_IGN and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
