@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from autotweak.aws import Instance
@@ -45,6 +46,7 @@ def test_workers_stop_ends_the_study_instead_of_replacing_the_workers(home, aws_
     assert requeued, "the trials the stop cut short are queued again, as for lost instances"
 
 
+@pytest.mark.slow  # 30-65 s: it waits for the terminated instances' workers to close their trials
 def test_ctrl_c_closes_the_study_as_interrupted_with_the_resume_hint(home, aws_stores, ec2, simulated_hosts):
     spec = spot_spec(home, aws_stores, "spot-int", 400, sleep=0.3, grace_period=6, fleet=False)
     # The shutdown of a terminated instance reaches its worker seconds later, as on EC2: the
