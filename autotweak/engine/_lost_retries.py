@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from autotweak.engine._reconcile import finished_before
-from autotweak.engine._retries import requeue
+from autotweak.engine._retries import attempt_left, requeue
 from autotweak.engine._study import ATTR, state_of
 from autotweak.tracking import BaseTracker
 
@@ -81,7 +81,7 @@ def unqueued(
         and (
             (state := state_of(t)) == "interrupted"
             or t.user_attrs.get(ATTR.RUNS_AGAIN)
-            or (state == "preempted" and int(t.user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries)
+            or (state == "preempted" and attempt_left(t.user_attrs, max_retries))
         )
     ]
 

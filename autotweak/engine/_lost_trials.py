@@ -15,7 +15,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._reconcile import curve_points, lost_trial_start
-from autotweak.engine._retries import requeue
+from autotweak.engine._retries import attempt_left, requeue
 from autotweak.engine._study import ATTR, state_of
 from autotweak.tracking import BaseTracker
 
@@ -70,7 +70,7 @@ def settle_crashed(
     storage = study._storage
     try:
         storage.set_trial_user_attr(trial_id, ATTR.FAILURE, reason[:2000])  # while it may still be written
-        if int(storage.get_trial(trial_id).user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries:
+        if attempt_left(storage.get_trial(trial_id).user_attrs, max_retries):
             # Said before it fails: a progress count read in between counts its retry, not it.
             storage.set_trial_user_attr(trial_id, ATTR.RUNS_AGAIN, True)
         if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):

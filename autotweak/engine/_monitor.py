@@ -238,8 +238,8 @@ def _counts(trial: FrozenTrial, rerun: set[int]) -> int:
     """1 if ``trial`` ended an attempt that counts.
 
     An interrupted one is always queued again, and a dead worker's or a preempted trial
-    marked to run again is queued just after it fails: their retries count, from the moment they fail (counted
-    until their retry was queued, they made the count step back).
+    marked to run again is queued just after it fails: their retries count, from the moment
+    they fail (counted until their retry was queued, they made the count step back).
     """
     if not trial.state.is_finished() or trial.number in rerun:
         return 0

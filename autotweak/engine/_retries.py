@@ -20,6 +20,7 @@ from autotweak.engine._study import ATTR
 from autotweak.engine._summary import training_first
 
 __all__ = [
+    "attempt_left",
     "INTERRUPTED_FAILURE",
     "ask_reclaimable",
     "first_step",
@@ -66,6 +67,11 @@ def ask_reclaimable(study: optuna.Study) -> optuna.Trial:
     return optuna.Trial(study, trial_id)
 
 
+def attempt_left(user_attrs: Mapping[str, Any], max_retries: int) -> bool:
+    """Whether a trial that did not finish (``user_attrs``: its own) may be run once more."""
+    return int(user_attrs.get(ATTR.ATTEMPT, 1)) <= max_retries
+
+
 def requeue(
     study: optuna.Study,
     number: int,
@@ -85,7 +91,7 @@ def requeue(
     previous = _stored(study, number)
     interrupted = bool(previous.user_attrs.get(ATTR.INTERRUPTED))
     attempt = int(user_attrs.get(ATTR.ATTEMPT, 1))
-    if attempt > max_retries and not interrupted:
+    if not attempt_left(user_attrs, max_retries) and not interrupted:
         _log.warning("trial %d did not finish %d times; not run again", number, attempt)
         return False
     attrs: dict[str, Any] = {

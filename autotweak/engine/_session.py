@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from autotweak.engine._late import open_record
 from autotweak.engine._provenance import code_path, provenance
-from autotweak.engine._retries import requeue
+from autotweak.engine._retries import attempt_left, requeue
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import trial_compute
 from autotweak.engine._trial import PRUNER_ATTRS, Trial
@@ -224,8 +224,7 @@ class TrialSession:
         its retry queued after it fails, and a progress count read in between would count it,
         then one less once its retry stood in.
         """
-        attempt = int(self._attrs.get(number, {}).get(ATTR.ATTEMPT, 1))
-        return attempt <= self.experiment.execution.max_retries
+        return attempt_left(self._attrs.get(number, {}), self.experiment.execution.max_retries)
 
     def record(self, handle: Trial, outcome: Outcome, duration: float) -> None:
         """Close the trial's record in the tracker (and queue a preempted trial again)."""
