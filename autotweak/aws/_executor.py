@@ -292,9 +292,9 @@ class _Launcher:
             bound,
             left,
         )
-        deadline = time.time() + bound
+        deadline = time.monotonic() + bound
         try:
-            while left and time.time() < deadline:
+            while left and time.monotonic() < deadline:
                 time.sleep(min(self.settings.poll_interval, 1.0))
                 retrying(self.sweep, "looking for stale trials")
                 left = self._unsettled()
