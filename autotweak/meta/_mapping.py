@@ -132,6 +132,17 @@ class ParamMapper:
 
         Changes made to a kept record are counted in :attr:`notes`, once per record.
         """
+        config, reason, changes = self.mapped(raw)
+        if config is not None:
+            self.notes.update(changes)
+        return config, reason
+
+    def mapped(self, raw: Mapping[str, Any]) -> _Mapped:
+        """``(config, reason, changes)`` as :meth:`map` finds them, the changes not yet counted.
+
+        For a caller that may still skip the record for another reason: it counts the
+        changes in :attr:`notes` once it keeps the record.
+        """
         key = _key(raw)
         try:
             mapped = self._memo.get(key) if key is not None else None
@@ -143,9 +154,8 @@ class ParamMapper:
                 self._memo[key] = mapped
         config, reason, changes = mapped
         if config is None:
-            return None, reason
-        self.notes.update(changes)
-        return dict(config), None
+            return None, reason, Counter()
+        return dict(config), None, changes
 
     def _map(self, raw: Mapping[str, Any]) -> _Mapped:
         self._changes, self._extra = Counter(), []

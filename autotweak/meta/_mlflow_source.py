@@ -24,6 +24,7 @@ import difflib
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast, get_args
@@ -45,7 +46,8 @@ from autotweak.meta._histories import (
     as_space,
 )
 from autotweak.meta._mapping import ParamMapper
-from autotweak.meta._mlflow_runs import descriptor, finite, unpacked, value_of
+from autotweak.meta._mlflow_curves import read_curves
+from autotweak.meta._mlflow_runs import descriptor, unpacked, value_of
 from autotweak.meta._skips import HintedReason
 from autotweak.space import SearchSpace
 from autotweak.tracking._server import check_tracking_server
@@ -81,6 +83,7 @@ class _Reading:
     """What one call reads with: the client, the rules and the report."""
 
     client: MlflowClient
+    tracking_uri: str
     metric: str
     task_key: str | None
     curves: bool
@@ -149,7 +152,7 @@ def read_mlflow(
     where = redact(tracking_uri)
     client = _opened(tracking_uri, where)
     found = _experiments(client, names, where)
-    reading = _Reading(client, metric, task_key, curves, mapper, SkipReport(), progress)
+    reading = _Reading(client, client.tracking_uri, metric, task_key, curves, mapper, SkipReport(), progress)
     listed = [(experiment, _runs(client, experiment)) for experiment in found]
     reading.total = sum(len(runs) for _, runs in listed)
     if progress is not None:
@@ -290,62 +293,88 @@ def _runs(client: MlflowClient, experiment: Experiment) -> list[Run]:
     return list(_pages(search))
 
 
+@dataclass
+class _Draft:
+    """A run kept so far: all but its curve (its params mapped, their changes not yet counted)."""
+
+    task: str
+    run_id: str
+    config: dict[str, Any]
+    changes: Counter[str]
+    value: float
+    complete: bool
+    wants_curve: bool
+
+
+_Skipped = tuple[str, str]  # (reason, source)
+
+
 def _trials(reading: _Reading, experiment: Experiment, runs: list[Run]) -> Iterator[tuple[str, PastTrial]]:
+    """The runs' trials in the runs' order; curves are read only for the runs kept so far."""
     parents = {run.data.tags.get("mlflow.parentRunId") for run in runs}
-    for run in runs:
-        read = _read(reading, experiment, run, parents)
+    drafts = [_draft(reading, experiment, run, parents) for run in runs]
+    wanted = [d.run_id for d in drafts if isinstance(d, _Draft) and d.wants_curve]
+    for _ in range(len(runs) - len(wanted)):
         reading.read_one()
-        if read is not None:
-            yield read
+    curves = read_curves(reading.client, reading.tracking_uri, wanted, reading.metric, reading.read_one)
+    for draft in drafts:
+        if isinstance(draft, _Draft):
+            curve = curves.get(draft.run_id, ((), ()))
+            if isinstance(curve, Exception):
+                draft = (f"the run cannot be read: {type(curve).__name__}", f"mlflow:{draft.run_id}")
+            else:
+                reading.mapper.notes.update(draft.changes)
+                steps, points = curve
+                yield (
+                    draft.task,
+                    PastTrial(
+                        draft.config, draft.value, steps, points, f"mlflow:{draft.run_id}", draft.complete
+                    ),
+                )
+        if isinstance(draft, tuple):
+            reading.skipped.add(*draft)
 
 
-def _read(
+def _draft(
     reading: _Reading, experiment: Experiment, run: Run, parents: set[str | None]
-) -> tuple[str, PastTrial] | None:
-    """The task and trial of ``run``, or ``None`` (a study's run, or one skipped and counted)."""
+) -> _Draft | _Skipped | None:
+    """``run`` but for its curve, why it is skipped, or ``None`` (a study's run, not counted)."""
     if run.data.tags.get("autotweak.kind") == "study":
         return None
     source = f"mlflow:{run.info.run_id}"
     if run.info.run_id in parents:  # a sweep's parent: its children are the trials
-        reading.skipped.add("the run is a parent of other runs (its child runs are read)", source)
-        return None
+        return "the run is a parent of other runs (its child runs are read)", source
     try:
-        task, trial, reason = _trial(reading, experiment, run, source)
+        return _drafted(reading, experiment, run, source)
     except Exception as exc:  # a record must never stop the reading
-        task, trial, reason = None, None, f"the run cannot be read: {type(exc).__name__}"
-    if trial is None or task is None:
-        reading.skipped.add(reason or "the run cannot be read", source)
-        return None
-    return task, trial
+        return f"the run cannot be read: {type(exc).__name__}", source
 
 
-def _trial(
-    reading: _Reading, experiment: Experiment, run: Run, source: str
-) -> tuple[str | None, PastTrial | None, str | None]:
+def _drafted(reading: _Reading, experiment: Experiment, run: Run, source: str) -> _Draft | _Skipped:
     tags, params = run.data.tags, run.data.params
     state = tags.get("autotweak.state")
     if run.info.status in _STATUS_REASON:
-        return None, None, _STATUS_REASON[run.info.status]
+        return _STATUS_REASON[run.info.status], source
     if state == "preempted":
-        return None, None, "the trial was preempted (run again elsewhere)"
+        return "the trial was preempted (run again elsewhere)", source
     if state == "interrupted":
-        return None, None, "the trial was interrupted by Ctrl-C (run again on resume)"
+        return "the trial was interrupted by Ctrl-C (run again on resume)", source
     task: str | None = experiment.name
     if reading.task_key is not None:
         task = tags.get(reading.task_key, params.get(reading.task_key))
         if task is None:
-            return None, None, _no_task_key(reading.task_key, [*tags, *params])
+            return _no_task_key(reading.task_key, [*tags, *params]), source
     value = value_of(run, reading.metric)
     if value is None:
-        return None, None, _no_metric(reading.metric, run)
+        return _no_metric(reading.metric, run), source
     if not math.isfinite(value):
-        return None, None, f"metric {reading.metric!r} is not a finite number"
-    steps, curve = _curve(reading, run) if reading.metric in run.data.metrics else ((), ())
-    config, reason = reading.mapper.map(unpacked(params))
+        return f"metric {reading.metric!r} is not a finite number", source
+    config, reason, changes = reading.mapper.mapped(unpacked(params))
     if config is None:
-        return None, None, reason
+        return reason or "the run cannot be read", source
     complete = run.info.status == RunStatus.to_string(RunStatus.FINISHED)
-    return str(task), PastTrial(config, value, steps, curve, source, complete), None
+    wants_curve = reading.curves and reading.metric in run.data.metrics
+    return _Draft(str(task), run.info.run_id, config, changes, value, complete, wants_curve)
 
 
 def _no_task_key(key: str, names: list[str]) -> str:
@@ -367,13 +396,3 @@ def _hinted(rule: str, name: str, known: list[str], cutoff: float) -> str:
     """``rule``, with the name of ``known`` nearest to ``name`` as a hint where one is near enough."""
     close = difflib.get_close_matches(name, known, n=1, cutoff=cutoff)
     return HintedReason(rule, f"did you mean {close[0]!r}") if close else rule
-
-
-def _curve(reading: _Reading, run: Run) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """The metric's finite points by step, the last logged one where a step repeats."""
-    if not reading.curves:
-        return (), ()
-    history = reading.client.get_metric_history(run.info.run_id, reading.metric)
-    by_step = {m.step: m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))}
-    points = sorted((step, value) for step, value in by_step.items() if finite(value))
-    return tuple(int(s) for s, _ in points), tuple(float(v) for _, v in points)

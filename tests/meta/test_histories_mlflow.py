@@ -345,3 +345,19 @@ def test_a_misspelled_task_key_is_one_reason_whether_or_not_a_run_has_a_close_ta
         "3 records skipped: 3 x task key 'datset' is neither a tag nor a param of the run "
         "(did you mean 'dataset' in 1 of 3 records?) (e.g. mlflow:"
     ), "one run of three has the near tag"
+
+
+def test_a_curve_is_requested_only_for_a_run_that_is_kept(
+    home: Path, store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requested: list[str] = []
+    history = MlflowClient.get_metric_history
+
+    def counted(client: MlflowClient, run_id: str, key: str) -> object:
+        requested.append(run_id)
+        return history(client, run_id, key)
+
+    monkeypatch.setattr(MlflowClient, "get_metric_history", counted)
+    histories = read_mlflow(f"sqlite:///{home / 'mlflow.db'}", ["wine"], metric="val_acc", space=SPACE)
+    kept = [trial.source.removeprefix("mlflow:") for trial in histories.tasks[0].trials]
+    assert sorted(requested) == sorted(kept), "not for out_of_range or no_depth, whose params do not map"
