@@ -133,6 +133,7 @@ def meta_fit(
                     metric=runs_metric,
                     direction=orientation,
                     task_key=task_key,
+                    curves=False,  # the meta-model learns from final values: one request per run spared
                     progress=progress,
                     **common,
                 )

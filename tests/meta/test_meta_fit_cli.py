@@ -376,7 +376,11 @@ def test_a_space_with_conditional_params_is_refused_before_any_history_is_read(t
     )
 
 
-def test_a_task_key_splits_one_experiment_into_tasks(tmp_path, spec, capsys, mlflow_store):
+def test_a_task_key_splits_one_experiment_into_tasks(tmp_path, spec, capsys, mlflow_store, monkeypatch):
+    requested: list[str] = []  # the meta-model learns from final values: no run's curve is asked for
+    monkeypatch.setattr(
+        MlflowClient, "get_metric_history", lambda client, run_id, key: requested.append(run_id)
+    )
     uri = mlflow_store
     client = MlflowClient(uri)
     experiment = client.create_experiment("sweeps", artifact_location=(tmp_path / "art").as_uri())
@@ -394,6 +398,7 @@ def test_a_task_key_splits_one_experiment_into_tasks(tmp_path, spec, capsys, mlf
     main(["meta", "fit", "--space", str(spec), "--mlflow", uri, "--task-key", "dataset", "--out", str(out)])
     assert "read 2 task(s), 12 trial(s)" in capsys.readouterr().out
     assert sorted(load_meta_model(out).tasks) == ["iris", "wine"]
+    assert requested == []
 
 
 def test_tables_and_runs_whose_metrics_are_named_apart_are_read_together(
