@@ -125,6 +125,13 @@ class Histories:
     tasks: tuple[TaskHistory, ...]
     skipped: SkipReport = field(default_factory=SkipReport)
 
+    def __repr__(self) -> str:
+        """The counts, in one line (every trial's params and curve would be thousands of lines)."""
+        return (
+            f"Histories({len(self.tasks)} task(s), {self.n_trials} trial(s), "
+            f"{sum(self.skipped.counts.values())} record(s) skipped)"
+        )
+
     def __post_init__(self) -> None:
         names = [task.name for task in self.tasks]
         duplicates = sorted(name for name, n in Counter(names).items() if n > 1)

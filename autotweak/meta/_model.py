@@ -83,6 +83,15 @@ class MetaModel:
     info: Mapping[str, Any] = field(default_factory=dict)
     measured: NDArray[np.bool_] | None = None
 
+    def __repr__(self) -> str:
+        """What the model is, in one line (its arrays are thousands of numbers)."""
+        space = f"space {self.space.name!r}" if self.space.name else f"space of {', '.join(self.space.names)}"
+        sources = ", ".join(self.info.get("sources", ()))
+        return (
+            f"MetaModel({space}, {len(self.tasks)} past task(s), {int(self.n_trials.sum())} trial(s), "
+            f"{len(self.units)} candidates{'; from ' + sources if sources else ''})"
+        )
+
     def __post_init__(self) -> None:
         if self.scores.ndim != 2:
             raise MetaModelError(f"'scores' must be 2-D (tasks x candidates), got shape {self.scores.shape}.")

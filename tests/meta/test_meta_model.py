@@ -150,3 +150,11 @@ def test_describe_dataset_gives_sizes_balance_and_landmarkers() -> None:
     assert min(iris["stump"], iris["naive_bayes"], iris["nearest_neighbour"]) > 0.25
     cancer = describe_dataset(*load_breast_cancer(return_X_y=True))
     assert cancer["n_classes"] == 2.0 and 0.3 < cancer["minority_fraction"] < 0.4
+
+
+def test_a_model_and_its_histories_print_as_one_line_each() -> None:
+    model = fit_meta_model(HISTORIES, SPACE, n_design=32)
+    assert repr(HISTORIES) == "Histories(3 task(s), 120 trial(s), 0 record(s) skipped)"
+    assert (
+        repr(model) == f"MetaModel(space 'toy', 3 past task(s), 120 trial(s), {len(model.units)} candidates)"
+    )
