@@ -18,6 +18,7 @@ from autotweak.cli._main import _console
 from autotweak.cli._models import pruner_shown, sampler_shown
 from autotweak.cli._stores import open_storage, option_label, storage_option, stores, tracking_option
 from autotweak.cli._study_end import (
+    completed_none,
     none_completed,
     on_server,
     resume_command,
@@ -322,12 +323,9 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
             "their trials are failed, each with why (the signal or exit code; whether the kernel was out "
             "of memory)"
         )
-    states = summary.counts
-    if states.get("failed") and not states.get("complete") and not states.get("pruned"):
+    if completed_none(result):
         _console.error(none_completed(result, options))
         raise SystemExit(1)
-    if states.get("preempted") and not states.get("complete") and not states.get("pruned"):
-        raise SystemExit(1)  # nothing completed; the warning above says their machines went away
 
 
 def _announced(line: str, view: Callable[[Progress], None]) -> Callable[[Progress], None]:

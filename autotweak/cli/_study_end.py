@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from autotweak.spec import Experiment
 
 __all__ = [
+    "completed_none",
     "none_completed",
     "on_server",
     "resume_command",
@@ -38,15 +39,16 @@ def resume_command(study: str, options: dict[str, Any]) -> str:
 
 @contextmanager
 def said_at_the_end() -> Iterator[None]:
-    """Drop the engine's warnings whose content the study's result holds: the CLI says it once, at the end.
+    """Drop the engine's warnings of a study none of whose trials completed: the CLI says it once, at the end.
 
     A study whose every trial failed was said twice: the engine's warning with the first
-    failure, then the CLI's error; :func:`none_completed` says all of both.
+    failure, then the CLI's error; :func:`none_completed` says all of both. The engine's
+    warning of trials all preempted named a plain ``autotweak resume``, which runs nothing
+    when they spent the budget; the CLI's error names the ``--trials`` that runs them again.
     """
-    from autotweak.engine._none_completed import IN_RESULT
 
     def keep(record: logging.LogRecord) -> bool:
-        return not getattr(record, IN_RESULT, False)
+        return record.levelno < logging.WARNING
 
     logger = logging.getLogger("autotweak.engine._none_completed")
     logger.addFilter(keep)
@@ -56,8 +58,18 @@ def said_at_the_end() -> Iterator[None]:
         logger.removeFilter(keep)
 
 
+def completed_none(result: StudyResult) -> bool:
+    """Whether the study has trials, failed or preempted, and none of them completed (or was pruned)."""
+    states = result.summary.counts
+    ended = states.get("failed") or states.get("preempted")
+    return bool(ended) and not states.get("complete") and not states.get("pruned")
+
+
 def none_completed(result: StudyResult, options: dict[str, Any]) -> str:
-    """The error for a study whose trials failed, none completed: the first failure, and what to do.
+    """The error for a study none of whose trials completed: the first failure, and what to do.
+
+    A run that ran no trial (the study's failed trials spent its budget in earlier
+    sessions) says so, and names the first failure all the same, read from the storage.
 
     Example:
         ``every trial of study 'wine' failed (2 failed, none completed); the first, trial 0,
@@ -66,35 +78,77 @@ def none_completed(result: StudyResult, options: dict[str, Any]) -> str:
         objective, then resume the study (its 2 trial(s) spent its budget; --trials is the
         study's total): `autotweak resume wine --trials 4```
     """
-    from autotweak.engine._loop import FAIL_FAST_REASON
-
     name, states = result.study_name, result.summary.counts
-    failed, lost = states.get("failed"), states.get("preempted")
-    said = f"every trial of study '{name}' failed ({failed} failed, none completed"
-    if lost:  # their machines went away: not failures, so not every trial failed
-        said = (
-            f"no trial of study '{name}' completed ({failed} failed, {lost} preempted: their machines "
-            "went away, not the objective's fault"
-        )
-    fail_fast = sum(reason == FAIL_FAST_REASON for reason in result.stop_reasons)
-    if fail_fast:
-        said += f"; {fail_fast} worker(s) stopped because {FAIL_FAST_REASON}"
-    if result.first_failure is not None:
-        number, reason = result.first_failure
-        said += f"); the first, trial {number}, failed with: {reason}"
-    else:  # no trial ran in this session: none failed before our eyes
+    failed, lost = states.get("failed", 0), states.get("preempted", 0)
+    said = "" if result.trials_run else "no trial run in this session, and "
+    said += _what_ended(name, failed, lost) + _fail_fast(result)
+    first = result.first_failure or (_first_failure(result) if failed else None)
+    if first is not None:
+        said += f"); the first, trial {first[0]}, failed with: {first[1]}"
+    elif failed:  # the storage did not answer for it
         said += f"); `autotweak report {name}` lists each failure"
+    else:
+        said += ")"
+    spent, command = _go_on(result, options)
+    if not failed:  # their machines went away: nothing to fix
+        return f"{said}; resume the study{spent}: `{command}`"
     uri = result.tracking_uri or ""
     shows = f"the MLflow UI at {redact(uri)}" if on_server(uri) else "`autotweak ui`"
-    command, spent = resume_command(name, options), ""
-    if "trials" in result.stop_reasons and result.trials_counted:  # a plain resume would run nothing
-        command += f" --trials {2 * result.trials_counted}"
-        spent = f" (its {result.trials_counted} trial(s) spent its budget; --trials is the study's total)"
     return (
         f"{said}; where an exception was raised, its traceback is kept in the trial's MLflow run "
         f"(artifact traceback.txt; {shows} shows it). Fix the objective, then resume the study{spent}: "
         f"`{command}`"
     )
+
+
+def _go_on(result: StudyResult, options: dict[str, Any]) -> tuple[str, str]:
+    """Why a plain resume would run nothing (``""``: it would run trials), and the command that runs more."""
+    name = result.study_name
+    if "trials" in result.stop_reasons and result.trials_counted:
+        return (
+            f" (its {result.trials_counted} trial(s) spent its budget; --trials is the study's total)",
+            f"{resume_command(name, options)} --trials {2 * result.trials_counted}",
+        )
+    if "compute" in result.stop_reasons:
+        return (
+            f" (its trials spent its compute budget: raise 'budget.compute' in the spec file and resume "
+            f"from that file; the study is '{name}')",
+            resume_command("SPEC.yaml", options),
+        )
+    return "", resume_command(name, options)
+
+
+def _what_ended(name: str, failed: int, lost: int) -> str:
+    """How the trials of a study that completed none ended, up to the open parenthesis's content."""
+    if not lost:
+        return f"every trial of study '{name}' failed ({failed} failed, none completed"
+    # their machines went away: not failures, so not every trial failed
+    counted = f"{failed} failed, " if failed else ""
+    return (
+        f"no trial of study '{name}' completed ({counted}{lost} preempted: their machines went away, "
+        "not the objective's fault"
+    )
+
+
+def _fail_fast(result: StudyResult) -> str:
+    from autotweak.engine._loop import FAIL_FAST_REASON
+
+    stopped = sum(reason == FAIL_FAST_REASON for reason in result.stop_reasons)
+    return f"; {stopped} worker(s) stopped because {FAIL_FAST_REASON}" if stopped else ""
+
+
+def _first_failure(result: StudyResult) -> tuple[int, str] | None:
+    """The study's first failure, read from its storage: this run ran no trial, so it saw none fail."""
+    import optuna
+
+    from autotweak.engine._none_completed import first_failure
+    from autotweak.engine._storage import read_storage
+
+    try:
+        study = optuna.load_study(study_name=result.study_name, storage=read_storage(result.storage))
+        return first_failure(study)
+    except Exception:  # the error says where to read the failures instead; never fail it over this
+        return None
 
 
 def say_cost(executor: BaseExecutor | None, study: str) -> None:
@@ -113,7 +167,7 @@ def say_budget_spent(experiment: Experiment, result: StudyResult) -> None:
     A resume that wrote the records a tracking server missed says that instead: it did what
     it was run for.
     """
-    if result.trials_run:
+    if result.trials_run or completed_none(result):  # the latter: the error at the end says it
         return
     if result.records_caught_up:
         _console.line(

@@ -96,18 +96,56 @@ def test_the_stop_line_says_preempted_trials_apart_from_failed_ones(home):
 
 
 def test_a_study_whose_every_trial_was_preempted_asks_for_a_resume_not_a_fix(home):
+    """The resume it names runs trials: its budget is spent, so a plain one would run none."""
     cwd = home.parent
     (cwd / "obj.py").write_text(PREEMPTED)
     _spec(cwd, objective="obj.py:lost", budget={"trials": 2}, execution={"max_retries": 0})
     run = autotweak("optimize", "exp.yaml", cwd=cwd)
     assert run.returncode == 1, "no trial completed: a script that runs report next must know"
     assert "study 'study' stopped (trials): 2 preempted" in run.stdout, run.stdout + run.stderr
-    assert (
-        "no trial completed, 2 preempted (their machines went away; not the objective's fault); "
-        in run.stderr
+    said = (
+        "no trial of study 'study' completed (2 preempted: their machines went away, not the objective's "
+        "fault); resume the study (its 2 trial(s) spent its budget; --trials is the study's total): "
+        "`autotweak resume study --trials 4`"
     )
-    assert "resume the study to run them again" in run.stderr and "`autotweak resume study`" in run.stderr
+    assert f"error: {said}" in run.stderr.splitlines(), run.stderr
     assert "failed" not in run.stderr and "Fix the objective" not in run.stderr
+    assert "`autotweak resume study`" not in run.stderr, "the engine named a resume that runs nothing"
+    again = autotweak("resume", "study", "-q", cwd=cwd)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert again.stderr.splitlines() == [f"error: no trial run in this session, and {said}"]
+
+
+def test_a_resume_of_a_study_whose_failed_trials_spent_its_budget_names_the_first_failure_once(home):
+    """One error, with the failure read from the storage; no warning naming another --trials."""
+    cwd = home.parent
+    (cwd / "obj.py").write_text(FAILING)
+    _spec(cwd, objective="obj.py:train", budget={"trials": 2})
+    assert autotweak("optimize", "exp.yaml", "-q", cwd=cwd).returncode == 1
+    run = autotweak("resume", "study", cwd=cwd)
+    assert run.returncode == 1, run.stdout + run.stderr
+    (error,) = run.stderr.splitlines()
+    assert error.startswith(
+        "error: no trial run in this session, and every trial of study 'study' failed (2 failed, none "
+        "completed); the first, trial 0, failed with: KeyError: 'optim'; "
+    ), error
+    assert error.endswith("`autotweak resume study --trials 4`") and "autotweak report" not in error
+
+
+def test_a_study_whose_failed_trials_spent_its_compute_budget_says_which_field_to_raise(home):
+    cwd = home.parent
+    (cwd / "obj.py").write_text(
+        "def train(config, trial):\n    for step in range(1, 6):\n        trial.report(1.0, step)\n"
+        "    raise RuntimeError('late')\n"
+    )
+    _spec(cwd, objective="obj.py:train", budget={"compute": 2})
+    run = autotweak("optimize", "exp.yaml", "-q", cwd=cwd)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stderr.rstrip().endswith(
+        "Fix the objective, then resume the study (its trials spent its compute budget: raise "
+        "'budget.compute' in the spec file and resume from that file; the study is 'study'): "
+        "`autotweak resume SPEC.yaml`"
+    ), run.stderr
 
 
 def test_a_flat_dotted_base_runs_as_trial_0_and_the_objective_gets_it_nested(home):
