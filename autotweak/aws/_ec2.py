@@ -18,6 +18,7 @@ from typing import Any
 
 from autotweak._imports import require
 from autotweak.aws._errors import AwsAccessError, AwsError, aws_errors
+from autotweak.aws._launch_checks import refused, say_refused
 from autotweak.spec._parts import AwsSpot
 
 __all__ = [
@@ -152,9 +153,12 @@ def _check_known(ec2: Any, unpriced: list[str], *, every: bool) -> None:
         _log.debug("could not list the instance types of %s: %s", region, _safe(exc))
         if every:
             raise AwsError(
-                f"'execution.aws.instance_types' holds unknown instance types {unpriced} "
-                f"(no spot price in region {region})."
+                f"'execution.aws.instance_types' must hold a type with a spot price in region {region}, "
+                f"got {', '.join(repr(t) for t in unpriced)} (unknown types, or types the region does not "
+                f"offer; {refused(exc)}, so the closest names are not offered)."
             ) from None
+        then = "a listed type without a spot price in the region is not used"
+        say_refused("'execution.aws.instance_types'", exc, then)
         _log.warning("no spot price in region %s for %s; they are not used", region, ", ".join(unpriced))
         return
     for kind in unpriced:

@@ -18,7 +18,7 @@ from typing import Any
 from autotweak.aws._errors import AwsError
 from autotweak.spec._parts import AwsSpot
 
-__all__ = ["check_image", "check_network", "check_profile"]
+__all__ = ["check_image", "check_network", "check_profile", "refused", "say_refused"]
 
 _log = logging.getLogger(__name__)
 
@@ -191,15 +191,26 @@ def _found(
         code = str(error.get("Code", ""))
         if code in missing:
             return [], f" ({code})"
-        said = _log.info if what is not None else _log.debug
-        said(
-            "could not check %s before the study is created: AWS refused %s (%s); the first launch checks it",
-            what or "the names to offer",
-            exc.operation_name,
-            code,
-        )
+        if what is None:
+            _log.debug("could not list the names to offer: %s", refused(exc))
+        else:
+            say_refused(what, exc)
         return [], None
     return found, None if found else ""
+
+
+def refused(exc: BaseException) -> str:
+    """``AWS refused CALL (CODE)``, for a call AWS refused (botocore's ``ClientError``) or that failed."""
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) or type(exc).__name__
+    return f"AWS refused {getattr(exc, 'operation_name', 'the call')} ({code})"
+
+
+def say_refused(what: str, exc: BaseException, then: str = "the first launch checks it") -> None:
+    """Say, without ``-v``, that AWS refused the look that checks ``what`` (an optional permission).
+
+    ``then`` says what becomes of the unchecked value.
+    """
+    _log.info("could not check %s before the study is created: %s; %s", what, refused(exc), then)
 
 
 def _listed(describe: Callable[[], list[Any]]) -> list[Any]:

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from autotweak.aws import SpotExecutor
+from autotweak.aws import AwsError, SpotExecutor
 from tests.aws.test_setup_checks import spot_experiment
+from tests.aws.test_spot_executor import TYPES
 
 USER = "autotweak-prices-only"
 PRICES_ONLY = {
@@ -65,6 +66,7 @@ def test_a_check_the_credentials_may_not_make_is_skipped_and_said(
 ):
     """Each value is wrong: with the permissions, each is refused (see tests/aws/test_setup_checks.py)."""
     wrong = {
+        "instance_types": [*TYPES, "g4dn.xlarg"],  # no spot price: a typo, said without the closest names
         "image_id": "ami-0123456789abcdef0",
         "iam_instance_profile": "autotweak-wroker",
         "subnet_id": "subnet-0123456789abcdef0",
@@ -77,6 +79,7 @@ def test_a_check_the_credentials_may_not_make_is_skipped_and_said(
             SpotExecutor(2).check_setup(exp, aws_stores.storage, aws_stores.tracking_uri)
     said = [r.getMessage() for r in caplog.records if r.name == CHECKS and r.levelno == logging.INFO]
     checked = [
+        ("'execution.aws.instance_types'", "DescribeInstanceTypeOfferings"),
         ("'execution.aws.image_id'", "DescribeImages"),
         ("'execution.aws.iam_instance_profile'", "GetInstanceProfile"),
         ("'execution.aws.subnet_id'", "DescribeSubnets"),
@@ -93,4 +96,21 @@ def test_a_check_the_credentials_may_not_make_is_skipped_and_said(
         f"could not check {what} before the study is created: AWS refused {call} (" for what, call in checked
     ]
     assert [line[: len(start)] for line, start in zip(said, expected, strict=True)] == expected, said
-    assert all(line.endswith("); the first launch checks it") for line in said), said
+    unpriced = "); a listed type without a spot price in the region is not used"
+    assert said[0].endswith(unpriced), said
+    assert all(line.endswith("); the first launch checks it") for line in said[1:]), said
+
+
+def test_types_none_of_which_has_a_spot_price_are_refused_saying_why_no_name_is_offered(
+    aws_stores, make_experiment, prices_only
+):
+    exp = spot_experiment(make_experiment, aws_stores, "spot-denied-types", instance_types=["g4dn.xlarg"])
+    with pytest.raises(AwsError) as caught:
+        SpotExecutor(2).check_setup(exp, aws_stores.storage, aws_stores.tracking_uri)
+    said = str(caught.value)
+    assert said.startswith(
+        "'execution.aws.instance_types' must hold a type with a spot price in region us-east-1, got "
+        "'g4dn.xlarg' (unknown types, or types the region does not offer; AWS refused "
+        "DescribeInstanceTypeOfferings ("  # moto's code is AccessDenied, AWS's UnauthorizedOperation
+    ), said
+    assert said.endswith("), so the closest names are not offered)."), said
