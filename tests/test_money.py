@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autotweak._money import usd
+from autotweak._money import usd, usd_per_hour
 
 
 @pytest.mark.parametrize(
@@ -22,3 +22,19 @@ from autotweak._money import usd
 )
 def test_dollars_read_the_same_everywhere(amount, shown):
     assert usd(amount) == shown
+
+
+@pytest.mark.parametrize(
+    ("price", "shown"),
+    [
+        (0.1234567, "$0.1235/h"),  # AWS's digits: the launcher's error printed 0.1234567
+        (0.526, "$0.5260/h"),
+        (0.0049, "$0.0049/h"),  # to the cent, a price and a max_price under it both read $0.00
+        (1e-05, "<$0.0001/h"),  # moto's prices: the launcher said <$0.01
+        (0.0, "$0.0000/h"),
+        (32.7726, "$32.7726/h"),
+        (1234.5, "$1,234.5000/h"),
+    ],
+)
+def test_hourly_prices_read_to_four_decimals(price, shown):
+    assert usd_per_hour(price) == shown

@@ -13,12 +13,11 @@ import importlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from autotweak._imports import require
 from autotweak.aws._errors import AwsAccessError, AwsError, aws_errors
-from autotweak.aws._launch_checks import refused, say_refused
 from autotweak.spec._parts import AwsSpot
 
 __all__ = [
@@ -31,9 +30,7 @@ __all__ = [
     "find_instances",
     "iam_client",
     "launch",
-    "priced_types",
     "region_name",
-    "spot_prices",
     "stop_workers",
     "unknown_region",
     "workers_of",
@@ -106,85 +103,6 @@ def unknown_region(region: str) -> str:
         return ""
     close = " or ".join(repr(c) for c in difflib.get_close_matches(region, sorted(known), n=2))
     return ", a region botocore does not know" + (f": did you mean {close}?" if close else "")
-
-
-def spot_prices(ec2: Any, instance_types: Iterable[str]) -> dict[str, float]:
-    """The latest Linux spot price per instance-hour of each type (the highest over zones)."""
-    types = list(instance_types)
-    pages = ec2.get_paginator("describe_spot_price_history").paginate(
-        InstanceTypes=types,
-        ProductDescriptions=["Linux/UNIX"],
-        StartTime=datetime.now(UTC),
-    )
-    latest: dict[tuple[str, str], tuple[datetime, float]] = {}
-    for page in pages:
-        for row in page["SpotPriceHistory"]:
-            key = (row["InstanceType"], row.get("AvailabilityZone", ""))
-            seen = latest.get(key)
-            if seen is None or row["Timestamp"] > seen[0]:
-                latest[key] = (row["Timestamp"], float(row["SpotPrice"]))
-    prices: dict[str, float] = {}
-    for (kind, _), (_, price) in latest.items():
-        prices[kind] = max(price, prices.get(kind, 0.0))
-    return prices
-
-
-def priced_types(ec2: Any, settings: AwsSpot) -> dict[str, float]:
-    """The spot price of each listed type at or under ``max_price``; refuse unknown types.
-
-    Raises:
-        AwsError: If a listed type does not exist (with the closest known names), or no
-            listed type has a spot price at or under ``max_price``.
-    """
-    prices = spot_prices(ec2, settings.instance_types)
-    unpriced = [t for t in settings.instance_types if t not in prices]
-    if unpriced:
-        _check_known(ec2, unpriced, every=len(unpriced) == len(settings.instance_types))
-    return affordable(settings, prices)
-
-
-def _check_known(ec2: Any, unpriced: list[str], *, every: bool) -> None:
-    """Refuse a type without a spot price that is no instance type of the region (a typo)."""
-    region = ec2.meta.region_name
-    try:
-        pages = ec2.get_paginator("describe_instance_type_offerings").paginate(LocationType="region")
-        known = {o["InstanceType"] for page in pages for o in page["InstanceTypeOfferings"]}
-    except Exception as exc:  # no ec2:DescribeInstanceTypeOfferings: say what is known
-        _log.debug("could not list the instance types of %s: %s", region, _safe(exc))
-        if every:
-            raise AwsError(
-                f"'execution.aws.instance_types' must hold a type with a spot price in region {region}, "
-                f"got {', '.join(repr(t) for t in unpriced)} (unknown types, or types the region does not "
-                f"offer; {refused(exc)}, so the closest names are not offered)."
-            ) from None
-        then = "a listed type without a spot price in the region is not used"
-        say_refused("'execution.aws.instance_types'", exc, then)
-        _log.warning("no spot price in region %s for %s; they are not used", region, ", ".join(unpriced))
-        return
-    for kind in unpriced:
-        if kind not in known:
-            close = difflib.get_close_matches(kind, sorted(known), n=3)
-            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
-            raise AwsError(
-                f"'execution.aws.instance_types' holds an unknown instance type {kind!r} "
-                f"(no spot price in region {region}){hint}"
-            )
-    _log.warning("no spot price in region %s for %s; they are not used", region, ", ".join(unpriced))
-
-
-def affordable(settings: AwsSpot, prices: dict[str, float]) -> dict[str, float]:
-    """The instance types with a known price at or under ``max_price``."""
-    cap = settings.max_price
-    chosen = {
-        t: prices[t] for t in settings.instance_types if t in prices and (cap is None or prices[t] <= cap)
-    }
-    if not chosen:
-        shown = {t: prices.get(t) for t in settings.instance_types}
-        raise AwsError(
-            f"'execution.aws.instance_types' must hold a type with a spot price at or under "
-            f"max_price={cap}, got prices {shown}."
-        )
-    return chosen
 
 
 def launch(

@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from autotweak._money import usd
+from autotweak._money import usd, usd_per_hour
 from autotweak._validation import Where
 from autotweak.aws._cost import Ledger, StudyCost, log_costs, record_cost, recorded_cost
 from autotweak.aws._ec2 import (
@@ -32,12 +32,12 @@ from autotweak.aws._ec2 import (
     find_instances,
     iam_client,
     launch,
-    priced_types,
     terminate,
     unknown_region,
 )
 from autotweak.aws._errors import aws_errors
 from autotweak.aws._launch_checks import check_image, check_network, check_profile
+from autotweak.aws._prices import priced_types
 from autotweak.aws._userdata import Bootstrap, check_reachable, user_data
 from autotweak.aws._watchdog import Watchdog
 from autotweak.engine._budget import BudgetView
@@ -174,8 +174,8 @@ class _Launcher:
             return WorkerResult(trials=0, stop_reason="dollar budget")
         with aws_errors("the aws-spot launcher"):
             prices = priced_types(self.ec2, self.settings)
-        shown = ", ".join(f"{kind} {usd(price)}" for kind, price in prices.items())
-        _log.info("spot prices per hour: %s (launcher %s)", shown, self.id)
+        shown = ", ".join(f"{kind} {usd_per_hour(price)}" for kind, price in prices.items())
+        _log.info("spot prices: %s (launcher %s)", shown, self.id)
         log_path = Path(self.ctx.home) / "aws" / f"watchdog-{self.id}.log"
         watchdog = Watchdog(self.id, self.study_name, self.settings.region, log_path)
         interrupted = False

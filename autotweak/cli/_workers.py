@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from autotweak._money import usd
+from autotweak._money import usd_per_hour
 from autotweak.cli._main import _console
 from autotweak.cli._stores import open_storage, storage_option
 
@@ -40,7 +40,7 @@ def workers_list(study: str | None, region: str | None, show_all: bool, storage:
         return
     _console.line(f"worker instances in {searched}:")
     for i in found:
-        price = "-" if i.price is None else f"{usd(i.price)}/h"
+        price = "-" if i.price is None else usd_per_hour(i.price)
         launched = i.launch_time.strftime("%Y-%m-%d %H:%M:%S")
         _console.line(f"{i.instance_id}  {i.instance_type}  {i.state}  {launched}  {price}  {i.study}")
 

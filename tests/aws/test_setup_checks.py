@@ -109,6 +109,14 @@ def test_optimize_with_an_unreachable_endpoint_is_refused_before_the_study_exist
             r"^'execution\.aws\.instance_types' holds an unknown instance type 'g4dn\.xlarg' "
             r"\(no spot price in region us-east-1\); did you mean 'g4dn\.xlarge'",
         ),
+        (  # a type of other regions was said to be unknown, with the region's nearest names
+            "spot-elsewhere",
+            {"region": "ap-southeast-3", "instance_types": ["p3dn.24xlarge"]},
+            r"^'execution\.aws\.instance_types' must hold types that region ap-southeast-3 offers, got "
+            r"'p3dn\.24xlarge': an instance type of other regions; set 'execution\.aws\.region' to one that "
+            r"offers it, or list types of this one \(`aws ec2 describe-instance-type-offerings --region "
+            r"ap-southeast-3`\)\.$",
+        ),
         (  # EC2 refused each launch after the study was made; the launcher gave up three polls later
             "spot-ami",
             {"image_id": "ami-0123456789abcdef0"},
@@ -122,7 +130,7 @@ def test_optimize_with_an_unreachable_endpoint_is_refused_before_the_study_exist
             r"of this account .*got 'autotweak-wroker' \(NoSuchEntity\)\.$",
         ),
     ],
-    ids=["instance type typo", "image of no region", "instance profile typo"],
+    ids=["instance type typo", "type of other regions", "image of no region", "instance profile typo"],
 )
 def test_what_ec2_does_not_have_is_named_before_the_study_exists(
     home, aws_stores, make_experiment, name, aws, refused

@@ -188,11 +188,11 @@ def test_workers_list_and_stop(home, aws_stores, ec2):
 
     settings = AwsSpot.parse(aws_section(), Where())
     ids = launch(
-        ec2, settings, 2, "#!/bin/bash\n", {STUDY_TAG: "listed", LAUNCHER_TAG: "t"}, {"g5.xlarge": 0.3}
+        ec2, settings, 2, "#!/bin/bash\n", {STUDY_TAG: "listed", LAUNCHER_TAG: "t"}, {"g5.xlarge": 0.1234567}
     )
     listing = start_cli(["workers", "list", "listed"], home.parent).communicate(timeout=60)[0]
     for iid in ids:
-        assert iid in listing and "g5.xlarge" in listing and "$0.30/h" in listing
+        assert iid in listing and "g5.xlarge" in listing and "$0.1235/h" in listing  # to the cent: $0.12/h
     stopped = start_cli(["workers", "stop", "listed"], home.parent).communicate(timeout=60)[0]
     assert "terminated 2 instance(s)" in stopped
     assert not alive(ec2, "listed")

@@ -1,0 +1,45 @@
+"""What the launcher says of the listed types' spot prices against ``max_price``: money, and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from autotweak._validation import Where
+from autotweak.aws import AwsError
+from autotweak.aws._prices import affordable
+from autotweak.spec._parts import AwsSpot
+from tests.aws.test_spot_executor import aws_section
+
+
+def _settings(**aws: object) -> AwsSpot:
+    return AwsSpot.parse(aws_section(**aws), Where())
+
+
+def test_a_max_price_under_every_spot_price_names_the_prices_as_money_and_the_price_that_buys_one():
+    prices = {"g4dn.xlarge": 0.1234567, "g5.xlarge": 0.52}
+    with pytest.raises(AwsError) as caught:
+        affordable(_settings(max_price=0.1), prices, "us-east-1")
+    assert str(caught.value) == (
+        "'execution.aws.max_price' must be at or above the spot price of a type of "
+        "'execution.aws.instance_types' in region us-east-1, got max_price=0.1 ($0.1000/h), under every "
+        "price: g4dn.xlarge $0.1235/h, g5.xlarge $0.5200/h; raise it to 0.1235 or more, or list cheaper "
+        "types."
+    )
+
+
+def test_the_max_price_suggested_buys_the_cheapest_type():
+    """Rounded up, not to the nearest: 0.12341 rounded would be 0.1234, under the price."""
+    prices = {"g4dn.xlarge": 0.12341}
+    with pytest.raises(AwsError, match=r"raise it to 0\.1235 or more"):
+        affordable(_settings(max_price=0.1), prices, "us-east-1")
+    assert affordable(_settings(max_price=0.1235), prices, "us-east-1") == prices
+
+
+def test_types_the_region_offers_without_a_spot_price_are_said_so_not_as_a_python_dict():
+    with pytest.raises(AwsError) as caught:
+        affordable(_settings(max_price=None), {}, "us-east-1")
+    assert str(caught.value) == (
+        "'execution.aws.instance_types' must hold a type with a spot price in region us-east-1, got "
+        "'g4dn.xlarge', 'g5.xlarge' (the region offers them, but sells none on spot now); list other "
+        "types, or set 'execution.aws.region' to another region."
+    )
