@@ -18,6 +18,7 @@ from typing import Any
 
 from autotweak._imports import require
 from autotweak.aws._errors import AwsAccessError, AwsError, aws_errors
+from autotweak.aws._prices import priced_as_money
 from autotweak.spec._parts import AwsSpot
 
 __all__ = [
@@ -178,7 +179,9 @@ def _fleet(
     finally:
         ec2.delete_launch_template(LaunchTemplateId=template_id)  # an instant fleet keeps nothing of it
     for error in response.get("Errors", []):
-        _log.warning("EC2 Fleet: %s %s", error.get("ErrorCode"), error.get("ErrorMessage"))
+        _log.warning(
+            "EC2 Fleet: %s %s", error.get("ErrorCode"), priced_as_money(str(error.get("ErrorMessage")))
+        )
     ids = [i for group in response.get("Instances", []) for i in group.get("InstanceIds", [])]
     _tag_prices(ec2, ids, prices)
     return ids
@@ -305,5 +308,5 @@ def _tag_spec(resource: str, tags: dict[str, str]) -> dict[str, Any]:
 
 
 def _safe(exc: BaseException) -> str:
-    """An error's class and message (boto3 messages hold no credentials)."""
-    return f"{type(exc).__name__}: {exc}"
+    """An error's class and message (boto3 messages hold no credentials), prices as money."""
+    return f"{type(exc).__name__}: {priced_as_money(str(exc))}"

@@ -37,7 +37,7 @@ from autotweak.aws._ec2 import (
 )
 from autotweak.aws._errors import aws_errors
 from autotweak.aws._launch_checks import check_image, check_network, check_profile
-from autotweak.aws._prices import priced_types
+from autotweak.aws._prices import priced_as_money, priced_types
 from autotweak.aws._userdata import Bootstrap, check_reachable, user_data
 from autotweak.aws._watchdog import Watchdog
 from autotweak.engine._budget import BudgetView
@@ -326,11 +326,10 @@ class _Launcher:
             raise
         except Exception as exc:  # botocore's ClientError: capacity, limits, permissions
             self.failed_launches += 1
-            _log.warning("could not launch %d instance(s): %s: %s", count, type(exc).__name__, exc)
+            said = f"{type(exc).__name__}: {priced_as_money(str(exc))}"
+            _log.warning("could not launch %d instance(s): %s", count, said)
             if alive == 0 and self.failed_launches >= 3:
-                raise AutotweakError(
-                    f"EC2 launched no worker in 3 tries; the last error was {type(exc).__name__}: {exc}"
-                ) from exc
+                raise AutotweakError(f"EC2 launched no worker in 3 tries; the last error was {said}") from exc
 
     def _launch(self, count: int, prices: dict[str, float], now: float) -> None:
         if self.launches >= 3 * self.workers:

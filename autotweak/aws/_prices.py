@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +20,14 @@ from autotweak.aws._errors import AwsError
 from autotweak.aws._launch_checks import refused, say_refused
 from autotweak.spec._parts import AwsSpot
 
-__all__ = ["affordable", "priced_types", "spot_prices"]
+__all__ = ["affordable", "priced_as_money", "priced_types", "spot_prices"]
 
 _log = logging.getLogger(__name__)
 
 # AWS lists spot prices to four decimals (and more digits than matter): a max_price to suggest is too.
 _DECIMALS = 4
+# A price in AWS's words: "price of 0.1234567", "max price (0.1)", "spot price is 0.52".
+_PRICE_IN_WORDS = re.compile(r"(\bprice\b[^0-9$.\n]{0,30}?)(\d+\.\d+)")
 
 
 def spot_prices(ec2: Any, instance_types: Iterable[str]) -> dict[str, float]:
@@ -127,3 +130,13 @@ def affordable(settings: AwsSpot, prices: dict[str, float], region: str) -> dict
         f"'execution.aws.instance_types' in region {region}, got max_price={cap:g} ({usd_per_hour(cap)}), "
         f"under every price: {shown}; raise it to {cheapest:.{_DECIMALS}f} or more, or list cheaper types."
     )
+
+
+def priced_as_money(message: str) -> str:
+    """An AWS error message with its prices per hour as money (AWS gives them with all its digits).
+
+    Example:
+        >>> priced_as_money("Your max price (0.1) is lower than the spot price of 0.1234567")
+        'Your max price ($0.1000/h) is lower than the spot price of $0.1235/h'
+    """
+    return _PRICE_IN_WORDS.sub(lambda m: m.group(1) + usd_per_hour(float(m.group(2))), message)

@@ -6,7 +6,7 @@ import pytest
 
 from autotweak._validation import Where
 from autotweak.aws import AwsError
-from autotweak.aws._prices import affordable
+from autotweak.aws._prices import affordable, priced_as_money
 from autotweak.spec._parts import AwsSpot
 from tests.aws.test_spot_executor import aws_section
 
@@ -43,3 +43,21 @@ def test_types_the_region_offers_without_a_spot_price_are_said_so_not_as_a_pytho
         "'g4dn.xlarge', 'g5.xlarge' (the region offers them, but sells none on spot now); list other "
         "types, or set 'execution.aws.region' to another region."
     )
+
+
+@pytest.mark.parametrize(
+    ("aws", "shown"),
+    [
+        (  # RunInstances' SpotMaxPriceTooLow, as EC2 words it
+            "Your Spot request price of 0.1 is lower than the minimum required Spot request fulfillment "
+            "price of 0.1234567.",
+            "Your Spot request price of $0.1000/h is lower than the minimum required Spot request "
+            "fulfillment price of $0.1235/h.",
+        ),
+        ("max price (0.05) under spot price (0.52)", "max price ($0.0500/h) under spot price ($0.5200/h)"),
+        ("No capacity for g5.xlarge in us-east-1a.", "No capacity for g5.xlarge in us-east-1a."),
+    ],
+    ids=["spot request price", "in brackets", "no price"],
+)
+def test_a_launch_failure_from_aws_shows_its_prices_as_money(aws, shown):
+    assert priced_as_money(aws) == shown
