@@ -26,6 +26,7 @@ __all__ = [
     "Instance",
     "LAUNCHER_TAG",
     "STOPPED_TAG",
+    "SPEC_REGION",
     "STUDY_TAG",
     "ec2_client",
     "find_instances",
@@ -75,16 +76,20 @@ class Instance:
         return self.state in _TERMINABLE
 
 
-def ec2_client(region: str | None) -> Any:
-    """An EC2 client from boto3's default credential chain."""
+# Where a region is given, as `autotweak workers` takes it (the launcher has no --region option).
+WORKERS_REGION = "pass --region (or 'execution.aws.region' in the spec)"
+SPEC_REGION = "give 'execution.aws.region' in the spec"
+
+
+def ec2_client(region: str | None, give: str = WORKERS_REGION) -> Any:
+    """An EC2 client from boto3's default credential chain; ``give`` says how to give a missing region."""
     boto3 = require("boto3", extra="aws", feature="the aws-spot executor")
     no_region = importlib.import_module("botocore.exceptions").NoRegionError  # botocore ships no types
     try:
         return boto3.client("ec2", region_name=region)
     except no_region:
         raise AwsAccessError(
-            "no AWS region is set: pass --region (or 'execution.aws.region' in the spec), "
-            "or set AWS_REGION or AWS_DEFAULT_REGION."
+            f"no AWS region is set: {give}, or set AWS_REGION or AWS_DEFAULT_REGION."
         ) from None
 
 

@@ -25,6 +25,7 @@ from autotweak._validation import Where
 from autotweak.aws._cost import Ledger, StudyCost, log_costs, record_cost, recorded_cost
 from autotweak.aws._ec2 import (
     LAUNCHER_TAG,
+    SPEC_REGION,
     STOPPED_BY,
     STUDY_TAG,
     Instance,
@@ -100,7 +101,7 @@ class SpotExecutor(BaseExecutor):
         settings = _settings(experiment)
         check_reachable(storage_url, tracking_uri)
         with aws_errors("the aws-spot executor (reading spot prices)"):
-            ec2 = ec2_client(settings.region)
+            ec2 = ec2_client(settings.region, SPEC_REGION)
         region = ec2.meta.region_name
         with aws_errors(
             f"the aws-spot executor (reading spot prices in region {region}{unknown_region(region)})"
@@ -142,7 +143,7 @@ class _Launcher:
             LAUNCHER_TAG: self.id,
             "Name": f"autotweak-{self.study_name}",
         }
-        self.ec2 = ec2_client(settings.region)
+        self.ec2 = ec2_client(settings.region, SPEC_REGION)
         self.ledger = Ledger()
         self.launches = 0
         self.failed_launches = 0

@@ -22,6 +22,10 @@ IMDS = "http://169.254.169.254"
 _LOG = "/var/log/autotweak-worker.log"
 # Set to 1 for a local simulation (moto, workers run on this machine): loopback stores are then allowed.
 ALLOW_LOOPBACK = "AUTOTWEAK_AWS_ALLOW_LOOPBACK"
+_TEAM_STORES = (
+    "`HOST=<an address the instances reach> bash scripts/team_stores.sh start` starts PostgreSQL and "
+    "an MLflow server"
+)
 _PASSWORD_HELP = {
     "storage": "give workers a ~/.pgpass or IAM database authentication in the AMI",
     "tracking_uri": (
@@ -49,12 +53,14 @@ def check_reachable(storage: str, tracking_uri: str | None) -> None:
     if storage.startswith(("sqlite:", "memory")) or "journal" in storage.split(":", 1)[0]:
         raise AutotweakError(
             f"'storage' must be a server URL (PostgreSQL) that EC2 workers can reach for the aws-spot "
-            f"executor, got {storage.split('?')[0]!r}."
+            f"executor, got {storage.split('?')[0]!r}; give it with --storage, $AUTOTWEAK_STORAGE or "
+            f"'storage' in the spec ({_TEAM_STORES})."
         )
     if tracking_uri is not None and not tracking_uri.startswith(("http://", "https://", "databricks")):
         raise AutotweakError(
             "'tracking_uri' must be an MLflow tracking server URL (http/https) that EC2 workers can "
-            f"reach for the aws-spot executor, got {tracking_uri!r}."
+            f"reach for the aws-spot executor, got {tracking_uri!r}; give it with --tracking-uri, "
+            f"$MLFLOW_TRACKING_URI or 'tracking_uri' in the spec ({_TEAM_STORES})."
         )
     urls = {"storage": storage, "tracking_uri": tracking_uri or ""}
     for name, url in urls.items():

@@ -91,6 +91,25 @@ def test_optimize_without_credentials_is_refused_before_the_study_exists(
     assert_nothing_created(aws_stores, "spot-nocred")
 
 
+def test_optimize_without_a_region_says_to_give_it_in_the_spec(
+    home, aws_stores, make_experiment, monkeypatch
+):
+    """It said to pass --region, an option of `autotweak workers` that optimize does not have."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))  # no region from a config file
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it keeps the region it was made with
+    exp = spot_experiment(make_experiment, aws_stores, "spot-noregion", region=None)
+    said = (
+        "no AWS region is set: give 'execution.aws.region' in the spec, or set AWS_REGION or "
+        "AWS_DEFAULT_REGION."
+    )
+    with pytest.raises(AwsAccessError) as caught:
+        optimize(exp, executor=SpotExecutor(2))
+    assert str(caught.value) == said
+    assert_nothing_created(aws_stores, "spot-noregion")
+
+
 def test_optimize_with_an_unreachable_endpoint_is_refused_before_the_study_exists(
     home, aws_stores, make_experiment, no_endpoint
 ):

@@ -247,7 +247,11 @@ def test_aws_section_errors_name_the_field(make_experiment):
     ("execution", "refused"),
     [
         ({"workers": 2}, r"'execution\.aws' is required by the aws-spot executor"),
-        ({"workers": 2, "aws": aws_section()}, r"'storage' must be a server URL .* got 'sqlite:"),
+        (
+            {"workers": 2, "aws": aws_section()},
+            r"'storage' must be a server URL .* got 'sqlite:.*'; give it with --storage, \$AUTOTWEAK_STORAGE "
+            r"or 'storage' in the spec \(`HOST=<an address the instances reach> bash scripts/team_stores\.sh",
+        ),
     ],
     ids=["no aws section", "sqlite storage"],
 )
