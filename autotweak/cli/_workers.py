@@ -35,7 +35,14 @@ def workers_list(study: str | None, region: str | None, show_all: bool, storage:
     region, searched = _region(study, region, storage)
     found = workers_of(region, study, show_all=show_all)
     if not found:
-        _console.line("no worker instances" + (f" for study '{study}'" if study else "") + f" in {searched}")
+        gone = 0 if show_all else len(workers_of(region, study, show_all=True))  # terminated ones
+        command = "autotweak workers list" + (f" {study}" if study else "") + " --all"
+        _console.line(
+            "no worker instances"
+            + (f" for study '{study}'" if study else "")
+            + f" in {searched}"
+            + (f"; {gone} terminated (`{command}` lists them)" if gone else "")
+        )
         _warn_unknown(study, storage)
         return
     _console.line(f"worker instances in {searched}:")
@@ -55,9 +62,11 @@ def workers_stop(study: str, region: str | None, storage: str | None) -> None:
 
     region, searched = _region(study, region, storage)
     stopped = stop_workers(region, study)
-    _console.line(f"terminated {len(stopped)} instance(s) of study '{study}' in {searched}")
-    if not stopped:
-        _warn_unknown(study, storage)
+    if stopped:
+        _console.line(f"terminated {len(stopped)} instance(s) of study '{study}' in {searched}")
+        return
+    _console.line(f"no running instance of study '{study}' in {searched}: nothing to terminate")
+    _warn_unknown(study, storage)
 
 
 def _warn_unknown(study: str | None, storage: str | None) -> None:

@@ -198,6 +198,10 @@ def test_workers_list_and_stop(home, aws_stores, ec2):
     assert not alive(ec2, "listed")
     after = start_cli(["workers", "list", "listed"], home.parent).communicate(timeout=60)[0]
     assert "no worker instances for study 'listed' in region us-east-1 (boto3's default region" in after
+    assert "; 2 terminated (`autotweak workers list listed --all` lists them)" in after, after
+    again = start_cli(["workers", "stop", "listed"], home.parent).communicate(timeout=60)[0]
+    assert "no running instance of study 'listed' in region us-east-1 (" in again, again
+    assert again.rstrip().endswith(": nothing to terminate"), again  # it said 'terminated 0 instance(s)'
 
 
 def test_workers_list_and_stop_search_the_region_of_the_studys_spec(home, aws_stores, monkeypatch):
