@@ -56,6 +56,10 @@ _EXECUTORS: dict[str, Callable[[int], BaseExecutor | None]] = {
 _SAID = {"aws-spot": ("autotweak.aws._executor", "autotweak.aws._ec2", "autotweak.aws._launch_checks")}
 
 
+# Optuna's WAITING is a trial queued to run (the baseline, a warm start, a retry): `status` says queued too.
+_SAID_STATE = {"waiting": "queued"}
+
+
 def _run_options(func: F) -> F:
     for option in reversed(
         [
@@ -283,7 +287,7 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         )
         raise SystemExit(130) from None
     summary = result.summary
-    counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
+    counts = ", ".join(f"{n} {_SAID_STATE.get(state, state)}" for state, n in summary.counts.items() if n)
     _console.line(
         f"study '{result.study_name}' stopped ({', '.join(sorted(set(result.stop_reasons)))}): {counts}"
     )

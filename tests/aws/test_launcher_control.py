@@ -83,7 +83,8 @@ def test_ctrl_c_closes_the_study_as_interrupted_with_the_resume_hint(home, aws_s
     trials = study.get_trials(deepcopy=False)
     interrupted = {t.number for t in trials if t.user_attrs.get(ATTR.INTERRUPTED)}
     assert interrupted == {t.user_attrs[ATTR.RETRY_OF] for t in trials if t.state == TrialState.WAITING}
-    counts = ", ".join(f"{n} {state}" for state, n in summarize(study).counts.items() if n)
+    said = {"waiting": "queued"}  # as `autotweak status` says it
+    counts = ", ".join(f"{n} {said.get(state, state)}" for state, n in summarize(study).counts.items() if n)
     assert f"study 'spot-int' stopped (interrupted): {counts}\n" in out, (counts, out)
     assert re.search(r"waiting up to 8 s for the workers of the terminated instances to close their \d", out)
 

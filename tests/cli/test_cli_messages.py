@@ -350,14 +350,17 @@ def test_an_interrupted_study_says_how_to_continue(home, monkeypatch, capsys):
     from autotweak.cli._main import main
     from autotweak.engine import StudyResult
 
-    summary = StudySummary("study", {"complete": 1, "failed": 0}, 0, 1.0, {}, None, 0.2, interrupted=True)
+    counts = {"complete": 1, "failed": 0, "waiting": 1}  # the interrupted trial queued again
+    summary = StudySummary("study", counts, 0, 1.0, {}, None, 0.2, interrupted=True)
     result = StudyResult(summary, "study", "sqlite://", None, None, ["interrupted"])
     monkeypatch.setattr("autotweak.engine.optimize", lambda *a, **k: result)
     _spec(home.parent)
     with pytest.raises(SystemExit) as exited:
         main(["optimize", "exp.yaml"])
     assert exited.value.code == 130
-    assert "`autotweak resume study` continues the study" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "`autotweak resume study` continues the study" in out
+    assert "study 'study' stopped (interrupted): 1 complete, 1 queued\n" in out, "Optuna's word: 1 waiting"
 
 
 def test_plain_progress_lines_show_each_trials_count_and_why_it_failed(make_experiment, capsys):
