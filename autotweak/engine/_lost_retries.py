@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._reconcile import finished_before
 from autotweak.engine._retries import attempt_left, requeue
@@ -69,8 +69,10 @@ def unqueued(
 
     An interrupted trial is always owed one; a preempted one up to ``max_retries`` attempts
     (one past them was said so by its worker, and :func:`requeue` would say it again); a
-    dead worker's trial if it was marked to run again (see
-    :func:`~autotweak.engine._lost_trials.settle_crashed`).
+    dead or lost worker's trial if it was marked to run again as it failed (see
+    :func:`~autotweak.engine._lost_trials.settle_crashed` and
+    :func:`~autotweak.engine._stale.fail_stale`; a trial its worker finished after the
+    stale-trial sweep marked it did not fail).
     """
     retried = {t.user_attrs.get(ATTR.RETRY_OF) for t in trials}
     return [
@@ -80,7 +82,7 @@ def unqueued(
         and t.state.is_finished()
         and (
             (state := state_of(t)) == "interrupted"
-            or t.user_attrs.get(ATTR.RUNS_AGAIN)
+            or (t.state == TrialState.FAIL and t.user_attrs.get(ATTR.RUNS_AGAIN))
             or (state == "preempted" and attempt_left(t.user_attrs, max_retries))
         )
     ]

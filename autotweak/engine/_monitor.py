@@ -237,10 +237,13 @@ def _rerun(trials: list[FrozenTrial]) -> set[int]:
 def _counts(trial: FrozenTrial, rerun: set[int]) -> int:
     """1 if ``trial`` ended an attempt that counts.
 
-    An interrupted one is always queued again, and a dead worker's or a preempted trial
+    An interrupted one is always queued again, and a lost, dead worker's or preempted trial
     marked to run again is queued just after it fails: their retries count, from the moment
-    they fail (counted until their retry was queued, they made the count step back).
+    they fail (counted until their retry was queued, they made the count step back). The
+    mark counts on a failed trial only: a stale-trial sweep marks a trial that it then finds
+    finished by its worker (frozen a while, not dead), which is not run again.
     """
     if not trial.state.is_finished() or trial.number in rerun:
         return 0
-    return 0 if trial.user_attrs.get(ATTR.INTERRUPTED) or trial.user_attrs.get(ATTR.RUNS_AGAIN) else 1
+    runs_again = trial.state == TrialState.FAIL and trial.user_attrs.get(ATTR.RUNS_AGAIN)
+    return 0 if trial.user_attrs.get(ATTR.INTERRUPTED) or runs_again else 1

@@ -5,20 +5,23 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import optuna
 import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.storages._rdb import models
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._quiet import quiet_optuna
 from autotweak.engine._contact import CONTACT
+from autotweak.engine._retries import attempt_left
 from autotweak.engine._storage import rdb_backend
 from autotweak.engine._study import ATTR
 
-__all__ = ["LOST_MACHINE", "LOST_WORKER", "StaleSweeper", "fail_stale"]
+__all__ = ["LOST_MACHINE", "LOST_WORKER", "RetryingStaleHandler", "StaleSweeper", "fail_stale"]
 
 _log = logging.getLogger(__name__)
 
@@ -33,6 +36,33 @@ def _grace(storage: BaseHeartbeat) -> float:
 
 LOST_WORKER = "worker lost: no heartbeat within the grace period"
 LOST_MACHINE = "preempted: its spot machine went away without a notice (no heartbeat within the grace period)"
+
+
+class RetryingStaleHandler:
+    """A stale-trial callback that queues each trial it is given to run again while ``max_retries`` last.
+
+    The sweep asks it (:meth:`runs_again`) before it fails a trial, to mark one that will
+    run again (:attr:`ATTR.RUNS_AGAIN <autotweak.engine._study.ATTR>`) while it still runs:
+    the callback closes its record between its failure and its retry, and a progress count
+    read in between would count it, then its retry in its place, one less (``done 5/10``,
+    then ``4/10``). Any other callback (Optuna's own, none) leaves the trial unmarked.
+
+    Args:
+        on_stale: Closes the trial's record and queues it again (see
+            :func:`~autotweak.engine._retries.requeue`, with ``max_retries``).
+        max_retries: The retries of the study's experiment.
+    """
+
+    def __init__(self, on_stale: Callable[[optuna.Study, FrozenTrial], None], max_retries: int) -> None:
+        self._on_stale = on_stale
+        self.max_retries = max_retries
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._on_stale(study, trial)
+
+    def runs_again(self, user_attrs: Mapping[str, Any]) -> bool:
+        """Whether a stale trial (``user_attrs``: its own) is queued to run again once failed."""
+        return attempt_left(user_attrs, self.max_retries) or bool(user_attrs.get(ATTR.INTERRUPTED))
 
 
 def fail_stale(study: optuna.Study) -> None:
@@ -68,8 +98,8 @@ def fail_stale(study: optuna.Study) -> None:
             if CONTACT.saw_outage() or backend is None:
                 return
             stale = _surely_lost(backend, stale, grace)
-        failed = [trial_id for trial_id in stale if _fail_lost(storage, trial_id)]
-    callback = storage.get_heartbeat_stale_trial_callback()
+        callback = storage.get_heartbeat_stale_trial_callback()
+        failed = [trial_id for trial_id in stale if _fail_lost(storage, trial_id, callback)]
     if callback is not None:
         for trial_id in failed:
             callback(study, copy.deepcopy(storage.get_trial(trial_id)))
@@ -105,17 +135,22 @@ _RUNNING_BEATS = (
 )
 
 
-def _fail_lost(storage: BaseStorage, trial_id: int) -> bool:
+def _fail_lost(storage: BaseStorage, trial_id: int, callback: object) -> bool:
     """Fail a running trial whose worker was lost; ``False`` if it finished, or was failed elsewhere, first.
 
-    Its reason is written while it still runs; one run on a spot machine is marked preempted.
+    Its reason is written while it still runs; one run on a spot machine is marked preempted,
+    and one that ``callback`` (the storage's stale-trial callback) will queue again is marked
+    so (see :class:`RetryingStaleHandler`).
     """
     try:
         reason = LOST_WORKER
-        if storage.get_trial(trial_id).user_attrs.get(ATTR.RECLAIMABLE):
+        attrs = storage.get_trial(trial_id).user_attrs
+        if attrs.get(ATTR.RECLAIMABLE):
             storage.set_trial_user_attr(trial_id, ATTR.PREEMPTED, True)
             reason = LOST_MACHINE
         storage.set_trial_user_attr(trial_id, ATTR.FAILURE, reason)
+        if isinstance(callback, RetryingStaleHandler) and callback.runs_again(attrs):
+            storage.set_trial_user_attr(trial_id, ATTR.RUNS_AGAIN, True)
         return bool(storage.set_trial_state_values(trial_id, state=TrialState.FAIL))
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
@@ -162,7 +197,7 @@ class StaleSweeper:
         callback = backend.get_heartbeat_stale_trial_callback()
         for tid in [tid for tid, since in self._unbeating.items() if now - since >= grace]:
             del self._unbeating[tid]
-            if not _fail_lost(storage, tid):
+            if not _fail_lost(storage, tid, callback):
                 continue  # it finished, or another worker failed it first
             trial = storage.get_trial(tid)
             _log.warning(

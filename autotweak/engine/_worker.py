@@ -25,7 +25,7 @@ from autotweak.engine._outage import OutageNotice
 from autotweak.engine._preemption import NoticeWatcher, imds_endpoint, imds_interval
 from autotweak.engine._retries import requeue
 from autotweak.engine._session import WorkerContext
-from autotweak.engine._stale import LOST_WORKER
+from autotweak.engine._stale import LOST_WORKER, RetryingStaleHandler
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR
 from autotweak.engine._trial import Trial
@@ -64,13 +64,13 @@ def make_tracker(tracking_uri: str | None, *, local_workers: int | None = None) 
     return OffloadingTracker(local, factory, mode=mode, idle_core=spare_core(local_workers))
 
 
-def make_stale_handler(
-    tracker: BaseTracker, experiment: Experiment
-) -> Callable[[optuna.Study, FrozenTrial], None]:
+def make_stale_handler(tracker: BaseTracker, experiment: Experiment) -> RetryingStaleHandler:
     """Close a dead trial's record, curve and all, and queue it again (while max_retries last).
 
     Its record says why, as the sweep did on the trial: its worker was lost, or its spot
-    machine went away (preempted; see :func:`~autotweak.engine._stale.fail_stale`).
+    machine went away (preempted; see :func:`~autotweak.engine._stale.fail_stale`). The
+    sweep marks a trial it queues again before it fails it (see
+    :class:`~autotweak.engine._stale.RetryingStaleHandler`).
     """
     metric, max_retries = experiment.metric.name, experiment.execution.max_retries
 
@@ -80,7 +80,7 @@ def make_stale_handler(
         _log.info("trial %d went stale (%s)", trial.number, reason)
         requeue(study, trial.number, dict(trial.params), trial.user_attrs, max_retries=max_retries)
 
-    return on_stale
+    return RetryingStaleHandler(on_stale, max_retries)
 
 
 def run_worker(

@@ -19,11 +19,11 @@ from autotweak.engine._crashed import CrashSettler
 from autotweak.engine._executors import WorkerCrashError
 from autotweak.engine._killed import KILLED, oom_kills
 from autotweak.engine._loop import FAIL_FAST
-from autotweak.engine._monitor import Monitor
 from autotweak.engine._study import ATTR, state_of
 from autotweak.report import build_report
 from autotweak.spec import Experiment
 from tests.conftest import objective
+from tests.engine.counts import count_around_requeue, done
 from tests.helpers import load, mlflow_runs
 
 # No stale-trial sweep within the test: a trial failed is failed by the process that saw its worker die.
@@ -81,11 +81,6 @@ def test_a_killed_worker_process_fails_its_trial_at_once_and_is_replaced(
     assert listed == {str(t.number) for t in killed}
 
 
-def _done(study: optuna.Study, exp: Experiment) -> int:
-    """The progress count (``done N/10``) as a view of the study would show it now."""
-    return Monitor(study, exp, lambda progress: None).poll().done
-
-
 @pytest.mark.timeout(240)
 def test_the_progress_count_never_steps_back_as_a_killed_workers_trial_runs_again(
     home, make_experiment, monkeypatch
@@ -96,22 +91,13 @@ def test_the_progress_count_never_steps_back_as_a_killed_workers_trial_runs_agai
     a count read in between counted the failed trial, then one less once its retry stood in.
     """
     exp = _killed_study(make_experiment)
-    around: list[tuple[int, int]] = []  # the count as each retry is queued: before, after
-    queue = autotweak.engine._lost_trials.requeue
-
-    def counted_around(study: optuna.Study, *args: Any, **kwargs: Any) -> bool:
-        before = _done(study, exp)  # the trial has failed; its retry is not queued yet
-        queued = queue(study, *args, **kwargs)
-        around.append((before, _done(study, exp)))
-        return queued
-
-    monkeypatch.setattr(autotweak.engine._lost_trials, "requeue", counted_around)
+    around = count_around_requeue(monkeypatch, autotweak.engine._lost_trials, exp)
     shown: list[int] = []
     autotweak.optimize(exp, on_progress=lambda progress: shown.append(progress.done))
     assert around, "killed workers' trials were queued again"
     assert all(before <= after for before, after in around), around
     assert shown == sorted(shown), f"the count shown stepped back: {shown}"
-    final = _done(load(exp), exp)
+    final = done(load(exp), exp)
     assert final == 6, "each trial of the budget ended (a killed retry is not run a third time)"
     assert max(shown + [n for pair in around for n in pair]) <= final, "never more done than at the end"
 

@@ -7,7 +7,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import optuna
 import pytest
@@ -20,7 +19,6 @@ from autotweak._quiet import quiet_optuna
 from autotweak.engine._crashed import settle_crashed_workers
 from autotweak.engine._killed import killed_reason, oom_kills
 from autotweak.engine._loop import WorkerResult, _Loop
-from autotweak.engine._monitor import Monitor
 from autotweak.engine._none_completed import say_if_none_completed
 from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._retries import ask_reclaimable, requeue
@@ -32,6 +30,7 @@ from autotweak.engine._summary import summarize
 from autotweak.report import build_report
 from autotweak.tracking import MlflowTracker, NullTracker
 from tests.conftest import objective
+from tests.engine.counts import count_around_requeue, done
 from tests.helpers import load, mlflow_runs
 from tests.imds import MetadataService
 
@@ -283,21 +282,11 @@ def test_the_progress_count_never_steps_back_as_a_preempted_trial_runs_again(
     exp = make_experiment(
         objective=f"{script}:train", base={"x": 0.0, "marks": str(home / "marks")}, budget={"trials": 4}
     )
-    done = lambda study: Monitor(study, exp, lambda progress: None).poll().done  # noqa: E731
-    around: list[tuple[int, int]] = []  # the count as each retry is queued: before, after
-    queue = autotweak.engine._session.requeue
-
-    def counted_around(study: optuna.Study, *args: Any, **kwargs: Any) -> bool:
-        before = done(study)  # the trial was told preempted; its retry is not queued yet
-        queued = queue(study, *args, **kwargs)
-        around.append((before, done(study)))
-        return queued
-
-    monkeypatch.setattr(autotweak.engine._session, "requeue", counted_around)
+    around = count_around_requeue(monkeypatch, autotweak.engine._session, exp)
     shown: list[int] = []
     result = autotweak.optimize(exp, on_progress=lambda progress: shown.append(progress.done))
     assert len(around) == 4, "each config was preempted once and queued again"
     assert all(before <= after for before, after in around), around
     assert shown == sorted(shown), f"the count shown stepped back: {shown}"
     counts = {state: n for state, n in result.summary.counts.items() if n}
-    assert counts == {"complete": 4, "preempted": 4} and done(load(exp)) == 4
+    assert counts == {"complete": 4, "preempted": 4} and done(load(exp), exp) == 4

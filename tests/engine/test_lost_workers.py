@@ -1,0 +1,107 @@
+"""Workers lost without a word (a machine gone, a frozen worker): the stale-trial sweep fails their trials.
+
+What the progress count (``done k/N``) says around that sweep, and what runs again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+import autotweak
+import autotweak.engine._worker
+from autotweak._locations import resolve_storage_url
+from autotweak._quiet import quiet_optuna
+from autotweak.engine._lost_retries import queue_lost_retries
+from autotweak.engine._stale import LOST_WORKER, fail_stale
+from autotweak.engine._storage import make_storage
+from autotweak.engine._study import ATTR, create_study, state_of
+from autotweak.engine._worker import make_stale_handler
+from autotweak.tracking import NullTracker
+from tests.engine.counts import count_around_requeue, done
+from tests.helpers import load
+
+LOST = {"workers": 1, "heartbeat_interval": 1, "grace_period": 2, "max_retries": 1}
+
+
+def _lose(study: optuna.Study, attempt: int) -> int:
+    """A trial whose worker beat once and was lost (``attempt``: its attempt); its number."""
+    with quiet_optuna():
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(-5.0, 5.0)})
+    if attempt > 1:
+        trial.set_user_attr(ATTR.ATTEMPT, attempt)
+    study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+    return trial.number
+
+
+@pytest.mark.timeout(120)
+def test_the_progress_count_never_steps_back_as_a_lost_workers_trial_runs_again(
+    home, make_experiment, monkeypatch
+):
+    """Read between the sweep failing a lost worker's trial and its retry being queued, the count holds.
+
+    The sweep fails the trial, then its callback closes its record and queues its retry: a
+    count read in between counted the failed trial, then one less once its retry stood in.
+    A trial on its last attempt is not run again: it counts from the moment it fails.
+    """
+    autotweak.optimize(make_experiment(name="lost", budget={"trials": 2}, execution=LOST))
+    exp = make_experiment(name="lost", budget={"trials": 10}, execution=LOST)  # a resume's larger budget
+    storage = make_storage(resolve_storage_url(exp.storage), heartbeat_interval=1, grace_period=2)
+    study = optuna.load_study(study_name="lost", storage=storage)
+    again, last = _lose(study, attempt=1), _lose(study, attempt=2)  # max_retries 1: the second's last
+    time.sleep(3.5)  # past the grace period (SQLite keeps heartbeats to the second)
+    around = count_around_requeue(monkeypatch, autotweak.engine._worker, exp)
+    autotweak.Study(exp, resume=True).close()  # its opening sweeps the stale trials
+    assert len(around) == 2, "both lost trials went through the sweep's callback"
+    assert all(before <= after for before, after in around), around
+    trials = load(exp).trials
+    assert [state_of(trials[n]) for n in (again, last)] == ["failed", "failed"]
+    assert trials[again].user_attrs[ATTR.FAILURE] == LOST_WORKER
+    assert trials[again].user_attrs.get(ATTR.RUNS_AGAIN) is True, "marked as it failed"
+    assert ATTR.RUNS_AGAIN not in trials[last].user_attrs, "its retries are spent: it counts"
+    retries = [(t.user_attrs[ATTR.RETRY_OF], t.state) for t in trials if ATTR.RETRY_OF in t.user_attrs]
+    assert retries == [(again, TrialState.WAITING)]
+    assert done(load(exp), exp) == 3, "the two run before, and the lost one that does not run again"
+
+
+def test_a_trial_its_frozen_worker_finishes_as_the_sweep_fails_it_counts_once_and_does_not_run_again(
+    home, make_experiment, monkeypatch
+):
+    """A worker frozen past the grace period (SIGSTOP, a VM paused) wakes and tells its trial just then.
+
+    The sweep marked the trial to run again before failing it, and found it complete: the
+    mark does not take it out of the count, nor queue a retry of a trial that completed.
+    """
+    url = f"sqlite:///{home / 'optuna.db'}"
+    exp = make_experiment(name="frozen", storage=url, execution=LOST)
+    storage = make_storage(
+        url, heartbeat_interval=1, grace_period=2, on_stale=make_stale_handler(NullTracker(), exp)
+    )
+    study = create_study(exp, storage)
+    with quiet_optuna():
+        trial = study.ask()  # the baseline
+    storage.record_heartbeat(trial._trial_id)
+    time.sleep(3.5)  # past the grace period
+    store = study._storage
+    write_state = store.set_trial_state_values
+
+    def woken_meanwhile(trial_id: int, state: TrialState, values: Any = None) -> bool:
+        if (
+            state == TrialState.FAIL
+        ):  # the sweep's write, after its marks: the worker wakes and tells it first
+            with quiet_optuna():
+                study.tell(trial, 0.5)
+        return write_state(trial_id, state, values)
+
+    monkeypatch.setattr(store, "set_trial_state_values", woken_meanwhile)
+    fail_stale(study)
+    finished: FrozenTrial = study.trials[0]
+    assert finished.state == TrialState.COMPLETE
+    assert finished.user_attrs.get(ATTR.RUNS_AGAIN) is True, "marked before the sweep found it finished"
+    assert done(study, exp) == 1, "it counts: it completed"
+    assert queue_lost_retries(study, NullTracker(), settle=0.0, max_retries=1) == 0
+    assert len(study.trials) == 1, "a completed trial is not run again"
