@@ -167,13 +167,16 @@ def killed_above(config: dict[str, Any], trial: autotweak.Trial) -> float:
 
 
 def counts_connections(config: dict[str, Any], trial: autotweak.Trial) -> float:
-    """The first trial ends its process (``os._exit(3)``); each other returns the connections that
-    process ``config["pid"]`` holds to TCP port ``config["port"]`` (a PostgreSQL server)."""
-    try:
-        os.close(os.open(config["marker"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return float(tcp_connections(int(config["pid"]), int(config["port"])))
-    os._exit(3)
+    """The first trial (the first ``config["deaths"]`` trials) ends its process (``os._exit(3)``); each
+    other returns the connections that process ``config["pid"]`` holds to TCP port ``config["port"]``
+    (a PostgreSQL server)."""
+    for death in range(int(config.get("deaths", 1))):
+        try:
+            os.close(os.open(f"{config['marker']}{death or ''}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        os._exit(3)
+    return float(tcp_connections(int(config["pid"]), int(config["port"])))
 
 
 def tcp_connections(pid: int, port: int) -> int:

@@ -84,16 +84,24 @@ class CrashSettler:
         experiment: The study's experiment.
         open_study: Opens the study (called once, when a worker first crashes).
         tracking_uri: Where its trials are recorded (``None``: nowhere).
+        tracker: The tracker of the process that runs the workers, which has one open (then
+            it is neither made again nor closed here); else one is made on first use.
     """
 
     def __init__(
-        self, experiment: Experiment, open_study: Callable[[], optuna.Study], tracking_uri: str | None
+        self,
+        experiment: Experiment,
+        open_study: Callable[[], optuna.Study],
+        tracking_uri: str | None,
+        *,
+        tracker: BaseTracker | None = None,
     ) -> None:
         self.experiment = experiment
         self.tracking_uri = tracking_uri
         self._open_study = open_study
         self._study: optuna.Study | None = None
-        self._tracker: BaseTracker | None = None
+        self._tracker = tracker
+        self._owns_tracker = tracker is None
         self._oom_kills = oom_kills()  # before the workers start; read again as each one dies
         self._oom_unclaimed = 0  # OOM kills counted that no dead worker has been told of yet
         self._started = datetime.datetime.now()  # as Optuna dates trials
@@ -172,7 +180,7 @@ class CrashSettler:
         return False
 
     def close(self) -> None:
-        if self._tracker is not None:
+        if self._tracker is not None and self._owns_tracker:
             self._tracker.close()
 
     def _count_death(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import copy
 import logging
 import multiprocessing as mp
 import multiprocessing.connection
@@ -132,8 +133,10 @@ class ProcessExecutor(BaseExecutor):
     Args:
         workers: How many worker processes to run at once.
         settler: Settles a crashed worker's trial as soon as its process is seen to end,
-            before the others do; by default one for the study :meth:`run` is given
-            (``autotweak worker`` passes its own, which records its session too).
+            before the others do; by default one for the study :meth:`run` is given, which
+            opens a storage and a tracker of its own as a worker first dies (``optimize`` and
+            ``autotweak worker`` pass theirs, on the storage and tracker they hold: see
+            :meth:`settled_by`).
     """
 
     def __init__(self, workers: int, settler: CrashSettler | None = None) -> None:
@@ -143,6 +146,17 @@ class ProcessExecutor(BaseExecutor):
     @property
     def meta(self) -> dict[str, Any]:
         return {"name": "processes", "workers": self.workers}
+
+    def settled_by(self, settler: CrashSettler) -> ProcessExecutor:
+        """The executor, its dead workers' trials settled by ``settler`` unless it was given its own.
+
+        A copy: the executor a caller passed is left as it was, to run another study.
+        """
+        if self.settler is not None:
+            return self
+        settled = copy.copy(self)
+        settled.settler = settler
+        return settled
 
     def check_objective(self, objective: Callable[..., Any] | None) -> None:
         """Workers receive a callable objective pickled: by reference to its module.

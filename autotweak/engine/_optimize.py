@@ -11,11 +11,8 @@ from typing import Any
 from autotweak._locations import storage_url_of
 from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
 from autotweak.engine._budget import BudgetView
-from autotweak.engine._crashed import settle_crashed_workers
-from autotweak.engine._executors import (
-    BaseExecutor,
-    WorkerCrashError,
-)
+from autotweak.engine._crashed import CrashSettler, settle_crashed_workers
+from autotweak.engine._executors import BaseExecutor, ProcessExecutor, WorkerCrashError
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._none_completed import say_if_none_completed, workers_stopped
 from autotweak.engine._opening import catch_up
@@ -182,6 +179,11 @@ def _run_study(
     experiment = prepared.experiment
     callback = on_progress or _log_progress
     settle = experiment.execution.grace_period if runner.detached else 0.0  # see _close
+    if isinstance(runner, ProcessExecutor):  # its dead workers' trials settled on this study's stores
+        settler = CrashSettler(
+            experiment, lambda: prepared.study, prepared.context.tracking_uri, tracker=prepared.tracker
+        )
+        runner = runner.settled_by(settler)
     try:
         with Monitor(prepared.study, experiment, callback):
             results = runner.run(prepared.context, objective)

@@ -1,4 +1,4 @@
-"""``autotweak worker NAME --workers N`` (``join``): what the joining process holds while its workers run."""
+"""``autotweak worker NAME --workers N`` (``join``), ``optimize --workers N``: held as workers die."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from optuna.trial import TrialState
 
+import autotweak
 from autotweak.engine._join import join
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import create_study
@@ -50,4 +51,30 @@ def test_a_joined_study_settles_a_dead_worker_process_on_the_one_storage_connect
     assert [r.replaced for r in results].count(True) == 1, "the worker process that exited was replaced"
     counted = [t.value for t in load(exp).trials if t.state == TrialState.COMPLETE]
     assert len(counted) == 4, "the budget is spent, the exited trial's retry too"
+    assert held and max(counted) <= held[0], f"{held[0]} connection(s) as the workers started, then {counted}"
+
+
+@pytest.mark.timeout(240)
+def test_optimize_settles_dead_worker_processes_on_its_one_storage_connection(
+    home, make_experiment, pg, pg_url
+):
+    """``optimize --workers N`` fails each dead worker process's trial through the storage it holds.
+
+    As the first worker process died, its trial's settler opened a second storage (on
+    PostgreSQL, connections held to the end against ``max_connections``) and tracker.
+    """
+    exp = make_experiment(
+        name="optimize-connections",
+        storage=pg_url,
+        objective=objective("counts_connections"),  # the first three trials exit; the others count ours
+        base={"x": 0.0, "marker": str(home / "exited"), "deaths": 3, "pid": os.getpid(), "port": pg.port},
+        budget={"trials": 6},
+        execution={"workers": 2, "heartbeat_interval": 1, "grace_period": 600, "max_retries": 3},
+    )
+    connections = functools.partial(tcp_connections, os.getpid(), pg.port)
+    held: list[int] = []  # this process's connections as the workers start (the first progress report)
+    result = autotweak.optimize(exp, on_progress=lambda progress: held or held.append(connections()))
+    assert result.workers_replaced == 3, "each worker process that exited was replaced"
+    counted = [t.value for t in load(exp).trials if t.state == TrialState.COMPLETE]
+    assert len(counted) == 6, "the budget is spent, the exited trials' retries too"
     assert held and max(counted) <= held[0], f"{held[0]} connection(s) as the workers started, then {counted}"
