@@ -211,11 +211,39 @@ class TrialSession:
                     trial.set_user_attr(ATTR.RUNS_AGAIN, True)
             value = outcome.value if told == TrialState.COMPLETE else None
             state, _, _ = _tell_with_warning(self.study, trial, value, told, skip_if_finished=True)
-        except UpdateFinishedTrialError:  # finished between Optuna's read and its write
-            state = self.study._storage.get_trial(trial._trial_id).state
-        if state == told:  # told now, or by an earlier attempt of this call before a broken connection
+        except UpdateFinishedTrialError:  # finished before this write
+            state = None
+        if state == told and (
+            told != TrialState.FAIL or outcome.state in REQUEUED or self._ours(trial, outcome)
+        ):
+            return outcome  # told now, or by an earlier attempt of this call before a broken connection
+        return self._failed_elsewhere(trial, outcome)
+
+    def _ours(self, trial: optuna.Trial, outcome: Outcome) -> bool:
+        """Whether a failed trial's failure is this worker's: a stale-trial sweep may have written its own."""
+        stored = self.study._storage.get_trial(trial._trial_id).user_attrs.get(ATTR.FAILURE)
+        return stored == (outcome.failure[:2000] if outcome.failure else None)
+
+    def _failed_elsewhere(self, trial: optuna.Trial, outcome: Outcome) -> Outcome:
+        """The outcome of a trial that another process failed while it ran, as Optuna holds it.
+
+        A stale-trial sweep (its worker frozen past the grace period, or its heartbeat
+        cut off) failed it and queued its retry; the record says the sweep's reason, as
+        Optuna and the report do, not what this worker made of it late (a complete value,
+        or the error its report raised once the trial was failed). A preempted or
+        interrupted trial so failed stays as it is told: its retry is queued once (see
+        :meth:`_requeue`).
+        """
+        stored = self.study._storage.get_trial(trial._trial_id)
+        if outcome.state in REQUEUED and stored.state == TrialState.FAIL:
             return outcome
-        return Outcome("failed", outcome.value, "finished after it was declared stale; its retry counts")
+        reason = (
+            stored.user_attrs.get(ATTR.FAILURE) or "finished after it was declared stale; its retry counts"
+        )
+        _log.warning(
+            "trial %d finished after another process failed it (%s); its retry counts", trial.number, reason
+        )
+        return Outcome("failed", outcome.value, reason)
 
     def _runs_again(self, number: int) -> bool:
         """Whether a preempted trial will be queued again: its retries allow one more attempt.

@@ -17,13 +17,13 @@ import autotweak.engine._worker
 from autotweak._locations import resolve_storage_url
 from autotweak._quiet import quiet_optuna
 from autotweak.engine._lost_retries import queue_lost_retries
-from autotweak.engine._stale import LOST_WORKER, fail_stale
+from autotweak.engine._stale import LOST_WORKER, _fail_lost, fail_stale
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR, create_study, state_of
 from autotweak.engine._worker import make_stale_handler
 from autotweak.tracking import NullTracker
 from tests.engine.counts import count_around_requeue, done
-from tests.helpers import load
+from tests.helpers import load, mlflow_runs
 
 LOST = {"workers": 1, "heartbeat_interval": 1, "grace_period": 2, "max_retries": 1}
 
@@ -105,3 +105,29 @@ def test_a_trial_its_frozen_worker_finishes_as_the_sweep_fails_it_counts_once_an
     assert done(study, exp) == 1, "it counts: it completed"
     assert queue_lost_retries(study, NullTracker(), settle=0.0, max_retries=1) == 0
     assert len(study.trials) == 1, "a completed trial is not run again"
+
+
+@pytest.mark.parametrize("told", ["complete", "failed"])
+def test_a_trial_the_sweep_failed_while_its_frozen_worker_slept_is_recorded_with_the_sweeps_reason(
+    home, make_experiment, mlflow_client, told
+):
+    """The worker wakes after the sweep failed its trial and tells it: the record says what Optuna says.
+
+    Told complete, the record said "finished after it was declared stale"; told failed, it said
+    the error the worker's objective met (its report raised, the trial being finished).
+    Optuna and the report said the sweep's reason.
+    """
+    exp = make_experiment(name="woken", budget={"trials": 1})
+    with autotweak.Study(exp) as study:
+        trial = study.ask()
+        assert trial is not None
+        _fail_lost(study.optuna_study._storage, trial.optuna_trial._trial_id, None)  # the sweep, meanwhile
+        if told == "complete":
+            study.tell(trial, 1.0)
+        else:
+            study.tell(trial, state="failed", error="UpdateFinishedTrialError: Trial#0 has already finished")
+    (stored,) = load(exp).trials
+    assert (state_of(stored), stored.user_attrs[ATTR.FAILURE]) == ("failed", LOST_WORKER)
+    (run,) = mlflow_runs(mlflow_client, "woken").children.values()
+    assert (run.info.status, run.data.tags["autotweak.state"]) == ("FAILED", "failed")
+    assert run.data.tags["autotweak.failure"] == LOST_WORKER
