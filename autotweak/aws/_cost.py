@@ -18,6 +18,8 @@ import optuna
 from autotweak._money import usd
 from autotweak.aws._ec2 import Instance
 from autotweak.engine._session import WorkerContext
+from autotweak.exceptions import TrackingError
+from autotweak.tracking import check_tracking_server
 
 __all__ = ["COST_ATTR", "Ledger", "StudyCost", "log_costs", "record_cost", "recorded_cost"]
 
@@ -118,7 +120,7 @@ def log_costs(ctx: WorkerContext, study: optuna.Study, ledger: Ledger, earlier: 
     try:
         study.set_user_attr(COST_ATTR, earlier + total)
         study.set_user_attr(TRIAL_COSTS_ATTR, {str(n): c for n, c in costs.items()})
-        if ctx.tracking_uri and ctx.study_run_id:
+        if ctx.tracking_uri and ctx.study_run_id and _answers(ctx.tracking_uri):
             _log_to_mlflow(ctx.tracking_uri, ctx.study_run_id, study.study_name, earlier + total, costs)
     except Exception as exc:  # the bill is a report: never lose the study over it
         _log.warning("could not record the study's cost: %s", exc)
@@ -129,6 +131,20 @@ def log_costs(ctx: WorkerContext, study: optuna.Study, ledger: Ledger, earlier: 
         len(costs),
     )
     return StudyCost(total, earlier + total)
+
+
+def _answers(uri: str) -> bool:
+    """Whether the tracking server answers (one quick request): MLflow's client retries for minutes.
+
+    One that does not misses the costs in MLflow only: the study keeps them, and the
+    report reads them there.
+    """
+    try:
+        check_tracking_server(uri)
+    except TrackingError as exc:
+        _log.info("the study's costs are not written to MLflow (%s); the study keeps them", exc)
+        return False
+    return True
 
 
 def _log_to_mlflow(uri: str, run_id: str, study_name: str, total: float, costs: dict[int, float]) -> None:
