@@ -13,6 +13,7 @@ from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
 from autotweak.engine._budget import BudgetView
 from autotweak.engine._crashed import CrashSettler, settle_crashed_workers
 from autotweak.engine._executors import BaseExecutor, ProcessExecutor, WorkerCrashError
+from autotweak.engine._lost_records import records_dropped
 from autotweak.engine._monitor import Monitor, Progress
 from autotweak.engine._none_completed import say_if_none_completed, workers_stopped
 from autotweak.engine._opening import catch_up
@@ -265,7 +266,8 @@ def _close(
     instance's worker closes its trial as it shuts down), nothing where they were joined.
     Lost retries are queued with the grace period in every case (see
     :mod:`autotweak.engine._reconcile`). ``dropped``: the trial records this session's
-    workers could not write (``None``: not known here), said if the tracker is down now.
+    workers could not write (``None``: not known here; then the counts its workers kept on
+    the study are summed, see :mod:`._lost_records`), said if the tracker is down now.
 
     The tracker is asked first whether it answers (one quick request): one that is down
     would make each of these writes wait out MLflow's four minutes of retries. Then the
@@ -294,6 +296,8 @@ def _close(
         raise AutotweakError(f"could not write the study summary to the tracker: {exc}") from exc
     if prepared.unrecorded is not None:
         note_outage(prepared.study, prepared.unrecorded)  # its resume writes the records as the outage's
+        if dropped is None:  # workers that outlive the run (spot instances) kept their counts on the study
+            dropped = records_dropped(prepared.study, prepared.context.session, wait=settle)
         _say_unrecorded(prepared, summary, dropped)
     return summary
 

@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._budget import ask_lock
 from autotweak.engine._loop import WorkerResult, _Interrupts, _Loop, interrupted_outcome
+from autotweak.engine._lost_records import DroppedCount
 from autotweak.engine._lost_trials import fail_lost_record
 from autotweak.engine._outage import OutageNotice
 from autotweak.engine._preemption import NoticeWatcher, imds_endpoint, imds_interval
@@ -147,6 +148,8 @@ def _run_with(
     )
     watcher = NoticeWatcher(imds_endpoint(), imds_interval()).start()
     interrupts = _Interrupts()
+    count = DroppedCount(study, ctx.session if ctx.tracking_uri else None)  # for a close without results
+    count.started()
     try:
         records = RecordWriter(
             threaded=lambda: tracker.threaded_writes,
@@ -159,6 +162,7 @@ def _run_with(
             result = loop.run(interrupts)
         result.records_dropped = records.dropped + loop.requeued_dropped  # counted once the writer closed
         result.tracker_down = records.lost or loop.tracker_down
+        count.ended(result.records_dropped)
         return result
     finally:
         watcher.stop()

@@ -42,23 +42,32 @@ def aws_section(**overrides):
 
 
 def spot_spec(
-    home: Path, stores, name: str, trials: int, *, sleep: float = 0.1, grace_period: int = 3, **aws
+    home: Path,
+    stores,
+    name: str,
+    trials: int,
+    *,
+    sleep: float = 0.1,
+    grace_period: int = 3,
+    fields: dict | None = None,
+    **aws,
 ) -> Path:
-    return write_spec(
-        home / f"{name}.yaml",
-        name=name,
-        objective=objective("marked"),
-        base={"marker": str(home / f"{name}.marks"), "sleep": sleep},
-        budget={"trials": trials},
-        execution={
+    """``trials`` of objective ``marked`` on 2 spot workers; ``fields`` replace the spec's own."""
+    spec = {
+        "name": name,
+        "objective": objective("marked"),
+        "base": {"marker": str(home / f"{name}.marks"), "sleep": sleep},
+        "budget": {"trials": trials},
+        "execution": {
             "workers": 2,
             "heartbeat_interval": 1,
             "grace_period": grace_period,
             "aws": aws_section(**aws),
         },
-        storage=stores.storage,
-        tracking_uri=stores.tracking_uri,
-    )
+        "storage": stores.storage,
+        "tracking_uri": stores.tracking_uri,
+    }
+    return write_spec(home / f"{name}.yaml", **{**spec, **(fields or {})})
 
 
 def instances(ec2, study: str) -> list[dict]:
