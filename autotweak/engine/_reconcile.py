@@ -251,9 +251,11 @@ def _restore_curves(study: optuna.Study, tracker: BaseTracker, metric: str, lost
 def curve_points(trial: FrozenTrial) -> list[tuple[int, float, int]]:
     """The trial's intermediate values as curve points, stamped as its worker flushed them.
 
-    A worker's flush may still land after this writes them (see
-    :meth:`~autotweak.engine._trial.Trial._keep_stamps`): stamped alike, MLflow keeps one
-    point per step. Points no flush sent are stamped with the trial's end.
+    A worker's flush, or its close, may still land after this writes them (see
+    :meth:`~autotweak.engine._trial.Trial._keep_stamps` and
+    :meth:`~autotweak.engine._trial.Trial.keep_close_stamps`): stamped alike, MLflow keeps
+    one point per step. Points of no kept stamp (a worker killed before its close, a study
+    begun before the close kept them) are stamped with the trial's end.
     """
     stamp = (
         int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)

@@ -30,7 +30,7 @@ from autotweak.engine._trial import PRUNER_ATTRS, Trial
 from autotweak.engine._unreachable import retrying
 from autotweak.engine._writer import WriteDropped
 from autotweak.spec import Experiment
-from autotweak.tracking import BaseTracker, TrialRecord, TrialStart
+from autotweak.tracking import BaseTracker, NullTracker, TrialRecord, TrialStart
 
 __all__ = ["Outcome", "TrialSession", "WorkerContext", "Writes"]
 
@@ -192,6 +192,9 @@ class TrialSession:
     def tell(self, handle: Trial, outcome: Outcome) -> Outcome:
         """Tell Optuna how the trial ended; a trial already failed as stale stays failed.
 
+        The stamps of the curve points its record's close sends are kept on the trial first
+        (:meth:`~autotweak.engine._trial.Trial.keep_close_stamps`).
+
         A preempted trial is marked (:attr:`ATTR.PREEMPTED <autotweak.engine._study.ATTR>`)
         before it is told, as an interrupted one is, so that it is told apart from a failure.
 
@@ -202,6 +205,8 @@ class TrialSession:
         """
         trial = handle.optuna_trial
         told = _TELL_STATE[outcome.state]
+        if not isinstance(self.tracker, NullTracker):  # no record, no close to land late
+            handle.keep_close_stamps()
         try:
             if outcome.failure:
                 trial.set_user_attr(ATTR.FAILURE, outcome.failure[:2000])

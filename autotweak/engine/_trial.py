@@ -331,7 +331,7 @@ class Trial:
         A flush left waiting out MLflow's retries may land after a catch-up in another
         process wrote the same steps from Optuna's trial (:mod:`autotweak.engine._reconcile`).
         Stamped alike, the two are one point in MLflow; stamped otherwise, the step would
-        hold two. A catch-up without them stamps the points with the trial's end.
+        hold two. The close's points are kept alike (:meth:`keep_close_stamps`).
         """
         try:
             self._trial.storage.set_trial_system_attr(
@@ -339,6 +339,18 @@ class Trial:
             )
         except Exception as exc:  # the flush goes on: only a catch-up racing it could double a step
             _log.debug("trial %d: the curve's stamps were not kept (%s)", self.number, exc)
+
+    def keep_close_stamps(self) -> None:
+        """Keep on the Optuna trial the stamps of the points its close sends (those after its last flush).
+
+        Called before the trial is told (a finished trial takes no attrs): the close, left
+        waiting out MLflow's retries, may land after a catch-up in another process wrote
+        those steps from Optuna's trial, as a flush may (see :meth:`_keep_stamps`). One
+        storage write per trial.
+        """
+        points = self.unflushed_steps()
+        if points and self._flush is not None:
+            self._keep_stamps(points)
 
     def unflushed_steps(self) -> list[tuple[int, float, int]]:
         """Curve points not yet written by a periodic flush."""

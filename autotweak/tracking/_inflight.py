@@ -17,10 +17,10 @@ or the tracking helper process (:mod:`autotweak.tracking._offload`). A local wor
 process cannot: it ends before its study closes, and a write under way ends with it.
 Such an opening and the catch-up's, each looking for the other once landed, keep one
 record of the trial (:func:`autotweak.engine._late.open_record`). A curve flush from another process
-keeps its points' stamps on the Optuna trial before it is sent, and a catch-up stamps
-those steps alike (:func:`autotweak.engine._reconcile.reconcile`): MLflow keeps one point
-each. The points of a trial's close (those after its last flush: seconds of its curve)
-are stamped with the trial's end by a catch-up, and may still land twice in that window.
+keeps its points' stamps on the Optuna trial before it is sent, and so does a trial's
+close for its points (those after its last flush), before the trial is told; a catch-up
+stamps those steps alike (:func:`autotweak.engine._reconcile.reconcile`): MLflow keeps one
+point each.
 
 Example:
     >>> from mlflow.entities import Metric

@@ -20,7 +20,7 @@ from autotweak.engine._reconcile import UNRECORDED, lost_trial_start, reconcile
 from autotweak.engine._retries import requeue
 from autotweak.engine._study import ATTR
 from autotweak.spec import Experiment
-from autotweak.tracking import MlflowTracker
+from autotweak.tracking import MlflowTracker, TrialRecord
 from tests.helpers import load, mlflow_runs
 
 pytestmark = pytest.mark.filterwarnings(
@@ -283,3 +283,32 @@ def test_a_curve_flush_that_lands_after_the_catch_up_leaves_one_point_per_step(t
     worker.log_steps(run_id, "loss", under_way)  # the flush lands
     history = worker.client.get_metric_history(run_id, "loss")
     assert sorted(m.step for m in history) == [1, 2, 3]
+
+
+def test_a_trial_close_that_lands_after_the_catch_up_leaves_one_point_per_step(
+    home, make_experiment, mlflow_client, monkeypatch
+):
+    """A trial's close (its points after the last flush) waits out MLflow's retries; a catch-up lands first.
+
+    The catch-up, in another process, cannot see the close under way: it writes the steps
+    from Optuna's trial, stamped with the trial's end where the close stamped them as
+    reported, and each step had two points in the run's history once the close landed.
+    """
+    exp = make_experiment(name="close-late", metric={"name": "loss", "direction": "minimize", "steps": 3})
+    study = autotweak.Study(exp)
+    trial = study.ask()
+    assert trial is not None
+    for step in (1, 2, 3):  # within a flush's 15 s: the close sends them all
+        trial.report(1.0 / step, step)
+    under_way: list[TrialRecord] = []  # sent, not landed: the server is away
+    landed = MlflowTracker.end_trial
+    monkeypatch.setattr(MlflowTracker, "end_trial", lambda self, record: under_way.append(record))
+    study.tell(trial, 1 / 3)
+    monkeypatch.setattr(MlflowTracker, "end_trial", landed)
+    [record] = under_way
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    assert reconcile(study.optuna_study, MlflowTracker(uri), "loss", None) == 1  # a catch-up elsewhere
+    study._prepared.tracker.end_trial(record)  # the close lands, from the worker that opened the record
+    history = mlflow_client.get_metric_history(record.run_id, "loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    study.close()
