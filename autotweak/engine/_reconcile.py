@@ -34,6 +34,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._attrs import PRUNER_PREFIX
 from autotweak.engine._outage import clear_outage, say_caught_up
 from autotweak.engine._stale import LOST_MACHINE, LOST_WORKER
 from autotweak.engine._study import ATTR, config_of, state_of
@@ -191,35 +192,46 @@ def _note_unrecorded(study: optuna.Study, trial: FrozenTrial, reason: str) -> No
 
 
 def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
-    """The opening of a record for a trial whose worker never opened one."""
+    """The opening of a record for a trial whose worker never opened one, with the tags its worker's had."""
     attrs = trial.user_attrs
+    experiment = _experiment_of(study)
+    tags = {} if experiment is None else dict(experiment.tags)  # the spec's own, on every trial run
+    if attrs.get(ATTR.ABLATION):
+        tags[ATTR.ABLATION] = "true"
+    if ATTR.SESSION in attrs:
+        tags[ATTR.SESSION] = str(attrs[ATTR.SESSION])
     return TrialStart(
         study_name=study.study_name,
         study_run_id=study.user_attrs.get(ATTR.RUN_ID),
         number=trial.number,
         trial_id=trial._trial_id,
-        config=_config_of(study, trial),
+        config=_config_of(experiment, trial),
         params=dict(trial.params),
         attempt=int(attrs.get(ATTR.ATTEMPT, 1)),
         retry_of=attrs.get(ATTR.RETRY_OF),
         seed=None,
         provenance={},
-        tags={ATTR.SESSION: str(attrs[ATTR.SESSION])} if ATTR.SESSION in attrs else {},
+        tags=tags,
     )
 
 
-def _config_of(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-    """The config ``trial`` ran with, from the study's spec: its base and fixed values too.
-
-    A param asked outside the space (ask/tell) is kept as it is; its params alone where the
-    spec is not there or no longer reads (a space since removed).
-    """
+def _experiment_of(study: optuna.Study) -> Experiment | None:
+    """The study's spec, or ``None`` where it is not there or no longer reads (a space since removed)."""
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:
-        return dict(trial.params)
+        return None
     try:
-        experiment = Experiment.from_dict(spec, source=f"<study {study.study_name}>")
+        return Experiment.from_dict(spec, source=f"<study {study.study_name}>")
     except AutotweakError:
+        return None
+
+
+def _config_of(experiment: Experiment | None, trial: FrozenTrial) -> dict[str, Any]:
+    """The config ``trial`` ran with, from the study's spec: its base and fixed values too.
+
+    A param asked outside the space (ask/tell) is kept as it is; its params alone without the spec.
+    """
+    if experiment is None:
         return dict(trial.params)
     config = config_of(experiment, trial.params)
     config.update({k: v for k, v in trial.params.items() if k not in experiment.space})  # asked outside it
@@ -279,6 +291,8 @@ def _record(
     attempts: Callable[[int], FrozenTrial | None],
 ) -> TrialRecord:
     curve = curve_points(trial)
+    state = state_of(trial)
+    # a pruned, preempted or interrupted trial's is its last report, as its worker's close says
     value = trial.value if trial.state == TrialState.COMPLETE else (curve[-1][1] if curve else None)
     duration = 0.0
     if trial.datetime_start and trial.datetime_complete:
@@ -286,12 +300,21 @@ def _record(
     return TrialRecord(
         run_id=run_id,
         number=trial.number,
-        state=state_of(trial),  # type: ignore[arg-type]  # a finished trial's: preempted, interrupted too
+        state=state,  # type: ignore[arg-type]  # a finished trial's: preempted, interrupted too
         metric=metric,
-        value=None if trial.state == TrialState.FAIL else value,
+        value=None if state == "failed" else value,
         steps=curve,
         duration=duration,
         compute=frozen_compute(trial, steps, attempts),
         failure=trial.user_attrs.get(ATTR.FAILURE),
-        extra_tags={RECONCILED_TAG: "true"},
+        extra_tags={RECONCILED_TAG: "true", **_close_tags(trial)},
     )
+
+
+def _close_tags(trial: FrozenTrial) -> dict[str, str]:
+    """The tags its worker's close gives a trial's record: the base config's mark, a pruned trial's notes."""
+    attrs = trial.user_attrs
+    tags = {ATTR.BASELINE: "true"} if attrs.get(ATTR.BASELINE) else {}
+    if trial.state == TrialState.PRUNED:
+        tags |= {k: str(v) for k, v in attrs.items() if k.startswith(PRUNER_PREFIX)}
+    return tags

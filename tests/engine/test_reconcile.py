@@ -20,7 +20,7 @@ from autotweak.engine._reconcile import UNRECORDED, lost_trial_start, reconcile
 from autotweak.engine._retries import requeue
 from autotweak.engine._study import ATTR
 from autotweak.spec import Experiment
-from autotweak.tracking import MlflowTracker, TrialRecord
+from autotweak.tracking import RECONCILED_TAG, MlflowTracker, TrialRecord, TrialStart
 from tests.helpers import load, mlflow_runs
 
 pytestmark = pytest.mark.filterwarnings(
@@ -312,3 +312,70 @@ def test_a_trial_close_that_lands_after_the_catch_up_leaves_one_point_per_step(
     history = mlflow_client.get_metric_history(record.run_id, "loss")
     assert sorted(m.step for m in history) == [1, 2, 3]
     study.close()
+
+
+def _pruned_then_interrupted(exp: Experiment) -> None:
+    """Trial 0 (the base config) pruned, with its pruner's notes; trial 1 stopped by Ctrl-C after a report."""
+    with pytest.raises(KeyboardInterrupt), autotweak.Study(exp) as study:
+        first = study.ask()
+        assert first is not None
+        first.report(0.9, 1)
+        first.report(0.7, 2)
+        first.set_user_attr("autotweak.pruner.rule", "MedianPruner")
+        first.set_user_attr("autotweak.pruner.step", 2)
+        study.tell(first, state="pruned")
+        second = study.ask()
+        assert second is not None
+        second.report(0.4, 1)
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("lost", ["closes", "openings"])
+def test_a_record_written_from_optuna_says_what_its_workers_close_would_have(
+    home, make_experiment, mlflow_client, monkeypatch, lost
+):
+    """A pruned trial's notes and base-config mark, an interrupted one's last report, the spec's tags.
+
+    Each study runs the same trials; the second's workers' closes (and openings) never land
+    (their tracker went away), so its records are written from Optuna's trials at its close.
+    """
+
+    def run(name: str) -> dict[int, Any]:
+        _pruned_then_interrupted(make_experiment(name=name, tags={"team": "vision"}))
+        return mlflow_runs(mlflow_client, name).children
+
+    closed_by_workers = run("closed")
+    landed = MlflowTracker.end_trial
+
+    def dropped(self: MlflowTracker, record: TrialRecord) -> None:
+        if RECONCILED_TAG in record.extra_tags:  # the catch-up's own close lands
+            landed(self, record)
+
+    monkeypatch.setattr(MlflowTracker, "end_trial", dropped)
+    if lost == "openings":
+        opens = MlflowTracker.start_trial
+
+        def away(self: MlflowTracker, start: TrialStart) -> str:
+            if RECONCILED_TAG in start.tags:
+                return opens(self, start)
+            raise MlflowException(
+                "API request failed: connection refused", error_code=TEMPORARILY_UNAVAILABLE
+            )
+
+        monkeypatch.setattr(MlflowTracker, "start_trial", away)
+    caught_up = run(f"lost-{lost}")
+    for number in (0, 1):
+        ours, theirs = closed_by_workers[number].data, caught_up[number].data
+        assert theirs.tags["autotweak.reconciled"] == "true"
+        assert {k: v for k, v in theirs.metrics.items() if k != "duration_s"} == {
+            k: v for k, v in ours.metrics.items() if k != "duration_s"
+        }, number
+        shared = (
+            "autotweak.state",
+            "autotweak.baseline",
+            "autotweak.pruner.rule",
+            "autotweak.pruner.step",
+            "team",
+        )
+        assert {k: theirs.tags.get(k) for k in shared} == {k: ours.tags.get(k) for k in shared}, number
+    assert caught_up[1].data.metrics["final_loss"] == 0.4, "an interrupted trial's last report"
