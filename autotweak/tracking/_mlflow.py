@@ -86,6 +86,9 @@ _REFUSALS = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_DOES_
 _CHECKPOINT_TAG = "autotweak.checkpoint"  # "kept": the run's checkpoint/ artifacts were uploaded in full
 _TAG_LIMIT = 8000  # characters in a tag's value, in every MLflow store
 _CONFIG_FILE = "config.json"
+# A trial's close that took this long waited out MLflow's retries (its first backs off 2 s): a
+# catch-up in another process may have closed the record meanwhile, tagging it as its own.
+_LATE_S = 2.0
 
 
 def _make_tables(uri: str, *, artifacts: str | None) -> None:
@@ -255,6 +258,7 @@ class MlflowTracker(BaseTracker):
         self._log(run_id, metrics=metrics)
 
     def end_trial(self, record: TrialRecord) -> None:
+        began = time.monotonic()
         now = now_ms()
         metrics = [Metric(record.metric, v, ts, s) for s, v, ts in record.steps]
         finals = {"duration_s": record.duration}
@@ -268,12 +272,15 @@ class MlflowTracker(BaseTracker):
             tags["autotweak.failure"] = record.failure[:4000]
         config = self._configs.pop(record.run_id, None)
         stale = False  # a catch-up's tag on a record that holds the trial's own close now
+        own = RECONCILED_TAG not in record.extra_tags  # the trial's own close, not a catch-up's
         if config is None:  # a record this process did not open, or closed from Optuna's trial already
             metrics, config, reconciled = missing_points(self.client, record.run_id, record.metric, metrics)
-            stale = reconciled and RECONCILED_TAG not in record.extra_tags
+            stale = reconciled and own
         self._log(
             record.run_id, metrics=metrics, params=config_params(config), tags=tag_entities(tags.items())
         )
+        if own and not stale and time.monotonic() - began >= _LATE_S:  # a catch-up may have been first
+            stale = RECONCILED_TAG in self.client.get_run(record.run_id).data.tags
         if stale:
             self.client.delete_tag(record.run_id, RECONCILED_TAG)
         if record.traceback:
