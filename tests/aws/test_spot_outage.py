@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from autotweak.testing.services import MlflowServer
 from tests.aws.test_spot_executor import spot_spec
 from tests.conftest import objective
-from tests.engine.test_workers import start_cli
+from tests.engine.test_workers import running_cli
 from tests.helpers import mlflow_runs
 
 pytestmark = pytest.mark.timeout(240)
@@ -46,8 +46,8 @@ def test_a_spot_study_closed_while_its_server_is_down_counts_the_records_its_wor
         },
     )
     simulated_hosts(name)
-    proc = start_cli(["optimize", str(spec), "--executor", "aws-spot"], home.parent)
-    out, _ = proc.communicate(timeout=180)
+    with running_cli(["optimize", str(spec), "--executor", "aws-spot"], home.parent) as proc:
+        out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
     assert out.count("closed without its MLflow records") == 1, out
     lacking = re.search(r"Not in MLflow: (\d+) trial record\(s\) of this run \(missing, or left open\)", out)
