@@ -38,6 +38,9 @@ _log = logging.getLogger(__name__)
 # how many trial records it could not write (its tracker did not answer).
 DROPPED = "autotweak.records_dropped."
 _POLL_S = 0.2
+# A close that waits at all waits at least this long: a worker on a busy machine takes seconds
+# past its last trial to see the budget spent and close its record writer.
+_CLOSING_S = 15.0
 
 
 class DroppedCount:
@@ -77,14 +80,15 @@ class DroppedCount:
 def records_dropped(study: optuna.Study, session: str | None, *, wait: float) -> int | None:
     """How many trial records the worker processes of ``session`` could not write, summed.
 
-    Waits up to ``wait`` seconds for those still running to say theirs (a spot instance's
-    worker closes its last trial as its launcher closes the study). ``None`` if any did not
-    say within it (killed, say: what it lacks is not known), or none kept a count.
+    Waits for those still running to say theirs (a spot instance's worker closes its last
+    trial as its launcher closes the study): up to ``wait`` seconds, and at least 15 unless
+    ``wait`` is 0. ``None`` if any did not say within it (killed, say: what it lacks is not
+    known), or none kept a count.
     """
     if session is None:
         return None
     prefix = f"{DROPPED}{session}."
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (max(wait, _CLOSING_S) if wait > 0 else 0.0)
     while True:
         try:
             attrs = study._storage.get_study_system_attrs(study._study_id)

@@ -202,6 +202,8 @@ def test_the_cli_says_once_that_the_server_is_down_and_returns_in_seconds_and_re
     assert lacking and int(lacking[1]) >= 1, done.stderr  # trial 2's, at least: the server was killed in it
 
     server.start()
+    records = mlflow_runs(MlflowClient(server.url), "cli-dies").children.values()
+    assert int(lacking[1]) == 6 - sum(run.info.status == "FINISHED" for run in records), "the count is right"
     resumed = _cli(home, "resume", "cli-dies", "--tracking-uri", server.url)
     assert resumed.returncode == 0, resumed.stderr
     assert "--trials" not in resumed.stdout + resumed.stderr, "no trial to run is what was asked for"
@@ -236,6 +238,9 @@ def test_a_joined_worker_says_when_the_server_dies_and_as_it_ends_what_it_could_
         f"tracking URI {server.url}: {DOWN}" in warnings[1]
         and "`autotweak resume joined-dies`" in warnings[1]
     )
+    server.start()
+    records = mlflow_runs(MlflowClient(server.url), "joined-dies").children.values()
+    assert int(ended[1]) == 5 - sum(run.info.status == "FINISHED" for run in records), "the count is right"
 
 
 @pytest.mark.parametrize("stop", ["preempted", pytest.param("interrupted", marks=pytest.mark.slow)])
