@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from autotweak.spec import Experiment
-from autotweak.testing.services import Postgres, postgres
+from autotweak.testing.services import MlflowServer, Postgres, postgres
 
 # A suite started as a background job (`bash scripts/test.sh &` in a script, `nohup ... &`)
 # inherits SIGINT ignored, and so would every CLI it starts: the tests of Ctrl-C could not
@@ -35,6 +35,14 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
     MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
     return path
+
+
+@pytest.fixture
+def killable_mlflow(tmp_path: Path, mlflow_template: Path) -> Iterator[MlflowServer]:
+    """An MLflow server of this test's own, which it may kill and start again; its store starts migrated."""
+    shutil.copy(mlflow_template, tmp_path / "served.db")
+    with MlflowServer(f"sqlite:///{tmp_path / 'served.db'}", tmp_path / "served") as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,9 @@ user, since PostgreSQL refuses to run as root.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -14,9 +17,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,8 +130,10 @@ def postgres() -> Iterator[Postgres]:
 class MlflowServer:
     """An MLflow tracking server on loopback, which a test may kill and start again.
 
-    One process (:data:`MLFLOW_SERVER_OPTIONS`); killed as in a crash, and started again on
-    the same port and stores.
+    ``mlflow server`` with :data:`MLFLOW_SERVER_OPTIONS`, forked from a process that
+    imported MLflow's server once (:mod:`autotweak.testing._mlflow_forks`): a start takes a
+    fraction of a second, not the command's 6-10 s. Killed as in a crash, and started again
+    on the same port and stores.
 
     Example:
         >>> with MlflowServer("sqlite:///mlflow.db", Path("artifacts")) as server:  # doctest: +SKIP
@@ -140,51 +146,44 @@ class MlflowServer:
         self.artifacts = artifacts
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid: int | None = None
 
     def start(self) -> None:
         """Start the server and wait until it answers."""
-        with (self.artifacts.parent / f"mlflow-{self.port}.log").open("a") as log:
-            self._proc = subprocess.Popen(
-                [
-                    str(Path(sys.executable).with_name("mlflow")),
-                    "server",
-                    "--backend-store-uri",
-                    self.backend_uri,
-                    "--artifacts-destination",
-                    self.artifacts.as_uri(),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    *MLFLOW_SERVER_OPTIONS,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**os.environ, **MLFLOW_SERVER_ENV},
-            )
-        _wait_healthy(self.url, self._proc)
+        argv = [
+            "server",
+            "--backend-store-uri",
+            self.backend_uri,
+            "--artifacts-destination",
+            self.artifacts.as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *MLFLOW_SERVER_OPTIONS,
+        ]
+        log = self.artifacts.parent / f"mlflow-{self.port}.log"
+        pid = self._pid = _FORKS.fork(argv, {**os.environ, **MLFLOW_SERVER_ENV}, log)
+        _wait_healthy(self.url, lambda: _running(pid), name=f"MLflow server (its log: {log})")
 
     @property
     def pid(self) -> int | None:
         """The server's process id (its process group's), while it runs."""
-        return None if self._proc is None else self._proc.pid
+        return self._pid
 
     def kill(self) -> None:
         """SIGKILL the server's process group: it goes away at once, as in a crash."""
-        if self._proc is not None:
-            os.killpg(self._proc.pid, signal.SIGKILL)
-            self._proc.wait(timeout=30)
-            self._proc = None
+        if self._pid is not None:
+            _end_group(self._pid, signal.SIGKILL, wait=30.0)
+            self._pid = None
 
     def stop(self) -> None:
         """Stop the server if it runs (a test may have killed it by its process id)."""
-        if self._proc is not None and self._proc.poll() is None:
-            # a server started again under a client that kept retrying the old one may not
-            # finish its graceful shutdown: its stores are written per request, so kill it soon
-            _stop(self._proc, grace=5.0)
-        self._proc = None
+        # a server started again under a client that kept retrying the old one may not
+        # finish its graceful shutdown: its stores are written per request, so kill it soon
+        if self._pid is not None and not _end_group(self._pid, signal.SIGTERM, wait=1.0):
+            _end_group(self._pid, signal.SIGKILL, wait=30.0)
+        self._pid = None
 
     def __enter__(self) -> MlflowServer:
         self.start()
@@ -192,6 +191,72 @@ class MlflowServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _Forks:
+    """What forks the MLflow servers (:mod:`autotweak.testing._mlflow_forks`), started with the first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+
+    def fork(self, argv: list[str], env: dict[str, str], log: Path) -> int:
+        """Fork ``mlflow server ARGV`` with ``env``, its output appended to ``log``; its process id."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._start()
+            assert self._proc.stdin is not None and self._proc.stdout is not None
+            self._proc.stdin.write(json.dumps({"argv": argv, "env": env, "log": str(log)}) + "\n")
+            self._proc.stdin.flush()
+            answer = self._proc.stdout.readline()
+        if not answer.strip().isdigit():
+            raise RuntimeError(f"the process that forks MLflow servers ended (code {self._proc.poll()})")
+        return int(answer)
+
+    def _start(self) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("_mlflow_forks.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # it ends as its standard input closes, with this process
+            env={**os.environ, **MLFLOW_SERVER_ENV},
+        )
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the process that forks MLflow servers exited with code {proc.wait()}")
+        atexit.register(self._end, proc)
+        return proc
+
+    @staticmethod
+    def _end(proc: subprocess.Popen[str]) -> None:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+_FORKS = _Forks()
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists (the forking process reaps its servers as they end)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _end_group(pid: int, stop_signal: signal.Signals, *, wait: float) -> bool:
+    """Send the process group ``pid`` ``stop_signal``; whether its leader ended within ``wait`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, stop_signal)
+    deadline = time.monotonic() + wait
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 @contextmanager
@@ -224,7 +289,7 @@ def moto_server() -> Iterator[dict[str, str]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc, path="/moto-api/", name="moto server")
+        _wait_healthy(url, lambda: proc.poll() is None, path="/moto-api/", name="moto server")
         yield {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": url}
     finally:
         _stop(proc)
@@ -241,16 +306,16 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
 
 
 def _wait_healthy(
-    url: str, proc: subprocess.Popen[bytes], *, path: str = "/health", name: str = "MLflow server"
+    url: str, running: Callable[[], bool], *, path: str = "/health", name: str = "MLflow server"
 ) -> None:
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the {name} exited with code {proc.returncode}")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not running():
+            raise RuntimeError(f"the {name} exited")
         try:
             with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
-            time.sleep(0.5)
+            time.sleep(0.05)
     raise RuntimeError(f"the {name} did not become healthy in 120 s")

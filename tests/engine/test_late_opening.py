@@ -12,8 +12,6 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import optuna
 import pytest
@@ -31,9 +29,8 @@ pytestmark = pytest.mark.timeout(150)
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[MlflowServer]:
-    with MlflowServer(f"sqlite:///{tmp_path / 'served.db'}", tmp_path / "served") as served:
-        yield served
+def server(killable_mlflow: MlflowServer) -> MlflowServer:
+    return killable_mlflow
 
 
 def test_an_opening_that_lands_after_a_resumes_catch_up_ends_its_record_as_its_trial_did(home, server):

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,9 @@ _OUTAGE: dict[str, Any] = {}  # what the objective does to the server, and when:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[MlflowServer]:
+def server(killable_mlflow: MlflowServer) -> MlflowServer:
     _OUTAGE.clear()
-    with MlflowServer(f"sqlite:///{tmp_path / 'served.db'}", tmp_path / "served") as served:
-        yield served
+    return killable_mlflow
 
 
 def _outage(config: dict[str, Any], trial: autotweak.Trial) -> float:
