@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
@@ -28,6 +29,12 @@ def autotweak(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
     )
 
 
+def at_once(*commands: list[str], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Run the ``autotweak`` commands at the same time (commands that only read the stores); their results."""
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda args: autotweak(*args, cwd=cwd), commands))
+
+
 def test_optimize_status_best_report_resume(home):
     cwd = home.parent
     (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(base={"x": 0.0}, budget={"trials": 3})))
@@ -45,23 +52,27 @@ def test_optimize_status_best_report_resume(home):
         yaml.safe_dump(base_spec(name="one", base={"x": 0.0}, budget={"trials": 1}))
     )
     assert autotweak("optimize", "one.yaml", "-q", cwd=cwd).returncode == 0
-    assert "one: 1 trial, best " in autotweak("status", cwd=cwd).stdout
-    best = autotweak("best", "study", "--json", cwd=cwd)
+    listed, best, report, html = at_once(
+        ["status"],
+        ["best", "study", "--json"],
+        ["report", "study"],
+        ["report", "study", "--html", "out"],
+        cwd=cwd,
+    )
+    assert "one: 1 trial, best " in listed.stdout
     payload = json.loads(best.stdout)
     assert set(payload) == {"trial", "value", "config", "params"} and "x" in payload["params"]
     assert payload["config"] == {**payload["params"]}, "base {x} updated with the tweak of x"
-    report = autotweak("report", "study", cwd=cwd)
     assert "| complete | 3 |" in report.stdout
     assert "Base config: 1" in report.stdout, "trial 0 is the base config x=0 with loss 1"
-    html = autotweak("report", "study", "--html", "out", cwd=cwd)
     wrote = next(line for line in html.stdout.splitlines() if line.startswith("wrote "))
     assert wrote.startswith(f"wrote {Path('out', 'report.html')} and, next to it, ") and "report.md" in wrote
     assert all(name in wrote for name in (p.name for p in (cwd / "out").glob("*.png")))
 
     more = autotweak("resume", "study", "--trials", "5", "-q", cwd=cwd)
     assert more.returncode == 0, more.stderr
-    assert autotweak("status", "study", cwd=cwd).stdout.startswith("study: 5 complete")
-    lower = autotweak("resume", "study", "--trials", "3", cwd=cwd)
+    status, lower = at_once(["status", "study"], ["resume", "study", "--trials", "3"], cwd=cwd)
+    assert status.stdout.startswith("study: 5 complete")
     assert lower.returncode == 2
     assert "--trials 3: study 'study' already has 5 trial(s); --trials is the study's total" in lower.stderr
     assert "`autotweak resume study --trials 15` runs 10 more" in lower.stderr
