@@ -25,6 +25,7 @@ from mlflow import MlflowClient
 
 import autotweak
 import autotweak.engine._trial
+import autotweak.engine._writer
 from autotweak._locations import resolve_storage_url
 from autotweak.engine._outage import outage_of
 from autotweak.engine._reconcile import reconcile
@@ -41,8 +42,10 @@ _OUTAGE: dict[str, Any] = {}  # what the objective does to the server, and when:
 
 
 @pytest.fixture
-def server(killable_mlflow: MlflowServer) -> MlflowServer:
+def server(killable_mlflow: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> MlflowServer:
     _OUTAGE.clear()
+    # a write stalled this long (5 s in use) has the writer ask the server: it finds the outage sooner
+    monkeypatch.setattr(autotweak.engine._writer, "_STALLED_S", 1.0)
     return killable_mlflow
 
 
