@@ -9,6 +9,7 @@ FAILED, KILLED), not RUNNING until the study is next opened or closed.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -110,7 +111,9 @@ def test_an_opening_in_another_process_that_lands_after_the_catch_up_leaves_one_
     assert out.strip() == runs.children[0].info.run_id, "the worker writes on to the trial's one record"
 
 
-def test_the_trials_own_close_after_a_late_opening_closed_its_record_drops_the_reconciled_tag(tmp_path):
+def test_the_trials_own_close_after_a_late_opening_closed_its_record_drops_the_reconciled_tag(
+    tmp_path, mlflow_template
+):
     """The late opening closes the record from Optuna's trial; the worker's own close lands next.
 
     The record then holds the trial's own close (its tags, its traceback): the tag saying it
@@ -121,6 +124,7 @@ def test_the_trials_own_close_after_a_late_opening_closed_its_record_drops_the_r
     trial.report(0.7, 1)
     trial.report(0.5, 2)
     study.tell(trial, 0.5)
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")  # migrated once per session
     tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     start = TrialStart("own", None, 0, trial._trial_id, {"x": 1}, {}, 1, None, None, {})
     run_id = open_record(study, tracker, start, since=time.monotonic() - 2 * LATE_S, metric="loss", steps=2)
@@ -153,7 +157,9 @@ class _LandsAfterTheRead(MlflowTracker):
         return recorded
 
 
-def test_a_late_opening_that_lands_between_a_catch_ups_read_and_its_opening_leaves_one_record(tmp_path):
+def test_a_late_opening_that_lands_between_a_catch_ups_read_and_its_opening_leaves_one_record(
+    tmp_path, mlflow_template
+):
     """The catch-up read the records before the opening landed, and opens its own after the opening looked.
 
     Neither saw the other when it looked; the catch-up's opening was a second record of
@@ -163,6 +169,7 @@ def test_a_late_opening_that_lands_between_a_catch_ups_read_and_its_opening_leav
     trial = study.ask()
     trial.report(0.7, 1)
     study.tell(trial, 0.5)
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")  # migrated once per session
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     start = TrialStart(
         "window", None, 0, trial._trial_id, {"x": 1}, {}, 1, None, None, {"autotweak.host": "w"}
@@ -189,7 +196,9 @@ class _LandsBeforeTheClose(_LandsAfterTheRead):
         super().end_trial(record)
 
 
-def test_a_catch_up_whose_record_a_late_opening_deleted_leaves_the_trial_to_it_unwarned(tmp_path, caplog):
+def test_a_catch_up_whose_record_a_late_opening_deleted_leaves_the_trial_to_it_unwarned(
+    tmp_path, mlflow_template, caplog
+):
     """The catch-up looked before the opening landed; the opening, looking after, kept its own.
 
     Closing its deleted record, the catch-up is refused: the trial is not noted as one the
@@ -198,6 +207,7 @@ def test_a_catch_up_whose_record_a_late_opening_deleted_leaves_the_trial_to_it_u
     study = optuna.create_study(study_name="after", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     trial = study.ask()
     study.tell(trial, 0.5)
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")  # migrated once per session
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     start = TrialStart(
         "after", None, 0, trial._trial_id, {"x": 1}, {}, 1, None, None, {"autotweak.host": "w"}
