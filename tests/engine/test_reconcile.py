@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -260,7 +261,7 @@ def test_a_lost_retry_resumes_from_the_checkpoint_its_killed_worker_kept_in_the_
     assert retries[cut].user_attrs[ATTR.CHECKPOINT_RUN] == "run-of-attempt-1", "not half a checkpoint"
 
 
-def test_a_curve_flush_that_lands_after_the_catch_up_leaves_one_point_per_step(tmp_path):
+def test_a_curve_flush_that_lands_after_the_catch_up_leaves_one_point_per_step(tmp_path, mlflow_template):
     """A worker's flush waits out MLflow's retries in its process; the study's close writes the curve first.
 
     The close cannot see a write under way in another process: it writes the steps from
@@ -271,6 +272,7 @@ def test_a_curve_flush_that_lands_after_the_catch_up_leaves_one_point_per_step(t
     from autotweak.tracking import TrialStart
 
     study = optuna.create_study(study_name="flush", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")  # migrated once per session
     worker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     trial = study.ask()
     start = TrialStart("flush", None, 0, trial._trial_id, {}, {}, 1, None, None, {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -78,11 +79,12 @@ def test_register_on_demand_from_a_registry_that_does_not_answer_says_so_at_once
 
 @pytest.mark.timeout(120)  # the old code waited out MLflow's four minutes of retries on the tracking server
 def test_register_on_demand_with_a_live_registry_and_a_dead_tracking_server_names_the_tracking_server(
-    home, make_experiment, monkeypatch, tmp_path
+    home, make_experiment, monkeypatch, tmp_path, mlflow_template
 ):
     """MLFLOW_REGISTRY_URI answers, the study's tracking server does not: the model's run is read there."""
     exp = _saving(make_experiment, name="deadtrack", budget={"trials": 2})
     autotweak.optimize(exp)
+    shutil.copy(mlflow_template, tmp_path / "registry.db")  # migrated once per session
     with mlflow_server(f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "registry") as registry:
         monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry)
         with pytest.raises(autotweak.AutotweakError) as refused:
