@@ -93,8 +93,8 @@ def _closed(client: MlflowClient, study: str, trials: int) -> None:
     assert [run.info.status for run in runs.parents] == ["FINISHED"]
 
 
-@pytest.mark.parametrize(  # trial records written here, or by the helper process (slow: the same close)
-    "helper", ["off", pytest.param("on", marks=pytest.mark.slow)]
+@pytest.mark.parametrize(  # trial records written here, or by the helper process
+    "helper", ["off", "on"]
 )
 def test_a_study_whose_server_dies_in_its_last_trial_ends_in_seconds_and_resume_writes_its_records(
     home, server, monkeypatch, caplog, helper
@@ -125,7 +125,6 @@ def test_a_study_whose_server_dies_in_its_last_trial_ends_in_seconds_and_resume_
     _closed(MlflowClient(server.url), "dies", 6)
 
 
-@pytest.mark.slow  # about 25 s: the server killed, then started again before the study ends
 def test_records_catch_up_when_the_server_comes_back_before_the_end_and_both_are_said_as_they_happen(
     home, server, caplog
 ):
@@ -244,7 +243,7 @@ def test_a_joined_worker_says_when_the_server_dies_and_as_it_ends_what_it_could_
     assert int(ended[1]) == 5 - sum(run.info.status == "FINISHED" for run in records), "the count is right"
 
 
-@pytest.mark.parametrize("stop", ["preempted", pytest.param("interrupted", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("stop", ["preempted", "interrupted"])
 def test_a_trial_that_runs_on_after_the_server_dies_reports_and_stops_in_seconds(
     home, server, monkeypatch, caplog, stop
 ):

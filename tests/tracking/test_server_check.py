@@ -81,7 +81,6 @@ def test_other_uris_are_not_checked(tmp_path):
     assert not (tmp_path / "nowhere").exists()
 
 
-@pytest.mark.slow
 def test_a_real_mlflow_server_passes(tmp_path):
     with mlflow_server(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts") as uri:
         check_tracking_server(uri)
