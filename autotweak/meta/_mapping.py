@@ -55,6 +55,7 @@ _NONE = frozenset({"none", "null", ""})
 
 _MEMO = 100_000  # distinct records remembered: tables repeat each config on every task
 _Mapped = tuple[dict[str, Any] | None, str | None, Counter[str]]
+_Key = tuple[tuple[tuple[str, type, Any], ...], frozenset[str]]
 
 
 class _Skip(Exception):
@@ -124,7 +125,7 @@ class ParamMapper:
         self._guesses: dict[str, list[str]] = {}
         self._extra: list[tuple[str, Any]] = []  # the record's names the space lacks, with their values
         self._changes: Counter[str] = Counter()
-        self._memo: dict[tuple[tuple[str, type, Any], ...], _Mapped] = {}
+        self._memo: dict[_Key, _Mapped] = {}
         self.notes: Counter[str] = Counter()
 
     def map(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -137,19 +138,25 @@ class ParamMapper:
             self.notes.update(changes)
         return config, reason
 
-    def mapped(self, raw: Mapping[str, Any]) -> _Mapped:
+    def mapped(self, raw: Mapping[str, Any], quiet: frozenset[str] = frozenset()) -> _Mapped:
         """``(config, reason, changes)`` as :meth:`map` finds them, the changes not yet counted.
 
         For a caller that may still skip the record for another reason: it counts the
         changes in :attr:`notes` once it keeps the record.
+
+        Args:
+            raw: The record's params.
+            quiet: The record's names the space lacks that are no news: ignored unnoted
+                (an autotweak trial's base values its study never tweaked).
         """
-        key = _key(raw)
+        record = _key(raw)
+        key = None if record is None else (record, quiet)
         try:
             mapped = self._memo.get(key) if key is not None else None
         except Exception:  # a value whose == raises
             key, mapped = None, None
         if mapped is None:
-            mapped = self._map(raw)
+            mapped = self._map(raw, quiet)
             if key is not None and len(self._memo) < _MEMO:
                 self._memo[key] = mapped
         config, reason, changes = mapped
@@ -157,7 +164,7 @@ class ParamMapper:
             return None, reason, Counter()
         return dict(config), None, changes
 
-    def _map(self, raw: Mapping[str, Any]) -> _Mapped:
+    def _map(self, raw: Mapping[str, Any], quiet: frozenset[str]) -> _Mapped:
         self._changes, self._extra = Counter(), []
         try:
             named = self._names(raw)
@@ -171,7 +178,8 @@ class ParamMapper:
         except Exception as exc:  # a record must never crash the reading
             return None, f"params cannot be read: {type(exc).__name__}", Counter()
         for key, value in self._extra:
-            self._changes[self._ignored(key, value)] += 1
+            if key not in quiet:
+                self._changes[self._ignored(key, value)] += 1
         return config, None, self._changes
 
     # -- names ----------------------------------------------------------------------------

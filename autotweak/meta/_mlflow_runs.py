@@ -12,7 +12,7 @@ from mlflow.entities import Run
 
 from autotweak._config import flat_config
 
-__all__ = ["descriptor", "finite", "unpacked", "value_of"]
+__all__ = ["descriptor", "finite", "unpacked", "untweaked", "value_of"]
 
 
 def unpacked(params: Mapping[str, str]) -> dict[str, str]:
@@ -31,6 +31,27 @@ def unpacked(params: Mapping[str, str]) -> dict[str, str]:
             for name, inner in flat_config(value, f"{key}.").items():
                 out.setdefault(name, inner if isinstance(inner, str) else json.dumps(inner))
     return out
+
+
+def untweaked(params: Mapping[str, str], study: Mapping[str, str]) -> frozenset[str]:
+    """The names of a trial's ``params`` that are its study's base values, never tweaked.
+
+    An autotweak trial logs its whole config; its study's run logs the base config as
+    ``base.<key>`` and the space as ``space.<name>``. A base value the study held is no
+    news to a reader whose space lacks it; a param the study tweaked is.
+
+    Example:
+        >>> study = {"base.epochs": "3", "base.optim": '{"wd": 0}', "space.x": "float[0, 1]"}
+        >>> sorted(untweaked({"x": "0.5", "epochs": "3", "optim.wd": "0"}, study))
+        ['epochs', 'optim.wd']
+    """
+    bases = [key.removeprefix("base.") for key in study if key.startswith("base.")]
+    tweaked = {key.removeprefix("space.") for key in study if key.startswith("space.")}
+    return frozenset(
+        name
+        for name in params
+        if name not in tweaked and any(name == base or name.startswith(f"{base}.") for base in bases)
+    )
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

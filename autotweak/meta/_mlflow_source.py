@@ -26,7 +26,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast, get_args
 
 from mlflow import MlflowClient
@@ -47,7 +47,7 @@ from autotweak.meta._histories import (
 )
 from autotweak.meta._mapping import ParamMapper
 from autotweak.meta._mlflow_curves import read_curves
-from autotweak.meta._mlflow_runs import descriptor, unpacked, value_of
+from autotweak.meta._mlflow_runs import descriptor, unpacked, untweaked, value_of
 from autotweak.meta._skips import HintedReason
 from autotweak.space import SearchSpace
 from autotweak.tracking._server import check_tracking_server
@@ -92,6 +92,7 @@ class _Reading:
     progress: Callable[[int, int], None] | None = None
     total: int = 0
     done: int = 0
+    studies: dict[str, dict[str, str]] = field(default_factory=dict)  # an experiment's study runs' params
 
     def read_one(self) -> None:
         """Count one more run read, and say so to ``progress``."""
@@ -312,6 +313,8 @@ _Skipped = tuple[str, str]  # (reason, source)
 def _trials(reading: _Reading, experiment: Experiment, runs: list[Run]) -> Iterator[tuple[str, PastTrial]]:
     """The runs' trials in the runs' order; curves are read only for the runs kept so far."""
     parents = {run.data.tags.get("mlflow.parentRunId") for run in runs}
+    kinds = {run.info.run_id: run.data.tags.get("autotweak.kind") for run in runs}
+    reading.studies = {run.info.run_id: run.data.params for run in runs if kinds[run.info.run_id] == "study"}
     drafts = [_draft(reading, experiment, run, parents) for run in runs]
     wanted = [d.run_id for d in drafts if isinstance(d, _Draft) and d.wants_curve]
     for _ in range(len(runs) - len(wanted)):
@@ -369,7 +372,10 @@ def _drafted(reading: _Reading, experiment: Experiment, run: Run, source: str) -
         return _no_metric(reading.metric, run), source
     if not math.isfinite(value):
         return f"metric {reading.metric!r} is not a finite number", source
-    config, reason, changes = reading.mapper.mapped(unpacked(params))
+    record = unpacked(params)
+    study = reading.studies.get(tags.get("mlflow.parentRunId", ""))
+    quiet = frozenset() if study is None else untweaked(record, study)
+    config, reason, changes = reading.mapper.mapped(record, quiet)
     if config is None:
         return reason or "the run cannot be read", source
     complete = run.info.status == RunStatus.to_string(RunStatus.FINISHED)

@@ -361,3 +361,24 @@ def test_a_curve_is_requested_only_for_a_run_that_is_kept(
     histories = read_mlflow(f"sqlite:///{home / 'mlflow.db'}", ["wine"], metric="val_acc", space=SPACE)
     kept = [trial.source.removeprefix("mlflow:") for trial in histories.tasks[0].trials]
     assert sorted(requested) == sorted(kept), "not for out_of_range or no_depth, whose params do not map"
+
+
+def test_an_autotweak_studys_base_values_are_not_noted_as_params_the_space_lacks(
+    home: Path, make_experiment
+) -> None:
+    exp = make_experiment(
+        name="based",
+        base={"x": 0.0, "y": 1.0, "epochs": 3, "optim": {"wd": 0.0}},
+        tweaks={
+            "x": {"type": "float", "low": -5.0, "high": 5.0},
+            "y": {"type": "float", "low": 0.0, "high": 2.0},
+        },
+        budget={"trials": 2},
+    )
+    _two_silent_trials(exp)
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    histories = read_mlflow(uri, ["based"], metric="loss", direction="minimize", space=X_SPACE)
+    assert len(histories.task("based").trials) == 2
+    assert dict(histories.skipped.notes) == {"param 'y' is not in the space (ignored)": 2}, (
+        "a param the study tweaked is news; its base values 'epochs' and 'optim.wd' are not"
+    )
