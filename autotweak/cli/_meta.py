@@ -249,7 +249,8 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
     if as_json:
         _console.line(json.dumps([p.to_dict() for p in proposals], indent=2, default=str))
         return
-    _console.line(f"meta-model: {tasks_said(fitted.n_tasks)}, {len(fitted.units)} candidates")
+    learned = f"{tasks_said(fitted.n_tasks)}, {len(fitted.units)} candidates"
+    _console.line(f"meta-model {_model_name(args['model'], experiment.space)}: {learned}")
     if experiment.sampler.name != "meta":
         _console.line(
             f"note: the spec's sampler is {experiment.sampler.name!r}, so optimize does not use these "
@@ -277,6 +278,14 @@ def suggest(spec: str, top: int, model: str | None, as_json: bool) -> None:
             f"optimize serves the first {sampler.n_meta} (sampler.args.n_meta), "
             f"then {type(sampler.base).__name__}"
         )
+
+
+def _model_name(model: Any, space: SearchSpace) -> str:
+    """The name of the file ``suggest``'s model comes from: the one named, or the one found."""
+    from autotweak.meta._library import found_at
+
+    path = found_at(space) if str(model) == "auto" else Path(str(model))
+    return "(found)" if path is None else path.name
 
 
 def _no_model(spec: str, space: SearchSpace) -> str:

@@ -30,6 +30,7 @@ from autotweak.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 __all__ = [
     "META_SUFFIX",
+    "found_at",
     "model_paths",
     "resolve_meta_model",
     "resolve_with_reason",
@@ -148,10 +149,21 @@ def why_none_fits(space: SearchSpace) -> str | None:
 _KIND = {FloatParam: "float", IntParam: "int", CategoricalParam: "categorical"}
 
 
+def found_at(space: SearchSpace) -> Path | None:
+    """The file of the found model that serves ``space`` (as ``"auto"`` resolves it), else ``None``."""
+    return _search_at(space, "the space")[1]
+
+
 def _search(space: SearchSpace, what: str) -> tuple[MetaModel | None, str | None]:
     """The first found model that serves ``space``, else why the first that fits its parameters does not."""
+    fitted, _, unserved = _search_at(space, what)
+    return fitted, unserved
+
+
+def _search_at(space: SearchSpace, what: str) -> tuple[MetaModel | None, Path | None, str | None]:
+    """:func:`_search`, with the file of the model found."""
     if any(p.when is not None for p in space.params):
-        return None, None
+        return None, None, None
     unserved = None
     for path in model_paths():
         loaded = _found(*_version(path))
@@ -165,10 +177,10 @@ def _search(space: SearchSpace, what: str) -> tuple[MetaModel | None, str | None
                 path,
                 fitted.n_tasks,
             )
-            return fitted, None
+            return fitted, path, None
         if unserved is None and loaded is not None and _same_parameters(loaded.space, space):
             unserved = _no_candidate_inside(str(path), loaded, space, what)
-    return None, unserved
+    return None, None, unserved
 
 
 def _named(model: str, path: Path, space: SearchSpace) -> MetaModel:

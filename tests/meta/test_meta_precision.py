@@ -96,7 +96,7 @@ def test_one_past_task_gives_no_spread(tmp_path: Path, capsys: pytest.CaptureFix
     main(["suggest", str(path), "-k", "2"])
     printed = capsys.readouterr().out
     assert "± n/a (1 past task)" in printed and "± 0.00" not in printed
-    assert printed.startswith("meta-model: 1 past task, "), printed.splitlines()[0]
+    assert printed.startswith("meta-model past.npz: 1 past task, "), printed.splitlines()[0]
     main(["suggest", str(path), "-k", "2", "--json"])
     shown = json.loads(capsys.readouterr().out)
     assert [p["uncertainty"] for p in shown] == [None, None]

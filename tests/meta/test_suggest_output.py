@@ -108,3 +108,18 @@ def test_suggest_without_a_model_says_what_keeps_the_nearest_out_and_how_to_give
         f"`autotweak meta fit --space {path} ...` (docs/histories.md), then name it with --model or "
         "sampler.args.model."
     )
+
+
+def test_suggest_names_the_file_its_model_comes_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = suggest_spec(tmp_path, 2)  # the spec names past.npz
+    (tmp_path / "lab.meta.npz").write_bytes((tmp_path / "past.npz").read_bytes())
+    main(["suggest", str(path), "-k", "1", "--model", str(tmp_path / "lab.meta.npz")])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("meta-model lab.meta.npz: 2 past tasks, "), first
+    hgb = tmp_path / "hgb.yaml"
+    hgb.write_text(yaml.safe_dump(base_spec(tweaks={"extends": "hgb"}, base={})))
+    main(["suggest", str(hgb), "-k", "1"])  # the shipped model, found
+    first = capsys.readouterr().out.splitlines()[0]
+    assert re.match(r"meta-model hgb\.meta\.npz: \d+ past tasks, \d+ candidates$", first), first
