@@ -75,6 +75,14 @@ class StudyResult:
     workers_replaced: int = 0
     first_failure: tuple[int, str] | None = None
 
+    def __repr__(self) -> str:
+        """The study's line (see :meth:`StudySummary.line`) and the trials this call ran (``ran 10``).
+
+        The full config and where the records are stay in their fields (:attr:`best_config`,
+        :attr:`study_run_id`).
+        """
+        return f"StudyResult({self.summary.line(self.stop_reasons)}; ran {self.trials_run})"
+
     @property
     def best_value(self) -> float | None:
         """The best value found."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -10,6 +11,8 @@ __all__ = ["RECONCILED_TAG", "StudyInfo", "StudySummary", "TrialRecord", "TrialS
 # A trial record's tag, "true": written from Optuna's trial, not by its worker; dropped once the
 # trial's own close lands on it after all (a late opening, a write that waited out retries).
 RECONCILED_TAG = "autotweak.reconciled"
+
+_SAID_STATE = {"waiting": "queued"}  # as `autotweak status` and optimize's stop line say it
 
 TrialState = Literal["complete", "pruned", "failed", "preempted", "interrupted", "running"]
 
@@ -72,3 +75,24 @@ class StudySummary:
     base_value: float | None
     compute: float
     interrupted: bool = False
+
+    def line(self, stop_reasons: Sequence[str] = ()) -> str:
+        """The study in one line, as ``autotweak optimize`` ends: counts by state, best and base.
+
+        Example:
+            >>> s = StudySummary("wine", {"complete": 8, "pruned": 2, "failed": 0}, 5, 0.97, {}, None, 9.0)
+            >>> s.line(["trials"])
+            "study 'wine' stopped (trials): 8 complete, 2 pruned; best 0.97 (trial 5)"
+        """
+        said = ", ".join(f"{n} {_SAID_STATE.get(state, state)}" for state, n in self.counts.items() if n)
+        reasons = sorted(set(stop_reasons)) or (["interrupted"] if self.interrupted else [])
+        stopped = f" stopped ({', '.join(reasons)})" if reasons else ""
+        best = "no trial completed"
+        if self.best_value is not None:
+            best = f"best {self.best_value:.6g} (trial {self.best_number})"
+        base = "" if self.base_value is None else f", base config {self.base_value:.6g}"
+        return f"study {self.study_name!r}{stopped}: {said or 'no trials'}; {best}{base}"
+
+    def __repr__(self) -> str:
+        """:meth:`line`, not every field: the best trial's params are in :attr:`best_params`."""
+        return f"StudySummary({self.line()})"
