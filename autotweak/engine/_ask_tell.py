@@ -19,12 +19,12 @@ from autotweak._quiet import quiet_optuna
 from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
 from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
 from autotweak.engine._loop import FAIL_FAST, FailFast
+from autotweak.engine._lost_retries import worker_sweeper
 from autotweak.engine._none_completed import say_if_none_completed
 from autotweak.engine._opening import drop_new_study
 from autotweak.engine._optimize import _close, _result_of
 from autotweak.engine._prepare import Prepared, as_experiment, prepare
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession
-from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._steps import StepsCheck
 from autotweak.engine._told import check_told, interrupt, still_open, told_outcome
 from autotweak.engine._trial import Trial
@@ -129,7 +129,7 @@ class Study:
             pruner=build_pruner(experiment.pruner, experiment.metric),
         )
         self._session = TrialSession(ctx, self._study, tracker, seed)  # the seed the sampler draws from
-        self._sweep = StaleSweeper(self._study, experiment.execution.heartbeat_interval)
+        self._sweep = worker_sweeper(self._study, tracker, ctx.storage_url, experiment.execution)
         self._steps_check = StepsCheck(  # reports that disagree with metric.steps, said once per study
             self._prepared.experiment,
             self._study,

@@ -23,10 +23,10 @@ import optuna
 from autotweak._quiet import quiet_optuna
 from autotweak._validation import score_of
 from autotweak.engine._budget import BudgetView, ask_lock, open_ask_lock, sampler_exhausted
+from autotweak.engine._lost_retries import worker_sweeper
 from autotweak.engine._preemption import NoticeWatcher, TrialPreempted
 from autotweak.engine._retries import INTERRUPTED_FAILURE, ask_reclaimable, mark_interrupted
 from autotweak.engine._session import REQUEUED, Outcome, TrialSession, WorkerContext
-from autotweak.engine._stale import StaleSweeper
 from autotweak.engine._steps import StepsCheck
 from autotweak.engine._trial import Trial, TrialPruned
 from autotweak.engine._unreachable import StorageUnreachableError, heartbeat, retrying
@@ -161,7 +161,7 @@ class _Loop:
         self.watcher = watcher
         self.writer = writer
         self.session = TrialSession(ctx, study, tracker, seed, notice=watcher.notice.is_set)
-        self.sweep = StaleSweeper(study, ctx.experiment.execution.heartbeat_interval)
+        self.sweep = worker_sweeper(study, tracker, ctx.storage_url, ctx.experiment.execution)
         self.on_trial: Callable[[int], None] | None = None
         self.fail_fast = FailFast()
         self.requeued_dropped = 0  # records of trials queued again that the tracker did not take (down)

@@ -5,21 +5,35 @@ queues it to run again. Killed in between (SIGKILL at the end of a terminated in
 shutdown, the OOM killer), it leaves a trial stopped through no fault of its own and no
 retry: :func:`queue_lost_retries` queues it, as the worker would have, when the study
 opens or closes (with the grace period: see :mod:`autotweak.engine._reconcile`).
+
+A trial that the stale-trial sweep, or a dead worker process's watcher, marked to run again
+and failed, and whose process died before it queued the retry, would wait for the next
+opening so: a worker's periodic sweep queues it (:func:`queue_marked_retries`).
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak.engine._budget import ask_lock
 from autotweak.engine._reconcile import finished_before
 from autotweak.engine._retries import attempt_left, requeue
+from autotweak.engine._stale import StaleSweeper
+from autotweak.engine._storage import rdb_backend
 from autotweak.engine._study import ATTR, state_of
+from autotweak.spec import Execution
 from autotweak.tracking import BaseTracker
 
-__all__ = ["queue_lost_retries", "unqueued"]
+__all__ = ["queue_lost_retries", "queue_marked_retries", "unqueued", "worker_sweeper"]
 
 _log = logging.getLogger(__name__)
 
@@ -40,6 +54,84 @@ def queue_lost_retries(study: optuna.Study, tracker: BaseTracker, *, settle: flo
     """
     trials = study.get_trials(deepcopy=False)
     lost = unqueued(trials, max_retries, among=finished_before(trials, settle))
+    return _queue(study, tracker, lost, max_retries)
+
+
+def queue_marked_retries(
+    study: optuna.Study,
+    tracker: BaseTracker,
+    *,
+    settle: float,
+    max_retries: int,
+    lock: Callable[[], AbstractContextManager[None]],
+) -> int:
+    """Queue the trials marked to run again that failed at least ``settle`` seconds ago with no retry.
+
+    The process that failed one was killed before it queued its retry (a worker in its
+    stale-trial sweep, the process watching a dead worker process). One query finds them
+    (on an RDB storage; on others, whose trials one process runs, none is looked for); the
+    retries are queued under ``lock`` (the study's ask lock), after looking again, so that
+    workers sweeping at once queue one retry each. ``settle``: as for
+    :func:`queue_lost_retries`, the time a live process has had to queue its own.
+    """
+    backend = rdb_backend(study._storage)
+    if backend is None or not _marked_unqueued(backend, study._study_id, settle):
+        return 0
+    with lock():
+        trials = study.get_trials(deepcopy=False)
+        marked = [t for t in finished_before(trials, settle) if t.user_attrs.get(ATTR.RUNS_AGAIN)]
+        return _queue(study, tracker, unqueued(trials, max_retries, among=marked), max_retries)
+
+
+def worker_sweeper(
+    study: optuna.Study, tracker: BaseTracker, storage_url: str, execution: Execution
+) -> StaleSweeper:
+    """The periodic sweep of a process that runs trials: stale trials failed, then marked retries queued.
+
+    Once per heartbeat interval (see :class:`~autotweak.engine._stale.StaleSweeper` and
+    :func:`queue_marked_retries`, under the study's ask lock on ``storage_url``).
+    """
+
+    def queue_marked() -> int:
+        return queue_marked_retries(
+            study,
+            tracker,
+            settle=execution.grace_period,
+            max_retries=execution.max_retries,
+            lock=lambda: ask_lock(storage_url, study.study_name),
+        )
+
+    return StaleSweeper(study, execution.heartbeat_interval, then=queue_marked)
+
+
+_MARKED_UNQUEUED_SQL = sqlalchemy.text("""
+SELECT 1 FROM trials t
+JOIN trial_user_attributes m ON m.trial_id = t.trial_id AND m.key = :mark AND m.value_json = :yes
+WHERE t.study_id = :study_id AND t.state = 'FAIL' AND t.datetime_complete <= :cutoff
+  AND NOT EXISTS (
+    SELECT 1 FROM trials r JOIN trial_user_attributes a ON a.trial_id = r.trial_id
+    WHERE r.study_id = :study_id AND a.key = :retry_of AND a.value_json = CAST(t.number AS VARCHAR)
+  )
+LIMIT 1
+""").bindparams(sqlalchemy.bindparam("cutoff", type_=sqlalchemy.DateTime))
+
+
+def _marked_unqueued(storage: RDBStorage, study_id: int, settle: float) -> bool:
+    """Whether any failed trial of the study, marked to run again ``settle`` seconds ago, has no retry."""
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=settle)  # Optuna's clock, as it stores it
+    params = {
+        "mark": ATTR.RUNS_AGAIN,
+        "yes": json.dumps(True),
+        "retry_of": ATTR.RETRY_OF,
+        "study_id": study_id,
+        "cutoff": cutoff,
+    }
+    with storage.engine.connect() as conn:
+        return conn.execute(_MARKED_UNQUEUED_SQL, params).first() is not None
+
+
+def _queue(study: optuna.Study, tracker: BaseTracker, lost: list[FrozenTrial], max_retries: int) -> int:
+    """Queue the ``lost`` trials again, each from the checkpoint its killed worker kept; how many."""
     queued = [
         t.number
         for t in lost

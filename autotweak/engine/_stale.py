@@ -165,11 +165,16 @@ class StaleSweeper:
     running trials would wait forever. A trial this sweeper sees without a heartbeat for
     the storage's whole grace period, on its own clock, is failed like a stale one (the
     stale-trial callback runs, so it is recorded and retried).
+
+    ``then``, if given, runs after each sweep: a worker queues there the retries that a
+    process killed in its own sweep left unqueued (see
+    :func:`~autotweak.engine._lost_retries.queue_marked_retries`).
     """
 
-    def __init__(self, study: optuna.Study, every: float) -> None:
+    def __init__(self, study: optuna.Study, every: float, then: Callable[[], object] | None = None) -> None:
         self.study = study
         self.every = every
+        self.then = then
         self._last = float("-inf")
         self._unbeating: dict[int, float] = {}
 
@@ -178,6 +183,8 @@ class StaleSweeper:
         if now - self._last >= self.every:
             fail_stale(self.study)
             self._fail_orphans(now)
+            if self.then is not None:
+                self.then()
             self._last = now  # once it went through: a sweep cut by a dropped connection is done again
 
     def _fail_orphans(self, now: float) -> None:

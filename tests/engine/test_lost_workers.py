@@ -5,7 +5,12 @@ What the progress count (``done k/N``) says around that sweep, and what runs aga
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import functools
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -16,16 +21,29 @@ import autotweak
 import autotweak.engine._worker
 from autotweak._locations import resolve_storage_url
 from autotweak._quiet import quiet_optuna
-from autotweak.engine._lost_retries import queue_lost_retries
+from autotweak.engine._budget import ask_lock
+from autotweak.engine._lost_retries import queue_lost_retries, queue_marked_retries
 from autotweak.engine._stale import LOST_WORKER, _fail_lost, fail_stale
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR, create_study, state_of
-from autotweak.engine._worker import make_stale_handler
+from autotweak.engine._worker import WorkerContext, make_stale_handler, run_worker
+from autotweak.testing.services import Postgres
 from autotweak.tracking import NullTracker
 from tests.engine.counts import count_around_requeue, done
-from tests.helpers import load, mlflow_runs
+from tests.helpers import drop_studies, load, mlflow_runs
 
 LOST = {"workers": 1, "heartbeat_interval": 1, "grace_period": 2, "max_retries": 1}
+
+
+@pytest.fixture
+def pg_url(pg: Postgres) -> Iterator[str]:
+    """The Optuna database; the studies a test made there are deleted after it."""
+    url = pg.url("optuna")
+    yield url
+    drop_studies(pg, url)
+
+
+lock_free = contextlib.nullcontext
 
 
 def _lose(study: optuna.Study, attempt: int) -> int:
@@ -131,3 +149,53 @@ def test_a_trial_the_sweep_failed_while_its_frozen_worker_slept_is_recorded_with
     (run,) = mlflow_runs(mlflow_client, "woken").children.values()
     assert (run.info.status, run.data.tags["autotweak.state"]) == ("FAILED", "failed")
     assert run.data.tags["autotweak.failure"] == LOST_WORKER
+
+
+def _killed_in_its_sweep(exp: Any, url: str) -> tuple[optuna.Study, int]:
+    """A study whose lost trial a sweeper failed, marked to run again, and was killed before queueing it."""
+    storage = make_storage(url, heartbeat_interval=1, grace_period=2)
+    study = create_study(exp, storage)
+    lost = _lose(study, attempt=1)
+    trial_id = study.trials[lost]._trial_id
+    storage.set_trial_user_attr(trial_id, ATTR.FAILURE, LOST_WORKER)
+    storage.set_trial_user_attr(trial_id, ATTR.RUNS_AGAIN, True)
+    storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    time.sleep(2.5)  # past the grace period, in which its sweeper would have queued it
+    return study, lost
+
+
+def test_a_marked_trial_whose_sweeper_was_killed_before_queueing_it_runs_again_in_a_live_workers_sweep(
+    home, make_experiment
+):
+    """With no opening or close to come, a worker's periodic sweep queues the retry: not left for a resume.
+
+    The killed sweeper's trial was failed and marked to run again; a worker asking for the
+    study's last trial ran a new config in its place (done 2/2 with the lost one never run).
+    """
+    url = f"sqlite:///{home / 'optuna.db'}"
+    exp = make_experiment(name="unqueued", storage=url, budget={"trials": 2}, execution=LOST)
+    _, lost = _killed_in_its_sweep(exp, url)
+    ctx = WorkerContext(experiment=exp, storage_url=url, tracking_uri=None, study_run_id=None, home=str(home))
+    run_worker(ctx)
+    retries = [t for t in load(exp).trials if t.user_attrs.get(ATTR.RETRY_OF) == lost]
+    assert [t.state for t in retries] == [TrialState.COMPLETE], "run again once, by the worker"
+    assert done(load(exp), exp) == 2
+
+
+def test_workers_sweeping_at_once_queue_one_retry_of_a_marked_trial(home, make_experiment, pg_url):
+    """Each looks again under the ask lock: the second finds the first's retry."""
+    exp = make_experiment(name="unqueued-pg", storage=pg_url, execution=LOST)
+    study, lost = _killed_in_its_sweep(exp, pg_url)
+    barrier = threading.Barrier(2)
+
+    def sweep() -> int:
+        barrier.wait()
+        lock = functools.partial(ask_lock, pg_url, exp.name)
+        return queue_marked_retries(study, NullTracker(), settle=2.0, max_retries=1, lock=lock)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        queued = sorted(pool.map(lambda _: sweep(), range(2)))
+    assert queued == [0, 1]
+    retries = [t for t in study.get_trials() if t.user_attrs.get(ATTR.RETRY_OF) == lost]
+    assert [t.state for t in retries] == [TrialState.WAITING]
+    assert queue_marked_retries(study, NullTracker(), settle=2.0, max_retries=1, lock=lock_free) == 0
