@@ -17,7 +17,7 @@ import optuna
 
 from autotweak._quiet import quiet_optuna
 from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
-from autotweak.engine._budget import BudgetView, ask_lock, sampler_exhausted
+from autotweak.engine._budget import BudgetView, ask_lock, close_connections, sampler_exhausted
 from autotweak.engine._loop import FAIL_FAST, FailFast
 from autotweak.engine._lost_retries import worker_sweeper
 from autotweak.engine._none_completed import say_if_none_completed
@@ -344,6 +344,7 @@ class Study:
                     )
             finally:
                 self._prepared.tracker.close()
+                close_connections(self._storage, self._prepared.context.storage_url)
                 self._sigterm.close()
                 atexit.unregister(self._at_exit)
         return self.summary

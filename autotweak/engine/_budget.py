@@ -13,15 +13,16 @@ from dataclasses import dataclass
 
 import optuna
 import sqlalchemy
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._locations import sqlite_path
-from autotweak.engine._storage import rdb_backend
+from autotweak.engine._storage import close_storage, rdb_backend
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import search_trials, study_compute
 from autotweak.spec import Budget
 
-__all__ = ["BudgetView", "ask_lock", "open_ask_lock", "sampler_exhausted"]
+__all__ = ["BudgetView", "ask_lock", "close_connections", "open_ask_lock", "sampler_exhausted"]
 
 _log = logging.getLogger(__name__)
 
@@ -104,6 +105,16 @@ def ask_lock(storage_url: str, study_name: str) -> Iterator[None]:
                 conn.commit()
     else:
         yield
+
+
+def close_connections(storage: BaseStorage, storage_url: str) -> None:
+    """Close this process's connections to ``storage`` (at ``storage_url``): its pool's and the ask lock's.
+
+    Used again, each reconnects; see :func:`~autotweak.engine._storage.close_storage`.
+    """
+    close_storage(storage)
+    if storage_url.startswith("postgresql"):
+        _lock_engine(storage_url).dispose()
 
 
 def open_ask_lock(storage_url: str) -> None:

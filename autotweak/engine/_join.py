@@ -7,6 +7,8 @@ import os
 import time
 from collections.abc import Callable
 
+from optuna.storages import BaseStorage
+
 from autotweak._locations import (
     check_storage_exists,
     default_home,
@@ -14,6 +16,7 @@ from autotweak._locations import (
     resolve_tracking_uri,
     storage_url_of,
 )
+from autotweak.engine._budget import close_connections
 from autotweak.engine._crashed import CrashSettler
 from autotweak.engine._executors import ProcessExecutor, WorkerCrashError, executor_for
 from autotweak.engine._main_script import check_not_starting_worker
@@ -84,6 +87,35 @@ def join(
         opened = make_storage(url)
     else:
         opened = retrying(lambda: make_storage(url), "opening the storage", store=url)
+    try:
+        return _join_with(
+            opened,
+            url,
+            study_name,
+            tracking_uri=tracking_uri,
+            workers=workers,
+            wall_time=wall_time,
+            session=session,
+            on_ready=on_ready,
+            supervise=supervise,
+        )
+    finally:  # a script that joins studies in turn holds no connection for those done
+        close_connections(opened, url)
+
+
+def _join_with(
+    opened: BaseStorage,
+    url: str,
+    study_name: str,
+    *,
+    tracking_uri: str | None,
+    workers: int,
+    wall_time: float | None,
+    session: str | None,
+    on_ready: Callable[[], None] | None,
+    supervise: bool,
+) -> list[WorkerResult]:
+    """:func:`join` on the storage ``opened`` (at ``url``)."""
     study = retrying(lambda: load_study(study_name, opened), "loading the study", store=url)
     spec = study.user_attrs.get(ATTR.SPEC)
     if not spec:

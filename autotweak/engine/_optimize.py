@@ -10,7 +10,7 @@ from typing import Any
 
 from autotweak._locations import storage_url_of
 from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
-from autotweak.engine._budget import BudgetView
+from autotweak.engine._budget import BudgetView, close_connections
 from autotweak.engine._crashed import CrashSettler, settle_crashed_workers
 from autotweak.engine._executors import BaseExecutor, ProcessExecutor, WorkerCrashError
 from autotweak.engine._lost_records import records_dropped
@@ -177,6 +177,7 @@ def _run(
         return _run_study(prepared, objective, runner, on_progress)
     finally:
         prepared.tracker.close()  # its helper process and connections, also in a notebook that goes on
+        close_connections(prepared.storage, prepared.context.storage_url)
 
 
 def _run_study(

@@ -23,7 +23,7 @@ from autotweak._validation import Where
 from autotweak.engine._executors import BaseExecutor, executor_for
 from autotweak.engine._main_script import check_not_starting_worker
 from autotweak.engine._opening import drop_new_study, open_records
-from autotweak.engine._storage import make_storage, rdb_backend
+from autotweak.engine._storage import close_storage, make_storage
 from autotweak.engine._study import load_study
 from autotweak.engine._study_sessions import ASK_TELL, open_session, record_session
 from autotweak.engine._unreachable import retrying
@@ -139,9 +139,7 @@ def check_study_exists(experiment: Experiment) -> None:
     try:
         retrying(lambda: load_study(experiment.name, storage), "loading the study", store=url)
     finally:
-        backend = rdb_backend(storage)
-        if backend is not None:
-            backend.engine.dispose()
+        close_storage(storage)
 
 
 def as_experiment(

@@ -22,6 +22,7 @@ from autotweak._quiet import quiet_optuna
 from autotweak.engine._contact import CONTACT
 
 __all__ = [
+    "close_storage",
     "CONNECT_TIMEOUT",
     "make_storage",
     "rdb_backend",
@@ -145,6 +146,17 @@ def read_storage(url: str) -> BaseStorage:
     if not timeouts:
         return optuna.storages.get_storage(url)
     return optuna.storages.get_storage(RDBStorage(url, engine_kwargs={"connect_args": timeouts}))
+
+
+def close_storage(storage: BaseStorage) -> None:
+    """Close the connections that ``storage``'s pool holds (an RDB storage's); used again, it reconnects.
+
+    On PostgreSQL each counts to ``max_connections`` until the process ends: a script that
+    runs studies one after another would hold those of every one.
+    """
+    backend = rdb_backend(storage)
+    if backend is not None:
+        backend.engine.dispose()
 
 
 def rdb_backend(storage: BaseStorage) -> RDBStorage | None:

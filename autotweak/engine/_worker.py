@@ -27,7 +27,7 @@ from autotweak.engine._preemption import NoticeWatcher, imds_endpoint, imds_inte
 from autotweak.engine._retries import requeue
 from autotweak.engine._session import WorkerContext
 from autotweak.engine._stale import LOST_WORKER, RetryingStaleHandler
-from autotweak.engine._storage import make_storage
+from autotweak.engine._storage import close_storage, make_storage
 from autotweak.engine._study import ATTR
 from autotweak.engine._trial import Trial
 from autotweak.engine._unreachable import retrying
@@ -132,6 +132,20 @@ def _run_with(
         "opening the storage",
         store=url,
     )
+    try:
+        return _run_on(ctx, objective, tracker, storage, on_trial)
+    finally:  # a worker run in a script's own process holds no connection once it is done
+        close_storage(storage)
+
+
+def _run_on(
+    ctx: WorkerContext,
+    objective: Callable[..., Any],
+    tracker: BaseTracker,
+    storage: BaseStorage,
+    on_trial: Callable[[int], None] | None,
+) -> WorkerResult:
+    experiment, url = ctx.experiment, ctx.storage_url
     seed = retrying(
         lambda: session_seed(storage, url, experiment.name, experiment.seed, ctx.worker_index),
         "claiming a sampler seed",

@@ -6,7 +6,9 @@ import functools
 import os
 from collections.abc import Iterator
 
+import optuna
 import pytest
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 import autotweak
@@ -78,3 +80,50 @@ def test_optimize_settles_dead_worker_processes_on_its_one_storage_connection(
     counted = [t.value for t in load(exp).trials if t.state == TrialState.COMPLETE]
     assert len(counted) == 6, "the budget is spent, the exited trials' retries too"
     assert held and max(counted) <= held[0], f"{held[0]} connection(s) as the workers started, then {counted}"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.timeout(240)
+def test_join_returns_the_storage_connections_it_opened(home, make_experiment, pg, pg_url, workers):
+    """A script that joins studies one after another holds no more PostgreSQL connections for it.
+
+    Each ``join`` left its storage's pool (and, with one worker run in this process, that
+    worker's) open to the end of the process: on PostgreSQL, connections against
+    ``max_connections`` held by a process that runs no trial.
+    """
+    exp = make_experiment(
+        name=f"join-returns-{workers}", storage=pg_url, budget={"trials": 2}, execution={"workers": workers}
+    )
+    made = make_storage(pg_url)
+    assert isinstance(made, RDBStorage)
+    create_study(exp, made)
+    made.engine.dispose()
+    connections = functools.partial(tcp_connections, os.getpid(), pg.port)
+    before = connections()
+    results = join(exp.name, storage=pg_url, workers=workers)
+    assert sum(r.trials for r in results) == 2
+    assert connections() == before, "join closed what it opened"
+    optuna.create_study(study_name=f"plain-{workers}", storage=made)  # no spec: join refuses it
+    made.engine.dispose()
+    with pytest.raises(autotweak.AutotweakError, match="not created by autotweak"):
+        join(f"plain-{workers}", storage=pg_url, workers=workers)
+    assert connections() == before, "also when it fails"
+
+
+@pytest.mark.timeout(240)
+def test_optimize_and_an_ask_tell_study_return_the_storage_connections_they_opened(
+    home, make_experiment, pg, pg_url
+):
+    """As ``join`` does: a notebook that runs studies one after another holds no connection for them."""
+    connections = functools.partial(tcp_connections, os.getpid(), pg.port)
+    before = connections()
+    result = autotweak.optimize(
+        make_experiment(name="optimize-returns", storage=pg_url, budget={"trials": 2})
+    )
+    assert result.trials_run == 2
+    assert connections() == before, "optimize closed what it opened"
+    with autotweak.Study(make_experiment(name="ask-tell-returns", storage=pg_url)) as study:
+        trial = study.ask()
+        assert trial is not None
+        study.tell(trial, 1.0)
+    assert connections() == before, "the study's close closed what it opened"
