@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,9 +43,8 @@ def said_at_the_end() -> Iterator[None]:
     """Drop the engine's warnings of a study none of whose trials completed: the CLI says it once, at the end.
 
     A study whose every trial failed was said twice: the engine's warning with the first
-    failure, then the CLI's error; :func:`none_completed` says all of both. The engine's
-    warning of trials all preempted named a plain ``autotweak resume``, which runs nothing
-    when they spent the budget; the CLI's error names the ``--trials`` that runs them again.
+    failure, then the CLI's error; :func:`none_completed` says all of both, with the resume
+    command of this CLI's options (``--executor``).
     """
 
     def keep(record: logging.LogRecord) -> bool:
@@ -103,19 +103,10 @@ def none_completed(result: StudyResult, options: dict[str, Any]) -> str:
 
 def _go_on(result: StudyResult, options: dict[str, Any]) -> tuple[str, str]:
     """Why a plain resume would run nothing (``""``: it would run trials), and the command that runs more."""
-    name = result.study_name
-    if "trials" in result.stop_reasons and result.trials_counted:
-        return (
-            f" (its {result.trials_counted} trial(s) spent its budget; --trials is the study's total)",
-            f"{resume_command(name, options)} --trials {2 * result.trials_counted}",
-        )
-    if "compute" in result.stop_reasons:
-        return (
-            f" (its trials spent its compute budget: raise 'budget.compute' in the spec file and resume "
-            f"from that file; the study is '{name}')",
-            resume_command("SPEC.yaml", options),
-        )
-    return "", resume_command(name, options)
+    from autotweak.engine._none_completed import go_on
+
+    command = functools.partial(resume_command, options=options)
+    return go_on(result.study_name, result.stop_reasons, result.trials_counted, command)
 
 
 def _what_ended(name: str, failed: int, lost: int) -> str:

@@ -8,6 +8,7 @@ the result itself (with its own resume command), drops the warning: a record mar
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import optuna
 
@@ -16,7 +17,7 @@ from autotweak.engine._study import ATTR, state_of
 from autotweak.engine._worker import WorkerResult
 from autotweak.tracking import StudySummary
 
-__all__ = ["IN_RESULT", "RESUME", "first_failure", "say_if_none_completed", "workers_stopped"]
+__all__ = ["IN_RESULT", "RESUME", "first_failure", "go_on", "say_if_none_completed", "workers_stopped"]
 
 _log = logging.getLogger(__name__)
 
@@ -34,6 +35,33 @@ def first_failure(study: optuna.Study) -> tuple[int, str] | None:
     return first.number, reason
 
 
+def go_on(
+    name: str, stop_reasons: list[str], trials_counted: int, command: Callable[[str], str]
+) -> tuple[str, str]:
+    """Why a plain resume of study ``name`` runs nothing (``""``: it runs trials), and the one that runs more.
+
+    A study whose trials spent ``budget.trials`` (``trials_counted`` of them) runs more with
+    ``--trials`` (the study's total); one that spent ``budget.compute``, from a spec file
+    that raises it. ``command`` gives the resume command of a study name or a spec file.
+
+    Example:
+        >>> go_on("wine", ["trials"], 2, lambda study: f"autotweak resume {study}")[1]
+        'autotweak resume wine --trials 4'
+    """
+    if "trials" in stop_reasons and trials_counted:
+        return (
+            f" (its {trials_counted} trial(s) spent its budget; --trials is the study's total)",
+            f"{command(name)} --trials {2 * trials_counted}",
+        )
+    if "compute" in stop_reasons:
+        return (
+            f" (its trials spent its compute budget: raise 'budget.compute' in the spec file and resume "
+            f"from that file; the study is '{name}')",
+            command("SPEC.yaml"),
+        )
+    return "", command(name)
+
+
 def workers_stopped(results: list[WorkerResult]) -> str:
     """How many of ``optimize``'s workers stopped on failures alone (``""``: none), as the warning says it."""
     fail_fast = sum(r.stop_reason == FAIL_FAST_REASON for r in results)
@@ -46,7 +74,8 @@ def say_if_none_completed(
     *,
     stopped: str = "",
     fix: str = "the objective",
-    resume: str = RESUME,
+    resume: str | None = None,
+    spent: str = "",
 ) -> tuple[int, str] | None:
     """Warn of a study whose trials all failed: ``optimize`` returns, with nothing found.
 
@@ -54,13 +83,15 @@ def say_if_none_completed(
     names the first failure: usually a broken objective, which every trial repeats. Trials
     whose machines went away (preempted) are no failure of the objective: they are said
     apart, and alone they ask for a resume, not a fix. The ask/tell ``Study`` names its
-    own ``fix`` (the training loop) and ``resume`` (``{name}``: the study's name), and says
-    its fail-fast stop as its user reads it (``stopped``: what stopped on failures alone).
+    own ``fix`` (the training loop) and ``resume`` (else :data:`RESUME`), and says its
+    fail-fast stop as its user reads it (``stopped``: what stopped on failures alone).
+    ``spent`` says why a plain resume would run nothing, and ``resume`` then names the one
+    that runs more (see :func:`go_on`).
 
     Returns:
         The first failure (see :func:`first_failure`) when the warning named one, else ``None``.
     """
-    resume = resume.format(name=study.study_name)
+    resume = RESUME.format(name=study.study_name) if resume is None else resume
     counts = summary.counts
     if counts["complete"] or counts["pruned"]:
         return None
@@ -72,21 +103,23 @@ def say_if_none_completed(
     if first is None:
         if preempted:
             _log.warning(
-                "study '%s': no trial completed%s; resume the study to run them again: %s",
+                "study '%s': no trial completed%s; resume the study to run them again%s: %s",
                 study.study_name,
                 lost,
+                spent,
                 resume,
             )
         return None
     _log.warning(
         "study '%s': no trial completed, %d failed%s%s; the first, trial %d, failed with: %s. Fix %s, "
-        "then resume the study: %s",
+        "then resume the study%s: %s",
         study.study_name,
         counts["failed"],
         f" ({stopped})" if stopped else "",
         lost,
         *first,
         fix,
+        spent,
         resume,
         extra={IN_RESULT: True},
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import optuna
 
 from autotweak._locations import storage_url_of
 from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
@@ -15,7 +18,7 @@ from autotweak.engine._crashed import CrashSettler, settle_crashed_workers
 from autotweak.engine._executors import BaseExecutor, ProcessExecutor, WorkerCrashError
 from autotweak.engine._lost_records import records_dropped
 from autotweak.engine._monitor import Monitor, Progress
-from autotweak.engine._none_completed import say_if_none_completed, workers_stopped
+from autotweak.engine._none_completed import go_on, say_if_none_completed, workers_stopped
 from autotweak.engine._opening import catch_up
 from autotweak.engine._outage import OutageNotice, note_outage
 from autotweak.engine._prepare import Prepared, _runner, as_experiment, check_study_exists, prepare
@@ -26,6 +29,7 @@ from autotweak.engine._study_sessions import record_session
 from autotweak.engine._summary import summarize
 from autotweak.engine._trial import MODEL_ATTR
 from autotweak.engine._unreachable import retrying
+from autotweak.engine._worker import WorkerResult
 from autotweak.exceptions import AutotweakError, StudyInterrupted
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, NullTracker, StudySummary
@@ -209,9 +213,6 @@ def _run_study(
     interrupted = any(r.interrupted for r in results)
     dropped = None if runner.detached else sum(r.records_dropped for r in results)  # else said where they ran
     summary = _close(prepared, interrupted=interrupted, settle=settle, dropped=dropped)
-    first_failure = None
-    if not interrupted and any(r.trials for r in results):
-        first_failure = say_if_none_completed(prepared.study, summary, stopped=workers_stopped(results))
     registered = None
     recorded = prepared.unrecorded is None  # else registering would wait minutes on the same server
     if experiment.register_model and prepared.context.tracking_uri and not interrupted and recorded:
@@ -227,11 +228,32 @@ def _run_study(
         trials_run=sum(r.trials for r in results),
         registered_model=registered,
         workers_replaced=sum(r.replaced for r in results),
-        first_failure=first_failure,
     )
+    if not interrupted and any(r.trials for r in results):
+        result = dataclasses.replace(
+            result, first_failure=_say_if_none_completed(prepared.study, result, results)
+        )
     if interrupted:
         raise StudyInterrupted(result)
     return result
+
+
+def _say_if_none_completed(
+    study: optuna.Study, result: StudyResult, results: list[WorkerResult]
+) -> tuple[int, str] | None:
+    """Warn of a study none of whose trials completed, naming the resume that runs them again.
+
+    A plain resume runs nothing once their trials spent the budget: the warning names the
+    ``--trials`` that does, as the CLI's error does (see
+    :func:`~autotweak.engine._none_completed.go_on`).
+    """
+    spent, command = go_on(
+        result.study_name, result.stop_reasons, result.trials_counted, lambda name: f"autotweak resume {name}"
+    )
+    resume = f"`{command}`" if spent else None  # else optimize(..., resume=True) runs them too
+    return say_if_none_completed(
+        study, result.summary, stopped=workers_stopped(results), resume=resume, spent=spent
+    )
 
 
 def _result_of(

@@ -606,6 +606,21 @@ def test_a_worker_whose_first_trials_all_fail_stops_instead_of_spending_the_budg
     assert result.first_failure == (0, "FileNotFoundError: data/train.csv"), "the CLI says it from the result"
 
 
+def test_a_study_whose_failed_trials_spent_its_budget_is_told_the_resume_that_runs_more(
+    home, make_experiment, caplog
+):
+    """A plain ``autotweak resume`` runs nothing then: the warning names the CLI error's ``--trials``."""
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        result = autotweak.optimize(make_experiment(objective=broken, budget={"trials": 2}), track=False)
+    assert (result.stop_reasons, result.trials_counted) == (["trials"], 2)
+    said = [r.getMessage() for r in caplog.records if "no trial completed" in r.getMessage()]
+    assert said == [
+        "study 'study': no trial completed, 2 failed; the first, trial 0, failed with: FileNotFoundError: "
+        "data/train.csv. Fix the objective, then resume the study (its 2 trial(s) spent its budget; "
+        "--trials is the study's total): `autotweak resume study --trials 4`"
+    ]
+
+
 def broken_with_a_sentence(config: dict[str, Any]) -> float:
     raise ValueError("the loss diverged at step 3.")
 

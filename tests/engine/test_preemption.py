@@ -188,6 +188,31 @@ def test_no_trial_completed_says_the_preempted_ones_apart_from_failures(home, ma
     ]
 
 
+def test_a_study_whose_preempted_trials_spent_its_budget_is_told_the_resume_that_runs_them_again(
+    home, make_experiment, caplog
+):
+    """A plain ``autotweak resume`` runs nothing then: the warning names the ``--trials`` that does."""
+    script = home / "always.py"
+    script.write_text(PREEMPTED_ALWAYS)
+    exp = make_experiment(objective=f"{script}:train", budget={"trials": 2}, execution={"max_retries": 0})
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        result = autotweak.optimize(exp, track=False)
+    assert result.summary.counts["preempted"] == 2
+    said = [r.getMessage() for r in caplog.records if "no trial completed" in r.getMessage()]
+    assert said == [
+        "study 'study': no trial completed, 2 preempted (their machines went away; not the objective's "
+        "fault); resume the study to run them again (its 2 trial(s) spent its budget; --trials is the "
+        "study's total): `autotweak resume study --trials 4`"
+    ]
+
+
+PREEMPTED_ALWAYS = (
+    "from autotweak.engine._preemption import TrialPreempted\n\n"
+    "def train(config, trial):\n"
+    "    raise TrialPreempted('instance-action')\n"
+)
+
+
 def test_a_worker_process_killed_on_a_live_machine_fails_its_trial_which_runs_again_once(
     home, make_experiment, monkeypatch
 ):
