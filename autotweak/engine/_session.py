@@ -1,7 +1,7 @@
 """One trial's bookkeeping, shared by the worker loop and the ask/tell API.
 
 ``begin`` opens the trial's record and builds the user's handle; ``finish`` tells Optuna
-and closes the record. Nothing else writes trial state.
+(see :mod:`~autotweak.engine._outcome`) and closes the record. Nothing else writes trial state.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any, Protocol, TypeVar
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.study._tell import _tell_with_warning
 from optuna.trial import TrialState
 
 from autotweak.engine._late import open_record
+from autotweak.engine._outcome import REQUEUED, Outcome, tell_outcome
 from autotweak.engine._provenance import code_path, provenance
 from autotweak.engine._retries import attempt_left, requeue
 from autotweak.engine._study import ATTR
@@ -32,7 +32,7 @@ from autotweak.engine._writer import WriteDropped
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, NullTracker, TrialRecord, TrialStart
 
-__all__ = ["Outcome", "TrialSession", "WorkerContext", "Writes"]
+__all__ = ["REQUEUED", "Outcome", "TrialSession", "WorkerContext", "Writes"]
 
 _log = logging.getLogger(__name__)
 
@@ -58,26 +58,6 @@ class WorkerContext:
     local_workers: int = 1  # processes running trials on this machine, this one included
     deadline: float | None = None
     session: str | None = None  # the id of the session whose trials these are (see _study_sessions)
-
-
-@dataclass
-class Outcome:
-    """How a trial ended."""
-
-    state: str
-    value: float | None
-    failure: str | None = None
-    traceback: str | None = None
-
-
-_TELL_STATE = {
-    "complete": TrialState.COMPLETE,
-    "pruned": TrialState.PRUNED,
-    "failed": TrialState.FAIL,
-    "preempted": TrialState.FAIL,
-    "interrupted": TrialState.FAIL,
-}
-REQUEUED = ("preempted", "interrupted")  # outcomes whose trial is queued to run again
 
 
 class TrialSession:
@@ -190,65 +170,15 @@ class TrialSession:
         return outcome
 
     def tell(self, handle: Trial, outcome: Outcome) -> Outcome:
-        """Tell Optuna how the trial ended; a trial already failed as stale stays failed.
+        """Tell Optuna how the trial ended (see :func:`~autotweak.engine._outcome.tell_outcome`).
 
         The stamps of the curve points its record's close sends are kept on the trial first
         (:meth:`~autotweak.engine._trial.Trial.keep_close_stamps`).
-
-        A preempted trial is marked (:attr:`ATTR.PREEMPTED <autotweak.engine._study.ATTR>`)
-        before it is told, as an interrupted one is, so that it is told apart from a failure.
-
-        Optuna's ``Study.tell`` reads the trial back after writing it, to return a copy
-        that nobody here uses: one more query per trial, which is the largest cost the
-        engine adds to a bare ``study.optimize`` loop. ``_tell_with_warning`` is what
-        ``Study.tell`` and ``Study.optimize`` both call.
         """
         trial = handle.optuna_trial
-        told = _TELL_STATE[outcome.state]
         if not isinstance(self.tracker, NullTracker):  # no record, no close to land late
             handle.keep_close_stamps()
-        try:
-            if outcome.failure:
-                trial.set_user_attr(ATTR.FAILURE, outcome.failure[:2000])
-            if outcome.state == "preempted":  # told FAIL, but the objective did not fail
-                trial.set_user_attr(ATTR.PREEMPTED, True)
-                if self._runs_again(trial.number):  # its retry counts from now (see _lost_trials)
-                    trial.set_user_attr(ATTR.RUNS_AGAIN, True)
-            value = outcome.value if told == TrialState.COMPLETE else None
-            state, _, _ = _tell_with_warning(self.study, trial, value, told, skip_if_finished=True)
-        except UpdateFinishedTrialError:  # finished before this write
-            state = None
-        if state == told and (
-            told != TrialState.FAIL or outcome.state in REQUEUED or self._ours(trial, outcome)
-        ):
-            return outcome  # told now, or by an earlier attempt of this call before a broken connection
-        return self._failed_elsewhere(trial, outcome)
-
-    def _ours(self, trial: optuna.Trial, outcome: Outcome) -> bool:
-        """Whether a failed trial's failure is this worker's: a stale-trial sweep may have written its own."""
-        stored = self.study._storage.get_trial(trial._trial_id).user_attrs.get(ATTR.FAILURE)
-        return stored == (outcome.failure[:2000] if outcome.failure else None)
-
-    def _failed_elsewhere(self, trial: optuna.Trial, outcome: Outcome) -> Outcome:
-        """The outcome of a trial that another process failed while it ran, as Optuna holds it.
-
-        A stale-trial sweep (its worker frozen past the grace period, or its heartbeat
-        cut off) failed it and queued its retry; the record says the sweep's reason, as
-        Optuna and the report do, not what this worker made of it late (a complete value,
-        or the error its report raised once the trial was failed). A preempted or
-        interrupted trial so failed stays as it is told: its retry is queued once (see
-        :meth:`_requeue`).
-        """
-        stored = self.study._storage.get_trial(trial._trial_id)
-        if outcome.state in REQUEUED and stored.state == TrialState.FAIL:
-            return outcome
-        reason = (
-            stored.user_attrs.get(ATTR.FAILURE) or "finished after it was declared stale; its retry counts"
-        )
-        _log.warning(
-            "trial %d finished after another process failed it (%s); its retry counts", trial.number, reason
-        )
-        return Outcome("failed", outcome.value, reason)
+        return tell_outcome(self.study, trial, outcome, runs_again=self._runs_again(trial.number))
 
     def _runs_again(self, number: int) -> bool:
         """Whether a preempted trial will be queued again: its retries allow one more attempt.
