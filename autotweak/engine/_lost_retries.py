@@ -108,9 +108,9 @@ _MARKED_UNQUEUED_SQL = sqlalchemy.text("""
 SELECT 1 FROM trials t
 JOIN trial_user_attributes m ON m.trial_id = t.trial_id AND m.key = :mark AND m.value_json = :yes
 WHERE t.study_id = :study_id AND t.state = 'FAIL' AND t.datetime_complete <= :cutoff
-  AND NOT EXISTS (
-    SELECT 1 FROM trials r JOIN trial_user_attributes a ON a.trial_id = r.trial_id
-    WHERE r.study_id = :study_id AND a.key = :retry_of AND a.value_json = CAST(t.number AS VARCHAR)
+  AND CAST(t.number AS VARCHAR) NOT IN (
+    SELECT a.value_json FROM trials r JOIN trial_user_attributes a ON a.trial_id = r.trial_id
+    WHERE r.study_id = :study_id AND a.key = :retry_of
   )
 LIMIT 1
 """).bindparams(sqlalchemy.bindparam("cutoff", type_=sqlalchemy.DateTime))
