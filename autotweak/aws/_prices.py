@@ -8,10 +8,11 @@ closest names to a typo, the region to set for a type this one does not offer, t
 from __future__ import annotations
 
 import difflib
+import importlib
 import logging
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from autotweak.aws._errors import AwsError
 from autotweak.aws._launch_checks import refused, say_refused
 from autotweak.spec._parts import AwsSpot
 
-__all__ = ["affordable", "priced_as_money", "priced_types", "spot_prices"]
+__all__ = ["affordable", "latest_prices", "priced_as_money", "priced_types", "spot_prices"]
 
 _log = logging.getLogger(__name__)
 
@@ -31,20 +32,42 @@ _PRICE_IN_WORDS = re.compile(r"(\bprice\b[^0-9$.\n]{0,30}?)(\d+\.\d+)")
 
 
 def spot_prices(ec2: Any, instance_types: Iterable[str]) -> dict[str, float]:
-    """The latest Linux spot price per instance-hour of each type (the highest over zones)."""
+    """The latest Linux spot price per instance-hour of each type (the highest over zones).
+
+    No types, no prices: AWS would list every type's (``InstanceTypes=[]`` filters nothing).
+    """
     types = list(instance_types)
+    if not types:
+        return {}
     pages = ec2.get_paginator("describe_spot_price_history").paginate(
         InstanceTypes=types,
         ProductDescriptions=["Linux/UNIX"],
         StartTime=datetime.now(UTC),
     )
+    return latest_prices(row for page in pages for row in page["SpotPriceHistory"])
+
+
+def latest_prices(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Each type's price from rows of AWS's spot price history: per zone the latest, then the highest.
+
+    Example:
+        >>> from datetime import datetime
+        >>> latest_prices([
+        ...     {"InstanceType": "g5.xlarge", "AvailabilityZone": "us-east-1a",
+        ...      "SpotPrice": "0.400000", "Timestamp": datetime(2026, 1, 1, 10)},
+        ...     {"InstanceType": "g5.xlarge", "AvailabilityZone": "us-east-1a",
+        ...      "SpotPrice": "0.300000", "Timestamp": datetime(2026, 1, 1, 11)},
+        ...     {"InstanceType": "g5.xlarge", "AvailabilityZone": "us-east-1b",
+        ...      "SpotPrice": "0.350000", "Timestamp": datetime(2026, 1, 1, 9)},
+        ... ])
+        {'g5.xlarge': 0.35}
+    """
     latest: dict[tuple[str, str], tuple[datetime, float]] = {}
-    for page in pages:
-        for row in page["SpotPriceHistory"]:
-            key = (row["InstanceType"], row.get("AvailabilityZone", ""))
-            seen = latest.get(key)
-            if seen is None or row["Timestamp"] > seen[0]:
-                latest[key] = (row["Timestamp"], float(row["SpotPrice"]))
+    for row in rows:
+        key = (row["InstanceType"], row.get("AvailabilityZone", ""))
+        seen = latest.get(key)
+        if seen is None or row["Timestamp"] > seen[0]:
+            latest[key] = (row["Timestamp"], float(row["SpotPrice"]))
     prices: dict[str, float] = {}
     for (kind, _), (_, price) in latest.items():
         prices[kind] = max(price, prices.get(kind, 0.0))
@@ -68,10 +91,11 @@ def priced_types(ec2: Any, settings: AwsSpot) -> dict[str, float]:
 def _check_known(ec2: Any, unpriced: list[str], *, every: bool) -> None:
     """Refuse a type without a spot price that the region does not offer (a typo, another region's)."""
     region = ec2.meta.region_name
+    client_error = importlib.import_module("botocore.exceptions").ClientError  # botocore ships no types
     try:
         pages = ec2.get_paginator("describe_instance_type_offerings").paginate(LocationType="region")
         known = {o["InstanceType"] for page in pages for o in page["InstanceTypeOfferings"]}
-    except Exception as exc:  # no ec2:DescribeInstanceTypeOfferings: say what is known
+    except client_error as exc:  # no ec2:DescribeInstanceTypeOfferings: say what is known
         if every:
             raise AwsError(
                 f"'execution.aws.instance_types' must hold a type with a spot price in region {region}, "
@@ -127,7 +151,7 @@ def affordable(settings: AwsSpot, prices: dict[str, float], region: str) -> dict
     cheapest = math.ceil(round(min(priced.values()) * 10**_DECIMALS, 6)) / 10**_DECIMALS
     raise AwsError(
         f"'execution.aws.max_price' must be at or above the spot price of a type of "
-        f"'execution.aws.instance_types' in region {region}, got max_price={cap:g} ({usd_per_hour(cap)}), "
+        f"'execution.aws.instance_types' in region {region}, got max_price={cap} ({usd_per_hour(cap)}), "
         f"under every price: {shown}; raise it to {cheapest:.{_DECIMALS}f} or more, or list cheaper types."
     )
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from autotweak._validation import Where
 from autotweak.aws import AwsError
-from autotweak.aws._prices import affordable, priced_as_money
+from autotweak.aws._prices import affordable, latest_prices, priced_as_money, spot_prices
 from autotweak.spec._parts import AwsSpot
 from tests.aws.test_spot_executor import aws_section
 
@@ -33,6 +35,35 @@ def test_the_max_price_suggested_buys_the_cheapest_type():
     with pytest.raises(AwsError, match=r"raise it to 0\.1235 or more"):
         affordable(_settings(max_price=0.1), prices, "us-east-1")
     assert affordable(_settings(max_price=0.1235), prices, "us-east-1") == prices
+
+
+def test_the_max_price_refused_is_said_as_written_not_to_six_digits():
+    with pytest.raises(AwsError, match=r"got max_price=0\.123456789 \(\$0\.1235/h\)"):
+        affordable(_settings(max_price=0.123456789), {"g4dn.xlarge": 0.5}, "us-east-1")
+
+
+def _row(kind: str, zone: str, price: str, hour: int) -> dict[str, object]:
+    """A row of DescribeSpotPriceHistory as boto3 gives it: the price as text, to AWS's digits."""
+    when = datetime(2026, 11, 30, hour, tzinfo=UTC)
+    return {"InstanceType": kind, "AvailabilityZone": zone, "SpotPrice": price, "Timestamp": when}
+
+
+def test_a_type_is_priced_at_the_latest_price_of_its_dearest_zone():
+    rows = [
+        _row("g5.xlarge", "us-east-1a", "0.900000", 8),  # an older price of the zone: not now
+        _row("g5.xlarge", "us-east-1a", "0.412345678901", 10),
+        _row("g5.xlarge", "us-east-1b", "0.398700", 11),
+        _row("g4dn.xlarge", "us-east-1b", "0.157800", 9),
+        _row("g4dn.xlarge", "us-east-1b", "0.163100", 7),
+    ]
+    assert latest_prices(rows) == {"g5.xlarge": 0.412345678901, "g4dn.xlarge": 0.1578}
+    assert latest_prices([]) == {}
+
+
+def test_no_instance_types_have_no_prices_not_every_types(ec2):
+    """``InstanceTypes=[]`` filters nothing: AWS (and moto) would list every type's prices."""
+    assert spot_prices(ec2, []) == {}
+    assert set(spot_prices(ec2, ["g4dn.xlarge"])) == {"g4dn.xlarge"}
 
 
 def test_types_the_region_offers_without_a_spot_price_are_said_so_not_as_a_python_dict():
