@@ -12,10 +12,12 @@ itself, whose worker finds the app imported. A start takes a fraction of a secon
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
+import traceback
 from typing import Any
 
 
@@ -42,11 +44,13 @@ def _child(request: dict[str, Any]) -> None:
     from mlflow.cli import cli
 
     os.setsid()
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
     os.environ.clear()
     os.environ.update(request["env"])
     server._exec_cmd = _serve_in_process  # type: ignore[attr-defined]
@@ -55,28 +59,79 @@ def _child(request: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    """Import MLflow's server, then fork one server per line read (JSON: argv, env, log); write its pid."""
+    """Import MLflow's server, then fork one server per line read (JSON: argv, env, log); write its pid.
+
+    When its standard input closes (the tests' process ended, even by SIGKILL), the servers
+    still running are killed: each runs in a session of its own, which nothing else ends.
+    """
     # gunicorn first: mlflow.server then sets itself up as it does under gunicorn
     import gunicorn.app.wsgiapp  # type: ignore[import-untyped]  # noqa: F401
     import mlflow.cli
     import mlflow.server  # noqa: F401
 
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the servers are reaped as they end
+    signal.signal(signal.SIGCHLD, _reap)  # the servers are reaped as they end
     print("ready", flush=True)
-    for line in sys.stdin:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:  # the server, then its gunicorn worker, end here, never back in this loop
-            code = 1
-            try:
-                _child(request)
-            except SystemExit as end:
-                code = end.code if isinstance(end.code, int) else 1
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        print(pid, flush=True)
+    try:
+        for line in sys.stdin:
+            print(_fork(json.loads(line)), flush=True)
+    finally:
+        # blocked, no server is reaped any more: a pid of the set is a server's or a zombie's, not reused
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        for pid in _servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+_servers: set[int] = set()  # the servers forked that have not ended (their process groups' ids)
+
+
+def _reap(*_: object) -> None:
+    """Reap the servers that ended (SIGCHLD): their pids leave the set, and exist no more."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _servers.discard(pid)
+
+
+def _fork(request: dict[str, Any]) -> int:
+    """Fork the server ``request`` asks for; its pid, in the set before it can be reaped."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    pid = os.fork()
+    if pid == 0:  # the server, then its gunicorn worker, end here, never back in this loop
+        os._exit(_run_child(request))
+    _servers.add(pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+    return pid
+
+
+def _run_child(request: dict[str, Any]) -> int:
+    """Run the server in the forked child; its exit status, after any error is written to its log."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+    code = 1
+    try:
+        _child(request)
+        code = 0
+    except SystemExit as end:
+        code = _exit_status(end)
+    except BaseException:  # os._exit would end the process before Python printed it
+        traceback.print_exc()
+    with contextlib.suppress(BaseException):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return code
+
+
+def _exit_status(end: SystemExit) -> int:
+    """The status Python gives ``sys.exit(code)``: 0 for None, 1 (after printing it) for a message."""
+    if end.code is None or isinstance(end.code, int):
+        return end.code or 0
+    print(end.code, file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -164,7 +164,11 @@ class MlflowServer:
         ]
         log = self.artifacts.parent / f"mlflow-{self.port}.log"
         pid = self._pid = _FORKS.fork(argv, {**os.environ, **MLFLOW_SERVER_ENV}, log)
-        _wait_healthy(self.url, lambda: _running(pid), name=f"MLflow server (its log: {log})")
+        try:
+            _wait_healthy(self.url, lambda: _running(pid), name="MLflow server", log=log)
+        except BaseException:  # not healthy, or Ctrl-C: no caller has a server to stop
+            self.kill()
+            raise
 
     @property
     def pid(self) -> int | None:
@@ -306,16 +310,37 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
 
 
 def _wait_healthy(
-    url: str, running: Callable[[], bool], *, path: str = "/health", name: str = "MLflow server"
+    url: str,
+    running: Callable[[], bool],
+    *,
+    path: str = "/health",
+    name: str = "MLflow server",
+    log: Path | None = None,
 ) -> None:
+    """Wait until ``url`` answers; or raise, with the end of the server's ``log`` where it has one."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if not running():
-            raise RuntimeError(f"the {name} exited")
+            raise RuntimeError(f"the {name} at {url} exited{_log_tail(log)}")
         try:
             with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"the {name} did not become healthy in 120 s")
+    raise RuntimeError(f"the {name} at {url} did not become healthy in 120 s{_log_tail(log)}")
+
+
+LOG_TAIL_LINES = 30
+
+
+def _log_tail(log: Path | None) -> str:
+    """``; the last lines of its log PATH:`` and them (a traceback's end says why), or nothing."""
+    if log is None:
+        return ""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    except OSError as exc:
+        return f"; its log {log} cannot be read ({exc.strerror})"
+    shown = "\n".join(f"  {line}" for line in lines) if lines else "  (empty)"
+    return f"; the last lines of its log {log}:\n{shown}"
