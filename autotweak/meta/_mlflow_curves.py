@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import AbstractContextManager, nullcontext
 
 from mlflow import MlflowClient
 
@@ -29,6 +30,7 @@ def read_curves(
     run_ids: Sequence[str],
     metric: str,
     done: Callable[[], None],
+    waiting: Callable[[str], AbstractContextManager[None]] = lambda _: nullcontext(),
 ) -> dict[str, Curve | Exception]:
     """Each run's curve of ``metric``, or the exception its request raised.
 
@@ -38,15 +40,16 @@ def read_curves(
         run_ids: The runs whose curves to read.
         metric: The metric's name.
         done: Called (in the caller's thread) once per run whose curve has come back.
+        waiting: A context around each request, given what it does (the line of a long wait).
     """
     if THREADS <= 1 or len(run_ids) <= 1:
-        return {run_id: _told(_curve_or_error(client, run_id, metric), done) for run_id in run_ids}
+        return {run_id: _told(_curve_or_error(client, run_id, metric, waiting), done) for run_id in run_ids}
     local = threading.local()
 
     def read(run_id: str) -> Curve | Exception:
         if not hasattr(local, "client"):  # MlflowClient is not documented as thread-safe
             local.client = MlflowClient(tracking_uri=tracking_uri)
-        return _curve_or_error(local.client, run_id, metric)
+        return _curve_or_error(local.client, run_id, metric, waiting)
 
     out: dict[str, Curve | Exception] = {}
     with ThreadPoolExecutor(min(THREADS, len(run_ids)), thread_name_prefix="autotweak-curves") as pool:
@@ -65,10 +68,13 @@ def _told(result: Curve | Exception, done: Callable[[], None]) -> Curve | Except
     return result
 
 
-def _curve_or_error(client: MlflowClient, run_id: str, metric: str) -> Curve | Exception:
+def _curve_or_error(
+    client: MlflowClient, run_id: str, metric: str, waiting: Callable[[str], AbstractContextManager[None]]
+) -> Curve | Exception:
     """The metric's finite points by step, the last logged one where a step repeats."""
     try:
-        history = client.get_metric_history(run_id, metric)
+        with waiting(f"reading the history of metric {metric!r} of run {run_id}"):
+            history = client.get_metric_history(run_id, metric)
         by_step = {m.step: m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))}
         points = sorted((step, value) for step, value in by_step.items() if finite(value))
         return tuple(int(s) for s, _ in points), tuple(float(v) for _, v in points)

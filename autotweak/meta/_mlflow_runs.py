@@ -1,7 +1,8 @@
-"""What one MLflow run's data say: its params as recorded, its value, its experiment's descriptor."""
+"""What one MLflow run's data say: its params as recorded, its value or why it has none, its descriptor."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import sys
@@ -11,8 +12,9 @@ from typing import Any
 from mlflow.entities import Run
 
 from autotweak._config import flat_config
+from autotweak.meta._skips import HintedReason
 
-__all__ = ["descriptor", "finite", "unpacked", "untweaked", "value_of"]
+__all__ = ["descriptor", "finite", "no_metric", "no_task_key", "unpacked", "untweaked", "value_of"]
 
 
 def unpacked(params: Mapping[str, str]) -> dict[str, str]:
@@ -96,3 +98,24 @@ def descriptor(tags: Mapping[str, str]) -> dict[str, float | str]:
         except ValueError:
             out[key] = text
     return out
+
+
+def no_task_key(key: str, names: list[str]) -> str:
+    """Why a run has no task, hinting at the tag or param of the run that ``key`` may misspell.
+
+    The hint is not part of the reason counted: runs with a near name and runs without one
+    are one entry of the report.
+    """
+    known = [name for name in names if not name.startswith("mlflow.")]
+    return _hinted(f"task key {key!r} is neither a tag nor a param of the run", key, known, 0.7)
+
+
+def no_metric(metric: str, run: Run) -> str:
+    """Why a run has no value, hinting at the metric of the run that ``metric`` may misspell."""
+    return _hinted(f"metric {metric!r} is missing", metric, list(run.data.metrics), 0.6)
+
+
+def _hinted(rule: str, name: str, known: list[str], cutoff: float) -> str:
+    """``rule``, with the name of ``known`` nearest to ``name`` as a hint where one is near enough."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=cutoff)
+    return HintedReason(rule, f"did you mean {close[0]!r}") if close else rule

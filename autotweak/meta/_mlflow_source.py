@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import os
@@ -47,8 +46,8 @@ from autotweak.meta._histories import (
 )
 from autotweak.meta._mapping import ParamMapper
 from autotweak.meta._mlflow_curves import read_curves
-from autotweak.meta._mlflow_runs import descriptor, unpacked, untweaked, value_of
-from autotweak.meta._skips import HintedReason
+from autotweak.meta._mlflow_runs import descriptor, no_metric, no_task_key, unpacked, untweaked, value_of
+from autotweak.meta._mlflow_waits import Waits
 from autotweak.space import SearchSpace
 from autotweak.tracking._server import check_tracking_server
 
@@ -89,6 +88,7 @@ class _Reading:
     curves: bool
     mapper: ParamMapper
     skipped: SkipReport
+    waits: Waits  # says a request the server keeps waiting (MLflow's retries take minutes)
     progress: Callable[[int, int], None] | None = None
     total: int = 0
     done: int = 0
@@ -152,9 +152,16 @@ def read_mlflow(
     mapper = ParamMapper(as_space(space, HistoryError), renames, base)
     where = redact(tracking_uri)
     client = _opened(tracking_uri, where)
-    found = _experiments(client, names, where)
-    reading = _Reading(client, client.tracking_uri, metric, task_key, curves, mapper, SkipReport(), progress)
-    listed = [(experiment, _runs(client, experiment)) for experiment in found]
+    waits = Waits(client.tracking_uri, where)
+    with waits.on("listing the experiments"):
+        found = _experiments(client, names, where)
+    reading = _Reading(
+        client, client.tracking_uri, metric, task_key, curves, mapper, SkipReport(), waits, progress
+    )
+    listed = []
+    for experiment in found:
+        with waits.on(f"listing the runs of experiment {experiment.name!r}"):
+            listed.append((experiment, _runs(client, experiment)))
     reading.total = sum(len(runs) for _, runs in listed)
     if progress is not None:
         progress(0, reading.total)
@@ -253,9 +260,13 @@ def _recorded_direction(reading: _Reading, experiment: Experiment, given: Direct
     accuracy studies is then read right whatever ``direction`` says. Where it differs from
     ``given``, the report notes it.
     """
-    studies = reading.client.search_runs(
-        [experiment.experiment_id], "tags.`autotweak.kind` = 'study'", ViewType.ACTIVE_ONLY, max_results=10
-    )
+    with reading.waits.on(f"looking for an autotweak study's run in experiment {experiment.name!r}"):
+        studies = reading.client.search_runs(
+            [experiment.experiment_id],
+            "tags.`autotweak.kind` = 'study'",
+            ViewType.ACTIVE_ONLY,
+            max_results=10,
+        )
     for run in studies:
         params = run.data.params
         recorded = params.get("direction")
@@ -319,7 +330,9 @@ def _trials(reading: _Reading, experiment: Experiment, runs: list[Run]) -> Itera
     wanted = [d.run_id for d in drafts if isinstance(d, _Draft) and d.wants_curve]
     for _ in range(len(runs) - len(wanted)):
         reading.read_one()
-    curves = read_curves(reading.client, reading.tracking_uri, wanted, reading.metric, reading.read_one)
+    curves = read_curves(
+        reading.client, reading.tracking_uri, wanted, reading.metric, reading.read_one, reading.waits.on
+    )
     for draft in drafts:
         if isinstance(draft, _Draft):
             curve = curves.get(draft.run_id, ((), ()))
@@ -366,10 +379,10 @@ def _drafted(reading: _Reading, experiment: Experiment, run: Run, source: str) -
     if reading.task_key is not None:
         task = tags.get(reading.task_key, params.get(reading.task_key))
         if task is None:
-            return _no_task_key(reading.task_key, [*tags, *params]), source
+            return no_task_key(reading.task_key, [*tags, *params]), source
     value = value_of(run, reading.metric)
     if value is None:
-        return _no_metric(reading.metric, run), source
+        return no_metric(reading.metric, run), source
     if not math.isfinite(value):
         return f"metric {reading.metric!r} is not a finite number", source
     record = unpacked(params)
@@ -381,24 +394,3 @@ def _drafted(reading: _Reading, experiment: Experiment, run: Run, source: str) -
     complete = run.info.status == RunStatus.to_string(RunStatus.FINISHED)
     wants_curve = reading.curves and reading.metric in run.data.metrics
     return _Draft(str(task), run.info.run_id, config, changes, value, complete, wants_curve)
-
-
-def _no_task_key(key: str, names: list[str]) -> str:
-    """Why a run has no task, hinting at the tag or param of the run that ``key`` may misspell.
-
-    The hint is not part of the reason counted: runs with a near name and runs without one
-    are one entry of the report.
-    """
-    known = [name for name in names if not name.startswith("mlflow.")]
-    return _hinted(f"task key {key!r} is neither a tag nor a param of the run", key, known, 0.7)
-
-
-def _no_metric(metric: str, run: Run) -> str:
-    """Why a run has no value, hinting at the metric of the run that ``metric`` may misspell."""
-    return _hinted(f"metric {metric!r} is missing", metric, list(run.data.metrics), 0.6)
-
-
-def _hinted(rule: str, name: str, known: list[str], cutoff: float) -> str:
-    """``rule``, with the name of ``known`` nearest to ``name`` as a hint where one is near enough."""
-    close = difflib.get_close_matches(name, known, n=1, cutoff=cutoff)
-    return HintedReason(rule, f"did you mean {close[0]!r}") if close else rule
