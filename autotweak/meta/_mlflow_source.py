@@ -47,7 +47,8 @@ from autotweak.meta._histories import (
 from autotweak.meta._mapping import ParamMapper
 from autotweak.meta._mlflow_curves import read_curves
 from autotweak.meta._mlflow_runs import descriptor, no_metric, no_task_key, unpacked, untweaked, value_of
-from autotweak.meta._mlflow_waits import Waits
+from autotweak.meta._mlflow_waits import FIX as _FIX
+from autotweak.meta._mlflow_waits import TrackingServerError, Waits
 from autotweak.space import SearchSpace
 from autotweak.tracking._server import check_tracking_server
 
@@ -56,25 +57,11 @@ __all__ = ["TrackingServerError", "read_mlflow"]
 _log = logging.getLogger(__name__)
 
 _PAGE = 1000
-_FIX = "start it, or pass the URI of one that runs as `tracking_uri`"  # the CLI says its own option
 _STATUS_REASON = {
     "FAILED": "the run failed",
     "RUNNING": "the run is still running",
     "SCHEDULED": "the run has not started",
 }
-
-
-class TrackingServerError(HistoryError):
-    """The tracking server does not serve: ``read_mlflow``'s one request to it failed.
-
-    Its advice names the Python argument; :meth:`advising` gives it another's, so that a
-    caller that took the URI otherwise (the CLI's ``--mlflow``) need not ask the server again.
-    """
-
-    def advising(self, fix: str) -> str:
-        """The message with ``fix`` as its advice, where it advises passing ``tracking_uri``."""
-        text = str(self)
-        return text.removesuffix(_FIX) + fix if text.endswith(_FIX) else text
 
 
 @dataclass
@@ -331,7 +318,7 @@ def _trials(reading: _Reading, experiment: Experiment, runs: list[Run]) -> Itera
     for _ in range(len(runs) - len(wanted)):
         reading.read_one()
     curves = read_curves(
-        reading.client, reading.tracking_uri, wanted, reading.metric, reading.read_one, reading.waits.on
+        reading.client, reading.tracking_uri, wanted, reading.metric, reading.read_one, reading.waits.waiting
     )
     for draft in drafts:
         if isinstance(draft, _Draft):

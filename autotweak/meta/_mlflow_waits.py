@@ -6,6 +6,8 @@ answer). A server that dies while runs are read would keep ``autotweak meta fit`
 that long. A request still unanswered after :data:`SAY_AFTER` seconds is said, once per
 reading: the server, the request, MLflow's retry settings and the one that bounds them. The
 settings are MLflow's own environment variables, read, never set here (they are the process's).
+A request that fails in the end is one line naming the server and what it was asked, not
+MLflow's exception with its URL and retries.
 """
 
 from __future__ import annotations
@@ -16,12 +18,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
+from mlflow.exceptions import MlflowException
 
-__all__ = ["SAY_AFTER", "Waits", "waiting_line"]
+from autotweak.meta._histories import HistoryError
+from autotweak.tracking._server import failure_reason
+
+__all__ = ["FIX", "SAY_AFTER", "TrackingServerError", "Waits", "waiting_line"]
 
 _log = logging.getLogger(__name__)
 
 SAY_AFTER = 10.0  # seconds: a large page of runs from a loaded server takes a few
+FIX = "start it, or pass the URI of one that runs as `tracking_uri`"  # the CLI says its own option
+
+
+class TrackingServerError(HistoryError):
+    """The tracking server does not serve: ``read_mlflow``'s first request to it, or a later one, failed.
+
+    Its advice names the Python argument; :meth:`advising` gives it another's, so that a
+    caller that took the URI otherwise (the CLI's ``--mlflow``) need not ask the server again.
+    """
+
+    def advising(self, fix: str) -> str:
+        """The message with ``fix`` as its advice, where it advises passing ``tracking_uri``."""
+        text = str(self)
+        return text.removesuffix(FIX) + fix if text.endswith(FIX) else text
 
 
 class Waits:
@@ -41,7 +61,27 @@ class Waits:
 
     @contextmanager
     def on(self, what: str) -> Iterator[None]:
-        """Around one request (or one page of one), ``what`` it does in words: ``listing the experiments``."""
+        """Around requests of the reading, ``what`` they do in words (``listing the experiments``).
+
+        Raises:
+            TrackingServerError: If the server fails a request once MLflow's client has spent its retries.
+        """
+        with self.waiting(what):
+            try:
+                yield
+            except (
+                MlflowException
+            ) as exc:  # MLflow's words are a traceback's, with its URL's and its retries'
+                if self._server is None:
+                    raise
+                reason = failure_reason(exc, MLFLOW_HTTP_REQUEST_TIMEOUT.get())  # type: ignore[no-untyped-call]
+                raise TrackingServerError(
+                    f"MLflow server {self._server} failed while {what}: {reason}; {FIX}"
+                ) from None
+
+    @contextmanager
+    def waiting(self, what: str) -> Iterator[None]:
+        """Around requests whose errors the caller keeps (one run's curve): only the line of a long wait."""
         if self._server is None or self._said:
             yield
             return

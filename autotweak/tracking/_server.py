@@ -14,7 +14,7 @@ from typing import Any
 from autotweak._locations import redact
 from autotweak.exceptions import TrackingError
 
-__all__ = ["check_tracking_server"]
+__all__ = ["check_tracking_server", "failure_reason"]
 
 _log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def check_tracking_server(
             params={"max_results": 1},
         )
     except Exception as exc:
-        reason = _reason(exc, timeout)
+        reason = failure_reason(exc, timeout)
         raise TrackingError(f"{where}: no MLflow server answers ({reason}); {fix}") from None
     _check_answer(where, response.status_code, response.text, fix)
     _log.debug("%s: an MLflow server answers", where)
@@ -103,7 +103,7 @@ def _json(text: str) -> Any:
         return None
 
 
-def _reason(exc: BaseException, timeout: float) -> str:
+def failure_reason(exc: BaseException, timeout: float) -> str:
     """What went wrong with the connection, in a few words, from the exception and its causes."""
     texts: list[str] = []
     seen: BaseException | None = exc
