@@ -77,7 +77,7 @@ def main() -> None:
     finally:
         # blocked, no server is reaped any more: a pid of the set is a server's or a zombie's, not reused
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-        for pid in _servers:
+        for pid in list(_servers):  # a signal caught before the block may still be handled
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
 
@@ -100,11 +100,13 @@ def _reap(*_: object) -> None:
 def _fork(request: dict[str, Any]) -> int:
     """Fork the server ``request`` asks for; its pid, in the set before it can be reaped."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-    pid = os.fork()
-    if pid == 0:  # the server, then its gunicorn worker, end here, never back in this loop
-        os._exit(_run_child(request))
-    _servers.add(pid)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+    try:
+        pid = os.fork()
+        if pid == 0:  # the server, then its gunicorn worker, end here, never back in this loop
+            os._exit(_run_child(request))
+        _servers.add(pid)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     return pid
 
 
