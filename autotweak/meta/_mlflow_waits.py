@@ -69,9 +69,8 @@ class Waits:
         with self.waiting(what):
             try:
                 yield
-            except (
-                MlflowException
-            ) as exc:  # MLflow's words are a traceback's, with its URL's and its retries'
+            # MLflow's words are a traceback's, with its URL's and its retries'
+            except MlflowException as exc:
                 if self._server is None:
                     raise
                 reason = failure_reason(exc, MLFLOW_HTTP_REQUEST_TIMEOUT.get())  # type: ignore[no-untyped-call]
