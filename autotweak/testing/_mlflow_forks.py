@@ -8,6 +8,11 @@ of it on its standard input, it forks a child which runs ``mlflow server`` with 
 arguments, in a session of its own. The command's code runs as it is, up to its last step:
 where it would start ``python -m gunicorn ... mlflow.server:app``, the child runs gunicorn
 itself, whose worker finds the app imported. A start takes a fraction of a second.
+
+This leans on three private names of MLflow's (``mlflow.server._exec_cmd``, the step it
+replaces, and ``handlers._tracking_store`` / ``_model_registry_store``, the stores it
+resets): an MLflow upgrade that renames them fails every test server's start, with the
+server's log in the error (tests only; the product never imports this module).
 """
 
 from __future__ import annotations
