@@ -9,6 +9,10 @@ opens or closes (with the grace period: see :mod:`autotweak.engine._reconcile`).
 A trial that the stale-trial sweep, or a dead worker process's watcher, marked to run again
 and failed, and whose process died before it queued the retry, would wait for the next
 opening so: a worker's periodic sweep queues it (:func:`queue_marked_retries`).
+
+A marked trial whose retries a later session's smaller ``execution.max_retries`` spends is
+not run again (:func:`~autotweak.engine._retries.requeue` says so). Each process says it
+once, and its sweeps look no more at that trial (:data:`_REFUSED`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,16 @@ from autotweak.tracking import BaseTracker
 __all__ = ["queue_lost_retries", "queue_marked_retries", "unqueued", "worker_sweeper"]
 
 _log = logging.getLogger(__name__)
+
+# The marked trials this process found owed no retry, by storage URL: (trial id, when it
+# finished; the time tells apart a trial id SQLite reuses once its study is deleted) to the
+# max_retries that refused it (a later session of this process with more runs it again).
+# Kept in the process, not the storage: a finished trial's attrs cannot be written, and a
+# mark on the study would outlive the max_retries that refused it. So each process says the
+# refusal once, and its sweeps (one per heartbeat interval) no longer take the ask lock for
+# it: N workers say it N times per session.
+_Key = tuple[int, datetime.datetime | None]
+_REFUSED: dict[str, dict[_Key, int]] = {}
 
 
 def queue_lost_retries(study: optuna.Study, tracker: BaseTracker, *, settle: float, max_retries: int) -> int:
@@ -75,7 +89,9 @@ def queue_marked_retries(
     :func:`queue_lost_retries`, the time a live process has had to queue its own.
     """
     backend = rdb_backend(study._storage)
-    if backend is None or not _marked_unqueued(backend, study._study_id, settle):
+    if backend is None:
+        return 0
+    if not _marked_unqueued(backend, study._study_id, settle) - _refused(study, max_retries):
         return 0
     with lock():
         trials = study.get_trials(deepcopy=False)
@@ -104,20 +120,29 @@ def worker_sweeper(
     return StaleSweeper(study, execution.heartbeat_interval, then=queue_marked)
 
 
-_MARKED_UNQUEUED_SQL = sqlalchemy.text("""
-SELECT 1 FROM trials t
+_MARKED_UNQUEUED_SQL = (
+    sqlalchemy.text("""
+SELECT t.trial_id, t.datetime_complete FROM trials t
 JOIN trial_user_attributes m ON m.trial_id = t.trial_id AND m.key = :mark AND m.value_json = :yes
 WHERE t.study_id = :study_id AND t.state = 'FAIL' AND t.datetime_complete <= :cutoff
   AND CAST(t.number AS VARCHAR) NOT IN (
     SELECT a.value_json FROM trials r JOIN trial_user_attributes a ON a.trial_id = r.trial_id
     WHERE r.study_id = :study_id AND a.key = :retry_of
   )
-LIMIT 1
-""").bindparams(sqlalchemy.bindparam("cutoff", type_=sqlalchemy.DateTime))
+""")
+    .bindparams(sqlalchemy.bindparam("cutoff", type_=sqlalchemy.DateTime))
+    .columns(
+        sqlalchemy.column("trial_id", sqlalchemy.Integer),
+        sqlalchemy.column("datetime_complete", sqlalchemy.DateTime),
+    )
+)
 
 
-def _marked_unqueued(storage: RDBStorage, study_id: int, settle: float) -> bool:
-    """Whether any failed trial of the study, marked to run again ``settle`` seconds ago, has no retry."""
+def _marked_unqueued(storage: RDBStorage, study_id: int, settle: float) -> set[_Key]:
+    """The failed trials of the study marked to run again ``settle`` seconds ago that have no retry.
+
+    Each as (trial id, when it finished), as :data:`_REFUSED` keeps them.
+    """
     cutoff = datetime.datetime.now() - datetime.timedelta(seconds=settle)  # Optuna's clock, as it stores it
     params = {
         "mark": ATTR.RUNS_AGAIN,
@@ -127,23 +152,26 @@ def _marked_unqueued(storage: RDBStorage, study_id: int, settle: float) -> bool:
         "cutoff": cutoff,
     }
     with storage.engine.connect() as conn:
-        return conn.execute(_MARKED_UNQUEUED_SQL, params).first() is not None
+        return {(int(row[0]), row[1]) for row in conn.execute(_MARKED_UNQUEUED_SQL, params)}
 
 
 def _queue(study: optuna.Study, tracker: BaseTracker, lost: list[FrozenTrial], max_retries: int) -> int:
-    """Queue the ``lost`` trials again, each from the checkpoint its killed worker kept; how many."""
-    queued = [
-        t.number
-        for t in lost
+    """Queue the ``lost`` trials again, each from the checkpoint its killed worker kept; how many.
+
+    One this process found owed no retry before is passed over: it was said then.
+    """
+    refused = _refused(study, max_retries)
+    queued = []
+    for t in lost:
+        if (t._trial_id, t.datetime_complete) in refused:
+            continue
+        checkpoint = _kept_checkpoint(study, tracker, t)
         if requeue(
-            study,
-            t.number,
-            dict(t.params),
-            t.user_attrs,
-            max_retries=max_retries,
-            checkpoint_run=_kept_checkpoint(study, tracker, t),
-        )
-    ]
+            study, t.number, dict(t.params), t.user_attrs, max_retries=max_retries, checkpoint_run=checkpoint
+        ):
+            queued.append(t.number)
+        else:
+            _remember_refused(study, t, max_retries)
     if queued:
         _log.warning(
             "queued %d interrupted, preempted or crashed trial(s) to run again, which were stopped "
@@ -152,6 +180,24 @@ def _queue(study: optuna.Study, tracker: BaseTracker, lost: list[FrozenTrial], m
             ", ".join(f"trial {n}" for n in queued),
         )
     return len(queued)
+
+
+def _refused(study: optuna.Study, max_retries: int) -> set[_Key]:
+    """The trials of ``study``'s storage this process found owed no retry with ``max_retries`` or more."""
+    backend = rdb_backend(study._storage)
+    if backend is None:  # one process runs its trials: its opening and close say it, as before
+        return set()
+    by_trial = _REFUSED.get(backend.engine.url.render_as_string(hide_password=False), {})
+    return {key for key, refused_at in by_trial.items() if refused_at >= max_retries}
+
+
+def _remember_refused(study: optuna.Study, trial: FrozenTrial, max_retries: int) -> None:
+    """Note that ``trial`` is owed no retry with ``max_retries`` (see :data:`_REFUSED`)."""
+    backend = rdb_backend(study._storage)
+    if backend is not None:
+        by_trial = _REFUSED.setdefault(backend.engine.url.render_as_string(hide_password=False), {})
+        key = (trial._trial_id, trial.datetime_complete)
+        by_trial[key] = max(max_retries, by_trial.get(key, max_retries))
 
 
 def unqueued(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -151,11 +152,11 @@ def test_a_trial_the_sweep_failed_while_its_frozen_worker_slept_is_recorded_with
     assert run.data.tags["autotweak.failure"] == LOST_WORKER
 
 
-def _killed_in_its_sweep(exp: Any, url: str) -> tuple[optuna.Study, int]:
+def _killed_in_its_sweep(exp: Any, url: str, attempt: int = 1) -> tuple[optuna.Study, int]:
     """A study whose lost trial a sweeper failed, marked to run again, and was killed before queueing it."""
     storage = make_storage(url, heartbeat_interval=1, grace_period=2)
     study = create_study(exp, storage)
-    lost = _lose(study, attempt=1)
+    lost = _lose(study, attempt=attempt)
     trial_id = study.trials[lost]._trial_id
     storage.set_trial_user_attr(trial_id, ATTR.FAILURE, LOST_WORKER)
     storage.set_trial_user_attr(trial_id, ATTR.RUNS_AGAIN, True)
@@ -199,3 +200,34 @@ def test_workers_sweeping_at_once_queue_one_retry_of_a_marked_trial(home, make_e
     retries = [t for t in study.get_trials() if t.user_attrs.get(ATTR.RETRY_OF) == lost]
     assert [t.state for t in retries] == [TrialState.WAITING]
     assert queue_marked_retries(study, NullTracker(), settle=2.0, max_retries=1, lock=lock_free) == 0
+
+
+def test_a_marked_trial_a_later_session_refuses_is_said_once_and_its_sweeps_take_no_lock(
+    home, make_experiment, caplog
+):
+    """Marked by a session with more retries; this one (max_retries 1) does not run its third attempt.
+
+    Each sweep (one per heartbeat interval) took the ask lock and said "not run again" for
+    the rest of the session: three sweeps, three lock acquisitions and three warnings.
+    """
+    url = f"sqlite:///{home / 'optuna.db'}"
+    exp = make_experiment(name="refused", storage=url, execution=LOST)
+    study, lost = _killed_in_its_sweep(exp, url, attempt=2)
+    locks: list[int] = []
+
+    @contextlib.contextmanager
+    def counted() -> Iterator[None]:
+        locks.append(1)
+        yield
+
+    sweep = functools.partial(
+        queue_marked_retries, study, NullTracker(), settle=2.0, max_retries=1, lock=counted
+    )
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        swept = [sweep() for _ in range(3)]
+        closing = queue_lost_retries(study, NullTracker(), settle=0.0, max_retries=1)  # as a close does
+    said = [r.getMessage() for r in caplog.records if "not run again" in r.getMessage()]
+    assert swept == [0, 0, 0] and closing == 0 and len(study.trials) == 1, "no retry: its retries are spent"
+    assert said == [f"trial {lost} did not finish 2 times; not run again"], "said once in this process"
+    assert len(locks) == 1, f"the ask lock taken {len(locks)} times in 3 sweeps"
+    assert sweep(max_retries=2) == 1, "a session of this process with more retries runs it again"
