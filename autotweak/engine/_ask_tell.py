@@ -129,7 +129,7 @@ class Study:
             pruner=build_pruner(experiment.pruner, experiment.metric),
         )
         self._session = TrialSession(ctx, self._study, tracker, seed)  # the seed the sampler draws from
-        self._sweep = worker_sweeper(self._study, tracker, ctx.storage_url, experiment.execution)
+        self._sweep = worker_sweeper(self._study, tracker, ctx.storage_url, experiment)
         self._steps_check = StepsCheck(  # reports that disagree with metric.steps, said once per study
             self._prepared.experiment,
             self._study,

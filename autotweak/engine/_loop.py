@@ -161,7 +161,7 @@ class _Loop:
         self.watcher = watcher
         self.writer = writer
         self.session = TrialSession(ctx, study, tracker, seed, notice=watcher.notice.is_set)
-        self.sweep = worker_sweeper(study, tracker, ctx.storage_url, ctx.experiment.execution)
+        self.sweep = worker_sweeper(study, tracker, ctx.storage_url, ctx.experiment)
         self.on_trial: Callable[[int], None] | None = None
         self.fail_fast = FailFast()
         self.requeued_dropped = 0  # records of trials queued again that the tracker did not take (down)

@@ -29,12 +29,13 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak.engine._budget import ask_lock
+from autotweak.engine._lost_trials import fail_lost_record
 from autotweak.engine._reconcile import finished_before
 from autotweak.engine._retries import attempt_left, requeue
-from autotweak.engine._stale import StaleSweeper
+from autotweak.engine._stale import LOST_WORKER, StaleSweeper
 from autotweak.engine._storage import rdb_backend
 from autotweak.engine._study import ATTR, state_of
-from autotweak.spec import Execution
+from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker
 
 __all__ = ["queue_lost_retries", "queue_marked_retries", "unqueued", "worker_sweeper"]
@@ -78,6 +79,7 @@ def queue_marked_retries(
     settle: float,
     max_retries: int,
     lock: Callable[[], AbstractContextManager[None]],
+    metric: str,
 ) -> int:
     """Queue the trials marked to run again that failed at least ``settle`` seconds ago with no retry.
 
@@ -87,6 +89,11 @@ def queue_marked_retries(
     retries are queued under ``lock`` (the study's ask lock), after looking again, so that
     workers sweeping at once queue one retry each. ``settle``: as for
     :func:`queue_lost_retries`, the time a live process has had to queue its own.
+
+    A record the killed process left open is closed first, as the stale-trial callback
+    does: failed with the trial's reason, with the curve of ``metric`` that Optuna holds
+    (:func:`~autotweak.engine._lost_trials.fail_lost_record`). One already closed is left as
+    it is, and a trial with no record gets none here (a study's opening or close opens it).
     """
     backend = rdb_backend(study._storage)
     if backend is None:
@@ -96,17 +103,43 @@ def queue_marked_retries(
     with lock():
         trials = study.get_trials(deepcopy=False)
         marked = [t for t in finished_before(trials, settle) if t.user_attrs.get(ATTR.RUNS_AGAIN)]
-        return _queue(study, tracker, unqueued(trials, max_retries, among=marked), max_retries)
+        refused = _refused(study, max_retries)
+        lost = [t for t in unqueued(trials, max_retries, among=marked) if _key(t) not in refused]
+        _close_open_records(study, tracker, lost, metric)
+        return _queue(study, tracker, lost, max_retries)
+
+
+def _close_open_records(
+    study: optuna.Study, tracker: BaseTracker, lost: list[FrozenTrial], metric: str
+) -> None:
+    """Close the records of the ``lost`` trials that are still open, failed with each trial's reason."""
+    if not lost:
+        return
+    try:
+        still_open = tracker.open_trials(study.study_name)
+    except Exception as exc:  # their records wait for the study's next opening or close
+        _log.warning(
+            "could not list the open records of '%s' (%s: %.200s); the next opening or close closes them",
+            study.study_name,
+            type(exc).__name__,
+            exc,
+        )
+        return
+    for trial in lost:
+        if trial._trial_id in still_open:
+            reason = str(trial.user_attrs.get(ATTR.FAILURE) or LOST_WORKER)
+            fail_lost_record(study, tracker, trial, reason, metric)
 
 
 def worker_sweeper(
-    study: optuna.Study, tracker: BaseTracker, storage_url: str, execution: Execution
+    study: optuna.Study, tracker: BaseTracker, storage_url: str, experiment: Experiment
 ) -> StaleSweeper:
     """The periodic sweep of a process that runs trials: stale trials failed, then marked retries queued.
 
     Once per heartbeat interval (see :class:`~autotweak.engine._stale.StaleSweeper` and
     :func:`queue_marked_retries`, under the study's ask lock on ``storage_url``).
     """
+    execution = experiment.execution
 
     def queue_marked() -> int:
         return queue_marked_retries(
@@ -115,6 +148,7 @@ def worker_sweeper(
             settle=execution.grace_period,
             max_retries=execution.max_retries,
             lock=lambda: ask_lock(storage_url, study.study_name),
+            metric=experiment.metric.name,
         )
 
     return StaleSweeper(study, execution.heartbeat_interval, then=queue_marked)
@@ -163,7 +197,7 @@ def _queue(study: optuna.Study, tracker: BaseTracker, lost: list[FrozenTrial], m
     refused = _refused(study, max_retries)
     queued = []
     for t in lost:
-        if (t._trial_id, t.datetime_complete) in refused:
+        if _key(t) in refused:
             continue
         checkpoint = _kept_checkpoint(study, tracker, t)
         if requeue(
@@ -191,12 +225,17 @@ def _refused(study: optuna.Study, max_retries: int) -> set[_Key]:
     return {key for key, refused_at in by_trial.items() if refused_at >= max_retries}
 
 
+def _key(trial: FrozenTrial) -> _Key:
+    """``trial`` as :data:`_REFUSED` keeps it."""
+    return trial._trial_id, trial.datetime_complete
+
+
 def _remember_refused(study: optuna.Study, trial: FrozenTrial, max_retries: int) -> None:
     """Note that ``trial`` is owed no retry with ``max_retries`` (see :data:`_REFUSED`)."""
     backend = rdb_backend(study._storage)
     if backend is not None:
         by_trial = _REFUSED.setdefault(backend.engine.url.render_as_string(hide_password=False), {})
-        key = (trial._trial_id, trial.datetime_complete)
+        key = _key(trial)
         by_trial[key] = max(max_retries, by_trial.get(key, max_retries))
 
 

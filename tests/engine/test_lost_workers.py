@@ -24,12 +24,13 @@ from autotweak._locations import resolve_storage_url
 from autotweak._quiet import quiet_optuna
 from autotweak.engine._budget import ask_lock
 from autotweak.engine._lost_retries import queue_lost_retries, queue_marked_retries
+from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._stale import LOST_WORKER, _fail_lost, fail_stale
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR, create_study, state_of
 from autotweak.engine._worker import WorkerContext, make_stale_handler, run_worker
 from autotweak.testing.services import Postgres
-from autotweak.tracking import NullTracker
+from autotweak.tracking import MlflowTracker, NullTracker
 from tests.engine.counts import count_around_requeue, done
 from tests.helpers import drop_studies, load, mlflow_runs
 
@@ -192,14 +193,17 @@ def test_workers_sweeping_at_once_queue_one_retry_of_a_marked_trial(home, make_e
     def sweep() -> int:
         barrier.wait()
         lock = functools.partial(ask_lock, pg_url, exp.name)
-        return queue_marked_retries(study, NullTracker(), settle=2.0, max_retries=1, lock=lock)
+        return queue_marked_retries(study, NullTracker(), settle=2.0, max_retries=1, lock=lock, metric="loss")
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         queued = sorted(pool.map(lambda _: sweep(), range(2)))
     assert queued == [0, 1]
     retries = [t for t in study.get_trials() if t.user_attrs.get(ATTR.RETRY_OF) == lost]
     assert [t.state for t in retries] == [TrialState.WAITING]
-    assert queue_marked_retries(study, NullTracker(), settle=2.0, max_retries=1, lock=lock_free) == 0
+    assert (
+        queue_marked_retries(study, NullTracker(), settle=2.0, max_retries=1, lock=lock_free, metric="loss")
+        == 0
+    )
 
 
 def test_a_marked_trial_a_later_session_refuses_is_said_once_and_its_sweeps_take_no_lock(
@@ -221,7 +225,7 @@ def test_a_marked_trial_a_later_session_refuses_is_said_once_and_its_sweeps_take
         yield
 
     sweep = functools.partial(
-        queue_marked_retries, study, NullTracker(), settle=2.0, max_retries=1, lock=counted
+        queue_marked_retries, study, NullTracker(), settle=2.0, max_retries=1, lock=counted, metric="loss"
     )
     with caplog.at_level(logging.WARNING, logger="autotweak"):
         swept = [sweep() for _ in range(3)]
@@ -231,3 +235,34 @@ def test_a_marked_trial_a_later_session_refuses_is_said_once_and_its_sweeps_take
     assert said == [f"trial {lost} did not finish 2 times; not run again"], "said once in this process"
     assert len(locks) == 1, f"the ask lock taken {len(locks)} times in 3 sweeps"
     assert sweep(max_retries=2) == 1, "a session of this process with more retries runs it again"
+
+
+@pytest.mark.parametrize("closed_before", [False, True])
+def test_the_sweep_that_queues_a_marked_trials_retry_closes_the_record_its_killed_sweeper_left_open(
+    home, make_experiment, mlflow_client, closed_before
+):
+    """Failed with the trial's reason, as the stale-trial callback does; one closed before is left as it was.
+
+    It stayed "running" until a later opening or close caught it up, beside its running retry.
+    """
+    url = f"sqlite:///{home / 'optuna.db'}"
+    exp = make_experiment(name="left-open", storage=url, execution=LOST)
+    study, lost = _killed_in_its_sweep(exp, url)
+    tracker = MlflowTracker(f"sqlite:///{home / 'mlflow.db'}")
+    run_id = tracker.start_trial(
+        lost_trial_start(study, study.trials[lost])
+    )  # its worker's, before it was lost
+    if closed_before:  # the killed sweeper closed it before it was killed
+        tracker.mark_failed(run_id, "closed by the sweeper before it was killed")
+    ended = mlflow_client.get_run(run_id).info.end_time
+    queued = queue_marked_retries(study, tracker, settle=2.0, max_retries=1, lock=lock_free, metric="loss")
+    assert queued == 1
+    runs = mlflow_runs(mlflow_client, "left-open")
+    assert list(runs.children) == [lost] and not runs.duplicates, "no second record"
+    run = runs.children[lost]
+    assert (run.info.status, run.data.tags["autotweak.state"]) == ("FAILED", "failed")
+    if closed_before:
+        assert run.data.tags["autotweak.failure"] == "closed by the sweeper before it was killed"
+        assert run.info.end_time == ended, "not written again"
+    else:
+        assert run.data.tags["autotweak.failure"] == LOST_WORKER
