@@ -17,7 +17,13 @@ import optuna
 
 from autotweak._quiet import quiet_optuna
 from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
-from autotweak.engine._budget import BudgetView, ask_lock, close_connections, sampler_exhausted
+from autotweak.engine._budget import (
+    BudgetView,
+    ask_lock,
+    close_connections,
+    hold_connections,
+    sampler_exhausted,
+)
 from autotweak.engine._loop import FAIL_FAST, FailFast
 from autotweak.engine._lost_retries import worker_sweeper
 from autotweak.engine._none_completed import say_if_none_completed
@@ -95,6 +101,7 @@ class Study:
             with keep_lost_interrupts(put_back=True):  # one that lands in a finalizer as the stores open
                 self._prepared: Prepared = prepare(experiment, resume=resume, track=track, runs_trials=True)
                 self._load(experiment, resume=resume)
+            hold_connections(self._prepared.context.storage_url)  # until close: see close_connections
         except BaseException:
             self._sigterm.close()
             raise

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import functools
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +24,14 @@ from autotweak.engine._study import ATTR
 from autotweak.engine._summary import search_trials, study_compute
 from autotweak.spec import Budget
 
-__all__ = ["BudgetView", "ask_lock", "close_connections", "open_ask_lock", "sampler_exhausted"]
+__all__ = [
+    "BudgetView",
+    "ask_lock",
+    "close_connections",
+    "hold_connections",
+    "open_ask_lock",
+    "sampler_exhausted",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -107,14 +116,37 @@ def ask_lock(storage_url: str, study_name: str) -> Iterator[None]:
         yield
 
 
+def hold_connections(storage_url: str) -> None:
+    """Count one more study of this process open on ``storage_url`` (ask/tell, ``optimize``, ``join``).
+
+    The ask lock's pool is the process's, one per URL, shared by all of them: the
+    :func:`close_connections` of each but the last leaves it open to the others.
+    """
+    with _HOLDERS_LOCK:
+        _HOLDERS[storage_url] += 1
+
+
 def close_connections(storage: BaseStorage, storage_url: str) -> None:
     """Close this process's connections to ``storage`` (at ``storage_url``): its pool's and the ask lock's.
 
-    Used again, each reconnects; see :func:`~autotweak.engine._storage.close_storage`.
+    The ask lock's pool is closed with the last study of this process that holds it (see
+    :func:`hold_connections`): closed under another, it would drop the connection that one
+    holds the lock on into a pool nobody closes. Used again, each reconnects; see
+    :func:`~autotweak.engine._storage.close_storage`.
     """
     close_storage(storage)
-    if storage_url.startswith("postgresql"):
+    if storage_url.startswith("postgresql") and _last_holder(storage_url):
         _lock_engine(storage_url).dispose()
+
+
+def _last_holder(storage_url: str) -> bool:
+    """Count one study on ``storage_url`` closed; whether none is left (or none was counted)."""
+    with _HOLDERS_LOCK:
+        _HOLDERS[storage_url] -= 1
+        if _HOLDERS[storage_url] > 0:
+            return False
+        del _HOLDERS[storage_url]
+        return True
 
 
 def open_ask_lock(storage_url: str) -> None:
@@ -132,6 +164,11 @@ def open_ask_lock(storage_url: str) -> None:
 def _lock_engine(storage_url: str) -> sqlalchemy.Engine:
     """One small connection pool per storage and process, for the ask lock."""
     return sqlalchemy.create_engine(storage_url, pool_size=1, max_overflow=1, pool_pre_ping=True)
+
+
+# Studies of this process open on each storage URL (see hold_connections).
+_HOLDERS: collections.Counter[str] = collections.Counter()
+_HOLDERS_LOCK = threading.Lock()
 
 
 def _safe(name: str) -> str:

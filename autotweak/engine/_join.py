@@ -16,7 +16,7 @@ from autotweak._locations import (
     resolve_tracking_uri,
     storage_url_of,
 )
-from autotweak.engine._budget import close_connections
+from autotweak.engine._budget import close_connections, hold_connections
 from autotweak.engine._crashed import CrashSettler
 from autotweak.engine._executors import ProcessExecutor, WorkerCrashError, executor_for
 from autotweak.engine._main_script import check_not_starting_worker
@@ -87,6 +87,7 @@ def join(
         opened = make_storage(url)
     else:
         opened = retrying(lambda: make_storage(url), "opening the storage", store=url)
+    hold_connections(url)  # the ask lock's pool, shared with other studies open in this process
     try:
         return _join_with(
             opened,

@@ -13,7 +13,7 @@ import optuna
 
 from autotweak._locations import storage_url_of
 from autotweak._signals import keep_lost_interrupts, sigterm_as_ctrl_c
-from autotweak.engine._budget import BudgetView, close_connections
+from autotweak.engine._budget import BudgetView, close_connections, hold_connections
 from autotweak.engine._crashed import CrashSettler, settle_crashed_workers
 from autotweak.engine._executors import BaseExecutor, ProcessExecutor, WorkerCrashError
 from autotweak.engine._lost_records import records_dropped
@@ -177,6 +177,7 @@ def _run(
     runner: BaseExecutor,
     on_progress: Callable[[Progress], None] | None,
 ) -> StudyResult:
+    hold_connections(prepared.context.storage_url)  # the ask lock's pool, shared with other studies open
     try:
         return _run_study(prepared, objective, runner, on_progress)
     finally:

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 import autotweak
-from autotweak.engine._budget import _lock_engine
+from autotweak.engine._budget import _lock_engine, ask_lock
 from autotweak.engine._join import join
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import create_study
@@ -141,3 +142,46 @@ def test_optimize_and_an_ask_tell_study_return_the_storage_connections_they_open
         assert trial is not None
         study.tell(trial, 1.0)
     assert connections() == before, "the study's close closed what it opened"
+
+
+@pytest.mark.timeout(240)
+def test_closing_one_of_two_studies_on_one_storage_leaves_the_others_ask_lock_open(
+    home, make_experiment, pg, pg_url
+):
+    """Two ask/tell studies on one PostgreSQL URL in one process; the first closes as the second asks.
+
+    The ask lock's pool is the process's, one per URL, and each close closed it: the second's
+    held connection went back to a pool nobody closes (open until the garbage collector
+    frees it), and its next ask connected anew.
+    """
+    connections = functools.partial(tcp_connections, os.getpid(), pg.port)
+    before = _settled(pg, pg_url)
+    connects: list[int] = []
+    count_connect = lambda *_: connects.append(1)  # noqa: E731
+    sqlalchemy.event.listen(_lock_engine(pg_url), "connect", count_connect)
+    try:
+        first, second = (
+            autotweak.Study(make_experiment(name=name, storage=pg_url, budget={"trials": 4}))
+            for name in ("first-of-two", "second-of-two")
+        )
+        for study in (first, second):
+            trial = study.ask()
+            assert trial is not None
+            study.tell(trial, 1.0)
+        with ask_lock(pg_url, second.experiment.name):  # as the second's ask, in a thread of its own
+            first.close()
+        told = []
+        for _ in range(3):
+            trial = second.ask()
+            assert trial is not None
+            second.tell(trial, 2.0)
+            told.append(connections())
+        second.close()
+        after = connections()
+    finally:
+        sqlalchemy.event.remove(_lock_engine(pg_url), "connect", count_connect)
+    assert second.summary.counts["complete"] == 4
+    assert len(connects) == 1, f"the ask lock connected {len(connects)} times"
+    assert after == before, (
+        f"{before} connection(s) before, {told} as the second went on alone, {after} after"
+    )
