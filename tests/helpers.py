@@ -15,6 +15,8 @@ import optuna
 import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from optuna.storages import RDBStorage
+from sqlalchemy.pool import NullPool
 
 from autotweak._locations import resolve_storage_url
 from autotweak.spec import Experiment
@@ -22,8 +24,13 @@ from autotweak.testing.services import Postgres
 
 
 def load(experiment: Experiment) -> optuna.Study:
-    """The Optuna study of ``experiment`` in this test's storage."""
-    return optuna.load_study(study_name=experiment.name, storage=resolve_storage_url(experiment.storage))
+    """The Optuna study of ``experiment`` in this test's storage, holding no connection between reads.
+
+    Each read connects and closes (no pool): a pool per call, kept open until the garbage
+    collector freed it, counted in the connection-count tests of the calls that ran meanwhile.
+    """
+    storage = RDBStorage(resolve_storage_url(experiment.storage), engine_kwargs={"poolclass": NullPool})
+    return optuna.load_study(study_name=experiment.name, storage=storage)
 
 
 def is_up(url: str) -> bool:

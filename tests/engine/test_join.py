@@ -185,3 +185,16 @@ def test_closing_one_of_two_studies_on_one_storage_leaves_the_others_ask_lock_op
     assert after == before, (
         f"{before} connection(s) before, {told} as the second went on alone, {after} after"
     )
+
+
+def test_the_tests_load_helper_holds_no_connection(home, make_experiment, pg, pg_url):
+    """``tests.helpers.load`` reads a study to check; it left a pool open per call until garbage collected."""
+    exp = make_experiment(name="loaded", storage=pg_url)
+    made = make_storage(pg_url)
+    assert isinstance(made, RDBStorage)
+    create_study(exp, made)
+    made.engine.dispose()
+    before = _settled(pg, pg_url)
+    study = load(exp)
+    assert len(study.trials) == 1 and study.user_attrs, "it reads the study (its queued baseline)"
+    assert tcp_connections(os.getpid(), pg.port) == before
