@@ -257,7 +257,9 @@ def test_wall_time_budget_stops_the_study(home, make_experiment):
     )
     result = autotweak.optimize(exp)
     assert result.stop_reasons == ["wall time"]
-    assert 1 <= sum(result.summary.counts.values()) <= 4
+    # one worker of 0.2 s trials fits at most 8 in 1.5 s, start-up included, and finishes the
+    # one running at the limit; a loaded machine fits fewer (even none): never the default 20
+    assert sum(result.summary.counts.values()) <= 9
 
 
 def test_compute_budget_counts_full_training_equivalents(home, make_experiment):
