@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import optuna
 
 from autotweak._money import usd
+from autotweak._trial_costs import COST_ATTR, TRIAL_COSTS_ATTR
+from autotweak._trial_costs import COST_METRIC as METRIC
 from autotweak.aws._ec2 import Instance
 from autotweak.engine._session import WorkerContext
 from autotweak.exceptions import TrackingError
@@ -24,10 +26,6 @@ from autotweak.tracking import check_tracking_server
 __all__ = ["COST_ATTR", "Ledger", "StudyCost", "log_costs", "record_cost", "recorded_cost"]
 
 _log = logging.getLogger(__name__)
-
-COST_ATTR = "autotweak.cost_usd"
-TRIAL_COSTS_ATTR = "autotweak.trial_costs_usd"
-METRIC = "cost_usd"
 
 
 @dataclass

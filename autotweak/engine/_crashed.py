@@ -17,7 +17,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import TrialState
 
-from autotweak.engine._killed import killed_before, killed_reason, oom_kills
+from autotweak.engine._killed import CRASHED, killed_before, killed_reason, oom_kills
 from autotweak.engine._loop import FAIL_FAST, WorkerResult
 from autotweak.engine._lost_trials import settle_crashed
 from autotweak.engine._preemption import machine_name
@@ -59,7 +59,7 @@ def settle_crashed_workers(
     for result in results:
         if not result.crashed or result.last_trial is None:
             continue
-        reason, retries = f"its worker process crashed: {result.error}", experiment.execution.max_retries
+        reason, retries = f"{CRASHED}{result.error}", experiment.execution.max_retries
         if result.killed:
             reason = killed_reason(oom, machine_name())
             retries = 0 if killed_before(study, result.last_trial) else retries

@@ -15,9 +15,10 @@ import optuna
 
 from autotweak.engine._study import ATTR
 
-__all__ = ["KILLED", "killed_before", "killed_reason", "oom_kills"]
+__all__ = ["CRASHED", "KILLED", "killed_before", "killed_reason", "oom_kills"]
 
 KILLED = "worker process killed (SIGKILL"  # how each reason a killed worker's trial fails with starts
+CRASHED = "its worker process crashed: "  # the reason of a trial whose worker process died otherwise
 _HOW = {
     True: "by the kernel's OOM killer: out of memory",
     False: "not by the kernel's OOM killer",

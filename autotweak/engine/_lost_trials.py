@@ -8,42 +8,24 @@ one is opened, so that every Optuna trial still has its run.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak.engine._reconcile import curve_points, lost_trial_start
+from autotweak._trial_costs import trial_dollars
+from autotweak.engine._closed import optuna_record
+from autotweak.engine._reconcile import lost_trial_start
 from autotweak.engine._retries import attempt_left, requeue
-from autotweak.engine._study import ATTR, state_of
+from autotweak.engine._study import ATTR
+from autotweak.engine._summary import steps_of
 from autotweak.tracking import BaseTracker
 
-__all__ = ["fail_lost_record", "fail_record", "settle_crashed"]
+__all__ = ["fail_lost_record", "settle_crashed"]
 
 _log = logging.getLogger(__name__)
-
-
-def fail_record(study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, reason: str) -> str | None:
-    """Close a lost trial's record as failed with ``reason``; open one first if its worker never did.
-
-    A trial the stale-trial sweep failed as preempted (its spot machine went away) is closed
-    as preempted.
-
-    Returns the record's id (``None`` if the tracker could not be reached: a warning is logged).
-    """
-    try:
-        # A worker lost before it opened the trial's record leaves none: open one, so that
-        # every Optuna trial still has its run.
-        run_id = tracker.find_trial(study.study_name, trial._trial_id) or tracker.start_trial(
-            lost_trial_start(study, trial)
-        )
-        preempted = state_of(trial) == "preempted"
-        tracker.mark_failed(str(run_id), reason, state="preempted" if preempted else "failed")
-        return str(run_id)
-    except Exception:
-        _log.warning("could not close the record of lost trial %d", trial.number, exc_info=True)
-        return None
 
 
 def settle_crashed(
@@ -87,14 +69,39 @@ def settle_crashed(
 def fail_lost_record(
     study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, reason: str, metric: str
 ) -> None:
-    """Close the record of a trial whose worker is gone: failed with ``reason``, with the curve Optuna holds.
+    """Close the record of a trial whose worker is gone: failed with ``reason``, from what Optuna holds.
 
     Its worker wrote the curve's points as they came, through a writer that died with it:
-    the record gets the points it lacks from Optuna.
+    the record gets the points it lacks, and what its worker's close would have written
+    (``final_<metric>``, ``compute``, ``duration_s``: see :mod:`~autotweak.engine._closed`).
+    A trial the stale-trial sweep failed as preempted (its spot machine went away) is closed
+    as preempted. A worker lost before it opened the trial's record leaves none: one is
+    opened, so that every Optuna trial still has its run. A tracker that cannot be reached
+    is warned of; a catch-up writes the record later.
     """
-    run_id = fail_record(study, tracker, trial, reason)
-    if run_id is not None and trial.intermediate_values:
-        try:
-            tracker.log_steps(run_id, metric, curve_points(trial))
-        except Exception:
-            _log.warning("could not write the curve of lost trial %d", trial.number, exc_info=True)
+    try:
+        run_id = tracker.find_trial(study.study_name, trial._trial_id) or tracker.start_trial(
+            lost_trial_start(study, trial)
+        )
+        record = optuna_record(
+            trial,
+            str(run_id),
+            metric,
+            steps_of(study),
+            functools.partial(_attempt, study),
+            costs=trial_dollars(study.user_attrs, [trial]),
+            failure=reason,
+            reconciled=False,  # its worker's record (or one opened for it), closed as its worker would
+        )
+        tracker.end_trial(record)
+    except Exception:
+        _log.warning("could not close the record of lost trial %d", trial.number, exc_info=True)
+
+
+def _attempt(study: optuna.Study, number: int) -> FrozenTrial | None:
+    """The study's trial ``number`` (an earlier attempt of a retry), read on its own."""
+    storage = study._storage
+    try:
+        return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
+    except KeyError:
+        return None

@@ -4,9 +4,10 @@ A worker killed between telling Optuna and closing the trial's record leaves a r
 open for a trial that is finished. Stale-trial detection cannot see it (the trial is not
 running), so the study closes such records from what Optuna holds: state, value, curve.
 A trial whose record was never opened (its worker killed before its writer opened it,
-or the tracker away both times it was tried) gets one the same way. A trial whose worker
-was lost while it ran had its record closed by the stale-trial sweep, which knows only
-that it died: its learning curve, which Optuna holds, is written to the record here.
+or the tracker away both times it was tried) gets one the same way, as its worker's close
+would have written it (:mod:`autotweak.engine._closed`). A lost trial's record that the
+stale-trial sweep closed without its learning curve (an earlier autotweak did so) gets the
+curve Optuna holds here.
 
 A trial whose worker is known to be gone is settled at once instead
 (:mod:`autotweak.engine._lost_trials`), and the retries that killed workers did not queue
@@ -27,26 +28,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._attrs import PRUNER_PREFIX
+from autotweak._trial_costs import trial_dollars
+from autotweak.engine._closed import curve_points, optuna_record
 from autotweak.engine._outage import clear_outage, say_caught_up
 from autotweak.engine._stale import LOST_MACHINE, LOST_WORKER
-from autotweak.engine._study import ATTR, config_of, state_of
-from autotweak.engine._summary import attempts_of, frozen_compute
+from autotweak.engine._study import ATTR, config_of
+from autotweak.engine._summary import attempts_of
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
-from autotweak.tracking import RECONCILED_TAG, BaseTracker, TrialRecord, TrialStart
+from autotweak.tracking import RECONCILED_TAG, BaseTracker, TrialStart
 
 __all__ = [
     "UNRECORDED",
     "close_from_optuna",
-    "curve_points",
     "lost_trial_start",
     "reconcile",
     "finished_before",
@@ -77,6 +79,7 @@ def reconcile(
     refused = _unrecorded(study)  # said once, when the tracker refused them: not tried again
     trials = study.get_trials(deepcopy=False)
     attempts = attempts_of(trials)  # a retry's charge may depend on its earlier attempts
+    costs = trial_dollars(study.user_attrs, trials)  # a spot study's, once a session's close kept them
     settled = {t._trial_id: t for t in finished_before(trials, settle) if t._trial_id not in refused}
     missing = [t for i, t in settled.items() if recorded is not None and i not in recorded]
     elsewhere = open_records.keys() | {t._trial_id for t in missing}  # closed below, curve and all
@@ -84,8 +87,11 @@ def reconcile(
         study, tracker, metric, [t for i, t in settled.items() if _lost(t) and i not in elsewhere]
     )
     to_close = [(t, run_id) for trial_id, run_id in open_records.items() if (t := settled.get(trial_id))]
-    closed = sum(_write_record(study, tracker, t, run_id, metric, steps, attempts) for t, run_id in to_close)
-    opened = sum(_write_record(study, tracker, t, None, metric, steps, attempts) for t in missing)
+    record = functools.partial(
+        _write_record, study, tracker, metric=metric, steps=steps, attempts=attempts, costs=costs
+    )
+    closed = sum(record(t, run_id) for t, run_id in to_close)
+    opened = sum(record(t, None) for t in missing)
     say_caught_up(study, closed, opened)
     if recorded is not None and closed + opened == len(to_close) + len(missing):
         clear_outage(study)  # every record it owed is written
@@ -102,8 +108,11 @@ def close_from_optuna(
     study: optuna.Study, tracker: BaseTracker, trial: FrozenTrial, run_id: str, metric: str, steps: int | None
 ) -> bool:
     """Close ``trial``'s record ``run_id`` from what Optuna holds, as reconcile does; whether it was."""
-    attempts = attempts_of(study.get_trials(deepcopy=False))
-    return _write_record(study, tracker, trial, run_id, metric, steps, attempts)
+    trials = study.get_trials(deepcopy=False)
+    costs = trial_dollars(study.user_attrs, trials)
+    return _write_record(
+        study, tracker, trial, run_id, metric=metric, steps=steps, attempts=attempts_of(trials), costs=costs
+    )
 
 
 def _write_record(
@@ -111,9 +120,11 @@ def _write_record(
     tracker: BaseTracker,
     trial: FrozenTrial,
     run_id: str | None,
+    *,
     metric: str,
     steps: int | None,
     attempts: Callable[[int], FrozenTrial | None],
+    costs: Mapping[int, float],
 ) -> bool:
     """Close ``trial``'s record from Optuna, opening it first if ``run_id`` is ``None``; whether it was.
 
@@ -127,7 +138,7 @@ def _write_record(
     try:
         if run_id is None:
             run_id = _open_record(study, tracker, trial)
-        tracker.end_trial(_record(trial, run_id, metric, steps, attempts))
+        tracker.end_trial(optuna_record(trial, run_id, metric, steps, attempts, costs=costs))
     except Exception as exc:
         if opening and run_id is not None and _kept_elsewhere(study, tracker, trial, run_id):
             return True
@@ -258,63 +269,3 @@ def _restore_curves(study: optuna.Study, tracker: BaseTracker, metric: str, lost
             _log.warning("could not restore the curve of lost trial %d", trial.number, exc_info=True)
     if restored:
         _log.info("restored the learning curves of %d lost trial(s) from Optuna's trials", restored)
-
-
-def curve_points(trial: FrozenTrial) -> list[tuple[int, float, int]]:
-    """The trial's intermediate values as curve points, stamped as its worker flushed them.
-
-    A worker's flush, or its close, may still land after this writes them (see
-    :meth:`~autotweak.engine._trial.Trial._keep_stamps` and
-    :meth:`~autotweak.engine._trial.Trial.keep_close_stamps`): stamped alike, MLflow keeps
-    one point per step. Points of no kept stamp (a worker killed before its close, a study
-    begun before the close kept them) are stamped with the trial's end.
-    """
-    stamp = (
-        int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)
-        if trial.datetime_start
-        else 0
-    )
-    flushed = {
-        int(s): int(ts)
-        for key, points in trial.system_attrs.items()
-        if key.startswith(ATTR.CURVE_MS)
-        for s, ts in points
-    }
-    return [(s, float(v), flushed.get(s, stamp)) for s, v in sorted(trial.intermediate_values.items())]
-
-
-def _record(
-    trial: FrozenTrial,
-    run_id: str,
-    metric: str,
-    steps: int | None,
-    attempts: Callable[[int], FrozenTrial | None],
-) -> TrialRecord:
-    curve = curve_points(trial)
-    state = state_of(trial)
-    # a pruned, preempted or interrupted trial's is its last report, as its worker's close says
-    value = trial.value if trial.state == TrialState.COMPLETE else (curve[-1][1] if curve else None)
-    duration = 0.0
-    if trial.datetime_start and trial.datetime_complete:
-        duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
-    return TrialRecord(
-        run_id=run_id,
-        number=trial.number,
-        state=state,  # type: ignore[arg-type]  # a finished trial's: preempted, interrupted too
-        metric=metric,
-        value=None if state == "failed" else value,
-        steps=curve,
-        duration=duration,
-        compute=frozen_compute(trial, steps, attempts),
-        failure=trial.user_attrs.get(ATTR.FAILURE),
-        extra_tags={RECONCILED_TAG: "true", **_close_tags(trial)},
-    )
-
-
-def _close_tags(trial: FrozenTrial) -> dict[str, str]:
-    """The tags its worker's close gives a trial's record: the base config's mark, a pruned trial's notes."""
-    attrs = trial.user_attrs
-    tags = {ATTR.BASELINE: "true"} if attrs.get(ATTR.BASELINE) else {}
-    if trial.state == TrialState.PRUNED:
-        tags |= {k: str(v) for k, v in attrs.items() if k.startswith(PRUNER_PREFIX)}
-    return tags

@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._money import usd
+from autotweak._trial_costs import COST_ATTR, trial_dollars
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import attempts_of, frozen_compute, steps_of
 from autotweak.exceptions import AutotweakError, TrackingError
@@ -42,8 +43,6 @@ GRID_POINTS = 4
 sampler's own default ``n_points``); a categorical parameter contributes all its choices."""
 
 INSTANCE_ATTR = "autotweak.instance_type"  # a trial user attr written by cloud workers
-COST_ATTR = "autotweak.cost_usd"  # on a trial: its dollars; on the study: all instances' dollars
-TRIAL_COSTS_ATTR = "autotweak.trial_costs_usd"  # on the study: {trial number: dollars}
 
 
 @dataclass(frozen=True)
@@ -218,12 +217,8 @@ def study_dollars(study: optuna.Study) -> float | None:
 
 
 def _trial_costs(study: optuna.Study) -> dict[int, float]:
-    """Dollars per trial number: each trial's own attr, else the launcher's map on the study."""
-    costs = {int(k): float(v) for k, v in dict(study.user_attrs.get(TRIAL_COSTS_ATTR) or {}).items()}
-    for trial in study.get_trials(deepcopy=False):
-        if COST_ATTR in trial.user_attrs:
-            costs[trial.number] = float(trial.user_attrs[COST_ATTR])
-    return costs
+    """Dollars per trial number (see :func:`~autotweak._trial_costs.trial_dollars`)."""
+    return trial_dollars(study.user_attrs, study.get_trials(deepcopy=False))
 
 
 def _worker(trial: FrozenTrial, host: str | None, costed: bool) -> str:

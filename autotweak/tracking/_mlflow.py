@@ -261,7 +261,7 @@ class MlflowTracker(BaseTracker):
         began = time.monotonic()
         now = now_ms()
         metrics = [Metric(record.metric, v, ts, s) for s, v, ts in record.steps]
-        finals = {"duration_s": record.duration}
+        finals = {"duration_s": record.duration, **record.extra_metrics}
         if record.value is not None and math.isfinite(record.value):
             finals[f"final_{record.metric}"] = record.value
         if record.compute is not None:

@@ -48,7 +48,11 @@ class TrialStart:
 
 @dataclass
 class TrialRecord:
-    """A finished trial: its state, value, learning curve and cost."""
+    """A finished trial: its state, value, learning curve and cost.
+
+    ``extra_metrics`` are written beside ``final_<metric>``, ``compute`` and ``duration_s``
+    (a spot trial's ``cost_usd``, where a catch-up knows it).
+    """
 
     run_id: str
     number: int
@@ -61,6 +65,7 @@ class TrialRecord:
     failure: str | None = None
     traceback: str | None = None
     extra_tags: dict[str, str] = field(default_factory=dict)
+    extra_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ MODULES = [
     "autotweak.exceptions",
     "autotweak._validation",
     "autotweak._progress",
+    "autotweak._trial_costs",
 ]
 
 

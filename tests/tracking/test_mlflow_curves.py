@@ -13,7 +13,6 @@ from optuna.trial import TrialState
 
 import autotweak
 from autotweak._quiet import quiet_optuna
-from autotweak.engine._lost_trials import fail_record
 from autotweak.engine._reconcile import lost_trial_start, reconcile
 from autotweak.engine._stale import LOST_WORKER, fail_stale
 from autotweak.engine._storage import make_storage
@@ -118,7 +117,7 @@ def test_a_curve_the_sweep_could_not_write_is_restored_when_reconciling(
     trial_id = study.get_trials()[0]._trial_id
     study._storage.set_trial_user_attr(trial_id, "autotweak.failure", LOST_WORKER)
     study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
-    fail_record(study, MlflowTracker(f"sqlite:///{home / 'mlflow.db'}"), study.get_trials()[0], LOST_WORKER)
+    MlflowTracker(f"sqlite:///{home / 'mlflow.db'}").mark_failed(run_id, LOST_WORKER)  # closed without them
     assert _curve(mlflow_client, run_id) == [(1, 1.0), (2, 0.5)]
     reconcile(study, MlflowTracker(f"sqlite:///{home / 'mlflow.db'}"), "loss", 4)
     assert _curve(mlflow_client, run_id) == [(1, 1.0), (2, 0.5), (3, 1 / 3), (4, 0.25)]
