@@ -20,6 +20,7 @@ from autotweak.engine._budget import close_connections, hold_connections
 from autotweak.engine._crashed import CrashSettler
 from autotweak.engine._executors import ProcessExecutor, WorkerCrashError, executor_for
 from autotweak.engine._main_script import check_not_starting_worker
+from autotweak.engine._provenance import code_tags
 from autotweak.engine._storage import make_storage
 from autotweak.engine._study import ATTR, load_study
 from autotweak.engine._study_sessions import open_session, record_session
@@ -135,7 +136,10 @@ def _join_with(
     settler = CrashSettler(experiment, lambda: study, tracking)
     runner = ProcessExecutor(workers, settler=settler) if supervise or workers > 1 else executor_for(workers)
     own = session is None  # a spot worker's session is its launcher's, which writes its line
-    session = session or open_session(study, "worker", runner.meta, store=url)  # the report counts its trials
+    code = code_tags(experiment)  # its git commit, for the records a catch-up writes of its trials
+    session = session or open_session(
+        study, "worker", runner.meta, store=url, code=code
+    )  # the report counts its trials
     context = WorkerContext(
         experiment=experiment,
         storage_url=url,

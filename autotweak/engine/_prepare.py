@@ -23,6 +23,7 @@ from autotweak._validation import Where
 from autotweak.engine._executors import BaseExecutor, executor_for
 from autotweak.engine._main_script import check_not_starting_worker
 from autotweak.engine._opening import drop_new_study, open_records
+from autotweak.engine._provenance import code_tags
 from autotweak.engine._storage import close_storage, make_storage
 from autotweak.engine._study import load_study
 from autotweak.engine._study_sessions import ASK_TELL, open_session, record_session
@@ -90,7 +91,9 @@ def prepare(
             executor=executor,
         )
         made = None if resume else (storage, run_id)
-        session = _open_session(study, url, resume=resume, runs_trials=runs_trials, executor=executor)
+        session = _open_session(
+            study, url, resume=resume, runs_trials=runs_trials, executor=executor, code=code_tags(experiment)
+        )
         if session is not None:  # its line on the parent run, for the MLflow UI
             record_session(tracker, run_id, study, session)
     except BaseException:
@@ -112,14 +115,23 @@ def prepare(
 
 
 def _open_session(
-    study: optuna.Study, url: str, *, resume: bool, runs_trials: bool, executor: Mapping[str, Any] | None
+    study: optuna.Study,
+    url: str,
+    *,
+    resume: bool,
+    runs_trials: bool,
+    executor: Mapping[str, Any] | None,
+    code: Mapping[str, str],
 ) -> str | None:
-    """Record the session that runs trials now: the ask/tell API's, or an executor's; ``None``: neither."""
+    """Record the session that runs trials now: the ask/tell API's, or an executor's; ``None``: neither.
+
+    ``code``: the tags of the code it runs (its git commit), for the records a catch-up writes.
+    """
     if runs_trials:
-        return open_session(study, "ask/tell", ASK_TELL, store=url)
+        return open_session(study, "ask/tell", ASK_TELL, store=url, code=code)
     if executor is None:  # report --ablate: its trials are not the search's
         return None
-    return open_session(study, "resume" if resume else "run", executor, store=url)
+    return open_session(study, "resume" if resume else "run", executor, store=url, code=code)
 
 
 def check_study_exists(experiment: Experiment) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
 
-__all__ = ["code_path", "package_versions", "provenance"]
+__all__ = ["code_path", "code_tags", "package_versions", "provenance"]
 
 _PACKAGES = ("autotweak", "optuna", "mlflow", "torch")
 
@@ -42,6 +42,15 @@ def provenance(code: Path | None = None) -> dict[str, str]:
     tags["autotweak.host"] = socket.gethostname()
     tags["autotweak.pid"] = str(os.getpid())
     return tags
+
+
+def code_tags(experiment: Experiment) -> dict[str, str]:
+    """The tags of the code a session of ``experiment`` runs here: :func:`provenance`, less the process's."""
+    return {
+        k: v
+        for k, v in provenance(code_path(experiment)).items()
+        if k not in ("autotweak.host", "autotweak.pid")
+    }
 
 
 @functools.cache

@@ -41,6 +41,7 @@ from autotweak.engine._closed import curve_points, optuna_record
 from autotweak.engine._outage import clear_outage, say_caught_up
 from autotweak.engine._stale import LOST_MACHINE, LOST_WORKER
 from autotweak.engine._study import ATTR, config_of
+from autotweak.engine._study_sessions import ran_on
 from autotweak.engine._summary import attempts_of
 from autotweak.exceptions import AutotweakError
 from autotweak.spec import Experiment
@@ -204,8 +205,8 @@ def _note_unrecorded(study: optuna.Study, trial: FrozenTrial, reason: str) -> No
 
 def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
     """The opening of a record for a trial whose worker never opened one, with the tags its worker's had."""
-    attrs = trial.user_attrs
-    experiment = _experiment_of(study)
+    attrs, study_attrs = trial.user_attrs, study.user_attrs
+    experiment = _experiment_of(study_attrs, study.study_name)
     tags = {} if experiment is None else dict(experiment.tags)  # the spec's own, on every trial run
     if attrs.get(ATTR.ABLATION):
         tags[ATTR.ABLATION] = "true"
@@ -213,26 +214,26 @@ def lost_trial_start(study: optuna.Study, trial: FrozenTrial) -> TrialStart:
         tags[ATTR.SESSION] = str(attrs[ATTR.SESSION])
     return TrialStart(
         study_name=study.study_name,
-        study_run_id=study.user_attrs.get(ATTR.RUN_ID),
+        study_run_id=study_attrs.get(ATTR.RUN_ID),
         number=trial.number,
         trial_id=trial._trial_id,
         config=_config_of(experiment, trial),
         params=dict(trial.params),
         attempt=int(attrs.get(ATTR.ATTEMPT, 1)),
         retry_of=attrs.get(ATTR.RETRY_OF),
-        seed=None,
-        provenance={},
+        seed=None,  # its worker process's: Optuna does not keep it
+        provenance=ran_on(study_attrs, attrs.get(ATTR.SESSION)),
         tags=tags,
     )
 
 
-def _experiment_of(study: optuna.Study) -> Experiment | None:
+def _experiment_of(study_attrs: Mapping[str, Any], name: str) -> Experiment | None:
     """The study's spec, or ``None`` where it is not there or no longer reads (a space since removed)."""
-    spec = study.user_attrs.get(ATTR.SPEC)
+    spec = study_attrs.get(ATTR.SPEC)
     if not spec:
         return None
     try:
-        return Experiment.from_dict(spec, source=f"<study {study.study_name}>")
+        return Experiment.from_dict(spec, source=f"<study {name}>")
     except AutotweakError:
         return None
 

@@ -1,7 +1,7 @@
 """The sessions that ran a study's trials: its first run, each resume, each joined worker.
 
 Each session keeps its own record on the study (user attr ``autotweak.session.<id>``: what
-it is, its executor, host and start), so that sessions starting together on other machines
+it is, its executor, host, start and code's git commit), so that sessions starting together on other machines
 never write the same key; each trial it runs carries the session's id (trial user attr
 ``autotweak.session``, and the same tag on the trial's MLflow run), so a report counts the
 trials each session finished from the storage alone, also for a session that was killed.
@@ -17,7 +17,7 @@ import json
 import socket
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,6 +38,7 @@ __all__ = [
     "SessionRecord",
     "finished_by_session",
     "open_session",
+    "ran_on",
     "record_session",
     "session_text",
     "sessions_of",
@@ -47,6 +48,7 @@ SessionKind = Literal["run", "resume", "worker", "ask/tell"]
 KINDS = {"run": "first run", "resume": "resume", "worker": "joined worker", "ask/tell": "ask/tell Study"}
 ASK_TELL = {"name": "ask/tell"}  # the executor of an ask/tell session: the caller's own loop
 _KEY = ATTR.SESSION + "."  # the study's attr of one session, and its parent run's tag: this, then its id
+_ELSEWHERE = ("aws-spot",)  # executors whose trials run on other machines than their session's
 _FINISHED = ("complete", "pruned", "failed")  # interrupted and preempted trials run again: not counted
 
 
@@ -59,6 +61,7 @@ class SessionRecord:
     executor: dict[str, Any]
     host: str
     started: str  # ISO 8601, UTC, to the microsecond: sessions a second apart keep their order
+    code: dict[str, str] = field(default_factory=dict)  # its code's tags: git commit, package versions
 
 
 def open_session(
@@ -67,8 +70,12 @@ def open_session(
     executor: Mapping[str, Any],
     *,
     store: BaseStorage | str | None = None,
+    code: Mapping[str, str] | None = None,
 ) -> str:
     """Record a session that is about to run trials of ``study``; return its id for its trials.
+
+    ``code``: the tags of the code it runs (:func:`~autotweak.engine._provenance.code_tags`),
+    which a record written for one of its trials from Optuna's carries (:func:`ran_on`).
 
     The record is written through a storage outage (a PostgreSQL restart), as the rest of
     a study's opening is read (``store`` names the storage in what is said meanwhile). Its
@@ -81,6 +88,7 @@ def open_session(
         "executor": json.loads(json.dumps(dict(executor), sort_keys=True, default=str)),
         "host": socket.gethostname(),
         "started": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "code": dict(code or {}),
     }
     retrying(lambda: study.set_user_attr(_KEY + session_id, record), "recording the session", store=store)
     return session_id
@@ -99,11 +107,27 @@ def sessions_of(attrs: Mapping[str, Any]) -> list[SessionRecord]:
             executor=dict(value.get("executor") or {}),
             host=str(value.get("host", "")),
             started=str(value.get("started", "")),
+            code={str(k): str(v) for k, v in dict(value.get("code") or {}).items()},
         )
         for key, value in attrs.items()
         if key.startswith(_KEY) and isinstance(value, Mapping)
     ]
     return sorted(found, key=lambda s: (s.started, s.id))
+
+
+def ran_on(study_attrs: Mapping[str, Any], session_id: object) -> dict[str, str]:
+    """Where a trial of session ``session_id`` ran, as tags: the session's host and code; ``{}`` if not known.
+
+    Optuna keeps neither for a trial; its session's record holds both, and the trials of a
+    session run on its host with its code, except a spot session's (its workers run on the
+    instances it launched). The sampler seed of the trial's worker process is not kept.
+    """
+    if session_id is None:
+        return {}
+    found = [s for s in sessions_of(study_attrs) if s.id == str(session_id)]
+    if not found or found[0].executor.get("name") in _ELSEWHERE or not found[0].host:
+        return {}
+    return {"autotweak.host": found[0].host, **found[0].code}
 
 
 def finished_by_session(trials: list[FrozenTrial]) -> dict[str | None, int]:

@@ -10,6 +10,7 @@ MLflow lacks. Each writes, from Optuna's trial, the state, failure, curve,
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,8 @@ from autotweak.engine._provenance import provenance
 from autotweak.engine._reconcile import lost_trial_start, reconcile
 from autotweak.engine._stale import LOST_WORKER, fail_stale
 from autotweak.engine._storage import make_storage
-from autotweak.engine._study import create_study
+from autotweak.engine._study import ATTR, create_study
+from autotweak.engine._study_sessions import open_session
 from autotweak.engine._worker import make_stale_handler
 from autotweak.tracking import RECONCILED_TAG, MlflowTracker
 from tests.helpers import mlflow_runs
@@ -151,3 +153,24 @@ def test_a_catch_up_writes_the_cost_a_spot_study_holds_once(
     assert runs[missing].data.metrics["cost_usd"] == 0.01
     assert [m.value for m in mlflow_client.get_metric_history(open_run, "cost_usd")] == [0.02], "written once"
     assert "cost_usd" not in runs[uncosted].data.metrics
+
+
+@pytest.mark.parametrize("executor", ["processes", "aws-spot"])
+def test_a_catch_up_record_carries_its_sessions_host_and_code_but_not_a_spot_instances(
+    home: Path, make_experiment, mlflow_client: MlflowClient, executor: str
+) -> None:
+    """Optuna keeps no host nor commit per trial; the session that ran it does, once, as it opens.
+
+    A spot session's trials run on its instances, not on its host: their records go without.
+    """
+    study = create_study(make_experiment(name="hosted"), make_storage(f"sqlite:///{home / 'optuna.db'}"))
+    code = {"autotweak.git_commit": "0123abc", "autotweak.git_dirty": "false"}
+    session = open_session(study, "run", {"name": executor, "workers": 2}, code=code)
+    number = _ended(study, TrialState.COMPLETE, 0.5, **{ATTR.SESSION: session})
+    reconcile(study, MlflowTracker(f"sqlite:///{home / 'mlflow.db'}"), "loss", 5)
+    tags = mlflow_runs(mlflow_client, "hosted").children[number].data.tags
+    if executor == "processes":
+        assert (tags["autotweak.host"], tags["autotweak.git_commit"]) == (socket.gethostname(), "0123abc")
+    else:
+        assert "autotweak.host" not in tags and "autotweak.git_commit" not in tags
+    assert tags["autotweak.seed"] == "None", "its worker process's seed is not kept"
