@@ -211,6 +211,12 @@ _AWS_OPTIONAL = (
 DEFAULT_INSTALL = "python3 -m pip install 'autotweak[aws,postgres]'"
 
 
+_AWS_MISSING = (
+    "is required by the aws-spot executor: add at least `aws: {image_id: ami-0123456789abcdef0, "
+    "instance_types: [g4dn.xlarge]}` under `execution:` (your AMI, with Python >= 3.11; every field and "
+    "the stores the instances need: README.md, section 'From laptop to spot GPUs')"
+)
+
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 
@@ -278,7 +284,7 @@ class AwsSpot:
     def of(cls, execution: Execution, where: Where) -> AwsSpot:
         """The settings of ``execution``, or an error naming the missing section."""
         if execution.aws is None:
-            raise where.fail("is required by the aws-spot executor (image_id, instance_types, ...)")
+            raise where.fail(_AWS_MISSING)
         return cls.parse(execution.aws, where)
 
     def to_dict(self) -> dict[str, Any]:

@@ -826,3 +826,31 @@ def test_a_grace_period_under_twice_the_heartbeat_interval_is_taken_with_one_war
         Experiment.from_dict(spec)  # a second read of the same spec (a worker's, a resume's): not again
     [said] = [r.getMessage() for r in caplog.records if "grace_period" in r.getMessage()]
     assert said.startswith("execution.grace_period 13 is under twice heartbeat_interval (2 x 7 = 14)")
+
+
+def test_a_missing_aws_section_shows_a_minimal_one_that_parses_and_where_the_rest_is_described(
+    tmp_path: Path,
+) -> None:
+    """`--executor aws-spot` without `execution.aws`: the error shows what to add and where to read."""
+    from autotweak._validation import Where
+    from autotweak.spec._parts import AwsSpot
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(base_spec()))
+    experiment = load_experiment(path)
+    with pytest.raises(SpecError) as refused:
+        AwsSpot.of(experiment.execution, Where(experiment.source, "execution.aws"))
+    said = str(refused.value)
+    assert said.startswith(
+        f"{path}: 'execution.aws' is required by the aws-spot executor: add at least `aws: {{"
+    )
+    section = re.search(r"README\.md, section '([^']+)'", said)
+    assert section is not None, said
+    assert f"\n## {section[1]}\n" in (REPO / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"`(aws: \{.*?\})` under `execution:`", said)
+    assert shown is not None, said
+    spec = base_spec(execution={"workers": 2, **yaml.safe_load(shown[1])})
+    path.write_text(yaml.safe_dump(spec))
+    added = load_experiment(path)
+    settings = AwsSpot.of(added.execution, Where(added.source, "execution.aws"))
+    assert settings.image_id.startswith("ami-") and settings.instance_types == ("g4dn.xlarge",)
