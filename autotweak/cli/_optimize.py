@@ -288,9 +288,8 @@ def _run(experiment: Experiment, *, resume: bool, **options: Any) -> None:
         raise SystemExit(130) from None
     summary = result.summary
     counts = ", ".join(f"{n} {_SAID_STATE.get(state, state)}" for state, n in summary.counts.items() if n)
-    _console.line(
-        f"study '{result.study_name}' stopped ({', '.join(sorted(set(result.stop_reasons)))}): {counts}"
-    )
+    reasons = ", ".join(sorted(set(result.stop_reasons)))
+    _console.line(f"study '{result.study_name}' stopped ({reasons}): {counts or 'no trials'}")
     say_budget_spent(experiment, result)
     say_cost(executor, result.study_name)
     if summary.best_value is not None:

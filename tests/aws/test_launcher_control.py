@@ -16,6 +16,7 @@ from autotweak.aws._cost import Ledger
 from autotweak.engine._retries import requeue
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import summarize
+from tests.aws.held_launch import HeldLaunch
 from tests.aws.test_spot_executor import alive, instances, spot_spec, wait_until
 from tests.engine.test_workers import ctrl_c, running_cli, start_cli, wait_for_lines
 
@@ -142,3 +143,34 @@ def test_workers_stop_waits_for_the_cut_trials_to_be_queued_again(home, aws_stor
     assert "stopped (workers stop)" in out, out
     retries = [t for t in study.trials if t.user_attrs.get(ATTR.RETRY_OF) == trial.number]
     assert len(retries) == 1, "queued once, by its worker: the launcher's close found it queued"
+
+
+@pytest.mark.parametrize(
+    "fleet", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["fleet", "run-instances"]
+)  # 20 s each: the launcher's start and the study's close (slow: the fallback's path, as the fleet's)
+def test_ctrl_c_inside_the_launch_call_terminates_the_instances_ec2_launched(
+    home, aws_stores, ec2, monkeypatch, fleet
+):
+    """Ctrl-C after EC2 launched but before its answer named the instances: the launcher finds them by tag.
+
+    The proxy holds moto's answer to the launch; the launcher never learns the ids, and its
+    "launched ..." line is never printed. The watchdog would sweep them too, into its own log:
+    the "terminated" line on the launcher's output is the launcher's own doing.
+    """
+    name = f"spot-held-{'fleet' if fleet else 'run'}"
+    spec = spot_spec(home, aws_stores, name, 4, fleet=fleet)
+    with HeldLaunch(aws_stores.env["AWS_ENDPOINT_URL"]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        with running_cli(_optimize(spec), home.parent) as proc:
+            assert proxy.launched.wait(timeout=120), "the launcher reached EC2's launch call"
+            assert sorted(proxy.instance_ids) == sorted(alive(ec2, name)) and proxy.instance_ids
+            out = ctrl_c(proc)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out and "launched" not in out, out
+    assert "interrupted: terminating the study's instances" in out, out
+    said = re.search(r"terminated (\d+) instance\(s\): (i-[^\n]+)", out)
+    assert said is not None, out
+    assert sorted(said[2].split(", ")) == sorted(proxy.instance_ids), out
+    assert not alive(ec2, name), "nothing left running for the watchdog to find"
+    assert f"study '{name}' stopped (interrupted): no trials\n" in out, out
+    assert f"`autotweak resume {name} --executor aws-spot` continues the study" in out, out
