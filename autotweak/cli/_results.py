@@ -219,7 +219,7 @@ def _wrote(page: Path, since: float) -> str:
 
 
 def _report_one(study: optuna.Study, tracking_uri: str | None, html_dir: str | None) -> None:
-    from autotweak.report import build_report, log_report, write_html_report
+    from autotweak.report import build_report
 
     def read() -> tuple[str, str]:
         uri = _study_tracking_uri(study, tracking_uri)
@@ -230,6 +230,8 @@ def _report_one(study: optuna.Study, tracking_uri: str | None, html_dir: str | N
     _console.line(markdown)
     if html_dir is None:
         return
+    from autotweak.report import log_report, write_html_report  # Matplotlib: for the page's figures
+
     started = time.time()
     page = reading(lambda: write_html_report(study, Path(html_dir), tracking_uri=uri), what)
     _console.line(_wrote(page, started))

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import qmc, rankdata
 
 from autotweak.meta._histories import Histories, PastTrial, SkipReport, TaskHistory, ValueReason, as_space
 from autotweak.meta._mapping import ParamMapper
@@ -70,6 +69,8 @@ def normalized_scores(values: NDArray[np.float64]) -> NDArray[np.float64]:
     """
     if len(values) < 2:
         return np.ones_like(values)
+    from scipy.stats import rankdata  # a second to import: `meta fit` needs it, a study's start does not
+
     ranks = rankdata(values, method="average")
     return np.asarray((ranks - 1.0) / (len(values) - 1.0), dtype=np.float64)
 
@@ -275,6 +276,8 @@ def _candidates(
     space: SearchSpace, seen: list[NDArray[np.float64]], n_design: int, seed: int
 ) -> NDArray[np.float64]:
     """Seen configs and a Sobol design, canonical (through the space's mapping), deduplicated."""
+    from scipy.stats import qmc
+
     dims = len(space.tunable)
     design = (
         qmc.Sobol(dims, scramble=True, seed=seed + DESIGN_SEED).random(n_design)

@@ -39,7 +39,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import kendalltau
 
 from autotweak._validation import is_number
 from autotweak.meta._model import MetaModel
@@ -204,6 +203,8 @@ class Proposer:
         """
         if len(values) < 2:
             return float("nan")
+        from scipy.stats import kendalltau  # a second: only once a study has results to judge the prior by
+
         predicted = self.prior @ self.model.scores[:, self.nearest(observed)]
         tau = kendalltau(predicted, np.asarray(values, dtype=np.float64)).statistic
         return float(tau)

@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak._attrs import DRY_RUN_ATTR
 
 __all__ = [
+    "GUARD_AFTER",
     "GUARD_ATTR",
     "NO_MODEL_ATTR",
     "PROPOSALS_ATTR",
@@ -39,6 +40,7 @@ PROPOSAL_ATTR = "autotweak.meta_proposal"
 # The unit point a trial was given when asked for, before it stores its values: another
 # process's worker, which asks next, must not propose it again.
 CLAIM_ATTR = "autotweak.meta_claim"
+GUARD_AFTER = 5  # results the negative-transfer guard needs before it judges the prior
 GUARD_ATTR = "autotweak.meta_guard"
 NO_MODEL_ATTR = "autotweak.meta_no_model"  # on the study: the note of why no model serves it, once said
 PROPOSALS_ATTR = "autotweak.meta_proposals"

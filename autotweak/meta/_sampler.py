@@ -62,6 +62,7 @@ from autotweak.meta._model import MetaModel
 from autotweak.meta._propose import Proposal, Proposer, descriptor_weights
 from autotweak.meta._records import (
     CLAIM_ATTR,
+    GUARD_AFTER,
     PROPOSAL_ATTR,
     UNITS_KEY,
     guard_of,  # noqa: F401  # the module's example calls it
@@ -81,7 +82,6 @@ from autotweak.meta._sampler_serving import (
 __all__ = ["MetaSampler"]
 
 _log = logging.getLogger(__name__)
-GUARD_AFTER = 5  # results the negative-transfer guard needs before it judges the prior
 
 
 class MetaSampler(Planner, BaseSampler):

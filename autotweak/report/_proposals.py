@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import search_trials
 from autotweak.meta import PROPOSALS_ATTR, guard_of
-from autotweak.meta._sampler import GUARD_AFTER
+from autotweak.meta._records import GUARD_AFTER
 from autotweak.report._sections import Section, fmt
 
 __all__ = [

@@ -19,6 +19,7 @@ from tests.conftest import base_spec
 
 # Imported only by what records, learns, reports or trains: seconds of every command otherwise.
 HEAVY = ("mlflow", "torch", "sklearn", "matplotlib")
+SCIPY_STATS = "scipy.stats"  # a second or more: fitting a meta-model, judging its prior, not reading a study
 
 _PROBE = """
 import json, sys
@@ -34,7 +35,7 @@ print(json.dumps({"code": code, "imported": sorted(m for m in %r if m in sys.mod
 
 def imported(*args: str, cwd: Path) -> tuple[int, list[str]]:
     """Run ``autotweak ARGS`` in a fresh interpreter: its exit code, and which libraries it imported."""
-    probe = _PROBE % ((*HEAVY, "optuna"),)
+    probe = _PROBE % ((*HEAVY, SCIPY_STATS, "optuna"),)
     run = subprocess.run(
         [sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True, timeout=300
     )
@@ -90,11 +91,37 @@ def test_status_and_best_read_optuna_storage_only(home, make_experiment):
         assert (code, found) == (0, ["optuna"]), f"`autotweak {' '.join(args)}` imported {found}"
 
 
+def test_best_of_a_meta_sampler_study_reads_its_spec_without_scipy_stats(home):
+    """The stored spec's check builds the meta sampler: its scipy.stats waits for a result to judge."""
+    cwd = home.parent
+    spec = base_spec(sampler={"name": "meta", "args": {"model": None}}, budget={"trials": 2})
+    (cwd / "exp.yaml").write_text(yaml.safe_dump(spec))
+    assert imported("optimize", "exp.yaml", cwd=cwd)[0] == 0
+    for args in (["best", "study"], ["best", "study", "--json"]):
+        code, found = imported(*args, cwd=cwd)
+        assert (code, found) == (0, ["optuna"]), f"`autotweak {' '.join(args)}` imported {found}"
+
+
+def test_suggest_report_and_workers_list_import_only_what_their_path_needs(home, make_experiment):
+    """suggest: no MLflow, no plots; a text report: no Matplotlib; workers list: no launcher (MLflow)."""
+    cwd = home.parent
+    wine = (
+        Path(__file__).resolve().parents[2] / "examples" / "sklearn_wine.yaml"
+    )  # the shipped hgb model fits
+    code, found = imported("suggest", str(wine), cwd=cwd)
+    assert code == 0 and not set(found) & {*HEAVY, SCIPY_STATS}, f"`autotweak suggest` imported {found}"
+    autotweak.optimize(make_experiment(budget={"trials": 6}))
+    code, found = imported("report", "study", cwd=cwd)
+    assert code == 0 and "mlflow" in found and "matplotlib" not in found, found
+    code, found = imported("workers", "list", "study", cwd=cwd)  # no region here: refused after the study's
+    assert "mlflow" not in found, f"`autotweak workers list` imported {found}"
+
+
 def test_the_engine_and_tracking_packages_import_their_names_on_first_use():
     code = """
-import sys, autotweak, autotweak.engine, autotweak.tracking
+import sys, autotweak, autotweak.engine, autotweak.tracking, autotweak.report, autotweak.aws
 assert not [m for m in ("optuna", "mlflow") if m in sys.modules], "nothing heavy before a name is used"
-for package in (autotweak, autotweak.engine, autotweak.tracking):
+for package in (autotweak, autotweak.engine, autotweak.tracking, autotweak.report, autotweak.aws):
     assert all(getattr(package, name) is not None for name in package.__all__)
     assert set(package.__all__) <= set(dir(package))
 assert autotweak.Study is autotweak.engine.Study and autotweak.optimize is autotweak.engine.optimize
