@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -207,14 +208,14 @@ def _named(model: str, path: Path, space: SearchSpace) -> MetaModel:
 def _no_candidate_inside(path: str, model: MetaModel, space: SearchSpace, what: str) -> str:
     """The reason a model that fits a space's parameters does not serve it (for messages)."""
     name = f"the meta-model {path}" if path else "the meta-model"
-    configs = [model.candidate(i) for i in range(len(model.units))]
+    configs = model.candidates
     return (
         f"{name} fits the parameters of {what} but none of its {len(configs)} candidates lies "
         f"inside it: {_left_out(space, configs)}"
     )
 
 
-def _left_out(space: SearchSpace, configs: list[dict[str, Any]]) -> str:
+def _left_out(space: SearchSpace, configs: Sequence[dict[str, Any]]) -> str:
     """The parameters whose ranges in ``space`` leave every candidate of ``configs`` out.
 
     Those that leave out all of them alone if any (a range moved or shifted off the
@@ -229,7 +230,7 @@ def _left_out(space: SearchSpace, configs: list[dict[str, Any]]) -> str:
     return f"{each}; no candidate is inside all of these at once"
 
 
-def _range_against(param: FloatParam | IntParam | CategoricalParam, configs: list[dict[str, Any]]) -> str:
+def _range_against(param: FloatParam | IntParam | CategoricalParam, configs: Sequence[dict[str, Any]]) -> str:
     """``lr in [0.5, 1] where the candidates span [0.005, 0.49]``, values to 6 significant digits."""
     values = [c[param.name] for c in configs if param.name in c]
     if isinstance(param, CategoricalParam):
@@ -264,7 +265,7 @@ def restrict(model: MetaModel, space: SearchSpace) -> MetaModel | None:
         return None
     if not _same_parameters(model.space, space):
         return None
-    configs = [model.candidate(i) for i in range(len(model.units))]
+    configs = model.candidates
     keep = np.array([not space.invalid(config) for config in configs], dtype=bool)
     if not keep.any():
         return None

@@ -89,7 +89,7 @@ def fits_distribution(distribution: BaseDistribution, value: Any) -> bool:
 
 def candidates_inside(model: MetaModel, known: Mapping[str, BaseDistribution]) -> NDArray[np.bool_]:
     """Which of the model's candidates fit every one of the ``known`` distributions."""
-    configs = (model.candidate(i) for i in range(len(model.units)))
+    configs = model.candidates
     inside = [all(fits_distribution(d, config[name]) for name, d in known.items()) for config in configs]
     return np.array(inside, dtype=np.bool_)
 
