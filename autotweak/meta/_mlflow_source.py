@@ -317,8 +317,15 @@ def _trials(reading: _Reading, experiment: Experiment, runs: list[Run]) -> Itera
     wanted = [d.run_id for d in drafts if isinstance(d, _Draft) and d.wants_curve]
     for _ in range(len(runs) - len(wanted)):
         reading.read_one()
+    waits = reading.waits
     curves = read_curves(
-        reading.client, reading.tracking_uri, wanted, reading.metric, reading.read_one, reading.waits.waiting
+        reading.client,
+        reading.tracking_uri,
+        wanted,
+        reading.metric,
+        reading.read_one,
+        waits.waiting,
+        waits.gone,
     )
     for draft in drafts:
         if isinstance(draft, _Draft):

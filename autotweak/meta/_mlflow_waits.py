@@ -21,7 +21,7 @@ from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW
 from mlflow.exceptions import MlflowException
 
 from autotweak.meta._histories import HistoryError
-from autotweak.tracking._server import failure_reason
+from autotweak.tracking._server import failure_reason, no_server_answers
 
 __all__ = ["FIX", "SAY_AFTER", "TrackingServerError", "Waits", "waiting_line"]
 
@@ -73,10 +73,22 @@ class Waits:
             except MlflowException as exc:
                 if self._server is None:
                     raise
-                reason = failure_reason(exc, MLFLOW_HTTP_REQUEST_TIMEOUT.get())  # type: ignore[no-untyped-call]
-                raise TrackingServerError(
-                    f"MLflow server {self._server} failed while {what}: {reason}; {FIX}"
-                ) from None
+                raise self._failed(self._server, what, exc) from None
+
+    def gone(self, what: str, exc: Exception) -> TrackingServerError | None:
+        """The error to stop the reading with where ``exc``, raised ``what``-ing, says no server answers.
+
+        A request whose error the caller keeps (one run's curve) fails alone where the server
+        answers; where none answers, every request after it would spend MLflow's retries too.
+        """
+        if self._server is None or not no_server_answers(exc):
+            return None
+        return self._failed(self._server, what, exc)
+
+    @staticmethod
+    def _failed(server: str, what: str, exc: Exception) -> TrackingServerError:
+        reason = failure_reason(exc, MLFLOW_HTTP_REQUEST_TIMEOUT.get())  # type: ignore[no-untyped-call]
+        return TrackingServerError(f"MLflow server {server} failed while {what}: {reason}; {FIX}")
 
     @contextmanager
     def waiting(self, what: str) -> Iterator[None]:

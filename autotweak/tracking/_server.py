@@ -14,7 +14,7 @@ from typing import Any
 from autotweak._locations import redact
 from autotweak.exceptions import TrackingError
 
-__all__ = ["check_tracking_server", "failure_reason"]
+__all__ = ["check_tracking_server", "failure_reason", "no_server_answers"]
 
 _log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ _REASONS = (
     ("Timeout", "no answer within {timeout:g} s"),
     ("SSL", "TLS handshake failed"),
 )
+# The reasons that mean no server answers at all, as opposed to a server that answers badly.
+_NO_ANSWER = frozenset({"connection refused", "host not found", "no answer within {timeout:g} s"})
 
 
 def check_tracking_server(
@@ -105,13 +107,23 @@ def _json(text: str) -> Any:
 
 def failure_reason(exc: BaseException, timeout: float) -> str:
     """What went wrong with the connection, in a few words, from the exception and its causes."""
+    reason = _matched(exc)
+    if reason is not None:
+        return reason.format(timeout=timeout)
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def no_server_answers(exc: BaseException) -> bool:
+    """Whether ``exc`` (or a cause) says the connection failed: refused, timed out, or no such host."""
+    return _matched(exc) in _NO_ANSWER
+
+
+def _matched(exc: BaseException) -> str | None:
+    """The reason of :data:`_REASONS` whose words the exception or its causes say, if one does."""
     texts: list[str] = []
     seen: BaseException | None = exc
     while seen is not None and len(texts) < 10:
         texts.append(f"{type(seen).__name__}: {seen}")
         seen = seen.__cause__ or seen.__context__
     text = " ".join(texts)
-    for word, reason in _REASONS:
-        if word in text:
-            return reason.format(timeout=timeout)
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return next((reason for word, reason in _REASONS if word in text), None)

@@ -98,3 +98,34 @@ def test_a_server_that_stops_answering_mid_read_is_said_with_how_to_bound_the_wa
         f"MLflow server {server.url} failed while looking for an autotweak study's run in experiment "
         "'delta': connection refused; start it, or pass the URI of one that runs as `tracking_uri`"
     )
+
+
+def test_a_server_that_dies_while_curves_are_read_ends_the_reading_at_its_first_refusal(
+    killable_mlflow: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was every run's curve retried for MLflow's retry time, 8 at a time, each run then skipped."""
+    server = killable_mlflow
+    client = MlflowClient(server.url)
+    experiment = client.create_experiment("echo")
+    for i in range(25):
+        run_id = client.create_run(experiment).info.run_id
+        client.log_batch(run_id, metrics=[Metric("acc", 0.5, 1000, 0)], params=[Param("x", str(i / 10))])
+        client.set_terminated(run_id, "FAILED" if i == 0 else "FINISHED")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    read: list[int] = []
+
+    def progress(done: int, total: int) -> None:  # the failed run is counted before any curve is read
+        read.append(done)
+        if done == 1:
+            server.kill()
+
+    with pytest.raises(TrackingServerError) as caught:
+        read_mlflow(server.url, "echo", metric="acc", space=SPACE, progress=progress)
+    message = str(caught.value)
+    assert message.startswith(
+        f"MLflow server {server.url} failed while reading the history of metric 'acc' of run "
+    )
+    assert message.endswith(
+        ": connection refused; start it, or pass the URI of one that runs as `tracking_uri`"
+    )
+    assert read == [0, 1], "no run's curve was skipped and counted read: the first refusal ended the reading"
