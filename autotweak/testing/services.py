@@ -23,7 +23,10 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+
+from autotweak.testing._ports import group_listens, port_taken
 
 __all__ = [
     "FAKE_AWS_ENV",
@@ -149,7 +152,17 @@ class MlflowServer:
         self._pid: int | None = None
 
     def start(self) -> None:
-        """Start the server and wait until it answers."""
+        """Start the server and wait until it answers.
+
+        Raises:
+            RuntimeError: If its port is taken (a server started again keeps its port), or
+                the server does not start: with the end of its log.
+        """
+        if port_taken(self.port):
+            raise RuntimeError(
+                f"the MLflow server at {self.url} cannot start: another process listens on its port "
+                f"{self.port}; make a new MlflowServer (a new port), or end that process"
+            )
         argv = [
             "server",
             "--backend-store-uri",
@@ -165,7 +178,8 @@ class MlflowServer:
         log = self.artifacts.parent / f"mlflow-{self.port}.log"
         pid = self._pid = _FORKS.fork(argv, {**os.environ, **MLFLOW_SERVER_ENV}, log)
         try:
-            _wait_healthy(self.url, lambda: _running(pid), name="MLflow server", log=log)
+            ours = partial(group_listens, pid, self.port)
+            _wait_healthy(self.url, lambda: _running(pid), ours, name="MLflow server", log=log)
         except BaseException:  # not healthy, or Ctrl-C: no caller has a server to stop
             self.kill()
             raise
@@ -293,7 +307,8 @@ def moto_server() -> Iterator[dict[str, str]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, lambda: proc.poll() is None, path="/moto-api/", name="moto server")
+        ours = partial(group_listens, proc.pid, port)
+        _wait_healthy(url, lambda: proc.poll() is None, ours, path="/moto-api/", name="moto server")
         yield {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": url}
     finally:
         _stop(proc)
@@ -312,23 +327,31 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
 def _wait_healthy(
     url: str,
     running: Callable[[], bool],
+    ours: Callable[[], bool],
     *,
     path: str = "/health",
     name: str = "MLflow server",
     log: Path | None = None,
 ) -> None:
-    """Wait until ``url`` answers; or raise, with the end of the server's ``log`` where it has one."""
+    """Wait until the server answers at ``url``; or raise, with the end of its ``log`` where it has one.
+
+    An answer counts only once the port is the server's (``ours``): another process that
+    took the port first answers too, while the server fails to bind it.
+    """
     deadline = time.monotonic() + 120
+    foreign = ""
     while time.monotonic() < deadline:
         if not running():
-            raise RuntimeError(f"the {name} at {url} exited{_log_tail(log)}")
+            raise RuntimeError(f"the {name} at {url} exited{foreign}{_log_tail(log)}")
         try:
             with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
-                if response.status == 200:
+                if response.status == 200 and ours():
                     return
+                foreign = "; another process answers on its port"
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the {name} at {url} did not become healthy in 120 s{_log_tail(log)}")
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"the {name} at {url} did not become healthy in 120 s{foreign}{_log_tail(log)}")
 
 
 LOG_TAIL_LINES = 30
