@@ -18,7 +18,7 @@ from typing import Any
 
 from autotweak._money import usd_per_hour
 from autotweak.aws._errors import AwsError
-from autotweak.aws._launch_checks import refused, say_refused
+from autotweak.aws._launch_checks import refused
 from autotweak.spec._parts import AwsSpot
 
 __all__ = ["affordable", "latest_prices", "priced_as_money", "priced_types", "spot_prices"]
@@ -92,6 +92,7 @@ def _check_known(ec2: Any, unpriced: list[str], *, every: bool) -> None:
     """Refuse a type without a spot price that the region does not offer (a typo, another region's)."""
     region = ec2.meta.region_name
     client_error = importlib.import_module("botocore.exceptions").ClientError  # botocore ships no types
+    unchecked = ""
     try:
         pages = ec2.get_paginator("describe_instance_type_offerings").paginate(LocationType="region")
         known = {o["InstanceType"] for page in pages for o in page["InstanceTypeOfferings"]}
@@ -102,14 +103,14 @@ def _check_known(ec2: Any, unpriced: list[str], *, every: bool) -> None:
                 f"got {', '.join(repr(t) for t in unpriced)} (unknown types, or types the region does not "
                 f"offer; {refused(exc)}, so the closest names are not offered)."
             ) from None
-        then = "a listed type without a spot price in the region is not used"
-        say_refused("'execution.aws.instance_types'", exc, then)
-        _log.warning("no spot price in region %s for %s; they are not used", region, ", ".join(unpriced))
-        return
+        unchecked = f" (not checked against the types the region offers: {refused(exc)})"
+        known = set(unpriced)
     for kind in unpriced:
         if kind not in known:
             raise AwsError(_not_offered(ec2, kind, known))
-    _log.warning("no spot price in region %s for %s; they are not used", region, ", ".join(unpriced))
+    _log.warning(
+        "no spot price in region %s for %s; they are not used%s", region, ", ".join(unpriced), unchecked
+    )
 
 
 def _not_offered(ec2: Any, kind: str, known: set[str]) -> str:
