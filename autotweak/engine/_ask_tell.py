@@ -100,8 +100,8 @@ class Study:
         try:
             with keep_lost_interrupts(put_back=True):  # one that lands in a finalizer as the stores open
                 self._prepared: Prepared = prepare(experiment, resume=resume, track=track, runs_trials=True)
+                hold_connections(self._prepared.context.storage_url)  # until close: see close_connections
                 self._load(experiment, resume=resume)
-            hold_connections(self._prepared.context.storage_url)  # until close: see close_connections
         except BaseException:
             self._sigterm.close()
             raise
@@ -118,6 +118,7 @@ class Study:
                     experiment.name, prepared.storage, prepared.tracker, prepared.context.study_run_id
                 )
             prepared.tracker.close()
+            close_connections(prepared.storage, prepared.context.storage_url)  # the ask lock's too, if last
             raise
 
     def _load_prepared(self, experiment: Experiment) -> None:

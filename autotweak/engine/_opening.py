@@ -34,13 +34,24 @@ from autotweak.exceptions import AutotweakError, StudyExistsError, TrackingError
 from autotweak.spec import Experiment
 from autotweak.tracking import BaseTracker, StudyInfo
 
-__all__ = ["catch_up", "drop_new_study", "open_records"]
+__all__ = ["catch_up", "drop_new_study", "open_records", "study_storage"]
 
 _log = logging.getLogger(__name__)
 
 
+def study_storage(experiment: Experiment, storage_url: str, tracker: BaseTracker) -> BaseStorage:
+    """The storage a study runs on: heartbeats as ``experiment`` says, stale trials told to ``tracker``."""
+    return make_storage(
+        storage_url,
+        heartbeat_interval=experiment.execution.heartbeat_interval,
+        grace_period=experiment.execution.grace_period,
+        on_stale=make_stale_handler(tracker, experiment),
+    )
+
+
 def open_records(
     experiment: Experiment,
+    storage: BaseStorage,
     storage_url: str,
     tracking_uri: str | None,
     tracker: BaseTracker,
@@ -48,21 +59,16 @@ def open_records(
     resume: bool,
     keep_setup: bool,
     executor: Mapping[str, Any] | None = None,
-) -> tuple[optuna.Study, BaseStorage, str | None, int]:
-    """The study in Optuna's storage and its parent run in the tracker, made or reopened.
+) -> tuple[optuna.Study, str | None, int]:
+    """The study in Optuna's ``storage`` (see :func:`study_storage`) and its parent run in the tracker.
 
-    Also how many trial records were written from Optuna's trials on the way (see
-    :func:`~autotweak.engine._reconcile.reconcile`): those a tracker that was down missed.
+    Made or reopened; also how many trial records were written from Optuna's trials on the
+    way (see :func:`~autotweak.engine._reconcile.reconcile`): those a tracker that was down
+    missed.
 
     ``executor`` is the ``meta`` of the executor that runs this session's trials, recorded
     on the study (``None``: not recorded, as for the ask/tell API's own loop).
     """
-    storage = make_storage(
-        storage_url,
-        heartbeat_interval=experiment.execution.heartbeat_interval,
-        grace_period=experiment.execution.grace_period,
-        on_stale=make_stale_handler(tracker, experiment),
-    )
     if resume:
         study = retrying(lambda: load_study(experiment.name, storage), "loading the study", store=storage_url)
         if not keep_setup:
@@ -73,7 +79,7 @@ def open_records(
         retrying(lambda: fail_stale(study), "looking for stale trials", store=storage_url)
         run_id = _open_study_record(study, experiment, storage_url, tracking_uri, tracker)
         caught_up = _record_caught_up(study, experiment, run_id, (storage_url, tracking_uri), tracker)
-        return study, storage, run_id, caught_up
+        return study, run_id, caught_up
     run_id = None
     try:
         name = None if executor is None else executor.get("name")
@@ -87,7 +93,7 @@ def open_records(
     except BaseException:
         drop_new_study(experiment.name, storage, tracker, run_id)
         raise
-    return study, storage, run_id, caught_up
+    return study, run_id, caught_up
 
 
 def _open_study_record(

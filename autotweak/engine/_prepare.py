@@ -22,7 +22,7 @@ from autotweak._locations import (
 from autotweak._validation import Where
 from autotweak.engine._executors import BaseExecutor, executor_for
 from autotweak.engine._main_script import check_not_starting_worker
-from autotweak.engine._opening import drop_new_study, open_records
+from autotweak.engine._opening import drop_new_study, open_records, study_storage
 from autotweak.engine._provenance import code_tags
 from autotweak.engine._storage import close_storage, make_storage
 from autotweak.engine._study import load_study
@@ -80,9 +80,12 @@ def prepare(
         check_tracking_server(tracking_uri)  # before the study exists: a study without its record is stuck
     tracker = make_tracker(tracking_uri, local_workers=1 if runs_trials else None)
     made: tuple[BaseStorage, str | None] | None = None  # a study this call created, and its parent run
+    storage: BaseStorage | None = None
     try:
-        study, storage, run_id, caught_up = open_records(
+        storage = study_storage(experiment, url, tracker)
+        study, run_id, caught_up = open_records(
             experiment,
+            storage,
             url,
             tracking_uri,
             tracker,
@@ -100,6 +103,8 @@ def prepare(
         if made is not None:  # cut short as its session was recorded: a rerun must not find it
             drop_new_study(experiment.name, made[0], tracker, made[1])
         tracker.close()
+        if storage is not None:  # not left to the collector: a notebook keeps the last traceback
+            close_storage(storage)
         raise
     deadline = None if experiment.budget.wall_time is None else time.time() + experiment.budget.wall_time
     context = WorkerContext(

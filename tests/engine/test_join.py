@@ -198,3 +198,61 @@ def test_the_tests_load_helper_holds_no_connection(home, make_experiment, pg, pg
     study = load(exp)
     assert len(study.trials) == 1 and study.user_attrs, "it reads the study (its queued baseline)"
     assert tcp_connections(os.getpid(), pg.port) == before
+
+
+class _CtrlC:
+    """A Ctrl-C at the storage's first query after the ask lock is let go (the seed's session counted)."""
+
+    def __init__(self, lock: sqlalchemy.Engine) -> None:
+        self.lock = lock
+        self.armed = False
+        self.landed = 0
+
+    def let_go(self, *_: object) -> None:
+        self.armed = True
+
+    def query(self, conn: sqlalchemy.Connection, *_: object) -> None:
+        if self.armed and conn.engine is not self.lock and conn.engine.url == self.lock.url:
+            self.armed = False
+            self.landed += 1
+            raise KeyboardInterrupt
+
+
+@pytest.mark.timeout(240)
+def test_an_ask_tell_study_that_fails_to_open_holds_no_connection(home, make_experiment, pg, pg_url):
+    """A notebook cell that fails to open a study, run again and again, leaves no connection open.
+
+    Each failure after the study's storage was made (a name that exists, a resume with
+    another setup, a Ctrl-C as the study loads) left its pool open until the garbage
+    collector freed it (never, while the notebook keeps the last traceback); one as the
+    study loaded also left the ask lock's pool open, counted by no study.
+    """
+    with autotweak.Study(make_experiment(name="opened", storage=pg_url)):
+        pass
+    other = make_experiment(name="opened", storage=pg_url, metric={"name": "loss", "direction": "maximize"})
+    failures = [
+        (lambda: autotweak.Study(make_experiment(name="opened", storage=pg_url)), "already exists"),
+        (lambda: autotweak.Study(other, resume=True), "different setup"),
+        (lambda: autotweak.Study(make_experiment(name="missing", storage=pg_url), resume=True), "no study"),
+    ]
+    before = _settled(pg, pg_url)
+    kept = []  # as a notebook keeps its last traceback, and the frames it holds
+    for make, says in failures * 2:
+        with pytest.raises(autotweak.AutotweakError, match=says) as raised:
+            make()
+        kept.append(raised)
+    after_errors = tcp_connections(os.getpid(), pg.port)
+    ctrl_c = _CtrlC(_lock_engine(pg_url))
+    sqlalchemy.event.listen(ctrl_c.lock, "commit", ctrl_c.let_go)
+    sqlalchemy.event.listen(sqlalchemy.Engine, "before_cursor_execute", ctrl_c.query)
+    try:
+        for _ in range(2):
+            with pytest.raises(KeyboardInterrupt) as raised:
+                autotweak.Study(make_experiment(name="interrupted", storage=pg_url))
+            kept.append(raised)
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.Engine, "before_cursor_execute", ctrl_c.query)
+        sqlalchemy.event.remove(ctrl_c.lock, "commit", ctrl_c.let_go)
+    assert ctrl_c.landed == 2, "each Ctrl-C landed as the study loaded"
+    after = tcp_connections(os.getpid(), pg.port)
+    assert (after_errors, after) == (before, before), f"{before} connection(s) before"
