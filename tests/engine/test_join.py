@@ -256,3 +256,46 @@ def test_an_ask_tell_study_that_fails_to_open_holds_no_connection(home, make_exp
     assert ctrl_c.landed == 2, "each Ctrl-C landed as the study loaded"
     after = tcp_connections(os.getpid(), pg.port)
     assert (after_errors, after) == (before, before), f"{before} connection(s) before"
+
+
+@pytest.mark.timeout(240)
+def test_optimize_and_join_run_to_their_end_under_an_open_ask_tell_study(home, make_experiment, pg, pg_url):
+    """A notebook's ask/tell study stays open while ``optimize`` and ``join`` run other studies on its URL.
+
+    Each of them leaves the ask lock's pool of the process to the last study open on the URL:
+    the open study asks on its connection, and once it is closed the process holds none.
+    """
+    connections = functools.partial(tcp_connections, os.getpid(), pg.port)
+    joined = make_experiment(name="joined-under", storage=pg_url, budget={"trials": 2})
+    made = make_storage(pg_url)
+    assert isinstance(made, RDBStorage)
+    create_study(joined, made)
+    made.engine.dispose()
+    before = _settled(pg, pg_url)
+    connects: list[int] = []
+    count_connect = lambda *_: connects.append(1)  # noqa: E731
+    sqlalchemy.event.listen(_lock_engine(pg_url), "connect", count_connect)
+    study = autotweak.Study(make_experiment(name="open-under", storage=pg_url, budget={"trials": 5}))
+    told = []
+    runs = [
+        lambda: autotweak.optimize(
+            make_experiment(name="optimized-under", storage=pg_url, budget={"trials": 2})
+        ),
+        lambda: join(joined.name, storage=pg_url, workers=1),
+        lambda: None,
+    ]
+    try:
+        for run in runs:
+            trial = study.ask()
+            assert trial is not None
+            study.tell(trial, 1.0)
+            told.append(connections())
+            run()
+    finally:
+        summary = study.close()
+        sqlalchemy.event.remove(_lock_engine(pg_url), "connect", count_connect)
+    assert len(connects) == 1, f"the ask lock connected {len(connects)} times: closed under the open study"
+    assert summary.counts["complete"] == 3
+    assert load(make_experiment(name="optimized-under", storage=pg_url)).user_attrs, "optimize ran"
+    assert sum(t.state == TrialState.COMPLETE for t in load(joined).trials) == 2, "join ran"
+    assert connections() == before, f"{before} connection(s) before, {told} as the study asked"
