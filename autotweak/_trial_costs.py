@@ -20,11 +20,25 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-__all__ = ["COST_ATTR", "COST_METRIC", "TRIAL_COSTS_ATTR", "trial_dollars"]
+from autotweak._money import usd_per_hour
+
+__all__ = [
+    "COST_ATTR",
+    "COST_METRIC",
+    "ESTIMATE_ATTR",
+    "TRIAL_COSTS_ATTR",
+    "estimate_note",
+    "merged_estimate",
+    "read_estimate",
+    "trial_dollars",
+]
 
 COST_ATTR = "autotweak.cost_usd"  # on a trial: its dollars; on the study: all instances' dollars
 TRIAL_COSTS_ATTR = "autotweak.trial_costs_usd"  # on the study: {trial number: dollars}
 COST_METRIC = "cost_usd"  # a trial's dollars on its record, and the study's on its parent run
+# On the study: [instances, dollars per hour]: how many of its instances were billed at an upper
+# bound of their price (their price tag was never read), and the highest such bound.
+ESTIMATE_ATTR = "autotweak.cost_estimate"
 
 
 def trial_dollars(study_attrs: Mapping[str, Any], trials: Iterable[FrozenTrial]) -> dict[int, float]:
@@ -34,3 +48,37 @@ def trial_dollars(study_attrs: Mapping[str, Any], trials: Iterable[FrozenTrial])
         if COST_ATTR in trial.user_attrs:
             costs[trial.number] = float(trial.user_attrs[COST_ATTR])
     return costs
+
+
+def estimate_note(instances: int, at_most: float) -> str:
+    """Words that say a cost includes instances billed at an upper bound of their price; else nothing.
+
+    Example:
+        >>> estimate_note(2, 0.1234567)
+        ' (includes 2 instance(s) priced at most $0.1235/h: their price was never read)'
+    """
+    if instances <= 0:
+        return ""
+    price = usd_per_hour(at_most)
+    return f" (includes {instances} instance(s) priced at most {price}: their price was never read)"
+
+
+def merged_estimate(recorded: Any, bounds: Iterable[float]) -> tuple[int, float]:
+    """The study's :data:`ESTIMATE_ATTR` (``recorded``, maybe absent) with this session's ``bounds`` added.
+
+    Example:
+        >>> merged_estimate([1, 0.5], [0.1, 0.2]), merged_estimate(None, [])
+        ((3, 0.5), (0, 0.0))
+    """
+    instances, at_most = read_estimate(recorded)
+    listed = list(bounds)
+    return instances + len(listed), max([at_most, *listed])
+
+
+def read_estimate(recorded: Any) -> tuple[int, float]:
+    """``(instances, highest bound)`` from the study's :data:`ESTIMATE_ATTR`; none where unreadable."""
+    try:
+        instances, at_most = recorded
+        return int(instances), float(at_most)
+    except (TypeError, ValueError):
+        return 0, 0.0

@@ -1,31 +1,71 @@
 """What the study's instances cost: an instance ledger, per-trial and per-study costs in MLflow.
 
-The bill is instance time: from launch until terminated, at the spot price the instance
-was launched at (the ``autotweak:price`` tag). A trial's cost is its run time at the
-mean hourly price of the study's instances; the study's cost also counts boot and idle
-time, so it is the larger of the two.
+The bill is instance time: from launch until terminated, a minute at least (AWS bills a
+Linux spot instance per second, 60 s at least), at the spot price the instance was
+launched at (the ``autotweak:price`` tag). An instance whose tag was never written (a
+launch cut short by Ctrl-C or an error) is charged at most what it can cost
+(:class:`PriceBound`), and the cost says so. A trial's cost is its run time at the mean
+hourly price of the study's instances; the study's cost also counts boot and idle time,
+so it is the larger of the two.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import optuna
 
 from autotweak._money import usd
-from autotweak._trial_costs import COST_ATTR, TRIAL_COSTS_ATTR
+from autotweak._trial_costs import COST_ATTR, ESTIMATE_ATTR, TRIAL_COSTS_ATTR, estimate_note, merged_estimate
 from autotweak._trial_costs import COST_METRIC as METRIC
 from autotweak.aws._ec2 import Instance
 from autotweak.engine._session import WorkerContext
 from autotweak.exceptions import TrackingError
 from autotweak.tracking import check_tracking_server
 
-__all__ = ["COST_ATTR", "Ledger", "StudyCost", "log_costs", "record_cost", "recorded_cost"]
+__all__ = [
+    "COST_ATTR",
+    "MINIMUM_S",
+    "Ledger",
+    "PriceBound",
+    "StudyCost",
+    "log_costs",
+    "record_cost",
+    "recorded_cost",
+]
 
 _log = logging.getLogger(__name__)
+
+
+MINIMUM_S = 60.0  # AWS bills a Linux spot instance per second, a minute at least
+
+
+@dataclass(frozen=True)
+class PriceBound:
+    """The most an instance whose price was never read costs per hour: never less than it does.
+
+    Its type's listed spot price at launch (``RunInstances`` launches one type, and EC2 says
+    which type a fleet chose); for a type not listed, the highest listed price, or
+    ``max_price`` where that is lower (AWS charges no spot instance more).
+
+    Example:
+        >>> bound = PriceBound({"g4dn.xlarge": 0.1234567, "g5.xlarge": 0.52}, max_price=0.5)
+        >>> bound.of("g4dn.xlarge"), bound.of("p3.2xlarge")
+        (0.1234567, 0.5)
+    """
+
+    listed: Mapping[str, float] = field(default_factory=dict)
+    max_price: float | None = None
+
+    def of(self, instance_type: str) -> float:
+        """Dollars per hour an instance of ``instance_type`` costs at most."""
+        highest = self.listed.get(instance_type, max(self.listed.values(), default=math.inf))
+        bound = highest if self.max_price is None else min(highest, self.max_price)
+        return 0.0 if math.isinf(bound) else bound
 
 
 @dataclass
@@ -33,21 +73,31 @@ class _Entry:
     price: float
     start: float
     end: float | None = None
+    estimated: bool = False  # price is a PriceBound's: its tag was never read
 
 
 class Ledger:
-    """Launch time, price and end of each instance the launcher has seen."""
+    """Launch time, price and end of each instance the launcher has seen.
 
-    def __init__(self) -> None:
+    Attributes:
+        bound: What an instance without a price tag is charged per hour (the launcher sets
+            it once it has read the spot prices).
+    """
+
+    def __init__(self, bound: PriceBound | None = None) -> None:
         self.entries: dict[str, _Entry] = {}
+        self.bound = bound or PriceBound()
 
     def update(self, instances: Iterable[Instance], now: float) -> None:
-        """Record new instances and the end of those that are gone."""
+        """Record new instances, the price of those whose tag came since, and the end of those gone."""
         for inst in instances:
             entry = self.entries.get(inst.instance_id)
             if entry is None:
-                entry = _Entry(inst.price or 0.0, min(inst.launch_time.timestamp(), now))
+                entry = _Entry(0.0, min(inst.launch_time.timestamp(), now), estimated=True)
                 self.entries[inst.instance_id] = entry
+            if entry.estimated:
+                entry.price = self.bound.of(inst.instance_type) if inst.price is None else inst.price
+                entry.estimated = inst.price is None
             if not inst.alive and entry.end is None:
                 entry.end = now
 
@@ -59,7 +109,7 @@ class Ledger:
 
     def spent(self, now: float) -> float:
         """Dollars spent on instances until ``now``."""
-        return sum(e.price * ((e.end or now) - e.start) / 3600.0 for e in self.entries.values())
+        return sum(e.price * max((e.end or now) - e.start, MINIMUM_S) / 3600.0 for e in self.entries.values())
 
     def hourly_rate(self) -> float:
         """Dollars per hour of the instances still running."""
@@ -70,6 +120,10 @@ class Ledger:
         prices = [e.price for e in self.entries.values()]
         return sum(prices) / len(prices) if prices else 0.0
 
+    def estimated(self) -> list[float]:
+        """The hourly prices charged to instances whose price was never read (upper bounds)."""
+        return [e.price for e in self.entries.values() if e.estimated]
+
 
 @dataclass(frozen=True)
 class StudyCost:
@@ -77,6 +131,16 @@ class StudyCost:
 
     session_usd: float
     study_usd: float
+    estimated: tuple[float, ...] = ()  # the upper bounds charged to instances of unread price
+
+    def note(self) -> str:
+        """Words that say the cost includes upper bounds, where it does; else nothing.
+
+        Example:
+            >>> StudyCost(0.5, 0.5, estimated=(0.1234567, 0.1)).note()
+            ' (includes 2 instance(s) priced at most $0.1235/h: their price was never read)'
+        """
+        return estimate_note(len(self.estimated), max(self.estimated, default=0.0))
 
 
 def recorded_cost(study: optuna.Study) -> float:
@@ -115,20 +179,26 @@ def log_costs(ctx: WorkerContext, study: optuna.Study, ledger: Ledger, earlier: 
     ledger.close(time.time())
     total = ledger.spent(time.time())
     costs = trial_costs(study, ledger.mean_price())
+    cost = StudyCost(total, earlier + total, tuple(ledger.estimated()))
     try:
         study.set_user_attr(COST_ATTR, earlier + total)
         study.set_user_attr(TRIAL_COSTS_ATTR, {str(n): c for n, c in costs.items()})
+        if cost.estimated:  # for the report: the study's cost includes upper bounds
+            study.set_user_attr(
+                ESTIMATE_ATTR, merged_estimate(study.user_attrs.get(ESTIMATE_ATTR), cost.estimated)
+            )
         if ctx.tracking_uri and ctx.study_run_id and _answers(ctx.tracking_uri):
             _log_to_mlflow(ctx.tracking_uri, ctx.study_run_id, study.study_name, earlier + total, costs)
     except Exception as exc:  # the bill is a report: never lose the study over it
         _log.warning("could not record the study's cost: %s", exc)
     _log.info(
-        "instances cost %s this session, %s for the study (%d trial(s) costed)",
+        "instances cost %s this session, %s for the study (%d trial(s) costed)%s",
         usd(total),
         usd(earlier + total),
         len(costs),
+        cost.note(),
     )
-    return StudyCost(total, earlier + total)
+    return cost
 
 
 def _answers(uri: str) -> bool:

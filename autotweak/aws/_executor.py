@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from autotweak._money import usd, usd_per_hour
 from autotweak._validation import Where
-from autotweak.aws._cost import Ledger, StudyCost, log_costs, record_cost, recorded_cost
+from autotweak.aws._cost import Ledger, PriceBound, StudyCost, log_costs, record_cost, recorded_cost
 from autotweak.aws._ec2 import (
     LAUNCHER_TAG,
     SPEC_REGION,
@@ -177,6 +177,7 @@ class _Launcher:
             prices = priced_types(self.ec2, self.settings)
         shown = ", ".join(f"{kind} {usd_per_hour(price)}" for kind, price in prices.items())
         _log.info("spot prices: %s (launcher %s)", shown, self.id)
+        self.ledger.bound = PriceBound(prices, self.settings.max_price)  # for a launch cut before its tags
         log_path = Path(self.ctx.home) / "aws" / f"watchdog-{self.id}.log"
         watchdog = Watchdog(self.id, self.study_name, self.settings.region, log_path)
         interrupted = False

@@ -148,7 +148,7 @@ def say_cost(executor: BaseExecutor | None, study: str) -> None:
     if cost is not None:
         _console.line(
             f"instances cost {usd(cost.session_usd)} this session, {usd(cost.study_usd)} for study "
-            f"'{study}' in all"
+            f"'{study}' in all{cost.note()}"
         )
 
 

@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._money import usd
-from autotweak._trial_costs import COST_ATTR, trial_dollars
+from autotweak._trial_costs import COST_ATTR, ESTIMATE_ATTR, estimate_note, read_estimate, trial_dollars
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import attempts_of, frozen_compute, steps_of
 from autotweak.exceptions import AutotweakError, TrackingError
@@ -33,6 +33,7 @@ __all__ = [
     "WorkerCost",
     "compute_account",
     "study_dollars",
+    "study_estimate",
     "worker_costs",
 ]
 
@@ -189,8 +190,10 @@ def worker_costs(
     return rows
 
 
-def workers_section(rows: list[WorkerCost], study_dollars: float | None = None) -> Section:
-    """Time and dollars per worker type as a report section."""
+def workers_section(
+    rows: list[WorkerCost], study_dollars: float | None = None, estimate: str = ""
+) -> Section:
+    """Time and dollars per worker type as a report section; ``estimate``: what the study's cost includes."""
     table = [
         [r.worker, str(r.trials), _duration(r.wall_s), "—" if r.dollars is None else usd(r.dollars)]
         for r in rows
@@ -205,7 +208,9 @@ def workers_section(rows: list[WorkerCost], study_dollars: float | None = None) 
         total = sum(r.dollars for r in rows if r.dollars is not None)
         notes.append(f"Dollars as recorded by the cloud workers: {usd(total)} for the trials' own time.")
     if study_dollars is not None:
-        notes.append(f"The study's instances cost {usd(study_dollars)} in all, boot and idle time included.")
+        notes.append(
+            f"The study's instances cost {usd(study_dollars)} in all, boot and idle time included{estimate}."
+        )
     header = ["worker type", "trials", "trial time", "dollars"]
     return Section("Time and cost per worker type", notes, header, table)
 
@@ -214,6 +219,11 @@ def study_dollars(study: optuna.Study) -> float | None:
     """What the study's cloud instances cost in all, where the launcher recorded it."""
     value = study.user_attrs.get(COST_ATTR)
     return None if value is None else float(value)
+
+
+def study_estimate(study: optuna.Study) -> str:
+    """Words that say the study's cost includes instances billed at an upper bound of their price."""
+    return estimate_note(*read_estimate(study.user_attrs.get(ESTIMATE_ATTR)))
 
 
 def _trial_costs(study: optuna.Study) -> dict[int, float]:

@@ -19,6 +19,7 @@ from autotweak.report._accounting import (
     WorkerCost,
     compute_account,
     study_dollars,
+    study_estimate,
     trial_hosts,
     worker_costs,
     workers_section,
@@ -49,6 +50,7 @@ class StudyReport:
     account: ComputeAccount | None = None
     workers: list[WorkerCost] = field(default_factory=list)
     dollars: float | None = None
+    dollars_estimate: str = ""  # what the study's dollars include: upper bounds of unread prices
     proposals: Section | None = None
     pruning: Section | None = None
     failures: Section | None = None
@@ -66,7 +68,7 @@ class StudyReport:
         if self.pruning is not None:
             parts.append(self.pruning)
         if self.workers:
-            parts.append(workers_section(self.workers, self.dollars))
+            parts.append(workers_section(self.workers, self.dollars, self.dollars_estimate))
         sessions = None if self.placement is None else self.placement.section()
         if sessions is not None:
             parts.append(sessions)
@@ -178,6 +180,7 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
         account=compute_account(study),
         workers=worker_costs(study, trial_hosts(study, _tracking_uri(study, tracking_uri))),
         dollars=study_dollars(study),
+        dollars_estimate=study_estimate(study),
         proposals=proposals_section(study),
         pruning=pruning_section(study),
         failures=failures_section(study),

@@ -11,14 +11,24 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from autotweak._money import usd_per_hour
+from autotweak._trial_costs import ESTIMATE_ATTR
 from autotweak.aws import Instance
-from autotweak.aws._cost import Ledger
+from autotweak.aws._cost import COST_ATTR, Ledger, PriceBound, StudyCost
 from autotweak.engine._retries import requeue
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import summarize
 from tests.aws.held_launch import HeldLaunch
 from tests.aws.test_spot_executor import alive, instances, spot_spec, wait_until
 from tests.engine.test_workers import ctrl_c, running_cli, start_cli, wait_for_lines
+
+MOTO_PRICE = 0.00001  # moto's spot price of every type, dollars per instance-hour
+MINIMUM_S = 60.0  # AWS bills a Linux spot instance per second, a minute at least
+
+
+def cost_usd(storage: str, name: str) -> float:
+    """The study's ``autotweak.cost_usd``: what its instances cost, over all its sessions."""
+    return float(optuna.load_study(study_name=name, storage=storage).user_attrs.get(COST_ATTR, 0.0))
 
 
 def _optimize(spec: Path) -> list[str]:
@@ -95,10 +105,42 @@ def test_a_stopped_instance_is_no_worker_and_is_not_billed():
     launched = datetime.fromtimestamp(1000.0, UTC)
     instance = Instance("i-1", "g5.xlarge", "running", launched, "s", "l", price=3600.0)
     ledger.update([instance], now=1010.0)
-    ledger.update([Instance(**{**vars(instance), "state": "stopped"})], now=1020.0)
+    ledger.update([Instance(**{**vars(instance), "state": "stopped"})], now=1100.0)
     assert not Instance(**{**vars(instance), "state": "stopped"}).alive
-    assert ledger.spent(now=2000.0) == 20.0, "billed from launch until it was seen stopped"
+    assert ledger.spent(now=2000.0) == 100.0, "billed from launch until it was seen stopped"
     assert ledger.hourly_rate() == 0.0
+
+
+def test_an_instance_is_billed_a_minute_at_least_as_aws_bills_it():
+    ledger = Ledger()
+    launched = datetime.fromtimestamp(1000.0, UTC)
+    ledger.update([Instance("i-1", "g5.xlarge", "terminated", launched, "s", "l", price=3600.0)], now=1005.0)
+    assert ledger.spent(now=1005.0) == 60.0, "5 s of an instance are billed as 60 s"
+    assert StudyCost(60.0, 60.0, tuple(ledger.estimated())).note() == "", "its price was read"
+
+
+@pytest.mark.parametrize(
+    ("kind", "max_price", "bound"),
+    [
+        ("g4dn.xlarge", None, 0.1234567),  # RunInstances' type, or the type EC2 says a fleet chose
+        ("p3.2xlarge", None, 0.52),  # a type not listed: the dearest listed
+        ("p3.2xlarge", 0.3, 0.3),  # ... or max_price, where it is the tighter bound
+    ],
+)
+def test_an_instance_whose_price_was_never_read_is_charged_at_most_what_it_can_cost(kind, max_price, bound):
+    ledger = Ledger(PriceBound({"g4dn.xlarge": 0.1234567, "g5.xlarge": 0.52}, max_price))
+    launched = datetime.fromtimestamp(1000.0, UTC)
+    unpriced = Instance("i-1", kind, "running", launched, "s", "l", price=None)
+    ledger.update([unpriced], now=1010.0)
+    assert ledger.spent(now=1030.0) == pytest.approx(bound * 60.0 / 3600.0), "a minute at least, at the bound"
+    assert ledger.estimated() == [bound]
+    cost = StudyCost(ledger.spent(1030.0), ledger.spent(1030.0), tuple(ledger.estimated()))
+    assert cost.note() == (
+        f" (includes 1 instance(s) priced at most {usd_per_hour(bound)}: their price was never read)"
+    )
+    ledger.update([Instance(**{**vars(unpriced), "price": 0.1})], now=1040.0)
+    assert ledger.estimated() == [], "its tag, written since, is its price"
+    assert ledger.spent(now=1360.0) == pytest.approx(0.1 * 360.0 / 3600.0)
 
 
 def test_a_stopped_instance_is_terminated_and_replaced(home, aws_stores, ec2, simulated_hosts):
@@ -174,3 +216,15 @@ def test_ctrl_c_inside_the_launch_call_terminates_the_instances_ec2_launched(
     assert not alive(ec2, name), "nothing left running for the watchdog to find"
     assert f"study '{name}' stopped (interrupted): no trials\n" in out, out
     assert f"`autotweak resume {name} --executor aws-spot` continues the study" in out, out
+    # Their price tags were never written, and AWS bills them all the same: at least 60 s each,
+    # at most at the listed price of their type (moto's: $0.00001/h).
+    launched = len(proxy.instance_ids)
+    spent = cost_usd(aws_stores.storage, name)
+    assert spent >= launched * MINIMUM_S * MOTO_PRICE / 3600, (spent, out)
+    study = optuna.load_study(study_name=name, storage=aws_stores.storage)
+    assert study.user_attrs[ESTIMATE_ATTR] == [launched, MOTO_PRICE], "for the report"
+    line = next(x for x in out.splitlines() if x.startswith("instances cost"))
+    assert line == (
+        f"instances cost <$0.01 this session, <$0.01 for study '{name}' in all "
+        f"(includes {launched} instance(s) priced at most <$0.0001/h: their price was never read)"
+    ), out

@@ -172,7 +172,9 @@ def test_launcher_killed_mid_study_leaves_no_instance_and_loses_nothing(
 @pytest.mark.slow
 def test_dollar_budget_stops_launching_and_stops_workers(home, aws_stores, ec2, simulated_hosts):
     per_second = 0.00001 / 3600  # moto's spot price, per instance-second
-    budget = per_second * 2 * 40  # two instances for 40 s
+    # Two instances for 90 s: each is billed a minute at least, so the replacement (launched once the
+    # first ran a trial) starts with 2 minutes spent, and 60 s left to run on (a tenth is kept back).
+    budget = per_second * 2 * 90
     spec = spot_spec(home, aws_stores, "spot-dollars", 500, sleep=0.3, budget_usd=budget)
     simulated_hosts("spot-dollars")
     proc = start_cli(["optimize", str(spec), "--executor", "aws-spot"], home.parent)

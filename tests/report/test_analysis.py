@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 import autotweak
 from autotweak._locations import resolve_storage_url
+from autotweak._trial_costs import ESTIMATE_ATTR, merged_estimate
 from autotweak.engine._summary import frozen_compute, steps_of
 from autotweak.report import build_report
 from autotweak.report._ablation import run_ablation
@@ -186,6 +187,12 @@ def test_time_and_dollars_per_worker_type(home, make_experiment):
     assert "| g5.xlarge | 2 |" in text and "| $1.00 |" in text
     assert "Dollars as recorded by the cloud workers: $1.50 for the trials' own time." in text
     assert "The study's instances cost $2.00 in all, boot and idle time included." in text
+    # Two sessions' launches cut short before their instances' price tags: billed at an upper bound.
+    stored.set_user_attr(ESTIMATE_ATTR, merged_estimate(merged_estimate(None, [0.1]), [0.1234567]))
+    assert (
+        "The study's instances cost $2.00 in all, boot and idle time included (includes 2 instance(s) "
+        "priced at most $0.1235/h: their price was never read)."
+    ) in build_report(load(exp)).to_markdown()
 
 
 @pytest.mark.parametrize("stored_as", ["list", "json"])
