@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.study._tell import _tell_with_warning
 from optuna.trial import TrialState
 
+from autotweak._optuna_private import tell
 from autotweak.engine._study import ATTR
 
 __all__ = ["REQUEUED", "Outcome", "tell_outcome"]
@@ -48,10 +48,8 @@ def tell_outcome(study: optuna.Study, trial: optuna.Trial, outcome: Outcome, *, 
     before it is told, as an interrupted one is, so that it is told apart from a failure;
     one that ``runs_again`` (its retries allow one more attempt) is marked so too.
 
-    Optuna's ``Study.tell`` reads the trial back after writing it, to return a copy
-    that nobody here uses: one more query per trial, which is the largest cost the
-    engine adds to a bare ``study.optimize`` loop. ``_tell_with_warning`` is what
-    ``Study.tell`` and ``Study.optimize`` both call.
+    Optuna is told without reading the trial back, as ``Study.tell`` would (see
+    :func:`autotweak._optuna_private.tell`).
     """
     told = _TELL_STATE[outcome.state]
     try:
@@ -62,7 +60,7 @@ def tell_outcome(study: optuna.Study, trial: optuna.Trial, outcome: Outcome, *, 
             if runs_again:  # its retry counts from now (see _lost_trials)
                 trial.set_user_attr(ATTR.RUNS_AGAIN, True)
         value = outcome.value if told == TrialState.COMPLETE else None
-        state, _, _ = _tell_with_warning(study, trial, value, told, skip_if_finished=True)
+        state = tell(study, trial, value, told)
     except UpdateFinishedTrialError:  # finished before this write
         state = None
     if state == told and (

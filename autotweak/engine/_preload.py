@@ -27,7 +27,7 @@ _LAZY = (
     "netrc",  # requests
     "mlflow.tracking.request_header.registry",
     "mlflow.store.tracking.sqlalchemy_store",
-    "optuna.storages._rdb.storage",  # with SQLAlchemy's ORM
+    "optuna.storages._rdb.models",  # SQLAlchemy's ORM: the RDB storage's and the stale-trial sweep's
     "alembic.runtime.migration",
     "psycopg2.extras",
 )

@@ -9,12 +9,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
-import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._optuna_private import (
+    BaseHeartbeat,
+    heartbeat_ages,
+    is_heartbeat_enabled,
+    stale_trial_ids,
+    unbeating_trial_ids,
+)
 from autotweak._quiet import quiet_optuna
 from autotweak.engine._contact import CONTACT
 from autotweak.engine._retries import attempt_left
@@ -90,7 +94,7 @@ def fail_stale(study: optuna.Study) -> None:
     if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
         return
     with quiet_optuna():
-        stale = storage._get_stale_trial_ids(study._study_id)
+        stale = stale_trial_ids(storage, study._study_id)
         CONTACT.reached()  # this query may be the first to go through after an outage
         grace = _grace(storage)
         if not CONTACT.steady(grace):
@@ -119,20 +123,10 @@ def _surely_lost(storage: RDBStorage, stale: list[int], grace: float) -> list[in
     """
     if not stale:
         return []
-    with storage.engine.connect() as conn:
-        now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar_one().replace(tzinfo=None)
-        beats = {int(row[0]): row[1] for row in conn.execute(_RUNNING_BEATS)}
-    ages = {trial_id: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in beats.items()}
+    ages = heartbeat_ages(storage.engine)
     if not any(age <= grace for age in ages.values()):
         return []  # nobody beats: an outage just ended, or every worker is gone; judged later
     return [trial_id for trial_id in stale if ages.get(trial_id, 0.0) > 2 * grace]
-
-
-_RUNNING_BEATS = (
-    sqlalchemy.select(models.TrialHeartbeatModel.trial_id, models.TrialHeartbeatModel.heartbeat)
-    .join(models.TrialModel, models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
-    .where(models.TrialModel.state == TrialState.RUNNING)
-)
 
 
 def _fail_lost(storage: BaseStorage, trial_id: int, callback: object) -> bool:
@@ -192,7 +186,7 @@ class StaleSweeper:
         backend = rdb_backend(storage)
         if backend is None or not is_heartbeat_enabled(backend):
             return
-        seen = _unbeating_trials(backend, self.study)
+        seen = unbeating_trial_ids(backend.engine, self.study._study_id)
         CONTACT.reached()
         grace = _grace(backend)
         steady = CONTACT.steady(grace)
@@ -212,17 +206,3 @@ class StaleSweeper:
             )
             if callback is not None:
                 callback(self.study, copy.deepcopy(trial))
-
-
-_UNBEATING_SQL = """
-SELECT t.trial_id FROM trials t
-WHERE t.study_id = :study_id AND t.state = 'RUNNING'
-  AND NOT EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)
-"""
-
-
-def _unbeating_trials(storage: RDBStorage, study: optuna.Study) -> set[int]:
-    """Ids of the study's running trials that have no heartbeat."""
-    with storage.engine.connect() as conn:
-        rows = conn.execute(sqlalchemy.text(_UNBEATING_SQL), {"study_id": study._study_id}).all()
-    return {int(row[0]) for row in rows}

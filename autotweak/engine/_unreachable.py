@@ -19,8 +19,8 @@ from typing import TypeVar
 import optuna
 import sqlalchemy
 from optuna.storages import BaseStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 
+from autotweak._optuna_private import BaseHeartbeat
 from autotweak.engine._contact import CONTACT
 from autotweak.engine._storage import storage_name
 from autotweak.exceptions import AutotweakError
