@@ -17,11 +17,10 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
-from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._locations import check_optuna_sqlite, redact, storage_problem, with_postgres_driver
@@ -44,6 +43,23 @@ from autotweak.space import SearchSpace
 __all__ = ["read_optuna"]
 
 _log = logging.getLogger(__name__)
+
+
+class _StoredStudy(Protocol):
+    """What is read of each study that ``BaseStorage.get_all_studies`` returns.
+
+    Those are Optuna's ``FrozenStudy``, which Optuna does not export; the public
+    ``get_all_study_summaries`` would read every trial of every study, wanted or not.
+    """
+
+    @property
+    def study_name(self) -> str: ...
+
+    @property
+    def directions(self) -> list[StudyDirection]: ...
+
+    @property
+    def user_attrs(self) -> dict[str, Any]: ...
 
 
 def read_optuna(
@@ -138,7 +154,7 @@ def _checked_url(url: str) -> str:
         raise HistoryError(str(exc)) from None
 
 
-def _open(storage: str | BaseStorage, where: str) -> tuple[BaseStorage, dict[str, FrozenStudy]]:
+def _open(storage: str | BaseStorage, where: str) -> tuple[BaseStorage, dict[str, _StoredStudy]]:
     """The storage and its studies by name; a storage Optuna cannot open is refused."""
     try:
         store = read_storage(storage) if isinstance(storage, str) else storage
@@ -154,7 +170,7 @@ def _open(storage: str | BaseStorage, where: str) -> tuple[BaseStorage, dict[str
 
 
 def _task(
-    store: BaseStorage, summary: FrozenStudy, mapper: ParamMapper, skipped: SkipReport, where: str
+    store: BaseStorage, summary: _StoredStudy, mapper: ParamMapper, skipped: SkipReport, where: str
 ) -> TaskHistory | None:
     name = summary.study_name
     if len(summary.directions) != 1:
