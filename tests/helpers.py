@@ -108,11 +108,18 @@ MLFLOW_OK: Answer = (200, "application/json", json.dumps({"experiments": []}))
 
 
 @contextmanager
-def fake_server(answer: Callable[[str], Answer]) -> Iterator[str]:
-    """An HTTP server on loopback that answers each request with ``answer(path)``; yields its URL."""
+def fake_server(
+    answer: Callable[[str], Answer], headers: list[dict[str, str]] | None = None
+) -> Iterator[str]:
+    """An HTTP server on loopback that answers each request with ``answer(path)``; yields its URL.
+
+    Each request's headers are appended to ``headers``, if given.
+    """
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _reply(self) -> None:
+            if headers is not None:
+                headers.append(dict(self.headers.items()))
             status, kind, body = answer(self.path)
             data = body.encode()
             self.send_response(status)

@@ -59,13 +59,15 @@ def check_tracking_server(
     """
     if not tracking_uri.startswith(("http://", "https://")):
         return
-    from mlflow.tracking._tracking_service import utils as service
+    # MLflow's client would retry for minutes (its retries are set only through the environment);
+    # these two are its undocumented helpers, checked in tests/tracking/test_server_check.py
+    from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request
 
     where = f"{what} {redact(tracking_uri)}"
     try:
         response = http_request(  # type: ignore[no-untyped-call]
-            service.get_default_host_creds(tracking_uri),  # type: ignore[attr-defined,no-untyped-call]
+            get_default_host_creds(tracking_uri),  # type: ignore[no-untyped-call]
             _PROBE,
             "GET",
             max_retries=0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Iterator
@@ -74,6 +75,41 @@ def test_a_server_that_answers_as_mlflow_passes():
     with fake_server(lambda path: MLFLOW_OK) as uri:
         check_tracking_server(uri)
         check_tracking_server(uri + "/")
+
+
+@pytest.mark.parametrize(
+    ("env", "authorization"),
+    [
+        ({"MLFLOW_TRACKING_USERNAME": "me", "MLFLOW_TRACKING_PASSWORD": "pw"}, "Basic bWU6cHc="),
+        ({"MLFLOW_TRACKING_TOKEN": "tok"}, "Bearer tok"),
+    ],
+)
+def test_mlflows_own_credentials_are_sent(monkeypatch, tmp_path, env, authorization):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.mlflow/credentials
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    seen: list[dict[str, str]] = []
+    with fake_server(lambda path: MLFLOW_OK, seen) as uri:
+        check_tracking_server(uri)
+    assert [headers.get("Authorization") for headers in seen] == [authorization]
+
+
+def test_the_mlflow_names_the_check_uses_still_take_what_it_passes():
+    """``mlflow.utils`` is not MLflow's documented API: an upgrade that moves these names fails here."""
+    import mlflow
+    from mlflow.utils import credentials, rest_utils
+
+    where = (
+        f"the installed MLflow {mlflow.__version__} (checked with 3.17.2); see autotweak/tracking/_server.py"
+    )
+    creds = getattr(credentials, "get_default_host_creds", None)
+    assert creds is not None, f"mlflow.utils.credentials.get_default_host_creds is gone from {where}"
+    assert creds("http://127.0.0.1:1").host == "http://127.0.0.1:1", where
+    passed = {"max_retries", "backoff_factor", "timeout", "raise_on_status"}
+    taken = set(inspect.signature(rest_utils.http_request).parameters)
+    assert passed <= taken, f"mlflow.utils.rest_utils.http_request lacks {sorted(passed - taken)} in {where}"
 
 
 def test_other_uris_are_not_checked(tmp_path):
