@@ -24,7 +24,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._locations import check_optuna_sqlite, redact, storage_problem, with_postgres_driver
-from autotweak.engine._storage import read_storage
+from autotweak.engine._storage import rdb_backend, read_storage
 from autotweak.exceptions import AutotweakError
 from autotweak.meta._histories import (
     Direction,
@@ -121,9 +121,9 @@ def read_optuna(
                 tasks.append(task)
     finally:
         if isinstance(storage, str):  # opened here: its connections go back now, not at exit
-            engine = getattr(getattr(store, "_backend", store), "engine", None)  # RDB, maybe cached
-            if engine is not None:
-                engine.dispose()
+            backend = rdb_backend(store)
+            if backend is not None:
+                backend.engine.dispose()
     skipped.note_all(mapper.notes)
     histories = Histories(tuple(tasks), skipped)
     _log.info(
