@@ -40,6 +40,7 @@ __all__ = [
     "open_session",
     "ran_on",
     "record_session",
+    "session_hosts",
     "session_text",
     "sessions_of",
 ]
@@ -125,9 +126,28 @@ def ran_on(study_attrs: Mapping[str, Any], session_id: object) -> dict[str, str]
     if session_id is None:
         return {}
     found = [s for s in sessions_of(study_attrs) if s.id == str(session_id)]
-    if not found or found[0].executor.get("name") in _ELSEWHERE or not found[0].host:
+    if not found or not _runs_its_trials(found[0]):
         return {}
     return {"autotweak.host": found[0].host, **found[0].code}
+
+
+def session_hosts(study_attrs: Mapping[str, Any]) -> dict[str, str]:
+    """The host of each session whose trials ran on it, by session id (as :func:`ran_on` reads it).
+
+    A trial's user attr ``autotweak.session`` then gives its host from the study alone. A spot
+    session is left out: its trials ran on the instances it launched.
+
+    Example:
+        >>> record = {"kind": "run", "executor": {"name": "inline"}, "host": "gpu-1"}
+        >>> session_hosts({"autotweak.session.ab12": record})
+        {'ab12': 'gpu-1'}
+    """
+    return {s.id: s.host for s in sessions_of(study_attrs) if _runs_its_trials(s)}
+
+
+def _runs_its_trials(session: SessionRecord) -> bool:
+    """Whether ``session``'s trials ran on its host, which it recorded."""
+    return bool(session.host) and session.executor.get("name") not in _ELSEWHERE
 
 
 def finished_by_session(trials: list[FrozenTrial]) -> dict[str | None, int]:

@@ -6,7 +6,6 @@ trial stopped after ``k`` of the spec's ``metric.steps`` reports costs ``k / ste
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import defaultdict
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from autotweak._money import usd
 from autotweak._trial_costs import COST_ATTR, ESTIMATE_ATTR, estimate_note, read_estimate, trial_dollars
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import attempts_of, frozen_compute, steps_of
-from autotweak.exceptions import AutotweakError, TrackingError
+from autotweak.exceptions import AutotweakError
 from autotweak.report._ablation import ABLATION_ATTR
 from autotweak.report._sections import Section
 
@@ -36,8 +35,6 @@ __all__ = [
     "study_estimate",
     "worker_costs",
 ]
-
-_log = logging.getLogger(__name__)
 
 GRID_POINTS = 4
 """Values per numeric parameter of the grid a non-grid study is compared with (the grid
@@ -252,38 +249,3 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.2f} h"
-
-
-def trial_hosts(study: optuna.Study, tracking_uri: str | None) -> dict[int, str]:
-    """The host each trial ran on, read from its MLflow child run; empty when unreachable."""
-    if not tracking_uri:
-        return {}
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from autotweak.tracking._server import check_tracking_server
-
-    try:  # once, at once: MLflow's client retries a server that is down for minutes
-        check_tracking_server(tracking_uri)
-    except TrackingError as exc:
-        _log.warning("%s; the report leaves out the host each trial ran on", exc)
-        return {}
-    client = MlflowClient(tracking_uri=tracking_uri)
-    try:
-        experiment = client.get_experiment_by_name(study.study_name)
-        if experiment is None:
-            return {}
-        runs = client.search_runs(
-            [experiment.experiment_id],
-            filter_string="tags.`autotweak.kind` = 'trial'",
-            max_results=50_000,
-        )
-    except MlflowException:
-        _log.info("no hosts from MLflow for study '%s'", study.study_name, exc_info=True)
-        return {}
-    hosts = {}
-    for run in runs:
-        tags = run.data.tags
-        if "autotweak.host" in tags and "autotweak.trial_number" in tags:
-            hosts[int(tags["autotweak.trial_number"])] = tags["autotweak.host"]
-    return hosts

@@ -20,12 +20,12 @@ from autotweak.report._accounting import (
     compute_account,
     study_dollars,
     study_estimate,
-    trial_hosts,
     worker_costs,
     workers_section,
 )
 from autotweak.report._conditional import base_tweaks
 from autotweak.report._failures import failure_of, failures_section
+from autotweak.report._hosts import trial_hosts
 from autotweak.report._proposals import proposals_section
 from autotweak.report._pruning import pruning_section
 from autotweak.report._sections import Section
@@ -143,12 +143,14 @@ class StudyReport:
 
 
 def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> StudyReport:
-    """Read a study from its storage (and its trials' hosts from MLflow) and build its report.
+    """Read a study from its storage and build its report (MLflow only for hosts Optuna lacks).
 
     Args:
         study: The study, loaded from its Optuna storage.
         tracking_uri: Its MLflow store; else the one the study recorded (unless that held
-            a password). Without one, local workers are not told apart by host.
+            a password), asked only for the hosts of trials that name no session (a study
+            older than its sessions' record) or ran on spot instances. Without one, those are
+            not told apart by host.
 
     Example:
         >>> report = build_report(optuna.load_study(study_name="digits-mlp", storage=url))  # doctest: +SKIP
