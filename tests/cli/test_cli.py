@@ -131,36 +131,6 @@ def test_storage_falls_back_to_the_environment(home, monkeypatch):
     assert autotweak("status", cwd=cwd).stdout.startswith("study: 1 trial, best ")
 
 
-def test_ui_serves_the_mlflow_store_on_loopback(home):
-    import socket
-    import time
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    from tests.engine.test_workers import start_cli
-
-    proc = start_cli(["ui", "--port", str(port)], home.parent)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.5)
-    finally:
-        import os
-        import signal
-
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-
-
 @pytest.mark.slow  # a tracking server's start
 def test_a_study_on_a_tracking_server_says_to_open_the_server_not_to_run_autotweak_ui(home, tmp_path):
     """`autotweak ui` serves a file store only: on a server it just says to open the server."""
