@@ -90,17 +90,17 @@ def _said_no_default_storage(storage: str | None) -> bool:
 def best(study: str, storage: str | None, as_json: bool) -> None:
     """Print the best trial of STUDY: its value and tweaks (with --json, its full config too)."""
     from autotweak.engine._study import load_study
-    from autotweak.engine._summary import best_config, summarize
+    from autotweak.engine._summary import best_config, metric_of, summarize
 
     _console.configure_logging(0)
     opened = open_storage(storage, study)
 
-    def read() -> tuple[StudySummary, dict[str, Any]]:
+    def read() -> tuple[StudySummary, dict[str, Any], tuple[str, str]]:
         loaded = load_study(study, opened)
         summary = summarize(loaded)
-        return summary, best_config(loaded, summary)  # as StudyResult.best_config: base + tweaks
+        return summary, best_config(loaded, summary), metric_of(loaded)  # config: base + tweaks
 
-    summary, config = reading(read, f"reading study '{study}'")
+    summary, config, (metric, direction) = reading(read, f"reading study '{study}'")
     if summary.best_number is None:
         raise AutotweakError(f"study '{study}' has no completed trial yet.")
     if as_json:
@@ -112,7 +112,8 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
         }
         _console.line(json.dumps(payload, indent=2, default=str))
         return
-    _console.line(f"trial {summary.best_number}: {summary.best_value:.6g}")
+    base = "" if summary.base_value is None else f"; base config {summary.base_value:.6g}"
+    _console.line(f"trial {summary.best_number}: {metric} {summary.best_value:.6g} ({direction}{base})")
     for key, value in summary.best_params.items():
         _console.line(f"  {key}: {value}")
 

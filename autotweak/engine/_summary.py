@@ -20,6 +20,7 @@ from autotweak.spec import Experiment
 from autotweak.tracking import StudySummary
 
 __all__ = [
+    "metric_of",
     "attempts_of",
     "best_config",
     "frozen_compute",
@@ -38,6 +39,15 @@ def steps_of(study: optuna.Study) -> int | None:
     """Report steps in one full training, as declared by the study's spec."""
     steps = study.user_attrs.get(ATTR.SPEC, {}).get("metric", {}).get("steps")
     return int(steps) if steps else None
+
+
+def metric_of(study: optuna.Study) -> tuple[str, str]:
+    """The study's metric and direction (``maximize`` or ``minimize``), as its spec names them.
+
+    A study autotweak did not create has neither: its values are ``value``, in Optuna's direction.
+    """
+    metric = dict(study.user_attrs.get(ATTR.SPEC, {}).get("metric") or {})
+    return str(metric.get("name", "value")), str(metric.get("direction", study.direction.name.lower()))
 
 
 def frozen_compute(

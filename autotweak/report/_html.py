@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -23,6 +24,8 @@ _log = logging.getLogger(__name__)
 
 _NOTE_LIMIT = 8000  # MLflow's longest tag value
 _IMPORTANCE = "PED-ANOVA"  # the evaluator, named where its numbers are shown
+_TOP = 0.1  # the share of completed trials whose parameters PED-ANOVA sets apart (Optuna's default)
+_FEW = 5  # top trials below which Optuna's documentation calls PED-ANOVA unstable
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}"
@@ -50,13 +53,13 @@ def write_html_report(study: optuna.Study, out_dir: Path, *, tracking_uri: str |
         ("Optimization history", history_plot(trials, maximize, report.metric, out_dir / "history.png")),
         ("Learning curves", curves_plot(trials, report.metric, out_dir / "curves.png")),
     ]
-    importances = _importances(study)
+    importances, note = _importances(study)
     if importances:
         figure = importance_plot(importances, out_dir / "importance.png", _IMPORTANCE)
         figures.append(("What mattered", figure))
     page = out_dir / "report.html"
-    page.write_text(_page(report, trials, figures, importances))
-    (out_dir / "report.md").write_text(_markdown(report, figures, importances))
+    page.write_text(_page(report, trials, figures, importances, note))
+    (out_dir / "report.md").write_text(_markdown(report, figures, importances, note))
     return page
 
 
@@ -83,17 +86,38 @@ def log_report(study: optuna.Study, out_dir: Path, tracking_uri: str, markdown: 
     return str(run_id)
 
 
-def _importances(study: optuna.Study) -> dict[str, float]:
+def _importances(study: optuna.Study) -> tuple[dict[str, float], str]:
+    """The search's hyperparameter importances (they sum to 1), and what they rest on, in words."""
     search = StudyView(study, keep=lambda t: not t.user_attrs.get(ATTR.ABLATION))
     complete = search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 3:
-        return {}
+        return {}, ""
     try:
-        evaluator = optuna.importance.PedAnovaImportanceEvaluator()  # Optuna's default, named: it changed
-        return dict(optuna.importance.get_param_importances(search, evaluator=evaluator))  # type: ignore[arg-type]
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=_TOP)
+        found = dict(optuna.importance.get_param_importances(search, evaluator=evaluator))  # type: ignore[arg-type]
     except (RuntimeError, ValueError):  # e.g. a single distinct value per parameter
         _log.info("no hyperparameter importance for study '%s'", study.study_name, exc_info=True)
-        return {}
+        return {}, ""
+    return found, _importance_note(complete, study.direction == optuna.study.StudyDirection.MAXIMIZE)
+
+
+def _importance_note(complete: list[optuna.trial.FrozenTrial], maximize: bool) -> str:
+    """What PED-ANOVA's numbers say, and on how many top trials they rest (as Optuna picks them)."""
+    values = sorted((float(t.value) for t in complete), reverse=maximize)  # type: ignore[arg-type]
+    cutoff = values[math.ceil(_TOP * len(values)) - 1]  # ties with the cut-off count as top
+    top = sum(1 for v in values if (v >= cutoff if maximize else v <= cutoff))
+    few = (
+        f" {top} top trials are few (Optuna advises at least {_FEW}): read it as a hint."
+        if top < _FEW
+        else ""
+    )
+    return (
+        f"How far each parameter's values among the best completed trials (the top {_TOP:.0%}: here "
+        f"{top} of {len(values)}; pruned trials do not count) are from its values over all completed "
+        f"trials ({_IMPORTANCE}, Optuna's); the shares sum to 1. It says what the best trials have in "
+        "common over the space searched, not what each tweak of the best brought over the base config: "
+        f"the ablation path estimates that.{few}"
+    )
 
 
 def _page(
@@ -101,6 +125,7 @@ def _page(
     trials: list[optuna.trial.FrozenTrial],
     figures: list[tuple[str, Path]],
     importances: dict[str, float],
+    said: str,
 ) -> str:
     s = report.summary
     parts = [f"<h1>Study <code>{_e(s.study_name)}</code></h1>"]
@@ -115,7 +140,7 @@ def _page(
     parts += [section.to_html() for section in report.sections()]
     if importances:
         rows = [[k, f"{v:.3f}"] for k, v in importances.items()]
-        title = f"<h2>Hyperparameter importance ({_IMPORTANCE})</h2>"
+        title = f"<h2>Hyperparameter importance ({_IMPORTANCE})</h2><p class='note'>{_e(said)}</p>"
         parts.append(title + _table(["parameter", "importance"], rows))
     for title, path in figures:
         data = base64.b64encode(path.read_bytes()).decode()
@@ -127,11 +152,15 @@ def _page(
     )
 
 
-def _markdown(report: StudyReport, figures: list[tuple[str, Path]], importances: dict[str, float]) -> str:
+def _markdown(
+    report: StudyReport, figures: list[tuple[str, Path]], importances: dict[str, float], said: str
+) -> str:
     parts = [report.to_markdown().rstrip(), ""]
     if importances:
         parts += [
             f"## Hyperparameter importance ({_IMPORTANCE})",
+            "",
+            said,
             "",
             "| parameter | importance |",
             "|---|---|",

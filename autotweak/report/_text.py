@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from autotweak._locations import is_redacted
 from autotweak._study_view import StudyView
 from autotweak.engine._study import ATTR, state_of
-from autotweak.engine._summary import search_trials, summarize
+from autotweak.engine._summary import metric_of, search_trials, summarize
 from autotweak.report._ablation import Ablation, ablation_path
 from autotweak.report._accounting import (
     ComputeAccount,
@@ -171,11 +171,11 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
         for name, value in given.items():  # a conditional tweak the best leaves inactive, the base not
             if name not in best.params:
                 changed[name] = (value, "—")
-    metric = spec.get("metric", {})
+    metric, direction = metric_of(study)
     return StudyReport(
         summary=summary,
-        metric=str(metric.get("name", "value")),
-        direction=str(metric.get("direction", study.direction.name.lower())),
+        metric=metric,
+        direction=direction,
         base_config=base,
         changed=changed,
         ablation=ablation_path(study, base),

@@ -52,9 +52,10 @@ def test_optimize_status_best_report_resume(home):
         yaml.safe_dump(base_spec(name="one", base={"x": 0.0}, budget={"trials": 1}))
     )
     assert autotweak("optimize", "one.yaml", "-q", cwd=cwd).returncode == 0
-    listed, best, report, html = at_once(
+    listed, best, said, report, html = at_once(
         ["status"],
         ["best", "study", "--json"],
+        ["best", "study"],
         ["report", "study"],
         ["report", "study", "--html", "out"],
         cwd=cwd,
@@ -63,6 +64,8 @@ def test_optimize_status_best_report_resume(home):
     payload = json.loads(best.stdout)
     assert set(payload) == {"trial", "value", "config", "params"} and "x" in payload["params"]
     assert payload["config"] == {**payload["params"]}, "base {x} updated with the tweak of x"
+    first = f"trial {payload['trial']}: loss {payload['value']:.6g} (minimize; base config 1)"
+    assert said.stdout.splitlines() == [first, f"  x: {payload['params']['x']}"], "what the value is"
     assert "| complete | 3 |" in report.stdout
     assert "Base config: 1" in report.stdout, "trial 0 is the base config x=0 with loss 1"
     wrote = next(line for line in html.stdout.splitlines() if line.startswith("wrote "))

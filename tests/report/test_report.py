@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -48,7 +49,14 @@ def test_html_report_matches_the_stores(home, make_experiment, mlflow_client):
     expected = optuna.importance.get_param_importances(study, evaluator=ped_anova)
     rows = "".join(f"<tr><td>{k}</td><td>{v:.3f}</td></tr>" for k, v in expected.items())
     assert "<h2>Hyperparameter importance (PED-ANOVA)</h2>" in page and rows in page
+    values = sorted((t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE), reverse=True)
+    top = sum(v >= values[math.ceil(len(values) / 10) - 1] for v in values)  # the top 10%, ties in
+    rests = f"(the top 10%: here {top} of {len(values)}; pruned trials do not count)"
+    hint = f"{top} top trials are few (Optuna advises at least 5): read it as a hint."
+    assert rests in page and "not what each tweak of the best brought over the base config" in page
+    assert top < 5 and hint in page, "a study this small has fewer top trials than PED-ANOVA needs"
     markdown = (home / "out" / "report.md").read_text()
+    assert rests in markdown and hint in markdown
     assert markdown.startswith(build_report(study).to_markdown().rstrip())
     linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)
     assert sorted(linked) == ["curves.png", "history.png", "importance.png"]
