@@ -28,6 +28,7 @@ __all__ = [
     "ESTIMATE_ATTR",
     "TRIAL_COSTS_ATTR",
     "estimate_note",
+    "estimate_words",
     "merged_estimate",
     "read_estimate",
     "trial_dollars",
@@ -57,10 +58,12 @@ def estimate_note(instances: int, at_most: float) -> str:
         >>> estimate_note(2, 0.1234567)
         ' (includes 2 instance(s) priced at most $0.1235/h: their price was never read)'
     """
-    if instances <= 0:
-        return ""
-    price = usd_per_hour(at_most)
-    return f" (includes {instances} instance(s) priced at most {price}: their price was never read)"
+    return f" (includes {estimate_words(instances, at_most)})" if instances > 0 else ""
+
+
+def estimate_words(instances: int, at_most: float) -> str:
+    """What :func:`estimate_note` says inside its brackets."""
+    return f"{instances} instance(s) priced at most {usd_per_hour(at_most)}: their price was never read"
 
 
 def merged_estimate(recorded: Any, bounds: Iterable[float]) -> tuple[int, float]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import optuna
 
 from autotweak._money import usd
-from autotweak._trial_costs import COST_ATTR, ESTIMATE_ATTR, TRIAL_COSTS_ATTR, estimate_note, merged_estimate
+from autotweak._trial_costs import COST_ATTR, ESTIMATE_ATTR, TRIAL_COSTS_ATTR, estimate_words, merged_estimate
 from autotweak._trial_costs import COST_METRIC as METRIC
 from autotweak.aws._ec2 import Instance
 from autotweak.engine._session import WorkerContext
@@ -32,6 +32,7 @@ __all__ = [
     "MINIMUM_S",
     "Ledger",
     "PriceBound",
+    "Settled",
     "StudyCost",
     "log_costs",
     "record_cost",
@@ -98,8 +99,9 @@ class Ledger:
             if entry.estimated:
                 entry.price = self.bound.of(inst.instance_type) if inst.price is None else inst.price
                 entry.estimated = inst.price is None
-            if not inst.alive and entry.end is None:
-                entry.end = now
+            if not inst.alive and entry.end is None:  # when EC2 says it ended, where it says
+                ended = now if inst.ended is None else inst.ended.timestamp()
+                entry.end = min(max(ended, entry.start), now)
 
     def close(self, now: float) -> None:
         """Every instance has been terminated by now."""
@@ -115,14 +117,32 @@ class Ledger:
         """Dollars per hour of the instances still running."""
         return sum(e.price for e in self.entries.values() if e.end is None)
 
-    def mean_price(self) -> float:
-        """The mean hourly price of the study's instances."""
-        prices = [e.price for e in self.entries.values()]
-        return sum(prices) / len(prices) if prices else 0.0
-
     def estimated(self) -> list[float]:
         """The hourly prices charged to instances whose price was never read (upper bounds)."""
         return [e.price for e in self.entries.values() if e.estimated]
+
+
+@dataclass
+class Settled:
+    """What a session charged the study for the instances of launchers killed before they billed them.
+
+    Attributes:
+        instances: How many such instances it billed.
+        usd: The dollars it charged for them (what their launchers had not).
+        bounds: The hourly upper bounds charged to those whose price was never read.
+        prices: The hourly price of each (the trials are costed at the mean price).
+    """
+
+    instances: int = 0
+    usd: float = 0.0
+    bounds: list[float] = field(default_factory=list)
+    prices: list[float] = field(default_factory=list)
+
+    def words(self) -> str:
+        """What the cost line says of them; nothing where there were none."""
+        if not self.instances:
+            return ""
+        return f"{usd(self.usd)} for {self.instances} instance(s) of a launcher killed before it billed them"
 
 
 @dataclass(frozen=True)
@@ -132,15 +152,19 @@ class StudyCost:
     session_usd: float
     study_usd: float
     estimated: tuple[float, ...] = ()  # the upper bounds charged to instances of unread price
+    settled: str = ""  # what a killed launcher left unbilled and this session charged, in words
 
     def note(self) -> str:
-        """Words that say the cost includes upper bounds, where it does; else nothing.
+        """Words that say the cost includes upper bounds or a killed launcher's instances; else nothing.
 
         Example:
             >>> StudyCost(0.5, 0.5, estimated=(0.1234567, 0.1)).note()
             ' (includes 2 instance(s) priced at most $0.1235/h: their price was never read)'
         """
-        return estimate_note(len(self.estimated), max(self.estimated, default=0.0))
+        parts = [self.settled] if self.settled else []
+        if self.estimated:
+            parts.append(estimate_words(len(self.estimated), max(self.estimated)))
+        return f" (includes {'; '.join(parts)})" if parts else ""
 
 
 def recorded_cost(study: optuna.Study) -> float:
@@ -170,22 +194,27 @@ def trial_costs(study: optuna.Study, price: float) -> dict[int, float]:
     return costs
 
 
-def log_costs(ctx: WorkerContext, study: optuna.Study, ledger: Ledger, earlier: float) -> StudyCost:
+def log_costs(
+    ctx: WorkerContext, study: optuna.Study, ledger: Ledger, earlier: float, settled: Settled | None = None
+) -> StudyCost:
     """Log ``cost_usd`` on each trial's child run and on the study's parent run.
 
-    ``earlier`` is what the study cost before this session: the study's cost becomes
-    ``earlier`` plus this session's, whatever :func:`record_cost` wrote meanwhile.
+    ``earlier`` is what the study cost before this session (and what it charged for
+    ``settled``, the instances of killed launchers): the study's cost becomes ``earlier``
+    plus this session's, whatever :func:`record_cost` wrote meanwhile.
     """
+    settled = settled or Settled()
     ledger.close(time.time())
     total = ledger.spent(time.time())
-    costs = trial_costs(study, ledger.mean_price())
-    cost = StudyCost(total, earlier + total, tuple(ledger.estimated()))
+    prices = [e.price for e in ledger.entries.values()] + settled.prices
+    costs = trial_costs(study, sum(prices) / len(prices) if prices else 0.0)
+    cost = StudyCost(total, earlier + total, tuple(ledger.estimated() + settled.bounds), settled.words())
     try:
         study.set_user_attr(COST_ATTR, earlier + total)
         study.set_user_attr(TRIAL_COSTS_ATTR, {str(n): c for n, c in costs.items()})
-        if cost.estimated:  # for the report: the study's cost includes upper bounds
+        if ledger.estimated():  # for the report: the study's cost includes upper bounds (settled's: kept)
             study.set_user_attr(
-                ESTIMATE_ATTR, merged_estimate(study.user_attrs.get(ESTIMATE_ATTR), cost.estimated)
+                ESTIMATE_ATTR, merged_estimate(study.user_attrs.get(ESTIMATE_ATTR), ledger.estimated())
             )
         if ctx.tracking_uri and ctx.study_run_id and _answers(ctx.tracking_uri):
             _log_to_mlflow(ctx.tracking_uri, ctx.study_run_id, study.study_name, earlier + total, costs)

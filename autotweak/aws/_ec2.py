@@ -11,9 +11,10 @@ import base64
 import difflib
 import importlib
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from autotweak._imports import require
@@ -25,11 +26,14 @@ __all__ = [
     "AwsError",
     "Instance",
     "LAUNCHER_TAG",
+    "Template",
     "STOPPED_TAG",
     "SPEC_REGION",
     "STUDY_TAG",
+    "delete_templates",
     "ec2_client",
     "find_instances",
+    "find_templates",
     "iam_client",
     "launch",
     "region_name",
@@ -64,6 +68,7 @@ class Instance:
     launcher: str
     price: float | None
     stopped_by: str | None = None
+    ended: datetime | None = None  # when EC2 says it was terminated (or stopped), where it says
 
     @property
     def alive(self) -> bool:
@@ -158,7 +163,11 @@ def _fleet(
 ) -> list[str]:
     name = f"autotweak-{tags[LAUNCHER_TAG]}"
     data = _instance_data(settings, user_data, tags, encode=True)
-    template = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)
+    template = ec2.create_launch_template(  # tagged: one left by a kill is found (find_templates)
+        LaunchTemplateName=name,
+        LaunchTemplateData=data,
+        TagSpecifications=[_tag_spec("launch-template", tags)],
+    )
     template_id = template["LaunchTemplate"]["LaunchTemplateId"]
     overrides: list[dict[str, Any]] = []
     for kind in prices:
@@ -253,7 +262,51 @@ def _instance(raw: dict[str, Any]) -> Instance:
         launcher=tags.get(LAUNCHER_TAG, ""),
         price=None if price is None else float(price),
         stopped_by=tags.get(STOPPED_TAG),
+        ended=_transition_time(raw.get("StateTransitionReason", "")),
     )
+
+
+def _transition_time(reason: str) -> datetime | None:
+    """The time in EC2's ``StateTransitionReason``: 'User initiated (2026-11-30 04:31:07 GMT)'."""
+    found = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)", reason)
+    return None if found is None else datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A launch template the launcher made for an EC2 Fleet (it deletes it after the fleet call)."""
+
+    template_id: str
+    name: str
+    launcher: str
+
+
+def find_templates(ec2: Any, study: str) -> list[Template]:
+    """The launch templates of ``study``'s launchers still there: a launcher killed mid-launch leaves one."""
+    filters = [{"Name": f"tag:{STUDY_TAG}", "Values": [study]}]
+    found: list[Template] = []
+    for page in ec2.get_paginator("describe_launch_templates").paginate(Filters=filters):
+        for raw in page["LaunchTemplates"]:
+            tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+            found.append(
+                Template(raw["LaunchTemplateId"], raw["LaunchTemplateName"], tags.get(LAUNCHER_TAG, ""))
+            )
+    return found
+
+
+def delete_templates(ec2: Any, templates: Iterable[Template]) -> list[str]:
+    """Delete the launch templates (one deleted meanwhile is not an error); return the names deleted."""
+    deleted: list[str] = []
+    for template in templates:
+        try:
+            ec2.delete_launch_template(LaunchTemplateId=template.template_id)
+            deleted.append(template.name)
+        except Exception as exc:  # botocore's ClientError: deleted meanwhile, or refused
+            if "NotFound" not in str(exc):
+                raise
+    if deleted:
+        _log.info("deleted %d launch template(s) left by a launcher: %s", len(deleted), ", ".join(deleted))
+    return deleted
 
 
 def region_name(region: str | None) -> str:

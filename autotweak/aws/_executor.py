@@ -22,7 +22,8 @@ from optuna.trial import TrialState
 
 from autotweak._money import usd, usd_per_hour
 from autotweak._validation import Where
-from autotweak.aws._cost import Ledger, PriceBound, StudyCost, log_costs, record_cost, recorded_cost
+from autotweak.aws._bill import LauncherBill
+from autotweak.aws._cost import PriceBound, StudyCost
 from autotweak.aws._ec2 import (
     LAUNCHER_TAG,
     SPEC_REGION,
@@ -144,7 +145,6 @@ class _Launcher:
             "Name": f"autotweak-{self.study_name}",
         }
         self.ec2 = ec2_client(settings.region, SPEC_REGION)
-        self.ledger = Ledger()
         self.launches = 0
         self.failed_launches = 0
         self.stopped_at: float | None = None  # when `workers stop` was seen
@@ -160,24 +160,29 @@ class _Launcher:
         # Orphans too (trials that never beat): a machine lost before its trial's first heartbeat
         # may leave the study's last trial so, with no worker left to sweep it.
         self.sweep = StaleSweeper(self.study, every=0.0)
-        self.earlier = recorded_cost(self.study)  # budget_usd is the study's, over all its sessions
-        self.cost = StudyCost(0.0, self.earlier)
+        self.bill = LauncherBill(self.ec2, self.study, self.id, settings.poll_interval)
+        self.cost = StudyCost(0.0, self.bill.earlier)
 
     def run(self) -> WorkerResult:
+        with aws_errors("the aws-spot launcher"):
+            prices = priced_types(self.ec2, self.settings)
+        # For a launch cut before its tags (this launcher's, or a killed one's).
+        self.bill.ledger.bound = PriceBound(prices, self.settings.max_price)
+        self.bill.settle(time.time())  # what killed launchers left: counted in the budget
         if self._dollars_left(time.time()) <= 0:
             _log.warning(
                 "the dollar budget of %s is spent: study '%s' cost %s in earlier sessions; "
                 "launching no worker (raise 'execution.aws.budget_usd' to go on)",
                 usd(self.settings.budget_usd or 0.0),
                 self.study_name,
-                usd(self.earlier),
+                usd(self.bill.earlier),
             )
+            self.cost = self.bill.cost()
             return WorkerResult(trials=0, stop_reason="dollar budget")
-        with aws_errors("the aws-spot launcher"):
-            prices = priced_types(self.ec2, self.settings)
         shown = ", ".join(f"{kind} {usd_per_hour(price)}" for kind, price in prices.items())
         _log.info("spot prices: %s (launcher %s)", shown, self.id)
-        self.ledger.bound = PriceBound(prices, self.settings.max_price)  # for a launch cut before its tags
+        # Before any launch: by this record, a later session tells whether this launcher was killed.
+        self.bill.keep(time.time())
         log_path = Path(self.ctx.home) / "aws" / f"watchdog-{self.id}.log"
         watchdog = Watchdog(self.id, self.study_name, self.settings.region, log_path)
         interrupted = False
@@ -194,15 +199,13 @@ class _Launcher:
             if interrupted:
                 self._await_closes()
             watchdog.close()
-            self.cost = log_costs(self.ctx, self.study, self.ledger, self.earlier)
+            self.cost = self.bill.close(self.ctx, time.time())
 
     def _loop(self, prices: dict[str, float]) -> str:
         experiment = self.ctx.experiment
         while True:
-            instances = find_instances(self.ec2, self.study_name, self.id)
             now = time.time()
-            self.ledger.update(instances, now)
-            record_cost(self.study, self.earlier, self.ledger, now)
+            instances = self.bill.poll(now)
             retrying(self.sweep, "looking for stale trials")
             view = retrying(
                 lambda: BudgetView.read(self.study, experiment.metric.steps, need_compute=True),
@@ -299,6 +302,7 @@ class _Launcher:
             while left and time.monotonic() < deadline:
                 time.sleep(min(self.settings.poll_interval, 1.0))
                 retrying(self.sweep, "looking for stale trials")
+                self.bill.keep(time.time())  # alive: no later session takes this launcher for killed
                 left = self._unsettled()
         except KeyboardInterrupt:
             pass
@@ -317,7 +321,7 @@ class _Launcher:
 
     def _dollars_left(self, now: float) -> float:
         budget = self.settings.budget_usd
-        return float("inf") if budget is None else budget - self.earlier - self.ledger.spent(now)
+        return float("inf") if budget is None else budget - self.bill.total(now)
 
     def _try_launch(self, count: int, prices: dict[str, float], now: float, alive: int) -> None:
         """Launch; a refusal (no capacity, a price above max_price) is retried at the next poll."""
@@ -364,15 +368,13 @@ class _Launcher:
             limits.append(self.ctx.deadline - now)
         if self.settings.budget_usd is not None:
             left = self._dollars_left(now)
-            running = self.ledger.hourly_rate()
+            running = self.bill.ledger.hourly_rate()
             limits.append(3600.0 * left / (running + count * price))
         return min(limits) if limits else None
 
     def _terminate_all(self) -> None:
         try:
-            instances = find_instances(self.ec2, self.study_name, self.id)
-            terminate(self.ec2, instances)
-            self.ledger.update(find_instances(self.ec2, self.study_name, self.id), time.time())
+            terminate(self.ec2, find_instances(self.ec2, self.study_name, self.id))
         except Exception as exc:  # the watchdog retries once the launcher is gone
             _log.error("could not terminate the study's instances (%s); the watchdog will", exc)
 

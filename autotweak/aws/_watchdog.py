@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from autotweak.aws._ec2 import ec2_client, find_instances, terminate
+from autotweak.aws._ec2 import delete_templates, ec2_client, find_instances, find_templates, terminate
 
 __all__ = ["Watchdog", "main"]
 
@@ -54,7 +54,11 @@ class Watchdog:
 
 
 def sweep(launcher: str, study: str, region: str | None, *, settle: float = 5.0) -> int:
-    """Terminate the launcher's instances, twice: a launch in flight may land after the first."""
+    """Terminate the launcher's instances, twice: a launch in flight may land after the first.
+
+    The launch template of a fleet call it was killed in goes too (the next session of the
+    study deletes it where the watchdog could not, and bills the instances).
+    """
     ec2 = ec2_client(region)
     done = 0
     for attempt in range(2):
@@ -64,6 +68,10 @@ def sweep(launcher: str, study: str, region: str | None, *, settle: float = 5.0)
             _log.error("could not terminate the instances of launcher %s: %s", launcher, exc)
         if attempt == 0:
             time.sleep(settle)
+    try:
+        delete_templates(ec2, [t for t in find_templates(ec2, study) if t.launcher == launcher])
+    except Exception as exc:
+        _log.error("could not delete the launch templates of launcher %s: %s", launcher, exc)
     return done
 
 

@@ -21,14 +21,18 @@ _LAUNCHES = (b"Action=RunInstances", b"Action=CreateFleet")
 class HeldLaunch:
     """Forwards every request to ``upstream``; the first launch's answer waits for :meth:`close`.
 
+    ``actions`` say which calls are the launch (a fleet's ``CreateLaunchTemplate``, to hold
+    the launcher between its template and the fleet call).
+
     Attributes:
         url: Where boto3 is pointed (``AWS_ENDPOINT_URL``).
         launched: Set once moto has answered the launch (its answer held).
         instance_ids: The ids in that answer.
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, actions: tuple[bytes, ...] = _LAUNCHES) -> None:
         self.upstream = upstream.rstrip("/")
+        self.actions = actions
         self.launched = threading.Event()
         self.release = threading.Event()
         self.instance_ids: list[str] = []
@@ -68,7 +72,7 @@ class HeldLaunch:
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         status, sent, answer = self._forward(method, path, headers, body)
-        if any(action in body for action in _LAUNCHES) and not self.launched.is_set():
+        if any(action in body for action in self.actions) and not self.launched.is_set():
             found = re.findall(r"(?<![\w-])i-[0-9a-f]{8,17}\b", answer.decode(errors="replace"))
             self.instance_ids = sorted(set(found))
             self.launched.set()
