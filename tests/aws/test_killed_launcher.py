@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import boto3
 import optuna
@@ -117,3 +118,46 @@ def test_a_launch_template_left_between_its_creation_and_the_fleet_call_is_delet
                 proc.communicate(timeout=30)
         wait_until(lambda: not templates(ec2, name), 30, "the launch template to be deleted")
     assert not alive(ec2, name)
+
+
+def _watchdog_of(launcher: str) -> int:
+    """The pid of the watchdog the launcher started (its command line names the launcher)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"autotweak.aws._watchdog" in argv and launcher.encode() in argv:
+                return int(entry)
+    raise AssertionError(f"no watchdog of launcher {launcher} runs")
+
+
+@pytest.mark.slow  # 30-50 s: a launcher, its record gone stale (11.5 s), and a second session
+def test_the_next_session_deletes_the_template_of_a_launcher_whose_machine_was_lost(
+    home, aws_stores, ec2, monkeypatch
+):
+    """The launcher and its watchdog killed together while CreateLaunchTemplate's answer is held."""
+    name = "spot-template-lost"
+    spec = spot_spec(home, aws_stores, name, 4, fleet=True)
+    moto = aws_stores.env["AWS_ENDPOINT_URL"]
+    with HeldLaunch(moto, (b"Action=CreateLaunchTemplate",)) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        with running_cli(["optimize", str(spec), "--executor", "aws-spot"], home.parent) as proc:
+            assert proxy.launched.wait(timeout=120), "the launcher reached CreateLaunchTemplate"
+            [launcher] = records(aws_stores.storage, name)
+            watchdog = _watchdog_of(launcher)
+            os.kill(watchdog, signal.SIGKILL)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=30)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
+    assert templates(ec2, name) == [f"autotweak-{launcher}"], "nothing left to delete it"
+    record = records(aws_stores.storage, name)[launcher]
+    assert record is not None
+    wait_until(lambda: record.gone(time.time()), 30, "the killed launcher's record to go silent")
+
+    proc = start_cli(["resume", str(spec), "--executor", "aws-spot", "--wall-time", "2s"], home.parent)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert f"deleted 1 launch template(s) left by a launcher: autotweak-{launcher}" in out, out
+    assert templates(ec2, name) == []
