@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -94,27 +94,52 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
     scheduler, or whose terminal closed, closes its study as interrupted instead of dying
     with its MLflow runs RUNNING. Only from the main thread, and only for a signal left at
     its default handler: a handler of the user's (or the CLI's), or SIGHUP ignored
-    (``nohup``), is left alone.
+    (``nohup``), is left alone. Blocks may overlap (two ``Study`` objects open, the first
+    closed or dropped first): the defaults come back as the last one ends.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    routed = [
-        (number, handler)
-        for number, handler in ((signal.SIGTERM, _as_ctrl_c), (signal.SIGHUP, _hung_up))
-        if signal.getsignal(number) is signal.SIG_DFL
-    ]
-    if (signal.SIGHUP, _hung_up) in routed:
-        _terminals.update(fd for fd in (1, 2) if os.isatty(fd))  # a hung-up terminal no longer says so
+    with _ROUTING_LOCK:
+        if not _routing:  # the first block routes; one that overlaps it shares its routing
+            _route()
+        _routing.append(None)
     _seen["sigterm"] = False  # a SIGTERM of an earlier study in this process no longer counts
-    for number, handler in routed:
-        signal.signal(number, handler)
     try:
         yield
     finally:
-        if threading.current_thread() is threading.main_thread():  # an ask/tell Study closed from a thread
-            for number, _ in routed:
+        _unroute()
+
+
+# One entry per sigterm_as_ctrl_c block open; _routed: the signals the first routed, and how.
+_routing: list[None] = []
+_routed: list[tuple[signal.Signals, Callable[[int, FrameType | None], None]]] = []
+_ROUTING_LOCK = threading.RLock()  # a study dropped unclosed ends its block from the collector
+
+
+def _route() -> None:
+    """Route SIGTERM and SIGHUP where at their default (or still routed by a block that ended on a thread)."""
+    _routed[:] = [
+        (number, handler)
+        for number, handler in ((signal.SIGTERM, _as_ctrl_c), (signal.SIGHUP, _hung_up))
+        if signal.getsignal(number) in (signal.SIG_DFL, handler)
+    ]
+    if (signal.SIGHUP, _hung_up) in _routed:
+        _terminals.update(fd for fd in (1, 2) if os.isatty(fd))  # a hung-up terminal no longer says so
+    for number, handler in _routed:
+        signal.signal(number, handler)
+
+
+def _unroute() -> None:
+    """End one block; the last puts the defaults back, from the main thread, where still routed."""
+    with _ROUTING_LOCK:
+        _routing.pop()
+        if _routing or threading.current_thread() is not threading.main_thread():  # an ask/tell Study
+            return  # closed from a thread: handlers can only be set from the main one
+        for number, handler in _routed:
+            if signal.getsignal(number) is handler:  # one set since (the user's) is left alone
                 signal.signal(number, signal.SIG_DFL)
+        _routed.clear()
 
 
 def _hung_up(signum: int, frame: FrameType | None) -> None:

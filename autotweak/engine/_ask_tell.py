@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from types import TracebackType
@@ -24,6 +25,7 @@ from autotweak.engine._budget import (
     hold_connections,
     sampler_exhausted,
 )
+from autotweak.engine._dropped import at_exit_of, release
 from autotweak.engine._loop import FAIL_FAST, FailFast
 from autotweak.engine._lost_retries import worker_sweeper
 from autotweak.engine._none_completed import say_if_none_completed
@@ -105,7 +107,8 @@ class Study:
         except BaseException:
             self._sigterm.close()
             raise
-        atexit.register(self._at_exit)  # after the writer's: it runs first, with the writer still open
+        self._exit_hook = at_exit_of(self)  # weakly: a study the program drops goes (see __del__)
+        atexit.register(self._exit_hook)  # after the writer's: it runs first, with the writer still open
 
     def _load(self, experiment: Experiment, *, resume: bool) -> None:
         """The prepared study loaded with its sampler and pruner; a new one cut short here is deleted."""
@@ -138,10 +141,9 @@ class Study:
         )
         self._session = TrialSession(ctx, self._study, tracker, seed)  # the seed the sampler draws from
         self._sweep = worker_sweeper(self._study, tracker, ctx.storage_url, experiment)
+        name = experiment.name  # not self: a study the program drops is freed at once, not by the collector
         self._steps_check = StepsCheck(  # reports that disagree with metric.steps, said once per study
-            self._prepared.experiment,
-            self._study,
-            lock=lambda: ask_lock(ctx.storage_url, self._study.study_name),
+            self._prepared.experiment, self._study, lock=lambda: ask_lock(ctx.storage_url, name)
         )
         self._open: dict[int, tuple[Trial, float, ExitStack]] = {}
         self._asked = 0  # trials this object's ask() returned
@@ -354,8 +356,23 @@ class Study:
                 self._prepared.tracker.close()
                 close_connections(self._storage, self._prepared.context.storage_url)
                 self._sigterm.close()
-                atexit.unregister(self._at_exit)
+                atexit.unregister(self._exit_hook)
         return self.summary
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        """A study dropped unclosed: a ``ResourceWarning``, its connections released, nothing written."""
+        if self.__dict__.get("_closed", True) or "_exit_hook" not in self.__dict__:  # or never opened
+            return
+        self._closed = True
+        atexit.unregister(self._exit_hook)
+        release(
+            self._prepared,
+            writer=self._writer,
+            sigterm=self._sigterm,
+            heartbeats=[stack for _, _, stack in self._open.values()],
+            source=self,
+            warn=_warn,
+        )
 
     def __enter__(self) -> Study:
         return self

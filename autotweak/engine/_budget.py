@@ -28,6 +28,7 @@ __all__ = [
     "BudgetView",
     "ask_lock",
     "close_connections",
+    "drop_connections",
     "hold_connections",
     "open_ask_lock",
     "sampler_exhausted",
@@ -123,6 +124,7 @@ def hold_connections(storage_url: str) -> None:
     :func:`close_connections` of each but the last leaves it open to the others.
     """
     with _HOLDERS_LOCK:
+        _count_dropped()
         _HOLDERS[storage_url] += 1
 
 
@@ -135,18 +137,50 @@ def close_connections(storage: BaseStorage, storage_url: str) -> None:
     :func:`~autotweak.engine._storage.close_storage`.
     """
     close_storage(storage)
-    if storage_url.startswith("postgresql") and _last_holder(storage_url):
+    if storage_url.startswith("postgresql"):
+        with _HOLDERS_LOCK:
+            _count_dropped()
+            last = _last_holder(storage_url)
+        if last:
+            _lock_engine(storage_url).dispose()
+
+
+def drop_connections(storage: BaseStorage, storage_url: str) -> None:
+    """:func:`close_connections` for a study dropped unclosed, from the garbage collector's finalizer.
+
+    The collector may run it in a thread that holds the count's lock (or in the middle of
+    counting): it does not wait for the lock, and a study it cannot count now is counted by
+    the next :func:`hold_connections` or :func:`close_connections` of the process.
+    """
+    close_storage(storage)
+    if not storage_url.startswith("postgresql"):
+        return
+    if not _HOLDERS_LOCK.acquire(blocking=False):
+        _DROPPED.append(storage_url)  # deque.append: atomic, no lock
+        return
+    try:
+        last = _last_holder(storage_url)
+    finally:
+        _HOLDERS_LOCK.release()
+    if last:
         _lock_engine(storage_url).dispose()
+
+
+def _count_dropped() -> None:
+    """Count the studies :func:`drop_connections` could not count (the count's lock held)."""
+    while _DROPPED:
+        url = _DROPPED.popleft()
+        if _last_holder(url):
+            _lock_engine(url).dispose()
 
 
 def _last_holder(storage_url: str) -> bool:
     """Count one study on ``storage_url`` closed; whether none is left (or none was counted)."""
-    with _HOLDERS_LOCK:
-        _HOLDERS[storage_url] -= 1
-        if _HOLDERS[storage_url] > 0:
-            return False
-        del _HOLDERS[storage_url]
-        return True
+    _HOLDERS[storage_url] -= 1
+    if _HOLDERS[storage_url] > 0:
+        return False
+    del _HOLDERS[storage_url]
+    return True
 
 
 def open_ask_lock(storage_url: str) -> None:
@@ -169,6 +203,7 @@ def _lock_engine(storage_url: str) -> sqlalchemy.Engine:
 # Studies of this process open on each storage URL (see hold_connections).
 _HOLDERS: collections.Counter[str] = collections.Counter()
 _HOLDERS_LOCK = threading.Lock()
+_DROPPED: collections.deque[str] = collections.deque()  # see drop_connections
 
 
 def _safe(name: str) -> str:

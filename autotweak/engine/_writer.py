@@ -175,24 +175,27 @@ class RecordWriter:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            func, future = item
-            if not future.set_running_or_notify_cancel():  # dropped while it waited
-                continue
-            with self._watching:
-                self._serial += 1
-                self._under_way = (self._serial, time.monotonic())
-                if self._watch_idle:
-                    self._watching.notify()
-            try:
-                future.set_result(self._guarded(func))
-            except BaseException as exc:
-                future.set_exception(exc)
-            finally:
-                with self._watching:
-                    self._under_way = None
+            self._run_one(*item)
+            del item  # not kept while the next is waited for: its closure may hold a study dropped since
         with self._watching:
             self._serial = -1  # the writer is closed: the watch ends
             self._watching.notify()
+
+    def _run_one(self, func: Callable[[], Any], future: Future[Any]) -> None:
+        if not future.set_running_or_notify_cancel():  # dropped while it waited
+            return
+        with self._watching:
+            self._serial += 1
+            self._under_way = (self._serial, time.monotonic())
+            if self._watch_idle:
+                self._watching.notify()
+        try:
+            future.set_result(self._guarded(func))
+        except BaseException as exc:
+            future.set_exception(exc)
+        finally:
+            with self._watching:
+                self._under_way = None
 
     def _watch(self) -> None:
         """Ask the tracker once about each write under way for seconds: nobody may wait for it.
@@ -319,6 +322,16 @@ class RecordWriter:
         self._queue.put(None)
         if self._down is None:
             self._thread.join()
+
+    def let_go(self) -> None:
+        """End the writer's threads once the writes queued are done, waiting for none (see ``close``).
+
+        For a study dropped unclosed, from the garbage collector's finalizer: it may not block.
+        With no write left to do, Python's exit no longer waits for it (nor keeps it).
+        """
+        self._queue.put(None)
+        if all(future.done() for future in self._pending):
+            atexit.unregister(self.close)
 
     def __enter__(self) -> RecordWriter:
         return self
