@@ -104,17 +104,36 @@ def ask_lock(storage_url: str, study_name: str) -> Iterator[None]:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
     elif storage_url.startswith("postgresql"):
-        # A session-level advisory lock: PostgreSQL releases it if the holder's connection dies.
         key = int.from_bytes(hashlib.sha1(study_name.encode()).digest()[:8], "big", signed=True)
-        with _lock_engine(storage_url).connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                conn.commit()
+        with _advisory_lock(_lock_engine(storage_url), key):
+            yield
     else:
         yield
+
+
+@contextmanager
+def _advisory_lock(engine: sqlalchemy.Engine, key: int) -> Iterator[None]:
+    """A session-level advisory lock: PostgreSQL releases it if the holder's connection dies.
+
+    Anything but a clean unlock and commit (a Ctrl-C in the lock's query, in the unlock,
+    or in SQLAlchemy's commit) closes the connection instead of handing it back: a Ctrl-C
+    in the commit left it in the pool inside a transaction, and one after the lock was
+    taken would leave the lock held by the pool, waited for by every other process's ask.
+    """
+    conn = engine.connect()
+    let_go = False
+    try:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            conn.commit()
+            let_go = True
+    finally:
+        if not let_go:
+            conn.invalidate()  # closed, not pooled: the server ends its transaction and its lock
+        conn.close()
 
 
 def hold_connections(storage_url: str) -> None:
