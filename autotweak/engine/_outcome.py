@@ -29,6 +29,7 @@ class Outcome:
     value: float | None
     failure: str | None = None
     traceback: str | None = None
+    settled: bool = False  # failed by another process (a stale-trial sweep), which closes its record
 
 
 _TELL_STATE = {
@@ -93,4 +94,4 @@ def _failed_elsewhere(study: optuna.Study, trial: optuna.Trial, outcome: Outcome
     _log.warning(
         "trial %d finished after another process failed it (%s); its retry counts", trial.number, reason
     )
-    return Outcome("failed", outcome.value, reason)
+    return Outcome("failed", outcome.value, reason, settled=True)

@@ -212,6 +212,13 @@ class TrialSession:
             training_first=handle._first_step,  # read by a retry that ended its training only
         )
         extra = {"autotweak.baseline": "true"} if self._baseline.pop(trial.number, False) else {}
+        if outcome.settled and self.tracker.closed(run_id):  # one read, only for a trial failed elsewhere
+            _log.info(
+                "trial %d failed (%s); its record, closed by that process, is left as it is",
+                trial.number,
+                outcome.failure,
+            )
+            return
         if outcome.state == "pruned":
             extra |= self._pruner_attrs(trial)
         self.tracker.end_trial(

@@ -90,6 +90,17 @@ class TrackerConformance:
         assert recorded is None or recorded == {1, 2}  # Optuna trial ids, not numbers
 
     @pytest.mark.parametrize("state", ["complete", "pruned", "failed"])
+    def test_a_record_is_said_closed_once_closed_and_only_then(
+        self, tracker: BaseTracker, state: str
+    ) -> None:
+        study = self._open(tracker)
+        run_id = tracker.start_trial(_start(0, study))
+        assert not tracker.closed(run_id)
+        tracker.end_trial(_record(run_id, 0, state))
+        if type(tracker).closed is not BaseTracker.closed:  # one that can tell
+            assert tracker.closed(run_id)
+
+    @pytest.mark.parametrize("state", ["complete", "pruned", "failed"])
     def test_every_state_is_accepted(self, tracker: BaseTracker, state: str) -> None:
         study = self._open(tracker)
         run_id = tracker.start_trial(_start(0, study))

@@ -139,6 +139,15 @@ class BaseTracker(abc.ABC):
         Kept, it would stand for a study that does not exist (running for ever, in MLflow's UI).
         """
 
+    def closed(self, run_id: str) -> bool:
+        """Whether the trial record ``run_id`` is closed already; ``False`` if it cannot tell.
+
+        Asked once by a worker whose trial another process failed meanwhile (a stale-trial
+        sweep, its worker frozen past the grace period): that process closed the record, and
+        the worker's own close would write its ``duration_s`` and ``compute`` a second time.
+        """
+        return False
+
     def unreachable(self) -> str | None:
         """Why this tracker's store cannot be reached now, in one line; ``None`` if it can, or cannot tell.
 

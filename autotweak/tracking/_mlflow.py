@@ -79,6 +79,7 @@ RUN_STATUS = {
     "preempted": RunStatus.to_string(RunStatus.KILLED),
     "interrupted": RunStatus.to_string(RunStatus.KILLED),  # Ctrl-C: queued to run again, as preempted
 }
+_CLOSED = frozenset(RUN_STATUS.values())  # a trial record's statuses once closed (not RUNNING)
 _BATCH = 800  # with 100 params and 100 tags: MLflow takes 1000 entities per request
 _PARAM_BATCH = 100
 # MLflow error codes for a write the store will never take; others (a server away) may pass later.
@@ -286,6 +287,9 @@ class MlflowTracker(BaseTracker):
         if record.traceback:
             self.client.log_text(record.run_id, record.traceback, "traceback.txt")
         self.client.set_terminated(record.run_id, RUN_STATUS[record.state], end_time=now)
+
+    def closed(self, run_id: str) -> bool:
+        return self.client.get_run(run_id).info.status in _CLOSED
 
     def find_trial(self, study_name: str, trial_id: int) -> str | None:
         runs = lookup.trial_runs(self.client, self.experiment_id(study_name), trial_id, limit=1)

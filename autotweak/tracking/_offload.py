@@ -211,6 +211,9 @@ class OffloadingTracker(BaseTracker):
     def unreachable(self) -> str | None:
         return self.local.unreachable()
 
+    def closed(self, run_id: str) -> bool:
+        return self.local.closed(run_id)  # the child's closes are in the same store
+
     def find_trial(self, study_name: str, trial_id: int) -> str | None:
         return self.local.find_trial(study_name, trial_id)
 
