@@ -106,7 +106,10 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     if as_json:
         payload = {
             "trial": summary.best_number,
+            "metric": metric,
+            "direction": direction,
             "value": summary.best_value,
+            "base_value": summary.base_value,  # null: no complete trial of the base config
             "config": config,
             "params": summary.best_params,
         }

@@ -62,7 +62,9 @@ def test_optimize_status_best_report_resume(home):
     )
     assert "one: 1 trial, best " in listed.stdout
     payload = json.loads(best.stdout)
-    assert set(payload) == {"trial", "value", "config", "params"} and "x" in payload["params"]
+    assert set(payload) == {"trial", "metric", "direction", "value", "base_value", "config", "params"}
+    assert (payload["metric"], payload["direction"], payload["base_value"]) == ("loss", "minimize", 1.0)
+    assert "x" in payload["params"]
     assert payload["config"] == {**payload["params"]}, "base {x} updated with the tweak of x"
     first = f"trial {payload['trial']}: loss {payload['value']:.6g} (minimize; base config 1)"
     assert said.stdout.splitlines() == [first, f"  x: {payload['params']['x']}"], "what the value is"
