@@ -13,7 +13,7 @@ NOTICE = {"action": "terminate", "time": "2026-11-26T08:00:00Z"}
 class MetadataService:
     """Serves ``spot/instance-action`` (404 until :attr:`notice` is set) to callers holding a token.
 
-    ``instance-id`` is served too where one is given.
+    ``instance-id`` and ``instance-type`` are served too where given.
 
     Example:
         >>> with MetadataService() as imds:  # doctest: +SKIP
@@ -21,9 +21,10 @@ class MetadataService:
         ...     imds.notice.set()  # the two-minute warning
     """
 
-    def __init__(self, instance_id: str | None = None) -> None:
+    def __init__(self, instance_id: str | None = None, instance_type: str | None = None) -> None:
         self.notice = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.notice, instance_id))
+        served = {"instance-id": instance_id, "instance-type": instance_type}
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.notice, served))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -44,7 +45,7 @@ class MetadataService:
         self.close()
 
 
-def _handler(notice: threading.Event, instance_id: str | None) -> type[BaseHTTPRequestHandler]:
+def _handler(notice: threading.Event, served: dict[str, str | None]) -> type[BaseHTTPRequestHandler]:
     class _Metadata(BaseHTTPRequestHandler):
         def do_PUT(self) -> None:
             ok = self.path == "/latest/api/token" and "X-aws-ec2-metadata-token-ttl-seconds" in self.headers
@@ -55,8 +56,8 @@ def _handler(notice: threading.Event, instance_id: str | None) -> type[BaseHTTPR
                 self._answer(401, "")
             elif self.path == "/latest/meta-data/spot/instance-action" and notice.is_set():
                 self._answer(200, json.dumps(NOTICE))
-            elif self.path == "/latest/meta-data/instance-id" and instance_id:
-                self._answer(200, instance_id)
+            elif value := served.get(self.path.removeprefix("/latest/meta-data/")):
+                self._answer(200, value)
             else:
                 self._answer(404, "")
 

@@ -19,6 +19,7 @@ from autotweak._locations import (
 from autotweak.engine._budget import close_connections, hold_connections
 from autotweak.engine._crashed import CrashSettler
 from autotweak.engine._executors import ProcessExecutor, WorkerCrashError, executor_for
+from autotweak.engine._machines import record_machine
 from autotweak.engine._main_script import check_not_starting_worker
 from autotweak.engine._provenance import code_tags
 from autotweak.engine._storage import make_storage
@@ -140,6 +141,7 @@ def _join_with(
     session = session or open_session(
         study, "worker", runner.meta, store=url, code=code
     )  # the report counts its trials
+    record_machine(study, session, store=url)  # on EC2: the report groups its trials by instance type
     context = WorkerContext(
         experiment=experiment,
         storage_url=url,

@@ -88,15 +88,19 @@ class NoticeWatcher:
 
     def instance_id(self) -> str | None:
         """The EC2 instance id of the machine, from the metadata service (``None`` without one)."""
+        return self.metadata("instance-id").get("instance-id")
+
+    def metadata(self, *names: str) -> dict[str, str]:
+        """The metadata ``names`` (``instance-id``, ``instance-type``) it answers; ``{}`` without one."""
         if not self.endpoint:
-            return None
+            return {}
         try:
             token = self._request("latest/api/token", method="PUT", token=None)
-            found = self._request("latest/meta-data/instance-id", method="GET", token=token)
+            found = {n: self._request(f"latest/meta-data/{n}", method="GET", token=token) for n in names}
         except OSError:
             _log.debug("the instance metadata service did not answer", exc_info=True)
-            return None
-        return found.strip() if found else None
+            return {}
+        return {name: value.strip() for name, value in found.items() if value and value.strip()}
 
     def _request(self, path: str, *, method: str, token: str | None) -> str | None:
         headers = {"X-aws-ec2-metadata-token-ttl-seconds": "300"} if token is None else {}

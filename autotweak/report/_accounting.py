@@ -27,7 +27,6 @@ from autotweak.report._sections import Section
 __all__ = [
     "COST_ATTR",
     "GRID_POINTS",
-    "INSTANCE_ATTR",
     "ComputeAccount",
     "WorkerCost",
     "compute_account",
@@ -39,8 +38,6 @@ __all__ = [
 GRID_POINTS = 4
 """Values per numeric parameter of the grid a non-grid study is compared with (the grid
 sampler's own default ``n_points``); a categorical parameter contributes all its choices."""
-
-INSTANCE_ATTR = "autotweak.instance_type"  # a trial user attr written by cloud workers
 
 
 @dataclass(frozen=True)
@@ -165,14 +162,20 @@ class WorkerCost:
 
 
 def worker_costs(
-    study: optuna.Study, hosts: Mapping[int, str], now: datetime | None = None
+    study: optuna.Study,
+    hosts: Mapping[int, str],
+    now: datetime | None = None,
+    *,
+    types: Mapping[int, str] | None = None,
 ) -> list[WorkerCost]:
-    """Group trials by worker type: the cloud instance type, else the host they ran on."""
+    """Group trials by worker type: the cloud instance type (``types``, by trial number), else their host."""
     costs = _trial_costs(study)
+    types = types or {}
     groups: dict[str, list[FrozenTrial]] = defaultdict(list)
     for trial in study.get_trials(deepcopy=False):
         if trial.datetime_start is not None:
-            groups[_worker(trial, hosts.get(trial.number), trial.number in costs)].append(trial)
+            number = trial.number
+            groups[types.get(number) or _worker(hosts.get(number), number in costs)].append(trial)
     rows = []
     for worker, trials in sorted(groups.items()):
         dollars = [costs[t.number] for t in trials if t.number in costs]
@@ -228,10 +231,7 @@ def _trial_costs(study: optuna.Study) -> dict[int, float]:
     return trial_dollars(study.user_attrs, study.get_trials(deepcopy=False))
 
 
-def _worker(trial: FrozenTrial, host: str | None, costed: bool) -> str:
-    instance = trial.user_attrs.get(INSTANCE_ATTR)
-    if instance:
-        return str(instance)
+def _worker(host: str | None, costed: bool) -> str:
     kind = "cloud" if costed else "local"
     return f"{kind} ({host})" if host else kind
 

@@ -3,7 +3,9 @@
 Optuna holds it: each trial names its session (user attr ``autotweak.session``) and each
 session its host, once, on the study (:mod:`~autotweak.engine._study_sessions`). MLflow is
 asked only for the trials that cannot be placed so (a study older than its sessions' record,
-a spot session's trials, ``report --ablate``'s): opening its store takes seconds.
+a spot session's trials, ``report --ablate``'s): opening its store takes seconds. A spot
+session's trials need no host where its machines are of one instance type: the report groups
+them by it (:func:`~autotweak.engine._machines.trial_types`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import logging
 
 import optuna
 
+from autotweak.engine._machines import trial_types
 from autotweak.engine._study import ATTR
 from autotweak.engine._study_sessions import session_hosts
 from autotweak.exceptions import TrackingError
-from autotweak.report._accounting import INSTANCE_ATTR
 
-__all__ = ["trial_hosts"]
+__all__ = ["trial_hosts", "trial_types"]
 
 _log = logging.getLogger(__name__)
 
@@ -34,13 +36,16 @@ def trial_hosts(study: optuna.Study, tracking_uri: str | None) -> dict[int, str]
 def _session_hosts(study: optuna.Study) -> tuple[dict[int, str], set[int]]:
     """Hosts by trial number from the trials' sessions, and the started trials they do not place.
 
-    A trial with a cloud instance type needs no host: the report groups it by its type.
+    A trial whose session's machines are of one instance type needs no host: the report
+    groups it by its type.
     """
     by_session = session_hosts(study.user_attrs)
+    trials = study.get_trials(deepcopy=False)
+    typed = trial_types(study.user_attrs, trials)
     hosts: dict[int, str] = {}
     unplaced: set[int] = set()
-    for trial in study.get_trials(deepcopy=False):
-        if trial.datetime_start is None or trial.user_attrs.get(INSTANCE_ATTR):
+    for trial in trials:
+        if trial.datetime_start is None or trial.number in typed:
             continue
         host = by_session.get(str(trial.user_attrs.get(ATTR.SESSION)))
         if host is None:

@@ -25,7 +25,7 @@ from autotweak.report._accounting import (
 )
 from autotweak.report._conditional import base_tweaks
 from autotweak.report._failures import failure_of, failures_section
-from autotweak.report._hosts import trial_hosts
+from autotweak.report._hosts import trial_hosts, trial_types
 from autotweak.report._proposals import proposals_section
 from autotweak.report._pruning import pruning_section
 from autotweak.report._sections import Section
@@ -180,7 +180,7 @@ def build_report(study: optuna.Study, *, tracking_uri: str | None = None) -> Stu
         changed=changed,
         ablation=ablation_path(study, base),
         account=compute_account(study),
-        workers=worker_costs(study, trial_hosts(study, _tracking_uri(study, tracking_uri))),
+        workers=_workers(study, tracking_uri),
         dollars=study_dollars(study),
         dollars_estimate=study_estimate(study),
         proposals=proposals_section(study),
@@ -215,6 +215,13 @@ def _tied(study: optuna.Study, summary: StudySummary) -> list[int]:
         for t in search_trials(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         if t.value == summary.best_value and t.number != summary.best_number
     ]
+
+
+def _workers(study: optuna.Study, tracking_uri: str | None) -> list[WorkerCost]:
+    """Time and dollars per worker type: a trial's instance type where its machine says, else its host."""
+    hosts = trial_hosts(study, _tracking_uri(study, tracking_uri))
+    types = trial_types(study.user_attrs, study.get_trials(deepcopy=False), hosts)
+    return worker_costs(study, hosts, types=types)
 
 
 def _tracking_uri(study: optuna.Study, explicit: str | None) -> str | None:

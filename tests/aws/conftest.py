@@ -135,7 +135,7 @@ class SimulatedHosts:
                 iid, state = inst["InstanceId"], inst["State"]["Name"]
                 host = self.hosts.get(iid)
                 if host is None and state in ("pending", "running"):
-                    self.hosts[iid] = self._boot(client, iid)
+                    self.hosts[iid] = self._boot(client, iid, inst["InstanceType"])
                 elif host is not None and state in ("shutting-down", "terminated", "stopping", "stopped"):
                     self._shut_down(host)
                 elif host is not None and host.proc.poll() is not None and state == "running":
@@ -153,7 +153,7 @@ class SimulatedHosts:
         elif time.time() > host.shutdown_at + SHUTDOWN_GRACE:
             os.killpg(host.proc.pid, signal.SIGKILL)  # the machine is gone
 
-    def _boot(self, client, iid: str) -> _Host:
+    def _boot(self, client, iid: str, instance_type: str) -> _Host:
         raw = client.describe_instance_attribute(InstanceId=iid, Attribute="userData")["UserData"]["Value"]
         script = base64.b64decode(raw).decode()
         self.user_data[iid] = script
@@ -161,7 +161,7 @@ class SimulatedHosts:
         assert argv[:2] == ["autotweak", "worker"]
         home = self.folder / iid
         home.mkdir(parents=True)
-        imds = MetadataService(iid)  # the user-data's endpoint is EC2's link-local address
+        imds = MetadataService(iid, instance_type)  # the user-data's endpoint is EC2's link-local address
         env = {**os.environ, **exports, "AUTOTWEAK_HOME": str(home), "PYTHONUNBUFFERED": "1"}
         env |= {"AUTOTWEAK_IMDS_ENDPOINT": imds.endpoint, "AUTOTWEAK_IMDS_INTERVAL": "0.2"}
         log = home / "worker.log"

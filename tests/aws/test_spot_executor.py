@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from autotweak.aws._ec2 import LAUNCHER_TAG, STUDY_TAG
 from autotweak.aws._userdata import IMDS
 from autotweak.engine import InlineExecutor
+from autotweak.engine._machines import machines_of
 from autotweak.engine._study import ATTR
 from autotweak.report import build_report
 from autotweak.testing.services import FAKE_AWS_ENV
@@ -123,6 +124,12 @@ def test_launch_run_and_terminate_everything(home, aws_stores, ec2, simulated_ho
     assert "instances cost <$0.01 this session, <$0.01 for study 'spot-ok' in all" in out, out
     assert "The study's instances cost <$0.01 in all, boot and idle time included." in report.to_markdown()
     assert len({t.user_attrs[ATTR.SESSION] for t in study.trials}) == 1
+    # each instance recorded its type once, from its metadata service: the report groups by it
+    kinds = {i["InstanceId"]: i["InstanceType"] for i in launched}
+    assert {m.instance_id: m.instance_type for m in machines_of(study.user_attrs)} == kinds
+    assert {w.worker for w in report.workers} == set(kinds.values())
+    assert sum(w.trials for w in report.workers) == 8
+    assert f"| {launched[0]['InstanceType']} |" in report.to_markdown()
 
     # credentials: never in user-data, MLflow params or tags, or any log
     texts = [out, *hosts.user_data.values(), *(h.log.read_text() for h in hosts.hosts.values())]

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 import autotweak
 from autotweak._locations import resolve_storage_url
 from autotweak._trial_costs import ESTIMATE_ATTR, merged_estimate
+from autotweak.engine._study import ATTR
 from autotweak.engine._summary import frozen_compute, steps_of
 from autotweak.report import build_report
 from autotweak.report._ablation import run_ablation
@@ -166,10 +167,12 @@ def test_time_and_dollars_per_worker_type(home, make_experiment):
         for i in range(4):
             trial = study.ask()
             assert trial is not None
-            if i % 2:  # a worker that records its instance type and cost on the trial
-                trial.set_user_attr("autotweak.instance_type", "g5.xlarge")
+            if i % 2:  # a trial of a spot session, whose machine recorded its instance type
+                trial.set_user_attr(ATTR.SESSION, "spot1")
                 trial.set_user_attr("autotweak.cost_usd", 0.25 * i)
             study.tell(trial, 1.0)
+        machine = {"instance_type": "g5.xlarge", "host": "ip-10-0-0-7", "session": "spot1"}
+        study.optuna_study.set_user_attr("autotweak.machine.i-0abc", machine)
         # the spot launcher's records: a cost per trial number and the study's whole bill
         study.optuna_study.set_user_attr("autotweak.trial_costs_usd", {"2": 0.5})
         study.optuna_study.set_user_attr("autotweak.cost_usd", 2.0)
