@@ -23,14 +23,17 @@ from optuna.trial import FrozenTrial
 from autotweak._money import usd_per_hour
 
 __all__ = [
+    "BASE_ATTR",
     "COST_ATTR",
     "COST_METRIC",
     "ESTIMATE_ATTR",
+    "RECORD_PREFIX",
     "TRIAL_COSTS_ATTR",
     "estimate_note",
     "estimate_words",
     "merged_estimate",
     "read_estimate",
+    "spot_dollars",
     "trial_dollars",
 ]
 
@@ -40,6 +43,40 @@ COST_METRIC = "cost_usd"  # a trial's dollars on its record, and the study's on 
 # On the study: [instances, dollars per hour]: how many of its instances were billed at an upper
 # bound of their price (their price tag was never read), and the highest such bound.
 ESTIMATE_ATTR = "autotweak.cost_estimate"
+# Each spot launcher's own bill: {"usd", "at", "every", "open"} (see autotweak.aws._leftovers).
+RECORD_PREFIX = "autotweak.launcher."
+# On the study: what sessions without a launcher record (older autotweak) cost. The study's cost
+# is this plus every launcher record's dollars, so launchers running at once each count theirs.
+BASE_ATTR = "autotweak.cost_base_usd"
+
+
+def spot_dollars(study_attrs: Mapping[str, Any], *, without: str | None = None) -> float | None:
+    """What the study's instances cost: :data:`BASE_ATTR` plus each launcher's record.
+
+    A study no launcher with records ran since :data:`BASE_ATTR` came (older autotweak) holds
+    its cost in :data:`COST_ATTR` only; None where neither is there. ``without`` leaves that
+    launcher's record out.
+
+    Example:
+        >>> attrs = {BASE_ATTR: 1.0, RECORD_PREFIX + "a": {"usd": 0.5}, RECORD_PREFIX + "b": {"usd": 0.25}}
+        >>> spot_dollars(attrs), spot_dollars(attrs, without="a"), spot_dollars({COST_ATTR: 2.0})
+        (1.75, 1.25, 2.0)
+    """
+    if BASE_ATTR not in study_attrs:
+        value = study_attrs.get(COST_ATTR)
+        return None if value is None else float(value)
+    total = float(study_attrs[BASE_ATTR])
+    for key, record in study_attrs.items():
+        if key.startswith(RECORD_PREFIX) and key != RECORD_PREFIX + (without or ""):
+            total += _record_usd(record)
+    return total
+
+
+def _record_usd(record: Any) -> float:
+    try:
+        return float(record["usd"])
+    except (TypeError, ValueError, KeyError):
+        return 0.0
 
 
 def trial_dollars(study_attrs: Mapping[str, Any], trials: Iterable[FrozenTrial]) -> dict[int, float]:

@@ -5,11 +5,19 @@ billed, the study's cost so far and this launcher's record are written (see
 :mod:`~autotweak.aws._leftovers`), and the instances of the study's killed launchers are
 charged, once. At its start and close the bill also deletes the launch templates killed
 launchers left (at its close, its own too).
+
+The study's cost is what older sessions cost plus every launcher's record: two launchers on
+one study at once each add their own, neither overwrites the other's. Between polls a
+heartbeat thread rewrites the record's time while the launcher lives, so a launcher held in
+one long AWS call is never taken for killed (its template deleted, its instances billed by
+another session).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 import optuna
@@ -29,8 +37,8 @@ class LauncherBill:
 
     Attributes:
         ledger: This launcher's instances.
-        earlier: What the study cost before this session, and what this session charged for
-            the instances of killed launchers.
+        earlier: What the rest of the study cost: its sessions without a launcher record, and the
+            records of its other launchers (running beside this one, ended, or gone and billed).
         leftovers: What it charged for those, and which launchers it found closed.
     """
 
@@ -41,8 +49,13 @@ class LauncherBill:
         self.name = study.study_name
         self.poll_interval = poll_interval
         self.ledger = Ledger()
-        self.earlier = recorded_cost(study)  # budget_usd is the study's, over all its sessions
+        # budget_usd is the study's: over all its sessions, and the launchers running beside this one
+        self.earlier = recorded_cost(study, launcher)
         self.leftovers = Leftovers(launcher)
+        self._record: LauncherRecord | None = None  # as last written; the heartbeat refreshes its time
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     def total(self, now: float) -> float:
         """The study's cost until ``now``, over all its sessions."""
@@ -64,11 +77,43 @@ class LauncherBill:
         of its last poll's bill, never billed twice for it.
         """
         record = LauncherRecord(self.ledger.spent(now), now, self.poll_interval, open=not closed)
-        try:
-            write_record(self.study, self.launcher, record)
-        except Exception as exc:  # the next poll writes it again
-            _log.debug("could not write the launcher's record: %s", exc)
+        if closed:
+            self._stop_heartbeat()
+        with self._lock:
+            self._record = record
+            try:
+                write_record(self.study, self.launcher, record)
+            except Exception as exc:  # the next poll writes it again
+                _log.debug("could not write the launcher's record: %s", exc)
+        if not closed and self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._beat, name="autotweak-record", daemon=True)
+            self._heartbeat.start()
+        self._refresh()
         record_cost(self.study, self.earlier, self.ledger, now)
+
+    def _refresh(self) -> None:
+        """Read what the rest of the study cost: other launchers running write theirs meanwhile."""
+        try:
+            self.earlier = recorded_cost(self.study, self.launcher)
+        except Exception as exc:  # the storage out of reach: the last read stands
+            _log.debug("could not read the study's cost: %s", exc)
+
+    def _beat(self) -> None:
+        """Rewrite the record's time each poll interval while the launcher lives (also inside an AWS call)."""
+        while not self._stop.wait(self.poll_interval):
+            with self._lock:
+                if self._record is None or not self._record.open:
+                    return
+                self._record = LauncherRecord(self._record.usd, time.time(), self.poll_interval)
+                try:
+                    write_record(self.study, self.launcher, self._record)
+                except Exception as exc:  # the next beat, or poll, writes it again
+                    _log.debug("could not refresh the launcher's record: %s", exc)
+
+    def _stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
 
     def settle(self, now: float, *, closing: bool = False) -> None:
         """Charge what killed launchers of the study left unbilled; delete the templates they left.
@@ -77,9 +122,8 @@ class LauncherBill:
         and the fleet call never learned the template's id.
         """
         try:
-            before = self.earlier
-            self._charge(find_instances(self.ec2, self.name), now)
-            if self.earlier > before:  # written at once: this session may be killed too
+            # Written at once: this session may be killed too.
+            if self._charge(find_instances(self.ec2, self.name), now):
                 record_cost(self.study, self.earlier, self.ledger, now)
         except Exception as exc:  # botocore's ClientError: EC2 out of reach, or a refusal
             _log.warning(
@@ -95,12 +139,20 @@ class LauncherBill:
                 exc,
             )
 
-    def _charge(self, instances: list[Instance], now: float) -> None:
-        """Charge the study for the instances of its gone launchers (a storage error: at the next poll)."""
+    def _charge(self, instances: list[Instance], now: float) -> float:
+        """Charge the study for the instances of its gone launchers (a storage error: at the next poll).
+
+        The charge goes into the gone launcher's record, which the study's cost sums: two
+        sessions that bill the same launcher write the same record, and count it once.
+        """
         try:
-            self.earlier += self.leftovers.settle(self.study, instances, self.ledger.bound, now)
+            charged = self.leftovers.settle(self.study, instances, self.ledger.bound, now)
         except Exception as exc:  # the storage out of reach: the launcher's record stays open
             _log.debug("could not bill the instances of killed launchers: %s", exc)
+            return 0.0
+        if charged:
+            self._refresh()
+        return charged
 
     def close(self, ctx: WorkerContext, now: float) -> StudyCost:
         """Bill every instance of this launcher until ``now`` (they are terminated), close the record, log."""
@@ -112,6 +164,7 @@ class LauncherBill:
         self.ledger.close(now)
         self.keep(now, closed=True)
         self.settle(now, closing=True)
+        self._refresh()  # launchers that ran beside this one wrote theirs meanwhile
         return log_costs(ctx, self.study, self.ledger, self.earlier, self.leftovers.settled)
 
     def cost(self) -> StudyCost:

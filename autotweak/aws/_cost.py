@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 import optuna
 
 from autotweak._money import usd
-from autotweak._trial_costs import COST_ATTR, ESTIMATE_ATTR, TRIAL_COSTS_ATTR, estimate_words, merged_estimate
+from autotweak._trial_costs import (
+    BASE_ATTR,
+    COST_ATTR,
+    ESTIMATE_ATTR,
+    TRIAL_COSTS_ATTR,
+    estimate_words,
+    merged_estimate,
+    spot_dollars,
+)
 from autotweak._trial_costs import COST_METRIC as METRIC
 from autotweak.aws._ec2 import Instance
 from autotweak.engine._session import WorkerContext
@@ -167,10 +175,20 @@ class StudyCost:
         return f" (includes {'; '.join(parts)})" if parts else ""
 
 
-def recorded_cost(study: optuna.Study) -> float:
-    """Dollars the study's instances cost in earlier sessions (its ``autotweak.cost_usd``)."""
+def recorded_cost(study: optuna.Study, without: str | None = None) -> float:
+    """Dollars the study's instances cost but ``without``'s: over all its sessions, running ones too.
+
+    A study from before launchers kept records keeps its ``autotweak.cost_usd`` as its base
+    (:data:`~autotweak._trial_costs.BASE_ATTR`, written here once): launcher records add to it.
+    """
     try:
-        return float(study.user_attrs.get(COST_ATTR, 0.0))
+        attrs = study.user_attrs
+        if BASE_ATTR not in attrs:
+            # Records of launchers that ran before the base existed are counted in cost_usd already.
+            base = (spot_dollars(attrs) or 0.0) - (spot_dollars({**attrs, BASE_ATTR: 0.0}) or 0.0)
+            study.set_user_attr(BASE_ATTR, max(0.0, base))
+            attrs = {**attrs, BASE_ATTR: max(0.0, base)}
+        return spot_dollars(attrs, without=without) or 0.0
     except (TypeError, ValueError):
         _log.warning("study '%s' holds an unreadable %s; counting 0 USD spent", study.study_name, COST_ATTR)
         return 0.0

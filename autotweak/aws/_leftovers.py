@@ -28,7 +28,7 @@ from typing import Any
 import optuna
 
 from autotweak._money import usd
-from autotweak._trial_costs import ESTIMATE_ATTR, merged_estimate
+from autotweak._trial_costs import ESTIMATE_ATTR, RECORD_PREFIX, merged_estimate
 from autotweak.aws._cost import Ledger, PriceBound, Settled
 from autotweak.aws._ec2 import Instance, delete_templates, find_templates
 
@@ -36,7 +36,6 @@ __all__ = ["RECORD_PREFIX", "LauncherRecord", "Leftovers", "clean_templates", "w
 
 _log = logging.getLogger(__name__)
 
-RECORD_PREFIX = "autotweak.launcher."
 _SILENT_POLLS = 3  # a live launcher writes its record at each poll: 3 missed, and 10 s more, it is gone
 _SILENT_S = 10.0
 

@@ -17,7 +17,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autotweak._money import usd
-from autotweak._trial_costs import COST_ATTR, ESTIMATE_ATTR, estimate_note, read_estimate, trial_dollars
+from autotweak._trial_costs import (
+    COST_ATTR,
+    ESTIMATE_ATTR,
+    estimate_note,
+    read_estimate,
+    spot_dollars,
+    trial_dollars,
+)
 from autotweak.engine._study import ATTR
 from autotweak.engine._summary import attempts_of, frozen_compute, steps_of
 from autotweak.exceptions import AutotweakError
@@ -217,8 +224,7 @@ def workers_section(
 
 def study_dollars(study: optuna.Study) -> float | None:
     """What the study's cloud instances cost in all, where the launcher recorded it."""
-    value = study.user_attrs.get(COST_ATTR)
-    return None if value is None else float(value)
+    return spot_dollars(study.user_attrs)  # summed over launchers: one may still run, or be killed
 
 
 def study_estimate(study: optuna.Study) -> str:
