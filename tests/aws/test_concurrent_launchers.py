@@ -7,7 +7,9 @@ import time
 import optuna
 import pytest
 
-from autotweak._trial_costs import spot_dollars
+from autotweak._trial_costs import BASE_ATTR, spot_dollars
+from autotweak.aws._cost import recorded_cost
+from autotweak.aws._leftovers import LauncherRecord, write_record
 from tests.aws.held_launch import HeldLaunch
 from tests.aws.test_killed_launcher import records, templates
 from tests.aws.test_launcher_control import MINIMUM_S, MOTO_PRICE, cost_usd
@@ -98,3 +100,30 @@ def test_a_launcher_held_in_its_launch_call_is_not_taken_for_killed(home, aws_st
     [theirs] = bills.values()
     assert theirs is not None and not theirs.open
     assert cost_usd(aws_stores.storage, name) == pytest.approx(mine.usd + theirs.usd, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "base"),
+    [
+        ({"autotweak.cost_usd": 1.0}, 1.0),  # before launcher records
+        (
+            {
+                "autotweak.cost_usd": 1.0,
+                "autotweak.launcher.old": {"usd": 0.25, "at": 0, "every": 1, "open": False},
+            },
+            0.75,
+        ),
+        ({}, 0.0),  # a new study
+    ],
+)
+def test_a_study_of_an_older_version_keeps_its_cost_and_launchers_add_to_it(attrs, base):
+    """Its autotweak.cost_usd, less the records it already counts, becomes the base; records add to it."""
+    study = optuna.create_study()
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    assert recorded_cost(study, "new") == pytest.approx(attrs.get("autotweak.cost_usd", 0.0))
+    assert study.user_attrs[BASE_ATTR] == pytest.approx(base)
+    write_record(study, "new", LauncherRecord(0.5, 0.0, 1.0))
+    assert recorded_cost(study, "other") == pytest.approx(attrs.get("autotweak.cost_usd", 0.0) + 0.5)
+    assert recorded_cost(study, "new") == pytest.approx(attrs.get("autotweak.cost_usd", 0.0))
+    assert spot_dollars(study.user_attrs) == pytest.approx(attrs.get("autotweak.cost_usd", 0.0) + 0.5)
