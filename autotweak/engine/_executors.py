@@ -303,10 +303,17 @@ def _result_of(
     """What an ended worker sent, or what its end says (a crash: its exit code, its trial); whether it died.
 
     A worker ended by SIGKILL while nobody told it to stop is marked ``killed``: on a
-    machine that goes on running, the kernel's OOM killer is the likely sender.
+    machine that goes on running, the kernel's OOM killer is the likely sender. One that ended
+    without a result before its code started, while the study was interrupted, was stopped by
+    that interrupt (a terminal's Ctrl-C reaches every process of the group) as it imported the
+    main script: it is interrupted, not failed.
     """
     started, result = receive_result(receiver)
     sent = result is not None
+    if result is None and interrupted and not started and proc.exitcode != -signal.SIGKILL:
+        # The Ctrl-C reached it too, as it imported the main script (torch, say): it was stopped,
+        # not broken, and took no trial.
+        return WorkerResult(stop_reason="interrupted", interrupted=True), False
     if result is None:
         when = "after it started" if started else _NOT_STARTED
         code = f"{proc.exitcode}{_signal_name(proc.exitcode)}"

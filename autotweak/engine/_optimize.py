@@ -208,10 +208,10 @@ def _run_study(
     except BaseException:
         _close(prepared, interrupted=True, settle=settle)
         raise
-    if results and all(r.crashed for r in results):
+    interrupted = any(r.interrupted for r in results)
+    if results and all(r.crashed for r in results) and not interrupted:
         _close(prepared, interrupted=True, settle=settle)  # the parent run ends KILLED, not FINISHED
         raise WorkerCrashError(experiment.name, [str(r.error) for r in results])
-    interrupted = any(r.interrupted for r in results)
     dropped = None if runner.detached else sum(r.records_dropped for r in results)  # else said where they ran
     summary = _close(prepared, interrupted=interrupted, settle=settle, dropped=dropped)
     registered = None

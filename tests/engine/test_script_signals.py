@@ -55,8 +55,11 @@ def _from_a_terminal() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
-def _start(home: Path, code: str, workers: int) -> subprocess.Popen[str]:
-    """``code`` run as a script in ``home`` on a study of slow trials, once ``workers`` trials started."""
+def _start(home: Path, code: str, workers: int, started: str = "marks.txt") -> subprocess.Popen[str]:
+    """``code`` run as a script in ``home`` on a study of slow trials, once ``workers`` trials started.
+
+    Or once ``workers`` lines are in the file ``started`` names, which the script writes.
+    """
     marker = home / "marks.txt"
     spec = base_spec(
         objective=objective("checkpointed"),
@@ -78,7 +81,7 @@ def _start(home: Path, code: str, workers: int) -> subprocess.Popen[str]:
         start_new_session=True,
         preexec_fn=_from_a_terminal,
     )
-    wait_for_lines(marker, workers)
+    wait_for_lines(home / started, workers)
     return proc
 
 
@@ -103,6 +106,31 @@ def test_sigterm_to_a_script_running_optimize_closes_the_study_as_ctrl_c_does(ho
     assert proc.returncode == 130, out
     assert f"interrupted: {workers}" in out, out
     _assert_closed_as_interrupted(mlflow_client, list(range(workers)))
+
+
+SLOW_IMPORT = (
+    """
+import os, time
+if __name__ == "__mp_main__":  # a worker process imports the script again: torch, say, takes seconds
+    with open("imports.txt", "a") as marks:
+        marks.write(f"{os.getpid()}\\n")
+    time.sleep(60)
+"""
+    + OPTIMIZE
+)
+
+
+def test_a_ctrl_c_while_the_workers_import_the_script_interrupts_the_study(home, mlflow_client):
+    """It raised WorkerCrashError ('every worker ... failed ... exited with code 1 before it started'),
+    blaming a missing `__main__` guard that the script has."""
+    proc = _start(home, SLOW_IMPORT, 2, started="imports.txt")
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: to every process of the group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: 0" in out, out
+    assert "worker failed" not in out and "Traceback" not in out, out
+    study = load(autotweak.Experiment.from_dict(base_spec()))
+    assert [t.state for t in study.trials] == [TrialState.WAITING], "the baseline, still queued"
+    assert mlflow_runs(mlflow_client, "study").parents[0].info.status == "KILLED"
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
