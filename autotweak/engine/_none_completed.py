@@ -1,4 +1,4 @@
-"""What is said of a study none of whose trials completed: a broken objective, or lost machines.
+"""What is said of a study none of whose trials completed (a broken objective, lost machines) or ran.
 
 ``optimize`` warns of it, and returns the first failure on its result; the CLI, which says
 the result itself (with its own resume command), drops the warning: a record marked
@@ -15,9 +15,18 @@ import optuna
 from autotweak.engine._loop import FAIL_FAST_REASON
 from autotweak.engine._study import ATTR, state_of
 from autotweak.engine._worker import WorkerResult
+from autotweak.spec import Budget
 from autotweak.tracking import StudySummary
 
-__all__ = ["IN_RESULT", "RESUME", "first_failure", "go_on", "say_if_none_completed", "workers_stopped"]
+__all__ = [
+    "IN_RESULT",
+    "RESUME",
+    "first_failure",
+    "go_on",
+    "say_if_none_completed",
+    "say_if_none_run",
+    "workers_stopped",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -124,3 +133,28 @@ def say_if_none_completed(
         extra={IN_RESULT: True},
     )
     return first
+
+
+def say_if_none_run(name: str, stop_reasons: list[str], trials_counted: int, budget: Budget) -> None:
+    """Warn that a resume ran no trial because the study had spent its budget already.
+
+    A notebook cell ``optimize(spec, resume=True)`` run again returned the same result in
+    silence, as if it had searched on. The CLI says it in its own words (see
+    :func:`autotweak.cli._study_end.say_budget_spent`), and drops this warning.
+    """
+    if "trials" in stop_reasons and budget.trials is not None:
+        _log.warning(
+            "study '%s': no trial run: the study has %d trial(s) and its budget is %d; 'budget.trials' is "
+            "the study's total, not extra trials: set it to %d and resume to run 10 more",
+            name,
+            trials_counted,
+            budget.trials,
+            trials_counted + 10,
+        )
+    elif "compute" in stop_reasons and budget.compute is not None:
+        _log.warning(
+            "study '%s': no trial run: the study has spent its compute budget (%g full trainings, "
+            "'budget.compute'); raise it and resume to run more",
+            name,
+            budget.compute,
+        )

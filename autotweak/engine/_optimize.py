@@ -18,7 +18,7 @@ from autotweak.engine._crashed import CrashSettler, settle_crashed_workers
 from autotweak.engine._executors import BaseExecutor, ProcessExecutor, WorkerCrashError
 from autotweak.engine._lost_records import records_dropped
 from autotweak.engine._monitor import Monitor, Progress
-from autotweak.engine._none_completed import go_on, say_if_none_completed, workers_stopped
+from autotweak.engine._none_completed import go_on, say_if_none_completed, say_if_none_run, workers_stopped
 from autotweak.engine._opening import catch_up
 from autotweak.engine._outage import OutageNotice, note_outage
 from autotweak.engine._prepare import Prepared, _runner, as_experiment, check_study_exists, prepare
@@ -236,6 +236,8 @@ def _run_study(
         )
     if interrupted:
         raise StudyInterrupted(result)
+    if not result.trials_run and not result.records_caught_up:
+        say_if_none_run(result.study_name, result.stop_reasons, result.trials_counted, experiment.budget)
     return result
 
 

@@ -85,6 +85,7 @@ def test_optimize_status_best_report_resume(home):
     assert spent.returncode == 0, spent.stderr
     said = "warning: no trial run: the study has 5 trial(s) and its budget is 3"
     assert said in spent.stderr, "on stderr, even with -q"
+    assert spent.stderr.count("no trial run") == 1, "not the library's warning too"
     assert "`autotweak resume study --trials 15` runs 10 more" in spent.stderr
 
 

@@ -117,6 +117,27 @@ def test_a_study_whose_trials_all_failed_says_so_on_stderr_with_no_logging_confi
     ) in run.stderr, run.stderr
 
 
+def test_a_resume_that_runs_no_trial_says_why_with_no_logging_configured(home):
+    """A notebook cell ``optimize(spec, resume=True)`` run again returned the same result in silence."""
+    run = _run_script(
+        home,
+        "import sys, autotweak\n"
+        "def train(config):\n"
+        "    return config['x']\n"
+        "if __name__ == '__main__':\n"
+        "    spec = {'name': 'again', 'objective': train, 'base': {'x': 0.5}, 'budget': {'trials': 2},\n"
+        "            'tweaks': {'x': {'type': 'float', 'low': 0.0, 'high': 1.0}},\n"
+        "            'metric': {'name': 'acc', 'direction': 'maximize'}, 'sampler': 'random'}\n"
+        "    print(autotweak.optimize(spec).trials_run, file=sys.stderr)\n"
+        "    print(autotweak.optimize(spec, resume=True).trials_run, file=sys.stderr)\n",
+    )
+    said = (
+        "study 'again': no trial run: the study has 2 trial(s) and its budget is 2; 'budget.trials' is the "
+        "study's total, not extra trials: set it to 12 and resume to run 10 more"
+    )
+    assert run.stderr.splitlines() == ["2", said, "0"], run.stderr
+
+
 def test_qmc_on_a_conditional_space_prints_no_line_per_trial(home):
     """cnn's momentum exists only with sgd, so QMC samples it on its own; as for cmaes and gp, that is
     not a warning at every trial."""
