@@ -125,6 +125,15 @@ def create_study(experiment: Experiment, storage: BaseStorage, executor: str | N
     study.set_user_attr(ATTR.UID, uuid.uuid4().hex[:12])
     study.set_user_attr(ATTR.SPEC, experiment.to_dict())
     study.set_user_attr(ATTR.META, components_meta(experiment))
+    doubt = experiment.metric.direction_doubt
+    if doubt is not None:  # maximizing a loss finds the worst config, and says nothing of it
+        _log.warning(
+            "'metric.direction' is %s, but %s: the study looks for the %s value; if that is wrong, "
+            "fix the direction and start the study again under a new name",
+            experiment.metric.direction,
+            doubt,
+            "highest" if experiment.metric.direction == "maximize" else "lowest",
+        )
     base = experiment.base_trial()
     if base is not None:
         study.enqueue_trial(base, user_attrs={ATTR.BASELINE: True})

@@ -27,6 +27,13 @@ _log = logging.getLogger(__name__)
 
 Direction = Literal["maximize", "minimize"]
 
+# Words of a metric's name that say which way is better, for a direction that reads wrong.
+_BETTER_LOW = frozenset(
+    ["loss", "error", "err", "mse", "rmse", "mae", "nll", "perplexity", "ppl", "wer", "cer", "regret"]
+)
+_BETTER_HIGH = frozenset(["acc", "accuracy", "auc", "f1", "precision", "recall", "r2", "bleu", "iou", "dice"])
+_NEGATED = frozenset(("neg", "negative", "minus"))
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -51,6 +58,27 @@ class Metric:
         as_str(self.direction, where.child("direction"), choices=("maximize", "minimize"))
         if self.steps is not None:
             as_int(self.steps, where.child("steps"), minimum=1)
+
+    @property
+    def direction_doubt(self) -> str | None:
+        """Why ``direction`` reads wrong for the metric's name (``val_loss`` maximized), else ``None``.
+
+        Only a word of the name that says which way is better counts (``loss``, ``accuracy``);
+        a negated name (``neg_loss``) or one of your own says nothing.
+
+        Example:
+            >>> Metric("val_loss", "maximize").direction_doubt
+            "'val_loss' reads as a metric to minimize (loss)"
+        """
+        words = re.split(r"[^a-z0-9]+", self.name.lower())
+        if any(word in _NEGATED for word in words):
+            return None
+        wrong = _BETTER_HIGH if self.direction == "minimize" else _BETTER_LOW
+        said = next((word for word in words if word in wrong), None)
+        if said is None:
+            return None
+        other = "maximize" if self.direction == "minimize" else "minimize"
+        return f"'{self.name}' reads as a metric to {other} ({said})"
 
     @classmethod
     def parse(cls, raw: Any, where: Where) -> Metric:

@@ -138,3 +138,29 @@ def test_a_misspelled_study_name_gets_the_near_one_and_a_long_listing_is_cut():
     assert (
         f"(studies there: {listed} and 6 more: `autotweak status` lists them all); check the name" in message
     )
+
+
+@pytest.mark.parametrize(
+    ("metric", "said"),
+    [
+        ({"name": "val_loss", "direction": "maximize"}, "'val_loss' reads as a metric to minimize (loss)"),
+        ({"name": "val_accuracy", "direction": "minimize"}, "'val_accuracy' reads as a metric to maximize"),
+        ({"name": "neg_log_loss", "direction": "maximize"}, None),
+        ({"name": "val_accuracy", "direction": "maximize"}, None),
+        ({"name": "objective", "direction": "minimize"}, None),
+    ],
+)
+def test_a_direction_that_reads_wrong_for_the_metric_name_warns_as_the_study_is_created(caplog, metric, said):
+    """Maximizing a loss found the worst config, and nothing said so."""
+    from autotweak.engine._study import create_study
+
+    spec = base_spec(metric=metric)
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        create_study(autotweak.Experiment.from_dict(spec), optuna.storages.InMemoryStorage())
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if said is None:
+        assert warned == []
+        return
+    assert len(warned) == 1, warned
+    assert warned[0].startswith(f"'metric.direction' is {metric['direction']}, but {said}")
+    assert warned[0].endswith("fix the direction and start the study again under a new name")
