@@ -13,7 +13,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from autotweak._config import base_values
+from autotweak._config import base_values, flat_config
 from autotweak._locations import WHERE_STORAGE
 from autotweak._quiet import quiet_optuna
 from autotweak.exceptions import StudyExistsError, StudyMismatchError, StudyNotFoundError
@@ -141,12 +141,24 @@ def create_study(experiment: Experiment, storage: BaseStorage, executor: str | N
         space = experiment.space
         missing = space.invalid(space.active(base_values(experiment.base, space.names)))
         _log.warning(
-            "the base config does not set %s, which the tweaks search: no trial runs the base config to "
+            "the base config does not set %s, which the tweaks search%s: no trial runs the base config to "
             "compare against (give %s in base, or set 'baseline: false' to say so)",
             ", ".join(missing) or "every tweaked parameter",
+            _misspelled(experiment.base, missing, space.names),
             "them" if len(missing) > 1 else "it",
         )
     return study
+
+
+def _misspelled(base: Mapping[str, Any], missing: list[str], names: list[str]) -> str:
+    """`` (base sets 'widht': did you mean 'width'?)`` for a key of ``base`` near a parameter it misses."""
+    keys = [key for key in flat_config(base) if key not in names]
+    said = []
+    for name in missing:
+        near = difflib.get_close_matches(name, keys, n=1)
+        if near:
+            said.append(f"base sets '{near[0]}': did you mean '{name}'?")
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def _exists(name: str, executor: str | None) -> StudyExistsError:

@@ -164,3 +164,25 @@ def test_a_direction_that_reads_wrong_for_the_metric_name_warns_as_the_study_is_
     assert len(warned) == 1, warned
     assert warned[0].startswith(f"'metric.direction' is {metric['direction']}, but {said}")
     assert warned[0].endswith("fix the direction and start the study again under a new name")
+
+
+def test_a_base_key_near_a_tweaked_parameter_it_misses_is_named(caplog):
+    """``widht: 64`` in base: the warning named only width, and the typo stayed out of sight."""
+    from autotweak.engine._study import create_study
+
+    spec = base_spec(
+        base={"x": 0.0, "widht": 64, "optim": {"lrate": 0.1}},
+        tweaks={
+            "x": {"type": "float", "low": -5, "high": 5},
+            "width": {"type": "int", "low": 16, "high": 256},
+            "optim.lr": {"type": "float", "low": 0.01, "high": 1.0},
+        },
+    )
+    with caplog.at_level(logging.WARNING, logger="autotweak"):
+        create_study(autotweak.Experiment.from_dict(spec), optuna.storages.InMemoryStorage())
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        "the base config does not set width, optim.lr, which the tweaks search (base sets 'widht': did you "
+        "mean 'width'?; base sets 'optim.lrate': did you mean 'optim.lr'?): no trial runs the base config to "
+        "compare against (give them in base, or set 'baseline: false' to say so)"
+    ]
