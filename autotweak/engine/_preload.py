@@ -15,12 +15,18 @@ import gc
 import importlib
 import signal
 
-import autotweak.curves._library
-import autotweak.curves._pruner
-import autotweak.engine._executors
-import autotweak.meta._library
-import autotweak.meta._sampler  # noqa: F401  (the packages import their names on first use)
-from autotweak.engine._provenance import package_versions
+# A terminal's Ctrl-C reaches the fork server too, while it imports what follows (seconds on
+# a busy machine): it printed a KeyboardInterrupt traceback from deep inside MLflow. The
+# parent closes the study; the fork server ignores Ctrl-C, as it does anyway once started,
+# and puts the handler back at the end, for the workers it forks to inherit.
+_INTERRUPT = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+import autotweak.curves._library  # noqa: E402
+import autotweak.curves._pruner  # noqa: E402
+import autotweak.engine._executors  # noqa: E402
+import autotweak.meta._library  # noqa: E402
+import autotweak.meta._sampler  # noqa: E402, F401  (the packages import their names on first use)
+from autotweak.engine._provenance import package_versions  # noqa: E402
 
 _LAZY = (
     "email.policy",  # importlib.metadata
@@ -44,6 +50,8 @@ signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 package_versions()  # scanning the installed distributions takes 60 ms: once, here
+
+signal.signal(signal.SIGINT, _INTERRUPT)
 
 # Workers fork from here: leave what is loaded out of their garbage collection, so that a
 # collection does not touch (and copy) every page they share with the fork server.

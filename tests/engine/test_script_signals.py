@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -55,10 +57,11 @@ def _from_a_terminal() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
-def _start(home: Path, code: str, workers: int, started: str = "marks.txt") -> subprocess.Popen[str]:
+def _start(home: Path, code: str, workers: int, started: str | None = "marks.txt") -> subprocess.Popen[str]:
     """``code`` run as a script in ``home`` on a study of slow trials, once ``workers`` trials started.
 
-    Or once ``workers`` lines are in the file ``started`` names, which the script writes.
+    Or once ``workers`` lines are in the file ``started`` names, which the script writes; or,
+    ``started`` ``None``, once its workers' fork server is loading.
     """
     marker = home / "marks.txt"
     spec = base_spec(
@@ -81,7 +84,10 @@ def _start(home: Path, code: str, workers: int, started: str = "marks.txt") -> s
         start_new_session=True,
         preexec_fn=_from_a_terminal,
     )
-    wait_for_lines(home / started, workers)
+    if started is None:
+        _fork_server_loading(proc.pid)
+    else:
+        wait_for_lines(home / started, workers)
     return proc
 
 
@@ -131,6 +137,29 @@ def test_a_ctrl_c_while_the_workers_import_the_script_interrupts_the_study(home,
     study = load(autotweak.Experiment.from_dict(base_spec()))
     assert [t.state for t in study.trials] == [TrialState.WAITING], "the baseline, still queued"
     assert mlflow_runs(mlflow_client, "study").parents[0].info.status == "KILLED"
+
+
+def _fork_server_loading(pid: int, timeout: float = 60) -> None:
+    """Wait until ``pid``'s fork server runs the preload (SQLAlchemy's extensions in), still importing."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for child in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent = int((child / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                server = parent == pid and b"forkserver" in (child / "cmdline").read_bytes()
+                if server and "sqlalchemy" in (child / "maps").read_text():
+                    return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} started no fork server in {timeout}s")
+
+
+def test_a_ctrl_c_while_the_fork_server_loads_prints_no_traceback(home, mlflow_client):
+    """It printed 40 lines of KeyboardInterrupt traceback from inside MLflow's import."""
+    proc = _start(home, OPTIMIZE, 2, started=None)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the fork server is in the group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: 0" in out, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
