@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
@@ -29,13 +28,30 @@ def autotweak(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
     )
 
 
-def at_once(*commands: list[str], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
-    """Run the ``autotweak`` commands at the same time (commands that only read the stores); their results."""
-    with ThreadPoolExecutor(len(commands)) as pool:
-        return list(pool.map(lambda args: autotweak(*args, cwd=cwd), commands))
+def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``autotweak ARGS`` in this process and working directory, reported as :func:`autotweak` does.
+
+    For the commands whose output a test reads for what it says, not for what a fresh process
+    adds (its imports, its start, a stray warning): each subprocess pays the CLI's imports again.
+    """
+    from autotweak._entry import main
+    from autotweak.cli import _main, _meta
+
+    for console in (_main._console, _meta._console):  # as a new process has them: not quiet, no streams yet
+        vars(console).clear()
+        console.__init__()  # type: ignore[misc]
+    capsys.readouterr()  # what came before is not this command's
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exited:
+        code = exited.code if isinstance(exited.code, int) else 1
+    said = capsys.readouterr()
+    return subprocess.CompletedProcess(["autotweak", *args], code, said.out, said.err)
 
 
-def test_optimize_status_best_report_resume(home):
+def test_optimize_status_best_report_resume(home, capsys):
+    """The first command as a user starts it; the rest in this process (same stores, same words)."""
     cwd = home.parent
     (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(base={"x": 0.0}, budget={"trials": 3})))
     run = autotweak("optimize", "exp.yaml", cwd=cwd)
@@ -46,20 +62,22 @@ def test_optimize_status_best_report_resume(home):
     assert "study 'study' stopped (trials): 3 complete" in run.stdout
     assert "autotweak ui" in run.stdout
 
-    status = autotweak("status", cwd=cwd)
+    status = in_process(capsys, "status")
     assert status.returncode == 0 and status.stdout.startswith("study: 3 trials, best ")
     (cwd / "one.yaml").write_text(
         yaml.safe_dump(base_spec(name="one", base={"x": 0.0}, budget={"trials": 1}))
     )
-    assert autotweak("optimize", "one.yaml", "-q", cwd=cwd).returncode == 0
-    listed, best, said, report, html = at_once(
-        ["status"],
-        ["best", "study", "--json"],
-        ["best", "study"],
-        ["report", "study"],
-        ["report", "study", "--html", "out"],
-        cwd=cwd,
-    )
+    assert in_process(capsys, "optimize", "one.yaml", "-q").returncode == 0
+    listed, best, said, report, html = [
+        in_process(capsys, *args)
+        for args in (
+            ["status"],
+            ["best", "study", "--json"],
+            ["best", "study"],
+            ["report", "study"],
+            ["report", "study", "--html", "out"],
+        )
+    ]
     assert "one: 1 trial, best " in listed.stdout
     payload = json.loads(best.stdout)
     assert set(payload) == {"trial", "metric", "direction", "value", "base_value", "config", "params"}
@@ -74,14 +92,17 @@ def test_optimize_status_best_report_resume(home):
     assert wrote.startswith(f"wrote {Path('out', 'report.html')} and, next to it, ") and "report.md" in wrote
     assert all(name in wrote for name in (p.name for p in (cwd / "out").glob("*.png")))
 
-    more = autotweak("resume", "study", "--trials", "5", "-q", cwd=cwd)
+    more = in_process(capsys, "resume", "study", "--trials", "5", "-q")
     assert more.returncode == 0, more.stderr
-    status, lower = at_once(["status", "study"], ["resume", "study", "--trials", "3"], cwd=cwd)
+    status, lower = (
+        in_process(capsys, "status", "study"),
+        in_process(capsys, "resume", "study", "--trials", "3"),
+    )
     assert status.stdout.startswith("study: 5 complete")
     assert lower.returncode == 2
     assert "--trials 3: study 'study' already has 5 trial(s); --trials is the study's total" in lower.stderr
     assert "`autotweak resume study --trials 15` runs 10 more" in lower.stderr
-    spent = autotweak("resume", "exp.yaml", "-q", cwd=cwd)  # the spec file's budget: 3 trials
+    spent = in_process(capsys, "resume", "exp.yaml", "-q")  # the spec file's budget: 3 trials
     assert spent.returncode == 0, spent.stderr
     said = "warning: no trial run: the study has 5 trial(s) and its budget is 3"
     assert said in spent.stderr, "on stderr, even with -q"
