@@ -24,7 +24,7 @@ from autotweak.engine import Progress
 from autotweak.spec import Experiment
 from autotweak.testing.services import Postgres, free_port, postgres
 from autotweak.tracking._records import StudySummary
-from tests.cli.test_cli import autotweak
+from tests.cli.test_cli import autotweak, in_process
 from tests.conftest import base_spec
 
 FAILING = "def train(config, trial):\n    return config['optim']['lr']\n"
@@ -58,12 +58,12 @@ def test_a_study_whose_every_trial_failed_says_why_once_and_exits_1(home):
     _said_once(run.stderr, "study", 2)
 
 
-def test_a_quiet_resume_whose_every_trial_failed_says_why_once(home):
+def test_a_quiet_resume_whose_every_trial_failed_says_why_once(home, capsys):
     """-q prints no trial line: the error names the first failure itself."""
     cwd = home.parent
     (cwd / "obj.py").write_text(FAILING)
     _spec(cwd, objective="obj.py:train", budget={"trials": 1})
-    assert autotweak("optimize", "exp.yaml", "-q", cwd=cwd).returncode == 1
+    assert in_process(capsys, "optimize", "exp.yaml", "-q").returncode == 1  # the study the resume reads
     run = autotweak("resume", "study", "--trials", "2", "-q", cwd=cwd)
     assert run.returncode == 1 and not run.stdout, run.stdout + run.stderr
     _said_once(run.stderr, "study", 2)
@@ -116,12 +116,12 @@ def test_a_study_whose_every_trial_was_preempted_asks_for_a_resume_not_a_fix(hom
     assert again.stderr.splitlines() == [f"error: no trial run in this session, and {said}"]
 
 
-def test_a_resume_of_a_study_whose_failed_trials_spent_its_budget_names_the_first_failure_once(home):
+def test_a_resume_of_a_study_whose_failed_trials_spent_its_budget_names_the_first_failure_once(home, capsys):
     """One error, with the failure read from the storage; no warning naming another --trials."""
     cwd = home.parent
     (cwd / "obj.py").write_text(FAILING)
     _spec(cwd, objective="obj.py:train", budget={"trials": 2})
-    assert autotweak("optimize", "exp.yaml", "-q", cwd=cwd).returncode == 1
+    assert in_process(capsys, "optimize", "exp.yaml", "-q").returncode == 1  # the study the resume reads
     run = autotweak("resume", "study", cwd=cwd)
     assert run.returncode == 1, run.stdout + run.stderr
     (error,) = run.stderr.splitlines()
@@ -159,11 +159,11 @@ def test_a_flat_dotted_base_runs_as_trial_0_and_the_objective_gets_it_nested(hom
     assert "base config 0.05" in run.stdout, "the base config ran as trial 0"
 
 
-def test_resume_shows_only_the_trials_it_ran_each_with_its_own_count(home):
+def test_resume_shows_only_the_trials_it_ran_each_with_its_own_count(home, capsys):
     cwd = home.parent
     _spec(cwd, budget={"trials": 2})
-    assert autotweak("optimize", "exp.yaml", cwd=cwd).returncode == 0
-    run = autotweak("resume", "study", "--trials", "4", cwd=cwd)
+    assert in_process(capsys, "optimize", "exp.yaml").returncode == 0
+    run = in_process(capsys, "resume", "study", "--trials", "4")
     assert run.returncode == 0, run.stderr
     lines = [line for line in run.stdout.splitlines() if line.startswith("trial ")]
     assert [line.split()[1] for line in lines] == ["2", "3"], lines
@@ -274,10 +274,10 @@ def test_a_postgresql_store_that_refuses_says_how_to_fix_it_password_hidden(home
     assert run.stderr.rstrip().endswith(said), run.stderr
 
 
-def test_a_report_with_its_tracking_server_down_comes_at_once_without_the_hosts(home):
+def test_a_report_with_its_tracking_server_down_comes_at_once_without_the_hosts(home, capsys):
     """MLflow's client would retry the server for about four minutes before the report came."""
     _spec(home.parent, budget={"trials": 2})
-    assert autotweak("optimize", "exp.yaml", "-q", cwd=home.parent).returncode == 0
+    assert in_process(capsys, "optimize", "exp.yaml", "-q").returncode == 0  # the study the report reads
     down = f"http://user:s3cret@127.0.0.1:{free_port()}"
     began = time.monotonic()
     run = subprocess.run(
@@ -495,11 +495,11 @@ def test_an_error_is_shown_as_it_is_written_brackets_included(capsys):
     assert capsys.readouterr().err == "error: drop it (tweaks.drop: [f]), got '[/x]' and '[bold]tpe'.\n"
 
 
-def test_a_resume_with_its_compute_budget_spent_says_which_field_to_raise(home):
+def test_a_resume_with_its_compute_budget_spent_says_which_field_to_raise(home, capsys):
     cwd = home.parent
     _spec(cwd, budget={"compute": 2})
-    assert autotweak("optimize", "exp.yaml", "-q", cwd=cwd).returncode == 0
-    spent = autotweak("resume", "study", "-q", cwd=cwd)
+    assert in_process(capsys, "optimize", "exp.yaml", "-q").returncode == 0
+    spent = in_process(capsys, "resume", "study", "-q")
     assert spent.returncode == 0, spent.stderr
     said = "no trial run: the study has spent its compute budget (2 full trainings, 'budget.compute')"
     assert said in spent.stderr
