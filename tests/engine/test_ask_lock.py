@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import sqlalchemy
 
 from autotweak.engine._budget import _lock_engine, ask_lock
 from autotweak.testing.services import postgres
+from tests.engine.lock_holder import hold
 
 
 @pytest.fixture(scope="module")
@@ -23,19 +22,9 @@ def pg_url() -> Iterator[str]:
         yield server.url("locks")
 
 
-def _hold(url: str, study: str, log: str, times: int) -> None:
-    for _ in range(times):
-        with ask_lock(url, study):
-            with open(log, "a") as out:
-                out.write(f"in {os.getpid()}\n")
-            time.sleep(0.02)
-            with open(log, "a") as out:
-                out.write(f"out {os.getpid()}\n")
-
-
 def _log_of_three_processes(url: str, log: Path) -> list[str]:
     context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=_hold, args=(url, "study", str(log), 5)) for _ in range(3)]
+    procs = [context.Process(target=hold, args=(url, "study", str(log), 5)) for _ in range(3)]
     for proc in procs:
         proc.start()
     for proc in procs:
