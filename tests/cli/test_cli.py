@@ -133,7 +133,7 @@ def test_unknown_study_lists_what_exists(home):
     assert run.returncode == 2 and "no study named 'nope'" in run.stderr
 
 
-def test_a_worker_that_looks_in_the_wrong_storage_names_it_and_how_to_give_the_right_one(home):
+def test_a_worker_that_looks_in_the_wrong_storage_names_it_and_how_to_give_the_right_one(home, capsys):
     """A second machine without $AUTOTWEAK_STORAGE looks in its embedded store, which it should say."""
     run = autotweak("worker", "shared-study", cwd=home.parent)
     assert run.returncode == 2, run.stderr
@@ -143,19 +143,19 @@ def test_a_worker_that_looks_in_the_wrong_storage_names_it_and_how_to_give_the_r
     assert "--storage (CLI), $AUTOTWEAK_STORAGE or `storage` (spec or Python)." in run.stderr
     assert not (home / "optuna.db").exists(), "no empty store is left for the next command to find"
     optuna.create_study(study_name="other", storage=f"sqlite:///{home / 'optuna.db'}")
-    run = autotweak("worker", "shared-study", cwd=home.parent)
+    run = in_process(capsys, "worker", "shared-study")  # the same command, its imports paid above
     assert f"no study named 'shared-study' in the storage sqlite:///{home / 'optuna.db'} " in run.stderr
     assert "(studies there: other); check the name, or give the storage that holds the study: " in run.stderr
 
 
-def test_storage_falls_back_to_the_environment(home, monkeypatch):
+def test_storage_falls_back_to_the_environment(home, monkeypatch, capsys):
     cwd = home.parent
     (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(budget={"trials": 1})))
     url = f"sqlite:///{cwd / 'elsewhere.db'}"
     monkeypatch.setenv("AUTOTWEAK_STORAGE", url)
     assert autotweak("optimize", "exp.yaml", "-q", cwd=cwd).returncode == 0
     assert (cwd / "elsewhere.db").exists() and not (home / "optuna.db").exists()
-    assert autotweak("status", cwd=cwd).stdout.startswith("study: 1 trial, best ")
+    assert in_process(capsys, "status").stdout.startswith("study: 1 trial, best ")
 
 
 @pytest.mark.slow  # a tracking server's start
