@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli.test_cli import autotweak
+from tests.cli.test_cli import in_process
 from tests.conftest import base_spec
 from tests.helpers import STOP_IN_A_FINALIZER
 
@@ -27,7 +27,7 @@ main()
 
 
 @pytest.mark.parametrize("signal", ["SIGINT", "SIGTERM"])
-def test_a_stop_that_lands_in_a_finalizer_while_the_stores_open_ends_the_command(home, signal):
+def test_a_stop_that_lands_in_a_finalizer_while_the_stores_open_ends_the_command(home, signal, capsys):
     """It printed "Exception ignored in ..." with a KeyboardInterrupt traceback and ran the study anyway."""
     cwd = home.parent
     (cwd / "exp.yaml").write_text(yaml.safe_dump(base_spec(budget={"trials": 2})))
@@ -44,5 +44,5 @@ def test_a_stop_that_lands_in_a_finalizer_while_the_stores_open_ends_the_command
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
     assert run.stderr.startswith("error: interrupted"), run.stderr
     assert "starting study" not in run.stdout, "the study did not start"
-    again = autotweak("optimize", "exp.yaml", "-q", cwd=cwd)
+    again = in_process(capsys, "optimize", "exp.yaml", "-q")
     assert again.returncode == 0, again.stderr  # nothing half-made stands in the way
