@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -155,9 +156,12 @@ run_job(Job("hgb", str(family.path), "keel_breast", "gp", (3,), 12), family)
 """
 
 
-def _gp_trials_in_worker(**env: str) -> str:
+def _gp_environment(**env: str) -> dict[str, str]:
     with one_thread_environment():
-        environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+        return {**os.environ, "PYTHONPATH": str(ROOT), **env}
+
+
+def _gp_trials_in_worker(environment: dict[str, str]) -> str:
     done = subprocess.run(
         [sys.executable, "-c", _GP_PROPOSALS], env=environment, cwd=ROOT, capture_output=True, text=True
     )
@@ -168,6 +172,9 @@ def _gp_trials_in_worker(**env: str) -> str:
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the gp sampler needs torch")
 def test_gp_proposals_do_not_depend_on_the_cpu_code_path_mkl_picks() -> None:
     # Without MKL_CBWR, an AVX2-only MKL changes trial 10's proposal in its last digits.
-    proposals = _gp_trials_in_worker()
+    # The two interpreters run at once, one thread each: neither reads what the other writes.
+    environments = [_gp_environment(), _gp_environment(MKL_ENABLE_INSTRUCTIONS="AVX2")]
+    with ThreadPoolExecutor(len(environments)) as pool:
+        proposals, avx2 = pool.map(_gp_trials_in_worker, environments)
     assert proposals.count("{") == 12
-    assert proposals == _gp_trials_in_worker(MKL_ENABLE_INSTRUCTIONS="AVX2")
+    assert proposals == avx2
