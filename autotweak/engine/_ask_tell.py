@@ -25,7 +25,7 @@ from autotweak.engine._budget import (
     hold_connections,
     sampler_exhausted,
 )
-from autotweak.engine._dropped import at_exit_of, release
+from autotweak.engine._dropped import at_exit_of, made, newest, release, say_closed_at_exit
 from autotweak.engine._loop import FAIL_FAST, FailFast
 from autotweak.engine._lost_retries import worker_sweeper
 from autotweak.engine._none_completed import say_if_none_completed
@@ -107,6 +107,7 @@ class Study:
         except BaseException:
             self._sigterm.close()
             raise
+        self._made = made(self._prepared.context.storage_url, experiment.name)  # see _at_exit
         self._exit_hook = at_exit_of(self)  # weakly: a study the program drops goes (see __del__)
         atexit.register(self._exit_hook)  # after the writer's: it runs first, with the writer still open
 
@@ -151,7 +152,7 @@ class Study:
         self._stopped_said = False
         self._requeued_dropped = 0  # records of trials queued again that the tracker did not take (down)
         self._summary: StudySummary | None = None
-        self._closed = False
+        self._closed = self._dropped = False  # _dropped: see __del__
         self._writer = RecordWriter(  # see tell()
             threaded=lambda: tracker.threaded_writes,
             unreachable=tracker.unreachable,
@@ -312,27 +313,23 @@ class Study:
         raise StudyInterrupted(result, resume=_RESUME) from None  # as optimize raises it: what to run
 
     def _at_exit(self) -> None:
-        """A study the script never closed: its trials still open were cut short, and are queued again."""
+        """A study the script never closed (or dropped): its trials still open were cut short, requeued."""
         if self._closed:
             return
-        cut = len(self._open)
-        try:
-            self._close_with(interrupt, interrupted=bool(cut))
+        if self._dropped:  # its finalizer released its connections: this close reconnects, and ends them
+            hold_connections(self._prepared.context.storage_url)
+        cut, name, settle = len(self._open), self._study.study_name, newest(self._made)
+        try:  # not settle: a newer Study of this name (a notebook cell run again) settles the record
+            self._close_with(interrupt, interrupted=bool(cut), settle=settle)
         except Exception as exc:  # its stores may be gone already: say so in a line, not a traceback
-            _log.warning(
-                "study '%s' was not closed, and could not be as Python exits: %s", self._study.study_name, exc
-            )
+            _log.warning("study '%s' was not closed, and could not be as Python exits: %s", name, exc)
             return
-        _log.warning(
-            "study '%s' was not closed (use it in a with block, or call close()): closed as Python exits%s",
-            self._study.study_name,
-            f", {cut} running trial(s) queued again; {_RESUME} continues it" if cut else "",
-        )
+        say_closed_at_exit(name, cut, resume=_RESUME, dropped=self._dropped, settled=settle)
 
     def _close_with(
-        self, open_trials: Callable[[Trial], Outcome], *, interrupted: bool = False
+        self, open_trials: Callable[[Trial], Outcome], *, interrupted: bool = False, settle: bool = True
     ) -> StudySummary:
-        """Close the study; each trial still open ends as ``open_trials`` says for it."""
+        """Close the study; each trial still open ends as ``open_trials`` says; ``settle``: its record too."""
         if not self._closed:
             self._closed = True
             try:
@@ -343,7 +340,8 @@ class Study:
                         _log.warning("could not finish trial %d as the study closed", number, exc_info=True)
                 self._writer.close()
                 dropped = self._writer.dropped + self._requeued_dropped
-                self._summary = _close(self._prepared, interrupted=interrupted, dropped=dropped)
+                close = settle and _close(self._prepared, interrupted=interrupted, dropped=dropped)
+                self._summary = close or self.summary  # not settled: read while the storage is open
                 if not interrupted and self._asked:  # as optimize says it of a study whose trials all failed
                     say_if_none_completed(
                         self._study,
@@ -360,11 +358,13 @@ class Study:
         return self.summary
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        """A study dropped unclosed: a ``ResourceWarning``, its connections released, nothing written."""
-        if self.__dict__.get("_closed", True) or "_exit_hook" not in self.__dict__:  # or never opened
-            return
-        self._closed = True
+        """A study dropped unclosed: a ``ResourceWarning``, its connections released; closed at exit."""
+        if self.__dict__.get("_closed", True) or "_exit_hook" not in self.__dict__ or self._dropped:
+            return  # closed, never opened, or dropped before (then kept alive by atexit, to exit)
+        self._dropped = True
         atexit.unregister(self._exit_hook)
+        self._exit_hook = self._at_exit  # held strongly: kept alive (PEP 442), closed in full as Python exits
+        atexit.register(self._exit_hook)  # first: a ResourceWarning made an error leaves it registered
         release(
             self._prepared,
             writer=self._writer,

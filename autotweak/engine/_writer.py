@@ -327,8 +327,10 @@ class RecordWriter:
         """End the writer's threads once the writes queued are done, waiting for none (see ``close``).
 
         For a study dropped unclosed, from the garbage collector's finalizer: it may not block.
-        With no write left to do, Python's exit no longer waits for it (nor keeps it).
+        With no write left to do, Python's exit no longer waits for it (nor keeps it). Writes
+        after it (the study's close as Python exits) are made on the caller's thread.
         """
+        self._threaded = lambda: False
         self._queue.put(None)
         if all(future.done() for future in self._pending):
             atexit.unregister(self.close)
