@@ -77,7 +77,8 @@ def heartbeat(storage: BaseStorage, trial_id: int, interval: int | None) -> Iter
         yield
     finally:
         stop.set()
-        thread.join(timeout=interval + 5)
+        if thread is not threading.current_thread():  # a study collected in its own beat: no join
+            thread.join(timeout=interval + 5)
 
 
 class StorageUnreachableError(AutotweakError):
