@@ -205,3 +205,17 @@ def _outgrow_a_memory_cgroup(parent: Path) -> None:
     blocks = []
     while True:
         blocks.append(bytearray(16 * 2**20))
+
+
+def diverges(config: dict[str, Any], trial: autotweak.Trial) -> float:
+    """A loss of x**2 + 1/step over ``steps`` steps; trial ``diverge`` reports ``bad`` (NaN) from step 2.
+
+    Before, it reports the best loss of all (-1), so that no pruner stops it on its own.
+    """
+    value = 0.0
+    for step in range(1, int(config.get("steps", 10)) + 1):
+        value = config["x"] ** 2 + 1 / step
+        if trial.number == config.get("diverge", 1):
+            value = -1.0 if step < 2 else float(config.get("bad", "nan"))
+        trial.report(value, step)
+    return value

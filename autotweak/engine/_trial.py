@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import optuna
 from autotweak._attrs import PRUNER_PREFIX
 from autotweak._progress import trained_in_full
 from autotweak._validation import is_integer, score_of
+from autotweak.engine._diverged import DIVERGED_RULE, diverged
 from autotweak.engine._preemption import TrialPreempted
 from autotweak.engine._retries import first_step
 from autotweak.engine._study import ATTR
@@ -38,6 +38,8 @@ FLUSH_EVERY_S = 15.0  # seconds between writes of a running trial's learning cur
 T = TypeVar("T")
 
 FlushFn = Callable[[list[tuple[int, float, int]]], None]
+
+_PRUNER = "pruner"  # a verdict of Trial._verdict: the study's pruner stops the trial
 
 
 def _as_value(raw: object) -> float:
@@ -133,10 +135,18 @@ class Trial:
     def report(self, value: float, step: int) -> None:
         """Report the metric after ``step`` (an epoch, say); stop the trial if pruned.
 
+        With pruning on (any pruner but ``none``), a value that shows the training diverged
+        stops the trial at that step, whatever the pruner: NaN, or the worst infinity for the
+        study's direction (``+inf`` when minimizing, ``-inf`` when maximizing). The trial is
+        pruned, with ``autotweak.pruner.rule`` ``non-finite value`` and ``.value``/``.step``
+        saying how and where (an MLflow tag each). ``-inf`` when minimizing reads as a best
+        value: the pruner weighs it.
+
         Raises:
             TrialPruned: When the pruner stops this trial (only for handles given to an
                 objective; an ask/tell loop calls :meth:`should_prune` itself); never once
-                it has trained in full (see :meth:`should_prune`).
+                it has trained in full (see :meth:`should_prune`), or when ``value``
+                shows the training diverged.
             TrialPreempted: When the machine is about to go away (a spot interruption
                 notice): the trial is queued again and resumes from its checkpoint.
             ArgumentError: If ``step`` is not an integer >= 0 (any integral type, NumPy's
@@ -159,36 +169,54 @@ class Trial:
         self._stored(lambda: self._record_step(step, value), f"reporting step {step}")
         with self._critical():
             self._maybe_flush()
-        prune = (
-            self._auto_prune
-            and math.isfinite(value)
-            and not self._trained_in_full()
-            and self._stored(self._trial.should_prune, f"asking the pruner at step {step}")
-        )
+        verdict = self._verdict(f"asking the pruner at step {step}") if self._auto_prune else None
         if self._auto_prune and self.should_checkpoint():
             raise TrialPreempted(
                 f"trial {self.number} preempted after step {step}: the machine is going away."
             )
-        if prune:
+        if verdict == _PRUNER:
             self._note_pruned(step)
             raise TrialPruned(f"trial {self.number} pruned at step {step} (value {value:.6g}).")
+        if verdict is not None:
+            self._note_pruned(step, verdict)
+            raise TrialPruned(f"trial {self.number} diverged ({verdict}) at step {step}: pruned there.")
 
-    def _note_pruned(self, step: int | None) -> None:
-        """Record why the pruner stopped this trial, as the learned pruner records its own decisions.
+    def _verdict(self, what: str) -> str | None:
+        """Whether to stop the trial at its last report: ``None`` (go on), ``_PRUNER``, or how it diverged.
 
-        ``autotweak.pruner.rule`` (the pruner's class), ``.step`` and ``.n_complete`` (the
-        complete trials it compared against) go to Optuna, and from there to the MLflow run.
+        A trial that trained in full is never stopped. A diverged last value (see
+        :func:`diverged`) stops it with pruning on, whatever the pruner, which is then not
+        asked: the learned pruner's model never reads a NaN.
+        """
+        if self._trained_in_full():
+            return None
+        pruner = self._trial.study.pruner
+        if self._steps and not isinstance(pruner, optuna.pruners.NopPruner):
+            kind = diverged(self._steps[-1][1], self._trial.study.direction)
+            if kind is not None:
+                return kind
+        return _PRUNER if self._stored(self._trial.should_prune, what) else None
+
+    def _note_pruned(self, step: int | None, kind: str | None = None) -> None:
+        """Record why this trial was stopped, as the learned pruner records its own decisions.
+
+        ``autotweak.pruner.rule`` (the pruner's class, or ``non-finite value`` for a trial
+        that diverged, with ``.value``: ``NaN``, ``+inf`` or ``-inf``), ``.step`` and
+        ``.n_complete`` (the complete trials it compared against) go to Optuna, and from
+        there to the MLflow run.
         """
         trial = self._trial
         pruner = trial.study.pruner
-        if getattr(pruner, "records_decisions", False):
+        if kind is None and getattr(pruner, "records_decisions", False):
             return  # it wrote its own, with its prediction
         study_id = trial.study._study_id
+        rule = type(pruner).__name__ if kind is None else DIVERGED_RULE
+        extra = {} if kind is None else {"value": kind}
 
         def write() -> None:
             storage = trial.storage
             n_complete = storage.get_n_trials(study_id, state=optuna.trial.TrialState.COMPLETE)
-            reasons = {"rule": type(pruner).__name__, "step": step, "n_complete": n_complete}
+            reasons = {"rule": rule, "step": step, "n_complete": n_complete} | extra
             for key, value in reasons.items():
                 storage.set_trial_user_attr(trial._trial_id, f"{PRUNER_ATTRS}{key}", value)
 
@@ -205,18 +233,19 @@ class Trial:
         Never once the trial has trained in full: its last report is at step ``metric.steps``
         or past it (step ``metric.steps - 1`` for a trial that reported step 0 first, counting
         from 0). Stopping it then would save nothing and throw its result away. Without
-        ``metric.steps`` the pruner alone decides.
+        ``metric.steps`` the pruner alone decides. A diverged last report (NaN, or the worst
+        infinity for the study's direction, as :meth:`report` says) is a yes with pruning
+        on, whatever the pruner; the pruner is not asked.
 
         Raises:
             StorageUnreachableError: If the storage stays unreachable longer than a storage
                 operation is retried.
         """
-        if self._trained_in_full():
-            return False
-        prune = self._stored(self._trial.should_prune, "asking the pruner")
-        if prune:
-            self._note_pruned(self._steps[-1][0] if self._steps else None)
-        return prune
+        verdict = self._verdict("asking the pruner")
+        if verdict is not None:
+            step = self._steps[-1][0] if self._steps else None
+            self._note_pruned(step, None if verdict == _PRUNER else verdict)
+        return verdict is not None
 
     def _trained_in_full(self) -> bool:
         """Whether the last report ends a full training; it depends on stored reports only."""

@@ -8,11 +8,13 @@ the engine copies them to the trial's MLflow run as tags of the same names.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autotweak._attrs import DIVERGED_RULE
 from autotweak.curves import ATTR_PREFIX
 from autotweak.engine._study import ATTR
 from autotweak.report._sections import Section, fmt
@@ -24,12 +26,42 @@ SHOWN = 10
 
 
 def pruning_section(study: optuna.Study) -> Section | None:
-    """The learned rule's decisions on the trials it pruned.
+    """The learned rule's decisions on the trials it pruned, and the trials stopped as diverged.
 
-    ``None`` when it pruned none, unless the study's pruner is the learned one and its fallback
-    pruned them all: the section then says so (the default pruner on a space of one's own).
+    ``None`` when it pruned none and none diverged, unless the study's pruner is the learned
+    one and its fallback pruned them all: the section then says so (the default pruner on a
+    space of one's own). A trial that reported NaN (or the worst infinity) was stopped at that
+    step whatever the pruner: the section names it, its value and step.
     """
     pruned = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED]
+    diverged = [t for t in pruned if t.user_attrs.get(ATTR_PREFIX + "rule") == DIVERGED_RULE]
+    stopped = {t.number for t in diverged}
+    section = _learned_section(study, [t for t in pruned if t.number not in stopped])
+    if not diverged:
+        return section
+    note = _diverged_note(diverged)
+    if section is None:
+        return Section("Diverged trials", [note])
+    return dataclasses.replace(section, notes=[*section.notes, note])
+
+
+def _diverged_note(trials: list[FrozenTrial]) -> str:
+    """``Diverged: trial 3 (NaN at step 2), ...``, the most recent first."""
+    shown = sorted(trials, key=lambda t: t.number, reverse=True)[:SHOWN]
+    named = ", ".join(
+        f"trial {t.number} ({t.user_attrs.get(ATTR_PREFIX + 'value')} at step "
+        f"{fmt(t.user_attrs.get(ATTR_PREFIX + 'step'))})"
+        for t in shown
+    )
+    more = f" and {len(trials) - len(shown)} more" if len(trials) > len(shown) else ""
+    return (
+        f"Diverged: {named}{more}; each was stopped at the step it reported a non-finite value, "
+        f"whatever the pruner (MLflow tags `{ATTR_PREFIX}rule`, `value`, `step`)."
+    )
+
+
+def _learned_section(study: optuna.Study, pruned: list[FrozenTrial]) -> Section | None:
+    """The learned rule's part of the section, over the ``pruned`` trials that did not diverge."""
     learned = [t for t in pruned if t.user_attrs.get(ATTR_PREFIX + "rule") == "learned"]
     pruner: dict[str, Any] = dict(study.user_attrs.get(ATTR.META, {}).get("pruner") or {})
     if not learned:
