@@ -37,15 +37,20 @@ def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.Com
     from autotweak._entry import main
     from autotweak.cli import _main, _meta
 
-    for console in (_main._console, _meta._console):  # as a new process has them: not quiet, no streams yet
-        vars(console).clear()
-        console.__init__()  # type: ignore[misc]
+    def fresh() -> None:  # as a new process has them: not quiet, no streams yet
+        for console in (_main._console, _meta._console):
+            vars(console).clear()
+            console.__init__()  # type: ignore[misc]
+
+    fresh()
     capsys.readouterr()  # what came before is not this command's
     try:
         main(list(args))
         code = 0
     except SystemExit as exited:
         code = exited.code if isinstance(exited.code, int) else 1
+    finally:  # a later test's in-process main() must not write to this test's captured streams
+        fresh()
     said = capsys.readouterr()
     return subprocess.CompletedProcess(["autotweak", *args], code, said.out, said.err)
 

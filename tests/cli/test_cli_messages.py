@@ -274,12 +274,15 @@ def test_a_postgresql_store_that_refuses_says_how_to_fix_it_password_hidden(home
     assert run.stderr.rstrip().endswith(said), run.stderr
 
 
-def test_a_report_with_its_tracking_server_down_comes_at_once_without_the_hosts(home, capsys):
-    """MLflow's client would retry the server for about four minutes before the report came."""
+def test_a_report_with_its_tracking_server_down_reads_the_hosts_from_optuna(home, capsys):
+    """The study's sessions name each trial's host: the report neither asks MLflow nor warns.
+
+    (MLflow's client would retry a dead server for about four minutes; a study whose trials
+    Optuna cannot place is covered in tests/report/test_hosts.py.)
+    """
     _spec(home.parent, budget={"trials": 2})
     assert in_process(capsys, "optimize", "exp.yaml", "-q").returncode == 0  # the study the report reads
     down = f"http://user:s3cret@127.0.0.1:{free_port()}"
-    began = time.monotonic()
     run = subprocess.run(
         [sys.executable, "-m", "autotweak", "report", "study", "--tracking-uri", down],
         cwd=home.parent,
@@ -287,10 +290,10 @@ def test_a_report_with_its_tracking_server_down_comes_at_once_without_the_hosts(
         text=True,
         timeout=90,
     )
-    assert run.returncode == 0 and time.monotonic() - began < 60, run.stderr
+    assert run.returncode == 0, run.stderr
     assert "| complete | 2 |" in run.stdout
-    assert f"tracking URI {down.replace('s3cret', '***')}: no MLflow server answers" in run.stderr
-    assert "the report leaves out the host each trial ran on" in run.stderr and "s3cret" not in run.stderr
+    assert f"| local ({socket.gethostname()}) | 2 |" in run.stdout, run.stdout
+    assert "no MLflow server answers" not in run.stderr and "s3cret" not in run.stderr, run.stderr
 
 
 def test_a_store_from_the_environment_is_refused_naming_its_variable(home):
