@@ -486,14 +486,17 @@ def test_trials_of_workers_that_all_crash_are_failed_and_queued_again_at_once(
     study = load(exp)
     crashed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(crashed) == FAIL_FAST + 1
-    assert {t.user_attrs.get(ATTR.ROOT, t.number) for t in crashed} == {0, 1}
+    # The two workers' first trials: 0 and 1, or 0 and 2 where worker 0 died and its retry was
+    # numbered 1 before worker 1, slower to start, asked. Every later death took a retry of one.
+    firsts = {t.user_attrs.get(ATTR.ROOT, t.number) for t in crashed}
+    assert len(firsts) == 2 and 0 in firsts, firsts
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     for t in crashed:
         failure = t.user_attrs[ATTR.FAILURE]
         assert failure.startswith("its worker process crashed: autotweak-worker-")
         assert "exited with code 3" in failure
     queued = [t for t in study.trials if t.state == TrialState.WAITING]
-    assert sorted(t.user_attrs[ATTR.ROOT] for t in queued) == [0, 1]
+    assert sorted(t.user_attrs[ATTR.ROOT] for t in queued) == sorted(firsts)
     assert [t.user_attrs[ATTR.ROOT] for t in queued if t.user_attrs.get(ATTR.BASELINE)] == [0]
     assert_stores_agree(mlflow_client, study)
     runs = mlflow_runs(mlflow_client, "study")
